@@ -1,0 +1,61 @@
+import type { Heap } from './heap.js'
+import type { ModelKernels } from './model-kernels.js'
+
+/**
+ * The compute surface every backend implements: the same kernels over the same arena memory.
+ * Arguments are byte pointers into `heap` and element counts, exactly as the AssemblyScript exports take
+ * them. Nothing here checks shapes: `Ops` (ops.ts) validates sizes against the buffers before calling in,
+ * so a wrong shape is a clear error and never a wild read inside wasm.
+ *
+ * Keys and values are read through a page table so that the paged KV cache needs no copy: `table` points
+ * to `ceil(n / pageTokens)` int32 byte pointers, page p holding rows p*pageTokens .. of `d` floats each.
+ * A contiguous [n][d] array is a one-entry table with pageTokens >= n.
+ */
+export interface KernelBackend {
+  readonly name: 'wasm' | 'reference' | 'webgpu'
+  readonly heap: Heap
+
+  /** out[h*n + i] = scale * (q[h] . k_i) for h < qHeads (query heads that share this KV head), i < n. */
+  scoreKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
+
+  /** Numerically stable softmax of each of `rows` rows of n floats, in place. */
+  softmaxRows(x: number, rows: number, n: number): void
+  /** log(sum(exp(x_i))) over n floats, stable. */
+  logSumExp(x: number, n: number): number
+  /** out[i] = sum over rows r of softmax(x[r])[i]: the per-head soft vote. x is left unchanged. */
+  softVote(x: number, rows: number, n: number, out: number): void
+
+  /**
+   * Indices of the k largest of n floats (ties to the lower index), written ascending to outIdx.
+   * scratch: n int32 of working space (kernels allocate nothing).
+   */
+  topK(x: number, n: number, k: number, outIdx: number, scratch: number): void
+
+  /** Centered 1-D pooling over positions (odd kernel, stride 1, same length). Max pads with -inf. */
+  maxPool1d(x: number, n: number, kernel: number, out: number): void
+  /** Average pooling as torch avg_pool1d(padding=kernel>>1, count_include_pad=True): pads count as zeros. */
+  avgPool1d(x: number, n: number, kernel: number, out: number): void
+
+  /**
+   * Decode attention of qHeads query heads over one KV head, online softmax.
+   * idx = 0 attends to all n tokens; otherwise idx points to nIdx int32 token indices (gathered).
+   * Writes out[h*d ..] and lse[h] = log-sum-exp of the scaled scores.
+   */
+  attend(
+    q: number, qHeads: number, d: number,
+    kTable: number, vTable: number, pageTokens: number, n: number,
+    idx: number, nIdx: number, scale: number, out: number, lse: number,
+  ): void
+
+  /** Per page of `page` tokens: per-channel min and max of the keys, out [ceil(n/page)][d] each. */
+  pageMinMax(table: number, pageTokens: number, n: number, d: number, page: number, outMin: number, outMax: number): void
+  /** Per chunk of `chunk` tokens: mean key, out [ceil(n/chunk)][d] (the last chunk averages what it has). */
+  chunkMeans(table: number, pageTokens: number, n: number, d: number, chunk: number, out: number): void
+
+  /** memory.copy of n bytes: the bandwidth yardstick for the benchmarks. */
+  copyBytes(dst: number, src: number, n: number): void
+}
+
+export type Backend = KernelBackend & ModelKernels
+
+export type BackendName = 'wasm' | 'reference' | 'webgpu' | 'auto'

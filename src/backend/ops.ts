@@ -1,0 +1,123 @@
+import type { Backend } from './backend.js'
+import type { F32Buf, Heap, I32Buf } from './heap.js'
+import type { HeadView } from '../cache/types.js'
+
+/** A wrong shape, size or argument, found before any kernel runs. */
+export class ShapeError extends Error {
+  override name = 'ShapeError'
+}
+
+function need(cond: boolean, msg: string): void {
+  if (!cond) throw new ShapeError(msg)
+}
+function posInt(x: number, what: string): void {
+  need(Number.isInteger(x) && x > 0, `${what} must be a positive integer, got ${x}`)
+}
+function fits(buf: F32Buf | I32Buf, n: number, what: string): void {
+  need(buf.length >= n, `${what} holds ${buf.length} elements, needs ${n}`)
+}
+
+/**
+ * The kernels with their shapes checked: what the cache, the runtime and the policies call.
+ * Every check happens before the backend is entered, so bad input never reaches wasm.
+ */
+export class Ops {
+  constructor(readonly backend: Backend) {}
+
+  get heap(): Heap {
+    return this.backend.heap
+  }
+
+  /** scores [qHeads][n] = scale * q . k over the n keys of a head view */
+  scoreKeys(q: F32Buf, qHeads: number, kv: HeadView, scale: number, out: F32Buf): void {
+    posInt(qHeads, 'scoreKeys: qHeads')
+    posInt(kv.d, 'scoreKeys: d')
+    fits(q, qHeads * kv.d, 'scoreKeys: q')
+    fits(out, qHeads * kv.n, 'scoreKeys: out')
+    need(Number.isFinite(scale), `scoreKeys: scale must be finite, got ${scale}`)
+    if (kv.n === 0) return
+    this.backend.scoreKeys(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, scale, out.ptr)
+  }
+
+  softmaxRows(x: F32Buf, rows: number, n: number): void {
+    posInt(rows, 'softmaxRows: rows')
+    posInt(n, 'softmaxRows: n')
+    fits(x, rows * n, 'softmaxRows: x')
+    this.backend.softmaxRows(x.ptr, rows, n)
+  }
+
+  logSumExp(x: F32Buf, n = x.length): number {
+    posInt(n, 'logSumExp: n')
+    fits(x, n, 'logSumExp: x')
+    return this.backend.logSumExp(x.ptr, n)
+  }
+
+  softVote(x: F32Buf, rows: number, n: number, out: F32Buf): void {
+    posInt(rows, 'softVote: rows')
+    posInt(n, 'softVote: n')
+    fits(x, rows * n, 'softVote: x')
+    fits(out, n, 'softVote: out')
+    this.backend.softVote(x.ptr, rows, n, out.ptr)
+  }
+
+  /** indices of the k largest of the first n values, ascending; ties go to the lower index */
+  topK(x: F32Buf, n: number, k: number, outIdx: I32Buf, scratch: I32Buf): void {
+    posInt(n, 'topK: n')
+    need(Number.isInteger(k) && k >= 0 && k <= n, `topK: k must be an integer in [0, ${n}], got ${k}`)
+    fits(x, n, 'topK: x')
+    fits(outIdx, k, 'topK: outIdx')
+    fits(scratch, n, 'topK: scratch')
+    if (k === 0) return
+    this.backend.topK(x.ptr, n, k, outIdx.ptr, scratch.ptr)
+  }
+
+  pool1d(kind: 'max' | 'avg', x: F32Buf, n: number, kernel: number, out: F32Buf): void {
+    posInt(n, 'pool1d: n')
+    need(Number.isInteger(kernel) && kernel >= 1 && kernel % 2 === 1, `pool1d: kernel must be an odd positive integer, got ${kernel}`)
+    fits(x, n, 'pool1d: x')
+    fits(out, n, 'pool1d: out')
+    need(x.ptr !== out.ptr, 'pool1d: out must not alias x')
+    if (kind === 'max') this.backend.maxPool1d(x.ptr, n, kernel, out.ptr)
+    else if (kind === 'avg') this.backend.avgPool1d(x.ptr, n, kernel, out.ptr)
+    else throw new ShapeError(`pool1d: kind must be 'max' or 'avg', got ${String(kind)}`)
+  }
+
+  /**
+   * Attention of qHeads query heads over a head view, densely (idx null) or over nIdx gathered slots.
+   * Returns nothing; out [qHeads][d], lse [qHeads].
+   */
+  attend(q: F32Buf, qHeads: number, kv: HeadView, idx: I32Buf | null, nIdx: number, scale: number, out: F32Buf, lse: F32Buf): void {
+    posInt(qHeads, 'attend: qHeads')
+    posInt(kv.d, 'attend: d')
+    posInt(kv.n, 'attend: n (an empty cache has nothing to attend to)')
+    fits(q, qHeads * kv.d, 'attend: q')
+    fits(out, qHeads * kv.d, 'attend: out')
+    fits(lse, qHeads, 'attend: lse')
+    if (idx) {
+      posInt(nIdx, 'attend: nIdx')
+      fits(idx, nIdx, 'attend: idx')
+      const v = idx.view
+      for (let i = 0; i < nIdx; i++) {
+        const t = v[i]
+        if (!(t >= 0 && t < kv.n)) throw new ShapeError(`attend: idx[${i}] = ${t} is outside [0, ${kv.n})`)
+      }
+    }
+    this.backend.attend(q.ptr, qHeads, kv.d, kv.kTable, kv.vTable, kv.pageTokens, kv.n, idx ? idx.ptr : 0, idx ? nIdx : 0, scale, out.ptr, lse.ptr)
+  }
+
+  pageMinMax(kv: HeadView, page: number, outMin: F32Buf, outMax: F32Buf): void {
+    posInt(page, 'pageMinMax: page')
+    const pages = Math.ceil(kv.n / page)
+    fits(outMin, pages * kv.d, 'pageMinMax: outMin')
+    fits(outMax, pages * kv.d, 'pageMinMax: outMax')
+    if (kv.n === 0) return
+    this.backend.pageMinMax(kv.kTable, kv.pageTokens, kv.n, kv.d, page, outMin.ptr, outMax.ptr)
+  }
+
+  chunkMeans(kv: HeadView, chunk: number, out: F32Buf): void {
+    posInt(chunk, 'chunkMeans: chunk')
+    fits(out, Math.ceil(kv.n / chunk) * kv.d, 'chunkMeans: out')
+    if (kv.n === 0) return
+    this.backend.chunkMeans(kv.kTable, kv.pageTokens, kv.n, kv.d, chunk, out.ptr)
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The KV cache's public surface and the decisions it carries out. Policies import these types; the cache
+ * imports no policy. A decision says what to keep, merge, add or prune; the cache does it and frees memory.
+ */
+
+/** A read-only window on one (layer, KV head) stream, ready for the kernels: page table and sizes. */
+export interface HeadView {
+  /** byte pointer to ceil(n / pageTokens) int32 page pointers (keys) */
+  readonly kTable: number
+  /** byte pointer to the value page table */
+  readonly vTable: number
+  readonly pageTokens: number
+  /** tokens stored */
+  readonly n: number
+  /** floats per key row (head_dim, or fewer after channel pruning of this segment) */
+  readonly d: number
+}
+
+export type KeyStorage = 'post-rope' | 'pre-rope'
+
+export interface KVCacheOptions {
+  layers: number
+  kvHeads: number
+  headDim: number
+  /** tokens per page (default 64) */
+  pageTokens?: number
+  /** keys as stored: after RoPE (default) or before, rotated at attention time from cache positions */
+  keys?: KeyStorage
+}
+
+/** Bytes held, per tier. `hot` is float32 K/V pages; later tiers (quantized, offloaded) add fields. */
+export interface CacheBytes {
+  hot: number
+  quantized: number
+  offloaded: number
+  total: number
+}
+
+/** Merge a set of tokens into a pivot: k_p = sum w_i k_i / sum w_i (pivot included with its own weight). */
+export interface MergeSpec {
+  pivot: number
+  members: Int32Array
+  weights: Float32Array
+}
+
+/** An extra token (for example RazorAttention's compensation token), appended after compaction. */
+export interface ExtraToken {
+  key: Float32Array
+  value: Float32Array
+  /** position label (for RoPE when keys are pre-RoPE, and for reporting) */
+  position: number
+}
+
+/** What to do to one (layer, KV head). Indices are slots in the cache as it stands before the decision. */
+export interface HeadDecision {
+  layer: number
+  head: number
+  /** slots to keep, ascending; the rest are evicted and their pages freed */
+  keep: Int32Array
+  /** applied before eviction; members need not be in keep */
+  merges?: MergeSpec[]
+  extra?: ExtraToken[]
+}
+
+export interface Decision {
+  heads: HeadDecision[]
+}
+
+export interface KVCache {
+  readonly options: Required<KVCacheOptions>
+  /** tokens stored for (layer, head) */
+  length(layer: number, head: number): number
+  /** original positions of the stored tokens (a copy) */
+  positions(layer: number, head: number): Int32Array
+  /** kernel-ready view of a head's keys and values */
+  view(layer: number, head: number): HeadView
+  /** keys of a head as a fresh [n][d] array (for policies that need a copy) */
+  readKeys(layer: number, head: number): Float32Array
+  readValues(layer: number, head: number): Float32Array
+  /**
+   * Appends T tokens to every KV head of a layer. k and v are [T][kvHeads][headDim] (the projection layout),
+   * positions has T entries.
+   */
+  append(layer: number, k: Float32Array, v: Float32Array, positions: Int32Array): void
+  /** Carries out a decision; validates it whole first, so a bad decision changes nothing. */
+  apply(decision: Decision): void
+  bytes(): CacheBytes
+  /** bytes of one token across all layers and heads at full precision */
+  readonly bytesPerToken: number
+  /** frees every page; the cache is empty and reusable afterwards */
+  clear(): void
+  /** frees everything for good */
+  dispose(): void
+}

@@ -1,0 +1,91 @@
+import type { BackendName } from '../backend/backend.js'
+import type { CacheBytes, KVCache } from '../cache/types.js'
+import type { ModelShape, Policy } from '../policies/types.js'
+
+/** The parts of config.json the runtime uses, normalized across Llama, Mistral, Qwen2 and SmolLM. */
+export interface ModelConfig extends ModelShape {
+  architecture: string
+  hidden: number
+  intermediate: number
+  vocab: number
+  rmsNormEps: number
+  ropeTheta: number
+  /** llama3 RoPE scaling, when the config has it */
+  ropeScaling: null | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+  maxPositions: number
+  tieWordEmbeddings: boolean
+  /** Qwen2: biases on the Q, K and V projections */
+  attentionBias: boolean
+  bosTokenId: number | null
+  eosTokenIds: number[]
+  padTokenId: number | null
+}
+
+export interface LoadOptions {
+  backend?: BackendName
+}
+
+export interface GenerateOptions {
+  maxNewTokens?: number
+  /** 0 (default) is greedy */
+  temperature?: number
+  topP?: number
+  topK?: number
+  seed?: number
+  /** stop strings: generation ends when the text ends with one (it is not returned) */
+  stop?: string[]
+  signal?: AbortSignal
+  /** the KV-cache policy; none keeps the full cache */
+  policy?: Policy
+  /** called with each new token as it is produced */
+  onToken?: (token: GeneratedToken) => void
+}
+
+export interface GeneratedToken {
+  id: number
+  text: string
+}
+
+export interface GenerateStats {
+  promptTokens: number
+  newTokens: number
+  prefillMs: number
+  /** time of policy decisions at prefill end, included in prefillMs */
+  compressMs: number
+  decodeMsPerToken: number
+  /** cache bytes after compression (at prefill end) and at the end */
+  kvBytesAfterPrefill: CacheBytes
+  kvBytes: CacheBytes
+  /** what a full cache would hold for the same tokens */
+  kvBytesFull: number
+}
+
+export interface GenerateResult {
+  text: string
+  ids: number[]
+  stats: GenerateStats
+}
+
+/** A streaming generation: iterate it for tokens, or await `result` for the whole. */
+export interface Generation extends AsyncIterable<GeneratedToken> {
+  readonly result: Promise<GenerateResult>
+}
+
+export interface Tokenizer {
+  encode(text: string): number[]
+  decode(ids: number[]): string
+  readonly vocabSize: number
+}
+
+export interface Model {
+  readonly config: ModelConfig
+  readonly tokenizer: Tokenizer
+  /** full logits [ids.length][vocab] of a prompt (tests and perplexity) */
+  logits(ids: number[]): Float32Array
+  /** prompt as text or token ids */
+  generate(prompt: string | number[], options?: GenerateOptions): Generation
+  /** a fresh, empty KV cache sized for this model */
+  newCache(): KVCache
+  /** frees the weights and every buffer of this model */
+  dispose(): void
+}

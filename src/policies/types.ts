@@ -1,0 +1,71 @@
+import type { Decision, KVCache } from '../cache/types.js'
+import type { Ops } from '../backend/ops.js'
+
+/** Model facts a policy may need to size its work. */
+export interface ModelShape {
+  layers: number
+  qHeads: number
+  kvHeads: number
+  headDim: number
+  /** query heads per KV head (qHeads / kvHeads); query head h reads KV head floor(h / group) */
+  group: number
+}
+
+/** What a policy asks the runtime to capture during prefill and decode (nothing is computed unasked). */
+export interface PolicyNeeds {
+  /** last w post-RoPE queries of the prompt, per layer */
+  observationWindow?: number
+  /** every query's attention mass per token, accumulated over the prompt (H2O's heavy-hitter score) */
+  prefillAttentionMass?: boolean
+  /** the current decode query (post-RoPE) at each step */
+  decodeQueries?: boolean
+  /** the hidden state entering each layer, per token, at creation (TRIM-KV's gates) */
+  hiddenStates?: boolean
+  /** keys before RoPE (ShadowKV, Knorm variants) */
+  preRopeKeys?: boolean
+}
+
+/** Hook data for one layer, computed only where the policy's needs ask for it. */
+export interface LayerHooks {
+  layer: number
+  /** [qHeads][w][headDim] post-RoPE queries of the last w prompt tokens */
+  observationQueries?: Float32Array
+  /** the positions of those w queries */
+  observationPositions?: Int32Array
+  /** [kvHeads][n] summed attention probability per cached token over all prompt queries (per KV head: sum over its group) */
+  attentionMass?: Float32Array
+  /** [qHeads][headDim] the decode query of this step */
+  decodeQuery?: Float32Array
+  /** [n][hidden] hidden states at token creation, for the cache's tokens in slot order */
+  hiddenStates?: Float32Array
+  /** [n][kvHeads][headDim] keys before RoPE, in slot order */
+  preRopeKeys?: Float32Array
+}
+
+export interface PolicyContext {
+  cache: KVCache
+  ops: Ops
+  model: ModelShape
+  /** per layer */
+  hooks: LayerHooks[]
+  /** prompt length in tokens */
+  promptLength: number
+  /** decode steps taken so far (0 at prefill end) */
+  step: number
+}
+
+/** A KV-cache policy: reads hook data, answers with a decision the cache carries out. */
+export interface Policy {
+  readonly name: string
+  readonly needs: PolicyNeeds
+  /** once, after the prompt is in the cache */
+  onPrefillEnd?(ctx: PolicyContext): Decision | null
+  /** after each decode step (periodic eviction, score accumulation) */
+  onDecodeStep?(ctx: PolicyContext): Decision | null
+}
+
+/** Options every policy accepts through its spec string: a budget as a ratio of the prompt or a token count. */
+export interface BudgetOptions {
+  budget?: number
+  tokens?: number
+}
