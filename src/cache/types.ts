@@ -30,10 +30,14 @@ export interface KVCacheOptions {
 
 /** Bytes held, per tier. `hot` is float32 K/V pages; later tiers (quantized, offloaded) add fields. */
 export interface CacheBytes {
+  /** float32 K/V of the stored tokens: tokens x bytes per token (what the tokens need) */
   hot: number
   quantized: number
   offloaded: number
+  /** hot + quantized + offloaded */
   total: number
+  /** bytes really allocated: whole pages (a partly filled last page counts whole) and page tables */
+  reserved: number
 }
 
 /** Merge a set of tokens into a pivot: k_p = sum w_i k_i / sum w_i (pivot included with its own weight). */
@@ -60,6 +64,11 @@ export interface HeadDecision {
   /** applied before eviction; members need not be in keep */
   merges?: MergeSpec[]
   extra?: ExtraToken[]
+  /**
+   * ThinK: after compaction, the keys of slots [0, upto) keep only these channels (ascending) and are
+   * stored with channels.length floats per row; later slots and new tokens stay whole.
+   */
+  keyChannels?: { channels: Int32Array; upto: number }
 }
 
 export interface Decision {
