@@ -5,10 +5,14 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { createPolicy } from '../src/policies/registry.js'
 import type { LayerHooks, ModelShape, Policy, PolicyContext } from '../src/policies/types.js'
-import { ArrayCache, loopOps } from './policies-fakes.js'
+import { createBackend } from '../src/backend/index.js'
+import { Ops } from '../src/backend/ops.js'
+import { PagedKVCache } from '../src/cache/paged-cache.js'
 
 const model: ModelShape = { layers: 2, qHeads: 6, kvHeads: 2, headDim: 8, group: 3 }
-const ops = loopOps()
+// the wasm kernels and the real paged cache, with small pages so heads span several
+const ops = new Ops(await createBackend('wasm'))
+const newCache = (o: { layers: number; kvHeads: number; headDim: number }) => new PagedKVCache(ops.heap, { ...o, pageTokens: 16 })
 
 function rng(seed: number): () => number {
   let s = seed >>> 0
@@ -20,7 +24,7 @@ function rng(seed: number): () => number {
 const gauss = (r: () => number) => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r())
 
 interface World {
-  cache: ArrayCache
+  cache: PagedKVCache
   keys: number[][][][] // [layer][head][slot][d]
   queries: Float32Array[] // per layer [qHeads][W][d]
   qpos: Int32Array
@@ -28,7 +32,7 @@ interface World {
   ctx: PolicyContext
 }
 
-let caches: ArrayCache[] = []
+let caches: PagedKVCache[] = []
 afterEach(() => {
   for (const c of caches) c.dispose()
   caches = []
@@ -37,7 +41,7 @@ afterEach(() => {
 function world(n: number, W: number, seed: number): World {
   const r = rng(seed)
   const { layers, kvHeads, headDim, qHeads } = model
-  const cache = new ArrayCache(ops.heap, { layers, kvHeads, headDim })
+  const cache = newCache({ layers, kvHeads, headDim })
   caches.push(cache)
   const keys: number[][][][] = []
   const queries: Float32Array[] = []
@@ -132,7 +136,7 @@ describe('SnapKV', () => {
       w.queries[l].fill(0)
       for (let qh = 0; qh < model.qHeads; qh++) for (let i = 0; i < W; i++) w.queries[l][(qh * W + i) * model.headDim] = 4
     }
-    const cache = new ArrayCache(ops.heap, { layers: 2, kvHeads: 2, headDim: 8 })
+    const cache = newCache({ layers: 2, kvHeads: 2, headDim: 8 })
     caches.push(cache)
     for (let l = 0; l < model.layers; l++) {
       const k = new Float32Array(n * 2 * 8)
@@ -252,7 +256,7 @@ describe('PyramidKV', () => {
     const pm: ModelShape = { ...model, layers: 4 }
     const n = 100, W = 8
     const r = rng(21)
-    const cache = new ArrayCache(ops.heap, { layers: 4, kvHeads: 2, headDim: 8 })
+    const cache = newCache({ layers: 4, kvHeads: 2, headDim: 8 })
     caches.push(cache)
     const hooks: LayerHooks[] = []
     for (let l = 0; l < 4; l++) {
@@ -291,7 +295,7 @@ describe('AdaKV', () => {
   it('gives more budget to the head whose attention is spread, the concentrated head keeping its floor', () => {
     const n = 100, W = 4
     const w = world(n, W, 2)
-    const cache = new ArrayCache(ops.heap, { layers: 2, kvHeads: 2, headDim: 8 })
+    const cache = newCache({ layers: 2, kvHeads: 2, headDim: 8 })
     caches.push(cache)
     for (let l = 0; l < 2; l++) {
       const k = new Float32Array(n * 16)
