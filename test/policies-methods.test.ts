@@ -292,6 +292,21 @@ describe('AdaKV', () => {
       expect(kept[l][0].length + kept[l][1].length).toBe(2 * C)
     }
   })
+  it('with scope=model shares one budget across every layer and head', () => {
+    const n = 80, W = 16
+    const w = world(n, W, 37)
+    const before = [0, 1].flatMap((l) => [0, 1].map((h) => snapScores(w, l, h, W, 16, 'max', 7, 'mean')))
+    const kept = keptAfterPrefill(createPolicy('adakv:budget=0.25,window=16,alpha=0.2,scope=model', model)!, w)
+    const C = 20, floor = Math.floor(0.2 * C)
+    const flat: [number, number, number][] = []
+    before.forEach((s, lh) => {
+      const fl = new Set(topIdx(s, floor))
+      s.forEach((x, i) => flat.push([fl.has(i) ? Infinity : x, lh, i]))
+    })
+    const chosen = flat.map((f, j) => [f[0], j] as [number, number]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, 4 * C).map((x) => flat[x[1]])
+    for (let lh = 0; lh < 4; lh++) expect(kept[lh >> 1][lh & 1]).toEqual(chosen.filter((c) => c[1] === lh).map((c) => c[2]).sort((a, b) => a - b))
+    expect(kept.flat().reduce((a, k) => a + k.length, 0)).toBe(4 * C)
+  })
   it('gives more budget to the head whose attention is spread, the concentrated head keeping its floor', () => {
     const n = 100, W = 4
     const w = world(n, W, 2)

@@ -21,6 +21,8 @@ export interface EvictionMethod {
   layerBudgets?(perHead: number, ctx: PolicyContext): number[]
   /** which slots each head keeps, given the layer's per-head budget (default: each head its own top) */
   keep?(ctx: PolicyContext, scores: Float32Array[], perHead: number): Int32Array[]
+  /** one allocation across every layer and head (instead of per layer): scores [layer][head], the average per head */
+  keepModel?(ctx: PolicyContext, scores: Float32Array[][], perHead: number): Int32Array[][]
   /** state that follows the slots (H2O's accumulated attention) learns what was kept */
   kept?(layer: number, head: number, keep: Int32Array): void
   /** at prefill end, before scoring (state that starts from the prompt's hook data) */
@@ -39,17 +41,26 @@ export function evictionPolicy(m: EvictionMethod): Policy {
       targets = m.layerBudgets ? m.layerBudgets(perHead, ctx) : new Array(model.layers).fill(perHead)
     }
     const heads: HeadDecision[] = []
-    for (let layer = 0; layer < model.layers; layer++) {
-      let over = false
-      for (let h = 0; h < model.kvHeads; h++) if (cache.length(layer, h) > targets[layer]) over = true
-      if (!over) continue
-      const scores = m.score(ctx, layer, phase)
-      const keep = m.keep ? m.keep(ctx, scores, targets[layer]) : keepTopPerHead(ctx.ops, scores, scores.map(() => targets![layer]))
+    const decide = (layer: number, keep: Int32Array[]) =>
       keep.forEach((k, h) => {
         if (k.length === cache.length(layer, h)) return
         heads.push({ layer, head: h, keep: k })
         m.kept?.(layer, h, k)
       })
+    if (m.keepModel) {
+      let held = 0
+      for (let layer = 0; layer < model.layers; layer++) for (let h = 0; h < model.kvHeads; h++) held += cache.length(layer, h)
+      if (held <= targets[0] * model.layers * model.kvHeads) return null
+      const scores = Array.from({ length: model.layers }, (_, layer) => m.score(ctx, layer, phase))
+      m.keepModel(ctx, scores, targets[0]).forEach((keep, layer) => decide(layer, keep))
+      return heads.length ? { heads } : null
+    }
+    for (let layer = 0; layer < model.layers; layer++) {
+      let over = false
+      for (let h = 0; h < model.kvHeads; h++) if (cache.length(layer, h) > targets[layer]) over = true
+      if (!over) continue
+      const scores = m.score(ctx, layer, phase)
+      decide(layer, m.keep ? m.keep(ctx, scores, targets[layer]) : keepTopPerHead(ctx.ops, scores, scores.map(() => targets![layer])))
     }
     return heads.length ? { heads } : null
   }
