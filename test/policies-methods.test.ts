@@ -363,6 +363,27 @@ describe('periodic compression (every=N)', () => {
   })
 })
 
+describe('compensation (compensate=true)', () => {
+  it('replaces the evicted tokens of each head by their mean key and value, within the budget', () => {
+    const n = 60
+    const w = world(n, 8, 14)
+    const values = [0, 1].map((l) => [0, 1].map((h) => w.cache.readValues(l, h)))
+    const kept = keptAfterPrefill(createPolicy('streamingllm:tokens=20,sinks=4,compensate=true', model)!, w)
+    for (let l = 0; l < 2; l++)
+      for (let h = 0; h < 2; h++) {
+        expect(w.cache.length(l, h)).toBe(20)
+        expect(kept[l][h].slice(0, 19)).toEqual([0, 1, 2, 3, ...Array.from({ length: 15 }, (_, i) => 45 + i)])
+        const dropped = Array.from({ length: 41 }, (_, i) => 4 + i)
+        const k = w.cache.readKeys(l, h).subarray(19 * 8, 20 * 8)
+        const v = w.cache.readValues(l, h).subarray(19 * 8, 20 * 8)
+        for (let c = 0; c < 8; c++) {
+          expect(k[c]).toBeCloseTo(dropped.reduce((a, t) => a + w.keys[l][h][t][c], 0) / 41, 4)
+          expect(v[c]).toBeCloseTo(dropped.reduce((a, t) => a + values[l][h][t * 8 + c], 0) / 41, 4)
+        }
+      }
+  })
+})
+
 describe('composition', () => {
   it('runs the parts in order on the same cache', () => {
     const w = world(100, 8, 3)
