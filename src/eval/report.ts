@@ -19,7 +19,7 @@ export interface ReportMeta {
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f']
-const W = 420, H = 260, M = { left: 48, right: 12, top: 24, bottom: 40 }
+const W = 420, H = 260, M = { left: 48, right: 24, top: 24, bottom: 40 }
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
 /** the policy's name without its options: settings of one policy share a colour and a line */
@@ -70,7 +70,7 @@ export function barChart(kind: string, title: string, rows: { label: string; val
   const bars = rows
     .map((r, i) => {
       const y = M.top + i * rowH
-      const w = Math.max(1, (r.value / max) * (width - labelW - 110))
+      const w = Math.max(1, (r.value / max) * (width - labelW - 170))
       return `<text x="${labelW - 6}" y="${y + 14}" text-anchor="end">${esc(r.label)}</text>` +
         `<rect class="bar" data-policy="${esc(r.label)}" x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${r.colour}"><title>${esc(r.label)}: ${esc(r.text)}</title></rect>` +
         `<text x="${labelW + w + 6}" y="${y + 14}">${esc(r.text)}</text>`
