@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { PromptBuilder } from '../src/eval/prompt.js'
 import { TASK_NAMES } from '../src/eval/tasks.js'
@@ -90,6 +93,17 @@ describe('task prompts', () => {
       if (whole.join(',') !== s.promptIds.join(',')) differing++
     }
     expect(differing).toBeGreaterThan(0)
+  })
+
+  it('take their haystack from the user\'s own text when given', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvkit-own-'))
+    const text = Array.from({ length: 400 }, (_, i) => `Ledger line ${i} records a shipment of ${i % 17} crates.`).join('\n')
+    writeFileSync(join(dir, 'ledger.txt'), text)
+    const own = new PromptBuilder({ tokenizer, bosId: 0, books: loadBooks(join(dir, 'ledger.txt')), words: loadWordList(defaultWordsFile()) })
+    const s = own.build('passkey', 1024, 1, 0)
+    const sentences = s.pieces.filter((p) => p.kind === 'sentence')
+    expect(sentences.length).toBeGreaterThan(20)
+    for (const p of sentences) expect(p.text).toMatch(/^ ?Ledger line \d+ records a shipment of \d+ crates\.$/)
   })
 
   it('reject a length too short for the needles and question', () => {
