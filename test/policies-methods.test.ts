@@ -161,6 +161,14 @@ describe('SnapKV', () => {
       }
     })
   }
+  it('with share=model,combine=max keeps the tokens any head votes for most', () => {
+    const n = 70, W = 16
+    const w = world(n, W, 43)
+    const scores = [0, 1].flatMap((l) => [0, 1].map((h) => snapScores(w, l, h, W, 16, 'max', 7, 'mean')))
+    const kept = keptAfterPrefill(createPolicy('snapkv:tokens=25,window=16,share=model,combine=max', model)!, w)
+    const want = topIdx(scores[0].map((_, i) => Math.max(...scores.map((s) => s[i]))), 25)
+    for (const layer of kept) for (const k of layer) expect(k).toEqual(want)
+  })
   it('always keeps its sinks when asked', () => {
     const w = world(80, 16, 5)
     const kept = keptAfterPrefill(createPolicy('snapkv:tokens=24,window=16,sinks=4', model)!, w)

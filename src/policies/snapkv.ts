@@ -18,16 +18,20 @@ import type { Phase } from './evict.js'
 
 export const shareOption: OptionSpec = {
   name: 'share', type: 'string', default: 'head', choices: ['head', 'layer', 'model'],
-  description: 'each KV head keeps its own top tokens (head), or one selection from the summed votes serves a layer or the whole model',
+  description: 'each KV head keeps its own top tokens (head), or one selection from the combined votes serves a layer or the whole model',
+}
+export const combineOption: OptionSpec = {
+  name: 'combine', type: 'string', default: 'sum', choices: ['sum', 'max'],
+  description: 'with share=layer|model: combine the heads\' votes by sum, or by max (a token any head votes for)',
 }
 
 /** the keep rule for `share`: own top per head, or one shared selection per layer or for the model */
-export function sharedSelection(share: string, kvHeads: number): Pick<EvictionMethod, 'keep' | 'keepModel'> {
-  if (share === 'layer') return { keep: (ctx, scores, perHead) => keepShared(ctx.ops, scores, perHead) }
+export function sharedSelection(share: string, combine: 'sum' | 'max', kvHeads: number): Pick<EvictionMethod, 'keep' | 'keepModel'> {
+  if (share === 'layer') return { keep: (ctx, scores, perHead) => keepShared(ctx.ops, scores, perHead, combine) }
   if (share === 'model') {
     return {
       keepModel: (ctx, scores, perHead) => {
-        const keep = keepShared(ctx.ops, scores.flat(), perHead)
+        const keep = keepShared(ctx.ops, scores.flat(), perHead, combine)
         return scores.map((_, l) => keep.slice(l * kvHeads, (l + 1) * kvHeads))
       },
     }
@@ -64,11 +68,11 @@ export const snapkv: PolicyDefinition = {
   name: 'snapkv',
   description: 'SnapKV: keep the tokens the last w prompt queries attend to (pooled vote, GQA-aware), plus the window',
   stage: 'eviction',
-  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption, shareOption],
+  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption, shareOption, combineOption],
   create(o, model) {
     return evictionPolicy({
       name: 'snapkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
-      ...sharedSelection(o.share as string, model.kvHeads),
+      ...sharedSelection(o.share as string, o.combine as 'sum' | 'max', model.kvHeads),
     })
   },
 }
