@@ -1,4 +1,4 @@
-import { madd, dot, rowAt } from './simd'
+import { madd, dot, rowAt, touch } from './simd'
 import { expv } from './expv'
 import { scoreTile } from './tiles'
 
@@ -111,6 +111,7 @@ export function attend(
   idx: usize, nIdx: i32, scale: f32, out: usize, lse: usize,
 ): void {
   const count = idx == 0 ? n : nIdx
+  const rowBytes = <usize>d << 2
   for (let h0 = 0; h0 < qHeads; h0 += GROUP) {
     const g = min(GROUP, qHeads - h0)
     const qg = q + (<usize>(h0 * d) << 2)
@@ -124,8 +125,12 @@ export function attend(
       const bn = min(BLOCK, count - j0)
       for (let j = 0; j < bn; j++) {
         const t = idx == 0 ? j0 + j : load<i32>(idx + (<usize>(j0 + j) << 2))
-        store<u32>(kRows + (<usize>j << 2), <u32>rowAt(kTable, pageTokens, d, t))
-        store<u32>(vRows + (<usize>j << 2), <u32>rowAt(vTable, pageTokens, d, t))
+        const k = rowAt(kTable, pageTokens, d, t)
+        const v = rowAt(vTable, pageTokens, d, t)
+        touch(k, rowBytes)
+        touch(v, rowBytes)
+        store<u32>(kRows + (<usize>j << 2), <u32>k)
+        store<u32>(vRows + (<usize>j << 2), <u32>v)
       }
       blockScores(qg, g, d, bn, scale)
       for (let h = 0; h < g; h++) foldBlock(h, og + (<usize>(h * d) << 2), bn, d)

@@ -1,4 +1,4 @@
-import { dot, rowAt } from './simd'
+import { dot, rowAt, touch } from './simd'
 import { tile4x1, tile2x4, tileR, tileS, scoreTile } from './tiles'
 
 /**
@@ -28,6 +28,8 @@ export function scoreKeys(q: usize, qHeads: i32, d: i32, table: usize, pageToken
     for (; i + 2 <= n; i += 2) {
       const k0 = rowAt(table, pageTokens, d, i)
       const k1 = (i % pageTokens) + 1 < pageTokens ? k0 + stride : rowAt(table, pageTokens, d, i + 1)
+      // the group's arithmetic is slower than memory: fetch the coming rows with many misses in flight
+      if ((i & 15) == 0) for (let j = i; j < min(n, i + 16); j++) touch(rowAt(table, pageTokens, d, j), stride)
       for (let h = 0; h < qHeads; h += 4) {
         // heads past the group repeat the last one; their lanes are not stored
         const q0 = q + <usize>h * stride
