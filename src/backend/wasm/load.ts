@@ -129,7 +129,9 @@ function compileSource(src: WasmSource | undefined, file: string): Promise<WebAs
   const key = src === undefined ? `default:${file}` : String(src)
   let p = compiled.get(key)
   if (!p) {
-    p = (src === undefined ? readDefault(file) : readUrl(new URL(String(src), import.meta.url))).then((b) => WebAssembly.compile(b))
+    const url = src === undefined ? undefined : new URL(String(src), import.meta.url)
+    const bytes = url ? readUrl(url).catch((e: Error) => Promise.reject(new WasmLoadError(`cannot read ${url.href}: ${e.message}`))) : readDefault(file)
+    p = bytes.then((b) => WebAssembly.compile(b))
     compiled.set(key, p)
     p.catch(() => compiled.delete(key))
   }
