@@ -27,7 +27,7 @@ async function measure(tasks: Record<string, () => void>, time = 250, rounds = 5
   const names = Object.keys(tasks)
   const perRound: Record<string, number>[] = []
   for (let r = 0; r < rounds; r++) {
-    const bench = new Bench({ time, warmupTime: 50 })
+    const bench = new Bench({ time, iterations: 5, warmupTime: 50, warmupIterations: 2 })
     for (const name of r % 2 ? [...names].reverse() : names) bench.add(name, tasks[name])
     await bench.run()
     const got: Record<string, number> = {}
