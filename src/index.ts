@@ -19,3 +19,6 @@ export { ModelLoadError, ModelInputError } from './model/errors.js'
 export { PagedKVCache } from './cache/paged-cache.js'
 export { attendCache } from './cache/attention.js'
 export { CacheError } from './cache/errors.js'
+// policies: registry and spec strings
+export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'
+export type { PolicyDefinition, OptionSpec, PolicyStage } from './policies/registry.js'
