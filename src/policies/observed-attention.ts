@@ -15,6 +15,21 @@ export function attentionProbs(
   ops: Ops, view: HeadView, keyPositions: Int32Array,
   queries: Float32Array, rows: number, queryPositions: ArrayLike<number>, scale: number,
 ): Float32Array {
+  return scoreMasked(ops, view, keyPositions, queries, rows, queryPositions, scale, true)
+}
+
+/** The logits scale * q_r . k_j of attentionProbs before the softmax; masked entries are -Infinity. */
+export function attentionLogits(
+  ops: Ops, view: HeadView, keyPositions: Int32Array,
+  queries: Float32Array, rows: number, queryPositions: ArrayLike<number>, scale: number,
+): Float32Array {
+  return scoreMasked(ops, view, keyPositions, queries, rows, queryPositions, scale, false)
+}
+
+function scoreMasked(
+  ops: Ops, view: HeadView, keyPositions: Int32Array,
+  queries: Float32Array, rows: number, queryPositions: ArrayLike<number>, scale: number, softmax: boolean,
+): Float32Array {
   const n = view.n
   const d = view.d
   if (queries.length !== rows * d) throw new RangeError(`attentionProbs: queries hold ${queries.length} floats, expected ${rows} x ${d}`)
@@ -31,7 +46,7 @@ export function attentionProbs(
       const qp = queryPositions[r]
       for (let j = 0; j < n; j++) if (keyPositions[j] > qp) sv[r * n + j] = -Infinity
     }
-    ops.softmaxRows(s, rows, n)
+    if (softmax) ops.softmaxRows(s, rows, n)
     return s.view.slice()
   } finally {
     q.free()
