@@ -1,2 +1,13 @@
 // The compute core's exports: kernels over pointers and sizes into the memory TypeScript owns.
 export { heapBase, copyBytes } from './kernels/memory'
+export { matmul, fmaPeak } from './model/matmul'
+export { rmsnorm } from './model/norm'
+export { rope } from './model/rope'
+export { swiglu, addInPlace } from './model/activation'
+export { attendCausal, attentionMass } from './model/attention'
+export { scoreKeys } from './kernels/score'
+export { softmaxRows, logSumExp, softVote } from './kernels/softmax'
+export { topK } from './kernels/topk'
+export { maxPool1d, avgPool1d } from './kernels/pool'
+export { attend } from './kernels/attention'
+export { pageMinMax, chunkMeans } from './kernels/pages'

@@ -21,7 +21,8 @@ interface FreeBlock {
 
 export class Heap {
   readonly memory: WebAssembly.Memory
-  private readonly base: number
+  /** first byte the arena hands out (above the wasm module's static data) */
+  readonly base: number
   private top: number
   private readonly free: FreeBlock[] = []
   private readonly sizes = new Map<number, number>()

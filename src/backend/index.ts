@@ -1,0 +1,32 @@
+import type { Backend, BackendName } from './backend.js'
+import { Heap } from './heap.js'
+import { referenceKernels } from './reference/kernels.js'
+import { referenceModelKernels } from './reference/model-kernels.js'
+import { wasmKernels } from './wasm/kernels.js'
+import { wasmModelKernels } from './wasm/model-kernels.js'
+import { loadWasm, supportsSimd, type WasmBuild, type WasmLoadOptions } from './wasm/load.js'
+
+export interface BackendOptions extends WasmLoadOptions {}
+
+/** A backend as createBackend returns it; `build` says which wasm build runs (absent for reference). */
+export type CreatedBackend = Backend & { readonly build?: WasmBuild }
+
+/**
+ * Makes a backend: 'wasm' (the SIMD core; relaxed SIMD where it pays), 'reference' (plain TypeScript
+ * twins, slow but obviously right) or 'auto' (wasm where the runtime has WebAssembly SIMD, else
+ * reference). Async because the wasm module is compiled. Pass `heap` to share an arena: a wasm and a
+ * reference backend on one heap see the same buffers, which is how the tests compare them.
+ */
+export async function createBackend(name: BackendName = 'auto', opts: BackendOptions = {}): Promise<CreatedBackend> {
+  if (name === 'reference') {
+    const heap = opts.heap ?? new Heap()
+    return { name: 'reference', heap, ...referenceKernels(heap), ...referenceModelKernels(heap) }
+  }
+  if (name === 'wasm' || (name === 'auto' && supportsSimd())) {
+    const { exports, heap, build } = await loadWasm(opts)
+    return { name: 'wasm', heap, build, ...wasmKernels(exports, heap), ...wasmModelKernels(exports as unknown as WebAssembly.Exports, heap) }
+  }
+  if (name === 'auto') return createBackend('reference', opts)
+  if (name === 'webgpu') throw new Error("createBackend: the 'webgpu' backend is not part of this build yet; use 'wasm' or 'auto'")
+  throw new Error(`createBackend: unknown backend ${JSON.stringify(name)}; expected 'wasm', 'reference', 'webgpu' or 'auto'`)
+}

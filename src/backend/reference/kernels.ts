@@ -1,0 +1,167 @@
+import type { Heap } from '../heap.js'
+import type { KernelBackend } from '../backend.js'
+
+/** The kernel methods of a backend, without its name and heap. */
+export type Kernels = Omit<KernelBackend, 'name' | 'heap'>
+
+/**
+ * Plain TypeScript twins of the wasm kernels: the obviously-right version the tests compare against.
+ * They read and write the same arena memory through the same pointers (page tables included), so a test
+ * can run both on identical inputs. Written for clarity, not speed: one element at a time, float64
+ * arithmetic where JavaScript gives it for free.
+ */
+export function referenceKernels(heap: Heap): Kernels {
+  /** float index (not byte) of row i of a paged [n][d] stream */
+  const row = (table: number, pageTokens: number, d: number, i: number): number => {
+    const page = heap.I32[(table >> 2) + Math.floor(i / pageTokens)]
+    return (page >> 2) + (i % pageTokens) * d
+  }
+  const dot = (a: number, b: number, d: number): number => {
+    const F = heap.F32
+    let s = 0
+    for (let c = 0; c < d; c++) s += F[a + c] * F[b + c]
+    return s
+  }
+  const rowMax = (x: number, n: number): number => {
+    const F = heap.F32
+    let m = -Infinity
+    for (let i = 0; i < n; i++) m = Math.max(m, F[x + i])
+    return m
+  }
+
+  return {
+    scoreKeys(q, qHeads, d, table, pageTokens, n, scale, out) {
+      const F = heap.F32
+      for (let h = 0; h < qHeads; h++) {
+        for (let i = 0; i < n; i++) {
+          F[(out >> 2) + h * n + i] = scale * dot((q >> 2) + h * d, row(table, pageTokens, d, i), d)
+        }
+      }
+    },
+
+    softmaxRows(x, rows, n) {
+      const F = heap.F32
+      for (let r = 0; r < rows; r++) {
+        const base = (x >> 2) + r * n
+        const m = rowMax(base, n)
+        // a row with nothing attendable (all -inf) becomes all zeros rather than NaN
+        if (m === -Infinity) {
+          for (let i = 0; i < n; i++) F[base + i] = 0
+          continue
+        }
+        let s = 0
+        for (let i = 0; i < n; i++) s += Math.exp(F[base + i] - m)
+        for (let i = 0; i < n; i++) F[base + i] = Math.exp(F[base + i] - m) / s
+      }
+    },
+
+    logSumExp(x, n) {
+      const F = heap.F32
+      const m = rowMax(x >> 2, n)
+      if (m === -Infinity || m === Infinity) return m
+      let s = 0
+      for (let i = 0; i < n; i++) s += Math.exp(F[(x >> 2) + i] - m)
+      return m + Math.log(s)
+    },
+
+    softVote(x, rows, n, out) {
+      const F = heap.F32
+      for (let i = 0; i < n; i++) F[(out >> 2) + i] = 0
+      for (let r = 0; r < rows; r++) {
+        const base = (x >> 2) + r * n
+        const m = rowMax(base, n)
+        if (m === -Infinity) continue
+        let s = 0
+        for (let i = 0; i < n; i++) s += Math.exp(F[base + i] - m)
+        for (let i = 0; i < n; i++) F[(out >> 2) + i] += Math.exp(F[base + i] - m) / s
+      }
+    },
+
+    topK(x, n, k, outIdx, _scratch) {
+      const v = heap.f32(x, n)
+      // rank: larger first; NaN below every number; -0 equals +0 (=== says so); ties to the lower index
+      const rank = (a: number, b: number): number => {
+        const na = Number.isNaN(v[a])
+        const nb = Number.isNaN(v[b])
+        if (na !== nb) return na ? 1 : -1
+        if (!na && v[a] !== v[b]) return v[a] > v[b] ? -1 : 1
+        return a - b
+      }
+      const order = Array.from({ length: n }, (_, i) => i).sort(rank)
+      const chosen = order.slice(0, k).sort((a, b) => a - b)
+      heap.i32(outIdx, k).set(chosen)
+    },
+
+    maxPool1d(x, n, kernel, out) {
+      const F = heap.F32
+      const r = kernel >> 1
+      for (let i = 0; i < n; i++) {
+        let m = -Infinity
+        for (let j = Math.max(0, i - r); j <= Math.min(n - 1, i + r); j++) m = Math.max(m, F[(x >> 2) + j])
+        F[(out >> 2) + i] = m
+      }
+    },
+
+    avgPool1d(x, n, kernel, out) {
+      const F = heap.F32
+      const r = kernel >> 1
+      for (let i = 0; i < n; i++) {
+        let s = 0
+        for (let j = Math.max(0, i - r); j <= Math.min(n - 1, i + r); j++) s += F[(x >> 2) + j]
+        F[(out >> 2) + i] = s / kernel // padding counts as zeros in the divisor (count_include_pad)
+      }
+    },
+
+    attend(q, qHeads, d, kTable, vTable, pageTokens, n, idx, nIdx, scale, out, lse) {
+      const F = heap.F32
+      const tokens = idx === 0 ? Array.from({ length: n }, (_, i) => i) : Array.from(heap.i32(idx, nIdx))
+      for (let h = 0; h < qHeads; h++) {
+        const s = tokens.map((t) => scale * dot((q >> 2) + h * d, row(kTable, pageTokens, d, t), d))
+        const m = Math.max(...s)
+        const p = s.map((x) => Math.exp(x - m))
+        const sum = p.reduce((a, b) => a + b, 0)
+        for (let c = 0; c < d; c++) {
+          let acc = 0
+          for (let j = 0; j < tokens.length; j++) acc += p[j] * F[row(vTable, pageTokens, d, tokens[j]) + c]
+          F[(out >> 2) + h * d + c] = acc / sum
+        }
+        F[(lse >> 2) + h] = m + Math.log(sum)
+      }
+    },
+
+    pageMinMax(table, pageTokens, n, d, page, outMin, outMax) {
+      const F = heap.F32
+      const pages = Math.ceil(n / page)
+      for (let p = 0; p < pages; p++) {
+        for (let c = 0; c < d; c++) {
+          let lo = Infinity
+          let hi = -Infinity
+          for (let i = p * page; i < Math.min(n, (p + 1) * page); i++) {
+            const v = F[row(table, pageTokens, d, i) + c]
+            lo = Math.min(lo, v)
+            hi = Math.max(hi, v)
+          }
+          F[(outMin >> 2) + p * d + c] = lo
+          F[(outMax >> 2) + p * d + c] = hi
+        }
+      }
+    },
+
+    chunkMeans(table, pageTokens, n, d, chunk, out) {
+      const F = heap.F32
+      const chunks = Math.ceil(n / chunk)
+      for (let p = 0; p < chunks; p++) {
+        const end = Math.min(n, (p + 1) * chunk)
+        for (let c = 0; c < d; c++) {
+          let s = 0
+          for (let i = p * chunk; i < end; i++) s += F[row(table, pageTokens, d, i) + c]
+          F[(out >> 2) + p * d + c] = s / (end - p * chunk)
+        }
+      }
+    },
+
+    copyBytes(dst, src, n) {
+      heap.U8.copyWithin(dst, src, src + n)
+    },
+  }
+}

@@ -1,0 +1,23 @@
+import type { Heap } from '../heap.js'
+import type { Kernels } from '../reference/kernels.js'
+import type { KvkitExports } from './load.js'
+
+/**
+ * The wasm kernels bound straight to the module's exports: pointers and sizes go in as numbers, nothing
+ * is copied (unlike @assemblyscript/loader, which marshals arrays). Shapes are checked by Ops before.
+ */
+export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
+  return {
+    scoreKeys: e.scoreKeys,
+    softmaxRows: e.softmaxRows,
+    logSumExp: e.logSumExp,
+    softVote: e.softVote,
+    topK: e.topK,
+    maxPool1d: e.maxPool1d,
+    avgPool1d: e.avgPool1d,
+    attend: e.attend,
+    pageMinMax: e.pageMinMax,
+    chunkMeans: e.chunkMeans,
+    copyBytes: e.copyBytes,
+  }
+}

@@ -1,0 +1,209 @@
+import { Heap } from '../heap.js'
+
+/**
+ * Loads the compute core (build/kvkit.wasm, or build/kvkit.relaxed.wasm where relaxed SIMD is supported
+ * and measures faster) into any JavaScript runtime: Node, Bun and Deno read the bytes from the file
+ * system (node:fs, imported dynamically so browsers never see it); browsers and workers fetch them; a
+ * caller may also hand in a compiled WebAssembly.Module, the bytes, or a URL.
+ *
+ * The module imports its memory (`env.memory`): the Heap's memory, so TypeScript owns every buffer and
+ * kernels get raw pointers. Its own static data lives below `heapBase()`, and the Heap starts above it.
+ */
+
+/** A compiled module, its bytes, or where to find them. */
+export type WasmSource = WebAssembly.Module | ArrayBuffer | ArrayBufferView | URL | string
+
+/** The exports of build/kvkit*.wasm that the kernels bind to (the runtime's model kernels add more). */
+export interface KvkitExports {
+  heapBase(): number
+  copyBytes(dst: number, src: number, n: number): void
+  scoreKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
+  softmaxRows(x: number, rows: number, n: number): void
+  logSumExp(x: number, n: number): number
+  softVote(x: number, rows: number, n: number, out: number): void
+  topK(x: number, n: number, k: number, outIdx: number, scratch: number): void
+  maxPool1d(x: number, n: number, kernel: number, out: number): void
+  avgPool1d(x: number, n: number, kernel: number, out: number): void
+  attend(q: number, qHeads: number, d: number, kTable: number, vTable: number, pageTokens: number, n: number, idx: number, nIdx: number, scale: number, out: number, lse: number): void
+  pageMinMax(table: number, pageTokens: number, n: number, d: number, page: number, outMin: number, outMax: number): void
+  chunkMeans(table: number, pageTokens: number, n: number, d: number, chunk: number, out: number): void
+  [name: string]: unknown
+}
+
+export type WasmBuild = 'simd' | 'relaxed'
+
+export interface WasmLoadOptions {
+  /** the plain SIMD build (default: build/kvkit.wasm next to this package) */
+  wasm?: WasmSource
+  /** the relaxed-SIMD build (default: build/kvkit.relaxed.wasm) */
+  relaxedWasm?: WasmSource
+  /**
+   * 'auto' (default): the relaxed build when the runtime supports relaxed SIMD and it runs faster here;
+   * true: the relaxed build whenever supported; false: always the plain build.
+   */
+  relaxed?: boolean | 'auto'
+  /** an existing arena to bind to (its base must lie above the module's static data) */
+  heap?: Heap
+}
+
+export interface LoadedWasm {
+  exports: KvkitExports
+  heap: Heap
+  build: WasmBuild
+}
+
+export class WasmLoadError extends Error {
+  override name = 'WasmLoadError'
+}
+
+// v128.const x3; f32x4.relaxed_madd; end  -- validates only where relaxed SIMD is on
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type: () -> v128
+  0x03, 0x02, 0x01, 0x00, // one function of type 0
+  0x0a, 0x3d, 0x01, 0x3b, 0x00,
+  ...v128Zero(), ...v128Zero(), ...v128Zero(),
+  0xfd, 0x85, 0x02, // f32x4.relaxed_madd
+  0x0b,
+])
+// the same with f32x4.add: validates where plain SIMD is on
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b,
+  0x03, 0x02, 0x01, 0x00,
+  0x0a, 0x2b, 0x01, 0x29, 0x00,
+  ...v128Zero(), ...v128Zero(),
+  0xfd, 0xe4, 0x01, // f32x4.add
+  0x0b,
+])
+function v128Zero(): number[] {
+  return [0xfd, 0x0c, ...new Array<number>(16).fill(0)]
+}
+
+export function supportsSimd(): boolean {
+  return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE)
+}
+export function supportsRelaxedSimd(): boolean {
+  return typeof WebAssembly === 'object' && WebAssembly.validate(RELAXED_PROBE)
+}
+
+/** Compiled modules per source, so a second backend in the same process compiles nothing. */
+const compiled = new Map<string, Promise<WebAssembly.Module>>()
+/** The auto choice is measured once per process. */
+let measuredChoice: Promise<WasmBuild> | undefined
+
+export async function loadWasm(opts: WasmLoadOptions = {}): Promise<LoadedWasm> {
+  if (!supportsSimd()) throw new WasmLoadError('this JavaScript runtime has no WebAssembly SIMD; use the reference backend')
+  const mode = opts.relaxed ?? 'auto'
+  const relaxedOk = mode !== false && supportsRelaxedSimd()
+  let build: WasmBuild = 'simd'
+  if (relaxedOk && mode === true) build = 'relaxed'
+  else if (relaxedOk && mode === 'auto') {
+    measuredChoice ??= chooseFaster(compileSource(opts.wasm, 'kvkit.wasm'), compileSource(opts.relaxedWasm, 'kvkit.relaxed.wasm'))
+    build = await measuredChoice
+  }
+  const module = await (build === 'relaxed' ? compileSource(opts.relaxedWasm, 'kvkit.relaxed.wasm') : compileSource(opts.wasm, 'kvkit.wasm'))
+  const memory = opts.heap?.memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536 })
+  const exports = await instantiate(module, memory)
+  const staticEnd = exports.heapBase() >>> 0
+  let heap = opts.heap
+  if (heap) {
+    if (heap.base < staticEnd) throw new WasmLoadError(`loadWasm: the heap starts at ${heap.base}, inside the module's static data (which ends at ${staticEnd})`)
+  } else {
+    heap = new Heap(memory, Math.max(1 << 16, staticEnd))
+  }
+  return { exports, heap, build }
+}
+
+async function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): Promise<KvkitExports> {
+  const abort = (msg: number, file: number, line: number, col: number): never => {
+    throw new WasmLoadError(`wasm abort at ${file}:${line}:${col} (message pointer ${msg})`)
+  }
+  const instance = await WebAssembly.instantiate(module, { env: { memory, abort } })
+  return instance.exports as unknown as KvkitExports
+}
+
+function compileSource(src: WasmSource | undefined, file: string): Promise<WebAssembly.Module> {
+  if (src instanceof WebAssembly.Module) return Promise.resolve(src)
+  if (src instanceof ArrayBuffer || ArrayBuffer.isView(src)) return WebAssembly.compile(src as BufferSource)
+  const key = src === undefined ? `default:${file}` : String(src)
+  let p = compiled.get(key)
+  if (!p) {
+    p = (src === undefined ? readDefault(file) : readUrl(new URL(String(src), import.meta.url))).then((b) => WebAssembly.compile(b))
+    compiled.set(key, p)
+    p.catch(() => compiled.delete(key))
+  }
+  return p
+}
+
+/**
+ * build/ sits at the package root: three levels above src/backend/wasm/ when running the TypeScript
+ * sources, four above dist/src/backend/wasm/ when running the compiled package.
+ */
+async function readDefault(file: string): Promise<BufferSource> {
+  const tried: string[] = []
+  for (const up of ['../../../../build/', '../../../build/']) {
+    const url = new URL(up + file, import.meta.url)
+    try {
+      return await readUrl(url)
+    } catch (e) {
+      tried.push(`${url.href} (${(e as Error).message})`)
+    }
+  }
+  throw new WasmLoadError(`cannot find ${file}; run \`npm run build\` or pass the module in the options. Tried: ${tried.join('; ')}`)
+}
+
+async function readUrl(url: URL): Promise<BufferSource> {
+  if (url.protocol === 'file:') {
+    const spec = 'node:fs/promises' // a variable, so bundlers for the web leave it alone
+    const fs = (await import(/* @vite-ignore */ spec)) as typeof import('node:fs/promises')
+    return await fs.readFile(url)
+  }
+  const res = await fetch(url)
+  if (!res.ok) throw new WasmLoadError(`fetch ${url.href}: HTTP ${res.status}`)
+  return await res.arrayBuffer()
+}
+
+/**
+ * Times both builds on a small scoring + attention workload in a throwaway memory (so the real arena
+ * is untouched) and keeps relaxed only if it is faster: relaxed instructions may be emulated slowly.
+ */
+async function chooseFaster(plain: Promise<WebAssembly.Module>, relaxed: Promise<WebAssembly.Module>): Promise<WasmBuild> {
+  let r: WebAssembly.Module
+  try {
+    r = await relaxed
+  } catch {
+    return 'simd' // no relaxed build shipped: the plain one it is
+  }
+  const times = await Promise.all([timeWorkload(await plain), timeWorkload(r)])
+  return times[1] < times[0] * 0.97 ? 'relaxed' : 'simd'
+}
+
+async function timeWorkload(module: WebAssembly.Module): Promise<number> {
+  const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536 })
+  const e = await instantiate(module, memory)
+  const n = 2048
+  const d = 64
+  const heads = 4
+  const base = Math.max(1 << 16, e.heapBase())
+  const q = base
+  const keys = q + heads * d * 4
+  const vals = keys + n * d * 4
+  const table = vals + n * d * 4
+  const out = table + 16
+  const f = new Float32Array(memory.buffer)
+  for (let i = q >> 2; i < table >> 2; i++) f[i] = Math.sin(i) * 0.5
+  const t32 = new Int32Array(memory.buffer)
+  t32[table >> 2] = keys
+  t32[(table >> 2) + 1] = vals
+  let best = Infinity
+  for (let round = 0; round < 5; round++) {
+    const t0 = performance.now()
+    for (let rep = 0; rep < 4; rep++) {
+      e.scoreKeys(q, heads, d, table, n, n, 0.125, out)
+      e.attend(q, heads, d, table, table + 4, n, n, 0, 0, 0.125, out, out + heads * d * 4)
+    }
+    best = Math.min(best, performance.now() - t0)
+  }
+  return best
+}

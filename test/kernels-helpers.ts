@@ -1,0 +1,71 @@
+import { expect } from 'vitest'
+import type { F32Buf, Heap, I32Buf } from '../src/backend/heap.js'
+import type { HeadView } from '../src/cache/types.js'
+
+/** Deterministic random numbers (mulberry32), so a failing shape reproduces. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** Standard normal floats (Box-Muller). */
+export function normals(rand: () => number, n: number): Float32Array {
+  const out = new Float32Array(n)
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand())
+  return out
+}
+
+/** A paged [n][d] stream: pages allocated separately and listed in a table, as the cache stores them. */
+export interface PagedStream {
+  table: I32Buf
+  pages: F32Buf[]
+  free(): void
+}
+
+export function pagedStream(heap: Heap, rows: Float32Array, n: number, d: number, pageTokens: number): PagedStream {
+  const count = Math.max(1, Math.ceil(n / pageTokens))
+  const pages: F32Buf[] = []
+  for (let p = 0; p < count; p++) {
+    const buf = heap.allocF32(pageTokens * d)
+    buf.view.fill(Number.NaN) // rows past n must never be read
+    const take = Math.min(pageTokens, n - p * pageTokens)
+    if (take > 0) buf.view.set(rows.subarray(p * pageTokens * d, (p * pageTokens + take) * d))
+    pages.push(buf)
+  }
+  const table = heap.i32From(pages.map((b) => b.ptr))
+  return {
+    table,
+    pages,
+    free() {
+      table.free()
+      for (const b of pages) b.free()
+    },
+  }
+}
+
+export function pagedView(k: PagedStream, v: PagedStream, n: number, d: number, pageTokens: number): HeadView {
+  return { kTable: k.table.ptr, vTable: v.table.ptr, pageTokens, n, d }
+}
+
+/** Element-wise closeness fit for float32 kernels against a float64-ish reference. */
+export function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-4, atol = 1e-5, what = ''): void {
+  expect(got.length, `${what} length`).toBe(want.length)
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i]
+    const w = want[i]
+    if (Number.isNaN(w) || Number.isNaN(g)) {
+      expect(Number.isNaN(g), `${what}[${i}]: got ${g}, want ${w}`).toBe(Number.isNaN(w))
+      continue
+    }
+    if (g === w) continue
+    if (!(Math.abs(g - w) <= atol + rtol * Math.abs(w))) {
+      throw new Error(`${what}[${i}]: got ${g}, want ${w} (|diff| ${Math.abs(g - w)})`)
+    }
+  }
+}
