@@ -34,21 +34,26 @@ describe('ThinK', () => {
     const n = 40
     const { ctx, cache } = randomContext(3, m, n, 8)
     const before = cache.bytes().hot
-    cache.apply(createThinK({ ratio: 0.5, window: 8, recent: 8 }).onPrefillEnd!(ctx)!)
-    const rows = cache.keyRows(0, 0)
-    expect(rows[0].length).toBe(8)
-    expect(rows[n - 1].length).toBe(16)
+    const keysBefore = cache.readKeys(0, 0)
+    const decision = createThinK({ ratio: 0.5, window: 8, recent: 8 }).onPrefillEnd!(ctx)!
+    cache.apply(decision)
+    const [pruned, whole] = cache.segments(0, 0)
+    expect([pruned.n, pruned.d, whole.n, whole.d]).toEqual([32, 8, 8, 16])
+    // the kept channels hold the old values, the dropped ones read back as 0; the recent keys are whole
+    const kept = decision.heads[0].keyChannels!.channels
+    const after = cache.readKeys(0, 0)
+    for (let c = 0; c < 16; c++) expect(after[5 * 16 + c]).toBe(kept.includes(c) ? keysBefore[5 * 16 + c] : 0)
+    expect(after.subarray(32 * 16)).toEqual(keysBefore.subarray(32 * 16))
     // keys of 32 tokens lose 8 floats each, in every head
     expect(before - cache.bytes().hot).toBe(m.layers * m.kvHeads * 32 * 8 * 4)
   })
 
   it('picks the channels where both the queries and the keys are large', () => {
-    const { ctx, cache } = randomContext(5, m, 20, 4)
     // make channel 3 tiny in keys and channel 7 tiny in queries: both must go at ratio 1/8
-    for (let l = 0; l < m.layers; l++) for (let h = 0; h < m.kvHeads; h++) {
-      const k = cache.readKeys(l, h)
-      for (let t = 0; t < 20; t++) k[t * 16 + 3] *= 1e-3
-      cache.setHead(l, h, k, cache.readValues(l, h), cache.positions(l, h))
+    const { ctx } = randomContext(5, m, 20, 4, undefined, (_, k) => {
+      for (let r = 0; r < k.length / 16; r++) k[r * 16 + 3] *= 1e-3
+    })
+    for (let l = 0; l < m.layers; l++) {
       const q = ctx.hooks[l].observationQueries!
       for (let r = 0; r < q.length / 16; r++) q[r * 16 + 7] *= 1e-3
     }

@@ -18,6 +18,8 @@ import { checkBudget, keepCount, topIndices } from './keep-count.js'
 import { attentionLogits, groupObservationQueries } from './observed-attention.js'
 import { mulberry32 } from './seeded-random.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
+import type { PolicyDefinition } from './registry.js'
+import { budgetOnly } from './keep-count.js'
 
 export interface KeyformerOptions extends BudgetOptions {
   /** share of the kept tokens that are the most recent ones (default 0.3) */
@@ -133,4 +135,20 @@ export function createKeyformer(options: KeyformerOptions = {}): Policy {
       return heads.length ? { heads } : null
     },
   }
+}
+
+export const keyformer: PolicyDefinition = {
+  name: 'keyformer',
+  description: 'Keyformer: Gumbel-noised accumulated attention, k = 60% of the prompt (30% of it recent), fixed size while decoding',
+  stage: 'eviction',
+  options: [
+    ...budgetOnly(0.6),
+    { name: 'recent', type: 'number', default: 0.3, min: 0, max: 1, description: 'share of the kept tokens that are the most recent' },
+    { name: 'tauStart', type: 'number', default: 1, min: 0, minExclusive: true, description: 'Gumbel softmax temperature at the start' },
+    { name: 'tauEnd', type: 'number', default: 2, min: 0, minExclusive: true, description: 'temperature reached after `steps` decode steps' },
+    { name: 'steps', type: 'integer', default: 128, min: 1, description: 'decode steps over which tau rises linearly' },
+    { name: 'seed', type: 'integer', default: 0, min: 0, description: 'seed of the Gumbel noise' },
+    { name: 'window', type: 'integer', default: 64, min: 1, description: 'prompt queries scored at prefill end' },
+  ],
+  create: (o) => createKeyformer(o as KeyformerOptions),
 }

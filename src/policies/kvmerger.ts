@@ -18,6 +18,8 @@ import type { Decision, HeadDecision, MergeSpec } from '../cache/types.js'
 import { checkBudget, keepCount, topIndices } from './keep-count.js'
 import { columnSums, observedProbs } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
+import type { PolicyDefinition } from './registry.js'
+import { budgetOnly } from './keep-count.js'
 
 export interface KVMergerOptions extends BudgetOptions {
   /** cosine similarity above which adjacent keys merge (default 0.8) */
@@ -110,4 +112,17 @@ function sqDist(k: Float32Array, i: number, j: number, d: number): number {
   let s = 0
   for (let c = 0; c < d; c++) s += (k[i * d + c] - k[j * d + c]) ** 2
   return s
+}
+
+export const kvmerger: PolicyDefinition = {
+  name: 'kvmerger',
+  description: 'KVMerger: runs of adjacent similar keys merge into their most attended token with Gaussian weights; then evict to the budget by attention',
+  stage: 'eviction',
+  options: [
+    ...budgetOnly(null),
+    { name: 'threshold', type: 'number', default: 0.8, min: -1, max: 1, minExclusive: true, maxExclusive: true, description: 'cosine similarity of adjacent keys above which they merge' },
+    { name: 'sigma', type: 'number', default: null, min: 0, minExclusive: true, description: 'Gaussian width (default: per set, the RMS key distance to the pivot)' },
+    { name: 'window', type: 'integer', default: 32, min: 1, description: 'observation queries; the most recent tokens stay unmerged' },
+  ],
+  create: (o) => createKVMerger(o as KVMergerOptions),
 }

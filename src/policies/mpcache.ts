@@ -18,6 +18,8 @@ import type { Decision, HeadDecision } from '../cache/types.js'
 import { checkBudget, keepCount, topIndices } from './keep-count.js'
 import { observedProbs, sharedPositions } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
+import type { PolicyDefinition } from './registry.js'
+import { budgetOnly } from './keep-count.js'
 
 export interface MPCacheOptions extends BudgetOptions {
   /** attention threshold (default 1e-3; the paper picks per task from 1e-3 to 1e-8) */
@@ -71,4 +73,17 @@ function selectTokens(maxA: Float32Array, tau: number, k: number | null): number
   const keep: number[] = []
   for (let i = 0; i < maxA.length; i++) if (maxA[i] >= tau) keep.push(i)
   return keep.length ? keep : topIndices(maxA, 1)
+}
+
+export const mpcache: PolicyDefinition = {
+  name: 'mpcache',
+  description: 'MPCache static eviction: keep tokens that some of the last 20% of prompt queries attend to with A >= tau, shared across heads',
+  stage: 'eviction',
+  options: [
+    { name: 'tau', type: 'number', default: 1e-3, min: 0, minExclusive: true, max: 1, description: 'attention threshold (ignored when budget or tokens is given)' },
+    { name: 'observe', type: 'number', default: 0.2, min: 0, minExclusive: true, max: 1, description: 'share of the prompt\'s last queries that observe' },
+    { name: 'maxQueries', type: 'integer', default: 256, min: 1, description: 'cap on observation queries (bounds the scoring cost)' },
+    ...budgetOnly(null),
+  ],
+  create: (o) => createMPCache(o as MPCacheOptions),
 }

@@ -80,10 +80,8 @@ export function groupObservationQueries(
 /** Observation-window attention of one KV head's query group: [group * w][n] probabilities. */
 export function observedProbs(ctx: PolicyContext, layer: number, kvHead: number, lastW?: number): { probs: Float32Array; rows: number; n: number } {
   const { cache, model } = ctx
+  if (cache.segments(layer, kvHead).length > 1) throw new Error(`layer ${layer} head ${kvHead}: keys are channel-pruned; score before channel pruning`)
   const view = cache.view(layer, kvHead)
-  if (view.d !== model.headDim) {
-    throw new Error(`layer ${layer} head ${kvHead}: keys hold ${view.d} channels, not ${model.headDim}; score before channel pruning`)
-  }
   const { queries, positions, rows } = groupObservationQueries(ctx.hooks[layer], kvHead, model.group, model.headDim, lastW)
   const probs = attentionProbs(ctx.ops, view, cache.positions(layer, kvHead), queries, rows, positions, 1 / Math.sqrt(model.headDim))
   return { probs, rows, n: view.n }

@@ -23,6 +23,8 @@ import { checkBudget } from './keep-count.js'
 import { attentionProbs, groupObservationQueries } from './observed-attention.js'
 import { mulberry32 } from './seeded-random.js'
 import type { BudgetOptions, ModelShape, Policy, PolicyContext } from './types.js'
+import type { PolicyDefinition } from './registry.js'
+import { budgetOnly } from './keep-count.js'
 
 /** per query head [layers * qHeads], row-major by layer */
 export interface RetrievalScores {
@@ -208,4 +210,30 @@ export function compressHead(ctx: PolicyContext, layer: number, h: number, sinks
   }
   const keep = Int32Array.from([...Array.from({ length: first }, (_, i) => i), ...Array.from({ length: n - last }, (_, i) => last + i)])
   return { layer, head: h, keep, extra: [{ key, value, position: Math.round(p / m) }] }
+}
+
+/** "0.1;3.0" (layer.kvHead pairs separated by ; or spaces) */
+export function parseHeadList(s: string): [number, number][] {
+  return s.split(/[;\s]+/).filter(Boolean).map((x) => {
+    const m = /^(\d+)\.(\d+)$/.exec(x)
+    if (!m) throw new RangeError(`razorattention: head ${JSON.stringify(x)} is not LAYER.KVHEAD (e.g. heads=0.1;3.0)`)
+    return [Number(m[1]), Number(m[2])]
+  })
+}
+
+export const razorattention: PolicyDefinition = {
+  name: 'razorattention',
+  description: 'RazorAttention: retrieval heads (calibrated induction/echo heads) keep everything; the rest keep 4 sinks + a window + one compensation token',
+  stage: 'eviction',
+  options: [
+    ...budgetOnly(0.25),
+    { name: 'heads', type: 'string', default: null, description: 'retrieval KV heads as LAYER.HEAD;LAYER.HEAD (else call policy.calibrate(model) before use)' },
+    { name: 'sinks', type: 'integer', default: 4, min: 0, description: 'attention-sink tokens kept by every head' },
+    { name: 'inductionShare', type: 'number', default: 0.14, min: 0, max: 1, description: 'share of KV heads kept whole for induction' },
+    { name: 'echoShare', type: 'number', default: 0.01, min: 0, max: 1, description: 'share of KV heads kept whole for echo' },
+  ],
+  create(o) {
+    const { heads, ...rest } = o
+    return createRazorAttention({ ...(rest as RazorOptions), heads: typeof heads === 'string' ? parseHeadList(heads) : undefined })
+  },
 }

@@ -16,6 +16,7 @@
 import type { Decision, HeadDecision } from '../cache/types.js'
 import { groupObservationQueries } from './observed-attention.js'
 import type { Policy, PolicyContext } from './types.js'
+import type { PolicyDefinition } from './registry.js'
 
 export interface ThinKOptions {
   /** share of key channels dropped (default 0.4) */
@@ -49,7 +50,7 @@ export function createThinK(options: ThinKOptions = {}): Policy {
           const n = cache.length(layer, h)
           const upto = n - recent
           if (upto <= 0) continue
-          if (cache.view(layer, h).d !== d) throw new Error(`think: layer ${layer} head ${h} is already channel-pruned`)
+          if (cache.segments(layer, h).length > 1) throw new Error(`think: layer ${layer} head ${h} is already channel-pruned`)
           const { queries, rows } = groupObservationQueries(ctx.hooks[layer], h, model.group, d)
           const score = channelScores(queries, rows, cache.readKeys(layer, h), upto, d)
           heads.push({
@@ -78,4 +79,16 @@ export function channelScores(q: Float32Array, rows: number, keys: Float32Array,
 function topChannels(score: Float64Array, kept: number): Int32Array {
   const order = Array.from(score.keys()).sort((a, b) => score[b] - score[a] || a - b)
   return Int32Array.from(order.slice(0, kept)).sort()
+}
+
+export const think: PolicyDefinition = {
+  name: 'think',
+  description: 'ThinK: drop the key channels with the smallest ||Qobs[:,c]|| x ||K[:,c]|| (the cache stores fewer floats); composes after eviction',
+  stage: 'channels',
+  options: [
+    { name: 'ratio', type: 'number', default: 0.4, min: 0, max: 1, maxExclusive: true, description: 'share of key channels dropped' },
+    { name: 'window', type: 'integer', default: 32, min: 1, description: 'observation queries scoring the channels' },
+    { name: 'recent', type: 'integer', default: 32, min: 0, description: 'most recent tokens whose keys stay whole' },
+  ],
+  create: (o) => createThinK(o as ThinKOptions),
 }

@@ -17,6 +17,8 @@ import type { Decision, HeadDecision } from '../cache/types.js'
 import { checkBudget, keepCount, topIndices } from './keep-count.js'
 import { logRetention, readGatesFile, type TrimKVGates } from './trimkv-gates.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
+import type { PolicyDefinition } from './registry.js'
+import { budgetOnly } from './keep-count.js'
 
 export interface TrimKVOptions extends BudgetOptions {
   gates?: TrimKVGates
@@ -100,4 +102,19 @@ export function createTrimKV(options: TrimKVOptions): Policy {
       return evict(ctx, ctx.promptLength + ctx.step)
     },
   }
+}
+
+export const trimkv: PolicyDefinition = {
+  name: 'trimkv',
+  description: 'TRIM-KV: learned per-layer gates give each token a retention beta at creation; keep the top M by (t - pos) log beta every 128 tokens',
+  stage: 'eviction',
+  options: [
+    ...budgetOnly(0.25),
+    { name: 'gatesFile', type: 'string', default: null, description: 'gate weights, .json or .safetensors (format in trimkv-gates.ts)' },
+    { name: 'every', type: 'integer', default: 128, min: 1, description: 'decode steps between evictions' },
+  ],
+  create(o) {
+    if (o.gatesFile === undefined) throw new RangeError('trimkv: option gatesFile is required (a .json or .safetensors file of per-layer gates)')
+    return createTrimKV(o as TrimKVOptions)
+  },
 }

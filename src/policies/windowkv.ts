@@ -18,6 +18,8 @@ import type { Decision, HeadDecision } from '../cache/types.js'
 import { checkBudget, keepCount } from './keep-count.js'
 import { observedProbs, sharedPositions } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
+import type { PolicyDefinition } from './registry.js'
+import { budgetOnly } from './keep-count.js'
 
 export interface WindowKVOptions extends BudgetOptions {
   task?: 'qa' | 'other'
@@ -105,4 +107,18 @@ export function selectWindows(s: ArrayLike<number>, w: number, budget: number, s
   }
   for (let i = prefix; i < n; i++) keep.push(i)
   return keep.sort((a, c) => a - c)
+}
+
+export const windowkv: PolicyDefinition = {
+  name: 'windowkv',
+  description: 'WindowKV: SnapKV-style scores, whole windows of 8 tokens kept, one selection per layer group (groups of 8 layers), linearly decreasing group budgets',
+  stage: 'eviction',
+  options: [
+    ...budgetOnly(0.25),
+    { name: 'task', type: 'string', default: 'other', choices: ['qa', 'other'], description: 'qa: suffix window 32, window score = mean of its top half; other: window 16, mean' },
+    { name: 'windowTokens', type: 'integer', default: 8, min: 1, description: 'tokens per window' },
+    { name: 'groupLayers', type: 'integer', default: 8, min: 1, description: 'layers per group sharing the first layer\'s indices' },
+    { name: 'spread', type: 'number', default: 0.5, min: 0, max: 1, maxExclusive: true, description: 'group budgets run from (1 + spread) to (1 - spread) times the mean' },
+  ],
+  create: (o) => createWindowKV(o as WindowKVOptions),
 }
