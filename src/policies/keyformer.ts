@@ -112,7 +112,7 @@ export function createKeyformer(options: KeyformerOptions = {}): Policy {
       const heads: HeadDecision[] = []
       for (let layer = 0; layer < model.layers; layer++) {
         for (let h = 0; h < model.kvHeads; h++) {
-          const { queries, positions, rows } = groupObservationQueries(ctx.hooks[layer], h, model.group, model.headDim)
+          const { queries, positions, rows } = groupObservationQueries(ctx.hooks[layer], h, model.group, model.headDim, window)
           heads.push(decide(ctx, layer, h, accumulate(ctx, layer, h, queries, rows, positions, tauStart)))
         }
       }

@@ -45,7 +45,7 @@ export function createKVMerger(options: KVMergerOptions = {}): Policy {
       const heads: HeadDecision[] = []
       for (let layer = 0; layer < model.layers; layer++) {
         for (let h = 0; h < model.kvHeads; h++) {
-          const { probs, rows, n } = observedProbs(ctx, layer, h)
+          const { probs, rows, n } = observedProbs(ctx, layer, h, window)
           const a = columnSums(probs, rows, n)
           heads.push(mergeHead(layer, h, cache.readKeys(layer, h), n, model.headDim, a, threshold, options.sigma, Math.min(window, n), keepCount(options, n)))
         }

@@ -51,7 +51,7 @@ export function createThinK(options: ThinKOptions = {}): Policy {
           const upto = n - recent
           if (upto <= 0) continue
           if (cache.segments(layer, h).length > 1) throw new Error(`think: layer ${layer} head ${h} is already channel-pruned`)
-          const { queries, rows } = groupObservationQueries(ctx.hooks[layer], h, model.group, d)
+          const { queries, rows } = groupObservationQueries(ctx.hooks[layer], h, model.group, d, window)
           const score = channelScores(queries, rows, cache.readKeys(layer, h), upto, d)
           heads.push({
             layer,

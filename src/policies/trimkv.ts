@@ -31,8 +31,8 @@ export function createTrimKV(options: TrimKVOptions): Policy {
   const every = options.every ?? 128
   if (!(Number.isInteger(every) && every >= 1)) throw new RangeError(`trimkv: every must be a positive integer, got ${every}`)
   checkBudget('trimkv', options)
+  // without gates the policy can be listed and described, and says what is missing at first use
   const gates = options.gates ?? (options.gatesFile ? readGatesFile(options.gatesFile) : undefined)
-  if (!gates) throw new RangeError('trimkv: needs retention gates: pass gates or gatesFile')
 
   let M = 0
   /** log beta per (layer * kvHeads + head), by token position */
@@ -40,6 +40,7 @@ export function createTrimKV(options: TrimKVOptions): Policy {
 
   function checkModel(ctx: PolicyContext): void {
     const { model } = ctx
+    if (!gates) throw new RangeError('trimkv: needs retention gates: option gatesFile (a .json or .safetensors file of per-layer gates) or gates')
     if (gates!.kvHeads !== model.kvHeads) throw new RangeError(`trimkv: gates predict ${gates!.kvHeads} KV heads, the model has ${model.kvHeads}`)
     if (gates!.layers.length !== model.layers) throw new RangeError(`trimkv: gates cover ${gates!.layers.length} layers, the model has ${model.layers}`)
   }
@@ -113,8 +114,5 @@ export const trimkv: PolicyDefinition = {
     { name: 'gatesFile', type: 'string', default: null, description: 'gate weights, .json or .safetensors (format in trimkv-gates.ts)' },
     { name: 'every', type: 'integer', default: 128, min: 1, description: 'decode steps between evictions' },
   ],
-  create(o) {
-    if (o.gatesFile === undefined) throw new RangeError('trimkv: option gatesFile is required (a .json or .safetensors file of per-layer gates)')
-    return createTrimKV(o as TrimKVOptions)
-  },
+  create: (o) => createTrimKV(o as TrimKVOptions),
 }

@@ -55,7 +55,7 @@ export function createWindowKV(options: WindowKVOptions = {}): Policy {
         const n = sharedPositions(cache, first, model.kvHeads).length
         const mean = keepCount(options, n) ?? Math.round(0.25 * n)
         const budget = groupBudget(mean, g, groups, spread, Math.min(w, n), n)
-        const keep = Int32Array.from(selectWindows(tokenScores(ctx, first), Math.min(w, n), budget, windowTokens, task === 'qa'))
+        const keep = Int32Array.from(selectWindows(tokenScores(ctx, first, w), Math.min(w, n), budget, windowTokens, task === 'qa'))
         for (let layer = first; layer < Math.min(model.layers, first + groupLayers); layer++) {
           if (cache.length(layer, 0) !== n) throw new Error(`windowkv: layer ${layer} holds ${cache.length(layer, 0)} tokens, its group's first layer ${n}`)
           for (let h = 0; h < model.kvHeads; h++) heads.push({ layer, head: h, keep })
@@ -73,11 +73,11 @@ export function groupBudget(mean: number, g: number, groups: number, spread: num
 }
 
 /** s_i summed over every query head of the layer and the suffix queries */
-function tokenScores(ctx: PolicyContext, layer: number): Float64Array {
+function tokenScores(ctx: PolicyContext, layer: number, w: number): Float64Array {
   const n = ctx.cache.length(layer, 0)
   const s = new Float64Array(n)
   for (let h = 0; h < ctx.model.kvHeads; h++) {
-    const { probs, rows } = observedProbs(ctx, layer, h)
+    const { probs, rows } = observedProbs(ctx, layer, h, w)
     for (let r = 0; r < rows; r++) for (let j = 0; j < n; j++) s[j] += probs[r * n + j]
   }
   return s
