@@ -13,3 +13,11 @@ export { loadWasm, supportsSimd, supportsRelaxedSimd, WasmLoadError } from './ba
 export type { WasmSource, WasmLoadOptions, LoadedWasm, KvkitExports, WasmBuild } from './backend/wasm/load.js'
 export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'
 export type { PolicyDefinition, OptionSpec, PolicyStage } from './policies/registry.js'
+// runtime: model loading, generation, the KV cache
+export { loadModel } from './model/load.js'
+export { LlamaModel } from './model/model.js'
+export { parseConfig } from './model/config.js'
+export { ModelLoadError, ModelInputError } from './model/errors.js'
+export { PagedKVCache } from './cache/paged-cache.js'
+export { attendCache } from './cache/attention.js'
+export { CacheError } from './cache/errors.js'

@@ -163,6 +163,10 @@ export class PagedKVCache implements KVCache {
 
   apply(decision: Decision): void {
     const { layers, kvHeads, headDim } = this.options
+    if (this.options.keys === 'pre-rope') {
+      const i = decision?.heads?.findIndex((h) => h.keyChannels) ?? -1
+      if (i >= 0) throw new CacheError(`apply: heads[${i}].keyChannels: keys stored before RoPE cannot be channel-pruned (rotation needs every channel pair)`)
+    }
     validateDecision(decision, layers, kvHeads, headDim, (l, h) => {
       const s = this.stream(l, h)
       return { n: s.n, pruned: s.pruned?.n ?? 0 }
