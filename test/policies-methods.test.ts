@@ -292,6 +292,21 @@ describe('AdaKV', () => {
       expect(kept[l][0].length + kept[l][1].length).toBe(2 * C)
     }
   })
+  it('with scope=model shares one budget across every layer and head', () => {
+    const n = 80, W = 16
+    const w = world(n, W, 37)
+    const before = [0, 1].flatMap((l) => [0, 1].map((h) => snapScores(w, l, h, W, 16, 'max', 7, 'mean')))
+    const kept = keptAfterPrefill(createPolicy('adakv:budget=0.25,window=16,alpha=0.2,scope=model', model)!, w)
+    const C = 20, floor = Math.floor(0.2 * C)
+    const flat: [number, number, number][] = []
+    before.forEach((s, lh) => {
+      const fl = new Set(topIdx(s, floor))
+      s.forEach((x, i) => flat.push([fl.has(i) ? Infinity : x, lh, i]))
+    })
+    const chosen = flat.map((f, j) => [f[0], j] as [number, number]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, 4 * C).map((x) => flat[x[1]])
+    for (let lh = 0; lh < 4; lh++) expect(kept[lh >> 1][lh & 1]).toEqual(chosen.filter((c) => c[1] === lh).map((c) => c[2]).sort((a, b) => a - b))
+    expect(kept.flat().reduce((a, k) => a + k.length, 0)).toBe(4 * C)
+  })
   it('gives more budget to the head whose attention is spread, the concentrated head keeping its floor', () => {
     const n = 100, W = 4
     const w = world(n, W, 2)
@@ -345,6 +360,27 @@ describe('periodic compression (every=N)', () => {
           }
       }
     }
+  })
+})
+
+describe('compensation (compensate=true)', () => {
+  it('replaces the evicted tokens of each head by their mean key and value, within the budget', () => {
+    const n = 60
+    const w = world(n, 8, 14)
+    const values = [0, 1].map((l) => [0, 1].map((h) => w.cache.readValues(l, h)))
+    const kept = keptAfterPrefill(createPolicy('streamingllm:tokens=20,sinks=4,compensate=true', model)!, w)
+    for (let l = 0; l < 2; l++)
+      for (let h = 0; h < 2; h++) {
+        expect(w.cache.length(l, h)).toBe(20)
+        expect(kept[l][h].slice(0, 19)).toEqual([0, 1, 2, 3, ...Array.from({ length: 15 }, (_, i) => 45 + i)])
+        const dropped = Array.from({ length: 41 }, (_, i) => 4 + i)
+        const k = w.cache.readKeys(l, h).subarray(19 * 8, 20 * 8)
+        const v = w.cache.readValues(l, h).subarray(19 * 8, 20 * 8)
+        for (let c = 0; c < 8; c++) {
+          expect(k[c]).toBeCloseTo(dropped.reduce((a, t) => a + w.keys[l][h][t][c], 0) / 41, 4)
+          expect(v[c]).toBeCloseTo(dropped.reduce((a, t) => a + values[l][h][t * 8 + c], 0) / 41, 4)
+        }
+      }
   })
 })
 
