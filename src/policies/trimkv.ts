@@ -6,7 +6,7 @@
  *                                       (h_i: the hidden state entering layer l)
  *   at prefill end, and every `every` decode steps (default 128), per KV head:
  *     if more than M tokens are cached: keep the M with the largest (t - pos_i) * log beta_i
- *     (t: the position of the next token; log beta_i < 0, so a token loses retention as it ages,
+ *     (t: the position after the newest cached token; log beta_i < 0, so a token loses retention as it ages,
  *      the faster the lower its beta)
  *
  * M comes from `tokens` or `budget` (ratio of the prompt, default 0.5). Gates: pass `gates` (parsed), or
@@ -67,13 +67,14 @@ export function createTrimKV(options: TrimKVOptions): Policy {
     }
   }
 
-  function evict(ctx: PolicyContext, next: number): Decision | null {
+  function evict(ctx: PolicyContext): Decision | null {
     const heads: HeadDecision[] = []
     for (let layer = 0; layer < ctx.model.layers; layer++) {
       scoreNewTokens(ctx, layer)
       for (let h = 0; h < ctx.model.kvHeads; h++) {
         const pos = ctx.cache.positions(layer, h)
         if (pos.length <= M) continue
+        const next = Math.max(...pos) + 1
         const known = logBeta[layer * ctx.model.kvHeads + h]
         const score = Float64Array.from(pos, (p) => (next - p) * known.get(p)!)
         const keep = Int32Array.from(topIndices(score, M))
@@ -92,7 +93,7 @@ export function createTrimKV(options: TrimKVOptions): Policy {
       checkModel(ctx)
       M = keepCount(options, ctx.promptLength) ?? Math.max(1, Math.round(0.5 * ctx.promptLength))
       logBeta = Array.from({ length: ctx.model.layers * ctx.model.kvHeads }, () => new Map())
-      return evict(ctx, ctx.promptLength)
+      return evict(ctx)
     },
     onDecodeStep(ctx) {
       if (ctx.step % every !== 0) {
@@ -100,7 +101,7 @@ export function createTrimKV(options: TrimKVOptions): Policy {
         for (let layer = 0; layer < ctx.model.layers; layer++) scoreNewTokens(ctx, layer)
         return null
       }
-      return evict(ctx, ctx.promptLength + ctx.step)
+      return evict(ctx)
     },
   }
 }
