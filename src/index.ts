@@ -21,3 +21,5 @@ export { ModelLoadError, ModelInputError } from './model/errors.js'
 export { PagedKVCache } from './cache/paged-cache.js'
 export { attendCache } from './cache/attention.js'
 export { CacheError } from './cache/errors.js'
+// evaluation harness: tasks, scores, runner, report
+export * from './eval/index.js'
