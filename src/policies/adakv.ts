@@ -6,21 +6,30 @@
  * have different lengths and the cache stores them ragged (kvpress only masks: it frees nothing).
  */
 import { budgetFrom, budgetOptions, keepAdaptive } from './budget.js'
-import { evictionPolicy } from './evict.js'
+import { compensateOption, evictionPolicy } from './evict.js'
 import { observationOptions } from './observe.js'
 import type { PolicyDefinition } from './registry.js'
 import { sinkOption, snapScorer } from './snapkv.js'
+
+function unflatten<T>(xs: T[], heads: number): T[][] {
+  return Array.from({ length: xs.length / heads }, (_, l) => xs.slice(l * heads, (l + 1) * heads))
+}
 
 export const adakv: PolicyDefinition = {
   name: 'adakv',
   description: 'AdaKV: SnapKV scores, one budget per layer shared across heads by score, each head keeping at least alpha of its even share',
   stage: 'eviction',
-  options: [...budgetOptions, ...observationOptions, sinkOption,
-    { name: 'alpha', type: 'number', default: 0.2, min: 0, max: 1, description: 'floor of each head, as a share of the even per-head budget' }],
+  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption,
+    { name: 'alpha', type: 'number', default: 0.2, min: 0, max: 1, description: 'floor of each head, as a share of the even per-head budget' },
+    { name: 'scope', type: 'string', default: 'layer', choices: ['layer', 'model'], description: 'share the budget among the heads of each layer (paper) or among all heads of all layers' }],
   create(o, model) {
+    const alpha = o.alpha as number
     return evictionPolicy({
-      name: 'adakv', budget: budgetFrom(o), every: o.every as number, ...snapScorer(o, model),
-      keep: (ctx, scores, perHead) => keepAdaptive(ctx.ops, scores, perHead * scores.length, o.alpha as number),
+      name: 'adakv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
+      ...(o.scope === 'model'
+        // every (layer, head) in one pool: layers whose heads attend narrowly give budget to the others
+        ? { keepModel: (ctx, scores, perHead) => unflatten(keepAdaptive(ctx.ops, scores.flat(), perHead * scores.flat().length, alpha), model.kvHeads) }
+        : { keep: (ctx, scores, perHead) => keepAdaptive(ctx.ops, scores, perHead * scores.length, alpha) }),
     })
   },
 }

@@ -9,7 +9,7 @@
  * as kvpress's ObservedAttention does; with `recent=0` that is ObservedAttention.
  */
 import { budgetFrom, budgetOptions, tokensPerHead } from './budget.js'
-import { evictionPolicy, protect } from './evict.js'
+import { compensateOption, evictionPolicy, protect } from './evict.js'
 import { queryAttention } from './observe.js'
 import type { PolicyDefinition } from './registry.js'
 import type { PolicyContext } from './types.js'
@@ -18,7 +18,7 @@ export const h2o: PolicyDefinition = {
   name: 'h2o',
   description: 'H2O: heavy hitters by attention accumulated over all queries, plus a recent window',
   stage: 'eviction',
-  options: [...budgetOptions,
+  options: [...budgetOptions, compensateOption,
     { name: 'recent', type: 'number', default: 0.5, min: 0, max: 1, description: 'share of the budget given to the most recent tokens' },
     { name: 'normalize', type: 'boolean', default: false, description: 'divide prompt mass by the number of queries that saw each token (kvpress ObservedAttention)' }],
   create(o, model) {

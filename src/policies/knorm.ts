@@ -4,7 +4,7 @@
  * (RoPE rotates pairs of channels, so the norm is the same before and after it.)
  */
 import { budgetFrom, budgetOptions } from './budget.js'
-import { evictionPolicy } from './evict.js'
+import { compensateOption, evictionPolicy } from './evict.js'
 import type { PolicyDefinition } from './registry.js'
 import type { PolicyContext } from './types.js'
 
@@ -25,10 +25,10 @@ export const knorm: PolicyDefinition = {
   name: 'knorm',
   description: 'Knorm: keep the tokens whose keys have the smallest L2 norm',
   stage: 'eviction',
-  options: [...budgetOptions],
+  options: [...budgetOptions, compensateOption],
   create(o, model) {
     return evictionPolicy({
-      name: 'knorm', budget: budgetFrom(o), every: o.every as number, needs: {},
+      name: 'knorm', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, needs: {},
       score: (ctx, layer) => Array.from({ length: model.kvHeads }, (_, h) => negativeKeyNorms(ctx, layer, h)),
     })
   },

@@ -6,7 +6,7 @@
  * here the schedule always applies.)
  */
 import { budgetFrom, budgetOptions, pyramidLayerBudgets } from './budget.js'
-import { evictionPolicy } from './evict.js'
+import { compensateOption, evictionPolicy } from './evict.js'
 import { observationOptions } from './observe.js'
 import type { PolicyDefinition } from './registry.js'
 import { sinkOption, snapScorer } from './snapkv.js'
@@ -15,12 +15,12 @@ export const pyramidkv: PolicyDefinition = {
   name: 'pyramidkv',
   description: 'PyramidKV: SnapKV scores with a layer budget falling linearly from the lowest to the highest layer',
   stage: 'eviction',
-  options: [...budgetOptions, ...observationOptions, sinkOption,
+  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption,
     { name: 'beta', type: 'number', default: 20, min: 1, description: 'the top layer keeps 1/beta of the average budget above the window' }],
   create(o, model) {
     const window = o.window as number
     return evictionPolicy({
-      name: 'pyramidkv', budget: budgetFrom(o), every: o.every as number, ...snapScorer(o, model),
+      name: 'pyramidkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
       layerBudgets: (perHead) => pyramidLayerBudgets(model.layers, perHead, Math.min(window, perHead), o.beta as number),
     })
   },

@@ -9,7 +9,7 @@
  * one keep list. Options `sinks` (always keep the first tokens) is an addition, 0 by default.
  */
 import { budgetFrom, budgetOptions } from './budget.js'
-import { evictionPolicy, protect, type EvictionMethod } from './evict.js'
+import { compensateOption, evictionPolicy, protect, type EvictionMethod } from './evict.js'
 import { DecodeObserver, observationFromHooks, observationOptions, voteOptionsFrom, windowVotes, type VoteOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
 import type { OptionValue } from './spec.js'
@@ -45,8 +45,8 @@ export const snapkv: PolicyDefinition = {
   name: 'snapkv',
   description: 'SnapKV: keep the tokens the last w prompt queries attend to (pooled vote, GQA-aware), plus the window',
   stage: 'eviction',
-  options: [...budgetOptions, ...observationOptions, sinkOption],
+  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption],
   create(o, model) {
-    return evictionPolicy({ name: 'snapkv', budget: budgetFrom(o), every: o.every as number, ...snapScorer(o, model) })
+    return evictionPolicy({ name: 'snapkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model) })
   },
 }

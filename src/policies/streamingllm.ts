@@ -6,18 +6,18 @@
  * of tokens (kvpress keeps true positions too).
  */
 import { budgetFrom, budgetOptions } from './budget.js'
-import { evictionPolicy, protect } from './evict.js'
+import { compensateOption, evictionPolicy, protect } from './evict.js'
 import type { PolicyDefinition } from './registry.js'
 
 export const streamingllm: PolicyDefinition = {
   name: 'streamingllm',
   description: 'StreamingLLM: attention sinks (first tokens) plus the most recent tokens',
   stage: 'eviction',
-  options: [...budgetOptions, { name: 'sinks', type: 'integer', default: 4, min: 0, description: 'first tokens always kept' }],
+  options: [...budgetOptions, compensateOption, { name: 'sinks', type: 'integer', default: 4, min: 0, description: 'first tokens always kept' }],
   create(o, model) {
     const sinks = o.sinks as number
     return evictionPolicy({
-      name: 'streamingllm', budget: budgetFrom(o), every: o.every as number, needs: {},
+      name: 'streamingllm', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, needs: {},
       // recency is the score: later slots rank higher, sinks rank highest
       score: (ctx, layer) => Array.from({ length: model.kvHeads }, (_, h) => protect(Float32Array.from({ length: ctx.cache.length(layer, h) }, (_, i) => i), sinks, 0)),
     })

@@ -5,7 +5,7 @@
  * The newest token is always kept (as in kvpress).
  */
 import { budgetFrom, budgetOptions } from './budget.js'
-import { evictionPolicy } from './evict.js'
+import { compensateOption, evictionPolicy } from './evict.js'
 import { observationFromHooks, queryAttention } from './observe.js'
 import type { PolicyDefinition } from './registry.js'
 
@@ -13,10 +13,10 @@ export const tova: PolicyDefinition = {
   name: 'tova',
   description: 'TOVA: keep the tokens the last query attends to, averaged over the heads of a layer',
   stage: 'eviction',
-  options: [...budgetOptions],
+  options: [...budgetOptions, compensateOption],
   create(o, model) {
     return evictionPolicy({
-      name: 'tova', budget: budgetFrom(o), every: o.every as number, needs: { observationWindow: 1, decodeQueries: (o.every as number) > 0 },
+      name: 'tova', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, needs: { observationWindow: 1, decodeQueries: (o.every as number) > 0 },
       score(ctx, layer, phase) {
         const q = phase === 'prefill' ? observationFromHooks(ctx, layer, 1).queries : ctx.hooks[layer]?.decodeQuery
         if (!q) throw new Error(`tova: layer ${layer} has no decode query`)
