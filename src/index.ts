@@ -11,3 +11,16 @@ export { referenceKernels, type Kernels } from './backend/reference/kernels.js'
 export { wasmKernels } from './backend/wasm/kernels.js'
 export { loadWasm, supportsSimd, supportsRelaxedSimd, WasmLoadError } from './backend/wasm/load.js'
 export type { WasmSource, WasmLoadOptions, LoadedWasm, KvkitExports, WasmBuild } from './backend/wasm/load.js'
+// runtime: model loading, generation, the KV cache
+export { loadModel } from './model/load.js'
+export { LlamaModel } from './model/model.js'
+export { parseConfig } from './model/config.js'
+export { ModelLoadError, ModelInputError } from './model/errors.js'
+export { PagedKVCache } from './cache/paged-cache.js'
+export { attendCache } from './cache/attention.js'
+export { CacheError } from './cache/errors.js'
+// policies: registry and spec strings
+export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'
+export type { PolicyDefinition, OptionSpec, PolicyStage } from './policies/registry.js'
+// evaluation harness: tasks, scores, runner, report
+export * from './eval/index.js'

@@ -1,6 +1,42 @@
 /**
- * Kernels of the Llama runtime (matrix-vector and matrix products, RMSNorm, RoPE, SwiGLU ...), pointer
- * based like KernelBackend. Owned by the runtime (src/model); every backend implements them.
+ * Kernels of the Llama runtime (linear layers, RMSNorm, RoPE, SwiGLU, chunked causal attention over the
+ * paged cache), pointer based like KernelBackend: byte pointers into the arena and element counts. They
+ * allocate nothing and check nothing; src/model and src/cache size every buffer before calling in.
+ * Each has a plain TypeScript twin (reference/model-kernels.ts) and a wasm SIMD one (assembly/model/).
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface ModelKernels {}
+export interface ModelKernels {
+  /** y[t][o] = x[t] . w[o] + bias[o] (bias 0: none); x [T][inDim], w [outDim][inDim], y [T][outDim] */
+  matmul(x: number, w: number, bias: number, y: number, T: number, inDim: number, outDim: number): void
+  /** out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * g over T rows of dim (out may alias x) */
+  rmsnorm(x: number, g: number, out: number, T: number, dim: number, eps: number): void
+  /** in-place rotate_half RoPE of x [T][heads][d] with cos, sin [T][d/2] */
+  rope(x: number, T: number, heads: number, d: number, cos: number, sin: number): void
+  /** out[i] = silu(gate[i]) * up[i] (out may alias gate) */
+  swiglu(gate: number, up: number, out: number, n: number): void
+  /** y[i] += x[i] */
+  addInPlace(y: number, x: number, n: number): void
+  /**
+   * Causal attention of T tokens x hq query heads over one KV head's n paged rows (online softmax, tiles
+   * of 64 keys). Row r = t*hq + h: query at q + (t*qStride + h*kd) floats, sees the first
+   * min(n, visible0 + t) keys; output at out + (t*outStride + h*vd); lse[r] when lse != 0.
+   * scratch: 4 * (64 + vd) floats.
+   */
+  attendCausal(
+    q: number, qStride: number, hq: number, T: number, kd: number, vd: number,
+    kTable: number, vTable: number, pageTokens: number, n: number, visible0: number, scale: number,
+    out: number, outStride: number, lse: number, scratch: number,
+  ): void
+  /** mass[j] += sum_r exp(scale q_r . k_j - lse[r]) over the keys row r sees (rows as attendCausal). scratch: 256 floats */
+  attentionMass(
+    q: number, qStride: number, hq: number, T: number, kd: number,
+    kTable: number, pageTokens: number, n: number, visible0: number, scale: number,
+    lse: number, mass: number, scratch: number,
+  ): void
+  /** the matmul's multiply-adds with no memory traffic, for the benchmarks' peak estimate (8 x 4 x 2 flops per iteration) */
+  fmaPeak(iters: number): number
+}
+
+/** Scratch floats attendCausal needs for value rows of vd floats. */
+export function attendScratchFloats(vd: number): number {
+  return 4 * (64 + vd)
+}

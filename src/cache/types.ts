@@ -16,6 +16,19 @@ export interface HeadView {
   readonly d: number
 }
 
+/**
+ * One segment of a head: after ThinK channel pruning a head holds two, the pruned prefix (key rows of
+ * `channels.length` floats, values whole) and the whole rest; otherwise one. Slots start..start+n-1.
+ */
+export interface HeadSegment extends HeadView {
+  /** first slot of the segment within the head */
+  readonly start: number
+  /** floats per value row (head_dim) */
+  readonly vd: number
+  /** the key channels the rows hold (ascending), or null for all head_dim channels */
+  readonly channels: Int32Array | null
+}
+
 export type KeyStorage = 'post-rope' | 'pre-rope'
 
 export interface KVCacheOptions {
@@ -40,7 +53,10 @@ export interface CacheBytes {
   reserved: number
 }
 
-/** Merge a set of tokens into a pivot: k_p = sum w_i k_i / sum w_i (pivot included with its own weight). */
+/**
+ * Merge a set of tokens into a pivot: k_p = sum w_i k_i / sum w_i (pivot included with its own weight: list
+ * it among the members with its weight, or it counts with weight 1). The pivot must be kept.
+ */
 export interface MergeSpec {
   pivot: number
   members: Int32Array
@@ -81,9 +97,11 @@ export interface KVCache {
   length(layer: number, head: number): number
   /** original positions of the stored tokens (a copy) */
   positions(layer: number, head: number): Int32Array
-  /** kernel-ready view of a head's keys and values */
+  /** kernel-ready view of a head's keys and values (a channel-pruned head has two segments: use segments()) */
   view(layer: number, head: number): HeadView
-  /** keys of a head as a fresh [n][d] array (for policies that need a copy) */
+  /** the head's segments in slot order (one unless its keys were channel-pruned) */
+  segments(layer: number, head: number): HeadSegment[]
+  /** keys of a head as a fresh [n][d] array (for policies that need a copy; pruned channels read as 0) */
   readKeys(layer: number, head: number): Float32Array
   readValues(layer: number, head: number): Float32Array
   /**

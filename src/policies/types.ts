@@ -23,6 +23,8 @@ export interface PolicyNeeds {
   hiddenStates?: boolean
   /** keys before RoPE (ShadowKV, Knorm variants) */
   preRopeKeys?: boolean
+  /** how the cache stores keys: 'pre-rope' rotates them at attention time from cache positions (StreamingLLM) */
+  cacheKeys?: 'pre-rope' | 'post-rope'
 }
 
 /** Hook data for one layer, computed only where the policy's needs ask for it. */
@@ -62,6 +64,12 @@ export interface Policy {
   onPrefillEnd?(ctx: PolicyContext): Decision | null
   /** after each decode step (periodic eviction, score accumulation) */
   onDecodeStep?(ctx: PolicyContext): Decision | null
+  /**
+   * Dynamic selection, on each decode step before a layer's attention: per KV head, the cache slots
+   * (ascending) to attend to, or null for all; null for the whole layer attends densely. `query` is the
+   * step's post-RoPE query [qHeads][headDim].
+   */
+  selectTokens?(ctx: PolicyContext, layer: number, query: Float32Array): (Int32Array | null)[] | null
 }
 
 /** Options every policy accepts through its spec string: a budget as a ratio of the prompt or a token count. */

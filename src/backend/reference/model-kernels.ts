@@ -1,7 +1,119 @@
 import type { Heap } from '../heap.js'
 import type { ModelKernels } from '../model-kernels.js'
 
-/** Plain TypeScript twins of the runtime's kernels (filled by the runtime issue). */
-export function referenceModelKernels(_heap: Heap): ModelKernels {
-  return {}
+/**
+ * Plain TypeScript twins of the runtime's kernels, written for clarity (float64 accumulation, no blocking):
+ * the independent reference the wasm kernels are tested against. Same pointers, same arena.
+ */
+export function referenceModelKernels(heap: Heap): ModelKernels {
+  const F = () => heap.F32
+  const I = () => heap.I32
+  return {
+    matmul(x, w, bias, y, T, inDim, outDim) {
+      const f = F()
+      const xb = x >> 2, wb = w >> 2, yb = y >> 2, bb = bias >> 2
+      for (let t = 0; t < T; t++) {
+        for (let o = 0; o < outDim; o++) {
+          let s = 0
+          for (let k = 0; k < inDim; k++) s += f[xb + t * inDim + k] * f[wb + o * inDim + k]
+          f[yb + t * outDim + o] = s + (bias ? f[bb + o] : 0)
+        }
+      }
+    },
+    rmsnorm(x, g, out, T, dim, eps) {
+      const f = F()
+      for (let t = 0; t < T; t++) {
+        const xr = (x >> 2) + t * dim
+        const yr = (out >> 2) + t * dim
+        let ss = 0
+        for (let k = 0; k < dim; k++) ss += f[xr + k] * f[xr + k]
+        const inv = 1 / Math.sqrt(ss / dim + eps)
+        for (let k = 0; k < dim; k++) f[yr + k] = f[xr + k] * inv * f[(g >> 2) + k]
+      }
+    },
+    rope(x, T, heads, d, cos, sin) {
+      const f = F()
+      const half = d >> 1
+      for (let t = 0; t < T; t++) {
+        for (let h = 0; h < heads; h++) {
+          const a = (x >> 2) + (t * heads + h) * d
+          for (let i = 0; i < half; i++) {
+            const c = f[(cos >> 2) + t * half + i]
+            const s = f[(sin >> 2) + t * half + i]
+            const x1 = f[a + i]
+            const x2 = f[a + i + half]
+            f[a + i] = x1 * c - x2 * s
+            f[a + i + half] = x2 * c + x1 * s
+          }
+        }
+      }
+    },
+    swiglu(gate, up, out, n) {
+      const f = F()
+      for (let i = 0; i < n; i++) {
+        const g = f[(gate >> 2) + i]
+        f[(out >> 2) + i] = (g / (1 + Math.exp(-g))) * f[(up >> 2) + i]
+      }
+    },
+    addInPlace(y, x, n) {
+      const f = F()
+      for (let i = 0; i < n; i++) f[(y >> 2) + i] += f[(x >> 2) + i]
+    },
+    attendCausal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse) {
+      const f = F()
+      const iv = I()
+      const keyAt = (table: number, j: number, width: number) =>
+        (iv[(table >> 2) + Math.floor(j / pageTokens)] >> 2) + (j % pageTokens) * width
+      for (let t = 0; t < T; t++) {
+        const lim = Math.min(n, visible0 + t)
+        for (let h = 0; h < hq; h++) {
+          const qr = (q >> 2) + t * qStride + h * kd
+          const s = new Float64Array(Math.max(lim, 0))
+          let m = -Infinity
+          for (let j = 0; j < lim; j++) {
+            const kr = keyAt(kTable, j, kd)
+            let dot = 0
+            for (let c = 0; c < kd; c++) dot += f[qr + c] * f[kr + c]
+            s[j] = dot * scale
+            if (s[j] > m) m = s[j]
+          }
+          let l = 0
+          for (let j = 0; j < lim; j++) l += (s[j] = Math.exp(s[j] - m))
+          const o = (out >> 2) + t * outStride + h * vd
+          for (let c = 0; c < vd; c++) {
+            let acc = 0
+            for (let j = 0; j < lim; j++) acc += s[j] * f[keyAt(vTable, j, vd) + c]
+            f[o + c] = l > 0 ? acc / l : 0
+          }
+          if (lse) f[(lse >> 2) + t * hq + h] = l > 0 ? m + Math.log(l) : -Infinity
+        }
+      }
+    },
+    attentionMass(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass) {
+      const f = F()
+      const iv = I()
+      for (let t = 0; t < T; t++) {
+        const lim = Math.min(n, visible0 + t)
+        for (let h = 0; h < hq; h++) {
+          const qr = (q >> 2) + t * qStride + h * kd
+          const l = f[(lse >> 2) + t * hq + h]
+          for (let j = 0; j < lim; j++) {
+            const kr = (iv[(kTable >> 2) + Math.floor(j / pageTokens)] >> 2) + (j % pageTokens) * kd
+            let dot = 0
+            for (let c = 0; c < kd; c++) dot += f[qr + c] * f[kr + c]
+            f[(mass >> 2) + j] += Math.exp(dot * scale - l)
+          }
+        }
+      }
+    },
+    fmaPeak(iters) {
+      // the same 32 multiply-adds per iteration in plain TypeScript
+      let a = 0, b = 0, c = 0, d = 0
+      const u = 1.0000001, v = 0.9999999
+      for (let i = 0; i < iters * 8; i++) {
+        a = u * v + a; b = v * u + b; c = u * u + c; d = v * v + d
+      }
+      return a + b + c + d
+    },
+  }
 }

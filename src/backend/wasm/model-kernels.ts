@@ -1,7 +1,28 @@
 import type { Heap } from '../heap.js'
 import type { ModelKernels } from '../model-kernels.js'
 
-/** The runtime's kernels bound to the wasm exports (filled by the runtime issue). */
-export function wasmModelKernels(_exports: WebAssembly.Exports, _heap: Heap): ModelKernels {
-  return {}
+type Fn = (...args: number[]) => number
+
+/** The runtime's kernels bound to the wasm exports (assembly/model/*). */
+export function wasmModelKernels(exports: WebAssembly.Exports, _heap: Heap): ModelKernels {
+  const fn = (name: string): Fn => {
+    const f = exports[name]
+    if (typeof f !== 'function') throw new Error(`wasm module lacks the model kernel export '${name}' (rebuild with npm run build:wasm)`)
+    return f as Fn
+  }
+  const matmul = fn('matmul'), rmsnorm = fn('rmsnorm'), rope = fn('rope'), swiglu = fn('swiglu')
+  const addInPlace = fn('addInPlace'), attendCausal = fn('attendCausal'), attentionMass = fn('attentionMass')
+  const fmaPeak = fn('fmaPeak')
+  return {
+    matmul: (x, w, bias, y, T, inDim, outDim) => void matmul(x, w, bias, y, T, inDim, outDim),
+    rmsnorm: (x, g, out, T, dim, eps) => void rmsnorm(x, g, out, T, dim, eps),
+    rope: (x, T, heads, d, cos, sin) => void rope(x, T, heads, d, cos, sin),
+    swiglu: (gate, up, out, n) => void swiglu(gate, up, out, n),
+    addInPlace: (y, x, n) => void addInPlace(y, x, n),
+    attendCausal: (q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch) =>
+      void attendCausal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch),
+    attentionMass: (q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, scratch) =>
+      void attentionMass(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, scratch),
+    fmaPeak: (iters) => fmaPeak(iters),
+  }
 }

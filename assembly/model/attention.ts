@@ -1,0 +1,241 @@
+import { exp4, exp1, fma, hsum } from './simd'
+
+/** Keys per tile: a tile never crosses a cache page, so its rows are contiguous. */
+const TILE = 64
+
+/**
+ * Scores of 4 query rows against `len` contiguous key rows: S[i][j] = scale * q_i . k_j.
+ * Two keys at a time: 8 accumulators, each key row loaded once for the 4 queries.
+ */
+// @ts-ignore: decorator
+@inline function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kp: usize, kRow: usize, kd: i32, len: i32, S: usize, scale: f32): void {
+  const k4 = kd & ~3
+  let j = 0
+  for (; j + 2 <= len; j += 2) {
+    const ka = kp + <usize>j * kRow
+    const kb = ka + kRow
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
+    for (let c = 0; c < k4; c += 4) {
+      const off = <usize>c << 2
+      const x = v128.load(ka + off)
+      const y = v128.load(kb + off)
+      const u0 = v128.load(q0 + off)
+      a0 = fma(u0, x, a0); b0 = fma(u0, y, b0)
+      const u1 = v128.load(q1 + off)
+      a1 = fma(u1, x, a1); b1 = fma(u1, y, b1)
+      const u2 = v128.load(q2 + off)
+      a2 = fma(u2, x, a2); b2 = fma(u2, y, b2)
+      const u3 = v128.load(q3 + off)
+      a3 = fma(u3, x, a3); b3 = fma(u3, y, b3)
+    }
+    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3)
+    let t0 = hsum(b0), t1 = hsum(b1), t2 = hsum(b2), t3 = hsum(b3)
+    for (let c = k4; c < kd; c++) {
+      const off = <usize>c << 2
+      const x = load<f32>(ka + off), y = load<f32>(kb + off)
+      const u0 = load<f32>(q0 + off), u1 = load<f32>(q1 + off), u2 = load<f32>(q2 + off), u3 = load<f32>(q3 + off)
+      s0 += u0 * x; s1 += u1 * x; s2 += u2 * x; s3 += u3 * x
+      t0 += u0 * y; t1 += u1 * y; t2 += u2 * y; t3 += u3 * y
+    }
+    const sp = S + (<usize>j << 2)
+    store<f32>(sp, s0 * scale); store<f32>(sp, t0 * scale, 4)
+    store<f32>(sp + TILE * 4, s1 * scale); store<f32>(sp + TILE * 4, t1 * scale, 4)
+    store<f32>(sp + TILE * 8, s2 * scale); store<f32>(sp + TILE * 8, t2 * scale, 4)
+    store<f32>(sp + TILE * 12, s3 * scale); store<f32>(sp + TILE * 12, t3 * scale, 4)
+  }
+  for (; j < len; j++) {
+    const ka = kp + <usize>j * kRow
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+    for (let c = 0; c < k4; c += 4) {
+      const off = <usize>c << 2
+      const x = v128.load(ka + off)
+      a0 = fma(v128.load(q0 + off), x, a0)
+      a1 = fma(v128.load(q1 + off), x, a1)
+      a2 = fma(v128.load(q2 + off), x, a2)
+      a3 = fma(v128.load(q3 + off), x, a3)
+    }
+    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3)
+    for (let c = k4; c < kd; c++) {
+      const off = <usize>c << 2
+      const x = load<f32>(ka + off)
+      s0 += load<f32>(q0 + off) * x; s1 += load<f32>(q1 + off) * x
+      s2 += load<f32>(q2 + off) * x; s3 += load<f32>(q3 + off) * x
+    }
+    const sp = S + (<usize>j << 2)
+    store<f32>(sp, s0 * scale)
+    store<f32>(sp + TILE * 4, s1 * scale)
+    store<f32>(sp + TILE * 8, s2 * scale)
+    store<f32>(sp + TILE * 12, s3 * scale)
+  }
+}
+
+// @ts-ignore: decorator
+@inline function rowPtr(base: usize, r: i32, hq: i32, stride: i32, d: i32): usize {
+  const t = r / hq
+  return base + (<usize>(t * stride + (r - t * hq) * d) << 2)
+}
+
+/**
+ * Causal attention of a chunk of T tokens x hq query heads (the heads sharing one KV head) over n cached
+ * keys and values read through page tables, flash style: key tiles with an online softmax, so memory is
+ * O(tile), never O(T x n). Query row r = t * hq + h sits at q + (t * qStride + h * kd) floats and sees the
+ * first min(n, visible0 + t) keys (visible0 = n - T + 1 for a chunk just appended; n for "sees all").
+ * Keys have kd floats per row (fewer than vd after channel pruning), values vd.
+ * Writes out rows (t * outStride + h * vd) and, when lse != 0, lse[r] = log-sum-exp of the row's scores.
+ * scratch: 4 * (64 + vd) floats.
+ */
+export function attendCausal(
+  q: usize, qStride: i32, hq: i32, T: i32, kd: i32, vd: i32,
+  kTable: usize, vTable: usize, pageTokens: i32, n: i32, visible0: i32, scale: f32,
+  out: usize, outStride: i32, lse: usize, scratch: usize,
+): void {
+  const R = T * hq
+  const S = scratch
+  const O = scratch + TILE * 16
+  const kRow = <usize>kd << 2
+  const vRow = <usize>vd << 2
+  const v4 = vd & ~3
+  for (let r0 = 0; r0 < R; r0 += 4) {
+    const nr = min(4, R - r0)
+    const q0 = rowPtr(q, r0, hq, qStride, kd)
+    const q1 = nr > 1 ? rowPtr(q, r0 + 1, hq, qStride, kd) : q0
+    const q2 = nr > 2 ? rowPtr(q, r0 + 2, hq, qStride, kd) : q0
+    const q3 = nr > 3 ? rowPtr(q, r0 + 3, hq, qStride, kd) : q0
+    let lim0 = min(n, visible0 + r0 / hq)
+    let lim1 = nr > 1 ? min(n, visible0 + (r0 + 1) / hq) : 0
+    let lim2 = nr > 2 ? min(n, visible0 + (r0 + 2) / hq) : 0
+    let lim3 = nr > 3 ? min(n, visible0 + (r0 + 3) / hq) : 0
+    const maxLim = max(max(lim0, lim1), max(lim2, lim3))
+    let m0: f32 = -Infinity, m1: f32 = -Infinity, m2: f32 = -Infinity, m3: f32 = -Infinity
+    let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0
+    memory.fill(O, 0, <usize>(4 * vd) << 2)
+    for (let j0 = 0; j0 < maxLim; ) {
+      const inPage = j0 % pageTokens
+      const len = min(TILE, min(pageTokens - inPage, maxLim - j0))
+      const page = <usize>(j0 / pageTokens) << 2
+      const kp = <usize>load<u32>(kTable + page) + <usize>inPage * kRow
+      const vp = <usize>load<u32>(vTable + page) + <usize>inPage * vRow
+      scoreTile(q0, q1, q2, q3, kp, kRow, kd, len, S, scale)
+      // online softmax per row: S becomes the tile's unnormalized probabilities (0 where masked)
+      for (let i = 0; i < 4; i++) {
+        const lim = i == 0 ? lim0 : i == 1 ? lim1 : i == 2 ? lim2 : lim3
+        const valid = max(0, min(len, lim - j0))
+        const Si = S + (<usize>(i * TILE) << 2)
+        if (valid == 0) {
+          memory.fill(Si, 0, <usize>len << 2)
+          continue
+        }
+        let tmax: f32 = -Infinity
+        for (let j = 0; j < valid; j++) tmax = max(tmax, load<f32>(Si + (<usize>j << 2)))
+        const mOld: f32 = i == 0 ? m0 : i == 1 ? m1 : i == 2 ? m2 : m3
+        const mNew = max(mOld, tmax)
+        const alpha: f32 = mOld == -Infinity ? 0 : exp1(mOld - mNew)
+        const mv = f32x4.splat(mNew)
+        let acc = f32x4.splat(0)
+        const valid4 = valid & ~3
+        for (let j = 0; j < valid4; j += 4) {
+          const p = exp4(f32x4.sub(v128.load(Si + (<usize>j << 2)), mv))
+          v128.store(Si + (<usize>j << 2), p)
+          acc = f32x4.add(acc, p)
+        }
+        let sum = hsum(acc)
+        for (let j = valid4; j < valid; j++) {
+          const p = exp1(load<f32>(Si + (<usize>j << 2)) - mNew)
+          store<f32>(Si + (<usize>j << 2), p)
+          sum += p
+        }
+        for (let j = valid; j < len; j++) store<f32>(Si + (<usize>j << 2), 0)
+        const Oi = O + (<usize>(i * vd) << 2)
+        if (alpha != 1) {
+          const av = f32x4.splat(alpha)
+          for (let c = 0; c < v4; c += 4) v128.store(Oi + (<usize>c << 2), f32x4.mul(v128.load(Oi + (<usize>c << 2)), av))
+          for (let c = v4; c < vd; c++) store<f32>(Oi + (<usize>c << 2), load<f32>(Oi + (<usize>c << 2)) * alpha)
+        }
+        if (i == 0) { l0 = l0 * alpha + sum; m0 = mNew }
+        else if (i == 1) { l1 = l1 * alpha + sum; m1 = mNew }
+        else if (i == 2) { l2 = l2 * alpha + sum; m2 = mNew }
+        else { l3 = l3 * alpha + sum; m3 = mNew }
+      }
+      // O_i += sum_j p_ij v_j, four output rows per value load
+      const O1 = O + vRow, O2 = O1 + vRow, O3 = O2 + vRow
+      const S1 = S + TILE * 4, S2 = S1 + TILE * 4, S3 = S2 + TILE * 4
+      for (let c = 0; c < v4; c += 4) {
+        const off = <usize>c << 2
+        let a0 = v128.load(O + off), a1 = v128.load(O1 + off), a2 = v128.load(O2 + off), a3 = v128.load(O3 + off)
+        for (let j = 0; j < len; j++) {
+          const v = v128.load(vp + <usize>j * vRow + off)
+          const jo = <usize>j << 2
+          a0 = fma(v128.load32_splat(S + jo), v, a0)
+          a1 = fma(v128.load32_splat(S1 + jo), v, a1)
+          a2 = fma(v128.load32_splat(S2 + jo), v, a2)
+          a3 = fma(v128.load32_splat(S3 + jo), v, a3)
+        }
+        v128.store(O + off, a0); v128.store(O1 + off, a1); v128.store(O2 + off, a2); v128.store(O3 + off, a3)
+      }
+      for (let c = v4; c < vd; c++) {
+        const off = <usize>c << 2
+        let a0 = load<f32>(O + off), a1 = load<f32>(O1 + off), a2 = load<f32>(O2 + off), a3 = load<f32>(O3 + off)
+        for (let j = 0; j < len; j++) {
+          const v = load<f32>(vp + <usize>j * vRow + off)
+          const jo = <usize>j << 2
+          a0 += load<f32>(S + jo) * v; a1 += load<f32>(S1 + jo) * v
+          a2 += load<f32>(S2 + jo) * v; a3 += load<f32>(S3 + jo) * v
+        }
+        store<f32>(O + off, a0); store<f32>(O1 + off, a1); store<f32>(O2 + off, a2); store<f32>(O3 + off, a3)
+      }
+      j0 += len
+    }
+    for (let i = 0; i < nr; i++) {
+      const l: f32 = i == 0 ? l0 : i == 1 ? l1 : i == 2 ? l2 : l3
+      const m: f32 = i == 0 ? m0 : i == 1 ? m1 : i == 2 ? m2 : m3
+      const inv: f32 = l > 0 ? 1 / l : 0
+      const Oi = O + (<usize>(i * vd) << 2)
+      const dst = rowPtr(out, r0 + i, hq, outStride, vd)
+      const iv = f32x4.splat(inv)
+      for (let c = 0; c < v4; c += 4) v128.store(dst + (<usize>c << 2), f32x4.mul(v128.load(Oi + (<usize>c << 2)), iv))
+      for (let c = v4; c < vd; c++) store<f32>(dst + (<usize>c << 2), load<f32>(Oi + (<usize>c << 2)) * inv)
+      if (lse) store<f32>(lse + (<usize>(r0 + i) << 2), l > 0 ? m + Mathf.log(l) : -Infinity)
+    }
+  }
+}
+
+/**
+ * H2O's heavy-hitter score without an n x n matrix: mass[j] += sum over rows r of exp(scale q_r . k_j - lse[r])
+ * for the keys row r sees (same rows, tiles and visibility as attendCausal, lse from its output).
+ * scratch: 4 * 64 floats.
+ */
+export function attentionMass(
+  q: usize, qStride: i32, hq: i32, T: i32, kd: i32,
+  kTable: usize, pageTokens: i32, n: i32, visible0: i32, scale: f32,
+  lse: usize, mass: usize, scratch: usize,
+): void {
+  const R = T * hq
+  const S = scratch
+  const kRow = <usize>kd << 2
+  for (let r0 = 0; r0 < R; r0 += 4) {
+    const nr = min(4, R - r0)
+    const q0 = rowPtr(q, r0, hq, qStride, kd)
+    const q1 = nr > 1 ? rowPtr(q, r0 + 1, hq, qStride, kd) : q0
+    const q2 = nr > 2 ? rowPtr(q, r0 + 2, hq, qStride, kd) : q0
+    const q3 = nr > 3 ? rowPtr(q, r0 + 3, hq, qStride, kd) : q0
+    const maxLim = min(n, visible0 + (r0 + nr - 1) / hq)
+    for (let j0 = 0; j0 < maxLim; ) {
+      const inPage = j0 % pageTokens
+      const len = min(TILE, min(pageTokens - inPage, maxLim - j0))
+      const kp = <usize>load<u32>(kTable + (<usize>(j0 / pageTokens) << 2)) + <usize>inPage * kRow
+      scoreTile(q0, q1, q2, q3, kp, kRow, kd, len, S, scale)
+      for (let i = 0; i < nr; i++) {
+        const lim = min(n, visible0 + (r0 + i) / hq)
+        const valid = max(0, min(len, lim - j0))
+        const Si = S + (<usize>(i * TILE) << 2)
+        const l = load<f32>(lse + (<usize>(r0 + i) << 2))
+        for (let j = 0; j < valid; j++) {
+          const mp = mass + (<usize>(j0 + j) << 2)
+          store<f32>(mp, load<f32>(mp) + exp1(load<f32>(Si + (<usize>j << 2)) - l))
+        }
+      }
+      j0 += len
+    }
+  }
+}

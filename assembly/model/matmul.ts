@@ -1,0 +1,101 @@
+import { fma, hsum } from './simd'
+
+/**
+ * y[t][o] = x[t] . w[o] (+ bias[o] when bias != 0) for t < T, o < outDim: a linear layer with the weight in
+ * Hugging Face's [out][in] layout, so tied embeddings serve as the LM head without a transposed copy.
+ * Register blocked 4 tokens x 2 output rows (8 accumulators, 6 loads per 8 multiply-adds). Output rows go
+ * in the outer loop: two weight rows stay in L1 while the chunk's tokens stream from L2.
+ */
+export function matmul(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i32, outDim: i32): void {
+  const rowX = <usize>inDim << 2
+  const rowY = <usize>outDim << 2
+  const k4 = inDim & ~3
+  let o = 0
+  for (; o + 2 <= outDim; o += 2) {
+    const w0 = w + <usize>o * rowX
+    const w1 = w0 + rowX
+    const b0: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0
+    const b1: f32 = bias ? load<f32>(bias + (<usize>(o + 1) << 2)) : 0
+    let t = 0
+    for (; t + 4 <= T; t += 4) {
+      const x0 = x + <usize>t * rowX
+      const x1 = x0 + rowX
+      const x2 = x1 + rowX
+      const x3 = x2 + rowX
+      let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0)
+      let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0)
+      for (let k = 0; k < k4; k += 4) {
+        const off = <usize>k << 2
+        const v0 = v128.load(w0 + off)
+        const v1 = v128.load(w1 + off)
+        const u0 = v128.load(x0 + off)
+        a00 = fma(u0, v0, a00); a01 = fma(u0, v1, a01)
+        const u1 = v128.load(x1 + off)
+        a10 = fma(u1, v0, a10); a11 = fma(u1, v1, a11)
+        const u2 = v128.load(x2 + off)
+        a20 = fma(u2, v0, a20); a21 = fma(u2, v1, a21)
+        const u3 = v128.load(x3 + off)
+        a30 = fma(u3, v0, a30); a31 = fma(u3, v1, a31)
+      }
+      let s00 = hsum(a00), s01 = hsum(a01), s10 = hsum(a10), s11 = hsum(a11)
+      let s20 = hsum(a20), s21 = hsum(a21), s30 = hsum(a30), s31 = hsum(a31)
+      for (let k = k4; k < inDim; k++) {
+        const off = <usize>k << 2
+        const v0 = load<f32>(w0 + off), v1 = load<f32>(w1 + off)
+        const u0 = load<f32>(x0 + off), u1 = load<f32>(x1 + off), u2 = load<f32>(x2 + off), u3 = load<f32>(x3 + off)
+        s00 += u0 * v0; s01 += u0 * v1; s10 += u1 * v0; s11 += u1 * v1
+        s20 += u2 * v0; s21 += u2 * v1; s30 += u3 * v0; s31 += u3 * v1
+      }
+      const y0 = y + <usize>t * rowY + (<usize>o << 2)
+      store<f32>(y0, s00 + b0); store<f32>(y0, s01 + b1, 4)
+      store<f32>(y0 + rowY, s10 + b0); store<f32>(y0 + rowY, s11 + b1, 4)
+      store<f32>(y0 + 2 * rowY, s20 + b0); store<f32>(y0 + 2 * rowY, s21 + b1, 4)
+      store<f32>(y0 + 3 * rowY, s30 + b0); store<f32>(y0 + 3 * rowY, s31 + b1, 4)
+    }
+    for (; t < T; t++) {
+      const x0 = x + <usize>t * rowX
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0)
+      for (let k = 0; k < k4; k += 4) {
+        const off = <usize>k << 2
+        const u = v128.load(x0 + off)
+        a0 = fma(u, v128.load(w0 + off), a0)
+        a1 = fma(u, v128.load(w1 + off), a1)
+      }
+      let s0 = hsum(a0), s1 = hsum(a1)
+      for (let k = k4; k < inDim; k++) {
+        const off = <usize>k << 2
+        const u = load<f32>(x0 + off)
+        s0 += u * load<f32>(w0 + off); s1 += u * load<f32>(w1 + off)
+      }
+      const y0 = y + <usize>t * rowY + (<usize>o << 2)
+      store<f32>(y0, s0 + b0); store<f32>(y0, s1 + b1, 4)
+    }
+  }
+  for (; o < outDim; o++) {
+    const w0 = w + <usize>o * rowX
+    const b0: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0
+    for (let t = 0; t < T; t++) {
+      const x0 = x + <usize>t * rowX
+      let a0 = f32x4.splat(0)
+      for (let k = 0; k < k4; k += 4) {
+        const off = <usize>k << 2
+        a0 = fma(v128.load(x0 + off), v128.load(w0 + off), a0)
+      }
+      let s0 = hsum(a0)
+      for (let k = k4; k < inDim; k++) s0 += load<f32>(x0 + (<usize>k << 2)) * load<f32>(w0 + (<usize>k << 2))
+      store<f32>(y + <usize>t * rowY + (<usize>o << 2), s0 + b0)
+    }
+  }
+}
+
+/** The same multiply-adds as matmul's inner block with no memory traffic: the benchmarks' peak yardstick. */
+export function fmaPeak(iters: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0)
+  const u = f32x4.splat(1.0000001), v = f32x4.splat(0.9999999)
+  for (let i = 0; i < iters; i++) {
+    a0 = fma(u, v, a0); a1 = fma(v, u, a1); a2 = fma(u, u, a2); a3 = fma(v, v, a3)
+    a4 = fma(u, v, a4); a5 = fma(v, u, a5); a6 = fma(u, u, a6); a7 = fma(v, v, a7)
+  }
+  return hsum(f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7))))
+}

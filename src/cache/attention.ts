@@ -1,0 +1,216 @@
+import type { Backend } from '../backend/backend.js'
+import { attendScratchFloats } from '../backend/model-kernels.js'
+import type { HeadSegment } from './types.js'
+import type { PagedKVCache } from './paged-cache.js'
+import { CacheError } from './errors.js'
+
+/** Rotates rows in place: x [rows][heads][d] with one position per row (RoPE, supplied by the model). */
+export type Rotate = (x: number, rows: number, heads: number, positions: ArrayLike<number>) => void
+
+export interface CacheAttention {
+  layer: number
+  /** byte pointer to the queries [T][qHeads][d]: post-RoPE, or pre-RoPE when the cache keeps pre-RoPE keys */
+  q: number
+  T: number
+  qHeads: number
+  /** byte pointer to the output [T][qHeads][d] */
+  out: number
+  scale: number
+  /** RoPE for caches that store keys before it: keys at cache slots 0..n-1, queries at n-T+t */
+  rotate?: Rotate
+  /**
+   * Selection (decode, T = 1): per KV head, the slots to attend to (ascending, in range), or null for all.
+   * Post-RoPE heads in one segment go through the kernels' gathered attend; others are gathered here.
+   */
+  select?: (Int32Array | null)[]
+  /** byte pointer to [kvHeads][T * group] log-sum-exp per query row (row t * group + h), for mass hooks */
+  lse?: number
+}
+
+interface Part {
+  kTable: number
+  vTable: number
+  pageTokens: number
+  n: number
+  kd: number
+  channels: Int32Array | null
+  /** query t sees the first min(n, visible0 + t) rows */
+  visible0: number
+}
+
+/**
+ * Attention of T new tokens over the cache of one layer, every KV head: causal over the chunk just
+ * appended, dense or over selected slots, keys post-RoPE or rotated here from cache positions, and
+ * channel-pruned prefixes combined with the whole rows by a log-sum-exp merge of the two partial results.
+ * Temporary buffers come from the arena and go back before returning.
+ */
+export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAttention): void {
+  const heap = backend.heap
+  const { kvHeads, headDim: d, keys } = cache.options
+  const group = a.qHeads / kvHeads
+  if (!Number.isInteger(group) || group < 1) throw new CacheError(`attendCache: qHeads ${a.qHeads} is not a multiple of the cache's ${kvHeads} KV heads`)
+  if (!Number.isInteger(a.T) || a.T < 1) throw new CacheError(`attendCache: T must be a positive integer, got ${a.T}`)
+  if (a.select && a.T !== 1) throw new CacheError(`attendCache: selection runs on decode steps (T = 1), got T = ${a.T}`)
+  const preRope = keys === 'pre-rope'
+  if (preRope && !a.rotate) throw new CacheError('attendCache: the cache keeps pre-RoPE keys, so a rotate function is needed')
+  const qStride = a.qHeads * d
+  const temps: number[] = []
+  const tmp = (floats: number) => {
+    const p = heap.alloc(Math.max(1, floats) * 4, 64)
+    temps.push(p)
+    return p
+  }
+  try {
+    const scratch = tmp(attendScratchFloats(d))
+    for (let g = 0; g < kvHeads; g++) {
+      const segs = cache.segments(a.layer, g)
+      const n = segs.reduce((s, x) => s + x.n, 0)
+      if (n < a.T) throw new CacheError(`attendCache: (layer ${a.layer}, head ${g}) holds ${n} tokens, fewer than the ${a.T} queries appended`)
+      const sel = a.select?.[g] ?? null
+      let q = a.q + g * group * d * 4
+      let qs = qStride
+      if (preRope) {
+        // the group's queries, rotated to their cache positions n-T+t
+        const qr = tmp(a.T * group * d)
+        for (let t = 0; t < a.T; t++) heap.F32.copyWithin((qr >> 2) + t * group * d, (q >> 2) + t * qStride, (q >> 2) + t * qStride + group * d)
+        const qpos = Array.from({ length: a.T }, (_, t) => (sel ? sel.length - 1 : n - a.T) + t)
+        a.rotate!(qr, a.T, group, qpos)
+        q = qr
+        qs = group * d
+      }
+      const out = a.out + g * group * d * 4
+      const lse = a.lse ? a.lse + g * a.T * group * 4 : 0
+      const single = segs.length === 1 && segs[0].channels === null
+      if (sel && single && !preRope) {
+        // the kernels' gathered attend (one query row per head: T = 1)
+        validateSelection(sel, n, a.layer, g)
+        const idx = tmp(sel.length)
+        heap.I32.set(sel, idx >> 2)
+        const lseTmp = tmp(group)
+        const s = segs[0]
+        backend.attend(q, group, d, s.kTable, s.vTable, s.pageTokens, n, idx, sel.length, a.scale, out, lseTmp)
+        if (lse) heap.F32.copyWithin(lse >> 2, lseTmp >> 2, (lseTmp >> 2) + group)
+        continue
+      }
+      const parts = sel ? gatherParts(backend, segs, sel, n, a.layer, g, tmp) : denseParts(segs, a.T)
+      if (preRope) for (const p of parts) rotateKeys(backend, p, d, tmp, a.rotate!)
+      if (parts.length === 1 && parts[0].channels === null) {
+        const p = parts[0]
+        backend.attendCausal(q, qs, group, a.T, d, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, out, qStride, lse, scratch)
+        continue
+      }
+      // several parts: each into its own buffer with its log-sum-exp, then merged row by row
+      const rows = a.T * group
+      const outs: number[] = []
+      const lses: number[] = []
+      for (const p of parts) {
+        let qp = q
+        let qps = qs
+        if (p.channels) {
+          qp = tmp(rows * p.kd)
+          qps = group * p.kd
+          const F = heap.F32
+          for (let t = 0; t < a.T; t++) {
+            for (let h = 0; h < group; h++) {
+              const src = (q >> 2) + t * qs + h * d
+              const dst = (qp >> 2) + (t * group + h) * p.kd
+              for (let c = 0; c < p.kd; c++) F[dst + c] = F[src + p.channels[c]]
+            }
+          }
+        }
+        const o = tmp(rows * d)
+        const l = tmp(rows)
+        backend.attendCausal(qp, qps, group, a.T, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, o, group * d, l, scratch)
+        outs.push(o)
+        lses.push(l)
+      }
+      mergeParts(heap.F32, outs, lses, rows, d, group, qStride, out, lse)
+    }
+  } finally {
+    for (const p of temps) heap.release(p)
+  }
+}
+
+function validateSelection(sel: Int32Array, n: number, layer: number, head: number): void {
+  if (!(sel instanceof Int32Array) || sel.length === 0) throw new CacheError(`attendCache: selection for (layer ${layer}, head ${head}) must be a non-empty Int32Array`)
+  for (let i = 0; i < sel.length; i++) {
+    if (!(sel[i] >= 0 && sel[i] < n)) throw new CacheError(`attendCache: selection for (layer ${layer}, head ${head}) has [${i}] = ${sel[i]} outside [0, ${n})`)
+    if (i > 0 && sel[i] <= sel[i - 1]) throw new CacheError(`attendCache: selection for (layer ${layer}, head ${head}) must be strictly ascending at [${i}] = ${sel[i]}`)
+  }
+}
+
+function denseParts(segs: HeadSegment[], T: number): Part[] {
+  return segs.map((s, i) => ({
+    kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels,
+    // the new tokens sit at the end of the last segment; earlier segments are wholly visible
+    visible0: i === segs.length - 1 ? s.n - T + 1 : s.n,
+  }))
+}
+
+/** copies the selected rows of each segment into contiguous buffers (one-page tables) */
+function gatherParts(backend: Backend, segs: HeadSegment[], sel: Int32Array, n: number, layer: number, head: number, tmp: (f: number) => number): Part[] {
+  validateSelection(sel, n, layer, head)
+  const heap = backend.heap
+  const parts: Part[] = []
+  for (const s of segs) {
+    const rows: number[] = []
+    for (const i of sel) if (i >= s.start && i < s.start + s.n) rows.push(i - s.start)
+    if (!rows.length) continue
+    const k = tmp(rows.length * s.d)
+    const v = tmp(rows.length * s.vd)
+    const table = tmp(2)
+    const I = heap.I32
+    const F = heap.F32
+    for (let r = 0; r < rows.length; r++) {
+      const i = rows[r]
+      const page = Math.floor(i / s.pageTokens)
+      const kp = (I[(s.kTable >> 2) + page] >> 2) + (i % s.pageTokens) * s.d
+      const vp = (I[(s.vTable >> 2) + page] >> 2) + (i % s.pageTokens) * s.vd
+      F.copyWithin((k >> 2) + r * s.d, kp, kp + s.d)
+      F.copyWithin((v >> 2) + r * s.vd, vp, vp + s.vd)
+    }
+    I[table >> 2] = k
+    I[(table >> 2) + 1] = v
+    parts.push({ kTable: table, vTable: table + 4, pageTokens: rows.length, n: rows.length, kd: s.d, channels: s.channels, visible0: rows.length })
+  }
+  return parts
+}
+
+/** pre-RoPE keys: a rotated copy at positions 0..n-1 (the slots' order), read through a table of the same paging */
+function rotateKeys(backend: Backend, p: Part, d: number, tmp: (f: number) => number, rotate: Rotate): void {
+  const heap = backend.heap
+  const pages = Math.ceil(p.n / p.pageTokens)
+  const k = tmp(p.n * d)
+  const table = tmp(pages)
+  for (let pg = 0; pg < pages; pg++) {
+    const rows = Math.min(p.pageTokens, p.n - pg * p.pageTokens)
+    const src = heap.I32[(p.kTable >> 2) + pg] >> 2
+    const dst = (k >> 2) + pg * p.pageTokens * d
+    heap.F32.copyWithin(dst, src, src + rows * d)
+    heap.I32[(table >> 2) + pg] = k + pg * p.pageTokens * d * 4
+  }
+  rotate(k, p.n, 1, Array.from({ length: p.n }, (_, i) => i))
+  p.kTable = table
+}
+
+function mergeParts(F: Float32Array, outs: number[], lses: number[], rows: number, d: number, group: number, outStride: number, out: number, lseOut: number): void {
+  for (let r = 0; r < rows; r++) {
+    let m = -Infinity
+    for (const l of lses) m = Math.max(m, F[(l >> 2) + r])
+    const t = Math.floor(r / group)
+    const h = r - t * group
+    const dst = (out >> 2) + t * outStride + h * d
+    let total = 0
+    const w = lses.map((l) => {
+      const x = m === -Infinity ? 0 : Math.exp(F[(l >> 2) + r] - m)
+      total += x
+      return x
+    })
+    for (let c = 0; c < d; c++) {
+      let acc = 0
+      for (let i = 0; i < outs.length; i++) acc += w[i] * F[(outs[i] >> 2) + r * d + c]
+      F[dst + c] = total > 0 ? acc / total : 0
+    }
+    if (lseOut) F[(lseOut >> 2) + r] = total > 0 ? m + Math.log(total) : -Infinity
+  }
+}

@@ -1,0 +1,80 @@
+import type { Decision, HeadDecision } from './types.js'
+import { CacheError } from './errors.js'
+
+export interface HeadShape {
+  /** tokens stored */
+  n: number
+  /** rows of the channel-pruned prefix (0 if none) */
+  pruned: number
+}
+
+function isInt(x: unknown): x is number {
+  return typeof x === 'number' && Number.isInteger(x)
+}
+
+function checkSlots(where: string, a: unknown, n: number, ascending: boolean): Int32Array {
+  if (!(a instanceof Int32Array)) throw new CacheError(`${where} must be an Int32Array, got ${a === null ? 'null' : typeof a}`)
+  for (let i = 0; i < a.length; i++) {
+    const s = a[i]
+    if (s < 0 || s >= n) throw new CacheError(`${where}[${i}] = ${s} is outside [0, ${n})`)
+    if (ascending && i > 0 && s <= a[i - 1]) {
+      throw new CacheError(`${where} must be strictly ascending without duplicates: [${i - 1}] = ${a[i - 1]}, [${i}] = ${s}`)
+    }
+  }
+  return a
+}
+
+/**
+ * Checks a whole decision against the cache's shape before anything changes: every index in range,
+ * ascending, no duplicates; merges, extra tokens and channel lists well formed. Throws a CacheError that
+ * names the bad value.
+ */
+export function validateDecision(decision: Decision, layers: number, kvHeads: number, headDim: number, shape: (layer: number, head: number) => HeadShape): void {
+  if (!decision || !Array.isArray(decision.heads)) throw new CacheError('apply: decision.heads must be an array')
+  const seen = new Set<number>()
+  decision.heads.forEach((hd: HeadDecision, i) => {
+    const at = `apply: heads[${i}]`
+    if (!isInt(hd.layer) || hd.layer < 0 || hd.layer >= layers) throw new CacheError(`${at}.layer = ${hd.layer} is outside [0, ${layers})`)
+    if (!isInt(hd.head) || hd.head < 0 || hd.head >= kvHeads) throw new CacheError(`${at}.head = ${hd.head} is outside [0, ${kvHeads})`)
+    const key = hd.layer * kvHeads + hd.head
+    if (seen.has(key)) throw new CacheError(`${at}: (layer ${hd.layer}, head ${hd.head}) appears twice in the decision`)
+    seen.add(key)
+    const { n, pruned } = shape(hd.layer, hd.head)
+    const keep = checkSlots(`${at}.keep`, hd.keep, n, true)
+    const kept = new Set(keep)
+    for (const [m, spec] of (hd.merges ?? []).entries()) {
+      const mat = `${at}.merges[${m}]`
+      if (!isInt(spec.pivot) || spec.pivot < 0 || spec.pivot >= n) throw new CacheError(`${mat}.pivot = ${spec.pivot} is outside [0, ${n})`)
+      if (!kept.has(spec.pivot)) throw new CacheError(`${mat}.pivot = ${spec.pivot} is not in keep: a merge needs a kept pivot`)
+      const members = checkSlots(`${mat}.members`, spec.members, n, false)
+      if (!(spec.weights instanceof Float32Array) || spec.weights.length !== members.length) {
+        throw new CacheError(`${mat}.weights must be a Float32Array of ${members.length} (one per member), got ${spec.weights?.length}`)
+      }
+      for (let j = 0; j < members.length; j++) {
+        const w = spec.weights[j]
+        if (!(Number.isFinite(w) && w >= 0)) throw new CacheError(`${mat}.weights[${j}] = ${w} must be finite and >= 0`)
+        if ((members[j] < pruned) !== (spec.pivot < pruned)) {
+          throw new CacheError(`${mat}: member ${members[j]} and pivot ${spec.pivot} lie on different sides of the channel-pruned prefix (${pruned} slots)`)
+        }
+      }
+    }
+    for (const [e, x] of (hd.extra ?? []).entries()) {
+      const eat = `${at}.extra[${e}]`
+      if (!(x.key instanceof Float32Array) || x.key.length !== headDim) throw new CacheError(`${eat}.key must be a Float32Array of ${headDim}, got ${x.key?.length}`)
+      if (!(x.value instanceof Float32Array) || x.value.length !== headDim) throw new CacheError(`${eat}.value must be a Float32Array of ${headDim}, got ${x.value?.length}`)
+      if (!isInt(x.position)) throw new CacheError(`${eat}.position = ${x.position} must be an integer`)
+      for (let c = 0; c < headDim; c++) {
+        if (!Number.isFinite(x.key[c]) || !Number.isFinite(x.value[c])) throw new CacheError(`${eat}: key or value channel ${c} is not finite`)
+      }
+    }
+    if (hd.keyChannels) {
+      const kc = hd.keyChannels
+      if (pruned > 0) throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) is already channel-pruned`)
+      const ch = checkSlots(`${at}.keyChannels.channels`, kc.channels, headDim, true)
+      if (ch.length === 0) throw new CacheError(`${at}.keyChannels.channels is empty: keep at least one channel`)
+      if (!isInt(kc.upto) || kc.upto < 0 || kc.upto > keep.length) {
+        throw new CacheError(`${at}.keyChannels.upto = ${kc.upto} is outside [0, ${keep.length}] (the kept slots)`)
+      }
+    }
+  })
+}

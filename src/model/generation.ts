@@ -1,0 +1,55 @@
+import type { GeneratedToken, GenerateResult, Generation } from './types.js'
+
+/**
+ * A Generation fed by a producer: tokens are queued as they come, consumers iterate them, and `result`
+ * settles when the producer ends. The producer runs whether or not anyone iterates.
+ */
+export class StreamingGeneration implements Generation {
+  readonly result: Promise<GenerateResult>
+  private readonly queue: GeneratedToken[] = []
+  private wake: (() => void) | null = null
+  private finished = false
+  private failure: unknown = undefined
+
+  constructor(producer: (emit: (t: GeneratedToken) => void) => Promise<GenerateResult>) {
+    this.result = producer((t) => {
+      this.queue.push(t)
+      this.poke()
+    }).then(
+      (r) => {
+        this.finished = true
+        this.poke()
+        return r
+      },
+      (e) => {
+        this.finished = true
+        this.failure = e ?? new Error('generation failed')
+        this.poke()
+        throw e
+      },
+    )
+    // a caller who only iterates still sees the error there; this keeps it from also surfacing as unhandled
+    this.result.catch(() => {})
+  }
+
+  private poke(): void {
+    const w = this.wake
+    this.wake = null
+    w?.()
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<GeneratedToken> {
+    let i = 0
+    for (;;) {
+      if (i < this.queue.length) {
+        yield this.queue[i++]
+        continue
+      }
+      if (this.finished) {
+        if (this.failure !== undefined) throw this.failure
+        return
+      }
+      await new Promise<void>((r) => (this.wake = r))
+    }
+  }
+}

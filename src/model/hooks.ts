@@ -1,0 +1,112 @@
+import type { Heap } from '../backend/heap.js'
+import type { LayerHooks, PolicyNeeds } from '../policies/types.js'
+import type { ModelConfig } from './types.js'
+
+/**
+ * Collects the hook data a policy asked for while the forward pass runs, and nothing it did not ask for.
+ * Prefill: the last w post-RoPE queries, attention mass per cached token (accumulated chunk by chunk from
+ * the attention's log-sum-exp, never an n x n matrix), hidden states and pre-RoPE keys of every prompt
+ * token. Decode: the step's post-RoPE query, and the new token's hidden state and pre-RoPE key.
+ */
+export class HookCapture {
+  readonly hooks: LayerHooks[]
+  /** arena buffers [kvHeads][promptLen] of attention mass per layer (while prefilling) */
+  readonly massPtr: number[] = []
+  private readonly obsStart: number
+  private readonly obsLen: number
+
+  constructor(
+    readonly needs: PolicyNeeds,
+    readonly cfg: ModelConfig,
+    readonly heap: Heap,
+    /** tokens the prefill puts in the cache */
+    readonly promptLen: number,
+  ) {
+    const { layers, qHeads, kvHeads, headDim: d, hidden } = cfg
+    this.obsLen = Math.min(Math.max(0, Math.floor(needs.observationWindow ?? 0)), promptLen)
+    this.obsStart = promptLen - this.obsLen
+    this.hooks = Array.from({ length: layers }, (_, layer) => {
+      const h: LayerHooks = { layer }
+      if (this.obsLen > 0) {
+        h.observationQueries = new Float32Array(qHeads * this.obsLen * d)
+        h.observationPositions = new Int32Array(this.obsLen)
+      }
+      if (needs.hiddenStates) h.hiddenStates = new Float32Array(promptLen * hidden)
+      if (needs.preRopeKeys) h.preRopeKeys = new Float32Array(promptLen * kvHeads * d)
+      return h
+    })
+    if (needs.prefillAttentionMass) {
+      for (let l = 0; l < layers; l++) {
+        const p = heap.alloc(Math.max(1, kvHeads * promptLen) * 4)
+        heap.F32.fill(0, p >> 2, (p >> 2) + kvHeads * promptLen)
+        this.massPtr.push(p)
+      }
+    }
+  }
+
+  get wantsMass(): boolean {
+    return this.massPtr.length > 0
+  }
+
+  /** x [T][hidden] entering layer l, for tokens first..first+T-1 of the prompt (or a decode token) */
+  hidden(l: number, x: number, T: number, first: number, decode: boolean): void {
+    if (!this.needs.hiddenStates) return
+    const H = this.cfg.hidden
+    const src = this.heap.F32.subarray(x >> 2, (x >> 2) + T * H)
+    if (decode) this.hooks[l].hiddenStates = src.slice()
+    else this.hooks[l].hiddenStates!.set(src, first * H)
+  }
+
+  preRope(l: number, k: number, T: number, first: number, decode: boolean): void {
+    if (!this.needs.preRopeKeys) return
+    const w = this.cfg.kvHeads * this.cfg.headDim
+    const src = this.heap.F32.subarray(k >> 2, (k >> 2) + T * w)
+    if (decode) this.hooks[l].preRopeKeys = src.slice()
+    else this.hooks[l].preRopeKeys!.set(src, first * w)
+  }
+
+  /** post-RoPE queries q [T][qHeads][d] of tokens first.. at positions */
+  queries(l: number, q: number, T: number, first: number, positions: Int32Array, decode: boolean): void {
+    const { qHeads, headDim: d } = this.cfg
+    const F = this.heap.F32
+    if (decode) {
+      if (this.needs.decodeQueries) this.hooks[l].decodeQuery = F.slice(q >> 2, (q >> 2) + qHeads * d)
+      return
+    }
+    if (this.obsLen === 0) return
+    const h = this.hooks[l]
+    for (let t = 0; t < T; t++) {
+      const i = first + t - this.obsStart
+      if (i < 0 || i >= this.obsLen) continue
+      h.observationPositions![i] = positions[t]
+      for (let hd = 0; hd < qHeads; hd++) {
+        const src = (q >> 2) + (t * qHeads + hd) * d
+        h.observationQueries!.set(F.subarray(src, src + d), (hd * this.obsLen + i) * d)
+      }
+    }
+  }
+
+  /** copies the accumulated mass into the hooks and frees the arena buffers */
+  finishPrefill(): void {
+    const n = this.promptLen * this.cfg.kvHeads
+    this.massPtr.forEach((p, l) => {
+      this.hooks[l].attentionMass = this.heap.F32.slice(p >> 2, (p >> 2) + n)
+      this.heap.release(p)
+    })
+    this.massPtr.length = 0
+  }
+
+  /** decode steps: drops prefill-only arrays so a step's hooks hold only that step's data */
+  startDecode(): void {
+    for (const h of this.hooks) {
+      delete h.hiddenStates
+      delete h.preRopeKeys
+      delete h.decodeQuery
+    }
+  }
+
+  dispose(): void {
+    for (const p of this.massPtr) this.heap.release(p)
+    this.massPtr.length = 0
+  }
+}

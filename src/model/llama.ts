@@ -1,0 +1,138 @@
+import type { Backend } from '../backend/backend.js'
+import { attendScratchFloats } from '../backend/model-kernels.js'
+import { attendCache } from '../cache/attention.js'
+import type { PagedKVCache } from '../cache/paged-cache.js'
+import { ropeInvFreq } from './config.js'
+import type { HookCapture } from './hooks.js'
+import { RopeTables } from './rope.js'
+import type { ModelConfig } from './types.js'
+import type { Weights } from './weights.js'
+
+export interface StepOptions {
+  capture?: HookCapture
+  /** index of the first of these tokens within the prompt (for hook placement) */
+  first?: number
+  /** a decode step (hooks record the step's query, not the prompt's) */
+  decode?: boolean
+  /** per layer: per KV head slots to attend to (decode), or null for all */
+  select?: (layer: number, query: Float32Array) => (Int32Array | null)[] | null
+  /** which rows' logits to compute into `out` ([rows][vocab]) */
+  logits?: 'none' | 'last' | 'all'
+  out?: Float32Array
+  outOffset?: number
+}
+
+/**
+ * The Llama forward pass (Llama, Mistral, Qwen2, SmolLM), chunk by chunk: embeddings, then per layer
+ * RMSNorm, Q/K/V projections, RoPE, attention through the KV cache, output projection, RMSNorm, SwiGLU
+ * MLP; final norm and LM head. Every buffer lives in the arena, sized once for `chunk` tokens, so a 32k
+ * prompt runs in the memory of one chunk plus the cache.
+ */
+export class LlamaForward {
+  readonly rope: RopeTables
+  readonly scale: number
+  private readonly p: Record<'x' | 'xn' | 'q' | 'qPre' | 'k' | 'v' | 'att' | 'o' | 'gate' | 'up' | 'cos' | 'sin' | 'lse' | 'logits' | 'scratch', number>
+
+  constructor(
+    readonly backend: Backend,
+    readonly cfg: ModelConfig,
+    readonly w: Weights,
+    readonly chunk = 128,
+    ropePrecision: 'float32' | 'float16' = 'float32',
+  ) {
+    const { hidden: H, intermediate: I, qHeads, kvHeads, headDim: d, vocab } = cfg
+    const C = chunk
+    const sizes = {
+      x: C * H, xn: C * H, q: C * qHeads * d, qPre: C * qHeads * d, k: C * kvHeads * d, v: C * kvHeads * d,
+      att: C * qHeads * d, o: C * H, gate: C * I, up: C * I, cos: C * (d / 2), sin: C * (d / 2),
+      lse: C * qHeads, logits: C * vocab, scratch: attendScratchFloats(d),
+    }
+    const heap = backend.heap
+    this.p = Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, heap.alloc(n * 4, 64)])) as LlamaForward['p']
+    this.rope = new RopeTables(backend, ropeInvFreq(cfg, ropePrecision))
+    this.scale = 1 / Math.sqrt(d)
+  }
+
+  /** runs T <= chunk tokens at `positions` through every layer, appending their keys and values to the cache */
+  step(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions = {}): void {
+    const T = ids.length
+    if (T < 1 || T > this.chunk) throw new RangeError(`LlamaForward.step: 1..${this.chunk} tokens a step, got ${T}`)
+    const { hidden: H, vocab } = this.cfg
+    const F = this.backend.heap.F32
+    const { x } = this.p
+    for (let t = 0; t < T; t++) {
+      const src = (this.w.embed >> 2) + ids[t] * H
+      F.copyWithin((x >> 2) + t * H, src, src + H)
+    }
+    this.rope.fill(positions, this.p.cos, this.p.sin)
+    for (let l = 0; l < this.cfg.layers; l++) this.layer(l, T, positions, cache, o)
+    const mode = o.logits ?? 'none'
+    if (mode === 'none') return
+    const from = mode === 'last' ? T - 1 : 0
+    const rows = T - from
+    const k = this.backend
+    k.rmsnorm(x + from * H * 4, this.w.norm, this.p.xn, rows, H, this.cfg.rmsNormEps)
+    k.matmul(this.p.xn, this.w.lmHead, 0, this.p.logits, rows, H, vocab)
+    o.out!.set(this.backend.heap.F32.subarray(this.p.logits >> 2, (this.p.logits >> 2) + rows * vocab), o.outOffset ?? 0)
+  }
+
+  private layer(l: number, T: number, positions: Int32Array, cache: PagedKVCache, o: StepOptions): void {
+    const { hidden: H, intermediate: I, qHeads, kvHeads, headDim: d, rmsNormEps: eps } = this.cfg
+    const w = this.w.layers[l]
+    const k = this.backend
+    const { x, xn, q, qPre, att, gate, up, cos, sin, lse } = this.p
+    const kb = this.p.k
+    const vb = this.p.v
+    const cap = o.capture
+    const first = o.first ?? 0
+    const decode = o.decode ?? false
+    cap?.hidden(l, x, T, first, decode)
+    k.rmsnorm(x, w.inputNorm, xn, T, H, eps)
+    k.matmul(xn, w.q, w.qBias, q, T, H, qHeads * d)
+    k.matmul(xn, w.k, w.kBias, kb, T, H, kvHeads * d)
+    k.matmul(xn, w.v, w.vBias, vb, T, H, kvHeads * d)
+    cap?.preRope(l, kb, T, first, decode)
+    const preRope = cache.options.keys === 'pre-rope'
+    if (preRope) {
+      // the cache rotates keys (and queries) from cache positions at attention time
+      k.heap.F32.copyWithin(qPre >> 2, q >> 2, (q >> 2) + T * qHeads * d)
+      cache.appendFromHeap(l, kb, vb, positions)
+      k.rope(q, T, qHeads, d, cos, sin)
+    } else {
+      k.rope(q, T, qHeads, d, cos, sin)
+      k.rope(kb, T, kvHeads, d, cos, sin)
+      cache.appendFromHeap(l, kb, vb, positions)
+    }
+    cap?.queries(l, q, T, first, positions, decode)
+    const wantMass = !!cap?.wantsMass && !decode
+    const select = o.select?.(l, k.heap.F32.slice(q >> 2, (q >> 2) + qHeads * d)) ?? undefined
+    attendCache(k, cache, {
+      layer: l, q: preRope ? qPre : q, T, qHeads, out: att, scale: this.scale,
+      rotate: this.rope.rotate, select: select ?? undefined, lse: wantMass ? lse : 0,
+    })
+    if (wantMass) this.accumulateMass(l, T, q, cache, cap!)
+    k.matmul(att, w.o, 0, this.p.o, T, qHeads * d, H)
+    k.addInPlace(x, this.p.o, T * H)
+    k.rmsnorm(x, w.postNorm, xn, T, H, eps)
+    k.matmul(xn, w.gate, 0, gate, T, H, I)
+    k.matmul(xn, w.up, 0, up, T, H, I)
+    k.swiglu(gate, up, gate, T * I)
+    k.matmul(gate, w.down, 0, this.p.o, T, I, H)
+    k.addInPlace(x, this.p.o, T * H)
+  }
+
+  /** H2O's prefill score: each query's attention probabilities added per key, from the chunk's log-sum-exp */
+  private accumulateMass(l: number, T: number, q: number, cache: PagedKVCache, cap: HookCapture): void {
+    const { qHeads, kvHeads, headDim: d, group } = this.cfg
+    if (cache.options.keys === 'pre-rope') throw new Error('prefillAttentionMass needs a cache with post-RoPE keys')
+    for (let g = 0; g < kvHeads; g++) {
+      const v = cache.view(l, g)
+      const mass = cap.massPtr[l] + g * cap.promptLen * 4
+      this.backend.attentionMass(q + g * group * d * 4, qHeads * d, group, T, d, v.kTable, v.pageTokens, v.n, v.n - T + 1, this.scale, this.p.lse + g * T * group * 4, mass, this.p.scratch)
+    }
+  }
+
+  dispose(): void {
+    for (const p of Object.values(this.p)) this.backend.heap.release(p)
+  }
+}

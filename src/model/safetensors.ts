@@ -1,0 +1,168 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import type { Heap } from '../backend/heap.js'
+import { ModelLoadError } from './errors.js'
+
+/**
+ * A safetensors file read defensively: model files are untrusted. The header length, every offset and
+ * every shape is checked against the file's real size before anything is allocated or read, so a lying
+ * header ends in a ModelLoadError, never a read outside the file or an allocation it did not pay for.
+ */
+
+const DTYPE_BYTES: Record<string, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
+}
+/** The float dtypes the runtime converts to float32. */
+export const LOADABLE_DTYPES = ['F32', 'F16', 'BF16'] as const
+/** Headers above this are refused (real ones are a few hundred KB even for big models). */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+export interface TensorInfo {
+  name: string
+  dtype: string
+  shape: number[]
+  /** absolute byte range in the file */
+  begin: number
+  end: number
+}
+
+/** Parses and checks a header: `header` is its JSON bytes, `fileSize` the whole file's size. */
+export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, where = 'safetensors'): Map<string, TensorInfo> {
+  let json: unknown
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(header))
+  } catch (e) {
+    throw new ModelLoadError(`${where}: the header is not valid UTF-8 JSON (${(e as Error).message})`)
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ModelLoadError(`${where}: the header must be a JSON object`)
+  const dataStart = 8 + header.length
+  const dataSize = fileSize - dataStart
+  const out = new Map<string, TensorInfo>()
+  const ranges: [number, number, string][] = []
+  for (const [name, entry] of Object.entries(json as Record<string, unknown>)) {
+    if (name === '__metadata__') continue
+    const at = `${where}: tensor ${JSON.stringify(name)}`
+    if (!entry || typeof entry !== 'object') throw new ModelLoadError(`${at}: entry must be an object`)
+    const { dtype, shape, data_offsets: offs } = entry as Record<string, unknown>
+    if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) throw new ModelLoadError(`${at}: unknown dtype ${JSON.stringify(dtype)}`)
+    if (!Array.isArray(shape) || shape.length > 8 || !shape.every((s) => Number.isSafeInteger(s) && s >= 0)) {
+      throw new ModelLoadError(`${at}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`)
+    }
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+      throw new ModelLoadError(`${at}: data_offsets must be two non-negative integers, got ${JSON.stringify(offs)}`)
+    }
+    const [b, e] = offs as number[]
+    if (b > e || e > dataSize) throw new ModelLoadError(`${at}: data_offsets [${b}, ${e}] lie outside the ${dataSize} data bytes of the file`)
+    let numel = 1
+    for (const s of shape as number[]) {
+      numel *= s
+      if (numel > dataSize) throw new ModelLoadError(`${at}: shape ${JSON.stringify(shape)} declares more elements than the file holds`)
+    }
+    if (numel * DTYPE_BYTES[dtype] !== e - b) {
+      throw new ModelLoadError(`${at}: shape ${JSON.stringify(shape)} of ${dtype} needs ${numel * DTYPE_BYTES[dtype]} bytes, data_offsets give ${e - b}`)
+    }
+    ranges.push([b, e, name])
+    out.set(name, { name, dtype, shape: shape as number[], begin: dataStart + b, end: dataStart + e })
+  }
+  ranges.sort((x, y) => x[0] - y[0])
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i][0] < ranges[i - 1][1]) throw new ModelLoadError(`${where}: tensors ${JSON.stringify(ranges[i - 1][2])} and ${JSON.stringify(ranges[i][2])} overlap`)
+  }
+  return out
+}
+
+let f16Table: Float32Array | undefined
+/** float16 bits -> float32 for all 65536 patterns (subnormals, infinities and NaN included) */
+function halfTable(): Float32Array {
+  if (f16Table) return f16Table
+  const t = new Float32Array(65536)
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1
+    const exp = (h >> 10) & 0x1f
+    const frac = h & 0x3ff
+    if (exp === 0) t[h] = sign * frac * 2 ** -24
+    else if (exp === 31) t[h] = frac ? NaN : sign * Infinity
+    else t[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15)
+  }
+  return (f16Table = t)
+}
+
+export class SafetensorsFile {
+  readonly tensors: Map<string, TensorInfo>
+  private fd: number | null
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+    tensors: Map<string, TensorInfo>,
+  ) {
+    this.fd = fd
+    this.tensors = tensors
+  }
+
+  static open(path: string): SafetensorsFile {
+    let fd: number
+    try {
+      fd = openSync(path, 'r')
+    } catch (e) {
+      throw new ModelLoadError(`cannot open ${path}: ${(e as Error).message}`)
+    }
+    try {
+      const size = fstatSync(fd).size
+      if (size < 8) throw new ModelLoadError(`${path}: ${size} bytes is too short for a safetensors file (no 8-byte header length)`)
+      const lenBuf = Buffer.alloc(8)
+      readExactly(fd, lenBuf, 0, path)
+      const n = lenBuf.readBigUInt64LE(0)
+      if (n > BigInt(size - 8)) throw new ModelLoadError(`${path}: header length ${n} exceeds the file's ${size - 8} remaining bytes`)
+      if (n > BigInt(MAX_HEADER_BYTES)) throw new ModelLoadError(`${path}: header length ${n} is above the ${MAX_HEADER_BYTES}-byte limit`)
+      const header = Buffer.alloc(Number(n))
+      readExactly(fd, header, 8, path)
+      return new SafetensorsFile(path, fd, parseSafetensorsHeader(header, size, path))
+    } catch (e) {
+      closeSync(fd)
+      throw e
+    }
+  }
+
+  /** Reads a tensor as float32 into the arena at `ptr` (which holds numel floats). */
+  readInto(info: TensorInfo, heap: Heap, ptr: number): void {
+    if (this.fd === null) throw new ModelLoadError(`${this.path}: file already closed`)
+    const bytes = info.end - info.begin
+    if (info.dtype === 'F32') {
+      readExactly(this.fd, heap.u8(ptr, bytes), info.begin, this.path)
+      return
+    }
+    if (info.dtype !== 'F16' && info.dtype !== 'BF16') {
+      throw new ModelLoadError(`${this.path}: tensor ${JSON.stringify(info.name)} has dtype ${info.dtype}; supported: ${LOADABLE_DTYPES.join(', ')}`)
+    }
+    const CHUNK = 1 << 22
+    const buf = Buffer.alloc(Math.min(CHUNK, bytes))
+    const table = halfTable()
+    for (let off = 0; off < bytes; off += CHUNK) {
+      const len = Math.min(CHUNK, bytes - off)
+      readExactly(this.fd, buf.subarray(0, len), info.begin + off, this.path)
+      const u16 = new Uint16Array(buf.buffer, buf.byteOffset, len >> 1)
+      const base = (ptr + off * 2) >> 2
+      if (info.dtype === 'F16') {
+        const F = heap.F32
+        for (let i = 0; i < u16.length; i++) F[base + i] = table[u16[i]]
+      } else {
+        const U = new Uint32Array(heap.memory.buffer)
+        for (let i = 0; i < u16.length; i++) U[base + i] = u16[i] << 16
+      }
+    }
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd)
+    this.fd = null
+  }
+}
+
+function readExactly(fd: number, into: Uint8Array, position: number, path: string): void {
+  let done = 0
+  while (done < into.length) {
+    const got = readSync(fd, into, done, into.length - done, position + done)
+    if (got <= 0) throw new ModelLoadError(`${path}: file ended after ${position + done} bytes while reading ${into.length} at ${position}`)
+    done += got
+  }
+}

@@ -1,0 +1,133 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { basename, join } from 'node:path'
+import type { Heap } from '../backend/heap.js'
+import type { ModelConfig } from './types.js'
+import { ModelLoadError } from './errors.js'
+import { SafetensorsFile, type TensorInfo } from './safetensors.js'
+
+/** Byte pointers of one decoder layer's weights in the arena (biases 0 when absent). */
+export interface LayerWeights {
+  inputNorm: number
+  q: number
+  k: number
+  v: number
+  o: number
+  qBias: number
+  kBias: number
+  vBias: number
+  postNorm: number
+  gate: number
+  up: number
+  down: number
+}
+
+export interface Weights {
+  embed: number
+  layers: LayerWeights[]
+  norm: number
+  /** the LM head: the embedding table itself when tied */
+  lmHead: number
+  /** float32 bytes held */
+  bytes: number
+  /** every allocation, for dispose */
+  allocations: number[]
+}
+
+/** Files of a folder's weights: the shards named by model.safetensors.index.json, or model.safetensors. */
+function openShards(dir: string): { files: SafetensorsFile[]; where: Map<string, [SafetensorsFile, TensorInfo]> } {
+  const indexPath = join(dir, 'model.safetensors.index.json')
+  const single = join(dir, 'model.safetensors')
+  let names: string[]
+  if (existsSync(indexPath)) {
+    let index: { weight_map?: Record<string, unknown> }
+    try {
+      index = JSON.parse(readFileSync(indexPath, 'utf8'))
+    } catch (e) {
+      throw new ModelLoadError(`${indexPath}: not valid JSON (${(e as Error).message})`)
+    }
+    const map = index?.weight_map
+    if (!map || typeof map !== 'object') throw new ModelLoadError(`${indexPath}: no weight_map object`)
+    names = [...new Set(Object.values(map))].map((f) => {
+      // a shard is a plain file name inside the folder: no paths, so an index cannot point outside it
+      if (typeof f !== 'string' || f !== basename(f) || f === '..' || f === '.' || !f.endsWith('.safetensors')) {
+        throw new ModelLoadError(`${indexPath}: shard name ${JSON.stringify(f)} must be a .safetensors file name inside the folder`)
+      }
+      return f
+    })
+  } else if (existsSync(single)) {
+    names = ['model.safetensors']
+  } else {
+    throw new ModelLoadError(`${dir}: no model.safetensors or model.safetensors.index.json`)
+  }
+  const files: SafetensorsFile[] = []
+  const where = new Map<string, [SafetensorsFile, TensorInfo]>()
+  try {
+    for (const n of names) {
+      const f = SafetensorsFile.open(join(dir, n))
+      files.push(f)
+      for (const [name, info] of f.tensors) where.set(name, [f, info])
+    }
+  } catch (e) {
+    for (const f of files) f.close()
+    throw e
+  }
+  return { files, where }
+}
+
+/**
+ * Loads the Llama-family weights as float32 into the arena (float16 and bfloat16 are widened on load:
+ * twice the memory of float16, in exchange for kernels that read floats directly).
+ */
+export function loadWeights(dir: string, cfg: ModelConfig, heap: Heap): Weights {
+  const { files, where } = openShards(dir)
+  const allocations: number[] = []
+  let bytes = 0
+  const load = (name: string, shape: number[], optional = false): number => {
+    const hit = where.get(name)
+    if (!hit) {
+      if (optional) return 0
+      throw new ModelLoadError(`${dir}: tensor ${name} is missing`)
+    }
+    const [file, info] = hit
+    if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
+      throw new ModelLoadError(`${file.path}: tensor ${name} has shape ${JSON.stringify(info.shape)}, config.json implies ${JSON.stringify(shape)}`)
+    }
+    const numel = shape.reduce((a, b) => a * b, 1)
+    const ptr = heap.alloc(numel * 4, 64)
+    allocations.push(ptr)
+    bytes += numel * 4
+    file.readInto(info, heap, ptr)
+    return ptr
+  }
+  try {
+    const { hidden: H, intermediate: I, qHeads, kvHeads, headDim: d, vocab } = cfg
+    const embed = load('model.embed_tokens.weight', [vocab, H])
+    const layers: LayerWeights[] = []
+    for (let l = 0; l < cfg.layers; l++) {
+      const p = `model.layers.${l}.`
+      const bias = cfg.attentionBias
+      layers.push({
+        inputNorm: load(p + 'input_layernorm.weight', [H]),
+        q: load(p + 'self_attn.q_proj.weight', [qHeads * d, H]),
+        k: load(p + 'self_attn.k_proj.weight', [kvHeads * d, H]),
+        v: load(p + 'self_attn.v_proj.weight', [kvHeads * d, H]),
+        o: load(p + 'self_attn.o_proj.weight', [H, qHeads * d]),
+        qBias: bias ? load(p + 'self_attn.q_proj.bias', [qHeads * d]) : 0,
+        kBias: bias ? load(p + 'self_attn.k_proj.bias', [kvHeads * d]) : 0,
+        vBias: bias ? load(p + 'self_attn.v_proj.bias', [kvHeads * d]) : 0,
+        postNorm: load(p + 'post_attention_layernorm.weight', [H]),
+        gate: load(p + 'mlp.gate_proj.weight', [I, H]),
+        up: load(p + 'mlp.up_proj.weight', [I, H]),
+        down: load(p + 'mlp.down_proj.weight', [H, I]),
+      })
+    }
+    const norm = load('model.norm.weight', [H])
+    const lmHead = cfg.tieWordEmbeddings ? embed : load('lm_head.weight', [vocab, H])
+    return { embed, layers, norm, lmHead, bytes, allocations }
+  } catch (e) {
+    for (const p of allocations) heap.release(p)
+    throw e
+  } finally {
+    for (const f of files) f.close()
+  }
+}
