@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { createBackend } from '../src/backend/index.js'
 import { Heap } from '../src/backend/heap.js'
-import { loadWasm, supportsSimd, WasmLoadError } from '../src/backend/wasm/load.js'
+import v8 from 'node:v8'
+import { loadWasm, supportsRelaxedSimd, supportsSimd, WasmLoadError } from '../src/backend/wasm/load.js'
 
 const wasmUrl = new URL('../build/kvkit.wasm', import.meta.url)
 
@@ -55,5 +56,20 @@ describe('loading the wasm core', () => {
 
   it('names the bad backend', async () => {
     await expect(createBackend('cuda' as 'wasm')).rejects.toThrow(/unknown backend "cuda"/)
+  })
+})
+
+describe('sharing a heap between wasm instances', () => {
+  it('allows a second instance of the same build and refuses the other build', async () => {
+    // Node 20 keeps relaxed SIMD behind a flag; wasm features are read at compile time, so set it here
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd')
+    expect(supportsRelaxedSimd()).toBe(true)
+    const first = await loadWasm({ relaxed: false })
+    const again = await loadWasm({ relaxed: false, heap: first.heap })
+    expect(again.build).toBe('simd')
+    await expect(loadWasm({ relaxed: true, heap: first.heap })).rejects.toThrow(/already serves the simd build/)
+    const relaxed = await loadWasm({ relaxed: true })
+    expect(relaxed.build).toBe('relaxed')
+    await expect(loadWasm({ relaxed: false, heap: relaxed.heap })).rejects.toThrow(/already serves the relaxed build/)
   })
 })
