@@ -157,10 +157,32 @@ export function attendCausal(
         else if (i == 2) { l2 = l2 * alpha + sum; m2 = mNew }
         else { l3 = l3 * alpha + sum; m3 = mNew }
       }
-      // O_i += sum_j p_ij v_j, four output rows per value load
+      // O_i += sum_j p_ij v_j: 4 rows x 8 channels a pass, each splat probability used twice
       const O1 = O + vRow, O2 = O1 + vRow, O3 = O2 + vRow
       const S1 = S + TILE * 4, S2 = S1 + TILE * 4, S3 = S2 + TILE * 4
-      for (let c = 0; c < v4; c += 4) {
+      const v8 = vd & ~7
+      for (let c = 0; c < v8; c += 8) {
+        const off = <usize>c << 2
+        let a0 = v128.load(O + off), a1 = v128.load(O1 + off), a2 = v128.load(O2 + off), a3 = v128.load(O3 + off)
+        let b0 = v128.load(O + off, 16), b1 = v128.load(O1 + off, 16), b2 = v128.load(O2 + off, 16), b3 = v128.load(O3 + off, 16)
+        for (let j = 0; j < len; j++) {
+          const vrow = vp + <usize>j * vRow + off
+          const x = v128.load(vrow)
+          const y = v128.load(vrow, 16)
+          const jo = <usize>j << 2
+          const p0 = v128.load32_splat(S + jo)
+          a0 = fma(p0, x, a0); b0 = fma(p0, y, b0)
+          const p1 = v128.load32_splat(S1 + jo)
+          a1 = fma(p1, x, a1); b1 = fma(p1, y, b1)
+          const p2 = v128.load32_splat(S2 + jo)
+          a2 = fma(p2, x, a2); b2 = fma(p2, y, b2)
+          const p3 = v128.load32_splat(S3 + jo)
+          a3 = fma(p3, x, a3); b3 = fma(p3, y, b3)
+        }
+        v128.store(O + off, a0); v128.store(O1 + off, a1); v128.store(O2 + off, a2); v128.store(O3 + off, a3)
+        v128.store(O + off, b0, 16); v128.store(O1 + off, b1, 16); v128.store(O2 + off, b2, 16); v128.store(O3 + off, b3, 16)
+      }
+      for (let c = v8; c < v4; c += 4) {
         const off = <usize>c << 2
         let a0 = v128.load(O + off), a1 = v128.load(O1 + off), a2 = v128.load(O2 + off), a3 = v128.load(O3 + off)
         for (let j = 0; j < len; j++) {
