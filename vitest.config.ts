@@ -8,6 +8,6 @@ export default defineConfig({
     // two cores on CI: run files in two forks, each with its own wasm heap
     pool: 'forks',
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 })

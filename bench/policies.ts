@@ -1,0 +1,73 @@
+/**
+ * Compression time per token-eviction policy: the decision at prefill end (scoring, budgets, top-k) on a
+ * fixture-shaped cache (8 layers, 6 query / 2 KV heads, head_dim 64) of 4k and 16k random tokens, at a
+ * 25% budget. Applying the decision is the cache's work and is not timed here. Ratios are against
+ * StreamingLLM (no scoring at all) measured in the same run.
+ *   node dist/bench/policies.js [tokens...]
+ */
+import { Bench } from 'tinybench'
+import { createBackend } from '../src/backend/index.js'
+import { Ops } from '../src/backend/ops.js'
+import { PagedKVCache } from '../src/cache/paged-cache.js'
+import { createPolicy } from '../src/policies/registry.js'
+import type { LayerHooks, ModelShape, PolicyContext } from '../src/policies/types.js'
+
+const model: ModelShape = { layers: 8, qHeads: 6, kvHeads: 2, headDim: 64, group: 3 }
+const specs = ['streamingllm', 'knorm', 'h2o', 'tova', 'snapkv', 'snapkv:pooling=avg,kernel=5', 'pyramidkv', 'adakv']
+
+function randn(n: number, seed: number): Float32Array {
+  let s = seed >>> 0
+  const out = new Float32Array(n)
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0
+    out[i] = (s / 2 ** 32 - 0.5) * 3
+  }
+  return out
+}
+
+export async function benchPolicies(lengths: number[]): Promise<void> {
+  const ops = new Ops(await createBackend('wasm'))
+  for (const n of lengths) {
+    const cache = new PagedKVCache(ops.heap, { layers: model.layers, kvHeads: model.kvHeads, headDim: model.headDim })
+    const hooks: LayerHooks[] = []
+    const w = 32
+    const chunk = 1024
+    for (let l = 0; l < model.layers; l++) {
+      for (let t0 = 0; t0 < n; t0 += chunk) {
+        const T = Math.min(chunk, n - t0)
+        const k = randn(T * model.kvHeads * model.headDim, l * 7919 + t0)
+        cache.append(l, k, k, Int32Array.from({ length: T }, (_, i) => t0 + i))
+      }
+      hooks.push({
+        layer: l,
+        observationQueries: randn(model.qHeads * w * model.headDim, 17 + l),
+        observationPositions: Int32Array.from({ length: w }, (_, i) => n - w + i),
+        attentionMass: randn(model.kvHeads * n, 23 + l).map(Math.abs),
+      })
+    }
+    const ctx: PolicyContext = { cache, ops, model, hooks, promptLength: n, step: 0 }
+    const bench = new Bench({ name: `policies at ${n} tokens`, time: 0, iterations: n > 8192 ? 3 : 8, warmup: true, warmupIterations: 1 })
+    for (const spec of specs) {
+      const policy = createPolicy(`${spec}${spec.includes(':') ? ',' : ':'}budget=0.25`, model)!
+      bench.add(spec, () => {
+        policy.onPrefillEnd!(ctx)
+      })
+    }
+    await bench.run()
+    const base = bench.tasks.find((t) => t.name === 'streamingllm')!.result
+    const baseMs = 'latency' in base ? base.latency.mean : NaN
+    console.log(`\n${bench.name} (${ops.backend.name}${'build' in ops.backend ? ` ${String((ops.backend as { build?: string }).build)}` : ''}), decision at prefill end, 25% budget`)
+    console.log('| policy | ms | x streamingllm |\n| --- | --- | --- |')
+    for (const t of bench.tasks) {
+      const r = t.result
+      const ms = 'latency' in r ? r.latency.mean : NaN
+      console.log(`| ${t.name} | ${ms.toFixed(1)} | ${(ms / baseMs).toFixed(1)} |`)
+    }
+    cache.dispose()
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2).map(Number).filter((x) => x > 0)
+  await benchPolicies(args.length ? args : [4096, 16384])
+}

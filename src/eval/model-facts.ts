@@ -1,0 +1,39 @@
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import type { ModelShape } from '../policies/types.js'
+
+/**
+ * What the harness checks before any worker loads weights: the folder exists, its config.json reads,
+ * the context limit and the attention shape (policy options are validated against it). Reading these
+ * few fields here lets a bad argument fail in milliseconds with one line, in the main thread.
+ */
+export interface ModelFacts {
+  dir: string
+  maxPositions: number
+  shape: ModelShape
+}
+
+export function readModelFacts(dir: string): ModelFacts {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`model folder not found: ${dir}`)
+  const file = join(dir, 'config.json')
+  if (!existsSync(file)) throw new Error(`model folder ${dir} has no config.json`)
+  let cfg: Record<string, unknown>
+  try {
+    cfg = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`)
+  }
+  const int = (key: string): number => {
+    const v = cfg[key]
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`${file}: ${key} is ${JSON.stringify(v)}, expected a positive integer`)
+    return v
+  }
+  const qHeads = int('num_attention_heads')
+  const kvHeads = cfg.num_key_value_heads === undefined ? qHeads : int('num_key_value_heads')
+  const headDim = cfg.head_dim === undefined ? int('hidden_size') / qHeads : int('head_dim')
+  return {
+    dir,
+    maxPositions: int('max_position_embeddings'),
+    shape: { layers: int('num_hidden_layers'), qHeads, kvHeads, headDim, group: qHeads / kvHeads },
+  }
+}

@@ -1,0 +1,58 @@
+import type { Model } from '../model/types.js'
+import { Rng } from './prng.js'
+import type { Book } from './text.js'
+
+/**
+ * Perplexity on held-out text, as train.py measures it: BOS then consecutive sentences from a random
+ * place of a random book, cut to `length` tokens; exp of the mean next-token cross-entropy over the
+ * length - 1 predictions of every sample. Full cache (it reads the logits of the whole sequence).
+ */
+export interface PerplexityOptions {
+  books: readonly Book[]
+  length: number
+  samples: number
+  seed: number
+  bosId: number
+}
+
+export function heldOutText(model: Model, opts: Omit<PerplexityOptions, 'samples'>, index: number): number[] {
+  const rng = new Rng(`${opts.seed}/ppl/${opts.length}/${index}`)
+  let b = rng.randrange(0, opts.books.length)
+  let i = rng.randrange(0, Math.max(1, opts.books[b].sentences.length - 50))
+  const ids = [opts.bosId]
+  while (ids.length < opts.length) {
+    if (i >= opts.books[b].sentences.length) {
+      b = rng.randrange(0, opts.books.length)
+      i = 0
+    }
+    ids.push(...model.tokenizer.encode(opts.books[b].sentences[i++]))
+  }
+  return ids.slice(0, opts.length)
+}
+
+/** natural-log cross-entropy summed over positions 0..n-2 predicting ids[1..n-1] */
+export function crossEntropySum(logits: Float32Array, ids: readonly number[], vocab: number): number {
+  if (logits.length !== ids.length * vocab) throw new Error(`logits hold ${logits.length} floats, expected ${ids.length} x ${vocab}`)
+  let total = 0
+  for (let t = 0; t + 1 < ids.length; t++) {
+    const row = logits.subarray(t * vocab, (t + 1) * vocab)
+    let max = -Infinity
+    for (let v = 0; v < vocab; v++) if (row[v] > max) max = row[v]
+    let sum = 0
+    for (let v = 0; v < vocab; v++) sum += Math.exp(row[v] - max)
+    total += max + Math.log(sum) - row[ids[t + 1]]
+  }
+  return total
+}
+
+export function perplexity(model: Model, opts: PerplexityOptions): number {
+  if (opts.length > model.config.maxPositions) throw new Error(`length ${opts.length} is beyond what the model supports (max_position_embeddings ${model.config.maxPositions})`)
+  let total = 0
+  let count = 0
+  for (let s = 0; s < opts.samples; s++) {
+    const ids = heldOutText(model, opts, s)
+    total += crossEntropySum(model.logits(ids), ids, model.config.vocab)
+    count += ids.length - 1
+  }
+  return Math.exp(total / count)
+}

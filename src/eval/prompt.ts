@@ -1,0 +1,129 @@
+import type { Tokenizer } from '../model/types.js'
+import { Rng } from './prng.js'
+import type { Book } from './text.js'
+import { makeTask, type TaskName } from './tasks.js'
+
+/**
+ * Builds task prompts exactly as the fixture's generator (train.py, make_task_sample) did:
+ *   BOS, haystack sentences with needles inserted between them, "\n\nQuestion: Q\nAnswer:"
+ * Every piece (sentence, needle, question block, answer) is tokenized on its own and the ids are
+ * concatenated. The haystack fills what is left of the context length after the BOS, the needles, the
+ * question block, the answer and the end token; whole sentences only, so the total falls short of the
+ * length by less than one sentence.
+ */
+export type PieceKind = 'bos' | 'sentence' | 'needle' | 'question'
+
+export interface PromptPiece {
+  kind: PieceKind
+  text: string
+  ids: number[]
+}
+
+export interface TaskSample {
+  task: TaskName
+  /** the context length asked for, in tokens (prompt + answer + end token) */
+  length: number
+  index: number
+  pieces: PromptPiece[]
+  promptIds: number[]
+  answer: string
+  answerIds: number[]
+  /** the values RULER's score looks for in the continuation */
+  expected: string[]
+}
+
+export interface PromptSource {
+  tokenizer: Tokenizer
+  /** the id that starts every prompt and ends every answer (<|endoftext|> on the fixture) */
+  bosId: number
+  books: readonly Book[]
+  words: readonly string[]
+}
+
+/** The seed of one sample depends only on (seed, task, length, index): any subset of a run reproduces it. */
+export function sampleSeed(seed: number, task: string, length: number, index: number): string {
+  return `${seed}/${task}/${length}/${index}`
+}
+
+export class PromptBuilder {
+  /** token ids of sentences already seen, per book: a haystack walks a few hundred of them */
+  private readonly sentenceIds: Map<number, number[]>[]
+
+  constructor(private readonly source: PromptSource) {
+    this.sentenceIds = source.books.map(() => new Map())
+  }
+
+  encode(text: string): number[] {
+    return this.source.tokenizer.encode(text)
+  }
+
+  private sentence(book: number, i: number): number[] {
+    const cache = this.sentenceIds[book]
+    let ids = cache.get(i)
+    if (!ids) {
+      ids = this.encode(this.source.books[book].sentences[i])
+      cache.set(i, ids)
+    }
+    return ids
+  }
+
+  /** consecutive sentences from a random place of a random book, at least `tokens` long (train.py's haystack) */
+  private haystack(tokens: number, rng: Rng): { book: number; index: number }[] {
+    const books = this.source.books
+    let b = rng.randrange(0, books.length)
+    let i = rng.randrange(0, Math.max(1, books[b].sentences.length - 50))
+    const out: { book: number; index: number }[] = []
+    let n = 0
+    while (n < tokens) {
+      if (i >= books[b].sentences.length) {
+        b = rng.randrange(0, books.length)
+        i = 0
+      }
+      out.push({ book: b, index: i })
+      n += this.sentence(b, i).length
+      i++
+    }
+    return out
+  }
+
+  build(task: TaskName, length: number, seed: number, index: number): TaskSample {
+    const rng = new Rng(sampleSeed(seed, task, length, index))
+    const inst = makeTask(task, rng, this.source.words)
+    const needleIds = inst.needles.map((t) => this.encode(t))
+    const questionText = '\n\nQuestion: ' + inst.question + '\nAnswer:'
+    const questionIds = this.encode(questionText)
+    const answerIds = this.encode(inst.answer)
+    const needleTokens = needleIds.reduce((s, x) => s + x.length, 0)
+    const budget = length - 1 - questionIds.length - answerIds.length - needleTokens - 1
+    if (budget <= 0) {
+      throw new Error(`length ${length} is too short for task ${task}: the needles, question and answer alone take ${length - budget} tokens`)
+    }
+    const sentences: PromptPiece[] = []
+    let n = 0
+    for (const { book, index: i } of this.haystack(budget, rng)) {
+      const ids = this.sentence(book, i)
+      if (n + ids.length > budget) break
+      sentences.push({ kind: 'sentence', text: this.source.books[book].sentences[i], ids })
+      n += ids.length
+    }
+    // needles at uniformly random sentence boundaries, kept in their order (vt's chain needs it)
+    const at = inst.needles.map(() => rng.randrange(0, sentences.length + 1)).sort((a, b) => a - b)
+    const body = sentences.slice()
+    at.forEach((p, k) => body.splice(p + k, 0, { kind: 'needle', text: inst.needles[k], ids: needleIds[k] }))
+    const pieces: PromptPiece[] = [
+      { kind: 'bos', text: '', ids: [this.source.bosId] },
+      ...body,
+      { kind: 'question', text: questionText, ids: questionIds },
+    ]
+    return {
+      task,
+      length,
+      index,
+      pieces,
+      promptIds: pieces.flatMap((p) => p.ids),
+      answer: inst.answer,
+      answerIds,
+      expected: inst.expected,
+    }
+  }
+}

@@ -1,0 +1,153 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { formatBytes, resultRows } from './format.js'
+import type { EvalResult } from './results.js'
+
+/**
+ * A self-contained HTML report: inline SVG charts and inline CSS, no script, no network, so it opens
+ * from the file system anywhere. Charts: accuracy against the share of KV kept (one per task and
+ * length, a point per policy setting, settings of one policy joined by a line); bars of KV memory,
+ * prefill time and decode time per policy setting (averaged over the cells it ran).
+ */
+export interface ReportMeta {
+  title?: string
+  command?: string
+  model?: string
+  backend?: string
+  date?: string
+  seed?: number
+}
+
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f']
+const W = 420, H = 260, M = { left: 48, right: 24, top: 24, bottom: 40 }
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
+/** the policy's name without its options: settings of one policy share a colour and a line */
+const family = (spec: string): string => spec.split(':')[0]
+
+function colours(results: readonly EvalResult[]): Map<string, string> {
+  const names = [...new Set(results.map((r) => family(r.policy)))]
+  return new Map(names.map((n, i) => [n, PALETTE[i % PALETTE.length]]))
+}
+
+function axes(xLabel: string, yLabel: string, yTicks: { v: number; label: string }[], y: (v: number) => number): string {
+  const x0 = M.left, x1 = W - M.right, y1 = H - M.bottom
+  const ticks = yTicks
+    .map((t) => `<line x1="${x0 - 4}" x2="${x1}" y1="${y(t.v)}" y2="${y(t.v)}" class="grid"/><text x="${x0 - 6}" y="${y(t.v) + 4}" text-anchor="end">${esc(t.label)}</text>`)
+    .join('')
+  return `<line x1="${x0}" x2="${x1}" y1="${y1}" y2="${y1}" class="axis"/><line x1="${x0}" x2="${x0}" y1="${M.top}" y2="${y1}" class="axis"/>${ticks}` +
+    `<text x="${(x0 + x1) / 2}" y="${H - 6}" text-anchor="middle">${esc(xLabel)}</text>` +
+    `<text transform="translate(12 ${(M.top + y1) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`
+}
+
+/** accuracy (y) against the share of the full cache kept (x), for one task at one length */
+export function accuracyChart(results: readonly EvalResult[], task: string, length: number, palette: Map<string, string>): string {
+  const cell = results.filter((r) => r.task === task && r.length === length)
+  const x = (v: number): number => M.left + v * (W - M.left - M.right)
+  const y = (v: number): number => H - M.bottom - v * (H - M.top - M.bottom)
+  const kept = (r: EvalResult): number => (r.kvBytesFull > 0 ? Math.min(1, r.kvBytes / r.kvBytesFull) : 1)
+  const xTicks = [0, 0.25, 0.5, 0.75, 1]
+    .map((v) => `<line x1="${x(v)}" x2="${x(v)}" y1="${H - M.bottom}" y2="${H - M.bottom + 4}" class="axis"/><text x="${x(v)}" y="${H - M.bottom + 16}" text-anchor="middle">${v * 100}%</text>`)
+    .join('')
+  const lines = [...new Set(cell.map((r) => family(r.policy)))]
+    .map((f) => cell.filter((r) => family(r.policy) === f).sort((a, b) => kept(a) - kept(b)))
+    .filter((rs) => rs.length > 1)
+    .map((rs) => `<polyline class="series" fill="none" stroke="${palette.get(family(rs[0].policy))}" points="${rs.map((r) => `${x(kept(r)).toFixed(1)},${y(r.accuracy).toFixed(1)}`).join(' ')}"/>`)
+    .join('')
+  const points = cell
+    .map((r) => `<circle class="point" data-policy="${esc(r.policy)}" cx="${x(kept(r)).toFixed(1)}" cy="${y(r.accuracy).toFixed(1)}" r="4.5" fill="${palette.get(family(r.policy))}"><title>${esc(r.policy)}: accuracy ${r.accuracy.toFixed(2)}, ${(100 * kept(r)).toFixed(0)}% of the KV kept</title></circle>`)
+    .join('')
+  const yTicks = [0, 0.25, 0.5, 0.75, 1].map((v) => ({ v, label: v.toFixed(2) }))
+  return `<figure><figcaption>${esc(task)} at ${length} tokens</figcaption><svg class="chart accuracy-chart" data-task="${esc(task)}" data-length="${length}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img">` +
+    axes('KV kept (share of the full cache)', 'accuracy', yTicks, y) + xTicks + lines + points + '</svg></figure>'
+}
+
+/** one horizontal bar per policy setting */
+export function barChart(kind: string, title: string, rows: { label: string; value: number; colour: string; text: string }[]): string {
+  const rowH = 22, labelW = 170, width = 560
+  const height = M.top + rows.length * rowH + 8
+  const max = Math.max(...rows.map((r) => r.value), 1e-9)
+  const bars = rows
+    .map((r, i) => {
+      const y = M.top + i * rowH
+      const w = Math.max(1, (r.value / max) * (width - labelW - 170))
+      return `<text x="${labelW - 6}" y="${y + 14}" text-anchor="end">${esc(r.label)}</text>` +
+        `<rect class="bar" data-policy="${esc(r.label)}" x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${r.colour}"><title>${esc(r.label)}: ${esc(r.text)}</title></rect>` +
+        `<text x="${labelW + w + 6}" y="${y + 14}">${esc(r.text)}</text>`
+    })
+    .join('')
+  return `<figure><figcaption>${esc(title)}</figcaption><svg class="chart bar-chart" data-kind="${kind}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img">${bars}</svg></figure>`
+}
+
+/** per policy setting, the mean of a field over every cell it ran */
+function perPolicy(results: readonly EvalResult[], f: (r: EvalResult) => number): { policy: string; value: number }[] {
+  const policies = [...new Set(results.map((r) => r.policy))]
+  return policies.map((policy) => {
+    const rs = results.filter((r) => r.policy === policy)
+    return { policy, value: rs.reduce((s, r) => s + f(r), 0) / rs.length }
+  })
+}
+
+export function renderReport(results: readonly EvalResult[], meta: ReportMeta = {}): string {
+  const palette = colours(results)
+  const cells = [...new Map(results.map((r) => [`${r.task}@${r.length}`, { task: r.task, length: r.length }])).values()]
+  const accuracy = cells.map((c) => accuracyChart(results, c.task, c.length, palette)).join('\n')
+  const colour = (policy: string): string => palette.get(family(policy))!
+  const memory = barChart('memory', 'KV-cache memory at the end of generation (mean over cells)',
+    perPolicy(results, (r) => r.kvBytes).map(({ policy, value }) => {
+      const full = perPolicy(results.filter((r) => r.policy === policy), (r) => r.kvBytesFull)[0].value
+      return { label: policy, value, colour: colour(policy), text: `${formatBytes(value)} (${Math.round((100 * value) / full)}% of full)` }
+    }))
+  const prefill = barChart('prefill', 'Prefill time, ms (mean over cells)',
+    perPolicy(results, (r) => r.prefillMs).map(({ policy, value }) => ({ label: policy, value, colour: colour(policy), text: `${value.toFixed(0)} ms` })))
+  const decode = barChart('decode', 'Decode time per token, ms (mean over cells)',
+    perPolicy(results, (r) => r.decodeMsPerToken).map(({ policy, value }) => ({ label: policy, value, colour: colour(policy), text: `${value.toFixed(1)} ms` })))
+  const legend = [...palette].map(([name, c]) => `<span class="key"><span class="swatch" style="background:${c}"></span>${esc(name)}</span>`).join(' ')
+  const head = ['policy', 'task', 'length', 'samples', 'accuracy', 'score', 'KV kept / full', 'prefill ms', 'decode ms/tok']
+  const table = `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>` +
+    resultRows(results).map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('') + '</tbody></table>'
+  const facts = [
+    meta.model && `model <code>${esc(meta.model)}</code>`,
+    meta.backend && `backend ${esc(meta.backend)}`,
+    meta.seed !== undefined && `seed ${meta.seed}`,
+    meta.date && esc(meta.date),
+  ].filter(Boolean).join(' · ')
+  const title = esc(meta.title ?? 'kvkit evaluation')
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${title}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}
+h1{font-size:20px}h2{font-size:16px;margin-top:28px}
+.charts{display:flex;flex-wrap:wrap;gap:12px}
+figure{margin:0}figcaption{font-weight:600;margin-bottom:4px}
+svg text{font-size:11px;fill:#333}.axis{stroke:#555}.grid{stroke:#ddd}.series{stroke-width:1.5}
+.key{margin-right:12px}.swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}
+td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}code{font-size:12px}
+</style></head><body>
+<h1>${title}</h1>
+<p>${facts}</p>${meta.command ? `\n<p><code>${esc(meta.command)}</code></p>` : ''}
+<p>${legend}</p>
+<h2>Accuracy against KV kept</h2>
+<div class="charts">
+${accuracy}
+</div>
+<h2>Memory and time</h2>
+<div class="charts">
+${memory}
+${prefill}
+${decode}
+</div>
+<h2>Results</h2>
+${table}
+</body></html>
+`
+}
+
+/** writes DIR/index.html and returns its path */
+export function writeReport(dir: string, results: readonly EvalResult[], meta: ReportMeta = {}): string {
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, 'index.html')
+  writeFileSync(file, renderReport(results, meta))
+  return file
+}

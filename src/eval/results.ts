@@ -1,0 +1,52 @@
+/** One cell of an evaluation: a policy on a task at a context length, averaged over its samples. */
+export interface EvalResult {
+  policy: string
+  task: string
+  length: number
+  samples: number
+  /** share of samples whose continuation starts with the answer (strict) */
+  accuracy: number
+  /** RULER's score: mean share of expected values found in the continuation */
+  score: number
+  /** mean KV-cache bytes held at the end of generation (all tiers) */
+  kvBytes: number
+  /** mean bytes a full cache would hold for the same tokens */
+  kvBytesFull: number
+  prefillMs: number
+  decodeMsPerToken: number
+}
+
+/** What a single generation contributed to its cell. */
+export interface SampleOutcome {
+  policy: string
+  task: string
+  length: number
+  index: number
+  correct: boolean
+  score: number
+  continuation: string
+  kvBytes: number
+  kvBytesFull: number
+  prefillMs: number
+  decodeMsPerToken: number
+}
+
+/** Averages sample outcomes into cells, in the order the cells were first asked for. */
+export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { policy: string; task: string; length: number }[]): EvalResult[] {
+  return order.map(({ policy, task, length }) => {
+    const xs = outcomes.filter((o) => o.policy === policy && o.task === task && o.length === length).sort((a, b) => a.index - b.index)
+    const mean = (f: (o: SampleOutcome) => number): number => (xs.length ? xs.reduce((s, o) => s + f(o), 0) / xs.length : NaN)
+    return {
+      policy,
+      task,
+      length,
+      samples: xs.length,
+      accuracy: mean((o) => (o.correct ? 1 : 0)),
+      score: mean((o) => o.score),
+      kvBytes: mean((o) => o.kvBytes),
+      kvBytesFull: mean((o) => o.kvBytesFull),
+      prefillMs: mean((o) => o.prefillMs),
+      decodeMsPerToken: mean((o) => o.decodeMsPerToken),
+    }
+  })
+}

@@ -1,0 +1,43 @@
+import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs'
+import { basename, join } from 'node:path'
+
+/**
+ * Haystack text, cleaned and split exactly as the fixture's generator (train.py) did, so that prompts
+ * look like the ones the model was trained on.
+ */
+
+/** `\r` removed; a lone newline becomes a space; blank-line runs become one blank line; space runs one space */
+export function cleanText(raw: string): string {
+  return raw
+    .replace(/\r/g, '')
+    .replace(/(?<!\n)\n(?!\n)/g, ' ')
+    .replace(/\n{2,}/g, '\n\n')
+    .replace(/[ \t]+/g, ' ')
+    .trim()
+}
+
+/** split just before a space or newline that follows `.`, `!`, `?`, `"` or a newline */
+export function splitSentences(text: string): string[] {
+  return text.split(/(?<=[.!?"\n])(?=[ \n])/).filter((s) => s.length > 0)
+}
+
+export interface Book {
+  name: string
+  sentences: string[]
+}
+
+/**
+ * Books from a .txt file or every .txt file of a folder (sorted by name, as train.py lists them).
+ * Throws a one-line error naming the path when there is nothing usable.
+ */
+export function loadBooks(path: string): Book[] {
+  if (!existsSync(path)) throw new Error(`haystack not found: ${path}`)
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path).filter((f) => f.endsWith('.txt')).sort().map((f) => join(path, f))
+    : [path]
+  if (files.length === 0) throw new Error(`no .txt files in haystack folder ${path}`)
+  const books = files.map((f) => ({ name: basename(f), sentences: splitSentences(cleanText(readFileSync(f, 'utf8'))) }))
+  const empty = books.find((b) => b.sentences.length === 0)
+  if (empty) throw new Error(`haystack file ${empty.name} has no text`)
+  return books
+}

@@ -1,0 +1,25 @@
+import { readFileSync } from 'node:fs'
+import { cleanText } from './text.js'
+
+/**
+ * Random keys for the niah tasks: lowercase English words of 4-9 letters. train.py took them from the
+ * first 200,000 characters of a training book; kvkit ships data/words.txt, made the same way from the
+ * first 200,000 characters of each held-out book in data/books (see `deriveWordList`; a test checks that
+ * the file is exactly what this function gives).
+ */
+export const WORD_SOURCE_CHARS = 200_000
+
+export function deriveWordList(rawBooks: string[]): string[] {
+  const words = new Set<string>()
+  for (const raw of rawBooks) {
+    for (const m of cleanText(raw).slice(0, WORD_SOURCE_CHARS).matchAll(/\b[a-z]{4,9}\b/g)) words.add(m[0])
+  }
+  return [...words].sort()
+}
+
+/** one word a line; lines starting with # are comments */
+export function loadWordList(file: string): string[] {
+  const words = readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+  if (words.length < 10) throw new Error(`word list ${file} has ${words.length} words (need at least 10)`)
+  return words
+}

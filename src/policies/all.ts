@@ -1,0 +1,34 @@
+/**
+ * Every built-in policy, registered by registry.ts at load. Add a policy by importing its definition and
+ * listing it; policies2 keeps its own block at the bottom so merges never touch the same lines.
+ */
+import type { PolicyDefinition } from './registry.js'
+import { adakv } from './adakv.js'
+import { h2o } from './h2o.js'
+import { knorm } from './knorm.js'
+import { pyramidkv } from './pyramidkv.js'
+import { snapkv } from './snapkv.js'
+import { streamingllm } from './streamingllm.js'
+import { tova } from './tova.js'
+
+const tokenEviction: PolicyDefinition[] = [streamingllm, h2o, snapkv, pyramidkv, adakv, knorm, tova]
+
+//
+//
+//
+//
+//
+//
+//
+//
+// ---- policies2 (Keyformer, WindowKV, RazorAttention, ThinK, KVMerger, MPCache static, TRIM-KV) ----
+import { keyformer } from './keyformer.js'
+import { windowkv } from './windowkv.js'
+import { razorattention } from './razorattention.js'
+import { think } from './think.js'
+import { kvmerger } from './kvmerger.js'
+import { mpcache } from './mpcache.js'
+import { trimkv } from './trimkv.js'
+const policies2: PolicyDefinition[] = [keyformer, windowkv, razorattention, think, kvmerger, mpcache, trimkv]
+
+export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2]

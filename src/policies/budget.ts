@@ -1,0 +1,120 @@
+/**
+ * Budgets: how many tokens each (layer, KV head) keeps. A budget is a ratio of the prompt (`budget`,
+ * 0 < b <= 1) or a token count (`tokens`), the average per head. Schedules split it over layers (uniform,
+ * pyramid) and heads (even, adaptive); the per-head keep lists they produce have different lengths and
+ * the cache stores them ragged, so a smaller share is really less memory.
+ */
+import type { Ops } from '../backend/ops.js'
+import type { OptionSpec } from './registry.js'
+import type { OptionValue } from './spec.js'
+
+export const DEFAULT_BUDGET = 0.25
+
+export const budgetOptions: OptionSpec[] = [
+  { name: 'budget', type: 'number', default: DEFAULT_BUDGET, min: 0, minExclusive: true, max: 1, unlessGiven: 'tokens', conflictsWith: 'tokens',
+    description: 'tokens kept per head as a ratio of the prompt (0 < budget <= 1)' },
+  { name: 'tokens', type: 'integer', default: null, min: 1, conflictsWith: 'budget', description: 'tokens kept per head, as a count (instead of budget)' },
+  { name: 'every', type: 'integer', default: 0, min: 0, description: 'also compress back to the budget every N decode steps (0: only at prefill end)' },
+]
+
+export interface Budget {
+  ratio?: number
+  tokens?: number
+}
+
+export function budgetFrom(options: Record<string, OptionValue>): Budget {
+  return options.tokens !== undefined ? { tokens: options.tokens as number } : { ratio: (options.budget as number | undefined) ?? DEFAULT_BUDGET }
+}
+
+/** Tokens one head keeps out of n: floor(ratio * n) (as kvpress counts it), at least 1, at most n. */
+export function tokensPerHead(b: Budget, n: number): number {
+  const c = b.tokens !== undefined ? b.tokens : Math.floor((b.ratio ?? DEFAULT_BUDGET) * n)
+  return Math.max(1, Math.min(n, c))
+}
+
+/**
+ * PyramidKV's layer schedule: the budget above the protected window falls linearly from the lowest layer
+ * to the highest, the top layer getting 1/beta of the average; the sum over layers stays layers x perLayer.
+ */
+export function pyramidLayerBudgets(layers: number, perLayer: number, window: number, beta: number): number[] {
+  const extra = perLayer - window
+  if (layers === 1 || extra <= 0) return new Array(layers).fill(perLayer)
+  const low = extra / beta
+  const high = 2 * extra - low
+  const share = (l: number) => high - ((high - low) * l) / (layers - 1)
+  // round the running sum so the total is exact
+  const out: number[] = []
+  let cum = 0
+  for (let l = 0; l < layers; l++) {
+    const next = cum + share(l)
+    out.push(window + Math.round(next) - Math.round(cum))
+    cum = next
+  }
+  return out
+}
+
+/** Indices of the k highest scores, ascending (ties to the lower index), through the topK kernel. */
+export function topKIndices(ops: Ops, scores: Float32Array, k: number): Int32Array {
+  const n = scores.length
+  if (k >= n) return Int32Array.from({ length: n }, (_, i) => i)
+  if (k <= 0) return new Int32Array(0)
+  const heap = ops.heap
+  const x = heap.f32From(scores)
+  const idx = heap.allocI32(k)
+  const scratch = heap.allocI32(n)
+  try {
+    ops.topK(x, n, k, idx, scratch)
+    return idx.view.slice()
+  } finally {
+    scratch.free()
+    idx.free()
+    x.free()
+  }
+}
+
+/** Each head keeps its own top `counts[h]` slots. */
+export function keepTopPerHead(ops: Ops, scores: Float32Array[], counts: number[]): Int32Array[] {
+  return scores.map((s, h) => topKIndices(ops, s, Math.min(counts[h], s.length)))
+}
+
+/**
+ * AdaKV's allocation: the heads of a layer share one budget `total`; each head first gets its own top
+ * floor(alpha x total / heads) slots, the rest go to the highest scores across all heads of the layer,
+ * so heads whose attention is concentrated give budget to heads whose attention is spread.
+ */
+export function keepAdaptive(ops: Ops, scores: Float32Array[], total: number, alpha: number): Int32Array[] {
+  const heads = scores.length
+  const floor = Math.floor((alpha * total) / heads)
+  const offsets: number[] = []
+  let all = 0
+  for (const s of scores) {
+    offsets.push(all)
+    all += s.length
+  }
+  const flat = new Float32Array(all)
+  scores.forEach((s, h) => {
+    flat.set(s, offsets[h])
+    for (const i of topKIndices(ops, s, Math.min(floor, s.length))) flat[offsets[h] + i] = Infinity
+  })
+  const chosen = topKIndices(ops, flat, Math.min(total, all))
+  const keep: number[][] = scores.map(() => [])
+  let h = 0
+  for (const i of chosen) {
+    while (h + 1 < heads && i >= offsets[h + 1]) h++
+    keep[h].push(i - offsets[h])
+  }
+  return keep.map((k) => Int32Array.from(k))
+}
+
+/**
+ * One selection shared by a group of score arrays over the same slots (the heads of a layer, or every
+ * head of every layer): the top `count` of their sum, given to each of them.
+ */
+export function keepShared(ops: Ops, scores: Float32Array[], count: number): Int32Array[] {
+  const n = scores[0].length
+  if (scores.some((s) => s.length !== n)) throw new Error(`a shared selection needs heads of equal length, got ${scores.map((s) => s.length).join(', ')}`)
+  const sum = new Float32Array(n)
+  for (const s of scores) for (let i = 0; i < n; i++) sum[i] += s[i]
+  const keep = topKIndices(ops, sum, Math.min(count, n))
+  return scores.map(() => keep.slice())
+}

@@ -1,0 +1,132 @@
+/**
+ * The token-eviction loop every scorer-based policy shares: at prefill end (and, with `every=N`, every N
+ * decode steps) score each head's slots, split the budget over layers and heads, keep the top slots.
+ * A method supplies only its score (and, if it has one, its budget schedule): the rest is here.
+ */
+import type { Decision, ExtraToken, HeadDecision } from '../cache/types.js'
+import type { OptionSpec } from './registry.js'
+import { keepTopPerHead, tokensPerHead, type Budget } from './budget.js'
+import type { Policy, PolicyContext, PolicyNeeds } from './types.js'
+
+export type Phase = 'prefill' | 'decode'
+
+export interface EvictionMethod {
+  name: string
+  needs: PolicyNeeds
+  budget: Budget
+  /** compress again every N decode steps (0: only at prefill end) */
+  every: number
+  /** replace the evicted tokens of each head by one token holding their mean key and value (counted in the budget) */
+  compensate?: boolean
+  /** per KV head scores over the slots of a layer: higher is kept, +Infinity always kept */
+  score(ctx: PolicyContext, layer: number, phase: Phase): Float32Array[]
+  /** the budget of each layer, given the average per head (default: the same for all layers) */
+  layerBudgets?(perHead: number, ctx: PolicyContext): number[]
+  /** which slots each head keeps, given the layer's per-head budget (default: each head its own top) */
+  keep?(ctx: PolicyContext, scores: Float32Array[], perHead: number): Int32Array[]
+  /** one allocation across every layer and head (instead of per layer): scores [layer][head], the average per head */
+  keepModel?(ctx: PolicyContext, scores: Float32Array[][], perHead: number): Int32Array[][]
+  /** state that follows the slots (H2O's accumulated attention) learns what was kept */
+  kept?(layer: number, head: number, keep: Int32Array): void
+  /** at prefill end, before scoring (state that starts from the prompt's hook data) */
+  prefill?(ctx: PolicyContext): void
+  /** each decode step, before any periodic compression (score accumulation, query capture) */
+  step?(ctx: PolicyContext): void
+}
+
+export function evictionPolicy(m: EvictionMethod): Policy {
+  let targets: number[] | null = null
+
+  function compress(ctx: PolicyContext, phase: Phase): Decision | null {
+    const { cache, model } = ctx
+    if (!targets) {
+      // a compensation token takes one slot of the budget
+      const perHead = Math.max(1, tokensPerHead(m.budget, cache.length(0, 0)) - (m.compensate ? 1 : 0))
+      targets = m.layerBudgets ? m.layerBudgets(perHead, ctx) : new Array(model.layers).fill(perHead)
+    }
+    const heads: HeadDecision[] = []
+    const decide = (layer: number, keep: Int32Array[]) =>
+      keep.forEach((k, h) => {
+        if (k.length === cache.length(layer, h)) return
+        const hd: HeadDecision = { layer, head: h, keep: k }
+        if (m.compensate) hd.extra = [meanOfEvicted(ctx, layer, h, k)]
+        heads.push(hd)
+        m.kept?.(layer, h, k)
+      })
+    if (m.keepModel) {
+      let held = 0
+      for (let layer = 0; layer < model.layers; layer++) for (let h = 0; h < model.kvHeads; h++) held += cache.length(layer, h)
+      if (held <= targets[0] * model.layers * model.kvHeads) return null
+      const scores = Array.from({ length: model.layers }, (_, layer) => m.score(ctx, layer, phase))
+      m.keepModel(ctx, scores, targets[0]).forEach((keep, layer) => decide(layer, keep))
+      return heads.length ? { heads } : null
+    }
+    for (let layer = 0; layer < model.layers; layer++) {
+      let over = false
+      for (let h = 0; h < model.kvHeads; h++) if (cache.length(layer, h) > targets[layer]) over = true
+      if (!over) continue
+      const scores = m.score(ctx, layer, phase)
+      decide(layer, m.keep ? m.keep(ctx, scores, targets[layer]) : keepTopPerHead(ctx.ops, scores, scores.map(() => targets![layer])))
+    }
+    return heads.length ? { heads } : null
+  }
+
+  return {
+    name: m.name,
+    needs: m.every > 0 && m.needs.observationWindow ? { ...m.needs, decodeQueries: true } : m.needs,
+    onPrefillEnd(ctx) {
+      targets = null
+      m.prefill?.(ctx)
+      return compress(ctx, 'prefill')
+    },
+    onDecodeStep(ctx) {
+      m.step?.(ctx)
+      if (m.every > 0 && ctx.step > 0 && ctx.step % m.every === 0) return compress(ctx, 'decode')
+      return null
+    },
+  }
+}
+
+/** Marks slots that must stay: the first `sinks` and the last `recent` of a score array. */
+export function protect(score: Float32Array, sinks: number, recent: number): Float32Array {
+  const n = score.length
+  for (let i = 0; i < Math.min(sinks, n); i++) score[i] = Infinity
+  for (let i = Math.max(0, n - recent); i < n; i++) score[i] = Infinity
+  return score
+}
+
+export const compensateOption: OptionSpec = {
+  name: 'compensate', type: 'boolean', default: false,
+  description: 'keep one extra token per head with the mean key and value of the evicted ones (within the budget)',
+}
+
+/** RazorAttention's compensation token: the mean key and value of the slots a head drops. */
+export function meanOfEvicted(ctx: PolicyContext, layer: number, head: number, keep: Int32Array): ExtraToken {
+  const { cache } = ctx
+  const n = cache.length(layer, head)
+  const keys = cache.readKeys(layer, head)
+  const values = cache.readValues(layer, head)
+  const positions = cache.positions(layer, head)
+  const d = keys.length / n
+  const key = new Float32Array(d)
+  const value = new Float32Array(d)
+  let dropped = 0
+  let pos = 0
+  for (let i = 0, j = 0; i < n; i++) {
+    if (j < keep.length && keep[j] === i) {
+      j++
+      continue
+    }
+    dropped++
+    pos += positions[i]
+    for (let c = 0; c < d; c++) {
+      key[c] += keys[i * d + c]
+      value[c] += values[i * d + c]
+    }
+  }
+  for (let c = 0; c < d; c++) {
+    key[c] /= dropped
+    value[c] /= dropped
+  }
+  return { key, value, position: Math.round(pos / dropped) }
+}

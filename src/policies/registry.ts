@@ -1,0 +1,161 @@
+/**
+ * The policy registry: policies by name, with typed options.
+ *
+ * HOW TO ADD A POLICY (policies2 and everyone else): write `src/policies/<name>.ts` exporting a
+ * `PolicyDefinition` (see snapkv.ts for the pattern: name, description, stage, options, create), then add
+ * it to the list in `src/policies/all.ts` (policies2: in the `policies2` block at the bottom of that file,
+ * so our merges never touch the same lines). Policy files do not import this module (no import cycle);
+ * the registry loads `all.ts` once. `registerPolicy(def)` adds a policy at run time (user extensions).
+ *
+ * Spec strings: `full`, `NAME`, `NAME:key=value,...`, compositions `a+b` (see spec.ts). Common options
+ * come from budget.ts (`budgetOptions`: budget | tokens, every) and observe.ts (`observationOptions`).
+ */
+import type { ModelShape, Policy } from './types.js'
+import { parsePolicySpec, parsePolicySpecs, PolicySpecError, type OptionValue, type ParsedSpec } from './spec.js'
+import { builtinPolicies } from './all.js'
+import { composePolicies } from './compose.js'
+
+export { parsePolicySpec, parsePolicySpecs, PolicySpecError }
+export type { OptionValue, ParsedSpec }
+
+/** Where a policy runs in a composition: eviction first, then channel pruning, then quantization. */
+export type PolicyStage = 'eviction' | 'channels' | 'quantization'
+const STAGE_ORDER: Record<PolicyStage, number> = { eviction: 0, channels: 1, quantization: 2 }
+
+export interface OptionSpec {
+  name: string
+  type: 'number' | 'integer' | 'boolean' | 'string'
+  /** null: unset unless given */
+  default: OptionValue | null
+  description: string
+  /** inclusive bounds, unless the matching *Exclusive flag is set */
+  min?: number
+  max?: number
+  minExclusive?: boolean
+  maxExclusive?: boolean
+  /** allowed values of a string option */
+  choices?: readonly string[]
+  /** the default applies only when this other option is not given (budget vs tokens) */
+  unlessGiven?: string
+  /** giving both this and that option is an error */
+  conflictsWith?: string
+}
+
+export interface PolicyDefinition {
+  name: string
+  description: string
+  stage: PolicyStage
+  options: readonly OptionSpec[]
+  /** options are validated and defaults filled in (unset ones absent) before create is called */
+  create(options: Record<string, OptionValue>, model: ModelShape): Policy
+}
+
+const registry = new Map<string, PolicyDefinition>()
+
+/** Adds a policy by name; a second policy of the same name is an error. */
+export function registerPolicy(def: PolicyDefinition): void {
+  if (!def || typeof def.name !== 'string' || !/^[a-z_][a-z0-9_-]*$/.test(def.name))
+    throw new PolicySpecError(`registerPolicy: name must be lowercase letters, digits, _ or -, got ${JSON.stringify(def?.name)}`)
+  if (def.name === 'full') throw new PolicySpecError(`registerPolicy: "full" is reserved (the uncompressed cache)`)
+  if (registry.has(def.name)) throw new PolicySpecError(`registerPolicy: a policy named ${def.name} is already registered`)
+  const seen = new Set<string>()
+  for (const o of def.options) {
+    if (seen.has(o.name)) throw new PolicySpecError(`registerPolicy: ${def.name} lists option ${o.name} twice`)
+    seen.add(o.name)
+  }
+  registry.set(def.name, def)
+}
+
+for (const def of builtinPolicies) registerPolicy(def)
+
+export function listPolicies(): { name: string; description: string; options: { name: string; default: unknown; description: string }[] }[] {
+  return [...registry.values()]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((d) => ({ name: d.name, description: d.description, options: d.options.map((o) => ({ name: o.name, default: o.default, description: o.description })) }))
+}
+
+/** The definition of a registered policy (for help texts and tests). */
+export function getPolicyDefinition(name: string): PolicyDefinition {
+  const def = registry.get(name)
+  if (!def) throw new PolicySpecError(`unknown policy ${JSON.stringify(name)}; known policies: full, ${[...registry.keys()].sort().join(', ')}`)
+  return def
+}
+
+function describeOption(o: OptionSpec): string {
+  let s = `${o.name} (${o.type}`
+  if (o.choices) s += `: ${o.choices.join('|')}`
+  if (o.min !== undefined || o.max !== undefined) s += `, ${o.min ?? '-inf'}${o.minExclusive ? ' <' : ' <='} x ${o.maxExclusive ? '<' : '<='} ${o.max ?? 'inf'}`
+  return s + `, default ${o.default === null ? 'unset' : String(o.default)})`
+}
+
+/** Validates one policy's options against its definition; fills defaults. Errors name the bad value. */
+export function resolveOptions(def: PolicyDefinition, given: Record<string, OptionValue>): Record<string, OptionValue> {
+  const out: Record<string, OptionValue> = {}
+  const byName = new Map(def.options.map((o) => [o.name, o]))
+  for (const key of Object.keys(given)) {
+    if (!byName.has(key)) {
+      const list = def.options.length ? def.options.map(describeOption).join('; ') : 'none'
+      throw new PolicySpecError(`policy ${def.name} has no option ${JSON.stringify(key)}; its options: ${list}`)
+    }
+  }
+  for (const o of def.options) {
+    const v = key(given, o.name)
+    if (v === undefined) {
+      if (o.default !== null && !(o.unlessGiven && key(given, o.unlessGiven) !== undefined)) out[o.name] = o.default
+      continue
+    }
+    if (o.conflictsWith && key(given, o.conflictsWith) !== undefined)
+      throw new PolicySpecError(`${def.name}: options ${o.name}=${given[o.name]} and ${o.conflictsWith}=${given[o.conflictsWith]} exclude each other; give one`)
+    out[o.name] = checkValue(def.name, o, v)
+  }
+  return out
+}
+
+function key(given: Record<string, OptionValue>, name: string): OptionValue | undefined {
+  return Object.prototype.hasOwnProperty.call(given, name) ? given[name] : undefined
+}
+
+function checkValue(policy: string, o: OptionSpec, v: OptionValue): OptionValue {
+  const where = `${policy}: option ${o.name}=${JSON.stringify(v)}`
+  if (o.type === 'boolean') {
+    if (typeof v !== 'boolean') throw new PolicySpecError(`${where} is not a boolean (use true or false); ${describeOption(o)}`)
+    return v
+  }
+  if (o.type === 'string') {
+    const s = String(v)
+    if (o.choices && !o.choices.includes(s)) throw new PolicySpecError(`${where} is not one of ${o.choices.join(', ')}`)
+    return s
+  }
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new PolicySpecError(`${where} is not a number; ${describeOption(o)}`)
+  if (o.type === 'integer' && !Number.isInteger(v)) throw new PolicySpecError(`${where} is not an integer; ${describeOption(o)}`)
+  const low = o.min !== undefined && (o.minExclusive ? v <= o.min : v < o.min)
+  const high = o.max !== undefined && (o.maxExclusive ? v >= o.max : v > o.max)
+  if (low || high) throw new PolicySpecError(`${where} is out of range; ${describeOption(o)}`)
+  return v
+}
+
+/**
+ * A policy from its spec, or null for `full` (keep everything). Compositions run their parts in stage
+ * order (eviction, channels, quantization), stable for parts of the same stage.
+ */
+export function createPolicy(spec: string, model: ModelShape): Policy | null {
+  const parts = parsePolicySpecs(spec)
+  if (parts.length === 1 && parts[0].name === 'full') {
+    if (Object.keys(parts[0].options).length) throw new PolicySpecError(`policy full takes no options, got ${Object.keys(parts[0].options).join(', ')}`)
+    return null
+  }
+  if (parts.some((p) => p.name === 'full')) throw new PolicySpecError(`"full" cannot be composed with other policies in ${JSON.stringify(spec)}`)
+  checkModel(model)
+  const built = parts
+    .map((p, i) => ({ def: getPolicyDefinition(p.name), p, i }))
+    .sort((a, b) => STAGE_ORDER[a.def.stage] - STAGE_ORDER[b.def.stage] || a.i - b.i)
+    .map(({ def, p }) => def.create(resolveOptions(def, p.options), model))
+  return built.length === 1 ? built[0] : composePolicies(built)
+}
+
+function checkModel(m: ModelShape): void {
+  for (const k of ['layers', 'qHeads', 'kvHeads', 'headDim', 'group'] as const) {
+    if (!m || !Number.isInteger(m[k]) || m[k] <= 0) throw new PolicySpecError(`createPolicy: model.${k} must be a positive integer, got ${m ? m[k] : m}`)
+  }
+  if (m.qHeads !== m.kvHeads * m.group) throw new PolicySpecError(`createPolicy: model.qHeads (${m.qHeads}) must equal kvHeads (${m.kvHeads}) x group (${m.group})`)
+}
