@@ -40,7 +40,8 @@ describe('RazorAttention calibration', () => {
       config: { ...m, vocab, bosTokenId: 0 as number | null },
       generate(prompt: number[], o: { maxNewTokens: number; policy: Policy }) {
         model.calls++
-        const n = prompt.length
+        // like the runtime: everything but the last prompt token is prefilled before the policy runs
+        const n = prompt.length - 1
         const w = o.policy.needs.observationWindow!
         const cache = newCache(m)
         const hooks: LayerHooks[] = []

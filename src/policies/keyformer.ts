@@ -14,12 +14,11 @@
  * head, query row (query head of the group, then query), key slot; masked keys draw nothing.
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { checkBudget, keepCount, topIndices } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
 import { attentionLogits, groupObservationQueries } from './observed-attention.js'
 import { mulberry32 } from './seeded-random.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
-import { budgetOnly } from './keep-count.js'
 
 export interface KeyformerOptions extends BudgetOptions {
   /** share of the kept tokens that are the most recent ones (default 0.3) */

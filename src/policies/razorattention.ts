@@ -19,12 +19,11 @@
  * The compensation token's position label is the mean dropped position (it only matters for pre-RoPE keys).
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { checkBudget } from './keep-count.js'
+import { budgetOnly, checkBudget } from './keep-count.js'
 import { attentionProbs, groupObservationQueries } from './observed-attention.js'
 import { mulberry32 } from './seeded-random.js'
 import type { BudgetOptions, ModelShape, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
-import { budgetOnly } from './keep-count.js'
 
 /** per query head [layers * qHeads], row-major by layer */
 export interface RetrievalScores {
@@ -71,7 +70,9 @@ export async function calibrateRazorAttention(model: CalibrationModel, options: 
   const rand = mulberry32(seed)
   // random ordinary tokens (skipping the first 16 ids, where special tokens live)
   const copy = Array.from({ length: L }, () => 16 + Math.floor(rand() * (vocab - 16)))
-  const prompt = [...(bosTokenId === null ? [] : [bosTokenId]), ...copy, ...copy]
+  // the runtime prefills all but the last prompt token: a third copy's first token goes last, so the
+  // prefill (and the observation window of L queries) covers the second copy exactly
+  const prompt = [...(bosTokenId === null ? [] : [bosTokenId]), ...copy, ...copy, copy[0]]
   let scores: RetrievalScores | null = null
   const probe: Policy = {
     name: 'razorattention-calibration',
