@@ -2,7 +2,7 @@
  * End to end on the fixture model: each policy of the second family on passkey, niah_single and vt at
  * 4096 tokens (prompts built as the fixture was trained, src/eval/prompt.ts), greedy decoding, strict
  * accuracy, and the share of the full cache's bytes kept after compression. RazorAttention is calibrated
- * on the model first (once). TRIM-KV has no trained gates for this model, so it is not run here.
+ * on the model first (once; RAZOR_CALIBRATION=text repeats a book passage instead of random tokens). TRIM-KV has no trained gates for this model, so it is not run here.
  *   node dist/bench/policies2-e2e.js [samples] [spec ...]
  */
 import { loadModel } from '../src/model/load.js'
@@ -30,7 +30,8 @@ const args = process.argv.slice(2)
 const samples = Number(args[0] ?? 4)
 const specs = args.length > 1 ? args.slice(1) : DEFAULT_SPECS
 const model = await loadModel(defaultModelDir(), { backend: 'wasm' })
-const builder = new PromptBuilder({ tokenizer: model.tokenizer, bosId: model.config.bosTokenId ?? 0, books: loadBooks(defaultBooksDir()), words: loadWordList(defaultWordsFile()) })
+const books = loadBooks(defaultBooksDir())
+const builder = new PromptBuilder({ tokenizer: model.tokenizer, bosId: model.config.bosTokenId ?? 0, books, words: loadWordList(defaultWordsFile()) })
 const prompts = TASKS.flatMap((task) => Array.from({ length: samples }, (_, i) => builder.build(task, 4096, 1, i)))
 
 console.log(`| policy | passkey | niah_single | vt | mean | kept bytes | s/sample |`)
@@ -46,7 +47,12 @@ model.dispose()
 
 async function runSpec(spec: string): Promise<void> {
   const policy = createPolicy(spec, model.config)
-  if (policy && 'calibrate' in policy) await (policy as RazorPolicy).calibrate(model)
+  if (policy && 'calibrate' in policy) {
+    // RAZOR_CALIBRATION=text repeats 256 tokens of a held-out book instead of random tokens
+    const tokens = process.env.RAZOR_CALIBRATION === 'text' ? builder.encode(books[0].sentences.slice(200, 260).join('')).slice(0, 256) : undefined
+    const heads = await (policy as RazorPolicy).calibrate(model, tokens ? { tokens } : {})
+    console.error(`${spec}: retrieval heads ${JSON.stringify(heads)}`)
+  }
   const correct: Record<string, number> = {}
   let kept = 0
   const t0 = performance.now()

@@ -52,24 +52,30 @@ export interface CalibrationOptions {
   /** length of the random sequence that is repeated (default 256) */
   length?: number
   seed?: number
+  /**
+   * the block to repeat instead of random tokens (its length replaces `length`): a model that shows no
+   * induction on random tokens may on natural text (the fixture model does, weakly)
+   */
+  tokens?: number[]
 }
 
 const calibrated = new WeakMap<object, Map<string, RetrievalScores>>()
 
 /** Echo and induction scores of every query head, from one forward pass; cached per model and options. */
 export async function calibrateRazorAttention(model: CalibrationModel, options: CalibrationOptions = {}): Promise<RetrievalScores> {
-  const L = options.length ?? 256
+  const L = options.tokens?.length ?? options.length ?? 256
   const seed = options.seed ?? 0
   if (!(Number.isInteger(L) && L >= 2)) throw new RangeError(`razorattention: calibration length must be an integer >= 2, got ${L}`)
-  const key = `${L}:${seed}`
+  const { vocab, bosTokenId } = model.config
+  if (options.tokens?.some((t) => !(Number.isInteger(t) && t >= 0 && t < vocab))) throw new RangeError(`razorattention: calibration tokens must be ids in [0, ${vocab})`)
+  const key = options.tokens ? `tokens:${options.tokens.join(',')}` : `${L}:${seed}`
   const memo = calibrated.get(model) ?? new Map<string, RetrievalScores>()
   calibrated.set(model, memo)
   const hit = memo.get(key)
   if (hit) return hit
-  const { vocab, bosTokenId } = model.config
   const rand = mulberry32(seed)
   // random ordinary tokens (skipping the first 16 ids, where special tokens live)
-  const copy = Array.from({ length: L }, () => 16 + Math.floor(rand() * (vocab - 16)))
+  const copy = options.tokens ?? Array.from({ length: L }, () => 16 + Math.floor(rand() * (vocab - 16)))
   // the runtime prefills all but the last prompt token: a third copy's first token goes last, so the
   // prefill (and the observation window of L queries) covers the second copy exactly
   const prompt = [...(bosTokenId === null ? [] : [bosTokenId]), ...copy, ...copy, copy[0]]
