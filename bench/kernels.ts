@@ -45,7 +45,7 @@ const gbps = (bytes: number, ms: number): string => `${(bytes / ms / 1e6).toFixe
 const line = (what: string, value: string, ratio: number, target: string): void =>
   console.log(`${what.padEnd(58)} ${value.padStart(14)}   ratio ${ratio.toFixed(3).padStart(8)}   (${target})`)
 
-async function bandwidth(b: CreatedBackend): Promise<void> {
+export async function bandwidth(b: CreatedBackend): Promise<void> {
   const ops = new Ops(b)
   const heap = b.heap
   const d = 128
@@ -74,7 +74,7 @@ async function bandwidth(b: CreatedBackend): Promise<void> {
   for (const x of [keys.table, q, out]) x.free()
 }
 
-async function versusReference(b: CreatedBackend): Promise<void> {
+export async function versusReference(b: CreatedBackend): Promise<void> {
   const ref = await createBackend('reference', { heap: b.heap })
   const W = new Ops(b)
   const R = new Ops(ref)
@@ -112,7 +112,7 @@ async function versusReference(b: CreatedBackend): Promise<void> {
   }
 }
 
-async function topKVersusSort(b: CreatedBackend): Promise<void> {
+export async function topKVersusSort(b: CreatedBackend): Promise<void> {
   const ops = new Ops(b)
   const heap = b.heap
   for (const n of [32768, 1 << 20]) {
@@ -141,7 +141,7 @@ async function topKVersusSort(b: CreatedBackend): Promise<void> {
   }
 }
 
-async function gatheredAttention(b: CreatedBackend): Promise<void> {
+export async function gatheredAttention(b: CreatedBackend): Promise<void> {
   const ops = new Ops(b)
   const heap = b.heap
   const n = 32768
@@ -172,7 +172,7 @@ async function gatheredAttention(b: CreatedBackend): Promise<void> {
   line(`gathered b=${sel} / dense n=${n}, relative to b/n=${ideal}`, `${(t.gathered / t.dense).toFixed(4)}`, t.gathered / t.dense / ideal, 'target <= 1.5')
 }
 
-async function relaxedVersusPlain(plain: CreatedBackend): Promise<void> {
+export async function relaxedVersusPlain(plain: CreatedBackend): Promise<void> {
   let note = ''
   if (!supportsRelaxedSimd() && typeof process !== 'undefined' && process.versions?.node) {
     // Node 20 ships relaxed SIMD behind a flag; wasm features are read at compile time, so set it now

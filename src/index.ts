@@ -22,3 +22,5 @@ export { CacheError } from './cache/errors.js'
 // policies: registry and spec strings
 export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'
 export type { PolicyDefinition, OptionSpec, PolicyStage } from './policies/registry.js'
+// evaluation harness: tasks, scores, runner, report
+export * from './eval/index.js'

@@ -148,6 +148,19 @@ describe('SnapKV', () => {
     cache.apply(d)
     for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) expect(Array.from(cache.positions(l, h))).toEqual([10, 37, 56, 57, 58, 59, 60, 61, 62, 63])
   })
+  for (const share of ['layer', 'model'] as const) {
+    it(`with share=${share} keeps one selection from the summed votes`, () => {
+      const n = 70, W = 16
+      const w = world(n, W, 41)
+      const scores = [0, 1].map((l) => [0, 1].map((h) => snapScores(w, l, h, W, 16, 'max', 7, 'mean')))
+      const kept = keptAfterPrefill(createPolicy(`snapkv:tokens=25,window=16,share=${share}`, model)!, w)
+      const sum = (xs: number[][]) => xs[0].map((_, i) => xs.reduce((a, x) => a + x[i], 0))
+      for (let l = 0; l < 2; l++) {
+        const want = topIdx(share === 'layer' ? sum(scores[l]) : sum(scores.flat()), 25)
+        for (let h = 0; h < 2; h++) expect(kept[l][h]).toEqual(want)
+      }
+    })
+  }
   it('always keeps its sinks when asked', () => {
     const w = world(80, 16, 5)
     const kept = keptAfterPrefill(createPolicy('snapkv:tokens=24,window=16,sinks=4', model)!, w)

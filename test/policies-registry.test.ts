@@ -40,6 +40,10 @@ describe('createPolicy', () => {
     expect(snap.options.find((o) => o.name === 'window')?.default).toBe(32)
     expect(snap.options.find((o) => o.name === 'budget')?.default).toBe(0.25)
   })
+  it('asks for a pre-RoPE cache only for StreamingLLM with rerotate=true', () => {
+    expect(createPolicy('streamingllm:rerotate=true', model)!.needs.cacheKeys).toBe('pre-rope')
+    expect(createPolicy('streamingllm', model)!.needs.cacheKeys).toBeUndefined()
+  })
   it('errors on an unknown policy listing what exists', () => {
     expect(() => createPolicy('snapky', model)).toThrow(/snapky.*known policies: full, .*snapkv/)
   })

@@ -49,3 +49,4 @@
   for (; c < d; c++) s += load<f32>(q + (<usize>c << 2)) * load<f32>(k + (<usize>c << 2))
   return s
 }
+

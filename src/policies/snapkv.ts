@@ -8,13 +8,32 @@
  * GQA); here the votes of a KV head's query heads are combined (mean or max) and each KV head stores
  * one keep list. Options `sinks` (always keep the first tokens) is an addition, 0 by default.
  */
-import { budgetFrom, budgetOptions } from './budget.js'
+import { budgetFrom, budgetOptions, keepShared } from './budget.js'
 import { compensateOption, evictionPolicy, protect, type EvictionMethod } from './evict.js'
 import { DecodeObserver, observationFromHooks, observationOptions, voteOptionsFrom, windowVotes, type VoteOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
 import type { OptionValue } from './spec.js'
 import type { ModelShape, PolicyContext } from './types.js'
 import type { Phase } from './evict.js'
+
+export const shareOption: OptionSpec = {
+  name: 'share', type: 'string', default: 'head', choices: ['head', 'layer', 'model'],
+  description: 'each KV head keeps its own top tokens (head), or one selection from the summed votes serves a layer or the whole model',
+}
+
+/** the keep rule for `share`: own top per head, or one shared selection per layer or for the model */
+export function sharedSelection(share: string, kvHeads: number): Pick<EvictionMethod, 'keep' | 'keepModel'> {
+  if (share === 'layer') return { keep: (ctx, scores, perHead) => keepShared(ctx.ops, scores, perHead) }
+  if (share === 'model') {
+    return {
+      keepModel: (ctx, scores, perHead) => {
+        const keep = keepShared(ctx.ops, scores.flat(), perHead)
+        return scores.map((_, l) => keep.slice(l * kvHeads, (l + 1) * kvHeads))
+      },
+    }
+  }
+  return {}
+}
 
 export const sinkOption: OptionSpec = { name: 'sinks', type: 'integer', default: 0, min: 0, description: 'always keep the first N tokens (attention sinks)' }
 
@@ -45,8 +64,11 @@ export const snapkv: PolicyDefinition = {
   name: 'snapkv',
   description: 'SnapKV: keep the tokens the last w prompt queries attend to (pooled vote, GQA-aware), plus the window',
   stage: 'eviction',
-  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption],
+  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption, shareOption],
   create(o, model) {
-    return evictionPolicy({ name: 'snapkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model) })
+    return evictionPolicy({
+      name: 'snapkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
+      ...sharedSelection(o.share as string, model.kvHeads),
+    })
   },
 }

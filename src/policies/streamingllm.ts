@@ -2,8 +2,8 @@
  * StreamingLLM (Xiao et al. 2024, "Efficient Streaming Language Models with Attention Sinks"):
  * keep the first `sinks` tokens (the attention sinks) and the most recent C - sinks tokens.
  * The paper stores keys before RoPE and rotates them by their place in the cache, which is what lets it
- * run past the trained length: that is the cache's `keys: 'pre-rope'` option, separate from this choice
- * of tokens (kvpress keeps true positions too).
+ * run past the trained length: `rerotate=true` asks the runtime for such a cache. Off by default, as in
+ * kvpress, which keeps true positions.
  */
 import { budgetFrom, budgetOptions } from './budget.js'
 import { compensateOption, evictionPolicy, protect } from './evict.js'
@@ -13,11 +13,13 @@ export const streamingllm: PolicyDefinition = {
   name: 'streamingllm',
   description: 'StreamingLLM: attention sinks (first tokens) plus the most recent tokens',
   stage: 'eviction',
-  options: [...budgetOptions, compensateOption, { name: 'sinks', type: 'integer', default: 4, min: 0, description: 'first tokens always kept' }],
+  options: [...budgetOptions, compensateOption, { name: 'sinks', type: 'integer', default: 4, min: 0, description: 'first tokens always kept' },
+    { name: 'rerotate', type: 'boolean', default: false, description: 'store keys before RoPE and rotate them by their place in the cache (the paper: runs past the trained length)' }],
   create(o, model) {
     const sinks = o.sinks as number
     return evictionPolicy({
-      name: 'streamingllm', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, needs: {},
+      name: 'streamingllm', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean,
+      needs: o.rerotate ? { cacheKeys: 'pre-rope' } : {},
       // recency is the score: later slots rank higher, sinks rank highest
       score: (ctx, layer) => Array.from({ length: model.kvHeads }, (_, h) => protect(Float32Array.from({ length: ctx.cache.length(layer, h) }, (_, i) => i), sinks, 0)),
     })
