@@ -86,9 +86,22 @@ export function createKeyformer(options: KeyformerOptions = {}): Policy {
     const n = score.length
     if (n <= k) return Int32Array.from({ length: n }, (_, i) => i)
     const r = Math.round(recentShare * k)
-    const old = topIndices(score, k - r, 0, n - r)
+    const old = n - k <= 4 ? withoutLowest(score, n - k, n - r) : topIndices(score, k - r, 0, n - r)
     for (let i = n - r; i < n; i++) old.push(i)
     return Int32Array.from(old)
+  }
+
+  /** [0, to) minus its `drop` lowest scores (ties drop the later token): a decode step evicts one token, no sort needed */
+  function withoutLowest(score: Float64Array, drop: number, to: number): number[] {
+    const gone = new Set<number>()
+    for (let d = 0; d < drop; d++) {
+      let worst = -1
+      for (let i = 0; i < to; i++) if (!gone.has(i) && (worst < 0 || score[i] <= score[worst])) worst = i
+      gone.add(worst)
+    }
+    const out: number[] = []
+    for (let i = 0; i < to; i++) if (!gone.has(i)) out.push(i)
+    return out
   }
 
   function decide(ctx: PolicyContext, layer: number, h: number, score: Float64Array): HeadDecision {
