@@ -1,5 +1,4 @@
 import type { Backend } from '../backend/backend.js'
-import { attendScratchFloats } from '../backend/model-kernels.js'
 import { attendCache } from '../cache/attention.js'
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import { ropeInvFreq } from './config.js'
@@ -45,7 +44,7 @@ export class LlamaForward {
     const sizes = {
       x: C * H, xn: C * H, q: C * qHeads * d, qPre: C * qHeads * d, k: C * kvHeads * d, v: C * kvHeads * d,
       att: C * qHeads * d, o: C * H, gate: C * I, up: C * I, cos: C * (d / 2), sin: C * (d / 2),
-      lse: C * qHeads, logits: C * vocab, scratch: attendScratchFloats(d),
+      lse: C * qHeads, logits: C * vocab, scratch: 256,
     }
     const heap = backend.heap
     this.p = Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, heap.alloc(n * 4, 64)])) as LlamaForward['p']
