@@ -6,13 +6,14 @@
  * fraction of the time.
  *   node dist/bench/policies-accuracy.js --samples 8 --tasks passkey,niah_single,vt --length 4096 \
  *     --policies 'full;snapkv:budget=0.25;...' [--out results.json] [--prefill-dir DIR] [--first I]
+ * --from a.json,b.json prints the table of earlier runs merged.
  * --prefill-dir keeps each sample's prefill (cache and hooks, ~35 MB at 4k) so later runs only decode.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { defaultBooksDir, defaultModelDir, defaultWordsFile } from '../src/eval/paths.js'
 import { PromptBuilder } from '../src/eval/prompt.js'
-import { strictCorrect } from '../src/eval/score.js'
+import { rulerScore, strictCorrect } from '../src/eval/score.js'
 import type { TaskName } from '../src/eval/tasks.js'
 import { loadBooks } from '../src/eval/text.js'
 import { loadWordList } from '../src/eval/words.js'
@@ -28,6 +29,8 @@ interface Row {
   task: string
   index: number
   correct: boolean
+  /** RULER's finer score: the share of expected values found */
+  ruler: number
   text: string
   keptBytes: number
   fullBytes: number
@@ -132,6 +135,14 @@ function argmax(x: Float32Array): number {
 }
 
 async function main(): Promise<void> {
+  const from = arg('from', '')
+  if (from) {
+    // tables from earlier runs' --out files, merged
+    const rows: Row[] = from.split(',').flatMap((f) => JSON.parse(readFileSync(f, 'utf8')) as Row[])
+    const specs = [...new Set(rows.map((r) => r.policy))]
+    printTable(rows, specs, [...new Set(rows.map((r) => r.task))])
+    return
+  }
   const tasks = arg('tasks', 'passkey,niah_single,vt').split(',') as TaskName[]
   const samples = Number(arg('samples', '8'))
   const first = Number(arg('first', '0'))
@@ -180,7 +191,7 @@ async function main(): Promise<void> {
         }
         decodeCapture?.dispose()
         const text = model.tokenizer.decode(outIds)
-        rows.push({ policy: spec, task, index, correct: strictCorrect(text, sample.answer), text, keptBytes, fullBytes, compressMs })
+        rows.push({ policy: spec, task, index, correct: strictCorrect(text, sample.answer), ruler: rulerScore(text, sample.expected), text, keptBytes, fullBytes, compressMs })
         cache.dispose()
       }
       base.dispose()
@@ -198,14 +209,19 @@ export function printTable(rows: Row[], specs: string[], tasks: string[]): void 
     return r.filter((x) => x.correct).length / Math.max(1, r.length)
   }
   const fullMean = specs.includes('full') ? tasks.reduce((a, t) => a + acc('full', t), 0) / tasks.length : NaN
-  console.log(`| policy | KV kept | ${tasks.join(' | ')} | mean | of full | compress ms |`)
-  console.log(`| --- | --- | ${tasks.map(() => '---').join(' | ')} | --- | --- | --- |`)
+  const ruler = (p: string) => {
+    const r = rows.filter((x) => x.policy === p)
+    return r.reduce((a, x) => a + x.ruler, 0) / Math.max(1, r.length)
+  }
+  const samples = (p: string) => rows.filter((x) => x.policy === p).length
+  console.log(`| policy | KV kept | ${tasks.join(' | ')} | mean | of full | RULER score | samples | compress ms |`)
+  console.log(`| --- | --- | ${tasks.map(() => '---').join(' | ')} | --- | --- | --- | --- | --- |`)
   for (const p of specs) {
     const r = rows.filter((x) => x.policy === p)
     const kept = r.reduce((a, x) => a + x.keptBytes / x.fullBytes, 0) / r.length
     const ms = r.reduce((a, x) => a + x.compressMs, 0) / r.length
     const mean = tasks.reduce((a, t) => a + acc(p, t), 0) / tasks.length
-    console.log(`| ${p} | ${(kept * 100).toFixed(1)}% | ${tasks.map((t) => acc(p, t).toFixed(2)).join(' | ')} | ${mean.toFixed(2)} | ${((mean / fullMean) * 100).toFixed(0)}% | ${ms.toFixed(0)} |`)
+    console.log(`| ${p} | ${(kept * 100).toFixed(1)}% | ${tasks.map((t) => acc(p, t).toFixed(2)).join(' | ')} | ${mean.toFixed(2)} | ${((mean / fullMean) * 100).toFixed(0)}% | ${ruler(p).toFixed(2)} | ${samples(p)} | ${ms.toFixed(0)} |`)
   }
 }
 

@@ -1,12 +1,18 @@
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { listPolicies } from '../src/policies/registry.js'
 import { packageRoot } from '../src/eval/paths.js'
 
 /** the built CLI, as a user runs it (npm test builds dist/ first) */
-function kvkit(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/kvkit.js', ...args], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000 })
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+function kvkit(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['bin/kvkit.js', ...args], { cwd: packageRoot(), timeout: 60_000 })
+    let stdout = '', stderr = ''
+    p.stdout.on('data', (d) => (stdout += d))
+    p.stderr.on('data', (d) => (stderr += d))
+    p.on('error', reject)
+    p.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
 }
 
 const MODEL = 'models/fixture-14m'
@@ -34,9 +40,10 @@ describe('kvkit command line: bad arguments end with one line and a non-zero exi
     ['generate with a bad spec', ['generate', '--model', MODEL, '--prompt', 'hi', '--policy', 'tova:budget=0'], /^kvkit: .*budget=0 is out of range/],
   ]
   for (const [what, args, message] of cases) {
-    it(what, () => {
+    // each case is a separate process: run them side by side
+    it.concurrent(what, async () => {
       const argv = args[0] === 'generate' ? args : ['eval', ...args]
-      const r = kvkit(...argv)
+      const r = await kvkit(...argv)
       expect(r.code, r.stderr).toBe(2)
       expect(r.stderr.trimEnd().split('\n')).toHaveLength(1)
       expect(r.stderr.trimEnd()).toMatch(message)
@@ -44,16 +51,16 @@ describe('kvkit command line: bad arguments end with one line and a non-zero exi
     })
   }
 
-  it('an unknown command', () => {
-    const r = kvkit('frobnicate')
+  it.concurrent('an unknown command', async () => {
+    const r = await kvkit('frobnicate')
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/^kvkit: unknown command "frobnicate" \(commands: eval, generate, perplexity, policies, main\)\n$/)
   })
 })
 
 describe('kvkit policies', () => {
-  it('prints one line per registered policy, its name first, then its options with defaults', () => {
-    const r = kvkit('policies')
+  it('prints one line per registered policy, its name first, then its options with defaults', async () => {
+    const r = await kvkit('policies')
     expect(r.code).toBe(0)
     const lines = r.stdout.trimEnd().split('\n')
     const registered = listPolicies()

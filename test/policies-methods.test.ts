@@ -161,6 +161,23 @@ describe('SnapKV', () => {
       }
     })
   }
+  it('with share=model,combine=max keeps the tokens any head votes for most', () => {
+    const n = 70, W = 16
+    const w = world(n, W, 43)
+    const scores = [0, 1].flatMap((l) => [0, 1].map((h) => snapScores(w, l, h, W, 16, 'max', 7, 'mean')))
+    const kept = keptAfterPrefill(createPolicy('snapkv:tokens=25,window=16,share=model,combine=max', model)!, w)
+    const want = topIdx(scores[0].map((_, i) => Math.max(...scores.map((s) => s[i]))), 25)
+    for (const layer of kept) for (const k of layer) expect(k).toEqual(want)
+  })
+  it('with local=0.4 each head fills 40% of its budget with its own top votes after the shared part', () => {
+    const n = 70, W = 16
+    const w = world(n, W, 47)
+    const scores = [0, 1].flatMap((l) => [0, 1].map((h) => snapScores(w, l, h, W, 16, 'max', 7, 'mean')))
+    const kept = keptAfterPrefill(createPolicy('snapkv:tokens=25,window=16,share=model,combine=max,local=0.4', model)!, w)
+    const shared = new Set(topIdx(scores[0].map((_, i) => Math.max(...scores.map((s) => s[i]))), 15))
+    scores.forEach((s, lh) => expect(kept[lh >> 1][lh & 1]).toEqual(topIdx(s.map((x, i) => (shared.has(i) ? Infinity : x)), 25)))
+    expect(new Set(kept.flat().map((k) => k.join())).size).toBeGreaterThan(1)
+  })
   it('always keeps its sinks when asked', () => {
     const w = world(80, 16, 5)
     const kept = keptAfterPrefill(createPolicy('snapkv:tokens=24,window=16,sinks=4', model)!, w)

@@ -40,7 +40,8 @@ describe('RazorAttention calibration', () => {
       config: { ...m, vocab, bosTokenId: 0 as number | null },
       generate(prompt: number[], o: { maxNewTokens: number; policy: Policy }) {
         model.calls++
-        const n = prompt.length
+        // like the runtime: everything but the last prompt token is prefilled before the policy runs
+        const n = prompt.length - 1
         const w = o.policy.needs.observationWindow!
         const cache = newCache(m)
         const hooks: LayerHooks[] = []
@@ -89,6 +90,11 @@ describe('RazorAttention calibration', () => {
     expect(await policy.calibrate(model, { length: 48, seed: 3 })).toEqual([[0, 1], [1, 0]])
     // calibration ran once for this model and these options
     expect(model.calls).toBe(1)
+    // a given block to repeat finds the same heads
+    const block = Array.from({ length: 40 }, (_, i) => 20 + ((i * 37) % 900))
+    expect(retrievalHeads(await calibrateRazorAttention(model, { tokens: block }), m)).toEqual([[0, 1], [1, 0]])
+    expect(model.calls).toBe(2)
+    await expect(calibrateRazorAttention(model, { tokens: [1, 5000] })).rejects.toThrow(/tokens must be ids in \[0, 1000\)/)
   })
 
   it('refuses to run without retrieval heads, naming the fix', () => {

@@ -1,4 +1,5 @@
-import { madd, dot, rowAt } from './simd'
+import { madd, dot, rowAt, touch } from './simd'
+import { expv } from './expv'
 import { scoreTile } from './tiles'
 
 // Decode attention for one query step: the qHeads query heads of a GQA group against one KV head,
@@ -76,23 +77,29 @@ function blockScores(q: usize, g: i32, d: i32, bn: i32, scale: f32): void {
   }
 }
 
-/** Folds the block into head h's running max, sum and output. */
+/** Folds the block into head h's running max, sum and output (scores padded to 4 with -inf). */
 function foldBlock(h: i32, o: usize, bn: i32, d: i32): void {
   const s = scores + (<usize>(h * BLOCK) << 2)
-  let bm: f32 = -Infinity
-  for (let j = 0; j < bn; j++) bm = max(bm, load<f32>(s + (<usize>j << 2)))
+  const bn4 = (bn + 3) & ~3
+  for (let j = bn; j < bn4; j++) store<f32>(s + (<usize>j << 2), -Infinity)
+  let vm = f32x4.splat(-Infinity)
+  for (let j = 0; j < bn4; j += 4) vm = f32x4.max(vm, v128.load(s + (<usize>j << 2)))
+  const bm = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)))
   const mp = runMax + (<usize>h << 2)
   const lp = runSum + (<usize>h << 2)
   const m = load<f32>(mp)
   const mNew = max(m, bm)
-  const corr = m == mNew ? <f32>1 : Mathf.exp(m - mNew) // 0 on the first block (m = -inf)
-  let sum: f32 = 0
-  for (let j = 0; j < bn; j++) {
+  // exp(m - mNew) is 0 on the first block (m = -inf) and 1 when the max did not move
+  const corr = m == mNew ? <f32>1 : f32x4.extract_lane(expv(f32x4.splat(m - mNew)), 0)
+  const vNew = f32x4.splat(mNew)
+  let vs = f32x4.splat(0)
+  for (let j = 0; j < bn4; j += 4) {
     const at = s + (<usize>j << 2)
-    const p = Mathf.exp(load<f32>(at) - mNew)
-    store<f32>(at, p)
-    sum += p
+    const p = expv(f32x4.sub(v128.load(at), vNew))
+    v128.store(at, p)
+    vs = f32x4.add(vs, p)
   }
+  const sum = f32x4.extract_lane(vs, 0) + f32x4.extract_lane(vs, 1) + f32x4.extract_lane(vs, 2) + f32x4.extract_lane(vs, 3)
   store<f32>(mp, mNew)
   store<f32>(lp, load<f32>(lp) * corr + sum)
   accumulate(o, corr, s, bn, d)
@@ -104,6 +111,7 @@ export function attend(
   idx: usize, nIdx: i32, scale: f32, out: usize, lse: usize,
 ): void {
   const count = idx == 0 ? n : nIdx
+  const rowBytes = <usize>d << 2
   for (let h0 = 0; h0 < qHeads; h0 += GROUP) {
     const g = min(GROUP, qHeads - h0)
     const qg = q + (<usize>(h0 * d) << 2)
@@ -117,8 +125,12 @@ export function attend(
       const bn = min(BLOCK, count - j0)
       for (let j = 0; j < bn; j++) {
         const t = idx == 0 ? j0 + j : load<i32>(idx + (<usize>(j0 + j) << 2))
-        store<u32>(kRows + (<usize>j << 2), <u32>rowAt(kTable, pageTokens, d, t))
-        store<u32>(vRows + (<usize>j << 2), <u32>rowAt(vTable, pageTokens, d, t))
+        const k = rowAt(kTable, pageTokens, d, t)
+        const v = rowAt(vTable, pageTokens, d, t)
+        touch(k, rowBytes)
+        touch(v, rowBytes)
+        store<u32>(kRows + (<usize>j << 2), <u32>k)
+        store<u32>(vRows + (<usize>j << 2), <u32>v)
       }
       blockScores(qg, g, d, bn, scale)
       for (let h = 0; h < g; h++) foldBlock(h, og + (<usize>(h * d) << 2), bn, d)

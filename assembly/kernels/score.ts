@@ -1,5 +1,5 @@
-import { dot, rowAt } from './simd'
-import { tile4x1, tile2x4, tileR, tileS, scoreTile } from './tiles'
+import { dot, rowAt, touch } from './simd'
+import { tile4x1, scoreTile, scorePairTile } from './tiles'
 
 /**
  * out[h*n + i] = scale * (q_h . k_i) for the qHeads query heads of one KV head (a GQA group).
@@ -28,31 +28,9 @@ export function scoreKeys(q: usize, qHeads: i32, d: i32, table: usize, pageToken
     for (; i + 2 <= n; i += 2) {
       const k0 = rowAt(table, pageTokens, d, i)
       const k1 = (i % pageTokens) + 1 < pageTokens ? k0 + stride : rowAt(table, pageTokens, d, i + 1)
-      for (let h = 0; h < qHeads; h += 4) {
-        // heads past the group repeat the last one; their lanes are not stored
-        const q0 = q + <usize>h * stride
-        const q1 = q + <usize>min(h + 1, qHeads - 1) * stride
-        const q2 = q + <usize>min(h + 2, qHeads - 1) * stride
-        const q3 = q + <usize>min(h + 3, qHeads - 1) * stride
-        tile2x4(q0, q1, q2, q3, k0, k1, d, vscale)
-        const o = out + <usize>h * outStride + (<usize>i << 2)
-        const r = tileR
-        const s = tileS
-        store<f32>(o, f32x4.extract_lane(r, 0))
-        store<f32>(o + 4, f32x4.extract_lane(s, 0))
-        if (h + 1 < qHeads) {
-          store<f32>(o + outStride, f32x4.extract_lane(r, 1))
-          store<f32>(o + outStride + 4, f32x4.extract_lane(s, 1))
-        }
-        if (h + 2 < qHeads) {
-          store<f32>(o + 2 * outStride, f32x4.extract_lane(r, 2))
-          store<f32>(o + 2 * outStride + 4, f32x4.extract_lane(s, 2))
-        }
-        if (h + 3 < qHeads) {
-          store<f32>(o + 3 * outStride, f32x4.extract_lane(r, 3))
-          store<f32>(o + 3 * outStride + 4, f32x4.extract_lane(s, 3))
-        }
-      }
+      // the group's arithmetic is slower than memory: fetch the coming rows with many misses in flight
+      if ((i & 15) == 0) for (let j = i; j < min(n, i + 16); j++) touch(rowAt(table, pageTokens, d, j), stride)
+      scorePairTile(q, qHeads, k0, k1, d, vscale, out + (<usize>i << 2), outStride)
     }
   }
   for (; i < n; i++) {

@@ -127,10 +127,10 @@ function tailQ4(q0: usize, q1: usize, q2: usize, q3: usize, k: usize, c: i32, d:
  * Two keys against four query rows (q0..q3; repeat a row when fewer heads remain): eight accumulators.
  * Reads each key row front to back, one row after the other, which the hardware prefetcher follows
  * better than four interleaved rows once the group's arithmetic makes the loop slower than memory.
- * Returns the scores in r (key 0: [q0, q1, q2, q3]) and s (key 1) through the static pair below.
+ * Leaves the scores in tileR (key 0: [q0, q1, q2, q3]) and tileS (key 1): AS returns one value.
  */
-export let tileR: v128 = f32x4.splat(0)
-export let tileS: v128 = f32x4.splat(0)
+let tileR: v128 = f32x4.splat(0)
+let tileS: v128 = f32x4.splat(0)
 // @ts-ignore: decorator
 @inline export function tile2x4(q0: usize, q1: usize, q2: usize, q3: usize, k0: usize, k1: usize, d: i32, scale: v128): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
@@ -161,4 +161,43 @@ export let tileS: v128 = f32x4.splat(0)
   }
   tileR = f32x4.mul(r, scale)
   tileS = f32x4.mul(s, scale)
+}
+
+/** Lane h of the pair tile's results into head row h (rows outStride bytes apart), for lanes < count. */
+// @ts-ignore: decorator
+@inline function storePair(out: usize, outStride: usize, count: i32): void {
+  const r = tileR
+  const s = tileS
+  store<f32>(out, f32x4.extract_lane(r, 0))
+  store<f32>(out + 4, f32x4.extract_lane(s, 0))
+  if (count > 1) {
+    store<f32>(out + outStride, f32x4.extract_lane(r, 1))
+    store<f32>(out + outStride + 4, f32x4.extract_lane(s, 1))
+  }
+  if (count > 2) {
+    store<f32>(out + 2 * outStride, f32x4.extract_lane(r, 2))
+    store<f32>(out + 2 * outStride + 4, f32x4.extract_lane(s, 2))
+  }
+  if (count > 3) {
+    store<f32>(out + 3 * outStride, f32x4.extract_lane(r, 3))
+    store<f32>(out + 3 * outStride + 4, f32x4.extract_lane(s, 3))
+  }
+}
+
+/**
+ * Scores of two key rows for qHeads heads, four heads per tile2x4; in the last tile, heads past the
+ * group repeat the last head and their lanes are not stored.
+ */
+// @ts-ignore: decorator
+@inline export function scorePairTile(q: usize, qHeads: i32, k0: usize, k1: usize, d: i32, scale: v128, out: usize, outStride: usize): void {
+  const qStride = <usize>d << 2
+  const last = qHeads - 1
+  for (let h = 0; h < qHeads; h += 4) {
+    tile2x4(
+      q + <usize>h * qStride, q + <usize>min(h + 1, last) * qStride,
+      q + <usize>min(h + 2, last) * qStride, q + <usize>min(h + 3, last) * qStride,
+      k0, k1, d, scale,
+    )
+    storePair(out + <usize>h * outStride, outStride, qHeads - h)
+  }
 }

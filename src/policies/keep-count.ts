@@ -5,7 +5,6 @@
  */
 import { tokensPerHead } from './budget.js'
 import type { OptionSpec } from './registry.js'
-import type { OptionValue } from './spec.js'
 import type { BudgetOptions } from './types.js'
 
 export function checkBudget(policy: string, o: BudgetOptions): void {
@@ -35,9 +34,4 @@ export function budgetOnly(defaultRatio: number | null): OptionSpec[] {
       description: 'tokens kept per head as a ratio of the prompt (0 < budget <= 1)' },
     { name: 'tokens', type: 'integer', default: null, min: 1, conflictsWith: 'budget', description: 'tokens kept per head, as a count (instead of budget)' },
   ]
-}
-
-/** the resolved options without the unset ones, typed for a create function */
-export function given<T>(o: Record<string, OptionValue>): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null)) as T
 }

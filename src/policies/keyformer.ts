@@ -14,12 +14,11 @@
  * head, query row (query head of the group, then query), key slot; masked keys draw nothing.
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { checkBudget, keepCount, topIndices } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
 import { attentionLogits, groupObservationQueries } from './observed-attention.js'
 import { mulberry32 } from './seeded-random.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
-import { budgetOnly } from './keep-count.js'
 
 export interface KeyformerOptions extends BudgetOptions {
   /** share of the kept tokens that are the most recent ones (default 0.3) */
@@ -87,9 +86,22 @@ export function createKeyformer(options: KeyformerOptions = {}): Policy {
     const n = score.length
     if (n <= k) return Int32Array.from({ length: n }, (_, i) => i)
     const r = Math.round(recentShare * k)
-    const old = topIndices(score, k - r, 0, n - r)
+    const old = n - k <= 4 ? withoutLowest(score, n - k, n - r) : topIndices(score, k - r, 0, n - r)
     for (let i = n - r; i < n; i++) old.push(i)
     return Int32Array.from(old)
+  }
+
+  /** [0, to) minus its `drop` lowest scores (ties drop the later token): a decode step evicts one token, no sort needed */
+  function withoutLowest(score: Float64Array, drop: number, to: number): number[] {
+    const gone = new Set<number>()
+    for (let d = 0; d < drop; d++) {
+      let worst = -1
+      for (let i = 0; i < to; i++) if (!gone.has(i) && (worst < 0 || score[i] <= score[worst])) worst = i
+      gone.add(worst)
+    }
+    const out: number[] = []
+    for (let i = 0; i < to; i++) if (!gone.has(i)) out.push(i)
+    return out
   }
 
   function decide(ctx: PolicyContext, layer: number, h: number, score: Float64Array): HeadDecision {

@@ -15,11 +15,10 @@
  * weights are scale-free (the methods note leaves sigma open). A merged pivot's score is its own a_p.
  */
 import type { Decision, HeadDecision, MergeSpec } from '../cache/types.js'
-import { checkBudget, keepCount, topIndices } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
 import { columnSums, observedProbs } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
-import { budgetOnly } from './keep-count.js'
 
 export interface KVMergerOptions extends BudgetOptions {
   /** cosine similarity above which adjacent keys merge (default 0.8) */

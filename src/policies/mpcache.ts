@@ -15,11 +15,10 @@
  * which is the same rule with tau chosen per prompt. At least the most attended token is always kept.
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { checkBudget, keepCount, topIndices } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
 import { observedProbs, sharedPositions } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
-import { budgetOnly } from './keep-count.js'
 
 export interface MPCacheOptions extends BudgetOptions {
   /** attention threshold (default 1e-3; the paper picks per task from 1e-3 to 1e-8) */

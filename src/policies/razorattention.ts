@@ -19,12 +19,11 @@
  * The compensation token's position label is the mean dropped position (it only matters for pre-RoPE keys).
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { checkBudget } from './keep-count.js'
+import { budgetOnly, checkBudget } from './keep-count.js'
 import { attentionProbs, groupObservationQueries } from './observed-attention.js'
 import { mulberry32 } from './seeded-random.js'
 import type { BudgetOptions, ModelShape, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
-import { budgetOnly } from './keep-count.js'
 
 /** per query head [layers * qHeads], row-major by layer */
 export interface RetrievalScores {
@@ -53,25 +52,33 @@ export interface CalibrationOptions {
   /** length of the random sequence that is repeated (default 256) */
   length?: number
   seed?: number
+  /**
+   * the block to repeat instead of random tokens (its length replaces `length`): a model that shows no
+   * induction on random tokens may on natural text (the fixture model does, weakly)
+   */
+  tokens?: number[]
 }
 
 const calibrated = new WeakMap<object, Map<string, RetrievalScores>>()
 
 /** Echo and induction scores of every query head, from one forward pass; cached per model and options. */
 export async function calibrateRazorAttention(model: CalibrationModel, options: CalibrationOptions = {}): Promise<RetrievalScores> {
-  const L = options.length ?? 256
+  const L = options.tokens?.length ?? options.length ?? 256
   const seed = options.seed ?? 0
   if (!(Number.isInteger(L) && L >= 2)) throw new RangeError(`razorattention: calibration length must be an integer >= 2, got ${L}`)
-  const key = `${L}:${seed}`
+  const { vocab, bosTokenId } = model.config
+  if (options.tokens?.some((t) => !(Number.isInteger(t) && t >= 0 && t < vocab))) throw new RangeError(`razorattention: calibration tokens must be ids in [0, ${vocab})`)
+  const key = options.tokens ? `tokens:${options.tokens.join(',')}` : `${L}:${seed}`
   const memo = calibrated.get(model) ?? new Map<string, RetrievalScores>()
   calibrated.set(model, memo)
   const hit = memo.get(key)
   if (hit) return hit
-  const { vocab, bosTokenId } = model.config
   const rand = mulberry32(seed)
   // random ordinary tokens (skipping the first 16 ids, where special tokens live)
-  const copy = Array.from({ length: L }, () => 16 + Math.floor(rand() * (vocab - 16)))
-  const prompt = [...(bosTokenId === null ? [] : [bosTokenId]), ...copy, ...copy]
+  const copy = options.tokens ?? Array.from({ length: L }, () => 16 + Math.floor(rand() * (vocab - 16)))
+  // the runtime prefills all but the last prompt token: a third copy's first token goes last, so the
+  // prefill (and the observation window of L queries) covers the second copy exactly
+  const prompt = [...(bosTokenId === null ? [] : [bosTokenId]), ...copy, ...copy, copy[0]]
   let scores: RetrievalScores | null = null
   const probe: Policy = {
     name: 'razorattention-calibration',

@@ -8,7 +8,8 @@
  * GQA); here the votes of a KV head's query heads are combined (mean or max) and each KV head stores
  * one keep list. Options `sinks` (always keep the first tokens) is an addition, 0 by default.
  */
-import { budgetFrom, budgetOptions, keepShared } from './budget.js'
+import type { Ops } from '../backend/ops.js'
+import { budgetFrom, budgetOptions, keepShared, topKIndices } from './budget.js'
 import { compensateOption, evictionPolicy, protect, type EvictionMethod } from './evict.js'
 import { DecodeObserver, observationFromHooks, observationOptions, voteOptionsFrom, windowVotes, type VoteOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
@@ -18,21 +19,40 @@ import type { Phase } from './evict.js'
 
 export const shareOption: OptionSpec = {
   name: 'share', type: 'string', default: 'head', choices: ['head', 'layer', 'model'],
-  description: 'each KV head keeps its own top tokens (head), or one selection from the summed votes serves a layer or the whole model',
+  description: 'each KV head keeps its own top tokens (head), or one selection from the combined votes serves a layer or the whole model',
+}
+export const combineOption: OptionSpec = {
+  name: 'combine', type: 'string', default: 'sum', choices: ['sum', 'max'],
+  description: 'with share=layer|model: combine the heads\' votes by sum, or by max (a token any head votes for)',
 }
 
 /** the keep rule for `share`: own top per head, or one shared selection per layer or for the model */
-export function sharedSelection(share: string, kvHeads: number): Pick<EvictionMethod, 'keep' | 'keepModel'> {
-  if (share === 'layer') return { keep: (ctx, scores, perHead) => keepShared(ctx.ops, scores, perHead) }
+export function sharedSelection(share: string, combine: 'sum' | 'max', local: number, kvHeads: number): Pick<EvictionMethod, 'keep' | 'keepModel'> {
+  // the shared part first, then each head tops up with its own best of the rest
+  const pick = (ops: Ops, scores: Float32Array[], perHead: number) => {
+    const shared = keepShared(ops, scores, Math.round((1 - local) * perHead), combine)
+    if (local === 0) return shared
+    return scores.map((s, h) => {
+      const rest = s.slice()
+      for (const i of shared[h]) rest[i] = Infinity
+      return topKIndices(ops, rest, Math.min(perHead, s.length))
+    })
+  }
+  if (share === 'layer') return { keep: (ctx, scores, perHead) => pick(ctx.ops, scores, perHead) }
   if (share === 'model') {
     return {
       keepModel: (ctx, scores, perHead) => {
-        const keep = keepShared(ctx.ops, scores.flat(), perHead)
+        const keep = pick(ctx.ops, scores.flat(), perHead)
         return scores.map((_, l) => keep.slice(l * kvHeads, (l + 1) * kvHeads))
       },
     }
   }
   return {}
+}
+
+export const localOption: OptionSpec = {
+  name: 'local', type: 'number', default: 0, min: 0, max: 1,
+  description: 'with share=layer|model: the share of each head\'s budget it fills with its own top votes after the shared selection',
 }
 
 export const sinkOption: OptionSpec = { name: 'sinks', type: 'integer', default: 0, min: 0, description: 'always keep the first N tokens (attention sinks)' }
@@ -64,11 +84,11 @@ export const snapkv: PolicyDefinition = {
   name: 'snapkv',
   description: 'SnapKV: keep the tokens the last w prompt queries attend to (pooled vote, GQA-aware), plus the window',
   stage: 'eviction',
-  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption, shareOption],
+  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption, shareOption, combineOption, localOption],
   create(o, model) {
     return evictionPolicy({
       name: 'snapkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
-      ...sharedSelection(o.share as string, model.kvHeads),
+      ...sharedSelection(o.share as string, o.combine as 'sum' | 'max', o.local as number, model.kvHeads),
     })
   },
 }

@@ -14,11 +14,10 @@
  * M by up to `every` - 1 tokens: the paper's amortized schedule.
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { checkBudget, keepCount, topIndices } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
 import { logRetention, readGatesFile, type TrimKVGates } from './trimkv-gates.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
-import { budgetOnly } from './keep-count.js'
 
 export interface TrimKVOptions extends BudgetOptions {
   gates?: TrimKVGates

@@ -42,7 +42,10 @@ export interface WasmLoadOptions {
    * true: the relaxed build whenever supported; false: always the plain build.
    */
   relaxed?: boolean | 'auto'
-  /** an existing arena to bind to (its base must lie above the module's static data) */
+  /**
+   * an existing arena to bind to (its base must lie above the module's static data). Only instances
+   * of one build may share a memory: each writes its own static data below the base.
+   */
   heap?: Heap
 }
 
@@ -102,6 +105,10 @@ export async function loadWasm(opts: WasmLoadOptions = {}): Promise<LoadedWasm> 
     measuredChoice ??= chooseFaster(compileSource(opts.wasm, 'kvkit.wasm'), compileSource(opts.relaxedWasm, 'kvkit.relaxed.wasm'))
     build = await measuredChoice
   }
+  const resident = opts.heap && builds.get(opts.heap.memory)
+  if (resident && resident !== build) {
+    throw new WasmLoadError(`loadWasm: this heap already serves the ${resident} build; the ${build} build's static data would overwrite it (pass relaxed: ${resident === 'relaxed'})`)
+  }
   const module = await (build === 'relaxed' ? compileSource(opts.relaxedWasm, 'kvkit.relaxed.wasm') : compileSource(opts.wasm, 'kvkit.wasm'))
   const memory = opts.heap?.memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536 })
   const exports = await instantiate(module, memory)
@@ -112,8 +119,12 @@ export async function loadWasm(opts: WasmLoadOptions = {}): Promise<LoadedWasm> 
   } else {
     heap = new Heap(memory, Math.max(1 << 16, staticEnd))
   }
+  builds.set(memory, build)
   return { exports, heap, build }
 }
+
+/** Which build's static data each memory holds. */
+const builds = new WeakMap<WebAssembly.Memory, WasmBuild>()
 
 async function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): Promise<KvkitExports> {
   const abort = (msg: number, file: number, line: number, col: number): never => {
@@ -129,7 +140,9 @@ function compileSource(src: WasmSource | undefined, file: string): Promise<WebAs
   const key = src === undefined ? `default:${file}` : String(src)
   let p = compiled.get(key)
   if (!p) {
-    p = (src === undefined ? readDefault(file) : readUrl(new URL(String(src), import.meta.url))).then((b) => WebAssembly.compile(b))
+    const url = src === undefined ? undefined : new URL(String(src), import.meta.url)
+    const bytes = url ? readUrl(url).catch((e: Error) => Promise.reject(new WasmLoadError(`cannot read ${url.href}: ${e.message}`))) : readDefault(file)
+    p = bytes.then((b) => WebAssembly.compile(b))
     compiled.set(key, p)
     p.catch(() => compiled.delete(key))
   }
