@@ -1,4 +1,4 @@
-import { exp4, exp1, fma, hsum } from './simd'
+import { exp4, exp1, fma, hmax, hsum } from './simd'
 
 /** Keys per tile: a tile never crosses a cache page, so its rows are contiguous. */
 const TILE = 64
@@ -133,10 +133,17 @@ export function attendCausal(
           memory.fill(Si, 0, <usize>len << 2)
           continue
         }
-        let tmax: f32 = -Infinity
-        for (let j = 0; j < valid; j++) tmax = max(tmax, load<f32>(Si + (<usize>j << 2)))
+        // pmax and compare-selects: wasm's min/max pay for NaN rules that scores never need
+        const valid4m = valid & ~3
+        let tv = f32x4.splat(-Infinity)
+        for (let j = 0; j < valid4m; j += 4) tv = f32x4.pmax(tv, v128.load(Si + (<usize>j << 2)))
+        let tmax: f32 = hmax(tv)
+        for (let j = valid4m; j < valid; j++) {
+          const v = load<f32>(Si + (<usize>j << 2))
+          tmax = v > tmax ? v : tmax
+        }
         const mOld = load<f32>(M + (<usize>r << 2))
-        const mNew = max(mOld, tmax)
+        const mNew = mOld > tmax ? mOld : tmax
         const alpha: f32 = mOld == -Infinity ? 0 : exp1(mOld - mNew)
         const mv = f32x4.splat(mNew)
         let acc = f32x4.splat(0)

@@ -110,13 +110,13 @@ export class LlamaForward {
       rotate: this.rope.rotate, select: select ?? undefined, lse: wantMass ? lse : 0,
     })
     if (wantMass) this.accumulateMass(l, T, q, cache, cap!)
-    k.matmul(att, w.o, 0, this.p.o, T, qHeads * d, H)
+    k.matmul(att, w.o, w.oBias, this.p.o, T, qHeads * d, H)
     k.addInPlace(x, this.p.o, T * H)
     k.rmsnorm(x, w.postNorm, xn, T, H, eps)
-    k.matmul(xn, w.gate, 0, gate, T, H, I)
-    k.matmul(xn, w.up, 0, up, T, H, I)
+    k.matmul(xn, w.gate, w.gateBias, gate, T, H, I)
+    k.matmul(xn, w.up, w.upBias, up, T, H, I)
     k.swiglu(gate, up, gate, T * I)
-    k.matmul(gate, w.down, 0, this.p.o, T, I, H)
+    k.matmul(gate, w.down, w.downBias, this.p.o, T, I, H)
     k.addInPlace(x, this.p.o, T * H)
   }
 

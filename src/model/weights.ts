@@ -15,6 +15,11 @@ export interface LayerWeights {
   qBias: number
   kBias: number
   vBias: number
+  /** Llama configs with attention_bias / mlp_bias also bias o_proj and the MLP; 0 when absent */
+  oBias: number
+  gateBias: number
+  upBias: number
+  downBias: number
   postNorm: number
   gate: number
   up: number
@@ -125,6 +130,10 @@ export function loadWeights(dir: string, cfg: ModelConfig, heap: Heap): Weights 
         qBias: bias ? load(p + 'self_attn.q_proj.bias', [qHeads * d]) : 0,
         kBias: bias ? load(p + 'self_attn.k_proj.bias', [kvHeads * d]) : 0,
         vBias: bias ? load(p + 'self_attn.v_proj.bias', [kvHeads * d]) : 0,
+        oBias: load(p + 'self_attn.o_proj.bias', [H], true),
+        gateBias: load(p + 'mlp.gate_proj.bias', [I], true),
+        upBias: load(p + 'mlp.up_proj.bias', [I], true),
+        downBias: load(p + 'mlp.down_proj.bias', [H], true),
         postNorm: load(p + 'post_attention_layernorm.weight', [H]),
         gate: load(p + 'mlp.gate_proj.weight', [I, H]),
         up: load(p + 'mlp.up_proj.weight', [I, H]),
