@@ -19,6 +19,8 @@ export { ModelLoadError, ModelInputError } from './model/errors.js'
 export { PagedKVCache } from './cache/paged-cache.js'
 export { attendCache } from './cache/attention.js'
 export { CacheError } from './cache/errors.js'
-// policies: the registry
+// policies: registry and spec strings
 export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'
 export type { PolicyDefinition, OptionSpec, PolicyStage } from './policies/registry.js'
+// evaluation harness: tasks, scores, runner, report
+export * from './eval/index.js'

@@ -105,7 +105,7 @@ describe('attendCausal', () => {
     const outStride = hq * vd + 1
     const o1 = heap.alloc(T * outStride * 4), o2 = heap.alloc(T * outStride * 4)
     const l1 = heap.alloc(T * hq * 4), l2 = heap.alloc(T * hq * 4)
-    const scratch = heap.alloc(attendScratchFloats(vd) * 4)
+    const scratch = heap.alloc(attendScratchFloats(vd, T * hq) * 4)
     heap.F32.fill(0, o1 >> 2, (o1 >> 2) + T * outStride)
     heap.F32.fill(0, o2 >> 2, (o2 >> 2) + T * outStride)
     wasm.attendCausal(q, qStride, hq, T, kd, vd, kt, vt, pageTokens, n, visible0, 0.3, o1, outStride, l1, scratch)

@@ -1,68 +1,108 @@
-import { madd, dot, rowAt } from './simd'
+import { madd, dot, rowAt, touch } from './simd'
+import { expv } from './expv'
+import { scoreTile } from './tiles'
 
 // Decode attention for one query step: the qHeads query heads of a GQA group against one KV head,
 // densely or over a gathered list of token indices (selection policies attend to b of n tokens).
 //
-// Online softmax (one pass over K and V): per head a running max m, running sum l and an unnormalised
-// output o; a new score s > m rescales l and o by exp(m - s). Heads go through in groups of GROUP so
-// each key/value row is read once for the whole group while it sits in L1; the running m and l live in
-// a small static block because kernels allocate nothing.
+// Online softmax in blocks of BLOCK tokens: the block's row pointers are collected first (from pages
+// or from the index list: the one place dense and gathered differ), the group's scores for the block
+// come from the register tiles shared with scoreKeys, then each head rescales its running output once
+// per block by exp(m_old - m_new) and adds sum_j p_j v_j with the output chunk held in registers.
+// Heads go in groups of GROUP so the block's K/V rows are read from memory once for the whole group.
+// Running max, sum, block scores and row pointers live in static blocks: kernels allocate nothing.
 
 const GROUP = 8
+const BLOCK = 16
 const runMax = memory.data(GROUP * 4, 16)
 const runSum = memory.data(GROUP * 4, 16)
+const scores = memory.data(GROUP * BLOCK * 4, 16)
+const kRows = memory.data(BLOCK * 4, 16)
+const vRows = memory.data(BLOCK * 4, 16)
 
-/** o = o * a + p * v over d floats. */
 // @ts-ignore: decorator
-@inline function scaleAdd(o: usize, a: f32, p: f32, v: usize, d: i32): void {
-  const va = f32x4.splat(a)
-  const vp = f32x4.splat(p)
+@inline function rowPtr(rows: usize, j: i32): usize {
+  return <usize>load<u32>(rows + (<usize>j << 2))
+}
+
+/** o[c..c+4*W] = o * corr + sum_j p_j v_j[c..] for the block, W vectors at a time in registers. */
+function accumulate(o: usize, corr: f32, p: usize, bn: i32, d: i32): void {
+  const vc = f32x4.splat(corr)
   let c = 0
+  for (; c + 16 <= d; c += 16) {
+    const off = <usize>c << 2
+    let a0 = f32x4.mul(v128.load(o + off), vc)
+    let a1 = f32x4.mul(v128.load(o + off + 16), vc)
+    let a2 = f32x4.mul(v128.load(o + off + 32), vc)
+    let a3 = f32x4.mul(v128.load(o + off + 48), vc)
+    for (let j = 0; j < bn; j++) {
+      const pj = v128.load32_splat(p + (<usize>j << 2))
+      const v = rowPtr(vRows, j) + off
+      a0 = madd(pj, v128.load(v), a0)
+      a1 = madd(pj, v128.load(v + 16), a1)
+      a2 = madd(pj, v128.load(v + 32), a2)
+      a3 = madd(pj, v128.load(v + 48), a3)
+    }
+    v128.store(o + off, a0)
+    v128.store(o + off + 16, a1)
+    v128.store(o + off + 32, a2)
+    v128.store(o + off + 48, a3)
+  }
   for (; c + 4 <= d; c += 4) {
-    const at = o + (<usize>c << 2)
-    v128.store(at, madd(vp, v128.load(v + (<usize>c << 2)), f32x4.mul(v128.load(at), va)))
+    const off = <usize>c << 2
+    let a0 = f32x4.mul(v128.load(o + off), vc)
+    for (let j = 0; j < bn; j++) a0 = madd(v128.load32_splat(p + (<usize>j << 2)), v128.load(rowPtr(vRows, j) + off), a0)
+    v128.store(o + off, a0)
   }
   for (; c < d; c++) {
-    const at = o + (<usize>c << 2)
-    store<f32>(at, load<f32>(at) * a + p * load<f32>(v + (<usize>c << 2)))
+    const off = <usize>c << 2
+    let a = load<f32>(o + off) * corr
+    for (let j = 0; j < bn; j++) a += load<f32>(p + (<usize>j << 2)) * load<f32>(rowPtr(vRows, j) + off)
+    store<f32>(o + off, a)
   }
 }
 
-/** o += p * v over d floats. */
-// @ts-ignore: decorator
-@inline function addScaled(o: usize, p: f32, v: usize, d: i32): void {
-  const vp = f32x4.splat(p)
-  let c = 0
-  for (; c + 4 <= d; c += 4) {
-    const at = o + (<usize>c << 2)
-    v128.store(at, madd(vp, v128.load(v + (<usize>c << 2)), v128.load(at)))
+/** Scores of the block's bn rows for heads h0 .. h0+g into scores[h][j]. */
+function blockScores(q: usize, g: i32, d: i32, bn: i32, scale: f32): void {
+  const vscale = f32x4.splat(scale)
+  const outStride = <usize>BLOCK << 2
+  let j = 0
+  for (; j + 4 <= bn; j += 4) {
+    scoreTile(q, g, rowPtr(kRows, j), rowPtr(kRows, j + 1), rowPtr(kRows, j + 2), rowPtr(kRows, j + 3), d, vscale, scores + (<usize>j << 2), outStride)
   }
-  for (; c < d; c++) {
-    const at = o + (<usize>c << 2)
-    store<f32>(at, load<f32>(at) + p * load<f32>(v + (<usize>c << 2)))
-  }
-}
-
-/** Folds token row (k, v) into the running state of heads h0 .. h0+g. */
-// @ts-ignore: decorator
-@inline function accumulate(q: usize, h0: i32, g: i32, d: i32, k: usize, v: usize, scale: f32, out: usize): void {
-  for (let h = 0; h < g; h++) {
-    const s = scale * dot(q + (<usize>((h0 + h) * d) << 2), k, d)
-    const mp = runMax + (<usize>h << 2)
-    const lp = runSum + (<usize>h << 2)
-    const m = load<f32>(mp)
-    const o = out + (<usize>((h0 + h) * d) << 2)
-    if (s > m) {
-      const corr = Mathf.exp(m - s) // 0 for the first token (m = -inf)
-      store<f32>(lp, load<f32>(lp) * corr + 1)
-      store<f32>(mp, s)
-      scaleAdd(o, corr, 1, v, d)
-    } else {
-      const p = Mathf.exp(s - m)
-      store<f32>(lp, load<f32>(lp) + p)
-      addScaled(o, p, v, d)
+  for (; j < bn; j++) {
+    for (let h = 0; h < g; h++) {
+      store<f32>(scores + <usize>h * outStride + (<usize>j << 2), scale * dot(q + (<usize>(h * d) << 2), rowPtr(kRows, j), d))
     }
   }
+}
+
+/** Folds the block into head h's running max, sum and output (scores padded to 4 with -inf). */
+function foldBlock(h: i32, o: usize, bn: i32, d: i32): void {
+  const s = scores + (<usize>(h * BLOCK) << 2)
+  const bn4 = (bn + 3) & ~3
+  for (let j = bn; j < bn4; j++) store<f32>(s + (<usize>j << 2), -Infinity)
+  let vm = f32x4.splat(-Infinity)
+  for (let j = 0; j < bn4; j += 4) vm = f32x4.max(vm, v128.load(s + (<usize>j << 2)))
+  const bm = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)))
+  const mp = runMax + (<usize>h << 2)
+  const lp = runSum + (<usize>h << 2)
+  const m = load<f32>(mp)
+  const mNew = max(m, bm)
+  // exp(m - mNew) is 0 on the first block (m = -inf) and 1 when the max did not move
+  const corr = m == mNew ? <f32>1 : f32x4.extract_lane(expv(f32x4.splat(m - mNew)), 0)
+  const vNew = f32x4.splat(mNew)
+  let vs = f32x4.splat(0)
+  for (let j = 0; j < bn4; j += 4) {
+    const at = s + (<usize>j << 2)
+    const p = expv(f32x4.sub(v128.load(at), vNew))
+    v128.store(at, p)
+    vs = f32x4.add(vs, p)
+  }
+  const sum = f32x4.extract_lane(vs, 0) + f32x4.extract_lane(vs, 1) + f32x4.extract_lane(vs, 2) + f32x4.extract_lane(vs, 3)
+  store<f32>(mp, mNew)
+  store<f32>(lp, load<f32>(lp) * corr + sum)
+  accumulate(o, corr, s, bn, d)
 }
 
 export function attend(
@@ -70,33 +110,38 @@ export function attend(
   kTable: usize, vTable: usize, pageTokens: i32, n: i32,
   idx: usize, nIdx: i32, scale: f32, out: usize, lse: usize,
 ): void {
-  const stride = <usize>d << 2
+  const count = idx == 0 ? n : nIdx
+  const rowBytes = <usize>d << 2
   for (let h0 = 0; h0 < qHeads; h0 += GROUP) {
     const g = min(GROUP, qHeads - h0)
+    const qg = q + (<usize>(h0 * d) << 2)
+    const og = out + (<usize>(h0 * d) << 2)
     for (let h = 0; h < g; h++) {
       store<f32>(runMax + (<usize>h << 2), -Infinity)
       store<f32>(runSum + (<usize>h << 2), 0)
     }
-    memory.fill(out + (<usize>(h0 * d) << 2), 0, <usize>(g * d) << 2)
-    if (idx == 0) {
-      // dense: walk the pages in order, rows contiguous inside a page
-      const pages = (n + pageTokens - 1) / pageTokens
-      for (let p = 0; p < pages; p++) {
-        const kp = <usize>load<i32>(kTable + (<usize>p << 2))
-        const vp = <usize>load<i32>(vTable + (<usize>p << 2))
-        const count = min(pageTokens, n - p * pageTokens)
-        for (let j = 0; j < count; j++) accumulate(q, h0, g, d, kp + <usize>j * stride, vp + <usize>j * stride, scale, out)
+    memory.fill(og, 0, <usize>(g * d) << 2)
+    for (let j0 = 0; j0 < count; j0 += BLOCK) {
+      const bn = min(BLOCK, count - j0)
+      for (let j = 0; j < bn; j++) {
+        const t = idx == 0 ? j0 + j : load<i32>(idx + (<usize>(j0 + j) << 2))
+        const k = rowAt(kTable, pageTokens, d, t)
+        const v = rowAt(vTable, pageTokens, d, t)
+        touch(k, rowBytes)
+        touch(v, rowBytes)
+        store<u32>(kRows + (<usize>j << 2), <u32>k)
+        store<u32>(vRows + (<usize>j << 2), <u32>v)
       }
-    } else {
-      for (let j = 0; j < nIdx; j++) {
-        const t = load<i32>(idx + (<usize>j << 2))
-        accumulate(q, h0, g, d, rowAt(kTable, pageTokens, d, t), rowAt(vTable, pageTokens, d, t), scale, out)
-      }
+      blockScores(qg, g, d, bn, scale)
+      for (let h = 0; h < g; h++) foldBlock(h, og + (<usize>(h * d) << 2), bn, d)
     }
     for (let h = 0; h < g; h++) {
       const l = load<f32>(runSum + (<usize>h << 2))
-      const o = out + (<usize>((h0 + h) * d) << 2)
-      scaleAdd(o, 1 / l, 0, o, d)
+      const o = og + (<usize>(h * d) << 2)
+      const inv = f32x4.splat(1 / l)
+      let c = 0
+      for (; c + 4 <= d; c += 4) v128.store(o + (<usize>c << 2), f32x4.mul(v128.load(o + (<usize>c << 2)), inv))
+      for (; c < d; c++) store<f32>(o + (<usize>c << 2), load<f32>(o + (<usize>c << 2)) / l)
       store<f32>(lse + (<usize>(h0 + h) << 2), load<f32>(runMax + (<usize>h << 2)) + Mathf.log(l))
     }
   }

@@ -49,3 +49,19 @@
   for (; c < d; c++) s += load<f32>(q + (<usize>c << 2)) * load<f32>(k + (<usize>c << 2))
   return s
 }
+
+
+/**
+ * Reads one word per 64-byte line of the row [p, p + bytes): independent loads that pull the row into
+ * L1 with many misses in flight, before arithmetic-heavy loops use it. wasm has no prefetch
+ * instruction, and while a multiply-add loop fills the out-of-order window the hardware keeps few
+ * misses outstanding, so without this the compute-bound kernels fetch memory about one line at a time.
+ * The sum goes to a global so the loads are not optimised away.
+ */
+export let touchSink: i32 = 0
+// @ts-ignore: decorator
+@inline export function touch(p: usize, bytes: usize): void {
+  let s: i32 = load<i32>(p + bytes - 4)
+  for (let o: usize = 0; o < bytes; o += 64) s |= load<i32>(p + o)
+  touchSink |= s
+}

@@ -1,4 +1,4 @@
-import { exp4, exp1, fma, hsum } from './simd'
+import { exp4, exp1, fma, hmax, hsum } from './simd'
 
 /** Keys per tile: a tile never crosses a cache page, so its rows are contiguous. */
 const TILE = 64
@@ -78,12 +78,14 @@ const TILE = 64
 
 /**
  * Causal attention of a chunk of T tokens x hq query heads (the heads sharing one KV head) over n cached
- * keys and values read through page tables, flash style: key tiles with an online softmax, so memory is
- * O(tile), never O(T x n). Query row r = t * hq + h sits at q + (t * qStride + h * kd) floats and sees the
+ * keys and values read through page tables, flash style: an online softmax over key tiles, so memory is
+ * O(T x d), never O(T x n). Query row r = t * hq + h sits at q + (t * qStride + h * kd) floats and sees the
  * first min(n, visible0 + t) keys (visible0 = n - T + 1 for a chunk just appended; n for "sees all").
  * Keys have kd floats per row (fewer than vd after channel pruning), values vd.
+ * Key tiles are the outer loop: a tile of 64 keys and values stays in L1 while every row block of the
+ * chunk uses it; the rows' running max, sum and output live in scratch.
  * Writes out rows (t * outStride + h * vd) and, when lse != 0, lse[r] = log-sum-exp of the row's scores.
- * scratch: 4 * (64 + vd) floats.
+ * scratch: 256 + R4 * (vd + 2) floats, R4 = T * hq rounded up to a multiple of 4.
  */
 export function attendCausal(
   q: usize, qStride: i32, hq: i32, T: i32, kd: i32, vd: i32,
@@ -91,45 +93,57 @@ export function attendCausal(
   out: usize, outStride: i32, lse: usize, scratch: usize,
 ): void {
   const R = T * hq
+  const R4 = (R + 3) & ~3
   const S = scratch
   const O = scratch + TILE * 16
+  const M = O + (<usize>(R4 * vd) << 2)
+  const Lsum = M + (<usize>R4 << 2)
   const kRow = <usize>kd << 2
   const vRow = <usize>vd << 2
   const v4 = vd & ~3
-  for (let r0 = 0; r0 < R; r0 += 4) {
-    const nr = min(4, R - r0)
-    const q0 = rowPtr(q, r0, hq, qStride, kd)
-    const q1 = nr > 1 ? rowPtr(q, r0 + 1, hq, qStride, kd) : q0
-    const q2 = nr > 2 ? rowPtr(q, r0 + 2, hq, qStride, kd) : q0
-    const q3 = nr > 3 ? rowPtr(q, r0 + 3, hq, qStride, kd) : q0
-    let lim0 = min(n, visible0 + r0 / hq)
-    let lim1 = nr > 1 ? min(n, visible0 + (r0 + 1) / hq) : 0
-    let lim2 = nr > 2 ? min(n, visible0 + (r0 + 2) / hq) : 0
-    let lim3 = nr > 3 ? min(n, visible0 + (r0 + 3) / hq) : 0
-    const maxLim = max(max(lim0, lim1), max(lim2, lim3))
-    let m0: f32 = -Infinity, m1: f32 = -Infinity, m2: f32 = -Infinity, m3: f32 = -Infinity
-    let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0
-    memory.fill(O, 0, <usize>(4 * vd) << 2)
-    for (let j0 = 0; j0 < maxLim; ) {
-      const inPage = j0 % pageTokens
-      const len = min(TILE, min(pageTokens - inPage, maxLim - j0))
-      const page = <usize>(j0 / pageTokens) << 2
-      const kp = <usize>load<u32>(kTable + page) + <usize>inPage * kRow
-      const vp = <usize>load<u32>(vTable + page) + <usize>inPage * vRow
+  const v8 = vd & ~7
+  memory.fill(O, 0, <usize>(R4 * vd) << 2)
+  for (let r = 0; r < R4; r++) {
+    store<f32>(M + (<usize>r << 2), -Infinity)
+    store<f32>(Lsum + (<usize>r << 2), 0)
+  }
+  const maxAll = min(n, visible0 + T - 1)
+  for (let j0 = 0; j0 < maxAll; ) {
+    const inPage = j0 % pageTokens
+    const len = min(TILE, min(pageTokens - inPage, maxAll - j0))
+    const page = <usize>(j0 / pageTokens) << 2
+    const kp = <usize>load<u32>(kTable + page) + <usize>inPage * kRow
+    const vp = <usize>load<u32>(vTable + page) + <usize>inPage * vRow
+    for (let r0 = 0; r0 < R; r0 += 4) {
+      const nr = min(4, R - r0)
+      // rows are t-major, so the block's last row has the widest view
+      if (min(n, visible0 + (r0 + nr - 1) / hq) <= j0) continue
+      const q0 = rowPtr(q, r0, hq, qStride, kd)
+      const q1 = nr > 1 ? rowPtr(q, r0 + 1, hq, qStride, kd) : q0
+      const q2 = nr > 2 ? rowPtr(q, r0 + 2, hq, qStride, kd) : q0
+      const q3 = nr > 3 ? rowPtr(q, r0 + 3, hq, qStride, kd) : q0
       scoreTile(q0, q1, q2, q3, kp, kRow, kd, len, S, scale)
       // online softmax per row: S becomes the tile's unnormalized probabilities (0 where masked)
       for (let i = 0; i < 4; i++) {
-        const lim = i == 0 ? lim0 : i == 1 ? lim1 : i == 2 ? lim2 : lim3
+        const r = r0 + i
+        const lim = i < nr ? min(n, visible0 + r / hq) : 0
         const valid = max(0, min(len, lim - j0))
         const Si = S + (<usize>(i * TILE) << 2)
         if (valid == 0) {
           memory.fill(Si, 0, <usize>len << 2)
           continue
         }
-        let tmax: f32 = -Infinity
-        for (let j = 0; j < valid; j++) tmax = max(tmax, load<f32>(Si + (<usize>j << 2)))
-        const mOld: f32 = i == 0 ? m0 : i == 1 ? m1 : i == 2 ? m2 : m3
-        const mNew = max(mOld, tmax)
+        // pmax and compare-selects: wasm's min/max pay for NaN rules that scores never need
+        const valid4m = valid & ~3
+        let tv = f32x4.splat(-Infinity)
+        for (let j = 0; j < valid4m; j += 4) tv = f32x4.pmax(tv, v128.load(Si + (<usize>j << 2)))
+        let tmax: f32 = hmax(tv)
+        for (let j = valid4m; j < valid; j++) {
+          const v = load<f32>(Si + (<usize>j << 2))
+          tmax = v > tmax ? v : tmax
+        }
+        const mOld = load<f32>(M + (<usize>r << 2))
+        const mNew = mOld > tmax ? mOld : tmax
         const alpha: f32 = mOld == -Infinity ? 0 : exp1(mOld - mNew)
         const mv = f32x4.splat(mNew)
         let acc = f32x4.splat(0)
@@ -146,23 +160,43 @@ export function attendCausal(
           sum += p
         }
         for (let j = valid; j < len; j++) store<f32>(Si + (<usize>j << 2), 0)
-        const Oi = O + (<usize>(i * vd) << 2)
         if (alpha != 1) {
+          const Oi = O + (<usize>(r * vd) << 2)
           const av = f32x4.splat(alpha)
           for (let c = 0; c < v4; c += 4) v128.store(Oi + (<usize>c << 2), f32x4.mul(v128.load(Oi + (<usize>c << 2)), av))
           for (let c = v4; c < vd; c++) store<f32>(Oi + (<usize>c << 2), load<f32>(Oi + (<usize>c << 2)) * alpha)
         }
-        if (i == 0) { l0 = l0 * alpha + sum; m0 = mNew }
-        else if (i == 1) { l1 = l1 * alpha + sum; m1 = mNew }
-        else if (i == 2) { l2 = l2 * alpha + sum; m2 = mNew }
-        else { l3 = l3 * alpha + sum; m3 = mNew }
+        store<f32>(Lsum + (<usize>r << 2), load<f32>(Lsum + (<usize>r << 2)) * alpha + sum)
+        store<f32>(M + (<usize>r << 2), mNew)
       }
-      // O_i += sum_j p_ij v_j, four output rows per value load
-      const O1 = O + vRow, O2 = O1 + vRow, O3 = O2 + vRow
+      // O_r += sum_j p_rj v_j: 4 rows x 8 channels a pass, each splat probability used twice
+      const O0 = O + (<usize>(r0 * vd) << 2)
+      const O1 = O0 + vRow, O2 = O1 + vRow, O3 = O2 + vRow
       const S1 = S + TILE * 4, S2 = S1 + TILE * 4, S3 = S2 + TILE * 4
-      for (let c = 0; c < v4; c += 4) {
+      for (let c = 0; c < v8; c += 8) {
         const off = <usize>c << 2
-        let a0 = v128.load(O + off), a1 = v128.load(O1 + off), a2 = v128.load(O2 + off), a3 = v128.load(O3 + off)
+        let a0 = v128.load(O0 + off), a1 = v128.load(O1 + off), a2 = v128.load(O2 + off), a3 = v128.load(O3 + off)
+        let b0 = v128.load(O0 + off, 16), b1 = v128.load(O1 + off, 16), b2 = v128.load(O2 + off, 16), b3 = v128.load(O3 + off, 16)
+        for (let j = 0; j < len; j++) {
+          const vrow = vp + <usize>j * vRow + off
+          const x = v128.load(vrow)
+          const y = v128.load(vrow, 16)
+          const jo = <usize>j << 2
+          const p0 = v128.load32_splat(S + jo)
+          a0 = fma(p0, x, a0); b0 = fma(p0, y, b0)
+          const p1 = v128.load32_splat(S1 + jo)
+          a1 = fma(p1, x, a1); b1 = fma(p1, y, b1)
+          const p2 = v128.load32_splat(S2 + jo)
+          a2 = fma(p2, x, a2); b2 = fma(p2, y, b2)
+          const p3 = v128.load32_splat(S3 + jo)
+          a3 = fma(p3, x, a3); b3 = fma(p3, y, b3)
+        }
+        v128.store(O0 + off, a0); v128.store(O1 + off, a1); v128.store(O2 + off, a2); v128.store(O3 + off, a3)
+        v128.store(O0 + off, b0, 16); v128.store(O1 + off, b1, 16); v128.store(O2 + off, b2, 16); v128.store(O3 + off, b3, 16)
+      }
+      for (let c = v8; c < v4; c += 4) {
+        const off = <usize>c << 2
+        let a0 = v128.load(O0 + off), a1 = v128.load(O1 + off), a2 = v128.load(O2 + off), a3 = v128.load(O3 + off)
         for (let j = 0; j < len; j++) {
           const v = v128.load(vp + <usize>j * vRow + off)
           const jo = <usize>j << 2
@@ -171,32 +205,32 @@ export function attendCausal(
           a2 = fma(v128.load32_splat(S2 + jo), v, a2)
           a3 = fma(v128.load32_splat(S3 + jo), v, a3)
         }
-        v128.store(O + off, a0); v128.store(O1 + off, a1); v128.store(O2 + off, a2); v128.store(O3 + off, a3)
+        v128.store(O0 + off, a0); v128.store(O1 + off, a1); v128.store(O2 + off, a2); v128.store(O3 + off, a3)
       }
       for (let c = v4; c < vd; c++) {
         const off = <usize>c << 2
-        let a0 = load<f32>(O + off), a1 = load<f32>(O1 + off), a2 = load<f32>(O2 + off), a3 = load<f32>(O3 + off)
+        let a0 = load<f32>(O0 + off), a1 = load<f32>(O1 + off), a2 = load<f32>(O2 + off), a3 = load<f32>(O3 + off)
         for (let j = 0; j < len; j++) {
           const v = load<f32>(vp + <usize>j * vRow + off)
           const jo = <usize>j << 2
           a0 += load<f32>(S + jo) * v; a1 += load<f32>(S1 + jo) * v
           a2 += load<f32>(S2 + jo) * v; a3 += load<f32>(S3 + jo) * v
         }
-        store<f32>(O + off, a0); store<f32>(O1 + off, a1); store<f32>(O2 + off, a2); store<f32>(O3 + off, a3)
+        store<f32>(O0 + off, a0); store<f32>(O1 + off, a1); store<f32>(O2 + off, a2); store<f32>(O3 + off, a3)
       }
-      j0 += len
     }
-    for (let i = 0; i < nr; i++) {
-      const l: f32 = i == 0 ? l0 : i == 1 ? l1 : i == 2 ? l2 : l3
-      const m: f32 = i == 0 ? m0 : i == 1 ? m1 : i == 2 ? m2 : m3
-      const inv: f32 = l > 0 ? 1 / l : 0
-      const Oi = O + (<usize>(i * vd) << 2)
-      const dst = rowPtr(out, r0 + i, hq, outStride, vd)
-      const iv = f32x4.splat(inv)
-      for (let c = 0; c < v4; c += 4) v128.store(dst + (<usize>c << 2), f32x4.mul(v128.load(Oi + (<usize>c << 2)), iv))
-      for (let c = v4; c < vd; c++) store<f32>(dst + (<usize>c << 2), load<f32>(Oi + (<usize>c << 2)) * inv)
-      if (lse) store<f32>(lse + (<usize>(r0 + i) << 2), l > 0 ? m + Mathf.log(l) : -Infinity)
-    }
+    j0 += len
+  }
+  for (let r = 0; r < R; r++) {
+    const l = load<f32>(Lsum + (<usize>r << 2))
+    const m = load<f32>(M + (<usize>r << 2))
+    const inv: f32 = l > 0 ? 1 / l : 0
+    const Oi = O + (<usize>(r * vd) << 2)
+    const dst = rowPtr(out, r, hq, outStride, vd)
+    const iv = f32x4.splat(inv)
+    for (let c = 0; c < v4; c += 4) v128.store(dst + (<usize>c << 2), f32x4.mul(v128.load(Oi + (<usize>c << 2)), iv))
+    for (let c = v4; c < vd; c++) store<f32>(dst + (<usize>c << 2), load<f32>(Oi + (<usize>c << 2)) * inv)
+    if (lse) store<f32>(lse + (<usize>r << 2), l > 0 ? m + Mathf.log(l) : -Infinity)
   }
 }
 

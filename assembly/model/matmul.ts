@@ -3,25 +3,33 @@ import { fma, hsum } from './simd'
 /**
  * y[t][o] = x[t] . w[o] (+ bias[o] when bias != 0) for t < T, o < outDim: a linear layer with the weight in
  * Hugging Face's [out][in] layout, so tied embeddings serve as the LM head without a transposed copy.
- * Register blocked 4 tokens x 2 output rows (8 accumulators, 6 loads per 8 multiply-adds). Output rows go
- * in the outer loop: two weight rows stay in L1 while the chunk's tokens stream from L2.
+ * Register blocked 4 tokens x 2 output rows (8 accumulators, 6 loads per 8 multiply-adds), cache blocked
+ * by groups of output rows whose weights (about 24 KiB) stay in L1 while 4 tokens at a time pass.
  */
 export function matmul(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i32, outDim: i32): void {
+  // blocks of OB output rows: their weights (OB x inDim floats) stay in L1 while all T tokens pass
+  const pairs = outDim & ~1
+  const OB = max(2, (<i32>(6144 / inDim)) & ~1)
+  for (let o0 = 0; o0 < pairs; o0 += OB) matmulRows(x, w, bias, y, T, inDim, outDim, o0, min(pairs, o0 + OB))
+  if (pairs < outDim) matmulTail(x, w, bias, y, T, inDim, outDim, pairs)
+}
+
+/** output rows [oFrom, oTo) (an even count), all tokens: 4 tokens x 2 rows a register block, tokens outer */
+function matmulRows(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i32, outDim: i32, oFrom: i32, oTo: i32): void {
   const rowX = <usize>inDim << 2
   const rowY = <usize>outDim << 2
   const k4 = inDim & ~3
-  let o = 0
-  for (; o + 2 <= outDim; o += 2) {
-    const w0 = w + <usize>o * rowX
-    const w1 = w0 + rowX
-    const b0: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0
-    const b1: f32 = bias ? load<f32>(bias + (<usize>(o + 1) << 2)) : 0
-    let t = 0
-    for (; t + 4 <= T; t += 4) {
-      const x0 = x + <usize>t * rowX
-      const x1 = x0 + rowX
-      const x2 = x1 + rowX
-      const x3 = x2 + rowX
+  let t = 0
+  for (; t + 4 <= T; t += 4) {
+    const x0 = x + <usize>t * rowX
+    const x1 = x0 + rowX
+    const x2 = x1 + rowX
+    const x3 = x2 + rowX
+    for (let o = oFrom; o < oTo; o += 2) {
+      const w0 = w + <usize>o * rowX
+      const w1 = w0 + rowX
+      const b0: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0
+      const b1: f32 = bias ? load<f32>(bias + (<usize>(o + 1) << 2)) : 0
       let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0)
       let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0)
       for (let k = 0; k < k4; k += 4) {
@@ -52,8 +60,14 @@ export function matmul(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim:
       store<f32>(y0 + 2 * rowY, s20 + b0); store<f32>(y0 + 2 * rowY, s21 + b1, 4)
       store<f32>(y0 + 3 * rowY, s30 + b0); store<f32>(y0 + 3 * rowY, s31 + b1, 4)
     }
-    for (; t < T; t++) {
-      const x0 = x + <usize>t * rowX
+  }
+  for (; t < T; t++) {
+    const x0 = x + <usize>t * rowX
+    for (let o = oFrom; o < oTo; o += 2) {
+      const w0 = w + <usize>o * rowX
+      const w1 = w0 + rowX
+      const b0: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0
+      const b1: f32 = bias ? load<f32>(bias + (<usize>(o + 1) << 2)) : 0
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0)
       for (let k = 0; k < k4; k += 4) {
         const off = <usize>k << 2
@@ -71,7 +85,14 @@ export function matmul(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim:
       store<f32>(y0, s0 + b0); store<f32>(y0, s1 + b1, 4)
     }
   }
-  for (; o < outDim; o++) {
+}
+
+/** the last output row when outDim is odd */
+function matmulTail(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i32, outDim: i32, o: i32): void {
+  const rowX = <usize>inDim << 2
+  const rowY = <usize>outDim << 2
+  const k4 = inDim & ~3
+  {
     const w0 = w + <usize>o * rowX
     const b0: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0
     for (let t = 0; t < T; t++) {
@@ -88,14 +109,20 @@ export function matmul(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim:
   }
 }
 
-/** The same multiply-adds as matmul's inner block with no memory traffic: the benchmarks' peak yardstick. */
-export function fmaPeak(iters: i32): f32 {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
-  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0)
-  const u = f32x4.splat(1.0000001), v = f32x4.splat(0.9999999)
+/**
+ * Peak yardstick for the benchmarks: 12 independent multiply-add chains (a = a * m + c) held in registers,
+ * no memory traffic; 96 flops per iteration. m and c come in as arguments so nothing folds away.
+ */
+export function fmaPeak(iters: i32, m: f32, c: f32): f32 {
+  const mv = f32x4.splat(m), cv = f32x4.splat(c)
+  let a0 = f32x4.splat(1), a1 = f32x4.splat(2), a2 = f32x4.splat(3), a3 = f32x4.splat(4)
+  let a4 = f32x4.splat(5), a5 = f32x4.splat(6), a6 = f32x4.splat(7), a7 = f32x4.splat(8)
+  let a8 = f32x4.splat(9), a9 = f32x4.splat(10), a10 = f32x4.splat(11), a11 = f32x4.splat(12)
   for (let i = 0; i < iters; i++) {
-    a0 = fma(u, v, a0); a1 = fma(v, u, a1); a2 = fma(u, u, a2); a3 = fma(v, v, a3)
-    a4 = fma(u, v, a4); a5 = fma(v, u, a5); a6 = fma(u, u, a6); a7 = fma(v, v, a7)
+    a0 = fma(a0, mv, cv); a1 = fma(a1, mv, cv); a2 = fma(a2, mv, cv); a3 = fma(a3, mv, cv)
+    a4 = fma(a4, mv, cv); a5 = fma(a5, mv, cv); a6 = fma(a6, mv, cv); a7 = fma(a7, mv, cv)
+    a8 = fma(a8, mv, cv); a9 = fma(a9, mv, cv); a10 = fma(a10, mv, cv); a11 = fma(a11, mv, cv)
   }
-  return hsum(f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7))))
+  const s = f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7)))
+  return hsum(f32x4.add(s, f32x4.add(f32x4.add(a8, a9), f32x4.add(a10, a11))))
 }

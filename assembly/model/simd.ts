@@ -14,7 +14,10 @@
 
 // @ts-ignore: decorator
 @inline export function hmax(v: v128): f32 {
-  return max(max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)))
+  const a = f32x4.extract_lane(v, 0), b = f32x4.extract_lane(v, 1), c = f32x4.extract_lane(v, 2), d = f32x4.extract_lane(v, 3)
+  const ab = a > b ? a : b
+  const cd = c > d ? c : d
+  return ab > cd ? ab : cd
 }
 
 /**
@@ -23,7 +26,8 @@
  */
 // @ts-ignore: decorator
 @inline export function exp4(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.3)), f32x4.splat(88.37))
+  // pmin/pmax: one instruction each (min/max pay for NaN and -0 rules the clamp does not need)
+  x = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-87.3)), f32x4.splat(88.37))
   const fx = f32x4.floor(f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), f32x4.splat(0.5)))
   x = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(0.693359375)))
   x = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)))

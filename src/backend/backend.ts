@@ -18,7 +18,7 @@ export interface KernelBackend {
   /** out[h*n + i] = scale * (q[h] . k_i) for h < qHeads (query heads that share this KV head), i < n. */
   scoreKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
 
-  /** Numerically stable softmax of each of `rows` rows of n floats, in place. */
+  /** Numerically stable softmax of each of `rows` rows of n floats, in place. A row of all -inf becomes zeros. */
   softmaxRows(x: number, rows: number, n: number): void
   /** log(sum(exp(x_i))) over n floats, stable. */
   logSumExp(x: number, n: number): number
@@ -27,6 +27,8 @@ export interface KernelBackend {
 
   /**
    * Indices of the k largest of n floats (ties to the lower index), written ascending to outIdx.
+   * -0 and +0 are equal; NaN ranks below every number, -Infinity included (chosen only when fewer than
+   * k numbers exist, then by lower index). Exact: radix select on the float bits, O(n).
    * scratch: n int32 of working space (kernels allocate nothing).
    */
   topK(x: number, n: number, k: number, outIdx: number, scratch: number): void

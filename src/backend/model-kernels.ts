@@ -19,7 +19,7 @@ export interface ModelKernels {
    * Causal attention of T tokens x hq query heads over one KV head's n paged rows (online softmax, tiles
    * of 64 keys). Row r = t*hq + h: query at q + (t*qStride + h*kd) floats, sees the first
    * min(n, visible0 + t) keys; output at out + (t*outStride + h*vd); lse[r] when lse != 0.
-   * scratch: 4 * (64 + vd) floats.
+   * scratch: attendScratchFloats(vd, T * hq) floats.
    */
   attendCausal(
     q: number, qStride: number, hq: number, T: number, kd: number, vd: number,
@@ -32,11 +32,12 @@ export interface ModelKernels {
     kTable: number, pageTokens: number, n: number, visible0: number, scale: number,
     lse: number, mass: number, scratch: number,
   ): void
-  /** the matmul's multiply-adds with no memory traffic, for the benchmarks' peak estimate (8 x 4 x 2 flops per iteration) */
+  /** register-only multiply-adds for the benchmarks' peak estimate: 12 chains x 4 lanes x 2 = 96 flops per iteration */
   fmaPeak(iters: number): number
 }
 
-/** Scratch floats attendCausal needs for value rows of vd floats. */
-export function attendScratchFloats(vd: number): number {
-  return 4 * (64 + vd)
+/** Scratch floats attendCausal needs for `rows` (= T x hq) query rows and value rows of vd floats. */
+export function attendScratchFloats(vd: number, rows: number): number {
+  const r4 = Math.ceil(rows / 4) * 4
+  return 256 + r4 * (vd + 2)
 }

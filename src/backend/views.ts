@@ -20,8 +20,8 @@ export function contiguousView(keys: F32Buf, n: number, d: number, values: F32Bu
   if (values.heap !== keys.heap) throw new ShapeError('contiguousView: keys and values live in different heaps')
   const heap = keys.heap
   const tables = heap.alloc(8)
-  heap.I32[tables >> 2] = keys.ptr
-  heap.I32[(tables >> 2) + 1] = values.ptr
+  heap.I32[tables >>> 2] = keys.ptr
+  heap.I32[(tables >>> 2) + 1] = values.ptr
   let freed = false
   return {
     kTable: tables,

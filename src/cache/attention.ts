@@ -61,7 +61,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
     return p
   }
   try {
-    const scratch = tmp(attendScratchFloats(d))
+    const scratch = tmp(attendScratchFloats(d, a.T * group))
     for (let g = 0; g < kvHeads; g++) {
       const segs = cache.segments(a.layer, g)
       const n = segs.reduce((s, x) => s + x.n, 0)

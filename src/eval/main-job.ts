@@ -6,6 +6,8 @@ export const MAIN_POLICIES: string[] = [
   'full',
   'snapkv:budget=0.5',
   'snapkv:budget=0.25',
+  'adakv:budget=0.5',
+  'adakv:budget=0.25',
   'streamingllm:budget=0.5',
   'streamingllm:budget=0.25',
 ]
@@ -13,6 +15,6 @@ export const MAIN_POLICIES: string[] = [
 /** the tasks on which a policy's loss of information shows clearly on this model (tasks.md) */
 export const MAIN_TASKS = ['passkey', 'niah_single', 'vt']
 export const MAIN_LENGTHS = [4096]
-export const MAIN_SAMPLES = 4
+export const MAIN_SAMPLES = 3
 export const MAIN_SEED = 1
 export const MAIN_REPORT_DIR = 'report'

@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs'
 import { cleanText } from './text.js'
 
 /**
- * Random keys for the niah tasks: lowercase English words of 4-9 letters. train.py took them from the
- * first 200,000 characters of a training book; kvkit ships data/words.txt, made the same way from the
- * first 200,000 characters of each held-out book in data/books (see `deriveWordList`; a test checks that
- * the file is exactly what this function gives).
+ * Random keys for the niah tasks: lowercase English words of 4-9 letters. kvkit ships data/words.txt,
+ * the very list train.py drew keys from (its WORDS: the first 200,000 characters of its first training
+ * book, see the file's header), because the fixture copies keys it was trained with far more reliably.
+ * `deriveWordList` is train.py's rule, for making a list from other text.
  */
 export const WORD_SOURCE_CHARS = 200_000
 

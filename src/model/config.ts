@@ -59,8 +59,9 @@ export function parseConfig(raw: unknown, generation?: unknown): ModelConfig {
       highFreqFactor: num(scaling!.high_freq_factor, 'rope_scaling.high_freq_factor', NaN),
       originalMaxPositions: num(scaling!.original_max_position_embeddings, 'rope_scaling.original_max_position_embeddings', NaN),
     }
+    const keys: Record<string, string> = { factor: 'factor', lowFreqFactor: 'low_freq_factor', highFreqFactor: 'high_freq_factor', originalMaxPositions: 'original_max_position_embeddings' }
     for (const [k, v] of Object.entries(ropeScaling)) {
-      if (typeof v === 'number' && Number.isNaN(v)) throw new ModelLoadError(`config.json: llama3 rope scaling lacks ${k}`)
+      if (typeof v === 'number' && Number.isNaN(v)) throw new ModelLoadError(`config.json: llama3 rope scaling lacks ${keys[k]}`)
     }
   } else if (type !== 'default') {
     throw new ModelLoadError(`config.json: RoPE scaling type ${JSON.stringify(type)} is not supported (default or llama3)`)

@@ -1,5 +1,4 @@
 import type { Backend } from '../backend/backend.js'
-import { attendScratchFloats } from '../backend/model-kernels.js'
 import { attendCache } from '../cache/attention.js'
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import { ropeInvFreq } from './config.js'
@@ -45,7 +44,7 @@ export class LlamaForward {
     const sizes = {
       x: C * H, xn: C * H, q: C * qHeads * d, qPre: C * qHeads * d, k: C * kvHeads * d, v: C * kvHeads * d,
       att: C * qHeads * d, o: C * H, gate: C * I, up: C * I, cos: C * (d / 2), sin: C * (d / 2),
-      lse: C * qHeads, logits: C * vocab, scratch: attendScratchFloats(d),
+      lse: C * qHeads, logits: C * vocab, scratch: 256,
     }
     const heap = backend.heap
     this.p = Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, heap.alloc(n * 4, 64)])) as LlamaForward['p']
@@ -111,13 +110,13 @@ export class LlamaForward {
       rotate: this.rope.rotate, select: select ?? undefined, lse: wantMass ? lse : 0,
     })
     if (wantMass) this.accumulateMass(l, T, q, cache, cap!)
-    k.matmul(att, w.o, 0, this.p.o, T, qHeads * d, H)
+    k.matmul(att, w.o, w.oBias, this.p.o, T, qHeads * d, H)
     k.addInPlace(x, this.p.o, T * H)
     k.rmsnorm(x, w.postNorm, xn, T, H, eps)
-    k.matmul(xn, w.gate, 0, gate, T, H, I)
-    k.matmul(xn, w.up, 0, up, T, H, I)
+    k.matmul(xn, w.gate, w.gateBias, gate, T, H, I)
+    k.matmul(xn, w.up, w.upBias, up, T, H, I)
     k.swiglu(gate, up, gate, T * I)
-    k.matmul(gate, w.down, 0, this.p.o, T, I, H)
+    k.matmul(gate, w.down, w.downBias, this.p.o, T, I, H)
     k.addInPlace(x, this.p.o, T * H)
   }
 

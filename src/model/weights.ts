@@ -15,6 +15,11 @@ export interface LayerWeights {
   qBias: number
   kBias: number
   vBias: number
+  /** Llama configs with attention_bias / mlp_bias also bias o_proj and the MLP; 0 when absent */
+  oBias: number
+  gateBias: number
+  upBias: number
+  downBias: number
   postNorm: number
   gate: number
   up: number
@@ -38,6 +43,7 @@ function openShards(dir: string): { files: SafetensorsFile[]; where: Map<string,
   const indexPath = join(dir, 'model.safetensors.index.json')
   const single = join(dir, 'model.safetensors')
   let names: string[]
+  let weightMap: Record<string, unknown> | null = null
   if (existsSync(indexPath)) {
     let index: { weight_map?: Record<string, unknown> }
     try {
@@ -46,7 +52,8 @@ function openShards(dir: string): { files: SafetensorsFile[]; where: Map<string,
       throw new ModelLoadError(`${indexPath}: not valid JSON (${(e as Error).message})`)
     }
     const map = index?.weight_map
-    if (!map || typeof map !== 'object') throw new ModelLoadError(`${indexPath}: no weight_map object`)
+    if (!map || typeof map !== 'object' || Array.isArray(map)) throw new ModelLoadError(`${indexPath}: no weight_map object`)
+    weightMap = map
     names = [...new Set(Object.values(map))].map((f) => {
       // a shard is a plain file name inside the folder: no paths, so an index cannot point outside it
       if (typeof f !== 'string' || f !== basename(f) || f === '..' || f === '.' || !f.endsWith('.safetensors')) {
@@ -65,7 +72,15 @@ function openShards(dir: string): { files: SafetensorsFile[]; where: Map<string,
     for (const n of names) {
       const f = SafetensorsFile.open(join(dir, n))
       files.push(f)
-      for (const [name, info] of f.tensors) where.set(name, [f, info])
+      for (const [name, info] of f.tensors) {
+        // the index is authoritative: a tensor counts only in the shard it names
+        if (!weightMap || weightMap[name] === n) where.set(name, [f, info])
+      }
+    }
+    if (weightMap) {
+      for (const [name, shard] of Object.entries(weightMap)) {
+        if (!where.has(name)) throw new ModelLoadError(`${indexPath}: tensor ${name} should be in ${String(shard)}, which does not hold it`)
+      }
     }
   } catch (e) {
     for (const f of files) f.close()
@@ -115,6 +130,10 @@ export function loadWeights(dir: string, cfg: ModelConfig, heap: Heap): Weights 
         qBias: bias ? load(p + 'self_attn.q_proj.bias', [qHeads * d]) : 0,
         kBias: bias ? load(p + 'self_attn.k_proj.bias', [kvHeads * d]) : 0,
         vBias: bias ? load(p + 'self_attn.v_proj.bias', [kvHeads * d]) : 0,
+        oBias: load(p + 'self_attn.o_proj.bias', [H], true),
+        gateBias: load(p + 'mlp.gate_proj.bias', [I], true),
+        upBias: load(p + 'mlp.up_proj.bias', [I], true),
+        downBias: load(p + 'mlp.down_proj.bias', [H], true),
         postNorm: load(p + 'post_attention_layernorm.weight', [H]),
         gate: load(p + 'mlp.gate_proj.weight', [I, H]),
         up: load(p + 'mlp.up_proj.weight', [I, H]),

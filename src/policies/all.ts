@@ -22,7 +22,13 @@ const tokenEviction: PolicyDefinition[] = [streamingllm, h2o, snapkv, pyramidkv,
 //
 //
 // ---- policies2 (Keyformer, WindowKV, RazorAttention, ThinK, KVMerger, MPCache static, TRIM-KV) ----
-// import { keyformer } from './keyformer.js'  ... then list them here:
-const policies2: PolicyDefinition[] = []
+import { keyformer } from './keyformer.js'
+import { windowkv } from './windowkv.js'
+import { razorattention } from './razorattention.js'
+import { think } from './think.js'
+import { kvmerger } from './kvmerger.js'
+import { mpcache } from './mpcache.js'
+import { trimkv } from './trimkv.js'
+const policies2: PolicyDefinition[] = [keyformer, windowkv, razorattention, think, kvmerger, mpcache, trimkv]
 
 export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2]

@@ -13,8 +13,8 @@ export type Kernels = Omit<KernelBackend, 'name' | 'heap'>
 export function referenceKernels(heap: Heap): Kernels {
   /** float index (not byte) of row i of a paged [n][d] stream */
   const row = (table: number, pageTokens: number, d: number, i: number): number => {
-    const page = heap.I32[(table >> 2) + Math.floor(i / pageTokens)]
-    return (page >> 2) + (i % pageTokens) * d
+    const page = heap.I32[(table >>> 2) + Math.floor(i / pageTokens)]
+    return (page >>> 2) + (i % pageTokens) * d
   }
   const dot = (a: number, b: number, d: number): number => {
     const F = heap.F32
@@ -34,7 +34,7 @@ export function referenceKernels(heap: Heap): Kernels {
       const F = heap.F32
       for (let h = 0; h < qHeads; h++) {
         for (let i = 0; i < n; i++) {
-          F[(out >> 2) + h * n + i] = scale * dot((q >> 2) + h * d, row(table, pageTokens, d, i), d)
+          F[(out >>> 2) + h * n + i] = scale * dot((q >>> 2) + h * d, row(table, pageTokens, d, i), d)
         }
       }
     },
@@ -42,7 +42,7 @@ export function referenceKernels(heap: Heap): Kernels {
     softmaxRows(x, rows, n) {
       const F = heap.F32
       for (let r = 0; r < rows; r++) {
-        const base = (x >> 2) + r * n
+        const base = (x >>> 2) + r * n
         const m = rowMax(base, n)
         // a row with nothing attendable (all -inf) becomes all zeros rather than NaN
         if (m === -Infinity) {
@@ -57,23 +57,23 @@ export function referenceKernels(heap: Heap): Kernels {
 
     logSumExp(x, n) {
       const F = heap.F32
-      const m = rowMax(x >> 2, n)
+      const m = rowMax(x >>> 2, n)
       if (m === -Infinity || m === Infinity) return m
       let s = 0
-      for (let i = 0; i < n; i++) s += Math.exp(F[(x >> 2) + i] - m)
+      for (let i = 0; i < n; i++) s += Math.exp(F[(x >>> 2) + i] - m)
       return m + Math.log(s)
     },
 
     softVote(x, rows, n, out) {
       const F = heap.F32
-      for (let i = 0; i < n; i++) F[(out >> 2) + i] = 0
+      for (let i = 0; i < n; i++) F[(out >>> 2) + i] = 0
       for (let r = 0; r < rows; r++) {
-        const base = (x >> 2) + r * n
+        const base = (x >>> 2) + r * n
         const m = rowMax(base, n)
         if (m === -Infinity) continue
         let s = 0
         for (let i = 0; i < n; i++) s += Math.exp(F[base + i] - m)
-        for (let i = 0; i < n; i++) F[(out >> 2) + i] += Math.exp(F[base + i] - m) / s
+        for (let i = 0; i < n; i++) F[(out >>> 2) + i] += Math.exp(F[base + i] - m) / s
       }
     },
 
@@ -97,8 +97,8 @@ export function referenceKernels(heap: Heap): Kernels {
       const r = kernel >> 1
       for (let i = 0; i < n; i++) {
         let m = -Infinity
-        for (let j = Math.max(0, i - r); j <= Math.min(n - 1, i + r); j++) m = Math.max(m, F[(x >> 2) + j])
-        F[(out >> 2) + i] = m
+        for (let j = Math.max(0, i - r); j <= Math.min(n - 1, i + r); j++) m = Math.max(m, F[(x >>> 2) + j])
+        F[(out >>> 2) + i] = m
       }
     },
 
@@ -107,8 +107,8 @@ export function referenceKernels(heap: Heap): Kernels {
       const r = kernel >> 1
       for (let i = 0; i < n; i++) {
         let s = 0
-        for (let j = Math.max(0, i - r); j <= Math.min(n - 1, i + r); j++) s += F[(x >> 2) + j]
-        F[(out >> 2) + i] = s / kernel // padding counts as zeros in the divisor (count_include_pad)
+        for (let j = Math.max(0, i - r); j <= Math.min(n - 1, i + r); j++) s += F[(x >>> 2) + j]
+        F[(out >>> 2) + i] = s / kernel // padding counts as zeros in the divisor (count_include_pad)
       }
     },
 
@@ -116,16 +116,16 @@ export function referenceKernels(heap: Heap): Kernels {
       const F = heap.F32
       const tokens = idx === 0 ? Array.from({ length: n }, (_, i) => i) : Array.from(heap.i32(idx, nIdx))
       for (let h = 0; h < qHeads; h++) {
-        const s = tokens.map((t) => scale * dot((q >> 2) + h * d, row(kTable, pageTokens, d, t), d))
+        const s = tokens.map((t) => scale * dot((q >>> 2) + h * d, row(kTable, pageTokens, d, t), d))
         const m = Math.max(...s)
         const p = s.map((x) => Math.exp(x - m))
         const sum = p.reduce((a, b) => a + b, 0)
         for (let c = 0; c < d; c++) {
           let acc = 0
           for (let j = 0; j < tokens.length; j++) acc += p[j] * F[row(vTable, pageTokens, d, tokens[j]) + c]
-          F[(out >> 2) + h * d + c] = acc / sum
+          F[(out >>> 2) + h * d + c] = acc / sum
         }
-        F[(lse >> 2) + h] = m + Math.log(sum)
+        F[(lse >>> 2) + h] = m + Math.log(sum)
       }
     },
 
@@ -141,8 +141,8 @@ export function referenceKernels(heap: Heap): Kernels {
             lo = Math.min(lo, v)
             hi = Math.max(hi, v)
           }
-          F[(outMin >> 2) + p * d + c] = lo
-          F[(outMax >> 2) + p * d + c] = hi
+          F[(outMin >>> 2) + p * d + c] = lo
+          F[(outMax >>> 2) + p * d + c] = hi
         }
       }
     },
@@ -155,7 +155,7 @@ export function referenceKernels(heap: Heap): Kernels {
         for (let c = 0; c < d; c++) {
           let s = 0
           for (let i = p * chunk; i < end; i++) s += F[row(table, pageTokens, d, i) + c]
-          F[(out >> 2) + p * d + c] = s / (end - p * chunk)
+          F[(out >>> 2) + p * d + c] = s / (end - p * chunk)
         }
       }
     },

@@ -23,6 +23,6 @@ export function wasmModelKernels(exports: WebAssembly.Exports, _heap: Heap): Mod
       void attendCausal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch),
     attentionMass: (q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, scratch) =>
       void attentionMass(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, scratch),
-    fmaPeak: (iters) => fmaPeak(iters),
+    fmaPeak: (iters) => fmaPeak(iters, 0.999999, 1e-7),
   }
 }

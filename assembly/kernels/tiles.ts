@@ -1,0 +1,203 @@
+import { madd, hsum4 } from './simd'
+
+// Register tiles of dot products: several keys against one or two query heads at once, so every key
+// vector loaded feeds two multiply-adds and every query vector four, with 4 to 8 independent accumulator
+// chains to hide the add (or fused multiply-add) latency. Keys are given as row pointers, so the same
+// tile serves contiguous pages and gathered index lists.
+
+/** Scalar dot products of channels [c, d) for four keys (the d % 4 tail). */
+function tail4(q: usize, k0: usize, k1: usize, k2: usize, k3: usize, c: i32, d: i32): v128 {
+  let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0
+  for (; c < d; c++) {
+    const o = <usize>c << 2
+    const qs = load<f32>(q + o)
+    t0 += qs * load<f32>(k0 + o)
+    t1 += qs * load<f32>(k1 + o)
+    t2 += qs * load<f32>(k2 + o)
+    t3 += qs * load<f32>(k3 + o)
+  }
+  let t = f32x4.splat(t0)
+  t = f32x4.replace_lane(t, 1, t1)
+  t = f32x4.replace_lane(t, 2, t2)
+  return f32x4.replace_lane(t, 3, t3)
+}
+
+/** out[0..4] = scale * (q . k0..k3) for one query head. Two accumulators per key (c and c+4). */
+// @ts-ignore: decorator
+@inline export function tile4x1(q: usize, k0: usize, k1: usize, k2: usize, k3: usize, d: i32, scale: v128, out: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+  let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0)
+  let c = 0
+  for (; c + 8 <= d; c += 8) {
+    const o = <usize>c << 2
+    const qa = v128.load(q + o)
+    const qb = v128.load(q + o + 16)
+    a0 = madd(qa, v128.load(k0 + o), a0)
+    a1 = madd(qa, v128.load(k1 + o), a1)
+    a2 = madd(qa, v128.load(k2 + o), a2)
+    a3 = madd(qa, v128.load(k3 + o), a3)
+    e0 = madd(qb, v128.load(k0 + o + 16), e0)
+    e1 = madd(qb, v128.load(k1 + o + 16), e1)
+    e2 = madd(qb, v128.load(k2 + o + 16), e2)
+    e3 = madd(qb, v128.load(k3 + o + 16), e3)
+  }
+  if (c + 4 <= d) {
+    const o = <usize>c << 2
+    const qa = v128.load(q + o)
+    a0 = madd(qa, v128.load(k0 + o), a0)
+    a1 = madd(qa, v128.load(k1 + o), a1)
+    a2 = madd(qa, v128.load(k2 + o), a2)
+    a3 = madd(qa, v128.load(k3 + o), a3)
+    c += 4
+  }
+  let r = hsum4(f32x4.add(a0, e0), f32x4.add(a1, e1), f32x4.add(a2, e2), f32x4.add(a3, e3))
+  if (c < d) r = f32x4.add(r, tail4(q, k0, k1, k2, k3, c, d))
+  v128.store(out, f32x4.mul(r, scale))
+}
+
+/**
+ * out[0..4] and (out + outStride)[0..4] = scale * dots of keys k0..k3 with query heads q and q + qStride:
+ * eight accumulators, each key load shared by both heads.
+ */
+// @ts-ignore: decorator
+@inline export function tile4x2(q: usize, qStride: usize, k0: usize, k1: usize, k2: usize, k3: usize, d: i32, scale: v128, out: usize, outStride: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
+  const p = q + qStride
+  let c = 0
+  for (; c + 4 <= d; c += 4) {
+    const o = <usize>c << 2
+    const qa = v128.load(q + o)
+    const qb = v128.load(p + o)
+    const x0 = v128.load(k0 + o)
+    a0 = madd(qa, x0, a0)
+    b0 = madd(qb, x0, b0)
+    const x1 = v128.load(k1 + o)
+    a1 = madd(qa, x1, a1)
+    b1 = madd(qb, x1, b1)
+    const x2 = v128.load(k2 + o)
+    a2 = madd(qa, x2, a2)
+    b2 = madd(qb, x2, b2)
+    const x3 = v128.load(k3 + o)
+    a3 = madd(qa, x3, a3)
+    b3 = madd(qb, x3, b3)
+  }
+  let r = hsum4(a0, a1, a2, a3)
+  let s = hsum4(b0, b1, b2, b3)
+  if (c < d) {
+    r = f32x4.add(r, tail4(q, k0, k1, k2, k3, c, d))
+    s = f32x4.add(s, tail4(p, k0, k1, k2, k3, c, d))
+  }
+  v128.store(out, f32x4.mul(r, scale))
+  v128.store(out + outStride, f32x4.mul(s, scale))
+}
+
+/**
+ * Scores of four key rows for qHeads heads: pairs of heads through tile4x2, an odd last head through
+ * tile4x1. q rows are d floats apart; out rows (one per head) are outStride bytes apart.
+ */
+// @ts-ignore: decorator
+@inline export function scoreTile(q: usize, qHeads: i32, k0: usize, k1: usize, k2: usize, k3: usize, d: i32, scale: v128, out: usize, outStride: usize): void {
+  const qStride = <usize>d << 2
+  let h = 0
+  for (; h + 2 <= qHeads; h += 2) {
+    tile4x2(q + <usize>h * qStride, qStride, k0, k1, k2, k3, d, scale, out + <usize>h * outStride, outStride)
+  }
+  if (h < qHeads) tile4x1(q + <usize>h * qStride, k0, k1, k2, k3, d, scale, out + <usize>h * outStride)
+}
+
+/** Scalar dot products of channels [c, d) of one key with four query rows. */
+function tailQ4(q0: usize, q1: usize, q2: usize, q3: usize, k: usize, c: i32, d: i32): v128 {
+  let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0
+  for (; c < d; c++) {
+    const o = <usize>c << 2
+    const ks = load<f32>(k + o)
+    t0 += ks * load<f32>(q0 + o)
+    t1 += ks * load<f32>(q1 + o)
+    t2 += ks * load<f32>(q2 + o)
+    t3 += ks * load<f32>(q3 + o)
+  }
+  let t = f32x4.splat(t0)
+  t = f32x4.replace_lane(t, 1, t1)
+  t = f32x4.replace_lane(t, 2, t2)
+  return f32x4.replace_lane(t, 3, t3)
+}
+
+/**
+ * Two keys against four query rows (q0..q3; repeat a row when fewer heads remain): eight accumulators.
+ * Reads each key row front to back, one row after the other, which the hardware prefetcher follows
+ * better than four interleaved rows once the group's arithmetic makes the loop slower than memory.
+ * Leaves the scores in tileR (key 0: [q0, q1, q2, q3]) and tileS (key 1): AS returns one value.
+ */
+let tileR: v128 = f32x4.splat(0)
+let tileS: v128 = f32x4.splat(0)
+// @ts-ignore: decorator
+@inline export function tile2x4(q0: usize, q1: usize, q2: usize, q3: usize, k0: usize, k1: usize, d: i32, scale: v128): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
+  let c = 0
+  for (; c + 4 <= d; c += 4) {
+    const o = <usize>c << 2
+    const x0 = v128.load(k0 + o)
+    const x1 = v128.load(k1 + o)
+    let qv = v128.load(q0 + o)
+    a0 = madd(qv, x0, a0)
+    b0 = madd(qv, x1, b0)
+    qv = v128.load(q1 + o)
+    a1 = madd(qv, x0, a1)
+    b1 = madd(qv, x1, b1)
+    qv = v128.load(q2 + o)
+    a2 = madd(qv, x0, a2)
+    b2 = madd(qv, x1, b2)
+    qv = v128.load(q3 + o)
+    a3 = madd(qv, x0, a3)
+    b3 = madd(qv, x1, b3)
+  }
+  let r = hsum4(a0, a1, a2, a3)
+  let s = hsum4(b0, b1, b2, b3)
+  if (c < d) {
+    r = f32x4.add(r, tailQ4(q0, q1, q2, q3, k0, c, d))
+    s = f32x4.add(s, tailQ4(q0, q1, q2, q3, k1, c, d))
+  }
+  tileR = f32x4.mul(r, scale)
+  tileS = f32x4.mul(s, scale)
+}
+
+/** Lane h of the pair tile's results into head row h (rows outStride bytes apart), for lanes < count. */
+// @ts-ignore: decorator
+@inline function storePair(out: usize, outStride: usize, count: i32): void {
+  const r = tileR
+  const s = tileS
+  store<f32>(out, f32x4.extract_lane(r, 0))
+  store<f32>(out + 4, f32x4.extract_lane(s, 0))
+  if (count > 1) {
+    store<f32>(out + outStride, f32x4.extract_lane(r, 1))
+    store<f32>(out + outStride + 4, f32x4.extract_lane(s, 1))
+  }
+  if (count > 2) {
+    store<f32>(out + 2 * outStride, f32x4.extract_lane(r, 2))
+    store<f32>(out + 2 * outStride + 4, f32x4.extract_lane(s, 2))
+  }
+  if (count > 3) {
+    store<f32>(out + 3 * outStride, f32x4.extract_lane(r, 3))
+    store<f32>(out + 3 * outStride + 4, f32x4.extract_lane(s, 3))
+  }
+}
+
+/**
+ * Scores of two key rows for qHeads heads, four heads per tile2x4; in the last tile, heads past the
+ * group repeat the last head and their lanes are not stored.
+ */
+// @ts-ignore: decorator
+@inline export function scorePairTile(q: usize, qHeads: i32, k0: usize, k1: usize, d: i32, scale: v128, out: usize, outStride: usize): void {
+  const qStride = <usize>d << 2
+  const last = qHeads - 1
+  for (let h = 0; h < qHeads; h += 4) {
+    tile2x4(
+      q + <usize>h * qStride, q + <usize>min(h + 1, last) * qStride,
+      q + <usize>min(h + 2, last) * qStride, q + <usize>min(h + 3, last) * qStride,
+      k0, k1, d, scale,
+    )
+    storePair(out + <usize>h * outStride, outStride, qHeads - h)
+  }
+}

@@ -1,0 +1,226 @@
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import type { BackendName } from './backend/backend.js'
+import { createPolicy, listPolicies } from './policies/registry.js'
+import { loadModel } from './model/load.js'
+import { evaluate, EvalArgumentError, DEFAULT_SEED, type EvalOptions, type EvalProgress } from './eval/runner.js'
+import { formatBytes, formatKept, formatTable } from './eval/format.js'
+import { writeReport } from './eval/report.js'
+import { writeJson } from './eval/json.js'
+import { MAIN_LENGTHS, MAIN_POLICIES, MAIN_REPORT_DIR, MAIN_SAMPLES, MAIN_SEED, MAIN_TASKS } from './eval/main-job.js'
+import { defaultModelDir } from './eval/paths.js'
+import { readModelFacts } from './eval/model-facts.js'
+import { perplexity } from './eval/perplexity.js'
+import { loadBooks } from './eval/text.js'
+import { defaultBooksDir } from './eval/paths.js'
+
+const USAGE = `usage:
+  kvkit eval --model DIR --policy SPEC [--policy SPEC ...] --task A,B --length 1024,4096 --samples N
+             [--seed S] [--backend wasm|webgpu|auto] [--workers N] [--haystack FILE|DIR] [--json FILE] [--report DIR]
+  kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
+  kvkit perplexity --model DIR [--length 2048] [--samples 16] [--seed S] [--haystack FILE|DIR] [--backend B]
+  kvkit policies
+  kvkit main        (npm start: the key policies at two budgets on the bundled model, report/index.html)
+policy SPEC: full | NAME | NAME:key=value,key=value   (kvkit policies lists them)`
+
+/** A bad command line: one line on stderr, exit code 2. */
+class UsageError extends Error {}
+
+const BACKENDS: BackendName[] = ['wasm', 'webgpu', 'auto', 'reference']
+
+type Values = { [name: string]: string | string[] | undefined }
+
+function parse(args: string[], options: ParseArgsConfig['options']): { values: Values } {
+  try {
+    return { values: parseArgs({ args, options, strict: true, allowPositionals: false }).values as Values }
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0])
+  }
+}
+
+function int(name: string, raw: string | undefined, fallback?: number): number {
+  if (raw === undefined) {
+    if (fallback === undefined) throw new UsageError(`--${name} is required`)
+    return fallback
+  }
+  if (!/^\d+$/.test(raw.trim())) throw new UsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(raw)}`)
+  return Number(raw)
+}
+
+function list(name: string, raw: string | undefined): string[] {
+  if (raw === undefined) throw new UsageError(`--${name} is required`)
+  const items = raw.split(',').map((s) => s.trim()).filter(Boolean)
+  if (items.length === 0) throw new UsageError(`--${name} is empty`)
+  return items
+}
+
+function backend(raw: string | undefined): BackendName {
+  if (raw === undefined) return 'auto'
+  if (!(BACKENDS as string[]).includes(raw)) throw new UsageError(`unknown backend ${JSON.stringify(raw)} (backends: ${BACKENDS.join(', ')})`)
+  return raw as BackendName
+}
+
+/** runs f, turning its error into a usage error (a bad argument, exit code 2) */
+function usage<T>(f: () => T): T {
+  try {
+    return f()
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
+}
+
+/** progress on stderr: a rewritten line on a terminal, a line every ~10% otherwise */
+function progressPrinter(): (p: EvalProgress) => void {
+  const tty = process.stderr.isTTY
+  let lastShown = 0
+  return (p) => {
+    const eta = p.done < p.total ? ` eta ${Math.round(((p.elapsedMs / p.done) * (p.total - p.done)) / 1000)}s` : ''
+    const line = `[${p.done}/${p.total}] ${p.last.policy} ${p.last.task}@${p.last.length} ${(p.elapsedMs / 1000).toFixed(0)}s${eta}`
+    if (tty) process.stderr.write(`\r${line}\x1b[K${p.done === p.total ? '\n' : ''}`)
+    else if (p.done === p.total || p.done - lastShown >= Math.max(1, Math.ceil(p.total / 10))) {
+      lastShown = p.done
+      process.stderr.write(line + '\n')
+    }
+  }
+}
+
+async function runEval(opts: EvalOptions, out: { json?: string; report?: string; command: string }): Promise<void> {
+  const started = Date.now()
+  const results = await evaluate({ ...opts, onProgress: progressPrinter() })
+  process.stdout.write(formatTable(results) + '\n')
+  if (out.json) {
+    writeJson(out.json, results)
+    process.stdout.write(`results: ${out.json}\n`)
+  }
+  if (out.report) {
+    const file = writeReport(out.report, results, { model: opts.model, backend: opts.backend, seed: opts.seed, date: new Date().toISOString(), command: out.command })
+    process.stdout.write(`report: ${file}\n`)
+  }
+  process.stderr.write(`done in ${((Date.now() - started) / 1000).toFixed(1)}s\n`)
+}
+
+async function cmdEval(args: string[]): Promise<void> {
+  const { values: v } = parse(args, {
+    model: { type: 'string' }, policy: { type: 'string', multiple: true }, task: { type: 'string' },
+    length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
+    workers: { type: 'string' }, haystack: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
+  })
+  if (v.model === undefined) throw new UsageError('--model is required')
+  const policies = (v.policy as string[] | undefined) ?? []
+  if (policies.length === 0) throw new UsageError('--policy is required (full, NAME or NAME:key=value,...)')
+  await runEval({
+    model: v.model as string,
+    policies,
+    tasks: list('task', v.task as string | undefined),
+    lengths: list('length', v.length as string | undefined).map((s) => int('length', s)),
+    samples: int('samples', v.samples as string | undefined),
+    seed: int('seed', v.seed as string | undefined, DEFAULT_SEED),
+    backend: backend(v.backend as string | undefined),
+    workers: v.workers === undefined ? undefined : int('workers', v.workers as string),
+    haystack: v.haystack as string | undefined,
+  }, { json: v.json as string | undefined, report: v.report as string | undefined, command: 'kvkit eval ' + args.join(' ') })
+}
+
+async function cmdMain(args: string[]): Promise<void> {
+  const { values: v } = parse(args, { backend: { type: 'string' }, workers: { type: 'string' } })
+  process.stderr.write(`kvkit main: ${MAIN_POLICIES.length} policy settings x ${MAIN_TASKS.join(',')} at ${MAIN_LENGTHS.join(',')} tokens, ${MAIN_SAMPLES} samples each\n`)
+  await runEval({
+    model: defaultModelDir(),
+    policies: MAIN_POLICIES,
+    tasks: MAIN_TASKS,
+    lengths: MAIN_LENGTHS,
+    samples: MAIN_SAMPLES,
+    seed: MAIN_SEED,
+    backend: backend(v.backend as string | undefined),
+    workers: v.workers === undefined ? undefined : int('workers', v.workers as string),
+  }, { report: resolve(MAIN_REPORT_DIR), command: 'kvkit main' })
+}
+
+async function cmdGenerate(args: string[]): Promise<void> {
+  const { values: v } = parse(args, {
+    model: { type: 'string' }, policy: { type: 'string' }, prompt: { type: 'string' }, 'prompt-file': { type: 'string' },
+    'max-new-tokens': { type: 'string' }, backend: { type: 'string' },
+  })
+  if (v.model === undefined) throw new UsageError('--model is required')
+  if ((v.prompt === undefined) === (v['prompt-file'] === undefined)) throw new UsageError('give exactly one of --prompt TEXT and --prompt-file FILE')
+  const maxNewTokens = int('max-new-tokens', v['max-new-tokens'] as string | undefined, 64)
+  const spec = (v.policy as string | undefined) ?? 'full'
+  // a bad folder or spec fails here, before the weights load
+  usage(() => createPolicy(spec, readModelFacts(v.model as string).shape))
+  let text: string
+  try {
+    text = (v.prompt as string | undefined) ?? readFileSync(v['prompt-file'] as string, 'utf8')
+  } catch {
+    throw new UsageError(`cannot read prompt file ${v['prompt-file']}`)
+  }
+  const model = await loadModel(v.model as string, { backend: backend(v.backend as string | undefined) })
+  try {
+    const bos = model.config.bosTokenId ?? model.config.eosTokenIds[0]
+    const ids = [...(bos === undefined ? [] : [bos]), ...model.tokenizer.encode(text)]
+    if (ids.length + maxNewTokens > model.config.maxPositions) throw new UsageError(`prompt (${ids.length} tokens) + ${maxNewTokens} new tokens is beyond what the model supports (max_position_embeddings ${model.config.maxPositions})`)
+    const gen = model.generate(ids, { maxNewTokens, policy: createPolicy(spec, model.config) ?? undefined })
+    for await (const t of gen) process.stdout.write(t.text)
+    const { stats } = await gen.result
+    process.stdout.write('\n')
+    process.stderr.write(`KV cache (${spec}): ${formatKept(stats.kvBytes.total, stats.kvBytesFull)} of the full cache, ${formatBytes(stats.kvBytes.reserved)} reserved; ` +
+      `${stats.promptTokens} prompt tokens, ${stats.newTokens} new; prefill ${stats.prefillMs.toFixed(0)} ms, decode ${stats.decodeMsPerToken.toFixed(1)} ms/token\n`)
+  } finally {
+    model.dispose()
+  }
+}
+
+async function cmdPerplexity(args: string[]): Promise<void> {
+  const { values: v } = parse(args, {
+    model: { type: 'string' }, length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' },
+    haystack: { type: 'string' }, backend: { type: 'string' },
+  })
+  if (v.model === undefined) throw new UsageError('--model is required')
+  const length = int('length', v.length as string | undefined, 2048)
+  const facts = usage(() => readModelFacts(v.model as string))
+  if (length < 2 || length > facts.maxPositions) throw new UsageError(`length ${length} is beyond what the model supports (2..max_position_embeddings ${facts.maxPositions})`)
+  const books = usage(() => loadBooks((v.haystack as string | undefined) ?? defaultBooksDir()))
+  const model = await loadModel(v.model as string, { backend: backend(v.backend as string | undefined) })
+  try {
+    const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0] ?? 0
+    const samples = int('samples', v.samples as string | undefined, 16)
+    const ppl = perplexity(model, { books, length, samples, seed: int('seed', v.seed as string | undefined, DEFAULT_SEED), bosId })
+    process.stdout.write(`perplexity ${ppl.toFixed(2)} (${samples} samples of ${length} tokens)\n`)
+  } finally {
+    model.dispose()
+  }
+}
+
+function cmdPolicies(args: string[]): void {
+  parse(args, {})
+  const fmt = (v: unknown): string => (v === null || v === undefined ? '(unset)' : String(v))
+  process.stdout.write('full  (no options)  the whole cache, no compression\n')
+  for (const p of listPolicies()) {
+    const opts = p.options.map((o) => `${o.name}=${fmt(o.default)}`).join(' ')
+    process.stdout.write(`${p.name}  ${opts || '(no options)'}  ${p.description}\n`)
+  }
+}
+
+/** Runs the command line; returns the exit code. Errors are one line on stderr. */
+export async function runCli(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    switch (command) {
+      case 'eval': await cmdEval(rest); break
+      case 'generate': await cmdGenerate(rest); break
+      case 'perplexity': await cmdPerplexity(rest); break
+      case 'policies': cmdPolicies(rest); break
+      case 'main': await cmdMain(rest); break
+      case undefined: case 'help': case '--help': case '-h':
+        process.stdout.write(USAGE + '\n')
+        return command === undefined ? 2 : 0
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: eval, generate, perplexity, policies, main)`)
+    }
+    return 0
+  } catch (e) {
+    const err = e as Error
+    process.stderr.write(`kvkit: ${String(err.message ?? err).replace(/\s*\n\s*/g, ' ')}\n`)
+    return e instanceof UsageError || e instanceof EvalArgumentError ? 2 : 1
+  }
+}

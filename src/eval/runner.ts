@@ -1,0 +1,108 @@
+import { existsSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import type { BackendName } from '../backend/backend.js'
+import { createPolicy, parsePolicySpec } from '../policies/registry.js'
+import { readModelFacts } from './model-facts.js'
+import { runInWorkers } from './pool.js'
+import { aggregate, type EvalResult, type SampleOutcome } from './results.js'
+import { EvalSession, type SampleJob } from './session.js'
+import { isTaskName, TASK_NAMES, type TaskName } from './tasks.js'
+
+export interface EvalOptions {
+  /** model folder (Hugging Face layout) */
+  model: string
+  /** policy specs: `full`, `NAME`, `NAME:key=value,...` */
+  policies: string[]
+  tasks: string[]
+  /** context lengths in tokens (prompt + answer + end token) */
+  lengths: number[]
+  /** samples per (policy, task, length) cell */
+  samples: number
+  seed?: number
+  backend?: BackendName
+  /** a .txt file or folder of them to build haystacks from; default: the held-out books */
+  haystack?: string
+  /** worker threads, each with its own model; default 2 when there is more than one sample and 2 cores */
+  workers?: number
+  onProgress?: (p: EvalProgress) => void
+  /** every sample's outcome, as it arrives (continuations, for inspection) */
+  onOutcome?: (o: SampleOutcome) => void
+}
+
+export interface EvalProgress {
+  done: number
+  total: number
+  elapsedMs: number
+  last: SampleOutcome
+}
+
+/** A bad argument: the CLI prints its message as one line and exits non-zero. */
+export class EvalArgumentError extends Error {
+  override name = 'EvalArgumentError'
+}
+
+export const DEFAULT_SEED = 1
+
+/** Checks every argument before any model is loaded; returns the jobs in cell order. */
+export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: { policy: string; task: TaskName; length: number }[] } {
+  const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
+  if (opts.policies.length === 0) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
+  if (opts.tasks.length === 0) fail(`no task given (tasks: ${TASK_NAMES.join(', ')})`)
+  for (const t of opts.tasks) if (!isTaskName(t)) fail(`unknown task ${JSON.stringify(t)} (tasks: ${TASK_NAMES.join(', ')})`)
+  if (opts.lengths.length === 0) fail('no length given')
+  if (!Number.isInteger(opts.samples) || opts.samples < 1) fail(`samples must be a positive integer, got ${opts.samples}`)
+  const seed = opts.seed ?? DEFAULT_SEED
+  if (!Number.isInteger(seed) || seed < 0) fail(`seed must be a non-negative integer, got ${seed}`)
+  if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) fail(`workers must be a positive integer, got ${opts.workers}`)
+  if (opts.haystack !== undefined && !existsSync(opts.haystack)) fail(`haystack not found: ${opts.haystack}`)
+  let facts
+  try {
+    facts = readModelFacts(opts.model)
+  } catch (e) {
+    return fail((e as Error).message)
+  }
+  for (const L of opts.lengths) {
+    if (!Number.isInteger(L) || L < 128) fail(`length must be an integer of at least 128 tokens, got ${L}`)
+    if (L > facts.maxPositions) fail(`length ${L} is beyond what the model supports (max_position_embeddings ${facts.maxPositions})`)
+  }
+  for (const spec of opts.policies) {
+    try {
+      parsePolicySpec(spec)
+      createPolicy(spec, facts.shape)
+    } catch (e) {
+      fail((e as Error).message)
+    }
+  }
+  const cells = opts.policies.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
+  const jobs = cells.flatMap((c) => Array.from({ length: opts.samples }, (_, index) => ({ ...c, index, seed })))
+  return { jobs, cells }
+}
+
+/**
+ * Runs every policy on every task and length, `samples` prompts a cell, and averages each cell.
+ * The samples of a cell are the same for every policy (and every run with the same seed), so the
+ * policies are compared on identical prompts.
+ */
+export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
+  const { jobs, cells } = planEvaluation(opts)
+  const workers = Math.min(opts.workers ?? (jobs.length > 1 ? Math.min(2, availableParallelism()) : 1), jobs.length)
+  const started = performance.now()
+  const outcomes: SampleOutcome[] = []
+  const record = (o: SampleOutcome): void => {
+    outcomes.push(o)
+    opts.onOutcome?.(o)
+    opts.onProgress?.({ done: outcomes.length, total: jobs.length, elapsedMs: performance.now() - started, last: o })
+  }
+  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack }
+  if (workers <= 1) {
+    const s = await EvalSession.open(session)
+    try {
+      for (const job of jobs) record(await s.run(job))
+    } finally {
+      s.dispose()
+    }
+  } else {
+    await runInWorkers(workers, session, jobs, record)
+  }
+  return aggregate(outcomes, cells)
+}

@@ -1,0 +1,166 @@
+/**
+ * Keyformer (Adnan et al., MLSys 2024): keep the "key tokens", scored with Gumbel noise.
+ *
+ *   k = budget (default 60% of the prompt), of which r = 30% are the most recent tokens
+ *   score f(x) = softmax((x + zeta) / tau), x = q.K^T / sqrt(d), zeta ~ Gumbel(0, 1) drawn fresh each time
+ *   prompt:  S = sum over observation queries of f(x) (tau = tauStart); keep r recent + (k - r) top-S, per KV head
+ *   decode step t: S += f(q_t K^T) with tau = tauStart + (tauEnd - tauStart) * t / steps (then held at
+ *           tauEnd); the new token joins; evict back to k: r recent + (k - r) top-S
+ *
+ * Per KV head, S sums over the query heads that read it. Deviation: the paper accumulates the prompt
+ * score over every prompt query; here the prompt score uses the last `window` prompt queries (default 64;
+ * raise it to approach the paper) because all n queries cost n^2 per head. The noise is drawn from a
+ * seeded generator (mulberry32, reseeded at each prefill), so a run is reproducible: in order layer, KV
+ * head, query row (query head of the group, then query), key slot; masked keys draw nothing.
+ */
+import type { Decision, HeadDecision } from '../cache/types.js'
+import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
+import { attentionLogits, groupObservationQueries } from './observed-attention.js'
+import { mulberry32 } from './seeded-random.js'
+import type { BudgetOptions, Policy, PolicyContext } from './types.js'
+import type { PolicyDefinition } from './registry.js'
+
+export interface KeyformerOptions extends BudgetOptions {
+  /** share of the kept tokens that are the most recent ones (default 0.3) */
+  recent?: number
+  tauStart?: number
+  tauEnd?: number
+  /** decode steps over which tau rises from tauStart to tauEnd (default 128) */
+  steps?: number
+  seed?: number
+  /** prompt queries scored at prefill (default 64) */
+  window?: number
+}
+
+/** Gumbel(0, 1) from a uniform: -log(-log u), with u kept inside (0, 1) */
+export function gumbel(u: number): number {
+  const x = Math.min(Math.max(u, 1e-12), 1 - 1e-12)
+  return -Math.log(-Math.log(x))
+}
+
+export function createKeyformer(options: KeyformerOptions = {}): Policy {
+  const recentShare = options.recent ?? 0.3
+  const tauStart = options.tauStart ?? 1
+  const tauEnd = options.tauEnd ?? 2
+  const steps = options.steps ?? 128
+  const seed = options.seed ?? 0
+  const window = options.window ?? 64
+  checkBudget('keyformer', options)
+  if (!(recentShare >= 0 && recentShare <= 1)) throw new RangeError(`keyformer: recent must be in [0, 1], got ${recentShare}`)
+  if (!(tauStart > 0 && tauEnd > 0)) throw new RangeError(`keyformer: tauStart and tauEnd must be > 0, got ${tauStart}, ${tauEnd}`)
+  if (!(Number.isInteger(steps) && steps >= 1)) throw new RangeError(`keyformer: steps must be a positive integer, got ${steps}`)
+  if (!(Number.isInteger(window) && window >= 1)) throw new RangeError(`keyformer: window must be a positive integer, got ${window}`)
+
+  let random = mulberry32(seed)
+  let k = 0
+  /** accumulated score per (layer * kvHeads + head), by token position */
+  let scores: Map<number, number>[] = []
+
+  /** adds f(x) of `rows` queries to the head's scores; returns the scores in slot order */
+  function accumulate(ctx: PolicyContext, layer: number, h: number, q: Float32Array, rows: number, qPos: ArrayLike<number>, tau: number): Float64Array {
+    const { cache, model } = ctx
+    const positions = cache.positions(layer, h)
+    const n = positions.length
+    const x = attentionLogits(ctx.ops, cache.view(layer, h), positions, q, rows, qPos, 1 / Math.sqrt(model.headDim))
+    const S = scores[layer * model.kvHeads + h]
+    const total = Float64Array.from(positions, (p) => S.get(p) ?? 0)
+    const f = new Float64Array(n)
+    for (let r = 0; r < rows; r++) {
+      let m = -Infinity
+      for (let j = 0; j < n; j++) {
+        const v = x[r * n + j]
+        f[j] = v === -Infinity ? -Infinity : (v + gumbel(random())) / tau
+        if (f[j] > m) m = f[j]
+      }
+      let z = 0
+      for (let j = 0; j < n; j++) z += f[j] = Math.exp(f[j] - m)
+      for (let j = 0; j < n; j++) total[j] += f[j] / z
+    }
+    S.clear()
+    positions.forEach((p, j) => S.set(p, total[j]))
+    return total
+  }
+
+  /** r recent + (k - r) top-scored older tokens */
+  function keepSet(score: Float64Array): Int32Array {
+    const n = score.length
+    if (n <= k) return Int32Array.from({ length: n }, (_, i) => i)
+    const r = Math.round(recentShare * k)
+    const old = n - k <= 4 ? withoutLowest(score, n - k, n - r) : topIndices(score, k - r, 0, n - r)
+    for (let i = n - r; i < n; i++) old.push(i)
+    return Int32Array.from(old)
+  }
+
+  /** [0, to) minus its `drop` lowest scores (ties drop the later token): a decode step evicts one token, no sort needed */
+  function withoutLowest(score: Float64Array, drop: number, to: number): number[] {
+    const gone = new Set<number>()
+    for (let d = 0; d < drop; d++) {
+      let worst = -1
+      for (let i = 0; i < to; i++) if (!gone.has(i) && (worst < 0 || score[i] <= score[worst])) worst = i
+      gone.add(worst)
+    }
+    const out: number[] = []
+    for (let i = 0; i < to; i++) if (!gone.has(i)) out.push(i)
+    return out
+  }
+
+  function decide(ctx: PolicyContext, layer: number, h: number, score: Float64Array): HeadDecision {
+    const keep = keepSet(score)
+    const S = scores[layer * ctx.model.kvHeads + h]
+    const positions = ctx.cache.positions(layer, h)
+    const kept = new Set(Array.from(keep, (i) => positions[i]))
+    for (const p of [...S.keys()]) if (!kept.has(p)) S.delete(p)
+    return { layer, head: h, keep }
+  }
+
+  return {
+    name: 'keyformer',
+    needs: { observationWindow: window, decodeQueries: true },
+    onPrefillEnd(ctx) {
+      const { model } = ctx
+      random = mulberry32(seed)
+      scores = Array.from({ length: model.layers * model.kvHeads }, () => new Map())
+      k = keepCount(options, ctx.promptLength) ?? Math.max(1, Math.round(0.6 * ctx.promptLength))
+      const heads: HeadDecision[] = []
+      for (let layer = 0; layer < model.layers; layer++) {
+        for (let h = 0; h < model.kvHeads; h++) {
+          const { queries, positions, rows } = groupObservationQueries(ctx.hooks[layer], h, model.group, model.headDim, window)
+          heads.push(decide(ctx, layer, h, accumulate(ctx, layer, h, queries, rows, positions, tauStart)))
+        }
+      }
+      return { heads }
+    },
+    onDecodeStep(ctx) {
+      const { model, step } = ctx
+      const tau = tauStart + (tauEnd - tauStart) * Math.min(1, step / steps)
+      const heads: HeadDecision[] = []
+      for (let layer = 0; layer < model.layers; layer++) {
+        const dq = ctx.hooks[layer].decodeQuery
+        if (!dq) throw new Error(`keyformer: layer ${layer}: the runtime supplied no decode query`)
+        for (let h = 0; h < model.kvHeads; h++) {
+          const q = dq.slice(h * model.group * model.headDim, (h + 1) * model.group * model.headDim)
+          const newest = Infinity // the decode query sees every cached token
+          const score = accumulate(ctx, layer, h, q, model.group, new Array(model.group).fill(newest), tau)
+          if (score.length > k) heads.push(decide(ctx, layer, h, score))
+        }
+      }
+      return heads.length ? { heads } : null
+    },
+  }
+}
+
+export const keyformer: PolicyDefinition = {
+  name: 'keyformer',
+  description: 'Keyformer: Gumbel-noised accumulated attention, k = 60% of the prompt (30% of it recent), fixed size while decoding',
+  stage: 'eviction',
+  options: [
+    ...budgetOnly(0.6),
+    { name: 'recent', type: 'number', default: 0.3, min: 0, max: 1, description: 'share of the kept tokens that are the most recent' },
+    { name: 'tauStart', type: 'number', default: 1, min: 0, minExclusive: true, description: 'Gumbel softmax temperature at the start' },
+    { name: 'tauEnd', type: 'number', default: 2, min: 0, minExclusive: true, description: 'temperature reached after `steps` decode steps' },
+    { name: 'steps', type: 'integer', default: 128, min: 1, description: 'decode steps over which tau rises linearly' },
+    { name: 'seed', type: 'integer', default: 0, min: 0, description: 'seed of the Gumbel noise' },
+    { name: 'window', type: 'integer', default: 64, min: 1, description: 'prompt queries scored at prefill end' },
+  ],
+  create: (o) => createKeyformer(o as KeyformerOptions),
+}

@@ -1,0 +1,75 @@
+import { createServer } from 'node:http'
+import { readFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { describe, expect, it } from 'vitest'
+import { createBackend } from '../src/backend/index.js'
+import { Heap } from '../src/backend/heap.js'
+import v8 from 'node:v8'
+import { loadWasm, supportsRelaxedSimd, supportsSimd, WasmLoadError } from '../src/backend/wasm/load.js'
+
+const wasmUrl = new URL('../build/kvkit.wasm', import.meta.url)
+
+describe('loading the wasm core', () => {
+  it('detects SIMD, and createBackend("auto") picks wasm where it is present', async () => {
+    expect(supportsSimd()).toBe(true)
+    const b = await createBackend('auto')
+    expect(b.name).toBe('wasm')
+    expect(b.heap.base).toBeGreaterThanOrEqual(1 << 16)
+  })
+
+  it('fetches the module over HTTP, as browsers and workers do', async () => {
+    const bytes = await readFile(wasmUrl)
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/wasm' })
+      res.end(bytes)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (server.address() as AddressInfo).port
+      const { exports, heap, build } = await loadWasm({ wasm: `http://127.0.0.1:${port}/kvkit.wasm`, relaxed: false })
+      expect(build).toBe('simd')
+      const x = heap.f32From([1, 5, 3])
+      expect(exports.logSumExp(x.ptr, 3)).toBeCloseTo(Math.log(Math.exp(1) + Math.exp(5) + Math.exp(3)), 5)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('accepts a compiled WebAssembly.Module and raw bytes', async () => {
+    const bytes = await readFile(wasmUrl)
+    for (const wasm of [await WebAssembly.compile(bytes), bytes]) {
+      const b = await createBackend('wasm', { wasm, relaxed: false })
+      const x = b.heap.f32From([0, 0])
+      expect(b.logSumExp(x.ptr, 2)).toBeCloseTo(Math.LN2, 6)
+    }
+  })
+
+  it('refuses a heap whose base lies inside the module static data', async () => {
+    const heap = new Heap(undefined, 64)
+    await expect(loadWasm({ heap, relaxed: false })).rejects.toThrow(WasmLoadError)
+    await expect(loadWasm({ heap, relaxed: false })).rejects.toThrow(/inside the module's static data/)
+  })
+
+  it('names the file and the fix when the module cannot be found', async () => {
+    await expect(loadWasm({ wasm: new URL('./no-such.wasm', import.meta.url), relaxed: false })).rejects.toThrow(/cannot read .*no-such\.wasm/)
+  })
+
+  it('names the bad backend', async () => {
+    await expect(createBackend('cuda' as 'wasm')).rejects.toThrow(/unknown backend "cuda"/)
+  })
+})
+
+describe('sharing a heap between wasm instances', () => {
+  it('allows a second instance of the same build and refuses the other build', async () => {
+    // Node 20 keeps relaxed SIMD behind a flag; wasm features are read at compile time, so set it here
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd')
+    expect(supportsRelaxedSimd()).toBe(true)
+    const first = await loadWasm({ relaxed: false })
+    const again = await loadWasm({ relaxed: false, heap: first.heap })
+    expect(again.build).toBe('simd')
+    await expect(loadWasm({ relaxed: true, heap: first.heap })).rejects.toThrow(/already serves the simd build/)
+    const relaxed = await loadWasm({ relaxed: true })
+    expect(relaxed.build).toBe('relaxed')
+    await expect(loadWasm({ relaxed: false, heap: relaxed.heap })).rejects.toThrow(/already serves the relaxed build/)
+  })
+})
