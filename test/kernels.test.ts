@@ -124,6 +124,42 @@ describe('topK', () => {
     expect(Array.from(check(y, 2))).toEqual([0, 1])
   })
 
+  it('selects exactly on n = 3 million (checked by the selection properties, in O(n))', () => {
+    const n = 3_000_000
+    const k = 40_000
+    const rand = rng(99)
+    // quantised values: many ties at the threshold, so the lower-index rule is exercised at scale
+    const x = heap.f32From(normals(rand, n).map((g) => Math.round(g * 200) / 50))
+    const out = heap.allocI32(k)
+    const scratch = heap.allocI32(n)
+    W.topK(x, n, k, out, scratch)
+    const v = x.view
+    const idx = out.view
+    const chosen = new Uint8Array(n)
+    let threshold = Infinity
+    let unordered = 0
+    for (let j = 0; j < k; j++) {
+      if (j > 0 && idx[j] <= idx[j - 1]) unordered++
+      chosen[idx[j]] = 1
+      threshold = Math.min(threshold, v[idx[j]])
+    }
+    // every value above the threshold is chosen, none below; at the threshold, exactly the lowest indices
+    let wrong = 0
+    let lastChosenTie = -1
+    let firstSkippedTie = n
+    for (let i = 0; i < n; i++) {
+      if (v[i] > threshold) wrong += 1 - chosen[i]
+      else if (v[i] < threshold) wrong += chosen[i]
+      else if (chosen[i]) lastChosenTie = i
+      else if (firstSkippedTie === n) firstSkippedTie = i
+    }
+    expect(unordered).toBe(0)
+    expect(wrong).toBe(0)
+    expect(firstSkippedTie).toBeLessThan(n) // the threshold really is tied
+    expect(lastChosenTie).toBeLessThan(firstSkippedTie)
+    for (const t of [x, out, scratch]) t.free()
+  })
+
   it('handles values that share all but their lowest bits', () => {
     const base = new Float32Array(1)
     const bits = new Uint32Array(base.buffer)

@@ -178,6 +178,18 @@ describe('SnapKV', () => {
     scores.forEach((s, lh) => expect(kept[lh >> 1][lh & 1]).toEqual(topIdx(s.map((x, i) => (shared.has(i) ? Infinity : x)), 25)))
     expect(new Set(kept.flat().map((k) => k.join())).size).toBeGreaterThan(1)
   })
+  it('with rest=layer each layer tops up the shared part from its heads\' summed votes', () => {
+    const n = 70, W = 16
+    const w = world(n, W, 53)
+    const scores = [0, 1].map((l) => [0, 1].map((h) => snapScores(w, l, h, W, 16, 'max', 7, 'mean')))
+    const kept = keptAfterPrefill(createPolicy('snapkv:tokens=25,window=16,share=model,combine=max,local=0.4,rest=layer', model)!, w)
+    const flat = scores.flat()
+    const shared = new Set(topIdx(flat[0].map((_, i) => Math.max(...flat.map((s) => s[i]))), 15))
+    for (let l = 0; l < 2; l++) {
+      const want = topIdx(scores[l][0].map((x, i) => (shared.has(i) ? Infinity : x + scores[l][1][i])), 25)
+      for (let h = 0; h < 2; h++) expect(kept[l][h]).toEqual(want)
+    }
+  })
   it('always keeps its sinks when asked', () => {
     const w = world(80, 16, 5)
     const kept = keptAfterPrefill(createPolicy('snapkv:tokens=24,window=16,sinks=4', model)!, w)

@@ -27,16 +27,28 @@ export const combineOption: OptionSpec = {
 }
 
 /** the keep rule for `share`: own top per head, or one shared selection per layer or for the model */
-export function sharedSelection(share: string, combine: 'sum' | 'max', local: number, kvHeads: number): Pick<EvictionMethod, 'keep' | 'keepModel'> {
-  // the shared part first, then each head tops up with its own best of the rest
+export function sharedSelection(share: string, combine: 'sum' | 'max', local: number, rest: string, kvHeads: number): Pick<EvictionMethod, 'keep' | 'keepModel'> {
+  // the shared part first, then the rest of each head's budget from its own votes (rest=head) or from
+  // the summed votes of its layer (rest=layer)
+  const topUp = (ops: Ops, scores: Float32Array[], shared: Int32Array[], perHead: number): Int32Array[] =>
+    scores.map((s, h) => {
+      const own = s.slice()
+      for (const i of shared[h]) own[i] = Infinity
+      return topKIndices(ops, own, Math.min(perHead, s.length))
+    })
   const pick = (ops: Ops, scores: Float32Array[], perHead: number) => {
     const shared = keepShared(ops, scores, Math.round((1 - local) * perHead), combine)
     if (local === 0) return shared
-    return scores.map((s, h) => {
-      const rest = s.slice()
-      for (const i of shared[h]) rest[i] = Infinity
-      return topKIndices(ops, rest, Math.min(perHead, s.length))
-    })
+    if (rest === 'head' || share === 'layer') return topUp(ops, scores, shared, perHead)
+    // rest=layer: each layer tops up with one selection from its heads' summed votes
+    const out: Int32Array[] = []
+    for (let l = 0; l < scores.length; l += kvHeads) {
+      const layer = scores.slice(l, l + kvHeads)
+      const sum = new Float32Array(layer[0].length)
+      for (const x of layer) for (let i = 0; i < sum.length; i++) sum[i] += x[i]
+      out.push(...topUp(ops, layer.map(() => sum), shared.slice(l, l + kvHeads), perHead))
+    }
+    return out
   }
   if (share === 'layer') return { keep: (ctx, scores, perHead) => pick(ctx.ops, scores, perHead) }
   if (share === 'model') {
@@ -52,7 +64,11 @@ export function sharedSelection(share: string, combine: 'sum' | 'max', local: nu
 
 export const localOption: OptionSpec = {
   name: 'local', type: 'number', default: 0, min: 0, max: 1,
-  description: 'with share=layer|model: the share of each head\'s budget it fills with its own top votes after the shared selection',
+  description: 'with share=layer|model: the share of each head\'s budget filled after the shared selection, from its own votes (see rest)',
+}
+export const restOption: OptionSpec = {
+  name: 'rest', type: 'string', default: 'head', choices: ['head', 'layer'],
+  description: 'with share=model and local > 0: the rest comes from each head\'s own votes or from its layer\'s summed votes',
 }
 
 export const sinkOption: OptionSpec = { name: 'sinks', type: 'integer', default: 0, min: 0, description: 'always keep the first N tokens (attention sinks)' }
@@ -84,11 +100,11 @@ export const snapkv: PolicyDefinition = {
   name: 'snapkv',
   description: 'SnapKV: keep the tokens the last w prompt queries attend to (pooled vote, GQA-aware), plus the window',
   stage: 'eviction',
-  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption, shareOption, combineOption, localOption],
+  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption, shareOption, combineOption, localOption, restOption],
   create(o, model) {
     return evictionPolicy({
       name: 'snapkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
-      ...sharedSelection(o.share as string, o.combine as 'sum' | 'max', o.local as number, model.kvHeads),
+      ...sharedSelection(o.share as string, o.combine as 'sum' | 'max', o.local as number, o.rest as string, model.kvHeads),
     })
   },
 }
