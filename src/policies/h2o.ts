@@ -26,8 +26,11 @@ export const h2o: PolicyDefinition = {
     const every = o.every as number
     // accumulated attention per (layer, head), slot by slot
     let mass: Float32Array[][] = []
+    // tokens in the cache at prefill end: the budget counts from them (as evictionPolicy does)
+    let prefilled = 0
 
     function fromPrefill(ctx: PolicyContext): void {
+      prefilled = ctx.cache.length(0, 0)
       mass = ctx.hooks.map((hook, layer) => {
         const m = hook?.attentionMass
         if (!m) throw new Error(`h2o: layer ${layer} has no attention mass (needs.prefillAttentionMass)`)
@@ -44,8 +47,8 @@ export const h2o: PolicyDefinition = {
     return evictionPolicy({
       name: 'h2o', budget, every, needs: { prefillAttentionMass: true, decodeQueries: every > 0 },
       prefill: fromPrefill,
-      score(ctx, layer) {
-        const recent = Math.floor((o.recent as number) * tokensPerHead(budget, ctx.promptLength))
+      score(_ctx, layer) {
+        const recent = Math.floor((o.recent as number) * tokensPerHead(budget, prefilled))
         return mass[layer].map((m) => protect(m.slice(), 0, recent))
       },
       kept(layer, head, keep) {
