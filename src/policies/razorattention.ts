@@ -19,7 +19,7 @@
  * The compensation token's position label is the mean dropped position (it only matters for pre-RoPE keys).
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { budgetOnly, checkBudget } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount } from './keep-count.js'
 import { attentionProbs, groupObservationQueries } from './observed-attention.js'
 import { mulberry32 } from './seeded-random.js'
 import type { BudgetOptions, ModelShape, Policy, PolicyContext } from './types.js'
@@ -182,7 +182,7 @@ export function createRazorAttention(options: RazorOptions = {}): RazorPolicy {
   }
 
   function windowFor(n: number, retrieval: number, total: number): number {
-    const budget = options.tokens ?? (options.budget !== undefined ? Math.round(options.budget * n) : null)
+    const budget = keepCount(options, n)
     if (budget === null) return options.window ?? 512
     const share = Math.floor((budget * total - retrieval * n) / Math.max(1, total - retrieval))
     return Math.max(0, share - sinks - 1)
