@@ -214,14 +214,15 @@ export function printTable(rows: Row[], specs: string[], tasks: string[]): void 
     return r.reduce((a, x) => a + x.ruler, 0) / Math.max(1, r.length)
   }
   const samples = (p: string) => rows.filter((x) => x.policy === p).length
-  console.log(`| policy | KV kept | ${tasks.join(' | ')} | mean | of full | RULER score | samples | compress ms |`)
-  console.log(`| --- | --- | ${tasks.map(() => '---').join(' | ')} | --- | --- | --- | --- | --- |`)
+  console.log(`| policy | KV kept | KV MiB | ${tasks.join(' | ')} | mean | of full | RULER score | samples | compress ms |`)
+  console.log(`| --- | --- | --- | ${tasks.map(() => '---').join(' | ')} | --- | --- | --- | --- | --- |`)
   for (const p of specs) {
     const r = rows.filter((x) => x.policy === p)
     const kept = r.reduce((a, x) => a + x.keptBytes / x.fullBytes, 0) / r.length
     const ms = r.reduce((a, x) => a + x.compressMs, 0) / r.length
     const mean = tasks.reduce((a, t) => a + acc(p, t), 0) / tasks.length
-    console.log(`| ${p} | ${(kept * 100).toFixed(1)}% | ${tasks.map((t) => acc(p, t).toFixed(2)).join(' | ')} | ${mean.toFixed(2)} | ${((mean / fullMean) * 100).toFixed(0)}% | ${ruler(p).toFixed(2)} | ${samples(p)} | ${ms.toFixed(0)} |`)
+    const mib = r.reduce((a, x) => a + x.keptBytes, 0) / r.length / 2 ** 20
+    console.log(`| ${p} | ${(kept * 100).toFixed(1)}% | ${mib.toFixed(2)} | ${tasks.map((t) => acc(p, t).toFixed(2)).join(' | ')} | ${mean.toFixed(2)} | ${((mean / fullMean) * 100).toFixed(0)}% | ${ruler(p).toFixed(2)} | ${samples(p)} | ${ms.toFixed(0)} |`)
   }
 }
 

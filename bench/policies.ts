@@ -13,7 +13,9 @@ import { createPolicy } from '../src/policies/registry.js'
 import type { LayerHooks, ModelShape, PolicyContext } from '../src/policies/types.js'
 
 const model: ModelShape = { layers: 8, qHeads: 6, kvHeads: 2, headDim: 64, group: 3 }
-const specs = ['streamingllm', 'knorm', 'h2o', 'tova', 'snapkv', 'snapkv:pooling=avg,kernel=5', 'pyramidkv', 'adakv']
+const specs = ['streamingllm', 'knorm', 'h2o', 'tova', 'snapkv', 'snapkv:pooling=avg,kernel=5', 'pyramidkv', 'adakv',
+  // the recommended setting (BENCHMARKS.md): one model-wide selection plus per-layer top-up
+  'snapkv:share=model,combine=max,local=0.25,rest=layer,pooling=avg,kernel=9']
 
 function randn(n: number, seed: number): Float32Array {
   let s = seed >>> 0
