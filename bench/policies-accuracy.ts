@@ -168,6 +168,7 @@ async function main(): Promise<void> {
       const { base, hooks, ms: prefillMs } = prefilled(model, ids, file)
       for (const { spec, make } of policies) {
         const policy = make()
+        await policy?.prepare?.(model)
         const cache = copyCache(model, base)
         const ctx: PolicyContext = { cache, ops: model.ops, model: cfg, hooks, promptLength: n, step: 0 }
         const c0 = performance.now()

@@ -15,6 +15,6 @@ export const MAIN_POLICIES: string[] = [
 /** the tasks on which a policy's loss of information shows clearly on this model (tasks.md) */
 export const MAIN_TASKS = ['passkey', 'niah_single', 'vt']
 export const MAIN_LENGTHS = [4096]
-export const MAIN_SAMPLES = 3
+export const MAIN_SAMPLES = 2
 export const MAIN_SEED = 1
 export const MAIN_REPORT_DIR = 'report'

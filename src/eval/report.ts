@@ -54,8 +54,13 @@ export function accuracyChart(results: readonly EvalResult[], task: string, leng
     .filter((rs) => rs.length > 1)
     .map((rs) => `<polyline class="series" fill="none" stroke="${palette.get(family(rs[0].policy))}" points="${rs.map((r) => `${x(kept(r)).toFixed(1)},${y(r.accuracy).toFixed(1)}`).join(' ')}"/>`)
     .join('')
+  // policies that land on the same spot stay visible: earlier policies are drawn as larger rings behind
+  const families = [...palette.keys()]
+  const radius = (r: EvalResult): number => 4 + 2 * (families.length - 1 - families.indexOf(family(r.policy)))
   const points = cell
-    .map((r) => `<circle class="point" data-policy="${esc(r.policy)}" cx="${x(kept(r)).toFixed(1)}" cy="${y(r.accuracy).toFixed(1)}" r="4.5" fill="${palette.get(family(r.policy))}"><title>${esc(r.policy)}: accuracy ${r.accuracy.toFixed(2)}, ${(100 * kept(r)).toFixed(0)}% of the KV kept</title></circle>`)
+    .slice()
+    .sort((a, b) => radius(b) - radius(a))
+    .map((r) => `<circle class="point" data-policy="${esc(r.policy)}" cx="${x(kept(r)).toFixed(1)}" cy="${y(r.accuracy).toFixed(1)}" r="${radius(r)}" fill="${palette.get(family(r.policy))}" fill-opacity="0.45" stroke="${palette.get(family(r.policy))}" stroke-width="1.5"><title>${esc(r.policy)}: accuracy ${r.accuracy.toFixed(2)}, ${(100 * kept(r)).toFixed(0)}% of the KV kept</title></circle>`)
     .join('')
   const yTicks = [0, 0.25, 0.5, 0.75, 1].map((v) => ({ v, label: v.toFixed(2) }))
   return `<figure><figcaption>${esc(task)} at ${length} tokens</figcaption><svg class="chart accuracy-chart" data-task="${esc(task)}" data-length="${length}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img">` +

@@ -103,6 +103,8 @@ export class LlamaModel implements Model {
   ): Promise<GenerateResult> {
     await nextTurn()
     const policy: Policy | undefined = o.policy
+    // calibration (RazorAttention) runs before this request's cache exists; policies cache it per model
+    if (policy?.prepare) await policy.prepare(this)
     const cache = this.newCache(policy?.needs.cacheKeys ?? 'post-rope')
     const n = ids.length
     const capture = new HookCapture(policy?.needs ?? {}, this.config, this.backend.heap, n - 1)

@@ -14,6 +14,7 @@ export function mergeNeeds(parts: readonly Policy[]): PolicyNeeds {
     const n = p.needs
     if (n.observationWindow) out.observationWindow = Math.max(out.observationWindow ?? 0, n.observationWindow)
     for (const k of ['prefillAttentionMass', 'decodeQueries', 'hiddenStates', 'preRopeKeys'] as const) if (n[k]) out[k] = true
+    if (n.cacheKeys === 'pre-rope') out.cacheKeys = 'pre-rope'
   }
   return out
 }
@@ -41,6 +42,9 @@ export function composePolicies(parts: readonly Policy[]): Policy {
   return {
     name: parts.map((p) => p.name).join('+'),
     needs: mergeNeeds(parts),
+    prepare: async (model) => {
+      for (const p of parts) await p.prepare?.(model)
+    },
     onPrefillEnd: (ctx) => runChain(parts, ctx, (p, c) => p.onPrefillEnd?.(c)),
     onDecodeStep: (ctx) => runChain(parts, ctx, (p, c) => p.onDecodeStep?.(c)),
   }

@@ -19,10 +19,10 @@
  * The compensation token's position label is the mean dropped position (it only matters for pre-RoPE keys).
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { budgetOnly, checkBudget } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount } from './keep-count.js'
 import { attentionProbs, groupObservationQueries } from './observed-attention.js'
 import { mulberry32 } from './seeded-random.js'
-import type { BudgetOptions, ModelShape, Policy, PolicyContext } from './types.js'
+import type { BudgetOptions, ModelShape, Policy, PolicyContext, PolicyModel } from './types.js'
 import type { PolicyDefinition } from './registry.js'
 
 /** per query head [layers * qHeads], row-major by layer */
@@ -40,6 +40,11 @@ export interface RazorOptions extends BudgetOptions {
   echoShare?: number
   sinks?: number
   window?: number
+  /**
+   * a text file to calibrate on (its first 256 tokens, repeated) instead of random tokens; the fixture
+   * model shows induction on natural text only
+   */
+  calibrationFile?: string
 }
 
 /** the parts of a Model that calibration uses */
@@ -160,6 +165,11 @@ export function createRazorAttention(options: RazorOptions = {}): RazorPolicy {
       heads = retrievalHeads(scores, model.config, inductionShare, echoShare)
       return heads
     },
+    async prepare(model) {
+      if (options.heads || options.scores) return
+      const tokens = options.calibrationFile ? await calibrationTokens(model, options.calibrationFile) : undefined
+      await this.calibrate(model, tokens ? { tokens } : {})
+    },
     onPrefillEnd(ctx: PolicyContext): Decision | null {
       const { model, cache } = ctx
       const chosen = heads ?? (scores ? retrievalHeads(scores, model, inductionShare, echoShare) : null)
@@ -182,11 +192,24 @@ export function createRazorAttention(options: RazorOptions = {}): RazorPolicy {
   }
 
   function windowFor(n: number, retrieval: number, total: number): number {
-    const budget = options.tokens ?? (options.budget !== undefined ? Math.round(options.budget * n) : null)
+    const budget = keepCount(options, n)
     if (budget === null) return options.window ?? 512
     const share = Math.floor((budget * total - retrieval * n) / Math.max(1, total - retrieval))
     return Math.max(0, share - sinks - 1)
   }
+}
+
+async function calibrationTokens(model: PolicyModel, file: string): Promise<number[]> {
+  const { readFile } = await import('node:fs/promises')
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (e) {
+    throw new Error(`razorattention: cannot read calibrationFile ${JSON.stringify(file)}: ${(e as Error).message}`)
+  }
+  const ids = model.tokenizer.encode(text).slice(0, 256)
+  if (ids.length < 2) throw new Error(`razorattention: calibrationFile ${JSON.stringify(file)} has fewer than 2 tokens`)
+  return ids
 }
 
 /** sinks + recent window, plus the mean of the dropped keys and values as one extra token */
@@ -234,7 +257,8 @@ export const razorattention: PolicyDefinition = {
   stage: 'eviction',
   options: [
     ...budgetOnly(0.25),
-    { name: 'heads', type: 'string', default: null, description: 'retrieval KV heads as LAYER.HEAD;LAYER.HEAD (else call policy.calibrate(model) before use)' },
+    { name: 'heads', type: 'string', default: null, description: 'retrieval KV heads as LAYER.HEAD;LAYER.HEAD (else calibrated on first use, once per model)' },
+    { name: 'calibrationFile', type: 'string', default: null, description: 'text file to calibrate on (first 256 tokens repeated) instead of random tokens' },
     { name: 'sinks', type: 'integer', default: 4, min: 0, description: 'attention-sink tokens kept by every head' },
     { name: 'inductionShare', type: 'number', default: 0.14, min: 0, max: 1, description: 'share of KV heads kept whole for induction' },
     { name: 'echoShare', type: 'number', default: 0.01, min: 0, max: 1, description: 'share of KV heads kept whole for echo' },

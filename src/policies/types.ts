@@ -56,10 +56,22 @@ export interface PolicyContext {
   step: number
 }
 
+/** What `prepare` may use of a model: its shape, its tokenizer, and generation (to run a calibration). */
+export interface PolicyModel {
+  readonly config: ModelShape & { vocab: number; bosTokenId: number | null }
+  readonly tokenizer: { encode(text: string): number[] }
+  generate(prompt: number[], options: { maxNewTokens: number; policy: Policy }): { result: Promise<unknown> }
+}
+
 /** A KV-cache policy: reads hook data, answers with a decision the cache carries out. */
 export interface Policy {
   readonly name: string
   readonly needs: PolicyNeeds
+  /**
+   * Once per model before first use, awaited by `generate` (RazorAttention's calibration run). It must
+   * cache its result per model: generate calls it on every request.
+   */
+  prepare?(model: PolicyModel): Promise<void>
   /** once, after the prompt is in the cache */
   onPrefillEnd?(ctx: PolicyContext): Decision | null
   /** after each decode step (periodic eviction, score accumulation) */
