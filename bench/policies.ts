@@ -11,21 +11,12 @@ import { Ops } from '../src/backend/ops.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
 import { createPolicy } from '../src/policies/registry.js'
 import type { LayerHooks, ModelShape, PolicyContext } from '../src/policies/types.js'
+import { randn } from './random.js'
 
 const model: ModelShape = { layers: 8, qHeads: 6, kvHeads: 2, headDim: 64, group: 3 }
 const specs = ['streamingllm', 'knorm', 'h2o', 'tova', 'snapkv', 'snapkv:pooling=avg,kernel=5', 'pyramidkv', 'adakv',
   // the recommended setting (BENCHMARKS.md): one model-wide selection plus per-layer top-up
   'snapkv:share=model,combine=max,local=0.25,rest=layer,pooling=avg,kernel=9']
-
-function randn(n: number, seed: number): Float32Array {
-  let s = seed >>> 0
-  const out = new Float32Array(n)
-  for (let i = 0; i < n; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0
-    out[i] = (s / 2 ** 32 - 0.5) * 3
-  }
-  return out
-}
 
 export async function benchPolicies(lengths: number[]): Promise<void> {
   const ops = new Ops(await createBackend('wasm'))

@@ -12,6 +12,7 @@ import { PagedKVCache } from '../src/cache/paged-cache.js'
 import { createPolicy } from '../src/policies/registry.js'
 import { createTrimKV } from '../src/policies/trimkv.js'
 import type { LayerHooks, ModelShape, Policy, PolicyContext } from '../src/policies/types.js'
+import { randn } from './random.js'
 
 const model: ModelShape = { layers: 8, qHeads: 6, kvHeads: 2, headDim: 64, group: 3 }
 const hidden = 384
@@ -25,16 +26,6 @@ const specs = [
   'mpcache:budget=0.25',
   'mpcache:tau=0.001',
 ]
-
-function randn(n: number, seed: number): Float32Array {
-  let s = seed >>> 0
-  const out = new Float32Array(n)
-  for (let i = 0; i < n; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0
-    out[i] = (s / 2 ** 32 - 0.5) * 3
-  }
-  return out
-}
 
 export async function benchPolicies2(lengths: number[]): Promise<void> {
   const ops = new Ops(await createBackend('wasm'))

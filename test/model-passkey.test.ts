@@ -2,20 +2,10 @@ import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/model/load.js'
 import type { LlamaModel } from '../src/model/model.js'
+import { cleanText, splitSentences } from '../src/eval/text.js'
 
 // A passkey prompt built exactly as the fixture was trained (tasks.md, train.py): haystack sentences from a
-// held-out book, cleaned and split the same way, each piece tokenized on its own and concatenated.
-function clean(t: string): string {
-  return t
-    .replace(/\r/g, '')
-    .replace(/(?<!\n)\n(?!\n)/g, ' ')
-    .replace(/\n{2,}/g, '\n\n')
-    .replace(/[ \t]+/g, ' ')
-    .trim()
-}
-function sentences(t: string): string[] {
-  return t.split(/(?<=[.!?"\n])(?=[ \n])/).filter((s) => s.length > 0)
-}
+// held-out book, cleaned and split the same way (src/eval/text.ts), each piece tokenized on its own and concatenated.
 
 function passkeyPrompt(model: LlamaModel, book: string, passkey: string, total: number, start: number, depth: number): { ids: number[]; answer: string } {
   const enc = (s: string) => model.tokenizer.encode(s)
@@ -25,7 +15,7 @@ function passkeyPrompt(model: LlamaModel, book: string, passkey: string, total: 
   const budget = total - 1 - qa.length - enc(answer).length - needle.length - 1
   const hay: number[][] = []
   let n = 0
-  for (const s of sentences(clean(book)).slice(start)) {
+  for (const s of splitSentences(cleanText(book)).slice(start)) {
     const ids = enc(s)
     if (n + ids.length > budget) break
     hay.push(ids)
