@@ -8,8 +8,10 @@ export const MAIN_POLICIES: string[] = [
   'snapkv:budget=0.25',
   'adakv:budget=0.5',
   'adakv:budget=0.25',
-  'streamingllm:budget=0.5',
   'streamingllm:budget=0.25',
+  // the recommended setting (README, BENCHMARKS.md): one model-wide selection topped up per layer
+  'snapkv:budget=0.5,window=16,share=model,combine=max,local=0.25,rest=layer,pooling=avg,kernel=9',
+  'snapkv:budget=0.25,window=16,share=model,combine=max,local=0.25,rest=layer,pooling=avg,kernel=9',
 ]
 
 /** the tasks on which a policy's loss of information shows clearly on this model (tasks.md) */
