@@ -22,8 +22,19 @@ const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b
 const W = 420, H = 260, M = { left: 48, right: 24, top: 24, bottom: 40 }
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
-/** the policy's name without its options: settings of one policy share a colour and a line */
-const family = (spec: string): string => spec.split(':')[0]
+/** the policy's spec without its budget: the budgets of one setting share a colour and a line */
+const family = (spec: string): string =>
+  spec
+    .split('+')
+    .map((part) => {
+      const at = part.indexOf(':')
+      if (at < 0) return part
+      const kept = part.slice(at + 1).split(',').filter((o) => o && !/^(budget|tokens)=/.test(o))
+      return kept.length ? `${part.slice(0, at)}:${kept.join(',')}` : part.slice(0, at)
+    })
+    .join('+')
+/** long specs are cut at the end in bar labels (the bar's tooltip has the whole spec) */
+const short = (label: string): string => (label.length > 27 ? `${label.slice(0, 26)}…` : label)
 
 function colours(results: readonly EvalResult[]): Map<string, string> {
   const names = [...new Set(results.map((r) => family(r.policy)))]
@@ -69,14 +80,14 @@ export function accuracyChart(results: readonly EvalResult[], task: string, leng
 
 /** one horizontal bar per policy setting */
 export function barChart(kind: string, title: string, rows: { label: string; value: number; colour: string; text: string }[]): string {
-  const rowH = 22, labelW = 170, width = 560
+  const rowH = 22, labelW = 200, width = 590
   const height = M.top + rows.length * rowH + 8
   const max = Math.max(...rows.map((r) => r.value), 1e-9)
   const bars = rows
     .map((r, i) => {
       const y = M.top + i * rowH
       const w = Math.max(1, (r.value / max) * (width - labelW - 170))
-      return `<text x="${labelW - 6}" y="${y + 14}" text-anchor="end">${esc(r.label)}</text>` +
+      return `<text x="${labelW - 6}" y="${y + 14}" text-anchor="end">${esc(short(r.label))}</text>` +
         `<rect class="bar" data-policy="${esc(r.label)}" x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${r.colour}"><title>${esc(r.label)}: ${esc(r.text)}</title></rect>` +
         `<text x="${labelW + w + 6}" y="${y + 14}">${esc(r.text)}</text>`
     })
