@@ -41,6 +41,11 @@ const CASES: Record<string, string> = {
   'observed_attention.json': 'h2o:budget=0.25,recent=0,normalize=true',
 }
 
+// ThinK's kept key channels. kvpress scores channels over every cached key, the recent window included
+// (README there), which is kvkit's `recent=0`; the channel order of sqrt(sum q^2) * sqrt(sum k^2) is that of
+// kvpress's product of means of squares, and both drop floor(64 * 0.4) = 25 channels.
+const THINK = 'think:ratio=0.4,window=32,recent=0'
+
 function scores(b64: string): Float32Array {
   const buf = Buffer.from(b64, 'base64')
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength))
@@ -52,7 +57,7 @@ describe('parity with kvpress on the fixture model (passkey, 4096, 25%)', () => 
   beforeAll(async () => {
     model = await loadModel('models/fixture-14m', { backend: 'wasm' })
     const prompt = read('prompt.json') as { prompt_ids: number[] }
-    const policies = Object.values(CASES).map((s) => ({ spec: s, p: createPolicy(s, model.config) as Policy }))
+    const policies = [...Object.values(CASES), THINK].map((s) => ({ spec: s, p: createPolicy(s, model.config) as Policy }))
     const recorder: Policy = {
       name: 'record',
       needs: mergeNeeds(policies.map((x) => x.p)),
@@ -62,7 +67,7 @@ describe('parity with kvpress on the fixture model (passkey, 4096, 25%)', () => 
           const out = Array.from({ length: ctx.model.layers }, (_, l) => Array.from({ length: ctx.model.kvHeads }, (_, h) => Array.from(ctx.cache.positions(l, h))))
           for (const hd of d?.heads ?? []) {
             const pos = ctx.cache.positions(hd.layer, hd.head)
-            out[hd.layer][hd.head] = Array.from(hd.keep, (i) => pos[i])
+            out[hd.layer][hd.head] = hd.keyChannels ? Array.from(hd.keyChannels.channels) : Array.from(hd.keep, (i) => pos[i])
           }
           kept.set(spec, out)
         }
@@ -101,4 +106,10 @@ describe('parity with kvpress on the fixture model (passkey, 4096, 25%)', () => 
       console.log(`${spec}: ${differ} of ${ref.n_kept * ref.layers.length * 2} kept tokens differ from kvpress (all near-ties)`)
     })
   }
+
+  it(`${THINK} keeps the key channels kvpress's ThinK keeps (think.json)`, () => {
+    const ref = read('think.json') as { layers: { kept: number[][] }[] }
+    const mine = kept.get(THINK)!
+    ref.layers.forEach((layer, l) => layer.kept.forEach((theirs, h) => expect(mine[l][h], `layer ${l} head ${h}`).toEqual(theirs)))
+  })
 })

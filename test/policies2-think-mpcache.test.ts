@@ -13,7 +13,7 @@ describe('ThinK', () => {
     const decision = createThinK({ ratio: 0.4, window: w, recent }).onPrefillEnd!(ctx)!
     expect(decision.heads).toHaveLength(m.layers * m.kvHeads)
     for (const hd of decision.heads) {
-      // independent twin: norms per channel, sort, keep floor(16 * 0.6) = 9
+      // independent twin: norms per channel, sort, drop floor(16 * 0.4) = 6, keep 10
       const keys = cache.readKeys(hd.layer, hd.head)
       const oq = ctx.hooks[hd.layer].observationQueries!
       const score: number[] = []
@@ -23,7 +23,7 @@ describe('ThinK', () => {
         for (let t = 0; t < n - recent; t++) ks += keys[t * d + c] ** 2
         score.push(Math.sqrt(qs * ks))
       }
-      const want = [...score.keys()].sort((a, b) => score[b] - score[a]).slice(0, 9).sort((a, b) => a - b)
+      const want = [...score.keys()].sort((a, b) => score[b] - score[a]).slice(0, 10).sort((a, b) => a - b)
       expect(Array.from(hd.keyChannels!.channels)).toEqual(want)
       expect(hd.keyChannels!.upto).toBe(n - recent)
       expect(hd.keep.length).toBe(n)

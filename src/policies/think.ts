@@ -5,7 +5,7 @@
  *     Qobs  = the last w post-RoPE queries of the query heads reading h        [g*w][d]
  *     K     = the cached keys except the most recent `recent` tokens           [n-recent][d]
  *     s[c]  = ||Qobs[:, c]|| * ||K[:, c]||
- *     keep the floor(d * (1 - ratio)) channels with the largest s; the cache stores only those for
+ *     drop the floor(d * ratio) channels with the smallest s; the cache stores only those for
  *     slots [0, n-recent); recent and generated keys stay whole.
  *
  * Scoring keeps q.k over the kept channels closest to the full q.k (the dropped channels have the smallest
@@ -42,7 +42,8 @@ export function createThinK(options: ThinKOptions = {}): Policy {
       const { cache, model } = ctx
       if (cache.options.keys === 'pre-rope') throw new Error('think: keys are stored before RoPE; channel pruning needs post-RoPE keys')
       const d = model.headDim
-      const kept = Math.max(1, Math.floor(d * (1 - ratio) + 1e-9))
+      // floor(d * ratio) channels go, as in the released code (64 x 0.4: 25 pruned, 39 kept)
+      const kept = Math.max(1, d - Math.floor(d * ratio + 1e-9))
       if (kept === d) return null
       const heads: HeadDecision[] = []
       for (let layer = 0; layer < model.layers; layer++) {
