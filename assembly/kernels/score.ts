@@ -1,5 +1,5 @@
 import { dot, rowAt, touch } from './simd'
-import { tile4x1, scoreTile, scorePairTile } from './tiles'
+import { tile4x1, tile2x3, scoreTile, scorePairTile } from './tiles'
 
 /**
  * out[h*n + i] = scale * (q_h . k_i) for the qHeads query heads of one KV head (a GQA group).
@@ -23,14 +23,22 @@ export function scoreKeys(q: usize, qHeads: i32, d: i32, table: usize, pageToken
       if (qHeads == 1) tile4x1(q, k0, k1, k2, k3, d, vscale, out + (<usize>i << 2))
       else scoreTile(q, 2, k0, k1, k2, k3, d, vscale, out + (<usize>i << 2), outStride)
     }
+  } else if (qHeads == 3) {
+    // a group of three: two rows at a time against the three heads, each row read front to back
+    for (; i + 2 <= n; i += 2) {
+      const k0 = rowAt(table, pageTokens, d, i)
+      const k1 = (i % pageTokens) + 1 < pageTokens ? k0 + stride : rowAt(table, pageTokens, d, i + 1)
+      if ((i & 15) == 0) for (let j = i; j < min(n, i + 16); j++) touch(rowAt(table, pageTokens, d, j), stride)
+      tile2x3(q, q + stride, q + 2 * stride, k0, k1, d, scale, out + (<usize>i << 2), outStride)
+    }
   } else {
-    // three or more heads: two rows at a time against four heads, each row read front to back
+    // four or more heads: two rows at a time against four heads, each row read front to back
     for (; i + 2 <= n; i += 2) {
       const k0 = rowAt(table, pageTokens, d, i)
       const k1 = (i % pageTokens) + 1 < pageTokens ? k0 + stride : rowAt(table, pageTokens, d, i + 1)
       // the group's arithmetic is slower than memory: fetch the coming rows with many misses in flight
       if ((i & 15) == 0) for (let j = i; j < min(n, i + 16); j++) touch(rowAt(table, pageTokens, d, j), stride)
-      scorePairTile(q, qHeads, k0, k1, d, vscale, out + (<usize>i << 2), outStride)
+      scorePairTile(q, qHeads, k0, k1, d, scale, out + (<usize>i << 2), outStride)
     }
   }
   for (; i < n; i++) {
