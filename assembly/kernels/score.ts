@@ -1,5 +1,5 @@
 import { dot, rowAt, touch } from './simd'
-import { tile4x1, tile2x3, scoreTile, scorePairTile } from './tiles'
+import { tile4x1, tile2x3, tile2x3d128, tile2x4d128, scoreTile, scorePairTile } from './tiles'
 
 /**
  * out[h*n + i] = scale * (q_h . k_i) for the qHeads query heads of one KV head (a GQA group).
@@ -34,7 +34,9 @@ export function scoreKeys(q: usize, qHeads: i32, d: i32, table: usize, pageToken
       const k1 = (i % pageTokens) + 1 < pageTokens ? k0 + stride : rowAt(table, pageTokens, d, i + 1)
       touch(k0, stride)
       touch(k1, stride)
-      tile2x3(q, q + stride, q + 2 * stride, k0, k1, d, scale, out + (<usize>i << 2), outStride)
+      // head size 128 (the common one) has tiles with constant query offsets: fewer address computations
+      if (d == 128) tile2x3d128(q, k0, k1, scale, out + (<usize>i << 2), outStride)
+      else tile2x3(q, q + stride, q + 2 * stride, k0, k1, d, scale, out + (<usize>i << 2), outStride)
     }
   } else {
     // four or more heads: two rows at a time against four heads, touched as above
@@ -43,7 +45,8 @@ export function scoreKeys(q: usize, qHeads: i32, d: i32, table: usize, pageToken
       const k1 = (i % pageTokens) + 1 < pageTokens ? k0 + stride : rowAt(table, pageTokens, d, i + 1)
       touch(k0, stride)
       touch(k1, stride)
-      scorePairTile(q, qHeads, k0, k1, d, scale, out + (<usize>i << 2), outStride)
+      if (qHeads == 4 && d == 128) tile2x4d128(q, k0, k1, scale, out + (<usize>i << 2), outStride)
+      else scorePairTile(q, qHeads, k0, k1, d, scale, out + (<usize>i << 2), outStride)
     }
   }
   for (; i < n; i++) {

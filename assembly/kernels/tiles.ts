@@ -175,6 +175,59 @@ export function tile2x4(q0: usize, q1: usize, q2: usize, q3: usize, k0: usize, k
 }
 
 /**
+ * tile2x4 for four consecutive heads of 128 channels (q rows 512 bytes apart): the query loads take
+ * constant offsets from one address, so a step computes three addresses instead of six.
+ */
+export function tile2x4d128(q: usize, k0: usize, k1: usize, scale: f32, out: usize, outStride: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
+  for (let o: usize = 0; o < 512; o += 16) {
+    const x = v128.load(k0 + o), y = v128.load(k1 + o)
+    const qo = q + o
+    let qv = v128.load(qo)
+    a0 = madd(qv, x, a0); b0 = madd(qv, y, b0)
+    qv = v128.load(qo, 512)
+    a1 = madd(qv, x, a1); b1 = madd(qv, y, b1)
+    qv = v128.load(qo, 1024)
+    a2 = madd(qv, x, a2); b2 = madd(qv, y, b2)
+    qv = v128.load(qo, 1536)
+    a3 = madd(qv, x, a3); b3 = madd(qv, y, b3)
+  }
+  const vscale = f32x4.splat(scale)
+  const r = f32x4.mul(hsum4(a0, a1, a2, a3), vscale)
+  const s = f32x4.mul(hsum4(b0, b1, b2, b3), vscale)
+  // [r0, s0, r1, s1] and [r2, s2, r3, s3]: key pairs per head, one 8-byte store each
+  const lo = v128.shuffle<f32>(r, s, 0, 4, 1, 5)
+  const hi = v128.shuffle<f32>(r, s, 2, 6, 3, 7)
+  v128.store64_lane(out, lo, 0)
+  v128.store64_lane(out + outStride, lo, 1)
+  v128.store64_lane(out + 2 * outStride, hi, 0)
+  v128.store64_lane(out + 3 * outStride, hi, 1)
+}
+
+/** tile2x3 for three consecutive heads of 128 channels: query loads at constant offsets, as tile2x4d128. */
+export function tile2x3d128(q: usize, k0: usize, k1: usize, scale: f32, out: usize, outStride: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0)
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0)
+  for (let o: usize = 0; o < 512; o += 16) {
+    const x = v128.load(k0 + o), y = v128.load(k1 + o)
+    const qo = q + o
+    let qv = v128.load(qo)
+    a0 = madd(qv, x, a0); b0 = madd(qv, y, b0)
+    qv = v128.load(qo, 512)
+    a1 = madd(qv, x, a1); b1 = madd(qv, y, b1)
+    qv = v128.load(qo, 1024)
+    a2 = madd(qv, x, a2); b2 = madd(qv, y, b2)
+  }
+  const vscale = f32x4.splat(scale)
+  const r = f32x4.mul(hsum4(a0, b0, a1, b1), vscale)
+  const s = f32x4.mul(hsum4(a2, b2, a2, b2), vscale)
+  v128.store64_lane(out, r, 0)
+  v128.store64_lane(out + outStride, r, 1)
+  v128.store64_lane(out + 2 * outStride, s, 0)
+}
+
+/**
  * Two keys against three query rows (a GQA group of 3): six accumulators, no wasted fourth head.
  * (Four keys by three heads needs twelve accumulators plus seven loaded vectors: V8 spills.)
  * Stores head h's two scores at out + h * outStride.
