@@ -24,6 +24,7 @@ describe('scoreKeys', () => {
     // qHeads, d, n, pageTokens
     [1, 64, 1, 16], [3, 64, 100, 16], [1, 5, 7, 3], [4, 13, 33, 32], [2, 1, 9, 4],
     [6, 128, 1000, 64], [3, 64, 4097, 4097], [1, 3, 2, 1], [8, 7, 61, 5], [2, 64, 20000, 32],
+    [3, 13, 37, 5], [3, 6, 9, 1], [4, 130, 65, 64], [3, 128, 67, 16], [4, 128, 131, 64], [4, 128, 9, 3], [3, 128, 11, 1],
   ]
   it.each(shapes)('matches the reference for qHeads=%i d=%i n=%i pageTokens=%i', (qHeads, d, n, pageTokens) => {
     const rand = rng(qHeads * 1000 + d * 10 + n)

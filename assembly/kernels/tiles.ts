@@ -123,35 +123,31 @@ function tailQ4(q0: usize, q1: usize, q2: usize, q3: usize, k: usize, c: i32, d:
   return f32x4.replace_lane(t, 3, t3)
 }
 
+// The group tiles below are real (not inlined) functions on purpose: inlined into scoreKeys' large body,
+// V8's register allocator kept their accumulators in stack slots (a load and a store per multiply-add);
+// as small functions of their own, all accumulators stay in xmm registers. One call per 2 or 4 keys.
+
 /**
  * Two keys against four query rows (q0..q3; repeat a row when fewer heads remain): eight accumulators.
- * Reads each key row front to back, one row after the other, which the hardware prefetcher follows
- * better than four interleaved rows once the group's arithmetic makes the loop slower than memory.
- * Leaves the scores in tileR (key 0: [q0, q1, q2, q3]) and tileS (key 1): AS returns one value.
+ * Reads each key row front to back, one row after the other. Four channels a step: unrolled to eight,
+ * V8 hoisted all loads to the top of the step and spilled accumulators. Stores lane h of the results
+ * into head row h (rows outStride bytes apart, key 0 at out, key 1 at out + 4) for h < count.
  */
-let tileR: v128 = f32x4.splat(0)
-let tileS: v128 = f32x4.splat(0)
-// @ts-ignore: decorator
-@inline export function tile2x4(q0: usize, q1: usize, q2: usize, q3: usize, k0: usize, k1: usize, d: i32, scale: v128): void {
+export function tile2x4(q0: usize, q1: usize, q2: usize, q3: usize, k0: usize, k1: usize, d: i32, scale: f32, out: usize, outStride: usize, count: i32): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
   let c = 0
   for (; c + 4 <= d; c += 4) {
     const o = <usize>c << 2
-    const x0 = v128.load(k0 + o)
-    const x1 = v128.load(k1 + o)
+    const x = v128.load(k0 + o), y = v128.load(k1 + o)
     let qv = v128.load(q0 + o)
-    a0 = madd(qv, x0, a0)
-    b0 = madd(qv, x1, b0)
+    a0 = madd(qv, x, a0); b0 = madd(qv, y, b0)
     qv = v128.load(q1 + o)
-    a1 = madd(qv, x0, a1)
-    b1 = madd(qv, x1, b1)
+    a1 = madd(qv, x, a1); b1 = madd(qv, y, b1)
     qv = v128.load(q2 + o)
-    a2 = madd(qv, x0, a2)
-    b2 = madd(qv, x1, b2)
+    a2 = madd(qv, x, a2); b2 = madd(qv, y, b2)
     qv = v128.load(q3 + o)
-    a3 = madd(qv, x0, a3)
-    b3 = madd(qv, x1, b3)
+    a3 = madd(qv, x, a3); b3 = madd(qv, y, b3)
   }
   let r = hsum4(a0, a1, a2, a3)
   let s = hsum4(b0, b1, b2, b3)
@@ -159,15 +155,9 @@ let tileS: v128 = f32x4.splat(0)
     r = f32x4.add(r, tailQ4(q0, q1, q2, q3, k0, c, d))
     s = f32x4.add(s, tailQ4(q0, q1, q2, q3, k1, c, d))
   }
-  tileR = f32x4.mul(r, scale)
-  tileS = f32x4.mul(s, scale)
-}
-
-/** Lane h of the pair tile's results into head row h (rows outStride bytes apart), for lanes < count. */
-// @ts-ignore: decorator
-@inline function storePair(out: usize, outStride: usize, count: i32): void {
-  const r = tileR
-  const s = tileS
+  const vscale = f32x4.splat(scale)
+  r = f32x4.mul(r, vscale)
+  s = f32x4.mul(s, vscale)
   store<f32>(out, f32x4.extract_lane(r, 0))
   store<f32>(out + 4, f32x4.extract_lane(s, 0))
   if (count > 1) {
@@ -185,19 +175,107 @@ let tileS: v128 = f32x4.splat(0)
 }
 
 /**
+ * tile2x4 for four consecutive heads of 128 channels (q rows 512 bytes apart): the query loads take
+ * constant offsets from one address, so a step computes three addresses instead of six.
+ */
+export function tile2x4d128(q: usize, k0: usize, k1: usize, scale: f32, out: usize, outStride: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
+  for (let o: usize = 0; o < 512; o += 16) {
+    const x = v128.load(k0 + o), y = v128.load(k1 + o)
+    const qo = q + o
+    let qv = v128.load(qo)
+    a0 = madd(qv, x, a0); b0 = madd(qv, y, b0)
+    qv = v128.load(qo, 512)
+    a1 = madd(qv, x, a1); b1 = madd(qv, y, b1)
+    qv = v128.load(qo, 1024)
+    a2 = madd(qv, x, a2); b2 = madd(qv, y, b2)
+    qv = v128.load(qo, 1536)
+    a3 = madd(qv, x, a3); b3 = madd(qv, y, b3)
+  }
+  const vscale = f32x4.splat(scale)
+  const r = f32x4.mul(hsum4(a0, a1, a2, a3), vscale)
+  const s = f32x4.mul(hsum4(b0, b1, b2, b3), vscale)
+  // [r0, s0, r1, s1] and [r2, s2, r3, s3]: key pairs per head, one 8-byte store each
+  const lo = v128.shuffle<f32>(r, s, 0, 4, 1, 5)
+  const hi = v128.shuffle<f32>(r, s, 2, 6, 3, 7)
+  v128.store64_lane(out, lo, 0)
+  v128.store64_lane(out + outStride, lo, 1)
+  v128.store64_lane(out + 2 * outStride, hi, 0)
+  v128.store64_lane(out + 3 * outStride, hi, 1)
+}
+
+/** tile2x3 for three consecutive heads of 128 channels: query loads at constant offsets, as tile2x4d128. */
+export function tile2x3d128(q: usize, k0: usize, k1: usize, scale: f32, out: usize, outStride: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0)
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0)
+  for (let o: usize = 0; o < 512; o += 16) {
+    const x = v128.load(k0 + o), y = v128.load(k1 + o)
+    const qo = q + o
+    let qv = v128.load(qo)
+    a0 = madd(qv, x, a0); b0 = madd(qv, y, b0)
+    qv = v128.load(qo, 512)
+    a1 = madd(qv, x, a1); b1 = madd(qv, y, b1)
+    qv = v128.load(qo, 1024)
+    a2 = madd(qv, x, a2); b2 = madd(qv, y, b2)
+  }
+  const vscale = f32x4.splat(scale)
+  const r = f32x4.mul(hsum4(a0, b0, a1, b1), vscale)
+  const s = f32x4.mul(hsum4(a2, b2, a2, b2), vscale)
+  v128.store64_lane(out, r, 0)
+  v128.store64_lane(out + outStride, r, 1)
+  v128.store64_lane(out + 2 * outStride, s, 0)
+}
+
+/**
+ * Two keys against three query rows (a GQA group of 3): six accumulators, no wasted fourth head.
+ * (Four keys by three heads needs twelve accumulators plus seven loaded vectors: V8 spills.)
+ * Stores head h's two scores at out + h * outStride.
+ */
+export function tile2x3(q0: usize, q1: usize, q2: usize, k0: usize, k1: usize, d: i32, scale: f32, out: usize, outStride: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0)
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0)
+  let c = 0
+  for (; c + 4 <= d; c += 4) {
+    const o = <usize>c << 2
+    const x = v128.load(k0 + o), y = v128.load(k1 + o)
+    let qv = v128.load(q0 + o)
+    a0 = madd(qv, x, a0); b0 = madd(qv, y, b0)
+    qv = v128.load(q1 + o)
+    a1 = madd(qv, x, a1); b1 = madd(qv, y, b1)
+    qv = v128.load(q2 + o)
+    a2 = madd(qv, x, a2); b2 = madd(qv, y, b2)
+  }
+  // lanes: [k0 q0, k1 q0, k0 q1, k1 q1] and [k0 q2, k1 q2, -, -]
+  let r = hsum4(a0, b0, a1, b1)
+  let s = hsum4(a2, b2, a2, b2)
+  if (c < d) {
+    const t0 = tailQ4(q0, q1, q2, q2, k0, c, d) // [k0 q0, k0 q1, k0 q2, -]
+    const t1 = tailQ4(q0, q1, q2, q2, k1, c, d)
+    r = f32x4.add(r, v128.shuffle<f32>(t0, t1, 0, 4, 1, 5))
+    s = f32x4.add(s, v128.shuffle<f32>(t0, t1, 2, 6, 2, 6))
+  }
+  const vscale = f32x4.splat(scale)
+  r = f32x4.mul(r, vscale)
+  s = f32x4.mul(s, vscale)
+  v128.store64_lane(out, r, 0)
+  v128.store64_lane(out + outStride, r, 1)
+  v128.store64_lane(out + 2 * outStride, s, 0)
+}
+
+/**
  * Scores of two key rows for qHeads heads, four heads per tile2x4; in the last tile, heads past the
  * group repeat the last head and their lanes are not stored.
  */
 // @ts-ignore: decorator
-@inline export function scorePairTile(q: usize, qHeads: i32, k0: usize, k1: usize, d: i32, scale: v128, out: usize, outStride: usize): void {
+@inline export function scorePairTile(q: usize, qHeads: i32, k0: usize, k1: usize, d: i32, scale: f32, out: usize, outStride: usize): void {
   const qStride = <usize>d << 2
   const last = qHeads - 1
   for (let h = 0; h < qHeads; h += 4) {
     tile2x4(
       q + <usize>h * qStride, q + <usize>min(h + 1, last) * qStride,
       q + <usize>min(h + 2, last) * qStride, q + <usize>min(h + 3, last) * qStride,
-      k0, k1, d, scale,
+      k0, k1, d, scale, out + <usize>h * outStride, outStride, qHeads - h,
     )
-    storePair(out + <usize>h * outStride, outStride, qHeads - h)
   }
 }
