@@ -42,21 +42,27 @@ function arg(name: string, def: string): string {
   return i >= 0 ? process.argv[i + 1] : def
 }
 
+/** a layer's keys and values in the projection layout [T][kvHeads][d] that `append` takes */
+function layerKV(base: PagedKVCache, l: number, kvHeads: number, d: number): { k: Float32Array; v: Float32Array } {
+  const T = base.length(l, 0)
+  const k = new Float32Array(T * kvHeads * d)
+  const v = new Float32Array(T * kvHeads * d)
+  for (let h = 0; h < kvHeads; h++) {
+    const kh = base.readKeys(l, h)
+    const vh = base.readValues(l, h)
+    for (let t = 0; t < T; t++) {
+      k.set(kh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
+      v.set(vh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
+    }
+  }
+  return { k, v }
+}
+
 function copyCache(model: LlamaModel, base: PagedKVCache): PagedKVCache {
   const { layers, kvHeads, headDim: d } = model.config
   const cache = model.newCache()
   for (let l = 0; l < layers; l++) {
-    const T = base.length(l, 0)
-    const k = new Float32Array(T * kvHeads * d)
-    const v = new Float32Array(T * kvHeads * d)
-    for (let h = 0; h < kvHeads; h++) {
-      const kh = base.readKeys(l, h)
-      const vh = base.readValues(l, h)
-      for (let t = 0; t < T; t++) {
-        k.set(kh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
-        v.set(vh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
-      }
-    }
+    const { k, v } = layerKV(base, l, kvHeads, d)
     cache.append(l, k, v, base.positions(l, 0))
   }
   return cache
@@ -107,16 +113,7 @@ function prefilled(model: LlamaModel, ids: number[], file: string | null): { bas
         all.set(x, o)
         o += x.length
       }
-      const k = new Float32Array(sizes.kv)
-      const v = new Float32Array(sizes.kv)
-      for (let h = 0; h < kvHeads; h++) {
-        const kh = base.readKeys(l, h)
-        const vh = base.readValues(l, h)
-        for (let t = 0; t < T; t++) {
-          k.set(kh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
-          v.set(vh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
-        }
-      }
+      const { k, v } = layerKV(base, l, kvHeads, d)
       put(k)
       put(v)
       put(hooks[l].attentionMass!)

@@ -11,7 +11,7 @@ import { Ops } from '../src/backend/ops.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
 import { createPolicy } from '../src/policies/registry.js'
 import type { LayerHooks, ModelShape, PolicyContext } from '../src/policies/types.js'
-import { randn } from './random.js'
+import { fillRandomLayer, randn } from './random.js'
 
 const model: ModelShape = { layers: 8, qHeads: 6, kvHeads: 2, headDim: 64, group: 3 }
 const specs = ['streamingllm', 'knorm', 'h2o', 'tova', 'snapkv', 'snapkv:pooling=avg,kernel=5', 'pyramidkv', 'adakv',
@@ -24,13 +24,8 @@ export async function benchPolicies(lengths: number[]): Promise<void> {
     const cache = new PagedKVCache(ops.heap, { layers: model.layers, kvHeads: model.kvHeads, headDim: model.headDim })
     const hooks: LayerHooks[] = []
     const w = 32
-    const chunk = 1024
     for (let l = 0; l < model.layers; l++) {
-      for (let t0 = 0; t0 < n; t0 += chunk) {
-        const T = Math.min(chunk, n - t0)
-        const k = randn(T * model.kvHeads * model.headDim, l * 7919 + t0)
-        cache.append(l, k, k, Int32Array.from({ length: T }, (_, i) => t0 + i))
-      }
+      fillRandomLayer(cache, l, n)
       hooks.push({
         layer: l,
         observationQueries: randn(model.qHeads * w * model.headDim, 17 + l),

@@ -12,7 +12,7 @@ import { PagedKVCache } from '../src/cache/paged-cache.js'
 import { createPolicy } from '../src/policies/registry.js'
 import { createTrimKV } from '../src/policies/trimkv.js'
 import type { LayerHooks, ModelShape, Policy, PolicyContext } from '../src/policies/types.js'
-import { randn } from './random.js'
+import { fillRandomLayer, randn } from './random.js'
 
 const model: ModelShape = { layers: 8, qHeads: 6, kvHeads: 2, headDim: 64, group: 3 }
 const hidden = 384
@@ -35,11 +35,7 @@ export async function benchPolicies2(lengths: number[]): Promise<void> {
     const hooks: LayerHooks[] = []
     const w = 256
     for (let l = 0; l < model.layers; l++) {
-      for (let t0 = 0; t0 < n; t0 += 1024) {
-        const T = Math.min(1024, n - t0)
-        const k = randn(T * model.kvHeads * model.headDim, l * 7919 + t0)
-        cache.append(l, k, k, Int32Array.from({ length: T }, (_, i) => t0 + i))
-      }
+      fillRandomLayer(cache, l, n)
       hooks.push({
         layer: l,
         observationQueries: randn(model.qHeads * w * model.headDim, 17 + l),

@@ -7,21 +7,14 @@ import { createBackend } from '../src/backend/index.js'
 import { Ops } from '../src/backend/ops.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
 import type { LayerHooks, ModelShape, PolicyContext } from '../src/policies/types.js'
+import { rng } from './kernels-helpers.js'
+
+export { rng }
 
 export const ops = new Ops(await createBackend('wasm'))
 export const newCache = (m: ModelShape, keys: 'post-rope' | 'pre-rope' = 'post-rope') =>
   new PagedKVCache(ops.heap, { layers: m.layers, kvHeads: m.kvHeads, headDim: m.headDim, pageTokens: 16, keys })
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 export function randn(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r())
 }
