@@ -21,6 +21,9 @@ export { attendCache } from './cache/attention.js'
 export { CacheError } from './cache/errors.js'
 // policies: registry and spec strings
 export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'
+export * from './policies/errors.js'
+export { statelessPolicy, type StatelessPolicy } from './policies/stateless.js'
+export { composePolicies } from './policies/compose.js'
 export type { PolicyDefinition, OptionSpec, PolicyStage } from './policies/registry.js'
 // evaluation harness: tasks, scores, runner, report
 export * from './eval/index.js'

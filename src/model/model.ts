@@ -1,7 +1,7 @@
 import type { Backend } from '../backend/backend.js'
 import { Ops } from '../backend/ops.js'
 import { PagedKVCache } from '../cache/paged-cache.js'
-import type { CacheBytes, KVCache, KeyStorage } from '../cache/types.js'
+import type { CacheBytes, Decision, KVCache, KeyStorage } from '../cache/types.js'
 import type { Policy, PolicyContext } from '../policies/types.js'
 import { ModelInputError } from './errors.js'
 import { StreamingGeneration } from './generation.js'
@@ -124,27 +124,29 @@ export class LlamaModel implements Model {
       capture.finishPrefill()
       const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: n, step: 0 }
       const t1 = performance.now()
-      if (policy?.onPrefillEnd && n > 1) {
-        const d = policy.onPrefillEnd(ctx)
-        if (d) cache.apply(d)
+      // this request's policy state; onPrefillEnd runs also for a one-token prompt (empty cache), so
+      // decode-time state is always set up
+      const session = policy?.start()
+      const applyDecision = (d: Decision | null | undefined) => {
+        if (!d) return
+        cache.apply(d)
+        session?.onApplied?.(d, ctx)
       }
+      applyDecision(session?.onPrefillEnd?.(ctx))
       const t2 = performance.now()
       const kvBytesAfterPrefill: CacheBytes = cache.bytes()
       capture.startDecode()
       let token = ids[n - 1]
       let pos = n - 1
       let decodeMs = 0
-      const select = policy?.selectTokens ? (layer: number, q: Float32Array) => policy.selectTokens!(ctx, layer, q) : undefined
+      const select = session?.selectTokens ? (layer: number, q: Float32Array) => session.selectTokens!(ctx, layer, q) : undefined
       for (let step = 0; step < maxNew; step++) {
         abortCheck()
         const s0 = performance.now()
         this.forward.step([token], Int32Array.of(pos), cache, { capture, decode: true, first: pos, logits: 'last', out: logits, select })
         const next = sample(logits, sampling, random)
         ctx.step = step + 1
-        if (policy?.onDecodeStep) {
-          const d = policy.onDecodeStep(ctx)
-          if (d) cache.apply(d)
-        }
+        applyDecision(session?.onDecodeStep?.(ctx))
         decodeMs += performance.now() - s0
         if (eos.has(next)) break
         out.push(next)

@@ -19,6 +19,7 @@ import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
 import { columnSums, observedProbs } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
+import { statelessPolicy } from './stateless.js'
 
 export interface KVMergerOptions extends BudgetOptions {
   /** cosine similarity above which adjacent keys merge (default 0.8) */
@@ -36,7 +37,7 @@ export function createKVMerger(options: KVMergerOptions = {}): Policy {
   if (!(Number.isInteger(window) && window >= 1)) throw new RangeError(`kvmerger: window must be a positive integer, got ${window}`)
   checkBudget('kvmerger', options)
 
-  return {
+  return statelessPolicy({
     name: 'kvmerger',
     needs: { observationWindow: window },
     onPrefillEnd(ctx: PolicyContext): Decision | null {
@@ -51,7 +52,7 @@ export function createKVMerger(options: KVMergerOptions = {}): Policy {
       }
       return { heads }
     },
-  }
+  })
 }
 
 /** runs [start, end) of adjacent tokens before `limit` whose consecutive keys are more similar than threshold */

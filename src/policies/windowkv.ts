@@ -19,6 +19,7 @@ import { budgetOnly, checkBudget, keepCount } from './keep-count.js'
 import { observedProbs, sharedPositions } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
+import { statelessPolicy } from './stateless.js'
 
 export interface WindowKVOptions extends BudgetOptions {
   task?: 'qa' | 'other'
@@ -42,7 +43,7 @@ export function createWindowKV(options: WindowKVOptions = {}): Policy {
   checkBudget('windowkv', options)
   const w = task === 'qa' ? 32 : 16
 
-  return {
+  return statelessPolicy({
     name: 'windowkv',
     needs: { observationWindow: w },
     onPrefillEnd(ctx: PolicyContext): Decision | null {
@@ -62,7 +63,7 @@ export function createWindowKV(options: WindowKVOptions = {}): Policy {
       }
       return { heads }
     },
-  }
+  })
 }
 
 /** C_g linear from (1 + spread) C to (1 - spread) C over the groups, clamped to [lo, n] */
