@@ -15,7 +15,7 @@ export type { WasmSource, WasmLoadOptions, LoadedWasm, KvkitExports, WasmBuild }
 export { loadModel } from './model/load.js'
 export { LlamaModel } from './model/model.js'
 export { parseConfig } from './model/config.js'
-export { ModelLoadError, ModelInputError } from './model/errors.js'
+export { ModelLoadError, ModelInputError, ContextLengthError, ModelDisposedError, NonFiniteError } from './model/errors.js'
 export { PagedKVCache } from './cache/paged-cache.js'
 export { attendCache } from './cache/attention.js'
 export { CacheError } from './cache/errors.js'

@@ -61,7 +61,8 @@ function evictionSession(m: EvictionMethod): PolicySession {
     // whole prompt, has no room for it
     compensate = !!m.compensate && budget >= 2 && budget < n
     const perHead = budget - (compensate ? 1 : 0)
-    targets = m.layerBudgets ? m.layerBudgets(perHead, ctx) : new Array(ctx.model.layers).fill(perHead)
+    // a budget that holds the whole prompt is not redistributed over layers: the prompt stays whole
+    targets = m.layerBudgets && budget < n ? m.layerBudgets(perHead, ctx) : new Array(ctx.model.layers).fill(perHead)
   }
 
   function compress(ctx: PolicyContext, phase: Phase): Decision | null {

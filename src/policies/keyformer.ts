@@ -123,7 +123,9 @@ export function createKeyformer(options: KeyformerOptions = {}): Policy {
           const { model } = ctx
           random = mulberry32(seed)
           scores = Array.from({ length: model.layers * model.kvHeads }, () => new Map())
-          k = keepCount(options, ctx.promptLength) ?? Math.max(1, Math.round(0.6 * ctx.promptLength))
+          // the budget counts the tokens in the cache at prefill end, as every policy does
+          const n = Math.max(1, ctx.cache.length(0, 0))
+          k = keepCount(options, n) ?? Math.max(1, Math.round(0.6 * n))
           const heads: HeadDecision[] = []
           for (let layer = 0; layer < model.layers; layer++) {
             for (let h = 0; h < model.kvHeads; h++) {

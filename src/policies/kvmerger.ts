@@ -45,9 +45,12 @@ export function createKVMerger(options: KVMergerOptions = {}): Policy {
       const heads: HeadDecision[] = []
       for (let layer = 0; layer < model.layers; layer++) {
         for (let h = 0; h < model.kvHeads; h++) {
+          const budget = keepCount(options, cache.length(layer, h))
+          // a budget that holds the whole prompt keeps it unmerged
+          if (budget !== null && budget >= cache.length(layer, h)) continue
           const { probs, rows, n } = observedProbs(ctx, layer, h, window)
           const a = columnSums(probs, rows, n)
-          heads.push(mergeHead(layer, h, cache.readKeys(layer, h), n, model.headDim, a, threshold, options.sigma, Math.min(window, n), keepCount(options, n)))
+          heads.push(mergeHead(layer, h, cache.readKeys(layer, h), n, model.headDim, a, threshold, options.sigma, Math.min(window, n), budget))
         }
       }
       return { heads }

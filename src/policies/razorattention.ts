@@ -209,6 +209,8 @@ export function createRazorAttention(options: RazorOptions = {}): RazorPolicy {
   function windowFor(n: number, retrieval: number, total: number): number {
     const budget = keepCount(options, n)
     if (budget === null) return options.window ?? 512
+    // a budget that holds the whole prompt keeps every head whole
+    if (budget >= n) return n
     const share = Math.floor((budget * total - retrieval * n) / Math.max(1, total - retrieval))
     return Math.max(0, share - sinks - 1)
   }

@@ -98,7 +98,8 @@ export function createTrimKV(options: TrimKVOptions): Policy & { readonly gates?
       return {
         onPrefillEnd(ctx) {
           checkModel(ctx)
-          M = keepCount(options, ctx.promptLength) ?? Math.max(1, Math.round(0.5 * ctx.promptLength))
+          const n = Math.max(1, ctx.cache.length(0, 0))
+          M = keepCount(options, n) ?? Math.max(1, Math.round(0.5 * n))
           logBeta = Array.from({ length: ctx.model.layers * ctx.model.kvHeads }, () => new Map())
           return evict(ctx)
         },

@@ -54,7 +54,7 @@ export function createWindowKV(options: WindowKVOptions = {}): Policy {
         const first = g * groupLayers
         const n = sharedPositions(cache, first, model.kvHeads).length
         const mean = keepCount(options, n) ?? Math.round(0.25 * n)
-        const budget = groupBudget(mean, g, groups, spread, Math.min(w, n), n)
+        const budget = groupBudget(mean, g, groups, spread, Math.min(1, n), n)
         const keep = Int32Array.from(selectWindows(tokenScores(ctx, first, w), Math.min(w, n), budget, windowTokens, task === 'qa'))
         for (let layer = first; layer < Math.min(model.layers, first + groupLayers); layer++) {
           if (cache.length(layer, 0) !== n) throw new Error(`windowkv: layer ${layer} holds ${cache.length(layer, 0)} tokens, its group's first layer ${n}`)
