@@ -1,10 +1,11 @@
 // Drives every kernel of docs/abi.md over a grid of shapes through a "core": the ABI's functions plus
 // alloc, free and buffer() (the current memory). The WASI module's exports are a core as they are; the
 // JavaScript build's backend becomes one with its Heap as allocator. Same seed, same calls, so the two
-// must write the same bytes. Plain JavaScript: Node (vitest), Bun and Deno import it as it is.
+// must write the same bytes. JavaScript that vitest (in Node), Bun and Deno load as it is; they also load
+// the one TypeScript file it imports, the project's seeded generator.
 import { readFile } from 'node:fs/promises'
 import { WASI } from 'node:wasi'
-import { mulberry32 } from '../dist/src/policies/seeded-random.js'
+import { mulberry32 } from '../src/policies/seeded-random.ts'
 
 /** Instantiates build/kvkit.wasi.wasm as a WASI reactor in this runtime, as docs/abi.md describes. */
 export async function loadWasiCore(path) {

@@ -1,4 +1,4 @@
-// A WASI host in whichever runtime runs it (spawned under Bun and Deno by wasi-abi.test.ts): loads
+// A WASI host in Bun or Deno (spawned by wasi-abi.test.ts; plain Node cannot load the TypeScript the driver imports): loads
 // build/kvkit.wasi.wasm through the runtime's node:wasi, runs the kernel grid through the ABI and prints
 // one JSON line: the runtime and a SHA-256 of each case's output bytes.
 import { createHash } from 'node:crypto'
