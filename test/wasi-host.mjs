@@ -1,6 +1,6 @@
-// A WASI host in Bun or Deno (spawned by wasi-abi.test.ts; plain Node cannot load the TypeScript the driver imports): loads
-// build/kvkit.wasi.wasm through the runtime's node:wasi, runs the kernel grid through the ABI and prints
-// one JSON line: the runtime and a SHA-256 of each case's output bytes.
+// A WASI host in Bun or Deno, spawned by wasi-abi.test.ts (plain Node cannot load the TypeScript that the
+// driver imports): loads build/kvkit.wasi.wasm through the runtime's node:wasi, runs the kernel grid
+// through the ABI and prints one JSON line: the runtime and a SHA-256 of each case's output bytes.
 import { createHash } from 'node:crypto'
 import { loadWasiCore, runGrid } from './wasi-driver.mjs'
 
