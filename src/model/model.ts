@@ -33,10 +33,9 @@ export class LlamaModel implements Model {
     readonly tokenizer: Tokenizer,
     readonly weights: Weights,
     chunk = 128,
-    ropePrecision: 'float32' | 'float16' = 'float32',
   ) {
     if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${chunk}`)
-    this.forward = new LlamaForward(backend, config, weights, chunk, ropePrecision)
+    this.forward = new LlamaForward(backend, config, weights, chunk)
     this.ops = new Ops(backend)
   }
 

@@ -23,12 +23,6 @@ export interface ModelConfig extends ModelShape {
 
 export interface LoadOptions {
   backend?: BackendName
-  /**
-   * Precision of the RoPE inverse frequencies. 'float32' (default) is how the model was trained and how
-   * Transformers builds it in float32. 'float16' rounds them to float16, as PyTorch does when a model is
-   * cast with .half() (the buffer is cast too): fixture-14m's golden.json was made that way.
-   */
-  ropeInvFreq?: 'float32' | 'float16'
   /** tokens per prefill chunk (default 128) */
   chunk?: number
 }
