@@ -19,8 +19,9 @@
  * Sources: the vote is SnapKV's (Li et al. 2024); step 1 is LagKV's score (Liang et al. 2025, arXiv
  * 2504.04704; kvpress `LagKVPress`), one of kvpress's strongest presses on this model (peers.md); the
  * model-wide union (steps 3-4) and the neighbourhood contrast (step 2) are kvkit's, found on the fixture
- * model (BENCHMARKS.md "UnionKV"). Steps 1 and 2 are off by default: they did not show a gain beyond the
- * noise of 24 samples a task (see there).
+ * model (BENCHMARKS.md "UnionKV"). Steps 1 and 2 are off by default: with agnostic=0.25,contrast=1024
+ * passkey at 12.5% rose from 0.42 to 0.67 and the question-after mode from 39% to 52% of full at 25%,
+ * but vt at 25% fell from 0.33 to 0.13 (24 samples a task, BENCHMARKS.md).
  */
 import type { Ops } from '../backend/ops.js'
 import { budgetFrom, budgetOptions, topKIndices } from './budget.js'
