@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { createPolicy } from '../src/policies/registry.js'
+import type { LayerHooks } from '../src/policies/types.js'
 import { caches, disposeCaches, dot, gauss, keptAfterPrefill, model, newCache, ops, queryOf, rng, snapScores, softmax, topIdx, world } from './policies-reference.js'
 
 afterEach(disposeCaches)
@@ -34,7 +35,7 @@ describe('SnapKV', () => {
       cache.append(l, k, k, Int32Array.from({ length: n }, (_, i) => i))
     }
     const ctx = { ...w.ctx, cache }
-    const d = createPolicy(`snapkv:tokens=${W + 2},window=${W},pooling=none`, model)!.onPrefillEnd!(ctx)!
+    const d = createPolicy(`snapkv:tokens=${W + 2},window=${W},pooling=none`, model)!.start().onPrefillEnd!(ctx)!
     cache.apply(d)
     for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) expect(Array.from(cache.positions(l, h))).toEqual([10, 37, 56, 57, 58, 59, 60, 61, 62, 63])
   })
@@ -100,8 +101,9 @@ describe('H2O', () => {
   it('adds each decode query\'s attention and evicts back to the budget every N steps', () => {
     const n = 40
     const w = world(n, 4, 6)
-    const p = createPolicy('h2o:tokens=12,recent=0.5,every=2', model)!
-    expect(p.needs.decodeQueries).toBe(true)
+    const policy = createPolicy('h2o:tokens=12,recent=0.5,every=2', model)!
+    const p = policy.start()
+    expect(policy.needs.decodeQueries).toBe(true)
     keptAfterPrefill(p, w)
     const r = rng(77)
     const acc = Array.from({ length: 2 }, (_, l) => Array.from({ length: 2 }, (_, h) => {
@@ -154,7 +156,7 @@ describe('PyramidKV', () => {
       cache.append(l, k, k, Int32Array.from({ length: n }, (_, i) => i))
       hooks.push({ layer: l, observationQueries: Float32Array.from({ length: 6 * W * 8 }, () => gauss(r)), observationPositions: Int32Array.from({ length: W }, (_, i) => n - W + i) })
     }
-    const d = createPolicy(`pyramidkv:budget=0.3,window=${W},beta=4`, pm)!.onPrefillEnd!({ cache, ops, model: pm, hooks, promptLength: n, step: 0 })!
+    const d = createPolicy(`pyramidkv:budget=0.3,window=${W},beta=4`, pm)!.start().onPrefillEnd!({ cache, ops, model: pm, hooks, promptLength: n, step: 0 })!
     cache.apply(d)
     const lens = [0, 1, 2, 3].map((l) => cache.length(l, 0))
     // extra = 30 - 8 = 22; low = 5.5, high = 38.5, step 11: 46.5, 35.5, 24.5, 13.5 before rounding the running sum
@@ -210,7 +212,7 @@ describe('AdaKV', () => {
       for (let qh = 0; qh < 6; qh++) for (let i = 0; i < W; i++) w.queries[l][(qh * W + i) * 8] = 1
       cache.append(l, k, k, Int32Array.from({ length: n }, (_, i) => i))
     }
-    const d = createPolicy(`adakv:tokens=20,window=${W},alpha=0.2,pooling=none`, model)!.onPrefillEnd!({ ...w.ctx, cache })!
+    const d = createPolicy(`adakv:tokens=20,window=${W},alpha=0.2,pooling=none`, model)!.start().onPrefillEnd!({ ...w.ctx, cache })!
     cache.apply(d)
     for (let l = 0; l < 2; l++) {
       const concentrated = cache.length(l, 0), spread = cache.length(l, 1)
@@ -227,8 +229,9 @@ describe('periodic compression (every=N)', () => {
   it('SnapKV votes with the last decode queries and returns to the budget every N steps', () => {
     const n = 50
     const w = world(n, 8, 12)
-    const p = createPolicy('snapkv:tokens=20,window=4,every=3,pooling=none', model)!
-    expect(p.needs.decodeQueries).toBe(true)
+    const policy = createPolicy('snapkv:tokens=20,window=4,every=3,pooling=none', model)!
+    const p = policy.start()
+    expect(policy.needs.decodeQueries).toBe(true)
     keptAfterPrefill(p, w)
     const r = rng(5)
     for (let step = 1; step <= 3; step++) {

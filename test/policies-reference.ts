@@ -2,7 +2,7 @@
  * The random world the token-eviction tests share (a real paged cache on the wasm kernels, window queries,
  * attention mass) and plain-loop references of SnapKV's vote, straight from the paper's description.
  */
-import type { LayerHooks, ModelShape, Policy, PolicyContext } from '../src/policies/types.js'
+import type { LayerHooks, ModelShape, Policy, PolicyContext, PolicySession } from '../src/policies/types.js'
 import { createBackend } from '../src/backend/index.js'
 import { Ops } from '../src/backend/ops.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
@@ -61,10 +61,14 @@ export function world(n: number, W: number, seed: number): World {
   return { cache, keys, queries, qpos, mass, ctx }
 }
 
-/** runs a policy's prefill decision and returns the kept original positions per [layer][head] */
-export function keptAfterPrefill(p: Policy, w: World): number[][][] {
-  const d = p.onPrefillEnd!(w.ctx)
-  if (d) w.cache.apply(d)
+/** runs a policy's prefill decision (a fresh session, or the one given) and returns the kept original positions per [layer][head] */
+export function keptAfterPrefill(p: Policy | PolicySession, w: World): number[][][] {
+  const s = 'start' in p ? p.start() : p
+  const d = s.onPrefillEnd!(w.ctx)
+  if (d) {
+    w.cache.apply(d)
+    s.onApplied?.(d, w.ctx)
+  }
   return Array.from({ length: model.layers }, (_, l) => Array.from({ length: model.kvHeads }, (_, h) => Array.from(w.cache.positions(l, h))))
 }
 

@@ -48,8 +48,8 @@ export const snapkv: PolicyDefinition = {
   stage: 'eviction',
   options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption],
   create(o, model) {
-    return evictionPolicy({
+    return evictionPolicy(() => ({
       name: 'snapkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
-    })
+    }))
   },
 }

@@ -110,7 +110,7 @@ export const unionkv: PolicyDefinition = {
       s.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
       return s
     }
-    return evictionPolicy({
+    return evictionPolicy(() => ({
       name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...snapScorer(o, model),
       keepModel(ctx, votes, C) {
         const flat = votes.flat()
@@ -125,6 +125,6 @@ export const unionkv: PolicyDefinition = {
           return layer.map(() => idx.slice())
         })
       },
-    })
+    }))
   },
 }
