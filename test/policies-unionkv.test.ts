@@ -136,6 +136,7 @@ describe('UnionKV', () => {
   })
   it('is no longer reachable through SnapKV\'s options (snapkv is the paper\'s method)', () => {
     expect(() => createPolicy('snapkv:share=model', model)).toThrow(PolicySpecError)
+    expect(() => createPolicy('snapkv:window=16,share=model,combine=max,local=0.25,rest=layer', model)).toThrow(/no option "share" \(kvkit's model-wide selection is its own method now: unionkv/)
   })
 })
 

@@ -47,6 +47,7 @@ export const snapkv: PolicyDefinition = {
   description: 'SnapKV: keep the tokens the last w prompt queries attend to (pooled vote, GQA-aware), plus the window',
   stage: 'eviction',
   options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption],
+  movedOptions: Object.fromEntries(['share', 'combine', 'local', 'rest'].map((k) => [k, "kvkit's model-wide selection is its own method now: unionkv (window=16,pooling=avg,kernel=9 and local=0.25 by default)"])),
   create(o, model) {
     return evictionPolicy(() => ({
       name: 'snapkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
