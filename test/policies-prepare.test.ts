@@ -4,7 +4,7 @@
  * `policy.prepare(model)`, compositions forward it, and the calibration runs once per model.
  */
 import { describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import { createPolicy } from '../src/policies/registry.js'
 import type { Policy } from '../src/policies/types.js'
 import { defaultModelDir } from '../src/eval/paths.js'

@@ -1,6 +1,6 @@
 import type { Model } from '../model/types.js'
 import type { BackendName } from '../backend/backend.js'
-import { loadModel } from '../model/load.js'
+import { loadModel } from '../node/load.js'
 import { createPolicy } from '../policies/registry.js'
 import { PromptBuilder } from './prompt.js'
 import type { SampleOutcome } from './results.js'

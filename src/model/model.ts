@@ -3,6 +3,7 @@ import { Ops } from '../backend/ops.js'
 import { PagedKVCache } from '../cache/paged-cache.js'
 import type { CacheBytes, KVCache, KeyStorage } from '../cache/types.js'
 import type { Policy, PolicyContext } from '../policies/types.js'
+import { resolvePolicy } from '../policies/config.js'
 import { ModelInputError } from './errors.js'
 import { StreamingGeneration } from './generation.js'
 import { HookCapture } from './hooks.js'
@@ -94,7 +95,9 @@ export class LlamaModel implements Model {
     const sampling = checkSampling(options)
     const stop = options.stop ?? []
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
-    return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, options, emit))
+    // a bad policy setting fails here, at the call, before any work
+    const resolved: GenerateOptions = { ...options, policy: resolvePolicy(options.policy, this.config) ?? undefined }
+    return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
   }
 
   private async run(
@@ -102,7 +105,7 @@ export class LlamaModel implements Model {
     o: GenerateOptions, emit: (t: { id: number; text: string }) => void,
   ): Promise<GenerateResult> {
     await nextTurn()
-    const policy: Policy | undefined = o.policy
+    const policy: Policy | undefined = resolvePolicy(o.policy, this.config) ?? undefined
     // calibration (RazorAttention) runs before this request's cache exists; policies cache it per model
     if (policy?.prepare) await policy.prepare(this)
     const cache = this.newCache(policy?.needs.cacheKeys ?? 'post-rope')
