@@ -8,14 +8,14 @@ import { readModelFacts } from '../src/eval/model-facts.js'
 const base = { model: defaultModelDir(), policies: ['full', 'snapkv:budget=0.5'], tasks: ['passkey', 'vt'], lengths: [1024, 2048], samples: 3, seed: 7 }
 
 describe('evaluation plan', () => {
-  it('makes one job per policy, task, length and sample, every policy on the same sample seeds', () => {
+  it('makes one job per task, length and sample carrying every policy, so the policies share its prompt', () => {
     const { jobs, cells } = planEvaluation(base)
     expect(cells).toHaveLength(2 * 2 * 2)
-    expect(jobs).toHaveLength(2 * 2 * 2 * 3)
+    expect(jobs).toHaveLength(2 * 2 * 3)
     const key = (j: (typeof jobs)[number]) => `${j.task}/${j.length}/${j.index}/${j.seed}`
-    const a = jobs.filter((j) => j.policy === 'full').map(key)
-    expect(jobs.filter((j) => j.policy === 'snapkv:budget=0.5').map(key)).toEqual(a)
-    expect(new Set(a).size).toBe(a.length)
+    expect(new Set(jobs.map(key)).size).toBe(jobs.length)
+    for (const j of jobs) expect(j).toMatchObject({ policies: base.policies, sharePrefill: true, seed: 7 })
+    expect(planEvaluation({ ...base, sharePrefill: false }).jobs.every((j) => !j.sharePrefill)).toBe(true)
   })
 
   it('rejects bad arguments with an EvalArgumentError naming the bad value', () => {

@@ -3,7 +3,8 @@ import { Ops } from '../backend/ops.js'
 import { PagedKVCache } from '../cache/paged-cache.js'
 import type { CacheBytes, KVCache, KeyStorage } from '../cache/types.js'
 import type { Policy, PolicyContext } from '../policies/types.js'
-import { resolvePolicy } from '../policies/config.js'
+import { resolvePolicy, type PolicyConfig } from '../policies/config.js'
+import { SharedPrefill } from './prefill.js'
 import { ModelInputError } from './errors.js'
 import { StreamingGeneration } from './generation.js'
 import { HookCapture } from './hooks.js'
@@ -97,6 +98,7 @@ export class LlamaModel implements Model {
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
     // a bad policy setting fails here, at the call, before any work
     const resolved: GenerateOptions = { ...options, policy: resolvePolicy(options.policy, this.config) ?? undefined }
+    options.prefill?.check(ids, (resolved.policy as Policy | undefined)?.needs ?? {})
     return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
   }
 
@@ -123,8 +125,11 @@ export class LlamaModel implements Model {
       abortCheck()
       // the kvpress protocol: prefill all but the last prompt token, compress, then decode from there
       const t0 = performance.now()
-      this.prefill(ids.slice(0, n - 1), cache, 0, capture)
-      capture.finishPrefill()
+      if (o.prefill) o.prefill.restore(cache, capture)
+      else {
+        this.prefill(ids.slice(0, n - 1), cache, 0, capture)
+        capture.finishPrefill()
+      }
       const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: n, step: 0 }
       const t1 = performance.now()
       if (policy?.onPrefillEnd && n > 1) {
@@ -173,7 +178,7 @@ export class LlamaModel implements Model {
         stats: {
           promptTokens: n,
           newTokens: out.length,
-          prefillMs: t2 - t0,
+          prefillMs: t2 - t0 + (o.prefill?.ms ?? 0),
           compressMs: t2 - t1,
           decodeMsPerToken: decodeMs / steps,
           kvBytesAfterPrefill,
@@ -181,6 +186,30 @@ export class LlamaModel implements Model {
           kvBytesFull: cache.bytesPerToken * (n + ctx.step - 1),
         },
       }
+    } finally {
+      capture.dispose()
+      cache.dispose()
+    }
+  }
+
+  /**
+   * Prefills a prompt once for several generations (`generate(ids, { policy, prefill })`): everything but
+   * its last token, capturing what any of `policies` needs (they must store keys alike). Comparing
+   * policies on one prompt this way costs one prefill instead of one per policy, with the same tokens.
+   */
+  async prefillPrompt(ids: number[], policies: readonly (Policy | PolicyConfig | string | null | undefined)[]): Promise<SharedPrefill> {
+    this.alive()
+    this.checkIds(ids, 'prefillPrompt: prompt')
+    const built = policies.map((p) => resolvePolicy(p, this.config))
+    for (const p of built) if (p?.prepare) await p.prepare(this)
+    const needs = SharedPrefill.unionNeeds(built.map((p) => p?.needs ?? {}))
+    const cache = this.newCache(needs.cacheKeys)
+    const capture = new HookCapture(needs, this.config, this.backend.heap, ids.length - 1)
+    try {
+      const t0 = performance.now()
+      this.prefill(ids.slice(0, ids.length - 1), cache, 0, capture)
+      capture.finishPrefill()
+      return SharedPrefill.capture(ids, needs, cache, capture, performance.now() - t0)
     } finally {
       capture.dispose()
       cache.dispose()

@@ -2,6 +2,7 @@ import type { BackendName } from '../backend/backend.js'
 import type { CacheBytes, KVCache } from '../cache/types.js'
 import type { ModelShape, Policy } from '../policies/types.js'
 import type { PolicyConfig } from '../policies/config.js'
+import type { SharedPrefill } from './prefill.js'
 import type { WasmLoadOptions } from '../backend/wasm/load.js'
 import type { LoadProgress } from './source.js'
 
@@ -59,6 +60,8 @@ export interface GenerateOptions {
   policy?: Policy | PolicyConfig | string
   /** called with each new token as it is produced */
   onToken?: (token: GeneratedToken) => void
+  /** start from this prompt's shared prefill (LlamaModel.prefillPrompt) instead of prefilling it again */
+  prefill?: SharedPrefill
 }
 
 export interface GeneratedToken {
