@@ -24,6 +24,8 @@ export interface EvalOptions {
    * false: each policy prefills the prompt itself (the per-policy path; the same outcomes, slower)
    */
   sharePrefill?: boolean
+  /** index of the first sample of each cell (default 0): splits a long evaluation over processes */
+  firstSample?: number
   seed?: number
   backend?: BackendName
   /** a .txt file or folder of them to build haystacks from; default: the held-out books */
@@ -60,6 +62,7 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   if (!Number.isInteger(opts.samples) || opts.samples < 1) fail(`samples must be a positive integer, got ${opts.samples}`)
   const seed = opts.seed ?? DEFAULT_SEED
   if (!Number.isInteger(seed) || seed < 0) fail(`seed must be a non-negative integer, got ${seed}`)
+  if (opts.firstSample !== undefined && (!Number.isInteger(opts.firstSample) || opts.firstSample < 0)) fail(`firstSample must be a non-negative integer, got ${opts.firstSample}`)
   if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) fail(`workers must be a positive integer, got ${opts.workers}`)
   if (opts.haystack !== undefined && !existsSync(opts.haystack)) fail(`haystack not found: ${opts.haystack}`)
   let facts
@@ -82,9 +85,10 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   }
   const cells = specs.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
   const sharePrefill = opts.sharePrefill ?? true
+  const first = opts.firstSample ?? 0
   // one job per sample, carrying every policy: the prefill is shared inside the job
   const jobs = opts.tasks.flatMap((task) => opts.lengths.flatMap((length) =>
-    Array.from({ length: opts.samples }, (_, index) => ({ policies: specs, sharePrefill, task: task as TaskName, length, index, seed }))))
+    Array.from({ length: opts.samples }, (_, i) => ({ policies: specs, sharePrefill, task: task as TaskName, length, index: first + i, seed }))))
   return { jobs, cells }
 }
 
