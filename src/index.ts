@@ -8,18 +8,22 @@ export { loadModel, type ModelInput } from './model/load.js'
 export type { ModelFileSource, ModelFiles, LoadProgress } from './model/source.js'
 export type { LlamaModel } from './model/model.js'
 export type {
-  Model, ModelConfig, LoadOptions, GenerateOptions, GenerateResult, GenerateStats, Generation, GeneratedToken, Tokenizer,
+  Model, ModelConfig, LoadOptions, GenerateOptions, GenerateResult, GenerateStats, Generation, GeneratedToken, Tokenizer, FinishReason,
 } from './model/types.js'
-export { ModelLoadError, ModelInputError } from './model/errors.js'
+export { ModelLoadError, ModelInputError, ContextLengthError, ModelDisposedError, NonFiniteError } from './model/errors.js'
 // the KV cache
 export { PagedKVCache } from './cache/paged-cache.js'
 export type { KVCache, KVCacheOptions, KeyStorage, CacheBytes, Decision, HeadDecision } from './cache/types.js'
 export { CacheError } from './cache/errors.js'
 // policies: typed factories, spec strings, the registry
 export * from './policies/factories.js'
-export { createPolicy, listPolicies, parsePolicySpec, registerPolicy, PolicySpecError } from './policies/registry.js'
+export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'
+export * from './policies/errors.js'
+// writing your own policy: sessions for prompt-only policies, compositions of built policies
+export { statelessPolicy, type StatelessPolicy } from './policies/stateless.js'
+export { composePolicies } from './policies/compose.js'
 export type { PolicyDefinition, OptionSpec, PolicyStage, OptionValue, ParsedSpec } from './policies/registry.js'
-export type { Policy, PolicyNeeds, PolicyContext, LayerHooks, ModelShape } from './policies/types.js'
+export type { Policy, PolicySession, PolicyTraits, PolicyNeeds, PolicyContext, LayerHooks, ModelShape } from './policies/types.js'
 // backends and the wasm core (by URL or bytes in browsers)
 export { createBackend, type BackendOptions, type CreatedBackend } from './backend/index.js'
 export type { BackendName } from './backend/backend.js'

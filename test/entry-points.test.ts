@@ -4,7 +4,9 @@ import { bundleForBrowser } from './browser-bundle.js'
 // Each entry exports its API and nothing else (README, "Entry points"): a new export is a decision.
 const API: Record<string, string[]> = {
   '../src/index.ts': [
-    'CacheError', 'ModelInputError', 'ModelLoadError', 'PagedKVCache', 'PolicySpecError', 'WasmLoadError',
+    'CacheError', 'ModelInputError', 'ModelLoadError', 'ContextLengthError', 'ModelDisposedError', 'NonFiniteError', 'PagedKVCache', 'WasmLoadError',
+    'PolicySpecError', 'PolicySpecSyntaxError', 'UnknownPolicyError', 'UnknownPolicyOptionError', 'PolicyOptionValueError',
+    'PolicyOptionConflictError', 'PolicyFileError', 'PolicyCompositionError', 'statelessPolicy', 'composePolicies',
     'adakv', 'compose', 'createBackend', 'createPolicy', 'full', 'h2o', 'isPolicyConfig', 'keyformer', 'knorm', 'kvmerger',
     'listPolicies', 'loadModel', 'loadWasm', 'mpcache', 'parsePolicySpec', 'policyConfig', 'policyFromSpec', 'pyramidkv',
     'razorattention', 'registerPolicy', 'snapkv', 'streamingllm', 'supportsRelaxedSimd', 'supportsSimd', 'think', 'tova', 'trimkv', 'windowkv',

@@ -31,6 +31,8 @@ export async function serveStatic(routes: Record<string, string>, texts: Record<
     res.writeHead(200, { 'content-type': TYPES[extname(file!)] ?? 'application/octet-stream', 'content-length': size })
     createReadStream(file!).pipe(res)
   })
+  // a client may keep a socket idle across a slow test: keep it open longer than any test waits
+  server.keepAliveTimeout = 120_000
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const { port } = server.address() as { port: number }
   return { url: `http://127.0.0.1:${port}`, requests, close: () => new Promise((r) => server.close(() => r())) }

@@ -45,8 +45,6 @@ export async function loadModel(input: ModelInput, options: LoadOptions & { back
 export async function loadModelFrom(source: ModelFileSource, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
   try {
     throwIfAborted(options.signal)
-    const rope = options.ropeInvFreq ?? 'float32'
-    if (rope !== 'float32' && rope !== 'float16') throw new ModelLoadError(`loadModel: ropeInvFreq must be 'float32' or 'float16', got ${JSON.stringify(rope)}`)
     const config = parseConfig(await readJsonFile(source, 'config.json', true), await readJsonFile(source, 'generation_config.json', false))
     const tokenizer = new HfTokenizerAdapter(await readJsonFile(source, 'tokenizer.json', true), (await readJsonFile(source, 'tokenizer_config.json', false)) ?? {})
     if (tokenizer.vocabSize > config.vocab) {
@@ -56,7 +54,7 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
     const weights = await loadWeights(source, config, backend.heap)
     try {
       throwIfAborted(options.signal)
-      return new LlamaModel(backend, config, tokenizer, weights, options.chunk, rope)
+      return new LlamaModel(backend, config, tokenizer, weights, options.chunk)
     } catch (e) {
       for (const p of weights.allocations) backend.heap.release(p)
       throw e
