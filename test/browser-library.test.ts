@@ -10,18 +10,18 @@ import { bundleForBrowser } from './browser-bundle.js'
 import { serveStatic } from './static-server.js'
 import { passkeySample } from './fixture-passkey.js'
 import { loadModel } from '../src/node/load.js'
-import { snapkv } from '../src/policies/factories.js'
+import { unionkv } from '../src/policies/factories.js'
 import type { TaskSample } from '../src/eval/prompt.js'
 
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
 const FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors.index.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']
 
 // the worker: everything it does goes through the bundle's public API
-// the recommended setting (README): the fixture answers this passkey with it at half the KV bytes
-const RECOMMENDED = { budget: 0.5, window: 16, share: 'model', combine: 'max', local: 0.25, rest: 'layer', pooling: 'avg', kernel: 9 } as const
+// kvkit's recommended method (README, UnionKV): the fixture answers this passkey with it at half the KV bytes
+const RECOMMENDED = { budget: 0.5 } as const
 
 const WORKER = `
-import { loadModel, snapkv } from '/kvkit.js'
+import { loadModel, unionkv } from '/kvkit.js'
 const RECOMMENDED = ${JSON.stringify(RECOMMENDED)}
 self.onmessage = async ({ data }) => {
   try {
@@ -31,7 +31,7 @@ self.onmessage = async ({ data }) => {
       wasm: { wasm: new URL('/build/kvkit.wasm', location.origin), relaxedWasm: new URL('/build/kvkit.relaxed.wasm', location.origin) },
       onProgress: (p) => progress.push(p),
     })
-    const gen = model.generate(data.ids, { maxNewTokens: data.maxNewTokens, policy: snapkv(RECOMMENDED) })
+    const gen = model.generate(data.ids, { maxNewTokens: data.maxNewTokens, policy: unionkv(RECOMMENDED) })
     const streamed = []
     for await (const t of gen) streamed.push(t.text)
     const { text, stats } = await gen.result
@@ -49,7 +49,7 @@ const PAGE_BLOBS = `async (input) => {
   const files = new Map()
   for (const f of input.files) files.set(f, await (await fetch('/model/' + f)).blob())
   const model = await kvkit.loadModel(files, { backend: 'wasm', wasm: { wasm: new URL('/build/kvkit.wasm', location.origin), relaxed: false } })
-  const { text } = await model.generate(input.ids, { maxNewTokens: input.maxNewTokens, policy: kvkit.snapkv(input.policy) }).result
+  const { text } = await model.generate(input.ids, { maxNewTokens: input.maxNewTokens, policy: kvkit.unionkv(input.policy) }).result
   const backend = model.backend.name
   model.dispose()
   return { text, backend }
@@ -69,7 +69,7 @@ beforeAll(async () => {
   // Node's answer to compare with: same prompt, same typed policy, wasm backend
   const model = await loadModel('models/fixture-14m', { backend: 'wasm' })
   sample = passkeySample(model)
-  nodeText = (await model.generate(sample.promptIds, { maxNewTokens: sample.answerIds.length + 3, policy: snapkv(RECOMMENDED) }).result).text
+  nodeText = (await model.generate(sample.promptIds, { maxNewTokens: sample.answerIds.length + 3, policy: unionkv(RECOMMENDED) }).result).text
   model.dispose()
 }, 120_000)
 afterAll(async () => {

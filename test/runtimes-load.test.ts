@@ -13,7 +13,7 @@ import type { TaskSample } from '../src/eval/prompt.js'
 // The built root entry (dist/, `npm run build`) under each runtime: load by URL from a local server, generate.
 const root = fileURLToPath(new URL('..', import.meta.url))
 const script = fileURLToPath(new URL('./runtimes-load-url.mjs', import.meta.url))
-const RECOMMENDED = { budget: 0.5, window: 16, share: 'model', combine: 'max', local: 0.25, rest: 'layer', pooling: 'avg', kernel: 9 }
+const RECOMMENDED = { budget: 0.5 }
 const runtimes: [string, string, string[]][] = [
   ['node', process.execPath, [script]],
   ['bun', `${root}node_modules/.bin/bun`, [script]],

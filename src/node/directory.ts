@@ -1,6 +1,7 @@
 import { open, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ModelLoadError } from '../model/errors.js'
+import { regularFileSize } from '../model/files.js'
 import { ProgressCounter, throwIfAborted, type ModelFileSource, type SourceOptions } from '../model/source.js'
 
 /**
@@ -29,13 +30,18 @@ export class DirectorySource implements ModelFileSource {
     let h = this.handles.get(name)
     if (!h) {
       const path = this.describe(name)
-      h = open(path, 'r').then(
-        async (fh) => ({ fh, size: (await fh.stat()).size }),
-        (e: NodeJS.ErrnoException) => {
-          if (e.code === 'ENOENT') return null
-          throw new ModelLoadError(`cannot open ${path}: ${e.message}`)
-        },
-      )
+      // a FIFO, a device or a directory is refused before it is opened (opening a FIFO blocks)
+      h = stat(path)
+        .then(() => regularFileSize(path), (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : regularFileSize(path)))
+        .then((size) => (size === null ? null : open(path, 'r')))
+        .then(
+          async (fh) => (fh ? { fh, size: (await fh.stat()).size } : null),
+          (e: NodeJS.ErrnoException) => {
+            if (e instanceof ModelLoadError) throw e
+            if (e.code === 'ENOENT') return null
+            throw new ModelLoadError(`cannot open ${path}: ${e.message}`)
+          },
+        )
       this.handles.set(name, h)
     }
     return h

@@ -311,26 +311,6 @@ export interface SnapkvOptions extends BudgetSettings, ObservationSettings {
    * An integer; range x >= 0; default 0.
    */
   sinks?: number
-  /**
-   * each KV head keeps its own top tokens (head), or one selection from the combined votes serves a layer or the whole model.
-   * default "head".
-   */
-  share?: 'head' | 'layer' | 'model'
-  /**
-   * with share=layer|model: combine the heads' votes by sum, or by max (a token any head votes for).
-   * default "sum".
-   */
-  combine?: 'sum' | 'max'
-  /**
-   * with share=layer|model: the share of each head's budget filled after the shared selection, from its own votes (see rest).
-   * A number; range 0 <= x <= 1; default 0.
-   */
-  local?: number
-  /**
-   * with share=model and local > 0: the rest comes from each head's own votes or from its layer's summed votes.
-   * default "head".
-   */
-  rest?: 'head' | 'layer'
 }
 
 /** SnapKV: keep the tokens the last w prompt queries attend to (pooled vote, GQA-aware), plus the window (stage: eviction). Throws PolicySpecError for a bad option. */
@@ -427,6 +407,65 @@ export interface TrimkvOptions {
 /** TRIM-KV: learned per-layer gates give each token a retention beta at creation; keep the top M by (t - pos) log beta every 128 tokens (stage: eviction). Throws PolicySpecError for a bad option. */
 export function trimkv(options: TrimkvOptions = {}): PolicyConfig {
   return policyConfig('trimkv', options)
+}
+
+/** Options of {@link unionkv} (spec string `unionkv:key=value,...`). */
+export interface UnionkvOptions extends BudgetSettings {
+  /**
+   * observation window: the last w prompt queries vote; their own tokens are always kept.
+   * An integer; range x >= 1; default 16.
+   */
+  window?: number
+  /**
+   * 1-D pooling of the votes over positions (keeps neighbours of voted tokens).
+   * default "avg".
+   */
+  pooling?: 'max' | 'avg' | 'none'
+  /**
+   * pooling kernel (odd).
+   * An integer; range x >= 1; default 9.
+   */
+  kernel?: number
+  /**
+   * GQA: combine the votes of a KV head's query heads by mean or max.
+   * default "mean".
+   */
+  group?: 'mean' | 'max'
+  /**
+   * always keep the first N tokens (attention sinks); LagKV's partitions start after them.
+   * An integer; range x >= 0; default 0.
+   */
+  sinks?: number
+  /**
+   * share of each head's budget its layer tops up from its own heads' summed votes (step 4).
+   * A number; range 0 <= x <= 1; default 0.25.
+   */
+  local?: number
+  /**
+   * span in tokens of the neighbourhood a vote is divided by (step 2); 0: off.
+   * An integer; range x >= 0; default 0.
+   */
+  contrast?: number
+  /**
+   * share of the budget chosen by contrasted votes when contrast > 0.
+   * A number; range 0 <= x <= 1; default 0.25.
+   */
+  contrastShare?: number
+  /**
+   * share of the budget chosen by LagKV's query-agnostic scores (step 1); 0: off.
+   * A number; range 0 <= x <= 1; default 0.
+   */
+  agnostic?: number
+  /**
+   * LagKV partition in tokens: each is scored against the next.
+   * An integer; range x >= 2; default 128.
+   */
+  lag?: number
+}
+
+/** UnionKV (kvkit): every layer and head keeps the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */
+export function unionkv(options: UnionkvOptions = {}): PolicyConfig {
+  return policyConfig('unionkv', options)
 }
 
 /** Options of {@link windowkv} (spec string `windowkv:key=value,...`). */
