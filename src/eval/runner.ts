@@ -151,7 +151,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
   if (workers <= 1) {
     const s = await EvalSession.open(session)
     try {
-      for (const job of jobs) for (const o of await s.run(job)) record(o)
+      for (const job of jobs) await s.run(job, record)
     } finally {
       s.dispose()
     }

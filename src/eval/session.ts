@@ -48,8 +48,11 @@ export class EvalSession {
     return new EvalSession(model, builder)
   }
 
-  /** The sample under each of the job's policies, outcomes in the job's policy order. */
-  async run(job: SampleJob): Promise<SampleOutcome[]> {
+  /**
+   * The sample under each of the job's policies, outcomes in the job's policy order; `onOutcome` hears
+   * each as soon as its generation ends (a cell's results need not wait for the sample's other policies).
+   */
+  async run(job: SampleJob, onOutcome?: (o: SampleOutcome) => void): Promise<SampleOutcome[]> {
     const sample = this.builder.build(job.task, job.length, job.seed, job.index)
     const ids = sample.promptIds
     const policies = job.policies.map((spec) => createPolicy(spec, this.model.config))
@@ -62,7 +65,10 @@ export class EvalSession {
     const outcomes: SampleOutcome[] = new Array(policies.length)
     for (const members of groups.values()) {
       const prefill = job.sharePrefill ? await this.model.prefillPrompt(ids, members.map((i) => policies[i])) : undefined
-      for (const i of members) outcomes[i] = await this.generate(job, job.policies[i], policies[i], sample, prefill)
+      for (const i of members) {
+        outcomes[i] = await this.generate(job, job.policies[i], policies[i], sample, prefill)
+        onOutcome?.(outcomes[i])
+      }
     }
     return outcomes
   }
