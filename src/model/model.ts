@@ -7,6 +7,7 @@ import { ModelInputError } from './errors.js'
 import { StreamingGeneration } from './generation.js'
 import { HookCapture } from './hooks.js'
 import { LlamaForward } from './llama.js'
+import { policyRuntime } from './policy-runtime.js'
 import { checkSampling, sample, seededRandom } from './sampling.js'
 import type { GenerateOptions, GenerateResult, Generation, Model, ModelConfig, Tokenizer } from './types.js'
 import type { Weights } from './weights.js'
@@ -92,6 +93,9 @@ export class LlamaModel implements Model {
     const maxNew = options.maxNewTokens ?? 128
     if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new ModelInputError(`generate: maxNewTokens must be a positive integer, got ${maxNew}`)
     const sampling = checkSampling(options)
+    const c = options.contextTokens
+    if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
+      throw new ModelInputError(`generate: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${c}`)
     const stop = options.stop ?? []
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
     return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, options, emit))
@@ -107,7 +111,10 @@ export class LlamaModel implements Model {
     if (policy?.prepare) await policy.prepare(this)
     const cache = this.newCache(policy?.needs.cacheKeys ?? 'post-rope')
     const n = ids.length
-    const capture = new HookCapture(policy?.needs ?? {}, this.config, this.backend.heap, n - 1)
+    // the part of the prompt compressed at prefill end: all but its last token (kvpress's protocol), or
+    // the context alone, the question being prefilled on the compressed cache (query-agnostic)
+    const c = o.contextTokens ?? n - 1
+    const capture = new HookCapture(policy?.needs ?? {}, this.config, this.backend.heap, c)
     const random = seededRandom(o.seed ?? 0)
     const logits = new Float32Array(this.config.vocab)
     const eos = new Set(this.config.eosTokenIds)
@@ -118,17 +125,21 @@ export class LlamaModel implements Model {
         if (o.signal?.aborted) throw o.signal.reason ?? new DOMException('generation aborted', 'AbortError')
       }
       abortCheck()
-      // the kvpress protocol: prefill all but the last prompt token, compress, then decode from there
+      // the kvpress protocol: prefill the first c prompt tokens, compress, then decode from there
       const t0 = performance.now()
-      this.prefill(ids.slice(0, n - 1), cache, 0, capture)
+      this.prefill(ids.slice(0, c), cache, 0, capture)
       capture.finishPrefill()
-      const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: n, step: 0 }
+      const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: c + 1, step: 0 }
+      ctx.runtime = policyRuntime(this, cache, ids.slice(0, c), () => ctx)
       const t1 = performance.now()
       if (policy?.onPrefillEnd && n > 1) {
         const d = policy.onPrefillEnd(ctx)
         if (d) cache.apply(d)
       }
       const t2 = performance.now()
+      // query-agnostic: the rest of the prompt (the question) meets the compressed cache
+      if (c < n - 1) this.prefill(ids.slice(c, n - 1), cache, c)
+      const t3 = performance.now()
       const kvBytesAfterPrefill: CacheBytes = cache.bytes()
       capture.startDecode()
       let token = ids[n - 1]
@@ -170,7 +181,7 @@ export class LlamaModel implements Model {
         stats: {
           promptTokens: n,
           newTokens: out.length,
-          prefillMs: t2 - t0,
+          prefillMs: t3 - t0,
           compressMs: t2 - t1,
           decodeMsPerToken: decodeMs / steps,
           kvBytesAfterPrefill,

@@ -43,6 +43,13 @@ export interface GenerateOptions {
   /** stop strings: generation ends when the text ends with one (it is not returned) */
   stop?: string[]
   signal?: AbortSignal
+  /**
+   * Prompt tokens compressed at prefill end (default: all but the last, kvpress's protocol). With fewer,
+   * the policy compresses the context alone and the rest of the prompt (a question) is then prefilled on
+   * the compressed cache, uncompressed: the query-agnostic loop, a document compressed once for many
+   * questions. An integer in [1, prompt length - 1].
+   */
+  contextTokens?: number
   /** the KV-cache policy; none keeps the full cache */
   policy?: Policy
   /** called with each new token as it is produced */
@@ -57,8 +64,9 @@ export interface GeneratedToken {
 export interface GenerateStats {
   promptTokens: number
   newTokens: number
+  /** prompt time: prefill, compression, and (contextTokens) the question's prefill on the compressed cache */
   prefillMs: number
-  /** time of policy decisions at prefill end, included in prefillMs */
+  /** time of policy decisions at prefill end (with any extra forward pass they run, KVzip's), included in prefillMs */
   compressMs: number
   decodeMsPerToken: number
   /** cache bytes after compression (at prefill end) and at the end */
