@@ -5,7 +5,8 @@ import { createPolicy, parsePolicySpec } from '../policies/registry.js'
 import { readModelFacts } from './model-facts.js'
 import { runInWorkers } from './pool.js'
 import { aggregate, type EvalResult, type SampleOutcome } from './results.js'
-import { EvalSession, type SampleJob } from './session.js'
+import { EvalSession, type QuestionMode, type SampleJob } from './session.js'
+import { readPromptsFile } from './prompts-file.js'
 import { isTaskName, TASK_NAMES, type TaskName } from './tasks.js'
 
 export interface EvalOptions {
@@ -22,6 +23,10 @@ export interface EvalOptions {
   backend?: BackendName
   /** a .txt file or folder of them to build haystacks from; default: the held-out books */
   haystack?: string
+  /** 'after': the query-agnostic loop, the context compressed without the question (default 'with') */
+  question?: QuestionMode
+  /** a JSONL file of samples (prompts-file.ts) to run instead of building them; tasks, lengths and samples then come from it */
+  prompts?: string
   /** worker threads, each with its own model; default 2 when there is more than one sample and 2 cores */
   workers?: number
   onProgress?: (p: EvalProgress) => void
@@ -47,6 +52,8 @@ export const DEFAULT_SEED = 1
 export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: { policy: string; task: TaskName; length: number }[] } {
   const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
   if (opts.policies.length === 0) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
+  if (opts.question !== undefined && opts.question !== 'with' && opts.question !== 'after') fail(`question must be "with" or "after", got ${JSON.stringify(opts.question)}`)
+  if (opts.prompts !== undefined) return planFromPrompts(opts, fail)
   if (opts.tasks.length === 0) fail(`no task given (tasks: ${TASK_NAMES.join(', ')})`)
   for (const t of opts.tasks) if (!isTaskName(t)) fail(`unknown task ${JSON.stringify(t)} (tasks: ${TASK_NAMES.join(', ')})`)
   if (opts.lengths.length === 0) fail('no length given')
@@ -65,16 +72,48 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
     if (!Number.isInteger(L) || L < 128) fail(`length must be an integer of at least 128 tokens, got ${L}`)
     if (L > facts.maxPositions) fail(`length ${L} is beyond what the model supports (max_position_embeddings ${facts.maxPositions})`)
   }
+  checkPolicies(opts, facts.shape, fail)
+  const cells = opts.policies.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
+  const jobs = cells.flatMap((c) => Array.from({ length: opts.samples }, (_, index) => ({ ...c, index, seed, question: opts.question })))
+  return { jobs, cells }
+}
+
+function checkPolicies(opts: EvalOptions, shape: ReturnType<typeof readModelFacts>['shape'], fail: (m: string) => never): void {
   for (const spec of opts.policies) {
     try {
       parsePolicySpec(spec)
-      createPolicy(spec, facts.shape)
+      createPolicy(spec, shape)
     } catch (e) {
       fail((e as Error).message)
     }
   }
-  const cells = opts.policies.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
-  const jobs = cells.flatMap((c) => Array.from({ length: opts.samples }, (_, index) => ({ ...c, index, seed })))
+}
+
+/** --prompts: the cells are (policy, task, length) of the file's samples; nothing else may choose samples */
+function planFromPrompts(opts: EvalOptions, fail: (m: string) => never): ReturnType<typeof planEvaluation> {
+  if (opts.tasks.length || opts.lengths.length || opts.haystack !== undefined || opts.seed !== undefined)
+    fail('--prompts gives the samples: leave out --task, --length, --seed and --haystack')
+  let facts
+  try {
+    facts = readModelFacts(opts.model)
+  } catch (e) {
+    return fail((e as Error).message)
+  }
+  let samples
+  try {
+    samples = readPromptsFile(opts.prompts!, facts.vocab)
+  } catch (e) {
+    return fail((e as Error).message)
+  }
+  for (const s of samples) if (s.prompt_ids.length + s.answer_ids.length + 3 > facts.maxPositions) fail(`${opts.prompts}: a ${s.task} sample of ${s.prompt_ids.length} tokens is beyond what the model supports (max_position_embeddings ${facts.maxPositions})`)
+  checkPolicies(opts, facts.shape, fail)
+  const keys = [...new Set(samples.map((s) => `${s.task}\u0000${s.length}`))]
+  const cells = opts.policies.flatMap((policy) => keys.map((k) => {
+    const [task, length] = k.split('\u0000')
+    return { policy, task: task as TaskName, length: Number(length) }
+  }))
+  const jobs = cells.flatMap((c) => samples.filter((s) => s.task === c.task && s.length === c.length)
+    .map((s) => ({ ...c, index: s.index, seed: 0, question: opts.question, sample: s })))
   return { jobs, cells }
 }
 

@@ -3,6 +3,7 @@ import type { BackendName } from '../backend/backend.js'
 import { loadModel } from '../model/load.js'
 import { createPolicy } from '../policies/registry.js'
 import { PromptBuilder } from './prompt.js'
+import { promptSample, type PromptSample } from './prompts-file.js'
 import type { SampleOutcome } from './results.js'
 import { rulerScore, strictCorrect } from './score.js'
 import type { TaskName } from './tasks.js'
@@ -17,7 +18,14 @@ export interface SampleJob {
   length: number
   index: number
   seed: number
+  /** 'after': compress the context alone, then prefill the question on the compressed cache (default 'with') */
+  question?: QuestionMode
+  /** the sample itself (from a prompts file) instead of building it from (task, length, seed, index) */
+  sample?: PromptSample
 }
+
+/** Whether the question is compressed with the context (kvpress's query-aware loop) or meets the compressed cache after. */
+export type QuestionMode = 'with' | 'after'
 
 export interface SessionOptions {
   model: string
@@ -43,19 +51,29 @@ export class EvalSession {
     return new EvalSession(model, builder)
   }
 
+  /** the sample (task, length, seed, index) stands for, as a prompts-file line */
+  sample(task: TaskName, length: number, seed: number, index: number): PromptSample {
+    return promptSample(this.builder.build(task, length, seed, index))
+  }
+
   async run(job: SampleJob): Promise<SampleOutcome> {
-    const sample = this.builder.build(job.task, job.length, job.seed, job.index)
+    const sample = job.sample ?? this.sample(job.task, job.length, job.seed, job.index)
     const policy = createPolicy(job.policy, this.model.config)
     // the answer, its end token, and two spare tokens, as train.py's evaluation decodes
-    const gen = this.model.generate(sample.promptIds, { maxNewTokens: sample.answerIds.length + 3, policy: policy ?? undefined })
+    const gen = this.model.generate(sample.prompt_ids, {
+      maxNewTokens: sample.answer_ids.length + 3, policy: policy ?? undefined,
+      contextTokens: job.question === 'after' ? sample.context_len : undefined,
+    })
     const { text, stats } = await gen.result
     return {
       policy: job.policy,
       task: job.task,
       length: job.length,
       index: job.index,
+      question: job.question ?? 'with',
       correct: strictCorrect(text, sample.answer),
       score: rulerScore(text, sample.expected),
+      compressMs: stats.compressMs,
       continuation: text,
       kvBytes: stats.kvBytes.total,
       kvBytesFull: stats.kvBytesFull,
