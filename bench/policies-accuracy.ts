@@ -58,7 +58,7 @@ function layerKV(base: PagedKVCache, l: number, kvHeads: number, d: number): { k
   return { k, v }
 }
 
-function copyCache(model: LlamaModel, base: PagedKVCache): PagedKVCache {
+export function copyCache(model: LlamaModel, base: PagedKVCache): PagedKVCache {
   const { layers, kvHeads, headDim: d } = model.config
   const cache = model.newCache()
   for (let l = 0; l < layers; l++) {
@@ -125,7 +125,7 @@ function prefilled(model: LlamaModel, ids: number[], file: string | null): { bas
   return { base, hooks, ms }
 }
 
-function argmax(x: Float32Array): number {
+export function argmax(x: Float32Array): number {
   let b = 0
   for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i
   return b

@@ -21,18 +21,19 @@
 import { budgetFrom, budgetOptions, keepAdaptive, type Budget } from './budget.js'
 import { evictionPolicy } from './evict.js'
 import type { PolicyDefinition } from './registry.js'
-import type { ExtensionHooks, PolicyContext, PolicyModel } from './types.js'
+import type { OptionValue } from './spec.js'
+import type { ExtensionHooks, Policy, PolicyContext, PolicyModel } from './types.js'
 
-interface RepeatPrompts {
+export interface RepeatPrompts {
   first: number[]
   next: number[]
   suffix: number[]
 }
 
-const prompts = new WeakMap<PolicyModel, RepeatPrompts>()
+const prompts = new WeakMap<PolicyModel['tokenizer'], RepeatPrompts>()
 const ROWS = 128
 
-interface KVzipOptions {
+export interface KVzipOptions {
   sinks: number
   chunk: number
   overlap: number
@@ -114,6 +115,44 @@ function keptOf(budget: Budget, entries: number, perHead: number, heads: number)
   return budget.ratio !== undefined ? entries - Math.floor(entries * (1 - budget.ratio)) : Math.min(entries, perHead * heads)
 }
 
+/** The repetition prompts, encoded once per tokenizer. */
+export function repeatPrompts(t: PolicyModel['tokenizer']): RepeatPrompts {
+  let p = prompts.get(t)
+  if (!p) {
+    p = {
+      first: t.encode('\n\nRepeat the previous context exactly.'),
+      next: t.encode('\n\nRepeat the part of the previous context exactly, starting with'),
+      suffix: t.encode('\n'),
+    }
+    prompts.set(t, p)
+  }
+  return p
+}
+
+/**
+ * KVzip's selection over given reconstruction scores ([layer][KV head][slot]): the scores do not depend
+ * on the budget, so one reconstruction can serve several budgets (the accuracy bench does).
+ */
+export function kvzipSelection(budget: Budget, layerwise: boolean, scoresOf: (ctx: PolicyContext) => Float32Array[][]): Policy {
+  let scores: Float32Array[][] = []
+  return evictionPolicy({
+    name: 'kvzip', needs: {}, budget, every: 0,
+    prefill(ctx) {
+      scores = scoresOf(ctx)
+    },
+    score: (_ctx, layer) => scores[layer],
+    ...(layerwise
+      ? { keep: (ctx, s, perHead) => keepAdaptive(ctx.ops, s, keptOf(budget, s.reduce((x, y) => x + y.length, 0), perHead, s.length), 0) }
+      : {
+          keepModel(ctx, s, perHead) {
+            const flat = s.flat()
+            const keep = keepAdaptive(ctx.ops, flat, keptOf(budget, flat.reduce((x, y) => x + y.length, 0), perHead, flat.length), 0)
+            return s.map((row, l) => keep.slice(l * row.length, (l + 1) * row.length))
+          },
+        }),
+  })
+}
+
 export const kvzip: PolicyDefinition = {
   name: 'kvzip',
   description: 'KVzip: query-agnostic; scores each KV pair by the attention it gets while the model repeats its context (one extra forward pass)',
@@ -125,42 +164,22 @@ export const kvzip: PolicyDefinition = {
     { name: 'overlap', type: 'integer', default: 8, min: 0, description: 'ids of the previous chunk quoted to start a later chunk\'s repetition' },
     { name: 'plus', type: 'boolean', default: false, description: 'KVzip+ normalization: divide by the query\'s input norm, weigh by the value\'s output-projection norm' }],
   create(o) {
-    const budget = budgetFrom(o)
-    const opts: KVzipOptions = { sinks: o.sinks as number, chunk: o.chunk as number, overlap: o.overlap as number, plus: o.plus as boolean }
+    const opts = kvzipOptions(o)
     let repeat: RepeatPrompts | undefined
-    let scores: Float32Array[][] = []
-    const policy = evictionPolicy({
-      name: 'kvzip', needs: {}, budget, every: 0,
-      prefill(ctx) {
-        if (!repeat) throw new Error('KVzip: prepare(model) was not awaited before prefill end (it encodes the repetition prompts)')
-        scores = kvzipScores(ctx, repeat, opts)
-      },
-      score: (_ctx, layer) => scores[layer],
-      ...(o.layerwise
-        ? { keep: (ctx, s, perHead) => keepAdaptive(ctx.ops, s, keptOf(budget, s.reduce((x, y) => x + y.length, 0), perHead, s.length), 0) }
-        : {
-            keepModel(ctx, s, perHead) {
-              const flat = s.flat()
-              const keep = keepAdaptive(ctx.ops, flat, keptOf(budget, flat.reduce((x, y) => x + y.length, 0), perHead, flat.length), 0)
-              return s.map((row, l) => keep.slice(l * row.length, (l + 1) * row.length))
-            },
-          }),
+    const policy = kvzipSelection(budgetFrom(o), o.layerwise as boolean, (ctx) => {
+      if (!repeat) throw new Error('KVzip: prepare(model) was not awaited before prefill end (it encodes the repetition prompts)')
+      return kvzipScores(ctx, repeat, opts)
     })
     return {
       ...policy,
       async prepare(model: PolicyModel) {
-        let p = prompts.get(model)
-        if (!p) {
-          const t = model.tokenizer
-          p = {
-            first: t.encode('\n\nRepeat the previous context exactly.'),
-            next: t.encode('\n\nRepeat the part of the previous context exactly, starting with'),
-            suffix: t.encode('\n'),
-          }
-          prompts.set(model, p)
-        }
-        repeat = p
+        repeat = repeatPrompts(model.tokenizer)
       },
     }
   },
+}
+
+/** the scoring options of a resolved kvzip spec */
+export function kvzipOptions(o: Record<string, OptionValue>): KVzipOptions {
+  return { sinks: o.sinks as number, chunk: o.chunk as number, overlap: o.overlap as number, plus: o.plus as boolean }
 }
