@@ -13,6 +13,7 @@ import { evaluate, planEvaluation, EvalArgumentError } from '../src/eval/runner.
 import { EvalSession } from '../src/eval/session.js'
 import { createPolicy } from '../src/policies/registry.js'
 import type { Policy } from '../src/policies/types.js'
+import { statelessPolicy } from '../src/policies/stateless.js'
 import { ModelInputError } from '../src/model/errors.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'kvkit-prompts-'))
@@ -69,10 +70,10 @@ describe('prompts file', () => {
     const n = s.prompt_ids.length
     const inner = createPolicy('snapkv:budget=0.5,window=8', session.model.config) as Policy
     const seen: { held: number; promptLength: number }[] = []
-    const spy: Policy = { name: 'spy', needs: inner.needs, onPrefillEnd(ctx) {
+    const spy = statelessPolicy({ name: 'spy', needs: inner.needs, onPrefillEnd(ctx) {
       seen.push({ held: ctx.cache.length(0, 0), promptLength: ctx.promptLength })
-      return inner.onPrefillEnd!(ctx)
-    } }
+      return inner.start().onPrefillEnd!(ctx)
+    } })
     const r = await session.model.generate(s.prompt_ids, { policy: spy, maxNewTokens: 1, contextTokens: s.context_len }).result
     expect(seen).toEqual([{ held: s.context_len, promptLength: s.context_len + 1 }])
     const perToken = r.stats.kvBytesFull / n // n - 1 prefilled tokens and one decode step

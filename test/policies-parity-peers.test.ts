@@ -15,9 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/model/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy } from '../src/policies/registry.js'
-import { mergeNeeds } from '../src/policies/compose.js'
 import { compactorPolicy } from '../src/policies/compactor.js'
 import type { Policy } from '../src/policies/types.js'
+import { keptAtPrefillEnd } from './parity-helpers.js'
 
 const DATA = 'test/data/kvpress'
 const read = (f: string) => JSON.parse(readFileSync(`${DATA}/${f}`, 'utf8'))
@@ -52,31 +52,12 @@ function compactorWithKvpressSketches(): Policy {
 
 describe('parity with kvpress\'s newer presses on the fixture model (passkey, 4096, 25%)', () => {
   let model: LlamaModel
-  const kept = new Map<string, number[][][]>()
+  let kept = new Map<string, number[][][]>()
   beforeAll(async () => {
     model = await loadModel('models/fixture-14m', { backend: 'wasm' })
     const prompt = read('prompt.json') as { prompt_ids: number[] }
     const policies = CASES.map((c) => ({ spec: c.spec, p: c.file === 'compactor.json' ? compactorWithKvpressSketches() : (createPolicy(c.spec, model.config) as Policy) }))
-    const recorder: Policy = {
-      name: 'record',
-      needs: mergeNeeds(policies.map((x) => x.p)),
-      async prepare(m) {
-        for (const { p } of policies) await p.prepare?.(m)
-      },
-      onPrefillEnd(ctx) {
-        for (const { spec, p } of policies) {
-          const d = p.onPrefillEnd!(ctx)
-          const out = Array.from({ length: ctx.model.layers }, (_, l) => Array.from({ length: ctx.model.kvHeads }, (_, h) => Array.from(ctx.cache.positions(l, h))))
-          for (const hd of d?.heads ?? []) {
-            const pos = ctx.cache.positions(hd.layer, hd.head)
-            out[hd.layer][hd.head] = Array.from(hd.keep, (i) => pos[i])
-          }
-          kept.set(spec, out)
-        }
-        return null
-      },
-    }
-    await model.generate(prompt.prompt_ids, { policy: recorder, maxNewTokens: 1 }).result
+    kept = await keptAtPrefillEnd(model, prompt.prompt_ids, policies)
   }, 900_000)
   afterAll(() => model?.dispose())
 
@@ -95,7 +76,8 @@ describe('parity with kvpress\'s newer presses on the fixture model (passkey, 40
       const mine = kept.get(c.spec)!
       const total = (xs: number[][][]) => xs.reduce((s, l) => s + l.reduce((t, h) => t + h.length, 0), 0)
       const theirsAll = ref.layers.map((l) => l.kept)
-      if (c.ragged) expect(total(mine), 'kept over all heads').toBe(total(theirsAll))
+      // kvkit keeps floor(0.25 x n) per head on average; kvpress's KVzip counts N - floor(0.75 N), 4 more
+      if (c.ragged) expect(Math.abs(total(mine) - total(theirsAll)), 'kept over all heads').toBeLessThanOrEqual(c.scores?.boundary === 'global' ? 4 : 0)
       // the global boundary of a one-pool selection: the lowest score kvpress kept
       let globalEdge = Infinity
       if (c.scores?.boundary === 'global')

@@ -199,7 +199,7 @@ export interface CompactorOptions {
 /** Compactor with a given sketch (the parity test replays kvpress's own random sketches) */
 export function compactorPolicy(o: CompactorOptions, phi: Sketch) {
   const budget = budgetFrom(o as unknown as Record<string, number>)
-  return evictionPolicy({
+  return evictionPolicy(() => ({
     name: 'compactor', budget, every: 0,
     needs: { observationWindow: Number.MAX_SAFE_INTEGER, preRopeKeys: true },
     score(ctx, layer) {
@@ -207,5 +207,5 @@ export function compactorPolicy(o: CompactorOptions, phi: Sketch) {
       const blending = o.blending ?? 1 - (budget.ratio ?? tokensPerHead(budget, n) / n)
       return compactorScores(ctx, layer, { ...o, blending }, phi)
     },
-  })
+  }))
 }

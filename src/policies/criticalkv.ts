@@ -55,7 +55,7 @@ function create(adaptive: boolean): PolicyDefinition['create'] {
     const first = o.first as number
     const eps = o.epsilon as number
     const alpha = o.alpha as number
-    return evictionPolicy({
+    return evictionPolicy(() => ({
       name: adaptive ? 'criticaladakv' : 'criticalkv', budget: budgetFrom(o), every: o.every as number, ...snapScorer(o, model),
       keep(ctx, scores, perHead, layer) {
         const norms = outputNorms(ctx, layer)
@@ -68,7 +68,7 @@ function create(adaptive: boolean): PolicyDefinition['create'] {
           return twoStage(ctx, safe, norms[h], budgets[h], first, eps)
         })
       },
-    })
+    }))
   }
 }
 

@@ -14,8 +14,9 @@
  * through the head's output projection. The pass's tokens leave the cache afterwards; its time counts in
  * `compressMs` (about one more prefill of the context).
  * Budget: one selection over every layer and KV head (`layerwise=false`, kvpress's default) or per layer
- * across its heads: kvpress keeps N - floor(N x (1 - budget)) of the N entries and masks the rest; here
- * the per-head keep lists are stored ragged and the memory is freed. kvpress reads the separators from
+ * across its heads, of floor(budget x n) tokens per head on average (kvpress counts N - floor(N x (1 -
+ * budget)) of the N entries, a few more); kvpress masks the rest, here the per-head keep lists are stored
+ * ragged and the memory is freed. kvpress reads the separators from
  * the model's chat template; kvkit prompts are raw text (the template-less case: no prefix, suffix "\n").
  */
 import { budgetFrom, budgetOptions, keepAdaptive, type Budget } from './budget.js'
@@ -110,11 +111,6 @@ function scoreChunk(ctx: PolicyContext, hook: ExtensionHooks, h: number, n: numb
   }
 }
 
-/** kvpress's count: of N entries, N - floor(N x (1 - budget)) are kept */
-function keptOf(budget: Budget, entries: number, perHead: number, heads: number): number {
-  return budget.ratio !== undefined ? entries - Math.floor(entries * (1 - budget.ratio)) : Math.min(entries, perHead * heads)
-}
-
 /** The repetition prompts, encoded once per tokenizer. */
 export function repeatPrompts(t: PolicyModel['tokenizer']): RepeatPrompts {
   let p = prompts.get(t)
@@ -134,22 +130,25 @@ export function repeatPrompts(t: PolicyModel['tokenizer']): RepeatPrompts {
  * on the budget, so one reconstruction can serve several budgets (the accuracy bench does).
  */
 export function kvzipSelection(budget: Budget, layerwise: boolean, scoresOf: (ctx: PolicyContext) => Float32Array[][]): Policy {
-  let scores: Float32Array[][] = []
-  return evictionPolicy({
+  return evictionPolicy(() => {
+    // this request's reconstruction scores
+    let scores: Float32Array[][] = []
+    return {
     name: 'kvzip', needs: {}, budget, every: 0,
     prefill(ctx) {
       scores = scoresOf(ctx)
     },
     score: (_ctx, layer) => scores[layer],
     ...(layerwise
-      ? { keep: (ctx, s, perHead) => keepAdaptive(ctx.ops, s, keptOf(budget, s.reduce((x, y) => x + y.length, 0), perHead, s.length), 0) }
+      ? { keep: (ctx, s, perHead) => keepAdaptive(ctx.ops, s, perHead * s.length, 0) }
       : {
           keepModel(ctx, s, perHead) {
             const flat = s.flat()
-            const keep = keepAdaptive(ctx.ops, flat, keptOf(budget, flat.reduce((x, y) => x + y.length, 0), perHead, flat.length), 0)
+            const keep = keepAdaptive(ctx.ops, flat, perHead * flat.length, 0)
             return s.map((row, l) => keep.slice(l * row.length, (l + 1) * row.length))
           },
         }),
+    }
   })
 }
 

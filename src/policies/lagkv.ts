@@ -83,12 +83,12 @@ export const lagkv: PolicyDefinition = {
     const lag = o.lag as number
     const sinks = o.sinks as number
     const cross = o.cross as boolean
-    return evictionPolicy({
+    return evictionPolicy(() => ({
       name: 'lagkv', needs: {}, budget: budgetFrom(o), every: o.every as number,
       score(ctx: PolicyContext, layer: number) {
         return Array.from({ length: ctx.model.kvHeads }, (_, h) =>
           lagkvScore(ctx.cache.readKeys(layer, h), ctx.cache.readValues(layer, h), ctx.cache.length(layer, h), sinks, lag, cross))
       },
-    })
+    }))
   },
 }
