@@ -140,15 +140,23 @@ export function printPeerTable(rows: PeerRow[]): void {
   }
   const full = rows.filter((r) => r.policy === 'full')
   const fullMean = tasks.reduce((a, t) => a + acc(full, t), 0) / tasks.length
-  console.log(`| policy | loop | KV held | ${tasks.join(' | ')} | mean | of full | samples a task |`)
+  console.log(`| policy | loop | KV held | ${tasks.join(' | ')} | mean | of full | samples (${tasks.join(' / ')}) |`)
   console.log(`| --- | --- | --- | ${tasks.map(() => '---').join(' | ')} | --- | --- | --- |`)
-  const keys = [...new Set(rows.map((r) => `${r.policy}\u0000${r.question}`))]
+  // by method, then budget (largest first), then loop
+  const budgetOf = (p: string) => Number(/budget=([\d.]+)/.exec(p)?.[1] ?? 1)
+  const keys = [...new Set(rows.map((r) => `${r.policy}\u0000${r.question}`))].sort((a, b) => {
+    const [pa, qa] = a.split('\u0000')
+    const [pb, qb] = b.split('\u0000')
+    const ma = pa.replace(/,?budget=[\d.]+/, '')
+    const mb = pb.replace(/,?budget=[\d.]+/, '')
+    return (pa === 'full' ? -1 : 0) - (pb === 'full' ? -1 : 0) || ma.localeCompare(mb) || budgetOf(pb) - budgetOf(pa) || qb.localeCompare(qa)
+  })
   for (const k of keys) {
     const [policy, question] = k.split('\u0000')
     const r = rows.filter((x) => x.policy === policy && x.question === question)
     const mean = tasks.reduce((a, t) => a + acc(r, t), 0) / tasks.length
     const held = r.reduce((a, x) => a + x.kvBytes / x.kvBytesFull, 0) / r.length
-    const per = Math.min(...tasks.map((t) => r.filter((x) => x.task === t).length))
+    const per = tasks.map((t) => r.filter((x) => x.task === t).length).join(' / ')
     console.log(`| \`${policy}\` | ${question === 'with' ? 'question in prompt' : 'question after'} | ${(held * 100).toFixed(1)}% | ${tasks.map((t) => acc(r, t).toFixed(2)).join(' | ')} | ${mean.toFixed(2)} | ${((mean / fullMean) * 100).toFixed(0)}% | ${per} |`)
   }
 }
