@@ -134,20 +134,20 @@ export function kvzipSelection(budget: Budget, layerwise: boolean, scoresOf: (ct
     // this request's reconstruction scores
     let scores: Float32Array[][] = []
     return {
-    name: 'kvzip', needs: {}, budget, every: 0,
-    prefill(ctx) {
-      scores = scoresOf(ctx)
-    },
-    score: (_ctx, layer) => scores[layer],
-    ...(layerwise
-      ? { keep: (ctx, s, perHead) => keepAdaptive(ctx.ops, s, perHead * s.length, 0) }
-      : {
-          keepModel(ctx, s, perHead) {
-            const flat = s.flat()
-            const keep = keepAdaptive(ctx.ops, flat, perHead * flat.length, 0)
-            return s.map((row, l) => keep.slice(l * row.length, (l + 1) * row.length))
-          },
-        }),
+      name: 'kvzip', needs: {}, budget, every: 0,
+      prefill(ctx) {
+        scores = scoresOf(ctx)
+      },
+      score: (_ctx, layer) => scores[layer],
+      ...(layerwise
+        ? { keep: (ctx, s, perHead) => keepAdaptive(ctx.ops, s, perHead * s.length, 0) }
+        : {
+            keepModel(ctx, s, perHead) {
+              const flat = s.flat()
+              const keep = keepAdaptive(ctx.ops, flat, perHead * flat.length, 0)
+              return s.map((row, l) => keep.slice(l * row.length, (l + 1) * row.length))
+            },
+          }),
     }
   })
 }
