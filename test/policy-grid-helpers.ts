@@ -45,6 +45,7 @@ export function specsPerPolicy(gatesFile: string): Map<string, string[]> {
     criticalkv: ['criticalkv:window=8'],
     criticaladakv: ['criticaladakv:window=8'],
     compactor: ['compactor', 'compactor:chunk=4,sketch=4'],
+    unionkv: ['unionkv', 'unionkv:every=2', 'unionkv:window=8,contrast=8,agnostic=0.25,lag=4'],
   }
   const out = new Map<string, string[]>()
   for (const p of listPolicies()) {

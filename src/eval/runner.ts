@@ -1,7 +1,14 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { HfTokenizerAdapter } from '../model/tokenizer.js'
+import { PromptBuilder } from './prompt.js'
+import { loadBooks } from './text.js'
+import { loadWordList } from './words.js'
+import { defaultBooksDir, defaultWordsFile } from './paths.js'
 import { availableParallelism } from 'node:os'
 import type { BackendName } from '../backend/backend.js'
 import { createPolicy, parsePolicySpec } from '../policies/registry.js'
+import { isPolicyConfig, type PolicyConfig } from '../policies/config.js'
 import { readModelFacts } from './model-facts.js'
 import { runInWorkers } from './pool.js'
 import { aggregate, type EvalResult, type SampleOutcome } from './results.js'
@@ -12,13 +19,20 @@ import { isTaskName, TASK_NAMES, type TaskName } from './tasks.js'
 export interface EvalOptions {
   /** model folder (Hugging Face layout) */
   model: string
-  /** policy specs: `full`, `NAME`, `NAME:key=value,...` */
-  policies: string[]
+  /** policy settings: typed (`snapkv({ budget: 0.25 })`) or spec strings (`full`, `NAME`, `NAME:key=value,...`) */
+  policies: (string | PolicyConfig)[]
   tasks: string[]
   /** context lengths in tokens (prompt + answer + end token) */
   lengths: number[]
   /** samples per (policy, task, length) cell */
   samples: number
+  /**
+   * true (default): each sample is prefilled once and every policy starts from a copy of that prefill;
+   * false: each policy prefills the prompt itself (the per-policy path; the same outcomes, slower)
+   */
+  sharePrefill?: boolean
+  /** index of the first sample of each cell (default 0): splits a long evaluation over processes */
+  firstSample?: number
   seed?: number
   backend?: BackendName
   /** a .txt file or folder of them to build haystacks from; default: the held-out books */
@@ -51,15 +65,17 @@ export const DEFAULT_SEED = 1
 /** Checks every argument before any model is loaded; returns the jobs in cell order. */
 export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: { policy: string; task: TaskName; length: number }[] } {
   const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
-  if (opts.policies.length === 0) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
+  const specs = opts.policies.map((p) => (isPolicyConfig(p) ? p.spec : p))
+  if (specs.length === 0) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
   if (opts.question !== undefined && opts.question !== 'with' && opts.question !== 'after') fail(`question must be "with" or "after", got ${JSON.stringify(opts.question)}`)
-  if (opts.prompts !== undefined) return planFromPrompts(opts, fail)
+  if (opts.prompts !== undefined) return planFromPrompts(opts, specs, fail)
   if (opts.tasks.length === 0) fail(`no task given (tasks: ${TASK_NAMES.join(', ')})`)
   for (const t of opts.tasks) if (!isTaskName(t)) fail(`unknown task ${JSON.stringify(t)} (tasks: ${TASK_NAMES.join(', ')})`)
   if (opts.lengths.length === 0) fail('no length given')
   if (!Number.isInteger(opts.samples) || opts.samples < 1) fail(`samples must be a positive integer, got ${opts.samples}`)
   const seed = opts.seed ?? DEFAULT_SEED
   if (!Number.isInteger(seed) || seed < 0) fail(`seed must be a non-negative integer, got ${seed}`)
+  if (opts.firstSample !== undefined && (!Number.isInteger(opts.firstSample) || opts.firstSample < 0)) fail(`firstSample must be a non-negative integer, got ${opts.firstSample}`)
   if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) fail(`workers must be a positive integer, got ${opts.workers}`)
   if (opts.haystack !== undefined && !existsSync(opts.haystack)) fail(`haystack not found: ${opts.haystack}`)
   let facts
@@ -72,14 +88,18 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
     if (!Number.isInteger(L) || L < 128) fail(`length must be an integer of at least 128 tokens, got ${L}`)
     if (L > facts.maxPositions) fail(`length ${L} is beyond what the model supports (max_position_embeddings ${facts.maxPositions})`)
   }
-  checkPolicies(opts, facts.shape, fail)
-  const cells = opts.policies.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
-  const jobs = cells.flatMap((c) => Array.from({ length: opts.samples }, (_, index) => ({ ...c, index, seed, question: opts.question })))
+  checkPolicies(specs, facts.shape, fail)
+  const cells = specs.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
+  const sharePrefill = opts.sharePrefill ?? true
+  const first = opts.firstSample ?? 0
+  // one job per sample, carrying every policy: the prefill is shared inside the job
+  const jobs = opts.tasks.flatMap((task) => opts.lengths.flatMap((length) =>
+    Array.from({ length: opts.samples }, (_, i) => ({ policies: specs, sharePrefill, task: task as TaskName, length, index: first + i, seed, question: opts.question }))))
   return { jobs, cells }
 }
 
-function checkPolicies(opts: EvalOptions, shape: ReturnType<typeof readModelFacts>['shape'], fail: (m: string) => never): void {
-  for (const spec of opts.policies) {
+function checkPolicies(specs: string[], shape: ReturnType<typeof readModelFacts>['shape'], fail: (m: string) => never): void {
+  for (const spec of specs) {
     try {
       parsePolicySpec(spec)
       createPolicy(spec, shape)
@@ -90,7 +110,7 @@ function checkPolicies(opts: EvalOptions, shape: ReturnType<typeof readModelFact
 }
 
 /** --prompts: the cells are (policy, task, length) of the file's samples; nothing else may choose samples */
-function planFromPrompts(opts: EvalOptions, fail: (m: string) => never): ReturnType<typeof planEvaluation> {
+function planFromPrompts(opts: EvalOptions, specs: string[], fail: (m: string) => never): ReturnType<typeof planEvaluation> {
   if (opts.tasks.length || opts.lengths.length || opts.haystack !== undefined || opts.seed !== undefined)
     fail('--prompts gives the samples: leave out --task, --length, --seed and --haystack')
   let facts
@@ -106,37 +126,71 @@ function planFromPrompts(opts: EvalOptions, fail: (m: string) => never): ReturnT
     return fail((e as Error).message)
   }
   for (const s of samples) if (s.prompt_ids.length + s.answer_ids.length + 3 > facts.maxPositions) fail(`${opts.prompts}: a ${s.task} sample of ${s.prompt_ids.length} tokens is beyond what the model supports (max_position_embeddings ${facts.maxPositions})`)
-  checkPolicies(opts, facts.shape, fail)
+  checkPolicies(specs, facts.shape, fail)
   const keys = [...new Set(samples.map((s) => `${s.task}\u0000${s.length}`))]
-  const cells = opts.policies.flatMap((policy) => keys.map((k) => {
+  const cells = specs.flatMap((policy) => keys.map((k) => {
     const [task, length] = k.split('\u0000')
     return { policy, task: task as TaskName, length: Number(length) }
   }))
-  const jobs = cells.flatMap((c) => samples.filter((s) => s.task === c.task && s.length === c.length)
-    .map((s) => ({ ...c, index: s.index, seed: 0, question: opts.question, sample: s })))
+  const sharePrefill = opts.sharePrefill ?? true
+  const jobs = samples.map((s) => ({ policies: specs, sharePrefill, task: s.task, length: s.length, index: s.index, seed: 0, question: opts.question, sample: s }))
   return { jobs, cells }
+}
+
+/**
+ * Builds the first prompt of every (task, length) with the model's tokenizer and the haystack, so a
+ * haystack that cannot fill a length, or a length too short for a task, fails before any cell runs.
+ */
+export function checkPrompts(opts: EvalOptions): void {
+  const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
+  let builder: PromptBuilder
+  try {
+    const tokenizerJson = JSON.parse(readFileSync(join(opts.model, 'tokenizer.json'), 'utf8'))
+    const cfg = JSON.parse(readFileSync(join(opts.model, 'config.json'), 'utf8')) as { bos_token_id?: number; eos_token_id?: number | number[] }
+    const eos = Array.isArray(cfg.eos_token_id) ? cfg.eos_token_id[0] : cfg.eos_token_id
+    builder = new PromptBuilder({
+      tokenizer: new HfTokenizerAdapter(tokenizerJson),
+      bosId: cfg.bos_token_id ?? eos ?? 0,
+      books: loadBooks(opts.haystack ?? defaultBooksDir()),
+      words: loadWordList(defaultWordsFile()),
+    })
+  } catch (e) {
+    return fail((e as Error).message)
+  }
+  for (const task of opts.tasks) {
+    for (const length of opts.lengths) {
+      try {
+        builder.build(task as TaskName, length, opts.seed ?? DEFAULT_SEED, 0)
+      } catch (e) {
+        fail((e as Error).message)
+      }
+    }
+  }
 }
 
 /**
  * Runs every policy on every task and length, `samples` prompts a cell, and averages each cell.
  * The samples of a cell are the same for every policy (and every run with the same seed), so the
- * policies are compared on identical prompts.
+ * policies are compared on identical prompts; each prompt is prefilled once and shared by the policies
+ * (see `sharePrefill`), with the outcomes of a prefill per policy.
  */
 export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
   const { jobs, cells } = planEvaluation(opts)
+  checkPrompts(opts)
   const workers = Math.min(opts.workers ?? (jobs.length > 1 ? Math.min(2, availableParallelism()) : 1), jobs.length)
+  const total = jobs.reduce((a, j) => a + j.policies.length, 0)
   const started = performance.now()
   const outcomes: SampleOutcome[] = []
   const record = (o: SampleOutcome): void => {
     outcomes.push(o)
     opts.onOutcome?.(o)
-    opts.onProgress?.({ done: outcomes.length, total: jobs.length, elapsedMs: performance.now() - started, last: o })
+    opts.onProgress?.({ done: outcomes.length, total, elapsedMs: performance.now() - started, last: o })
   }
   const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack }
   if (workers <= 1) {
     const s = await EvalSession.open(session)
     try {
-      for (const job of jobs) record(await s.run(job))
+      for (const job of jobs) for (const o of await s.run(job)) record(o)
     } finally {
       s.dispose()
     }
