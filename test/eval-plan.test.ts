@@ -44,7 +44,7 @@ describe('evaluation plan', () => {
 
 describe('results', () => {
   const o = (policy: string, index: number, correct: boolean, score: number, kv: number): SampleOutcome => ({
-    policy, task: 'passkey', length: 1024, index, correct, score, continuation: '', kvBytes: kv, kvBytesFull: 1000, prefillMs: 10 * (index + 1), decodeMsPerToken: 2,
+    policy, task: 'passkey', length: 1024, index, question: 'with', correct, score, continuation: '', kvBytes: kv, kvBytesFull: 1000, prefillMs: 10 * (index + 1), compressMs: 1, decodeMsPerToken: 2,
   })
   it('average each cell over its samples, in the order the cells were asked for', () => {
     const r = aggregate([o('b', 1, false, 0.5, 250), o('a', 0, true, 1, 1000), o('b', 0, true, 1, 250), o('a', 1, true, 1, 1000)],

@@ -15,6 +15,8 @@ export interface EvalResult {
   /** mean bytes a full cache would hold for the same tokens */
   kvBytesFull: number
   prefillMs: number
+  /** mean time of the policy's decisions at prefill end (KVzip: its reconstruction pass), within prefillMs */
+  compressMs: number
   decodeMsPerToken: number
 }
 
@@ -24,12 +26,15 @@ export interface SampleOutcome {
   task: string
   length: number
   index: number
+  /** the loop: question compressed with the context, or prefilled after compression */
+  question: 'with' | 'after'
   correct: boolean
   score: number
   continuation: string
   kvBytes: number
   kvBytesFull: number
   prefillMs: number
+  compressMs: number
   decodeMsPerToken: number
 }
 
@@ -49,6 +54,7 @@ export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { 
       kvBytes: mean((o) => o.kvBytes),
       kvBytesFull: mean((o) => o.kvBytesFull),
       prefillMs: mean((o) => o.prefillMs),
+      compressMs: mean((o) => o.compressMs),
       decodeMsPerToken: mean((o) => o.decodeMsPerToken),
     }
   })

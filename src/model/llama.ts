@@ -86,6 +86,7 @@ export class LlamaForward {
     const decode = o.decode ?? false
     cap?.hidden(l, x, T, first, decode)
     k.rmsnorm(x, w.inputNorm, xn, T, H, eps)
+    cap?.attentionInput(l, xn, T, first, decode)
     k.matmul(xn, w.q, w.qBias, q, T, H, qHeads * d)
     k.matmul(xn, w.k, w.kBias, kb, T, H, kvHeads * d)
     k.matmul(xn, w.v, w.vBias, vb, T, H, kvHeads * d)

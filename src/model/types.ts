@@ -48,6 +48,13 @@ export interface GenerateOptions {
   stop?: string[]
   signal?: AbortSignal
   /**
+   * Prompt tokens compressed at prefill end (default: all but the last, kvpress's protocol). With fewer,
+   * the policy compresses the context alone and the rest of the prompt (a question) is then prefilled on
+   * the compressed cache, uncompressed: the query-agnostic loop, a document compressed once for many
+   * questions. An integer in [1, prompt length - 1].
+   */
+  contextTokens?: number
+  /**
    * the KV-cache policy: a typed setting (`snapkv({ budget: 0.25 })`), a spec string
    * (`'snapkv:budget=0.25'`) or a built Policy; none (or `full()`) keeps the full cache
    */
@@ -66,8 +73,9 @@ export interface GeneratedToken {
 export interface GenerateStats {
   promptTokens: number
   newTokens: number
+  /** prompt time: prefill, compression, and (contextTokens) the question's prefill on the compressed cache */
   prefillMs: number
-  /** time of policy decisions at prefill end, included in prefillMs */
+  /** time of policy decisions at prefill end (with any extra forward pass they run, KVzip's), included in prefillMs */
   compressMs: number
   decodeMsPerToken: number
   /** cache bytes after compression (at prefill end) and at the end */
