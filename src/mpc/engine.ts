@@ -36,14 +36,30 @@ export interface FxEngine {
   squareRing(a: Words): Promise<Words>
   /** (k x m) . (m x n), ring product, no truncation */
   matmulRing(a: Words, b: Words, k: number, m: number, n: number): Promise<Words>
+  /** several ring matrix products in one round (one exchange carries every product's masks) */
+  matmulRingBatch(products: MatmulOperands[]): Promise<Words[]>
   /** (k x m) . (m x n) fixed-point product */
   matmul(a: Words, b: Words, k: number, m: number, n: number): Promise<Words>
   /** drop `bits` fractional bits (signed) */
   trunc(a: Words, bits: number): Promise<Words>
   /** 1 where a < 0 (as a signed 64-bit integer), else 0: integers, not fixed point */
   ltz(a: Words): Promise<Words>
+  /** a + v for a public vector v (ring elements) */
+  addPublic(a: Words, v: Words): Words
+  /** a * v elementwise for a public vector v of integers (no truncation): local */
+  mulPublic(a: Words, v: Words): Words
+  /** opens a value to both parties on purpose (callers document what this reveals) */
+  reveal(a: Words): Promise<Words>
   /** runs f with its cost attributed to `name` (a no-op for the cleartext engine) */
   scope<T>(name: string, f: () => Promise<T>): Promise<T>
+}
+
+export interface MatmulOperands {
+  x: Words
+  y: Words
+  k: number
+  m: number
+  n: number
 }
 
 export class FixedPointError extends RangeError {
@@ -110,8 +126,20 @@ export class PlainFixedPoint implements FxEngine {
   async matmulRing(a: Words, b: Words, k: number, m: number, n: number): Promise<Words> {
     return this.ring.matmul(a, b, k, m, n)
   }
+  async matmulRingBatch(products: MatmulOperands[]): Promise<Words[]> {
+    return products.map((p) => this.ring.matmul(p.x, p.y, p.k, p.m, p.n))
+  }
   async matmul(a: Words, b: Words, k: number, m: number, n: number): Promise<Words> {
     return this.ring.shr(this.ring.matmul(a, b, k, m, n), this.fracBits, true)
+  }
+  addPublic(a: Words, v: Words): Words {
+    return this.ring.add(a, v)
+  }
+  mulPublic(a: Words, v: Words): Words {
+    return this.ring.mul(a, v)
+  }
+  async reveal(a: Words): Promise<Words> {
+    return a.slice()
   }
   async trunc(a: Words, bits: number): Promise<Words> {
     return this.ring.shr(a, bits, true)

@@ -19,7 +19,7 @@
  */
 import type { CostLog } from './cost.js'
 import type { DealerStream } from './dealer.js'
-import { checkFracBits, FixedPointError, type FxEngine, type TruncMode } from './engine.js'
+import { checkFracBits, FixedPointError, type FxEngine, type MatmulOperands, type TruncMode } from './engine.js'
 import { concatWords, type Ring, type Words } from './ring.js'
 import type { Transport } from './transport.js'
 
@@ -120,19 +120,38 @@ export class Party implements FxEngine {
   }
 
   matmulRing(x: Words, y: Words, k: number, m: number, n: number): Promise<Words> {
+    return this.matmulRingBatch([{ x, y, k, m, n }]).then(([z]) => z)
+  }
+
+  /** Beaver matrix products with operand-sized masks: opens X - A (k x m) and Y - B (m x n) per product. */
+  matmulRingBatch(products: MatmulOperands[]): Promise<Words[]> {
     return this.scope('matmul', async () => {
-      if (x.length !== k * m || y.length !== m * n) throw new ProtocolError(`matmul: expected ${k}x${m} and ${m}x${n} shares, got ${x.length} and ${y.length} words`)
-      const t = this.dealer.matrixTriple(k, m, n)
-      const dMine = this.ring.sub(x, t.a)
-      const eMine = this.ring.sub(y, t.b)
-      const [dp, ep] = await this.exchange([dMine, eMine])
-      const d = this.ring.add(dMine, dp)
-      const e = this.ring.add(eMine, ep)
-      // Z = C + D.B + A.E (+ D.E for party 0)
-      let z = this.ring.add(t.c, this.ring.add(this.ring.matmul(d, t.b, k, m, n), this.ring.matmul(t.a, e, k, m, n)))
-      if (this.id === 0) z = this.ring.add(z, this.ring.matmul(d, e, k, m, n))
-      return z
+      for (const { x, y, k, m, n } of products) {
+        if (x.length !== k * m || y.length !== m * n) throw new ProtocolError(`matmul: expected ${k}x${m} and ${m}x${n} shares, got ${x.length} and ${y.length} words`)
+      }
+      const ts = products.map((p) => this.dealer.matrixTriple(p.k, p.m, p.n))
+      const mine = ts.flatMap((t, i) => [this.ring.sub(products[i].x, t.a), this.ring.sub(products[i].y, t.b)])
+      const peer = await this.exchange(mine)
+      return ts.map((t, i) => {
+        const { k, m, n } = products[i]
+        const d = this.ring.add(mine[2 * i], peer[2 * i])
+        const e = this.ring.add(mine[2 * i + 1], peer[2 * i + 1])
+        // Z = C + D.B + A.E (+ D.E for party 0)
+        let z = this.ring.add(t.c, this.ring.add(this.ring.matmul(d, t.b, k, m, n), this.ring.matmul(t.a, e, k, m, n)))
+        if (this.id === 0) z = this.ring.add(z, this.ring.matmul(d, e, k, m, n))
+        return z
+      })
     })
+  }
+
+  addPublic(a: Words, v: Words): Words {
+    return this.id === 0 ? this.ring.add(a, v) : a.slice()
+  }
+  mulPublic(a: Words, v: Words): Words {
+    return this.ring.mul(a, v)
+  }
+  reveal(a: Words): Promise<Words> {
+    return this.open(a)
   }
 
   async matmul(x: Words, y: Words, k: number, m: number, n: number): Promise<Words> {
