@@ -91,3 +91,12 @@ describe('exact cost accounting (per party, no tolerance)', () => {
     expect(Array.from(decodeFixed(mpc, 16))).toEqual([1.5625, 12.25])
   })
 })
+
+describe('the dealer PRG', () => {
+  it('is ChaCha20: the all-zero key and nonce give the published keystream', async () => {
+    const { ChaCha20Prg } = await import('../src/mpc/prg.js')
+    const w = new ChaCha20Prg(new Uint8Array(32)).words(4)
+    expect(Buffer.from(new Uint8Array(w.buffer)).toString('hex')).toBe('76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7')
+    expect(() => new ChaCha20Prg(new Uint8Array(16))).toThrow(/32 bytes, got 16/)
+  })
+})

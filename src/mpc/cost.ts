@@ -23,8 +23,26 @@ export function subCost(a: Cost, b: Cost): Cost {
   return { rounds: a.rounds - b.rounds, bytesSent: a.bytesSent - b.bytesSent, offlineBytes: a.offlineBytes - b.offlineBytes }
 }
 
+/**
+ * The protocol-level kernels of SecretFlow SPU's complexity table (docs/reference/complexity.md):
+ * multiplication of shares, matrix product, opening (a2p), truncation, share conversion (a2b, b2a),
+ * AND of boolean shares. Each call is logged with its size so the same program can be costed for
+ * other protocols (spu-estimate.ts).
+ */
+export type SpuKernel = 'mul_aa' | 'mmul_aa' | 'a2p' | 'trunc_a' | 'a2b' | 'b2a' | 'and_bb'
+
+export interface KernelCall {
+  kernel: SpuKernel
+  /** elements (for mmul_aa: the product's k, m, n in `shape`) */
+  elements: number
+  shape?: [number, number, number]
+}
+
 export class CostLog {
   readonly total: Cost = zeroCost()
+  /** the outermost protocol kernels run, in order (a comparison's inner ANDs are part of its a2b) */
+  readonly kernels: KernelCall[] = []
+  private kernelDepth = 0
   /** inclusive cost per operator label, in first-seen order */
   readonly byOp = new Map<string, Cost & { calls: number }>()
   private readonly stack: string[] = []
@@ -60,6 +78,17 @@ export class CostLog {
       return await f()
     } finally {
       this.stack.pop()
+    }
+  }
+
+  /** Runs f as protocol kernel `call`; kernels run inside it are not logged again. */
+  async kernel<T>(call: KernelCall | KernelCall[], f: () => Promise<T>): Promise<T> {
+    if (this.kernelDepth === 0) this.kernels.push(...(Array.isArray(call) ? call : [call]))
+    this.kernelDepth++
+    try {
+      return await f()
+    } finally {
+      this.kernelDepth--
     }
   }
 

@@ -17,7 +17,7 @@
  * opened value is a uniformly masked one (x - a with a fresh dealer mask) except where an operator
  * says it opens a result on purpose (see the MPC README section).
  */
-import type { CostLog } from './cost.js'
+import type { CostLog, KernelCall } from './cost.js'
 import type { DealerStream } from './dealer.js'
 import { checkFracBits, FixedPointError, type FxEngine, type MatmulOperands, type TruncMode } from './engine.js'
 import { concatWords, type Ring, type Words } from './ring.js'
@@ -40,6 +40,8 @@ const OFFSET = 1n << 62n
 export class Party implements FxEngine {
   readonly fracBits: number
   readonly truncMode: TruncMode
+  /** milliseconds spent waiting for the peer's messages (the rest of a run is local compute) */
+  waitMs = 0
 
   constructor(
     readonly id: 0 | 1,
@@ -60,13 +62,20 @@ export class Party implements FxEngine {
     return this.cost.scope(name, f)
   }
 
+  /** an operator that is also a protocol kernel of SPU's table */
+  private op<T>(name: string, call: KernelCall | KernelCall[], f: () => Promise<T>): Promise<T> {
+    return this.cost.scope(name, () => this.cost.kernel(call, f))
+  }
+
   /** One round: sends the concatenation of `parts`, returns the peer's parts (same lengths). */
   async exchange(parts: Words[]): Promise<Words[]> {
     const msg = concatWords(...parts)
     const total = msg.length
     this.transport.send(msg)
     this.cost.round(msg.byteLength)
+    const t0 = performance.now()
     const got = await this.transport.recv()
+    this.waitMs += performance.now() - t0
     if (got.length !== total) throw new ProtocolError(`party ${this.id}: expected ${total} words from the peer, got ${got.length} (the parties ran different operations)`)
     let o = 0
     return parts.map((p) => got.subarray(o, (o += p.length)))
@@ -74,7 +83,7 @@ export class Party implements FxEngine {
 
   /** Reconstructs x in the clear (both parties learn it). */
   open(x: Words): Promise<Words> {
-    return this.scope('open', async () => {
+    return this.op('open', { kernel: 'a2p', elements: x.length }, async () => {
       const [peer] = await this.exchange([x])
       return this.ring.add(x, peer)
     })
@@ -93,7 +102,7 @@ export class Party implements FxEngine {
   }
 
   mulRing(a: Words, b: Words): Promise<Words> {
-    return this.scope('mul', async () => {
+    return this.op('mul', { kernel: 'mul_aa', elements: a.length }, async () => {
       const t = this.dealer.triple(a.length)
       const [dp, ep] = await this.exchange([this.ring.sub(a, t.a), this.ring.sub(b, t.b)])
       const d = this.ring.add(this.ring.sub(a, t.a), dp)
@@ -107,7 +116,7 @@ export class Party implements FxEngine {
   }
 
   squareRing(a: Words): Promise<Words> {
-    return this.scope('square', async () => {
+    return this.op('square', { kernel: 'mul_aa', elements: a.length }, async () => {
       const s = this.dealer.square(a.length)
       const mine = this.ring.sub(a, s.a)
       const [peer] = await this.exchange([mine])
@@ -125,7 +134,8 @@ export class Party implements FxEngine {
 
   /** Beaver matrix products with operand-sized masks: opens X - A (k x m) and Y - B (m x n) per product. */
   matmulRingBatch(products: MatmulOperands[]): Promise<Words[]> {
-    return this.scope('matmul', async () => {
+    const calls = products.map((p): KernelCall => ({ kernel: 'mmul_aa', elements: p.k * p.n, shape: [p.k, p.m, p.n] }))
+    return this.op('matmul', calls, async () => {
       for (const { x, y, k, m, n } of products) {
         if (x.length !== k * m || y.length !== m * n) throw new ProtocolError(`matmul: expected ${k}x${m} and ${m}x${n} shares, got ${x.length} and ${y.length} words`)
       }
@@ -160,7 +170,7 @@ export class Party implements FxEngine {
 
   /** Boolean shares (XOR over 64-bit words): z = x & y, one round. Several pairs share the round. */
   and(xs: Words[], ys: Words[]): Promise<Words[]> {
-    return this.scope('and', async () => {
+    return this.op('and', { kernel: 'and_bb', elements: xs.reduce((s, x) => s + x.length, 0) }, async () => {
       const ts = xs.map((x) => this.dealer.andTriple(x.length))
       const mine = ts.flatMap((t, i) => [this.ring.xor(xs[i], t.a), this.ring.xor(ys[i], t.b)])
       const peer = await this.exchange(mine)
@@ -219,7 +229,7 @@ export class Party implements FxEngine {
 
   /** 1 where x < 0: the sign bit of x0 + x1 through A2B with a Kogge-Stone adder, then B2A. */
   ltz(x: Words): Promise<Words> {
-    return this.scope('ltz', async () => {
+    return this.op('ltz', [{ kernel: 'a2b', elements: x.length }, { kernel: 'b2a', elements: x.length }], async () => {
       const n = x.length
       const zeros = new BigInt64Array(n)
       // boolean sharings of the two addends: (x0, 0) and (0, x1)
@@ -236,9 +246,10 @@ export class Party implements FxEngine {
 
   trunc(x: Words, bits: number): Promise<Words> {
     if (!Number.isInteger(bits) || bits < 1 || bits > 62) throw new FixedPointError(`trunc: bits must be an integer in 1..62, got ${bits}`)
-    if (this.truncMode === 'local') return this.scope('trunc', async () => this.truncLocal(x, bits))
-    if (this.truncMode === 'one-round') return this.scope('trunc', () => this.truncOneRound(x, bits))
-    return this.scope('trunc', () => this.truncExact(x, bits))
+    const call: KernelCall = { kernel: 'trunc_a', elements: x.length }
+    if (this.truncMode === 'local') return this.op('trunc', call, async () => this.truncLocal(x, bits))
+    if (this.truncMode === 'one-round') return this.op('trunc', call, () => this.truncOneRound(x, bits))
+    return this.op('trunc', call, () => this.truncExact(x, bits))
   }
 
   /** SecureML: party 0 shifts its share, party 1 shifts the negation of its share and negates back. */

@@ -8,7 +8,11 @@ import { Inbox, TransportError, type Transport } from './transport.js'
 
 class SocketTransport implements Transport {
   private readonly inbox = new Inbox()
-  private pending: Buffer<ArrayBufferLike> = Buffer.alloc(0)
+  /** received chunks not yet framed (kept as a list: concatenating per chunk is quadratic in a large frame) */
+  private chunks: Buffer[] = []
+  private buffered = 0
+  /** byte count of the frame being received, once its header is in */
+  private frameBytes = -1
 
   constructor(private readonly socket: Socket) {
     socket.setNoDelay(true)
@@ -18,15 +22,35 @@ class SocketTransport implements Transport {
   }
 
   private onData(chunk: Buffer): void {
-    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk
-    while (this.pending.length >= 4) {
-      const n = this.pending.readUInt32LE(0)
-      if (this.pending.length < 4 + n) break
-      const body = new Uint8Array(n)
-      body.set(this.pending.subarray(4, 4 + n))
-      this.inbox.push(new BigInt64Array(body.buffer))
-      this.pending = this.pending.subarray(4 + n)
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+    for (;;) {
+      if (this.frameBytes < 0) {
+        if (this.buffered < 4) return
+        const head = new Uint8Array(4)
+        this.take(head)
+        this.frameBytes = new DataView(head.buffer).getUint32(0, true)
+      }
+      if (this.buffered < this.frameBytes) return
+      const words = new BigInt64Array(this.frameBytes / 8)
+      this.take(new Uint8Array(words.buffer))
+      this.frameBytes = -1
+      this.inbox.push(words)
     }
+  }
+
+  /** moves the next out.length buffered bytes into out (one copy) */
+  private take(out: Uint8Array): void {
+    let o = 0
+    while (o < out.length) {
+      const c = this.chunks[0]
+      const n = Math.min(c.length, out.length - o)
+      out.set(c.subarray(0, n), o)
+      o += n
+      if (n === c.length) this.chunks.shift()
+      else this.chunks[0] = c.subarray(n)
+    }
+    this.buffered -= out.length
   }
 
   send(words: BigInt64Array): void {

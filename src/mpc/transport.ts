@@ -86,18 +86,28 @@ function at(deadline: number, f: () => void): void {
 
 /**
  * Wraps a transport so each message leaves after the link has pushed the previous ones through
- * (size / bandwidth, serialised) and arrives `delaySeconds` later. Order is preserved.
+ * (size / bandwidth, serialised) and arrives `delaySeconds` later. One queue, sent in order.
  */
 export function throttled(inner: Transport, link: LinkLimit): Transport {
   if (!(link.bandwidthBitsPerSecond > 0)) throw new TransportError(`throttled: bandwidth must be positive, got ${link.bandwidthBitsPerSecond}`)
   if (!(link.delaySeconds >= 0)) throw new TransportError(`throttled: delay must be non-negative, got ${link.delaySeconds}`)
   let linkFree = 0
+  const queue: { due: number; words: BigInt64Array }[] = []
+  let pumping = false
+  const pump = (): void => {
+    while (queue.length && queue[0].due <= performance.now()) inner.send(queue.shift()!.words)
+    if (queue.length) at(queue[0].due, pump)
+    else pumping = false
+  }
   return {
     send(words) {
-      const copy = words.slice()
       const now = performance.now()
-      linkFree = Math.max(now, linkFree) + ((copy.byteLength * 8) / link.bandwidthBitsPerSecond) * 1000
-      at(linkFree + link.delaySeconds * 1000, () => inner.send(copy))
+      linkFree = Math.max(now, linkFree) + ((words.byteLength * 8) / link.bandwidthBitsPerSecond) * 1000
+      queue.push({ due: linkFree + link.delaySeconds * 1000, words: words.slice() })
+      if (!pumping) {
+        pumping = true
+        at(queue[0].due, pump)
+      }
     },
     recv: () => inner.recv(),
     close: () => inner.close(),
