@@ -27,3 +27,5 @@ export { composePolicies } from './policies/compose.js'
 export type { PolicyDefinition, OptionSpec, PolicyStage } from './policies/registry.js'
 // evaluation harness: tasks, scores, runner, report
 export * from './eval/index.js'
+// MPC mode: secret-shared attention and MPCache with exact cost accounting
+export * as mpc from './mpc/index.js'
