@@ -99,11 +99,12 @@ async function partyMain(id: 0 | 1): Promise<void> {
   if (METHOD === 'mpcache') for (const L of layers) L.summaries = await mpcacheSummaries(p, L.keys, N, D)
   await step(p, layers) // warm-up: JIT and wasm tiers
   const plain = await step(p, layers)
-  const slow = createParty(id, throttled(raw, { delaySeconds: DELAY_S, bandwidthBitsPerSecond: BW }), ring, { trunc: 'one-round', seeds: { seed0: 'throttled0', seed1: 'throttled1' } })
+  const slowLink = throttled(raw, { delaySeconds: DELAY_S, bandwidthBitsPerSecond: BW })
+  const slow = createParty(id, slowLink, ring, { trunc: 'one-round', seeds: { seed0: 'throttled0', seed1: 'throttled1' } })
   if (METHOD === 'mpcache') for (const L of layers) L.summaries = await mpcacheSummaries(slow, L.keys, N, D)
   const limited = await step(slow, layers)
   if (id === 0) console.log(JSON.stringify({ link, plain, limited }))
-  raw.close()
+  slowLink.close() // after its queue drains
 }
 
 interface StepFigures { wall: number; wait: number; rounds: number; bytes: number }

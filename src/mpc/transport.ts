@@ -94,10 +94,14 @@ export function throttled(inner: Transport, link: LinkLimit): Transport {
   let linkFree = 0
   const queue: { due: number; words: BigInt64Array }[] = []
   let pumping = false
+  let closing = false
   const pump = (): void => {
     while (queue.length && queue[0].due <= performance.now()) inner.send(queue.shift()!.words)
     if (queue.length) at(queue[0].due, pump)
-    else pumping = false
+    else {
+      pumping = false
+      if (closing) inner.close()
+    }
   }
   return {
     send(words) {
@@ -110,6 +114,10 @@ export function throttled(inner: Transport, link: LinkLimit): Transport {
       }
     },
     recv: () => inner.recv(),
-    close: () => inner.close(),
+    /** closes the inner transport once every queued message has left */
+    close: () => {
+      closing = true
+      if (!pumping) inner.close()
+    },
   }
 }
