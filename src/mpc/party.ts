@@ -42,6 +42,12 @@ export class Party implements FxEngine {
   readonly truncMode: TruncMode
   /** milliseconds spent waiting for the peer's messages (the rest of a run is local compute) */
   waitMs = 0
+  /**
+   * when set, each round's local compute in ms (from the previous message's arrival to this send) is
+   * pushed here: the two parties' per-round maxima are a synchronous protocol's compute critical path
+   */
+  roundCompute: number[] | null = null
+  private lastArrival = -1
 
   constructor(
     readonly id: 0 | 1,
@@ -71,11 +77,13 @@ export class Party implements FxEngine {
   async exchange(parts: Words[]): Promise<Words[]> {
     const msg = concatWords(...parts)
     const total = msg.length
+    const t0 = performance.now()
+    if (this.roundCompute && this.lastArrival >= 0) this.roundCompute.push(t0 - this.lastArrival)
     this.transport.send(msg)
     this.cost.round(msg.byteLength)
-    const t0 = performance.now()
     const got = await this.transport.recv()
-    this.waitMs += performance.now() - t0
+    this.lastArrival = performance.now()
+    this.waitMs += this.lastArrival - t0
     if (got.length !== total) throw new ProtocolError(`party ${this.id}: expected ${total} words from the peer, got ${got.length} (the parties ran different operations)`)
     let o = 0
     return parts.map((p) => got.subarray(o, (o += p.length)))
