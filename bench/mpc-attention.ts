@@ -4,7 +4,8 @@
  * (in-process transport: the byte and round counts are exact; wall time here is both parties on one
  * thread and is not the figure of merit). Full attention, MPCache (dynamic selection with index
  * sharing over 2 layers; its prefill summaries are a one-off and reported apart), and a plain top-k
- * eviction at MPCache's token budget (exact logits + bitonic top-k).
+ * eviction at MPCache's token budget (exact logits + bitonic top-k; its attention recomputes the kept
+ * tokens' logits, about 1% of its communication).
  * Ratios are against full attention in the same run; SPU semi2k / ABY3 3-party estimates of the same
  * traced program come from SPU's published cost table (src/mpc/spu-estimate.ts).
  *   node dist/bench/mpc-attention.js [tokens...]     (default 512 1024 2048 4096)
