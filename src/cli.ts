@@ -29,6 +29,8 @@ const USAGE = `usage:
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
   kvkit perplexity --model DIR [--length 2048] [--samples 16] [--seed S] [--haystack FILE|DIR] [--backend B]
   kvkit policies
+  kvkit mpc [--model DIR] [--length 512] [--method mpcache|full] [--seed S]
+             (a passkey query with the attention over the KV cache secret-shared between two parties)
   kvkit main        (npm start: the key policies at two budgets on the bundled model, report/index.html)
 policy SPEC: full | NAME | NAME:key=value,key=value   (kvkit policies lists them)`
 
@@ -310,6 +312,18 @@ async function cmdPerplexity(args: string[]): Promise<void> {
   }
 }
 
+async function cmdMpc(args: string[]): Promise<void> {
+  const { values: v } = parse(args, { model: { type: 'string' }, length: { type: 'string' }, method: { type: 'string' }, seed: { type: 'string' } })
+  const modelDir = (v.model as string | undefined) ?? defaultModelDir()
+  const length = int('length', v.length as string | undefined, 512)
+  const facts = usage(() => readModelFacts(modelDir))
+  if (length < 64 || length > facts.maxPositions) throw new UsageError(`--length ${length} is beyond what the model supports (64..max_position_embeddings ${facts.maxPositions})`)
+  const method = (v.method as string | undefined) ?? 'mpcache'
+  if (method !== 'mpcache' && method !== 'full') throw new UsageError(`--method must be mpcache or full, got ${JSON.stringify(method)}`)
+  const { privatePasskey } = await import('./mpc/passkey.js')
+  await privatePasskey({ model: modelDir, length, method, seed: int('seed', v.seed as string | undefined, 1) })
+}
+
 function cmdPolicies(args: string[]): void {
   parse(args, {})
   const fmt = (v: unknown): string => (v === null || v === undefined ? '(unset)' : String(v))
@@ -329,13 +343,14 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'generate': await cmdGenerate(rest); break
       case 'perplexity': await cmdPerplexity(rest); break
       case 'policies': cmdPolicies(rest); break
+      case 'mpc': await cmdMpc(rest); break
       case 'main': await cmdMain(rest); break
       case 'prompts': await cmdPrompts(rest); break
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE + '\n')
         return command === undefined ? 2 : 0
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: eval, generate, perplexity, policies, main, prompts)`)
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: eval, generate, perplexity, policies, mpc, main, prompts)`)
     }
     return 0
   } catch (e) {
