@@ -197,6 +197,7 @@ async function main(): Promise<void> {
     }
   }
   if (out) writeFileSync(out, JSON.stringify(rows, null, 1))
+  console.log(`kernels: ${model.kernels}`)
   printTable(rows, specs, tasks)
   model.dispose()
 }

@@ -10,7 +10,7 @@ import type { EvalResult } from '../src/eval/results.js'
 
 const FULL = 4 * 1024 * 1024
 function cell(policy: string, task: string, kept: number, accuracy: number): EvalResult {
-  return { policy, task, length: 4096, samples: 8, accuracy, score: accuracy, kvBytes: kept * FULL, kvBytesFull: FULL, prefillMs: 900 + 100 * kept, decodeMsPerToken: 5 + kept }
+  return { policy, task, length: 4096, samples: 8, accuracy, score: accuracy, kvBytes: kept * FULL, kvBytesFull: FULL, prefillMs: 900 + 100 * kept, decodeMsPerToken: 5 + kept, kernels: 'wasm-relaxed-simd' }
 }
 const POLICIES: [string, number, number][] = [
   ['full', 1, 1], ['snapkv:budget=0.5', 0.5, 0.75], ['snapkv:budget=0.25', 0.25, 0.5],
@@ -32,6 +32,10 @@ describe('HTML report', () => {
   it('is self-contained: no script, no external resource', () => {
     const html = renderReport(RESULTS, { model: 'models/fixture-14m', seed: 1 })
     expect(html).not.toMatch(/<script|<link|https?:\/\/(?!www\.w3\.org)|src=/i)
+  })
+
+  it('names the kernel build the results ran on', () => {
+    expect(renderReport(RESULTS, {})).toContain('kernels wasm-relaxed-simd')
   })
 
   it('draws, in headless Chromium from the file system, one accuracy chart per task with a point per policy and bars per policy', async () => {
@@ -71,11 +75,11 @@ describe('HTML report', () => {
 })
 
 describe('text table', () => {
-  it('has one row per cell with accuracy, KV kept vs full and timings', () => {
+  it('has one row per cell with accuracy, KV kept vs full, timings and the kernel build that ran', () => {
     const lines = formatTable(RESULTS.slice(0, 2)).split('\n')
     expect(lines).toHaveLength(4)
-    expect(lines[0]).toMatch(/^policy\s+task\s+length\s+samples\s+accuracy\s+score\s+KV kept \/ full\s+prefill ms\s+decode ms\/tok$/)
-    expect(lines[2]).toMatch(/^full\s+passkey\s+4096\s+8\s+1\.00\s+1\.00\s+4\.00 MiB \/ 4\.00 MiB \(100%\)\s+1000\s+6\.0$/)
-    expect(lines[3]).toMatch(/^snapkv:budget=0\.5\s+passkey\s+4096\s+8\s+0\.75\s+0\.75\s+2\.00 MiB \/ 4\.00 MiB \(50%\)\s+950\s+5\.5$/)
+    expect(lines[0]).toMatch(/^policy\s+task\s+length\s+samples\s+accuracy\s+score\s+KV kept \/ full\s+prefill ms\s+decode ms\/tok\s+kernels$/)
+    expect(lines[2]).toMatch(/^full\s+passkey\s+4096\s+8\s+1\.00\s+1\.00\s+4\.00 MiB \/ 4\.00 MiB \(100%\)\s+1000\s+6\.0\s+wasm-relaxed-simd$/)
+    expect(lines[3]).toMatch(/^snapkv:budget=0\.5\s+passkey\s+4096\s+8\s+0\.75\s+0\.75\s+2\.00 MiB \/ 4\.00 MiB \(50%\)\s+950\s+5\.5\s+wasm-relaxed-simd$/)
   })
 })

@@ -20,7 +20,8 @@ export interface CacheAttention {
   rotate?: Rotate
   /**
    * Selection (decode, T = 1): per KV head, the slots to attend to (ascending, in range), or null for all.
-   * Post-RoPE heads in one segment go through the kernels' gathered attend; others are gathered here.
+   * Post-RoPE heads in one segment go through the kernels' decode attend (as dense decode does, so
+   * selecting every slot equals no selection bit for bit); others are gathered here.
    */
   select?: (Int32Array | null)[]
   /** byte pointer to [kvHeads][T * group] log-sum-exp per query row (row t * group + h), for mass hooks */
@@ -81,14 +82,18 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       const out = a.out + g * group * d * 4
       const lse = a.lse ? a.lse + g * a.T * group * 4 : 0
       const single = segs.length === 1 && segs[0].channels === null
-      if (sel && single && !preRope) {
-        // the kernels' gathered attend (one query row per head: T = 1)
-        validateSelection(sel, n, a.layer, g)
-        const idx = tmp(sel.length)
-        heap.I32.set(sel, idx >> 2)
+      if (a.T === 1 && single && !preRope) {
+        // decode over one whole-row segment: the kernels' decode attend, dense or gathered, so selecting
+        // every slot is dense attention bit for bit (one kernel, blocks cut in selection order)
+        let idx = 0
+        if (sel) {
+          validateSelection(sel, n, a.layer, g)
+          idx = tmp(sel.length)
+          heap.I32.set(sel, idx >> 2)
+        }
         const lseTmp = tmp(group)
         const s = segs[0]
-        backend.attend(q, group, d, s.kTable, s.vTable, s.pageTokens, n, idx, sel.length, a.scale, out, lseTmp)
+        backend.attend(q, group, d, s.kTable, s.vTable, s.pageTokens, n, idx, sel ? sel.length : 0, a.scale, out, lseTmp)
         if (lse) heap.F32.copyWithin(lse >> 2, lseTmp >> 2, (lseTmp >> 2) + group)
         continue
       }

@@ -13,7 +13,7 @@ export function formatKept(kv: number, full: number): string {
   return `${formatBytes(kv)} / ${formatBytes(full)}${pct}`
 }
 
-const COLUMNS = ['policy', 'task', 'length', 'samples', 'accuracy', 'score', 'KV kept / full', 'prefill ms', 'decode ms/tok'] as const
+const COLUMNS = ['policy', 'task', 'length', 'samples', 'accuracy', 'score', 'KV kept / full', 'prefill ms', 'decode ms/tok', 'kernels'] as const
 
 export function resultRows(results: readonly EvalResult[]): string[][] {
   return results.map((r) => [
@@ -26,6 +26,7 @@ export function resultRows(results: readonly EvalResult[]): string[][] {
     formatKept(r.kvBytes, r.kvBytesFull),
     r.prefillMs.toFixed(0),
     r.decodeMsPerToken.toFixed(1),
+    r.kernels,
   ])
 }
 
@@ -33,7 +34,7 @@ export function resultRows(results: readonly EvalResult[]): string[][] {
 export function formatTable(results: readonly EvalResult[]): string {
   const rows = [COLUMNS.slice() as string[], ...resultRows(results)]
   const widths = COLUMNS.map((_, c) => Math.max(...rows.map((r) => r[c].length)))
-  const right = (c: number): boolean => c >= 2
+  const right = (c: number): boolean => c >= 2 && c < COLUMNS.length - 1
   const line = (r: string[]): string => r.map((cell, c) => (right(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()
   return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')
 }

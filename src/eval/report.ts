@@ -119,12 +119,13 @@ export function renderReport(results: readonly EvalResult[], meta: ReportMeta = 
   const decode = barChart('decode', 'Decode time per token, ms (mean over cells)',
     perPolicy(results, (r) => r.decodeMsPerToken).map(({ policy, value }) => ({ label: policy, value, colour: colour(policy), text: `${value.toFixed(1)} ms` })))
   const legend = [...palette].map(([name, c]) => `<span class="key"><span class="swatch" style="background:${c}"></span>${esc(name)}</span>`).join(' ')
-  const head = ['policy', 'task', 'length', 'samples', 'accuracy', 'score', 'KV kept / full', 'prefill ms', 'decode ms/tok']
+  const head = ['policy', 'task', 'length', 'samples', 'accuracy', 'score', 'KV kept / full', 'prefill ms', 'decode ms/tok', 'kernels']
   const table = `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>` +
     resultRows(results).map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('') + '</tbody></table>'
   const facts = [
     meta.model && `model <code>${esc(meta.model)}</code>`,
     meta.backend && `backend ${esc(meta.backend)}`,
+    `kernels ${esc([...new Set(results.flatMap((r) => r.kernels.split(',')))].join(', '))}`,
     meta.seed !== undefined && `seed ${meta.seed}`,
     meta.date && esc(meta.date),
   ].filter(Boolean).join(' · ')

@@ -14,6 +14,8 @@ export interface EvalResult {
   kvBytesFull: number
   prefillMs: number
   decodeMsPerToken: number
+  /** the compute core(s) the cell's samples ran on (Model.kernels), comma-separated if they differ */
+  kernels: string
 }
 
 /** What a single generation contributed to its cell. */
@@ -29,6 +31,7 @@ export interface SampleOutcome {
   kvBytesFull: number
   prefillMs: number
   decodeMsPerToken: number
+  kernels: string
 }
 
 /** Averages sample outcomes into cells, in the order the cells were first asked for. */
@@ -47,6 +50,7 @@ export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { 
       kvBytesFull: mean((o) => o.kvBytesFull),
       prefillMs: mean((o) => o.prefillMs),
       decodeMsPerToken: mean((o) => o.decodeMsPerToken),
+      kernels: [...new Set(xs.map((o) => o.kernels))].join(','),
     }
   })
 }

@@ -1,3 +1,4 @@
+import { kernelBuild, type KernelBuild } from '../backend/index.js'
 import type { Backend } from '../backend/backend.js'
 import { Ops } from '../backend/ops.js'
 import { PagedKVCache } from '../cache/paged-cache.js'
@@ -31,6 +32,10 @@ export class LlamaModel implements Model {
     if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${chunk}`)
     this.forward = new LlamaForward(backend, config, weights, chunk, ropePrecision)
     this.ops = new Ops(backend)
+  }
+
+  get kernels(): KernelBuild {
+    return kernelBuild(this.backend)
   }
 
   /** bytes of weights held in the arena (float32) */

@@ -1,4 +1,9 @@
-import { exp4, exp1, fma, hmax, hsum } from './simd'
+import { madd, hsum } from './simd'
+import { exp1 } from './exp'
+import { foldScores } from './online-softmax'
+
+// The attention kernel family, causal half: prefill chunks attend over the cache (attention.ts holds
+// decode). Score blocks fold through the same online-softmax step as decode attention.
 
 /** Keys per tile: a tile never crosses a cache page, so its rows are contiguous. */
 const TILE = 64
@@ -21,13 +26,13 @@ const TILE = 64
       const x = v128.load(ka + off)
       const y = v128.load(kb + off)
       const u0 = v128.load(q0 + off)
-      a0 = fma(u0, x, a0); b0 = fma(u0, y, b0)
+      a0 = madd(u0, x, a0); b0 = madd(u0, y, b0)
       const u1 = v128.load(q1 + off)
-      a1 = fma(u1, x, a1); b1 = fma(u1, y, b1)
+      a1 = madd(u1, x, a1); b1 = madd(u1, y, b1)
       const u2 = v128.load(q2 + off)
-      a2 = fma(u2, x, a2); b2 = fma(u2, y, b2)
+      a2 = madd(u2, x, a2); b2 = madd(u2, y, b2)
       const u3 = v128.load(q3 + off)
-      a3 = fma(u3, x, a3); b3 = fma(u3, y, b3)
+      a3 = madd(u3, x, a3); b3 = madd(u3, y, b3)
     }
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3)
     let t0 = hsum(b0), t1 = hsum(b1), t2 = hsum(b2), t3 = hsum(b3)
@@ -50,10 +55,10 @@ const TILE = 64
     for (let c = 0; c < k4; c += 4) {
       const off = <usize>c << 2
       const x = v128.load(ka + off)
-      a0 = fma(v128.load(q0 + off), x, a0)
-      a1 = fma(v128.load(q1 + off), x, a1)
-      a2 = fma(v128.load(q2 + off), x, a2)
-      a3 = fma(v128.load(q3 + off), x, a3)
+      a0 = madd(v128.load(q0 + off), x, a0)
+      a1 = madd(v128.load(q1 + off), x, a1)
+      a2 = madd(v128.load(q2 + off), x, a2)
+      a3 = madd(v128.load(q3 + off), x, a3)
     }
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3)
     for (let c = k4; c < kd; c++) {
@@ -133,41 +138,15 @@ export function attendCausal(
           memory.fill(Si, 0, <usize>len << 2)
           continue
         }
-        // pmax and compare-selects: wasm's min/max pay for NaN rules that scores never need
-        const valid4m = valid & ~3
-        let tv = f32x4.splat(-Infinity)
-        for (let j = 0; j < valid4m; j += 4) tv = f32x4.pmax(tv, v128.load(Si + (<usize>j << 2)))
-        let tmax: f32 = hmax(tv)
-        for (let j = valid4m; j < valid; j++) {
-          const v = load<f32>(Si + (<usize>j << 2))
-          tmax = v > tmax ? v : tmax
-        }
-        const mOld = load<f32>(M + (<usize>r << 2))
-        const mNew = mOld > tmax ? mOld : tmax
-        const alpha: f32 = mOld == -Infinity ? 0 : exp1(mOld - mNew)
-        const mv = f32x4.splat(mNew)
-        let acc = f32x4.splat(0)
-        const valid4 = valid & ~3
-        for (let j = 0; j < valid4; j += 4) {
-          const p = exp4(f32x4.sub(v128.load(Si + (<usize>j << 2)), mv))
-          v128.store(Si + (<usize>j << 2), p)
-          acc = f32x4.add(acc, p)
-        }
-        let sum = hsum(acc)
-        for (let j = valid4; j < valid; j++) {
-          const p = exp1(load<f32>(Si + (<usize>j << 2)) - mNew)
-          store<f32>(Si + (<usize>j << 2), p)
-          sum += p
-        }
-        for (let j = valid; j < len; j++) store<f32>(Si + (<usize>j << 2), 0)
+        const alpha = foldScores(Si, valid, M + (<usize>r << 2), Lsum + (<usize>r << 2))
+        // foldScores zeroed the lanes up to a multiple of 4; the value loop reads the whole tile
+        for (let j = (valid + 3) & ~3; j < len; j++) store<f32>(Si + (<usize>j << 2), 0)
         if (alpha != 1) {
           const Oi = O + (<usize>(r * vd) << 2)
           const av = f32x4.splat(alpha)
           for (let c = 0; c < v4; c += 4) v128.store(Oi + (<usize>c << 2), f32x4.mul(v128.load(Oi + (<usize>c << 2)), av))
           for (let c = v4; c < vd; c++) store<f32>(Oi + (<usize>c << 2), load<f32>(Oi + (<usize>c << 2)) * alpha)
         }
-        store<f32>(Lsum + (<usize>r << 2), load<f32>(Lsum + (<usize>r << 2)) * alpha + sum)
-        store<f32>(M + (<usize>r << 2), mNew)
       }
       // O_r += sum_j p_rj v_j: 4 rows x 8 channels a pass, each splat probability used twice
       const O0 = O + (<usize>(r0 * vd) << 2)
@@ -183,13 +162,13 @@ export function attendCausal(
           const y = v128.load(vrow, 16)
           const jo = <usize>j << 2
           const p0 = v128.load32_splat(S + jo)
-          a0 = fma(p0, x, a0); b0 = fma(p0, y, b0)
+          a0 = madd(p0, x, a0); b0 = madd(p0, y, b0)
           const p1 = v128.load32_splat(S1 + jo)
-          a1 = fma(p1, x, a1); b1 = fma(p1, y, b1)
+          a1 = madd(p1, x, a1); b1 = madd(p1, y, b1)
           const p2 = v128.load32_splat(S2 + jo)
-          a2 = fma(p2, x, a2); b2 = fma(p2, y, b2)
+          a2 = madd(p2, x, a2); b2 = madd(p2, y, b2)
           const p3 = v128.load32_splat(S3 + jo)
-          a3 = fma(p3, x, a3); b3 = fma(p3, y, b3)
+          a3 = madd(p3, x, a3); b3 = madd(p3, y, b3)
         }
         v128.store(O0 + off, a0); v128.store(O1 + off, a1); v128.store(O2 + off, a2); v128.store(O3 + off, a3)
         v128.store(O0 + off, b0, 16); v128.store(O1 + off, b1, 16); v128.store(O2 + off, b2, 16); v128.store(O3 + off, b3, 16)
@@ -200,10 +179,10 @@ export function attendCausal(
         for (let j = 0; j < len; j++) {
           const v = v128.load(vp + <usize>j * vRow + off)
           const jo = <usize>j << 2
-          a0 = fma(v128.load32_splat(S + jo), v, a0)
-          a1 = fma(v128.load32_splat(S1 + jo), v, a1)
-          a2 = fma(v128.load32_splat(S2 + jo), v, a2)
-          a3 = fma(v128.load32_splat(S3 + jo), v, a3)
+          a0 = madd(v128.load32_splat(S + jo), v, a0)
+          a1 = madd(v128.load32_splat(S1 + jo), v, a1)
+          a2 = madd(v128.load32_splat(S2 + jo), v, a2)
+          a3 = madd(v128.load32_splat(S3 + jo), v, a3)
         }
         v128.store(O0 + off, a0); v128.store(O1 + off, a1); v128.store(O2 + off, a2); v128.store(O3 + off, a3)
       }
