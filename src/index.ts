@@ -19,6 +19,8 @@ export { ModelLoadError, ModelInputError } from './model/errors.js'
 export { PagedKVCache } from './cache/paged-cache.js'
 export { attendCache } from './cache/attention.js'
 export { CacheError } from './cache/errors.js'
+export { PageStore, TIERS, type Tier, type Page, type TierBytes } from './cache/page-store.js'
+export { PAGE_FORMATS, pageBytes, formatInfo, type PageFormat, type StreamRole, type FormatInfo } from './cache/formats.js'
 // policies: registry and spec strings
 export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'
 export type { PolicyDefinition, OptionSpec, PolicyStage } from './policies/registry.js'

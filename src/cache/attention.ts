@@ -81,7 +81,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       }
       const out = a.out + g * group * d * 4
       const lse = a.lse ? a.lse + g * a.T * group * 4 : 0
-      const single = segs.length === 1 && segs[0].channels === null
+      const single = segs.length === 1 && segs[0].channels === null && segs[0].tier === 'wasm'
       if (a.T === 1 && single && !preRope) {
         // decode over one whole-row segment: the kernels' decode attend, dense or gathered, so selecting
         // every slot is dense attention bit for bit (one kernel, blocks cut in selection order)
@@ -97,7 +97,8 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
         if (lse) heap.F32.copyWithin(lse >> 2, lseTmp >> 2, (lseTmp >> 2) + group)
         continue
       }
-      const parts = sel ? gatherParts(backend, segs, sel, n, a.layer, g, tmp) : denseParts(segs, a.T)
+      if (sel) validateSelection(sel, n, a.layer, g)
+      const parts = segmentParts(cache, a.layer, g, segs, sel, a.T, tmp)
       if (preRope) for (const p of parts) rotateKeys(backend, p, d, tmp, a.rotate!)
       if (parts.length === 1 && parts[0].channels === null) {
         const p = parts[0]
@@ -144,40 +145,33 @@ function validateSelection(sel: Int32Array, n: number, layer: number, head: numb
   }
 }
 
-function denseParts(segs: HeadSegment[], T: number): Part[] {
-  return segs.map((s, i) => ({
-    kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels,
-    // the new tokens sit at the end of the last segment; earlier segments are wholly visible
-    visible0: i === segs.length - 1 ? s.n - T + 1 : s.n,
-  }))
-}
-
-/** copies the selected rows of each segment into contiguous buffers (one-page tables) */
-function gatherParts(backend: Backend, segs: HeadSegment[], sel: Int32Array, n: number, layer: number, head: number, tmp: (f: number) => number): Part[] {
-  validateSelection(sel, n, layer, head)
-  const heap = backend.heap
+/**
+ * One attention part per segment: arena segments attended in place through their page tables; the rows
+ * of a selection, and segments in another tier, fetched into contiguous arena buffers first (one-page
+ * tables). The new tokens sit at the end of the last segment; earlier segments are wholly visible.
+ */
+function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: HeadSegment[], sel: Int32Array | null, T: number, tmp: (f: number) => number): Part[] {
+  const heap = cache.heap
   const parts: Part[] = []
-  for (const s of segs) {
+  segs.forEach((s, index) => {
+    const visible0 = index === segs.length - 1 ? s.n - T + 1 : s.n
+    if (!sel && s.tier === 'wasm') {
+      parts.push({ kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels, visible0 })
+      return
+    }
     const rows: number[] = []
-    for (const i of sel) if (i >= s.start && i < s.start + s.n) rows.push(i - s.start)
-    if (!rows.length) continue
+    if (sel) {
+      for (const i of sel) if (i >= s.start && i < s.start + s.n) rows.push(i - s.start)
+    } else for (let i = 0; i < s.n; i++) rows.push(i)
+    if (!rows.length) return
     const k = tmp(rows.length * s.d)
     const v = tmp(rows.length * s.vd)
     const table = tmp(2)
-    const I = heap.I32
-    const F = heap.F32
-    for (let r = 0; r < rows.length; r++) {
-      const i = rows[r]
-      const page = Math.floor(i / s.pageTokens)
-      const kp = (I[(s.kTable >> 2) + page] >> 2) + (i % s.pageTokens) * s.d
-      const vp = (I[(s.vTable >> 2) + page] >> 2) + (i % s.pageTokens) * s.vd
-      F.copyWithin((k >> 2) + r * s.d, kp, kp + s.d)
-      F.copyWithin((v >> 2) + r * s.vd, vp, vp + s.vd)
-    }
-    I[table >> 2] = k
-    I[(table >> 2) + 1] = v
-    parts.push({ kTable: table, vTable: table + 4, pageTokens: rows.length, n: rows.length, kd: s.d, channels: s.channels, visible0: rows.length })
-  }
+    cache.fetchRows(layer, head, index, rows, k, v)
+    heap.I32[table >> 2] = k
+    heap.I32[(table >> 2) + 1] = v
+    parts.push({ kTable: table, vTable: table + 4, pageTokens: rows.length, n: rows.length, kd: s.d, channels: s.channels, visible0: sel ? rows.length : visible0 })
+  })
   return parts
 }
 

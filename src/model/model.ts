@@ -60,7 +60,7 @@ export class LlamaModel implements Model {
   newCache(keys: KeyStorage = 'post-rope', pageTokens = 64): PagedKVCache {
     this.alive()
     const { layers, kvHeads, headDim } = this.config
-    return new PagedKVCache(this.backend.heap, { layers, kvHeads, headDim, pageTokens, keys })
+    return new PagedKVCache(this.backend, { layers, kvHeads, headDim, pageTokens, keys })
   }
 
   /** runs tokens through the model in chunks, appending to `cache`; returns nothing */

@@ -163,5 +163,28 @@ export function referenceKernels(heap: Heap): Kernels {
     copyBytes(dst, src, n) {
       heap.U8.copyWithin(dst, src, src + n)
     },
+
+    compactRows(table, pageTokens, rowBytes, keep, nKeep) {
+      const I = heap.I32
+      const at = (i: number) => I[(table >>> 2) + Math.floor(i / pageTokens)] + (i % pageTokens) * rowBytes
+      let moved = 0
+      for (let j = 0; j < nKeep; j++) {
+        const s = I[(keep >>> 2) + j]
+        if (s === j) continue
+        heap.U8.copyWithin(at(j), at(s), at(s) + rowBytes)
+        moved++
+      }
+      return moved
+    },
+
+    gatherChannels(src, dst, pageTokens, d, channels, nch, rows) {
+      const F = heap.F32
+      const I = heap.I32
+      for (let i = 0; i < rows; i++) {
+        const s = row(src, pageTokens, d, i)
+        const t = row(dst, pageTokens, nch, i)
+        for (let c = 0; c < nch; c++) F[t + c] = F[s + I[(channels >>> 2) + c]]
+      }
+    },
   }
 }
