@@ -100,6 +100,53 @@ describe('compaction', () => {
   })
 })
 
+describe('order-free eviction', () => {
+  /** position -> [key row, value row] of a head, read back from the cache */
+  function byPosition(cache: PagedKVCache, l: number, h: number): Map<number, number[]> {
+    const [k, v, pos] = rowsOf(cache, l, h)
+    return new Map(Array.from(pos, (p, i) => [p, [...k.slice(i * D, (i + 1) * D), ...v.slice(i * D, (i + 1) * D)]]))
+  }
+
+  it.each([[10, 1], [100, 3], [1000, 7], [1000, 1], [64, 64]])('evicting b of n slots (n=%i, b=%i) moves at most b rows and loses no kept row', (n, b) => {
+    const cache = cacheOf(n, n + b)
+    const r = rng(n * 7 + b)
+    const slots = new Set<number>()
+    while (slots.size < b) slots.add(Math.floor(r() * n))
+    const evict = Int32Array.from([...slots].sort((x, y) => x - y))
+    const want = byPosition(cache, 1, 0)
+    for (const s of evict) want.delete(s)
+    const moved = cache.store.rowsMoved
+    cache.apply({ heads: [], evictions: [{ layer: 1, head: 0, evict }] })
+    expect(cache.store.rowsMoved - moved).toBeLessThanOrEqual(b)
+    expect(cache.length(1, 0)).toBe(n - b)
+    expect(byPosition(cache, 1, 0)).toEqual(want)
+    expect(cache.bytes().hot).toBe((4 * n - b) * 2 * D * 4)
+    cache.dispose()
+  })
+
+  it('evicts across segments in two tiers, each filling its own holes', () => {
+    const cache = cacheOf(9)
+    cache.moveTo('host')
+    appendRandom(cache, 6, 9, 4)
+    const want = byPosition(cache, 0, 1)
+    for (const p of [0, 4, 10, 14]) want.delete(p)
+    cache.apply({ heads: [], evictions: [{ layer: 0, head: 1, evict: Int32Array.of(0, 4, 10, 14) }] })
+    expect(cache.segments(0, 1).map((s) => [s.tier, s.n])).toEqual([['host', 7], ['wasm', 4]])
+    expect(byPosition(cache, 0, 1)).toEqual(want)
+    cache.dispose()
+  })
+
+  it('refuses a bad eviction before changing anything', () => {
+    const cache = cacheOf(5)
+    const bytes = cache.bytes()
+    expect(() => cache.apply({ heads: [], evictions: [{ layer: 0, head: 0, evict: Int32Array.of(3, 1) }] })).toThrow(/evictions\[0\]\.evict must be strictly ascending/)
+    expect(() => cache.apply({ heads: [], evictions: [{ layer: 0, head: 0, evict: Int32Array.of(5) }] })).toThrow(/evictions\[0\]\.evict\[0\] = 5 is outside \[0, 5\)/)
+    expect(() => cache.apply({ heads: [{ layer: 0, head: 0, keep: Int32Array.of(0) }], evictions: [{ layer: 0, head: 0, evict: Int32Array.of(1) }] })).toThrow(/\(layer 0, head 0\) appears twice/)
+    expect(cache.bytes()).toEqual(bytes)
+    cache.dispose()
+  })
+})
+
 describe('sharing', () => {
   it('a fork shares every page (counted once) until one side writes, and each side reads only its own rows', () => {
     const a = cacheOf(10)

@@ -42,3 +42,15 @@ export function gatherChannels(src: usize, dst: usize, pageTokens: i32, d: i32, 
     for (let c = 0; c < nch; c++) store<f32>(t + (<usize>c << 2), load<f32>(s + (<usize>load<i32>(channels + (<usize>c << 2)) << 2)))
   }
 }
+
+/**
+ * Row moves by list: for each of count pairs (dst, src) of int32 row indices, row src is copied onto row
+ * dst. The pairs must not chain (no dst is a later src): the store's hole filling moves rows from past
+ * the new end into holes before it, so they never do. Costs count row copies, whatever the stream's length.
+ */
+export function moveRows(table: usize, pageTokens: i32, rowBytes: i32, pairs: usize, count: i32): void {
+  for (let i = 0; i < count; i++) {
+    const p = pairs + (<usize>i << 3)
+    memory.copy(rowAddr(table, pageTokens, rowBytes, load<i32>(p)), rowAddr(table, pageTokens, rowBytes, load<i32>(p, 4)), <usize>rowBytes)
+  }
+}

@@ -60,6 +60,8 @@ export interface KernelBackend {
    * first gap do not move. Returns the rows moved.
    */
   compactRows(table: number, pageTokens: number, rowBytes: number, keep: number, nKeep: number): number
+  /** For each of count (dst, src) int32 pairs at `pairs`: row src copied onto row dst (no dst is a later src). */
+  moveRows(table: number, pageTokens: number, rowBytes: number, pairs: number, count: number): void
   /** dst row i = src row i's listed channels (nch int32 at `channels`) for rows [0, rows); src rows d floats, dst nch. */
   gatherChannels(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
 

@@ -1,14 +1,14 @@
 import type { Heap } from '../backend/heap.js'
 import type { KernelBackend } from '../backend/backend.js'
 import { referenceKernels, type Kernels } from '../backend/reference/kernels.js'
-import type { CacheBytes, Decision, HeadDecision, HeadSegment, HeadView, KVCache, KVCacheOptions } from './types.js'
+import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadSegment, HeadView, KVCache, KVCacheOptions } from './types.js'
 import { CacheError } from './errors.js'
 import { formatInfo } from './formats.js'
 import { PageStore, type Tier, TIERS } from './page-store.js'
 import { Segment } from './segment.js'
 import { validateDecision } from './validate.js'
 
-type StoreKernels = Pick<Kernels, 'compactRows' | 'gatherChannels'>
+type StoreKernels = Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows'>
 
 /** appends go to a float32 arena segment of whole key rows */
 function isAppendSegment(s: Segment): boolean {
@@ -291,9 +291,11 @@ export class PagedKVCache implements KVCache {
         throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) must be one segment to be channel-pruned`)
       }
     }
-    const scratch = this.heap.alloc(Math.max(4, ...decision.heads.map((h) => h.keep.length), headDim) * 4)
+    const evictions = decision.evictions ?? []
+    const scratch = this.heap.alloc(Math.max(4, ...decision.heads.map((h) => h.keep.length), ...evictions.map((e) => 2 * e.evict.length), headDim) * 4)
     try {
       for (const hd of decision.heads) this.applyHead(hd, scratch)
+      for (const ev of evictions) this.evictHead(ev, scratch)
     } finally {
       this.heap.release(scratch)
     }
@@ -342,6 +344,28 @@ export class PagedKVCache implements KVCache {
       s.pos = grown
     }
     extra.forEach((x, i) => (s.pos[nKept + i] = x.position))
+  }
+
+  /** order-free eviction: each segment fills its holes from its own end; positions follow the rows */
+  private evictHead(ev: HeadEviction, scratch: number): void {
+    const s = this.stream(ev.layer, ev.head)
+    let start = 0
+    let j = 0
+    let removed = 0
+    for (const seg of s.segs) {
+      const oldN = seg.n
+      const from = j
+      while (j < ev.evict.length && ev.evict[j] < start + oldN) j++
+      if (j > from) {
+        const pairs = seg.evict(ev.evict.subarray(from, j).map((x) => x - start), scratch)
+        for (let p = 0; p < pairs.length; p += 2) s.pos[start + pairs[p]] = s.pos[start + pairs[p + 1]]
+      }
+      // the segment's positions move down by the rows earlier segments lost (ints, not rows)
+      if (removed) s.pos.copyWithin(start - removed, start, start + seg.n)
+      removed += j - from
+      start += oldN
+    }
+    s.dropEmpty()
   }
 
   /** the weighted mean of a merge's rows (keys at the pivot's stored width), or null if all weights are 0 */

@@ -21,7 +21,7 @@ export class Segment {
 
   constructor(
     private readonly store: PageStore,
-    private readonly kernels: Pick<Kernels, 'compactRows' | 'gatherChannels'>,
+    private readonly kernels: Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows'>,
     readonly format: PageFormat,
     readonly kd: number,
     readonly vd: number,
@@ -171,17 +171,53 @@ export class Segment {
     return moved
   }
 
-  private compactHost(keep: Int32Array, first: number): number {
+  /**
+   * Evicts rows evict[0..] (local, strictly ascending) without keeping the order: each hole below the new
+   * end is filled by a kept row from past it, by the moveRows kernel, so the cost is at most evict.length
+   * row copies whatever n is. Returns the moves as (dst, src) pairs, for the positions to follow.
+   * `pairsPtr` has room for 2 x evict.length int32 in the arena.
+   */
+  evict(evict: Int32Array, pairsPtr: number): Int32Array {
+    const newN = this.n - evict.length
+    let holes = 0
+    while (holes < evict.length && evict[holes] < newN) holes++
+    const pairs = new Int32Array(2 * holes)
+    let e = holes
+    let src = newN
+    for (let h = 0; h < holes; h++) {
+      while (e < evict.length && evict[e] === src) {
+        e++
+        src++
+      }
+      pairs[2 * h] = evict[h]
+      pairs[2 * h + 1] = src++
+    }
+    if (holes) {
+      for (let h = 0; h < holes; h++) this.writable(evict[h], evict[h] + 1)
+      if (this.tierOf === 'wasm') {
+        this.store.heap.I32.set(pairs, pairsPtr >> 2)
+        this.kernels.moveRows(this.kTab, this.pt, this.keyRowBytes, pairsPtr, holes)
+        this.kernels.moveRows(this.vTab, this.pt, this.valueRowBytes, pairsPtr, holes)
+      } else for (let h = 0; h < holes; h++) this.copyHostRow(pairs[2 * h], pairs[2 * h + 1])
+    }
+    this.truncate(newN)
+    this.store.rowsMoved += holes
+    return pairs
+  }
+
+  private copyHostRow(dst: number, src: number): void {
     const pt = this.pt
-    const copy = (pages: Page[], rowBytes: number, dst: number, src: number) => {
+    const copy = (pages: Page[], rowBytes: number) => {
       const d = pages[Math.floor(dst / pt)].host!
       const s = pages[Math.floor(src / pt)].host!
       d.set(s.subarray((src % pt) * rowBytes, (src % pt + 1) * rowBytes), (dst % pt) * rowBytes)
     }
-    for (let j = first; j < keep.length; j++) {
-      copy(this.kPages, this.keyRowBytes, j, keep[j])
-      copy(this.vPages, this.valueRowBytes, j, keep[j])
-    }
+    copy(this.kPages, this.keyRowBytes)
+    copy(this.vPages, this.valueRowBytes)
+  }
+
+  private compactHost(keep: Int32Array, first: number): number {
+    for (let j = first; j < keep.length; j++) this.copyHostRow(j, keep[j])
     return keep.length - first
   }
 

@@ -101,8 +101,23 @@ export interface HeadDecision {
   keyChannels?: { channels: Int32Array; upto: number }
 }
 
+/**
+ * Eviction of a few slots of one (layer, KV head) without keeping slot order: each hole is filled by a
+ * kept row from the end, so the store copies at most evict.length rows however long the head is (a
+ * decode-time policy evicting a token a step pays O(1), not O(n)). Slots after the holes change: a
+ * policy that asks for this refers to tokens by position (`KVCache.positions`), not by slot.
+ */
+export interface HeadEviction {
+  layer: number
+  head: number
+  /** slots to evict, strictly ascending */
+  evict: Int32Array
+}
+
 export interface Decision {
   heads: HeadDecision[]
+  /** order-free evictions, applied after `heads`; a head appears in at most one of the two lists */
+  evictions?: HeadEviction[]
 }
 
 export interface KVCache {

@@ -32,14 +32,23 @@ function checkSlots(where: string, a: unknown, n: number, ascending: boolean): I
 export function validateDecision(decision: Decision, layers: number, kvHeads: number, headDim: number, shape: (layer: number, head: number) => HeadShape): void {
   if (!decision || !Array.isArray(decision.heads)) throw new CacheError('apply: decision.heads must be an array')
   const seen = new Set<number>()
+  const head = (at: string, x: { layer: number; head: number }) => {
+    if (!isInt(x.layer) || x.layer < 0 || x.layer >= layers) throw new CacheError(`${at}.layer = ${x.layer} is outside [0, ${layers})`)
+    if (!isInt(x.head) || x.head < 0 || x.head >= kvHeads) throw new CacheError(`${at}.head = ${x.head} is outside [0, ${kvHeads})`)
+    const key = x.layer * kvHeads + x.head
+    if (seen.has(key)) throw new CacheError(`${at}: (layer ${x.layer}, head ${x.head}) appears twice in the decision`)
+    seen.add(key)
+    return shape(x.layer, x.head)
+  }
+  if (decision.evictions !== undefined && !Array.isArray(decision.evictions)) throw new CacheError('apply: decision.evictions must be an array when given')
+  decision.evictions?.forEach((ev, i) => {
+    const at = `apply: evictions[${i}]`
+    const { n } = head(at, ev)
+    checkSlots(`${at}.evict`, ev.evict, n, true)
+  })
   decision.heads.forEach((hd: HeadDecision, i) => {
     const at = `apply: heads[${i}]`
-    if (!isInt(hd.layer) || hd.layer < 0 || hd.layer >= layers) throw new CacheError(`${at}.layer = ${hd.layer} is outside [0, ${layers})`)
-    if (!isInt(hd.head) || hd.head < 0 || hd.head >= kvHeads) throw new CacheError(`${at}.head = ${hd.head} is outside [0, ${kvHeads})`)
-    const key = hd.layer * kvHeads + hd.head
-    if (seen.has(key)) throw new CacheError(`${at}: (layer ${hd.layer}, head ${hd.head}) appears twice in the decision`)
-    seen.add(key)
-    const { n, pruned } = shape(hd.layer, hd.head)
+    const { n, pruned } = head(at, hd)
     const keep = checkSlots(`${at}.keep`, hd.keep, n, true)
     const kept = new Set(keep)
     for (const [m, spec] of (hd.merges ?? []).entries()) {

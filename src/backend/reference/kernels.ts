@@ -177,6 +177,16 @@ export function referenceKernels(heap: Heap): Kernels {
       return moved
     },
 
+    moveRows(table, pageTokens, rowBytes, pairs, count) {
+      const I = heap.I32
+      const at = (i: number) => I[(table >>> 2) + Math.floor(i / pageTokens)] + (i % pageTokens) * rowBytes
+      for (let i = 0; i < count; i++) {
+        const dst = I[(pairs >>> 2) + 2 * i]
+        const src = I[(pairs >>> 2) + 2 * i + 1]
+        heap.U8.copyWithin(at(dst), at(src), at(src) + rowBytes)
+      }
+    },
+
     gatherChannels(src, dst, pageTokens, d, channels, nch, rows) {
       const F = heap.F32
       const I = heap.I32

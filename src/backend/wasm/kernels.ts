@@ -21,5 +21,6 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     copyBytes: e.copyBytes,
     compactRows: e.compactRows,
     gatherChannels: e.gatherChannels,
+    moveRows: e.moveRows,
   }
 }

@@ -29,6 +29,7 @@ export interface KvkitExports {
   chunkMeans(table: number, pageTokens: number, n: number, d: number, chunk: number, out: number): void
   compactRows(table: number, pageTokens: number, rowBytes: number, keep: number, nKeep: number): number
   gatherChannels(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
+  moveRows(table: number, pageTokens: number, rowBytes: number, pairs: number, count: number): void
   [name: string]: unknown
 }
 
