@@ -50,11 +50,12 @@ export function validateDecision(decision: Decision, layers: number, kvHeads: nu
     const at = `apply: heads[${i}]`
     const { n, pruned } = head(at, hd)
     const keep = checkSlots(`${at}.keep`, hd.keep, n, true)
-    const kept = new Set(keep)
+    // only merges ask whether a slot is kept: a Set of every kept slot would cost more than the compaction
+    const kept = hd.merges?.length ? new Set(keep) : null
     for (const [m, spec] of (hd.merges ?? []).entries()) {
       const mat = `${at}.merges[${m}]`
       if (!isInt(spec.pivot) || spec.pivot < 0 || spec.pivot >= n) throw new CacheError(`${mat}.pivot = ${spec.pivot} is outside [0, ${n})`)
-      if (!kept.has(spec.pivot)) throw new CacheError(`${mat}.pivot = ${spec.pivot} is not in keep: a merge needs a kept pivot`)
+      if (!kept!.has(spec.pivot)) throw new CacheError(`${mat}.pivot = ${spec.pivot} is not in keep: a merge needs a kept pivot`)
       const members = checkSlots(`${mat}.members`, spec.members, n, false)
       if (!(spec.weights instanceof Float32Array) || spec.weights.length !== members.length) {
         throw new CacheError(`${mat}.weights must be a Float32Array of ${members.length} (one per member), got ${spec.weights?.length}`)
