@@ -29,6 +29,21 @@ function decode(cache: PagedKVCache, first: number, steps: number): { ids: numbe
   return { ids, logits }
 }
 
+/** decode() through the asynchronous step, which awaits the rows of host-tier pages */
+async function decodeAsync(cache: PagedKVCache, first: number, steps: number): Promise<{ ids: number[]; logits: Float32Array[] }> {
+  const ids: number[] = []
+  const logits: Float32Array[] = []
+  let token = first
+  for (let s = 0; s < steps; s++) {
+    const out = new Float32Array(model.config.vocab)
+    await model.forward.stepAsync([token], Int32Array.of(PREFIX + s), cache, { decode: true, logits: 'last', out })
+    logits.push(out)
+    token = out.indexOf(Math.max(...out))
+    ids.push(token)
+  }
+  return { ids, logits }
+}
+
 describe('forked sequences on the fixture model', () => {
   it('share the prefix pages (held once) and each decodes exactly as it would alone', () => {
     const alone = [11, 4242].map((first) => {
@@ -57,4 +72,29 @@ describe('forked sequences on the fixture model', () => {
     a.dispose()
     b.dispose()
   })
+
+  it('decode awaiting host-tier fetches gives the tokens of the arena cache; arena-only, it is the synchronous step bit for bit', async () => {
+    const a = model.newCache()
+    model.prefill(prefix, a)
+    const host = a.fork()
+    const moved = host.moveTo('host')
+    expect(moved).toBe(a.bytes().reserved - a.store.pooledBytes - tableBytes(a))
+    expect(host.bytes().hot).toBe(0)
+    const arena = a.fork()
+    const sync = decode(a, 11, 6)
+    const viaHost = await decodeAsync(host, 11, 6)
+    const viaArena = await decodeAsync(arena, 11, 6)
+    expect(viaHost.ids).toEqual(sync.ids)
+    viaHost.logits.forEach((l, s) => l.forEach((x, i) => expect(Math.abs(x - sync.logits[s][i])).toBeLessThan(1e-4)))
+    viaArena.logits.forEach((l, s) => expect(Array.from(l)).toEqual(Array.from(sync.logits[s])))
+    for (const c of [a, host, arena]) c.dispose()
+  })
 })
+
+/** bytes of the page tables a cache holds (reserved counts them; moves copy only pages) */
+function tableBytes(c: PagedKVCache): number {
+  const { layers, kvHeads } = c.options
+  let b = 0
+  for (let l = 0; l < layers; l++) for (let h = 0; h < kvHeads; h++) b += 2 * 4 * Math.max(4, Math.ceil(c.length(l, h) / 64))
+  return b
+}

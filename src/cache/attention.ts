@@ -45,7 +45,7 @@ interface Part {
  * channel-pruned prefixes combined with the whole rows by a log-sum-exp merge of the two partial results.
  * Temporary buffers come from the arena and go back before returning.
  */
-export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAttention): void {
+export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAttention, staged?: StagedRows): void {
   const heap = backend.heap
   const { kvHeads, headDim: d, keys } = cache.options
   const group = a.qHeads / kvHeads
@@ -98,7 +98,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
         continue
       }
       if (sel) validateSelection(sel, n, a.layer, g)
-      const parts = segmentParts(cache, a.layer, g, segs, sel, a.T, tmp)
+      const parts = segmentParts(cache, a.layer, g, segs, sel, a.T, tmp, staged)
       if (preRope) for (const p of parts) rotateKeys(backend, p, d, tmp, a.rotate!)
       if (parts.length === 1 && parts[0].channels === null) {
         const p = parts[0]
@@ -150,7 +150,7 @@ function validateSelection(sel: Int32Array, n: number, layer: number, head: numb
  * of a selection, and segments in another tier, fetched into contiguous arena buffers first (one-page
  * tables). The new tokens sit at the end of the last segment; earlier segments are wholly visible.
  */
-function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: HeadSegment[], sel: Int32Array | null, T: number, tmp: (f: number) => number): Part[] {
+function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: HeadSegment[], sel: Int32Array | null, T: number, tmp: (f: number) => number, staged?: StagedRows): Part[] {
   const heap = cache.heap
   const parts: Part[] = []
   segs.forEach((s, index) => {
@@ -159,20 +159,73 @@ function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: He
       parts.push({ kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels, visible0 })
       return
     }
-    const rows: number[] = []
-    if (sel) {
-      for (const i of sel) if (i >= s.start && i < s.start + s.n) rows.push(i - s.start)
-    } else for (let i = 0; i < s.n; i++) rows.push(i)
-    if (!rows.length) return
-    const k = tmp(rows.length * s.d)
-    const v = tmp(rows.length * s.vd)
+    const pre = staged?.get(`${layer}/${head}/${index}`)
+    let k: number, v: number, count: number
+    if (pre) {
+      ;({ k, v, count } = pre)
+    } else {
+      const rows = segmentRows(s, sel)
+      count = rows.length
+      if (!count) return
+      k = tmp(count * s.d)
+      v = tmp(count * s.vd)
+      cache.fetchRows(layer, head, index, rows, k, v)
+    }
+    if (!count) return
     const table = tmp(2)
-    cache.fetchRows(layer, head, index, rows, k, v)
     heap.I32[table >> 2] = k
     heap.I32[(table >> 2) + 1] = v
-    parts.push({ kTable: table, vTable: table + 4, pageTokens: rows.length, n: rows.length, kd: s.d, channels: s.channels, visible0: sel ? rows.length : visible0 })
+    parts.push({ kTable: table, vTable: table + 4, pageTokens: count, n: count, kd: s.d, channels: s.channels, visible0: sel ? count : visible0 })
   })
   return parts
+}
+
+/** a segment's rows a selection reads (local, ascending), or all of them */
+function segmentRows(s: HeadSegment, sel: Int32Array | null): number[] {
+  const rows: number[] = []
+  if (sel) {
+    for (const i of sel) if (i >= s.start && i < s.start + s.n) rows.push(i - s.start)
+  } else for (let i = 0; i < s.n; i++) rows.push(i)
+  return rows
+}
+
+/** rows fetched ahead from outside the arena, per `layer/head/segment`: arena buffers of count rows */
+export type StagedRows = Map<string, { k: number; v: number; count: number }>
+
+/**
+ * The asynchronous seam: attention over a layer whose cache has segments outside the arena (the host
+ * tier; GPU buffers later). Every row those segments contribute (the selection's, or all) is fetched
+ * first, all heads' fetches in flight together (`PagedKVCache.fetchRowsAsync`), and only then does the
+ * synchronous attention run, reading the staged rows. A caller can start the next fetch while this
+ * one's compute runs; a layer held wholly in the arena goes straight to the synchronous path.
+ */
+export async function attendCacheAsync(backend: Backend, cache: PagedKVCache, a: CacheAttention): Promise<void> {
+  const { kvHeads } = cache.options
+  const heap = backend.heap
+  const staged: StagedRows = new Map()
+  const fetches: Promise<void>[] = []
+  try {
+    for (let g = 0; g < kvHeads; g++) {
+      const sel = a.select?.[g] ?? null
+      const segs = cache.segments(a.layer, g)
+      if (sel) validateSelection(sel, segs.reduce((s, x) => s + x.n, 0), a.layer, g)
+      segs.forEach((s, index) => {
+        if (s.tier === 'wasm') return
+        const rows = segmentRows(s, sel)
+        const k = heap.alloc(Math.max(1, rows.length * s.d) * 4, 64)
+        const v = heap.alloc(Math.max(1, rows.length * s.vd) * 4, 64)
+        staged.set(`${a.layer}/${g}/${index}`, { k, v, count: rows.length })
+        if (rows.length) fetches.push(cache.fetchRowsAsync(a.layer, g, index, rows, k, v))
+      })
+    }
+    await Promise.all(fetches)
+    attendCache(backend, cache, a, staged)
+  } finally {
+    for (const { k, v } of staged.values()) {
+      heap.release(k)
+      heap.release(v)
+    }
+  }
 }
 
 /** pre-RoPE keys: a rotated copy at positions 0..n-1 (the slots' order), read through a table of the same paging */

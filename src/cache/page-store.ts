@@ -99,11 +99,29 @@ export class PageStore {
   }
 
   /**
-   * Moves a page's bytes to another tier, in place (every segment referencing it sees the move).
-   * Returns the bytes copied (0 if it is already there).
+   * A page's bytes in another tier, for one referencing segment: a page only it references moves in
+   * place; a shared page is copied into the tier for it (the others keep theirs where it is), the old
+   * one losing a reference. Returns the page to use now (the same or the copy); the bytes copied are
+   * added to bytesMoved.
    */
-  move(page: Page, tier: Tier): number {
+  moveFor(page: Page, tier: Tier): Page {
     if (page.refs <= 0) throw new CacheError('PageStore.move: the page was already released')
+    if (page.tier === tier) return page
+    if (page.refs === 1) {
+      this.move(page, tier)
+      return page
+    }
+    const copy = this.take(page.format, page.role, page.width, tier)
+    const src = page.tier === 'wasm' ? this.heap.U8.subarray(page.ptr, page.ptr + page.bytes) : page.host!
+    if (tier === 'wasm') this.heap.U8.set(src, copy.ptr)
+    else copy.host!.set(src)
+    this.release(page)
+    this.bytesMoved += page.bytes
+    return copy
+  }
+
+  /** moves a page only one segment references to another tier, in place; returns the bytes copied */
+  private move(page: Page, tier: Tier): number {
     if (page.tier === tier) return 0
     if (tier === 'gpu' || page.tier === 'gpu') throw new CacheError("PageStore.move: the 'gpu' tier needs the WebGPU backend, which is not part of this build")
     if (tier === 'host') {

@@ -214,6 +214,20 @@ export class PagedKVCache implements KVCache {
     seg.fetchRows(rows, kDst, vDst)
   }
 
+  /**
+   * fetchRows as a promise: the seam a decode step awaits for rows outside the arena. Host ArrayBuffers
+   * are copied at once (the promise is already settled when returned); a tier whose reads complete later
+   * (GPU readback, a worker holding the host pages) resolves when the rows are in the arena.
+   */
+  fetchRowsAsync(layer: number, head: number, segment: number, rows: ArrayLike<number>, kDst: number, vDst: number): Promise<void> {
+    try {
+      this.fetchRows(layer, head, segment, rows, kDst, vDst)
+      return Promise.resolve()
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
   append(layer: number, k: Float32Array, v: Float32Array, positions: Int32Array): void {
     const { kvHeads, headDim } = this.options
     const T = positions.length

@@ -246,13 +246,15 @@ export class Segment {
   }
 
   /**
-   * Moves every page to `tier` (pages shared with other segments move for them too: a page has one
-   * place). Returns the bytes copied.
+   * Moves every page to `tier`: pages only this segment references move in place; shared ones are
+   * copied for it (the other sequences keep theirs). Returns the bytes copied.
    */
   moveTo(tier: Tier): number {
-    let moved = 0
-    for (const p of this.kPages) moved += this.store.move(p, tier)
-    for (const p of this.vPages) moved += this.store.move(p, tier)
+    if (tier === this.tierOf) return 0
+    const before = this.store.bytesMoved
+    this.kPages = this.kPages.map((p) => this.store.moveFor(p, tier))
+    this.vPages = this.vPages.map((p) => this.store.moveFor(p, tier))
+    const moved = this.store.bytesMoved - before
     this.tierOf = tier
     if (tier === 'wasm') {
       if (this.kPages.length > this.tabCap) this.growTables(Math.max(4, this.kPages.length))
