@@ -5,6 +5,7 @@ import { PagedKVCache } from '../src/cache/paged-cache.js'
 import { attendCache } from '../src/cache/attention.js'
 import { pageBytes, type PageFormat } from '../src/cache/formats.js'
 import { normals, rng, wasmAndReference } from './kernels-helpers.js'
+import { attendSelection, cell, GROUP, HEAD_DIM, hostCache, KV_HEADS, referenceSelection, selection } from '../bench/host-tier.js'
 
 // The KV store: page formats with their byte accounting, reference-counted pages shared by forks
 // (copy-on-write), rollback, in-place overwrite, tiers (arena and host ArrayBuffers) with counted moves,
@@ -304,5 +305,22 @@ describe('tiers', () => {
     expect(() => c.moveTo('gpu')).toThrow(/'gpu' tier needs the WebGPU backend/)
     expect(() => c.moveTo('disk' as 'host')).toThrow(/tier must be one of wasm, host, gpu, got "disk"/)
     c.dispose()
+  })
+})
+
+describe('host tier beyond the arena', () => {
+  it('a one-layer Llama-3-8B-shaped cache held in host ArrayBuffers: decode attention over a selection equals the float64 reference', async () => {
+    // bench/host-tier.ts runs the same at 1M tokens (8 GiB); 32k tokens (256 MiB) keep the test in seconds
+    const tokens = 1 << 15
+    const cache = hostCache(wasm, tokens)
+    expect(cache.store.liveBytes.host).toBe(tokens * KV_HEADS * HEAD_DIM * 4 * 2)
+    expect(cache.store.liveBytes.wasm).toBe(0)
+    expect(cache.bytes().offloaded).toBe(tokens * KV_HEADS * HEAD_DIM * 4 * 2)
+    const q = Float32Array.from({ length: KV_HEADS * GROUP * HEAD_DIM }, (_, i) => cell(2, i, 0, 0) * 4)
+    const select = selection(tokens, 512, 3)
+    const got = await attendSelection(wasm, cache, q, select)
+    const want = referenceSelection(q, select)
+    got.forEach((x, i) => expect(Math.abs(x - want[i])).toBeLessThan(1e-5))
+    cache.dispose()
   })
 })
