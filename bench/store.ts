@@ -2,6 +2,8 @@
 // - evicting 1 token per KV head per step (order-free `evictions`) at 4k, 16k and 64k tokens of the
 //   fixture's cache shape, against a decode step at 4k, and the order-preserving `keep` path it replaces;
 // - a one-shot compaction to 25% at 4k: bytes moved per second against memory.copy's;
+// - the decode step through the synchronous arena path against stepAsync (the asynchronous seam), and
+//   with every page in the host tier; the dense decode kernel against the one it replaced;
 // - `h2o:budget=0.5,every=1` decode step against the full cache's, on a 3000-token prompt.
 //   npm run build && node dist/bench/store.js
 import { loadModel } from '../src/model/load.js'
@@ -128,6 +130,62 @@ function oneShot(model: LlamaModel): void {
   line('compaction speed / memory.copy speed (target >= 0.5)', (copy / best).toFixed(2))
 }
 
+/** the synchronous arena path against the awaited one, and the dense decode kernel against the one it replaced */
+async function seam(model: LlamaModel): Promise<void> {
+  console.log('\nthe asynchronous seam, 4k tokens, fastest of 12 alternating steps')
+  const cache = filledCache(model, 4096)
+  const logits = new Float32Array(model.config.vocab)
+  const host = cache.fork()
+  host.moveTo('host')
+  let sync = Infinity
+  let awaited = Infinity
+  let fromHost = Infinity
+  for (let s = 0; s < 12; s++) {
+    const pos = 4096 + s
+    const t0 = performance.now()
+    model.forward.step([5], Int32Array.of(pos), cache, { decode: true, logits: 'last', out: logits })
+    const t1 = performance.now()
+    cache.rollback(4096)
+    await model.forward.stepAsync([5], Int32Array.of(pos), cache, { decode: true, logits: 'last', out: logits })
+    const t2 = performance.now()
+    cache.rollback(4096)
+    await model.forward.stepAsync([5], Int32Array.of(pos), host, { decode: true, logits: 'last', out: logits })
+    const t3 = performance.now()
+    host.rollback(4096)
+    sync = Math.min(sync, t1 - t0)
+    awaited = Math.min(awaited, t2 - t1)
+    fromHost = Math.min(fromHost, t3 - t2)
+  }
+  line('decode step, synchronous (arena)', `${sync.toFixed(2)} ms`)
+  line('decode step, stepAsync over the same arena cache', `${awaited.toFixed(2)} ms`, `${(awaited / sync).toFixed(2)}x the synchronous step`)
+  line('decode step, stepAsync with every page in the host tier', `${fromHost.toFixed(2)} ms`, `${(fromHost / sync).toFixed(2)}x (fetches all 4k rows a head)`)
+  // dense decode over one head went through attendCausal (T = 1) before the store; now through attend
+  const be = model.backend
+  const heap = be.heap
+  const { headDim: d, group } = model.config
+  const v = cache.view(0, 0)
+  const q = heap.alloc(group * d * 4, 64)
+  const out = heap.alloc(group * d * 4, 64)
+  const lse = heap.alloc(group * 4, 64)
+  const scratch = heap.alloc(4096 * 4, 64)
+  heap.F32.set(randn(group * d, 9), q >> 2)
+  let viaAttend = Infinity
+  let viaCausal = Infinity
+  for (let i = 0; i < 200; i++) {
+    const t0 = performance.now()
+    be.attend(q, group, d, v.kTable, v.vTable, v.pageTokens, v.n, 0, 0, 0.125, out, lse)
+    const t1 = performance.now()
+    be.attendCausal(q, group * d, group, 1, d, d, v.kTable, v.vTable, v.pageTokens, v.n, v.n, 0.125, out, group * d, lse, scratch)
+    const t2 = performance.now()
+    viaAttend = Math.min(viaAttend, t1 - t0)
+    viaCausal = Math.min(viaCausal, t2 - t1)
+  }
+  for (const p of [q, out, lse, scratch]) heap.release(p)
+  line(`dense decode over one head (${group} query heads), attend`, `${(viaAttend * 1000).toFixed(1)} us`, `attendCausal T=1 (before): ${(viaCausal * 1000).toFixed(1)} us, ${(viaCausal / viaAttend).toFixed(2)}x`)
+  host.dispose()
+  cache.dispose()
+}
+
 async function h2oStep(model: LlamaModel): Promise<void> {
   console.log('\nh2o:budget=0.5,every=1 against the full cache, 3000-token prompt, 32 new tokens')
   const ids = [0, ...Array.from({ length: 2999 }, (_, i) => 2 + ((i * 7919) % 4000))]
@@ -146,6 +204,7 @@ export async function run(): Promise<void> {
   console.log(`store bench on ${MODEL}, kernels ${model.kernels}`)
   eviction(model)
   oneShot(model)
+  await seam(model)
   await h2oStep(model)
   model.dispose()
 }
