@@ -168,9 +168,13 @@ async function main(): Promise<void> {
         await policy?.prepare?.(model)
         const cache = copyCache(model, base)
         const ctx: PolicyContext = { cache, ops: model.ops, model: cfg, hooks, promptLength: n, step: 0 }
+        const session = policy?.start()
         const c0 = performance.now()
-        const d = policy?.onPrefillEnd?.(ctx)
-        if (d) cache.apply(d)
+        const d = session?.onPrefillEnd?.(ctx)
+        if (d) {
+          cache.apply(d)
+          session?.onApplied?.(d, ctx)
+        }
         const compressMs = performance.now() - c0
         const keptBytes = cache.bytes().hot
         const fullBytes = cache.bytesPerToken * (n - 1)
@@ -181,8 +185,11 @@ async function main(): Promise<void> {
         for (let step = 0, pos = n - 1; step < sample.answerIds.length + 3; step++, pos++) {
           model.forward.step([token], Int32Array.of(pos), cache, { capture: decodeCapture ?? undefined, decode: true, first: pos, logits: 'last', out: logits })
           ctx.step = step + 1
-          const dd = policy?.onDecodeStep?.(ctx)
-          if (dd) cache.apply(dd)
+          const dd = session?.onDecodeStep?.(ctx)
+          if (dd) {
+            cache.apply(dd)
+            session?.onApplied?.(dd, ctx)
+          }
           token = argmax(logits)
           if (eos.has(token)) break
           outIds.push(token)

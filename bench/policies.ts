@@ -38,7 +38,7 @@ export async function benchPolicies(lengths: number[]): Promise<void> {
     for (const spec of specs) {
       const policy = createPolicy(`${spec}${spec.includes(':') ? ',' : ':'}budget=0.25`, model)!
       bench.add(spec, () => {
-        policy.onPrefillEnd!(ctx)
+        policy.start().onPrefillEnd!(ctx)
       })
     }
     await bench.run()

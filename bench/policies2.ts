@@ -47,7 +47,7 @@ export async function benchPolicies2(lengths: number[]): Promise<void> {
     const bench = new Bench({ name: `policies2 at ${n} tokens`, time: 0, iterations: 3, warmup: true, warmupIterations: 1 })
     const policies: [string, Policy][] = specs.map((s) => [s, createPolicy(s, model)!])
     policies.push(['trimkv:budget=0.25 (random gates)', createTrimKV({ gates, budget: 0.25 })])
-    for (const [name, p] of policies) bench.add(name, () => void p.onPrefillEnd!(ctx))
+    for (const [name, p] of policies) bench.add(name, () => void p.start().onPrefillEnd!(ctx))
     await bench.run()
     const ms = (name: string) => {
       const r = bench.tasks.find((t) => t.name === name)!.result

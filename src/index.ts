@@ -15,7 +15,7 @@ export type { WasmSource, WasmLoadOptions, LoadedWasm, KvkitExports, WasmBuild }
 export { loadModel } from './model/load.js'
 export { LlamaModel } from './model/model.js'
 export { parseConfig } from './model/config.js'
-export { ModelLoadError, ModelInputError } from './model/errors.js'
+export { ModelLoadError, ModelInputError, ContextLengthError, ModelDisposedError, NonFiniteError } from './model/errors.js'
 export { PagedKVCache } from './cache/paged-cache.js'
 export { attendCache } from './cache/attention.js'
 export { CacheError } from './cache/errors.js'
@@ -23,6 +23,9 @@ export { PageStore, TIERS, type Tier, type Page, type TierBytes } from './cache/
 export { PAGE_FORMATS, pageBytes, formatInfo, type PageFormat, type StreamRole, type FormatInfo } from './cache/formats.js'
 // policies: registry and spec strings
 export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'
+export * from './policies/errors.js'
+export { statelessPolicy, type StatelessPolicy } from './policies/stateless.js'
+export { composePolicies } from './policies/compose.js'
 export type { PolicyDefinition, OptionSpec, PolicyStage } from './policies/registry.js'
 // evaluation harness: tasks, scores, runner, report
 export * from './eval/index.js'

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/model/load.js'
 import { parseConfig, ropeInvFreq } from '../src/model/config.js'
+import { safetensorsF32 } from './tiny-model.js'
 
 // Tiny random Qwen2 (Q/K/V biases, untied LM head) and Llama (llama3 RoPE scaling, tied) folders, run by the
 // runtime and by a plain TypeScript forward pass written here from the Llama equations.
@@ -48,20 +49,9 @@ function makeFolder(name: string, config: Record<string, unknown>, bias: boolean
   }
   add('model.norm.weight', [H], 0.2, 1)
   if (!tied) add('lm_head.weight', [V, H], 0.5)
-  const header: Record<string, unknown> = {}
-  const chunks: Buffer[] = []
-  let off = 0
-  for (const [n, { shape, data }] of Object.entries(t)) {
-    header[n] = { dtype: 'F32', shape, data_offsets: [off, off + data.byteLength] }
-    chunks.push(Buffer.from(data.buffer))
-    off += data.byteLength
-  }
-  const json = Buffer.from(JSON.stringify(header))
-  const len = Buffer.alloc(8)
-  len.writeBigUInt64LE(BigInt(json.length))
   const path = join(dir, name)
   mkdirSync(path)
-  writeFileSync(join(path, 'model.safetensors'), Buffer.concat([len, json, ...chunks]))
+  writeFileSync(join(path, 'model.safetensors'), safetensorsF32(Object.entries(t).map(([n, { shape, data }]) => ({ name: n, shape, data }))))
   writeFileSync(join(path, 'config.json'), JSON.stringify({
     hidden_size: H, intermediate_size: I, num_hidden_layers: LAYERS, num_attention_heads: NH, num_key_value_heads: KVH,
     vocab_size: V, rms_norm_eps: 1e-6, max_position_embeddings: 4096, tie_word_embeddings: tied, ...config,

@@ -11,17 +11,23 @@ const golden = JSON.parse(readFileSync(`${DIR}/golden.json`, 'utf8')) as {
   last_logits_top10: number[]
 }
 
+// PyTorch and kvkit agree to about 1e-5 per logit on this model (float32 weights and RoPE frequencies;
+// measured: 8e-6 at most on the first 8 logits, 5e-3 on a sum of 4096 logits): the tolerances are a few
+// times that, so a change in any kernel, in RoPE or in the attention shows.
+const ABS = 3e-5
+const ABS_SUM = 2e-2
+
 function checkGolden(model: LlamaModel, positions: number): void {
   const ids = golden.input_ids.slice(0, positions)
   const V = model.config.vocab
   const logits = model.logits(ids)
   for (let p = 0; p < positions; p++) {
     const row = logits.subarray(p * V, (p + 1) * V)
-    for (let i = 0; i < 8; i++) expect(Math.abs(row[i] - golden.logits_first8_per_pos[p][i]), `pos ${p} logit ${i}`).toBeLessThan(2e-3)
+    for (let i = 0; i < 8; i++) expect(Math.abs(row[i] - golden.logits_first8_per_pos[p][i]), `pos ${p} logit ${i}`).toBeLessThan(ABS)
     let sum = 0
     for (let i = 0; i < V; i++) sum += row[i]
     const want = golden.logits_sum_per_pos[p]
-    expect(Math.abs(sum - want) / Math.abs(want), `pos ${p} logit sum ${sum} vs ${want}`).toBeLessThan(2e-5)
+    expect(Math.abs(sum - want), `pos ${p} logit sum ${sum} vs ${want}`).toBeLessThan(ABS_SUM)
   }
   if (positions === ids.length && positions === golden.input_ids.length) {
     const last = Array.from(logits.subarray((positions - 1) * V, positions * V))
@@ -30,13 +36,12 @@ function checkGolden(model: LlamaModel, positions: number): void {
   }
 }
 
-// golden.json was computed after model.half().float() in train.py: .half() also rounds RoPE's inv_freq
-// buffer to float16, so the check loads with ropeInvFreq 'float16'. The float32 frequencies (how the model
-// was trained, the default) miss the logit sums by ~2e-3 from position 5 on, as the last test pins down.
+// golden.json holds the logits a Hugging Face user gets in float32 (RoPE inverse frequencies in float32,
+// as every loader derives them from rope_theta). The runtime's default path must match it tightly.
 describe('fixture-14m reproduces the PyTorch golden logits', () => {
   let wasm: LlamaModel
   beforeAll(async () => {
-    wasm = await loadModel(DIR, { backend: 'wasm', ropeInvFreq: 'float16' })
+    wasm = await loadModel(DIR, { backend: 'wasm' })
   })
   afterAll(() => wasm?.dispose())
 
@@ -45,7 +50,7 @@ describe('fixture-14m reproduces the PyTorch golden logits', () => {
   })
 
   it('on the wasm backend with 7-token chunks (prefill crosses chunk boundaries)', async () => {
-    const m = await loadModel(DIR, { backendInstance: wasm.backend, chunk: 7, ropeInvFreq: 'float16' })
+    const m = await loadModel(DIR, { backendInstance: wasm.backend, chunk: 7 })
     try {
       checkGolden(m, golden.input_ids.length)
     } finally {
@@ -53,17 +58,8 @@ describe('fixture-14m reproduces the PyTorch golden logits', () => {
     }
   })
 
-  it('differs measurably with float32 RoPE frequencies (the golden is sensitive to them)', async () => {
-    const m = await loadModel(DIR, { backendInstance: wasm.backend })
-    try {
-      expect(() => checkGolden(m, golden.input_ids.length)).toThrow(/logit/)
-    } finally {
-      m.dispose()
-    }
-  })
-
   it('on the reference backend (plain TypeScript kernels)', async () => {
-    const ref = await loadModel(DIR, { backend: 'reference', ropeInvFreq: 'float16' })
+    const ref = await loadModel(DIR, { backend: 'reference' })
     try {
       checkGolden(ref, golden.input_ids.length)
     } finally {

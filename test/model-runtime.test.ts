@@ -1,3 +1,4 @@
+import { statelessPolicy } from '../src/policies/stateless.js'
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -178,7 +179,7 @@ describe('policies: the kvpress protocol and hook data', () => {
     const calls: string[] = []
     const { layers, qHeads, kvHeads, headDim: d, hidden, group } = model.config
     let massOk = true
-    const policy: Policy = {
+    const policy: Policy = statelessPolicy({
       name: 'recorder',
       needs: { observationWindow: n - 1, prefillAttentionMass: true, decodeQueries: true, hiddenStates: true, preRopeKeys: true },
       onPrefillEnd(ctx: PolicyContext): Decision {
@@ -229,7 +230,7 @@ describe('policies: the kvpress protocol and hook data', () => {
         expect(pos[pos.length - 1]).toBe(n - 1 + ctx.step - 1)
         return null
       },
-    }
+    })
     const r = await greedy(prompt, { policy, maxNewTokens: 3 })
     expect(massOk).toBe(true)
     expect(calls.slice(0, 2)).toEqual(['prefill', 'step1'])
@@ -243,7 +244,7 @@ describe('policies: the kvpress protocol and hook data', () => {
 
   it('a keep-everything decision and an attend-to-everything selection leave the answer unchanged', async () => {
     const base = await greedy(prompt)
-    const keepAll: Policy = {
+    const keepAll: Policy = statelessPolicy({
       name: 'keep-all',
       needs: {},
       onPrefillEnd: (ctx) => ({
@@ -254,7 +255,7 @@ describe('policies: the kvpress protocol and hook data', () => {
       }),
       selectTokens: (ctx, layer) =>
         Array.from({ length: model.config.kvHeads }, (_, g) => Int32Array.from({ length: ctx.cache.length(layer, g) }, (_, j) => j)),
-    }
+    })
     const r = await greedy(prompt, { policy: keepAll })
     expect(r.ids).toEqual(base.ids)
   })

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { createPolicy } from '../src/policies/registry.js'
-import type { LayerHooks, ModelShape, Policy, PolicyContext } from '../src/policies/types.js'
+import type { LayerHooks, ModelShape, Policy, PolicyContext, PolicySession } from '../src/policies/types.js'
 import { createBackend } from '../src/backend/index.js'
 import { Ops } from '../src/backend/ops.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
@@ -64,9 +64,13 @@ function world(n: number, W: number, seed: number): World {
 }
 
 /** runs a policy's prefill decision and returns the kept original positions per [layer][head] */
-function keptAfterPrefill(p: Policy, w: World): number[][][] {
-  const d = p.onPrefillEnd!(w.ctx)
-  if (d) w.cache.apply(d)
+function keptAfterPrefill(p: Policy | PolicySession, w: World): number[][][] {
+  const s = 'start' in p ? p.start() : p
+  const d = s.onPrefillEnd!(w.ctx)
+  if (d) {
+    w.cache.apply(d)
+    s.onApplied?.(d, w.ctx)
+  }
   return Array.from({ length: model.layers }, (_, l) => Array.from({ length: model.kvHeads }, (_, h) => Array.from(w.cache.positions(l, h))))
 }
 
@@ -144,7 +148,7 @@ describe('SnapKV', () => {
       cache.append(l, k, k, Int32Array.from({ length: n }, (_, i) => i))
     }
     const ctx = { ...w.ctx, cache }
-    const d = createPolicy(`snapkv:tokens=${W + 2},window=${W},pooling=none`, model)!.onPrefillEnd!(ctx)!
+    const d = createPolicy(`snapkv:tokens=${W + 2},window=${W},pooling=none`, model)!.start().onPrefillEnd!(ctx)!
     cache.apply(d)
     for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) expect(Array.from(cache.positions(l, h))).toEqual([10, 37, 56, 57, 58, 59, 60, 61, 62, 63])
   })
@@ -252,8 +256,9 @@ describe('H2O', () => {
   it('adds each decode query\'s attention and evicts back to the budget every N steps', () => {
     const n = 40
     const w = world(n, 4, 6)
-    const p = createPolicy('h2o:tokens=12,recent=0.5,every=2', model)!
-    expect(p.needs.decodeQueries).toBe(true)
+    const policy = createPolicy('h2o:tokens=12,recent=0.5,every=2', model)!
+    const p = policy.start()
+    expect(policy.needs.decodeQueries).toBe(true)
     keptAfterPrefill(p, w)
     const r = rng(77)
     const acc = Array.from({ length: 2 }, (_, l) => Array.from({ length: 2 }, (_, h) => {
@@ -306,7 +311,7 @@ describe('PyramidKV', () => {
       cache.append(l, k, k, Int32Array.from({ length: n }, (_, i) => i))
       hooks.push({ layer: l, observationQueries: Float32Array.from({ length: 6 * W * 8 }, () => gauss(r)), observationPositions: Int32Array.from({ length: W }, (_, i) => n - W + i) })
     }
-    const d = createPolicy(`pyramidkv:budget=0.3,window=${W},beta=4`, pm)!.onPrefillEnd!({ cache, ops, model: pm, hooks, promptLength: n, step: 0 })!
+    const d = createPolicy(`pyramidkv:budget=0.3,window=${W},beta=4`, pm)!.start().onPrefillEnd!({ cache, ops, model: pm, hooks, promptLength: n, step: 0 })!
     cache.apply(d)
     const lens = [0, 1, 2, 3].map((l) => cache.length(l, 0))
     // extra = 30 - 8 = 22; low = 5.5, high = 38.5, step 11: 46.5, 35.5, 24.5, 13.5 before rounding the running sum
@@ -362,7 +367,7 @@ describe('AdaKV', () => {
       for (let qh = 0; qh < 6; qh++) for (let i = 0; i < W; i++) w.queries[l][(qh * W + i) * 8] = 1
       cache.append(l, k, k, Int32Array.from({ length: n }, (_, i) => i))
     }
-    const d = createPolicy(`adakv:tokens=20,window=${W},alpha=0.2,pooling=none`, model)!.onPrefillEnd!({ ...w.ctx, cache })!
+    const d = createPolicy(`adakv:tokens=20,window=${W},alpha=0.2,pooling=none`, model)!.start().onPrefillEnd!({ ...w.ctx, cache })!
     cache.apply(d)
     for (let l = 0; l < 2; l++) {
       const concentrated = cache.length(l, 0), spread = cache.length(l, 1)
@@ -379,8 +384,9 @@ describe('periodic compression (every=N)', () => {
   it('SnapKV votes with the last decode queries and returns to the budget every N steps', () => {
     const n = 50
     const w = world(n, 8, 12)
-    const p = createPolicy('snapkv:tokens=20,window=4,every=3,pooling=none', model)!
-    expect(p.needs.decodeQueries).toBe(true)
+    const policy = createPolicy('snapkv:tokens=20,window=4,every=3,pooling=none', model)!
+    const p = policy.start()
+    expect(policy.needs.decodeQueries).toBe(true)
     keptAfterPrefill(p, w)
     const r = rng(5)
     for (let step = 1; step <= 3; step++) {

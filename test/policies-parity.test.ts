@@ -9,6 +9,7 @@
  * kvpress's own score for the token lies within 1e-3 (relative) of its boundary (the last kept score),
  * i.e. float32 kernels in another order, not another method.
  */
+import { statelessPolicy } from '../src/policies/stateless.js'
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/model/load.js'
@@ -58,12 +59,12 @@ describe('parity with kvpress on the fixture model (passkey, 4096, 25%)', () => 
     model = await loadModel('models/fixture-14m', { backend: 'wasm' })
     const prompt = read('prompt.json') as { prompt_ids: number[] }
     const policies = [...Object.values(CASES), THINK].map((s) => ({ spec: s, p: createPolicy(s, model.config) as Policy }))
-    const recorder: Policy = {
+    const recorder: Policy = statelessPolicy({
       name: 'record',
       needs: mergeNeeds(policies.map((x) => x.p)),
       onPrefillEnd(ctx) {
         for (const { spec, p } of policies) {
-          const d = p.onPrefillEnd!(ctx)
+          const d = p.start().onPrefillEnd!(ctx)
           const out = Array.from({ length: ctx.model.layers }, (_, l) => Array.from({ length: ctx.model.kvHeads }, (_, h) => Array.from(ctx.cache.positions(l, h))))
           for (const hd of d?.heads ?? []) {
             const pos = ctx.cache.positions(hd.layer, hd.head)
@@ -73,7 +74,7 @@ describe('parity with kvpress on the fixture model (passkey, 4096, 25%)', () => 
         }
         return null
       },
-    }
+    })
     const gen = model.generate(prompt.prompt_ids, { policy: recorder, maxNewTokens: 1 })
     await gen.result
   }, 600_000)

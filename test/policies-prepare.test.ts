@@ -3,6 +3,7 @@
  * through `generate`, as `kvkit eval`, `kvkit generate` and `npm start` use it: generate awaits
  * `policy.prepare(model)`, compositions forward it, and the calibration runs once per model.
  */
+import { PolicyFileError } from '../src/policies/errors.js'
 import { describe, expect, it } from 'vitest'
 import { loadModel } from '../src/model/load.js'
 import { createPolicy } from '../src/policies/registry.js'
@@ -34,8 +35,8 @@ describe('policy preparation through generate', () => {
     expect(composed.prepare).toBeTypeOf('function')
     const r = await model.generate(text, { maxNewTokens: 2, policy: composed }).result
     expect(r.stats.kvBytesAfterPrefill.hot).toBeLessThan(r.stats.kvBytesFull)
-    const missing = createPolicy('razorattention:calibrationFile=no/such/file.txt', model.config)!
-    await expect(model.generate(text, { maxNewTokens: 2, policy: missing }).result).rejects.toThrow(/cannot read calibrationFile "no\/such\/file.txt"/)
+    // a missing file is refused when the policy is created, before any request
+    expect(() => createPolicy('razorattention:calibrationFile=no/such/file.txt', model.config)).toThrow(PolicyFileError)
     model.dispose()
   })
 })

@@ -50,7 +50,7 @@ describe('Keyformer', () => {
   it('keeps the 30% most recent and the top Gumbel-noised accumulated scores, per head, prefill then decode', () => {
     const n = 40, w = 6
     const { ctx, cache } = randomContext(7, m, n, w)
-    const p = createKeyformer({ budget: 0.5, window: w, seed: 42, steps: 4 })
+    const p = createKeyformer({ budget: 0.5, window: w, seed: 42, steps: 4 }).start()
     const k = 20
     // reference prefill
     const rand = rng(42)
@@ -93,7 +93,7 @@ describe('Keyformer', () => {
   it('is deterministic given a seed, and the noise changes with the seed', () => {
     const run = (seed: number) => {
       const { ctx } = randomContext(8, m, 60, 8)
-      return createKeyformer({ budget: 0.3, window: 8, seed }).onPrefillEnd!(ctx)!.heads.map((h) => Array.from(h.keep))
+      return createKeyformer({ budget: 0.3, window: 8, seed }).start().onPrefillEnd!(ctx)!.heads.map((h) => Array.from(h.keep))
     }
     expect(run(5)).toEqual(run(5))
     expect(run(5)).not.toEqual(run(6))
@@ -142,7 +142,7 @@ describe('WindowKV', () => {
     for (const task of ['qa', 'other'] as const) {
       const w = task === 'qa' ? 32 : 16
       const { ctx } = randomContext(31, m, n, 32)
-      const d = createWindowKV({ budget: 0.5, task }).onPrefillEnd!(ctx)!
+      const d = createWindowKV({ budget: 0.5, task }).start().onPrefillEnd!(ctx)!
       const want = refWindows(refScores(ctx, 0, w), w, 50, 8, task === 'qa')
       expect(want.length).toBeLessThanOrEqual(50)
       expect(want.length).toBeGreaterThan(50 - 8)
@@ -156,7 +156,7 @@ describe('WindowKV', () => {
     const m = shape(10, 2, 1, 8)
     const n = 120
     const { ctx } = randomContext(32, m, n, 16)
-    const d = createWindowKV({ budget: 0.4, groupLayers: 4, spread: 0.5 }).onPrefillEnd!(ctx)!
+    const d = createWindowKV({ budget: 0.4, groupLayers: 4, spread: 0.5 }).start().onPrefillEnd!(ctx)!
     const C = Math.floor(0.4 * n) // 48
     const budgets = [72, 48, 24]
     budgets.forEach((b, g) => {
@@ -206,7 +206,7 @@ describe('KVMerger', () => {
       }
     }
     expect(sets.map((s) => [s[0], s[s.length - 1] + 1])).toEqual([[10, 15], [30, 33]])
-    const dec = createKVMerger({ window: 8 }).onPrefillEnd!(ctx)!.heads[0]
+    const dec = createKVMerger({ window: 8 }).start().onPrefillEnd!(ctx)!.heads[0]
     sets.forEach((set, si) => {
       const p = set.reduce((b, i) => (a[i] > a[b] ? i : b), set[0])
       const dist = set.map((i) => keys.subarray(i * d, i * d + d).reduce((s, x, c) => s + (x - keys[p * d + c]) ** 2, 0))
@@ -225,7 +225,7 @@ describe('KVMerger', () => {
     const { ctx, cache } = withRuns(42, n)
     const keys = cache.readKeys(0, 0)
     const values = cache.readValues(0, 0)
-    const dec = createKVMerger({ window: 8 }).onPrefillEnd!(ctx)!
+    const dec = createKVMerger({ window: 8 }).start().onPrefillEnd!(ctx)!
     const mg = dec.heads[0].merges![0]
     cache.apply(dec)
     expect(cache.length(0, 0)).toBe(n - 4 - 2)
@@ -242,7 +242,7 @@ describe('KVMerger', () => {
   it('respects a budget by evicting the least attended tokens after merging', () => {
     const n = 50
     const { ctx, cache } = withRuns(43, n)
-    const dec = createKVMerger({ window: 8, tokens: 20 }).onPrefillEnd!(ctx)!
+    const dec = createKVMerger({ window: 8, tokens: 20 }).start().onPrefillEnd!(ctx)!
     expect(dec.heads[0].keep.length).toBe(20)
     // the recent window is kept whole
     expect(Array.from(dec.heads[0].keep.slice(-8))).toEqual(Array.from({ length: 8 }, (_, i) => n - 8 + i))
@@ -254,7 +254,7 @@ describe('KVMerger', () => {
 describe('policies2 through the registry', () => {
   it('composes ThinK after SnapKV: fewer tokens, then fewer key floats for the older ones', () => {
     const m = shape(2, 6, 2, 16)
-    const p = createPolicy('snapkv:budget=0.25+think:ratio=0.5', m)!
+    const p = createPolicy('snapkv:budget=0.25+think:ratio=0.5', m)!.start()
     const { ctx, cache } = randomContext(51, m, 256, 32)
     const d = p.onPrefillEnd!(ctx)
     if (d) cache.apply(d)

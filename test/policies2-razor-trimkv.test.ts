@@ -67,7 +67,7 @@ describe('RazorAttention calibration', () => {
           cache.append(l, k, randArray(r, n * m.kvHeads * d), Int32Array.from({ length: n }, (_, i) => i))
           hooks.push({ layer: l, observationQueries: q, observationPositions: Int32Array.from({ length: w }, (_, i) => n - w + i) })
         }
-        o.policy.onPrefillEnd?.({ cache, ops, model: m, hooks, promptLength: n, step: 0 })
+        o.policy.start().onPrefillEnd?.({ cache, ops, model: m, hooks, promptLength: n, step: 0 })
         cache.dispose()
         return { result: Promise.resolve({}) }
       },
@@ -99,7 +99,7 @@ describe('RazorAttention calibration', () => {
 
   it('refuses to run without retrieval heads, naming the fix', () => {
     const { ctx } = randomContext(1, m, 20, 4)
-    expect(() => createRazorAttention({}).onPrefillEnd!(ctx)).toThrow(/calibrate\(model\)|heads=/)
+    expect(() => createRazorAttention({}).start().onPrefillEnd!(ctx)).toThrow(/calibrate\(model\)|heads=/)
   })
 })
 
@@ -108,7 +108,7 @@ describe('RazorAttention compression', () => {
     const m = shape(2, 4, 2, 8)
     const n = 80
     const { ctx, cache } = randomContext(61, m, n, 4)
-    const p = createPolicy('razorattention:budget=0.5,heads=0.1', m)!
+    const p = createPolicy('razorattention:budget=0.5,heads=0.1', m)!.start()
     const dec = p.onPrefillEnd!(ctx)!
     // reference: 4 heads, 1 whole: (40 x 4 - 80) / 3 = 26 tokens each, minus 4 sinks and 1 compensation token
     const win = Math.floor((40 * 4 - 80) / 3) - 4 - 1
@@ -166,7 +166,7 @@ describe('TRIM-KV', () => {
     const n = 40
     const hs = Array.from({ length: m.layers }, () => randArray(r, n * H, 2))
     const { ctx } = randomContext(72, m, n, 4, (l) => ({ hiddenStates: hs[l] }))
-    const p = createPolicy(`trimkv:budget=0.5,gatesFile=${writeJSON(layers)}`, m)!
+    const p = createPolicy(`trimkv:budget=0.5,gatesFile=${writeJSON(layers)}`, m)!.start()
     const dec = p.onPrefillEnd!(ctx)!
     for (const hd of dec.heads) {
       expect(Array.from(hd.keep)).toEqual(refKeep(layers, hs[hd.layer], hd.layer, hd.head, Array.from({ length: n }, (_, i) => i), n, 20))
@@ -200,7 +200,7 @@ describe('TRIM-KV', () => {
     const hs = new Float32Array(n * H)
     for (let i = 0; i < n; i++) hs[i * H] = low(i) ? -4 : 4
     const { ctx } = randomContext(74, m, n, 4, () => ({ hiddenStates: hs }))
-    const dec = createTrimKV({ gates: readGatesFile(writeJSON(layers)), tokens: 28 }).onPrefillEnd!(ctx)!
+    const dec = createTrimKV({ gates: readGatesFile(writeJSON(layers)), tokens: 28 }).start().onPrefillEnd!(ctx)!
     // 8 low-retention tokens, 4 must go: the 4 oldest of them
     for (const hd of dec.heads) expect(Array.from({ length: n }, (_, i) => i).filter((i) => !hd.keep.includes(i))).toEqual([1, 5, 9, 13])
   })
@@ -211,7 +211,7 @@ describe('TRIM-KV', () => {
     const n = 24
     const hsAll = Array.from({ length: m.layers }, () => randArray(r, (n + 4) * H, 2))
     const { ctx, cache } = randomContext(76, m, n, 4, (l) => ({ hiddenStates: hsAll[l].slice(0, n * H) }))
-    const p = createTrimKV({ gates: readGatesFile(writeJSON(layers)), tokens: 16, every: 4 })
+    const p = createTrimKV({ gates: readGatesFile(writeJSON(layers)), tokens: 16, every: 4 }).start()
     cache.apply(p.onPrefillEnd!(ctx)!)
     for (let step = 1; step <= 4; step++) {
       const hooks = Array.from({ length: m.layers }, (_, l) => {
@@ -242,8 +242,8 @@ describe('TRIM-KV', () => {
     expect(() => parseGatesSafetensors(i64)).toThrow(/dtype I64/)
     // gates for 1 layer on a 2-layer model
     const { ctx } = randomContext(1, m, 10, 2, () => ({ hiddenStates: new Float32Array(10 * 6) }))
-    expect(() => createTrimKV({ gates: parseGatesSafetensors(bytes) }).onPrefillEnd!(ctx)).toThrow(/1 layers, the model has 2/)
-    expect(() => createPolicy('trimkv', m)!.onPrefillEnd!(ctx)).toThrow(/gatesFile/)
+    expect(() => createTrimKV({ gates: parseGatesSafetensors(bytes) }).start().onPrefillEnd!(ctx)).toThrow(/1 layers, the model has 2/)
+    expect(() => createPolicy('trimkv', m)).toThrow(/gatesFile/)
   })
 })
 

@@ -10,7 +10,7 @@ describe('ThinK', () => {
     const n = 50, w = 8, recent = 6
     const { ctx, cache } = randomContext(11, m, n, w)
     const d = m.headDim
-    const decision = createThinK({ ratio: 0.4, window: w, recent }).onPrefillEnd!(ctx)!
+    const decision = createThinK({ ratio: 0.4, window: w, recent }).start().onPrefillEnd!(ctx)!
     expect(decision.heads).toHaveLength(m.layers * m.kvHeads)
     for (const hd of decision.heads) {
       // independent twin: norms per channel, sort, drop floor(16 * 0.4) = 6, keep 10
@@ -35,7 +35,7 @@ describe('ThinK', () => {
     const { ctx, cache } = randomContext(3, m, n, 8)
     const before = cache.bytes().hot
     const keysBefore = cache.readKeys(0, 0)
-    const decision = createThinK({ ratio: 0.5, window: 8, recent: 8 }).onPrefillEnd!(ctx)!
+    const decision = createThinK({ ratio: 0.5, window: 8, recent: 8 }).start().onPrefillEnd!(ctx)!
     cache.apply(decision)
     const [pruned, whole] = cache.segments(0, 0)
     expect([pruned.n, pruned.d, whole.n, whole.d]).toEqual([32, 8, 8, 16])
@@ -57,7 +57,7 @@ describe('ThinK', () => {
       const q = ctx.hooks[l].observationQueries!
       for (let r = 0; r < q.length / 16; r++) q[r * 16 + 7] *= 1e-3
     }
-    const decision = createThinK({ ratio: 2 / 16, window: 4, recent: 0 }).onPrefillEnd!(ctx)!
+    const decision = createThinK({ ratio: 2 / 16, window: 4, recent: 0 }).start().onPrefillEnd!(ctx)!
     for (const hd of decision.heads) expect(Array.from(hd.keyChannels!.channels)).toEqual([0, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15])
   })
 
@@ -92,7 +92,7 @@ describe('MPCache static eviction', () => {
     const n = 60
     const { ctx } = randomContext(21, m, n, 16)
     // 20% of 60 = 12 observation queries out of the 16 the runtime captured
-    const decision = createMPCache({ tau: 0.02, maxQueries: 16 }).onPrefillEnd!(ctx)!
+    const decision = createMPCache({ tau: 0.02, maxQueries: 16 }).start().onPrefillEnd!(ctx)!
     for (let l = 0; l < m.layers; l++) {
       const best = refMaxAttention(ctx, l, 12)
       const want = best.flatMap((x, j) => (x >= 0.02 ? [j] : []))
@@ -105,7 +105,7 @@ describe('MPCache static eviction', () => {
   it('with a budget keeps the top tokens by max attention', () => {
     const n = 60
     const { ctx } = randomContext(22, m, n, 16)
-    const decision = createMPCache({ budget: 0.25, maxQueries: 16 }).onPrefillEnd!(ctx)!
+    const decision = createMPCache({ budget: 0.25, maxQueries: 16 }).start().onPrefillEnd!(ctx)!
     const best = refMaxAttention(ctx, 1, 12)
     const want = [...best.keys()].sort((a, b) => best[b] - best[a]).slice(0, 15).sort((a, b) => a - b)
     expect(Array.from(decision.heads.find((x) => x.layer === 1)!.keep)).toEqual(want)

@@ -93,19 +93,11 @@ export function parseConfig(raw: unknown, generation?: unknown): ModelConfig {
   }
 }
 
-/** nearest float16 value of a float (normal range; the inverse frequencies are all in it) */
-function roundToHalf(x: number): number {
-  if (x === 0 || !Number.isFinite(x)) return x
-  const e = Math.max(Math.floor(Math.log2(Math.abs(x))), -14)
-  const q = 2 ** (e - 10)
-  return Math.round(x / q) * q
-}
-
 /**
- * RoPE inverse frequencies (float32, as Transformers computes them), with llama3 scaling when configured;
- * `precision` 'float16' rounds them as a PyTorch model cast with .half() holds them.
+ * RoPE inverse frequencies in float32, as Transformers computes them (a checkpoint stores none: every
+ * loader derives them from rope_theta), with llama3 scaling when configured.
  */
-export function ropeInvFreq(cfg: ModelConfig, precision: 'float32' | 'float16' = 'float32'): Float32Array {
+export function ropeInvFreq(cfg: ModelConfig): Float32Array {
   const d = cfg.headDim
   const inv = new Float32Array(d / 2)
   for (let i = 0; i < d / 2; i++) inv[i] = 1 / Math.fround(Math.pow(cfg.ropeTheta, Math.fround((2 * i) / d)))
@@ -124,6 +116,5 @@ export function ropeInvFreq(cfg: ModelConfig, precision: 'float32' | 'float16' =
       }
     }
   }
-  if (precision === 'float16') for (let i = 0; i < inv.length; i++) inv[i] = roundToHalf(inv[i])
   return inv
 }

@@ -7,3 +7,18 @@ export class ModelLoadError extends Error {
 export class ModelInputError extends Error {
   override name = 'ModelInputError'
 }
+
+/** A prompt (or prompt + new tokens) beyond the model's context (max_position_embeddings). */
+export class ContextLengthError extends ModelInputError {
+  override name = 'ContextLengthError'
+}
+
+/** The model was disposed while a generation used it; the generation stops before touching freed memory. */
+export class ModelDisposedError extends ModelInputError {
+  override name = 'ModelDisposedError'
+}
+
+/** A forward pass produced NaN or infinite values; the message names the first layer where they appeared. */
+export class NonFiniteError extends Error {
+  override name = 'NonFiniteError'
+}

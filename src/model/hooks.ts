@@ -27,7 +27,8 @@ export class HookCapture {
     this.obsStart = promptLen - this.obsLen
     this.hooks = Array.from({ length: layers }, (_, layer) => {
       const h: LayerHooks = { layer }
-      if (this.obsLen > 0) {
+      // asked for, the arrays exist even when empty (a one-token prompt prefills nothing)
+      if (needs.observationWindow) {
         h.observationQueries = new Float32Array(qHeads * this.obsLen * d)
         h.observationPositions = new Int32Array(this.obsLen)
       }

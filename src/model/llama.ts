@@ -37,7 +37,6 @@ export class LlamaForward {
     readonly cfg: ModelConfig,
     readonly w: Weights,
     readonly chunk = 128,
-    ropePrecision: 'float32' | 'float16' = 'float32',
   ) {
     const { hidden: H, intermediate: I, qHeads, kvHeads, headDim: d, vocab } = cfg
     const C = chunk
@@ -48,7 +47,7 @@ export class LlamaForward {
     }
     const heap = backend.heap
     this.p = Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, heap.alloc(n * 4, 64)])) as LlamaForward['p']
-    this.rope = new RopeTables(backend, ropeInvFreq(cfg, ropePrecision))
+    this.rope = new RopeTables(backend, ropeInvFreq(cfg))
     this.scale = 1 / Math.sqrt(d)
   }
 

@@ -39,12 +39,10 @@ export async function loadModel(dir: string, options: LoadOptions & { backendIns
   if (tokenizer.vocabSize > config.vocab) {
     throw new ModelLoadError(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocab_size ${config.vocab}`)
   }
-  const rope = options.ropeInvFreq ?? 'float32'
-  if (rope !== 'float32' && rope !== 'float16') throw new ModelLoadError(`loadModel: ropeInvFreq must be 'float32' or 'float16', got ${JSON.stringify(rope)}`)
   const backend = options.backendInstance ?? (await createBackend(options.backend ?? 'auto'))
   const weights = loadWeights(dir, config, backend.heap)
   try {
-    return new LlamaModel(backend, config, tokenizer, weights, options.chunk, rope)
+    return new LlamaModel(backend, config, tokenizer, weights, options.chunk)
   } catch (e) {
     for (const p of weights.allocations) backend.heap.release(p)
     throw e

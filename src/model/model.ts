@@ -2,15 +2,22 @@ import { kernelBuild, type KernelBuild } from '../backend/index.js'
 import type { Backend } from '../backend/backend.js'
 import { Ops } from '../backend/ops.js'
 import { PagedKVCache } from '../cache/paged-cache.js'
-import type { CacheBytes, KVCache, KeyStorage } from '../cache/types.js'
+import type { CacheBytes, Decision, KVCache, KeyStorage } from '../cache/types.js'
 import type { Policy, PolicyContext } from '../policies/types.js'
-import { ModelInputError } from './errors.js'
+import { ContextLengthError, ModelDisposedError, ModelInputError, NonFiniteError } from './errors.js'
 import { StreamingGeneration } from './generation.js'
 import { HookCapture } from './hooks.js'
 import { LlamaForward } from './llama.js'
 import { checkSampling, sample, seededRandom } from './sampling.js'
-import type { GenerateOptions, GenerateResult, Generation, Model, ModelConfig, Tokenizer } from './types.js'
+import type { FinishReason, GenerateOptions, GenerateResult, Generation, Model, ModelConfig, Tokenizer } from './types.js'
+import { TextStream } from './text-stream.js'
 import type { Weights } from './weights.js'
+
+/** the first non-finite value among [rows][vocab] logits, or null */
+function firstNonFinite(x: Float32Array): number | null {
+  for (let j = 0; j < x.length; j++) if (!Number.isFinite(x[j])) return j
+  return null
+}
 
 const nextTurn: () => Promise<void> =
   typeof setImmediate === 'function' ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0))
@@ -27,10 +34,9 @@ export class LlamaModel implements Model {
     readonly tokenizer: Tokenizer,
     readonly weights: Weights,
     chunk = 128,
-    ropePrecision: 'float32' | 'float16' = 'float32',
   ) {
     if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${chunk}`)
-    this.forward = new LlamaForward(backend, config, weights, chunk, ropePrecision)
+    this.forward = new LlamaForward(backend, config, weights, chunk)
     this.ops = new Ops(backend)
   }
 
@@ -64,14 +70,18 @@ export class LlamaModel implements Model {
   }
 
   /** runs tokens through the model in chunks, appending to `cache`; returns nothing */
-  prefill(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition = 0, capture?: HookCapture, out?: Float32Array): void {
+  /**
+   * runs tokens through the model in chunks, appending to `cache`; `first` is the index of ids[0]
+   * among the tokens `capture` records (a prefill run chunk by chunk passes its offset)
+   */
+  prefill(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition = 0, capture?: HookCapture, out?: Float32Array, first = 0): void {
     const C = this.forward.chunk
     for (let s = 0; s < ids.length; s += C) {
       const T = Math.min(C, ids.length - s)
       const chunk = Array.prototype.slice.call(ids, s, s + T) as number[]
       const positions = Int32Array.from({ length: T }, (_, t) => firstPosition + s + t)
       this.forward.step(chunk, positions, cache, {
-        capture, first: s, logits: out ? 'all' : 'none', out, outOffset: s * this.config.vocab,
+        capture, first: first + s, logits: out ? 'all' : 'none', out, outOffset: s * this.config.vocab,
       })
     }
   }
@@ -79,6 +89,8 @@ export class LlamaModel implements Model {
   logits(ids: number[]): Float32Array {
     this.alive()
     this.checkIds(ids)
+    if (ids.length > this.config.maxPositions)
+      throw new ContextLengthError(`logits: ${ids.length} tokens do not fit the model's context (max_position_embeddings ${this.config.maxPositions})`)
     const out = new Float32Array(ids.length * this.config.vocab)
     const cache = this.newCache()
     try {
@@ -86,9 +98,16 @@ export class LlamaModel implements Model {
     } finally {
       cache.dispose()
     }
+    if (firstNonFinite(out) !== null) this.nonFinite(ids, 'logits')
     return out
   }
 
+  /**
+   * Generates up to `maxNewTokens` tokens after the prompt. Refused at once (ModelInputError, or
+   * ContextLengthError when prompt + 1 new token exceed max_position_embeddings); generation stops at
+   * the context limit with finishReason 'context'. Streamed tokens, in order, are `result.ids`, and
+   * their texts joined are `result.text`.
+   */
   generate(prompt: string | number[], options: GenerateOptions = {}): Generation {
     this.alive()
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt
@@ -96,10 +115,19 @@ export class LlamaModel implements Model {
     this.checkIds(ids, 'generate: prompt')
     const maxNew = options.maxNewTokens ?? 128
     if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new ModelInputError(`generate: maxNewTokens must be a positive integer, got ${maxNew}`)
+    if (ids.length >= this.config.maxPositions)
+      throw new ContextLengthError(`generate: a prompt of ${ids.length} tokens leaves no room for a new token (max_position_embeddings ${this.config.maxPositions})`)
     const sampling = checkSampling(options)
     const stop = options.stop ?? []
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('generate: signal must be an AbortSignal')
     return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, options, emit))
+  }
+
+  /** throws if the request was aborted or the model disposed meanwhile (checked after every await and chunk) */
+  private checkRun(o: GenerateOptions): void {
+    if (o.signal?.aborted) throw o.signal.reason ?? new DOMException('generation aborted', 'AbortError')
+    if (this.disposed) throw new ModelDisposedError('the model was disposed during generation')
   }
 
   private async run(
@@ -107,9 +135,13 @@ export class LlamaModel implements Model {
     o: GenerateOptions, emit: (t: { id: number; text: string }) => void,
   ): Promise<GenerateResult> {
     await nextTurn()
+    this.checkRun(o)
     const policy: Policy | undefined = o.policy
     // calibration (RazorAttention) runs before this request's cache exists; policies cache it per model
-    if (policy?.prepare) await policy.prepare(this)
+    if (policy?.prepare) {
+      await policy.prepare(this)
+      this.checkRun(o)
+    }
     const cache = this.newCache(policy?.needs.cacheKeys ?? 'post-rope')
     const n = ids.length
     const capture = new HookCapture(policy?.needs ?? {}, this.config, this.backend.heap, n - 1)
@@ -117,61 +149,91 @@ export class LlamaModel implements Model {
     const logits = new Float32Array(this.config.vocab)
     const eos = new Set(this.config.eosTokenIds)
     const out: number[] = []
-    let text = ''
-    try {
-      const abortCheck = () => {
-        if (o.signal?.aborted) throw o.signal.reason ?? new DOMException('generation aborted', 'AbortError')
+    const stream = new TextStream(stop)
+    // tokens wait here while their text is held back (a split character, a possible stop string)
+    const pending: number[] = []
+    let unsent = ''
+    const send = (upto: number) => {
+      for (const id of pending.splice(0, upto)) {
+        const tok = { id, text: unsent }
+        unsent = ''
+        emit(tok)
+        o.onToken?.(tok)
       }
-      abortCheck()
+    }
+    let finishReason: FinishReason = 'length'
+    try {
       // the kvpress protocol: prefill all but the last prompt token, compress, then decode from there
       const t0 = performance.now()
-      this.prefill(ids.slice(0, n - 1), cache, 0, capture)
+      const C = this.forward.chunk
+      for (let s = 0; s < n - 1; s += C) {
+        this.prefill(ids.slice(s, Math.min(n - 1, s + C)), cache, s, capture, undefined, s)
+        // an abort (or dispose) during a long prefill is seen between chunks
+        if (s + C < n - 1) {
+          await nextTurn()
+          this.checkRun(o)
+        }
+      }
       capture.finishPrefill()
       const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: n, step: 0 }
       const t1 = performance.now()
-      if (policy?.onPrefillEnd && n > 1) {
-        const d = policy.onPrefillEnd(ctx)
-        if (d) cache.apply(d)
+      // this request's policy state; onPrefillEnd runs also for a one-token prompt (empty cache), so
+      // decode-time state is always set up
+      const session = policy?.start()
+      const applyDecision = (d: Decision | null | undefined) => {
+        if (!d) return
+        cache.apply(d)
+        session?.onApplied?.(d, ctx)
       }
+      applyDecision(session?.onPrefillEnd?.(ctx))
       const t2 = performance.now()
       const kvBytesAfterPrefill: CacheBytes = cache.bytes()
       capture.startDecode()
       let token = ids[n - 1]
       let pos = n - 1
       let decodeMs = 0
-      const select = policy?.selectTokens ? (layer: number, q: Float32Array) => policy.selectTokens!(ctx, layer, q) : undefined
-      for (let step = 0; step < maxNew; step++) {
-        abortCheck()
-        const s0 = performance.now()
-        this.forward.step([token], Int32Array.of(pos), cache, { capture, decode: true, first: pos, logits: 'last', out: logits, select })
-        const next = sample(logits, sampling, random)
-        ctx.step = step + 1
-        if (policy?.onDecodeStep) {
-          const d = policy.onDecodeStep(ctx)
-          if (d) cache.apply(d)
-        }
-        decodeMs += performance.now() - s0
-        if (eos.has(next)) break
-        out.push(next)
-        const full = this.tokenizer.decode(out)
-        const piece = full.slice(text.length)
-        text = full
-        const hit = stop.find((s) => text.endsWith(s))
-        if (hit) {
-          text = text.slice(0, text.length - hit.length)
+      const select = session?.selectTokens ? (layer: number, q: Float32Array) => session.selectTokens!(ctx, layer, q) : undefined
+      for (let step = 0; ; step++) {
+        if (step === maxNew) break
+        // the sequence (prompt + new tokens) never outgrows the context the model was trained for
+        if (pos + 1 >= this.config.maxPositions) {
+          finishReason = 'context'
           break
         }
-        const tok = { id: next, text: piece }
-        emit(tok)
-        o.onToken?.(tok)
+        this.checkRun(o)
+        const s0 = performance.now()
+        this.forward.step([token], Int32Array.of(pos), cache, { capture, decode: true, first: pos, logits: 'last', out: logits, select })
+        if (firstNonFinite(logits) !== null) this.nonFinite([...ids, ...out], `generate: decode step ${step} (position ${pos})`)
+        const next = sample(logits, sampling, random)
+        ctx.step = step + 1
+        applyDecision(session?.onDecodeStep?.(ctx))
+        decodeMs += performance.now() - s0
+        if (eos.has(next)) {
+          finishReason = 'eos'
+          break
+        }
+        out.push(next)
+        pending.push(next)
+        const full = this.tokenizer.decode(out)
+        unsent += stream.update(full)
+        if (stream.stoppedText !== null) {
+          finishReason = 'stop'
+          break
+        }
+        // a token is sent once none of the text so far is held; while some is, the newest token waits
+        send(stream.holding(full) ? pending.length - 1 : pending.length)
         token = next
         pos++
         await nextTurn()
       }
+      const text = stream.stoppedText ?? this.tokenizer.decode(out)
+      unsent += stream.flush(text)
+      send(pending.length)
       const steps = Math.max(1, ctx.step)
       return {
         text,
         ids: out,
+        finishReason,
         stats: {
           promptTokens: n,
           newTokens: out.length,
@@ -187,6 +249,31 @@ export class LlamaModel implements Model {
       capture.dispose()
       cache.dispose()
     }
+  }
+
+  /**
+   * Throws NonFiniteError naming the first layer whose output holds a NaN or an infinity: the tokens
+   * run again from scratch (only on this error path) with the hidden state entering each layer kept.
+   */
+  private nonFinite(ids: number[], what: string): never {
+    const { layers, hidden } = this.config
+    const cache = this.newCache()
+    const capture = new HookCapture({ hiddenStates: true }, this.config, this.backend.heap, ids.length)
+    let where = 'the final norm or the LM head'
+    try {
+      this.prefill(ids, cache, 0, capture)
+      for (let l = 0; l < layers; l++) {
+        const j = firstNonFinite(capture.hooks[l].hiddenStates!)
+        if (j === null) continue
+        where = l === 0 ? 'the token embeddings' : `layer ${l - 1}`
+        where += ` (token ${Math.floor(j / hidden)}, channel ${j % hidden})`
+        break
+      }
+    } finally {
+      capture.dispose()
+      cache.dispose()
+    }
+    throw new NonFiniteError(`${what}: the forward pass produced non-finite values, first in ${where}`)
   }
 
   dispose(): void {

@@ -21,6 +21,8 @@ export class HfTokenizerAdapter implements Tokenizer {
   }
 
   decode(ids: number[]): string {
+    // the native decoder refuses an empty list; no tokens are no text
+    if (ids.length === 0) return ''
     return this.tok.decode(ids, { skip_special_tokens: true })
   }
 

@@ -24,12 +24,6 @@ export interface ModelConfig extends ModelShape {
 
 export interface LoadOptions {
   backend?: BackendName
-  /**
-   * Precision of the RoPE inverse frequencies. 'float32' (default) is how the model was trained and how
-   * Transformers builds it in float32. 'float16' rounds them to float16, as PyTorch does when a model is
-   * cast with .half() (the buffer is cast too): fixture-14m's golden.json was made that way.
-   */
-  ropeInvFreq?: 'float32' | 'float16'
   /** tokens per prefill chunk (default 128) */
   chunk?: number
 }
@@ -41,7 +35,7 @@ export interface GenerateOptions {
   topP?: number
   topK?: number
   seed?: number
-  /** stop strings: generation ends when the text ends with one (it is not returned) */
+  /** stop strings: generation ends at the first occurrence of one anywhere in the text (it is not returned) */
   stop?: string[]
   signal?: AbortSignal
   /** the KV-cache policy; none keeps the full cache */
@@ -69,9 +63,22 @@ export interface GenerateStats {
   kvBytesFull: number
 }
 
+/**
+ * Why generation ended, in the names of OpenAI-style APIs, with two they fold together kept apart:
+ * - 'stop': a stop string was generated (it and what follows are not in the text);
+ * - 'eos': the model generated an end-of-sequence token (OpenAI reports this as 'stop' too);
+ * - 'length': maxNewTokens were generated;
+ * - 'context': the sequence reached max_position_embeddings (OpenAI reports this as 'length').
+ * An aborted generation has no result: `result` rejects with the signal's reason (an AbortError).
+ */
+export type FinishReason = 'stop' | 'eos' | 'length' | 'context'
+
 export interface GenerateResult {
+  /** the generated text, up to (not including) the first stop string */
   text: string
+  /** every generated token (the end-of-sequence token excluded), as streamed */
   ids: number[]
+  finishReason: FinishReason
   stats: GenerateStats
 }
 

@@ -24,12 +24,12 @@ export const adakv: PolicyDefinition = {
     { name: 'scope', type: 'string', default: 'layer', choices: ['layer', 'model'], description: 'share the budget among the heads of each layer (paper) or among all heads of all layers' }],
   create(o, model) {
     const alpha = o.alpha as number
-    return evictionPolicy({
+    return evictionPolicy(() => ({
       name: 'adakv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
       ...(o.scope === 'model'
         // every (layer, head) in one pool: layers whose heads attend narrowly give budget to the others
         ? { keepModel: (ctx, scores, perHead) => unflatten(keepAdaptive(ctx.ops, scores.flat(), perHead * scores.flat().length, alpha), model.kvHeads) }
         : { keep: (ctx, scores, perHead) => keepAdaptive(ctx.ops, scores, perHead * scores.length, alpha) }),
-    })
+    }))
   },
 }

@@ -53,11 +53,22 @@ export function pyramidLayerBudgets(layers: number, perLayer: number, window: nu
   return out
 }
 
-/** Indices of the k highest scores, ascending (ties to the lower index), through the topK kernel. */
+/**
+ * Indices of the k highest scores, ascending (ties to the lower index), through the topK kernel.
+ * +Infinity marks a token that must stay (observation window, sinks); when more are marked than fit,
+ * the newest marked ones stay (the window before the sinks).
+ */
 export function topKIndices(ops: Ops, scores: Float32Array, k: number): Int32Array {
   const n = scores.length
   if (k >= n) return Int32Array.from({ length: n }, (_, i) => i)
   if (k <= 0) return new Int32Array(0)
+  let marked = 0
+  for (let i = 0; i < n; i++) if (scores[i] === Infinity) marked++
+  if (marked >= k) {
+    const out = new Int32Array(k)
+    for (let i = n - 1, j = k - 1; j >= 0; i--) if (scores[i] === Infinity) out[j--] = i
+    return out
+  }
   const heap = ops.heap
   const x = heap.f32From(scores)
   const idx = heap.allocI32(k)
@@ -84,26 +95,22 @@ export function keepTopPerHead(ops: Ops, scores: Float32Array[], counts: number[
  */
 export function keepAdaptive(ops: Ops, scores: Float32Array[], total: number, alpha: number): Int32Array[] {
   const heads = scores.length
-  const floor = Math.floor((alpha * total) / heads)
-  const offsets: number[] = []
-  let all = 0
-  for (const s of scores) {
-    offsets.push(all)
-    all += s.length
-  }
-  const flat = new Float32Array(all)
-  scores.forEach((s, h) => {
-    flat.set(s, offsets[h])
-    for (const i of topKIndices(ops, s, Math.min(floor, s.length))) flat[offsets[h] + i] = Infinity
-  })
-  const chosen = topKIndices(ops, flat, Math.min(total, all))
-  const keep: number[][] = scores.map(() => [])
-  let h = 0
-  for (const i of chosen) {
-    while (h + 1 < heads && i >= offsets[h + 1]) h++
-    keep[h].push(i - offsets[h])
-  }
-  return keep.map((k) => Int32Array.from(k))
+  // every head keeps at least one token, where the total allows it
+  const floor = Math.max(total >= heads ? 1 : 0, Math.floor((alpha * total) / heads))
+  const keep: Set<number>[] = scores.map((s) => new Set(topKIndices(ops, s, Math.min(floor, s.length))))
+  // the rest of the budget goes to the highest scores among the slots no floor took
+  const owner: number[] = []
+  const slot: number[] = []
+  const rest: number[] = []
+  scores.forEach((s, h) => s.forEach((x, i) => {
+    if (keep[h].has(i)) return
+    owner.push(h)
+    slot.push(i)
+    rest.push(x)
+  }))
+  const taken = keep.reduce((a, k) => a + k.size, 0)
+  for (const j of topKIndices(ops, Float32Array.from(rest), Math.max(0, Math.min(total - taken, rest.length)))) keep[owner[j]].add(slot[j])
+  return keep.map((k) => Int32Array.from(k).sort())
 }
 
 /**

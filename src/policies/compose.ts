@@ -1,12 +1,21 @@
 /**
  * Composition `a+b`: the parts run in order on the same cache (eviction, then channel pruning, then
  * quantization). Each part sees the cache as the parts before it left it: their decisions are applied
- * at once, and the last part's decision is returned for the runtime to apply. Hook fields indexed by
- * slot (attention mass, hidden states, pre-RoPE keys) describe the cache before the first decision, so
- * later parts get them only while no earlier part has changed the cache.
+ * at once, and the last part's decision is returned for the runtime to apply. Every part hears every
+ * applied decision (its own and the others', through `onApplied`), so state that follows the slots
+ * stays lined up with the cache. Hook fields indexed by slot (attention mass, hidden states, pre-RoPE
+ * keys) describe the cache before the first decision, so later parts get them only while no earlier
+ * part has changed the cache.
+ *
+ * A composition supports what its parts do, or refuses at creation (PolicyCompositionError):
+ * - at most one part selects tokens at decode time (`selectTokens`: one selection per step);
+ * - a part that prunes key channels runs after every eviction: no other part may decide during decoding,
+ *   as scoring pruned keys is undefined;
+ * - channel pruning needs post-RoPE keys: no part may ask for a pre-RoPE cache beside it.
  */
 import type { Decision } from '../cache/types.js'
-import type { LayerHooks, Policy, PolicyContext, PolicyNeeds } from './types.js'
+import { PolicyCompositionError } from './errors.js'
+import type { LayerHooks, Policy, PolicyContext, PolicyNeeds, PolicySession, PolicyTraits } from './types.js'
 
 export function mergeNeeds(parts: readonly Policy[]): PolicyNeeds {
   const out: PolicyNeeds = {}
@@ -24,28 +33,59 @@ function withoutSlotHooks(ctx: PolicyContext): PolicyContext {
   return { ...ctx, hooks }
 }
 
-function runChain(parts: readonly Policy[], ctx: PolicyContext, call: (p: Policy, c: PolicyContext) => Decision | null | undefined): Decision | null {
-  let current = ctx
-  let pending: Decision | null = null
-  for (const p of parts) {
-    if (pending) {
-      ctx.cache.apply(pending)
-      current = withoutSlotHooks(ctx)
-    }
-    pending = call(p, current) ?? null
-  }
-  return pending
+/** Refuses parts that cannot work together (see the module comment), naming them. */
+export function checkComposition(parts: readonly Policy[]): void {
+  const names = parts.map((p) => p.name).join('+')
+  const selecting = parts.filter((p) => p.start().selectTokens)
+  if (selecting.length > 1)
+    throw new PolicyCompositionError(`${names}: ${selecting.map((p) => p.name).join(' and ')} both select tokens at decode time; a composition can hold one such part`)
+  const pruning = parts.filter((p) => p.traits?.prunesChannels)
+  if (pruning.length === 0) return
+  const decoding = parts.filter((p) => p.traits?.decodes)
+  if (decoding.length)
+    throw new PolicyCompositionError(`${names}: ${decoding.map((p) => p.name).join(', ')} decides during decoding, after ${pruning[0].name} pruned key channels; compose channel pruning only with prefill-time eviction (every=0)`)
+  const preRope = parts.filter((p) => p.needs.cacheKeys === 'pre-rope')
+  if (preRope.length)
+    throw new PolicyCompositionError(`${names}: ${preRope[0].name} stores keys before RoPE, ${pruning[0].name} prunes post-RoPE key channels; they cannot share a cache`)
 }
 
 export function composePolicies(parts: readonly Policy[]): Policy {
-  if (parts.length === 0) throw new Error('composePolicies: nothing to compose')
+  if (parts.length === 0) throw new PolicyCompositionError('composePolicies: nothing to compose')
+  checkComposition(parts)
+  const traits: PolicyTraits = { decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels) }
   return {
     name: parts.map((p) => p.name).join('+'),
     needs: mergeNeeds(parts),
+    traits,
     prepare: async (model) => {
       for (const p of parts) await p.prepare?.(model)
     },
-    onPrefillEnd: (ctx) => runChain(parts, ctx, (p, c) => p.onPrefillEnd?.(c)),
-    onDecodeStep: (ctx) => runChain(parts, ctx, (p, c) => p.onDecodeStep?.(c)),
+    start: () => composedSession(parts.map((p) => p.start())),
+  }
+}
+
+function composedSession(sessions: PolicySession[]): PolicySession {
+  const tell = (d: Decision, ctx: PolicyContext) => {
+    for (const s of sessions) s.onApplied?.(d, ctx)
+  }
+  function runChain(ctx: PolicyContext, call: (s: PolicySession, c: PolicyContext) => Decision | null | undefined): Decision | null {
+    let current = ctx
+    let pending: Decision | null = null
+    for (const s of sessions) {
+      if (pending) {
+        ctx.cache.apply(pending)
+        tell(pending, ctx)
+        current = withoutSlotHooks(ctx)
+      }
+      pending = call(s, current) ?? null
+    }
+    return pending
+  }
+  const selector = sessions.find((s) => s.selectTokens)
+  return {
+    onPrefillEnd: (ctx) => runChain(ctx, (s, c) => s.onPrefillEnd?.(c)),
+    onDecodeStep: (ctx) => runChain(ctx, (s, c) => s.onDecodeStep?.(c)),
+    selectTokens: selector ? (ctx, layer, q) => selector.selectTokens!(ctx, layer, q) : undefined,
+    onApplied: tell,
   }
 }

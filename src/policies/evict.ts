@@ -6,7 +6,7 @@
 import type { Decision, ExtraToken, HeadDecision } from '../cache/types.js'
 import type { OptionSpec } from './registry.js'
 import { keepTopPerHead, tokensPerHead, type Budget } from './budget.js'
-import type { Policy, PolicyContext, PolicyNeeds } from './types.js'
+import type { Policy, PolicyContext, PolicyNeeds, PolicySession } from './types.js'
 
 export type Phase = 'prefill' | 'decode'
 
@@ -26,32 +26,55 @@ export interface EvictionMethod {
   keep?(ctx: PolicyContext, scores: Float32Array[], perHead: number): Int32Array[]
   /** one allocation across every layer and head (instead of per layer): scores [layer][head], the average per head */
   keepModel?(ctx: PolicyContext, scores: Float32Array[][], perHead: number): Int32Array[][]
-  /** state that follows the slots (H2O's accumulated attention) learns what was kept */
-  kept?(layer: number, head: number, keep: Int32Array): void
+  /** state that follows the slots (H2O's accumulated attention) learns of every decision applied to the cache */
+  applied?(decision: Decision, ctx: PolicyContext): void
   /** at prefill end, before scoring (state that starts from the prompt's hook data) */
   prefill?(ctx: PolicyContext): void
   /** each decode step, before any periodic compression (score accumulation, query capture) */
   step?(ctx: PolicyContext): void
 }
 
-export function evictionPolicy(m: EvictionMethod): Policy {
+/**
+ * A policy from a method factory. The factory runs once here (for the name and needs) and once per
+ * request in `start()`: whatever state a method holds in its closure belongs to one request.
+ */
+export function evictionPolicy(method: () => EvictionMethod): Policy {
+  const m0 = method()
+  return {
+    name: m0.name,
+    needs: m0.every > 0 && m0.needs.observationWindow ? { ...m0.needs, decodeQueries: true } : m0.needs,
+    traits: { decodes: m0.every > 0 },
+    start: () => evictionSession(method()),
+  }
+}
+
+function evictionSession(m: EvictionMethod): PolicySession {
   let targets: number[] | null = null
+  let compensate = false
+
+  /** the budget counts from the tokens in the cache at prefill end (at least one: a one-token prompt) */
+  function setTargets(ctx: PolicyContext): void {
+    const n = Math.max(1, ctx.cache.length(0, 0))
+    // a token count holds also where it exceeds the prompt (the cache grows to it while decoding)
+    const budget = m.budget.tokens ?? tokensPerHead(m.budget, n)
+    // a compensation token takes one slot of the budget; a budget of one slot, or one that keeps the
+    // whole prompt, has no room for it
+    compensate = !!m.compensate && budget >= 2 && budget < n
+    const perHead = budget - (compensate ? 1 : 0)
+    // a budget that holds the whole prompt is not redistributed over layers: the prompt stays whole
+    targets = m.layerBudgets && budget < n ? m.layerBudgets(perHead, ctx) : new Array(ctx.model.layers).fill(perHead)
+  }
 
   function compress(ctx: PolicyContext, phase: Phase): Decision | null {
     const { cache, model } = ctx
-    if (!targets) {
-      // a compensation token takes one slot of the budget
-      const perHead = Math.max(1, tokensPerHead(m.budget, cache.length(0, 0)) - (m.compensate ? 1 : 0))
-      targets = m.layerBudgets ? m.layerBudgets(perHead, ctx) : new Array(model.layers).fill(perHead)
-    }
+    if (!targets) throw new Error(`${m.name}: decode step before prefill end`)
     const heads: HeadDecision[] = []
     const decide = (layer: number, keep: Int32Array[]) =>
       keep.forEach((k, h) => {
         if (k.length === cache.length(layer, h)) return
         const hd: HeadDecision = { layer, head: h, keep: k }
-        if (m.compensate) hd.extra = [meanOfEvicted(ctx, layer, h, k)]
+        if (compensate) hd.extra = [meanOfEvicted(ctx, layer, h, k)]
         heads.push(hd)
-        m.kept?.(layer, h, k)
       })
     if (m.keepModel) {
       let held = 0
@@ -72,11 +95,11 @@ export function evictionPolicy(m: EvictionMethod): Policy {
   }
 
   return {
-    name: m.name,
-    needs: m.every > 0 && m.needs.observationWindow ? { ...m.needs, decodeQueries: true } : m.needs,
     onPrefillEnd(ctx) {
-      targets = null
       m.prefill?.(ctx)
+      setTargets(ctx)
+      // a one-token prompt leaves the cache empty: nothing to score, the state above is set up all the same
+      if (ctx.cache.length(0, 0) === 0) return null
       return compress(ctx, 'prefill')
     },
     onDecodeStep(ctx) {
@@ -84,6 +107,7 @@ export function evictionPolicy(m: EvictionMethod): Policy {
       if (m.every > 0 && ctx.step > 0 && ctx.step % m.every === 0) return compress(ctx, 'decode')
       return null
     },
+    onApplied: m.applied ? (d, ctx) => m.applied!(d, ctx) : undefined,
   }
 }
 

@@ -24,51 +24,59 @@ export const h2o: PolicyDefinition = {
   create(o, model) {
     const budget = budgetFrom(o)
     const every = o.every as number
-    // accumulated attention per (layer, head), slot by slot
-    let mass: Float32Array[][] = []
-    // tokens in the cache at prefill end: the budget counts from them (as evictionPolicy does)
-    let prefilled = 0
+    return evictionPolicy(() => {
+      // accumulated attention per (layer, head), slot by slot: remapped after every applied decision
+      let mass: Float32Array[][] = []
+      // tokens in the cache at prefill end: the budget counts from them (as evictionPolicy does)
+      let prefilled = 0
 
-    function fromPrefill(ctx: PolicyContext): void {
-      prefilled = ctx.cache.length(0, 0)
-      mass = ctx.hooks.map((hook, layer) => {
-        const m = hook?.attentionMass
-        if (!m) throw new Error(`h2o: layer ${layer} has no attention mass (needs.prefillAttentionMass)`)
-        return Array.from({ length: model.kvHeads }, (_, h) => {
-          const n = ctx.cache.length(layer, h)
-          if (m.length < model.kvHeads * n) throw new Error(`h2o: layer ${layer} attention mass holds ${m.length} floats, expected ${model.kvHeads} x ${n}`)
-          const acc = m.slice(h * n, (h + 1) * n)
-          if (o.normalize) for (let i = 0; i < n; i++) acc[i] /= n - i
-          return acc
-        })
-      })
-    }
-
-    return evictionPolicy({
-      name: 'h2o', budget, every, needs: { prefillAttentionMass: true, decodeQueries: every > 0 },
-      prefill: fromPrefill,
-      score(_ctx, layer) {
-        const recent = Math.floor((o.recent as number) * tokensPerHead(budget, prefilled))
-        return mass[layer].map((m) => protect(m.slice(), 0, recent))
-      },
-      kept(layer, head, keep) {
-        const m = mass[layer]?.[head]
-        if (m) mass[layer][head] = Float32Array.from(keep, (i) => m[i])
-      },
-      step(ctx) {
-        if (every === 0) return
-        for (let layer = 0; layer < model.layers; layer++) {
-          const q = ctx.hooks[layer]?.decodeQuery
-          if (!q) throw new Error(`h2o: layer ${layer} has no decode query (needs.decodeQueries)`)
-          queryAttention(ctx, layer, q).forEach((p, h) => {
-            const old = mass[layer][h]
-            const acc = new Float32Array(p.length)
-            acc.set(old.subarray(0, Math.min(old.length, p.length)))
-            for (let i = 0; i < p.length; i++) acc[i] += p[i]
-            mass[layer][h] = acc
+      function fromPrefill(ctx: PolicyContext): void {
+        prefilled = Math.max(1, ctx.cache.length(0, 0))
+        mass = ctx.hooks.map((hook, layer) => {
+          const m = hook?.attentionMass
+          if (!m) throw new Error(`h2o: layer ${layer} has no attention mass (needs.prefillAttentionMass)`)
+          return Array.from({ length: model.kvHeads }, (_, h) => {
+            const n = ctx.cache.length(layer, h)
+            if (m.length < model.kvHeads * n) throw new Error(`h2o: layer ${layer} attention mass holds ${m.length} floats, expected ${model.kvHeads} x ${n}`)
+            const acc = m.slice(h * n, (h + 1) * n)
+            if (o.normalize) for (let i = 0; i < n; i++) acc[i] /= n - i
+            return acc
           })
-        }
-      },
+        })
+      }
+
+      return {
+        name: 'h2o', budget, every, compensate: o.compensate as boolean, needs: { prefillAttentionMass: true, decodeQueries: every > 0 },
+        prefill: fromPrefill,
+        score(_ctx, layer) {
+          const recent = Math.floor((o.recent as number) * tokensPerHead(budget, prefilled))
+          return mass[layer].map((m) => protect(m.slice(), 0, recent))
+        },
+        applied(decision) {
+          // any decision (this policy's or another part's): kept slots keep their mass, added tokens start at 0
+          for (const d of decision.heads) {
+            const m = mass[d.layer]?.[d.head]
+            if (!m) continue
+            const next = new Float32Array(d.keep.length + (d.extra?.length ?? 0))
+            d.keep.forEach((i, j) => (next[j] = m[i] ?? 0))
+            mass[d.layer][d.head] = next
+          }
+        },
+        step(ctx) {
+          if (every === 0) return
+          for (let layer = 0; layer < model.layers; layer++) {
+            const q = ctx.hooks[layer]?.decodeQuery
+            if (!q) throw new Error(`h2o: layer ${layer} has no decode query (needs.decodeQueries)`)
+            queryAttention(ctx, layer, q).forEach((p, h) => {
+              const old = mass[layer][h]
+              const acc = new Float32Array(p.length)
+              acc.set(old.subarray(0, Math.min(old.length, p.length)))
+              for (let i = 0; i < p.length; i++) acc[i] += p[i]
+              mass[layer][h] = acc
+            })
+          }
+        },
+      }
     })
   },
 }

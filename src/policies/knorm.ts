@@ -27,9 +27,9 @@ export const knorm: PolicyDefinition = {
   stage: 'eviction',
   options: [...budgetOptions, compensateOption],
   create(o, model) {
-    return evictionPolicy({
+    return evictionPolicy(() => ({
       name: 'knorm', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, needs: {},
       score: (ctx, layer) => Array.from({ length: model.kvHeads }, (_, h) => negativeKeyNorms(ctx, layer, h)),
-    })
+    }))
   },
 }

@@ -19,6 +19,7 @@ import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
 import { columnSums, observedProbs } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
+import { statelessPolicy } from './stateless.js'
 
 export interface KVMergerOptions extends BudgetOptions {
   /** cosine similarity above which adjacent keys merge (default 0.8) */
@@ -36,7 +37,7 @@ export function createKVMerger(options: KVMergerOptions = {}): Policy {
   if (!(Number.isInteger(window) && window >= 1)) throw new RangeError(`kvmerger: window must be a positive integer, got ${window}`)
   checkBudget('kvmerger', options)
 
-  return {
+  return statelessPolicy({
     name: 'kvmerger',
     needs: { observationWindow: window },
     onPrefillEnd(ctx: PolicyContext): Decision | null {
@@ -44,14 +45,17 @@ export function createKVMerger(options: KVMergerOptions = {}): Policy {
       const heads: HeadDecision[] = []
       for (let layer = 0; layer < model.layers; layer++) {
         for (let h = 0; h < model.kvHeads; h++) {
+          const budget = keepCount(options, cache.length(layer, h))
+          // a budget that holds the whole prompt keeps it unmerged
+          if (budget !== null && budget >= cache.length(layer, h)) continue
           const { probs, rows, n } = observedProbs(ctx, layer, h, window)
           const a = columnSums(probs, rows, n)
-          heads.push(mergeHead(layer, h, cache.readKeys(layer, h), n, model.headDim, a, threshold, options.sigma, Math.min(window, n), keepCount(options, n)))
+          heads.push(mergeHead(layer, h, cache.readKeys(layer, h), n, model.headDim, a, threshold, options.sigma, Math.min(window, n), budget))
         }
       }
       return { heads }
     },
-  }
+  })
 }
 
 /** runs [start, end) of adjacent tokens before `limit` whose consecutive keys are more similar than threshold */

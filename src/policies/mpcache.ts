@@ -19,6 +19,7 @@ import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
 import { observedProbs, sharedPositions } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
+import { statelessPolicy } from './stateless.js'
 
 export interface MPCacheOptions extends BudgetOptions {
   /** attention threshold (default 1e-3; the paper picks per task from 1e-3 to 1e-8) */
@@ -38,7 +39,7 @@ export function createMPCache(options: MPCacheOptions = {}): Policy {
   if (!(Number.isInteger(maxQueries) && maxQueries >= 1)) throw new RangeError(`mpcache: maxQueries must be a positive integer, got ${maxQueries}`)
   checkBudget('mpcache', options)
 
-  return {
+  return statelessPolicy({
     name: 'mpcache',
     needs: { observationWindow: maxQueries },
     onPrefillEnd(ctx: PolicyContext): Decision | null {
@@ -53,7 +54,7 @@ export function createMPCache(options: MPCacheOptions = {}): Policy {
       }
       return { heads }
     },
-  }
+  })
 }
 
 /** per token: the largest attention any observation query of any head of the layer gives it */

@@ -3,6 +3,7 @@
  * the prompt (or, with `every=N`, the last w decode queries) attend to each cached token.
  */
 import { F32Buf } from '../backend/heap.js'
+import { PolicyOptionValueError } from './errors.js'
 import type { OptionSpec } from './registry.js'
 import type { ModelShape, PolicyContext } from './types.js'
 
@@ -30,7 +31,7 @@ export const observationOptions: OptionSpec[] = [
 
 export function voteOptionsFrom(o: Record<string, unknown>): VoteOptions {
   const kernel = o.kernel as number
-  if (kernel % 2 !== 1) throw new Error(`option kernel=${kernel} must be odd (centered pooling)`)
+  if (kernel % 2 !== 1) throw new PolicyOptionValueError(`option kernel=${kernel} must be odd (centered pooling)`)
   return { window: o.window as number, pooling: o.pooling as VoteOptions['pooling'], kernel, group: o.group as VoteOptions['group'] }
 }
 

@@ -19,9 +19,9 @@ export const pyramidkv: PolicyDefinition = {
     { name: 'beta', type: 'number', default: 20, min: 1, description: 'the top layer keeps 1/beta of the average budget above the window' }],
   create(o, model) {
     const window = o.window as number
-    return evictionPolicy({
+    return evictionPolicy(() => ({
       name: 'pyramidkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
       layerBudgets: (perHead) => pyramidLayerBudgets(model.layers, perHead, Math.min(window, perHead), o.beta as number),
-    })
+    }))
   },
 }

@@ -24,6 +24,9 @@ import { attentionProbs, groupObservationQueries } from './observed-attention.js
 import { mulberry32 } from './seeded-random.js'
 import type { BudgetOptions, ModelShape, Policy, PolicyContext, PolicyModel } from './types.js'
 import type { PolicyDefinition } from './registry.js'
+import { statelessPolicy } from './stateless.js'
+import { checkReadableFile } from './files.js'
+import { PolicyOptionValueError } from './errors.js'
 
 /** per query head [layers * qHeads], row-major by layer */
 export interface RetrievalScores {
@@ -85,14 +88,14 @@ export async function calibrateRazorAttention(model: CalibrationModel, options: 
   // prefill (and the observation window of L queries) covers the second copy exactly
   const prompt = [...(bosTokenId === null ? [] : [bosTokenId]), ...copy, ...copy, copy[0]]
   let scores: RetrievalScores | null = null
-  const probe: Policy = {
+  const probe = statelessPolicy({
     name: 'razorattention-calibration',
     needs: { observationWindow: L },
     onPrefillEnd(ctx) {
       scores = repeatScores(ctx, L)
       return null
     },
-  }
+  })
   await model.generate(prompt, { maxNewTokens: 1, policy: probe }).result
   if (!scores) throw new Error('razorattention: the model never called the calibration probe at prefill end')
   memo.set(key, scores)
@@ -154,46 +157,60 @@ export function createRazorAttention(options: RazorOptions = {}): RazorPolicy {
   if (!(Number.isInteger(sinks) && sinks >= 0)) throw new RangeError(`razorattention: sinks must be a non-negative integer, got ${sinks}`)
   if (options.window !== undefined && !(Number.isInteger(options.window) && options.window >= 0)) throw new RangeError(`razorattention: window must be a non-negative integer, got ${options.window}`)
   for (const s of [inductionShare, echoShare]) if (!(s >= 0 && s <= 1)) throw new RangeError(`razorattention: head shares must be in [0, 1], got ${s}`)
-  let heads = options.heads
-  let scores = options.scores
+  // calibrated retrieval heads per model (keyed by its config, the object sessions see as ctx.model):
+  // configuration derived once per model, shared by every request on it
+  const calibratedHeads = new WeakMap<object, [number, number][]>()
+  let lastCalibrated: [number, number][] | undefined
+
+  function headsFor(model: ModelShape): [number, number][] | null {
+    if (options.heads) return options.heads
+    if (options.scores) return retrievalHeads(options.scores, model, inductionShare, echoShare)
+    return calibratedHeads.get(model) ?? lastCalibrated ?? null
+  }
 
   return {
     name: 'razorattention',
     needs: {},
     async calibrate(model, calib) {
-      scores = await calibrateRazorAttention(model, calib)
-      heads = retrievalHeads(scores, model.config, inductionShare, echoShare)
+      const scores = await calibrateRazorAttention(model, calib)
+      const heads = retrievalHeads(scores, model.config, inductionShare, echoShare)
+      calibratedHeads.set(model.config, heads)
+      lastCalibrated = heads
       return heads
     },
     async prepare(model) {
-      if (options.heads || options.scores) return
+      if (options.heads || options.scores || calibratedHeads.has(model.config)) return
       const tokens = options.calibrationFile ? await calibrationTokens(model, options.calibrationFile) : undefined
       await this.calibrate(model, tokens ? { tokens } : {})
     },
-    onPrefillEnd(ctx: PolicyContext): Decision | null {
-      const { model, cache } = ctx
-      const chosen = heads ?? (scores ? retrievalHeads(scores, model, inductionShare, echoShare) : null)
-      if (!chosen) throw new Error('razorattention: no retrieval heads: pass heads=..., or call calibrate(model) first')
-      for (const [l, h] of chosen) {
-        if (!(l >= 0 && l < model.layers && h >= 0 && h < model.kvHeads)) throw new RangeError(`razorattention: retrieval head ${l}.${h} is not in a ${model.layers} x ${model.kvHeads} model`)
-      }
-      const full = new Set(chosen.map(([l, h]) => l * model.kvHeads + h))
-      const out: HeadDecision[] = []
-      for (let layer = 0; layer < model.layers; layer++) {
-        for (let h = 0; h < model.kvHeads; h++) {
-          if (full.has(layer * model.kvHeads + h)) continue
-          const n = cache.length(layer, h)
-          const d = compressHead(ctx, layer, h, sinks, windowFor(n, full.size, model.layers * model.kvHeads))
-          if (d) out.push(d)
+    start: () => ({
+      onPrefillEnd(ctx: PolicyContext): Decision | null {
+        const { model, cache } = ctx
+        const chosen = headsFor(model)
+        if (!chosen) throw new Error('razorattention: no retrieval heads: pass heads=..., or call calibrate(model) first')
+        for (const [l, h] of chosen) {
+          if (!(l >= 0 && l < model.layers && h >= 0 && h < model.kvHeads)) throw new RangeError(`razorattention: retrieval head ${l}.${h} is not in a ${model.layers} x ${model.kvHeads} model`)
         }
-      }
-      return { heads: out }
-    },
+        const full = new Set(chosen.map(([l, h]) => l * model.kvHeads + h))
+        const out: HeadDecision[] = []
+        for (let layer = 0; layer < model.layers; layer++) {
+          for (let h = 0; h < model.kvHeads; h++) {
+            if (full.has(layer * model.kvHeads + h)) continue
+            const n = cache.length(layer, h)
+            const d = compressHead(ctx, layer, h, sinks, windowFor(n, full.size, model.layers * model.kvHeads))
+            if (d) out.push(d)
+          }
+        }
+        return out.length ? { heads: out } : null
+      },
+    }),
   }
 
   function windowFor(n: number, retrieval: number, total: number): number {
     const budget = keepCount(options, n)
     if (budget === null) return options.window ?? 512
+    // a budget that holds the whole prompt keeps every head whole
+    if (budget >= n) return n
     const share = Math.floor((budget * total - retrieval * n) / Math.max(1, total - retrieval))
     return Math.max(0, share - sinks - 1)
   }
@@ -246,7 +263,7 @@ export function compressHead(ctx: PolicyContext, layer: number, h: number, sinks
 export function parseHeadList(s: string): [number, number][] {
   return s.split(/[;\s]+/).filter(Boolean).map((x) => {
     const m = /^(\d+)\.(\d+)$/.exec(x)
-    if (!m) throw new RangeError(`razorattention: head ${JSON.stringify(x)} is not LAYER.KVHEAD (e.g. heads=0.1;3.0)`)
+    if (!m) throw new PolicyOptionValueError(`razorattention: head ${JSON.stringify(x)} is not LAYER.KVHEAD (e.g. heads=0.1;3.0)`)
     return [Number(m[1]), Number(m[2])]
   })
 }
@@ -265,6 +282,7 @@ export const razorattention: PolicyDefinition = {
   ],
   create(o) {
     const { heads, ...rest } = o
+    if (typeof rest.calibrationFile === 'string') checkReadableFile('razorattention: calibrationFile', rest.calibrationFile)
     return createRazorAttention({ ...(rest as RazorOptions), heads: typeof heads === 'string' ? parseHeadList(heads) : undefined })
   },
 }

@@ -11,11 +11,19 @@
  * come from budget.ts (`budgetOptions`: budget | tokens, every) and observe.ts (`observationOptions`).
  */
 import type { ModelShape, Policy } from './types.js'
-import { parsePolicySpec, parsePolicySpecs, PolicySpecError, type OptionValue, type ParsedSpec } from './spec.js'
+import { parsePolicySpec, parsePolicySpecs, type OptionValue, type ParsedSpec } from './spec.js'
+import {
+  PolicyCompositionError, PolicyFileError, PolicyOptionConflictError, PolicyOptionValueError, PolicySpecError,
+  PolicySpecSyntaxError, UnknownPolicyError, UnknownPolicyOptionError,
+} from './errors.js'
 import { builtinPolicies } from './all.js'
 import { composePolicies } from './compose.js'
 
-export { parsePolicySpec, parsePolicySpecs, PolicySpecError }
+export { parsePolicySpec, parsePolicySpecs }
+export {
+  PolicyCompositionError, PolicyFileError, PolicyOptionConflictError, PolicyOptionValueError, PolicySpecError,
+  PolicySpecSyntaxError, UnknownPolicyError, UnknownPolicyOptionError,
+}
 export type { OptionValue, ParsedSpec }
 
 /** Where a policy runs in a composition: eviction first, then channel pruning, then quantization. */
@@ -77,7 +85,7 @@ export function listPolicies(): { name: string; description: string; options: { 
 /** The definition of a registered policy (for help texts and tests). */
 export function getPolicyDefinition(name: string): PolicyDefinition {
   const def = registry.get(name)
-  if (!def) throw new PolicySpecError(`unknown policy ${JSON.stringify(name)}; known policies: full, ${[...registry.keys()].sort().join(', ')}`)
+  if (!def) throw new UnknownPolicyError(`unknown policy ${JSON.stringify(name)}; known policies: full, ${[...registry.keys()].sort().join(', ')}`)
   return def
 }
 
@@ -89,13 +97,13 @@ function describeOption(o: OptionSpec): string {
 }
 
 /** Validates one policy's options against its definition; fills defaults. Errors name the bad value. */
-export function resolveOptions(def: PolicyDefinition, given: Record<string, OptionValue>): Record<string, OptionValue> {
+export function resolveOptions(def: PolicyDefinition, given: Record<string, OptionValue>, written: Record<string, string> = {}): Record<string, OptionValue> {
   const out: Record<string, OptionValue> = {}
   const byName = new Map(def.options.map((o) => [o.name, o]))
   for (const key of Object.keys(given)) {
     if (!byName.has(key)) {
       const list = def.options.length ? def.options.map(describeOption).join('; ') : 'none'
-      throw new PolicySpecError(`policy ${def.name} has no option ${JSON.stringify(key)}; its options: ${list}`)
+      throw new UnknownPolicyOptionError(`policy ${def.name} has no option ${JSON.stringify(key)}; its options: ${list}`)
     }
   }
   for (const o of def.options) {
@@ -105,8 +113,8 @@ export function resolveOptions(def: PolicyDefinition, given: Record<string, Opti
       continue
     }
     if (o.conflictsWith && key(given, o.conflictsWith) !== undefined)
-      throw new PolicySpecError(`${def.name}: options ${o.name}=${given[o.name]} and ${o.conflictsWith}=${given[o.conflictsWith]} exclude each other; give one`)
-    out[o.name] = checkValue(def.name, o, v)
+      throw new PolicyOptionConflictError(`${def.name}: options ${o.name}=${given[o.name]} and ${o.conflictsWith}=${given[o.conflictsWith]} exclude each other; give one`)
+    out[o.name] = checkValue(def.name, o, o.type === 'string' && typeof written[o.name] === 'string' ? written[o.name] : v)
   }
   return out
 }
@@ -118,19 +126,19 @@ function key(given: Record<string, OptionValue>, name: string): OptionValue | un
 function checkValue(policy: string, o: OptionSpec, v: OptionValue): OptionValue {
   const where = `${policy}: option ${o.name}=${JSON.stringify(v)}`
   if (o.type === 'boolean') {
-    if (typeof v !== 'boolean') throw new PolicySpecError(`${where} is not a boolean (use true or false); ${describeOption(o)}`)
+    if (typeof v !== 'boolean') throw new PolicyOptionValueError(`${where} is not a boolean (use true or false); ${describeOption(o)}`)
     return v
   }
   if (o.type === 'string') {
     const s = String(v)
-    if (o.choices && !o.choices.includes(s)) throw new PolicySpecError(`${where} is not one of ${o.choices.join(', ')}`)
+    if (o.choices && !o.choices.includes(s)) throw new PolicyOptionValueError(`${where} is not one of ${o.choices.join(', ')}`)
     return s
   }
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new PolicySpecError(`${where} is not a number; ${describeOption(o)}`)
-  if (o.type === 'integer' && !Number.isInteger(v)) throw new PolicySpecError(`${where} is not an integer; ${describeOption(o)}`)
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new PolicyOptionValueError(`${where} is not a number; ${describeOption(o)}`)
+  if (o.type === 'integer' && !Number.isInteger(v)) throw new PolicyOptionValueError(`${where} is not an integer; ${describeOption(o)}`)
   const low = o.min !== undefined && (o.minExclusive ? v <= o.min : v < o.min)
   const high = o.max !== undefined && (o.maxExclusive ? v >= o.max : v > o.max)
-  if (low || high) throw new PolicySpecError(`${where} is out of range; ${describeOption(o)}`)
+  if (low || high) throw new PolicyOptionValueError(`${where} is out of range; ${describeOption(o)}`)
   return v
 }
 
@@ -141,16 +149,30 @@ function checkValue(policy: string, o: OptionSpec, v: OptionValue): OptionValue 
 export function createPolicy(spec: string, model: ModelShape): Policy | null {
   const parts = parsePolicySpecs(spec)
   if (parts.length === 1 && parts[0].name === 'full') {
-    if (Object.keys(parts[0].options).length) throw new PolicySpecError(`policy full takes no options, got ${Object.keys(parts[0].options).join(', ')}`)
+    if (Object.keys(parts[0].options).length) throw new UnknownPolicyOptionError(`policy full takes no options, got ${Object.keys(parts[0].options).join(', ')}`)
     return null
   }
-  if (parts.some((p) => p.name === 'full')) throw new PolicySpecError(`"full" cannot be composed with other policies in ${JSON.stringify(spec)}`)
+  if (parts.some((p) => p.name === 'full')) throw new PolicyCompositionError(`"full" cannot be composed with other policies in ${JSON.stringify(spec)}`)
   checkModel(model)
   const built = parts
     .map((p, i) => ({ def: getPolicyDefinition(p.name), p, i }))
     .sort((a, b) => STAGE_ORDER[a.def.stage] - STAGE_ORDER[b.def.stage] || a.i - b.i)
-    .map(({ def, p }) => def.create(resolveOptions(def, p.options), model))
+    .map(({ def, p }) => createChecked(def, resolveOptions(def, p.options, p.written), model))
   return built.length === 1 ? built[0] : composePolicies(built)
+}
+
+/**
+ * A definition's create, with a plain error raised by its own option checks turned into a typed
+ * PolicyOptionValueError; typed errors (PolicyFileError for files it reads) pass unchanged.
+ */
+function createChecked(def: PolicyDefinition, options: Record<string, OptionValue>, model: ModelShape): Policy {
+  try {
+    return def.create(options, model)
+  } catch (e) {
+    if (e instanceof PolicySpecError) throw e
+    const msg = e instanceof Error ? e.message : String(e)
+    throw new PolicyOptionValueError(msg.startsWith(def.name) ? msg : `${def.name}: ${msg}`, { cause: e })
+  }
 }
 
 function checkModel(m: ModelShape): void {

@@ -102,9 +102,9 @@ export const snapkv: PolicyDefinition = {
   stage: 'eviction',
   options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption, shareOption, combineOption, localOption, restOption],
   create(o, model) {
-    return evictionPolicy({
+    return evictionPolicy(() => ({
       name: 'snapkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
       ...sharedSelection(o.share as string, o.combine as 'sum' | 'max', o.local as number, o.rest as string, model.kvHeads),
-    })
+    }))
   },
 }

@@ -3,15 +3,21 @@
  * stage order: eviction, then channel pruning, then quantization).
  */
 
+import { PolicySpecError, PolicySpecSyntaxError } from './errors.js'
+
+export { PolicySpecError }
+
 export type OptionValue = number | string | boolean
 
 export interface ParsedSpec {
   name: string
+  /** values typed as written: numbers, true/false, else strings */
   options: Record<string, OptionValue>
-}
-
-export class PolicySpecError extends Error {
-  override name = 'PolicySpecError'
+  /**
+   * each option's value exactly as written (trimmed), so a string option keeps `1.10` or `0.1;3.0`
+   * instead of the number they also parse as (not enumerable: records compare by `options` alone)
+   */
+  readonly written?: Record<string, string>
 }
 
 /** Splits a composition at `+` signs that start a new policy name (so `1e+3` stays one value). */
@@ -31,32 +37,37 @@ function parseValue(raw: string): OptionValue {
 /** Parses one policy of a spec (no `+`). */
 export function parseSinglePolicySpec(spec: string): ParsedSpec {
   const s = spec.trim()
-  if (s === '') throw new PolicySpecError(`policy spec is empty (expected NAME or NAME:key=value,...)`)
+  if (s === '') throw new PolicySpecSyntaxError(`policy spec is empty (expected NAME or NAME:key=value,...)`)
   const colon = s.indexOf(':')
   const name = (colon < 0 ? s : s.slice(0, colon)).trim().toLowerCase()
-  if (!/^[a-z_][a-z0-9_-]*$/.test(name)) throw new PolicySpecError(`policy name ${JSON.stringify(name)} in spec ${JSON.stringify(spec)} is malformed`)
+  if (!/^[a-z_][a-z0-9_-]*$/.test(name)) throw new PolicySpecSyntaxError(`policy name ${JSON.stringify(name)} in spec ${JSON.stringify(spec)} is malformed`)
   const options: Record<string, OptionValue> = {}
+  const written: Record<string, string> = {}
   if (colon >= 0) {
     const body = s.slice(colon + 1).trim()
     if (body !== '') {
       for (const pair of body.split(',')) {
         const eq = pair.indexOf('=')
-        if (eq < 0) throw new PolicySpecError(`option ${JSON.stringify(pair.trim())} in spec ${JSON.stringify(spec)} is not key=value`)
+        if (eq < 0) throw new PolicySpecSyntaxError(`option ${JSON.stringify(pair.trim())} in spec ${JSON.stringify(spec)} is not key=value`)
         const key = pair.slice(0, eq).trim()
-        if (key === '') throw new PolicySpecError(`option ${JSON.stringify(pair.trim())} in spec ${JSON.stringify(spec)} has no name`)
-        if (key in options) throw new PolicySpecError(`option ${key} appears twice in spec ${JSON.stringify(spec)}`)
+        if (key === '') throw new PolicySpecSyntaxError(`option ${JSON.stringify(pair.trim())} in spec ${JSON.stringify(spec)} has no name`)
+        if (Object.prototype.hasOwnProperty.call(options, key)) throw new PolicySpecSyntaxError(`option ${key} appears twice in spec ${JSON.stringify(spec)}`)
         const raw = pair.slice(eq + 1)
-        if (raw.trim() === '') throw new PolicySpecError(`option ${key} in spec ${JSON.stringify(spec)} has an empty value`)
-        options[key] = parseValue(raw)
+        if (raw.trim() === '') throw new PolicySpecSyntaxError(`option ${key} in spec ${JSON.stringify(spec)} has an empty value`)
+        // defineProperty: a key such as __proto__ stays a plain (unknown) option name
+        Object.defineProperty(options, key, { value: parseValue(raw), enumerable: true, writable: true, configurable: true })
+        Object.defineProperty(written, key, { value: raw.trim(), enumerable: true, writable: true, configurable: true })
       }
     }
   }
-  return { name, options }
+  const parsed: ParsedSpec = { name, options }
+  Object.defineProperty(parsed, 'written', { value: written, enumerable: false })
+  return parsed
 }
 
 /** Every policy of a (possibly composed) spec, in the order written. */
 export function parsePolicySpecs(spec: string): ParsedSpec[] {
-  if (typeof spec !== 'string') throw new PolicySpecError(`policy spec must be a string, got ${typeof spec}`)
+  if (typeof spec !== 'string') throw new PolicySpecSyntaxError(`policy spec must be a string, got ${typeof spec}`)
   return splitComposition(spec).map(parseSinglePolicySpec)
 }
 

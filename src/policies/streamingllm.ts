@@ -17,11 +17,11 @@ export const streamingllm: PolicyDefinition = {
     { name: 'rerotate', type: 'boolean', default: false, description: 'store keys before RoPE and rotate them by their place in the cache (the paper: runs past the trained length)' }],
   create(o, model) {
     const sinks = o.sinks as number
-    return evictionPolicy({
+    return evictionPolicy(() => ({
       name: 'streamingllm', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean,
       needs: o.rerotate ? { cacheKeys: 'pre-rope' } : {},
       // recency is the score: later slots rank higher, sinks rank highest
       score: (ctx, layer) => Array.from({ length: model.kvHeads }, (_, h) => protect(Float32Array.from({ length: ctx.cache.length(layer, h) }, (_, i) => i), sinks, 0)),
-    })
+    }))
   },
 }

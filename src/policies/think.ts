@@ -17,6 +17,7 @@ import type { Decision, HeadDecision } from '../cache/types.js'
 import { groupObservationQueries } from './observed-attention.js'
 import type { Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
+import { statelessPolicy } from './stateless.js'
 
 export interface ThinKOptions {
   /** share of key channels dropped (default 0.4) */
@@ -35,8 +36,9 @@ export function createThinK(options: ThinKOptions = {}): Policy {
   if (!(Number.isInteger(window) && window >= 1)) throw new RangeError(`think: window must be a positive integer, got ${window}`)
   if (!(Number.isInteger(recent) && recent >= 0)) throw new RangeError(`think: recent must be a non-negative integer, got ${recent}`)
 
-  return {
+  return statelessPolicy({
     name: 'think',
+    traits: { prunesChannels: true },
     needs: { observationWindow: window },
     onPrefillEnd(ctx: PolicyContext): Decision | null {
       const { cache, model } = ctx
@@ -64,7 +66,7 @@ export function createThinK(options: ThinKOptions = {}): Policy {
       }
       return { heads }
     },
-  }
+  })
 }
 
 /** s[c] = ||Q[:, c]|| * ||K[0:upto, c]|| */

@@ -15,7 +15,7 @@ export const tova: PolicyDefinition = {
   stage: 'eviction',
   options: [...budgetOptions, compensateOption],
   create(o, model) {
-    return evictionPolicy({
+    return evictionPolicy(() => ({
       name: 'tova', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, needs: { observationWindow: 1, decodeQueries: (o.every as number) > 0 },
       score(ctx, layer, phase) {
         const q = phase === 'prefill' ? observationFromHooks(ctx, layer, 1).queries : ctx.hooks[layer]?.decodeQuery
@@ -29,6 +29,6 @@ export const tova: PolicyDefinition = {
         mean[n - 1] = Infinity
         return perHead.map(() => mean.slice())
       },
-    })
+    }))
   },
 }

@@ -7,6 +7,7 @@
  * - safetensors: tensors "gates.{l}.weight" [K, H] and "gates.{l}.bias" [K] in F32, F16 or BF16, for l = 0..L-1.
  * The safetensors reader is a few lines here rather than the runtime's (policies do not import the model).
  */
+import { PolicyFileError } from './errors.js'
 
 export interface TrimKVGates {
   hidden: number
@@ -15,7 +16,7 @@ export interface TrimKVGates {
   layers: { weight: Float32Array; bias: Float32Array }[]
 }
 
-export class GateFileError extends Error {
+export class GateFileError extends PolicyFileError {
   override name = 'GateFileError'
 }
 

@@ -16,7 +16,8 @@
 import type { Decision, HeadDecision } from '../cache/types.js'
 import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
 import { logRetention, readGatesFile, type TrimKVGates } from './trimkv-gates.js'
-import type { BudgetOptions, Policy, PolicyContext } from './types.js'
+import type { BudgetOptions, ModelShape, Policy, PolicyContext } from './types.js'
+import { PolicyOptionValueError } from './errors.js'
 import type { PolicyDefinition } from './registry.js'
 
 export interface TrimKVOptions extends BudgetOptions {
@@ -26,81 +27,91 @@ export interface TrimKVOptions extends BudgetOptions {
   every?: number
 }
 
-export function createTrimKV(options: TrimKVOptions): Policy {
+/** gates made for another model shape are refused (typed, naming both shapes) */
+function checkGates(gates: TrimKVGates, model: ModelShape): void {
+  if (gates.kvHeads !== model.kvHeads) throw new PolicyOptionValueError(`trimkv: gates predict ${gates.kvHeads} KV heads, the model has ${model.kvHeads}`)
+  if (gates.layers.length !== model.layers) throw new PolicyOptionValueError(`trimkv: gates cover ${gates.layers.length} layers, the model has ${model.layers}`)
+}
+
+export function createTrimKV(options: TrimKVOptions): Policy & { readonly gates?: TrimKVGates } {
   const every = options.every ?? 128
   if (!(Number.isInteger(every) && every >= 1)) throw new RangeError(`trimkv: every must be a positive integer, got ${every}`)
   checkBudget('trimkv', options)
   // without gates the policy can be listed and described, and says what is missing at first use
   const gates = options.gates ?? (options.gatesFile ? readGatesFile(options.gatesFile) : undefined)
 
-  let M = 0
-  /** log beta per (layer * kvHeads + head), by token position */
-  let logBeta: Map<number, number>[] = []
-
-  function checkModel(ctx: PolicyContext): void {
-    const { model } = ctx
-    if (!gates) throw new RangeError('trimkv: needs retention gates: option gatesFile (a .json or .safetensors file of per-layer gates) or gates')
-    if (gates!.kvHeads !== model.kvHeads) throw new RangeError(`trimkv: gates predict ${gates!.kvHeads} KV heads, the model has ${model.kvHeads}`)
-    if (gates!.layers.length !== model.layers) throw new RangeError(`trimkv: gates cover ${gates!.layers.length} layers, the model has ${model.layers}`)
-  }
-
-  /** gives the tokens not seen yet (the newest slots) their log beta from the hidden states at creation */
-  function scoreNewTokens(ctx: PolicyContext, layer: number): void {
-    const hs = ctx.hooks[layer].hiddenStates
-    const H = gates!.hidden
-    const out = new Float64Array(gates!.kvHeads)
-    for (let h = 0; h < ctx.model.kvHeads; h++) {
-      const pos = ctx.cache.positions(layer, h)
-      const known = logBeta[layer * ctx.model.kvHeads + h]
-      let fresh = 0
-      while (fresh < pos.length && !known.has(pos[pos.length - 1 - fresh])) fresh++
-      if (fresh === 0) continue
-      if (!hs || hs.length % H !== 0) throw new Error(`trimkv: layer ${layer}: hidden states missing or not a multiple of hidden size ${H}`)
-      const rows = hs.length / H
-      if (rows < fresh) throw new Error(`trimkv: layer ${layer}: ${rows} hidden states for ${fresh} new tokens`)
-      for (let j = 0; j < fresh; j++) {
-        const r = rows - fresh + j
-        logRetention(gates!, layer, hs.subarray(r * H, (r + 1) * H), out)
-        known.set(pos[pos.length - fresh + j], out[h])
-      }
-    }
-  }
-
-  function evict(ctx: PolicyContext): Decision | null {
-    const heads: HeadDecision[] = []
-    for (let layer = 0; layer < ctx.model.layers; layer++) {
-      scoreNewTokens(ctx, layer)
-      for (let h = 0; h < ctx.model.kvHeads; h++) {
-        const pos = ctx.cache.positions(layer, h)
-        if (pos.length <= M) continue
-        const next = Math.max(...pos) + 1
-        const known = logBeta[layer * ctx.model.kvHeads + h]
-        const score = Float64Array.from(pos, (p) => (next - p) * known.get(p)!)
-        const keep = Int32Array.from(topIndices(score, M))
-        const kept = new Set(Array.from(keep, (i) => pos[i]))
-        for (const p of [...known.keys()]) if (!kept.has(p)) known.delete(p)
-        heads.push({ layer, head: h, keep })
-      }
-    }
-    return heads.length ? { heads } : null
-  }
-
   return {
     name: 'trimkv',
+    gates,
     needs: { hiddenStates: true },
-    onPrefillEnd(ctx) {
-      checkModel(ctx)
-      M = keepCount(options, ctx.promptLength) ?? Math.max(1, Math.round(0.5 * ctx.promptLength))
-      logBeta = Array.from({ length: ctx.model.layers * ctx.model.kvHeads }, () => new Map())
-      return evict(ctx)
-    },
-    onDecodeStep(ctx) {
-      if (ctx.step % every !== 0) {
-        // score the new token now, while its hidden state is at hand
-        for (let layer = 0; layer < ctx.model.layers; layer++) scoreNewTokens(ctx, layer)
-        return null
+    traits: { decodes: true },
+    start: () => {
+      let M = 0
+      /** log beta per (layer * kvHeads + head), by token position */
+      let logBeta: Map<number, number>[] = []
+
+      function checkModel(ctx: PolicyContext): void {
+        if (!gates) throw new PolicyOptionValueError('trimkv: needs retention gates: option gatesFile (a .json or .safetensors file of per-layer gates) or gates')
+        checkGates(gates, ctx.model)
       }
-      return evict(ctx)
+
+      /** gives the tokens not seen yet (the newest slots) their log beta from the hidden states at creation */
+      function scoreNewTokens(ctx: PolicyContext, layer: number): void {
+        const hs = ctx.hooks[layer].hiddenStates
+        const H = gates!.hidden
+        const out = new Float64Array(gates!.kvHeads)
+        for (let h = 0; h < ctx.model.kvHeads; h++) {
+          const pos = ctx.cache.positions(layer, h)
+          const known = logBeta[layer * ctx.model.kvHeads + h]
+          let fresh = 0
+          while (fresh < pos.length && !known.has(pos[pos.length - 1 - fresh])) fresh++
+          if (fresh === 0) continue
+          if (!hs || hs.length % H !== 0) throw new Error(`trimkv: layer ${layer}: hidden states missing or not a multiple of hidden size ${H}`)
+          const rows = hs.length / H
+          if (rows < fresh) throw new Error(`trimkv: layer ${layer}: ${rows} hidden states for ${fresh} new tokens`)
+          for (let j = 0; j < fresh; j++) {
+            const r = rows - fresh + j
+            logRetention(gates!, layer, hs.subarray(r * H, (r + 1) * H), out)
+            known.set(pos[pos.length - fresh + j], out[h])
+          }
+        }
+      }
+
+      function evict(ctx: PolicyContext): Decision | null {
+        const heads: HeadDecision[] = []
+        for (let layer = 0; layer < ctx.model.layers; layer++) {
+          scoreNewTokens(ctx, layer)
+          for (let h = 0; h < ctx.model.kvHeads; h++) {
+            const pos = ctx.cache.positions(layer, h)
+            if (pos.length <= M) continue
+            const next = Math.max(...pos) + 1
+            const known = logBeta[layer * ctx.model.kvHeads + h]
+            const score = Float64Array.from(pos, (p) => (next - p) * known.get(p)!)
+            const keep = Int32Array.from(topIndices(score, M))
+            const kept = new Set(Array.from(keep, (i) => pos[i]))
+            for (const p of [...known.keys()]) if (!kept.has(p)) known.delete(p)
+            heads.push({ layer, head: h, keep })
+          }
+        }
+        return heads.length ? { heads } : null
+      }
+      return {
+        onPrefillEnd(ctx) {
+          checkModel(ctx)
+          const n = Math.max(1, ctx.cache.length(0, 0))
+          M = keepCount(options, n) ?? Math.max(1, Math.round(0.5 * n))
+          logBeta = Array.from({ length: ctx.model.layers * ctx.model.kvHeads }, () => new Map())
+          return evict(ctx)
+        },
+        onDecodeStep(ctx) {
+          if (ctx.step % every !== 0) {
+            // score the new token now, while its hidden state is at hand
+            for (let layer = 0; layer < ctx.model.layers; layer++) scoreNewTokens(ctx, layer)
+            return null
+          }
+          return evict(ctx)
+        },
+      }
     },
   }
 }
@@ -114,5 +125,11 @@ export const trimkv: PolicyDefinition = {
     { name: 'gatesFile', type: 'string', default: null, description: 'gate weights, .json or .safetensors (format in trimkv-gates.ts)' },
     { name: 'every', type: 'integer', default: 128, min: 1, description: 'decode steps between evictions' },
   ],
-  create: (o) => createTrimKV(o as TrimKVOptions),
+  create(o, model) {
+    // without gates the policy cannot act: refused here, not at the first request
+    if (o.gatesFile === undefined) throw new PolicyOptionValueError('trimkv: needs retention gates: option gatesFile (a .json or .safetensors file of per-layer gates)')
+    const policy = createTrimKV(o as TrimKVOptions)
+    checkGates(policy.gates!, model)
+    return policy
+  },
 }

@@ -63,16 +63,34 @@ export interface PolicyModel {
   generate(prompt: number[], options: { maxNewTokens: number; policy: Policy }): { result: Promise<unknown> }
 }
 
-/** A KV-cache policy: reads hook data, answers with a decision the cache carries out. */
+/**
+ * A KV-cache policy: a pure configuration. It is built once (createPolicy) and may be reused by any
+ * number of requests, one after another or concurrently: it holds no request state. Everything a
+ * request accumulates (scores, observed queries, budgets fixed at prefill end, random streams) lives in
+ * the `PolicySession` that `start()` makes for that request.
+ */
 export interface Policy {
   readonly name: string
   readonly needs: PolicyNeeds
+  /** what the sessions do to the cache, declared so a composition can refuse parts that do not fit */
+  readonly traits?: PolicyTraits
   /**
    * Once per model before first use, awaited by `generate` (RazorAttention's calibration run). It must
    * cache its result per model: generate calls it on every request.
    */
   prepare?(model: PolicyModel): Promise<void>
-  /** once, after the prompt is in the cache */
+  /** a fresh session for one request; `generate` calls it once per request, before the prefill */
+  start(): PolicySession
+}
+
+/**
+ * One request's policy state. Callbacks run in this order: onPrefillEnd once (also for a one-token
+ * prompt, whose cache is then empty), then per decode step selectTokens (per layer, before attention)
+ * and onDecodeStep (after the step's token is in the cache). After the runtime (or a composition)
+ * applies any decision it calls onApplied with it.
+ */
+export interface PolicySession {
+  /** once, after the prompt (all but its last token) is in the cache */
   onPrefillEnd?(ctx: PolicyContext): Decision | null
   /** after each decode step (periodic eviction, score accumulation) */
   onDecodeStep?(ctx: PolicyContext): Decision | null
@@ -82,6 +100,20 @@ export interface Policy {
    * step's post-RoPE query [qHeads][headDim].
    */
   selectTokens?(ctx: PolicyContext, layer: number, query: Float32Array): (Int32Array | null)[] | null
+  /**
+   * A decision was applied to the cache: this session's own, or one of another part of a composition.
+   * Its slot indices refer to the cache before it was applied; `ctx.cache` is the cache after. State
+   * indexed by slot must be remapped here; state keyed by token position needs nothing.
+   */
+  onApplied?(decision: Decision, ctx: PolicyContext): void
+}
+
+/** What a policy's sessions do, beyond evicting at prefill end. */
+export interface PolicyTraits {
+  /** makes decisions during decoding (periodic or per-step eviction) */
+  decodes?: boolean
+  /** prunes key channels (the cache then holds fewer floats per key row for the pruned tokens) */
+  prunesChannels?: boolean
 }
 
 /** Options every policy accepts through its spec string: a budget as a ratio of the prompt or a token count. */

@@ -19,6 +19,7 @@ import { budgetOnly, checkBudget, keepCount } from './keep-count.js'
 import { observedProbs, sharedPositions } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
+import { statelessPolicy } from './stateless.js'
 
 export interface WindowKVOptions extends BudgetOptions {
   task?: 'qa' | 'other'
@@ -42,7 +43,7 @@ export function createWindowKV(options: WindowKVOptions = {}): Policy {
   checkBudget('windowkv', options)
   const w = task === 'qa' ? 32 : 16
 
-  return {
+  return statelessPolicy({
     name: 'windowkv',
     needs: { observationWindow: w },
     onPrefillEnd(ctx: PolicyContext): Decision | null {
@@ -53,7 +54,7 @@ export function createWindowKV(options: WindowKVOptions = {}): Policy {
         const first = g * groupLayers
         const n = sharedPositions(cache, first, model.kvHeads).length
         const mean = keepCount(options, n) ?? Math.round(0.25 * n)
-        const budget = groupBudget(mean, g, groups, spread, Math.min(w, n), n)
+        const budget = groupBudget(mean, g, groups, spread, Math.min(1, n), n)
         const keep = Int32Array.from(selectWindows(tokenScores(ctx, first, w), Math.min(w, n), budget, windowTokens, task === 'qa'))
         for (let layer = first; layer < Math.min(model.layers, first + groupLayers); layer++) {
           if (cache.length(layer, 0) !== n) throw new Error(`windowkv: layer ${layer} holds ${cache.length(layer, 0)} tokens, its group's first layer ${n}`)
@@ -62,7 +63,7 @@ export function createWindowKV(options: WindowKVOptions = {}): Policy {
       }
       return { heads }
     },
-  }
+  })
 }
 
 /** C_g linear from (1 + spread) C to (1 - spread) C over the groups, clamped to [lo, n] */

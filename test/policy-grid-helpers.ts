@@ -1,0 +1,56 @@
+/**
+ * One spec per registered policy for the grids that sweep every policy (short prompts, one-token
+ * prompts, per-request state): a test fails when a policy is registered without an entry here, so a
+ * new policy joins every grid. Variants that carry decode-time state (every=N) are listed too.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { listPolicies } from '../src/policies/registry.js'
+import type { ModelShape } from '../src/policies/types.js'
+import { rng } from './kernels-helpers.js'
+
+/** a TRIM-KV gates file with seeded random gates for a model of this shape */
+export function randomGatesFile(m: ModelShape & { hidden: number }, seed = 1): string {
+  const r = rng(seed)
+  const layers = Array.from({ length: m.layers }, () => ({
+    weight: Array.from({ length: m.kvHeads }, () => Array.from({ length: m.hidden }, () => (r() - 0.5) * 0.2)),
+    bias: Array.from({ length: m.kvHeads }, () => r() * 2),
+  }))
+  const dir = mkdtempSync(join(tmpdir(), 'kvkit-gates-'))
+  const path = join(dir, 'gates.json')
+  writeFileSync(path, JSON.stringify({ format: 'trimkv-gates', hidden: m.hidden, kvHeads: m.kvHeads, layers }))
+  return path
+}
+
+/** every registered policy's spec(s): name -> specs, options the grid adds after `:` or `,` */
+export function specsPerPolicy(gatesFile: string): Map<string, string[]> {
+  const specs: Record<string, string[]> = {
+    streamingllm: ['streamingllm:sinks=4', 'streamingllm:sinks=2,every=2', 'streamingllm:sinks=2,rerotate=true,every=3'],
+    h2o: ['h2o', 'h2o:every=1', 'h2o:every=2,compensate=true'],
+    snapkv: ['snapkv', 'snapkv:every=2', 'snapkv:window=8,sinks=2'],
+    pyramidkv: ['pyramidkv:window=8', 'pyramidkv:every=2'],
+    adakv: ['adakv:window=8', 'adakv:every=2,scope=model'],
+    knorm: ['knorm', 'knorm:every=2'],
+    tova: ['tova', 'tova:every=1'],
+    keyformer: ['keyformer:window=8', 'keyformer:steps=2'],
+    windowkv: ['windowkv', 'windowkv:task=qa'],
+    razorattention: ['razorattention:heads=0.0;3.1'],
+    think: ['think:window=8,recent=2'],
+    kvmerger: ['kvmerger:window=8'],
+    mpcache: ['mpcache', 'mpcache:tau=0.05'],
+    trimkv: [`trimkv:gatesFile=${gatesFile},every=2`],
+  }
+  const out = new Map<string, string[]>()
+  for (const p of listPolicies()) {
+    const s = specs[p.name]
+    if (!s) throw new Error(`policy ${p.name} is registered but has no spec in test/policy-grid-helpers.ts: add one so every grid covers it`)
+    out.set(p.name, s)
+  }
+  return out
+}
+
+/** appends an option to a spec */
+export function withOption(spec: string, option: string): string {
+  return spec + (spec.includes(':') ? ',' : ':') + option
+}
