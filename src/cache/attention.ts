@@ -1,3 +1,4 @@
+import type { Heap } from '../backend/heap.js'
 import type { Backend } from '../backend/backend.js'
 import { attendScratchFloats } from '../backend/model-kernels.js'
 import type { HeadSegment } from './types.js'
@@ -153,31 +154,37 @@ function validateSelection(sel: Int32Array, n: number, layer: number, head: numb
 function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: HeadSegment[], sel: Int32Array | null, T: number, tmp: (f: number) => number, staged?: StagedRows): Part[] {
   const heap = cache.heap
   const parts: Part[] = []
+  const pre = staged?.get(`${layer}/${head}`)
   segs.forEach((s, index) => {
     const visible0 = index === segs.length - 1 ? s.n - T + 1 : s.n
+    if (pre && isStaged(s)) return
     if (!sel && s.tier === 'wasm') {
       parts.push({ kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels, visible0 })
       return
     }
-    const pre = staged?.get(`${layer}/${head}/${index}`)
-    let k: number, v: number, count: number
-    if (pre) {
-      ;({ k, v, count } = pre)
-    } else {
-      const rows = segmentRows(s, sel)
-      count = rows.length
-      if (!count) return
-      k = tmp(count * s.d)
-      v = tmp(count * s.vd)
-      cache.fetchRows(layer, head, index, rows, k, v)
-    }
-    if (!count) return
-    const table = tmp(2)
-    heap.I32[table >> 2] = k
-    heap.I32[(table >> 2) + 1] = v
-    parts.push({ kTable: table, vTable: table + 4, pageTokens: count, n: count, kd: s.d, channels: s.channels, visible0: sel ? count : visible0 })
+    const rows = segmentRows(s, sel)
+    if (!rows.length) return
+    const k = tmp(rows.length * s.d)
+    const v = tmp(rows.length * s.vd)
+    cache.fetchRows(layer, head, index, rows, k, v)
+    parts.push(contiguousPart(heap, k, v, rows.length, s.d, s.channels, sel ? rows.length : visible0, tmp))
   })
+  // the staged rows of every host segment of the head: one part (they are wholly visible: appends go to the arena)
+  if (pre?.count) parts.push(contiguousPart(heap, pre.k, pre.v, pre.count, cache.options.headDim, null, pre.count, tmp))
   return parts
+}
+
+/** a part over rows held contiguously at k and v: a one-page table */
+function contiguousPart(heap: Heap, k: number, v: number, count: number, kd: number, channels: Int32Array | null, visible0: number, tmp: (f: number) => number): Part {
+  const table = tmp(2)
+  heap.I32[table >> 2] = k
+  heap.I32[(table >> 2) + 1] = v
+  return { kTable: table, vTable: table + 4, pageTokens: count, n: count, kd, channels, visible0 }
+}
+
+/** segments attendCacheAsync fetches ahead: outside the arena, whole key rows */
+function isStaged(s: HeadSegment): boolean {
+  return s.tier !== 'wasm' && s.channels === null
 }
 
 /** a segment's rows a selection reads (local, ascending), or all of them */
@@ -189,7 +196,7 @@ function segmentRows(s: HeadSegment, sel: Int32Array | null): number[] {
   return rows
 }
 
-/** rows fetched ahead from outside the arena, per `layer/head/segment`: arena buffers of count rows */
+/** rows fetched ahead from outside the arena, per `layer/head`: every staged segment's rows, in slot order, in arena buffers */
 export type StagedRows = Map<string, { k: number; v: number; count: number }>
 
 /**
@@ -205,17 +212,21 @@ export async function attendCacheAsync(backend: Backend, cache: PagedKVCache, a:
   const staged: StagedRows = new Map()
   const fetches: Promise<void>[] = []
   try {
+    const d = cache.options.headDim
     for (let g = 0; g < kvHeads; g++) {
       const sel = a.select?.[g] ?? null
       const segs = cache.segments(a.layer, g)
+      if (!segs.some(isStaged)) continue
       if (sel) validateSelection(sel, segs.reduce((s, x) => s + x.n, 0), a.layer, g)
-      segs.forEach((s, index) => {
-        if (s.tier === 'wasm') return
-        const rows = segmentRows(s, sel)
-        const k = heap.alloc(Math.max(1, rows.length * s.d) * 4, 64)
-        const v = heap.alloc(Math.max(1, rows.length * s.vd) * 4, 64)
-        staged.set(`${a.layer}/${g}/${index}`, { k, v, count: rows.length })
-        if (rows.length) fetches.push(cache.fetchRowsAsync(a.layer, g, index, rows, k, v))
+      const rows = segs.map((s) => (isStaged(s) ? segmentRows(s, sel) : []))
+      const count = rows.reduce((c, r) => c + r.length, 0)
+      const k = heap.alloc(Math.max(1, count * d) * 4, 64)
+      const v = heap.alloc(Math.max(1, count * d) * 4, 64)
+      staged.set(`${a.layer}/${g}`, { k, v, count })
+      let at = 0
+      rows.forEach((r, index) => {
+        if (r.length) fetches.push(cache.fetchRowsAsync(a.layer, g, index, r, k + at * d * 4, v + at * d * 4))
+        at += r.length
       })
     }
     await Promise.all(fetches)
