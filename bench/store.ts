@@ -3,7 +3,7 @@
 //   fixture's cache shape, against a decode step at 4k, and the order-preserving `keep` path it replaces;
 // - a one-shot compaction to 25% at 4k: bytes moved per second against memory.copy's;
 // - the decode step through the synchronous arena path against stepAsync (the asynchronous seam), and
-//   with every page in the host tier; the dense decode kernel against the one it replaced;
+//   with every page in the host tier; dense decode against selected decode over every token;
 // - `h2o:budget=0.5,every=1` decode step against the full cache's, on a 3000-token prompt.
 //   npm run build && node dist/bench/store.js
 import { loadModel } from '../src/model/load.js'
@@ -159,7 +159,7 @@ async function seam(model: LlamaModel): Promise<void> {
   line('decode step, synchronous (arena)', `${sync.toFixed(2)} ms`)
   line('decode step, stepAsync over the same arena cache', `${awaited.toFixed(2)} ms`, `${(awaited / sync).toFixed(2)}x the synchronous step`)
   line('decode step, stepAsync with every page in the host tier', `${fromHost.toFixed(2)} ms`, `${(fromHost / sync).toFixed(2)}x (fetches all 4k rows a head)`)
-  // dense decode over one head went through attendCausal (T = 1) before the store; now through attend
+  // dense decode is attendCausal with T = 1, as before the store; selected decode its gathered twin
   const be = model.backend
   const heap = be.heap
   const { headDim: d, group } = model.config
@@ -167,21 +167,29 @@ async function seam(model: LlamaModel): Promise<void> {
   const q = heap.alloc(group * d * 4, 64)
   const out = heap.alloc(group * d * 4, 64)
   const lse = heap.alloc(group * 4, 64)
-  const scratch = heap.alloc(4096 * 4, 64)
+  const scratch = heap.alloc(8192 * 4, 64)
+  const every = heap.alloc(v.n * 4, 64)
+  heap.I32.set(Int32Array.from({ length: v.n }, (_, i) => i), every >> 2)
   heap.F32.set(randn(group * d, 9), q >> 2)
-  let viaAttend = Infinity
-  let viaCausal = Infinity
+  let dense = Infinity
+  let gathered = Infinity
+  let attend = Infinity
   for (let i = 0; i < 200; i++) {
     const t0 = performance.now()
-    be.attend(q, group, d, v.kTable, v.vTable, v.pageTokens, v.n, 0, 0, 0.125, out, lse)
-    const t1 = performance.now()
     be.attendCausal(q, group * d, group, 1, d, d, v.kTable, v.vTable, v.pageTokens, v.n, v.n, 0.125, out, group * d, lse, scratch)
+    const t1 = performance.now()
+    be.attendGathered(q, group, d, d, v.kTable, v.vTable, v.pageTokens, every, v.n, 0.125, out, lse, scratch)
     const t2 = performance.now()
-    viaAttend = Math.min(viaAttend, t1 - t0)
-    viaCausal = Math.min(viaCausal, t2 - t1)
+    be.attend(q, group, d, v.kTable, v.vTable, v.pageTokens, v.n, every, v.n, 0.125, out, lse)
+    const t3 = performance.now()
+    dense = Math.min(dense, t1 - t0)
+    gathered = Math.min(gathered, t2 - t1)
+    attend = Math.min(attend, t3 - t2)
   }
-  for (const p of [q, out, lse, scratch]) heap.release(p)
-  line(`dense decode over one head (${group} query heads), attend`, `${(viaAttend * 1000).toFixed(1)} us`, `attendCausal T=1 (before): ${(viaCausal * 1000).toFixed(1)} us, ${(viaCausal / viaAttend).toFixed(2)}x`)
+  for (const p of [q, out, lse, scratch, every]) heap.release(p)
+  line(`dense decode over one head (${group} query heads), attendCausal`, `${(dense * 1000).toFixed(1)} us`)
+  line('the same through attendGathered over every token', `${(gathered * 1000).toFixed(1)} us`, `${(gathered / dense).toFixed(2)}x dense (selected decode now)`)
+  line('the same through attend over every token', `${(attend * 1000).toFixed(1)} us`, `${(attend / dense).toFixed(2)}x dense (selected decode before)`)
   host.dispose()
   cache.dispose()
 }

@@ -11,12 +11,13 @@ import { expectClose, normals, pagedStream, pagedView, rng, wasmAndReference } f
 // kernel, so selecting every token is dense attention bit for bit; decode and causal prefill fold their
 // scores through one online-softmax step and one exp, so a token far below the max weighs exactly 0 in both.
 let wasm: CreatedBackend
+let ref: CreatedBackend
 let W: Ops
 let R: Ops
 let heap: Heap
 
 beforeAll(async () => {
-  ;({ wasm, W, R, heap } = await wasmAndReference())
+  ;({ wasm, ref, W, R, heap } = await wasmAndReference())
 })
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength)))
@@ -80,6 +81,42 @@ describe('decode attention: dense, token-gathered and page-gathered', () => {
     expect(() => W.attendPages(q, 1, view, Int32Array.of(0, 1), 1, out, lse, heap.allocI32(3))).toThrow(/tables holds 3 elements, needs 4/)
     for (const t of [q, out, lse, tables]) t.free()
     keys.free()
+  })
+})
+
+describe('gathered causal attention (the cache\'s selected decode)', () => {
+  it.each([
+    // hq, kd, n, pageTokens
+    [3, 64, 300, 64], [4, 128, 1000, 64], [1, 5, 77, 8], [6, 13, 130, 100], [2, 64, 64, 1],
+  ])('listing every token equals attendCausal with T = 1 bit for bit, and a subset matches the twin (hq=%i kd=%i n=%i pageTokens=%i)', (hq, kd, n, pageTokens) => {
+    const rand = rng(hq * 31 + kd + n)
+    const keys = pagedStream(heap, normals(rand, n * kd), n, kd, pageTokens)
+    const vals = pagedStream(heap, normals(rand, n * kd), n, kd, pageTokens)
+    const q = heap.f32From(normals(rand, hq * kd))
+    const scratch = heap.allocF32(attendScratchFloats(kd, hq))
+    const run = (f: (out: number, lse: number) => void) => {
+      const out = heap.allocF32(hq * kd)
+      const lse = heap.allocF32(hq)
+      f(out.ptr, lse.ptr)
+      const r = { out: out.view.slice(), lse: lse.view.slice() }
+      out.free()
+      lse.free()
+      return r
+    }
+    const kt = keys.table.ptr, vt = vals.table.ptr
+    const dense = run((o, l) => wasm.attendCausal(q.ptr, hq * kd, hq, 1, kd, kd, kt, vt, pageTokens, n, n, 0.2, o, hq * kd, l, scratch.ptr))
+    const every = heap.i32From(Array.from({ length: n }, (_, i) => i))
+    const gathered = run((o, l) => wasm.attendGathered(q.ptr, hq, kd, kd, kt, vt, pageTokens, every.ptr, n, 0.2, o, l, scratch.ptr))
+    expect(bits(gathered.out)).toEqual(bits(dense.out))
+    expect(bits(gathered.lse)).toEqual(bits(dense.lse))
+    const some = heap.i32From(Array.from({ length: n }, (_, i) => i).filter((i) => i % 3 !== 1))
+    const got = run((o, l) => wasm.attendGathered(q.ptr, hq, kd, kd, kt, vt, pageTokens, some.ptr, some.length, 0.2, o, l, scratch.ptr))
+    const want = run((o, l) => ref.attendGathered(q.ptr, hq, kd, kd, kt, vt, pageTokens, some.ptr, some.length, 0.2, o, l, scratch.ptr))
+    expectClose(got.out, want.out, 1e-4, 1e-5, 'gathered out')
+    expectClose(got.lse, want.lse, 1e-5, 1e-5, 'gathered lse')
+    for (const t of [q, scratch, every, some]) t.free()
+    keys.free()
+    vals.free()
   })
 })
 

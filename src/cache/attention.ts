@@ -21,8 +21,8 @@ export interface CacheAttention {
   rotate?: Rotate
   /**
    * Selection (decode, T = 1): per KV head, the slots to attend to (ascending, in range), or null for all.
-   * Post-RoPE heads in one segment go through the kernels' decode attend (as dense decode does, so
-   * selecting every slot equals no selection bit for bit); others are gathered here.
+   * Post-RoPE heads in one segment go through the kernels' gathered causal attention (the dense decode's
+   * tiles, so selecting every slot equals no selection bit for bit); others are gathered here.
    */
   select?: (Int32Array | null)[]
   /** byte pointer to [kvHeads][T * group] log-sum-exp per query row (row t * group + h), for mass hooks */
@@ -83,19 +83,14 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       const out = a.out + g * group * d * 4
       const lse = a.lse ? a.lse + g * a.T * group * 4 : 0
       const single = segs.length === 1 && segs[0].channels === null && segs[0].tier === 'wasm'
-      if (a.T === 1 && single && !preRope) {
-        // decode over one whole-row segment: the kernels' decode attend, dense or gathered, so selecting
-        // every slot is dense attention bit for bit (one kernel, blocks cut in selection order)
-        let idx = 0
-        if (sel) {
-          validateSelection(sel, n, a.layer, g)
-          idx = tmp(sel.length)
-          heap.I32.set(sel, idx >> 2)
-        }
-        const lseTmp = tmp(group)
+      if (a.T === 1 && single && !preRope && sel) {
+        // decode over selected slots of one whole-row segment: the causal kernel's tiles over the token
+        // list, so selecting every slot is the dense decode below bit for bit (tiles cut every 64 rows)
+        validateSelection(sel, n, a.layer, g)
+        const idx = tmp(sel.length)
+        heap.I32.set(sel, idx >> 2)
         const s = segs[0]
-        backend.attend(q, group, d, s.kTable, s.vTable, s.pageTokens, n, idx, sel ? sel.length : 0, a.scale, out, lseTmp)
-        if (lse) heap.F32.copyWithin(lse >> 2, lseTmp >> 2, (lseTmp >> 2) + group)
+        backend.attendGathered(q, group, d, d, s.kTable, s.vTable, s.pageTokens, idx, sel.length, a.scale, out, lse, scratch)
         continue
       }
       if (sel) validateSelection(sel, n, a.layer, g)
