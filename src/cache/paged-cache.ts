@@ -6,7 +6,7 @@ import { CacheError } from './errors.js'
 import { formatInfo } from './formats.js'
 import { PageStore, type Tier, TIERS } from './page-store.js'
 import { Segment } from './segment.js'
-import { validateDecision } from './validate.js'
+import { checkPositions, validateDecision } from './validate.js'
 
 type StoreKernels = Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows'>
 
@@ -230,6 +230,7 @@ export class PagedKVCache implements KVCache {
 
   append(layer: number, k: Float32Array, v: Float32Array, positions: Int32Array): void {
     const { kvHeads, headDim } = this.options
+    checkPositions('append', positions)
     const T = positions.length
     const rowFloats = kvHeads * headDim
     this.stream(layer, 0)
@@ -247,6 +248,7 @@ export class PagedKVCache implements KVCache {
 
   /** append from arena pointers: k and v at kPtr/vPtr laid out [T][kvHeads][headDim] (the projection output) */
   appendFromHeap(layer: number, kPtr: number, vPtr: number, positions: Int32Array): void {
+    checkPositions('appendFromHeap', positions)
     const { kvHeads, headDim } = this.options
     const T = positions.length
     const tails = this.reserveTails(layer, T)

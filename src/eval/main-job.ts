@@ -9,9 +9,9 @@ export const MAIN_POLICIES: string[] = [
   'adakv:budget=0.5',
   'adakv:budget=0.25',
   'streamingllm:budget=0.25',
-  // the recommended setting (README, BENCHMARKS.md): one model-wide selection topped up per layer
-  'snapkv:budget=0.5,window=16,share=model,combine=max,local=0.25,rest=layer,pooling=avg,kernel=9',
-  'snapkv:budget=0.25,window=16,share=model,combine=max,local=0.25,rest=layer,pooling=avg,kernel=9',
+  // kvkit's own method, the recommended default (README "UnionKV"): one model-wide selection topped up per layer
+  'unionkv:budget=0.5',
+  'unionkv:budget=0.25',
 ]
 
 /** the tasks on which a policy's loss of information shows clearly on this model (tasks.md) */

@@ -1,4 +1,10 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { HfTokenizerAdapter } from '../model/tokenizer.js'
+import { PromptBuilder } from './prompt.js'
+import { loadBooks } from './text.js'
+import { loadWordList } from './words.js'
+import { defaultBooksDir, defaultWordsFile } from './paths.js'
 import { availableParallelism } from 'node:os'
 import type { BackendName } from '../backend/backend.js'
 import { createPolicy, parsePolicySpec } from '../policies/registry.js'
@@ -79,12 +85,44 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
 }
 
 /**
+ * Builds the first prompt of every (task, length) with the model's tokenizer and the haystack, so a
+ * haystack that cannot fill a length, or a length too short for a task, fails before any cell runs.
+ */
+export function checkPrompts(opts: EvalOptions): void {
+  const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
+  let builder: PromptBuilder
+  try {
+    const tokenizerJson = JSON.parse(readFileSync(join(opts.model, 'tokenizer.json'), 'utf8'))
+    const cfg = JSON.parse(readFileSync(join(opts.model, 'config.json'), 'utf8')) as { bos_token_id?: number; eos_token_id?: number | number[] }
+    const eos = Array.isArray(cfg.eos_token_id) ? cfg.eos_token_id[0] : cfg.eos_token_id
+    builder = new PromptBuilder({
+      tokenizer: new HfTokenizerAdapter(tokenizerJson),
+      bosId: cfg.bos_token_id ?? eos ?? 0,
+      books: loadBooks(opts.haystack ?? defaultBooksDir()),
+      words: loadWordList(defaultWordsFile()),
+    })
+  } catch (e) {
+    return fail((e as Error).message)
+  }
+  for (const task of opts.tasks) {
+    for (const length of opts.lengths) {
+      try {
+        builder.build(task as TaskName, length, opts.seed ?? DEFAULT_SEED, 0)
+      } catch (e) {
+        fail((e as Error).message)
+      }
+    }
+  }
+}
+
+/**
  * Runs every policy on every task and length, `samples` prompts a cell, and averages each cell.
  * The samples of a cell are the same for every policy (and every run with the same seed), so the
  * policies are compared on identical prompts.
  */
 export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
   const { jobs, cells } = planEvaluation(opts)
+  checkPrompts(opts)
   const workers = Math.min(opts.workers ?? (jobs.length > 1 ? Math.min(2, availableParallelism()) : 1), jobs.length)
   const started = performance.now()
   const outcomes: SampleOutcome[] = []

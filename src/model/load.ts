@@ -8,6 +8,7 @@ import { LlamaModel } from './model.js'
 import { HfTokenizerAdapter } from './tokenizer.js'
 import type { LoadOptions } from './types.js'
 import { loadWeights } from './weights.js'
+import { regularFileSize } from './files.js'
 
 /** Small JSON files only: a config of many megabytes is not a config. */
 const MAX_JSON_BYTES = 64 * 1024 * 1024
@@ -17,7 +18,7 @@ function readJson(path: string, required: boolean): unknown {
     if (required) throw new ModelLoadError(`missing file: ${path}`)
     return undefined
   }
-  const size = statSync(path).size
+  const size = regularFileSize(path)
   if (size > MAX_JSON_BYTES) throw new ModelLoadError(`${path}: ${size} bytes is above the ${MAX_JSON_BYTES}-byte limit for a JSON file`)
   try {
     return JSON.parse(readFileSync(path, 'utf8'))

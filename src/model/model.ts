@@ -259,7 +259,9 @@ export class LlamaModel implements Model {
     const { layers, hidden } = this.config
     const cache = this.newCache()
     const capture = new HookCapture({ hiddenStates: true }, this.config, this.backend.heap, ids.length)
-    let where = 'the final norm or the LM head'
+    // the hidden state entering each layer is captured: values that first go bad in the last layer's
+    // output show only in the logits, after the final norm and the LM head
+    let where = `layer ${layers - 1} or after it (the final norm, the LM head)`
     try {
       this.prefill(ids, cache, 0, capture)
       for (let l = 0; l < layers; l++) {

@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { regularFileSize } from './files.js'
 import type { Heap } from '../backend/heap.js'
 import { ModelLoadError } from './errors.js'
 
@@ -101,6 +102,8 @@ export class SafetensorsFile {
 
   static open(path: string): SafetensorsFile {
     let fd: number
+    // before opening: opening a FIFO blocks, reading a device never ends
+    regularFileSize(path)
     try {
       fd = openSync(path, 'r')
     } catch (e) {

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs'
+import { regularFileSize } from './files.js'
 import { basename, join } from 'node:path'
 import type { Heap } from '../backend/heap.js'
 import type { ModelConfig } from './types.js'
@@ -46,6 +47,8 @@ function openShards(dir: string): { files: SafetensorsFile[]; where: Map<string,
   let weightMap: Record<string, unknown> | null = null
   if (existsSync(indexPath)) {
     let index: { weight_map?: Record<string, unknown> }
+    const size = regularFileSize(indexPath)
+    if (size > 64 * 1024 * 1024) throw new ModelLoadError(`${indexPath}: ${size} bytes is too large for a shard index`)
     try {
       index = JSON.parse(readFileSync(indexPath, 'utf8'))
     } catch (e) {
@@ -89,12 +92,30 @@ function openShards(dir: string): { files: SafetensorsFile[]; where: Map<string,
   return { files, where }
 }
 
+/** wasm32 memory: 65536 pages of 64 KiB */
+const WASM_MAX_BYTES = 2 ** 32
+
+/** bytes of float32 weights a config implies (the tensors loadWeights reads; optional biases excluded) */
+export function weightBytes(cfg: ModelConfig): number {
+  const { hidden: H, intermediate: I, qHeads, kvHeads, headDim: d, vocab, layers } = cfg
+  const perLayer = 2 * H + (qHeads * d + 2 * kvHeads * d) * H + H * qHeads * d + 3 * I * H + (cfg.attentionBias ? qHeads * d + 2 * kvHeads * d : 0)
+  return 4 * (vocab * H * (cfg.tieWordEmbeddings ? 1 : 2) + layers * perLayer + H)
+}
+
 /**
  * Loads the Llama-family weights as float32 into the arena (float16 and bfloat16 are widened on load:
  * twice the memory of float16, in exchange for kernels that read floats directly).
  */
 export function loadWeights(dir: string, cfg: ModelConfig, heap: Heap): Weights {
   const { files, where } = openShards(dir)
+  // the whole size, from the config (each tensor's header shape is checked against it on load), before
+  // the first allocation: a model that cannot fit in wasm memory is refused with nothing allocated
+  const need = weightBytes(cfg)
+  const room = WASM_MAX_BYTES - heap.memory.buffer.byteLength
+  if (need > room) {
+    for (const f of files) f.close()
+    throw new ModelLoadError(`${dir}: the weights need ${need} bytes as float32, more than the ${room} bytes left in wasm memory (4 GiB at most)`)
+  }
   const allocations: number[] = []
   let bytes = 0
   const load = (name: string, shape: number[], optional = false): number => {

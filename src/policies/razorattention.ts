@@ -280,9 +280,13 @@ export const razorattention: PolicyDefinition = {
     { name: 'inductionShare', type: 'number', default: 0.14, min: 0, max: 1, description: 'share of KV heads kept whole for induction' },
     { name: 'echoShare', type: 'number', default: 0.01, min: 0, max: 1, description: 'share of KV heads kept whole for echo' },
   ],
-  create(o) {
+  create(o, model) {
     const { heads, ...rest } = o
     if (typeof rest.calibrationFile === 'string') checkReadableFile('razorattention: calibrationFile', rest.calibrationFile)
-    return createRazorAttention({ ...(rest as RazorOptions), heads: typeof heads === 'string' ? parseHeadList(heads) : undefined })
+    const list = typeof heads === 'string' ? parseHeadList(heads) : undefined
+    for (const [l, h] of list ?? []) {
+      if (!(l < model.layers && h < model.kvHeads)) throw new PolicyOptionValueError(`razorattention: heads=${heads}: head ${l}.${h} is not in a ${model.layers}-layer model with ${model.kvHeads} KV heads`)
+    }
+    return createRazorAttention({ ...(rest as RazorOptions), heads: list })
   },
 }
