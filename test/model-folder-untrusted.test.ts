@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createBackend } from '../src/backend/index.js'
 import { ModelLoadError, NonFiniteError } from '../src/model/errors.js'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import { makeTinyModel } from './tiny-model.js'
 
 const base = makeTinyModel({ eos_token_id: null })

@@ -6,7 +6,7 @@
  *   refused (PolicyCompositionError). Grid: every decoding spec of every registered policy + think.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { PolicyCompositionError } from '../src/policies/errors.js'
 import { composePolicies } from '../src/policies/compose.js'

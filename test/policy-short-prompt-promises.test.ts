@@ -9,7 +9,7 @@
  * a tiny random model, the decision seen from inside the runtime.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy, listPolicies } from '../src/policies/registry.js'
 import type { Policy } from '../src/policies/types.js'

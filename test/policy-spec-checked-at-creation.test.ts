@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as kvkit from '../src/index.js'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy, getPolicyDefinition, listPolicies } from '../src/policies/registry.js'
 import type { Decision } from '../src/cache/types.js'

@@ -12,7 +12,7 @@ export function regularFileSize(path: string): number {
   try {
     st = statSync(path)
   } catch (e) {
-    throw new ModelLoadError(`cannot read ${path}: ${(e as Error).message}`)
+    throw new ModelLoadError(`cannot open ${path}: ${(e as Error).message}`)
   }
   if (!st.isFile()) {
     const kind = st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isDirectory() ? 'a directory' : st.isSocket() ? 'a socket' : 'not a regular file'

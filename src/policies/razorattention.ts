@@ -18,6 +18,7 @@
  * exceeded). Without a budget the window is `window` tokens (default 512).
  * The compensation token's position label is the mean dropped position (it only matters for pre-RoPE keys).
  */
+import { nodeFs } from '../backend/node-fs.js'
 import type { Decision, HeadDecision } from '../cache/types.js'
 import { budgetOnly, checkBudget, keepCount } from './keep-count.js'
 import { attentionProbs, groupObservationQueries } from './observed-attention.js'
@@ -217,7 +218,7 @@ export function createRazorAttention(options: RazorOptions = {}): RazorPolicy {
 }
 
 async function calibrationTokens(model: PolicyModel, file: string): Promise<number[]> {
-  const { readFile } = await import('node:fs/promises')
+  const { readFile } = await nodeFs('razorattention: calibrationFile')
   let text: string
   try {
     text = await readFile(file, 'utf8')

@@ -150,7 +150,14 @@ function checkValue(policy: string, o: OptionSpec, v: OptionValue): OptionValue 
  * order (eviction, channels, quantization), stable for parts of the same stage.
  */
 export function createPolicy(spec: string, model: ModelShape): Policy | null {
-  const parts = parsePolicySpecs(spec)
+  return createPolicyFromParts(parsePolicySpecs(spec), spec, model)
+}
+
+/**
+ * The policy of parsed parts (a spec string's, or a typed factory's), or null for `full`: options go
+ * through resolveOptions here whichever way they came, so strings and typed options share one check.
+ */
+export function createPolicyFromParts(parts: readonly ParsedSpec[], spec: string, model: ModelShape): Policy | null {
   if (parts.length === 1 && parts[0].name === 'full') {
     if (Object.keys(parts[0].options).length) throw new UnknownPolicyOptionError(`policy full takes no options, got ${Object.keys(parts[0].options).join(', ')}`)
     return null
