@@ -241,6 +241,7 @@ async function main(): Promise<void> {
     }
   }
   if (out) writeFileSync(out, JSON.stringify(rows, null, 1))
+  console.log(`kernels: ${model.kernels}`)
   printTable(rows, [...new Set(rows.map((r) => r.policy))], tasks)
   model.dispose()
 }

@@ -18,6 +18,8 @@ export interface EvalResult {
   /** mean time of the policy's decisions at prefill end (KVzip: its reconstruction pass), within prefillMs */
   compressMs: number
   decodeMsPerToken: number
+  /** the compute core(s) the cell's samples ran on (Model.kernels), comma-separated if they differ */
+  kernels: string
 }
 
 /** What a single generation contributed to its cell. */
@@ -36,6 +38,7 @@ export interface SampleOutcome {
   prefillMs: number
   compressMs: number
   decodeMsPerToken: number
+  kernels: string
 }
 
 /** Averages sample outcomes into cells, in the order the cells were first asked for. */
@@ -56,6 +59,7 @@ export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { 
       prefillMs: mean((o) => o.prefillMs),
       compressMs: mean((o) => o.compressMs),
       decodeMsPerToken: mean((o) => o.decodeMsPerToken),
+      kernels: [...new Set(xs.map((o) => o.kernels))].join(','),
     }
   })
 }

@@ -109,6 +109,7 @@ export class EvalSession {
       kvBytesFull: stats.kvBytesFull,
       prefillMs: stats.prefillMs,
       decodeMsPerToken: stats.decodeMsPerToken,
+      kernels: this.model.kernels,
     }
   }
 

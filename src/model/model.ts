@@ -1,3 +1,4 @@
+import { kernelBuild, type KernelBuild } from '../backend/index.js'
 import type { Backend } from '../backend/backend.js'
 import { Ops } from '../backend/ops.js'
 import { PagedKVCache } from '../cache/paged-cache.js'
@@ -42,6 +43,10 @@ export class LlamaModel implements Model {
     this.ops = new Ops(backend)
   }
 
+  get kernels(): KernelBuild {
+    return kernelBuild(this.backend)
+  }
+
   /** bytes of weights held in the arena (float32) */
   get weightBytes(): number {
     return this.weights.bytes
@@ -64,7 +69,7 @@ export class LlamaModel implements Model {
   newCache(keys: KeyStorage = 'post-rope', pageTokens = 64): PagedKVCache {
     this.alive()
     const { layers, kvHeads, headDim } = this.config
-    return new PagedKVCache(this.backend.heap, { layers, kvHeads, headDim, pageTokens, keys })
+    return new PagedKVCache(this.backend, { layers, kvHeads, headDim, pageTokens, keys })
   }
 
   /** runs tokens through the model in chunks, appending to `cache`; returns nothing */

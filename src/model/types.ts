@@ -1,3 +1,4 @@
+import type { KernelBuild } from '../backend/index.js'
 import type { BackendName } from '../backend/backend.js'
 import type { CacheBytes, KVCache } from '../cache/types.js'
 import type { ModelShape, Policy } from '../policies/types.js'
@@ -118,6 +119,8 @@ export interface Tokenizer {
 export interface Model {
   readonly config: ModelConfig
   readonly tokenizer: Tokenizer
+  /** the compute core the model runs on (which wasm build, or the reference kernels) */
+  readonly kernels: KernelBuild
   /** full logits [ids.length][vocab] of a prompt (tests and perplexity) */
   logits(ids: number[]): Float32Array
   /** prompt as text or token ids */
