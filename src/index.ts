@@ -13,8 +13,10 @@ export type {
 export { ModelLoadError, ModelInputError, ContextLengthError, ModelDisposedError, NonFiniteError } from './model/errors.js'
 // the KV cache
 export { PagedKVCache } from './cache/paged-cache.js'
-export type { KVCache, KVCacheOptions, KeyStorage, CacheBytes, Decision, HeadDecision } from './cache/types.js'
+export type { KVCache, KVCacheOptions, KeyStorage, CacheBytes, Decision, HeadDecision, HeadEviction, HeadSegment } from './cache/types.js'
 export { CacheError } from './cache/errors.js'
+export { PageStore, TIERS, type Tier, type Page, type TierBytes } from './cache/page-store.js'
+export { PAGE_FORMATS, pageBytes, formatInfo, type PageFormat, type StreamRole, type FormatInfo } from './cache/formats.js'
 // policies: typed factories, spec strings, the registry
 export * from './policies/factories.js'
 export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'

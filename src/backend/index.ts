@@ -12,6 +12,18 @@ export interface BackendOptions extends WasmLoadOptions {}
 export type CreatedBackend = Backend & { readonly build?: WasmBuild }
 
 /**
+ * Which compute core runs: the wasm build ('wasm-relaxed-simd' fuses multiply-adds, so its results can
+ * differ from 'wasm-simd' within float32 rounding) or the TypeScript twins. Recorded with every eval
+ * result, because the two wasm builds may pick different tokens on a near tie.
+ */
+export type KernelBuild = 'wasm-simd' | 'wasm-relaxed-simd' | 'reference' | 'webgpu'
+
+export function kernelBuild(backend: Backend & { readonly build?: WasmBuild }): KernelBuild {
+  if (backend.name !== 'wasm') return backend.name
+  return backend.build === 'relaxed' ? 'wasm-relaxed-simd' : 'wasm-simd'
+}
+
+/**
  * Makes a backend: 'wasm' (the SIMD core; relaxed SIMD where it pays), 'reference' (plain TypeScript
  * twins, slow but obviously right) or 'auto' (wasm where the runtime has WebAssembly SIMD, else
  * reference). Async because the wasm module is compiled. Pass `heap` to share an arena: a wasm and a

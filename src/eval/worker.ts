@@ -3,7 +3,7 @@ import { EvalSession, type SampleJob, type SessionOptions } from './session.js'
 
 /**
  * A worker thread of the harness: loads its own copy of the model, then runs the samples it is sent,
- * one at a time, answering each with its outcomes (one per policy) (or the error, as a message).
+ * one at a time, answering with each policy's outcome as it finishes, then `done` (or the error, as a message).
  */
 const port = parentPort!
 const session = EvalSession.open(workerData as SessionOptions)
@@ -13,7 +13,8 @@ session.then(
 )
 port.on('message', async (job: SampleJob) => {
   try {
-    port.postMessage({ type: 'outcomes', outcomes: await (await session).run(job) })
+    await (await session).run(job, (outcome) => port.postMessage({ type: 'outcome', outcome }))
+    port.postMessage({ type: 'done' })
   } catch (e) {
     port.postMessage({ type: 'error', message: (e as Error).message })
   }
