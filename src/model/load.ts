@@ -33,6 +33,10 @@ function readJson(path: string, required: boolean): unknown {
  * or, for sharing an arena, an existing Backend object as `backendInstance`.
  */
 export async function loadModel(dir: string, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
+  if (options.backend === 'webgpu' || options.backendInstance?.name === 'webgpu') {
+    // the WGSL kernels exist (createBackend('webgpu').gpu) but the forward pass and the cache are CPU-side
+    throw new ModelLoadError("the Llama runtime does not run on the 'webgpu' backend yet (its kernels do: createBackend('webgpu').gpu); use 'wasm' or 'auto'")
+  }
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ModelLoadError(`model folder not found: ${dir}`)
   const config = parseConfig(readJson(join(dir, 'config.json'), true), readJson(join(dir, 'generation_config.json'), false))
   const tokenizer = new HfTokenizerAdapter(readJson(join(dir, 'tokenizer.json'), true), readJson(join(dir, 'tokenizer_config.json'), false) ?? {})
