@@ -3,7 +3,7 @@
 // Every ratio below is measured in this run (machines are noisy).
 import { Bench } from 'tinybench'
 import { createBackend, type CreatedBackend } from '../src/backend/index.js'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 
 const MODEL = 'models/fixture-14m'

@@ -8,6 +8,11 @@
  *     --policies 'full;snapkv:budget=0.25;...' [--out results.json] [--prefill-dir DIR] [--first I]
  * --from a.json,b.json prints the table of earlier runs merged.
  * --prefill-dir keeps each sample's prefill (cache and hooks, ~35 MB at 4k) so later runs only decode.
+ * --books A,B takes the haystack from other books (files or folders) than the eval's: tune on some, confirm on others.
+ * --question before,after runs both modes on one prefill. After: query-agnostic, as a compressed document is reused for many questions: the context
+ * (the prompt without its question block) is compressed with no sight of the question, then the question
+ * is prefilled on the compressed cache and the answer decoded. Policies that read the prompt's attention
+ * mass get the whole prompt's (it includes the question): H2O-like rows of that mode are not agnostic.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -19,7 +24,8 @@ import { loadBooks } from '../src/eval/text.js'
 import { loadWordList } from '../src/eval/words.js'
 import type { PagedKVCache } from '../src/cache/paged-cache.js'
 import { HookCapture } from '../src/model/hooks.js'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
+import { resolve } from 'node:path'
 import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy } from '../src/policies/registry.js'
 import type { LayerHooks, PolicyContext } from '../src/policies/types.js'
@@ -58,17 +64,34 @@ function layerKV(base: PagedKVCache, l: number, kvHeads: number, d: number): { k
   return { k, v }
 }
 
-function copyCache(model: LlamaModel, base: PagedKVCache): PagedKVCache {
+/** a copy of the first `T` tokens of the prefilled cache (all of them by default) */
+function copyCache(model: LlamaModel, base: PagedKVCache, T = base.length(0, 0)): PagedKVCache {
   const { layers, kvHeads, headDim: d } = model.config
   const cache = model.newCache()
   for (let l = 0; l < layers; l++) {
     const { k, v } = layerKV(base, l, kvHeads, d)
-    cache.append(l, k, v, base.positions(l, 0))
+    cache.append(l, k.subarray(0, T * kvHeads * d), v.subarray(0, T * kvHeads * d), base.positions(l, 0).subarray(0, T))
   }
   return cache
 }
 
-const OBS = 64
+/** the last 128 queries are captured: the last 64 of the prompt, and those before the question block */
+const OBS = 128
+const WINDOW = 64
+
+/** the observation queries of the `WINDOW` tokens ending at token `end` (exclusive), from the captured ones */
+function observationBefore(hooks: LayerHooks[], end: number, qHeads: number, d: number): LayerHooks[] {
+  return hooks.map((h) => {
+    const pos = h.observationPositions!
+    const have = pos.length
+    const stop = have - (pos[have - 1] + 1 - end)
+    const start = stop - WINDOW
+    if (start < 0) throw new Error(`the question block is longer than ${OBS - WINDOW} tokens`)
+    const q = new Float32Array(qHeads * WINDOW * d)
+    for (let x = 0; x < qHeads; x++) q.set(h.observationQueries!.subarray((x * have + start) * d, (x * have + stop) * d), x * WINDOW * d)
+    return { layer: h.layer, attentionMass: h.attentionMass, observationQueries: q, observationPositions: pos.slice(start, stop) }
+  })
+}
 
 /**
  * The prefill of one prompt (all but its last token): the cache, the last 64 queries and the attention
@@ -148,10 +171,13 @@ async function main(): Promise<void> {
   const specs = arg('policies', 'full;snapkv:budget=0.25').split(';').map((s) => s.trim()).filter(Boolean)
   const out = arg('out', '')
   const dir = arg('prefill-dir', '') || null
+  const books = arg('books', '') ? arg('books', '').split(',').flatMap((b) => loadBooks(resolve(b))) : loadBooks(defaultBooksDir())
+  const modes = arg('question', 'before').split(',')
+  for (const m of modes) if (m !== 'before' && m !== 'after') throw new Error(`--question takes before, after or both, got ${m}`)
   if (dir) mkdirSync(dir, { recursive: true })
   const model = await loadModel(defaultModelDir(), { backend: 'wasm' })
   const cfg = model.config
-  const builder = new PromptBuilder({ tokenizer: model.tokenizer, bosId: cfg.bosTokenId ?? cfg.eosTokenIds[0], books: loadBooks(defaultBooksDir()), words: loadWordList(defaultWordsFile()) })
+  const builder = new PromptBuilder({ tokenizer: model.tokenizer, bosId: cfg.bosTokenId ?? cfg.eosTokenIds[0], books, words: loadWordList(defaultWordsFile()) })
   const eos = new Set(cfg.eosTokenIds)
   const policies = specs.map((s) => ({ spec: s, make: () => createPolicy(s, cfg) }))
   const rows: Row[] = []
@@ -162,12 +188,18 @@ async function main(): Promise<void> {
       const ids = sample.promptIds
       const n = ids.length
       const file = dir ? join(dir, `${task}-${length}-${seed}-${index}.f32`) : null
-      const { base, hooks, ms: prefillMs } = prefilled(model, ids, file)
-      for (const { spec, make } of policies) {
+      const { base, hooks: promptHooks, ms: prefillMs } = prefilled(model, ids, file)
+      // question after: the context ends where the question block starts
+      const questionIds = sample.pieces[sample.pieces.length - 1].ids
+      for (const question of modes) {
+      const contextLength = question === 'after' ? n - questionIds.length : n - 1
+      const hooks = question === 'after' ? observationBefore(promptHooks, contextLength, cfg.qHeads, cfg.headDim) : promptHooks
+      for (const { spec: bare, make } of policies) {
+        const spec = question === 'after' ? `${bare} [question after]` : bare
         const policy = make()
         await policy?.prepare?.(model)
-        const cache = copyCache(model, base)
-        const ctx: PolicyContext = { cache, ops: model.ops, model: cfg, hooks, promptLength: n, step: 0 }
+        const cache = copyCache(model, base, contextLength)
+        const ctx: PolicyContext = { cache, ops: model.ops, model: cfg, hooks, promptLength: contextLength + 1, step: 0 }
         const session = policy?.start()
         const c0 = performance.now()
         const d = session?.onPrefillEnd?.(ctx)
@@ -177,7 +209,9 @@ async function main(): Promise<void> {
         }
         const compressMs = performance.now() - c0
         const keptBytes = cache.bytes().hot
-        const fullBytes = cache.bytesPerToken * (n - 1)
+        const fullBytes = cache.bytesPerToken * contextLength
+        // the question block but its last token, on the compressed cache (its last token starts the decode loop)
+        if (contextLength < n - 1) model.forward.step(ids.slice(contextLength, n - 1), Int32Array.from({ length: n - 1 - contextLength }, (_, i) => contextLength + i), cache, { first: contextLength, logits: 'last', out: logits })
         const decodeCapture = policy?.needs.decodeQueries ? new HookCapture({ decodeQueries: true }, cfg, model.backend.heap, n - 1) : null
         if (decodeCapture) ctx.hooks = decodeCapture.hooks
         const outIds: number[] = []
@@ -199,12 +233,15 @@ async function main(): Promise<void> {
         rows.push({ policy: spec, task, index, correct: strictCorrect(text, sample.answer), ruler: rulerScore(text, sample.expected), text, keptBytes, fullBytes, compressMs })
         cache.dispose()
       }
+      }
       base.dispose()
-      process.stderr.write(`${task} #${index}: prefill ${prefillMs.toFixed(0)} ms; ${policies.map((p) => (rows.find((r) => r.policy === p.spec && r.task === task && r.index === index)!.correct ? '1' : '0')).join('')}\n`)
+      // written after every sample, so a run cut short still leaves what it measured
+      if (out) writeFileSync(out, JSON.stringify(rows, null, 1))
+      process.stderr.write(`${task} #${index}: prefill ${prefillMs.toFixed(0)} ms; ${rows.filter((r) => r.task === task && r.index === index).map((r) => (r.correct ? '1' : '0')).join('')}\n`)
     }
   }
   if (out) writeFileSync(out, JSON.stringify(rows, null, 1))
-  printTable(rows, specs, tasks)
+  printTable(rows, [...new Set(rows.map((r) => r.policy))], tasks)
   model.dispose()
 }
 

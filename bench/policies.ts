@@ -15,8 +15,8 @@ import { fillRandomLayer, randn } from './random.js'
 
 const model: ModelShape = { layers: 8, qHeads: 6, kvHeads: 2, headDim: 64, group: 3 }
 const specs = ['streamingllm', 'knorm', 'h2o', 'tova', 'snapkv', 'snapkv:pooling=avg,kernel=5', 'pyramidkv', 'adakv',
-  // the recommended setting (BENCHMARKS.md): one model-wide selection plus per-layer top-up
-  'snapkv:share=model,combine=max,local=0.25,rest=layer,pooling=avg,kernel=9']
+  // kvkit's own method (README "UnionKV"): one model-wide selection plus per-layer top-up
+  'unionkv']
 
 export async function benchPolicies(lengths: number[]): Promise<void> {
   const ops = new Ops(await createBackend('wasm'))

@@ -5,7 +5,7 @@
  * on the model first (once; RAZOR_CALIBRATION=text repeats a book passage instead of random tokens). TRIM-KV has no trained gates for this model, so it is not run here.
  *   [FIRST=k] [RAZOR_CALIBRATION=text] node dist/bench/policies2-e2e.js [samples] [spec ...]
  */
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import { PromptBuilder } from '../src/eval/prompt.js'
 import { loadBooks } from '../src/eval/text.js'
 import { loadWordList } from '../src/eval/words.js'

@@ -1,10 +1,12 @@
-import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { createBackend } from './backend/index.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { BackendName } from './backend/backend.js'
 import { createPolicy, listPolicies } from './policies/registry.js'
-import { loadModel } from './model/load.js'
-import { evaluate, EvalArgumentError, DEFAULT_SEED, type EvalOptions, type EvalProgress } from './eval/runner.js'
+import { loadModel } from './node/load.js'
+import { checkPrompts, evaluate, planEvaluation, EvalArgumentError, DEFAULT_SEED, type EvalOptions, type EvalProgress } from './eval/runner.js'
+import { aggregate, type SampleOutcome } from './eval/results.js'
 import { formatBytes, formatKept, formatTable } from './eval/format.js'
 import { writeReport } from './eval/report.js'
 import { writeJson } from './eval/json.js'
@@ -61,6 +63,64 @@ function backend(raw: string | undefined): BackendName {
   return raw as BackendName
 }
 
+/** a backend this build and machine can start (webgpu needs a GPU adapter), found before any work */
+async function availableBackend(raw: string | undefined): Promise<BackendName> {
+  const name = backend(raw)
+  if (name === 'webgpu') {
+    try {
+      await createBackend(name)
+    } catch (e) {
+      throw new UsageError(`--backend webgpu is not available: ${(e as Error).message}`)
+    }
+  }
+  return name
+}
+
+/** an output file: a non-empty path whose folder can be created and the file written, checked before any work */
+function outputFile(flag: string, raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined
+  if (raw.trim() === '') throw new UsageError(`--${flag} needs a file name, got ""`)
+  try {
+    mkdirSync(dirname(resolve(raw)), { recursive: true })
+    if (existsSync(raw) && !statSync(raw).isFile()) throw new Error('it exists and is not a regular file')
+    accessSync(dirname(resolve(raw)), constants.W_OK)
+    if (existsSync(raw)) accessSync(raw, constants.W_OK)
+  } catch (e) {
+    throw new UsageError(`--${flag} ${raw} cannot be written: ${(e as Error).message}`)
+  }
+  return raw
+}
+
+/** an output folder, created (or found writable) before any work */
+function outputDir(flag: string, raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined
+  if (raw.trim() === '') throw new UsageError(`--${flag} needs a folder name, got ""`)
+  try {
+    mkdirSync(raw, { recursive: true })
+    accessSync(raw, constants.W_OK)
+  } catch (e) {
+    throw new UsageError(`--${flag} ${raw} cannot be written: ${(e as Error).message}`)
+  }
+  return raw
+}
+
+/** a count that must be at least 1 */
+function positive(name: string, raw: string | undefined, fallback?: number): number {
+  const n = int(name, raw, fallback)
+  if (n < 1) throw new UsageError(`--${name} must be at least 1, got ${n}`)
+  return n
+}
+
+/** runs f, turning an EvalArgumentError into a usage error; other errors pass */
+function usageOf<T>(f: () => T): T {
+  try {
+    return f()
+  } catch (e) {
+    if (e instanceof EvalArgumentError) throw new UsageError(e.message)
+    throw e
+  }
+}
+
 /** runs f, turning its error into a usage error (a bad argument, exit code 2) */
 function usage<T>(f: () => T): T {
   try {
@@ -87,7 +147,23 @@ function progressPrinter(): (p: EvalProgress) => void {
 
 async function runEval(opts: EvalOptions, out: { json?: string; report?: string; command: string }): Promise<void> {
   const started = Date.now()
-  const results = await evaluate({ ...opts, onProgress: progressPrinter() })
+  // bad arguments (tasks, lengths, haystacks, specs) end here, before any cell runs
+  const { cells } = usageOf(() => planEvaluation(opts))
+  usageOf(() => checkPrompts(opts))
+  // the JSON holds every finished cell as soon as it finishes: a run stopped later loses nothing done
+  const outcomes: SampleOutcome[] = []
+  const finished = (c: (typeof cells)[number]) => outcomes.filter((o) => o.policy === c.policy && o.task === c.task && o.length === c.length).length === opts.samples
+  if (out.json) writeJson(out.json, [])
+  const progress = progressPrinter()
+  const results = await evaluate({
+    ...opts,
+    onProgress: progress,
+    onOutcome: (o) => {
+      outcomes.push(o)
+      const cell = cells.find((c) => c.policy === o.policy && c.task === o.task && c.length === o.length)!
+      if (out.json && finished(cell)) writeJson(out.json, aggregate(outcomes, cells.filter(finished)))
+    },
+  })
   process.stdout.write(formatTable(results) + '\n')
   if (out.json) {
     writeJson(out.json, results)
@@ -114,12 +190,12 @@ async function cmdEval(args: string[]): Promise<void> {
     policies,
     tasks: list('task', v.task as string | undefined),
     lengths: list('length', v.length as string | undefined).map((s) => int('length', s)),
-    samples: int('samples', v.samples as string | undefined),
+    samples: positive('samples', v.samples as string | undefined),
     seed: int('seed', v.seed as string | undefined, DEFAULT_SEED),
-    backend: backend(v.backend as string | undefined),
-    workers: v.workers === undefined ? undefined : int('workers', v.workers as string),
+    backend: await availableBackend(v.backend as string | undefined),
+    workers: v.workers === undefined ? undefined : positive('workers', v.workers as string),
     haystack: v.haystack as string | undefined,
-  }, { json: v.json as string | undefined, report: v.report as string | undefined, command: 'kvkit eval ' + args.join(' ') })
+  }, { json: outputFile('json', v.json as string | undefined), report: outputDir('report', v.report as string | undefined), command: 'kvkit eval ' + args.join(' ') })
 }
 
 async function cmdMain(args: string[]): Promise<void> {
@@ -132,9 +208,9 @@ async function cmdMain(args: string[]): Promise<void> {
     lengths: MAIN_LENGTHS,
     samples: MAIN_SAMPLES,
     seed: MAIN_SEED,
-    backend: backend(v.backend as string | undefined),
-    workers: v.workers === undefined ? undefined : int('workers', v.workers as string),
-  }, { report: resolve(MAIN_REPORT_DIR), command: 'kvkit main' })
+    backend: await availableBackend(v.backend as string | undefined),
+    workers: v.workers === undefined ? undefined : positive('workers', v.workers as string),
+  }, { report: outputDir('report', resolve(MAIN_REPORT_DIR)), command: 'kvkit main' })
 }
 
 async function cmdGenerate(args: string[]): Promise<void> {
@@ -144,7 +220,8 @@ async function cmdGenerate(args: string[]): Promise<void> {
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined)) throw new UsageError('give exactly one of --prompt TEXT and --prompt-file FILE')
-  const maxNewTokens = int('max-new-tokens', v['max-new-tokens'] as string | undefined, 64)
+  const maxNewTokens = positive('max-new-tokens', v['max-new-tokens'] as string | undefined, 64)
+  const be = await availableBackend(v.backend as string | undefined)
   const spec = (v.policy as string | undefined) ?? 'full'
   // a bad folder or spec fails here, before the weights load
   usage(() => createPolicy(spec, readModelFacts(v.model as string).shape))
@@ -154,7 +231,7 @@ async function cmdGenerate(args: string[]): Promise<void> {
   } catch {
     throw new UsageError(`cannot read prompt file ${v['prompt-file']}`)
   }
-  const model = await loadModel(v.model as string, { backend: backend(v.backend as string | undefined) })
+  const model = await loadModel(v.model as string, { backend: be })
   try {
     const bos = model.config.bosTokenId ?? model.config.eosTokenIds[0]
     const ids = [...(bos === undefined ? [] : [bos]), ...model.tokenizer.encode(text)]
@@ -177,14 +254,16 @@ async function cmdPerplexity(args: string[]): Promise<void> {
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const length = int('length', v.length as string | undefined, 2048)
+  const samples = positive('samples', v.samples as string | undefined, 16)
+  const seed = int('seed', v.seed as string | undefined, DEFAULT_SEED)
+  const be = await availableBackend(v.backend as string | undefined)
   const facts = usage(() => readModelFacts(v.model as string))
   if (length < 2 || length > facts.maxPositions) throw new UsageError(`length ${length} is beyond what the model supports (2..max_position_embeddings ${facts.maxPositions})`)
   const books = usage(() => loadBooks((v.haystack as string | undefined) ?? defaultBooksDir()))
-  const model = await loadModel(v.model as string, { backend: backend(v.backend as string | undefined) })
+  const model = await loadModel(v.model as string, { backend: be })
   try {
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0] ?? 0
-    const samples = int('samples', v.samples as string | undefined, 16)
-    const ppl = perplexity(model, { books, length, samples, seed: int('seed', v.seed as string | undefined, DEFAULT_SEED), bosId })
+    const ppl = perplexity(model, { books, length, samples, seed, bosId })
     process.stdout.write(`perplexity ${ppl.toFixed(2)} (${samples} samples of ${length} tokens)\n`)
   } finally {
     model.dispose()

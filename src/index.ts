@@ -1,29 +1,31 @@
-// kvkit's public API.
-export * from './backend/heap.js'
-export * from './backend/backend.js'
-export * from './backend/ops.js'
-export type * from './cache/types.js'
-export type * from './policies/types.js'
-export type * from './model/types.js'
-export * from './backend/index.js'
-export * from './backend/views.js'
-export { referenceKernels, type Kernels } from './backend/reference/kernels.js'
-export { wasmKernels } from './backend/wasm/kernels.js'
-export { loadWasm, supportsSimd, supportsRelaxedSimd, WasmLoadError } from './backend/wasm/load.js'
-export type { WasmSource, WasmLoadOptions, LoadedWasm, KvkitExports, WasmBuild } from './backend/wasm/load.js'
-// runtime: model loading, generation, the KV cache
-export { loadModel } from './model/load.js'
-export { LlamaModel } from './model/model.js'
-export { parseConfig } from './model/config.js'
+// kvkit's root entry: runs in browsers, workers, Node, Bun and Deno. Nothing here (nor anything it
+// imports) touches `node:` modules: test/entry-browser.test.ts bundles it for the browser to prove it.
+// Node-only parts live in kvkit/node (folders on disk) and kvkit/eval (harness, report); raw kernels
+// and the arena in kvkit/kernels.
+
+// model: load from a URL, picked files or any source; generate with a KV-cache policy
+export { loadModel, type ModelInput } from './model/load.js'
+export type { ModelFileSource, ModelFiles, LoadProgress } from './model/source.js'
+export type { LlamaModel } from './model/model.js'
+export type {
+  Model, ModelConfig, LoadOptions, GenerateOptions, GenerateResult, GenerateStats, Generation, GeneratedToken, Tokenizer, FinishReason,
+} from './model/types.js'
 export { ModelLoadError, ModelInputError, ContextLengthError, ModelDisposedError, NonFiniteError } from './model/errors.js'
+// the KV cache
 export { PagedKVCache } from './cache/paged-cache.js'
-export { attendCache } from './cache/attention.js'
+export type { KVCache, KVCacheOptions, KeyStorage, CacheBytes, Decision, HeadDecision } from './cache/types.js'
 export { CacheError } from './cache/errors.js'
-// policies: registry and spec strings
+// policies: typed factories, spec strings, the registry
+export * from './policies/factories.js'
 export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'
 export * from './policies/errors.js'
+// writing your own policy: sessions for prompt-only policies, compositions of built policies
 export { statelessPolicy, type StatelessPolicy } from './policies/stateless.js'
 export { composePolicies } from './policies/compose.js'
-export type { PolicyDefinition, OptionSpec, PolicyStage } from './policies/registry.js'
-// evaluation harness: tasks, scores, runner, report
-export * from './eval/index.js'
+export type { PolicyDefinition, OptionSpec, PolicyStage, OptionValue, ParsedSpec } from './policies/registry.js'
+export type { Policy, PolicySession, PolicyTraits, PolicyNeeds, PolicyContext, LayerHooks, ModelShape } from './policies/types.js'
+// backends and the wasm core (by URL or bytes in browsers)
+export { createBackend, type BackendOptions, type CreatedBackend } from './backend/index.js'
+export type { BackendName } from './backend/backend.js'
+export { loadWasm, supportsSimd, supportsRelaxedSimd, WasmLoadError } from './backend/wasm/load.js'
+export type { WasmSource, WasmLoadOptions, LoadedWasm, WasmBuild } from './backend/wasm/load.js'

@@ -31,7 +31,7 @@ describe('kvkit command line: bad arguments end with one line and a non-zero exi
     ['unknown policy option', evalArgs({ policy: 'snapkv:colour=red' }), /^kvkit: policy snapkv has no option "colour"; its options: budget/],
     ['budget out of range', evalArgs({ policy: 'snapkv:budget=1.5' }), /^kvkit: .*budget=1\.5 is out of range/],
     ['samples not a number', evalArgs({ samples: 'many' }), /^kvkit: --samples must be a non-negative integer, got "many"$/],
-    ['zero samples', evalArgs({ samples: '0' }), /^kvkit: samples must be a positive integer, got 0$/],
+    ['zero samples', evalArgs({ samples: '0' }), /^kvkit: --samples must be at least 1, got 0$/],
     ['unknown backend', evalArgs({ backend: 'cuda' }), /^kvkit: unknown backend "cuda"/],
     ['missing haystack', evalArgs({ haystack: 'no/such/dir' }), /^kvkit: haystack not found: no\/such\/dir$/],
     ['unknown flag', [...evalArgs({}), '--frobnicate'], /^kvkit: Unknown option '--frobnicate'/],

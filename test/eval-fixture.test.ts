@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { evaluate } from '../src/index.js'
+import { evaluate } from '../src/eval/index.js'
 import type { SampleOutcome } from '../src/eval/results.js'
 import { defaultModelDir } from '../src/eval/paths.js'
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { crossEntropySum, perplexity, heldOutText } from '../src/eval/perplexity.js'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import { loadBooks } from '../src/eval/text.js'
 import { defaultBooksDir, defaultModelDir } from '../src/eval/paths.js'
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { planEvaluation, EvalArgumentError } from '../src/eval/runner.js'
-import { aggregate, type SampleOutcome } from '../src/eval/results.js'
+import { aggregate, wilsonInterval, type SampleOutcome } from '../src/eval/results.js'
+import { policyLabels } from '../src/eval/labels.js'
 import { resultsJson } from '../src/eval/json.js'
 import { defaultModelDir } from '../src/eval/paths.js'
 import { readModelFacts } from '../src/eval/model-facts.js'
@@ -8,14 +9,14 @@ import { readModelFacts } from '../src/eval/model-facts.js'
 const base = { model: defaultModelDir(), policies: ['full', 'snapkv:budget=0.5'], tasks: ['passkey', 'vt'], lengths: [1024, 2048], samples: 3, seed: 7 }
 
 describe('evaluation plan', () => {
-  it('makes one job per policy, task, length and sample, every policy on the same sample seeds', () => {
+  it('makes one job per task, length and sample carrying every policy, so the policies share its prompt', () => {
     const { jobs, cells } = planEvaluation(base)
     expect(cells).toHaveLength(2 * 2 * 2)
-    expect(jobs).toHaveLength(2 * 2 * 2 * 3)
+    expect(jobs).toHaveLength(2 * 2 * 3)
     const key = (j: (typeof jobs)[number]) => `${j.task}/${j.length}/${j.index}/${j.seed}`
-    const a = jobs.filter((j) => j.policy === 'full').map(key)
-    expect(jobs.filter((j) => j.policy === 'snapkv:budget=0.5').map(key)).toEqual(a)
-    expect(new Set(a).size).toBe(a.length)
+    expect(new Set(jobs.map(key)).size).toBe(jobs.length)
+    for (const j of jobs) expect(j).toMatchObject({ policies: base.policies, sharePrefill: true, seed: 7 })
+    expect(planEvaluation({ ...base, sharePrefill: false }).jobs.every((j) => !j.sharePrefill)).toBe(true)
   })
 
   it('rejects bad arguments with an EvalArgumentError naming the bad value', () => {
@@ -49,10 +50,43 @@ describe('results', () => {
     const r = aggregate([o('b', 1, false, 0.5, 250), o('a', 0, true, 1, 1000), o('b', 0, true, 1, 250), o('a', 1, true, 1, 1000)],
       [{ policy: 'a', task: 'passkey', length: 1024 }, { policy: 'b', task: 'passkey', length: 1024 }])
     expect(r).toEqual([
-      { policy: 'a', task: 'passkey', length: 1024, samples: 2, accuracy: 1, score: 1, kvBytes: 1000, kvBytesFull: 1000, prefillMs: 15, decodeMsPerToken: 2 },
-      { policy: 'b', task: 'passkey', length: 1024, samples: 2, accuracy: 0.5, score: 0.75, kvBytes: 250, kvBytesFull: 1000, prefillMs: 15, decodeMsPerToken: 2 },
+      { policy: 'a', task: 'passkey', length: 1024, samples: 2, accuracy: 1, accuracyInterval: [expect.closeTo(0.3424, 3), 1], score: 1, kvBytes: 1000, kvBytesFull: 1000, prefillMs: 15, decodeMsPerToken: 2 },
+      { policy: 'b', task: 'passkey', length: 1024, samples: 2, accuracy: 0.5, accuracyInterval: [expect.closeTo(0.0945, 3), expect.closeTo(0.9055, 3)], score: 0.75, kvBytes: 250, kvBytesFull: 1000, prefillMs: 15, decodeMsPerToken: 2 },
     ])
     expect(JSON.parse(resultsJson(r))).toEqual({ results: r })
-    expect(Object.keys(JSON.parse(resultsJson(r)).results[0])).toEqual(['policy', 'task', 'length', 'samples', 'accuracy', 'score', 'kvBytes', 'kvBytesFull', 'prefillMs', 'decodeMsPerToken'])
+    expect(Object.keys(JSON.parse(resultsJson(r)).results[0])).toEqual(['policy', 'task', 'length', 'samples', 'accuracy', 'accuracyInterval', 'score', 'kvBytes', 'kvBytesFull', 'prefillMs', 'decodeMsPerToken'])
+  })
+})
+
+describe('the 95% Wilson interval of an accuracy', () => {
+  // hand-computed from Wilson's formula with z = 1.96
+  it.each([
+    [0, 8, 0, 0.3244],
+    [4, 8, 0.2152, 0.7848],
+    [8, 8, 0.6756, 1],
+    [7, 8, 0.5291, 0.9776],
+    [1, 2, 0.0945, 0.9055],
+    [12, 24, 0.3143, 0.6857],
+  ])('%i of %i: [%f, %f]', (k, n, lo, hi) => {
+    const [a, b] = wilsonInterval(k, n)
+    expect(a).toBeCloseTo(lo, 3)
+    expect(b).toBeCloseTo(hi, 3)
+  })
+  it('is the whole range for no samples', () => {
+    expect(wilsonInterval(0, 0)).toEqual([0, 1])
+  })
+})
+
+describe('short policy labels', () => {
+  it('name the policy and its budget, letter the variants of one policy, and keep full bare', () => {
+    const rec = 'window=16,share=model,combine=max,local=0.25,rest=layer,pooling=avg,kernel=9'
+    const specs = ['full', 'snapkv:budget=0.5', 'snapkv:budget=0.25', 'adakv:budget=0.5', 'streamingllm:tokens=512',
+      `snapkv:budget=0.5,${rec}`, `snapkv:budget=0.25,${rec}`, 'snapkv:budget=0.5+think:ratio=0.5']
+    const labels = policyLabels(specs)
+    expect(specs.map((s) => labels.get(s)!.label)).toEqual([
+      'full', 'snapkv 50%', 'snapkv 25%', 'adakv 50%', 'streamingllm 512 tok', 'snapkv B 50%', 'snapkv B 25%', 'snapkv+think 50%',
+    ])
+    expect(labels.get(`snapkv:budget=0.25,${rec}`)!.family).toBe(`snapkv:${rec}`)
+    expect(labels.get('snapkv:budget=0.5+think:ratio=0.5')!.familyLabel).toBe('snapkv+think')
   })
 })

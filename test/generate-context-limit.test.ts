@@ -6,7 +6,7 @@
  * Grid: a tiny model with max_position_embeddings 64 x prompt lengths x maxNewTokens.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { ContextLengthError } from '../src/model/errors.js'
 import { makeTinyModel } from './tiny-model.js'

@@ -7,7 +7,7 @@
  * the event loop during a 25-chunk prefill, and a signal aborted before the call.
  */
 import { describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import { ModelDisposedError } from '../src/model/errors.js'
 import { makeTinyModel } from './tiny-model.js'
 

@@ -8,7 +8,7 @@
  * from its own free-running text at every kind of offset.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { TextStream } from '../src/model/text-stream.js'
 import type { GenerateOptions } from '../src/model/types.js'

@@ -4,123 +4,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { createPolicy } from '../src/policies/registry.js'
-import type { LayerHooks, ModelShape, Policy, PolicyContext, PolicySession } from '../src/policies/types.js'
-import { createBackend } from '../src/backend/index.js'
-import { Ops } from '../src/backend/ops.js'
-import { PagedKVCache } from '../src/cache/paged-cache.js'
+import type { LayerHooks } from '../src/policies/types.js'
+import { caches, disposeCaches, dot, gauss, keptAfterPrefill, model, newCache, ops, queryOf, rng, snapScores, softmax, topIdx, world } from './policies-reference.js'
 
-const model: ModelShape = { layers: 2, qHeads: 6, kvHeads: 2, headDim: 8, group: 3 }
-// the wasm kernels and the real paged cache, with small pages so heads span several
-const ops = new Ops(await createBackend('wasm'))
-const newCache = (o: { layers: number; kvHeads: number; headDim: number }) => new PagedKVCache(ops.heap, { ...o, pageTokens: 16 })
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0
-    return s / 2 ** 32
-  }
-}
-const gauss = (r: () => number) => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r())
-
-interface World {
-  cache: PagedKVCache
-  keys: number[][][][] // [layer][head][slot][d]
-  queries: Float32Array[] // per layer [qHeads][W][d]
-  qpos: Int32Array
-  mass: Float32Array[] // per layer [kvHeads][n]
-  ctx: PolicyContext
-}
-
-let caches: PagedKVCache[] = []
-afterEach(() => {
-  for (const c of caches) c.dispose()
-  caches = []
-})
-
-function world(n: number, W: number, seed: number): World {
-  const r = rng(seed)
-  const { layers, kvHeads, headDim, qHeads } = model
-  const cache = newCache({ layers, kvHeads, headDim })
-  caches.push(cache)
-  const keys: number[][][][] = []
-  const queries: Float32Array[] = []
-  const mass: Float32Array[] = []
-  const hooks: LayerHooks[] = []
-  const qpos = Int32Array.from({ length: W }, (_, i) => n - W + i)
-  for (let l = 0; l < layers; l++) {
-    const k = Float32Array.from({ length: n * kvHeads * headDim }, () => 2 * gauss(r))
-    const v = Float32Array.from({ length: n * kvHeads * headDim }, () => gauss(r))
-    cache.append(l, k, v, Int32Array.from({ length: n }, (_, i) => i))
-    keys.push(Array.from({ length: kvHeads }, (_, h) => Array.from({ length: n }, (_, i) => Array.from(k.subarray((i * kvHeads + h) * headDim, (i * kvHeads + h + 1) * headDim)))))
-    const q = Float32Array.from({ length: qHeads * W * headDim }, () => 2 * gauss(r))
-    queries.push(q)
-    const m = Float32Array.from({ length: kvHeads * n }, () => r() * 10)
-    mass.push(m)
-    hooks.push({ layer: l, observationQueries: q, observationPositions: qpos, attentionMass: m })
-  }
-  const ctx: PolicyContext = { cache, ops, model, hooks, promptLength: n, step: 0 }
-  return { cache, keys, queries, qpos, mass, ctx }
-}
-
-/** runs a policy's prefill decision and returns the kept original positions per [layer][head] */
-function keptAfterPrefill(p: Policy | PolicySession, w: World): number[][][] {
-  const s = 'start' in p ? p.start() : p
-  const d = s.onPrefillEnd!(w.ctx)
-  if (d) {
-    w.cache.apply(d)
-    s.onApplied?.(d, w.ctx)
-  }
-  return Array.from({ length: model.layers }, (_, l) => Array.from({ length: model.kvHeads }, (_, h) => Array.from(w.cache.positions(l, h))))
-}
-
-// ---- plain references ----
-function topIdx(score: number[], k: number): number[] {
-  return score.map((s, i) => [s, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, k).map((x) => x[1]).sort((a, b) => a - b)
-}
-function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let s = 0
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i]
-  return s
-}
-function softmax(x: number[]): number[] {
-  const m = Math.max(...x)
-  const e = x.map((v) => Math.exp(v - m))
-  const s = e.reduce((a, b) => a + b, 0)
-  return e.map((v) => v / s)
-}
-function queryOf(w: World, l: number, qh: number, i: number, W: number): number[] {
-  const d = model.headDim
-  return Array.from(w.queries[l].subarray((qh * W + i) * d, (qh * W + i + 1) * d))
-}
-function pool(x: number[], kind: string, kernel: number): number[] {
-  const r = kernel >> 1
-  return x.map((_, i) => {
-    const win: number[] = []
-    for (let j = i - r; j <= i + r; j++) if (j >= 0 && j < x.length) win.push(x[j])
-    return kind === 'max' ? Math.max(...win) : win.reduce((a, b) => a + b, 0) / kernel
-  })
-}
-/** SnapKV's per-KV-head scores (window = +Infinity), straight from the paper's description */
-function snapScores(w: World, l: number, h: number, W: number, win: number, kind: string, kernel: number, agg: string): number[] {
-  const n = w.keys[l][h].length
-  const prefix = n - win
-  const perQ: number[][] = []
-  for (let g = 0; g < model.group; g++) {
-    const vote = new Array(n).fill(0)
-    for (let i = W - win; i < W; i++) {
-      const q = queryOf(w, l, h * model.group + g, i, W)
-      const p = softmax(w.keys[l][h].map((k, j) => (j <= w.qpos[i] ? dot(q, k) / Math.sqrt(model.headDim) : -Infinity)))
-      p.forEach((x, j) => (vote[j] += x / win))
-    }
-    const pre = vote.slice(0, prefix)
-    perQ.push(kind === 'none' ? pre : pool(pre, kind, kernel))
-  }
-  const out = new Array(n).fill(Infinity)
-  for (let j = 0; j < prefix; j++) out[j] = agg === 'max' ? Math.max(...perQ.map((v) => v[j])) : perQ.reduce((a, v) => a + v[j], 0) / model.group
-  return out
-}
-
+afterEach(disposeCaches)
 describe('SnapKV', () => {
   for (const [pooling, kernel, group] of [['max', 7, 'mean'], ['avg', 5, 'mean'], ['max', 7, 'max'], ['none', 1, 'mean']] as const) {
     it(`keeps the top (C - w) pooled window votes plus the window (${pooling} ${kernel}, group ${group})`, () => {
@@ -151,48 +38,6 @@ describe('SnapKV', () => {
     const d = createPolicy(`snapkv:tokens=${W + 2},window=${W},pooling=none`, model)!.start().onPrefillEnd!(ctx)!
     cache.apply(d)
     for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) expect(Array.from(cache.positions(l, h))).toEqual([10, 37, 56, 57, 58, 59, 60, 61, 62, 63])
-  })
-  for (const share of ['layer', 'model'] as const) {
-    it(`with share=${share} keeps one selection from the summed votes`, () => {
-      const n = 70, W = 16
-      const w = world(n, W, 41)
-      const scores = [0, 1].map((l) => [0, 1].map((h) => snapScores(w, l, h, W, 16, 'max', 7, 'mean')))
-      const kept = keptAfterPrefill(createPolicy(`snapkv:tokens=25,window=16,share=${share}`, model)!, w)
-      const sum = (xs: number[][]) => xs[0].map((_, i) => xs.reduce((a, x) => a + x[i], 0))
-      for (let l = 0; l < 2; l++) {
-        const want = topIdx(share === 'layer' ? sum(scores[l]) : sum(scores.flat()), 25)
-        for (let h = 0; h < 2; h++) expect(kept[l][h]).toEqual(want)
-      }
-    })
-  }
-  it('with share=model,combine=max keeps the tokens any head votes for most', () => {
-    const n = 70, W = 16
-    const w = world(n, W, 43)
-    const scores = [0, 1].flatMap((l) => [0, 1].map((h) => snapScores(w, l, h, W, 16, 'max', 7, 'mean')))
-    const kept = keptAfterPrefill(createPolicy('snapkv:tokens=25,window=16,share=model,combine=max', model)!, w)
-    const want = topIdx(scores[0].map((_, i) => Math.max(...scores.map((s) => s[i]))), 25)
-    for (const layer of kept) for (const k of layer) expect(k).toEqual(want)
-  })
-  it('with local=0.4 each head fills 40% of its budget with its own top votes after the shared part', () => {
-    const n = 70, W = 16
-    const w = world(n, W, 47)
-    const scores = [0, 1].flatMap((l) => [0, 1].map((h) => snapScores(w, l, h, W, 16, 'max', 7, 'mean')))
-    const kept = keptAfterPrefill(createPolicy('snapkv:tokens=25,window=16,share=model,combine=max,local=0.4', model)!, w)
-    const shared = new Set(topIdx(scores[0].map((_, i) => Math.max(...scores.map((s) => s[i]))), 15))
-    scores.forEach((s, lh) => expect(kept[lh >> 1][lh & 1]).toEqual(topIdx(s.map((x, i) => (shared.has(i) ? Infinity : x)), 25)))
-    expect(new Set(kept.flat().map((k) => k.join())).size).toBeGreaterThan(1)
-  })
-  it('with rest=layer each layer tops up the shared part from its heads\' summed votes', () => {
-    const n = 70, W = 16
-    const w = world(n, W, 53)
-    const scores = [0, 1].map((l) => [0, 1].map((h) => snapScores(w, l, h, W, 16, 'max', 7, 'mean')))
-    const kept = keptAfterPrefill(createPolicy('snapkv:tokens=25,window=16,share=model,combine=max,local=0.4,rest=layer', model)!, w)
-    const flat = scores.flat()
-    const shared = new Set(topIdx(flat[0].map((_, i) => Math.max(...flat.map((s) => s[i]))), 15))
-    for (let l = 0; l < 2; l++) {
-      const want = topIdx(scores[l][0].map((x, i) => (shared.has(i) ? Infinity : x + scores[l][1][i])), 25)
-      for (let h = 0; h < 2; h++) expect(kept[l][h]).toEqual(want)
-    }
   })
   it('always keeps its sinks when asked', () => {
     const w = world(80, 16, 5)

@@ -5,7 +5,7 @@
  */
 import { PolicyFileError } from '../src/policies/errors.js'
 import { describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import { createPolicy } from '../src/policies/registry.js'
 import type { Policy } from '../src/policies/types.js'
 import { defaultModelDir } from '../src/eval/paths.js'

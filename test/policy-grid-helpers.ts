@@ -40,6 +40,7 @@ export function specsPerPolicy(gatesFile: string): Map<string, string[]> {
     kvmerger: ['kvmerger:window=8'],
     mpcache: ['mpcache', 'mpcache:tau=0.05'],
     trimkv: [`trimkv:gatesFile=${gatesFile},every=2`],
+    unionkv: ['unionkv', 'unionkv:every=2', 'unionkv:window=8,contrast=8,agnostic=0.25,lag=4'],
   }
   const out = new Map<string, string[]>()
   for (const p of listPolicies()) {

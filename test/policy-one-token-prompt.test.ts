@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy } from '../src/policies/registry.js'
 import { randomGatesFile, specsPerPolicy } from './policy-grid-helpers.js'

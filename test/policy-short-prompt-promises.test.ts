@@ -9,7 +9,7 @@
  * a tiny random model, the decision seen from inside the runtime.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy, listPolicies } from '../src/policies/registry.js'
 import type { Policy } from '../src/policies/types.js'
@@ -43,6 +43,8 @@ const CASES: { spec: () => string; name: string; window: number; scope: Scope; b
   { name: 'kvmerger', spec: () => 'kvmerger:window=8', window: 8, scope: 'head', budgeted: true },
   { name: 'mpcache', spec: () => 'mpcache', window: 0, scope: 'head', budgeted: true },
   { name: 'trimkv', spec: () => `trimkv:gatesFile=${gates}`, window: 0, scope: 'head', budgeted: true },
+  { name: 'unionkv', spec: () => 'unionkv', window: 16, scope: 'head', budgeted: true },
+  { name: 'unionkv', spec: () => 'unionkv:window=8,sinks=2,contrast=8,agnostic=0.25,lag=4', window: 8, scope: 'head', budgeted: true },
 ]
 const BUDGETS = ['tokens=1', 'tokens=3', 'budget=0.5', 'budget=1', 'tokens=200']
 
@@ -120,7 +122,7 @@ describe('policy promises on short prompts', () => {
         }
       }
     }
-    // 14 specs x 8 lengths (tova: 4 distinct) x 5 budgets, think x 8 lengths
-    expect(cases).toBe(548)
+    // 16 specs x 8 lengths (tova: 4 distinct) x 5 budgets, think x 8 lengths
+    expect(cases).toBe(628)
   })
 })

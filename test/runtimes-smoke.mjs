@@ -1,7 +1,8 @@
 // Runs under Node, Bun and Deno (spawned by runtimes.test.ts): loads the built package from dist/, runs
 // kernels on both wasm builds and compares them with the TypeScript reference on the same heap.
 // Prints one JSON line.
-import { createBackend, Ops, contiguousView, supportsRelaxedSimd } from '../dist/src/index.js'
+import { createBackend, Ops, contiguousView } from '../dist/src/kernels.js'
+import { supportsRelaxedSimd } from '../dist/src/index.js'
 
 const runtime = typeof Deno !== 'undefined' ? 'deno' : typeof Bun !== 'undefined' ? 'bun' : 'node'
 const report = { runtime, relaxedSupported: supportsRelaxedSimd(), builds: {} }

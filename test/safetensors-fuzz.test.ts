@@ -4,9 +4,10 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Heap } from '../src/backend/heap.js'
 import { ModelLoadError } from '../src/model/errors.js'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import { parseConfig } from '../src/model/config.js'
 import { MAX_HEADER_BYTES, SafetensorsFile, parseSafetensorsHeader } from '../src/model/safetensors.js'
+import { DirectorySource } from '../src/node/directory.js'
 
 // Model files are untrusted: every malformed input below must end in a ModelLoadError that says what is
 // wrong, without reading outside the file, allocating what the file cannot back, or hanging.
@@ -22,14 +23,18 @@ function safetensors(header: unknown, data: Uint8Array = new Uint8Array(0), leng
   return out
 }
 let count = 0
-function file(bytes: Uint8Array): string {
-  const p = join(dir, `t${count++}.safetensors`)
-  writeFileSync(p, bytes)
-  return p
+let folderSource: DirectorySource | undefined
+afterAll(() => folderSource?.close())
+/** the bytes as a file of the test folder, opened through the folder source the loader uses */
+async function file(bytes: Uint8Array): Promise<SafetensorsFile> {
+  const name = `t${count++}.safetensors`
+  writeFileSync(join(dir, name), bytes)
+  folderSource ??= await DirectorySource.open(dir)
+  return SafetensorsFile.open(folderSource, name)
 }
-function openError(bytes: Uint8Array): string {
+async function openError(bytes: Uint8Array): Promise<string> {
   try {
-    SafetensorsFile.open(file(bytes)).close()
+    (await file(bytes)).close()
   } catch (e) {
     expect(e).toBeInstanceOf(ModelLoadError)
     return (e as Error).message
@@ -57,15 +62,15 @@ describe('safetensors headers that lie', () => {
     ['overlapping tensors', safetensors({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, new Uint8Array(12)), /overlap/],
     ['an entry that is not an object', safetensors({ w: 3 }), /entry must be an object/],
   ]
-  it.each(cases)('%s', (_name, bytes, message) => {
-    expect(openError(bytes)).toMatch(message)
+  it.each(cases)('%s', async (_name, bytes, message) => {
+    expect(await openError(bytes)).toMatch(message)
   })
 
   it('the header limit is far below what a lying length could ask for', () => {
     expect(MAX_HEADER_BYTES).toBeLessThanOrEqual(100 * 1024 * 1024)
   })
 
-  it('random byte flips and truncations of a valid file end in a clear error or a valid parse, never a crash', () => {
+  it('random byte flips and truncations of a valid file end in a clear error or a valid parse, never a crash', async () => {
     const data = new Uint8Array(64)
     const good = safetensors({ a: { dtype: 'F16', shape: [4, 2], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [12], data_offsets: [16, 64] } }, data)
     let s = 12345
@@ -76,7 +81,7 @@ describe('safetensors headers that lie', () => {
       for (let f = 0; f < 1 + rand(4); f++) if (bytes.length) bytes[rand(bytes.length)] = rand(256)
       let st: SafetensorsFile | undefined
       try {
-        st = SafetensorsFile.open(file(bytes))
+        st = await file(bytes)
       } catch (e) {
         expect(e).toBeInstanceOf(ModelLoadError)
         continue
@@ -87,7 +92,7 @@ describe('safetensors headers that lie', () => {
         if (info.dtype === 'F32' || info.dtype === 'F16' || info.dtype === 'BF16') {
           const n = info.shape.reduce((a, b) => a * b, 1)
           const p = heap.alloc(n * 4)
-          st.readInto(info, heap, p)
+          await st.readInto(info, heap, p)
           heap.release(p)
         }
       }

@@ -10,8 +10,8 @@ import { rng } from './kernels-helpers.js'
 
 export const TINY = { V: 4096, H: 32, NH: 4, KVH: 2, D: 8, I: 48, LAYERS: 4 }
 
-/** writes the folder; `config` overrides config.json fields; returns its path */
-export function makeTinyModel(config: Record<string, unknown> = {}, seed = 3): string {
+/** writes the folder; `config` overrides config.json fields; `poison` names a tensor whose first value is NaN */
+export function makeTinyModel(config: Record<string, unknown> = {}, seed = 3, poison?: string): string {
   const { V, H, NH, KVH, D, I, LAYERS } = TINY
   const r = rng(seed)
   const tensors: [string, number[], number, number][] = [['model.embed_tokens.weight', [V, H], 1, 0]]
@@ -28,6 +28,7 @@ export function makeTinyModel(config: Record<string, unknown> = {}, seed = 3): s
   const data = tensors.map(([name, shape, scale, offset]) => ({
     name, shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => offset + (r() * 2 - 1) * scale),
   }))
+  if (poison) data.find((t) => t.name === poison)!.data[0] = NaN
   const path = mkdtempSync(join(tmpdir(), 'kvkit-tiny-'))
   mkdirSync(path, { recursive: true })
   writeFileSync(join(path, 'model.safetensors'), safetensorsF32(data))

@@ -1,6 +1,7 @@
 import type { Heap } from '../backend/heap.js'
 import type { CacheBytes, Decision, HeadDecision, HeadSegment, HeadView, KVCache, KVCacheOptions } from './types.js'
 import { CacheError } from './errors.js'
+import { checkPositions } from './validate.js'
 import { PagePool, PagedRows } from './pages.js'
 import { validateDecision } from './validate.js'
 
@@ -130,6 +131,7 @@ export class PagedKVCache implements KVCache {
 
   append(layer: number, k: Float32Array, v: Float32Array, positions: Int32Array): void {
     const { kvHeads, headDim } = this.options
+    checkPositions('append', positions)
     const T = positions.length
     const rowFloats = kvHeads * headDim
     this.stream(layer, 0)
@@ -148,6 +150,7 @@ export class PagedKVCache implements KVCache {
 
   /** append from arena pointers: k and v at kPtr/vPtr laid out [T][kvHeads][headDim] (the projection output) */
   appendFromHeap(layer: number, kPtr: number, vPtr: number, positions: Int32Array): void {
+    checkPositions('appendFromHeap', positions)
     const { kvHeads, headDim } = this.options
     const T = positions.length
     for (let h = 0; h < kvHeads; h++) this.stream(layer, h).whole.reserve(T)

@@ -12,6 +12,18 @@ function isInt(x: unknown): x is number {
   return typeof x === 'number' && Number.isInteger(x)
 }
 
+/**
+ * Token positions are whole numbers >= 0 in an Int32Array: a plain array or a Float32Array would be
+ * truncated on the way in (1.5 becoming 1), so they are refused, as are fractions written into one.
+ */
+export function checkPositions(where: string, positions: unknown): void {
+  if (!(positions instanceof Int32Array)) {
+    const bad = Array.isArray(positions) || ArrayBuffer.isView(positions) ? Array.from(positions as ArrayLike<number>).find((p) => !(Number.isInteger(p) && p >= 0)) : undefined
+    throw new CacheError(`${where}: positions must be an Int32Array of whole positions >= 0, got ${positions?.constructor?.name ?? typeof positions}${bad !== undefined ? ` holding ${bad}` : ''}`)
+  }
+  for (let i = 0; i < positions.length; i++) if (positions[i] < 0) throw new CacheError(`${where}: positions[${i}] = ${positions[i]} is negative`)
+}
+
 function checkSlots(where: string, a: unknown, n: number, ascending: boolean): Int32Array {
   if (!(a instanceof Int32Array)) throw new CacheError(`${where} must be an Int32Array, got ${a === null ? 'null' : typeof a}`)
   for (let i = 0; i < a.length; i++) {
@@ -42,6 +54,12 @@ export function validateDecision(decision: Decision, layers: number, kvHeads: nu
     const { n, pruned } = shape(hd.layer, hd.head)
     const keep = checkSlots(`${at}.keep`, hd.keep, n, true)
     const kept = new Set(keep)
+    // each pivot takes one merge: two merges into one pivot would each overwrite it, losing a member
+    const pivots = new Map<number, number>()
+    for (const [m, spec] of (hd.merges ?? []).entries()) {
+      if (pivots.has(spec.pivot)) throw new CacheError(`${at}.merges[${m}].pivot = ${spec.pivot} is also merges[${pivots.get(spec.pivot)}]'s pivot: list all its members in one merge`)
+      pivots.set(spec.pivot, m)
+    }
     for (const [m, spec] of (hd.merges ?? []).entries()) {
       const mat = `${at}.merges[${m}]`
       if (!isInt(spec.pivot) || spec.pivot < 0 || spec.pivot >= n) throw new CacheError(`${mat}.pivot = ${spec.pivot} is outside [0, ${n})`)
@@ -62,7 +80,7 @@ export function validateDecision(decision: Decision, layers: number, kvHeads: nu
       const eat = `${at}.extra[${e}]`
       if (!(x.key instanceof Float32Array) || x.key.length !== headDim) throw new CacheError(`${eat}.key must be a Float32Array of ${headDim}, got ${x.key?.length}`)
       if (!(x.value instanceof Float32Array) || x.value.length !== headDim) throw new CacheError(`${eat}.value must be a Float32Array of ${headDim}, got ${x.value?.length}`)
-      if (!isInt(x.position)) throw new CacheError(`${eat}.position = ${x.position} must be an integer`)
+      if (!isInt(x.position)) throw new CacheError(`${eat}.position = ${x.position} must be a whole number`)
       for (let c = 0; c < headDim; c++) {
         if (!Number.isFinite(x.key[c]) || !Number.isFinite(x.value[c])) throw new CacheError(`${eat}: key or value channel ${c} is not finite`)
       }

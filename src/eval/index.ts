@@ -1,4 +1,4 @@
-// The evaluation harness as a library: the same code the `kvkit eval` command runs.
+// kvkit/eval: the evaluation harness as a library (Node, Bun, Deno): the code the `kvkit eval` command runs.
 export { evaluate, planEvaluation, EvalArgumentError, DEFAULT_SEED, type EvalOptions, type EvalProgress } from './runner.js'
 export type { EvalResult, SampleOutcome } from './results.js'
 export { TASK_NAMES, type TaskName } from './tasks.js'
@@ -7,7 +7,4 @@ export { strictCorrect, rulerScore } from './score.js'
 export { perplexity } from './perplexity.js'
 export { renderReport, writeReport, type ReportMeta } from './report.js'
 export { resultsJson, writeJson } from './json.js'
-export { formatTable } from './format.js'
-export { loadBooks, cleanText, splitSentences, type Book } from './text.js'
-export { MAIN_POLICIES } from './main-job.js'
-export { Rng } from './prng.js'
+export { loadBooks, type Book } from './text.js'

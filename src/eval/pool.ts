@@ -35,12 +35,12 @@ export function runInWorkers(count: number, session: SessionOptions, jobs: reado
     for (let i = 0; i < count; i++) {
       const w = new Worker(workerUrl(), { workerData: session })
       workers.push(w)
-      w.on('message', (m: { type: 'ready' } | { type: 'outcome'; outcome: SampleOutcome } | { type: 'error'; message: string }) => {
+      w.on('message', (m: { type: 'ready' } | { type: 'outcomes'; outcomes: SampleOutcome[] } | { type: 'error'; message: string }) => {
         if (failed) return
         if (m.type === 'ready') feed(w)
         else if (m.type === 'error') stop(new Error(m.message))
         else {
-          record(m.outcome)
+          for (const o of m.outcomes) record(o)
           if (++finished === jobs.length) stop()
           else feed(w)
         }

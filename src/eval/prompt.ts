@@ -106,6 +106,9 @@ export class PromptBuilder {
       sentences.push({ kind: 'sentence', text: this.source.books[book].sentences[i], ids })
       n += ids.length
     }
+    // whole sentences fall short of the budget by less than one sentence; hundreds of tokens short, and
+    // under half the budget, the haystack's sentences are not prose-sized
+    if (budget - n > 256 && n < budget / 2) throw new Error(`the haystack filled ${n} of the ${budget} tokens a ${task} prompt of length ${length} needs: its sentences are too long or too few`)
     // needles at uniformly random sentence boundaries, kept in their order (vt's chain needs it)
     const at = inst.needles.map(() => rng.randrange(0, sentences.length + 1)).sort((a, b) => a - b)
     const body = sentences.slice()

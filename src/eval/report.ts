@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { formatBytes, resultRows } from './format.js'
+import { formatBytes, legendEntries, resultRows } from './format.js'
+import { policyLabels, specFamily } from './labels.js'
 import type { EvalResult } from './results.js'
 
 /**
@@ -22,19 +23,7 @@ const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b
 const W = 420, H = 260, M = { left: 48, right: 24, top: 24, bottom: 40 }
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
-/** the policy's spec without its budget: the budgets of one setting share a colour and a line */
-const family = (spec: string): string =>
-  spec
-    .split('+')
-    .map((part) => {
-      const at = part.indexOf(':')
-      if (at < 0) return part
-      const kept = part.slice(at + 1).split(',').filter((o) => o && !/^(budget|tokens)=/.test(o))
-      return kept.length ? `${part.slice(0, at)}:${kept.join(',')}` : part.slice(0, at)
-    })
-    .join('+')
-/** long specs are cut at the end in bar labels (the bar's tooltip has the whole spec) */
-const short = (label: string): string => (label.length > 27 ? `${label.slice(0, 26)}…` : label)
+const family = specFamily
 
 function colours(results: readonly EvalResult[]): Map<string, string> {
   const names = [...new Set(results.map((r) => family(r.policy)))]
@@ -68,27 +57,32 @@ export function accuracyChart(results: readonly EvalResult[], task: string, leng
   // policies that land on the same spot stay visible: earlier policies are drawn as larger rings behind
   const families = [...palette.keys()]
   const radius = (r: EvalResult): number => 4 + 2 * (families.length - 1 - families.indexOf(family(r.policy)))
+  const labels = policyLabels(results.map((r) => r.policy))
+  // the 95% interval of each accuracy as a whisker: with few samples a cell's accuracy is uncertain
+  const whiskers = cell
+    .map((r) => `<line class="interval" x1="${x(kept(r)).toFixed(1)}" x2="${x(kept(r)).toFixed(1)}" y1="${y(r.accuracyInterval[0]).toFixed(1)}" y2="${y(r.accuracyInterval[1]).toFixed(1)}" stroke="${palette.get(family(r.policy))}"/>`)
+    .join('')
   const points = cell
     .slice()
     .sort((a, b) => radius(b) - radius(a))
-    .map((r) => `<circle class="point" data-policy="${esc(r.policy)}" cx="${x(kept(r)).toFixed(1)}" cy="${y(r.accuracy).toFixed(1)}" r="${radius(r)}" fill="${palette.get(family(r.policy))}" fill-opacity="0.45" stroke="${palette.get(family(r.policy))}" stroke-width="1.5"><title>${esc(r.policy)}: accuracy ${r.accuracy.toFixed(2)}, ${(100 * kept(r)).toFixed(0)}% of the KV kept</title></circle>`)
+    .map((r) => `<circle class="point" data-policy="${esc(r.policy)}" cx="${x(kept(r)).toFixed(1)}" cy="${y(r.accuracy).toFixed(1)}" r="${radius(r)}" fill="${palette.get(family(r.policy))}" fill-opacity="0.45" stroke="${palette.get(family(r.policy))}" stroke-width="1.5"><title>${esc(labels.get(r.policy)!.label)} (${esc(r.policy)}): accuracy ${r.accuracy.toFixed(2)} (95% CI ${r.accuracyInterval[0].toFixed(2)}-${r.accuracyInterval[1].toFixed(2)}, ${r.samples} samples), ${(100 * kept(r)).toFixed(0)}% of the KV kept</title></circle>`)
     .join('')
   const yTicks = [0, 0.25, 0.5, 0.75, 1].map((v) => ({ v, label: v.toFixed(2) }))
   return `<figure><figcaption>${esc(task)} at ${length} tokens</figcaption><svg class="chart accuracy-chart" data-task="${esc(task)}" data-length="${length}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img">` +
-    axes('KV kept (share of the full cache)', 'accuracy', yTicks, y) + xTicks + lines + points + '</svg></figure>'
+    axes('KV kept (share of the full cache)', 'accuracy', yTicks, y) + xTicks + lines + whiskers + points + '</svg></figure>'
 }
 
 /** one horizontal bar per policy setting */
-export function barChart(kind: string, title: string, rows: { label: string; value: number; colour: string; text: string }[]): string {
-  const rowH = 22, labelW = 200, width = 590
+export function barChart(kind: string, title: string, rows: { spec: string; label: string; value: number; colour: string; text: string }[]): string {
+  const rowH = 22, labelW = 150, width = 540
   const height = M.top + rows.length * rowH + 8
   const max = Math.max(...rows.map((r) => r.value), 1e-9)
   const bars = rows
     .map((r, i) => {
       const y = M.top + i * rowH
       const w = Math.max(1, (r.value / max) * (width - labelW - 170))
-      return `<text x="${labelW - 6}" y="${y + 14}" text-anchor="end">${esc(short(r.label))}</text>` +
-        `<rect class="bar" data-policy="${esc(r.label)}" x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${r.colour}"><title>${esc(r.label)}: ${esc(r.text)}</title></rect>` +
+      return `<text x="${labelW - 6}" y="${y + 14}" text-anchor="end"><title>${esc(r.spec)}</title>${esc(r.label)}</text>` +
+        `<rect class="bar" data-policy="${esc(r.spec)}" x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${r.colour}"><title>${esc(r.spec)}: ${esc(r.text)}</title></rect>` +
         `<text x="${labelW + w + 6}" y="${y + 14}">${esc(r.text)}</text>`
     })
     .join('')
@@ -109,19 +103,24 @@ export function renderReport(results: readonly EvalResult[], meta: ReportMeta = 
   const cells = [...new Map(results.map((r) => [`${r.task}@${r.length}`, { task: r.task, length: r.length }])).values()]
   const accuracy = cells.map((c) => accuracyChart(results, c.task, c.length, palette)).join('\n')
   const colour = (policy: string): string => palette.get(family(policy))!
+  const labels = policyLabels(results.map((r) => r.policy))
+  const bar = (policy: string, value: number, text: string) => ({ spec: policy, label: labels.get(policy)!.label, value, colour: colour(policy), text })
   const memory = barChart('memory', 'KV-cache memory at the end of generation (mean over cells)',
     perPolicy(results, (r) => r.kvBytes).map(({ policy, value }) => {
       const full = perPolicy(results.filter((r) => r.policy === policy), (r) => r.kvBytesFull)[0].value
-      return { label: policy, value, colour: colour(policy), text: `${formatBytes(value)} (${Math.round((100 * value) / full)}% of full)` }
+      return bar(policy, value, `${formatBytes(value)} (${Math.round((100 * value) / full)}% of full)`)
     }))
   const prefill = barChart('prefill', 'Prefill time, ms (mean over cells)',
-    perPolicy(results, (r) => r.prefillMs).map(({ policy, value }) => ({ label: policy, value, colour: colour(policy), text: `${value.toFixed(0)} ms` })))
+    perPolicy(results, (r) => r.prefillMs).map(({ policy, value }) => bar(policy, value, `${value.toFixed(0)} ms`)))
   const decode = barChart('decode', 'Decode time per token, ms (mean over cells)',
-    perPolicy(results, (r) => r.decodeMsPerToken).map(({ policy, value }) => ({ label: policy, value, colour: colour(policy), text: `${value.toFixed(1)} ms` })))
-  const legend = [...palette].map(([name, c]) => `<span class="key"><span class="swatch" style="background:${c}"></span>${esc(name)}</span>`).join(' ')
-  const head = ['policy', 'task', 'length', 'samples', 'accuracy', 'score', 'KV kept / full', 'prefill ms', 'decode ms/tok']
+    perPolicy(results, (r) => r.decodeMsPerToken).map(({ policy, value }) => bar(policy, value, `${value.toFixed(1)} ms`)))
+  const familyLabel = new Map([...labels.values()].map((l) => [l.family, l.familyLabel]))
+  const legend = [...palette].map(([name, c]) => `<span class="key" title="${esc(name)}"><span class="swatch" style="background:${c}"></span>${esc(familyLabel.get(name) ?? name)}</span>`).join(' ')
+  const spelled = legendEntries(results)
+  const legendList = spelled.length ? `<dl class="legend">${spelled.map(([l, f]) => `<dt>${esc(l)}</dt><dd><code>${esc(f)}</code></dd>`).join('')}</dl>` : ''
+  const head = ['policy', 'task', 'length', 'samples', 'accuracy', '95% CI', 'score', 'KV kept', 'prefill ms', 'decode ms/tok']
   const table = `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>` +
-    resultRows(results).map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('') + '</tbody></table>'
+    resultRows(results).map((r, i) => `<tr>${r.map((c, j) => `<td${j === 0 ? ` title="${esc(results[i].policy)}"` : ''}>${esc(c)}</td>`).join('')}</tr>`).join('') + '</tbody></table>'
   const facts = [
     meta.model && `model <code>${esc(meta.model)}</code>`,
     meta.backend && `backend ${esc(meta.backend)}`,
@@ -138,12 +137,15 @@ h1{font-size:20px}h2{font-size:16px;margin-top:28px}
 figure{margin:0}figcaption{font-weight:600;margin-bottom:4px}
 svg text{font-size:11px;fill:#333}.axis{stroke:#555}.grid{stroke:#ddd}.series{stroke-width:1.5}
 .key{margin-right:12px}.swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
-table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}
+table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
+.interval{stroke-width:1.5;stroke-opacity:0.6}.legend{display:grid;grid-template-columns:max-content auto;gap:2px 12px}.legend dd{margin:0}
 td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}code{font-size:12px}
 </style></head><body>
 <h1>${title}</h1>
 <p>${facts}</p>${meta.command ? `\n<p><code>${esc(meta.command)}</code></p>` : ''}
 <p>${legend}</p>
+${legendList}
+<p>Accuracy is the share of a cell's samples answered exactly; whiskers and the 95% CI column give its Wilson interval.</p>
 <h2>Accuracy against KV kept</h2>
 <div class="charts">
 ${accuracy}

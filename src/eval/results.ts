@@ -6,6 +6,8 @@ export interface EvalResult {
   samples: number
   /** share of samples whose continuation starts with the answer (strict) */
   accuracy: number
+  /** 95% Wilson score interval of the accuracy over the cell's samples: [low, high] */
+  accuracyInterval: [number, number]
   /** RULER's score: mean share of expected values found in the continuation */
   score: number
   /** mean KV-cache bytes held at the end of generation (all tiers) */
@@ -42,6 +44,7 @@ export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { 
       length,
       samples: xs.length,
       accuracy: mean((o) => (o.correct ? 1 : 0)),
+      accuracyInterval: wilsonInterval(xs.filter((o) => o.correct).length, xs.length),
       score: mean((o) => o.score),
       kvBytes: mean((o) => o.kvBytes),
       kvBytesFull: mean((o) => o.kvBytesFull),
@@ -49,4 +52,18 @@ export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { 
       decodeMsPerToken: mean((o) => o.decodeMsPerToken),
     }
   })
+}
+
+/**
+ * The 95% Wilson score interval of a share of `k` successes out of `n` (Wilson 1927; Agresti & Coull
+ * 1998, "Approximate is better than exact"): unlike the normal approximation it stays inside [0, 1] and
+ * is not empty at 0 or n successes, which a cell of 8 samples often has.
+ */
+export function wilsonInterval(k: number, n: number, z = 1.959964): [number, number] {
+  if (n === 0) return [0, 1]
+  const p = k / n
+  const z2 = z * z
+  const centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+  const half = (z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / (1 + z2 / n)
+  return [Math.max(0, centre - half), Math.min(1, centre + half)]
 }

@@ -1,7 +1,14 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { HfTokenizerAdapter } from '../model/tokenizer.js'
+import { PromptBuilder } from './prompt.js'
+import { loadBooks } from './text.js'
+import { loadWordList } from './words.js'
+import { defaultBooksDir, defaultWordsFile } from './paths.js'
 import { availableParallelism } from 'node:os'
 import type { BackendName } from '../backend/backend.js'
 import { createPolicy, parsePolicySpec } from '../policies/registry.js'
+import { isPolicyConfig, type PolicyConfig } from '../policies/config.js'
 import { readModelFacts } from './model-facts.js'
 import { runInWorkers } from './pool.js'
 import { aggregate, type EvalResult, type SampleOutcome } from './results.js'
@@ -11,13 +18,20 @@ import { isTaskName, TASK_NAMES, type TaskName } from './tasks.js'
 export interface EvalOptions {
   /** model folder (Hugging Face layout) */
   model: string
-  /** policy specs: `full`, `NAME`, `NAME:key=value,...` */
-  policies: string[]
+  /** policy settings: typed (`snapkv({ budget: 0.25 })`) or spec strings (`full`, `NAME`, `NAME:key=value,...`) */
+  policies: (string | PolicyConfig)[]
   tasks: string[]
   /** context lengths in tokens (prompt + answer + end token) */
   lengths: number[]
   /** samples per (policy, task, length) cell */
   samples: number
+  /**
+   * true (default): each sample is prefilled once and every policy starts from a copy of that prefill;
+   * false: each policy prefills the prompt itself (the per-policy path; the same outcomes, slower)
+   */
+  sharePrefill?: boolean
+  /** index of the first sample of each cell (default 0): splits a long evaluation over processes */
+  firstSample?: number
   seed?: number
   backend?: BackendName
   /** a .txt file or folder of them to build haystacks from; default: the held-out books */
@@ -46,13 +60,15 @@ export const DEFAULT_SEED = 1
 /** Checks every argument before any model is loaded; returns the jobs in cell order. */
 export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: { policy: string; task: TaskName; length: number }[] } {
   const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
-  if (opts.policies.length === 0) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
+  const specs = opts.policies.map((p) => (isPolicyConfig(p) ? p.spec : p))
+  if (specs.length === 0) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
   if (opts.tasks.length === 0) fail(`no task given (tasks: ${TASK_NAMES.join(', ')})`)
   for (const t of opts.tasks) if (!isTaskName(t)) fail(`unknown task ${JSON.stringify(t)} (tasks: ${TASK_NAMES.join(', ')})`)
   if (opts.lengths.length === 0) fail('no length given')
   if (!Number.isInteger(opts.samples) || opts.samples < 1) fail(`samples must be a positive integer, got ${opts.samples}`)
   const seed = opts.seed ?? DEFAULT_SEED
   if (!Number.isInteger(seed) || seed < 0) fail(`seed must be a non-negative integer, got ${seed}`)
+  if (opts.firstSample !== undefined && (!Number.isInteger(opts.firstSample) || opts.firstSample < 0)) fail(`firstSample must be a non-negative integer, got ${opts.firstSample}`)
   if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) fail(`workers must be a positive integer, got ${opts.workers}`)
   if (opts.haystack !== undefined && !existsSync(opts.haystack)) fail(`haystack not found: ${opts.haystack}`)
   let facts
@@ -65,7 +81,7 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
     if (!Number.isInteger(L) || L < 128) fail(`length must be an integer of at least 128 tokens, got ${L}`)
     if (L > facts.maxPositions) fail(`length ${L} is beyond what the model supports (max_position_embeddings ${facts.maxPositions})`)
   }
-  for (const spec of opts.policies) {
+  for (const spec of specs) {
     try {
       parsePolicySpec(spec)
       createPolicy(spec, facts.shape)
@@ -73,31 +89,69 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
       fail((e as Error).message)
     }
   }
-  const cells = opts.policies.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
-  const jobs = cells.flatMap((c) => Array.from({ length: opts.samples }, (_, index) => ({ ...c, index, seed })))
+  const cells = specs.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
+  const sharePrefill = opts.sharePrefill ?? true
+  const first = opts.firstSample ?? 0
+  // one job per sample, carrying every policy: the prefill is shared inside the job
+  const jobs = opts.tasks.flatMap((task) => opts.lengths.flatMap((length) =>
+    Array.from({ length: opts.samples }, (_, i) => ({ policies: specs, sharePrefill, task: task as TaskName, length, index: first + i, seed }))))
   return { jobs, cells }
+}
+
+/**
+ * Builds the first prompt of every (task, length) with the model's tokenizer and the haystack, so a
+ * haystack that cannot fill a length, or a length too short for a task, fails before any cell runs.
+ */
+export function checkPrompts(opts: EvalOptions): void {
+  const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
+  let builder: PromptBuilder
+  try {
+    const tokenizerJson = JSON.parse(readFileSync(join(opts.model, 'tokenizer.json'), 'utf8'))
+    const cfg = JSON.parse(readFileSync(join(opts.model, 'config.json'), 'utf8')) as { bos_token_id?: number; eos_token_id?: number | number[] }
+    const eos = Array.isArray(cfg.eos_token_id) ? cfg.eos_token_id[0] : cfg.eos_token_id
+    builder = new PromptBuilder({
+      tokenizer: new HfTokenizerAdapter(tokenizerJson),
+      bosId: cfg.bos_token_id ?? eos ?? 0,
+      books: loadBooks(opts.haystack ?? defaultBooksDir()),
+      words: loadWordList(defaultWordsFile()),
+    })
+  } catch (e) {
+    return fail((e as Error).message)
+  }
+  for (const task of opts.tasks) {
+    for (const length of opts.lengths) {
+      try {
+        builder.build(task as TaskName, length, opts.seed ?? DEFAULT_SEED, 0)
+      } catch (e) {
+        fail((e as Error).message)
+      }
+    }
+  }
 }
 
 /**
  * Runs every policy on every task and length, `samples` prompts a cell, and averages each cell.
  * The samples of a cell are the same for every policy (and every run with the same seed), so the
- * policies are compared on identical prompts.
+ * policies are compared on identical prompts; each prompt is prefilled once and shared by the policies
+ * (see `sharePrefill`), with the outcomes of a prefill per policy.
  */
 export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
   const { jobs, cells } = planEvaluation(opts)
+  checkPrompts(opts)
   const workers = Math.min(opts.workers ?? (jobs.length > 1 ? Math.min(2, availableParallelism()) : 1), jobs.length)
+  const total = cells.length * opts.samples
   const started = performance.now()
   const outcomes: SampleOutcome[] = []
   const record = (o: SampleOutcome): void => {
     outcomes.push(o)
     opts.onOutcome?.(o)
-    opts.onProgress?.({ done: outcomes.length, total: jobs.length, elapsedMs: performance.now() - started, last: o })
+    opts.onProgress?.({ done: outcomes.length, total, elapsedMs: performance.now() - started, last: o })
   }
   const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack }
   if (workers <= 1) {
     const s = await EvalSession.open(session)
     try {
-      for (const job of jobs) record(await s.run(job))
+      for (const job of jobs) for (const o of await s.run(job)) record(o)
     } finally {
       s.dispose()
     }

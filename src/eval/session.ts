@@ -1,8 +1,10 @@
-import type { Model } from '../model/types.js'
+import type { LlamaModel } from '../model/model.js'
+import type { Policy } from '../policies/types.js'
 import type { BackendName } from '../backend/backend.js'
-import { loadModel } from '../model/load.js'
+import { loadModel } from '../node/load.js'
 import { createPolicy } from '../policies/registry.js'
-import { PromptBuilder } from './prompt.js'
+import { PromptBuilder, type TaskSample } from './prompt.js'
+import type { SharedPrefill } from '../model/prefill.js'
 import type { SampleOutcome } from './results.js'
 import { rulerScore, strictCorrect } from './score.js'
 import type { TaskName } from './tasks.js'
@@ -10,9 +12,12 @@ import { loadBooks } from './text.js'
 import { loadWordList } from './words.js'
 import { defaultBooksDir, defaultWordsFile } from './paths.js'
 
-/** One sample to run: everything needed to rebuild its prompt from scratch anywhere. */
+/** One sample to run under every policy: everything needed to rebuild its prompt from scratch anywhere. */
 export interface SampleJob {
-  policy: string
+  /** policy specs, each run on this sample */
+  policies: string[]
+  /** prefill the prompt once for all policies (true) or once per policy (the per-policy path) */
+  sharePrefill: boolean
   task: TaskName
   length: number
   index: number
@@ -28,7 +33,7 @@ export interface SessionOptions {
 
 /** A loaded model with its prompt builder: runs samples one after another (in a worker or in-process). */
 export class EvalSession {
-  private constructor(readonly model: Model, private readonly builder: PromptBuilder) {}
+  private constructor(readonly model: LlamaModel, private readonly builder: PromptBuilder) {}
 
   static async open(opts: SessionOptions): Promise<EvalSession> {
     const model = await loadModel(opts.model, { backend: opts.backend ?? 'auto' })
@@ -43,14 +48,31 @@ export class EvalSession {
     return new EvalSession(model, builder)
   }
 
-  async run(job: SampleJob): Promise<SampleOutcome> {
+  /** The sample under each of the job's policies, outcomes in the job's policy order. */
+  async run(job: SampleJob): Promise<SampleOutcome[]> {
     const sample = this.builder.build(job.task, job.length, job.seed, job.index)
-    const policy = createPolicy(job.policy, this.model.config)
+    const ids = sample.promptIds
+    const policies = job.policies.map((spec) => createPolicy(spec, this.model.config))
+    // policies that store keys alike share one prefill (StreamingLLM's re-rotation stores them pre-RoPE)
+    const groups = new Map<string, number[]>()
+    policies.forEach((p, i) => {
+      const key = job.sharePrefill ? p?.needs.cacheKeys ?? 'post-rope' : String(i)
+      groups.set(key, [...(groups.get(key) ?? []), i])
+    })
+    const outcomes: SampleOutcome[] = new Array(policies.length)
+    for (const members of groups.values()) {
+      const prefill = job.sharePrefill ? await this.model.prefillPrompt(ids, members.map((i) => policies[i])) : undefined
+      for (const i of members) outcomes[i] = await this.generate(job, job.policies[i], policies[i], sample, prefill)
+    }
+    return outcomes
+  }
+
+  private async generate(job: SampleJob, spec: string, policy: Policy | null, sample: TaskSample, prefill: SharedPrefill | undefined): Promise<SampleOutcome> {
     // the answer, its end token, and two spare tokens, as train.py's evaluation decodes
-    const gen = this.model.generate(sample.promptIds, { maxNewTokens: sample.answerIds.length + 3, policy: policy ?? undefined })
+    const gen = this.model.generate(sample.promptIds, { maxNewTokens: sample.answerIds.length + 3, policy: policy ?? undefined, prefill })
     const { text, stats } = await gen.result
     return {
-      policy: job.policy,
+      policy: spec,
       task: job.task,
       length: job.length,
       index: job.index,

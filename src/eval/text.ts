@@ -26,6 +26,9 @@ export interface Book {
   sentences: string[]
 }
 
+/** the longest run a haystack sentence may be (about 1000 tokens): longer is not prose */
+const MAX_SENTENCE_CHARS = 4000
+
 /**
  * Books from a .txt file or every .txt file of a folder (sorted by name, as train.py lists them).
  * Throws a one-line error naming the path when there is nothing usable.
@@ -36,7 +39,19 @@ export function loadBooks(path: string): Book[] {
     ? readdirSync(path).filter((f) => f.endsWith('.txt')).sort().map((f) => join(path, f))
     : [path]
   if (files.length === 0) throw new Error(`no .txt files in haystack folder ${path}`)
-  const books = files.map((f) => ({ name: basename(f), sentences: splitSentences(cleanText(readFileSync(f, 'utf8'))) }))
+  const books = files.map((f) => {
+    if (!statSync(f).isFile()) throw new Error(`haystack ${f} is not a regular file`)
+    const raw = readFileSync(f, 'utf8')
+    // a binary file decodes to NULs and replacement characters: it is no haystack
+    let bad = 0
+    for (let i = 0; i < raw.length; i++) if (raw.charCodeAt(i) === 0 || raw.charCodeAt(i) === 0xfffd) bad++
+    if (bad > raw.length / 100) throw new Error(`haystack file ${basename(f)} is not text (${bad} NUL or undecodable characters)`)
+    const sentences = splitSentences(cleanText(raw))
+    // a prompt is built from whole sentences: text without breaks cannot fill a length
+    const longest = sentences.reduce((m, s) => Math.max(m, s.length), 0)
+    if (longest > MAX_SENTENCE_CHARS) throw new Error(`haystack file ${basename(f)} has ${longest} characters without a sentence break (. ! ? " or a newline); a haystack is prose`)
+    return { name: basename(f), sentences }
+  })
   const empty = books.find((b) => b.sentences.length === 0)
   if (empty) throw new Error(`haystack file ${empty.name} has no text`)
   return books

@@ -3,7 +3,7 @@ import { EvalSession, type SampleJob, type SessionOptions } from './session.js'
 
 /**
  * A worker thread of the harness: loads its own copy of the model, then runs the samples it is sent,
- * one at a time, answering each with its outcome (or the error, as a message).
+ * one at a time, answering each with its outcomes (one per policy) (or the error, as a message).
  */
 const port = parentPort!
 const session = EvalSession.open(workerData as SessionOptions)
@@ -13,7 +13,7 @@ session.then(
 )
 port.on('message', async (job: SampleJob) => {
   try {
-    port.postMessage({ type: 'outcome', outcome: await (await session).run(job) })
+    port.postMessage({ type: 'outcomes', outcomes: await (await session).run(job) })
   } catch (e) {
     port.postMessage({ type: 'error', message: (e as Error).message })
   }

@@ -22,8 +22,12 @@ function num(v: unknown, what: string, fallback: number): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ModelLoadError(`config.json: ${what} must be a positive number, got ${JSON.stringify(v)}`)
   return v
 }
-function optId(v: unknown): number | null {
-  return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null
+/** a special token id: absent (null) or an integer id inside the vocabulary; anything else is a load error */
+function tokenId(v: unknown, what: string, vocab: number): number | null {
+  if (v === undefined || v === null) return null
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= vocab)
+    throw new ModelLoadError(`config: ${what} = ${JSON.stringify(v)} is not a token id in [0, ${vocab}) (vocab_size)`)
+  return v
 }
 
 /**
@@ -68,7 +72,8 @@ export function parseConfig(raw: unknown, generation?: unknown): ModelConfig {
   }
   const gen = (generation && typeof generation === 'object' ? generation : {}) as Json
   const eosRaw = gen.eos_token_id ?? cfg.eos_token_id
-  const eosTokenIds = (Array.isArray(eosRaw) ? eosRaw : [eosRaw]).map(optId).filter((x): x is number => x !== null)
+  const vocab = int(cfg, 'vocab_size')
+  const eosTokenIds = (Array.isArray(eosRaw) ? eosRaw : [eosRaw]).map((v, i) => tokenId(v, Array.isArray(eosRaw) ? `eos_token_id[${i}]` : 'eos_token_id', vocab)).filter((x): x is number => x !== null)
   const modelType = ARCHITECTURES[arch]
   return {
     architecture: arch,
@@ -87,9 +92,9 @@ export function parseConfig(raw: unknown, generation?: unknown): ModelConfig {
     tieWordEmbeddings: cfg.tie_word_embeddings === true,
     // Qwen2 always has Q/K/V biases; Llama-style configs say so with attention_bias
     attentionBias: modelType === 'qwen2' ? cfg.attention_bias !== false : cfg.attention_bias === true,
-    bosTokenId: optId(gen.bos_token_id ?? cfg.bos_token_id),
+    bosTokenId: tokenId(gen.bos_token_id ?? cfg.bos_token_id, 'bos_token_id', vocab),
     eosTokenIds,
-    padTokenId: optId(gen.pad_token_id ?? cfg.pad_token_id),
+    padTokenId: tokenId(gen.pad_token_id ?? cfg.pad_token_id, 'pad_token_id', vocab),
   }
 }
 

@@ -97,6 +97,31 @@ export class HookCapture {
     this.massPtr.length = 0
   }
 
+  /**
+   * Instead of capturing a prefill, takes another capture's hooks of the same prompt (a SharedPrefill's,
+   * made with a superset of these needs): copies of what these needs ask for, the observation window cut
+   * to its last obsLen queries, so the policy sees what its own prefill would have captured.
+   */
+  adopt(from: readonly LayerHooks[]): void {
+    const { qHeads, headDim: d } = this.cfg
+    for (const p of this.massPtr) this.heap.release(p)
+    const wantsMass = this.massPtr.length > 0
+    this.massPtr.length = 0
+    this.hooks.forEach((h, l) => {
+      const src = from[l]
+      if (this.obsLen > 0) {
+        const W = src.observationPositions!.length
+        h.observationPositions!.set(src.observationPositions!.subarray(W - this.obsLen))
+        for (let hd = 0; hd < qHeads; hd++) {
+          h.observationQueries!.set(src.observationQueries!.subarray((hd * W + W - this.obsLen) * d, (hd + 1) * W * d), hd * this.obsLen * d)
+        }
+      }
+      if (wantsMass) h.attentionMass = src.attentionMass!.slice()
+      if (this.needs.hiddenStates) h.hiddenStates = src.hiddenStates!.slice()
+      if (this.needs.preRopeKeys) h.preRopeKeys = src.preRopeKeys!.slice()
+    })
+  }
+
   /** decode steps: drops prefill-only arrays so a step's hooks hold only that step's data */
   startDecode(): void {
     for (const h of this.hooks) {

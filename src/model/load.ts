@@ -1,54 +1,69 @@
-import { existsSync, readFileSync, statSync } from 'node:fs'
-import { join } from 'node:path'
 import { createBackend } from '../backend/index.js'
 import type { Backend } from '../backend/backend.js'
 import { parseConfig } from './config.js'
 import { ModelLoadError } from './errors.js'
+import { readJsonFile } from './json-file.js'
 import { LlamaModel } from './model.js'
+import { FilesSource, isFileSource, isUrl, throwIfAborted, UrlSource, type ModelFileSource, type ModelFiles } from './source.js'
 import { HfTokenizerAdapter } from './tokenizer.js'
 import type { LoadOptions } from './types.js'
 import { loadWeights } from './weights.js'
 
-/** Small JSON files only: a config of many megabytes is not a config. */
-const MAX_JSON_BYTES = 64 * 1024 * 1024
+/**
+ * Where a model comes from, in any runtime: a base URL (a `URL`, or a string starting with a scheme such
+ * as `https://`; a Hugging Face hub `https://huggingface.co/ORG/NAME/resolve/main/` works), files the user
+ * picked (name -> Blob/ArrayBuffer, or an `<input type=file>`'s FileList), or any ModelFileSource. A
+ * folder path needs the file system: `loadModel` from `kvkit/node` takes those too.
+ */
+export type ModelInput = string | URL | ModelFiles | ModelFileSource
 
-function readJson(path: string, required: boolean): unknown {
-  if (!existsSync(path)) {
-    if (required) throw new ModelLoadError(`missing file: ${path}`)
-    return undefined
+/** Turns what the user gave into a source; folder paths are for kvkit/node. */
+export function openSource(input: ModelInput, options: LoadOptions): ModelFileSource {
+  const opts = { onProgress: options.onProgress, signal: options.signal }
+  if (input instanceof URL) return new UrlSource(input, opts)
+  if (typeof input === 'string') {
+    if (isUrl(input)) return new UrlSource(input, opts)
+    throw new ModelLoadError(`loadModel: ${JSON.stringify(input)} is not a URL; load a model folder with loadModel from 'kvkit/node' (Node, Bun, Deno)`)
   }
-  const size = statSync(path).size
-  if (size > MAX_JSON_BYTES) throw new ModelLoadError(`${path}: ${size} bytes is above the ${MAX_JSON_BYTES}-byte limit for a JSON file`)
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'))
-  } catch (e) {
-    throw new ModelLoadError(`${path}: not valid JSON (${(e as Error).message})`)
-  }
+  if (isFileSource(input)) return input
+  if (!input || typeof input !== 'object') throw new ModelLoadError(`loadModel: expected a URL, a map of files or a ModelFileSource, got ${input === null ? 'null' : typeof input}`)
+  return new FilesSource(input, opts)
 }
 
 /**
- * Loads a Hugging Face model folder: config.json, generation_config.json (optional), tokenizer.json
- * (+ tokenizer_config.json), and single or sharded safetensors in float32, float16 or bfloat16.
- * Weights are widened to float32 in the backend's arena. Pass `backend` ('wasm', 'reference', 'auto')
- * or, for sharing an arena, an existing Backend object as `backendInstance`.
+ * Loads a Hugging Face model folder from `input` (see ModelInput): config.json, generation_config.json
+ * (optional), tokenizer.json (+ tokenizer_config.json), and single or sharded safetensors in float32,
+ * float16 or bfloat16. Weights are widened to float32 in the backend's arena. `onProgress` reports bytes
+ * per file; `signal` aborts (the promise rejects with its reason, and nothing stays allocated). Throws
+ * ModelLoadError naming the file for anything missing or malformed.
  */
-export async function loadModel(dir: string, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
+export async function loadModel(input: ModelInput, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
   if (options.backend === 'webgpu' || options.backendInstance?.name === 'webgpu') {
     // the WGSL kernels exist (createBackend('webgpu').gpu) but the forward pass and the cache are CPU-side
     throw new ModelLoadError("the Llama runtime does not run on the 'webgpu' backend yet (its kernels do: createBackend('webgpu').gpu); use 'wasm' or 'auto'")
   }
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ModelLoadError(`model folder not found: ${dir}`)
-  const config = parseConfig(readJson(join(dir, 'config.json'), true), readJson(join(dir, 'generation_config.json'), false))
-  const tokenizer = new HfTokenizerAdapter(readJson(join(dir, 'tokenizer.json'), true), readJson(join(dir, 'tokenizer_config.json'), false) ?? {})
-  if (tokenizer.vocabSize > config.vocab) {
-    throw new ModelLoadError(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocab_size ${config.vocab}`)
-  }
-  const backend = options.backendInstance ?? (await createBackend(options.backend ?? 'auto'))
-  const weights = loadWeights(dir, config, backend.heap)
+  return loadModelFrom(openSource(input, options), options)
+}
+
+/** Loads from an opened source and closes it (whatever happens). */
+export async function loadModelFrom(source: ModelFileSource, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
   try {
-    return new LlamaModel(backend, config, tokenizer, weights, options.chunk)
-  } catch (e) {
-    for (const p of weights.allocations) backend.heap.release(p)
-    throw e
+    throwIfAborted(options.signal)
+    const config = parseConfig(await readJsonFile(source, 'config.json', true), await readJsonFile(source, 'generation_config.json', false))
+    const tokenizer = new HfTokenizerAdapter(await readJsonFile(source, 'tokenizer.json', true), (await readJsonFile(source, 'tokenizer_config.json', false)) ?? {})
+    if (tokenizer.vocabSize > config.vocab) {
+      throw new ModelLoadError(`${source.describe('')}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocab_size ${config.vocab}`)
+    }
+    const backend = options.backendInstance ?? (await createBackend(options.backend ?? 'auto', options.wasm ?? {}))
+    const weights = await loadWeights(source, config, backend.heap)
+    try {
+      throwIfAborted(options.signal)
+      return new LlamaModel(backend, config, tokenizer, weights, options.chunk)
+    } catch (e) {
+      for (const p of weights.allocations) backend.heap.release(p)
+      throw e
+    }
+  } finally {
+    await source.close()
   }
 }

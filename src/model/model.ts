@@ -3,6 +3,8 @@ import { Ops } from '../backend/ops.js'
 import { PagedKVCache } from '../cache/paged-cache.js'
 import type { CacheBytes, Decision, KVCache, KeyStorage } from '../cache/types.js'
 import type { Policy, PolicyContext } from '../policies/types.js'
+import { resolvePolicy, type PolicyConfig } from '../policies/config.js'
+import { SharedPrefill } from './prefill.js'
 import { ContextLengthError, ModelDisposedError, ModelInputError, NonFiniteError } from './errors.js'
 import { StreamingGeneration } from './generation.js'
 import { HookCapture } from './hooks.js'
@@ -116,7 +118,10 @@ export class LlamaModel implements Model {
     const stop = options.stop ?? []
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('generate: signal must be an AbortSignal')
-    return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, options, emit))
+    // a bad policy setting fails here, at the call, before any work
+    const resolved: GenerateOptions = { ...options, policy: resolvePolicy(options.policy, this.config) ?? undefined }
+    options.prefill?.check(ids, (resolved.policy as Policy | undefined)?.needs ?? {})
+    return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
   }
 
   /** throws if the request was aborted or the model disposed meanwhile (checked after every await and chunk) */
@@ -131,7 +136,7 @@ export class LlamaModel implements Model {
   ): Promise<GenerateResult> {
     await nextTurn()
     this.checkRun(o)
-    const policy: Policy | undefined = o.policy
+    const policy: Policy | undefined = resolvePolicy(o.policy, this.config) ?? undefined
     // calibration (RazorAttention) runs before this request's cache exists; policies cache it per model
     if (policy?.prepare) {
       await policy.prepare(this)
@@ -160,16 +165,19 @@ export class LlamaModel implements Model {
     try {
       // the kvpress protocol: prefill all but the last prompt token, compress, then decode from there
       const t0 = performance.now()
-      const C = this.forward.chunk
-      for (let s = 0; s < n - 1; s += C) {
-        this.prefill(ids.slice(s, Math.min(n - 1, s + C)), cache, s, capture, undefined, s)
-        // an abort (or dispose) during a long prefill is seen between chunks
-        if (s + C < n - 1) {
-          await nextTurn()
-          this.checkRun(o)
+      if (o.prefill) o.prefill.restore(cache, capture)
+      else {
+        const C = this.forward.chunk
+        for (let s = 0; s < n - 1; s += C) {
+          this.prefill(ids.slice(s, Math.min(n - 1, s + C)), cache, s, capture, undefined, s)
+          // an abort (or dispose) during a long prefill is seen between chunks
+          if (s + C < n - 1) {
+            await nextTurn()
+            this.checkRun(o)
+          }
         }
+        capture.finishPrefill()
       }
-      capture.finishPrefill()
       const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: n, step: 0 }
       const t1 = performance.now()
       // this request's policy state; onPrefillEnd runs also for a one-token prompt (empty cache), so
@@ -232,7 +240,7 @@ export class LlamaModel implements Model {
         stats: {
           promptTokens: n,
           newTokens: out.length,
-          prefillMs: t2 - t0,
+          prefillMs: t2 - t0 + (o.prefill?.ms ?? 0),
           compressMs: t2 - t1,
           decodeMsPerToken: decodeMs / steps,
           kvBytesAfterPrefill,
@@ -247,6 +255,30 @@ export class LlamaModel implements Model {
   }
 
   /**
+   * Prefills a prompt once for several generations (`generate(ids, { policy, prefill })`): everything but
+   * its last token, capturing what any of `policies` needs (they must store keys alike). Comparing
+   * policies on one prompt this way costs one prefill instead of one per policy, with the same tokens.
+   */
+  async prefillPrompt(ids: number[], policies: readonly (Policy | PolicyConfig | string | null | undefined)[]): Promise<SharedPrefill> {
+    this.alive()
+    this.checkIds(ids, 'prefillPrompt: prompt')
+    const built = policies.map((p) => resolvePolicy(p, this.config))
+    for (const p of built) if (p?.prepare) await p.prepare(this)
+    const needs = SharedPrefill.unionNeeds(built.map((p) => p?.needs ?? {}))
+    const cache = this.newCache(needs.cacheKeys)
+    const capture = new HookCapture(needs, this.config, this.backend.heap, ids.length - 1)
+    try {
+      const t0 = performance.now()
+      this.prefill(ids.slice(0, ids.length - 1), cache, 0, capture)
+      capture.finishPrefill()
+      return SharedPrefill.capture(ids, needs, cache, capture, performance.now() - t0)
+    } finally {
+      capture.dispose()
+      cache.dispose()
+    }
+  }
+
+  /**
    * Throws NonFiniteError naming the first layer whose output holds a NaN or an infinity: the tokens
    * run again from scratch (only on this error path) with the hidden state entering each layer kept.
    */
@@ -254,7 +286,9 @@ export class LlamaModel implements Model {
     const { layers, hidden } = this.config
     const cache = this.newCache()
     const capture = new HookCapture({ hiddenStates: true }, this.config, this.backend.heap, ids.length)
-    let where = 'the final norm or the LM head'
+    // the hidden state entering each layer is captured: values that first go bad in the last layer's
+    // output show only in the logits, after the final norm and the LM head
+    let where = `layer ${layers - 1} or after it (the final norm, the LM head)`
     try {
       this.prefill(ids, cache, 0, capture)
       for (let l = 0; l < layers; l++) {

@@ -1,6 +1,6 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import type { Heap } from '../backend/heap.js'
 import { ModelLoadError } from './errors.js'
+import type { ModelFileSource } from './source.js'
 
 /**
  * A safetensors file read defensively: model files are untrusted. The header length, every offset and
@@ -87,62 +87,60 @@ function halfTable(): Float32Array {
 }
 
 export class SafetensorsFile {
-  readonly tensors: Map<string, TensorInfo>
-  private fd: number | null
+  private open = true
 
   private constructor(
-    readonly path: string,
-    fd: number,
-    tensors: Map<string, TensorInfo>,
-  ) {
-    this.fd = fd
-    this.tensors = tensors
+    private readonly source: ModelFileSource,
+    readonly name: string,
+    readonly tensors: Map<string, TensorInfo>,
+  ) {}
+
+  /** how messages name this file (its path or URL) */
+  get path(): string {
+    return this.source.describe(this.name)
   }
 
-  static open(path: string): SafetensorsFile {
-    let fd: number
-    try {
-      fd = openSync(path, 'r')
-    } catch (e) {
-      throw new ModelLoadError(`cannot open ${path}: ${(e as Error).message}`)
-    }
-    try {
-      const size = fstatSync(fd).size
-      if (size < 8) throw new ModelLoadError(`${path}: ${size} bytes is too short for a safetensors file (no 8-byte header length)`)
-      const lenBuf = Buffer.alloc(8)
-      readExactly(fd, lenBuf, 0, path)
-      const n = lenBuf.readBigUInt64LE(0)
-      if (n > BigInt(size - 8)) throw new ModelLoadError(`${path}: header length ${n} exceeds the file's ${size - 8} remaining bytes`)
-      if (n > BigInt(MAX_HEADER_BYTES)) throw new ModelLoadError(`${path}: header length ${n} is above the ${MAX_HEADER_BYTES}-byte limit`)
-      const header = Buffer.alloc(Number(n))
-      readExactly(fd, header, 8, path)
-      return new SafetensorsFile(path, fd, parseSafetensorsHeader(header, size, path))
-    } catch (e) {
-      closeSync(fd)
-      throw e
-    }
+  /** Reads and checks the header of file `name` of `source`. */
+  static async open(source: ModelFileSource, name: string): Promise<SafetensorsFile> {
+    const path = source.describe(name)
+    const size = await source.size(name)
+    if (size === null) throw new ModelLoadError(`cannot open ${path}: no such file`)
+    if (size < 8) throw new ModelLoadError(`${path}: ${size} bytes is too short for a safetensors file (no 8-byte header length)`)
+    const lenBuf = new Uint8Array(8)
+    await source.read(name, 0, lenBuf)
+    const n = new DataView(lenBuf.buffer).getBigUint64(0, true)
+    if (n > BigInt(size - 8)) throw new ModelLoadError(`${path}: header length ${n} exceeds the file's ${size - 8} remaining bytes`)
+    if (n > BigInt(MAX_HEADER_BYTES)) throw new ModelLoadError(`${path}: header length ${n} is above the ${MAX_HEADER_BYTES}-byte limit`)
+    const header = new Uint8Array(Number(n))
+    await source.read(name, 8, header)
+    return new SafetensorsFile(source, name, parseSafetensorsHeader(header, size, path))
   }
 
-  /** Reads a tensor as float32 into the arena at `ptr` (which holds numel floats). */
-  readInto(info: TensorInfo, heap: Heap, ptr: number): void {
-    if (this.fd === null) throw new ModelLoadError(`${this.path}: file already closed`)
-    const bytes = info.end - info.begin
-    if (info.dtype === 'F32') {
-      readExactly(this.fd, heap.u8(ptr, bytes), info.begin, this.path)
-      return
-    }
-    if (info.dtype !== 'F16' && info.dtype !== 'BF16') {
+  /**
+   * Reads a tensor as float32 into the arena at `ptr` (which holds numel floats), in chunks: each chunk
+   * lands in a scratch buffer first, and the arena view is taken after the read, so an arena that grows
+   * meanwhile never leaves a stale view.
+   */
+  async readInto(info: TensorInfo, heap: Heap, ptr: number): Promise<void> {
+    if (!this.open) throw new ModelLoadError(`${this.path}: file already closed`)
+    if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
       throw new ModelLoadError(`${this.path}: tensor ${JSON.stringify(info.name)} has dtype ${info.dtype}; supported: ${LOADABLE_DTYPES.join(', ')}`)
     }
+    const bytes = info.end - info.begin
     const CHUNK = 1 << 22
-    const buf = Buffer.alloc(Math.min(CHUNK, bytes))
-    const table = halfTable()
+    const buf = new Uint8Array(Math.min(CHUNK, bytes))
+    const table = info.dtype === 'F16' ? halfTable() : null
     for (let off = 0; off < bytes; off += CHUNK) {
       const len = Math.min(CHUNK, bytes - off)
-      readExactly(this.fd, buf.subarray(0, len), info.begin + off, this.path)
-      const u16 = new Uint16Array(buf.buffer, buf.byteOffset, len >> 1)
+      const chunk = buf.subarray(0, len)
+      await this.source.read(this.name, info.begin + off, chunk)
+      if (info.dtype === 'F32') {
+        heap.u8(ptr + off, len).set(chunk)
+        continue
+      }
+      const u16 = new Uint16Array(buf.buffer, 0, len >> 1)
       const base = (ptr + off * 2) >> 2
-      if (info.dtype === 'F16') {
+      if (table) {
         const F = heap.F32
         for (let i = 0; i < u16.length; i++) F[base + i] = table[u16[i]]
       } else {
@@ -153,16 +151,6 @@ export class SafetensorsFile {
   }
 
   close(): void {
-    if (this.fd !== null) closeSync(this.fd)
-    this.fd = null
-  }
-}
-
-function readExactly(fd: number, into: Uint8Array, position: number, path: string): void {
-  let done = 0
-  while (done < into.length) {
-    const got = readSync(fd, into, done, into.length - done, position + done)
-    if (got <= 0) throw new ModelLoadError(`${path}: file ended after ${position + done} bytes while reading ${into.length} at ${position}`)
-    done += got
+    this.open = false
   }
 }

@@ -1,6 +1,10 @@
 import type { BackendName } from '../backend/backend.js'
 import type { CacheBytes, KVCache } from '../cache/types.js'
 import type { ModelShape, Policy } from '../policies/types.js'
+import type { PolicyConfig } from '../policies/config.js'
+import type { SharedPrefill } from './prefill.js'
+import type { WasmLoadOptions } from '../backend/wasm/load.js'
+import type { LoadProgress } from './source.js'
 
 /** The parts of config.json the runtime uses, normalized across Llama, Mistral, Qwen2 and SmolLM. */
 export interface ModelConfig extends ModelShape {
@@ -25,6 +29,12 @@ export interface LoadOptions {
   backend?: BackendName
   /** tokens per prefill chunk (default 128) */
   chunk?: number
+  /** called as bytes arrive: per file, bytes loaded of its total */
+  onProgress?: (progress: LoadProgress) => void
+  /** aborts the load: the promise rejects with the signal's reason and no weights stay allocated */
+  signal?: AbortSignal
+  /** where the wasm builds come from (browsers: a URL or the bytes; default: build/ next to the package) */
+  wasm?: WasmLoadOptions
 }
 
 export interface GenerateOptions {
@@ -37,10 +47,15 @@ export interface GenerateOptions {
   /** stop strings: generation ends at the first occurrence of one anywhere in the text (it is not returned) */
   stop?: string[]
   signal?: AbortSignal
-  /** the KV-cache policy; none keeps the full cache */
-  policy?: Policy
+  /**
+   * the KV-cache policy: a typed setting (`snapkv({ budget: 0.25 })`), a spec string
+   * (`'snapkv:budget=0.25'`) or a built Policy; none (or `full()`) keeps the full cache
+   */
+  policy?: Policy | PolicyConfig | string
   /** called with each new token as it is produced */
   onToken?: (token: GeneratedToken) => void
+  /** start from this prompt's shared prefill (LlamaModel.prefillPrompt) instead of prefilling it again */
+  prefill?: SharedPrefill
 }
 
 export interface GeneratedToken {

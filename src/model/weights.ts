@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs'
-import { basename, join } from 'node:path'
 import type { Heap } from '../backend/heap.js'
 import type { ModelConfig } from './types.js'
 import { ModelLoadError } from './errors.js'
 import { SafetensorsFile, type TensorInfo } from './safetensors.js'
+import { readJsonFile } from './json-file.js'
+import type { ModelFileSource } from './source.js'
 
 /** Byte pointers of one decoder layer's weights in the arena (biases 0 when absent). */
 export interface LayerWeights {
@@ -38,39 +38,35 @@ export interface Weights {
   allocations: number[]
 }
 
+const INDEX = 'model.safetensors.index.json'
+
 /** Files of a folder's weights: the shards named by model.safetensors.index.json, or model.safetensors. */
-function openShards(dir: string): { files: SafetensorsFile[]; where: Map<string, [SafetensorsFile, TensorInfo]> } {
-  const indexPath = join(dir, 'model.safetensors.index.json')
-  const single = join(dir, 'model.safetensors')
+async function openShards(source: ModelFileSource): Promise<{ files: SafetensorsFile[]; where: Map<string, [SafetensorsFile, TensorInfo]> }> {
+  const indexPath = source.describe(INDEX)
   let names: string[]
   let weightMap: Record<string, unknown> | null = null
-  if (existsSync(indexPath)) {
-    let index: { weight_map?: Record<string, unknown> }
-    try {
-      index = JSON.parse(readFileSync(indexPath, 'utf8'))
-    } catch (e) {
-      throw new ModelLoadError(`${indexPath}: not valid JSON (${(e as Error).message})`)
-    }
+  const index = (await readJsonFile(source, INDEX, false)) as { weight_map?: Record<string, unknown> } | undefined
+  if (index !== undefined) {
     const map = index?.weight_map
     if (!map || typeof map !== 'object' || Array.isArray(map)) throw new ModelLoadError(`${indexPath}: no weight_map object`)
     weightMap = map
     names = [...new Set(Object.values(map))].map((f) => {
       // a shard is a plain file name inside the folder: no paths, so an index cannot point outside it
-      if (typeof f !== 'string' || f !== basename(f) || f === '..' || f === '.' || !f.endsWith('.safetensors')) {
+      if (typeof f !== 'string' || /[/\\]/.test(f) || f === '..' || f === '.' || !f.endsWith('.safetensors')) {
         throw new ModelLoadError(`${indexPath}: shard name ${JSON.stringify(f)} must be a .safetensors file name inside the folder`)
       }
       return f
     })
-  } else if (existsSync(single)) {
+  } else if ((await source.size('model.safetensors')) !== null) {
     names = ['model.safetensors']
   } else {
-    throw new ModelLoadError(`${dir}: no model.safetensors or model.safetensors.index.json`)
+    throw new ModelLoadError(`${source.describe('')}: no model.safetensors or model.safetensors.index.json`)
   }
   const files: SafetensorsFile[] = []
   const where = new Map<string, [SafetensorsFile, TensorInfo]>()
   try {
     for (const n of names) {
-      const f = SafetensorsFile.open(join(dir, n))
+      const f = await SafetensorsFile.open(source, n)
       files.push(f)
       for (const [name, info] of f.tensors) {
         // the index is authoritative: a tensor counts only in the shard it names
@@ -89,19 +85,37 @@ function openShards(dir: string): { files: SafetensorsFile[]; where: Map<string,
   return { files, where }
 }
 
+/** wasm32 memory: 65536 pages of 64 KiB */
+const WASM_MAX_BYTES = 2 ** 32
+
+/** bytes of float32 weights a config implies (the tensors loadWeights reads; optional biases excluded) */
+export function weightBytes(cfg: ModelConfig): number {
+  const { hidden: H, intermediate: I, qHeads, kvHeads, headDim: d, vocab, layers } = cfg
+  const perLayer = 2 * H + (qHeads * d + 2 * kvHeads * d) * H + H * qHeads * d + 3 * I * H + (cfg.attentionBias ? qHeads * d + 2 * kvHeads * d : 0)
+  return 4 * (vocab * H * (cfg.tieWordEmbeddings ? 1 : 2) + layers * perLayer + H)
+}
+
 /**
  * Loads the Llama-family weights as float32 into the arena (float16 and bfloat16 are widened on load:
  * twice the memory of float16, in exchange for kernels that read floats directly).
  */
-export function loadWeights(dir: string, cfg: ModelConfig, heap: Heap): Weights {
-  const { files, where } = openShards(dir)
+export async function loadWeights(source: ModelFileSource, cfg: ModelConfig, heap: Heap): Promise<Weights> {
+  const { files, where } = await openShards(source)
+  // the whole size, from the config (each tensor's header shape is checked against it on load), before
+  // the first allocation: a model that cannot fit in wasm memory is refused with nothing allocated
+  const need = weightBytes(cfg)
+  const room = WASM_MAX_BYTES - heap.memory.buffer.byteLength
+  if (need > room) {
+    for (const f of files) f.close()
+    throw new ModelLoadError(`${source.describe('')}: the weights need ${need} bytes as float32, more than the ${room} bytes left in wasm memory (4 GiB at most)`)
+  }
   const allocations: number[] = []
   let bytes = 0
-  const load = (name: string, shape: number[], optional = false): number => {
+  const load = async (name: string, shape: number[], optional = false): Promise<number> => {
     const hit = where.get(name)
     if (!hit) {
       if (optional) return 0
-      throw new ModelLoadError(`${dir}: tensor ${name} is missing`)
+      throw new ModelLoadError(`${source.describe('')}: tensor ${name} is missing`)
     }
     const [file, info] = hit
     if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
@@ -111,37 +125,37 @@ export function loadWeights(dir: string, cfg: ModelConfig, heap: Heap): Weights 
     const ptr = heap.alloc(numel * 4, 64)
     allocations.push(ptr)
     bytes += numel * 4
-    file.readInto(info, heap, ptr)
+    await file.readInto(info, heap, ptr)
     return ptr
   }
   try {
     const { hidden: H, intermediate: I, qHeads, kvHeads, headDim: d, vocab } = cfg
-    const embed = load('model.embed_tokens.weight', [vocab, H])
+    const embed = await load('model.embed_tokens.weight', [vocab, H])
     const layers: LayerWeights[] = []
     for (let l = 0; l < cfg.layers; l++) {
       const p = `model.layers.${l}.`
       const bias = cfg.attentionBias
       layers.push({
-        inputNorm: load(p + 'input_layernorm.weight', [H]),
-        q: load(p + 'self_attn.q_proj.weight', [qHeads * d, H]),
-        k: load(p + 'self_attn.k_proj.weight', [kvHeads * d, H]),
-        v: load(p + 'self_attn.v_proj.weight', [kvHeads * d, H]),
-        o: load(p + 'self_attn.o_proj.weight', [H, qHeads * d]),
-        qBias: bias ? load(p + 'self_attn.q_proj.bias', [qHeads * d]) : 0,
-        kBias: bias ? load(p + 'self_attn.k_proj.bias', [kvHeads * d]) : 0,
-        vBias: bias ? load(p + 'self_attn.v_proj.bias', [kvHeads * d]) : 0,
-        oBias: load(p + 'self_attn.o_proj.bias', [H], true),
-        gateBias: load(p + 'mlp.gate_proj.bias', [I], true),
-        upBias: load(p + 'mlp.up_proj.bias', [I], true),
-        downBias: load(p + 'mlp.down_proj.bias', [H], true),
-        postNorm: load(p + 'post_attention_layernorm.weight', [H]),
-        gate: load(p + 'mlp.gate_proj.weight', [I, H]),
-        up: load(p + 'mlp.up_proj.weight', [I, H]),
-        down: load(p + 'mlp.down_proj.weight', [H, I]),
+        inputNorm: await load(p + 'input_layernorm.weight', [H]),
+        q: await load(p + 'self_attn.q_proj.weight', [qHeads * d, H]),
+        k: await load(p + 'self_attn.k_proj.weight', [kvHeads * d, H]),
+        v: await load(p + 'self_attn.v_proj.weight', [kvHeads * d, H]),
+        o: await load(p + 'self_attn.o_proj.weight', [H, qHeads * d]),
+        qBias: bias ? await load(p + 'self_attn.q_proj.bias', [qHeads * d]) : 0,
+        kBias: bias ? await load(p + 'self_attn.k_proj.bias', [kvHeads * d]) : 0,
+        vBias: bias ? await load(p + 'self_attn.v_proj.bias', [kvHeads * d]) : 0,
+        oBias: await load(p + 'self_attn.o_proj.bias', [H], true),
+        gateBias: await load(p + 'mlp.gate_proj.bias', [I], true),
+        upBias: await load(p + 'mlp.up_proj.bias', [I], true),
+        downBias: await load(p + 'mlp.down_proj.bias', [H], true),
+        postNorm: await load(p + 'post_attention_layernorm.weight', [H]),
+        gate: await load(p + 'mlp.gate_proj.weight', [I, H]),
+        up: await load(p + 'mlp.up_proj.weight', [I, H]),
+        down: await load(p + 'mlp.down_proj.weight', [H, I]),
       })
     }
-    const norm = load('model.norm.weight', [H])
-    const lmHead = cfg.tieWordEmbeddings ? embed : load('lm_head.weight', [vocab, H])
+    const norm = await load('model.norm.weight', [H])
+    const lmHead = cfg.tieWordEmbeddings ? embed : await load('lm_head.weight', [vocab, H])
     return { embed, layers, norm, lmHead, bytes, allocations }
   } catch (e) {
     for (const p of allocations) heap.release(p)

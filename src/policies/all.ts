@@ -10,8 +10,9 @@ import { pyramidkv } from './pyramidkv.js'
 import { snapkv } from './snapkv.js'
 import { streamingllm } from './streamingllm.js'
 import { tova } from './tova.js'
+import { unionkv } from './unionkv.js'
 
-const tokenEviction: PolicyDefinition[] = [streamingllm, h2o, snapkv, pyramidkv, adakv, knorm, tova]
+const tokenEviction: PolicyDefinition[] = [streamingllm, h2o, snapkv, pyramidkv, adakv, knorm, tova, unionkv]
 
 //
 //

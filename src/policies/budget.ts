@@ -112,17 +112,3 @@ export function keepAdaptive(ops: Ops, scores: Float32Array[], total: number, al
   for (const j of topKIndices(ops, Float32Array.from(rest), Math.max(0, Math.min(total - taken, rest.length)))) keep[owner[j]].add(slot[j])
   return keep.map((k) => Int32Array.from(k).sort())
 }
-
-/**
- * One selection shared by a group of score arrays over the same slots (the heads of a layer, or every
- * head of every layer): the top `count` of their sum (or max: a token any head wants), given to each.
- */
-export function keepShared(ops: Ops, scores: Float32Array[], count: number, combine: 'sum' | 'max' = 'sum'): Int32Array[] {
-  const n = scores[0].length
-  if (scores.some((s) => s.length !== n)) throw new Error(`a shared selection needs heads of equal length, got ${scores.map((s) => s.length).join(', ')}`)
-  const sum = new Float32Array(n)
-  if (combine === 'max') sum.fill(-Infinity)
-  for (const s of scores) for (let i = 0; i < n; i++) sum[i] = combine === 'max' ? Math.max(sum[i], s[i]) : sum[i] + s[i]
-  const keep = topKIndices(ops, sum, Math.min(count, n))
-  return scores.map(() => keep.slice())
-}

@@ -3,9 +3,8 @@
  * quantization). Each part sees the cache as the parts before it left it: their decisions are applied
  * at once, and the last part's decision is returned for the runtime to apply. Every part hears every
  * applied decision (its own and the others', through `onApplied`), so state that follows the slots
- * stays lined up with the cache. Hook fields indexed by slot (attention mass, hidden states, pre-RoPE
- * keys) describe the cache before the first decision, so later parts get them only while no earlier
- * part has changed the cache.
+ * stays lined up with the cache, and hook fields indexed by slot (attention mass, hidden states,
+ * pre-RoPE keys) are carried through each decision to the next part (see remapHooks).
  *
  * A composition supports what its parts do, or refuses at creation (PolicyCompositionError):
  * - at most one part selects tokens at decode time (`selectTokens`: one selection per step);
@@ -28,9 +27,39 @@ export function mergeNeeds(parts: readonly Policy[]): PolicyNeeds {
   return out
 }
 
-function withoutSlotHooks(ctx: PolicyContext): PolicyContext {
-  const hooks: LayerHooks[] = ctx.hooks.map((h) => ({ layer: h.layer, observationQueries: h.observationQueries, observationPositions: h.observationPositions, decodeQuery: h.decodeQuery }))
-  return { ...ctx, hooks }
+/**
+ * The hooks after a decision: slot-indexed fields follow the kept slots. Attention mass ([kvHeads][n])
+ * follows each head's keep list while the heads of a layer keep equally many tokens (added tokens
+ * count no mass); per-token fields (hidden states, pre-RoPE keys) follow while every head of the layer
+ * keeps the same slots. What cannot follow is dropped, so a part never reads a field misaligned.
+ * `before(layer)` is the layer's token count the hooks describe.
+ */
+function remapHooks(hooks: LayerHooks[], d: Decision, kvHeads: number, before: (layer: number) => number): LayerHooks[] {
+  return hooks.map((h) => {
+    const mine = d.heads.filter((x) => x.layer === h.layer)
+    if (mine.length === 0) return h
+    const n = before(h.layer)
+    const out: LayerHooks = { layer: h.layer, observationQueries: h.observationQueries, observationPositions: h.observationPositions, decodeQuery: h.decodeQuery }
+    const lists = Array.from({ length: kvHeads }, (_, g) => mine.find((x) => x.head === g)?.keep ?? Int32Array.from({ length: n }, (_, i) => i))
+    const plain = mine.every((x) => !x.merges?.length)
+    const extras = Array.from({ length: kvHeads }, (_, g) => mine.find((x) => x.head === g)?.extra?.length ?? 0)
+    const counts = lists.map((k, g) => k.length + extras[g])
+    if (h.attentionMass && plain && counts.every((c) => c === counts[0])) {
+      const mass = new Float32Array(kvHeads * counts[0])
+      lists.forEach((keep, g) => keep.forEach((slot, j) => (mass[g * counts[0] + j] = h.attentionMass![g * n + slot])))
+      out.attentionMass = mass
+    }
+    const keep = lists[0]
+    if (plain && extras.every((e) => e === 0) && lists.every((k) => k.length === keep.length && k.every((v, i) => v === keep[i]))) {
+      const rows = (a: Float32Array) => {
+        const w = a.length / Math.max(1, n)
+        return Float32Array.from({ length: keep.length * w }, (_, i) => a[keep[Math.floor(i / w)] * w + (i % w)])
+      }
+      if (h.hiddenStates) out.hiddenStates = rows(h.hiddenStates)
+      if (h.preRopeKeys) out.preRopeKeys = rows(h.preRopeKeys)
+    }
+    return out
+  })
 }
 
 /** Refuses parts that cannot work together (see the module comment), naming them. */
@@ -73,9 +102,10 @@ function composedSession(sessions: PolicySession[]): PolicySession {
     let pending: Decision | null = null
     for (const s of sessions) {
       if (pending) {
+        const lengths = Array.from({ length: ctx.model.layers }, (_, l) => ctx.cache.length(l, 0))
         ctx.cache.apply(pending)
         tell(pending, ctx)
-        current = withoutSlotHooks(ctx)
+        current = { ...current, hooks: remapHooks(current.hooks, pending, ctx.model.kvHeads, (l) => lengths[l]) }
       }
       pending = call(s, current) ?? null
     }

@@ -18,6 +18,7 @@
  * exceeded). Without a budget the window is `window` tokens (default 512).
  * The compensation token's position label is the mean dropped position (it only matters for pre-RoPE keys).
  */
+import { nodeFs } from '../backend/node-fs.js'
 import type { Decision, HeadDecision } from '../cache/types.js'
 import { budgetOnly, checkBudget, keepCount } from './keep-count.js'
 import { attentionProbs, groupObservationQueries } from './observed-attention.js'
@@ -217,7 +218,7 @@ export function createRazorAttention(options: RazorOptions = {}): RazorPolicy {
 }
 
 async function calibrationTokens(model: PolicyModel, file: string): Promise<number[]> {
-  const { readFile } = await import('node:fs/promises')
+  const { readFile } = await nodeFs('razorattention: calibrationFile')
   let text: string
   try {
     text = await readFile(file, 'utf8')
@@ -280,9 +281,13 @@ export const razorattention: PolicyDefinition = {
     { name: 'inductionShare', type: 'number', default: 0.14, min: 0, max: 1, description: 'share of KV heads kept whole for induction' },
     { name: 'echoShare', type: 'number', default: 0.01, min: 0, max: 1, description: 'share of KV heads kept whole for echo' },
   ],
-  create(o) {
+  create(o, model) {
     const { heads, ...rest } = o
     if (typeof rest.calibrationFile === 'string') checkReadableFile('razorattention: calibrationFile', rest.calibrationFile)
-    return createRazorAttention({ ...(rest as RazorOptions), heads: typeof heads === 'string' ? parseHeadList(heads) : undefined })
+    const list = typeof heads === 'string' ? parseHeadList(heads) : undefined
+    for (const [l, h] of list ?? []) {
+      if (!(l < model.layers && h < model.kvHeads)) throw new PolicyOptionValueError(`razorattention: heads=${heads}: head ${l}.${h} is not in a ${model.layers}-layer model with ${model.kvHeads} KV heads`)
+    }
+    return createRazorAttention({ ...(rest as RazorOptions), heads: list })
   },
 }

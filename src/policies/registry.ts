@@ -54,6 +54,8 @@ export interface PolicyDefinition {
   description: string
   stage: PolicyStage
   options: readonly OptionSpec[]
+  /** options a policy once had that now belong elsewhere: name -> where (said in the error) */
+  movedOptions?: Readonly<Record<string, string>>
   /** options are validated and defaults filled in (unset ones absent) before create is called */
   create(options: Record<string, OptionValue>, model: ModelShape): Policy
 }
@@ -103,7 +105,8 @@ export function resolveOptions(def: PolicyDefinition, given: Record<string, Opti
   for (const key of Object.keys(given)) {
     if (!byName.has(key)) {
       const list = def.options.length ? def.options.map(describeOption).join('; ') : 'none'
-      throw new UnknownPolicyOptionError(`policy ${def.name} has no option ${JSON.stringify(key)}; its options: ${list}`)
+      const moved = def.movedOptions?.[key]
+      throw new UnknownPolicyOptionError(`policy ${def.name} has no option ${JSON.stringify(key)}${moved ? ` (${moved})` : ''}; its options: ${list}`)
     }
   }
   for (const o of def.options) {
@@ -147,7 +150,14 @@ function checkValue(policy: string, o: OptionSpec, v: OptionValue): OptionValue 
  * order (eviction, channels, quantization), stable for parts of the same stage.
  */
 export function createPolicy(spec: string, model: ModelShape): Policy | null {
-  const parts = parsePolicySpecs(spec)
+  return createPolicyFromParts(parsePolicySpecs(spec), spec, model)
+}
+
+/**
+ * The policy of parsed parts (a spec string's, or a typed factory's), or null for `full`: options go
+ * through resolveOptions here whichever way they came, so strings and typed options share one check.
+ */
+export function createPolicyFromParts(parts: readonly ParsedSpec[], spec: string, model: ModelShape): Policy | null {
   if (parts.length === 1 && parts[0].name === 'full') {
     if (Object.keys(parts[0].options).length) throw new UnknownPolicyOptionError(`policy full takes no options, got ${Object.keys(parts[0].options).join(', ')}`)
     return null

@@ -7,69 +7,15 @@
  * GQA: the official code repeats the cache per query head before compressing (no memory saved under
  * GQA); here the votes of a KV head's query heads are combined (mean or max) and each KV head stores
  * one keep list. Options `sinks` (always keep the first tokens) is an addition, 0 by default.
+ * kvkit's own method, one selection for the whole model from these votes, is `unionkv` (unionkv.ts).
  */
-import type { Ops } from '../backend/ops.js'
-import { budgetFrom, budgetOptions, keepShared, topKIndices } from './budget.js'
+import { budgetFrom, budgetOptions } from './budget.js'
 import { compensateOption, evictionPolicy, protect, type EvictionMethod } from './evict.js'
 import { DecodeObserver, observationFromHooks, observationOptions, voteOptionsFrom, windowVotes, type VoteOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
 import type { OptionValue } from './spec.js'
 import type { ModelShape, PolicyContext } from './types.js'
 import type { Phase } from './evict.js'
-
-export const shareOption: OptionSpec = {
-  name: 'share', type: 'string', default: 'head', choices: ['head', 'layer', 'model'],
-  description: 'each KV head keeps its own top tokens (head), or one selection from the combined votes serves a layer or the whole model',
-}
-export const combineOption: OptionSpec = {
-  name: 'combine', type: 'string', default: 'sum', choices: ['sum', 'max'],
-  description: 'with share=layer|model: combine the heads\' votes by sum, or by max (a token any head votes for)',
-}
-
-/** the keep rule for `share`: own top per head, or one shared selection per layer or for the model */
-export function sharedSelection(share: string, combine: 'sum' | 'max', local: number, rest: string, kvHeads: number): Pick<EvictionMethod, 'keep' | 'keepModel'> {
-  // the shared part first, then the rest of each head's budget from its own votes (rest=head) or from
-  // the summed votes of its layer (rest=layer)
-  const topUp = (ops: Ops, scores: Float32Array[], shared: Int32Array[], perHead: number): Int32Array[] =>
-    scores.map((s, h) => {
-      const own = s.slice()
-      for (const i of shared[h]) own[i] = Infinity
-      return topKIndices(ops, own, Math.min(perHead, s.length))
-    })
-  const pick = (ops: Ops, scores: Float32Array[], perHead: number) => {
-    const shared = keepShared(ops, scores, Math.round((1 - local) * perHead), combine)
-    if (local === 0) return shared
-    if (rest === 'head' || share === 'layer') return topUp(ops, scores, shared, perHead)
-    // rest=layer: each layer tops up with one selection from its heads' summed votes
-    const out: Int32Array[] = []
-    for (let l = 0; l < scores.length; l += kvHeads) {
-      const layer = scores.slice(l, l + kvHeads)
-      const sum = new Float32Array(layer[0].length)
-      for (const x of layer) for (let i = 0; i < sum.length; i++) sum[i] += x[i]
-      out.push(...topUp(ops, layer.map(() => sum), shared.slice(l, l + kvHeads), perHead))
-    }
-    return out
-  }
-  if (share === 'layer') return { keep: (ctx, scores, perHead) => pick(ctx.ops, scores, perHead) }
-  if (share === 'model') {
-    return {
-      keepModel: (ctx, scores, perHead) => {
-        const keep = pick(ctx.ops, scores.flat(), perHead)
-        return scores.map((_, l) => keep.slice(l * kvHeads, (l + 1) * kvHeads))
-      },
-    }
-  }
-  return {}
-}
-
-export const localOption: OptionSpec = {
-  name: 'local', type: 'number', default: 0, min: 0, max: 1,
-  description: 'with share=layer|model: the share of each head\'s budget filled after the shared selection, from its own votes (see rest)',
-}
-export const restOption: OptionSpec = {
-  name: 'rest', type: 'string', default: 'head', choices: ['head', 'layer'],
-  description: 'with share=model and local > 0: the rest comes from each head\'s own votes or from its layer\'s summed votes',
-}
 
 export const sinkOption: OptionSpec = { name: 'sinks', type: 'integer', default: 0, min: 0, description: 'always keep the first N tokens (attention sinks)' }
 
@@ -100,11 +46,11 @@ export const snapkv: PolicyDefinition = {
   name: 'snapkv',
   description: 'SnapKV: keep the tokens the last w prompt queries attend to (pooled vote, GQA-aware), plus the window',
   stage: 'eviction',
-  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption, shareOption, combineOption, localOption, restOption],
+  options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption],
+  movedOptions: Object.fromEntries(['share', 'combine', 'local', 'rest'].map((k) => [k, "kvkit's model-wide selection is its own method now: unionkv (window=16,pooling=avg,kernel=9 and local=0.25 by default)"])),
   create(o, model) {
     return evictionPolicy(() => ({
       name: 'snapkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),
-      ...sharedSelection(o.share as string, o.combine as 'sum' | 'max', o.local as number, o.rest as string, model.kvHeads),
     }))
   },
 }

@@ -1,4 +1,5 @@
 import { Heap } from '../heap.js'
+import { nodeFs } from '../node-fs.js'
 
 /**
  * Loads the compute core (build/kvkit.wasm, or build/kvkit.relaxed.wasm where relaxed SIMD is supported
@@ -168,9 +169,7 @@ async function readDefault(file: string): Promise<BufferSource> {
 
 async function readUrl(url: URL): Promise<BufferSource> {
   if (url.protocol === 'file:') {
-    const spec = 'node:fs/promises' // a variable, so bundlers for the web leave it alone
-    const fs = (await import(/* @vite-ignore */ spec)) as typeof import('node:fs/promises')
-    return await fs.readFile(url)
+    return await (await nodeFs(`reading ${url.href}`)).readFile(url)
   }
   const res = await fetch(url)
   if (!res.ok) throw new WasmLoadError(`fetch ${url.href}: HTTP ${res.status}`)

@@ -1,0 +1,90 @@
+/**
+ * Policies as typed values: `snapkv({ budget: 0.25, window: 32 })` or `compose(snapkv(...), think(...))`
+ * make a PolicyConfig, a plain description that `generate` (or `createPolicy`) turns into a policy for a
+ * model. Its options are checked when it is made, by the same resolveOptions that checks spec strings, so
+ * a mistake fails at the call that made it, with the message a spec string would get. `config.spec` is
+ * the spec string of the same policy (for the CLI, reports and logs), and `policyFromSpec` reads one back.
+ */
+import { createPolicyFromParts, getPolicyDefinition, parsePolicySpecs, PolicySpecError, resolveOptions, type OptionValue, type ParsedSpec } from './registry.js'
+import type { ModelShape, Policy } from './types.js'
+
+export interface PolicyConfig {
+  readonly kind: 'kvkit.policy'
+  /** the policies of this setting in the order given, each with the options given (defaults not filled in); none for `full` */
+  readonly parts: readonly Readonly<ParsedSpec>[]
+  /** the spec string of the same setting: `full`, `snapkv:budget=0.25,window=32`, `snapkv:budget=0.5+think:ratio=0.5` */
+  readonly spec: string
+}
+
+export function isPolicyConfig(x: unknown): x is PolicyConfig {
+  return !!x && typeof x === 'object' && (x as PolicyConfig).kind === 'kvkit.policy'
+}
+
+function formatValue(name: string, key: string, v: OptionValue): string {
+  const s = String(v)
+  // a value a spec string could not carry would not read back as the same setting
+  if (s === '' || /[,=+:\s]/.test(s)) throw new PolicySpecError(`${name}: option ${key}=${JSON.stringify(v)} cannot be written in a spec string (no , = + : or spaces)`)
+  return s
+}
+
+function specOf(parts: readonly ParsedSpec[]): string {
+  if (parts.length === 0) return 'full'
+  return parts
+    .map((p) => {
+      const opts = Object.entries(p.options).map(([k, v]) => `${k}=${formatValue(p.name, k, v)}`)
+      return opts.length ? `${p.name}:${opts.join(',')}` : p.name
+    })
+    .join('+')
+}
+
+function make(parts: ParsedSpec[]): PolicyConfig {
+  return Object.freeze({ kind: 'kvkit.policy' as const, parts: Object.freeze(parts.map((p) => Object.freeze({ name: p.name, options: Object.freeze({ ...p.options }) }))), spec: specOf(parts) })
+}
+
+/**
+ * One registered policy with typed options (the typed factories call this; user policies added with
+ * registerPolicy may too). Throws PolicySpecError naming the bad option or value.
+ */
+export function policyConfig(name: string, options: object = {}): PolicyConfig {
+  if (!options || typeof options !== 'object' || Array.isArray(options)) throw new PolicySpecError(`${name}: options must be an object, got ${JSON.stringify(options)}`)
+  const given: Record<string, OptionValue> = {}
+  for (const [k, v] of Object.entries(options)) if (v !== undefined) given[k] = v as OptionValue
+  resolveOptions(getPolicyDefinition(name), given)
+  return make([{ name, options: given }])
+}
+
+/** The full cache: no compression (the same as passing no policy). */
+export function full(): PolicyConfig {
+  return make([])
+}
+
+/**
+ * Several policies on one cache, run in stage order (eviction, then channel pruning, then quantization),
+ * e.g. `compose(snapkv({ budget: 0.5 }), think({ ratio: 0.5 }))`. `full()` cannot be composed.
+ */
+export function compose(...configs: PolicyConfig[]): PolicyConfig {
+  if (configs.length === 0) throw new PolicySpecError('compose: give at least one policy')
+  for (const c of configs) {
+    if (!isPolicyConfig(c)) throw new PolicySpecError(`compose: every part must come from a policy factory (snapkv(...), think(...)), got ${JSON.stringify(c)}`)
+    if (c.parts.length === 0) throw new PolicySpecError('compose: "full" cannot be composed with other policies')
+  }
+  return make(configs.flatMap((c) => c.parts.map((p) => ({ name: p.name, options: { ...p.options } }))))
+}
+
+/** The PolicyConfig of a spec string (`full`, `NAME:key=value,...`, `a+b`), checked as the factories check. */
+export function policyFromSpec(spec: string): PolicyConfig {
+  const parts = parsePolicySpecs(spec)
+  if (parts.length === 1 && parts[0].name === 'full') {
+    if (Object.keys(parts[0].options).length) throw new PolicySpecError(`policy full takes no options, got ${Object.keys(parts[0].options).join(', ')}`)
+    return full()
+  }
+  return compose(...parts.map((p) => policyConfig(p.name, p.options)))
+}
+
+/** A policy for `model` from a typed setting, a spec string, or an already built policy; null for full. */
+export function resolvePolicy(policy: PolicyConfig | Policy | string | null | undefined, model: ModelShape): Policy | null {
+  if (policy === null || policy === undefined) return null
+  if (typeof policy === 'string') return createPolicyFromParts(parsePolicySpecs(policy), policy, model)
+  if (isPolicyConfig(policy)) return policy.parts.length === 0 ? null : createPolicyFromParts(policy.parts, policy.spec, model)
+  return policy
+}

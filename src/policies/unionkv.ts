@@ -1,0 +1,130 @@
+/**
+ * UnionKV, kvkit's own token-eviction method. Every layer and KV head keeps the same C tokens: the
+ * union over every head of the model of what the heads vote for (a maximum over heads, so a token one
+ * retrieval head wants survives even when all the others ignore it), each layer topping up a share of
+ * its budget from its own heads. C = floor(budget x prompt) per head, as everywhere in kvkit.
+ *
+ *   v[l,h,i]  SnapKV's vote of token i at (layer l, KV head h): attention of the last w prompt queries
+ *             (w = 16), mean over the KV head's query group, averaged over 9 positions      (observe.ts)
+ *   keep      the first `sinks` tokens and the window (the last w tokens)
+ *   1. if agnostic > 0:  the top agnostic x C tokens of sum_{l,h} lag[l,h,i], LagKV's rank of token i
+ *                        inside its partition of 128 (query-agnostic: keys and values only)      (LagKV)
+ *   2. if contrast > 0:  the top contrastShare x C of max_{l,h} v[l,h,i] / mean(v[l,h, i-span/2 .. i+span/2]),
+ *                        the votes that stand out from their neighbourhood, not the recent ones
+ *   3. up to (1 - local) x C:  the top of max_{l,h} v[l,h,i]              (the model-wide union)
+ *   4. each layer l, up to C:  the top of sum_h v[l,h,i]                  (its own heads' top-up)
+ * Each stage takes the highest tokens not kept yet. Every head stores exactly C tokens, so the bytes
+ * are really freed (budget 0.25: 25% of the full cache's KV bytes).
+ *
+ * Sources: the vote is SnapKV's (Li et al. 2024); step 1 is LagKV's score (Liang et al. 2025, arXiv
+ * 2504.04704; kvpress `LagKVPress`), one of kvpress's strongest presses on this model (peers.md); the
+ * model-wide union (steps 3-4) and the neighbourhood contrast (step 2) are kvkit's, found on the fixture
+ * model (BENCHMARKS.md "UnionKV"). Steps 1 and 2 are off by default: with agnostic=0.25,contrast=1024
+ * passkey at 12.5% rose from 0.42 to 0.67 and the question-after mode from 39% to 52% of full at 25%,
+ * but vt at 25% fell from 0.33 to 0.13 (24 samples a task, BENCHMARKS.md).
+ */
+import type { Ops } from '../backend/ops.js'
+import { budgetFrom, budgetOptions, topKIndices } from './budget.js'
+import { evictionPolicy } from './evict.js'
+import { lagScores } from './lag-score.js'
+import { observationOptions } from './observe.js'
+import type { OptionSpec, PolicyDefinition } from './registry.js'
+import { snapScorer } from './snapkv.js'
+import type { PolicyContext } from './types.js'
+
+/** adds to `kept` (0/1 per slot) the `count` highest scores not kept yet; ties to the lower slot */
+function fill(ops: Ops, score: Float32Array, kept: Uint8Array, count: number): void {
+  const s = score.slice()
+  let free = 0
+  for (let i = 0; i < s.length; i++) if (kept[i]) s[i] = -Infinity
+  else free++
+  if (count <= 0 || free === 0) return
+  for (const i of topKIndices(ops, s, Math.min(count, free))) kept[i] = 1
+}
+
+const held = (kept: Uint8Array) => kept.reduce((s, x) => s + x, 0)
+
+/** elementwise max or sum over score arrays of one length */
+function combine(scores: Float32Array[], how: 'max' | 'sum'): Float32Array {
+  const out = new Float32Array(scores[0].length).fill(how === 'max' ? -Infinity : 0)
+  for (const s of scores) for (let i = 0; i < out.length; i++) out[i] = how === 'max' ? Math.max(out[i], s[i]) : out[i] + s[i]
+  return out
+}
+
+/**
+ * Each finite vote divided by the mean finite vote of the `span` slots around it: the model's votes fall
+ * with distance from the window, so the raw maximum keeps mostly the recent text; a needle deep in the
+ * prompt stands out against its neighbours even where its raw vote is small. +Infinity stays.
+ */
+export function contrastVotes(v: Float32Array, span: number): Float32Array {
+  const n = v.length
+  const pre = new Float64Array(n + 1)
+  const cnt = new Int32Array(n + 1)
+  for (let i = 0; i < n; i++) {
+    const f = Number.isFinite(v[i])
+    pre[i + 1] = pre[i] + (f ? v[i] : 0)
+    cnt[i + 1] = cnt[i] + (f ? 1 : 0)
+  }
+  const out = v.slice()
+  const half = span >> 1
+  for (let i = 0; i < n; i++) {
+    if (!Number.isFinite(v[i])) continue
+    const lo = Math.max(0, i - half)
+    const hi = Math.min(n, i + half + 1)
+    out[i] = v[i] / ((pre[hi] - pre[lo]) / (cnt[hi] - cnt[lo]) + 1e-12)
+  }
+  return out
+}
+
+function withDefaults(defs: readonly OptionSpec[], over: Record<string, number | string>): OptionSpec[] {
+  return defs.map((o) => (o.name in over ? { ...o, default: over[o.name] } : o))
+}
+
+export const unionkvOptions: OptionSpec[] = [
+  ...budgetOptions,
+  ...withDefaults(observationOptions, { window: 16, pooling: 'avg', kernel: 9 }),
+  { name: 'sinks', type: 'integer', default: 0, min: 0, description: 'always keep the first N tokens (attention sinks); LagKV\'s partitions start after them' },
+  { name: 'local', type: 'number', default: 0.25, min: 0, max: 1, description: 'share of each head\'s budget its layer tops up from its own heads\' summed votes (step 4)' },
+  { name: 'contrast', type: 'integer', default: 0, min: 0, description: 'span in tokens of the neighbourhood a vote is divided by (step 2); 0: off' },
+  { name: 'contrastShare', type: 'number', default: 0.25, min: 0, max: 1, description: 'share of the budget chosen by contrasted votes when contrast > 0' },
+  { name: 'agnostic', type: 'number', default: 0, min: 0, max: 1, description: 'share of the budget chosen by LagKV\'s query-agnostic scores (step 1); 0: off' },
+  { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next' },
+]
+
+export const unionkv: PolicyDefinition = {
+  name: 'unionkv',
+  description: 'UnionKV (kvkit): every layer and head keeps the tokens any head of the model votes for, each layer topping up from its own heads',
+  stage: 'eviction',
+  options: unionkvOptions,
+  create(o, model) {
+    const local = o.local as number
+    const span = o.contrast as number
+    const contrastShare = span > 0 ? (o.contrastShare as number) : 0
+    const agnostic = o.agnostic as number
+    const sinks = o.sinks as number
+    const window = o.window as number
+    const lag = o.lag as number
+    const lagOf = (ctx: PolicyContext, l: number, h: number): Float32Array => {
+      const n = ctx.cache.length(l, h)
+      const s = lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -1)
+      s.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
+      return s
+    }
+    return evictionPolicy(() => ({
+      name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...snapScorer(o, model),
+      keepModel(ctx, votes, C) {
+        const flat = votes.flat()
+        const kept = new Uint8Array(flat[0].length)
+        if (agnostic > 0) fill(ctx.ops, combine(votes.flatMap((layer, l) => layer.map((_, h) => lagOf(ctx, l, h))), 'sum'), kept, Math.round(agnostic * C))
+        if (contrastShare > 0) fill(ctx.ops, combine(flat.map((v) => contrastVotes(v, span)), 'max'), kept, Math.round(contrastShare * C))
+        fill(ctx.ops, combine(flat, 'max'), kept, Math.round((1 - local) * C) - held(kept))
+        return votes.map((layer) => {
+          const k = kept.slice()
+          fill(ctx.ops, combine(layer, 'sum'), k, C - held(k))
+          const idx = Int32Array.from(k.keys()).filter((i) => k[i] === 1)
+          return layer.map(() => idx.slice())
+        })
+      },
+    }))
+  },
+}

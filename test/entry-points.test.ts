@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest'
+import { bundleForBrowser } from './browser-bundle.js'
+
+// Each entry exports its API and nothing else (README, "Entry points"): a new export is a decision.
+const API: Record<string, string[]> = {
+  '../src/index.ts': [
+    'CacheError', 'ModelInputError', 'ModelLoadError', 'ContextLengthError', 'ModelDisposedError', 'NonFiniteError', 'PagedKVCache', 'WasmLoadError',
+    'PolicySpecError', 'PolicySpecSyntaxError', 'UnknownPolicyError', 'UnknownPolicyOptionError', 'PolicyOptionValueError',
+    'PolicyOptionConflictError', 'PolicyFileError', 'PolicyCompositionError', 'statelessPolicy', 'composePolicies',
+    'adakv', 'compose', 'createBackend', 'createPolicy', 'full', 'h2o', 'isPolicyConfig', 'keyformer', 'knorm', 'kvmerger',
+    'listPolicies', 'loadModel', 'loadWasm', 'mpcache', 'parsePolicySpec', 'policyConfig', 'policyFromSpec', 'pyramidkv',
+    'razorattention', 'registerPolicy', 'snapkv', 'streamingllm', 'supportsRelaxedSimd', 'supportsSimd', 'think', 'tova', 'trimkv', 'unionkv', 'windowkv',
+  ],
+  '../src/kernels.ts': ['F32Buf', 'Heap', 'HeapError', 'I32Buf', 'Ops', 'ShapeError', 'attendCache', 'contiguousView', 'createBackend', 'referenceKernels', 'wasmKernels'],
+  '../src/node/index.ts': ['DirectorySource', 'loadModel'],
+  '../src/eval/index.ts': [
+    'DEFAULT_SEED', 'EvalArgumentError', 'PromptBuilder', 'TASK_NAMES', 'evaluate', 'loadBooks', 'perplexity', 'planEvaluation',
+    'renderReport', 'resultsJson', 'rulerScore', 'strictCorrect', 'writeJson', 'writeReport',
+  ],
+}
+
+describe('entry points', () => {
+  it.each(Object.keys(API))('%s exports its API and nothing else', async (entry) => {
+    const names = Object.keys(await import(entry)).sort()
+    // policy factories come from the registry (one per policy): any other name must be listed
+    expect(names).toEqual([...API[entry]].sort())
+  })
+
+  it.each(['src/index.ts', 'src/kernels.ts'])('%s bundles for the browser with no Node builtin anywhere in its module graph', async (entry) => {
+    const { code, nodeImports, errors } = await bundleForBrowser(entry)
+    expect(nodeImports).toEqual([])
+    expect(errors).toEqual([])
+    expect(code).toContain('loadWasm')
+  })
+
+  it('the check would catch a Node import: kvkit/node does not bundle for the browser', async () => {
+    const { nodeImports } = await bundleForBrowser('src/node/index.ts')
+    expect(nodeImports.some((m) => m.startsWith('node:fs/promises'))).toBe(true)
+  })
+})

@@ -1,0 +1,181 @@
+/**
+ * UnionKV (kvkit's own method) against a plain-loop twin of its algorithm box, on random caches: the
+ * model-wide union of the votes, the per-layer top-up, the contrast stage and LagKV's query-agnostic stage;
+ * LagKV's score against a straight reading of kvpress's formula and a hand-built case.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { createPolicy, PolicySpecError } from '../src/policies/registry.js'
+import { lagScores } from '../src/policies/lag-score.js'
+import { contrastVotes } from '../src/policies/unionkv.js'
+import { disposeCaches, gauss, keptAfterPrefill, model, rng, snapScores, topIdx, world, type World } from './policies-reference.js'
+
+afterEach(disposeCaches)
+
+const W = 16
+
+/** the votes of every (layer, head), unionkv's defaults: window 16, avg-pooled over 9, group mean */
+const votesOf = (w: World) => [0, 1].map((l) => [0, 1].map((h) => snapScores(w, l, h, W, W, 'avg', 9, 'mean')))
+
+/** LagKV's rank score, straight from kvpress's formula (lagkv_press.py), -1 where it does not score */
+function lagReference(x: number[][], v: number[][], sinks: number, lag: number): number[] {
+  const n = x.length
+  const out = new Array(n).fill(-1)
+  if (n < sinks + 2 * lag) return out
+  const parts = Math.floor((n - sinks) / lag) - 1
+  const part = (rows: number[][], p: number) => {
+    const from = sinks + p * lag
+    const ref = rows.slice(from + lag, from + 2 * lag)
+    const d = rows[0].length
+    const lo = Array.from({ length: d }, (_, c) => Math.min(...ref.map((r) => r[c])))
+    const hi = Array.from({ length: d }, (_, c) => Math.max(...ref.map((r) => r[c])))
+    const std = rows.slice(from, from + lag).map((r) => {
+      const z = r.map((a, c) => (a - lo[c]) / (hi[c] - lo[c]))
+      const m = z.reduce((a, b) => a + b, 0) / d
+      return Math.sqrt(z.reduce((a, b) => a + (b - m) ** 2, 0) / (d - 1))
+    })
+    const e = std.map((s) => Math.exp(s - Math.max(...std)))
+    const sum = e.reduce((a, b) => a + b, 0)
+    return e.map((a) => a / sum)
+  }
+  for (let p = 0; p < parts; p++) {
+    const s = part(x, p).map((a, i) => (a + part(v, p)[i]) / 2)
+    const order = s.map((a, i) => [a, i]).sort((a, b) => a[0] - b[0] || a[1] - b[1])
+    order.forEach(([, i], r) => (out[sinks + p * lag + i] = r / lag))
+  }
+  return out
+}
+
+/** the twin: stages 1-4 of unionkv.ts's box, each taking the best tokens not kept yet */
+function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][] }): number[][] {
+  const votes = votesOf(w)
+  const n = votes[0][0].length
+  const kept = new Set<number>()
+  const take = (score: number[], count: number, into: Set<number>) => {
+    const free = score.map((s, i) => (into.has(i) ? -Infinity : s))
+    for (const i of topIdx(free, Math.max(0, Math.min(count, n - into.size)))) into.add(i)
+  }
+  const maxOf = (xs: number[][]) => xs[0].map((_, i) => Math.max(...xs.map((x) => x[i])))
+  const sumOf = (xs: number[][]) => xs[0].map((_, i) => xs.reduce((a, x) => a + x[i], 0))
+  if (o.agnostic) {
+    const lags = [0, 1].flatMap((l) => [0, 1].map((h) => lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!).map((s, i) => (i >= n - W ? Infinity : s))))
+    take(sumOf(lags), Math.round(o.agnostic * C), kept)
+  }
+  if (o.contrast) {
+    const half = o.contrast >> 1
+    const contrasted = votes.flat().map((v) => v.map((x, i) => {
+      if (!Number.isFinite(x)) return x
+      const near = v.slice(Math.max(0, i - half), i + half + 1).filter(Number.isFinite)
+      return x / (near.reduce((a, b) => a + b, 0) / near.length + 1e-12)
+    }))
+    take(maxOf(contrasted), Math.round(o.contrastShare! * C), kept)
+  }
+  take(maxOf(votes.flat()), Math.round((1 - o.local) * C) - kept.size, kept)
+  return [0, 1].map((l) => {
+    const k = new Set(kept)
+    take(sumOf(votes[l]), C - k.size, k)
+    return [...k].sort((a, b) => a - b)
+  })
+}
+
+/** the values the world's cache holds, [layer][head][slot][d] */
+function valuesOf(w: World): number[][][][] {
+  return [0, 1].map((l) => [0, 1].map((h) => {
+    const v = w.cache.readValues(l, h)
+    return Array.from({ length: v.length / model.headDim }, (_, i) => Array.from(v.subarray(i * model.headDim, (i + 1) * model.headDim)))
+  }))
+}
+
+describe('UnionKV', () => {
+  for (const n of [70, 97]) {
+    for (const C of [25, 40]) {
+      for (const local of [0, 0.25, 0.4]) {
+        it(`keeps the model-wide union of the votes, topped up per layer (n ${n}, ${C} tokens, local ${local})`, () => {
+          const w = world(n, W, n + C + local * 100)
+          const want = unionReference(w, C, { local })
+          const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},local=${local}`, model)!, w)
+          for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) expect(kept[l][h]).toEqual(want[l])
+        })
+      }
+    }
+  }
+  for (const budget of [0.125, 0.25, 0.5]) {
+    it(`stores exactly floor(${budget} x n) tokens in every head, the same tokens within a layer`, () => {
+      const n = 120
+      const w = world(n, W, 7)
+      const kept = keptAfterPrefill(createPolicy(`unionkv:budget=${budget}`, model)!, w)
+      for (const layer of kept) {
+        for (const k of layer) expect(k.length).toBe(Math.floor(budget * n))
+        expect(layer[1]).toEqual(layer[0])
+      }
+      // the window is always kept, when the budget holds it
+      if (Math.floor(budget * n) >= W) for (const layer of kept) expect(layer[0].slice(-W)).toEqual(Array.from({ length: W }, (_, i) => n - W + i))
+    })
+  }
+  for (const [span, share] of [[16, 0.25], [40, 0.5]] as const) {
+    it(`with contrast=${span} first keeps the votes that stand out from their ${span} neighbours (share ${share})`, () => {
+      const n = 90, C = 30
+      const w = world(n, W, span)
+      const want = unionReference(w, C, { local: 0.25, contrast: span, contrastShare: share })
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},contrast=${span},contrastShare=${share}`, model)!, w)
+      for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) expect(kept[l][h]).toEqual(want[l])
+    })
+  }
+  for (const [lag, agnostic] of [[8, 0.25], [16, 0.5]] as const) {
+    it(`with agnostic=${agnostic} first keeps the summed LagKV ranks (lag ${lag})`, () => {
+      const n = 100, C = 30
+      const w = world(n, W, lag * 3)
+      const want = unionReference(w, C, { local: 0.25, agnostic, lag, values: valuesOf(w) })
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=${agnostic},lag=${lag}`, model)!, w)
+      for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) expect(kept[l][h]).toEqual(want[l])
+    })
+  }
+  it('names the bad option value before any work', () => {
+    for (const [spec, bad] of [['unionkv:local=1.5', 'local'], ['unionkv:contrast=-4', 'contrast'], ['unionkv:agnostic=2', 'agnostic'], ['unionkv:lag=1', 'lag'], ['unionkv:kernel=4', 'kernel']]) {
+      expect(() => createPolicy(spec, model)).toThrow(bad === 'kernel' ? /kernel=4/ : new RegExp(`option ${bad}=`))
+    }
+  })
+  it('is no longer reachable through SnapKV\'s options (snapkv is the paper\'s method)', () => {
+    expect(() => createPolicy('snapkv:share=model', model)).toThrow(PolicySpecError)
+    expect(() => createPolicy('snapkv:window=16,share=model,combine=max,local=0.25,rest=layer', model)).toThrow(/no option "share" \(kvkit's model-wide selection is its own method now: unionkv/)
+  })
+})
+
+describe('contrastVotes', () => {
+  it('divides each finite vote by the mean finite vote of its neighbourhood (hand-computed)', () => {
+    const v = Float32Array.of(1, 1, 4, 1, 1, Infinity)
+    const c = contrastVotes(v, 2)
+    // span 2: neighbours i-1..i+1 among the finite slots
+    expect(Array.from(c.subarray(0, 5)).map((x) => +x.toFixed(4))).toEqual([1, 0.5, 2, 0.5, 1])
+    expect(c[5]).toBe(Infinity)
+  })
+  it('lifts a small spike far from the window above a large but smooth recent vote', () => {
+    const v = Float32Array.from({ length: 64 }, (_, i) => (i === 10 ? 0.05 : 0.001 + (i / 64) ** 4))
+    const c = contrastVotes(v, 16)
+    expect(v[10]).toBeLessThan(v[63])
+    expect(c[10]).toBeGreaterThan(c[63])
+  })
+})
+
+describe('LagKV score (lagScores)', () => {
+  for (const [n, lag, sinks] of [[40, 8, 0], [53, 8, 4], [100, 16, 2], [20, 8, 4]] as const) {
+    it(`ranks each partition against the next one as kvpress does (n ${n}, lag ${lag}, sinks ${sinks})`, () => {
+      const r = rng(n + lag)
+      const d = 6
+      const x = Array.from({ length: n }, () => Array.from({ length: d }, () => gauss(r)))
+      const v = Array.from({ length: n }, () => Array.from({ length: d }, () => gauss(r)))
+      const got = lagScores(Float32Array.from(x.flat()), Float32Array.from(v.flat()), n, d, lag, sinks, -1)
+      const want = lagReference(x, v, sinks, lag)
+      expect(Array.from(got).map((a) => +a.toFixed(5))).toEqual(want.map((a) => +a.toFixed(5)))
+    })
+  }
+  it('ranks first the token unlike the partition after it', () => {
+    const n = 24, lag = 8, d = 4
+    const r = rng(3)
+    const x = Array.from({ length: n }, () => Array.from({ length: d }, () => 0.1 * gauss(r)))
+    x[5] = [3, -3, 3, -3]
+    const flat = Float32Array.from(x.flat())
+    const s = lagScores(flat, flat, n, d, lag, 0, -1)
+    expect(s[5]).toBe((lag - 1) / lag)
+    expect(Array.from(s.subarray(16))).toEqual(new Array(8).fill(-1))
+  })
+})
