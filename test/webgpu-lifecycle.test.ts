@@ -6,6 +6,7 @@ import { loadModel } from '../src/model/load.js'
 import { ModelLoadError } from '../src/model/errors.js'
 import { WebGpuKernels } from '../src/backend/webgpu/kernels.js'
 import { testGpu } from './webgpu-helpers.js'
+import { bundleForBrowser } from './browser-bundle.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const child = fileURLToPath(new URL('./webgpu-child.mjs', import.meta.url))
@@ -57,6 +58,15 @@ describe('WebGPU backend lifecycle', () => {
     for (let r = 0; r < 3; r++) expect(Array.from(await round())).toEqual(Array.from(first))
     expect(k.pool.created).toBe(created)
     k.destroy()
+  })
+
+  it('the root browser bundle carries the WGSL as strings and no static import of the Node webgpu package', async () => {
+    const { code, errors, nodeImports } = await bundleForBrowser('src/index.ts')
+    expect(errors).toEqual([])
+    expect(nodeImports).toEqual([])
+    expect(code).toContain('fn score_keys(')
+    expect(code).toContain('fn attend_split(')
+    expect(code).not.toMatch(/from\s*["']webgpu["']/)
   })
 
   it('the packed WGSL module is up to date with wgsl/', () => {
