@@ -22,7 +22,7 @@ import { defaultBooksDir } from './eval/paths.js'
 
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
-             [--question with|after] [--seed S] [--backend wasm|webgpu|auto] [--workers N] [--haystack FILE|DIR]
+             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N] [--haystack FILE|DIR]
              [--json FILE] [--report DIR]
   kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR] --out FILE
              (writes the eval's samples as JSONL, for --prompts here and for a peer library)
@@ -300,13 +300,13 @@ async function cmdPerplexity(args: string[]): Promise<void> {
   const seed = int('seed', v.seed as string | undefined, DEFAULT_SEED)
   const be = await availableBackend(v.backend as string | undefined)
   const facts = usage(() => readModelFacts(v.model as string))
-  if (length < 2 || length > facts.maxPositions) throw new UsageError(`length ${length} is beyond what the model supports (2..max_position_embeddings ${facts.maxPositions})`)
+  if (length < 2 || length > facts.maxPositions) throw new UsageError(`length ${length} is ${length < 2 ? 'too short: perplexity needs at least 2 tokens' : `beyond what the model supports (max_position_embeddings ${facts.maxPositions})`}`)
   const books = usage(() => loadBooks((v.haystack as string | undefined) ?? defaultBooksDir()))
   const model = await loadModel(v.model as string, { backend: be })
   try {
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0] ?? 0
     const ppl = perplexity(model, { books, length, samples, seed, bosId })
-    process.stdout.write(`perplexity ${ppl.toFixed(2)} (${samples} samples of ${length} tokens)\n`)
+    process.stdout.write(`perplexity ${ppl.toFixed(2)} (${samples} sample${samples === 1 ? '' : 's'} of ${length} tokens)\n`)
   } finally {
     model.dispose()
   }

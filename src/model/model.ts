@@ -25,6 +25,11 @@ function firstNonFinite(x: Float32Array): number | null {
 const nextTurn: () => Promise<void> =
   typeof setImmediate === 'function' ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0))
 
+/** Throws ModelInputError unless `chunk` (tokens per prefill chunk) is an integer in [1, 4096]. */
+export function checkChunk(chunk: number): void {
+  if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${chunk}`)
+}
+
 /** A loaded Llama-family model: weights in the arena, forward pass, generation with KV-cache policies. */
 export class LlamaModel implements Model {
   readonly forward: LlamaForward
@@ -38,7 +43,7 @@ export class LlamaModel implements Model {
     readonly weights: Weights,
     chunk = 128,
   ) {
-    if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${chunk}`)
+    checkChunk(chunk)
     this.forward = new LlamaForward(backend, config, weights, chunk)
     this.ops = new Ops(backend)
   }
