@@ -65,7 +65,7 @@ function layerKV(base: PagedKVCache, l: number, kvHeads: number, d: number): { k
 }
 
 /** a copy of the first `T` tokens of the prefilled cache (all of them by default) */
-function copyCache(model: LlamaModel, base: PagedKVCache, T = base.length(0, 0)): PagedKVCache {
+export function copyCache(model: LlamaModel, base: PagedKVCache, T = base.length(0, 0)): PagedKVCache {
   const { layers, kvHeads, headDim: d } = model.config
   const cache = model.newCache()
   for (let l = 0; l < layers; l++) {
@@ -148,7 +148,7 @@ function prefilled(model: LlamaModel, ids: number[], file: string | null): { bas
   return { base, hooks, ms }
 }
 
-function argmax(x: Float32Array): number {
+export function argmax(x: Float32Array): number {
   let b = 0
   for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i
   return b
@@ -241,6 +241,7 @@ async function main(): Promise<void> {
     }
   }
   if (out) writeFileSync(out, JSON.stringify(rows, null, 1))
+  console.log(`kernels: ${model.kernels}`)
   printTable(rows, [...new Set(rows.map((r) => r.policy))], tasks)
   model.dispose()
 }

@@ -21,7 +21,7 @@ const specs = ['streamingllm', 'knorm', 'h2o', 'tova', 'snapkv', 'snapkv:pooling
 export async function benchPolicies(lengths: number[]): Promise<void> {
   const ops = new Ops(await createBackend('wasm'))
   for (const n of lengths) {
-    const cache = new PagedKVCache(ops.heap, { layers: model.layers, kvHeads: model.kvHeads, headDim: model.headDim })
+    const cache = new PagedKVCache(ops.backend, { layers: model.layers, kvHeads: model.kvHeads, headDim: model.headDim })
     const hooks: LayerHooks[] = []
     const w = 32
     for (let l = 0; l < model.layers; l++) {

@@ -36,6 +36,7 @@ const builder = new PromptBuilder({ tokenizer: model.tokenizer, bosId: model.con
 const first = Number(process.env.FIRST ?? 0)
 const prompts = TASKS.flatMap((task) => Array.from({ length: samples }, (_, i) => builder.build(task, 4096, 1, first + i)))
 
+console.log(`kernels: ${model.kernels}`)
 console.log(`| policy | passkey | niah_single | vt | mean | kept bytes | s/sample |`)
 console.log(`| --- | --- | --- | --- | --- | --- | --- |`)
 for (const spec of specs) {

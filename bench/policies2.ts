@@ -31,7 +31,7 @@ export async function benchPolicies2(lengths: number[]): Promise<void> {
   const ops = new Ops(await createBackend('wasm'))
   const gates = { hidden, kvHeads: model.kvHeads, layers: Array.from({ length: model.layers }, (_, l) => ({ weight: randn(model.kvHeads * hidden, 5 + l).map((x) => x * 0.05), bias: new Float32Array(model.kvHeads) })) }
   for (const n of lengths) {
-    const cache = new PagedKVCache(ops.heap, { layers: model.layers, kvHeads: model.kvHeads, headDim: model.headDim })
+    const cache = new PagedKVCache(ops.backend, { layers: model.layers, kvHeads: model.kvHeads, headDim: model.headDim })
     const hooks: LayerHooks[] = []
     const w = 256
     for (let l = 0; l < model.layers; l++) {

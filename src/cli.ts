@@ -7,6 +7,9 @@ import { createPolicy, listPolicies } from './policies/registry.js'
 import { loadModel } from './node/load.js'
 import { checkPrompts, evaluate, planEvaluation, EvalArgumentError, DEFAULT_SEED, type EvalOptions, type EvalProgress } from './eval/runner.js'
 import { aggregate, type SampleOutcome } from './eval/results.js'
+import { EvalSession } from './eval/session.js'
+import { writePromptsFile } from './eval/prompts-file.js'
+import type { TaskName } from './eval/tasks.js'
 import { formatBytes, formatKept, formatTable } from './eval/format.js'
 import { writeReport } from './eval/report.js'
 import { writeJson } from './eval/json.js'
@@ -18,11 +21,16 @@ import { loadBooks } from './eval/text.js'
 import { defaultBooksDir } from './eval/paths.js'
 
 const USAGE = `usage:
-  kvkit eval --model DIR --policy SPEC [--policy SPEC ...] --task A,B --length 1024,4096 --samples N
-             [--seed S] [--backend wasm|webgpu|auto] [--workers N] [--haystack FILE|DIR] [--json FILE] [--report DIR]
+  kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
+             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N] [--haystack FILE|DIR]
+             [--json FILE] [--report DIR]
+  kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR] --out FILE
+             (writes the eval's samples as JSONL, for --prompts here and for a peer library)
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
   kvkit perplexity --model DIR [--length 2048] [--samples 16] [--seed S] [--haystack FILE|DIR] [--backend B]
   kvkit policies
+  kvkit mpc [--model DIR] [--length 512] [--method mpcache|full] [--seed S]
+             (a passkey query with the attention over the KV cache secret-shared between two parties)
   kvkit main        (npm start: the key policies at two budgets on the bundled model, report/index.html)
 policy SPEC: full | NAME | NAME:key=value,key=value   (kvkit policies lists them)`
 
@@ -181,21 +189,55 @@ async function cmdEval(args: string[]): Promise<void> {
     model: { type: 'string' }, policy: { type: 'string', multiple: true }, task: { type: 'string' },
     length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
     workers: { type: 'string' }, haystack: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
+    question: { type: 'string' }, prompts: { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const policies = (v.policy as string[] | undefined) ?? []
   if (policies.length === 0) throw new UsageError('--policy is required (full, NAME or NAME:key=value,...)')
+  const question = v.question as string | undefined
+  if (question !== undefined && question !== 'with' && question !== 'after') throw new UsageError(`--question must be with or after, got ${JSON.stringify(question)}`)
+  const fromFile = v.prompts !== undefined
+  if (fromFile && v.samples !== undefined) throw new UsageError('--prompts gives the samples: leave out --samples')
   await runEval({
     model: v.model as string,
     policies,
-    tasks: list('task', v.task as string | undefined),
-    lengths: list('length', v.length as string | undefined).map((s) => int('length', s)),
-    samples: positive('samples', v.samples as string | undefined),
-    seed: int('seed', v.seed as string | undefined, DEFAULT_SEED),
+    prompts: v.prompts as string | undefined,
+    question: question as EvalOptions['question'],
+    tasks: fromFile && v.task === undefined ? [] : list('task', v.task as string | undefined),
+    lengths: fromFile && v.length === undefined ? [] : list('length', v.length as string | undefined).map((s) => int('length', s)),
+    samples: fromFile ? 0 : positive('samples', v.samples as string | undefined),
+    seed: fromFile && v.seed === undefined ? undefined : int('seed', v.seed as string | undefined, DEFAULT_SEED),
     backend: await availableBackend(v.backend as string | undefined),
     workers: v.workers === undefined ? undefined : positive('workers', v.workers as string),
     haystack: v.haystack as string | undefined,
   }, { json: outputFile('json', v.json as string | undefined), report: outputDir('report', v.report as string | undefined), command: 'kvkit eval ' + args.join(' ') })
+}
+
+async function cmdPrompts(args: string[]): Promise<void> {
+  const { values: v } = parse(args, {
+    model: { type: 'string' }, task: { type: 'string' }, length: { type: 'string' }, samples: { type: 'string' },
+    seed: { type: 'string' }, haystack: { type: 'string' }, out: { type: 'string' },
+  })
+  if (v.model === undefined) throw new UsageError('--model is required')
+  if (v.out === undefined) throw new UsageError('--out is required (the JSONL file to write)')
+  const tasks = list('task', v.task as string | undefined)
+  const lengths = list('length', v.length as string | undefined).map((s) => int('length', s))
+  const samples = int('samples', v.samples as string | undefined)
+  const seed = int('seed', v.seed as string | undefined, DEFAULT_SEED)
+  // the same checks as eval's, before the model loads
+  try {
+    planEvaluation({ model: v.model as string, policies: ['full'], tasks, lengths, samples, seed, haystack: v.haystack as string | undefined })
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
+  const session = await EvalSession.open({ model: v.model as string, haystack: v.haystack as string | undefined })
+  try {
+    const out = tasks.flatMap((t) => lengths.flatMap((L) => Array.from({ length: samples }, (_, i) => session.sample(t as TaskName, L, seed, i))))
+    writePromptsFile(v.out as string, out)
+    process.stdout.write(`${out.length} samples: ${v.out}\n`)
+  } finally {
+    session.dispose()
+  }
 }
 
 async function cmdMain(args: string[]): Promise<void> {
@@ -258,16 +300,28 @@ async function cmdPerplexity(args: string[]): Promise<void> {
   const seed = int('seed', v.seed as string | undefined, DEFAULT_SEED)
   const be = await availableBackend(v.backend as string | undefined)
   const facts = usage(() => readModelFacts(v.model as string))
-  if (length < 2 || length > facts.maxPositions) throw new UsageError(`length ${length} is beyond what the model supports (2..max_position_embeddings ${facts.maxPositions})`)
+  if (length < 2 || length > facts.maxPositions) throw new UsageError(`length ${length} is ${length < 2 ? 'too short: perplexity needs at least 2 tokens' : `beyond what the model supports (max_position_embeddings ${facts.maxPositions})`}`)
   const books = usage(() => loadBooks((v.haystack as string | undefined) ?? defaultBooksDir()))
   const model = await loadModel(v.model as string, { backend: be })
   try {
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0] ?? 0
     const ppl = perplexity(model, { books, length, samples, seed, bosId })
-    process.stdout.write(`perplexity ${ppl.toFixed(2)} (${samples} samples of ${length} tokens)\n`)
+    process.stdout.write(`perplexity ${ppl.toFixed(2)} (${samples} sample${samples === 1 ? '' : 's'} of ${length} tokens)\n`)
   } finally {
     model.dispose()
   }
+}
+
+async function cmdMpc(args: string[]): Promise<void> {
+  const { values: v } = parse(args, { model: { type: 'string' }, length: { type: 'string' }, method: { type: 'string' }, seed: { type: 'string' } })
+  const modelDir = (v.model as string | undefined) ?? defaultModelDir()
+  const length = int('length', v.length as string | undefined, 512)
+  const facts = usage(() => readModelFacts(modelDir))
+  if (length < 64 || length > facts.maxPositions) throw new UsageError(`--length ${length} is beyond what the model supports (64..max_position_embeddings ${facts.maxPositions})`)
+  const method = (v.method as string | undefined) ?? 'mpcache'
+  if (method !== 'mpcache' && method !== 'full') throw new UsageError(`--method must be mpcache or full, got ${JSON.stringify(method)}`)
+  const { privatePasskey } = await import('./mpc/passkey.js')
+  await privatePasskey({ model: modelDir, length, method, seed: int('seed', v.seed as string | undefined, 1) })
 }
 
 function cmdPolicies(args: string[]): void {
@@ -289,12 +343,14 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'generate': await cmdGenerate(rest); break
       case 'perplexity': await cmdPerplexity(rest); break
       case 'policies': cmdPolicies(rest); break
+      case 'mpc': await cmdMpc(rest); break
       case 'main': await cmdMain(rest); break
+      case 'prompts': await cmdPrompts(rest); break
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE + '\n')
         return command === undefined ? 2 : 0
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: eval, generate, perplexity, policies, main)`)
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: eval, generate, perplexity, policies, mpc, main, prompts)`)
     }
     return 0
   } catch (e) {

@@ -37,12 +37,14 @@ describe('kvkit command line: bad arguments end with one line and a non-zero exi
     ['unknown flag', [...evalArgs({}), '--frobnicate'], /^kvkit: Unknown option '--frobnicate'/],
     ['no policy', ['eval', '--model', MODEL, '--task', 'passkey', '--length', '1024', '--samples', '1'].slice(1), /^kvkit: --policy is required/],
     ['generate without a prompt', ['generate', '--model', MODEL], /^kvkit: give exactly one of --prompt TEXT and --prompt-file FILE$/],
+    ['perplexity too short', ['perplexity', '--model', MODEL, '--length', '1', '--samples', '1'], /^kvkit: length 1 is too short: perplexity needs at least 2 tokens$/],
+    ['perplexity too long', ['perplexity', '--model', MODEL, '--length', '9000', '--samples', '1'], /^kvkit: length 9000 is beyond what the model supports \(max_position_embeddings 8192\)$/],
     ['generate with a bad spec', ['generate', '--model', MODEL, '--prompt', 'hi', '--policy', 'tova:budget=0'], /^kvkit: .*budget=0 is out of range/],
   ]
   for (const [what, args, message] of cases) {
     // each case is a separate process: run them side by side
     it.concurrent(what, async () => {
-      const argv = args[0] === 'generate' ? args : ['eval', ...args]
+      const argv = args[0] === 'generate' || args[0] === 'perplexity' ? args : ['eval', ...args]
       const r = await kvkit(...argv)
       expect(r.code, r.stderr).toBe(2)
       expect(r.stderr.trimEnd().split('\n')).toHaveLength(1)
@@ -54,7 +56,7 @@ describe('kvkit command line: bad arguments end with one line and a non-zero exi
   it.concurrent('an unknown command', async () => {
     const r = await kvkit('frobnicate')
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/^kvkit: unknown command "frobnicate" \(commands: eval, generate, perplexity, policies, main\)\n$/)
+    expect(r.stderr).toMatch(/^kvkit: unknown command "frobnicate" \(commands: eval, generate, perplexity, policies, mpc, main, prompts\)\n$/)
   })
 })
 

@@ -1,6 +1,15 @@
 import { expect } from 'vitest'
 import type { F32Buf, Heap, I32Buf } from '../src/backend/heap.js'
 import type { HeadView } from '../src/cache/types.js'
+import { createBackend, type CreatedBackend } from '../src/backend/index.js'
+import { Ops } from '../src/backend/ops.js'
+
+/** The plain-SIMD wasm backend and the reference twins on one arena, so both read the same buffers. */
+export async function wasmAndReference(): Promise<{ wasm: CreatedBackend; ref: CreatedBackend; W: Ops; R: Ops; heap: Heap }> {
+  const wasm = await createBackend('wasm', { relaxed: false })
+  const ref = await createBackend('reference', { heap: wasm.heap })
+  return { wasm, ref, W: new Ops(wasm), R: new Ops(ref), heap: wasm.heap }
+}
 
 /** Deterministic random numbers (mulberry32), so a failing shape reproduces. */
 export function rng(seed: number): () => number {

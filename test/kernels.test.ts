@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { createBackend, type CreatedBackend } from '../src/backend/index.js'
-import { Ops } from '../src/backend/ops.js'
+import type { CreatedBackend } from '../src/backend/index.js'
+import type { Ops } from '../src/backend/ops.js'
 import type { Heap } from '../src/backend/heap.js'
-import { expectClose, normals, pagedStream, pagedView, rng } from './kernels-helpers.js'
+import { expectClose, normals, pagedStream, pagedView, rng, wasmAndReference } from './kernels-helpers.js'
 
 // Every wasm kernel against its TypeScript twin, on the same arena (both backends share one heap).
 let wasm: CreatedBackend
@@ -12,11 +12,7 @@ let R: Ops
 let heap: Heap
 
 beforeAll(async () => {
-  wasm = await createBackend('wasm', { relaxed: false })
-  ref = await createBackend('reference', { heap: wasm.heap })
-  W = new Ops(wasm)
-  R = new Ops(ref)
-  heap = wasm.heap
+  ;({ wasm, ref, W, R, heap } = await wasmAndReference())
 })
 
 describe('scoreKeys', () => {

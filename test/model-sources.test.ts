@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel as loadAnywhere } from '../src/model/load.js'
 import { loadModel } from '../src/node/load.js'
-import { ModelLoadError } from '../src/model/errors.js'
+import { ModelInputError, ModelLoadError } from '../src/model/errors.js'
 import type { LoadProgress } from '../src/model/source.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { createBackend } from '../src/backend/index.js'
@@ -104,5 +104,27 @@ describe('loadModel from anywhere', () => {
     const load = loadAnywhere(input() as Parameters<typeof loadAnywhere>[0], { backendInstance: backend })
     await expect(load).rejects.toThrow(message)
     await expect(loadAnywhere(input() as Parameters<typeof loadAnywhere>[0], { backendInstance: backend })).rejects.toBeInstanceOf(ModelLoadError)
+  })
+})
+
+describe('loadModel options', () => {
+  it.each([
+    [{ backend: 'gpu' }, /unknown backend "gpu"; expected one of 'wasm', 'reference', 'webgpu', 'auto'/],
+    [{ chunk: 0 }, /chunk must be an integer in \[1, 4096\], got 0/],
+    [{ chunk: 1.5 }, /chunk must be an integer in \[1, 4096\], got 1\.5/],
+  ])('%j: a ModelInputError naming the value before any file is read, the source closed', async (options, message) => {
+    const asked: string[] = []
+    let closed = false
+    const source = {
+      describe: (name: string) => name,
+      size: async (name: string) => (asked.push(name), null),
+      read: async (name: string) => void asked.push(name),
+      close: async () => void (closed = true),
+    }
+    const load = loadAnywhere(source, options as Parameters<typeof loadAnywhere>[1])
+    await expect(load).rejects.toThrow(message)
+    await expect(load).rejects.toBeInstanceOf(ModelInputError)
+    expect(asked).toEqual([])
+    expect(closed).toBe(true)
   })
 })

@@ -111,4 +111,15 @@ describe('generate takes a typed setting', () => {
   it('a bad setting throws at the generate call, before any work', () => {
     expect(() => model.generate([0, 1, 2], { policy: 'snapkv:budget=2' })).toThrow(PolicySpecError)
   })
+
+  it.each([
+    ['a plain options object', { budget: 0.25 }],
+    ['a number', 42],
+    ['an array of names', ['snapkv']],
+    ['an object without start()', { name: 'mine', needs: {} }],
+  ])('%s as the policy throws PolicySpecError naming it at the generate call', (_, policy) => {
+    const bad = policy as unknown as GenerateOptions['policy']
+    expect(errorOf(() => model.generate([0, 1, 2], { policy: bad }))).toContain(JSON.stringify(policy))
+    expect(errorOf(() => resolvePolicy(bad, shape))).toMatch(/spec string, a setting from a policy factory .* or a built Policy/)
+  })
 })

@@ -9,14 +9,13 @@
  * kvpress's own score for the token lies within 1e-3 (relative) of its boundary (the last kept score),
  * i.e. float32 kernels in another order, not another method.
  */
-import { statelessPolicy } from '../src/policies/stateless.js'
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy } from '../src/policies/registry.js'
-import { mergeNeeds } from '../src/policies/compose.js'
 import type { Policy } from '../src/policies/types.js'
+import { keptAtPrefillEnd } from './parity-helpers.js'
 
 const DATA = 'test/data/kvpress'
 interface PressLayer {
@@ -54,29 +53,12 @@ function scores(b64: string): Float32Array {
 
 describe('parity with kvpress on the fixture model (passkey, 4096, 25%)', () => {
   let model: LlamaModel
-  const kept = new Map<string, number[][][]>() // spec -> [layer][head] kept positions
+  let kept = new Map<string, number[][][]>() // spec -> [layer][head] kept positions
   beforeAll(async () => {
     model = await loadModel('models/fixture-14m', { backend: 'wasm' })
     const prompt = read('prompt.json') as { prompt_ids: number[] }
     const policies = [...Object.values(CASES), THINK].map((s) => ({ spec: s, p: createPolicy(s, model.config) as Policy }))
-    const recorder: Policy = statelessPolicy({
-      name: 'record',
-      needs: mergeNeeds(policies.map((x) => x.p)),
-      onPrefillEnd(ctx) {
-        for (const { spec, p } of policies) {
-          const d = p.start().onPrefillEnd!(ctx)
-          const out = Array.from({ length: ctx.model.layers }, (_, l) => Array.from({ length: ctx.model.kvHeads }, (_, h) => Array.from(ctx.cache.positions(l, h))))
-          for (const hd of d?.heads ?? []) {
-            const pos = ctx.cache.positions(hd.layer, hd.head)
-            out[hd.layer][hd.head] = hd.keyChannels ? Array.from(hd.keyChannels.channels) : Array.from(hd.keep, (i) => pos[i])
-          }
-          kept.set(spec, out)
-        }
-        return null
-      },
-    })
-    const gen = model.generate(prompt.prompt_ids, { policy: recorder, maxNewTokens: 1 })
-    await gen.result
+    kept = await keptAtPrefillEnd(model, prompt.prompt_ids, policies)
   }, 600_000)
   afterAll(() => model?.dispose())
 

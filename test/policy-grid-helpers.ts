@@ -40,6 +40,11 @@ export function specsPerPolicy(gatesFile: string): Map<string, string[]> {
     kvmerger: ['kvmerger:window=8'],
     mpcache: ['mpcache', 'mpcache:tau=0.05'],
     trimkv: [`trimkv:gatesFile=${gatesFile},every=2`],
+    lagkv: ['lagkv', 'lagkv:lag=4,cross=true'],
+    kvzip: ['kvzip:chunk=8', 'kvzip:plus=true,layerwise=true'],
+    criticalkv: ['criticalkv:window=8'],
+    criticaladakv: ['criticaladakv:window=8'],
+    compactor: ['compactor', 'compactor:chunk=4,sketch=4'],
     unionkv: ['unionkv', 'unionkv:every=2', 'unionkv:window=8,contrast=8,agnostic=0.25,lag=4'],
   }
   const out = new Map<string, string[]>()

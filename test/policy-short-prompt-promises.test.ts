@@ -43,6 +43,12 @@ const CASES: { spec: () => string; name: string; window: number; scope: Scope; b
   { name: 'kvmerger', spec: () => 'kvmerger:window=8', window: 8, scope: 'head', budgeted: true },
   { name: 'mpcache', spec: () => 'mpcache', window: 0, scope: 'head', budgeted: true },
   { name: 'trimkv', spec: () => `trimkv:gatesFile=${gates}`, window: 0, scope: 'head', budgeted: true },
+  // sinks and recent tokens (or SnapKV's window) score +Infinity and tie: the oldest of them come first
+  { name: 'lagkv', spec: () => 'lagkv:lag=4', window: 0, scope: 'head', budgeted: true },
+  { name: 'kvzip', spec: () => 'kvzip:chunk=8', window: 0, scope: 'model', budgeted: true },
+  { name: 'criticalkv', spec: () => 'criticalkv:window=8', window: 0, scope: 'head', budgeted: true },
+  { name: 'criticaladakv', spec: () => 'criticaladakv:window=8', window: 0, scope: 'layer', budgeted: true },
+  { name: 'compactor', spec: () => 'compactor:chunk=4,sketch=4', window: 0, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => 'unionkv', window: 16, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => 'unionkv:window=8,sinks=2,contrast=8,agnostic=0.25,lag=4', window: 8, scope: 'head', budgeted: true },
 ]
@@ -122,7 +128,7 @@ describe('policy promises on short prompts', () => {
         }
       }
     }
-    // 16 specs x 8 lengths (tova: 4 distinct) x 5 budgets, think x 8 lengths
-    expect(cases).toBe(628)
+    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets, think x 8 lengths
+    expect(cases).toBe(828)
   })
 })

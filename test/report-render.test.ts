@@ -10,7 +10,7 @@ import { wilsonInterval, type EvalResult } from '../src/eval/results.js'
 
 const FULL = 4 * 1024 * 1024
 function cell(policy: string, task: string, kept: number, accuracy: number): EvalResult {
-  return { policy, task, length: 4096, samples: 8, accuracy, accuracyInterval: wilsonInterval(Math.round(accuracy * 8), 8), score: accuracy, kvBytes: kept * FULL, kvBytesFull: FULL, prefillMs: 900 + 100 * kept, decodeMsPerToken: 5 + kept }
+  return { policy, task, length: 4096, samples: 8, accuracy, accuracyInterval: wilsonInterval(Math.round(accuracy * 8), 8), score: accuracy, kvBytes: kept * FULL, kvBytesFull: FULL, prefillMs: 900 + 100 * kept, decodeMsPerToken: 5 + kept, kernels: 'wasm-relaxed-simd' }
 }
 const REC = 'window=16,share=model,combine=max,local=0.25,rest=layer,pooling=avg,kernel=9'
 const POLICIES: [string, number, number][] = [
@@ -36,6 +36,10 @@ describe('HTML report', () => {
   it('is self-contained: no script, no external resource', () => {
     const html = renderReport(RESULTS, { model: 'models/fixture-14m', seed: 1 })
     expect(html).not.toMatch(/<script|<link|https?:\/\/(?!www\.w3\.org)|src=/i)
+  })
+
+  it('names the kernel build the results ran on', () => {
+    expect(renderReport(RESULTS, {})).toContain('kernels wasm-relaxed-simd')
   })
 
   it('draws, in headless Chromium from the file system, one accuracy chart per task with a point per policy and bars per policy', async () => {
@@ -92,9 +96,9 @@ describe('text table', () => {
   it('has one row per cell with a short label, accuracy and its interval, KV kept and timings; a legend spells out the variants', () => {
     const lines = formatTable(RESULTS.filter((r) => r.task === 'passkey')).split('\n')
     expect(lines).toHaveLength(2 + 7 + 3)
-    expect(lines[0]).toMatch(/^policy\s+task\s+length\s+samples\s+accuracy\s+95% CI\s+score\s+KV kept\s+prefill ms\s+decode ms\/tok$/)
-    expect(lines[2]).toMatch(/^full\s+passkey\s+4096\s+8\s+1\.00\s+0\.68-1\.00\s+1\.00\s+4\.00 MiB \(100%\)\s+1000\s+6\.0$/)
-    expect(lines[3]).toMatch(/^snapkv 50%\s+passkey\s+4096\s+8\s+0\.75\s+0\.41-0\.93\s+0\.75\s+2\.00 MiB \(50%\)\s+950\s+5\.5$/)
+    expect(lines[0]).toMatch(/^policy\s+task\s+length\s+samples\s+accuracy\s+95% CI\s+score\s+KV kept\s+prefill ms\s+decode ms\/tok\s+kernels$/)
+    expect(lines[2]).toMatch(/^full\s+passkey\s+4096\s+8\s+1\.00\s+0\.68-1\.00\s+1\.00\s+4\.00 MiB \(100%\)\s+1000\s+6\.0\s+wasm-relaxed-simd$/)
+    expect(lines[3]).toMatch(/^snapkv 50%\s+passkey\s+4096\s+8\s+0\.75\s+0\.41-0\.93\s+0\.75\s+2\.00 MiB \(50%\)\s+950\s+5\.5\s+wasm-relaxed-simd$/)
     expect(lines[8]).toMatch(/^snapkv B 25%\s+passkey/)
     expect(lines.slice(-2)).toEqual(['policies:', `  snapkv B = snapkv:${REC}`])
     // no column as wide as the longest spec

@@ -1,9 +1,13 @@
 import { madd, dot, rowAt, touch } from './simd'
-import { expv } from './expv'
 import { scoreTile } from './tiles'
+import { foldScores } from './online-softmax'
 
-// Decode attention for one query step: the qHeads query heads of a GQA group against one KV head,
-// densely or over a gathered list of token indices (selection policies attend to b of n tokens).
+// The attention kernel family, decode half (attention-causal.ts holds causal prefill; both fold scores
+// through online-softmax.ts). Decode attention for one query step: the qHeads query heads of a GQA group
+// against one KV head, densely, over a gathered list of token indices (selection policies attend to b of
+// n tokens), or over a list of pages (the caller passes a page table listing just those pages, which the
+// kernel reads exactly as a dense table). Selecting every token in order is dense attention bit for bit:
+// blocks are cut in selection order, so the same rows meet the same arithmetic.
 //
 // Online softmax in blocks of BLOCK tokens: the block's row pointers are collected first (from pages
 // or from the index list: the one place dense and gathered differ), the group's scores for the block
@@ -77,31 +81,11 @@ function blockScores(q: usize, g: i32, d: i32, bn: i32, scale: f32): void {
   }
 }
 
-/** Folds the block into head h's running max, sum and output (scores padded to 4 with -inf). */
-function foldBlock(h: i32, o: usize, bn: i32, d: i32): void {
+/** Folds the block into head h's running max, sum and output. */
+// @ts-ignore: decorator
+@inline function foldBlock(h: i32, o: usize, bn: i32, d: i32): void {
   const s = scores + (<usize>(h * BLOCK) << 2)
-  const bn4 = (bn + 3) & ~3
-  for (let j = bn; j < bn4; j++) store<f32>(s + (<usize>j << 2), -Infinity)
-  let vm = f32x4.splat(-Infinity)
-  for (let j = 0; j < bn4; j += 4) vm = f32x4.max(vm, v128.load(s + (<usize>j << 2)))
-  const bm = max(max(f32x4.extract_lane(vm, 0), f32x4.extract_lane(vm, 1)), max(f32x4.extract_lane(vm, 2), f32x4.extract_lane(vm, 3)))
-  const mp = runMax + (<usize>h << 2)
-  const lp = runSum + (<usize>h << 2)
-  const m = load<f32>(mp)
-  const mNew = max(m, bm)
-  // exp(m - mNew) is 0 on the first block (m = -inf) and 1 when the max did not move
-  const corr = m == mNew ? <f32>1 : f32x4.extract_lane(expv(f32x4.splat(m - mNew)), 0)
-  const vNew = f32x4.splat(mNew)
-  let vs = f32x4.splat(0)
-  for (let j = 0; j < bn4; j += 4) {
-    const at = s + (<usize>j << 2)
-    const p = expv(f32x4.sub(v128.load(at), vNew))
-    v128.store(at, p)
-    vs = f32x4.add(vs, p)
-  }
-  const sum = f32x4.extract_lane(vs, 0) + f32x4.extract_lane(vs, 1) + f32x4.extract_lane(vs, 2) + f32x4.extract_lane(vs, 3)
-  store<f32>(mp, mNew)
-  store<f32>(lp, load<f32>(lp) * corr + sum)
+  const corr = foldScores(s, bn, runMax + (<usize>h << 2), runSum + (<usize>h << 2))
   accumulate(o, corr, s, bn, d)
 }
 

@@ -1,5 +1,6 @@
-// Small SIMD helpers shared by the kernels. The relaxed build (asc --target relaxed) turns multiply-add
-// into one fused relaxed_madd; the plain build keeps mul + add. Both stay within float32 rounding.
+// The compute core's one module of SIMD helpers, shared by the cache kernels (assembly/kernels) and the
+// model kernels (assembly/model). The relaxed build (asc --target relaxed) turns multiply-add into one
+// fused relaxed_madd; the plain build keeps mul + add. Both stay within float32 rounding.
 
 // @ts-ignore: decorator
 @inline export function madd(a: v128, b: v128, acc: v128): v128 {
@@ -12,6 +13,15 @@
 @inline export function hsum(v: v128): f32 {
   const t = f32x4.add(v, v128.shuffle<f32>(v, v, 2, 3, 0, 1))
   return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)
+}
+
+/** Largest of the four lanes (compare-selects: scores carry no NaN, so max's NaN rules are not needed). */
+// @ts-ignore: decorator
+@inline export function hmax(v: v128): f32 {
+  const a = f32x4.extract_lane(v, 0), b = f32x4.extract_lane(v, 1), c = f32x4.extract_lane(v, 2), d = f32x4.extract_lane(v, 3)
+  const ab = a > b ? a : b
+  const cd = c > d ? c : d
+  return ab > cd ? ab : cd
 }
 
 /** [sum(a), sum(b), sum(c), sum(d)]: four horizontal sums at once (a 4x4 transpose folded into adds). */

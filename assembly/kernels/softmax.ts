@@ -1,4 +1,4 @@
-import { expv } from './expv'
+import { expv, exp1 } from './exp'
 
 // Softmax family, all SIMD: max, exp (expv, ~1 ulp), sum and scaling four floats at a time, scalar
 // tails through the same expv on a splatted lane so every element sees the same arithmetic. A row whose
@@ -12,11 +12,6 @@ export function rowMax(x: usize, n: i32): f32 {
   let s = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)))
   for (; i < n; i++) s = max(s, load<f32>(x + (<usize>i << 2)))
   return s
-}
-
-// @ts-ignore: decorator
-@inline function exp1(x: f32): f32 {
-  return f32x4.extract_lane(expv(f32x4.splat(x)), 0)
 }
 
 /**

@@ -1,4 +1,4 @@
-import { fma, hsum } from './simd'
+import { madd, hsum } from '../kernels/simd'
 
 /**
  * y[t][o] = x[t] . w[o] (+ bias[o] when bias != 0) for t < T, o < outDim: a linear layer with the weight in
@@ -37,13 +37,13 @@ function matmulRows(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i3
         const v0 = v128.load(w0 + off)
         const v1 = v128.load(w1 + off)
         const u0 = v128.load(x0 + off)
-        a00 = fma(u0, v0, a00); a01 = fma(u0, v1, a01)
+        a00 = madd(u0, v0, a00); a01 = madd(u0, v1, a01)
         const u1 = v128.load(x1 + off)
-        a10 = fma(u1, v0, a10); a11 = fma(u1, v1, a11)
+        a10 = madd(u1, v0, a10); a11 = madd(u1, v1, a11)
         const u2 = v128.load(x2 + off)
-        a20 = fma(u2, v0, a20); a21 = fma(u2, v1, a21)
+        a20 = madd(u2, v0, a20); a21 = madd(u2, v1, a21)
         const u3 = v128.load(x3 + off)
-        a30 = fma(u3, v0, a30); a31 = fma(u3, v1, a31)
+        a30 = madd(u3, v0, a30); a31 = madd(u3, v1, a31)
       }
       let s00 = hsum(a00), s01 = hsum(a01), s10 = hsum(a10), s11 = hsum(a11)
       let s20 = hsum(a20), s21 = hsum(a21), s30 = hsum(a30), s31 = hsum(a31)
@@ -72,8 +72,8 @@ function matmulRows(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i3
       for (let k = 0; k < k4; k += 4) {
         const off = <usize>k << 2
         const u = v128.load(x0 + off)
-        a0 = fma(u, v128.load(w0 + off), a0)
-        a1 = fma(u, v128.load(w1 + off), a1)
+        a0 = madd(u, v128.load(w0 + off), a0)
+        a1 = madd(u, v128.load(w1 + off), a1)
       }
       let s0 = hsum(a0), s1 = hsum(a1)
       for (let k = k4; k < inDim; k++) {
@@ -100,7 +100,7 @@ function matmulTail(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i3
       let a0 = f32x4.splat(0)
       for (let k = 0; k < k4; k += 4) {
         const off = <usize>k << 2
-        a0 = fma(v128.load(x0 + off), v128.load(w0 + off), a0)
+        a0 = madd(v128.load(x0 + off), v128.load(w0 + off), a0)
       }
       let s0 = hsum(a0)
       for (let k = k4; k < inDim; k++) s0 += load<f32>(x0 + (<usize>k << 2)) * load<f32>(w0 + (<usize>k << 2))
@@ -119,9 +119,9 @@ export function fmaPeak(iters: i32, m: f32, c: f32): f32 {
   let a4 = f32x4.splat(5), a5 = f32x4.splat(6), a6 = f32x4.splat(7), a7 = f32x4.splat(8)
   let a8 = f32x4.splat(9), a9 = f32x4.splat(10), a10 = f32x4.splat(11), a11 = f32x4.splat(12)
   for (let i = 0; i < iters; i++) {
-    a0 = fma(a0, mv, cv); a1 = fma(a1, mv, cv); a2 = fma(a2, mv, cv); a3 = fma(a3, mv, cv)
-    a4 = fma(a4, mv, cv); a5 = fma(a5, mv, cv); a6 = fma(a6, mv, cv); a7 = fma(a7, mv, cv)
-    a8 = fma(a8, mv, cv); a9 = fma(a9, mv, cv); a10 = fma(a10, mv, cv); a11 = fma(a11, mv, cv)
+    a0 = madd(a0, mv, cv); a1 = madd(a1, mv, cv); a2 = madd(a2, mv, cv); a3 = madd(a3, mv, cv)
+    a4 = madd(a4, mv, cv); a5 = madd(a5, mv, cv); a6 = madd(a6, mv, cv); a7 = madd(a7, mv, cv)
+    a8 = madd(a8, mv, cv); a9 = madd(a9, mv, cv); a10 = madd(a10, mv, cv); a11 = madd(a11, mv, cv)
   }
   const s = f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7)))
   return hsum(f32x4.add(s, f32x4.add(f32x4.add(a8, a9), f32x4.add(a10, a11))))

@@ -1,4 +1,4 @@
-import { hsum } from './simd'
+import { hsum } from '../kernels/simd'
 
 /** out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * g, for T rows of dim floats (Llama's RMSNorm, in float32). */
 export function rmsnorm(x: usize, g: usize, out: usize, T: i32, dim: i32, eps: f32): void {

@@ -54,6 +54,17 @@ export interface KernelBackend {
   /** Per chunk of `chunk` tokens: mean key, out [ceil(n/chunk)][d] (the last chunk averages what it has). */
   chunkMeans(table: number, pageTokens: number, n: number, d: number, chunk: number, out: number): void
 
+  /**
+   * The KV store's compaction: in a paged stream of rows of rowBytes, row keep[j] moves to row j wherever
+   * keep[j] != j (keep: nKeep int32, strictly ascending). Order-preserving and in place; rows before the
+   * first gap do not move. Returns the rows moved.
+   */
+  compactRows(table: number, pageTokens: number, rowBytes: number, keep: number, nKeep: number): number
+  /** For each of count (dst, src) int32 pairs at `pairs`: row src copied onto row dst (no dst is a later src). */
+  moveRows(table: number, pageTokens: number, rowBytes: number, pairs: number, count: number): void
+  /** dst row i = src row i's listed channels (nch int32 at `channels`) for rows [0, rows); src rows d floats, dst nch. */
+  gatherChannels(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
+
   /** memory.copy of n bytes: the bandwidth yardstick for the benchmarks. */
   copyBytes(dst: number, src: number, n: number): void
 }

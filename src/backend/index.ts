@@ -5,18 +5,38 @@ import { referenceModelKernels } from './reference/model-kernels.js'
 import { wasmKernels } from './wasm/kernels.js'
 import { wasmModelKernels } from './wasm/model-kernels.js'
 import { loadWasm, supportsSimd, type WasmBuild, type WasmLoadOptions } from './wasm/load.js'
+import { createWebGpuBackend, type GpuDeviceOptions, type WebGpuBackend } from './webgpu/index.js'
 
-export interface BackendOptions extends WasmLoadOptions {}
+export interface BackendOptions extends WasmLoadOptions {
+  /** WebGPU device options (subgroups, shader-f16, power preference) for 'webgpu'. */
+  gpu?: GpuDeviceOptions
+}
 
 /** A backend as createBackend returns it; `build` says which wasm build runs (absent for reference). */
 export type CreatedBackend = Backend & { readonly build?: WasmBuild }
+
+/**
+ * Which compute core runs: the wasm build ('wasm-relaxed-simd' fuses multiply-adds, so its results can
+ * differ from 'wasm-simd' within float32 rounding) or the TypeScript twins. Recorded with every eval
+ * result, because the two wasm builds may pick different tokens on a near tie.
+ */
+export type KernelBuild = 'wasm-simd' | 'wasm-relaxed-simd' | 'reference' | 'webgpu'
+
+export function kernelBuild(backend: Backend & { readonly build?: WasmBuild }): KernelBuild {
+  if (backend.name !== 'wasm') return backend.name
+  return backend.build === 'relaxed' ? 'wasm-relaxed-simd' : 'wasm-simd'
+}
 
 /**
  * Makes a backend: 'wasm' (the SIMD core; relaxed SIMD where it pays), 'reference' (plain TypeScript
  * twins, slow but obviously right) or 'auto' (wasm where the runtime has WebAssembly SIMD, else
  * reference). Async because the wasm module is compiled. Pass `heap` to share an arena: a wasm and a
  * reference backend on one heap see the same buffers, which is how the tests compare them.
+ * 'webgpu' adds the WGSL kernels on a GPU device (src/backend/webgpu/index.ts); it throws
+ * WebGpuUnavailableError where no adapter exists. 'auto' stays wasm until the runtime runs on the GPU.
  */
+export async function createBackend(name: 'webgpu', opts?: BackendOptions): Promise<WebGpuBackend>
+export async function createBackend(name?: BackendName, opts?: BackendOptions): Promise<CreatedBackend>
 export async function createBackend(name: BackendName = 'auto', opts: BackendOptions = {}): Promise<CreatedBackend> {
   if (name === 'reference') {
     const heap = opts.heap ?? new Heap()
@@ -27,6 +47,6 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
     return { name: 'wasm', heap, build, ...wasmKernels(exports, heap), ...wasmModelKernels(exports as unknown as WebAssembly.Exports, heap) }
   }
   if (name === 'auto') return createBackend('reference', opts)
-  if (name === 'webgpu') throw new Error("createBackend: the 'webgpu' backend is not part of this build yet; use 'wasm' or 'auto'")
+  if (name === 'webgpu') return createWebGpuBackend(opts)
   throw new Error(`createBackend: unknown backend ${JSON.stringify(name)}; expected 'wasm', 'reference', 'webgpu' or 'auto'`)
 }

@@ -26,6 +26,16 @@ export interface ModelKernels {
     kTable: number, vTable: number, pageTokens: number, n: number, visible0: number, scale: number,
     out: number, outStride: number, lse: number, scratch: number,
   ): void
+  /**
+   * Decode attention of hq query heads (q [hq][kd], out [hq][vd], lse [hq] when lse != 0) over the nIdx
+   * tokens listed at idx (int32), through attendCausal's tiles: listing every token in order is
+   * attendCausal with T = 1 bit for bit. scratch: attendScratchFloats(vd, hq) floats.
+   */
+  attendGathered(
+    q: number, hq: number, kd: number, vd: number,
+    kTable: number, vTable: number, pageTokens: number, idx: number, nIdx: number, scale: number,
+    out: number, lse: number, scratch: number,
+  ): void
   /** mass[j] += sum_r exp(scale q_r . k_j - lse[r]) over the keys row r sees (rows as attendCausal). scratch: 256 floats */
   attentionMass(
     q: number, qStride: number, hq: number, T: number, kd: number,

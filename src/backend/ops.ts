@@ -105,6 +105,43 @@ export class Ops {
     this.backend.attend(q.ptr, qHeads, kv.d, kv.kTable, kv.vTable, kv.pageTokens, kv.n, idx ? idx.ptr : 0, idx ? nIdx : 0, scale, out.ptr, lse.ptr)
   }
 
+  /**
+   * Page-gathered decode attention: the tokens of the listed pages of a head view (indices into its page
+   * table, in the order given), e.g. the pages a Quest-style policy picked. The kernel is decode attention
+   * over a page table holding just those pages, so listing every page in order is dense attention bit for
+   * bit, and listing pages equals gathering their tokens in the same order bit for bit. Only the view's
+   * last page may be partly filled, so it may only be listed last. tables: 2 x pages.length int32 of
+   * scratch for the chosen key and value tables (kernels allocate nothing).
+   */
+  attendPages(q: F32Buf, qHeads: number, kv: HeadView, pages: Int32Array, scale: number, out: F32Buf, lse: F32Buf, tables: I32Buf): void {
+    posInt(qHeads, 'attendPages: qHeads')
+    posInt(kv.n, 'attendPages: n (an empty cache has nothing to attend to)')
+    posInt(pages.length, 'attendPages: pages.length')
+    fits(q, qHeads * kv.d, 'attendPages: q')
+    fits(out, qHeads * kv.d, 'attendPages: out')
+    fits(lse, qHeads, 'attendPages: lse')
+    fits(tables, 2 * pages.length, 'attendPages: tables')
+    const count = Math.ceil(kv.n / kv.pageTokens)
+    const lastRows = kv.n - (count - 1) * kv.pageTokens
+    const I = this.heap.I32
+    const kt = tables.ptr >> 2
+    const vt = kt + pages.length
+    for (let i = 0; i < pages.length; i++) {
+      const p = pages[i]
+      if (!(Number.isInteger(p) && p >= 0 && p < count)) throw new ShapeError(`attendPages: pages[${i}] = ${p} is outside [0, ${count})`)
+      if (p === count - 1 && lastRows < kv.pageTokens && i !== pages.length - 1) {
+        throw new ShapeError(`attendPages: pages[${i}] = ${p} is the partly filled last page and must be listed last`)
+      }
+    }
+    for (let i = 0; i < pages.length; i++) {
+      I[kt + i] = I[(kv.kTable >> 2) + pages[i]]
+      I[vt + i] = I[(kv.vTable >> 2) + pages[i]]
+    }
+    const last = pages[pages.length - 1]
+    const n = (pages.length - 1) * kv.pageTokens + (last === count - 1 ? lastRows : kv.pageTokens)
+    this.backend.attend(q.ptr, qHeads, kv.d, kt << 2, vt << 2, kv.pageTokens, n, 0, 0, scale, out.ptr, lse.ptr)
+  }
+
   pageMinMax(kv: HeadView, page: number, outMin: F32Buf, outMax: F32Buf): void {
     posInt(page, 'pageMinMax: page')
     const pages = Math.ceil(kv.n / page)

@@ -1,3 +1,4 @@
+import type { Heap } from '../backend/heap.js'
 import type { Backend } from '../backend/backend.js'
 import { attendScratchFloats } from '../backend/model-kernels.js'
 import type { HeadSegment } from './types.js'
@@ -20,7 +21,8 @@ export interface CacheAttention {
   rotate?: Rotate
   /**
    * Selection (decode, T = 1): per KV head, the slots to attend to (ascending, in range), or null for all.
-   * Post-RoPE heads in one segment go through the kernels' gathered attend; others are gathered here.
+   * Post-RoPE heads in one segment go through the kernels' gathered causal attention (the dense decode's
+   * tiles, so selecting every slot equals no selection bit for bit); others are gathered here.
    */
   select?: (Int32Array | null)[]
   /** byte pointer to [kvHeads][T * group] log-sum-exp per query row (row t * group + h), for mass hooks */
@@ -44,7 +46,7 @@ interface Part {
  * channel-pruned prefixes combined with the whole rows by a log-sum-exp merge of the two partial results.
  * Temporary buffers come from the arena and go back before returning.
  */
-export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAttention): void {
+export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAttention, staged?: StagedRows): void {
   const heap = backend.heap
   const { kvHeads, headDim: d, keys } = cache.options
   const group = a.qHeads / kvHeads
@@ -80,19 +82,19 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       }
       const out = a.out + g * group * d * 4
       const lse = a.lse ? a.lse + g * a.T * group * 4 : 0
-      const single = segs.length === 1 && segs[0].channels === null
-      if (sel && single && !preRope) {
-        // the kernels' gathered attend (one query row per head: T = 1)
+      const single = segs.length === 1 && segs[0].channels === null && segs[0].tier === 'wasm'
+      if (a.T === 1 && single && !preRope && sel) {
+        // decode over selected slots of one whole-row segment: the causal kernel's tiles over the token
+        // list, so selecting every slot is the dense decode below bit for bit (tiles cut every 64 rows)
         validateSelection(sel, n, a.layer, g)
         const idx = tmp(sel.length)
         heap.I32.set(sel, idx >> 2)
-        const lseTmp = tmp(group)
         const s = segs[0]
-        backend.attend(q, group, d, s.kTable, s.vTable, s.pageTokens, n, idx, sel.length, a.scale, out, lseTmp)
-        if (lse) heap.F32.copyWithin(lse >> 2, lseTmp >> 2, (lseTmp >> 2) + group)
+        backend.attendGathered(q, group, d, d, s.kTable, s.vTable, s.pageTokens, idx, sel.length, a.scale, out, lse, scratch)
         continue
       }
-      const parts = sel ? gatherParts(backend, segs, sel, n, a.layer, g, tmp) : denseParts(segs, a.T)
+      if (sel) validateSelection(sel, n, a.layer, g)
+      const parts = segmentParts(cache, a.layer, g, segs, sel, a.T, tmp, staged)
       if (preRope) for (const p of parts) rotateKeys(backend, p, d, tmp, a.rotate!)
       if (parts.length === 1 && parts[0].channels === null) {
         const p = parts[0]
@@ -139,41 +141,97 @@ function validateSelection(sel: Int32Array, n: number, layer: number, head: numb
   }
 }
 
-function denseParts(segs: HeadSegment[], T: number): Part[] {
-  return segs.map((s, i) => ({
-    kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels,
-    // the new tokens sit at the end of the last segment; earlier segments are wholly visible
-    visible0: i === segs.length - 1 ? s.n - T + 1 : s.n,
-  }))
-}
-
-/** copies the selected rows of each segment into contiguous buffers (one-page tables) */
-function gatherParts(backend: Backend, segs: HeadSegment[], sel: Int32Array, n: number, layer: number, head: number, tmp: (f: number) => number): Part[] {
-  validateSelection(sel, n, layer, head)
-  const heap = backend.heap
+/**
+ * One attention part per segment: arena segments attended in place through their page tables; the rows
+ * of a selection, and segments in another tier, fetched into contiguous arena buffers first (one-page
+ * tables). The new tokens sit at the end of the last segment; earlier segments are wholly visible.
+ */
+function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: HeadSegment[], sel: Int32Array | null, T: number, tmp: (f: number) => number, staged?: StagedRows): Part[] {
+  const heap = cache.heap
   const parts: Part[] = []
-  for (const s of segs) {
-    const rows: number[] = []
-    for (const i of sel) if (i >= s.start && i < s.start + s.n) rows.push(i - s.start)
-    if (!rows.length) continue
+  const pre = staged?.get(`${layer}/${head}`)
+  segs.forEach((s, index) => {
+    const visible0 = index === segs.length - 1 ? s.n - T + 1 : s.n
+    if (pre && isStaged(s)) return
+    if (!sel && s.tier === 'wasm') {
+      parts.push({ kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels, visible0 })
+      return
+    }
+    const rows = segmentRows(s, sel)
+    if (!rows.length) return
     const k = tmp(rows.length * s.d)
     const v = tmp(rows.length * s.vd)
-    const table = tmp(2)
-    const I = heap.I32
-    const F = heap.F32
-    for (let r = 0; r < rows.length; r++) {
-      const i = rows[r]
-      const page = Math.floor(i / s.pageTokens)
-      const kp = (I[(s.kTable >> 2) + page] >> 2) + (i % s.pageTokens) * s.d
-      const vp = (I[(s.vTable >> 2) + page] >> 2) + (i % s.pageTokens) * s.vd
-      F.copyWithin((k >> 2) + r * s.d, kp, kp + s.d)
-      F.copyWithin((v >> 2) + r * s.vd, vp, vp + s.vd)
-    }
-    I[table >> 2] = k
-    I[(table >> 2) + 1] = v
-    parts.push({ kTable: table, vTable: table + 4, pageTokens: rows.length, n: rows.length, kd: s.d, channels: s.channels, visible0: rows.length })
-  }
+    cache.fetchRows(layer, head, index, rows, k, v)
+    parts.push(contiguousPart(heap, k, v, rows.length, s.d, s.channels, sel ? rows.length : visible0, tmp))
+  })
+  // the staged rows of every host segment of the head: one part (they are wholly visible: appends go to the arena)
+  if (pre?.count) parts.push(contiguousPart(heap, pre.k, pre.v, pre.count, cache.options.headDim, null, pre.count, tmp))
   return parts
+}
+
+/** a part over rows held contiguously at k and v: a one-page table */
+function contiguousPart(heap: Heap, k: number, v: number, count: number, kd: number, channels: Int32Array | null, visible0: number, tmp: (f: number) => number): Part {
+  const table = tmp(2)
+  heap.I32[table >> 2] = k
+  heap.I32[(table >> 2) + 1] = v
+  return { kTable: table, vTable: table + 4, pageTokens: count, n: count, kd, channels, visible0 }
+}
+
+/** segments attendCacheAsync fetches ahead: outside the arena, whole key rows */
+function isStaged(s: HeadSegment): boolean {
+  return s.tier !== 'wasm' && s.channels === null
+}
+
+/** a segment's rows a selection reads (local, ascending), or all of them */
+function segmentRows(s: HeadSegment, sel: Int32Array | null): number[] {
+  const rows: number[] = []
+  if (sel) {
+    for (const i of sel) if (i >= s.start && i < s.start + s.n) rows.push(i - s.start)
+  } else for (let i = 0; i < s.n; i++) rows.push(i)
+  return rows
+}
+
+/** rows fetched ahead from outside the arena, per `layer/head`: every staged segment's rows, in slot order, in arena buffers */
+export type StagedRows = Map<string, { k: number; v: number; count: number }>
+
+/**
+ * The asynchronous seam: attention over a layer whose cache has segments outside the arena (the host
+ * tier; GPU buffers later). Every row those segments contribute (the selection's, or all) is fetched
+ * first, all heads' fetches in flight together (`PagedKVCache.fetchRowsAsync`), and only then does the
+ * synchronous attention run, reading the staged rows. A caller can start the next fetch while this
+ * one's compute runs; a layer held wholly in the arena goes straight to the synchronous path.
+ */
+export async function attendCacheAsync(backend: Backend, cache: PagedKVCache, a: CacheAttention): Promise<void> {
+  const { kvHeads } = cache.options
+  const heap = backend.heap
+  const staged: StagedRows = new Map()
+  const fetches: Promise<void>[] = []
+  try {
+    const d = cache.options.headDim
+    for (let g = 0; g < kvHeads; g++) {
+      const sel = a.select?.[g] ?? null
+      const segs = cache.segments(a.layer, g)
+      if (!segs.some(isStaged)) continue
+      if (sel) validateSelection(sel, segs.reduce((s, x) => s + x.n, 0), a.layer, g)
+      const rows = segs.map((s) => (isStaged(s) ? segmentRows(s, sel) : []))
+      const count = rows.reduce((c, r) => c + r.length, 0)
+      const k = heap.alloc(Math.max(1, count * d) * 4, 64)
+      const v = heap.alloc(Math.max(1, count * d) * 4, 64)
+      staged.set(`${a.layer}/${g}`, { k, v, count })
+      let at = 0
+      rows.forEach((r, index) => {
+        if (r.length) fetches.push(cache.fetchRowsAsync(a.layer, g, index, r, k + at * d * 4, v + at * d * 4))
+        at += r.length
+      })
+    }
+    await Promise.all(fetches)
+    attendCache(backend, cache, a, staged)
+  } finally {
+    for (const { k, v } of staged.values()) {
+      heap.release(k)
+      heap.release(v)
+    }
+  }
 }
 
 /** pre-RoPE keys: a rotated copy at positions 0..n-1 (the slots' order), read through a table of the same paging */

@@ -1,64 +1,116 @@
 import type { Heap } from '../backend/heap.js'
-import type { CacheBytes, Decision, HeadDecision, HeadSegment, HeadView, KVCache, KVCacheOptions } from './types.js'
+import type { KernelBackend } from '../backend/backend.js'
+import { referenceKernels, type Kernels } from '../backend/reference/kernels.js'
+import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadSegment, HeadView, KVCache, KVCacheOptions } from './types.js'
 import { CacheError } from './errors.js'
-import { checkPositions } from './validate.js'
-import { PagePool, PagedRows } from './pages.js'
-import { validateDecision } from './validate.js'
+import { formatInfo } from './formats.js'
+import { PageStore, type Tier, TIERS } from './page-store.js'
+import { Segment } from './segment.js'
+import { checkPositions, validateDecision } from './validate.js'
 
-/** One (layer, KV head) stream: an optional channel-pruned prefix, the whole rows, original positions. */
+type StoreKernels = Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows'>
+
+/** appends go to a float32 arena segment of whole key rows */
+function isAppendSegment(s: Segment): boolean {
+  return s.tier === 'wasm' && s.format === 'float32' && s.channels === null
+}
+
+/** One (layer, KV head) stream: segments in slot order, each slot's original position. */
 class Stream {
-  pruned: PagedRows | null = null
-  whole: PagedRows
+  segs: Segment[] = []
   pos = new Int32Array(64)
 
-  constructor(
-    private readonly pool: PagePool,
-    readonly d: number,
-  ) {
-    this.whole = new PagedRows(pool, d, d, null)
-  }
-
   get n(): number {
-    return (this.pruned?.n ?? 0) + this.whole.n
+    let n = 0
+    for (const s of this.segs) n += s.n
+    return n
   }
 
-  pushPositions(p: ArrayLike<number>, from: number, count: number, stride: number): void {
+  /** rows of the channel-pruned prefix (0 if none) */
+  get pruned(): number {
+    return this.segs[0]?.channels ? this.segs[0].n : 0
+  }
+
+  /** the segment appends go to: float32, whole channels, in the arena (a new one if the last is not) */
+  tail(make: () => Segment): Segment {
+    const last = this.segs[this.segs.length - 1]
+    if (last && isAppendSegment(last)) return last
+    const s = make()
+    this.segs.push(s)
+    return s
+  }
+
+  pushPositions(p: ArrayLike<number>, count: number): void {
     const n = this.n
     if (n + count > this.pos.length) {
       const grown = new Int32Array(Math.max(n + count, this.pos.length * 2))
       grown.set(this.pos.subarray(0, n))
       this.pos = grown
     }
-    for (let i = 0; i < count; i++) this.pos[n + i] = p[from + i * stride]
+    for (let i = 0; i < count; i++) this.pos[n + i] = p[i]
   }
 
-  segments(pageTokens: number): HeadSegment[] {
+  /** the segment holding slot i and i's row within it */
+  locate(i: number): { seg: Segment; row: number } {
+    let start = 0
+    for (const seg of this.segs) {
+      if (i < start + seg.n) return { seg, row: i - start }
+      start += seg.n
+    }
+    throw new CacheError(`slot ${i} is outside [0, ${start})`)
+  }
+
+  /** the segments holding rows, in slot order (an empty head shows one empty arena segment) */
+  views(pageTokens: number, headDim: number): HeadSegment[] {
+    let start = 0
     const out: HeadSegment[] = []
-    const seg = (r: PagedRows, start: number): HeadSegment => ({
-      kTable: r.kTable, vTable: r.vTable, pageTokens, n: r.n, d: r.kd, vd: r.vd, start, channels: r.channels,
-    })
-    if (this.pruned && this.pruned.n > 0) out.push(seg(this.pruned, 0))
-    out.push(seg(this.whole, this.pruned?.n ?? 0))
+    for (const s of this.segs) {
+      if (s.n === 0) continue
+      out.push({ kTable: s.kTable, vTable: s.vTable, pageTokens, n: s.n, d: s.kd, vd: s.vd, start, channels: s.channels, format: s.format, tier: s.tier })
+      start += s.n
+    }
+    if (out.length === 0) out.push({ kTable: 0, vTable: 0, pageTokens, n: 0, d: headDim, vd: headDim, start: 0, channels: null, format: 'float32', tier: 'wasm' })
     return out
+  }
+
+  /** disposes and drops the segments left without rows, except an empty append segment at the end (its tables are reused) */
+  dropEmpty(): void {
+    const last = this.segs[this.segs.length - 1]
+    const keepTail = last && last.n === 0 && isAppendSegment(last)
+    for (const g of this.segs) if (g.n === 0 && !(keepTail && g === last)) g.dispose()
+    this.segs = this.segs.filter((g) => g.n > 0 || (keepTail && g === last))
+  }
+
+  fork(): Stream {
+    const f = new Stream()
+    f.segs = this.segs.map((s) => s.fork())
+    f.pos = this.pos.slice()
+    return f
   }
 }
 
 /**
- * The KV cache: per layer and KV head, keys and values in pages of `pageTokens` rows from a shared pool,
- * ragged per-head lengths, each token's original position. A decision compacts a head into fresh pages
- * and returns the old ones to the pool, so a smaller budget really holds less memory.
+ * The KV store as one sequence sees it: per layer and KV head, a list of segments (runs of pages in one
+ * format and tier, see segment.ts) with ragged per-head lengths and each token's original position.
+ * Pages belong to a PageStore shared by the sequence and its forks: reference-counted, copy-on-write,
+ * counted once there. A decision is carried out inside the store: each kept row moves at most once, by
+ * the compaction kernel, and pages past the new end go back to the store.
  */
 export class PagedKVCache implements KVCache {
   readonly options: Required<KVCacheOptions>
   readonly bytesPerToken: number
-  private readonly pool: PagePool
-  private readonly streams: Stream[]
+  readonly heap: Heap
+  readonly store: PageStore
+  private readonly kernels: StoreKernels
+  private readonly compute: Heap | KernelBackend
+  private streams: Stream[]
   private disposed = false
 
-  constructor(
-    readonly heap: Heap,
-    options: KVCacheOptions,
-  ) {
+  /**
+   * @param compute the backend whose kernels compact the pages (a bare Heap gets the reference twins)
+   * @param store share pages with other sequences (fork() passes its own); a new store by default
+   */
+  constructor(compute: Heap | KernelBackend, options: KVCacheOptions, store?: PageStore) {
     const { layers, kvHeads, headDim } = options
     const pageTokens = options.pageTokens ?? 64
     const keys = options.keys ?? 'post-rope'
@@ -68,12 +120,25 @@ export class PagedKVCache implements KVCache {
     if (keys !== 'post-rope' && keys !== 'pre-rope') throw new CacheError(`KVCache: keys must be 'post-rope' or 'pre-rope', got ${String(keys)}`)
     this.options = { layers, kvHeads, headDim, pageTokens, keys }
     this.bytesPerToken = layers * kvHeads * 2 * headDim * 4
-    this.pool = new PagePool(heap, pageTokens)
-    this.streams = Array.from({ length: layers * kvHeads }, () => new Stream(this.pool, headDim))
+    const isBackend = 'heap' in compute && 'compactRows' in compute
+    this.heap = isBackend ? (compute as KernelBackend).heap : (compute as Heap)
+    this.kernels = isBackend ? (compute as KernelBackend) : referenceKernels(this.heap)
+    this.compute = compute
+    if (store && (store.heap !== this.heap || store.pageTokens !== pageTokens)) throw new CacheError('KVCache: the page store belongs to another heap or page size')
+    this.store = store ?? new PageStore(this.heap, pageTokens)
+    this.streams = Array.from({ length: layers * kvHeads }, () => new Stream())
+  }
+
+  private newSegment(kd = this.options.headDim, channels: Int32Array | null = null): Segment {
+    return new Segment(this.store, this.kernels, 'float32', kd, this.options.headDim, channels)
+  }
+
+  private alive(): void {
+    if (this.disposed) throw new CacheError('KVCache: used after dispose()')
   }
 
   private stream(layer: number, head: number): Stream {
-    if (this.disposed) throw new CacheError('KVCache: used after dispose()')
+    this.alive()
     const { layers, kvHeads } = this.options
     if (!Number.isInteger(layer) || layer < 0 || layer >= layers) throw new CacheError(`KVCache: layer ${layer} is outside [0, ${layers})`)
     if (!Number.isInteger(head) || head < 0 || head >= kvHeads) throw new CacheError(`KVCache: head ${head} is outside [0, ${kvHeads})`)
@@ -90,43 +155,77 @@ export class PagedKVCache implements KVCache {
   }
 
   view(layer: number, head: number): HeadView {
-    const s = this.stream(layer, head)
-    if (s.pruned && s.pruned.n > 0) throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) is channel-pruned and has two segments: use segments()`)
-    return s.segments(this.options.pageTokens)[0]
+    const segs = this.segments(layer, head)
+    if (segs[0].n === 0) return segs[0]
+    if (segs.length > 1) throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) has ${segs.length} segments (channel-pruned or partly in another tier): use segments()`)
+    if (segs[0].tier !== 'wasm') throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) lives in the '${segs[0].tier}' tier; move it to 'wasm' or fetch its rows`)
+    return segs[0]
   }
 
   segments(layer: number, head: number): HeadSegment[] {
-    return this.stream(layer, head).segments(this.options.pageTokens)
+    return this.stream(layer, head).views(this.options.pageTokens, this.options.headDim)
   }
 
   readKeys(layer: number, head: number): Float32Array {
-    const s = this.stream(layer, head)
-    const d = this.options.headDim
-    const out = new Float32Array(s.n * d)
-    const F = this.heap.F32
-    let row = 0
-    if (s.pruned) {
-      const ch = s.pruned.channels!
-      for (let i = 0; i < s.pruned.n; i++, row++) {
-        const p = s.pruned.keyPtr(i) >> 2
-        for (let c = 0; c < ch.length; c++) out[row * d + ch[c]] = F[p + c]
-      }
-    }
-    for (let i = 0; i < s.whole.n; i++, row++) out.set(F.subarray(s.whole.keyPtr(i) >> 2, (s.whole.keyPtr(i) >> 2) + d), row * d)
-    return out
+    return this.readRows(layer, head, 'key')
   }
 
   readValues(layer: number, head: number): Float32Array {
+    return this.readRows(layer, head, 'value')
+  }
+
+  /** a head's keys or values as a fresh [n][headDim] array, from any tier (pruned key channels read as 0) */
+  private readRows(layer: number, head: number, role: 'key' | 'value'): Float32Array {
     const s = this.stream(layer, head)
     const d = this.options.headDim
     const out = new Float32Array(s.n * d)
-    const F = this.heap.F32
     let row = 0
-    for (const r of [s.pruned, s.whole]) {
-      if (!r) continue
-      for (let i = 0; i < r.n; i++, row++) out.set(F.subarray(r.valuePtr(i) >> 2, (r.valuePtr(i) >> 2) + d), row * d)
+    for (const seg of s.segs) {
+      if (seg.n === 0) continue
+      const tmp = this.heap.alloc(seg.n * (seg.kd + seg.vd) * 4 + 16)
+      try {
+        const kDst = tmp
+        const vDst = tmp + seg.n * seg.kd * 4
+        seg.fetchRows(Array.from({ length: seg.n }, (_, i) => i), kDst, vDst)
+        const F = this.heap.F32
+        for (let i = 0; i < seg.n; i++, row++) {
+          if (role === 'value') out.set(F.subarray((vDst >> 2) + i * d, (vDst >> 2) + (i + 1) * d), row * d)
+          else if (!seg.channels) out.set(F.subarray((kDst >> 2) + i * d, (kDst >> 2) + (i + 1) * d), row * d)
+          else for (let c = 0; c < seg.kd; c++) out[row * d + seg.channels[c]] = F[(kDst >> 2) + i * seg.kd + c]
+        }
+      } finally {
+        this.heap.release(tmp)
+      }
     }
     return out
+  }
+
+  /**
+   * Copies rows of one segment of a head (slots relative to the segment, any order) into arena buffers:
+   * keys [rows][kd] at kDst, values [rows][vd] at vDst. From the host tier this is the tier fetch.
+   */
+  fetchRows(layer: number, head: number, segment: number, rows: ArrayLike<number>, kDst: number, vDst: number): void {
+    const segs = this.stream(layer, head).segs.filter((s) => s.n > 0)
+    const seg = segs[segment]
+    if (!seg) throw new CacheError(`fetchRows: (layer ${layer}, head ${head}) has no segment ${segment}`)
+    for (let i = 0; i < rows.length; i++) {
+      if (!(Number.isInteger(rows[i]) && rows[i] >= 0 && rows[i] < seg.n)) throw new CacheError(`fetchRows: rows[${i}] = ${rows[i]} is outside [0, ${seg.n})`)
+    }
+    seg.fetchRows(rows, kDst, vDst)
+  }
+
+  /**
+   * fetchRows as a promise: the seam a decode step awaits for rows outside the arena. Host ArrayBuffers
+   * are copied at once (the promise is already settled when returned); a tier whose reads complete later
+   * (GPU readback, a worker holding the host pages) resolves when the rows are in the arena.
+   */
+  fetchRowsAsync(layer: number, head: number, segment: number, rows: ArrayLike<number>, kDst: number, vDst: number): Promise<void> {
+    try {
+      this.fetchRows(layer, head, segment, rows, kDst, vDst)
+      return Promise.resolve()
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   append(layer: number, k: Float32Array, v: Float32Array, positions: Int32Array): void {
@@ -140,11 +239,10 @@ export class PagedKVCache implements KVCache {
     if (k.buffer === this.heap.memory.buffer || v.buffer === this.heap.memory.buffer) {
       throw new CacheError('append: k and v must not be views of the arena (memory may grow while pages are allocated): use appendFromHeap')
     }
-    for (let h = 0; h < kvHeads; h++) this.stream(layer, h).whole.reserve(T)
+    const tails = this.reserveTails(layer, T)
     for (let h = 0; h < kvHeads; h++) {
-      const s = this.stream(layer, h)
-      s.pushPositions(positions, 0, T, 1)
-      for (let t = 0; t < T; t++) s.whole.pushRow(k, t * rowFloats + h * headDim, v, t * rowFloats + h * headDim)
+      this.stream(layer, h).pushPositions(positions, T)
+      for (let t = 0; t < T; t++) tails[h].pushRow(k, t * rowFloats + h * headDim, v, t * rowFloats + h * headDim)
     }
   }
 
@@ -153,15 +251,40 @@ export class PagedKVCache implements KVCache {
     checkPositions('appendFromHeap', positions)
     const { kvHeads, headDim } = this.options
     const T = positions.length
-    for (let h = 0; h < kvHeads; h++) this.stream(layer, h).whole.reserve(T)
+    const tails = this.reserveTails(layer, T)
     for (let h = 0; h < kvHeads; h++) {
-      const s = this.stream(layer, h)
-      s.pushPositions(positions, 0, T, 1)
+      this.stream(layer, h).pushPositions(positions, T)
       for (let t = 0; t < T; t++) {
         const off = (t * kvHeads + h) * headDim * 4
-        s.whole.pushRowFromHeap(kPtr + off, vPtr + off)
+        tails[h].pushRowFromHeap(kPtr + off, vPtr + off)
       }
     }
+  }
+
+  /** every head's append segment with room for T rows (all allocation before any write) */
+  private reserveTails(layer: number, T: number): Segment[] {
+    const tails: Segment[] = []
+    for (let h = 0; h < this.options.kvHeads; h++) {
+      const t = this.stream(layer, h).tail(() => this.newSegment())
+      t.reserve(T)
+      tails.push(t)
+    }
+    return tails
+  }
+
+  /**
+   * Overwrites the key and value of one slot in place (CacheBlend's partial recompute); a page shared
+   * with another sequence is copied first, so the other sequence keeps its row.
+   */
+  overwrite(layer: number, head: number, slot: number, key: Float32Array, value: Float32Array): void {
+    const s = this.stream(layer, head)
+    const d = this.options.headDim
+    if (!Number.isInteger(slot) || slot < 0 || slot >= s.n) throw new CacheError(`overwrite: slot ${slot} is outside [0, ${s.n})`)
+    if (!(key instanceof Float32Array) || key.length !== d) throw new CacheError(`overwrite: key must be a Float32Array of ${d}, got ${key?.length}`)
+    if (!(value instanceof Float32Array) || value.length !== d) throw new CacheError(`overwrite: value must be a Float32Array of ${d}, got ${value?.length}`)
+    const { seg, row } = s.locate(slot)
+    if (seg.channels) throw new CacheError(`overwrite: slot ${slot} of (layer ${layer}, head ${head}) is in the channel-pruned prefix`)
+    seg.overwriteRow(row, key, value)
   }
 
   apply(decision: Decision): void {
@@ -172,126 +295,229 @@ export class PagedKVCache implements KVCache {
     }
     validateDecision(decision, layers, kvHeads, headDim, (l, h) => {
       const s = this.stream(l, h)
-      return { n: s.n, pruned: s.pruned?.n ?? 0 }
+      return { n: s.n, pruned: s.pruned }
     })
-    for (const hd of decision.heads) this.applyHead(hd)
+    for (const [i, hd] of decision.heads.entries()) {
+      const s = this.stream(hd.layer, hd.head)
+      const at = `apply: heads[${i}]`
+      if ((hd.merges?.length || hd.keyChannels) && s.segs.some((g) => g.tier !== 'wasm')) {
+        throw new CacheError(`${at}: merges and keyChannels need (layer ${hd.layer}, head ${hd.head}) in the 'wasm' tier`)
+      }
+      if (hd.keyChannels && s.segs.filter((g) => g.n > 0).length > 1) {
+        throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) must be one segment to be channel-pruned`)
+      }
+    }
+    const evictions = decision.evictions ?? []
+    const scratch = this.heap.alloc(Math.max(4, ...decision.heads.map((h) => h.keep.length), ...evictions.map((e) => 2 * e.evict.length), headDim) * 4)
+    try {
+      for (const hd of decision.heads) this.applyHead(hd, scratch)
+      for (const ev of evictions) this.evictHead(ev, scratch)
+    } finally {
+      this.heap.release(scratch)
+    }
     // compaction is done: give the pages no head took back to the heap, so the smaller cache is smaller memory
-    this.pool.drain()
+    this.store.drain()
   }
 
-  private applyHead(hd: HeadDecision): void {
+  private applyHead(hd: HeadDecision, scratch: number): void {
     const s = this.stream(hd.layer, hd.head)
-    const d = this.options.headDim
-    const F = this.heap.F32
-    const P = s.pruned?.n ?? 0
-    const oldChannels = s.pruned?.channels ?? null
-    const kw = (i: number) => (i < P ? oldChannels!.length : d)
-    // copy the old rows out (keys at their stored width), so pages can be returned before the rewrite
-    const rowK = (i: number) => {
-      const r = i < P ? s.pruned! : s.whole
-      const p = r.keyPtr(i < P ? i : i - P) >> 2
-      return F.slice(p, p + kw(i))
+    const merged = (hd.merges ?? []).map((m) => ({ pivot: m.pivot, rows: this.mergeRows(s, m) }))
+    // each segment keeps its share of the slots, compacted in place
+    let start = 0
+    let j = 0
+    for (const seg of s.segs) {
+      const from = j
+      while (j < hd.keep.length && hd.keep[j] < start + seg.n) j++
+      const local = hd.keep.subarray(from, j).map((x) => x - start)
+      start += seg.n
+      seg.compact(local, scratch)
     }
-    const rowV = (i: number) => {
-      const r = i < P ? s.pruned! : s.whole
-      const p = r.valuePtr(i < P ? i : i - P) >> 2
-      return F.slice(p, p + d)
+    for (let i = 0; i < hd.keep.length; i++) s.pos[i] = s.pos[hd.keep[i]]
+    const nKept = hd.keep.length
+    // merged pivots: written where the pivot now sits (keep is ascending, so a binary search finds it)
+    for (const m of merged) {
+      if (!m.rows) continue
+      const { seg, row } = s.locate(lowerBound(hd.keep, m.pivot))
+      seg.overwriteRow(row, m.rows.k, m.rows.v)
     }
-    const keys = new Map<number, Float32Array>()
-    const values = new Map<number, Float32Array>()
-    for (const i of hd.keep) {
-      keys.set(i, rowK(i))
-      values.set(i, rowV(i))
-    }
-    for (const m of hd.merges ?? []) {
-      let wSum = 0
-      const k = new Float32Array(kw(m.pivot))
-      const v = new Float32Array(d)
-      const add = (i: number, w: number) => {
-        const ki = rowK(i)
-        const vi = rowV(i)
-        for (let c = 0; c < k.length; c++) k[c] += w * ki[c]
-        for (let c = 0; c < d; c++) v[c] += w * vi[c]
-        wSum += w
-      }
-      let pivotListed = false
-      for (let j = 0; j < m.members.length; j++) {
-        if (m.members[j] === m.pivot) pivotListed = true
-        add(m.members[j], m.weights[j])
-      }
-      if (!pivotListed) add(m.pivot, 1)
-      if (wSum > 0) {
-        for (let c = 0; c < k.length; c++) k[c] /= wSum
-        for (let c = 0; c < d; c++) v[c] /= wSum
-        keys.set(m.pivot, k)
-        values.set(m.pivot, v)
-      }
-    }
-    const oldPos = s.pos.slice(0, s.n)
-    const newPos: number[] = []
-    const rows: { k: Float32Array; v: Float32Array; prunedWidth: boolean }[] = []
-    for (const i of hd.keep) {
-      rows.push({ k: keys.get(i)!, v: values.get(i)!, prunedWidth: i < P })
-      newPos.push(oldPos[i])
-    }
-    for (const x of hd.extra ?? []) {
-      rows.push({ k: x.key, v: x.value, prunedWidth: false })
-      newPos.push(x.position)
-    }
-    // the new layout: an already-pruned prefix stays pruned; a new keyChannels prunes the first `upto` rows
-    let channels = oldChannels
-    let nPruned = rows.filter((r) => r.prunedWidth).length
     if (hd.keyChannels && hd.keyChannels.upto > 0) {
-      channels = hd.keyChannels.channels.slice()
-      nPruned = hd.keyChannels.upto
-      for (let i = 0; i < nPruned; i++) {
-        const full = rows[i].k
-        const g = new Float32Array(channels.length)
-        for (let c = 0; c < channels.length; c++) g[c] = full[channels[c]]
-        rows[i] = { k: g, v: rows[i].v, prunedWidth: true }
+      const whole = s.segs.find((g) => g.n > 0) ?? s.segs[0]
+      const upto = hd.keyChannels.upto
+      const pruned = whole.pruneChannels(hd.keyChannels.channels, upto, scratch)
+      whole.compact(Int32Array.from({ length: whole.n - upto }, (_, i) => upto + i), scratch)
+      s.segs = [pruned, whole]
+    }
+    s.dropEmpty()
+    const extra = hd.extra ?? []
+    if (extra.length) {
+      const tail = s.tail(() => this.newSegment())
+      tail.reserve(extra.length)
+      for (const x of extra) tail.pushRow(x.key, 0, x.value, 0)
+    }
+    if (s.pos.length < nKept + extra.length) {
+      const grown = new Int32Array(Math.max(64, nKept + extra.length))
+      grown.set(s.pos.subarray(0, nKept))
+      s.pos = grown
+    }
+    extra.forEach((x, i) => (s.pos[nKept + i] = x.position))
+  }
+
+  /** order-free eviction: each segment fills its holes from its own end; positions follow the rows */
+  private evictHead(ev: HeadEviction, scratch: number): void {
+    const s = this.stream(ev.layer, ev.head)
+    let start = 0
+    let j = 0
+    let removed = 0
+    for (const seg of s.segs) {
+      const oldN = seg.n
+      const from = j
+      while (j < ev.evict.length && ev.evict[j] < start + oldN) j++
+      if (j > from) {
+        const pairs = seg.evict(ev.evict.subarray(from, j).map((x) => x - start), scratch)
+        for (let p = 0; p < pairs.length; p += 2) s.pos[start + pairs[p]] = s.pos[start + pairs[p + 1]]
+      }
+      // the segment's positions move down by the rows earlier segments lost (ints, not rows)
+      if (removed) s.pos.copyWithin(start - removed, start, start + seg.n)
+      removed += j - from
+      start += oldN
+    }
+    s.dropEmpty()
+  }
+
+  /** the weighted mean of a merge's rows (keys at the pivot's stored width), or null if all weights are 0 */
+  private mergeRows(s: Stream, m: NonNullable<HeadDecision['merges']>[number]): { k: Float32Array; v: Float32Array } | null {
+    const F = this.heap.F32
+    const pivot = s.locate(m.pivot)
+    const k = new Float32Array(pivot.seg.kd)
+    const v = new Float32Array(pivot.seg.vd)
+    let wSum = 0
+    const add = (i: number, w: number) => {
+      const { seg, row } = s.locate(i)
+      const kp = seg.keyPtr(row) >> 2
+      const vp = seg.valuePtr(row) >> 2
+      for (let c = 0; c < k.length; c++) k[c] += w * F[kp + c]
+      for (let c = 0; c < v.length; c++) v[c] += w * F[vp + c]
+      wSum += w
+    }
+    let pivotListed = false
+    for (let j = 0; j < m.members.length; j++) {
+      if (m.members[j] === m.pivot) pivotListed = true
+      add(m.members[j], m.weights[j])
+    }
+    if (!pivotListed) add(m.pivot, 1)
+    if (!(wSum > 0)) return null
+    for (let c = 0; c < k.length; c++) k[c] /= wSum
+    for (let c = 0; c < v.length; c++) v[c] /= wSum
+    return { k, v }
+  }
+
+  /**
+   * A second sequence over the same pages: every page gains a reference and is copied only when one of
+   * the two writes to it (appends into a shared partly filled page, compaction, overwrite). The fork
+   * shares this cache's store, so shared bytes count once in `store.liveBytes`.
+   */
+  fork(): PagedKVCache {
+    this.alive()
+    const f = new PagedKVCache(this.compute, this.options, this.store)
+    f.streams = this.streams.map((s) => s.fork())
+    return f
+  }
+
+  /**
+   * Rolls the sequence back to its first `tokens` positions: every slot whose position is >= tokens is
+   * dropped (speculative decoding's rejected draft, a retried turn). Those slots must be each head's last
+   * ones (what was appended after), or nothing changes and a CacheError says which head.
+   */
+  rollback(tokens: number): void {
+    this.alive()
+    if (!Number.isInteger(tokens) || tokens < 0) throw new CacheError(`rollback: tokens must be a non-negative integer, got ${tokens}`)
+    const keepCounts = this.streams.map((s, i) => {
+      const n = s.n
+      let keep = n
+      while (keep > 0 && s.pos[keep - 1] >= tokens) keep--
+      for (let j = 0; j < keep; j++) {
+        if (s.pos[j] >= tokens) {
+          const { kvHeads } = this.options
+          throw new CacheError(`rollback: (layer ${Math.floor(i / kvHeads)}, head ${i % kvHeads}) holds position ${s.pos[j]} at slot ${j}, before tokens it keeps: not a suffix`)
+        }
+      }
+      return keep
+    })
+    this.streams.forEach((s, i) => {
+      let left = keepCounts[i]
+      for (const seg of s.segs) {
+        const take = Math.min(seg.n, left)
+        seg.truncate(take)
+        left -= take
+      }
+      s.dropEmpty()
+    })
+  }
+
+  /**
+   * Moves pages between tiers, whole segments at a time: every segment of the chosen heads (all heads by
+   * default) goes to `tier`; appends then start a new arena segment. One operation; returns the bytes
+   * copied (also added to `store.bytesMoved`).
+   */
+  moveTo(tier: Tier, where: { layer?: number; head?: number } = {}): number {
+    this.alive()
+    if (!TIERS.includes(tier)) throw new CacheError(`moveTo: tier must be one of ${TIERS.join(', ')}, got ${JSON.stringify(tier)}`)
+    const { layers, kvHeads } = this.options
+    if (where.layer !== undefined || where.head !== undefined) this.stream(where.layer ?? 0, where.head ?? 0)
+    let moved = 0
+    for (let l = 0; l < layers; l++) {
+      if (where.layer !== undefined && where.layer !== l) continue
+      for (let h = 0; h < kvHeads; h++) {
+        if (where.head !== undefined && where.head !== h) continue
+        for (const seg of this.stream(l, h).segs) moved += seg.moveTo(tier)
       }
     }
-    s.pruned?.dispose()
-    s.pruned = null
-    s.whole.clearRows()
-    if (nPruned > 0) {
-      s.pruned = new PagedRows(this.pool, channels!.length, d, channels)
-      s.pruned.reserve(nPruned)
-    }
-    s.whole.reserve(rows.length - nPruned)
-    for (let i = 0; i < rows.length; i++) (i < nPruned ? s.pruned! : s.whole).pushRow(rows[i].k, 0, rows[i].v, 0)
-    s.pos = new Int32Array(Math.max(64, newPos.length))
-    s.pos.set(newPos)
+    return moved
   }
 
   bytes(): CacheBytes {
     let hot = 0
-    let reserved = this.pool.bytes
+    let quantized = 0
+    let offloaded = 0
+    let shared = 0
+    let reserved = this.store.pooledBytes
     for (const s of this.streams) {
-      for (const r of [s.pruned, s.whole]) {
-        if (!r) continue
-        hot += r.hotBytes
-        reserved += r.reservedBytes
+      for (const seg of s.segs) {
+        const used = seg.usedBytes
+        if (formatInfo(seg.format).scaled) quantized += used
+        else if (seg.tier === 'wasm') hot += used
+        else offloaded += used
+        shared += seg.sharedBytes
+        reserved += seg.reservedBytes
       }
     }
-    return { hot, quantized: 0, offloaded: 0, total: hot, reserved }
+    return { hot, quantized, offloaded, total: hot + quantized + offloaded, shared, reserved }
   }
 
   clear(): void {
+    this.alive()
     for (const s of this.streams) {
-      s.pruned?.dispose()
-      s.pruned = null
-      s.whole.clearRows()
+      for (const seg of s.segs) seg.truncate(0)
+      s.dropEmpty()
     }
   }
 
   dispose(): void {
     if (this.disposed) return
-    for (const s of this.streams) {
-      s.pruned?.dispose()
-      s.whole.dispose()
-    }
-    this.pool.drain()
+    for (const s of this.streams) for (const seg of s.segs) seg.dispose()
+    this.store.drain()
     this.disposed = true
   }
+}
+
+/** first index i with a[i] >= x in an ascending array */
+function lowerBound(a: Int32Array, x: number): number {
+  let lo = 0
+  let hi = a.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (a[mid] < x) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }

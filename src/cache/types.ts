@@ -1,3 +1,6 @@
+import type { PageFormat } from './formats.js'
+import type { Tier } from './page-store.js'
+
 /**
  * The KV cache's public surface and the decisions it carries out. Policies import these types; the cache
  * imports no policy. A decision says what to keep, merge, add or prune; the cache does it and frees memory.
@@ -17,10 +20,14 @@ export interface HeadView {
 }
 
 /**
- * One segment of a head: after ThinK channel pruning a head holds two, the pruned prefix (key rows of
- * `channels.length` floats, values whole) and the whole rest; otherwise one. Slots start..start+n-1.
+ * One segment of a head: a run of pages in one format and one tier holding slots start..start+n-1. A
+ * head is one segment until something splits it: ThinK channel pruning (the pruned prefix: key rows of
+ * `channels.length` floats, values whole), a move of its pages to another tier (appends then start a new
+ * arena segment). kTable and vTable are 0 for segments outside the arena (fetch their rows first).
  */
 export interface HeadSegment extends HeadView {
+  readonly format: PageFormat
+  readonly tier: Tier
   /** first slot of the segment within the head */
   readonly start: number
   /** floats per value row (head_dim) */
@@ -41,15 +48,22 @@ export interface KVCacheOptions {
   keys?: KeyStorage
 }
 
-/** Bytes held, per tier. `hot` is float32 K/V pages; later tiers (quantized, offloaded) add fields. */
+/**
+ * Bytes held, per tier: what the stored tokens need (a partly filled last page counts its used rows).
+ * Pages shared with forked sequences count in full here and once in `PageStore.liveBytes`.
+ */
 export interface CacheBytes {
-  /** float32 K/V of the stored tokens: tokens x bytes per token (what the tokens need) */
+  /** float K/V rows in wasm memory */
   hot: number
+  /** rows in packed integer formats (any tier) */
   quantized: number
+  /** float rows outside wasm memory (host ArrayBuffers) */
   offloaded: number
   /** hot + quantized + offloaded */
   total: number
-  /** bytes really allocated: whole pages (a partly filled last page counts whole) and page tables */
+  /** of total, bytes in pages that other sequences of the same store reference too */
+  shared: number
+  /** bytes really allocated: whole pages (a partly filled last page counts whole), page tables, pooled pages */
   reserved: number
 }
 
@@ -87,8 +101,23 @@ export interface HeadDecision {
   keyChannels?: { channels: Int32Array; upto: number }
 }
 
+/**
+ * Eviction of a few slots of one (layer, KV head) without keeping slot order: each hole is filled by a
+ * kept row from the end, so the store copies at most evict.length rows however long the head is (a
+ * decode-time policy evicting a token a step pays O(1), not O(n)). Slots after the holes change: a
+ * policy that asks for this refers to tokens by position (`KVCache.positions`), not by slot.
+ */
+export interface HeadEviction {
+  layer: number
+  head: number
+  /** slots to evict, strictly ascending */
+  evict: Int32Array
+}
+
 export interface Decision {
   heads: HeadDecision[]
+  /** order-free evictions, applied after `heads`; a head appears in at most one of the two lists */
+  evictions?: HeadEviction[]
 }
 
 export interface KVCache {

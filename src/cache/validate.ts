@@ -44,16 +44,26 @@ function checkSlots(where: string, a: unknown, n: number, ascending: boolean): I
 export function validateDecision(decision: Decision, layers: number, kvHeads: number, headDim: number, shape: (layer: number, head: number) => HeadShape): void {
   if (!decision || !Array.isArray(decision.heads)) throw new CacheError('apply: decision.heads must be an array')
   const seen = new Set<number>()
+  const head = (at: string, x: { layer: number; head: number }) => {
+    if (!isInt(x.layer) || x.layer < 0 || x.layer >= layers) throw new CacheError(`${at}.layer = ${x.layer} is outside [0, ${layers})`)
+    if (!isInt(x.head) || x.head < 0 || x.head >= kvHeads) throw new CacheError(`${at}.head = ${x.head} is outside [0, ${kvHeads})`)
+    const key = x.layer * kvHeads + x.head
+    if (seen.has(key)) throw new CacheError(`${at}: (layer ${x.layer}, head ${x.head}) appears twice in the decision`)
+    seen.add(key)
+    return shape(x.layer, x.head)
+  }
+  if (decision.evictions !== undefined && !Array.isArray(decision.evictions)) throw new CacheError('apply: decision.evictions must be an array when given')
+  decision.evictions?.forEach((ev, i) => {
+    const at = `apply: evictions[${i}]`
+    const { n } = head(at, ev)
+    checkSlots(`${at}.evict`, ev.evict, n, true)
+  })
   decision.heads.forEach((hd: HeadDecision, i) => {
     const at = `apply: heads[${i}]`
-    if (!isInt(hd.layer) || hd.layer < 0 || hd.layer >= layers) throw new CacheError(`${at}.layer = ${hd.layer} is outside [0, ${layers})`)
-    if (!isInt(hd.head) || hd.head < 0 || hd.head >= kvHeads) throw new CacheError(`${at}.head = ${hd.head} is outside [0, ${kvHeads})`)
-    const key = hd.layer * kvHeads + hd.head
-    if (seen.has(key)) throw new CacheError(`${at}: (layer ${hd.layer}, head ${hd.head}) appears twice in the decision`)
-    seen.add(key)
-    const { n, pruned } = shape(hd.layer, hd.head)
+    const { n, pruned } = head(at, hd)
     const keep = checkSlots(`${at}.keep`, hd.keep, n, true)
-    const kept = new Set(keep)
+    // only merges ask whether a slot is kept: a Set of every kept slot would cost more than the compaction
+    const kept = hd.merges?.length ? new Set(keep) : null
     // each pivot takes one merge: two merges into one pivot would each overwrite it, losing a member
     const pivots = new Map<number, number>()
     for (const [m, spec] of (hd.merges ?? []).entries()) {
@@ -63,7 +73,7 @@ export function validateDecision(decision: Decision, layers: number, kvHeads: nu
     for (const [m, spec] of (hd.merges ?? []).entries()) {
       const mat = `${at}.merges[${m}]`
       if (!isInt(spec.pivot) || spec.pivot < 0 || spec.pivot >= n) throw new CacheError(`${mat}.pivot = ${spec.pivot} is outside [0, ${n})`)
-      if (!kept.has(spec.pivot)) throw new CacheError(`${mat}.pivot = ${spec.pivot} is not in keep: a merge needs a kept pivot`)
+      if (!kept!.has(spec.pivot)) throw new CacheError(`${mat}.pivot = ${spec.pivot} is not in keep: a merge needs a kept pivot`)
       const members = checkSlots(`${mat}.members`, spec.members, n, false)
       if (!(spec.weights instanceof Float32Array) || spec.weights.length !== members.length) {
         throw new CacheError(`${mat}.weights must be a Float32Array of ${members.length} (one per member), got ${spec.weights?.length}`)

@@ -14,7 +14,7 @@ export function formatKept(kv: number, full: number): string {
   return `${formatBytes(kv)} / ${formatBytes(full)}${pct}`
 }
 
-const COLUMNS = ['policy', 'task', 'length', 'samples', 'accuracy', '95% CI', 'score', 'KV kept', 'prefill ms', 'decode ms/tok'] as const
+const COLUMNS = ['policy', 'task', 'length', 'samples', 'accuracy', '95% CI', 'score', 'KV kept', 'prefill ms', 'decode ms/tok', 'kernels'] as const
 
 /** "2.00 MiB (50%)": the bytes kept and their share of the full cache, short enough for one line */
 export function formatKeptShort(kv: number, full: number): string {
@@ -34,6 +34,7 @@ export function resultRows(results: readonly EvalResult[]): string[][] {
     formatKeptShort(r.kvBytes, r.kvBytesFull),
     r.prefillMs.toFixed(0),
     r.decodeMsPerToken.toFixed(1),
+    r.kernels,
   ])
 }
 
@@ -48,7 +49,7 @@ export function legendEntries(results: readonly EvalResult[]): [string, string][
 export function formatTable(results: readonly EvalResult[]): string {
   const rows = [COLUMNS.slice() as string[], ...resultRows(results)]
   const widths = COLUMNS.map((_, c) => Math.max(...rows.map((r) => r[c].length)))
-  const right = (c: number): boolean => c >= 2
+  const right = (c: number): boolean => c >= 2 && c < COLUMNS.length - 1
   const line = (r: string[]): string => r.map((cell, c) => (right(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()
   const legend = legendEntries(results).map(([label, family]) => `  ${label} = ${family}`)
   return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line), ...(legend.length ? ['', 'policies:', ...legend] : [])].join('\n')

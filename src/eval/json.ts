@@ -2,9 +2,9 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { EvalResult } from './results.js'
 
-/** `{ "results": [ { policy, task, length, samples, accuracy, accuracyInterval, score, kvBytes, kvBytesFull, prefillMs, decodeMsPerToken } ] }` */
+/** `{ "results": [ { policy, task, length, samples, accuracy, accuracyInterval, score, kvBytes, kvBytesFull, prefillMs, decodeMsPerToken, kernels } ] }` */
 export function resultsJson(results: readonly EvalResult[]): string {
-  const keys: (keyof EvalResult)[] = ['policy', 'task', 'length', 'samples', 'accuracy', 'accuracyInterval', 'score', 'kvBytes', 'kvBytesFull', 'prefillMs', 'decodeMsPerToken']
+  const keys: (keyof EvalResult)[] = ['policy', 'task', 'length', 'samples', 'accuracy', 'accuracyInterval', 'score', 'kvBytes', 'kvBytesFull', 'prefillMs', 'decodeMsPerToken', 'kernels']
   return JSON.stringify({ results: results.map((r) => Object.fromEntries(keys.map((k) => [k, r[k]]))) }, null, 2) + '\n'
 }
 

@@ -10,6 +10,8 @@ import type { ModelShape } from '../policies/types.js'
 export interface ModelFacts {
   dir: string
   maxPositions: number
+  /** token ids are in [0, vocab) */
+  vocab: number
   shape: ModelShape
 }
 
@@ -34,6 +36,7 @@ export function readModelFacts(dir: string): ModelFacts {
   return {
     dir,
     maxPositions: int('max_position_embeddings'),
+    vocab: int('vocab_size'),
     shape: { layers: int('num_hidden_layers'), qHeads, kvHeads, headDim, group: qHeads / kvHeads },
   }
 }

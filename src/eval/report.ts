@@ -118,12 +118,13 @@ export function renderReport(results: readonly EvalResult[], meta: ReportMeta = 
   const legend = [...palette].map(([name, c]) => `<span class="key" title="${esc(name)}"><span class="swatch" style="background:${c}"></span>${esc(familyLabel.get(name) ?? name)}</span>`).join(' ')
   const spelled = legendEntries(results)
   const legendList = spelled.length ? `<dl class="legend">${spelled.map(([l, f]) => `<dt>${esc(l)}</dt><dd><code>${esc(f)}</code></dd>`).join('')}</dl>` : ''
-  const head = ['policy', 'task', 'length', 'samples', 'accuracy', '95% CI', 'score', 'KV kept', 'prefill ms', 'decode ms/tok']
+  const head = ['policy', 'task', 'length', 'samples', 'accuracy', '95% CI', 'score', 'KV kept', 'prefill ms', 'decode ms/tok', 'kernels']
   const table = `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>` +
     resultRows(results).map((r, i) => `<tr>${r.map((c, j) => `<td${j === 0 ? ` title="${esc(results[i].policy)}"` : ''}>${esc(c)}</td>`).join('')}</tr>`).join('') + '</tbody></table>'
   const facts = [
     meta.model && `model <code>${esc(meta.model)}</code>`,
     meta.backend && `backend ${esc(meta.backend)}`,
+    `kernels ${esc([...new Set(results.flatMap((r) => r.kernels.split(',')))].join(', '))}`,
     meta.seed !== undefined && `seed ${meta.seed}`,
     meta.date && esc(meta.date),
   ].filter(Boolean).join(' · ')

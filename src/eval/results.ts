@@ -15,7 +15,11 @@ export interface EvalResult {
   /** mean bytes a full cache would hold for the same tokens */
   kvBytesFull: number
   prefillMs: number
+  /** mean time of the policy's decisions at prefill end (KVzip: its reconstruction pass), within prefillMs */
+  compressMs: number
   decodeMsPerToken: number
+  /** the compute core(s) the cell's samples ran on (Model.kernels), comma-separated if they differ */
+  kernels: string
 }
 
 /** What a single generation contributed to its cell. */
@@ -24,13 +28,17 @@ export interface SampleOutcome {
   task: string
   length: number
   index: number
+  /** the loop: question compressed with the context, or prefilled after compression */
+  question: 'with' | 'after'
   correct: boolean
   score: number
   continuation: string
   kvBytes: number
   kvBytesFull: number
   prefillMs: number
+  compressMs: number
   decodeMsPerToken: number
+  kernels: string
 }
 
 /** Averages sample outcomes into cells, in the order the cells were first asked for. */
@@ -49,7 +57,9 @@ export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { 
       kvBytes: mean((o) => o.kvBytes),
       kvBytesFull: mean((o) => o.kvBytesFull),
       prefillMs: mean((o) => o.prefillMs),
+      compressMs: mean((o) => o.compressMs),
       decodeMsPerToken: mean((o) => o.decodeMsPerToken),
+      kernels: [...new Set(xs.map((o) => o.kernels))].join(','),
     }
   })
 }

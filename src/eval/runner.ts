@@ -12,7 +12,8 @@ import { isPolicyConfig, type PolicyConfig } from '../policies/config.js'
 import { readModelFacts } from './model-facts.js'
 import { runInWorkers } from './pool.js'
 import { aggregate, type EvalResult, type SampleOutcome } from './results.js'
-import { EvalSession, type SampleJob } from './session.js'
+import { EvalSession, type QuestionMode, type SampleJob } from './session.js'
+import { readPromptsFile } from './prompts-file.js'
 import { isTaskName, TASK_NAMES, type TaskName } from './tasks.js'
 
 export interface EvalOptions {
@@ -36,6 +37,10 @@ export interface EvalOptions {
   backend?: BackendName
   /** a .txt file or folder of them to build haystacks from; default: the held-out books */
   haystack?: string
+  /** 'after': the query-agnostic loop, the context compressed without the question (default 'with') */
+  question?: QuestionMode
+  /** a JSONL file of samples (prompts-file.ts) to run instead of building them; tasks, lengths and samples then come from it */
+  prompts?: string
   /** worker threads, each with its own model; default 2 when there is more than one sample and 2 cores */
   workers?: number
   onProgress?: (p: EvalProgress) => void
@@ -62,6 +67,8 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
   const specs = opts.policies.map((p) => (isPolicyConfig(p) ? p.spec : p))
   if (specs.length === 0) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
+  if (opts.question !== undefined && opts.question !== 'with' && opts.question !== 'after') fail(`question must be "with" or "after", got ${JSON.stringify(opts.question)}`)
+  if (opts.prompts !== undefined) return planFromPrompts(opts, specs, fail)
   if (opts.tasks.length === 0) fail(`no task given (tasks: ${TASK_NAMES.join(', ')})`)
   for (const t of opts.tasks) if (!isTaskName(t)) fail(`unknown task ${JSON.stringify(t)} (tasks: ${TASK_NAMES.join(', ')})`)
   if (opts.lengths.length === 0) fail('no length given')
@@ -81,20 +88,52 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
     if (!Number.isInteger(L) || L < 128) fail(`length must be an integer of at least 128 tokens, got ${L}`)
     if (L > facts.maxPositions) fail(`length ${L} is beyond what the model supports (max_position_embeddings ${facts.maxPositions})`)
   }
-  for (const spec of specs) {
-    try {
-      parsePolicySpec(spec)
-      createPolicy(spec, facts.shape)
-    } catch (e) {
-      fail((e as Error).message)
-    }
-  }
+  checkPolicies(specs, facts.shape, fail)
   const cells = specs.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
   const sharePrefill = opts.sharePrefill ?? true
   const first = opts.firstSample ?? 0
   // one job per sample, carrying every policy: the prefill is shared inside the job
   const jobs = opts.tasks.flatMap((task) => opts.lengths.flatMap((length) =>
-    Array.from({ length: opts.samples }, (_, i) => ({ policies: specs, sharePrefill, task: task as TaskName, length, index: first + i, seed }))))
+    Array.from({ length: opts.samples }, (_, i) => ({ policies: specs, sharePrefill, task: task as TaskName, length, index: first + i, seed, question: opts.question }))))
+  return { jobs, cells }
+}
+
+function checkPolicies(specs: string[], shape: ReturnType<typeof readModelFacts>['shape'], fail: (m: string) => never): void {
+  for (const spec of specs) {
+    try {
+      parsePolicySpec(spec)
+      createPolicy(spec, shape)
+    } catch (e) {
+      fail((e as Error).message)
+    }
+  }
+}
+
+/** --prompts: the cells are (policy, task, length) of the file's samples; nothing else may choose samples */
+function planFromPrompts(opts: EvalOptions, specs: string[], fail: (m: string) => never): ReturnType<typeof planEvaluation> {
+  if (opts.tasks.length || opts.lengths.length || opts.haystack !== undefined || opts.seed !== undefined)
+    fail('--prompts gives the samples: leave out --task, --length, --seed and --haystack')
+  let facts
+  try {
+    facts = readModelFacts(opts.model)
+  } catch (e) {
+    return fail((e as Error).message)
+  }
+  let samples
+  try {
+    samples = readPromptsFile(opts.prompts!, facts.vocab)
+  } catch (e) {
+    return fail((e as Error).message)
+  }
+  for (const s of samples) if (s.prompt_ids.length + s.answer_ids.length + 3 > facts.maxPositions) fail(`${opts.prompts}: a ${s.task} sample of ${s.prompt_ids.length} tokens is beyond what the model supports (max_position_embeddings ${facts.maxPositions})`)
+  checkPolicies(specs, facts.shape, fail)
+  const keys = [...new Set(samples.map((s) => `${s.task}\u0000${s.length}`))]
+  const cells = specs.flatMap((policy) => keys.map((k) => {
+    const [task, length] = k.split('\u0000')
+    return { policy, task: task as TaskName, length: Number(length) }
+  }))
+  const sharePrefill = opts.sharePrefill ?? true
+  const jobs = samples.map((s) => ({ policies: specs, sharePrefill, task: s.task, length: s.length, index: s.index, seed: 0, question: opts.question, sample: s }))
   return { jobs, cells }
 }
 
@@ -139,7 +178,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
   const { jobs, cells } = planEvaluation(opts)
   checkPrompts(opts)
   const workers = Math.min(opts.workers ?? (jobs.length > 1 ? Math.min(2, availableParallelism()) : 1), jobs.length)
-  const total = cells.length * opts.samples
+  const total = jobs.reduce((a, j) => a + j.policies.length, 0)
   const started = performance.now()
   const outcomes: SampleOutcome[] = []
   const record = (o: SampleOutcome): void => {

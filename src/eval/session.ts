@@ -3,7 +3,8 @@ import type { Policy } from '../policies/types.js'
 import type { BackendName } from '../backend/backend.js'
 import { loadModel } from '../node/load.js'
 import { createPolicy } from '../policies/registry.js'
-import { PromptBuilder, type TaskSample } from './prompt.js'
+import { PromptBuilder } from './prompt.js'
+import { promptSample, type PromptSample } from './prompts-file.js'
 import type { SharedPrefill } from '../model/prefill.js'
 import type { SampleOutcome } from './results.js'
 import { rulerScore, strictCorrect } from './score.js'
@@ -22,7 +23,14 @@ export interface SampleJob {
   length: number
   index: number
   seed: number
+  /** 'after': compress the context alone, then prefill the question on the compressed cache (default 'with') */
+  question?: QuestionMode
+  /** the sample itself (from a prompts file) instead of building it from (task, length, seed, index) */
+  sample?: PromptSample
 }
+
+/** Whether the question is compressed with the context (kvpress's query-aware loop) or meets the compressed cache after. */
+export type QuestionMode = 'with' | 'after'
 
 export interface SessionOptions {
   model: string
@@ -48,23 +56,30 @@ export class EvalSession {
     return new EvalSession(model, builder)
   }
 
+  /** the sample (task, length, seed, index) stands for, as a prompts-file line */
+  sample(task: TaskName, length: number, seed: number, index: number): PromptSample {
+    return promptSample(this.builder.build(task, length, seed, index))
+  }
+
   /**
    * The sample under each of the job's policies, outcomes in the job's policy order; `onOutcome` hears
    * each as soon as its generation ends (a cell's results need not wait for the sample's other policies).
    */
   async run(job: SampleJob, onOutcome?: (o: SampleOutcome) => void): Promise<SampleOutcome[]> {
-    const sample = this.builder.build(job.task, job.length, job.seed, job.index)
-    const ids = sample.promptIds
+    const sample = job.sample ?? this.sample(job.task, job.length, job.seed, job.index)
+    const ids = sample.prompt_ids
     const policies = job.policies.map((spec) => createPolicy(spec, this.model.config))
-    // policies that store keys alike share one prefill (StreamingLLM's re-rotation stores them pre-RoPE)
+    // policies that store keys alike share one prefill (StreamingLLM's re-rotation stores them pre-RoPE);
+    // the question-after loop prefills only the context before compressing, so each policy its own
+    const share = job.sharePrefill && job.question !== 'after'
     const groups = new Map<string, number[]>()
     policies.forEach((p, i) => {
-      const key = job.sharePrefill ? p?.needs.cacheKeys ?? 'post-rope' : String(i)
+      const key = share ? p?.needs.cacheKeys ?? 'post-rope' : String(i)
       groups.set(key, [...(groups.get(key) ?? []), i])
     })
     const outcomes: SampleOutcome[] = new Array(policies.length)
     for (const members of groups.values()) {
-      const prefill = job.sharePrefill ? await this.model.prefillPrompt(ids, members.map((i) => policies[i])) : undefined
+      const prefill = share ? await this.model.prefillPrompt(ids, members.map((i) => policies[i])) : undefined
       for (const i of members) {
         outcomes[i] = await this.generate(job, job.policies[i], policies[i], sample, prefill)
         onOutcome?.(outcomes[i])
@@ -73,22 +88,28 @@ export class EvalSession {
     return outcomes
   }
 
-  private async generate(job: SampleJob, spec: string, policy: Policy | null, sample: TaskSample, prefill: SharedPrefill | undefined): Promise<SampleOutcome> {
+  private async generate(job: SampleJob, spec: string, policy: Policy | null, sample: PromptSample, prefill: SharedPrefill | undefined): Promise<SampleOutcome> {
     // the answer, its end token, and two spare tokens, as train.py's evaluation decodes
-    const gen = this.model.generate(sample.promptIds, { maxNewTokens: sample.answerIds.length + 3, policy: policy ?? undefined, prefill })
+    const gen = this.model.generate(sample.prompt_ids, {
+      maxNewTokens: sample.answer_ids.length + 3, policy: policy ?? undefined, prefill,
+      contextTokens: job.question === 'after' ? sample.context_len : undefined,
+    })
     const { text, stats } = await gen.result
     return {
       policy: spec,
       task: job.task,
       length: job.length,
       index: job.index,
+      question: job.question ?? 'with',
       correct: strictCorrect(text, sample.answer),
       score: rulerScore(text, sample.expected),
+      compressMs: stats.compressMs,
       continuation: text,
       kvBytes: stats.kvBytes.total,
       kvBytesFull: stats.kvBytesFull,
       prefillMs: stats.prefillMs,
       decodeMsPerToken: stats.decodeMsPerToken,
+      kernels: this.model.kernels,
     }
   }
 

@@ -34,6 +34,7 @@ export class HookCapture {
       }
       if (needs.hiddenStates) h.hiddenStates = new Float32Array(promptLen * hidden)
       if (needs.preRopeKeys) h.preRopeKeys = new Float32Array(promptLen * kvHeads * d)
+      if (needs.attentionInputNorms) h.attentionInputNorms = new Float32Array(promptLen)
       return h
     })
     if (needs.prefillAttentionMass) {
@@ -56,6 +57,19 @@ export class HookCapture {
     const src = this.heap.F32.subarray(x >> 2, (x >> 2) + T * H)
     if (decode) this.hooks[l].hiddenStates = src.slice()
     else this.hooks[l].hiddenStates!.set(src, first * H)
+  }
+
+  /** ||xn_t|| of the attention input xn [T][hidden] (after the input RMSNorm), prompt tokens only */
+  attentionInput(l: number, xn: number, T: number, first: number, decode: boolean): void {
+    if (!this.needs.attentionInputNorms || decode) return
+    const H = this.cfg.hidden
+    const F = this.heap.F32
+    const out = this.hooks[l].attentionInputNorms!
+    for (let t = 0; t < T; t++) {
+      let s = 0
+      for (let j = (xn >> 2) + t * H, e = j + H; j < e; j++) s += F[j] * F[j]
+      out[first + t] = Math.sqrt(s)
+    }
   }
 
   preRope(l: number, k: number, T: number, first: number, decode: boolean): void {
@@ -127,6 +141,7 @@ export class HookCapture {
     for (const h of this.hooks) {
       delete h.hiddenStates
       delete h.preRopeKeys
+      delete h.attentionInputNorms
       delete h.decodeQuery
     }
   }

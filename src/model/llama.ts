@@ -1,5 +1,5 @@
 import type { Backend } from '../backend/backend.js'
-import { attendCache } from '../cache/attention.js'
+import { attendCache, attendCacheAsync, type CacheAttention } from '../cache/attention.js'
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import { ropeInvFreq } from './config.js'
 import type { HookCapture } from './hooks.js'
@@ -53,6 +53,32 @@ export class LlamaForward {
 
   /** runs T <= chunk tokens at `positions` through every layer, appending their keys and values to the cache */
   step(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions = {}): void {
+    const T = this.embed(ids, positions)
+    for (let l = 0; l < this.cfg.layers; l++) {
+      const a = this.beforeAttention(l, T, positions, cache, o)
+      attendCache(this.backend, cache, a)
+      this.afterAttention(l, T, cache, o)
+    }
+    this.logits(T, o)
+  }
+
+  /**
+   * step() for caches with pages outside the arena: each layer awaits the fetch of the rows its
+   * attention reads from the host tier (attendCacheAsync), the rest runs as step() does. A cache held
+   * wholly in the arena takes the same synchronous kernels, one settled await per layer.
+   */
+  async stepAsync(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions = {}): Promise<void> {
+    const T = this.embed(ids, positions)
+    for (let l = 0; l < this.cfg.layers; l++) {
+      const a = this.beforeAttention(l, T, positions, cache, o)
+      await attendCacheAsync(this.backend, cache, a)
+      this.afterAttention(l, T, cache, o)
+    }
+    this.logits(T, o)
+  }
+
+  /** embeddings of the T tokens into x, RoPE tables for their positions; returns T */
+  private embed(ids: ArrayLike<number>, positions: Int32Array): number {
     const T = ids.length
     if (T < 1 || T > this.chunk) throw new RangeError(`LlamaForward.step: 1..${this.chunk} tokens a step, got ${T}`)
     const { hidden: H, vocab } = this.cfg
@@ -63,7 +89,12 @@ export class LlamaForward {
       F.copyWithin((x >> 2) + t * H, src, src + H)
     }
     this.rope.fill(positions, this.p.cos, this.p.sin)
-    for (let l = 0; l < this.cfg.layers; l++) this.layer(l, T, positions, cache, o)
+    return T
+  }
+
+  private logits(T: number, o: StepOptions): void {
+    const { hidden: H, vocab } = this.cfg
+    const { x } = this.p
     const mode = o.logits ?? 'none'
     if (mode === 'none') return
     const from = mode === 'last' ? T - 1 : 0
@@ -74,11 +105,12 @@ export class LlamaForward {
     o.out!.set(this.backend.heap.F32.subarray(this.p.logits >> 2, (this.p.logits >> 2) + rows * vocab), o.outOffset ?? 0)
   }
 
-  private layer(l: number, T: number, positions: Int32Array, cache: PagedKVCache, o: StepOptions): void {
-    const { hidden: H, intermediate: I, qHeads, kvHeads, headDim: d, rmsNormEps: eps } = this.cfg
+  /** the layer up to attention: norm, projections, RoPE, append to the cache; returns the attention to run */
+  private beforeAttention(l: number, T: number, positions: Int32Array, cache: PagedKVCache, o: StepOptions): CacheAttention {
+    const { hidden: H, qHeads, kvHeads, headDim: d, rmsNormEps: eps } = this.cfg
     const w = this.w.layers[l]
     const k = this.backend
-    const { x, xn, q, qPre, att, gate, up, cos, sin, lse } = this.p
+    const { x, xn, q, qPre, att, cos, sin, lse } = this.p
     const kb = this.p.k
     const vb = this.p.v
     const cap = o.capture
@@ -86,6 +118,7 @@ export class LlamaForward {
     const decode = o.decode ?? false
     cap?.hidden(l, x, T, first, decode)
     k.rmsnorm(x, w.inputNorm, xn, T, H, eps)
+    cap?.attentionInput(l, xn, T, first, decode)
     k.matmul(xn, w.q, w.qBias, q, T, H, qHeads * d)
     k.matmul(xn, w.k, w.kBias, kb, T, H, kvHeads * d)
     k.matmul(xn, w.v, w.vBias, vb, T, H, kvHeads * d)
@@ -104,11 +137,20 @@ export class LlamaForward {
     cap?.queries(l, q, T, first, positions, decode)
     const wantMass = !!cap?.wantsMass && !decode
     const select = o.select?.(l, k.heap.F32.slice(q >> 2, (q >> 2) + qHeads * d)) ?? undefined
-    attendCache(k, cache, {
+    return {
       layer: l, q: preRope ? qPre : q, T, qHeads, out: att, scale: this.scale,
       rotate: this.rope.rotate, select: select ?? undefined, lse: wantMass ? lse : 0,
-    })
-    if (wantMass) this.accumulateMass(l, T, q, cache, cap!)
+    }
+  }
+
+  /** the layer after attention: mass hook, output projection, residual, MLP */
+  private afterAttention(l: number, T: number, cache: PagedKVCache, o: StepOptions): void {
+    const { hidden: H, intermediate: I, qHeads, headDim: d, rmsNormEps: eps } = this.cfg
+    const w = this.w.layers[l]
+    const k = this.backend
+    const { x, xn, q, att, gate, up } = this.p
+    const cap = o.capture
+    if (!!cap?.wantsMass && !(o.decode ?? false)) this.accumulateMass(l, T, q, cache, cap)
     k.matmul(att, w.o, w.oBias, this.p.o, T, qHeads * d, H)
     k.addInPlace(x, this.p.o, T * H)
     k.rmsnorm(x, w.postNorm, xn, T, H, eps)

@@ -1,12 +1,13 @@
 import { createBackend } from '../backend/index.js'
 import type { Backend } from '../backend/backend.js'
 import { parseConfig } from './config.js'
-import { ModelLoadError } from './errors.js'
+import { ModelInputError, ModelLoadError } from './errors.js'
 import { readJsonFile } from './json-file.js'
-import { LlamaModel } from './model.js'
+import { checkChunk, LlamaModel } from './model.js'
 import { FilesSource, isFileSource, isUrl, throwIfAborted, UrlSource, type ModelFileSource, type ModelFiles } from './source.js'
 import { HfTokenizerAdapter } from './tokenizer.js'
 import type { LoadOptions } from './types.js'
+import type { BackendName } from '../backend/backend.js'
 import { loadWeights } from './weights.js'
 
 /**
@@ -38,12 +39,18 @@ export function openSource(input: ModelInput, options: LoadOptions): ModelFileSo
  * ModelLoadError naming the file for anything missing or malformed.
  */
 export async function loadModel(input: ModelInput, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
+  if (options.backend === 'webgpu' || options.backendInstance?.name === 'webgpu') {
+    // the WGSL kernels exist (createBackend('webgpu').gpu) but the forward pass and the cache are CPU-side
+    throw new ModelLoadError("the Llama runtime does not run on the 'webgpu' backend yet (its kernels do: createBackend('webgpu').gpu); use 'wasm' or 'auto'")
+  }
   return loadModelFrom(openSource(input, options), options)
 }
 
 /** Loads from an opened source and closes it (whatever happens). */
 export async function loadModelFrom(source: ModelFileSource, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
   try {
+    // bad options fail before any file is read
+    checkLoadOptions(options)
     throwIfAborted(options.signal)
     const config = parseConfig(await readJsonFile(source, 'config.json', true), await readJsonFile(source, 'generation_config.json', false))
     const tokenizer = new HfTokenizerAdapter(await readJsonFile(source, 'tokenizer.json', true), (await readJsonFile(source, 'tokenizer_config.json', false)) ?? {})
@@ -62,4 +69,12 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
   } finally {
     await source.close()
   }
+}
+
+const BACKENDS: readonly BackendName[] = ['wasm', 'reference', 'webgpu', 'auto']
+
+function checkLoadOptions(options: LoadOptions): void {
+  if (options.backend !== undefined && !BACKENDS.includes(options.backend))
+    throw new ModelInputError(`loadModel: unknown backend ${JSON.stringify(options.backend)}; expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
+  if (options.chunk !== undefined) checkChunk(options.chunk)
 }

@@ -1,3 +1,4 @@
+import { kernelBuild, type KernelBuild } from '../backend/index.js'
 import type { Backend } from '../backend/backend.js'
 import { Ops } from '../backend/ops.js'
 import { PagedKVCache } from '../cache/paged-cache.js'
@@ -9,6 +10,7 @@ import { ContextLengthError, ModelDisposedError, ModelInputError, NonFiniteError
 import { StreamingGeneration } from './generation.js'
 import { HookCapture } from './hooks.js'
 import { LlamaForward } from './llama.js'
+import { policyRuntime } from './policy-runtime.js'
 import { checkSampling, sample, seededRandom } from './sampling.js'
 import type { FinishReason, GenerateOptions, GenerateResult, Generation, Model, ModelConfig, Tokenizer } from './types.js'
 import { TextStream } from './text-stream.js'
@@ -23,6 +25,11 @@ function firstNonFinite(x: Float32Array): number | null {
 const nextTurn: () => Promise<void> =
   typeof setImmediate === 'function' ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0))
 
+/** Throws ModelInputError unless `chunk` (tokens per prefill chunk) is an integer in [1, 4096]. */
+export function checkChunk(chunk: number): void {
+  if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${chunk}`)
+}
+
 /** A loaded Llama-family model: weights in the arena, forward pass, generation with KV-cache policies. */
 export class LlamaModel implements Model {
   readonly forward: LlamaForward
@@ -36,9 +43,13 @@ export class LlamaModel implements Model {
     readonly weights: Weights,
     chunk = 128,
   ) {
-    if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${chunk}`)
+    checkChunk(chunk)
     this.forward = new LlamaForward(backend, config, weights, chunk)
     this.ops = new Ops(backend)
+  }
+
+  get kernels(): KernelBuild {
+    return kernelBuild(this.backend)
   }
 
   /** bytes of weights held in the arena (float32) */
@@ -63,7 +74,7 @@ export class LlamaModel implements Model {
   newCache(keys: KeyStorage = 'post-rope', pageTokens = 64): PagedKVCache {
     this.alive()
     const { layers, kvHeads, headDim } = this.config
-    return new PagedKVCache(this.backend.heap, { layers, kvHeads, headDim, pageTokens, keys })
+    return new PagedKVCache(this.backend, { layers, kvHeads, headDim, pageTokens, keys })
   }
 
   /** runs tokens through the model in chunks, appending to `cache`; returns nothing */
@@ -115,6 +126,11 @@ export class LlamaModel implements Model {
     if (ids.length >= this.config.maxPositions)
       throw new ContextLengthError(`generate: a prompt of ${ids.length} tokens leaves no room for a new token (max_position_embeddings ${this.config.maxPositions})`)
     const sampling = checkSampling(options)
+    const c = options.contextTokens
+    if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
+      throw new ModelInputError(`generate: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${c}`)
+    if (c !== undefined && c < ids.length - 1 && options.prefill)
+      throw new ModelInputError('generate: a shared prefill holds the whole prompt; contextTokens (the question after compression) needs its own prefill')
     const stop = options.stop ?? []
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('generate: signal must be an AbortSignal')
@@ -144,7 +160,10 @@ export class LlamaModel implements Model {
     }
     const cache = this.newCache(policy?.needs.cacheKeys ?? 'post-rope')
     const n = ids.length
-    const capture = new HookCapture(policy?.needs ?? {}, this.config, this.backend.heap, n - 1)
+    // the part of the prompt compressed at prefill end: all but its last token (kvpress's protocol), or
+    // the context alone, the question being prefilled on the compressed cache (query-agnostic)
+    const c = o.contextTokens ?? n - 1
+    const capture = new HookCapture(policy?.needs ?? {}, this.config, this.backend.heap, c)
     const random = seededRandom(o.seed ?? 0)
     const logits = new Float32Array(this.config.vocab)
     const eos = new Set(this.config.eosTokenIds)
@@ -163,22 +182,24 @@ export class LlamaModel implements Model {
     }
     let finishReason: FinishReason = 'length'
     try {
-      // the kvpress protocol: prefill all but the last prompt token, compress, then decode from there
+      // the kvpress protocol: prefill the first c prompt tokens (all but the last, or the context
+      // alone), compress, then decode from there
       const t0 = performance.now()
       if (o.prefill) o.prefill.restore(cache, capture)
       else {
         const C = this.forward.chunk
-        for (let s = 0; s < n - 1; s += C) {
-          this.prefill(ids.slice(s, Math.min(n - 1, s + C)), cache, s, capture, undefined, s)
+        for (let s = 0; s < c; s += C) {
+          this.prefill(ids.slice(s, Math.min(c, s + C)), cache, s, capture, undefined, s)
           // an abort (or dispose) during a long prefill is seen between chunks
-          if (s + C < n - 1) {
+          if (s + C < c) {
             await nextTurn()
             this.checkRun(o)
           }
         }
         capture.finishPrefill()
       }
-      const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: n, step: 0 }
+      const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: c + 1, step: 0 }
+      ctx.runtime = policyRuntime(this, cache, ids.slice(0, c), () => ctx)
       const t1 = performance.now()
       // this request's policy state; onPrefillEnd runs also for a one-token prompt (empty cache), so
       // decode-time state is always set up
@@ -190,6 +211,9 @@ export class LlamaModel implements Model {
       }
       applyDecision(session?.onPrefillEnd?.(ctx))
       const t2 = performance.now()
+      // query-agnostic: the rest of the prompt (the question) meets the compressed cache
+      if (c < n - 1) this.prefill(ids.slice(c, n - 1), cache, c)
+      const t3 = performance.now()
       const kvBytesAfterPrefill: CacheBytes = cache.bytes()
       capture.startDecode()
       let token = ids[n - 1]
@@ -240,7 +264,7 @@ export class LlamaModel implements Model {
         stats: {
           promptTokens: n,
           newTokens: out.length,
-          prefillMs: t2 - t0 + (o.prefill?.ms ?? 0),
+          prefillMs: t3 - t0 + (o.prefill?.ms ?? 0),
           compressMs: t2 - t1,
           decodeMsPerToken: decodeMs / steps,
           kvBytesAfterPrefill,

@@ -1,3 +1,4 @@
+import type { KernelBuild } from '../backend/index.js'
 import type { BackendName } from '../backend/backend.js'
 import type { CacheBytes, KVCache } from '../cache/types.js'
 import type { ModelShape, Policy } from '../policies/types.js'
@@ -48,6 +49,13 @@ export interface GenerateOptions {
   stop?: string[]
   signal?: AbortSignal
   /**
+   * Prompt tokens compressed at prefill end (default: all but the last, kvpress's protocol). With fewer,
+   * the policy compresses the context alone and the rest of the prompt (a question) is then prefilled on
+   * the compressed cache, uncompressed: the query-agnostic loop, a document compressed once for many
+   * questions. An integer in [1, prompt length - 1].
+   */
+  contextTokens?: number
+  /**
    * the KV-cache policy: a typed setting (`snapkv({ budget: 0.25 })`), a spec string
    * (`'snapkv:budget=0.25'`) or a built Policy; none (or `full()`) keeps the full cache
    */
@@ -66,8 +74,9 @@ export interface GeneratedToken {
 export interface GenerateStats {
   promptTokens: number
   newTokens: number
+  /** prompt time: prefill, compression, and (contextTokens) the question's prefill on the compressed cache */
   prefillMs: number
-  /** time of policy decisions at prefill end, included in prefillMs */
+  /** time of policy decisions at prefill end (with any extra forward pass they run, KVzip's), included in prefillMs */
   compressMs: number
   decodeMsPerToken: number
   /** cache bytes after compression (at prefill end) and at the end */
@@ -110,6 +119,8 @@ export interface Tokenizer {
 export interface Model {
   readonly config: ModelConfig
   readonly tokenizer: Tokenizer
+  /** the compute core the model runs on (which wasm build, or the reference kernels) */
+  readonly kernels: KernelBuild
   /** full logits [ids.length][vocab] of a prompt (tests and perplexity) */
   logits(ids: number[]): Float32Array
   /** prompt as text or token ids */

@@ -32,4 +32,11 @@ import { mpcache } from './mpcache.js'
 import { trimkv } from './trimkv.js'
 const policies2: PolicyDefinition[] = [keyformer, windowkv, razorattention, think, kvmerger, mpcache, trimkv]
 
-export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2]
+// ---- peers (kvpress's strongest presses: LagKV, KVzip, CriticalKV / CriticalAdaKV, Compactor) ----
+import { lagkv } from './lagkv.js'
+import { kvzip } from './kvzip.js'
+import { criticalkv, criticaladakv } from './criticalkv.js'
+import { compactor } from './compactor.js'
+const peers: PolicyDefinition[] = [lagkv, kvzip, criticalkv, criticaladakv, compactor]
+
+export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2, ...peers]

@@ -86,5 +86,17 @@ export function resolvePolicy(policy: PolicyConfig | Policy | string | null | un
   if (policy === null || policy === undefined) return null
   if (typeof policy === 'string') return createPolicyFromParts(parsePolicySpecs(policy), policy, model)
   if (isPolicyConfig(policy)) return policy.parts.length === 0 ? null : createPolicyFromParts(policy.parts, policy.spec, model)
+  // a plain options object ({ budget: 0.25 }) would otherwise fail deep inside the prefill, untyped
+  const built = policy as Partial<Policy> | null
+  if (!built || typeof built !== 'object' || typeof built.start !== 'function' || typeof built.name !== 'string' || !built.needs || typeof built.needs !== 'object')
+    throw new PolicySpecError(`policy must be a spec string, a setting from a policy factory (snapkv({ budget: 0.25 })) or a built Policy (name, needs, start()), got ${describe(policy)}`)
   return policy
+}
+
+function describe(x: unknown): string {
+  try {
+    return JSON.stringify(x) ?? String(x)
+  } catch {
+    return String(x)
+  }
 }

@@ -23,7 +23,7 @@ export interface EvictionMethod {
   /** the budget of each layer, given the average per head (default: the same for all layers) */
   layerBudgets?(perHead: number, ctx: PolicyContext): number[]
   /** which slots each head keeps, given the layer's per-head budget (default: each head its own top) */
-  keep?(ctx: PolicyContext, scores: Float32Array[], perHead: number): Int32Array[]
+  keep?(ctx: PolicyContext, scores: Float32Array[], perHead: number, layer: number): Int32Array[]
   /** one allocation across every layer and head (instead of per layer): scores [layer][head], the average per head */
   keepModel?(ctx: PolicyContext, scores: Float32Array[][], perHead: number): Int32Array[][]
   /** state that follows the slots (H2O's accumulated attention) learns of every decision applied to the cache */
@@ -89,7 +89,7 @@ function evictionSession(m: EvictionMethod): PolicySession {
       for (let h = 0; h < model.kvHeads; h++) if (cache.length(layer, h) > targets[layer]) over = true
       if (!over) continue
       const scores = m.score(ctx, layer, phase)
-      decide(layer, m.keep ? m.keep(ctx, scores, targets[layer]) : keepTopPerHead(ctx.ops, scores, scores.map(() => targets![layer])))
+      decide(layer, m.keep ? m.keep(ctx, scores, targets[layer], layer) : keepTopPerHead(ctx.ops, scores, scores.map(() => targets![layer])))
     }
     return heads.length ? { heads } : null
   }

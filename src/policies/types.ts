@@ -23,6 +23,8 @@ export interface PolicyNeeds {
   hiddenStates?: boolean
   /** keys before RoPE (ShadowKV, Knorm variants) */
   preRopeKeys?: boolean
+  /** the L2 norm of each prompt token's attention input (after the layer's input RMSNorm), per layer (KVzip+) */
+  attentionInputNorms?: boolean
   /** how the cache stores keys: 'pre-rope' rotates them at attention time from cache positions (StreamingLLM) */
   cacheKeys?: 'pre-rope' | 'post-rope'
 }
@@ -42,6 +44,41 @@ export interface LayerHooks {
   hiddenStates?: Float32Array
   /** [n][kvHeads][headDim] keys before RoPE, in slot order */
   preRopeKeys?: Float32Array
+  /** [n] L2 norm of each prompt token's attention input (after the input RMSNorm) */
+  attentionInputNorms?: Float32Array
+}
+
+/** Hook data of tokens run through the model by `PolicyRuntime.extend`, one layer. */
+export interface ExtensionHooks {
+  layer: number
+  /** [qHeads][T][headDim] post-RoPE queries of the T extension tokens */
+  queries: Float32Array
+  /** [T] their positions */
+  positions: Int32Array
+  /** [T] L2 norm of their attention inputs (after the input RMSNorm) */
+  inputNorms: Float32Array
+}
+
+/**
+ * What the runtime offers a policy at prefill end beyond hook data: computations that need the model's
+ * weights or its forward pass, which policies never see themselves.
+ */
+export interface PolicyRuntime {
+  /** the token ids whose keys and values the cache holds at prefill end, in order */
+  readonly contextIds: readonly number[]
+  /**
+   * For each query head g of KV head \`kvHead\`'s group and each value row i: ||W_o,g^T v_i||_p, the size
+   * of what value i writes into the residual stream through head g's slice of the output projection
+   * (CriticalKV, KVzip+). values: [n][headDim]; returns [group][n].
+   */
+  valueOutputNorms(layer: number, kvHead: number, values: Float32Array, p: 1 | 2): Float32Array
+  /**
+   * Runs \`ids\` through the model on top of the cache, at the positions after the prompt's prefilled
+   * tokens, and calls \`visit\` with their hook data while their keys and values are the last slots of
+   * every head; then removes them, so the cache is as before (KVzip's context reconstruction). Returns
+   * nothing; the extra forward time counts in the policy's compression time.
+   */
+  extend(ids: number[], visit: (hooks: ExtensionHooks[], ctx: PolicyContext) => void): void
 }
 
 export interface PolicyContext {
@@ -54,6 +91,8 @@ export interface PolicyContext {
   promptLength: number
   /** decode steps taken so far (0 at prefill end) */
   step: number
+  /** the runtime's services (absent in a context built without a model) */
+  runtime?: PolicyRuntime
 }
 
 /** What `prepare` may use of a model: its shape, its tokenizer, and generation (to run a calibration). */

@@ -163,5 +163,38 @@ export function referenceKernels(heap: Heap): Kernels {
     copyBytes(dst, src, n) {
       heap.U8.copyWithin(dst, src, src + n)
     },
+
+    compactRows(table, pageTokens, rowBytes, keep, nKeep) {
+      const I = heap.I32
+      const at = (i: number) => I[(table >>> 2) + Math.floor(i / pageTokens)] + (i % pageTokens) * rowBytes
+      let moved = 0
+      for (let j = 0; j < nKeep; j++) {
+        const s = I[(keep >>> 2) + j]
+        if (s === j) continue
+        heap.U8.copyWithin(at(j), at(s), at(s) + rowBytes)
+        moved++
+      }
+      return moved
+    },
+
+    moveRows(table, pageTokens, rowBytes, pairs, count) {
+      const I = heap.I32
+      const at = (i: number) => I[(table >>> 2) + Math.floor(i / pageTokens)] + (i % pageTokens) * rowBytes
+      for (let i = 0; i < count; i++) {
+        const dst = I[(pairs >>> 2) + 2 * i]
+        const src = I[(pairs >>> 2) + 2 * i + 1]
+        heap.U8.copyWithin(at(dst), at(src), at(src) + rowBytes)
+      }
+    },
+
+    gatherChannels(src, dst, pageTokens, d, channels, nch, rows) {
+      const F = heap.F32
+      const I = heap.I32
+      for (let i = 0; i < rows; i++) {
+        const s = row(src, pageTokens, d, i)
+        const t = row(dst, pageTokens, nch, i)
+        for (let c = 0; c < nch; c++) F[t + c] = F[s + I[(channels >>> 2) + c]]
+      }
+    },
   }
 }

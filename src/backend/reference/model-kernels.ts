@@ -8,6 +8,44 @@ import type { ModelKernels } from '../model-kernels.js'
 export function referenceModelKernels(heap: Heap): ModelKernels {
   const F = () => heap.F32
   const I = () => heap.I32
+  /** causal attention over the row sequence token(0), token(1), ... (the page table's rows, or a list) */
+  const causal = (
+    q: number, qStride: number, hq: number, T: number, kd: number, vd: number, kTable: number, vTable: number,
+    pageTokens: number, n: number, visible0: number, scale: number, out: number, outStride: number, lse: number,
+    token: (j: number) => number,
+  ): void => {
+    const f = F()
+    const iv = I()
+    const keyAt = (table: number, j: number, width: number) => {
+      const t = token(j)
+      return (iv[(table >> 2) + Math.floor(t / pageTokens)] >> 2) + (t % pageTokens) * width
+    }
+    for (let t = 0; t < T; t++) {
+      const lim = Math.min(n, visible0 + t)
+      for (let h = 0; h < hq; h++) {
+        const qr = (q >> 2) + t * qStride + h * kd
+        const s = new Float64Array(Math.max(lim, 0))
+        let m = -Infinity
+        for (let j = 0; j < lim; j++) {
+          const kr = keyAt(kTable, j, kd)
+          let dot = 0
+          for (let c = 0; c < kd; c++) dot += f[qr + c] * f[kr + c]
+          s[j] = dot * scale
+          if (s[j] > m) m = s[j]
+        }
+        let l = 0
+        for (let j = 0; j < lim; j++) l += (s[j] = Math.exp(s[j] - m))
+        const o = (out >> 2) + t * outStride + h * vd
+        for (let c = 0; c < vd; c++) {
+          let acc = 0
+          for (let j = 0; j < lim; j++) acc += s[j] * f[keyAt(vTable, j, vd) + c]
+          f[o + c] = l > 0 ? acc / l : 0
+        }
+        if (lse) f[(lse >> 2) + t * hq + h] = l > 0 ? m + Math.log(l) : -Infinity
+      }
+    }
+  }
+
   return {
     matmul(x, w, bias, y, T, inDim, outDim) {
       const f = F()
@@ -60,34 +98,11 @@ export function referenceModelKernels(heap: Heap): ModelKernels {
       for (let i = 0; i < n; i++) f[(y >> 2) + i] += f[(x >> 2) + i]
     },
     attendCausal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse) {
-      const f = F()
+      causal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, (j) => j)
+    },
+    attendGathered(q, hq, kd, vd, kTable, vTable, pageTokens, idx, nIdx, scale, out, lse) {
       const iv = I()
-      const keyAt = (table: number, j: number, width: number) =>
-        (iv[(table >> 2) + Math.floor(j / pageTokens)] >> 2) + (j % pageTokens) * width
-      for (let t = 0; t < T; t++) {
-        const lim = Math.min(n, visible0 + t)
-        for (let h = 0; h < hq; h++) {
-          const qr = (q >> 2) + t * qStride + h * kd
-          const s = new Float64Array(Math.max(lim, 0))
-          let m = -Infinity
-          for (let j = 0; j < lim; j++) {
-            const kr = keyAt(kTable, j, kd)
-            let dot = 0
-            for (let c = 0; c < kd; c++) dot += f[qr + c] * f[kr + c]
-            s[j] = dot * scale
-            if (s[j] > m) m = s[j]
-          }
-          let l = 0
-          for (let j = 0; j < lim; j++) l += (s[j] = Math.exp(s[j] - m))
-          const o = (out >> 2) + t * outStride + h * vd
-          for (let c = 0; c < vd; c++) {
-            let acc = 0
-            for (let j = 0; j < lim; j++) acc += s[j] * f[keyAt(vTable, j, vd) + c]
-            f[o + c] = l > 0 ? acc / l : 0
-          }
-          if (lse) f[(lse >> 2) + t * hq + h] = l > 0 ? m + Math.log(l) : -Infinity
-        }
-      }
+      causal(q, hq * kd, hq, 1, kd, vd, kTable, vTable, pageTokens, nIdx, nIdx, scale, out, hq * vd, lse, (j) => iv[(idx >> 2) + j])
     },
     attentionMass(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass) {
       const f = F()

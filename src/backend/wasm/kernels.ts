@@ -19,5 +19,8 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     pageMinMax: e.pageMinMax,
     chunkMeans: e.chunkMeans,
     copyBytes: e.copyBytes,
+    compactRows: e.compactRows,
+    gatherChannels: e.gatherChannels,
+    moveRows: e.moveRows,
   }
 }

@@ -28,6 +28,9 @@ export interface KvkitExports {
   attend(q: number, qHeads: number, d: number, kTable: number, vTable: number, pageTokens: number, n: number, idx: number, nIdx: number, scale: number, out: number, lse: number): void
   pageMinMax(table: number, pageTokens: number, n: number, d: number, page: number, outMin: number, outMax: number): void
   chunkMeans(table: number, pageTokens: number, n: number, d: number, chunk: number, out: number): void
+  compactRows(table: number, pageTokens: number, rowBytes: number, keep: number, nKeep: number): number
+  gatherChannels(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
+  moveRows(table: number, pageTokens: number, rowBytes: number, pairs: number, count: number): void
   [name: string]: unknown
 }
 

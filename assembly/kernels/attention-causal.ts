@@ -1,19 +1,40 @@
-import { exp4, exp1, fma, hmax, hsum } from './simd'
+import { madd, hsum, rowAt } from './simd'
+import { exp1 } from './exp'
+import { foldScores } from './online-softmax'
 
-/** Keys per tile: a tile never crosses a cache page, so its rows are contiguous. */
+// The attention kernel family, causal half: prefill chunks attend over the cache (attention.ts holds
+// decode). Score blocks fold through the same online-softmax step as decode attention.
+
+/**
+ * Keys per tile. A tile's rows are collected as pointers first (from the page table, or from a token
+ * list: the one place dense and gathered differ), and tiles are cut every TILE positions of the row
+ * sequence, so attending to a list of every token in order is dense attention bit for bit.
+ */
 const TILE = 64
+const kPtrs = memory.data(TILE * 4, 16)
+const vPtrs = memory.data(TILE * 4, 16)
+
+/** pointers of rows j0 .. j0+len of the sequence (token j, or idx[j] when idx != 0) into kPtrs and vPtrs */
+// @ts-ignore: decorator
+@inline function collect(kTable: usize, vTable: usize, pageTokens: i32, kd: i32, vd: i32, idx: usize, j0: i32, len: i32): void {
+  for (let j = 0; j < len; j++) {
+    const t = idx == 0 ? j0 + j : load<i32>(idx + (<usize>(j0 + j) << 2))
+    store<u32>(kPtrs + (<usize>j << 2), <u32>rowAt(kTable, pageTokens, kd, t))
+    if (vTable) store<u32>(vPtrs + (<usize>j << 2), <u32>rowAt(vTable, pageTokens, vd, t))
+  }
+}
 
 /**
  * Scores of 4 query rows against `len` contiguous key rows: S[i][j] = scale * q_i . k_j.
  * Two keys at a time: 8 accumulators, each key row loaded once for the 4 queries.
  */
 // @ts-ignore: decorator
-@inline function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kp: usize, kRow: usize, kd: i32, len: i32, S: usize, scale: f32): void {
+@inline function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kd: i32, len: i32, S: usize, scale: f32): void {
   const k4 = kd & ~3
   let j = 0
   for (; j + 2 <= len; j += 2) {
-    const ka = kp + <usize>j * kRow
-    const kb = ka + kRow
+    const ka = <usize>load<u32>(kPtrs + (<usize>j << 2))
+    const kb = <usize>load<u32>(kPtrs + (<usize>j << 2), 4)
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
     let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
     for (let c = 0; c < k4; c += 4) {
@@ -21,13 +42,13 @@ const TILE = 64
       const x = v128.load(ka + off)
       const y = v128.load(kb + off)
       const u0 = v128.load(q0 + off)
-      a0 = fma(u0, x, a0); b0 = fma(u0, y, b0)
+      a0 = madd(u0, x, a0); b0 = madd(u0, y, b0)
       const u1 = v128.load(q1 + off)
-      a1 = fma(u1, x, a1); b1 = fma(u1, y, b1)
+      a1 = madd(u1, x, a1); b1 = madd(u1, y, b1)
       const u2 = v128.load(q2 + off)
-      a2 = fma(u2, x, a2); b2 = fma(u2, y, b2)
+      a2 = madd(u2, x, a2); b2 = madd(u2, y, b2)
       const u3 = v128.load(q3 + off)
-      a3 = fma(u3, x, a3); b3 = fma(u3, y, b3)
+      a3 = madd(u3, x, a3); b3 = madd(u3, y, b3)
     }
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3)
     let t0 = hsum(b0), t1 = hsum(b1), t2 = hsum(b2), t3 = hsum(b3)
@@ -45,15 +66,15 @@ const TILE = 64
     store<f32>(sp + TILE * 12, s3 * scale); store<f32>(sp + TILE * 12, t3 * scale, 4)
   }
   for (; j < len; j++) {
-    const ka = kp + <usize>j * kRow
+    const ka = <usize>load<u32>(kPtrs + (<usize>j << 2))
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
     for (let c = 0; c < k4; c += 4) {
       const off = <usize>c << 2
       const x = v128.load(ka + off)
-      a0 = fma(v128.load(q0 + off), x, a0)
-      a1 = fma(v128.load(q1 + off), x, a1)
-      a2 = fma(v128.load(q2 + off), x, a2)
-      a3 = fma(v128.load(q3 + off), x, a3)
+      a0 = madd(v128.load(q0 + off), x, a0)
+      a1 = madd(v128.load(q1 + off), x, a1)
+      a2 = madd(v128.load(q2 + off), x, a2)
+      a3 = madd(v128.load(q3 + off), x, a3)
     }
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3)
     for (let c = k4; c < kd; c++) {
@@ -92,13 +113,33 @@ export function attendCausal(
   kTable: usize, vTable: usize, pageTokens: i32, n: i32, visible0: i32, scale: f32,
   out: usize, outStride: i32, lse: usize, scratch: usize,
 ): void {
+  attendRows(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, 0, scale, out, outStride, lse, scratch)
+}
+
+/**
+ * Decode attention (one query step, hq query heads) over the nIdx tokens listed at idx (int32, in the
+ * order given), through attendCausal's tiles: listing every token in order gives attendCausal with
+ * T = 1 bit for bit. Arguments as attendCausal; lse [hq] when lse != 0.
+ */
+export function attendGathered(
+  q: usize, hq: i32, kd: i32, vd: i32,
+  kTable: usize, vTable: usize, pageTokens: i32, idx: usize, nIdx: i32, scale: f32,
+  out: usize, lse: usize, scratch: usize,
+): void {
+  attendRows(q, hq * kd, hq, 1, kd, vd, kTable, vTable, pageTokens, nIdx, nIdx, idx, scale, out, hq * vd, lse, scratch)
+}
+
+function attendRows(
+  q: usize, qStride: i32, hq: i32, T: i32, kd: i32, vd: i32,
+  kTable: usize, vTable: usize, pageTokens: i32, n: i32, visible0: i32, idx: usize, scale: f32,
+  out: usize, outStride: i32, lse: usize, scratch: usize,
+): void {
   const R = T * hq
   const R4 = (R + 3) & ~3
   const S = scratch
   const O = scratch + TILE * 16
   const M = O + (<usize>(R4 * vd) << 2)
   const Lsum = M + (<usize>R4 << 2)
-  const kRow = <usize>kd << 2
   const vRow = <usize>vd << 2
   const v4 = vd & ~3
   const v8 = vd & ~7
@@ -109,11 +150,8 @@ export function attendCausal(
   }
   const maxAll = min(n, visible0 + T - 1)
   for (let j0 = 0; j0 < maxAll; ) {
-    const inPage = j0 % pageTokens
-    const len = min(TILE, min(pageTokens - inPage, maxAll - j0))
-    const page = <usize>(j0 / pageTokens) << 2
-    const kp = <usize>load<u32>(kTable + page) + <usize>inPage * kRow
-    const vp = <usize>load<u32>(vTable + page) + <usize>inPage * vRow
+    const len = min(TILE, maxAll - j0)
+    collect(kTable, vTable, pageTokens, kd, vd, idx, j0, len)
     for (let r0 = 0; r0 < R; r0 += 4) {
       const nr = min(4, R - r0)
       // rows are t-major, so the block's last row has the widest view
@@ -122,7 +160,7 @@ export function attendCausal(
       const q1 = nr > 1 ? rowPtr(q, r0 + 1, hq, qStride, kd) : q0
       const q2 = nr > 2 ? rowPtr(q, r0 + 2, hq, qStride, kd) : q0
       const q3 = nr > 3 ? rowPtr(q, r0 + 3, hq, qStride, kd) : q0
-      scoreTile(q0, q1, q2, q3, kp, kRow, kd, len, S, scale)
+      scoreTile(q0, q1, q2, q3, kd, len, S, scale)
       // online softmax per row: S becomes the tile's unnormalized probabilities (0 where masked)
       for (let i = 0; i < 4; i++) {
         const r = r0 + i
@@ -133,41 +171,15 @@ export function attendCausal(
           memory.fill(Si, 0, <usize>len << 2)
           continue
         }
-        // pmax and compare-selects: wasm's min/max pay for NaN rules that scores never need
-        const valid4m = valid & ~3
-        let tv = f32x4.splat(-Infinity)
-        for (let j = 0; j < valid4m; j += 4) tv = f32x4.pmax(tv, v128.load(Si + (<usize>j << 2)))
-        let tmax: f32 = hmax(tv)
-        for (let j = valid4m; j < valid; j++) {
-          const v = load<f32>(Si + (<usize>j << 2))
-          tmax = v > tmax ? v : tmax
-        }
-        const mOld = load<f32>(M + (<usize>r << 2))
-        const mNew = mOld > tmax ? mOld : tmax
-        const alpha: f32 = mOld == -Infinity ? 0 : exp1(mOld - mNew)
-        const mv = f32x4.splat(mNew)
-        let acc = f32x4.splat(0)
-        const valid4 = valid & ~3
-        for (let j = 0; j < valid4; j += 4) {
-          const p = exp4(f32x4.sub(v128.load(Si + (<usize>j << 2)), mv))
-          v128.store(Si + (<usize>j << 2), p)
-          acc = f32x4.add(acc, p)
-        }
-        let sum = hsum(acc)
-        for (let j = valid4; j < valid; j++) {
-          const p = exp1(load<f32>(Si + (<usize>j << 2)) - mNew)
-          store<f32>(Si + (<usize>j << 2), p)
-          sum += p
-        }
-        for (let j = valid; j < len; j++) store<f32>(Si + (<usize>j << 2), 0)
+        const alpha = foldScores(Si, valid, M + (<usize>r << 2), Lsum + (<usize>r << 2))
+        // foldScores zeroed the lanes up to a multiple of 4; the value loop reads the whole tile
+        for (let j = (valid + 3) & ~3; j < len; j++) store<f32>(Si + (<usize>j << 2), 0)
         if (alpha != 1) {
           const Oi = O + (<usize>(r * vd) << 2)
           const av = f32x4.splat(alpha)
           for (let c = 0; c < v4; c += 4) v128.store(Oi + (<usize>c << 2), f32x4.mul(v128.load(Oi + (<usize>c << 2)), av))
           for (let c = v4; c < vd; c++) store<f32>(Oi + (<usize>c << 2), load<f32>(Oi + (<usize>c << 2)) * alpha)
         }
-        store<f32>(Lsum + (<usize>r << 2), load<f32>(Lsum + (<usize>r << 2)) * alpha + sum)
-        store<f32>(M + (<usize>r << 2), mNew)
       }
       // O_r += sum_j p_rj v_j: 4 rows x 8 channels a pass, each splat probability used twice
       const O0 = O + (<usize>(r0 * vd) << 2)
@@ -178,18 +190,18 @@ export function attendCausal(
         let a0 = v128.load(O0 + off), a1 = v128.load(O1 + off), a2 = v128.load(O2 + off), a3 = v128.load(O3 + off)
         let b0 = v128.load(O0 + off, 16), b1 = v128.load(O1 + off, 16), b2 = v128.load(O2 + off, 16), b3 = v128.load(O3 + off, 16)
         for (let j = 0; j < len; j++) {
-          const vrow = vp + <usize>j * vRow + off
+          const vrow = <usize>load<u32>(vPtrs + (<usize>j << 2)) + off
           const x = v128.load(vrow)
           const y = v128.load(vrow, 16)
           const jo = <usize>j << 2
           const p0 = v128.load32_splat(S + jo)
-          a0 = fma(p0, x, a0); b0 = fma(p0, y, b0)
+          a0 = madd(p0, x, a0); b0 = madd(p0, y, b0)
           const p1 = v128.load32_splat(S1 + jo)
-          a1 = fma(p1, x, a1); b1 = fma(p1, y, b1)
+          a1 = madd(p1, x, a1); b1 = madd(p1, y, b1)
           const p2 = v128.load32_splat(S2 + jo)
-          a2 = fma(p2, x, a2); b2 = fma(p2, y, b2)
+          a2 = madd(p2, x, a2); b2 = madd(p2, y, b2)
           const p3 = v128.load32_splat(S3 + jo)
-          a3 = fma(p3, x, a3); b3 = fma(p3, y, b3)
+          a3 = madd(p3, x, a3); b3 = madd(p3, y, b3)
         }
         v128.store(O0 + off, a0); v128.store(O1 + off, a1); v128.store(O2 + off, a2); v128.store(O3 + off, a3)
         v128.store(O0 + off, b0, 16); v128.store(O1 + off, b1, 16); v128.store(O2 + off, b2, 16); v128.store(O3 + off, b3, 16)
@@ -198,12 +210,12 @@ export function attendCausal(
         const off = <usize>c << 2
         let a0 = v128.load(O0 + off), a1 = v128.load(O1 + off), a2 = v128.load(O2 + off), a3 = v128.load(O3 + off)
         for (let j = 0; j < len; j++) {
-          const v = v128.load(vp + <usize>j * vRow + off)
+          const v = v128.load(<usize>load<u32>(vPtrs + (<usize>j << 2)) + off)
           const jo = <usize>j << 2
-          a0 = fma(v128.load32_splat(S + jo), v, a0)
-          a1 = fma(v128.load32_splat(S1 + jo), v, a1)
-          a2 = fma(v128.load32_splat(S2 + jo), v, a2)
-          a3 = fma(v128.load32_splat(S3 + jo), v, a3)
+          a0 = madd(v128.load32_splat(S + jo), v, a0)
+          a1 = madd(v128.load32_splat(S1 + jo), v, a1)
+          a2 = madd(v128.load32_splat(S2 + jo), v, a2)
+          a3 = madd(v128.load32_splat(S3 + jo), v, a3)
         }
         v128.store(O0 + off, a0); v128.store(O1 + off, a1); v128.store(O2 + off, a2); v128.store(O3 + off, a3)
       }
@@ -211,7 +223,7 @@ export function attendCausal(
         const off = <usize>c << 2
         let a0 = load<f32>(O0 + off), a1 = load<f32>(O1 + off), a2 = load<f32>(O2 + off), a3 = load<f32>(O3 + off)
         for (let j = 0; j < len; j++) {
-          const v = load<f32>(vp + <usize>j * vRow + off)
+          const v = load<f32>(<usize>load<u32>(vPtrs + (<usize>j << 2)) + off)
           const jo = <usize>j << 2
           a0 += load<f32>(S + jo) * v; a1 += load<f32>(S1 + jo) * v
           a2 += load<f32>(S2 + jo) * v; a3 += load<f32>(S3 + jo) * v
@@ -246,7 +258,6 @@ export function attentionMass(
 ): void {
   const R = T * hq
   const S = scratch
-  const kRow = <usize>kd << 2
   for (let r0 = 0; r0 < R; r0 += 4) {
     const nr = min(4, R - r0)
     const q0 = rowPtr(q, r0, hq, qStride, kd)
@@ -255,10 +266,9 @@ export function attentionMass(
     const q3 = nr > 3 ? rowPtr(q, r0 + 3, hq, qStride, kd) : q0
     const maxLim = min(n, visible0 + (r0 + nr - 1) / hq)
     for (let j0 = 0; j0 < maxLim; ) {
-      const inPage = j0 % pageTokens
-      const len = min(TILE, min(pageTokens - inPage, maxLim - j0))
-      const kp = <usize>load<u32>(kTable + (<usize>(j0 / pageTokens) << 2)) + <usize>inPage * kRow
-      scoreTile(q0, q1, q2, q3, kp, kRow, kd, len, S, scale)
+      const len = min(TILE, maxLim - j0)
+      collect(kTable, 0, pageTokens, kd, 0, 0, j0, len)
+      scoreTile(q0, q1, q2, q3, kd, len, S, scale)
       for (let i = 0; i < nr; i++) {
         const lim = min(n, visible0 + (r0 + i) / hq)
         const valid = max(0, min(len, lim - j0))

@@ -1,0 +1,220 @@
+// The KV store's costs, each against its yardstick measured in the same run (machines are noisy):
+// - evicting 1 token per KV head per step (order-free `evictions`) at 4k, 16k and 64k tokens of the
+//   fixture's cache shape, against a decode step at 4k, and the order-preserving `keep` path it replaces;
+// - a one-shot compaction to 25% at 4k: bytes moved per second against memory.copy's;
+// - the decode step through the synchronous arena path against stepAsync (the asynchronous seam), and
+//   with every page in the host tier; dense decode against selected decode over every token;
+// - `h2o:budget=0.5,every=1` decode step against the full cache's, on a 3000-token prompt.
+//   npm run build && node dist/bench/store.js
+import { loadModel } from '../src/model/load.js'
+import type { LlamaModel } from '../src/model/model.js'
+import { PagedKVCache } from '../src/cache/paged-cache.js'
+import { createPolicy } from '../src/policies/registry.js'
+import { randn } from './random.js'
+
+const MODEL = 'models/fixture-14m'
+const line = (what: string, value: string, extra = ''): void => console.log(`${what.padEnd(60)} ${value.padStart(14)}   ${extra}`)
+
+/** a cache of the model's shape holding n random tokens in every head */
+function filledCache(model: LlamaModel, n: number): PagedKVCache {
+  const cache = model.newCache()
+  const { kvHeads, headDim } = cache.options
+  for (let l = 0; l < cache.options.layers; l++) {
+    for (let t0 = 0; t0 < n; t0 += 1024) {
+      const T = Math.min(1024, n - t0)
+      const k = randn(T * kvHeads * headDim, l * 7919 + t0)
+      cache.append(l, k, k, Int32Array.from({ length: T }, (_, i) => t0 + i))
+    }
+  }
+  return cache
+}
+
+/** one random slot a head, as a decision of either kind */
+function oneEach(cache: PagedKVCache, step: number, kind: 'evict' | 'keep') {
+  const { layers, kvHeads } = cache.options
+  const heads = []
+  for (let l = 0; l < layers; l++) {
+    for (let h = 0; h < kvHeads; h++) {
+      const n = cache.length(l, h)
+      const slot = ((step + 1) * 2654435761 + l * 97 + h * 13) % n
+      heads.push({ layer: l, head: h, slot, n })
+    }
+  }
+  if (kind === 'evict') return { heads: [], evictions: heads.map((x) => ({ layer: x.layer, head: x.head, evict: Int32Array.of(x.slot) })) }
+  return { heads: heads.map((x) => ({ layer: x.layer, head: x.head, keep: Int32Array.from({ length: x.n - 1 }, (_, i) => (i < x.slot ? i : i + 1)) })) }
+}
+
+/** fastest ms of `rounds` eviction steps (each followed by an untimed one-token append to hold n) */
+function evictionStepMs(model: LlamaModel, cache: PagedKVCache, kind: 'evict' | 'keep', rounds: number): number {
+  const { layers, kvHeads, headDim } = cache.options
+  const k = randn(kvHeads * headDim, 5)
+  let best = Infinity
+  for (let s = 0; s < rounds; s++) {
+    const d = oneEach(cache, s, kind)
+    const t0 = performance.now()
+    cache.apply(d)
+    best = Math.min(best, performance.now() - t0)
+    for (let l = 0; l < layers; l++) cache.append(l, k, k, Int32Array.of(1e6 + s))
+  }
+  return best
+}
+
+function decodeStepMs(model: LlamaModel, cache: PagedKVCache, rounds: number): number {
+  const logits = new Float32Array(model.config.vocab)
+  let best = Infinity
+  for (let s = 0; s < rounds; s++) {
+    const pos = cache.length(0, 0)
+    const t0 = performance.now()
+    model.forward.step([5 + s], Int32Array.of(pos), cache, { decode: true, logits: 'last', out: logits })
+    best = Math.min(best, performance.now() - t0)
+  }
+  return best
+}
+
+function eviction(model: LlamaModel): void {
+  console.log('\nevicting 1 token per KV head per step (8 layers x 2 KV heads x 64, float32), fastest of 30 steps')
+  const at: Record<number, number> = {}
+  for (const n of [4096, 16384, 65536]) {
+    const cache = filledCache(model, n)
+    at[n] = evictionStepMs(model, cache, 'evict', 30)
+    line(`order-free eviction, ${n / 1024}k tokens`, `${(at[n] * 1000).toFixed(1)} us`)
+    if (n === 4096) {
+      const keep = evictionStepMs(model, cache, 'keep', 10)
+      line('order-preserving keep list (the path it replaces), 4k tokens', `${keep.toFixed(3)} ms`, `eviction is ${(keep / at[n]).toFixed(0)}x faster`)
+      const step = decodeStepMs(model, cache, 10)
+      line('decode step, 4k tokens (yardstick)', `${step.toFixed(2)} ms`, `eviction = ${(at[n] / step).toFixed(4)} of a step (target < 0.1)`)
+    }
+    cache.dispose()
+  }
+  line('eviction 64k / 4k (flat in n: ~1)', `${(at[65536] / at[4096]).toFixed(2)}x`, `16k / 4k ${(at[16384] / at[4096]).toFixed(2)}x`)
+}
+
+function oneShot(model: LlamaModel): void {
+  console.log('\none-shot compaction to 25% at 4k tokens (random 25% of each head kept, order kept), fastest of 8 rounds')
+  const n = 4096
+  const heap = model.backend.heap
+  let best = Infinity
+  let copy = Infinity
+  let bytes = 0
+  for (let round = 0; round < 8; round++) {
+    const cache = filledCache(model, n)
+    const { layers, kvHeads, headDim } = cache.options
+    const heads = []
+    for (let l = 0; l < layers; l++) {
+      for (let h = 0; h < kvHeads; h++) {
+        const score = randn(n, round * 131 + l * 17 + h)
+        const keep = Int32Array.from(Array.from(score.keys()).sort((a, b) => score[b] - score[a]).slice(0, n / 4)).sort()
+        heads.push({ layer: l, head: h, keep })
+      }
+    }
+    const moved0 = cache.store.rowsMoved
+    const t0 = performance.now()
+    cache.apply({ heads })
+    best = Math.min(best, performance.now() - t0)
+    bytes = (cache.store.rowsMoved - moved0) * 2 * headDim * 4
+    cache.dispose()
+    // the yardstick in the same state: memory.copy of as many bytes from a buffer just written, as the cache was
+    const src = heap.alloc(bytes, 64)
+    const dst = heap.alloc(bytes, 64)
+    heap.F32.set(randn(bytes / 4, round), src >> 2)
+    heap.U8.fill(0, dst, dst + bytes)
+    const t1 = performance.now()
+    model.backend.copyBytes(dst, src, bytes)
+    copy = Math.min(copy, performance.now() - t1)
+    heap.release(dst)
+    heap.release(src)
+  }
+  const gbs = (ms: number) => bytes / ms / 1e6
+  line(`compaction (${(bytes / 2 ** 20).toFixed(1)} MiB of rows moved, kernel + bookkeeping)`, `${best.toFixed(3)} ms`, `${gbs(best).toFixed(1)} GB/s`)
+  line('memory.copy of the same bytes (yardstick)', `${copy.toFixed(3)} ms`, `${gbs(copy).toFixed(1)} GB/s`)
+  line('compaction speed / memory.copy speed (target >= 0.5)', (copy / best).toFixed(2))
+}
+
+/** the synchronous arena path against the awaited one, and the dense decode kernel against the one it replaced */
+async function seam(model: LlamaModel): Promise<void> {
+  console.log('\nthe asynchronous seam, 4k tokens, fastest of 12 alternating steps')
+  const cache = filledCache(model, 4096)
+  const logits = new Float32Array(model.config.vocab)
+  const host = cache.fork()
+  host.moveTo('host')
+  let sync = Infinity
+  let awaited = Infinity
+  let fromHost = Infinity
+  for (let s = 0; s < 12; s++) {
+    const pos = 4096 + s
+    const t0 = performance.now()
+    model.forward.step([5], Int32Array.of(pos), cache, { decode: true, logits: 'last', out: logits })
+    const t1 = performance.now()
+    cache.rollback(4096)
+    await model.forward.stepAsync([5], Int32Array.of(pos), cache, { decode: true, logits: 'last', out: logits })
+    const t2 = performance.now()
+    cache.rollback(4096)
+    await model.forward.stepAsync([5], Int32Array.of(pos), host, { decode: true, logits: 'last', out: logits })
+    const t3 = performance.now()
+    host.rollback(4096)
+    sync = Math.min(sync, t1 - t0)
+    awaited = Math.min(awaited, t2 - t1)
+    fromHost = Math.min(fromHost, t3 - t2)
+  }
+  line('decode step, synchronous (arena)', `${sync.toFixed(2)} ms`)
+  line('decode step, stepAsync over the same arena cache', `${awaited.toFixed(2)} ms`, `${(awaited / sync).toFixed(2)}x the synchronous step`)
+  line('decode step, stepAsync with every page in the host tier', `${fromHost.toFixed(2)} ms`, `${(fromHost / sync).toFixed(2)}x (fetches all 4k rows a head)`)
+  // dense decode is attendCausal with T = 1, as before the store; selected decode its gathered twin
+  const be = model.backend
+  const heap = be.heap
+  const { headDim: d, group } = model.config
+  const v = cache.view(0, 0)
+  const q = heap.alloc(group * d * 4, 64)
+  const out = heap.alloc(group * d * 4, 64)
+  const lse = heap.alloc(group * 4, 64)
+  const scratch = heap.alloc(8192 * 4, 64)
+  const every = heap.alloc(v.n * 4, 64)
+  heap.I32.set(Int32Array.from({ length: v.n }, (_, i) => i), every >> 2)
+  heap.F32.set(randn(group * d, 9), q >> 2)
+  let dense = Infinity
+  let gathered = Infinity
+  let attend = Infinity
+  for (let i = 0; i < 200; i++) {
+    const t0 = performance.now()
+    be.attendCausal(q, group * d, group, 1, d, d, v.kTable, v.vTable, v.pageTokens, v.n, v.n, 0.125, out, group * d, lse, scratch)
+    const t1 = performance.now()
+    be.attendGathered(q, group, d, d, v.kTable, v.vTable, v.pageTokens, every, v.n, 0.125, out, lse, scratch)
+    const t2 = performance.now()
+    be.attend(q, group, d, v.kTable, v.vTable, v.pageTokens, v.n, every, v.n, 0.125, out, lse)
+    const t3 = performance.now()
+    dense = Math.min(dense, t1 - t0)
+    gathered = Math.min(gathered, t2 - t1)
+    attend = Math.min(attend, t3 - t2)
+  }
+  for (const p of [q, out, lse, scratch, every]) heap.release(p)
+  line(`dense decode over one head (${group} query heads), attendCausal`, `${(dense * 1000).toFixed(1)} us`)
+  line('the same through attendGathered over every token', `${(gathered * 1000).toFixed(1)} us`, `${(gathered / dense).toFixed(2)}x dense (selected decode now)`)
+  line('the same through attend over every token', `${(attend * 1000).toFixed(1)} us`, `${(attend / dense).toFixed(2)}x dense (selected decode before)`)
+  host.dispose()
+  cache.dispose()
+}
+
+async function h2oStep(model: LlamaModel): Promise<void> {
+  console.log('\nh2o:budget=0.5,every=1 against the full cache, 3000-token prompt, 32 new tokens')
+  const ids = [0, ...Array.from({ length: 2999 }, (_, i) => 2 + ((i * 7919) % 4000))]
+  const ms: Record<string, number> = {}
+  for (const spec of ['full', 'h2o:budget=0.5,every=1']) {
+    const policy = createPolicy(spec, model.config) ?? undefined
+    const { stats } = await model.generate(ids, { maxNewTokens: 32, policy }).result
+    ms[spec] = stats.decodeMsPerToken
+    line(`${spec} decode step`, `${stats.decodeMsPerToken.toFixed(2)} ms`)
+  }
+  line('h2o every=1 step / full step (target <= 2)', `${(ms['h2o:budget=0.5,every=1'] / ms.full).toFixed(2)}x`)
+}
+
+export async function run(): Promise<void> {
+  const model = (await loadModel(MODEL, { backend: 'wasm' })) as LlamaModel
+  console.log(`store bench on ${MODEL}, kernels ${model.kernels}`)
+  eviction(model)
+  oneShot(model)
+  await seam(model)
+  await h2oStep(model)
+  model.dispose()
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run()

@@ -1,0 +1,343 @@
+import type { Kernels } from '../backend/reference/kernels.js'
+import { CacheError } from './errors.js'
+import type { PageFormat } from './formats.js'
+import type { Page, PageStore, Tier } from './page-store.js'
+
+/**
+ * A run of pages holding rows [0, n) of one (layer, KV head) stream in one format and one tier: key rows
+ * of kd values (fewer than head_dim after channel pruning: `channels` lists the ones kept), value rows of
+ * vd. Pages come from a PageStore and may be shared with other segments (a forked sequence, a shared
+ * prefix); every write goes through `writable`, which gives the segment private copies first
+ * (copy-on-write). Arena-tier segments keep int32 page tables in the arena, so the kernels read the rows
+ * in place.
+ */
+export class Segment {
+  n = 0
+  private kPages: Page[] = []
+  private vPages: Page[] = []
+  private kTab = 0
+  private vTab = 0
+  private tabCap = 0
+
+  constructor(
+    private readonly store: PageStore,
+    private readonly kernels: Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows'>,
+    readonly format: PageFormat,
+    readonly kd: number,
+    readonly vd: number,
+    readonly channels: Int32Array | null,
+    private tierOf: Tier = 'wasm',
+  ) {}
+
+  get tier(): Tier {
+    return this.tierOf
+  }
+  get kTable(): number {
+    return this.tierOf === 'wasm' ? this.kTab : 0
+  }
+  get vTable(): number {
+    return this.tierOf === 'wasm' ? this.vTab : 0
+  }
+  get pages(): number {
+    return this.kPages.length
+  }
+  get pageList(): readonly Page[] {
+    return [...this.kPages, ...this.vPages]
+  }
+  private get pt(): number {
+    return this.store.pageTokens
+  }
+  /** bytes of one key row and one value row (float32 rows: 4 bytes a value) */
+  get keyRowBytes(): number {
+    return this.kd * 4
+  }
+  get valueRowBytes(): number {
+    return this.vd * 4
+  }
+  /** bytes of the pages and the tables held (shared pages included: the store counts them once) */
+  get reservedBytes(): number {
+    let b = this.tabCap * 8
+    for (const p of this.kPages) b += p.bytes
+    for (const p of this.vPages) b += p.bytes
+    return b
+  }
+  /** bytes the n rows need (float rows exactly; packed pages pro rata, group metadata included) */
+  get usedBytes(): number {
+    return this.rowsBytes(this.n)
+  }
+
+  /** of usedBytes, the share in pages other segments reference too */
+  get sharedBytes(): number {
+    let rows = 0
+    for (let p = 0; p < this.kPages.length; p++) {
+      if (this.kPages[p].refs > 1) rows += Math.min(this.pt, this.n - p * this.pt)
+    }
+    return this.rowsBytes(rows)
+  }
+
+  private rowsBytes(rows: number): number {
+    if (this.format === 'float32') return rows * (this.kd + this.vd) * 4
+    if (this.format === 'float16') return rows * (this.kd + this.vd) * 2
+    const pageBytes = this.store.bytesOf(this.format, 'key', this.kd) + this.store.bytesOf(this.format, 'value', this.vd)
+    return (rows / this.pt) * pageBytes
+  }
+
+  private arenaOnly(what: string): void {
+    if (this.tierOf !== 'wasm') throw new CacheError(`${what}: the segment lives in the '${this.tierOf}' tier; move it to 'wasm' first`)
+    if (this.format !== 'float32') throw new CacheError(`${what}: writing ${this.format} pages needs the quantization kernels, not in this build`)
+  }
+
+  /** makes room for `more` rows (allocating may grow memory: take views only after this) */
+  reserve(more: number): void {
+    this.arenaOnly('append')
+    const need = Math.ceil((this.n + more) / this.pt)
+    if (need > this.tabCap) this.growTables(Math.max(need, this.tabCap * 2, 4))
+    this.writable(this.n)
+    while (this.kPages.length < need) {
+      this.kPages.push(this.store.take(this.format, 'key', this.kd))
+      this.vPages.push(this.store.take(this.format, 'value', this.vd))
+      this.setTable(this.kPages.length - 1)
+    }
+  }
+
+  /** copy-on-write: the pages holding rows [fromRow, untilRow) become this segment's own */
+  writable(fromRow: number, untilRow = Infinity): void {
+    const end = Math.min(this.kPages.length, Math.ceil(untilRow / this.pt))
+    for (let p = Math.floor(fromRow / this.pt); p < end; p++) {
+      const k = this.store.unshare(this.kPages[p])
+      const v = this.store.unshare(this.vPages[p])
+      if (k !== this.kPages[p] || v !== this.vPages[p]) {
+        this.kPages[p] = k
+        this.vPages[p] = v
+        this.setTable(p)
+      }
+    }
+  }
+
+  /** byte pointers of row i's key and value (arena tier) */
+  keyPtr(i: number): number {
+    return this.kPages[Math.floor(i / this.pt)].ptr + (i % this.pt) * this.keyRowBytes
+  }
+  valuePtr(i: number): number {
+    return this.vPages[Math.floor(i / this.pt)].ptr + (i % this.pt) * this.valueRowBytes
+  }
+
+  /** appends a row from float arrays (after reserve) */
+  pushRow(k: Float32Array, kOff: number, v: Float32Array, vOff: number): void {
+    const F = this.store.heap.F32
+    const i = this.n++
+    F.set(k.subarray(kOff, kOff + this.kd), this.keyPtr(i) >> 2)
+    F.set(v.subarray(vOff, vOff + this.vd), this.valuePtr(i) >> 2)
+  }
+
+  /** appends a row copied from arena pointers (after reserve) */
+  pushRowFromHeap(kPtr: number, vPtr: number): void {
+    const F = this.store.heap.F32
+    const i = this.n++
+    F.copyWithin(this.keyPtr(i) >> 2, kPtr >> 2, (kPtr >> 2) + this.kd)
+    F.copyWithin(this.valuePtr(i) >> 2, vPtr >> 2, (vPtr >> 2) + this.vd)
+  }
+
+  /** overwrites row i in place (copy-on-write first if its page is shared) */
+  overwriteRow(i: number, k: Float32Array, v: Float32Array): void {
+    this.arenaOnly('overwrite')
+    this.writable(i, i + 1)
+    const F = this.store.heap.F32
+    F.set(k, this.keyPtr(i) >> 2)
+    F.set(v, this.valuePtr(i) >> 2)
+  }
+
+  /**
+   * Keeps rows keep[0..] (local, strictly ascending) in that order, moving each kept row at most once
+   * and none before the first gap, then returns the pages past the new end. Arena pages move by the
+   * compaction kernel; host pages by one copy per run of rows. `keepPtr` holds keep in the arena.
+   * Returns the rows moved.
+   */
+  compact(keep: Int32Array, keepPtr: number): number {
+    let first = 0
+    while (first < keep.length && keep[first] === first) first++
+    let moved = 0
+    if (first < keep.length) {
+      this.writable(first)
+      if (this.tierOf === 'wasm') {
+        const I = this.store.heap.I32
+        I.set(keep, keepPtr >> 2)
+        moved = this.kernels.compactRows(this.kTab, this.pt, this.keyRowBytes, keepPtr, keep.length)
+        this.kernels.compactRows(this.vTab, this.pt, this.valueRowBytes, keepPtr, keep.length)
+      } else moved = this.compactHost(keep, first)
+    }
+    this.truncate(keep.length)
+    this.store.rowsMoved += moved
+    return moved
+  }
+
+  /**
+   * Evicts rows evict[0..] (local, strictly ascending) without keeping the order: each hole below the new
+   * end is filled by a kept row from past it, by the moveRows kernel, so the cost is at most evict.length
+   * row copies whatever n is. Returns the moves as (dst, src) pairs, for the positions to follow.
+   * `pairsPtr` has room for 2 x evict.length int32 in the arena.
+   */
+  evict(evict: Int32Array, pairsPtr: number): Int32Array {
+    const newN = this.n - evict.length
+    let holes = 0
+    while (holes < evict.length && evict[holes] < newN) holes++
+    const pairs = new Int32Array(2 * holes)
+    let e = holes
+    let src = newN
+    for (let h = 0; h < holes; h++) {
+      while (e < evict.length && evict[e] === src) {
+        e++
+        src++
+      }
+      pairs[2 * h] = evict[h]
+      pairs[2 * h + 1] = src++
+    }
+    if (holes) {
+      for (let h = 0; h < holes; h++) this.writable(evict[h], evict[h] + 1)
+      if (this.tierOf === 'wasm') {
+        this.store.heap.I32.set(pairs, pairsPtr >> 2)
+        this.kernels.moveRows(this.kTab, this.pt, this.keyRowBytes, pairsPtr, holes)
+        this.kernels.moveRows(this.vTab, this.pt, this.valueRowBytes, pairsPtr, holes)
+      } else for (let h = 0; h < holes; h++) this.copyHostRow(pairs[2 * h], pairs[2 * h + 1])
+    }
+    this.truncate(newN)
+    this.store.rowsMoved += holes
+    return pairs
+  }
+
+  private copyHostRow(dst: number, src: number): void {
+    const pt = this.pt
+    const copy = (pages: Page[], rowBytes: number) => {
+      const d = pages[Math.floor(dst / pt)].host!
+      const s = pages[Math.floor(src / pt)].host!
+      d.set(s.subarray((src % pt) * rowBytes, (src % pt + 1) * rowBytes), (dst % pt) * rowBytes)
+    }
+    copy(this.kPages, this.keyRowBytes)
+    copy(this.vPages, this.valueRowBytes)
+  }
+
+  private compactHost(keep: Int32Array, first: number): number {
+    for (let j = first; j < keep.length; j++) this.copyHostRow(j, keep[j])
+    return keep.length - first
+  }
+
+  /** keeps rows [0, n): later pages go back to the store */
+  truncate(n: number): void {
+    if (n > this.n) throw new CacheError(`truncate: ${n} is more than the ${this.n} rows held`)
+    this.n = n
+    const need = Math.ceil(n / this.pt)
+    while (this.kPages.length > need) {
+      this.store.release(this.kPages.pop()!)
+      this.store.release(this.vPages.pop()!)
+    }
+  }
+
+  /** a segment over the same pages (each gains a reference), with its own tables */
+  fork(): Segment {
+    const s = new Segment(this.store, this.kernels, this.format, this.kd, this.vd, this.channels, this.tierOf)
+    s.kPages = this.kPages.map((p) => this.store.retain(p))
+    s.vPages = this.vPages.map((p) => this.store.retain(p))
+    s.n = this.n
+    if (this.tierOf === 'wasm' && s.kPages.length) {
+      s.growTables(Math.max(4, s.kPages.length))
+      for (let p = 0; p < s.kPages.length; p++) s.setTable(p)
+    }
+    return s
+  }
+
+  /**
+   * Moves every page to `tier`: pages only this segment references move in place; shared ones are
+   * copied for it (the other sequences keep theirs). Returns the bytes copied.
+   */
+  moveTo(tier: Tier): number {
+    if (tier === this.tierOf) return 0
+    const before = this.store.bytesMoved
+    this.kPages = this.kPages.map((p) => this.store.moveFor(p, tier))
+    this.vPages = this.vPages.map((p) => this.store.moveFor(p, tier))
+    const moved = this.store.bytesMoved - before
+    this.tierOf = tier
+    if (tier === 'wasm') {
+      if (this.kPages.length > this.tabCap) this.growTables(Math.max(4, this.kPages.length))
+      for (let p = 0; p < this.kPages.length; p++) this.setTable(p)
+    }
+    return moved
+  }
+
+  /**
+   * Copies the listed rows (local, any order) into contiguous arena buffers: keys [rows][kd] at kDst,
+   * values [rows][vd] at vDst, from any tier. This is the tier fetch: arena rows are one copy inside the
+   * arena, host rows one copy from their ArrayBuffer.
+   */
+  fetchRows(rows: ArrayLike<number>, kDst: number, vDst: number): void {
+    const U8 = this.store.heap.U8
+    const pt = this.pt
+    const kb = this.keyRowBytes
+    const vb = this.valueRowBytes
+    for (let r = 0; r < rows.length; r++) {
+      const i = rows[r]
+      const kp = this.kPages[Math.floor(i / pt)]
+      const vp = this.vPages[Math.floor(i / pt)]
+      const ko = (i % pt) * kb
+      const vo = (i % pt) * vb
+      if (this.tierOf === 'wasm') {
+        U8.copyWithin(kDst + r * kb, kp.ptr + ko, kp.ptr + ko + kb)
+        U8.copyWithin(vDst + r * vb, vp.ptr + vo, vp.ptr + vo + vb)
+      } else {
+        U8.set(kp.host!.subarray(ko, ko + kb), kDst + r * kb)
+        U8.set(vp.host!.subarray(vo, vo + vb), vDst + r * vb)
+      }
+    }
+  }
+
+  /** a segment of the first `rows` rows with only `channels` of each key (ThinK), values copied whole */
+  pruneChannels(channels: Int32Array, rows: number, scratch: number): Segment {
+    this.arenaOnly('keyChannels')
+    const s = new Segment(this.store, this.kernels, this.format, channels.length, this.vd, channels.slice())
+    s.reserve(rows)
+    this.store.heap.I32.set(channels, scratch >> 2)
+    this.kernels.gatherChannels(this.kTab, s.kTab, this.pt, this.kd, scratch, channels.length, rows)
+    const U8 = this.store.heap.U8
+    for (let p = 0; p * this.pt < rows; p++) {
+      const bytes = Math.min(this.pt, rows - p * this.pt) * this.valueRowBytes
+      U8.copyWithin(s.vPages[p].ptr, this.vPages[p].ptr, this.vPages[p].ptr + bytes)
+    }
+    s.n = rows
+    return s
+  }
+
+  /** returns every page to the store, keeping the tables */
+  clearRows(): void {
+    this.truncate(0)
+  }
+
+  dispose(): void {
+    this.clearRows()
+    if (this.tabCap) {
+      this.store.heap.release(this.kTab)
+      this.store.heap.release(this.vTab)
+    }
+    this.tabCap = 0
+    this.kTab = this.vTab = 0
+  }
+
+  private setTable(p: number): void {
+    const I = this.store.heap.I32
+    I[(this.kTab >> 2) + p] = this.kPages[p].ptr
+    I[(this.vTab >> 2) + p] = this.vPages[p].ptr
+  }
+
+  private growTables(cap: number): void {
+    const heap = this.store.heap
+    const k = heap.alloc(cap * 4)
+    const v = heap.alloc(cap * 4)
+    if (this.tabCap) {
+      heap.I32.copyWithin(k >> 2, this.kTab >> 2, (this.kTab >> 2) + this.kPages.length)
+      heap.I32.copyWithin(v >> 2, this.vTab >> 2, (this.vTab >> 2) + this.vPages.length)
+      heap.release(this.kTab)
+      heap.release(this.vTab)
+    }
+    this.kTab = k
+    this.vTab = v
+    this.tabCap = cap
+  }
+}

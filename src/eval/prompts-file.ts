@@ -1,0 +1,77 @@
+/**
+ * Prompts as a JSONL file, one sample a line, so that kvkit and a peer library (kvpress on the GPU host)
+ * run on identical token ids, not only on the same recipe:
+ *   {"task": "passkey", "index": 0, "length": 4096, "prompt_ids": [...], "answer": " The pass key is 1.",
+ *    "answer_ids": [...], "context_len": 4010, "expected": ["1"]}
+ * `context_len` is where the question block starts (the query-agnostic loop compresses the ids before
+ * it); `answer_ids` sets how many tokens are decoded (their count + 3); `expected` lists the values
+ * RULER's score looks for (default: the trimmed answer). `length` and `index` only label the cell.
+ */
+import { readFileSync, writeFileSync } from 'node:fs'
+import type { TaskSample } from './prompt.js'
+import { isTaskName, TASK_NAMES, type TaskName } from './tasks.js'
+
+export interface PromptSample {
+  task: TaskName
+  index: number
+  length: number
+  prompt_ids: number[]
+  answer: string
+  answer_ids: number[]
+  context_len: number
+  expected: string[]
+}
+
+export class PromptsFileError extends Error {
+  override name = 'PromptsFileError'
+}
+
+/** A built sample in the file's form; the context ends where the question block starts. */
+export function promptSample(s: TaskSample): PromptSample {
+  const question = s.pieces[s.pieces.length - 1]
+  if (question.kind !== 'question') throw new Error(`sample ${s.task} #${s.index} does not end with its question block`)
+  return {
+    task: s.task, index: s.index, length: s.length, prompt_ids: s.promptIds, answer: s.answer, answer_ids: s.answerIds,
+    context_len: s.promptIds.length - question.ids.length, expected: s.expected,
+  }
+}
+
+export function writePromptsFile(path: string, samples: readonly PromptSample[]): void {
+  writeFileSync(path, samples.map((s) => JSON.stringify(s)).join('\n') + '\n')
+}
+
+const isIds = (x: unknown, vocab: number): x is number[] => Array.isArray(x) && x.length > 0 && x.every((t) => Number.isInteger(t) && t >= 0 && t < vocab)
+
+/** Reads and checks every line (ids inside the vocabulary, context_len inside the prompt); errors name the line. */
+export function readPromptsFile(path: string, vocab: number): PromptSample[] {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch {
+    throw new PromptsFileError(`cannot read prompts file ${path}`)
+  }
+  const out: PromptSample[] = []
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return
+    const where = `${path}:${i + 1}`
+    let o: Record<string, unknown>
+    try {
+      o = JSON.parse(line)
+    } catch {
+      throw new PromptsFileError(`${where}: not a JSON object`)
+    }
+    if (typeof o.task !== 'string' || !isTaskName(o.task)) throw new PromptsFileError(`${where}: task ${JSON.stringify(o.task)} is not one of ${TASK_NAMES.join(', ')}`)
+    if (!isIds(o.prompt_ids, vocab)) throw new PromptsFileError(`${where}: prompt_ids must be a non-empty list of token ids in [0, ${vocab})`)
+    if (typeof o.answer !== 'string' || o.answer.trim() === '') throw new PromptsFileError(`${where}: answer must be a non-empty string`)
+    if (!isIds(o.answer_ids, vocab)) throw new PromptsFileError(`${where}: answer_ids must be a non-empty list of token ids in [0, ${vocab})`)
+    const n = o.prompt_ids.length
+    const c = o.context_len ?? n - 1
+    if (!Number.isInteger(c) || (c as number) < 1 || (c as number) > n - 1) throw new PromptsFileError(`${where}: context_len ${JSON.stringify(o.context_len)} must be an integer in [1, ${n - 1}]`)
+    const expected = o.expected ?? [o.answer.trim()]
+    if (!Array.isArray(expected) || expected.some((e) => typeof e !== 'string')) throw new PromptsFileError(`${where}: expected must be a list of strings`)
+    const int = (x: unknown, d: number) => (Number.isInteger(x) ? (x as number) : d)
+    out.push({ task: o.task, index: int(o.index, out.length), length: int(o.length, n), prompt_ids: o.prompt_ids, answer: o.answer, answer_ids: o.answer_ids, context_len: c as number, expected })
+  })
+  if (out.length === 0) throw new PromptsFileError(`${path}: no samples`)
+  return out
+}

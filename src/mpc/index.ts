@@ -1,0 +1,16 @@
+// kvkit's MPC mode: two-party secret-shared execution over Z_2^64 with exact cost accounting
+// (browser-safe; the TCP transport is Node-only: import src/mpc/socket.js for it).
+export { createWasmRing, referenceRing, WasmRing, RingShapeError, concatWords, type Ring, type Words } from './ring.js'
+export { ChaCha20Prg, PrgSeedError, seedFromString } from './prg.js'
+export { DealerStream, type DealerSeeds, type Triple } from './dealer.js'
+export { inProcessPair, throttled, TransportError, type Transport, type LinkLimit } from './transport.js'
+export { CostLog, LAN, WAN, customNetwork, modelledSeconds, NetworkModelError, addCost, subCost, zeroCost, type Cost, type NetworkModel, type SpuKernel, type KernelCall } from './cost.js'
+export { PlainFixedPoint, encodeFixed, decodeFixed, fixedConst, FixedPointError, type FxEngine, type TruncMode, type MatmulOperands } from './engine.js'
+export { Party, ProtocolError, type PartyOptions } from './party.js'
+export { createParty, createInProcessParties, runBoth, splitSecret, DEFAULT_SEEDS, type PartySetup } from './session.js'
+export { select, maxRows, exp, reciprocal, softmax, topK, gatherOneHot, type ExpOptions, type ReciprocalOptions, type ReciprocalMethod, type SoftmaxOptions, type SoftmaxVariant } from './fx-ops.js'
+export { attendShares, type HeadTokens, type AttendOptions } from './attention.js'
+export { mpcacheDynamicSelect, dynamicPlan, groupSummaries, resolveDynamicOptions, MPCacheOptionError, type MPCacheDynamicOptions } from './mpcache-select.js'
+export { mpcacheStaticEvict, mpcacheSummaries, mpcacheSelect, decodeStepAttention, mpcacheSelectedCount, type StaticEvictionInput, type HeadSummaries, type LayerShares, type AttentionMethod, type DecodeStepOptions } from './mpcache.js'
+export { spuEstimate, spuSeconds, type SpuEstimate, type SpuProtocol } from './spu-estimate.js'
+export { operatorTable, textTable } from './report.js'

@@ -1,0 +1,184 @@
+/**
+ * KVzip (Kim et al. 2025, "KVzip: Query-Agnostic KV Cache Compression with Context Reconstruction",
+ * arXiv 2505.23416), as kvpress's `KVzipPress` computes it (kvpress/presses/kvzip_press.py).
+ * Query-agnostic: after the prefill the model is asked to repeat its context, and a KV pair is worth
+ * what the reconstruction attends to it. The context is cut into chunks of `chunk` tokens; for each
+ * chunk the runtime's own forward pass runs, on top of the cache,
+ *   "\n\nRepeat the previous context exactly." (first chunk) or
+ *   "\n\nRepeat the part of the previous context exactly, starting with" + its last `overlap` ids (later
+ *   chunks), then "\n" and the chunk's own ids,
+ * and every query of that pass scores the keys of [first `sinks` tokens, the chunk, the pass itself]
+ * (softmax over those alone, causal inside the pass); a context token's score is the largest
+ * probability any query of its KV head's group gives it. KVzip+ (`plus`) divides each query row by the
+ * norm of its attention input and multiplies each key column by ||W_o,g^T v||_2, what the value writes
+ * through the head's output projection. The pass's tokens leave the cache afterwards; its time counts in
+ * `compressMs` (about one more prefill of the context).
+ * Budget: one selection over every layer and KV head (`layerwise=false`, kvpress's default) or per layer
+ * across its heads, of floor(budget x n) tokens per head on average (kvpress counts N - floor(N x (1 -
+ * budget)) of the N entries, a few more); kvpress masks the rest, here the per-head keep lists are stored
+ * ragged and the memory is freed. kvpress reads the separators from
+ * the model's chat template; kvkit prompts are raw text (the template-less case: no prefix, suffix "\n").
+ */
+import { budgetFrom, budgetOptions, keepAdaptive, type Budget } from './budget.js'
+import { evictionPolicy } from './evict.js'
+import type { PolicyDefinition } from './registry.js'
+import type { OptionValue } from './spec.js'
+import type { ExtensionHooks, Policy, PolicyContext, PolicyModel } from './types.js'
+
+export interface RepeatPrompts {
+  first: number[]
+  next: number[]
+  suffix: number[]
+}
+
+const prompts = new WeakMap<PolicyModel['tokenizer'], RepeatPrompts>()
+const ROWS = 128
+
+export interface KVzipOptions {
+  sinks: number
+  chunk: number
+  overlap: number
+  plus: boolean
+}
+
+/** the reconstruction scores of every (layer, KV head) of the cache at prefill end */
+export function kvzipScores(ctx: PolicyContext, p: RepeatPrompts, o: KVzipOptions): Float32Array[][] {
+  const rt = ctx.runtime
+  if (!rt) throw new Error('KVzip needs the runtime\'s forward pass (PolicyContext.runtime), which this context lacks')
+  const { layers, kvHeads } = ctx.model
+  const ids = rt.contextIds
+  const n = ids.length
+  const scores = Array.from({ length: layers }, () => Array.from({ length: kvHeads }, () => new Float32Array(n)))
+  for (let a = 0; a < n; a += o.chunk) {
+    const b = Math.min(n, a + o.chunk)
+    const lead = a === 0 ? p.first : [...p.next, ...ids.slice(Math.max(0, a - o.overlap), a)]
+    const repeat = [...lead, ...p.suffix, ...ids.slice(a, b)]
+    rt.extend(repeat, (hooks, c) => {
+      for (let l = 0; l < layers; l++) for (let h = 0; h < kvHeads; h++) scoreChunk(c, hooks[l], h, n, a, b, Math.min(o.sinks, a), o.plus, scores[l][h])
+    })
+  }
+  return scores
+}
+
+/** one KV head: max over the pass's queries of their attention to the chunk's keys (slots a..b-1) */
+function scoreChunk(ctx: PolicyContext, hook: ExtensionHooks, h: number, n: number, a: number, b: number, sink: number, plus: boolean, out: Float32Array): void {
+  const { ops, cache, model } = ctx
+  const { group, headDim: d } = model
+  const heap = ops.heap
+  const l = hook.layer
+  const T = hook.positions.length
+  const m = sink + (b - a) + T
+  const pick = (x: Float32Array) => {
+    const sub = new Float32Array(m * d)
+    sub.set(x.subarray(0, sink * d))
+    sub.set(x.subarray(a * d, b * d), sink * d)
+    sub.set(x.subarray(n * d, (n + T) * d), (sink + b - a) * d)
+    return sub
+  }
+  const vNorms = plus ? ctx.runtime!.valueOutputNorms(l, h, pick(cache.readValues(l, h)), 2) : null
+  const kb = heap.f32From(pick(cache.readKeys(l, h)))
+  const table = heap.allocI32(1)
+  const qb = heap.allocF32(ROWS * d)
+  const logits = heap.allocF32(ROWS * m)
+  try {
+    table.view[0] = kb.ptr
+    const view = { kTable: table.ptr, vTable: table.ptr, pageTokens: m, n: m, d }
+    for (let g = 0; g < group; g++) {
+      const qh = h * group + g
+      for (let r = 0; r < T; r += ROWS) {
+        const R = Math.min(ROWS, T - r)
+        qb.view.set(hook.queries.subarray((qh * T + r) * d, (qh * T + r + R) * d))
+        ops.scoreKeys(qb, R, view, 1 / Math.sqrt(d), logits)
+        const L = logits.view
+        // causal inside the pass: its query t sees the pass's keys 0..t
+        for (let t = 0; t < R; t++) L.fill(-Infinity, t * m + m - T + r + t + 1, (t + 1) * m)
+        ops.softmaxRows(logits, R, m)
+        const P = logits.view
+        for (let t = 0; t < R; t++) {
+          const rowScale = plus ? 1 / hook.inputNorms[r + t] : 1
+          for (let c = 0; c < b - a; c++) {
+            const v = P[t * m + sink + c] * rowScale * (vNorms ? vNorms[g * m + sink + c] : 1)
+            if (v > out[a + c]) out[a + c] = v
+          }
+        }
+      }
+    }
+  } finally {
+    logits.free()
+    qb.free()
+    table.free()
+    kb.free()
+  }
+}
+
+/** The repetition prompts, encoded once per tokenizer. */
+export function repeatPrompts(t: PolicyModel['tokenizer']): RepeatPrompts {
+  let p = prompts.get(t)
+  if (!p) {
+    p = {
+      first: t.encode('\n\nRepeat the previous context exactly.'),
+      next: t.encode('\n\nRepeat the part of the previous context exactly, starting with'),
+      suffix: t.encode('\n'),
+    }
+    prompts.set(t, p)
+  }
+  return p
+}
+
+/**
+ * KVzip's selection over given reconstruction scores ([layer][KV head][slot]): the scores do not depend
+ * on the budget, so one reconstruction can serve several budgets (the accuracy bench does).
+ */
+export function kvzipSelection(budget: Budget, layerwise: boolean, scoresOf: (ctx: PolicyContext) => Float32Array[][]): Policy {
+  return evictionPolicy(() => {
+    // this request's reconstruction scores
+    let scores: Float32Array[][] = []
+    return {
+      name: 'kvzip', needs: {}, budget, every: 0,
+      prefill(ctx) {
+        scores = scoresOf(ctx)
+      },
+      score: (_ctx, layer) => scores[layer],
+      ...(layerwise
+        ? { keep: (ctx, s, perHead) => keepAdaptive(ctx.ops, s, perHead * s.length, 0) }
+        : {
+            keepModel(ctx, s, perHead) {
+              const flat = s.flat()
+              const keep = keepAdaptive(ctx.ops, flat, perHead * flat.length, 0)
+              return s.map((row, l) => keep.slice(l * row.length, (l + 1) * row.length))
+            },
+          }),
+    }
+  })
+}
+
+export const kvzip: PolicyDefinition = {
+  name: 'kvzip',
+  description: 'KVzip: query-agnostic; scores each KV pair by the attention it gets while the model repeats its context (one extra forward pass)',
+  stage: 'eviction',
+  options: [...budgetOptions.filter((x) => x.name !== 'every'),
+    { name: 'layerwise', type: 'boolean', default: false, description: 'one selection per layer (true) instead of one across every layer and head' },
+    { name: 'sinks', type: 'integer', default: 4, min: 0, description: 'first tokens whose keys every chunk\'s reconstruction also scores against' },
+    { name: 'chunk', type: 'integer', default: 2048, min: 1, description: 'context tokens repeated per reconstruction pass' },
+    { name: 'overlap', type: 'integer', default: 8, min: 0, description: 'ids of the previous chunk quoted to start a later chunk\'s repetition' },
+    { name: 'plus', type: 'boolean', default: false, description: 'KVzip+ normalization: divide by the query\'s input norm, weigh by the value\'s output-projection norm' }],
+  create(o) {
+    const opts = kvzipOptions(o)
+    let repeat: RepeatPrompts | undefined
+    const policy = kvzipSelection(budgetFrom(o), o.layerwise as boolean, (ctx) => {
+      if (!repeat) throw new Error('KVzip: prepare(model) was not awaited before prefill end (it encodes the repetition prompts)')
+      return kvzipScores(ctx, repeat, opts)
+    })
+    return {
+      ...policy,
+      async prepare(model: PolicyModel) {
+        repeat = repeatPrompts(model.tokenizer)
+      },
+    }
+  },
+}
+
+/** the scoring options of a resolved kvzip spec */
+export function kvzipOptions(o: Record<string, OptionValue>): KVzipOptions {
+  return { sinks: o.sinks as number, chunk: o.chunk as number, overlap: o.overlap as number, plus: o.plus as boolean }
+}
