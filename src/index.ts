@@ -15,8 +15,9 @@ export { ModelLoadError, ModelInputError, ContextLengthError, ModelDisposedError
 export { PagedKVCache } from './cache/paged-cache.js'
 export type { KVCache, KVCacheOptions, KeyStorage, CacheBytes, Decision, HeadDecision, HeadEviction, HeadSegment } from './cache/types.js'
 export { CacheError } from './cache/errors.js'
-export { PageStore, TIERS, type Tier, type Page, type TierBytes } from './cache/page-store.js'
-export { PAGE_FORMATS, pageBytes, formatInfo, type PageFormat, type StreamRole, type FormatInfo } from './cache/formats.js'
+export type { PageStore, Tier, Page, TierBytes } from './cache/page-store.js'
+// the KV store's page formats: their byte accounting (a page of any format, before it is allocated)
+export { pageBytes, type PageFormat, type StreamRole, type FormatInfo } from './cache/formats.js'
 // policies: typed factories, spec strings, the registry
 export * from './policies/factories.js'
 export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'

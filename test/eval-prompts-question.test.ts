@@ -57,7 +57,9 @@ describe('prompts file', () => {
   it('plans one job per policy and sample of the file, carrying the sample; other sample choices are refused', () => {
     const { jobs, cells } = planEvaluation({ model: defaultModelDir(), policies: ['full', 'lagkv'], tasks: [], lengths: [], samples: 0, prompts: file, question: 'after' })
     expect(cells.map((c) => `${c.policy}/${c.task}/${c.length}`)).toEqual(['full/passkey/512', 'full/vt/512', 'lagkv/passkey/512', 'lagkv/vt/512'])
-    expect(jobs.map((j) => j.sample)).toEqual([samples[0], samples[1], samples[0], samples[1]])
+    // one job per sample, carrying every policy
+    expect(jobs.map((j) => j.sample)).toEqual([samples[0], samples[1]])
+    expect(jobs.every((j) => j.policies.join() === 'full,lagkv')).toBe(true)
     expect(jobs.every((j) => j.question === 'after')).toBe(true)
     const bad = () => planEvaluation({ model: defaultModelDir(), policies: ['full'], tasks: ['passkey'], lengths: [], samples: 0, prompts: file })
     expect(bad).toThrow(EvalArgumentError)

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel as loadAnywhere } from '../src/node/load.js'
+import { loadModel as loadAnywhere } from '../src/model/load.js'
 import { loadModel } from '../src/node/load.js'
 import { ModelInputError, ModelLoadError } from '../src/model/errors.js'
 import type { LoadProgress } from '../src/model/source.js'

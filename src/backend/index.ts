@@ -5,8 +5,12 @@ import { referenceModelKernels } from './reference/model-kernels.js'
 import { wasmKernels } from './wasm/kernels.js'
 import { wasmModelKernels } from './wasm/model-kernels.js'
 import { loadWasm, supportsSimd, type WasmBuild, type WasmLoadOptions } from './wasm/load.js'
+import { createWebGpuBackend, type GpuDeviceOptions, type WebGpuBackend } from './webgpu/index.js'
 
-export interface BackendOptions extends WasmLoadOptions {}
+export interface BackendOptions extends WasmLoadOptions {
+  /** WebGPU device options (subgroups, shader-f16, power preference) for 'webgpu'. */
+  gpu?: GpuDeviceOptions
+}
 
 /** A backend as createBackend returns it; `build` says which wasm build runs (absent for reference). */
 export type CreatedBackend = Backend & { readonly build?: WasmBuild }
@@ -28,7 +32,11 @@ export function kernelBuild(backend: Backend & { readonly build?: WasmBuild }): 
  * twins, slow but obviously right) or 'auto' (wasm where the runtime has WebAssembly SIMD, else
  * reference). Async because the wasm module is compiled. Pass `heap` to share an arena: a wasm and a
  * reference backend on one heap see the same buffers, which is how the tests compare them.
+ * 'webgpu' adds the WGSL kernels on a GPU device (src/backend/webgpu/index.ts); it throws
+ * WebGpuUnavailableError where no adapter exists. 'auto' stays wasm until the runtime runs on the GPU.
  */
+export async function createBackend(name: 'webgpu', opts?: BackendOptions): Promise<WebGpuBackend>
+export async function createBackend(name?: BackendName, opts?: BackendOptions): Promise<CreatedBackend>
 export async function createBackend(name: BackendName = 'auto', opts: BackendOptions = {}): Promise<CreatedBackend> {
   if (name === 'reference') {
     const heap = opts.heap ?? new Heap()
@@ -39,6 +47,6 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
     return { name: 'wasm', heap, build, ...wasmKernels(exports, heap), ...wasmModelKernels(exports as unknown as WebAssembly.Exports, heap) }
   }
   if (name === 'auto') return createBackend('reference', opts)
-  if (name === 'webgpu') throw new Error("createBackend: the 'webgpu' backend is not part of this build yet; use 'wasm' or 'auto'")
+  if (name === 'webgpu') return createWebGpuBackend(opts)
   throw new Error(`createBackend: unknown backend ${JSON.stringify(name)}; expected 'wasm', 'reference', 'webgpu' or 'auto'`)
 }

@@ -76,6 +76,148 @@ export function adakv(options: AdakvOptions = {}): PolicyConfig {
   return policyConfig('adakv', options)
 }
 
+/** Options of {@link compactor} (spec string `compactor:key=value,...`). */
+export interface CompactorOptions {
+  /**
+   * tokens kept per head as a ratio of the prompt (0 < budget <= 1).
+   * A number; range 0 < x <= 1; default 0.25 (unless `tokens` is given); not together with `tokens`.
+   */
+  budget?: number
+  /**
+   * tokens kept per head, as a count (instead of budget).
+   * An integer; range x >= 1; unset by default; not together with `budget`.
+   */
+  tokens?: number
+  /**
+   * always keep the first N tokens.
+   * An integer; range x >= 0; default 8.
+   */
+  sinks?: number
+  /**
+   * always keep the last N prompt tokens.
+   * An integer; range x >= 0; default 4.
+   */
+  recent?: number
+  /**
+   * tokens per chunk of the non-causal attention.
+   * An integer; range x >= 1; default 256.
+   */
+  chunk?: number
+  /**
+   * dimensions of the Gaussian sketch of the keys.
+   * An integer; range x >= 1; default 48.
+   */
+  sketch?: number
+  /**
+   * weight of the leverage score (default: the share evicted, 1 - budget).
+   * A number; range x >= 0; unset by default.
+   */
+  blending?: number
+  /**
+   * seed of the Gaussian sketch.
+   * An integer; range x >= 0; default 0.
+   */
+  seed?: number
+}
+
+/** Compactor: query-agnostic; leverage of the pre-RoPE keys (Gaussian sketch) blended with non-causal chunked attention x ||v|| (stage: eviction). Throws PolicySpecError for a bad option. */
+export function compactor(options: CompactorOptions = {}): PolicyConfig {
+  return policyConfig('compactor', options)
+}
+
+/** Options of {@link criticaladakv} (spec string `criticaladakv:key=value,...`). */
+export interface CriticaladakvOptions extends BudgetSettings {
+  /**
+   * observation window: the last w prompt queries vote; their own tokens are always kept.
+   * An integer; range x >= 1; default 64.
+   */
+  window?: number
+  /**
+   * 1-D pooling of the votes over positions (keeps neighbours of voted tokens).
+   * default "avg".
+   */
+  pooling?: 'max' | 'avg' | 'none'
+  /**
+   * pooling kernel (odd).
+   * An integer; range x >= 1; default 5.
+   */
+  kernel?: number
+  /**
+   * GQA: combine the votes of a KV head's query heads by mean or max.
+   * default "mean".
+   */
+  group?: 'mean' | 'max'
+  /**
+   * always keep the first N tokens (attention sinks).
+   * An integer; range x >= 0; default 0.
+   */
+  sinks?: number
+  /**
+   * share of each head's budget chosen by the attention score alone (stage 1).
+   * A number; range 0 <= x <= 1; default 0.5.
+   */
+  first?: number
+  /**
+   * added to the score before it is weighted by the value's output norm (stage 2).
+   * A number; range x >= 0; default 0.0001.
+   */
+  epsilon?: number
+  /**
+   * floor of each head, as a share of the even per-head budget.
+   * A number; range 0 <= x <= 1; default 0.2.
+   */
+  alpha?: number
+}
+
+/** CriticalAdaKV: CriticalKV's two stages inside AdaKV's per-head split of each layer's budget (ragged, memory freed) (stage: eviction). Throws PolicySpecError for a bad option. */
+export function criticaladakv(options: CriticaladakvOptions = {}): PolicyConfig {
+  return policyConfig('criticaladakv', options)
+}
+
+/** Options of {@link criticalkv} (spec string `criticalkv:key=value,...`). */
+export interface CriticalkvOptions extends BudgetSettings {
+  /**
+   * observation window: the last w prompt queries vote; their own tokens are always kept.
+   * An integer; range x >= 1; default 64.
+   */
+  window?: number
+  /**
+   * 1-D pooling of the votes over positions (keeps neighbours of voted tokens).
+   * default "avg".
+   */
+  pooling?: 'max' | 'avg' | 'none'
+  /**
+   * pooling kernel (odd).
+   * An integer; range x >= 1; default 5.
+   */
+  kernel?: number
+  /**
+   * GQA: combine the votes of a KV head's query heads by mean or max.
+   * default "mean".
+   */
+  group?: 'mean' | 'max'
+  /**
+   * always keep the first N tokens (attention sinks).
+   * An integer; range x >= 0; default 0.
+   */
+  sinks?: number
+  /**
+   * share of each head's budget chosen by the attention score alone (stage 1).
+   * A number; range 0 <= x <= 1; default 0.5.
+   */
+  first?: number
+  /**
+   * added to the score before it is weighted by the value's output norm (stage 2).
+   * A number; range x >= 0; default 0.0001.
+   */
+  epsilon?: number
+}
+
+/** CriticalKV: SnapKV scores, half of each head's budget by score, the rest by score x the value's output-projection norm (stage: eviction). Throws PolicySpecError for a bad option. */
+export function criticalkv(options: CriticalkvOptions = {}): PolicyConfig {
+  return policyConfig('criticalkv', options)
+}
+
 /** Options of {@link h2o} (spec string `h2o:key=value,...`). */
 export interface H2oOptions extends BudgetSettings {
   /**
@@ -195,6 +337,74 @@ export interface KvmergerOptions {
 /** KVMerger: runs of adjacent similar keys merge into their most attended token with Gaussian weights; then evict to the budget by attention (stage: eviction). Throws PolicySpecError for a bad option. */
 export function kvmerger(options: KvmergerOptions = {}): PolicyConfig {
   return policyConfig('kvmerger', options)
+}
+
+/** Options of {@link kvzip} (spec string `kvzip:key=value,...`). */
+export interface KvzipOptions {
+  /**
+   * tokens kept per head as a ratio of the prompt (0 < budget <= 1).
+   * A number; range 0 < x <= 1; default 0.25 (unless `tokens` is given); not together with `tokens`.
+   */
+  budget?: number
+  /**
+   * tokens kept per head, as a count (instead of budget).
+   * An integer; range x >= 1; unset by default; not together with `budget`.
+   */
+  tokens?: number
+  /**
+   * one selection per layer (true) instead of one across every layer and head.
+   * default false.
+   */
+  layerwise?: boolean
+  /**
+   * first tokens whose keys every chunk's reconstruction also scores against.
+   * An integer; range x >= 0; default 4.
+   */
+  sinks?: number
+  /**
+   * context tokens repeated per reconstruction pass.
+   * An integer; range x >= 1; default 2048.
+   */
+  chunk?: number
+  /**
+   * ids of the previous chunk quoted to start a later chunk's repetition.
+   * An integer; range x >= 0; default 8.
+   */
+  overlap?: number
+  /**
+   * KVzip+ normalization: divide by the query's input norm, weigh by the value's output-projection norm.
+   * default false.
+   */
+  plus?: boolean
+}
+
+/** KVzip: query-agnostic; scores each KV pair by the attention it gets while the model repeats its context (one extra forward pass) (stage: eviction). Throws PolicySpecError for a bad option. */
+export function kvzip(options: KvzipOptions = {}): PolicyConfig {
+  return policyConfig('kvzip', options)
+}
+
+/** Options of {@link lagkv} (spec string `lagkv:key=value,...`). */
+export interface LagkvOptions extends BudgetSettings {
+  /**
+   * partition size in tokens; each partition is scored against the next.
+   * An integer; range x >= 2; default 128.
+   */
+  lag?: number
+  /**
+   * always keep the first N tokens (attention sinks).
+   * An integer; range x >= 0; default 4.
+   */
+  sinks?: number
+  /**
+   * score by the softmax values, so partitions compete (kvpress cross_scoring), instead of ranks within each partition.
+   * default false.
+   */
+  cross?: boolean
+}
+
+/** LagKV: query-agnostic; each partition of lag tokens ranked by how its keys and values stand out against the next partition (stage: eviction). Throws PolicySpecError for a bad option. */
+export function lagkv(options: LagkvOptions = {}): PolicyConfig {
+  return policyConfig('lagkv', options)
 }
 
 /** Options of {@link mpcache} (spec string `mpcache:key=value,...`). */

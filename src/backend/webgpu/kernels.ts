@@ -1,0 +1,280 @@
+import { WebGpuUnavailableError, type GpuDevice } from './device.js'
+import { GpuBufferPool } from './pool.js'
+import { WGSL } from './wgsl.generated.js'
+
+const ARG_SLOT = 256 // minUniformBufferOffsetAlignment: one dispatch's 16 argument words per slot
+const ARG_SLOTS = 256
+const MAX_X = 65535
+
+/** Which wgsl/ file holds each entry point. */
+const ENTRIES: Record<string, string> = {
+  score_keys: 'score', softmax_rows: 'softmax', log_sum_exp: 'softmax', row_stats: 'softmax', soft_vote: 'softmax',
+  top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', page_summary: 'pages',
+  matmul: 'model', matvec: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
+  stream_sum: 'stream',
+}
+
+const f32bits = (() => {
+  const f = new Float32Array(1)
+  const u = new Uint32Array(f.buffer)
+  return (x: number) => {
+    f[0] = x
+    return u[0]
+  }
+})()
+
+const words = (bytePtr: number) => bytePtr >>> 2
+
+/** Tokens one attend_split workgroup takes (SPLIT in wgsl/attend.wgsl). */
+export const ATTEND_SPLIT = 256
+
+/** Scratch words `attend` needs: per split and query head, a partial output of d words plus its max and sum. */
+export function attendScratchWords(qHeads: number, d: number, count: number): number {
+  return Math.ceil(count / ATTEND_SPLIT) * qHeads * (d + 2)
+}
+
+/**
+ * The WGSL kernels over a GPU arena (`arena`: one storage buffer, the GPU twin of the wasm heap, so the
+ * byte pointers and page tables are the same as on the CPU). Methods encode a dispatch into the open
+ * batch and return at once; `submit()` sends the batch, `read()` submits and maps the bytes back: the only
+ * readback. Arguments go through one uniform buffer of 256 slots (dynamic offsets), pipelines and bind
+ * groups are made once, so steady-state calls create no GPU objects. Sizes are the caller's to check,
+ * as with the wasm kernels; `Ops`-style validation belongs to the layer above.
+ */
+export class WebGpuKernels {
+  readonly pool: GpuBufferPool
+  private readonly device: GPUDevice
+  private readonly pipelines = new Map<string, GPUComputePipeline>()
+  private readonly layout: GPUBindGroupLayout
+  private readonly pipelineLayout: GPUPipelineLayout
+  private readonly argBuf: GPUBuffer
+  private readonly argWords = new Uint32Array((ARG_SLOT * ARG_SLOTS) / 4)
+  private readonly bindGroups = new Map<GPUBuffer, GPUBindGroup>()
+  private slot = 0
+  private encoder: GPUCommandEncoder | null = null
+  private pass: GPUComputePassEncoder | null = null
+  private error: GPUError | null = null
+  private readonly modules = new Map<string, GPUShaderModule>()
+  /** The buffer kernels read and write; set it before encoding. */
+  arena: GPUBuffer | null = null
+
+  constructor(readonly gpu: GpuDevice) {
+    const device = (this.device = gpu.device)
+    this.pool = new GpuBufferPool(device)
+    device.addEventListener('uncapturederror', (e) => {
+      this.error ??= (e as GPUUncapturedErrorEvent).error
+    })
+    this.layout = device.createBindGroupLayout({
+      entries: [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
+        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: 64 } },
+      ],
+    })
+    this.pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.layout] })
+    this.argBuf = device.createBuffer({ size: ARG_SLOT * ARG_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST })
+    const reduce = gpu.subgroups ? WGSL['reduce.subgroups'] : WGSL['reduce.shared']
+    const modules = this.modules
+    for (const [entry, file] of Object.entries(ENTRIES)) {
+      let module = modules.get(file)
+      if (!module) {
+        // `enable` directives must come first: the subgroup reductions open with one
+        module = device.createShaderModule({ label: file, code: `${reduce}\n${WGSL.prelude}\n${WGSL[file]}` })
+        modules.set(file, module)
+      }
+      this.pipelines.set(entry, device.createComputePipeline({ label: entry, layout: this.pipelineLayout, compute: { module, entryPoint: entry } }))
+    }
+  }
+
+  /** Compiles every kernel; a WGSL or pipeline error becomes a thrown Error naming it. */
+  static async create(gpu: GpuDevice): Promise<WebGpuKernels> {
+    const k = new WebGpuKernels(gpu)
+    for (const [file, module] of k.modules) {
+      const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error')
+      if (errors.length) {
+        k.destroy()
+        throw new Error(`WebGPU: wgsl/${file}.wgsl did not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`)
+      }
+    }
+    return k
+  }
+
+  private live(): void {
+    if (this.gpu.lost) throw new WebGpuUnavailableError('device-lost', `WebGPU: device lost (${this.gpu.lost.reason}): ${this.gpu.lost.message}`)
+  }
+
+  private dispatch(entry: string, args: number[], groups: number): void {
+    this.live()
+    if (!this.arena) throw new Error('WebGpuKernels: set `arena` before encoding kernels')
+    if (groups === 0) return
+    if (this.slot === ARG_SLOTS) this.submit()
+    this.argWords.set(args, (this.slot * ARG_SLOT) / 4)
+    if (!this.pass) {
+      this.encoder = this.device.createCommandEncoder()
+      this.pass = this.encoder.beginComputePass()
+    }
+    let bg = this.bindGroups.get(this.arena)
+    if (!bg) {
+      bg = this.device.createBindGroup({
+        layout: this.layout,
+        entries: [
+          { binding: 0, resource: { buffer: this.arena, size: Math.min(this.arena.size, this.device.limits.maxStorageBufferBindingSize) } },
+          { binding: 1, resource: { buffer: this.argBuf, size: 64 } },
+        ],
+      })
+      this.bindGroups.set(this.arena, bg)
+    }
+    this.pass.setPipeline(this.pipelines.get(entry)!)
+    this.pass.setBindGroup(0, bg, [this.slot * ARG_SLOT])
+    const x = Math.min(groups, MAX_X)
+    this.pass.dispatchWorkgroups(x, Math.ceil(groups / x))
+    this.slot++
+  }
+
+  /** Sends what is encoded. Kernels run in encoding order. */
+  submit(): void {
+    if (!this.pass || !this.encoder) return
+    this.pass.end()
+    this.device.queue.writeBuffer(this.argBuf, 0, this.argWords, 0, (this.slot * ARG_SLOT) / 4)
+    this.device.queue.submit([this.encoder.finish()])
+    this.pass = null
+    this.encoder = null
+    this.slot = 0
+  }
+
+  /** Writes bytes into the arena at a byte pointer (queued before the next batch). */
+  write(ptr: number, data: ArrayBufferView): void {
+    this.live()
+    if (!this.arena) throw new Error('WebGpuKernels: set `arena` before writing')
+    this.submit()
+    this.device.queue.writeBuffer(this.arena, ptr, data.buffer, data.byteOffset, data.byteLength)
+  }
+
+  /** Submits the batch and copies `bytes` at byte pointer `ptr` back to the CPU (a pooled staging buffer). */
+  async read(ptr: number, bytes: number): Promise<ArrayBuffer> {
+    this.live()
+    if (!this.arena) throw new Error('WebGpuKernels: set `arena` before reading')
+    this.submit()
+    const size = Math.ceil(bytes / 4) * 4
+    const staging = this.pool.acquire(size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST)
+    const enc = this.device.createCommandEncoder()
+    enc.copyBufferToBuffer(this.arena, ptr, staging, 0, size)
+    this.device.queue.submit([enc.finish()])
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, size)
+    } catch (e) {
+      this.live()
+      throw e
+    }
+    const out = staging.getMappedRange(0, size).slice(0, bytes)
+    staging.unmap()
+    this.pool.release(staging)
+    if (this.error) {
+      const err = this.error
+      this.error = null
+      throw new Error(`WebGPU: ${err.message}`)
+    }
+    return out
+  }
+
+  /** Waits until the device has run everything submitted (for timing). */
+  async finish(): Promise<void> {
+    this.submit()
+    await this.device.queue.onSubmittedWorkDone()
+  }
+
+  // --- the kernels: byte pointers and element counts, as KernelBackend and ModelKernels take them ---
+
+  scoreKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void {
+    this.dispatch('score_keys', [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out)], Math.ceil(n / 64))
+  }
+
+  softmaxRows(x: number, rows: number, n: number): void {
+    this.dispatch('softmax_rows', [words(x), rows, n], rows)
+  }
+
+  /** out[0] = log-sum-exp of n floats (stays on the GPU; read it back only if the CPU needs it). */
+  logSumExp(x: number, n: number, out: number): void {
+    this.dispatch('log_sum_exp', [words(x), n, words(out)], 1)
+  }
+
+  /** out[i] = sum_r softmax(x[r])[i]; scratch: 2 * rows floats. */
+  softVote(x: number, rows: number, n: number, out: number, scratch: number): void {
+    this.dispatch('row_stats', [words(x), rows, n, words(scratch)], rows)
+    this.dispatch('soft_vote', [words(x), rows, n, words(scratch), words(out)], Math.ceil(n / 256))
+  }
+
+  /** Indices of the k largest (ties to the lower index, ascending), as KernelBackend.topK; needs no scratch. */
+  topK(x: number, n: number, k: number, outIdx: number): void {
+    if (k > n) throw new RangeError(`topK: k = ${k} exceeds n = ${n}`)
+    if (k === 0) return
+    this.dispatch('top_k', [words(x), n, k, words(outIdx)], 1)
+  }
+
+  maxPool1d(x: number, n: number, kernel: number, out: number): void {
+    this.dispatch('pool_1d', [words(x), n, kernel, words(out), 0], Math.ceil(n / 256))
+  }
+
+  avgPool1d(x: number, n: number, kernel: number, out: number): void {
+    this.dispatch('pool_1d', [words(x), n, kernel, words(out), 1], Math.ceil(n / 256))
+  }
+
+  /**
+   * Decode attention as KernelBackend.attend (idx = 0: dense over n tokens; else nIdx gathered indices),
+   * split into ATTEND_SPLIT-token pieces reduced by log-sum-exp. d <= 256.
+   * scratch: attendScratchWords(qHeads, d, idx ? nIdx : n) floats.
+   */
+  attend(
+    q: number, qHeads: number, d: number, kTable: number, vTable: number, pageTokens: number, n: number,
+    idx: number, nIdx: number, scale: number, out: number, lse: number, scratch: number,
+  ): void {
+    if (d > 256) throw new RangeError(`attend: head dim ${d} exceeds the WGSL kernel's 256`)
+    const count = idx ? nIdx : n
+    const args = [words(q), qHeads, d, words(kTable), words(vTable), pageTokens, count, words(idx), idx ? 1 : 0,
+      f32bits(scale), words(scratch), words(out), words(lse)]
+    this.dispatch('attend_split', args, Math.ceil(count / ATTEND_SPLIT))
+    this.dispatch('attend_reduce', args, qHeads)
+  }
+
+  pageMinMax(table: number, pageTokens: number, n: number, d: number, page: number, outMin: number, outMax: number): void {
+    this.dispatch('page_summary', [words(table), pageTokens, n, d, page, words(outMin), words(outMax), 0], Math.ceil((Math.ceil(n / page) * d) / 256))
+  }
+
+  chunkMeans(table: number, pageTokens: number, n: number, d: number, chunk: number, out: number): void {
+    this.dispatch('page_summary', [words(table), pageTokens, n, d, chunk, words(out), 0, 1], Math.ceil((Math.ceil(n / chunk) * d) / 256))
+  }
+
+  /** y = x w^T + bias as ModelKernels.matmul; one token takes the matrix-vector kernel. */
+  matmul(x: number, w: number, bias: number, y: number, T: number, inDim: number, outDim: number): void {
+    const args = [words(x), words(w), words(bias), words(y), T, inDim, outDim, bias ? 1 : 0]
+    if (T === 1) this.dispatch('matvec', args, outDim)
+    else this.dispatch('matmul', args, Math.ceil(T / 16) * Math.ceil(outDim / 16))
+  }
+
+  rmsnorm(x: number, g: number, out: number, T: number, dim: number, eps: number): void {
+    this.dispatch('rmsnorm', [words(x), words(g), words(out), T, dim, f32bits(eps)], T)
+  }
+
+  rope(x: number, T: number, heads: number, d: number, cos: number, sin: number): void {
+    this.dispatch('rope', [words(x), T, heads, d, words(cos), words(sin)], Math.ceil((T * heads * (d >> 1)) / 256))
+  }
+
+  swiglu(gate: number, up: number, out: number, n: number): void {
+    this.dispatch('swiglu', [words(gate), words(up), words(out), n], Math.ceil(n / 256))
+  }
+
+  addInPlace(y: number, x: number, n: number): void {
+    this.dispatch('add_in_place', [words(y), words(x), n], Math.ceil(n / 256))
+  }
+
+  /** Bandwidth yardstick: each of groups*256 threads sums a strided share of n floats into out[thread]. */
+  streamSum(x: number, n: number, out: number, groups: number): void {
+    this.dispatch('stream_sum', [words(x), n, words(out)], groups)
+  }
+
+  /** Frees the pooled buffers and the argument buffer (the device stays open: GpuDevice.destroy closes it). */
+  destroy(): void {
+    this.pool.destroy()
+    this.argBuf.destroy()
+    this.bindGroups.clear()
+  }
+}

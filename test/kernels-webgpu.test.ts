@@ -1,0 +1,216 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createBackend } from '../src/backend/index.js'
+import { Ops } from '../src/backend/ops.js'
+import { attendScratchWords, WebGpuKernels } from '../src/backend/webgpu/kernels.js'
+import { expectClose, normals, pagedStream, pagedView, rng } from './kernels-helpers.js'
+import { onGpu, testGpu } from './webgpu-helpers.js'
+
+// The WGSL kernels against the same TypeScript twins the wasm kernels are tested against (kernels.test.ts),
+// on a GPU copy of the same heap, once with subgroup reductions and once with the workgroup-memory path.
+const gpu = await testGpu()
+const ref = await createBackend('reference')
+const R = new Ops(ref)
+const heap = ref.heap
+const variants = gpu ? [true, false].filter((sg) => !sg || gpu.subgroups) : []
+
+afterAll(() => gpu?.destroy())
+
+const f32 = (b: ArrayBuffer) => new Float32Array(b)
+const i32 = (b: ArrayBuffer) => new Int32Array(b)
+
+describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL kernels (subgroups: $subgroups)', ({ subgroups }) => {
+  let K: WebGpuKernels
+  beforeAll(async () => {
+    K = await WebGpuKernels.create({ ...gpu!, subgroups })
+  })
+
+  it.each([
+    // qHeads, d, n, pageTokens
+    [1, 64, 1, 16], [3, 64, 100, 16], [1, 5, 7, 3], [4, 13, 33, 32], [8, 7, 61, 5], [2, 64, 3000, 32], [12, 16, 70, 64], [4, 128, 131, 64],
+  ])('scoreKeys matches the reference for qHeads=%i d=%i n=%i pageTokens=%i', async (qHeads, d, n, pageTokens) => {
+    const rand = rng(qHeads * 1000 + d * 10 + n)
+    const keys = pagedStream(heap, normals(rand, n * d), n, d, pageTokens)
+    const view = pagedView(keys, keys, n, d, pageTokens)
+    const q = heap.f32From(normals(rand, qHeads * d))
+    const out = heap.allocF32(qHeads * n)
+    const [got] = await onGpu(K, heap, [[out.ptr, qHeads * n * 4]], () => K.scoreKeys(q.ptr, qHeads, d, keys.table.ptr, pageTokens, n, 0.125, out.ptr))
+    R.scoreKeys(q, qHeads, view, 0.125, out)
+    expectClose(f32(got), out.view, 1e-4, 1e-5 * Math.sqrt(d), 'scores')
+    q.free(); out.free(); keys.free()
+  })
+
+  it.each([[1, 1], [3, 5], [2, 1000], [4, 4099]])('softmaxRows, logSumExp and softVote match the reference for rows=%i n=%i', async (rows, n) => {
+    const x = heap.f32From(normals(rng(rows * n), rows * n).map((v) => v * 8 + 300))
+    const sm = heap.f32From(x.view)
+    const vote = heap.allocF32(n)
+    const lse = heap.allocF32(1)
+    const scratch = heap.allocF32(2 * rows)
+    const [gs, gv, gl] = await onGpu(K, heap, [[sm.ptr, rows * n * 4], [vote.ptr, n * 4], [lse.ptr, 4]], () => {
+      K.softVote(x.ptr, rows, n, vote.ptr, scratch.ptr)
+      K.logSumExp(x.ptr, rows * n, lse.ptr)
+      K.softmaxRows(sm.ptr, rows, n)
+    })
+    R.softmaxRows(sm, rows, n)
+    expectClose(f32(gs), sm.view, 1e-4, 1e-7, 'softmax')
+    R.softVote(x, rows, n, vote)
+    expectClose(f32(gv), vote.view, 1e-4, 1e-7, 'vote')
+    expectClose(f32(gl), [R.logSumExp(x, rows * n)], 1e-6, 1e-4, 'lse')
+    for (const t of [x, sm, vote, lse, scratch]) t.free()
+  })
+
+  it('softmaxRows zeroes an all -inf row and logSumExp of all -inf is -inf', async () => {
+    const a = heap.f32From([-Infinity, -Infinity, -Infinity, 1, 2, 3])
+    const l = heap.allocF32(1)
+    const [ga, gl] = await onGpu(K, heap, [[a.ptr, 24], [l.ptr, 4]], () => {
+      K.logSumExp(a.ptr, 3, l.ptr)
+      K.softmaxRows(a.ptr, 2, 3)
+    })
+    expect(Array.from(f32(ga).subarray(0, 3))).toEqual([0, 0, 0])
+    expect(f32(ga)[3] + f32(ga)[4] + f32(ga)[5]).toBeCloseTo(1, 6)
+    expect(f32(gl)[0]).toBe(-Infinity)
+    a.free(); l.free()
+  })
+
+  async function topK(x: Float32Array, k: number): Promise<number[]> {
+    const n = x.length
+    const buf = heap.f32From(x)
+    const a = heap.allocI32(Math.max(k, 1))
+    const scratch = heap.allocI32(n)
+    const [got] = await onGpu(K, heap, [[a.ptr, k * 4]], () => K.topK(buf.ptr, n, k, a.ptr))
+    R.topK(buf, n, k, a, scratch)
+    expect(Array.from(i32(got))).toEqual(Array.from(a.view.subarray(0, k)))
+    for (const t of [buf, a, scratch]) t.free()
+    return Array.from(i32(got))
+  }
+
+  it.each([[1, 1], [5, 2], [100, 1], [100, 100], [1001, 500], [4099, 17], [50000, 2048]])(
+    'topK picks exactly the reference indices for n=%i k=%i', async (n, k) => {
+      await topK(normals(rng(n + k), n), k)
+    })
+
+  it('topK breaks ties toward the lower index, treats -0 as +0 and ranks NaN below -Infinity', async () => {
+    const rand = rng(7)
+    const x = Float32Array.from({ length: 5000 }, () => Math.floor(rand() * 5))
+    for (const k of [1, 999, 1000, 1001, 4999]) await topK(x, k)
+    expect(await topK(new Float32Array(10).fill(3), 4)).toEqual([0, 1, 2, 3])
+    const y = Float32Array.from([-0, 0, Number.NaN, -Infinity, -0, 1, Number.NaN, -1])
+    expect(await topK(y, 3)).toEqual([0, 1, 5])
+    expect(await topK(y, 7)).toEqual([0, 1, 2, 3, 4, 5, 7])
+    const bits = new Uint32Array(1)
+    const z = Float32Array.from({ length: 3000 }, () => {
+      bits[0] = 0x3f800000 + Math.floor(rand() * 40)
+      return new Float32Array(bits.buffer)[0] * (rand() < 0.5 ? -1 : 1)
+    })
+    for (const k of [1, 1500, 2999]) await topK(z, k)
+  })
+
+  it.each([[1, 1], [5, 3], [17, 7], [1000, 31], [600, 5]])('max and avg pooling match the reference for n=%i kernel=%i', async (n, kernel) => {
+    const x = heap.f32From(normals(rng(n * kernel), n))
+    const a = heap.allocF32(n)
+    const b = heap.allocF32(n)
+    const [ga, gb] = await onGpu(K, heap, [[a.ptr, n * 4], [b.ptr, n * 4]], () => {
+      K.maxPool1d(x.ptr, n, kernel, a.ptr)
+      K.avgPool1d(x.ptr, n, kernel, b.ptr)
+    })
+    R.pool1d('max', x, n, kernel, a)
+    R.pool1d('avg', x, n, kernel, b)
+    expectClose(f32(ga), a.view, 1e-5, 1e-6, 'max')
+    expectClose(f32(gb), b.view, 1e-5, 1e-6, 'avg')
+    for (const t of [x, a, b]) t.free()
+  })
+
+  it.each([
+    // qHeads, d, n, pageTokens
+    [1, 64, 1, 16], [3, 64, 200, 16], [1, 5, 7, 3], [4, 13, 33, 32], [12, 8, 50, 8], [2, 1, 9, 4], [4, 128, 1500, 64],
+  ])('attend dense and gathered match the reference for qHeads=%i d=%i n=%i pageTokens=%i', async (qHeads, d, n, pageTokens) => {
+    const rand = rng(qHeads + d + n)
+    const keys = pagedStream(heap, normals(rand, n * d), n, d, pageTokens)
+    const vals = pagedStream(heap, normals(rand, n * d), n, d, pageTokens)
+    const view = pagedView(keys, vals, n, d, pageTokens)
+    const q = heap.f32From(normals(rand, qHeads * d).map((v) => v * 2))
+    const nIdx = Math.max(1, Math.floor(n / 3))
+    const idx = heap.i32From(Array.from({ length: nIdx }, () => Math.floor(rand() * n))) // unsorted, repeats
+    const [out, out2] = [heap.allocF32(qHeads * d), heap.allocF32(qHeads * d)]
+    const [lse, lse2] = [heap.allocF32(qHeads), heap.allocF32(qHeads)]
+    const scratch = heap.allocF32(attendScratchWords(qHeads, d, n))
+    const scale = 1 / Math.sqrt(d)
+    const [go, gl, go2, gl2] = await onGpu(K, heap, [[out.ptr, qHeads * d * 4], [lse.ptr, qHeads * 4], [out2.ptr, qHeads * d * 4], [lse2.ptr, qHeads * 4]], () => {
+      K.attend(q.ptr, qHeads, d, keys.table.ptr, vals.table.ptr, pageTokens, n, 0, 0, scale, out.ptr, lse.ptr, scratch.ptr)
+      K.attend(q.ptr, qHeads, d, keys.table.ptr, vals.table.ptr, pageTokens, n, idx.ptr, nIdx, scale, out2.ptr, lse2.ptr, scratch.ptr)
+    })
+    R.attend(q, qHeads, view, null, 0, scale, out, lse)
+    R.attend(q, qHeads, view, idx, nIdx, scale, out2, lse2)
+    expectClose(f32(go), out.view, 1e-4, 1e-5, 'dense out')
+    expectClose(f32(gl), lse.view, 1e-5, 1e-5, 'dense lse')
+    expectClose(f32(go2), out2.view, 1e-4, 1e-5, 'gathered out')
+    expectClose(f32(gl2), lse2.view, 1e-5, 1e-5, 'gathered lse')
+    for (const t of [q, idx, out, out2, lse, lse2, scratch]) t.free()
+    keys.free(); vals.free()
+  })
+
+  it.each([
+    // n, d, pageTokens, page
+    [1, 4, 16, 16], [100, 64, 64, 16], [33, 5, 8, 16], [1000, 7, 32, 32], [70, 3, 70, 32],
+  ])('pageMinMax and chunkMeans match the reference for n=%i d=%i pageTokens=%i page=%i', async (n, d, pageTokens, page) => {
+    const keys = pagedStream(heap, normals(rng(n * d + page), n * d), n, d, pageTokens)
+    const view = pagedView(keys, keys, n, d, pageTokens)
+    const count = Math.ceil(n / page) * d
+    const [lo, hi, m] = [heap.allocF32(count), heap.allocF32(count), heap.allocF32(count)]
+    const [glo, ghi, gm] = await onGpu(K, heap, [[lo.ptr, count * 4], [hi.ptr, count * 4], [m.ptr, count * 4]], () => {
+      K.pageMinMax(keys.table.ptr, pageTokens, n, d, page, lo.ptr, hi.ptr)
+      K.chunkMeans(keys.table.ptr, pageTokens, n, d, page, m.ptr)
+    })
+    R.pageMinMax(view, page, lo, hi)
+    R.chunkMeans(view, page, m)
+    expect(Array.from(f32(glo))).toEqual(Array.from(lo.view))
+    expect(Array.from(f32(ghi))).toEqual(Array.from(hi.view))
+    expectClose(f32(gm), m.view, 1e-5, 1e-6, 'means')
+    for (const t of [lo, hi, m]) t.free()
+    keys.free()
+  })
+
+  it.each([
+    // T, inDim, outDim, bias
+    [1, 64, 10, 0], [1, 300, 33, 1], [5, 17, 9, 1], [40, 64, 48, 0], [33, 100, 70, 1],
+  ])('matmul matches the reference for T=%i inDim=%i outDim=%i bias=%i', async (T, inDim, outDim, bias) => {
+    const rand = rng(T * inDim + outDim)
+    const x = heap.f32From(normals(rand, T * inDim))
+    const w = heap.f32From(normals(rand, outDim * inDim))
+    const b = heap.f32From(normals(rand, outDim))
+    const y = heap.allocF32(T * outDim)
+    const bp = bias ? b.ptr : 0
+    const [gy] = await onGpu(K, heap, [[y.ptr, T * outDim * 4]], () => K.matmul(x.ptr, w.ptr, bp, y.ptr, T, inDim, outDim))
+    ref.matmul(x.ptr, w.ptr, bp, y.ptr, T, inDim, outDim)
+    expectClose(f32(gy), y.view, 1e-4, 1e-5 * Math.sqrt(inDim), 'matmul')
+    for (const t of [x, w, b, y]) t.free()
+  })
+
+  it.each([[1, 64, 2, 16], [3, 300, 4, 8], [7, 2048, 3, 64]])('rmsnorm, rope, swiglu and addInPlace match the reference for T=%i dim=%i heads=%i d=%i', async (T, dim, heads, d) => {
+    const rand = rng(T + dim + heads + d)
+    const x = heap.f32From(normals(rand, T * dim))
+    const g = heap.f32From(normals(rand, dim))
+    const normed = heap.allocF32(T * dim)
+    const r = heap.f32From(normals(rand, T * heads * d))
+    const cos = heap.f32From(normals(rand, T * (d >> 1)))
+    const sin = heap.f32From(normals(rand, T * (d >> 1)))
+    const gate = heap.f32From(normals(rand, T * dim).map((v) => v * 6))
+    const up = heap.f32From(normals(rand, T * dim))
+    const act = heap.allocF32(T * dim)
+    const sum = heap.f32From(x.view)
+    const [gn, gr, ga, gs] = await onGpu(K, heap, [[normed.ptr, T * dim * 4], [r.ptr, T * heads * d * 4], [act.ptr, T * dim * 4], [sum.ptr, T * dim * 4]], () => {
+      K.rmsnorm(x.ptr, g.ptr, normed.ptr, T, dim, 1e-5)
+      K.rope(r.ptr, T, heads, d, cos.ptr, sin.ptr)
+      K.swiglu(gate.ptr, up.ptr, act.ptr, T * dim)
+      K.addInPlace(sum.ptr, up.ptr, T * dim)
+    })
+    ref.rmsnorm(x.ptr, g.ptr, normed.ptr, T, dim, 1e-5)
+    ref.rope(r.ptr, T, heads, d, cos.ptr, sin.ptr)
+    ref.swiglu(gate.ptr, up.ptr, act.ptr, T * dim)
+    ref.addInPlace(sum.ptr, up.ptr, T * dim)
+    expectClose(f32(gn), normed.view, 1e-5, 1e-6, 'rmsnorm')
+    expectClose(f32(gr), r.view, 1e-5, 1e-6, 'rope')
+    expectClose(f32(ga), act.view, 1e-5, 1e-6, 'swiglu')
+    expectClose(f32(gs), sum.view, 1e-6, 1e-7, 'add')
+    for (const t of [x, g, normed, r, cos, sin, gate, up, act, sum]) t.free()
+  })
+})
