@@ -6,7 +6,7 @@
 //   with every page in the host tier; dense decode against selected decode over every token;
 // - `h2o:budget=0.5,every=1` decode step against the full cache's, on a 3000-token prompt.
 //   npm run build && node dist/bench/store.js
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
 import { createPolicy } from '../src/policies/registry.js'

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import type { PagedKVCache } from '../src/cache/paged-cache.js'
 import { defaultModelDir } from '../src/eval/paths.js'

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy } from '../src/policies/registry.js'
 import { compactorPolicy } from '../src/policies/compactor.js'

@@ -5,7 +5,7 @@
  * policies-parity-peers.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/model/load.js'
+import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy } from '../src/policies/registry.js'
 import { lagkvScore } from '../src/policies/lagkv.js'
