@@ -4,7 +4,7 @@
  * every answer token is decoded with private attention (private-decode.ts says what is secret-shared);
  * prints the answer and the cost table.
  */
-import { loadModel } from '../model/load.js'
+import { loadModel } from '../node/load.js'
 import { PromptBuilder } from '../eval/prompt.js'
 import { loadBooks } from '../eval/text.js'
 import { loadWordList } from '../eval/words.js'
