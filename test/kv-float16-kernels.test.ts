@@ -170,6 +170,26 @@ describe('F16 kernels read float16 pages in place', () => {
     k.free()
   })
 
+  it.each([
+    ['a query of 2^15 or more (the widening path)', 4, 128, 70, 40000],
+    ['more than 16384 query floats (the widening path)', 130, 128, 9, 1],
+    ['queries near the 2^15 bound (the prescaled path)', 4, 64, 33, 32767],
+  ])('scoreKeysF16 with %s equals scoreKeys over the widened rows bit for bit', (_what, qHeads, d, n, big) => {
+    const rand = rng(qHeads + n)
+    const k = twinStreams(normals(rand, n * d), n, d, 16)
+    const qv = normals(rand, qHeads * d)
+    qv[5] = big
+    const q = heap.f32From(qv)
+    const out = heap.allocF32(qHeads * n)
+    wasm.scoreKeysF16(q.ptr, qHeads, d, k.half, 16, n, 0.5, out.ptr)
+    const half = out.view.slice()
+    wasm.scoreKeys(q.ptr, qHeads, d, k.wide, 16, n, 0.5, out.ptr)
+    expect(bits(half)).toEqual(bits(out.view.slice()))
+    q.free()
+    out.free()
+    k.free()
+  })
+
   it.each(shapes)('attendCausalF16, attendGatheredF16 and attentionMassF16 equal the float32 kernels over the widened rows bit for bit, and the twins closely (qHeads=%i d=%i n=%i pageTokens=%i)', (hq, d, n, pageTokens) => {
     const rand = rng(hq * 13 + d + n * 3)
     const k = twinStreams(normals(rand, n * d), n, d, pageTokens)

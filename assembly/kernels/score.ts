@@ -1,4 +1,4 @@
-import { dot, hsum, madd, load1, load4, rowAtK, elemOff, touch } from './simd'
+import { dot, hsum, madd, load1, load4, rowAtK, elemOff, touch, HALF_SCALE } from './simd'
 import { tile4x1, tile2x3, tile2x3d128, tile2x4d128, scoreTile, scorePairTile } from './tiles'
 
 /**
@@ -61,9 +61,39 @@ export function scoreKeys(q: usize, qHeads: i32, d: i32, table: usize, pageToken
   scoreKeysOf<f32>(q, qHeads, d, table, pageTokens, n, scale, out)
 }
 
-/** scoreKeys over float16 key pages: rows widened in registers, half the bytes streamed */
+// Queries scaled by 2^112 for scoreKeysF16 (static: kernels allocate nothing); up to QMAX floats.
+const QMAX = 16384
+const qScaled = memory.data(QMAX * 4, 16)
+
+/**
+ * scoreKeys over float16 key pages, read in place at half the bytes. The halves' exponent rebias (a
+ * multiply by 2^112 per key value) moves to the queries, once per call: keys are read as halfBits4's
+ * 2^-112-scaled floats and the queries, copied to a static buffer, carry 2^112. Each product is the
+ * same real number as with widened keys, so the scores are scoreKeys' over the widened rows, bit for
+ * bit. Queries of 2^15 or more (2^112 times them could overflow) or more than QMAX floats take the
+ * widening path instead, with the same result.
+ */
 export function scoreKeysF16(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, scale: f32, out: usize): void {
-  scoreKeysOf<u16>(q, qHeads, d, table, pageTokens, n, scale, out)
+  const len = qHeads * d
+  let fits = len <= QMAX
+  if (fits) {
+    const vs = f32x4.splat(HALF_SCALE)
+    let c = 0
+    let big = f32x4.splat(0)
+    for (; c + 4 <= len; c += 4) {
+      const x = v128.load(q + (<usize>c << 2))
+      big = v128.or(big, f32x4.ge(f32x4.abs(x), f32x4.splat(32768)))
+      v128.store(qScaled + (<usize>c << 2), f32x4.mul(x, vs))
+    }
+    for (; c < len; c++) {
+      const x = load<f32>(q + (<usize>c << 2))
+      if (!(Mathf.abs(x) < 32768)) fits = false
+      store<f32>(qScaled + (<usize>c << 2), x * HALF_SCALE)
+    }
+    if (v128.any_true(big)) fits = false
+  }
+  if (fits) scoreKeysOf<i16>(qScaled, qHeads, d, table, pageTokens, n, scale, out)
+  else scoreKeysOf<u16>(q, qHeads, d, table, pageTokens, n, scale, out)
 }
 
 /** q . k over d elements (the rows left over after the tiles), k of K */

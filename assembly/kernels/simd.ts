@@ -109,10 +109,27 @@ const HALF_REBIAS: f32 = 5.192296858534828e33
   return f32x4.mul(v128.and(i32x4.shl(h, 13), i32x4.splat(0x8FFFE000)), f32x4.splat(HALF_REBIAS))
 }
 
-/** Four consecutive elements of K at p as f32x4. */
+/**
+ * Four halves as floats scaled by 2^-112 (exact, subnormal below 2^-126): widenHalf4 without its multiply,
+ * for a kernel that scales its queries by 2^112 instead (every product q * k is then the same real
+ * number, so the same float: scoreKeysF16 with queries below 2^15).
+ */
+// @ts-ignore: decorator
+@inline export function halfBits4(h: v128): v128 {
+  return v128.and(i32x4.shl(h, 13), i32x4.splat(0x8FFFE000))
+}
+
+/** 2^112, the factor halfBits4 leaves out */
+export const HALF_SCALE: f32 = HALF_REBIAS
+
+/**
+ * Four consecutive elements of K at p as f32x4. K: f32; u16 (halves, widened); i16 (halves as
+ * halfBits4 reads them, 2^-112 times their value: the caller's queries carry the 2^112).
+ */
 // @ts-ignore: decorator
 @inline export function load4<K>(p: usize): v128 {
   if (sizeof<K>() == 4) return v128.load(p)
+  if (isSigned<K>()) return halfBits4(v128.load16x4_s(p))
   return widenHalf4(v128.load16x4_s(p))
 }
 
@@ -122,10 +139,11 @@ const HALF_REBIAS: f32 = 5.192296858534828e33
   return reinterpret<f32>(((<i32><i16>h) << 13) & 0x8FFFE000) * HALF_REBIAS
 }
 
-/** One element of K at p as a float. */
+/** One element of K at p as a float (as load4<K>: i16 halves come 2^-112 times their value). */
 // @ts-ignore: decorator
 @inline export function load1<K>(p: usize): f32 {
   if (sizeof<K>() == 4) return load<f32>(p)
+  if (isSigned<K>()) return reinterpret<f32>(((<i32>load<i16>(p)) << 13) & 0x8FFFE000)
   return halfToFloat(load<u16>(p))
 }
 
