@@ -11,7 +11,7 @@ import type { KVDtype } from '../src/cache/formats.js'
 import { defaultModelDir } from '../src/eval/paths.js'
 
 /** greedy decode of `steps` tokens from `first` after a prefix of `at` tokens; every step's logits */
-function decode(model: LlamaModel, cache: PagedKVCache, at: number, first: number, steps: number): { ids: number[]; logits: Float32Array[] } {
+export function decode(model: LlamaModel, cache: PagedKVCache, at: number, first: number, steps: number): { ids: number[]; logits: Float32Array[] } {
   const ids: number[] = []
   const logits: Float32Array[] = []
   let token = first

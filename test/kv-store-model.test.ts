@@ -3,6 +3,7 @@ import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import type { PagedKVCache } from '../src/cache/paged-cache.js'
 import { defaultModelDir } from '../src/eval/paths.js'
+import { decode as decodeAfter } from '../bench/kv-fork.js'
 
 // Sequences forked from one prompt prefix on the fixture model: the prefix's pages are held once, and
 // each sequence decodes exactly as it would alone (bench/store.ts runs the same at 4096 tokens).
@@ -14,20 +15,8 @@ beforeAll(async () => {
 const PREFIX = 500 // ends inside a page of 64: the forks' first appends copy that page
 const prefix = [0, ...Array.from({ length: PREFIX - 1 }, (_, i) => 2 + ((i * 7919) % 4000))]
 
-/** greedy decode of `steps` tokens from `first` at position `pos`; every step's logits */
-function decode(cache: PagedKVCache, first: number, steps: number): { ids: number[]; logits: Float32Array[] } {
-  const ids: number[] = []
-  const logits: Float32Array[] = []
-  let token = first
-  for (let s = 0; s < steps; s++) {
-    const out = new Float32Array(model.config.vocab)
-    model.forward.step([token], Int32Array.of(PREFIX + s), cache, { decode: true, logits: 'last', out })
-    logits.push(out)
-    token = out.indexOf(Math.max(...out))
-    ids.push(token)
-  }
-  return { ids, logits }
-}
+/** greedy decode of `steps` tokens from `first` after the prefix; every step's logits (bench/kv-fork.ts's) */
+const decode = (cache: PagedKVCache, first: number, steps: number) => decodeAfter(model, cache, PREFIX, first, steps)
 
 /** decode() through the asynchronous step, which awaits the rows of host-tier pages */
 async function decodeAsync(cache: PagedKVCache, first: number, steps: number): Promise<{ ids: number[]; logits: Float32Array[] }> {
