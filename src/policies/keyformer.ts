@@ -14,7 +14,7 @@
  * head, query row (query head of the group, then query), key slot; masked keys draw nothing.
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount, topKIndices } from './budget.js'
 import { attentionLogits, groupObservationQueries } from './observed-attention.js'
 import { mulberry32 } from './seeded-random.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
@@ -87,30 +87,18 @@ export function createKeyformer(options: KeyformerOptions = {}): Policy {
       }
 
       /** r recent + (k - r) top-scored older tokens */
-      function keepSet(score: Float64Array): Int32Array {
+      function keepSet(ctx: PolicyContext, score: Float64Array): Int32Array {
         const n = score.length
         if (n <= k) return Int32Array.from({ length: n }, (_, i) => i)
         const r = Math.round(recentShare * k)
-        const old = n - k <= 4 ? withoutLowest(score, n - k, n - r) : topIndices(score, k - r, 0, n - r)
-        for (let i = n - r; i < n; i++) old.push(i)
-        return Int32Array.from(old)
-      }
-
-      /** [0, to) minus its `drop` lowest scores (ties drop the later token): a decode step evicts one token, no sort needed */
-      function withoutLowest(score: Float64Array, drop: number, to: number): number[] {
-        const gone = new Set<number>()
-        for (let d = 0; d < drop; d++) {
-          let worst = -1
-          for (let i = 0; i < to; i++) if (!gone.has(i) && (worst < 0 || score[i] <= score[worst])) worst = i
-          gone.add(worst)
-        }
-        const out: number[] = []
-        for (let i = 0; i < to; i++) if (!gone.has(i)) out.push(i)
-        return out
+        const keep = new Int32Array(k)
+        keep.set(topKIndices(ctx.ops, Float32Array.from(score.subarray(0, n - r)), k - r))
+        for (let i = n - r; i < n; i++) keep[k - n + i] = i
+        return keep
       }
 
       function decide(ctx: PolicyContext, layer: number, h: number, score: Float64Array): HeadDecision {
-        const keep = keepSet(score)
+        const keep = keepSet(ctx, score)
         const S = scores[layer * ctx.model.kvHeads + h]
         const positions = ctx.cache.positions(layer, h)
         const kept = new Set(Array.from(keep, (i) => positions[i]))

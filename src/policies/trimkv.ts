@@ -14,7 +14,7 @@
  * M by up to `every` - 1 tokens: the paper's amortized schedule.
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount, topKIndices } from './budget.js'
 import { logRetention, readGatesFile, type TrimKVGates } from './trimkv-gates.js'
 import type { BudgetOptions, ModelShape, Policy, PolicyContext } from './types.js'
 import { PolicyOptionValueError } from './errors.js'
@@ -86,8 +86,8 @@ export function createTrimKV(options: TrimKVOptions): Policy & { readonly gates?
             if (pos.length <= M) continue
             const next = Math.max(...pos) + 1
             const known = logBeta[layer * ctx.model.kvHeads + h]
-            const score = Float64Array.from(pos, (p) => (next - p) * known.get(p)!)
-            const keep = Int32Array.from(topIndices(score, M))
+            const score = Float32Array.from(pos, (p) => (next - p) * known.get(p)!)
+            const keep = topKIndices(ctx.ops, score, M)
             const kept = new Set(Array.from(keep, (i) => pos[i]))
             for (const p of [...known.keys()]) if (!kept.has(p)) known.delete(p)
             heads.push({ layer, head: h, keep })
