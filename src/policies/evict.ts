@@ -1,7 +1,12 @@
 /**
- * The token-eviction loop every scorer-based policy shares: at prefill end (and, with `every=N`, every N
- * decode steps) score each head's slots, split the budget over layers and heads, keep the top slots.
- * A method supplies only its score (and, if it has one, its budget schedule): the rest is here.
+ * The one policy family: a method is a scorer (per-slot scores of each head, computed from hook data, with
+ * any state it keeps by token position) plus this shared keep step: at prefill end (and, with `every=N`,
+ * every N decode steps) split the budget over layers and heads (budget.ts), keep each head's top slots
+ * through the wasm top-k kernel, and, with `compensate`, add the evicted tokens' mean as one token. A
+ * method whose state follows positions (`orderFree`) hands a decode step that drops a few tokens to the
+ * store as order-free evictions, O(b) row moves for b tokens. Methods whose selection is not a per-token
+ * top-k (WindowKV's windows, KVMerger's merges, MPCache's threshold, RazorAttention's head split, ThinK's
+ * channels) use the same budget module, top-k and compensation builder directly.
  */
 import type { Decision, ExtraToken, HeadDecision, HeadEviction } from '../cache/types.js'
 import type { OptionSpec } from './registry.js'
