@@ -43,12 +43,11 @@ export const h2o: PolicyDefinition = {
             const n = ctx.cache.length(layer, h)
             if (m.length < model.kvHeads * n) throw new Error(`h2o: layer ${layer} attention mass holds ${m.length} floats, expected ${model.kvHeads} x ${n}`)
             const pos = ctx.cache.positions(layer, h)
-            let acc: Float32Array = new Float32Array(0)
-            for (let i = 0; i < n; i++) {
-              acc = room(acc, pos[i])
-              // slot i of the prompt is seen by its n - i later queries (kvpress's normalization)
-              acc[pos[i]] = o.normalize ? m[h * n + i] / (n - i) : m[h * n + i]
-            }
+            let newest = 0
+            for (let i = 0; i < n; i++) if (pos[i] > newest) newest = pos[i]
+            const acc = room(new Float32Array(0), newest)
+            // slot i of the prompt is seen by its n - i later queries (kvpress's normalization)
+            for (let i = 0; i < n; i++) acc[pos[i]] = o.normalize ? m[h * n + i] / (n - i) : m[h * n + i]
             return acc
           })
         })
@@ -62,7 +61,9 @@ export const h2o: PolicyDefinition = {
           const recent = Math.floor((o.recent as number) * tokensPerHead(budget, prefilled))
           return mass[layer].map((m, h) => {
             const pos = ctx.cache.positions(layer, h)
-            return protectRecent(ctx.ops, Float32Array.from(pos, (p) => m[p] ?? 0), pos, recent)
+            const s = new Float32Array(pos.length)
+            for (let i = 0; i < pos.length; i++) s[i] = pos[i] < m.length ? m[pos[i]] : 0
+            return protectRecent(ctx.ops, s, pos, recent)
           })
         },
         step(ctx) {
@@ -72,12 +73,10 @@ export const h2o: PolicyDefinition = {
             if (!q) throw new Error(`h2o: layer ${layer} has no decode query (needs.decodeQueries)`)
             queryAttention(ctx, layer, q).forEach((p, h) => {
               const pos = ctx.cache.positions(layer, h)
-              let acc = mass[layer][h]
-              for (let i = 0; i < p.length; i++) {
-                acc = room(acc, pos[i])
-                acc[pos[i]] += p[i]
-              }
-              mass[layer][h] = acc
+              let newest = 0
+              for (let i = 0; i < pos.length; i++) if (pos[i] > newest) newest = pos[i]
+              const acc = (mass[layer][h] = room(mass[layer][h], newest))
+              for (let i = 0; i < p.length; i++) acc[pos[i]] += p[i]
             })
           }
         },
