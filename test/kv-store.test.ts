@@ -53,7 +53,7 @@ describe('page formats', () => {
 })
 
 describe('compaction', () => {
-  it.each([[1, 64], [5, 16], [64, 64], [3, 7]])('the kernel moves exactly what its twin moves (pageTokens %i, rowBytes %i)', (pt, rowBytes) => {
+  it.each([[1, 64], [5, 16], [64, 64], [3, 7], [16, 256], [64, 2048]])('the kernel moves exactly what its twin moves (pageTokens %i, rowBytes %i)', (pt, rowBytes) => {
     const r = rng(pt * 100 + rowBytes)
     const n = 150
     const pages = Array.from({ length: Math.ceil(n / pt) }, () => heap.alloc(pt * rowBytes, 16))
