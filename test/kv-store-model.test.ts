@@ -75,8 +75,12 @@ describe.each([['float32', 4], ['float16', 2]] as const)('forked sequences on th
     const viaHost = await decodeAsync(host, 11, 6)
     const viaArena = await decodeAsync(arena, 11, 6)
     expect(viaHost.ids).toEqual(sync.ids)
-    // the host rows are attended as one staged part, the arena's page by page: float32 rounding apart (relative to the logit)
-    viaHost.logits.forEach((l, s) => l.forEach((x, i) => expect(Math.abs(x - sync.logits[s][i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(x)))))
+    // the host rows are one staged part merged with the arena tail by log-sum-exp, the arena's one segment:
+    // float32 rounding apart, through 8 layers (bounded relative to the step's largest logit)
+    viaHost.logits.forEach((l, s) => {
+      const tol = 2e-5 * Math.max(...Array.from(sync.logits[s], Math.abs))
+      l.forEach((x, i) => expect(Math.abs(x - sync.logits[s][i])).toBeLessThan(tol))
+    })
     viaArena.logits.forEach((l, s) => expect(Array.from(l)).toEqual(Array.from(sync.logits[s])))
     for (const c of [a, host, arena]) c.dispose()
   })
