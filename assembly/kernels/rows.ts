@@ -69,15 +69,25 @@ export function compactRows(table: usize, pageTokens: i32, rowBytes: i32, keep: 
 }
 
 /**
- * dst row i = the listed channels of src row i, for rows [0, rows): src rows have d floats, dst rows
- * nch (ThinK's channel-pruned keys). The two streams may have different tables, never the same pages.
+ * dst row i = the listed channels of src row i, for rows [0, rows): src rows have d elements, dst rows
+ * nch (ThinK's channel-pruned keys); elements of K (f32, or u16 for float16 pages). The two streams may
+ * have different tables, never the same pages.
  */
-export function gatherChannels(src: usize, dst: usize, pageTokens: i32, d: i32, channels: usize, nch: i32, rows: i32): void {
+function gatherChannelsOf<K>(src: usize, dst: usize, pageTokens: i32, d: i32, channels: usize, nch: i32, rows: i32): void {
   for (let i = 0; i < rows; i++) {
-    const s = rowAddr(src, pageTokens, d << 2, i)
-    const t = rowAddr(dst, pageTokens, nch << 2, i)
-    for (let c = 0; c < nch; c++) store<f32>(t + (<usize>c << 2), load<f32>(s + (<usize>load<i32>(channels + (<usize>c << 2)) << 2)))
+    const s = rowAddr(src, pageTokens, d << alignof<K>(), i)
+    const t = rowAddr(dst, pageTokens, nch << alignof<K>(), i)
+    for (let c = 0; c < nch; c++) store<K>(t + (<usize>c << alignof<K>()), load<K>(s + (<usize>load<i32>(channels + (<usize>c << 2)) << alignof<K>())))
   }
+}
+
+export function gatherChannels(src: usize, dst: usize, pageTokens: i32, d: i32, channels: usize, nch: i32, rows: i32): void {
+  gatherChannelsOf<f32>(src, dst, pageTokens, d, channels, nch, rows)
+}
+
+/** gatherChannels over float16 rows */
+export function gatherChannelsF16(src: usize, dst: usize, pageTokens: i32, d: i32, channels: usize, nch: i32, rows: i32): void {
+  gatherChannelsOf<u16>(src, dst, pageTokens, d, channels, nch, rows)
 }
 
 /**

@@ -31,6 +31,7 @@ export class Heap {
   private f32v: Float32Array
   private i32v: Int32Array
   private u8v: Uint8Array
+  private u16v: Uint16Array
 
   /**
    * @param memory an existing memory (the one the wasm module imports) or none to make one
@@ -43,6 +44,7 @@ export class Heap {
     this.f32v = new Float32Array(this.memory.buffer)
     this.i32v = new Int32Array(this.memory.buffer)
     this.u8v = new Uint8Array(this.memory.buffer)
+    this.u16v = new Uint16Array(this.memory.buffer)
   }
 
   /** Bytes handed out and not yet freed. */
@@ -165,6 +167,11 @@ export class Heap {
     if (this.u8v.buffer !== this.memory.buffer) this.refresh()
     return this.u8v
   }
+  /** float16 rows of the KV store, as bits */
+  get U16(): Uint16Array {
+    if (this.u16v.buffer !== this.memory.buffer) this.refresh()
+    return this.u16v
+  }
 
   /** A fresh view of `length` floats at `ptr`. Do not keep it across allocations: memory may grow. */
   f32(ptr: number, length: number): Float32Array {
@@ -250,6 +257,7 @@ export class Heap {
     this.f32v = new Float32Array(this.memory.buffer)
     this.i32v = new Int32Array(this.memory.buffer)
     this.u8v = new Uint8Array(this.memory.buffer)
+    this.u16v = new Uint16Array(this.memory.buffer)
   }
 }
 
