@@ -6,7 +6,8 @@ import { Heap } from '../src/backend/heap.js'
 import { ModelLoadError } from '../src/model/errors.js'
 import { loadModel } from '../src/node/load.js'
 import { parseConfig } from '../src/model/config.js'
-import { MAX_HEADER_BYTES, SafetensorsFile, parseSafetensorsHeader } from '../src/model/safetensors.js'
+import { MAX_HEADER_BYTES, SafetensorsFile, parseSafetensorsBytes, parseSafetensorsHeader } from '../src/model/safetensors.js'
+import { GateFileError, parseGatesSafetensors } from '../src/policies/trimkv-gates.js'
 import { DirectorySource } from '../src/node/directory.js'
 
 // Model files are untrusted: every malformed input below must end in a ModelLoadError that says what is
@@ -64,6 +65,14 @@ describe('safetensors headers that lie', () => {
   ]
   it.each(cases)('%s', async (_name, bytes, message) => {
     expect(await openError(bytes)).toMatch(message)
+  })
+
+  // TRIM-KV's gate files are read in memory by the same reader: the same lies, the same messages, as GateFileErrors
+  it.each(cases)('%s, in a TRIM-KV gate file', (_name, bytes, message) => {
+    expect(() => parseSafetensorsBytes(bytes)).toThrow(ModelLoadError)
+    expect(() => parseSafetensorsBytes(bytes)).toThrow(message)
+    expect(() => parseGatesSafetensors(bytes)).toThrow(GateFileError)
+    expect(() => parseGatesSafetensors(bytes)).toThrow(message)
   })
 
   it('the header limit is far below what a lying length could ask for', () => {
