@@ -23,7 +23,41 @@ import { budgetFrom } from '../src/policies/budget.js'
 import { kvzipOptions, kvzipScores, kvzipSelection, repeatPrompts } from '../src/policies/kvzip.js'
 import { createPolicy, getPolicyDefinition, parsePolicySpec, resolveOptions } from '../src/policies/registry.js'
 import type { LayerHooks, Policy, PolicyContext } from '../src/policies/types.js'
-import { argmax, copyCache } from './policies-accuracy.js'
+import type { PagedKVCache } from '../src/cache/paged-cache.js'
+import type { LlamaModel } from '../src/model/model.js'
+
+/** a layer's keys and values in the projection layout [T][kvHeads][d] that `append` takes */
+function layerKV(base: PagedKVCache, l: number, kvHeads: number, d: number): { k: Float32Array; v: Float32Array } {
+  const T = base.length(l, 0)
+  const k = new Float32Array(T * kvHeads * d)
+  const v = new Float32Array(T * kvHeads * d)
+  for (let h = 0; h < kvHeads; h++) {
+    const kh = base.readKeys(l, h)
+    const vh = base.readValues(l, h)
+    for (let t = 0; t < T; t++) {
+      k.set(kh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
+      v.set(vh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
+    }
+  }
+  return { k, v }
+}
+
+/** a copy of the first `T` tokens of the prefilled cache (all of them by default) */
+function copyCache(model: LlamaModel, base: PagedKVCache, T = base.length(0, 0)): PagedKVCache {
+  const { layers, kvHeads, headDim: d } = model.config
+  const cache = model.newCache()
+  for (let l = 0; l < layers; l++) {
+    const { k, v } = layerKV(base, l, kvHeads, d)
+    cache.append(l, k.subarray(0, T * kvHeads * d), v.subarray(0, T * kvHeads * d), base.positions(l, 0).subarray(0, T))
+  }
+  return cache
+}
+
+function argmax(x: Float32Array): number {
+  let b = 0
+  for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i
+  return b
+}
 
 export interface PeerRow {
   policy: string

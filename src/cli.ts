@@ -24,9 +24,9 @@ import { defaultBooksDir } from './eval/paths.js'
 
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
-             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N] [--haystack FILE|DIR]
-             [--kv-dtype float32|float16] [--json FILE] [--report DIR]
-  kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR] --out FILE
+             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N]
+             [--haystack FILE|DIR | --books FILE|DIR,FILE|DIR,...] [--kv-dtype float32|float16] [--json FILE] [--report DIR]
+  kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR | --books A,B,...] --out FILE
              (writes the eval's samples as JSONL, for --prompts here and for a peer library)
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
              [--kv-dtype float32|float16]
@@ -201,7 +201,7 @@ async function cmdEval(args: string[]): Promise<void> {
   const { values: v } = parse(args, {
     model: { type: 'string' }, policy: { type: 'string', multiple: true }, task: { type: 'string' },
     length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
-    workers: { type: 'string' }, haystack: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
+    workers: { type: 'string' }, haystack: { type: 'string' }, books: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
     question: { type: 'string' }, prompts: { type: 'string' }, 'kv-dtype': { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
@@ -223,6 +223,7 @@ async function cmdEval(args: string[]): Promise<void> {
     backend: await availableBackend(v.backend as string | undefined),
     workers: v.workers === undefined ? undefined : positive('workers', v.workers as string),
     haystack: v.haystack as string | undefined,
+    books: v.books === undefined ? undefined : list('books', v.books as string),
     kvDtype: kvDtype(v['kv-dtype'] as string | undefined),
   }, { json: outputFile('json', v.json as string | undefined), report: outputDir('report', v.report as string | undefined), command: 'kvkit eval ' + args.join(' ') })
 }
@@ -230,9 +231,10 @@ async function cmdEval(args: string[]): Promise<void> {
 async function cmdPrompts(args: string[]): Promise<void> {
   const { values: v } = parse(args, {
     model: { type: 'string' }, task: { type: 'string' }, length: { type: 'string' }, samples: { type: 'string' },
-    seed: { type: 'string' }, haystack: { type: 'string' }, out: { type: 'string' },
+    seed: { type: 'string' }, haystack: { type: 'string' }, books: { type: 'string' }, out: { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
+  const books = v.books === undefined ? undefined : list('books', v.books as string)
   if (v.out === undefined) throw new UsageError('--out is required (the JSONL file to write)')
   const tasks = list('task', v.task as string | undefined)
   const lengths = list('length', v.length as string | undefined).map((s) => int('length', s))
@@ -240,11 +242,11 @@ async function cmdPrompts(args: string[]): Promise<void> {
   const seed = int('seed', v.seed as string | undefined, DEFAULT_SEED)
   // the same checks as eval's, before the model loads
   try {
-    planEvaluation({ model: v.model as string, policies: ['full'], tasks, lengths, samples, seed, haystack: v.haystack as string | undefined })
+    planEvaluation({ model: v.model as string, policies: ['full'], tasks, lengths, samples, seed, haystack: v.haystack as string | undefined, books })
   } catch (e) {
     throw new UsageError((e as Error).message)
   }
-  const session = await EvalSession.open({ model: v.model as string, haystack: v.haystack as string | undefined })
+  const session = await EvalSession.open({ model: v.model as string, haystack: v.haystack as string | undefined, books })
   try {
     const out = tasks.flatMap((t) => lengths.flatMap((L) => Array.from({ length: samples }, (_, i) => session.sample(t as TaskName, L, seed, i))))
     writePromptsFile(v.out as string, out)

@@ -19,6 +19,11 @@ describe('evaluation plan', () => {
     expect(planEvaluation({ ...base, sharePrefill: false }).jobs.every((j) => !j.sharePrefill)).toBe(true)
   })
 
+  it('orders the jobs sample by sample, so that a run stopped early has every task at the same count', () => {
+    const { jobs } = planEvaluation({ ...base, lengths: [1024] })
+    expect(jobs.map((j) => `${j.index}${j.task}`)).toEqual(['0passkey', '0vt', '1passkey', '1vt', '2passkey', '2vt'])
+  })
+
   it('rejects bad arguments with an EvalArgumentError naming the bad value', () => {
     const bad: [Partial<typeof base> & Record<string, unknown>, RegExp][] = [
       [{ tasks: ['passkey', 'needle'] }, /unknown task "needle"/],
@@ -29,6 +34,9 @@ describe('evaluation plan', () => {
       [{ policies: ['snapkv:budget=x=1'] }, /snapkv/],
       [{ policies: [] }, /no policy given/],
       [{ seed: -1 }, /seed must be a non-negative integer, got -1/],
+      [{ books: ['data/books/11-0.txt', '/no/such/book.txt'] }, /book not found: \/no\/such\/book.txt/],
+      [{ books: [] }, /books is empty/],
+      [{ books: ['data/books/11-0.txt'], haystack: 'data/books' }, /either as haystack .* or as books/],
     ]
     for (const [over, msg] of bad) {
       const f = () => planEvaluation({ ...base, ...over } as typeof base)

@@ -60,6 +60,24 @@ describe('evaluate shares each sample\'s prefill across its policies', () => {
   }, 300_000)
 })
 
+describe('evaluate in the question-after loop shares each sample\'s context prefill', () => {
+  it('with the outcomes of a context prefill per policy', async () => {
+    const policies = ['full', 'unionkv:budget=0.25', 'lagkv:budget=0.25,lag=32', 'h2o:budget=0.25']
+    const run = async (sharePrefill: boolean) => {
+      const outcomes: SampleOutcome[] = []
+      await evaluate({
+        model: defaultModelDir(), policies, tasks: ['passkey'], lengths: [384], samples: 1, seed: 5, workers: 1,
+        question: 'after', sharePrefill, onOutcome: (o) => outcomes.push(o),
+      })
+      return outcomes.map((o) => ({ policy: o.policy, question: o.question, text: o.continuation, kv: o.kvBytes }))
+    }
+    const shared = await run(true)
+    expect(shared).toHaveLength(policies.length)
+    expect(shared.every((o) => o.question === 'after')).toBe(true)
+    expect(shared).toEqual(await run(false))
+  }, 120_000)
+})
+
 describe('generate from a shared prefill', () => {
   let model: LlamaModel
   beforeAll(async () => {
@@ -75,5 +93,23 @@ describe('generate from a shared prefill', () => {
     expect(() => model.generate(ids, { policy: h2o(), prefill })).toThrow(/the attention mass/)
     expect(() => model.generate(ids, { policy: streamingllm({ rerotate: true }), prefill })).toThrow(ModelInputError)
     await expect(model.prefillPrompt(ids, [snapkv(), streamingllm({ rerotate: true })])).rejects.toThrow(/pre-RoPE and post-RoPE cannot share a prefill/)
+  })
+
+  it('of the context alone serves question-after generations with that contextTokens, and refuses others', async () => {
+    const context = [0, ...model.tokenizer.encode(' The grass is green. The pass key is 40213. Remember it. The sky is blue. '.repeat(6))]
+    const ids = [...context, ...model.tokenizer.encode(' What is the pass key? The pass key is')]
+    const c = context.length
+    const policy = snapkv({ budget: 0.5, window: 8 })
+    const prefill = await model.prefillPrompt(ids, [policy], { contextTokens: c })
+    expect(prefill.contextTokens).toBe(c)
+    for (const p of [policy, null]) {
+      const own = await model.generate(ids, { policy: p ?? undefined, contextTokens: c, maxNewTokens: 6 }).result
+      const shared = await model.generate(ids, { policy: p ?? undefined, contextTokens: c, maxNewTokens: 6, prefill }).result
+      expect(shared.ids).toEqual(own.ids)
+      expect(shared.stats.kvBytes).toEqual(own.stats.kvBytes)
+    }
+    expect(() => model.generate(ids, { policy, prefill })).toThrow(new RegExp(`holds ${c} prompt tokens, the generation compresses ${ids.length - 1}`))
+    expect(() => model.generate(ids, { policy, contextTokens: c - 1, prefill })).toThrow(ModelInputError)
+    await expect(model.prefillPrompt(ids, [policy], { contextTokens: ids.length })).rejects.toThrow(/contextTokens must be an integer in \[1, \d+\]/)
   })
 })

@@ -3,7 +3,7 @@ import { readFileSync, readdirSync, writeFileSync, mkdtempSync, mkdirSync } from
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { cleanText, loadBooks, splitSentences } from '../src/eval/text.js'
+import { cleanText, haystackBooks, loadBooks, splitSentences } from '../src/eval/text.js'
 import { defaultBooksDir } from '../src/eval/paths.js'
 
 describe('haystack text', () => {
@@ -47,5 +47,17 @@ describe('haystack text', () => {
     const empty = join(dir, 'empty')
     mkdirSync(empty)
     expect(() => loadBooks(empty)).toThrow(/no \.txt files/)
+  })
+
+  it('takes an evaluation\'s haystack from a list of books (files or folders, in order), else the one path, else the default', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvkit-books-'))
+    mkdirSync(join(dir, 'shelf'))
+    writeFileSync(join(dir, 'shelf', 'b.txt'), 'Shelf two.')
+    writeFileSync(join(dir, 'shelf', 'a.txt'), 'Shelf one.')
+    writeFileSync(join(dir, 'z.txt'), 'Loose book.')
+    expect(haystackBooks(defaultBooksDir(), undefined, [join(dir, 'z.txt'), join(dir, 'shelf')]).map((b) => b.name)).toEqual(['z.txt', 'a.txt', 'b.txt'])
+    expect(haystackBooks(defaultBooksDir(), join(dir, 'z.txt')).map((b) => b.name)).toEqual(['z.txt'])
+    expect(haystackBooks(defaultBooksDir(), undefined, []).map((b) => b.name)).toEqual(loadBooks(defaultBooksDir()).map((b) => b.name))
+    expect(() => haystackBooks(defaultBooksDir(), undefined, [join(dir, 'z.txt'), join(dir, 'gone.txt')])).toThrow(/haystack not found: .*gone\.txt/)
   })
 })

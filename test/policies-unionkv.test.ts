@@ -45,36 +45,35 @@ function lagReference(x: number[][], v: number[][], sinks: number, lag: number):
   return out
 }
 
-/** the twin: stages 1-4 of unionkv.ts's box, each taking the best tokens not kept yet */
-function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][] }): number[][] {
+/** the twin: stages 1-4 of unionkv.ts's box for every (layer, head), each taking the best tokens not kept yet */
+function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][] }): number[][][] {
   const votes = votesOf(w)
   const n = votes[0][0].length
-  const kept = new Set<number>()
   const take = (score: number[], count: number, into: Set<number>) => {
     const free = score.map((s, i) => (into.has(i) ? -Infinity : s))
-    for (const i of topIdx(free, Math.max(0, Math.min(count, n - into.size)))) into.add(i)
+    const scored = free.filter((s) => s > -Infinity).length
+    for (const i of topIdx(free, Math.max(0, Math.min(count, scored)))) into.add(i)
   }
   const maxOf = (xs: number[][]) => xs[0].map((_, i) => Math.max(...xs.map((x) => x[i])))
   const sumOf = (xs: number[][]) => xs[0].map((_, i) => xs.reduce((a, x) => a + x[i], 0))
-  if (o.agnostic) {
-    const lags = [0, 1].flatMap((l) => [0, 1].map((h) => lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!).map((s, i) => (i >= n - W ? Infinity : s))))
-    take(sumOf(lags), Math.round(o.agnostic * C), kept)
-  }
-  if (o.contrast) {
-    const half = o.contrast >> 1
-    const contrasted = votes.flat().map((v) => v.map((x, i) => {
-      if (!Number.isFinite(x)) return x
-      const near = v.slice(Math.max(0, i - half), i + half + 1).filter(Number.isFinite)
-      return x / (near.reduce((a, b) => a + b, 0) / near.length + 1e-12)
-    }))
-    take(maxOf(contrasted), Math.round(o.contrastShare! * C), kept)
-  }
-  take(maxOf(votes.flat()), Math.round((1 - o.local) * C) - kept.size, kept)
-  return [0, 1].map((l) => {
-    const k = new Set(kept)
+  const half = (o.contrast ?? 0) >> 1
+  const contrasted = o.contrast ? maxOf(votes.flat().map((v) => v.map((x, i) => {
+    if (!Number.isFinite(x)) return x
+    const near = v.slice(Math.max(0, i - half), i + half + 1).filter(Number.isFinite)
+    return x / (near.reduce((a, b) => a + b, 0) / near.length + 1e-12)
+  }))) : null
+  return [0, 1].map((l) => [0, 1].map((h) => {
+    const k = new Set<number>()
+    if (o.agnostic) {
+      // unscored tokens (no lag partition after them) never enter this stage; the window always does
+      const lag = lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!).map((s, i) => (i >= n - W ? Infinity : s < 0 ? -Infinity : s))
+      take(lag, Math.round(o.agnostic * C), k)
+    }
+    if (contrasted) take(contrasted, Math.round(o.contrastShare! * C), k)
+    take(maxOf(votes.flat()), Math.round((1 - o.local) * C) - k.size, k)
     take(sumOf(votes[l]), C - k.size, k)
     return [...k].sort((a, b) => a - b)
-  })
+  }))
 }
 
 /** the values the world's cache holds, [layer][head][slot][d] */
@@ -92,20 +91,21 @@ describe('UnionKV', () => {
         it(`keeps the model-wide union of the votes, topped up per layer (n ${n}, ${C} tokens, local ${local})`, () => {
           const w = world(n, W, n + C + local * 100)
           const want = unionReference(w, C, { local })
-          const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},local=${local}`, model)!, w)
-          for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) expect(kept[l][h]).toEqual(want[l])
+          const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},local=${local},agnostic=0`, model)!, w)
+          expect(kept).toEqual(want)
+          // without the per-head LagKV share, the heads of a layer keep the same tokens
+          for (const layer of kept) expect(layer[1]).toEqual(layer[0])
         })
       }
     }
   }
   for (const budget of [0.125, 0.25, 0.5]) {
-    it(`stores exactly floor(${budget} x n) tokens in every head, the same tokens within a layer`, () => {
+    it(`stores exactly floor(${budget} x n) tokens in every head with its defaults`, () => {
       const n = 120
       const w = world(n, W, 7)
       const kept = keptAfterPrefill(createPolicy(`unionkv:budget=${budget}`, model)!, w)
       for (const layer of kept) {
         for (const k of layer) expect(k.length).toBe(Math.floor(budget * n))
-        expect(layer[1]).toEqual(layer[0])
       }
       // the window is always kept, when the budget holds it
       if (Math.floor(budget * n) >= W) for (const layer of kept) expect(layer[0].slice(-W)).toEqual(Array.from({ length: W }, (_, i) => n - W + i))
@@ -116,19 +116,26 @@ describe('UnionKV', () => {
       const n = 90, C = 30
       const w = world(n, W, span)
       const want = unionReference(w, C, { local: 0.25, contrast: span, contrastShare: share })
-      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},contrast=${span},contrastShare=${share}`, model)!, w)
-      for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) expect(kept[l][h]).toEqual(want[l])
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},contrast=${span},contrastShare=${share},agnostic=0`, model)!, w)
+      expect(kept).toEqual(want)
     })
   }
-  for (const [lag, agnostic] of [[8, 0.25], [16, 0.5]] as const) {
-    it(`with agnostic=${agnostic} first keeps the summed LagKV ranks (lag ${lag})`, () => {
-      const n = 100, C = 30
-      const w = world(n, W, lag * 3)
+  for (const [lag, agnostic, n] of [[8, 0.25, 100], [16, 0.5, 100], [16, 0.75, 70], [32, 0.5, 63], [8, 1, 90]] as const) {
+    it(`with agnostic=${agnostic} each head first keeps its own top LagKV ranks (lag ${lag}, n ${n})`, () => {
+      const C = 30
+      const w = world(n, W, lag * 3 + n)
       const want = unionReference(w, C, { local: 0.25, agnostic, lag, values: valuesOf(w) })
       const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=${agnostic},lag=${lag}`, model)!, w)
-      for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) expect(kept[l][h]).toEqual(want[l])
+      expect(kept).toEqual(want)
+      for (const layer of kept) for (const k of layer) expect(k.length).toBe(C)
     })
   }
+  it('with the contrast stage too, takes the LagKV share first, then the contrasted votes', () => {
+    const n = 96, C = 32
+    const w = world(n, W, 11)
+    const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 16, values: valuesOf(w), contrast: 24, contrastShare: 0.25 })
+    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=0.5,lag=16,contrast=24`, model)!, w)).toEqual(want)
+  })
   it('names the bad option value before any work', () => {
     for (const [spec, bad] of [['unionkv:local=1.5', 'local'], ['unionkv:contrast=-4', 'contrast'], ['unionkv:agnostic=2', 'agnostic'], ['unionkv:lag=1', 'lag'], ['unionkv:kernel=4', 'kernel']]) {
       expect(() => createPolicy(spec, model)).toThrow(bad === 'kernel' ? /kernel=4/ : new RegExp(`option ${bad}=`))

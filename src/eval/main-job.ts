@@ -9,7 +9,7 @@ export const MAIN_POLICIES: string[] = [
   'adakv:budget=0.5',
   'adakv:budget=0.25',
   'streamingllm:budget=0.25',
-  // kvkit's own method, the recommended default (README "UnionKV"): one model-wide selection topped up per layer
+  // kvkit's own method, the recommended default (README "UnionKV"): per-head LagKV picks + one model-wide selection topped up per layer
   'unionkv:budget=0.5',
   'unionkv:budget=0.25',
 ]

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { HfTokenizerAdapter } from '../model/tokenizer.js'
 import { PromptBuilder } from './prompt.js'
-import { loadBooks } from './text.js'
+import { haystackBooks } from './text.js'
 import { loadWordList } from './words.js'
 import { defaultBooksDir, defaultWordsFile } from './paths.js'
 import { availableParallelism } from 'node:os'
@@ -38,6 +38,11 @@ export interface EvalOptions {
   backend?: BackendName
   /** a .txt file or folder of them to build haystacks from; default: the held-out books */
   haystack?: string
+  /**
+   * .txt files or folders whose books together make the haystack, instead of `haystack`: tune a policy
+   * on some books and confirm it on others (BENCHMARKS.md "UnionKV")
+   */
+  books?: string[]
   /** 'after': the query-agnostic loop, the context compressed without the question (default 'with') */
   question?: QuestionMode
   /** a JSONL file of samples (prompts-file.ts) to run instead of building them; tasks, lengths and samples then come from it */
@@ -85,6 +90,11 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   if (opts.firstSample !== undefined && (!Number.isInteger(opts.firstSample) || opts.firstSample < 0)) fail(`firstSample must be a non-negative integer, got ${opts.firstSample}`)
   if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) fail(`workers must be a positive integer, got ${opts.workers}`)
   if (opts.haystack !== undefined && !existsSync(opts.haystack)) fail(`haystack not found: ${opts.haystack}`)
+  if (opts.books !== undefined) {
+    if (opts.haystack !== undefined) fail('give the haystack either as haystack (one file or folder) or as books (a list), not both')
+    if (opts.books.length === 0) fail('books is empty: name at least one .txt file or folder')
+    for (const b of opts.books) if (!existsSync(b)) fail(`book not found: ${b}`)
+  }
   let facts
   try {
     facts = readModelFacts(opts.model)
@@ -99,9 +109,10 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   const cells = specs.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
   const sharePrefill = opts.sharePrefill ?? true
   const first = opts.firstSample ?? 0
-  // one job per sample, carrying every policy: the prefill is shared inside the job
-  const jobs = opts.tasks.flatMap((task) => opts.lengths.flatMap((length) =>
-    Array.from({ length: opts.samples }, (_, i) => ({ policies: specs, sharePrefill, task: task as TaskName, length, index: first + i, seed, question: opts.question }))))
+  // one job per sample, carrying every policy: the prefill is shared inside the job; sample-major, so
+  // that a run stopped early (a time-boxed sweep) leaves every task with as many samples as the others
+  const jobs = Array.from({ length: opts.samples }, (_, i) => opts.tasks.flatMap((task) => opts.lengths.map((length) =>
+    ({ policies: specs, sharePrefill, task: task as TaskName, length, index: first + i, seed, question: opts.question })))).flat()
   return { jobs, cells }
 }
 
@@ -118,8 +129,8 @@ function checkPolicies(specs: string[], shape: ReturnType<typeof readModelFacts>
 
 /** --prompts: the cells are (policy, task, length) of the file's samples; nothing else may choose samples */
 function planFromPrompts(opts: EvalOptions, specs: string[], fail: (m: string) => never): ReturnType<typeof planEvaluation> {
-  if (opts.tasks.length || opts.lengths.length || opts.haystack !== undefined || opts.seed !== undefined)
-    fail('--prompts gives the samples: leave out --task, --length, --seed and --haystack')
+  if (opts.tasks.length || opts.lengths.length || opts.haystack !== undefined || opts.books !== undefined || opts.seed !== undefined)
+    fail('--prompts gives the samples: leave out --task, --length, --seed, --haystack and --books')
   let facts
   try {
     facts = readModelFacts(opts.model)
@@ -158,7 +169,7 @@ export function checkPrompts(opts: EvalOptions): void {
     builder = new PromptBuilder({
       tokenizer: new HfTokenizerAdapter(tokenizerJson),
       bosId: cfg.bos_token_id ?? eos ?? 0,
-      books: loadBooks(opts.haystack ?? defaultBooksDir()),
+      books: haystackBooks(defaultBooksDir(), opts.haystack, opts.books),
       words: loadWordList(defaultWordsFile()),
     })
   } catch (e) {
@@ -193,7 +204,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
     opts.onOutcome?.(o)
     opts.onProgress?.({ done: outcomes.length, total, elapsedMs: performance.now() - started, last: o })
   }
-  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, kvDtype: opts.kvDtype }
+  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, books: opts.books, kvDtype: opts.kvDtype }
   if (workers <= 1) {
     const s = await EvalSession.open(session)
     try {

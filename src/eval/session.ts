@@ -10,7 +10,7 @@ import type { SharedPrefill } from '../model/prefill.js'
 import type { SampleOutcome } from './results.js'
 import { rulerScore, strictCorrect } from './score.js'
 import type { TaskName } from './tasks.js'
-import { loadBooks } from './text.js'
+import { haystackBooks } from './text.js'
 import { loadWordList } from './words.js'
 import { defaultBooksDir, defaultWordsFile } from './paths.js'
 
@@ -38,6 +38,8 @@ export interface SessionOptions {
   backend?: BackendName
   /** a .txt file or a folder of them; default: the held-out books in data/books */
   haystack?: string
+  /** .txt files or folders whose books together make the haystack (instead of `haystack`) */
+  books?: string[]
   /** the KV-cache element type every generation uses (default 'float32') */
   kvDtype?: KVDtype
 }
@@ -53,7 +55,7 @@ export class EvalSession {
     const builder = new PromptBuilder({
       tokenizer: model.tokenizer,
       bosId,
-      books: loadBooks(opts.haystack ?? defaultBooksDir()),
+      books: haystackBooks(defaultBooksDir(), opts.haystack, opts.books),
       words: loadWordList(defaultWordsFile()),
     })
     return new EvalSession(model, builder)
@@ -73,8 +75,9 @@ export class EvalSession {
     const ids = sample.prompt_ids
     const policies = job.policies.map((spec) => createPolicy(spec, this.model.config))
     // policies that store keys alike share one prefill (StreamingLLM's re-rotation stores them pre-RoPE);
-    // the question-after loop prefills only the context before compressing, so each policy its own
-    const share = job.sharePrefill && job.question !== 'after'
+    // in the question-after loop the shared prefill holds the context alone
+    const share = job.sharePrefill
+    const contextTokens = job.question === 'after' ? sample.context_len : undefined
     const groups = new Map<string, number[]>()
     policies.forEach((p, i) => {
       const key = share ? p?.needs.cacheKeys ?? 'post-rope' : String(i)
@@ -82,7 +85,7 @@ export class EvalSession {
     })
     const outcomes: SampleOutcome[] = new Array(policies.length)
     for (const members of groups.values()) {
-      const prefill = share ? await this.model.prefillPrompt(ids, members.map((i) => policies[i])) : undefined
+      const prefill = share ? await this.model.prefillPrompt(ids, members.map((i) => policies[i]), { contextTokens }) : undefined
       for (const i of members) {
         outcomes[i] = await this.generate(job, job.policies[i], policies[i], sample, prefill)
         onOutcome?.(outcomes[i])

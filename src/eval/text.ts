@@ -56,3 +56,12 @@ export function loadBooks(path: string): Book[] {
   if (empty) throw new Error(`haystack file ${empty.name} has no text`)
   return books
 }
+
+/**
+ * The haystack of an evaluation: the books of every file or folder in `books` (in the order given), else
+ * of `haystack`, else of the default folder. Throws like `loadBooks` on the first path that has none.
+ */
+export function haystackBooks(defaultDir: string, haystack?: string, books?: readonly string[]): Book[] {
+  if (books && books.length) return books.flatMap((b) => loadBooks(b))
+  return loadBooks(haystack ?? defaultDir)
+}

@@ -138,8 +138,6 @@ export class LlamaModel implements Model {
     const c = options.contextTokens
     if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
       throw new ModelInputError(`generate: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${c}`)
-    if (c !== undefined && c < ids.length - 1 && options.prefill)
-      throw new ModelInputError('generate: a shared prefill holds the whole prompt; contextTokens (the question after compression) needs its own prefill')
     if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'generate')
     if (options.prefill && options.kvDtype !== undefined && options.kvDtype !== options.prefill.kvDtype)
       throw new ModelInputError(`generate: kvDtype '${options.kvDtype}' differs from the shared prefill's '${options.prefill.kvDtype}'`)
@@ -148,7 +146,7 @@ export class LlamaModel implements Model {
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('generate: signal must be an AbortSignal')
     // a bad policy setting fails here, at the call, before any work
     const resolved: GenerateOptions = { ...options, policy: resolvePolicy(options.policy, this.config) ?? undefined }
-    options.prefill?.check(ids, (resolved.policy as Policy | undefined)?.needs ?? {})
+    options.prefill?.check(ids, (resolved.policy as Policy | undefined)?.needs ?? {}, c ?? ids.length - 1)
     return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
   }
 
@@ -294,22 +292,27 @@ export class LlamaModel implements Model {
    * Prefills a prompt once for several generations (`generate(ids, { policy, prefill })`): everything but
    * its last token, capturing what any of `policies` needs (they must store keys alike). Comparing
    * policies on one prompt this way costs one prefill instead of one per policy, with the same tokens.
+   * `contextTokens` (as in `generate`) prefills only the context, for question-after generations with
+   * the same `contextTokens`. Throws ModelInputError for a `contextTokens` outside [1, ids.length - 1].
    */
-  async prefillPrompt(ids: number[], policies: readonly (Policy | PolicyConfig | string | null | undefined)[], options: { kvDtype?: KVDtype } = {}): Promise<SharedPrefill> {
+  async prefillPrompt(ids: number[], policies: readonly (Policy | PolicyConfig | string | null | undefined)[], options: { kvDtype?: KVDtype; contextTokens?: number } = {}): Promise<SharedPrefill> {
     this.alive()
     this.checkIds(ids, 'prefillPrompt: prompt')
     const kvDtype = options.kvDtype ?? this.kvDtype
     checkKvDtype(kvDtype, 'prefillPrompt')
+    const c = options.contextTokens ?? ids.length - 1
+    if (!(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
+      throw new ModelInputError(`prefillPrompt: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${c}`)
     const built = policies.map((p) => resolvePolicy(p, this.config))
     for (const p of built) if (p?.prepare) await p.prepare(this)
     const needs = SharedPrefill.unionNeeds(built.map((p) => p?.needs ?? {}))
     const cache = this.newCache(needs.cacheKeys, 64, kvDtype)
-    const capture = new HookCapture(needs, this.config, this.backend.heap, ids.length - 1)
+    const capture = new HookCapture(needs, this.config, this.backend.heap, c)
     try {
       const t0 = performance.now()
-      this.prefill(ids.slice(0, ids.length - 1), cache, 0, capture)
+      this.prefill(ids.slice(0, c), cache, 0, capture)
       capture.finishPrefill()
-      return SharedPrefill.capture(ids, needs, cache, capture, performance.now() - t0)
+      return SharedPrefill.capture(ids, needs, cache, capture, performance.now() - t0, c)
     } finally {
       capture.dispose()
       cache.dispose()

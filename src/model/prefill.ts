@@ -6,7 +6,8 @@ import { ModelInputError } from './errors.js'
 import type { HookCapture } from './hooks.js'
 
 /**
- * One prompt's prefill (all but its last token: the kvpress protocol generate follows), kept outside the
+ * One prompt's prefill (all but its last token: the kvpress protocol generate follows; or its first
+ * `contextTokens`, the context a question-after generation compresses alone), kept outside the
  * arena to start any number of generations from: the keys and values of every layer, and the hook data
  * the union of the policies' needs asked for. A prefill does not depend on the policy, so several
  * policies on one prompt (`evaluate`, comparisons) pay for it once; each generation copies the cache,
@@ -25,6 +26,8 @@ export class SharedPrefill {
     readonly ms: number,
     /** the element type of the cache it was made in (its keys and values are exactly that type's values); generations restore into the same */
     readonly kvDtype: KVDtype = 'float32',
+    /** prompt tokens the prefill holds: all but the last, or fewer (`GenerateOptions.contextTokens`) */
+    readonly contextTokens: number = ids.length - 1,
   ) {}
 
   /** The union of several policies' needs; their caches must store keys alike (all post-RoPE, or all pre-RoPE). */
@@ -41,7 +44,7 @@ export class SharedPrefill {
   }
 
   /** Takes the prefilled cache's contents and the capture's hooks (the cache can be disposed after). */
-  static capture(ids: readonly number[], needs: PolicyNeeds, cache: PagedKVCache, capture: HookCapture, ms: number): SharedPrefill {
+  static capture(ids: readonly number[], needs: PolicyNeeds, cache: PagedKVCache, capture: HookCapture, ms: number, contextTokens = ids.length - 1): SharedPrefill {
     const { layers, kvHeads, headDim: d } = cache.options
     const kv = Array.from({ length: layers }, (_, l) => {
       const T = cache.length(l, 0)
@@ -57,7 +60,7 @@ export class SharedPrefill {
       }
       return { k, v }
     })
-    return new SharedPrefill(ids.slice(), needs, kv, capture.hooks, ms, cache.options.kvDtype)
+    return new SharedPrefill(ids.slice(), needs, kv, capture.hooks, ms, cache.options.kvDtype, contextTokens)
   }
 
   get keyStorage(): KeyStorage {
@@ -65,8 +68,9 @@ export class SharedPrefill {
   }
 
   /** Checks that this prefill serves a generation of `ids` by a policy with `needs`; throws ModelInputError naming what differs. */
-  check(ids: readonly number[], needs: PolicyNeeds): void {
+  check(ids: readonly number[], needs: PolicyNeeds, contextTokens = ids.length - 1): void {
     if (ids.length !== this.ids.length || ids.some((t, i) => t !== this.ids[i])) throw new ModelInputError('generate: the prompt differs from the one the shared prefill was made for')
+    if (contextTokens !== this.contextTokens) throw new ModelInputError(`generate: the shared prefill holds ${this.contextTokens} prompt tokens, the generation compresses ${contextTokens} (contextTokens must match prefillPrompt's)`)
     const missing = [
       (needs.cacheKeys ?? 'post-rope') !== this.keyStorage && `keys stored ${needs.cacheKeys ?? 'post-rope'}`,
       (needs.observationWindow ?? 0) > (this.needs.observationWindow ?? 0) && `an observation window of ${needs.observationWindow}`,
@@ -79,7 +83,7 @@ export class SharedPrefill {
 
   /** Fills an empty cache with the prefill and hands `capture` this prefill's hooks cut to its own needs. */
   restore(cache: PagedKVCache, capture: HookCapture): void {
-    const T = this.ids.length - 1
+    const T = this.contextTokens
     const positions = Int32Array.from({ length: T }, (_, i) => i)
     this.kv.forEach(({ k, v }, l) => cache.append(l, k, v, positions))
     capture.adopt(this.hooks)

@@ -662,8 +662,8 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   contrastShare?: number
   /**
-   * share of the budget chosen by LagKV's query-agnostic scores (step 1); 0: off.
-   * A number; range 0 <= x <= 1; default 0.
+   * share of each head's budget it chooses by LagKV's query-agnostic score (step 1); 0: off (UnionKV before 2026-11-30).
+   * A number; range 0 <= x <= 1; default 0.5.
    */
   agnostic?: number
   /**
@@ -673,7 +673,7 @@ export interface UnionkvOptions extends BudgetSettings {
   lag?: number
 }
 
-/** UnionKV (kvkit): every layer and head keeps the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */
+/** UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */
 export function unionkv(options: UnionkvOptions = {}): PolicyConfig {
   return policyConfig('unionkv', options)
 }

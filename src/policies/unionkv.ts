@@ -1,27 +1,36 @@
 /**
- * UnionKV, kvkit's own token-eviction method. Every layer and KV head keeps the same C tokens: the
- * union over every head of the model of what the heads vote for (a maximum over heads, so a token one
- * retrieval head wants survives even when all the others ignore it), each layer topping up a share of
- * its budget from its own heads. C = floor(budget x prompt) per head, as everywhere in kvkit.
+ * UnionKV, kvkit's own token-eviction method: a query-agnostic share that every head picks for itself
+ * by LagKV's lag-relative score, and a query-aware share that is the union over every head of the model
+ * of what the heads vote for (a maximum over heads, so a token one retrieval head wants survives even
+ * when all the others ignore it), each layer topping up from its own heads. C = floor(budget x prompt)
+ * per head, as everywhere in kvkit.
  *
+ *   lag[l,h,i] LagKV's rank of token i inside its partition of 128 tokens, scored against the next
+ *             partition from keys and values alone (query-agnostic)                    (lag-score.ts)
  *   v[l,h,i]  SnapKV's vote of token i at (layer l, KV head h): attention of the last w prompt queries
  *             (w = 16), mean over the KV head's query group, averaged over 9 positions      (observe.ts)
  *   keep      the first `sinks` tokens and the window (the last w tokens)
- *   1. if agnostic > 0:  the top agnostic x C tokens of sum_{l,h} lag[l,h,i], LagKV's rank of token i
- *                        inside its partition of 128 (query-agnostic: keys and values only)      (LagKV)
+ *   1. each head (l,h):  its top agnostic x C tokens of lag[l,h,i] (default half the budget)
  *   2. if contrast > 0:  the top contrastShare x C of max_{l,h} v[l,h,i] / mean(v[l,h, i-span/2 .. i+span/2]),
  *                        the votes that stand out from their neighbourhood, not the recent ones
  *   3. up to (1 - local) x C:  the top of max_{l,h} v[l,h,i]              (the model-wide union)
  *   4. each layer l, up to C:  the top of sum_h v[l,h,i]                  (its own heads' top-up)
- * Each stage takes the highest tokens not kept yet. Every head stores exactly C tokens, so the bytes
- * are really freed (budget 0.25: 25% of the full cache's KV bytes).
+ * Each stage takes the highest tokens not kept yet (step 1 only scored ones: the last partition and the
+ * remainder have no lag partition and are left to the votes). Every head stores exactly C tokens, so
+ * the bytes are really freed (budget 0.25: 25% of the full cache's KV bytes).
  *
- * Sources: the vote is SnapKV's (Li et al. 2024); step 1 is LagKV's score (Liang et al. 2025, arXiv
- * 2504.04704; kvpress `LagKVPress`), one of kvpress's strongest presses on this model (peers.md); the
- * model-wide union (steps 3-4) and the neighbourhood contrast (step 2) are kvkit's, found on the fixture
- * model (BENCHMARKS.md "UnionKV"). Steps 1 and 2 are off by default: with agnostic=0.25,contrast=1024
- * passkey at 12.5% rose from 0.42 to 0.67 and the question-after mode from 39% to 52% of full at 25%,
- * but vt at 25% fell from 0.33 to 0.13 (24 samples a task, BENCHMARKS.md).
+ * Why two shares: the votes come from the prompt's last queries, which hold the question only when it
+ * is compressed with the context; a context compressed before the question arrives (a document reused
+ * for many questions) has only its own last sentence to vote, and the votes then favour recent text.
+ * LagKV's score needs no query and spreads its share evenly along the text (every partition ranks its
+ * own tokens), so needles far from the end keep their tokens in both loops.
+ *
+ * Sources: step 1 is LagKV's score (Liang et al. 2025, arXiv 2504.04704; kvpress `LagKVPress`), one of
+ * kvpress's strongest presses on this model (peers.md), taken per head as LagKV does: with it UnionKV
+ * kept 73% of the full cache's accuracy at 12.5% instead of 48%, and 83% at 25% with the question after
+ * the context instead of 39% (BENCHMARKS.md "UnionKV with LagKV's query-agnostic share"); the vote is SnapKV's (Li et al. 2024); the model-wide
+ * union (steps 3-4) and the neighbourhood contrast (step 2, off by default: it cost vt) are kvkit's,
+ * found on the fixture model (BENCHMARKS.md "UnionKV").
  */
 import type { Ops } from '../backend/ops.js'
 import { budgetFrom, budgetOptions, topKIndices } from './budget.js'
@@ -32,12 +41,12 @@ import type { OptionSpec, PolicyDefinition } from './registry.js'
 import { snapScorer } from './snapkv.js'
 import type { PolicyContext } from './types.js'
 
-/** adds to `kept` (0/1 per slot) the `count` highest scores not kept yet; ties to the lower slot */
+/** adds to `kept` (0/1 per slot) the `count` highest scores not kept yet, none scored -Infinity; ties to the lower slot */
 function fill(ops: Ops, score: Float32Array, kept: Uint8Array, count: number): void {
   const s = score.slice()
   let free = 0
   for (let i = 0; i < s.length; i++) if (kept[i]) s[i] = -Infinity
-  else free++
+  else if (s[i] > -Infinity) free++
   if (count <= 0 || free === 0) return
   for (const i of topKIndices(ops, s, Math.min(count, free))) kept[i] = 1
 }
@@ -87,13 +96,13 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'local', type: 'number', default: 0.25, min: 0, max: 1, description: 'share of each head\'s budget its layer tops up from its own heads\' summed votes (step 4)' },
   { name: 'contrast', type: 'integer', default: 0, min: 0, description: 'span in tokens of the neighbourhood a vote is divided by (step 2); 0: off' },
   { name: 'contrastShare', type: 'number', default: 0.25, min: 0, max: 1, description: 'share of the budget chosen by contrasted votes when contrast > 0' },
-  { name: 'agnostic', type: 'number', default: 0, min: 0, max: 1, description: 'share of the budget chosen by LagKV\'s query-agnostic scores (step 1); 0: off' },
+  { name: 'agnostic', type: 'number', default: 0.5, min: 0, max: 1, description: 'share of each head\'s budget it chooses by LagKV\'s query-agnostic score (step 1); 0: off (UnionKV before 2026-11-30)' },
   { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next' },
 ]
 
 export const unionkv: PolicyDefinition = {
   name: 'unionkv',
-  description: 'UnionKV (kvkit): every layer and head keeps the tokens any head of the model votes for, each layer topping up from its own heads',
+  description: 'UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads',
   stage: 'eviction',
   options: unionkvOptions,
   create(o, model) {
@@ -106,7 +115,7 @@ export const unionkv: PolicyDefinition = {
     const lag = o.lag as number
     const lagOf = (ctx: PolicyContext, l: number, h: number): Float32Array => {
       const n = ctx.cache.length(l, h)
-      const s = lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -1)
+      const s = lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
       s.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
       return s
     }
@@ -114,15 +123,18 @@ export const unionkv: PolicyDefinition = {
       name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...snapScorer(o, model),
       keepModel(ctx, votes, C) {
         const flat = votes.flat()
-        const kept = new Uint8Array(flat[0].length)
-        if (agnostic > 0) fill(ctx.ops, combine(votes.flatMap((layer, l) => layer.map((_, h) => lagOf(ctx, l, h))), 'sum'), kept, Math.round(agnostic * C))
-        if (contrastShare > 0) fill(ctx.ops, combine(flat.map((v) => contrastVotes(v, span)), 'max'), kept, Math.round(contrastShare * C))
-        fill(ctx.ops, combine(flat, 'max'), kept, Math.round((1 - local) * C) - held(kept))
-        return votes.map((layer) => {
-          const k = kept.slice()
-          fill(ctx.ops, combine(layer, 'sum'), k, C - held(k))
-          const idx = Int32Array.from(k.keys()).filter((i) => k[i] === 1)
-          return layer.map(() => idx.slice())
+        const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, span)), 'max') : null
+        const union = combine(flat, 'max')
+        return votes.map((layer, l) => {
+          const own = combine(layer, 'sum')
+          return layer.map((_, h) => {
+            const k = new Uint8Array(union.length)
+            if (agnostic > 0) fill(ctx.ops, lagOf(ctx, l, h), k, Math.round(agnostic * C))
+            if (contrasted) fill(ctx.ops, contrasted, k, Math.round(contrastShare * C))
+            fill(ctx.ops, union, k, Math.round((1 - local) * C) - held(k))
+            fill(ctx.ops, own, k, C - held(k))
+            return Int32Array.from(k.keys()).filter((i) => k[i] === 1)
+          })
         })
       },
     }))

@@ -7,6 +7,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.environ.get("OUT", "/tmp/out")
 T0 = time.time()
 SWEEP_SECONDS = float(os.environ.get("SWEEP_SECONDS", "150"))
+# CAPTURE=0 skips the decision capture (sweep only); SHARD=i/k sweeps every k-th sample from the i-th, so
+# k processes share the GPU (each writes kvpress_accuracy-i.json)
+CAPTURE = os.environ.get("CAPTURE", "1") != "0"
+SHARD, SHARDS = (int(x) for x in os.environ.get("SHARD", "0/1").split("/"))
 class Stub(types.ModuleType):
     # stand-ins for packages imported by presses not used here: any name is a do-nothing class whose
     # instances pass a decorated function through
@@ -30,7 +34,7 @@ model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32, attn_im
 tok = AutoTokenizer.from_pretrained(MODEL)
 cfg = model.config
 LAYERS, KVH = cfg.num_hidden_layers, cfg.num_key_value_heads
-log = open(os.path.join(OUT, "log.txt"), "w")
+log = open(os.path.join(OUT, "log.txt" if SHARDS == 1 else "log-%d.txt" % SHARD), "w")
 def say(*a):
     s = " ".join(str(x) for x in a)
     print(s, flush=True); log.write(s + "\n"); log.flush()
@@ -200,6 +204,7 @@ jobs = [
     ("kvzip.json", "KVzipPress", lambda: KVzipPress(compression_ratio=RATIO), "kvzip"),
     ("kvzip_plus.json", "KVzipPress(kvzip_plus_normalization=True)", lambda: KVzipPress(compression_ratio=RATIO, kvzip_plus_normalization=True), "kvzip"),
 ]
+if not CAPTURE: jobs = []
 full_out, _ = run(None, ids, n, answer_steps)
 meta["full_cache_decode"] = {"ids": full_out, "text": tok.decode(full_out)}
 say("full:", tok.decode(full_out))
@@ -216,13 +221,13 @@ for fname, pname, make, kind in jobs:
     except Exception:
         say(fname, "FAILED", traceback.format_exc())
 meta["capture_s"] = time.time() - T0
-json.dump(meta, open(os.path.join(OUT, "meta_peers.json"), "w"))
+if CAPTURE: json.dump(meta, open(os.path.join(OUT, "meta_peers.json"), "w"))
 
 # ---- accuracy on kvkit's prompts, both loops, time-boxed (samples interleaved across tasks) ----
 samples = [json.loads(l) for l in open(os.path.join(HERE, "prompts.jsonl"))]
 by_task = {}
 for s in samples: by_task.setdefault(s["task"], []).append(s)
-order = [x for group in zip(*by_task.values()) for x in group]
+order = [x for group in zip(*by_task.values()) for x in group][SHARD::SHARDS]
 PRESSES = {
     "LagKV": lambda r: LagKVPress(compression_ratio=r, n_sink=4, lag_size=128),
     "KVzip": lambda r: KVzipPress(compression_ratio=r),
@@ -248,6 +253,7 @@ for s in order:
             except Exception as e:
                 rows.append({"task": s["task"], "index": s["index"], "mode": mode, "press": name, "kept": kept, "error": repr(e)[:300]})
     done += 1
-    json.dump({"samples_done": done, "seconds": time.time() - sweep_start, "rows": rows}, open(os.path.join(OUT, "kvpress_accuracy.json"), "w"))
+    json.dump({"samples_done": done, "seconds": time.time() - sweep_start, "meta": meta, "rows": rows},
+              open(os.path.join(OUT, "kvpress_accuracy.json" if SHARDS == 1 else "kvpress_accuracy-%d.json" % SHARD), "w"))
 say("sweep: %d samples in %.0fs" % (done, time.time() - sweep_start))
 say("total %.0fs" % (time.time() - T0))
