@@ -102,7 +102,8 @@ export function parseGgufHeader(bytes: Uint8Array, fileSize: number, where: stri
   }
 
   need(8)
-  if (utf8.decode(bytes.subarray(0, 4)) !== 'GGUF') fail('not a GGUF file (no "GGUF" magic)')
+  // bytes, not text: a corrupt magic need not be UTF-8
+  if (view.getUint32(0, false) !== 0x47475546) fail(`not a GGUF file (it starts with ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}, not "GGUF")`)
   pos = 4
   const version = u32()
   if (version !== 2 && version !== 3) fail(`GGUF version ${version} is not supported (2 or 3${version === 1 ? '; version 1 files predate 64-bit counts' : version > 0xffff ? '; a big-endian file?' : ''})`)
