@@ -106,7 +106,8 @@ class PlainLlama(nn.Module):
         # causal over past + new: query i (at past_len + i) sees keys 0..past_len + i
         kpos = torch.arange(q_len, dtype=torch.int64) + past_len
         allpos = torch.arange(past_len + q_len, dtype=torch.int64)
-        mask = torch.where(allpos[None, :] <= kpos[:, None], 0.0, float('-inf'))[None, None]
+        # float32 throughout (torch.where on Python scalars makes a float64 mask in older torch)
+        mask = torch.zeros(q_len, past_len + q_len, dtype=torch.float32).masked_fill(allpos[None, :] > kpos[:, None], float('-inf'))[None, None]
         x = self.embed[input_ids]
         presents = []
         for l, m in enumerate(self.layers):
@@ -120,8 +121,9 @@ class PlainLlama(nn.Module):
             v = torch.cat((past[2 * l + 1], v), dim=2)
             presents += [k, v]
             g = self.nh // self.kvh
-            kk = k.repeat_interleave(g, dim=1)
-            vv = v.repeat_interleave(g, dim=1)
+            # GQA: each KV head serves g query heads (expand + reshape traces with dynamic lengths; repeat_interleave does not)
+            kk = k[:, :, None].expand(1, self.kvh, g, k.shape[2], self.d).reshape(1, self.nh, -1, self.d)
+            vv = v[:, :, None].expand(1, self.kvh, g, v.shape[2], self.d).reshape(1, self.nh, -1, self.d)
             s = (q @ kk.transpose(-1, -2)) / math.sqrt(self.d) + mask
             a = torch.softmax(s, dim=-1) @ vv
             x = x + a.transpose(1, 2).reshape(1, q_len, self.nh * self.d) @ m.o.T
