@@ -9,26 +9,54 @@ import { HfTokenizerAdapter } from './tokenizer.js'
 import type { LoadOptions } from './types.js'
 import type { BackendName } from '../backend/backend.js'
 import { loadWeights } from './weights.js'
+import { GgufFile } from './gguf.js'
+import { ggufConfig } from './gguf-config.js'
+import { ggufTokenizerJson } from './gguf-tokenizer.js'
+import { loadGgufWeights } from './gguf-weights.js'
 
 /**
  * Where a model comes from, in any runtime: a base URL (a `URL`, or a string starting with a scheme such
  * as `https://`; a Hugging Face hub `https://huggingface.co/ORG/NAME/resolve/main/` works), files the user
  * picked (name -> Blob/ArrayBuffer, or an `<input type=file>`'s FileList), or any ModelFileSource. A
  * folder path needs the file system: `loadModel` from `kvkit/node` takes those too.
+ *
+ * GGUF files (llama.cpp's format) load too: a URL whose path ends in `.gguf`, the file's bytes (an
+ * ArrayBuffer, typed array or Blob), or picked files with one `*.gguf` among them (a `tokenizer.json`
+ * beside it is used when present, else the tokenizer in the GGUF metadata).
  */
-export type ModelInput = string | URL | ModelFiles | ModelFileSource
+export type ModelInput = string | URL | ModelFiles | ModelFileSource | ArrayBuffer | ArrayBufferView | Blob
 
-/** Turns what the user gave into a source; folder paths are for kvkit/node. */
-export function openSource(input: ModelInput, options: LoadOptions): ModelFileSource {
+/** A source, and the name of the GGUF file in it when the model is one (else a Hugging Face folder). */
+export interface OpenedSource {
+  source: ModelFileSource
+  gguf?: string
+}
+
+const GGUF_NAME = /\.gguf$/i
+
+/** Turns what the user gave into a source; folder and file paths are for kvkit/node. */
+export function openSource(input: ModelInput, options: LoadOptions): OpenedSource {
   const opts = { onProgress: options.onProgress, signal: options.signal }
-  if (input instanceof URL) return new UrlSource(input, opts)
-  if (typeof input === 'string') {
-    if (isUrl(input)) return new UrlSource(input, opts)
-    throw new ModelLoadError(`loadModel: ${JSON.stringify(input)} is not a URL; load a model folder with loadModel from 'kvkit/node' (Node, Bun, Deno)`)
+  if (typeof input === 'string' && isUrl(input)) input = new URL(input)
+  if (input instanceof URL) {
+    const file = input.pathname.split('/').pop() ?? ''
+    if (GGUF_NAME.test(file)) return { source: new UrlSource(new URL('.', input), opts), gguf: file }
+    return { source: new UrlSource(input, opts) }
   }
-  if (isFileSource(input)) return input
-  if (!input || typeof input !== 'object') throw new ModelLoadError(`loadModel: expected a URL, a map of files or a ModelFileSource, got ${input === null ? 'null' : typeof input}`)
-  return new FilesSource(input, opts)
+  if (typeof input === 'string') {
+    throw new ModelLoadError(`loadModel: ${JSON.stringify(input)} is not a URL; load a model folder with loadModel from 'kvkit/node' (Node, Bun, Deno), which takes .gguf file paths too`)
+  }
+  if (isFileSource(input)) return { source: input }
+  if (!input || typeof input !== 'object') throw new ModelLoadError(`loadModel: expected a URL, a map of files, GGUF bytes or a ModelFileSource, got ${input === null ? 'null' : typeof input}`)
+  if (input instanceof ArrayBuffer || ArrayBuffer.isView(input) || (typeof Blob !== 'undefined' && input instanceof Blob)) {
+    // one file's bytes: a GGUF file (a picked File keeps its own name)
+    const name = typeof File !== 'undefined' && input instanceof File && GGUF_NAME.test(input.name) ? input.name : 'model.gguf'
+    return { source: new FilesSource({ [name]: input }, opts), gguf: name }
+  }
+  const source = new FilesSource(input as ModelFiles, opts)
+  const ggufs = source.names().filter((n) => GGUF_NAME.test(n))
+  if (ggufs.length > 1) throw new ModelLoadError(`loadModel: the files hold ${ggufs.length} GGUF files (${ggufs.join(', ')}); pick one`)
+  return { source, gguf: ggufs[0] }
 }
 
 /**
@@ -43,22 +71,32 @@ export async function loadModel(input: ModelInput, options: LoadOptions & { back
     // the WGSL kernels exist (createBackend('webgpu').gpu) but the forward pass and the cache are CPU-side
     throw new ModelLoadError("the Llama runtime does not run on the 'webgpu' backend yet (its kernels do: createBackend('webgpu').gpu); use 'wasm' or 'auto'")
   }
-  return loadModelFrom(openSource(input, options), options)
+  const { source, gguf } = openSource(input, options)
+  return loadModelFrom(source, options, gguf)
 }
 
-/** Loads from an opened source and closes it (whatever happens). */
-export async function loadModelFrom(source: ModelFileSource, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
+/**
+ * Loads from an opened source and closes it (whatever happens): the Hugging Face folder it holds, or
+ * its GGUF file named `gguf`.
+ */
+export async function loadModelFrom(source: ModelFileSource, options: LoadOptions & { backendInstance?: Backend } = {}, gguf?: string): Promise<LlamaModel> {
   try {
     // bad options fail before any file is read
     checkLoadOptions(options)
     throwIfAborted(options.signal)
-    const config = parseConfig(await readJsonFile(source, 'config.json', true), await readJsonFile(source, 'generation_config.json', false))
-    const tokenizer = new HfTokenizerAdapter(await readJsonFile(source, 'tokenizer.json', true), (await readJsonFile(source, 'tokenizer_config.json', false)) ?? {})
+    const file = gguf === undefined ? undefined : await GgufFile.open(source, gguf)
+    const config = file
+      ? ggufConfig(file.metadata, file.tensors, file.path)
+      : parseConfig(await readJsonFile(source, 'config.json', true), await readJsonFile(source, 'generation_config.json', false))
+    // a GGUF file's own tokenizer, unless a tokenizer.json lies beside it
+    const tokenizerJson = await readJsonFile(source, 'tokenizer.json', !file)
+    const tokenizer = new HfTokenizerAdapter(tokenizerJson ?? ggufTokenizerJson(file!.metadata, file!.path), (await readJsonFile(source, 'tokenizer_config.json', false)) ?? {})
     if (tokenizer.vocabSize > config.vocab) {
-      throw new ModelLoadError(`${source.describe('')}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocab_size ${config.vocab}`)
+      throw new ModelLoadError(`${source.describe(gguf ?? '')}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocab_size ${config.vocab}`)
     }
+    throwIfAborted(options.signal)
     const backend = options.backendInstance ?? (await createBackend(options.backend ?? 'auto', options.wasm ?? {}))
-    const weights = await loadWeights(source, config, backend.heap)
+    const weights = file ? await loadGgufWeights(file, config, backend.heap) : await loadWeights(source, config, backend.heap)
     try {
       throwIfAborted(options.signal)
       return new LlamaModel(backend, config, tokenizer, weights, options.chunk, options.kvDtype)

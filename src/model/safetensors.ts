@@ -1,6 +1,7 @@
 import type { Heap } from '../backend/heap.js'
 import { ModelLoadError } from './errors.js'
 import type { ModelFileSource } from './source.js'
+import { f16Table } from './ggml.js'
 
 /**
  * A safetensors file read defensively: model files are untrusted. The header length, every offset and
@@ -98,29 +99,13 @@ export function tensorFloat32(bytes: Uint8Array, info: TensorInfo, where = 'safe
   const u16 = new Uint16Array(raw.buffer, 0, raw.length >> 1)
   const out = new Float32Array(u16.length)
   if (info.dtype === 'F16') {
-    const table = halfTable()
+    const table = f16Table()
     for (let i = 0; i < u16.length; i++) out[i] = table[u16[i]]
   } else {
     const U = new Uint32Array(out.buffer)
     for (let i = 0; i < u16.length; i++) U[i] = u16[i] << 16
   }
   return out
-}
-
-let f16Table: Float32Array | undefined
-/** float16 bits -> float32 for all 65536 patterns (subnormals, infinities and NaN included) */
-function halfTable(): Float32Array {
-  if (f16Table) return f16Table
-  const t = new Float32Array(65536)
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1
-    const exp = (h >> 10) & 0x1f
-    const frac = h & 0x3ff
-    if (exp === 0) t[h] = sign * frac * 2 ** -24
-    else if (exp === 31) t[h] = frac ? NaN : sign * Infinity
-    else t[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15)
-  }
-  return (f16Table = t)
 }
 
 export class SafetensorsFile {
@@ -163,7 +148,7 @@ export class SafetensorsFile {
     const bytes = info.end - info.begin
     const CHUNK = 1 << 22
     const buf = new Uint8Array(Math.min(CHUNK, bytes))
-    const table = info.dtype === 'F16' ? halfTable() : null
+    const table = info.dtype === 'F16' ? f16Table() : null
     for (let off = 0; off < bytes; off += CHUNK) {
       const len = Math.min(CHUNK, bytes - off)
       const chunk = buf.subarray(0, len)

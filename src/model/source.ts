@@ -101,6 +101,10 @@ export class FilesSource extends SlicedSource {
   describe(name: string): string {
     return `${name} (picked file)`
   }
+  /** the picked files' names */
+  names(): string[] {
+    return [...this.files.keys()]
+  }
   async size(name: string): Promise<number | null> {
     const f = this.files.get(name)
     return f === undefined ? null : f instanceof Uint8Array ? f.length : f.size

@@ -95,6 +95,13 @@ export function weightBytes(cfg: ModelConfig): number {
   return 4 * (vocab * H * (cfg.tieWordEmbeddings ? 1 : 2) + layers * perLayer + H)
 }
 
+/** ModelLoadError unless the config's float32 weights fit in what is left of wasm memory. */
+export function checkWeightsFit(cfg: ModelConfig, heap: Heap, where: string): void {
+  const need = weightBytes(cfg)
+  const room = WASM_MAX_BYTES - heap.memory.buffer.byteLength
+  if (need > room) throw new ModelLoadError(`${where}: the weights need ${need} bytes as float32, more than the ${room} bytes left in wasm memory (4 GiB at most)`)
+}
+
 /**
  * Loads the Llama-family weights as float32 into the arena (float16 and bfloat16 are widened on load:
  * twice the memory of float16, in exchange for kernels that read floats directly).
@@ -103,29 +110,46 @@ export async function loadWeights(source: ModelFileSource, cfg: ModelConfig, hea
   const { files, where } = await openShards(source)
   // the whole size, from the config (each tensor's header shape is checked against it on load), before
   // the first allocation: a model that cannot fit in wasm memory is refused with nothing allocated
-  const need = weightBytes(cfg)
-  const room = WASM_MAX_BYTES - heap.memory.buffer.byteLength
-  if (need > room) {
+  try {
+    checkWeightsFit(cfg, heap, source.describe(''))
+    return await assembleWeights(cfg, heap, async (name, shape, optional) => {
+      const hit = where.get(name)
+      if (!hit) {
+        if (optional) return null
+        throw new ModelLoadError(`${source.describe('')}: tensor ${name} is missing`)
+      }
+      const [file, info] = hit
+      if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
+        throw new ModelLoadError(`${file.path}: tensor ${name} has shape ${JSON.stringify(info.shape)}, config.json implies ${JSON.stringify(shape)}`)
+      }
+      return (ptr) => file.readInto(info, heap, ptr)
+    })
+  } finally {
     for (const f of files) f.close()
-    throw new ModelLoadError(`${source.describe('')}: the weights need ${need} bytes as float32, more than the ${room} bytes left in wasm memory (4 GiB at most)`)
   }
+}
+
+/**
+ * A tensor by its Hugging Face name and expected shape: null when absent and optional (absent and
+ * required is the reader's error), else a function that fills the arena at `ptr` with it as float32.
+ */
+export type TensorReader = (name: string, shape: number[], optional: boolean) => Promise<((ptr: number) => Promise<void>) | null>
+
+/**
+ * The Llama-family weights by Hugging Face name, each allocated in the arena and filled by `read`; on
+ * any error every allocation made so far is released. Every file format loads through this one list.
+ */
+export async function assembleWeights(cfg: ModelConfig, heap: Heap, read: TensorReader): Promise<Weights> {
   const allocations: number[] = []
   let bytes = 0
   const load = async (name: string, shape: number[], optional = false): Promise<number> => {
-    const hit = where.get(name)
-    if (!hit) {
-      if (optional) return 0
-      throw new ModelLoadError(`${source.describe('')}: tensor ${name} is missing`)
-    }
-    const [file, info] = hit
-    if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
-      throw new ModelLoadError(`${file.path}: tensor ${name} has shape ${JSON.stringify(info.shape)}, config.json implies ${JSON.stringify(shape)}`)
-    }
+    const fill = await read(name, shape, optional)
+    if (!fill) return 0
     const numel = shape.reduce((a, b) => a * b, 1)
     const ptr = heap.alloc(numel * 4, 64)
     allocations.push(ptr)
     bytes += numel * 4
-    await file.readInto(info, heap, ptr)
+    await fill(ptr)
     return ptr
   }
   try {
@@ -160,7 +184,5 @@ export async function loadWeights(source: ModelFileSource, cfg: ModelConfig, hea
   } catch (e) {
     for (const p of allocations) heap.release(p)
     throw e
-  } finally {
-    for (const f of files) f.close()
   }
 }

@@ -1,3 +1,5 @@
+import { stat } from 'node:fs/promises'
+import { basename, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Backend } from '../backend/backend.js'
 import { loadModelFrom, openSource, type ModelInput } from '../model/load.js'
@@ -7,13 +9,20 @@ import type { LoadOptions } from '../model/types.js'
 import { DirectorySource } from './directory.js'
 
 /**
- * kvkit's loadModel plus model folders on the file system: a string that is not a URL is a folder path
- * (a `file:` URL too). Everything else as the root entry's loadModel.
+ * kvkit's loadModel plus the file system: a string that is not a URL (or a `file:` URL) is a model
+ * folder, or a `.gguf` file (any path that is a file is read as GGUF). Everything else as the root
+ * entry's loadModel.
  */
 export async function loadModel(input: ModelInput, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
   const opts = { onProgress: options.onProgress, signal: options.signal }
-  if (input instanceof URL && input.protocol === 'file:') return loadModelFrom(await DirectorySource.open(fileURLToPath(input), opts), options)
-  if (typeof input === 'string' && !isUrl(input)) return loadModelFrom(await DirectorySource.open(input, opts), options)
-  if (typeof input === 'string' && input.startsWith('file:')) return loadModel(new URL(input), options)
-  return loadModelFrom(openSource(input, options), options)
+  if (typeof input === 'string' && input.startsWith('file:')) input = new URL(input)
+  if (input instanceof URL && input.protocol === 'file:') input = fileURLToPath(input)
+  if (typeof input === 'string' && !isUrl(input)) {
+    // a file (not a folder) is a GGUF file; a tokenizer.json in its folder is used when present
+    const st = await stat(input).catch(() => null)
+    if (st && !st.isDirectory()) return loadModelFrom(await DirectorySource.open(dirname(input), opts), options, basename(input))
+    return loadModelFrom(await DirectorySource.open(input, opts), options)
+  }
+  const { source, gguf } = openSource(input, options)
+  return loadModelFrom(source, options, gguf)
 }
