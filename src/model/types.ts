@@ -84,6 +84,8 @@ export interface GenerateStats {
   kvBytes: CacheBytes
   /** what a full cache would hold for the same tokens */
   kvBytesFull: number
+  /** the policy's own counters, where it keeps some (a selection's `cacheHitRate`, tier transfers) */
+  policy?: Record<string, number>
 }
 
 /**

@@ -39,4 +39,9 @@ import { criticalkv, criticaladakv } from './criticalkv.js'
 import { compactor } from './compactor.js'
 const peers: PolicyDefinition[] = [lagkv, kvzip, criticalkv, criticaladakv, compactor]
 
-export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2, ...peers]
+// ---- selection (dynamic per-step selection over the whole cache: TokenSelect, Quest, ...) ----
+import { tokenselect } from './tokenselect.js'
+import { quest } from './quest.js'
+const selection: PolicyDefinition[] = [tokenselect, quest]
+
+export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2, ...peers, ...selection]
