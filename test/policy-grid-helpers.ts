@@ -46,6 +46,8 @@ export function specsPerPolicy(gatesFile: string): Map<string, string[]> {
     criticaladakv: ['criticaladakv:window=8'],
     compactor: ['compactor', 'compactor:chunk=4,sketch=4'],
     unionkv: ['unionkv', 'unionkv:every=2', 'unionkv:window=8,contrast=8,agnostic=0.25,lag=4'],
+    tokenselect: ['tokenselect:tokens=8,first=2,last=2', 'tokenselect:budget=0.5,cache=false,vote=head', 'tokenselect:tokens=8,first=1,last=2,rope=selected'],
+    quest: ['quest:tokens=8,page=4', 'quest:budget=0.5,dense=0'],
   }
   const out = new Map<string, string[]>()
   for (const p of listPolicies()) {

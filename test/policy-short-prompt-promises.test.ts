@@ -51,6 +51,9 @@ const CASES: { spec: () => string; name: string; window: number; scope: Scope; b
   { name: 'compactor', spec: () => 'compactor:chunk=4,sketch=4', window: 0, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => 'unionkv', window: 16, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => 'unionkv:window=8,sinks=2,contrast=8,agnostic=0.25,lag=4', window: 8, scope: 'head', budgeted: true },
+  // selection keeps every token (its budget is what a decode step attends to, pinned in selection.test.ts)
+  { name: 'tokenselect', spec: () => 'tokenselect:tokens=4,first=1,last=1', window: 0, scope: 'none', budgeted: false },
+  { name: 'quest', spec: () => 'quest:tokens=4,page=2,dense=1', window: 0, scope: 'none', budgeted: false },
 ]
 const BUDGETS = ['tokens=1', 'tokens=3', 'budget=0.5', 'budget=1', 'tokens=200']
 
@@ -128,7 +131,7 @@ describe('policy promises on short prompts', () => {
         }
       }
     }
-    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets, think x 8 lengths
-    expect(cases).toBe(828)
+    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think, tokenselect and quest x 8 lengths
+    expect(cases).toBe(844)
   })
 })

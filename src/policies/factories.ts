@@ -465,6 +465,35 @@ export function pyramidkv(options: PyramidkvOptions = {}): PolicyConfig {
   return policyConfig('pyramidkv', options)
 }
 
+/** Options of {@link quest} (spec string `quest:key=value,...`). */
+export interface QuestOptions {
+  /**
+   * tokens attended per head and step, as a ratio of the prompt (0 < budget <= 1).
+   * A number; range 0 < x <= 1; default 0.25 (unless `tokens` is given); not together with `tokens`.
+   */
+  budget?: number
+  /**
+   * tokens attended per head and step, as a count (instead of budget).
+   * An integer; range x >= 1; unset by default; not together with `budget`.
+   */
+  tokens?: number
+  /**
+   * tokens per page (the paper: 16).
+   * An integer; range x >= 1; default 16.
+   */
+  page?: number
+  /**
+   * first layers that attend densely (the paper: 2).
+   * An integer; range x >= 0; default 2.
+   */
+  dense?: number
+}
+
+/** Quest: per-step top pages by the query against per-page key bounds (kmax/kmin) (stage: selection). Throws PolicySpecError for a bad option. */
+export function quest(options: QuestOptions = {}): PolicyConfig {
+  return policyConfig('quest', options)
+}
+
 /** Options of {@link razorattention} (spec string `razorattention:key=value,...`). */
 export interface RazorattentionOptions {
   /**
@@ -574,6 +603,55 @@ export interface ThinkOptions {
 /** ThinK: drop the key channels with the smallest ||Qobs[:,c]|| x ||K[:,c]|| (the cache stores fewer floats); composes after eviction (stage: channels). Throws PolicySpecError for a bad option. */
 export function think(options: ThinkOptions = {}): PolicyConfig {
   return policyConfig('think', options)
+}
+
+/** Options of {@link tokenselect} (spec string `tokenselect:key=value,...`). */
+export interface TokenselectOptions {
+  /**
+   * tokens attended per head and step, as a ratio of the prompt (0 < budget <= 1).
+   * A number; range 0 < x <= 1; default 0.25 (unless `tokens` is given); not together with `tokens`.
+   */
+  budget?: number
+  /**
+   * tokens attended per head and step, as a count (instead of budget).
+   * An integer; range x >= 1; unset by default; not together with `budget`.
+   */
+  tokens?: number
+  /**
+   * first tokens always attended (attention sinks; the paper: 128).
+   * An integer; range x >= 0; default 128.
+   */
+  first?: number
+  /**
+   * most recent tokens always attended (the paper: 512).
+   * An integer; range x >= 0; default 512.
+   */
+  last?: number
+  /**
+   * Selection Cache: reuse the last top-k while cos(q_t, q_cached) >= threshold.
+   * A number; range -1 <= x <= 1; default 0.9.
+   */
+  threshold?: number
+  /**
+   * use the Selection Cache (false: select anew every step).
+   * default true.
+   */
+  cache?: boolean
+  /**
+   * soft vote over all query heads of a layer (the paper) or per KV head over its group.
+   * default "layer".
+   */
+  vote?: 'layer' | 'head'
+  /**
+   * RoPE at true positions, or by place in the selected list (keys kept pre-RoPE; length extrapolation).
+   * default "true".
+   */
+  rope?: 'true' | 'selected'
+}
+
+/** TokenSelect: per-step token selection by a soft vote of the query heads, with the Selection Cache (stage: selection). Throws PolicySpecError for a bad option. */
+export function tokenselect(options: TokenselectOptions = {}): PolicyConfig {
+  return policyConfig('tokenselect', options)
 }
 
 /** Options of {@link tova} (spec string `tova:key=value,...`). */

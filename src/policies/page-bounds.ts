@@ -81,17 +81,21 @@ export class PageBounds {
     }
   }
 
-  /** folds slots h.n..n-1 into their pages' bounds, reading the rows in place where the head is one arena segment */
+  /**
+   * folds slots h.n..n-1 into their pages' bounds, reading the rows in place: new tokens land in the
+   * arena's append segment even when the older pages sit in the host tier
+   */
   private fold(ctx: PolicyContext, layer: number, head: number, h: HeadBounds, n: number): void {
     const d = ctx.model.headDim
-    const s = ctx.cache.segments(layer, head)
-    if (s.length !== 1 || s[0].tier !== 'wasm' || s[0].channels !== null) return this.rebuild(ctx, layer, head, h, n)
-    const { kTable, pageTokens } = s[0]
+    const s = ctx.cache.segments(layer, head).find((x) => h.n >= x.start && n <= x.start + x.n)
+    if (!s || s.tier !== 'wasm' || s.format !== 'float32' || s.channels !== null) return this.rebuild(ctx, layer, head, h, n)
+    const { kTable, pageTokens, start } = s
     const F = this.heap.F32
     const I = this.heap.I32
     const out = h.buf.ptr >> 2
     for (let i = h.n; i < n; i++) {
-      const row = (I[(kTable >> 2) + Math.floor(i / pageTokens)] >> 2) + (i % pageTokens) * d
+      const r = i - start
+      const row = (I[(kTable >> 2) + Math.floor(r / pageTokens)] >> 2) + (r % pageTokens) * d
       const at = out + Math.floor(i / this.page) * 2 * d
       const fresh = i % this.page === 0
       for (let c = 0; c < d; c++) {
