@@ -17,12 +17,26 @@ import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { ops, randArray, randomContext, rng, shape } from './policies2-helpers.js'
 import { makeTinyModel } from './tiny-model.js'
+import { mpcacheDynamicSelect } from '../src/mpc/mpcache-select.js'
 
 const M = shape(3, 8, 2, 16)
 
 /** [n][d] keys of (layer, head) as plain numbers */
 function keysOf(ctx: PolicyContext, layer: number, head: number): Float32Array {
   return ctx.cache.readKeys(layer, head)
+}
+
+/** float64 softmax_i(q_h . k_i / sqrt(d)) over the n keys K [n][d] */
+function refProbs(q: Float32Array, h: number, K: Float32Array, n: number, d: number): number[] {
+  const s = Array.from({ length: n }, (_, i) => {
+    let dot = 0
+    for (let c = 0; c < d; c++) dot += q[h * d + c] * K[i * d + c]
+    return dot / Math.sqrt(d)
+  })
+  const m = Math.max(...s)
+  const e = s.map((x) => Math.exp(x - m))
+  const z = e.reduce((a, b) => a + b, 0)
+  return e.map((x) => x / z)
 }
 
 /** TokenSelect's twin: float64 soft vote of the given query heads, top k of [first, n-last), ties to the lower slot */
@@ -32,17 +46,7 @@ function refTokenSelect(ctx: PolicyContext, layer: number, heads: number[], q: F
   const vote = new Float64Array(n)
   for (const g of heads) {
     const K = keysOf(ctx, layer, g)
-    for (let h = g * group; h < (g + 1) * group; h++) {
-      const s = Array.from({ length: n }, (_, i) => {
-        let dot = 0
-        for (let c = 0; c < d; c++) dot += q[h * d + c] * K[i * d + c]
-        return dot / Math.sqrt(d)
-      })
-      const m = Math.max(...s)
-      const e = s.map((x) => Math.exp(x - m))
-      const z = e.reduce((a, b) => a + b, 0)
-      e.forEach((x, i) => (vote[i] += x / z))
-    }
+    for (let h = g * group; h < (g + 1) * group; h++) refProbs(q, h, K, n, d).forEach((p, i) => (vote[i] += p))
   }
   const f = Math.min(first, B)
   const l = Math.min(last, B - f)
@@ -195,6 +199,61 @@ describe('Quest matches its plain twin', () => {
     expect(got).toEqual(ops.heap.f32(ops.heap.I32[b.kTable >> 2], b.n * b.d).slice())
     folded.free()
     fresh.free()
+    cache.dispose()
+  })
+})
+
+describe('DELTA matches its plain twin', () => {
+  /** float64: per page, sum over its tokens of the max over all query heads of softmax(q_h . k / sqrt(d)) */
+  function refDeltaScores(ctx: PolicyContext, layer: number, q: Float32Array, page: number): number[] {
+    const { group, headDim: d, kvHeads } = ctx.model
+    const n = ctx.cache.length(layer, 0)
+    const best = new Array(n).fill(0)
+    for (let g = 0; g < kvHeads; g++) {
+      const K = keysOf(ctx, layer, g)
+      for (let h = g * group; h < (g + 1) * group; h++) refProbs(q, h, K, n, d).forEach((p, i) => (best[i] = Math.max(best[i], p)))
+    }
+    const out = new Array(Math.ceil(n / page)).fill(0)
+    best.forEach((x, i) => (out[Math.floor(i / page)] += x))
+    return out
+  }
+  it.each([[200, 16, 64, 2], [333, 4, 40, 3], [90, 8, 200, 1]])('n=%i page=%i tokens=%i recent=%i: full layer dense, Δ layer dense and scoring, sparse layers attend to its top pages + recent pages', (n, page, B, recent) => {
+    const { ctx, cache } = randomContext(n + B, M, n, 1)
+    const q = randArray(rng(n), M.qHeads * M.headDim, 3)
+    const s = createPolicy(`delta:tokens=${B},page=${page},full=1,interval=2,recent=${recent}`, M)!.start()
+    expect(s.selectTokens!(ctx, 0, q)).toBeNull()
+    expect(s.selectTokens!(ctx, 1, q)).toBeNull()
+    const sel = s.selectTokens!(ctx, 2, q)
+    const pages = Math.ceil(n / page)
+    const kPages = Math.floor(B / page)
+    if (pages <= kPages) expect(sel).toBeNull()
+    else {
+      const want = refDeltaScores(ctx, 1, q, page)
+      const r = Math.min(recent, kPages)
+      const order = want.slice(0, pages - r).map((x, i) => [x, i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map((x) => x[1])
+      const slots = Array.from(pageSlots([...order.slice(0, kPages - r), ...Array.from({ length: r }, (_, i) => pages - r + i)], page, n))
+      for (let g = 0; g < M.kvHeads; g++) expect(Array.from(sel![g]!)).toEqual(slots)
+    }
+    cache.dispose()
+  })
+})
+
+describe("MPCache's dynamic part as a selection policy", () => {
+  it.each([[100, 8, 4], [400, 32, 16], [1000, 32, 16]])('n=%i cluster=%i block=%i: each KV head gets the cleartext reference on its group\'s summed query; the next layer shares it', (n, cluster, block) => {
+    const { ctx, cache } = randomContext(n, M, n, 1)
+    const q = randArray(rng(n), M.qHeads * M.headDim, 2)
+    const s = createPolicy(`mpcache_select:cluster=${cluster},block=${block}`, M)!.start()
+    const sel = s.selectTokens!(ctx, 0, q)!
+    for (let g = 0; g < M.kvHeads; g++) {
+      const qg = new Float32Array(M.headDim)
+      for (let h = 0; h < M.group; h++) for (let c = 0; c < M.headDim; c++) qg[c] += q[(g * M.group + h) * M.headDim + c]
+      const want = n <= 2 * cluster ? null : mpcacheDynamicSelect(qg, keysOf(ctx, 0, g), n, M.headDim, { clusterTokens: cluster, blockTokens: block })
+      expect(sel[g] && Array.from(sel[g]!)).toEqual(want && Array.from(want))
+      if (want) expect(want.length).toBeLessThan(n)
+    }
+    // layer 1 shares layer 0's lists; layer 2 selects anew
+    expect(s.selectTokens!(ctx, 1, randArray(rng(1), M.qHeads * M.headDim))).toBe(sel)
+    expect(s.selectTokens!(ctx, 2, q)).not.toBe(sel)
     cache.dispose()
   })
 })

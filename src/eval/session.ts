@@ -37,6 +37,8 @@ export interface SessionOptions {
   backend?: BackendName
   /** a .txt file or a folder of them; default: the held-out books in data/books */
   haystack?: string
+  /** loadModel's contextLimit: lengths past max_position_embeddings (see LoadOptions.contextLimit) */
+  contextLimit?: number
 }
 
 /** A loaded model with its prompt builder: runs samples one after another (in a worker or in-process). */
@@ -44,7 +46,7 @@ export class EvalSession {
   private constructor(readonly model: LlamaModel, private readonly builder: PromptBuilder) {}
 
   static async open(opts: SessionOptions): Promise<EvalSession> {
-    const model = await loadModel(opts.model, { backend: opts.backend ?? 'auto' })
+    const model = await loadModel(opts.model, { backend: opts.backend ?? 'auto', contextLimit: opts.contextLimit })
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0]
     if (bosId === undefined) throw new Error(`model ${opts.model} names neither a BOS nor an EOS token to start prompts with`)
     const builder = new PromptBuilder({

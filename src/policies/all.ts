@@ -42,6 +42,8 @@ const peers: PolicyDefinition[] = [lagkv, kvzip, criticalkv, criticaladakv, comp
 // ---- selection (dynamic per-step selection over the whole cache: TokenSelect, Quest, ...) ----
 import { tokenselect } from './tokenselect.js'
 import { quest } from './quest.js'
-const selection: PolicyDefinition[] = [tokenselect, quest]
+import { delta } from './delta.js'
+import { mpcacheSelect } from './mpcache-select.js'
+const selection: PolicyDefinition[] = [tokenselect, quest, delta, mpcacheSelect]
 
 export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2, ...peers, ...selection]

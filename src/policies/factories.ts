@@ -218,6 +218,45 @@ export function criticalkv(options: CriticalkvOptions = {}): PolicyConfig {
   return policyConfig('criticalkv', options)
 }
 
+/** Options of {@link delta} (spec string `delta:key=value,...`). */
+export interface DeltaOptions {
+  /**
+   * tokens attended per head and step, as a ratio of the prompt (0 < budget <= 1).
+   * A number; range 0 < x <= 1; default 0.25 (unless `tokens` is given); not together with `tokens`.
+   */
+  budget?: number
+  /**
+   * tokens attended per head and step, as a count (instead of budget).
+   * An integer; range x >= 1; unset by default; not together with `budget`.
+   */
+  tokens?: number
+  /**
+   * tokens per page (16).
+   * An integer; range x >= 1; default 16.
+   */
+  page?: number
+  /**
+   * first layers that attend densely.
+   * An integer; range x >= 0; default 2.
+   */
+  full?: number
+  /**
+   * a Δ layer every `interval` layers from layer `full` on.
+   * An integer; range x >= 1; default 3.
+   */
+  interval?: number
+  /**
+   * last pages always attended (8).
+   * An integer; range x >= 0; default 8.
+   */
+  recent?: number
+}
+
+/** DELTA: full layers, Δ layers that score pages from their attention, sparse layers that attend to the last Δ selection (stage: selection). Throws PolicySpecError for a bad option. */
+export function delta(options: DeltaOptions = {}): PolicyConfig {
+  return policyConfig('delta', options)
+}
+
 /** Options of {@link h2o} (spec string `h2o:key=value,...`). */
 export interface H2oOptions extends BudgetSettings {
   /**
@@ -439,6 +478,45 @@ export interface MpcacheOptions {
 /** MPCache static eviction: keep tokens that some of the last 20% of prompt queries attend to with A >= tau, shared across heads (stage: eviction). Throws PolicySpecError for a bad option. */
 export function mpcache(options: MpcacheOptions = {}): PolicyConfig {
   return policyConfig('mpcache', options)
+}
+
+/** Options of {@link mpcacheSelect} (spec string `mpcache_select:key=value,...`). */
+export interface MpcacheSelectOptions {
+  /**
+   * weight of kmax in the similarity (0.6).
+   * A number; range 0 <= x <= 1; default 0.6.
+   */
+  alpha?: number
+  /**
+   * tokens per level-1 cluster (32).
+   * An integer; range x >= 2; default 32.
+   */
+  cluster?: number
+  /**
+   * share of clusters kept at level 1, first and last included (0.5).
+   * A number; range 0 < x <= 1; default 0.5.
+   */
+  clusters?: number
+  /**
+   * tokens per level-2 block, dividing cluster (16).
+   * An integer; range x >= 1; default 16.
+   */
+  block?: number
+  /**
+   * share of the cache's blocks kept at level 2 (0.2).
+   * A number; range 0 < x <= 1; default 0.2.
+   */
+  blocks?: number
+  /**
+   * adjacent layers that share one selection (index sharing).
+   * An integer; range x >= 1; default 2.
+   */
+  share?: number
+}
+
+/** MPCache's dynamic part: hierarchical cluster/block selection with the MPC-friendly similarity, shared by adjacent layers (stage: selection). Throws PolicySpecError for a bad option. */
+export function mpcacheSelect(options: MpcacheSelectOptions = {}): PolicyConfig {
+  return policyConfig('mpcache_select', options)
 }
 
 /** Options of {@link pyramidkv} (spec string `pyramidkv:key=value,...`). */

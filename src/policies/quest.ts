@@ -10,7 +10,8 @@
  */
 import { PageBounds } from './page-bounds.js'
 import type { PolicyDefinition } from './registry.js'
-import { pageSlots, selectionBudget, selectionBudgetOptions, selectionPolicy, subBuf, type Selection } from './selection.js'
+import { topKIndices } from './budget.js'
+import { pageSlots, selectionBudget, selectionBudgetOptions, selectionPolicy, type Selection } from './selection.js'
 import type { PolicyContext } from './types.js'
 
 /**
@@ -43,24 +44,6 @@ export function questPageScores(ctx: PolicyContext, bounds: PageBounds, layer: n
   }
 }
 
-/** the k highest of the first m scores (ascending indices), through the top-k kernel */
-export function topIndices(ctx: PolicyContext, score: Float32Array, m: number, k: number): Int32Array {
-  k = Math.min(k, m)
-  if (k <= 0) return new Int32Array(0)
-  const heap = ctx.ops.heap
-  const x = heap.f32From(score.subarray(0, m))
-  const idx = heap.allocI32(k)
-  const scratch = heap.allocI32(m)
-  try {
-    ctx.ops.topK(subBuf(x, 0, m), m, k, idx, scratch)
-    return idx.view.slice()
-  } finally {
-    scratch.free()
-    idx.free()
-    x.free()
-  }
-}
-
 export const quest: PolicyDefinition = {
   name: 'quest',
   description: 'Quest: per-step top pages by the query against per-page key bounds (kmax/kmin)',
@@ -89,7 +72,7 @@ export const quest: PolicyDefinition = {
               const pages = Math.ceil(n / page)
               if (pages <= kPages) return null
               const score = questPageScores(ctx, bounds!, layer, g, query)
-              const top = topIndices(ctx, score, pages - 1, kPages - 1)
+              const top = topKIndices(ctx.ops, score.subarray(0, pages - 1), kPages - 1)
               return pageSlots([...top, pages - 1], page, n)
             })
           },
