@@ -54,6 +54,7 @@ const CASES: { spec: () => string; name: string; window: number; scope: Scope; b
   // selection keeps every token (its budget is what a decode step attends to, pinned in selection.test.ts)
   { name: 'tokenselect', spec: () => 'tokenselect:tokens=4,first=1,last=1', window: 0, scope: 'none', budgeted: false },
   { name: 'quest', spec: () => 'quest:tokens=4,page=2,dense=1', window: 0, scope: 'none', budgeted: false },
+  { name: 'nosa', spec: () => 'nosa:tokens=4,block=2', window: 0, scope: 'none', budgeted: false },
   { name: 'mpcache_select', spec: () => 'mpcache_select:cluster=4,block=2', window: 0, scope: 'none', budgeted: false },
   { name: 'delta', spec: () => 'delta:tokens=4,page=2,recent=1,full=1,interval=2', window: 0, scope: 'none', budgeted: false },
 ]
@@ -133,7 +134,7 @@ describe('policy promises on short prompts', () => {
         }
       }
     }
-    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think and the 4 selection policies x 8 lengths
-    expect(cases).toBe(860)
+    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think and the 5 selection policies x 8 lengths
+    expect(cases).toBe(868)
   })
 })

@@ -238,6 +238,39 @@ describe('DELTA matches its plain twin', () => {
   })
 })
 
+describe('NOSA-style locality', () => {
+  it.each([[640, 64, 512, 0.5], [300, 16, 128, 0.25], [300, 16, 128, 1]])('n=%i block=%i tokens=%i agnostic=%f: value-norm blocks + Quest-bound blocks + the newest, transfers counted', (n, block, B, share) => {
+    const { ctx, cache } = randomContext(n, M, n, 1)
+    const r = rng(n)
+    const q = randArray(r, M.qHeads * M.headDim, 2)
+    const s = createPolicy(`nosa:tokens=${B},block=${block},agnostic=${share}`, M)!.start()
+    const sel = s.selectTokens!(ctx, 1, q)!
+    const blocks = Math.ceil(n / block)
+    const k = Math.floor(B / block)
+    const rank = (score: number[], skip: Set<number>, count: number) => score.map((x, i) => [x, i]).filter(([, i]) => !skip.has(i)).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, count).map((x) => x[1])
+    for (let g = 0; g < M.kvHeads; g++) {
+      const V = ctx.cache.readValues(1, g)
+      const norms = Array.from({ length: blocks - 1 }, (_, b) => {
+        let t = 0
+        for (let i = b * block; i < (b + 1) * block; i++) t += Math.hypot(...V.subarray(i * M.headDim, (i + 1) * M.headDim))
+        return t / block
+      })
+      const chosen = new Set([blocks - 1, ...rank(norms, new Set(), Math.round(share * (k - 1)))])
+      for (const b of rank(refQuestScores(ctx, 1, g, q, block).slice(0, blocks - 1), chosen, k - chosen.size)) chosen.add(b)
+      expect(Array.from(sel[g]!)).toEqual(Array.from(pageSlots([...chosen], block, n)))
+    }
+    s.selectTokens!(ctx, 1, q)
+    const same = s.report!()
+    expect(same.blocksMoved).toBe(same.blocksSelected / 2)
+    s.selectTokens!(ctx, 1, randArray(r, M.qHeads * M.headDim, 2))
+    const after = s.report!()
+    // the agnostic part and the newest block stay: only query-aware blocks can move
+    expect(after.blocksMoved - same.blocksMoved).toBeLessThanOrEqual(M.kvHeads * (k - 1 - Math.round(share * (k - 1))))
+    s.dispose?.()
+    cache.dispose()
+  })
+})
+
 describe("MPCache's dynamic part as a selection policy", () => {
   it.each([[100, 8, 4], [400, 32, 16], [1000, 32, 16]])('n=%i cluster=%i block=%i: each KV head gets the cleartext reference on its group\'s summed query; the next layer shares it', (n, cluster, block) => {
     const { ctx, cache } = randomContext(n, M, n, 1)

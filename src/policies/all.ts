@@ -44,6 +44,7 @@ import { tokenselect } from './tokenselect.js'
 import { quest } from './quest.js'
 import { delta } from './delta.js'
 import { mpcacheSelect } from './mpcache-select.js'
-const selection: PolicyDefinition[] = [tokenselect, quest, delta, mpcacheSelect]
+import { nosa } from './nosa.js'
+const selection: PolicyDefinition[] = [tokenselect, quest, delta, mpcacheSelect, nosa]
 
 export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2, ...peers, ...selection]

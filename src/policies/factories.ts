@@ -519,6 +519,35 @@ export function mpcacheSelect(options: MpcacheSelectOptions = {}): PolicyConfig 
   return policyConfig('mpcache_select', options)
 }
 
+/** Options of {@link nosa} (spec string `nosa:key=value,...`). */
+export interface NosaOptions {
+  /**
+   * tokens attended per head and step, as a ratio of the prompt (0 < budget <= 1).
+   * A number; range 0 < x <= 1; default 0.25 (unless `tokens` is given); not together with `tokens`.
+   */
+  budget?: number
+  /**
+   * tokens attended per head and step, as a count (instead of budget).
+   * An integer; range x >= 1; unset by default; not together with `budget`.
+   */
+  tokens?: number
+  /**
+   * tokens per block (64).
+   * An integer; range x >= 1; default 64.
+   */
+  block?: number
+  /**
+   * share of the blocks chosen query-agnostically.
+   * A number; range 0 <= x <= 1; default 0.5.
+   */
+  agnostic?: number
+}
+
+/** NOSA-style locality: query-aware + slowly changing query-agnostic blocks (value-norm stand-in); tier transfers counted (stage: selection). Throws PolicySpecError for a bad option. */
+export function nosa(options: NosaOptions = {}): PolicyConfig {
+  return policyConfig('nosa', options)
+}
+
 /** Options of {@link pyramidkv} (spec string `pyramidkv:key=value,...`). */
 export interface PyramidkvOptions extends BudgetSettings, ObservationSettings {
   /**
