@@ -131,7 +131,12 @@ for (const n of LENGTHS) {
     rows.push([`TokenSelect + Selection Cache at hit rate ${hitRate.toFixed(2)}`, hitRate * hitMs + (1 - hitRate) * rows[1][1]])
     const quest = session(`quest:tokens=${BUDGET},dense=0`)
     rows.push(['Quest (pages of 16)', await time(() => run(cache, quest, ctx, qRand))])
-    for (const s of [miss, hit, quest]) s.dispose?.()
+    const nosa = session(`nosa:tokens=${BUDGET}`)
+    rows.push(['NOSA-style (blocks of 64, half query-agnostic)', await time(() => run(cache, nosa, ctx, qRand))])
+    // DELTA's Δ layer: dense attention plus its page scoring (its sparse layers cost what Quest's gathered attention does)
+    const delta = session(`delta:tokens=${BUDGET},full=0`)
+    rows.push(['DELTA, a Δ layer (dense + page scores)', await time(() => run(cache, delta, ctx, qRand))])
+    for (const s of [miss, hit, quest, nosa, delta]) s.dispose?.()
     for (const [name, ms] of rows) console.log(`| ${n} | ${tier} | ${name} | ${ms.toFixed(2)} | ${(dense / ms).toFixed(2)}x |`)
   }
   cache.dispose()
