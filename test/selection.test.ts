@@ -15,7 +15,7 @@ import { pageSlots, windowedSelection } from '../src/policies/selection.js'
 import type { Policy, PolicyContext, PolicySession } from '../src/policies/types.js'
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
-import { ops, randArray, randomContext, rng, shape } from './policies2-helpers.js'
+import { ops, randArray, randomContext, rng, shape } from './policy-context-helpers.js'
 import { makeTinyModel } from './tiny-model.js'
 import { mpcacheDynamicSelect } from '../src/mpc/mpcache-select.js'
 
