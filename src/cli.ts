@@ -27,6 +27,11 @@ const USAGE = `usage:
              [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N]
              [--haystack FILE|DIR | --books FILE|DIR,FILE|DIR,...] [--kv-dtype float32|float16] [--json FILE] [--report DIR]
   kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR | --books A,B,...] --out FILE
+
+             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N] [--haystack FILE|DIR]
+             [--kv-dtype float32|float16] [--context-limit N]  (lengths past max_position_embeddings, up to N tokens: an explicit choice)
+             [--json FILE] [--report DIR]
+  kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR] --out FILE
              (writes the eval's samples as JSONL, for --prompts here and for a peer library)
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
              [--kv-dtype float32|float16]
@@ -203,6 +208,9 @@ async function cmdEval(args: string[]): Promise<void> {
     length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
     workers: { type: 'string' }, haystack: { type: 'string' }, books: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
     question: { type: 'string' }, prompts: { type: 'string' }, 'kv-dtype': { type: 'string' },
+
+    workers: { type: 'string' }, haystack: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
+    question: { type: 'string' }, prompts: { type: 'string' }, 'kv-dtype': { type: 'string' }, 'context-limit': { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const policies = (v.policy as string[] | undefined) ?? []
@@ -225,6 +233,7 @@ async function cmdEval(args: string[]): Promise<void> {
     haystack: v.haystack as string | undefined,
     books: v.books === undefined ? undefined : list('books', v.books as string),
     kvDtype: kvDtype(v['kv-dtype'] as string | undefined),
+    contextLimit: v['context-limit'] === undefined ? undefined : positive('context-limit', v['context-limit'] as string),
   }, { json: outputFile('json', v.json as string | undefined), report: outputDir('report', v.report as string | undefined), command: 'kvkit eval ' + args.join(' ') })
 }
 

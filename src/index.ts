@@ -24,6 +24,7 @@ export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './p
 export * from './policies/errors.js'
 // writing your own policy: sessions for prompt-only policies, compositions of built policies
 export { statelessPolicy, type StatelessPolicy } from './policies/stateless.js'
+export { selectionPolicy, type Selection, type Selector, type SelectionPolicySpec } from './policies/selection.js'
 export { composePolicies } from './policies/compose.js'
 export type { PolicyDefinition, OptionSpec, PolicyStage, OptionValue, ParsedSpec } from './policies/registry.js'
 export type { Policy, PolicySession, PolicyTraits, PolicyNeeds, PolicyContext, LayerHooks, ModelShape } from './policies/types.js'

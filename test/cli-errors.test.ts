@@ -24,7 +24,7 @@ const evalArgs = (over: Record<string, string>) => {
 describe('kvkit command line: bad arguments end with one line and a non-zero exit code', () => {
   const cases: [string, string[], RegExp][] = [
     ['unknown task', evalArgs({ task: 'passkey,nosuchtask' }), /^kvkit: unknown task "nosuchtask" \(tasks: passkey, niah_single, niah_multikey, niah_multivalue, vt, kv\)$/],
-    ['length beyond max_position_embeddings', evalArgs({ length: '1024,9000' }), /^kvkit: length 9000 is beyond what the model supports \(max_position_embeddings 8192\)$/],
+    ['length beyond max_position_embeddings', evalArgs({ length: '1024,9000' }), /^kvkit: length 9000 is beyond what the model supports \(max_position_embeddings 8192; --context-limit lifts it\)$/],
     ['missing model folder', evalArgs({ model: 'models/no-such-model' }), /^kvkit: model folder not found: models\/no-such-model$/],
     ['malformed spec', evalArgs({ policy: 'snapkv:budget' }), /^kvkit: .*"budget".*snapkv:budget.*not key=value$/],
     ['unknown policy', evalArgs({ policy: 'nosuchpolicy' }), /^kvkit: unknown policy "nosuchpolicy"; known policies: full, .*snapkv/],

@@ -9,7 +9,7 @@ const API: Record<string, string[]> = {
     'PolicyOptionConflictError', 'PolicyFileError', 'PolicyCompositionError', 'statelessPolicy', 'composePolicies',
     'adakv', 'compose', 'createBackend', 'createPolicy', 'full', 'h2o', 'isPolicyConfig', 'keyformer', 'knorm', 'kvmerger',
     'listPolicies', 'loadModel', 'loadWasm', 'mpcache', 'parsePolicySpec', 'policyConfig', 'policyFromSpec', 'pyramidkv',
-    'razorattention', 'registerPolicy', 'snapkv', 'streamingllm', 'supportsRelaxedSimd', 'supportsSimd', 'think', 'tova', 'trimkv', 'unionkv', 'windowkv',
+    'razorattention', 'registerPolicy', 'snapkv', 'streamingllm', 'supportsRelaxedSimd', 'supportsSimd', 'think', 'tova', 'trimkv', 'unionkv', 'windowkv', 'quest', 'tokenselect', 'delta', 'mpcacheSelect', 'nosa', 'selectionPolicy',
     'compactor', 'criticaladakv', 'criticalkv', 'kvzip', 'lagkv',
   ],
   '../src/kernels.ts': ['F32Buf', 'Heap', 'HeapError', 'I32Buf', 'Ops', 'ShapeError', 'attendCache', 'contiguousView', 'createBackend', 'referenceKernels', 'wasmKernels'],

@@ -28,7 +28,7 @@ describe('evaluation plan', () => {
     const bad: [Partial<typeof base> & Record<string, unknown>, RegExp][] = [
       [{ tasks: ['passkey', 'needle'] }, /unknown task "needle"/],
       [{ lengths: [100] }, /at least 128 tokens, got 100/],
-      [{ lengths: [16384] }, /length 16384 is beyond what the model supports \(max_position_embeddings 8192\)/],
+      [{ lengths: [16384] }, /length 16384 is beyond what the model supports \(max_position_embeddings 8192; --context-limit lifts it\)/],
       [{ samples: 0 }, /samples must be a positive integer, got 0/],
       [{ model: '/no/such/model' }, /model folder not found: \/no\/such\/model/],
       [{ policies: ['snapkv:budget=x=1'] }, /snapkv/],

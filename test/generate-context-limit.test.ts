@@ -66,4 +66,21 @@ describe('the context limit', () => {
       eosModel.dispose()
     }
   })
+
+  it.each([[60, 40, 96], [100, 10, 128], [30, 50, 70]])('contextLimit lifts the limit explicitly: %i prompt tokens + %i new under a limit of %i', async (n, maxNewTokens, limit) => {
+    const lifted = await loadModel(makeTinyModel({ eos_token_id: null, max_position_embeddings: MAX }), { backend: 'wasm', contextLimit: limit })
+    try {
+      expect(lifted.config.maxPositions).toBe(limit)
+      expect(lifted.config.trainedPositions).toBe(MAX)
+      const r = await lifted.generate(prompt(n), { maxNewTokens }).result
+      expect(r.ids.length).toBe(Math.min(maxNewTokens, limit - n))
+      expect(r.finishReason).toBe(maxNewTokens <= limit - n ? 'length' : 'context')
+    } finally {
+      lifted.dispose()
+    }
+  })
+
+  it.each([0, 1, 2.5, -3, NaN])('contextLimit %s is refused before any file is read', async (limit) => {
+    await expect(loadModel(makeTinyModel({}), { backend: 'wasm', contextLimit: limit })).rejects.toThrow(/contextLimit must be an integer of at least 2 tokens/)
+  })
 })

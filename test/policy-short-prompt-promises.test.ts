@@ -51,6 +51,12 @@ const CASES: { spec: () => string; name: string; window: number; scope: Scope; b
   { name: 'compactor', spec: () => 'compactor:chunk=4,sketch=4', window: 0, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => 'unionkv', window: 16, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => 'unionkv:window=8,sinks=2,contrast=8,agnostic=0.25,lag=4', window: 8, scope: 'head', budgeted: true },
+  // selection keeps every token (its budget is what a decode step attends to, pinned in selection.test.ts)
+  { name: 'tokenselect', spec: () => 'tokenselect:tokens=4,first=1,last=1', window: 0, scope: 'none', budgeted: false },
+  { name: 'quest', spec: () => 'quest:tokens=4,page=2,dense=1', window: 0, scope: 'none', budgeted: false },
+  { name: 'nosa', spec: () => 'nosa:tokens=4,block=2', window: 0, scope: 'none', budgeted: false },
+  { name: 'mpcache_select', spec: () => 'mpcache_select:cluster=4,block=2', window: 0, scope: 'none', budgeted: false },
+  { name: 'delta', spec: () => 'delta:tokens=4,page=2,recent=1,full=1,interval=2', window: 0, scope: 'none', budgeted: false },
 ]
 const BUDGETS = ['tokens=1', 'tokens=3', 'budget=0.5', 'budget=1', 'tokens=200']
 
@@ -128,7 +134,7 @@ describe('policy promises on short prompts', () => {
         }
       }
     }
-    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets, think x 8 lengths
-    expect(cases).toBe(828)
+    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think and the 5 selection policies x 8 lengths
+    expect(cases).toBe(868)
   })
 })

@@ -54,6 +54,11 @@ export interface EvalOptions {
   kvDtype?: KVDtype
   /** worker threads, each with its own model; default 2 when there is more than one sample and 2 cores */
   workers?: number
+  /**
+   * lengths up to this many tokens, past max_position_embeddings (loadModel's contextLimit); without it a
+   * longer length is refused before any cell runs
+   */
+  contextLimit?: number
   onProgress?: (p: EvalProgress) => void
   /** every sample's outcome, as it arrives (continuations, for inspection) */
   onOutcome?: (o: SampleOutcome) => void
@@ -101,9 +106,11 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   } catch (e) {
     return fail((e as Error).message)
   }
+  if (opts.contextLimit !== undefined && !(Number.isInteger(opts.contextLimit) && opts.contextLimit >= 2)) fail(`contextLimit must be an integer of at least 2 tokens, got ${opts.contextLimit}`)
+  const limit = opts.contextLimit ?? facts.maxPositions
   for (const L of opts.lengths) {
     if (!Number.isInteger(L) || L < 128) fail(`length must be an integer of at least 128 tokens, got ${L}`)
-    if (L > facts.maxPositions) fail(`length ${L} is beyond what the model supports (max_position_embeddings ${facts.maxPositions})`)
+    if (L > limit) fail(`length ${L} is beyond what the model supports (${opts.contextLimit === undefined ? `max_position_embeddings ${facts.maxPositions}; --context-limit lifts it` : `--context-limit ${limit}`})`)
   }
   checkPolicies(specs, facts.shape, fail)
   const cells = specs.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
@@ -143,7 +150,8 @@ function planFromPrompts(opts: EvalOptions, specs: string[], fail: (m: string) =
   } catch (e) {
     return fail((e as Error).message)
   }
-  for (const s of samples) if (s.prompt_ids.length + s.answer_ids.length + 3 > facts.maxPositions) fail(`${opts.prompts}: a ${s.task} sample of ${s.prompt_ids.length} tokens is beyond what the model supports (max_position_embeddings ${facts.maxPositions})`)
+  const limit = opts.contextLimit ?? facts.maxPositions
+  for (const s of samples) if (s.prompt_ids.length + s.answer_ids.length + 3 > limit) fail(`${opts.prompts}: a ${s.task} sample of ${s.prompt_ids.length} tokens is beyond what the model supports (${opts.contextLimit === undefined ? `max_position_embeddings ${limit}` : `--context-limit ${limit}`})`)
   checkPolicies(specs, facts.shape, fail)
   const keys = [...new Set(samples.map((s) => `${s.task}\u0000${s.length}`))]
   const cells = specs.flatMap((policy) => keys.map((k) => {
@@ -205,6 +213,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
     opts.onProgress?.({ done: outcomes.length, total, elapsedMs: performance.now() - started, last: o })
   }
   const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, books: opts.books, kvDtype: opts.kvDtype }
+
+  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, contextLimit: opts.contextLimit, kvDtype: opts.kvDtype }
   if (workers <= 1) {
     const s = await EvalSession.open(session)
     try {

@@ -40,6 +40,9 @@ export interface SessionOptions {
   haystack?: string
   /** .txt files or folders whose books together make the haystack (instead of `haystack`) */
   books?: string[]
+
+  /** loadModel's contextLimit: lengths past max_position_embeddings (see LoadOptions.contextLimit) */
+  contextLimit?: number
   /** the KV-cache element type every generation uses (default 'float32') */
   kvDtype?: KVDtype
 }
@@ -49,7 +52,7 @@ export class EvalSession {
   private constructor(readonly model: LlamaModel, private readonly builder: PromptBuilder) {}
 
   static async open(opts: SessionOptions): Promise<EvalSession> {
-    const model = await loadModel(opts.model, { backend: opts.backend ?? 'auto', kvDtype: opts.kvDtype })
+    const model = await loadModel(opts.model, { backend: opts.backend ?? 'auto', contextLimit: opts.contextLimit, kvDtype: opts.kvDtype })
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0]
     if (bosId === undefined) throw new Error(`model ${opts.model} names neither a BOS nor an EOS token to start prompts with`)
     const builder = new PromptBuilder({

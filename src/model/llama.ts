@@ -13,7 +13,7 @@ export interface StepOptions {
   first?: number
   /** a decode step (hooks record the step's query, not the prompt's) */
   decode?: boolean
-  /** per layer: per KV head slots to attend to (decode), or null for all */
+  /** per layer: per KV head slots to attend to (decode), or null for all; the query is pre-RoPE for a pre-RoPE cache */
   select?: (layer: number, query: Float32Array) => (Int32Array | null)[] | null
   /** which rows' logits to compute into `out` ([rows][vocab]) */
   logits?: 'none' | 'last' | 'all'
@@ -136,7 +136,9 @@ export class LlamaForward {
     }
     cap?.queries(l, q, T, first, positions, decode)
     const wantMass = !!cap?.wantsMass && !decode
-    const select = o.select?.(l, k.heap.F32.slice(q >> 2, (q >> 2) + qHeads * d)) ?? undefined
+    // the query as the cache stores keys, so a selector's q . k is the kernels' logit
+    const qs = preRope ? qPre : q
+    const select = o.select?.(l, k.heap.F32.slice(qs >> 2, (qs >> 2) + qHeads * d)) ?? undefined
     return {
       layer: l, q: preRope ? qPre : q, T, qHeads, out: att, scale: this.scale,
       rotate: this.rope.rotate, select: select ?? undefined, lse: wantMass ? lse : 0,

@@ -91,6 +91,10 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
     // a GGUF file's own tokenizer, unless a tokenizer.json lies beside it
     const tokenizerJson = await readJsonFile(source, 'tokenizer.json', !file)
     const tokenizer = new HfTokenizerAdapter(tokenizerJson ?? ggufTokenizerJson(file!.metadata, file!.path), (await readJsonFile(source, 'tokenizer_config.json', false)) ?? {})
+
+    const parsed = parseConfig(await readJsonFile(source, 'config.json', true), await readJsonFile(source, 'generation_config.json', false))
+    const config = options.contextLimit === undefined ? parsed : { ...parsed, maxPositions: options.contextLimit, trainedPositions: parsed.maxPositions }
+    const tokenizer = new HfTokenizerAdapter(await readJsonFile(source, 'tokenizer.json', true), (await readJsonFile(source, 'tokenizer_config.json', false)) ?? {})
     if (tokenizer.vocabSize > config.vocab) {
       throw new ModelLoadError(`${source.describe(gguf ?? '')}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocab_size ${config.vocab}`)
     }
@@ -115,5 +119,8 @@ function checkLoadOptions(options: LoadOptions): void {
   if (options.backend !== undefined && !BACKENDS.includes(options.backend))
     throw new ModelInputError(`loadModel: unknown backend ${JSON.stringify(options.backend)}; expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
   if (options.chunk !== undefined) checkChunk(options.chunk)
+  const c = options.contextLimit
+  if (c !== undefined && !(Number.isInteger(c) && c >= 2))
+    throw new ModelInputError(`loadModel: contextLimit must be an integer of at least 2 tokens, got ${JSON.stringify(c)}`)
   if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'loadModel')
 }

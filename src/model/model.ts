@@ -4,7 +4,7 @@ import { Ops } from '../backend/ops.js'
 import { PagedKVCache } from '../cache/paged-cache.js'
 import type { CacheBytes, Decision, KVCache, KeyStorage } from '../cache/types.js'
 import { KV_DTYPES, type KVDtype } from '../cache/formats.js'
-import type { Policy, PolicyContext } from '../policies/types.js'
+import type { Policy, PolicyContext, PolicySession } from '../policies/types.js'
 import { resolvePolicy, type PolicyConfig } from '../policies/config.js'
 import { SharedPrefill } from './prefill.js'
 import { ContextLengthError, ModelDisposedError, ModelInputError, NonFiniteError } from './errors.js'
@@ -191,6 +191,7 @@ export class LlamaModel implements Model {
       }
     }
     let finishReason: FinishReason = 'length'
+    let session: PolicySession | undefined
     try {
       // the kvpress protocol: prefill the first c prompt tokens (all but the last, or the context
       // alone), compress, then decode from there
@@ -213,7 +214,7 @@ export class LlamaModel implements Model {
       const t1 = performance.now()
       // this request's policy state; onPrefillEnd runs also for a one-token prompt (empty cache), so
       // decode-time state is always set up
-      const session = policy?.start()
+      session = policy?.start()
       const applyDecision = (d: Decision | null | undefined) => {
         if (!d) return
         cache.apply(d)
@@ -229,7 +230,8 @@ export class LlamaModel implements Model {
       let token = ids[n - 1]
       let pos = n - 1
       let decodeMs = 0
-      const select = session?.selectTokens ? (layer: number, q: Float32Array) => session.selectTokens!(ctx, layer, q) : undefined
+      const selector = session?.selectTokens?.bind(session)
+      const select = selector ? (layer: number, q: Float32Array) => selector(ctx, layer, q) : undefined
       for (let step = 0; ; step++) {
         if (step === maxNew) break
         // the sequence (prompt + new tokens) never outgrows the context the model was trained for
@@ -280,9 +282,11 @@ export class LlamaModel implements Model {
           kvBytesAfterPrefill,
           kvBytes: cache.bytes(),
           kvBytesFull: cache.bytesPerToken * (n + ctx.step - 1),
+          ...(session?.report ? { policy: session.report() } : {}),
         },
       }
     } finally {
+      session?.dispose?.()
       capture.dispose()
       cache.dispose()
     }

@@ -18,7 +18,10 @@ export interface ModelConfig extends ModelShape {
   ropeTheta: number
   /** llama3 RoPE scaling, when the config has it */
   ropeScaling: null | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+  /** the context limit in force: max_position_embeddings, or loadModel's `contextLimit` where given */
   maxPositions: number
+  /** max_position_embeddings as the config gives it (what the model was trained for), where contextLimit lifted maxPositions */
+  trainedPositions?: number
   tieWordEmbeddings: boolean
   /** Qwen2: biases on the Q, K and V projections */
   attentionBias: boolean
@@ -37,6 +40,15 @@ export interface LoadOptions {
   signal?: AbortSignal
   /** where the wasm builds come from (browsers: a URL or the bytes; default: build/ next to the package) */
   wasm?: WasmLoadOptions
+  /**
+   * Lifts the context limit (prompt + new tokens) from the config's max_position_embeddings to this many
+   * tokens: positions past what the model was trained for, for methods that keep attended positions
+   * within it (`tokenselect:rope=selected`) or to see how a model fails there. Without it, a longer
+   * sequence is refused (ContextLengthError) or ends with finishReason 'context'; it never runs on
+   * silently. An integer >= 2; `config.maxPositions` then reads this value, `config.trainedPositions` the
+   * config's.
+   */
+  contextLimit?: number
   /** the default KV-cache element type of this model's generations (see GenerateOptions.kvDtype) */
   kvDtype?: KVDtype
 }
@@ -93,6 +105,8 @@ export interface GenerateStats {
   kvBytes: CacheBytes
   /** what a full cache would hold for the same tokens */
   kvBytesFull: number
+  /** the policy's own counters, where it keeps some (a selection's `cacheHitRate`, tier transfers) */
+  policy?: Record<string, number>
 }
 
 /**

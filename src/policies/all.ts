@@ -39,4 +39,12 @@ import { criticalkv, criticaladakv } from './criticalkv.js'
 import { compactor } from './compactor.js'
 const peers: PolicyDefinition[] = [lagkv, kvzip, criticalkv, criticaladakv, compactor]
 
-export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...moreMethods, ...peers]
+// ---- selection (dynamic per-step selection over the whole cache: TokenSelect, Quest, ...) ----
+import { tokenselect } from './tokenselect.js'
+import { quest } from './quest.js'
+import { delta } from './delta.js'
+import { mpcacheSelect } from './mpcache-select.js'
+import { nosa } from './nosa.js'
+const selection: PolicyDefinition[] = [tokenselect, quest, delta, mpcacheSelect, nosa]
+
+export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...moreMethods, ...peers, ...selection]

@@ -117,5 +117,9 @@ function composedSession(sessions: PolicySession[]): PolicySession {
     onDecodeStep: (ctx) => runChain(ctx, (s, c) => s.onDecodeStep?.(c)),
     selectTokens: selector ? (ctx, layer, q) => selector.selectTokens!(ctx, layer, q) : undefined,
     onApplied: tell,
+    report: () => Object.assign({}, ...sessions.map((s) => s.report?.() ?? {})),
+    dispose: () => {
+      for (const s of sessions) s.dispose?.()
+    },
   }
 }

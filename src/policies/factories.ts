@@ -218,6 +218,45 @@ export function criticalkv(options: CriticalkvOptions = {}): PolicyConfig {
   return policyConfig('criticalkv', options)
 }
 
+/** Options of {@link delta} (spec string `delta:key=value,...`). */
+export interface DeltaOptions {
+  /**
+   * tokens attended per head and step, as a ratio of the prompt (0 < budget <= 1).
+   * A number; range 0 < x <= 1; default 0.25 (unless `tokens` is given); not together with `tokens`.
+   */
+  budget?: number
+  /**
+   * tokens attended per head and step, as a count (instead of budget).
+   * An integer; range x >= 1; unset by default; not together with `budget`.
+   */
+  tokens?: number
+  /**
+   * tokens per page (16).
+   * An integer; range x >= 1; default 16.
+   */
+  page?: number
+  /**
+   * first layers that attend densely.
+   * An integer; range x >= 0; default 2.
+   */
+  full?: number
+  /**
+   * a Δ layer every `interval` layers from layer `full` on.
+   * An integer; range x >= 1; default 3.
+   */
+  interval?: number
+  /**
+   * last pages always attended (8).
+   * An integer; range x >= 0; default 8.
+   */
+  recent?: number
+}
+
+/** DELTA: full layers, Δ layers that score pages from their attention, sparse layers that attend to the last Δ selection (stage: selection). Throws PolicySpecError for a bad option. */
+export function delta(options: DeltaOptions = {}): PolicyConfig {
+  return policyConfig('delta', options)
+}
+
 /** Options of {@link h2o} (spec string `h2o:key=value,...`). */
 export interface H2oOptions extends BudgetSettings {
   /**
@@ -441,6 +480,74 @@ export function mpcache(options: MpcacheOptions = {}): PolicyConfig {
   return policyConfig('mpcache', options)
 }
 
+/** Options of {@link mpcacheSelect} (spec string `mpcache_select:key=value,...`). */
+export interface MpcacheSelectOptions {
+  /**
+   * weight of kmax in the similarity (0.6).
+   * A number; range 0 <= x <= 1; default 0.6.
+   */
+  alpha?: number
+  /**
+   * tokens per level-1 cluster (32).
+   * An integer; range x >= 2; default 32.
+   */
+  cluster?: number
+  /**
+   * share of clusters kept at level 1, first and last included (0.5).
+   * A number; range 0 < x <= 1; default 0.5.
+   */
+  clusters?: number
+  /**
+   * tokens per level-2 block, dividing cluster (16).
+   * An integer; range x >= 1; default 16.
+   */
+  block?: number
+  /**
+   * share of the cache's blocks kept at level 2 (0.2).
+   * A number; range 0 < x <= 1; default 0.2.
+   */
+  blocks?: number
+  /**
+   * adjacent layers that share one selection (index sharing).
+   * An integer; range x >= 1; default 2.
+   */
+  share?: number
+}
+
+/** MPCache's dynamic part: hierarchical cluster/block selection with the MPC-friendly similarity, shared by adjacent layers (stage: selection). Throws PolicySpecError for a bad option. */
+export function mpcacheSelect(options: MpcacheSelectOptions = {}): PolicyConfig {
+  return policyConfig('mpcache_select', options)
+}
+
+/** Options of {@link nosa} (spec string `nosa:key=value,...`). */
+export interface NosaOptions {
+  /**
+   * tokens attended per head and step, as a ratio of the prompt (0 < budget <= 1).
+   * A number; range 0 < x <= 1; default 0.25 (unless `tokens` is given); not together with `tokens`.
+   */
+  budget?: number
+  /**
+   * tokens attended per head and step, as a count (instead of budget).
+   * An integer; range x >= 1; unset by default; not together with `budget`.
+   */
+  tokens?: number
+  /**
+   * tokens per block (64).
+   * An integer; range x >= 1; default 64.
+   */
+  block?: number
+  /**
+   * share of the blocks chosen query-agnostically.
+   * A number; range 0 <= x <= 1; default 0.5.
+   */
+  agnostic?: number
+}
+
+/** NOSA-style locality: query-aware + slowly changing query-agnostic blocks (value-norm stand-in); tier transfers counted (stage: selection). Throws PolicySpecError for a bad option. */
+export function nosa(options: NosaOptions = {}): PolicyConfig {
+  return policyConfig('nosa', options)
+}
+
 /** Options of {@link pyramidkv} (spec string `pyramidkv:key=value,...`). */
 export interface PyramidkvOptions extends BudgetSettings, ObservationSettings {
   /**
@@ -463,6 +570,35 @@ export interface PyramidkvOptions extends BudgetSettings, ObservationSettings {
 /** PyramidKV: SnapKV scores with a layer budget falling linearly from the lowest to the highest layer (stage: eviction). Throws PolicySpecError for a bad option. */
 export function pyramidkv(options: PyramidkvOptions = {}): PolicyConfig {
   return policyConfig('pyramidkv', options)
+}
+
+/** Options of {@link quest} (spec string `quest:key=value,...`). */
+export interface QuestOptions {
+  /**
+   * tokens attended per head and step, as a ratio of the prompt (0 < budget <= 1).
+   * A number; range 0 < x <= 1; default 0.25 (unless `tokens` is given); not together with `tokens`.
+   */
+  budget?: number
+  /**
+   * tokens attended per head and step, as a count (instead of budget).
+   * An integer; range x >= 1; unset by default; not together with `budget`.
+   */
+  tokens?: number
+  /**
+   * tokens per page (the paper: 16).
+   * An integer; range x >= 1; default 16.
+   */
+  page?: number
+  /**
+   * first layers that attend densely (the paper: 2).
+   * An integer; range x >= 0; default 2.
+   */
+  dense?: number
+}
+
+/** Quest: per-step top pages by the query against per-page key bounds (kmax/kmin) (stage: selection). Throws PolicySpecError for a bad option. */
+export function quest(options: QuestOptions = {}): PolicyConfig {
+  return policyConfig('quest', options)
 }
 
 /** Options of {@link razorattention} (spec string `razorattention:key=value,...`). */
@@ -574,6 +710,55 @@ export interface ThinkOptions {
 /** ThinK: drop the key channels with the smallest ||Qobs[:,c]|| x ||K[:,c]|| (the cache stores fewer floats); composes after eviction (stage: channels). Throws PolicySpecError for a bad option. */
 export function think(options: ThinkOptions = {}): PolicyConfig {
   return policyConfig('think', options)
+}
+
+/** Options of {@link tokenselect} (spec string `tokenselect:key=value,...`). */
+export interface TokenselectOptions {
+  /**
+   * tokens attended per head and step, as a ratio of the prompt (0 < budget <= 1).
+   * A number; range 0 < x <= 1; default 0.25 (unless `tokens` is given); not together with `tokens`.
+   */
+  budget?: number
+  /**
+   * tokens attended per head and step, as a count (instead of budget).
+   * An integer; range x >= 1; unset by default; not together with `budget`.
+   */
+  tokens?: number
+  /**
+   * first tokens always attended (attention sinks; the paper: 128).
+   * An integer; range x >= 0; default 128.
+   */
+  first?: number
+  /**
+   * most recent tokens always attended (the paper: 512).
+   * An integer; range x >= 0; default 512.
+   */
+  last?: number
+  /**
+   * Selection Cache: reuse the last top-k while cos(q_t, q_cached) >= threshold.
+   * A number; range -1 <= x <= 1; default 0.9.
+   */
+  threshold?: number
+  /**
+   * use the Selection Cache (false: select anew every step).
+   * default true.
+   */
+  cache?: boolean
+  /**
+   * soft vote over all query heads of a layer (the paper) or per KV head over its group.
+   * default "layer".
+   */
+  vote?: 'layer' | 'head'
+  /**
+   * RoPE at true positions, or by place in the selected list (keys kept pre-RoPE; length extrapolation).
+   * default "true".
+   */
+  rope?: 'true' | 'selected'
+}
+
+/** TokenSelect: per-step token selection by a soft vote of the query heads, with the Selection Cache (stage: selection). Throws PolicySpecError for a bad option. */
+export function tokenselect(options: TokenselectOptions = {}): PolicyConfig {
+  return policyConfig('tokenselect', options)
 }
 
 /** Options of {@link tova} (spec string `tova:key=value,...`). */

@@ -26,9 +26,12 @@ export {
 }
 export type { OptionValue, ParsedSpec }
 
-/** Where a policy runs in a composition: eviction first, then channel pruning, then quantization. */
-export type PolicyStage = 'eviction' | 'channels' | 'quantization'
-const STAGE_ORDER: Record<PolicyStage, number> = { eviction: 0, channels: 1, quantization: 2 }
+/**
+ * Where a policy runs in a composition: eviction first, then channel pruning, then quantization; dynamic
+ * selection last (it picks per decode step among the tokens the others kept).
+ */
+export type PolicyStage = 'eviction' | 'channels' | 'quantization' | 'selection'
+const STAGE_ORDER: Record<PolicyStage, number> = { eviction: 0, channels: 1, quantization: 2, selection: 3 }
 
 export interface OptionSpec {
   name: string

@@ -136,7 +136,8 @@ export interface PolicySession {
   /**
    * Dynamic selection, on each decode step before a layer's attention: per KV head, the cache slots
    * (ascending) to attend to, or null for all; null for the whole layer attends densely. `query` is the
-   * step's post-RoPE query [qHeads][headDim].
+   * step's query [qHeads][headDim] as the cache stores keys: post-RoPE, or pre-RoPE for a cache that keeps
+   * pre-RoPE keys (`needs.cacheKeys`). See selection.ts for the selecting policies' shared machinery.
    */
   selectTokens?(ctx: PolicyContext, layer: number, query: Float32Array): (Int32Array | null)[] | null
   /**
@@ -145,6 +146,10 @@ export interface PolicySession {
    * indexed by slot must be remapped here; state keyed by token position needs nothing.
    */
   onApplied?(decision: Decision, ctx: PolicyContext): void
+  /** counters the session kept (a selection's cache hits, tier transfers), copied into the generation's stats */
+  report?(): Record<string, number>
+  /** the request ended (finished, failed or aborted): free what the session holds in the arena */
+  dispose?(): void
 }
 
 /** What a policy's sessions do, beyond evicting at prefill end. */

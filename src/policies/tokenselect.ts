@@ -1,0 +1,130 @@
+/**
+ * TokenSelect (Wu et al. 2025, "TokenSelect: Efficient Long-Context Inference and Length Extrapolation
+ * for LLMs via Dynamic Token-Level KV Cache Selection", sec. 3.2-3.4): per query head h the logits
+ * s[h,i] = q_h . k_i / sqrt(d) over the cache; a soft vote across heads, score_i = sum_h softmax_i(s[h,:]);
+ * attention over the first `first` + the top-scoring + the last `last` tokens (`tokens` in all).
+ * Query heads map to KV heads as the model does (h / group, the paper's; not h % kvHeads as one released
+ * kernel does). The vote runs over all heads of a layer and the layer's KV heads share the selection
+ * (`vote=layer`, the paper's); after an eviction that left the heads different slots it runs per KV head
+ * over its group (`vote=head`, also selectable).
+ *
+ * Selection Cache (sec. 3.4): per layer, the last computed top-k is reused while the step's query stays
+ * similar to the query it was computed for, cos(q_t, q_cached) >= `threshold` over the layer's query
+ * heads; the first/last windows are always current. Hits and lookups are reported (`cacheHitRate`).
+ *
+ * Length extrapolation (sec. 3.3): `rope=selected` keeps keys before RoPE and rotates the selected keys by
+ * their place in the selected list (and the query by the list's length), so attended positions stay below
+ * the budget however long the cache grows; scoring then uses the pre-RoPE query and keys.
+ */
+import { F32Buf } from '../backend/heap.js'
+import type { PolicyDefinition } from './registry.js'
+import {
+  cosine, headsAligned, keyView, selectionBudget, selectionBudgetOptions, selectionPolicy, subBuf, windowedSelection,
+  type Selection,
+} from './selection.js'
+import type { PolicyContext } from './types.js'
+
+interface Cached {
+  query: Float32Array
+  /** per vote unit: the chosen slots outside the windows */
+  top: Int32Array[]
+}
+
+/**
+ * The top `k` slots of [first, n - last) by the soft vote of the query heads of `heads` (KV heads,
+ * each contributing its group), through the scoring, soft-vote and top-k kernels.
+ */
+export function softVoteTop(ctx: PolicyContext, layer: number, heads: number[], query: Float32Array, n: number, first: number, last: number, k: number): Int32Array {
+  const { group, headDim: d } = ctx.model
+  const ops = ctx.ops
+  const heap = ops.heap
+  const rows = heads.length * group
+  const lo = Math.min(first, n)
+  const m = Math.max(0, n - last - lo)
+  k = Math.min(k, m)
+  if (k <= 0) return new Int32Array(0)
+  const q = heap.allocF32(rows * d)
+  const scores = heap.allocF32(rows * n)
+  const vote = heap.allocF32(n)
+  const idx = heap.allocI32(k)
+  const scratch = heap.allocI32(m)
+  try {
+    heads.forEach((g, j) => {
+      q.view.set(query.subarray(g * group * d, (g + 1) * group * d), j * group * d)
+      const kv = keyView(ctx, layer, g)
+      try {
+        ops.scoreKeys(subBuf(q, j * group * d, group * d), group, kv.view, 1 / Math.sqrt(d), subBuf(scores, j * group * n, group * n))
+      } finally {
+        kv.done()
+      }
+    })
+    ops.softVote(scores, rows, n, vote)
+    ops.topK(subBuf(vote, lo, m), m, k, idx, scratch)
+    const out = idx.view.slice()
+    for (let i = 0; i < k; i++) out[i] += lo
+    return out
+  } finally {
+    for (const b of [scratch, idx, vote, scores, q] as (F32Buf | { free(): void })[]) b.free()
+  }
+}
+
+export const tokenselect: PolicyDefinition = {
+  name: 'tokenselect',
+  description: 'TokenSelect: per-step token selection by a soft vote of the query heads, with the Selection Cache',
+  stage: 'selection',
+  options: [
+    ...selectionBudgetOptions,
+    { name: 'first', type: 'integer', default: 128, min: 0, description: 'first tokens always attended (attention sinks; the paper: 128)' },
+    { name: 'last', type: 'integer', default: 512, min: 0, description: 'most recent tokens always attended (the paper: 512)' },
+    { name: 'threshold', type: 'number', default: 0.9, min: -1, max: 1, description: 'Selection Cache: reuse the last top-k while cos(q_t, q_cached) >= threshold' },
+    { name: 'cache', type: 'boolean', default: true, description: 'use the Selection Cache (false: select anew every step)' },
+    { name: 'vote', type: 'string', default: 'layer', choices: ['layer', 'head'], description: 'soft vote over all query heads of a layer (the paper) or per KV head over its group' },
+    { name: 'rope', type: 'string', default: 'true', choices: ['true', 'selected'], description: 'RoPE at true positions, or by place in the selected list (keys kept pre-RoPE; length extrapolation)' },
+  ],
+  create(o, model) {
+    const first = o.first as number
+    const last = o.last as number
+    const threshold = o.threshold as number
+    const useCache = o.cache as boolean
+    return selectionPolicy({
+      name: 'tokenselect',
+      needs: o.rope === 'selected' ? { cacheKeys: 'pre-rope' } : {},
+      selector() {
+        let aligned = o.vote === 'layer'
+        let cached: (Cached | null)[] = []
+        let hits = 0
+        let lookups = 0
+        return {
+          onApplied(d) {
+            aligned = aligned && headsAligned(d, model.kvHeads)
+            cached = []
+          },
+          select(ctx, layer, query): Selection | null {
+            const B = selectionBudget(o, ctx.promptLength)
+            const lengths = Array.from({ length: model.kvHeads }, (_, g) => ctx.cache.length(layer, g))
+            if (lengths.every((n) => n <= B)) return null
+            const units = aligned ? [Array.from({ length: model.kvHeads }, (_, g) => g)] : lengths.map((_, g) => [g])
+            const f = Math.min(first, B)
+            const l = Math.min(last, B - f)
+            const prev = cached[layer]
+            let top: Int32Array[]
+            if (useCache) lookups++
+            if (useCache && prev && cosine(query, prev.query) >= threshold) {
+              hits++
+              top = prev.top
+            } else {
+              top = units.map((heads) => softVoteTop(ctx, layer, heads, query, lengths[heads[0]], f, l, B - f - l))
+              cached[layer] = { query: query.slice(), top }
+            }
+            const out: Selection = new Array(model.kvHeads).fill(null)
+            units.forEach((heads, u) => {
+              for (const g of heads) out[g] = lengths[g] <= B ? null : windowedSelection(lengths[g], f, l, top[u])
+            })
+            return out
+          },
+          report: () => ({ cacheLookups: lookups, cacheHits: hits, cacheHitRate: lookups ? hits / lookups : 0 }),
+        }
+      },
+    })
+  },
+}
