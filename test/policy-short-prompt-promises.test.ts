@@ -51,6 +51,8 @@ const CASES: { spec: () => string; name: string; window: number; scope: Scope; b
   { name: 'compactor', spec: () => 'compactor:chunk=4,sketch=4', window: 0, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => 'unionkv', window: 16, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => 'unionkv:window=8,sinks=2,contrast=8,agnostic=0.25,lag=4', window: 8, scope: 'head', budgeted: true },
+  // KIVI evicts nothing: every slot stays, the oldest packed (checked in packed-cache.test.ts)
+  { name: 'kivi', spec: () => 'kivi:residual=2', window: 0, scope: 'none', budgeted: false },
 ]
 const BUDGETS = ['tokens=1', 'tokens=3', 'budget=0.5', 'budget=1', 'tokens=200']
 
@@ -128,7 +130,7 @@ describe('policy promises on short prompts', () => {
         }
       }
     }
-    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets, think x 8 lengths
-    expect(cases).toBe(828)
+    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets, think and kivi x 8 lengths
+    expect(cases).toBe(836)
   })
 })

@@ -1,9 +1,9 @@
 import type { Heap } from '../backend/heap.js'
 import type { KernelBackend } from '../backend/backend.js'
 import { referenceKernels, type Kernels } from '../backend/reference/kernels.js'
-import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadSegment, HeadView, KVCache, KVCacheOptions } from './types.js'
+import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadQuantization, HeadSegment, HeadView, KVCache, KVCacheOptions } from './types.js'
 import { CacheError } from './errors.js'
-import { formatInfo } from './formats.js'
+import { DEFAULT_GROUP, formatInfo } from './formats.js'
 import { PageStore, type Tier, TIERS } from './page-store.js'
 import { Segment } from './segment.js'
 import { checkPositions, validateDecision } from './validate.js'
@@ -23,6 +23,16 @@ class Stream {
   get n(): number {
     let n = 0
     for (const s of this.segs) n += s.n
+    return n
+  }
+
+  /** rows of the packed prefix (0 if none) */
+  get packedRows(): number {
+    let n = 0
+    for (const s of this.segs) {
+      if (!s.packed) break
+      n += s.n
+    }
     return n
   }
 
@@ -66,10 +76,10 @@ class Stream {
     const out: HeadSegment[] = []
     for (const s of this.segs) {
       if (s.n === 0) continue
-      out.push({ kTable: s.kTable, vTable: s.vTable, pageTokens, n: s.n, d: s.kd, vd: s.vd, start, channels: s.channels, format: s.format, tier: s.tier })
+      out.push({ kTable: s.kTable, vTable: s.vTable, pageTokens, n: s.n, d: s.kd, vd: s.vd, start, channels: s.channels, format: s.format, valueFormat: s.valueFormat, tier: s.tier })
       start += s.n
     }
-    if (out.length === 0) out.push({ kTable: 0, vTable: 0, pageTokens, n: 0, d: headDim, vd: headDim, start: 0, channels: null, format: 'float32', tier: 'wasm' })
+    if (out.length === 0) out.push({ kTable: 0, vTable: 0, pageTokens, n: 0, d: headDim, vd: headDim, start: 0, channels: null, format: 'float32', valueFormat: 'float32', tier: 'wasm' })
     return out
   }
 
@@ -159,6 +169,7 @@ export class PagedKVCache implements KVCache {
     if (segs[0].n === 0) return segs[0]
     if (segs.length > 1) throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) has ${segs.length} segments (channel-pruned or partly in another tier): use segments()`)
     if (segs[0].tier !== 'wasm') throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) lives in the '${segs[0].tier}' tier; move it to 'wasm' or fetch its rows`)
+    if (segs[0].format !== 'float32') throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) is packed (${segs[0].format}); read it through segments() and the packed kernels, or readKeys()`)
     return segs[0]
   }
 
@@ -303,15 +314,31 @@ export class PagedKVCache implements KVCache {
       if ((hd.merges?.length || hd.keyChannels) && s.segs.some((g) => g.tier !== 'wasm')) {
         throw new CacheError(`${at}: merges and keyChannels need (layer ${hd.layer}, head ${hd.head}) in the 'wasm' tier`)
       }
+      const packed = s.packedRows
+      if (packed) {
+        let j = 0
+        while (j < hd.keep.length && hd.keep[j] === j) j++
+        if (j < packed) throw new CacheError(`${at}: slot ${j} of (layer ${hd.layer}, head ${hd.head}) is packed (its first ${packed} slots are) and cannot be evicted`)
+        if (hd.keyChannels) throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) holds packed keys; prune channels before quantizing`)
+        for (const m of hd.merges ?? []) {
+          if (m.pivot < packed || m.members.some((x) => x < packed)) throw new CacheError(`${at}.merges: a merge touches the packed slots of (layer ${hd.layer}, head ${hd.head})`)
+        }
+      }
       if (hd.keyChannels && s.segs.filter((g) => g.n > 0).length > 1) {
         throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) must be one segment to be channel-pruned`)
       }
     }
+    for (const [i, ev] of (decision.evictions ?? []).entries()) {
+      const packed = this.stream(ev.layer, ev.head).packedRows
+      if (packed && ev.evict?.[0] < packed) throw new CacheError(`apply: evictions[${i}] evicts slot ${ev.evict[0]} of (layer ${ev.layer}, head ${ev.head}), inside its ${packed} packed slots`)
+    }
+    const quantize = this.checkQuantize(decision)
     const evictions = decision.evictions ?? []
     const scratch = this.heap.alloc(Math.max(4, ...decision.heads.map((h) => h.keep.length), ...evictions.map((e) => 2 * e.evict.length), headDim) * 4)
     try {
       for (const hd of decision.heads) this.applyHead(hd, scratch)
       for (const ev of evictions) this.evictHead(ev, scratch)
+      for (const q of quantize) this.quantizeHead(q)
     } finally {
       this.heap.release(scratch)
     }
@@ -360,6 +387,62 @@ export class PagedKVCache implements KVCache {
       s.pos = grown
     }
     extra.forEach((x, i) => (s.pos[nKept + i] = x.position))
+  }
+
+  /** the quantization list, checked whole before any work (see HeadQuantization) */
+  private checkQuantize(decision: Decision): HeadQuantization[] {
+    const list = decision.quantize ?? []
+    if (!Array.isArray(list)) throw new CacheError('apply: decision.quantize must be an array')
+    if (list.length === 0) return list
+    const { pageTokens, keys } = this.options
+    if (keys === 'pre-rope') throw new CacheError('apply: quantize: keys stored before RoPE are rotated at attention time and cannot be packed')
+    if (pageTokens % DEFAULT_GROUP) throw new CacheError(`apply: quantize: pageTokens ${pageTokens} must be a multiple of the key group (${DEFAULT_GROUP})`)
+    const touched = new Set([...decision.heads, ...(decision.evictions ?? [])].map((h) => `${h.layer}/${h.head}`))
+    const seen = new Set<string>()
+    list.forEach((q, i) => {
+      const at = `apply: quantize[${i}]`
+      const s = this.stream(q?.layer, q?.head)
+      const key = `${q.layer}/${q.head}`
+      if (touched.has(key) || seen.has(key)) throw new CacheError(`${at}: (layer ${q.layer}, head ${q.head}) appears twice in the decision; quantize it in a decision of its own`)
+      seen.add(key)
+      for (const [name, f] of [['keys', q.keys], ['values', q.values]] as const) {
+        const info = formatInfo(f)
+        if (!info.scaled || !info.zeroPoint) throw new CacheError(`${at}.${name}: ${f} is not an integer format (int8, int4, int2, int1)`)
+      }
+      const packed = s.packedRows
+      const n = s.n
+      if (!Number.isInteger(q.upto) || q.upto < packed || q.upto > n) throw new CacheError(`${at}.upto = ${q.upto} is outside [${packed}, ${n}] (packed slots so far, slots held)`)
+      if (q.upto === packed) return
+      const first = s.segs.find((g) => g.n > 0 && !g.packed)
+      if (s.segs.some((g) => g.channels)) throw new CacheError(`${at}: (layer ${q.layer}, head ${q.head}) holds channel-pruned keys, which this build does not pack`)
+      if (!first || first.format !== 'float32' || first.tier !== 'wasm' || packed + first.n < q.upto) throw new CacheError(`${at}: slots [${packed}, ${q.upto}) must be float32 rows in the arena`)
+      const last = s.segs.filter((g) => g.packed && g.n > 0).pop()
+      if (last && (last.format !== q.keys || last.valueFormat !== q.values)) throw new CacheError(`${at}: the head's packed slots are ${last.format}/${last.valueFormat}, not ${q.keys}/${q.values}`)
+      if (packed % DEFAULT_GROUP) throw new CacheError(`${at}: the head's ${packed} packed slots end inside a key group of ${DEFAULT_GROUP}: nothing more can be packed`)
+    })
+    return list
+  }
+
+  /** packs slots [packed, upto) of a head from its float rows (checked by checkQuantize) */
+  private quantizeHead(q: HeadQuantization): void {
+    const s = this.stream(q.layer, q.head)
+    const packed = s.packedRows
+    const count = q.upto - packed
+    if (count <= 0) return
+    let target = s.segs.filter((g) => g.packed).pop()
+    if (!target) {
+      target = new Segment(this.store, this.kernels, q.keys, this.options.headDim, this.options.headDim, null, 'wasm', q.values)
+      s.segs.unshift(target)
+    }
+    const src = s.segs.find((g) => g.n > 0 && !g.packed)!
+    target.appendPacked(src, count)
+    const keepPtr = this.heap.alloc(Math.max(1, src.n) * 4)
+    try {
+      src.compact(Int32Array.from({ length: src.n - count }, (_, i) => count + i), keepPtr)
+    } finally {
+      this.heap.release(keepPtr)
+    }
+    s.dropEmpty()
   }
 
   /** order-free eviction: each segment fills its holes from its own end; positions follow the rows */

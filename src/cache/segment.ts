@@ -1,6 +1,7 @@
 import type { Kernels } from '../backend/reference/kernels.js'
 import { CacheError } from './errors.js'
-import type { PageFormat } from './formats.js'
+import { DEFAULT_GROUP, formatInfo, packedLayout, type PackedLayout, type PageFormat } from './formats.js'
+import { checkPackable, packKeyGroup, packValueRow, unpackKeyRow, unpackValueRow } from './packing.js'
 import type { Page, PageStore, Tier } from './page-store.js'
 
 /**
@@ -9,7 +10,9 @@ import type { Page, PageStore, Tier } from './page-store.js'
  * vd. Pages come from a PageStore and may be shared with other segments (a forked sequence, a shared
  * prefix); every write goes through `writable`, which gives the segment private copies first
  * (copy-on-write). Arena-tier segments keep int32 page tables in the arena, so the kernels read the rows
- * in place.
+ * in place. A packed segment (keys in `format`, values in `valueFormat`, both integer formats) is
+ * written only by `appendPacked`, a whole key group of 32 tokens at a time, and read by the fused
+ * kernels or dequantized by `fetchRows`.
  */
 export class Segment {
   n = 0
@@ -27,7 +30,19 @@ export class Segment {
     readonly vd: number,
     readonly channels: Int32Array | null,
     private tierOf: Tier = 'wasm',
+    readonly valueFormat: PageFormat = format,
   ) {}
+
+  /** whether the rows are packed codes (an integer or ternary format) */
+  get packed(): boolean {
+    return formatInfo(this.format).scaled || formatInfo(this.valueFormat).scaled
+  }
+  private get kLayout(): PackedLayout {
+    return packedLayout(this.format, 'key', this.pt, this.kd)
+  }
+  private get vLayout(): PackedLayout {
+    return packedLayout(this.valueFormat, 'value', this.pt, this.vd)
+  }
 
   get tier(): Tier {
     return this.tierOf
@@ -76,15 +91,14 @@ export class Segment {
   }
 
   private rowsBytes(rows: number): number {
-    if (this.format === 'float32') return rows * (this.kd + this.vd) * 4
-    if (this.format === 'float16') return rows * (this.kd + this.vd) * 2
-    const pageBytes = this.store.bytesOf(this.format, 'key', this.kd) + this.store.bytesOf(this.format, 'value', this.vd)
-    return (rows / this.pt) * pageBytes
+    const part = (format: PageFormat, role: 'key' | 'value', width: number) =>
+      formatInfo(format).scaled ? (rows / this.pt) * this.store.bytesOf(format, role, width) : (rows * width * formatInfo(format).bits) / 8
+    return part(this.format, 'key', this.kd) + part(this.valueFormat, 'value', this.vd)
   }
 
   private arenaOnly(what: string): void {
     if (this.tierOf !== 'wasm') throw new CacheError(`${what}: the segment lives in the '${this.tierOf}' tier; move it to 'wasm' first`)
-    if (this.format !== 'float32') throw new CacheError(`${what}: writing ${this.format} pages needs the quantization kernels, not in this build`)
+    if (this.format !== 'float32' || this.valueFormat !== 'float32') throw new CacheError(`${what}: ${this.format}/${this.valueFormat} pages are written only by packing whole key groups (appendPacked)`)
   }
 
   /** makes room for `more` rows (allocating may grow memory: take views only after this) */
@@ -93,11 +107,60 @@ export class Segment {
     const need = Math.ceil((this.n + more) / this.pt)
     if (need > this.tabCap) this.growTables(Math.max(need, this.tabCap * 2, 4))
     this.writable(this.n)
+    this.addPages(need)
+  }
+
+  private addPages(need: number): void {
     while (this.kPages.length < need) {
       this.kPages.push(this.store.take(this.format, 'key', this.kd))
-      this.vPages.push(this.store.take(this.format, 'value', this.vd))
+      this.vPages.push(this.store.take(this.valueFormat, 'value', this.vd))
       this.setTable(this.kPages.length - 1)
     }
+  }
+
+  /**
+   * Packs rows [0, count) of the float32 arena segment `src` (whole key rows) after this segment's rows:
+   * keys per channel in groups of 32 tokens, values per token in groups of 32 channels (KIVI). Rows held
+   * so far must fill whole key groups; a last partial group closes the segment to further packing.
+   * Values beyond float16's range are refused before anything is written.
+   */
+  appendPacked(src: Segment, count: number): void {
+    if (!this.packed || this.tierOf !== 'wasm') throw new CacheError(`appendPacked: the segment must be packed and in the arena, it is ${this.format} in '${this.tierOf}'`)
+    if (this.n % DEFAULT_GROUP) throw new CacheError(`appendPacked: the segment's ${this.n} rows end inside a key group of ${DEFAULT_GROUP}; pack whole groups`)
+    if (src.format !== 'float32' || src.channels || src.tier !== 'wasm' || count > src.n) throw new CacheError('appendPacked: the source must be an arena float32 segment of whole rows holding the rows')
+    const F0 = this.store.heap.F32
+    for (let i = 0; i < count; i++) {
+      checkPackable(F0, src.keyPtr(i) >> 2, (src.keyPtr(i) >> 2) + this.kd, `appendPacked: key row ${i}`)
+      checkPackable(F0, src.valuePtr(i) >> 2, (src.valuePtr(i) >> 2) + this.vd, `appendPacked: value row ${i}`)
+    }
+    const need = Math.ceil((this.n + count) / this.pt)
+    if (need > this.tabCap) this.growTables(Math.max(need, this.tabCap * 2, 4))
+    this.writable(this.n)
+    const fresh = this.kPages.length
+    this.addPages(need)
+    const heap = this.store.heap
+    for (let p = fresh; p < need; p++) {
+      heap.U8.fill(0, this.kPages[p].ptr, this.kPages[p].ptr + this.kPages[p].bytes)
+      heap.U8.fill(0, this.vPages[p].ptr, this.vPages[p].ptr + this.vPages[p].bytes)
+    }
+    const kLay = this.kLayout
+    const vLay = this.vLayout
+    const F = heap.F32
+    const U8 = heap.U8
+    const block = new Float32Array(DEFAULT_GROUP * this.kd)
+    for (let t = 0; t < count; t += DEFAULT_GROUP) {
+      const rows = Math.min(DEFAULT_GROUP, count - t)
+      for (let r = 0; r < rows; r++) block.set(F.subarray(src.keyPtr(t + r) >> 2, (src.keyPtr(t + r) >> 2) + this.kd), r * this.kd)
+      const row = this.n + t
+      const page = this.kPages[Math.floor(row / this.pt)]
+      packKeyGroup(block, 0, this.kd, rows, kLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
+    }
+    for (let t = 0; t < count; t++) {
+      const row = this.n + t
+      const page = this.vPages[Math.floor(row / this.pt)]
+      packValueRow(F, src.valuePtr(t) >> 2, vLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
+    }
+    this.n += count
   }
 
   /** copy-on-write: the pages holding rows [fromRow, untilRow) become this segment's own */
@@ -156,6 +219,7 @@ export class Segment {
   compact(keep: Int32Array, keepPtr: number): number {
     let first = 0
     while (first < keep.length && keep[first] === first) first++
+    if (this.packed && first < keep.length) throw new CacheError(`compact: packed rows are grouped along tokens and cannot be moved one by one (slot ${first} would drop)`)
     let moved = 0
     if (first < keep.length) {
       this.writable(first)
@@ -178,6 +242,7 @@ export class Segment {
    * `pairsPtr` has room for 2 x evict.length int32 in the arena.
    */
   evict(evict: Int32Array, pairsPtr: number): Int32Array {
+    if (this.packed && evict.length) throw new CacheError(`evict: packed rows are grouped along tokens and cannot be evicted one by one (slot ${evict[0]})`)
     const newN = this.n - evict.length
     let holes = 0
     while (holes < evict.length && evict[holes] < newN) holes++
@@ -234,7 +299,7 @@ export class Segment {
 
   /** a segment over the same pages (each gains a reference), with its own tables */
   fork(): Segment {
-    const s = new Segment(this.store, this.kernels, this.format, this.kd, this.vd, this.channels, this.tierOf)
+    const s = new Segment(this.store, this.kernels, this.format, this.kd, this.vd, this.channels, this.tierOf, this.valueFormat)
     s.kPages = this.kPages.map((p) => this.store.retain(p))
     s.vPages = this.vPages.map((p) => this.store.retain(p))
     s.n = this.n
@@ -269,6 +334,7 @@ export class Segment {
    * arena, host rows one copy from their ArrayBuffer.
    */
   fetchRows(rows: ArrayLike<number>, kDst: number, vDst: number): void {
+    if (this.packed) return this.fetchPacked(rows, kDst, vDst)
     const U8 = this.store.heap.U8
     const pt = this.pt
     const kb = this.keyRowBytes
@@ -286,6 +352,20 @@ export class Segment {
         U8.set(kp.host!.subarray(ko, ko + kb), kDst + r * kb)
         U8.set(vp.host!.subarray(vo, vo + vb), vDst + r * vb)
       }
+    }
+  }
+
+  /** fetchRows of packed rows: each row dequantized to floats (the tier fetch of packed pages) */
+  private fetchPacked(rows: ArrayLike<number>, kDst: number, vDst: number): void {
+    const heap = this.store.heap
+    const kLay = this.kLayout
+    const vLay = this.vLayout
+    const bytesOf = (p: Page) => (p.tier === 'wasm' ? heap.U8.subarray(p.ptr, p.ptr + p.bytes) : p.host!)
+    for (let r = 0; r < rows.length; r++) {
+      const i = rows[r]
+      const p = Math.floor(i / this.pt)
+      unpackKeyRow(bytesOf(this.kPages[p]), kLay, i % this.pt, heap.F32, (kDst >> 2) + r * this.kd)
+      unpackValueRow(bytesOf(this.vPages[p]), vLay, i % this.pt, heap.F32, (vDst >> 2) + r * this.vd)
     }
   }
 

@@ -39,4 +39,8 @@ import { criticalkv, criticaladakv } from './criticalkv.js'
 import { compactor } from './compactor.js'
 const peers: PolicyDefinition[] = [lagkv, kvzip, criticalkv, criticaladakv, compactor]
 
-export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2, ...peers]
+// ---- quantization (KIVI, MiKV, VidKV) ----
+import { kivi } from './kivi.js'
+const quantization: PolicyDefinition[] = [kivi]
+
+export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2, ...peers, ...quantization]

@@ -68,6 +68,15 @@ export function checkComposition(parts: readonly Policy[]): void {
   const selecting = parts.filter((p) => p.start().selectTokens)
   if (selecting.length > 1)
     throw new PolicyCompositionError(`${names}: ${selecting.map((p) => p.name).join(' and ')} both select tokens at decode time; a composition can hold one such part`)
+  const quantizing = parts.filter((p) => p.traits?.quantizes)
+  if (quantizing.length) {
+    const q = quantizing[0].name
+    if (quantizing.length > 1) throw new PolicyCompositionError(`${names}: ${quantizing.map((p) => p.name).join(' and ')} both quantize; a composition can hold one quantizer`)
+    const decoding = parts.filter((p) => p.traits?.decodes && !p.traits?.quantizes)
+    if (decoding.length) throw new PolicyCompositionError(`${names}: ${decoding[0].name} decides during decoding, but ${q}'s packed rows cannot be evicted one by one; compose quantization with prefill-time eviction (every=0)`)
+    const other = parts.find((p) => p.traits?.prunesChannels || p.needs.cacheKeys === 'pre-rope')
+    if (other) throw new PolicyCompositionError(`${names}: ${other.name} ${other.traits?.prunesChannels ? 'prunes key channels' : 'stores keys before RoPE'}, which ${q}'s packed pages do not hold in this build`)
+  }
   const pruning = parts.filter((p) => p.traits?.prunesChannels)
   if (pruning.length === 0) return
   const decoding = parts.filter((p) => p.traits?.decodes)
@@ -81,7 +90,7 @@ export function checkComposition(parts: readonly Policy[]): void {
 export function composePolicies(parts: readonly Policy[]): Policy {
   if (parts.length === 0) throw new PolicyCompositionError('composePolicies: nothing to compose')
   checkComposition(parts)
-  const traits: PolicyTraits = { decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels) }
+  const traits: PolicyTraits = { decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes) }
   return {
     name: parts.map((p) => p.name).join('+'),
     needs: mergeNeeds(parts),

@@ -291,6 +291,25 @@ export function keyformer(options: KeyformerOptions = {}): PolicyConfig {
   return policyConfig('keyformer', options)
 }
 
+/** Options of {@link kivi} (spec string `kivi:key=value,...`). */
+export interface KiviOptions {
+  /**
+   * bits per key and value code: 2 or 4 (KIVI), 8 or 1.
+   * An integer; range 1 <= x <= 8; default 2.
+   */
+  bits?: number
+  /**
+   * newest tokens kept in float32 until a whole group of 32 is ready.
+   * An integer; range x >= 0; default 128.
+   */
+  residual?: number
+}
+
+/** KIVI: keys per channel and values per token packed to 2 or 4 bits (groups of 32, float16 scale and min), newest tokens in float32; composes after eviction (stage: quantization). Throws PolicySpecError for a bad option. */
+export function kivi(options: KiviOptions = {}): PolicyConfig {
+  return policyConfig('kivi', options)
+}
+
 /** Options of {@link knorm} (spec string `knorm:key=value,...`). */
 export interface KnormOptions extends BudgetSettings {
   /**

@@ -8,6 +8,7 @@
  * The safetensors reader is a few lines here rather than the runtime's (policies do not import the model).
  */
 import { PolicyFileError } from './errors.js'
+import { halfToFloat } from '../cache/half.js'
 
 export interface TrimKVGates {
   hidden: number
@@ -100,15 +101,6 @@ function decode(dtype: string, raw: Uint8Array, name: string): Float32Array {
   if (dtype === 'BF16') return Float32Array.from(u16, (x) => new Float32Array(new Uint32Array([x << 16]).buffer)[0])
   if (dtype === 'F16') return Float32Array.from(u16, halfToFloat)
   throw new GateFileError(`trimkv gates: tensor "${name}" has dtype ${dtype}; F32, F16 and BF16 are supported`)
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1
-  const e = (h >> 10) & 0x1f
-  const f = h & 0x3ff
-  if (e === 0) return s * f * 2 ** -24
-  if (e === 31) return f ? NaN : s * Infinity
-  return s * (1 + f / 1024) * 2 ** (e - 15)
 }
 
 function checkFinite(g: TrimKVGates): TrimKVGates {

@@ -22,5 +22,7 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     compactRows: e.compactRows,
     gatherChannels: e.gatherChannels,
     moveRows: e.moveRows,
+    scorePackedKeys: e.scorePackedKeys,
+    attendPacked: e.attendPacked,
   }
 }
