@@ -125,18 +125,19 @@ export function scorePackedKeys(q: usize, qHeads: i32, d: i32, table: usize, pag
     const tg = g % groupsPerPage
     const codes = page + <usize>(tg * d * chunk)
     const meta = page + metaOffset + (<usize>(tg * d) << 2)
-    // fold the group's scales into the queries and its mins into one bias per head
-    for (let h = 0; h < qHeads; h++) {
-      const qh = q + (<usize>(h * d) << 2)
-      const qsh = qs + (<usize>(h * d) << 2)
-      let b: f32 = 0
-      for (let c = 0; c < d; c++) {
-        const m = meta + (<usize>c << 2)
-        const x = scale * load<f32>(qh + (<usize>c << 2))
-        store<f32>(qsh + (<usize>c << 2), x * halfToF32(load<u16>(m)))
-        b += x * halfToF32(load<u16>(m, 2))
+    // fold the group's scales into the queries and its mins into one bias per head (each float16
+    // decoded once per channel, whatever the group size)
+    memory.fill(bias, 0, <usize>qHeads << 2)
+    for (let c = 0; c < d; c++) {
+      const m = meta + (<usize>c << 2)
+      const sc = scale * halfToF32(load<u16>(m))
+      const mn = scale * halfToF32(load<u16>(m, 2))
+      for (let h = 0; h < qHeads; h++) {
+        const x = load<f32>(q + (<usize>(h * d + c) << 2))
+        store<f32>(qs + (<usize>(h * d + c) << 2), x * sc)
+        const b = bias + (<usize>h << 2)
+        store<f32>(b, load<f32>(b) + x * mn)
       }
-      store<f32>(bias + (<usize>h << 2), b)
     }
     const first = g * GROUP
     for (let h = 0; h < qHeads; ) {
