@@ -235,7 +235,6 @@ describe('packed segments in the store', () => {
     expect(() => cache.apply(q({ upto: 75 }))).toThrow(/upto = 75 is outside \[64, 74\]/)
     expect(() => cache.apply(q({ keys: 'float16' }))).toThrow(/keys: float16 is not an integer format/)
     expect(() => cache.apply(q({ values: 'ternary' }))).toThrow(/values: ternary is not an integer format/)
-    expect(() => cache.apply(q({ keys: 'int4' }))).toThrow(/packed slots are int2\/int2, not int4\/int2/)
     expect(() => cache.apply({ heads: [{ layer: 0, head: 0, keep: Int32Array.from({ length: 70 }, (_, i) => i + 4) }] })).toThrow(/slot 0 .* is packed/)
     expect(() => cache.apply({ heads: [], evictions: [{ layer: 0, head: 1, evict: Int32Array.of(3) }] })).toThrow(/evicts slot 3 .* inside its 64 packed slots/)
     expect(cache.bytes()).toEqual(before)
@@ -246,6 +245,18 @@ describe('packed segments in the store', () => {
     pre.append(0, new Float32Array(64 * 64), new Float32Array(64 * 64), Int32Array.from({ length: 64 }, (_, i) => i))
     expect(() => pre.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: 64, keys: 'int2', values: 'int2' }] })).toThrow(/before RoPE/)
     pre.dispose()
+    cache.dispose()
+  })
+
+  it('packing on in another format, or after a partial key group, starts a new packed segment', () => {
+    const cache = packedCache(40, 64, 'int2', 6)
+    const r = rng(7)
+    cache.append(0, normals(r, 50 * 128), normals(r, 50 * 128), Int32Array.from({ length: 50 }, (_, i) => 40 + i))
+    const keys = cache.readKeys(0, 0)
+    cache.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: 60, keys: 'int2', values: 'int2' }, { layer: 0, head: 0, upto: 80, keys: 'int8', values: 'int4' }] })
+    expect(cache.segments(0, 0).map((g) => [g.format, g.valueFormat, g.n])).toEqual([['int2', 'int2', 40], ['int2', 'int2', 20], ['int8', 'int4', 20], ['float32', 'float32', 10]])
+    expect(cache.readKeys(0, 0).subarray(0, 40 * 64)).toEqual(keys.subarray(0, 40 * 64))
+    expect(() => cache.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: 85, keys: 'int2', values: 'int2' }, { layer: 0, head: 0, upto: 84, keys: 'int2', values: 'int2' }] })).toThrow(/upto = 84 is outside \[85, 90\]/)
     cache.dispose()
   })
 
@@ -296,5 +307,48 @@ describe('KIVI through the policy API', () => {
     expect(() => createPolicy('think+kivi', model.config)).toThrow(PolicyCompositionError)
     expect(() => createPolicy('streamingllm:rerotate=true+kivi', model.config)).toThrow(/stores keys before RoPE/)
     expect(() => createPolicy('kivi:bits=3', model.config)).toThrow(/bits must be 1, 2, 4 or 8, got 3/)
+  })
+})
+
+describe('MiKV through the policy API', () => {
+  it.each([
+    [100, 0.25, 32],
+    [100, 0, 32],
+    [40, 0.5, 0],
+    [20, 0.5, 32],
+  ])('%i tokens, %f important, window %i: heaviest rows packed in int8 behind the int2 rest, window in float32', (n, important, residual) => {
+    const cache = new PagedKVCache(wasm, { layers: 1, kvHeads: 2, headDim: 64, pageTokens: 64 })
+    const r = rng(n)
+    cache.append(0, normals(r, n * 128), normals(r, n * 128), Int32Array.from({ length: n }, (_, i) => 1000 + i))
+    const mass = Float32Array.from({ length: 2 * n }, () => r())
+    const before = [0, 1].map((h) => ({ k: cache.readKeys(0, h), pos: cache.positions(0, h) }))
+    const model = { layers: 1, qHeads: 2, kvHeads: 2, headDim: 64, group: 1 }
+    const s = createPolicy(`mikv:important=${important},residual=${residual}`, model)!.start()
+    const d = s.onPrefillEnd!({ cache, model, hooks: [{ layer: 0, attentionMass: mass }], promptLength: n + 1, step: 0 } as never)
+    const old = Math.max(0, n - residual)
+    if (!old) {
+      expect(d).toBeNull()
+      return
+    }
+    cache.apply(d!)
+    const k = Math.round(important * old)
+    for (const h of [0, 1]) {
+      // reference: the k heaviest of the old slots by mass (ties to the lower slot), ascending
+      const top = Array.from({ length: old }, (_, i) => i).sort((a, b) => mass[h * n + b] - mass[h * n + a] || a - b).slice(0, k).sort((a, b) => a - b)
+      const rest = Array.from({ length: old }, (_, i) => i).filter((i) => !top.includes(i))
+      const order = [...rest, ...top, ...Array.from({ length: n - old }, (_, j) => old + j)]
+      expect(Array.from(cache.positions(0, h))).toEqual(order.map((i) => before[h].pos[i]))
+      const segs = cache.segments(0, h).map((g) => [g.format, g.n])
+      expect(segs).toEqual([...(rest.length ? [['int2', rest.length]] : []), ...(k ? [['int8', k]] : []), ...(n - old ? [['float32', n - old]] : [])])
+      // the window reads back exactly; int8 rows within 1/255 of their group's range
+      const back = cache.readKeys(0, h)
+      order.forEach((src, slot) => {
+        if (slot >= old) expect(back.subarray(slot * 64, slot * 64 + 64)).toEqual(before[h].k.subarray(src * 64, src * 64 + 64))
+      })
+      for (let slot = rest.length; slot < old; slot++) {
+        for (let c = 0; c < 64; c++) expect(Math.abs(back[slot * 64 + c] - before[h].k[order[slot] * 64 + c])).toBeLessThan(0.05)
+      }
+    }
+    cache.dispose()
   })
 })

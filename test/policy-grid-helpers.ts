@@ -47,6 +47,7 @@ export function specsPerPolicy(gatesFile: string): Map<string, string[]> {
     compactor: ['compactor', 'compactor:chunk=4,sketch=4'],
     unionkv: ['unionkv', 'unionkv:every=2', 'unionkv:window=8,contrast=8,agnostic=0.25,lag=4'],
     kivi: ['kivi:residual=2', 'kivi:bits=4,residual=0'],
+    mikv: ['mikv:residual=2', 'mikv:hi=4,lo=1,important=0.5,residual=0'],
   }
   const out = new Map<string, string[]>()
   for (const p of listPolicies()) {

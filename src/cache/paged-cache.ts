@@ -397,42 +397,46 @@ export class PagedKVCache implements KVCache {
     const { pageTokens, keys } = this.options
     if (keys === 'pre-rope') throw new CacheError('apply: quantize: keys stored before RoPE are rotated at attention time and cannot be packed')
     if (pageTokens % DEFAULT_GROUP) throw new CacheError(`apply: quantize: pageTokens ${pageTokens} must be a multiple of the key group (${DEFAULT_GROUP})`)
-    const touched = new Set([...decision.heads, ...(decision.evictions ?? [])].map((h) => `${h.layer}/${h.head}`))
-    const seen = new Set<string>()
+    // each head's slots once `heads` and `evictions` are applied, and how far it is packed so far
+    const after = new Map<string, number>()
+    for (const h of decision.heads) after.set(`${h.layer}/${h.head}`, h.keep.length + (h.extra?.length ?? 0))
+    for (const e of decision.evictions ?? []) after.set(`${e.layer}/${e.head}`, this.stream(e.layer, e.head).n - e.evict.length)
+    const packedSoFar = new Map<string, number>()
     list.forEach((q, i) => {
       const at = `apply: quantize[${i}]`
       const s = this.stream(q?.layer, q?.head)
       const key = `${q.layer}/${q.head}`
-      if (touched.has(key) || seen.has(key)) throw new CacheError(`${at}: (layer ${q.layer}, head ${q.head}) appears twice in the decision; quantize it in a decision of its own`)
-      seen.add(key)
       for (const [name, f] of [['keys', q.keys], ['values', q.values]] as const) {
         const info = formatInfo(f)
         if (!info.scaled || !info.zeroPoint) throw new CacheError(`${at}.${name}: ${f} is not an integer format (int8, int4, int2, int1)`)
       }
-      const packed = s.packedRows
-      const n = s.n
+      const packed = packedSoFar.get(key) ?? s.packedRows
+      const n = after.get(key) ?? s.n
       if (!Number.isInteger(q.upto) || q.upto < packed || q.upto > n) throw new CacheError(`${at}.upto = ${q.upto} is outside [${packed}, ${n}] (packed slots so far, slots held)`)
+      packedSoFar.set(key, q.upto)
       if (q.upto === packed) return
-      const first = s.segs.find((g) => g.n > 0 && !g.packed)
       if (s.segs.some((g) => g.channels)) throw new CacheError(`${at}: (layer ${q.layer}, head ${q.head}) holds channel-pruned keys, which this build does not pack`)
-      if (!first || first.format !== 'float32' || first.tier !== 'wasm' || packed + first.n < q.upto) throw new CacheError(`${at}: slots [${packed}, ${q.upto}) must be float32 rows in the arena`)
-      const last = s.segs.filter((g) => g.packed && g.n > 0).pop()
-      if (last && (last.format !== q.keys || last.valueFormat !== q.values)) throw new CacheError(`${at}: the head's packed slots are ${last.format}/${last.valueFormat}, not ${q.keys}/${q.values}`)
-      if (packed % DEFAULT_GROUP) throw new CacheError(`${at}: the head's ${packed} packed slots end inside a key group of ${DEFAULT_GROUP}: nothing more can be packed`)
+      const floats = s.segs.filter((g) => g.n > 0 && !g.packed)
+      if (floats.length > 1 || floats.some((g) => g.format !== 'float32' || g.tier !== 'wasm')) throw new CacheError(`${at}: slots [${packed}, ${q.upto}) of (layer ${q.layer}, head ${q.head}) must be float32 rows in the arena`)
     })
     return list
   }
 
-  /** packs slots [packed, upto) of a head from its float rows (checked by checkQuantize) */
+  /**
+   * packs slots [packed, upto) of a head from its float rows (checked by checkQuantize): after the last
+   * packed segment when it has the same formats and ends on a whole key group, else in a new one
+   */
   private quantizeHead(q: HeadQuantization): void {
     const s = this.stream(q.layer, q.head)
     const packed = s.packedRows
     const count = q.upto - packed
     if (count <= 0) return
-    let target = s.segs.filter((g) => g.packed).pop()
-    if (!target) {
+    const lead = s.segs.findIndex((g) => !g.packed)
+    const packedSegs = lead < 0 ? s.segs.length : lead
+    let target = packedSegs ? s.segs[packedSegs - 1] : undefined
+    if (!target || target.format !== q.keys || target.valueFormat !== q.values || target.n % DEFAULT_GROUP) {
       target = new Segment(this.store, this.kernels, q.keys, this.options.headDim, this.options.headDim, null, 'wasm', q.values)
-      s.segs.unshift(target)
+      s.segs.splice(packedSegs, 0, target)
     }
     const src = s.segs.find((g) => g.n > 0 && !g.packed)!
     target.appendPacked(src, count)

@@ -41,6 +41,7 @@ const peers: PolicyDefinition[] = [lagkv, kvzip, criticalkv, criticaladakv, comp
 
 // ---- quantization (KIVI, MiKV, VidKV) ----
 import { kivi } from './kivi.js'
-const quantization: PolicyDefinition[] = [kivi]
+import { mikv } from './mikv.js'
+const quantization: PolicyDefinition[] = [kivi, mikv]
 
 export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2, ...peers, ...quantization]

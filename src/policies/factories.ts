@@ -426,6 +426,35 @@ export function lagkv(options: LagkvOptions = {}): PolicyConfig {
   return policyConfig('lagkv', options)
 }
 
+/** Options of {@link mikv} (spec string `mikv:key=value,...`). */
+export interface MikvOptions {
+  /**
+   * bits of the important tokens: 8, 4, 2 or 1.
+   * An integer; range 1 <= x <= 8; default 8.
+   */
+  hi?: number
+  /**
+   * bits of the other tokens: 8, 4, 2 or 1.
+   * An integer; range 1 <= x <= 8; default 2.
+   */
+  lo?: number
+  /**
+   * share of the tokens before the window kept in high precision (heavy hitters).
+   * A number; range 0 <= x <= 1; default 0.2.
+   */
+  important?: number
+  /**
+   * newest tokens kept in float32.
+   * An integer; range x >= 0; default 128.
+   */
+  residual?: number
+}
+
+/** MiKV: tokens with the most accumulated attention packed in high precision, the rest in low precision instead of evicted, newest in float32 (stage: quantization). Throws PolicySpecError for a bad option. */
+export function mikv(options: MikvOptions = {}): PolicyConfig {
+  return policyConfig('mikv', options)
+}
+
 /** Options of {@link mpcache} (spec string `mpcache:key=value,...`). */
 export interface MpcacheOptions {
   /**

@@ -25,7 +25,7 @@ export interface KiviOptions {
 }
 
 const GROUP = 32
-const FORMATS: Record<number, PageFormat> = { 8: 'int8', 4: 'int4', 2: 'int2', 1: 'int1' }
+export const FORMATS: Record<number, PageFormat> = { 8: 'int8', 4: 'int4', 2: 'int2', 1: 'int1' }
 
 /** rows of a head already packed (its leading packed segments) */
 export function packedRows(cache: KVCache, layer: number, head: number): number {
@@ -37,14 +37,17 @@ export function packedRows(cache: KVCache, layer: number, head: number): number 
   return n
 }
 
-/** one entry per head whose float tail beyond `residual` holds whole groups, packing them in `keys`/`values` */
+/**
+ * One entry per head whose float rows beyond the newest `residual` hold whole groups of 32: those
+ * groups are packed in `keys`/`values` after the head's packed rows.
+ */
 export function quantizeBeyond(cache: KVCache, model: ModelShape, residual: number, keys: PageFormat, values: PageFormat): Decision | null {
   const quantize: HeadQuantization[] = []
   for (let layer = 0; layer < model.layers; layer++) {
     for (let head = 0; head < model.kvHeads; head++) {
       const packed = packedRows(cache, layer, head)
-      const upto = Math.floor(Math.max(0, cache.length(layer, head) - residual) / GROUP) * GROUP
-      if (upto > packed && packed % GROUP === 0) quantize.push({ layer, head, upto, keys, values })
+      const upto = packed + Math.floor(Math.max(0, cache.length(layer, head) - packed - residual) / GROUP) * GROUP
+      if (upto > packed) quantize.push({ layer, head, upto, keys, values })
     }
   }
   return quantize.length ? { heads: [], quantize } : null
