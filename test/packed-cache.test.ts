@@ -260,6 +260,47 @@ describe('packed segments in the store', () => {
     cache.dispose()
   })
 
+  it('ThinK\'s channel-pruned keys pack with their own channels; attention over them equals the dequantized floats\'', () => {
+    const n = 150
+    const cache = new PagedKVCache(wasm, { layers: 1, kvHeads: 2, headDim: 64, pageTokens: 64 })
+    const r = rng(11)
+    cache.append(0, normals(r, n * 128), normals(r, n * 128), Int32Array.from({ length: n }, (_, i) => i))
+    const channels = Int32Array.from({ length: 40 }, (_, i) => i + (i >= 20 ? 10 : 0))
+    const keep = Int32Array.from({ length: n }, (_, i) => i)
+    cache.apply({ heads: [0, 1].map((head) => ({ layer: 0, head, keep, keyChannels: { channels, upto: 100 } })) })
+    const prunedKeys = cache.readKeys(0, 0)
+    const bytesBefore = cache.bytes().total
+    cache.apply({ heads: [], quantize: [0, 1].map((head) => ({ layer: 0, head, upto: 128, keys: 'int4', values: 'int4' })) })
+    expect(cache.segments(0, 0).map((g) => [g.format, g.n, g.d, g.channels?.length ?? null])).toEqual([['int4', 100, 40, 40], ['int4', 28, 64, null], ['float32', 22, 64, null]])
+    expect(cache.bytes().total).toBeLessThan(bytesBefore / 3)
+    const back = cache.readKeys(0, 0)
+    for (let i = 0; i < 100; i++) for (let c = 0; c < 64; c++) {
+      if (!channels.includes(c)) expect(back[i * 64 + c]).toBe(0)
+      else expect(Math.abs(back[i * 64 + c] - prunedKeys[i * 64 + c])).toBeLessThan(0.6)
+    }
+    // attention over [packed pruned][packed whole][float] equals a float cache of the read-back rows
+    // (the pruned channels read as 0, so the dot products agree)
+    const plain = new PagedKVCache(wasm, { layers: 1, kvHeads: 2, headDim: 64, pageTokens: 64 })
+    const k = new Float32Array(n * 128)
+    const v = new Float32Array(n * 128)
+    for (let h = 0; h < 2; h++) {
+      const kh = cache.readKeys(0, h)
+      const vh = cache.readValues(0, h)
+      for (let t = 0; t < n; t++) {
+        k.set(kh.subarray(t * 64, t * 64 + 64), (t * 2 + h) * 64)
+        v.set(vh.subarray(t * 64, t * 64 + 64), (t * 2 + h) * 64)
+      }
+    }
+    plain.append(0, k, v, Int32Array.from({ length: n }, (_, i) => i))
+    const q = heap.f32From(normals(rng(12), 6 * 64))
+    const outs = [heap.allocF32(6 * 64), heap.allocF32(6 * 64)]
+    ;[cache, plain].forEach((c, i) => attendCache(wasm, c, { layer: 0, q: q.ptr, T: 1, qHeads: 6, out: outs[i].ptr, scale: 0.125 }))
+    for (let i = 0; i < 6 * 64; i++) expect(outs[0].view[i]).toBeCloseTo(outs[1].view[i], 5)
+    for (const b of [q, ...outs]) b.free()
+    plain.dispose()
+    cache.dispose()
+  })
+
   it('a fork shares the packed pages; rollback into them keeps the rest readable', () => {
     const cache = packedCache(128, 64, 'int4', 4)
     const keys = cache.readKeys(0, 0)
@@ -300,11 +341,12 @@ describe('KIVI through the policy API', () => {
     if (packed) expect(out.stats.kvBytes.quantized).toBeGreaterThan(0)
   })
 
-  it('composes after prefill-time eviction and refuses decode-time eviction or pruned channels beside it', () => {
+  it('composes after prefill-time eviction and ThinK, and refuses decode-time eviction or pre-RoPE keys beside it', () => {
     expect(createPolicy('snapkv:budget=0.25+kivi:bits=2', model.config)!.name).toBe('snapkv+kivi')
     expect(createPolicy('kivi:bits=2+snapkv:budget=0.25', model.config)!.name).toBe('snapkv+kivi')
     expect(() => createPolicy('h2o:every=1+kivi', model.config)).toThrow(PolicyCompositionError)
-    expect(() => createPolicy('think+kivi', model.config)).toThrow(PolicyCompositionError)
+    expect(createPolicy('kivi+think', model.config)!.name).toBe('think+kivi')
+    expect(() => createPolicy('think+kivi+h2o:every=2', model.config)).toThrow(PolicyCompositionError)
     expect(() => createPolicy('streamingllm:rerotate=true+kivi', model.config)).toThrow(/stores keys before RoPE/)
     expect(() => createPolicy('kivi:bits=3', model.config)).toThrow(/bits must be 1, 2, 4 or 8, got 3/)
   })

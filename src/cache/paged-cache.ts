@@ -415,9 +415,9 @@ export class PagedKVCache implements KVCache {
       if (!Number.isInteger(q.upto) || q.upto < packed || q.upto > n) throw new CacheError(`${at}.upto = ${q.upto} is outside [${packed}, ${n}] (packed slots so far, slots held)`)
       packedSoFar.set(key, q.upto)
       if (q.upto === packed) return
-      if (s.segs.some((g) => g.channels)) throw new CacheError(`${at}: (layer ${q.layer}, head ${q.head}) holds channel-pruned keys, which this build does not pack`)
+      // the float rows: whole rows, or ThinK's channel-pruned prefix and then whole rows
       const floats = s.segs.filter((g) => g.n > 0 && !g.packed)
-      if (floats.length > 1 || floats.some((g) => g.format !== 'float32' || g.tier !== 'wasm')) throw new CacheError(`${at}: slots [${packed}, ${q.upto}) of (layer ${q.layer}, head ${q.head}) must be float32 rows in the arena`)
+      if (floats.length > 2 || (floats.length === 2 && (!floats[0].channels || floats[1].channels)) || floats.some((g) => g.format !== 'float32' || g.tier !== 'wasm')) throw new CacheError(`${at}: slots [${packed}, ${q.upto}) of (layer ${q.layer}, head ${q.head}) must be float32 rows in the arena`)
     })
     return list
   }
@@ -429,22 +429,26 @@ export class PagedKVCache implements KVCache {
   private quantizeHead(q: HeadQuantization): void {
     const s = this.stream(q.layer, q.head)
     const packed = s.packedRows
-    const count = q.upto - packed
-    if (count <= 0) return
-    const lead = s.segs.findIndex((g) => !g.packed)
-    const packedSegs = lead < 0 ? s.segs.length : lead
-    let target = packedSegs ? s.segs[packedSegs - 1] : undefined
-    if (!target || target.format !== q.keys || target.valueFormat !== q.values || target.n % DEFAULT_GROUP) {
-      target = new Segment(this.store, this.kernels, q.keys, this.options.headDim, this.options.headDim, null, 'wasm', q.values)
-      s.segs.splice(packedSegs, 0, target)
-    }
-    const src = s.segs.find((g) => g.n > 0 && !g.packed)!
-    target.appendPacked(src, count)
-    const keepPtr = this.heap.alloc(Math.max(1, src.n) * 4)
-    try {
-      src.compact(Int32Array.from({ length: src.n - count }, (_, i) => count + i), keepPtr)
-    } finally {
-      this.heap.release(keepPtr)
+    let left = q.upto - packed
+    while (left > 0) {
+      // the first float rows (a channel-pruned prefix first), packed with their own key channels
+      const src = s.segs.find((g) => g.n > 0 && !g.packed)!
+      const take = Math.min(left, src.n)
+      const lead = s.segs.findIndex((g) => !g.packed)
+      const packedSegs = lead < 0 ? s.segs.length : lead
+      let target = packedSegs ? s.segs[packedSegs - 1] : undefined
+      if (!target || target.format !== q.keys || target.valueFormat !== q.values || target.n % DEFAULT_GROUP || String(target.channels) !== String(src.channels)) {
+        target = new Segment(this.store, this.kernels, q.keys, src.kd, this.options.headDim, src.channels, 'wasm', q.values)
+        s.segs.splice(packedSegs, 0, target)
+      }
+      target.appendPacked(src, take)
+      const keepPtr = this.heap.alloc(Math.max(1, src.n) * 4)
+      try {
+        src.compact(Int32Array.from({ length: src.n - take }, (_, i) => take + i), keepPtr)
+      } finally {
+        this.heap.release(keepPtr)
+      }
+      left -= take
     }
     s.dropEmpty()
   }

@@ -119,7 +119,8 @@ export class Segment {
   }
 
   /**
-   * Packs rows [0, count) of the float32 arena segment `src` (whole key rows) after this segment's rows:
+   * Packs rows [0, count) of the float32 arena segment `src` (same key channels: ThinK's pruned keys
+   * pack as they are) after this segment's rows:
    * keys per channel in groups of 32 tokens, values per token in groups of 32 channels (KIVI). Rows held
    * so far must fill whole key groups; a last partial group closes the segment to further packing.
    * Values beyond float16's range are refused before anything is written.
@@ -127,7 +128,9 @@ export class Segment {
   appendPacked(src: Segment, count: number): void {
     if (!this.packed || this.tierOf !== 'wasm') throw new CacheError(`appendPacked: the segment must be packed and in the arena, it is ${this.format} in '${this.tierOf}'`)
     if (this.n % DEFAULT_GROUP) throw new CacheError(`appendPacked: the segment's ${this.n} rows end inside a key group of ${DEFAULT_GROUP}; pack whole groups`)
-    if (src.format !== 'float32' || src.channels || src.tier !== 'wasm' || count > src.n) throw new CacheError('appendPacked: the source must be an arena float32 segment of whole rows holding the rows')
+    if (src.format !== 'float32' || src.tier !== 'wasm' || count > src.n || src.kd !== this.kd || String(src.channels) !== String(this.channels)) {
+      throw new CacheError('appendPacked: the source must be an arena float32 segment holding the rows, with the same key channels')
+    }
     const F0 = this.store.heap.F32
     for (let i = 0; i < count; i++) {
       checkPackable(F0, src.keyPtr(i) >> 2, (src.keyPtr(i) >> 2) + this.kd, `appendPacked: key row ${i}`)
