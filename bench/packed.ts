@@ -65,18 +65,30 @@ export function bytesPerToken(b: CreatedBackend, n: number, d: number, format: P
   return bytes
 }
 
+/** MiKV's bytes per token per layer and KV head: the `important` share of the rows before the window in `hi`, the rest in `lo` */
+export function mikvBytesPerToken(b: CreatedBackend, n: number, d: number, hi: PageFormat, lo: PageFormat, important: number, residual: number): number {
+  const c = cacheOf(b, n, d, null)
+  const old = Math.max(0, n - residual)
+  const nHi = Math.round(important * old)
+  c.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: old - nHi, keys: lo, values: lo }, { layer: 0, head: 0, upto: old, keys: hi, values: hi }] })
+  const bytes = c.bytes().total / n
+  c.dispose()
+  return bytes
+}
+
 export async function run(): Promise<void> {
   const b = await createBackend('wasm')
   console.log(`kernels: wasm (${(b as { build?: string }).build ?? 'simd'} build)`)
   // the fixture model's shape (8 layers x 2 KV heads of 64, 3 query heads each), then one larger head
   await scoringSpeed(b, 32768, 64, 3, 8, 2)
-  await scoringSpeed(b, 32768, 128, 4, 4, 1)
   console.log('\nbytes per token per layer and KV head (head_dim 64), from cache.bytes(); float16 = 256')
   for (const n of [4096, 32768]) {
     for (const [name, format, residual] of [['KIVI-4 (R=128)', 'int4', 128], ['KIVI-2 (R=128)', 'int2', 128], ['int4 pages alone', 'int4', 0], ['int2 pages alone', 'int2', 0]] as const) {
       const bpt = bytesPerToken(b, n, 64, format, residual)
       console.log(`  ${String(n).padStart(6)} tokens  ${name.padEnd(18)} ${bpt.toFixed(1).padStart(7)} B   ${(256 / bpt).toFixed(2)}x smaller than float16`)
     }
+    const m = mikvBytesPerToken(b, n, 64, 'int8', 'int2', 0.2, 128)
+    console.log(`  ${String(n).padStart(6)} tokens  ${'MiKV 8/2, 20%'.padEnd(18)} ${m.toFixed(1).padStart(7)} B   ${(256 / m).toFixed(2)}x smaller than float16`)
   }
 }
 

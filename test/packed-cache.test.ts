@@ -118,6 +118,28 @@ describe('round trip of packed pages', () => {
   })
 })
 
+/** decode attention (6 query heads over 2 KV heads of 64) over `cache` equals it over a float cache of its read-back rows */
+function expectAttentionOverReadBack(cache: PagedKVCache, n: number, seed: number): void {
+  const plain = new PagedKVCache(wasm, { layers: 1, kvHeads: 2, headDim: 64, pageTokens: 64 })
+  const k = new Float32Array(n * 128)
+  const v = new Float32Array(n * 128)
+  for (let h = 0; h < 2; h++) {
+    const kh = cache.readKeys(0, h)
+    const vh = cache.readValues(0, h)
+    for (let t = 0; t < n; t++) {
+      k.set(kh.subarray(t * 64, t * 64 + 64), (t * 2 + h) * 64)
+      v.set(vh.subarray(t * 64, t * 64 + 64), (t * 2 + h) * 64)
+    }
+  }
+  plain.append(0, k, v, Int32Array.from({ length: n }, (_, i) => i))
+  const q = heap.f32From(normals(rng(seed), 6 * 64))
+  const outs = [heap.allocF32(6 * 64), heap.allocF32(6 * 64)]
+  ;[cache, plain].forEach((c, i) => attendCache(wasm, c, { layer: 0, q: q.ptr, T: 1, qHeads: 6, out: outs[i].ptr, scale: 0.125 }))
+  for (let i = 0; i < 6 * 64; i++) expect(outs[0].view[i]).toBeCloseTo(outs[1].view[i], 5)
+  for (const b of [q, ...outs]) b.free()
+  plain.dispose()
+}
+
 /** a cache of n random tokens per head (2 heads of d), all of them packed in `format` */
 function packedCache(n: number, d: number, format: PageFormat, seed: number): PagedKVCache {
   const cache = new PagedKVCache(wasm, { layers: 1, kvHeads: 2, headDim: d, pageTokens: 64 })
@@ -204,26 +226,8 @@ describe('packed segments in the store', () => {
     const r = rng(5)
     cache.append(0, normals(r, n * 128), normals(r, n * 128), Int32Array.from({ length: n }, (_, i) => i))
     cache.apply({ heads: [], quantize: [0, 1].map((head) => ({ layer: 0, head, upto: 96, keys: 'int4', values: 'int2' })) })
-    const plain = new PagedKVCache(wasm, { layers: 1, kvHeads: 2, headDim: 64, pageTokens: 64 })
-    const rows = (h: number, f: (l: number, h: number) => Float32Array) => f.call(cache, 0, h)
-    const k = new Float32Array(n * 128)
-    const v = new Float32Array(n * 128)
-    for (let h = 0; h < 2; h++) {
-      const kh = rows(h, cache.readKeys)
-      const vh = rows(h, cache.readValues)
-      for (let t = 0; t < n; t++) {
-        k.set(kh.subarray(t * 64, t * 64 + 64), (t * 2 + h) * 64)
-        v.set(vh.subarray(t * 64, t * 64 + 64), (t * 2 + h) * 64)
-      }
-    }
-    plain.append(0, k, v, Int32Array.from({ length: n }, (_, i) => i))
-    const q = heap.f32From(normals(rng(9), 6 * 64))
-    const outs = [heap.allocF32(6 * 64), heap.allocF32(6 * 64)]
-    ;[cache, plain].forEach((c, i) => attendCache(wasm, c, { layer: 0, q: q.ptr, T: 1, qHeads: 6, out: outs[i].ptr, scale: 0.125 }))
-    for (let i = 0; i < 6 * 64; i++) expect(outs[0].view[i]).toBeCloseTo(outs[1].view[i], 5)
-    for (const b of [q, ...outs]) b.free()
+    expectAttentionOverReadBack(cache, n, 9)
     cache.dispose()
-    plain.dispose()
   })
 
   it('refuses bad quantization and eviction of packed slots, naming the value, and changes nothing', () => {
@@ -280,24 +284,7 @@ describe('packed segments in the store', () => {
     }
     // attention over [packed pruned][packed whole][float] equals a float cache of the read-back rows
     // (the pruned channels read as 0, so the dot products agree)
-    const plain = new PagedKVCache(wasm, { layers: 1, kvHeads: 2, headDim: 64, pageTokens: 64 })
-    const k = new Float32Array(n * 128)
-    const v = new Float32Array(n * 128)
-    for (let h = 0; h < 2; h++) {
-      const kh = cache.readKeys(0, h)
-      const vh = cache.readValues(0, h)
-      for (let t = 0; t < n; t++) {
-        k.set(kh.subarray(t * 64, t * 64 + 64), (t * 2 + h) * 64)
-        v.set(vh.subarray(t * 64, t * 64 + 64), (t * 2 + h) * 64)
-      }
-    }
-    plain.append(0, k, v, Int32Array.from({ length: n }, (_, i) => i))
-    const q = heap.f32From(normals(rng(12), 6 * 64))
-    const outs = [heap.allocF32(6 * 64), heap.allocF32(6 * 64)]
-    ;[cache, plain].forEach((c, i) => attendCache(wasm, c, { layer: 0, q: q.ptr, T: 1, qHeads: 6, out: outs[i].ptr, scale: 0.125 }))
-    for (let i = 0; i < 6 * 64; i++) expect(outs[0].view[i]).toBeCloseTo(outs[1].view[i], 5)
-    for (const b of [q, ...outs]) b.free()
-    plain.dispose()
+    expectAttentionOverReadBack(cache, n, 12)
     cache.dispose()
   })
 
