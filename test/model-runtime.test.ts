@@ -1,4 +1,4 @@
-import { halfToFloat } from '../src/cache/half.js'
+import { halfToFloat } from '../src/backend/half.js'
 import { statelessPolicy } from '../src/policies/stateless.js'
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'

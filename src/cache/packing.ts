@@ -1,6 +1,7 @@
 import { CacheError } from './errors.js'
 import { formatInfo, type PackedLayout } from './formats.js'
-import { HALF_MAX, floatToHalf, halfDown, halfToFloat, halfUp } from './half.js'
+import { floatToHalf, halfToFloat } from '../backend/half.js'
+import { PACKABLE_MAX, halfDown, halfUp } from './half.js'
 
 /**
  * Quantizing float rows into packed pages and reading them back (the plain TypeScript twin of the
@@ -94,7 +95,7 @@ export function dequantize(code: number, m: { scale: number; min: number }): num
 /** refuses values the float16 metadata cannot hold, naming the first (before any page is written) */
 export function checkPackable(x: Float32Array, from: number, to: number, what: string): void {
   for (let i = from; i < to; i++) {
-    if (!(Math.abs(x[i]) <= HALF_MAX)) throw new CacheError(`${what}: value ${x[i]} at [${i - from}] cannot be packed (float16 metadata hold |x| <= ${HALF_MAX})`)
+    if (!(Math.abs(x[i]) <= PACKABLE_MAX)) throw new CacheError(`${what}: value ${x[i]} at [${i - from}] cannot be packed (float16 group metadata hold |x| <= ${PACKABLE_MAX})`)
   }
 }
 

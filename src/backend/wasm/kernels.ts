@@ -9,6 +9,7 @@ import type { KvkitExports } from './load.js'
 export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
   return {
     scoreKeys: e.scoreKeys,
+    scoreKeysF16: e.scoreKeysF16,
     softmaxRows: e.softmaxRows,
     logSumExp: e.logSumExp,
     softVote: e.softVote,
@@ -24,5 +25,8 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     moveRows: e.moveRows,
     scorePackedKeys: e.scorePackedKeys,
     attendPacked: e.attendPacked,
+    gatherChannelsF16: e.gatherChannelsF16,
+    toFloat16: e.toFloat16,
+    fromFloat16: e.fromFloat16,
   }
 }

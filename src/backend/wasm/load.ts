@@ -33,6 +33,10 @@ export interface KvkitExports {
   moveRows(table: number, pageTokens: number, rowBytes: number, pairs: number, count: number): void
   scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, scale: number, out: number, scratch: number): void
   attendPacked(q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number, kBits: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number): void
+  scoreKeysF16(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
+  gatherChannelsF16(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
+  toFloat16(src: number, dst: number, n: number): number
+  fromFloat16(src: number, dst: number, n: number): void
   [name: string]: unknown
 }
 
