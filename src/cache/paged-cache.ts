@@ -171,7 +171,7 @@ export class PagedKVCache implements KVCache {
     if (segs[0].n === 0) return segs[0]
     if (segs.length > 1) throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) has ${segs.length} segments (channel-pruned or partly in another tier): use segments()`)
     if (segs[0].tier !== 'wasm') throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) lives in the '${segs[0].tier}' tier; move it to 'wasm' or fetch its rows`)
-    if (segs[0].format !== 'float32') throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) is packed (${segs[0].format}); read it through segments() and the packed kernels, or readKeys()`)
+    if (formatInfo(segs[0].format).scaled) throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) is packed (${segs[0].format}); read it through segments() and the packed kernels, or readKeys()`)
     return segs[0]
   }
 
@@ -426,7 +426,6 @@ export class PagedKVCache implements KVCache {
     if (list.length === 0) return list
     const { pageTokens, keys } = this.options
     if (keys === 'pre-rope') throw new CacheError('apply: quantize: keys stored before RoPE are rotated at attention time and cannot be packed')
-    if (this.options.kvDtype !== 'float32') throw new CacheError(`apply: quantize: packing reads float32 rows; this cache keeps ${this.options.kvDtype} (kvDtype)`)
     if (pageTokens % DEFAULT_GROUP) throw new CacheError(`apply: quantize: pageTokens ${pageTokens} must be a multiple of the key group (${DEFAULT_GROUP})`)
     // each head's slots once `heads` and `evictions` are applied, and how far it is packed so far
     const after = new Map<string, number>()
@@ -448,7 +447,7 @@ export class PagedKVCache implements KVCache {
       if (q.upto === packed) return
       // the float rows: whole rows, or ThinK's channel-pruned prefix and then whole rows
       const floats = s.segs.filter((g) => g.n > 0 && !g.packed)
-      if (floats.length > 2 || (floats.length === 2 && (!floats[0].channels || floats[1].channels)) || floats.some((g) => g.format !== 'float32' || g.tier !== 'wasm')) throw new CacheError(`${at}: slots [${packed}, ${q.upto}) of (layer ${q.layer}, head ${q.head}) must be float32 rows in the arena`)
+      if (floats.length > 2 || (floats.length === 2 && (!floats[0].channels || floats[1].channels)) || floats.some((g) => (g.format !== 'float32' && g.format !== 'float16') || g.tier !== 'wasm')) throw new CacheError(`${at}: slots [${packed}, ${q.upto}) of (layer ${q.layer}, head ${q.head}) must be float rows in the arena`)
     })
     return list
   }

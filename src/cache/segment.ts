@@ -127,7 +127,7 @@ export class Segment {
   }
 
   /**
-   * Packs rows [0, count) of the float32 arena segment `src` (same key channels: ThinK's pruned keys
+   * Packs rows [0, count) of the float32 or float16 arena segment `src` (same key channels: ThinK's pruned keys
    * pack as they are) after this segment's rows:
    * keys per channel in groups of 32 tokens, values per token in groups of 32 channels (KIVI). Rows held
    * so far must fill whole key groups; a last partial group closes the segment to further packing.
@@ -136,40 +136,45 @@ export class Segment {
   appendPacked(src: Segment, count: number): void {
     if (!this.packed || this.tierOf !== 'wasm') throw new CacheError(`appendPacked: the segment must be packed and in the arena, it is ${this.format} in '${this.tierOf}'`)
     if (this.n % DEFAULT_GROUP) throw new CacheError(`appendPacked: the segment's ${this.n} rows end inside a key group of ${DEFAULT_GROUP}; pack whole groups`)
-    if (src.format !== 'float32' || src.tier !== 'wasm' || count > src.n || src.kd !== this.kd || String(src.channels) !== String(this.channels)) {
-      throw new CacheError('appendPacked: the source must be an arena float32 segment holding the rows, with the same key channels')
+    if ((src.format !== 'float32' && src.format !== 'float16') || src.tier !== 'wasm' || count > src.n || src.kd !== this.kd || String(src.channels) !== String(this.channels)) {
+      throw new CacheError('appendPacked: the source must be an arena float32 or float16 segment holding the rows, with the same key channels')
     }
-    const F0 = this.store.heap.F32
-    for (let i = 0; i < count; i++) {
-      checkPackable(F0, src.keyPtr(i) >> 2, (src.keyPtr(i) >> 2) + this.kd, `appendPacked: key row ${i}`)
-      checkPackable(F0, src.valuePtr(i) >> 2, (src.valuePtr(i) >> 2) + this.vd, `appendPacked: value row ${i}`)
+    // the rows as floats first (float16 widened), checked before anything is written
+    const heap = this.store.heap
+    const rowsOf = (ptr: (i: number) => number, width: number): Float32Array => {
+      const out = new Float32Array(count * width)
+      for (let i = 0; i < count; i++) {
+        const p = ptr(i)
+        if (src.format === 'float32') out.set(heap.F32.subarray(p >> 2, (p >> 2) + width), i * width)
+        else for (let c = 0; c < width; c++) out[i * width + c] = halfToFloat(heap.U16[(p >> 1) + c])
+      }
+      return out
     }
+    const keys = rowsOf((i) => src.keyPtr(i), this.kd)
+    const values = rowsOf((i) => src.valuePtr(i), this.vd)
+    checkPackable(keys, 0, keys.length, 'appendPacked: keys')
+    checkPackable(values, 0, values.length, 'appendPacked: values')
     const need = Math.ceil((this.n + count) / this.pt)
     if (need > this.tabCap) this.growTables(Math.max(need, this.tabCap * 2, 4))
     this.writable(this.n)
     const fresh = this.kPages.length
     this.addPages(need)
-    const heap = this.store.heap
     for (let p = fresh; p < need; p++) {
       heap.U8.fill(0, this.kPages[p].ptr, this.kPages[p].ptr + this.kPages[p].bytes)
       heap.U8.fill(0, this.vPages[p].ptr, this.vPages[p].ptr + this.vPages[p].bytes)
     }
     const kLay = this.kLayout
     const vLay = this.vLayout
-    const F = heap.F32
     const U8 = heap.U8
-    const block = new Float32Array(DEFAULT_GROUP * this.kd)
     for (let t = 0; t < count; t += DEFAULT_GROUP) {
-      const rows = Math.min(DEFAULT_GROUP, count - t)
-      for (let r = 0; r < rows; r++) block.set(F.subarray(src.keyPtr(t + r) >> 2, (src.keyPtr(t + r) >> 2) + this.kd), r * this.kd)
       const row = this.n + t
       const page = this.kPages[Math.floor(row / this.pt)]
-      packKeyGroup(block, 0, this.kd, rows, kLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
+      packKeyGroup(keys, t * this.kd, this.kd, Math.min(DEFAULT_GROUP, count - t), kLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
     }
     for (let t = 0; t < count; t++) {
       const row = this.n + t
       const page = this.vPages[Math.floor(row / this.pt)]
-      packValueRow(F, src.valuePtr(t) >> 2, vLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
+      packValueRow(values, t * this.vd, vLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
     }
     this.n += count
   }
