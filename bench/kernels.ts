@@ -23,7 +23,7 @@ const median = (xs: number[]): number => {
  * Times the tasks in several short tinybench runs, in alternating order, so that background load on a
  * shared machine falls on all tasks alike; ratios are taken within each round, then the median.
  */
-async function measure(tasks: Record<string, () => void>, time = 250, rounds = 5): Promise<Timings> {
+export async function measure(tasks: Record<string, () => void>, time = 250, rounds = 5): Promise<Timings> {
   const names = Object.keys(tasks)
   const perRound: Record<string, number>[] = []
   for (let r = 0; r < rounds; r++) {

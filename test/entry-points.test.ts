@@ -10,6 +10,10 @@ const API: Record<string, string[]> = {
     'adakv', 'compose', 'createBackend', 'createPolicy', 'full', 'h2o', 'isPolicyConfig', 'keyformer', 'knorm', 'kvmerger',
     'listPolicies', 'loadModel', 'loadWasm', 'mpcache', 'parsePolicySpec', 'policyConfig', 'policyFromSpec', 'pyramidkv',
     'razorattention', 'registerPolicy', 'snapkv', 'streamingllm', 'supportsRelaxedSimd', 'supportsSimd', 'think', 'tova', 'trimkv', 'unionkv', 'windowkv', 'quest', 'tokenselect', 'delta', 'mpcacheSelect', 'nosa', 'selectionPolicy',
+
+    'adakv', 'compose', 'createBackend', 'createPolicy', 'full', 'h2o', 'isPolicyConfig', 'keyformer', 'kivi', 'knorm', 'kvmerger',
+    'listPolicies', 'loadModel', 'loadWasm', 'mikv', 'mpcache', 'parsePolicySpec', 'policyConfig', 'policyFromSpec', 'pyramidkv',
+    'razorattention', 'registerPolicy', 'snapkv', 'streamingllm', 'supportsRelaxedSimd', 'supportsSimd', 'think', 'tova', 'trimkv', 'unionkv', 'windowkv',
     'compactor', 'criticaladakv', 'criticalkv', 'kvzip', 'lagkv',
   ],
   '../src/kernels.ts': ['F32Buf', 'Heap', 'HeapError', 'I32Buf', 'Ops', 'ShapeError', 'attendCache', 'contiguousView', 'createBackend', 'referenceKernels', 'wasmKernels'],

@@ -32,7 +32,8 @@ const rowsOf = (cache: PagedKVCache, l: number, h: number) => [cache.readKeys(l,
 
 describe('page formats', () => {
   it.each<[PageFormat, 'key' | 'value', number, number, number, number]>([
-    // format, role, pageTokens, width, group, bytes (hand-computed: codes + groups x float16 metadata, 16-byte pages)
+    // format, role, pageTokens, width, group, bytes (hand-computed: codes + groups x float16 metadata, 16-byte pages;
+    // a ternary chunk of 32 takes ceil(32 / 5) = 7 bytes)
     ['float32', 'key', 64, 128, 32, 64 * 128 * 4],
     ['float16', 'value', 64, 128, 32, 64 * 128 * 2],
     ['int8', 'key', 64, 128, 32, 8192 + 128 * 2 * 4],
@@ -40,7 +41,8 @@ describe('page formats', () => {
     ['int4', 'value', 64, 128, 32, 4096 + 64 * 4 * 4],
     ['int2', 'value', 64, 128, 64, 2048 + 64 * 2 * 4],
     ['int1', 'key', 64, 128, 32, 1024 + 128 * 2 * 4],
-    ['ternary', 'key', 64, 128, 32, Math.ceil((1639 + 128 * 2 * 2) / 16) * 16],
+    ['ternary', 'key', 64, 128, 32, 2 * 128 * 7 + 128 * 2 * 2],
+    ['ternary', 'value', 64, 64, 32, 64 * 2 * 7 + 64 * 2 * 2],
     ['int4', 'key', 10, 3, 4, Math.ceil((15 + 3 * 3 * 4) / 16) * 16],
   ])('a %s %s page of %i tokens x %i with groups of %i takes %i bytes', (format, role, pt, width, group, bytes) => {
     expect(pageBytes(format, role, pt, width, group)).toBe(bytes)

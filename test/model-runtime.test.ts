@@ -1,3 +1,4 @@
+import { halfToFloat } from '../src/backend/half.js'
 import { statelessPolicy } from '../src/policies/stateless.js'
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -134,14 +135,7 @@ describe('weights in float32 and bfloat16, single file', () => {
   })
 })
 
-const HALF = Float32Array.from({ length: 65536 }, (_, h) => {
-  const sign = h & 0x8000 ? -1 : 1
-  const exp = (h >> 10) & 0x1f
-  const frac = h & 0x3ff
-  if (exp === 0) return sign * frac * 2 ** -24
-  if (exp === 31) return frac ? NaN : sign * Infinity
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15)
-})
+const HALF = Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h))
 
 describe('generate()', () => {
   it('is greedy at temperature 0 and deterministic per seed when sampling', async () => {

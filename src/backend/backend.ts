@@ -79,6 +79,38 @@ export interface KernelBackend {
 
   /** memory.copy of n bytes: the bandwidth yardstick for the benchmarks. */
   copyBytes(dst: number, src: number, n: number): void
+
+  /** The fused packed-page kernels (PackedKernels); absent on a backend without them (the cache then uses the twins). */
+  scorePackedKeys?: PackedKernels['scorePackedKeys']
+  attendPacked?: PackedKernels['attendPacked']
+}
+
+/**
+ * Kernels over packed KV pages (int8/4/2/1 codes, float16 scale and min per group of 32; layout in
+ * src/cache/formats.ts): the codes meet the query in registers, no float32 copy of the keys or values is
+ * made. Page tables as above; pageTokens a multiple of 32.
+ */
+export interface PackedKernels {
+  /**
+   * out[h*n + i] = scale * (q[h] . k_i) over n packed keys of d channels with `bits`-bit codes (keys
+   * grouped along 32 tokens per channel). scratch: qHeads * (d + 1) floats.
+   */
+  scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, scale: number, out: number, scratch: number): void
+  /**
+   * softmax(scale q_r . K^T) V for `rows` query rows [rows][d] over n packed tokens (all visible): values
+   * vBits-bit, grouped along 32 channels per token (a row's last group may be partial); out rows of vd floats at a
+   * stride of outStride floats; lse[r] the log-sum-exp of the scaled scores (lse = 0: not written).
+   * scratch: packedAttendScratch(rows, d, vd, n) floats.
+   */
+  attendPacked(
+    q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number,
+    kBits: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
+  ): void
+}
+
+/** Scratch floats attendPacked needs (the scores, the folded queries, the value biases and sums). */
+export function packedAttendScratch(rows: number, d: number, vd: number, n: number): number {
+  return rows * n + rows * (d + 1) + rows * Math.ceil(vd / 32) + rows
 }
 
 export type Backend = KernelBackend & ModelKernels

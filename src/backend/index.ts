@@ -2,6 +2,7 @@ import type { Backend, BackendName } from './backend.js'
 import { Heap } from './heap.js'
 import { referenceKernels } from './reference/kernels.js'
 import { referenceModelKernels } from './reference/model-kernels.js'
+import { referencePackedKernels } from './reference/packed-kernels.js'
 import { wasmKernels } from './wasm/kernels.js'
 import { wasmModelKernels } from './wasm/model-kernels.js'
 import { loadWasm, supportsSimd, type WasmBuild, type WasmLoadOptions } from './wasm/load.js'
@@ -40,7 +41,7 @@ export async function createBackend(name?: BackendName, opts?: BackendOptions): 
 export async function createBackend(name: BackendName = 'auto', opts: BackendOptions = {}): Promise<CreatedBackend> {
   if (name === 'reference') {
     const heap = opts.heap ?? new Heap()
-    return { name: 'reference', heap, ...referenceKernels(heap), ...referenceModelKernels(heap) }
+    return { name: 'reference', heap, ...referenceKernels(heap), ...referencePackedKernels(heap), ...referenceModelKernels(heap) }
   }
   if (name === 'wasm' || (name === 'auto' && supportsSimd())) {
     const { exports, heap, build } = await loadWasm(opts)

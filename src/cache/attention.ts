@@ -1,5 +1,7 @@
 import type { Heap } from '../backend/heap.js'
-import type { Backend } from '../backend/backend.js'
+import { packedAttendScratch, type Backend, type PackedKernels } from '../backend/backend.js'
+import { referencePackedKernels } from '../backend/reference/packed-kernels.js'
+import { formatInfo } from './formats.js'
 import { attendScratchFloats } from '../backend/model-kernels.js'
 import type { HeadSegment } from './types.js'
 import type { PagedKVCache } from './paged-cache.js'
@@ -39,6 +41,8 @@ interface Part {
   channels: Int32Array | null
   /** query t sees the first min(n, visible0 + t) rows */
   visible0: number
+  /** bits of the key and value codes of a packed segment (attended in place by attendPacked) */
+  packed?: { kBits: number; vBits: number }
   /** element type of the rows (float16 parts go to the F16 kernels) */
   format: PageFormat
 }
@@ -92,7 +96,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       }
       const out = a.out + g * group * d * 4
       const lse = a.lse ? a.lse + g * a.T * group * 4 : 0
-      const single = segs.length === 1 && segs[0].channels === null && segs[0].tier === 'wasm'
+      const single = segs.length === 1 && segs[0].channels === null && segs[0].tier === 'wasm' && !formatInfo(segs[0].format).scaled
       if (a.T === 1 && single && !preRope && sel) {
         // decode over selected slots of one whole-row segment: the causal kernel's tiles over the token
         // list, so selecting every slot is the dense decode below bit for bit (tiles cut every 64 rows)
@@ -107,7 +111,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       if (sel) validateSelection(sel, n, a.layer, g)
       const parts = segmentParts(cache, a.layer, g, segs, sel, a.T, tmp, staged)
       if (preRope) for (const p of parts) rotateKeys(backend, p, d, tmp, a.rotate!)
-      if (parts.length === 1 && parts[0].channels === null) {
+      if (parts.length === 1 && parts[0].channels === null && !parts[0].packed) {
         const p = parts[0]
         causalKernel(backend, p.format)(q, qs, group, a.T, d, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, out, qStride, lse, scratch)
         continue
@@ -133,7 +137,15 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
         }
         const o = tmp(rows * d)
         const l = tmp(rows)
-        causalKernel(backend, p.format)(qp, qps, group, a.T, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, o, group * d, l, scratch)
+        if (p.packed) {
+          // packed rows are older than every query: all visible; the queries as [rows][kd] rows
+          if (qps !== group * p.kd) {
+            const qc = tmp(rows * p.kd)
+            for (let t = 0; t < a.T; t++) heap.F32.copyWithin((qc >> 2) + t * group * p.kd, (qp >> 2) + t * qps, (qp >> 2) + t * qps + group * p.kd)
+            qp = qc
+          }
+          packedKernels(backend).attendPacked(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.packed.kBits, p.packed.vBits, a.scale, o, d, l, tmp(packedAttendScratch(rows, p.kd, d, p.n)))
+        } else causalKernel(backend, p.format)(qp, qps, group, a.T, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, o, group * d, l, scratch)
         outs.push(o)
         lses.push(l)
       }
@@ -142,6 +154,15 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
   } finally {
     for (const p of temps) heap.release(p)
   }
+}
+
+const twins = new WeakMap<Heap, PackedKernels>()
+/** the backend's fused packed kernels, or the TypeScript twins where it has none (WebGPU) */
+export function packedKernels(backend: Backend): PackedKernels {
+  if (backend.attendPacked && backend.scorePackedKeys) return backend as PackedKernels
+  let t = twins.get(backend.heap)
+  if (!t) twins.set(backend.heap, (t = referencePackedKernels(backend.heap)))
+  return t
 }
 
 function validateSelection(sel: Int32Array, n: number, layer: number, head: number): void {
@@ -165,20 +186,27 @@ function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: He
     const visible0 = index === segs.length - 1 ? s.n - T + 1 : s.n
     if (pre && isStaged(s)) return
     if (!sel && s.tier === 'wasm') {
-      parts.push({ kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels, visible0, format: s.format })
+      const packed = !formatInfo(s.format).scaled ? undefined : { kBits: formatInfo(s.format).bits, vBits: formatInfo(s.valueFormat).bits }
+      parts.push({ kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels, visible0, format: s.format, packed })
       return
     }
     const rows = segmentRows(s, sel)
     if (!rows.length) return
-    // rows are fetched in the segment's own format (float16 rows move half the bytes) and attended as they are
+    // rows are fetched in the segment's own format (float16 rows move half the bytes; packed rows are
+    // dequantized to float32) and attended as they are
     const k = tmp(rows.length * s.d)
     const v = tmp(rows.length * s.vd)
     cache.fetchRows(layer, head, index, rows, k, v)
-    parts.push(contiguousPart(heap, k, v, rows.length, s.d, s.channels, sel ? rows.length : visible0, tmp, s.format))
+    parts.push(contiguousPart(heap, k, v, rows.length, s.d, s.channels, sel ? rows.length : visible0, tmp, fetchedFormat(s.format)))
   })
   // the staged rows of every host segment of the head: one part (they are wholly visible: appends go to the arena)
   if (pre?.count) parts.push(contiguousPart(heap, pre.k, pre.v, pre.count, cache.options.headDim, null, pre.count, tmp, pre.format))
   return parts
+}
+
+/** the format a segment's rows arrive in from fetchRows: packed rows are dequantized to float32 */
+function fetchedFormat(format: PageFormat): PageFormat {
+  return formatInfo(format).scaled ? 'float32' : format
 }
 
 /** a part over rows held contiguously at k and v: a one-page table */
@@ -227,7 +255,7 @@ export async function attendCacheAsync(backend: Backend, cache: PagedKVCache, a:
       if (sel) validateSelection(sel, segs.reduce((s, x) => s + x.n, 0), a.layer, g)
       const rows = segs.map((s) => (isStaged(s) ? segmentRows(s, sel) : []))
       const count = rows.reduce((c, r) => c + r.length, 0)
-      const formats = new Set(segs.filter(isStaged).map((s) => s.format))
+      const formats = new Set(segs.filter(isStaged).map((s) => fetchedFormat(s.format)))
       if (formats.size > 1) throw new CacheError(`attendCacheAsync: (layer ${a.layer}, head ${g}) has host segments in ${[...formats].join(' and ')}; move them to one format first`)
       const format = [...formats][0]
       const rowBytes = d * (format === 'float16' ? 2 : 4)

@@ -66,21 +66,57 @@ export function formatInfo(format: PageFormat): FormatInfo {
 }
 
 /**
- * Bytes of one page: codes (packed to whole bytes) plus the group metadata (float16 scale, and float16
- * zero point where the format has one), rounded up to 16 bytes so pages stay SIMD-aligned.
- * Keys group `group` tokens of one channel; values group `group` channels of one token.
+ * Where things sit in a packed page (KIVI's grouping, Liu et al. 2024, section 3.2). A chunk is the codes
+ * of one group, ceil(group x bits / 8) bytes (ternary: ceil(group / 5)), laid out planar: element e of
+ * the group sits in byte e % chunk, slot floor(e / chunk) of it (int: bits [slot*bits, slot*bits+bits);
+ * ternary: base-3 digit slot), so one SIMD load and one shift give consecutive elements in lanes.
+ * - keys: group `group` tokens of one channel; chunks ordered [token group][channel], then the metadata
+ *   [token group][channel][scale, min] (ternary: [scale]).
+ * - values: group `group` channels of one token; chunks ordered [token][channel group], then the metadata
+ *   [token][channel group][scale, min] (ternary: [scale]).
+ * Metadata are float16; an int value reads back as scale * code + min, a ternary one as scale * t.
  */
-export function pageBytes(format: PageFormat, role: StreamRole, pageTokens: number, width: number, group = DEFAULT_GROUP): number {
+export interface PackedLayout {
+  readonly format: PageFormat
+  readonly role: StreamRole
+  readonly pageTokens: number
+  readonly width: number
+  readonly group: number
+  /** bytes of one group's codes */
+  readonly chunk: number
+  /** groups per page (keys: token groups x width; values: pageTokens x channel groups) */
+  readonly groups: number
+  /** channel groups per value row (values), token groups per page (keys) */
+  readonly perLine: number
+  /** byte offset of the metadata (after the codes) */
+  readonly metaOffset: number
+  /** float16 metadata per group: 2 (scale, min) or 1 (scale) */
+  readonly metaPerGroup: number
+  readonly bytes: number
+}
+
+export function packedLayout(format: PageFormat, role: StreamRole, pageTokens: number, width: number, group = DEFAULT_GROUP): PackedLayout {
   const info = formatInfo(format)
   if (!(Number.isInteger(pageTokens) && pageTokens > 0)) throw new CacheError(`pageBytes: pageTokens must be a positive integer, got ${pageTokens}`)
   if (!(Number.isInteger(width) && width > 0)) throw new CacheError(`pageBytes: width must be a positive integer, got ${width}`)
   if (!(Number.isInteger(group) && group > 0)) throw new CacheError(`pageBytes: group must be a positive integer, got ${group}`)
-  const values = pageTokens * width
-  const codes = format === 'ternary' ? Math.ceil(values / 5) : Math.ceil((values * info.bits) / 8)
-  let meta = 0
-  if (info.scaled) {
-    const groups = role === 'key' ? width * Math.ceil(pageTokens / group) : pageTokens * Math.ceil(width / group)
-    meta = groups * 2 * (info.zeroPoint ? 2 : 1)
+  if (!info.scaled) {
+    const bytes = Math.ceil((pageTokens * width * info.bits) / 8 / 16) * 16
+    return { format, role, pageTokens, width, group, chunk: 0, groups: 0, perLine: 0, metaOffset: bytes, metaPerGroup: 0, bytes }
   }
-  return Math.ceil((codes + meta) / 16) * 16
+  const chunk = format === 'ternary' ? Math.ceil(group / 5) : Math.ceil((group * info.bits) / 8)
+  const perLine = role === 'key' ? Math.ceil(pageTokens / group) : Math.ceil(width / group)
+  const groups = role === 'key' ? perLine * width : pageTokens * perLine
+  const metaPerGroup = info.zeroPoint ? 2 : 1
+  const metaOffset = groups * chunk
+  return { format, role, pageTokens, width, group, chunk, groups, perLine, metaOffset, metaPerGroup, bytes: Math.ceil((metaOffset + groups * metaPerGroup * 2) / 16) * 16 }
+}
+
+/**
+ * Bytes of one page: codes (packed chunks, see PackedLayout) plus the group metadata (float16 scale, and
+ * float16 min where the format has a zero point), rounded up to 16 bytes so pages stay SIMD-aligned.
+ * Keys group `group` tokens of one channel; values group `group` channels of one token.
+ */
+export function pageBytes(format: PageFormat, role: StreamRole, pageTokens: number, width: number, group = DEFAULT_GROUP): number {
+  return packedLayout(format, role, pageTokens, width, group).bytes
 }

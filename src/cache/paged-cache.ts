@@ -1,9 +1,9 @@
 import type { Heap } from '../backend/heap.js'
 import type { KernelBackend } from '../backend/backend.js'
 import { referenceKernels, type Kernels } from '../backend/reference/kernels.js'
-import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadSegment, HeadView, KVCache, KVCacheOptions } from './types.js'
+import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadQuantization, HeadSegment, HeadView, KVCache, KVCacheOptions } from './types.js'
 import { CacheError } from './errors.js'
-import { elementBytes, formatInfo, KV_DTYPES, type KVDtype } from './formats.js'
+import { DEFAULT_GROUP, elementBytes, formatInfo, KV_DTYPES, type KVDtype } from './formats.js'
 import { PageStore, type Tier, TIERS } from './page-store.js'
 import { Segment, type SegmentKernels } from './segment.js'
 import { checkPositions, validateDecision } from './validate.js'
@@ -23,6 +23,16 @@ class Stream {
   get n(): number {
     let n = 0
     for (const s of this.segs) n += s.n
+    return n
+  }
+
+  /** rows of the packed prefix (0 if none) */
+  get packedRows(): number {
+    let n = 0
+    for (const s of this.segs) {
+      if (!s.packed) break
+      n += s.n
+    }
     return n
   }
 
@@ -66,10 +76,10 @@ class Stream {
     const out: HeadSegment[] = []
     for (const s of this.segs) {
       if (s.n === 0) continue
-      out.push({ kTable: s.kTable, vTable: s.vTable, pageTokens, n: s.n, d: s.kd, vd: s.vd, start, channels: s.channels, format: s.format, tier: s.tier })
+      out.push({ kTable: s.kTable, vTable: s.vTable, pageTokens, n: s.n, d: s.kd, vd: s.vd, start, channels: s.channels, format: s.format, valueFormat: s.valueFormat, tier: s.tier })
       start += s.n
     }
-    if (out.length === 0) out.push({ kTable: 0, vTable: 0, pageTokens, n: 0, d: headDim, vd: headDim, start: 0, channels: null, format: kvDtype, tier: 'wasm' })
+    if (out.length === 0) out.push({ kTable: 0, vTable: 0, pageTokens, n: 0, d: headDim, vd: headDim, start: 0, channels: null, format: kvDtype, valueFormat: kvDtype, tier: 'wasm' })
     return out
   }
 
@@ -161,6 +171,7 @@ export class PagedKVCache implements KVCache {
     if (segs[0].n === 0) return segs[0]
     if (segs.length > 1) throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) has ${segs.length} segments (channel-pruned or partly in another tier): use segments()`)
     if (segs[0].tier !== 'wasm') throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) lives in the '${segs[0].tier}' tier; move it to 'wasm' or fetch its rows`)
+    if (formatInfo(segs[0].format).scaled) throw new CacheError(`KVCache.view: (layer ${layer}, head ${head}) is packed (${segs[0].format}); read it through segments() and the packed kernels, or readKeys()`)
     return segs[0]
   }
 
@@ -333,15 +344,31 @@ export class PagedKVCache implements KVCache {
       if ((hd.merges?.length || hd.keyChannels) && s.segs.some((g) => g.tier !== 'wasm')) {
         throw new CacheError(`${at}: merges and keyChannels need (layer ${hd.layer}, head ${hd.head}) in the 'wasm' tier`)
       }
+      const packed = s.packedRows
+      if (packed) {
+        let j = 0
+        while (j < hd.keep.length && hd.keep[j] === j) j++
+        if (j < packed) throw new CacheError(`${at}: slot ${j} of (layer ${hd.layer}, head ${hd.head}) is packed (its first ${packed} slots are) and cannot be evicted`)
+        if (hd.keyChannels) throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) holds packed keys; prune channels before quantizing`)
+        for (const m of hd.merges ?? []) {
+          if (m.pivot < packed || m.members.some((x) => x < packed)) throw new CacheError(`${at}.merges: a merge touches the packed slots of (layer ${hd.layer}, head ${hd.head})`)
+        }
+      }
       if (hd.keyChannels && s.segs.filter((g) => g.n > 0).length > 1) {
         throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) must be one segment to be channel-pruned`)
       }
     }
+    for (const [i, ev] of (decision.evictions ?? []).entries()) {
+      const packed = this.stream(ev.layer, ev.head).packedRows
+      if (packed && ev.evict?.[0] < packed) throw new CacheError(`apply: evictions[${i}] evicts slot ${ev.evict[0]} of (layer ${ev.layer}, head ${ev.head}), inside its ${packed} packed slots`)
+    }
+    const quantize = this.checkQuantize(decision)
     const evictions = decision.evictions ?? []
     const scratch = this.heap.alloc(Math.max(4, ...decision.heads.map((h) => h.keep.length), ...evictions.map((e) => 2 * e.evict.length), headDim) * 4)
     try {
       for (const hd of decision.heads) this.applyHead(hd, scratch)
       for (const ev of evictions) this.evictHead(ev, scratch)
+      for (const q of quantize) this.quantizeHead(q)
     } finally {
       this.heap.release(scratch)
     }
@@ -390,6 +417,70 @@ export class PagedKVCache implements KVCache {
       s.pos = grown
     }
     extra.forEach((x, i) => (s.pos[nKept + i] = x.position))
+  }
+
+  /** the quantization list, checked whole before any work (see HeadQuantization) */
+  private checkQuantize(decision: Decision): HeadQuantization[] {
+    const list = decision.quantize ?? []
+    if (!Array.isArray(list)) throw new CacheError('apply: decision.quantize must be an array')
+    if (list.length === 0) return list
+    const { pageTokens, keys } = this.options
+    if (keys === 'pre-rope') throw new CacheError('apply: quantize: keys stored before RoPE are rotated at attention time and cannot be packed')
+    if (pageTokens % DEFAULT_GROUP) throw new CacheError(`apply: quantize: pageTokens ${pageTokens} must be a multiple of the key group (${DEFAULT_GROUP})`)
+    // each head's slots once `heads` and `evictions` are applied, and how far it is packed so far
+    const after = new Map<string, number>()
+    for (const h of decision.heads) after.set(`${h.layer}/${h.head}`, h.keep.length + (h.extra?.length ?? 0))
+    for (const e of decision.evictions ?? []) after.set(`${e.layer}/${e.head}`, this.stream(e.layer, e.head).n - e.evict.length)
+    const packedSoFar = new Map<string, number>()
+    list.forEach((q, i) => {
+      const at = `apply: quantize[${i}]`
+      const s = this.stream(q?.layer, q?.head)
+      const key = `${q.layer}/${q.head}`
+      for (const [name, f] of [['keys', q.keys], ['values', q.values]] as const) {
+        const info = formatInfo(f)
+        if (!info.scaled || !info.zeroPoint) throw new CacheError(`${at}.${name}: ${f} is not an integer format (int8, int4, int2, int1)`)
+      }
+      const packed = packedSoFar.get(key) ?? s.packedRows
+      const n = after.get(key) ?? s.n
+      if (!Number.isInteger(q.upto) || q.upto < packed || q.upto > n) throw new CacheError(`${at}.upto = ${q.upto} is outside [${packed}, ${n}] (packed slots so far, slots held)`)
+      packedSoFar.set(key, q.upto)
+      if (q.upto === packed) return
+      // the float rows: whole rows, or ThinK's channel-pruned prefix and then whole rows
+      const floats = s.segs.filter((g) => g.n > 0 && !g.packed)
+      if (floats.length > 2 || (floats.length === 2 && (!floats[0].channels || floats[1].channels)) || floats.some((g) => (g.format !== 'float32' && g.format !== 'float16') || g.tier !== 'wasm')) throw new CacheError(`${at}: slots [${packed}, ${q.upto}) of (layer ${q.layer}, head ${q.head}) must be float rows in the arena`)
+    })
+    return list
+  }
+
+  /**
+   * packs slots [packed, upto) of a head from its float rows (checked by checkQuantize): after the last
+   * packed segment when it has the same formats and ends on a whole key group, else in a new one
+   */
+  private quantizeHead(q: HeadQuantization): void {
+    const s = this.stream(q.layer, q.head)
+    const packed = s.packedRows
+    let left = q.upto - packed
+    while (left > 0) {
+      // the first float rows (a channel-pruned prefix first), packed with their own key channels
+      const src = s.segs.find((g) => g.n > 0 && !g.packed)!
+      const take = Math.min(left, src.n)
+      const lead = s.segs.findIndex((g) => !g.packed)
+      const packedSegs = lead < 0 ? s.segs.length : lead
+      let target = packedSegs ? s.segs[packedSegs - 1] : undefined
+      if (!target || target.format !== q.keys || target.valueFormat !== q.values || target.n % DEFAULT_GROUP || String(target.channels) !== String(src.channels)) {
+        target = new Segment(this.store, this.kernels, q.keys, src.kd, this.options.headDim, src.channels, 'wasm', q.values)
+        s.segs.splice(packedSegs, 0, target)
+      }
+      target.appendPacked(src, take)
+      const keepPtr = this.heap.alloc(Math.max(1, src.n) * 4)
+      try {
+        src.compact(Int32Array.from({ length: src.n - take }, (_, i) => take + i), keepPtr)
+      } finally {
+        this.heap.release(keepPtr)
+      }
+      left -= take
+    }
+    s.dropEmpty(this.options.kvDtype)
   }
 
   /** order-free eviction: each segment fills its holes from its own end; positions follow the rows */

@@ -1,6 +1,7 @@
 import type { Kernels } from '../backend/reference/kernels.js'
 import { CacheError } from './errors.js'
-import { elementBytes, type KVDtype, type PageFormat } from './formats.js'
+import { DEFAULT_GROUP, elementBytes, formatInfo, packedLayout, type KVDtype, type PackedLayout, type PageFormat } from './formats.js'
+import { checkPackable, packKeyGroup, packValueRow, unpackKeyRow, unpackValueRow } from './packing.js'
 import { floatToHalf, halfToFloat } from '../backend/half.js'
 import type { Page, PageStore, Tier } from './page-store.js'
 
@@ -10,7 +11,9 @@ import type { Page, PageStore, Tier } from './page-store.js'
  * vd. Pages come from a PageStore and may be shared with other segments (a forked sequence, a shared
  * prefix); every write goes through `writable`, which gives the segment private copies first
  * (copy-on-write). Arena-tier segments keep int32 page tables in the arena, so the kernels read the rows
- * in place.
+ * in place. A packed segment (keys in `format`, values in `valueFormat`, both integer formats) is
+ * written only by `appendPacked`, a whole key group of 32 tokens at a time, and read by the fused
+ * kernels or dequantized by `fetchRows`.
  */
 export type SegmentKernels = Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16'>
 
@@ -30,7 +33,19 @@ export class Segment {
     readonly vd: number,
     readonly channels: Int32Array | null,
     private tierOf: Tier = 'wasm',
+    readonly valueFormat: PageFormat = format,
   ) {}
+
+  /** whether the rows are packed codes (an integer or ternary format) */
+  get packed(): boolean {
+    return formatInfo(this.format).scaled || formatInfo(this.valueFormat).scaled
+  }
+  private get kLayout(): PackedLayout {
+    return packedLayout(this.format, 'key', this.pt, this.kd)
+  }
+  private get vLayout(): PackedLayout {
+    return packedLayout(this.valueFormat, 'value', this.pt, this.vd)
+  }
 
   get tier(): Tier {
     return this.tierOf
@@ -83,15 +98,15 @@ export class Segment {
   }
 
   private rowsBytes(rows: number): number {
-    if (this.format === 'float32') return rows * (this.kd + this.vd) * 4
-    if (this.format === 'float16') return rows * (this.kd + this.vd) * 2
-    const pageBytes = this.store.bytesOf(this.format, 'key', this.kd) + this.store.bytesOf(this.format, 'value', this.vd)
-    return (rows / this.pt) * pageBytes
+    const part = (format: PageFormat, role: 'key' | 'value', width: number) =>
+      formatInfo(format).scaled ? (rows / this.pt) * this.store.bytesOf(format, role, width) : (rows * width * formatInfo(format).bits) / 8
+    return part(this.format, 'key', this.kd) + part(this.valueFormat, 'value', this.vd)
   }
 
   private arenaOnly(what: string): void {
     if (this.tierOf !== 'wasm') throw new CacheError(`${what}: the segment lives in the '${this.tierOf}' tier; move it to 'wasm' first`)
-    if (this.format !== 'float32' && this.format !== 'float16') throw new CacheError(`${what}: writing ${this.format} pages needs the quantization kernels, not in this build`)
+    if (this.packed) throw new CacheError(`${what}: ${this.format}/${this.valueFormat} pages are written only by packing whole key groups (appendPacked)`)
+    if (this.format !== 'float32' && this.format !== 'float16') throw new CacheError(`${what}: the kernels of this build do not write ${this.format} pages`)
   }
 
   /** makes room for `more` rows (allocating may grow memory: take views only after this) */
@@ -100,11 +115,68 @@ export class Segment {
     const need = Math.ceil((this.n + more) / this.pt)
     if (need > this.tabCap) this.growTables(Math.max(need, this.tabCap * 2, 4))
     this.writable(this.n)
+    this.addPages(need)
+  }
+
+  private addPages(need: number): void {
     while (this.kPages.length < need) {
       this.kPages.push(this.store.take(this.format, 'key', this.kd))
-      this.vPages.push(this.store.take(this.format, 'value', this.vd))
+      this.vPages.push(this.store.take(this.valueFormat, 'value', this.vd))
       this.setTable(this.kPages.length - 1)
     }
+  }
+
+  /**
+   * Packs rows [0, count) of the float32 or float16 arena segment `src` (same key channels: ThinK's pruned keys
+   * pack as they are) after this segment's rows:
+   * keys per channel in groups of 32 tokens, values per token in groups of 32 channels (KIVI). Rows held
+   * so far must fill whole key groups; a last partial group closes the segment to further packing.
+   * Values beyond float16's range are refused before anything is written.
+   */
+  appendPacked(src: Segment, count: number): void {
+    if (!this.packed || this.tierOf !== 'wasm') throw new CacheError(`appendPacked: the segment must be packed and in the arena, it is ${this.format} in '${this.tierOf}'`)
+    if (this.n % DEFAULT_GROUP) throw new CacheError(`appendPacked: the segment's ${this.n} rows end inside a key group of ${DEFAULT_GROUP}; pack whole groups`)
+    if ((src.format !== 'float32' && src.format !== 'float16') || src.tier !== 'wasm' || count > src.n || src.kd !== this.kd || String(src.channels) !== String(this.channels)) {
+      throw new CacheError('appendPacked: the source must be an arena float32 or float16 segment holding the rows, with the same key channels')
+    }
+    // the rows as floats first (float16 widened), checked before anything is written
+    const heap = this.store.heap
+    const rowsOf = (ptr: (i: number) => number, width: number): Float32Array => {
+      const out = new Float32Array(count * width)
+      for (let i = 0; i < count; i++) {
+        const p = ptr(i)
+        if (src.format === 'float32') out.set(heap.F32.subarray(p >> 2, (p >> 2) + width), i * width)
+        else for (let c = 0; c < width; c++) out[i * width + c] = halfToFloat(heap.U16[(p >> 1) + c])
+      }
+      return out
+    }
+    const keys = rowsOf((i) => src.keyPtr(i), this.kd)
+    const values = rowsOf((i) => src.valuePtr(i), this.vd)
+    checkPackable(keys, 0, keys.length, 'appendPacked: keys')
+    checkPackable(values, 0, values.length, 'appendPacked: values')
+    const need = Math.ceil((this.n + count) / this.pt)
+    if (need > this.tabCap) this.growTables(Math.max(need, this.tabCap * 2, 4))
+    this.writable(this.n)
+    const fresh = this.kPages.length
+    this.addPages(need)
+    for (let p = fresh; p < need; p++) {
+      heap.U8.fill(0, this.kPages[p].ptr, this.kPages[p].ptr + this.kPages[p].bytes)
+      heap.U8.fill(0, this.vPages[p].ptr, this.vPages[p].ptr + this.vPages[p].bytes)
+    }
+    const kLay = this.kLayout
+    const vLay = this.vLayout
+    const U8 = heap.U8
+    for (let t = 0; t < count; t += DEFAULT_GROUP) {
+      const row = this.n + t
+      const page = this.kPages[Math.floor(row / this.pt)]
+      packKeyGroup(keys, t * this.kd, this.kd, Math.min(DEFAULT_GROUP, count - t), kLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
+    }
+    for (let t = 0; t < count; t++) {
+      const row = this.n + t
+      const page = this.vPages[Math.floor(row / this.pt)]
+      packValueRow(values, t * this.vd, vLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
+    }
+    this.n += count
   }
 
   /** copy-on-write: the pages holding rows [fromRow, untilRow) become this segment's own */
@@ -200,6 +272,7 @@ export class Segment {
   compact(keep: Int32Array, keepPtr: number): number {
     let first = 0
     while (first < keep.length && keep[first] === first) first++
+    if (this.packed && first < keep.length) throw new CacheError(`compact: packed rows are grouped along tokens and cannot be moved one by one (slot ${first} would drop)`)
     let moved = 0
     if (first < keep.length) {
       this.writable(first)
@@ -222,6 +295,7 @@ export class Segment {
    * `pairsPtr` has room for 2 x evict.length int32 in the arena.
    */
   evict(evict: Int32Array, pairsPtr: number): Int32Array {
+    if (this.packed && evict.length) throw new CacheError(`evict: packed rows are grouped along tokens and cannot be evicted one by one (slot ${evict[0]})`)
     const newN = this.n - evict.length
     let holes = 0
     while (holes < evict.length && evict[holes] < newN) holes++
@@ -278,7 +352,7 @@ export class Segment {
 
   /** a segment over the same pages (each gains a reference), with its own tables */
   fork(): Segment {
-    const s = new Segment(this.store, this.kernels, this.format, this.kd, this.vd, this.channels, this.tierOf)
+    const s = new Segment(this.store, this.kernels, this.format, this.kd, this.vd, this.channels, this.tierOf, this.valueFormat)
     s.kPages = this.kPages.map((p) => this.store.retain(p))
     s.vPages = this.vPages.map((p) => this.store.retain(p))
     s.n = this.n
@@ -313,6 +387,7 @@ export class Segment {
    * arena, host rows one copy from their ArrayBuffer.
    */
   fetchRows(rows: ArrayLike<number>, kDst: number, vDst: number): void {
+    if (this.packed) return this.fetchPacked(rows, kDst, vDst)
     const U8 = this.store.heap.U8
     const pt = this.pt
     const kb = this.keyRowBytes
@@ -330,6 +405,20 @@ export class Segment {
         U8.set(kp.host!.subarray(ko, ko + kb), kDst + r * kb)
         U8.set(vp.host!.subarray(vo, vo + vb), vDst + r * vb)
       }
+    }
+  }
+
+  /** fetchRows of packed rows: each row dequantized to floats (the tier fetch of packed pages) */
+  private fetchPacked(rows: ArrayLike<number>, kDst: number, vDst: number): void {
+    const heap = this.store.heap
+    const kLay = this.kLayout
+    const vLay = this.vLayout
+    const bytesOf = (p: Page) => (p.tier === 'wasm' ? heap.U8.subarray(p.ptr, p.ptr + p.bytes) : p.host!)
+    for (let r = 0; r < rows.length; r++) {
+      const i = rows[r]
+      const p = Math.floor(i / this.pt)
+      unpackKeyRow(bytesOf(this.kPages[p]), kLay, i % this.pt, heap.F32, (kDst >> 2) + r * this.kd)
+      unpackValueRow(bytesOf(this.vPages[p]), vLay, i % this.pt, heap.F32, (vDst >> 2) + r * this.vd)
     }
   }
 

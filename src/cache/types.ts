@@ -31,7 +31,9 @@ export interface HeadView {
  * arena segment). kTable and vTable are 0 for segments outside the arena (fetch their rows first).
  */
 export interface HeadSegment extends HeadView {
+  /** the keys' page format (a packed segment's values may use another: valueFormat) */
   readonly format: PageFormat
+  readonly valueFormat: PageFormat
   readonly tier: Tier
   /** first slot of the segment within the head */
   readonly start: number
@@ -66,7 +68,7 @@ export interface KVCacheOptions {
 export interface CacheBytes {
   /** float K/V rows in wasm memory */
   hot: number
-  /** rows in packed integer formats (any tier) */
+  /** rows in packed integer formats (any tier), codes and group metadata, pro rata for a partly filled page */
   quantized: number
   /** float rows outside wasm memory (host ArrayBuffers) */
   offloaded: number
@@ -125,10 +127,29 @@ export interface HeadEviction {
   evict: Int32Array
 }
 
+/**
+ * Quantization of one (layer, KV head): afterwards slots [0, upto) are stored packed (KIVI, Liu et al.
+ * 2024): keys in `keys` format, per channel in groups of 32 tokens; values in `values` format, per token
+ * in groups of 32 channels; each group with a float16 scale and min. Slots already packed stay as they
+ * are; the rest of [0, upto) are packed from the float rows after them, which must be one float32 arena
+ * segment of whole rows (the append segment). Packed rows cannot be evicted, merged or channel-pruned
+ * afterwards: a later decision that would is refused.
+ */
+export interface HeadQuantization {
+  layer: number
+  head: number
+  upto: number
+  /** an integer format: int8, int4, int2 or int1 */
+  keys: PageFormat
+  values: PageFormat
+}
+
 export interface Decision {
   heads: HeadDecision[]
   /** order-free evictions, applied after `heads`; a head appears in at most one of the two lists */
   evictions?: HeadEviction[]
+  /** applied last; a head listed here appears in neither `heads` nor `evictions` */
+  quantize?: HeadQuantization[]
 }
 
 export interface KVCache {

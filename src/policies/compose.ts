@@ -9,7 +9,9 @@
  * A composition supports what its parts do, or refuses at creation (PolicyCompositionError):
  * - at most one part selects tokens at decode time (`selectTokens`: one selection per step);
  * - a part that prunes key channels runs after every eviction: no other part may decide during decoding,
- *   as scoring pruned keys is undefined;
+ *   as scoring pruned keys is undefined (a quantizer may: it packs rows without scoring them);
+ * - at most one part quantizes, and no other part then decides during decoding (packed rows cannot be
+ *   evicted one by one) or stores keys before RoPE;
  * - channel pruning needs post-RoPE keys: no part may ask for a pre-RoPE cache beside it.
  */
 import type { Decision } from '../cache/types.js'
@@ -68,9 +70,19 @@ export function checkComposition(parts: readonly Policy[]): void {
   const selecting = parts.filter((p) => p.start().selectTokens)
   if (selecting.length > 1)
     throw new PolicyCompositionError(`${names}: ${selecting.map((p) => p.name).join(' and ')} both select tokens at decode time; a composition can hold one such part`)
+  const quantizing = parts.filter((p) => p.traits?.quantizes)
+  if (quantizing.length) {
+    const q = quantizing[0].name
+    if (quantizing.length > 1) throw new PolicyCompositionError(`${names}: ${quantizing.map((p) => p.name).join(' and ')} both quantize; a composition can hold one quantizer`)
+    const decoding = parts.filter((p) => p.traits?.decodes && !p.traits?.quantizes)
+    if (decoding.length) throw new PolicyCompositionError(`${names}: ${decoding[0].name} decides during decoding, but ${q}'s packed rows cannot be evicted one by one; compose quantization with prefill-time eviction (every=0)`)
+    const other = parts.find((p) => p.needs.cacheKeys === 'pre-rope')
+    if (other) throw new PolicyCompositionError(`${names}: ${other.name} stores keys before RoPE, which ${q}'s packed pages cannot hold (they are rotated at attention time)`)
+  }
   const pruning = parts.filter((p) => p.traits?.prunesChannels)
   if (pruning.length === 0) return
-  const decoding = parts.filter((p) => p.traits?.decodes)
+  // a quantizer's decode steps only pack rows that left its window: they score no keys
+  const decoding = parts.filter((p) => p.traits?.decodes && !p.traits?.quantizes)
   if (decoding.length)
     throw new PolicyCompositionError(`${names}: ${decoding.map((p) => p.name).join(', ')} decides during decoding, after ${pruning[0].name} pruned key channels; compose channel pruning only with prefill-time eviction (every=0)`)
   const preRope = parts.filter((p) => p.needs.cacheKeys === 'pre-rope')
@@ -81,7 +93,7 @@ export function checkComposition(parts: readonly Policy[]): void {
 export function composePolicies(parts: readonly Policy[]): Policy {
   if (parts.length === 0) throw new PolicyCompositionError('composePolicies: nothing to compose')
   checkComposition(parts)
-  const traits: PolicyTraits = { decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels) }
+  const traits: PolicyTraits = { decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes) }
   return {
     name: parts.map((p) => p.name).join('+'),
     needs: mergeNeeds(parts),

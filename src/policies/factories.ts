@@ -330,6 +330,25 @@ export function keyformer(options: KeyformerOptions = {}): PolicyConfig {
   return policyConfig('keyformer', options)
 }
 
+/** Options of {@link kivi} (spec string `kivi:key=value,...`). */
+export interface KiviOptions {
+  /**
+   * bits per key and value code: 2 or 4 (KIVI), 8 or 1.
+   * An integer; range 1 <= x <= 8; default 2.
+   */
+  bits?: number
+  /**
+   * newest tokens kept in float32 until a whole group of 32 is ready.
+   * An integer; range x >= 0; default 128.
+   */
+  residual?: number
+}
+
+/** KIVI: keys per channel and values per token packed to 2 or 4 bits (groups of 32, float16 scale and min), newest tokens in float32; composes after eviction (stage: quantization). Throws PolicySpecError for a bad option. */
+export function kivi(options: KiviOptions = {}): PolicyConfig {
+  return policyConfig('kivi', options)
+}
+
 /** Options of {@link knorm} (spec string `knorm:key=value,...`). */
 export interface KnormOptions extends BudgetSettings {
   /**
@@ -444,6 +463,35 @@ export interface LagkvOptions extends BudgetSettings {
 /** LagKV: query-agnostic; each partition of lag tokens ranked by how its keys and values stand out against the next partition (stage: eviction). Throws PolicySpecError for a bad option. */
 export function lagkv(options: LagkvOptions = {}): PolicyConfig {
   return policyConfig('lagkv', options)
+}
+
+/** Options of {@link mikv} (spec string `mikv:key=value,...`). */
+export interface MikvOptions {
+  /**
+   * bits of the important tokens: 8, 4, 2 or 1.
+   * An integer; range 1 <= x <= 8; default 8.
+   */
+  hi?: number
+  /**
+   * bits of the other tokens: 8, 4, 2 or 1.
+   * An integer; range 1 <= x <= 8; default 2.
+   */
+  lo?: number
+  /**
+   * share of the tokens before the window kept in high precision (heavy hitters).
+   * A number; range 0 <= x <= 1; default 0.2.
+   */
+  important?: number
+  /**
+   * newest tokens kept in float32.
+   * An integer; range x >= 0; default 128.
+   */
+  residual?: number
+}
+
+/** MiKV: tokens with the most accumulated attention packed in high precision, the rest in low precision instead of evicted, newest in float32 (stage: quantization). Throws PolicySpecError for a bad option. */
+export function mikv(options: MikvOptions = {}): PolicyConfig {
+  return policyConfig('mikv', options)
 }
 
 /** Options of {@link mpcache} (spec string `mpcache:key=value,...`). */

@@ -158,6 +158,8 @@ export interface PolicyTraits {
   decodes?: boolean
   /** prunes key channels (the cache then holds fewer floats per key row for the pruned tokens) */
   prunesChannels?: boolean
+  /** packs rows into quantized pages (which cannot be evicted, merged or channel-pruned afterwards) */
+  quantizes?: boolean
 }
 
 /** Options every policy accepts through its spec string: a budget as a ratio of the prompt or a token count. */

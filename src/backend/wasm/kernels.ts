@@ -23,6 +23,8 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     compactRows: e.compactRows,
     gatherChannels: e.gatherChannels,
     moveRows: e.moveRows,
+    scorePackedKeys: e.scorePackedKeys,
+    attendPacked: e.attendPacked,
     gatherChannelsF16: e.gatherChannelsF16,
     toFloat16: e.toFloat16,
     fromFloat16: e.fromFloat16,

@@ -1,0 +1,270 @@
+import { madd } from './simd'
+import { expv } from './exp'
+
+// Fused kernels over packed KV pages (int8/4/2/1 codes with float16 scale and min per group of 32;
+// layout: src/cache/formats.ts PackedLayout). Nothing is widened to a float32 copy of the keys or values:
+// codes go from bytes to float lanes in registers and meet the query there. A key group's scale folds
+// into the query (q'_c = q_c * s_c) and its min into one bias per head (sum_c q_c * min_c), so a score
+// is q' . codes + bias (KIVI, Liu et al. 2024, section 3.3: the fused dequantize-matmul); a value row's
+// scale folds into the attention weight the same way.
+
+const GROUP: i32 = 32
+
+/** float16 bits -> float32 */
+// @ts-ignore: decorator
+@inline export function halfToF32(h: u32): f32 {
+  const sign = (h & 0x8000) << 16
+  const exp = (h >> 10) & 0x1f
+  const frac = h & 0x3ff
+  if (exp == 0) {
+    const v = <f32>frac * 5.9604644775390625e-8
+    return sign ? -v : v
+  }
+  if (exp == 31) return reinterpret<f32>(sign | 0x7f800000 | (frac << 13))
+  return reinterpret<f32>(sign | ((exp + 112) << 23) | (frac << 13))
+}
+
+/** 16 consecutive codes (elements e0 .. e0 + 15, e0 = 0 or 16) of a 32-element planar chunk, as u8 lanes */
+// @ts-ignore: decorator
+@inline function codes16(p: usize, bits: i32, e0: i32): v128 {
+  if (bits == 8) return v128.load(p + <usize>e0)
+  if (bits == 4) {
+    const v = v128.load(p)
+    return e0 == 0 ? v128.and(v, i8x16.splat(15)) : i8x16.shr_u(v, 4)
+  }
+  if (bits == 2) {
+    // 8 bytes; element e in byte e % 8, slot e / 8
+    const v = v128.load64_zero(p)
+    const s = e0 >> 2
+    const a = v128.and(i8x16.shr_u(v, s), i8x16.splat(3))
+    const b = v128.and(i8x16.shr_u(v, s + 2), i8x16.splat(3))
+    return i8x16.shuffle(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+  }
+  // 1 bit: 4 bytes; element e in byte e % 4, bit e / 4
+  const v = v128.load32_zero(p)
+  const r = i8x16.shr_u(i8x16.swizzle(v, i8x16(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)), e0 >> 2)
+  return i8x16.min_u(v128.and(r, i8x16(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8)), i8x16.splat(1))
+}
+
+// u8 lanes -> four float lanes each (codes are small: the signed convert is exact and one instruction on x86)
+// @ts-ignore: decorator
+@inline function f0(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(c))) }
+// @ts-ignore: decorator
+@inline function f1(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(i16x8.extend_low_i8x16_u(c))) }
+// @ts-ignore: decorator
+@inline function f2(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(i16x8.extend_high_i8x16_u(c))) }
+// @ts-ignore: decorator
+@inline function f3(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(i16x8.extend_high_i8x16_u(c))) }
+
+/**
+ * Scores of 16 tokens (half `e0` of token group at `codes`) for H <= 3 heads whose folded queries sit at
+ * qs (rows of d floats) with biases at bias: out[h * outStride + e0 + j] for the `valid` first tokens.
+ */
+// @ts-ignore: decorator
+@inline function scoreHalf(codes: usize, chunk: i32, bits: i32, e0: i32, d: i32, H: i32, qs: usize, bias: usize, out: usize, outStride: usize, valid: i32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0)
+  const qStride = <usize>d << 2
+  for (let c = 0; c < d; c++) {
+    const k = codes16(codes + <usize>(c * chunk), bits, e0)
+    const k0 = f0(k), k1 = f1(k), k2 = f2(k), k3 = f3(k)
+    const qa = v128.load32_splat(qs + (<usize>c << 2))
+    a0 = madd(qa, k0, a0); a1 = madd(qa, k1, a1); a2 = madd(qa, k2, a2); a3 = madd(qa, k3, a3)
+    if (H > 1) {
+      const qb = v128.load32_splat(qs + qStride + (<usize>c << 2))
+      b0 = madd(qb, k0, b0); b1 = madd(qb, k1, b1); b2 = madd(qb, k2, b2); b3 = madd(qb, k3, b3)
+    }
+    if (H > 2) {
+      const qc = v128.load32_splat(qs + 2 * qStride + (<usize>c << 2))
+      c0 = madd(qc, k0, c0); c1 = madd(qc, k1, c1); c2 = madd(qc, k2, c2); c3 = madd(qc, k3, c3)
+    }
+  }
+  storeHalf(out + (<usize>e0 << 2), a0, a1, a2, a3, v128.load32_splat(bias), valid)
+  if (H > 1) storeHalf(out + outStride + (<usize>e0 << 2), b0, b1, b2, b3, v128.load32_splat(bias + 4), valid)
+  if (H > 2) storeHalf(out + 2 * outStride + (<usize>e0 << 2), c0, c1, c2, c3, v128.load32_splat(bias + 8), valid)
+}
+
+// @ts-ignore: decorator
+@inline function storeHalf(out: usize, a0: v128, a1: v128, a2: v128, a3: v128, bias: v128, valid: i32): void {
+  a0 = f32x4.add(a0, bias); a1 = f32x4.add(a1, bias); a2 = f32x4.add(a2, bias); a3 = f32x4.add(a3, bias)
+  if (valid >= 16) {
+    v128.store(out, a0); v128.store(out, a1, 16); v128.store(out, a2, 32); v128.store(out, a3, 48)
+    return
+  }
+  for (let j = 0; j < valid; j++) {
+    const v = j < 4 ? a0 : j < 8 ? a1 : j < 12 ? a2 : a3
+    store<f32>(out + (<usize>j << 2), lane(v, j & 3))
+  }
+}
+
+// @ts-ignore: decorator
+@inline function lane(v: v128, j: i32): f32 {
+  if (j == 0) return f32x4.extract_lane(v, 0)
+  if (j == 1) return f32x4.extract_lane(v, 1)
+  if (j == 2) return f32x4.extract_lane(v, 2)
+  return f32x4.extract_lane(v, 3)
+}
+
+/**
+ * out[h*n + i] = scale * (q_h . k_i) for qHeads query heads over n packed keys of d channels
+ * (int `bits` = 8, 4, 2 or 1; pages of pageTokens rows, a multiple of 32). Equal to dequantizing the
+ * keys (k = s * code + min) and scoring in float32, within float32 rounding.
+ * scratch: qHeads * (d + 1) floats (the group's folded queries and biases).
+ */
+export function scorePackedKeys(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, scale: f32, out: usize, scratch: usize): void {
+  const chunk = bits * 4
+  const groupsPerPage = pageTokens / GROUP
+  const metaOffset = <usize>(groupsPerPage * d * chunk)
+  const qs = scratch
+  const bias = scratch + (<usize>(qHeads * d) << 2)
+  const outStride = <usize>n << 2
+  const groups = (n + GROUP - 1) / GROUP
+  for (let g = 0; g < groups; g++) {
+    const page = <usize>load<u32>(table + (<usize>(g / groupsPerPage) << 2))
+    const tg = g % groupsPerPage
+    const codes = page + <usize>(tg * d * chunk)
+    const meta = page + metaOffset + (<usize>(tg * d) << 2)
+    // fold the group's scales into the queries and its mins into one bias per head (each float16
+    // decoded once per channel, whatever the group size)
+    memory.fill(bias, 0, <usize>qHeads << 2)
+    for (let c = 0; c < d; c++) {
+      const m = meta + (<usize>c << 2)
+      const sc = scale * halfToF32(load<u16>(m))
+      const mn = scale * halfToF32(load<u16>(m, 2))
+      for (let h = 0; h < qHeads; h++) {
+        const x = load<f32>(q + (<usize>(h * d + c) << 2))
+        store<f32>(qs + (<usize>(h * d + c) << 2), x * sc)
+        const b = bias + (<usize>h << 2)
+        store<f32>(b, load<f32>(b) + x * mn)
+      }
+    }
+    const first = g * GROUP
+    for (let h = 0; h < qHeads; ) {
+      const H = qHeads - h == 3 ? 3 : qHeads - h >= 2 ? 2 : 1
+      const o = out + <usize>h * outStride + (<usize>first << 2)
+      const qsh = qs + (<usize>(h * d) << 2)
+      const bh = bias + (<usize>h << 2)
+      for (let e0 = 0; e0 < GROUP; e0 += 16) {
+        const valid = min(16, n - first - e0)
+        if (valid <= 0) break
+        if (bits == 4) {
+          if (H == 3) scoreHalf(codes, chunk, 4, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 4, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 4, e0, d, 1, qsh, bh, o, outStride, valid)
+        } else if (bits == 2) {
+          if (H == 3) scoreHalf(codes, chunk, 2, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 2, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 2, e0, d, 1, qsh, bh, o, outStride, valid)
+        } else if (bits == 8) {
+          if (H == 3) scoreHalf(codes, chunk, 8, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 8, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 8, e0, d, 1, qsh, bh, o, outStride, valid)
+        } else {
+          if (H == 3) scoreHalf(codes, chunk, 1, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 1, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 1, e0, d, 1, qsh, bh, o, outStride, valid)
+        }
+      }
+      h += H
+    }
+  }
+}
+
+/**
+ * Attention of `rows` query rows (q: [rows][d], all heads of one KV head's group) over n packed tokens:
+ * out[r] = softmax(scale q_r . K^T) V written as [rows][vd] at out with row stride outStride floats, and
+ * lse[r] (if lse != 0) the log-sum-exp of the scaled scores. Keys as scorePackedKeys; values int
+ * `vBits`, grouped along 32 channels per token (the last group of a row may be partial). Every token is visible (packed
+ * tokens are older than any query). scratch: rows * n + rows * (d + 1) + rows * ceil(vd / 32) + rows floats
+ * (packedAttendScratch in src/backend/backend.ts).
+ */
+export function attendPacked(q: usize, rows: i32, d: i32, vd: i32, kTable: usize, vTable: usize, pageTokens: i32, n: i32, kBits: i32, vBits: i32, scale: f32, out: usize, outStride: i32, lse: usize, scratch: usize): void {
+  const s = scratch
+  const foldScratch = s + (<usize>(rows * n) << 2)
+  const cgs = (vd + GROUP - 1) / GROUP
+  const vbias = foldScratch + (<usize>(rows * (d + 1)) << 2)
+  const sums = vbias + (<usize>(rows * cgs) << 2)
+  scorePackedKeys(q, rows, d, kTable, pageTokens, n, kBits, scale, s, foldScratch)
+  // softmax numerators in place, each row's max subtracted
+  for (let r = 0; r < rows; r++) {
+    const row = s + (<usize>(r * n) << 2)
+    let m: f32 = -Infinity
+    for (let i = 0; i < n; i++) m = max(m, load<f32>(row + (<usize>i << 2)))
+    const vm = f32x4.splat(m)
+    let acc = f32x4.splat(0)
+    let i = 0
+    for (; i + 4 <= n; i += 4) {
+      const p = expv(f32x4.sub(v128.load(row + (<usize>i << 2)), vm))
+      v128.store(row + (<usize>i << 2), p)
+      acc = f32x4.add(acc, p)
+    }
+    let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3)
+    for (; i < n; i++) {
+      const p = f32x4.extract_lane(expv(f32x4.splat(load<f32>(row + (<usize>i << 2)) - m)), 0)
+      store<f32>(row + (<usize>i << 2), p)
+      sum += p
+    }
+    store<f32>(sums + (<usize>r << 2), sum)
+    if (lse) store<f32>(lse + (<usize>r << 2), m + <f32>Math.log(<f64>sum))
+    const o = out + (<usize>(r * outStride) << 2)
+    memory.fill(o, 0, <usize>vd << 2)
+  }
+  memory.fill(vbias, 0, <usize>(rows * cgs) << 2)
+  const chunk = vBits * 4
+  const metaOffset = <usize>(pageTokens * cgs * chunk)
+  for (let i = 0; i < n; i++) {
+    const page = <usize>load<u32>(vTable + (<usize>(i / pageTokens) << 2))
+    const local = i % pageTokens
+    for (let cg = 0; cg < cgs; cg++) {
+      const codes = page + <usize>((local * cgs + cg) * chunk)
+      const meta = page + metaOffset + (<usize>(local * cgs + cg) << 2)
+      const sc = halfToF32(load<u16>(meta))
+      const mn = halfToF32(load<u16>(meta, 2))
+      for (let e0 = 0; e0 < GROUP; e0 += 16) {
+        // channels of this block that exist (the last group of a row may be partial)
+        const valid = min(16, vd - cg * GROUP - e0)
+        if (valid <= 0) break
+        let k: v128
+        if (vBits == 4) k = codes16(codes, 4, e0)
+        else if (vBits == 2) k = codes16(codes, 2, e0)
+        else if (vBits == 8) k = codes16(codes, 8, e0)
+        else k = codes16(codes, 1, e0)
+        const k0 = f0(k), k1 = f1(k), k2 = f2(k), k3 = f3(k)
+        for (let r = 0; r < rows; r++) {
+          const p = load<f32>(s + (<usize>(r * n + i) << 2))
+          const w = f32x4.splat(p * sc)
+          const o = out + (<usize>(r * outStride + cg * GROUP + e0) << 2)
+          if (valid == 16) {
+            v128.store(o, madd(w, k0, v128.load(o)))
+            v128.store(o, madd(w, k1, v128.load(o, 16)), 16)
+            v128.store(o, madd(w, k2, v128.load(o, 32)), 32)
+            v128.store(o, madd(w, k3, v128.load(o, 48)), 48)
+          } else {
+            const ws = p * sc
+            for (let j = 0; j < valid; j++) {
+              const kj = j < 4 ? k0 : j < 8 ? k1 : j < 12 ? k2 : k3
+              store<f32>(o + (<usize>j << 2), ws * lane(kj, j & 3) + load<f32>(o + (<usize>j << 2)))
+            }
+          }
+          if (e0 == 0) {
+            const b = vbias + (<usize>(r * cgs + cg) << 2)
+            store<f32>(b, load<f32>(b) + p * mn)
+          }
+        }
+      }
+    }
+  }
+  // the mins' share, then the softmax denominator
+  for (let r = 0; r < rows; r++) {
+    const inv = f32x4.splat(1 / load<f32>(sums + (<usize>r << 2)))
+    for (let cg = 0; cg < cgs; cg++) {
+      const b = f32x4.splat(load<f32>(vbias + (<usize>(r * cgs + cg) << 2)))
+      const o = out + (<usize>(r * outStride + cg * GROUP) << 2)
+      const valid = min(GROUP, vd - cg * GROUP)
+      let j = 0
+      for (; j + 4 <= valid; j += 4) v128.store(o + (<usize>j << 2), f32x4.mul(f32x4.add(v128.load(o + (<usize>j << 2)), b), inv))
+      for (; j < valid; j++) store<f32>(o + (<usize>j << 2), (load<f32>(o + (<usize>j << 2)) + f32x4.extract_lane(b, 0)) * f32x4.extract_lane(inv, 0))
+    }
+  }
+}

@@ -1,0 +1,95 @@
+// Packed KV pages: scoring on packed keys against float32 scoring, in the same run, and the bytes per
+// token per layer of each packed scheme against float16, from the cache's own accounting.
+//   node dist/bench/packed.js
+import { createBackend, type CreatedBackend } from '../src/backend/index.js'
+import { PagedKVCache } from '../src/cache/paged-cache.js'
+import type { PageFormat } from '../src/cache/formats.js'
+import { measure } from './kernels.js'
+
+/** a cache of `layers` x `kvHeads` streams of n random tokens of d channels; `format` packs all but `residual` */
+function cacheOf(b: CreatedBackend, n: number, d: number, format: PageFormat | null, residual = 0, layers = 1, kvHeads = 1): PagedKVCache {
+  const cache = new PagedKVCache(b, { layers, kvHeads, headDim: d, pageTokens: 64 })
+  let s = 12345
+  const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 31 - 1)
+  for (let l = 0; l < layers; l++) {
+    for (let at = 0; at < n; at += 4096) {
+      const T = Math.min(4096, n - at)
+      const k = Float32Array.from({ length: T * d * kvHeads }, rand)
+      const v = Float32Array.from({ length: T * d * kvHeads }, rand)
+      cache.append(l, k, v, Int32Array.from({ length: T }, (_, i) => at + i))
+    }
+  }
+  const upto = Math.floor(Math.max(0, n - residual) / 32) * 32
+  const heads = Array.from({ length: layers * kvHeads }, (_, i) => ({ layer: Math.floor(i / kvHeads), head: i % kvHeads, upto, keys: format!, values: format! }))
+  if (format && upto > 0) for (const h of heads) cache.apply({ heads: [], quantize: [h] })
+  return cache
+}
+
+/**
+ * Keys per second of one decode step's scoring over every (layer, KV head) of a model-shaped cache
+ * (`layers` x `kvHeads` streams of n keys, `qHeads` query heads per KV head): float32 pages against
+ * packed ones, in the same run. A whole model's keys do not fit in the CPU caches, as in decoding.
+ */
+export async function scoringSpeed(b: CreatedBackend, n: number, d: number, qHeads: number, layers: number, kvHeads: number): Promise<void> {
+  const heap = b.heap
+  const make = (f: PageFormat | null) => cacheOf(b, n, d, f, 0, layers, kvHeads)
+  const caches: Record<string, PagedKVCache> = { float32: make(null), int4: make('int4'), int2: make('int2'), int8: make('int8'), int1: make('int1') }
+  const q = heap.allocF32(qHeads * d)
+  q.view.forEach((_, i) => (q.view[i] = Math.sin(i)))
+  const out = heap.allocF32(qHeads * n)
+  const scratch = heap.allocF32(qHeads * (d + 1))
+  const tasks: Record<string, () => void> = {}
+  for (const [name, c] of Object.entries(caches)) {
+    const segs = Array.from({ length: layers * kvHeads }, (_, i) => c.segments(Math.floor(i / kvHeads), i % kvHeads)[0])
+    const bits = Number(name.slice(3))
+    tasks[name] = name === 'float32'
+      ? () => { for (const s of segs) b.scoreKeys(q.ptr, qHeads, d, s.kTable, 64, n, 0.125, out.ptr) }
+      : () => { for (const s of segs) b.scorePackedKeys!(q.ptr, qHeads, d, s.kTable, 64, n, bits, 0.125, out.ptr, scratch.ptr) }
+  }
+  const t = await measure(tasks, 400, 5)
+  const keys = n * layers * kvHeads
+  const keysPerS = (name: string) => `${((keys / t.ms[name]) * 1e3 / 1e6).toFixed(1)} M keys/s`
+  console.log(`score ${layers} x ${kvHeads} heads x ${n} keys x ${d} ch, ${qHeads} query head${qHeads > 1 ? 's' : ''} each: float32 ${keysPerS('float32')}`)
+  for (const [name, target] of [['int4', '>= 2x'], ['int2', '>= 3x'], ['int8', ''], ['int1', '']] as const) {
+    console.log(`  ${name.padEnd(5)} ${keysPerS(name).padStart(16)}   ${(1 / t.ratio(name, 'float32')).toFixed(2)}x float32's keys/s ${target ? `(target ${target})` : ''}`)
+  }
+  for (const c of Object.values(caches)) c.dispose()
+  for (const x of [q, out, scratch]) x.free()
+}
+
+/** bytes per token per layer (keys and values of every KV head, metadata included) of a scheme at n tokens */
+export function bytesPerToken(b: CreatedBackend, n: number, d: number, format: PageFormat | null, residual: number): number {
+  const c = cacheOf(b, n, d, format, residual)
+  const bytes = c.bytes().total / n
+  c.dispose()
+  return bytes
+}
+
+/** MiKV's bytes per token per layer and KV head: the `important` share of the rows before the window in `hi`, the rest in `lo` */
+export function mikvBytesPerToken(b: CreatedBackend, n: number, d: number, hi: PageFormat, lo: PageFormat, important: number, residual: number): number {
+  const c = cacheOf(b, n, d, null)
+  const old = Math.max(0, n - residual)
+  const nHi = Math.round(important * old)
+  c.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: old - nHi, keys: lo, values: lo }, { layer: 0, head: 0, upto: old, keys: hi, values: hi }] })
+  const bytes = c.bytes().total / n
+  c.dispose()
+  return bytes
+}
+
+export async function run(): Promise<void> {
+  const b = await createBackend('wasm')
+  console.log(`kernels: wasm (${(b as { build?: string }).build ?? 'simd'} build)`)
+  // the fixture model's shape (8 layers x 2 KV heads of 64, 3 query heads each), then one larger head
+  await scoringSpeed(b, 32768, 64, 3, 8, 2)
+  console.log('\nbytes per token per layer and KV head (head_dim 64), from cache.bytes(); float16 = 256')
+  for (const n of [4096, 32768]) {
+    for (const [name, format, residual] of [['KIVI-4 (R=128)', 'int4', 128], ['KIVI-2 (R=128)', 'int2', 128], ['int4 pages alone', 'int4', 0], ['int2 pages alone', 'int2', 0]] as const) {
+      const bpt = bytesPerToken(b, n, 64, format, residual)
+      console.log(`  ${String(n).padStart(6)} tokens  ${name.padEnd(18)} ${bpt.toFixed(1).padStart(7)} B   ${(256 / bpt).toFixed(2)}x smaller than float16`)
+    }
+    const m = mikvBytesPerToken(b, n, 64, 'int8', 'int2', 0.2, 128)
+    console.log(`  ${String(n).padStart(6)} tokens  ${'MiKV 8/2, 20%'.padEnd(18)} ${m.toFixed(1).padStart(7)} B   ${(256 / m).toFixed(2)}x smaller than float16`)
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run()

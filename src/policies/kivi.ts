@@ -1,0 +1,81 @@
+/**
+ * KIVI (Liu et al., 2024, "KIVI: A Tuning-Free Asymmetric 2bit Quantization for KV Cache"): keys
+ * quantized per channel in groups of G = 32 tokens, values per token in groups of 32 channels, 2 or 4
+ * bits, asymmetric min-max (section 3); the newest tokens stay full precision (the residual window R,
+ * default 128) until a whole key group is ready. The cache stores the packed codes for real (packed
+ * pages, `HeadQuantization`) and attends to them with the fused kernels, so the bytes are freed.
+ *
+ * When: at prefill end every head packs slots [0, floor((n - R) / 32) * 32); after each decode step a
+ * head whose float tail has grown to R + 32 tokens packs one more group. The float tail thus holds
+ * between R and R + 31 tokens (KIVI's released code quantizes the residual when it reaches R; the
+ * group granularity here is the kernels' 32-token key group).
+ */
+import type { Decision, HeadQuantization, KVCache } from '../cache/types.js'
+import type { PageFormat } from '../cache/formats.js'
+import { PolicyOptionValueError } from './errors.js'
+import type { PolicyDefinition } from './registry.js'
+import type { ModelShape, Policy, PolicyContext } from './types.js'
+import { statelessPolicy } from './stateless.js'
+
+export interface KiviOptions {
+  /** bits per key and value code: 2 or 4 (KIVI's settings), or 8 and 1 (default 2) */
+  bits?: number
+  /** newest tokens kept in float32 until a group of 32 is ready (default 128) */
+  residual?: number
+}
+
+const GROUP = 32
+export const FORMATS: Record<number, PageFormat> = { 8: 'int8', 4: 'int4', 2: 'int2', 1: 'int1' }
+
+/** rows of a head already packed (its leading packed segments) */
+export function packedRows(cache: KVCache, layer: number, head: number): number {
+  let n = 0
+  for (const s of cache.segments(layer, head)) {
+    if (s.format === 'float32' && s.valueFormat === 'float32') break
+    n += s.n
+  }
+  return n
+}
+
+/**
+ * One entry per head whose float rows beyond the newest `residual` hold whole groups of 32: those
+ * groups are packed in `keys`/`values` after the head's packed rows.
+ */
+export function quantizeBeyond(cache: KVCache, model: ModelShape, residual: number, keys: PageFormat, values: PageFormat): Decision | null {
+  const quantize: HeadQuantization[] = []
+  for (let layer = 0; layer < model.layers; layer++) {
+    for (let head = 0; head < model.kvHeads; head++) {
+      const packed = packedRows(cache, layer, head)
+      const upto = packed + Math.floor(Math.max(0, cache.length(layer, head) - packed - residual) / GROUP) * GROUP
+      if (upto > packed) quantize.push({ layer, head, upto, keys, values })
+    }
+  }
+  return quantize.length ? { heads: [], quantize } : null
+}
+
+export function createKivi(options: KiviOptions = {}): Policy {
+  const bits = options.bits ?? 2
+  const residual = options.residual ?? 128
+  const format = FORMATS[bits]
+  if (!format) throw new PolicyOptionValueError(`kivi: bits must be 1, 2, 4 or 8, got ${bits}`)
+  if (!(Number.isInteger(residual) && residual >= 0)) throw new PolicyOptionValueError(`kivi: residual must be a non-negative integer, got ${residual}`)
+  const step = (ctx: PolicyContext) => quantizeBeyond(ctx.cache, ctx.model, residual, format, format)
+  return statelessPolicy({
+    name: 'kivi',
+    needs: {},
+    traits: { decodes: true, quantizes: true },
+    onPrefillEnd: step,
+    onDecodeStep: step,
+  })
+}
+
+export const kivi: PolicyDefinition = {
+  name: 'kivi',
+  description: 'KIVI: keys per channel and values per token packed to 2 or 4 bits (groups of 32, float16 scale and min), newest tokens in float32; composes after eviction',
+  stage: 'quantization',
+  options: [
+    { name: 'bits', type: 'integer', default: 2, min: 1, max: 8, description: 'bits per key and value code: 2 or 4 (KIVI), 8 or 1' },
+    { name: 'residual', type: 'integer', default: 128, min: 0, description: 'newest tokens kept in float32 until a whole group of 32 is ready' },
+  ],
+  create: (o) => createKivi(o as KiviOptions),
+}
