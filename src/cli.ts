@@ -25,13 +25,10 @@ import { defaultBooksDir } from './eval/paths.js'
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
              [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N]
-             [--haystack FILE|DIR | --books FILE|DIR,FILE|DIR,...] [--kv-dtype float32|float16] [--json FILE] [--report DIR]
-  kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR | --books A,B,...] --out FILE
-
-             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N] [--haystack FILE|DIR]
-             [--kv-dtype float32|float16] [--context-limit N]  (lengths past max_position_embeddings, up to N tokens: an explicit choice)
+             [--haystack FILE|DIR | --books FILE|DIR,FILE|DIR,...] [--kv-dtype float32|float16]
+             [--context-limit N]  (lengths past max_position_embeddings, up to N tokens: an explicit choice)
              [--json FILE] [--report DIR]
-  kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR] --out FILE
+  kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR | --books A,B,...] --out FILE
              (writes the eval's samples as JSONL, for --prompts here and for a peer library)
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
              [--kv-dtype float32|float16]
@@ -207,9 +204,6 @@ async function cmdEval(args: string[]): Promise<void> {
     model: { type: 'string' }, policy: { type: 'string', multiple: true }, task: { type: 'string' },
     length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
     workers: { type: 'string' }, haystack: { type: 'string' }, books: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
-    question: { type: 'string' }, prompts: { type: 'string' }, 'kv-dtype': { type: 'string' },
-
-    workers: { type: 'string' }, haystack: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
     question: { type: 'string' }, prompts: { type: 'string' }, 'kv-dtype': { type: 'string' }, 'context-limit': { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')

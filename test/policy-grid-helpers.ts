@@ -51,7 +51,6 @@ export function specsPerPolicy(gatesFile: string): Map<string, string[]> {
     delta: ['delta:page=2,recent=1', 'delta:tokens=8,page=2,recent=1', 'delta:budget=0.5,full=0,interval=2'],
     nosa: ['nosa:block=2', 'nosa:tokens=8,block=2', 'nosa:budget=0.5,block=4,agnostic=1'],
     mpcache_select: ['mpcache_select:cluster=4,block=2', 'mpcache_select:cluster=8,block=4,share=1,alpha=0.5'],
-
     kivi: ['kivi:residual=2', 'kivi:bits=4,residual=0'],
     mikv: ['mikv:residual=2', 'mikv:hi=4,lo=1,important=0.5,residual=0'],
   }

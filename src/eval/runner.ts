@@ -212,9 +212,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
     opts.onOutcome?.(o)
     opts.onProgress?.({ done: outcomes.length, total, elapsedMs: performance.now() - started, last: o })
   }
-  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, books: opts.books, kvDtype: opts.kvDtype }
-
-  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, contextLimit: opts.contextLimit, kvDtype: opts.kvDtype }
+  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, books: opts.books, contextLimit: opts.contextLimit, kvDtype: opts.kvDtype }
   if (workers <= 1) {
     const s = await EvalSession.open(session)
     try {

@@ -40,7 +40,6 @@ export interface SessionOptions {
   haystack?: string
   /** .txt files or folders whose books together make the haystack (instead of `haystack`) */
   books?: string[]
-
   /** loadModel's contextLimit: lengths past max_position_embeddings (see LoadOptions.contextLimit) */
   contextLimit?: number
   /** the KV-cache element type every generation uses (default 'float32') */

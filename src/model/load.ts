@@ -85,16 +85,13 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
     checkLoadOptions(options)
     throwIfAborted(options.signal)
     const file = gguf === undefined ? undefined : await GgufFile.open(source, gguf)
-    const config = file
+    const parsed = file
       ? ggufConfig(file.metadata, file.tensors, file.path)
       : parseConfig(await readJsonFile(source, 'config.json', true), await readJsonFile(source, 'generation_config.json', false))
+    const config = options.contextLimit === undefined ? parsed : { ...parsed, maxPositions: options.contextLimit, trainedPositions: parsed.maxPositions }
     // a GGUF file's own tokenizer, unless a tokenizer.json lies beside it
     const tokenizerJson = await readJsonFile(source, 'tokenizer.json', !file)
     const tokenizer = new HfTokenizerAdapter(tokenizerJson ?? ggufTokenizerJson(file!.metadata, file!.path), (await readJsonFile(source, 'tokenizer_config.json', false)) ?? {})
-
-    const parsed = parseConfig(await readJsonFile(source, 'config.json', true), await readJsonFile(source, 'generation_config.json', false))
-    const config = options.contextLimit === undefined ? parsed : { ...parsed, maxPositions: options.contextLimit, trainedPositions: parsed.maxPositions }
-    const tokenizer = new HfTokenizerAdapter(await readJsonFile(source, 'tokenizer.json', true), (await readJsonFile(source, 'tokenizer_config.json', false)) ?? {})
     if (tokenizer.vocabSize > config.vocab) {
       throw new ModelLoadError(`${source.describe(gguf ?? '')}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocab_size ${config.vocab}`)
     }

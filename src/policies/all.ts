@@ -47,11 +47,9 @@ import { mpcacheSelect } from './mpcache-select.js'
 import { nosa } from './nosa.js'
 const selection: PolicyDefinition[] = [tokenselect, quest, delta, mpcacheSelect, nosa]
 
-export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...moreMethods, ...peers, ...selection]
-
 // ---- quantization (KIVI, MiKV, VidKV) ----
 import { kivi } from './kivi.js'
 import { mikv } from './mikv.js'
 const quantization: PolicyDefinition[] = [kivi, mikv]
 
-export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...moreMethods, ...peers, ...quantization]
+export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...moreMethods, ...peers, ...selection, ...quantization]
