@@ -4,6 +4,8 @@ import type { CacheBytes, KVCache } from '../cache/types.js'
 import type { ModelShape, Policy } from '../policies/types.js'
 import type { PolicyConfig } from '../policies/config.js'
 import type { SharedPrefill } from './prefill.js'
+import type { LlamaModel } from './model.js'
+import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { WasmLoadOptions } from '../backend/wasm/load.js'
 import type { LoadProgress } from './source.js'
 
@@ -64,6 +66,33 @@ export interface GenerateOptions {
   onToken?: (token: GeneratedToken) => void
   /** start from this prompt's shared prefill (LlamaModel.prefillPrompt) instead of prefilling it again */
   prefill?: SharedPrefill
+  /**
+   * Reuse KV across requests: a `PrefixCache` (blocks of earlier prompts, `prefixCache.tenant(salt)` for
+   * a tenant's own) or a `Sequence` (a conversation's earlier turns). The request prefills only what it
+   * does not find (`stats.cachedTokens`). With the full cache only: no policy, contextTokens or prefill.
+   */
+  reuse?: KVReuse
+}
+
+/**
+ * Where a request's KV cache comes from and goes back to (src/reuse: PrefixCache, Sequence). `open`
+ * runs when `generate` is called, so its errors come before any work.
+ */
+export interface KVReuse {
+  open(ids: readonly number[], model: LlamaModel): ReuseHandle
+}
+
+/** One request's cache from a KVReuse. */
+export interface ReuseHandle {
+  readonly cache: PagedKVCache
+  /** the tokens the request runs: the prompt, or a sequence's history followed by it */
+  readonly ids: readonly number[]
+  /** the cache already holds the KV of ids[0, cachedTokens) at positions 0.. */
+  readonly cachedTokens: number
+  /** the cache now holds the KV of ids[0, tokens) (prefill done; called before decoding) */
+  prefilled(tokens: number): void
+  /** the request ended: the tokens it generated, and whether it finished (false: it failed or was aborted) */
+  close(generated: readonly number[], ok: boolean): void
 }
 
 export interface GeneratedToken {
@@ -84,6 +113,8 @@ export interface GenerateStats {
   kvBytes: CacheBytes
   /** what a full cache would hold for the same tokens */
   kvBytesFull: number
+  /** prompt tokens whose KV came from `reuse` instead of the prefill (0 without it) */
+  cachedTokens: number
 }
 
 /**
