@@ -150,7 +150,7 @@ export class PrefixCache implements KVReuse {
 
   /** enters the full blocks of tokens[0, count) the request's cache holds beyond those it holds already */
   private insert(tokens: readonly number[], count: number, cache: PagedKVCache, held: Block[], salt: string): void {
-    const keys = blockHashes(tokens, this.blockTokens, salt, Math.floor(Math.min(count, tokens.length) / this.blockTokens))
+    const keys = blockHashes(tokens, this.blockTokens, salt, Math.floor(Math.min(count, tokens.length, cache.length(0, 0)) / this.blockTokens))
     for (let b = held.length; b < keys.length; b++) {
       let block = this.blocks.get(keys[b])
       if (block) this.eviction.access(block.key)
