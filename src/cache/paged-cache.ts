@@ -200,6 +200,24 @@ export class PagedKVCache implements KVCache {
     return out
   }
 
+  /** one layer's keys and values of every head as fresh [n][kvHeads][headDim] arrays (append's layout); heads of equal length */
+  readLayer(layer: number): { k: Float32Array; v: Float32Array } {
+    const { kvHeads, headDim: d } = this.options
+    const T = this.length(layer, 0)
+    const k = new Float32Array(T * kvHeads * d)
+    const v = new Float32Array(T * kvHeads * d)
+    for (let h = 0; h < kvHeads; h++) {
+      if (this.length(layer, h) !== T) throw new CacheError(`readLayer: the heads of layer ${layer} hold different numbers of tokens`)
+      const kh = this.readKeys(layer, h)
+      const vh = this.readValues(layer, h)
+      for (let t = 0; t < T; t++) {
+        k.set(kh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
+        v.set(vh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
+      }
+    }
+    return { k, v }
+  }
+
   /**
    * Copies rows of one segment of a head (slots relative to the segment, any order) into arena buffers:
    * keys [rows][kd] at kDst, values [rows][vd] at vDst. From the host tier this is the tier fetch.

@@ -185,6 +185,7 @@ export class LlamaModel implements Model {
     }
     const cache = reuse?.cache ?? this.newCache(policy?.needs.cacheKeys ?? 'post-rope')
     const cached = reuse?.cachedTokens ?? 0
+    const shift = reuse?.positionOffset ?? 0
     const n = ids.length
     // the part of the prompt compressed at prefill end: all but its last token (kvpress's protocol), or
     // the context alone, the question being prefilled on the compressed cache (query-agnostic)
@@ -214,7 +215,7 @@ export class LlamaModel implements Model {
       else {
         const C = this.forward.chunk
         for (let s = cached; s < c; s += C) {
-          this.prefill(ids.slice(s, Math.min(c, s + C)), cache, s, capture, undefined, s)
+          this.prefill(ids.slice(s, Math.min(c, s + C)), cache, s + shift, capture, undefined, s)
           // an abort (or dispose) during a long prefill is seen between chunks
           if (s + C < c) {
             await nextTurn()
@@ -243,7 +244,7 @@ export class LlamaModel implements Model {
       const kvBytesAfterPrefill: CacheBytes = cache.bytes()
       capture.startDecode()
       let token = ids[n - 1]
-      let pos = n - 1
+      let pos = n - 1 + shift
       let decodeMs = 0
       const select = session?.selectTokens ? (layer: number, q: Float32Array) => session.selectTokens!(ctx, layer, q) : undefined
       for (let step = 0; ; step++) {

@@ -87,8 +87,13 @@ export interface ReuseHandle {
   readonly cache: PagedKVCache
   /** the tokens the request runs: the prompt, or a sequence's history followed by it */
   readonly ids: readonly number[]
-  /** the cache already holds the KV of ids[0, cachedTokens) at positions 0.. */
+  /** the cache already holds the KV of ids[0, cachedTokens) */
   readonly cachedTokens: number
+  /**
+   * ids[i] for i >= cachedTokens runs at position i + positionOffset (default 0). Graph-KV's sources
+   * share one position range, so what follows them sits earlier than its index: a negative offset.
+   */
+  readonly positionOffset?: number
   /** the cache now holds the KV of ids[0, tokens) (prefill done; called before decoding) */
   prefilled(tokens: number): void
   /** the request ended: the tokens it generated, and whether it finished (false: it failed or was aborted) */

@@ -4,4 +4,8 @@ export { PrefixCache, type PrefixCacheOptions, type PrefixCacheStats } from './p
 export type { EvictionName } from './block-eviction.js'
 export { blockHashes } from './block-hash.js'
 export { keyRotation } from './rerotate.js'
+export { CacheBlend, type CacheBlendOptions, type BlendReport } from './cacheblend.js'
+export { graphKV, type GraphInput, type GraphTarget, type GraphLayout } from './graph-kv.js'
+export { MemoryChunkStore, type ChunkKV, type ChunkStore } from './chunk-kv.js'
+export type { AssembledContext } from './context-handle.js'
 export { ReuseError } from './errors.js'
