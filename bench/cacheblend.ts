@@ -3,9 +3,9 @@
 // Graph-KV's (the chunks as sources sharing one position range after the BOS), and
 // CacheBlend's at 0/5/15/30/100% recomputed (check layer 1) plus a random 15% choice (the ablation),
 // strict accuracy per task; time to first token of each against the full prefill's (medians, one
-// process, chunks already in the store).
+// process, chunks already in the store: memory, or Redis with --redis URL).
 //   npm run build && node dist/bench/cacheblend.js [--tasks passkey,niah_single,vt] [--samples 2]
-//     [--length 4096] [--chunks 6] [--workers 1] [--out rows.jsonl]
+//     [--length 4096] [--chunks 6] [--workers 1] [--out rows.jsonl] [--redis redis://127.0.0.1:6379]
 import { fork } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -22,6 +22,7 @@ import { loadModel } from '../src/node/load.js'
 import { CacheBlend } from '../src/reuse/cacheblend.js'
 import { MemoryChunkStore, type ChunkStore } from '../src/reuse/chunk-kv.js'
 import { graphKV } from '../src/reuse/graph-kv.js'
+import { RedisChunkStore } from '../src/node/redis-chunk-store.js'
 
 const arg = (name: string, def: string): string => {
   const i = process.argv.indexOf(`--${name}`)
@@ -111,7 +112,9 @@ function table(rows: Row[]): void {
 }
 
 async function main(): Promise<void> {
-  const store: ChunkStore = new MemoryChunkStore()
+  // --redis URL: the chunks live in Redis/Valkey (each CacheBlend loads them from there)
+  const redis = arg('redis', '')
+  const store: ChunkStore = redis ? await RedisChunkStore.connect(redis) : new MemoryChunkStore()
   const rows: Row[] = []
   const emit = (r: Row) => {
     rows.push(r)
@@ -131,6 +134,7 @@ async function main(): Promise<void> {
     })))
   } else await runShard(0, 1, store, emit)
   table(rows)
+  if (store instanceof RedisChunkStore) await store.close()
 }
 
 await main()
