@@ -8,5 +8,6 @@ export { CacheBlend, type CacheBlendOptions, type BlendReport } from './cacheble
 export { graphKV, type GraphInput, type GraphTarget, type GraphLayout } from './graph-kv.js'
 export { MemoryChunkStore, type ChunkKV, type ChunkStore } from './chunk-kv.js'
 export { IndexedDbChunkStore } from './idb-chunk-store.js'
+export { chooseTtl, simulateAgents, syntheticAgentTrace, type AgentProgram, type AgentTurn, type ContinuumConfig, type ContinuumResult } from './continuum.js'
 export type { AssembledContext } from './context-handle.js'
 export { ReuseError } from './errors.js'
