@@ -1,3 +1,4 @@
+import type { KVDtype } from '../cache/formats.js'
 import type { KernelBuild } from '../backend/index.js'
 import type { BackendName } from '../backend/backend.js'
 import type { CacheBytes, KVCache } from '../cache/types.js'
@@ -38,6 +39,8 @@ export interface LoadOptions {
   signal?: AbortSignal
   /** where the wasm builds come from (browsers: a URL or the bytes; default: build/ next to the package) */
   wasm?: WasmLoadOptions
+  /** the default KV-cache element type of this model's generations (see GenerateOptions.kvDtype) */
+  kvDtype?: KVDtype
 }
 
 export interface GenerateOptions {
@@ -67,9 +70,16 @@ export interface GenerateOptions {
   /** start from this prompt's shared prefill (LlamaModel.prefillPrompt) instead of prefilling it again */
   prefill?: SharedPrefill
   /**
+   * element type of the KV cache (default: the model's, LoadOptions.kvDtype, else 'float32'): 'float16' stores keys and values in half the
+   * bytes (llama.cpp's `--cache-type-k f16 --cache-type-v f16`; a Hugging Face cache in torch.float16),
+   * rounded to nearest, ties to even, saturating at +-65504, and attended in place by the F16 kernels
+   */
+  kvDtype?: KVDtype
+  /**
    * Reuse KV across requests: a `PrefixCache` (blocks of earlier prompts, `prefixCache.tenant(salt)` for
-   * a tenant's own) or a `Sequence` (a conversation's earlier turns). The request prefills only what it
-   * does not find (`stats.cachedTokens`). With the full cache only: no policy, contextTokens or prefill.
+   * a tenant's own), a `Sequence` (a conversation's earlier turns), or a context CacheBlend or Graph-KV
+   * assembled. The request prefills only what it does not find (`stats.cachedTokens`). With the full
+   * float32 cache only: no policy, contextTokens, prefill or kvDtype.
    */
   reuse?: KVReuse
 }

@@ -77,7 +77,7 @@ export class CacheBlend {
     const ids = chunks.flat()
     if (ids.length >= this.model.config.maxPositions) throw new ReuseError(`CacheBlend.prepare: ${ids.length} context tokens leave no room for a question (max_position_embeddings ${this.model.config.maxPositions})`)
     const loaded = await Promise.all(chunks.map((c) => loadChunk(this.model, this.store, c, this.salt)))
-    const cache = this.model.newCache()
+    const cache = this.model.newCache('post-rope', 64, 'float32')
     try {
       let first = 0
       for (const { kv } of loaded) {

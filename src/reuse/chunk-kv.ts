@@ -50,7 +50,7 @@ export function readLayers(cache: PagedKVCache): { k: Float32Array[]; v: Float32
 /** The chunk's KV computed alone at positions 0..T-1. */
 export function computeChunk(model: LlamaModel, ids: readonly number[]): ChunkKV {
   model.checkIds(ids, 'chunk')
-  const cache = model.newCache()
+  const cache = model.newCache('post-rope', 64, 'float32')
   try {
     model.prefill(ids, cache, 0)
     return { ids: ids.slice(), ...readLayers(cache) }

@@ -71,8 +71,8 @@ export function graphKV(model: LlamaModel, input: GraphInput): AssembledContext 
   }
   if (end >= model.config.maxPositions) throw new ReuseError(`graphKV: the context reaches position ${end}, leaving no room for a question (max_position_embeddings ${model.config.maxPositions})`)
 
-  const base = model.newCache()
-  const cache = model.newCache()
+  const base = model.newCache('post-rope', 64, 'float32')
+  const cache = model.newCache('post-rope', 64, 'float32')
   try {
     if (P) model.prefill(prefix, base, 0)
     const put = (rows: { k: Float32Array[]; v: Float32Array[] }, first: number, T: number, into: PagedKVCache) => {

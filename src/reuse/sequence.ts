@@ -33,7 +33,7 @@ export class Sequence implements KVReuse {
   static create(model: LlamaModel, options: SequenceOptions = {}): Sequence {
     const pt = options.pageTokens ?? 64
     if (!(Number.isInteger(pt) && pt >= 1 && pt <= 4096)) throw new ReuseError(`Sequence: pageTokens must be an integer in [1, 4096], got ${pt}`)
-    return new Sequence(model, model.newCache('post-rope', pt), [])
+    return new Sequence(model, model.newCache('post-rope', pt, 'float32'), [])
   }
 
   /** every token of the sequence so far (the last generated one may not be in the cache yet) */
