@@ -2,7 +2,7 @@
 export { heapBase, copyBytes } from './kernels/memory'
 export { matmul, fmaPeak } from './model/matmul'
 export { rmsnorm } from './model/norm'
-export { rope } from './model/rope'
+export { rope, ropeRows } from './model/rope'
 export { swiglu, addInPlace } from './model/activation'
 export { attendCausal, attendGathered, attentionMass, attendCausalF16, attendGatheredF16, attentionMassF16 } from './kernels/attention-causal'
 export { scoreKeys, scoreKeysF16 } from './kernels/score'

@@ -33,3 +33,7 @@ export { createBackend, type BackendOptions, type CreatedBackend } from './backe
 export type { BackendName } from './backend/backend.js'
 export { loadWasm, supportsSimd, supportsRelaxedSimd, WasmLoadError } from './backend/wasm/load.js'
 export type { WasmSource, WasmLoadOptions, LoadedWasm, WasmBuild } from './backend/wasm/load.js'
+// reuse across requests: sequences (fork, rollback), the prefix cache, key re-rotation
+export * from './reuse/index.js'
+export type { KVReuse, ReuseHandle } from './model/types.js'
+export type { KeyRotation } from './cache/types.js'

@@ -11,6 +11,11 @@ export interface ModelKernels {
   rmsnorm(x: number, g: number, out: number, T: number, dim: number, eps: number): void
   /** in-place rotate_half RoPE of x [T][heads][d] with cos, sin [T][d/2] */
   rope(x: number, T: number, heads: number, d: number, cos: number, sin: number): void
+  /**
+   * rope over rows [first, first + n) of one paged stream of d-float rows (the page table of a cached
+   * head), row first + r with cos, sin row r ([n][d/2]): the re-rotation of cached keys.
+   */
+  ropeRows(table: number, pageTokens: number, first: number, n: number, d: number, cos: number, sin: number): void
   /** out[i] = silu(gate[i]) * up[i] (out may alias gate) */
   swiglu(gate: number, up: number, out: number, n: number): void
   /** y[i] += x[i] */

@@ -1,10 +1,10 @@
 import type { Heap } from '../backend/heap.js'
 import type { KernelBackend } from '../backend/backend.js'
 import { referenceKernels, type Kernels } from '../backend/reference/kernels.js'
-import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadQuantization, HeadSegment, HeadView, KVCache, KVCacheOptions } from './types.js'
+import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadQuantization, HeadSegment, HeadView, KVCache, KVCacheOptions, KeyRotation } from './types.js'
 import { CacheError } from './errors.js'
 import { DEFAULT_GROUP, elementBytes, formatInfo, KV_DTYPES, type KVDtype } from './formats.js'
-import { PageStore, type Tier, TIERS } from './page-store.js'
+import { PageStore, type Page, type Tier, TIERS } from './page-store.js'
 import { Segment, type SegmentKernels } from './segment.js'
 import { checkPositions, validateDecision } from './validate.js'
 
@@ -217,6 +217,24 @@ export class PagedKVCache implements KVCache {
     return out
   }
 
+  /** one layer's keys and values of every head as fresh [n][kvHeads][headDim] arrays (append's layout); heads of equal length */
+  readLayer(layer: number): { k: Float32Array; v: Float32Array } {
+    const { kvHeads, headDim: d } = this.options
+    const T = this.length(layer, 0)
+    const k = new Float32Array(T * kvHeads * d)
+    const v = new Float32Array(T * kvHeads * d)
+    for (let h = 0; h < kvHeads; h++) {
+      if (this.length(layer, h) !== T) throw new CacheError(`readLayer: the heads of layer ${layer} hold different numbers of tokens`)
+      const kh = this.readKeys(layer, h)
+      const vh = this.readValues(layer, h)
+      for (let t = 0; t < T; t++) {
+        k.set(kh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
+        v.set(vh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
+      }
+    }
+    return { k, v }
+  }
+
   /**
    * Copies rows of one segment of a head (slots relative to the segment, any order) into arena buffers:
    * keys [rows][kd] at kDst, values [rows][vd] at vDst. From the host tier this is the tier fetch.
@@ -326,6 +344,78 @@ export class PagedKVCache implements KVCache {
     const { seg, row } = s.locate(slot)
     if (seg.channels) throw new CacheError(`overwrite: slot ${slot} of (layer ${layer}, head ${head}) is in the channel-pruned prefix`)
     seg.overwriteRow(row, key, value)
+  }
+
+  /**
+   * The key and value pages holding page p of every head (slots [p * pageTokens, (p + 1) * pageTokens)),
+   * layer-major then head, key before value, each with one more reference for the caller, who gives it
+   * back with `store.release`. Every head must hold the whole page in one arena float32 segment.
+   */
+  sharePage(p: number): Page[] {
+    this.alive()
+    const pt = this.options.pageTokens
+    const out: Page[] = []
+    this.streams.forEach((s, i) => {
+      const { seg, row } = s.locate(p * pt)
+      if (!isAppendSegment(seg, 'float32') || row + pt > seg.n || row % pt !== 0) {
+        throw new CacheError(`sharePage: page ${p} of (layer ${Math.floor(i / this.options.kvHeads)}, head ${i % this.options.kvHeads}) is not a whole arena float32 page`)
+      }
+      const { k, v } = seg.pageAt(row / pt)
+      out.push(this.store.retain(k), this.store.retain(v))
+    })
+    return out
+  }
+
+  /**
+   * Appends whole pages shared with another holder (as `sharePage` lists them) to every head, with the
+   * positions of their rows: no row is copied, each page gains a reference and is copied only when this
+   * sequence writes to it. Every head must end on a page boundary.
+   */
+  appendPages(pages: readonly Page[], positions: Int32Array): void {
+    this.alive()
+    checkPositions('appendPages', positions)
+    const pt = this.options.pageTokens
+    const per = this.streams.length * 2
+    if (pages.length % per !== 0 || positions.length !== (pages.length / per) * pt) {
+      throw new CacheError(`appendPages: ${pages.length} pages and ${positions.length} positions do not make whole pages of ${this.streams.length} heads`)
+    }
+    for (const s of this.streams) if (s.n % pt !== 0) throw new CacheError(`appendPages: a head holds ${s.n} tokens, not whole pages of ${pt}`)
+    const count = pages.length / per
+    this.streams.forEach((s, i) => {
+      for (let b = 0; b < count; b++) {
+        const tail = s.tail(() => this.newSegment(), this.options.kvDtype)
+        tail.adoptPage(pages[b * per + 2 * i], pages[b * per + 2 * i + 1])
+        s.pushPositions(positions.subarray(b * pt, (b + 1) * pt), pt)
+      }
+    })
+  }
+
+  /**
+   * Gives slots [from, from + positions.length) of every head new positions (CacheBlend and Graph-KV
+   * moving cached chunks). Pre-RoPE keys are only relabelled (they are rotated from positions at
+   * attention time); post-RoPE keys are re-rotated by `rotate`, called once per head on its key page
+   * table after the pages are made this sequence's own (copy-on-write). Checked whole before any change.
+   */
+  reposition(from: number, positions: Int32Array, rotate?: KeyRotation): void {
+    this.alive()
+    checkPositions('reposition', positions)
+    const count = positions.length
+    const postRope = this.options.keys === 'post-rope'
+    if (postRope && !rotate) throw new CacheError('reposition: keys are stored after RoPE; pass the rotation that moves them')
+    this.streams.forEach((s, i) => {
+      const at = `(layer ${Math.floor(i / this.options.kvHeads)}, head ${i % this.options.kvHeads})`
+      if (!Number.isInteger(from) || from < 0 || from + count > s.n) throw new CacheError(`reposition: slots [${from}, ${from + count}) are outside the ${s.n} of ${at}`)
+      if (postRope && s.segs.some((g) => g.n > 0 && !isAppendSegment(g, 'float32'))) throw new CacheError(`reposition: ${at} is not all arena float32 rows with every channel`)
+    })
+    this.streams.forEach((s, i) => {
+      const old = s.pos.slice(from, from + count)
+      if (postRope) {
+        const seg = s.segs.find((g) => g.n > 0)!
+        seg.writable(from, from + count)
+        rotate!(seg.kTable, this.options.pageTokens, from, old, positions, Math.floor(i / this.options.kvHeads))
+      }
+      s.pos.set(positions, from)
+    })
   }
 
   apply(decision: Decision): void {

@@ -350,6 +350,29 @@ export class Segment {
     }
   }
 
+  /** the key and value pages holding rows [p * pageTokens, (p + 1) * pageTokens) */
+  pageAt(p: number): { k: Page; v: Page } {
+    return { k: this.kPages[p], v: this.vPages[p] }
+  }
+
+  /**
+   * Appends one whole page of rows shared with another holder (a prefix-cache block): the pages gain a
+   * reference, no row is copied. The segment must end on a page boundary.
+   */
+  adoptPage(k: Page, v: Page): void {
+    this.arenaOnly('adoptPage')
+    if (this.n !== this.kPages.length * this.pt) throw new CacheError(`adoptPage: the segment holds ${this.n} rows, not whole pages`)
+    if (k.tier !== 'wasm' || v.tier !== 'wasm' || k.width !== this.kd || v.width !== this.vd || k.format !== this.format) {
+      throw new CacheError('adoptPage: the pages differ from the segment in tier, format or row width')
+    }
+    const need = this.kPages.length + 1
+    if (need > this.tabCap) this.growTables(Math.max(need, this.tabCap * 2, 4))
+    this.kPages.push(this.store.retain(k))
+    this.vPages.push(this.store.retain(v))
+    this.setTable(this.kPages.length - 1)
+    this.n += this.pt
+  }
+
   /** a segment over the same pages (each gains a reference), with its own tables */
   fork(): Segment {
     const s = new Segment(this.store, this.kernels, this.format, this.kd, this.vd, this.channels, this.tierOf, this.valueFormat)

@@ -45,6 +45,13 @@ export interface HeadSegment extends HeadView {
 
 export type KeyStorage = 'post-rope' | 'pre-rope'
 
+/**
+ * Moves post-RoPE keys to new positions in place: rows [first, first + oldPositions.length) of the
+ * paged key stream at kTable (rows of the layer's head_dim floats), row first + r from oldPositions[r]
+ * to newPositions[r]. The cache calls it from `reposition`; src/reuse/rerotate.ts makes one per model.
+ */
+export type KeyRotation = (kTable: number, pageTokens: number, first: number, oldPositions: Int32Array, newPositions: Int32Array, layer: number) => void
+
 export interface KVCacheOptions {
   layers: number
   kvHeads: number

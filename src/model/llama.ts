@@ -1,4 +1,5 @@
 import type { Backend } from '../backend/backend.js'
+import { attendScratchFloats } from '../backend/model-kernels.js'
 import { attendCache, attendCacheAsync, type CacheAttention } from '../cache/attention.js'
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import { ropeInvFreq } from './config.js'
@@ -75,6 +76,62 @@ export class LlamaForward {
       this.afterAttention(l, T, cache, o)
     }
     this.logits(T, o)
+  }
+
+  /** the embeddings of ids as a fresh [ids.length][hidden] array: the hidden state entering layer 0 */
+  embedRows(ids: ArrayLike<number>): Float32Array {
+    const H = this.cfg.hidden
+    const F = this.backend.heap.F32
+    const out = new Float32Array(ids.length * H)
+    for (let t = 0; t < ids.length; t++) out.set(F.subarray((this.w.embed >> 2) + ids[t] * H, (this.w.embed >> 2) + (ids[t] + 1) * H), t * H)
+    return out
+  }
+
+  /**
+   * One layer for T <= chunk tokens the cache already holds at consecutive slots first..first+T-1
+   * (CacheBlend's selective recompute): `hidden` [T][hidden] enters layer l and leaves it updated; the
+   * tokens' keys and values at this layer are computed afresh at `positions`, overwrite the cached ones,
+   * and the tokens attend causally over the cache (token t sees slots up to first + t). Rows run as
+   * `step` runs them, so recomputing every token in order reproduces a prefill bit for bit.
+   * Post-RoPE caches in one arena segment a head.
+   */
+  recomputeLayer(l: number, hidden: Float32Array, positions: Int32Array, first: number, cache: PagedKVCache): void {
+    const { hidden: H, qHeads, kvHeads, headDim: d, rmsNormEps: eps, group } = this.cfg
+    const T = positions.length
+    if (T < 1 || T > this.chunk || hidden.length !== T * H) throw new RangeError(`recomputeLayer: 1..${this.chunk} tokens of ${H} floats, got ${T} positions and ${hidden.length} floats`)
+    if (cache.options.keys !== 'post-rope') throw new RangeError('recomputeLayer: the cache must keep post-RoPE keys')
+    const w = this.w.layers[l]
+    const k = this.backend
+    const { x, xn, q, att, cos, sin } = this.p
+    const kb = this.p.k
+    const vb = this.p.v
+    k.heap.F32.set(hidden, x >> 2)
+    this.rope.fill(positions, cos, sin)
+    k.rmsnorm(x, w.inputNorm, xn, T, H, eps)
+    k.matmul(xn, w.q, w.qBias, q, T, H, qHeads * d)
+    k.matmul(xn, w.k, w.kBias, kb, T, H, kvHeads * d)
+    k.matmul(xn, w.v, w.vBias, vb, T, H, kvHeads * d)
+    k.rope(q, T, qHeads, d, cos, sin)
+    k.rope(kb, T, kvHeads, d, cos, sin)
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < kvHeads; h++) {
+        const off = (t * kvHeads + h) * d
+        const F = k.heap.F32
+        cache.overwrite(l, h, first + t, F.slice((kb >> 2) + off, (kb >> 2) + off + d), F.slice((vb >> 2) + off, (vb >> 2) + off + d))
+      }
+    }
+    const scratch = k.heap.alloc(attendScratchFloats(d, T * group) * 4, 64)
+    try {
+      for (let g = 0; g < kvHeads; g++) {
+        const v = cache.view(l, g)
+        const o = g * group * d * 4
+        k.attendCausal(q + o, qHeads * d, group, T, d, d, v.kTable, v.vTable, v.pageTokens, v.n, first + 1, this.scale, att + o, qHeads * d, 0, scratch)
+      }
+    } finally {
+      k.heap.release(scratch)
+    }
+    this.afterAttention(l, T, cache, {})
+    hidden.set(k.heap.F32.subarray(x >> 2, (x >> 2) + T * H))
   }
 
   /** embeddings of the T tokens into x, RoPE tables for their positions; returns T */

@@ -13,7 +13,7 @@ import { HookCapture } from './hooks.js'
 import { LlamaForward } from './llama.js'
 import { policyRuntime } from './policy-runtime.js'
 import { checkSampling, sample, seededRandom } from './sampling.js'
-import type { FinishReason, GenerateOptions, GenerateResult, Generation, Model, ModelConfig, Tokenizer } from './types.js'
+import type { FinishReason, GenerateOptions, GenerateResult, Generation, Model, ModelConfig, ReuseHandle, Tokenizer } from './types.js'
 import { TextStream } from './text-stream.js'
 import type { Weights } from './weights.js'
 
@@ -147,7 +147,17 @@ export class LlamaModel implements Model {
     // a bad policy setting fails here, at the call, before any work
     const resolved: GenerateOptions = { ...options, policy: resolvePolicy(options.policy, this.config) ?? undefined }
     options.prefill?.check(ids, (resolved.policy as Policy | undefined)?.needs ?? {}, c ?? ids.length - 1)
-    return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
+    const reuse = options.reuse
+    if (reuse === undefined) return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
+    if (typeof reuse?.open !== 'function') throw new ModelInputError('generate: reuse must be a PrefixCache, a tenant of one, or a Sequence')
+    const extra = [resolved.policy && 'policy', c !== undefined && 'contextTokens', options.prefill && 'prefill', options.kvDtype !== undefined && options.kvDtype !== 'float32' && 'kvDtype'].filter(Boolean)
+    if (extra.length) throw new ModelInputError(`generate: reuse works on the full cache; drop ${extra.join(', ')}`)
+    const handle = reuse.open(ids, this)
+    if (handle.ids.length >= this.config.maxPositions) {
+      handle.close([], false)
+      throw new ContextLengthError(`generate: ${handle.ids.length} tokens with the reused ones leave no room for a new token (max_position_embeddings ${this.config.maxPositions})`)
+    }
+    return new StreamingGeneration((emit) => this.run(handle.ids as number[], maxNew, sampling, stop, resolved, emit, handle))
   }
 
   /** throws if the request was aborted or the model disposed meanwhile (checked after every await and chunk) */
@@ -158,17 +168,34 @@ export class LlamaModel implements Model {
 
   private async run(
     ids: number[], maxNew: number, sampling: ReturnType<typeof checkSampling>, stop: string[],
-    o: GenerateOptions, emit: (t: { id: number; text: string }) => void,
+    o: GenerateOptions, emit: (t: { id: number; text: string }) => void, reuse?: ReuseHandle,
   ): Promise<GenerateResult> {
-    await nextTurn()
-    this.checkRun(o)
+    const out: number[] = []
+    let ok = false
+    try {
+      await nextTurn()
+      this.checkRun(o)
+      const result = await this.decode(ids, maxNew, sampling, stop, o, emit, out, reuse)
+      ok = true
+      return result
+    } finally {
+      reuse?.close(out, ok)
+    }
+  }
+
+  private async decode(
+    ids: number[], maxNew: number, sampling: ReturnType<typeof checkSampling>, stop: string[],
+    o: GenerateOptions, emit: (t: { id: number; text: string }) => void, out: number[], reuse?: ReuseHandle,
+  ): Promise<GenerateResult> {
     const policy: Policy | undefined = resolvePolicy(o.policy, this.config) ?? undefined
     // calibration (RazorAttention) runs before this request's cache exists; policies cache it per model
     if (policy?.prepare) {
       await policy.prepare(this)
       this.checkRun(o)
     }
-    const cache = this.newCache(policy?.needs.cacheKeys ?? 'post-rope', 64, o.prefill?.kvDtype ?? o.kvDtype ?? this.kvDtype)
+    const cache = reuse?.cache ?? this.newCache(policy?.needs.cacheKeys ?? 'post-rope', 64, o.prefill?.kvDtype ?? o.kvDtype ?? this.kvDtype)
+    const cached = reuse?.cachedTokens ?? 0
+    const shift = reuse?.positionOffset ?? 0
     const n = ids.length
     // the part of the prompt compressed at prefill end: all but its last token (kvpress's protocol), or
     // the context alone, the question being prefilled on the compressed cache (query-agnostic)
@@ -177,7 +204,6 @@ export class LlamaModel implements Model {
     const random = seededRandom(o.seed ?? 0)
     const logits = new Float32Array(this.config.vocab)
     const eos = new Set(this.config.eosTokenIds)
-    const out: number[] = []
     const stream = new TextStream(stop)
     // tokens wait here while their text is held back (a split character, a possible stop string)
     const pending: number[] = []
@@ -199,8 +225,8 @@ export class LlamaModel implements Model {
       if (o.prefill) o.prefill.restore(cache, capture)
       else {
         const C = this.forward.chunk
-        for (let s = 0; s < c; s += C) {
-          this.prefill(ids.slice(s, Math.min(c, s + C)), cache, s, capture, undefined, s)
+        for (let s = cached; s < c; s += C) {
+          this.prefill(ids.slice(s, Math.min(c, s + C)), cache, s + shift, capture, undefined, s)
           // an abort (or dispose) during a long prefill is seen between chunks
           if (s + C < c) {
             await nextTurn()
@@ -208,6 +234,7 @@ export class LlamaModel implements Model {
           }
         }
         capture.finishPrefill()
+        reuse?.prefilled(c)
       }
       const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: c + 1, step: 0 }
       ctx.runtime = policyRuntime(this, cache, ids.slice(0, c), () => ctx)
@@ -228,7 +255,7 @@ export class LlamaModel implements Model {
       const kvBytesAfterPrefill: CacheBytes = cache.bytes()
       capture.startDecode()
       let token = ids[n - 1]
-      let pos = n - 1
+      let pos = n - 1 + shift
       let decodeMs = 0
       const selector = session?.selectTokens?.bind(session)
       const select = selector ? (layer: number, q: Float32Array) => selector(ctx, layer, q) : undefined
@@ -283,12 +310,14 @@ export class LlamaModel implements Model {
           kvBytes: cache.bytes(),
           kvBytesFull: cache.bytesPerToken * (n + ctx.step - 1),
           ...(session?.report ? { policy: session.report() } : {}),
+          cachedTokens: cached,
         },
       }
     } finally {
       session?.dispose?.()
       capture.dispose()
-      cache.dispose()
+      // a reused cache goes back to its owner (run's close), which keeps or frees it
+      if (!reuse) cache.dispose()
     }
   }
 

@@ -45,21 +45,7 @@ export class SharedPrefill {
 
   /** Takes the prefilled cache's contents and the capture's hooks (the cache can be disposed after). */
   static capture(ids: readonly number[], needs: PolicyNeeds, cache: PagedKVCache, capture: HookCapture, ms: number, contextTokens = ids.length - 1): SharedPrefill {
-    const { layers, kvHeads, headDim: d } = cache.options
-    const kv = Array.from({ length: layers }, (_, l) => {
-      const T = cache.length(l, 0)
-      const k = new Float32Array(T * kvHeads * d)
-      const v = new Float32Array(T * kvHeads * d)
-      for (let h = 0; h < kvHeads; h++) {
-        const kh = cache.readKeys(l, h)
-        const vh = cache.readValues(l, h)
-        for (let t = 0; t < T; t++) {
-          k.set(kh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
-          v.set(vh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
-        }
-      }
-      return { k, v }
-    })
+    const kv = Array.from({ length: cache.options.layers }, (_, l) => cache.readLayer(l))
     return new SharedPrefill(ids.slice(), needs, kv, capture.hooks, ms, cache.options.kvDtype, contextTokens)
   }
 

@@ -5,6 +5,8 @@ import type { CacheBytes, KVCache } from '../cache/types.js'
 import type { ModelShape, Policy } from '../policies/types.js'
 import type { PolicyConfig } from '../policies/config.js'
 import type { SharedPrefill } from './prefill.js'
+import type { LlamaModel } from './model.js'
+import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { WasmLoadOptions } from '../backend/wasm/load.js'
 import type { LoadProgress } from './source.js'
 
@@ -85,6 +87,39 @@ export interface GenerateOptions {
    * rounded to nearest, ties to even, saturating at +-65504, and attended in place by the F16 kernels
    */
   kvDtype?: KVDtype
+  /**
+   * Reuse KV across requests: a `PrefixCache` (blocks of earlier prompts, `prefixCache.tenant(salt)` for
+   * a tenant's own), a `Sequence` (a conversation's earlier turns), or a context CacheBlend or Graph-KV
+   * assembled. The request prefills only what it does not find (`stats.cachedTokens`). With the full
+   * float32 cache only: no policy, contextTokens, prefill or kvDtype.
+   */
+  reuse?: KVReuse
+}
+
+/**
+ * Where a request's KV cache comes from and goes back to (src/reuse: PrefixCache, Sequence). `open`
+ * runs when `generate` is called, so its errors come before any work.
+ */
+export interface KVReuse {
+  open(ids: readonly number[], model: LlamaModel): ReuseHandle
+}
+
+/** One request's cache from a KVReuse. */
+export interface ReuseHandle {
+  readonly cache: PagedKVCache
+  /** the tokens the request runs: the prompt, or a sequence's history followed by it */
+  readonly ids: readonly number[]
+  /** the cache already holds the KV of ids[0, cachedTokens) */
+  readonly cachedTokens: number
+  /**
+   * ids[i] for i >= cachedTokens runs at position i + positionOffset (default 0). Graph-KV's sources
+   * share one position range, so what follows them sits earlier than its index: a negative offset.
+   */
+  readonly positionOffset?: number
+  /** the cache now holds the KV of ids[0, tokens) (prefill done; called before decoding) */
+  prefilled(tokens: number): void
+  /** the request ended: the tokens it generated, and whether it finished (false: it failed or was aborted) */
+  close(generated: readonly number[], ok: boolean): void
 }
 
 export interface GeneratedToken {
@@ -107,6 +142,8 @@ export interface GenerateStats {
   kvBytesFull: number
   /** the policy's own counters, where it keeps some (a selection's `cacheHitRate`, tier transfers) */
   policy?: Record<string, number>
+  /** prompt tokens whose KV came from `reuse` instead of the prefill (0 without it) */
+  cachedTokens: number
 }
 
 /**

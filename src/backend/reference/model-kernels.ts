@@ -6,6 +6,16 @@ import { halfToFloat } from '../half.js'
  * Plain TypeScript twins of the runtime's kernels, written for clarity (float64 accumulation, no blocking):
  * the independent reference the wasm kernels are tested against. Same pointers, same arena.
  */
+/** rotate_half rotation of the row at float index a with the half-row tables at float indices c and s */
+function rotateRow(f: Float32Array, a: number, half: number, c: number, s: number): void {
+  for (let i = 0; i < half; i++) {
+    const x1 = f[a + i]
+    const x2 = f[a + i + half]
+    f[a + i] = x1 * f[c + i] - x2 * f[s + i]
+    f[a + i + half] = x2 * f[c + i] + x1 * f[s + i]
+  }
+}
+
 export function referenceModelKernels(heap: Heap): ModelKernels {
   const F = () => heap.F32
   const I = () => heap.I32
@@ -96,20 +106,18 @@ export function referenceModelKernels(heap: Heap): ModelKernels {
       }
     },
     rope(x, T, heads, d, cos, sin) {
-      const f = F()
       const half = d >> 1
       for (let t = 0; t < T; t++) {
-        for (let h = 0; h < heads; h++) {
-          const a = (x >> 2) + (t * heads + h) * d
-          for (let i = 0; i < half; i++) {
-            const c = f[(cos >> 2) + t * half + i]
-            const s = f[(sin >> 2) + t * half + i]
-            const x1 = f[a + i]
-            const x2 = f[a + i + half]
-            f[a + i] = x1 * c - x2 * s
-            f[a + i + half] = x2 * c + x1 * s
-          }
-        }
+        for (let h = 0; h < heads; h++) rotateRow(F(), (x >> 2) + (t * heads + h) * d, half, (cos >> 2) + t * half, (sin >> 2) + t * half)
+      }
+    },
+    ropeRows(table, pageTokens, first, n, d, cos, sin) {
+      const iv = I()
+      const half = d >> 1
+      for (let r = 0; r < n; r++) {
+        const i = first + r
+        const p = Math.floor(i / pageTokens)
+        rotateRow(F(), (iv[(table >> 2) + p] >> 2) + (i - p * pageTokens) * d, half, (cos >> 2) + r * half, (sin >> 2) + r * half)
       }
     },
     swiglu(gate, up, out, n) {

@@ -10,7 +10,7 @@ export function wasmModelKernels(exports: WebAssembly.Exports, _heap: Heap): Mod
     if (typeof f !== 'function') throw new Error(`wasm module lacks the model kernel export '${name}' (rebuild with npm run build:wasm)`)
     return f as Fn
   }
-  const matmul = fn('matmul'), rmsnorm = fn('rmsnorm'), rope = fn('rope'), swiglu = fn('swiglu')
+  const matmul = fn('matmul'), rmsnorm = fn('rmsnorm'), rope = fn('rope'), ropeRows = fn('ropeRows'), swiglu = fn('swiglu')
   const addInPlace = fn('addInPlace'), attendCausal = fn('attendCausal'), attentionMass = fn('attentionMass')
   const fmaPeak = fn('fmaPeak'), attendGathered = fn('attendGathered')
   const attendCausalF16 = fn('attendCausalF16'), attendGatheredF16 = fn('attendGatheredF16'), attentionMassF16 = fn('attentionMassF16')
@@ -18,6 +18,7 @@ export function wasmModelKernels(exports: WebAssembly.Exports, _heap: Heap): Mod
     matmul: (x, w, bias, y, T, inDim, outDim) => void matmul(x, w, bias, y, T, inDim, outDim),
     rmsnorm: (x, g, out, T, dim, eps) => void rmsnorm(x, g, out, T, dim, eps),
     rope: (x, T, heads, d, cos, sin) => void rope(x, T, heads, d, cos, sin),
+    ropeRows: (table, pageTokens, first, n, d, cos, sin) => void ropeRows(table, pageTokens, first, n, d, cos, sin),
     swiglu: (gate, up, out, n) => void swiglu(gate, up, out, n),
     addInPlace: (y, x, n) => void addInPlace(y, x, n),
     attendCausal: (q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch) =>

@@ -1,0 +1,85 @@
+import type { PagedKVCache } from '../cache/paged-cache.js'
+import type { LlamaModel } from '../model/model.js'
+import { keyRotation } from './rerotate.js'
+import { ropeInvFreq } from '../model/config.js'
+import { blockHashes } from './block-hash.js'
+import { ReuseError } from './errors.js'
+
+/**
+ * One chunk's KV, computed with the chunk alone at positions 0..T-1 (CacheBlend's and Graph-KV's unit
+ * of reuse): per layer, keys (post-RoPE) and values [T][kvHeads][headDim], as `PagedKVCache.append`
+ * takes them. Plain arrays, so a tier can store and load them as bytes.
+ */
+export interface ChunkKV {
+  readonly ids: readonly number[]
+  readonly k: readonly Float32Array[]
+  readonly v: readonly Float32Array[]
+}
+
+/** Where chunks' KV are kept between requests: memory by default; tiers implement the same. */
+export interface ChunkStore {
+  get(key: string): ChunkKV | undefined | Promise<ChunkKV | undefined>
+  set(key: string, kv: ChunkKV): void | Promise<void>
+}
+
+/** A ChunkStore in memory (a Map by chunk key). */
+export class MemoryChunkStore implements ChunkStore {
+  private readonly map = new Map<string, ChunkKV>()
+  get(key: string): ChunkKV | undefined {
+    return this.map.get(key)
+  }
+  set(key: string, kv: ChunkKV): void {
+    this.map.set(key, kv)
+  }
+  get size(): number {
+    return this.map.size
+  }
+}
+
+/** the store key of a chunk: SHA-256 chained from the salt over its tokens (block-hash.ts), one block */
+export function chunkKey(ids: readonly number[], salt = ''): string {
+  return blockHashes(ids, ids.length, `chunk\0${salt}`, 1)[0]
+}
+
+/** every layer's rows of a cache, [T][kvHeads][headDim] a layer */
+export function readLayers(cache: PagedKVCache): { k: Float32Array[]; v: Float32Array[] } {
+  const all = Array.from({ length: cache.options.layers }, (_, l) => cache.readLayer(l))
+  return { k: all.map((x) => x.k), v: all.map((x) => x.v) }
+}
+
+/** The chunk's KV computed alone at positions 0..T-1. */
+export function computeChunk(model: LlamaModel, ids: readonly number[]): ChunkKV {
+  model.checkIds(ids, 'chunk')
+  const cache = model.newCache('post-rope', 64, 'float32')
+  try {
+    model.prefill(ids, cache, 0)
+    return { ids: ids.slice(), ...readLayers(cache) }
+  } finally {
+    cache.dispose()
+  }
+}
+
+/** the chunk from the store, or computed and stored */
+export async function loadChunk(model: LlamaModel, store: ChunkStore, ids: readonly number[], salt = ''): Promise<{ kv: ChunkKV; hit: boolean }> {
+  const key = chunkKey(ids, salt)
+  const found = await store.get(key)
+  if (found) {
+    if (found.ids.length !== ids.length || found.ids.some((t, i) => t !== ids[i])) throw new ReuseError(`chunk store: the entry for key ${key} holds other tokens`)
+    return { kv: found, hit: true }
+  }
+  const kv = computeChunk(model, ids)
+  await store.set(key, kv)
+  return { kv, hit: false }
+}
+
+/**
+ * Appends a chunk's KV to every layer of `cache` at positions first..first+T-1: its keys, computed at
+ * 0..T-1, are re-rotated there in place (exact to float32 rounding, rerotate.ts).
+ */
+export function placeChunk(model: LlamaModel, cache: PagedKVCache, kv: ChunkKV, first: number): void {
+  const T = kv.ids.length
+  const slot = cache.length(0, 0)
+  const at = Int32Array.from({ length: T }, (_, i) => i)
+  kv.k.forEach((k, l) => cache.append(l, k, kv.v[l], at))
+  if (first !== 0) cache.reposition(slot, Int32Array.from({ length: T }, (_, i) => first + i), keyRotation(model.backend, ropeInvFreq(model.config)))
+}

@@ -1,0 +1,13 @@
+// Reuse across requests (issue 14): sequences, the prefix cache and the key re-rotation they stand on.
+export { Sequence, type SequenceOptions } from './sequence.js'
+export { PrefixCache, type PrefixCacheOptions, type PrefixCacheStats } from './prefix-cache.js'
+export type { EvictionName } from './block-eviction.js'
+export { blockHashes } from './block-hash.js'
+export { keyRotation } from './rerotate.js'
+export { CacheBlend, type CacheBlendOptions, type BlendReport } from './cacheblend.js'
+export { graphKV, type GraphInput, type GraphTarget, type GraphLayout } from './graph-kv.js'
+export { MemoryChunkStore, type ChunkKV, type ChunkStore } from './chunk-kv.js'
+export { IndexedDbChunkStore } from './idb-chunk-store.js'
+export { chooseTtl, simulateAgents, syntheticAgentTrace, type AgentProgram, type AgentTurn, type ContinuumConfig, type ContinuumResult } from './continuum.js'
+export type { AssembledContext } from './context-handle.js'
+export { ReuseError } from './errors.js'

@@ -1,0 +1,132 @@
+import type { PagedKVCache } from '../cache/paged-cache.js'
+import type { LlamaModel } from '../model/model.js'
+import type { KVReuse, ReuseHandle } from '../model/types.js'
+import { ReuseError } from './errors.js'
+
+export interface SequenceOptions {
+  /** tokens per KV page (default 64) */
+  pageTokens?: number
+}
+
+/**
+ * A conversation's KV state across requests (node-llama-cpp's sessions, llama.cpp's slots): the tokens
+ * so far and a cache holding a prefix of them. `generate(prompt, { reuse: seq })` runs the history
+ * followed by the prompt, prefills only what the cache lacks, and on success commits the prompt and the
+ * answer; a failed or aborted request rolls back to the last committed token. `fork()` branches
+ * copy-on-write (`n > 1` answers to one prompt, speculative branches): pages are shared until written.
+ */
+export class Sequence implements KVReuse {
+  private history: number[]
+  private committedTokens: number
+  private busy = false
+  private disposed = false
+
+  private constructor(
+    readonly model: LlamaModel,
+    readonly cache: PagedKVCache,
+    history: number[],
+  ) {
+    this.history = history
+    this.committedTokens = history.length
+  }
+
+  static create(model: LlamaModel, options: SequenceOptions = {}): Sequence {
+    const pt = options.pageTokens ?? 64
+    if (!(Number.isInteger(pt) && pt >= 1 && pt <= 4096)) throw new ReuseError(`Sequence: pageTokens must be an integer in [1, 4096], got ${pt}`)
+    return new Sequence(model, model.newCache('post-rope', pt, 'float32'), [])
+  }
+
+  /** every token of the sequence so far (the last generated one may not be in the cache yet) */
+  get tokens(): readonly number[] {
+    return this.history
+  }
+
+  /** tokens kept by `rollback()`: the history as of the last `commit()` or finished request */
+  get committed(): number {
+    return this.committedTokens
+  }
+
+  /** tokens whose KV the cache holds (history[0, cachedTokens)) */
+  get cachedTokens(): number {
+    return this.cache.length(0, 0)
+  }
+
+  private usable(what: string): void {
+    if (this.disposed) throw new ReuseError(`Sequence.${what}: the sequence was disposed`)
+    if (this.busy) throw new ReuseError(`Sequence.${what}: a generation is running on this sequence; fork() it for another`)
+  }
+
+  /**
+   * Runs tokens through the model after the history (a system prompt, a document) without generating,
+   * uncommitted until `commit()`. Returns the logits [vocab] after the last token.
+   */
+  feed(ids: readonly number[]): Float32Array {
+    this.usable('feed')
+    this.model.checkIds(ids, 'Sequence.feed')
+    const all = [...this.history, ...ids]
+    if (all.length > this.model.config.maxPositions) throw new ReuseError(`Sequence.feed: ${all.length} tokens exceed max_position_embeddings ${this.model.config.maxPositions}`)
+    const from = this.cachedTokens
+    const vocab = this.model.config.vocab
+    const logits = new Float32Array((all.length - from) * vocab)
+    this.model.prefill(all.slice(from), this.cache, from, undefined, logits)
+    this.history = all
+    return logits.slice(logits.length - vocab)
+  }
+
+  /** makes the whole history the point `rollback()` returns to */
+  commit(): void {
+    this.usable('commit')
+    this.committedTokens = this.history.length
+  }
+
+  /** drops every token after the first `tokens` (default: the last commit), from the history and the cache */
+  rollback(tokens = this.committedTokens): void {
+    this.usable('rollback')
+    if (!(Number.isInteger(tokens) && tokens >= 0 && tokens <= this.history.length)) {
+      throw new ReuseError(`Sequence.rollback: tokens must be an integer in [0, ${this.history.length}], got ${tokens}`)
+    }
+    this.cut(tokens)
+  }
+
+  private cut(tokens: number): void {
+    this.cache.rollback(Math.min(tokens, this.cachedTokens))
+    this.history = this.history.slice(0, tokens)
+    this.committedTokens = Math.min(this.committedTokens, tokens)
+  }
+
+  /** a branch sharing every page (copy-on-write), with the same history and commit point */
+  fork(): Sequence {
+    this.usable('fork')
+    const f = new Sequence(this.model, this.cache.fork(), this.history.slice())
+    f.committedTokens = this.committedTokens
+    return f
+  }
+
+  open(ids: readonly number[], model: LlamaModel): ReuseHandle {
+    this.usable('generate')
+    if (model !== this.model) throw new ReuseError('Sequence: generate was called on another model than the sequence was made for')
+    this.busy = true
+    const all = [...this.history, ...ids]
+    const cachedTokens = this.cachedTokens
+    return {
+      cache: this.cache,
+      ids: all,
+      cachedTokens,
+      prefilled: () => {},
+      close: (generated, ok) => {
+        this.busy = false
+        if (this.disposed) return
+        if (ok) {
+          this.history = [...all, ...generated]
+          this.committedTokens = this.history.length
+        } else this.cut(this.committedTokens)
+      },
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return
+    this.disposed = true
+    this.cache.dispose()
+  }
+}
