@@ -22,8 +22,8 @@ import { defaultBooksDir } from './eval/paths.js'
 
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
-             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N] [--haystack FILE|DIR]
-             [--json FILE] [--report DIR]
+             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N] [--threads N]
+             [--haystack FILE|DIR] [--json FILE] [--report DIR]
   kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR] --out FILE
              (writes the eval's samples as JSONL, for --prompts here and for a peer library)
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
@@ -189,7 +189,7 @@ async function cmdEval(args: string[]): Promise<void> {
     model: { type: 'string' }, policy: { type: 'string', multiple: true }, task: { type: 'string' },
     length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
     workers: { type: 'string' }, haystack: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
-    question: { type: 'string' }, prompts: { type: 'string' },
+    question: { type: 'string' }, prompts: { type: 'string' }, threads: { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const policies = (v.policy as string[] | undefined) ?? []
@@ -209,6 +209,7 @@ async function cmdEval(args: string[]): Promise<void> {
     seed: fromFile && v.seed === undefined ? undefined : int('seed', v.seed as string | undefined, DEFAULT_SEED),
     backend: await availableBackend(v.backend as string | undefined),
     workers: v.workers === undefined ? undefined : positive('workers', v.workers as string),
+    threads: v.threads === undefined ? undefined : positive('threads', v.threads as string),
     haystack: v.haystack as string | undefined,
   }, { json: outputFile('json', v.json as string | undefined), report: outputDir('report', v.report as string | undefined), command: 'kvkit eval ' + args.join(' ') })
 }

@@ -13,7 +13,7 @@ const API: Record<string, string[]> = {
     'compactor', 'criticaladakv', 'criticalkv', 'kvzip', 'lagkv',
   ],
   '../src/kernels.ts': ['F32Buf', 'Heap', 'HeapError', 'I32Buf', 'Ops', 'ShapeError', 'attendCache', 'contiguousView', 'createBackend', 'referenceKernels', 'wasmKernels'],
-  '../src/node/index.ts': ['DirectorySource', 'loadModel'],
+  '../src/node/index.ts': ['DirectorySource', 'loadModel', 'nodeThreads', 'nodeWorkerSpawner'],
   '../src/mpc/index.ts': [
     'ChaCha20Prg', 'CostLog', 'DEFAULT_SEEDS', 'DealerStream', 'FixedPointError', 'LAN', 'MPCacheOptionError', 'NetworkModelError', 'Party', 'PlainFixedPoint', 'PrgSeedError', 'ProtocolError', 'RingShapeError', 'TransportError', 'WAN', 'WasmRing', 'addCost', 'attendShares', 'concatWords', 'createInProcessParties', 'createParty', 'createWasmRing', 'customNetwork', 'decodeFixed', 'decodeStepAttention', 'dynamicPlan', 'encodeFixed', 'exp', 'fixedConst', 'gatherOneHot', 'groupSummaries', 'inProcessPair', 'maxRows', 'modelledSeconds', 'mpcacheDynamicSelect', 'mpcacheSelect', 'mpcacheSelectedCount', 'mpcacheStaticEvict', 'mpcacheSummaries', 'operatorTable', 'reciprocal', 'referenceRing', 'resolveDynamicOptions', 'runBoth', 'seedFromString', 'select', 'softmax', 'splitSecret', 'spuEstimate', 'spuSeconds', 'subCost', 'textTable', 'throttled', 'topK', 'zeroCost',
   ],

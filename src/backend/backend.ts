@@ -69,6 +69,11 @@ export interface KernelBackend {
   copyBytes(dst: number, src: number, n: number): void
 }
 
-export type Backend = KernelBackend & ModelKernels
+export type Backend = KernelBackend & ModelKernels & {
+  /** threads the kernels run on (1 when absent) */
+  readonly threads?: number
+  /** stops the backend's worker threads; a model that made its backend calls it on dispose */
+  close?(): void
+}
 
 export type BackendName = 'wasm' | 'reference' | 'webgpu' | 'auto'

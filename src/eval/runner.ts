@@ -41,8 +41,10 @@ export interface EvalOptions {
   question?: QuestionMode
   /** a JSONL file of samples (prompts-file.ts) to run instead of building them; tasks, lengths and samples then come from it */
   prompts?: string
-  /** worker threads, each with its own model; default 2 when there is more than one sample and 2 cores */
+  /** worker threads, each with its own model running samples in parallel; default: one per core, at most one per sample */
   workers?: number
+  /** kernel threads inside each worker's model; default: the cores the workers leave (cores / workers, at least 1) */
+  threads?: number
   onProgress?: (p: EvalProgress) => void
   /** every sample's outcome, as it arrives (continuations, for inspection) */
   onOutcome?: (o: SampleOutcome) => void
@@ -177,7 +179,10 @@ export function checkPrompts(opts: EvalOptions): void {
 export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
   const { jobs, cells } = planEvaluation(opts)
   checkPrompts(opts)
-  const workers = Math.min(opts.workers ?? (jobs.length > 1 ? Math.min(2, availableParallelism()) : 1), jobs.length)
+  // samples in parallel first (no synchronisation at all), kernel threads inside a sample for the cores left
+  const cores = availableParallelism()
+  const workers = Math.max(1, Math.min(opts.workers ?? cores, jobs.length))
+  const threads = opts.threads ?? Math.max(1, Math.floor(cores / workers))
   const total = jobs.reduce((a, j) => a + j.policies.length, 0)
   const started = performance.now()
   const outcomes: SampleOutcome[] = []
@@ -186,7 +191,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
     opts.onOutcome?.(o)
     opts.onProgress?.({ done: outcomes.length, total, elapsedMs: performance.now() - started, last: o })
   }
-  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack }
+  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, threads }
   if (workers <= 1) {
     const s = await EvalSession.open(session)
     try {

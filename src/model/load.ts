@@ -1,4 +1,5 @@
 import { createBackend } from '../backend/index.js'
+import { hardwareThreads } from '../backend/threads/spawn.js'
 import type { Backend } from '../backend/backend.js'
 import { parseConfig } from './config.js'
 import { ModelInputError, ModelLoadError } from './errors.js'
@@ -57,13 +58,21 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
     if (tokenizer.vocabSize > config.vocab) {
       throw new ModelLoadError(`${source.describe('')}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocab_size ${config.vocab}`)
     }
-    const backend = options.backendInstance ?? (await createBackend(options.backend ?? 'auto', options.wasm ?? {}))
-    const weights = await loadWeights(source, config, backend.heap)
+    const owned = options.backendInstance === undefined
+    const backend =
+      options.backendInstance ??
+      (await createBackend(options.backend ?? 'auto', { ...options.wasm, threads: options.threads ?? hardwareThreads(), spawnWorker: options.spawnWorker }))
     try {
-      throwIfAborted(options.signal)
-      return new LlamaModel(backend, config, tokenizer, weights, options.chunk)
+      const weights = await loadWeights(source, config, backend.heap)
+      try {
+        throwIfAborted(options.signal)
+        return new LlamaModel(backend, config, tokenizer, weights, options.chunk, owned)
+      } catch (e) {
+        for (const p of weights.allocations) backend.heap.release(p)
+        throw e
+      }
     } catch (e) {
-      for (const p of weights.allocations) backend.heap.release(p)
+      if (owned) backend.close?.()
       throw e
     }
   } finally {
@@ -73,8 +82,10 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
 
 const BACKENDS: readonly BackendName[] = ['wasm', 'reference', 'webgpu', 'auto']
 
-function checkLoadOptions(options: LoadOptions): void {
+export function checkLoadOptions(options: LoadOptions): void {
   if (options.backend !== undefined && !BACKENDS.includes(options.backend))
     throw new ModelInputError(`loadModel: unknown backend ${JSON.stringify(options.backend)}; expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
   if (options.chunk !== undefined) checkChunk(options.chunk)
+  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= 256))
+    throw new ModelInputError(`loadModel: threads must be an integer in [1, 256], got ${options.threads}`)
 }

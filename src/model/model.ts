@@ -42,6 +42,8 @@ export class LlamaModel implements Model {
     readonly tokenizer: Tokenizer,
     readonly weights: Weights,
     chunk = 128,
+    /** the model made its backend (loadModel without backendInstance): dispose() stops its worker threads */
+    private readonly ownsBackend = false,
   ) {
     checkChunk(chunk)
     this.forward = new LlamaForward(backend, config, weights, chunk)
@@ -333,6 +335,7 @@ export class LlamaModel implements Model {
     if (this.disposed) return
     this.forward.dispose()
     for (const p of this.weights.allocations) this.backend.heap.release(p)
+    if (this.ownsBackend) this.backend.close?.()
     this.disposed = true
   }
 }

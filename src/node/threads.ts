@@ -1,0 +1,26 @@
+import { availableParallelism } from 'node:os'
+import { Worker } from 'node:worker_threads'
+import type { SpawnWorker } from '../backend/threads/spawn.js'
+
+/**
+ * Kernel workers as Node worker threads (Node has no global Worker): what kvkit/node's loadModel and
+ * createBackend pass as `spawnWorker`. Workers are unref'd, so an idle pool does not keep the process
+ * alive; dispose the model (or close the backend) to stop them.
+ */
+export const nodeWorkerSpawner: SpawnWorker = (url) => {
+  const w = new Worker(url)
+  w.unref()
+  return {
+    postMessage: (m) => w.postMessage(m),
+    terminate: () => w.terminate(),
+    listen(onMessage, onError) {
+      w.on('message', onMessage)
+      w.on('error', onError)
+    },
+  }
+}
+
+/** The cores this process may use (os.availableParallelism). */
+export function nodeThreads(): number {
+  return availableParallelism()
+}
