@@ -1,6 +1,6 @@
 // Prefill and decode of the fixture model on 1..N kernel threads, on book text, with the first greedy
 // tokens recorded so another engine (tools/pytorch-speed.py) can be checked against the same output.
-//   node dist/bench/threads.js [--lengths 1024,4096,8000] [--threads 1,2] [--decode 16] [--baseline DIR] [--json FILE]
+//   node dist/bench/threads.js [--ids FILE] [--lengths 1024,4096,8000] [--threads 1,2] [--decode 16] [--baseline DIR] [--json FILE]
 //   node dist/bench/threads.js --write-ids     (re-derives bench/data/prompt-ids.json from data/books)
 // --baseline DIR: a build/ folder of the code replaced (its kvkit.wasm and kvkit.relaxed.wasm); its
 // one-thread prefill and decode are measured alternately with this build's, in the same run.
@@ -69,13 +69,13 @@ const fmt = (r: Row) =>
 export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { lengths: { type: 'string' }, threads: { type: 'string' }, decode: { type: 'string' }, baseline: { type: 'string' }, json: { type: 'string' }, 'write-ids': { type: 'boolean' }, rounds: { type: 'string' } },
+    options: { ids: { type: 'string' }, lengths: { type: 'string' }, threads: { type: 'string' }, decode: { type: 'string' }, baseline: { type: 'string' }, json: { type: 'string' }, 'write-ids': { type: 'boolean' }, rounds: { type: 'string' } },
   })
   if (v['write-ids']) {
     await writeIds()
     return []
   }
-  const ids = (JSON.parse(readFileSync(IDS, 'utf8')) as { ids: number[] }).ids
+  const ids = (JSON.parse(readFileSync(v.ids ?? IDS, 'utf8')) as { ids: number[] }).ids
   const lengths = (v.lengths ?? '1024,4096,8000').split(',').map(Number)
   const threads = (v.threads ?? '1,2').split(',').map(Number)
   const steps = Number(v.decode ?? 16)

@@ -7,7 +7,7 @@ import { ThreadPoolError } from '../src/backend/threads/pool.js'
 import { ModelInputError } from '../src/model/errors.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { loadModel } from '../src/node/load.js'
-import { nodeWorkerSpawner } from '../src/node/threads.js'
+import { nodeThreads, nodeWorkerSpawner } from '../src/node/threads.js'
 
 // The kernels split across worker threads give the one-thread results bit for bit (each output value is
 // computed by the same instructions whichever thread holds it), from the kernels up to generated tokens.
@@ -152,6 +152,23 @@ describe('one thread where threads cannot run', () => {
       delete g.crossOriginIsolated
     }
     expect(sharedMemorySupported()).toBe(true)
+  })
+
+  it('KVKIT_THREADS sets the Node default, and a bad value is refused naming it', () => {
+    const old = process.env.KVKIT_THREADS
+    try {
+      process.env.KVKIT_THREADS = '3'
+      expect(nodeThreads()).toBe(3)
+      process.env.KVKIT_THREADS = ''
+      expect(nodeThreads()).toBeGreaterThanOrEqual(1)
+      for (const bad of ['0', 'two', '1.5']) {
+        process.env.KVKIT_THREADS = bad
+        expect(() => nodeThreads()).toThrow(`KVKIT_THREADS must be an integer in [1, 256], got "${bad}"`)
+      }
+    } finally {
+      if (old === undefined) delete process.env.KVKIT_THREADS
+      else process.env.KVKIT_THREADS = old
+    }
   })
 
   it.each([0, -1, 1.5, Number.NaN, 1000])('loadModel refuses threads = %s before reading any file', async (threads) => {

@@ -20,7 +20,15 @@ export const nodeWorkerSpawner: SpawnWorker = (url) => {
   }
 }
 
-/** The cores this process may use (os.availableParallelism). */
+/**
+ * The default kernel threads under Node: KVKIT_THREADS when set (a positive integer, as OMP_NUM_THREADS
+ * is for PyTorch: for machines shared with other work, where spinning workers would contend), else the
+ * cores this process may use (os.availableParallelism).
+ */
 export function nodeThreads(): number {
-  return availableParallelism()
+  const env = process.env.KVKIT_THREADS
+  if (env === undefined || env === '') return availableParallelism()
+  const n = Number(env)
+  if (!(Number.isInteger(n) && n >= 1 && n <= 256)) throw new RangeError(`KVKIT_THREADS must be an integer in [1, 256], got ${JSON.stringify(env)}`)
+  return n
 }

@@ -25,13 +25,15 @@ async function port(): Promise<Port> {
   return { post: (m) => parentPort.postMessage(m), listen: (cb) => parentPort.once('message', cb) }
 }
 
-function serve(init: WorkerInit, instance: WebAssembly.Instance): void {
+function serve(init: WorkerInit, instance: WebAssembly.Instance, ready: () => void): void {
   const e = instance.exports as Record<string, Fn>
   const ctl = new Int32Array(init.control)
   const f32 = new Float32Array(init.control)
   const base = SLOT0 + init.index * SLOT_INTS
   const a = (i: number): number => ctl[base + 1 + i]
+  // the round counter is read before `ready`: the pool's first round can only come after it
   let seen = Atomics.load(ctl, SEQ)
+  ready()
   for (;;) {
     for (let spin = 0; Atomics.load(ctl, SEQ) === seen; spin++) {
       if (spin >= SPIN) Atomics.wait(ctl, SEQ, seen)
@@ -59,8 +61,7 @@ p.listen((init) => {
   WebAssembly.instantiate(init.module, { env: { memory: init.memory, abort } }).then(
     (instance) => {
       ;(instance.exports.useThreadScratch as Fn)(init.rowScratch)
-      p.post({ type: 'ready' })
-      serve(init, instance)
+      serve(init, instance, () => p.post({ type: 'ready' }))
       // STOP: the worker returns; its owner terminates it
     },
     (err: Error) => p.post({ type: 'error', message: err.message }),
