@@ -111,7 +111,7 @@ describe('threaded kernels equal one thread bit for bit', () => {
   // decode (T 1: split by heads) and chunks (split by tokens); keys fewer than values (channel-pruned);
   // the chunk just appended (visible0 = n - T + 1) and "sees everything" (visible0 = n)
   const attGrid = [
-    [1, 3, 300, 64, 64], [1, 4, 700, 48, 64], [2, 3, 500, 64, 64], [5, 1, 600, 64, 64], [64, 3, 400, 64, 64], [128, 3, 1000, 32, 64], [33, 2, 200, 64, 40],
+    [1, 3, 1000, 64, 64], [1, 4, 700, 48, 64], [2, 3, 500, 64, 64], [5, 1, 600, 64, 64], [64, 3, 400, 64, 64], [128, 3, 1000, 32, 64], [33, 2, 200, 64, 40],
   ] as const
   it.each(attGrid)('attendCausal T %i x %i heads over %i keys (kd %i, vd %i), split by query rows', (T, hq, n, kd, vd) => {
     for (const visible0 of [n - T + 1, n]) {

@@ -5,10 +5,17 @@ import { JobKind } from './protocol.js'
 type Fn = (...args: number[]) => number
 
 /**
- * Below this many multiply-adds a call runs on the calling thread alone: waking the workers costs a
- * few microseconds, about what 2^16 multiply-adds take.
+ * Multiply-adds a part must have at least: handing a part to a worker costs a few microseconds, about
+ * what 2^16 multiply-adds take, so a call runs in at most macs / 2^16 parts (a decode step's small
+ * projections in 2 or 3, a prefill chunk's in as many as there are threads) and below 2 x 2^16 on the
+ * calling thread alone.
  */
-export const MIN_SPLIT_MACS = 1 << 16
+export const MIN_PART_MACS = 1 << 16
+
+/** parts for a call of `macs` multiply-adds: at most the pool's threads, at least MIN_PART_MACS each */
+function partsFor(macs: number, threads: number): number {
+  return Math.min(threads, Math.floor(macs / MIN_PART_MACS))
+}
 
 /** [from, to) ranges cutting `count` into at most `parts` pieces, each a multiple of `unit` (the last takes the rest) */
 export function splitRange(count: number, parts: number, unit: number): [number, number][] {
@@ -40,8 +47,9 @@ export function threadedModelKernels(exports: WebAssembly.Exports, base: ModelKe
   }
   return {
     matmul(x, w, bias, y, T, inDim, outDim) {
-      if (T * inDim * outDim < MIN_SPLIT_MACS * 2) return base.matmul(x, w, bias, y, T, inDim, outDim)
-      const ranges = splitRange(outDim, pool.threads, 4)
+      const parts = partsFor(T * inDim * outDim, pool.threads)
+      if (parts < 2) return base.matmul(x, w, bias, y, T, inDim, outDim)
+      const ranges = splitRange(outDim, parts, 4)
       run(
         ranges.map(([from, to]) => {
           const args = [x, w, bias, y, T, inDim, outDim, from, to]
@@ -50,15 +58,15 @@ export function threadedModelKernels(exports: WebAssembly.Exports, base: ModelKe
       )
     },
     attendCausal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch) {
-      const work = T * hq * Math.min(n, visible0 + T) * (kd + vd)
-      if (work < MIN_SPLIT_MACS * 2 || T * hq < 2) {
+      const count = partsFor(T * hq * Math.min(n, visible0 + T) * (kd + vd), pool.threads)
+      if (count < 2 || T * hq < 2) {
         return base.attendCausal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch)
       }
       // rows: token ranges, or for a single token ranges of query heads
       const parts =
         T > 1
-          ? splitRange(T, pool.threads, 1).map(([t0, t1]) => ({ q: q + t0 * qStride * 4, hq, T: t1 - t0, vis: visible0 + t0, out: out + t0 * outStride * 4, lse: lse && lse + t0 * hq * 4 }))
-          : splitRange(hq, pool.threads, 1).map(([h0, h1]) => ({ q: q + h0 * kd * 4, hq: h1 - h0, T: 1, vis: visible0, out: out + h0 * vd * 4, lse: lse && lse + h0 * 4 }))
+          ? splitRange(T, count, 1).map(([t0, t1]) => ({ q: q + t0 * qStride * 4, hq, T: t1 - t0, vis: visible0 + t0, out: out + t0 * outStride * 4, lse: lse && lse + t0 * hq * 4 }))
+          : splitRange(hq, count, 1).map(([h0, h1]) => ({ q: q + h0 * kd * 4, hq: h1 - h0, T: 1, vis: visible0, out: out + h0 * vd * 4, lse: lse && lse + h0 * 4 }))
       run(
         parts.map((p, i) => {
           const own = () => void attendCausal(p.q, qStride, p.hq, p.T, kd, vd, kTable, vTable, pageTokens, n, p.vis, scale, p.out, outStride, p.lse, scratch)
