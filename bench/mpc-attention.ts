@@ -10,9 +10,10 @@
  * traced program come from SPU's published cost table (src/mpc/spu-estimate.ts).
  *   node dist/bench/mpc-attention.js [tokens...]     (default 512 1024 2048 4096)
  *   MPC_LAYERS=2 node dist/bench/mpc-attention.js     (one layer pair: a quarter of the step, faster)
+ *   MPC_TRUNC=exact-one-round node dist/bench/mpc-attention.js   (truncation protocol, default one-round)
  */
 import { CostLog, LAN, WAN, modelledSeconds, subCost, type Cost } from '../src/mpc/cost.js'
-import { encodeFixed } from '../src/mpc/engine.js'
+import { encodeFixed, TRUNC_MODES, type TruncMode } from '../src/mpc/engine.js'
 import { decodeStepAttention, mpcacheSelectedCount, mpcacheSummaries, type AttentionMethod, type LayerShares } from '../src/mpc/mpcache.js'
 import type { Party } from '../src/mpc/party.js'
 import { ChaCha20Prg } from '../src/mpc/prg.js'
@@ -25,6 +26,8 @@ import { randn } from './random.js'
 /** the fixture's 8 layers; MPC_LAYERS=2 measures one index-sharing pair (costs are data-independent,
  * so 8 layers cost exactly 4x a pair) */
 const LAYERS = Number(process.env.MPC_LAYERS ?? 8)
+const TRUNC = (process.env.MPC_TRUNC ?? 'one-round') as TruncMode
+if (!(TRUNC_MODES as readonly string[]).includes(TRUNC)) throw new RangeError(`MPC_TRUNC must be one of ${TRUNC_MODES.join(', ')}, got ${JSON.stringify(TRUNC)}`)
 const H = 6
 const KV = 2
 const D = 64
@@ -52,7 +55,7 @@ function layerInputs(ring: Ring, prg: ChaCha20Prg, n: number, party: 0 | 1, laye
 }
 
 async function measure(ring: Ring, n: number, method: AttentionMethod): Promise<StepResult> {
-  const parties = createInProcessParties(ring, { trunc: 'one-round' })
+  const parties = createInProcessParties(ring, { trunc: TRUNC })
   let prefill: Cost | undefined
   let before: Cost[] = [parties[0].cost.snapshot(), parties[1].cost.snapshot()]
   let trace0 = 0

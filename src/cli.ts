@@ -10,6 +10,7 @@ import { aggregate, type SampleOutcome } from './eval/results.js'
 import { EvalSession } from './eval/session.js'
 import { writePromptsFile } from './eval/prompts-file.js'
 import type { TaskName } from './eval/tasks.js'
+import type { TruncMode } from './mpc/engine.js'
 import { formatBytes, formatKept, formatTable } from './eval/format.js'
 import { writeReport } from './eval/report.js'
 import { writeJson } from './eval/json.js'
@@ -29,7 +30,7 @@ const USAGE = `usage:
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
   kvkit perplexity --model DIR [--length 2048] [--samples 16] [--seed S] [--haystack FILE|DIR] [--backend B]
   kvkit policies
-  kvkit mpc [--model DIR] [--length 512] [--method mpcache|full] [--seed S]
+  kvkit mpc [--model DIR] [--length 512] [--method mpcache|full] [--trunc one-round|exact-one-round|exact|local] [--seed S]
              (a passkey query with the attention over the KV cache secret-shared between two parties)
   kvkit main        (npm start: the key policies at two budgets on the bundled model, report/index.html)
 policy SPEC: full | NAME | NAME:key=value,key=value   (kvkit policies lists them)`
@@ -314,15 +315,18 @@ async function cmdPerplexity(args: string[]): Promise<void> {
 }
 
 async function cmdMpc(args: string[]): Promise<void> {
-  const { values: v } = parse(args, { model: { type: 'string' }, length: { type: 'string' }, method: { type: 'string' }, seed: { type: 'string' } })
+  const { values: v } = parse(args, { model: { type: 'string' }, length: { type: 'string' }, method: { type: 'string' }, trunc: { type: 'string' }, seed: { type: 'string' } })
   const modelDir = (v.model as string | undefined) ?? defaultModelDir()
+  const { TRUNC_MODES } = await import('./mpc/engine.js')
+  const trunc = (v.trunc as string | undefined) ?? 'one-round'
+  if (!(TRUNC_MODES as readonly string[]).includes(trunc)) throw new UsageError(`--trunc must be one of ${TRUNC_MODES.join(', ')}, got ${JSON.stringify(trunc)}`)
   const length = int('length', v.length as string | undefined, 512)
   const facts = usage(() => readModelFacts(modelDir))
   if (length < 64 || length > facts.maxPositions) throw new UsageError(`--length ${length} is beyond what the model supports (64..max_position_embeddings ${facts.maxPositions})`)
   const method = (v.method as string | undefined) ?? 'mpcache'
   if (method !== 'mpcache' && method !== 'full') throw new UsageError(`--method must be mpcache or full, got ${JSON.stringify(method)}`)
   const { privatePasskey } = await import('./mpc/passkey.js')
-  await privatePasskey({ model: modelDir, length, method, seed: int('seed', v.seed as string | undefined, 1) })
+  await privatePasskey({ model: modelDir, length, method, trunc: trunc as TruncMode, seed: int('seed', v.seed as string | undefined, 1) })
 }
 
 function cmdPolicies(args: string[]): void {

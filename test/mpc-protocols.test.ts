@@ -6,30 +6,33 @@ const F = 18
 const enc = (xs: number[]): BigInt64Array => encodeFixed(xs, F)
 
 describe('two-party protocols equal the cleartext fixed-point reference', () => {
-  for (const trunc of ['exact', 'one-round', 'local'] as const) {
-    const tol = trunc === 'exact' ? 0n : 1n
+  for (const trunc of ['exact', 'exact-one-round', 'one-round', 'local'] as const) {
+    const exact = trunc.startsWith('exact')
+    const tol = exact ? 0n : 1n
     it(`mul with ${trunc} truncation is within ${tol} LSB of floor(x y / 2^f)`, async () => {
       const x = enc(uniforms(1, 300, -100, 100))
       const y = enc(uniforms(2, 300, -100, 100))
       const { mpc, plain } = await mpcVsPlain([x, y], (e, [a, b]) => e.mul(a, b), { trunc, seed: `mul-${trunc}` })
       expect(maxDiff(mpc, plain)).toBeLessThanOrEqual(tol)
-      if (trunc !== 'exact') expect(mpc.some((v, i) => v !== plain[i])).toBe(true) // really probabilistic
+      if (!exact) expect(mpc.some((v, i) => v !== plain[i])).toBe(true) // really probabilistic
     })
   }
 
-  it('exact truncation is floor for values near the 2^62 bound, zero and negative values', async () => {
-    const x = BigInt64Array.from([0n, -1n, 1n, (1n << 61n) + 12345n, -(1n << 61n) - 7n, (1n << 62n) - 1n, -(1n << 62n) + 1n, 262143n, -262144n, -262145n])
-    const { mpc, plain } = await mpcVsPlain([x], (e, [a]) => e.trunc(a, F), { trunc: 'exact' })
-    expect(Array.from(mpc)).toEqual(Array.from(plain))
-    expect(Array.from(plain)).toEqual(Array.from(x, (v) => v >> 18n))
-  })
-
-  for (const bits of [1, 2, 7, 16, 18, 33]) {
-    it(`exact truncation by ${bits} bits matches an arithmetic shift over random shares`, async () => {
-      const x = enc(uniforms(bits, 200, -1e6, 1e6))
-      const { mpc, plain } = await mpcVsPlain([x], (e, [a]) => e.trunc(a, bits), { trunc: 'exact', seed: `t${bits}` })
+  for (const trunc of ['exact', 'exact-one-round'] as const) {
+    it(`${trunc} truncation is floor for values near the 2^62 bound, zero and negative values`, async () => {
+      const x = BigInt64Array.from([0n, -1n, 1n, (1n << 61n) + 12345n, -(1n << 61n) - 7n, (1n << 62n) - 1n, -(1n << 62n) + 1n, 262143n, -262144n, -262145n])
+      const { mpc, plain } = await mpcVsPlain([x], (e, [a]) => e.trunc(a, F), { trunc })
       expect(Array.from(mpc)).toEqual(Array.from(plain))
+      expect(Array.from(plain)).toEqual(Array.from(x, (v) => v >> 18n))
     })
+
+    for (const bits of [1, 2, 7, 16, 18, 33]) {
+      it(`${trunc} truncation by ${bits} bits matches an arithmetic shift over random shares`, async () => {
+        const x = enc(uniforms(bits, 200, -1e6, 1e6))
+        const { mpc, plain } = await mpcVsPlain([x], (e, [a]) => e.trunc(a, bits), { trunc, seed: `t${bits}` })
+        expect(Array.from(mpc)).toEqual(Array.from(plain))
+      })
+    }
   }
 
   it('matmul, square and ring products are bit exact', async () => {
@@ -83,6 +86,16 @@ describe('exact cost accounting (per party, no tolerance)', () => {
     const one = await mpcVsPlain([x], (e, [a]) => e.trunc(a, 18), { trunc: 'one-round' })
     for (const c of one.costs) expect(c.total).toMatchObject({ rounds: 1, bytesSent: n * 8 })
     expect(one.costs[1].total.offlineBytes).toBe(n * 16) // shares of r >> f and of r's top bit
+  })
+
+  it('exact one-round truncation costs one round of 8 bytes per element; its DCF keys go offline', async () => {
+    const n = 4
+    const x = enc(uniforms(12, n, -1, 1))
+    const { costs } = await mpcVsPlain([x], (e, [a]) => e.trunc(a, 18), { trunc: 'exact-one-round' })
+    for (const c of costs) expect(c.total).toMatchObject({ rounds: 1, bytesSent: n * 8 })
+    const key = 16 + 18 * (16 + 8 + 1) + 8 // root seed, per level seed/value/control corrections, final word
+    expect(costs[0].total.offlineBytes).toBe(n * key)
+    expect(costs[1].total.offlineBytes).toBe(n * (key + 24)) // and the corrections of r, r >> f, r's top bit
   })
 
   it('decodes fixed point with the configured fractional bits (16, as CrypTen)', async () => {

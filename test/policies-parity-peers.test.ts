@@ -10,7 +10,7 @@
  * Agreement: at least 99% of each (layer, KV head)'s kept set; where kvpress recorded the score it
  * ranked by, every disagreement is a near-tie (within 1e-3 relative of the boundary score).
  */
-import { readFileSync } from 'node:fs'
+import { readKvpress } from './kvpress-data.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
@@ -19,8 +19,7 @@ import { compactorPolicy } from '../src/policies/compactor.js'
 import type { Policy } from '../src/policies/types.js'
 import { keptAtPrefillEnd } from './parity-helpers.js'
 
-const DATA = 'test/data/kvpress'
-const read = (f: string) => JSON.parse(readFileSync(`${DATA}/${f}`, 'utf8'))
+const read = readKvpress
 function f32(b64: string): Float32Array {
   const buf = Buffer.from(b64, 'base64')
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength))

@@ -9,7 +9,7 @@
  * kvpress's own score for the token lies within 1e-3 (relative) of its boundary (the last kept score),
  * i.e. float32 kernels in another order, not another method.
  */
-import { readFileSync } from 'node:fs'
+import { readKvpress } from './kvpress-data.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
@@ -17,7 +17,6 @@ import { createPolicy } from '../src/policies/registry.js'
 import type { Policy } from '../src/policies/types.js'
 import { keptAtPrefillEnd } from './parity-helpers.js'
 
-const DATA = 'test/data/kvpress'
 interface PressLayer {
   kept: number[][]
   scores_f32_b64: string[]
@@ -28,7 +27,7 @@ interface PressFile {
   n_kept: number
   layers: PressLayer[]
 }
-const read = (f: string) => JSON.parse(readFileSync(`${DATA}/${f}`, 'utf8'))
+const read = readKvpress
 
 // kvkit's spec for each kvpress press, with the same settings (README: window, pooling, budget, GQA mean)
 const CASES: Record<string, string> = {

@@ -12,8 +12,9 @@
  * therefore could learn party 0's masks: the protocols' security assumes the dealer is a separate
  * trusted party, which this prototype simulates and does not enforce.
  */
-import { ChaCha20Prg } from './prg.js'
+import { ChaCha20Prg, seedFromString } from './prg.js'
 import type { CostLog } from './cost.js'
+import { dcfGen, dcfKeyBytes, type DcfKeys } from './dcf.js'
 import type { Ring, Words } from './ring.js'
 
 export interface DealerSeeds {
@@ -21,7 +22,14 @@ export interface DealerSeeds {
   seed0: Uint8Array | string
   /** party 1's seed, shared with the dealer */
   seed1: Uint8Array | string
+  /**
+   * the dealer's own seed, for the randomness no party may hold (FSS keys: the truncation mask whose low
+   * bits a DCF key hides). Default: derived from seed0 XOR seed1, which is only sound in this simulation.
+   */
+  dealer?: Uint8Array | string
 }
+
+const seedBytes = (s: Uint8Array | string): Uint8Array => (typeof s === 'string' ? seedFromString(s) : s)
 
 export interface Triple {
   a: Words
@@ -32,6 +40,7 @@ export interface Triple {
 export class DealerStream {
   private readonly prg0: ChaCha20Prg
   private readonly prg1: ChaCha20Prg | null
+  private readonly prgDealer: ChaCha20Prg
 
   constructor(
     readonly party: 0 | 1,
@@ -41,6 +50,9 @@ export class DealerStream {
   ) {
     this.prg0 = new ChaCha20Prg(seeds.seed0)
     this.prg1 = party === 1 ? new ChaCha20Prg(seeds.seed1) : null
+    const s0 = seedBytes(seeds.seed0)
+    const s1 = seedBytes(seeds.seed1)
+    this.prgDealer = new ChaCha20Prg(seeds.dealer ?? s0.map((b, i) => b ^ (s1[i] ?? 0)))
   }
 
   /** For party 0 its seeded share; for party 1 its seeded share and (dealer side) party 0's. */
@@ -111,6 +123,29 @@ export class DealerStream {
       r: r.mine,
       rHigh: this.correction(this.ring.shr(full, bits, false), h0),
       rMsb: this.correction(this.ring.shr(full, 63, false), m0),
+    }
+  }
+
+  /**
+   * n masks for the exact one-round truncation by `bits`: r uniform (drawn by the dealer), additive shares
+   * of r, of r >>> bits and of r's top bit, and this party's DCF key for [x < r mod 2^bits] (the borrow
+   * out of the low bits; Boyle et al., EUROCRYPT 2021). Both parties receive their key online-free: its
+   * bytes (dcfKeyBytes) count as offline bytes for each; party 1 also receives the share corrections.
+   */
+  truncFssMask(n: number, bits: number): { r: Words; rHigh: Words; rMsb: Words; borrow: DcfKeys } {
+    const full = this.prgDealer.words(n)
+    const low = this.ring.and(full, new BigInt64Array(n).fill((1n << BigInt(bits)) - 1n))
+    const keys = dcfGen(low, new BigInt64Array(n).fill(1n), bits, this.prgDealer, this.ring)
+    this.cost.offline(n * dcfKeyBytes(bits))
+    const r0 = this.prg0.words(n)
+    const h0 = this.prg0.words(n)
+    const m0 = this.prg0.words(n)
+    if (this.party === 0) return { r: r0, rHigh: h0, rMsb: m0, borrow: keys[0] }
+    return {
+      r: this.correction(full, r0),
+      rHigh: this.correction(this.ring.shr(full, bits, false), h0),
+      rMsb: this.correction(this.ring.shr(full, 63, false), m0),
+      borrow: keys[1],
     }
   }
 }

@@ -15,7 +15,14 @@ import type { Ring, Words } from './ring.js'
  * - 'local': SecureML (Mohassel & Zhang, S&P 2017), no communication; floor or floor + 1, but a wrong
  *   result (off by 2^(64-f)) with probability about |x| / 2^63
  */
-export type TruncMode = 'exact' | 'one-round' | 'local'
+/**
+ * Truncation protocols: 'exact' (carry by a log-depth adder, 2 + ceil(log2 f) rounds), 'exact-one-round'
+ * (borrow by function secret sharing, 1 round, larger offline keys), 'one-round' (Escudero et al.'s
+ * probabilistic, 1 round, floor or floor + 1), 'local' (SecureML, 0 rounds, 1 LSB error, and a rare
+ * large error when shares wrap).
+ */
+export const TRUNC_MODES = ['exact', 'exact-one-round', 'one-round', 'local'] as const
+export type TruncMode = (typeof TRUNC_MODES)[number]
 
 export interface FxEngine {
   readonly fracBits: number

@@ -11,7 +11,8 @@
  *   ltz (A2B, Kogge-Stone)      8 rounds, 208n bytes: 1 AND round for generate, 6 prefix levels
  *                               (2 ANDs each, 1 on the last) for the carry into bit 63, 1 B2A round
  *   trunc 'exact' by f bits     2 + ceil(log2 f) rounds, (32 ceil(log2 f) + 32)n bytes
- *   trunc 'one-round'           1 round, 8n bytes;  trunc 'local': 0 rounds, 0 bytes
+ *   trunc 'exact-one-round'     1 round, 8n bytes (a DCF key per element offline, dcf.ts)
+ *   trunc 'one-round'           1 round, 8n bytes, floor or floor + 1;  'local': 0 rounds, 0 bytes
  *
  * Security: semi-honest (both parties follow the protocol), trusted dealer (dealer.ts), and every
  * opened value is a uniformly masked one (x - a with a fresh dealer mask) except where an operator
@@ -19,8 +20,9 @@
  */
 import type { CostLog, KernelCall } from './cost.js'
 import type { DealerStream } from './dealer.js'
-import { checkFracBits, FixedPointError, type FxEngine, type MatmulOperands, type TruncMode } from './engine.js'
+import { checkFracBits, FixedPointError, TRUNC_MODES, type FxEngine, type MatmulOperands, type TruncMode } from './engine.js'
 import { concatWords, type Ring, type Words } from './ring.js'
+import { dcfEval } from './dcf.js'
 import type { Transport } from './transport.js'
 
 export interface PartyOptions {
@@ -60,7 +62,7 @@ export class Party implements FxEngine {
     this.fracBits = options.fracBits ?? 18
     checkFracBits(this.fracBits)
     this.truncMode = options.trunc ?? 'one-round'
-    if (!['exact', 'one-round', 'local'].includes(this.truncMode)) throw new FixedPointError(`trunc must be 'exact', 'one-round' or 'local', got ${JSON.stringify(this.truncMode)}`)
+    if (!TRUNC_MODES.includes(this.truncMode)) throw new FixedPointError(`trunc must be one of ${TRUNC_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(this.truncMode)}`)
     if (dealer.party !== id) throw new ProtocolError(`party ${id} was given party ${dealer.party}'s dealer stream`)
   }
 
@@ -257,6 +259,7 @@ export class Party implements FxEngine {
     const call: KernelCall = { kernel: 'trunc_a', elements: x.length }
     if (this.truncMode === 'local') return this.op('trunc', call, async () => this.truncLocal(x, bits))
     if (this.truncMode === 'one-round') return this.op('trunc', call, () => this.truncOneRound(x, bits))
+    if (this.truncMode === 'exact-one-round') return this.op('trunc', call, () => this.truncExactOneRound(x, bits))
     return this.op('trunc', call, () => this.truncExact(x, bits))
   }
 
@@ -279,6 +282,24 @@ export class Party implements FxEngine {
     const notCMsb = this.ring.sub(new BigInt64Array(c.length).fill(1n), this.ring.shr(c, 63, false))
     const wrap = this.ring.shl(this.ring.mul(m.rMsb, notCMsb), 64 - bits)
     const mine = this.ring.add(this.ring.sub(this.id === 0 ? cHigh : new BigInt64Array(c.length), m.rHigh), wrap)
+    return this.addConst(mine, -(OFFSET >> BigInt(bits)))
+  }
+
+  /**
+   * Exact floor(x / 2^f) for |x| < 2^62 in one round: the masked truncation above plus its borrow
+   * [c_lo < r_lo], which each party gets as a share by evaluating its DCF key on the public c_lo (Boyle
+   * et al., "Function Secret Sharing for Mixed-Mode and Fixed-Point Secure Computation", EUROCRYPT 2021,
+   * section 5: the truncation gate). No second round: the cost moves offline, into the keys.
+   */
+  async truncExactOneRound(x: Words, bits: number): Promise<Words> {
+    const m = this.dealer.truncFssMask(x.length, bits)
+    const c = await this.open(this.ring.add(this.addConst(x, OFFSET), m.r))
+    const cLow = this.ring.and(c, new BigInt64Array(c.length).fill((1n << BigInt(bits)) - 1n))
+    const borrow = dcfEval(m.borrow, cLow, this.ring)
+    const cHigh = this.ring.shr(c, bits, false)
+    const notCMsb = this.ring.sub(new BigInt64Array(c.length).fill(1n), this.ring.shr(c, 63, false))
+    const wrap = this.ring.shl(this.ring.mul(m.rMsb, notCMsb), 64 - bits)
+    const mine = this.ring.sub(this.ring.add(this.ring.sub(this.id === 0 ? cHigh : new BigInt64Array(c.length), m.rHigh), wrap), borrow)
     return this.addConst(mine, -(OFFSET >> BigInt(bits)))
   }
 

@@ -12,6 +12,7 @@ import { defaultBooksDir, defaultWordsFile } from '../eval/paths.js'
 import { LAN, WAN, modelledSeconds, subCost, type Cost } from './cost.js'
 import { privateDecodeStep, SharedCache, summarizeSharedCache, type PrivateAttention } from './private-decode.js'
 import { ChaCha20Prg } from './prg.js'
+import type { TruncMode } from './engine.js'
 import { formatMB, operatorTable, textTable } from './report.js'
 import { createWasmRing } from './ring.js'
 import { createInProcessParties } from './session.js'
@@ -21,6 +22,8 @@ export interface PrivatePasskeyOptions {
   /** prompt length in tokens (default 512) */
   length?: number
   method?: PrivateAttention
+  /** truncation protocol (default 'one-round'; engine.ts lists the modes and their costs) */
+  trunc?: TruncMode
   seed?: number
   log?: (line: string) => void
 }
@@ -55,10 +58,11 @@ export async function privatePasskey(opts: PrivatePasskeyOptions): Promise<Priva
     const client = new ChaCha20Prg(`kvkit-mpc-client-${opts.seed ?? 1}`)
     const shared = SharedCache.fromCache(cache, layers, kvHeads, ring, client)
     cache.dispose() // from here on the cache exists only as the two parties' shares
-    const parties = createInProcessParties(ring, { trunc: 'one-round' })
+    const trunc = opts.trunc ?? 'one-round'
+    const parties = createInProcessParties(ring, { trunc })
     if (method === 'mpcache') await summarizeSharedCache(parties, shared, layers, headDim)
     const prefill = parties[0].cost.snapshot()
-    log(`private passkey query: ${ids.length} prompt tokens, ${method} attention over the secret-shared cache (2 parties in-process, fixed point 2^-18, one-round truncation)`)
+    log(`private passkey query: ${ids.length} prompt tokens, ${method} attention over the secret-shared cache (2 parties in-process, fixed point 2^-18, ${trunc} truncation)`)
     const steps: PrivatePasskeyResult['steps'] = []
     const out: number[] = []
     let token = ids[ids.length - 1]

@@ -15,7 +15,6 @@ function rotl(x: number, n: number): number {
 
 export class ChaCha20Prg {
   private readonly key = new Uint32Array(8)
-  private readonly state = new Uint32Array(16)
   private readonly block = new Uint32Array(16)
   private counter = 0
   private used = 16
@@ -29,45 +28,8 @@ export class ChaCha20Prg {
   }
 
   private refill(): void {
-    const s = this.state
-    s[0] = 0x61707865
-    s[1] = 0x3320646e
-    s[2] = 0x79622d32
-    s[3] = 0x6b206574
-    s.set(this.key, 4)
-    s[12] = this.counter >>> 0
-    s[13] = Math.floor(this.counter / 2 ** 32) >>> 0
-    s[14] = 0
-    s[15] = 0
+    chacha20Block(SIGMA, this.key, this.counter, this.block)
     this.counter++
-    // plain loads: destructuring a typed array goes through its iterator
-    let x0 = s[0], x1 = s[1], x2 = s[2], x3 = s[3], x4 = s[4], x5 = s[5], x6 = s[6], x7 = s[7]
-    let x8 = s[8], x9 = s[9], x10 = s[10], x11 = s[11], x12 = s[12], x13 = s[13], x14 = s[14], x15 = s[15]
-    for (let r = 0; r < 10; r++) {
-      // column rounds
-      x0 = (x0 + x4) | 0; x12 = rotl(x12 ^ x0, 16); x8 = (x8 + x12) | 0; x4 = rotl(x4 ^ x8, 12)
-      x0 = (x0 + x4) | 0; x12 = rotl(x12 ^ x0, 8); x8 = (x8 + x12) | 0; x4 = rotl(x4 ^ x8, 7)
-      x1 = (x1 + x5) | 0; x13 = rotl(x13 ^ x1, 16); x9 = (x9 + x13) | 0; x5 = rotl(x5 ^ x9, 12)
-      x1 = (x1 + x5) | 0; x13 = rotl(x13 ^ x1, 8); x9 = (x9 + x13) | 0; x5 = rotl(x5 ^ x9, 7)
-      x2 = (x2 + x6) | 0; x14 = rotl(x14 ^ x2, 16); x10 = (x10 + x14) | 0; x6 = rotl(x6 ^ x10, 12)
-      x2 = (x2 + x6) | 0; x14 = rotl(x14 ^ x2, 8); x10 = (x10 + x14) | 0; x6 = rotl(x6 ^ x10, 7)
-      x3 = (x3 + x7) | 0; x15 = rotl(x15 ^ x3, 16); x11 = (x11 + x15) | 0; x7 = rotl(x7 ^ x11, 12)
-      x3 = (x3 + x7) | 0; x15 = rotl(x15 ^ x3, 8); x11 = (x11 + x15) | 0; x7 = rotl(x7 ^ x11, 7)
-      // diagonal rounds
-      x0 = (x0 + x5) | 0; x15 = rotl(x15 ^ x0, 16); x10 = (x10 + x15) | 0; x5 = rotl(x5 ^ x10, 12)
-      x0 = (x0 + x5) | 0; x15 = rotl(x15 ^ x0, 8); x10 = (x10 + x15) | 0; x5 = rotl(x5 ^ x10, 7)
-      x1 = (x1 + x6) | 0; x12 = rotl(x12 ^ x1, 16); x11 = (x11 + x12) | 0; x6 = rotl(x6 ^ x11, 12)
-      x1 = (x1 + x6) | 0; x12 = rotl(x12 ^ x1, 8); x11 = (x11 + x12) | 0; x6 = rotl(x6 ^ x11, 7)
-      x2 = (x2 + x7) | 0; x13 = rotl(x13 ^ x2, 16); x8 = (x8 + x13) | 0; x7 = rotl(x7 ^ x8, 12)
-      x2 = (x2 + x7) | 0; x13 = rotl(x13 ^ x2, 8); x8 = (x8 + x13) | 0; x7 = rotl(x7 ^ x8, 7)
-      x3 = (x3 + x4) | 0; x14 = rotl(x14 ^ x3, 16); x9 = (x9 + x14) | 0; x4 = rotl(x4 ^ x9, 12)
-      x3 = (x3 + x4) | 0; x14 = rotl(x14 ^ x3, 8); x9 = (x9 + x14) | 0; x4 = rotl(x4 ^ x9, 7)
-    }
-    const b = this.block
-    b[0] = x0 + s[0]; b[1] = x1 + s[1]; b[2] = x2 + s[2]; b[3] = x3 + s[3]
-    b[4] = x4 + s[4]; b[5] = x5 + s[5]; b[6] = x6 + s[6]; b[7] = x7 + s[7]
-    b[8] = x8 + s[8]; b[9] = x9 + s[9]; b[10] = x10 + s[10]; b[11] = x11 + s[11]
-    b[12] = x12 + s[12]; b[13] = x13 + s[13]; b[14] = x14 + s[14]; b[15] = x15 + s[15]
     this.used = 0
   }
 
@@ -90,6 +52,48 @@ export class ChaCha20Prg {
     this.fill32(new Uint32Array(out.buffer))
     return out
   }
+}
+
+/** "expand 32-byte k": the constants of ChaCha20 with a 256-bit key (RFC 8439 section 2.3) */
+export const SIGMA = Uint32Array.of(0x61707865, 0x3320646e, 0x79622d32, 0x6b206574)
+/** "expand 16-byte k": the constants of Bernstein's ChaCha with a 128-bit key (key words repeated) */
+export const TAU = Uint32Array.of(0x61707865, 0x3120646e, 0x79622d36, 0x6b206574)
+
+/**
+ * The ChaCha20 block function (RFC 8439 section 2.3, 20 rounds) with nonce zero: `out` receives the 16
+ * keystream words of block `counter` for the 8 key words `key` under the 4 `constants`.
+ */
+export function chacha20Block(constants: Uint32Array, key: Uint32Array, counter: number, out: Uint32Array): void {
+  const c0 = constants[0], c1 = constants[1], c2 = constants[2], c3 = constants[3]
+  const k0 = key[0], k1 = key[1], k2 = key[2], k3 = key[3], k4 = key[4], k5 = key[5], k6 = key[6], k7 = key[7]
+  const n0 = counter >>> 0
+  const n1 = Math.floor(counter / 2 ** 32) >>> 0
+  let x0 = c0, x1 = c1, x2 = c2, x3 = c3, x4 = k0, x5 = k1, x6 = k2, x7 = k3
+  let x8 = k4, x9 = k5, x10 = k6, x11 = k7, x12 = n0, x13 = n1, x14 = 0, x15 = 0
+  for (let r = 0; r < 10; r++) {
+    // column rounds
+    x0 = (x0 + x4) | 0; x12 = rotl(x12 ^ x0, 16); x8 = (x8 + x12) | 0; x4 = rotl(x4 ^ x8, 12)
+    x0 = (x0 + x4) | 0; x12 = rotl(x12 ^ x0, 8); x8 = (x8 + x12) | 0; x4 = rotl(x4 ^ x8, 7)
+    x1 = (x1 + x5) | 0; x13 = rotl(x13 ^ x1, 16); x9 = (x9 + x13) | 0; x5 = rotl(x5 ^ x9, 12)
+    x1 = (x1 + x5) | 0; x13 = rotl(x13 ^ x1, 8); x9 = (x9 + x13) | 0; x5 = rotl(x5 ^ x9, 7)
+    x2 = (x2 + x6) | 0; x14 = rotl(x14 ^ x2, 16); x10 = (x10 + x14) | 0; x6 = rotl(x6 ^ x10, 12)
+    x2 = (x2 + x6) | 0; x14 = rotl(x14 ^ x2, 8); x10 = (x10 + x14) | 0; x6 = rotl(x6 ^ x10, 7)
+    x3 = (x3 + x7) | 0; x15 = rotl(x15 ^ x3, 16); x11 = (x11 + x15) | 0; x7 = rotl(x7 ^ x11, 12)
+    x3 = (x3 + x7) | 0; x15 = rotl(x15 ^ x3, 8); x11 = (x11 + x15) | 0; x7 = rotl(x7 ^ x11, 7)
+    // diagonal rounds
+    x0 = (x0 + x5) | 0; x15 = rotl(x15 ^ x0, 16); x10 = (x10 + x15) | 0; x5 = rotl(x5 ^ x10, 12)
+    x0 = (x0 + x5) | 0; x15 = rotl(x15 ^ x0, 8); x10 = (x10 + x15) | 0; x5 = rotl(x5 ^ x10, 7)
+    x1 = (x1 + x6) | 0; x12 = rotl(x12 ^ x1, 16); x11 = (x11 + x12) | 0; x6 = rotl(x6 ^ x11, 12)
+    x1 = (x1 + x6) | 0; x12 = rotl(x12 ^ x1, 8); x11 = (x11 + x12) | 0; x6 = rotl(x6 ^ x11, 7)
+    x2 = (x2 + x7) | 0; x13 = rotl(x13 ^ x2, 16); x8 = (x8 + x13) | 0; x7 = rotl(x7 ^ x8, 12)
+    x2 = (x2 + x7) | 0; x13 = rotl(x13 ^ x2, 8); x8 = (x8 + x13) | 0; x7 = rotl(x7 ^ x8, 7)
+    x3 = (x3 + x4) | 0; x14 = rotl(x14 ^ x3, 16); x9 = (x9 + x14) | 0; x4 = rotl(x4 ^ x9, 12)
+    x3 = (x3 + x4) | 0; x14 = rotl(x14 ^ x3, 8); x9 = (x9 + x14) | 0; x4 = rotl(x4 ^ x9, 7)
+  }
+  out[0] = x0 + c0; out[1] = x1 + c1; out[2] = x2 + c2; out[3] = x3 + c3
+  out[4] = x4 + k0; out[5] = x5 + k1; out[6] = x6 + k2; out[7] = x7 + k3
+  out[8] = x8 + k4; out[9] = x9 + k5; out[10] = x10 + k6; out[11] = x11 + k7
+  out[12] = x12 + n0; out[13] = x13 + n1; out[14] = x14; out[15] = x15
 }
 
 /** 32 bytes from a label: FNV-1a-seeded SplitMix64 expansion (deterministic, for reproducible seeds only) */

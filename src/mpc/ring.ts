@@ -6,10 +6,11 @@
  */
 import { loadWasm, type KvkitExports } from '../backend/wasm/load.js'
 import type { Heap } from '../backend/heap.js'
+import { dcfReference, type DcfCorrections, type DcfKernels, type DcfKeys } from './dcf.js'
 
 export type Words = BigInt64Array
 
-export interface Ring {
+export interface Ring extends DcfKernels {
   readonly name: 'wasm' | 'reference'
   add(a: Words, b: Words): Words
   sub(a: Words, b: Words): Words
@@ -49,6 +50,7 @@ const wrap = (x: bigint): bigint => BigInt.asIntN(64, x)
 /** The plain BigInt ring: the reference the kernels are tested against. */
 export const referenceRing: Ring = {
   name: 'reference',
+  ...dcfReference,
   add: (a, b) => map2('add', a, b, (x, y) => wrap(x + y)),
   sub: (a, b) => map2('sub', a, b, (x, y) => wrap(x - y)),
   mul: (a, b) => map2('mul', a, b, (x, y) => wrap(x * y)),
@@ -110,19 +112,9 @@ export class WasmRing implements Ring {
   ) {}
 
   private run(kernel: string, inputs: Words[], outLength: number, scalars: (ptrs: number[], out: number) => number[]): Words {
-    const ptrs = inputs.map((x) => {
-      const p = this.heap.alloc(x.byteLength)
-      new BigInt64Array(this.heap.memory.buffer, p, x.length).set(x)
-      return p
-    })
-    const out = this.heap.alloc(outLength * 8)
-    try {
-      ;(this.e[kernel] as Kernel)(...scalars(ptrs, out))
-      return new BigInt64Array(this.heap.memory.buffer, out, outLength).slice()
-    } finally {
-      for (const p of ptrs) this.heap.release(p)
-      this.heap.release(out)
-    }
+    const out = new BigInt64Array(outLength)
+    this.withArrays([...inputs, out], inputs.length, (p) => (this.e[kernel] as Kernel)(...scalars(p.slice(0, -1), p[p.length - 1])))
+    return out
   }
   private elementwise(kernel: string, op: string, ...xs: Words[]): Words {
     const n = sameLength(op, ...xs)
@@ -153,6 +145,35 @@ export class WasmRing implements Ring {
   beaverAnd(c: Words, a: Words, b: Words, d: Words, e: Words, party: 0 | 1): Words {
     const n = sameLength('beaverAnd', c, a, b, d, e)
     return this.run('mpcBeaverAnd', [c, a, b, d, e], n, (p, out) => [...p, party, out, n])
+  }
+
+  dcfCorrections(alpha: Words, beta: Words, bits: number, seed0: Uint32Array, seed1: Uint32Array): DcfCorrections {
+    const n = alpha.length
+    const cw: DcfCorrections = { seedCw: new Uint32Array(4 * n * bits), valueCw: new BigInt64Array(n * bits), controlCw: new Uint8Array(n * bits), finalCw: new BigInt64Array(n) }
+    this.withArrays([alpha, beta, seed0, seed1, cw.seedCw, cw.valueCw, cw.controlCw, cw.finalCw, new Uint8Array(128)], 4, (p) => (this.e.mpcDcfGen as Kernel)(...p.slice(0, 8), n, bits, p[8]))
+    return cw
+  }
+  dcfEval(key: DcfKeys, x: Words): Words {
+    const out = new BigInt64Array(key.n)
+    this.withArrays([key.seed, key.seedCw, key.valueCw, key.controlCw, key.finalCw, x, out, new Uint8Array(64)], 6, (p) => (this.e.mpcDcfEval as Kernel)(...p.slice(0, 7), key.n, key.bits, key.party, p[7]))
+    return out
+  }
+
+  /** Copies `arrays` into the arena, runs `f` on their pointers, copies arrays from index `outFrom` on back. */
+  private withArrays(arrays: ArrayBufferView[], outFrom: number, f: (ptrs: number[]) => void): void {
+    const ptrs = arrays.map((a) => {
+      const p = this.heap.alloc(Math.max(a.byteLength, 8))
+      new Uint8Array(this.heap.memory.buffer, p, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+      return p
+    })
+    try {
+      f(ptrs)
+      arrays.forEach((a, i) => {
+        if (i >= outFrom) new Uint8Array(a.buffer, a.byteOffset, a.byteLength).set(new Uint8Array(this.heap.memory.buffer, ptrs[i], a.byteLength))
+      })
+    } finally {
+      for (const p of ptrs) this.heap.release(p)
+    }
   }
 }
 
