@@ -154,6 +154,19 @@ describe('one thread where threads cannot run', () => {
     expect(sharedMemorySupported()).toBe(true)
   })
 
+  /** a runtime whose worker script is missing: every worker reports an error */
+  const failingSpawn = () => ({
+    postMessage: () => undefined,
+    terminate: () => undefined,
+    listen: (_m: (x: unknown) => void, onError: (e: Error) => void) => queueMicrotask(() => onError(new Error('worker.js: 404'))),
+  })
+  it('workers that fail to start reject createBackend naming the cause, or fall back to one thread when threads are optional (loadModel by default)', async () => {
+    await expect(createBackend('wasm', { relaxed: false, threads: 3, spawnWorker: failingSpawn })).rejects.toThrow('kernel worker 0: worker.js: 404')
+    const b = await createBackend('wasm', { relaxed: false, threads: 3, spawnWorker: failingSpawn, threadsOptional: true })
+    expect(b.threads).toBe(1)
+    expect(b.close).toBeUndefined()
+  })
+
   it('KVKIT_THREADS sets the Node default, and a bad value is refused naming it', () => {
     const old = process.env.KVKIT_THREADS
     try {

@@ -22,6 +22,11 @@ export interface BackendOptions extends WasmLoadOptions {
   threads?: number
   /** starts a worker (default: the global Worker; kvkit/node passes Node's worker threads) */
   spawnWorker?: SpawnWorker
+  /**
+   * When the workers fail to start (a bundle that left out the worker script, a blocked worker
+   * source), run on one thread instead of rejecting: loadModel's behaviour when `threads` is its default.
+   */
+  threadsOptional?: boolean
 }
 
 /**
@@ -66,7 +71,13 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
     const e = exports as unknown as WebAssembly.Exports
     const single = { name: 'wasm' as const, heap, build, threads: 1, ...wasmKernels(exports, heap), ...wasmModelKernels(e, heap) }
     if (!shared || threads === 1 || !spawn) return single
-    const pool = await ThreadPool.start(module, heap, threads - 1, spawn)
+    let pool: ThreadPool
+    try {
+      pool = await ThreadPool.start(module, heap, threads - 1, spawn)
+    } catch (err) {
+      if (opts.threadsOptional) return single
+      throw err
+    }
     return { ...single, threads, ...threadedModelKernels(e, single, pool), close: () => pool.close() }
   }
   if (name === 'auto') return createBackend('reference', opts)

@@ -61,7 +61,7 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
     const owned = options.backendInstance === undefined
     const backend =
       options.backendInstance ??
-      (await createBackend(options.backend ?? 'auto', { ...options.wasm, threads: options.threads ?? hardwareThreads(), spawnWorker: options.spawnWorker }))
+      (await createBackend(options.backend ?? 'auto', { ...options.wasm, threads: options.threads ?? hardwareThreads(), threadsOptional: options.threads === undefined, spawnWorker: options.spawnWorker }))
     try {
       const weights = await loadWeights(source, config, backend.heap)
       try {

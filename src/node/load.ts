@@ -15,7 +15,9 @@ import { nodeThreads, nodeWorkerSpawner } from './threads.js'
 export async function loadModel(input: ModelInput, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
   checkLoadOptions(options)
   // Node has no global Worker: the kernel threads are Node worker threads, one per available core by default
-  options = { ...options, threads: options.threads ?? nodeThreads(), spawnWorker: options.spawnWorker ?? nodeWorkerSpawner }
+  // (KVKIT_THREADS is checked here, before any file is read)
+  const threads = options.threads ?? nodeThreads()
+  options = { ...options, threads, spawnWorker: options.spawnWorker ?? nodeWorkerSpawner }
   const opts = { onProgress: options.onProgress, signal: options.signal }
   if (input instanceof URL && input.protocol === 'file:') return loadModelFrom(await DirectorySource.open(fileURLToPath(input), opts), options)
   if (typeof input === 'string' && !isUrl(input)) return loadModelFrom(await DirectorySource.open(input, opts), options)
