@@ -6,6 +6,7 @@ import { loadBooks } from './text.js'
 import { loadWordList } from './words.js'
 import { defaultBooksDir, defaultWordsFile } from './paths.js'
 import { availableParallelism } from 'node:os'
+import { nodeThreads } from '../node/threads.js'
 import type { BackendName } from '../backend/backend.js'
 import { createPolicy, parsePolicySpec } from '../policies/registry.js'
 import { isPolicyConfig, type PolicyConfig } from '../policies/config.js'
@@ -41,9 +42,9 @@ export interface EvalOptions {
   question?: QuestionMode
   /** a JSONL file of samples (prompts-file.ts) to run instead of building them; tasks, lengths and samples then come from it */
   prompts?: string
-  /** worker threads, each with its own model running samples in parallel; default: one per core, at most one per sample */
+  /** worker threads, each with its own model running samples in parallel; default: one per available core, at most one per sample */
   workers?: number
-  /** kernel threads inside each worker's model; default: the cores the workers leave (cores / workers, at least 1) */
+  /** kernel threads inside each worker's model; default: the cores the workers leave (KVKIT_THREADS or the cores, / workers, at least 1) */
   threads?: number
   onProgress?: (p: EvalProgress) => void
   /** every sample's outcome, as it arrives (continuations, for inspection) */
@@ -180,9 +181,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
   const { jobs, cells } = planEvaluation(opts)
   checkPrompts(opts)
   // samples in parallel first (no synchronisation at all), kernel threads inside a sample for the cores left
-  const cores = availableParallelism()
-  const workers = Math.max(1, Math.min(opts.workers ?? cores, jobs.length))
-  const threads = opts.threads ?? Math.max(1, Math.floor(cores / workers))
+  const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), jobs.length))
+  const threads = opts.threads ?? Math.max(1, Math.floor(nodeThreads() / workers))
   const total = jobs.reduce((a, j) => a + j.policies.length, 0)
   const started = performance.now()
   const outcomes: SampleOutcome[] = []

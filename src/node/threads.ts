@@ -26,7 +26,12 @@ export const nodeWorkerSpawner: SpawnWorker = (url) => {
  * cores this process may use (os.availableParallelism).
  */
 export function nodeThreads(): number {
-  const env = process.env.KVKIT_THREADS
+  let env: string | undefined
+  try {
+    env = process.env.KVKIT_THREADS
+  } catch {
+    env = undefined // Deno without --allow-env: as if unset
+  }
   if (env === undefined || env === '') return availableParallelism()
   const n = Number(env)
   if (!(Number.isInteger(n) && n >= 1 && n <= 256)) throw new RangeError(`KVKIT_THREADS must be an integer in [1, 256], got ${JSON.stringify(env)}`)
