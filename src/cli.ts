@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path'
 import { createBackend } from './backend/index.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { BackendName } from './backend/backend.js'
+import { KV_DTYPES, type KVDtype } from './cache/formats.js'
 import { createPolicy, listPolicies } from './policies/registry.js'
 import { loadModel } from './node/load.js'
 import { checkPrompts, evaluate, planEvaluation, EvalArgumentError, DEFAULT_SEED, type EvalOptions, type EvalProgress } from './eval/runner.js'
@@ -24,16 +25,19 @@ import { defaultBooksDir } from './eval/paths.js'
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
              [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N] [--threads N]
-             [--haystack FILE|DIR] [--json FILE] [--report DIR]
+             [--haystack FILE|DIR] [--kv-dtype float32|float16] [--json FILE] [--report DIR]
   kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR] --out FILE
              (writes the eval's samples as JSONL, for --prompts here and for a peer library)
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
+             [--kv-dtype float32|float16]
   kvkit perplexity --model DIR [--length 2048] [--samples 16] [--seed S] [--haystack FILE|DIR] [--backend B]
+             [--kv-dtype float32|float16]
   kvkit policies
   kvkit mpc [--model DIR] [--length 512] [--method mpcache|full] [--trunc one-round|exact-one-round|exact|local] [--seed S]
              (a passkey query with the attention over the KV cache secret-shared between two parties)
   kvkit main        (npm start: the key policies at two budgets on the bundled model, report/index.html)
-policy SPEC: full | NAME | NAME:key=value,key=value   (kvkit policies lists them)`
+policy SPEC: full | NAME | NAME:key=value,key=value   (kvkit policies lists them)
+--kv-dtype: the KV cache's element type (llama.cpp's --cache-type-k/-v; f32 and f16 are accepted too)`
 
 /** A bad command line: one line on stderr, exit code 2. */
 class UsageError extends Error {}
@@ -64,6 +68,14 @@ function list(name: string, raw: string | undefined): string[] {
   const items = raw.split(',').map((s) => s.trim()).filter(Boolean)
   if (items.length === 0) throw new UsageError(`--${name} is empty`)
   return items
+}
+
+/** --kv-dtype: float32 (default) or float16, or llama.cpp's names for them, f32 and f16 */
+function kvDtype(raw: string | undefined): KVDtype | undefined {
+  if (raw === undefined) return undefined
+  const name = ({ f32: 'float32', f16: 'float16' } as Record<string, string>)[raw] ?? raw
+  if (!(KV_DTYPES as string[]).includes(name)) throw new UsageError(`--kv-dtype must be float32 or float16 (or f32, f16), got ${JSON.stringify(raw)}`)
+  return name as KVDtype
 }
 
 function backend(raw: string | undefined): BackendName {
@@ -190,7 +202,7 @@ async function cmdEval(args: string[]): Promise<void> {
     model: { type: 'string' }, policy: { type: 'string', multiple: true }, task: { type: 'string' },
     length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
     workers: { type: 'string' }, haystack: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
-    question: { type: 'string' }, prompts: { type: 'string' }, threads: { type: 'string' },
+    question: { type: 'string' }, prompts: { type: 'string' }, 'kv-dtype': { type: 'string' }, threads: { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const policies = (v.policy as string[] | undefined) ?? []
@@ -212,6 +224,7 @@ async function cmdEval(args: string[]): Promise<void> {
     workers: v.workers === undefined ? undefined : positive('workers', v.workers as string),
     threads: v.threads === undefined ? undefined : positive('threads', v.threads as string),
     haystack: v.haystack as string | undefined,
+    kvDtype: kvDtype(v['kv-dtype'] as string | undefined),
   }, { json: outputFile('json', v.json as string | undefined), report: outputDir('report', v.report as string | undefined), command: 'kvkit eval ' + args.join(' ') })
 }
 
@@ -260,8 +273,9 @@ async function cmdMain(args: string[]): Promise<void> {
 async function cmdGenerate(args: string[]): Promise<void> {
   const { values: v } = parse(args, {
     model: { type: 'string' }, policy: { type: 'string' }, prompt: { type: 'string' }, 'prompt-file': { type: 'string' },
-    'max-new-tokens': { type: 'string' }, backend: { type: 'string' },
+    'max-new-tokens': { type: 'string' }, backend: { type: 'string' }, 'kv-dtype': { type: 'string' },
   })
+  const dtype = kvDtype(v['kv-dtype'] as string | undefined)
   if (v.model === undefined) throw new UsageError('--model is required')
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined)) throw new UsageError('give exactly one of --prompt TEXT and --prompt-file FILE')
   const maxNewTokens = positive('max-new-tokens', v['max-new-tokens'] as string | undefined, 64)
@@ -275,7 +289,7 @@ async function cmdGenerate(args: string[]): Promise<void> {
   } catch {
     throw new UsageError(`cannot read prompt file ${v['prompt-file']}`)
   }
-  const model = await loadModel(v.model as string, { backend: be })
+  const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype })
   try {
     const bos = model.config.bosTokenId ?? model.config.eosTokenIds[0]
     const ids = [...(bos === undefined ? [] : [bos]), ...model.tokenizer.encode(text)]
@@ -294,9 +308,10 @@ async function cmdGenerate(args: string[]): Promise<void> {
 async function cmdPerplexity(args: string[]): Promise<void> {
   const { values: v } = parse(args, {
     model: { type: 'string' }, length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' },
-    haystack: { type: 'string' }, backend: { type: 'string' },
+    haystack: { type: 'string' }, backend: { type: 'string' }, 'kv-dtype': { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
+  const dtype = kvDtype(v['kv-dtype'] as string | undefined)
   const length = int('length', v.length as string | undefined, 2048)
   const samples = positive('samples', v.samples as string | undefined, 16)
   const seed = int('seed', v.seed as string | undefined, DEFAULT_SEED)
@@ -304,7 +319,7 @@ async function cmdPerplexity(args: string[]): Promise<void> {
   const facts = usage(() => readModelFacts(v.model as string))
   if (length < 2 || length > facts.maxPositions) throw new UsageError(`length ${length} is ${length < 2 ? 'too short: perplexity needs at least 2 tokens' : `beyond what the model supports (max_position_embeddings ${facts.maxPositions})`}`)
   const books = usage(() => loadBooks((v.haystack as string | undefined) ?? defaultBooksDir()))
-  const model = await loadModel(v.model as string, { backend: be })
+  const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype })
   try {
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0] ?? 0
     const ppl = perplexity(model, { books, length, samples, seed, bosId })

@@ -17,7 +17,7 @@ export type { KVCache, KVCacheOptions, KeyStorage, CacheBytes, Decision, HeadDec
 export { CacheError } from './cache/errors.js'
 export type { PageStore, Tier, Page, TierBytes } from './cache/page-store.js'
 // the KV store's page formats: their byte accounting (a page of any format, before it is allocated)
-export { pageBytes, type PageFormat, type StreamRole, type FormatInfo } from './cache/formats.js'
+export { pageBytes, KV_DTYPES, type KVDtype, type PageFormat, type StreamRole, type FormatInfo } from './cache/formats.js'
 // policies: typed factories, spec strings, the registry
 export * from './policies/factories.js'
 export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'

@@ -44,6 +44,35 @@ describe('Heap', () => {
     expect(() => heap.release(12345)).toThrow(/12345 is not a live allocation/)
   })
 
+  it('frees a batch (releaseMany) into the same free list as one release after another', () => {
+    const rand = rng(7)
+    const sizes = Array.from({ length: 300 }, () => 16 + Math.floor(rand() * 5000))
+    const batched = new Heap()
+    const oneByOne = new Heap()
+    const a = sizes.map((b) => batched.alloc(b))
+    const b = sizes.map((s) => oneByOne.alloc(s))
+    expect(a).toEqual(b)
+    // every other block and a run at the top (which lowers the bump pointer), in no particular order
+    const gone = a.map((_, i) => i).filter((i) => i % 2 === 0 || i > 280).sort(() => rand() - 0.5)
+    batched.releaseMany(gone.map((i) => a[i]))
+    for (const i of gone) oneByOne.release(b[i])
+    expect(batched.bytesLive).toBe(oneByOne.bytesLive)
+    // the same first-fit answers afterwards: the free lists are the same
+    for (const s of sizes.slice(0, 200)) expect(batched.alloc(s)).toBe(oneByOne.alloc(s))
+    expect(batched.bytesReserved).toBe(oneByOne.bytesReserved)
+  })
+
+  it('refuses a batch with a foreign or repeated pointer before freeing any of it', () => {
+    const heap = new Heap()
+    const ps = Array.from({ length: 10 }, () => heap.alloc(64))
+    const live = heap.bytesLive
+    expect(() => heap.releaseMany([...ps, 12345])).toThrow(/12345 is not a live allocation/)
+    expect(() => heap.releaseMany([...ps, ps[3]])).toThrow(new RegExp(`${ps[3]} is not a live allocation`))
+    expect(heap.bytesLive).toBe(live)
+    heap.releaseMany(ps)
+    expect(heap.bytesLive).toBe(0)
+  })
+
   it('keeps buffer views and head views valid across memory.grow', async () => {
     const wasm = await createBackend('wasm', { relaxed: false })
     const ops = new Ops(wasm)

@@ -53,7 +53,7 @@ describe('page formats', () => {
 })
 
 describe('compaction', () => {
-  it.each([[1, 64], [5, 16], [64, 64], [3, 7]])('the kernel moves exactly what its twin moves (pageTokens %i, rowBytes %i)', (pt, rowBytes) => {
+  it.each([[1, 64], [5, 16], [64, 64], [3, 7], [16, 256], [64, 2048]])('the kernel moves exactly what its twin moves (pageTokens %i, rowBytes %i)', (pt, rowBytes) => {
     const r = rng(pt * 100 + rowBytes)
     const n = 150
     const pages = Array.from({ length: Math.ceil(n / pt) }, () => heap.alloc(pt * rowBytes, 16))
@@ -309,17 +309,17 @@ describe('tiers', () => {
 })
 
 describe('host tier beyond the arena', () => {
-  it('a one-layer Llama-3-8B-shaped cache held in host ArrayBuffers: decode attention over a selection equals the float64 reference', async () => {
-    // bench/host-tier.ts runs the same at 1M tokens (8 GiB); 32k tokens (256 MiB) keep the test in seconds
+  it.each([['float32', 4], ['float16', 2]] as const)('a one-layer Llama-3-8B-shaped cache held in host ArrayBuffers (%s): decode attention over a selection equals the float64 reference', async (kvDtype, bytes) => {
+    // bench/host-tier.ts runs the same at 1M tokens (4 GiB in float16); 32k tokens keep the test in seconds
     const tokens = 1 << 15
-    const cache = hostCache(wasm, tokens)
-    expect(cache.store.liveBytes.host).toBe(tokens * KV_HEADS * HEAD_DIM * 4 * 2)
+    const cache = hostCache(wasm, tokens, 8192, kvDtype)
+    expect(cache.store.liveBytes.host).toBe(tokens * KV_HEADS * HEAD_DIM * bytes * 2)
     expect(cache.store.liveBytes.wasm).toBe(0)
-    expect(cache.bytes().offloaded).toBe(tokens * KV_HEADS * HEAD_DIM * 4 * 2)
+    expect(cache.bytes().offloaded).toBe(tokens * KV_HEADS * HEAD_DIM * bytes * 2)
     const q = Float32Array.from({ length: KV_HEADS * GROUP * HEAD_DIM }, (_, i) => cell(2, i, 0, 0) * 4)
     const select = selection(tokens, 512, 3)
     const got = await attendSelection(wasm, cache, q, select)
-    const want = referenceSelection(q, select)
+    const want = referenceSelection(q, select, kvDtype)
     got.forEach((x, i) => expect(Math.abs(x - want[i])).toBeLessThan(1e-5))
     cache.dispose()
   })

@@ -4,7 +4,7 @@ import { decodeFixed, encodeFixed, PlainFixedPoint, type FxEngine } from '../src
 import { decodeStepAttention, mpcacheSelect, mpcacheStaticEvict, mpcacheSummaries, type LayerShares } from '../src/mpc/mpcache.js'
 import { dynamicPlan, mpcacheDynamicSelect, resolveDynamicOptions } from '../src/mpc/mpcache-select.js'
 import { concatWords } from '../src/mpc/ring.js'
-import { randArray, randomContext, rng, shape } from './policies2-helpers.js'
+import { randArray, randomContext, rng, shape } from './policy-context-helpers.js'
 import { mpcVsPlain, wasmRing } from './mpc-helpers.js'
 
 const F = 18

@@ -1,4 +1,4 @@
-import { madd, hsum, rowAt } from './simd'
+import { madd, hsum, load4, load1, rowAtK, elemOff } from './simd'
 import { exp1 } from './exp'
 import { foldScores } from './online-softmax'
 
@@ -26,20 +26,20 @@ export function useThreadScratch(ptr: usize): void {
 
 /** pointers of rows j0 .. j0+len of the sequence (token j, or idx[j] when idx != 0) into kPtrs and vPtrs */
 // @ts-ignore: decorator
-@inline function collect(kTable: usize, vTable: usize, pageTokens: i32, kd: i32, vd: i32, idx: usize, j0: i32, len: i32): void {
+@inline function collect<K>(kTable: usize, vTable: usize, pageTokens: i32, kd: i32, vd: i32, idx: usize, j0: i32, len: i32): void {
   for (let j = 0; j < len; j++) {
     const t = idx == 0 ? j0 + j : load<i32>(idx + (<usize>(j0 + j) << 2))
-    store<u32>(kPtrs + (<usize>j << 2), <u32>rowAt(kTable, pageTokens, kd, t))
-    if (vTable) store<u32>(vPtrs + (<usize>j << 2), <u32>rowAt(vTable, pageTokens, vd, t))
+    store<u32>(kPtrs + (<usize>j << 2), <u32>rowAtK<K>(kTable, pageTokens, kd, t))
+    if (vTable) store<u32>(vPtrs + (<usize>j << 2), <u32>rowAtK<K>(vTable, pageTokens, vd, t))
   }
 }
 
 /**
  * Scores of 4 query rows against `len` contiguous key rows: S[i][j] = scale * q_i . k_j.
- * Two keys at a time: 8 accumulators, each key row loaded once for the 4 queries.
+ * Two keys at a time: 8 accumulators, each key row loaded (and widened, for float16 rows) once for the 4 queries.
  */
 // @ts-ignore: decorator
-@inline function scoreTile(q0: usize, q1: usize, q2: usize, q3: usize, kd: i32, len: i32, S: usize, scale: f32): void {
+@inline function scoreTile<K>(q0: usize, q1: usize, q2: usize, q3: usize, kd: i32, len: i32, S: usize, scale: f32): void {
   const k4 = kd & ~3
   let j = 0
   for (; j + 2 <= len; j += 2) {
@@ -49,8 +49,8 @@ export function useThreadScratch(ptr: usize): void {
     let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
     for (let c = 0; c < k4; c += 4) {
       const off = <usize>c << 2
-      const x = v128.load(ka + off)
-      const y = v128.load(kb + off)
+      const x = load4<K>(ka + elemOff<K>(c))
+      const y = load4<K>(kb + elemOff<K>(c))
       const u0 = v128.load(q0 + off)
       a0 = madd(u0, x, a0); b0 = madd(u0, y, b0)
       const u1 = v128.load(q1 + off)
@@ -64,7 +64,7 @@ export function useThreadScratch(ptr: usize): void {
     let t0 = hsum(b0), t1 = hsum(b1), t2 = hsum(b2), t3 = hsum(b3)
     for (let c = k4; c < kd; c++) {
       const off = <usize>c << 2
-      const x = load<f32>(ka + off), y = load<f32>(kb + off)
+      const x = load1<K>(ka + elemOff<K>(c)), y = load1<K>(kb + elemOff<K>(c))
       const u0 = load<f32>(q0 + off), u1 = load<f32>(q1 + off), u2 = load<f32>(q2 + off), u3 = load<f32>(q3 + off)
       s0 += u0 * x; s1 += u1 * x; s2 += u2 * x; s3 += u3 * x
       t0 += u0 * y; t1 += u1 * y; t2 += u2 * y; t3 += u3 * y
@@ -80,7 +80,7 @@ export function useThreadScratch(ptr: usize): void {
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
     for (let c = 0; c < k4; c += 4) {
       const off = <usize>c << 2
-      const x = v128.load(ka + off)
+      const x = load4<K>(ka + elemOff<K>(c))
       a0 = madd(v128.load(q0 + off), x, a0)
       a1 = madd(v128.load(q1 + off), x, a1)
       a2 = madd(v128.load(q2 + off), x, a2)
@@ -89,7 +89,7 @@ export function useThreadScratch(ptr: usize): void {
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3)
     for (let c = k4; c < kd; c++) {
       const off = <usize>c << 2
-      const x = load<f32>(ka + off)
+      const x = load1<K>(ka + elemOff<K>(c))
       s0 += load<f32>(q0 + off) * x; s1 += load<f32>(q1 + off) * x
       s2 += load<f32>(q2 + off) * x; s3 += load<f32>(q3 + off) * x
     }
@@ -123,7 +123,16 @@ export function attendCausal(
   kTable: usize, vTable: usize, pageTokens: i32, n: i32, visible0: i32, scale: f32,
   out: usize, outStride: i32, lse: usize, scratch: usize,
 ): void {
-  attendRows(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, 0, scale, out, outStride, lse, scratch)
+  attendRows<f32>(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, 0, scale, out, outStride, lse, scratch)
+}
+
+/** attendCausal over float16 key and value pages (widened in registers as they are read) */
+export function attendCausalF16(
+  q: usize, qStride: i32, hq: i32, T: i32, kd: i32, vd: i32,
+  kTable: usize, vTable: usize, pageTokens: i32, n: i32, visible0: i32, scale: f32,
+  out: usize, outStride: i32, lse: usize, scratch: usize,
+): void {
+  attendRows<u16>(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, 0, scale, out, outStride, lse, scratch)
 }
 
 /**
@@ -136,10 +145,19 @@ export function attendGathered(
   kTable: usize, vTable: usize, pageTokens: i32, idx: usize, nIdx: i32, scale: f32,
   out: usize, lse: usize, scratch: usize,
 ): void {
-  attendRows(q, hq * kd, hq, 1, kd, vd, kTable, vTable, pageTokens, nIdx, nIdx, idx, scale, out, hq * vd, lse, scratch)
+  attendRows<f32>(q, hq * kd, hq, 1, kd, vd, kTable, vTable, pageTokens, nIdx, nIdx, idx, scale, out, hq * vd, lse, scratch)
 }
 
-function attendRows(
+/** attendGathered over float16 key and value pages */
+export function attendGatheredF16(
+  q: usize, hq: i32, kd: i32, vd: i32,
+  kTable: usize, vTable: usize, pageTokens: i32, idx: usize, nIdx: i32, scale: f32,
+  out: usize, lse: usize, scratch: usize,
+): void {
+  attendRows<u16>(q, hq * kd, hq, 1, kd, vd, kTable, vTable, pageTokens, nIdx, nIdx, idx, scale, out, hq * vd, lse, scratch)
+}
+
+function attendRows<K>(
   q: usize, qStride: i32, hq: i32, T: i32, kd: i32, vd: i32,
   kTable: usize, vTable: usize, pageTokens: i32, n: i32, visible0: i32, idx: usize, scale: f32,
   out: usize, outStride: i32, lse: usize, scratch: usize,
@@ -161,7 +179,7 @@ function attendRows(
   const maxAll = min(n, visible0 + T - 1)
   for (let j0 = 0; j0 < maxAll; ) {
     const len = min(TILE, maxAll - j0)
-    collect(kTable, vTable, pageTokens, kd, vd, idx, j0, len)
+    collect<K>(kTable, vTable, pageTokens, kd, vd, idx, j0, len)
     for (let r0 = 0; r0 < R; r0 += 4) {
       const nr = min(4, R - r0)
       // rows are t-major, so the block's last row has the widest view
@@ -170,7 +188,7 @@ function attendRows(
       const q1 = nr > 1 ? rowPtr(q, r0 + 1, hq, qStride, kd) : q0
       const q2 = nr > 2 ? rowPtr(q, r0 + 2, hq, qStride, kd) : q0
       const q3 = nr > 3 ? rowPtr(q, r0 + 3, hq, qStride, kd) : q0
-      scoreTile(q0, q1, q2, q3, kd, len, S, scale)
+      scoreTile<K>(q0, q1, q2, q3, kd, len, S, scale)
       // online softmax per row: S becomes the tile's unnormalized probabilities (0 where masked)
       for (let i = 0; i < 4; i++) {
         const r = r0 + i
@@ -200,9 +218,9 @@ function attendRows(
         let a0 = v128.load(O0 + off), a1 = v128.load(O1 + off), a2 = v128.load(O2 + off), a3 = v128.load(O3 + off)
         let b0 = v128.load(O0 + off, 16), b1 = v128.load(O1 + off, 16), b2 = v128.load(O2 + off, 16), b3 = v128.load(O3 + off, 16)
         for (let j = 0; j < len; j++) {
-          const vrow = <usize>load<u32>(vPtrs + (<usize>j << 2)) + off
-          const x = v128.load(vrow)
-          const y = v128.load(vrow, 16)
+          const vrow = <usize>load<u32>(vPtrs + (<usize>j << 2)) + elemOff<K>(c)
+          const x = load4<K>(vrow)
+          const y = load4<K>(vrow + elemOff<K>(4))
           const jo = <usize>j << 2
           const p0 = v128.load32_splat(S + jo)
           a0 = madd(p0, x, a0); b0 = madd(p0, y, b0)
@@ -220,7 +238,7 @@ function attendRows(
         const off = <usize>c << 2
         let a0 = v128.load(O0 + off), a1 = v128.load(O1 + off), a2 = v128.load(O2 + off), a3 = v128.load(O3 + off)
         for (let j = 0; j < len; j++) {
-          const v = v128.load(<usize>load<u32>(vPtrs + (<usize>j << 2)) + off)
+          const v = load4<K>(<usize>load<u32>(vPtrs + (<usize>j << 2)) + elemOff<K>(c))
           const jo = <usize>j << 2
           a0 = madd(v128.load32_splat(S + jo), v, a0)
           a1 = madd(v128.load32_splat(S1 + jo), v, a1)
@@ -233,7 +251,7 @@ function attendRows(
         const off = <usize>c << 2
         let a0 = load<f32>(O0 + off), a1 = load<f32>(O1 + off), a2 = load<f32>(O2 + off), a3 = load<f32>(O3 + off)
         for (let j = 0; j < len; j++) {
-          const v = load<f32>(<usize>load<u32>(vPtrs + (<usize>j << 2)) + off)
+          const v = load1<K>(<usize>load<u32>(vPtrs + (<usize>j << 2)) + elemOff<K>(c))
           const jo = <usize>j << 2
           a0 += load<f32>(S + jo) * v; a1 += load<f32>(S1 + jo) * v
           a2 += load<f32>(S2 + jo) * v; a3 += load<f32>(S3 + jo) * v
@@ -266,6 +284,23 @@ export function attentionMass(
   kTable: usize, pageTokens: i32, n: i32, visible0: i32, scale: f32,
   lse: usize, mass: usize, scratch: usize,
 ): void {
+  massRows<f32>(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, scratch)
+}
+
+/** attentionMass over float16 key pages */
+export function attentionMassF16(
+  q: usize, qStride: i32, hq: i32, T: i32, kd: i32,
+  kTable: usize, pageTokens: i32, n: i32, visible0: i32, scale: f32,
+  lse: usize, mass: usize, scratch: usize,
+): void {
+  massRows<u16>(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, scratch)
+}
+
+function massRows<K>(
+  q: usize, qStride: i32, hq: i32, T: i32, kd: i32,
+  kTable: usize, pageTokens: i32, n: i32, visible0: i32, scale: f32,
+  lse: usize, mass: usize, scratch: usize,
+): void {
   const R = T * hq
   const S = scratch
   for (let r0 = 0; r0 < R; r0 += 4) {
@@ -277,8 +312,8 @@ export function attentionMass(
     const maxLim = min(n, visible0 + (r0 + nr - 1) / hq)
     for (let j0 = 0; j0 < maxLim; ) {
       const len = min(TILE, maxLim - j0)
-      collect(kTable, 0, pageTokens, kd, 0, 0, j0, len)
-      scoreTile(q0, q1, q2, q3, kd, len, S, scale)
+      collect<K>(kTable, 0, pageTokens, kd, 0, 0, j0, len)
+      scoreTile<K>(q0, q1, q2, q3, kd, len, S, scale)
       for (let i = 0; i < nr; i++) {
         const lim = min(n, visible0 + (r0 + i) / hq)
         const valid = max(0, min(len, lim - j0))

@@ -72,7 +72,7 @@ function blockScores(q: usize, g: i32, d: i32, bn: i32, scale: f32): void {
   const outStride = <usize>BLOCK << 2
   let j = 0
   for (; j + 4 <= bn; j += 4) {
-    scoreTile(q, g, rowPtr(kRows, j), rowPtr(kRows, j + 1), rowPtr(kRows, j + 2), rowPtr(kRows, j + 3), d, vscale, scores + (<usize>j << 2), outStride)
+    scoreTile<f32>(q, g, rowPtr(kRows, j), rowPtr(kRows, j + 1), rowPtr(kRows, j + 2), rowPtr(kRows, j + 3), d, vscale, scores + (<usize>j << 2), outStride)
   }
   for (; j < bn; j++) {
     for (let h = 0; h < g; h++) {

@@ -7,40 +7,87 @@
   return <usize>load<u32>(table + (<usize>p << 2)) + <usize>(i - p * pageTokens) * <usize>rowBytes
 }
 
+// A run this short is copied by v128 loads and stores in the kernel: a memory.copy call costs more than
+// moving a few hundred bytes (an isolated 256-byte row, the common case of a scattered keep list).
+const INLINE_COPY_BYTES: usize = 1024
+
+/**
+ * Copies `bytes` from src to dst, dst <= src (compaction moves rows towards the front): forward, 16 bytes
+ * loaded before they are stored, so an overlapping move never reads a byte it already wrote.
+ */
+// @ts-ignore: decorator
+@inline function copyForward(dst: usize, src: usize, bytes: usize): void {
+  if (bytes > INLINE_COPY_BYTES || (bytes & 15) != 0) {
+    memory.copy(dst, src, bytes)
+    return
+  }
+  let o: usize = 0
+  for (; o + 64 <= bytes; o += 64) {
+    const a = v128.load(src + o)
+    const b = v128.load(src + o, 16)
+    const c = v128.load(src + o, 32)
+    const d = v128.load(src + o, 48)
+    v128.store(dst + o, a)
+    v128.store(dst + o, b, 16)
+    v128.store(dst + o, c, 32)
+    v128.store(dst + o, d, 48)
+  }
+  for (; o < bytes; o += 16) v128.store(dst + o, v128.load(src + o))
+}
+
 /**
  * Order-preserving compaction in place: row keep[j] moves to row j wherever keep[j] != j. keep is
  * strictly ascending, so a row only moves towards the front and never onto a row still to be read; rows
- * before the first gap stay where they are. A run of rows contiguous at both ends and inside one page at
- * both ends goes as one memory.copy. Returns the number of rows moved.
+ * before the first gap stay where they are. A run of kept rows contiguous at both ends and inside one
+ * page at both ends is one copy: memory.copy, or SIMD loads and stores when it is a few rows (see
+ * copyForward). Page arithmetic is done once a run, by shifts when pageTokens is a power of two.
+ * Returns the number of rows moved.
  */
 export function compactRows(table: usize, pageTokens: i32, rowBytes: i32, keep: usize, nKeep: i32): i32 {
-  let moved = 0
   let j = 0
+  while (j < nKeep && load<i32>(keep + (<usize>j << 2)) == j) j++
+  const moved = nKeep - j
+  const pow2 = (pageTokens & (pageTokens - 1)) == 0
+  const shift = <i32>ctz(pageTokens)
+  const rb = <usize>rowBytes
   while (j < nKeep) {
     const s = load<i32>(keep + (<usize>j << 2))
-    if (s == j) {
-      j++
-      continue
-    }
+    const dp = pow2 ? j >> shift : j / pageTokens
+    const sp = pow2 ? s >> shift : s / pageTokens
+    const dr = j - dp * pageTokens
+    const sr = s - sp * pageTokens
+    // the run ends at the end of keep, at a gap in the sources, or where either side leaves its page
+    const room = min(pageTokens - dr, pageTokens - sr)
     let len = 1
-    while (j + len < nKeep && load<i32>(keep + (<usize>(j + len) << 2)) == s + len && (j + len) % pageTokens != 0 && (s + len) % pageTokens != 0) len++
-    memory.copy(rowAddr(table, pageTokens, rowBytes, j), rowAddr(table, pageTokens, rowBytes, s), <usize>len * <usize>rowBytes)
-    moved += len
+    while (len < room && j + len < nKeep && load<i32>(keep + (<usize>(j + len) << 2)) == s + len) len++
+    const dst = <usize>load<u32>(table + (<usize>dp << 2)) + <usize>dr * rb
+    const src = <usize>load<u32>(table + (<usize>sp << 2)) + <usize>sr * rb
+    copyForward(dst, src, <usize>len * rb)
     j += len
   }
   return moved
 }
 
 /**
- * dst row i = the listed channels of src row i, for rows [0, rows): src rows have d floats, dst rows
- * nch (ThinK's channel-pruned keys). The two streams may have different tables, never the same pages.
+ * dst row i = the listed channels of src row i, for rows [0, rows): src rows have d elements, dst rows
+ * nch (ThinK's channel-pruned keys); elements of K (f32, or u16 for float16 pages). The two streams may
+ * have different tables, never the same pages.
  */
-export function gatherChannels(src: usize, dst: usize, pageTokens: i32, d: i32, channels: usize, nch: i32, rows: i32): void {
+function gatherChannelsOf<K>(src: usize, dst: usize, pageTokens: i32, d: i32, channels: usize, nch: i32, rows: i32): void {
   for (let i = 0; i < rows; i++) {
-    const s = rowAddr(src, pageTokens, d << 2, i)
-    const t = rowAddr(dst, pageTokens, nch << 2, i)
-    for (let c = 0; c < nch; c++) store<f32>(t + (<usize>c << 2), load<f32>(s + (<usize>load<i32>(channels + (<usize>c << 2)) << 2)))
+    const s = rowAddr(src, pageTokens, d << alignof<K>(), i)
+    const t = rowAddr(dst, pageTokens, nch << alignof<K>(), i)
+    for (let c = 0; c < nch; c++) store<K>(t + (<usize>c << alignof<K>()), load<K>(s + (<usize>load<i32>(channels + (<usize>c << 2)) << alignof<K>())))
   }
+}
+
+export function gatherChannels(src: usize, dst: usize, pageTokens: i32, d: i32, channels: usize, nch: i32, rows: i32): void {
+  gatherChannelsOf<f32>(src, dst, pageTokens, d, channels, nch, rows)
+}
+
+/** gatherChannels over float16 rows */
+export function gatherChannelsF16(src: usize, dst: usize, pageTokens: i32, d: i32, channels: usize, nch: i32, rows: i32): void {
+  gatherChannelsOf<u16>(src, dst, pageTokens, d, channels, nch, rows)
 }
 
 /**

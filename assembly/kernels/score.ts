@@ -1,4 +1,4 @@
-import { dot, rowAt, touch } from './simd'
+import { dot, hsum, madd, load1, load4, rowAtK, elemOff, touch, HALF_SCALE } from './simd'
 import { tile4x1, tile2x3, tile2x3d128, tile2x4d128, scoreTile, scorePairTile } from './tiles'
 
 /**
@@ -6,22 +6,22 @@ import { tile4x1, tile2x3, tile2x3d128, tile2x4d128, scoreTile, scorePairTile } 
  * Keys stream once from memory; every head of the group scores a row while it sits in L1 (register
  * tiles in tiles.ts), so the cost is one pass over the cache whatever the group size.
  */
-export function scoreKeys(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, scale: f32, out: usize): void {
+function scoreKeysOf<K>(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, scale: f32, out: usize): void {
   const vscale = f32x4.splat(scale)
   const outStride = <usize>n << 2
-  const stride = <usize>d << 2
+  const stride = <usize>d << alignof<K>()
   let i = 0
   if (qHeads <= 2) {
     // one or two heads: four rows at a time, two accumulators per row and head
     for (; i + 4 <= n; i += 4) {
-      const k0 = rowAt(table, pageTokens, d, i)
+      const k0 = rowAtK<K>(table, pageTokens, d, i)
       // rows of one page are contiguous: skip three divisions when the four share a page
       const samePage = (i % pageTokens) + 3 < pageTokens
-      const k1 = samePage ? k0 + stride : rowAt(table, pageTokens, d, i + 1)
-      const k2 = samePage ? k0 + 2 * stride : rowAt(table, pageTokens, d, i + 2)
-      const k3 = samePage ? k0 + 3 * stride : rowAt(table, pageTokens, d, i + 3)
-      if (qHeads == 1) tile4x1(q, k0, k1, k2, k3, d, vscale, out + (<usize>i << 2))
-      else scoreTile(q, 2, k0, k1, k2, k3, d, vscale, out + (<usize>i << 2), outStride)
+      const k1 = samePage ? k0 + stride : rowAtK<K>(table, pageTokens, d, i + 1)
+      const k2 = samePage ? k0 + 2 * stride : rowAtK<K>(table, pageTokens, d, i + 2)
+      const k3 = samePage ? k0 + 3 * stride : rowAtK<K>(table, pageTokens, d, i + 3)
+      if (qHeads == 1) tile4x1<K>(q, k0, k1, k2, k3, d, vscale, out + (<usize>i << 2))
+      else scoreTile<K>(q, 2, k0, k1, k2, k3, d, vscale, out + (<usize>i << 2), outStride)
     }
   } else if (qHeads == 3) {
     // A group of three: two rows at a time against the three heads, each row read front to back.
@@ -30,29 +30,90 @@ export function scoreKeys(q: usize, qHeads: i32, d: i32, table: usize, pageToken
     // the 2-core EPYC: touching just the two rows in use beats touching 4 to 64 rows, in use or ahead
     // (group of 3: 0.69 of memory.copy with blocks of 16 rows, about 1.0 with the pair).
     for (; i + 2 <= n; i += 2) {
-      const k0 = rowAt(table, pageTokens, d, i)
-      const k1 = (i % pageTokens) + 1 < pageTokens ? k0 + stride : rowAt(table, pageTokens, d, i + 1)
+      const k0 = rowAtK<K>(table, pageTokens, d, i)
+      const k1 = (i % pageTokens) + 1 < pageTokens ? k0 + stride : rowAtK<K>(table, pageTokens, d, i + 1)
       touch(k0, stride)
       touch(k1, stride)
       // head size 128 (the common one) has tiles with constant query offsets: fewer address computations
-      if (d == 128) tile2x3d128(q, k0, k1, scale, out + (<usize>i << 2), outStride)
-      else tile2x3(q, q + stride, q + 2 * stride, k0, k1, d, scale, out + (<usize>i << 2), outStride)
+      if (d == 128) tile2x3d128<K>(q, k0, k1, scale, out + (<usize>i << 2), outStride)
+      else tile2x3<K>(q, q + stride, q + 2 * stride, k0, k1, d, scale, out + (<usize>i << 2), outStride)
     }
   } else {
     // four or more heads: two rows at a time against four heads, touched as above
     for (; i + 2 <= n; i += 2) {
-      const k0 = rowAt(table, pageTokens, d, i)
-      const k1 = (i % pageTokens) + 1 < pageTokens ? k0 + stride : rowAt(table, pageTokens, d, i + 1)
+      const k0 = rowAtK<K>(table, pageTokens, d, i)
+      const k1 = (i % pageTokens) + 1 < pageTokens ? k0 + stride : rowAtK<K>(table, pageTokens, d, i + 1)
       touch(k0, stride)
       touch(k1, stride)
-      if (qHeads == 4 && d == 128) tile2x4d128(q, k0, k1, scale, out + (<usize>i << 2), outStride)
-      else scorePairTile(q, qHeads, k0, k1, d, scale, out + (<usize>i << 2), outStride)
+      if (qHeads == 4 && d == 128) tile2x4d128<K>(q, k0, k1, scale, out + (<usize>i << 2), outStride)
+      else scorePairTile<K>(q, qHeads, k0, k1, d, scale, out + (<usize>i << 2), outStride)
     }
   }
   for (; i < n; i++) {
-    const k = rowAt(table, pageTokens, d, i)
+    const k = rowAtK<K>(table, pageTokens, d, i)
     for (let h = 0; h < qHeads; h++) {
-      store<f32>(out + <usize>h * outStride + (<usize>i << 2), scale * dot(q + (<usize>(h * d) << 2), k, d))
+      store<f32>(out + <usize>h * outStride + (<usize>i << 2), scale * dotK<K>(q + (<usize>(h * d) << 2), k, d))
     }
   }
+}
+
+export function scoreKeys(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, scale: f32, out: usize): void {
+  scoreKeysOf<f32>(q, qHeads, d, table, pageTokens, n, scale, out)
+}
+
+// Queries scaled by 2^112 for scoreKeysF16 (static: kernels allocate nothing); up to QMAX floats.
+const QMAX = 16384
+const qScaled = memory.data(QMAX * 4, 16)
+
+/**
+ * scoreKeys over float16 key pages, read in place at half the bytes. The halves' exponent rebias (a
+ * multiply by 2^112 per key value) moves to the queries, once per call: keys are read as halfBits4's
+ * 2^-112-scaled floats and the queries, copied to a static buffer, carry 2^112. Each product is the
+ * same real number as with widened keys, so the scores are scoreKeys' over the widened rows, bit for
+ * bit. Queries of 2^15 or more (2^112 times them could overflow) or more than QMAX floats take the
+ * widening path instead, with the same result.
+ */
+export function scoreKeysF16(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, scale: f32, out: usize): void {
+  const len = qHeads * d
+  let fits = len <= QMAX
+  if (fits) {
+    const vs = f32x4.splat(HALF_SCALE)
+    let c = 0
+    let big = f32x4.splat(0)
+    for (; c + 4 <= len; c += 4) {
+      const x = v128.load(q + (<usize>c << 2))
+      big = v128.or(big, f32x4.ge(f32x4.abs(x), f32x4.splat(32768)))
+      v128.store(qScaled + (<usize>c << 2), f32x4.mul(x, vs))
+    }
+    for (; c < len; c++) {
+      const x = load<f32>(q + (<usize>c << 2))
+      if (!(Mathf.abs(x) < 32768)) fits = false
+      store<f32>(qScaled + (<usize>c << 2), x * HALF_SCALE)
+    }
+    if (v128.any_true(big)) fits = false
+  }
+  if (fits) scoreKeysOf<i16>(qScaled, qHeads, d, table, pageTokens, n, scale, out)
+  else scoreKeysOf<u16>(q, qHeads, d, table, pageTokens, n, scale, out)
+}
+
+/** q . k over d elements (the rows left over after the tiles), k of K */
+// @ts-ignore: decorator
+@inline function dotK<K>(q: usize, k: usize, d: i32): f32 {
+  if (sizeof<K>() == 4) return dot(q, k, d)
+  // dot's accumulators and order, over widened rows: the same sum as float32 rows holding these values
+  let a0 = f32x4.splat(0)
+  let a1 = f32x4.splat(0)
+  let c = 0
+  for (; c + 8 <= d; c += 8) {
+    const o = <usize>c << 2
+    a0 = madd(v128.load(q + o), load4<K>(k + elemOff<K>(c)), a0)
+    a1 = madd(v128.load(q + o + 16), load4<K>(k + elemOff<K>(c + 4)), a1)
+  }
+  if (c + 4 <= d) {
+    a0 = madd(v128.load(q + (<usize>c << 2)), load4<K>(k + elemOff<K>(c)), a0)
+    c += 4
+  }
+  let s = hsum(f32x4.add(a0, a1))
+  for (; c < d; c++) s += load<f32>(q + (<usize>c << 2)) * load1<K>(k + elemOff<K>(c))
+  return s
 }

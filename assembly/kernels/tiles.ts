@@ -1,4 +1,4 @@
-import { madd, hsum4 } from './simd'
+import { madd, hsum4, load4, load1, elemOff } from './simd'
 
 // Register tiles of dot products: several keys against one or two query heads at once, so every key
 // vector loaded feeds two multiply-adds and every query vector four, with 4 to 8 independent accumulator
@@ -6,15 +6,15 @@ import { madd, hsum4 } from './simd'
 // tile serves contiguous pages and gathered index lists.
 
 /** Scalar dot products of channels [c, d) for four keys (the d % 4 tail). */
-function tail4(q: usize, k0: usize, k1: usize, k2: usize, k3: usize, c: i32, d: i32): v128 {
+function tail4<K>(q: usize, k0: usize, k1: usize, k2: usize, k3: usize, c: i32, d: i32): v128 {
   let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0
   for (; c < d; c++) {
     const o = <usize>c << 2
     const qs = load<f32>(q + o)
-    t0 += qs * load<f32>(k0 + o)
-    t1 += qs * load<f32>(k1 + o)
-    t2 += qs * load<f32>(k2 + o)
-    t3 += qs * load<f32>(k3 + o)
+    t0 += qs * load1<K>(k0 + elemOff<K>(c))
+    t1 += qs * load1<K>(k1 + elemOff<K>(c))
+    t2 += qs * load1<K>(k2 + elemOff<K>(c))
+    t3 += qs * load1<K>(k3 + elemOff<K>(c))
   }
   let t = f32x4.splat(t0)
   t = f32x4.replace_lane(t, 1, t1)
@@ -24,7 +24,7 @@ function tail4(q: usize, k0: usize, k1: usize, k2: usize, k3: usize, c: i32, d: 
 
 /** out[0..4] = scale * (q . k0..k3) for one query head. Two accumulators per key (c and c+4). */
 // @ts-ignore: decorator
-@inline export function tile4x1(q: usize, k0: usize, k1: usize, k2: usize, k3: usize, d: i32, scale: v128, out: usize): void {
+@inline export function tile4x1<K>(q: usize, k0: usize, k1: usize, k2: usize, k3: usize, d: i32, scale: v128, out: usize): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
   let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0)
   let c = 0
@@ -32,26 +32,26 @@ function tail4(q: usize, k0: usize, k1: usize, k2: usize, k3: usize, c: i32, d: 
     const o = <usize>c << 2
     const qa = v128.load(q + o)
     const qb = v128.load(q + o + 16)
-    a0 = madd(qa, v128.load(k0 + o), a0)
-    a1 = madd(qa, v128.load(k1 + o), a1)
-    a2 = madd(qa, v128.load(k2 + o), a2)
-    a3 = madd(qa, v128.load(k3 + o), a3)
-    e0 = madd(qb, v128.load(k0 + o + 16), e0)
-    e1 = madd(qb, v128.load(k1 + o + 16), e1)
-    e2 = madd(qb, v128.load(k2 + o + 16), e2)
-    e3 = madd(qb, v128.load(k3 + o + 16), e3)
+    a0 = madd(qa, load4<K>(k0 + elemOff<K>(c)), a0)
+    a1 = madd(qa, load4<K>(k1 + elemOff<K>(c)), a1)
+    a2 = madd(qa, load4<K>(k2 + elemOff<K>(c)), a2)
+    a3 = madd(qa, load4<K>(k3 + elemOff<K>(c)), a3)
+    e0 = madd(qb, load4<K>(k0 + elemOff<K>(c + 4)), e0)
+    e1 = madd(qb, load4<K>(k1 + elemOff<K>(c + 4)), e1)
+    e2 = madd(qb, load4<K>(k2 + elemOff<K>(c + 4)), e2)
+    e3 = madd(qb, load4<K>(k3 + elemOff<K>(c + 4)), e3)
   }
   if (c + 4 <= d) {
     const o = <usize>c << 2
     const qa = v128.load(q + o)
-    a0 = madd(qa, v128.load(k0 + o), a0)
-    a1 = madd(qa, v128.load(k1 + o), a1)
-    a2 = madd(qa, v128.load(k2 + o), a2)
-    a3 = madd(qa, v128.load(k3 + o), a3)
+    a0 = madd(qa, load4<K>(k0 + elemOff<K>(c)), a0)
+    a1 = madd(qa, load4<K>(k1 + elemOff<K>(c)), a1)
+    a2 = madd(qa, load4<K>(k2 + elemOff<K>(c)), a2)
+    a3 = madd(qa, load4<K>(k3 + elemOff<K>(c)), a3)
     c += 4
   }
   let r = hsum4(f32x4.add(a0, e0), f32x4.add(a1, e1), f32x4.add(a2, e2), f32x4.add(a3, e3))
-  if (c < d) r = f32x4.add(r, tail4(q, k0, k1, k2, k3, c, d))
+  if (c < d) r = f32x4.add(r, tail4<K>(q, k0, k1, k2, k3, c, d))
   v128.store(out, f32x4.mul(r, scale))
 }
 
@@ -60,7 +60,7 @@ function tail4(q: usize, k0: usize, k1: usize, k2: usize, k3: usize, c: i32, d: 
  * eight accumulators, each key load shared by both heads.
  */
 // @ts-ignore: decorator
-@inline export function tile4x2(q: usize, qStride: usize, k0: usize, k1: usize, k2: usize, k3: usize, d: i32, scale: v128, out: usize, outStride: usize): void {
+@inline export function tile4x2<K>(q: usize, qStride: usize, k0: usize, k1: usize, k2: usize, k3: usize, d: i32, scale: v128, out: usize, outStride: usize): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
   const p = q + qStride
@@ -69,24 +69,24 @@ function tail4(q: usize, k0: usize, k1: usize, k2: usize, k3: usize, c: i32, d: 
     const o = <usize>c << 2
     const qa = v128.load(q + o)
     const qb = v128.load(p + o)
-    const x0 = v128.load(k0 + o)
+    const x0 = load4<K>(k0 + elemOff<K>(c))
     a0 = madd(qa, x0, a0)
     b0 = madd(qb, x0, b0)
-    const x1 = v128.load(k1 + o)
+    const x1 = load4<K>(k1 + elemOff<K>(c))
     a1 = madd(qa, x1, a1)
     b1 = madd(qb, x1, b1)
-    const x2 = v128.load(k2 + o)
+    const x2 = load4<K>(k2 + elemOff<K>(c))
     a2 = madd(qa, x2, a2)
     b2 = madd(qb, x2, b2)
-    const x3 = v128.load(k3 + o)
+    const x3 = load4<K>(k3 + elemOff<K>(c))
     a3 = madd(qa, x3, a3)
     b3 = madd(qb, x3, b3)
   }
   let r = hsum4(a0, a1, a2, a3)
   let s = hsum4(b0, b1, b2, b3)
   if (c < d) {
-    r = f32x4.add(r, tail4(q, k0, k1, k2, k3, c, d))
-    s = f32x4.add(s, tail4(p, k0, k1, k2, k3, c, d))
+    r = f32x4.add(r, tail4<K>(q, k0, k1, k2, k3, c, d))
+    s = f32x4.add(s, tail4<K>(p, k0, k1, k2, k3, c, d))
   }
   v128.store(out, f32x4.mul(r, scale))
   v128.store(out + outStride, f32x4.mul(s, scale))
@@ -97,21 +97,21 @@ function tail4(q: usize, k0: usize, k1: usize, k2: usize, k3: usize, c: i32, d: 
  * tile4x1. q rows are d floats apart; out rows (one per head) are outStride bytes apart.
  */
 // @ts-ignore: decorator
-@inline export function scoreTile(q: usize, qHeads: i32, k0: usize, k1: usize, k2: usize, k3: usize, d: i32, scale: v128, out: usize, outStride: usize): void {
+@inline export function scoreTile<K>(q: usize, qHeads: i32, k0: usize, k1: usize, k2: usize, k3: usize, d: i32, scale: v128, out: usize, outStride: usize): void {
   const qStride = <usize>d << 2
   let h = 0
   for (; h + 2 <= qHeads; h += 2) {
-    tile4x2(q + <usize>h * qStride, qStride, k0, k1, k2, k3, d, scale, out + <usize>h * outStride, outStride)
+    tile4x2<K>(q + <usize>h * qStride, qStride, k0, k1, k2, k3, d, scale, out + <usize>h * outStride, outStride)
   }
-  if (h < qHeads) tile4x1(q + <usize>h * qStride, k0, k1, k2, k3, d, scale, out + <usize>h * outStride)
+  if (h < qHeads) tile4x1<K>(q + <usize>h * qStride, k0, k1, k2, k3, d, scale, out + <usize>h * outStride)
 }
 
 /** Scalar dot products of channels [c, d) of one key with four query rows. */
-function tailQ4(q0: usize, q1: usize, q2: usize, q3: usize, k: usize, c: i32, d: i32): v128 {
+function tailQ4<K>(q0: usize, q1: usize, q2: usize, q3: usize, k: usize, c: i32, d: i32): v128 {
   let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0
   for (; c < d; c++) {
     const o = <usize>c << 2
-    const ks = load<f32>(k + o)
+    const ks = load1<K>(k + elemOff<K>(c))
     t0 += ks * load<f32>(q0 + o)
     t1 += ks * load<f32>(q1 + o)
     t2 += ks * load<f32>(q2 + o)
@@ -133,13 +133,13 @@ function tailQ4(q0: usize, q1: usize, q2: usize, q3: usize, k: usize, c: i32, d:
  * V8 hoisted all loads to the top of the step and spilled accumulators. Stores lane h of the results
  * into head row h (rows outStride bytes apart, key 0 at out, key 1 at out + 4) for h < count.
  */
-export function tile2x4(q0: usize, q1: usize, q2: usize, q3: usize, k0: usize, k1: usize, d: i32, scale: f32, out: usize, outStride: usize, count: i32): void {
+export function tile2x4<K>(q0: usize, q1: usize, q2: usize, q3: usize, k0: usize, k1: usize, d: i32, scale: f32, out: usize, outStride: usize, count: i32): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
   let c = 0
   for (; c + 4 <= d; c += 4) {
     const o = <usize>c << 2
-    const x = v128.load(k0 + o), y = v128.load(k1 + o)
+    const x = load4<K>(k0 + elemOff<K>(c)), y = load4<K>(k1 + elemOff<K>(c))
     let qv = v128.load(q0 + o)
     a0 = madd(qv, x, a0); b0 = madd(qv, y, b0)
     qv = v128.load(q1 + o)
@@ -152,8 +152,8 @@ export function tile2x4(q0: usize, q1: usize, q2: usize, q3: usize, k0: usize, k
   let r = hsum4(a0, a1, a2, a3)
   let s = hsum4(b0, b1, b2, b3)
   if (c < d) {
-    r = f32x4.add(r, tailQ4(q0, q1, q2, q3, k0, c, d))
-    s = f32x4.add(s, tailQ4(q0, q1, q2, q3, k1, c, d))
+    r = f32x4.add(r, tailQ4<K>(q0, q1, q2, q3, k0, c, d))
+    s = f32x4.add(s, tailQ4<K>(q0, q1, q2, q3, k1, c, d))
   }
   const vscale = f32x4.splat(scale)
   r = f32x4.mul(r, vscale)
@@ -178,11 +178,13 @@ export function tile2x4(q0: usize, q1: usize, q2: usize, q3: usize, k0: usize, k
  * tile2x4 for four consecutive heads of 128 channels (q rows 512 bytes apart): the query loads take
  * constant offsets from one address, so a step computes three addresses instead of six.
  */
-export function tile2x4d128(q: usize, k0: usize, k1: usize, scale: f32, out: usize, outStride: usize): void {
+export function tile2x4d128<K>(q: usize, k0: usize, k1: usize, scale: f32, out: usize, outStride: usize): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
   for (let o: usize = 0; o < 512; o += 16) {
-    const x = v128.load(k0 + o), y = v128.load(k1 + o)
+    // key bytes advance at the element size's rate: half the query's for float16 rows
+    const ko = o >> (2 - alignof<K>())
+    const x = load4<K>(k0 + ko), y = load4<K>(k1 + ko)
     const qo = q + o
     let qv = v128.load(qo)
     a0 = madd(qv, x, a0); b0 = madd(qv, y, b0)
@@ -206,11 +208,13 @@ export function tile2x4d128(q: usize, k0: usize, k1: usize, scale: f32, out: usi
 }
 
 /** tile2x3 for three consecutive heads of 128 channels: query loads at constant offsets, as tile2x4d128. */
-export function tile2x3d128(q: usize, k0: usize, k1: usize, scale: f32, out: usize, outStride: usize): void {
+export function tile2x3d128<K>(q: usize, k0: usize, k1: usize, scale: f32, out: usize, outStride: usize): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0)
   for (let o: usize = 0; o < 512; o += 16) {
-    const x = v128.load(k0 + o), y = v128.load(k1 + o)
+    // key bytes advance at the element size's rate: half the query's for float16 rows
+    const ko = o >> (2 - alignof<K>())
+    const x = load4<K>(k0 + ko), y = load4<K>(k1 + ko)
     const qo = q + o
     let qv = v128.load(qo)
     a0 = madd(qv, x, a0); b0 = madd(qv, y, b0)
@@ -232,13 +236,13 @@ export function tile2x3d128(q: usize, k0: usize, k1: usize, scale: f32, out: usi
  * (Four keys by three heads needs twelve accumulators plus seven loaded vectors: V8 spills.)
  * Stores head h's two scores at out + h * outStride.
  */
-export function tile2x3(q0: usize, q1: usize, q2: usize, k0: usize, k1: usize, d: i32, scale: f32, out: usize, outStride: usize): void {
+export function tile2x3<K>(q0: usize, q1: usize, q2: usize, k0: usize, k1: usize, d: i32, scale: f32, out: usize, outStride: usize): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0)
   let c = 0
   for (; c + 4 <= d; c += 4) {
     const o = <usize>c << 2
-    const x = v128.load(k0 + o), y = v128.load(k1 + o)
+    const x = load4<K>(k0 + elemOff<K>(c)), y = load4<K>(k1 + elemOff<K>(c))
     let qv = v128.load(q0 + o)
     a0 = madd(qv, x, a0); b0 = madd(qv, y, b0)
     qv = v128.load(q1 + o)
@@ -250,8 +254,8 @@ export function tile2x3(q0: usize, q1: usize, q2: usize, k0: usize, k1: usize, d
   let r = hsum4(a0, b0, a1, b1)
   let s = hsum4(a2, b2, a2, b2)
   if (c < d) {
-    const t0 = tailQ4(q0, q1, q2, q2, k0, c, d) // [k0 q0, k0 q1, k0 q2, -]
-    const t1 = tailQ4(q0, q1, q2, q2, k1, c, d)
+    const t0 = tailQ4<K>(q0, q1, q2, q2, k0, c, d) // [k0 q0, k0 q1, k0 q2, -]
+    const t1 = tailQ4<K>(q0, q1, q2, q2, k1, c, d)
     r = f32x4.add(r, v128.shuffle<f32>(t0, t1, 0, 4, 1, 5))
     s = f32x4.add(s, v128.shuffle<f32>(t0, t1, 2, 6, 2, 6))
   }
@@ -268,11 +272,11 @@ export function tile2x3(q0: usize, q1: usize, q2: usize, k0: usize, k1: usize, d
  * group repeat the last head and their lanes are not stored.
  */
 // @ts-ignore: decorator
-@inline export function scorePairTile(q: usize, qHeads: i32, k0: usize, k1: usize, d: i32, scale: f32, out: usize, outStride: usize): void {
+@inline export function scorePairTile<K>(q: usize, qHeads: i32, k0: usize, k1: usize, d: i32, scale: f32, out: usize, outStride: usize): void {
   const qStride = <usize>d << 2
   const last = qHeads - 1
   for (let h = 0; h < qHeads; h += 4) {
-    tile2x4(
+    tile2x4<K>(
       q + <usize>h * qStride, q + <usize>min(h + 1, last) * qStride,
       q + <usize>min(h + 2, last) * qStride, q + <usize>min(h + 3, last) * qStride,
       k0, k1, d, scale, out + <usize>h * outStride, outStride, qHeads - h,

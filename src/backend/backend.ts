@@ -17,6 +17,8 @@ export interface KernelBackend {
 
   /** out[h*n + i] = scale * (q[h] . k_i) for h < qHeads (query heads that share this KV head), i < n. */
   scoreKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
+  /** scoreKeys over float16 key rows (2 bytes a value), widened inside the kernel: no float32 copy */
+  scoreKeysF16(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
 
   /** Numerically stable softmax of each of `rows` rows of n floats, in place. A row of all -inf becomes zeros. */
   softmaxRows(x: number, rows: number, n: number): void
@@ -64,6 +66,16 @@ export interface KernelBackend {
   moveRows(table: number, pageTokens: number, rowBytes: number, pairs: number, count: number): void
   /** dst row i = src row i's listed channels (nch int32 at `channels`) for rows [0, rows); src rows d floats, dst nch. */
   gatherChannels(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
+
+  /** gatherChannels over float16 rows (src rows d halves, dst rows nch) */
+  gatherChannelsF16(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
+  /**
+   * dst[i] (u16) = float16 bits of the float32 src[i], round to nearest, ties to even, saturating at
+   * +-65504 (src/backend/half.ts says why), for i < n. Returns how many src values were NaN.
+   */
+  toFloat16(src: number, dst: number, n: number): number
+  /** dst[i] (f32) = the float16 src[i] widened exactly, for i < n */
+  fromFloat16(src: number, dst: number, n: number): void
 
   /** memory.copy of n bytes: the bandwidth yardstick for the benchmarks. */
   copyBytes(dst: number, src: number, n: number): void

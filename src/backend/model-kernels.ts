@@ -36,6 +36,24 @@ export interface ModelKernels {
     kTable: number, vTable: number, pageTokens: number, idx: number, nIdx: number, scale: number,
     out: number, lse: number, scratch: number,
   ): void
+  /** attendCausal over float16 key and value rows (widened in registers as they are read) */
+  attendCausalF16(
+    q: number, qStride: number, hq: number, T: number, kd: number, vd: number,
+    kTable: number, vTable: number, pageTokens: number, n: number, visible0: number, scale: number,
+    out: number, outStride: number, lse: number, scratch: number,
+  ): void
+  /** attendGathered over float16 key and value rows */
+  attendGatheredF16(
+    q: number, hq: number, kd: number, vd: number,
+    kTable: number, vTable: number, pageTokens: number, idx: number, nIdx: number, scale: number,
+    out: number, lse: number, scratch: number,
+  ): void
+  /** attentionMass over float16 key rows */
+  attentionMassF16(
+    q: number, qStride: number, hq: number, T: number, kd: number,
+    kTable: number, pageTokens: number, n: number, visible0: number, scale: number,
+    lse: number, mass: number, scratch: number,
+  ): void
   /** mass[j] += sum_r exp(scale q_r . k_j - lse[r]) over the keys row r sees (rows as attendCausal). scratch: 256 floats */
   attentionMass(
     q: number, qStride: number, hq: number, T: number, kd: number,

@@ -13,6 +13,10 @@ function need(cond: boolean, msg: string): void {
 function posInt(x: number, what: string): void {
   need(Number.isInteger(x) && x > 0, `${what} must be a positive integer, got ${x}`)
 }
+/** kernels that read float32 rows only: a float16 view is refused by name (no silent misread of its bytes) */
+function float32Rows(kv: HeadView, what: string): void {
+  need((kv.format ?? 'float32') === 'float32', `${what}: reads float32 rows only, got a ${kv.format} view (attend through attendCache or scoreKeys, which read float16 pages)`)
+}
 function fits(buf: F32Buf | I32Buf, n: number, what: string): void {
   need(buf.length >= n, `${what} holds ${buf.length} elements, needs ${n}`)
 }
@@ -36,7 +40,10 @@ export class Ops {
     fits(out, qHeads * kv.n, 'scoreKeys: out')
     need(Number.isFinite(scale), `scoreKeys: scale must be finite, got ${scale}`)
     if (kv.n === 0) return
-    this.backend.scoreKeys(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, scale, out.ptr)
+    const format = kv.format ?? 'float32'
+    if (format === 'float16') this.backend.scoreKeysF16(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, scale, out.ptr)
+    else if (format === 'float32') this.backend.scoreKeys(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, scale, out.ptr)
+    else throw new ShapeError(`scoreKeys: the kernels of this build do not read ${format} pages`)
   }
 
   softmaxRows(x: F32Buf, rows: number, n: number): void {
@@ -87,6 +94,7 @@ export class Ops {
    * Returns nothing; out [qHeads][d], lse [qHeads].
    */
   attend(q: F32Buf, qHeads: number, kv: HeadView, idx: I32Buf | null, nIdx: number, scale: number, out: F32Buf, lse: F32Buf): void {
+    float32Rows(kv, 'attend')
     posInt(qHeads, 'attend: qHeads')
     posInt(kv.d, 'attend: d')
     posInt(kv.n, 'attend: n (an empty cache has nothing to attend to)')
@@ -114,6 +122,7 @@ export class Ops {
    * scratch for the chosen key and value tables (kernels allocate nothing).
    */
   attendPages(q: F32Buf, qHeads: number, kv: HeadView, pages: Int32Array, scale: number, out: F32Buf, lse: F32Buf, tables: I32Buf): void {
+    float32Rows(kv, 'attendPages')
     posInt(qHeads, 'attendPages: qHeads')
     posInt(kv.n, 'attendPages: n (an empty cache has nothing to attend to)')
     posInt(pages.length, 'attendPages: pages.length')
@@ -143,6 +152,7 @@ export class Ops {
   }
 
   pageMinMax(kv: HeadView, page: number, outMin: F32Buf, outMax: F32Buf): void {
+    float32Rows(kv, 'pageMinMax')
     posInt(page, 'pageMinMax: page')
     const pages = Math.ceil(kv.n / page)
     fits(outMin, pages * kv.d, 'pageMinMax: outMin')
@@ -152,6 +162,7 @@ export class Ops {
   }
 
   chunkMeans(kv: HeadView, chunk: number, out: F32Buf): void {
+    float32Rows(kv, 'chunkMeans')
     posInt(chunk, 'chunkMeans: chunk')
     fits(out, Math.ceil(kv.n / chunk) * kv.d, 'chunkMeans: out')
     if (kv.n === 0) return

@@ -4,6 +4,7 @@ import { attendScratchFloats } from '../backend/model-kernels.js'
 import type { HeadSegment } from './types.js'
 import type { PagedKVCache } from './paged-cache.js'
 import { CacheError } from './errors.js'
+import type { PageFormat } from './formats.js'
 
 /** Rotates rows in place: x [rows][heads][d] with one position per row (RoPE, supplied by the model). */
 export type Rotate = (x: number, rows: number, heads: number, positions: ArrayLike<number>) => void
@@ -38,6 +39,15 @@ interface Part {
   channels: Int32Array | null
   /** query t sees the first min(n, visible0 + t) rows */
   visible0: number
+  /** element type of the rows (float16 parts go to the F16 kernels) */
+  format: PageFormat
+}
+
+/** the causal kernel of the attention family for a row format */
+function causalKernel(backend: Backend, format: PageFormat): Backend['attendCausal'] {
+  if (format === 'float16') return backend.attendCausalF16
+  if (format === 'float32') return backend.attendCausal
+  throw new CacheError(`attendCache: the kernels of this build do not read ${format} pages`)
 }
 
 /**
@@ -90,7 +100,8 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
         const idx = tmp(sel.length)
         heap.I32.set(sel, idx >> 2)
         const s = segs[0]
-        backend.attendGathered(q, group, d, d, s.kTable, s.vTable, s.pageTokens, idx, sel.length, a.scale, out, lse, scratch)
+        const gathered = s.format === 'float16' ? backend.attendGatheredF16 : backend.attendGathered
+        gathered(q, group, d, d, s.kTable, s.vTable, s.pageTokens, idx, sel.length, a.scale, out, lse, scratch)
         continue
       }
       if (sel) validateSelection(sel, n, a.layer, g)
@@ -98,7 +109,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       if (preRope) for (const p of parts) rotateKeys(backend, p, d, tmp, a.rotate!)
       if (parts.length === 1 && parts[0].channels === null) {
         const p = parts[0]
-        backend.attendCausal(q, qs, group, a.T, d, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, out, qStride, lse, scratch)
+        causalKernel(backend, p.format)(q, qs, group, a.T, d, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, out, qStride, lse, scratch)
         continue
       }
       // several parts: each into its own buffer with its log-sum-exp, then merged row by row
@@ -122,7 +133,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
         }
         const o = tmp(rows * d)
         const l = tmp(rows)
-        backend.attendCausal(qp, qps, group, a.T, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, o, group * d, l, scratch)
+        causalKernel(backend, p.format)(qp, qps, group, a.T, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, o, group * d, l, scratch)
         outs.push(o)
         lses.push(l)
       }
@@ -154,27 +165,28 @@ function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: He
     const visible0 = index === segs.length - 1 ? s.n - T + 1 : s.n
     if (pre && isStaged(s)) return
     if (!sel && s.tier === 'wasm') {
-      parts.push({ kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels, visible0 })
+      parts.push({ kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels, visible0, format: s.format })
       return
     }
     const rows = segmentRows(s, sel)
     if (!rows.length) return
+    // rows are fetched in the segment's own format (float16 rows move half the bytes) and attended as they are
     const k = tmp(rows.length * s.d)
     const v = tmp(rows.length * s.vd)
     cache.fetchRows(layer, head, index, rows, k, v)
-    parts.push(contiguousPart(heap, k, v, rows.length, s.d, s.channels, sel ? rows.length : visible0, tmp))
+    parts.push(contiguousPart(heap, k, v, rows.length, s.d, s.channels, sel ? rows.length : visible0, tmp, s.format))
   })
   // the staged rows of every host segment of the head: one part (they are wholly visible: appends go to the arena)
-  if (pre?.count) parts.push(contiguousPart(heap, pre.k, pre.v, pre.count, cache.options.headDim, null, pre.count, tmp))
+  if (pre?.count) parts.push(contiguousPart(heap, pre.k, pre.v, pre.count, cache.options.headDim, null, pre.count, tmp, pre.format))
   return parts
 }
 
 /** a part over rows held contiguously at k and v: a one-page table */
-function contiguousPart(heap: Heap, k: number, v: number, count: number, kd: number, channels: Int32Array | null, visible0: number, tmp: (f: number) => number): Part {
+function contiguousPart(heap: Heap, k: number, v: number, count: number, kd: number, channels: Int32Array | null, visible0: number, tmp: (f: number) => number, format: PageFormat): Part {
   const table = tmp(2)
   heap.I32[table >> 2] = k
   heap.I32[(table >> 2) + 1] = v
-  return { kTable: table, vTable: table + 4, pageTokens: count, n: count, kd, channels, visible0 }
+  return { kTable: table, vTable: table + 4, pageTokens: count, n: count, kd, channels, visible0, format }
 }
 
 /** segments attendCacheAsync fetches ahead: outside the arena, whole key rows */
@@ -191,8 +203,8 @@ function segmentRows(s: HeadSegment, sel: Int32Array | null): number[] {
   return rows
 }
 
-/** rows fetched ahead from outside the arena, per `layer/head`: every staged segment's rows, in slot order, in arena buffers */
-export type StagedRows = Map<string, { k: number; v: number; count: number }>
+/** rows fetched ahead from outside the arena, per `layer/head`: every staged segment's rows, in slot order, in arena buffers, in their one format */
+export type StagedRows = Map<string, { k: number; v: number; count: number; format: PageFormat }>
 
 /**
  * The asynchronous seam: attention over a layer whose cache has segments outside the arena (the host
@@ -215,12 +227,16 @@ export async function attendCacheAsync(backend: Backend, cache: PagedKVCache, a:
       if (sel) validateSelection(sel, segs.reduce((s, x) => s + x.n, 0), a.layer, g)
       const rows = segs.map((s) => (isStaged(s) ? segmentRows(s, sel) : []))
       const count = rows.reduce((c, r) => c + r.length, 0)
-      const k = heap.alloc(Math.max(1, count * d) * 4, 64)
-      const v = heap.alloc(Math.max(1, count * d) * 4, 64)
-      staged.set(`${a.layer}/${g}`, { k, v, count })
+      const formats = new Set(segs.filter(isStaged).map((s) => s.format))
+      if (formats.size > 1) throw new CacheError(`attendCacheAsync: (layer ${a.layer}, head ${g}) has host segments in ${[...formats].join(' and ')}; move them to one format first`)
+      const format = [...formats][0]
+      const rowBytes = d * (format === 'float16' ? 2 : 4)
+      const k = heap.alloc(Math.max(1, count) * rowBytes, 64)
+      const v = heap.alloc(Math.max(1, count) * rowBytes, 64)
+      staged.set(`${a.layer}/${g}`, { k, v, count, format })
       let at = 0
       rows.forEach((r, index) => {
-        if (r.length) fetches.push(cache.fetchRowsAsync(a.layer, g, index, r, k + at * d * 4, v + at * d * 4))
+        if (r.length) fetches.push(cache.fetchRowsAsync(a.layer, g, index, r, k + at * rowBytes, v + at * rowBytes))
         at += r.length
       })
     }
@@ -242,13 +258,28 @@ function rotateKeys(backend: Backend, p: Part, d: number, tmp: (f: number) => nu
   const table = tmp(pages)
   for (let pg = 0; pg < pages; pg++) {
     const rows = Math.min(p.pageTokens, p.n - pg * p.pageTokens)
-    const src = heap.I32[(p.kTable >> 2) + pg] >> 2
-    const dst = (k >> 2) + pg * p.pageTokens * d
-    heap.F32.copyWithin(dst, src, src + rows * d)
-    heap.I32[(table >> 2) + pg] = k + pg * p.pageTokens * d * 4
+    const page = heap.I32[(p.kTable >> 2) + pg]
+    const dst = k + pg * p.pageTokens * d * 4
+    // float16 keys are widened into the rotated copy (RoPE runs in float32, as the model's own)
+    if (p.format === 'float16') backend.fromFloat16(page, dst, rows * d)
+    else heap.F32.copyWithin(dst >> 2, page >> 2, (page >> 2) + rows * d)
+    heap.I32[(table >> 2) + pg] = dst
   }
   rotate(k, p.n, 1, Array.from({ length: p.n }, (_, i) => i))
   p.kTable = table
+  if (p.format === 'float16') {
+    // the rotated keys are float32 now: the values are widened too, so the part has one format
+    const v = tmp(p.n * d)
+    const vTable = tmp(pages)
+    for (let pg = 0; pg < pages; pg++) {
+      const rows = Math.min(p.pageTokens, p.n - pg * p.pageTokens)
+      const dst = v + pg * p.pageTokens * d * 4
+      backend.fromFloat16(heap.I32[(p.vTable >> 2) + pg], dst, rows * d)
+      heap.I32[(vTable >> 2) + pg] = dst
+    }
+    p.vTable = vTable
+    p.format = 'float32'
+  }
 }
 
 function mergeParts(F: Float32Array, outs: number[], lses: number[], rows: number, d: number, group: number, outStride: number, out: number, lseOut: number): void {

@@ -5,7 +5,8 @@ import { CacheError } from './errors.js'
  * out in bytes. Every page of a segment has one format.
  *
  * - float32: rows of `width` floats.
- * - float16: rows of `width` IEEE half floats (16 bits), to be widened inside the kernels.
+ * - float16: rows of `width` IEEE half floats (16 bits), widened inside the kernels (src/backend/half.ts
+ *   says how values are rounded into them).
  * - int8 / int4 / int2 / int1: asymmetric integer codes packed little-endian into bytes, with one
  *   (scale, zero point) pair of float16 per group, x = scale * (code - zero) (KIVI, Liu et al. 2024,
  *   section 3: keys quantized per channel in groups along tokens, values per token in groups along channels).
@@ -17,6 +18,19 @@ import { CacheError } from './errors.js'
  * are not built: `attendable`).
  */
 export type PageFormat = 'float32' | 'float16' | 'int8' | 'int4' | 'int2' | 'int1' | 'ternary'
+
+/**
+ * The element type of the KV rows a cache appends: `kvDtype`, named as Hugging Face's `torch_dtype`
+ * values and llama.cpp's `--cache-type-k/-v` (`f32`, `f16`) name it. Either is a page format that
+ * stores rows unscaled, one value per element.
+ */
+export type KVDtype = 'float32' | 'float16'
+export const KV_DTYPES: readonly KVDtype[] = ['float32', 'float16']
+
+/** bytes of one stored value of a float format (float32 4, float16 2) */
+export function elementBytes(format: KVDtype): number {
+  return format === 'float16' ? 2 : 4
+}
 
 /** Which stream a page holds: keys group along tokens per channel, values along channels per token. */
 export type StreamRole = 'key' | 'value'
@@ -34,7 +48,7 @@ export interface FormatInfo {
 
 export const PAGE_FORMATS: Readonly<Record<PageFormat, FormatInfo>> = {
   float32: { name: 'float32', bits: 32, scaled: false, zeroPoint: false, attendable: true },
-  float16: { name: 'float16', bits: 16, scaled: false, zeroPoint: false, attendable: false },
+  float16: { name: 'float16', bits: 16, scaled: false, zeroPoint: false, attendable: true },
   int8: { name: 'int8', bits: 8, scaled: true, zeroPoint: true, attendable: false },
   int4: { name: 'int4', bits: 4, scaled: true, zeroPoint: true, attendable: false },
   int2: { name: 'int2', bits: 2, scaled: true, zeroPoint: true, attendable: false },

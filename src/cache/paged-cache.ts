@@ -3,16 +3,16 @@ import type { KernelBackend } from '../backend/backend.js'
 import { referenceKernels, type Kernels } from '../backend/reference/kernels.js'
 import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadSegment, HeadView, KVCache, KVCacheOptions } from './types.js'
 import { CacheError } from './errors.js'
-import { formatInfo } from './formats.js'
+import { elementBytes, formatInfo, KV_DTYPES, type KVDtype } from './formats.js'
 import { PageStore, type Tier, TIERS } from './page-store.js'
-import { Segment } from './segment.js'
+import { Segment, type SegmentKernels } from './segment.js'
 import { checkPositions, validateDecision } from './validate.js'
 
-type StoreKernels = Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows'>
+type StoreKernels = SegmentKernels & Pick<Kernels, 'fromFloat16'>
 
-/** appends go to a float32 arena segment of whole key rows */
-function isAppendSegment(s: Segment): boolean {
-  return s.tier === 'wasm' && s.format === 'float32' && s.channels === null
+/** appends go to an arena segment of whole key rows in the cache's kvDtype */
+function isAppendSegment(s: Segment, kvDtype: KVDtype): boolean {
+  return s.tier === 'wasm' && s.format === kvDtype && s.channels === null
 }
 
 /** One (layer, KV head) stream: segments in slot order, each slot's original position. */
@@ -31,10 +31,10 @@ class Stream {
     return this.segs[0]?.channels ? this.segs[0].n : 0
   }
 
-  /** the segment appends go to: float32, whole channels, in the arena (a new one if the last is not) */
-  tail(make: () => Segment): Segment {
+  /** the segment appends go to: the cache's kvDtype, whole channels, in the arena (a new one if the last is not) */
+  tail(make: () => Segment, kvDtype: KVDtype): Segment {
     const last = this.segs[this.segs.length - 1]
-    if (last && isAppendSegment(last)) return last
+    if (last && isAppendSegment(last, kvDtype)) return last
     const s = make()
     this.segs.push(s)
     return s
@@ -61,7 +61,7 @@ class Stream {
   }
 
   /** the segments holding rows, in slot order (an empty head shows one empty arena segment) */
-  views(pageTokens: number, headDim: number): HeadSegment[] {
+  views(pageTokens: number, headDim: number, kvDtype: KVDtype): HeadSegment[] {
     let start = 0
     const out: HeadSegment[] = []
     for (const s of this.segs) {
@@ -69,14 +69,14 @@ class Stream {
       out.push({ kTable: s.kTable, vTable: s.vTable, pageTokens, n: s.n, d: s.kd, vd: s.vd, start, channels: s.channels, format: s.format, tier: s.tier })
       start += s.n
     }
-    if (out.length === 0) out.push({ kTable: 0, vTable: 0, pageTokens, n: 0, d: headDim, vd: headDim, start: 0, channels: null, format: 'float32', tier: 'wasm' })
+    if (out.length === 0) out.push({ kTable: 0, vTable: 0, pageTokens, n: 0, d: headDim, vd: headDim, start: 0, channels: null, format: kvDtype, tier: 'wasm' })
     return out
   }
 
   /** disposes and drops the segments left without rows, except an empty append segment at the end (its tables are reused) */
-  dropEmpty(): void {
+  dropEmpty(kvDtype: KVDtype): void {
     const last = this.segs[this.segs.length - 1]
-    const keepTail = last && last.n === 0 && isAppendSegment(last)
+    const keepTail = last && last.n === 0 && isAppendSegment(last, kvDtype)
     for (const g of this.segs) if (g.n === 0 && !(keepTail && g === last)) g.dispose()
     this.segs = this.segs.filter((g) => g.n > 0 || (keepTail && g === last))
   }
@@ -118,8 +118,10 @@ export class PagedKVCache implements KVCache {
       if (!Number.isInteger(v) || v <= 0) throw new CacheError(`KVCache: ${name} must be a positive integer, got ${v}`)
     }
     if (keys !== 'post-rope' && keys !== 'pre-rope') throw new CacheError(`KVCache: keys must be 'post-rope' or 'pre-rope', got ${String(keys)}`)
-    this.options = { layers, kvHeads, headDim, pageTokens, keys }
-    this.bytesPerToken = layers * kvHeads * 2 * headDim * 4
+    const kvDtype = options.kvDtype ?? 'float32'
+    if (!KV_DTYPES.includes(kvDtype)) throw new CacheError(`KVCache: kvDtype must be one of ${KV_DTYPES.join(', ')}, got ${JSON.stringify(kvDtype)}`)
+    this.options = { layers, kvHeads, headDim, pageTokens, keys, kvDtype }
+    this.bytesPerToken = layers * kvHeads * 2 * headDim * elementBytes(kvDtype)
     const isBackend = 'heap' in compute && 'compactRows' in compute
     this.heap = isBackend ? (compute as KernelBackend).heap : (compute as Heap)
     this.kernels = isBackend ? (compute as KernelBackend) : referenceKernels(this.heap)
@@ -130,7 +132,7 @@ export class PagedKVCache implements KVCache {
   }
 
   private newSegment(kd = this.options.headDim, channels: Int32Array | null = null): Segment {
-    return new Segment(this.store, this.kernels, 'float32', kd, this.options.headDim, channels)
+    return new Segment(this.store, this.kernels, this.options.kvDtype, kd, this.options.headDim, channels)
   }
 
   private alive(): void {
@@ -163,7 +165,7 @@ export class PagedKVCache implements KVCache {
   }
 
   segments(layer: number, head: number): HeadSegment[] {
-    return this.stream(layer, head).views(this.options.pageTokens, this.options.headDim)
+    return this.stream(layer, head).views(this.options.pageTokens, this.options.headDim, this.options.kvDtype)
   }
 
   readKeys(layer: number, head: number): Float32Array {
@@ -182,11 +184,15 @@ export class PagedKVCache implements KVCache {
     let row = 0
     for (const seg of s.segs) {
       if (seg.n === 0) continue
-      const tmp = this.heap.alloc(seg.n * (seg.kd + seg.vd) * 4 + 16)
+      const values = seg.n * (seg.kd + seg.vd)
+      const tmp = this.heap.alloc(values * 4 + 16)
+      // float16 rows are fetched into the upper half of tmp, then widened into the whole of it
+      const raw = seg.format === 'float16' ? tmp + values * 2 : tmp
       try {
         const kDst = tmp
         const vDst = tmp + seg.n * seg.kd * 4
-        seg.fetchRows(Array.from({ length: seg.n }, (_, i) => i), kDst, vDst)
+        seg.fetchRows(Array.from({ length: seg.n }, (_, i) => i), raw, raw + seg.n * seg.keyRowBytes)
+        if (raw !== tmp) this.kernels.fromFloat16(raw, tmp, values)
         const F = this.heap.F32
         for (let i = 0; i < seg.n; i++, row++) {
           if (role === 'value') out.set(F.subarray((vDst >> 2) + i * d, (vDst >> 2) + (i + 1) * d), row * d)
@@ -239,6 +245,20 @@ export class PagedKVCache implements KVCache {
     if (k.buffer === this.heap.memory.buffer || v.buffer === this.heap.memory.buffer) {
       throw new CacheError('append: k and v must not be views of the arena (memory may grow while pages are allocated): use appendFromHeap')
     }
+    if (this.options.kvDtype === 'float16') {
+      // the compute core converts: the rows go through the arena and appendFromHeap
+      const kp = this.heap.alloc(k.length * 4 + 16)
+      const vp = this.heap.alloc(v.length * 4 + 16)
+      try {
+        this.heap.F32.set(k, kp >> 2)
+        this.heap.F32.set(v, vp >> 2)
+        this.appendFromHeap(layer, kp, vp, positions)
+      } finally {
+        this.heap.release(kp)
+        this.heap.release(vp)
+      }
+      return
+    }
     const tails = this.reserveTails(layer, T)
     for (let h = 0; h < kvHeads; h++) {
       this.stream(layer, h).pushPositions(positions, T)
@@ -246,18 +266,28 @@ export class PagedKVCache implements KVCache {
     }
   }
 
-  /** append from arena pointers: k and v at kPtr/vPtr laid out [T][kvHeads][headDim] (the projection output) */
+  /**
+   * append from arena pointers: k and v at kPtr/vPtr laid out [T][kvHeads][headDim] (the projection
+   * output), float32. Float16 caches round them on the way in (the compute core's toFloat16); a NaN
+   * among them is refused with a CacheError before any row counts, since no float16 page holds NaN.
+   */
   appendFromHeap(layer: number, kPtr: number, vPtr: number, positions: Int32Array): void {
     checkPositions('appendFromHeap', positions)
     const { kvHeads, headDim } = this.options
     const T = positions.length
     const tails = this.reserveTails(layer, T)
+    let nan = 0
     for (let h = 0; h < kvHeads; h++) {
-      this.stream(layer, h).pushPositions(positions, T)
+      const at = tails[h].n
       for (let t = 0; t < T; t++) {
         const off = (t * kvHeads + h) * headDim * 4
-        tails[h].pushRowFromHeap(kPtr + off, vPtr + off)
+        nan += tails[h].writeRowFromHeap(at + t, kPtr + off, vPtr + off)
       }
+    }
+    if (nan) throw new CacheError(`append: layer ${layer}'s keys and values hold ${nan} NaN; float16 pages cannot hold NaN (nothing was appended)`)
+    for (let h = 0; h < kvHeads; h++) {
+      this.stream(layer, h).pushPositions(positions, T)
+      tails[h].commitRows(T)
     }
   }
 
@@ -265,7 +295,7 @@ export class PagedKVCache implements KVCache {
   private reserveTails(layer: number, T: number): Segment[] {
     const tails: Segment[] = []
     for (let h = 0; h < this.options.kvHeads; h++) {
-      const t = this.stream(layer, h).tail(() => this.newSegment())
+      const t = this.stream(layer, h).tail(() => this.newSegment(), this.options.kvDtype)
       t.reserve(T)
       tails.push(t)
     }
@@ -347,10 +377,10 @@ export class PagedKVCache implements KVCache {
       whole.compact(Int32Array.from({ length: whole.n - upto }, (_, i) => upto + i), scratch)
       s.segs = [pruned, whole]
     }
-    s.dropEmpty()
+    s.dropEmpty(this.options.kvDtype)
     const extra = hd.extra ?? []
     if (extra.length) {
-      const tail = s.tail(() => this.newSegment())
+      const tail = s.tail(() => this.newSegment(), this.options.kvDtype)
       tail.reserve(extra.length)
       for (const x of extra) tail.pushRow(x.key, 0, x.value, 0)
     }
@@ -381,22 +411,21 @@ export class PagedKVCache implements KVCache {
       removed += j - from
       start += oldN
     }
-    s.dropEmpty()
+    s.dropEmpty(this.options.kvDtype)
   }
 
   /** the weighted mean of a merge's rows (keys at the pivot's stored width), or null if all weights are 0 */
   private mergeRows(s: Stream, m: NonNullable<HeadDecision['merges']>[number]): { k: Float32Array; v: Float32Array } | null {
-    const F = this.heap.F32
     const pivot = s.locate(m.pivot)
     const k = new Float32Array(pivot.seg.kd)
     const v = new Float32Array(pivot.seg.vd)
     let wSum = 0
     const add = (i: number, w: number) => {
       const { seg, row } = s.locate(i)
-      const kp = seg.keyPtr(row) >> 2
-      const vp = seg.valuePtr(row) >> 2
-      for (let c = 0; c < k.length; c++) k[c] += w * F[kp + c]
-      for (let c = 0; c < v.length; c++) v[c] += w * F[vp + c]
+      const kr = seg.readRow(row, 'key')
+      const vr = seg.readRow(row, 'value')
+      for (let c = 0; c < k.length; c++) k[c] += w * kr[c]
+      for (let c = 0; c < v.length; c++) v[c] += w * vr[c]
       wSum += w
     }
     let pivotListed = false
@@ -450,7 +479,7 @@ export class PagedKVCache implements KVCache {
         seg.truncate(take)
         left -= take
       }
-      s.dropEmpty()
+      s.dropEmpty(this.options.kvDtype)
     })
   }
 
@@ -498,7 +527,7 @@ export class PagedKVCache implements KVCache {
     this.alive()
     for (const s of this.streams) {
       for (const seg of s.segs) seg.truncate(0)
-      s.dropEmpty()
+      s.dropEmpty(this.options.kvDtype)
     }
   }
 

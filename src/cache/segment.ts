@@ -1,6 +1,7 @@
 import type { Kernels } from '../backend/reference/kernels.js'
 import { CacheError } from './errors.js'
-import type { PageFormat } from './formats.js'
+import { elementBytes, type KVDtype, type PageFormat } from './formats.js'
+import { floatToHalf, halfToFloat } from '../backend/half.js'
 import type { Page, PageStore, Tier } from './page-store.js'
 
 /**
@@ -11,6 +12,8 @@ import type { Page, PageStore, Tier } from './page-store.js'
  * (copy-on-write). Arena-tier segments keep int32 page tables in the arena, so the kernels read the rows
  * in place.
  */
+export type SegmentKernels = Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16'>
+
 export class Segment {
   n = 0
   private kPages: Page[] = []
@@ -21,7 +24,7 @@ export class Segment {
 
   constructor(
     private readonly store: PageStore,
-    private readonly kernels: Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows'>,
+    private readonly kernels: SegmentKernels,
     readonly format: PageFormat,
     readonly kd: number,
     readonly vd: number,
@@ -47,12 +50,16 @@ export class Segment {
   private get pt(): number {
     return this.store.pageTokens
   }
-  /** bytes of one key row and one value row (float32 rows: 4 bytes a value) */
+  /** whether rows are float16 (2 bytes a value) rather than float32 */
+  private get half(): boolean {
+    return this.format === 'float16'
+  }
+  /** bytes of one key row and one value row */
   get keyRowBytes(): number {
-    return this.kd * 4
+    return this.kd * elementBytes(this.format as KVDtype)
   }
   get valueRowBytes(): number {
-    return this.vd * 4
+    return this.vd * elementBytes(this.format as KVDtype)
   }
   /** bytes of the pages and the tables held (shared pages included: the store counts them once) */
   get reservedBytes(): number {
@@ -84,7 +91,7 @@ export class Segment {
 
   private arenaOnly(what: string): void {
     if (this.tierOf !== 'wasm') throw new CacheError(`${what}: the segment lives in the '${this.tierOf}' tier; move it to 'wasm' first`)
-    if (this.format !== 'float32') throw new CacheError(`${what}: writing ${this.format} pages needs the quantization kernels, not in this build`)
+    if (this.format !== 'float32' && this.format !== 'float16') throw new CacheError(`${what}: writing ${this.format} pages needs the quantization kernels, not in this build`)
   }
 
   /** makes room for `more` rows (allocating may grow memory: take views only after this) */
@@ -122,29 +129,66 @@ export class Segment {
     return this.vPages[Math.floor(i / this.pt)].ptr + (i % this.pt) * this.valueRowBytes
   }
 
-  /** appends a row from float arrays (after reserve) */
+  /** appends a row from float arrays (after reserve); float16 rows refuse NaN (see writeRow) */
   pushRow(k: Float32Array, kOff: number, v: Float32Array, vOff: number): void {
-    const F = this.store.heap.F32
-    const i = this.n++
-    F.set(k.subarray(kOff, kOff + this.kd), this.keyPtr(i) >> 2)
-    F.set(v.subarray(vOff, vOff + this.vd), this.valuePtr(i) >> 2)
+    this.writeRow(this.n, k.subarray(kOff, kOff + this.kd), v.subarray(vOff, vOff + this.vd))
+    this.n++
   }
 
-  /** appends a row copied from arena pointers (after reserve) */
-  pushRowFromHeap(kPtr: number, vPtr: number): void {
-    const F = this.store.heap.F32
-    const i = this.n++
-    F.copyWithin(this.keyPtr(i) >> 2, kPtr >> 2, (kPtr >> 2) + this.kd)
-    F.copyWithin(this.valuePtr(i) >> 2, vPtr >> 2, (vPtr >> 2) + this.vd)
+  /**
+   * Writes row `row` (float32 as given; float16 rounded by the compute core's toFloat16) from arena
+   * pointers, without counting it yet: `commitRows` does, once every row of an append is written, so a
+   * refused append leaves n as it was. Returns how many of the values were NaN (float16 rows cannot hold
+   * NaN; float32 rows take any value and return 0).
+   */
+  writeRowFromHeap(row: number, kPtr: number, vPtr: number): number {
+    if (!this.half) {
+      const F = this.store.heap.F32
+      F.copyWithin(this.keyPtr(row) >> 2, kPtr >> 2, (kPtr >> 2) + this.kd)
+      F.copyWithin(this.valuePtr(row) >> 2, vPtr >> 2, (vPtr >> 2) + this.vd)
+      return 0
+    }
+    return this.kernels.toFloat16(kPtr, this.keyPtr(row), this.kd) + this.kernels.toFloat16(vPtr, this.valuePtr(row), this.vd)
+  }
+
+  /** counts `count` rows written past n by writeRowFromHeap */
+  commitRows(count: number): void {
+    this.n += count
   }
 
   /** overwrites row i in place (copy-on-write first if its page is shared) */
   overwriteRow(i: number, k: Float32Array, v: Float32Array): void {
     this.arenaOnly('overwrite')
+    if (this.half && (k.some(Number.isNaN) || v.some(Number.isNaN))) throw new CacheError('overwrite: float16 pages cannot hold NaN')
     this.writable(i, i + 1)
-    const F = this.store.heap.F32
-    F.set(k, this.keyPtr(i) >> 2)
-    F.set(v, this.valuePtr(i) >> 2)
+    this.writeRow(i, k, v)
+  }
+
+  /** row i's values at float32 array(s) k and v (float16 pages: rounded as toFloat16, by its TypeScript twin) */
+  private writeRow(i: number, k: Float32Array, v: Float32Array): void {
+    const heap = this.store.heap
+    if (!this.half) {
+      heap.F32.set(k, this.keyPtr(i) >> 2)
+      heap.F32.set(v, this.valuePtr(i) >> 2)
+      return
+    }
+    const H = heap.U16
+    const kp = this.keyPtr(i) >> 1
+    const vp = this.valuePtr(i) >> 1
+    for (let c = 0; c < k.length; c++) H[kp + c] = floatToHalf(k[c])
+    for (let c = 0; c < v.length; c++) H[vp + c] = floatToHalf(v[c])
+  }
+
+  /** row i (arena tier) widened to float32: its key (kd values) or value (vd) */
+  readRow(i: number, role: 'key' | 'value'): Float32Array {
+    const heap = this.store.heap
+    const width = role === 'key' ? this.kd : this.vd
+    const p = role === 'key' ? this.keyPtr(i) : this.valuePtr(i)
+    if (!this.half) return heap.F32.slice(p >> 2, (p >> 2) + width)
+    const H = heap.U16
+    const out = new Float32Array(width)
+    for (let c = 0; c < width; c++) out[c] = halfToFloat(H[(p >> 1) + c])
+    return out
   }
 
   /**
@@ -295,7 +339,8 @@ export class Segment {
     const s = new Segment(this.store, this.kernels, this.format, channels.length, this.vd, channels.slice())
     s.reserve(rows)
     this.store.heap.I32.set(channels, scratch >> 2)
-    this.kernels.gatherChannels(this.kTab, s.kTab, this.pt, this.kd, scratch, channels.length, rows)
+    if (this.half) this.kernels.gatherChannelsF16(this.kTab, s.kTab, this.pt, this.kd, scratch, channels.length, rows)
+    else this.kernels.gatherChannels(this.kTab, s.kTab, this.pt, this.kd, scratch, channels.length, rows)
     const U8 = this.store.heap.U8
     for (let p = 0; p * this.pt < rows; p++) {
       const bytes = Math.min(this.pt, rows - p * this.pt) * this.valueRowBytes

@@ -1,4 +1,4 @@
-import type { PageFormat } from './formats.js'
+import type { KVDtype, PageFormat } from './formats.js'
 import type { Tier } from './page-store.js'
 
 /**
@@ -15,8 +15,13 @@ export interface HeadView {
   readonly pageTokens: number
   /** tokens stored */
   readonly n: number
-  /** floats per key row (head_dim, or fewer after channel pruning of this segment) */
+  /** values per key row (head_dim, or fewer after channel pruning of this segment) */
   readonly d: number
+  /**
+   * element type of the rows (default float32): float16 rows are 2 bytes a value, and the kernels that
+   * read a view (Ops.scoreKeys, the attention family) take their F16 variants for them
+   */
+  readonly format?: PageFormat
 }
 
 /**
@@ -46,6 +51,12 @@ export interface KVCacheOptions {
   pageTokens?: number
   /** keys as stored: after RoPE (default) or before, rotated at attention time from cache positions */
   keys?: KeyStorage
+  /**
+   * element type of the rows appended (default 'float32'): 'float16' halves the bytes (llama.cpp's
+   * `--cache-type-k f16`, a Hugging Face cache in torch.float16). Rows are rounded to nearest, ties to
+   * even, as PyTorch's `.half()`, saturating at +-65504 (src/backend/half.ts), and attended in place.
+   */
+  kvDtype?: KVDtype
 }
 
 /**

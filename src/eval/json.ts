@@ -4,7 +4,7 @@ import type { EvalResult } from './results.js'
 
 /** `{ "results": [ { policy, task, length, samples, accuracy, accuracyInterval, score, kvBytes, kvBytesFull, prefillMs, compressMs, decodeMsPerToken, kernels } ] }` */
 export function resultsJson(results: readonly EvalResult[]): string {
-  const keys: (keyof EvalResult)[] = ['policy', 'task', 'length', 'samples', 'accuracy', 'accuracyInterval', 'score', 'kvBytes', 'kvBytesFull', 'prefillMs', 'compressMs', 'decodeMsPerToken', 'kernels']
+  const keys: (keyof EvalResult)[] = ['policy', 'task', 'length', 'samples', 'accuracy', 'accuracyInterval', 'score', 'kvBytes', 'kvBytesFull', 'prefillMs', 'compressMs', 'decodeMsPerToken', 'kernels', 'kvDtype']
   return JSON.stringify({ results: results.map((r) => Object.fromEntries(keys.map((k) => [k, r[k]]))) }, null, 2) + '\n'
 }
 

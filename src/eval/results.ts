@@ -20,6 +20,8 @@ export interface EvalResult {
   decodeMsPerToken: number
   /** the compute core(s) the cell's samples ran on (Model.kernels), comma-separated if they differ */
   kernels: string
+  /** the KV cache's element type (EvalOptions.kvDtype), comma-separated if the samples differ */
+  kvDtype: string
 }
 
 /** What a single generation contributed to its cell. */
@@ -39,6 +41,7 @@ export interface SampleOutcome {
   compressMs: number
   decodeMsPerToken: number
   kernels: string
+  kvDtype: string
 }
 
 /** Averages sample outcomes into cells, in the order the cells were first asked for. */
@@ -60,6 +63,7 @@ export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { 
       compressMs: mean((o) => o.compressMs),
       decodeMsPerToken: mean((o) => o.decodeMsPerToken),
       kernels: [...new Set(xs.map((o) => o.kernels))].join(','),
+      kvDtype: [...new Set(xs.map((o) => o.kvDtype))].join(','),
     }
   })
 }

@@ -1,3 +1,4 @@
+import { KV_DTYPES, type KVDtype } from '../cache/formats.js'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { HfTokenizerAdapter } from '../model/tokenizer.js'
@@ -42,6 +43,11 @@ export interface EvalOptions {
   question?: QuestionMode
   /** a JSONL file of samples (prompts-file.ts) to run instead of building them; tasks, lengths and samples then come from it */
   prompts?: string
+  /**
+   * the KV cache's element type for every generation: 'float32' (default) or 'float16' (half the bytes,
+   * llama.cpp's f16 cache type); results carry it as `kvDtype`
+   */
+  kvDtype?: KVDtype
   /** worker threads, each with its own model running samples in parallel; default: one per available core, at most one per sample */
   workers?: number
   /** kernel threads inside each worker's model; default: the cores the workers leave (KVKIT_THREADS or the cores, / workers, at least 1) */
@@ -71,6 +77,7 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   const specs = opts.policies.map((p) => (isPolicyConfig(p) ? p.spec : p))
   if (specs.length === 0) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
   if (opts.question !== undefined && opts.question !== 'with' && opts.question !== 'after') fail(`question must be "with" or "after", got ${JSON.stringify(opts.question)}`)
+  if (opts.kvDtype !== undefined && !KV_DTYPES.includes(opts.kvDtype)) fail(`kvDtype must be one of ${KV_DTYPES.join(', ')}, got ${JSON.stringify(opts.kvDtype)}`)
   if (opts.prompts !== undefined) return planFromPrompts(opts, specs, fail)
   if (opts.tasks.length === 0) fail(`no task given (tasks: ${TASK_NAMES.join(', ')})`)
   for (const t of opts.tasks) if (!isTaskName(t)) fail(`unknown task ${JSON.stringify(t)} (tasks: ${TASK_NAMES.join(', ')})`)
@@ -191,7 +198,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
     opts.onOutcome?.(o)
     opts.onProgress?.({ done: outcomes.length, total, elapsedMs: performance.now() - started, last: o })
   }
-  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, threads }
+  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, kvDtype: opts.kvDtype, threads }
   if (workers <= 1) {
     const s = await EvalSession.open(session)
     try {

@@ -1,6 +1,7 @@
 import type { LlamaModel } from '../model/model.js'
 import type { Policy } from '../policies/types.js'
 import type { BackendName } from '../backend/backend.js'
+import type { KVDtype } from '../cache/formats.js'
 import { loadModel } from '../node/load.js'
 import { createPolicy } from '../policies/registry.js'
 import { PromptBuilder } from './prompt.js'
@@ -39,6 +40,8 @@ export interface SessionOptions {
   threads?: number
   /** a .txt file or a folder of them; default: the held-out books in data/books */
   haystack?: string
+  /** the KV-cache element type every generation uses (default 'float32') */
+  kvDtype?: KVDtype
 }
 
 /** A loaded model with its prompt builder: runs samples one after another (in a worker or in-process). */
@@ -46,7 +49,7 @@ export class EvalSession {
   private constructor(readonly model: LlamaModel, private readonly builder: PromptBuilder) {}
 
   static async open(opts: SessionOptions): Promise<EvalSession> {
-    const model = await loadModel(opts.model, { backend: opts.backend ?? 'auto', threads: opts.threads })
+    const model = await loadModel(opts.model, { backend: opts.backend ?? 'auto', kvDtype: opts.kvDtype, threads: opts.threads })
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0]
     if (bosId === undefined) throw new Error(`model ${opts.model} names neither a BOS nor an EOS token to start prompts with`)
     const builder = new PromptBuilder({
@@ -112,6 +115,7 @@ export class EvalSession {
       prefillMs: stats.prefillMs,
       decodeMsPerToken: stats.decodeMsPerToken,
       kernels: this.model.kernels,
+      kvDtype: this.model.kvDtype,
     }
   }
 

@@ -168,7 +168,8 @@ export class LlamaForward {
     for (let g = 0; g < kvHeads; g++) {
       const v = cache.view(l, g)
       const mass = cap.massPtr[l] + g * cap.promptLen * 4
-      this.backend.attentionMass(q + g * group * d * 4, qHeads * d, group, T, d, v.kTable, v.pageTokens, v.n, v.n - T + 1, this.scale, this.p.lse + g * T * group * 4, mass, this.p.scratch)
+      const mass1 = v.format === 'float16' ? this.backend.attentionMassF16 : this.backend.attentionMass
+      mass1(q + g * group * d * 4, qHeads * d, group, T, d, v.kTable, v.pageTokens, v.n, v.n - T + 1, this.scale, this.p.lse + g * T * group * 4, mass, this.p.scratch)
     }
   }
 

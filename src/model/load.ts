@@ -4,7 +4,7 @@ import type { Backend } from '../backend/backend.js'
 import { parseConfig } from './config.js'
 import { ModelInputError, ModelLoadError } from './errors.js'
 import { readJsonFile } from './json-file.js'
-import { checkChunk, LlamaModel } from './model.js'
+import { checkChunk, checkKvDtype, LlamaModel } from './model.js'
 import { FilesSource, isFileSource, isUrl, throwIfAborted, UrlSource, type ModelFileSource, type ModelFiles } from './source.js'
 import { HfTokenizerAdapter } from './tokenizer.js'
 import type { LoadOptions } from './types.js'
@@ -66,7 +66,7 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
       const weights = await loadWeights(source, config, backend.heap)
       try {
         throwIfAborted(options.signal)
-        return new LlamaModel(backend, config, tokenizer, weights, options.chunk, owned)
+        return new LlamaModel(backend, config, tokenizer, weights, options.chunk, options.kvDtype, owned)
       } catch (e) {
         for (const p of weights.allocations) backend.heap.release(p)
         throw e
@@ -86,6 +86,7 @@ export function checkLoadOptions(options: LoadOptions): void {
   if (options.backend !== undefined && !BACKENDS.includes(options.backend))
     throw new ModelInputError(`loadModel: unknown backend ${JSON.stringify(options.backend)}; expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
   if (options.chunk !== undefined) checkChunk(options.chunk)
+  if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'loadModel')
   if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= 256))
     throw new ModelInputError(`loadModel: threads must be an integer in [1, 256], got ${options.threads}`)
 }

@@ -3,6 +3,7 @@ import type { Backend } from '../backend/backend.js'
 import { Ops } from '../backend/ops.js'
 import { PagedKVCache } from '../cache/paged-cache.js'
 import type { CacheBytes, Decision, KVCache, KeyStorage } from '../cache/types.js'
+import { KV_DTYPES, type KVDtype } from '../cache/formats.js'
 import type { Policy, PolicyContext } from '../policies/types.js'
 import { resolvePolicy, type PolicyConfig } from '../policies/config.js'
 import { SharedPrefill } from './prefill.js'
@@ -30,6 +31,11 @@ export function checkChunk(chunk: number): void {
   if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${chunk}`)
 }
 
+/** Throws ModelInputError unless `kvDtype` is a KV-cache element type this build stores ('float32', 'float16'). */
+export function checkKvDtype(kvDtype: unknown, where: string): asserts kvDtype is KVDtype {
+  if (!KV_DTYPES.includes(kvDtype as KVDtype)) throw new ModelInputError(`${where}: kvDtype must be one of ${KV_DTYPES.map((d) => `'${d}'`).join(', ')}, got ${JSON.stringify(kvDtype)}`)
+}
+
 /** A loaded Llama-family model: weights in the arena, forward pass, generation with KV-cache policies. */
 export class LlamaModel implements Model {
   readonly forward: LlamaForward
@@ -42,10 +48,13 @@ export class LlamaModel implements Model {
     readonly tokenizer: Tokenizer,
     readonly weights: Weights,
     chunk = 128,
+    /** the KV-cache element type of generations that do not choose one */
+    readonly kvDtype: KVDtype = 'float32',
     /** the model made its backend (loadModel without backendInstance): dispose() stops its worker threads */
     private readonly ownsBackend = false,
   ) {
     checkChunk(chunk)
+    checkKvDtype(kvDtype, 'loadModel')
     this.forward = new LlamaForward(backend, config, weights, chunk)
     this.ops = new Ops(backend)
   }
@@ -73,10 +82,10 @@ export class LlamaModel implements Model {
     }
   }
 
-  newCache(keys: KeyStorage = 'post-rope', pageTokens = 64): PagedKVCache {
+  newCache(keys: KeyStorage = 'post-rope', pageTokens = 64, kvDtype: KVDtype = this.kvDtype): PagedKVCache {
     this.alive()
     const { layers, kvHeads, headDim } = this.config
-    return new PagedKVCache(this.backend, { layers, kvHeads, headDim, pageTokens, keys })
+    return new PagedKVCache(this.backend, { layers, kvHeads, headDim, pageTokens, keys, kvDtype })
   }
 
   /** runs tokens through the model in chunks, appending to `cache`; returns nothing */
@@ -133,6 +142,9 @@ export class LlamaModel implements Model {
       throw new ModelInputError(`generate: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${c}`)
     if (c !== undefined && c < ids.length - 1 && options.prefill)
       throw new ModelInputError('generate: a shared prefill holds the whole prompt; contextTokens (the question after compression) needs its own prefill')
+    if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'generate')
+    if (options.prefill && options.kvDtype !== undefined && options.kvDtype !== options.prefill.kvDtype)
+      throw new ModelInputError(`generate: kvDtype '${options.kvDtype}' differs from the shared prefill's '${options.prefill.kvDtype}'`)
     const stop = options.stop ?? []
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('generate: signal must be an AbortSignal')
@@ -160,7 +172,7 @@ export class LlamaModel implements Model {
       await policy.prepare(this)
       this.checkRun(o)
     }
-    const cache = this.newCache(policy?.needs.cacheKeys ?? 'post-rope')
+    const cache = this.newCache(policy?.needs.cacheKeys ?? 'post-rope', 64, o.prefill?.kvDtype ?? o.kvDtype ?? this.kvDtype)
     const n = ids.length
     // the part of the prompt compressed at prefill end: all but its last token (kvpress's protocol), or
     // the context alone, the question being prefilled on the compressed cache (query-agnostic)
@@ -285,13 +297,15 @@ export class LlamaModel implements Model {
    * its last token, capturing what any of `policies` needs (they must store keys alike). Comparing
    * policies on one prompt this way costs one prefill instead of one per policy, with the same tokens.
    */
-  async prefillPrompt(ids: number[], policies: readonly (Policy | PolicyConfig | string | null | undefined)[]): Promise<SharedPrefill> {
+  async prefillPrompt(ids: number[], policies: readonly (Policy | PolicyConfig | string | null | undefined)[], options: { kvDtype?: KVDtype } = {}): Promise<SharedPrefill> {
     this.alive()
     this.checkIds(ids, 'prefillPrompt: prompt')
+    const kvDtype = options.kvDtype ?? this.kvDtype
+    checkKvDtype(kvDtype, 'prefillPrompt')
     const built = policies.map((p) => resolvePolicy(p, this.config))
     for (const p of built) if (p?.prepare) await p.prepare(this)
     const needs = SharedPrefill.unionNeeds(built.map((p) => p?.needs ?? {}))
-    const cache = this.newCache(needs.cacheKeys)
+    const cache = this.newCache(needs.cacheKeys, 64, kvDtype)
     const capture = new HookCapture(needs, this.config, this.backend.heap, ids.length - 1)
     try {
       const t0 = performance.now()

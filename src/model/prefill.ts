@@ -1,5 +1,6 @@
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { KeyStorage } from '../cache/types.js'
+import type { KVDtype } from '../cache/formats.js'
 import type { LayerHooks, PolicyNeeds } from '../policies/types.js'
 import { ModelInputError } from './errors.js'
 import type { HookCapture } from './hooks.js'
@@ -22,6 +23,8 @@ export class SharedPrefill {
     private readonly hooks: readonly LayerHooks[],
     /** wall time of the forward pass, ms */
     readonly ms: number,
+    /** the element type of the cache it was made in (its keys and values are exactly that type's values); generations restore into the same */
+    readonly kvDtype: KVDtype = 'float32',
   ) {}
 
   /** The union of several policies' needs; their caches must store keys alike (all post-RoPE, or all pre-RoPE). */
@@ -54,7 +57,7 @@ export class SharedPrefill {
       }
       return { k, v }
     })
-    return new SharedPrefill(ids.slice(), needs, kv, capture.hooks, ms)
+    return new SharedPrefill(ids.slice(), needs, kv, capture.hooks, ms, cache.options.kvDtype)
   }
 
   get keyStorage(): KeyStorage {

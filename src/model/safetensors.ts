@@ -58,7 +58,7 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, whe
       if (numel > dataSize) throw new ModelLoadError(`${at}: shape ${JSON.stringify(shape)} declares more elements than the file holds`)
     }
     if (numel * DTYPE_BYTES[dtype] !== e - b) {
-      throw new ModelLoadError(`${at}: shape ${JSON.stringify(shape)} of ${dtype} needs ${numel * DTYPE_BYTES[dtype]} bytes, data_offsets give ${e - b}`)
+      throw new ModelLoadError(`${at}: shape ${JSON.stringify(shape)} of dtype ${dtype} needs ${numel * DTYPE_BYTES[dtype]} bytes, data_offsets give ${e - b}`)
     }
     ranges.push([b, e, name])
     out.set(name, { name, dtype, shape: shape as number[], begin: dataStart + b, end: dataStart + e })
@@ -66,6 +66,43 @@ export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, whe
   ranges.sort((x, y) => x[0] - y[0])
   for (let i = 1; i < ranges.length; i++) {
     if (ranges[i][0] < ranges[i - 1][1]) throw new ModelLoadError(`${where}: tensors ${JSON.stringify(ranges[i - 1][2])} and ${JSON.stringify(ranges[i][2])} overlap`)
+  }
+  return out
+}
+
+/** The header's byte length from the file's first 8 bytes, checked against the file's size. */
+function headerLength(first8: Uint8Array, size: number, path: string): number {
+  const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true)
+  if (n > BigInt(size - 8)) throw new ModelLoadError(`${path}: header length ${n} exceeds the file's ${size - 8} remaining bytes`)
+  if (n > BigInt(MAX_HEADER_BYTES)) throw new ModelLoadError(`${path}: header length ${n} is above the ${MAX_HEADER_BYTES}-byte limit`)
+  return Number(n)
+}
+
+/**
+ * The tensors of a safetensors file held whole in memory (a small side file, such as TRIM-KV's gates), with
+ * the same checks as `SafetensorsFile.open`. Errors are ModelLoadErrors that start with `where`.
+ */
+export function parseSafetensorsBytes(bytes: Uint8Array, where = 'safetensors'): Map<string, TensorInfo> {
+  if (bytes.length < 8) throw new ModelLoadError(`${where}: ${bytes.length} bytes is too short for a safetensors file (no 8-byte header length)`)
+  const n = headerLength(bytes, bytes.length, where)
+  return parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length, where)
+}
+
+/** One tensor of an in-memory file (`parseSafetensorsBytes`) as a fresh Float32Array: F32, F16 or BF16. */
+export function tensorFloat32(bytes: Uint8Array, info: TensorInfo, where = 'safetensors'): Float32Array {
+  if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
+    throw new ModelLoadError(`${where}: tensor ${JSON.stringify(info.name)} has dtype ${info.dtype}; supported: ${LOADABLE_DTYPES.join(', ')}`)
+  }
+  const raw = bytes.slice(info.begin, info.end)
+  if (info.dtype === 'F32') return new Float32Array(raw.buffer, 0, raw.length >> 2)
+  const u16 = new Uint16Array(raw.buffer, 0, raw.length >> 1)
+  const out = new Float32Array(u16.length)
+  if (info.dtype === 'F16') {
+    const table = halfTable()
+    for (let i = 0; i < u16.length; i++) out[i] = table[u16[i]]
+  } else {
+    const U = new Uint32Array(out.buffer)
+    for (let i = 0; i < u16.length; i++) U[i] = u16[i] << 16
   }
   return out
 }
@@ -108,10 +145,7 @@ export class SafetensorsFile {
     if (size < 8) throw new ModelLoadError(`${path}: ${size} bytes is too short for a safetensors file (no 8-byte header length)`)
     const lenBuf = new Uint8Array(8)
     await source.read(name, 0, lenBuf)
-    const n = new DataView(lenBuf.buffer).getBigUint64(0, true)
-    if (n > BigInt(size - 8)) throw new ModelLoadError(`${path}: header length ${n} exceeds the file's ${size - 8} remaining bytes`)
-    if (n > BigInt(MAX_HEADER_BYTES)) throw new ModelLoadError(`${path}: header length ${n} is above the ${MAX_HEADER_BYTES}-byte limit`)
-    const header = new Uint8Array(Number(n))
+    const header = new Uint8Array(headerLength(lenBuf, size, path))
     await source.read(name, 8, header)
     return new SafetensorsFile(source, name, parseSafetensorsHeader(header, size, path))
   }

@@ -1,3 +1,4 @@
+import type { KVDtype } from '../cache/formats.js'
 import type { KernelBuild } from '../backend/index.js'
 import type { BackendName } from '../backend/backend.js'
 import type { CacheBytes, KVCache } from '../cache/types.js'
@@ -37,6 +38,8 @@ export interface LoadOptions {
   signal?: AbortSignal
   /** where the wasm builds come from (browsers: a URL or the bytes; default: build/ next to the package) */
   wasm?: WasmLoadOptions
+  /** the default KV-cache element type of this model's generations (see GenerateOptions.kvDtype) */
+  kvDtype?: KVDtype
   /**
    * Threads the wasm kernels run on (default: the cores the runtime reports, navigator.hardwareConcurrency,
    * or os.availableParallelism through kvkit/node). Matrix products split by output rows and attention
@@ -75,6 +78,12 @@ export interface GenerateOptions {
   onToken?: (token: GeneratedToken) => void
   /** start from this prompt's shared prefill (LlamaModel.prefillPrompt) instead of prefilling it again */
   prefill?: SharedPrefill
+  /**
+   * element type of the KV cache (default: the model's, LoadOptions.kvDtype, else 'float32'): 'float16' stores keys and values in half the
+   * bytes (llama.cpp's `--cache-type-k f16 --cache-type-v f16`; a Hugging Face cache in torch.float16),
+   * rounded to nearest, ties to even, saturating at +-65504, and attended in place by the F16 kernels
+   */
+  kvDtype?: KVDtype
 }
 
 export interface GeneratedToken {

@@ -1,6 +1,6 @@
 /**
  * Every built-in policy, registered by registry.ts at load. Add a policy by importing its definition and
- * listing it; policies2 keeps its own block at the bottom so merges never touch the same lines.
+ * listing it in the block of its kind (each block its own lines, so merges never touch the same ones).
  */
 import type { PolicyDefinition } from './registry.js'
 import { adakv } from './adakv.js'
@@ -22,7 +22,7 @@ const tokenEviction: PolicyDefinition[] = [streamingllm, h2o, snapkv, pyramidkv,
 //
 //
 //
-// ---- policies2 (Keyformer, WindowKV, RazorAttention, ThinK, KVMerger, MPCache static, TRIM-KV) ----
+// ---- learned, windowed, merging, channel and static-threshold methods (Keyformer, WindowKV, RazorAttention, ThinK, KVMerger, MPCache static, TRIM-KV) ----
 import { keyformer } from './keyformer.js'
 import { windowkv } from './windowkv.js'
 import { razorattention } from './razorattention.js'
@@ -30,7 +30,7 @@ import { think } from './think.js'
 import { kvmerger } from './kvmerger.js'
 import { mpcache } from './mpcache.js'
 import { trimkv } from './trimkv.js'
-const policies2: PolicyDefinition[] = [keyformer, windowkv, razorattention, think, kvmerger, mpcache, trimkv]
+const moreMethods: PolicyDefinition[] = [keyformer, windowkv, razorattention, think, kvmerger, mpcache, trimkv]
 
 // ---- peers (kvpress's strongest presses: LagKV, KVzip, CriticalKV / CriticalAdaKV, Compactor) ----
 import { lagkv } from './lagkv.js'
@@ -39,4 +39,4 @@ import { criticalkv, criticaladakv } from './criticalkv.js'
 import { compactor } from './compactor.js'
 const peers: PolicyDefinition[] = [lagkv, kvzip, criticalkv, criticaladakv, compactor]
 
-export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...policies2, ...peers]
+export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...moreMethods, ...peers]

@@ -7,13 +7,21 @@
 import type { Ops } from '../backend/ops.js'
 import type { OptionSpec } from './registry.js'
 import type { OptionValue } from './spec.js'
+import type { BudgetOptions } from './types.js'
 
 export const DEFAULT_BUDGET = 0.25
 
+/** budget | tokens options with a given default ratio (null: no budget unless given) */
+export function budgetOnly(defaultRatio: number | null): OptionSpec[] {
+  return [
+    { name: 'budget', type: 'number', default: defaultRatio, min: 0, minExclusive: true, max: 1, unlessGiven: 'tokens', conflictsWith: 'tokens',
+      description: 'tokens kept per head as a ratio of the prompt (0 < budget <= 1)' },
+    { name: 'tokens', type: 'integer', default: null, min: 1, conflictsWith: 'budget', description: 'tokens kept per head, as a count (instead of budget)' },
+  ]
+}
+
 export const budgetOptions: OptionSpec[] = [
-  { name: 'budget', type: 'number', default: DEFAULT_BUDGET, min: 0, minExclusive: true, max: 1, unlessGiven: 'tokens', conflictsWith: 'tokens',
-    description: 'tokens kept per head as a ratio of the prompt (0 < budget <= 1)' },
-  { name: 'tokens', type: 'integer', default: null, min: 1, conflictsWith: 'budget', description: 'tokens kept per head, as a count (instead of budget)' },
+  ...budgetOnly(DEFAULT_BUDGET),
   { name: 'every', type: 'integer', default: 0, min: 0, description: 'also compress back to the budget every N decode steps (0: only at prefill end)' },
 ]
 
@@ -30,6 +38,22 @@ export function budgetFrom(options: Record<string, OptionValue>): Budget {
 export function tokensPerHead(b: Budget, n: number): number {
   const c = b.tokens !== undefined ? b.tokens : Math.floor((b.ratio ?? DEFAULT_BUDGET) * n)
   return Math.max(1, Math.min(n, c))
+}
+
+/** The budget options of a policy built without a spec (createKeyformer(options)), checked as the spec parser checks them. */
+export function checkBudget(policy: string, o: BudgetOptions): void {
+  if (o.budget !== undefined && !(o.budget > 0 && o.budget <= 1)) throw new RangeError(`${policy}: budget must be a ratio in (0, 1], got ${o.budget}`)
+  if (o.tokens !== undefined && !(Number.isInteger(o.tokens) && o.tokens >= 1)) throw new RangeError(`${policy}: tokens must be a positive integer, got ${o.tokens}`)
+}
+
+/**
+ * Tokens to keep out of the n a head holds, for the methods whose budget is fixed by the prompt (a count
+ * above n keeps n); null when neither option is set (the method's own default decides).
+ */
+export function keepCount(o: BudgetOptions, n: number): number | null {
+  if (o.tokens !== undefined) return tokensPerHead({ tokens: o.tokens }, n)
+  if (o.budget !== undefined) return tokensPerHead({ ratio: o.budget }, n)
+  return null
 }
 
 /**

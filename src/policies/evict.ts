@@ -1,11 +1,17 @@
 /**
- * The token-eviction loop every scorer-based policy shares: at prefill end (and, with `every=N`, every N
- * decode steps) score each head's slots, split the budget over layers and heads, keep the top slots.
- * A method supplies only its score (and, if it has one, its budget schedule): the rest is here.
+ * The one policy family: a method is a scorer (per-slot scores of each head, computed from hook data, with
+ * any state it keeps by token position) plus this shared keep step: at prefill end (and, with `every=N`,
+ * every N decode steps) split the budget over layers and heads (budget.ts), keep each head's top slots
+ * through the wasm top-k kernel, and, with `compensate`, add the evicted tokens' mean as one token. A
+ * method whose state follows positions (`orderFree`) hands a decode step that drops a few tokens to the
+ * store as order-free evictions, O(b) row moves for b tokens. Methods whose selection is not a per-token
+ * top-k (WindowKV's windows, KVMerger's merges, MPCache's threshold, RazorAttention's head split, ThinK's
+ * channels) use the same budget module, top-k and compensation builder directly.
  */
-import type { Decision, ExtraToken, HeadDecision } from '../cache/types.js'
+import type { Decision, ExtraToken, HeadDecision, HeadEviction } from '../cache/types.js'
 import type { OptionSpec } from './registry.js'
-import { keepTopPerHead, tokensPerHead, type Budget } from './budget.js'
+import type { Ops } from '../backend/ops.js'
+import { keepTopPerHead, tokensPerHead, topKIndices, type Budget } from './budget.js'
 import type { Policy, PolicyContext, PolicyNeeds, PolicySession } from './types.js'
 
 export type Phase = 'prefill' | 'decode'
@@ -18,8 +24,19 @@ export interface EvictionMethod {
   every: number
   /** replace the evicted tokens of each head by one token holding their mean key and value (counted in the budget) */
   compensate?: boolean
+  /**
+   * The scores and any state follow tokens by position, never by slot: a decode step that drops a few
+   * tokens of a head may then hand the store an order-free eviction (`Decision.evictions`, O(b) row moves
+   * for b tokens; the slots after the holes change order) instead of a keep list (order kept, O(n)).
+   */
+  orderFree?: boolean
   /** per KV head scores over the slots of a layer: higher is kept, +Infinity always kept */
   score(ctx: PolicyContext, layer: number, phase: Phase): Float32Array[]
+  /**
+   * Tokens per head from the n tokens the cache holds at prefill end, for a method whose budget the prompt
+   * caps (a count above n keeps n; TRIM-KV's M). Default: from `budget`, a count holding also beyond n.
+   */
+  perHead?(n: number): number
   /** the budget of each layer, given the average per head (default: the same for all layers) */
   layerBudgets?(perHead: number, ctx: PolicyContext): number[]
   /** which slots each head keeps, given the layer's per-head budget (default: each head its own top) */
@@ -56,7 +73,7 @@ function evictionSession(m: EvictionMethod): PolicySession {
   function setTargets(ctx: PolicyContext): void {
     const n = Math.max(1, ctx.cache.length(0, 0))
     // a token count holds also where it exceeds the prompt (the cache grows to it while decoding)
-    const budget = m.budget.tokens ?? tokensPerHead(m.budget, n)
+    const budget = m.perHead ? m.perHead(n) : (m.budget.tokens ?? tokensPerHead(m.budget, n))
     // a compensation token takes one slot of the budget; a budget of one slot, or one that keeps the
     // whole prompt, has no room for it
     compensate = !!m.compensate && budget >= 2 && budget < n
@@ -69,9 +86,15 @@ function evictionSession(m: EvictionMethod): PolicySession {
     const { cache, model } = ctx
     if (!targets) throw new Error(`${m.name}: decode step before prefill end`)
     const heads: HeadDecision[] = []
+    const evictions: HeadEviction[] = []
     const decide = (layer: number, keep: Int32Array[]) =>
       keep.forEach((k, h) => {
-        if (k.length === cache.length(layer, h)) return
+        const n = cache.length(layer, h)
+        if (k.length === n) return
+        if (m.orderFree && phase === 'decode' && !compensate && (n - k.length) * FEW <= n) {
+          evictions.push({ layer, head: h, evict: complement(k, n) })
+          return
+        }
         const hd: HeadDecision = { layer, head: h, keep: k }
         if (compensate) hd.extra = [meanOfEvicted(ctx, layer, h, k)]
         heads.push(hd)
@@ -82,7 +105,7 @@ function evictionSession(m: EvictionMethod): PolicySession {
       if (held <= targets[0] * model.layers * model.kvHeads) return null
       const scores = Array.from({ length: model.layers }, (_, layer) => m.score(ctx, layer, phase))
       m.keepModel(ctx, scores, targets[0]).forEach((keep, layer) => decide(layer, keep))
-      return heads.length ? { heads } : null
+      return decision(heads, evictions)
     }
     for (let layer = 0; layer < model.layers; layer++) {
       let over = false
@@ -91,7 +114,7 @@ function evictionSession(m: EvictionMethod): PolicySession {
       const scores = m.score(ctx, layer, phase)
       decide(layer, m.keep ? m.keep(ctx, scores, targets[layer], layer) : keepTopPerHead(ctx.ops, scores, scores.map(() => targets![layer])))
     }
-    return heads.length ? { heads } : null
+    return decision(heads, evictions)
   }
 
   return {
@@ -109,6 +132,36 @@ function evictionSession(m: EvictionMethod): PolicySession {
     },
     onApplied: m.applied ? (d, ctx) => m.applied!(d, ctx) : undefined,
   }
+}
+
+/** a head drops "a few" tokens, and takes the order-free path, when it drops at most 1/FEW of what it holds */
+const FEW = 8
+
+function decision(heads: HeadDecision[], evictions: HeadEviction[]): Decision | null {
+  if (evictions.length) return { heads, evictions }
+  return heads.length ? { heads } : null
+}
+
+/** the slots of [0, n) not in `keep` (ascending) */
+function complement(keep: Int32Array, n: number): Int32Array {
+  const out = new Int32Array(n - keep.length)
+  for (let i = 0, j = 0, o = 0; i < n; i++) {
+    if (j < keep.length && keep[j] === i) j++
+    else out[o++] = i
+  }
+  return out
+}
+
+/**
+ * Marks the `recent` newest tokens of a head (by position, wherever their slots are) +Infinity. Positions
+ * are distinct integers below 2^24, exact in float32, so the top-k kernel finds them.
+ */
+export function protectRecent(ops: Ops, score: Float32Array, positions: Int32Array, recent: number): Float32Array {
+  const n = score.length
+  if (recent <= 0 || n === 0) return score
+  if (recent >= n) return score.fill(Infinity)
+  for (const i of topKIndices(ops, Float32Array.from(positions), recent)) score[i] = Infinity
+  return score
 }
 
 /** Marks slots that must stay: the first `sinks` and the last `recent` of a score array. */

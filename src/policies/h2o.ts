@@ -7,9 +7,12 @@
  * steps (the paper evicts at every step: `every=1`).
  * `normalize=true` divides a token's prompt mass by the number of prompt queries that could see it,
  * as kvpress's ObservedAttention does; with `recent=0` that is ObservedAttention.
+ * The scores are kept by token position, so a step that evicts a token or two does it order-free, O(1)
+ * row moves however long the cache (`Decision.evictions`). A compensation token (`compensate=true`) is
+ * labelled with the mean position of what it replaces and shares that position's score.
  */
 import { budgetFrom, budgetOptions, tokensPerHead } from './budget.js'
-import { compensateOption, evictionPolicy, protect } from './evict.js'
+import { compensateOption, evictionPolicy, protectRecent } from './evict.js'
 import { queryAttention } from './observe.js'
 import type { PolicyDefinition } from './registry.js'
 import type { PolicyContext } from './types.js'
@@ -25,7 +28,8 @@ export const h2o: PolicyDefinition = {
     const budget = budgetFrom(o)
     const every = o.every as number
     return evictionPolicy(() => {
-      // accumulated attention per (layer, head), slot by slot: remapped after every applied decision
+      // accumulated attention per (layer, head), indexed by token position: slots may change order under
+      // order-free eviction, positions never do
       let mass: Float32Array[][] = []
       // tokens in the cache at prefill end: the budget counts from them (as evictionPolicy does)
       let prefilled = 0
@@ -38,8 +42,12 @@ export const h2o: PolicyDefinition = {
           return Array.from({ length: model.kvHeads }, (_, h) => {
             const n = ctx.cache.length(layer, h)
             if (m.length < model.kvHeads * n) throw new Error(`h2o: layer ${layer} attention mass holds ${m.length} floats, expected ${model.kvHeads} x ${n}`)
-            const acc = m.slice(h * n, (h + 1) * n)
-            if (o.normalize) for (let i = 0; i < n; i++) acc[i] /= n - i
+            const pos = ctx.cache.positions(layer, h)
+            let newest = 0
+            for (let i = 0; i < n; i++) if (pos[i] > newest) newest = pos[i]
+            const acc = room(new Float32Array(0), newest)
+            // slot i of the prompt is seen by its n - i later queries (kvpress's normalization)
+            for (let i = 0; i < n; i++) acc[pos[i]] = o.normalize ? m[h * n + i] / (n - i) : m[h * n + i]
             return acc
           })
         })
@@ -47,20 +55,16 @@ export const h2o: PolicyDefinition = {
 
       return {
         name: 'h2o', budget, every, compensate: o.compensate as boolean, needs: { prefillAttentionMass: true, decodeQueries: every > 0 },
+        orderFree: true,
         prefill: fromPrefill,
-        score(_ctx, layer) {
+        score(ctx, layer) {
           const recent = Math.floor((o.recent as number) * tokensPerHead(budget, prefilled))
-          return mass[layer].map((m) => protect(m.slice(), 0, recent))
-        },
-        applied(decision) {
-          // any decision (this policy's or another part's): kept slots keep their mass, added tokens start at 0
-          for (const d of decision.heads) {
-            const m = mass[d.layer]?.[d.head]
-            if (!m) continue
-            const next = new Float32Array(d.keep.length + (d.extra?.length ?? 0))
-            d.keep.forEach((i, j) => (next[j] = m[i] ?? 0))
-            mass[d.layer][d.head] = next
-          }
+          return mass[layer].map((m, h) => {
+            const pos = ctx.cache.positions(layer, h)
+            const s = new Float32Array(pos.length)
+            for (let i = 0; i < pos.length; i++) s[i] = pos[i] < m.length ? m[pos[i]] : 0
+            return protectRecent(ctx.ops, s, pos, recent)
+          })
         },
         step(ctx) {
           if (every === 0) return
@@ -68,15 +72,23 @@ export const h2o: PolicyDefinition = {
             const q = ctx.hooks[layer]?.decodeQuery
             if (!q) throw new Error(`h2o: layer ${layer} has no decode query (needs.decodeQueries)`)
             queryAttention(ctx, layer, q).forEach((p, h) => {
-              const old = mass[layer][h]
-              const acc = new Float32Array(p.length)
-              acc.set(old.subarray(0, Math.min(old.length, p.length)))
-              for (let i = 0; i < p.length; i++) acc[i] += p[i]
-              mass[layer][h] = acc
+              const pos = ctx.cache.positions(layer, h)
+              let newest = 0
+              for (let i = 0; i < pos.length; i++) if (pos[i] > newest) newest = pos[i]
+              const acc = (mass[layer][h] = room(mass[layer][h], newest))
+              for (let i = 0; i < p.length; i++) acc[pos[i]] += p[i]
             })
           }
         },
       }
     })
   },
+}
+
+/** `acc` with room for index `p` (grown by doubling, new entries 0) */
+function room(acc: Float32Array, p: number): Float32Array {
+  if (p < acc.length) return acc
+  const grown = new Float32Array(Math.max(p + 1, 2 * acc.length, 64))
+  grown.set(acc)
+  return grown
 }

@@ -13,8 +13,8 @@
  * seeded generator (mulberry32, reseeded at each prefill), so a run is reproducible: in order layer, KV
  * head, query row (query head of the group, then query), key slot; masked keys draw nothing.
  */
-import type { Decision, HeadDecision } from '../cache/types.js'
-import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount } from './budget.js'
+import { evictionPolicy, protect } from './evict.js'
 import { attentionLogits, groupObservationQueries } from './observed-attention.js'
 import { mulberry32 } from './seeded-random.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
@@ -51,109 +51,88 @@ export function createKeyformer(options: KeyformerOptions = {}): Policy {
   if (!(Number.isInteger(steps) && steps >= 1)) throw new RangeError(`keyformer: steps must be a positive integer, got ${steps}`)
   if (!(Number.isInteger(window) && window >= 1)) throw new RangeError(`keyformer: window must be a positive integer, got ${window}`)
 
-  return {
-    name: 'keyformer',
-    needs: { observationWindow: window, decodeQueries: true },
-    traits: { decodes: true },
-    start: () => {
-      let random = mulberry32(seed)
-      let k = 0
-      /** accumulated score per (layer * kvHeads + head), by token position */
-      let scores: Map<number, number>[] = []
+  return evictionPolicy(() => {
+    let random = mulberry32(seed)
+    /** accumulated score per (layer * kvHeads + head), by token position */
+    let scores: Map<number, number>[] = []
+    /** the latest accumulated scores per (layer * kvHeads + head), in slot order */
+    let latest: Float64Array[] = []
+    /** k: tokens each head keeps, fixed at prefill end */
+    let k = 0
 
-      /** adds f(x) of `rows` queries to the head's scores; returns the scores in slot order */
-      function accumulate(ctx: PolicyContext, layer: number, h: number, q: Float32Array, rows: number, qPos: ArrayLike<number>, tau: number): Float64Array {
-        const { cache, model } = ctx
-        const positions = cache.positions(layer, h)
-        const n = positions.length
-        const x = attentionLogits(ctx.ops, cache.view(layer, h), positions, q, rows, qPos, 1 / Math.sqrt(model.headDim))
-        const S = scores[layer * model.kvHeads + h]
-        const total = Float64Array.from(positions, (p) => S.get(p) ?? 0)
-        const f = new Float64Array(n)
-        for (let r = 0; r < rows; r++) {
-          let m = -Infinity
-          for (let j = 0; j < n; j++) {
-            const v = x[r * n + j]
-            f[j] = v === -Infinity ? -Infinity : (v + gumbel(random())) / tau
-            if (f[j] > m) m = f[j]
-          }
-          let z = 0
-          for (let j = 0; j < n; j++) z += f[j] = Math.exp(f[j] - m)
-          for (let j = 0; j < n; j++) total[j] += f[j] / z
+    /** adds f(x) = softmax((x + zeta) / tau) of `rows` queries to the head's scores */
+    function accumulate(ctx: PolicyContext, layer: number, h: number, q: Float32Array, rows: number, qPos: ArrayLike<number>, tau: number): void {
+      const { cache, model } = ctx
+      const positions = cache.positions(layer, h)
+      const n = positions.length
+      const x = attentionLogits(ctx.ops, cache.view(layer, h), positions, q, rows, qPos, 1 / Math.sqrt(model.headDim))
+      const S = scores[layer * model.kvHeads + h]
+      const total = Float64Array.from(positions, (p) => S.get(p) ?? 0)
+      const f = new Float64Array(n)
+      for (let r = 0; r < rows; r++) {
+        let m = -Infinity
+        for (let j = 0; j < n; j++) {
+          const v = x[r * n + j]
+          f[j] = v === -Infinity ? -Infinity : (v + gumbel(random())) / tau
+          if (f[j] > m) m = f[j]
         }
-        S.clear()
-        positions.forEach((p, j) => S.set(p, total[j]))
-        return total
+        let z = 0
+        for (let j = 0; j < n; j++) z += f[j] = Math.exp(f[j] - m)
+        for (let j = 0; j < n; j++) total[j] += f[j] / z
       }
+      S.clear()
+      positions.forEach((p, j) => S.set(p, total[j]))
+      latest[layer * model.kvHeads + h] = total
+    }
 
-      /** r recent + (k - r) top-scored older tokens */
-      function keepSet(score: Float64Array): Int32Array {
-        const n = score.length
-        if (n <= k) return Int32Array.from({ length: n }, (_, i) => i)
+    return {
+      name: 'keyformer', budget: {}, every: 1,
+      needs: { observationWindow: window, decodeQueries: true },
+      // k is fixed here, at prefill end, and read by score()
+      perHead: (n) => (k = keepCount(options, n) ?? Math.max(1, Math.round(0.6 * n))),
+      // prompt: S = sum over the observation queries of f(x), tau = tauStart
+      prefill(ctx) {
+        const { model } = ctx
+        random = mulberry32(seed)
+        scores = Array.from({ length: model.layers * model.kvHeads }, () => new Map())
+        latest = []
+        for (let layer = 0; layer < model.layers; layer++) {
+          for (let h = 0; h < model.kvHeads; h++) {
+            const { queries, positions, rows } = groupObservationQueries(ctx.hooks[layer], h, model.group, model.headDim, window)
+            accumulate(ctx, layer, h, queries, rows, positions, tauStart)
+          }
+        }
+      },
+      // decode step t: S += f(q_t K^T), tau rising from tauStart to tauEnd over `steps` steps
+      step(ctx) {
+        const { model, step } = ctx
+        const tau = tauStart + (tauEnd - tauStart) * Math.min(1, step / steps)
+        for (let layer = 0; layer < model.layers; layer++) {
+          const dq = ctx.hooks[layer].decodeQuery
+          if (!dq) throw new Error(`keyformer: layer ${layer}: the runtime supplied no decode query`)
+          for (let h = 0; h < model.kvHeads; h++) {
+            const q = dq.slice(h * model.group * model.headDim, (h + 1) * model.group * model.headDim)
+            // the decode query sees every cached token
+            accumulate(ctx, layer, h, q, model.group, new Array(model.group).fill(Infinity), tau)
+          }
+        }
+      },
+      // keep r = recent x k most recent tokens and the top (k - r) scores of the others
+      score(ctx, layer) {
         const r = Math.round(recentShare * k)
-        const old = n - k <= 4 ? withoutLowest(score, n - k, n - r) : topIndices(score, k - r, 0, n - r)
-        for (let i = n - r; i < n; i++) old.push(i)
-        return Int32Array.from(old)
-      }
-
-      /** [0, to) minus its `drop` lowest scores (ties drop the later token): a decode step evicts one token, no sort needed */
-      function withoutLowest(score: Float64Array, drop: number, to: number): number[] {
-        const gone = new Set<number>()
-        for (let d = 0; d < drop; d++) {
-          let worst = -1
-          for (let i = 0; i < to; i++) if (!gone.has(i) && (worst < 0 || score[i] <= score[worst])) worst = i
-          gone.add(worst)
+        return Array.from({ length: ctx.model.kvHeads }, (_, h) => protect(Float32Array.from(latest[layer * ctx.model.kvHeads + h]), 0, r))
+      },
+      applied(decision, ctx) {
+        // forget the evicted tokens' scores
+        for (const { layer, head } of decision.heads) {
+          const S = scores[layer * ctx.model.kvHeads + head]
+          if (!S) continue
+          const held = new Set(ctx.cache.positions(layer, head))
+          for (const p of [...S.keys()]) if (!held.has(p)) S.delete(p)
         }
-        const out: number[] = []
-        for (let i = 0; i < to; i++) if (!gone.has(i)) out.push(i)
-        return out
-      }
-
-      function decide(ctx: PolicyContext, layer: number, h: number, score: Float64Array): HeadDecision {
-        const keep = keepSet(score)
-        const S = scores[layer * ctx.model.kvHeads + h]
-        const positions = ctx.cache.positions(layer, h)
-        const kept = new Set(Array.from(keep, (i) => positions[i]))
-        for (const p of [...S.keys()]) if (!kept.has(p)) S.delete(p)
-        return { layer, head: h, keep }
-      }
-
-      return {
-        onPrefillEnd(ctx) {
-          const { model } = ctx
-          random = mulberry32(seed)
-          scores = Array.from({ length: model.layers * model.kvHeads }, () => new Map())
-          // the budget counts the tokens in the cache at prefill end, as every policy does
-          const n = Math.max(1, ctx.cache.length(0, 0))
-          k = keepCount(options, n) ?? Math.max(1, Math.round(0.6 * n))
-          const heads: HeadDecision[] = []
-          for (let layer = 0; layer < model.layers; layer++) {
-            for (let h = 0; h < model.kvHeads; h++) {
-              const { queries, positions, rows } = groupObservationQueries(ctx.hooks[layer], h, model.group, model.headDim, window)
-              heads.push(decide(ctx, layer, h, accumulate(ctx, layer, h, queries, rows, positions, tauStart)))
-            }
-          }
-          return { heads }
-        },
-        onDecodeStep(ctx) {
-          const { model, step } = ctx
-          const tau = tauStart + (tauEnd - tauStart) * Math.min(1, step / steps)
-          const heads: HeadDecision[] = []
-          for (let layer = 0; layer < model.layers; layer++) {
-            const dq = ctx.hooks[layer].decodeQuery
-            if (!dq) throw new Error(`keyformer: layer ${layer}: the runtime supplied no decode query`)
-            for (let h = 0; h < model.kvHeads; h++) {
-              const q = dq.slice(h * model.group * model.headDim, (h + 1) * model.group * model.headDim)
-              const newest = Infinity // the decode query sees every cached token
-              const score = accumulate(ctx, layer, h, q, model.group, new Array(model.group).fill(newest), tau)
-              if (score.length > k) heads.push(decide(ctx, layer, h, score))
-            }
-          }
-          return heads.length ? { heads } : null
-        },
-      }
-    },
-  }
+      },
+    }
+  })
 }
 
 export const keyformer: PolicyDefinition = {

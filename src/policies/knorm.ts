@@ -1,7 +1,8 @@
 /**
  * Knorm (Devoto et al. 2024, "A Simple and Effective L2 Norm-Based Strategy for KV Cache Compression"):
  * keys with a small L2 norm draw high attention, so keep the tokens whose keys have the smallest norm.
- * (RoPE rotates pairs of channels, so the norm is the same before and after it.)
+ * (RoPE rotates pairs of channels, so the norm is the same before and after it.) A key's score is its own,
+ * whatever its slot, so a decode step that drops a few tokens does it order-free (`Decision.evictions`).
  */
 import { budgetFrom, budgetOptions } from './budget.js'
 import { compensateOption, evictionPolicy } from './evict.js'
@@ -28,7 +29,7 @@ export const knorm: PolicyDefinition = {
   options: [...budgetOptions, compensateOption],
   create(o, model) {
     return evictionPolicy(() => ({
-      name: 'knorm', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, needs: {},
+      name: 'knorm', orderFree: true, budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, needs: {},
       score: (ctx, layer) => Array.from({ length: model.kvHeads }, (_, h) => negativeKeyNorms(ctx, layer, h)),
     }))
   },

@@ -15,7 +15,8 @@
  * weights are scale-free (the methods note leaves sigma open). A merged pivot's score is its own a_p.
  */
 import type { Decision, HeadDecision, MergeSpec } from '../cache/types.js'
-import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
+import type { Ops } from '../backend/ops.js'
+import { budgetOnly, checkBudget, keepCount, topKIndices } from './budget.js'
 import { columnSums, observedProbs } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
@@ -50,7 +51,7 @@ export function createKVMerger(options: KVMergerOptions = {}): Policy {
           if (budget !== null && budget >= cache.length(layer, h)) continue
           const { probs, rows, n } = observedProbs(ctx, layer, h, window)
           const a = columnSums(probs, rows, n)
-          heads.push(mergeHead(layer, h, cache.readKeys(layer, h), n, model.headDim, a, threshold, options.sigma, Math.min(window, n), budget))
+          heads.push(mergeHead(ctx.ops, layer, h, cache.readKeys(layer, h), n, model.headDim, a, threshold, options.sigma, Math.min(window, n), budget))
         }
       }
       return { heads }
@@ -71,7 +72,7 @@ export function mergingSets(keys: Float32Array, limit: number, d: number, thresh
 }
 
 export function mergeHead(
-  layer: number, head: number, keys: Float32Array, n: number, d: number, a: Float32Array,
+  ops: Ops, layer: number, head: number, keys: Float32Array, n: number, d: number, a: Float32Array,
   threshold: number, sigma: number | undefined, window: number, budget: number | null,
 ): HeadDecision {
   const alive = new Uint8Array(n).fill(1)
@@ -94,8 +95,8 @@ export function mergeHead(
     const old = keep.filter((i) => i < n - window)
     const recent = keep.filter((i) => i >= n - window)
     const room = Math.max(0, budget - recent.length)
-    const score = Float64Array.from(old, (i) => a[i])
-    keep = topIndices(score, room).map((j) => old[j]).concat(recent.slice(Math.max(0, recent.length - budget)))
+    const score = Float32Array.from(old, (i) => a[i])
+    keep = Array.from(topKIndices(ops, score, room), (j) => old[j]).concat(recent.slice(Math.max(0, recent.length - budget)))
   }
   const kept = new Set(keep)
   return { layer, head, keep: Int32Array.from(keep), merges: merges.filter((m) => kept.has(m.pivot)) }

@@ -15,7 +15,8 @@
  * which is the same rule with tau chosen per prompt. At least the most attended token is always kept.
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
+import type { Ops } from '../backend/ops.js'
+import { budgetOnly, checkBudget, keepCount, topKIndices } from './budget.js'
 import { observedProbs, sharedPositions } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
@@ -49,7 +50,7 @@ export function createMPCache(options: MPCacheOptions = {}): Policy {
       for (let layer = 0; layer < model.layers; layer++) {
         sharedPositions(cache, layer, model.kvHeads)
         const maxA = maxAttention(ctx, layer, w)
-        const keep = Int32Array.from(selectTokens(maxA, tau, keepCount(options, maxA.length)))
+        const keep = selectTokens(ctx.ops, maxA, tau, keepCount(options, maxA.length))
         for (let h = 0; h < model.kvHeads; h++) heads.push({ layer, head: h, keep })
       }
       return { heads }
@@ -68,11 +69,11 @@ export function maxAttention(ctx: PolicyContext, layer: number, w: number): Floa
   return maxA
 }
 
-function selectTokens(maxA: Float32Array, tau: number, k: number | null): number[] {
-  if (k !== null) return topIndices(maxA, k)
+function selectTokens(ops: Ops, maxA: Float32Array, tau: number, k: number | null): Int32Array {
+  if (k !== null) return topKIndices(ops, maxA, k)
   const keep: number[] = []
   for (let i = 0; i < maxA.length; i++) if (maxA[i] >= tau) keep.push(i)
-  return keep.length ? keep : topIndices(maxA, 1)
+  return keep.length ? Int32Array.from(keep) : topKIndices(ops, maxA, 1)
 }
 
 export const mpcache: PolicyDefinition = {

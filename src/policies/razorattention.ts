@@ -20,7 +20,8 @@
  */
 import { nodeFs } from '../backend/node-fs.js'
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { budgetOnly, checkBudget, keepCount } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount } from './budget.js'
+import { meanOfEvicted } from './evict.js'
 import { attentionProbs, groupObservationQueries } from './observed-attention.js'
 import { mulberry32 } from './seeded-random.js'
 import type { BudgetOptions, ModelShape, Policy, PolicyContext, PolicyModel } from './types.js'
@@ -232,32 +233,14 @@ async function calibrationTokens(model: PolicyModel, file: string): Promise<numb
 
 /** sinks + recent window, plus the mean of the dropped keys and values as one extra token */
 export function compressHead(ctx: PolicyContext, layer: number, h: number, sinks: number, window: number): HeadDecision | null {
-  const { cache, model } = ctx
-  const n = cache.length(layer, h)
+  const n = ctx.cache.length(layer, h)
   const first = Math.min(sinks, n)
   const last = Math.max(first, n - window)
   if (last <= first) return null
-  const d = model.headDim
-  const keys = cache.readKeys(layer, h)
-  const values = cache.readValues(layer, h)
-  const pos = cache.positions(layer, h)
-  const key = new Float32Array(d)
-  const value = new Float32Array(d)
-  let p = 0
-  for (let i = first; i < last; i++) {
-    for (let c = 0; c < d; c++) {
-      key[c] += keys[i * d + c]
-      value[c] += values[i * d + c]
-    }
-    p += pos[i]
-  }
-  const m = last - first
-  for (let c = 0; c < d; c++) {
-    key[c] /= m
-    value[c] /= m
-  }
-  const keep = Int32Array.from([...Array.from({ length: first }, (_, i) => i), ...Array.from({ length: n - last }, (_, i) => last + i)])
-  return { layer, head: h, keep, extra: [{ key, value, position: Math.round(p / m) }] }
+  const keep = new Int32Array(n - (last - first))
+  for (let i = 0; i < first; i++) keep[i] = i
+  for (let i = last; i < n; i++) keep[first + i - last] = i
+  return { layer, head: h, keep, extra: [meanOfEvicted(ctx, layer, h, keep)] }
 }
 
 /** "0.1;3.0" (layer.kvHead pairs separated by ; or spaces) */

@@ -1,10 +1,10 @@
 /**
  * The policy registry: policies by name, with typed options.
  *
- * HOW TO ADD A POLICY (policies2 and everyone else): write `src/policies/<name>.ts` exporting a
+ * HOW TO ADD A POLICY: write `src/policies/<name>.ts` exporting a
  * `PolicyDefinition` (see snapkv.ts for the pattern: name, description, stage, options, create), then add
- * it to the list in `src/policies/all.ts` (policies2: in the `policies2` block at the bottom of that file,
- * so our merges never touch the same lines). Policy files do not import this module (no import cycle);
+ * it to the block of its kind in `src/policies/all.ts` (each block on its own lines, so merges never
+ * touch the same ones). Policy files do not import this module (no import cycle);
  * the registry loads `all.ts` once. `registerPolicy(def)` adds a policy at run time (user extensions).
  *
  * Spec strings: `full`, `NAME`, `NAME:key=value,...`, compositions `a+b` (see spec.ts). Common options

@@ -20,8 +20,11 @@ export const streamingllm: PolicyDefinition = {
     return evictionPolicy(() => ({
       name: 'streamingllm', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean,
       needs: o.rerotate ? { cacheKeys: 'pre-rope' } : {},
-      // recency is the score: later slots rank higher, sinks rank highest
-      score: (ctx, layer) => Array.from({ length: model.kvHeads }, (_, h) => protect(Float32Array.from({ length: ctx.cache.length(layer, h) }, (_, i) => i), sinks, 0)),
+      // re-rotated keys take their rotation from their slot, so only a cache of true positions may reorder slots
+      orderFree: !o.rerotate,
+      // recency is the score: later positions rank higher; the sinks (the first slots, which hole filling
+      // never moves) rank highest
+      score: (ctx, layer) => Array.from({ length: model.kvHeads }, (_, h) => protect(Float32Array.from(ctx.cache.positions(layer, h)), sinks, 0)),
     }))
   },
 }

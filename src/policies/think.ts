@@ -14,6 +14,7 @@
  * channels of pre-RoPE keys would break the rotation pairs applied at attention time.
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
+import { topKIndices } from './budget.js'
 import { groupObservationQueries } from './observed-attention.js'
 import type { Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'
@@ -60,7 +61,7 @@ export function createThinK(options: ThinKOptions = {}): Policy {
             layer,
             head: h,
             keep: Int32Array.from({ length: n }, (_, i) => i),
-            keyChannels: { channels: topChannels(score, kept), upto },
+            keyChannels: { channels: topKIndices(ctx.ops, Float32Array.from(score), kept), upto },
           })
         }
       }
@@ -76,12 +77,6 @@ export function channelScores(q: Float32Array, rows: number, keys: Float32Array,
   for (let r = 0; r < rows; r++) for (let c = 0; c < d; c++) qn[c] += q[r * d + c] ** 2
   for (let i = 0; i < upto; i++) for (let c = 0; c < d; c++) kn[c] += keys[i * d + c] ** 2
   return qn.map((x, c) => Math.sqrt(x) * Math.sqrt(kn[c]))
-}
-
-/** the `kept` channels with the largest scores (ties to the lower channel), ascending */
-function topChannels(score: Float64Array, kept: number): Int32Array {
-  const order = Array.from(score.keys()).sort((a, b) => score[b] - score[a] || a - b)
-  return Int32Array.from(order.slice(0, kept)).sort()
 }
 
 export const think: PolicyDefinition = {

@@ -5,8 +5,11 @@
  * - JSON: { "format": "trimkv-gates", "hidden": H, "kvHeads": K,
  *           "layers": [ { "weight": [[H floats] x K], "bias": [K floats] }, ... ] }
  * - safetensors: tensors "gates.{l}.weight" [K, H] and "gates.{l}.bias" [K] in F32, F16 or BF16, for l = 0..L-1.
- * The safetensors reader is a few lines here rather than the runtime's (policies do not import the model).
+ * The safetensors file is read by the model loader's reader (src/model/safetensors.ts, fuzz-tested): a
+ * file-format parser, not the model, so the policies still see no model internals.
  */
+import { ModelLoadError } from '../model/errors.js'
+import { parseSafetensorsBytes, tensorFloat32, type TensorInfo } from '../model/safetensors.js'
 import { PolicyFileError } from './errors.js'
 
 export interface TrimKVGates {
@@ -53,32 +56,37 @@ export function parseGatesJSON(text: string): TrimKVGates {
 }
 
 export function parseGatesSafetensors(bytes: Uint8Array): TrimKVGates {
-  if (bytes.length < 8) throw new GateFileError(`trimkv gates: ${bytes.length} bytes is too short for safetensors`)
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const headerLen = Number(dv.getBigUint64(0, true))
-  if (8 + headerLen > bytes.length) throw new GateFileError(`trimkv gates: safetensors header of ${headerLen} bytes runs past the file (${bytes.length} bytes)`)
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen))) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>
-  const data = bytes.subarray(8 + headerLen)
+  const where = 'trimkv gates'
+  // the model loader's reader: every offset and shape checked against the file before anything is read
+  const fileError = (e: unknown) => (e instanceof ModelLoadError ? new GateFileError(e.message) : e)
+  let header: Map<string, TensorInfo>
+  try {
+    header = parseSafetensorsBytes(bytes, where)
+  } catch (e) {
+    throw fileError(e)
+  }
   const tensor = (name: string): { shape: number[]; values: Float32Array } => {
-    const t = header[name]
-    if (!t) throw new GateFileError(`trimkv gates: tensor "${name}" is missing`)
-    const [s, e] = t.data_offsets
-    if (!(s >= 0 && e <= data.length && s <= e)) throw new GateFileError(`trimkv gates: tensor "${name}" data [${s}, ${e}) lies outside the file`)
-    return { shape: t.shape, values: decode(t.dtype, data.subarray(s, e), name) }
+    const t = header.get(name)
+    if (!t) throw new GateFileError(`${where}: tensor "${name}" is missing`)
+    try {
+      return { shape: t.shape, values: tensorFloat32(bytes, t, where) }
+    } catch (e) {
+      throw fileError(e)
+    }
   }
   const layers: TrimKVGates['layers'] = []
-  for (let l = 0; `gates.${l}.weight` in header; l++) {
+  for (let l = 0; header.has(`gates.${l}.weight`); l++) {
     const w = tensor(`gates.${l}.weight`)
     const b = tensor(`gates.${l}.bias`)
     if (w.shape.length !== 2 || b.shape.length !== 1 || b.shape[0] !== w.shape[0]) {
-      throw new GateFileError(`trimkv gates: layer ${l} shapes ${JSON.stringify(w.shape)} and ${JSON.stringify(b.shape)} are not [K, H] and [K]`)
+      throw new GateFileError(`${where}: layer ${l} shapes ${JSON.stringify(w.shape)} and ${JSON.stringify(b.shape)} are not [K, H] and [K]`)
     }
     layers.push({ weight: w.values, bias: b.values })
   }
-  if (layers.length === 0) throw new GateFileError('trimkv gates: no "gates.0.weight" tensor in the file')
-  const [K, H] = header['gates.0.weight'].shape
+  if (layers.length === 0) throw new GateFileError(`${where}: no "gates.0.weight" tensor in the file`)
+  const [K, H] = header.get('gates.0.weight')!.shape
   layers.forEach((L, l) => {
-    if (L.weight.length !== K * H) throw new GateFileError(`trimkv gates: layer ${l} weight is not [${K}, ${H}] like layer 0`)
+    if (L.weight.length !== K * H) throw new GateFileError(`${where}: layer ${l} weight is not [${K}, ${H}] like layer 0`)
   })
   return checkFinite({ hidden: H, kvHeads: K, layers })
 }
@@ -91,24 +99,6 @@ export function readGatesFile(path: string): TrimKVGates {
   if (path.endsWith('.json')) return parseGatesJSON(fs.readFileSync(path, 'utf8'))
   if (path.endsWith('.safetensors')) return parseGatesSafetensors(new Uint8Array(fs.readFileSync(path)))
   throw new GateFileError(`trimkv gates: "${path}" is neither .json nor .safetensors`)
-}
-
-function decode(dtype: string, raw: Uint8Array, name: string): Float32Array {
-  const copy = raw.slice()
-  if (dtype === 'F32') return new Float32Array(copy.buffer, 0, copy.length / 4)
-  const u16 = new Uint16Array(copy.buffer, 0, copy.length / 2)
-  if (dtype === 'BF16') return Float32Array.from(u16, (x) => new Float32Array(new Uint32Array([x << 16]).buffer)[0])
-  if (dtype === 'F16') return Float32Array.from(u16, halfToFloat)
-  throw new GateFileError(`trimkv gates: tensor "${name}" has dtype ${dtype}; F32, F16 and BF16 are supported`)
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1
-  const e = (h >> 10) & 0x1f
-  const f = h & 0x3ff
-  if (e === 0) return s * f * 2 ** -24
-  if (e === 31) return f ? NaN : s * Infinity
-  return s * (1 + f / 1024) * 2 ** (e - 15)
 }
 
 function checkFinite(g: TrimKVGates): TrimKVGates {

@@ -13,8 +13,8 @@
  * `gatesFile` (.json or .safetensors, format in trimkv-gates.ts). Between evictions the cache may exceed
  * M by up to `every` - 1 tokens: the paper's amortized schedule.
  */
-import type { Decision, HeadDecision } from '../cache/types.js'
-import { budgetOnly, checkBudget, keepCount, topIndices } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount } from './budget.js'
+import { evictionPolicy } from './evict.js'
 import { logRetention, readGatesFile, type TrimKVGates } from './trimkv-gates.js'
 import type { BudgetOptions, ModelShape, Policy, PolicyContext } from './types.js'
 import { PolicyOptionValueError } from './errors.js'
@@ -40,80 +40,71 @@ export function createTrimKV(options: TrimKVOptions): Policy & { readonly gates?
   // without gates the policy can be listed and described, and says what is missing at first use
   const gates = options.gates ?? (options.gatesFile ? readGatesFile(options.gatesFile) : undefined)
 
-  return {
-    name: 'trimkv',
-    gates,
-    needs: { hiddenStates: true },
-    traits: { decodes: true },
-    start: () => {
-      let M = 0
-      /** log beta per (layer * kvHeads + head), by token position */
-      let logBeta: Map<number, number>[] = []
+  const policy = evictionPolicy(() => {
+    /** log beta per (layer * kvHeads + head), by token position */
+    let logBeta: Map<number, number>[] = []
 
-      function checkModel(ctx: PolicyContext): void {
+    /** gives the tokens not seen yet (the newest slots) their log beta from the hidden states at creation */
+    function scoreNewTokens(ctx: PolicyContext, layer: number): void {
+      const hs = ctx.hooks[layer].hiddenStates
+      const H = gates!.hidden
+      const out = new Float64Array(gates!.kvHeads)
+      for (let h = 0; h < ctx.model.kvHeads; h++) {
+        const pos = ctx.cache.positions(layer, h)
+        const known = logBeta[layer * ctx.model.kvHeads + h]
+        let fresh = 0
+        while (fresh < pos.length && !known.has(pos[pos.length - 1 - fresh])) fresh++
+        if (fresh === 0) continue
+        if (!hs || hs.length % H !== 0) throw new Error(`trimkv: layer ${layer}: hidden states missing or not a multiple of hidden size ${H}`)
+        const rows = hs.length / H
+        if (rows < fresh) throw new Error(`trimkv: layer ${layer}: ${rows} hidden states for ${fresh} new tokens`)
+        for (let j = 0; j < fresh; j++) {
+          const r = rows - fresh + j
+          logRetention(gates!, layer, hs.subarray(r * H, (r + 1) * H), out)
+          known.set(pos[pos.length - fresh + j], out[h])
+        }
+      }
+    }
+
+    const scoreAll = (ctx: PolicyContext) => {
+      for (let layer = 0; layer < ctx.model.layers; layer++) scoreNewTokens(ctx, layer)
+    }
+
+    return {
+      name: 'trimkv', needs: { hiddenStates: true }, budget: {}, every,
+      // the gates score each token at its creation, by position: the cache may reorder slots
+      orderFree: true,
+      perHead: (n) => keepCount(options, n) ?? Math.max(1, Math.round(0.5 * n)),
+      prefill(ctx) {
         if (!gates) throw new PolicyOptionValueError('trimkv: needs retention gates: option gatesFile (a .json or .safetensors file of per-layer gates) or gates')
         checkGates(gates, ctx.model)
-      }
-
-      /** gives the tokens not seen yet (the newest slots) their log beta from the hidden states at creation */
-      function scoreNewTokens(ctx: PolicyContext, layer: number): void {
-        const hs = ctx.hooks[layer].hiddenStates
-        const H = gates!.hidden
-        const out = new Float64Array(gates!.kvHeads)
-        for (let h = 0; h < ctx.model.kvHeads; h++) {
+        logBeta = Array.from({ length: ctx.model.layers * ctx.model.kvHeads }, () => new Map())
+        scoreAll(ctx)
+      },
+      // each new token is scored while its hidden state is at hand
+      step: scoreAll,
+      // retention of token i at time t: (t - pos_i) log beta_i, t the position after the newest token
+      score(ctx, layer) {
+        return Array.from({ length: ctx.model.kvHeads }, (_, h) => {
           const pos = ctx.cache.positions(layer, h)
           const known = logBeta[layer * ctx.model.kvHeads + h]
-          let fresh = 0
-          while (fresh < pos.length && !known.has(pos[pos.length - 1 - fresh])) fresh++
-          if (fresh === 0) continue
-          if (!hs || hs.length % H !== 0) throw new Error(`trimkv: layer ${layer}: hidden states missing or not a multiple of hidden size ${H}`)
-          const rows = hs.length / H
-          if (rows < fresh) throw new Error(`trimkv: layer ${layer}: ${rows} hidden states for ${fresh} new tokens`)
-          for (let j = 0; j < fresh; j++) {
-            const r = rows - fresh + j
-            logRetention(gates!, layer, hs.subarray(r * H, (r + 1) * H), out)
-            known.set(pos[pos.length - fresh + j], out[h])
-          }
+          const next = Math.max(...pos) + 1
+          return Float32Array.from(pos, (p) => (next - p) * known.get(p)!)
+        })
+      },
+      applied(decision, ctx) {
+        // forget the evicted tokens' gates (the heads a decision touched, by what they still hold)
+        const touched = [...decision.heads, ...(decision.evictions ?? [])]
+        for (const { layer, head } of touched) {
+          const known = logBeta[layer * ctx.model.kvHeads + head]
+          if (!known) continue
+          const held = new Set(ctx.cache.positions(layer, head))
+          for (const p of [...known.keys()]) if (!held.has(p)) known.delete(p)
         }
-      }
-
-      function evict(ctx: PolicyContext): Decision | null {
-        const heads: HeadDecision[] = []
-        for (let layer = 0; layer < ctx.model.layers; layer++) {
-          scoreNewTokens(ctx, layer)
-          for (let h = 0; h < ctx.model.kvHeads; h++) {
-            const pos = ctx.cache.positions(layer, h)
-            if (pos.length <= M) continue
-            const next = Math.max(...pos) + 1
-            const known = logBeta[layer * ctx.model.kvHeads + h]
-            const score = Float64Array.from(pos, (p) => (next - p) * known.get(p)!)
-            const keep = Int32Array.from(topIndices(score, M))
-            const kept = new Set(Array.from(keep, (i) => pos[i]))
-            for (const p of [...known.keys()]) if (!kept.has(p)) known.delete(p)
-            heads.push({ layer, head: h, keep })
-          }
-        }
-        return heads.length ? { heads } : null
-      }
-      return {
-        onPrefillEnd(ctx) {
-          checkModel(ctx)
-          const n = Math.max(1, ctx.cache.length(0, 0))
-          M = keepCount(options, n) ?? Math.max(1, Math.round(0.5 * n))
-          logBeta = Array.from({ length: ctx.model.layers * ctx.model.kvHeads }, () => new Map())
-          return evict(ctx)
-        },
-        onDecodeStep(ctx) {
-          if (ctx.step % every !== 0) {
-            // score the new token now, while its hidden state is at hand
-            for (let layer = 0; layer < ctx.model.layers; layer++) scoreNewTokens(ctx, layer)
-            return null
-          }
-          return evict(ctx)
-        },
-      }
-    },
-  }
+      },
+    }
+  })
+  return { ...policy, gates }
 }
 
 export const trimkv: PolicyDefinition = {

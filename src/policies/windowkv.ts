@@ -15,7 +15,7 @@
  * (1 - spread) C (spread 0.5 by default), clamped to [w, n]. With 8 layers there is one group and C_g = C.
  */
 import type { Decision, HeadDecision } from '../cache/types.js'
-import { budgetOnly, checkBudget, keepCount } from './keep-count.js'
+import { budgetOnly, checkBudget, keepCount } from './budget.js'
 import { observedProbs, sharedPositions } from './observed-attention.js'
 import type { BudgetOptions, Policy, PolicyContext } from './types.js'
 import type { PolicyDefinition } from './registry.js'

@@ -1,5 +1,6 @@
 import type { Heap } from '../heap.js'
 import type { KernelBackend } from '../backend.js'
+import { floatToHalf, halfToFloat } from '../half.js'
 
 /** The kernel methods of a backend, without its name and heap. */
 export type Kernels = Omit<KernelBackend, 'name' | 'heap'>
@@ -15,6 +16,11 @@ export function referenceKernels(heap: Heap): Kernels {
   const row = (table: number, pageTokens: number, d: number, i: number): number => {
     const page = heap.I32[(table >>> 2) + Math.floor(i / pageTokens)]
     return (page >>> 2) + (i % pageTokens) * d
+  }
+  /** half index (not byte) of row i of a paged [n][d] float16 stream */
+  const row16 = (table: number, pageTokens: number, d: number, i: number): number => {
+    const page = heap.I32[(table >>> 2) + Math.floor(i / pageTokens)]
+    return (page >>> 1) + (i % pageTokens) * d
   }
   const dot = (a: number, b: number, d: number): number => {
     const F = heap.F32
@@ -35,6 +41,19 @@ export function referenceKernels(heap: Heap): Kernels {
       for (let h = 0; h < qHeads; h++) {
         for (let i = 0; i < n; i++) {
           F[(out >>> 2) + h * n + i] = scale * dot((q >>> 2) + h * d, row(table, pageTokens, d, i), d)
+        }
+      }
+    },
+
+    scoreKeysF16(q, qHeads, d, table, pageTokens, n, scale, out) {
+      const F = heap.F32
+      const H = heap.U16
+      for (let h = 0; h < qHeads; h++) {
+        for (let i = 0; i < n; i++) {
+          const k = row16(table, pageTokens, d, i)
+          let s = 0
+          for (let c = 0; c < d; c++) s += F[(q >>> 2) + h * d + c] * halfToFloat(H[k + c])
+          F[(out >>> 2) + h * n + i] = scale * s
         }
       }
     },
@@ -195,6 +214,34 @@ export function referenceKernels(heap: Heap): Kernels {
         const t = row(dst, pageTokens, nch, i)
         for (let c = 0; c < nch; c++) F[t + c] = F[s + I[(channels >>> 2) + c]]
       }
+    },
+
+    gatherChannelsF16(src, dst, pageTokens, d, channels, nch, rows) {
+      const H = heap.U16
+      const I = heap.I32
+      for (let i = 0; i < rows; i++) {
+        const s = row16(src, pageTokens, d, i)
+        const t = row16(dst, pageTokens, nch, i)
+        for (let c = 0; c < nch; c++) H[t + c] = H[s + I[(channels >>> 2) + c]]
+      }
+    },
+
+    toFloat16(src, dst, n) {
+      const F = heap.F32
+      const H = heap.U16
+      let nan = 0
+      for (let i = 0; i < n; i++) {
+        const x = F[(src >>> 2) + i]
+        if (Number.isNaN(x)) nan++
+        H[(dst >>> 1) + i] = floatToHalf(x)
+      }
+      return nan
+    },
+
+    fromFloat16(src, dst, n) {
+      const F = heap.F32
+      const H = heap.U16
+      for (let i = 0; i < n; i++) F[(dst >>> 2) + i] = halfToFloat(H[(src >>> 1) + i])
     },
   }
 }

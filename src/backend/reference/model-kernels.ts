@@ -1,5 +1,6 @@
 import type { Heap } from '../heap.js'
 import type { ModelKernels } from '../model-kernels.js'
+import { halfToFloat } from '../half.js'
 
 /**
  * Plain TypeScript twins of the runtime's kernels, written for clarity (float64 accumulation, no blocking):
@@ -12,14 +13,17 @@ export function referenceModelKernels(heap: Heap): ModelKernels {
   const causal = (
     q: number, qStride: number, hq: number, T: number, kd: number, vd: number, kTable: number, vTable: number,
     pageTokens: number, n: number, visible0: number, scale: number, out: number, outStride: number, lse: number,
-    token: (j: number) => number,
+    token: (j: number) => number, half = false,
   ): void => {
     const f = F()
     const iv = I()
-    const keyAt = (table: number, j: number, width: number) => {
+    const h16 = heap.U16
+    // element e of row j of a stream: float32 rows, or float16 rows widened (the twin of the F16 kernels)
+    const rowAt = (table: number, j: number, width: number) => {
       const t = token(j)
-      return (iv[(table >> 2) + Math.floor(t / pageTokens)] >> 2) + (t % pageTokens) * width
+      return (iv[(table >> 2) + Math.floor(t / pageTokens)] >> (half ? 1 : 2)) + (t % pageTokens) * width
     }
+    const el = (i: number) => (half ? halfToFloat(h16[i]) : f[i])
     for (let t = 0; t < T; t++) {
       const lim = Math.min(n, visible0 + t)
       for (let h = 0; h < hq; h++) {
@@ -27,9 +31,9 @@ export function referenceModelKernels(heap: Heap): ModelKernels {
         const s = new Float64Array(Math.max(lim, 0))
         let m = -Infinity
         for (let j = 0; j < lim; j++) {
-          const kr = keyAt(kTable, j, kd)
+          const kr = rowAt(kTable, j, kd)
           let dot = 0
-          for (let c = 0; c < kd; c++) dot += f[qr + c] * f[kr + c]
+          for (let c = 0; c < kd; c++) dot += f[qr + c] * el(kr + c)
           s[j] = dot * scale
           if (s[j] > m) m = s[j]
         }
@@ -38,10 +42,32 @@ export function referenceModelKernels(heap: Heap): ModelKernels {
         const o = (out >> 2) + t * outStride + h * vd
         for (let c = 0; c < vd; c++) {
           let acc = 0
-          for (let j = 0; j < lim; j++) acc += s[j] * f[keyAt(vTable, j, vd) + c]
+          for (let j = 0; j < lim; j++) acc += s[j] * el(rowAt(vTable, j, vd) + c)
           f[o + c] = l > 0 ? acc / l : 0
         }
         if (lse) f[(lse >> 2) + t * hq + h] = l > 0 ? m + Math.log(l) : -Infinity
+      }
+    }
+  }
+
+  const mass1 = (
+    q: number, qStride: number, hq: number, T: number, kd: number, kTable: number, pageTokens: number,
+    n: number, visible0: number, scale: number, lse: number, mass: number, half: boolean,
+  ): void => {
+    const f = F()
+    const iv = I()
+    const h16 = heap.U16
+    for (let t = 0; t < T; t++) {
+      const lim = Math.min(n, visible0 + t)
+      for (let h = 0; h < hq; h++) {
+        const qr = (q >> 2) + t * qStride + h * kd
+        const l = f[(lse >> 2) + t * hq + h]
+        for (let j = 0; j < lim; j++) {
+          const kr = (iv[(kTable >> 2) + Math.floor(j / pageTokens)] >> (half ? 1 : 2)) + (j % pageTokens) * kd
+          let dot = 0
+          for (let c = 0; c < kd; c++) dot += f[qr + c] * (half ? halfToFloat(h16[kr + c]) : f[kr + c])
+          f[(mass >> 2) + j] += Math.exp(dot * scale - l)
+        }
       }
     }
   }
@@ -104,22 +130,18 @@ export function referenceModelKernels(heap: Heap): ModelKernels {
       const iv = I()
       causal(q, hq * kd, hq, 1, kd, vd, kTable, vTable, pageTokens, nIdx, nIdx, scale, out, hq * vd, lse, (j) => iv[(idx >> 2) + j])
     },
-    attentionMass(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass) {
-      const f = F()
+    attendCausalF16(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse) {
+      causal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, (j) => j, true)
+    },
+    attendGatheredF16(q, hq, kd, vd, kTable, vTable, pageTokens, idx, nIdx, scale, out, lse) {
       const iv = I()
-      for (let t = 0; t < T; t++) {
-        const lim = Math.min(n, visible0 + t)
-        for (let h = 0; h < hq; h++) {
-          const qr = (q >> 2) + t * qStride + h * kd
-          const l = f[(lse >> 2) + t * hq + h]
-          for (let j = 0; j < lim; j++) {
-            const kr = (iv[(kTable >> 2) + Math.floor(j / pageTokens)] >> 2) + (j % pageTokens) * kd
-            let dot = 0
-            for (let c = 0; c < kd; c++) dot += f[qr + c] * f[kr + c]
-            f[(mass >> 2) + j] += Math.exp(dot * scale - l)
-          }
-        }
-      }
+      causal(q, hq * kd, hq, 1, kd, vd, kTable, vTable, pageTokens, nIdx, nIdx, scale, out, hq * vd, lse, (j) => iv[(idx >> 2) + j], true)
+    },
+    attentionMass(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass) {
+      mass1(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, false)
+    },
+    attentionMassF16(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass) {
+      mass1(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, true)
     },
     fmaPeak(iters) {
       // the same 48 scalar chains' multiply-adds (12 chains x 4 lanes) in plain TypeScript

@@ -9,6 +9,7 @@ import type { KvkitExports } from './load.js'
 export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
   return {
     scoreKeys: e.scoreKeys,
+    scoreKeysF16: e.scoreKeysF16,
     softmaxRows: e.softmaxRows,
     logSumExp: e.logSumExp,
     softVote: e.softVote,
@@ -22,5 +23,8 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     compactRows: e.compactRows,
     gatherChannels: e.gatherChannels,
     moveRows: e.moveRows,
+    gatherChannelsF16: e.gatherChannelsF16,
+    toFloat16: e.toFloat16,
+    fromFloat16: e.fromFloat16,
   }
 }

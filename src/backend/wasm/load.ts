@@ -31,6 +31,10 @@ export interface KvkitExports {
   compactRows(table: number, pageTokens: number, rowBytes: number, keep: number, nKeep: number): number
   gatherChannels(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
   moveRows(table: number, pageTokens: number, rowBytes: number, pairs: number, count: number): void
+  scoreKeysF16(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
+  gatherChannelsF16(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
+  toFloat16(src: number, dst: number, n: number): number
+  fromFloat16(src: number, dst: number, n: number): void
   [name: string]: unknown
 }
 

@@ -13,6 +13,7 @@ export function wasmModelKernels(exports: WebAssembly.Exports, _heap: Heap): Mod
   const matmul = fn('matmul'), rmsnorm = fn('rmsnorm'), rope = fn('rope'), swiglu = fn('swiglu')
   const addInPlace = fn('addInPlace'), attendCausal = fn('attendCausal'), attentionMass = fn('attentionMass')
   const fmaPeak = fn('fmaPeak'), attendGathered = fn('attendGathered')
+  const attendCausalF16 = fn('attendCausalF16'), attendGatheredF16 = fn('attendGatheredF16'), attentionMassF16 = fn('attentionMassF16')
   return {
     matmul: (x, w, bias, y, T, inDim, outDim) => void matmul(x, w, bias, y, T, inDim, outDim),
     rmsnorm: (x, g, out, T, dim, eps) => void rmsnorm(x, g, out, T, dim, eps),
@@ -23,6 +24,12 @@ export function wasmModelKernels(exports: WebAssembly.Exports, _heap: Heap): Mod
       void attendCausal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch),
     attendGathered: (q, hq, kd, vd, kTable, vTable, pageTokens, idx, nIdx, scale, out, lse, scratch) =>
       void attendGathered(q, hq, kd, vd, kTable, vTable, pageTokens, idx, nIdx, scale, out, lse, scratch),
+    attendCausalF16: (q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch) =>
+      void attendCausalF16(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch),
+    attendGatheredF16: (q, hq, kd, vd, kTable, vTable, pageTokens, idx, nIdx, scale, out, lse, scratch) =>
+      void attendGatheredF16(q, hq, kd, vd, kTable, vTable, pageTokens, idx, nIdx, scale, out, lse, scratch),
+    attentionMassF16: (q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, scratch) =>
+      void attentionMassF16(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, scratch),
     attentionMass: (q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, scratch) =>
       void attentionMass(q, qStride, hq, T, kd, kTable, pageTokens, n, visible0, scale, lse, mass, scratch),
     fmaPeak: (iters) => fmaPeak(iters, 0.999999, 1e-7),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createThinK } from '../src/policies/think.js'
 import { createMPCache } from '../src/policies/mpcache.js'
-import { randomContext, refProbs, shape } from './policies2-helpers.js'
+import { randomContext, refProbs, shape } from './policy-context-helpers.js'
 
 describe('ThinK', () => {
   const m = shape(2, 4, 2, 16)

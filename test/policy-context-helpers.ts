@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the second policy family's tests: the wasm kernels and the real paged KV cache (small
+ * Shared pieces of the policy tests that build contexts by hand: the wasm kernels and the real paged KV cache (small
  * pages, so heads span several), random caches and observation queries, a seeded RNG, and a plain
  * attention reference written without the kernels.
  */

@@ -8,7 +8,7 @@ import { createWindowKV } from '../src/policies/windowkv.js'
 import { createKVMerger } from '../src/policies/kvmerger.js'
 import { createPolicy } from '../src/policies/registry.js'
 import type { PolicyContext } from '../src/policies/types.js'
-import { randArray, randomContext, refProbs, rng, shape } from './policies2-helpers.js'
+import { randArray, randomContext, refProbs, rng, shape } from './policy-context-helpers.js'
 
 const topIdx = (s: ArrayLike<number>, k: number, from = 0, to = s.length) =>
   Array.from({ length: to - from }, (_, i) => from + i).sort((a, b) => s[b] - s[a] || a - b).slice(0, k).sort((a, b) => a - b)
@@ -251,7 +251,7 @@ describe('KVMerger', () => {
   })
 })
 
-describe('policies2 through the registry', () => {
+describe('Keyformer, WindowKV, KVMerger and ThinK through the registry', () => {
   it('composes ThinK after SnapKV: fewer tokens, then fewer key floats for the older ones', () => {
     const m = shape(2, 6, 2, 16)
     const p = createPolicy('snapkv:budget=0.25+think:ratio=0.5', m)!.start()

@@ -1,9 +1,9 @@
 /**
- * Decision time of the second policy family at prefill end (scoring, selection, merge weights, channel
+ * Decision time of the policies at prefill end (scoring, selection, merge weights, channel
  * scores) on a fixture-shaped cache (8 layers, 6 query / 2 KV heads, head_dim 64) of random tokens, at a
  * 25% budget where the method has one. Applying the decision is the cache's work and is not timed.
  * Ratios are against SnapKV measured in the same run.
- *   node dist/bench/policies2.js [tokens...]
+ *   node dist/bench/policies-decision-time.js [tokens...]
  */
 import { Bench } from 'tinybench'
 import { createBackend } from '../src/backend/index.js'
@@ -27,7 +27,7 @@ const specs = [
   'mpcache:tau=0.001',
 ]
 
-export async function benchPolicies2(lengths: number[]): Promise<void> {
+export async function benchDecisionTime(lengths: number[]): Promise<void> {
   const ops = new Ops(await createBackend('wasm'))
   const gates = { hidden, kvHeads: model.kvHeads, layers: Array.from({ length: model.layers }, (_, l) => ({ weight: randn(model.kvHeads * hidden, 5 + l).map((x) => x * 0.05), bias: new Float32Array(model.kvHeads) })) }
   for (const n of lengths) {
@@ -44,7 +44,7 @@ export async function benchPolicies2(lengths: number[]): Promise<void> {
       })
     }
     const ctx: PolicyContext = { cache, ops, model, hooks, promptLength: n, step: 0 }
-    const bench = new Bench({ name: `policies2 at ${n} tokens`, time: 0, iterations: 3, warmup: true, warmupIterations: 1 })
+    const bench = new Bench({ name: `policy decisions at ${n} tokens`, time: 0, iterations: 3, warmup: true, warmupIterations: 1 })
     const policies: [string, Policy][] = specs.map((s) => [s, createPolicy(s, model)!])
     policies.push(['trimkv:budget=0.25 (random gates)', createTrimKV({ gates, budget: 0.25 })])
     for (const [name, p] of policies) bench.add(name, () => void p.start().onPrefillEnd!(ctx))
@@ -62,10 +62,10 @@ export async function benchPolicies2(lengths: number[]): Promise<void> {
 }
 
 export async function run(): Promise<void> {
-  await benchPolicies2([4096])
+  await benchDecisionTime([4096])
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2).map(Number).filter((x) => x > 0)
-  await benchPolicies2(args.length ? args : [4096])
+  await benchDecisionTime(args.length ? args : [4096])
 }

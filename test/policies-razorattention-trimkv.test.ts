@@ -12,7 +12,7 @@ import { createTrimKV } from '../src/policies/trimkv.js'
 import { parseGatesSafetensors, readGatesFile } from '../src/policies/trimkv-gates.js'
 import { createPolicy } from '../src/policies/registry.js'
 import type { LayerHooks, ModelShape, Policy } from '../src/policies/types.js'
-import { newCache, ops, randArray, randomContext, rng, shape } from './policies2-helpers.js'
+import { newCache, ops, randArray, randomContext, rng, shape } from './policy-context-helpers.js'
 
 describe('RazorAttention calibration', () => {
   /**

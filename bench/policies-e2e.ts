@@ -1,9 +1,10 @@
 /**
- * End to end on the fixture model: each policy of the second family on passkey, niah_single and vt at
+ * End to end on the fixture model: Keyformer, WindowKV, RazorAttention, KVMerger, MPCache
+ * and ThinK on passkey, niah_single and vt at
  * 4096 tokens (prompts built as the fixture was trained, src/eval/prompt.ts), greedy decoding, strict
  * accuracy, and the share of the full cache's bytes kept after compression. RazorAttention is calibrated
  * on the model first (once; RAZOR_CALIBRATION=text repeats a book passage instead of random tokens). TRIM-KV has no trained gates for this model, so it is not run here.
- *   [FIRST=k] [RAZOR_CALIBRATION=text] node dist/bench/policies2-e2e.js [samples] [spec ...]
+ *   [FIRST=k] [RAZOR_CALIBRATION=text] node dist/bench/policies-e2e.js [samples] [spec ...]
  */
 import { loadModel } from '../src/node/load.js'
 import { PromptBuilder } from '../src/eval/prompt.js'
