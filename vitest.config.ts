@@ -8,6 +8,9 @@ export default defineConfig({
     // two cores on CI: run files in two forks, each with its own wasm heap
     pool: 'forks',
     maxWorkers: 2,
+    // the two forks already fill the two cores: models load single-threaded unless a test asks for
+    // threads (test/threads-identical.test.ts runs the worker pool on 2 and 3 threads)
+    env: { KVKIT_THREADS: '1' },
     reporters: ['default', './test/summary-reporter.ts'],
   },
 })

@@ -1,10 +1,10 @@
 // The compute core's exports: kernels over pointers and sizes into the memory TypeScript owns.
 export { heapBase, copyBytes } from './kernels/memory'
-export { matmul, fmaPeak } from './model/matmul'
+export { matmul, matmulRange, fmaPeak } from './model/matmul'
 export { rmsnorm } from './model/norm'
 export { rope, ropeRows } from './model/rope'
 export { swiglu, addInPlace } from './model/activation'
-export { attendCausal, attendGathered, attentionMass, attendCausalF16, attendGatheredF16, attentionMassF16 } from './kernels/attention-causal'
+export { attendCausal, attendGathered, attentionMass, attendCausalF16, attendGatheredF16, attentionMassF16, useThreadScratch } from './kernels/attention-causal'
 export { scoreKeys, scoreKeysF16 } from './kernels/score'
 export { softmaxRows, logSumExp, softVote } from './kernels/softmax'
 export { topK } from './kernels/topk'

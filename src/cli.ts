@@ -24,7 +24,7 @@ import { defaultBooksDir } from './eval/paths.js'
 
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
-             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N]
+             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N] [--threads N]
              [--haystack FILE|DIR | --books FILE|DIR,FILE|DIR,...] [--kv-dtype float32|float16]
              [--context-limit N]  (lengths past max_position_embeddings, up to N tokens: an explicit choice)
              [--json FILE] [--report DIR]
@@ -204,7 +204,7 @@ async function cmdEval(args: string[]): Promise<void> {
     model: { type: 'string' }, policy: { type: 'string', multiple: true }, task: { type: 'string' },
     length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
     workers: { type: 'string' }, haystack: { type: 'string' }, books: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
-    question: { type: 'string' }, prompts: { type: 'string' }, 'kv-dtype': { type: 'string' }, 'context-limit': { type: 'string' },
+    question: { type: 'string' }, prompts: { type: 'string' }, 'kv-dtype': { type: 'string' }, 'context-limit': { type: 'string' }, threads: { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const policies = (v.policy as string[] | undefined) ?? []
@@ -224,6 +224,7 @@ async function cmdEval(args: string[]): Promise<void> {
     seed: fromFile && v.seed === undefined ? undefined : int('seed', v.seed as string | undefined, DEFAULT_SEED),
     backend: await availableBackend(v.backend as string | undefined),
     workers: v.workers === undefined ? undefined : positive('workers', v.workers as string),
+    threads: v.threads === undefined ? undefined : positive('threads', v.threads as string),
     haystack: v.haystack as string | undefined,
     books: v.books === undefined ? undefined : list('books', v.books as string),
     kvDtype: kvDtype(v['kv-dtype'] as string | undefined),

@@ -30,6 +30,7 @@ export type { PolicyDefinition, OptionSpec, PolicyStage, OptionValue, ParsedSpec
 export type { Policy, PolicySession, PolicyTraits, PolicyNeeds, PolicyContext, LayerHooks, ModelShape } from './policies/types.js'
 // backends and the wasm core (by URL or bytes in browsers)
 export { createBackend, type BackendOptions, type CreatedBackend } from './backend/index.js'
+export type { SpawnWorker, KernelWorker } from './backend/threads/spawn.js'
 export type { BackendName } from './backend/backend.js'
 export { loadWasm, supportsSimd, supportsRelaxedSimd, WasmLoadError } from './backend/wasm/load.js'
 export type { WasmSource, WasmLoadOptions, LoadedWasm, WasmBuild } from './backend/wasm/load.js'

@@ -14,7 +14,7 @@ const API: Record<string, string[]> = {
     'Sequence', 'PrefixCache', 'ReuseError', 'blockHashes', 'keyRotation', 'CacheBlend', 'graphKV', 'MemoryChunkStore', 'IndexedDbChunkStore', 'chooseTtl', 'simulateAgents', 'syntheticAgentTrace',
   ],
   '../src/kernels.ts': ['F32Buf', 'Heap', 'HeapError', 'I32Buf', 'Ops', 'ShapeError', 'attendCache', 'contiguousView', 'createBackend', 'referenceKernels', 'wasmKernels'],
-  '../src/node/index.ts': ['DirectorySource', 'loadModel', 'FileChunkStore', 'RedisChunkStore'],
+  '../src/node/index.ts': ['DirectorySource', 'loadModel', 'FileChunkStore', 'RedisChunkStore', 'nodeThreads', 'nodeWorkerSpawner'],
   '../src/mpc/index.ts': [
     'ChaCha20Prg', 'CostLog', 'DEFAULT_SEEDS', 'DcfError', 'DealerStream', 'FixedPointError', 'LAN', 'MPCacheOptionError', 'NetworkModelError', 'Party', 'PlainFixedPoint', 'PrgSeedError', 'ProtocolError', 'RingShapeError', 'TransportError', 'TRUNC_MODES', 'WAN', 'WasmRing', 'addCost', 'attendShares', 'concatWords', 'createInProcessParties', 'createParty', 'createWasmRing', 'customNetwork', 'dcfEval', 'dcfGen', 'dcfKeyBytes', 'decodeFixed', 'decodeStepAttention', 'dynamicPlan', 'encodeFixed', 'exp', 'fixedConst', 'gatherOneHot', 'groupSummaries', 'inProcessPair', 'maxRows', 'modelledSeconds', 'mpcacheDynamicSelect', 'mpcacheSelect', 'mpcacheSelectedCount', 'mpcacheStaticEvict', 'mpcacheSummaries', 'operatorTable', 'reciprocal', 'referenceRing', 'resolveDynamicOptions', 'runBoth', 'seedFromString', 'select', 'softmax', 'splitSecret', 'spuEstimate', 'spuSeconds', 'subCost', 'textTable', 'throttled', 'topK', 'zeroCost',
   ],

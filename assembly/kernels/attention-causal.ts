@@ -11,8 +11,18 @@ import { foldScores } from './online-softmax'
  * sequence, so attending to a list of every token in order is dense attention bit for bit.
  */
 const TILE = 64
-const kPtrs = memory.data(TILE * 4, 16)
-const vPtrs = memory.data(TILE * 4, 16)
+// Globals are per instance, memory is shared: with the threads build every worker's instance points these
+// at its own arena block (useThreadScratch), so concurrent calls never share the pointer lists.
+let kPtrs: usize = memory.data(TILE * 8, 16)
+let vPtrs: usize = kPtrs + TILE * 4
+/**
+ * Points this instance's tile row-pointer lists at `ptr` (TILE * 8 = 512 bytes, 16-aligned, owned by
+ * the caller): each worker instance of the threads build calls it once, so no two threads share the lists.
+ */
+export function useThreadScratch(ptr: usize): void {
+  kPtrs = ptr
+  vPtrs = ptr + TILE * 4
+}
 
 /** pointers of rows j0 .. j0+len of the sequence (token j, or idx[j] when idx != 0) into kPtrs and vPtrs */
 // @ts-ignore: decorator

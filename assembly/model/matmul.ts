@@ -7,11 +7,20 @@ import { madd, hsum } from '../kernels/simd'
  * by groups of output rows whose weights (about 24 KiB) stay in L1 while 4 tokens at a time pass.
  */
 export function matmul(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i32, outDim: i32): void {
+  matmulRange(x, w, bias, y, T, inDim, outDim, 0, outDim)
+}
+
+/**
+ * matmul's output rows [oFrom, oTo) only (all T tokens): the unit the worker pool splits a linear layer
+ * into. Every y[t][o] is summed in the same order whichever block computes it (lanes over k in steps of
+ * 4, one horizontal sum, the scalar tail), so any split into row ranges gives matmul's result bit for bit.
+ */
+export function matmulRange(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i32, outDim: i32, oFrom: i32, oTo: i32): void {
   // blocks of OB output rows: their weights (OB x inDim floats) stay in L1 while all T tokens pass
-  const pairs = outDim & ~1
+  const pairsEnd = oFrom + ((oTo - oFrom) & ~1)
   const OB = max(2, (<i32>(6144 / inDim)) & ~1)
-  for (let o0 = 0; o0 < pairs; o0 += OB) matmulRows(x, w, bias, y, T, inDim, outDim, o0, min(pairs, o0 + OB))
-  if (pairs < outDim) matmulTail(x, w, bias, y, T, inDim, outDim, pairs)
+  for (let o0 = oFrom; o0 < pairsEnd; o0 += OB) matmulRows(x, w, bias, y, T, inDim, outDim, o0, min(pairsEnd, o0 + OB))
+  if (pairsEnd < oTo) matmulTail(x, w, bias, y, T, inDim, outDim, pairsEnd)
 }
 
 /** output rows [oFrom, oTo) (an even count), all tokens: 4 tokens x 2 rows a register block, tokens outer */
@@ -87,7 +96,7 @@ function matmulRows(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i3
   }
 }
 
-/** the last output row when outDim is odd */
+/** one output row (the last of an odd range) */
 function matmulTail(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i32, outDim: i32, o: i32): void {
   const rowX = <usize>inDim << 2
   const rowY = <usize>outDim << 2

@@ -113,6 +113,11 @@ export function packedAttendScratch(rows: number, d: number, vd: number, n: numb
   return rows * n + rows * (d + 1) + rows * Math.ceil(vd / 32) + rows
 }
 
-export type Backend = KernelBackend & ModelKernels
+export type Backend = KernelBackend & ModelKernels & {
+  /** threads the kernels run on (1 when absent) */
+  readonly threads?: number
+  /** stops the backend's worker threads; a model that made its backend calls it on dispose */
+  close?(): void
+}
 
 export type BackendName = 'wasm' | 'reference' | 'webgpu' | 'auto'

@@ -7,13 +7,33 @@ import { wasmKernels } from './wasm/kernels.js'
 import { wasmModelKernels } from './wasm/model-kernels.js'
 import { loadWasm, supportsSimd, type WasmBuild, type WasmLoadOptions } from './wasm/load.js'
 import { createWebGpuBackend, type GpuDeviceOptions, type WebGpuBackend } from './webgpu/index.js'
+import { ThreadPool } from './threads/pool.js'
+import { threadedModelKernels } from './threads/kernels.js'
+import { sharedMemorySupported, webWorkerSpawner, type SpawnWorker } from './threads/spawn.js'
 
 export interface BackendOptions extends WasmLoadOptions {
   /** WebGPU device options (subgroups, shader-f16, power preference) for 'webgpu'. */
   gpu?: GpuDeviceOptions
+  /**
+   * Threads the wasm kernels run on (default 1): with more, the arena is a shared WebAssembly.Memory
+   * and `threads - 1` workers split the matrix products and attention (results identical to one
+   * thread). Falls back to one thread where shared memory or workers are unavailable (a page that is
+   * not cross-origin isolated, Node without `spawnWorker`); `backend.threads` says what runs.
+   */
+  threads?: number
+  /** starts a worker (default: the global Worker; kvkit/node passes Node's worker threads) */
+  spawnWorker?: SpawnWorker
+  /**
+   * When the workers fail to start (a bundle that left out the worker script, a blocked worker
+   * source), run on one thread instead of rejecting: loadModel's behaviour when `threads` is its default.
+   */
+  threadsOptional?: boolean
 }
 
-/** A backend as createBackend returns it; `build` says which wasm build runs (absent for reference). */
+/**
+ * A backend as createBackend returns it; `build` says which wasm build runs (absent for reference),
+ * `threads` how many threads its kernels use, `close` stops its worker threads (if any).
+ */
 export type CreatedBackend = Backend & { readonly build?: WasmBuild }
 
 /**
@@ -44,8 +64,22 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
     return { name: 'reference', heap, ...referenceKernels(heap), ...referencePackedKernels(heap), ...referenceModelKernels(heap) }
   }
   if (name === 'wasm' || (name === 'auto' && supportsSimd())) {
-    const { exports, heap, build } = await loadWasm(opts)
-    return { name: 'wasm', heap, build, ...wasmKernels(exports, heap), ...wasmModelKernels(exports as unknown as WebAssembly.Exports, heap) }
+    const threads = opts.threads ?? 1
+    if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`createBackend: threads must be a positive integer, got ${threads}`)
+    const spawn = opts.spawnWorker ?? webWorkerSpawner()
+    const wantShared = threads > 1 && spawn !== undefined && sharedMemorySupported()
+    const { exports, heap, build, module, shared } = await loadWasm(opts, wantShared)
+    const e = exports as unknown as WebAssembly.Exports
+    const single = { name: 'wasm' as const, heap, build, threads: 1, ...wasmKernels(exports, heap), ...wasmModelKernels(e, heap) }
+    if (!shared || threads === 1 || !spawn) return single
+    let pool: ThreadPool
+    try {
+      pool = await ThreadPool.start(module, heap, threads - 1, spawn)
+    } catch (err) {
+      if (opts.threadsOptional) return single
+      throw err
+    }
+    return { ...single, threads, ...threadedModelKernels(e, single, pool), close: () => pool.close() }
   }
   if (name === 'auto') return createBackend('reference', opts)
   if (name === 'webgpu') return createWebGpuBackend(opts)

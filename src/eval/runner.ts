@@ -7,6 +7,7 @@ import { haystackBooks } from './text.js'
 import { loadWordList } from './words.js'
 import { defaultBooksDir, defaultWordsFile } from './paths.js'
 import { availableParallelism } from 'node:os'
+import { nodeThreads } from '../node/threads.js'
 import type { BackendName } from '../backend/backend.js'
 import { createPolicy, parsePolicySpec } from '../policies/registry.js'
 import { isPolicyConfig, type PolicyConfig } from '../policies/config.js'
@@ -52,13 +53,15 @@ export interface EvalOptions {
    * llama.cpp's f16 cache type); results carry it as `kvDtype`
    */
   kvDtype?: KVDtype
-  /** worker threads, each with its own model; default 2 when there is more than one sample and 2 cores */
+  /** worker threads, each with its own model running samples in parallel; default: one per available core, at most one per sample */
   workers?: number
   /**
    * lengths up to this many tokens, past max_position_embeddings (loadModel's contextLimit); without it a
    * longer length is refused before any cell runs
    */
   contextLimit?: number
+  /** kernel threads inside each worker's model; default: the cores the workers leave (KVKIT_THREADS or the cores, / workers, at least 1) */
+  threads?: number
   onProgress?: (p: EvalProgress) => void
   /** every sample's outcome, as it arrives (continuations, for inspection) */
   onOutcome?: (o: SampleOutcome) => void
@@ -203,7 +206,9 @@ export function checkPrompts(opts: EvalOptions): void {
 export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
   const { jobs, cells } = planEvaluation(opts)
   checkPrompts(opts)
-  const workers = Math.min(opts.workers ?? (jobs.length > 1 ? Math.min(2, availableParallelism()) : 1), jobs.length)
+  // samples in parallel first (no synchronisation at all), kernel threads inside a sample for the cores left
+  const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), jobs.length))
+  const threads = opts.threads ?? Math.max(1, Math.floor(nodeThreads() / workers))
   const total = jobs.reduce((a, j) => a + j.policies.length, 0)
   const started = performance.now()
   const outcomes: SampleOutcome[] = []
@@ -212,7 +217,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
     opts.onOutcome?.(o)
     opts.onProgress?.({ done: outcomes.length, total, elapsedMs: performance.now() - started, last: o })
   }
-  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, books: opts.books, contextLimit: opts.contextLimit, kvDtype: opts.kvDtype }
+  const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, books: opts.books, contextLimit: opts.contextLimit, kvDtype: opts.kvDtype, threads }
   if (workers <= 1) {
     const s = await EvalSession.open(session)
     try {

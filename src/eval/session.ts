@@ -36,6 +36,8 @@ export type QuestionMode = 'with' | 'after'
 export interface SessionOptions {
   model: string
   backend?: BackendName
+  /** kernel threads of the session's model (loadModel's `threads`) */
+  threads?: number
   /** a .txt file or a folder of them; default: the held-out books in data/books */
   haystack?: string
   /** .txt files or folders whose books together make the haystack (instead of `haystack`) */
@@ -51,7 +53,7 @@ export class EvalSession {
   private constructor(readonly model: LlamaModel, private readonly builder: PromptBuilder) {}
 
   static async open(opts: SessionOptions): Promise<EvalSession> {
-    const model = await loadModel(opts.model, { backend: opts.backend ?? 'auto', contextLimit: opts.contextLimit, kvDtype: opts.kvDtype })
+    const model = await loadModel(opts.model, { backend: opts.backend ?? 'auto', contextLimit: opts.contextLimit, kvDtype: opts.kvDtype, threads: opts.threads })
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0]
     if (bosId === undefined) throw new Error(`model ${opts.model} names neither a BOS nor an EOS token to start prompts with`)
     const builder = new PromptBuilder({

@@ -1,4 +1,5 @@
 import { createBackend } from '../backend/index.js'
+import { hardwareThreads } from '../backend/threads/spawn.js'
 import type { Backend } from '../backend/backend.js'
 import { parseConfig } from './config.js'
 import { ModelInputError, ModelLoadError } from './errors.js'
@@ -96,13 +97,21 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
       throw new ModelLoadError(`${source.describe(gguf ?? '')}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocab_size ${config.vocab}`)
     }
     throwIfAborted(options.signal)
-    const backend = options.backendInstance ?? (await createBackend(options.backend ?? 'auto', options.wasm ?? {}))
-    const weights = file ? await loadGgufWeights(file, config, backend.heap) : await loadWeights(source, config, backend.heap)
+    const owned = options.backendInstance === undefined
+    const backend =
+      options.backendInstance ??
+      (await createBackend(options.backend ?? 'auto', { ...options.wasm, threads: options.threads ?? hardwareThreads(), threadsOptional: options.threads === undefined, spawnWorker: options.spawnWorker }))
     try {
-      throwIfAborted(options.signal)
-      return new LlamaModel(backend, config, tokenizer, weights, options.chunk, options.kvDtype)
+      const weights = file ? await loadGgufWeights(file, config, backend.heap) : await loadWeights(source, config, backend.heap)
+      try {
+        throwIfAborted(options.signal)
+        return new LlamaModel(backend, config, tokenizer, weights, options.chunk, options.kvDtype, owned)
+      } catch (e) {
+        for (const p of weights.allocations) backend.heap.release(p)
+        throw e
+      }
     } catch (e) {
-      for (const p of weights.allocations) backend.heap.release(p)
+      if (owned) backend.close?.()
       throw e
     }
   } finally {
@@ -112,7 +121,7 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
 
 const BACKENDS: readonly BackendName[] = ['wasm', 'reference', 'webgpu', 'auto']
 
-function checkLoadOptions(options: LoadOptions): void {
+export function checkLoadOptions(options: LoadOptions): void {
   if (options.backend !== undefined && !BACKENDS.includes(options.backend))
     throw new ModelInputError(`loadModel: unknown backend ${JSON.stringify(options.backend)}; expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
   if (options.chunk !== undefined) checkChunk(options.chunk)
@@ -120,4 +129,6 @@ function checkLoadOptions(options: LoadOptions): void {
   if (c !== undefined && !(Number.isInteger(c) && c >= 2))
     throw new ModelInputError(`loadModel: contextLimit must be an integer of at least 2 tokens, got ${JSON.stringify(c)}`)
   if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'loadModel')
+  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= 256))
+    throw new ModelInputError(`loadModel: threads must be an integer in [1, 256], got ${options.threads}`)
 }

@@ -50,6 +50,8 @@ export class LlamaModel implements Model {
     chunk = 128,
     /** the KV-cache element type of generations that do not choose one */
     readonly kvDtype: KVDtype = 'float32',
+    /** the model made its backend (loadModel without backendInstance): dispose() stops its worker threads */
+    private readonly ownsBackend = false,
   ) {
     checkChunk(chunk)
     checkKvDtype(kvDtype, 'loadModel')
@@ -383,6 +385,7 @@ export class LlamaModel implements Model {
     if (this.disposed) return
     this.forward.dispose()
     for (const p of this.weights.allocations) this.backend.heap.release(p)
+    if (this.ownsBackend) this.backend.close?.()
     this.disposed = true
   }
 }

@@ -8,6 +8,7 @@ import type { SharedPrefill } from './prefill.js'
 import type { LlamaModel } from './model.js'
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { WasmLoadOptions } from '../backend/wasm/load.js'
+import type { SpawnWorker } from '../backend/threads/spawn.js'
 import type { LoadProgress } from './source.js'
 
 /** The parts of config.json the runtime uses, normalized across Llama, Mistral, Qwen2 and SmolLM. */
@@ -53,6 +54,16 @@ export interface LoadOptions {
   contextLimit?: number
   /** the default KV-cache element type of this model's generations (see GenerateOptions.kvDtype) */
   kvDtype?: KVDtype
+  /**
+   * Threads the wasm kernels run on (default: the cores the runtime reports, navigator.hardwareConcurrency,
+   * or os.availableParallelism through kvkit/node). Matrix products split by output rows and attention
+   * by query rows, so results are identical to one thread. One thread where shared memory or workers
+   * are unavailable (a page that is not cross-origin isolated; Node through the root entry, which
+   * cannot start Node workers: use kvkit/node's loadModel). `model.backend.threads` says what runs.
+   */
+  threads?: number
+  /** starts a kernel worker (default: the global Worker; kvkit/node's loadModel passes Node's worker threads) */
+  spawnWorker?: SpawnWorker
 }
 
 export interface GenerateOptions {

@@ -4,3 +4,4 @@ export { DirectorySource } from './directory.js'
 // tiers below memory for reused chunks' KV (CacheBlend's store): the file system, Redis/Valkey
 export { FileChunkStore } from './file-chunk-store.js'
 export { RedisChunkStore, type RedisChunkStoreOptions } from './redis-chunk-store.js'
+export { nodeWorkerSpawner, nodeThreads } from './threads.js'

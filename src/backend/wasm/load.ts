@@ -47,6 +47,10 @@ export interface WasmLoadOptions {
   wasm?: WasmSource
   /** the relaxed-SIMD build (default: build/kvkit.relaxed.wasm) */
   relaxedWasm?: WasmSource
+  /** the plain build on a shared memory, for worker threads (default: build/kvkit.threads.wasm) */
+  threadsWasm?: WasmSource
+  /** the relaxed build on a shared memory (default: build/kvkit.relaxed-threads.wasm) */
+  relaxedThreadsWasm?: WasmSource
   /**
    * 'auto' (default): the relaxed build when the runtime supports relaxed SIMD and it runs faster here;
    * true: the relaxed build whenever supported; false: always the plain build.
@@ -63,6 +67,10 @@ export interface LoadedWasm {
   exports: KvkitExports
   heap: Heap
   build: WasmBuild
+  /** the compiled module: worker threads instantiate it again on the same (shared) memory */
+  module: WebAssembly.Module
+  /** whether the arena is a shared memory (the threads builds) */
+  shared: boolean
 }
 
 export class WasmLoadError extends Error {
@@ -105,7 +113,12 @@ const compiled = new Map<string, Promise<WebAssembly.Module>>()
 /** The auto choice is measured once per process. */
 let measuredChoice: Promise<WasmBuild> | undefined
 
-export async function loadWasm(opts: WasmLoadOptions = {}): Promise<LoadedWasm> {
+/**
+ * Loads a build into a fresh arena, or binds it to `opts.heap`. `shared`: the threads build of the same
+ * choice (plain or relaxed) on a shared memory, which worker threads can instantiate too; a given heap
+ * must then be shared, and a shared heap always takes the threads builds.
+ */
+export async function loadWasm(opts: WasmLoadOptions = {}, shared = false): Promise<LoadedWasm> {
   if (!supportsSimd()) throw new WasmLoadError('this JavaScript runtime has no WebAssembly SIMD; use the reference backend')
   const mode = opts.relaxed ?? 'auto'
   const relaxedOk = mode !== false && supportsRelaxedSimd()
@@ -119,8 +132,17 @@ export async function loadWasm(opts: WasmLoadOptions = {}): Promise<LoadedWasm> 
   if (resident && resident !== build) {
     throw new WasmLoadError(`loadWasm: this heap already serves the ${resident} build; the ${build} build's static data would overwrite it (pass relaxed: ${resident === 'relaxed'})`)
   }
-  const module = await (build === 'relaxed' ? compileSource(opts.relaxedWasm, 'kvkit.relaxed.wasm') : compileSource(opts.wasm, 'kvkit.wasm'))
-  const memory = opts.heap?.memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536 })
+  const givenShared = opts.heap ? opts.heap.memory.buffer instanceof SharedArrayBuffer : false
+  if (opts.heap && shared && !givenShared) throw new WasmLoadError('loadWasm: worker threads need a shared arena, and the given heap is not shared')
+  shared ||= givenShared
+  const module = await (shared
+    ? build === 'relaxed'
+      ? compileSource(opts.relaxedThreadsWasm, 'kvkit.relaxed-threads.wasm')
+      : compileSource(opts.threadsWasm, 'kvkit.threads.wasm')
+    : build === 'relaxed'
+      ? compileSource(opts.relaxedWasm, 'kvkit.relaxed.wasm')
+      : compileSource(opts.wasm, 'kvkit.wasm'))
+  const memory = opts.heap?.memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536, shared })
   const exports = await instantiate(module, memory)
   const staticEnd = exports.heapBase() >>> 0
   let heap = opts.heap
@@ -130,7 +152,7 @@ export async function loadWasm(opts: WasmLoadOptions = {}): Promise<LoadedWasm> 
     heap = new Heap(memory, Math.max(1 << 16, staticEnd))
   }
   builds.set(memory, build)
-  return { exports, heap, build }
+  return { exports, heap, build, module, shared }
 }
 
 /** Which build's static data each memory holds. */

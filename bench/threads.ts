@@ -1,0 +1,128 @@
+// Prefill and decode of the fixture model on 1..N kernel threads, on book text, with the first greedy
+// tokens recorded so another engine (tools/pytorch-speed.py) can be checked against the same output.
+//   node dist/bench/threads.js [--ids FILE] [--lengths 1024,4096,8000] [--threads 1,2] [--decode 16] [--baseline DIR] [--json FILE]
+//   node dist/bench/threads.js --write-ids     (re-derives bench/data/prompt-ids.json from data/books)
+// --baseline DIR: a build/ folder of the code replaced (its kvkit.wasm and kvkit.relaxed.wasm); its
+// one-thread prefill and decode are measured alternately with this build's, in the same run.
+import { readFileSync, writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import type { LlamaModel } from '../src/model/model.js'
+import { loadModel } from '../src/node/load.js'
+import type { WasmLoadOptions } from '../src/backend/wasm/load.js'
+import { kernelBuild } from '../src/backend/index.js'
+
+const MODEL = 'models/fixture-14m'
+const IDS = 'bench/data/prompt-ids.json'
+const BOOK = 'data/books/Pride_and_Prejudice_JaneAusten.txt'
+const FIRST_TOKENS = 8
+
+interface Row {
+  engine: string
+  threads: number
+  context: number
+  prefillTokS: number
+  decodeMsTok: number
+  firstTokens: number[]
+  kernels: string
+}
+
+async function writeIds(): Promise<void> {
+  const model = await loadModel(MODEL, { threads: 1 })
+  const text = readFileSync(BOOK, 'utf8')
+  const ids = [model.config.bosTokenId ?? 0, ...model.tokenizer.encode(text).slice(0, 16383)]
+  model.dispose()
+  writeFileSync(IDS, JSON.stringify({ model: 'fixture-14m', source: BOOK, note: 'bos_token_id, then the book text tokenized', ids }) + '\n')
+  console.log(`wrote ${ids.length} ids to ${IDS}`)
+}
+
+/** prefill ids[0 .. n-1) then greedy decode from ids[n-1]: wall ms of the prefill, ms per decode step, the tokens */
+function run(model: LlamaModel, ids: number[], n: number, steps: number): { prefillMs: number; decodeMs: number; tokens: number[] } {
+  const cache = model.newCache()
+  const logits = new Float32Array(model.config.vocab)
+  const tokens: number[] = []
+  try {
+    const t0 = performance.now()
+    model.prefill(ids.slice(0, n - 1), cache)
+    const t1 = performance.now()
+    let next = ids[n - 1]
+    for (let s = 0; s < steps; s++) {
+      model.forward.step([next], Int32Array.of(n - 1 + s), cache, { decode: true, logits: 'last', out: logits })
+      let best = 0
+      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j
+      tokens.push(best)
+      next = best
+    }
+    const t2 = performance.now()
+    return { prefillMs: t1 - t0, decodeMs: (t2 - t1) / steps, tokens }
+  } finally {
+    cache.dispose()
+  }
+}
+
+function row(engine: string, model: LlamaModel, threads: number, n: number, r: { prefillMs: number; decodeMs: number; tokens: number[] }): Row {
+  return { engine, threads, context: n, prefillTokS: ((n - 1) / r.prefillMs) * 1000, decodeMsTok: r.decodeMs, firstTokens: r.tokens.slice(0, FIRST_TOKENS), kernels: kernelBuild(model.backend) }
+}
+
+const fmt = (r: Row) =>
+  `${r.engine.padEnd(9)} ${String(r.threads).padStart(2)} thr  ${String(r.context).padStart(5)}  prefill ${r.prefillTokS.toFixed(0).padStart(6)} tok/s  decode ${r.decodeMsTok.toFixed(2).padStart(6)} ms/tok  ${r.kernels}  first ${r.firstTokens.join(',')}`
+
+export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: { ids: { type: 'string' }, lengths: { type: 'string' }, threads: { type: 'string' }, decode: { type: 'string' }, baseline: { type: 'string' }, json: { type: 'string' }, 'write-ids': { type: 'boolean' }, rounds: { type: 'string' } },
+  })
+  if (v['write-ids']) {
+    await writeIds()
+    return []
+  }
+  const ids = (JSON.parse(readFileSync(v.ids ?? IDS, 'utf8')) as { ids: number[] }).ids
+  const lengths = (v.lengths ?? '1024,4096,8000').split(',').map(Number)
+  const threads = (v.threads ?? '1,2').split(',').map(Number)
+  const steps = Number(v.decode ?? 16)
+  const rounds = Number(v.rounds ?? 2)
+  for (const n of lengths) if (!(Number.isInteger(n) && n >= 2 && n <= ids.length)) throw new Error(`--lengths: ${n} is not in [2, ${ids.length}]`)
+  const rows: Row[] = []
+  const emit = (r: Row) => {
+    rows.push(r)
+    console.log(fmt(r))
+    if (v.json) writeFileSync(v.json, JSON.stringify(rows, null, 1) + '\n')
+  }
+  // the replaced code and this build alternately, one thread, best of `rounds`
+  if (v.baseline) {
+    const dir = v.baseline.replace(/\/?$/, '/')
+    const base: WasmLoadOptions = { wasm: readFileSync(dir + 'kvkit.wasm'), relaxedWasm: readFileSync(dir + 'kvkit.relaxed.wasm') }
+    const models = [await loadModel(MODEL, { threads: 1, wasm: base }), await loadModel(MODEL, { threads: 1 })]
+    for (const n of lengths) {
+      const best = models.map(() => ({ prefillMs: Infinity, decodeMs: Infinity, tokens: [] as number[] }))
+      for (let r = 0; r < rounds; r++) {
+        models.forEach((m, i) => {
+          const x = run(m, ids, n, steps)
+          best[i] = { prefillMs: Math.min(best[i].prefillMs, x.prefillMs), decodeMs: Math.min(best[i].decodeMs, x.decodeMs), tokens: x.tokens }
+        })
+      }
+      emit(row('baseline', models[0], 1, n, best[0]))
+      emit(row('kvkit', models[1], 1, n, best[1]))
+      console.log(`  this build / baseline, one thread: prefill x${(best[0].prefillMs / best[1].prefillMs).toFixed(2)}, decode x${(best[0].decodeMs / best[1].decodeMs).toFixed(2)}`)
+    }
+    models.forEach((m) => m.dispose())
+  }
+  for (const t of threads) {
+    const model = await loadModel(MODEL, { threads: t })
+    try {
+      if (model.backend.threads !== t) console.log(`(asked for ${t} threads, runs ${model.backend.threads})`)
+      for (const n of lengths) {
+        let best = { prefillMs: Infinity, decodeMs: Infinity, tokens: [] as number[] }
+        for (let r = 0; r < rounds; r++) {
+          const x = run(model, ids, n, steps)
+          best = { prefillMs: Math.min(best.prefillMs, x.prefillMs), decodeMs: Math.min(best.decodeMs, x.decodeMs), tokens: x.tokens }
+        }
+        emit(row('kvkit', model, model.backend.threads ?? 1, n, best))
+      }
+    } finally {
+      model.dispose()
+    }
+  }
+  return rows
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main()

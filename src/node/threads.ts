@@ -1,0 +1,39 @@
+import { availableParallelism } from 'node:os'
+import { Worker } from 'node:worker_threads'
+import type { SpawnWorker } from '../backend/threads/spawn.js'
+
+/**
+ * Kernel workers as Node worker threads (Node has no global Worker): what kvkit/node's loadModel and
+ * createBackend pass as `spawnWorker`. Workers are unref'd, so an idle pool does not keep the process
+ * alive; dispose the model (or close the backend) to stop them.
+ */
+export const nodeWorkerSpawner: SpawnWorker = (url) => {
+  const w = new Worker(url)
+  w.unref()
+  return {
+    postMessage: (m) => w.postMessage(m),
+    terminate: () => w.terminate(),
+    listen(onMessage, onError) {
+      w.on('message', onMessage)
+      w.on('error', onError)
+    },
+  }
+}
+
+/**
+ * The default kernel threads under Node: KVKIT_THREADS when set (a positive integer, as OMP_NUM_THREADS
+ * is for PyTorch: for machines shared with other work, where spinning workers would contend), else the
+ * cores this process may use (os.availableParallelism).
+ */
+export function nodeThreads(): number {
+  let env: string | undefined
+  try {
+    env = process.env.KVKIT_THREADS
+  } catch {
+    env = undefined // Deno without --allow-env: as if unset
+  }
+  if (env === undefined || env === '') return availableParallelism()
+  const n = Number(env)
+  if (!(Number.isInteger(n) && n >= 1 && n <= 256)) throw new RangeError(`KVKIT_THREADS must be an integer in [1, 256], got ${JSON.stringify(env)}`)
+  return n
+}
