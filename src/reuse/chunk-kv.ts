@@ -20,6 +20,8 @@ export interface ChunkKV {
 export interface ChunkStore {
   get(key: string): ChunkKV | undefined | Promise<ChunkKV | undefined>
   set(key: string, kv: ChunkKV): void | Promise<void>
+  /** drops a chunk, returning whether it was there; optional: a store without it only grows */
+  delete?(key: string): boolean | Promise<boolean>
 }
 
 /** A ChunkStore in memory (a Map by chunk key). */
@@ -30,6 +32,9 @@ export class MemoryChunkStore implements ChunkStore {
   }
   set(key: string, kv: ChunkKV): void {
     this.map.set(key, kv)
+  }
+  delete(key: string): boolean {
+    return this.map.delete(key)
   }
   get size(): number {
     return this.map.size
@@ -77,9 +82,31 @@ export async function loadChunk(model: LlamaModel, store: ChunkStore, ids: reado
  * 0..T-1, are re-rotated there in place (exact to float32 rounding, rerotate.ts).
  */
 export function placeChunk(model: LlamaModel, cache: PagedKVCache, kv: ChunkKV, first: number): void {
+  placeRows(model, cache, kv, Int32Array.from(kv.ids, (_, i) => i), first)
+}
+
+/**
+ * Appends n = source.length slots to every layer of `cache`, at positions first..first+n-1: slot j takes
+ * row source[j] of the chunk's KV, its key re-rotated from position source[j] to first + j (KVShare's
+ * aligned tokens moving with an edit); a slot with source -1 gets zeros, a placeholder its caller
+ * recomputes before anything attends to it.
+ */
+export function placeRows(model: LlamaModel, cache: PagedKVCache, kv: ChunkKV, source: Int32Array, first: number): void {
+  const n = source.length
   const T = kv.ids.length
   const slot = cache.length(0, 0)
-  const at = Int32Array.from({ length: T }, (_, i) => i)
-  kv.k.forEach((k, l) => cache.append(l, k, kv.v[l], at))
-  if (first !== 0) cache.reposition(slot, Int32Array.from({ length: T }, (_, i) => first + i), keyRotation(model.backend, ropeInvFreq(model.config)))
+  const old = Int32Array.from(source, (s, j) => (s >= 0 ? s : first + j))
+  kv.k.forEach((k, l) => {
+    const row = k.length / T
+    const kr = new Float32Array(n * row)
+    const vr = new Float32Array(n * row)
+    source.forEach((s, j) => {
+      if (s < 0) return
+      kr.set(k.subarray(s * row, (s + 1) * row), j * row)
+      vr.set(kv.v[l].subarray(s * row, (s + 1) * row), j * row)
+    })
+    cache.append(l, kr, vr, old)
+  })
+  const now = Int32Array.from({ length: n }, (_, j) => first + j)
+  if (old.some((p, j) => p !== now[j])) cache.reposition(slot, now, keyRotation(model.backend, ropeInvFreq(model.config)))
 }

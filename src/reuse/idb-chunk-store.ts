@@ -32,6 +32,15 @@ export class IndexedDbChunkStore implements ChunkStore {
     await this.db.put('chunks', { meta: chunkMeta(kv), bytes: bytes.buffer }, key)
   }
 
+  /** drops a chunk; false when there was none */
+  async delete(key: string): Promise<boolean> {
+    const tx = this.db.transaction('chunks', 'readwrite')
+    const there = (await tx.store.getKey(key)) !== undefined
+    if (there) await tx.store.delete(key)
+    await tx.done
+    return there
+  }
+
   /** the metadata of a stored chunk, without reading its bytes into a ChunkKV */
   async meta(key: string): Promise<ChunkMeta | undefined> {
     return ((await this.db.get('chunks', key)) as { meta: ChunkMeta } | undefined)?.meta

@@ -1,0 +1,181 @@
+import type { LlamaModel } from '../model/model.js'
+import { chunkKey, MemoryChunkStore, placeRows, readLayers, type ChunkKV, type ChunkStore } from './chunk-kv.js'
+import { AssembledContext } from './context-handle.js'
+import { ReuseError } from './errors.js'
+import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
+import { alignTokens } from './token-align.js'
+
+export interface KVShareOptions extends RecomputeOptions {
+  /** where cached requests' KV are kept (default: in memory, for this KVShare's lifetime) */
+  store?: ChunkStore
+  /** per-tenant salt of the store keys */
+  salt?: string
+  /** least share of a context's tokens that must align to a cached request for its KV to be reused (default 0.5) */
+  minReuse?: number
+  /** cached requests kept; beyond it the least recently used is dropped, from the store too (default 64) */
+  maxRequests?: number
+}
+
+/** What a prepare did. */
+export interface KVShareReport {
+  /** whether a cached request was reused (false: the context was prefilled in full and cached) */
+  hit: boolean
+  /** tokens of the cached request the context was aligned to (0 on a miss) */
+  sourceTokens: number
+  /** context tokens whose KV came from the cached request */
+  reused: number
+  /** of those, the leading ones reused as they were (the common prefix: same tokens, same positions) */
+  exact: number
+  /** context tokens with no cached twin (inserted or replaced), recomputed in every layer */
+  edited: number
+  /** context slots recomputed after the check layer (the edited ones and those chosen), ascending */
+  recomputed: Int32Array
+}
+
+interface Entry {
+  ids: readonly number[]
+  counts: Map<number, number>
+}
+
+const countTokens = (ids: readonly number[]): Map<number, number> => {
+  const m = new Map<number, number>()
+  for (const t of ids) m.set(t, (m.get(t) ?? 0) + 1)
+  return m
+}
+
+/**
+ * KVShare (Yang et al. 2025, "KVShare: Semantic-Aware Key-Value Cache Sharing for Efficient Large
+ * Language Model Inference", arXiv 2503.16525): reuse the KV of a cached request for an edited or
+ * similar one. The candidate is the cached request sharing the most tokens (a multiset overlap: the
+ * token-level stand-in for the paper's semantic search); the new context is aligned to it by a
+ * minimal edit script (token-align.ts, the paper's "differential editing"); aligned tokens take their
+ * cached KV, keys re-rotated to their new positions (rerotate.ts); the edited tokens are recomputed in
+ * every layer and, as in CacheBlend, the ratio of the other tokens after the first edit whose keys
+ * deviate most at the check layer are recomputed in the later layers (selective-recompute.ts). The
+ * common prefix is exact and recomputed nowhere: an unedited repeat costs no forward pass, and at
+ * ratio 1 the context is a full prefill bit for bit.
+ *
+ * Not here (issue 14 keeps them open): the paper's decode-time recompute when attention drifts and its
+ * scheduler favouring high hit rates.
+ *
+ * Use: `const ctx = await share.prepare(context)`, then `model.generate([...context, ...question],
+ * { reuse: ctx })`. A context that finds no cached request is prefilled in full and cached for the next.
+ */
+export class KVShare extends SelectiveReuse {
+  readonly minReuse: number
+  readonly maxRequests: number
+  readonly store: ChunkStore
+  private readonly salt: string
+  /** cached requests by store key, least recently used first */
+  private readonly entries = new Map<string, Entry>()
+
+  constructor(model: LlamaModel, options: KVShareOptions = {}) {
+    super(model, 'KVShare', options)
+    const minReuse = options.minReuse ?? 0.5
+    const maxRequests = options.maxRequests ?? 64
+    if (!(typeof minReuse === 'number' && minReuse >= 0 && minReuse <= 1)) throw new ReuseError(`KVShare: minReuse must be a number in [0, 1], got ${minReuse}`)
+    if (!(Number.isInteger(maxRequests) && maxRequests >= 1)) throw new ReuseError(`KVShare: maxRequests must be an integer >= 1, got ${maxRequests}`)
+    this.minReuse = minReuse
+    this.maxRequests = maxRequests
+    this.salt = options.salt ?? ''
+    this.store = options.store ?? new MemoryChunkStore()
+  }
+
+  /** cached requests held */
+  get requests(): number {
+    return this.entries.size
+  }
+
+  /** Computes a context's KV alone (a full prefill at 0..T-1) and caches it for later requests. */
+  async add(ids: readonly number[]): Promise<void> {
+    this.check(ids, 'KVShare.add')
+    const cache = this.model.newCache('post-rope', 64, 'float32')
+    try {
+      this.model.prefill(ids, cache, 0)
+      await this.remember({ ids: ids.slice(), ...readLayers(cache) })
+    } finally {
+      cache.dispose()
+    }
+  }
+
+  /**
+   * The context's KV from the most similar cached request, aligned, re-rotated and partly recomputed;
+   * or, when none aligns on at least `minReuse` of the context, a full prefill that is then cached.
+   * @throws ReuseError (or ModelInputError for ids outside the vocabulary) before any work
+   */
+  async prepare(ids: readonly number[]): Promise<AssembledContext & { report: KVShareReport }> {
+    this.check(ids, 'KVShare.prepare')
+    const N = ids.length
+    const need = Math.ceil(this.minReuse * N)
+    const found = await this.find(ids, need)
+    const cache = this.model.newCache('post-rope', 64, 'float32')
+    try {
+      let report: KVShareReport
+      if (found) {
+        const { kv, align } = found
+        placeRows(this.model, cache, kv, align.source, 0)
+        const always = Int32Array.from(align.source.keys()).filter((j) => align.source[j] < 0)
+        const recomputed = this.recompute(ids, cache, align.firstEdit, always)
+        report = { hit: true, sourceTokens: kv.ids.length, reused: align.matched, exact: align.firstEdit, edited: always.length, recomputed }
+      } else {
+        this.model.prefill(ids, cache, 0)
+        await this.remember({ ids: ids.slice(), ...readLayers(cache) })
+        report = { hit: false, sourceTokens: 0, reused: 0, exact: 0, edited: N, recomputed: Int32Array.from({ length: N }, (_, i) => i) }
+      }
+      const ctx = new AssembledContext(this.model, ids.slice(), cache) as AssembledContext & { report: KVShareReport }
+      ctx.report = report
+      return ctx
+    } catch (e) {
+      cache.dispose()
+      throw e
+    }
+  }
+
+  private check(ids: readonly number[], where: string): void {
+    if (!Array.isArray(ids) || ids.length === 0) throw new ReuseError(`${where}: ids must be a non-empty array of token ids, got ${Array.isArray(ids) ? 'an empty array' : typeof ids}`)
+    this.model.checkIds(ids, `${where}: ids`)
+    if (ids.length >= this.model.config.maxPositions) throw new ReuseError(`${where}: ${ids.length} context tokens leave no room for a question (max_position_embeddings ${this.model.config.maxPositions})`)
+  }
+
+  /** the cached request sharing the most tokens, aligned, if at least `need` tokens align; its KV loaded */
+  private async find(ids: readonly number[], need: number): Promise<{ kv: ChunkKV; align: NonNullable<ReturnType<typeof alignTokens>> } | undefined> {
+    const counts = countTokens(ids)
+    let best: [string, Entry] | undefined
+    let bestShared = -1
+    for (const [key, e] of this.entries) {
+      let shared = 0
+      for (const [t, n] of counts) shared += Math.min(n, e.counts.get(t) ?? 0)
+      // ties to the most recently used, the later in the map
+      if (shared >= bestShared) [best, bestShared] = [[key, e], shared]
+    }
+    // aligned tokens are shared tokens: too few shared, no alignment can reach `need`
+    if (!best || bestShared < need || bestShared === 0) return undefined
+    const [key, entry] = best
+    // matched >= need means insertions + deletions <= N + M - 2 need
+    const align = alignTokens(entry.ids, ids, ids.length + entry.ids.length - 2 * need)
+    if (!align || align.matched < need || align.matched === 0) return undefined
+    const kv = await this.store.get(key)
+    if (!kv) {
+      // the store dropped it (a tier evicts on its own): forget it
+      this.entries.delete(key)
+      return undefined
+    }
+    if (kv.ids.length !== entry.ids.length || kv.ids.some((t, i) => t !== entry.ids[i])) throw new ReuseError(`KVShare: the store's entry for key ${key} holds other tokens`)
+    this.entries.delete(key)
+    this.entries.set(key, entry)
+    return { kv, align }
+  }
+
+  /** caches a request's KV, dropping the least recently used beyond maxRequests */
+  private async remember(kv: ChunkKV): Promise<void> {
+    const key = chunkKey(kv.ids, `kvshare\0${this.salt}`)
+    await this.store.set(key, kv)
+    this.entries.delete(key)
+    this.entries.set(key, { ids: kv.ids, counts: countTokens(kv.ids) })
+    while (this.entries.size > this.maxRequests) {
+      const [old] = this.entries.keys()
+      this.entries.delete(old)
+      await this.store.delete?.(old)
+    }
+  }
+}
