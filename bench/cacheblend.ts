@@ -6,34 +6,21 @@
 // process, chunks already in the store: memory, or Redis with --redis URL).
 //   npm run build && node dist/bench/cacheblend.js [--tasks passkey,niah_single,vt] [--samples 2]
 //     [--length 4096] [--chunks 6] [--workers 1] [--out rows.jsonl] [--redis redis://127.0.0.1:6379]
-import { fork } from 'node:child_process'
-import { appendFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { defaultBooksDir, defaultModelDir, defaultWordsFile } from '../src/eval/paths.js'
-import { PromptBuilder } from '../src/eval/prompt.js'
 import { promptSample, type PromptSample } from '../src/eval/prompts-file.js'
 import { strictCorrect } from '../src/eval/score.js'
-import { loadBooks } from '../src/eval/text.js'
 import type { TaskName } from '../src/eval/tasks.js'
-import { loadWordList } from '../src/eval/words.js'
-import type { LlamaModel } from '../src/model/model.js'
-import type { GenerateOptions } from '../src/model/types.js'
-import { loadModel } from '../src/node/load.js'
 import { CacheBlend } from '../src/reuse/cacheblend.js'
 import { MemoryChunkStore, type ChunkStore } from '../src/reuse/chunk-kv.js'
 import { graphKV } from '../src/reuse/graph-kv.js'
 import { RedisChunkStore } from '../src/node/redis-chunk-store.js'
+import { accuracyCells, answer, arg, fixture, median, runShards } from './reuse-common.js'
 
-const arg = (name: string, def: string): string => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? process.argv[i + 1] : def
-}
 const TASKS = arg('tasks', 'passkey,niah_single,vt').split(',') as TaskName[]
 const SAMPLES = Number(arg('samples', '2'))
 const LENGTH = Number(arg('length', '4096'))
 const CHUNKS = Number(arg('chunks', '6'))
 const WORKERS = Number(arg('workers', '1'))
-const SHARD = arg('shard', '')
 const OUT = arg('out', '')
 const RATIOS = [0, 0.05, 0.15, 0.3, 1]
 const VARIANTS = [...RATIOS.map((r) => ({ name: `${r * 100}%`, ratio: r, selection: 'deviation' as const })), { name: 'random 15%', ratio: 0.15, selection: 'random' as const }]
@@ -47,23 +34,8 @@ function split(s: PromptSample, k: number): { chunks: number[][]; question: numb
   return { chunks, question: s.prompt_ids.slice(s.context_len) }
 }
 
-/** the answer and ms from the call to the first streamed token */
-async function answer(model: LlamaModel, ids: number[], maxNew: number, o: GenerateOptions = {}, before: () => Promise<GenerateOptions> = async () => ({})): Promise<{ text: string; ttftMs: number }> {
-  const t0 = performance.now()
-  const g = model.generate(ids, { maxNewTokens: maxNew, ...o, ...(await before()) })
-  let ttft = -1
-  for await (const _ of g) {
-    if (ttft < 0) ttft = performance.now() - t0
-  }
-  const r = await g.result
-  return { text: r.text, ttftMs: ttft < 0 ? performance.now() - t0 : ttft }
-}
-
 async function runShard(k: number, n: number, store: ChunkStore, emit: (r: Row) => void): Promise<void> {
-  const model = (await loadModel(defaultModelDir(), { backend: 'wasm' })) as LlamaModel
-  const builder = new PromptBuilder({
-    tokenizer: model.tokenizer, bosId: model.config.bosTokenId ?? 0, books: loadBooks(defaultBooksDir()), words: loadWordList(defaultWordsFile()),
-  })
+  const { model, builder } = await fixture()
   const jobs = TASKS.flatMap((task) => Array.from({ length: SAMPLES }, (_, index) => ({ task, index }))).filter((_, j) => j % n === k)
   for (const { task, index } of jobs) {
     const s = promptSample(builder.build(task, LENGTH, 0, index))
@@ -93,8 +65,6 @@ async function runShard(k: number, n: number, store: ChunkStore, emit: (r: Row) 
   model.dispose()
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-
 function table(rows: Row[]): void {
   const variants = ['full prefill', ...VARIANTS.map((v) => v.name), 'graph-kv']
   const fullTtft = median(rows.filter((r) => r.variant === 'full prefill').map((r) => r.ttftMs))
@@ -102,10 +72,7 @@ function table(rows: Row[]): void {
   console.log(['variant'.padEnd(14), ...TASKS.map((t) => t.padStart(12)), 'TTFT ms'.padStart(10), 'speedup'.padStart(9)].join(' '))
   for (const v of variants) {
     const mine = rows.filter((r) => r.variant === v)
-    const acc = TASKS.map((t) => {
-      const x = mine.filter((r) => r.task === t)
-      return `${x.filter((r) => r.correct).length}/${x.length}`.padStart(12)
-    })
+    const acc = accuracyCells(mine, TASKS)
     const ttft = median(mine.map((r) => r.ttftMs))
     console.log([v.padEnd(14), ...acc, ttft.toFixed(0).padStart(10), `${(fullTtft / ttft).toFixed(2)}x`.padStart(9)].join(' '))
   }
@@ -115,25 +82,8 @@ async function main(): Promise<void> {
   // --redis URL: the chunks live in Redis/Valkey (each CacheBlend loads them from there)
   const redis = arg('redis', '')
   const store: ChunkStore = redis ? await RedisChunkStore.connect(redis) : new MemoryChunkStore()
-  const rows: Row[] = []
-  const emit = (r: Row) => {
-    rows.push(r)
-    if (OUT) appendFileSync(OUT, JSON.stringify(r) + '\n')
-  }
-  if (SHARD) {
-    const [k, n] = SHARD.split('/').map(Number)
-    await runShard(k, n, store, (r) => process.send!(r))
-    return
-  }
-  if (WORKERS > 1) {
-    const self = fileURLToPath(import.meta.url)
-    await Promise.all(Array.from({ length: WORKERS }, (_, k) => new Promise<void>((resolve, reject) => {
-      const child = fork(self, [...process.argv.slice(2), '--shard', `${k}/${WORKERS}`])
-      child.on('message', (m) => emit(m as Row))
-      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker ${k} exited with ${code}`))))
-    })))
-  } else await runShard(0, 1, store, emit)
-  table(rows)
+  const rows = await runShards<Row>(fileURLToPath(import.meta.url), WORKERS, OUT, (k, n, emit) => runShard(k, n, store, emit))
+  if (rows) table(rows)
   if (store instanceof RedisChunkStore) await store.close()
 }
 

@@ -88,17 +88,18 @@ export class LlamaForward {
   }
 
   /**
-   * One layer for T <= chunk tokens the cache already holds at consecutive slots first..first+T-1
-   * (CacheBlend's selective recompute): `hidden` [T][hidden] enters layer l and leaves it updated; the
-   * tokens' keys and values at this layer are computed afresh at `positions`, overwrite the cached ones,
-   * and the tokens attend causally over the cache (token t sees slots up to first + t). Rows run as
-   * `step` runs them, so recomputing every token in order reproduces a prefill bit for bit.
-   * Post-RoPE caches in one arena segment a head.
+   * One layer for T <= chunk tokens the cache already holds at `slots` (ascending; gaps allowed), the
+   * selective recompute of CacheBlend and KVShare: `hidden` [T][hidden] enters layer l and leaves it
+   * updated; the tokens' keys and values at this layer are computed afresh at `positions`, overwrite
+   * the cached ones, and each token attends causally over the cache (slots up to its own). The
+   * projections and the MLP run on all T rows at once (scattered tokens share the weight loads); the
+   * attention runs per run of consecutive slots, as `step` runs it, so recomputing every token in order
+   * reproduces a prefill bit for bit. Post-RoPE caches in one arena segment a head.
    */
-  recomputeLayer(l: number, hidden: Float32Array, positions: Int32Array, first: number, cache: PagedKVCache): void {
+  recomputeLayer(l: number, hidden: Float32Array, positions: Int32Array, slots: Int32Array, cache: PagedKVCache): void {
     const { hidden: H, qHeads, kvHeads, headDim: d, rmsNormEps: eps, group } = this.cfg
     const T = positions.length
-    if (T < 1 || T > this.chunk || hidden.length !== T * H) throw new RangeError(`recomputeLayer: 1..${this.chunk} tokens of ${H} floats, got ${T} positions and ${hidden.length} floats`)
+    if (T < 1 || T > this.chunk || hidden.length !== T * H || slots.length !== T) throw new RangeError(`recomputeLayer: 1..${this.chunk} tokens of ${H} floats and a slot each, got ${T} positions, ${slots.length} slots and ${hidden.length} floats`)
     if (cache.options.keys !== 'post-rope') throw new RangeError('recomputeLayer: the cache must keep post-RoPE keys')
     const w = this.w.layers[l]
     const k = this.backend
@@ -117,15 +118,21 @@ export class LlamaForward {
       for (let h = 0; h < kvHeads; h++) {
         const off = (t * kvHeads + h) * d
         const F = k.heap.F32
-        cache.overwrite(l, h, first + t, F.slice((kb >> 2) + off, (kb >> 2) + off + d), F.slice((vb >> 2) + off, (vb >> 2) + off + d))
+        cache.overwrite(l, h, slots[t], F.slice((kb >> 2) + off, (kb >> 2) + off + d), F.slice((vb >> 2) + off, (vb >> 2) + off + d))
       }
     }
     const scratch = k.heap.alloc(attendScratchFloats(d, T * group) * 4, 64)
     try {
-      for (let g = 0; g < kvHeads; g++) {
-        const v = cache.view(l, g)
-        const o = g * group * d * 4
-        k.attendCausal(q + o, qHeads * d, group, T, d, d, v.kTable, v.vTable, v.pageTokens, v.n, first + 1, this.scale, att + o, qHeads * d, 0, scratch)
+      for (let i = 0; i < T; ) {
+        let j = i + 1
+        while (j < T && slots[j] === slots[j - 1] + 1) j++
+        const row = i * qHeads * d * 4
+        for (let g = 0; g < kvHeads; g++) {
+          const v = cache.view(l, g)
+          const o = row + g * group * d * 4
+          k.attendCausal(q + o, qHeads * d, group, j - i, d, d, v.kTable, v.vTable, v.pageTokens, v.n, slots[i] + 1, this.scale, att + o, qHeads * d, 0, scratch)
+        }
+        i = j
       }
     } finally {
       k.heap.release(scratch)

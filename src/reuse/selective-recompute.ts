@@ -36,12 +36,10 @@ export function selectiveRecompute(model: LlamaModel, ids: readonly number[], ca
   let hidden = fwd.embedRows(ids.slice(plan.from))
   for (let l = 0; l < layers; l++) {
     const before = l === plan.checkLayer ? Array.from({ length: kvHeads }, (_, h) => cache.readKeys(l, h)) : null
-    // runs of consecutive slots, at most a chunk each, through the layer
-    for (let i = 0; i < rows.length; ) {
-      let j = i + 1
-      while (j < rows.length && rows[j] === rows[j - 1] + 1 && j - i < fwd.chunk) j++
-      fwd.recomputeLayer(l, hidden.subarray(i * H, j * H), rows.slice(i, j), rows[i], cache)
-      i = j
+    // at most a chunk of rows at a time through the layer (positions are the slots)
+    for (let i = 0; i < rows.length; i += fwd.chunk) {
+      const at = rows.slice(i, i + fwd.chunk)
+      fwd.recomputeLayer(l, hidden.subarray(i * H, (i + at.length) * H), at, at, cache)
     }
     if (!before) continue
     const keep = choose(model, plan, rows, before, (h) => cache.readKeys(l, h))
