@@ -4,15 +4,13 @@
  * byte budget evicts the least recently used; bad keys and options are ReuseErrors; and KVShare in the
  * page, its cached request on OPFS, answers an edited request as it does in Node.
  */
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bundleForBrowser } from './browser-bundle.js'
-import { serveStatic } from './static-server.js'
+import { rootEntryInChromium } from './browser-bundle.js'
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { KVShare } from '../src/reuse/kvshare.js'
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
 const words = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 2 + ((i * 7919 + seed * 104729) % 4000))
 const cached = [0, ...words(59, 1)]
 const edited = [...cached.slice(0, 25), 3, 4, 5, ...cached.slice(27)]
@@ -82,13 +80,11 @@ const PAGE_KVSHARE = `async (input) => {
 }`
 
 let browser: Browser
-let server: Awaited<ReturnType<typeof serveStatic>>
+let server: Awaited<ReturnType<typeof rootEntryInChromium>>
 let nodeText: string
 beforeAll(async () => {
-  const { code, errors } = await bundleForBrowser('src/index.ts')
-  expect(errors).toEqual([])
-  server = await serveStatic({ '/model/': 'models/fixture-14m', '/build/': 'build' }, { '/kvkit.js': code, '/index.html': '<!doctype html><title>kvkit</title>' })
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS })
+  server = await rootEntryInChromium()
+  browser = server.browser
   const model = (await loadModel('models/fixture-14m', { backend: 'wasm' })) as LlamaModel
   const share = new KVShare(model, { ratio: 0.15 })
   await share.add(cached)
@@ -97,7 +93,6 @@ beforeAll(async () => {
   model.dispose()
 }, 120_000)
 afterAll(async () => {
-  await browser?.close()
   await server?.close()
 })
 

@@ -3,15 +3,13 @@
  * connection is read back bit for bit by another after a page reload, and CacheBlend in the page, its
  * chunks in IndexedDB, answers as it does in Node with the in-memory store.
  */
-import { chromium, type Browser } from 'playwright-core'
+import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bundleForBrowser } from './browser-bundle.js'
-import { serveStatic } from './static-server.js'
+import { rootEntryInChromium } from './browser-bundle.js'
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { CacheBlend } from '../src/reuse/cacheblend.js'
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
 const words = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 2 + ((i * 7919 + seed * 104729) % 4000))
 const chunks = [[0, ...words(19, 1)], words(25, 2), words(15, 3)]
 const question = words(5, 4)
@@ -53,20 +51,17 @@ const PAGE_BLEND = `async (input) => {
 }`
 
 let browser: Browser
-let server: Awaited<ReturnType<typeof serveStatic>>
+let server: Awaited<ReturnType<typeof rootEntryInChromium>>
 let nodeText: string
 beforeAll(async () => {
-  const { code, errors } = await bundleForBrowser('src/index.ts')
-  expect(errors).toEqual([])
-  server = await serveStatic({ '/model/': 'models/fixture-14m', '/build/': 'build' }, { '/kvkit.js': code, '/index.html': '<!doctype html><title>kvkit</title>' })
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS })
+  server = await rootEntryInChromium()
+  browser = server.browser
   const model = (await loadModel('models/fixture-14m', { backend: 'wasm' })) as LlamaModel
   const ctx = await new CacheBlend(model, { ratio: 0.15 }).prepare(chunks)
   nodeText = (await model.generate([...chunks.flat(), ...question], { reuse: ctx, maxNewTokens: 6 }).result).text
   model.dispose()
 }, 120_000)
 afterAll(async () => {
-  await browser?.close()
   await server?.close()
 })
 
