@@ -7,7 +7,8 @@
 // alignment, placement and recompute) against the full prefill's: ratio of medians and median of the
 // per-pair ratios.
 //   npm run build && node dist/bench/kvshare.js [--pairs 100] [--tasks passkey,niah_single]
-//     [--length 2048] [--edits 1] [--ratios 0.15] [--workers 1] [--out rows.jsonl]
+//     [--length 2048] [--edits 1] [--ratios 0.15] [--workers 1] [--out rows.jsonl] [--from rows.jsonl]
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { PromptBuilder, PromptPiece } from '../src/eval/prompt.js'
 import { strictCorrect } from '../src/eval/score.js'
@@ -99,5 +100,15 @@ function table(rows: Row[]): void {
   console.log('edited/exact/recomp: medians of the edited tokens, the exact common prefix and the tokens recomputed after the check layer')
 }
 
-const rows = await runShards<Row>(fileURLToPath(import.meta.url), WORKERS, OUT, runShard)
-if (rows) table(rows)
+// --from FILE: the table of rows written earlier with --out (a run cut short reports what it finished;
+// pass the run's --length and --ratios with it)
+const from = arg('from', '')
+const rows = from
+  ? readFileSync(from, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Row)
+  : await runShards<Row>(fileURLToPath(import.meta.url), WORKERS, OUT, runShard)
+if (rows) {
+  // whole pairs only (a run cut short may end between a pair's variants)
+  const n = new Map<number, number>()
+  for (const r of rows) n.set(r.pair, (n.get(r.pair) ?? 0) + 1)
+  table(rows.filter((r) => n.get(r.pair) === 1 + RATIOS.length))
+}
