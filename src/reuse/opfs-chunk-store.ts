@@ -20,7 +20,7 @@ const isNotFound = (e: unknown) => (e as { name?: string })?.name === 'NotFoundE
  * format. A write goes through `createWritable()`, whose data replaces the file only when the stream
  * closes, so a reader never sees half a chunk. It outlives the page and serves the origin's other tabs
  * (the byte budget is kept per store: tabs do not coordinate it). Browser-safe (no `node:`); needs
- * `createWritable` (Chromium, Firefox, Safari 26).
+ * `FileSystemFileHandle.createWritable` (Chromium and Firefox have it; tested in headless Chromium).
  */
 export class OpfsChunkStore implements ChunkStore {
   /** bytes per chunk file, least recently used first */
