@@ -123,12 +123,13 @@ export class LlamaForward {
     }
     const scratch = k.heap.alloc(attendScratchFloats(d, T * group) * 4, 64)
     try {
+      const views = Array.from({ length: kvHeads }, (_, g) => cache.view(l, g))
       for (let i = 0; i < T; ) {
         let j = i + 1
         while (j < T && slots[j] === slots[j - 1] + 1) j++
         const row = i * qHeads * d * 4
         for (let g = 0; g < kvHeads; g++) {
-          const v = cache.view(l, g)
+          const v = views[g]
           const o = row + g * group * d * 4
           k.attendCausal(q + o, qHeads * d, group, j - i, d, d, v.kTable, v.vTable, v.pageTokens, v.n, slots[i] + 1, this.scale, att + o, qHeads * d, 0, scratch)
         }
