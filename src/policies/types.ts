@@ -1,4 +1,4 @@
-import type { Decision, KVCache } from '../cache/types.js'
+import type { Decision, KVCache, TokenSelection } from '../cache/types.js'
 import type { Ops } from '../backend/ops.js'
 
 /** Model facts a policy may need to size its work. */
@@ -79,6 +79,12 @@ export interface PolicyRuntime {
    * nothing; the extra forward time counts in the policy's compression time.
    */
   extend(ids: number[], visit: (hooks: ExtensionHooks[], ctx: PolicyContext) => void): void
+  /**
+   * The model's RoPE: rotates `rows` float32 rows [rows][headDim] at byte pointer x in the arena, in
+   * place, row r to position positions[r], exactly as the forward pass rotates its keys (ShadowKV
+   * re-rotates the keys it rebuilt from pre-RoPE factors).
+   */
+  rope(x: number, rows: number, positions: ArrayLike<number>): void
 }
 
 export interface PolicyContext {
@@ -139,7 +145,7 @@ export interface PolicySession {
    * step's query [qHeads][headDim] as the cache stores keys: post-RoPE, or pre-RoPE for a cache that keeps
    * pre-RoPE keys (`needs.cacheKeys`). See selection.ts for the selecting policies' shared machinery.
    */
-  selectTokens?(ctx: PolicyContext, layer: number, query: Float32Array): (Int32Array | null)[] | null
+  selectTokens?(ctx: PolicyContext, layer: number, query: Float32Array): TokenSelection | null
   /**
    * A decision was applied to the cache: this session's own, or one of another part of a composition.
    * Its slot indices refer to the cache before it was applied; `ctx.cache` is the cache after. State
