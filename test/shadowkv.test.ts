@@ -15,7 +15,7 @@ import type { LlamaModel } from '../src/model/model.js'
 import { RopeTables } from '../src/model/rope.js'
 import { defaultModelDir } from '../src/eval/paths.js'
 import { createPolicy, PolicyOptionValueError, PolicySpecError, UnknownPolicyOptionError } from '../src/policies/registry.js'
-import { lowRankFactors } from '../src/policies/low-rank.js'
+import { EXACT_COLUMNS, lowRankFactors } from '../src/policies/low-rank.js'
 import type { TokenSelection } from '../src/cache/types.js'
 import type { PolicyContext } from '../src/policies/types.js'
 import { ops, randArray, randomContext, rng, shape } from './policy-context-helpers.js'
@@ -62,6 +62,29 @@ describe('lowRankFactors against ml-matrix SVD', () => {
     }
     expect(worst).toBeLessThan(2e-3)
     expect(f.energy).toBeCloseTo(1, 5)
+  })
+
+  it('past EXACT_COLUMNS columns, randomized subspace iteration keeps the leading singular values and the best rank-r energy', () => {
+    // a decaying spectrum, as keys have: column j scaled by 0.97^j
+    const T = 400
+    const n = EXACT_COLUMNS + 64
+    const r = 24
+    const x = randArray(rng(11), T * n)
+    for (let i = 0; i < T; i++) for (let j = 0; j < n; j++) x[i * n + j] *= 0.97 ** j
+    const f = lowRankFactors(backend, x, T, n, r)
+    const s = new SVD(new Matrix(Array.from({ length: T }, (_, i) => Array.from(x.subarray(i * n, (i + 1) * n)))), { autoTranspose: true, computeLeftSingularVectors: false, computeRightSingularVectors: false }).diagonal
+    for (let k = 0; k < r; k++) expect(Math.abs(f.singular[k] - s[k]) / s[k]).toBeLessThan(2e-2)
+    const total = s.reduce((a, v) => a + v * v, 0)
+    const best = s.slice(0, r).reduce((a, v) => a + v * v, 0) / total
+    expect(Math.abs(f.energy - best)).toBeLessThan(5e-3)
+    // and A B is that close to X: ||X - A B||^2 / ||X||^2 within 5e-3 of the optimum 1 - best
+    let err = 0
+    for (let i = 0; i < T; i++) for (let j = 0; j < n; j++) {
+      let y = 0
+      for (let k = 0; k < r; k++) y += f.a[i * r + k] * f.b[k * n + j]
+      err += (x[i * n + j] - y) ** 2
+    }
+    expect(Math.abs(err / total - (1 - best))).toBeLessThan(5e-3)
   })
 
   it.each([0, 9, 1.5])('rank %s outside [1, min(T, n)] is a RangeError', (r) => {
@@ -147,7 +170,7 @@ describe('ShadowKV selection and rebuilt keys match the plain twin', () => {
     const { ctx, cache } = randomContext(n + rank, M, n, 1, undefined, (_, k) => {
       for (let t = 0; t < n; t++) for (let g = 0; g < M.kvHeads; g++) k.set(ropeRow(pre.subarray((t * M.kvHeads + g) * M.headDim, (t * M.kvHeads + g + 1) * M.headDim), t, inv), (t * M.kvHeads + g) * M.headDim)
     })
-    const c: PolicyContext = { ...ctx, runtime: { rope: (x: number, rows: number, p: ArrayLike<number>) => rope.rotate(x, rows, 1, p) } as PolicyContext['runtime'] }
+    const c: PolicyContext = { ...ctx, runtime: { ropeTables: (p: ArrayLike<number>, cos: number, sin: number) => rope.fill(p, cos, sin) } as PolicyContext['runtime'] }
     const posts = Array.from({ length: M.kvHeads }, (_, g) => cache.readKeys(1, g))
     const s = createPolicy(`shadowkv:tokens=${o.tokens},chunk=${o.chunk},outliers=${o.outliers},sink=${o.sink},local=${o.local},rank=${rank}`, M)!.start()
     s.onPrefillEnd!(c)
@@ -174,7 +197,7 @@ describe('ShadowKV selection and rebuilt keys match the plain twin', () => {
   it('a prompt whose chunks fit the budget stays dense, in the arena', () => {
     const { ctx, cache } = randomContext(2, M, 40, 1)
     const s = createPolicy('shadowkv:tokens=64,chunk=4', M)!.start()
-    s.onPrefillEnd!({ ...ctx, runtime: { rope: () => {} } as unknown as PolicyContext['runtime'] })
+    s.onPrefillEnd!({ ...ctx, runtime: { ropeTables: () => {} } as unknown as PolicyContext['runtime'] })
     expect(s.selectTokens!(ctx, 0, new Float32Array(M.qHeads * M.headDim))).toBeNull()
     expect(cache.bytes().offloaded).toBe(0)
     s.dispose!()

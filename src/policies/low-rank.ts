@@ -6,13 +6,22 @@
  *
  * Computed through the Gram matrix, since n is small (128 for the fixture, 1024 for Llama-3-8B) and T
  * large: G = X^T X [n][n] and A = X V_r run on the compute core's matmul (the O(T n^2) and O(T n r)
- * work); the eigen-decomposition of G (O(n^3), float64) is ml-matrix's symmetric solver. The right
- * singular vectors are G's eigenvectors and the squared singular values its eigenvalues, so
- * A = X V_r = U_r S_r without forming U. (Squaring the condition number costs precision only in the
- * smallest singular values, which the truncation drops.)
+ * work). The right singular vectors are G's eigenvectors and the squared singular values its
+ * eigenvalues, so A = X V_r = U_r S_r without forming U. Up to EXACT_COLUMNS columns, G's whole
+ * eigen-decomposition (ml-matrix's symmetric solver, float64); beyond, randomized subspace iteration
+ * (Halko, Martinsson and Tropp 2011, alg. 4.4): Q = orth(G^(q+1) Omega) for r + 16 seeded random columns,
+ * the matmuls on the compute core, then the small eigen-problem Q^T G Q (a full 1024 x 1024
+ * decomposition takes seconds in JavaScript; bench/shadowkv.ts). Squaring the condition number costs
+ * precision only in the smallest singular values, which the truncation drops.
  */
-import { EigenvalueDecomposition, Matrix } from 'ml-matrix'
+import { EigenvalueDecomposition, Matrix, QrDecomposition } from 'ml-matrix'
 import type { Backend } from '../backend/backend.js'
+
+/** up to this many columns G is decomposed whole; beyond, randomized subspace iteration */
+export const EXACT_COLUMNS = 256
+/** extra random columns of the subspace iteration, and its power steps */
+const OVERSAMPLE = 16
+const POWER_STEPS = 2
 
 export interface LowRankFactors {
   /** [T][r] = U_r S_r */
@@ -40,24 +49,14 @@ export function lowRankFactors(backend: Pick<Backend, 'heap' | 'matmul'>, x: Flo
     const XT = xt.view
     for (let t = 0; t < T; t++) for (let c = 0; c < n; c++) XT[c * T + t] = x[t * n + c]
     backend.matmul(xt.ptr, xt.ptr, 0, gram.ptr, n, T, n)
-    const G = gram.view
-    const g = new Matrix(n, n)
-    // symmetrised: the kernel's float32 sums may differ in the last bit across the diagonal
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) g.set(i, j, 0.5 * (G[i * n + j] + G[j * n + i]))
-    const eig = new EigenvalueDecomposition(g, { assumeSymmetric: true })
-    const values = eig.realEigenvalues
-    const vectors = eig.eigenvectorMatrix
-    const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => values[j] - values[i])
+    const { vectors, values, total } = n <= EXACT_COLUMNS ? exactEigen(gram.view, n, r) : randomizedEigen(backend, gram, n, r)
     const b = new Float32Array(r * n)
     const singular = new Float64Array(r)
     let kept = 0
-    let total = 0
-    for (const v of values) total += Math.max(0, v)
     for (let k = 0; k < r; k++) {
-      const col = order[k]
-      singular[k] = Math.sqrt(Math.max(0, values[col]))
-      kept += Math.max(0, values[col])
-      for (let c = 0; c < n; c++) b[k * n + c] = vectors.get(c, col)
+      singular[k] = Math.sqrt(Math.max(0, values[k]))
+      kept += Math.max(0, values[k])
+      b.set(vectors.subarray(k * n, (k + 1) * n), k * n)
     }
     const a = new Float32Array(T * r)
     const bBuf = heap.f32From(b)
@@ -76,5 +75,90 @@ export function lowRankFactors(backend: Pick<Backend, 'heap' | 'matmul'>, x: Flo
   } finally {
     gram.free()
     xt.free()
+  }
+}
+
+/** the symmetric n x n matrix of G's float32 entries, symmetrised (the kernel's sums may differ in the last bit across the diagonal) */
+function symmetric(G: Float32Array, n: number): Matrix {
+  const g = new Matrix(n, n)
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) g.set(i, j, 0.5 * (G[i * n + j] + G[j * n + i]))
+  return g
+}
+
+/** the r leading eigenpairs of the symmetric m: its eigenvector matrix, the values descending and their columns */
+function leading(m: Matrix, r: number): { vectors: Matrix; values: number[]; order: number[] } {
+  const eig = new EigenvalueDecomposition(m, { assumeSymmetric: true })
+  const values = eig.realEigenvalues
+  const order = Array.from({ length: values.length }, (_, i) => i).sort((i, j) => values[j] - values[i]).slice(0, r)
+  return { vectors: eig.eigenvectorMatrix, values: order.map((i) => values[i]), order }
+}
+
+/** G's r leading eigenpairs by its whole decomposition: vectors [r][n] row by row, values descending, and the trace */
+function exactEigen(G: Float32Array, n: number, r: number): { vectors: Float32Array; values: number[]; total: number } {
+  const g = symmetric(G, n)
+  const { vectors, values, order } = leading(g, r)
+  const out = new Float32Array(r * n)
+  order.forEach((col, k) => {
+    for (let c = 0; c < n; c++) out[k * n + c] = vectors.get(c, col)
+  })
+  return { vectors: out, values, total: g.trace() }
+}
+
+/**
+ * G's r leading eigenpairs by randomized subspace iteration: Y = G Omega, then POWER_STEPS times
+ * Y = G orth(Y) (each product on the compute core: G is symmetric, so matmul(G, Q^T) = G Q), and the
+ * eigen-decomposition of the small Q^T G Q. Omega is seeded (the same factors on every run).
+ */
+function randomizedEigen(backend: Pick<Backend, 'heap' | 'matmul'>, gram: { ptr: number; view: Float32Array }, n: number, r: number): { vectors: Float32Array; values: number[]; total: number } {
+  const k = Math.min(n, r + OVERSAMPLE)
+  const heap = backend.heap
+  const qt = heap.allocF32(k * n)
+  const y = heap.allocF32(n * k)
+  try {
+    // Q^T rows: seeded uniform(-0.5, 0.5) (a 32-bit xorshift, so the factors are reproducible)
+    let seed = 0x9e3779b9
+    const QT = qt.view
+    for (let i = 0; i < k * n; i++) {
+      seed ^= seed << 13
+      seed ^= seed >>> 17
+      seed ^= seed << 5
+      QT[i] = (seed >>> 0) / 2 ** 32 - 0.5
+    }
+    let basis = new Matrix(n, k)
+    for (let step = 0; step <= POWER_STEPS; step++) {
+      // Y [n][k] = G Q, with the kernel's weights [out = k][in = n] = Q^T
+      backend.matmul(gram.ptr, qt.ptr, 0, y.ptr, n, n, k)
+      const Y = y.view
+      const m = new Matrix(n, k)
+      for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) m.set(i, j, Y[i * k + j])
+      basis = new QrDecomposition(m).orthogonalMatrix
+      const Q = qt.view
+      for (let j = 0; j < k; j++) for (let i = 0; i < n; i++) Q[j * n + i] = basis.get(i, j)
+    }
+    // H = Q^T G Q [k][k] from W = G Q
+    backend.matmul(gram.ptr, qt.ptr, 0, y.ptr, n, n, k)
+    const W = y.view
+    const h = new Matrix(k, k)
+    for (let a = 0; a < k; a++) for (let c = 0; c < k; c++) {
+      let s = 0
+      for (let i = 0; i < n; i++) s += basis.get(i, a) * W[i * k + c]
+      h.set(a, c, s)
+    }
+    const small = leading(new Matrix(k, k).add(h).add(h.transpose()).mul(0.5), r)
+    const out = new Float32Array(r * n)
+    small.order.forEach((col, kk) => {
+      for (let i = 0; i < n; i++) {
+        let s = 0
+        for (let a = 0; a < k; a++) s += basis.get(i, a) * small.vectors.get(a, col)
+        out[kk * n + i] = s
+      }
+    })
+    let total = 0
+    const G = gram.view
+    for (let i = 0; i < n; i++) total += G[i * n + i]
+    return { vectors: out, values: small.values, total }
+  } finally {
+    y.free()
+    qt.free()
   }
 }

@@ -45,12 +45,18 @@ interface ShadowHead {
   /** slots attended with exact keys (sink, outlier chunks, local window), ascending, and those keys [dense][d] */
   dense: Int32Array
   denseKeys: F32Buf
-  /** position of each prompt slot (the RoPE angle of a rebuilt key) */
-  positions: Int32Array
+  /** RoPE cos and sin [n0][headDim / 2] of each prompt slot's position (shared by heads holding the same positions) */
+  tables: RopeRows
   /** the factor A = U S [n0][rank] (shared by the heads factored together) and this head's B^T [d][rank] */
   a: F32Buf
   bT: F32Buf
   rank: number
+}
+
+interface RopeRows {
+  positions: Int32Array
+  cos: F32Buf
+  sin: F32Buf
 }
 
 /** ascending union of two disjoint ascending lists, with each entry's origin (true: from `b`) */
@@ -98,6 +104,7 @@ export const shadowkv: PolicyDefinition = {
       selector() {
         // per layer, per KV head: null for a head that stays dense
         let heads: (ShadowHead | null)[][] = []
+        let tables: RopeRows[] = []
         const owned: { free(): void }[] = []
         let step: { ptr: number; free(): void }[] = []
         let energy = 0
@@ -113,10 +120,9 @@ export const shadowkv: PolicyDefinition = {
           onPrefillEnd(ctx) {
             const { cache } = ctx
             if (cache.options.keys !== 'post-rope') throw new CacheError('shadowkv: the cache keeps keys before RoPE; ShadowKV factors them itself and needs post-RoPE storage')
-            const rope = ctx.runtime?.rope
-            if (!rope) throw new CacheError('shadowkv: the policy context has no runtime (RoPE is needed to rebuild keys)')
+            if (!ctx.runtime?.ropeTables) throw new CacheError('shadowkv: the policy context has no runtime (RoPE is needed to rebuild keys)')
             const kSel = Math.max(1, Math.floor(selectionBudget(o, ctx.promptLength) / chunk))
-            heads = Array.from({ length: model.layers }, (_, l) => prepareLayer(ctx, l, kSel, rope))
+            heads = Array.from({ length: model.layers }, (_, l) => prepareLayer(ctx, l, kSel))
           },
           onApplied() {
             if (heads.some((row) => row.some((h) => h)))
@@ -158,11 +164,12 @@ export const shadowkv: PolicyDefinition = {
             owned.length = 0
             shadowBytes = 0
             heads = []
+            tables = []
           },
         }
 
         /** factors, landmarks and exact keys of one layer's heads; moves their prompt pages to the host tier */
-        function prepareLayer(ctx: PolicyContext, layer: number, kSel: number, rope: (x: number, rows: number, p: ArrayLike<number>) => void): (ShadowHead | null)[] {
+        function prepareLayer(ctx: PolicyContext, layer: number, kSel: number): (ShadowHead | null)[] {
           const { cache, ops } = ctx
           const d = model.headDim
           const heap = ops.heap
@@ -172,16 +179,7 @@ export const shadowkv: PolicyDefinition = {
           // a head whose chunks all fit the budget (after the outliers) stays dense, in the arena
           const active = grids.map((gr) => gr.chunks - Math.min(outliers, gr.chunks) > kSel)
           const post = lengths.map((_, g) => (active[g] ? cache.readKeys(layer, g) : null))
-          const pre = post.map((k, g) => {
-            if (!k) return null
-            const buf = heap.f32From(k)
-            try {
-              rope(buf.ptr, lengths[g], positions[g].map((p) => -p))
-              return buf.view.slice()
-            } finally {
-              buf.free()
-            }
-          })
+          const pre = post.map((k, g) => (k ? rotated(ctx, k, positions[g].map((p) => -p)) : null))
           const ids = active.flatMap((on, g) => (on ? [g] : []))
           const aligned = ids.every((g) => lengths[g] === lengths[ids[0]] && positions[g].every((p, i) => p === positions[ids[0]][i]))
           const groups = aligned ? [ids] : ids.map((g) => [g])
@@ -203,14 +201,25 @@ export const shadowkv: PolicyDefinition = {
               const bT = keep(heap.allocF32(d * r))
               const B = bT.view
               for (let j = 0; j < d; j++) for (let k = 0; k < r; k++) B[j * r + k] = f.b[k * width + gi * d + j]
-              out[g] = shadowHead(ctx, layer, g, post[g]!, positions[g], grids[g], a, bT, r)
+              out[g] = shadowHead(ctx, post[g]!, ropeRows(ctx, positions[g]), grids[g], a, bT, r)
             })
           }
           for (const g of ids) cache.moveTo('host', { layer, head: g })
           return out
         }
 
-        function shadowHead(ctx: PolicyContext, layer: number, g: number, keys: Float32Array, positions: Int32Array, grid: ChunkGrid, a: F32Buf, bT: F32Buf, r: number): ShadowHead {
+        /** the RoPE tables of a head's positions: the last ones made when they hold the same positions */
+        function ropeRows(ctx: PolicyContext, positions: Int32Array): RopeRows {
+          const last = tables[tables.length - 1]
+          if (last && last.positions.length === positions.length && last.positions.every((p, i) => p === positions[i])) return last
+          const half = model.headDim / 2
+          const t = { positions, cos: keep(ctx.ops.heap.allocF32(Math.max(1, positions.length * half))), sin: keep(ctx.ops.heap.allocF32(Math.max(1, positions.length * half))) }
+          ctx.runtime!.ropeTables(positions, t.cos.ptr, t.sin.ptr)
+          tables.push(t)
+          return t
+        }
+
+        function shadowHead(ctx: PolicyContext, keys: Float32Array, tables: RopeRows, grid: ChunkGrid, a: F32Buf, bT: F32Buf, r: number): ShadowHead {
           const d = model.headDim
           const heap = ctx.ops.heap
           const all = chunkLandmarks(keys, d, grid)
@@ -230,7 +239,7 @@ export const shadowkv: PolicyDefinition = {
           ])
           const denseKeys = keep(heap.allocF32(Math.max(1, dense.length) * d))
           dense.forEach((s, i) => denseKeys.view.set(keys.subarray(s * d, (s + 1) * d), i * d))
-          return { n0, grid, scored, landmarks, view, dense, denseKeys, positions, a, bT, rank: r }
+          return { n0, grid, scored, landmarks, view, dense, denseKeys, tables, a, bT, rank: r }
         }
 
         function keep(b: F32Buf): F32Buf {
@@ -240,6 +249,44 @@ export const shadowkv: PolicyDefinition = {
         }
       },
     })
+
+    /** rotates rows [m][d] of y in place, row i by the RoPE table row of slot slots[i] */
+    function rotateRows(ctx: PolicyContext, y: F32Buf, m: number, t: RopeRows, slots: Int32Array): void {
+      const half = model.headDim / 2
+      const heap = ctx.ops.heap
+      const cos = heap.allocF32(m * half)
+      const sin = heap.allocF32(m * half)
+      try {
+        const F = heap.F32
+        for (let i = 0; i < m; i++) {
+          F.copyWithin((cos.ptr >> 2) + i * half, (t.cos.ptr >> 2) + slots[i] * half, (t.cos.ptr >> 2) + (slots[i] + 1) * half)
+          F.copyWithin((sin.ptr >> 2) + i * half, (t.sin.ptr >> 2) + slots[i] * half, (t.sin.ptr >> 2) + (slots[i] + 1) * half)
+        }
+        ctx.ops.backend.rope(y.ptr, m, 1, model.headDim, cos.ptr, sin.ptr)
+      } finally {
+        sin.free()
+        cos.free()
+      }
+    }
+
+    /** rows [n][d] rotated to the given positions (a copy; negative positions undo RoPE) */
+    function rotated(ctx: PolicyContext, rows: Float32Array, positions: Int32Array): Float32Array {
+      const heap = ctx.ops.heap
+      const half = model.headDim / 2
+      const n = positions.length
+      const buf = heap.f32From(rows)
+      const cos = heap.allocF32(Math.max(1, n * half))
+      const sin = heap.allocF32(Math.max(1, n * half))
+      try {
+        ctx.runtime!.ropeTables(positions, cos.ptr, sin.ptr)
+        ctx.ops.backend.rope(buf.ptr, n, 1, model.headDim, cos.ptr, sin.ptr)
+        return buf.view.slice()
+      } finally {
+        sin.free()
+        cos.free()
+        buf.free()
+      }
+    }
 
     /** the top kSel scored chunks of one KV head for this step's query, ascending chunk ids */
     function chooseChunks(ctx: PolicyContext, h: ShadowHead, g: number, query: Float32Array, kSel: number): Int32Array {
@@ -280,7 +327,7 @@ export const shadowkv: PolicyDefinition = {
         for (let i = 0; i < m; i++) X.set(A.subarray(chosen[i] * r, (chosen[i] + 1) * r), i * r)
         if (m) {
           ctx.ops.backend.matmul(x.ptr, h.bT.ptr, 0, y.ptr, m, r, d)
-          ctx.runtime!.rope(y.ptr, m, Array.from(chosen, (s) => h.positions[s]))
+          rotateRows(ctx, y, m, h.tables, chosen)
         }
         const F = heap.F32
         for (let k = 0, i = 0, j = 0; k < prompt.slots.length; k++) {

@@ -80,11 +80,12 @@ export interface PolicyRuntime {
    */
   extend(ids: number[], visit: (hooks: ExtensionHooks[], ctx: PolicyContext) => void): void
   /**
-   * The model's RoPE: rotates `rows` float32 rows [rows][headDim] at byte pointer x in the arena, in
-   * place, row r to position positions[r], exactly as the forward pass rotates its keys (ShadowKV
-   * re-rotates the keys it rebuilt from pre-RoPE factors).
+   * The model's RoPE tables: cos and sin [positions.length][headDim / 2] of each position's angles,
+   * written at the byte pointers cos and sin in the arena, exactly as the forward pass makes them, for
+   * the rope kernel (ShadowKV re-rotates the keys it rebuilt from pre-RoPE factors; a negative position
+   * gives the inverse rotation).
    */
-  rope(x: number, rows: number, positions: ArrayLike<number>): void
+  ropeTables(positions: ArrayLike<number>, cos: number, sin: number): void
 }
 
 export interface PolicyContext {
