@@ -14,7 +14,7 @@ import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { RopeTables } from '../src/model/rope.js'
 import { defaultModelDir } from '../src/eval/paths.js'
-import { createPolicy, PolicyOptionValueError, PolicySpecError, UnknownPolicyOptionError } from '../src/policies/registry.js'
+import { createPolicy, PolicyCompositionError, PolicyOptionValueError, PolicySpecError, UnknownPolicyOptionError } from '../src/policies/registry.js'
 import { EXACT_COLUMNS, lowRankFactors } from '../src/policies/low-rank.js'
 import type { TokenSelection } from '../src/cache/types.js'
 import type { PolicyContext } from '../src/policies/types.js'
@@ -286,6 +286,19 @@ describe('ShadowKV end to end on the fixture model', () => {
     expect(p.shadowBytes).toBeGreaterThan(0)
     expect(p.keyEnergy).toBeGreaterThan(0.5)
     expect(model.backend.heap.live).toBe(live)
+  })
+
+  it('composes after prefill-time eviction: factors the slots SnapKV kept (heads holding different slots, one by one)', async () => {
+    const { layers, kvHeads, headDim } = model.config
+    const r = await model.generate(prompt(500), { maxNewTokens: 3, policy: 'snapkv:budget=0.5+shadowkv:tokens=64,outliers=2' }).result
+    const kept = Math.floor(0.5 * 499)
+    expect(r.stats.kvBytes.offloaded).toBe(2 * layers * kvHeads * kept * headDim * 4)
+    expect(r.stats.policy!.keysRebuilt).toBe(3 * layers * kvHeads * 64)
+  })
+
+  it('a decision during decoding, after the prompt was factored, is a PolicyCompositionError', async () => {
+    await expect(model.generate(prompt(300), { maxNewTokens: 4, policy: 'streamingllm:tokens=200,every=1+shadowkv:tokens=32,outliers=2' }).result).rejects.toThrow(PolicyCompositionError)
+    await expect(model.generate(prompt(300), { maxNewTokens: 4, policy: 'streamingllm:tokens=200,every=1+shadowkv:tokens=32,outliers=2' }).result).rejects.toThrow(/after ShadowKV factored the prompt/)
   })
 
   it('runs on float16 pages (rebuilt keys rounded to halves)', async () => {
