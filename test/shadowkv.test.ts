@@ -274,7 +274,7 @@ describe('ShadowKV end to end on the fixture model', () => {
 
   it.each([[400, 64], [700, 128]])('%i tokens, tokens=%i: the prompt\'s values live in the host tier, keys are rebuilt, the arena is freed after', async (n, B) => {
     const { layers, kvHeads, headDim } = model.config
-    const live = model.backend.heap.live
+    const live = model.backend.heap.bytesLive
     const steps = 4
     const r = await model.generate(prompt(n), { maxNewTokens: steps, policy: `shadowkv:tokens=${B},outliers=4` }).result
     const valueBytes = layers * kvHeads * (n - 1) * headDim * 4
@@ -285,7 +285,7 @@ describe('ShadowKV end to end on the fixture model', () => {
     expect(p.keysRebuilt).toBe(steps * layers * kvHeads * Math.floor(B / 8) * 8)
     expect(p.shadowBytes).toBeGreaterThan(0)
     expect(p.keyEnergy).toBeGreaterThan(0.5)
-    expect(model.backend.heap.live).toBe(live)
+    expect(model.backend.heap.bytesLive).toBe(live)
   })
 
   it('composes after prefill-time eviction: factors the slots SnapKV kept (heads holding different slots, one by one)', async () => {
@@ -317,7 +317,7 @@ describe('ShadowKV end to end on the fixture model', () => {
     ['shadowkv:tokens=0', PolicyOptionValueError], ['shadowkv:budget=1.5', PolicyOptionValueError], ['shadowkv:outliers=-1', PolicyOptionValueError],
     ['shadowkv:budget=0.5,tokens=8', PolicySpecError], ['shadowkv:svd=1', UnknownPolicyOptionError],
   ])('%s is refused with %O before any work', async (spec, type) => {
-    const live = model.backend.heap.live
+    const live = model.backend.heap.bytesLive
     let seen: unknown = null
     try {
       await model.generate(prompt(50), { maxNewTokens: 2, policy: spec }).result
@@ -326,6 +326,6 @@ describe('ShadowKV end to end on the fixture model', () => {
     }
     expect(seen).toBeInstanceOf(type)
     expect(String((seen as Error).message)).toMatch(spec.split(':')[1].split('=')[0].split(',')[0])
-    expect(model.backend.heap.live).toBe(live)
+    expect(model.backend.heap.bytesLive).toBe(live)
   })
 })
