@@ -18,7 +18,7 @@
  * behaviour); the outliers' values are read from the host tier with the others (kvkit keeps a row's key
  * and value in one tier), their keys stay exact in the arena. Pre-RoPE keys are recovered from the
  * cache's post-RoPE keys by the inverse rotation (no prompt-long capture), and heads that eviction left
- * holding different slots are factored one by one. A head whose chunks all fit the budget stays dense,
+ * holding different slots are factored one by one, each at the layer's share of its columns. A head whose chunks all fit the budget stays dense,
  * in the arena; a prompt that fits it leaves the request a dense one (a budget covering every token
  * gives the full cache's tokens).
  */
@@ -51,6 +51,8 @@ interface ShadowHead {
   a: F32Buf
   bT: F32Buf
   rank: number
+  /** the head's rows are fetched as float16 (float16 pages), so the rebuilt keys are rounded to halves */
+  half: boolean
 }
 
 interface RopeRows {
@@ -112,6 +114,8 @@ export const shadowkv: PolicyDefinition = {
         let rebuiltRows = 0
         let fetchedValueRows = 0
         let shadowBytes = 0
+        /** chunks selected per head and step: the budget in whole chunks, at least one */
+        const chunksPerStep = (ctx: PolicyContext) => Math.max(1, Math.floor(selectionBudget(o, ctx.promptLength) / chunk))
         const freeStep = () => {
           for (const b of step) b.free()
           step = []
@@ -121,7 +125,7 @@ export const shadowkv: PolicyDefinition = {
             const { cache } = ctx
             if (cache.options.keys !== 'post-rope') throw new CacheError('shadowkv: the cache keeps keys before RoPE; ShadowKV factors them itself and needs post-RoPE storage')
             if (!ctx.runtime?.ropeTables) throw new CacheError('shadowkv: the policy context has no runtime (RoPE is needed to rebuild keys)')
-            const kSel = Math.max(1, Math.floor(selectionBudget(o, ctx.promptLength) / chunk))
+            const kSel = chunksPerStep(ctx)
             heads = Array.from({ length: model.layers }, (_, l) => prepareLayer(ctx, l, kSel))
           },
           onApplied() {
@@ -134,6 +138,7 @@ export const shadowkv: PolicyDefinition = {
             if (!row?.some((h) => h)) return null
             const out: Selection = []
             const rebuiltKeys: number[] = []
+            const kSel = chunksPerStep(ctx)
             for (let g = 0; g < model.kvHeads; g++) {
               const h = row[g]
               if (!h) {
@@ -142,7 +147,6 @@ export const shadowkv: PolicyDefinition = {
                 continue
               }
               const n = ctx.cache.length(layer, g)
-              const kSel = Math.max(1, Math.floor(selectionBudget(o, ctx.promptLength) / chunk))
               const chosen = chunkSlots(h.grid, chooseChunks(ctx, h, g, query, kSel))
               const prompt = merge(h.dense, chosen)
               const sel = new Int32Array(prompt.slots.length + n - h.n0)
@@ -181,6 +185,12 @@ export const shadowkv: PolicyDefinition = {
           const post = lengths.map((_, g) => (active[g] ? cache.readKeys(layer, g) : null))
           const pre = post.map((k, g) => (k ? rotated(ctx, k, positions[g].map((p) => -p)) : null))
           const ids = active.flatMap((on, g) => (on ? [g] : []))
+          // rebuilt keys come in the one format the head's rows are fetched in (packed rows: float32)
+          const half = ids.map((g) => {
+            const formats = new Set(cache.segments(layer, g).map((s) => (s.format === 'float16' ? 'float16' : 'float32')))
+            if (formats.size > 1) throw new CacheError(`shadowkv: (layer ${layer}, head ${g}) holds float16 and packed rows; rebuilt keys need one row format`)
+            return formats.has('float16')
+          })
           const aligned = ids.every((g) => lengths[g] === lengths[ids[0]] && positions[g].every((p, i) => p === positions[ids[0]][i]))
           const groups = aligned ? [ids] : ids.map((g) => [g])
           const out: (ShadowHead | null)[] = new Array(model.kvHeads).fill(null)
@@ -192,7 +202,8 @@ export const shadowkv: PolicyDefinition = {
             group.forEach((g, gi) => {
               for (let t = 0; t < n; t++) x.set(pre[g]!.subarray(t * d, (t + 1) * d), t * width + gi * d)
             })
-            const r = Math.min(rank, width, n)
+            // heads factored alone keep the layer's share of their columns
+            const r = Math.min(n, Math.max(1, Math.round((rank * width) / cols)))
             const f = lowRankFactors(ops.backend, x, n, width, r)
             energy += f.energy
             factored++
@@ -201,7 +212,7 @@ export const shadowkv: PolicyDefinition = {
               const bT = keep(heap.allocF32(d * r))
               const B = bT.view
               for (let j = 0; j < d; j++) for (let k = 0; k < r; k++) B[j * r + k] = f.b[k * width + gi * d + j]
-              out[g] = shadowHead(ctx, post[g]!, ropeRows(ctx, positions[g]), grids[g], a, bT, r)
+              out[g] = shadowHead(ctx, post[g]!, ropeRows(ctx, positions[g]), grids[g], a, bT, r, half[ids.indexOf(g)])
             })
           }
           for (const g of ids) cache.moveTo('host', { layer, head: g })
@@ -219,7 +230,7 @@ export const shadowkv: PolicyDefinition = {
           return t
         }
 
-        function shadowHead(ctx: PolicyContext, keys: Float32Array, tables: RopeRows, grid: ChunkGrid, a: F32Buf, bT: F32Buf, r: number): ShadowHead {
+        function shadowHead(ctx: PolicyContext, keys: Float32Array, tables: RopeRows, grid: ChunkGrid, a: F32Buf, bT: F32Buf, r: number, half: boolean): ShadowHead {
           const d = model.headDim
           const heap = ctx.ops.heap
           const all = chunkLandmarks(keys, d, grid)
@@ -239,7 +250,7 @@ export const shadowkv: PolicyDefinition = {
           ])
           const denseKeys = keep(heap.allocF32(Math.max(1, dense.length) * d))
           dense.forEach((s, i) => denseKeys.view.set(keys.subarray(s * d, (s + 1) * d), i * d))
-          return { n0, grid, scored, landmarks, view, dense, denseKeys, tables, a, bT, rank: r }
+          return { n0, grid, scored, landmarks, view, dense, denseKeys, tables, a, bT, rank: r, half }
         }
 
         function keep(b: F32Buf): F32Buf {
@@ -334,7 +345,7 @@ export const shadowkv: PolicyDefinition = {
           const src = prompt.fromB[k] ? (y.ptr >> 2) + i++ * d : (h.denseKeys.ptr >> 2) + j++ * d
           F.copyWithin((out.ptr >> 2) + k * d, src, src + d)
         }
-        if (ctx.cache.options.kvDtype === 'float32') return out
+        if (!h.half) return out
         // float16 pages are attended as halves: the keys are rounded as the cache rounds its own
         const half = heap.alloc(Math.max(1, prompt.slots.length * d) * 2, 64)
         ctx.ops.backend.toFloat16(out.ptr, half, prompt.slots.length * d)
