@@ -1,0 +1,151 @@
+/**
+ * The playground page (issue 20) end to end in headless Chromium: `npm run build:playground` (Vite, a
+ * couple of seconds), served by `kvkit playground`'s server with the fixture model. The page loads the
+ * model by URL with progress, runs its default passkey prompt (about 350 tokens) with two policies
+ * (SnapKV, an eviction; Quest, a per-step selection), and must show Node's answers for the same prompt
+ * and policies (both right) and, per layer and KV head, the tokens Node's `onKept` reports as kept
+ * (SnapKV) or attended (Quest). Run on the wasm backend, and once more in a Chromium with WebGPU on
+ * (`--enable-unsafe-webgpu`: its software adapter, SwiftShader), where `backend: 'auto'` must still run
+ * on wasm (README: the runtime is CPU-only) and the page must say an adapter was found. Screenshots go to
+ * test-results/playground/ (git-ignored).
+ */
+import { execFile } from 'node:child_process'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { promisify } from 'node:util'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { servePlayground, type PlaygroundServer } from '../src/node/playground.js'
+import { loadModel } from '../src/node/load.js'
+import { PromptBuilder, type TaskSample } from '../src/eval/prompt.js'
+import { cleanText, splitSentences } from '../src/eval/sentences.js'
+import { HAYSTACK_BOOK, haystackText } from '../playground/haystack.js'
+
+const SHOTS = 'test-results/playground'
+const BASE_ARGS = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
+// the page's defaults (playground/index.html): passkey, 384 tokens, seed 1, 12 new tokens, these two policies
+const POLICIES = ['snapkv:budget=0.5', 'quest:budget=0.25']
+const PROBE = { layer: 3, head: 1 }
+
+interface Reference {
+  text: string
+  /** positions of the probe head with a non-zero share: held at any report (SnapKV) or attended at any step (Quest) */
+  shown: number[]
+}
+
+let server: PlaygroundServer
+let sample: TaskSample
+const reference: Reference[] = []
+
+beforeAll(async () => {
+  await promisify(execFile)(process.execPath, ['node_modules/vite/bin/vite.js', 'build', '--config', 'playground/vite.config.ts', '--logLevel', 'error'])
+  server = await servePlayground({ page: 'dist-playground', model: 'models/fixture-14m' })
+  mkdirSync(SHOTS, { recursive: true })
+  // Node's answers and kept / attended positions for the page's default prompt
+  const model = await loadModel('models/fixture-14m', { backend: 'wasm' })
+  const sentences = splitSentences(cleanText(haystackText(readFileSync(HAYSTACK_BOOK, 'utf8'))))
+  sample = new PromptBuilder({ tokenizer: model.tokenizer, bosId: model.config.bosTokenId ?? 0, books: [{ name: 'page', sentences }], words: [] }).build('passkey', 384, 1, 0)
+  for (const policy of POLICIES) {
+    const shown = new Set<number>()
+    const { text } = await model.generate(sample.promptIds, {
+      maxNewTokens: 12, policy,
+      onKept: (k) => {
+        const held = k.kept[PROBE.layer][PROBE.head]
+        // a selection's map counts decode steps only, and a head that attended densely, everything held
+        const list = !policy.startsWith('quest') ? held : k.stage === 'decode' ? k.attended?.[PROBE.layer][PROBE.head] ?? held : []
+        for (const p of list) if (p < sample.promptIds.length) shown.add(p)
+      },
+    }).result
+    reference.push({ text, shown: [...shown].sort((a, b) => a - b) })
+  }
+  model.dispose()
+}, 180_000)
+afterAll(async () => {
+  await server?.close()
+})
+
+/** loads the model and runs both policies with the keyboard only; returns when both results are in */
+async function runPage(page: Page): Promise<void> {
+  await page.goto(server.url)
+  await page.waitForFunction(() => document.getElementById('backend-line')!.textContent!.startsWith('Worker ready'), null, { timeout: 30_000 })
+  await page.focus('#load')
+  await page.keyboard.press('Enter')
+  await page.waitForFunction(() => document.getElementById('load-status')!.textContent!.startsWith('Loaded'), null, { timeout: 60_000 })
+  await page.focus('#run')
+  await page.keyboard.press('Enter')
+  await page.waitForFunction(() => document.getElementById('run-status')!.textContent === 'Done.', null, { timeout: 90_000 })
+}
+
+async function checkResults(page: Page): Promise<void> {
+  expect(await page.textContent('#expected')).toContain(`the passkey is ${sample.expected[0]}`)
+  expect(await page.textContent('#expected')).toContain(`${sample.promptIds.length} prompt tokens`)
+  for (const i of [0, 1]) {
+    expect(reference[i].text).toContain(sample.expected[0])
+    expect(await page.textContent(`#answer-${i}`)).toBe(reference[i].text)
+    expect(await page.textContent(`#verdict-${i}`)).toBe('✓ right')
+    // charts in the report's style: bars for the tiers against full, and for the speeds
+    expect(await page.locator(`#charts-${i} svg.bar-chart[data-kind=memory] rect.bar`).count()).toBe(5)
+    expect(await page.locator(`#charts-${i} svg.bar-chart[data-kind=speed] rect.bar`).count()).toBe(3)
+    // the heat map: a button per (layer, KV head), the first chosen
+    const heads = page.locator(`#heat-${i} button.head`)
+    expect(await heads.count()).toBe(8 * 2)
+    expect(await heads.first().getAttribute('aria-pressed')).toBe('true')
+    // choose the probe head with the keyboard: its tokens over the text are Node's
+    const probe = page.locator(`#heat-${i} button.head[data-layer="${PROBE.layer}"][data-head="${PROBE.head}"]`)
+    await probe.focus()
+    await page.keyboard.press('Space')
+    expect(await probe.getAttribute('aria-pressed')).toBe('true')
+    expect(await page.locator(`#overlay-${i} span.tok`).count()).toBe(sample.promptIds.length)
+    const shown = await page.$$eval(`#overlay-${i} span.tok.held`, (s) => s.map((e) => Number((e as HTMLElement).dataset.p)))
+    expect(shown).toEqual(reference[i].shown)
+    expect(shown.length).toBeLessThan(sample.promptIds.length)
+    // the needle is underlined in the text
+    expect(await page.locator(`#overlay-${i} span.tok.needle`).count()).toBeGreaterThan(5)
+  }
+  expect(await page.locator('#heat-0 figcaption').textContent()).toContain('held in the cache')
+  expect(await page.locator('#heat-1 figcaption').textContent()).toContain('attended to')
+}
+
+describe('the playground page in headless Chromium', () => {
+  let browser: Browser
+  afterAll(async () => browser?.close())
+
+  it('wasm: loads the fixture by URL with progress, answers the passkey with SnapKV and Quest as Node does, and draws what each kept', async () => {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
+    const errors: string[] = []
+    page.on('pageerror', (e) => errors.push(e.message))
+    await runPage(page)
+    expect(await page.textContent('#load-status')).toMatch(/on wasm \(wasm-(relaxed-)?simd\)/)
+    expect(await page.$eval('#load-progress', (p) => (p as HTMLProgressElement).value)).toBe(1)
+    await checkResults(page)
+    await page.screenshot({ path: `${SHOTS}/wasm.png`, fullPage: true })
+    expect(errors).toEqual([])
+    // the page asked for the model's files under /model/ and nothing outside the built folder
+    expect(server.requests).toContain('/model/model-00001-of-00002.safetensors')
+    await browser.close()
+  }, 180_000)
+
+  it('controls are labelled and reachable: every input has a label, the skip link comes first', async () => {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
+    const page = await browser.newPage()
+    await page.goto(server.url)
+    const unlabelled = await page.$$eval('input, select, textarea', (els) => els.filter((e) => (e as HTMLInputElement).labels?.length === 0 && !e.getAttribute('aria-label')).map((e) => e.id))
+    expect(unlabelled).toEqual([])
+    await page.keyboard.press('Tab')
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to the prompt')
+    // status lines are live regions for screen readers
+    for (const id of ['backend-line', 'load-status', 'run-status']) expect(await page.getAttribute(`#${id}`, 'role'), id).toBe('status')
+    await browser.close()
+  }, 60_000)
+
+  it('WebGPU on (Chromium\'s software adapter): the page finds the adapter, auto still runs on wasm, same answers', async () => {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--enable-unsafe-webgpu'] })
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
+    await runPage(page)
+    expect(await page.textContent('#backend-line')).toMatch(/WebGPU: adapter found/)
+    expect(await page.textContent('#load-status')).toMatch(/on wasm/)
+    await checkResults(page)
+    await page.screenshot({ path: `${SHOTS}/webgpu.png`, fullPage: true })
+    await browser.close()
+  }, 180_000)
+})
