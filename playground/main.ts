@@ -114,6 +114,8 @@ function startColumn(i: number, policy: string): void {
 function showResult(r: PolicyResult): void {
   const i = r.index
   $(`answer-${i}`).textContent = r.text
+  // the figures as numbers too, for scripts (bench/playground.ts)
+  Object.assign($(`column-${i}`).dataset, { ttftMs: r.ttftMs.toFixed(1), prefillMs: r.prefillMs.toFixed(1), decodeMsPerToken: r.decodeMsPerToken.toFixed(2), kvBytes: String(r.kvBytes.total) })
   const verdict = $(`verdict-${i}`)
   verdict.textContent = r.correct === null ? '' : r.correct ? '✓ right' : '✗ wrong'
   verdict.className = `verdict ${r.correct ? 'right' : 'wrong'}`
@@ -186,6 +188,7 @@ worker.onmessage = ({ data }: MessageEvent<FromWorker>) => {
       loaded = true
       progressBytes.clear()
       $<HTMLProgressElement>('load-progress').value = 1
+      $('load-status').dataset.loadMs = data.loadMs.toFixed(0)
       $('load-status').textContent = `Loaded (${data.model}) in ${(data.loadMs / 1000).toFixed(1)} s: ${data.layers} layers x ${data.kvHeads} KV heads on ${data.backend} (${data.kernels}).`
       $('backend-line').dataset.backend = data.backend
       updateRunButton()

@@ -4,8 +4,7 @@
  * heat map of what the policy kept back to the page. Only the root `kvkit` entry (browser-safe) is used.
  */
 import { listPolicies, loadModel, type LlamaModel } from '../src/index.js'
-import { PromptBuilder, type TaskSample } from '../src/eval/prompt.js'
-import { cleanText, splitSentences } from '../src/eval/sentences.js'
+import { passkeyPrompt } from './passkey.js'
 import wasmUrl from '../build/kvkit.wasm?url'
 import relaxedWasmUrl from '../build/kvkit.relaxed.wasm?url'
 import { HeatAccumulator } from './heat.js'
@@ -42,18 +41,10 @@ async function load(choice: ModelChoice): Promise<void> {
   post({ type: 'loaded', backend: model.backend.name, kernels: model.kernels, loadMs: performance.now() - t0, layers: model.config.layers, kvHeads: model.config.kvHeads, model: name })
 }
 
-/** the passkey prompt of the eval (PromptBuilder, as the fixture was trained) over the page's text */
-function passkeyPrompt(m: LlamaModel, r: RunRequest): TaskSample {
-  const sentences = splitSentences(cleanText(r.text))
-  if (sentences.length < 4) throw new Error('the text needs a few sentences to hide a passkey in')
-  const builder = new PromptBuilder({ tokenizer: m.tokenizer, bosId: m.config.bosTokenId ?? m.config.eosTokenIds[0], books: [{ name: 'page', sentences }], words: [] })
-  return builder.build('passkey', r.length, r.seed, 0)
-}
-
 async function run(r: RunRequest): Promise<void> {
   const m = model
   if (!m) throw new Error('load a model first')
-  const sample = r.task === 'passkey' ? passkeyPrompt(m, r) : null
+  const sample = r.task === 'passkey' ? passkeyPrompt(m.tokenizer, m.config.bosTokenId ?? m.config.eosTokenIds[0], r.text, r.length, r.seed) : null
   const ids = sample ? sample.promptIds : m.tokenizer.encode(r.text)
   if (ids.length < 2) throw new Error('the prompt needs at least two tokens')
   const tokens = sample

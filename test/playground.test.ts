@@ -9,16 +9,18 @@
  * on wasm (README: the runtime is CPU-only) and the page must say an adapter was found. Screenshots go to
  * test-results/playground/ (git-ignored).
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { request } from 'node:http'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servePlayground, type PlaygroundServer } from '../src/node/playground.js'
 import { loadModel } from '../src/node/load.js'
-import { PromptBuilder, type TaskSample } from '../src/eval/prompt.js'
-import { cleanText, splitSentences } from '../src/eval/sentences.js'
+import type { TaskSample } from '../src/eval/prompt.js'
+import { passkeyPrompt } from '../playground/passkey.js'
 import { HAYSTACK_BOOK, haystackText } from '../playground/haystack.js'
+import { loadInPage, runInPage } from '../playground/drive.js'
 
 const SHOTS = 'test-results/playground'
 const BASE_ARGS = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
@@ -42,8 +44,7 @@ beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true })
   // Node's answers and kept / attended positions for the page's default prompt
   const model = await loadModel('models/fixture-14m', { backend: 'wasm' })
-  const sentences = splitSentences(cleanText(haystackText(readFileSync(HAYSTACK_BOOK, 'utf8'))))
-  sample = new PromptBuilder({ tokenizer: model.tokenizer, bosId: model.config.bosTokenId ?? 0, books: [{ name: 'page', sentences }], words: [] }).build('passkey', 384, 1, 0)
+  sample = passkeyPrompt(model.tokenizer, model.config.bosTokenId ?? 0, haystackText(readFileSync(HAYSTACK_BOOK, 'utf8')), 384, 1)
   for (const policy of POLICIES) {
     const shown = new Set<number>()
     const { text } = await model.generate(sample.promptIds, {
@@ -63,16 +64,10 @@ afterAll(async () => {
   await server?.close()
 })
 
-/** loads the model and runs both policies with the keyboard only; returns when both results are in */
+/** loads the model and runs both policies with the keyboard only */
 async function runPage(page: Page): Promise<void> {
-  await page.goto(server.url)
-  await page.waitForFunction(() => document.getElementById('backend-line')!.textContent!.startsWith('Worker ready'), null, { timeout: 30_000 })
-  await page.focus('#load')
-  await page.keyboard.press('Enter')
-  await page.waitForFunction(() => document.getElementById('load-status')!.textContent!.startsWith('Loaded'), null, { timeout: 60_000 })
-  await page.focus('#run')
-  await page.keyboard.press('Enter')
-  await page.waitForFunction(() => document.getElementById('run-status')!.textContent === 'Done.', null, { timeout: 90_000 })
+  await loadInPage(page, server.url)
+  expect((await runInPage(page)).answers).toEqual(reference.map((r) => r.text))
 }
 
 async function checkResults(page: Page): Promise<void> {
@@ -125,6 +120,24 @@ describe('the playground page in headless Chromium', () => {
     await browser.close()
   }, 180_000)
 
+  it('a picked folder (the file input): the page loads the model from a map of Blobs and gives the same answers', async () => {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
+    const page = await browser.newPage()
+    await page.goto(server.url)
+    await page.waitForFunction(() => document.getElementById('backend-line')!.textContent!.startsWith('Worker ready'), null, { timeout: 30_000 })
+    const before = server.requests.filter((p) => p.startsWith('/model/')).length
+    await page.setInputFiles('#model-files', 'models/fixture-14m')
+    expect(await page.isChecked('input[name=source][value=files]')).toBe(true)
+    expect(await page.textContent('#picked')).toMatch(/config\.json.*model-00001-of-00002\.safetensors/)
+    await page.focus('#load')
+    await page.keyboard.press('Enter')
+    await page.waitForFunction(() => document.getElementById('load-status')!.textContent!.startsWith('Loaded (picked folder)'), null, { timeout: 60_000 })
+    expect((await runInPage(page)).answers).toEqual(reference.map((r) => r.text))
+    // nothing came from the server's model folder this time
+    expect(server.requests.filter((p) => p.startsWith('/model/')).length).toBe(before)
+    await browser.close()
+  }, 120_000)
+
   it('controls are labelled and reachable: every input has a label, the skip link comes first', async () => {
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
     const page = await browser.newPage()
@@ -148,4 +161,60 @@ describe('the playground page in headless Chromium', () => {
     await page.screenshot({ path: `${SHOTS}/webgpu.png`, fullPage: true })
     await browser.close()
   }, 180_000)
+})
+
+/** GET with the path sent as written (fetch would normalise the dot segments away) */
+function rawGet(url: string, path: string): Promise<number> {
+  const u = new URL(url)
+  return new Promise((res, rej) => request({ host: u.hostname, port: u.port, path }, (r) => {
+    r.resume()
+    res(r.statusCode ?? 0)
+  }).on('error', rej).end())
+}
+
+function kvkit(...args: string[]) {
+  return spawn(process.execPath, ['bin/kvkit.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+describe('kvkit playground (the command)', () => {
+  it('serves the built page at / and the model at /model/, nothing outside them; SIGINT stops it with code 0', async () => {
+    const child = kvkit('playground', '--port', '0')
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+    const url = await new Promise<string>((res, rej) => {
+      let out = ''
+      child.stdout.on('data', (d) => {
+        out += d
+        const m = /^kvkit playground: (http:\/\/127\.0\.0\.1:\d+\/) \(model .*fixture-14m\)/.exec(out)
+        if (m) res(m[1])
+      })
+      child.on('exit', (code) => rej(new Error(`exited with ${code}: ${out}`)))
+    })
+    const index = await fetch(url)
+    expect(index.status).toBe(200)
+    expect(index.headers.get('content-type')).toMatch(/^text\/html/)
+    expect(await index.text()).toContain('<title>kvkit playground')
+    const config = await fetch(url + 'model/config.json')
+    expect(config.headers.get('content-length')).toBe(String(readFileSync('models/fixture-14m/config.json').length))
+    expect((await config.json()).num_hidden_layers).toBe(8)
+    for (const path of ['/model/%2e%2e/package.json', '/%2e%2e/package.json', '/model/../../package.json', '/nothing.js']) expect(await rawGet(url, path), path).toBe(404)
+    child.kill('SIGINT')
+    expect(await exited).toBe(0)
+  }, 30_000)
+
+  for (const [what, args, message] of [
+    ['a port out of range', ['--port', '70000'], /^kvkit: --port must be at most 65535, got 70000$/],
+    ['a port that is no number', ['--port', 'x'], /^kvkit: --port must be a non-negative integer, got "x"$/],
+    ['a model folder without config.json', ['--model', 'data'], /^kvkit: .*data.*config\.json/],
+  ] as const) {
+    it(`refuses ${what} with one line and exit code 2, before serving`, async () => {
+      const child = kvkit('playground', ...args)
+      let out = '', err = ''
+      child.stdout.on('data', (d) => (out += d))
+      child.stderr.on('data', (d) => (err += d))
+      expect(await new Promise((r) => child.on('exit', (code) => r(code)))).toBe(2)
+      expect(out).toBe('')
+      expect(err.trimEnd().split('\n')).toHaveLength(1)
+      expect(err.trimEnd()).toMatch(message)
+    }, 30_000)
+  }
 })
