@@ -39,8 +39,9 @@ const USAGE = `usage:
   kvkit mpc [--model DIR] [--length 512] [--method mpcache|full] [--trunc one-round|exact-one-round|exact|local] [--seed S]
              (a passkey query with the attention over the KV cache secret-shared between two parties)
   kvkit main        (npm start: the key policies at two budgets on the bundled model, report/index.html)
-  kvkit playground [--port 8020] [--model DIR]
-             (serves the browser playground, npm run build:playground, with DIR or the bundled model; Ctrl-C stops it)
+  kvkit playground [--port 8020] [--model DIR] [--page DIR]
+             (serves the browser playground, npm run build:playground or a page built to DIR, with the model
+             in DIR or the bundled one; Ctrl-C stops it)
 policy SPEC: full | NAME | NAME:key=value,key=value   (kvkit policies lists them)
 --kv-dtype: the KV cache's element type (llama.cpp's --cache-type-k/-v; f32 and f16 are accepted too)`
 
@@ -363,13 +364,15 @@ function cmdPolicies(args: string[]): void {
 }
 
 async function cmdPlayground(args: string[]): Promise<void> {
-  const { values: v } = parse(args, { port: { type: 'string' }, model: { type: 'string' } })
+  const { values: v } = parse(args, { port: { type: 'string' }, model: { type: 'string' }, page: { type: 'string' } })
   const port = int('port', v.port as string | undefined, 8020)
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`)
   const model = resolve((v.model as string | undefined) ?? defaultModelDir())
   // a bad folder fails here, before the server starts
   usage(() => readModelFacts(model))
-  const server = await servePlayground({ page: join(packageRoot(), 'dist-playground'), model, port })
+  const page = resolve((v.page as string | undefined) ?? join(packageRoot(), 'dist-playground'))
+  if (!existsSync(join(page, 'index.html'))) throw new UsageError(`the playground page is not built in ${page}: run \`npm run build:playground\``)
+  const server = await servePlayground({ page, model, port })
   process.stdout.write(`kvkit playground: ${server.url} (model ${model}); Ctrl-C stops it\n`)
   await new Promise<void>((done) => {
     const stop = () => {

@@ -11,7 +11,9 @@
  */
 import { execFile, spawn } from 'node:child_process'
 import { request } from 'node:http'
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -23,6 +25,7 @@ import { HAYSTACK_BOOK, haystackText } from '../playground/haystack.js'
 import { loadInPage, runInPage } from '../playground/drive.js'
 
 const SHOTS = 'test-results/playground'
+const PAGE = mkdtempSync(join(tmpdir(), 'kvkit-playground-'))
 const BASE_ARGS = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
 // the page's defaults (playground/index.html): passkey, 384 tokens, seed 1, 12 new tokens, these two policies
 const POLICIES = ['snapkv:budget=0.5', 'quest:budget=0.25']
@@ -39,8 +42,9 @@ let sample: TaskSample
 const reference: Reference[] = []
 
 beforeAll(async () => {
-  await promisify(execFile)(process.execPath, ['node_modules/vite/bin/vite.js', 'build', '--config', 'playground/vite.config.ts', '--logLevel', 'error'])
-  server = await servePlayground({ page: 'dist-playground', model: 'models/fixture-14m' })
+  // a folder of its own: `npm pack` (test/package-install.test.ts) may be reading dist-playground meanwhile
+  await promisify(execFile)(process.execPath, ['node_modules/vite/bin/vite.js', 'build', '--config', 'playground/vite.config.ts', '--logLevel', 'error', '--outDir', PAGE])
+  server = await servePlayground({ page: PAGE, model: 'models/fixture-14m' })
   mkdirSync(SHOTS, { recursive: true })
   // Node's answers and kept / attended positions for the page's default prompt
   const model = await loadModel('models/fixture-14m', { backend: 'wasm' })
@@ -62,6 +66,7 @@ beforeAll(async () => {
 }, 180_000)
 afterAll(async () => {
   await server?.close()
+  rmSync(PAGE, { recursive: true, force: true })
 })
 
 /** loads the model and runs both policies with the keyboard only */
@@ -178,7 +183,7 @@ function kvkit(...args: string[]) {
 
 describe('kvkit playground (the command)', () => {
   it('serves the built page at / and the model at /model/, nothing outside them; SIGINT stops it with code 0', async () => {
-    const child = kvkit('playground', '--port', '0')
+    const child = kvkit('playground', '--port', '0', '--page', PAGE)
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
     const url = await new Promise<string>((res, rej) => {
       let out = ''
@@ -205,6 +210,7 @@ describe('kvkit playground (the command)', () => {
     ['a port out of range', ['--port', '70000'], /^kvkit: --port must be at most 65535, got 70000$/],
     ['a port that is no number', ['--port', 'x'], /^kvkit: --port must be a non-negative integer, got "x"$/],
     ['a model folder without config.json', ['--model', 'data'], /^kvkit: .*data.*config\.json/],
+    ['a page folder without index.html', ['--page', 'data'], /^kvkit: the playground page is not built in .*data: run `npm run build:playground`$/],
   ] as const) {
     it(`refuses ${what} with one line and exit code 2, before serving`, async () => {
       const child = kvkit('playground', ...args)
