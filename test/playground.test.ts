@@ -143,6 +143,22 @@ describe('the playground page in headless Chromium', () => {
     await browser.close()
   }, 120_000)
 
+  it('a dropped folder: the files dropped on the drop zone become the picked model', async () => {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
+    const page = await browser.newPage()
+    await page.goto(server.url)
+    // a drop as a file manager makes it: a DataTransfer holding the folder's files
+    await page.evaluate(async (names) => {
+      const dt = new DataTransfer()
+      for (const n of names) dt.items.add(new File([await (await fetch('./model/' + n)).blob()], n))
+      document.getElementById('drop-zone')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }))
+    }, ['config.json', 'tokenizer.json', 'model.safetensors.index.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'])
+    await page.waitForFunction(() => document.getElementById('picked')!.textContent!.startsWith('5 files'))
+    expect(await page.isChecked('input[name=source][value=files]')).toBe(true)
+    expect(await page.textContent('#picked')).toContain('model-00002-of-00002.safetensors')
+    await browser.close()
+  }, 60_000)
+
   it('controls are labelled and reachable: every input has a label, the skip link comes first', async () => {
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
     const page = await browser.newPage()
