@@ -1,4 +1,4 @@
-import type { KVCache } from '../cache/types.js'
+import type { KVCache, TokenSelection } from '../cache/types.js'
 import type { KeptTokens } from './types.js'
 
 /** a head's positions ascending: order-free evictions (HeadEviction) leave slots out of position order */
@@ -17,8 +17,8 @@ export class KeptRecorder {
 
   constructor(private readonly cache: KVCache, private readonly layers: number, private readonly kvHeads: number, private readonly onKept: (k: KeptTokens) => void) {}
 
-  /** wraps the step's selector: slots are mapped to positions while the cache still has them */
-  select(inner: (layer: number, q: Float32Array) => (Int32Array | null)[] | null): (layer: number, q: Float32Array) => (Int32Array | null)[] | null {
+  /** wraps the step's selector (its selection passes through untouched): slots are mapped to positions while the cache still has them */
+  select(inner: (layer: number, q: Float32Array) => TokenSelection | null): (layer: number, q: Float32Array) => TokenSelection | null {
     return (layer, q) => {
       const slots = inner(layer, q)
       this.attended ??= Array.from({ length: this.layers }, () => new Array<Int32Array | null>(this.kvHeads).fill(null))
