@@ -44,7 +44,7 @@ export async function scoringSpeed(b: CreatedBackend, n: number, d: number, qHea
     const bits = Number(name.slice(3))
     tasks[name] = name === 'float32'
       ? () => { for (const s of segs) b.scoreKeys(q.ptr, qHeads, d, s.kTable, 64, n, 0.125, out.ptr) }
-      : () => { for (const s of segs) b.scorePackedKeys!(q.ptr, qHeads, d, s.kTable, 64, n, bits, 0.125, out.ptr, scratch.ptr) }
+      : () => { for (const s of segs) b.scorePackedKeys!(q.ptr, qHeads, d, s.kTable, 64, n, bits, 0, 0.125, out.ptr, scratch.ptr) }
   }
   const t = await measure(tasks, 400, 5)
   const keys = n * layers * kvHeads
