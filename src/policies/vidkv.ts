@@ -115,11 +115,13 @@ export function createVidKV(options: VidKVOptions = {}): Policy {
       const { cache, model } = ctx
       const heads: HeadDecision[] = []
       const quantize: HeadQuantization[] = []
-      // the input embeddings: layer 0's hidden states, a row per cached token (after an eviction that kept
-      // different tokens per head a composition drops them, and no token is protected)
+      // the input embeddings: layer 0's hidden states, a row per slot of layer 0 (a composition remaps them
+      // after an eviction that kept the same tokens in every head, and drops them otherwise); a head whose
+      // slots hold other tokens protects none
       const emb = ctx.hooks[0]?.hiddenStates
       const rows = cache.length(0, 0)
       const hidden = emb && rows && emb.length % rows === 0 ? emb.length / rows : 0
+      const tokens = String(cache.positions(0, 0))
       for (let layer = 0; layer < model.layers; layer++) {
         for (let head = 0; head < model.kvHeads; head++) {
           const n = cache.length(layer, head)
@@ -127,7 +129,7 @@ export function createVidKV(options: VidKVOptions = {}): Policy {
           if (old === 0) continue
           const keys = cache.readKeys(layer, head)
           const keyHiChannels = widestChannels(keys, model.headDim, 0, old, hiOf(model))
-          const k = protect && hidden && n === rows ? Math.round(salient * old) : 0
+          const k = protect && hidden && n === rows && String(cache.positions(layer, head)) === tokens ? Math.round(salient * old) : 0
           if (!k) {
             quantize.push({ layer, head, upto: old, keys: 'int2+sign', values: lo, keyHiChannels })
             continue
