@@ -1,4 +1,4 @@
-import { madd } from './simd'
+import { hsum, madd, widenHalf4 } from './simd'
 import { expv } from './exp'
 
 // Fused kernels over packed KV pages (int8/4/2/1 codes with float16 scale and min per group of 32;
@@ -148,6 +148,7 @@ export function scorePackedKeys(q: usize, qHeads: i32, d: i32, table: usize, pag
   const bias = scratch + (<usize>(qHeads * d) << 2)
   const outStride = <usize>n << 2
   const groups = (n + GROUP - 1) / GROUP
+  const vscale = f32x4.splat(scale)
   for (let g = 0; g < groups; g++) {
     const page = <usize>load<u32>(table + (<usize>(g / groupsPerPage) << 2))
     const tg = g % groupsPerPage
@@ -156,7 +157,24 @@ export function scorePackedKeys(q: usize, qHeads: i32, d: i32, table: usize, pag
     // fold the group's scales into the queries and its mins into one bias per head (each float16
     // decoded once per channel, whatever the group size)
     memory.fill(bias, 0, <usize>qHeads << 2)
-    for (let c = 0; c < d; c++) {
+    // four channels at a time: their (scale, min) halves widened in one go (the fold was a third of the
+    // kernel's time as scalar code at 3 heads x 64 channels)
+    let c0 = 0
+    for (; c0 + 4 <= d; c0 += 4) {
+      const m8 = v128.load(meta + (<usize>c0 << 2))
+      const a = widenHalf4(i32x4.extend_low_i16x8_s(m8))
+      const b = widenHalf4(i32x4.extend_high_i16x8_s(m8))
+      const sc = f32x4.mul(vscale, v128.shuffle<f32>(a, b, 0, 2, 4, 6))
+      const mn = f32x4.mul(vscale, v128.shuffle<f32>(a, b, 1, 3, 5, 7))
+      for (let h = 0; h < qHeads; h++) {
+        const off = <usize>(h * d + c0) << 2
+        const x = v128.load(q + off)
+        v128.store(qs + off, f32x4.mul(x, sc))
+        const bh = bias + (<usize>h << 2)
+        store<f32>(bh, load<f32>(bh) + hsum(f32x4.mul(x, mn)))
+      }
+    }
+    for (let c = c0; c < d; c++) {
       const m = meta + (<usize>c << 2)
       const sc = scale * halfToF32(load<u16>(m))
       const mn = scale * halfToF32(load<u16>(m, 2))
