@@ -139,7 +139,12 @@ const TERNARY: i32 = 0
  * keys (k = s * code + min) and scoring in float32, within float32 rounding.
  * scratch: qHeads * (d + 1) floats (the group's folded queries and biases).
  */
-export function scorePackedKeys(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, hi: i32, scale: f32, out: usize, scratch: usize): void {
+export function scorePackedKeys(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, scale: f32, out: usize, scratch: usize): void {
+  scorePackedKeysMixed(q, qHeads, d, table, pageTokens, n, bits, 0, scale, out, scratch)
+}
+
+/** scorePackedKeys over keys whose first `hi` channels are int2 and the rest `bits`-bit (int2+sign: bits 1; ABI 1.5) */
+export function scorePackedKeysMixed(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, hi: i32, scale: f32, out: usize, scratch: usize): void {
   const chunk = bits * 4
   const lineBytes = hi * HI_CHUNK + (d - hi) * chunk
   const groupsPerPage = pageTokens / GROUP
@@ -226,14 +231,19 @@ export function scorePackedKeys(q: usize, qHeads: i32, d: i32, table: usize, pag
  * kHi: as scorePackedKeys' hi. scratch: rows * n + rows * (d + 1) + rows * ceil(vd / 32) + rows + 4 floats
  * (packedAttendScratch in src/backend/backend.ts).
  */
-export function attendPacked(q: usize, rows: i32, d: i32, vd: i32, kTable: usize, vTable: usize, pageTokens: i32, n: i32, kBits: i32, kHi: i32, vBits: i32, scale: f32, out: usize, outStride: i32, lse: usize, scratch: usize): void {
+export function attendPacked(q: usize, rows: i32, d: i32, vd: i32, kTable: usize, vTable: usize, pageTokens: i32, n: i32, kBits: i32, vBits: i32, scale: f32, out: usize, outStride: i32, lse: usize, scratch: usize): void {
+  attendPackedMixed(q, rows, d, vd, kTable, vTable, pageTokens, n, kBits, 0, vBits, scale, out, outStride, lse, scratch)
+}
+
+/** attendPacked over mixed keys (scorePackedKeysMixed's kHi) and ternary values (vBits 0) too (ABI 1.5) */
+export function attendPackedMixed(q: usize, rows: i32, d: i32, vd: i32, kTable: usize, vTable: usize, pageTokens: i32, n: i32, kBits: i32, kHi: i32, vBits: i32, scale: f32, out: usize, outStride: i32, lse: usize, scratch: usize): void {
   const s = scratch
   const foldScratch = s + (<usize>(rows * n) << 2)
   const cgs = (vd + GROUP - 1) / GROUP
   const vbias = foldScratch + (<usize>(rows * (d + 1)) << 2)
   const sums = vbias + (<usize>(rows * cgs) << 2)
   const digits = sums + (<usize>rows << 2)
-  scorePackedKeys(q, rows, d, kTable, pageTokens, n, kBits, kHi, scale, s, foldScratch)
+  scorePackedKeysMixed(q, rows, d, kTable, pageTokens, n, kBits, kHi, scale, s, foldScratch)
   // softmax numerators in place, each row's max subtracted
   for (let r = 0; r < rows; r++) {
     const row = s + (<usize>(r * n) << 2)
