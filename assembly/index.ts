@@ -15,4 +15,4 @@ export { mpcAdd, mpcSub, mpcMul, mpcXor, mpcAnd, mpcShl, mpcShr, mpcMatmul, mpcB
 export { mpcDcfGen, mpcDcfEval } from './kernels/mpc-dcf'
 export { compactRows, gatherChannels, gatherChannelsF16, moveRows } from './kernels/rows'
 export { toFloat16, fromFloat16 } from './kernels/half'
-export { scorePackedKeys, attendPacked } from './kernels/packed'
+export { scorePackedKeys, attendPacked, scorePackedKeysMixed, attendPackedMixed } from './kernels/packed'

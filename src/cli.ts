@@ -1,5 +1,5 @@
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { createBackend } from './backend/index.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { BackendName } from './backend/backend.js'
@@ -20,7 +20,8 @@ import { defaultModelDir } from './eval/paths.js'
 import { readModelFacts } from './eval/model-facts.js'
 import { perplexity } from './eval/perplexity.js'
 import { loadBooks } from './eval/text.js'
-import { defaultBooksDir } from './eval/paths.js'
+import { defaultBooksDir, packageRoot } from './eval/paths.js'
+import { servePlayground } from './node/playground.js'
 
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
@@ -38,6 +39,9 @@ const USAGE = `usage:
   kvkit mpc [--model DIR] [--length 512] [--method mpcache|full] [--trunc one-round|exact-one-round|exact|local] [--seed S]
              (a passkey query with the attention over the KV cache secret-shared between two parties)
   kvkit main        (npm start: the key policies at two budgets on the bundled model, report/index.html)
+  kvkit playground [--port 8020] [--model DIR] [--page DIR]
+             (serves the browser playground, npm run build:playground or a page built to DIR, with the model
+             in DIR or the bundled one; Ctrl-C stops it)
 policy SPEC: full | NAME | NAME:key=value,key=value   (kvkit policies lists them)
 --kv-dtype: the KV cache's element type (llama.cpp's --cache-type-k/-v; f32 and f16 are accepted too)`
 
@@ -359,6 +363,28 @@ function cmdPolicies(args: string[]): void {
   }
 }
 
+async function cmdPlayground(args: string[]): Promise<void> {
+  const { values: v } = parse(args, { port: { type: 'string' }, model: { type: 'string' }, page: { type: 'string' } })
+  const port = int('port', v.port as string | undefined, 8020)
+  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`)
+  const model = resolve((v.model as string | undefined) ?? defaultModelDir())
+  // a bad folder fails here, before the server starts
+  usage(() => readModelFacts(model))
+  const page = resolve((v.page as string | undefined) ?? join(packageRoot(), 'dist-playground'))
+  if (!existsSync(join(page, 'index.html'))) throw new UsageError(`the playground page is not built in ${page}: run \`npm run build:playground\``)
+  const server = await servePlayground({ page, model, port })
+  process.stdout.write(`kvkit playground: ${server.url} (model ${model}); Ctrl-C stops it\n`)
+  await new Promise<void>((done) => {
+    const stop = () => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      void server.close().then(done)
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  })
+}
+
 /** Runs the command line; returns the exit code. Errors are one line on stderr. */
 export async function runCli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -371,11 +397,12 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'mpc': await cmdMpc(rest); break
       case 'main': await cmdMain(rest); break
       case 'prompts': await cmdPrompts(rest); break
+      case 'playground': await cmdPlayground(rest); break
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE + '\n')
         return command === undefined ? 2 : 0
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: eval, generate, perplexity, policies, mpc, main, prompts)`)
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: eval, generate, perplexity, policies, mpc, main, prompts, playground)`)
     }
     return 0
   } catch (e) {

@@ -8,7 +8,7 @@ export { loadModel, type ModelInput } from './model/load.js'
 export type { ModelFileSource, ModelFiles, LoadProgress } from './model/source.js'
 export type { LlamaModel } from './model/model.js'
 export type {
-  Model, ModelConfig, LoadOptions, GenerateOptions, GenerateResult, GenerateStats, Generation, GeneratedToken, Tokenizer, FinishReason,
+  Model, ModelConfig, LoadOptions, GenerateOptions, GenerateResult, GenerateStats, Generation, GeneratedToken, KeptTokens, Tokenizer, FinishReason,
 } from './model/types.js'
 export { ModelLoadError, ModelInputError, ContextLengthError, ModelDisposedError, NonFiniteError } from './model/errors.js'
 // the KV cache

@@ -4,7 +4,6 @@ import type { Heap } from '../src/backend/heap.js'
 import { packedAttendScratch } from '../src/backend/backend.js'
 import { referencePackedKernels } from '../src/backend/reference/packed-kernels.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
-import { attendCache } from '../src/cache/attention.js'
 import { packedLayout, pageBytes, type PageFormat } from '../src/cache/formats.js'
 import { codeAt, groupMeta, keyGroupAt, packKeyGroup, packValueRow, unpackKeyRow, unpackValueRow, valueGroupAt } from '../src/cache/packing.js'
 import { halfDown, halfUp } from '../src/cache/half.js'
@@ -15,6 +14,7 @@ import { defaultModelDir } from '../src/eval/paths.js'
 import { createPolicy } from '../src/policies/registry.js'
 import { PolicyCompositionError } from '../src/policies/errors.js'
 import { normals, rng, wasmAndReference } from './kernels-helpers.js'
+import { expectAttentionOverReadBack } from './packed-helpers.js'
 
 // Packed KV pages (KIVI's grouping): round trips within each format's bound on random and real
 // fixture keys and values, the fused kernels against the dequantize-then-float32 twins, the store's
@@ -119,28 +119,6 @@ describe('round trip of packed pages', () => {
   })
 })
 
-/** decode attention (6 query heads over 2 KV heads of 64) over `cache` equals it over a float cache of its read-back rows */
-function expectAttentionOverReadBack(cache: PagedKVCache, n: number, seed: number): void {
-  const plain = new PagedKVCache(wasm, { layers: 1, kvHeads: 2, headDim: 64, pageTokens: 64 })
-  const k = new Float32Array(n * 128)
-  const v = new Float32Array(n * 128)
-  for (let h = 0; h < 2; h++) {
-    const kh = cache.readKeys(0, h)
-    const vh = cache.readValues(0, h)
-    for (let t = 0; t < n; t++) {
-      k.set(kh.subarray(t * 64, t * 64 + 64), (t * 2 + h) * 64)
-      v.set(vh.subarray(t * 64, t * 64 + 64), (t * 2 + h) * 64)
-    }
-  }
-  plain.append(0, k, v, Int32Array.from({ length: n }, (_, i) => i))
-  const q = heap.f32From(normals(rng(seed), 6 * 64))
-  const outs = [heap.allocF32(6 * 64), heap.allocF32(6 * 64)]
-  ;[cache, plain].forEach((c, i) => attendCache(wasm, c, { layer: 0, q: q.ptr, T: 1, qHeads: 6, out: outs[i].ptr, scale: 0.125 }))
-  for (let i = 0; i < 6 * 64; i++) expect(outs[0].view[i]).toBeCloseTo(outs[1].view[i], 5)
-  for (const b of [q, ...outs]) b.free()
-  plain.dispose()
-}
-
 /** a cache of n random tokens per head (2 heads of d), all of them packed in `format` */
 function packedCache(n: number, d: number, format: PageFormat, seed: number): PagedKVCache {
   const cache = new PagedKVCache(wasm, { layers: 1, kvHeads: 2, headDim: d, pageTokens: 64 })
@@ -161,8 +139,8 @@ describe('fused packed kernels equal dequantize-then-float32', () => {
     const out = heap.allocF32(qHeads * n)
     const ref = heap.allocF32(qHeads * n)
     const scratch = heap.allocF32(qHeads * (d + 1))
-    wasm.scorePackedKeys!(q.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], 0.125, out.ptr, scratch.ptr)
-    twin().scorePackedKeys(q.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], 0.125, ref.ptr, 0)
+    wasm.scorePackedKeys!(q.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], 0, 0.125, out.ptr, scratch.ptr)
+    twin().scorePackedKeys(q.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], 0, 0.125, ref.ptr, 0)
     // float32 rounding of a d-term dot product: a few ulps of sum |q_c k_c|
     const k = cache.readKeys(0, 1)
     for (let h = 0; h < qHeads; h++) {
@@ -185,8 +163,8 @@ describe('fused packed kernels equal dequantize-then-float32', () => {
       const bufs = [heap.allocF32(rows * d), heap.allocF32(rows * d), heap.allocF32(rows), heap.allocF32(rows)]
       const scratch = heap.allocF32(packedAttendScratch(rows, d, d, n))
       const [out, ref, lse, lseRef] = bufs
-      wasm.attendPacked!(q.ptr, rows, d, d, seg.kTable, seg.vTable, 64, n, BITS[format], BITS[format], 0.125, out.ptr, d, lse.ptr, scratch.ptr)
-      twin().attendPacked(q.ptr, rows, d, d, seg.kTable, seg.vTable, 64, n, BITS[format], BITS[format], 0.125, ref.ptr, d, lseRef.ptr, 0)
+      wasm.attendPacked!(q.ptr, rows, d, d, seg.kTable, seg.vTable, 64, n, BITS[format], 0, BITS[format], 0.125, out.ptr, d, lse.ptr, scratch.ptr)
+      twin().attendPacked(q.ptr, rows, d, d, seg.kTable, seg.vTable, 64, n, BITS[format], 0, BITS[format], 0.125, ref.ptr, d, lseRef.ptr, 0)
       const v = cache.readValues(0, 0)
       const vmax = v.reduce((m, x) => Math.max(m, Math.abs(x)), 0)
       for (let i = 0; i < rows * d; i++) expect(Math.abs(out.view[i] - ref.view[i])).toBeLessThanOrEqual(vmax * 2e-5)
@@ -227,7 +205,7 @@ describe('packed segments in the store', () => {
     const r = rng(5)
     cache.append(0, normals(r, n * 128), normals(r, n * 128), Int32Array.from({ length: n }, (_, i) => i))
     cache.apply({ heads: [], quantize: [0, 1].map((head) => ({ layer: 0, head, upto: 96, keys: 'int4', values: 'int2' })) })
-    expectAttentionOverReadBack(cache, n, 9)
+    expectAttentionOverReadBack(wasm, heap, cache, n, 9)
     cache.dispose()
   })
 
@@ -238,8 +216,9 @@ describe('packed segments in the store', () => {
     const before = cache.bytes()
     const q = (o: object) => ({ heads: [], quantize: [{ layer: 0, head: 0, upto: 74, keys: 'int2', values: 'int2', ...o }] }) as never
     expect(() => cache.apply(q({ upto: 75 }))).toThrow(/upto = 75 is outside \[64, 74\]/)
-    expect(() => cache.apply(q({ keys: 'float16' }))).toThrow(/keys: float16 is not an integer format/)
-    expect(() => cache.apply(q({ values: 'ternary' }))).toThrow(/values: ternary is not an integer format/)
+    expect(() => cache.apply(q({ keys: 'float16' }))).toThrow(/keys: float16 is not an integer key format/)
+    expect(() => cache.apply(q({ keys: 'ternary' }))).toThrow(/keys: ternary is not an integer key format/)
+    expect(() => cache.apply(q({ values: 'float16' }))).toThrow(/values: float16 is not an integer or ternary value format/)
     expect(() => cache.apply({ heads: [{ layer: 0, head: 0, keep: Int32Array.from({ length: 70 }, (_, i) => i + 4) }] })).toThrow(/slot 0 .* is packed/)
     expect(() => cache.apply({ heads: [], evictions: [{ layer: 0, head: 1, evict: Int32Array.of(3) }] })).toThrow(/evicts slot 3 .* inside its 64 packed slots/)
     expect(cache.bytes()).toEqual(before)
@@ -285,7 +264,7 @@ describe('packed segments in the store', () => {
     }
     // attention over [packed pruned][packed whole][float] equals a float cache of the read-back rows
     // (the pruned channels read as 0, so the dot products agree)
-    expectAttentionOverReadBack(cache, n, 12)
+    expectAttentionOverReadBack(wasm, heap, cache, n, 12)
     cache.dispose()
   })
 

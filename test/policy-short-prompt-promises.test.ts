@@ -62,6 +62,8 @@ const CASES: { spec: () => string; name: string; window: number; scope: Scope; b
   { name: 'kivi', spec: () => 'kivi:residual=2', window: 0, scope: 'none', budgeted: false },
   // MiKV evicts nothing either: it reorders slots (important rows behind the others), so no window check
   { name: 'mikv', spec: () => 'mikv:residual=2', window: 0, scope: 'none', budgeted: false },
+  // VidKV reorders slots too (salient rows behind the ternary ones)
+  { name: 'vidkv', spec: () => 'vidkv:residual=2', window: 0, scope: 'none', budgeted: false },
 ]
 const BUDGETS = ['tokens=1', 'tokens=3', 'budget=0.5', 'budget=1', 'tokens=200']
 
@@ -140,7 +142,7 @@ describe('policy promises on short prompts', () => {
         }
       }
     }
-    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think, the 6 selection policies, kivi and mikv x 8 lengths
-    expect(cases).toBe(892)
+    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think, the 6 selection policies, kivi, mikv and vidkv x 8 lengths
+    expect(cases).toBe(900)
   })
 })

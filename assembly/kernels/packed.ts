@@ -1,4 +1,4 @@
-import { madd } from './simd'
+import { hsum, madd, widenHalf4 } from './simd'
 import { expv } from './exp'
 
 // Fused kernels over packed KV pages (int8/4/2/1 codes with float16 scale and min per group of 32;
@@ -9,6 +9,11 @@ import { expv } from './exp'
 // scale folds into the attention weight the same way.
 
 const GROUP: i32 = 32
+// bytes of a 32-token int2 chunk (the int2 channels of int2+sign keys)
+const HI_CHUNK: i32 = 8
+// bytes of a 32-value ternary chunk (five base-3 digits a byte) and the kernels' code for ternary
+const TERNARY_CHUNK: i32 = 7
+const TERNARY: i32 = 0
 
 /** float16 bits -> float32 */
 // @ts-ignore: decorator
@@ -46,6 +51,25 @@ const GROUP: i32 = 32
   return i8x16.min_u(v128.and(r, i8x16(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8)), i8x16.splat(1))
 }
 
+/**
+ * 16 consecutive ternary codes t + 1 in {0, 1, 2} (elements e0 .. e0 + 15) of a 32-value planar chunk
+ * (element e is base-3 digit e / 7 of byte e % 7), as u8 lanes; tmp: 16 bytes of scratch
+ */
+// @ts-ignore: decorator
+@inline function ternary16(p: usize, e0: i32, tmp: usize): v128 {
+  for (let j = 0; j < 16; j++) {
+    const e = e0 + j
+    let b = <u32>load<u8>(p + <usize>(e % TERNARY_CHUNK))
+    const digit = e / TERNARY_CHUNK
+    if (digit >= 1) b /= 3
+    if (digit >= 2) b /= 3
+    if (digit >= 3) b /= 3
+    if (digit >= 4) b /= 3
+    store<u8>(tmp + <usize>j, <u8>(b % 3))
+  }
+  return v128.load(tmp)
+}
+
 // u8 lanes -> four float lanes each (codes are small: the signed convert is exact and one instruction on x86)
 // @ts-ignore: decorator
 @inline function f0(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(c))) }
@@ -61,13 +85,15 @@ const GROUP: i32 = 32
  * qs (rows of d floats) with biases at bias: out[h * outStride + e0 + j] for the `valid` first tokens.
  */
 // @ts-ignore: decorator
-@inline function scoreHalf(codes: usize, chunk: i32, bits: i32, e0: i32, d: i32, H: i32, qs: usize, bias: usize, out: usize, outStride: usize, valid: i32): void {
+@inline function scoreHalf(codes: usize, chunk: i32, bits: i32, hi: i32, e0: i32, d: i32, H: i32, qs: usize, bias: usize, out: usize, outStride: usize, valid: i32): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
   let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0)
   const qStride = <usize>d << 2
+  // int2+sign keys: the first hi channels are int2 chunks of 8 bytes, the rest `bits`-bit chunks after them
+  const rest = codes + <usize>(hi * HI_CHUNK) - <usize>(hi * chunk)
   for (let c = 0; c < d; c++) {
-    const k = codes16(codes + <usize>(c * chunk), bits, e0)
+    const k = c < hi ? codes16(codes + <usize>(c * HI_CHUNK), 2, e0) : codes16(rest + <usize>(c * chunk), bits, e0)
     const k0 = f0(k), k1 = f1(k), k2 = f2(k), k3 = f3(k)
     const qa = v128.load32_splat(qs + (<usize>c << 2))
     a0 = madd(qa, k0, a0); a1 = madd(qa, k1, a1); a2 = madd(qa, k2, a2); a3 = madd(qa, k3, a3)
@@ -108,27 +134,52 @@ const GROUP: i32 = 32
 
 /**
  * out[h*n + i] = scale * (q_h . k_i) for qHeads query heads over n packed keys of d channels
- * (int `bits` = 8, 4, 2 or 1; pages of pageTokens rows, a multiple of 32). Equal to dequantizing the
+ * (int `bits` = 8, 4, 2 or 1; pages of pageTokens rows, a multiple of 32; int2+sign keys: the first `hi`
+ * channels int2, the rest int1, else hi = 0). Equal to dequantizing the
  * keys (k = s * code + min) and scoring in float32, within float32 rounding.
  * scratch: qHeads * (d + 1) floats (the group's folded queries and biases).
  */
 export function scorePackedKeys(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, scale: f32, out: usize, scratch: usize): void {
+  scorePackedKeysMixed(q, qHeads, d, table, pageTokens, n, bits, 0, scale, out, scratch)
+}
+
+/** scorePackedKeys over keys whose first `hi` channels are int2 and the rest `bits`-bit (int2+sign: bits 1; ABI 1.5) */
+export function scorePackedKeysMixed(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, hi: i32, scale: f32, out: usize, scratch: usize): void {
   const chunk = bits * 4
+  const lineBytes = hi * HI_CHUNK + (d - hi) * chunk
   const groupsPerPage = pageTokens / GROUP
-  const metaOffset = <usize>(groupsPerPage * d * chunk)
+  const metaOffset = <usize>(groupsPerPage * lineBytes)
   const qs = scratch
   const bias = scratch + (<usize>(qHeads * d) << 2)
   const outStride = <usize>n << 2
   const groups = (n + GROUP - 1) / GROUP
+  const vscale = f32x4.splat(scale)
   for (let g = 0; g < groups; g++) {
     const page = <usize>load<u32>(table + (<usize>(g / groupsPerPage) << 2))
     const tg = g % groupsPerPage
-    const codes = page + <usize>(tg * d * chunk)
+    const codes = page + <usize>(tg * lineBytes)
     const meta = page + metaOffset + (<usize>(tg * d) << 2)
     // fold the group's scales into the queries and its mins into one bias per head (each float16
     // decoded once per channel, whatever the group size)
     memory.fill(bias, 0, <usize>qHeads << 2)
-    for (let c = 0; c < d; c++) {
+    // four channels at a time: their (scale, min) halves widened in one go (the fold was a third of the
+    // kernel's time as scalar code at 3 heads x 64 channels)
+    let c0 = 0
+    for (; c0 + 4 <= d; c0 += 4) {
+      const m8 = v128.load(meta + (<usize>c0 << 2))
+      const a = widenHalf4(i32x4.extend_low_i16x8_s(m8))
+      const b = widenHalf4(i32x4.extend_high_i16x8_s(m8))
+      const sc = f32x4.mul(vscale, v128.shuffle<f32>(a, b, 0, 2, 4, 6))
+      const mn = f32x4.mul(vscale, v128.shuffle<f32>(a, b, 1, 3, 5, 7))
+      for (let h = 0; h < qHeads; h++) {
+        const off = <usize>(h * d + c0) << 2
+        const x = v128.load(q + off)
+        v128.store(qs + off, f32x4.mul(x, sc))
+        const bh = bias + (<usize>h << 2)
+        store<f32>(bh, load<f32>(bh) + hsum(f32x4.mul(x, mn)))
+      }
+    }
+    for (let c = c0; c < d; c++) {
       const m = meta + (<usize>c << 2)
       const sc = scale * halfToF32(load<u16>(m))
       const mn = scale * halfToF32(load<u16>(m, 2))
@@ -149,21 +200,21 @@ export function scorePackedKeys(q: usize, qHeads: i32, d: i32, table: usize, pag
         const valid = min(16, n - first - e0)
         if (valid <= 0) break
         if (bits == 4) {
-          if (H == 3) scoreHalf(codes, chunk, 4, e0, d, 3, qsh, bh, o, outStride, valid)
-          else if (H == 2) scoreHalf(codes, chunk, 4, e0, d, 2, qsh, bh, o, outStride, valid)
-          else scoreHalf(codes, chunk, 4, e0, d, 1, qsh, bh, o, outStride, valid)
+          if (H == 3) scoreHalf(codes, chunk, 4, hi, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 4, hi, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 4, hi, e0, d, 1, qsh, bh, o, outStride, valid)
         } else if (bits == 2) {
-          if (H == 3) scoreHalf(codes, chunk, 2, e0, d, 3, qsh, bh, o, outStride, valid)
-          else if (H == 2) scoreHalf(codes, chunk, 2, e0, d, 2, qsh, bh, o, outStride, valid)
-          else scoreHalf(codes, chunk, 2, e0, d, 1, qsh, bh, o, outStride, valid)
+          if (H == 3) scoreHalf(codes, chunk, 2, hi, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 2, hi, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 2, hi, e0, d, 1, qsh, bh, o, outStride, valid)
         } else if (bits == 8) {
-          if (H == 3) scoreHalf(codes, chunk, 8, e0, d, 3, qsh, bh, o, outStride, valid)
-          else if (H == 2) scoreHalf(codes, chunk, 8, e0, d, 2, qsh, bh, o, outStride, valid)
-          else scoreHalf(codes, chunk, 8, e0, d, 1, qsh, bh, o, outStride, valid)
+          if (H == 3) scoreHalf(codes, chunk, 8, hi, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 8, hi, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 8, hi, e0, d, 1, qsh, bh, o, outStride, valid)
         } else {
-          if (H == 3) scoreHalf(codes, chunk, 1, e0, d, 3, qsh, bh, o, outStride, valid)
-          else if (H == 2) scoreHalf(codes, chunk, 1, e0, d, 2, qsh, bh, o, outStride, valid)
-          else scoreHalf(codes, chunk, 1, e0, d, 1, qsh, bh, o, outStride, valid)
+          if (H == 3) scoreHalf(codes, chunk, 1, hi, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 1, hi, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 1, hi, e0, d, 1, qsh, bh, o, outStride, valid)
         }
       }
       h += H
@@ -176,16 +227,23 @@ export function scorePackedKeys(q: usize, qHeads: i32, d: i32, table: usize, pag
  * out[r] = softmax(scale q_r . K^T) V written as [rows][vd] at out with row stride outStride floats, and
  * lse[r] (if lse != 0) the log-sum-exp of the scaled scores. Keys as scorePackedKeys; values int
  * `vBits`, grouped along 32 channels per token (the last group of a row may be partial). Every token is visible (packed
- * tokens are older than any query). scratch: rows * n + rows * (d + 1) + rows * ceil(vd / 32) + rows floats
+ * tokens are older than any query). vBits 0: ternary values (codes t + 1, one float16 scale a group).
+ * kHi: as scorePackedKeys' hi. scratch: rows * n + rows * (d + 1) + rows * ceil(vd / 32) + rows + 4 floats
  * (packedAttendScratch in src/backend/backend.ts).
  */
 export function attendPacked(q: usize, rows: i32, d: i32, vd: i32, kTable: usize, vTable: usize, pageTokens: i32, n: i32, kBits: i32, vBits: i32, scale: f32, out: usize, outStride: i32, lse: usize, scratch: usize): void {
+  attendPackedMixed(q, rows, d, vd, kTable, vTable, pageTokens, n, kBits, 0, vBits, scale, out, outStride, lse, scratch)
+}
+
+/** attendPacked over mixed keys (scorePackedKeysMixed's kHi) and ternary values (vBits 0) too (ABI 1.5) */
+export function attendPackedMixed(q: usize, rows: i32, d: i32, vd: i32, kTable: usize, vTable: usize, pageTokens: i32, n: i32, kBits: i32, kHi: i32, vBits: i32, scale: f32, out: usize, outStride: i32, lse: usize, scratch: usize): void {
   const s = scratch
   const foldScratch = s + (<usize>(rows * n) << 2)
   const cgs = (vd + GROUP - 1) / GROUP
   const vbias = foldScratch + (<usize>(rows * (d + 1)) << 2)
   const sums = vbias + (<usize>(rows * cgs) << 2)
-  scorePackedKeys(q, rows, d, kTable, pageTokens, n, kBits, scale, s, foldScratch)
+  const digits = sums + (<usize>rows << 2)
+  scorePackedKeysMixed(q, rows, d, kTable, pageTokens, n, kBits, kHi, scale, s, foldScratch)
   // softmax numerators in place, each row's max subtracted
   for (let r = 0; r < rows; r++) {
     const row = s + (<usize>(r * n) << 2)
@@ -211,22 +269,26 @@ export function attendPacked(q: usize, rows: i32, d: i32, vd: i32, kTable: usize
     memory.fill(o, 0, <usize>vd << 2)
   }
   memory.fill(vbias, 0, <usize>(rows * cgs) << 2)
-  const chunk = vBits * 4
+  // ternary values: codes t + 1 with one float16 scale s a group, read as s * code - s
+  const ternary = vBits == TERNARY
+  const chunk = ternary ? TERNARY_CHUNK : vBits * 4
+  const metaBytes: i32 = ternary ? 2 : 4
   const metaOffset = <usize>(pageTokens * cgs * chunk)
   for (let i = 0; i < n; i++) {
     const page = <usize>load<u32>(vTable + (<usize>(i / pageTokens) << 2))
     const local = i % pageTokens
     for (let cg = 0; cg < cgs; cg++) {
       const codes = page + <usize>((local * cgs + cg) * chunk)
-      const meta = page + metaOffset + (<usize>(local * cgs + cg) << 2)
+      const meta = page + metaOffset + <usize>((local * cgs + cg) * metaBytes)
       const sc = halfToF32(load<u16>(meta))
-      const mn = halfToF32(load<u16>(meta, 2))
+      const mn = ternary ? -sc : halfToF32(load<u16>(meta, 2))
       for (let e0 = 0; e0 < GROUP; e0 += 16) {
         // channels of this block that exist (the last group of a row may be partial)
         const valid = min(16, vd - cg * GROUP - e0)
         if (valid <= 0) break
         let k: v128
-        if (vBits == 4) k = codes16(codes, 4, e0)
+        if (ternary) k = ternary16(codes, e0, digits)
+        else if (vBits == 4) k = codes16(codes, 4, e0)
         else if (vBits == 2) k = codes16(codes, 2, e0)
         else if (vBits == 8) k = codes16(codes, 8, e0)
         else k = codes16(codes, 1, e0)

@@ -93,24 +93,26 @@ export interface KernelBackend {
 export interface PackedKernels {
   /**
    * out[h*n + i] = scale * (q[h] . k_i) over n packed keys of d channels with `bits`-bit codes (keys
-   * grouped along 32 tokens per channel). scratch: qHeads * (d + 1) floats.
+   * grouped along 32 tokens per channel); int2+sign keys (VidKV): the first `hi` channels int2 and the
+   * rest int1 (else hi = 0). scratch: qHeads * (d + 1) floats.
    */
-  scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, scale: number, out: number, scratch: number): void
+  scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, scratch: number): void
   /**
    * softmax(scale q_r . K^T) V for `rows` query rows [rows][d] over n packed tokens (all visible): values
-   * vBits-bit, grouped along 32 channels per token (a row's last group may be partial); out rows of vd floats at a
+   * vBits-bit (0: ternary, formats.ts kernelBits), grouped along 32 channels per token (a row's last group may be partial); out rows of vd floats at a
    * stride of outStride floats; lse[r] the log-sum-exp of the scaled scores (lse = 0: not written).
    * scratch: packedAttendScratch(rows, d, vd, n) floats.
    */
   attendPacked(
     q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number,
-    kBits: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
+    kBits: number, kHi: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
   ): void
 }
 
 /** Scratch floats attendPacked needs (the scores, the folded queries, the value biases and sums). */
 export function packedAttendScratch(rows: number, d: number, vd: number, n: number): number {
-  return rows * n + rows * (d + 1) + rows * Math.ceil(vd / 32) + rows
+  // (and 16 bytes where ternary codes are unpacked)
+  return rows * n + rows * (d + 1) + rows * Math.ceil(vd / 32) + rows + 4
 }
 
 export type Backend = KernelBackend & ModelKernels & {

@@ -1,7 +1,8 @@
 import type { Heap } from '../backend/heap.js'
 import { packedAttendScratch, type Backend, type PackedKernels } from '../backend/backend.js'
 import { referencePackedKernels } from '../backend/reference/packed-kernels.js'
-import { formatInfo } from './formats.js'
+import { formatInfo, kernelBits } from './formats.js'
+import { toBasis, type KeyBasis } from './basis.js'
 import { attendScratchFloats } from '../backend/model-kernels.js'
 import type { HeadSegment } from './types.js'
 import type { PagedKVCache } from './paged-cache.js'
@@ -50,8 +51,8 @@ interface Part {
   channels: Int32Array | null
   /** query t sees the first min(n, visible0 + t) rows */
   visible0: number
-  /** bits of the key and value codes of a packed segment (attended in place by attendPacked) */
-  packed?: { kBits: number; vBits: number }
+  /** kernel bits codes of a packed segment's keys and values (attended in place by attendPacked; kHi: int2+sign's int2 channels) */
+  packed?: { kBits: number; kHi: number; vBits: number; basis: KeyBasis | null }
   /** element type of the rows (float16 parts go to the F16 kernels) */
   format: PageFormat
 }
@@ -150,12 +151,19 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
         const l = tmp(rows)
         if (p.packed) {
           // packed rows are older than every query: all visible; the queries as [rows][kd] rows
-          if (qps !== group * p.kd) {
+          const basis = p.packed.basis
+          if (basis) {
+            // int2+sign keys are stored in their basis (basis.ts): the queries go there too, q' . k' = q . k
+            const qc = tmp(rows * p.kd)
+            for (let t = 0; t < a.T; t++) for (let h = 0; h < group; h++) toBasis(basis, heap.F32, (qp >> 2) + t * qps + h * p.kd, heap.F32, (qc >> 2) + (t * group + h) * p.kd)
+            qp = qc
+          } else if (qps !== group * p.kd) {
             const qc = tmp(rows * p.kd)
             for (let t = 0; t < a.T; t++) heap.F32.copyWithin((qc >> 2) + t * group * p.kd, (qp >> 2) + t * qps, (qp >> 2) + t * qps + group * p.kd)
             qp = qc
           }
-          packedKernels(backend).attendPacked(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.packed.kBits, p.packed.vBits, a.scale, o, d, l, tmp(packedAttendScratch(rows, p.kd, d, p.n)))
+          const { kBits, kHi, vBits } = p.packed
+          packedKernels(backend).attendPacked(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, kBits, kHi, vBits, a.scale, o, d, l, tmp(packedAttendScratch(rows, p.kd, d, p.n)))
         } else causalKernel(backend, p.format)(qp, qps, group, a.T, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, o, group * d, l, scratch)
         outs.push(o)
         lses.push(l)
@@ -207,7 +215,7 @@ function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: He
     const visible0 = index === segs.length - 1 ? s.n - T + 1 : s.n
     if (pre && isStaged(s)) return
     if (!sel && s.tier === 'wasm') {
-      const packed = !formatInfo(s.format).scaled ? undefined : { kBits: formatInfo(s.format).bits, vBits: formatInfo(s.valueFormat).bits }
+      const packed = !formatInfo(s.format).scaled ? undefined : { kBits: kernelBits(s.format), kHi: s.keyBasis?.hi.length ?? 0, vBits: kernelBits(s.valueFormat), basis: s.keyBasis }
       parts.push({ kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels, visible0, format: s.format, packed })
       return
     }

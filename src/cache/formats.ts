@@ -12,12 +12,16 @@ import { CacheError } from './errors.js'
  *   section 3: keys quantized per channel in groups along tokens, values per token in groups along channels).
  * - ternary: codes in {-1, 0, +1}, five to a byte (3^5 = 243 <= 256), one float16 scale per group and no
  *   zero point (symmetric, as BitNet b1.58's absmean quantizer).
+ * - int2+sign (keys only; VidKV, Tao et al. 2025, section 3.2): the segment's first `hi` channels as int2,
+ *   the others as 1-bit signs x = +-s with s = mean |x| over the group, stored as int1 codes with
+ *   (scale, min) = (2s, -s) so every channel reads back as scale * code + min. The segment's `keyBasis`
+ *   says which head channels the two parts hold (the sign part after an orthonormal real DFT: basis.ts).
  *
  * The packed formats are defined here with their exact byte accounting; the kernels that attend to them
  * come with the quantization work (the store refuses to append to or attend over a format whose kernels
  * are not built: `attendable`).
  */
-export type PageFormat = 'float32' | 'float16' | 'int8' | 'int4' | 'int2' | 'int1' | 'ternary'
+export type PageFormat = 'float32' | 'float16' | 'int8' | 'int4' | 'int2' | 'int1' | 'ternary' | 'int2+sign'
 
 /**
  * The element type of the KV rows a cache appends: `kvDtype`, named as Hugging Face's `torch_dtype`
@@ -54,6 +58,16 @@ export const PAGE_FORMATS: Readonly<Record<PageFormat, FormatInfo>> = {
   int2: { name: 'int2', bits: 2, scaled: true, zeroPoint: true, attendable: false },
   int1: { name: 'int1', bits: 1, scaled: true, zeroPoint: true, attendable: false },
   ternary: { name: 'ternary', bits: 8 / 5, scaled: true, zeroPoint: false, attendable: false },
+  // bits of the sign part; the segment's `hi` channels take 2
+  'int2+sign': { name: 'int2+sign', bits: 1, scaled: true, zeroPoint: true, attendable: false },
+}
+
+/**
+ * The code the packed kernels take for a format's bits: 8, 4, 2, 1 for the integer formats (int2+sign:
+ * 1, its int2 channels counted apart), 0 for ternary.
+ */
+export function kernelBits(format: PageFormat): number {
+  return format === 'ternary' ? 0 : formatInfo(format).bits
 }
 
 /** Values per quantization group unless a segment says otherwise (KIVI's default group size). */
@@ -71,7 +85,8 @@ export function formatInfo(format: PageFormat): FormatInfo {
  * the group sits in byte e % chunk, slot floor(e / chunk) of it (int: bits [slot*bits, slot*bits+bits);
  * ternary: base-3 digit slot), so one SIMD load and one shift give consecutive elements in lanes.
  * - keys: group `group` tokens of one channel; chunks ordered [token group][channel], then the metadata
- *   [token group][channel][scale, min] (ternary: [scale]).
+ *   [token group][channel][scale, min] (ternary: [scale]). int2+sign: a token group's chunks are the `hi`
+ *   int2 chunks, then the int1 chunks of the other channels; metadata as an integer format's.
  * - values: group `group` channels of one token; chunks ordered [token][channel group], then the metadata
  *   [token][channel group][scale, min] (ternary: [scale]).
  * Metadata are float16; an int value reads back as scale * code + min, a ternary one as scale * t.
@@ -92,24 +107,31 @@ export interface PackedLayout {
   readonly metaOffset: number
   /** float16 metadata per group: 2 (scale, min) or 1 (scale) */
   readonly metaPerGroup: number
+  /** keys of int2+sign: the leading channels held as int2 (chunks of 2 * group / 8 bytes); else 0 */
+  readonly hi: number
+  /** keys: bytes of one token group's codes (all channels) */
+  readonly lineBytes: number
   readonly bytes: number
 }
 
-export function packedLayout(format: PageFormat, role: StreamRole, pageTokens: number, width: number, group = DEFAULT_GROUP): PackedLayout {
+export function packedLayout(format: PageFormat, role: StreamRole, pageTokens: number, width: number, group = DEFAULT_GROUP, hi = 0): PackedLayout {
   const info = formatInfo(format)
+  if (format === 'int2+sign' && role !== 'key') throw new CacheError('pageBytes: int2+sign is a key format')
+  if (!(Number.isInteger(hi) && hi >= 0 && hi <= width) || (hi && format !== 'int2+sign')) throw new CacheError(`pageBytes: hi must be an integer in [0, ${width}] and only with int2+sign keys, got ${hi} for ${format}`)
   if (!(Number.isInteger(pageTokens) && pageTokens > 0)) throw new CacheError(`pageBytes: pageTokens must be a positive integer, got ${pageTokens}`)
   if (!(Number.isInteger(width) && width > 0)) throw new CacheError(`pageBytes: width must be a positive integer, got ${width}`)
   if (!(Number.isInteger(group) && group > 0)) throw new CacheError(`pageBytes: group must be a positive integer, got ${group}`)
   if (!info.scaled) {
     const bytes = Math.ceil((pageTokens * width * info.bits) / 8 / 16) * 16
-    return { format, role, pageTokens, width, group, chunk: 0, groups: 0, perLine: 0, metaOffset: bytes, metaPerGroup: 0, bytes }
+    return { format, role, pageTokens, width, group, chunk: 0, groups: 0, perLine: 0, metaOffset: bytes, metaPerGroup: 0, hi: 0, lineBytes: 0, bytes }
   }
   const chunk = format === 'ternary' ? Math.ceil(group / 5) : Math.ceil((group * info.bits) / 8)
   const perLine = role === 'key' ? Math.ceil(pageTokens / group) : Math.ceil(width / group)
   const groups = role === 'key' ? perLine * width : pageTokens * perLine
   const metaPerGroup = info.zeroPoint ? 2 : 1
-  const metaOffset = groups * chunk
-  return { format, role, pageTokens, width, group, chunk, groups, perLine, metaOffset, metaPerGroup, bytes: Math.ceil((metaOffset + groups * metaPerGroup * 2) / 16) * 16 }
+  const lineBytes = hi * Math.ceil((group * 2) / 8) + (width - hi) * chunk
+  const metaOffset = role === 'key' ? perLine * lineBytes : groups * chunk
+  return { format, role, pageTokens, width, group, chunk, groups, perLine, metaOffset, metaPerGroup, hi, lineBytes, bytes: Math.ceil((metaOffset + groups * metaPerGroup * 2) / 16) * 16 }
 }
 
 /**
@@ -117,6 +139,6 @@ export function packedLayout(format: PageFormat, role: StreamRole, pageTokens: n
  * float16 min where the format has a zero point), rounded up to 16 bytes so pages stay SIMD-aligned.
  * Keys group `group` tokens of one channel; values group `group` channels of one token.
  */
-export function pageBytes(format: PageFormat, role: StreamRole, pageTokens: number, width: number, group = DEFAULT_GROUP): number {
-  return packedLayout(format, role, pageTokens, width, group).bytes
+export function pageBytes(format: PageFormat, role: StreamRole, pageTokens: number, width: number, group = DEFAULT_GROUP, hi = 0): number {
+  return packedLayout(format, role, pageTokens, width, group, hi).bytes
 }

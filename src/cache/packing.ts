@@ -18,7 +18,38 @@ import { PACKABLE_MAX, halfDown, halfUp } from './half.js'
 /** the byte offset of a group's codes and of its metadata inside a page */
 export function keyGroupAt(lay: PackedLayout, tokenGroup: number, channel: number): { codes: number; meta: number } {
   const g = tokenGroup * lay.width + channel
-  return { codes: g * lay.chunk, meta: lay.metaOffset + g * lay.metaPerGroup * 2 }
+  const inLine = channel < lay.hi ? channel * hiChunk(lay) : lay.hi * hiChunk(lay) + (channel - lay.hi) * lay.chunk
+  return { codes: tokenGroup * lay.lineBytes + inLine, meta: lay.metaOffset + g * lay.metaPerGroup * 2 }
+}
+
+function hiChunk(lay: PackedLayout): number {
+  return Math.ceil((lay.group * 2) / 8)
+}
+
+/**
+ * The layout one key channel's chunks follow: int2+sign's first `hi` channels read as int2, the others as
+ * int1 (their sign codes); any other format's channels as the page's own.
+ */
+export function channelLayout(lay: PackedLayout, channel: number): PackedLayout {
+  if (lay.format !== 'int2+sign') return lay
+  return channel < lay.hi ? { ...lay, format: 'int2', chunk: hiChunk(lay) } : { ...lay, format: 'int1' }
+}
+
+/**
+ * VidKV's 1-bit key quantizer (Tao et al. 2025, section 3.2): s = mean |x| over the group, each x read
+ * back as +s (x >= 0) or -s, stored as an int1 chunk with (scale, min) = (2s, -s). (The released code
+ * reads the codes back as {0, s}: methods.md.)
+ */
+export function quantizeSignGroup(x: ArrayLike<number>, count: number, lay: PackedLayout, bytes: Uint8Array, codes: number, meta: number): void {
+  const B = lay.chunk
+  let sum = 0
+  for (let e = 0; e < count; e++) sum += Math.abs(x[e])
+  const sH = floatToHalf(count ? sum / count : 0)
+  const s = halfToFloat(sH)
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  dv.setUint16(meta, floatToHalf(2 * s), true)
+  dv.setUint16(meta + 2, floatToHalf(-s), true)
+  for (let e = 0; e < count; e++) if (x[e] >= 0) bytes[codes + (e % B)] |= 1 << Math.floor(e / B)
 }
 
 export function valueGroupAt(lay: PackedLayout, row: number, channelGroup: number): { codes: number; meta: number } {
@@ -109,7 +140,9 @@ export function packKeyGroup(x: Float32Array, xOff: number, stride: number, coun
   for (let c = 0; c < lay.width; c++) {
     for (let t = 0; t < count; t++) col[t] = x[xOff + t * stride + c]
     const at = keyGroupAt(lay, tg, c)
-    quantizeGroup(col, count, lay, page, at.codes, at.meta)
+    const cl = channelLayout(lay, c)
+    if (lay.format === 'int2+sign' && c >= lay.hi) quantizeSignGroup(col, count, cl, page, at.codes, at.meta)
+    else quantizeGroup(col, count, cl, page, at.codes, at.meta)
   }
 }
 
@@ -129,7 +162,8 @@ export function unpackKeyRow(page: Uint8Array, lay: PackedLayout, row: number, o
   const e = row - tg * lay.group
   for (let c = 0; c < lay.width; c++) {
     const at = keyGroupAt(lay, tg, c)
-    out[outOff + c] = dequantize(codeAt(page, at.codes, e, lay), groupMeta(page, at.meta, lay))
+    const cl = channelLayout(lay, c)
+    out[outOff + c] = dequantize(codeAt(page, at.codes, e, cl), groupMeta(page, at.meta, cl))
   }
 }
 

@@ -16,6 +16,8 @@ export interface Page {
   readonly role: StreamRole
   /** values per row (floats per row for float formats) */
   readonly width: number
+  /** int2+sign keys: the leading channels held as int2 (formats.ts); else 0 */
+  readonly hi: number
   readonly bytes: number
   tier: Tier
   /** byte pointer into the arena (tier 'wasm'), else 0 */
@@ -50,14 +52,14 @@ export class PageStore {
     readonly pageTokens: number,
   ) {}
 
-  bytesOf(format: PageFormat, role: StreamRole, width: number): number {
-    return pageBytes(format, role, this.pageTokens, width)
+  bytesOf(format: PageFormat, role: StreamRole, width: number, hi = 0): number {
+    return pageBytes(format, role, this.pageTokens, width, undefined, hi)
   }
 
   /** a fresh page with one reference (contents undefined) */
-  take(format: PageFormat, role: StreamRole, width: number, tier: Tier = 'wasm'): Page {
-    const bytes = this.bytesOf(format, role, width)
-    const page: Page = { format, role, width, bytes, tier, ptr: 0, host: null, refs: 1 }
+  take(format: PageFormat, role: StreamRole, width: number, tier: Tier = 'wasm', hi = 0): Page {
+    const bytes = this.bytesOf(format, role, width, hi)
+    const page: Page = { format, role, width, hi, bytes, tier, ptr: 0, host: null, refs: 1 }
     if (tier === 'wasm') {
       const p = this.pools.get(`${bytes}`)?.pop()
       if (p !== undefined) this.pooled -= bytes
@@ -91,7 +93,7 @@ export class PageStore {
   /** a private copy of a shared page (copy-on-write), with one reference; the original loses one */
   unshare(page: Page): Page {
     if (page.refs === 1) return page
-    const copy = this.take(page.format, page.role, page.width, page.tier)
+    const copy = this.take(page.format, page.role, page.width, page.tier, page.hi)
     if (page.tier === 'wasm') this.heap.U8.copyWithin(copy.ptr, page.ptr, page.ptr + page.bytes)
     else copy.host!.set(page.host!)
     this.release(page)
@@ -111,7 +113,7 @@ export class PageStore {
       this.move(page, tier)
       return page
     }
-    const copy = this.take(page.format, page.role, page.width, tier)
+    const copy = this.take(page.format, page.role, page.width, tier, page.hi)
     const src = page.tier === 'wasm' ? this.heap.U8.subarray(page.ptr, page.ptr + page.bytes) : page.host!
     if (tier === 'wasm') this.heap.U8.set(src, copy.ptr)
     else copy.host!.set(src)

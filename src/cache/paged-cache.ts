@@ -6,6 +6,7 @@ import { CacheError } from './errors.js'
 import { DEFAULT_GROUP, elementBytes, formatInfo, KV_DTYPES, type KVDtype } from './formats.js'
 import { PageStore, type Page, type Tier, TIERS } from './page-store.js'
 import { Segment, type SegmentKernels } from './segment.js'
+import { keyBasis } from './basis.js'
 import { checkPositions, validateDecision } from './validate.js'
 
 type StoreKernels = SegmentKernels & Pick<Kernels, 'fromFloat16'>
@@ -76,10 +77,10 @@ class Stream {
     const out: HeadSegment[] = []
     for (const s of this.segs) {
       if (s.n === 0) continue
-      out.push({ kTable: s.kTable, vTable: s.vTable, pageTokens, n: s.n, d: s.kd, vd: s.vd, start, channels: s.channels, format: s.format, valueFormat: s.valueFormat, tier: s.tier })
+      out.push({ kTable: s.kTable, vTable: s.vTable, pageTokens, n: s.n, d: s.kd, vd: s.vd, start, channels: s.channels, format: s.format, valueFormat: s.valueFormat, tier: s.tier, keyBasis: s.keyBasis })
       start += s.n
     }
-    if (out.length === 0) out.push({ kTable: 0, vTable: 0, pageTokens, n: 0, d: headDim, vd: headDim, start: 0, channels: null, format: kvDtype, valueFormat: kvDtype, tier: 'wasm' })
+    if (out.length === 0) out.push({ kTable: 0, vTable: 0, pageTokens, n: 0, d: headDim, vd: headDim, start: 0, channels: null, format: kvDtype, valueFormat: kvDtype, tier: 'wasm', keyBasis: null })
     return out
   }
 
@@ -527,9 +528,13 @@ export class PagedKVCache implements KVCache {
       const at = `apply: quantize[${i}]`
       const s = this.stream(q?.layer, q?.head)
       const key = `${q.layer}/${q.head}`
-      for (const [name, f] of [['keys', q.keys], ['values', q.values]] as const) {
-        const info = formatInfo(f)
-        if (!info.scaled || !info.zeroPoint) throw new CacheError(`${at}.${name}: ${f} is not an integer format (int8, int4, int2, int1)`)
+      const kInfo = formatInfo(q.keys)
+      if (!kInfo.scaled || !kInfo.zeroPoint) throw new CacheError(`${at}.keys: ${q.keys} is not an integer key format (int8, int4, int2, int1, int2+sign)`)
+      if (!formatInfo(q.values).scaled || q.values === 'int2+sign') throw new CacheError(`${at}.values: ${q.values} is not an integer or ternary value format (int8, int4, int2, int1, ternary)`)
+      if ((q.keys === 'int2+sign') !== (q.keyHiChannels !== undefined)) throw new CacheError(`${at}.keyHiChannels: int2+sign keys need the channels kept in 2 bits, and only they take them`)
+      if (q.keyHiChannels !== undefined) {
+        if (!(q.keyHiChannels instanceof Int32Array)) throw new CacheError(`${at}.keyHiChannels must be an Int32Array`)
+        keyBasis(q.keyHiChannels, this.options.headDim, `${at}.keyHiChannels`)
       }
       const packed = packedSoFar.get(key) ?? s.packedRows
       const n = after.get(key) ?? s.n
@@ -539,6 +544,7 @@ export class PagedKVCache implements KVCache {
       // the float rows: whole rows, or ThinK's channel-pruned prefix and then whole rows
       const floats = s.segs.filter((g) => g.n > 0 && !g.packed)
       if (floats.length > 2 || (floats.length === 2 && (!floats[0].channels || floats[1].channels)) || floats.some((g) => (g.format !== 'float32' && g.format !== 'float16') || g.tier !== 'wasm')) throw new CacheError(`${at}: slots [${packed}, ${q.upto}) of (layer ${q.layer}, head ${q.head}) must be float rows in the arena`)
+      if (q.keyHiChannels && floats.some((g) => g.channels)) throw new CacheError(`${at}: int2+sign keys take whole key rows; (layer ${q.layer}, head ${q.head}) has channel-pruned rows`)
     })
     return list
   }
@@ -558,8 +564,9 @@ export class PagedKVCache implements KVCache {
       const lead = s.segs.findIndex((g) => !g.packed)
       const packedSegs = lead < 0 ? s.segs.length : lead
       let target = packedSegs ? s.segs[packedSegs - 1] : undefined
-      if (!target || target.format !== q.keys || target.valueFormat !== q.values || target.n % DEFAULT_GROUP || String(target.channels) !== String(src.channels)) {
-        target = new Segment(this.store, this.kernels, q.keys, src.kd, this.options.headDim, src.channels, 'wasm', q.values)
+      const basis = q.keyHiChannels ? keyBasis(q.keyHiChannels, this.options.headDim) : null
+      if (!target || target.format !== q.keys || target.valueFormat !== q.values || target.n % DEFAULT_GROUP || String(target.channels) !== String(src.channels) || String(target.keyBasis?.hi) !== String(basis?.hi)) {
+        target = new Segment(this.store, this.kernels, q.keys, src.kd, this.options.headDim, src.channels, 'wasm', q.values, basis)
         s.segs.splice(packedSegs, 0, target)
       }
       target.appendPacked(src, take)

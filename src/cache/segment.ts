@@ -4,6 +4,7 @@ import { DEFAULT_GROUP, elementBytes, formatInfo, packedLayout, type KVDtype, ty
 import { checkPackable, packKeyGroup, packValueRow, unpackKeyRow, unpackValueRow } from './packing.js'
 import { floatToHalf, halfToFloat } from '../backend/half.js'
 import type { Page, PageStore, Tier } from './page-store.js'
+import { fromBasis, toBasis, type KeyBasis } from './basis.js'
 
 /**
  * A run of pages holding rows [0, n) of one (layer, KV head) stream in one format and one tier: key rows
@@ -34,14 +35,22 @@ export class Segment {
     readonly channels: Int32Array | null,
     private tierOf: Tier = 'wasm',
     readonly valueFormat: PageFormat = format,
-  ) {}
+    /** int2+sign keys: which channels the two parts hold (the rows are stored in this basis: basis.ts) */
+    readonly keyBasis: KeyBasis | null = null,
+  ) {
+    if ((format === 'int2+sign') !== (keyBasis !== null)) throw new CacheError(`Segment: int2+sign keys need a key basis and only they take one (keys ${format})`)
+  }
 
   /** whether the rows are packed codes (an integer or ternary format) */
   get packed(): boolean {
     return formatInfo(this.format).scaled || formatInfo(this.valueFormat).scaled
   }
   private get kLayout(): PackedLayout {
-    return packedLayout(this.format, 'key', this.pt, this.kd)
+    return packedLayout(this.format, 'key', this.pt, this.kd, DEFAULT_GROUP, this.keyHi)
+  }
+  /** int2+sign keys: the channels held as int2 (the leading ones of each stored row); else 0 */
+  get keyHi(): number {
+    return this.keyBasis?.hi.length ?? 0
   }
   private get vLayout(): PackedLayout {
     return packedLayout(this.valueFormat, 'value', this.pt, this.vd)
@@ -98,9 +107,9 @@ export class Segment {
   }
 
   private rowsBytes(rows: number): number {
-    const part = (format: PageFormat, role: 'key' | 'value', width: number) =>
-      formatInfo(format).scaled ? (rows / this.pt) * this.store.bytesOf(format, role, width) : (rows * width * formatInfo(format).bits) / 8
-    return part(this.format, 'key', this.kd) + part(this.valueFormat, 'value', this.vd)
+    const part = (format: PageFormat, role: 'key' | 'value', width: number, hi: number) =>
+      formatInfo(format).scaled ? (rows / this.pt) * this.store.bytesOf(format, role, width, hi) : (rows * width * formatInfo(format).bits) / 8
+    return part(this.format, 'key', this.kd, this.keyHi) + part(this.valueFormat, 'value', this.vd, 0)
   }
 
   private arenaOnly(what: string): void {
@@ -120,7 +129,7 @@ export class Segment {
 
   private addPages(need: number): void {
     while (this.kPages.length < need) {
-      this.kPages.push(this.store.take(this.format, 'key', this.kd))
+      this.kPages.push(this.store.take(this.format, 'key', this.kd, 'wasm', this.keyHi))
       this.vPages.push(this.store.take(this.valueFormat, 'value', this.vd))
       this.setTable(this.kPages.length - 1)
     }
@@ -151,6 +160,7 @@ export class Segment {
       return out
     }
     const keys = rowsOf((i) => src.keyPtr(i), this.kd)
+    if (this.keyBasis) for (let i = 0; i < count; i++) toBasis(this.keyBasis, keys.slice(i * this.kd, (i + 1) * this.kd), 0, keys, i * this.kd)
     const values = rowsOf((i) => src.valuePtr(i), this.vd)
     checkPackable(keys, 0, keys.length, 'appendPacked: keys')
     checkPackable(values, 0, values.length, 'appendPacked: values')
@@ -375,7 +385,7 @@ export class Segment {
 
   /** a segment over the same pages (each gains a reference), with its own tables */
   fork(): Segment {
-    const s = new Segment(this.store, this.kernels, this.format, this.kd, this.vd, this.channels, this.tierOf, this.valueFormat)
+    const s = new Segment(this.store, this.kernels, this.format, this.kd, this.vd, this.channels, this.tierOf, this.valueFormat, this.keyBasis)
     s.kPages = this.kPages.map((p) => this.store.retain(p))
     s.vPages = this.vPages.map((p) => this.store.retain(p))
     s.n = this.n
@@ -441,7 +451,13 @@ export class Segment {
     for (let r = 0; r < rows.length; r++) {
       const i = rows[r]
       const p = Math.floor(i / this.pt)
-      if (keys) unpackKeyRow(bytesOf(this.kPages[p]), kLay, i % this.pt, heap.F32, (kDst >> 2) + r * this.kd)
+      if (keys) {
+        unpackKeyRow(bytesOf(this.kPages[p]), kLay, i % this.pt, heap.F32, (kDst >> 2) + r * this.kd)
+        if (this.keyBasis) {
+          const row = heap.F32.slice((kDst >> 2) + r * this.kd, (kDst >> 2) + (r + 1) * this.kd)
+          fromBasis(this.keyBasis, row, 0, heap.F32, (kDst >> 2) + r * this.kd)
+        }
+      }
       unpackValueRow(bytesOf(this.vPages[p]), vLay, i % this.pt, heap.F32, (vDst >> 2) + r * this.vd)
     }
   }

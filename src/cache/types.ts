@@ -1,5 +1,6 @@
 import type { KVDtype, PageFormat } from './formats.js'
 import type { Tier } from './page-store.js'
+import type { KeyBasis } from './basis.js'
 
 /**
  * The KV cache's public surface and the decisions it carries out. Policies import these types; the cache
@@ -41,6 +42,8 @@ export interface HeadSegment extends HeadView {
   readonly vd: number
   /** the key channels the rows hold (ascending), or null for all head_dim channels */
   readonly channels: Int32Array | null
+  /** int2+sign keys: the basis the rows are stored in (src/cache/basis.ts); else null */
+  readonly keyBasis: KeyBasis | null
 }
 
 export type KeyStorage = 'post-rope' | 'pre-rope'
@@ -146,9 +149,15 @@ export interface HeadQuantization {
   layer: number
   head: number
   upto: number
-  /** an integer format: int8, int4, int2 or int1 */
+  /**
+   * an integer format: int8, int4, int2 or int1; or int2+sign (VidKV, Tao et al. 2025): `keyHiChannels`
+   * in int2, the other channels through an orthonormal real DFT in 1-bit signs (src/cache/basis.ts)
+   */
   keys: PageFormat
+  /** an integer format, or ternary (VidKV's 1.58-bit values: s * t, t in {-1, 0, 1}, s = mean |x|) */
   values: PageFormat
+  /** int2+sign keys: the head channels kept in int2 (distinct, in [0, head_dim)) */
+  keyHiChannels?: Int32Array
 }
 
 export interface Decision {

@@ -10,6 +10,7 @@ import { SharedPrefill } from './prefill.js'
 import { ContextLengthError, ModelDisposedError, ModelInputError, NonFiniteError } from './errors.js'
 import { StreamingGeneration } from './generation.js'
 import { HookCapture } from './hooks.js'
+import { KeptRecorder } from './kept.js'
 import { LlamaForward } from './llama.js'
 import { policyRuntime } from './policy-runtime.js'
 import { checkSampling, sample, seededRandom } from './sampling.js'
@@ -146,6 +147,7 @@ export class LlamaModel implements Model {
     const stop = options.stop ?? []
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('generate: signal must be an AbortSignal')
+    if (options.onKept !== undefined && typeof options.onKept !== 'function') throw new ModelInputError(`generate: onKept must be a function, got ${typeof options.onKept}`)
     // a bad policy setting fails here, at the call, before any work
     const resolved: GenerateOptions = { ...options, policy: resolvePolicy(options.policy, this.config) ?? undefined }
     options.prefill?.check(ids, (resolved.policy as Policy | undefined)?.needs ?? {}, c ?? ids.length - 1)
@@ -255,12 +257,15 @@ export class LlamaModel implements Model {
       if (c < n - 1) this.prefill(ids.slice(c, n - 1), cache, c)
       const t3 = performance.now()
       const kvBytesAfterPrefill: CacheBytes = cache.bytes()
+      const kept = o.onKept ? new KeptRecorder(cache, this.config.layers, this.config.kvHeads, o.onKept) : undefined
+      kept?.report('prefill', 0)
       capture.startDecode()
       let token = ids[n - 1]
       let pos = n - 1 + shift
       let decodeMs = 0
       const selector = session?.selectTokens?.bind(session)
-      const select = selector ? (layer: number, q: Float32Array) => selector(ctx, layer, q) : undefined
+      const chosen = selector ? (layer: number, q: Float32Array) => selector(ctx, layer, q) : undefined
+      const select = chosen && kept ? kept.select(chosen) : chosen
       for (let step = 0; ; step++) {
         if (step === maxNew) break
         // the sequence (prompt + new tokens) never outgrows the context the model was trained for
@@ -276,6 +281,7 @@ export class LlamaModel implements Model {
         ctx.step = step + 1
         applyDecision(session?.onDecodeStep?.(ctx))
         decodeMs += performance.now() - s0
+        kept?.report('decode', ctx.step)
         if (eos.has(next)) {
           finishReason = 'eos'
           break

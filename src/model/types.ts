@@ -90,6 +90,14 @@ export interface GenerateOptions {
   policy?: Policy | PolicyConfig | string
   /** called with each new token as it is produced */
   onToken?: (token: GeneratedToken) => void
+  /**
+   * Called with the tokens the cache holds per (layer, KV head): once when decoding starts (after the
+   * policy's prefill-end decision and any question prefill; `stage: 'prefill'`, step 0), then after each
+   * decode step and its decision (`stage: 'decode'`, step 1, 2, ...), with the positions a selecting
+   * policy (Quest, TokenSelect, ...) attended to at that step. What the playground's heat map draws.
+   * Copies positions each call (layers x KV heads arrays): leave it unset when not inspecting.
+   */
+  onKept?: (kept: KeptTokens) => void
   /** start from this prompt's shared prefill (LlamaModel.prefillPrompt) instead of prefilling it again */
   prefill?: SharedPrefill
   /**
@@ -131,6 +139,25 @@ export interface ReuseHandle {
   prefilled(tokens: number): void
   /** the request ended: the tokens it generated, and whether it finished (false: it failed or was aborted) */
   close(generated: readonly number[], ok: boolean): void
+}
+
+/**
+ * Which prompt and generated tokens one generation's KV cache holds, by position (the token's index in
+ * prompt + generated tokens), after a policy's decision. See `GenerateOptions.onKept`.
+ */
+export interface KeptTokens {
+  /** 'prefill': the cache decoding starts from; 'decode': after decode step `step` */
+  stage: 'prefill' | 'decode'
+  /** 0 at prefill, then the decode step (1-based) */
+  step: number
+  /** [layer][kvHead]: positions of the tokens the cache holds, ascending */
+  kept: Int32Array[][]
+  /**
+   * [layer][kvHead]: positions the step's attention read, ascending, for a policy that selects tokens
+   * per decode step; null for a head (or a layer) that attended to all it holds. Absent at prefill and
+   * for policies that do not select.
+   */
+  attended?: (Int32Array | null)[][]
 }
 
 export interface GeneratedToken {

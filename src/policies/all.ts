@@ -51,6 +51,7 @@ const selection: PolicyDefinition[] = [tokenselect, quest, delta, mpcacheSelect,
 // ---- quantization (KIVI, MiKV, VidKV) ----
 import { kivi } from './kivi.js'
 import { mikv } from './mikv.js'
-const quantization: PolicyDefinition[] = [kivi, mikv]
+import { vidkv } from './vidkv.js'
+const quantization: PolicyDefinition[] = [kivi, mikv, vidkv]
 
 export const builtinPolicies: PolicyDefinition[] = [...tokenEviction, ...moreMethods, ...peers, ...selection, ...quantization]

@@ -955,6 +955,40 @@ export function unionkv(options: UnionkvOptions = {}): PolicyConfig {
   return policyConfig('unionkv', options)
 }
 
+/** Options of {@link vidkv} (spec string `vidkv:key=value,...`). */
+export interface VidkvOptions {
+  /**
+   * average key bits: (keyBits - 1) of the channels 2-bit, the rest FFT + 1-bit signs.
+   * A number; range 1 <= x <= 2; default 1.5.
+   */
+  keyBits?: number
+  /**
+   * bits of the values: 1.58 (ternary) or 2.
+   * A number; range 1.58 <= x <= 2; default 1.58.
+   */
+  valueBits?: number
+  /**
+   * share of the tokens before the window whose values keep 2 bits (semantic token protection).
+   * A number; range 0 <= x <= 1; default 0.2.
+   */
+  salient?: number
+  /**
+   * the prompt's last tokens taken as the text query salient tokens resemble.
+   * An integer; range x >= 1; default 32.
+   */
+  window?: number
+  /**
+   * newest tokens kept in float32 until a whole group of 32 is ready.
+   * An integer; range x >= 0; default 128.
+   */
+  residual?: number
+}
+
+/** VidKV: 1.x-bit keys (widest channels 2-bit, the rest FFT + 1-bit signs) and ternary values with salient tokens at 2 bits, newest in float32 (stage: quantization). Throws PolicySpecError for a bad option. */
+export function vidkv(options: VidkvOptions = {}): PolicyConfig {
+  return policyConfig('vidkv', options)
+}
+
 /** Options of {@link windowkv} (spec string `windowkv:key=value,...`). */
 export interface WindowkvOptions {
   /**

@@ -15,7 +15,7 @@
  * the store quantizes keys per channel (KIVI's grouping), where scaling a channel scales its min and
  * step alike, so the codes and the scores are unchanged: the balancing is the identity here.
  */
-import type { Decision, ExtraToken, HeadDecision, HeadQuantization } from '../cache/types.js'
+import type { Decision, ExtraToken, HeadDecision, HeadQuantization, KVCache } from '../cache/types.js'
 import { PolicyOptionValueError } from './errors.js'
 import { FORMATS, quantizeBeyond } from './kivi.js'
 import type { PolicyDefinition } from './registry.js'
@@ -37,6 +37,25 @@ export interface MiKVOptions {
 function heaviest(mass: Float32Array, offset: number, n: number, k: number): Int32Array {
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => mass[offset + b] - mass[offset + a] || a - b)
   return Int32Array.from(order.slice(0, k)).sort()
+}
+
+/**
+ * The decision that moves slots `top` (ascending, all < old) and then the window [old, n) behind the
+ * other slots of [0, old), positions following their rows: each precision becomes one run of slots, so
+ * it packs into whole key groups (MiKV's important rows, VidKV's salient ones).
+ */
+export function moveBehind(cache: KVCache, layer: number, head: number, top: Int32Array, old: number): HeadDecision {
+  const n = cache.length(layer, head)
+  const isTop = new Uint8Array(n)
+  top.forEach((i) => (isTop[i] = 1))
+  const keep = new Int32Array(old - top.length)
+  for (let i = 0, j = 0; i < old; i++) if (!isTop[i]) keep[j++] = i
+  const keys = cache.readKeys(layer, head)
+  const values = cache.readValues(layer, head)
+  const pos = cache.positions(layer, head)
+  const d = cache.options.headDim
+  const row = (i: number): ExtraToken => ({ key: keys.slice(i * d, (i + 1) * d), value: values.slice(i * d, (i + 1) * d), position: pos[i] })
+  return { layer, head, keep, extra: [...Array.from(top, row), ...Array.from({ length: n - old }, (_, j) => row(old + j))] }
 }
 
 export function createMiKV(options: MiKVOptions = {}): Policy {
@@ -64,19 +83,8 @@ export function createMiKV(options: MiKVOptions = {}): Policy {
           if (old === 0) continue
           if (!mass || mass.length !== model.kvHeads * n) throw new Error(`mikv: layer ${layer} has no attention mass for its ${n} tokens`)
           const k = Math.round(important * old)
-          const top = heaviest(mass, head * n, old, k)
-          const isTop = new Uint8Array(n)
-          top.forEach((i) => (isTop[i] = 1))
-          const keep = Int32Array.from({ length: old - k }, () => 0)
-          for (let i = 0, j = 0; i < old; i++) if (!isTop[i]) keep[j++] = i
           // the important rows, then the window's, move behind the low-precision ones
-          const keys = cache.readKeys(layer, head)
-          const values = cache.readValues(layer, head)
-          const pos = cache.positions(layer, head)
-          const d = model.headDim
-          const row = (i: number): ExtraToken => ({ key: keys.slice(i * d, (i + 1) * d), value: values.slice(i * d, (i + 1) * d), position: pos[i] })
-          const extra = [...Array.from(top, row), ...Array.from({ length: n - old }, (_, j) => row(old + j))]
-          heads.push({ layer, head, keep, extra })
+          heads.push(moveBehind(cache, layer, head, heaviest(mass, head * n, old, k), old))
           quantize.push({ layer, head, upto: old - k, keys: lo, values: lo })
           if (k) quantize.push({ layer, head, upto: old, keys: hi, values: hi })
         }

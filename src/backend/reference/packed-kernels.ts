@@ -3,13 +3,15 @@ import type { PackedKernels } from '../backend.js'
 import { packedLayout, type PageFormat } from '../../cache/formats.js'
 import { unpackKeyRow, unpackValueRow } from '../../cache/packing.js'
 
-/** the integer page format of `bits` bits */
-export function intFormat(bits: number): PageFormat {
+/** the page format of a kernel bits code (formats.ts kernelBits): int of `bits` bits, 0 ternary, hi > 0 int2+sign */
+export function intFormat(bits: number, hi = 0): PageFormat {
+  if (hi > 0 && bits === 1) return 'int2+sign'
+  if (bits === 0) return 'ternary'
   if (bits === 8) return 'int8'
   if (bits === 4) return 'int4'
   if (bits === 2) return 'int2'
   if (bits === 1) return 'int1'
-  throw new RangeError(`packed kernels read 8, 4, 2 or 1 bit codes, got ${bits}`)
+  throw new RangeError(`packed kernels read 8, 4, 2 or 1 bit codes or ternary (0), got ${bits}`)
 }
 
 /**
@@ -22,8 +24,8 @@ export function referencePackedKernels(heap: Heap): PackedKernels {
     const ptr = heap.I32[(table >>> 2) + Math.floor(i / pageTokens)]
     return { bytes: heap.U8.subarray(ptr), row: i % pageTokens }
   }
-  const keys = (table: number, pageTokens: number, n: number, d: number, bits: number): Float32Array => {
-    const lay = packedLayout(intFormat(bits), 'key', pageTokens, d)
+  const keys = (table: number, pageTokens: number, n: number, d: number, bits: number, hi: number): Float32Array => {
+    const lay = packedLayout(intFormat(bits, hi), 'key', pageTokens, d, undefined, hi)
     const k = new Float32Array(n * d)
     for (let i = 0; i < n; i++) {
       const p = page(table, pageTokens, i)
@@ -42,12 +44,12 @@ export function referencePackedKernels(heap: Heap): PackedKernels {
     }
   }
   return {
-    scorePackedKeys(q, qHeads, d, table, pageTokens, n, bits, scale, out) {
-      const k = keys(table, pageTokens, n, d, bits)
+    scorePackedKeys(q, qHeads, d, table, pageTokens, n, bits, hi, scale, out) {
+      const k = keys(table, pageTokens, n, d, bits, hi)
       score(q, qHeads, d, k, n, scale, (h, i, s) => (heap.F32[(out >>> 2) + h * n + i] = s))
     },
-    attendPacked(q, rows, d, vd, kTable, vTable, pageTokens, n, kBits, vBits, scale, out, outStride, lse) {
-      const k = keys(kTable, pageTokens, n, d, kBits)
+    attendPacked(q, rows, d, vd, kTable, vTable, pageTokens, n, kBits, kHi, vBits, scale, out, outStride, lse) {
+      const k = keys(kTable, pageTokens, n, d, kBits, kHi)
       const vLay = packedLayout(intFormat(vBits), 'value', pageTokens, vd)
       const v = new Float32Array(n * vd)
       for (let i = 0; i < n; i++) {

@@ -23,8 +23,9 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     compactRows: e.compactRows,
     gatherChannels: e.gatherChannels,
     moveRows: e.moveRows,
-    scorePackedKeys: e.scorePackedKeys,
-    attendPacked: e.attendPacked,
+    // the mixed exports (ABI 1.5) take int2+sign keys and ternary values besides the 1.4 ones' formats
+    scorePackedKeys: e.scorePackedKeysMixed,
+    attendPacked: e.attendPackedMixed,
     gatherChannelsF16: e.gatherChannelsF16,
     toFloat16: e.toFloat16,
     fromFloat16: e.fromFloat16,

@@ -1,0 +1,5 @@
+/// <reference types="vite/client" />
+declare module 'virtual:haystack' {
+  const text: string
+  export default text
+}
