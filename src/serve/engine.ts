@@ -207,16 +207,18 @@ export class ServeEngine {
     const ctx = this.model.config.maxPositions
     const n = ids.length
     if (n === 0) throw new ApiError(400, `${promptParam}: the prompt is empty`, promptParam)
-    if (n >= ctx) throw new ApiError(400, `This model's maximum context length is ${ctx} tokens; the ${promptParam} take ${n}`, promptParam, 'context_length_exceeded')
+    if (n >= ctx) throw new ApiError(400, `${promptParam}: this model's maximum context length is ${ctx} tokens; the ${promptParam} take ${n}`, promptParam, 'context_length_exceeded')
     if (asked != null && n + asked > ctx)
-      throw new ApiError(400, `This model's maximum context length is ${ctx} tokens; you requested ${n + asked} (${n} in the ${promptParam}, ${asked} in the completion)`, maxParam, 'context_length_exceeded')
+      throw new ApiError(400, `${maxParam}: this model's maximum context length is ${ctx} tokens; you requested ${n + asked} (${n} in the ${promptParam}, ${asked} in the completion)`, maxParam, 'context_length_exceeded')
     const maxTokens = asked ?? Math.min(this.defaultMaxTokens, ctx - n)
     const spec = req.kv_policy != null ? this.policyOf(req.kv_policy, 'kv_policy') : this.defaultPolicy !== undefined ? this.policyOf(this.defaultPolicy, '--policy') : null
     // a request on the full cache shares the prefix cache's pages; a compressed one has 64-token pages of its own
     const page = spec === null ? this.prefixCache.blockTokens : 64
     const reservation = Math.ceil((n - 1 + maxTokens) / page) * page
-    if (reservation > this.scheduler.capacityTokens)
-      throw new ApiError(400, `the request may grow to ${reservation} KV tokens; this server's KV budget leaves ${this.scheduler.capacityTokens} for running requests (--kv-budget)`, asked != null ? maxParam : promptParam, 'kv_budget_exceeded')
+    if (reservation > this.scheduler.capacityTokens) {
+      const param = asked != null ? maxParam : promptParam
+      throw new ApiError(400, `${param}: the request may grow to ${reservation} KV tokens; this server's KV budget leaves ${this.scheduler.capacityTokens} for running requests (--kv-budget)`, param, 'kv_budget_exceeded')
+    }
     const stop = [...(typeof req.stop === 'string' ? [req.stop] : (req.stop ?? [])), ...this.template.stop]
     const options: GenerateOptions = {
       maxNewTokens: maxTokens,

@@ -22,6 +22,8 @@ export class KVScheduler {
   private reservedTokens = 0
   /** the most KV tokens reserved at once since the start */
   peakReserved = 0
+  /** the most requests waiting at once since the start */
+  peakQueued = 0
 
   constructor(
     readonly capacityTokens: number,
@@ -61,6 +63,7 @@ export class KVScheduler {
       }
       this.queue.push(w)
       this.pump()
+      this.peakQueued = Math.max(this.peakQueued, this.queue.length)
     })
   }
 
