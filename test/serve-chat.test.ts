@@ -137,7 +137,9 @@ describe('kvkit serve: chat completions', () => {
 describe('kvkit serve: completions', () => {
   it('continues a raw prompt as served.model.generate does, streamed and not', async () => {
     const prompt = 'It is a truth universally acknowledged, that a single man in possession of a good fortune'
-    const want = await served.model.generate(served.model.tokenizer.encode(prompt), { maxNewTokens: 12, temperature: 0 }).result
+    // text prompts get the BOS token in front (vLLM's and llama.cpp's completions do the same)
+    const ids = [served.model.config.bosTokenId!, ...served.model.tokenizer.encode(prompt)]
+    const want = await served.model.generate(ids, { maxNewTokens: 12, temperature: 0 }).result
     const r = await served.client.completions.create({ model: ID, prompt, max_tokens: 12, temperature: 0 })
     expect(r.choices[0].text).toBe(want.text)
     expect(r.choices[0].finish_reason).toBe('length')
@@ -146,10 +148,10 @@ describe('kvkit serve: completions', () => {
     for await (const c of s) text += c.choices[0]?.text ?? ''
     expect(text).toBe(want.text)
     // token ids are a prompt too
-    const ids = await served.client.completions.create({ model: ID, prompt: served.model.tokenizer.encode(prompt), max_tokens: 12, temperature: 0 })
-    expect(ids.choices[0].text).toBe(want.text)
+    const byIds = await served.client.completions.create({ model: ID, prompt: ids, max_tokens: 12, temperature: 0 })
+    expect(byIds.choices[0].text).toBe(want.text)
     // the first request's blocks serve the same prompt again
-    expect(ids.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(0)
+    expect(byIds.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(0)
   })
 })
 

@@ -1,5 +1,5 @@
 import type { LlamaModel } from '../model/model.js'
-import type { FinishReason, GenerateOptions } from '../model/types.js'
+import type { FinishReason, GenerateOptions, KVReuse } from '../model/types.js'
 import { ModelInputError } from '../model/errors.js'
 import { resolvePolicy } from '../policies/config.js'
 import { PolicySpecError } from '../policies/errors.js'
@@ -10,6 +10,7 @@ import { ApiError } from './errors.js'
 import type { ChatMessage, ChatRequest, CompletionRequest } from './schema.js'
 import { KVScheduler } from './scheduler.js'
 import { forcedCallPrefix, ToolCallStream, type ParsedToolCall } from './tool-calls.js'
+import { ToolPins, type PinStats } from './tool-pins.js'
 
 export interface EngineOptions {
   /** the id `/v1/models` lists and requests name (default 'kvkit') */
@@ -32,10 +33,15 @@ export interface EngineOptions {
   defaultMaxTokens?: number
 }
 
+/** A tool call with the id the server gave it (`call_...`), which the client's tool result names. */
+export interface ToolCall extends ParsedToolCall {
+  id: string
+}
+
 /** What a streamed request produces, piece by piece. */
 export interface Delta {
   content?: string
-  toolCalls?: ParsedToolCall[]
+  toolCalls?: ToolCall[]
 }
 
 export interface Usage {
@@ -62,12 +68,18 @@ export interface Job {
   tools: boolean
   /** a tool_choice naming a function: the prompt opens its call */
   forcedTool?: string
+  /** the prefix-cache tenant ('' by default) */
+  salt: string
+  /** ids of the tool calls whose results the messages bring (a paused session resuming) */
+  resumes: string[]
 }
 
 export interface EngineStats {
   requests: number
   /** the most bytes the prefix cache's page store held at once (live pages plus pooled ones), sampled per token */
   peakKvBytes: number
+  /** sessions paused for tool calls: pinned, resumed, expired, reclaimed (ToolPins) */
+  pins: PinStats
 }
 
 const FINISH: Record<FinishReason, 'stop' | 'length'> = { stop: 'stop', eos: 'stop', length: 'length', context: 'length' }
@@ -112,7 +124,11 @@ export class ServeEngine {
   readonly scheduler: KVScheduler
   readonly kvBudget: number
   readonly defaultMaxTokens: number
-  readonly stats: EngineStats = { requests: 0, peakKvBytes: 0 }
+  readonly stats: EngineStats
+  /** Continuum's TTL pins of sessions paused for tool calls */
+  readonly pins: ToolPins
+  /** prefill ms per token, a running mean over requests (what reloading a context would cost) */
+  private prefillMsPerToken = 0
   private readonly defaultPolicy: string | undefined
   private readonly active = new Set<Promise<unknown>>()
 
@@ -144,6 +160,8 @@ export class ServeEngine {
     const maxBlocks = Math.floor(cacheTokens / block)
     this.prefixCache = new PrefixCache(model, { blockTokens: block, maxBlocks, eviction: options.eviction ?? 'lru' })
     this.scheduler = new KVScheduler(budget - maxBlocks * block, parallel)
+    this.pins = new ToolPins(this.scheduler, budget)
+    this.stats = { requests: 0, peakKvBytes: 0, pins: this.pins.stats }
   }
 
   /** bytes of KV one token takes across layers and heads (float32 keys and values) */
@@ -184,14 +202,19 @@ export class ServeEngine {
     let prompt = this.template.render(templateMessages(req.messages), shown)
     if (forced !== undefined) prompt += forcedCallPrefix(forced)
     const maxTokens = req.max_completion_tokens ?? req.max_tokens
-    return this.job(this.model.tokenizer.encode(prompt), maxTokens, req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens', 'messages', req, choice !== 'none', forced)
+    const job = this.job(this.model.tokenizer.encode(prompt), maxTokens, req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens', 'messages', req, choice !== 'none', forced)
+    job.resumes = req.messages.flatMap((m) => (m.role === 'tool' ? [m.tool_call_id] : []))
+    return job
   }
 
   /** a (legacy) completion request made into a job */
   completionJob(req: CompletionRequest): Job {
     this.checkModel(req.model)
     const p = req.prompt
-    const ids = typeof p === 'string' ? this.model.tokenizer.encode(p) : typeof p[0] === 'string' ? this.model.tokenizer.encode(p[0]) : (p as number[])
+    // text gets the model's BOS in front, as vLLM and llama.cpp add it (and `kvkit generate`); token ids are taken as given
+    const bos = this.model.config.bosTokenId
+    const encode = (t: string) => (t === '' ? [] : [...(bos === null ? [] : [bos]), ...this.model.tokenizer.encode(t)])
+    const ids = typeof p === 'string' ? encode(p) : typeof p[0] === 'string' ? encode(p[0]) : (p as number[])
     try {
       this.model.checkIds(ids, 'prompt')
     } catch (e) {
@@ -228,9 +251,10 @@ export class ServeEngine {
       seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
       stop,
     }
-    if (spec === null) options.reuse = req.cache_salt ? this.prefixCache.tenant(req.cache_salt) : this.prefixCache
+    const salt = req.cache_salt ?? ''
+    if (spec === null) options.reuse = salt ? this.prefixCache.tenant(salt) : this.prefixCache
     else options.policy = spec
-    return { ids, maxTokens, reservation, options, tools, forcedTool }
+    return { ids, maxTokens, reservation, options, tools, forcedTool, salt, resumes: [] }
   }
 
   /**
@@ -238,45 +262,96 @@ export class ServeEngine {
    * Rejects with the signal's reason when it aborts (queued or running: its KV is freed either way).
    */
   run(job: Job, signal: AbortSignal, onDelta: (d: Delta) => void): Promise<Outcome> {
-    const p = this.runAdmitted(job, signal, onDelta)
+    // a tool's duration ends when its result arrives, not when the request is admitted
+    const resume = this.pins.resumed(job.resumes)
+    const p = this.runAdmitted(job, signal, onDelta, resume)
     this.active.add(p)
     const done = () => this.active.delete(p)
     p.then(done, done)
     return p
   }
 
-  private async runAdmitted(job: Job, signal: AbortSignal, onDelta: (d: Delta) => void): Promise<Outcome> {
-    const release = await this.scheduler.acquire(job.reservation, signal)
-    this.stats.requests++
+  private async runAdmitted(job: Job, signal: AbortSignal, onDelta: (d: Delta) => void, resume: () => void): Promise<Outcome> {
+    let kept: { tokens: number; release: () => void } | null = null
     try {
-      const gen = this.model.generate(job.ids, { ...job.options, signal })
-      const parser = job.tools ? new ToolCallStream(job.forcedTool) : null
-      let calls = 0
-      const send = (content: string, toolCalls: ParsedToolCall[]) => {
-        calls += toolCalls.length
-        if (content || toolCalls.length) onDelta({ ...(content ? { content } : {}), ...(toolCalls.length ? { toolCalls } : {}) })
-      }
-      for await (const tok of gen) {
-        this.sampleKv()
-        if (!parser) send(tok.text, [])
-        else {
-          const piece = parser.push(tok.text)
+      const release = await this.scheduler.acquire(job.reservation, signal)
+      this.stats.requests++
+      try {
+        let options: GenerateOptions = { ...job.options, signal }
+        // a request that may end in tool calls keeps its conversation's blocks held past its end, for ToolPins
+        if (job.tools && options.reuse) options = { ...options, reuse: this.keeping(options.reuse, job.salt, (h) => (kept = h)) }
+        const gen = this.model.generate(job.ids, options)
+        // the resuming session's blocks are held by this request now: its pin has done its work
+        resume()
+        const parser = job.tools ? new ToolCallStream(job.forcedTool) : null
+        const calls: ToolCall[] = []
+        const send = (content: string, parsed: ParsedToolCall[]) => {
+          const toolCalls = parsed.map((c) => ({ id: `call_${crypto.randomUUID().replace(/-/g, '').slice(0, 24)}`, ...c }))
+          calls.push(...toolCalls)
+          if (content || toolCalls.length) onDelta({ ...(content ? { content } : {}), ...(toolCalls.length ? { toolCalls } : {}) })
+        }
+        for await (const tok of gen) {
+          this.sampleKv()
+          if (!parser) send(tok.text, [])
+          else {
+            const piece = parser.push(tok.text)
+            send(piece.content, piece.calls)
+          }
+        }
+        const r = await gen.result
+        if (parser) {
+          const piece = parser.end()
           send(piece.content, piece.calls)
         }
-      }
-      const r = await gen.result
-      if (parser) {
-        const piece = parser.end()
-        send(piece.content, piece.calls)
-      }
-      this.sampleKv()
-      const cached = r.stats.cachedTokens
-      return {
-        finishReason: calls > 0 ? 'tool_calls' : FINISH[r.finishReason],
-        usage: { prompt_tokens: job.ids.length, completion_tokens: r.ids.length, total_tokens: job.ids.length + r.ids.length, prompt_tokens_details: { cached_tokens: cached } },
+        this.sampleKv()
+        const n = job.ids.length
+        const cached = r.stats.cachedTokens
+        if (n - cached >= 32) {
+          const rate = r.stats.prefillMs / (n - cached)
+          this.prefillMsPerToken = this.prefillMsPerToken ? 0.8 * this.prefillMsPerToken + 0.2 * rate : rate
+        }
+        const context = n + r.ids.length
+        const hold = kept as { tokens: number; release: () => void } | null
+        if (calls.length && hold) {
+          kept = null
+          this.pins.paused(calls.map((c) => ({ id: c.id, tool: c.name })), hold, context, this.prefillMsPerToken * context)
+        }
+        return {
+          finishReason: calls.length > 0 ? 'tool_calls' : FINISH[r.finishReason],
+          usage: { prompt_tokens: n, completion_tokens: r.ids.length, total_tokens: n + r.ids.length, prompt_tokens_details: { cached_tokens: cached } },
+        }
+      } finally {
+        release()
       }
     } finally {
-      release()
+      resume()
+      ;(kept as { release: () => void } | null)?.release()
+    }
+  }
+
+  /**
+   * `reuse` whose handle, when the request ends well, hands `keep` a hold on the conversation's blocks
+   * (prompt and answer) taken before the cache's end-of-request eviction can run. The prompt's blocks
+   * are held across the close; the answer's are held as far as they survived it.
+   */
+  private keeping(reuse: KVReuse, salt: string, keep: (h: { tokens: number; release: () => void }) => void): KVReuse {
+    return {
+      open: (ids, model) => {
+        const h = reuse.open(ids, model)
+        return {
+          cache: h.cache, ids: h.ids, cachedTokens: h.cachedTokens, positionOffset: h.positionOffset,
+          prefilled: (tokens) => h.prefilled(tokens),
+          close: (generated, ok) => {
+            const prompt = this.prefixCache.hold(h.ids, salt)
+            try {
+              h.close(generated, ok)
+              if (ok) keep(this.prefixCache.hold([...h.ids, ...generated], salt))
+            } finally {
+              prompt.release()
+            }
+          },
+        }
+      },
     }
   }
 
@@ -289,6 +364,7 @@ export class ServeEngine {
   async close(reason: unknown): Promise<void> {
     this.scheduler.rejectWaiting(reason)
     await Promise.allSettled([...this.active])
+    this.pins.close()
     this.prefixCache.dispose()
   }
 }

@@ -1,7 +1,6 @@
 // The response objects of OpenAI's chat completions and completions APIs (their API reference's
 // `chat.completion`, `chat.completion.chunk` and `text_completion`), built from the engine's deltas.
-import type { Delta, Outcome, Usage } from './engine.js'
-import type { ParsedToolCall } from './tool-calls.js'
+import type { Delta, Outcome, ToolCall, Usage } from './engine.js'
 
 export interface ResponseMeta {
   id: string
@@ -15,12 +14,12 @@ export interface ToolCallObject {
   function: { name: string; arguments: string }
 }
 
-/** gives each call of a response an id (`call_...`) and its index among the response's calls */
+/** numbers the calls of a response (a streamed delta names each call's index among them) */
 export class ToolCallIds {
   private n = 0
 
-  next(calls: readonly ParsedToolCall[]): (ToolCallObject & { index: number })[] {
-    return calls.map((c) => ({ index: this.n++, id: `call_${crypto.randomUUID().replace(/-/g, '').slice(0, 24)}`, type: 'function' as const, function: { ...c } }))
+  next(calls: readonly ToolCall[]): (ToolCallObject & { index: number })[] {
+    return calls.map((c) => ({ index: this.n++, id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }))
   }
 }
 

@@ -9,6 +9,12 @@ interface Waiter {
   onAbort?: () => void
 }
 
+interface Pin {
+  tokens: number
+  expires: number
+  reclaim: () => void
+}
+
 /**
  * Admission of requests by KV memory (vLLM's scheduler in its simplest form: first come first served,
  * no preemption). A request reserves the KV tokens it can grow to (prompt + max_tokens, rounded up to
@@ -18,6 +24,7 @@ interface Waiter {
  */
 export class KVScheduler {
   private readonly queue: Waiter[] = []
+  private readonly pins = new Set<Pin>()
   private runningCount = 0
   private reservedTokens = 0
   /** the most KV tokens reserved at once since the start */
@@ -67,10 +74,46 @@ export class KVScheduler {
     })
   }
 
+  /** KV tokens reserved by pins (sessions kept between requests) */
+  get pinned(): number {
+    let n = 0
+    for (const p of this.pins) n += p.tokens
+    return n
+  }
+
+  /**
+   * Reserves `tokens` now for KV kept between requests (Continuum's pinned session), if they fit and no
+   * request is waiting; null otherwise. When a waiting request needs the room, pins are reclaimed
+   * soonest `expires` first: the reservation is dropped and `reclaim` frees the KV (the release is
+   * then a no-op).
+   */
+  pin(tokens: number, expires: number, reclaim: () => void): Release | null {
+    if (this.queue.length > 0 || this.reservedTokens + tokens > this.capacityTokens) return null
+    const p: Pin = { tokens, expires, reclaim }
+    this.pins.add(p)
+    this.reservedTokens += tokens
+    this.peakReserved = Math.max(this.peakReserved, this.reservedTokens)
+    return () => {
+      if (!this.pins.delete(p)) return
+      this.reservedTokens -= tokens
+      this.pump()
+    }
+  }
+
   private pump(): void {
     while (this.queue.length > 0) {
       const w = this.queue[0]
-      if (this.runningCount >= this.parallel || this.reservedTokens + w.tokens > this.capacityTokens) return
+      if (this.runningCount >= this.parallel) return
+      if (this.reservedTokens + w.tokens > this.capacityTokens) {
+        // memory is needed: the pin that would expire first goes first (Continuum)
+        let first: Pin | undefined
+        for (const p of this.pins) if (!first || p.expires < first.expires) first = p
+        if (!first) return
+        this.pins.delete(first)
+        this.reservedTokens -= first.tokens
+        first.reclaim()
+        continue
+      }
       this.queue.shift()
       if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort)
       this.runningCount++
