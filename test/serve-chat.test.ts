@@ -41,7 +41,7 @@ describe('kvkit serve: chat completions', () => {
     expect((await served.client.models.retrieve(ID)).id).toBe(ID)
   })
 
-  it('streams the tokens served.model.generate gives greedily on the rendered prompt, with usage', async () => {
+  it('streams the tokens model.generate gives greedily on the rendered prompt, with usage', async () => {
     const want = await alone(chatml([system, turn1]), 20)
     const got = await streamChat([system, turn1], 20)
     expect(got.text).toBe(want.text)
@@ -134,8 +134,31 @@ describe('kvkit serve: chat completions', () => {
   })
 })
 
+describe('kvkit serve: a client that leaves the queue', () => {
+  it('is taken out before it runs: no generation starts for it, the one running is unharmed', async () => {
+    const one = await serve(served.model, { port: 0, modelId: ID, parallel: 1 })
+    try {
+      const c = new OpenAI({ baseURL: `${one.url}/v1`, apiKey: 'unused', maxRetries: 0 })
+      const want = (await alone(chatml([turn1]), 40)).text
+      const running = c.chat.completions.create({ model: ID, messages: [turn1], temperature: 0, max_tokens: 40 })
+      while (one.engine.scheduler.running === 0) await new Promise((r) => setTimeout(r, 2))
+      const abort = new AbortController()
+      const queued = c.chat.completions.create({ model: ID, messages: [system, turn1], temperature: 0, max_tokens: 40 }, { signal: abort.signal })
+      while (one.engine.scheduler.queued === 0) await new Promise((r) => setTimeout(r, 2))
+      abort.abort()
+      await expect(queued).rejects.toThrow()
+      for (let i = 0; i < 200 && one.engine.scheduler.queued > 0; i++) await new Promise((r) => setTimeout(r, 5))
+      expect(one.engine.scheduler.queued).toBe(0)
+      expect((await running).choices[0].message.content).toBe(want)
+      expect(one.engine.stats.requests).toBe(1)
+    } finally {
+      await one.close()
+    }
+  })
+})
+
 describe('kvkit serve: completions', () => {
-  it('continues a raw prompt as served.model.generate does, streamed and not', async () => {
+  it('continues a raw prompt as model.generate does, streamed and not', async () => {
     const prompt = 'It is a truth universally acknowledged, that a single man in possession of a good fortune'
     // text prompts get the BOS token in front (vLLM's and llama.cpp's completions do the same)
     const ids = [served.model.config.bosTokenId!, ...served.model.tokenizer.encode(prompt)]
