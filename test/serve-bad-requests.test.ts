@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ID, useServer } from './serve-helpers.js'
+import { ServeEngine, type EngineOptions } from '../src/serve/engine.js'
+import { ModelInputError } from '../src/model/errors.js'
 
 // Every malformed or unservable request gets OpenAI's error shape with the field named, before any
 // work: no generation starts (engine.stats.requests stays put) and the server goes on serving.
@@ -114,5 +116,20 @@ describe('kvkit serve: bad requests', () => {
     // and it still serves
     const ok = await post('/v1/chat/completions', chat({ max_tokens: 2, temperature: 0 }))
     expect(ok.status).toBe(200)
+  })
+})
+
+describe('kvkit serve: bad server options', () => {
+  it.each([
+    [{ kvBudget: 0 }, /kvBudget must be a positive integer, got 0/],
+    [{ parallel: 1.5 }, /parallel must be a positive integer, got 1.5/],
+    [{ blockTokens: -16 }, /blockTokens must be a positive integer/],
+    [{ defaultMaxTokens: 0 }, /defaultMaxTokens must be a positive integer/],
+    [{ kvBudget: 1000, cacheTokens: 1000 }, /cacheTokens must be an integer in \[blockTokens, kvBudget\) = \[16, 1000\), got 1000/],
+    [{ cacheTokens: 8 }, /cacheTokens must be an integer in \[blockTokens, kvBudget\)/],
+    [{ policy: 'nosuchpolicy' }, /policy: .*nosuchpolicy/],
+  ] as [EngineOptions, RegExp][])('%j is refused with a ModelInputError naming it', (options, message) => {
+    expect(() => new ServeEngine(served.model, options)).toThrow(ModelInputError)
+    expect(() => new ServeEngine(served.model, options)).toThrow(message)
   })
 })

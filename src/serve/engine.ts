@@ -151,7 +151,13 @@ export class ServeEngine {
     positive('defaultMaxTokens', dflt)
     if (!(Number.isInteger(cacheTokens) && cacheTokens >= block && cacheTokens < budget))
       throw new ModelInputError(`serve: cacheTokens must be an integer in [blockTokens, kvBudget) = [${block}, ${budget}), got ${cacheTokens}`)
-    if (options.policy !== undefined) this.policyOf(options.policy, '--policy')
+    if (options.policy !== undefined) {
+      try {
+        this.policyOf(options.policy, 'policy')
+      } catch (e) {
+        throw e instanceof ApiError ? new ModelInputError(`serve: ${e.message}`) : e
+      }
+    }
     this.modelId = options.modelId ?? 'kvkit'
     this.template = options.template ?? ChatTemplate.fromTokenizerConfig({})
     this.defaultPolicy = options.policy
@@ -234,7 +240,7 @@ export class ServeEngine {
     if (asked != null && n + asked > ctx)
       throw new ApiError(400, `${maxParam}: this model's maximum context length is ${ctx} tokens; you requested ${n + asked} (${n} in the ${promptParam}, ${asked} in the completion)`, maxParam, 'context_length_exceeded')
     const maxTokens = asked ?? Math.min(this.defaultMaxTokens, ctx - n)
-    const spec = req.kv_policy != null ? this.policyOf(req.kv_policy, 'kv_policy') : this.defaultPolicy !== undefined ? this.policyOf(this.defaultPolicy, '--policy') : null
+    const spec = req.kv_policy != null ? this.policyOf(req.kv_policy, 'kv_policy') : this.defaultPolicy !== undefined ? this.policyOf(this.defaultPolicy, 'policy') : null
     // a request on the full cache shares the prefix cache's pages; a compressed one has 64-token pages of its own
     const page = spec === null ? this.prefixCache.blockTokens : 64
     const reservation = Math.ceil((n - 1 + maxTokens) / page) * page
