@@ -5,28 +5,17 @@
 // answer ends. Sessions of ~3000 tokens (a book passage and a question), interleaved, a fresh passage
 // per run, medians and their ratio from one process.
 //   npm run build && node dist/bench/serve-tool-pins.js [--runs 5] [--words 2000] [--verbose]
-import { readFileSync } from 'node:fs'
-import OpenAI from 'openai'
-import { loadModel } from '../src/node/load.js'
-import type { LlamaModel } from '../src/model/model.js'
-import { serve } from '../src/serve/http.js'
+import type OpenAI from 'openai'
+import { arg, bookWords, ID, median, startServer } from './serve-setup.js'
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
-}
 const RUNS = arg('runs', 5)
 const WORDS = arg('words', 2000)
-const ID = 'fixture-14m'
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 type Msg = OpenAI.Chat.Completions.ChatCompletionMessageParam
 type Call = OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall
 
-const book = readFileSync('data/books/Pride_and_Prejudice_JaneAusten.txt', 'utf8').split(/\s+/).filter(Boolean)
-const model = (await loadModel('models/fixture-14m', { backend: 'wasm' })) as LlamaModel
-const server = await serve(model, { port: 0, modelId: ID, cacheTokens: 64, kvBudget: 32768 })
-const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 })
+const book = bookWords()
+const { model, server, client } = await startServer({ cacheTokens: 64, kvBudget: 32768 })
 const toolsOf = (name: string) => [{ type: 'function' as const, function: { name, parameters: { type: 'object', properties: { name: { type: 'string' } } } } }]
 
 /** a session that ends in a call of `tool`: its messages and the call */

@@ -6,27 +6,14 @@
 // Runs interleaved, a fresh passage per run, medians and their ratio from one process; the greedy
 // answers of both must be equal.
 //   npm run build && node dist/bench/serve.js [--runs 5] [--words 2000]
-import { readFileSync } from 'node:fs'
-import OpenAI from 'openai'
-import { loadModel } from '../src/node/load.js'
-import type { LlamaModel } from '../src/model/model.js'
-import { serve } from '../src/serve/http.js'
+import type OpenAI from 'openai'
+import { arg, bookWords, ID, median, startServer } from './serve-setup.js'
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
-}
 const RUNS = arg('runs', 5)
 const WORDS = arg('words', 2000)
-const ID = 'fixture-14m'
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-
 type Msg = OpenAI.Chat.Completions.ChatCompletionMessageParam
-const book = readFileSync('data/books/Pride_and_Prejudice_JaneAusten.txt', 'utf8').split(/\s+/).filter(Boolean)
-
-const model = (await loadModel('models/fixture-14m', { backend: 'wasm' })) as LlamaModel
-const server = await serve(model, { port: 0, modelId: ID })
-const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 })
+const book = bookWords()
+const { model, server, client } = await startServer()
 
 /** ms from sending the request to the first content chunk, the whole answer, and the usage */
 async function turn(messages: Msg[], salt: string, maxTokens: number) {
