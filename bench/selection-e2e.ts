@@ -1,6 +1,6 @@
 // End-to-end decode speed on the fixture model at a long context: one niah_single prompt of `--length`
 // tokens prefilled once (SharedPrefill), then `--tokens` greedy decode steps from that prefill with the
-// full cache and with each selection method; tokens/s of each, its ratio to full attention, and the
+// full cache and with each selection method (ShadowKV with the prompt's values in the host tier); tokens/s of each, its ratio to full attention, and the
 // Selection Cache hit rate, all in the same run.
 //   npm run build && node dist/bench/selection-e2e.js [--length 16384] [--tokens 32] [--budget 2048]
 import { parseArgs } from 'node:util'
@@ -26,7 +26,7 @@ const builder = new PromptBuilder({
   books: loadBooks(defaultBooksDir()), words: loadWordList(defaultWordsFile()),
 })
 const ids = builder.build('niah_single', L, 1, 0).promptIds
-const specs = ['full', `tokenselect:tokens=${B},first=128,last=512`, `tokenselect:tokens=${B},first=128,last=512,cache=false`, `quest:tokens=${B}`, `delta:tokens=${B}`]
+const specs = ['full', `tokenselect:tokens=${B},first=128,last=512`, `tokenselect:tokens=${B},first=128,last=512,cache=false`, `quest:tokens=${B}`, `delta:tokens=${B}`, `shadowkv:tokens=${B}`]
 const t0 = performance.now()
 const prefill = await model.prefillPrompt(ids, specs)
 console.log(`fixture-14m, niah_single prompt of ${ids.length} tokens prefilled once in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${args.tokens} decode steps each`)

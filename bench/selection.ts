@@ -20,6 +20,7 @@ import { PromptBuilder } from '../src/eval/prompt.js'
 import { loadBooks } from '../src/eval/text.js'
 import { loadWordList } from '../src/eval/words.js'
 import { cell } from './host-tier.js'
+import { medianMs } from './median.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -37,16 +38,7 @@ const SHAPE: ModelShape = { layers: 1, qHeads: 32, kvHeads: 8, headDim: 128, gro
 const D = SHAPE.headDim
 
 /** median wall time of fn over REPS runs after one warm-up, in ms */
-async function time(fn: () => unknown): Promise<number> {
-  await fn()
-  const t: number[] = []
-  for (let r = 0; r < REPS; r++) {
-    const t0 = performance.now()
-    await fn()
-    t.push(performance.now() - t0)
-  }
-  return t.sort((a, b) => a - b)[Math.floor(t.length / 2)]
-}
+const time = (fn: () => unknown) => medianMs(fn, REPS)
 
 /** TokenSelect's Selection Cache hit rate on the fixture model: a niah prompt, `hit-steps` decode steps */
 async function fixtureHitRate(spec: string): Promise<number> {

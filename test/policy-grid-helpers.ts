@@ -50,6 +50,7 @@ export function specsPerPolicy(gatesFile: string): Map<string, string[]> {
     quest: ['quest:page=4', 'quest:tokens=8,page=4', 'quest:budget=0.5,dense=0'],
     delta: ['delta:page=2,recent=1', 'delta:tokens=8,page=2,recent=1', 'delta:budget=0.5,full=0,interval=2'],
     nosa: ['nosa:block=2', 'nosa:tokens=8,block=2', 'nosa:budget=0.5,block=4,agnostic=1'],
+    shadowkv: ['shadowkv:chunk=2,outliers=1,sink=1,local=2,rank=4', 'shadowkv:tokens=8,chunk=2,outliers=2,sink=0,local=2,rank=2', 'shadowkv:budget=0.5,chunk=4,outliers=0,rank=16'],
     mpcache_select: ['mpcache_select:cluster=4,block=2', 'mpcache_select:cluster=8,block=4,share=1,alpha=0.5'],
     kivi: ['kivi:residual=2', 'kivi:bits=4,residual=0'],
     mikv: ['mikv:residual=2', 'mikv:hi=4,lo=1,important=0.5,residual=0'],

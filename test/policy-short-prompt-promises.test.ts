@@ -57,6 +57,7 @@ const CASES: { spec: () => string; name: string; window: number; scope: Scope; b
   { name: 'nosa', spec: () => 'nosa:tokens=4,block=2', window: 0, scope: 'none', budgeted: false },
   { name: 'mpcache_select', spec: () => 'mpcache_select:cluster=4,block=2', window: 0, scope: 'none', budgeted: false },
   { name: 'delta', spec: () => 'delta:tokens=4,page=2,recent=1,full=1,interval=2', window: 0, scope: 'none', budgeted: false },
+  { name: 'shadowkv', spec: () => 'shadowkv:tokens=4,chunk=2,outliers=1,sink=1,local=2,rank=4', window: 0, scope: 'none', budgeted: false },
   // KIVI evicts nothing: every slot stays, the oldest packed (checked in packed-cache.test.ts)
   { name: 'kivi', spec: () => 'kivi:residual=2', window: 0, scope: 'none', budgeted: false },
   // MiKV evicts nothing either: it reorders slots (important rows behind the others), so no window check
@@ -139,7 +140,7 @@ describe('policy promises on short prompts', () => {
         }
       }
     }
-    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think, the 5 selection policies, kivi and mikv x 8 lengths
-    expect(cases).toBe(884)
+    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think, the 6 selection policies, kivi and mikv x 8 lengths
+    expect(cases).toBe(892)
   })
 })

@@ -28,6 +28,15 @@ export interface CacheAttention {
    * tiles, so selecting every slot equals no selection bit for bit); others are gathered here.
    */
   select?: (Int32Array | null)[]
+  /**
+   * Keys a selector rebuilt itself, per KV head (ShadowKV: from low-rank factors, re-rotated): 0 for the
+   * cache's keys, else a byte pointer to post-RoPE rows [m][headDim], one for each selected slot held
+   * outside the arena (m of them, in slot order), in the format those rows are fetched in (float16 for
+   * float16 pages, else float32). They stand in for the stored keys of those slots, which are then
+   * neither fetched nor read: only the values move between tiers. Needs `select` for the head, a
+   * post-RoPE cache, and whole key rows outside the arena.
+   */
+  rebuiltKeys?: number[]
   /** byte pointer to [kvHeads][T * group] log-sum-exp per query row (row t * group + h), for mass hooks */
   lse?: number
 }
@@ -83,6 +92,8 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       const n = segs.reduce((s, x) => s + x.n, 0)
       if (n < a.T) throw new CacheError(`attendCache: (layer ${a.layer}, head ${g}) holds ${n} tokens, fewer than the ${a.T} queries appended`)
       const sel = a.select?.[g] ?? null
+      const rebuilt = a.rebuiltKeys?.[g] ?? 0
+      if (rebuilt) checkRebuilt(segs, sel, preRope, a.layer, g)
       let q = a.q + g * group * d * 4
       let qs = qStride
       if (preRope) {
@@ -109,7 +120,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
         continue
       }
       if (sel) validateSelection(sel, n, a.layer, g)
-      const parts = segmentParts(cache, a.layer, g, segs, sel, a.T, tmp, staged)
+      const parts = segmentParts(cache, a.layer, g, segs, sel, a.T, tmp, staged, rebuilt)
       if (preRope) for (const p of parts) rotateKeys(backend, p, d, tmp, a.rotate!)
       if (parts.length === 1 && parts[0].channels === null && !parts[0].packed) {
         const p = parts[0]
@@ -165,6 +176,14 @@ export function packedKernels(backend: Backend): PackedKernels {
   return t
 }
 
+function checkRebuilt(segs: HeadSegment[], sel: Int32Array | null, preRope: boolean, layer: number, head: number): void {
+  const at = `attendCache: rebuiltKeys for (layer ${layer}, head ${head})`
+  if (!sel) throw new CacheError(`${at} need a selection for the head`)
+  if (preRope) throw new CacheError(`${at} are post-RoPE rows; the cache keeps keys before RoPE`)
+  const bad = segs.find((s) => s.tier !== 'wasm' && s.channels !== null)
+  if (bad) throw new CacheError(`${at}: a segment outside the arena holds channel-pruned keys; rebuilt keys stand in for whole rows`)
+}
+
 function validateSelection(sel: Int32Array, n: number, layer: number, head: number): void {
   if (!(sel instanceof Int32Array) || sel.length === 0) throw new CacheError(`attendCache: selection for (layer ${layer}, head ${head}) must be a non-empty Int32Array`)
   for (let i = 0; i < sel.length; i++) {
@@ -178,10 +197,12 @@ function validateSelection(sel: Int32Array, n: number, layer: number, head: numb
  * of a selection, and segments in another tier, fetched into contiguous arena buffers first (one-page
  * tables). The new tokens sit at the end of the last segment; earlier segments are wholly visible.
  */
-function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: HeadSegment[], sel: Int32Array | null, T: number, tmp: (f: number) => number, staged?: StagedRows): Part[] {
+function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: HeadSegment[], sel: Int32Array | null, T: number, tmp: (f: number) => number, staged?: StagedRows, rebuilt = 0): Part[] {
   const heap = cache.heap
   const parts: Part[] = []
   const pre = staged?.get(`${layer}/${head}`)
+  // rebuilt keys of the rows outside the arena, consumed in slot order
+  let rebuiltAt = rebuilt
   segs.forEach((s, index) => {
     const visible0 = index === segs.length - 1 ? s.n - T + 1 : s.n
     if (pre && isStaged(s)) return
@@ -194,9 +215,11 @@ function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: He
     if (!rows.length) return
     // rows are fetched in the segment's own format (float16 rows move half the bytes; packed rows are
     // dequantized to float32) and attended as they are
-    const k = tmp(rows.length * s.d)
+    const outside = rebuilt !== 0 && s.tier !== 'wasm'
+    const k = outside ? rebuiltAt : tmp(rows.length * s.d)
     const v = tmp(rows.length * s.vd)
-    cache.fetchRows(layer, head, index, rows, k, v)
+    if (outside) rebuiltAt += rows.length * s.d * (fetchedFormat(s.format) === 'float16' ? 2 : 4)
+    cache.fetchRows(layer, head, index, rows, k, v, !outside)
     parts.push(contiguousPart(heap, k, v, rows.length, s.d, s.channels, sel ? rows.length : visible0, tmp, fetchedFormat(s.format)))
   })
   // the staged rows of every host segment of the head: one part (they are wholly visible: appends go to the arena)
@@ -232,7 +255,7 @@ function segmentRows(s: HeadSegment, sel: Int32Array | null): number[] {
 }
 
 /** rows fetched ahead from outside the arena, per `layer/head`: every staged segment's rows, in slot order, in arena buffers, in their one format */
-export type StagedRows = Map<string, { k: number; v: number; count: number; format: PageFormat }>
+export type StagedRows = Map<string, { k: number; v: number; count: number; format: PageFormat; ownsKeys: boolean }>
 
 /**
  * The asynchronous seam: attention over a layer whose cache has segments outside the arena (the host
@@ -259,20 +282,23 @@ export async function attendCacheAsync(backend: Backend, cache: PagedKVCache, a:
       if (formats.size > 1) throw new CacheError(`attendCacheAsync: (layer ${a.layer}, head ${g}) has host segments in ${[...formats].join(' and ')}; move them to one format first`)
       const format = [...formats][0]
       const rowBytes = d * (format === 'float16' ? 2 : 4)
-      const k = heap.alloc(Math.max(1, count) * rowBytes, 64)
+      // rebuilt keys stand in for the staged keys: only the values are fetched
+      const rebuilt = a.rebuiltKeys?.[g] ?? 0
+      if (rebuilt) checkRebuilt(segs, sel, cache.options.keys === 'pre-rope', a.layer, g)
+      const k = rebuilt || heap.alloc(Math.max(1, count) * rowBytes, 64)
       const v = heap.alloc(Math.max(1, count) * rowBytes, 64)
-      staged.set(`${a.layer}/${g}`, { k, v, count, format })
+      staged.set(`${a.layer}/${g}`, { k, v, count, format, ownsKeys: !rebuilt })
       let at = 0
       rows.forEach((r, index) => {
-        if (r.length) fetches.push(cache.fetchRowsAsync(a.layer, g, index, r, k + at * rowBytes, v + at * rowBytes))
+        if (r.length) fetches.push(cache.fetchRowsAsync(a.layer, g, index, r, k + at * rowBytes, v + at * rowBytes, !rebuilt))
         at += r.length
       })
     }
     await Promise.all(fetches)
     attendCache(backend, cache, a, staged)
   } finally {
-    for (const { k, v } of staged.values()) {
-      heap.release(k)
+    for (const { k, v, ownsKeys } of staged.values()) {
+      if (ownsKeys) heap.release(k)
       heap.release(v)
     }
   }

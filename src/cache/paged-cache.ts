@@ -238,15 +238,16 @@ export class PagedKVCache implements KVCache {
   /**
    * Copies rows of one segment of a head (slots relative to the segment, any order) into arena buffers:
    * keys [rows][kd] at kDst, values [rows][vd] at vDst. From the host tier this is the tier fetch.
+   * `keys` false fetches the values alone (kDst unused).
    */
-  fetchRows(layer: number, head: number, segment: number, rows: ArrayLike<number>, kDst: number, vDst: number): void {
+  fetchRows(layer: number, head: number, segment: number, rows: ArrayLike<number>, kDst: number, vDst: number, keys = true): void {
     const segs = this.stream(layer, head).segs.filter((s) => s.n > 0)
     const seg = segs[segment]
     if (!seg) throw new CacheError(`fetchRows: (layer ${layer}, head ${head}) has no segment ${segment}`)
     for (let i = 0; i < rows.length; i++) {
       if (!(Number.isInteger(rows[i]) && rows[i] >= 0 && rows[i] < seg.n)) throw new CacheError(`fetchRows: rows[${i}] = ${rows[i]} is outside [0, ${seg.n})`)
     }
-    seg.fetchRows(rows, kDst, vDst)
+    seg.fetchRows(rows, kDst, vDst, keys)
   }
 
   /**
@@ -254,9 +255,9 @@ export class PagedKVCache implements KVCache {
    * are copied at once (the promise is already settled when returned); a tier whose reads complete later
    * (GPU readback, a worker holding the host pages) resolves when the rows are in the arena.
    */
-  fetchRowsAsync(layer: number, head: number, segment: number, rows: ArrayLike<number>, kDst: number, vDst: number): Promise<void> {
+  fetchRowsAsync(layer: number, head: number, segment: number, rows: ArrayLike<number>, kDst: number, vDst: number, keys = true): Promise<void> {
     try {
-      this.fetchRows(layer, head, segment, rows, kDst, vDst)
+      this.fetchRows(layer, head, segment, rows, kDst, vDst, keys)
       return Promise.resolve()
     } catch (e) {
       return Promise.reject(e)

@@ -407,10 +407,11 @@ export class Segment {
   /**
    * Copies the listed rows (local, any order) into contiguous arena buffers: keys [rows][kd] at kDst,
    * values [rows][vd] at vDst, from any tier. This is the tier fetch: arena rows are one copy inside the
-   * arena, host rows one copy from their ArrayBuffer.
+   * arena, host rows one copy from their ArrayBuffer. `keys` false fetches the values alone (kDst unused):
+   * a selector that rebuilds the keys itself (ShadowKV) moves only values between tiers.
    */
-  fetchRows(rows: ArrayLike<number>, kDst: number, vDst: number): void {
-    if (this.packed) return this.fetchPacked(rows, kDst, vDst)
+  fetchRows(rows: ArrayLike<number>, kDst: number, vDst: number, keys = true): void {
+    if (this.packed) return this.fetchPacked(rows, kDst, vDst, keys)
     const U8 = this.store.heap.U8
     const pt = this.pt
     const kb = this.keyRowBytes
@@ -422,17 +423,17 @@ export class Segment {
       const ko = (i % pt) * kb
       const vo = (i % pt) * vb
       if (this.tierOf === 'wasm') {
-        U8.copyWithin(kDst + r * kb, kp.ptr + ko, kp.ptr + ko + kb)
+        if (keys) U8.copyWithin(kDst + r * kb, kp.ptr + ko, kp.ptr + ko + kb)
         U8.copyWithin(vDst + r * vb, vp.ptr + vo, vp.ptr + vo + vb)
       } else {
-        U8.set(kp.host!.subarray(ko, ko + kb), kDst + r * kb)
+        if (keys) U8.set(kp.host!.subarray(ko, ko + kb), kDst + r * kb)
         U8.set(vp.host!.subarray(vo, vo + vb), vDst + r * vb)
       }
     }
   }
 
   /** fetchRows of packed rows: each row dequantized to floats (the tier fetch of packed pages) */
-  private fetchPacked(rows: ArrayLike<number>, kDst: number, vDst: number): void {
+  private fetchPacked(rows: ArrayLike<number>, kDst: number, vDst: number, keys: boolean): void {
     const heap = this.store.heap
     const kLay = this.kLayout
     const vLay = this.vLayout
@@ -440,7 +441,7 @@ export class Segment {
     for (let r = 0; r < rows.length; r++) {
       const i = rows[r]
       const p = Math.floor(i / this.pt)
-      unpackKeyRow(bytesOf(this.kPages[p]), kLay, i % this.pt, heap.F32, (kDst >> 2) + r * this.kd)
+      if (keys) unpackKeyRow(bytesOf(this.kPages[p]), kLay, i % this.pt, heap.F32, (kDst >> 2) + r * this.kd)
       unpackValueRow(bytesOf(this.vPages[p]), vLay, i % this.pt, heap.F32, (vDst >> 2) + r * this.vd)
     }
   }

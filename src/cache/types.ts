@@ -159,6 +159,13 @@ export interface Decision {
   quantize?: HeadQuantization[]
 }
 
+/**
+ * A decode step's selection for one layer: per KV head, the slots to attend to (ascending), or null for
+ * all of the head's slots. `rebuiltKeys` (ShadowKV): per KV head, 0 or keys the selector rebuilt for the
+ * selected slots held outside the arena (see CacheAttention.rebuiltKeys).
+ */
+export type TokenSelection = (Int32Array | null)[] & { rebuiltKeys?: number[] }
+
 export interface KVCache {
   readonly options: Required<KVCacheOptions>
   /** tokens stored for (layer, head) */
@@ -180,6 +187,11 @@ export interface KVCache {
   /** Carries out a decision; validates it whole first, so a bad decision changes nothing. */
   apply(decision: Decision): void
   bytes(): CacheBytes
+  /**
+   * Moves every segment of the chosen heads (all by default) to `tier`; later appends start a new arena
+   * segment. Returns the bytes copied.
+   */
+  moveTo(tier: Tier, where?: { layer?: number; head?: number }): number
   /** bytes of one token across all layers and heads at full precision */
   readonly bytesPerToken: number
   /** frees every page; the cache is empty and reusable afterwards */

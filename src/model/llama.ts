@@ -2,6 +2,7 @@ import type { Backend } from '../backend/backend.js'
 import { attendScratchFloats } from '../backend/model-kernels.js'
 import { attendCache, attendCacheAsync, type CacheAttention } from '../cache/attention.js'
 import type { PagedKVCache } from '../cache/paged-cache.js'
+import type { TokenSelection } from '../cache/types.js'
 import { ropeInvFreq } from './config.js'
 import type { HookCapture } from './hooks.js'
 import { RopeTables } from './rope.js'
@@ -15,7 +16,7 @@ export interface StepOptions {
   /** a decode step (hooks record the step's query, not the prompt's) */
   decode?: boolean
   /** per layer: per KV head slots to attend to (decode), or null for all; the query is pre-RoPE for a pre-RoPE cache */
-  select?: (layer: number, query: Float32Array) => (Int32Array | null)[] | null
+  select?: (layer: number, query: Float32Array) => TokenSelection | null
   /** which rows' logits to compute into `out` ([rows][vocab]) */
   logits?: 'none' | 'last' | 'all'
   out?: Float32Array
@@ -198,7 +199,7 @@ export class LlamaForward {
     const select = o.select?.(l, k.heap.F32.slice(qs >> 2, (qs >> 2) + qHeads * d)) ?? undefined
     return {
       layer: l, q: preRope ? qPre : q, T, qHeads, out: att, scale: this.scale,
-      rotate: this.rope.rotate, select: select ?? undefined, lse: wantMass ? lse : 0,
+      rotate: this.rope.rotate, select: select ?? undefined, rebuiltKeys: select?.rebuiltKeys, lse: wantMass ? lse : 0,
     }
   }
 

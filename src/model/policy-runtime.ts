@@ -4,6 +4,7 @@ import { HookCapture } from './hooks.js'
 import type { ModelConfig } from './types.js'
 import type { Backend } from '../backend/backend.js'
 import type { Weights } from './weights.js'
+import type { RopeTables } from './rope.js'
 
 /** What the runtime services need of the model (LlamaModel provides it). */
 export interface RuntimeHost {
@@ -11,6 +12,7 @@ export interface RuntimeHost {
   readonly config: ModelConfig
   readonly weights: Weights
   prefill(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition: number, capture?: HookCapture): void
+  readonly forward: { readonly rope: Pick<RopeTables, 'fill'> }
 }
 
 /** value rows pushed through the output projection a chunk at a time, so the buffers stay small */
@@ -26,6 +28,7 @@ export function policyRuntime(host: RuntimeHost, cache: PagedKVCache, contextIds
   const heap = host.backend.heap
   return {
     contextIds,
+    ropeTables: (positions, cos, sin) => host.forward.rope.fill(positions, cos, sin),
     valueOutputNorms(layer, kvHead, values, p) {
       const n = values.length / d
       if (!Number.isInteger(n)) throw new RangeError(`valueOutputNorms: values hold ${values.length} floats, not a multiple of head_dim ${d}`)

@@ -45,7 +45,8 @@ import { quest } from './quest.js'
 import { delta } from './delta.js'
 import { mpcacheSelect } from './mpcache-select.js'
 import { nosa } from './nosa.js'
-const selection: PolicyDefinition[] = [tokenselect, quest, delta, mpcacheSelect, nosa]
+import { shadowkv } from './shadowkv.js'
+const selection: PolicyDefinition[] = [tokenselect, quest, delta, mpcacheSelect, nosa, shadowkv]
 
 // ---- quantization (KIVI, MiKV, VidKV) ----
 import { kivi } from './kivi.js'

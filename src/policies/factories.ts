@@ -693,6 +693,50 @@ export function razorattention(options: RazorattentionOptions = {}): PolicyConfi
   return policyConfig('razorattention', options)
 }
 
+/** Options of {@link shadowkv} (spec string `shadowkv:key=value,...`). */
+export interface ShadowkvOptions {
+  /**
+   * selected chunk tokens per head and step, as a ratio of the prompt (0 < budget <= 1); the sink, outliers and local window come on top (the paper's sparse budget).
+   * A number; range 0 < x <= 1; default 0.25 (unless `tokens` is given); not together with `tokens`.
+   */
+  budget?: number
+  /**
+   * selected chunk tokens per head and step, as a count (instead of budget); the sink, outliers and local window come on top (the paper's sparse budget).
+   * An integer; range x >= 1; unset by default; not together with `budget`.
+   */
+  tokens?: number
+  /**
+   * rank of a layer's pre-RoPE key factors, at most kvHeads x headDim (default: 3/8 of those columns, 48 of the fixture's 128; the paper: 160 of 1024).
+   * An integer; range x >= 1; unset by default.
+   */
+  rank?: number
+  /**
+   * tokens per chunk (the paper: 8).
+   * An integer; range x >= 1; default 8.
+   */
+  chunk?: number
+  /**
+   * chunks kept whole with exact keys (the paper: 48).
+   * An integer; range x >= 0; default 48.
+   */
+  outliers?: number
+  /**
+   * first tokens always attended (the released code: 0).
+   * An integer; range x >= 0; default 8.
+   */
+  sink?: number
+  /**
+   * last prompt tokens always attended (the released code: 4 chunks of 8).
+   * An integer; range x >= 0; default 32.
+   */
+  local?: number
+}
+
+/** ShadowKV: low-rank pre-RoPE keys, values in the host tier, chunk landmarks + outlier chunks; keys of the selected chunks rebuilt per step (stage: selection). Throws PolicySpecError for a bad option. */
+export function shadowkv(options: ShadowkvOptions = {}): PolicyConfig {
+  return policyConfig('shadowkv', options)
+}
+
 /** Options of {@link snapkv} (spec string `snapkv:key=value,...`). */
 export interface SnapkvOptions extends BudgetSettings, ObservationSettings {
   /**

@@ -9,7 +9,7 @@
  * This module is the shared machinery: the Selector interface each method implements, the policy
  * wrapper, the budget options and the window helpers (first tokens + chosen + last tokens).
  */
-import type { Decision, HeadView } from '../cache/types.js'
+import type { Decision, HeadView, TokenSelection } from '../cache/types.js'
 import { F32Buf } from '../backend/heap.js'
 import { contiguousView } from '../backend/views.js'
 import { budgetOptions, tokensPerHead } from './budget.js'
@@ -17,8 +17,11 @@ import type { OptionSpec } from './registry.js'
 import type { OptionValue } from './spec.js'
 import type { Policy, PolicyContext, PolicyNeeds, PolicySession } from './types.js'
 
-/** Per KV head: the cache slots to attend to (strictly ascending), or null for all of the head's slots. */
-export type Selection = (Int32Array | null)[]
+/**
+ * Per KV head: the cache slots to attend to (strictly ascending), or null for all of the head's slots;
+ * `rebuiltKeys` when the selector supplies keys of its own for the slots outside the arena (ShadowKV).
+ */
+export type Selection = TokenSelection
 
 /**
  * One request's selection state. `select` runs per decode step and layer, after the step's token is in

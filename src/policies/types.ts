@@ -1,4 +1,4 @@
-import type { Decision, KVCache } from '../cache/types.js'
+import type { Decision, KVCache, TokenSelection } from '../cache/types.js'
 import type { Ops } from '../backend/ops.js'
 
 /** Model facts a policy may need to size its work. */
@@ -79,6 +79,13 @@ export interface PolicyRuntime {
    * nothing; the extra forward time counts in the policy's compression time.
    */
   extend(ids: number[], visit: (hooks: ExtensionHooks[], ctx: PolicyContext) => void): void
+  /**
+   * The model's RoPE tables: cos and sin [positions.length][headDim / 2] of each position's angles,
+   * written at the byte pointers cos and sin in the arena, exactly as the forward pass makes them, for
+   * the rope kernel (ShadowKV re-rotates the keys it rebuilt from pre-RoPE factors; a negative position
+   * gives the inverse rotation).
+   */
+  ropeTables(positions: ArrayLike<number>, cos: number, sin: number): void
 }
 
 export interface PolicyContext {
@@ -139,7 +146,7 @@ export interface PolicySession {
    * step's query [qHeads][headDim] as the cache stores keys: post-RoPE, or pre-RoPE for a cache that keeps
    * pre-RoPE keys (`needs.cacheKeys`). See selection.ts for the selecting policies' shared machinery.
    */
-  selectTokens?(ctx: PolicyContext, layer: number, query: Float32Array): (Int32Array | null)[] | null
+  selectTokens?(ctx: PolicyContext, layer: number, query: Float32Array): TokenSelection | null
   /**
    * A decision was applied to the cache: this session's own, or one of another part of a composition.
    * Its slot indices refer to the cache before it was applied; `ctx.cache` is the cache after. State
