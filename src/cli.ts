@@ -1,5 +1,5 @@
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { createBackend } from './backend/index.js'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { BackendName } from './backend/backend.js'
@@ -22,6 +22,8 @@ import { perplexity } from './eval/perplexity.js'
 import { loadBooks } from './eval/text.js'
 import { defaultBooksDir, packageRoot } from './eval/paths.js'
 import { servePlayground } from './node/playground.js'
+import { serve, type ServeOptions } from './serve/http.js'
+import { ChatTemplate } from './serve/chat-template.js'
 
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
@@ -35,6 +37,10 @@ const USAGE = `usage:
              [--kv-dtype float32|float16]
   kvkit perplexity --model DIR [--length 2048] [--samples 16] [--seed S] [--haystack FILE|DIR] [--backend B]
              [--kv-dtype float32|float16]
+  kvkit serve --model DIR [--port 8080] [--host 127.0.0.1] [--api-key KEY] [--policy SPEC] [--kv-budget TOKENS]
+             [--cache-tokens TOKENS] [--parallel N] [--max-tokens N] [--model-id NAME] [--backend B]
+             (an OpenAI-compatible server: /v1/models, /v1/chat/completions, /v1/completions; KV reused across
+             requests through the prefix cache; KVKIT_API_KEY sets --api-key; Ctrl-C stops it)
   kvkit policies
   kvkit mpc [--model DIR] [--length 512] [--method mpcache|full] [--trunc one-round|exact-one-round|exact|local] [--seed S]
              (a passkey query with the attention over the KV cache secret-shared between two parties)
@@ -385,6 +391,59 @@ async function cmdPlayground(args: string[]): Promise<void> {
   })
 }
 
+async function cmdServe(args: string[]): Promise<void> {
+  const { values: v } = parse(args, {
+    model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'api-key': { type: 'string' }, policy: { type: 'string' },
+    'kv-budget': { type: 'string' }, 'cache-tokens': { type: 'string' }, parallel: { type: 'string' }, 'max-tokens': { type: 'string' },
+    'model-id': { type: 'string' }, backend: { type: 'string' },
+  })
+  if (v.model === undefined) throw new UsageError('--model is required')
+  const dir = v.model as string
+  const port = int('port', v.port as string | undefined, 8080)
+  if (port > 65535) throw new UsageError(`--port must be in [0, 65535], got ${port}`)
+  const facts = usage(() => readModelFacts(dir))
+  const spec = v.policy as string | undefined
+  if (spec !== undefined) usage(() => createPolicy(spec, facts.shape))
+  const opt = (name: string) => (v[name] === undefined ? undefined : positive(name, v[name] as string))
+  const options: ServeOptions = {
+    host: (v.host as string | undefined) ?? '127.0.0.1', port, apiKey: (v['api-key'] as string | undefined) ?? process.env.KVKIT_API_KEY ?? undefined,
+    policy: spec, kvBudget: opt('kv-budget'), cacheTokens: opt('cache-tokens'), parallel: opt('parallel'), defaultMaxTokens: opt('max-tokens'),
+    modelId: (v['model-id'] as string | undefined) ?? basename(resolve(dir)),
+    template: usage(() => ChatTemplate.fromTokenizerConfig(readJsonIfPresent(join(dir, 'tokenizer_config.json')))),
+  }
+  const budget = options.kvBudget ?? 4 * facts.maxPositions
+  const cacheTokens = options.cacheTokens ?? Math.floor(budget / 2)
+  if (cacheTokens >= budget) throw new UsageError(`--cache-tokens (${cacheTokens}) must be less than --kv-budget (${budget})`)
+  const be = await availableBackend(v.backend as string | undefined)
+  const model = await loadModel(dir, { backend: be })
+  try {
+    const server = await serve(model, options)
+    process.stderr.write(`kvkit serve: ${options.modelId} on ${server.url}/v1 (chat template: ${options.template!.source}; KV budget ${budget} tokens, ${cacheTokens} for the prefix cache)\n`)
+    await new Promise<void>((done) => {
+      const stop = () => {
+        process.off('SIGINT', stop)
+        process.off('SIGTERM', stop)
+        done()
+      }
+      process.on('SIGINT', stop)
+      process.on('SIGTERM', stop)
+    })
+    await server.close()
+  } finally {
+    model.dispose()
+  }
+}
+
+/** a JSON file's value, or undefined when there is no such file (a bad one is a usage error) */
+function readJsonIfPresent(file: string): Record<string, unknown> | undefined {
+  if (!existsSync(file)) return undefined
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'))
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${(e as Error).message}`)
+  }
+}
+
 /** Runs the command line; returns the exit code. Errors are one line on stderr. */
 export async function runCli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -398,11 +457,12 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'main': await cmdMain(rest); break
       case 'prompts': await cmdPrompts(rest); break
       case 'playground': await cmdPlayground(rest); break
+      case 'serve': await cmdServe(rest); break
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(USAGE + '\n')
         return command === undefined ? 2 : 0
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: eval, generate, perplexity, policies, mpc, main, prompts, playground)`)
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: eval, generate, perplexity, policies, mpc, main, prompts, playground, serve)`)
     }
     return 0
   } catch (e) {

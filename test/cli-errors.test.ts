@@ -56,7 +56,7 @@ describe('kvkit command line: bad arguments end with one line and a non-zero exi
   it.concurrent('an unknown command', async () => {
     const r = await kvkit('frobnicate')
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/^kvkit: unknown command "frobnicate" \(commands: eval, generate, perplexity, policies, mpc, main, prompts, playground\)\n$/)
+    expect(r.stderr).toMatch(/^kvkit: unknown command "frobnicate" \(commands: eval, generate, perplexity, policies, mpc, main, prompts, playground, serve\)\n$/)
   })
 })
 

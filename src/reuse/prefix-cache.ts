@@ -106,6 +106,32 @@ export class PrefixCache implements KVReuse {
     return hits * this.blockTokens
   }
 
+  /**
+   * Holds the cached blocks `ids` starts with (of the tenant `salt`), so that eviction passes them over
+   * until `release()`: Continuum's pinning of a paused session's KV (src/serve/tool-pins.ts). `tokens`
+   * says how many tokens' blocks were found and held (0: none are cached).
+   */
+  hold(ids: readonly number[], salt = ''): { tokens: number; release: () => void } {
+    if (this.disposed) throw new ReuseError('PrefixCache: used after dispose()')
+    const held: Block[] = []
+    for (const key of blockHashes(ids, this.blockTokens, salt)) {
+      const block = this.blocks.get(key)
+      if (!block) break
+      block.holders++
+      held.push(block)
+    }
+    let released = false
+    return {
+      tokens: held.length * this.blockTokens,
+      release: () => {
+        if (released) return
+        released = true
+        for (const b of held) b.holders--
+        if (!this.disposed) this.shrink()
+      },
+    }
+  }
+
   /** full blocks of the part a request prefills (all but the last prompt token, which decoding runs) */
   private prefillBlocks(ids: readonly number[]): number {
     return Math.floor(Math.max(0, ids.length - 1) / this.blockTokens)

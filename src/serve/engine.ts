@@ -1,0 +1,376 @@
+import type { LlamaModel } from '../model/model.js'
+import type { FinishReason, GenerateOptions, KVReuse } from '../model/types.js'
+import { ModelInputError } from '../model/errors.js'
+import { resolvePolicy } from '../policies/config.js'
+import { PolicySpecError } from '../policies/errors.js'
+import { PrefixCache } from '../reuse/prefix-cache.js'
+import type { EvictionName } from '../reuse/block-eviction.js'
+import { ChatTemplate, type TemplateMessage, type TemplateTool } from './chat-template.js'
+import { ApiError } from './errors.js'
+import type { ChatMessage, ChatRequest, CompletionRequest } from './schema.js'
+import { KVScheduler } from './scheduler.js'
+import { forcedCallPrefix, ToolCallStream, type ParsedToolCall } from './tool-calls.js'
+import { ToolPins, type PinStats } from './tool-pins.js'
+
+export interface EngineOptions {
+  /** the id `/v1/models` lists and requests name (default 'kvkit') */
+  modelId?: string
+  /** the model's chat template (default: the ChatML fallback, ChatTemplate.fromTokenizerConfig({})) */
+  template?: ChatTemplate
+  /** the KV policy of requests that name none (a spec string; default 'full', which reuses KV across requests) */
+  policy?: string
+  /** KV tokens the server may hold at once: cached prefix blocks plus running requests (default 4 x the model's context) */
+  kvBudget?: number
+  /** of kvBudget, the tokens kept for the prefix cache's blocks between requests (default half of it) */
+  cacheTokens?: number
+  /** tokens per prefix-cache block and KV page (default 16) */
+  blockTokens?: number
+  /** the prefix cache's eviction order (default 'lru') */
+  eviction?: EvictionName
+  /** requests decoded at once, interleaved token by token (default 4); more wait in arrival order */
+  parallel?: number
+  /** max_tokens of a request that gives none (default 256, less where the context ends sooner) */
+  defaultMaxTokens?: number
+}
+
+/** A tool call with the id the server gave it (`call_...`), which the client's tool result names. */
+export interface ToolCall extends ParsedToolCall {
+  id: string
+}
+
+/** What a streamed request produces, piece by piece. */
+export interface Delta {
+  content?: string
+  toolCalls?: ToolCall[]
+}
+
+export interface Usage {
+  prompt_tokens: number
+  completion_tokens: number
+  total_tokens: number
+  prompt_tokens_details: { cached_tokens: number }
+}
+
+export interface Outcome {
+  /** OpenAI's finish reasons: 'stop' (a stop string or the end-of-sequence token), 'length', 'tool_calls' */
+  finishReason: 'stop' | 'length' | 'tool_calls'
+  usage: Usage
+}
+
+/** A request checked and tokenized, ready to run: everything that can be refused has been. */
+export interface Job {
+  ids: number[]
+  maxTokens: number
+  /** KV tokens it may grow to, in whole pages */
+  reservation: number
+  options: GenerateOptions
+  /** tools are in play: the output goes through the tool-call parser */
+  tools: boolean
+  /** a tool_choice naming a function: the prompt opens its call */
+  forcedTool?: string
+  /** the prefix-cache tenant ('' by default) */
+  salt: string
+  /** ids of the tool calls whose results the messages bring (a paused session resuming) */
+  resumes: string[]
+}
+
+export interface EngineStats {
+  requests: number
+  /** the most bytes the prefix cache's page store held at once (live pages plus pooled ones), sampled per token */
+  peakKvBytes: number
+  /** sessions paused for tool calls: pinned, resumed, expired, reclaimed (ToolPins) */
+  pins: PinStats
+}
+
+const FINISH: Record<FinishReason, 'stop' | 'length'> = { stop: 'stop', eos: 'stop', length: 'length', context: 'length' }
+
+function text(content: ChatMessage['content']): string {
+  if (content === null || content === undefined) return ''
+  return typeof content === 'string' ? content : content.map((p) => p.text).join('')
+}
+
+/** OpenAI messages as chat templates take them (Hugging Face's convention: tool-call arguments as objects) */
+export function templateMessages(messages: readonly ChatMessage[]): TemplateMessage[] {
+  return messages.map((m) => {
+    const out: TemplateMessage = { role: m.role === 'developer' ? 'system' : m.role, content: text(m.content) }
+    if ('name' in m && m.name !== undefined) out.name = m.name
+    if (m.role === 'tool') out.tool_call_id = m.tool_call_id
+    if (m.role === 'assistant' && m.tool_calls?.length) {
+      out.tool_calls = m.tool_calls.map((c) => {
+        let args: unknown = c.function.arguments
+        try {
+          args = JSON.parse(c.function.arguments)
+        } catch {
+          // arguments that are not JSON are rendered as the string they are
+        }
+        return { id: c.id, type: 'function' as const, function: { name: c.function.name, arguments: args } }
+      })
+    }
+    return out
+  })
+}
+
+/**
+ * The serving side of `kvkit serve`, without HTTP: turns checked OpenAI requests into generations on
+ * one model. Requests on the full cache share KV through a PrefixCache (their `cached_tokens`); a
+ * request with a KV policy (`kv_policy`, or the server's) runs on its own compressed cache. Admission
+ * keeps every KV page within `kvBudget`: the prefix cache keeps at most `cacheTokens` of blocks no
+ * request holds, and running requests reserve what they can grow to (KVScheduler).
+ */
+export class ServeEngine {
+  readonly modelId: string
+  readonly template: ChatTemplate
+  readonly prefixCache: PrefixCache
+  readonly scheduler: KVScheduler
+  readonly kvBudget: number
+  readonly defaultMaxTokens: number
+  readonly stats: EngineStats
+  /** Continuum's TTL pins of sessions paused for tool calls */
+  readonly pins: ToolPins
+  /** prefill ms per token, a running mean over requests (what reloading a context would cost) */
+  private prefillMsPerToken = 0
+  private readonly defaultPolicy: string | undefined
+  private readonly active = new Set<Promise<unknown>>()
+
+  constructor(
+    readonly model: LlamaModel,
+    options: EngineOptions = {},
+  ) {
+    const ctx = model.config.maxPositions
+    const budget = options.kvBudget ?? 4 * ctx
+    const block = options.blockTokens ?? 16
+    const cacheTokens = options.cacheTokens ?? Math.floor(budget / 2)
+    const parallel = options.parallel ?? 4
+    const dflt = options.defaultMaxTokens ?? 256
+    const positive = (name: string, v: number) => {
+      if (!(Number.isInteger(v) && v >= 1)) throw new ModelInputError(`serve: ${name} must be a positive integer, got ${v}`)
+    }
+    positive('kvBudget', budget)
+    positive('blockTokens', block)
+    positive('parallel', parallel)
+    positive('defaultMaxTokens', dflt)
+    if (!(Number.isInteger(cacheTokens) && cacheTokens >= block && cacheTokens < budget))
+      throw new ModelInputError(`serve: cacheTokens must be an integer in [blockTokens, kvBudget) = [${block}, ${budget}), got ${cacheTokens}`)
+    if (options.policy !== undefined) {
+      try {
+        this.policyOf(options.policy, 'policy')
+      } catch (e) {
+        throw e instanceof ApiError ? new ModelInputError(`serve: ${e.message}`) : e
+      }
+    }
+    this.modelId = options.modelId ?? 'kvkit'
+    this.template = options.template ?? ChatTemplate.fromTokenizerConfig({})
+    this.defaultPolicy = options.policy
+    this.kvBudget = budget
+    this.defaultMaxTokens = dflt
+    const maxBlocks = Math.floor(cacheTokens / block)
+    this.prefixCache = new PrefixCache(model, { blockTokens: block, maxBlocks, eviction: options.eviction ?? 'lru' })
+    this.scheduler = new KVScheduler(budget - maxBlocks * block, parallel)
+    this.pins = new ToolPins(this.scheduler, budget)
+    this.stats = { requests: 0, peakKvBytes: 0, pins: this.pins.stats }
+  }
+
+  /** bytes of KV one token takes across layers and heads (float32 keys and values) */
+  get bytesPerToken(): number {
+    const { layers, kvHeads, headDim } = this.model.config
+    return layers * kvHeads * 2 * headDim * 4
+  }
+
+  /** a policy spec checked against the model: null for the full cache; a bad spec is a 400 naming `param` */
+  private policyOf(spec: string, param: string): string | null {
+    try {
+      return resolvePolicy(spec, this.model.config) === null ? null : spec
+    } catch (e) {
+      if (e instanceof PolicySpecError) throw new ApiError(400, `${param}: ${e.message}`, param)
+      throw e
+    }
+  }
+
+  private checkModel(model: string): void {
+    if (model !== this.modelId) throw new ApiError(404, `The model '${model}' does not exist; this server serves '${this.modelId}'`, 'model', 'model_not_found')
+  }
+
+  /** a chat request made into a job; throws ApiError (400, 404) naming the field at fault */
+  chatJob(req: ChatRequest): Job {
+    this.checkModel(req.model)
+    const tools = req.tools ?? []
+    const choice = req.tool_choice ?? (tools.length ? 'auto' : 'none')
+    if (req.tool_choice && req.tool_choice !== 'none' && tools.length === 0) throw new ApiError(400, 'tool_choice needs tools', 'tool_choice')
+    let forced: string | undefined
+    if (typeof choice === 'object') {
+      forced = choice.function.name
+      if (!tools.some((t) => t.function.name === forced)) throw new ApiError(400, `tool_choice: no tool is named ${JSON.stringify(forced)}`, 'tool_choice.function.name')
+    } else if (choice === 'required') {
+      if (tools.length !== 1) throw new ApiError(400, "tool_choice 'required' is served for one tool only: name the function ({ type: 'function', function: { name } })", 'tool_choice')
+      forced = tools[0].function.name
+    }
+    const shown: TemplateTool[] | undefined = choice === 'none' ? undefined : tools.map((t) => ({ type: 'function', function: t.function }))
+    let prompt = this.template.render(templateMessages(req.messages), shown)
+    if (forced !== undefined) prompt += forcedCallPrefix(forced)
+    const maxTokens = req.max_completion_tokens ?? req.max_tokens
+    const job = this.job(this.model.tokenizer.encode(prompt), maxTokens, req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens', 'messages', req, choice !== 'none', forced)
+    job.resumes = req.messages.flatMap((m) => (m.role === 'tool' ? [m.tool_call_id] : []))
+    return job
+  }
+
+  /** a (legacy) completion request made into a job */
+  completionJob(req: CompletionRequest): Job {
+    this.checkModel(req.model)
+    const p = req.prompt
+    // text gets the model's BOS in front, as vLLM and llama.cpp add it (and `kvkit generate`); token ids are taken as given
+    const bos = this.model.config.bosTokenId
+    const encode = (t: string) => (t === '' ? [] : [...(bos === null ? [] : [bos]), ...this.model.tokenizer.encode(t)])
+    const ids = typeof p === 'string' ? encode(p) : typeof p[0] === 'string' ? encode(p[0]) : (p as number[])
+    try {
+      this.model.checkIds(ids, 'prompt')
+    } catch (e) {
+      throw new ApiError(400, (e as Error).message.replace('prompt: empty token list', 'prompt: the prompt is empty'), 'prompt')
+    }
+    return this.job(ids, req.max_tokens, 'max_tokens', 'prompt', req, false)
+  }
+
+  private job(
+    ids: number[], asked: number | null | undefined, maxParam: string, promptParam: string,
+    req: ChatRequest | CompletionRequest, tools: boolean, forcedTool?: string,
+  ): Job {
+    const ctx = this.model.config.maxPositions
+    const n = ids.length
+    if (n === 0) throw new ApiError(400, `${promptParam}: the prompt is empty`, promptParam)
+    if (n >= ctx) throw new ApiError(400, `${promptParam}: this model's maximum context length is ${ctx} tokens; the ${promptParam} take ${n}`, promptParam, 'context_length_exceeded')
+    if (asked != null && n + asked > ctx)
+      throw new ApiError(400, `${maxParam}: this model's maximum context length is ${ctx} tokens; you requested ${n + asked} (${n} in the ${promptParam}, ${asked} in the completion)`, maxParam, 'context_length_exceeded')
+    const maxTokens = asked ?? Math.min(this.defaultMaxTokens, ctx - n)
+    const spec = req.kv_policy != null ? this.policyOf(req.kv_policy, 'kv_policy') : this.defaultPolicy !== undefined ? this.policyOf(this.defaultPolicy, 'policy') : null
+    // a request on the full cache shares the prefix cache's pages; a compressed one has 64-token pages of its own
+    const page = spec === null ? this.prefixCache.blockTokens : 64
+    const reservation = Math.ceil((n - 1 + maxTokens) / page) * page
+    if (reservation > this.scheduler.capacityTokens) {
+      const param = asked != null ? maxParam : promptParam
+      throw new ApiError(400, `${param}: the request may grow to ${reservation} KV tokens; this server's KV budget leaves ${this.scheduler.capacityTokens} for running requests (--kv-budget)`, param, 'kv_budget_exceeded')
+    }
+    const stop = [...(typeof req.stop === 'string' ? [req.stop] : (req.stop ?? [])), ...this.template.stop]
+    const options: GenerateOptions = {
+      maxNewTokens: maxTokens,
+      temperature: req.temperature ?? 1,
+      topP: req.top_p ?? 1,
+      topK: req.top_k ?? 0,
+      seed: req.seed ?? Math.floor(Math.random() * 2 ** 31),
+      stop,
+    }
+    const salt = req.cache_salt ?? ''
+    if (spec === null) options.reuse = salt ? this.prefixCache.tenant(salt) : this.prefixCache
+    else options.policy = spec
+    return { ids, maxTokens, reservation, options, tools, forcedTool, salt, resumes: [] }
+  }
+
+  /**
+   * Runs a job when the KV budget admits it, calling `onDelta` with its text and tool calls as they come.
+   * Rejects with the signal's reason when it aborts (queued or running: its KV is freed either way).
+   */
+  run(job: Job, signal: AbortSignal, onDelta: (d: Delta) => void): Promise<Outcome> {
+    // a tool's duration ends when its result arrives, not when the request is admitted
+    const resume = this.pins.resumed(job.resumes)
+    const p = this.runAdmitted(job, signal, onDelta, resume)
+    this.active.add(p)
+    const done = () => this.active.delete(p)
+    p.then(done, done)
+    return p
+  }
+
+  private async runAdmitted(job: Job, signal: AbortSignal, onDelta: (d: Delta) => void, resume: () => void): Promise<Outcome> {
+    let kept: { tokens: number; release: () => void } | null = null
+    try {
+      const release = await this.scheduler.acquire(job.reservation, signal)
+      this.stats.requests++
+      try {
+        let options: GenerateOptions = { ...job.options, signal }
+        // a request that may end in tool calls keeps its conversation's blocks held past its end, for ToolPins
+        if (job.tools && options.reuse) options = { ...options, reuse: this.keeping(options.reuse, job.salt, (h) => (kept = h)) }
+        const gen = this.model.generate(job.ids, options)
+        // the resuming session's blocks are held by this request now: its pin has done its work
+        resume()
+        const parser = job.tools ? new ToolCallStream(job.forcedTool) : null
+        const calls: ToolCall[] = []
+        const send = (content: string, parsed: ParsedToolCall[]) => {
+          const toolCalls = parsed.map((c) => ({ id: `call_${crypto.randomUUID().replace(/-/g, '').slice(0, 24)}`, ...c }))
+          calls.push(...toolCalls)
+          if (content || toolCalls.length) onDelta({ ...(content ? { content } : {}), ...(toolCalls.length ? { toolCalls } : {}) })
+        }
+        for await (const tok of gen) {
+          this.sampleKv()
+          if (!parser) send(tok.text, [])
+          else {
+            const piece = parser.push(tok.text)
+            send(piece.content, piece.calls)
+          }
+        }
+        const r = await gen.result
+        if (parser) {
+          const piece = parser.end()
+          send(piece.content, piece.calls)
+        }
+        this.sampleKv()
+        const n = job.ids.length
+        const cached = r.stats.cachedTokens
+        if (n - cached >= 32) {
+          const rate = r.stats.prefillMs / (n - cached)
+          this.prefillMsPerToken = this.prefillMsPerToken ? 0.8 * this.prefillMsPerToken + 0.2 * rate : rate
+        }
+        const context = n + r.ids.length
+        const hold = kept as { tokens: number; release: () => void } | null
+        if (calls.length && hold) {
+          kept = null
+          this.pins.paused(calls.map((c) => ({ id: c.id, tool: c.name })), hold, context, this.prefillMsPerToken * context)
+        }
+        return {
+          finishReason: calls.length > 0 ? 'tool_calls' : FINISH[r.finishReason],
+          usage: { prompt_tokens: n, completion_tokens: r.ids.length, total_tokens: n + r.ids.length, prompt_tokens_details: { cached_tokens: cached } },
+        }
+      } finally {
+        release()
+      }
+    } finally {
+      resume()
+      ;(kept as { release: () => void } | null)?.release()
+    }
+  }
+
+  /**
+   * `reuse` whose handle, when the request ends well, hands `keep` a hold on the conversation's blocks
+   * (prompt and answer) taken before the cache's end-of-request eviction can run. The prompt's blocks
+   * are held across the close; the answer's are held as far as they survived it.
+   */
+  private keeping(reuse: KVReuse, salt: string, keep: (h: { tokens: number; release: () => void }) => void): KVReuse {
+    return {
+      open: (ids, model) => {
+        const h = reuse.open(ids, model)
+        return {
+          cache: h.cache, ids: h.ids, cachedTokens: h.cachedTokens, positionOffset: h.positionOffset,
+          prefilled: (tokens) => h.prefilled(tokens),
+          close: (generated, ok) => {
+            const prompt = this.prefixCache.hold(h.ids, salt)
+            try {
+              h.close(generated, ok)
+              if (ok) keep(this.prefixCache.hold([...h.ids, ...generated], salt))
+            } finally {
+              prompt.release()
+            }
+          },
+        }
+      },
+    }
+  }
+
+  private sampleKv(): void {
+    const s = this.prefixCache.store
+    this.stats.peakKvBytes = Math.max(this.stats.peakKvBytes, s.liveBytes.wasm + s.pooledBytes)
+  }
+
+  /** refuses queued requests, waits for running ones (the caller aborts them first), frees the prefix cache */
+  async close(reason: unknown): Promise<void> {
+    this.scheduler.rejectWaiting(reason)
+    await Promise.allSettled([...this.active])
+    this.pins.close()
+    this.prefixCache.dispose()
+  }
+}

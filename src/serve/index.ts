@@ -1,0 +1,8 @@
+// kvkit/serve (Node): the OpenAI-compatible server of `kvkit serve`, and its parts for embedding.
+export { serve, type ServeOptions, type KvkitServer } from './http.js'
+export { ServeEngine, type EngineOptions, type EngineStats, type Job, type Delta, type Outcome, type Usage, type ToolCall } from './engine.js'
+export type { ToolPins, PinStats } from './tool-pins.js'
+export { ChatTemplate, CHATML_TEMPLATE, type TemplateMessage, type TemplateTool } from './chat-template.js'
+export { ToolCallStream, parseToolCall, type ParsedToolCall } from './tool-calls.js'
+export { KVScheduler } from './scheduler.js'
+export { ApiError } from './errors.js'

@@ -1,0 +1,140 @@
+/** what `KVScheduler.acquire` reserved: give it back when the request's KV is freed */
+export type Release = () => void
+
+interface Waiter {
+  tokens: number
+  start: (release: Release) => void
+  fail: (e: unknown) => void
+  signal?: AbortSignal
+  onAbort?: () => void
+}
+
+interface Pin {
+  tokens: number
+  expires: number
+  reclaim: () => void
+}
+
+/**
+ * Admission of requests by KV memory (vLLM's scheduler in its simplest form: first come first served,
+ * no preemption). A request reserves the KV tokens it can grow to (prompt + max_tokens, rounded up to
+ * whole pages) and starts when at most `parallel` requests run and the reservations fit in
+ * `capacityTokens`; otherwise it waits in arrival order. The head of the queue is never overtaken, so
+ * a long request is not starved by short ones behind it.
+ */
+export class KVScheduler {
+  private readonly queue: Waiter[] = []
+  private readonly pins = new Set<Pin>()
+  private runningCount = 0
+  private reservedTokens = 0
+  /** the most KV tokens reserved at once since the start */
+  peakReserved = 0
+  /** the most requests waiting at once since the start */
+  peakQueued = 0
+
+  constructor(
+    readonly capacityTokens: number,
+    readonly parallel: number,
+  ) {}
+
+  get running(): number {
+    return this.runningCount
+  }
+
+  get queued(): number {
+    return this.queue.length
+  }
+
+  get reserved(): number {
+    return this.reservedTokens
+  }
+
+  /**
+   * Resolves when `tokens` KV tokens are reserved for the caller; rejects with the signal's reason if it
+   * aborts while waiting (the request leaves the queue). `tokens` must be at most capacityTokens (the
+   * caller refuses larger requests with a 400 before any work).
+   */
+  acquire(tokens: number, signal?: AbortSignal): Promise<Release> {
+    if (tokens > this.capacityTokens) return Promise.reject(new RangeError(`KVScheduler: ${tokens} tokens exceed the capacity of ${this.capacityTokens}`))
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    return new Promise<Release>((start, fail) => {
+      const w: Waiter = { tokens, start, fail, signal }
+      if (signal) {
+        w.onAbort = () => {
+          const i = this.queue.indexOf(w)
+          if (i >= 0) this.queue.splice(i, 1)
+          fail(signal.reason)
+          this.pump()
+        }
+        signal.addEventListener('abort', w.onAbort, { once: true })
+      }
+      this.queue.push(w)
+      this.pump()
+      this.peakQueued = Math.max(this.peakQueued, this.queue.length)
+    })
+  }
+
+  /** KV tokens reserved by pins (sessions kept between requests) */
+  get pinned(): number {
+    let n = 0
+    for (const p of this.pins) n += p.tokens
+    return n
+  }
+
+  /**
+   * Reserves `tokens` now for KV kept between requests (Continuum's pinned session), if they fit and no
+   * request is waiting; null otherwise. When a waiting request needs the room, pins are reclaimed
+   * soonest `expires` first: the reservation is dropped and `reclaim` frees the KV (the release is
+   * then a no-op).
+   */
+  pin(tokens: number, expires: number, reclaim: () => void): Release | null {
+    if (this.queue.length > 0 || this.reservedTokens + tokens > this.capacityTokens) return null
+    const p: Pin = { tokens, expires, reclaim }
+    this.pins.add(p)
+    this.reservedTokens += tokens
+    this.peakReserved = Math.max(this.peakReserved, this.reservedTokens)
+    return () => {
+      if (!this.pins.delete(p)) return
+      this.reservedTokens -= tokens
+      this.pump()
+    }
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const w = this.queue[0]
+      if (this.runningCount >= this.parallel) return
+      if (this.reservedTokens + w.tokens > this.capacityTokens) {
+        // memory is needed: the pin that would expire first goes first (Continuum)
+        let first: Pin | undefined
+        for (const p of this.pins) if (!first || p.expires < first.expires) first = p
+        if (!first) return
+        this.pins.delete(first)
+        this.reservedTokens -= first.tokens
+        first.reclaim()
+        continue
+      }
+      this.queue.shift()
+      if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort)
+      this.runningCount++
+      this.reservedTokens += w.tokens
+      this.peakReserved = Math.max(this.peakReserved, this.reservedTokens)
+      let released = false
+      w.start(() => {
+        if (released) return
+        released = true
+        this.runningCount--
+        this.reservedTokens -= w.tokens
+        this.pump()
+      })
+    }
+  }
+
+  /** refuses every waiting request with `reason` (shutdown) */
+  rejectWaiting(reason: unknown): void {
+    for (const w of this.queue.splice(0)) {
+      if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort)
+      w.fail(reason)
+    }
+  }
+}
