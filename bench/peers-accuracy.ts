@@ -26,28 +26,12 @@ import type { LayerHooks, Policy, PolicyContext } from '../src/policies/types.js
 import type { PagedKVCache } from '../src/cache/paged-cache.js'
 import type { LlamaModel } from '../src/model/model.js'
 
-/** a layer's keys and values in the projection layout [T][kvHeads][d] that `append` takes */
-function layerKV(base: PagedKVCache, l: number, kvHeads: number, d: number): { k: Float32Array; v: Float32Array } {
-  const T = base.length(l, 0)
-  const k = new Float32Array(T * kvHeads * d)
-  const v = new Float32Array(T * kvHeads * d)
-  for (let h = 0; h < kvHeads; h++) {
-    const kh = base.readKeys(l, h)
-    const vh = base.readValues(l, h)
-    for (let t = 0; t < T; t++) {
-      k.set(kh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
-      v.set(vh.subarray(t * d, (t + 1) * d), (t * kvHeads + h) * d)
-    }
-  }
-  return { k, v }
-}
-
 /** a copy of the first `T` tokens of the prefilled cache (all of them by default) */
 function copyCache(model: LlamaModel, base: PagedKVCache, T = base.length(0, 0)): PagedKVCache {
   const { layers, kvHeads, headDim: d } = model.config
   const cache = model.newCache()
   for (let l = 0; l < layers; l++) {
-    const { k, v } = layerKV(base, l, kvHeads, d)
+    const { k, v } = base.readLayer(l)
     cache.append(l, k.subarray(0, T * kvHeads * d), v.subarray(0, T * kvHeads * d), base.positions(l, 0).subarray(0, T))
   }
   return cache
