@@ -8,7 +8,7 @@
 #   bash bench/gpu-session.sh          (re-runs itself under .device/env.sh when node is not on PATH)
 # Writes 7 files to $OUT: session.log (each step's command, exit status, seconds), webgpu-kernels.log,
 # prompt-ids.json, kvkit-decode.log/.json, pytorch-decode.log/.json. Each step is time-boxed and runs
-# whatever the others did; the whole stays under 8 minutes (step limits add up to 7 min 15 s).
+# whatever the others did; the whole stays under 8 minutes (step limits add up to 7 min 5 s).
 set +e
 : "${OUT:?set OUT to the folder that comes back}"
 if ! command -v node >/dev/null 2>&1 && [ -z "$KVKIT_GPU_SESSION" ]; then
@@ -35,11 +35,11 @@ step() {
   return 0
 }
 
-step webgpu-kernels 120 "$OUT/webgpu-kernels.log" node dist/bench/webgpu.js --full
+step webgpu-kernels 110 "$OUT/webgpu-kernels.log" node dist/bench/webgpu.js --full
 # the prompt ids first, on wasm, so that PyTorch has them even if the WebGPU runtime fails to load
 step prompt-ids 45 "$OUT/session-ids.log" node dist/bench/webgpu-decode.js --backend wasm --lengths "$LENGTHS" --ids-only --ids-out "$OUT/prompt-ids.json"
 cat "$OUT/session-ids.log" >>"$log" && rm -f "$OUT/session-ids.log"
-step kvkit-decode 200 "$OUT/kvkit-decode.log" node dist/bench/webgpu-decode.js --backend webgpu --lengths "$LENGTHS" --new "$NEW" --runs "$RUNS" --json "$OUT/kvkit-decode.json"
+step kvkit-decode 180 "$OUT/kvkit-decode.log" node dist/bench/webgpu-decode.js --backend webgpu --lengths "$LENGTHS" --new "$NEW" --runs "$RUNS" --json "$OUT/kvkit-decode.json"
 check=()
 [ -s "$OUT/kvkit-decode.json" ] && check=(--kvkit "$OUT/kvkit-decode.json")
 step pytorch-decode 90 "$OUT/pytorch-decode.log" python3 tools/pytorch-gpu-decode.py --device cuda --ids "$OUT/prompt-ids.json" --lengths "$LENGTHS" --new "$NEW" --runs "$RUNS" "${check[@]}" --json "$OUT/pytorch-decode.json"
