@@ -27,7 +27,7 @@ import { ChatTemplate } from './serve/chat-template.js'
 
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
-             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N] [--threads N]
+             [--question with|after] [--seed S] [--backend wasm|webgpu|reference|auto] [--workers N] [--threads N]
              [--haystack FILE|DIR | --books FILE|DIR,FILE|DIR,...] [--kv-dtype float32|float16]
              [--context-limit N]  (lengths past max_position_embeddings, up to N tokens: an explicit choice)
              [--json FILE] [--report DIR]
@@ -101,7 +101,9 @@ async function availableBackend(raw: string | undefined): Promise<BackendName> {
   const name = backend(raw)
   if (name === 'webgpu') {
     try {
-      await createBackend(name)
+      // opened to see that an adapter exists, and closed again so that nothing outlives the check
+      const probe = await createBackend(name)
+      probe.destroy()
     } catch (e) {
       throw new UsageError(`--backend webgpu is not available: ${(e as Error).message}`)
     }

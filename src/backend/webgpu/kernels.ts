@@ -11,7 +11,7 @@ const ENTRIES: Record<string, string> = {
   score_keys: 'score', softmax_rows: 'softmax', log_sum_exp: 'softmax', row_stats: 'softmax', soft_vote: 'softmax',
   top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', page_summary: 'pages',
   matmul: 'model', matvec: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
-  stream_sum: 'stream',
+  stream_sum: 'stream', append_rows: 'runtime', attend_causal: 'runtime',
 }
 
 const f32bits = (() => {
@@ -141,6 +141,15 @@ export class WebGpuKernels {
     this.slot = 0
   }
 
+  /** Makes `buf` the arena (a grown mirror replaces the old one, whose bind group is dropped). */
+  setArena(buf: GPUBuffer): void {
+    if (this.arena && this.arena !== buf) {
+      this.submit()
+      this.bindGroups.delete(this.arena)
+    }
+    this.arena = buf
+  }
+
   /** Writes bytes into the arena at a byte pointer (queued before the next batch). */
   write(ptr: number, data: ArrayBufferView): void {
     this.live()
@@ -174,6 +183,48 @@ export class WebGpuKernels {
       throw new Error(`WebGPU: ${err.message}`)
     }
     return out
+  }
+
+  /**
+   * Submits the batch and copies the byte ranges [ptr, ptr + bytes) back, one after another in the
+   * returned bytes (each range's length rounded up to 4), through one staging buffer and one map.
+   */
+  async readRanges(ranges: readonly (readonly [number, number])[]): Promise<Uint8Array> {
+    this.live()
+    if (!this.arena) throw new Error('WebGpuKernels: set `arena` before reading')
+    this.submit()
+    let size = 0
+    for (const [, bytes] of ranges) size += Math.ceil(bytes / 4) * 4
+    if (size === 0) return new Uint8Array(0)
+    const staging = this.pool.acquire(size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST)
+    const enc = this.device.createCommandEncoder()
+    let at = 0
+    for (const [ptr, bytes] of ranges) {
+      const b = Math.ceil(bytes / 4) * 4
+      if (b) enc.copyBufferToBuffer(this.arena, ptr, staging, at, b)
+      at += b
+    }
+    this.device.queue.submit([enc.finish()])
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, size)
+    } catch (e) {
+      this.pool.release(staging)
+      this.live()
+      throw e
+    }
+    const out = new Uint8Array(staging.getMappedRange(0, size).slice(0))
+    staging.unmap()
+    this.pool.release(staging)
+    this.throwError()
+    return out
+  }
+
+  private throwError(): void {
+    if (this.error) {
+      const err = this.error
+      this.error = null
+      throw new Error(`WebGPU: ${err.message}`)
+    }
   }
 
   /** Waits until the device has run everything submitted (for timing). */
@@ -264,6 +315,24 @@ export class WebGpuKernels {
 
   addInPlace(y: number, x: number, n: number): void {
     this.dispatch('add_in_place', [words(y), words(x), n], Math.ceil(n / 256))
+  }
+
+  /**
+   * Appends T rows per KV head to the paged float32 cache: k, v [T][kvHeads][d] to slots first_g + t.
+   * tabs: [kvHeads][4] int32 (key table, value table, first new slot, rows after the append).
+   */
+  appendRows(k: number, v: number, T: number, kvHeads: number, d: number, tabs: number, pageTokens: number): void {
+    this.dispatch('append_rows', [words(k), words(v), T, kvHeads, d, words(tabs), pageTokens], Math.ceil((T * kvHeads * d) / 256))
+  }
+
+  /**
+   * Causal attention of a chunk as ModelKernels.attendCausal for every KV head at once: q, out
+   * [T][hq][d] (row strides qStride, outStride floats), query head h on KV head h / group, row t of
+   * head g seeing min(n_g, first_g + 1 + t) keys (tabs as appendRows). d <= 256.
+   */
+  attendCausal(q: number, qStride: number, hq: number, group: number, T: number, d: number, tabs: number, pageTokens: number, scale: number, out: number, outStride: number): void {
+    if (d > 256) throw new RangeError(`attendCausal: head dim ${d} exceeds the WGSL kernel's 256`)
+    this.dispatch('attend_causal', [words(q), qStride, hq, group, d, words(tabs), pageTokens, f32bits(scale), words(out), outStride], T * hq)
   }
 
   /** Bandwidth yardstick: each of groups*256 threads sums a strided share of n floats into out[thread]. */
