@@ -6,7 +6,7 @@ import { openGpuDevice, type GpuDevice, type GpuDeviceOptions } from './device.j
 import { WebGpuKernels } from './kernels.js'
 
 export { openGpuDevice, WebGpuUnavailableError, type GpuDevice, type GpuDeviceOptions } from './device.js'
-export { attendScratchWords, ATTEND_SPLIT, WebGpuKernels } from './kernels.js'
+export { attendScratchWords, attendSplit, ATTEND_SPLIT, WebGpuKernels } from './kernels.js'
 export { GpuBufferPool } from './pool.js'
 
 /**
