@@ -22,6 +22,9 @@ fn v4(row: u32, c: u32, d: u32) -> vec4<f32> {
   return v;
 }
 
+// the 4 heads' weights of token i of the split
+fn weights(i: u32, S: u32) -> vec4<f32> { return vec4<f32>(p[i], p[S + i], p[2u * S + i], p[3u * S + i]); }
+
 fn pick4(a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, e: vec4<f32>, h: u32) -> vec4<f32> {
   return select(select(a, b, h == 1u), select(c, e, h == 3u), h >= 2u);
 }
@@ -74,21 +77,24 @@ fn attend_split(I: In) {
     var l = vec4<f32>(0.0);
     if (col < d) {
       var i = tl;
-      for (; i + TL < live; i += 2u * TL) { // two rows in flight
+      for (; i + 3u * TL < live; i += 4u * TL) { // four rows in flight
         let va = v4(vrow[i], col, d);
         let vb = v4(vrow[i + TL], col, d);
-        let wa = vec4<f32>(p[i], p[S + i], p[2u * S + i], p[3u * S + i]);
-        let i2 = i + TL;
-        let wb = vec4<f32>(p[i2], p[S + i2], p[2u * S + i2], p[3u * S + i2]);
-        l += wa + wb;
-        o0 += wa.x * va + wb.x * vb;
-        o1 += wa.y * va + wb.y * vb;
-        o2 += wa.z * va + wb.z * vb;
-        o3 += wa.w * va + wb.w * vb;
+        let vc = v4(vrow[i + 2u * TL], col, d);
+        let ve = v4(vrow[i + 3u * TL], col, d);
+        let wa = weights(i, S);
+        let wb = weights(i + TL, S);
+        let wc = weights(i + 2u * TL, S);
+        let we = weights(i + 3u * TL, S);
+        l += wa + wb + wc + we;
+        o0 += wa.x * va + wb.x * vb + wc.x * vc + we.x * ve;
+        o1 += wa.y * va + wb.y * vb + wc.y * vc + we.y * ve;
+        o2 += wa.z * va + wb.z * vb + wc.z * vc + we.z * ve;
+        o3 += wa.w * va + wb.w * vb + wc.w * vc + we.w * ve;
       }
-      if (i < live) {
+      for (; i < live; i += TL) {
         let va = v4(vrow[i], col, d);
-        let wa = vec4<f32>(p[i], p[S + i], p[2u * S + i], p[3u * S + i]);
+        let wa = weights(i, S);
         l += wa;
         o0 += wa.x * va;
         o1 += wa.y * va;
@@ -125,6 +131,9 @@ fn attend_split(I: In) {
 // Threads are (16-byte column, split lane) as in the V step, the lanes summed through `part`.
 var<workgroup> part: array<vec4<f32>, 256>;
 
+// words c..c+3 of a split's partial output at word `at`, rescaled from its max to the overall max m
+fn partial(at: u32, c: u32, d: u32, m: f32) -> vec4<f32> { return v4(at, c, d) * exp(ld(at + d) - m); }
+
 @compute @workgroup_size(256)
 fn attend_reduce(I: In) {
   setup(I);
@@ -152,16 +161,11 @@ fn attend_reduce(I: In) {
   var b = vec4<f32>(0.0);
   if (col < d) {
     var s = lane;
-    for (; s + TL < splits; s += 2u * TL) { // two partials in flight
-      let at = scratch + (s * qh + h) * row;
-      let bt = scratch + ((s + TL) * qh + h) * row;
-      a += v4(at, col, d) * exp(ld(at + d) - m);
-      b += v4(bt, col, d) * exp(ld(bt + d) - m);
+    for (; s + 3u * TL < splits; s += 4u * TL) { // four partials in flight
+      a += partial(scratch + (s * qh + h) * row, col, d, m) + partial(scratch + ((s + 2u * TL) * qh + h) * row, col, d, m);
+      b += partial(scratch + ((s + TL) * qh + h) * row, col, d, m) + partial(scratch + ((s + 3u * TL) * qh + h) * row, col, d, m);
     }
-    if (s < splits) {
-      let at = scratch + (s * qh + h) * row;
-      a += v4(at, col, d) * exp(ld(at + d) - m);
-    }
+    for (; s < splits; s += TL) { a += partial(scratch + (s * qh + h) * row, col, d, m); }
   }
   part[lid] = a + b;
   workgroupBarrier();
