@@ -20,9 +20,15 @@ fn page_upper_bound(I: In) {
         if (pg < pages) {
           let a = lo + pg * d + c0;
           let b = hi + pg * d + c0;
-          for (var c = j; c < min(QD, d - c0); c += 4u) {
-            let x = qs[c];
-            acc += max(x * ld(a + c), x * ld(b + c));
+          let len = min(QD, d - c0);
+          if ((len & 3u) == 0u && ((a | b) & 3u) == 0u) { // 16-byte loads, as quad_dot
+            for (var c = 4u * j; c < len; c += 16u) {
+              let l4 = ld4(a + c);
+              let h4 = ld4(b + c);
+              for (var k = 0u; k < 4u; k++) { acc += max(qs[c + k] * l4[k], qs[c + k] * h4[k]); }
+            }
+          } else {
+            for (var c = j; c < len; c += 4u) { acc += max(qs[c] * ld(a + c), qs[c] * ld(b + c)); }
           }
         }
       }
