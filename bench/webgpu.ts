@@ -171,7 +171,7 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
     const lse = bump.take(kvHeads * group * 4)
     const scores = bump.take(group * n * 4)
     const sel = bump.take(budget * 4)
-    const scratch = bump.take(Math.max(attendScratchWords(group, d, n), attendScratchWords(group, d, budget, 256)) * 4)
+    const scratch = bump.take(attendScratchWords(group, d, n, 16) * 4) // the most splits any row below uses
     const kmin = bump.take(kvHeads * qPages * d * 4)
     const kmax = bump.take(kvHeads * qPages * d * 4)
     const bound = bump.take(qPages * 4)
@@ -238,8 +238,6 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
     check(`attend dense n=${n}`, await head0(), Array.from({ length: n }, (_, i) => i))
     attendAll(idx, budget)
     check(`attend gathered ${budget}`, await head0(), pick)
-    attendAll(idx, budget, 256)
-    check(`attend gathered ${budget}, split 256`, await head0(), pick)
     selected()
     {
       // the top-k of the last head's first score row: no unchosen key scores above a chosen one
@@ -288,7 +286,10 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
     for (const [list, count] of [[0, n], [idx, budget]]) {
       for (const split of [16, 64, 256]) {
         if (split === attendSplit(count) || count / split > 2048) continue
-        sweep.push([`${list ? `gathered ${budget}` : 'dense'}, split ${split}`, split, await time(k, () => attendAll(list, list ? count : 0, split), reps)])
+        const what = `${list ? `gathered ${budget}` : 'dense'}, split ${split}`
+        attendAll(list, list ? count : 0, split)
+        check(`attend ${what}`, await head0(), list ? pick : Array.from({ length: n }, (_, i) => i))
+        sweep.push([what, split, await time(k, () => attendAll(list, list ? count : 0, split), reps)])
       }
     }
     const tSel = await time(k, selected, full ? 3 : 1, full ? 5 : 3)
