@@ -215,7 +215,7 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
       for (let h = 0; h < kvHeads; h++) {
         k.pageUpperBound(qh(h), group, d, kmin + summary(h), kmax + summary(h), qPages - 1, bound)
         k.topK(bound, qPages - 1, kPages - 1, topPages)
-        k.pageTokens(topPages, budget, qpage, sel)
+        k.pageTokenIndices(topPages, budget, qpage, sel)
         k.attend(qh(h), group, d, kT(h), vT(h), pageTokens, n, sel, budget, scale, out + h * group * d * 4, lse + h * group * 4, scratch)
       }
     }
@@ -270,7 +270,7 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
     // questStep ends with head kvHeads - 1; run head 0 alone for its output
     k.pageUpperBound(qh(0), group, d, kmin, kmax, qPages - 1, bound)
     k.topK(bound, qPages - 1, kPages - 1, topPages)
-    k.pageTokens(topPages, budget, qpage, sel)
+    k.pageTokenIndices(topPages, budget, qpage, sel)
     k.attend(qh(0), group, d, kT(0), vT(0), pageTokens, n, sel, budget, scale, out, lse, scratch)
     const chosen0 = new Int32Array(await k.read(sel, budget * 4))
     check('Quest chain', await head0(), chosen0)

@@ -260,11 +260,11 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
     for (const t of [lo, hi, q, out, kk, table, qq, per]) t.free()
   })
 
-  it.each([[1, 16, 16], [3, 16, 40], [5, 4, 17], [130, 1, 130]])('pageTokens expands %i pages of %i tokens into the first %i token indices', async (k, page, count) => {
+  it.each([[1, 16, 16], [3, 16, 40], [5, 4, 17], [130, 1, 130]])('pageTokenIndices expands %i pages of %i tokens into the first %i token indices', async (k, page, count) => {
     const pagesIdx = Int32Array.from({ length: k }, (_, i) => (i * 37 + 5) % 1000)
     const idx = heap.i32From(pagesIdx)
     const out = heap.allocI32(count)
-    const [got] = await onGpu(K, heap, [[out.ptr, count * 4]], () => K.pageTokens(idx.ptr, count, page, out.ptr))
+    const [got] = await onGpu(K, heap, [[out.ptr, count * 4]], () => K.pageTokenIndices(idx.ptr, count, page, out.ptr))
     expect(Array.from(i32(got))).toEqual(Array.from({ length: count }, (_, i) => pagesIdx[Math.floor(i / page)] * page + (i % page)))
     idx.free(); out.free()
   })

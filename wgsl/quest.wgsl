@@ -43,7 +43,7 @@ fn page_upper_bound(I: In) {
 // put it last, and count = its start + its length drops the missing tail of a partial last page.
 // args: 0 pagesIdx (i32), 1 count, 2 page, 3 out (i32)
 @compute @workgroup_size(256)
-fn page_tokens(I: In) {
+fn page_token_indices(I: In) {
   setup(I);
   let page = pu(2u);
   let i = wg_linear(I.wg, I.nwg) * WG + I.lid;

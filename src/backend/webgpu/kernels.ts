@@ -11,7 +11,7 @@ const ENTRIES: Record<string, string> = {
   score_keys: 'score', softmax_rows: 'softmax', log_sum_exp: 'softmax', row_stats: 'softmax', soft_vote: 'softmax',
   top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', page_summary: 'pages',
   matmul: 'model', matvec: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
-  stream_sum: 'stream', page_upper_bound: 'quest', page_tokens: 'quest',
+  stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest',
 }
 
 /** Helper files a kernel file uses (pasted before it). */
@@ -284,8 +284,8 @@ export class WebGpuKernels {
    * Token indices of chosen pages of `page` tokens: out[i] = pagesIdx[i / page] * page + i % page for
    * i < count (i32 in and out). With the partial last page listed last, count = its start + its length.
    */
-  pageTokens(pagesIdx: number, count: number, page: number, out: number): void {
-    this.dispatch('page_tokens', [words(pagesIdx), count, page, words(out)], Math.ceil(count / 256))
+  pageTokenIndices(pagesIdx: number, count: number, page: number, out: number): void {
+    this.dispatch('page_token_indices', [words(pagesIdx), count, page, words(out)], Math.ceil(count / 256))
   }
 
   /** y = x w^T + bias as ModelKernels.matmul; one token takes the matrix-vector kernel. */
