@@ -101,7 +101,9 @@ async function availableBackend(raw: string | undefined): Promise<BackendName> {
   const name = backend(raw)
   if (name === 'webgpu') {
     try {
-      await createBackend(name)
+      // opened to see that an adapter exists, and closed again so that nothing outlives the check
+      const probe = await createBackend(name)
+      probe.destroy()
     } catch (e) {
       throw new UsageError(`--backend webgpu is not available: ${(e as Error).message}`)
     }

@@ -202,6 +202,17 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
     for (let c = 1; c < 1 << 18; c = Math.ceil(c * 1.7)) expect(Math.ceil(c / attendSplit(c)) <= 512 || attendSplit(c) === ATTEND_SPLIT).toBe(true)
   })
 
+  it('attendScratchWords(count) covers every list of at most count tokens at its default split', () => {
+    const need = (c: number) => attendScratchWords(4, 128, c, attendSplit(c))
+    let most = 0
+    for (let c = 1; c <= 300000; c++) {
+      most = Math.max(most, need(c))
+      if (c % 97 === 0 || c < 20000) expect(attendScratchWords(4, 128, c)).toBe(most)
+    }
+    expect(attendScratchWords(4, 128, 10000)).toBeGreaterThan(need(10000)) // 8192 tokens have more splits
+    expect(attendScratchWords(4, 128, 0)).toBe(0)
+  })
+
   it.each([0, -1, 1.5, ATTEND_SPLIT + 1])('attend refuses split=%s before encoding anything', (split) => {
     expect(() => K.attend(0, 1, 4, 0, 0, 16, 4, 0, 0, 1, 0, 0, 0, split)).toThrow(/split/)
   })

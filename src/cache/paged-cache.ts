@@ -322,6 +322,25 @@ export class PagedKVCache implements KVCache {
     }
   }
 
+  /**
+   * Counts T new rows per KV head of `layer` at `positions` without writing them, for a caller that
+   * writes the rows itself into the same pages: the WebGPU runtime, whose GPU twin of the arena
+   * (src/backend/webgpu/mirror.ts) holds the pages' newer bytes. Float32 caches only (CacheError else).
+   * Returns per KV head its append segment's page tables and the row the first new token takes there.
+   */
+  appendReserved(layer: number, positions: Int32Array): { kTable: number; vTable: number; first: number }[] {
+    checkPositions('appendReserved', positions)
+    if (this.options.kvDtype !== 'float32') throw new CacheError(`appendReserved: the cache holds ${this.options.kvDtype} rows; only float32 rows are written by the caller`)
+    const T = positions.length
+    const tails = this.reserveTails(layer, T)
+    return tails.map((tail, h) => {
+      const at = { kTable: tail.kTable, vTable: tail.vTable, first: tail.n }
+      this.stream(layer, h).pushPositions(positions, T)
+      tail.commitRows(T)
+      return at
+    })
+  }
+
   /** every head's append segment with room for T rows (all allocation before any write) */
   private reserveTails(layer: number, T: number): Segment[] {
     const tails: Segment[] = []

@@ -50,6 +50,17 @@ export class HookCapture {
     return this.massPtr.length > 0
   }
 
+  /**
+   * Whether a step of T tokens from prompt index `first` (or a decode step) gives this capture anything:
+   * the WebGPU runtime brings such steps' buffers back to the CPU, and runs the others wholly on the GPU.
+   */
+  wantsStep(first: number, T: number, decode: boolean): boolean {
+    const n = this.needs
+    if (n.hiddenStates || n.preRopeKeys) return true
+    if (decode) return !!n.decodeQueries
+    return this.wantsMass || !!n.attentionInputNorms || (this.obsLen > 0 && first + T > this.obsStart && first < this.promptLen)
+  }
+
   /** x [T][hidden] entering layer l, for tokens first..first+T-1 of the prompt (or a decode token) */
   hidden(l: number, x: number, T: number, first: number, decode: boolean): void {
     if (!this.needs.hiddenStates) return

@@ -1,5 +1,5 @@
 import type { Backend } from '../backend/backend.js'
-import { attendScratchFloats } from '../backend/model-kernels.js'
+import { attendScratchFloats, type ModelKernels } from '../backend/model-kernels.js'
 import { attendCache, attendCacheAsync, type CacheAttention } from '../cache/attention.js'
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { TokenSelection } from '../cache/types.js'
@@ -7,7 +7,19 @@ import { ropeInvFreq } from './config.js'
 import type { HookCapture } from './hooks.js'
 import { RopeTables } from './rope.js'
 import type { ModelConfig } from './types.js'
-import type { Weights } from './weights.js'
+import type { LayerWeights, Weights } from './weights.js'
+
+/** the kernels that run a layer's input norm and projections: the wasm core's or the GPU's */
+type ProjectionKernels = Pick<ModelKernels, 'rmsnorm' | 'matmul'>
+
+/** input RMSNorm of x into xn, then xn's query, key and value projections into q, k, v ([T] rows) */
+export function projectQkv(k: ProjectionKernels, cfg: ModelConfig, w: LayerWeights, p: LlamaForward['p'], T: number): void {
+  const { hidden: H, qHeads, kvHeads, headDim: d, rmsNormEps: eps } = cfg
+  k.rmsnorm(p.x, w.inputNorm, p.xn, T, H, eps)
+  k.matmul(p.xn, w.q, w.qBias, p.q, T, H, qHeads * d)
+  k.matmul(p.xn, w.k, w.kBias, p.k, T, H, kvHeads * d)
+  k.matmul(p.xn, w.v, w.vBias, p.v, T, H, kvHeads * d)
+}
 
 export interface StepOptions {
   capture?: HookCapture
@@ -21,6 +33,8 @@ export interface StepOptions {
   logits?: 'none' | 'last' | 'all'
   out?: Float32Array
   outOffset?: number
+  /** the WebGPU runtime runs the cache half of this step on the CPU (a policy reads the cache every step) */
+  cpuCache?: boolean
 }
 
 /**
@@ -32,7 +46,8 @@ export interface StepOptions {
 export class LlamaForward {
   readonly rope: RopeTables
   readonly scale: number
-  private readonly p: Record<'x' | 'xn' | 'q' | 'qPre' | 'k' | 'v' | 'att' | 'o' | 'gate' | 'up' | 'cos' | 'sin' | 'lse' | 'logits' | 'scratch', number>
+  /** the arena buffers of one chunk (byte pointers), shared with the WebGPU runtime's twin of the arena */
+  readonly p: Readonly<Record<'x' | 'xn' | 'q' | 'qPre' | 'k' | 'v' | 'att' | 'o' | 'gate' | 'up' | 'cos' | 'sin' | 'lse' | 'logits' | 'scratch', number>>
 
   constructor(
     readonly backend: Backend,
@@ -98,21 +113,18 @@ export class LlamaForward {
    * reproduces a prefill bit for bit. Post-RoPE caches in one arena segment a head.
    */
   recomputeLayer(l: number, hidden: Float32Array, positions: Int32Array, slots: Int32Array, cache: PagedKVCache): void {
-    const { hidden: H, qHeads, kvHeads, headDim: d, rmsNormEps: eps, group } = this.cfg
+    const { hidden: H, qHeads, kvHeads, headDim: d, group } = this.cfg
     const T = positions.length
     if (T < 1 || T > this.chunk || hidden.length !== T * H || slots.length !== T) throw new RangeError(`recomputeLayer: 1..${this.chunk} tokens of ${H} floats and a slot each, got ${T} positions, ${slots.length} slots and ${hidden.length} floats`)
     if (cache.options.keys !== 'post-rope') throw new RangeError('recomputeLayer: the cache must keep post-RoPE keys')
     const w = this.w.layers[l]
     const k = this.backend
-    const { x, xn, q, att, cos, sin } = this.p
+    const { x, q, att, cos, sin } = this.p
     const kb = this.p.k
     const vb = this.p.v
     k.heap.F32.set(hidden, x >> 2)
     this.rope.fill(positions, cos, sin)
-    k.rmsnorm(x, w.inputNorm, xn, T, H, eps)
-    k.matmul(xn, w.q, w.qBias, q, T, H, qHeads * d)
-    k.matmul(xn, w.k, w.kBias, kb, T, H, kvHeads * d)
-    k.matmul(xn, w.v, w.vBias, vb, T, H, kvHeads * d)
+    projectQkv(k, this.cfg, w, this.p, T)
     k.rope(q, T, qHeads, d, cos, sin)
     k.rope(kb, T, kvHeads, d, cos, sin)
     for (let t = 0; t < T; t++) {
@@ -173,21 +185,32 @@ export class LlamaForward {
 
   /** the layer up to attention: norm, projections, RoPE, append to the cache; returns the attention to run */
   private beforeAttention(l: number, T: number, positions: Int32Array, cache: PagedKVCache, o: StepOptions): CacheAttention {
-    const { hidden: H, qHeads, kvHeads, headDim: d, rmsNormEps: eps } = this.cfg
     const w = this.w.layers[l]
     const k = this.backend
-    const { x, xn, q, qPre, att, cos, sin, lse } = this.p
+    const { x, xn } = this.p
+    const cap = o.capture
+    const first = o.first ?? 0
+    const decode = o.decode ?? false
+    cap?.hidden(l, x, T, first, decode)
+    projectQkv(k, this.cfg, w, this.p, T)
+    cap?.attentionInput(l, xn, T, first, decode)
+    return this.prepareAttention(l, T, positions, cache, o)
+  }
+
+  /**
+   * The layer from the projections' output (q, k, v buffers) to the attention to run: the pre-RoPE
+   * hook, RoPE, the append to the cache, the query hooks and the decode-time selection. Public for the
+   * WebGPU runtime, which computes the projections on the GPU and hands this CPU half the same buffers.
+   */
+  prepareAttention(l: number, T: number, positions: Int32Array, cache: PagedKVCache, o: StepOptions): CacheAttention {
+    const { qHeads, kvHeads, headDim: d } = this.cfg
+    const k = this.backend
+    const { q, qPre, att, cos, sin, lse } = this.p
     const kb = this.p.k
     const vb = this.p.v
     const cap = o.capture
     const first = o.first ?? 0
     const decode = o.decode ?? false
-    cap?.hidden(l, x, T, first, decode)
-    k.rmsnorm(x, w.inputNorm, xn, T, H, eps)
-    cap?.attentionInput(l, xn, T, first, decode)
-    k.matmul(xn, w.q, w.qBias, q, T, H, qHeads * d)
-    k.matmul(xn, w.k, w.kBias, kb, T, H, kvHeads * d)
-    k.matmul(xn, w.v, w.vBias, vb, T, H, kvHeads * d)
     cap?.preRope(l, kb, T, first, decode)
     const preRope = cache.options.keys === 'pre-rope'
     if (preRope) {
@@ -216,9 +239,8 @@ export class LlamaForward {
     const { hidden: H, intermediate: I, qHeads, headDim: d, rmsNormEps: eps } = this.cfg
     const w = this.w.layers[l]
     const k = this.backend
-    const { x, xn, q, att, gate, up } = this.p
-    const cap = o.capture
-    if (!!cap?.wantsMass && !(o.decode ?? false)) this.accumulateMass(l, T, q, cache, cap)
+    const { x, xn, att, gate, up } = this.p
+    this.massHook(l, T, cache, o)
     k.matmul(att, w.o, w.oBias, this.p.o, T, qHeads * d, H)
     k.addInPlace(x, this.p.o, T * H)
     k.rmsnorm(x, w.postNorm, xn, T, H, eps)
@@ -227,6 +249,12 @@ export class LlamaForward {
     k.swiglu(gate, up, gate, T * I)
     k.matmul(gate, w.down, w.downBias, this.p.o, T, I, H)
     k.addInPlace(x, this.p.o, T * H)
+  }
+
+  /** after a prefill chunk's attention: H2O's mass hook, when the capture asks for it */
+  massHook(l: number, T: number, cache: PagedKVCache, o: StepOptions): void {
+    const cap = o.capture
+    if (!!cap?.wantsMass && !(o.decode ?? false)) this.accumulateMass(l, T, this.p.q, cache, cap)
   }
 
   /** H2O's prefill score: each query's attention probabilities added per key, from the chunk's log-sum-exp */

@@ -68,10 +68,6 @@ export function openSource(input: ModelInput, options: LoadOptions): OpenedSourc
  * ModelLoadError naming the file for anything missing or malformed.
  */
 export async function loadModel(input: ModelInput, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
-  if (options.backend === 'webgpu' || options.backendInstance?.name === 'webgpu') {
-    // the WGSL kernels exist (createBackend('webgpu').gpu) but the forward pass and the cache are CPU-side
-    throw new ModelLoadError("the Llama runtime does not run on the 'webgpu' backend yet (its kernels do: createBackend('webgpu').gpu); use 'wasm' or 'auto'")
-  }
   const { source, gguf } = openSource(input, options)
   return loadModelFrom(source, options, gguf)
 }

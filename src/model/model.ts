@@ -11,7 +11,9 @@ import { ContextLengthError, ModelDisposedError, ModelInputError, NonFiniteError
 import { StreamingGeneration } from './generation.js'
 import { HookCapture } from './hooks.js'
 import { KeptRecorder } from './kept.js'
-import { LlamaForward } from './llama.js'
+import { GpuLlamaForward } from './gpu-forward.js'
+import { LlamaForward, type StepOptions } from './llama.js'
+import type { WebGpuBackend } from '../backend/webgpu/index.js'
 import { policyRuntime } from './policy-runtime.js'
 import { checkSampling, sample, seededRandom } from './sampling.js'
 import type { FinishReason, GenerateOptions, GenerateResult, Generation, Model, ModelConfig, ReuseHandle, Tokenizer } from './types.js'
@@ -40,6 +42,11 @@ export function checkKvDtype(kvDtype: unknown, where: string): asserts kvDtype i
 /** A loaded Llama-family model: weights in the arena, forward pass, generation with KV-cache policies. */
 export class LlamaModel implements Model {
   readonly forward: LlamaForward
+  /**
+   * The forward pass on the GPU when the backend is 'webgpu' (generate and prefillPrompt run there;
+   * logits() and the reuse paths' recompute stay on the wasm core), else null.
+   */
+  readonly gpu: GpuLlamaForward | null
   readonly ops: Ops
   private disposed = false
 
@@ -57,6 +64,7 @@ export class LlamaModel implements Model {
     checkChunk(chunk)
     checkKvDtype(kvDtype, 'loadModel')
     this.forward = new LlamaForward(backend, config, weights, chunk)
+    this.gpu = backend.name === 'webgpu' ? new GpuLlamaForward(backend as WebGpuBackend, this.forward) : null
     this.ops = new Ops(backend)
   }
 
@@ -104,6 +112,28 @@ export class LlamaModel implements Model {
         capture, first: first + s, logits: out ? 'all' : 'none', out, outOffset: s * this.config.vocab,
       })
     }
+  }
+
+  /** one step on this model's runtime: the GPU's when there is one, else the wasm core's */
+  private async step(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions): Promise<void> {
+    if (this.gpu) await this.gpu.step(ids, positions, cache, o)
+    else this.forward.step(ids, positions, cache, o)
+  }
+
+  /** prefill() on this model's runtime (the GPU's steps are awaited) */
+  private async prefillAsync(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition = 0, capture?: HookCapture, first = 0): Promise<void> {
+    if (!this.gpu) return this.prefill(ids, cache, firstPosition, capture, undefined, first)
+    const C = this.forward.chunk
+    for (let s = 0; s < ids.length; s += C) {
+      const T = Math.min(C, ids.length - s)
+      const positions = Int32Array.from({ length: T }, (_, t) => firstPosition + s + t)
+      await this.gpu.step(Array.prototype.slice.call(ids, s, s + T) as number[], positions, cache, { capture, first: first + s })
+    }
+  }
+
+  /** before CPU code reads the cache: its newest rows in the heap (a no-op without a GPU) */
+  private async cacheToCpu(cache: PagedKVCache): Promise<void> {
+    if (this.gpu) await this.gpu.toCpu(cache)
   }
 
   logits(ids: number[]): Float32Array {
@@ -226,11 +256,13 @@ export class LlamaModel implements Model {
       // the kvpress protocol: prefill the first c prompt tokens (all but the last, or the context
       // alone), compress, then decode from there
       const t0 = performance.now()
-      if (o.prefill) o.prefill.restore(cache, capture)
-      else {
+      if (o.prefill) {
+        o.prefill.restore(cache, capture)
+        this.gpu?.cpuWrote(cache)
+      } else {
         const C = this.forward.chunk
         for (let s = cached; s < c; s += C) {
-          this.prefill(ids.slice(s, Math.min(c, s + C)), cache, s + shift, capture, undefined, s)
+          await this.prefillAsync(ids.slice(s, Math.min(c, s + C)), cache, s + shift, capture, s)
           // an abort (or dispose) during a long prefill is seen between chunks
           if (s + C < c) {
             await nextTurn()
@@ -238,7 +270,11 @@ export class LlamaModel implements Model {
           }
         }
         capture.finishPrefill()
-        reuse?.prefilled(c)
+        if (reuse) {
+          // the prefix cache keeps (and shares) these pages: their rows must be in the heap
+          await this.cacheToCpu(cache)
+          reuse.prefilled(c)
+        }
       }
       const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: c + 1, step: 0 }
       ctx.runtime = policyRuntime(this, cache, ids.slice(0, c), () => ctx)
@@ -249,12 +285,19 @@ export class LlamaModel implements Model {
       const applyDecision = (d: Decision | null | undefined) => {
         if (!d) return
         cache.apply(d)
+        this.gpu?.cpuWrote(cache)
         session?.onApplied?.(d, ctx)
       }
-      applyDecision(session?.onPrefillEnd?.(ctx))
+      if (session?.onPrefillEnd) {
+        await this.cacheToCpu(cache)
+        applyDecision(session.onPrefillEnd(ctx))
+        // a policy may also write the cache through its runtime (KVzip's reconstruction): push it all back
+        this.gpu?.cpuWrote(cache)
+      }
       const t2 = performance.now()
       // query-agnostic: the rest of the prompt (the question) meets the compressed cache
-      if (c < n - 1) this.prefill(ids.slice(c, n - 1), cache, c)
+      if (c < n - 1) await this.prefillAsync(ids.slice(c, n - 1), cache, c)
+      await this.gpu?.finish()
       const t3 = performance.now()
       const kvBytesAfterPrefill: CacheBytes = cache.bytes()
       const kept = o.onKept ? new KeptRecorder(cache, this.config.layers, this.config.kvHeads, o.onKept) : undefined
@@ -275,7 +318,8 @@ export class LlamaModel implements Model {
         }
         this.checkRun(o)
         const s0 = performance.now()
-        this.forward.step([token], Int32Array.of(pos), cache, { capture, decode: true, first: pos, logits: 'last', out: logits, select })
+        // a policy that looks at the cache every step keeps it on the CPU (the GPU runs the rest)
+        await this.step([token], Int32Array.of(pos), cache, { capture, decode: true, first: pos, logits: 'last', out: logits, select, cpuCache: !!session?.onDecodeStep })
         if (firstNonFinite(logits) !== null) this.nonFinite([...ids, ...out], `generate: decode step ${step} (position ${pos})`)
         const next = sample(logits, sampling, random)
         ctx.step = step + 1
@@ -300,6 +344,7 @@ export class LlamaModel implements Model {
         pos++
         await nextTurn()
       }
+      if (reuse) await this.cacheToCpu(cache)
       const text = stream.stoppedText ?? this.tokenizer.decode(out)
       unsent += stream.flush(text)
       send(pending.length)
@@ -351,8 +396,9 @@ export class LlamaModel implements Model {
     const capture = new HookCapture(needs, this.config, this.backend.heap, c)
     try {
       const t0 = performance.now()
-      this.prefill(ids.slice(0, c), cache, 0, capture)
+      await this.prefillAsync(ids.slice(0, c), cache, 0, capture)
       capture.finishPrefill()
+      await this.cacheToCpu(cache)
       return SharedPrefill.capture(ids, needs, cache, capture, performance.now() - t0, c)
     } finally {
       capture.dispose()
@@ -389,6 +435,7 @@ export class LlamaModel implements Model {
 
   dispose(): void {
     if (this.disposed) return
+    this.gpu?.dispose()
     this.forward.dispose()
     for (const p of this.weights.allocations) this.backend.heap.release(p)
     if (this.ownsBackend) this.backend.close?.()

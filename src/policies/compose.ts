@@ -126,7 +126,7 @@ function composedSession(sessions: PolicySession[]): PolicySession {
   const selector = sessions.find((s) => s.selectTokens)
   return {
     onPrefillEnd: (ctx) => runChain(ctx, (s, c) => s.onPrefillEnd?.(c)),
-    onDecodeStep: (ctx) => runChain(ctx, (s, c) => s.onDecodeStep?.(c)),
+    onDecodeStep: sessions.some((s) => s.onDecodeStep) ? (ctx) => runChain(ctx, (s, c) => s.onDecodeStep?.(c)) : undefined,
     selectTokens: selector ? (ctx, layer, q) => selector.selectTokens!(ctx, layer, q) : undefined,
     onApplied: tell,
     report: () => Object.assign({}, ...sessions.map((s) => s.report?.() ?? {})),

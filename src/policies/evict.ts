@@ -125,11 +125,16 @@ function evictionSession(m: EvictionMethod): PolicySession {
       if (ctx.cache.length(0, 0) === 0) return null
       return compress(ctx, 'prefill')
     },
-    onDecodeStep(ctx) {
-      m.step?.(ctx)
-      if (m.every > 0 && ctx.step > 0 && ctx.step % m.every === 0) return compress(ctx, 'decode')
-      return null
-    },
+    // defined only when it does something: a runtime keeps the cache where the decode runs (the GPU)
+    // unless a policy looks at it every step
+    onDecodeStep:
+      m.step || m.every > 0
+        ? (ctx) => {
+            m.step?.(ctx)
+            if (m.every > 0 && ctx.step > 0 && ctx.step % m.every === 0) return compress(ctx, 'decode')
+            return null
+          }
+        : undefined,
     onApplied: m.applied ? (d, ctx) => m.applied!(d, ctx) : undefined,
   }
 }

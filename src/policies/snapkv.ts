@@ -31,14 +31,17 @@ export function snapScorer(o: Record<string, OptionValue>, model: ModelShape): P
       if (!obs) throw new Error(`${layer}: no decode queries captured yet`)
       return windowVotes(ctx, layer, obs, vote).map((s) => protect(s, sinks, 0))
     },
-    step(ctx: PolicyContext) {
-      for (let layer = 0; layer < model.layers; layer++) {
-        const q = ctx.hooks[layer]?.decodeQuery
-        if (!q) continue
-        const pos = ctx.cache.positions(layer, 0)
-        decoded.push(layer, q, pos[pos.length - 1])
-      }
-    },
+    // decode-time windows only feed every=N's compressions
+    step: o.every
+      ? (ctx: PolicyContext) => {
+          for (let layer = 0; layer < model.layers; layer++) {
+            const q = ctx.hooks[layer]?.decodeQuery
+            if (!q) continue
+            const pos = ctx.cache.positions(layer, 0)
+            decoded.push(layer, q, pos[pos.length - 1])
+          }
+        }
+      : undefined,
   }
 }
 

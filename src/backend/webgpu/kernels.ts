@@ -11,7 +11,8 @@ const ENTRIES: Record<string, string> = {
   score_keys: 'score', softmax_rows: 'softmax', log_sum_exp: 'softmax', row_stats: 'softmax', soft_vote: 'softmax',
   top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', page_summary: 'pages',
   matmul: 'model', matvec: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
-  stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest',
+  stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest', append_rows: 'runtime',
+  attend_causal: 'runtime',
 }
 
 /** Helper files a kernel file uses (pasted before it). */
@@ -48,10 +49,21 @@ export function attendSplit(count: number): number {
 
 /**
  * Scratch words `attend` needs: per split and query head, a partial output of d words plus its max and
- * sum, padded to a multiple of 4 words (16-byte rows). `split` as passed to `attend` (default the same).
+ * sum, padded to a multiple of 4 words (16-byte rows). With `split`, for that split; without, for the
+ * default split of every list of at most `count` tokens (the default split doubles as lists grow, so a
+ * shorter list can have more splits: 8192 tokens make 512 of 16, 10000 make 313 of 32), so one
+ * allocation for the longest list serves every decode step.
  */
-export function attendScratchWords(qHeads: number, d: number, count: number, split = attendSplit(count)): number {
-  return Math.ceil(count / split) * qHeads * (Math.ceil((d + 2) / 4) * 4)
+export function attendScratchWords(qHeads: number, d: number, count: number, split?: number): number {
+  const row = Math.ceil((d + 2) / 4) * 4
+  if (split !== undefined) return Math.ceil(count / split) * qHeads * row
+  let most = 0
+  for (let s = 16; s <= ATTEND_SPLIT; s *= 2) {
+    const first = s === 16 ? 1 : (s / 2) * 512 + 1 // the shortest list attendSplit gives s
+    if (first > count) break
+    most = Math.max(most, Math.ceil((s === ATTEND_SPLIT ? count : Math.min(count, s * 512)) / s))
+  }
+  return most * qHeads * row
 }
 
 /**
@@ -164,6 +176,15 @@ export class WebGpuKernels {
     this.slot = 0
   }
 
+  /** Makes `buf` the arena (a grown mirror replaces the old one, whose bind group is dropped). */
+  setArena(buf: GPUBuffer): void {
+    if (this.arena && this.arena !== buf) {
+      this.submit()
+      this.bindGroups.delete(this.arena)
+    }
+    this.arena = buf
+  }
+
   /** Writes bytes into the arena at a byte pointer (queued before the next batch). */
   write(ptr: number, data: ArrayBufferView): void {
     this.live()
@@ -197,6 +218,48 @@ export class WebGpuKernels {
       throw new Error(`WebGPU: ${err.message}`)
     }
     return out
+  }
+
+  /**
+   * Submits the batch and copies the byte ranges [ptr, ptr + bytes) back, one after another in the
+   * returned bytes (each range's length rounded up to 4), through one staging buffer and one map.
+   */
+  async readRanges(ranges: readonly (readonly [number, number])[]): Promise<Uint8Array> {
+    this.live()
+    if (!this.arena) throw new Error('WebGpuKernels: set `arena` before reading')
+    this.submit()
+    let size = 0
+    for (const [, bytes] of ranges) size += Math.ceil(bytes / 4) * 4
+    if (size === 0) return new Uint8Array(0)
+    const staging = this.pool.acquire(size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST)
+    const enc = this.device.createCommandEncoder()
+    let at = 0
+    for (const [ptr, bytes] of ranges) {
+      const b = Math.ceil(bytes / 4) * 4
+      if (b) enc.copyBufferToBuffer(this.arena, ptr, staging, at, b)
+      at += b
+    }
+    this.device.queue.submit([enc.finish()])
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, size)
+    } catch (e) {
+      this.pool.release(staging)
+      this.live()
+      throw e
+    }
+    const out = new Uint8Array(staging.getMappedRange(0, size).slice(0))
+    staging.unmap()
+    this.pool.release(staging)
+    this.throwError()
+    return out
+  }
+
+  private throwError(): void {
+    if (this.error) {
+      const err = this.error
+      this.error = null
+      throw new Error(`WebGPU: ${err.message}`)
+    }
   }
 
   /** Waits until the device has run everything submitted (for timing). */
@@ -309,6 +372,24 @@ export class WebGpuKernels {
 
   addInPlace(y: number, x: number, n: number): void {
     this.dispatch('add_in_place', [words(y), words(x), n], Math.ceil(n / 256))
+  }
+
+  /**
+   * Appends T rows per KV head to the paged float32 cache: k, v [T][kvHeads][d] to slots first_g + t.
+   * tabs: [kvHeads][4] int32 (key table, value table, first new slot, rows after the append).
+   */
+  appendRows(k: number, v: number, T: number, kvHeads: number, d: number, tabs: number, pageTokens: number): void {
+    this.dispatch('append_rows', [words(k), words(v), T, kvHeads, d, words(tabs), pageTokens], Math.ceil((T * kvHeads * d) / 256))
+  }
+
+  /**
+   * Causal attention of a chunk as ModelKernels.attendCausal for every KV head at once: q, out
+   * [T][hq][d] (row strides qStride, outStride floats), query head h on KV head h / group, row t of
+   * head g seeing min(n_g, first_g + 1 + t) keys (tabs as appendRows). d <= 256.
+   */
+  attendCausal(q: number, qStride: number, hq: number, group: number, T: number, d: number, tabs: number, pageTokens: number, scale: number, out: number, outStride: number): void {
+    if (d > 256) throw new RangeError(`attendCausal: head dim ${d} exceeds the WGSL kernel's 256`)
+    this.dispatch('attend_causal', [words(q), qStride, hq, group, d, words(tabs), pageTokens, f32bits(scale), words(out), outStride], T * hq)
   }
 
   /**

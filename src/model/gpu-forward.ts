@@ -1,0 +1,266 @@
+import { attendScratchWords, type WebGpuKernels } from '../backend/webgpu/kernels.js'
+import { GpuArenaMirror } from '../backend/webgpu/mirror.js'
+import type { WebGpuBackend } from '../backend/webgpu/index.js'
+import { attendCacheAsync } from '../cache/attention.js'
+import type { PagedKVCache } from '../cache/paged-cache.js'
+import { projectQkv, type LlamaForward, type StepOptions } from './llama.js'
+
+/** which side holds a cache's newest rows: the heap ('cpu'), the GPU twin ('gpu'), or both alike */
+type Side = 'cpu' | 'gpu' | 'both'
+
+/**
+ * The Llama forward pass on a WebGPU device, over the GPU twin of the arena (GpuArenaMirror: the same
+ * byte pointers for weights, buffers, pages and page tables). Projections, RoPE, RMSNorm, SwiGLU and the
+ * LM head always run on the GPU. A step whose cache is plain float32 pages with post-RoPE keys, with no
+ * hook data and no decode-time selection to hand the CPU, runs wholly there: the rows are appended on
+ * the GPU (wgsl/runtime.wgsl) and attended there (causal chunks; decode split along the sequence), and
+ * only the logits come back. Any other step (a policy's observation window, attention-mass or hidden-state
+ * hooks, TokenSelect-style selection, float16 or packed or pre-RoPE pages) brings the layer's q, k, v
+ * back and runs the cache half on the CPU exactly as the wasm runtime does (LlamaForward.prepareAttention
+ * and attendCache), so every policy takes the decisions it takes there, from the GPU's projections.
+ * Steps of one model run one at a time (a lock), since they share the chunk buffers.
+ */
+export class GpuLlamaForward {
+  readonly mirror: GpuArenaMirror
+  private readonly k: WebGpuKernels
+  private readonly tabs: number
+  private readonly scratch: number
+  private readonly side = new WeakMap<PagedKVCache, Side>()
+  private lock: Promise<unknown> = Promise.resolve()
+  /** steps run wholly on the GPU, and steps whose cache half ran on the CPU */
+  readonly steps = { gpu: 0, cpuAttention: 0 }
+
+  constructor(
+    readonly backend: WebGpuBackend,
+    readonly cpu: LlamaForward,
+  ) {
+    const { layers, kvHeads, qHeads, headDim: d, maxPositions } = cpu.cfg
+    const heap = backend.heap
+    this.k = backend.gpu
+    this.tabs = heap.alloc(layers * kvHeads * 16, 64)
+    this.scratch = heap.alloc(attendScratchWords(qHeads / kvHeads, d, maxPositions + cpu.chunk) * 4, 64)
+    this.mirror = new GpuArenaMirror(this.k, heap)
+    // weights and everything else the heap holds now; later writes go up as the runtime needs them
+    this.mirror.push(0, heap.memory.buffer.byteLength)
+  }
+
+  private exclusive<R>(fn: () => Promise<R>): Promise<R> {
+    const run = this.lock.then(fn, fn)
+    this.lock = run.catch(() => undefined)
+    return run
+  }
+
+  /** LlamaForward.step on the GPU; logits (when asked for) are the only readback of a GPU-only step */
+  step(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions = {}): Promise<void> {
+    return this.exclusive(() => this.run(ids, positions, cache, o))
+  }
+
+  /** resolves once the GPU has run every step submitted so far (prefill timings include the GPU's work) */
+  finish(): Promise<void> {
+    return this.exclusive(() => this.k.finish())
+  }
+
+  /** brings the cache's newest rows to the heap, before CPU code reads it (a policy's decision) */
+  toCpu(cache: PagedKVCache): Promise<void> {
+    return this.exclusive(() => this.pullCache(cache))
+  }
+
+  /** the CPU changed the cache (a decision applied, a prefill restored): the GPU copy is stale */
+  cpuWrote(cache: PagedKVCache): void {
+    this.side.set(cache, 'cpu')
+  }
+
+  /** whether the GPU can append to and attend over the cache itself (plain float32 pages, post-RoPE keys) */
+  residentOnGpu(cache: PagedKVCache): boolean {
+    const { layers, kvHeads, keys, kvDtype, headDim } = cache.options
+    if (keys !== 'post-rope' || kvDtype !== 'float32') return false
+    for (let l = 0; l < layers; l++) {
+      for (let h = 0; h < kvHeads; h++) {
+        const segs = cache.segments(l, h)
+        if (segs.length !== 1) return false
+        const s = segs[0]
+        if (s.tier !== 'wasm' || s.format !== 'float32' || s.valueFormat !== 'float32' || s.channels || s.d !== headDim) return false
+      }
+    }
+    return true
+  }
+
+  private async run(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions): Promise<void> {
+    const T = ids.length
+    const cpu = this.cpu
+    if (T < 1 || T > cpu.chunk) throw new RangeError(`GpuLlamaForward.step: 1..${cpu.chunk} tokens a step, got ${T}`)
+    const { hidden: H, layers } = cpu.cfg
+    const wholeGpu = !o.select && !o.cpuCache && !o.capture?.wantsStep(o.first ?? 0, T, o.decode ?? false) && this.residentOnGpu(cache)
+    if (wholeGpu) this.pushCache(cache)
+    else await this.pullCache(cache)
+    const heap = this.backend.heap
+    const { x, cos, sin } = cpu.p
+    const F = heap.F32
+    for (let t = 0; t < T; t++) {
+      const src = (cpu.w.embed >> 2) + ids[t] * H
+      F.copyWithin((x >> 2) + t * H, src, src + H)
+    }
+    cpu.rope.fill(positions, cos, sin)
+    this.mirror.push(x, T * H * 4)
+    this.mirror.push(cos, T * cpu.rope.invFreq.length * 4)
+    this.mirror.push(sin, T * cpu.rope.invFreq.length * 4)
+    if (wholeGpu) {
+      // every layer's slots first (CPU bookkeeping and uploads), then one batch of kernels
+      const ns = Array.from({ length: layers }, (_, l) => this.reserve(l, positions, cache))
+      for (let l = 0; l < layers; l++) this.layerOnGpu(l, T, ns[l], cache.options.pageTokens)
+      this.side.set(cache, 'gpu')
+      this.steps.gpu++
+    } else {
+      for (let l = 0; l < layers; l++) await this.layerWithCpuCache(l, T, positions, cache, o)
+      this.side.set(cache, 'cpu')
+      this.steps.cpuAttention++
+    }
+    await this.logits(T, o)
+  }
+
+  /** appends T uncounted rows per KV head of layer l on the CPU side; uploads the page tables and slots */
+  private reserve(l: number, positions: Int32Array, cache: PagedKVCache): { kTable: number; vTable: number; n: number }[] {
+    const T = positions.length
+    const { kvHeads, pageTokens } = cache.options
+    const at = cache.appendReserved(l, positions)
+    const tabs = this.tabs + l * kvHeads * 16
+    const I = this.backend.heap.I32
+    const out = at.map(({ kTable, vTable, first }, g) => {
+      I.set([kTable, vTable, first, first + T], (tabs >> 2) + g * 4)
+      const pages = Math.ceil((first + T) / pageTokens)
+      this.mirror.push(kTable, pages * 4)
+      this.mirror.push(vTable, pages * 4)
+      return { kTable, vTable, n: first + T }
+    })
+    this.mirror.push(tabs, kvHeads * 16)
+    return out
+  }
+
+  private layerOnGpu(l: number, T: number, heads: { kTable: number; vTable: number; n: number }[], pt: number): void {
+    const { qHeads, kvHeads, headDim: d, group } = this.cpu.cfg
+    const w = this.cpu.w.layers[l]
+    const K = this.k
+    const { q, att, cos, sin, lse } = this.cpu.p
+    const kb = this.cpu.p.k
+    const vb = this.cpu.p.v
+    projectQkv(K, this.cpu.cfg, w, this.cpu.p, T)
+    K.rope(q, T, qHeads, d, cos, sin)
+    K.rope(kb, T, kvHeads, d, cos, sin)
+    const tabs = this.tabs + l * kvHeads * 16
+    K.appendRows(kb, vb, T, kvHeads, d, tabs, pt)
+    const scale = this.cpu.scale
+    if (T === 1) {
+      heads.forEach((h, g) => {
+        const off = g * group * d * 4
+        K.attend(q + off, group, d, h.kTable, h.vTable, pt, h.n, 0, 0, scale, att + off, lse + g * group * 4, this.scratch)
+      })
+    } else {
+      K.attendCausal(q, qHeads * d, qHeads, group, T, d, tabs, pt, scale, att, qHeads * d)
+    }
+    this.mlp(l, T)
+  }
+
+  /**
+   * One layer with the cache half on the CPU: the GPU's projections come back (with the hook inputs the
+   * capture wants), LlamaForward.prepareAttention and attendCache run as on wasm, the attention output
+   * goes up and the GPU runs the rest of the layer.
+   */
+  private async layerWithCpuCache(l: number, T: number, positions: Int32Array, cache: PagedKVCache, o: StepOptions): Promise<void> {
+    const { hidden: H, qHeads, kvHeads, headDim: d } = this.cpu.cfg
+    const w = this.cpu.w.layers[l]
+    const K = this.k
+    const { x, xn, q, att } = this.cpu.p
+    const kb = this.cpu.p.k
+    const vb = this.cpu.p.v
+    const cap = o.capture
+    const needs = cap?.needs
+    const first = o.first ?? 0
+    const decode = o.decode ?? false
+    projectQkv(K, this.cpu.cfg, w, this.cpu.p, T)
+    const ranges: [number, number][] = [[q, T * qHeads * d * 4], [kb, T * kvHeads * d * 4], [vb, T * kvHeads * d * 4]]
+    if (needs?.hiddenStates) ranges.push([x, T * H * 4])
+    if (needs?.attentionInputNorms && !decode) ranges.push([xn, T * H * 4])
+    await this.mirror.pull(ranges)
+    cap?.hidden(l, x, T, first, decode)
+    cap?.attentionInput(l, xn, T, first, decode)
+    const a = this.cpu.prepareAttention(l, T, positions, cache, o)
+    await attendCacheAsync(this.backend, cache, a)
+    this.cpu.massHook(l, T, cache, o)
+    this.mirror.push(att, T * qHeads * d * 4)
+    this.mlp(l, T)
+  }
+
+  /** output projection, residual, post-attention RMSNorm, SwiGLU MLP, residual */
+  private mlp(l: number, T: number): void {
+    const { hidden: H, intermediate: I, qHeads, headDim: d, rmsNormEps: eps } = this.cpu.cfg
+    const w = this.cpu.w.layers[l]
+    const K = this.k
+    const { x, xn, att, gate, up, o } = this.cpu.p
+    K.matmul(att, w.o, w.oBias, o, T, qHeads * d, H)
+    K.addInPlace(x, o, T * H)
+    K.rmsnorm(x, w.postNorm, xn, T, H, eps)
+    K.matmul(xn, w.gate, w.gateBias, gate, T, H, I)
+    K.matmul(xn, w.up, w.upBias, up, T, H, I)
+    K.swiglu(gate, up, gate, T * I)
+    K.matmul(gate, w.down, w.downBias, o, T, I, H)
+    K.addInPlace(x, o, T * H)
+  }
+
+  private async logits(T: number, o: StepOptions): Promise<void> {
+    const mode = o.logits ?? 'none'
+    if (mode === 'none') {
+      this.k.submit()
+      return
+    }
+    const { hidden: H, vocab, rmsNormEps: eps } = this.cpu.cfg
+    const { x, xn, logits } = this.cpu.p
+    const from = mode === 'last' ? T - 1 : 0
+    const rows = T - from
+    this.k.rmsnorm(x + from * H * 4, this.cpu.w.norm, xn, rows, H, eps)
+    this.k.matmul(xn, this.cpu.w.lmHead, 0, logits, rows, H, vocab)
+    await this.mirror.pull([[logits, rows * vocab * 4]])
+    o.out!.set(this.backend.heap.F32.subarray(logits >> 2, (logits >> 2) + rows * vocab), o.outOffset ?? 0)
+  }
+
+  /** the byte ranges of the cache's tables and page rows (resident caches: one segment a head) */
+  private cacheRanges(cache: PagedKVCache, tables: boolean): [number, number][] {
+    const { layers, kvHeads, pageTokens: pt, headDim: d } = cache.options
+    const I = this.backend.heap.I32
+    const out: [number, number][] = []
+    const add = (ptr: number, bytes: number) => {
+      const last = out[out.length - 1]
+      if (last && last[0] + last[1] === ptr) last[1] += bytes
+      else out.push([ptr, bytes])
+    }
+    for (let l = 0; l < layers; l++) {
+      for (let h = 0; h < kvHeads; h++) {
+        const s = cache.segments(l, h)[0]
+        if (s.n === 0) continue
+        const pages = Math.ceil(s.n / pt)
+        for (const table of [s.kTable, s.vTable]) {
+          if (tables) add(table, pages * 4)
+          for (let p = 0; p < pages; p++) add(I[(table >> 2) + p], Math.min(pt, s.n - p * pt) * d * 4)
+        }
+      }
+    }
+    return out
+  }
+
+  private pushCache(cache: PagedKVCache): void {
+    if ((this.side.get(cache) ?? 'cpu') !== 'cpu') return
+    for (const [ptr, bytes] of this.cacheRanges(cache, true)) this.mirror.push(ptr, bytes)
+    this.side.set(cache, 'both')
+  }
+
+  private async pullCache(cache: PagedKVCache): Promise<void> {
+    if (this.side.get(cache) !== 'gpu') return
+    await this.mirror.pull(this.cacheRanges(cache, false))
+    this.side.set(cache, 'both')
+  }
+
+  dispose(): void {
+    this.backend.heap.release(this.tabs)
+    this.backend.heap.release(this.scratch)
+    this.mirror.destroy()
+  }
+}
