@@ -27,7 +27,7 @@ import { ChatTemplate } from './serve/chat-template.js'
 
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
-             [--question with|after] [--seed S] [--backend wasm|reference|auto] [--workers N] [--threads N]
+             [--question with|after] [--seed S] [--backend wasm|webgpu|reference|auto] [--workers N] [--threads N]
              [--haystack FILE|DIR | --books FILE|DIR,FILE|DIR,...] [--kv-dtype float32|float16]
              [--context-limit N]  (lengths past max_position_embeddings, up to N tokens: an explicit choice)
              [--json FILE] [--report DIR]

@@ -6,7 +6,7 @@ import { referencePackedKernels } from './reference/packed-kernels.js'
 import { wasmKernels } from './wasm/kernels.js'
 import { wasmModelKernels } from './wasm/model-kernels.js'
 import { loadWasm, supportsSimd, type WasmBuild, type WasmLoadOptions } from './wasm/load.js'
-import { createWebGpuBackend, type GpuDeviceOptions, type WebGpuBackend } from './webgpu/index.js'
+import { createWebGpuBackend, hasHardwareAdapter, type GpuDeviceOptions, type WebGpuBackend } from './webgpu/index.js'
 import { ThreadPool } from './threads/pool.js'
 import { threadedModelKernels } from './threads/kernels.js'
 import { sharedMemorySupported, webWorkerSpawner, type SpawnWorker } from './threads/spawn.js'
@@ -54,11 +54,21 @@ export function kernelBuild(backend: Backend & { readonly build?: WasmBuild }): 
  * reference). Async because the wasm module is compiled. Pass `heap` to share an arena: a wasm and a
  * reference backend on one heap see the same buffers, which is how the tests compare them.
  * 'webgpu' adds the WGSL kernels on a GPU device (src/backend/webgpu/index.ts); it throws
- * WebGpuUnavailableError where no adapter exists. 'auto' stays wasm until the runtime runs on the GPU.
+ * WebGpuUnavailableError where no adapter exists. 'auto' picks it when the runtime has a hardware adapter
+ * (a software rasteriser such as lavapipe or SwiftShader is slower than the wasm core, so it does not
+ * count) and no shared heap or worker threads were asked for, and falls back to wasm when the device
+ * cannot be had.
  */
 export async function createBackend(name: 'webgpu', opts?: BackendOptions): Promise<WebGpuBackend>
 export async function createBackend(name?: BackendName, opts?: BackendOptions): Promise<CreatedBackend>
 export async function createBackend(name: BackendName = 'auto', opts: BackendOptions = {}): Promise<CreatedBackend> {
+  if (name === 'auto' && !opts.heap && !(opts.threads && opts.threads > 1 && !opts.threadsOptional) && (await hasHardwareAdapter())) {
+    try {
+      return await createWebGpuBackend(opts)
+    } catch {
+      // an adapter that gives no device (busy, lost, refused limits): the wasm core runs instead
+    }
+  }
   if (name === 'reference') {
     const heap = opts.heap ?? new Heap()
     return { name: 'reference', heap, ...referenceKernels(heap), ...referencePackedKernels(heap), ...referenceModelKernels(heap) }

@@ -33,7 +33,14 @@ type NodeWebGpu = { create(flags: string[]): GPU; globals: Record<string, unknow
  * optional `webgpu` package (Dawn). The package is loaded by a computed specifier so bundlers leave the
  * browser build free of it.
  */
-async function gpuEntry(): Promise<GPU | null> {
+function gpuEntry(): Promise<GPU | null> {
+  // one per process: Dawn's instance must outlive every device and adapter made from it
+  entry ??= openGpuEntry()
+  return entry
+}
+let entry: Promise<GPU | null> | undefined
+
+async function openGpuEntry(): Promise<GPU | null> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator
   if (nav?.gpu) return nav.gpu
   const isNodeLike = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string'
@@ -95,4 +102,24 @@ export async function openGpuDevice(opts: GpuDeviceOptions = {}): Promise<GpuDev
     state.lost = lostInfo
   })
   return state
+}
+
+/** Adapters that rasterise on the CPU (Mesa lavapipe/llvmpipe, SwiftShader, WARP): slower than the wasm core. */
+const SOFTWARE = /llvmpipe|lavapipe|swiftshader|software|microsoft basic render|\bwarp\b/i
+
+/**
+ * Whether this runtime has a hardware WebGPU adapter: what backend 'auto' asks before it picks the GPU.
+ * A software adapter (isFallbackAdapter, or a CPU rasteriser by name) does not count. Never throws.
+ */
+export async function hasHardwareAdapter(): Promise<boolean> {
+  try {
+    const gpu = await gpuEntry()
+    const adapter = await gpu?.requestAdapter()
+    if (!adapter) return false
+    const info = (adapter as { info?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).info
+    if ((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter || info?.isFallbackAdapter) return false
+    return !SOFTWARE.test(info ? [info.vendor, info.architecture, info.device, info.description].join(' ') : '')
+  } catch {
+    return false
+  }
 }

@@ -5,16 +5,18 @@ import { loadWasm, type WasmBuild, type WasmLoadOptions } from '../wasm/load.js'
 import { openGpuDevice, type GpuDevice, type GpuDeviceOptions } from './device.js'
 import { WebGpuKernels } from './kernels.js'
 
-export { openGpuDevice, WebGpuUnavailableError, type GpuDevice, type GpuDeviceOptions } from './device.js'
+export { hasHardwareAdapter, openGpuDevice, WebGpuUnavailableError, type GpuDevice, type GpuDeviceOptions } from './device.js'
+export { GpuArenaCapacityError, GpuArenaMirror } from './mirror.js'
 export { attendScratchWords, attendSplit, ATTEND_SPLIT, WebGpuKernels } from './kernels.js'
 export { GpuBufferPool } from './pool.js'
 
 /**
  * The WebGPU backend: the WGSL kernels on a GPU device (`gpu`, over GPU arena buffers with the same
  * byte-pointer layout as the wasm heap) beside the wasm core, which serves the synchronous Backend
- * calls on the CPU heap. The Llama runtime and the KV cache still run on the CPU: until the store's GPU
- * tier lands, `loadModel` refuses this backend and `'auto'` picks wasm.
- * `destroy()` frees the GPU buffers and the device, after which the process exits on its own.
+ * calls on the CPU heap (policies' scoring, the store's compaction). `loadModel` runs the Llama
+ * forward pass on the GPU with it (src/model/gpu-forward.ts). `destroy()` (or `close()`, which a model
+ * that made its backend calls at dispose) frees the GPU buffers and the device, after which the process
+ * exits on its own; calls after it throw WebGpuUnavailableError ('device-lost').
  */
 export type WebGpuBackend = Backend & {
   readonly name: 'webgpu'
@@ -22,6 +24,7 @@ export type WebGpuBackend = Backend & {
   readonly gpu: WebGpuKernels
   readonly device: GpuDevice
   destroy(): void
+  close(): void
 }
 
 /**
@@ -39,6 +42,10 @@ export async function createWebGpuBackend(opts: WasmLoadOptions & { gpu?: GpuDev
   }
   try {
     const { exports, heap, build } = await loadWasm(opts)
+    const destroy = () => {
+      gpu.destroy()
+      device.destroy()
+    }
     return {
       ...wasmKernels(exports, heap),
       ...wasmModelKernels(exports as unknown as WebAssembly.Exports, heap),
@@ -47,10 +54,8 @@ export async function createWebGpuBackend(opts: WasmLoadOptions & { gpu?: GpuDev
       build,
       gpu,
       device,
-      destroy() {
-        gpu.destroy()
-        device.destroy()
-      },
+      destroy,
+      close: destroy,
     }
   } catch (e) {
     gpu.destroy()
