@@ -179,7 +179,7 @@ worker.onmessage = ({ data }: MessageEvent<FromWorker>) => {
   switch (data.type) {
     case 'ready':
       $('policy-names').innerHTML = data.policies.map((p) => `<option value="${esc(p.name)}">${esc(p.description)}</option>`).join('')
-      $('backend-line').textContent = `Worker ready. WebGPU: ${data.webgpu ? `adapter found (${data.webgpu}); kvkit's runtime still runs on wasm (backend 'auto', README)` : 'no adapter, wasm'}.`
+      $('backend-line').textContent = `Worker ready. WebGPU: ${data.webgpu ? `adapter found (${data.webgpu}); backend 'auto' runs kvkit on it when it is a hardware GPU, on wasm for a software one (README)` : 'no adapter, wasm'}.`
       break
     case 'progress':
       showProgress(data.progress.file, data.progress.loaded, data.progress.total)

@@ -32,7 +32,7 @@ async function load(choice: ModelChoice): Promise<void> {
   const t0 = performance.now()
   const source = choice.kind === 'served' ? new URL(choice.url) : choice.files
   model = await loadModel(source, {
-    // WebGPU where kvkit's runtime can use it, wasm elsewhere (README: auto picks wasm until the runtime moves to the GPU)
+    // WebGPU on a hardware adapter, wasm elsewhere (a software adapter is slower than the wasm core)
     backend: 'auto',
     wasm: { wasm: new URL(wasmUrl, location.href), relaxedWasm: new URL(relaxedWasmUrl, location.href) },
     onProgress: (progress) => post({ type: 'progress', progress }),

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBackend } from '../src/backend/index.js'
 import { Ops } from '../src/backend/ops.js'
-import { attendScratchWords, WebGpuKernels } from '../src/backend/webgpu/kernels.js'
-import { expectClose, normals, pagedStream, pagedView, rng } from './kernels-helpers.js'
+import { ATTEND_SPLIT, attendScratchWords, attendSplit, WebGpuKernels } from '../src/backend/webgpu/kernels.js'
+import { expectClose, normals, pagedStream, pagedView, rng, type PagedStream } from './kernels-helpers.js'
 import { onGpu, testGpu } from './webgpu-helpers.js'
 
 // The WGSL kernels against the same TypeScript twins the wasm kernels are tested against (kernels.test.ts),
@@ -27,6 +27,10 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
   it.each([
     // qHeads, d, n, pageTokens
     [1, 64, 1, 16], [3, 64, 100, 16], [1, 5, 7, 3], [4, 13, 33, 32], [8, 7, 61, 5], [2, 64, 3000, 32], [12, 16, 70, 64], [4, 128, 131, 64],
+    // d past one staged chunk of 256 channels (Quest's bounds of head dim 256 are 512 wide), 5 heads (two groups of 4)
+    [5, 512, 70, 16], [2, 300, 9, 4], [4, 258, 66, 64],
+    // more keys than 4096 workgroups x 64 cover in one pass: the workgroups stride
+    [1, 4, 300000, 1024],
   ])('scoreKeys matches the reference for qHeads=%i d=%i n=%i pageTokens=%i', async (qHeads, d, n, pageTokens) => {
     const rand = rng(qHeads * 1000 + d * 10 + n)
     const keys = pagedStream(heap, normals(rand, n * d), n, d, pageTokens)
@@ -119,33 +123,177 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
     for (const t of [x, a, b]) t.free()
   })
 
-  it.each([
-    // qHeads, d, n, pageTokens
-    [1, 64, 1, 16], [3, 64, 200, 16], [1, 5, 7, 3], [4, 13, 33, 32], [12, 8, 50, 8], [2, 1, 9, 4], [4, 128, 1500, 64],
-  ])('attend dense and gathered match the reference for qHeads=%i d=%i n=%i pageTokens=%i', async (qHeads, d, n, pageTokens) => {
-    const rand = rng(qHeads + d + n)
-    const keys = pagedStream(heap, normals(rand, n * d), n, d, pageTokens)
-    const vals = pagedStream(heap, normals(rand, n * d), n, d, pageTokens)
+  /** pagedStream with every page `shift` bytes into its own allocation (rows not 16-byte aligned when shift % 16 != 0) */
+  function shiftedStream(rows: Float32Array, n: number, d: number, pageTokens: number, shift: number): PagedStream {
+    if (shift === 0) return pagedStream(heap, rows, n, d, pageTokens)
+    const pages = Array.from({ length: Math.ceil(n / pageTokens) }, (_, p) => {
+      const buf = heap.allocF32(pageTokens * d + shift / 4)
+      buf.view.set(rows.subarray(p * pageTokens * d, Math.min(n, (p + 1) * pageTokens) * d), shift / 4)
+      return buf
+    })
+    const table = heap.i32From(pages.map((b) => b.ptr + shift))
+    return { table, pages, free: () => [table, ...pages].forEach((b) => b.free()) }
+  }
+
+  /** dense and gathered (unsorted, repeated indices) attention on the GPU against the reference */
+  async function attendBoth(qHeads: number, d: number, n: number, pageTokens: number, split: number | undefined, rowShift = 0): Promise<void> {
+    const rand = rng(qHeads + d + n + (split ?? 0))
+    const keys = shiftedStream(normals(rand, n * d), n, d, pageTokens, rowShift)
+    const vals = shiftedStream(normals(rand, n * d), n, d, pageTokens, rowShift)
     const view = pagedView(keys, vals, n, d, pageTokens)
     const q = heap.f32From(normals(rand, qHeads * d).map((v) => v * 2))
     const nIdx = Math.max(1, Math.floor(n / 3))
     const idx = heap.i32From(Array.from({ length: nIdx }, () => Math.floor(rand() * n))) // unsorted, repeats
     const [out, out2] = [heap.allocF32(qHeads * d), heap.allocF32(qHeads * d)]
     const [lse, lse2] = [heap.allocF32(qHeads), heap.allocF32(qHeads)]
-    const scratch = heap.allocF32(attendScratchWords(qHeads, d, n))
+    const scratch = heap.allocF32(Math.max(attendScratchWords(qHeads, d, n, split), attendScratchWords(qHeads, d, nIdx, split)))
     const scale = 1 / Math.sqrt(d)
     const [go, gl, go2, gl2] = await onGpu(K, heap, [[out.ptr, qHeads * d * 4], [lse.ptr, qHeads * 4], [out2.ptr, qHeads * d * 4], [lse2.ptr, qHeads * 4]], () => {
-      K.attend(q.ptr, qHeads, d, keys.table.ptr, vals.table.ptr, pageTokens, n, 0, 0, scale, out.ptr, lse.ptr, scratch.ptr)
-      K.attend(q.ptr, qHeads, d, keys.table.ptr, vals.table.ptr, pageTokens, n, idx.ptr, nIdx, scale, out2.ptr, lse2.ptr, scratch.ptr)
+      K.attend(q.ptr, qHeads, d, keys.table.ptr, vals.table.ptr, pageTokens, n, 0, 0, scale, out.ptr, lse.ptr, scratch.ptr, split)
+      K.attend(q.ptr, qHeads, d, keys.table.ptr, vals.table.ptr, pageTokens, n, idx.ptr, nIdx, scale, out2.ptr, lse2.ptr, scratch.ptr, split)
     })
     R.attend(q, qHeads, view, null, 0, scale, out, lse)
     R.attend(q, qHeads, view, idx, nIdx, scale, out2, lse2)
+    expect([go, go2].some((g) => f32(g).some(Number.isNaN)), 'NaN in the output').toBe(false)
     expectClose(f32(go), out.view, 1e-4, 1e-5, 'dense out')
     expectClose(f32(gl), lse.view, 1e-5, 1e-5, 'dense lse')
     expectClose(f32(go2), out2.view, 1e-4, 1e-5, 'gathered out')
     expectClose(f32(gl2), lse2.view, 1e-5, 1e-5, 'gathered lse')
     for (const t of [q, idx, out, out2, lse, lse2, scratch]) t.free()
     keys.free(); vals.free()
+  }
+
+  it.each([
+    // qHeads, d, n, pageTokens
+    [1, 64, 1, 16], [3, 64, 200, 16], [1, 5, 7, 3], [4, 13, 33, 32], [12, 8, 50, 8], [2, 1, 9, 4], [4, 128, 1500, 64],
+  ])('attend dense and gathered match the reference for qHeads=%i d=%i n=%i pageTokens=%i', async (qHeads, d, n, pageTokens) => {
+    await attendBoth(qHeads, d, n, pageTokens, undefined)
+  })
+
+  it.each([
+    // qHeads, d, n, pageTokens, split: one token per split, a split that does not divide n, 64 (one quad
+    // pass of scores), more than 64 (several), the largest; 5 heads take two passes of the 4-head group
+    [4, 128, 700, 64, 1], [4, 128, 700, 64, 7], [4, 128, 700, 64, 64], [4, 128, 700, 64, 100], [4, 128, 700, 64, 256],
+    [5, 64, 300, 16, 33], [2, 256, 129, 32, 128], [3, 12, 90, 8, 256], [1, 5, 40, 3, 13],
+  ])('attend with qHeads=%i d=%i n=%i pageTokens=%i matches the reference for split=%i', async (qHeads, d, n, pageTokens, split) => {
+    await attendBoth(qHeads, d, n, pageTokens, split)
+  })
+
+  it.each([[4, 128, 300], [2, 64, 40]])('attend and scoreKeys read rows that are not 16-byte aligned (qHeads=%i d=%i n=%i)', async (qHeads, d, n) => {
+    await attendBoth(qHeads, d, n, 16, undefined, 4)
+    const rand = rng(d + n)
+    const keys = shiftedStream(normals(rand, n * d), n, d, 16, 4)
+    const q = heap.f32From(normals(rand, qHeads * d))
+    const out = heap.allocF32(qHeads * n)
+    const [got] = await onGpu(K, heap, [[out.ptr, qHeads * n * 4]], () => K.scoreKeys(q.ptr, qHeads, d, keys.table.ptr, 16, n, 0.5, out.ptr))
+    R.scoreKeys(q, qHeads, pagedView(keys, keys, n, d, 16), 0.5, out)
+    expectClose(f32(got), out.view, 1e-4, 1e-5 * Math.sqrt(d), 'scores')
+    expect(f32(got).some(Number.isNaN)).toBe(false)
+    for (const t of [q, out]) t.free()
+    keys.free()
+  })
+
+  it('attendSplit keeps a 2048-token list on 128 workgroups and long lists at 512 splits or fewer', () => {
+    expect(attendSplit(1)).toBe(16)
+    expect(2048 / attendSplit(2048)).toBe(128)
+    expect(32768 / attendSplit(32768)).toBe(512)
+    expect(attendSplit(131072)).toBe(ATTEND_SPLIT)
+    expect(attendSplit(1 << 20)).toBe(ATTEND_SPLIT)
+    for (let c = 1; c < 1 << 18; c = Math.ceil(c * 1.7)) expect(Math.ceil(c / attendSplit(c)) <= 512 || attendSplit(c) === ATTEND_SPLIT).toBe(true)
+  })
+
+  it('attendScratchWords(count) covers every list of at most count tokens at its default split', () => {
+    const need = (c: number) => attendScratchWords(4, 128, c, attendSplit(c))
+    let most = 0
+    for (let c = 1; c <= 300000; c++) {
+      most = Math.max(most, need(c))
+      if (c % 97 === 0 || c < 20000) expect(attendScratchWords(4, 128, c)).toBe(most)
+    }
+    expect(attendScratchWords(4, 128, 10000)).toBeGreaterThan(need(10000)) // 8192 tokens have more splits
+    expect(attendScratchWords(4, 128, 0)).toBe(0)
+  })
+
+  it.each([0, -1, 1.5, ATTEND_SPLIT + 1])('attend refuses split=%s before encoding anything', (split) => {
+    expect(() => K.attend(0, 1, 4, 0, 0, 16, 4, 0, 0, 1, 0, 0, 0, split)).toThrow(/split/)
+  })
+
+  it.each([
+    // qHeads, d, pages, shift: a GQA group of 4, 5 heads (two passes), Quest's bounds of head dim 256 (two
+    // stages), odd d, more pages than 4096 workgroups x 64 cover in one pass, summaries 4 bytes off 16-byte alignment
+    [4, 128, 200, 0], [5, 64, 33, 0], [2, 320, 17, 0], [3, 7, 50, 0], [1, 4, 270000, 0], [4, 128, 30, 4],
+  ])('pageUpperBound matches Quest\'s bound for qHeads=%i d=%i pages=%i shift=%i', async (qHeads, d, pages, shift) => {
+    const rand = rng(qHeads * 7 + d + pages)
+    const a = normals(rand, pages * d)
+    const b = normals(rand, pages * d)
+    const lo = heap.allocF32(pages * d + 1)
+    const hi = heap.allocF32(pages * d + 1)
+    lo.view.set(a.map((x, i) => Math.min(x, b[i])), shift / 4)
+    hi.view.set(a.map((x, i) => Math.max(x, b[i])), shift / 4)
+    const qv = normals(rand, qHeads * d)
+    const q = heap.f32From(qv)
+    const out = heap.allocF32(pages)
+    const [got] = await onGpu(K, heap, [[out.ptr, pages * 4]], () => K.pageUpperBound(q.ptr, qHeads, d, lo.ptr + shift, hi.ptr + shift, pages, out.ptr))
+    const L = lo.view.subarray(shift / 4)
+    const H = hi.view.subarray(shift / 4)
+    // twin 1: the formula, in float64
+    const want = new Float64Array(pages)
+    for (let p = 0; p < pages; p++) {
+      for (let h = 0; h < qHeads; h++) {
+        for (let c = 0; c < d; c++) {
+          const x = qv[h * d + c]
+          want[p] += Math.max(x * L[p * d + c], x * H[p * d + c])
+        }
+      }
+    }
+    expectClose(f32(got), want, 1e-4, 2e-5 * Math.sqrt(d * qHeads), 'bound')
+    // twin 2 (spot check): Quest's CPU path, [max(q, 0) | min(q, 0)] . [kmax | kmin] through scoreKeys
+    const rows = Math.min(pages, 64)
+    const kk = heap.allocF32(rows * 2 * d)
+    for (let p = 0; p < rows; p++) {
+      kk.view.set(H.subarray(p * d, (p + 1) * d), p * 2 * d)
+      kk.view.set(L.subarray(p * d, (p + 1) * d), p * 2 * d + d)
+    }
+    const table = heap.i32From([kk.ptr])
+    const qq = heap.f32From(Array.from({ length: qHeads * 2 * d }, (_, i) => {
+      const h = Math.floor(i / (2 * d))
+      const c = i % (2 * d)
+      const x = qv[h * d + (c % d)]
+      return c < d ? Math.max(x, 0) : Math.min(x, 0)
+    }))
+    const per = heap.allocF32(qHeads * rows)
+    R.scoreKeys(qq, qHeads, { kTable: table.ptr, vTable: table.ptr, pageTokens: rows, n: rows, d: 2 * d }, 1, per)
+    const summed = Array.from({ length: rows }, (_, p) => {
+      let t = 0
+      for (let h = 0; h < qHeads; h++) t += per.view[h * rows + p]
+      return t
+    })
+    expectClose(f32(got).subarray(0, rows), summed, 1e-4, 2e-5 * Math.sqrt(d * qHeads), 'bound vs quest')
+    for (const t of [lo, hi, q, out, kk, table, qq, per]) t.free()
+  })
+
+  it.each([[1, 16, 16], [3, 16, 40], [5, 4, 17], [130, 1, 130]])('pageTokenIndices expands %i pages of %i tokens into the first %i token indices', async (k, page, count) => {
+    const pagesIdx = Int32Array.from({ length: k }, (_, i) => (i * 37 + 5) % 1000)
+    const idx = heap.i32From(pagesIdx)
+    const out = heap.allocI32(count)
+    const [got] = await onGpu(K, heap, [[out.ptr, count * 4]], () => K.pageTokenIndices(idx.ptr, count, page, out.ptr))
+    expect(Array.from(i32(got))).toEqual(Array.from({ length: count }, (_, i) => pagesIdx[Math.floor(i / page)] * page + (i % page)))
+    idx.free(); out.free()
+  })
+
+  it.each([[1, 1], [7, 1], [4096, 2], [100003, 3], [1 << 20, 64]])('streamSum threads together add up all n=%i floats (%i workgroups)', async (n, groups) => {
+    const x = heap.f32From(normals(rng(n), n))
+    const threads = groups * 256
+    const out = heap.allocF32(threads)
+    const [got] = await onGpu(K, heap, [[out.ptr, threads * 4]], () => K.streamSum(x.ptr, n, out.ptr, groups))
+    let want = 0
+    for (const v of x.view) want += v
+    const total = f32(got).reduce((a, b) => a + b, 0)
+    expect(Math.abs(total - want)).toBeLessThan(1e-4 * Math.sqrt(n) + 1e-5)
+    x.free(); out.free()
+  })
+
+  it('streamSum refuses a buffer that is not 16-byte aligned', () => {
+    expect(() => K.streamSum(4, 8, 64, 1)).toThrow(RangeError)
   })
 
   it.each([

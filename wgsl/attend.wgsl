@@ -1,90 +1,178 @@
 // Decode attention of qHeads query heads over one KV head, split along the sequence (flash-decoding):
-// attend_split gives each workgroup SPLIT tokens and writes an unnormalised partial output with its max
-// and exp-sum; attend_reduce merges the splits by log-sum-exp. Dense (tokens 0..n) or gathered (idx list).
+// attend_split gives each workgroup `split` (<= 256) tokens and writes an unnormalised partial output
+// with its max and exp-sum; attend_reduce merges the splits by log-sum-exp. Dense (tokens 0..n) or
+// gathered (idx list). Per pass of QG = 4 heads, a split is done in three parallel steps:
+//   scores: one quad per token (quad.wgsl), 64 tokens at a time;
+//   weights: per-head max over the split (workgroup reduction), exp in place;
+//   values: threads as (token lane, 16-byte column): a warp reads whole V rows, each thread adds its
+//   tokens' weighted rows for the 4 heads, then the token lanes are summed through workgroup memory.
+// The K and V row addresses are resolved once per split, so no loop waits on a page-table load.
 // args: 0 q, 1 qHeads, 2 d (<= 256), 3 kTable, 4 vTable, 5 pageTokens, 6 count (n or nIdx), 7 idx,
-//       8 gathered (0/1), 9 scale (f32), 10 scratch (splits * qHeads * (d + 2) words), 11 out, 12 lse
-const SPLIT: u32 = 256u;
-const HG: u32 = 8u; // heads scored per pass over a split's keys
+//       8 gathered (0/1), 9 scale (f32), 10 scratch (splits * qHeads * row words, row = d + 2 rounded
+//       up to a multiple of 4), 11 out, 12 lse, 13 split (tokens per workgroup, 1..256)
+var<workgroup> p: array<f32, 1024>; // QG x split scores, then weights, then the token lanes' partials
+var<workgroup> krow: array<u32, 256>;
+var<workgroup> vrow: array<u32, 256>;
 
-var<workgroup> p: array<f32, 2048>; // HG x SPLIT scores, then weights
-var<workgroup> tok: array<u32, 256>;
-var<workgroup> hm: array<f32, 8>;
+// V words c..c+3 of the row at word `row` (zeros past d)
+fn v4(row: u32, c: u32, d: u32) -> vec4<f32> {
+  if ((d & 3u) == 0u && (row & 3u) == 0u) { return ld4(row + c); }
+  var v = vec4<f32>(0.0);
+  for (var k = 0u; k < 4u; k++) { if (c + k < d) { v[k] = ld(row + c + k); } }
+  return v;
+}
+
+// the 4 heads' weights of token i of the split
+fn weights(i: u32, S: u32) -> vec4<f32> { return vec4<f32>(p[i], p[S + i], p[2u * S + i], p[3u * S + i]); }
+
+fn pick4(a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, e: vec4<f32>, h: u32) -> vec4<f32> {
+  return select(select(a, b, h == 1u), select(c, e, h == 3u), h >= 2u);
+}
 
 @compute @workgroup_size(256)
 fn attend_split(I: In) {
   setup(I);
-  let q = pu(0u); let qh = pu(1u); let d = pu(2u); let kt = pu(3u); let vt = pu(4u); let pt = pu(5u);
-  let count = pu(6u); let scale = pf(9u); let scratch = pu(10u);
+  let q = pu(0u); let qh = pu(1u); let d = pu(2u); let pt = pu(5u);
+  let count = pu(6u); let scale = pf(9u); let scratch = pu(10u); let S = pu(13u);
   let s = wg_linear(I.wg, I.nwg);
   let lid = I.lid;
-  let j = s * SPLIT + lid;
-  let valid = j < count;
-  var t = j;
-  if (valid && pu(8u) == 1u) { t = u32(mem[pu(7u) + j]); }
-  tok[lid] = t;
-  let live = min(SPLIT, count - s * SPLIT);
-  for (var h0 = 0u; h0 < qh; h0 += HG) {
-    let hn = min(HG, qh - h0);
-    var acc: array<f32, 8>; // zeroed explicitly: lavapipe kept the previous group's sums
-    for (var h = 0u; h < 8u; h++) { acc[h] = 0.0; }
-    if (valid) {
-      let row = page_row(kt, pt, t, d);
-      for (var c = 0u; c < d; c++) {
-        let k = ld(row + c);
-        for (var h = 0u; h < hn; h++) { acc[h] += ld(q + (h0 + h) * d + c) * k; }
+  let j = lid & 3u;
+  let live = min(S, count - s * S);
+  let row = (d + 5u) & ~3u; // scratch rows: d partial words, max, sum, padded to 16 bytes
+  for (var i = lid; i < live; i += WG) {
+    var t = s * S + i;
+    if (pu(8u) == 1u) { t = ldu(pu(7u) + t); }
+    krow[i] = page_row(pu(3u), pt, t, d);
+    vrow[i] = page_row(pu(4u), pt, t, d);
+  }
+  // V step layout: C 16-byte columns (a power of two covering d) by 256 / C token lanes
+  var C = 1u;
+  while (4u * C < d) { C *= 2u; }
+  let TL = WG / C;
+  let col = 4u * (lid % C);
+  let tl = lid / C;
+  for (var h0 = 0u; h0 < qh; h0 += QG) {
+    stage_q(q, qh, h0, d, 0u, lid); // its barriers also publish krow and vrow
+    var m = neg_inf(); // lane j's running max of head h0 + j
+    for (var i0 = 0u; i0 < S; i0 += 64u) { // S, not live: a uniform trip count around quad_sum4's barriers
+      let i = i0 + (lid >> 2u);
+      var acc = vec4<f32>(0.0);
+      if (i < live) { acc = quad_dot(krow[i], d, j); }
+      let sc = scale * quad_sum4(acc, lid);
+      if (i < live) {
+        p[j * S + i] = sc;
+        m = max(m, sc);
       }
     }
-    for (var h = 0u; h < hn; h++) { p[h * SPLIT + lid] = select(neg_inf(), scale * acc[h], valid); }
-    workgroupBarrier();
-    if (lid < hn) {
-      var m = neg_inf();
-      for (var i = 0u; i < live; i++) { m = max(m, p[lid * SPLIT + i]); }
-      hm[lid] = m;
+    var mx = vec4<f32>(0.0);
+    for (var h = 0u; h < QG; h++) { mx[h] = wg_max(select(neg_inf(), m, j == h), lid); }
+    for (var k = lid; k < QG * S; k += WG) {
+      p[k] = select(0.0, exp(p[k] - mx[k / S]), k % S < live);
     }
     workgroupBarrier();
-    for (var h = 0u; h < hn; h++) { p[h * SPLIT + lid] = select(0.0, exp(p[h * SPLIT + lid] - hm[h]), valid); }
-    workgroupBarrier();
-    for (var c = lid; c < d + 2u; c += SPLIT) {
-      for (var h = 0u; h < hn; h++) {
-        let at = scratch + (s * qh + h0 + h) * (d + 2u) + c;
-        if (c < d) {
-          var a = 0.0;
-          for (var i = 0u; i < live; i++) { a += p[h * SPLIT + i] * ld(page_row(vt, pt, tok[i], d) + c); }
-          st(at, a);
-        } else if (c == d) {
-          st(at, hm[h]);
-        } else {
-          var l = 0.0;
-          for (var i = 0u; i < live; i++) { l += p[h * SPLIT + i]; }
-          st(at, l);
-        }
+    var o0 = vec4<f32>(0.0);
+    var o1 = vec4<f32>(0.0);
+    var o2 = vec4<f32>(0.0);
+    var o3 = vec4<f32>(0.0);
+    var l = vec4<f32>(0.0);
+    if (col < d) {
+      var i = tl;
+      for (; i + 3u * TL < live; i += 4u * TL) { // four rows in flight
+        let va = v4(vrow[i], col, d);
+        let vb = v4(vrow[i + TL], col, d);
+        let vc = v4(vrow[i + 2u * TL], col, d);
+        let ve = v4(vrow[i + 3u * TL], col, d);
+        let wa = weights(i, S);
+        let wb = weights(i + TL, S);
+        let wc = weights(i + 2u * TL, S);
+        let we = weights(i + 3u * TL, S);
+        l += wa + wb + wc + we;
+        o0 += wa.x * va + wb.x * vb + wc.x * vc + we.x * ve;
+        o1 += wa.y * va + wb.y * vb + wc.y * vc + we.y * ve;
+        o2 += wa.z * va + wb.z * vb + wc.z * vc + we.z * ve;
+        o3 += wa.w * va + wb.w * vb + wc.w * vc + we.w * ve;
+      }
+      for (; i < live; i += TL) {
+        let va = v4(vrow[i], col, d);
+        let wa = weights(i, S);
+        l += wa;
+        o0 += wa.x * va;
+        o1 += wa.y * va;
+        o2 += wa.z * va;
+        o3 += wa.w * va;
+      }
+    }
+    // sum the token lanes, a head at a time, through p (free now): thread c < d adds channel c
+    for (var h = 0u; h < QG; h++) {
+      workgroupBarrier();
+      let o = pick4(o0, o1, o2, o3, h);
+      for (var k = 0u; k < 4u; k++) { p[4u * lid + k] = o[k]; }
+      workgroupBarrier();
+      if (lid < d && h0 + h < qh) {
+        var a = 0.0;
+        for (var r = 0u; r < TL; r++) { a += p[4u * (r * C) + lid]; }
+        st(scratch + (s * qh + h0 + h) * row + lid, a);
       }
     }
     workgroupBarrier();
+    if (lid % C == 0u) { for (var k = 0u; k < 4u; k++) { p[4u * tl + k] = l[k]; } }
+    workgroupBarrier();
+    if (lid < QG && h0 + lid < qh) {
+      var a = 0.0;
+      for (var r = 0u; r < TL; r++) { a += p[4u * r + lid]; }
+      let at = scratch + (s * qh + h0 + lid) * row + d;
+      st(at, mx[lid]);
+      st(at + 1u, a);
+    }
   }
 }
 
 // One workgroup per query head: merge the splits' partials by their maxima; out = sum / l, lse = M + log l.
+// Threads are (16-byte column, split lane) as in the V step, the lanes summed through `part`.
+var<workgroup> part: array<vec4<f32>, 256>;
+
+// words c..c+3 of a split's partial output at word `at`, rescaled from its max to the overall max m
+fn partial(at: u32, c: u32, d: u32, m: f32) -> vec4<f32> { return v4(at, c, d) * exp(ld(at + d) - m); }
+
 @compute @workgroup_size(256)
 fn attend_reduce(I: In) {
   setup(I);
   let qh = pu(1u); let d = pu(2u); let count = pu(6u); let scratch = pu(10u); let out = pu(11u);
+  let S = pu(13u);
   let h = wg_linear(I.wg, I.nwg);
-  let splits = (count + SPLIT - 1u) / SPLIT;
+  let lid = I.lid;
+  let splits = (count + S - 1u) / S;
+  let row = (d + 5u) & ~3u; // scratch row stride (see attend_split)
   var m = neg_inf();
-  for (var s = 0u; s < splits; s++) { m = max(m, ld(scratch + (s * qh + h) * (d + 2u) + d)); }
+  for (var s = lid; s < splits; s += WG) { m = max(m, ld(scratch + (s * qh + h) * row + d)); }
+  m = wg_max(m, lid);
   var l = 0.0;
-  for (var s = 0u; s < splits; s++) {
-    let at = scratch + (s * qh + h) * (d + 2u) + d;
+  for (var s = lid; s < splits; s += WG) {
+    let at = scratch + (s * qh + h) * row + d;
     l += ld(at + 1u) * exp(ld(at) - m);
   }
-  for (var c = I.lid; c < d; c += WG) {
-    var a = 0.0;
-    for (var s = 0u; s < splits; s++) {
-      let at = scratch + (s * qh + h) * (d + 2u);
-      a += ld(at + c) * exp(ld(at + d) - m);
+  l = wg_sum(l, lid);
+  var C = 1u;
+  while (4u * C < d) { C *= 2u; }
+  let TL = WG / C;
+  let col = 4u * (lid % C);
+  let lane = lid / C;
+  var a = vec4<f32>(0.0);
+  var b = vec4<f32>(0.0);
+  if (col < d) {
+    var s = lane;
+    for (; s + 3u * TL < splits; s += 4u * TL) { // four partials in flight
+      a += partial(scratch + (s * qh + h) * row, col, d, m) + partial(scratch + ((s + 2u * TL) * qh + h) * row, col, d, m);
+      b += partial(scratch + ((s + TL) * qh + h) * row, col, d, m) + partial(scratch + ((s + 3u * TL) * qh + h) * row, col, d, m);
     }
-    st(out + h * d + c, a / l);
+    for (; s < splits; s += TL) { a += partial(scratch + (s * qh + h) * row, col, d, m); }
   }
-  if (I.lid == 0u) { st(pu(12u) + h, m + log(l)); }
+  part[lid] = a + b;
+  workgroupBarrier();
+  if (lid < d) {
+    var t = 0.0;
+    for (var r = 0u; r < TL; r++) { t += part[r * C + lid / 4u][lid % 4u]; }
+    st(out + h * d + lid, t / l);
+  }
+  if (lid == 0u) { st(pu(12u) + h, m + log(l)); }
 }

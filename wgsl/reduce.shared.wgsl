@@ -28,3 +28,15 @@ fn wg_max(v: f32, lid: u32) -> f32 {
   }
   return workgroupUniformLoad(&red[0]);
 }
+
+// Sums a vec4 over each quad (4 consecutive lanes); lane j of the quad gets component j. Every lane of
+// the workgroup must call it (it holds barriers). 4 rows of 257: a warp's reads fall in distinct banks.
+var<workgroup> quad_red: array<f32, 1028>;
+
+fn quad_sum4(v: vec4<f32>, lid: u32) -> f32 {
+  workgroupBarrier(); // the previous call's readers are done
+  for (var c = 0u; c < 4u; c++) { quad_red[c * 257u + lid] = v[c]; }
+  workgroupBarrier();
+  let at = (lid & 3u) * 257u + (lid & ~3u);
+  return quad_red[at] + quad_red[at + 1u] + quad_red[at + 2u] + quad_red[at + 3u];
+}

@@ -40,3 +40,14 @@ fn wg_max(v: f32, lid: u32) -> f32 {
   }
   return workgroupUniformLoad(&total);
 }
+
+// Sums a vec4 over each quad (4 consecutive lanes); lane j of the quad gets component j. A butterfly
+// that trades halves (lanes 0-1 keep x, y and lanes 2-3 keep z, w, then one component each): 3
+// shuffles instead of 8. Subgroups are at least 4 lanes and split at multiples of 4 (see above).
+fn quad_sum4(v: vec4<f32>, lid: u32) -> f32 {
+  let hi = (lid & 2u) != 0u;
+  let send = select(v.zw, v.xy, hi);
+  let s = select(v.xy, v.zw, hi) + vec2<f32>(subgroupShuffleXor(send.x, 2u), subgroupShuffleXor(send.y, 2u));
+  let odd = (lid & 1u) != 0u;
+  return select(s.x, s.y, odd) + subgroupShuffleXor(select(s.y, s.x, odd), 1u);
+}

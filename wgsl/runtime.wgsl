@@ -16,9 +16,9 @@ fn append_rows(I: In) {
   let g = th % kvh;
   let t = th / kvh;
   let tab = pu(5u) + g * 4u;
-  let slot = mem[tab + 2u] + t;
-  st(page_row(mem[tab] / 4u, pt, slot, d) + c, ld(pu(0u) + i));
-  st(page_row(mem[tab + 1u] / 4u, pt, slot, d) + c, ld(pu(1u) + i));
+  let slot = ldu(tab + 2u) + t;
+  st(page_row(ldu(tab) / 4u, pt, slot, d) + c, ld(pu(0u) + i));
+  st(page_row(ldu(tab + 1u) / 4u, pt, slot, d) + c, ld(pu(1u) + i));
 }
 
 // Causal attention of T query rows x hq heads (query head h reads KV head h / group): one workgroup a
@@ -40,9 +40,9 @@ fn attend_causal(I: In) {
   let t = r / hq;
   let h = r % hq;
   let tab = pu(5u) + (h / pu(3u)) * 4u;
-  let kt = mem[tab] / 4u;
-  let vt = mem[tab + 1u] / 4u;
-  if (I.lid == 0u) { seen = min(mem[tab + 3u], mem[tab + 2u] + 1u + t); }
+  let kt = ldu(tab) / 4u;
+  let vt = ldu(tab + 1u) / 4u;
+  if (I.lid == 0u) { seen = min(ldu(tab + 3u), ldu(tab + 2u) + 1u + t); }
   let q = pu(0u) + t * pu(1u) + h * d;
   for (var c = I.lid; c < d; c += TILE) { qv[c] = ld(q + c); }
   // a storage read is not uniform to WGSL: the row's key count comes back through workgroup memory

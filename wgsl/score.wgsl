@@ -1,22 +1,29 @@
 // GQA key scoring over a page table: out[h*n + i] = scale * (q[h] . k_i) for h < qHeads, i < n.
-// One thread per key; heads in groups of 8 accumulators so a key row is read once per group.
-// args: 0 q, 1 qHeads, 2 d, 3 table, 4 pageTokens, 5 n, 6 scale (f32), 7 out   (word indices)
-@compute @workgroup_size(64)
+// One quad per key row (quad.wgsl: coalesced 16-byte loads, the query staged in workgroup memory), 64
+// keys per workgroup pass, workgroups striding over the keys; heads in groups of QG = 4.
+// args: 0 q, 1 qHeads, 2 d, 3 table, 4 pageTokens, 5 n, 6 scale (f32), 7 out (word indices), 8 groups
+// (the workgroup count: loops around barriers must be uniform, and WGSL's uniformity analysis counts
+// the workgroup id of the In struct as non-uniform, so trip counts come from the arguments)
+@compute @workgroup_size(256)
 fn score_keys(I: In) {
   setup(I);
   let q = pu(0u); let qh = pu(1u); let d = pu(2u); let table = pu(3u);
   let pt = pu(4u); let n = pu(5u); let scale = pf(6u); let out = pu(7u);
-  let i = wg_linear(I.wg, I.nwg) * 64u + I.lid;
-  if (i >= n) { return; }
-  let row = page_row(table, pt, i, d);
-  for (var h0 = 0u; h0 < qh; h0 += 8u) {
-    let hn = min(8u, qh - h0);
-    var acc: array<f32, 8>; // zeroed explicitly: lavapipe kept the previous group's sums
-    for (var h = 0u; h < 8u; h++) { acc[h] = 0.0; }
-    for (var c = 0u; c < d; c++) {
-      let k = ld(row + c);
-      for (var h = 0u; h < hn; h++) { acc[h] += ld(q + (h0 + h) * d + c) * k; }
+  let j = I.lid & 3u;
+  let first = wg_linear(I.wg, I.nwg) * 64u;
+  let stride = pu(8u) * 64u;
+  let iters = (n + stride - 1u) / stride;
+  for (var h0 = 0u; h0 < qh; h0 += QG) {
+    for (var it = 0u; it < iters; it++) {
+      let i = first + it * stride + (I.lid >> 2u);
+      var acc = vec4<f32>(0.0);
+      for (var c0 = 0u; c0 < d; c0 += QD) {
+        // the staged query serves every key of the workgroup unless d needs more than one stage
+        if (d > QD || it == 0u) { stage_q(q, qh, h0, d, c0, I.lid); }
+        if (i < n) { acc += quad_dot(page_row(table, pt, i, d) + c0, min(QD, d - c0), j); }
+      }
+      let s = quad_sum4(acc, I.lid);
+      if (i < n && h0 + j < qh) { st(out + (h0 + j) * n + i, scale * s); }
     }
-    for (var h = 0u; h < hn; h++) { st(out + (h0 + h) * n + i, scale * acc[h]); }
   }
 }

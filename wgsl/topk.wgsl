@@ -82,6 +82,6 @@ fn top_k(I: In) {
     let key = order_key(ld(x + i));
     var chosen = key > t;
     if (key == t) { chosen = ties < take_ties; ties += 1u; }
-    if (chosen) { mem[out + o] = i; o += 1u; }
+    if (chosen) { stu(out + o, i); o += 1u; }
   }
 }

@@ -26,6 +26,8 @@ export class GpuLlamaForward {
   private readonly tabs: number
   private readonly scratch: number
   private readonly side = new WeakMap<PagedKVCache, Side>()
+  /** what the GPU holds of each page table (by pointer) */
+  private readonly tablesSent = new Map<number, Int32Array>()
   private lock: Promise<unknown> = Promise.resolve()
   /** steps run wholly on the GPU, and steps whose cache half ran on the CPU */
   readonly steps = { gpu: 0, cpuAttention: 0 }
@@ -128,8 +130,14 @@ export class GpuLlamaForward {
     const out = at.map(({ kTable, vTable, first }, g) => {
       I.set([kTable, vTable, first, first + T], (tabs >> 2) + g * 4)
       const pages = Math.ceil((first + T) / pageTokens)
-      this.mirror.push(kTable, pages * 4)
-      this.mirror.push(vTable, pages * 4)
+      for (const table of [kTable, vTable]) {
+        // a table changes when a page is added or copied on write (or the pointer is reused): most steps send none
+        const now = I.subarray(table >> 2, (table >> 2) + pages)
+        const sent = this.tablesSent.get(table)
+        if (sent && sent.length === pages && sent.every((p, i) => p === now[i])) continue
+        this.mirror.push(table, pages * 4)
+        this.tablesSent.set(table, now.slice())
+      }
       return { kTable, vTable, n: first + T }
     })
     this.mirror.push(tabs, kvHeads * 16)
@@ -248,6 +256,7 @@ export class GpuLlamaForward {
 
   private pushCache(cache: PagedKVCache): void {
     if ((this.side.get(cache) ?? 'cpu') !== 'cpu') return
+    this.tablesSent.clear()
     for (const [ptr, bytes] of this.cacheRanges(cache, true)) this.mirror.push(ptr, bytes)
     this.side.set(cache, 'both')
   }

@@ -178,6 +178,7 @@ export class LlamaModel implements Model {
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('generate: signal must be an AbortSignal')
     if (options.onKept !== undefined && typeof options.onKept !== 'function') throw new ModelInputError(`generate: onKept must be a function, got ${typeof options.onKept}`)
+    if (options.onLogits !== undefined && typeof options.onLogits !== 'function') throw new ModelInputError(`generate: onLogits must be a function, got ${typeof options.onLogits}`)
     // a bad policy setting fails here, at the call, before any work
     const resolved: GenerateOptions = { ...options, policy: resolvePolicy(options.policy, this.config) ?? undefined }
     options.prefill?.check(ids, (resolved.policy as Policy | undefined)?.needs ?? {}, c ?? ids.length - 1)
@@ -321,6 +322,7 @@ export class LlamaModel implements Model {
         // a policy that looks at the cache every step keeps it on the CPU (the GPU runs the rest)
         await this.step([token], Int32Array.of(pos), cache, { capture, decode: true, first: pos, logits: 'last', out: logits, select, cpuCache: !!session?.onDecodeStep })
         if (firstNonFinite(logits) !== null) this.nonFinite([...ids, ...out], `generate: decode step ${step} (position ${pos})`)
+        o.onLogits?.(logits, step)
         const next = sample(logits, sampling, random)
         ctx.step = step + 1
         applyDecision(session?.onDecodeStep?.(ctx))

@@ -98,6 +98,12 @@ export interface GenerateOptions {
    * Copies positions each call (layers x KV heads arrays): leave it unset when not inspecting.
    */
   onKept?: (kept: KeptTokens) => void
+  /**
+   * Called after each decode step (0-based `step`) with the step's logits over the vocabulary, before
+   * sampling: Hugging Face's `output_logits`. The array is reused by the next step: copy what you keep.
+   * What a backend comparison reads to show the margin of a near tie (bench/backend-parity.ts).
+   */
+  onLogits?: (logits: Float32Array, step: number) => void
   /** start from this prompt's shared prefill (LlamaModel.prefillPrompt) instead of prefilling it again */
   prefill?: SharedPrefill
   /**

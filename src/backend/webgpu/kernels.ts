@@ -11,8 +11,15 @@ const ENTRIES: Record<string, string> = {
   score_keys: 'score', softmax_rows: 'softmax', log_sum_exp: 'softmax', row_stats: 'softmax', soft_vote: 'softmax',
   top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', page_summary: 'pages',
   matmul: 'model', matvec: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
-  stream_sum: 'stream', append_rows: 'runtime', attend_causal: 'runtime',
+  stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest', append_rows: 'runtime',
+  attend_causal: 'runtime',
 }
+
+/** Helper files a kernel file uses (pasted before it). */
+const INCLUDES: Record<string, string[]> = { score: ['quad'], attend: ['quad'], quest: ['quad'] }
+
+/** Workgroups of the kernels that stride over their rows: enough to fill a large GPU several times over. */
+const STRIDE_GROUPS = 4096
 
 const f32bits = (() => {
   const f = new Float32Array(1)
@@ -25,12 +32,38 @@ const f32bits = (() => {
 
 const words = (bytePtr: number) => bytePtr >>> 2
 
-/** Tokens one attend_split workgroup takes (SPLIT in wgsl/attend.wgsl). */
+/** The most tokens one attend_split workgroup takes (its workgroup arrays hold this many). */
 export const ATTEND_SPLIT = 256
 
-/** Scratch words `attend` needs: per split and query head, a partial output of d words plus its max and sum. */
-export function attendScratchWords(qHeads: number, d: number, count: number): number {
-  return Math.ceil(count / ATTEND_SPLIT) * qHeads * (d + 2)
+/**
+ * Tokens per attend_split workgroup for a list of `count` tokens: the smallest power of two in [16, 256]
+ * that keeps the splits at 512 or fewer. Short lists get small splits, so a 2048-token selection still
+ * spreads over 128 workgroups (a GPU's worth) instead of 8 latency-bound ones; long lists cap the splits
+ * that attend_reduce merges.
+ */
+export function attendSplit(count: number): number {
+  let s = 16
+  while (s < ATTEND_SPLIT && s * 512 < count) s *= 2
+  return s
+}
+
+/**
+ * Scratch words `attend` needs: per split and query head, a partial output of d words plus its max and
+ * sum, padded to a multiple of 4 words (16-byte rows). With `split`, for that split; without, for the
+ * default split of every list of at most `count` tokens (the default split doubles as lists grow, so a
+ * shorter list can have more splits: 8192 tokens make 512 of 16, 10000 make 313 of 32), so one
+ * allocation for the longest list serves every decode step.
+ */
+export function attendScratchWords(qHeads: number, d: number, count: number, split?: number): number {
+  const row = Math.ceil((d + 2) / 4) * 4
+  if (split !== undefined) return Math.ceil(count / split) * qHeads * row
+  let most = 0
+  for (let s = 16; s <= ATTEND_SPLIT; s *= 2) {
+    const first = s === 16 ? 1 : (s / 2) * 512 + 1 // the shortest list attendSplit gives s
+    if (first > count) break
+    most = Math.max(most, Math.ceil((s === ATTEND_SPLIT ? count : Math.min(count, s * 512)) / s))
+  }
+  return most * qHeads * row
 }
 
 /**
@@ -78,7 +111,8 @@ export class WebGpuKernels {
       let module = modules.get(file)
       if (!module) {
         // `enable` directives must come first: the subgroup reductions open with one
-        module = device.createShaderModule({ label: file, code: `${reduce}\n${WGSL.prelude}\n${WGSL[file]}` })
+        const parts = [reduce, WGSL.prelude, ...(INCLUDES[file] ?? []).map((f) => WGSL[f]), WGSL[file]]
+        module = device.createShaderModule({ label: file, code: parts.join('\n') })
         modules.set(file, module)
       }
       this.pipelines.set(entry, device.createComputePipeline({ label: entry, layout: this.pipelineLayout, compute: { module, entryPoint: entry } }))
@@ -117,7 +151,8 @@ export class WebGpuKernels {
       bg = this.device.createBindGroup({
         layout: this.layout,
         entries: [
-          { binding: 0, resource: { buffer: this.arena, size: Math.min(this.arena.size, this.device.limits.maxStorageBufferBindingSize) } },
+          // the arena is an array of 16-byte words in WGSL
+          { binding: 0, resource: { buffer: this.arena, size: Math.floor(Math.min(this.arena.size, this.device.limits.maxStorageBufferBindingSize) / 16) * 16 } },
           { binding: 1, resource: { buffer: this.argBuf, size: 64 } },
         ],
       })
@@ -236,7 +271,8 @@ export class WebGpuKernels {
   // --- the kernels: byte pointers and element counts, as KernelBackend and ModelKernels take them ---
 
   scoreKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void {
-    this.dispatch('score_keys', [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out)], Math.ceil(n / 64))
+    const groups = Math.min(STRIDE_GROUPS, Math.ceil(n / 64))
+    this.dispatch('score_keys', [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out), groups], groups)
   }
 
   softmaxRows(x: number, rows: number, n: number): void {
@@ -271,18 +307,21 @@ export class WebGpuKernels {
 
   /**
    * Decode attention as KernelBackend.attend (idx = 0: dense over n tokens; else nIdx gathered indices),
-   * split into ATTEND_SPLIT-token pieces reduced by log-sum-exp. d <= 256.
-   * scratch: attendScratchWords(qHeads, d, idx ? nIdx : n) floats.
+   * split into `split`-token pieces (flash-decoding) reduced by log-sum-exp. d <= 256.
+   * scratch: attendScratchWords(qHeads, d, idx ? nIdx : n, split) floats.
+   * Throws RangeError for d > 256 or a split outside 1..ATTEND_SPLIT.
    */
   attend(
     q: number, qHeads: number, d: number, kTable: number, vTable: number, pageTokens: number, n: number,
     idx: number, nIdx: number, scale: number, out: number, lse: number, scratch: number,
+    split = attendSplit(idx ? nIdx : n),
   ): void {
     if (d > 256) throw new RangeError(`attend: head dim ${d} exceeds the WGSL kernel's 256`)
+    if (!Number.isInteger(split) || split < 1 || split > ATTEND_SPLIT) throw new RangeError(`attend: split ${split} is not an integer in 1..${ATTEND_SPLIT}`)
     const count = idx ? nIdx : n
     const args = [words(q), qHeads, d, words(kTable), words(vTable), pageTokens, count, words(idx), idx ? 1 : 0,
-      f32bits(scale), words(scratch), words(out), words(lse)]
-    this.dispatch('attend_split', args, Math.ceil(count / ATTEND_SPLIT))
+      f32bits(scale), words(scratch), words(out), words(lse), split]
+    this.dispatch('attend_split', args, Math.ceil(count / split))
     this.dispatch('attend_reduce', args, qHeads)
   }
 
@@ -292,6 +331,24 @@ export class WebGpuKernels {
 
   chunkMeans(table: number, pageTokens: number, n: number, d: number, chunk: number, out: number): void {
     this.dispatch('page_summary', [words(table), pageTokens, n, d, chunk, words(out), 0, 1], Math.ceil((Math.ceil(n / chunk) * d) / 256))
+  }
+
+  /**
+   * Quest's page scores (Tang et al. 2024, sec. 3) for one KV head's GQA group: out[p] = sum over the
+   * qHeads query heads and the d channels of max(q_c * kmin[p][c], q_c * kmax[p][c]), an upper bound of
+   * the group's summed attention logits over page p. kmin, kmax: [pages][d] as pageMinMax writes them.
+   */
+  pageUpperBound(q: number, qHeads: number, d: number, kmin: number, kmax: number, pages: number, out: number): void {
+    const groups = Math.min(STRIDE_GROUPS, Math.ceil(pages / 64))
+    this.dispatch('page_upper_bound', [words(q), qHeads, d, words(kmin), words(kmax), pages, words(out), groups], groups)
+  }
+
+  /**
+   * Token indices of chosen pages of `page` tokens: out[i] = pagesIdx[i / page] * page + i % page for
+   * i < count (i32 in and out). With the partial last page listed last, count = its start + its length.
+   */
+  pageTokenIndices(pagesIdx: number, count: number, page: number, out: number): void {
+    this.dispatch('page_token_indices', [words(pagesIdx), count, page, words(out)], Math.ceil(count / 256))
   }
 
   /** y = x w^T + bias as ModelKernels.matmul; one token takes the matrix-vector kernel. */
@@ -335,8 +392,12 @@ export class WebGpuKernels {
     this.dispatch('attend_causal', [words(q), qStride, hq, group, d, words(tabs), pageTokens, f32bits(scale), words(out), outStride], T * hq)
   }
 
-  /** Bandwidth yardstick: each of groups*256 threads sums a strided share of n floats into out[thread]. */
+  /**
+   * Bandwidth yardstick: each of groups*256 threads sums a strided share of n floats into out[thread].
+   * x must be 16-byte aligned (the kernel makes 16-byte loads); RangeError otherwise.
+   */
   streamSum(x: number, n: number, out: number, groups: number): void {
+    if (x % 16 !== 0) throw new RangeError(`streamSum: x = ${x} is not 16-byte aligned`)
     this.dispatch('stream_sum', [words(x), n, words(out)], groups)
   }
 
