@@ -3,7 +3,7 @@ import { GpuArenaMirror } from '../backend/webgpu/mirror.js'
 import type { WebGpuBackend } from '../backend/webgpu/index.js'
 import { attendCacheAsync } from '../cache/attention.js'
 import type { PagedKVCache } from '../cache/paged-cache.js'
-import { projectQkv, type LlamaForward, type StepOptions } from './llama.js'
+import { outputAndMlp, projectQkv, type LlamaForward, type StepOptions } from './llama.js'
 
 /** which side holds a cache's newest rows: the heap ('cpu'), the GPU twin ('gpu'), or both alike */
 type Side = 'cpu' | 'gpu' | 'both'
@@ -91,18 +91,12 @@ export class GpuLlamaForward {
     const T = ids.length
     const cpu = this.cpu
     if (T < 1 || T > cpu.chunk) throw new RangeError(`GpuLlamaForward.step: 1..${cpu.chunk} tokens a step, got ${T}`)
-    const { hidden: H, layers } = cpu.cfg
     const wholeGpu = !o.select && !o.cpuCache && !o.capture?.wantsStep(o.first ?? 0, T, o.decode ?? false) && this.residentOnGpu(cache)
     if (wholeGpu) this.pushCache(cache)
     else await this.pullCache(cache)
-    const heap = this.backend.heap
+    const { hidden: H, layers } = cpu.cfg
     const { x, cos, sin } = cpu.p
-    const F = heap.F32
-    for (let t = 0; t < T; t++) {
-      const src = (cpu.w.embed >> 2) + ids[t] * H
-      F.copyWithin((x >> 2) + t * H, src, src + H)
-    }
-    cpu.rope.fill(positions, cos, sin)
+    cpu.embed(ids, positions)
     this.mirror.push(x, T * H * 4)
     this.mirror.push(cos, T * cpu.rope.invFreq.length * 4)
     this.mirror.push(sin, T * cpu.rope.invFreq.length * 4)
@@ -165,7 +159,7 @@ export class GpuLlamaForward {
     } else {
       K.attendCausal(q, qHeads * d, qHeads, group, T, d, tabs, pt, scale, att, qHeads * d)
     }
-    this.mlp(l, T)
+    outputAndMlp(this.k, this.cpu.cfg, this.cpu.w.layers[l], this.cpu.p, T)
   }
 
   /**
@@ -195,23 +189,7 @@ export class GpuLlamaForward {
     await attendCacheAsync(this.backend, cache, a)
     this.cpu.massHook(l, T, cache, o)
     this.mirror.push(att, T * qHeads * d * 4)
-    this.mlp(l, T)
-  }
-
-  /** output projection, residual, post-attention RMSNorm, SwiGLU MLP, residual */
-  private mlp(l: number, T: number): void {
-    const { hidden: H, intermediate: I, qHeads, headDim: d, rmsNormEps: eps } = this.cpu.cfg
-    const w = this.cpu.w.layers[l]
-    const K = this.k
-    const { x, xn, att, gate, up, o } = this.cpu.p
-    K.matmul(att, w.o, w.oBias, o, T, qHeads * d, H)
-    K.addInPlace(x, o, T * H)
-    K.rmsnorm(x, w.postNorm, xn, T, H, eps)
-    K.matmul(xn, w.gate, w.gateBias, gate, T, H, I)
-    K.matmul(xn, w.up, w.upBias, up, T, H, I)
-    K.swiglu(gate, up, gate, T * I)
-    K.matmul(gate, w.down, w.downBias, o, T, I, H)
-    K.addInPlace(x, o, T * H)
+    outputAndMlp(this.k, this.cpu.cfg, this.cpu.w.layers[l], this.cpu.p, T)
   }
 
   private async logits(T: number, o: StepOptions): Promise<void> {

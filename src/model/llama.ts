@@ -9,16 +9,29 @@ import { RopeTables } from './rope.js'
 import type { ModelConfig } from './types.js'
 import type { LayerWeights, Weights } from './weights.js'
 
-/** the kernels that run a layer's input norm and projections: the wasm core's or the GPU's */
-type ProjectionKernels = Pick<ModelKernels, 'rmsnorm' | 'matmul'>
+/** the kernels that run a layer's dense parts (norms, projections, MLP): the wasm core's or the GPU's */
+type LayerKernels = Pick<ModelKernels, 'rmsnorm' | 'matmul' | 'addInPlace' | 'swiglu'>
 
 /** input RMSNorm of x into xn, then xn's query, key and value projections into q, k, v ([T] rows) */
-export function projectQkv(k: ProjectionKernels, cfg: ModelConfig, w: LayerWeights, p: LlamaForward['p'], T: number): void {
+export function projectQkv(k: LayerKernels, cfg: ModelConfig, w: LayerWeights, p: LlamaForward['p'], T: number): void {
   const { hidden: H, qHeads, kvHeads, headDim: d, rmsNormEps: eps } = cfg
   k.rmsnorm(p.x, w.inputNorm, p.xn, T, H, eps)
   k.matmul(p.xn, w.q, w.qBias, p.q, T, H, qHeads * d)
   k.matmul(p.xn, w.k, w.kBias, p.k, T, H, kvHeads * d)
   k.matmul(p.xn, w.v, w.vBias, p.v, T, H, kvHeads * d)
+}
+
+/** att's output projection and residual into x, then the post-attention RMSNorm and SwiGLU MLP with its residual */
+export function outputAndMlp(k: LayerKernels, cfg: ModelConfig, w: LayerWeights, p: LlamaForward['p'], T: number): void {
+  const { hidden: H, intermediate: I, qHeads, headDim: d, rmsNormEps: eps } = cfg
+  k.matmul(p.att, w.o, w.oBias, p.o, T, qHeads * d, H)
+  k.addInPlace(p.x, p.o, T * H)
+  k.rmsnorm(p.x, w.postNorm, p.xn, T, H, eps)
+  k.matmul(p.xn, w.gate, w.gateBias, p.gate, T, H, I)
+  k.matmul(p.xn, w.up, w.upBias, p.up, T, H, I)
+  k.swiglu(p.gate, p.up, p.gate, T * I)
+  k.matmul(p.gate, w.down, w.downBias, p.o, T, I, H)
+  k.addInPlace(p.x, p.o, T * H)
 }
 
 export interface StepOptions {
@@ -155,8 +168,8 @@ export class LlamaForward {
     hidden.set(k.heap.F32.subarray(x >> 2, (x >> 2) + T * H))
   }
 
-  /** embeddings of the T tokens into x, RoPE tables for their positions; returns T */
-  private embed(ids: ArrayLike<number>, positions: Int32Array): number {
+  /** embeddings of the T tokens into x, RoPE tables for their positions; returns T (RangeError outside 1..chunk) */
+  embed(ids: ArrayLike<number>, positions: Int32Array): number {
     const T = ids.length
     if (T < 1 || T > this.chunk) throw new RangeError(`LlamaForward.step: 1..${this.chunk} tokens a step, got ${T}`)
     const { hidden: H, vocab } = this.cfg
@@ -236,19 +249,8 @@ export class LlamaForward {
 
   /** the layer after attention: mass hook, output projection, residual, MLP */
   private afterAttention(l: number, T: number, cache: PagedKVCache, o: StepOptions): void {
-    const { hidden: H, intermediate: I, qHeads, headDim: d, rmsNormEps: eps } = this.cfg
-    const w = this.w.layers[l]
-    const k = this.backend
-    const { x, xn, att, gate, up } = this.p
     this.massHook(l, T, cache, o)
-    k.matmul(att, w.o, w.oBias, this.p.o, T, qHeads * d, H)
-    k.addInPlace(x, this.p.o, T * H)
-    k.rmsnorm(x, w.postNorm, xn, T, H, eps)
-    k.matmul(xn, w.gate, w.gateBias, gate, T, H, I)
-    k.matmul(xn, w.up, w.upBias, up, T, H, I)
-    k.swiglu(gate, up, gate, T * I)
-    k.matmul(gate, w.down, w.downBias, this.p.o, T, I, H)
-    k.addInPlace(x, this.p.o, T * H)
+    outputAndMlp(this.backend, this.cfg, this.w.layers[l], this.p, T)
   }
 
   /** after a prefill chunk's attention: H2O's mass hook, when the capture asks for it */

@@ -103,14 +103,19 @@ export class LlamaModel implements Model {
    * among the tokens `capture` records (a prefill run chunk by chunk passes its offset)
    */
   prefill(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition = 0, capture?: HookCapture, out?: Float32Array, first = 0): void {
-    const C = this.forward.chunk
-    for (let s = 0; s < ids.length; s += C) {
-      const T = Math.min(C, ids.length - s)
-      const chunk = Array.prototype.slice.call(ids, s, s + T) as number[]
-      const positions = Int32Array.from({ length: T }, (_, t) => firstPosition + s + t)
+    for (const { s, chunk, positions } of this.chunks(ids, firstPosition)) {
       this.forward.step(chunk, positions, cache, {
         capture, first: first + s, logits: out ? 'all' : 'none', out, outOffset: s * this.config.vocab,
       })
+    }
+  }
+
+  /** ids in prefill chunks: each chunk's offset in ids, its tokens and their positions */
+  private *chunks(ids: ArrayLike<number>, firstPosition: number): Generator<{ s: number; chunk: number[]; positions: Int32Array }> {
+    const C = this.forward.chunk
+    for (let s = 0; s < ids.length; s += C) {
+      const T = Math.min(C, ids.length - s)
+      yield { s, chunk: Array.prototype.slice.call(ids, s, s + T) as number[], positions: Int32Array.from({ length: T }, (_, t) => firstPosition + s + t) }
     }
   }
 
@@ -123,12 +128,7 @@ export class LlamaModel implements Model {
   /** prefill() on this model's runtime (the GPU's steps are awaited) */
   private async prefillAsync(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition = 0, capture?: HookCapture, first = 0): Promise<void> {
     if (!this.gpu) return this.prefill(ids, cache, firstPosition, capture, undefined, first)
-    const C = this.forward.chunk
-    for (let s = 0; s < ids.length; s += C) {
-      const T = Math.min(C, ids.length - s)
-      const positions = Int32Array.from({ length: T }, (_, t) => firstPosition + s + t)
-      await this.gpu.step(Array.prototype.slice.call(ids, s, s + T) as number[], positions, cache, { capture, first: first + s })
-    }
+    for (const { s, chunk, positions } of this.chunks(ids, firstPosition)) await this.gpu.step(chunk, positions, cache, { capture, first: first + s })
   }
 
   /** before CPU code reads the cache: its newest rows in the heap (a no-op without a GPU) */

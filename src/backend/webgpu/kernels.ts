@@ -195,30 +195,10 @@ export class WebGpuKernels {
 
   /** Submits the batch and copies `bytes` at byte pointer `ptr` back to the CPU (a pooled staging buffer). */
   async read(ptr: number, bytes: number): Promise<ArrayBuffer> {
-    this.live()
-    if (!this.arena) throw new Error('WebGpuKernels: set `arena` before reading')
-    this.submit()
-    const size = Math.ceil(bytes / 4) * 4
-    const staging = this.pool.acquire(size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST)
-    const enc = this.device.createCommandEncoder()
-    enc.copyBufferToBuffer(this.arena, ptr, staging, 0, size)
-    this.device.queue.submit([enc.finish()])
-    try {
-      await staging.mapAsync(GPUMapMode.READ, 0, size)
-    } catch (e) {
-      this.live()
-      throw e
-    }
-    const out = staging.getMappedRange(0, size).slice(0, bytes)
-    staging.unmap()
-    this.pool.release(staging)
-    if (this.error) {
-      const err = this.error
-      this.error = null
-      throw new Error(`WebGPU: ${err.message}`)
-    }
-    return out
+    const got = await this.readRanges([[ptr, bytes]])
+    return got.buffer.slice(0, bytes) as ArrayBuffer
   }
+
 
   /**
    * Submits the batch and copies the byte ranges [ptr, ptr + bytes) back, one after another in the
