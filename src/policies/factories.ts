@@ -589,9 +589,14 @@ export interface NosaOptions {
    * A number; range 0 <= x <= 1; default 0.5.
    */
   agnostic?: number
+  /**
+   * learned query-agnostic value scores, .safetensors (format in nosa-scores.ts); the value-norm stand-in without it.
+   * unset by default.
+   */
+  scoresFile?: string
 }
 
-/** NOSA-style locality: query-aware + slowly changing query-agnostic blocks (value-norm stand-in); tier transfers counted (stage: selection). Throws PolicySpecError for a bad option. */
+/** NOSA-style locality: query-aware + slowly changing query-agnostic blocks (learned value scores, or a value-norm stand-in); tier transfers counted (stage: selection). Throws PolicySpecError for a bad option. */
 export function nosa(options: NosaOptions = {}): PolicyConfig {
   return policyConfig('nosa', options)
 }

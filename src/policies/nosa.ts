@@ -6,16 +6,21 @@
  *
  * - query-aware: the top blocks by a pooled q.k, here Quest's bound over the block (per-block key
  *   bounds, summed over the KV head's query group);
- * - query-agnostic: NOSA learns a per-token score from V; until that trained part exists (the trained-
- *   parts work), a stand-in: the mean L2 norm of the block's values, fixed once the block is complete.
- *   `agnostic` (0.5) is its share of the blocks; the block with the newest tokens is always attended.
+ * - query-agnostic: NOSA learns a per-token score from V. With `scoresFile` (the fixture's:
+ *   models/fixture-14m-nosa/scores.safetensors, format in nosa-scores.ts) a block scores the largest
+ *   learned score of its tokens; without it, a stand-in: the mean L2 norm of the block's values. Either is
+ *   fixed once the block is complete. `agnostic` (0.5) is its share of the blocks; the block with the
+ *   newest tokens is always attended.
  */
 import { PageBounds } from './page-bounds.js'
 import { questPageScores } from './quest.js'
 import { topKIndices } from './budget.js'
 import type { PolicyDefinition } from './registry.js'
 import { pageSlots, selectionBudget, selectionBudgetOptions, selectionPolicy, type Selection } from './selection.js'
-import type { PolicyContext } from './types.js'
+import type { ModelShape, PolicyContext } from './types.js'
+import { PolicyOptionValueError } from './errors.js'
+import { learnedValueScores, readNosaScoresFile } from './nosa-scores.js'
+import type { LayerLinears } from './layer-linears.js'
 
 /** mean value-row L2 norm of every complete block of a head (the query-agnostic stand-in) */
 function valueNormScores(ctx: PolicyContext, layer: number, head: number, block: number): Float32Array {
@@ -35,18 +40,41 @@ function valueNormScores(ctx: PolicyContext, layer: number, head: number, block:
   return out
 }
 
+/** the largest learned score of each complete block's tokens */
+function learnedBlockScores(scores: LayerLinears, ctx: PolicyContext, layer: number, head: number, block: number): Float32Array {
+  const complete = Math.floor(ctx.cache.length(layer, head) / block)
+  const s = learnedValueScores(scores, layer, head, ctx.cache.readValues(layer, head), complete * block)
+  const out = new Float32Array(complete)
+  for (let b = 0; b < complete; b++) {
+    let m = -Infinity
+    for (let i = b * block; i < (b + 1) * block; i++) m = Math.max(m, s[i])
+    out[b] = m
+  }
+  return out
+}
+
+/** scores made for another model shape are refused (typed, naming both shapes) */
+function checkScores(scores: LayerLinears, model: ModelShape): void {
+  if (scores.layers.length !== model.layers || scores.outputs !== model.kvHeads || scores.inputs !== model.headDim) {
+    throw new PolicyOptionValueError(`nosa: scores are for ${scores.layers.length} layers x ${scores.outputs} KV heads x head_dim ${scores.inputs}, the model has ${model.layers} x ${model.kvHeads} x ${model.headDim}`)
+  }
+}
+
 export const nosa: PolicyDefinition = {
   name: 'nosa',
-  description: 'NOSA-style locality: query-aware + slowly changing query-agnostic blocks (value-norm stand-in); tier transfers counted',
+  description: 'NOSA-style locality: query-aware + slowly changing query-agnostic blocks (learned value scores, or a value-norm stand-in); tier transfers counted',
   stage: 'selection',
   options: [
     ...selectionBudgetOptions,
     { name: 'block', type: 'integer', default: 64, min: 1, description: 'tokens per block (64)' },
     { name: 'agnostic', type: 'number', default: 0.5, min: 0, max: 1, description: 'share of the blocks chosen query-agnostically' },
+    { name: 'scoresFile', type: 'string', default: null, description: 'learned query-agnostic value scores, .safetensors (format in nosa-scores.ts); the value-norm stand-in without it' },
   ],
-  create(o) {
+  create(o, model) {
     const block = o.block as number
     const share = o.agnostic as number
+    const scores = o.scoresFile ? readNosaScoresFile(o.scoresFile as string) : undefined
+    if (scores) checkScores(scores, model)
     return selectionPolicy({
       name: 'nosa',
       selector() {
@@ -72,7 +100,10 @@ export const nosa: PolicyDefinition = {
               if (blocks <= kBlocks) return null
               const key = layer * ctx.model.kvHeads + g
               let agn = agnosticScores.get(key)
-              if (!agn || agn.length !== Math.floor(n / block)) agnosticScores.set(key, (agn = valueNormScores(ctx, layer, g, block)))
+              if (!agn || agn.length !== Math.floor(n / block)) {
+                agn = scores ? learnedBlockScores(scores, ctx, layer, g, block) : valueNormScores(ctx, layer, g, block)
+                agnosticScores.set(key, agn)
+              }
               const last = blocks - 1
               const nAgn = Math.min(Math.round(share * (kBlocks - 1)), last)
               const chosen = new Set<number>([last, ...topKIndices(ctx.ops, agn.subarray(0, last), nAgn)])

@@ -5,11 +5,9 @@
  * - JSON: { "format": "trimkv-gates", "hidden": H, "kvHeads": K,
  *           "layers": [ { "weight": [[H floats] x K], "bias": [K floats] }, ... ] }
  * - safetensors: tensors "gates.{l}.weight" [K, H] and "gates.{l}.bias" [K] in F32, F16 or BF16, for l = 0..L-1.
- * The safetensors file is read by the model loader's reader (src/model/safetensors.ts, fuzz-tested): a
- * file-format parser, not the model, so the policies still see no model internals.
+ * The safetensors file is read by layer-linears.ts (the model loader's fuzz-tested reader underneath).
  */
-import { ModelLoadError } from '../model/errors.js'
-import { parseSafetensorsBytes, tensorFloat32, type TensorInfo } from '../model/safetensors.js'
+import { parseLayerLinears, readPolicyFile } from './layer-linears.js'
 import { PolicyFileError } from './errors.js'
 
 export interface TrimKVGates {
@@ -56,49 +54,16 @@ export function parseGatesJSON(text: string): TrimKVGates {
 }
 
 export function parseGatesSafetensors(bytes: Uint8Array): TrimKVGates {
-  const where = 'trimkv gates'
-  // the model loader's reader: every offset and shape checked against the file before anything is read
-  const fileError = (e: unknown) => (e instanceof ModelLoadError ? new GateFileError(e.message) : e)
-  let header: Map<string, TensorInfo>
-  try {
-    header = parseSafetensorsBytes(bytes, where)
-  } catch (e) {
-    throw fileError(e)
-  }
-  const tensor = (name: string): { shape: number[]; values: Float32Array } => {
-    const t = header.get(name)
-    if (!t) throw new GateFileError(`${where}: tensor "${name}" is missing`)
-    try {
-      return { shape: t.shape, values: tensorFloat32(bytes, t, where) }
-    } catch (e) {
-      throw fileError(e)
-    }
-  }
-  const layers: TrimKVGates['layers'] = []
-  for (let l = 0; header.has(`gates.${l}.weight`); l++) {
-    const w = tensor(`gates.${l}.weight`)
-    const b = tensor(`gates.${l}.bias`)
-    if (w.shape.length !== 2 || b.shape.length !== 1 || b.shape[0] !== w.shape[0]) {
-      throw new GateFileError(`${where}: layer ${l} shapes ${JSON.stringify(w.shape)} and ${JSON.stringify(b.shape)} are not [K, H] and [K]`)
-    }
-    layers.push({ weight: w.values, bias: b.values })
-  }
-  if (layers.length === 0) throw new GateFileError(`${where}: no "gates.0.weight" tensor in the file`)
-  const [K, H] = header.get('gates.0.weight')!.shape
-  layers.forEach((L, l) => {
-    if (L.weight.length !== K * H) throw new GateFileError(`${where}: layer ${l} weight is not [${K}, ${H}] like layer 0`)
-  })
-  return checkFinite({ hidden: H, kvHeads: K, layers })
+  const g = parseLayerLinears(bytes, 'gates', 'trimkv gates', (m) => new GateFileError(m))
+  return { hidden: g.inputs, kvHeads: g.outputs, layers: g.layers }
 }
 
 /** by file name: .json or .safetensors (Node only: reads synchronously so a policy spec can name a file) */
 export function readGatesFile(path: string): TrimKVGates {
-  const fs = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:fs') as typeof import('node:fs') | undefined
-  if (!fs) throw new GateFileError(`trimkv gates: cannot read "${path}" here (no node:fs); parse the bytes with parseGatesJSON / parseGatesSafetensors`)
-  if (!fs.existsSync(path)) throw new GateFileError(`trimkv gates: file not found: ${path}`)
-  if (path.endsWith('.json')) return parseGatesJSON(fs.readFileSync(path, 'utf8'))
-  if (path.endsWith('.safetensors')) return parseGatesSafetensors(new Uint8Array(fs.readFileSync(path)))
-  throw new GateFileError(`trimkv gates: "${path}" is neither .json nor .safetensors`)
+  const fail = (m: string) => new GateFileError(m)
+  if (!path.endsWith('.json') && !path.endsWith('.safetensors')) throw fail(`trimkv gates: "${path}" is neither .json nor .safetensors`)
+  const bytes = readPolicyFile(path, 'trimkv gates', fail)
+  return path.endsWith('.json') ? parseGatesJSON(new TextDecoder().decode(bytes)) : parseGatesSafetensors(bytes)
 }
 
 function checkFinite(g: TrimKVGates): TrimKVGates {
