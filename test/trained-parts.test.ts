@@ -15,6 +15,9 @@ import { pageSlots } from '../src/policies/selection.js'
 import { questPageScores } from '../src/policies/quest.js'
 import { PageBounds } from '../src/policies/page-bounds.js'
 import { loadModel } from '../src/node/load.js'
+import { evaluate } from '../src/eval/runner.js'
+import type { SampleOutcome } from '../src/eval/results.js'
+import { defaultModelDir } from '../src/eval/paths.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { randArray, randomContext, rng, shape } from './policy-context-helpers.js'
 import { safetensorsF32 } from './tiny-model.js'
@@ -149,4 +152,23 @@ describe('the trained parts end to end on the fixture model', () => {
     expect(report.blocksSelected).toBeGreaterThan(0)
     expect(report.blocksMoved).toBeLessThanOrEqual(report.blocksSelected)
   })
+})
+
+describe('evaluate reports a policy\'s own counters', () => {
+  it('per sample and as the cell\'s mean: NOSA\'s tier transfers with the learned scores, none for the full cache', async () => {
+    const outcomes: SampleOutcome[] = []
+    const results = await evaluate({
+      model: defaultModelDir(), policies: ['full', `nosa:tokens=128,scoresFile=${NOSA}`], tasks: ['passkey'], lengths: [512], samples: 2, seed: 3, workers: 1,
+      onOutcome: (o) => outcomes.push(o),
+    })
+    const nosaOutcomes = outcomes.filter((o) => o.policy.startsWith('nosa'))
+    expect(nosaOutcomes).toHaveLength(2)
+    for (const o of nosaOutcomes) {
+      expect(o.newTokens).toBeGreaterThan(0)
+      expect(o.policyStats!.blocksSelected).toBeGreaterThan(0)
+    }
+    const cell = results.find((r) => r.policy.startsWith('nosa'))!
+    expect(cell.policyStats!.blocksMoved).toBeCloseTo((nosaOutcomes[0].policyStats!.blocksMoved + nosaOutcomes[1].policyStats!.blocksMoved) / 2, 9)
+    expect(results.find((r) => r.policy === 'full')!.policyStats).toBeUndefined()
+  }, 120_000)
 })

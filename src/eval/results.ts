@@ -22,6 +22,10 @@ export interface EvalResult {
   kernels: string
   /** the KV cache's element type (EvalOptions.kvDtype), comma-separated if the samples differ */
   kvDtype: string
+  /** mean tokens generated per sample */
+  newTokens: number
+  /** the policy's own counters (GenerateStats.policy: a selection's tier transfers, hit rates), mean per sample */
+  policyStats?: Record<string, number>
 }
 
 /** What a single generation contributed to its cell. */
@@ -42,6 +46,17 @@ export interface SampleOutcome {
   decodeMsPerToken: number
   kernels: string
   kvDtype: string
+  newTokens: number
+  /** GenerateStats.policy of this generation, where the policy keeps counters */
+  policyStats?: Record<string, number>
+}
+
+/** the mean of each counter over the samples that report it; undefined when none does */
+function meanCounters(xs: readonly SampleOutcome[]): Record<string, number> | undefined {
+  const withStats = xs.filter((o) => o.policyStats)
+  if (withStats.length === 0) return undefined
+  const keys = [...new Set(withStats.flatMap((o) => Object.keys(o.policyStats!)))]
+  return Object.fromEntries(keys.map((k) => [k, withStats.reduce((s, o) => s + (o.policyStats![k] ?? 0), 0) / withStats.length]))
 }
 
 /** Averages sample outcomes into cells, in the order the cells were first asked for. */
@@ -64,6 +79,8 @@ export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { 
       decodeMsPerToken: mean((o) => o.decodeMsPerToken),
       kernels: [...new Set(xs.map((o) => o.kernels))].join(','),
       kvDtype: [...new Set(xs.map((o) => o.kvDtype))].join(','),
+      newTokens: mean((o) => o.newTokens),
+      ...(meanCounters(xs) ? { policyStats: meanCounters(xs) } : {}),
     }
   })
 }

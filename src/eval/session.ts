@@ -121,6 +121,8 @@ export class EvalSession {
       decodeMsPerToken: stats.decodeMsPerToken,
       kernels: this.model.kernels,
       kvDtype: this.model.kvDtype,
+      newTokens: stats.newTokens,
+      ...(stats.policy ? { policyStats: { ...stats.policy } } : {}),
     }
   }
 
