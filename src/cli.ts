@@ -31,6 +31,8 @@ const USAGE = `usage:
              [--haystack FILE|DIR | --books FILE|DIR,FILE|DIR,...] [--kv-dtype float32|float16]
              [--context-limit N]  (lengths past max_position_embeddings, up to N tokens: an explicit choice)
              [--json FILE] [--report DIR]
+             a diffusion model (Dream): --policy full | elastic-cache[:gamma=0.9,windowLength=N,trackNum=1,blockCaching=true]
+             [--gen-length N] [--block-length 8] [--steps N]  (iterative unmasking; defaults: answer + 3 rounded up, 8, gen-length)
   kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR | --books A,B,...] --out FILE
              (writes the eval's samples as JSONL, for --prompts here and for a peer library)
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
@@ -217,8 +219,11 @@ async function cmdEval(args: string[]): Promise<void> {
     length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
     workers: { type: 'string' }, haystack: { type: 'string' }, books: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
     question: { type: 'string' }, prompts: { type: 'string' }, 'kv-dtype': { type: 'string' }, 'context-limit': { type: 'string' }, threads: { type: 'string' },
+    'gen-length': { type: 'string' }, 'block-length': { type: 'string' }, steps: { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
+  const optional = (name: string) => (v[name] === undefined ? undefined : positive(name, v[name] as string))
+  const diffusion = { genLength: optional('gen-length'), blockLength: optional('block-length'), steps: optional('steps') }
   const policies = (v.policy as string[] | undefined) ?? []
   if (policies.length === 0) throw new UsageError('--policy is required (full, NAME or NAME:key=value,...)')
   const question = v.question as string | undefined
@@ -241,6 +246,7 @@ async function cmdEval(args: string[]): Promise<void> {
     books: v.books === undefined ? undefined : list('books', v.books as string),
     kvDtype: kvDtype(v['kv-dtype'] as string | undefined),
     contextLimit: v['context-limit'] === undefined ? undefined : positive('context-limit', v['context-limit'] as string),
+    diffusion,
   }, { json: outputFile('json', v.json as string | undefined), report: outputDir('report', v.report as string | undefined), command: 'kvkit eval ' + args.join(' ') })
 }
 

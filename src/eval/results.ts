@@ -1,3 +1,5 @@
+import type { DiffusionOutcome } from './diffusion.js'
+
 /** One cell of an evaluation: a policy on a task at a context length, averaged over its samples. */
 export interface EvalResult {
   policy: string
@@ -22,6 +24,8 @@ export interface EvalResult {
   kernels: string
   /** the KV cache's element type (EvalOptions.kvDtype), comma-separated if the samples differ */
   kvDtype: string
+  /** a diffusion model's cells: mean decode time (ms), share of the full forward computed, refresh steps */
+  diffusion?: { decodeMs: number; computeRatio: number; refreshSteps: number }
 }
 
 /** What a single generation contributed to its cell. */
@@ -42,6 +46,8 @@ export interface SampleOutcome {
   decodeMsPerToken: number
   kernels: string
   kvDtype: string
+  /** a diffusion model's sample: the decode's time and recompute counts */
+  diffusion?: DiffusionOutcome
 }
 
 /** Averages sample outcomes into cells, in the order the cells were first asked for. */
@@ -64,6 +70,9 @@ export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { 
       decodeMsPerToken: mean((o) => o.decodeMsPerToken),
       kernels: [...new Set(xs.map((o) => o.kernels))].join(','),
       kvDtype: [...new Set(xs.map((o) => o.kvDtype))].join(','),
+      ...(xs.length && xs.every((o) => o.diffusion)
+        ? { diffusion: { decodeMs: mean((o) => o.diffusion!.decodeMs), computeRatio: mean((o) => o.diffusion!.computeRatio), refreshSteps: mean((o) => o.diffusion!.refreshSteps) } }
+        : {}),
     }
   })
 }
