@@ -3,6 +3,7 @@
 // fixture's tokenizer plus the added token <|mask|>: what tests and bench/diffusion.ts run on until a
 // trained model is there. Its answers are noise; its shapes, the format and the decoding are real.
 //   npm run build && node dist/tools/dream-random.js OUT_DIR [--hidden 64] [--layers 2] [--seed 1]
+//   npm run build && node dist/tools/dream-random.js OUT_DIR --fixture-shape [--seed 1]   (models/diffusion-14m's shape)
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { safetensorsF32 } from './safetensors-writer.js'
@@ -18,6 +19,9 @@ export interface DreamShape {
   vocab: number
   maxPositions: number
 }
+
+/** the shape of the issue's diffusion fixture (models/diffusion-14m): the causal fixture's, plus the mask token */
+export const FIXTURE_DREAM: DreamShape = { hidden: 384, heads: 6, kvHeads: 2, headDim: 64, intermediate: 1024, layers: 8, vocab: 4097, maxPositions: 2048 }
 
 export const TINY_DREAM: DreamShape = { hidden: 32, heads: 4, kvHeads: 2, headDim: 8, intermediate: 48, layers: 2, vocab: 4097, maxPositions: 2048 }
 
@@ -102,7 +106,9 @@ if (main) {
   }
   const hidden = opt('hidden', 64)
   const heads = Math.max(1, hidden / 16)
-  const shape: DreamShape = { ...TINY_DREAM, hidden, heads, kvHeads: heads % 2 ? heads : heads / 2, headDim: 16, intermediate: hidden * 3, layers: opt('layers', 2) }
+  const shape: DreamShape = args.includes('--fixture-shape')
+    ? FIXTURE_DREAM
+    : { ...TINY_DREAM, hidden, heads, kvHeads: heads % 2 ? heads : heads / 2, headDim: 16, intermediate: hidden * 3, layers: opt('layers', 2) }
   writeDreamFolder(out, shape, opt('seed', 1))
-  console.log(`wrote a random Dream folder (hidden ${hidden}, ${shape.layers} layers) to ${out}`)
+  console.log(`wrote a random Dream folder (hidden ${shape.hidden}, ${shape.layers} layers) to ${out}`)
 }

@@ -33,10 +33,10 @@ export function trackedAttention(k: Backend, cfg: ModelConfig, cache: PagedKVCac
         const s = F.subarray((scores >> 2) + h * N, (scores >> 2) + (h + 1) * N)
         let m = -Infinity
         for (let j = 0; j < N; j++) if (s[j] > m) m = s[j]
-        let z = 0
-        for (let j = 0; j < N; j++) z += Math.exp(s[j] - m)
         const o = (i * qHeads + g * group + h) * N
-        for (let j = 0; j < N; j++) out[o + j] = Math.exp(s[j] - m) / z
+        let z = 0
+        for (let j = 0; j < N; j++) z += out[o + j] = Math.exp(s[j] - m)
+        for (let j = 0; j < N; j++) out[o + j] /= z
       }
     }
   }
