@@ -4,6 +4,8 @@ import { loadModel } from '../src/node/load.js'
 import { elasticCache } from '../src/index.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { mostConfident, numTransferTokens, predict } from '../src/model/diffusion/schedule.js'
+import { cosineDrift } from '../src/model/diffusion/elastic-cache.js'
+import { planRows } from '../src/model/diffusion/decode.js'
 import { makeTinyDream, plainDiffusionDecode, TINY_DREAM } from './diffusion-helpers.js'
 
 describe('the unmasking schedule, by hand', () => {
@@ -25,6 +27,25 @@ describe('the unmasking schedule, by hand', () => {
     expect(mostConfident([0.2, 0.9, 0.5, 0.9, 0.1], 2)).toEqual([1, 3])
     expect(mostConfident([0.2, 0.9, 0.5, 0.9, 0.1], 3)).toEqual([1, 2, 3])
     expect(mostConfident([0.4, 0.4, 0.4], 2)).toEqual([0, 1])
+  })
+})
+
+describe('Elastic-Cache\'s pieces, by hand', () => {
+  it('drift similarity: the mean over (token, head) rows of the cosine of the two attention rows', () => {
+    const before = Float32Array.of(1, 0, 0, 0.5, 0.5, 0)
+    const now = Float32Array.of(0, 1, 0, 0.5, 0.5, 0)
+    expect(cosineDrift(before, now, 3)).toBeCloseTo(0.5, 12)
+    expect(cosineDrift(Float32Array.of(0.6, 0.8), Float32Array.of(0.8, 0.6), 2)).toBeCloseTo(0.96, 6)
+  })
+  it('the rows a reused step computes: fresh and tracked tokens, then the window\'s masked positions\' rows (shifted by one)', () => {
+    const masked = new Uint8Array(10).fill(1, 5)
+    const p = planRows([5, 6], masked, 5, 1, { window: 4, blockCaching: true }, Int32Array.of(0, 4), [3])
+    expect(Array.from(p.rows)).toEqual([0, 3, 4, 5, 6, 7])
+    expect(p.tail).toBe(4)
+    const all = planRows([5, 6], masked, 5, 1, { window: 4, blockCaching: false }, Int32Array.of(0, 4), [3])
+    expect(Array.from(all.rows)).toEqual([0, 3, 4, 5, 6, 7, 8])
+    // full recomputation: the block's masked rows alone (every other row is computed anyway)
+    expect(Array.from(planRows([5, 6], masked, 5, 1, null, null, [3]).rows)).toEqual([4, 5])
   })
 })
 
@@ -84,6 +105,22 @@ describe('iterative unmasking of a tiny random Dream model', () => {
     expect(r.tokens).not.toContain(TINY_DREAM.vocab - 1)
     // noise model, so no accuracy claim: most positions agree with full recomputation
     expect(r.tokens.filter((x, i) => x === full.tokens[i]).length).toBeGreaterThan(16)
+  })
+
+  it('Elastic-Cache options: more tracked tokens and no block caching still give full recomputation at gamma 1; block caching computes fewer rows', async () => {
+    const o = { genLength: 16, blockLength: 4, steps: 16 }
+    const full = await model.diffusionGenerate(prompt(6), o)
+    for (const c of [elasticCache({ gamma: 1, trackNum: 3 }), elasticCache({ gamma: 1, blockCaching: false }), elasticCache({ gamma: 1, windowLength: 8 })]) {
+      expect((await model.diffusionGenerate(prompt(6), { ...o, cache: c })).tokens).toEqual(full.tokens)
+    }
+    const rows = async (c: ReturnType<typeof elasticCache>) => (await model.diffusionGenerate(prompt(6), { ...o, cache: c })).stats.recompute.tokensRecomputed
+    const cached = await rows(elasticCache({ gamma: 0 }))
+    const all = await rows(elasticCache({ gamma: 0, blockCaching: false }))
+    const wide = await rows(elasticCache({ gamma: 0, windowLength: 12 }))
+    // step 1 of the first block: the window's 4 masked rows (and the fresh and tracked ones) against all 15 masked rows
+    expect(all[1]).toBeGreaterThan(cached[1])
+    expect(wide[1]).toBeGreaterThan(cached[1])
+    expect(cached[0]).toBe((6 + 16) * TINY_DREAM.layers)
   })
 
   it('two decodes of one configuration at once give what each gives alone', async () => {
