@@ -103,6 +103,7 @@ export class BidirectionalForward {
     const f = this.f
     const x = f.p.x
     const keep = this.X.length > 0
+    if (!keep && plan.fullFrom !== 0) throw new RangeError('BidirectionalForward.run: reusing layers needs the per-layer inputs (construct with keep)')
     let fullFrom = plan.fullFrom
     let cur = fullFrom === 0 ? this.allRows(plan.rows, plan.tail) : plan.rows
     f.embed(Array.from(cur, (p) => seq[p]), cur)
@@ -111,6 +112,11 @@ export class BidirectionalForward {
     for (let l = 0; l < layers; l++) {
       const w = this.w.layers[l]
       if (keep) this.keepInputs(l, cur)
+      if (l === fullFrom && cur.length < this.N) {
+        // a plan that reuses the first fullFrom layers: every token from here on
+        cur = this.allRows(plan.rows, plan.tail)
+        this.restoreInputs(l, cur)
+      }
       computed += cur.length
       // the drift test runs on reused layers while the most-attended tokens are known
       if (this.attention(l, cur, l < fullFrom ? plan.track : null, plan.gamma)) {
