@@ -31,7 +31,7 @@ const USAGE = `usage:
              [--haystack FILE|DIR | --books FILE|DIR,FILE|DIR,...] [--kv-dtype float32|float16]
              [--context-limit N]  (lengths past max_position_embeddings, up to N tokens: an explicit choice)
              [--json FILE] [--report DIR]
-             a diffusion model (Dream): --policy full | elastic-cache[:gamma=0.9,windowLength=N,trackNum=1,blockCaching=true]
+             a diffusion model (Dream): --policy full | elastic-cache[:gamma=0.9,windowLength=N,trackNum=1,blockCaching=true,refreshFrom=next-layer]
              [--gen-length N] [--block-length 8] [--steps N]  (iterative unmasking; defaults: answer + 3 rounded up, 8, gen-length)
   kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR | --books A,B,...] --out FILE
              (writes the eval's samples as JSONL, for --prompts here and for a peer library)

@@ -123,6 +123,15 @@ describe('iterative unmasking of a tiny random Dream model', () => {
     expect(cached[0]).toBe((6 + 16) * TINY_DREAM.layers)
   })
 
+  it('refreshFrom next-layer (the paper\'s code): a drift at layer l recomputes from l + 1, so gamma 1 refreshes every layer but the first', async () => {
+    const o = { genLength: 8, blockLength: 4, steps: 8 }
+    const r = await model.diffusionGenerate(prompt(6), { ...o, cache: elasticCache({ gamma: 1, refreshFrom: 'next-layer' }) })
+    expect(r.stats.recompute.layersRecomputed).toEqual([TINY_DREAM.layers, ...new Array(7).fill(TINY_DREAM.layers - 1)])
+    expect(r.tokens).not.toContain(TINY_DREAM.vocab - 1)
+    const same = await model.diffusionGenerate(prompt(6), { ...o, cache: elasticCache({ gamma: 1 }) })
+    expect(same.stats.recompute.layersRecomputed).toEqual(new Array(8).fill(TINY_DREAM.layers))
+  })
+
   it('two decodes of one configuration at once give what each gives alone', async () => {
     for (const cache of ['none', elasticCache({ gamma: 0.9 })] as const) {
       const o = { genLength: 12, blockLength: 4, steps: 12, cache }

@@ -93,6 +93,7 @@ describe('typed errors of the decoding calls, before any work', () => {
     [{ windowLength: 0 }, /windowLength must be a positive integer, got 0/],
     [{ blockCaching: 1 }, /blockCaching must be a boolean, got 1/],
     [{ window: 32 }, /unknown option "window"/],
+    [{ refreshFrom: 'layer-0' }, /refreshFrom must be 'drifting-layer' or 'next-layer', got "layer-0"/],
   ])('elasticCache(%o)', (o, message) => {
     expect(() => elasticCache(o as never)).toThrow(ModelInputError)
     expect(() => elasticCache(o as never)).toThrow(message)

@@ -17,8 +17,8 @@ describe('eval of a diffusion model', () => {
   const base = { model: path, tasks: ['passkey'], lengths: [256], samples: 2 }
 
   it('plans decoding caches as the policies, with the decoding options in every job', () => {
-    const { jobs, cells } = planEvaluation({ ...base, policies: ['full', 'elastic-cache:gamma=0.5,trackNum=2'], diffusion: { blockLength: 4 } })
-    expect(cells.map((c) => c.policy)).toEqual(['full', 'elastic-cache:gamma=0.5,trackNum=2'])
+    const { jobs, cells } = planEvaluation({ ...base, policies: ['full', 'elastic-cache:gamma=0.5,trackNum=2,refreshFrom=next-layer'], diffusion: { blockLength: 4 } })
+    expect(cells.map((c) => c.policy)).toEqual(['full', 'elastic-cache:gamma=0.5,trackNum=2,refreshFrom=next-layer'])
     expect(jobs.every((j) => j.diffusion?.blockLength === 4)).toBe(true)
   })
 

@@ -7,7 +7,7 @@ import { rulerScore, strictCorrect } from './score.js'
 /**
  * How the harness decodes a masked diffusion LM (Dream): the eval's "policies" are then the decoding's
  * K/V reuse, `full` (every token recomputed every step) or `elastic-cache[:gamma=..,windowLength=..,
- * trackNum=..,blockCaching=..]` (Elastic-Cache, arXiv 2510.14973), compared on the same prompts.
+ * trackNum=..,blockCaching=..,refreshFrom=next-layer]` (Elastic-Cache, arXiv 2510.14973), compared on the same prompts.
  */
 export interface DiffusionDecoding {
   /** answer positions; default: the sample's answer + 3 tokens (as the causal eval's maxNewTokens), rounded up to blockLength */
@@ -38,11 +38,11 @@ export function diffusionCacheFromSpec(spec: string): 'none' | ElasticCacheConfi
   if (spec === 'full' || spec === 'none') return 'none'
   const [name, rest] = spec.split(/:(.*)/s, 2)
   if (name !== 'elastic-cache') throw new Error(`a diffusion model decodes with 'full' (recompute every step) or 'elastic-cache[:gamma=0.9,windowLength=..,trackNum=1,blockCaching=true]', got ${JSON.stringify(spec)}`)
-  const o: Record<string, number | boolean> = {}
+  const o: Record<string, number | boolean | string> = {}
   for (const kv of rest ? rest.split(',') : []) {
     const [k, v] = kv.split('=')
     if (v === undefined) throw new Error(`elastic-cache: expected key=value, got ${JSON.stringify(kv)}`)
-    o[k.trim()] = v === 'true' ? true : v === 'false' ? false : Number(v)
+    o[k.trim()] = v === 'true' ? true : v === 'false' ? false : /^[a-z-]+$/.test(v) ? v : Number(v)
   }
   return elasticCache(o)
 }

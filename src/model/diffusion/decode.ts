@@ -96,7 +96,7 @@ export async function diffusionDecode(c: DecodeContext, prompt: readonly number[
         const plan = planRows(active, masked, start, shift, elastic ? { window: o.windowLength, blockCaching: elastic.blockCaching } : null, track, fresh)
         const out = engine.run(seq, {
           rows: plan.rows, tail: plan.tail, fullFrom: elastic && step > 0 ? L : 0,
-          track: elastic && step > 0 ? track : null, gamma: elastic?.gamma ?? 0, trackNum: elastic?.trackNum ?? 0,
+          track: elastic && step > 0 ? track : null, gamma: elastic?.gamma ?? 0, trackNum: elastic?.trackNum ?? 0, refreshNext: elastic?.refreshFrom === 'next-layer',
           masked, logitRows: active.length, out: logits,
         })
         const preds = active.map((_, i) => predict(logits, i * cfg.vocab, cfg.vocab, mask))

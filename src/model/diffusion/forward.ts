@@ -22,6 +22,8 @@ export interface ForwardPlan {
   gamma: number
   /** Elastic-Cache: how many most-attended tokens per layer to return for the next step (0: none) */
   trackNum: number
+  /** a drifting layer l refreshes from l + 1 (the paper's code) instead of from l itself */
+  refreshNext?: boolean
   /** 1 at positions still masked (never tracked: the paper tracks decoded tokens) */
   masked: Uint8Array
   /** logits of the first `logitRows` tail rows go to out [logitRows][vocab] */
@@ -119,7 +121,9 @@ export class BidirectionalForward {
       }
       computed += cur.length
       // the drift test runs on reused layers while the most-attended tokens are known
-      if (this.attention(l, cur, l < fullFrom ? plan.track : null, plan.gamma)) {
+      const drift = this.attention(l, cur, l < fullFrom ? plan.track : null, plan.gamma)
+      if (drift && plan.refreshNext) fullFrom = l + 1
+      else if (drift) {
         // the refresh: this layer and every one after it over all tokens, inputs this step did not
         // reach taken from the cache (layer 0's are the tokens' embeddings, always current)
         fullFrom = l

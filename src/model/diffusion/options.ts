@@ -27,12 +27,18 @@ export interface ElasticCacheConfig {
   readonly trackNum: number
   /** cache masked tokens beyond the window (the paper's block_caching); false queries every masked token each step. Default true. */
   readonly blockCaching: boolean
+  /**
+   * Where a refresh starts: 'drifting-layer' (default; the issue's wording, and gamma 1 is then exactly
+   * full recomputation) or 'next-layer' (the paper's Figure 2 and released code: start_reset = l + 1,
+   * the drifting layer's other tokens kept as cached).
+   */
+  readonly refreshFrom: 'drifting-layer' | 'next-layer'
 }
 
-/** Elastic-Cache settings with the paper's defaults (gamma 0.9, trackNum 1, block caching on); ModelInputError for a bad field. */
+/** Elastic-Cache settings with the paper's defaults (gamma 0.9, trackNum 1, block caching on, refresh from the drifting layer); ModelInputError for a bad field. */
 export function elasticCache(o: Partial<Omit<ElasticCacheConfig, 'kind'>> = {}): ElasticCacheConfig {
   if (!o || typeof o !== 'object') throw new ModelInputError(`elasticCache: expected an options object, got ${JSON.stringify(o)}`)
-  const known = ['gamma', 'windowLength', 'trackNum', 'blockCaching']
+  const known = ['gamma', 'windowLength', 'trackNum', 'blockCaching', 'refreshFrom']
   for (const k of Object.keys(o)) if (!known.includes(k)) throw new ModelInputError(`elasticCache: unknown option ${JSON.stringify(k)} (options: ${known.join(', ')})`)
   const gamma = o.gamma ?? 0.9
   if (typeof gamma !== 'number' || !(gamma >= 0 && gamma <= 1)) throw new ModelInputError(`elasticCache: gamma must be a number in [0, 1], got ${JSON.stringify(o.gamma)}`)
@@ -42,7 +48,9 @@ export function elasticCache(o: Partial<Omit<ElasticCacheConfig, 'kind'>> = {}):
     throw new ModelInputError(`elasticCache: windowLength must be a positive integer, got ${JSON.stringify(o.windowLength)}`)
   const blockCaching = o.blockCaching ?? true
   if (typeof blockCaching !== 'boolean') throw new ModelInputError(`elasticCache: blockCaching must be a boolean, got ${JSON.stringify(o.blockCaching)}`)
-  return Object.freeze({ kind: 'elastic-cache', gamma, trackNum, blockCaching, ...(o.windowLength !== undefined ? { windowLength: o.windowLength } : {}) })
+  const refreshFrom = o.refreshFrom ?? 'drifting-layer'
+  if (refreshFrom !== 'drifting-layer' && refreshFrom !== 'next-layer') throw new ModelInputError(`elasticCache: refreshFrom must be 'drifting-layer' or 'next-layer', got ${JSON.stringify(o.refreshFrom)}`)
+  return Object.freeze({ kind: 'elastic-cache', gamma, trackNum, blockCaching, refreshFrom, ...(o.windowLength !== undefined ? { windowLength: o.windowLength } : {}) })
 }
 
 /** What diffusionGenerate is told; every field is checked before any work (ModelInputError, ContextLengthError). */
