@@ -6,11 +6,11 @@
 // token rows, steps that refreshed some layer). The order of the two alternates from sample to sample.
 //   npm run build && node dist/bench/diffusion.js --model models/diffusion-14m [--tasks passkey,niah_single]
 //     [--length 1024] [--samples 8] [--block-length 8] [--gen-length N] [--steps N] [--gamma 0.9]
-//     [--window N] [--threads N] [--json FILE]
+//     [--window N | --elastic elastic-cache:gamma=0.9,refreshFrom=next-layer,...] [--threads N] [--json FILE]
 import { writeFileSync } from 'node:fs'
 import { EvalSession } from '../src/eval/session.js'
 import type { SampleOutcome } from '../src/eval/results.js'
-import type { DiffusionDecoding } from '../src/eval/diffusion.js'
+import { diffusionCacheFromSpec, type DiffusionDecoding } from '../src/eval/diffusion.js'
 import { isTaskName, type TaskName } from '../src/eval/tasks.js'
 import { DEFAULT_SEED } from '../src/eval/runner.js'
 
@@ -52,7 +52,8 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   const length = int(a.length, 'length') ?? 1024
   const samples = int(a.samples, 'samples') ?? 8
   const decoding: DiffusionDecoding = { blockLength: int(a['block-length'], 'block-length'), genLength: int(a['gen-length'], 'gen-length'), steps: int(a.steps, 'steps') }
-  const elastic = `elastic-cache:gamma=${a.gamma ?? 0.9}${a.window ? `,windowLength=${a.window}` : ''}`
+  const elastic = a.elastic ?? `elastic-cache:gamma=${a.gamma ?? 0.9}${a.window ? `,windowLength=${a.window}` : ''}`
+  diffusionCacheFromSpec(elastic)
   const session = await EvalSession.open({ model: a.model, backend: 'wasm', threads: int(a.threads, 'threads') })
   if (!session.model.config.diffusion) throw new Error(`${a.model} is not a diffusion model (config.json architectures: DreamModel)`)
   const kernels = session.model.kernels
