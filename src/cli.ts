@@ -18,6 +18,7 @@ import { writeJson } from './eval/json.js'
 import { MAIN_LENGTHS, MAIN_POLICIES, MAIN_REPORT_DIR, MAIN_SAMPLES, MAIN_SEED, MAIN_TASKS } from './eval/main-job.js'
 import { defaultModelDir } from './eval/paths.js'
 import { readModelFacts } from './eval/model-facts.js'
+import { diffusionCacheFromSpec } from './eval/diffusion.js'
 import { perplexity } from './eval/perplexity.js'
 import { loadBooks } from './eval/text.js'
 import { defaultBooksDir, packageRoot } from './eval/paths.js'
@@ -37,6 +38,7 @@ const USAGE = `usage:
              (writes the eval's samples as JSONL, for --prompts here and for a peer library)
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
              [--kv-dtype float32|float16]
+             a diffusion model: --policy full | elastic-cache[:...], --max-new-tokens is genLength, [--block-length N] [--steps N]
   kvkit perplexity --model DIR [--length 2048] [--samples 16] [--seed S] [--haystack FILE|DIR] [--backend B]
              [--kv-dtype float32|float16]
   kvkit serve --model DIR [--port 8080] [--host 127.0.0.1] [--api-key KEY] [--policy SPEC] [--kv-budget TOKENS]
@@ -297,6 +299,7 @@ async function cmdGenerate(args: string[]): Promise<void> {
   const { values: v } = parse(args, {
     model: { type: 'string' }, policy: { type: 'string' }, prompt: { type: 'string' }, 'prompt-file': { type: 'string' },
     'max-new-tokens': { type: 'string' }, backend: { type: 'string' }, 'kv-dtype': { type: 'string' },
+    'block-length': { type: 'string' }, steps: { type: 'string' },
   })
   const dtype = kvDtype(v['kv-dtype'] as string | undefined)
   if (v.model === undefined) throw new UsageError('--model is required')
@@ -305,7 +308,12 @@ async function cmdGenerate(args: string[]): Promise<void> {
   const be = await availableBackend(v.backend as string | undefined)
   const spec = (v.policy as string | undefined) ?? 'full'
   // a bad folder or spec fails here, before the weights load
-  usage(() => createPolicy(spec, readModelFacts(v.model as string).shape))
+  const facts = usage(() => readModelFacts(v.model as string))
+  const diffusion = facts.diffusion
+    ? { genLength: maxNewTokens, blockLength: v['block-length'] === undefined ? undefined : positive('block-length', v['block-length'] as string), steps: v.steps === undefined ? undefined : positive('steps', v.steps as string), cache: usage(() => diffusionCacheFromSpec(spec)) }
+    : undefined
+  if (!diffusion && (v['block-length'] !== undefined || v.steps !== undefined)) throw new UsageError('--block-length and --steps are for a masked diffusion LM; this model is causal')
+  if (!diffusion) usage(() => createPolicy(spec, facts.shape))
   let text: string
   try {
     text = (v.prompt as string | undefined) ?? readFileSync(v['prompt-file'] as string, 'utf8')
@@ -317,6 +325,13 @@ async function cmdGenerate(args: string[]): Promise<void> {
     const bos = model.config.bosTokenId ?? model.config.eosTokenIds[0]
     const ids = [...(bos === undefined ? [] : [bos]), ...model.tokenizer.encode(text)]
     if (ids.length + maxNewTokens > model.config.maxPositions) throw new UsageError(`prompt (${ids.length} tokens) + ${maxNewTokens} new tokens is beyond what the model supports (max_position_embeddings ${model.config.maxPositions})`)
+    if (diffusion) {
+      const r = await usage(() => model.diffusionGenerate(ids, diffusion))
+      process.stdout.write(r.text + '\n')
+      const rc = r.stats.recompute
+      process.stderr.write(`diffusion decode (${spec}): ${r.stats.steps} steps, ${r.stats.decodeMs.toFixed(0)} ms; ${(rc.computeRatio * 100).toFixed(1)}% of the full forward computed, ${rc.refreshSteps} refresh steps\n`)
+      return
+    }
     const gen = model.generate(ids, { maxNewTokens, policy: createPolicy(spec, model.config) ?? undefined })
     for await (const t of gen) process.stdout.write(t.text)
     const { stats } = await gen.result
