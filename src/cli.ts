@@ -18,6 +18,7 @@ import { writeJson } from './eval/json.js'
 import { MAIN_LENGTHS, MAIN_POLICIES, MAIN_REPORT_DIR, MAIN_SAMPLES, MAIN_SEED, MAIN_TASKS } from './eval/main-job.js'
 import { defaultModelDir } from './eval/paths.js'
 import { readModelFacts } from './eval/model-facts.js'
+import { diffusionCacheFromSpec } from './eval/diffusion.js'
 import { perplexity } from './eval/perplexity.js'
 import { loadBooks } from './eval/text.js'
 import { defaultBooksDir, packageRoot } from './eval/paths.js'
@@ -31,10 +32,13 @@ const USAGE = `usage:
              [--haystack FILE|DIR | --books FILE|DIR,FILE|DIR,...] [--kv-dtype float32|float16]
              [--context-limit N]  (lengths past max_position_embeddings, up to N tokens: an explicit choice)
              [--json FILE] [--report DIR]
+             a diffusion model (Dream): --policy full | elastic-cache[:gamma=0.9,windowLength=N,trackNum=1,blockCaching=true,refreshFrom=next-layer]
+             [--gen-length N] [--block-length 8] [--steps N]  (iterative unmasking; defaults: answer + 3 rounded up, 8, gen-length)
   kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR | --books A,B,...] --out FILE
              (writes the eval's samples as JSONL, for --prompts here and for a peer library)
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
              [--kv-dtype float32|float16]
+             a diffusion model: --policy full | elastic-cache[:...], --max-new-tokens is genLength, [--block-length N] [--steps N]
   kvkit perplexity --model DIR [--length 2048] [--samples 16] [--seed S] [--haystack FILE|DIR] [--backend B]
              [--kv-dtype float32|float16]
   kvkit serve --model DIR [--port 8080] [--host 127.0.0.1] [--api-key KEY] [--policy SPEC] [--kv-budget TOKENS]
@@ -217,8 +221,11 @@ async function cmdEval(args: string[]): Promise<void> {
     length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' },
     workers: { type: 'string' }, haystack: { type: 'string' }, books: { type: 'string' }, json: { type: 'string' }, report: { type: 'string' },
     question: { type: 'string' }, prompts: { type: 'string' }, 'kv-dtype': { type: 'string' }, 'context-limit': { type: 'string' }, threads: { type: 'string' },
+    'gen-length': { type: 'string' }, 'block-length': { type: 'string' }, steps: { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
+  const optional = (name: string) => (v[name] === undefined ? undefined : positive(name, v[name] as string))
+  const diffusion = { genLength: optional('gen-length'), blockLength: optional('block-length'), steps: optional('steps') }
   const policies = (v.policy as string[] | undefined) ?? []
   if (policies.length === 0) throw new UsageError('--policy is required (full, NAME or NAME:key=value,...)')
   const question = v.question as string | undefined
@@ -241,6 +248,7 @@ async function cmdEval(args: string[]): Promise<void> {
     books: v.books === undefined ? undefined : list('books', v.books as string),
     kvDtype: kvDtype(v['kv-dtype'] as string | undefined),
     contextLimit: v['context-limit'] === undefined ? undefined : positive('context-limit', v['context-limit'] as string),
+    diffusion,
   }, { json: outputFile('json', v.json as string | undefined), report: outputDir('report', v.report as string | undefined), command: 'kvkit eval ' + args.join(' ') })
 }
 
@@ -291,6 +299,7 @@ async function cmdGenerate(args: string[]): Promise<void> {
   const { values: v } = parse(args, {
     model: { type: 'string' }, policy: { type: 'string' }, prompt: { type: 'string' }, 'prompt-file': { type: 'string' },
     'max-new-tokens': { type: 'string' }, backend: { type: 'string' }, 'kv-dtype': { type: 'string' },
+    'block-length': { type: 'string' }, steps: { type: 'string' },
   })
   const dtype = kvDtype(v['kv-dtype'] as string | undefined)
   if (v.model === undefined) throw new UsageError('--model is required')
@@ -299,7 +308,12 @@ async function cmdGenerate(args: string[]): Promise<void> {
   const be = await availableBackend(v.backend as string | undefined)
   const spec = (v.policy as string | undefined) ?? 'full'
   // a bad folder or spec fails here, before the weights load
-  usage(() => createPolicy(spec, readModelFacts(v.model as string).shape))
+  const facts = usage(() => readModelFacts(v.model as string))
+  const diffusion = facts.diffusion
+    ? { genLength: maxNewTokens, blockLength: v['block-length'] === undefined ? undefined : positive('block-length', v['block-length'] as string), steps: v.steps === undefined ? undefined : positive('steps', v.steps as string), cache: usage(() => diffusionCacheFromSpec(spec)) }
+    : undefined
+  if (!diffusion && (v['block-length'] !== undefined || v.steps !== undefined)) throw new UsageError('--block-length and --steps are for a masked diffusion LM; this model is causal')
+  if (!diffusion) usage(() => createPolicy(spec, facts.shape))
   let text: string
   try {
     text = (v.prompt as string | undefined) ?? readFileSync(v['prompt-file'] as string, 'utf8')
@@ -311,6 +325,13 @@ async function cmdGenerate(args: string[]): Promise<void> {
     const bos = model.config.bosTokenId ?? model.config.eosTokenIds[0]
     const ids = [...(bos === undefined ? [] : [bos]), ...model.tokenizer.encode(text)]
     if (ids.length + maxNewTokens > model.config.maxPositions) throw new UsageError(`prompt (${ids.length} tokens) + ${maxNewTokens} new tokens is beyond what the model supports (max_position_embeddings ${model.config.maxPositions})`)
+    if (diffusion) {
+      const r = await usage(() => model.diffusionGenerate(ids, diffusion))
+      process.stdout.write(r.text + '\n')
+      const rc = r.stats.recompute
+      process.stderr.write(`diffusion decode (${spec}): ${r.stats.steps} steps, ${r.stats.decodeMs.toFixed(0)} ms; ${(rc.computeRatio * 100).toFixed(1)}% of the full forward computed, ${rc.refreshSteps} refresh steps\n`)
+      return
+    }
     const gen = model.generate(ids, { maxNewTokens, policy: createPolicy(spec, model.config) ?? undefined })
     for await (const t of gen) process.stdout.write(t.text)
     const { stats } = await gen.result

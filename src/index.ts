@@ -10,7 +10,10 @@ export type { LlamaModel } from './model/model.js'
 export type {
   Model, ModelConfig, LoadOptions, GenerateOptions, GenerateResult, GenerateStats, Generation, GeneratedToken, KeptTokens, Tokenizer, FinishReason,
 } from './model/types.js'
-export { ModelLoadError, ModelInputError, ContextLengthError, ModelDisposedError, NonFiniteError } from './model/errors.js'
+export { ModelLoadError, ModelInputError, ContextLengthError, ModelDisposedError, NonFiniteError, DecodingModeError } from './model/errors.js'
+// masked diffusion LMs (Dream): iterative unmasking, Elastic-Cache
+export { elasticCache, type ElasticCacheConfig, type DiffusionGenerateOptions, type DiffusionStep } from './model/diffusion/options.js'
+export type { DiffusionResult, DiffusionStats, DiffusionCacheStats } from './model/diffusion/decode.js'
 // the KV cache
 export { PagedKVCache } from './cache/paged-cache.js'
 export type { KVCache, KVCacheOptions, KeyStorage, CacheBytes, Decision, HeadDecision, HeadEviction, HeadSegment } from './cache/types.js'

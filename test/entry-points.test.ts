@@ -4,7 +4,7 @@ import { bundleForBrowser } from './browser-bundle.js'
 // Each entry exports its API and nothing else (README, "Entry points"): a new export is a decision.
 const API: Record<string, string[]> = {
   '../src/index.ts': [
-    'CacheError', 'ModelInputError', 'ModelLoadError', 'ContextLengthError', 'ModelDisposedError', 'NonFiniteError', 'PagedKVCache', 'WasmLoadError', 'pageBytes', 'KV_DTYPES',
+    'CacheError', 'ModelInputError', 'ModelLoadError', 'ContextLengthError', 'ModelDisposedError', 'NonFiniteError', 'DecodingModeError', 'elasticCache', 'PagedKVCache', 'WasmLoadError', 'pageBytes', 'KV_DTYPES',
     'PolicySpecError', 'PolicySpecSyntaxError', 'UnknownPolicyError', 'UnknownPolicyOptionError', 'PolicyOptionValueError',
     'PolicyOptionConflictError', 'PolicyFileError', 'PolicyCompositionError', 'statelessPolicy', 'composePolicies',
     'adakv', 'compose', 'createBackend', 'createPolicy', 'full', 'h2o', 'isPolicyConfig', 'keyformer', 'kivi', 'knorm', 'kvmerger',
@@ -20,7 +20,7 @@ const API: Record<string, string[]> = {
   ],
   '../src/serve/index.ts': ['ApiError', 'CHATML_TEMPLATE', 'ChatTemplate', 'KVScheduler', 'ServeEngine', 'ToolCallStream', 'parseToolCall', 'serve'],
   '../src/eval/index.ts': [
-    'DEFAULT_SEED', 'EvalArgumentError', 'PromptBuilder', 'TASK_NAMES', 'evaluate', 'loadBooks', 'perplexity', 'planEvaluation',
+    'DEFAULT_SEED', 'EvalArgumentError', 'PromptBuilder', 'diffusionCacheFromSpec', 'TASK_NAMES', 'evaluate', 'loadBooks', 'perplexity', 'planEvaluation',
     'renderReport', 'resultsJson', 'rulerScore', 'strictCorrect', 'writeJson', 'writeReport',
   ],
 }

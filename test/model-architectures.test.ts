@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/node/load.js'
 import { parseConfig, ropeInvFreq } from '../src/model/config.js'
 import { safetensorsF32 } from './tiny-model.js'
+import { plainOps } from './plain-ops.js'
 
 // Tiny random Qwen2 (Q/K/V biases, untied LM head) and Llama (llama3 RoPE scaling, tied) folders, run by the
 // runtime and by a plain TypeScript forward pass written here from the Llama equations.
@@ -63,22 +64,7 @@ function makeFolder(name: string, config: Record<string, unknown>, bias: boolean
 /** the Llama forward pass, token by token with a plain array cache: the independent reference */
 function plainForward(t: Tensors, invFreq: Float32Array, ids: number[], bias: boolean, tied: boolean, eps: number): Float64Array[] {
   const W = (n: string) => t[n].data
-  const rms = (x: Float64Array, g: Float32Array) => {
-    const ms = x.reduce((a, v) => a + v * v, 0) / x.length
-    return x.map((v, i) => (v / Math.sqrt(ms + eps)) * g[i])
-  }
-  const lin = (x: Float64Array, w: Float32Array, out: number, b?: Float32Array) =>
-    Float64Array.from({ length: out }, (_, o) => x.reduce((a, v, k) => a + v * w[o * x.length + k], 0) + (b ? b[o] : 0))
-  const rope = (v: Float64Array, pos: number) => {
-    const r = v.slice()
-    for (let h = 0; h < v.length / D; h++) for (let i = 0; i < D / 2; i++) {
-      const a = pos * invFreq[i], c = Math.cos(a), s = Math.sin(a)
-      const x1 = v[h * D + i], x2 = v[h * D + i + D / 2]
-      r[h * D + i] = x1 * c - x2 * s
-      r[h * D + i + D / 2] = x2 * c + x1 * s
-    }
-    return r
-  }
+  const { rms, lin, rope } = plainOps(eps, D, invFreq)
   const K: Float64Array[][] = Array.from({ length: LAYERS }, () => [])
   const Vs: Float64Array[][] = Array.from({ length: LAYERS }, () => [])
   return ids.map((id, pos) => {

@@ -7,6 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { rng } from './kernels-helpers.js'
+import { safetensorsF32 } from '../tools/safetensors-writer.js'
 
 export const TINY = { V: 4096, H: 32, NH: 4, KVH: 2, D: 8, I: 48, LAYERS: 4 }
 
@@ -41,18 +42,4 @@ export function makeTinyModel(config: Record<string, unknown> = {}, seed = 3, po
   return path
 }
 
-/** a float32 safetensors file of these tensors, in order */
-export function safetensorsF32(tensors: { name: string; shape: number[]; data: Float32Array }[]): Buffer {
-  const header: Record<string, unknown> = {}
-  const chunks: Buffer[] = []
-  let off = 0
-  for (const { name, shape, data } of tensors) {
-    header[name] = { dtype: 'F32', shape, data_offsets: [off, off + data.byteLength] }
-    chunks.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
-    off += data.byteLength
-  }
-  const json = Buffer.from(JSON.stringify(header))
-  const len = Buffer.alloc(8)
-  len.writeBigUInt64LE(BigInt(json.length))
-  return Buffer.concat([len, json, ...chunks])
-}
+export { safetensorsF32 } from '../tools/safetensors-writer.js'

@@ -13,6 +13,8 @@ export interface ModelFacts {
   /** token ids are in [0, vocab) */
   vocab: number
   shape: ModelShape
+  /** a masked diffusion LM (Dream): decoded by iterative unmasking, its "policies" the decoding caches */
+  diffusion: boolean
 }
 
 export function readModelFacts(dir: string): ModelFacts {
@@ -38,5 +40,6 @@ export function readModelFacts(dir: string): ModelFacts {
     maxPositions: int('max_position_embeddings'),
     vocab: int('vocab_size'),
     shape: { layers: int('num_hidden_layers'), qHeads, kvHeads, headDim, group: qHeads / kvHeads },
+    diffusion: Array.isArray(cfg.architectures) && cfg.architectures[0] === 'DreamModel',
   }
 }

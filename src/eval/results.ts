@@ -1,3 +1,5 @@
+import type { DiffusionOutcome } from './diffusion.js'
+
 /** One cell of an evaluation: a policy on a task at a context length, averaged over its samples. */
 export interface EvalResult {
   policy: string
@@ -26,6 +28,8 @@ export interface EvalResult {
   newTokens: number
   /** the policy's own counters (GenerateStats.policy: a selection's tier transfers, hit rates), mean per sample */
   policyStats?: Record<string, number>
+  /** a diffusion model's cells: mean decode time (ms), share of the full forward computed, refresh steps */
+  diffusion?: { decodeMs: number; computeRatio: number; refreshSteps: number }
 }
 
 /** What a single generation contributed to its cell. */
@@ -49,6 +53,8 @@ export interface SampleOutcome {
   newTokens: number
   /** GenerateStats.policy of this generation, where the policy keeps counters */
   policyStats?: Record<string, number>
+  /** a diffusion model's sample: the decode's time and recompute counts */
+  diffusion?: DiffusionOutcome
 }
 
 /** the mean of each counter over the samples that report it; undefined when none does */
@@ -81,6 +87,9 @@ export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { 
       kvDtype: [...new Set(xs.map((o) => o.kvDtype))].join(','),
       newTokens: mean((o) => o.newTokens),
       ...(meanCounters(xs) ? { policyStats: meanCounters(xs) } : {}),
+      ...(xs.length && xs.every((o) => o.diffusion)
+        ? { diffusion: { decodeMs: mean((o) => o.diffusion!.decodeMs), computeRatio: mean((o) => o.diffusion!.computeRatio), refreshSteps: mean((o) => o.diffusion!.refreshSteps) } }
+        : {}),
     }
   })
 }

@@ -17,6 +17,7 @@ import { aggregate, type EvalResult, type SampleOutcome } from './results.js'
 import { EvalSession, type QuestionMode, type SampleJob } from './session.js'
 import { readPromptsFile } from './prompts-file.js'
 import { isTaskName, TASK_NAMES, type TaskName } from './tasks.js'
+import { DIFFUSION_BLOCK_LENGTH, diffusionCacheFromSpec, type DiffusionDecoding } from './diffusion.js'
 
 export interface EvalOptions {
   /** model folder (Hugging Face layout) */
@@ -62,6 +63,11 @@ export interface EvalOptions {
   contextLimit?: number
   /** kernel threads inside each worker's model; default: the cores the workers leave (KVKIT_THREADS or the cores, / workers, at least 1) */
   threads?: number
+  /**
+   * A diffusion model's decoding (genLength, blockLength, steps, stopAtEos; see DiffusionDecoding); its
+   * policies are then `full` (recompute every token every step) and `elastic-cache[:...]`
+   */
+  diffusion?: DiffusionDecoding
   onProgress?: (p: EvalProgress) => void
   /** every sample's outcome, as it arrives (continuations, for inspection) */
   onOutcome?: (o: SampleOutcome) => void
@@ -115,18 +121,38 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
     if (!Number.isInteger(L) || L < 128) fail(`length must be an integer of at least 128 tokens, got ${L}`)
     if (L > limit) fail(`length ${L} is beyond what the model supports (${opts.contextLimit === undefined ? `max_position_embeddings ${facts.maxPositions}; --context-limit lifts it` : `--context-limit ${limit}`})`)
   }
-  checkPolicies(specs, facts.shape, fail)
+  if (facts.diffusion) checkDiffusion(specs, opts.diffusion ?? {}, fail)
+  else checkPolicies(specs, facts.shape, fail, opts.diffusion)
   const cells = specs.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
   const sharePrefill = opts.sharePrefill ?? true
   const first = opts.firstSample ?? 0
   // one job per sample, carrying every policy: the prefill is shared inside the job; sample-major, so
   // that a run stopped early (a time-boxed sweep) leaves every task with as many samples as the others
   const jobs = Array.from({ length: opts.samples }, (_, i) => opts.tasks.flatMap((task) => opts.lengths.map((length) =>
-    ({ policies: specs, sharePrefill, task: task as TaskName, length, index: first + i, seed, question: opts.question })))).flat()
+    ({ policies: specs, sharePrefill, task: task as TaskName, length, index: first + i, seed, question: opts.question, ...(facts.diffusion ? { diffusion: opts.diffusion ?? {} } : {}) })))).flat()
   return { jobs, cells }
 }
 
-function checkPolicies(specs: string[], shape: ReturnType<typeof readModelFacts>['shape'], fail: (m: string) => never): void {
+/** a diffusion model's decoding caches and options, before any model loads */
+function checkDiffusion(specs: string[], d: DiffusionDecoding, fail: (m: string) => never): void {
+  for (const spec of specs) {
+    try {
+      diffusionCacheFromSpec(spec)
+    } catch (e) {
+      fail((e as Error).message)
+    }
+  }
+  for (const k of ['genLength', 'blockLength', 'steps'] as const) {
+    const v = d[k]
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) fail(`diffusion ${k} must be a positive integer, got ${v}`)
+  }
+  const B = d.blockLength ?? DIFFUSION_BLOCK_LENGTH
+  if (d.genLength !== undefined && d.genLength % B !== 0) fail(`diffusion genLength ${d.genLength} is not a multiple of blockLength ${B}`)
+}
+
+function checkPolicies(specs: string[], shape: ReturnType<typeof readModelFacts>['shape'], fail: (m: string) => never, diffusion?: DiffusionDecoding): void {
+  const given = Object.entries(diffusion ?? {}).filter(([, v]) => v !== undefined).map(([k]) => k)
+  if (given.length) fail(`diffusion decoding options (${given.join(', ')}) are for a masked diffusion LM; this model is causal`)
   for (const spec of specs) {
     try {
       parsePolicySpec(spec)
@@ -155,14 +181,15 @@ function planFromPrompts(opts: EvalOptions, specs: string[], fail: (m: string) =
   }
   const limit = opts.contextLimit ?? facts.maxPositions
   for (const s of samples) if (s.prompt_ids.length + s.answer_ids.length + 3 > limit) fail(`${opts.prompts}: a ${s.task} sample of ${s.prompt_ids.length} tokens is beyond what the model supports (${opts.contextLimit === undefined ? `max_position_embeddings ${limit}` : `--context-limit ${limit}`})`)
-  checkPolicies(specs, facts.shape, fail)
+  if (facts.diffusion) checkDiffusion(specs, opts.diffusion ?? {}, fail)
+  else checkPolicies(specs, facts.shape, fail, opts.diffusion)
   const keys = [...new Set(samples.map((s) => `${s.task}\u0000${s.length}`))]
   const cells = specs.flatMap((policy) => keys.map((k) => {
     const [task, length] = k.split('\u0000')
     return { policy, task: task as TaskName, length: Number(length) }
   }))
   const sharePrefill = opts.sharePrefill ?? true
-  const jobs = samples.map((s) => ({ policies: specs, sharePrefill, task: s.task, length: s.length, index: s.index, seed: 0, question: opts.question, sample: s }))
+  const jobs = samples.map((s) => ({ policies: specs, sharePrefill, task: s.task, length: s.length, index: s.index, seed: 0, question: opts.question, sample: s, ...(facts.diffusion ? { diffusion: opts.diffusion ?? {} } : {}) }))
   return { jobs, cells }
 }
 

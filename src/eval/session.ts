@@ -9,6 +9,7 @@ import { promptSample, type PromptSample } from './prompts-file.js'
 import type { SharedPrefill } from '../model/prefill.js'
 import type { SampleOutcome } from './results.js'
 import { rulerScore, strictCorrect } from './score.js'
+import { diffusionOutcome, type DiffusionDecoding } from './diffusion.js'
 import type { TaskName } from './tasks.js'
 import { haystackBooks } from './text.js'
 import { loadWordList } from './words.js'
@@ -28,6 +29,8 @@ export interface SampleJob {
   question?: QuestionMode
   /** the sample itself (from a prompts file) instead of building it from (task, length, seed, index) */
   sample?: PromptSample
+  /** a diffusion model's decoding (its policies are then decoding caches: `full`, `elastic-cache...`) */
+  diffusion?: DiffusionDecoding
 }
 
 /** Whether the question is compressed with the context (kvpress's query-aware loop) or meets the compressed cache after. */
@@ -76,6 +79,7 @@ export class EvalSession {
    */
   async run(job: SampleJob, onOutcome?: (o: SampleOutcome) => void): Promise<SampleOutcome[]> {
     const sample = job.sample ?? this.sample(job.task, job.length, job.seed, job.index)
+    if (this.model.config.diffusion) return this.runDiffusion(job, sample, onOutcome)
     const ids = sample.prompt_ids
     const policies = job.policies.map((spec) => createPolicy(spec, this.model.config))
     // policies that store keys alike share one prefill (StreamingLLM's re-rotation stores them pre-RoPE);
@@ -96,6 +100,17 @@ export class EvalSession {
       }
     }
     return outcomes
+  }
+
+  /** every decoding cache of the job on the sample, one after another (same prompt, same process: comparable times) */
+  private async runDiffusion(job: SampleJob, sample: PromptSample, onOutcome?: (o: SampleOutcome) => void): Promise<SampleOutcome[]> {
+    const out: SampleOutcome[] = []
+    for (const spec of job.policies) {
+      const o = await diffusionOutcome(this.model, spec, job.diffusion ?? {}, sample, { task: job.task, length: job.length, index: job.index, question: job.question ?? 'with' })
+      onOutcome?.(o)
+      out.push(o)
+    }
+    return out
   }
 
   private async generate(job: SampleJob, spec: string, policy: Policy | null, sample: PromptSample, prefill: SharedPrefill | undefined): Promise<SampleOutcome> {

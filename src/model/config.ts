@@ -6,7 +6,12 @@ const ARCHITECTURES: Record<string, string> = {
   LlamaForCausalLM: 'llama',
   MistralForCausalLM: 'mistral',
   Qwen2ForCausalLM: 'qwen2',
+  // Dream (HKUNLP/Dream): a masked diffusion LM on Qwen2's weights, attention without the causal mask
+  DreamModel: 'qwen2',
 }
+
+/** Masked diffusion LMs: decoded by iterative unmasking (LlamaModel.diffusionGenerate), never causally. */
+const DIFFUSION_ARCHITECTURES = new Set(['DreamModel'])
 
 type Json = Record<string, unknown>
 
@@ -75,6 +80,7 @@ export function parseConfig(raw: unknown, generation?: unknown): ModelConfig {
   const vocab = int(cfg, 'vocab_size')
   const eosTokenIds = (Array.isArray(eosRaw) ? eosRaw : [eosRaw]).map((v, i) => tokenId(v, Array.isArray(eosRaw) ? `eos_token_id[${i}]` : 'eos_token_id', vocab)).filter((x): x is number => x !== null)
   const modelType = ARCHITECTURES[arch]
+  const diffusion = DIFFUSION_ARCHITECTURES.has(arch) ? diffusionConfig(cfg, arch, vocab) : undefined
   return {
     architecture: arch,
     layers: int(cfg, 'num_hidden_layers'),
@@ -95,7 +101,20 @@ export function parseConfig(raw: unknown, generation?: unknown): ModelConfig {
     bosTokenId: tokenId(gen.bos_token_id ?? cfg.bos_token_id, 'bos_token_id', vocab),
     eosTokenIds,
     padTokenId: tokenId(gen.pad_token_id ?? cfg.pad_token_id, 'pad_token_id', vocab),
+    ...(diffusion ? { diffusion } : {}),
   }
+}
+
+/**
+ * A masked diffusion LM's decoding facts: its mask token (required: the answer starts as masks) and
+ * Dream's logit shift (Dream's generation reads the prediction for position j from the logits of
+ * position j - 1, as its training kept the causal LM's next-token head).
+ */
+function diffusionConfig(cfg: Json, arch: string, vocab: number): NonNullable<ModelConfig['diffusion']> {
+  const raw = cfg.mask_token_id
+  if (raw === undefined || raw === null) throw new ModelLoadError(`config.json: ${arch} is a masked diffusion LM and needs mask_token_id, which is missing`)
+  const maskTokenId = tokenId(raw, 'mask_token_id', vocab)!
+  return { maskTokenId, logitShift: 1 }
 }
 
 /**

@@ -22,3 +22,11 @@ export class ModelDisposedError extends ModelInputError {
 export class NonFiniteError extends Error {
   override name = 'NonFiniteError'
 }
+
+/**
+ * A decoding call the model's kind does not support: causal `generate` (or `prefillPrompt`) on a masked
+ * diffusion LM, or `diffusionGenerate` on a causal LM. The message names the call to use instead.
+ */
+export class DecodingModeError extends ModelInputError {
+  override name = 'DecodingModeError'
+}

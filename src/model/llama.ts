@@ -67,13 +67,15 @@ export class LlamaForward {
     readonly cfg: ModelConfig,
     readonly w: Weights,
     readonly chunk = 128,
+    /** rows of logits one call computes (default: chunk); a diffusion decode reads only its block's rows */
+    logitRows = chunk,
   ) {
     const { hidden: H, intermediate: I, qHeads, kvHeads, headDim: d, vocab } = cfg
     const C = chunk
     const sizes = {
       x: C * H, xn: C * H, q: C * qHeads * d, qPre: C * qHeads * d, k: C * kvHeads * d, v: C * kvHeads * d,
       att: C * qHeads * d, o: C * H, gate: C * I, up: C * I, cos: C * (d / 2), sin: C * (d / 2),
-      lse: C * qHeads, logits: C * vocab, scratch: 256,
+      lse: C * qHeads, logits: logitRows * vocab, scratch: 256,
     }
     const heap = backend.heap
     this.p = Object.fromEntries(Object.entries(sizes).map(([k, n]) => [k, heap.alloc(n * 4, 64)])) as LlamaForward['p']

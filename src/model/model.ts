@@ -7,7 +7,10 @@ import { KV_DTYPES, type KVDtype } from '../cache/formats.js'
 import type { Policy, PolicyContext, PolicySession } from '../policies/types.js'
 import { resolvePolicy, type PolicyConfig } from '../policies/config.js'
 import { SharedPrefill } from './prefill.js'
-import { ContextLengthError, ModelDisposedError, ModelInputError, NonFiniteError } from './errors.js'
+import { ContextLengthError, DecodingModeError, ModelDisposedError, ModelInputError, NonFiniteError } from './errors.js'
+import { diffusionDecode, type DiffusionResult } from './diffusion/decode.js'
+import { BidirectionalForward } from './diffusion/forward.js'
+import { checkDiffusionOptions, type DiffusionGenerateOptions } from './diffusion/options.js'
 import { StreamingGeneration } from './generation.js'
 import { HookCapture } from './hooks.js'
 import { KeptRecorder } from './kept.js'
@@ -141,6 +144,7 @@ export class LlamaModel implements Model {
     this.checkIds(ids)
     if (ids.length > this.config.maxPositions)
       throw new ContextLengthError(`logits: ${ids.length} tokens do not fit the model's context (max_position_embeddings ${this.config.maxPositions})`)
+    if (this.config.diffusion) return this.bidirectionalLogits(ids)
     const out = new Float32Array(ids.length * this.config.vocab)
     const cache = this.newCache()
     try {
@@ -152,6 +156,55 @@ export class LlamaModel implements Model {
     return out
   }
 
+  /** logits() of a masked diffusion LM: one bidirectional forward over all of ids, every row's logits */
+  private bidirectionalLogits(ids: number[]): Float32Array {
+    const N = ids.length
+    const out = new Float32Array(N * this.config.vocab)
+    const fwd = new BidirectionalForward(this.backend, this.config, this.weights, N, N, false)
+    try {
+      const rows = Int32Array.from({ length: N }, (_, i) => i)
+      fwd.run(Int32Array.from(ids), { rows, tail: N, fullFrom: 0, track: null, gamma: 0, trackNum: 0, masked: new Uint8Array(N), logitRows: N, out })
+    } finally {
+      fwd.dispose()
+    }
+    if (firstNonFinite(out) !== null) throw new NonFiniteError('logits: the bidirectional forward pass produced non-finite values')
+    return out
+  }
+
+  /** DecodingModeError for a causal call on a masked diffusion LM */
+  private causalOnly(call: string): void {
+    if (this.config.diffusion)
+      throw new DecodingModeError(`${call}: ${this.config.architecture} is a masked diffusion LM, decoded by iterative unmasking: call model.diffusionGenerate(promptIds, { genLength, blockLength, steps }) instead`)
+  }
+
+  /**
+   * Decodes a masked diffusion LM (Dream) by iterative unmasking: `genLength` mask tokens after the
+   * prompt, in blocks of `blockLength`, `steps` denoising steps in all, each unmasking the most confident
+   * greedy predictions (LLaDA's low_confidence remasking; LLaDA generate.py, Dream's
+   * diffusion_generate). `cache: elasticCache({...})` reuses K/V across steps (Elastic-Cache, arXiv
+   * 2510.14973). Checks everything before any work, throwing synchronously: DecodingModeError on a
+   * causal model, ModelInputError for a bad prompt or option, ContextLengthError when prompt + genLength
+   * exceed max_position_embeddings. The promise rejects with the signal's reason when aborted.
+   */
+  diffusionGenerate(prompt: string | number[], options: DiffusionGenerateOptions): Promise<DiffusionResult> {
+    this.alive()
+    if (!this.config.diffusion)
+      throw new DecodingModeError(`diffusionGenerate: ${this.config.architecture} is a causal LM: call model.generate(prompt, { maxNewTokens }) instead`)
+    const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt
+    if (!Array.isArray(ids)) throw new ModelInputError(`diffusionGenerate: prompt must be a string or an array of token ids, got ${typeof prompt}`)
+    this.checkIds(ids, 'diffusionGenerate: prompt')
+    const o = checkDiffusionOptions(this.config, ids, options)
+    const check = () => {
+      if (o.signal?.aborted) throw o.signal.reason ?? new DOMException('generation aborted', 'AbortError')
+      if (this.disposed) throw new ModelDisposedError('the model was disposed during generation')
+    }
+    const run = async () => {
+      await nextTurn()
+      return diffusionDecode({ backend: this.backend, config: this.config, weights: this.weights, tokenizer: this.tokenizer, check, yieldTurn: nextTurn }, ids, o)
+    }
+    return run()
+  }
+
   /**
    * Generates up to `maxNewTokens` tokens after the prompt. Refused at once (ModelInputError, or
    * ContextLengthError when prompt + 1 new token exceed max_position_embeddings); generation stops at
@@ -160,6 +213,7 @@ export class LlamaModel implements Model {
    */
   generate(prompt: string | number[], options: GenerateOptions = {}): Generation {
     this.alive()
+    this.causalOnly('generate')
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt
     if (!Array.isArray(ids)) throw new ModelInputError(`generate: prompt must be a string or an array of token ids, got ${typeof prompt}`)
     this.checkIds(ids, 'generate: prompt')
@@ -385,6 +439,7 @@ export class LlamaModel implements Model {
    */
   async prefillPrompt(ids: number[], policies: readonly (Policy | PolicyConfig | string | null | undefined)[], options: { kvDtype?: KVDtype; contextTokens?: number } = {}): Promise<SharedPrefill> {
     this.alive()
+    this.causalOnly('prefillPrompt')
     this.checkIds(ids, 'prefillPrompt: prompt')
     const kvDtype = options.kvDtype ?? this.kvDtype
     checkKvDtype(kvDtype, 'prefillPrompt')

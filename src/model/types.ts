@@ -31,6 +31,13 @@ export interface ModelConfig extends ModelShape {
   bosTokenId: number | null
   eosTokenIds: number[]
   padTokenId: number | null
+  /**
+   * Present for a masked diffusion LM (Dream): bidirectional attention, decoded by iterative unmasking
+   * (LlamaModel.diffusionGenerate). `maskTokenId` fills the positions still to decode; `logitShift` 1
+   * means the logits at position i predict the token at i + 1 (Dream), 0 that they predict position i
+   * (LLaDA).
+   */
+  diffusion?: { maskTokenId: number; logitShift: 0 | 1 }
 }
 
 export interface LoadOptions {
