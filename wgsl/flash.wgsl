@@ -1,0 +1,169 @@
+// Causal attention of a prefill chunk over the paged float32 cache, FlashAttention-2 style (Dao 2023,
+// sec. 3.1: the query tile is the outer loop, keys and values stream past it with an online softmax,
+// one normalisation at the end). One 128-thread workgroup takes FQ = 32 query rows of one query head
+// h (KV head h / group) and walks the keys FK = 64 at a time through the page table:
+//   scores S = Q K^T: a 32 x 64 block, each thread 4 rows x 4 keys in registers, channels staged
+//     FC = 16 at a time in workgroup memory (query and key slices channel-major), as in gemm.wgsl;
+//   softmax: 4 threads a row (a quarter of the keys each) update the row's running max and sum;
+//   output O += P V: each thread 4 rows x (channels 4 tx..+3 and 64 + 4 tx..+3), V rows read straight
+//     from the pages (a warp reads whole rows; the 8 row groups share them through the cache).
+// Row t of the chunk sees the first min(n_g, first_g + 1 + t) keys of head g (tabs as in runtime.wgsl),
+// as ModelKernels.attendCausal with visible0 = first + 1. d <= 128; workgroup memory 15 KiB, under
+// WebGPU's guaranteed 16 KiB.
+// args: 0 q, 1 qStride (floats a row), 2 hq, 3 group, 4 d, 5 tabs, 6 pageTokens, 7 scale (f32),
+//       8 out, 9 outStride, 10 T
+const FQ: u32 = 32u;
+const FK: u32 = 64u;
+const FC: u32 = 16u;
+var<workgroup> fq: array<vec4<f32>, 128>; // [FC][FQ / 4] query slice
+var<workgroup> fk: array<vec4<f32>, 256>; // [FC][FK / 4] key slice
+var<workgroup> fp: array<vec4<f32>, 512>; // [FK][FQ / 4] scores, then weights (key-major)
+var<workgroup> fv: array<u32, 64>; // word of each key's V row
+var<workgroup> fstat: array<f32, 128>; // [4][FQ] per quarter of the keys: the rows' max, then sum
+var<workgroup> fcorr: array<f32, 32>; // per row: this tile's rescale of the output, at the end 1 / l
+var<workgroup> fkeys: u32;
+
+// words c..c+3 of the row at word `row`, zeros from d on (16-byte load when aligned)
+fn flash_quad(row: u32, c: u32, d: u32) -> vec4<f32> {
+  if (((row | d) & 3u) == 0u) {
+    if (c < d) { return ld4(row + c); }
+    return vec4<f32>(0.0);
+  }
+  var v = vec4<f32>(0.0);
+  for (var k = 0u; k < 4u; k++) { if (c + k < d) { v[k] = ld(row + c + k); } }
+  return v;
+}
+
+@compute @workgroup_size(128)
+fn attend_causal_flash(I: In) {
+  setup(I);
+  let hq = pu(2u); let d = pu(4u); let pt = pu(6u); let scale = pf(7u); let T = pu(10u);
+  let lid = I.lid;
+  let g = wg_linear(I.wg, I.nwg);
+  let h = g % hq;
+  let t0 = (g / hq) * FQ;
+  let tab = pu(5u) + (h / pu(3u)) * 4u;
+  let kt = ldu(tab) / 4u;
+  let vt = ldu(tab + 1u) / 4u;
+  let first = ldu(tab + 2u);
+  let n = ldu(tab + 3u);
+  // the tile's last row sees the most keys; a storage read is not uniform to WGSL, so the loop bound
+  // comes back through workgroup memory
+  if (lid == 0u) { fkeys = min(n, first + min(T, t0 + FQ)); }
+  let nk = workgroupUniformLoad(&fkeys);
+
+  // scores: rows 4 ty + i, keys 4 tx + j
+  let tx = lid % 16u;
+  let ty = lid / 16u;
+  var vis: vec4<u32>;
+  for (var i = 0u; i < 4u; i++) {
+    let t = t0 + 4u * ty + i;
+    vis[i] = select(0u, min(n, first + 1u + t), t < T);
+  }
+  // staging: query row qr (a warp covers the 32 rows of one channel quad), key kr (two quads)
+  let qr = lid % FQ;
+  let qc = (lid / FQ) * 4u;
+  let qrow = pu(0u) + (t0 + qr) * pu(1u) + h * d;
+  let kr = lid % FK;
+  let kc = (lid / FK) * 4u;
+  // softmax: row sr, keys sq * 16 .. + 15; the 4 threads of a row keep the same running max and sum
+  let sr = lid % FQ;
+  let sq = lid / FQ;
+  var m_run = neg_inf();
+  var l_run = 0.0;
+  var acc: array<vec4<f32>, 8>; // rows 4 ty + i: channels 4 tx.. in acc[i], 64 + 4 tx.. in acc[4 + i]
+  for (var i = 0u; i < 8u; i++) { acc[i] = vec4<f32>(0.0); }
+
+  for (var s0 = 0u; s0 < nk; s0 += FK) {
+    let live = min(FK, nk - s0);
+    var krow = 0u;
+    if (kr < live) { krow = page_row(kt, pt, s0 + kr, d); }
+    var s: array<vec4<f32>, 4>; // s[i][j]: row 4 ty + i, key 4 tx + j
+    for (var i = 0u; i < 4u; i++) { s[i] = vec4<f32>(0.0); }
+    for (var c0 = 0u; c0 < d; c0 += FC) {
+      var a = vec4<f32>(0.0);
+      if (t0 + qr < T) { a = flash_quad(qrow, c0 + qc, d); }
+      var b0 = vec4<f32>(0.0);
+      var b1 = vec4<f32>(0.0);
+      if (kr < live) {
+        b0 = flash_quad(krow, c0 + kc, d);
+        b1 = flash_quad(krow, c0 + kc + 8u, d);
+      }
+      for (var j = 0u; j < 4u; j++) {
+        fq[(qc + j) * 8u + qr / 4u][qr % 4u] = a[j];
+        fk[(kc + j) * 16u + kr / 4u][kr % 4u] = b0[j];
+        fk[(kc + 8u + j) * 16u + kr / 4u][kr % 4u] = b1[j];
+      }
+      workgroupBarrier();
+      for (var c = 0u; c < FC; c++) { outer4(&s, fq[c * 8u + ty], fk[c * 16u + tx]); }
+      workgroupBarrier();
+    }
+    for (var j = 0u; j < 4u; j++) {
+      let key = s0 + 4u * tx + j;
+      var col: vec4<f32>;
+      for (var i = 0u; i < 4u; i++) { col[i] = select(neg_inf(), s[i][j] * scale, key < vis[i]); }
+      fp[(4u * tx + j) * 8u + ty] = col;
+    }
+    // fv and fp are rewritten only here, after the score stages' barriers: the last tile's readers are done
+    if (lid < live) { fv[lid] = page_row(vt, pt, s0 + lid, d); }
+    workgroupBarrier();
+
+    // online softmax of the tile, 4 threads a row
+    var mx = neg_inf();
+    for (var i = 0u; i < 16u; i++) { mx = max(mx, fp[(16u * sq + i) * 8u + sr / 4u][sr % 4u]); }
+    fstat[sq * FQ + sr] = mx;
+    workgroupBarrier();
+    let m_new = max(m_run, max(max(fstat[sr], fstat[FQ + sr]), max(fstat[2u * FQ + sr], fstat[3u * FQ + sr])));
+    // a row that sees no key yet (or a row past T) keeps zero weights and no NaN: exp(-inf - 0) = 0
+    let base = select(m_new, 0.0, m_new == neg_inf());
+    var sum = 0.0;
+    for (var i = 0u; i < 16u; i++) {
+      let at = (16u * sq + i) * 8u + sr / 4u;
+      let e = exp(fp[at][sr % 4u] - base);
+      fp[at][sr % 4u] = e;
+      sum += e;
+    }
+    workgroupBarrier(); // every thread has read the maxima
+    fstat[sq * FQ + sr] = sum;
+    workgroupBarrier();
+    let corr = exp(m_run - base);
+    l_run = l_run * corr + fstat[sr] + fstat[FQ + sr] + fstat[2u * FQ + sr] + fstat[3u * FQ + sr];
+    m_run = m_new;
+    if (sq == 0u) { fcorr[sr] = corr; }
+    workgroupBarrier();
+
+    // O = O * corr + P V
+    let cr = vec4<f32>(fcorr[4u * ty], fcorr[4u * ty + 1u], fcorr[4u * ty + 2u], fcorr[4u * ty + 3u]);
+    for (var i = 0u; i < 4u; i++) {
+      acc[i] *= cr[i];
+      acc[4u + i] *= cr[i];
+    }
+    for (var j = 0u; j < live; j++) {
+      let p = fp[j * 8u + ty];
+      let v0 = flash_quad(fv[j], 4u * tx, d);
+      for (var i = 0u; i < 4u; i++) { acc[i] += p[i] * v0; }
+      if (d > 64u) {
+        let v1 = flash_quad(fv[j], 64u + 4u * tx, d);
+        for (var i = 0u; i < 4u; i++) { acc[4u + i] += p[i] * v1; }
+      }
+    }
+  }
+  workgroupBarrier(); // the last tile's readers of fcorr are done
+  if (sq == 0u) { fcorr[sr] = select(0.0, 1.0 / l_run, l_run > 0.0); }
+  workgroupBarrier();
+  for (var i = 0u; i < 4u; i++) {
+    let t = t0 + 4u * ty + i;
+    if (t >= T) { continue; }
+    let o = pu(8u) + t * pu(9u) + h * d;
+    let inv = fcorr[4u * ty + i];
+    for (var half = 0u; half < 2u; half++) {
+      let c = 64u * half + 4u * tx;
+      let v = acc[4u * half + i] * inv;
+      if (((o | d) & 3u) == 0u && c < d) {
+        st4(o + c, v);
+      } else {
+        for (var k = 0u; k < 4u; k++) { if (c + k < d) { st(o + c + k, v[k]); } }
+      }
+    }
+  }
+}
