@@ -10,8 +10,13 @@
 // Row t of the chunk sees the first min(n_g, first_g + 1 + t) keys of head g (tabs as in runtime.wgsl),
 // as ModelKernels.attendCausal with visible0 = first + 1. d <= 128; workgroup memory 15 KiB, under
 // WebGPU's guaranteed 16 KiB.
+// A short chunk has few query tiles, too few workgroups to fill a GPU: the keys are then split too
+// (FA-2's sequence parallelism, as flash-decoding splits a decode step), each split writing its
+// unnormalised output with the rows' max and sum to scratch, and attend_causal_merge combines the
+// splits by log-sum-exp.
 // args: 0 q, 1 qStride (floats a row), 2 hq, 3 group, 4 d, 5 tabs, 6 pageTokens, 7 scale (f32),
-//       8 out, 9 outStride, 10 T
+//       8 out, 9 outStride, 10 T, 11 splits, 12 splitKeys (keys a split, a multiple of FK),
+//       13 scratch (splits > 1: [splits][T][hq] rows of d + 2 words rounded up to 4: output, max, sum)
 const FQ: u32 = 32u;
 const FK: u32 = 64u;
 const FC: u32 = 16u;
@@ -21,7 +26,7 @@ var<workgroup> fp: array<vec4<f32>, 512>; // [FK][FQ / 4] scores, then weights (
 var<workgroup> fv: array<u32, 64>; // word of each key's V row
 var<workgroup> fstat: array<f32, 128>; // [4][FQ] per quarter of the keys: the rows' max, then sum
 var<workgroup> fcorr: array<f32, 32>; // per row: this tile's rescale of the output, at the end 1 / l
-var<workgroup> fkeys: u32;
+var<workgroup> fkeys: vec2<u32>; // this workgroup's keys [begin, end)
 
 // words c..c+3 of the row at word `row`, zeros from d on (16-byte load when aligned)
 fn flash_quad(row: u32, c: u32, d: u32) -> vec4<f32> {
@@ -41,16 +46,24 @@ fn attend_causal_flash(I: In) {
   let lid = I.lid;
   let g = wg_linear(I.wg, I.nwg);
   let h = g % hq;
-  let t0 = (g / hq) * FQ;
+  let qtiles = (T + FQ - 1u) / FQ;
+  let t0 = ((g / hq) % qtiles) * FQ;
+  let split = g / (hq * qtiles);
+  let splits = pu(11u);
   let tab = pu(5u) + (h / pu(3u)) * 4u;
   let kt = ldu(tab) / 4u;
   let vt = ldu(tab + 1u) / 4u;
   let first = ldu(tab + 2u);
   let n = ldu(tab + 3u);
-  // the tile's last row sees the most keys; a storage read is not uniform to WGSL, so the loop bound
-  // comes back through workgroup memory
-  if (lid == 0u) { fkeys = min(n, first + min(T, t0 + FQ)); }
-  let nk = workgroupUniformLoad(&fkeys);
+  // the tile's last row sees the most keys; a storage read (and the workgroup id) is not uniform to
+  // WGSL, so the loop bounds come back through workgroup memory
+  if (lid == 0u) {
+    let seen = min(n, first + min(T, t0 + FQ));
+    let sk = pu(12u);
+    fkeys = select(vec2<u32>(0u, seen), vec2<u32>(min(seen, split * sk), min(seen, (split + 1u) * sk)), splits > 1u);
+  }
+  let keys = workgroupUniformLoad(&fkeys);
+  let nk = keys.y;
 
   // scores: rows 4 ty + i, keys 4 tx + j
   let tx = lid % 16u;
@@ -74,7 +87,7 @@ fn attend_causal_flash(I: In) {
   var acc: array<vec4<f32>, 8>; // rows 4 ty + i: channels 4 tx.. in acc[i], 64 + 4 tx.. in acc[4 + i]
   for (var i = 0u; i < 8u; i++) { acc[i] = vec4<f32>(0.0); }
 
-  for (var s0 = 0u; s0 < nk; s0 += FK) {
+  for (var s0 = keys.x; s0 < nk; s0 += FK) {
     let live = min(FK, nk - s0);
     var krow = 0u;
     if (kr < live) { krow = page_row(kt, pt, s0 + kr, d); }
@@ -149,12 +162,22 @@ fn attend_causal_flash(I: In) {
     }
   }
   workgroupBarrier(); // the last tile's readers of fcorr are done
-  if (sq == 0u) { fcorr[sr] = select(0.0, 1.0 / l_run, l_run > 0.0); }
+  let part = splits > 1u;
+  let row = (d + 5u) & ~3u;
+  if (sq == 0u) {
+    fcorr[sr] = select(select(0.0, 1.0 / l_run, l_run > 0.0), 1.0, part);
+    if (part && t0 + sr < T) {
+      let at = pu(13u) + ((split * T + t0 + sr) * hq + h) * row + d;
+      st(at, m_run);
+      st(at + 1u, l_run);
+    }
+  }
   workgroupBarrier();
   for (var i = 0u; i < 4u; i++) {
     let t = t0 + 4u * ty + i;
     if (t >= T) { continue; }
-    let o = pu(8u) + t * pu(9u) + h * d;
+    var o = pu(8u) + t * pu(9u) + h * d;
+    if (part) { o = pu(13u) + ((split * T + t) * hq + h) * row; }
     let inv = fcorr[4u * ty + i];
     for (var half = 0u; half < 2u; half++) {
       let c = 64u * half + 4u * tx;
@@ -166,4 +189,31 @@ fn attend_causal_flash(I: In) {
       }
     }
   }
+}
+
+// Merges the key splits of attend_causal_flash: out = sum_s e_s o_s / sum_s e_s l_s, e_s = exp(m_s - M),
+// M the largest m_s (a split that saw none of a row's keys has m = -inf, l = 0 and adds nothing). One
+// thread an output channel. args: 0 out, 1 outStride, 2 hq, 3 d, 4 T, 5 scratch, 6 splits
+@compute @workgroup_size(256)
+fn attend_causal_merge(I: In) {
+  setup(I);
+  let hq = pu(2u); let d = pu(3u); let T = pu(4u); let splits = pu(6u);
+  let i = wg_linear(I.wg, I.nwg) * WG + I.lid;
+  if (i >= T * hq * d) { return; }
+  let c = i % d;
+  let th = i / d; // t * hq + h
+  let row = (d + 5u) & ~3u;
+  let stride = T * hq * row; // one split's rows
+  let base = pu(5u) + th * row;
+  var m = neg_inf();
+  for (var s = 0u; s < splits; s++) { m = max(m, ld(base + s * stride + d)); }
+  var o = 0.0;
+  var l = 0.0;
+  for (var s = 0u; s < splits; s++) {
+    let at = base + s * stride;
+    let e = exp(ld(at + d) - m);
+    o += e * ld(at + c);
+    l += e * ld(at + d + 1u);
+  }
+  st(pu(0u) + (th / hq) * pu(1u) + (th % hq) * d + c, o / l);
 }
