@@ -39,6 +39,12 @@ fn flash_quad(row: u32, c: u32, d: u32) -> vec4<f32> {
   return v;
 }
 
+// flash_quad of a row that may be absent (a query row past T, a key past the tile's end): zeros
+fn flash_q(row: u32, present: bool, c: u32, d: u32) -> vec4<f32> {
+  if (!present) { return vec4<f32>(0.0); }
+  return flash_quad(row, c, d);
+}
+
 @compute @workgroup_size(128)
 fn attend_causal_flash(I: In) {
   setup(I);
@@ -93,21 +99,20 @@ fn attend_causal_flash(I: In) {
     if (kr < live) { krow = page_row(kt, pt, s0 + kr, d); }
     var s: array<vec4<f32>, 4>; // s[i][j]: row 4 ty + i, key 4 tx + j
     for (var i = 0u; i < 4u; i++) { s[i] = vec4<f32>(0.0); }
+    var a = flash_q(qrow, t0 + qr < T, qc, d);
+    var b0 = flash_q(krow, kr < live, kc, d);
+    var b1 = flash_q(krow, kr < live, kc + 8u, d);
     for (var c0 = 0u; c0 < d; c0 += FC) {
-      var a = vec4<f32>(0.0);
-      if (t0 + qr < T) { a = flash_quad(qrow, c0 + qc, d); }
-      var b0 = vec4<f32>(0.0);
-      var b1 = vec4<f32>(0.0);
-      if (kr < live) {
-        b0 = flash_quad(krow, c0 + kc, d);
-        b1 = flash_quad(krow, c0 + kc + 8u, d);
-      }
       for (var j = 0u; j < 4u; j++) {
         fq[(qc + j) * 8u + qr / 4u][qr % 4u] = a[j];
         fk[(kc + j) * 16u + kr / 4u][kr % 4u] = b0[j];
         fk[(kc + 8u + j) * 16u + kr / 4u][kr % 4u] = b1[j];
       }
       workgroupBarrier();
+      // the next stage's loads in flight while this one is multiplied (as in gemm.wgsl)
+      a = flash_q(qrow, t0 + qr < T, c0 + FC + qc, d);
+      b0 = flash_q(krow, kr < live, c0 + FC + kc, d);
+      b1 = flash_q(krow, kr < live, c0 + FC + kc + 8u, d);
       for (var c = 0u; c < FC; c++) { outer4(&s, fq[c * 8u + ty], fk[c * 16u + tx]); }
       workgroupBarrier();
     }

@@ -4,7 +4,8 @@
 // path): a 256-thread workgroup owns a 64 x 64 output tile, each thread a 4 x 4 block of it in
 // registers; K advances 16 at a time, both 64 x 16 slices staged k-major in workgroup memory so a
 // thread's inner step is two 16-byte reads and 16 multiply-adds. Edges (T, O not multiples of 64, K
-// not of 16) read zeros and write nothing. 16-byte global loads when x, w and K allow them.
+// not of 16) read zeros and write nothing. 16-byte global loads when x, w and K allow them, the next
+// stage's issued before the current one is multiplied.
 // args: 0 x, 1 w, 2 bias, 3 y, 4 T, 5 K (inDim), 6 O (outDim), 7 hasBias
 const GT: u32 = 64u; // output tile edge
 const GK: u32 = 16u; // K per stage
@@ -42,14 +43,18 @@ fn matmul_tiled(I: In) {
   let ty = I.lid / 16u;
   var acc: array<vec4<f32>, 4>;
   for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }
+  var a = gemm_load4(x, t0 + lr, T, K, lk, wide);
+  var b = gemm_load4(w, o0 + lr, O, K, lk, wide);
   for (var k0 = 0u; k0 < K; k0 += GK) {
-    let a = gemm_load4(x, t0 + lr, T, K, k0 + lk, wide);
-    let b = gemm_load4(w, o0 + lr, O, K, k0 + lk, wide);
     for (var j = 0u; j < 4u; j++) {
       xs[(lk + j) * 16u + lr / 4u][lr % 4u] = a[j];
       ws[(lk + j) * 16u + lr / 4u][lr % 4u] = b[j];
     }
     workgroupBarrier();
+    // the next stage's loads (zeros past K) are in flight while this one is multiplied: with few
+    // warps on a multiprocessor nothing else would hide their latency
+    a = gemm_load4(x, t0 + lr, T, K, k0 + GK + lk, wide);
+    b = gemm_load4(w, o0 + lr, O, K, k0 + GK + lk, wide);
     for (var k = 0u; k < GK; k++) { outer4(&acc, xs[k * 16u + ty], ws[k * 16u + tx]); }
     workgroupBarrier();
   }
