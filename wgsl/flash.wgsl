@@ -56,6 +56,8 @@ fn attend_causal_flash(I: In) {
   let t0 = ((g / hq) % qtiles) * FQ;
   let split = g / (hq * qtiles);
   let splits = pu(11u);
+  // a 2-D grid (over 65535 workgroups) has workgroups past the last: they read and write nothing
+  let inside = split < max(splits, 1u);
   let tab = pu(5u) + (h / pu(3u)) * 4u;
   let kt = ldu(tab) / 4u;
   let vt = ldu(tab + 1u) / 4u;
@@ -67,6 +69,7 @@ fn attend_causal_flash(I: In) {
     let seen = min(n, first + min(T, t0 + FQ));
     let sk = pu(12u);
     fkeys = select(vec2<u32>(0u, seen), vec2<u32>(min(seen, split * sk), min(seen, (split + 1u) * sk)), splits > 1u);
+    if (!inside) { fkeys = vec2<u32>(0u); }
   }
   let keys = workgroupUniformLoad(&fkeys);
   let nk = keys.y;
@@ -171,7 +174,7 @@ fn attend_causal_flash(I: In) {
   let row = (d + 5u) & ~3u;
   if (sq == 0u) {
     fcorr[sr] = select(select(0.0, 1.0 / l_run, l_run > 0.0), 1.0, part);
-    if (part && t0 + sr < T) {
+    if (part && inside && t0 + sr < T) {
       let at = pu(13u) + ((split * T + t0 + sr) * hq + h) * row + d;
       st(at, m_run);
       st(at + 1u, l_run);
@@ -180,7 +183,7 @@ fn attend_causal_flash(I: In) {
   workgroupBarrier();
   for (var i = 0u; i < 4u; i++) {
     let t = t0 + 4u * ty + i;
-    if (t >= T) { continue; }
+    if (!inside || t >= T) { continue; }
     var o = pu(8u) + t * pu(9u) + h * d;
     if (part) { o = pu(13u) + ((split * T + t) * hq + h) * row; }
     let inv = fcorr[4u * ty + i];

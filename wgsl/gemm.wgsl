@@ -31,7 +31,7 @@ fn matmul_tiled(I: In) {
   let x = pu(0u); let w = pu(1u); let y = pu(3u); let T = pu(4u); let K = pu(5u); let O = pu(6u);
   let o_tiles = (O + GT - 1u) / GT;
   let g = wg_linear(I.wg, I.nwg);
-  let t0 = (g / o_tiles) * GT;
+  let t0 = (g / o_tiles) * GT; // >= T past the last tile (a 2-D grid's spare workgroups): zeros in, nothing out
   let o0 = (g % o_tiles) * GT;
   let wide = ((x | w | K) & 3u) == 0u;
   // staging: thread -> (row lr of the tile, k quad lk); a warp covers 32 rows of one quad, so its
