@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { parsePrefillArgs } from '../bench/webgpu-prefill.js'
 
 describe('bench/webgpu-prefill arguments', () => {
-  it('default to lavapipe sizes, and with --full to issue 13's figure: 4096 tokens at chunks 128, 512 and 4096, 3 runs', () => {
+  it('default to lavapipe sizes, and with --full to the issue 13 figure: 4096 tokens at chunks 128, 512 and 4096, 3 runs', () => {
     expect(parsePrefillArgs([])).toEqual({ full: false, length: 128, chunks: [32, 128], runs: 1 })
     expect(parsePrefillArgs(['--full'])).toEqual({ full: true, length: 4096, chunks: [128, 512, 4096], runs: 3 })
     expect(parsePrefillArgs(['--full', '--length', '8192', '--chunks', '256,1024', '--runs', '5'])).toEqual({ full: true, length: 8192, chunks: [256, 1024], runs: 5 })

@@ -15,9 +15,9 @@ type Side = 'cpu' | 'gpu' | 'both'
  * hook data and no decode-time selection to hand the CPU, runs wholly there: the rows are appended on
  * the GPU (wgsl/runtime.wgsl) and attended there (causal chunks in FlashAttention-2 tiles,
  * wgsl/flash.wgsl; decode split along the sequence), and only the logits come back. A chunk's matmuls
- * take the register-blocked kernel (wgsl/gemm.wgsl), a decode step's the matrix-vector one. Any other step (a policy's observation window, attention-mass or hidden-state
- * hooks, TokenSelect-style selection, float16 or packed or pre-RoPE pages) brings the layer's q, k, v
- * back and runs the cache half on the CPU exactly as the wasm runtime does (LlamaForward.prepareAttention
+ * take the register-blocked kernel (wgsl/gemm.wgsl), a decode step's the matrix-vector one. Any other
+ * step (a policy's observation window, attention-mass or hidden-state hooks, TokenSelect-style
+ * selection, float16 or packed or pre-RoPE pages) brings the layer's q, k, v back and runs the cache half on the CPU exactly as the wasm runtime does (LlamaForward.prepareAttention
  * and attendCache), so every policy takes the decisions it takes there, from the GPU's projections.
  * Steps of one model run one at a time (a lock), since they share the chunk buffers.
  */
