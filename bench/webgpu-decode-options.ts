@@ -34,6 +34,8 @@ export interface DecodeBenchOptions {
   task: TaskName
   seed: number
   threads?: number
+  /** prefill chunk in tokens (the model's default, 128, when absent): the GPU's prefill kernels fill it better at 512+ */
+  chunk?: number
   idsOut?: string
   json?: string
   /** write --ids-out and stop: no generation (the prompts for PyTorch when a backend cannot run) */
@@ -41,7 +43,7 @@ export interface DecodeBenchOptions {
 }
 
 export const USAGE = `node dist/bench/webgpu-decode.js [--backend wasm|webgpu|reference|auto] [--lengths 4096,8192] [--new 64]
-  [--policies ${DEFAULT_POLICIES.join(',')}] [--runs 3] [--task passkey] [--seed ${DEFAULT_SEED}] [--threads N]
+  [--policies ${DEFAULT_POLICIES.join(',')}] [--runs 3] [--task passkey] [--seed ${DEFAULT_SEED}] [--threads N] [--chunk N]
   [--model DIR] [--ids-out ids.json [--ids-only]] [--json out.json]`
 
 function integer(flag: string, raw: string, min: number, max: number): number {
@@ -91,7 +93,7 @@ export function parseDecodeBenchArgs(argv: readonly string[], defaultModel: stri
       strict: true,
       allowPositionals: false,
       options: {
-        ...Object.fromEntries(['model', 'backend', 'lengths', 'new', 'policies', 'runs', 'task', 'seed', 'threads', 'ids-out', 'json'].map((k) => [k, { type: 'string' as const }])),
+        ...Object.fromEntries(['model', 'backend', 'lengths', 'new', 'policies', 'runs', 'task', 'seed', 'threads', 'chunk', 'ids-out', 'json'].map((k) => [k, { type: 'string' as const }])),
         'ids-only': { type: 'boolean' },
       },
     }).values
@@ -120,6 +122,7 @@ export function parseDecodeBenchArgs(argv: readonly string[], defaultModel: stri
     task,
     seed: integer('seed', v.seed ?? String(DEFAULT_SEED), 0, 2 ** 31 - 1),
     threads: v.threads === undefined ? undefined : integer('threads', v.threads, 1, 1024),
+    chunk: v.chunk === undefined ? undefined : integer('chunk', v.chunk, 1, 4096),
     idsOut: v['ids-out'],
     json: v.json,
   }

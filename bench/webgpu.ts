@@ -13,7 +13,7 @@ import { attendScratchWords, attendSplit, WebGpuKernels } from '../src/backend/w
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 
 /** A byte-pointer bump allocator over one GPU arena buffer (the bench's whole working set). */
-class Bump {
+export class Bump {
   top = 256
   take(bytes: number): number {
     const p = this.top
@@ -23,7 +23,7 @@ class Bump {
 }
 
 /** Fills [ptr, ptr + bytes) with normal-ish floats, 16 MiB at a time from one reused CPU block. */
-function fillRandom(k: WebGpuKernels, ptr: number, bytes: number, seed: number): void {
+export function fillRandom(k: WebGpuKernels, ptr: number, bytes: number, seed: number): void {
   const block = new Float32Array(Math.min(bytes, 16 << 20) / 4)
   let a = seed >>> 0
   for (let i = 0; i < block.length; i++) {
@@ -37,7 +37,7 @@ function fillRandom(k: WebGpuKernels, ptr: number, bytes: number, seed: number):
 }
 
 /** Median seconds per repetition of `encode`, `reps` repetitions per submit, over `rounds` submits. */
-async function time(k: WebGpuKernels, encode: () => void, reps: number, rounds = 7): Promise<number> {
+export async function time(k: WebGpuKernels, encode: () => void, reps: number, rounds = 7): Promise<number> {
   encode()
   await k.finish() // warm-up: pipelines compiled, caches touched
   const per: number[] = []
@@ -53,7 +53,7 @@ async function time(k: WebGpuKernels, encode: () => void, reps: number, rounds =
 const gbs = (bytes: number, s: number) => (bytes / s / 1e9).toFixed(0)
 
 /** Attention of `heads` query heads over the listed tokens of one KV head ([n][d] rows), in float64. */
-function cpuAttend(q: Float32Array, heads: number, d: number, K: Float32Array, V: Float32Array, tokens: ArrayLike<number>, scale: number): Float64Array {
+export function cpuAttend(q: Float32Array, heads: number, d: number, K: Float32Array, V: Float32Array, tokens: ArrayLike<number>, scale: number): Float64Array {
   const out = new Float64Array(heads * d)
   const s = new Float64Array(tokens.length)
   for (let h = 0; h < heads; h++) {

@@ -19,8 +19,9 @@ const parse = (argv: string[]) => parseDecodeBenchArgs(argv, 'models/fixture-14m
 describe('bench/webgpu-decode arguments', () => {
   it('default to the issue 13 figure: 4096 and 8192 tokens, 64 steps, full / UnionKV / TokenSelect, 3 runs', () => {
     expect(parse([])).toMatchObject({ backend: 'wasm', lengths: [4096, 8192], newTokens: 64, policies: DEFAULT_POLICIES, runs: 3, task: 'passkey', idsOnly: false })
-    expect(parse(['--backend', 'webgpu', '--lengths', '300,600', '--new', '8', '--runs', '5']))
-      .toMatchObject({ backend: 'webgpu', lengths: [300, 600], newTokens: 8, runs: 5 })
+    expect(parse(['--backend', 'webgpu', '--lengths', '300,600', '--new', '8', '--runs', '5', '--chunk', '512']))
+      .toMatchObject({ backend: 'webgpu', lengths: [300, 600], newTokens: 8, runs: 5, chunk: 512 })
+    expect(parse([]).chunk).toBeUndefined()
   })
 
   const bad: [string[], RegExp][] = [
@@ -34,6 +35,7 @@ describe('bench/webgpu-decode arguments', () => {
     [['--runs', '0'], /--runs: "0"/],
     [['--seed=-1'], /--seed: "-1"/],
     [['--threads', '0'], /--threads: "0"/],
+    [['--chunk', '4097'], /--chunk: "4097"/],
     [['--task', 'haystack'], /--task: "haystack" is not one of passkey/],
     [['--policies', 'full,nosuch'], /--policies: "nosuch"/],
     [['--policies', 'full,,unionkv'], /empty spec/],
@@ -99,6 +101,7 @@ describe('bench/webgpu-decode end to end on wasm', () => {
     const ids = (JSON.parse(readFileSync(join(dir, 'ids.json'), 'utf8')) as { prompts: { length: number; ids: number[] }[] }).prompts[0].ids
     expect(ids.length).toBe(300)
     expect(report.promptSha256[300]).toBe(promptSha256(ids))
+    expect(report.chunk).toBe(128) // the model's default prefill chunk, without --chunk
     expect(report.rows.map((r) => [r.length, r.policy, r.ids.length, r.finishReason])).toEqual([[300, 'full', steps, 'length'], [300, 'unionkv:budget=0.25', steps, 'length']])
     // the reference: the unmodified model, prefill ids[0 .. n-1), then argmax steps from ids[n-1] (tools/pytorch-gpu-decode.py's protocol)
     const model = await loadModel(defaultModelDir(), { threads: 1 })

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBackend } from '../src/backend/index.js'
 import { Ops } from '../src/backend/ops.js'
-import { ATTEND_SPLIT, attendScratchWords, attendSplit, WebGpuKernels } from '../src/backend/webgpu/kernels.js'
+import { ATTEND_SPLIT, attendScratchWords, attendSplit, flashScratchWords, flashSplit, WebGpuKernels } from '../src/backend/webgpu/kernels.js'
 import { expectClose, normals, pagedStream, pagedView, rng, type PagedStream } from './kernels-helpers.js'
 import { onGpu, testGpu } from './webgpu-helpers.js'
 
@@ -331,6 +331,100 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
     ref.matmul(x.ptr, w.ptr, bp, y.ptr, T, inDim, outDim)
     expectClose(f32(gy), y.view, 1e-4, 1e-5 * Math.sqrt(inDim), 'matmul')
     for (const t of [x, w, b, y]) t.free()
+  })
+
+  // The tiled (64 x 64, register-blocked) and the simple (16 x 16) kernels on rows across the tile
+  // edges; shapes with odd K and O (4-byte loads and stores), K a multiple of 4 but not of the 16 of a
+  // stage, and x off 16-byte alignment (so the 16-byte loads must give way).
+  it.each([1, 3, 17, 64, 65, 130])('matmul (tiled and simple) matches the reference for T=%i over ragged shapes', async (T) => {
+    const rand = rng(7 * T)
+    const shapes = [[17, 9, 1, 0], [64, 130, 0, 0], [100, 67, 1, 0], [64, 12, 1, 1]] // inDim, outDim, bias, x offset (floats)
+    const bufs = shapes.map(([inDim, outDim, , off]) => ({
+      x: heap.f32From(normals(rand, off + T * inDim)),
+      w: heap.f32From(normals(rand, outDim * inDim)),
+      b: heap.f32From(normals(rand, outDim)),
+      y: [heap.allocF32(T * outDim), heap.allocF32(T * outDim)],
+    }))
+    const outs = bufs.flatMap(({ y }, i) => y.map((yb) => [yb.ptr, T * shapes[i][1] * 4] as [number, number]))
+    const got = await onGpu(K, heap, outs, () => {
+      for (const [v, kernels] of (['tiled', 'simple'] as const).entries()) {
+        K.chunkKernels = kernels
+        shapes.forEach(([inDim, outDim, bias, off], i) => K.matmul(bufs[i].x.ptr + off * 4, bufs[i].w.ptr, bias ? bufs[i].b.ptr : 0, bufs[i].y[v].ptr, T, inDim, outDim))
+      }
+      K.chunkKernels = 'tiled'
+    })
+    shapes.forEach(([inDim, outDim, bias, off], i) => {
+      const want = bufs[i].y[0]
+      ref.matmul(bufs[i].x.ptr + off * 4, bufs[i].w.ptr, bias ? bufs[i].b.ptr : 0, want.ptr, T, inDim, outDim)
+      expectClose(f32(got[2 * i]), want.view, 1e-4, 1e-5 * Math.sqrt(inDim), `tiled matmul ${inDim}x${outDim}`)
+      expectClose(f32(got[2 * i + 1]), want.view, 1e-4, 1e-5 * Math.sqrt(inDim), `simple matmul ${inDim}x${outDim}`)
+    })
+    for (const { x, w, b, y } of bufs) for (const t of [x, w, b, ...y]) t.free()
+  })
+
+  it('flashSplit splits the keys only for chunks of few query tiles, 512 keys or more a split', () => {
+    expect(flashSplit(4096, 6, 4096)).toEqual({ splits: 1, splitKeys: 4096 }) // 768 tiles
+    expect(flashSplit(128, 6, 4096)).toEqual({ splits: 8, splitKeys: 512 }) // 24 tiles
+    expect(flashSplit(128, 6, 300)).toEqual({ splits: 1, splitKeys: 320 })
+    expect(flashSplit(512, 32, 8192)).toEqual({ splits: 1, splitKeys: 8192 }) // 512 tiles
+    expect(flashSplit(128, 32, 8192)).toEqual({ splits: 4, splitKeys: 2048 })
+    for (const [T, hq, keys] of [[2, 1, 100000], [33, 3, 5000], [128, 6, 8320]]) {
+      const { splits, splitKeys } = flashSplit(T, hq, keys)
+      expect(splitKeys % 64).toBe(0)
+      expect(splitKeys >= 512 || splits === 1).toBe(true)
+      expect((splits - 1) * splitKeys < keys && splits * splitKeys >= keys).toBe(true)
+    }
+    expect(flashScratchWords(128, 6, 64, 4096)).toBe(8 * 128 * 6 * 68)
+    expect(flashScratchWords(4096, 6, 64, 300)).toBe(0)
+  })
+
+  it.each([0, 32, 100])('attendCausal refuses splitKeys=%i before encoding anything', (splitKeys) => {
+    expect(() => K.attendCausal(0, 64, 1, 1, 2, 64, 0, 16, 1, 0, 64, 100, 64, splitKeys)).toThrow(RangeError)
+  })
+
+  // The chunk's causal attention over per-KV-head paged caches of ragged lengths (first_g keys already
+  // cached, then the chunk's T): the FlashAttention-2 kernel and the one-row-a-workgroup kernel against
+  // the reference ModelKernels.attendCausal per KV head (visible0 = first_g + 1). Chunks and caches
+  // cross the 32-row query tiles, the 64-key tiles and page boundaries; several query heads per KV head.
+  it.each([
+    // T, qHeads, group, d, pageTokens, first per KV head
+    [5, 4, 2, 64, 16, [0, 3]],
+    [33, 6, 3, 64, 16, [40, 17]],
+    [70, 2, 2, 128, 32, [100]],
+    [17, 3, 3, 13, 5, [9]],
+    [9, 8, 4, 100, 8, [0, 130]],
+  ] as [number, number, number, number, number, number[]][])('attendCausal (flash, flash with split keys, simple) matches the reference for T=%i qHeads=%i group=%i d=%i pageTokens=%i first=%j', async (T, hq, group, d, pt, firsts) => {
+    const rand = rng(T * 31 + hq * 7 + d)
+    const kvHeads = hq / group
+    const heads = firsts.map((first) => {
+      const n = first + T
+      return { first, n, k: pagedStream(heap, normals(rand, n * d), n, d, pt), v: pagedStream(heap, normals(rand, n * d), n, d, pt) }
+    })
+    expect(heads.length).toBe(kvHeads)
+    const tabs = heap.i32From(heads.flatMap((h) => [h.k.table.ptr, h.v.table.ptr, h.first, h.n]))
+    const q = heap.f32From(normals(rand, T * hq * d))
+    const outs = [0, 1, 2].map(() => heap.allocF32(T * hq * d))
+    const keys = Math.max(...heads.map((h) => h.n))
+    const scratch = heap.allocF32(flashScratchWords(T, hq, d, keys, 64))
+    const scale = 1 / Math.sqrt(d)
+    const got = await onGpu(K, heap, outs.map((o) => [o.ptr, T * hq * d * 4]), () => {
+      K.attendCausal(q.ptr, hq * d, hq, group, T, d, tabs.ptr, pt, scale, outs[0].ptr, hq * d)
+      // the keys split 64 a workgroup (as flashSplit splits a short chunk over a long cache), then merged
+      K.attendCausal(q.ptr, hq * d, hq, group, T, d, tabs.ptr, pt, scale, outs[1].ptr, hq * d, keys, scratch.ptr, 64)
+      K.chunkKernels = 'simple'
+      K.attendCausal(q.ptr, hq * d, hq, group, T, d, tabs.ptr, pt, scale, outs[2].ptr, hq * d)
+      K.chunkKernels = 'tiled'
+    })
+    const want = outs[0]
+    heads.forEach((h, g) => {
+      const off = g * group * d * 4
+      ref.attendCausal(q.ptr + off, hq * d, group, T, d, d, h.k.table.ptr, h.v.table.ptr, pt, h.n, h.first + 1, scale, want.ptr + off, hq * d, 0, 0)
+    })
+    expectClose(f32(got[0]), want.view, 1e-4, 1e-5, 'flash attendCausal')
+    expectClose(f32(got[1]), want.view, 1e-4, 1e-5, 'flash attendCausal, keys split')
+    expectClose(f32(got[2]), want.view, 1e-4, 1e-5, 'simple attendCausal')
+    for (const t of [tabs, q, scratch, ...outs]) t.free()
+    for (const h of heads) { h.k.free(); h.v.free() }
   })
 
   it.each([[1, 64, 2, 16], [3, 300, 4, 8], [7, 2048, 3, 64]])('rmsnorm, rope, swiglu and addInPlace match the reference for T=%i dim=%i heads=%i d=%i', async (T, dim, heads, d) => {

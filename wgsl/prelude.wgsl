@@ -16,6 +16,8 @@ fn ld(i: u32) -> f32 { return bitcast<f32>(ldu(i)); }
 fn st(i: u32, v: f32) { stu(i, bitcast<u32>(v)); }
 // Words i..i+3 in one 16-byte load; i must be a multiple of 4.
 fn ld4(i: u32) -> vec4<f32> { return bitcast<vec4<f32>>(mem[i >> 2u]); }
+// Words i..i+3 in one 16-byte store; i must be a multiple of 4.
+fn st4(i: u32, v: vec4<f32>) { mem[i >> 2u] = bitcast<vec4<u32>>(v); }
 // -inf cannot be a WGSL constant; argument word 15 is always 0, so this is a runtime value.
 fn neg_inf() -> f32 { return bitcast<f32>(0xff800000u | (args.a[3].w & 0u)); }
 

@@ -1,4 +1,4 @@
-import { attendScratchWords, type WebGpuKernels } from '../backend/webgpu/kernels.js'
+import { attendScratchWords, flashScratchWords, type WebGpuKernels } from '../backend/webgpu/kernels.js'
 import { GpuArenaMirror } from '../backend/webgpu/mirror.js'
 import type { WebGpuBackend } from '../backend/webgpu/index.js'
 import { attendCacheAsync } from '../cache/attention.js'
@@ -13,10 +13,11 @@ type Side = 'cpu' | 'gpu' | 'both'
  * byte pointers for weights, buffers, pages and page tables). Projections, RoPE, RMSNorm, SwiGLU and the
  * LM head always run on the GPU. A step whose cache is plain float32 pages with post-RoPE keys, with no
  * hook data and no decode-time selection to hand the CPU, runs wholly there: the rows are appended on
- * the GPU (wgsl/runtime.wgsl) and attended there (causal chunks; decode split along the sequence), and
- * only the logits come back. Any other step (a policy's observation window, attention-mass or hidden-state
- * hooks, TokenSelect-style selection, float16 or packed or pre-RoPE pages) brings the layer's q, k, v
- * back and runs the cache half on the CPU exactly as the wasm runtime does (LlamaForward.prepareAttention
+ * the GPU (wgsl/runtime.wgsl) and attended there (causal chunks in FlashAttention-2 tiles,
+ * wgsl/flash.wgsl; decode split along the sequence), and only the logits come back. A chunk's matmuls
+ * take the register-blocked kernel (wgsl/gemm.wgsl), a decode step's the matrix-vector one. Any other
+ * step (a policy's observation window, attention-mass or hidden-state hooks, TokenSelect-style
+ * selection, float16 or packed or pre-RoPE pages) brings the layer's q, k, v back and runs the cache half on the CPU exactly as the wasm runtime does (LlamaForward.prepareAttention
  * and attendCache), so every policy takes the decisions it takes there, from the GPU's projections.
  * Steps of one model run one at a time (a lock), since they share the chunk buffers.
  */
@@ -25,6 +26,8 @@ export class GpuLlamaForward {
   private readonly k: WebGpuKernels
   private readonly tabs: number
   private readonly scratch: number
+  /** the chunk attention's key splits (0 when no chunk of this model splits) */
+  private readonly flashScratch: number
   private readonly side = new WeakMap<PagedKVCache, Side>()
   /** what the GPU holds of each page table (by pointer) */
   private readonly tablesSent = new Map<number, Int32Array>()
@@ -41,6 +44,8 @@ export class GpuLlamaForward {
     this.k = backend.gpu
     this.tabs = heap.alloc(layers * kvHeads * 16, 64)
     this.scratch = heap.alloc(attendScratchWords(qHeads / kvHeads, d, maxPositions + cpu.chunk) * 4, 64)
+    const flashWords = flashScratchWords(cpu.chunk, qHeads, d, maxPositions + cpu.chunk)
+    this.flashScratch = flashWords ? heap.alloc(flashWords * 4, 64) : 0
     this.mirror = new GpuArenaMirror(this.k, heap)
     // weights and everything else the heap holds now; later writes go up as the runtime needs them
     this.mirror.push(0, heap.memory.buffer.byteLength)
@@ -157,7 +162,8 @@ export class GpuLlamaForward {
         K.attend(q + off, group, d, h.kTable, h.vTable, pt, h.n, 0, 0, scale, att + off, lse + g * group * 4, this.scratch)
       })
     } else {
-      K.attendCausal(q, qHeads * d, qHeads, group, T, d, tabs, pt, scale, att, qHeads * d)
+      const keys = heads.reduce((m, h) => Math.max(m, h.n), 0)
+      K.attendCausal(q, qHeads * d, qHeads, group, T, d, tabs, pt, scale, att, qHeads * d, keys, this.flashScratch)
     }
     outputAndMlp(this.k, this.cpu.cfg, this.cpu.w.layers[l], this.cpu.p, T)
   }
@@ -248,6 +254,7 @@ export class GpuLlamaForward {
   dispose(): void {
     this.backend.heap.release(this.tabs)
     this.backend.heap.release(this.scratch)
+    if (this.flashScratch) this.backend.heap.release(this.flashScratch)
     this.mirror.destroy()
   }
 }

@@ -7,7 +7,7 @@ import { WebGpuKernels } from './kernels.js'
 
 export { hasHardwareAdapter, openGpuDevice, WebGpuUnavailableError, type GpuDevice, type GpuDeviceOptions } from './device.js'
 export { GpuArenaCapacityError, GpuArenaMirror } from './mirror.js'
-export { attendScratchWords, attendSplit, ATTEND_SPLIT, WebGpuKernels } from './kernels.js'
+export { attendScratchWords, attendSplit, ATTEND_SPLIT, flashScratchWords, flashSplit, FLASH_MAX_D, WebGpuKernels, type ChunkKernels } from './kernels.js'
 export { GpuBufferPool } from './pool.js'
 
 /**

@@ -12,11 +12,11 @@ const ENTRIES: Record<string, string> = {
   top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', page_summary: 'pages',
   matmul: 'model', matvec: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
   stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest', append_rows: 'runtime',
-  attend_causal: 'runtime',
+  attend_causal: 'runtime', matmul_tiled: 'gemm', attend_causal_flash: 'flash', attend_causal_merge: 'flash',
 }
 
 /** Helper files a kernel file uses (pasted before it). */
-const INCLUDES: Record<string, string[]> = { score: ['quad'], attend: ['quad'], quest: ['quad'] }
+const INCLUDES: Record<string, string[]> = { score: ['quad'], attend: ['quad'], quest: ['quad'], gemm: ['tile'], flash: ['tile'] }
 
 /** Workgroups of the kernels that stride over their rows: enough to fill a large GPU several times over. */
 const STRIDE_GROUPS = 4096
@@ -34,6 +34,55 @@ const words = (bytePtr: number) => bytePtr >>> 2
 
 /** The most tokens one attend_split workgroup takes (its workgroup arrays hold this many). */
 export const ATTEND_SPLIT = 256
+
+/** The largest head dim wgsl/flash.wgsl takes (its output tile holds 128 channels a row). */
+export const FLASH_MAX_D = 128
+
+/** Query rows a flash workgroup takes, and keys a tile (wgsl/flash.wgsl's FQ and FK). */
+const FLASH_ROWS = 32
+const FLASH_KEYS = 64
+/** Workgroups (of 128 threads) the flash kernel aims at before it splits the keys: a large GPU's SMs several times over. */
+const FLASH_GROUPS = 512
+/** The fewest keys a split takes, so that the merge stays cheap beside the splits' work. */
+const FLASH_MIN_SPLIT = 512
+
+/**
+ * How the flash kernel splits the keys of a chunk of T rows x hq query heads over at most `keys` keys a
+ * head: 1 split when the query tiles alone make FLASH_GROUPS workgroups, else enough splits of at least
+ * FLASH_MIN_SPLIT keys (a multiple of 64) to come near it. splitKeys: keys a split.
+ */
+export function flashSplit(T: number, hq: number, keys: number): { splits: number; splitKeys: number } {
+  const tiles = Math.ceil(T / FLASH_ROWS) * hq
+  const want = Math.max(1, Math.min(Math.floor(keys / FLASH_MIN_SPLIT), Math.ceil(FLASH_GROUPS / tiles)))
+  const splitKeys = Math.max(FLASH_KEYS, Math.ceil(keys / want / FLASH_KEYS) * FLASH_KEYS)
+  return { splits: Math.ceil(keys / splitKeys), splitKeys }
+}
+
+/** Scratch words of one flash split's partial rows: [T][hq] rows of d + 2 words (output, max, sum) rounded up to 4. */
+const flashPartWords = (T: number, hq: number, d: number) => T * hq * Math.ceil((d + 2) / 4) * 4
+
+/**
+ * Scratch words attendCausal needs for every chunk of 2..chunk rows over at most `keys` keys a head at
+ * flashSplit's default split (0 when no chunk splits), so one allocation serves every prefill step;
+ * with `splitKeys`, for a chunk of `chunk` rows at that split.
+ */
+export function flashScratchWords(chunk: number, hq: number, d: number, keys: number, splitKeys?: number): number {
+  if (splitKeys !== undefined) return Math.ceil(keys / splitKeys) * flashPartWords(chunk, hq, d)
+  let most = 0
+  for (let T = 2; T <= chunk; T++) {
+    const { splits } = flashSplit(T, hq, keys)
+    if (splits > 1) most = Math.max(most, splits * flashPartWords(T, hq, d))
+  }
+  return most
+}
+
+/**
+ * Which kernels run the matmuls and causal attention of a chunk of two or more rows: 'tiled' (the
+ * register-blocked matmul of wgsl/gemm.wgsl, FlashAttention-2 tiles of wgsl/flash.wgsl) or 'simple'
+ * (one output a thread in 16 x 16 tiles, one workgroup a query row: the kernels before them, kept for
+ * comparison in bench/webgpu-prefill.ts). One row always takes the matrix-vector and split kernels.
+ */
+export type ChunkKernels = 'tiled' | 'simple'
 
 /**
  * Tokens per attend_split workgroup for a list of `count` tokens: the smallest power of two in [16, 256]
@@ -90,6 +139,8 @@ export class WebGpuKernels {
   private readonly modules = new Map<string, GPUShaderModule>()
   /** The buffer kernels read and write; set it before encoding. */
   arena: GPUBuffer | null = null
+  /** The kernels for chunks of rows (ChunkKernels); 'tiled' unless a comparison asks for the old ones. */
+  chunkKernels: ChunkKernels = 'tiled'
 
   constructor(readonly gpu: GpuDevice) {
     const device = (this.device = gpu.device)
@@ -331,10 +382,15 @@ export class WebGpuKernels {
     this.dispatch('page_token_indices', [words(pagesIdx), count, page, words(out)], Math.ceil(count / 256))
   }
 
-  /** y = x w^T + bias as ModelKernels.matmul; one token takes the matrix-vector kernel. */
+  /**
+   * y = x w^T + bias as ModelKernels.matmul: x [T][inDim], w [outDim][inDim], y [T][outDim]. One token
+   * takes the matrix-vector kernel; more take the 64 x 64-tile register-blocked kernel (wgsl/gemm.wgsl),
+   * or the 16 x 16 one when `chunkKernels` is 'simple'.
+   */
   matmul(x: number, w: number, bias: number, y: number, T: number, inDim: number, outDim: number): void {
     const args = [words(x), words(w), words(bias), words(y), T, inDim, outDim, bias ? 1 : 0]
     if (T === 1) this.dispatch('matvec', args, outDim)
+    else if (this.chunkKernels === 'tiled') this.dispatch('matmul_tiled', args, Math.ceil(T / 64) * Math.ceil(outDim / 64))
     else this.dispatch('matmul', args, Math.ceil(T / 16) * Math.ceil(outDim / 16))
   }
 
@@ -365,11 +421,26 @@ export class WebGpuKernels {
   /**
    * Causal attention of a chunk as ModelKernels.attendCausal for every KV head at once: q, out
    * [T][hq][d] (row strides qStride, outStride floats), query head h on KV head h / group, row t of
-   * head g seeing min(n_g, first_g + 1 + t) keys (tabs as appendRows). d <= 256.
+   * head g seeing min(n_g, first_g + 1 + t) keys (tabs as appendRows). d <= 256. Chunks of two or more
+   * rows with d <= FLASH_MAX_D take the FlashAttention-2 kernel (wgsl/flash.wgsl: 32 query rows of a
+   * head a workgroup) unless `chunkKernels` is 'simple'; the rest take one workgroup a row and head.
+   * With `keys` (the most keys any KV head holds after the append) and `scratch`
+   * (flashScratchWords(T, hq, d, keys[, splitKeys]) floats, 16-byte aligned), the flash kernel also
+   * splits the keys of a short chunk (flashSplit; `splitKeys`, a multiple of 64, overrides its split)
+   * and merges the splits. Throws RangeError for d > 256 or a bad splitKeys.
    */
-  attendCausal(q: number, qStride: number, hq: number, group: number, T: number, d: number, tabs: number, pageTokens: number, scale: number, out: number, outStride: number): void {
+  attendCausal(
+    q: number, qStride: number, hq: number, group: number, T: number, d: number, tabs: number, pageTokens: number,
+    scale: number, out: number, outStride: number, keys = 0, scratch = 0, splitKeys = flashSplit(T, hq, keys).splitKeys,
+  ): void {
     if (d > 256) throw new RangeError(`attendCausal: head dim ${d} exceeds the WGSL kernel's 256`)
-    this.dispatch('attend_causal', [words(q), qStride, hq, group, d, words(tabs), pageTokens, f32bits(scale), words(out), outStride], T * hq)
+    if (!Number.isInteger(splitKeys) || splitKeys < FLASH_KEYS || splitKeys % FLASH_KEYS) throw new RangeError(`attendCausal: splitKeys ${splitKeys} is not a positive multiple of ${FLASH_KEYS}`)
+    const splits = keys && scratch ? Math.ceil(keys / splitKeys) : 1
+    const args = [words(q), qStride, hq, group, d, words(tabs), pageTokens, f32bits(scale), words(out), outStride, T, splits, splitKeys, words(scratch)]
+    if (T > 1 && d <= FLASH_MAX_D && this.chunkKernels === 'tiled') {
+      this.dispatch('attend_causal_flash', args, Math.ceil(T / FLASH_ROWS) * hq * splits)
+      if (splits > 1) this.dispatch('attend_causal_merge', [words(out), outStride, hq, d, T, words(scratch), splits], Math.ceil((T * hq * d) / 256))
+    } else this.dispatch('attend_causal', args, T * hq)
   }
 
   /**
