@@ -145,6 +145,29 @@ describe.skipIf(!probe)('the Llama runtime on WebGPU', () => {
     expect(made).toBe(0)
   })
 
+  it.each([[undefined], ['tokenselect:tokens=8,first=2,last=2']])('sends a decode step as one batch of kernels and one readback (policy %s)', async (policy) => {
+    // two more decode steps cost two more kernel submissions and two more readback copies, whatever the prefill sent
+    const ids = prompt(CHUNK + 2)
+    const queue = backend.device.device.queue
+    const submit = queue.submit.bind(queue)
+    let sent = 0
+    queue.submit = (b) => {
+      sent++
+      return submit(b)
+    }
+    const count = async (steps: number) => {
+      sent = 0
+      await run(gpu, ids, { maxNewTokens: steps, policy })
+      return sent
+    }
+    try {
+      await count(1)
+      expect((await count(4)) - (await count(2))).toBe(2 * 2)
+    } finally {
+      queue.submit = submit
+    }
+  })
+
   it('keeps concurrent requests of one model apart', async () => {
     const a = prompt(CHUNK + 3)
     const b = prompt(CHUNK + 6).reverse()

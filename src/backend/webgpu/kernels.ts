@@ -3,7 +3,9 @@ import { GpuBufferPool } from './pool.js'
 import { WGSL } from './wgsl.generated.js'
 
 const ARG_SLOT = 256 // minUniformBufferOffsetAlignment: one dispatch's 16 argument words per slot
-const ARG_SLOTS = 256
+// dispatches one batch holds before it is sent: a whole decode step of a 32-layer model with TokenSelect's
+// selection (about 30 a layer) goes in one submission
+const ARG_SLOTS = 2048
 const MAX_X = 65535
 
 /** Which wgsl/ file holds each entry point. */
@@ -81,7 +83,7 @@ export function attendScratchWords(qHeads: number, d: number, count: number, spl
  * The WGSL kernels over a GPU arena (`arena`: one storage buffer, the GPU twin of the wasm heap, so the
  * byte pointers and page tables are the same as on the CPU). Methods encode a dispatch into the open
  * batch and return at once; `submit()` sends the batch, `read()` submits and maps the bytes back: the only
- * readback. Arguments go through one uniform buffer of 256 slots (dynamic offsets), pipelines and bind
+ * readback. Arguments go through one uniform buffer of ARG_SLOTS slots (dynamic offsets), pipelines and bind
  * groups are made once, so steady-state calls create no GPU objects. Sizes are the caller's to check,
  * as with the wasm kernels; `Ops`-style validation belongs to the layer above.
  */
