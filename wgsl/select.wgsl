@@ -2,7 +2,7 @@
 // around the scoring, soft-vote and top-k kernels.
 
 // Selection Cache test (sec. 3.4), one workgroup: flag = 1 when `valid` and cos(q, cached) >= threshold
-// over n floats (0 when either is all zeros, as src/policies/selection.ts `cosine`), else 0 and the
+// over n floats (cos = 0 when either is all zeros, as src/policies/selection.ts `cosine`), else 0 and the
 // cached query becomes q (the query the new top-k is computed for). The flag is the skip flag of the
 // kernels that recompute the selection.
 // args: 0 q, 1 cached, 2 n, 3 threshold (f32), 4 flag, 5 valid (0: no cached selection yet)
@@ -23,7 +23,8 @@ fn selection_cache_test(I: In) {
   ab = wg_sum(ab, I.lid);
   aa = wg_sum(aa, I.lid);
   bb = wg_sum(bb, I.lid);
-  let hit = pu(5u) != 0u && aa > 0.0 && bb > 0.0 && ab / sqrt(aa * bb) >= pf(3u);
+  let cos = select(0.0, ab / sqrt(aa * bb), aa > 0.0 && bb > 0.0);
+  let hit = pu(5u) != 0u && cos >= pf(3u);
   if (I.lid == 0u) { stu(pu(4u), select(0u, 1u, hit)); }
   if (!hit) {
     for (var i = I.lid; i < n; i += WG) { st(c + i, ld(q + i)); }
