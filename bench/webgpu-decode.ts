@@ -44,6 +44,13 @@ export interface DecodeRow {
   finishReason: string
   kvBytes: number
   kvBytesFull: number
+  /**
+   * steps of the last run whose cache half ran on the CPU (GpuLlamaForward.steps.cpuAttention; 0: prefill
+   * and decode wholly on the GPU, TokenSelect's selection included); null on wasm
+   */
+  cpuAttentionSteps: number | null
+  /** the policy's counters of the last run (TokenSelect: Selection Cache lookups, hits, hit rate) */
+  policyStats: Record<string, number> | null
 }
 
 export interface DecodeReport {
@@ -92,17 +99,21 @@ function filesWithoutEos(dir: string): { files: Map<string, Uint8Array>; config:
   return { files, config, generation }
 }
 
-async function generate(model: LlamaModel, ids: number[], policy: string, steps: number): Promise<GenerateResult> {
-  return model.generate(ids, { policy, maxNewTokens: steps, temperature: 0 }).result
+type Run = GenerateResult & { cpuAttentionSteps: number | null }
+
+async function generate(model: LlamaModel, ids: number[], policy: string, steps: number): Promise<Run> {
+  const before = model.gpu?.steps.cpuAttention
+  const r = await model.generate(ids, { policy, maxNewTokens: steps, temperature: 0 }).result
+  return { ...r, cpuAttentionSteps: before === undefined ? null : model.gpu!.steps.cpuAttention - before }
 }
 
 const pad = (s: string | number, n: number) => String(s).padStart(n)
 
 function table(rows: DecodeRow[]): string {
   const w = Math.max(6, ...rows.map((r) => r.policy.length))
-  const head = `${'length'.padStart(6)}  ${'policy'.padEnd(w)}  ${pad('prefill ms', 10)}  ${pad('decode ms/tok', 13)}  ${pad('tok/s', 8)}  ${pad('x full', 6)}  ids`
+  const head = `${'length'.padStart(6)}  ${'policy'.padEnd(w)}  ${pad('prefill ms', 10)}  ${pad('decode ms/tok', 13)}  ${pad('tok/s', 8)}  ${pad('x full', 6)}  ${pad('cpu steps', 9)}  ids`
   return [head, ...rows.map((r) =>
-    `${pad(r.length, 6)}  ${r.policy.padEnd(w)}  ${pad(r.prefillMs.toFixed(1), 10)}  ${pad(r.decodeMsPerToken.toFixed(3), 13)}  ${pad(r.tokensPerS.toFixed(1), 8)}  ${pad(r.speedupOverFull === null ? '-' : r.speedupOverFull.toFixed(2), 6)}  ${r.ids.slice(0, 8).join(',')}${r.ids.length > 8 ? ',...' : ''}${r.idsStable ? '' : ' (runs differ)'}`)].join('\n')
+    `${pad(r.length, 6)}  ${r.policy.padEnd(w)}  ${pad(r.prefillMs.toFixed(1), 10)}  ${pad(r.decodeMsPerToken.toFixed(3), 13)}  ${pad(r.tokensPerS.toFixed(1), 8)}  ${pad(r.speedupOverFull === null ? '-' : r.speedupOverFull.toFixed(2), 6)}  ${pad(r.cpuAttentionSteps ?? '-', 9)}  ${r.ids.slice(0, 8).join(',')}${r.ids.length > 8 ? ',...' : ''}${r.idsStable ? '' : ' (runs differ)'}`)].join('\n')
 }
 
 /** Runs the bench; with --ids-only, writes the prompt ids and returns null. */
@@ -133,7 +144,7 @@ export async function main(argv = process.argv.slice(2)): Promise<DecodeReport |
     for (const spec of o.policies) await generate(model, shortest.ids, spec, Math.min(o.newTokens, 8))
     const rows: DecodeRow[] = []
     for (const { length, ids } of prompts) {
-      const results = new Map<string, GenerateResult[]>(o.policies.map((p) => [p, []]))
+      const results = new Map<string, Run[]>(o.policies.map((p) => [p, []]))
       // policies interleaved within each run, so a slow spell of a shared machine hits them alike
       for (let r = 0; r < o.runs; r++) for (const spec of o.policies) results.get(spec)!.push(await generate(model, ids, spec, o.newTokens))
       const fullDecode = results.has('full') ? median(results.get('full')!.map((x) => x.stats.decodeMsPerToken)) : null
@@ -154,6 +165,8 @@ export async function main(argv = process.argv.slice(2)): Promise<DecodeReport |
           finishReason: last.finishReason,
           kvBytes: last.stats.kvBytes.total,
           kvBytesFull: last.stats.kvBytesFull,
+          cpuAttentionSteps: last.cpuAttentionSteps,
+          policyStats: last.stats.policy ?? null,
         })
       }
     }

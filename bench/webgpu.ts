@@ -1,8 +1,10 @@
 // WebGPU kernel benchmarks: every figure is a ratio against a yardstick measured in the same process.
 //   key scoring read bandwidth vs a plain streaming WGSL sum over a buffer of the same size;
 //   decode attention per layer of the Llama-3-8B shape (32 query heads, 8 KV heads, head dim 128),
-//   dense over n tokens vs gathered over a 2k-token selection, and two selection chains: per-key scores
-//   + top-k, and Quest's (Tang et al. 2024, sec. 3) page bounds + top pages, both then gathered attention.
+//   dense over n tokens vs gathered over a 2k-token selection, and the selection chains: per-key scores
+//   + top-k, TokenSelect's step (every head's scores, soft vote, top-k, windows), and Quest's (Tang et al.
+//   2024, sec. 3) page bounds + top pages, each then gathered attention; the one-workgroup top-k beside
+//   the multi-workgroup one.
 // Every timed kernel's output is checked against a CPU computation first.
 // `node dist/bench/webgpu.js [--full]`: --full uses 512 MiB of keys and 32k/128k tokens (a GPU with
 // 2 GiB storage bindings); without it, small sizes that run on lavapipe in seconds.
@@ -176,6 +178,12 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
     const kmax = bump.take(kvHeads * qPages * d * 4)
     const bound = bump.take(qPages * 4)
     const topPages = bump.take(kPages * 4)
+    // TokenSelect's step (src/model/gpu-selection.ts): every query head's scores, their soft vote, the list
+    const allScores = bump.take(kvHeads * group * n * 4)
+    const vote = bump.take(n * 4)
+    const voteStats = bump.take(kvHeads * group * 8)
+    const list = bump.take(budget * 4)
+    const topNew = bump.take(budget * 4)
     const arena = k.pool.acquire(bump.top, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST)
     k.arena = arena
     fillRandom(k, kv, 2 * kvHeads * n * d * 4, 3)
@@ -250,6 +258,37 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
       for (let i = 0; i < n; i++) if (inSel[i]) lowIn = Math.min(lowIn, row[i]); else highOut = Math.max(highOut, row[i])
       if (new Set(picked).size !== budget || !(lowIn >= highOut)) throw new Error('topK: the selection is not the top of the scores')
     }
+    // the multi-workgroup top-k picks the one-workgroup kernel's indices (both exact, the same tie rule)
+    k.topK(scores, n, budget, sel)
+    k.topKRows(scores, 1, n, n, budget, topNew, budget)
+    {
+      const a = new Int32Array(await k.read(sel, budget * 4))
+      const b = new Int32Array(await k.read(topNew, budget * 4))
+      if (a.some((v, i) => v !== b[i])) throw new Error(`topKRows: differs from topK at n=${n}`)
+    }
+    // TokenSelect's step with the paper's windows (first 128, last 512; Wu et al. 2025, sec. 3.2), the
+    // Selection Cache off (a miss every step); `multi`: the multi-workgroup top-k, else the one-workgroup one
+    // (timing only: its indices lack the offset of the first window)
+    const tsFirst = 128
+    const tsLast = 512
+    const tsK = budget - tsFirst - tsLast
+    const tokenSelect = (multi: boolean) => () => {
+      for (let h = 0; h < kvHeads; h++) k.scoreKeys(qh(h), group, d, kT(h), pageTokens, n, scale, allScores + h * group * n * 4)
+      k.softVote(allScores, kvHeads * group, n, vote, voteStats)
+      if (multi) k.topKRows(vote + tsFirst * 4, 1, n, n - tsFirst - tsLast, tsK, list + tsFirst * 4, budget, tsFirst)
+      else k.topK(vote + tsFirst * 4, n - tsFirst - tsLast, tsK, list + tsFirst * 4)
+      k.selectionWindows(list, 1, budget, n, tsFirst, tsLast, tsK)
+      attendAll(list, budget)
+    }
+    tokenSelect(true)()
+    {
+      // the list: the windows and the top of the vote between them (ties to the lower slot), as the CPU picks it
+      const v = new Float32Array(await k.read(vote, n * 4))
+      const got = new Int32Array(await k.read(list, budget * 4))
+      const mid = Array.from({ length: n - tsFirst - tsLast }, (_, i) => i + tsFirst).sort((a, b) => v[b] - v[a] || a - b).slice(0, tsK).sort((a, b) => a - b)
+      const want = [...Array.from({ length: tsFirst }, (_, i) => i), ...mid, ...Array.from({ length: tsLast }, (_, i) => n - tsLast + i)]
+      if (want.some((x, i) => x !== got[i])) throw new Error(`TokenSelect step: the list differs from the CPU's at n=${n}`)
+    }
     questBounds()
     {
       // head 0's page minima and maxima against the keys
@@ -295,12 +334,20 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
     const tSel = await time(k, selected, full ? 3 : 1, full ? 5 : 3)
     const tBounds = await time(k, questBounds, full ? 3 : 1, full ? 5 : 3)
     const tQuest = await time(k, questStep, reps)
+    const tTopOne = await time(k, () => k.topK(scores, n, budget, sel), reps)
+    const tTopMulti = await time(k, () => k.topKRows(scores, 1, n, n, budget, topNew, budget), reps)
+    const tTsOne = await time(k, tokenSelect(false), reps)
+    const tTsMulti = await time(k, tokenSelect(true), reps)
     const kvBytes = 2 * kvHeads * n * d * 4
     const us = (t: number) => `${(t * 1e6).toFixed(0)} us`
     console.log(`| attention per layer, n=${n}, dense (split ${attendSplit(n)}) | ${us(tDense)} | ${gbs(kvBytes, tDense)} GB/s of K+V | 1.00 |`)
     console.log(`| attention per layer, n=${n}, gathered ${budget} (split ${attendSplit(budget)}) | ${us(tGather)} | | ${(tDense / tGather).toFixed(1)}x faster (b/n = ${(budget / n).toFixed(3)}) |`)
     for (const [what, , t] of sweep) console.log(`| attention per layer, n=${n}, ${what} | ${us(t)} | | ${(tDense / t).toFixed(2)}x the default dense |`)
     console.log(`| score + top-${budget} + gathered attention per layer, n=${n} | ${us(tSel)} | | ${(tDense / tSel).toFixed(2)}x dense |`)
+    console.log(`| top-${budget} of ${n} scores, one workgroup (wgsl/topk.wgsl) | ${us(tTopOne)} | | 1.00 |`)
+    console.log(`| top-${budget} of ${n} scores, multi-workgroup radix select (wgsl/topk_radix.wgsl) | ${us(tTopMulti)} | | ${(tTopOne / tTopMulti).toFixed(1)}x the one-workgroup top-k |`)
+    console.log(`| TokenSelect step per layer, n=${n}: ${kvHeads * group} heads' scores + soft vote + top-${tsK} (one workgroup) + windows + gathered attention | ${us(tTsOne)} | | ${(tDense / tTsOne).toFixed(2)}x dense |`)
+    console.log(`| TokenSelect step per layer, n=${n}, the same with the multi-workgroup top-k (the runtime's) | ${us(tTsMulti)} | | ${(tDense / tTsMulti).toFixed(2)}x dense |`)
     console.log(`| Quest step per layer, n=${n}: page bounds + top-${kPages} pages of ${qpage} + gathered attention | ${us(tQuest)} | | ${(tDense / tQuest).toFixed(2)}x dense |`)
     console.log(`| Quest page min/max rebuilt from the keys per layer, n=${n} (not per step) | ${us(tBounds)} | ${gbs(kvBytes / 2, tBounds)} GB/s of K | |`)
     k.arena = null

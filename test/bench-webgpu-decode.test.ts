@@ -13,6 +13,7 @@ import { defaultBooksDir, defaultModelDir, defaultWordsFile } from '../src/eval/
 import type { TaskName } from '../src/eval/tasks.js'
 import { loadModel } from '../src/node/load.js'
 import { fixtureTokenizer } from './eval-helpers.js'
+import { testGpu } from './webgpu-helpers.js'
 
 const parse = (argv: string[]) => parseDecodeBenchArgs(argv, 'models/fixture-14m')
 
@@ -126,6 +127,23 @@ describe('bench/webgpu-decode end to end on wasm', () => {
       model.dispose()
     }
   })
+})
+
+const probe = await testGpu()
+probe?.destroy()
+describe.skipIf(!probe)('bench/webgpu-decode on WebGPU (lavapipe on CI)', () => {
+  it('runs TokenSelect wholly on the GPU (no step with its cache half on the CPU) with the greedy ids of wasm', async () => {
+    // the shortest prompt the bench takes and one policy: lavapipe prefills slowly
+    const args = ['--lengths', '256', '--new', '3', '--runs', '1', '--threads', '1', '--policies', 'tokenselect:tokens=64,first=4,last=16']
+    const gpu = (await main(['--backend', 'webgpu', ...args])) as DecodeReport
+    const wasm = (await main(['--backend', 'wasm', ...args])) as DecodeReport
+    expect(gpu.rows[0].cpuAttentionSteps).toBe(0)
+    expect(wasm.rows[0].cpuAttentionSteps).toBeNull()
+    expect(gpu.rows[0].ids).toEqual(wasm.rows[0].ids)
+    expect(gpu.rows[0].policyStats).toEqual(wasm.rows[0].policyStats)
+    // every decode step looks up every layer of the fixture (8)
+    expect(gpu.rows[0].policyStats!.cacheLookups).toBe(3 * 8)
+  }, 600_000)
 })
 
 // the PyTorch side's check, without torch (its import is deferred until a model runs)

@@ -33,10 +33,10 @@ afterAll(() => {
 
 const prompt = (n: number) => wasm.tokenizer.encode('The pass key is 71432. Remember it. The grass is green and the sky is blue. '.repeat(8)).slice(0, n)
 
-async function run(m: LlamaModel, ids: number[], o: GenerateOptions): Promise<{ ids: number[]; kept: KeptTokens[] }> {
+async function run(m: LlamaModel, ids: number[], o: GenerateOptions): Promise<{ ids: number[]; kept: KeptTokens[]; policy?: Record<string, number> }> {
   const kept: KeptTokens[] = []
   const r = await m.generate(ids, { maxNewTokens: NEW, onKept: (k) => kept.push(k), ...o }).result
-  return { ids: r.ids, kept }
+  return { ids: r.ids, kept, policy: r.stats.policy }
 }
 
 describe.skipIf(!probe)('the Llama runtime on WebGPU', () => {
@@ -79,15 +79,34 @@ describe.skipIf(!probe)('the Llama runtime on WebGPU', () => {
     }
   })
 
-  it('runs a plain cache wholly on the GPU and a selecting policy with its cache half on the CPU', async () => {
+  it('runs a plain cache and TokenSelect wholly on the GPU and another selecting policy with its cache half on the CPU', async () => {
     const ids = prompt(CHUNK + 4)
-    const s0 = { ...gpu.gpu!.steps }
-    await run(gpu, ids, {})
-    expect(gpu.gpu!.steps.gpu - s0.gpu).toBe(2 + NEW)
-    expect(gpu.gpu!.steps.cpuAttention).toBe(s0.cpuAttention)
+    for (const policy of [undefined, 'tokenselect:tokens=8,first=2,last=2']) {
+      const s0 = { ...gpu.gpu!.steps }
+      await run(gpu, ids, { policy })
+      expect(gpu.gpu!.steps.gpu - s0.gpu, policy).toBe(2 + NEW)
+      expect(gpu.gpu!.steps.cpuAttention, policy).toBe(s0.cpuAttention)
+    }
     const s1 = { ...gpu.gpu!.steps }
-    await run(gpu, ids, { policy: 'tokenselect:tokens=8,first=2,last=2' })
+    await run(gpu, ids, { policy: 'quest:tokens=8,page=2' })
     expect(gpu.gpu!.steps.cpuAttention - s1.cpuAttention).toBe(NEW)
+  })
+
+  it.each([
+    'tokenselect:tokens=8,first=2,last=2',
+    'tokenselect:tokens=11,first=1,last=3,cache=false',
+    'tokenselect:tokens=10,first=3,last=0,vote=head,threshold=0.5',
+    'tokenselect:tokens=5,first=2,last=3',
+  ])('selects on the GPU what wasm selects: %s (tokens, attended sets, Selection Cache counts)', async (policy) => {
+    // past the budget from the first decode step, the prompt over several chunks, enough steps for cache hits
+    const ids = prompt(2 * CHUNK + 3)
+    const s0 = gpu.gpu!.steps.cpuAttention
+    const [a, b] = [await run(wasm, ids, { policy, maxNewTokens: 5 }), await run(gpu, ids, { policy, maxNewTokens: 5 })]
+    expect(gpu.gpu!.steps.cpuAttention).toBe(s0)
+    expect(b.ids).toEqual(a.ids)
+    expect(b.kept).toEqual(a.kept)
+    expect(b.kept.at(-1)!.attended![0][0]!.length).toBe(Number(/tokens=(\d+)/.exec(policy)![1]))
+    expect(b.policy).toEqual(a.policy)
   })
 
   it('takes the decisions of wasm for every registered policy from one shared prefill', async () => {
@@ -108,9 +127,9 @@ describe.skipIf(!probe)('the Llama runtime on WebGPU', () => {
     }
   })
 
-  it('makes no GPU buffer in a warm decode loop', async () => {
+  it.each([[undefined], ['tokenselect:tokens=8,first=2,last=2']])('makes no GPU buffer in a warm decode loop (policy %s)', async (policy) => {
     const ids = prompt(CHUNK + 2)
-    await run(gpu, ids, { maxNewTokens: 6 })
+    await run(gpu, ids, { maxNewTokens: 6, policy })
     const device = backend.device.device
     const create = device.createBuffer.bind(device)
     let made = 0
@@ -119,11 +138,35 @@ describe.skipIf(!probe)('the Llama runtime on WebGPU', () => {
       return create(d)
     }
     try {
-      await run(gpu, ids, { maxNewTokens: 6 })
+      await run(gpu, ids, { maxNewTokens: 6, policy })
     } finally {
       device.createBuffer = create
     }
     expect(made).toBe(0)
+  })
+
+  it('sends a decode step with TokenSelect as one batch of kernels and one readback', async () => {
+    const policy = 'tokenselect:tokens=8,first=2,last=2'
+    // two more decode steps cost two more kernel submissions and two more readback copies, whatever the prefill sent
+    const ids = prompt(CHUNK + 2)
+    const queue = backend.device.device.queue
+    const submit = queue.submit.bind(queue)
+    let sent = 0
+    queue.submit = (b) => {
+      sent++
+      return submit(b)
+    }
+    const count = async (steps: number) => {
+      sent = 0
+      await run(gpu, ids, { maxNewTokens: steps, policy })
+      return sent
+    }
+    try {
+      await count(1)
+      expect((await count(4)) - (await count(2))).toBe(2 * 2)
+    } finally {
+      queue.submit = submit
+    }
   })
 
   it('keeps concurrent requests of one model apart', async () => {

@@ -28,3 +28,33 @@ fn page_row(table: u32, page_tokens: u32, j: u32, d: u32) -> u32 {
 
 // Workgroups are laid out 2-D (x up to 65535) when a grid is large; this is the linear workgroup number.
 fn wg_linear(wg: vec3<u32>, nwg: vec3<u32>) -> u32 { return wg.y * nwg.x + wg.x; }
+
+// Argument word 14 is a skip flag: 0, or 1 + the word index of a flag that, when nonzero, makes the
+// dispatch do nothing (a Selection Cache hit decided on the GPU skips the selection's kernels without a
+// readback). Uniform through workgroup memory, so callers may return before their barriers.
+var<workgroup> skip_word: u32;
+fn skipped(lid: u32) -> bool {
+  if (lid == 0u) {
+    let at = pu(14u);
+    skip_word = select(0u, ldu(at - 1u), at != 0u);
+  }
+  return workgroupUniformLoad(&skip_word) != 0u;
+}
+
+// The order-preserving key of float bits (the top-k kernels'; assembly/kernels/topk.ts sortKey): NaN
+// below -Infinity, -0 == +0. Read from the bits, so no float path can quiet or canonicalise a NaN.
+fn radix_key(b: u32) -> u32 {
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return 0u; } // NaN: below everything
+  if (b == 0x80000000u) { return 0x80000000u; } // -0 == +0
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+// (keys > t, keys == t) among the floats [lo, hi) at word x: a thread's run in the top-k's output pass.
+fn count_run(x: u32, lo: u32, hi: u32, t: u32) -> vec2<u32> {
+  var c = vec2<u32>(0u);
+  for (var i = lo; i < hi; i++) {
+    let key = radix_key(ldu(x + i));
+    c += vec2<u32>(select(0u, 1u, key > t), select(0u, 1u, key == t));
+  }
+  return c;
+}

@@ -1,12 +1,14 @@
 // GQA key scoring over a page table: out[h*n + i] = scale * (q[h] . k_i) for h < qHeads, i < n.
 // One quad per key row (quad.wgsl: coalesced 16-byte loads, the query staged in workgroup memory), 64
 // keys per workgroup pass, workgroups striding over the keys; heads in groups of QG = 4.
-// args: 0 q, 1 qHeads, 2 d, 3 table, 4 pageTokens, 5 n, 6 scale (f32), 7 out (word indices), 8 groups
+// args: 0 q, 1 qHeads, 2 d, 3 table, 4 pageTokens, 5 n, 6 scale (f32), 7 out (word indices), 8 groups,
+// 14 skip flag (prelude.wgsl)
 // (the workgroup count: loops around barriers must be uniform, and WGSL's uniformity analysis counts
 // the workgroup id of the In struct as non-uniform, so trip counts come from the arguments)
 @compute @workgroup_size(256)
 fn score_keys(I: In) {
   setup(I);
+  if (skipped(I.lid)) { return; }
   let q = pu(0u); let qh = pu(1u); let d = pu(2u); let table = pu(3u);
   let pt = pu(4u); let n = pu(5u); let scale = pf(6u); let out = pu(7u);
   let j = I.lid & 3u;

@@ -39,20 +39,22 @@ fn log_sum_exp(I: In) {
   if (I.lid == 0u) { st(pu(2u), select(ms.x + log(ms.y), ms.x, ms.x == neg_inf())); }
 }
 
-// args: 0 x, 1 rows, 2 n, 3 stats. stats[2r] = max of row r, stats[2r+1] = sum of exp(x - max).
+// args: 0 x, 1 rows, 2 n, 3 stats, 14 skip flag. stats[2r] = max of row r, stats[2r+1] = sum of exp(x - max).
 @compute @workgroup_size(256)
 fn row_stats(I: In) {
   setup(I);
+  if (skipped(I.lid)) { return; }
   let n = pu(2u);
   let r = wg_linear(I.wg, I.nwg);
   let ms = max_sum_exp(pu(0u) + r * n, n, I.lid);
   if (I.lid == 0u) { st(pu(3u) + 2u * r, ms.x); st(pu(3u) + 2u * r + 1u, ms.y); }
 }
 
-// args: 0 x, 1 rows, 2 n, 3 stats (from row_stats), 4 out. out[i] = sum_r softmax(x[r])[i]; x unchanged.
+// args: 0 x, 1 rows, 2 n, 3 stats (from row_stats), 4 out, 14 skip flag. out[i] = sum_r softmax(x[r])[i]; x unchanged.
 @compute @workgroup_size(256)
 fn soft_vote(I: In) {
   setup(I);
+  if (skipped(I.lid)) { return; }
   let x = pu(0u); let rows = pu(1u); let n = pu(2u); let stats = pu(3u);
   let i = wg_linear(I.wg, I.nwg) * WG + I.lid;
   if (i >= n) { return; }

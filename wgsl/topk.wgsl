@@ -12,13 +12,6 @@ var<workgroup> n_eq: array<u32, 256>;
 var<workgroup> base: array<u32, 256>;
 var<workgroup> ties_before: array<u32, 256>;
 
-fn order_key(v: f32) -> u32 {
-  let b = bitcast<u32>(v);
-  if ((b & 0x7fffffffu) > 0x7f800000u) { return 0u; } // NaN: below everything
-  if ((b & 0x7fffffffu) == 0u) { return 0x80000000u; } // -0 and +0 are equal
-  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
-
 @compute @workgroup_size(256)
 fn top_k(I: In) {
   setup(I);
@@ -32,7 +25,7 @@ fn top_k(I: In) {
     workgroupBarrier();
     let p = prefix;
     for (var i = lid; i < n; i += WG) {
-      let key = order_key(ld(x + i));
+      let key = radix_key(ldu(x + i));
       if ((key & mask) == p) { atomicAdd(&hist[(key >> shift) & 255u], 1u); }
     }
     workgroupBarrier();
@@ -55,15 +48,9 @@ fn top_k(I: In) {
   let per = (n + WG - 1u) / WG;
   let lo = min(n, lid * per);
   let hi = min(n, lo + per);
-  var gt = 0u;
-  var eq = 0u;
-  for (var i = lo; i < hi; i++) {
-    let key = order_key(ld(x + i));
-    gt += select(0u, 1u, key > t);
-    eq += select(0u, 1u, key == t);
-  }
-  n_gt[lid] = gt;
-  n_eq[lid] = eq;
+  let c = count_run(x, lo, hi, t);
+  n_gt[lid] = c.x;
+  n_eq[lid] = c.y;
   workgroupBarrier();
   if (lid == 0u) {
     var o = 0u;
@@ -79,7 +66,7 @@ fn top_k(I: In) {
   var o = base[lid];
   var ties = ties_before[lid];
   for (var i = lo; i < hi; i++) {
-    let key = order_key(ld(x + i));
+    let key = radix_key(ldu(x + i));
     var chosen = key > t;
     if (key == t) { chosen = ties < take_ties; ties += 1u; }
     if (chosen) { stu(out + o, i); o += 1u; }

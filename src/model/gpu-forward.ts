@@ -3,6 +3,9 @@ import { GpuArenaMirror } from '../backend/webgpu/mirror.js'
 import type { WebGpuBackend } from '../backend/webgpu/index.js'
 import { attendCacheAsync } from '../cache/attention.js'
 import type { PagedKVCache } from '../cache/paged-cache.js'
+import type { TokenSelection } from '../cache/types.js'
+import type { SoftVotePlan } from '../policies/types.js'
+import { GpuSoftVoteSelection, voteScratchBytes, type HeadTables, type VoteScratch } from './gpu-selection.js'
 import { outputAndMlp, projectQkv, type LlamaForward, type StepOptions } from './llama.js'
 
 /** which side holds a cache's newest rows: the heap ('cpu'), the GPU twin ('gpu'), or both alike */
@@ -15,9 +18,11 @@ type Side = 'cpu' | 'gpu' | 'both'
  * hook data and no decode-time selection to hand the CPU, runs wholly there: the rows are appended on
  * the GPU (wgsl/runtime.wgsl) and attended there (causal chunks in FlashAttention-2 tiles,
  * wgsl/flash.wgsl; decode split along the sequence), and only the logits come back. A chunk's matmuls
- * take the register-blocked kernel (wgsl/gemm.wgsl), a decode step's the matrix-vector one. Any other
- * step (a policy's observation window, attention-mass or hidden-state hooks, TokenSelect-style
- * selection, float16 or packed or pre-RoPE pages) brings the layer's q, k, v back and runs the cache half on the CPU exactly as the wasm runtime does (LlamaForward.prepareAttention
+ * take the register-blocked kernel (wgsl/gemm.wgsl), a decode step's the matrix-vector one.
+ * TokenSelect's selection (a SoftVotePlan) runs there too, per layer in the same batch
+ * (GpuSoftVoteSelection). Any other step (a policy's observation window, attention-mass or
+ * hidden-state hooks, another selecting policy, float16 or packed or pre-RoPE pages) brings the layer's q, k, v
+ * back and runs the cache half on the CPU exactly as the wasm runtime does (LlamaForward.prepareAttention
  * and attendCache), so every policy takes the decisions it takes there, from the GPU's projections.
  * Steps of one model run one at a time (a lock), since they share the chunk buffers.
  */
@@ -32,6 +37,8 @@ export class GpuLlamaForward {
   /** what the GPU holds of each page table (by pointer) */
   private readonly tablesSent = new Map<number, Int32Array>()
   private lock: Promise<unknown> = Promise.resolve()
+  /** the soft vote's scratch, made at the first GPU selection (sized for the model's context) */
+  private vote: VoteScratch | null = null
   /** steps run wholly on the GPU, and steps whose cache half ran on the CPU */
   readonly steps = { gpu: 0, cpuAttention: 0 }
 
@@ -57,9 +64,31 @@ export class GpuLlamaForward {
     return run
   }
 
-  /** LlamaForward.step on the GPU; logits (when asked for) are the only readback of a GPU-only step */
-  step(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions = {}): Promise<void> {
-    return this.exclusive(() => this.run(ids, positions, cache, o))
+  /**
+   * LlamaForward.step on the GPU; logits (when asked for) are the only readback of a GPU-only step.
+   * `sel`: the request's selection on the GPU (softVoteSelection), for its decode steps; throws when
+   * such a step cannot run wholly on the GPU (it would need the CPU's selector, which the plan replaced).
+   */
+  step(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions = {}, sel?: GpuSoftVoteSelection): Promise<void> {
+    return this.exclusive(() => this.run(ids, positions, cache, o, sel))
+  }
+
+  /**
+   * A request's TokenSelect selection carried out on the GPU, or null when this cache cannot take it
+   * (not resident on the GPU, or a layer whose KV heads hold different counts): the request then
+   * selects on the CPU. `record` receives each decode step's selection (for onKept). Dispose it when
+   * the request ends.
+   */
+  softVoteSelection(plan: SoftVotePlan, cache: PagedKVCache, record?: (layer: number, slots: TokenSelection | null) => void): GpuSoftVoteSelection | null {
+    const { layers, kvHeads } = this.cpu.cfg
+    if (!this.residentOnGpu(cache)) return null
+    for (let l = 0; l < layers; l++) for (let g = 1; g < kvHeads; g++) if (cache.length(l, g) !== cache.length(l, 0)) return null
+    if (!this.vote) {
+      const positions = this.cpu.cfg.maxPositions
+      const [scores, vote, stats] = voteScratchBytes(this.cpu.cfg, positions).map((b) => this.backend.heap.alloc(b, 16))
+      this.vote = { scores, vote, stats, positions }
+    }
+    return new GpuSoftVoteSelection(plan, this.cpu.cfg, this.backend.heap, this.k, this.vote, record)
   }
 
   /** resolves once the GPU has run every step submitted so far (prefill timings include the GPU's work) */
@@ -92,11 +121,12 @@ export class GpuLlamaForward {
     return true
   }
 
-  private async run(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions): Promise<void> {
+  private async run(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions, sel?: GpuSoftVoteSelection): Promise<void> {
     const T = ids.length
     const cpu = this.cpu
     if (T < 1 || T > cpu.chunk) throw new RangeError(`GpuLlamaForward.step: 1..${cpu.chunk} tokens a step, got ${T}`)
     const wholeGpu = !o.select && !o.cpuCache && !o.capture?.wantsStep(o.first ?? 0, T, o.decode ?? false) && this.residentOnGpu(cache)
+    if (sel && !wholeGpu) throw new Error('GpuLlamaForward.step: a step with a GPU selection must run wholly on the GPU (plain float32 cache, no hooks, no CPU selector)')
     if (wholeGpu) this.pushCache(cache)
     else await this.pullCache(cache)
     const { hidden: H, layers } = cpu.cfg
@@ -108,7 +138,7 @@ export class GpuLlamaForward {
     if (wholeGpu) {
       // every layer's slots first (CPU bookkeeping and uploads), then one batch of kernels
       const ns = Array.from({ length: layers }, (_, l) => this.reserve(l, positions, cache))
-      for (let l = 0; l < layers; l++) this.layerOnGpu(l, T, ns[l], cache.options.pageTokens)
+      for (let l = 0; l < layers; l++) this.layerOnGpu(l, T, ns[l], cache.options.pageTokens, sel)
       this.side.set(cache, 'gpu')
       this.steps.gpu++
     } else {
@@ -116,11 +146,11 @@ export class GpuLlamaForward {
       this.side.set(cache, 'cpu')
       this.steps.cpuAttention++
     }
-    await this.logits(T, o)
+    await this.logits(T, o, sel)
   }
 
   /** appends T uncounted rows per KV head of layer l on the CPU side; uploads the page tables and slots */
-  private reserve(l: number, positions: Int32Array, cache: PagedKVCache): { kTable: number; vTable: number; n: number }[] {
+  private reserve(l: number, positions: Int32Array, cache: PagedKVCache): HeadTables[] {
     const T = positions.length
     const { kvHeads, pageTokens } = cache.options
     const at = cache.appendReserved(l, positions)
@@ -143,7 +173,7 @@ export class GpuLlamaForward {
     return out
   }
 
-  private layerOnGpu(l: number, T: number, heads: { kTable: number; vTable: number; n: number }[], pt: number): void {
+  private layerOnGpu(l: number, T: number, heads: HeadTables[], pt: number, sel?: GpuSoftVoteSelection): void {
     const { qHeads, kvHeads, headDim: d, group } = this.cpu.cfg
     const w = this.cpu.w.layers[l]
     const K = this.k
@@ -157,9 +187,12 @@ export class GpuLlamaForward {
     K.appendRows(kb, vb, T, kvHeads, d, tabs, pt)
     const scale = this.cpu.scale
     if (T === 1) {
+      // TokenSelect's list per KV head (null: dense), decided here from this step's q
+      const list = sel?.encode(l, q, heads, pt, scale) ?? null
+      const count = list ? sel!.plan.budget : 0
       heads.forEach((h, g) => {
         const off = g * group * d * 4
-        K.attend(q + off, group, d, h.kTable, h.vTable, pt, h.n, 0, 0, scale, att + off, lse + g * group * 4, this.scratch)
+        K.attend(q + off, group, d, h.kTable, h.vTable, pt, h.n, list ? list(g) : 0, count, scale, att + off, lse + g * group * 4, this.scratch)
       })
     } else {
       const keys = heads.reduce((m, h) => Math.max(m, h.n), 0)
@@ -198,10 +231,14 @@ export class GpuLlamaForward {
     outputAndMlp(this.k, this.cpu.cfg, this.cpu.w.layers[l], this.cpu.p, T)
   }
 
-  private async logits(T: number, o: StepOptions): Promise<void> {
+  private async logits(T: number, o: StepOptions, sel?: GpuSoftVoteSelection): Promise<void> {
     const mode = o.logits ?? 'none'
+    const extra = sel?.readRanges() ?? []
     if (mode === 'none') {
-      this.k.submit()
+      // the selection's flags still come back (a decode step always asks for logits, so this is rare)
+      if (extra.length) await this.mirror.pull(extra)
+      else this.k.submit()
+      sel?.afterStep()
       return
     }
     const { hidden: H, vocab, rmsNormEps: eps } = this.cpu.cfg
@@ -210,7 +247,8 @@ export class GpuLlamaForward {
     const rows = T - from
     this.k.rmsnorm(x + from * H * 4, this.cpu.w.norm, xn, rows, H, eps)
     this.k.matmul(xn, this.cpu.w.lmHead, 0, logits, rows, H, vocab)
-    await this.mirror.pull([[logits, rows * vocab * 4]])
+    await this.mirror.pull([[logits, rows * vocab * 4], ...extra])
+    sel?.afterStep()
     o.out!.set(this.backend.heap.F32.subarray(logits >> 2, (logits >> 2) + rows * vocab), o.outOffset ?? 0)
   }
 
@@ -255,6 +293,7 @@ export class GpuLlamaForward {
     this.backend.heap.release(this.tabs)
     this.backend.heap.release(this.scratch)
     if (this.flashScratch) this.backend.heap.release(this.flashScratch)
+    if (this.vote) for (const p of [this.vote.stats, this.vote.vote, this.vote.scores]) this.backend.heap.release(p)
     this.mirror.destroy()
   }
 }

@@ -21,14 +21,19 @@ export class KeptRecorder {
   select(inner: (layer: number, q: Float32Array) => TokenSelection | null): (layer: number, q: Float32Array) => TokenSelection | null {
     return (layer, q) => {
       const slots = inner(layer, q)
-      this.attended ??= Array.from({ length: this.layers }, () => new Array<Int32Array | null>(this.kvHeads).fill(null))
-      for (let h = 0; h < this.kvHeads; h++) {
-        const s = slots?.[h] ?? null
-        if (s === null) continue
-        const pos = this.cache.positions(layer, h)
-        this.attended[layer][h] = ascending(Int32Array.from(s, (slot) => pos[slot]))
-      }
+      this.attend(layer, slots)
       return slots
+    }
+  }
+
+  /** records what layer `layer` attended to this step (slots per KV head; null: every head all it holds) */
+  attend(layer: number, slots: TokenSelection | null): void {
+    this.attended ??= Array.from({ length: this.layers }, () => new Array<Int32Array | null>(this.kvHeads).fill(null))
+    for (let h = 0; h < this.kvHeads; h++) {
+      const s = slots?.[h] ?? null
+      if (s === null) continue
+      const pos = this.cache.positions(layer, h)
+      this.attended[layer][h] = ascending(Int32Array.from(s, (slot) => pos[slot]))
     }
   }
 

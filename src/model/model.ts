@@ -15,6 +15,7 @@ import { StreamingGeneration } from './generation.js'
 import { HookCapture } from './hooks.js'
 import { KeptRecorder } from './kept.js'
 import { GpuLlamaForward } from './gpu-forward.js'
+import type { GpuSoftVoteSelection } from './gpu-selection.js'
 import { LlamaForward, type StepOptions } from './llama.js'
 import type { WebGpuBackend } from '../backend/webgpu/index.js'
 import { policyRuntime } from './policy-runtime.js'
@@ -123,8 +124,8 @@ export class LlamaModel implements Model {
   }
 
   /** one step on this model's runtime: the GPU's when there is one, else the wasm core's */
-  private async step(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions): Promise<void> {
-    if (this.gpu) await this.gpu.step(ids, positions, cache, o)
+  private async step(ids: ArrayLike<number>, positions: Int32Array, cache: PagedKVCache, o: StepOptions, sel?: GpuSoftVoteSelection): Promise<void> {
+    if (this.gpu) await this.gpu.step(ids, positions, cache, o, sel)
     else this.forward.step(ids, positions, cache, o)
   }
 
@@ -307,6 +308,7 @@ export class LlamaModel implements Model {
     }
     let finishReason: FinishReason = 'length'
     let session: PolicySession | undefined
+    let onGpu: GpuSoftVoteSelection | null = null
     try {
       // the kvpress protocol: prefill the first c prompt tokens (all but the last, or the context
       // alone), compress, then decode from there
@@ -363,7 +365,11 @@ export class LlamaModel implements Model {
       let decodeMs = 0
       const selector = session?.selectTokens?.bind(session)
       const chosen = selector ? (layer: number, q: Float32Array) => selector(ctx, layer, q) : undefined
-      const select = chosen && kept ? kept.select(chosen) : chosen
+      // TokenSelect's selection runs inside the GPU's decode step when the policy can say it as a plan and
+      // the cache lives there; the request then never calls selectTokens (the two keep separate state)
+      const plan = this.gpu && chosen && !session?.onDecodeStep ? session?.selectionPlan?.(ctx) ?? null : null
+      onGpu = plan ? this.gpu!.softVoteSelection(plan, cache, kept ? (l, s) => kept.attend(l, s) : undefined) : null
+      const select = onGpu ? undefined : chosen && kept ? kept.select(chosen) : chosen
       for (let step = 0; ; step++) {
         if (step === maxNew) break
         // the sequence (prompt + new tokens) never outgrows the context the model was trained for
@@ -374,7 +380,7 @@ export class LlamaModel implements Model {
         this.checkRun(o)
         const s0 = performance.now()
         // a policy that looks at the cache every step keeps it on the CPU (the GPU runs the rest)
-        await this.step([token], Int32Array.of(pos), cache, { capture, decode: true, first: pos, logits: 'last', out: logits, select, cpuCache: !!session?.onDecodeStep })
+        await this.step([token], Int32Array.of(pos), cache, { capture, decode: true, first: pos, logits: 'last', out: logits, select, cpuCache: !!session?.onDecodeStep }, onGpu ?? undefined)
         if (firstNonFinite(logits) !== null) this.nonFinite([...ids, ...out], `generate: decode step ${step} (position ${pos})`)
         o.onLogits?.(logits, step)
         const next = sample(logits, sampling, random)
@@ -423,6 +429,7 @@ export class LlamaModel implements Model {
         },
       }
     } finally {
+      onGpu?.dispose()
       session?.dispose?.()
       capture.dispose()
       // a reused cache goes back to its owner (run's close), which keeps or frees it

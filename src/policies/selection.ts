@@ -15,7 +15,7 @@ import { contiguousView } from '../backend/views.js'
 import { budgetOptions, tokensPerHead } from './budget.js'
 import type { OptionSpec } from './registry.js'
 import type { OptionValue } from './spec.js'
-import type { Policy, PolicyContext, PolicyNeeds, PolicySession } from './types.js'
+import type { Policy, PolicyContext, PolicyNeeds, PolicySession, SoftVotePlan } from './types.js'
 
 /**
  * Per KV head: the cache slots to attend to (strictly ascending), or null for all of the head's slots;
@@ -35,6 +35,8 @@ export interface Selector {
    * cache that keeps pre-RoPE keys), so q . k is the attention logit the kernels would compute.
    */
   select(ctx: PolicyContext, layer: number, query: Float32Array): Selection | null
+  /** the selection as a plan the runtime may carry out itself (PolicySession.selectionPlan) */
+  plan?(ctx: PolicyContext): SoftVotePlan | null
   /** a decision (an eviction of a composition) moved slots: state keyed by slot must be rebuilt */
   onApplied?(decision: Decision, ctx: PolicyContext): void
   /** counters for the generation's stats (Selection Cache hits, tokens moved between tiers, ...) */
@@ -63,6 +65,7 @@ export function selectionPolicy(p: SelectionPolicySpec): Policy {
           return null
         },
         selectTokens: (ctx, layer, query) => s.select(ctx, layer, query),
+        selectionPlan: s.plan ? (ctx) => s.plan!(ctx) : undefined,
         onApplied: (d, ctx) => s.onApplied?.(d, ctx),
         report: s.report ? () => s.report!() : undefined,
         dispose: () => s.dispose?.(),

@@ -11,6 +11,7 @@
  * Selection Cache (sec. 3.4): per layer, the last computed top-k is reused while the step's query stays
  * similar to the query it was computed for, cos(q_t, q_cached) >= `threshold` over the layer's query
  * heads; the first/last windows are always current. Hits and lookups are reported (`cacheHitRate`).
+ * `plan` gives the same selection as data (SoftVotePlan) for a runtime that runs it on the GPU.
  *
  * Length extrapolation (sec. 3.3): `rope=selected` keeps keys before RoPE and rotates the selected keys by
  * their place in the selected list (and the query by the list's length), so attended positions stay below
@@ -22,7 +23,7 @@ import {
   cosine, headsAligned, keyView, selectionBudget, selectionBudgetOptions, selectionPolicy, subBuf, windowedSelection,
   type Selection,
 } from './selection.js'
-import type { PolicyContext } from './types.js'
+import type { PolicyContext, SoftVotePlan } from './types.js'
 
 interface Cached {
   query: Float32Array
@@ -121,6 +122,20 @@ export const tokenselect: PolicyDefinition = {
               for (const g of heads) out[g] = lengths[g] <= B ? null : windowedSelection(lengths[g], f, l, top[u])
             })
             return out
+          },
+          plan(ctx): SoftVotePlan | null {
+            // the same budget, windows and vote units as select(); rope=selected re-rotates keys, which the plan cannot say
+            if (o.rope === 'selected') return null
+            const B = selectionBudget(o, ctx.promptLength)
+            const f = Math.min(first, B)
+            return {
+              kind: 'soft-vote', budget: B, first: f, last: Math.min(last, B - f), vote: aligned ? 'layer' : 'head',
+              threshold: useCache ? threshold : null,
+              lookup(hit) {
+                lookups++
+                if (hit) hits++
+              },
+            }
           },
           report: () => ({ cacheLookups: lookups, cacheHits: hits, cacheHitRate: lookups ? hits / lookups : 0 }),
         }

@@ -148,6 +148,13 @@ export interface PolicySession {
    */
   selectTokens?(ctx: PolicyContext, layer: number, query: Float32Array): TokenSelection | null
   /**
+   * The selection `selectTokens` would make, as a plan the runtime may carry out itself where the cache
+   * is (the WebGPU decode step, without reading q back); asked once before the first decode step, null
+   * when this request must select through `selectTokens`. A runtime that takes the plan does not call
+   * `selectTokens` for this request.
+   */
+  selectionPlan?(ctx: PolicyContext): SoftVotePlan | null
+  /**
    * A decision was applied to the cache: this session's own, or one of another part of a composition.
    * Its slot indices refer to the cache before it was applied; `ctx.cache` is the cache after. State
    * indexed by slot must be remapped here; state keyed by token position needs nothing.
@@ -157,6 +164,27 @@ export interface PolicySession {
   report?(): Record<string, number>
   /** the request ended (finished, failed or aborted): free what the session holds in the arena */
   dispose?(): void
+}
+
+/**
+ * TokenSelect's per-step selection as data (Wu et al. 2025, sec. 3.2-3.4; src/policies/tokenselect.ts):
+ * per layer whose KV heads hold more than `budget` slots (all alike), the slots [0, first), the top
+ * budget - first - last of [first, n - last) by the soft vote (sum over query heads of softmax_i of
+ * q_h . k_i / sqrt(d)), and [n - last, n); a layer at or below the budget attends densely. The top part
+ * is reused while cos(q_t, q_cached) >= threshold over the layer's queries (the Selection Cache;
+ * threshold null: recomputed every step).
+ */
+export interface SoftVotePlan {
+  kind: 'soft-vote'
+  /** slots attended per KV head and step (>= first + last) */
+  budget: number
+  first: number
+  last: number
+  /** 'layer': one vote of all query heads, shared by the layer's KV heads; 'head': per KV head over its group */
+  vote: 'layer' | 'head'
+  threshold: number | null
+  /** the runtime reports each Selection Cache lookup it made, so the session's counters stay its own */
+  lookup(hit: boolean): void
 }
 
 /** What a policy's sessions do, beyond evicting at prefill end. */

@@ -3,7 +3,9 @@ import { GpuBufferPool } from './pool.js'
 import { WGSL } from './wgsl.generated.js'
 
 const ARG_SLOT = 256 // minUniformBufferOffsetAlignment: one dispatch's 16 argument words per slot
-const ARG_SLOTS = 256
+// dispatches one batch holds before it is sent: a whole decode step of a 32-layer model with TokenSelect's
+// selection (about 30 a layer) goes in one submission
+const ARG_SLOTS = 2048
 const MAX_X = 65535
 
 /** Which wgsl/ file holds each entry point. */
@@ -13,7 +15,19 @@ const ENTRIES: Record<string, string> = {
   matmul: 'model', matvec: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
   stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest', append_rows: 'runtime',
   attend_causal: 'runtime', matmul_tiled: 'gemm', attend_causal_flash: 'flash', attend_causal_merge: 'flash',
+  top_k_hist: 'topk_radix', top_k_count: 'topk_radix', top_k_emit: 'topk_radix',
+  selection_cache_test: 'select', selection_windows: 'select',
 }
+
+/** Files whose kernels also bind the kernels' own atomic scratch buffer (binding 2: the top-k's histograms). */
+const WITH_RADIX = new Set(['topk_radix'])
+
+/** radix words per row (wgsl/topk_radix.wgsl RADIX_ROW): three histograms, T and ties, 2 words per block */
+const RADIX_ROW_WORDS = 5632
+/** the most blocks one row of the multi-workgroup top-k takes (RADIX_ROW_WORDS = 5128 + 2 x this, rounded) */
+export const TOP_K_BLOCKS = 252
+/** the fewest elements a thread of the multi-workgroup top-k takes: short rows use fewer, fuller workgroups */
+const TOP_K_PER_THREAD = 4
 
 /** Helper files a kernel file uses (pasted before it). */
 const INCLUDES: Record<string, string[]> = { score: ['quad'], attend: ['quad'], quest: ['quad'], gemm: ['tile'], flash: ['tile'] }
@@ -119,7 +133,7 @@ export function attendScratchWords(qHeads: number, d: number, count: number, spl
  * The WGSL kernels over a GPU arena (`arena`: one storage buffer, the GPU twin of the wasm heap, so the
  * byte pointers and page tables are the same as on the CPU). Methods encode a dispatch into the open
  * batch and return at once; `submit()` sends the batch, `read()` submits and maps the bytes back: the only
- * readback. Arguments go through one uniform buffer of 256 slots (dynamic offsets), pipelines and bind
+ * readback. Arguments go through one uniform buffer of ARG_SLOTS slots (dynamic offsets), pipelines and bind
  * groups are made once, so steady-state calls create no GPU objects. Sizes are the caller's to check,
  * as with the wasm kernels; `Ops`-style validation belongs to the layer above.
  */
@@ -132,6 +146,11 @@ export class WebGpuKernels {
   private readonly argBuf: GPUBuffer
   private readonly argWords = new Uint32Array((ARG_SLOT * ARG_SLOTS) / 4)
   private readonly bindGroups = new Map<GPUBuffer, GPUBindGroup>()
+  private readonly radixLayout: GPUBindGroupLayout
+  private readonly radixBindGroups = new Map<GPUBuffer, GPUBindGroup>()
+  /** the multi-workgroup top-k's histograms (zeroed at creation; each call leaves them zero) */
+  private radix: GPUBuffer | null = null
+  private radixRows = 0
   private slot = 0
   private encoder: GPUCommandEncoder | null = null
   private pass: GPUComputePassEncoder | null = null
@@ -155,6 +174,14 @@ export class WebGpuKernels {
       ],
     })
     this.pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.layout] })
+    this.radixLayout = device.createBindGroupLayout({
+      entries: [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
+        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: 64 } },
+        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
+      ],
+    })
+    const radixPipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.radixLayout] })
     this.argBuf = device.createBuffer({ size: ARG_SLOT * ARG_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST })
     const reduce = gpu.subgroups ? WGSL['reduce.subgroups'] : WGSL['reduce.shared']
     const modules = this.modules
@@ -166,7 +193,8 @@ export class WebGpuKernels {
         module = device.createShaderModule({ label: file, code: parts.join('\n') })
         modules.set(file, module)
       }
-      this.pipelines.set(entry, device.createComputePipeline({ label: entry, layout: this.pipelineLayout, compute: { module, entryPoint: entry } }))
+      const layout = WITH_RADIX.has(file) ? radixPipelineLayout : this.pipelineLayout
+      this.pipelines.set(entry, device.createComputePipeline({ label: entry, layout, compute: { module, entryPoint: entry } }))
     }
   }
 
@@ -187,33 +215,71 @@ export class WebGpuKernels {
     if (this.gpu.lost) throw new WebGpuUnavailableError('device-lost', `WebGPU: device lost (${this.gpu.lost.reason}): ${this.gpu.lost.message}`)
   }
 
-  private dispatch(entry: string, args: number[], groups: number): void {
+  /**
+   * Encodes one dispatch. `skip`: a byte pointer to a flag word that, when nonzero at run time, makes the
+   * kernel do nothing (wgsl/prelude.wgsl `skipped`; only kernels that call it honour it).
+   */
+  private dispatch(entry: string, args: number[], groups: number, skip = -1): void {
     this.live()
     if (!this.arena) throw new Error('WebGpuKernels: set `arena` before encoding kernels')
     if (groups === 0) return
     if (this.slot === ARG_SLOTS) this.submit()
-    this.argWords.set(args, (this.slot * ARG_SLOT) / 4)
+    // unused words are 0: word 14 is the skip flag, word 15 the zero neg_inf() reads
+    const at = (this.slot * ARG_SLOT) / 4
+    this.argWords.fill(0, at, at + 16)
+    this.argWords.set(args, at)
+    if (skip >= 0) this.argWords[at + 14] = words(skip) + 1
     if (!this.pass) {
       this.encoder = this.device.createCommandEncoder()
       this.pass = this.encoder.beginComputePass()
     }
-    let bg = this.bindGroups.get(this.arena)
-    if (!bg) {
-      bg = this.device.createBindGroup({
-        layout: this.layout,
-        entries: [
-          // the arena is an array of 16-byte words in WGSL
-          { binding: 0, resource: { buffer: this.arena, size: Math.floor(Math.min(this.arena.size, this.device.limits.maxStorageBufferBindingSize) / 16) * 16 } },
-          { binding: 1, resource: { buffer: this.argBuf, size: 64 } },
-        ],
-      })
-      this.bindGroups.set(this.arena, bg)
-    }
+    const bg = WITH_RADIX.has(ENTRIES[entry]) ? this.radixBindGroup() : this.arenaBindGroup()
     this.pass.setPipeline(this.pipelines.get(entry)!)
     this.pass.setBindGroup(0, bg, [this.slot * ARG_SLOT])
     const x = Math.min(groups, MAX_X)
     this.pass.dispatchWorkgroups(x, Math.ceil(groups / x))
     this.slot++
+  }
+
+  /** the arena (as 16-byte words in WGSL) and the argument slots: bindings 0 and 1 of every kernel */
+  private arenaEntries(): GPUBindGroupEntry[] {
+    const arena = this.arena!
+    return [
+      { binding: 0, resource: { buffer: arena, size: Math.floor(Math.min(arena.size, this.device.limits.maxStorageBufferBindingSize) / 16) * 16 } },
+      { binding: 1, resource: { buffer: this.argBuf, size: 64 } },
+    ]
+  }
+
+  private arenaBindGroup(): GPUBindGroup {
+    let bg = this.bindGroups.get(this.arena!)
+    if (!bg) {
+      bg = this.device.createBindGroup({ layout: this.layout, entries: this.arenaEntries() })
+      this.bindGroups.set(this.arena!, bg)
+    }
+    return bg
+  }
+
+  /** the arena's bind group with the radix buffer added (made once per arena and radix buffer) */
+  private radixBindGroup(): GPUBindGroup {
+    let bg = this.radixBindGroups.get(this.arena!)
+    if (!bg) {
+      bg = this.device.createBindGroup({ layout: this.radixLayout, entries: [...this.arenaEntries(), { binding: 2, resource: { buffer: this.radix! } }] })
+      this.radixBindGroups.set(this.arena!, bg)
+    }
+    return bg
+  }
+
+  /**
+   * Makes the radix buffer hold `rows` rows (a larger one replaces it: the first call of a new shape, never
+   * a warm loop). A new buffer is zero, as the top-k passes expect.
+   */
+  private ensureRadix(rows: number): void {
+    if (this.radix && this.radixRows >= rows) return
+    this.submit()
+    this.radix?.destroy()
+    this.radix = this.device.createBuffer({ size: rows * RADIX_ROW_WORDS * 4, usage: GPUBufferUsage.STORAGE })
+    this.radixRows = rows
+    this.radixBindGroups.clear()
   }
 
   /** Sends what is encoded. Kernels run in encoding order. */
@@ -232,6 +298,7 @@ export class WebGpuKernels {
     if (this.arena && this.arena !== buf) {
       this.submit()
       this.bindGroups.delete(this.arena)
+      this.radixBindGroups.delete(this.arena)
     }
     this.arena = buf
   }
@@ -301,9 +368,10 @@ export class WebGpuKernels {
 
   // --- the kernels: byte pointers and element counts, as KernelBackend and ModelKernels take them ---
 
-  scoreKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void {
+  /** `skip`: a flag word's byte pointer (nonzero at run time: nothing is written) */
+  scoreKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number, skip = -1): void {
     const groups = Math.min(STRIDE_GROUPS, Math.ceil(n / 64))
-    this.dispatch('score_keys', [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out), groups], groups)
+    this.dispatch('score_keys', [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out), groups], groups, skip)
   }
 
   softmaxRows(x: number, rows: number, n: number): void {
@@ -315,10 +383,10 @@ export class WebGpuKernels {
     this.dispatch('log_sum_exp', [words(x), n, words(out)], 1)
   }
 
-  /** out[i] = sum_r softmax(x[r])[i]; scratch: 2 * rows floats. */
-  softVote(x: number, rows: number, n: number, out: number, scratch: number): void {
-    this.dispatch('row_stats', [words(x), rows, n, words(scratch)], rows)
-    this.dispatch('soft_vote', [words(x), rows, n, words(scratch), words(out)], Math.ceil(n / 256))
+  /** out[i] = sum_r softmax(x[r])[i]; scratch: 2 * rows floats; `skip` as scoreKeys. */
+  softVote(x: number, rows: number, n: number, out: number, scratch: number, skip = -1): void {
+    this.dispatch('row_stats', [words(x), rows, n, words(scratch)], rows, skip)
+    this.dispatch('soft_vote', [words(x), rows, n, words(scratch), words(out)], Math.ceil(n / 256), skip)
   }
 
   /** Indices of the k largest (ties to the lower index, ascending), as KernelBackend.topK; needs no scratch. */
@@ -326,6 +394,45 @@ export class WebGpuKernels {
     if (k > n) throw new RangeError(`topK: k = ${k} exceeds n = ${n}`)
     if (k === 0) return
     this.dispatch('top_k', [words(x), n, k, words(outIdx)], 1)
+  }
+
+  /**
+   * Exact top-k of each of `rows` rows over many workgroups (wgsl/topk_radix.wgsl): row r is the n floats
+   * at x + r * xStride floats; its k indices (ascending, ties to the lower index, NaN below -Infinity,
+   * -0 == +0: the wasm core's topK, assembly/kernels/topk.ts) + `add` go to out + r * outStride ints.
+   * Five dispatches whatever n is, a row spread over up to TOP_K_BLOCKS workgroups. `skip`: a flag word's
+   * byte pointer; nonzero at run time leaves out untouched. Throws RangeError for k outside 0..n or n
+   * past 2^31 - 1 (k = 0 encodes nothing).
+   */
+  topKRows(x: number, rows: number, xStride: number, n: number, k: number, out: number, outStride: number, add = 0, skip = -1): void {
+    if (!Number.isInteger(n) || n < 1 || n > 0x7fffffff) throw new RangeError(`topKRows: n = ${n} is not an integer in 1..2^31-1`)
+    if (!Number.isInteger(k) || k < 0 || k > n) throw new RangeError(`topKRows: k = ${k} is not an integer in 0..${n}`)
+    if (!Number.isInteger(rows) || rows < 1) throw new RangeError(`topKRows: rows = ${rows} is not a positive integer`)
+    if (k === 0) return
+    const per = Math.max(TOP_K_PER_THREAD, Math.ceil(n / (TOP_K_BLOCKS * 256)))
+    const blocks = Math.ceil(n / (per * 256))
+    this.ensureRadix(rows)
+    const args = (round: number) => [words(x), n, k, xStride, round, blocks, per, words(out), outStride, add]
+    for (let round = 0; round < 3; round++) this.dispatch('top_k_hist', args(round), rows * blocks, skip)
+    this.dispatch('top_k_count', args(3), rows * blocks, skip)
+    this.dispatch('top_k_emit', args(3), rows * blocks, skip)
+  }
+
+  /**
+   * TokenSelect's Selection Cache test (Wu et al. 2025, sec. 3.4) on the GPU: the flag word at `flag`
+   * becomes 1 when `valid` and cos(q, cached) >= threshold over n floats, else 0 and cached = q. Pass the
+   * flag as `skip` to the kernels that recompute the selection.
+   */
+  selectionCacheTest(q: number, cached: number, n: number, threshold: number, flag: number, valid: boolean): void {
+    this.dispatch('selection_cache_test', [words(q), words(cached), n, f32bits(threshold), words(flag), valid ? 1 : 0], 1)
+  }
+
+  /**
+   * The first/last windows of `rows` selection lists of first + k + last slots (int32, row stride
+   * `stride` ints) over n slots: [0, first) before and [n - last, n) after the k chosen ones.
+   */
+  selectionWindows(list: number, rows: number, stride: number, n: number, first: number, last: number, k: number): void {
+    this.dispatch('selection_windows', [words(list), rows, stride, n, first, last, k], Math.ceil((rows * (first + last)) / 256))
   }
 
   maxPool1d(x: number, n: number, kernel: number, out: number): void {
@@ -456,6 +563,8 @@ export class WebGpuKernels {
   destroy(): void {
     this.pool.destroy()
     this.argBuf.destroy()
+    this.radix?.destroy()
+    this.radixBindGroups.clear()
     this.bindGroups.clear()
   }
 }
