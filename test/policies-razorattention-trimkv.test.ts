@@ -205,6 +205,35 @@ describe('TRIM-KV', () => {
     for (const hd of dec.heads) expect(Array.from({ length: n }, (_, i) => i).filter((i) => !hd.keep.includes(i))).toEqual([1, 5, 9, 13])
   })
 
+  it('UnionKV with gatesFile: its agnostic share is each head\'s top by (n - pos) log beta, the window kept, the rest by the votes', () => {
+    const r = rng(81)
+    const layers = handGates(r)
+    const n = 48
+    const w = 4
+    const hs = Array.from({ length: m.layers }, () => randArray(r, n * H, 2))
+    const { ctx } = randomContext(82, m, n, w, (l) => ({ hiddenStates: hs[l] }))
+    const C = 16
+    // agnostic=1: the whole budget by retention, the observation window (the last w) forced in first
+    const dec = createPolicy(`unionkv:tokens=${C},window=${w},agnostic=1,gatesFile=${writeJSON(layers)}`, m)!.start().onPrefillEnd!(ctx)!
+    const positions = Array.from({ length: n }, (_, i) => i)
+    for (const hd of dec.heads) {
+      const rest = refKeep(layers, hs[hd.layer], hd.layer, hd.head, positions.slice(0, n - w), n, C - w)
+      expect(Array.from(hd.keep)).toEqual([...rest, ...positions.slice(n - w)])
+    }
+    // half the budget by retention: those tokens are kept, and the head still holds exactly C
+    const half = createPolicy(`unionkv:tokens=${C},window=${w},agnostic=0.5,gatesFile=${writeJSON(layers)}`, m)!.start().onPrefillEnd!(ctx)!
+    for (const hd of half.heads) {
+      expect(hd.keep.length).toBe(C)
+      for (const i of refKeep(layers, hs[hd.layer], hd.layer, hd.head, positions.slice(0, n - w), n, C / 2 - w)) expect(Array.from(hd.keep)).toContain(i)
+    }
+  })
+
+  it('UnionKV refuses gates for another model and decode-time compression with gates, naming the values', () => {
+    const other = writeJSON(handGates(rng(83)).slice(0, 1))
+    expect(() => createPolicy(`unionkv:gatesFile=${other}`, m)).toThrow(/gates cover 1 layers x 2 KV heads, the model has 2 x 2/)
+    expect(() => createPolicy(`unionkv:every=8,gatesFile=${writeJSON(handGates(rng(84)))}`, m)).toThrow(/every must be 0, got 8/)
+  })
+
   it('compresses back to M every `every` decode steps, scoring each new token from its hidden state', () => {
     const r = rng(75)
     const layers = handGates(r)

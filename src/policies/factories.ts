@@ -953,6 +953,11 @@ export interface UnionkvOptions extends BudgetSettings {
    * An integer; range x >= 2; default 128.
    */
   lag?: number
+  /**
+   * TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV's score (prefill-end compression only).
+   * unset by default.
+   */
+  gatesFile?: string
 }
 
 /** UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */

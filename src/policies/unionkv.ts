@@ -25,6 +25,9 @@
  * LagKV's score needs no query and spreads its share evenly along the text (every partition ranks its
  * own tokens), so needles far from the end keep their tokens in both loops.
  *
+ * With `gatesFile` (TRIM-KV's learned retention gates, e.g. models/fixture-14m-trimkv), step 1 ranks by
+ * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head.
+ *
  * Sources: step 1 is LagKV's score (Liang et al. 2025, arXiv 2504.04704; kvpress `LagKVPress`), one of
  * kvpress's strongest presses on this model (peers.md), taken per head as LagKV does: with it UnionKV
  * kept 73% of the full cache's accuracy at 12.5% instead of 48%, and 83% at 25% with the question after
@@ -39,7 +42,9 @@ import { lagScores } from './lag-score.js'
 import { observationOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
 import { snapScorer } from './snapkv.js'
-import type { PolicyContext } from './types.js'
+import type { ModelShape, PolicyContext } from './types.js'
+import { PolicyOptionValueError } from './errors.js'
+import { logRetention, readGatesFile, type TrimKVGates } from './trimkv-gates.js'
 
 /** adds to `kept` (0/1 per slot) the `count` highest scores not kept yet, none scored -Infinity; ties to the lower slot */
 function fill(ops: Ops, score: Float32Array, kept: Uint8Array, count: number): void {
@@ -98,7 +103,34 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'contrastShare', type: 'number', default: 0.25, min: 0, max: 1, description: 'share of the budget chosen by contrasted votes when contrast > 0' },
   { name: 'agnostic', type: 'number', default: 0.5, min: 0, max: 1, description: 'share of each head\'s budget it chooses by LagKV\'s query-agnostic score (step 1); 0: off (UnionKV before 2026-11-30)' },
   { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next' },
+  { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
 ]
+
+/**
+ * TRIM-KV's retention score of every slot of (layer, head) at the end of the prompt, from the gates and the
+ * hidden states entering the layer (Bui et al. 2025, sec. 3): (n - pos_i) log beta_i, n the prompt length.
+ */
+function retentionScores(gates: TrimKVGates, ctx: PolicyContext, layer: number, head: number): Float32Array {
+  const hs = ctx.hooks[layer].hiddenStates
+  const H = gates.hidden
+  if (!hs) throw new Error(`unionkv: layer ${layer}: no hidden states captured for the retention gates`)
+  const pos = ctx.cache.positions(layer, head)
+  const n = ctx.promptLength
+  const out = new Float32Array(pos.length)
+  const beta = new Float64Array(gates.kvHeads)
+  pos.forEach((p, i) => {
+    logRetention(gates, layer, hs.subarray(p * H, (p + 1) * H), beta)
+    out[i] = (n - p) * beta[head]
+  })
+  return out
+}
+
+/** gates made for another model shape are refused (typed, naming both shapes) */
+function checkGateShape(gates: TrimKVGates, model: ModelShape): void {
+  if (gates.kvHeads !== model.kvHeads || gates.layers.length !== model.layers) {
+    throw new PolicyOptionValueError(`unionkv: gates cover ${gates.layers.length} layers x ${gates.kvHeads} KV heads, the model has ${model.layers} x ${model.kvHeads}`)
+  }
+}
 
 export const unionkv: PolicyDefinition = {
   name: 'unionkv',
@@ -113,14 +145,19 @@ export const unionkv: PolicyDefinition = {
     const sinks = o.sinks as number
     const window = o.window as number
     const lag = o.lag as number
-    const lagOf = (ctx: PolicyContext, l: number, h: number): Float32Array => {
+    const gates = o.gatesFile ? readGatesFile(o.gatesFile as string) : undefined
+    if (gates) checkGateShape(gates, model)
+    if (gates && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: gatesFile scores tokens at prefill end only; every must be 0, got ${o.every}`)
+    const agnosticOf = (ctx: PolicyContext, l: number, h: number): Float32Array => {
       const n = ctx.cache.length(l, h)
-      const s = lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
+      const s = gates ? retentionScores(gates, ctx, l, h) : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
       s.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
       return s
     }
+    const scorer = snapScorer(o, model)
     return evictionPolicy(() => ({
-      name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...snapScorer(o, model),
+      name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...scorer,
+      needs: gates ? { ...scorer.needs, hiddenStates: true } : scorer.needs,
       keepModel(ctx, votes, C) {
         const flat = votes.flat()
         const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, span)), 'max') : null
@@ -129,7 +166,7 @@ export const unionkv: PolicyDefinition = {
           const own = combine(layer, 'sum')
           return layer.map((_, h) => {
             const k = new Uint8Array(union.length)
-            if (agnostic > 0) fill(ctx.ops, lagOf(ctx, l, h), k, Math.round(agnostic * C))
+            if (agnostic > 0) fill(ctx.ops, agnosticOf(ctx, l, h), k, Math.round(agnostic * C))
             if (contrasted) fill(ctx.ops, contrasted, k, Math.round(contrastShare * C))
             fill(ctx.ops, union, k, Math.round((1 - local) * C) - held(k))
             fill(ctx.ops, own, k, C - held(k))
