@@ -154,26 +154,29 @@ export const unionkv: PolicyDefinition = {
       s.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
       return s
     }
-    const scorer = snapScorer(o, model)
-    return evictionPolicy(() => ({
-      name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...scorer,
-      needs: gates ? { ...scorer.needs, hiddenStates: true } : scorer.needs,
-      keepModel(ctx, votes, C) {
-        const flat = votes.flat()
-        const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, span)), 'max') : null
-        const union = combine(flat, 'max')
-        return votes.map((layer, l) => {
-          const own = combine(layer, 'sum')
-          return layer.map((_, h) => {
-            const k = new Uint8Array(union.length)
-            if (agnostic > 0) fill(ctx.ops, agnosticOf(ctx, l, h), k, Math.round(agnostic * C))
-            if (contrasted) fill(ctx.ops, contrasted, k, Math.round(contrastShare * C))
-            fill(ctx.ops, union, k, Math.round((1 - local) * C) - held(k))
-            fill(ctx.ops, own, k, C - held(k))
-            return Int32Array.from(k.keys()).filter((i) => k[i] === 1)
+    return evictionPolicy(() => {
+      // per request: the scorer holds the decode-time observation window
+      const scorer = snapScorer(o, model)
+      return {
+        name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...scorer,
+        needs: gates ? { ...scorer.needs, hiddenStates: true } : scorer.needs,
+        keepModel(ctx, votes, C) {
+          const flat = votes.flat()
+          const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, span)), 'max') : null
+          const union = combine(flat, 'max')
+          return votes.map((layer, l) => {
+            const own = combine(layer, 'sum')
+            return layer.map((_, h) => {
+              const k = new Uint8Array(union.length)
+              if (agnostic > 0) fill(ctx.ops, agnosticOf(ctx, l, h), k, Math.round(agnostic * C))
+              if (contrasted) fill(ctx.ops, contrasted, k, Math.round(contrastShare * C))
+              fill(ctx.ops, union, k, Math.round((1 - local) * C) - held(k))
+              fill(ctx.ops, own, k, C - held(k))
+              return Int32Array.from(k.keys()).filter((i) => k[i] === 1)
+            })
           })
-        })
-      },
-    }))
+        },
+      }
+    })
   },
 }
