@@ -5,7 +5,7 @@
 // - the decode step through the synchronous arena path against stepAsync (the asynchronous seam), and
 //   with every page in the host tier; dense decode against selected decode over every token;
 // - `h2o:budget=0.5,every=1` decode step against the full cache's, on a 3000-token prompt.
-//   npm run build && node dist/bench/store.js
+//   npm run build && node dist/bench/store.js [section ...]   (sections: eviction oneshot seam h2o; default all)
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
@@ -250,14 +250,16 @@ function countRowsMoved(policy: Policy, onStep: (rows: number) => void): Policy 
   }
 }
 
-export async function run(): Promise<void> {
+const SECTIONS: Record<string, (model: LlamaModel) => void | Promise<void>> = { eviction, oneshot: oneShot, seam, h2o: h2oStep }
+
+/** runs the named sections (all by default), so one figure can be measured again without the rest */
+export async function run(only: string[] = []): Promise<void> {
+  const unknown = only.filter((s) => !(s in SECTIONS))
+  if (unknown.length) throw new Error(`store bench: unknown section ${unknown.join(', ')}; the sections are ${Object.keys(SECTIONS).join(', ')}`)
   const model = (await loadModel(MODEL, { backend: 'wasm' })) as LlamaModel
   console.log(`store bench on ${MODEL}, kernels ${model.kernels}`)
-  eviction(model)
-  oneShot(model)
-  await seam(model)
-  await h2oStep(model)
+  for (const [name, section] of Object.entries(SECTIONS)) if (!only.length || only.includes(name)) await section(model)
   model.dispose()
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await run()
+if (import.meta.url === `file://${process.argv[1]}`) await run(process.argv.slice(2))
