@@ -1,11 +1,12 @@
 // The KV store's costs, each against its yardstick measured in the same run (machines are noisy):
 // - evicting 1 token per KV head per step (order-free `evictions`) at 4k, 16k and 64k tokens of the
 //   fixture's cache shape, against a decode step at 4k, and the order-preserving `keep` path it replaces;
-// - a one-shot compaction to 25% at 4k: bytes moved per second against memory.copy's;
+// - a one-shot compaction to 25% at 4k: bytes moved per second against memory.copy's, and what bounds
+//   it (the kernel over one contiguous stream, against memory.copy of the kept bytes and of them all);
 // - the decode step through the synchronous arena path against stepAsync (the asynchronous seam), and
 //   with every page in the host tier; dense decode against selected decode over every token;
 // - `h2o:budget=0.5,every=1` decode step against the full cache's, on a 3000-token prompt.
-//   npm run build && node dist/bench/store.js
+//   npm run build && node dist/bench/store.js [section ...]   (sections: eviction oneshot bound seam h2o; default all)
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
@@ -147,6 +148,53 @@ function oneShot(model: LlamaModel): void {
   line('compaction speed / memory.copy speed (target >= 0.5)', (copy / best).toFixed(2))
 }
 
+/**
+ * What bounds the one-shot figure: the same kernel over one stream laid out contiguously (no page
+ * interleaving), keeping a random quarter or exactly every 4th row, against memory.copy of the kept bytes
+ * and of the whole 32 MiB the kept rows are scattered over (every cache line of it, the most a gather can
+ * cost when the hardware prefetchers fetch the rows in between).
+ */
+function gatherBound(model: LlamaModel): void {
+  console.log('\nwhat bounds it: compactRows over one contiguous stream of 131072 rows x 256 bytes (32 MiB), fastest of 8 rounds')
+  const be = model.backend
+  const heap = be.heap
+  const rows = 131072
+  const rowBytes = 256
+  const pt = 64
+  const total = rows * rowBytes
+  const data = heap.alloc(total, 4096)
+  const table = heap.alloc((rows / pt) * 4, 64)
+  heap.I32.set(Int32Array.from({ length: rows / pt }, (_, p) => data + p * pt * rowBytes), table >> 2)
+  const score = randn(rows, 77)
+  const keeps = {
+    'random quarter': Int32Array.from(Array.from(score.keys()).sort((a, b) => score[b] - score[a]).slice(0, rows / 4)).sort(),
+    'every 4th row': Int32Array.from({ length: rows / 4 }, (_, i) => 4 * i + 1),
+  }
+  const keepPtr = heap.alloc(rows, 64)
+  const dst = heap.alloc(total, 4096)
+  const fill = randn(total / 4, 3)
+  const best: Record<string, number> = {}
+  const time = (name: string, f: () => void) => {
+    heap.F32.set(fill, data >> 2)
+    const t0 = performance.now()
+    f()
+    best[name] = Math.min(best[name] ?? Infinity, performance.now() - t0)
+  }
+  for (let round = 0; round < 8; round++) {
+    for (const [name, keep] of Object.entries(keeps)) {
+      heap.I32.set(keep, keepPtr >> 2)
+      time(name, () => be.compactRows(table, pt, rowBytes, keepPtr, keep.length))
+    }
+    time('copy kept', () => be.copyBytes(dst, data, total / 4))
+    time('copy all', () => be.copyBytes(dst, data, total))
+  }
+  for (const p of [data, table, keepPtr, dst]) heap.release(p)
+  const kept = best['copy kept']
+  line('memory.copy of the kept 8 MiB (yardstick)', `${kept.toFixed(3)} ms`)
+  for (const name of Object.keys(keeps)) line(`compactRows, ${name}`, `${best[name].toFixed(3)} ms`, `${(kept / best[name]).toFixed(2)} of memory.copy speed`)
+  line('memory.copy of all 32 MiB the kept rows lie in', `${best['copy all'].toFixed(3)} ms`, `${(kept / best['copy all']).toFixed(2)} of memory.copy speed on the kept bytes`)
+}
+
 /** the synchronous arena path against the awaited one, and the dense decode kernel against the one it replaced */
 async function seam(model: LlamaModel): Promise<void> {
   console.log('\nthe asynchronous seam, 4k tokens, fastest of 12 alternating steps')
@@ -250,14 +298,16 @@ function countRowsMoved(policy: Policy, onStep: (rows: number) => void): Policy 
   }
 }
 
-export async function run(): Promise<void> {
+const SECTIONS: Record<string, (model: LlamaModel) => void | Promise<void>> = { eviction, oneshot: oneShot, bound: gatherBound, seam, h2o: h2oStep }
+
+/** runs the named sections (all by default), so one figure can be measured again without the rest */
+export async function run(only: string[] = []): Promise<void> {
+  const unknown = only.filter((s) => !(s in SECTIONS))
+  if (unknown.length) throw new Error(`store bench: unknown section ${unknown.join(', ')}; the sections are ${Object.keys(SECTIONS).join(', ')}`)
   const model = (await loadModel(MODEL, { backend: 'wasm' })) as LlamaModel
   console.log(`store bench on ${MODEL}, kernels ${model.kernels}`)
-  eviction(model)
-  oneShot(model)
-  await seam(model)
-  await h2oStep(model)
+  for (const [name, section] of Object.entries(SECTIONS)) if (!only.length || only.includes(name)) await section(model)
   model.dispose()
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await run()
+if (import.meta.url === `file://${process.argv[1]}`) await run(process.argv.slice(2))

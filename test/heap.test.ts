@@ -5,6 +5,16 @@ import { Ops } from '../src/backend/ops.js'
 import { contiguousView } from '../src/backend/views.js'
 import { rng } from './kernels-helpers.js'
 
+/** two heaps given the same allocations: one to free by releaseMany, one block by block */
+function twinHeaps(sizes: number[]): { batched: Heap; oneByOne: Heap; a: number[]; b: number[] } {
+  const batched = new Heap()
+  const oneByOne = new Heap()
+  const a = sizes.map((s) => batched.alloc(s))
+  const b = sizes.map((s) => oneByOne.alloc(s))
+  expect(a).toEqual(b)
+  return { batched, oneByOne, a, b }
+}
+
 describe('Heap', () => {
   it('stays bounded over gigabytes of interleaved allocations and frees', () => {
     const heap = new Heap()
@@ -47,11 +57,7 @@ describe('Heap', () => {
   it('frees a batch (releaseMany) into the same free list as one release after another', () => {
     const rand = rng(7)
     const sizes = Array.from({ length: 300 }, () => 16 + Math.floor(rand() * 5000))
-    const batched = new Heap()
-    const oneByOne = new Heap()
-    const a = sizes.map((b) => batched.alloc(b))
-    const b = sizes.map((s) => oneByOne.alloc(s))
-    expect(a).toEqual(b)
+    const { batched, oneByOne, a, b } = twinHeaps(sizes)
     // every other block and a run at the top (which lowers the bump pointer), in no particular order
     const gone = a.map((_, i) => i).filter((i) => i % 2 === 0 || i > 280).sort(() => rand() - 0.5)
     batched.releaseMany(gone.map((i) => a[i]))
@@ -68,9 +74,29 @@ describe('Heap', () => {
     const live = heap.bytesLive
     expect(() => heap.releaseMany([...ps, 12345])).toThrow(/12345 is not a live allocation/)
     expect(() => heap.releaseMany([...ps, ps[3]])).toThrow(new RegExp(`${ps[3]} is not a live allocation`))
+    // fewer than 8 pointers take the one-by-one path: it checks the whole batch first too
+    expect(() => heap.releaseMany([ps[1], ps[2], ps[1]])).toThrow(new RegExp(`${ps[1]} is not a live allocation`))
+    expect(() => heap.releaseMany([ps[1], 12345])).toThrow(/12345 is not a live allocation/)
     expect(heap.bytesLive).toBe(live)
     heap.releaseMany(ps)
     expect(heap.bytesLive).toBe(0)
+  })
+
+  it('merges a batch into a free list that already holds blocks on both sides of it, as one release after another', () => {
+    const rand = rng(11)
+    const sizes = Array.from({ length: 120 }, () => 16 + Math.floor(rand() * 3000))
+    const { batched, oneByOne, a, b } = twinHeaps(sizes)
+    // blocks freed earlier one at a time (every third), then a batch of neighbours and far blocks
+    for (let i = 0; i < a.length; i += 3) {
+      batched.release(a[i])
+      oneByOne.release(b[i])
+    }
+    const gone = a.map((_, i) => i).filter((i) => i % 3 === 1 || (i % 3 === 2 && i % 5 === 0)).sort(() => rand() - 0.5)
+    batched.releaseMany(gone.map((i) => a[i]))
+    for (const i of gone) oneByOne.release(b[i])
+    expect(batched.bytesLive).toBe(oneByOne.bytesLive)
+    for (const s of sizes) expect(batched.alloc(s)).toBe(oneByOne.alloc(s))
+    expect(batched.bytesReserved).toBe(oneByOne.bytesReserved)
   })
 
   it('keeps buffer views and head views valid across memory.grow', async () => {

@@ -298,6 +298,28 @@ describe('tiers', () => {
     c.dispose()
   })
 
+  it.each([
+    ['across the boundary', [1, 3, 8, 9, 12, 14]],
+    ['all in the second segment', [10, 11]],
+    ['all in the first segment', [0, 2, 7]],
+    ['every slot', Array.from({ length: 15 }, (_, i) => i)],
+    ['none', []],
+  ])('keeps a list over two segments in two tiers, in order (%s), as the plain twin says', (_, slots) => {
+    const cache = cacheOf(9)
+    cache.moveTo('host')
+    appendRandom(cache, 6, 9, 4)
+    const [k0, v0, p0] = rowsOf(cache, 1, 1)
+    const keep = Int32Array.from(slots)
+    cache.apply({ heads: [{ layer: 1, head: 1, keep }] })
+    // the twin: the kept rows, in keep's order, picked from the rows read before
+    const pick = (a: Float32Array) => Float32Array.from(slots.flatMap((s) => Array.from(a.slice(s * D, (s + 1) * D))))
+    const [k, v, pos] = rowsOf(cache, 1, 1)
+    expect(k).toEqual(pick(k0 as Float32Array))
+    expect(v).toEqual(pick(v0 as Float32Array))
+    expect(Array.from(pos)).toEqual(slots.map((s) => p0[s]))
+    cache.dispose()
+  })
+
   it('compacts host-tier rows too, and refuses the GPU tier without a WebGPU backend', () => {
     const c = cacheOf(9)
     const before = c.readKeys(0, 0)

@@ -39,7 +39,8 @@ export interface TierBytes {
  * reference counts, tier moves. Shared pages are counted once here, whoever references them.
  */
 export class PageStore {
-  private readonly pools = new Map<string, number[]>()
+  /** free arena pages by byte size (a number key: no string built per page taken or released) */
+  private readonly pools = new Map<number, number[]>()
   private pooled = 0
   private readonly live: TierBytes = { wasm: 0, host: 0, gpu: 0 }
   /** bytes copied between tiers since the store was made (the cost of offloading and fetching) */
@@ -61,7 +62,7 @@ export class PageStore {
     const bytes = this.bytesOf(format, role, width, hi)
     const page: Page = { format, role, width, hi, bytes, tier, ptr: 0, host: null, refs: 1 }
     if (tier === 'wasm') {
-      const p = this.pools.get(`${bytes}`)?.pop()
+      const p = this.pools.get(bytes)?.pop()
       if (p !== undefined) this.pooled -= bytes
       page.ptr = p ?? this.heap.alloc(bytes, 64)
     } else if (tier === 'host') page.host = new Uint8Array(bytes)
@@ -82,8 +83,8 @@ export class PageStore {
     if (--page.refs > 0) return
     this.live[page.tier] -= page.bytes
     if (page.tier === 'wasm') {
-      let list = this.pools.get(`${page.bytes}`)
-      if (!list) this.pools.set(`${page.bytes}`, (list = []))
+      let list = this.pools.get(page.bytes)
+      if (!list) this.pools.set(page.bytes, (list = []))
       list.push(page.ptr)
       this.pooled += page.bytes
       page.ptr = 0

@@ -490,13 +490,15 @@ export class PagedKVCache implements KVCache {
   private applyHead(hd: HeadDecision, scratch: number): void {
     const s = this.stream(hd.layer, hd.head)
     const merged = (hd.merges ?? []).map((m) => ({ pivot: m.pivot, rows: this.mergeRows(s, m) }))
-    // each segment keeps its share of the slots, compacted in place
+    // each segment keeps its share of the slots, compacted in place. Its share is found by binary search
+    // and the first segment's slots are already local (a view, no copy): a one-shot compaction runs this
+    // code a handful of times, mostly before the JIT has compiled it, so a loop per kept slot shows
     let start = 0
     let j = 0
     for (const seg of s.segs) {
       const from = j
-      while (j < hd.keep.length && hd.keep[j] < start + seg.n) j++
-      const local = hd.keep.subarray(from, j).map((x) => x - start)
+      j = lowerBound(hd.keep, start + seg.n)
+      const local = start === 0 ? hd.keep.subarray(from, j) : hd.keep.subarray(from, j).map((x) => x - start)
       start += seg.n
       seg.compact(local, scratch)
     }
