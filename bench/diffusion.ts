@@ -33,8 +33,12 @@ const int = (v: string | undefined, what: string): number | undefined => {
 interface Row {
   task: string
   samples: number
+  /** strict: the continuation starts with the answer */
   fullAccuracy: number
   elasticAccuracy: number
+  /** RULER's score: the share of the expected values found in the continuation */
+  fullScore: number
+  elasticScore: number
   sameText: number
   fullMs: number
   elasticMs: number
@@ -77,6 +81,8 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
         task, samples,
         fullAccuracy: sum((p) => Number(p.full.correct)) / samples,
         elasticAccuracy: sum((p) => Number(p.ec.correct)) / samples,
+        fullScore: sum((p) => p.full.score) / samples,
+        elasticScore: sum((p) => p.ec.score) / samples,
         sameText: sum((p) => Number(p.full.continuation === p.ec.continuation)) / samples,
         fullMs, elasticMs, speedup: fullMs / elasticMs,
         computeRatio: sum((p) => p.ec.diffusion!.computeRatio) / samples,
@@ -88,9 +94,9 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
     session.dispose()
   }
   console.log(`\n${a.model}, ${length} tokens, ${samples} samples a task, ${elastic} vs full recomputation (${kernels}):`)
-  console.log('task         full acc  elastic acc  same text  full ms/sample  elastic ms/sample  speedup  computed  refresh steps')
+  console.log('task         full acc  elastic acc  full RULER  elastic RULER  same text  full ms/sample  elastic ms/sample  speedup  computed  refresh steps')
   for (const r of rows) {
-    console.log(`${r.task.padEnd(12)} ${r.fullAccuracy.toFixed(3).padStart(8)}  ${r.elasticAccuracy.toFixed(3).padStart(11)}  ${r.sameText.toFixed(3).padStart(9)}  ${(r.fullMs / r.samples).toFixed(0).padStart(14)}  ${(r.elasticMs / r.samples).toFixed(0).padStart(17)}  ${('x' + r.speedup.toFixed(2)).padStart(7)}  ${(r.computeRatio * 100).toFixed(1).padStart(7)}%  ${r.refreshSteps.toFixed(1)}/${r.steps.toFixed(0)}`)
+    console.log(`${r.task.padEnd(12)} ${r.fullAccuracy.toFixed(3).padStart(8)}  ${r.elasticAccuracy.toFixed(3).padStart(11)}  ${r.fullScore.toFixed(3).padStart(10)}  ${r.elasticScore.toFixed(3).padStart(13)}  ${r.sameText.toFixed(3).padStart(9)}  ${(r.fullMs / r.samples).toFixed(0).padStart(14)}  ${(r.elasticMs / r.samples).toFixed(0).padStart(17)}  ${('x' + r.speedup.toFixed(2)).padStart(7)}  ${(r.computeRatio * 100).toFixed(1).padStart(7)}%  ${r.refreshSteps.toFixed(1)}/${r.steps.toFixed(0)}`)
   }
   if (a.json) writeFileSync(a.json, JSON.stringify({ model: a.model, length, samples, elastic, decoding, rows }, null, 2))
   return rows
