@@ -312,6 +312,7 @@ async function cmdGenerate(args: string[]): Promise<void> {
   const diffusion = facts.diffusion
     ? { genLength: maxNewTokens, blockLength: v['block-length'] === undefined ? undefined : positive('block-length', v['block-length'] as string), steps: v.steps === undefined ? undefined : positive('steps', v.steps as string), cache: usage(() => diffusionCacheFromSpec(spec)) }
     : undefined
+  if (diffusion && dtype !== undefined && dtype !== 'float32') throw new UsageError(`--kv-dtype ${dtype}: a diffusion model's decode keeps float32 K/V`)
   if (!diffusion && (v['block-length'] !== undefined || v.steps !== undefined)) throw new UsageError('--block-length and --steps are for a masked diffusion LM; this model is causal')
   if (!diffusion) usage(() => createPolicy(spec, facts.shape))
   let text: string
@@ -355,6 +356,7 @@ async function cmdPerplexity(args: string[]): Promise<void> {
   const seed = int('seed', v.seed as string | undefined, DEFAULT_SEED)
   const be = await availableBackend(v.backend as string | undefined)
   const facts = usage(() => readModelFacts(v.model as string))
+  if (facts.diffusion) throw new UsageError(`${v.model} is a masked diffusion LM (Dream): next-token perplexity needs a causal model`)
   if (length < 2 || length > facts.maxPositions) throw new UsageError(`length ${length} is ${length < 2 ? 'too short: perplexity needs at least 2 tokens' : `beyond what the model supports (max_position_embeddings ${facts.maxPositions})`}`)
   const books = usage(() => loadBooks((v.haystack as string | undefined) ?? defaultBooksDir()))
   const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype })
@@ -425,6 +427,7 @@ async function cmdServe(args: string[]): Promise<void> {
   const port = int('port', v.port as string | undefined, 8080)
   if (port > 65535) throw new UsageError(`--port must be in [0, 65535], got ${port}`)
   const facts = usage(() => readModelFacts(dir))
+  if (facts.diffusion) throw new UsageError(`${dir} is a masked diffusion LM (Dream): kvkit serve generates causally; use kvkit generate or eval`)
   const spec = v.policy as string | undefined
   if (spec !== undefined) usage(() => createPolicy(spec, facts.shape))
   const opt = (name: string) => (v[name] === undefined ? undefined : positive(name, v[name] as string))

@@ -88,7 +88,7 @@ describe('typed errors of the decoding calls, before any work', () => {
   it.each([
     [{ gamma: 1.5 }, /gamma must be a number in \[0, 1\], got 1.5/],
     [{ gamma: -0.1 }, /gamma must be a number in \[0, 1\], got -0.1/],
-    [{ gamma: NaN }, /gamma must be a number in \[0, 1\], got null/],
+    [{ gamma: NaN }, /gamma must be a number in \[0, 1\], got NaN/],
     [{ trackNum: 0 }, /trackNum must be a positive integer, got 0/],
     [{ windowLength: 0 }, /windowLength must be a positive integer, got 0/],
     [{ blockCaching: 1 }, /blockCaching must be a boolean, got 1/],

@@ -52,17 +52,19 @@ describe('evaluation plan', () => {
 
 describe('results', () => {
   const o = (policy: string, index: number, correct: boolean, score: number, kv: number): SampleOutcome => ({
-    policy, task: 'passkey', length: 1024, index, question: 'with', correct, score, continuation: '', kvBytes: kv, kvBytesFull: 1000, prefillMs: 10 * (index + 1), compressMs: 1, decodeMsPerToken: 2, kernels: 'wasm-simd', kvDtype: 'float32', newTokens: 4,
+    policy, task: 'passkey', length: 1024, index, question: 'with', correct, score, continuation: '', kvBytes: kv, kvBytesFull: 1000, prefillMs: 10 * (index + 1), compressMs: 1, decodeMsPerToken: 2, kernels: 'wasm-simd', kvDtype: 'float32',
+    newTokens: 3 + index, ...(policy === 'b' ? { policyStats: { blocksMoved: 2 + 2 * index } } : {}),
   })
   it('average each cell over its samples, in the order the cells were asked for', () => {
     const r = aggregate([o('b', 1, false, 0.5, 250), o('a', 0, true, 1, 1000), o('b', 0, true, 1, 250), o('a', 1, true, 1, 1000)],
       [{ policy: 'a', task: 'passkey', length: 1024 }, { policy: 'b', task: 'passkey', length: 1024 }])
     expect(r).toEqual([
-      { policy: 'a', task: 'passkey', length: 1024, samples: 2, accuracy: 1, accuracyInterval: [expect.closeTo(0.3424, 3), 1], score: 1, kvBytes: 1000, kvBytesFull: 1000, prefillMs: 15, compressMs: 1, decodeMsPerToken: 2, kernels: 'wasm-simd', kvDtype: 'float32', newTokens: 4 },
-      { policy: 'b', task: 'passkey', length: 1024, samples: 2, accuracy: 0.5, accuracyInterval: [expect.closeTo(0.0945, 3), expect.closeTo(0.9055, 3)], score: 0.75, kvBytes: 250, kvBytesFull: 1000, prefillMs: 15, compressMs: 1, decodeMsPerToken: 2, kernels: 'wasm-simd', kvDtype: 'float32', newTokens: 4 },
+      { policy: 'a', task: 'passkey', length: 1024, samples: 2, accuracy: 1, accuracyInterval: [expect.closeTo(0.3424, 3), 1], score: 1, kvBytes: 1000, kvBytesFull: 1000, prefillMs: 15, compressMs: 1, decodeMsPerToken: 2, kernels: 'wasm-simd', kvDtype: 'float32', newTokens: 3.5 },
+      { policy: 'b', task: 'passkey', length: 1024, samples: 2, accuracy: 0.5, accuracyInterval: [expect.closeTo(0.0945, 3), expect.closeTo(0.9055, 3)], score: 0.75, kvBytes: 250, kvBytesFull: 1000, prefillMs: 15, compressMs: 1, decodeMsPerToken: 2, kernels: 'wasm-simd', kvDtype: 'float32', newTokens: 3.5, policyStats: { blocksMoved: 3 } },
     ])
     expect(JSON.parse(resultsJson(r))).toEqual({ results: r })
     expect(Object.keys(JSON.parse(resultsJson(r)).results[0])).toEqual(['policy', 'task', 'length', 'samples', 'accuracy', 'accuracyInterval', 'score', 'kvBytes', 'kvBytesFull', 'prefillMs', 'compressMs', 'decodeMsPerToken', 'kernels', 'kvDtype', 'newTokens'])
+    expect(Object.keys(JSON.parse(resultsJson(r)).results[1]).slice(-2)).toEqual(['newTokens', 'policyStats'])
   })
 })
 

@@ -39,7 +39,7 @@ export function readModelFacts(dir: string): ModelFacts {
     dir,
     maxPositions: int('max_position_embeddings'),
     vocab: int('vocab_size'),
-    shape: { layers: int('num_hidden_layers'), qHeads, kvHeads, headDim, group: qHeads / kvHeads },
+    shape: { layers: int('num_hidden_layers'), qHeads, kvHeads, headDim, group: qHeads / kvHeads, ...(Number.isInteger(cfg.hidden_size) && (cfg.hidden_size as number) > 0 ? { hidden: cfg.hidden_size as number } : {}) },
     diffusion: Array.isArray(cfg.architectures) && cfg.architectures[0] === 'DreamModel',
   }
 }

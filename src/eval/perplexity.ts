@@ -1,3 +1,4 @@
+import { DecodingModeError } from '../model/errors.js'
 import type { Model } from '../model/types.js'
 import { Rng } from './prng.js'
 import type { Book } from './text.js'
@@ -46,6 +47,9 @@ export function crossEntropySum(logits: Float32Array, ids: readonly number[], vo
 }
 
 export function perplexity(model: Model, opts: PerplexityOptions): number {
+  // a bidirectional forward sees the token each position predicts: its "perplexity" would be a leak
+  if (model.config.diffusion)
+    throw new DecodingModeError(`perplexity: ${model.config.architecture} is a masked diffusion LM; next-token perplexity needs a causal model`)
   if (opts.length > model.config.maxPositions) throw new Error(`length ${opts.length} is beyond what the model supports (max_position_embeddings ${model.config.maxPositions})`)
   let total = 0
   let count = 0

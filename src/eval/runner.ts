@@ -121,7 +121,7 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
     if (!Number.isInteger(L) || L < 128) fail(`length must be an integer of at least 128 tokens, got ${L}`)
     if (L > limit) fail(`length ${L} is beyond what the model supports (${opts.contextLimit === undefined ? `max_position_embeddings ${facts.maxPositions}; --context-limit lifts it` : `--context-limit ${limit}`})`)
   }
-  if (facts.diffusion) checkDiffusion(specs, opts.diffusion ?? {}, fail)
+  if (facts.diffusion) checkDiffusion(specs, opts.diffusion ?? {}, fail, opts.kvDtype)
   else checkPolicies(specs, facts.shape, fail, opts.diffusion)
   const cells = specs.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
   const sharePrefill = opts.sharePrefill ?? true
@@ -134,20 +134,30 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
 }
 
 /** a diffusion model's decoding caches and options, before any model loads */
-function checkDiffusion(specs: string[], d: DiffusionDecoding, fail: (m: string) => never): void {
-  for (const spec of specs) {
-    try {
-      diffusionCacheFromSpec(spec)
-    } catch (e) {
-      fail((e as Error).message)
-    }
-  }
+function checkDiffusion(specs: string[], d: DiffusionDecoding, fail: (m: string) => never, kvDtype?: string): void {
+  // the diffusion decode keeps float32 K/V: another type asked for would be ignored, not honoured
+  if (kvDtype !== undefined && kvDtype !== 'float32') fail(`kvDtype ${JSON.stringify(kvDtype)}: a diffusion model's decode keeps float32 K/V`)
   for (const k of ['genLength', 'blockLength', 'steps'] as const) {
     const v = d[k]
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) fail(`diffusion ${k} must be a positive integer, got ${v}`)
   }
   const B = d.blockLength ?? DIFFUSION_BLOCK_LENGTH
-  if (d.genLength !== undefined && d.genLength % B !== 0) fail(`diffusion genLength ${d.genLength} is not a multiple of blockLength ${B}`)
+  for (const spec of specs) {
+    let cache
+    try {
+      cache = diffusionCacheFromSpec(spec)
+    } catch (e) {
+      return fail((e as Error).message)
+    }
+    // what diffusionGenerate would refuse in every sample, refused before the model loads
+    if (cache !== 'none' && cache.windowLength !== undefined && cache.windowLength < B)
+      fail(`${spec}: windowLength ${cache.windowLength} is shorter than blockLength ${B}: the window must cover the block being decoded`)
+  }
+  if (d.genLength === undefined) return
+  if (d.genLength % B !== 0) fail(`diffusion genLength ${d.genLength} is not a multiple of blockLength ${B}`)
+  const blocks = d.genLength / B
+  if (d.steps !== undefined && d.steps % blocks !== 0) fail(`diffusion steps ${d.steps} is not a multiple of the number of blocks ${blocks} (genLength ${d.genLength} / blockLength ${B})`)
+  if (d.steps !== undefined && d.steps / blocks > B) fail(`diffusion steps ${d.steps} give ${d.steps / blocks} steps per block, more than blockLength ${B}: some steps would unmask nothing`)
 }
 
 function checkPolicies(specs: string[], shape: ReturnType<typeof readModelFacts>['shape'], fail: (m: string) => never, diffusion?: DiffusionDecoding): void {
@@ -181,7 +191,7 @@ function planFromPrompts(opts: EvalOptions, specs: string[], fail: (m: string) =
   }
   const limit = opts.contextLimit ?? facts.maxPositions
   for (const s of samples) if (s.prompt_ids.length + s.answer_ids.length + 3 > limit) fail(`${opts.prompts}: a ${s.task} sample of ${s.prompt_ids.length} tokens is beyond what the model supports (${opts.contextLimit === undefined ? `max_position_embeddings ${limit}` : `--context-limit ${limit}`})`)
-  if (facts.diffusion) checkDiffusion(specs, opts.diffusion ?? {}, fail)
+  if (facts.diffusion) checkDiffusion(specs, opts.diffusion ?? {}, fail, opts.kvDtype)
   else checkPolicies(specs, facts.shape, fail, opts.diffusion)
   const keys = [...new Set(samples.map((s) => `${s.task}\u0000${s.length}`))]
   const cells = specs.flatMap((policy) => keys.map((k) => {

@@ -107,6 +107,8 @@ export class LlamaModel implements Model {
    * among the tokens `capture` records (a prefill run chunk by chunk passes its offset)
    */
   prefill(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition = 0, capture?: HookCapture, out?: Float32Array, first = 0): void {
+    // the causal paths built on it (Sequence, CacheBlend, KVShare, graphKV) would run a diffusion LM causally
+    this.causalOnly('prefill')
     for (const { s, chunk, positions } of this.chunks(ids, firstPosition)) {
       this.forward.step(chunk, positions, cache, {
         capture, first: first + s, logits: out ? 'all' : 'none', out, outOffset: s * this.config.vocab,

@@ -56,5 +56,11 @@ export function readPolicyFile(path: string, where: string, fail: (message: stri
   const fs = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:fs') as typeof import('node:fs') | undefined
   if (!fs) throw fail(`${where}: cannot read "${path}" here (no node:fs); parse the bytes instead`)
   if (!fs.existsSync(path)) throw fail(`${where}: file not found: ${path}`)
-  return new Uint8Array(fs.readFileSync(path))
+  // a folder or an unreadable file is the file's fault, named as such (not the runtime's raw EISDIR)
+  if (!fs.statSync(path).isFile()) throw fail(`${where}: "${path}" is not a regular file`)
+  try {
+    return new Uint8Array(fs.readFileSync(path))
+  } catch (e) {
+    throw fail(`${where}: cannot read "${path}": ${(e as Error).message}`)
+  }
 }

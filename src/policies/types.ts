@@ -9,6 +9,8 @@ export interface ModelShape {
   headDim: number
   /** query heads per KV head (qHeads / kvHeads); query head h reads KV head floor(h / group) */
   group: number
+  /** width of the residual stream (hidden_size), where known (a ModelConfig has it): trained parts that read hidden states check it */
+  hidden?: number
 }
 
 /** What a policy asks the runtime to capture during prefill and decode (nothing is computed unasked). */

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { DecodingModeError } from '../model/errors.js'
 import { timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { LlamaModel } from '../model/model.js'
@@ -78,6 +79,9 @@ function startStream(res: ServerResponse): (event: unknown) => void {
  * budget.
  */
 export async function serve(model: LlamaModel, options: ServeOptions = {}): Promise<KvkitServer> {
+  // every request would fail in generate(): refused before the server listens
+  if (model.config.diffusion)
+    throw new DecodingModeError(`serve: ${model.config.architecture} is a masked diffusion LM, decoded by iterative unmasking (model.diffusionGenerate); the server generates causally`)
   const engine = new ServeEngine(model, options)
   const limit = options.maxBodyBytes ?? 16 * 2 ** 20
   const running = new Set<AbortController>()

@@ -35,17 +35,22 @@ export interface ElasticCacheConfig {
   readonly refreshFrom: 'drifting-layer' | 'next-layer'
 }
 
+/** a bad value as the message shows it: NaN and Infinity as themselves (JSON.stringify writes null) */
+function shown(v: unknown): string {
+  return typeof v === 'number' ? String(v) : JSON.stringify(v)
+}
+
 /** Elastic-Cache settings with the paper's defaults (gamma 0.9, trackNum 1, block caching on, refresh from the drifting layer); ModelInputError for a bad field. */
 export function elasticCache(o: Partial<Omit<ElasticCacheConfig, 'kind'>> = {}): ElasticCacheConfig {
   if (!o || typeof o !== 'object') throw new ModelInputError(`elasticCache: expected an options object, got ${JSON.stringify(o)}`)
   const known = ['gamma', 'windowLength', 'trackNum', 'blockCaching', 'refreshFrom']
   for (const k of Object.keys(o)) if (!known.includes(k)) throw new ModelInputError(`elasticCache: unknown option ${JSON.stringify(k)} (options: ${known.join(', ')})`)
   const gamma = o.gamma ?? 0.9
-  if (typeof gamma !== 'number' || !(gamma >= 0 && gamma <= 1)) throw new ModelInputError(`elasticCache: gamma must be a number in [0, 1], got ${JSON.stringify(o.gamma)}`)
+  if (typeof gamma !== 'number' || !(gamma >= 0 && gamma <= 1)) throw new ModelInputError(`elasticCache: gamma must be a number in [0, 1], got ${shown(o.gamma)}`)
   const trackNum = o.trackNum ?? 1
-  if (!(Number.isInteger(trackNum) && trackNum >= 1)) throw new ModelInputError(`elasticCache: trackNum must be a positive integer, got ${JSON.stringify(o.trackNum)}`)
+  if (!(Number.isInteger(trackNum) && trackNum >= 1)) throw new ModelInputError(`elasticCache: trackNum must be a positive integer, got ${shown(o.trackNum)}`)
   if (o.windowLength !== undefined && !(Number.isInteger(o.windowLength) && o.windowLength >= 1))
-    throw new ModelInputError(`elasticCache: windowLength must be a positive integer, got ${JSON.stringify(o.windowLength)}`)
+    throw new ModelInputError(`elasticCache: windowLength must be a positive integer, got ${shown(o.windowLength)}`)
   const blockCaching = o.blockCaching ?? true
   if (typeof blockCaching !== 'boolean') throw new ModelInputError(`elasticCache: blockCaching must be a boolean, got ${JSON.stringify(o.blockCaching)}`)
   const refreshFrom = o.refreshFrom ?? 'drifting-layer'
@@ -117,13 +122,13 @@ export function checkDiffusionOptions(cfg: ModelConfig, prompt: readonly number[
   if (i >= 0) fail(`prompt[${i}] is the mask token ${mask}; the prompt must be decoded text (the answer's masks are added)`)
   if (prompt.length < cfg.diffusion!.logitShift) fail('the prompt must hold at least one token (the first answer token is predicted from the last prompt position)')
   const G = o.genLength
-  if (!(int(G) && G >= 1)) fail(`genLength must be a positive integer, got ${JSON.stringify(G)}`)
+  if (!(int(G) && G >= 1)) fail(`genLength must be a positive integer, got ${shown(G)}`)
   const B = o.blockLength ?? G
-  if (!(int(B) && B >= 1 && B <= G)) fail(`blockLength must be an integer in [1, genLength = ${G}], got ${JSON.stringify(o.blockLength)}`)
+  if (!(int(B) && B >= 1 && B <= G)) fail(`blockLength must be an integer in [1, genLength = ${G}], got ${shown(o.blockLength)}`)
   if (G % B !== 0) fail(`genLength ${G} is not a multiple of blockLength ${B}`)
   const blocks = G / B
   const steps = o.steps ?? G
-  if (!(int(steps) && steps >= 1)) fail(`steps must be a positive integer, got ${JSON.stringify(o.steps)}`)
+  if (!(int(steps) && steps >= 1)) fail(`steps must be a positive integer, got ${shown(o.steps)}`)
   if (steps % blocks !== 0) fail(`steps ${steps} is not a multiple of the number of blocks ${blocks} (genLength ${G} / blockLength ${B})`)
   if (steps / blocks > B) fail(`steps ${steps} give ${steps / blocks} steps per block, more than blockLength ${B}: some steps would unmask nothing`)
   if (o.remasking !== undefined && o.remasking !== 'low_confidence') fail(`remasking must be 'low_confidence', got ${JSON.stringify(o.remasking)}`)
