@@ -230,7 +230,7 @@ describe('TRIM-KV', () => {
 
   it('UnionKV refuses gates for another model and decode-time compression with gates, naming the values', () => {
     const other = writeJSON(handGates(rng(83)).slice(0, 1))
-    expect(() => createPolicy(`unionkv:gatesFile=${other}`, m)).toThrow(/gates cover 1 layers x 2 KV heads, the model has 2 x 2/)
+    expect(() => createPolicy(`unionkv:gatesFile=${other}`, m)).toThrow(/unionkv: gates cover 1 layers, the model has 2/)
     expect(() => createPolicy(`unionkv:every=8,gatesFile=${writeJSON(handGates(rng(84)))}`, m)).toThrow(/every must be 0, got 8/)
   })
 

@@ -28,11 +28,11 @@ export interface TrimKVOptions extends BudgetOptions {
 }
 
 /** gates made for another model shape are refused (typed, naming both shapes) */
-function checkGates(gates: TrimKVGates, model: ModelShape): void {
-  if (gates.kvHeads !== model.kvHeads) throw new PolicyOptionValueError(`trimkv: gates predict ${gates.kvHeads} KV heads, the model has ${model.kvHeads}`)
-  if (gates.layers.length !== model.layers) throw new PolicyOptionValueError(`trimkv: gates cover ${gates.layers.length} layers, the model has ${model.layers}`)
+export function checkGates(gates: TrimKVGates, model: ModelShape, who = 'trimkv'): void {
+  if (gates.kvHeads !== model.kvHeads) throw new PolicyOptionValueError(`${who}: gates predict ${gates.kvHeads} KV heads, the model has ${model.kvHeads}`)
+  if (gates.layers.length !== model.layers) throw new PolicyOptionValueError(`${who}: gates cover ${gates.layers.length} layers, the model has ${model.layers}`)
   // a gate reads the hidden state entering its layer: another width would be read as several rows
-  if (model.hidden !== undefined && gates.hidden !== model.hidden) throw new PolicyOptionValueError(`trimkv: gates read hidden states of ${gates.hidden} values, the model's hidden size is ${model.hidden}`)
+  if (model.hidden !== undefined && gates.hidden !== model.hidden) throw new PolicyOptionValueError(`${who}: gates read hidden states of ${gates.hidden} values, the model's hidden size is ${model.hidden}`)
 }
 
 export function createTrimKV(options: TrimKVOptions): Policy & { readonly gates?: TrimKVGates } {

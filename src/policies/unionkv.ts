@@ -42,9 +42,10 @@ import { lagScores } from './lag-score.js'
 import { observationOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
 import { snapScorer } from './snapkv.js'
-import type { ModelShape, PolicyContext } from './types.js'
+import type { PolicyContext } from './types.js'
 import { PolicyOptionValueError } from './errors.js'
 import { logRetention, readGatesFile, type TrimKVGates } from './trimkv-gates.js'
+import { checkGates } from './trimkv.js'
 
 /** adds to `kept` (0/1 per slot) the `count` highest scores not kept yet, none scored -Infinity; ties to the lower slot */
 function fill(ops: Ops, score: Float32Array, kept: Uint8Array, count: number): void {
@@ -125,13 +126,6 @@ function retentionScores(gates: TrimKVGates, ctx: PolicyContext, layer: number, 
   return out
 }
 
-/** gates made for another model shape are refused (typed, naming both shapes) */
-function checkGateShape(gates: TrimKVGates, model: ModelShape): void {
-  if (gates.kvHeads !== model.kvHeads || gates.layers.length !== model.layers) {
-    throw new PolicyOptionValueError(`unionkv: gates cover ${gates.layers.length} layers x ${gates.kvHeads} KV heads, the model has ${model.layers} x ${model.kvHeads}`)
-  }
-}
-
 export const unionkv: PolicyDefinition = {
   name: 'unionkv',
   description: 'UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads',
@@ -146,7 +140,7 @@ export const unionkv: PolicyDefinition = {
     const window = o.window as number
     const lag = o.lag as number
     const gates = o.gatesFile ? readGatesFile(o.gatesFile as string) : undefined
-    if (gates) checkGateShape(gates, model)
+    if (gates) checkGates(gates, model, 'unionkv')
     if (gates && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: gatesFile scores tokens at prefill end only; every must be 0, got ${o.every}`)
     const agnosticOf = (ctx: PolicyContext, l: number, h: number): Float32Array => {
       const n = ctx.cache.length(l, h)
