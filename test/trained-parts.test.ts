@@ -172,3 +172,24 @@ describe('evaluate reports a policy\'s own counters', () => {
     expect(results.find((r) => r.policy === 'full')!.policyStats).toBeUndefined()
   }, 120_000)
 })
+
+describe('TRIM-KV in the question-after loop', () => {
+  const gates = GATES[0]
+  it('is refused by generate before any work, naming the policy and contextTokens', async () => {
+    const model = await loadModel('models/fixture-14m')
+    try {
+      const ids = Array.from({ length: 80 }, (_, i) => 3 + i)
+      expect(() => model.generate(ids, { policy: `trimkv:tokens=16,gatesFile=${gates}`, contextTokens: 60 })).toThrow(/policy 'trimkv' scores every token .*contextTokens 60 of 79/)
+      // compressing the whole prompt, and UnionKV's gates (scored once, at prefill end), stay allowed
+      await model.generate(ids, { policy: `trimkv:tokens=16,gatesFile=${gates}`, maxNewTokens: 2 }).result
+      await model.generate(ids, { policy: `unionkv:tokens=16,gatesFile=${gates}`, contextTokens: 60, maxNewTokens: 2 }).result
+    } finally {
+      model.dispose()
+    }
+  })
+  it('is refused by evaluate before any sample runs', async () => {
+    await expect(evaluate({
+      model: defaultModelDir(), policies: ['full', `trimkv:budget=0.25,gatesFile=${gates}`], tasks: ['passkey'], lengths: [256], samples: 1, workers: 1, question: 'after',
+    })).rejects.toThrow(/trimkv.*question-after loop/)
+  })
+})

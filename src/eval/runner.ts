@@ -122,7 +122,7 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
     if (L > limit) fail(`length ${L} is beyond what the model supports (${opts.contextLimit === undefined ? `max_position_embeddings ${facts.maxPositions}; --context-limit lifts it` : `--context-limit ${limit}`})`)
   }
   if (facts.diffusion) checkDiffusion(specs, opts.diffusion ?? {}, fail, opts.kvDtype)
-  else checkPolicies(specs, facts.shape, fail, opts.diffusion)
+  else checkPolicies(specs, facts.shape, fail, opts.diffusion, opts.question)
   const cells = specs.flatMap((policy) => opts.tasks.flatMap((task) => opts.lengths.map((length) => ({ policy, task: task as TaskName, length }))))
   const sharePrefill = opts.sharePrefill ?? true
   const first = opts.firstSample ?? 0
@@ -160,16 +160,20 @@ function checkDiffusion(specs: string[], d: DiffusionDecoding, fail: (m: string)
   if (d.steps !== undefined && d.steps / blocks > B) fail(`diffusion steps ${d.steps} give ${d.steps / blocks} steps per block, more than blockLength ${B}: some steps would unmask nothing`)
 }
 
-function checkPolicies(specs: string[], shape: ReturnType<typeof readModelFacts>['shape'], fail: (m: string) => never, diffusion?: DiffusionDecoding): void {
+function checkPolicies(specs: string[], shape: ReturnType<typeof readModelFacts>['shape'], fail: (m: string) => never, diffusion?: DiffusionDecoding, question?: QuestionMode): void {
   const given = Object.entries(diffusion ?? {}).filter(([, v]) => v !== undefined).map(([k]) => k)
   if (given.length) fail(`diffusion decoding options (${given.join(', ')}) are for a masked diffusion LM; this model is causal`)
   for (const spec of specs) {
+    let policy
     try {
       parsePolicySpec(spec)
-      createPolicy(spec, shape)
+      policy = createPolicy(spec, shape)
     } catch (e) {
       fail((e as Error).message)
     }
+    // as generate() refuses it: the question's tokens would reach such a policy without hidden states
+    if (question === 'after' && policy?.needs?.hiddenStates && policy.traits?.decodes)
+      fail(`policy ${spec} scores every token from its hidden state when it is created, which the question-after loop does not capture for the question; use --question with`)
   }
 }
 
@@ -192,7 +196,7 @@ function planFromPrompts(opts: EvalOptions, specs: string[], fail: (m: string) =
   const limit = opts.contextLimit ?? facts.maxPositions
   for (const s of samples) if (s.prompt_ids.length + s.answer_ids.length + 3 > limit) fail(`${opts.prompts}: a ${s.task} sample of ${s.prompt_ids.length} tokens is beyond what the model supports (${opts.contextLimit === undefined ? `max_position_embeddings ${limit}` : `--context-limit ${limit}`})`)
   if (facts.diffusion) checkDiffusion(specs, opts.diffusion ?? {}, fail, opts.kvDtype)
-  else checkPolicies(specs, facts.shape, fail, opts.diffusion)
+  else checkPolicies(specs, facts.shape, fail, opts.diffusion, opts.question)
   const keys = [...new Set(samples.map((s) => `${s.task}\u0000${s.length}`))]
   const cells = specs.flatMap((policy) => keys.map((k) => {
     const [task, length] = k.split('\u0000')

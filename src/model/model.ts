@@ -238,6 +238,11 @@ export class LlamaModel implements Model {
     if (options.onLogits !== undefined && typeof options.onLogits !== 'function') throw new ModelInputError(`generate: onLogits must be a function, got ${typeof options.onLogits}`)
     // a bad policy setting fails here, at the call, before any work
     const resolved: GenerateOptions = { ...options, policy: resolvePolicy(options.policy, this.config) ?? undefined }
+    const p = resolved.policy as Policy | undefined
+    // such a policy scores each token from its hidden state at creation (TRIM-KV), and the question
+    // prefilled after compression has none captured: refused here rather than at the first decode step
+    if (c !== undefined && c < ids.length - 1 && p?.needs?.hiddenStates && p.traits?.decodes)
+      throw new ModelInputError(`generate: policy '${p.name}' scores every token from its hidden state when it is created, which a question prefilled after compression (contextTokens ${c} of ${ids.length - 1}) does not capture; compress the whole prompt instead (no contextTokens)`)
     options.prefill?.check(ids, (resolved.policy as Policy | undefined)?.needs ?? {}, c ?? ids.length - 1)
     const reuse = options.reuse
     if (reuse === undefined) return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
