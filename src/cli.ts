@@ -470,9 +470,16 @@ function readJsonIfPresent(file: string): Record<string, unknown> | undefined {
   }
 }
 
+const COMMANDS: readonly (string | undefined)[] = ['eval', 'generate', 'perplexity', 'policies', 'mpc', 'main', 'prompts', 'playground', 'serve']
+
 /** Runs the command line; returns the exit code. Errors are one line on stderr. */
 export async function runCli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
+  // `kvkit COMMAND --help` as `kvkit --help`: the usage of every command, on stdout, exit 0
+  if (COMMANDS.includes(command) && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(USAGE + '\n')
+    return 0
+  }
   try {
     switch (command) {
       case 'eval': await cmdEval(rest); break
@@ -488,7 +495,7 @@ export async function runCli(argv: string[]): Promise<number> {
         process.stdout.write(USAGE + '\n')
         return command === undefined ? 2 : 0
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: eval, generate, perplexity, policies, mpc, main, prompts, playground, serve)`)
+        throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: ${COMMANDS.join(', ')})`)
     }
     return 0
   } catch (e) {

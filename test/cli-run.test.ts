@@ -53,3 +53,17 @@ describe('the main job', () => {
     expect(MAIN_POLICIES[0]).toBe('full')
   })
 })
+
+describe('kvkit COMMAND --help', () => {
+  it.each(['eval', 'generate', 'serve', 'policies'])('%s --help prints the usage on stdout and exits 0, doing nothing else', (command) => {
+    const r = kvkit(command, '--help')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^usage:\n {2}kvkit eval --model DIR/)
+    expect(r.stderr).toBe('')
+  })
+  it('an unknown command still exits 2, naming it and the commands', () => {
+    const r = kvkit('evaluate', '--help')
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/unknown command "evaluate" \(commands: eval, generate, /)
+  })
+})

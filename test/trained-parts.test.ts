@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPolicy } from '../src/policies/registry.js'
 import { PolicyOptionValueError } from '../src/policies/errors.js'
 import { learnedValueScores, NosaScoresFileError, parseNosaScores, readNosaScoresFile } from '../src/policies/nosa-scores.js'
-import { readGatesFile } from '../src/policies/trimkv-gates.js'
+import { GateFileError, readGatesFile } from '../src/policies/trimkv-gates.js'
 import { pageSlots } from '../src/policies/selection.js'
 import { questPageScores } from '../src/policies/quest.js'
 import { PageBounds } from '../src/policies/page-bounds.js'
@@ -191,5 +191,18 @@ describe('TRIM-KV in the question-after loop', () => {
     await expect(evaluate({
       model: defaultModelDir(), policies: ['full', `trimkv:budget=0.25,gatesFile=${gates}`], tasks: ['passkey'], lengths: [256], samples: 1, workers: 1, question: 'after',
     })).rejects.toThrow(/trimkv.*question-after loop/)
+  })
+})
+
+describe('a bad gate or score file', () => {
+  it.each([
+    ['NOSA scores without their tensors', 'no-scores.safetensors', (p: string) => readNosaScoresFile(p), NosaScoresFileError, /no "scores.0.weight" tensor/],
+    ['TRIM-KV gates without their tensors', 'no-gates.safetensors', (p: string) => readGatesFile(p), GateFileError, /no "gates.0.weight" tensor/],
+    ['TRIM-KV gates as a JSON of another format', 'other.json', (p: string) => readGatesFile(p), GateFileError, /format must be "trimkv-gates"/],
+  ] as const)('%s: the typed error names the file and what is wrong', (_, name, read, errorClass, what) => {
+    const path = join(dir, name)
+    writeFileSync(path, name.endsWith('.json') ? JSON.stringify({ format: 'other' }) : safetensorsF32([{ name: 'other.weight', shape: [1], data: new Float32Array(1) }]))
+    expect(() => read(path)).toThrow(errorClass)
+    expect(() => read(path)).toThrow(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*${what.source}`))
   })
 })

@@ -64,3 +64,13 @@ export function readPolicyFile(path: string, where: string, fail: (message: stri
     throw fail(`${where}: cannot read "${path}": ${(e as Error).message}`)
   }
 }
+
+/** runs a parser of a file's bytes; its typed error gets the file's path in front (`path: message`) */
+export function namingFile<T>(path: string, parse: () => T, errorClass: new (message: string) => Error): T {
+  try {
+    return parse()
+  } catch (e) {
+    if (e instanceof errorClass && !e.message.includes(path)) throw new errorClass(`${path}: ${e.message}`)
+    throw e
+  }
+}

@@ -8,7 +8,7 @@
  * non-finite number or has inconsistent shapes.
  */
 import { PolicyFileError } from './errors.js'
-import { parseLayerLinears, readPolicyFile, type LayerLinears } from './layer-linears.js'
+import { namingFile, parseLayerLinears, readPolicyFile, type LayerLinears } from './layer-linears.js'
 
 export class NosaScoresFileError extends PolicyFileError {
   override name = 'NosaScoresFileError'
@@ -24,7 +24,8 @@ export function parseNosaScores(bytes: Uint8Array): LayerLinears {
 /** by file name (.safetensors; Node only) */
 export function readNosaScoresFile(path: string): LayerLinears {
   if (!path.endsWith('.safetensors')) throw fail(`${WHERE}: "${path}" is not a .safetensors file`)
-  return parseNosaScores(readPolicyFile(path, WHERE, fail))
+  const bytes = readPolicyFile(path, WHERE, fail)
+  return namingFile(path, () => parseNosaScores(bytes), NosaScoresFileError)
 }
 
 /**

@@ -7,7 +7,7 @@
  * - safetensors: tensors "gates.{l}.weight" [K, H] and "gates.{l}.bias" [K] in F32, F16 or BF16, for l = 0..L-1.
  * The safetensors file is read by layer-linears.ts (the model loader's fuzz-tested reader underneath).
  */
-import { parseLayerLinears, readPolicyFile } from './layer-linears.js'
+import { namingFile, parseLayerLinears, readPolicyFile } from './layer-linears.js'
 import { PolicyFileError } from './errors.js'
 
 export interface TrimKVGates {
@@ -63,7 +63,7 @@ export function readGatesFile(path: string): TrimKVGates {
   const fail = (m: string) => new GateFileError(m)
   if (!path.endsWith('.json') && !path.endsWith('.safetensors')) throw fail(`trimkv gates: "${path}" is neither .json nor .safetensors`)
   const bytes = readPolicyFile(path, 'trimkv gates', fail)
-  return path.endsWith('.json') ? parseGatesJSON(new TextDecoder().decode(bytes)) : parseGatesSafetensors(bytes)
+  return namingFile(path, () => (path.endsWith('.json') ? parseGatesJSON(new TextDecoder().decode(bytes)) : parseGatesSafetensors(bytes)), GateFileError)
 }
 
 function checkFinite(g: TrimKVGates): TrimKVGates {
