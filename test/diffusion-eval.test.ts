@@ -28,6 +28,7 @@ describe('eval of a diffusion model', () => {
     [['elastic-cache:gama=0.5'], {}, /unknown option "gama"/],
     [['full'], { genLength: 10, blockLength: 4 }, /genLength 10 is not a multiple of blockLength 4/],
     [['full'], { steps: 0 }, /steps must be a positive integer, got 0/],
+    [['full'], { steps: 16 }, /diffusion steps 16 needs genLength too/],
   ])('refuses %j with %j before any model loads', (policies, diffusion, message) => {
     expect(() => planEvaluation({ ...base, policies, diffusion })).toThrow(EvalArgumentError)
     expect(() => planEvaluation({ ...base, policies, diffusion })).toThrow(message)

@@ -153,6 +153,8 @@ function checkDiffusion(specs: string[], d: DiffusionDecoding, fail: (m: string)
     if (cache !== 'none' && cache.windowLength !== undefined && cache.windowLength < B)
       fail(`${spec}: windowLength ${cache.windowLength} is shorter than blockLength ${B}: the window must cover the block being decoded`)
   }
+  // without genLength each sample's answer sets it, and a fixed step count would fit some samples only
+  if (d.genLength === undefined && d.steps !== undefined) fail(`diffusion steps ${d.steps} needs genLength too: without it each sample's answer length sets genLength, and ${d.steps} steps would not fit every sample's blocks`)
   if (d.genLength === undefined) return
   if (d.genLength % B !== 0) fail(`diffusion genLength ${d.genLength} is not a multiple of blockLength ${B}`)
   const blocks = d.genLength / B
