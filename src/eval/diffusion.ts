@@ -1,5 +1,6 @@
 import type { LlamaModel } from '../model/model.js'
 import { elasticCache, type ElasticCacheConfig } from '../model/diffusion/options.js'
+import { parseSinglePolicySpec } from '../policies/spec.js'
 import type { PromptSample } from './prompts-file.js'
 import type { SampleOutcome } from './results.js'
 import { rulerScore, strictCorrect } from './score.js'
@@ -36,15 +37,10 @@ export interface DiffusionOutcome {
 /** the decoding cache a spec names: `full` (or `none`), or `elastic-cache` with options; Error naming the bad part */
 export function diffusionCacheFromSpec(spec: string): 'none' | ElasticCacheConfig {
   if (spec === 'full' || spec === 'none') return 'none'
-  const [name, rest] = spec.split(/:(.*)/s, 2)
+  // the policies' spec syntax (NAME:key=value,...), parsed by the policies' parser
+  const { name, options } = parseSinglePolicySpec(spec)
   if (name !== 'elastic-cache') throw new Error(`a diffusion model decodes with 'full' (recompute every step) or 'elastic-cache[:gamma=0.9,windowLength=..,trackNum=1,blockCaching=true]', got ${JSON.stringify(spec)}`)
-  const o: Record<string, number | boolean | string> = {}
-  for (const kv of rest ? rest.split(',') : []) {
-    const [k, v] = kv.split('=')
-    if (v === undefined) throw new Error(`elastic-cache: expected key=value, got ${JSON.stringify(kv)}`)
-    o[k.trim()] = v === 'true' ? true : v === 'false' ? false : /^[a-z-]+$/.test(v) ? v : Number(v)
-  }
-  return elasticCache(o)
+  return elasticCache(options)
 }
 
 /** the sample's decode options: genLength from the answer unless given */

@@ -9,7 +9,7 @@ import { defaultBooksDir, defaultWordsFile } from './paths.js'
 import { availableParallelism } from 'node:os'
 import { nodeThreads } from '../node/threads.js'
 import type { BackendName } from '../backend/backend.js'
-import { createPolicy, parsePolicySpec } from '../policies/registry.js'
+import { createPolicy, parsePolicySpec, scoresTokensAtCreation } from '../policies/registry.js'
 import { isPolicyConfig, type PolicyConfig } from '../policies/config.js'
 import { readModelFacts } from './model-facts.js'
 import { runInWorkers } from './pool.js'
@@ -174,7 +174,7 @@ function checkPolicies(specs: string[], shape: ReturnType<typeof readModelFacts>
       fail((e as Error).message)
     }
     // as generate() refuses it: the question's tokens would reach such a policy without hidden states
-    if (question === 'after' && policy?.needs?.hiddenStates && policy.traits?.decodes)
+    if (question === 'after' && scoresTokensAtCreation(policy))
       fail(`policy ${spec} scores every token from its hidden state when it is created, which the question-after loop does not capture for the question; use --question with`)
   }
 }

@@ -6,6 +6,7 @@ import type { CacheBytes, Decision, KVCache, KeyStorage } from '../cache/types.j
 import { KV_DTYPES, type KVDtype } from '../cache/formats.js'
 import type { Policy, PolicyContext, PolicySession } from '../policies/types.js'
 import { resolvePolicy, type PolicyConfig } from '../policies/config.js'
+import { scoresTokensAtCreation } from '../policies/registry.js'
 import { SharedPrefill } from './prefill.js'
 import { ContextLengthError, DecodingModeError, ModelDisposedError, ModelInputError, NonFiniteError } from './errors.js'
 import { diffusionDecode, type DiffusionResult } from './diffusion/decode.js'
@@ -239,11 +240,10 @@ export class LlamaModel implements Model {
     // a bad policy setting fails here, at the call, before any work
     const resolved: GenerateOptions = { ...options, policy: resolvePolicy(options.policy, this.config) ?? undefined }
     const p = resolved.policy as Policy | undefined
-    // such a policy scores each token from its hidden state at creation (TRIM-KV), and the question
-    // prefilled after compression has none captured: refused here rather than at the first decode step
-    if (c !== undefined && c < ids.length - 1 && p?.needs?.hiddenStates && p.traits?.decodes)
+    // the question prefilled after compression has no hidden states captured: refused here, not at the first decode step
+    if (p && c !== undefined && c < ids.length - 1 && scoresTokensAtCreation(p))
       throw new ModelInputError(`generate: policy '${p.name}' scores every token from its hidden state when it is created, which a question prefilled after compression (contextTokens ${c} of ${ids.length - 1}) does not capture; compress the whole prompt instead (no contextTokens)`)
-    options.prefill?.check(ids, (resolved.policy as Policy | undefined)?.needs ?? {}, c ?? ids.length - 1)
+    options.prefill?.check(ids, p?.needs ?? {}, c ?? ids.length - 1)
     const reuse = options.reuse
     if (reuse === undefined) return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
     if (typeof reuse?.open !== 'function') throw new ModelInputError('generate: reuse must be a PrefixCache, a tenant of one, or a Sequence')

@@ -46,9 +46,16 @@ export function parseLayerLinears(bytes: Uint8Array, prefix: string, where: stri
   const [K, H] = header.get(`${prefix}.0.weight`)!.shape
   layers.forEach((L, l) => {
     if (L.weight.length !== K * H) throw fail(`${where}: layer ${l} weight is not [${K}, ${H}] like layer 0`)
+  })
+  checkFiniteLayers(layers, where, fail)
+  return { inputs: H, outputs: K, layers }
+}
+
+/** every weight and bias finite, else `fail` naming the first layer that is not (any file format) */
+export function checkFiniteLayers(layers: LayerLinears['layers'], where: string, fail: (message: string) => Error): void {
+  layers.forEach((L, l) => {
     if (!L.weight.every(Number.isFinite) || !L.bias.every(Number.isFinite)) throw fail(`${where}: layer ${l} holds a non-finite number`)
   })
-  return { inputs: H, outputs: K, layers }
 }
 
 /** The file's bytes (Node only: reads synchronously so that a policy spec can name a file). */

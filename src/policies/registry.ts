@@ -152,6 +152,16 @@ function checkValue(policy: string, o: OptionSpec, v: OptionValue): OptionValue 
  * A policy from its spec, or null for `full` (keep everything). Compositions run their parts in stage
  * order (eviction, channels, quantization), stable for parts of the same stage.
  */
+/**
+ * Whether a policy scores every token from its hidden state when the token is created (TRIM-KV): it needs
+ * hidden states and decides while decoding. Such a policy cannot take a question prefilled after
+ * compression (`contextTokens`), whose tokens reach it without hidden states; generate() and evaluate()
+ * refuse that pairing before any work.
+ */
+export function scoresTokensAtCreation(policy: Policy | null | undefined): boolean {
+  return !!(policy?.needs?.hiddenStates && policy.traits?.decodes)
+}
+
 export function createPolicy(spec: string, model: ModelShape): Policy | null {
   return createPolicyFromParts(parsePolicySpecs(spec), spec, model)
 }

@@ -7,7 +7,7 @@
  * - safetensors: tensors "gates.{l}.weight" [K, H] and "gates.{l}.bias" [K] in F32, F16 or BF16, for l = 0..L-1.
  * The safetensors file is read by layer-linears.ts (the model loader's fuzz-tested reader underneath).
  */
-import { namingFile, parseLayerLinears, readPolicyFile } from './layer-linears.js'
+import { checkFiniteLayers, namingFile, parseLayerLinears, readPolicyFile } from './layer-linears.js'
 import { PolicyFileError } from './errors.js'
 
 export interface TrimKVGates {
@@ -50,7 +50,8 @@ export function parseGatesJSON(text: string): TrimKVGates {
     if (!Array.isArray(L.bias) || L.bias.length !== K) throw new GateFileError(`trimkv gates: layer ${l} bias must hold ${K} numbers`)
     return { weight: Float32Array.from(L.weight.flat()), bias: Float32Array.from(L.bias) }
   })
-  return checkFinite({ hidden: H!, kvHeads: K!, layers })
+  checkFiniteLayers(layers, 'trimkv gates', (m) => new GateFileError(m))
+  return { hidden: H!, kvHeads: K!, layers }
 }
 
 export function parseGatesSafetensors(bytes: Uint8Array): TrimKVGates {
@@ -64,11 +65,4 @@ export function readGatesFile(path: string): TrimKVGates {
   if (!path.endsWith('.json') && !path.endsWith('.safetensors')) throw fail(`trimkv gates: "${path}" is neither .json nor .safetensors`)
   const bytes = readPolicyFile(path, 'trimkv gates', fail)
   return namingFile(path, () => (path.endsWith('.json') ? parseGatesJSON(new TextDecoder().decode(bytes)) : parseGatesSafetensors(bytes)), GateFileError)
-}
-
-function checkFinite(g: TrimKVGates): TrimKVGates {
-  g.layers.forEach((L, l) => {
-    if (!L.weight.every(Number.isFinite) || !L.bias.every(Number.isFinite)) throw new GateFileError(`trimkv gates: layer ${l} holds a non-finite number`)
-  })
-  return g
 }
