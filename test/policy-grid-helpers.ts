@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { listPolicies } from '../src/policies/registry.js'
 import type { ModelShape } from '../src/policies/types.js'
 import { rng } from './kernels-helpers.js'
+import { safetensorsF32 } from './tiny-model.js'
 
 /** a TRIM-KV gates file with seeded random gates for a model of this shape */
 export function randomGatesFile(m: ModelShape & { hidden: number }, seed = 1): string {
@@ -23,8 +24,22 @@ export function randomGatesFile(m: ModelShape & { hidden: number }, seed = 1): s
   return path
 }
 
-/** every registered policy's spec(s): name -> specs, options the grid adds after `:` or `,` */
-export function specsPerPolicy(gatesFile: string): Map<string, string[]> {
+/** a NOSA scores file (safetensors) with seeded random scores over the value rows of a model of this shape */
+export function randomScoresFile(m: ModelShape, seed = 2): string {
+  const r = rng(seed)
+  const path = join(mkdtempSync(join(tmpdir(), 'kvkit-scores-')), 'scores.safetensors')
+  writeFileSync(path, safetensorsF32(Array.from({ length: m.layers }, (_, l) => [
+    { name: `scores.${l}.weight`, shape: [m.kvHeads, m.headDim], data: Float32Array.from({ length: m.kvHeads * m.headDim }, () => r() - 0.5) },
+    { name: `scores.${l}.bias`, shape: [m.kvHeads], data: Float32Array.from({ length: m.kvHeads }, () => r()) },
+  ]).flat()))
+  return path
+}
+
+/**
+ * every registered policy's spec(s): name -> specs, options the grid adds after `:` or `,`; with a
+ * scores file, NOSA's learned scores join the grid too
+ */
+export function specsPerPolicy(gatesFile: string, scoresFile?: string): Map<string, string[]> {
   const specs: Record<string, string[]> = {
     streamingllm: ['streamingllm:sinks=4', 'streamingllm:sinks=2,every=2', 'streamingllm:sinks=2,rerotate=true,every=3'],
     h2o: ['h2o', 'h2o:every=1', 'h2o:every=2,compensate=true'],
@@ -45,11 +60,11 @@ export function specsPerPolicy(gatesFile: string): Map<string, string[]> {
     criticalkv: ['criticalkv:window=8'],
     criticaladakv: ['criticaladakv:window=8'],
     compactor: ['compactor', 'compactor:chunk=4,sketch=4'],
-    unionkv: ['unionkv', 'unionkv:every=2', 'unionkv:window=8,contrast=8,agnostic=0.25,lag=4'],
+    unionkv: ['unionkv', 'unionkv:every=2', 'unionkv:window=8,contrast=8,agnostic=0.25,lag=4', `unionkv:agnostic=0.75,gatesFile=${gatesFile}`],
     tokenselect: ['tokenselect:first=2,last=2', 'tokenselect:tokens=8,first=2,last=2', 'tokenselect:budget=0.5,cache=false,vote=head', 'tokenselect:tokens=8,first=1,last=2,rope=selected'],
     quest: ['quest:page=4', 'quest:tokens=8,page=4', 'quest:budget=0.5,dense=0'],
     delta: ['delta:page=2,recent=1', 'delta:tokens=8,page=2,recent=1', 'delta:budget=0.5,full=0,interval=2'],
-    nosa: ['nosa:block=2', 'nosa:tokens=8,block=2', 'nosa:budget=0.5,block=4,agnostic=1'],
+    nosa: ['nosa:block=2', 'nosa:tokens=8,block=2', 'nosa:budget=0.5,block=4,agnostic=1', ...(scoresFile ? [`nosa:block=2,scoresFile=${scoresFile}`] : [])],
     shadowkv: ['shadowkv:chunk=2,outliers=1,sink=1,local=2,rank=4', 'shadowkv:tokens=8,chunk=2,outliers=2,sink=0,local=2,rank=2', 'shadowkv:budget=0.5,chunk=4,outliers=0,rank=16'],
     mpcache_select: ['mpcache_select:cluster=4,block=2', 'mpcache_select:cluster=8,block=4,share=1,alpha=0.5'],
     kivi: ['kivi:residual=2', 'kivi:bits=4,residual=0'],

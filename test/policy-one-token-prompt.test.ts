@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy } from '../src/policies/registry.js'
-import { randomGatesFile, specsPerPolicy } from './policy-grid-helpers.js'
+import { randomGatesFile, randomScoresFile, specsPerPolicy } from './policy-grid-helpers.js'
 import { makeTinyModel } from './tiny-model.js'
 
 let tiny: LlamaModel
@@ -27,7 +27,7 @@ afterAll(() => {
 
 describe('one-token prompts', () => {
   it('every registered policy x maxNewTokens {1, 4}: runs to the end, first token as with the full cache', async () => {
-    const specs = [...specsPerPolicy(randomGatesFile(tiny.config)).values()].flat()
+    const specs = [...specsPerPolicy(randomGatesFile(tiny.config), randomScoresFile(tiny.config)).values()].flat()
     let cases = 0
     for (const maxNewTokens of [1, 4]) {
       const full = await tiny.generate([7], { maxNewTokens }).result

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy } from '../src/policies/registry.js'
-import { randomGatesFile, specsPerPolicy } from './policy-grid-helpers.js'
+import { randomGatesFile, randomScoresFile, specsPerPolicy } from './policy-grid-helpers.js'
 import { rng } from './kernels-helpers.js'
 import { makeTinyModel } from './tiny-model.js'
 
@@ -23,7 +23,7 @@ const run = async (spec: string, prompt: number[], policy = createPolicy(spec, m
 
 beforeAll(async () => {
   model = await loadModel(makeTinyModel({ eos_token_id: null }), { backend: 'wasm' })
-  specs = [...specsPerPolicy(randomGatesFile(model.config)).values()].flat()
+  specs = [...specsPerPolicy(randomGatesFile(model.config), randomScoresFile(model.config)).values()].flat()
 })
 afterAll(() => model?.dispose())
 

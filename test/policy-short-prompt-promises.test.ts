@@ -14,14 +14,16 @@ import type { LlamaModel } from '../src/model/model.js'
 import { createPolicy, listPolicies } from '../src/policies/registry.js'
 import type { Policy } from '../src/policies/types.js'
 import { rng } from './kernels-helpers.js'
-import { randomGatesFile, withOption } from './policy-grid-helpers.js'
+import { randomGatesFile, randomScoresFile, withOption } from './policy-grid-helpers.js'
 import { makeTinyModel } from './tiny-model.js'
 
 let model: LlamaModel
 let gates = ''
+let scores = ''
 beforeAll(async () => {
   model = await loadModel(makeTinyModel({ eos_token_id: null }), { backend: 'wasm' })
   gates = randomGatesFile(model.config)
+  scores = randomScoresFile(model.config)
 })
 afterAll(() => model?.dispose())
 
@@ -51,10 +53,12 @@ const CASES: { spec: () => string; name: string; window: number; scope: Scope; b
   { name: 'compactor', spec: () => 'compactor:chunk=4,sketch=4', window: 0, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => 'unionkv', window: 16, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => 'unionkv:window=8,sinks=2,contrast=8,agnostic=0.25,lag=4', window: 8, scope: 'head', budgeted: true },
+  { name: 'unionkv', spec: () => `unionkv:window=8,agnostic=0.75,gatesFile=${gates}`, window: 8, scope: 'head', budgeted: true },
   // selection keeps every token (its budget is what a decode step attends to, pinned in selection.test.ts)
   { name: 'tokenselect', spec: () => 'tokenselect:tokens=4,first=1,last=1', window: 0, scope: 'none', budgeted: false },
   { name: 'quest', spec: () => 'quest:tokens=4,page=2,dense=1', window: 0, scope: 'none', budgeted: false },
   { name: 'nosa', spec: () => 'nosa:tokens=4,block=2', window: 0, scope: 'none', budgeted: false },
+  { name: 'nosa', spec: () => `nosa:tokens=4,block=2,scoresFile=${scores}`, window: 0, scope: 'none', budgeted: false },
   { name: 'mpcache_select', spec: () => 'mpcache_select:cluster=4,block=2', window: 0, scope: 'none', budgeted: false },
   { name: 'delta', spec: () => 'delta:tokens=4,page=2,recent=1,full=1,interval=2', window: 0, scope: 'none', budgeted: false },
   { name: 'shadowkv', spec: () => 'shadowkv:tokens=4,chunk=2,outliers=1,sink=1,local=2,rank=4', window: 0, scope: 'none', budgeted: false },
@@ -142,7 +146,7 @@ describe('policy promises on short prompts', () => {
         }
       }
     }
-    // 21 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think, the 6 selection policies, kivi, mikv and vidkv x 8 lengths
-    expect(cases).toBe(900)
+    // 22 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think, the 7 selection specs, kivi, mikv and vidkv x 8 lengths
+    expect(cases).toBe(948)
   })
 })
