@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest'
 import { calibrateRazorAttention, createRazorAttention, retrievalHeads, type CalibrationModel } from '../src/policies/razorattention.js'
 import { createTrimKV } from '../src/policies/trimkv.js'
 import { parseGatesSafetensors, readGatesFile } from '../src/policies/trimkv-gates.js'
+import { lagScores } from '../src/policies/lag-score.js'
 import { createPolicy } from '../src/policies/registry.js'
 import type { LayerHooks, ModelShape, Policy } from '../src/policies/types.js'
 import { newCache, ops, randArray, randomContext, rng, shape } from './policy-context-helpers.js'
@@ -226,6 +227,28 @@ describe('TRIM-KV', () => {
       expect(hd.keep.length).toBe(C)
       for (const i of refKeep(layers, hs[hd.layer], hd.layer, hd.head, positions.slice(0, n - w), n, C / 2 - w)) expect(Array.from(hd.keep)).toContain(i)
     }
+  })
+
+  it('UnionKV with gatesFile and lagShare: after the gates\' share each head takes LagKV\'s top of the rest, the window kept', () => {
+    const r = rng(85)
+    const layers = handGates(r)
+    const n = 48
+    const w = 4
+    const lag = 8
+    const hs = Array.from({ length: m.layers }, () => randArray(r, n * H, 2))
+    const { ctx } = randomContext(86, m, n, w, (l) => ({ hiddenStates: hs[l] }))
+    const C = 16
+    // agnostic + lagShare = 1: the whole budget is the window, the gates' top, then LagKV's top of what is left
+    const dec = createPolicy(`unionkv:tokens=${C},window=${w},agnostic=0.5,lagShare=0.5,lag=${lag},gatesFile=${writeJSON(layers)}`, m)!.start().onPrefillEnd!(ctx)!
+    const positions = Array.from({ length: n }, (_, i) => i)
+    for (const hd of dec.heads) {
+      const byGates = refKeep(layers, hs[hd.layer], hd.layer, hd.head, positions.slice(0, n - w), n, C / 2 - w)
+      const lagScore = lagScores(ctx.cache.readKeys(hd.layer, hd.head), ctx.cache.readValues(hd.layer, hd.head), n, m.headDim, lag, 0, -Infinity)
+      const taken = new Set([...byGates, ...positions.slice(n - w)])
+      const byLag = positions.filter((i) => !taken.has(i) && lagScore[i] > -Infinity).sort((a, b) => lagScore[b] - lagScore[a] || a - b).slice(0, C / 2)
+      expect(Array.from(hd.keep)).toEqual([...taken, ...byLag].sort((a, b) => a - b))
+    }
+    expect(() => createPolicy('unionkv:lagShare=0.25', m)).toThrow(/lagShare=0.25 needs gatesFile/)
   })
 
   it('UnionKV refuses gates for another model and decode-time compression with gates, naming the values', () => {

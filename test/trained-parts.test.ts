@@ -23,7 +23,7 @@ import { randArray, randomContext, rng, shape } from './policy-context-helpers.j
 import { safetensorsF32 } from './tiny-model.js'
 
 const NOSA = 'models/fixture-14m-nosa/scores.safetensors'
-const GATES = ['models/fixture-14m-trimkv/gates-M512.safetensors', 'models/fixture-14m-trimkv/gates-M1024.safetensors']
+const GATES = ['gates-M512', 'gates-M1024', 'gates-corpus-M512'].map((g) => `models/fixture-14m-trimkv/${g}.safetensors`)
 const dir = mkdtempSync(join(tmpdir(), 'kvkit-trained-'))
 
 /** a scores file of random weights for a model shape */

@@ -958,6 +958,11 @@ export interface UnionkvOptions extends BudgetSettings {
    * unset by default.
    */
   gatesFile?: string
+  /**
+   * with gatesFile: share of each head's budget chosen next by LagKV's score (step 1b); 0: off.
+   * A number; range 0 <= x <= 1; default 0.
+   */
+  lagShare?: number
 }
 
 /** UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */

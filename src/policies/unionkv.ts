@@ -26,7 +26,8 @@
  * own tokens), so needles far from the end keep their tokens in both loops.
  *
  * With `gatesFile` (TRIM-KV's learned retention gates, e.g. models/fixture-14m-trimkv), step 1 ranks by
- * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head.
+ * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head, and
+ * `lagShare` > 0 adds step 1b: each head's top of LagKV's score up to (agnostic + lagShare) x C.
  *
  * Sources: step 1 is LagKV's score (Liang et al. 2025, arXiv 2504.04704; kvpress `LagKVPress`), one of
  * kvpress's strongest presses on this model (peers.md), taken per head as LagKV does: with it UnionKV
@@ -105,6 +106,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'agnostic', type: 'number', default: 0.5, min: 0, max: 1, description: 'share of each head\'s budget it chooses by LagKV\'s query-agnostic score (step 1); 0: off (UnionKV before 2026-11-30)' },
   { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next' },
   { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
+  { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
 ]
 
 /**
@@ -142,9 +144,11 @@ export const unionkv: PolicyDefinition = {
     const gates = o.gatesFile ? readGatesFile(o.gatesFile as string) : undefined
     if (gates) checkGates(gates, model, 'unionkv')
     if (gates && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: gatesFile scores tokens at prefill end only; every must be 0, got ${o.every}`)
-    const agnosticOf = (ctx: PolicyContext, l: number, h: number): Float32Array => {
+    const lagShare = o.lagShare as number
+    if (lagShare > 0 && !gates) throw new PolicyOptionValueError(`unionkv: lagShare=${lagShare} needs gatesFile (without gates, agnostic is LagKV's share)`)
+    const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag'): Float32Array => {
       const n = ctx.cache.length(l, h)
-      const s = gates ? retentionScores(gates, ctx, l, h) : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
+      const s = by === 'gates' ? retentionScores(gates!, ctx, l, h) : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
       s.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
       return s
     }
@@ -162,7 +166,8 @@ export const unionkv: PolicyDefinition = {
             const own = combine(layer, 'sum')
             return layer.map((_, h) => {
               const k = new Uint8Array(union.length)
-              if (agnostic > 0) fill(ctx.ops, agnosticOf(ctx, l, h), k, Math.round(agnostic * C))
+              if (agnostic > 0) fill(ctx.ops, agnosticOf(ctx, l, h, gates ? 'gates' : 'lag'), k, Math.round(agnostic * C))
+              if (lagShare > 0) fill(ctx.ops, agnosticOf(ctx, l, h, 'lag'), k, Math.round((agnostic + lagShare) * C) - held(k))
               if (contrasted) fill(ctx.ops, contrasted, k, Math.round(contrastShare * C))
               fill(ctx.ops, union, k, Math.round((1 - local) * C) - held(k))
               fill(ctx.ops, own, k, C - held(k))

@@ -8,7 +8,7 @@
   + lambda * capacity loss, mean over layers, heads and queries of relu(sum_i beta_i^(t - i) - M) / M.
 
 Run on the GPU host from the project root:
-  python3 tools/trained/train_trimkv.py --out OUT/fixture-14m-trimkv-gates [--seconds 200] [--capacity 512]
+  python3 tools/trained/train_trimkv.py --out OUT/fixture-14m-trimkv-gates [--seconds 200] [--capacity 512] [--books DIR]
 Writes gates.safetensors (gates.{l}.weight [kvHeads, hidden], gates.{l}.bias [kvHeads], float32: the format
 src/policies/trimkv-gates.ts reads) and train_log.txt.
 """
@@ -29,6 +29,7 @@ p.add_argument('--length', type=int, default=4096)
 p.add_argument('--capacity', type=int, default=512, help='M of the capacity loss, tokens per KV head')
 p.add_argument('--lam', type=float, default=1.0, help='weight of the capacity loss')
 p.add_argument('--lr', type=float, default=3e-3)
+p.add_argument('--books', default=None, help='folder of .txt books for the haystacks (default: data/books, the eval\'s books)')
 args, log = script_args(p, '--model', 'fixture-14m')
 
 
@@ -41,7 +42,7 @@ def main():
     for g in gates:
         nn.init.zeros_(g.weight); nn.init.constant_(g.bias, 8.0)  # beta ~ 1: start from the full cache
     opt = torch.optim.Adam(gates.parameters(), lr=args.lr)
-    cp = Corpus(os.path.join(args.model, 'tokenizer.json')); rng = random.Random(args.seed)
+    cp = Corpus(os.path.join(args.model, 'tokenizer.json'), **({'books_dir': args.books} if args.books else {})); rng = random.Random(args.seed)
     T = args.length
     dist = (torch.arange(T, device=dev)[:, None] - torch.arange(T, device=dev)[None, :]).float()  # t - i
     causal = dist >= 0
