@@ -7,7 +7,7 @@ import { KVShare } from '../src/reuse/kvshare.js'
 import { computeChunk, MemoryChunkStore, placeRows } from '../src/reuse/chunk-kv.js'
 import { alignTokens } from '../src/reuse/token-align.js'
 import { ReuseError } from '../src/reuse/errors.js'
-import { seededRandom } from '../src/model/sampling.js'
+import { cached, question, words } from './kvshare-helpers.js'
 
 // KVShare on the fixture model, end to end: an unedited repeat is the cached KV as it was; at ratio 1
 // an edited request is a full prefill bit for bit; below it, the layers up to the check layer are a
@@ -18,14 +18,7 @@ beforeAll(async () => {
   model = (await loadModel(defaultModelDir(), { backend: 'wasm' })) as LlamaModel
 })
 
-// pseudo-random tokens: different seeds share few tokens (an arithmetic progression would be shifts of one)
-const words = (n: number, seed: number) => {
-  const r = seededRandom(seed)
-  return Array.from({ length: n }, () => 2 + Math.floor(r() * 4000))
-}
 const V = () => model.config.vocab
-const cached = [0, ...words(159, 1)]
-const question = words(7, 9)
 
 /** the edits of the grid: the cached context with a span inserted, deleted or replaced */
 const EDITS: [string, number[]][] = [

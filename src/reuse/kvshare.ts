@@ -4,6 +4,7 @@ import { AssembledContext } from './context-handle.js'
 import { ReuseError } from './errors.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
 import { alignTokens } from './token-align.js'
+import { checkDecodeRefresh, DecodeRefresh, type DecodeRefreshOptions, type DecodeRefreshReport } from './decode-refresh.js'
 
 export interface KVShareOptions extends RecomputeOptions {
   /** where cached requests' KV are kept (default: in memory, for this KVShare's lifetime) */
@@ -14,6 +15,11 @@ export interface KVShareOptions extends RecomputeOptions {
   minReuse?: number
   /** cached requests kept; beyond it the least recently used is dropped, from the store too (default 64) */
   maxRequests?: number
+  /**
+   * the decode-time recompute when attention drifts (decode-refresh.ts; the paper's DHD, decode phase),
+   * on by default with its defaults (threshold 0.5, 16 tokens, 4 refreshes); false turns it off
+   */
+  decodeRefresh?: DecodeRefreshOptions | false
 }
 
 /** What a prepare did. */
@@ -30,6 +36,8 @@ export interface KVShareReport {
   edited: number
   /** context slots recomputed after the check layer (the edited ones and those chosen), ascending */
   recomputed: Int32Array
+  /** what the decode-time recompute did, filled in while the generation runs; null when off or on a miss */
+  decode: DecodeRefreshReport | null
 }
 
 interface Entry {
@@ -55,8 +63,8 @@ const countTokens = (ids: readonly number[]): Map<number, number> => {
  * common prefix is exact and recomputed nowhere: an unedited repeat costs no forward pass, and at
  * ratio 1 the context is a full prefill bit for bit.
  *
- * Not here (issue 14 keeps them open): the paper's decode-time recompute when attention drifts and its
- * scheduler favouring high hit rates.
+ * During decoding, stale reused tokens the new tokens attend to heavily are recomputed a bounded number
+ * of times (`decodeRefresh`, decode-refresh.ts: the decode phase of the paper's DHD).
  *
  * Use: `const ctx = await share.prepare(context)`, then `model.generate([...context, ...question],
  * { reuse: ctx })`. A context that finds no cached request is prefilled in full and cached for the next.
@@ -65,6 +73,8 @@ export class KVShare extends SelectiveReuse {
   readonly minReuse: number
   readonly maxRequests: number
   readonly store: ChunkStore
+  /** the decode-time recompute's options, null when off */
+  readonly decodeRefresh: Required<DecodeRefreshOptions> | null
   private readonly salt: string
   /** cached requests by store key, least recently used first */
   private readonly entries = new Map<string, Entry>()
@@ -79,6 +89,7 @@ export class KVShare extends SelectiveReuse {
     this.maxRequests = maxRequests
     this.salt = options.salt ?? ''
     this.store = options.store ?? new MemoryChunkStore()
+    this.decodeRefresh = options.decodeRefresh === false ? null : checkDecodeRefresh(options.decodeRefresh ?? {})
   }
 
   /** cached requests held */
@@ -111,19 +122,27 @@ export class KVShare extends SelectiveReuse {
     const cache = this.model.newCache('post-rope', 64, 'float32')
     try {
       let report: KVShareReport
+      let refresh: DecodeRefresh | undefined
       if (found) {
         const { kv, align } = found
         placeRows(this.model, cache, kv, align.source, 0)
         const always = Int32Array.from(align.source.keys()).filter((j) => align.source[j] < 0)
         const recomputed = this.recompute(ids, cache, align.firstEdit, always)
-        report = { hit: true, sourceTokens: kv.ids.length, reused: align.matched, exact: align.firstEdit, edited: always.length, recomputed }
+        if (this.decodeRefresh) {
+          // stale: reused after the first edit and not recomputed
+          const fresh = new Set(recomputed)
+          const stale = Array.from({ length: N - align.firstEdit }, (_, i) => align.firstEdit + i).filter((j) => align.source[j] >= 0 && !fresh.has(j))
+          refresh = new DecodeRefresh(this.model, cache, stale, N, this.decodeRefresh)
+        }
+        report = { hit: true, sourceTokens: kv.ids.length, reused: align.matched, exact: align.firstEdit, edited: always.length, recomputed, decode: refresh?.report ?? null }
       } else {
         this.model.prefill(ids, cache, 0)
         await this.remember({ ids: ids.slice(), ...readLayers(cache) })
-        report = { hit: false, sourceTokens: 0, reused: 0, exact: 0, edited: N, recomputed: Int32Array.from({ length: N }, (_, i) => i) }
+        report = { hit: false, sourceTokens: 0, reused: 0, exact: 0, edited: N, recomputed: Int32Array.from({ length: N }, (_, i) => i), decode: null }
       }
       const ctx = new AssembledContext(this.model, ids.slice(), cache) as AssembledContext & { report: KVShareReport }
       ctx.report = report
+      ctx.refresh = refresh
       return ctx
     } catch (e) {
       cache.dispose()
