@@ -13,6 +13,7 @@ export { graphKV, type GraphInput, type GraphTarget, type GraphLayout } from './
 export { MemoryChunkStore, type ChunkKV, type ChunkStore } from './chunk-kv.js'
 export { IndexedDbChunkStore } from './idb-chunk-store.js'
 export { OpfsChunkStore, type OpfsChunkStoreOptions } from './opfs-chunk-store.js'
+export { editedPairTrace, sharePriority, simulateShare, type ShareRequest, type ShareSimConfig, type ShareSimResult } from './kvshare-scheduler.js'
 export { chooseTtl, simulateAgents, syntheticAgentTrace, type AgentProgram, type AgentTurn, type ContinuumConfig, type ContinuumResult } from './continuum.js'
 export type { AssembledContext } from './context-handle.js'
 export { ReuseError } from './errors.js'
