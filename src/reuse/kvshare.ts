@@ -3,7 +3,7 @@ import { chunkKey, MemoryChunkStore, placeRows, readLayers, type ChunkKV, type C
 import { AssembledContext } from './context-handle.js'
 import { ReuseError } from './errors.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
-import { alignTokens } from './token-align.js'
+import { alignTokens, type TokenAlignment } from './token-align.js'
 import { checkDecodeRefresh, DecodeRefresh, type DecodeRefreshOptions, type DecodeRefreshReport } from './decode-refresh.js'
 
 export interface KVShareOptions extends RecomputeOptions {
@@ -38,6 +38,12 @@ export interface KVShareReport {
   recomputed: Int32Array
   /** what the decode-time recompute did, filled in while the generation runs; null when off or on a miss */
   decode: DecodeRefreshReport | null
+}
+
+/** a cached request found for a context: its KV and the alignment */
+interface Found {
+  kv: ChunkKV
+  align: TokenAlignment
 }
 
 interface Entry {
@@ -110,38 +116,70 @@ export class KVShare extends SelectiveReuse {
   }
 
   /**
+   * Caches a context's KV computed elsewhere: `kv.k[l]`, `kv.v[l]` [T][kvHeads][headDim] per layer, the
+   * rows of a full prefill of `kv.ids` at positions 0..T-1 (a served request's prompt, read from its cache).
+   * @throws ReuseError when the rows do not match the ids and the model's shape
+   */
+  async keep(kv: ChunkKV): Promise<void> {
+    this.check(kv.ids as number[], 'KVShare.keep')
+    const { layers, kvHeads, headDim } = this.model.config
+    const floats = kv.ids.length * kvHeads * headDim
+    const bad = [...kv.k, ...kv.v].findIndex((a) => !(a instanceof Float32Array) || a.length !== floats)
+    if (kv.k.length !== layers || kv.v.length !== layers || bad >= 0)
+      throw new ReuseError(`KVShare.keep: want ${layers} layers of keys and values of ${floats} floats (${kv.ids.length} tokens), got ${kv.k.length} and ${kv.v.length} layers${bad >= 0 ? `, array ${bad} of another length` : ''}`)
+    await this.remember({ ids: kv.ids.slice(), k: kv.k, v: kv.v })
+  }
+
+  /**
    * The context's KV from the most similar cached request, aligned, re-rotated and partly recomputed;
    * or, when none aligns on at least `minReuse` of the context, a full prefill that is then cached.
    * @throws ReuseError (or ModelInputError for ids outside the vocabulary) before any work
    */
   async prepare(ids: readonly number[]): Promise<AssembledContext & { report: KVShareReport }> {
     this.check(ids, 'KVShare.prepare')
+    const found = await this.find(ids, Math.ceil(this.minReuse * ids.length))
+    if (found) return this.assemble(ids, found)
     const N = ids.length
-    const need = Math.ceil(this.minReuse * N)
-    const found = await this.find(ids, need)
     const cache = this.model.newCache('post-rope', 64, 'float32')
     try {
-      let report: KVShareReport
+      this.model.prefill(ids, cache, 0)
+      await this.remember({ ids: ids.slice(), ...readLayers(cache) })
+      const report: KVShareReport = { hit: false, sourceTokens: 0, reused: 0, exact: 0, edited: N, recomputed: Int32Array.from({ length: N }, (_, i) => i), decode: null }
+      return Object.assign(new AssembledContext(this.model, ids.slice(), cache), { report })
+    } catch (e) {
+      cache.dispose()
+      throw e
+    }
+  }
+
+  /**
+   * prepare() on a hit only: the context from the most similar cached request, or undefined when none
+   * aligns on `minReuse` of it (then nothing is computed or cached: the caller prefills as it would).
+   * @throws ReuseError (or ModelInputError) before any work
+   */
+  async match(ids: readonly number[]): Promise<(AssembledContext & { report: KVShareReport }) | undefined> {
+    this.check(ids, 'KVShare.match')
+    const found = await this.find(ids, Math.ceil(this.minReuse * ids.length))
+    return found && this.assemble(ids, found)
+  }
+
+  /** the found request's KV placed at the context's slots, the edit and the chosen tokens recomputed */
+  private assemble(ids: readonly number[], { kv, align }: Found): AssembledContext & { report: KVShareReport } {
+    const N = ids.length
+    const cache = this.model.newCache('post-rope', 64, 'float32')
+    try {
+      placeRows(this.model, cache, kv, align.source, 0)
+      const always = Int32Array.from(align.source.keys()).filter((j) => align.source[j] < 0)
+      const recomputed = this.recompute(ids, cache, align.firstEdit, always)
       let refresh: DecodeRefresh | undefined
-      if (found) {
-        const { kv, align } = found
-        placeRows(this.model, cache, kv, align.source, 0)
-        const always = Int32Array.from(align.source.keys()).filter((j) => align.source[j] < 0)
-        const recomputed = this.recompute(ids, cache, align.firstEdit, always)
-        if (this.decodeRefresh) {
-          // stale: reused after the first edit and not recomputed
-          const fresh = new Set(recomputed)
-          const stale = Array.from({ length: N - align.firstEdit }, (_, i) => align.firstEdit + i).filter((j) => align.source[j] >= 0 && !fresh.has(j))
-          refresh = new DecodeRefresh(this.model, cache, stale, N, this.decodeRefresh)
-        }
-        report = { hit: true, sourceTokens: kv.ids.length, reused: align.matched, exact: align.firstEdit, edited: always.length, recomputed, decode: refresh?.report ?? null }
-      } else {
-        this.model.prefill(ids, cache, 0)
-        await this.remember({ ids: ids.slice(), ...readLayers(cache) })
-        report = { hit: false, sourceTokens: 0, reused: 0, exact: 0, edited: N, recomputed: Int32Array.from({ length: N }, (_, i) => i), decode: null }
+      if (this.decodeRefresh) {
+        // stale: reused after the first edit and not recomputed
+        const fresh = new Set(recomputed)
+        const stale = Array.from({ length: N - align.firstEdit }, (_, i) => align.firstEdit + i).filter((j) => align.source[j] >= 0 && !fresh.has(j))
+        refresh = new DecodeRefresh(this.model, cache, stale, N, this.decodeRefresh)
       }
-      const ctx = new AssembledContext(this.model, ids.slice(), cache) as AssembledContext & { report: KVShareReport }
-      ctx.report = report
+      const report: KVShareReport = { hit: true, sourceTokens: kv.ids.length, reused: align.matched, exact: align.firstEdit, edited: always.length, recomputed, decode: refresh?.report ?? null }
+      const ctx = Object.assign(new AssembledContext(this.model, ids.slice(), cache), { report })
       ctx.refresh = refresh
       return ctx
     } catch (e) {
@@ -157,7 +195,7 @@ export class KVShare extends SelectiveReuse {
   }
 
   /** the cached request sharing the most tokens, aligned, if at least `need` tokens align; its KV loaded */
-  private async find(ids: readonly number[], need: number): Promise<{ kv: ChunkKV; align: NonNullable<ReturnType<typeof alignTokens>> } | undefined> {
+  private async find(ids: readonly number[], need: number): Promise<Found | undefined> {
     const counts = countTokens(ids)
     let best: [string, Entry] | undefined
     let bestShared = -1
