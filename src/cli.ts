@@ -25,6 +25,7 @@ import { defaultBooksDir, packageRoot } from './eval/paths.js'
 import { servePlayground } from './node/playground.js'
 import { serve, type ServeOptions } from './serve/http.js'
 import { ChatTemplate } from './serve/chat-template.js'
+import type { QueueOrder } from './serve/scheduler.js'
 
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
@@ -43,9 +44,11 @@ const USAGE = `usage:
              [--kv-dtype float32|float16]
   kvkit serve --model DIR [--port 8080] [--host 127.0.0.1] [--api-key KEY] [--policy SPEC] [--kv-budget TOKENS]
              [--cache-tokens TOKENS] [--parallel N] [--max-tokens N] [--model-id NAME] [--backend B] [--edit-reuse]
+             [--scheduler fcfs|kvshare] [--aging-ms MS]
              (an OpenAI-compatible server: /v1/models, /v1/chat/completions, /v1/completions; KV reused across
              requests through the prefix cache, and with --edit-reuse by KVShare for prompts that edit an earlier
-             one; KVKIT_API_KEY sets --api-key; Ctrl-C stops it)
+             one; --scheduler kvshare starts waiting requests by expected cache hit rate with aging;
+             KVKIT_API_KEY sets --api-key; Ctrl-C stops it)
   kvkit policies
   kvkit mpc [--model DIR] [--length 512] [--method mpcache|full] [--trunc one-round|exact-one-round|exact|local] [--seed S]
              (a passkey query with the attention over the KV cache secret-shared between two parties)
@@ -422,6 +425,7 @@ async function cmdServe(args: string[]): Promise<void> {
     model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'api-key': { type: 'string' }, policy: { type: 'string' },
     'kv-budget': { type: 'string' }, 'cache-tokens': { type: 'string' }, parallel: { type: 'string' }, 'max-tokens': { type: 'string' },
     'model-id': { type: 'string' }, backend: { type: 'string' }, 'edit-reuse': { type: 'boolean' },
+    scheduler: { type: 'string' }, 'aging-ms': { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const dir = v.model as string
@@ -432,9 +436,11 @@ async function cmdServe(args: string[]): Promise<void> {
   const spec = v.policy as string | undefined
   if (spec !== undefined) usage(() => createPolicy(spec, facts.shape))
   const opt = (name: string) => (v[name] === undefined ? undefined : positive(name, v[name] as string))
+  const order = v.scheduler as QueueOrder | undefined
+  if (order !== undefined && order !== 'fcfs' && order !== 'kvshare') throw new UsageError(`--scheduler must be fcfs or kvshare, got ${JSON.stringify(order)}`)
   const options: ServeOptions = {
     host: (v.host as string | undefined) ?? '127.0.0.1', port, apiKey: (v['api-key'] as string | undefined) ?? process.env.KVKIT_API_KEY ?? undefined,
-    policy: spec, editReuse: (v['edit-reuse'] as boolean | undefined) === true, kvBudget: opt('kv-budget'), cacheTokens: opt('cache-tokens'), parallel: opt('parallel'), defaultMaxTokens: opt('max-tokens'),
+    policy: spec, editReuse: (v['edit-reuse'] as boolean | undefined) === true, scheduler: order, agingMs: opt('aging-ms'), kvBudget: opt('kv-budget'), cacheTokens: opt('cache-tokens'), parallel: opt('parallel'), defaultMaxTokens: opt('max-tokens'),
     modelId: (v['model-id'] as string | undefined) ?? basename(resolve(dir)),
     template: usage(() => ChatTemplate.fromTokenizerConfig(readJsonIfPresent(join(dir, 'tokenizer_config.json')))),
   }

@@ -91,6 +91,30 @@ describe('kvkit serve with edit reuse (KVShare)', () => {
     }
   })
 
+  it.each([
+    ['kvshare', ['long', 'edit', 'new']],
+    ['fcfs', ['long', 'new', 'edit']],
+  ] as const)("--scheduler %s: one request at a time, a long one running, then a new prompt and an edit of a served one queued: they finish in the order %s", async (order, want) => {
+    const one = await serve(served.model, { port: 0, modelId: ID, parallel: 1, editReuse: true, scheduler: order })
+    try {
+      const c = new OpenAI({ baseURL: `${one.url}/v1`, apiKey: 'unused', maxRetries: 0 })
+      const ask = (m: Msg[], max: number) => c.chat.completions.create({ model: ID, messages: m, temperature: 0, max_tokens: max })
+      await ask(original, 4)
+      const done: string[] = []
+      const long = ask([{ role: 'user', content: `Count the boats. ${haystack}` }], 96).then(() => done.push('long'))
+      // both wait behind the long one: a prompt never seen (expected hit 0), then the edit (most of it expected)
+      while (one.engine.scheduler.running === 0) await new Promise((r) => setTimeout(r, 2))
+      const fresh = ask([{ role: 'user', content: `A new question about trains. ${'The train left the station at noon. '.repeat(8)}When?` }], 4).then(() => done.push('new'))
+      while (one.engine.scheduler.queued < 1) await new Promise((r) => setTimeout(r, 2))
+      const edit = ask(edited, 4).then(() => done.push('edit'))
+      while (one.engine.scheduler.queued < 2) await new Promise((r) => setTimeout(r, 2))
+      await Promise.all([long, fresh, edit])
+      expect(done).toEqual(want)
+    } finally {
+      await one.close()
+    }
+  })
+
   it('a bad KVShare option is refused at start, naming it', async () => {
     await expect(serve(served.model, { port: 0, modelId: ID, editReuse: { ratio: 2 } })).rejects.toThrow(ModelInputError)
     await expect(serve(served.model, { port: 0, modelId: ID, editReuse: { ratio: 2 } })).rejects.toThrow('ratio must be a number in [0, 1], got 2')

@@ -196,15 +196,7 @@ export class KVShare extends SelectiveReuse {
 
   /** the cached request sharing the most tokens, aligned, if at least `need` tokens align; its KV loaded */
   private async find(ids: readonly number[], need: number): Promise<Found | undefined> {
-    const counts = countTokens(ids)
-    let best: [string, Entry] | undefined
-    let bestShared = -1
-    for (const [key, e] of this.entries) {
-      let shared = 0
-      for (const [t, n] of counts) shared += Math.min(n, e.counts.get(t) ?? 0)
-      // ties to the most recently used, the later in the map
-      if (shared >= bestShared) [best, bestShared] = [[key, e], shared]
-    }
+    const [best, bestShared] = this.mostShared(ids)
     // aligned tokens are shared tokens: too few shared, no alignment can reach `need`
     if (!best || bestShared < need || bestShared === 0) return undefined
     const [key, entry] = best
@@ -221,6 +213,28 @@ export class KVShare extends SelectiveReuse {
     this.entries.delete(key)
     this.entries.set(key, entry)
     return { kv, align }
+  }
+
+  /**
+   * Tokens the context shares with the most similar cached request (a multiset overlap, no alignment
+   * run): at least what a match would reuse, 0 with nothing cached. What a scheduler expects a request to hit.
+   */
+  overlap(ids: readonly number[]): number {
+    return Math.max(0, this.mostShared(ids)[1])
+  }
+
+  /** the cached request sharing the most tokens with ids (ties to the most recently used), and how many */
+  private mostShared(ids: readonly number[]): [[string, Entry] | undefined, number] {
+    const counts = countTokens(ids)
+    let best: [string, Entry] | undefined
+    let bestShared = -1
+    for (const [key, e] of this.entries) {
+      let shared = 0
+      for (const [t, n] of counts) shared += Math.min(n, e.counts.get(t) ?? 0)
+      // ties to the most recently used, the later in the map
+      if (shared >= bestShared) [best, bestShared] = [[key, e], shared]
+    }
+    return [best, bestShared]
   }
 
   /** caches a request's KV, dropping the least recently used beyond maxRequests */

@@ -77,6 +77,13 @@ export class EditReuse {
     return share.match(ids.slice(0, -1))
   }
 
+  /** prompt tokens a request may find: what the prefix cache covers, or more where an earlier prompt shares more (an upper bound) */
+  expected(ids: readonly number[], salt: string): number {
+    const prefix = this.prefixCache.cachedPrefix(ids, salt)
+    const share = this.shares.get(salt)
+    return share && prefix * 2 < ids.length - 1 ? Math.max(prefix, share.overlap(ids.slice(0, -1))) : prefix
+  }
+
   /** `reuse` whose request, when it ends well, leaves its prompt's context KV to KVShare */
   capturing(reuse: KVReuse, salt: string): KVReuse {
     return onReuseClose(reuse, (h, generated, ok) => {

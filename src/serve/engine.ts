@@ -8,7 +8,7 @@ import type { EvictionName } from '../reuse/block-eviction.js'
 import { ChatTemplate, type TemplateMessage, type TemplateTool } from './chat-template.js'
 import { ApiError } from './errors.js'
 import type { ChatMessage, ChatRequest, CompletionRequest } from './schema.js'
-import { KVScheduler } from './scheduler.js'
+import { KVScheduler, type QueueOrder } from './scheduler.js'
 import { forcedCallPrefix, ToolCallStream, type ParsedToolCall } from './tool-calls.js'
 import { ToolPins, type PinStats } from './tool-pins.js'
 import { EditReuse } from './edit-reuse.js'
@@ -40,6 +40,12 @@ export interface EngineOptions {
    * runs on approximate KV (the prefix cache's reuse is exact), and kept prompts take KV budget.
    */
   editReuse?: boolean | KVShareOptions
+  /**
+   * the order waiting requests start in: 'fcfs' (default), or 'kvshare', KVShare's cache-aware order by
+   * the share of the prompt expected from cache plus the wait over `agingMs` (default 10000 ms)
+   */
+  scheduler?: QueueOrder
+  agingMs?: number
 }
 
 /** A tool call with the id the server gave it (`call_...`), which the client's tool result names. */
@@ -176,7 +182,11 @@ export class ServeEngine {
     this.defaultMaxTokens = dflt
     const maxBlocks = Math.floor(cacheTokens / block)
     this.prefixCache = new PrefixCache(model, { blockTokens: block, maxBlocks, eviction: options.eviction ?? 'lru' })
-    this.scheduler = new KVScheduler(budget - maxBlocks * block, parallel)
+    try {
+      this.scheduler = new KVScheduler(budget - maxBlocks * block, parallel, { order: options.scheduler, agingMs: options.agingMs })
+    } catch (e) {
+      throw new ModelInputError(`serve: ${(e as Error).message}`)
+    }
     this.pins = new ToolPins(this.scheduler, budget)
     const edit = options.editReuse
     if (edit !== undefined && edit !== false && edit !== true && (typeof edit !== 'object' || edit === null))
@@ -300,7 +310,7 @@ export class ServeEngine {
   private async runAdmitted(job: Job, signal: AbortSignal, onDelta: (d: Delta) => void, resume: () => void): Promise<Outcome> {
     let kept: { tokens: number; release: () => void } | null = null
     try {
-      const release = await this.scheduler.acquire(job.reservation, signal)
+      const release = await this.scheduler.acquire(job.reservation, signal, this.scheduler.order === 'kvshare' ? this.expectedHitRate(job) : 0)
       this.stats.requests++
       try {
         let options: GenerateOptions = { ...job.options, signal }
@@ -382,6 +392,13 @@ export class ServeEngine {
         prompt.release()
       }
     })
+  }
+
+  /** the share of a job's prompt expected from cache: the prefix cache's, or KVShare's (edit reuse) */
+  private expectedHitRate(job: Job): number {
+    if (!job.options.reuse) return 0
+    const found = this.edits && !job.tools ? this.edits.expected(job.ids, job.salt) : this.prefixCache.cachedPrefix(job.ids, job.salt)
+    return found / job.ids.length
   }
 
   private sampleKv(): void {

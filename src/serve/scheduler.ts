@@ -1,8 +1,28 @@
+import { sharePriority } from '../reuse/kvshare-scheduler.js'
+
 /** what `KVScheduler.acquire` reserved: give it back when the request's KV is freed */
 export type Release = () => void
 
+/**
+ * The order waiting requests start in: 'fcfs' (arrival), or 'kvshare' (KVShare's cache-aware order:
+ * the highest expected hit rate plus wait / agingMs first; src/reuse/kvshare-scheduler.ts)
+ */
+export type QueueOrder = 'fcfs' | 'kvshare'
+
+export interface SchedulerOptions {
+  /** default 'fcfs' */
+  order?: QueueOrder
+  /** 'kvshare': the wait (ms) that raises a priority by 1, the whole range of hit rates (default 10000) */
+  agingMs?: number
+  /** the clock of waits, ms (default performance.now) */
+  now?: () => number
+}
+
 interface Waiter {
   tokens: number
+  /** share of the prompt expected from cache (0..1), 'kvshare' order */
+  hitRate: number
+  arrival: number
   start: (release: Release) => void
   fail: (e: unknown) => void
   signal?: AbortSignal
@@ -16,11 +36,13 @@ interface Pin {
 }
 
 /**
- * Admission of requests by KV memory (vLLM's scheduler in its simplest form: first come first served,
- * no preemption). A request reserves the KV tokens it can grow to (prompt + max_tokens, rounded up to
- * whole pages) and starts when at most `parallel` requests run and the reservations fit in
- * `capacityTokens`; otherwise it waits in arrival order. The head of the queue is never overtaken, so
- * a long request is not starved by short ones behind it.
+ * Admission of requests by KV memory (vLLM's scheduler in its simplest form: no preemption). A request
+ * reserves the KV tokens it can grow to (prompt + max_tokens, rounded up to whole pages) and starts
+ * when at most `parallel` requests run and the reservations fit in `capacityTokens`; otherwise it
+ * waits, in arrival order or (order 'kvshare') by KVShare's priority, its expected hit rate plus its
+ * wait over agingMs. The head of the queue (the first by that order) is never overtaken, so a long
+ * request is not starved by short ones behind it, and with aging no request waits behind newcomers
+ * that arrived more than agingMs after it.
  */
 export class KVScheduler {
   private readonly queue: Waiter[] = []
@@ -32,10 +54,21 @@ export class KVScheduler {
   /** the most requests waiting at once since the start */
   peakQueued = 0
 
+  readonly order: QueueOrder
+  readonly agingMs: number
+  private readonly now: () => number
+
   constructor(
     readonly capacityTokens: number,
     readonly parallel: number,
-  ) {}
+    options: SchedulerOptions = {},
+  ) {
+    this.order = options.order ?? 'fcfs'
+    this.agingMs = options.agingMs ?? 10000
+    this.now = options.now ?? (() => performance.now())
+    if (this.order !== 'fcfs' && this.order !== 'kvshare') throw new RangeError(`KVScheduler: order must be 'fcfs' or 'kvshare', got ${JSON.stringify(this.order)}`)
+    if (!(this.agingMs > 0)) throw new RangeError(`KVScheduler: agingMs must be positive, got ${this.agingMs}`)
+  }
 
   get running(): number {
     return this.runningCount
@@ -52,13 +85,14 @@ export class KVScheduler {
   /**
    * Resolves when `tokens` KV tokens are reserved for the caller; rejects with the signal's reason if it
    * aborts while waiting (the request leaves the queue). `tokens` must be at most capacityTokens (the
-   * caller refuses larger requests with a 400 before any work).
+   * caller refuses larger requests with a 400 before any work). `hitRate`: the share of its prompt
+   * expected from cache (0..1), which orders the queue under 'kvshare'.
    */
-  acquire(tokens: number, signal?: AbortSignal): Promise<Release> {
+  acquire(tokens: number, signal?: AbortSignal, hitRate = 0): Promise<Release> {
     if (tokens > this.capacityTokens) return Promise.reject(new RangeError(`KVScheduler: ${tokens} tokens exceed the capacity of ${this.capacityTokens}`))
     if (signal?.aborted) return Promise.reject(signal.reason)
     return new Promise<Release>((start, fail) => {
-      const w: Waiter = { tokens, start, fail, signal }
+      const w: Waiter = { tokens, hitRate: Math.min(1, Math.max(0, hitRate)), arrival: this.now(), start, fail, signal }
       if (signal) {
         w.onAbort = () => {
           const i = this.queue.indexOf(w)
@@ -100,9 +134,23 @@ export class KVScheduler {
     }
   }
 
+  /** index of the waiter that starts next: the first, or the highest KVShare priority (ties to the earlier) */
+  private head(): number {
+    if (this.order === 'fcfs') return 0
+    const t = this.now()
+    let best = 0
+    let top = -Infinity
+    this.queue.forEach((w, i) => {
+      const p = sharePriority(w.hitRate, t - w.arrival, this.agingMs)
+      if (p > top) [best, top] = [i, p]
+    })
+    return best
+  }
+
   private pump(): void {
     while (this.queue.length > 0) {
-      const w = this.queue[0]
+      const at = this.head()
+      const w = this.queue[at]
       if (this.runningCount >= this.parallel) return
       if (this.reservedTokens + w.tokens > this.capacityTokens) {
         // memory is needed: the pin that would expire first goes first (Continuum)
@@ -114,7 +162,7 @@ export class KVScheduler {
         first.reclaim()
         continue
       }
-      this.queue.shift()
+      this.queue.splice(at, 1)
       if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort)
       this.runningCount++
       this.reservedTokens += w.tokens
