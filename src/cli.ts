@@ -44,10 +44,11 @@ const USAGE = `usage:
              [--kv-dtype float32|float16]
   kvkit serve --model DIR [--port 8080] [--host 127.0.0.1] [--api-key KEY] [--policy SPEC] [--kv-budget TOKENS]
              [--cache-tokens TOKENS] [--parallel N] [--max-tokens N] [--model-id NAME] [--backend B] [--edit-reuse]
-             [--scheduler fcfs|kvshare] [--aging-ms MS]
+             [--scheduler fcfs|kvshare|program] [--aging-ms MS]
              (an OpenAI-compatible server: /v1/models, /v1/chat/completions, /v1/completions; KV reused across
              requests through the prefix cache, and with --edit-reuse by KVShare for prompts that edit an earlier
-             one; --scheduler kvshare starts waiting requests by expected cache hit rate with aging;
+             one; --scheduler kvshare starts waiting requests by expected cache hit rate with aging,
+             program by agent program first come first served (Continuum; a request's program_id);
              KVKIT_API_KEY sets --api-key; Ctrl-C stops it)
   kvkit policies
   kvkit mpc [--model DIR] [--length 512] [--method mpcache|full] [--trunc one-round|exact-one-round|exact|local] [--seed S]
@@ -437,7 +438,7 @@ async function cmdServe(args: string[]): Promise<void> {
   if (spec !== undefined) usage(() => createPolicy(spec, facts.shape))
   const opt = (name: string) => (v[name] === undefined ? undefined : positive(name, v[name] as string))
   const order = v.scheduler as QueueOrder | undefined
-  if (order !== undefined && order !== 'fcfs' && order !== 'kvshare') throw new UsageError(`--scheduler must be fcfs or kvshare, got ${JSON.stringify(order)}`)
+  if (order !== undefined && !['fcfs', 'kvshare', 'program'].includes(order)) throw new UsageError(`--scheduler must be fcfs, kvshare or program, got ${JSON.stringify(order)}`)
   const options: ServeOptions = {
     host: (v.host as string | undefined) ?? '127.0.0.1', port, apiKey: (v['api-key'] as string | undefined) ?? process.env.KVKIT_API_KEY ?? undefined,
     policy: spec, editReuse: (v['edit-reuse'] as boolean | undefined) === true, scheduler: order, agingMs: opt('aging-ms'), kvBudget: opt('kv-budget'), cacheTokens: opt('cache-tokens'), parallel: opt('parallel'), defaultMaxTokens: opt('max-tokens'),

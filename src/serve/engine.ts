@@ -41,8 +41,9 @@ export interface EngineOptions {
    */
   editReuse?: boolean | KVShareOptions
   /**
-   * the order waiting requests start in: 'fcfs' (default), or 'kvshare', KVShare's cache-aware order by
-   * the share of the prompt expected from cache plus the wait over `agingMs` (default 10000 ms)
+   * the order waiting requests start in: 'fcfs' (default); 'kvshare', KVShare's cache-aware order by
+   * the share of the prompt expected from cache plus the wait over `agingMs` (default 10000 ms); or
+   * 'program', Continuum's first come first served by agent program (a request's `program_id`)
    */
   scheduler?: QueueOrder
   agingMs?: number
@@ -87,6 +88,8 @@ export interface Job {
   salt: string
   /** ids of the tool calls whose results the messages bring (a paused session resuming) */
   resumes: string[]
+  /** the agent program it belongs to (`program_id`), if any */
+  program?: string
 }
 
 export interface EngineStats {
@@ -290,7 +293,7 @@ export class ServeEngine {
     const salt = req.cache_salt ?? ''
     if (spec === null) options.reuse = salt ? this.prefixCache.tenant(salt) : this.prefixCache
     else options.policy = spec
-    return { ids, maxTokens, reservation, options, tools, forcedTool, salt, resumes: [] }
+    return { ids, maxTokens, reservation, options, tools, forcedTool, salt, resumes: [], ...(req.program_id != null ? { program: req.program_id } : {}) }
   }
 
   /**
@@ -310,7 +313,7 @@ export class ServeEngine {
   private async runAdmitted(job: Job, signal: AbortSignal, onDelta: (d: Delta) => void, resume: () => void): Promise<Outcome> {
     let kept: { tokens: number; release: () => void } | null = null
     try {
-      const release = await this.scheduler.acquire(job.reservation, signal, this.scheduler.order === 'kvshare' ? this.expectedHitRate(job) : 0)
+      const release = await this.scheduler.acquire(job.reservation, signal, this.scheduler.order === 'kvshare' ? this.expectedHitRate(job) : 0, job.program)
       this.stats.requests++
       try {
         let options: GenerateOptions = { ...job.options, signal }

@@ -4,10 +4,15 @@ import { sharePriority } from '../reuse/kvshare-scheduler.js'
 export type Release = () => void
 
 /**
- * The order waiting requests start in: 'fcfs' (arrival), or 'kvshare' (KVShare's cache-aware order:
- * the highest expected hit rate plus wait / agingMs first; src/reuse/kvshare-scheduler.ts)
+ * The order waiting requests start in: 'fcfs' (arrival); 'kvshare' (KVShare's cache-aware order: the
+ * highest expected hit rate plus wait / agingMs first; src/reuse/kvshare-scheduler.ts); 'program'
+ * (Continuum's: first come first served by agent program, a call ranked by when its program was
+ * first seen, then by its own arrival; a call without a program is its own; src/reuse/continuum.ts)
  */
-export type QueueOrder = 'fcfs' | 'kvshare'
+export type QueueOrder = 'fcfs' | 'kvshare' | 'program'
+const ORDERS: readonly QueueOrder[] = ['fcfs', 'kvshare', 'program']
+/** programs whose first arrival is remembered; beyond it the longest unseen is forgotten */
+const MAX_PROGRAMS = 10000
 
 export interface SchedulerOptions {
   /** default 'fcfs' */
@@ -23,6 +28,8 @@ interface Waiter {
   /** share of the prompt expected from cache (0..1), 'kvshare' order */
   hitRate: number
   arrival: number
+  /** when its program was first seen ('program' order; its own arrival without one) */
+  rank: number
   start: (release: Release) => void
   fail: (e: unknown) => void
   signal?: AbortSignal
@@ -47,6 +54,8 @@ interface Pin {
 export class KVScheduler {
   private readonly queue: Waiter[] = []
   private readonly pins = new Set<Pin>()
+  /** 'program' order: each program's first arrival */
+  private readonly programs = new Map<string, number>()
   private runningCount = 0
   private reservedTokens = 0
   /** the most KV tokens reserved at once since the start */
@@ -66,7 +75,7 @@ export class KVScheduler {
     this.order = options.order ?? 'fcfs'
     this.agingMs = options.agingMs ?? 10000
     this.now = options.now ?? (() => performance.now())
-    if (this.order !== 'fcfs' && this.order !== 'kvshare') throw new RangeError(`KVScheduler: order must be 'fcfs' or 'kvshare', got ${JSON.stringify(this.order)}`)
+    if (!ORDERS.includes(this.order)) throw new RangeError(`KVScheduler: order must be one of ${ORDERS.join(', ')}, got ${JSON.stringify(this.order)}`)
     if (!(this.agingMs > 0)) throw new RangeError(`KVScheduler: agingMs must be positive, got ${this.agingMs}`)
   }
 
@@ -86,13 +95,15 @@ export class KVScheduler {
    * Resolves when `tokens` KV tokens are reserved for the caller; rejects with the signal's reason if it
    * aborts while waiting (the request leaves the queue). `tokens` must be at most capacityTokens (the
    * caller refuses larger requests with a 400 before any work). `hitRate`: the share of its prompt
-   * expected from cache (0..1), which orders the queue under 'kvshare'.
+   * expected from cache (0..1), which orders the queue under 'kvshare'; `program`: the agent program of
+   * the call, which orders it under 'program'.
    */
-  acquire(tokens: number, signal?: AbortSignal, hitRate = 0): Promise<Release> {
+  acquire(tokens: number, signal?: AbortSignal, hitRate = 0, program?: string): Promise<Release> {
     if (tokens > this.capacityTokens) return Promise.reject(new RangeError(`KVScheduler: ${tokens} tokens exceed the capacity of ${this.capacityTokens}`))
     if (signal?.aborted) return Promise.reject(signal.reason)
     return new Promise<Release>((start, fail) => {
-      const w: Waiter = { tokens, hitRate: Math.min(1, Math.max(0, hitRate)), arrival: this.now(), start, fail, signal }
+      const arrival = this.now()
+      const w: Waiter = { tokens, hitRate: Math.min(1, Math.max(0, hitRate)), arrival, rank: program === undefined ? arrival : this.programRank(program, arrival), start, fail, signal }
       if (signal) {
         w.onAbort = () => {
           const i = this.queue.indexOf(w)
@@ -134,9 +145,27 @@ export class KVScheduler {
     }
   }
 
-  /** index of the waiter that starts next: the first, or the highest KVShare priority (ties to the earlier) */
+  /** when `program` was first seen (now, for a new one) */
+  private programRank(program: string, now: number): number {
+    const first = this.programs.get(program) ?? now
+    // the most recently seen last: the one forgotten first is the longest unseen
+    this.programs.delete(program)
+    this.programs.set(program, first)
+    if (this.programs.size > MAX_PROGRAMS) this.programs.delete(this.programs.keys().next().value!)
+    return first
+  }
+
+  /** index of the waiter that starts next: the first, the earliest program, or the highest KVShare priority (ties to the earlier) */
   private head(): number {
     if (this.order === 'fcfs') return 0
+    if (this.order === 'program') {
+      // the queue is in arrival order: the first of the lowest rank
+      let best = 0
+      this.queue.forEach((w, i) => {
+        if (w.rank < this.queue[best].rank) best = i
+      })
+      return best
+    }
     const t = this.now()
     let best = 0
     let top = -Infinity
