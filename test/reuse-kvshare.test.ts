@@ -190,6 +190,33 @@ describe('KVShare choosing and keeping cached requests', () => {
   })
 })
 
+describe('KVShare.match and KVShare.keep (what a server uses)', () => {
+  it('match on a miss computes and caches nothing; keep caches rows computed elsewhere, and match then reuses them as prepare does', async () => {
+    const share = new KVShare(model, { ratio: 1 })
+    const [, edited] = EDITS[0]
+    expect(await share.match(edited)).toBeUndefined()
+    expect(share.requests).toBe(0)
+    await share.keep(computeChunk(model, cached))
+    const ctx = (await share.match(edited))!
+    expect(ctx.report).toMatchObject({ hit: true, sourceTokens: cached.length })
+    const full = model.newCache()
+    model.prefill(edited, full, 0)
+    expect(ctx.cache.readKeys(model.config.layers - 1, 0)).toEqual(full.readKeys(model.config.layers - 1, 0))
+    full.dispose()
+    ctx.dispose()
+    // the overlap a scheduler expects: the tokens the edited context shares with the kept one
+    expect(share.overlap(edited)).toBe(cached.length)
+  })
+
+  it('keep refuses rows that do not match the ids or the model', async () => {
+    const share = new KVShare(model)
+    const kv = computeChunk(model, cached)
+    await expect(share.keep({ ...kv, ids: cached.slice(1) })).rejects.toThrow(ReuseError)
+    await expect(share.keep({ ...kv, k: kv.k.slice(1) })).rejects.toThrow(`want ${model.config.layers} layers`)
+    expect(share.requests).toBe(0)
+  })
+})
+
 describe('KVShare misuse', () => {
   it.each([
     ['ratio 2', () => new KVShare(model, { ratio: 2 })],
