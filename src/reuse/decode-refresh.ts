@@ -24,7 +24,7 @@ export interface DecodeRefreshReport {
   recomputed: number[]
   /** rows recomputed in all (the chosen stale tokens and the rows computed here after them) */
   rows: number
-  /** per decode check, the attention mass on stale tokens (the drift signal) */
+  /** per decode step checked (while refreshes remain; not a refreshed step's rerun), the attention mass on stale tokens (the drift signal) */
   mass: number[]
 }
 
@@ -75,9 +75,11 @@ export class DecodeRefresh {
 
   /** ReuseHandle.afterStep: scores the step's attention, and refreshes when it drifts */
   afterStep(queries: readonly Float32Array[], slotIds: readonly number[]): boolean {
+    // spent, or the rerun of a refreshed step: no scoring (it costs an attention pass in JS)
+    if (this.left === 0 || slotIds.length === this.refreshedAt) return false
     const { mass, perSlot } = this.attention(queries, slotIds.length)
     this.report.mass.push(mass)
-    if (this.left === 0 || slotIds.length === this.refreshedAt || !(mass > this.o.threshold)) return false
+    if (!(mass > this.o.threshold)) return false
     this.refreshedAt = slotIds.length
     const chosen = Array.from(this.stale.keys()).filter((s) => this.stale[s])
     chosen.sort((a, b) => perSlot[b] - perSlot[a] || a - b)
