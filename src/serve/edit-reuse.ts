@@ -25,8 +25,9 @@ class PinnedStore implements ChunkStore {
 
   set(key: string, kv: ChunkKV): void {
     this.delete(key)
-    // the insertion time as the pin's expiry: the oldest cached request is reclaimed first
-    const release = this.scheduler.pin(kv.ids.length, Date.now(), () => {
+    // the insertion time as the pin's expiry, on ToolPins' clock: the oldest kept prompt is reclaimed
+    // first, and kept prompts (past times) before sessions paused for a tool (expiries to come)
+    const release = this.scheduler.pin(kv.ids.length, performance.now(), () => {
       this.pins.delete(key)
       this.inner.delete(key)
     })

@@ -131,9 +131,12 @@ export function templateMessages(messages: readonly ChatMessage[]): TemplateMess
 /**
  * The serving side of `kvkit serve`, without HTTP: turns checked OpenAI requests into generations on
  * one model. Requests on the full cache share KV through a PrefixCache (their `cached_tokens`); a
- * request with a KV policy (`kv_policy`, or the server's) runs on its own compressed cache. Admission
- * keeps every KV page within `kvBudget`: the prefix cache keeps at most `cacheTokens` of blocks no
- * request holds, and running requests reserve what they can grow to (KVScheduler).
+ * request with a KV policy (`kv_policy`, or the server's) runs on its own compressed cache. With
+ * `editReuse`, a prompt that edits an earlier one runs on KVShare's aligned KV (edit-reuse.ts).
+ * Admission keeps every KV page within `kvBudget`: the prefix cache keeps at most `cacheTokens` of
+ * blocks no request holds, running requests reserve what they can grow to, and kept prompts and paused
+ * sessions are pins reclaimed when a waiting request needs the room (KVScheduler, in the order
+ * `scheduler` names).
  */
 export class ServeEngine {
   readonly modelId: string
