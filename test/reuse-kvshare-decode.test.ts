@@ -72,6 +72,21 @@ describe('KVShare decode-time recompute', () => {
     expect(report.decode!.mass.slice(1).every((m) => m === 0)).toBe(true)
   })
 
+  it('on the insertion edit, where reuse alone changes the answer from its first token, refreshes at threshold 0.3 bring back the full prefill tokens', async () => {
+    // observed on the fixture (a fixed model): the stale mass of the first step is about 0.5
+    const edited = EDITS[0][1]
+    const full = (await model.generate([...edited, ...question], { maxNewTokens: 8 }).result).ids
+    const off = new KVShare(model, { decodeRefresh: false })
+    await off.add(cached)
+    expect((await generated(off, edited, 8)).ids[0]).not.toBe(full[0])
+    const on = new KVShare(model, { decodeRefresh: { threshold: 0.3 } })
+    await on.add(cached)
+    const { ids, report } = await generated(on, edited, 8)
+    expect(ids).toEqual(full)
+    expect(report.decode!.refreshes).toBeGreaterThanOrEqual(1)
+    expect(report.decode!.mass[0]).toBeGreaterThan(0.3)
+  })
+
   it('is bounded: threshold 0 with one token a refresh stops after maxRefreshes, one a step', async () => {
     const share = new KVShare(model, { decodeRefresh: { threshold: 0, tokens: 1, maxRefreshes: 3 } })
     await share.add(cached)
