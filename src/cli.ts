@@ -25,6 +25,7 @@ import { defaultBooksDir, packageRoot } from './eval/paths.js'
 import { servePlayground } from './node/playground.js'
 import { serve, type ServeOptions } from './serve/http.js'
 import { ChatTemplate } from './serve/chat-template.js'
+import type { QueueOrder } from './serve/scheduler.js'
 
 const USAGE = `usage:
   kvkit eval --model DIR --policy SPEC [--policy SPEC ...] (--task A,B --length 1024,4096 --samples N | --prompts FILE)
@@ -42,9 +43,13 @@ const USAGE = `usage:
   kvkit perplexity --model DIR [--length 2048] [--samples 16] [--seed S] [--haystack FILE|DIR] [--backend B]
              [--kv-dtype float32|float16]
   kvkit serve --model DIR [--port 8080] [--host 127.0.0.1] [--api-key KEY] [--policy SPEC] [--kv-budget TOKENS]
-             [--cache-tokens TOKENS] [--parallel N] [--max-tokens N] [--model-id NAME] [--backend B]
+             [--cache-tokens TOKENS] [--parallel N] [--max-tokens N] [--model-id NAME] [--backend B] [--edit-reuse]
+             [--scheduler fcfs|kvshare|program] [--aging-ms MS]
              (an OpenAI-compatible server: /v1/models, /v1/chat/completions, /v1/completions; KV reused across
-             requests through the prefix cache; KVKIT_API_KEY sets --api-key; Ctrl-C stops it)
+             requests through the prefix cache, and with --edit-reuse by KVShare for prompts that edit an earlier
+             one; --scheduler kvshare starts waiting requests by expected cache hit rate with aging,
+             program by agent program first come first served (Continuum; a request's program_id);
+             KVKIT_API_KEY sets --api-key; Ctrl-C stops it)
   kvkit policies
   kvkit mpc [--model DIR] [--length 512] [--method mpcache|full] [--trunc one-round|exact-one-round|exact|local] [--seed S]
              (a passkey query with the attention over the KV cache secret-shared between two parties)
@@ -60,7 +65,7 @@ class UsageError extends Error {}
 
 const BACKENDS: BackendName[] = ['wasm', 'webgpu', 'auto', 'reference']
 
-type Values = { [name: string]: string | string[] | undefined }
+type Values = { [name: string]: string | string[] | boolean | undefined }
 
 function parse(args: string[], options: ParseArgsConfig['options']): { values: Values } {
   try {
@@ -420,7 +425,8 @@ async function cmdServe(args: string[]): Promise<void> {
   const { values: v } = parse(args, {
     model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'api-key': { type: 'string' }, policy: { type: 'string' },
     'kv-budget': { type: 'string' }, 'cache-tokens': { type: 'string' }, parallel: { type: 'string' }, 'max-tokens': { type: 'string' },
-    'model-id': { type: 'string' }, backend: { type: 'string' },
+    'model-id': { type: 'string' }, backend: { type: 'string' }, 'edit-reuse': { type: 'boolean' },
+    scheduler: { type: 'string' }, 'aging-ms': { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const dir = v.model as string
@@ -431,9 +437,11 @@ async function cmdServe(args: string[]): Promise<void> {
   const spec = v.policy as string | undefined
   if (spec !== undefined) usage(() => createPolicy(spec, facts.shape))
   const opt = (name: string) => (v[name] === undefined ? undefined : positive(name, v[name] as string))
+  const order = v.scheduler as QueueOrder | undefined
+  if (order !== undefined && !['fcfs', 'kvshare', 'program'].includes(order)) throw new UsageError(`--scheduler must be fcfs, kvshare or program, got ${JSON.stringify(order)}`)
   const options: ServeOptions = {
     host: (v.host as string | undefined) ?? '127.0.0.1', port, apiKey: (v['api-key'] as string | undefined) ?? process.env.KVKIT_API_KEY ?? undefined,
-    policy: spec, kvBudget: opt('kv-budget'), cacheTokens: opt('cache-tokens'), parallel: opt('parallel'), defaultMaxTokens: opt('max-tokens'),
+    policy: spec, editReuse: (v['edit-reuse'] as boolean | undefined) === true, scheduler: order, agingMs: opt('aging-ms'), kvBudget: opt('kv-budget'), cacheTokens: opt('cache-tokens'), parallel: opt('parallel'), defaultMaxTokens: opt('max-tokens'),
     modelId: (v['model-id'] as string | undefined) ?? basename(resolve(dir)),
     template: usage(() => ChatTemplate.fromTokenizerConfig(readJsonIfPresent(join(dir, 'tokenizer_config.json')))),
   }

@@ -11,7 +11,7 @@ const API: Record<string, string[]> = {
     'listPolicies', 'loadModel', 'loadWasm', 'mikv', 'vidkv', 'mpcache', 'parsePolicySpec', 'policyConfig', 'policyFromSpec', 'pyramidkv',
     'razorattention', 'registerPolicy', 'snapkv', 'streamingllm', 'supportsRelaxedSimd', 'supportsSimd', 'think', 'tova', 'trimkv', 'unionkv', 'windowkv', 'quest', 'tokenselect', 'delta', 'mpcacheSelect', 'nosa', 'shadowkv', 'selectionPolicy',
     'compactor', 'criticaladakv', 'criticalkv', 'kvzip', 'lagkv',
-    'Sequence', 'PrefixCache', 'ReuseError', 'blockHashes', 'keyRotation', 'CacheBlend', 'graphKV', 'MemoryChunkStore', 'IndexedDbChunkStore', 'OpfsChunkStore', 'KVShare', 'alignTokens', 'chooseTtl', 'simulateAgents', 'syntheticAgentTrace',
+    'Sequence', 'PrefixCache', 'ReuseError', 'blockHashes', 'keyRotation', 'CacheBlend', 'graphKV', 'MemoryChunkStore', 'IndexedDbChunkStore', 'OpfsChunkStore', 'KVShare', 'alignTokens', 'chooseTtl', 'simulateAgents', 'syntheticAgentTrace', 'sharePriority', 'simulateShare', 'editedPairTrace',
   ],
   '../src/kernels.ts': ['F32Buf', 'Heap', 'HeapError', 'I32Buf', 'Ops', 'ShapeError', 'attendCache', 'contiguousView', 'createBackend', 'referenceKernels', 'wasmKernels'],
   '../src/node/index.ts': ['DirectorySource', 'loadModel', 'FileChunkStore', 'RedisChunkStore', 'nodeThreads', 'nodeWorkerSpawner'],

@@ -7,7 +7,7 @@ import { KVShare } from '../src/reuse/kvshare.js'
 import { computeChunk, MemoryChunkStore, placeRows } from '../src/reuse/chunk-kv.js'
 import { alignTokens } from '../src/reuse/token-align.js'
 import { ReuseError } from '../src/reuse/errors.js'
-import { seededRandom } from '../src/model/sampling.js'
+import { cached, question, words } from './kvshare-helpers.js'
 
 // KVShare on the fixture model, end to end: an unedited repeat is the cached KV as it was; at ratio 1
 // an edited request is a full prefill bit for bit; below it, the layers up to the check layer are a
@@ -18,14 +18,7 @@ beforeAll(async () => {
   model = (await loadModel(defaultModelDir(), { backend: 'wasm' })) as LlamaModel
 })
 
-// pseudo-random tokens: different seeds share few tokens (an arithmetic progression would be shifts of one)
-const words = (n: number, seed: number) => {
-  const r = seededRandom(seed)
-  return Array.from({ length: n }, () => 2 + Math.floor(r() * 4000))
-}
 const V = () => model.config.vocab
-const cached = [0, ...words(159, 1)]
-const question = words(7, 9)
 
 /** the edits of the grid: the cached context with a span inserted, deleted or replaced */
 const EDITS: [string, number[]][] = [
@@ -194,6 +187,33 @@ describe('KVShare choosing and keeping cached requests', () => {
     expect([share.requests, store.size]).toEqual([2, 2])
     expect((await share.prepare(a)).report.hit).toBe(true)
     expect((await share.prepare(b)).report.hit).toBe(false)
+  })
+})
+
+describe('KVShare.match and KVShare.keep (what a server uses)', () => {
+  it('match on a miss computes and caches nothing; keep caches rows computed elsewhere, and match then reuses them as prepare does', async () => {
+    const share = new KVShare(model, { ratio: 1 })
+    const [, edited] = EDITS[0]
+    expect(await share.match(edited)).toBeUndefined()
+    expect(share.requests).toBe(0)
+    await share.keep(computeChunk(model, cached))
+    const ctx = (await share.match(edited))!
+    expect(ctx.report).toMatchObject({ hit: true, sourceTokens: cached.length })
+    const full = model.newCache()
+    model.prefill(edited, full, 0)
+    expect(ctx.cache.readKeys(model.config.layers - 1, 0)).toEqual(full.readKeys(model.config.layers - 1, 0))
+    full.dispose()
+    ctx.dispose()
+    // the overlap a scheduler expects: the tokens the edited context shares with the kept one
+    expect(share.overlap(edited)).toBe(cached.length)
+  })
+
+  it('keep refuses rows that do not match the ids or the model', async () => {
+    const share = new KVShare(model)
+    const kv = computeChunk(model, cached)
+    await expect(share.keep({ ...kv, ids: cached.slice(1) })).rejects.toThrow(ReuseError)
+    await expect(share.keep({ ...kv, k: kv.k.slice(1) })).rejects.toThrow(`want ${model.config.layers} layers`)
+    expect(share.requests).toBe(0)
   })
 })
 

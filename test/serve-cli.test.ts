@@ -38,6 +38,8 @@ describe('kvkit serve on the command line', () => {
     [['serve', '--model', 'models/fixture-14m', '--policy', 'snapkv:budget=9'], /budget/],
     [['serve', '--model', 'models/fixture-14m', '--kv-budget', '1000', '--cache-tokens', '1000'], /--cache-tokens \(1000\) must be less than --kv-budget \(1000\)/],
     [['serve', '--model', 'models/no-such-model'], /model folder not found/],
+    [['serve', '--model', 'models/fixture-14m', '--scheduler', 'lifo'], /--scheduler must be fcfs, kvshare or program, got "lifo"/],
+    [['serve', '--model', 'models/fixture-14m', '--scheduler', 'kvshare', '--aging-ms', '0'], /--aging-ms must be at least 1, got 0/],
   ])('%j exits 2 with one line naming the bad argument', (args, message) => {
     const r = spawnSync(process.execPath, ['bin/kvkit.js', ...args], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000 })
     expect(r.status, r.stderr).toBe(2)

@@ -297,7 +297,8 @@ export class LlamaModel implements Model {
     // the part of the prompt compressed at prefill end: all but its last token (kvpress's protocol), or
     // the context alone, the question being prefilled on the compressed cache (query-agnostic)
     const c = o.contextTokens ?? n - 1
-    const capture = new HookCapture(policy?.needs ?? {}, this.config, this.backend.heap, c)
+    // a reuse that refreshes rows during decoding reads the step's queries (reuse excludes a policy)
+    const capture = new HookCapture(policy?.needs ?? (reuse?.afterStep ? { decodeQueries: true } : {}), this.config, this.backend.heap, c)
     const random = seededRandom(o.seed ?? 0)
     const logits = new Float32Array(this.config.vocab)
     const eos = new Set(this.config.eosTokenIds)
@@ -387,7 +388,14 @@ export class LlamaModel implements Model {
         this.checkRun(o)
         const s0 = performance.now()
         // a policy that looks at the cache every step keeps it on the CPU (the GPU runs the rest)
-        await this.step([token], Int32Array.of(pos), cache, { capture, decode: true, first: pos, logits: 'last', out: logits, select, cpuCache: !!session?.onDecodeStep }, onGpu ?? undefined)
+        const stepOptions = { capture, decode: true, first: pos, logits: 'last' as const, out: logits, select, cpuCache: !!session?.onDecodeStep || !!reuse?.afterStep }
+        await this.step([token], Int32Array.of(pos), cache, stepOptions, onGpu ?? undefined)
+        // the reuse rewrote stale rows the step attended to: the step runs again on them (bounded by the reuse)
+        while (reuse?.afterStep?.(capture.hooks.map((h) => h.decodeQuery!), [...ids, ...out])) {
+          cache.rollback(pos)
+          this.gpu?.cpuWrote(cache)
+          await this.step([token], Int32Array.of(pos), cache, stepOptions, onGpu ?? undefined)
+        }
         if (firstNonFinite(logits) !== null) this.nonFinite([...ids, ...out], `generate: decode step ${step} (position ${pos})`)
         o.onLogits?.(logits, step)
         const next = sample(logits, sampling, random)

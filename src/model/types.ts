@@ -152,6 +152,14 @@ export interface ReuseHandle {
   prefilled(tokens: number): void
   /** the request ended: the tokens it generated, and whether it finished (false: it failed or was aborted) */
   close(generated: readonly number[], ok: boolean): void
+  /**
+   * Decode-time refresh (KVShare's recompute when attention drifts): called after each decode step with
+   * the step's post-RoPE decode queries per layer ([qHeads][headDim] each) and the token of every slot
+   * (the prompt, then the generated tokens, the step's own last). It may rewrite cache rows before the
+   * step's slot and return true: the step's slot is then rolled back and the step runs again on the
+   * rewritten KV (and this is called again). It must return false after a bounded number of trues.
+   */
+  afterStep?(queries: readonly Float32Array[], slotIds: readonly number[]): boolean
 }
 
 /**

@@ -9,6 +9,8 @@ import { ReuseError } from './errors.js'
  */
 export class AssembledContext implements KVReuse {
   private used = false
+  /** rewrites stale rows during decoding (KVShare's decode-time recompute), if set */
+  refresh?: Pick<ReuseHandle, 'afterStep'>
 
   constructor(
     readonly model: LlamaModel,
@@ -33,6 +35,7 @@ export class AssembledContext implements KVReuse {
       positionOffset: this.positionOffset,
       prefilled: () => {},
       close: () => this.cache.dispose(),
+      ...(this.refresh?.afterStep ? { afterStep: this.refresh.afterStep.bind(this.refresh) } : {}),
     }
   }
 

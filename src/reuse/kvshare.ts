@@ -3,7 +3,8 @@ import { chunkKey, MemoryChunkStore, placeRows, readLayers, type ChunkKV, type C
 import { AssembledContext } from './context-handle.js'
 import { ReuseError } from './errors.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
-import { alignTokens } from './token-align.js'
+import { alignTokens, type TokenAlignment } from './token-align.js'
+import { checkDecodeRefresh, DecodeRefresh, type DecodeRefreshOptions, type DecodeRefreshReport } from './decode-refresh.js'
 
 export interface KVShareOptions extends RecomputeOptions {
   /** where cached requests' KV are kept (default: in memory, for this KVShare's lifetime) */
@@ -14,6 +15,11 @@ export interface KVShareOptions extends RecomputeOptions {
   minReuse?: number
   /** cached requests kept; beyond it the least recently used is dropped, from the store too (default 64) */
   maxRequests?: number
+  /**
+   * the decode-time recompute when attention drifts (decode-refresh.ts; the paper's DHD, decode phase),
+   * on by default with its defaults (threshold 0.5, 16 tokens, 4 refreshes); false turns it off
+   */
+  decodeRefresh?: DecodeRefreshOptions | false
 }
 
 /** What a prepare did. */
@@ -30,6 +36,14 @@ export interface KVShareReport {
   edited: number
   /** context slots recomputed after the check layer (the edited ones and those chosen), ascending */
   recomputed: Int32Array
+  /** what the decode-time recompute did, filled in while the generation runs; null when off or on a miss */
+  decode: DecodeRefreshReport | null
+}
+
+/** a cached request found for a context: its KV and the alignment */
+interface Found {
+  kv: ChunkKV
+  align: TokenAlignment
 }
 
 interface Entry {
@@ -55,8 +69,8 @@ const countTokens = (ids: readonly number[]): Map<number, number> => {
  * common prefix is exact and recomputed nowhere: an unedited repeat costs no forward pass, and at
  * ratio 1 the context is a full prefill bit for bit.
  *
- * Not here (issue 14 keeps them open): the paper's decode-time recompute when attention drifts and its
- * scheduler favouring high hit rates.
+ * During decoding, stale reused tokens the new tokens attend to heavily are recomputed a bounded number
+ * of times (`decodeRefresh`, decode-refresh.ts: the decode phase of the paper's DHD).
  *
  * Use: `const ctx = await share.prepare(context)`, then `model.generate([...context, ...question],
  * { reuse: ctx })`. A context that finds no cached request is prefilled in full and cached for the next.
@@ -65,6 +79,8 @@ export class KVShare extends SelectiveReuse {
   readonly minReuse: number
   readonly maxRequests: number
   readonly store: ChunkStore
+  /** the decode-time recompute's options, null when off */
+  readonly decodeRefresh: Required<DecodeRefreshOptions> | null
   private readonly salt: string
   /** cached requests by store key, least recently used first */
   private readonly entries = new Map<string, Entry>()
@@ -79,6 +95,7 @@ export class KVShare extends SelectiveReuse {
     this.maxRequests = maxRequests
     this.salt = options.salt ?? ''
     this.store = options.store ?? new MemoryChunkStore()
+    this.decodeRefresh = options.decodeRefresh === false ? null : checkDecodeRefresh(options.decodeRefresh ?? {})
   }
 
   /** cached requests held */
@@ -99,31 +116,71 @@ export class KVShare extends SelectiveReuse {
   }
 
   /**
+   * Caches a context's KV computed elsewhere: `kv.k[l]`, `kv.v[l]` [T][kvHeads][headDim] per layer, the
+   * rows of a full prefill of `kv.ids` at positions 0..T-1 (a served request's prompt, read from its cache).
+   * @throws ReuseError when the rows do not match the ids and the model's shape
+   */
+  async keep(kv: ChunkKV): Promise<void> {
+    this.check(kv.ids as number[], 'KVShare.keep')
+    const { layers, kvHeads, headDim } = this.model.config
+    const floats = kv.ids.length * kvHeads * headDim
+    const bad = [...kv.k, ...kv.v].findIndex((a) => !(a instanceof Float32Array) || a.length !== floats)
+    if (kv.k.length !== layers || kv.v.length !== layers || bad >= 0)
+      throw new ReuseError(`KVShare.keep: want ${layers} layers of keys and values of ${floats} floats (${kv.ids.length} tokens), got ${kv.k.length} and ${kv.v.length} layers${bad >= 0 ? `, array ${bad} of another length` : ''}`)
+    await this.remember({ ids: kv.ids.slice(), k: kv.k, v: kv.v })
+  }
+
+  /**
    * The context's KV from the most similar cached request, aligned, re-rotated and partly recomputed;
    * or, when none aligns on at least `minReuse` of the context, a full prefill that is then cached.
    * @throws ReuseError (or ModelInputError for ids outside the vocabulary) before any work
    */
   async prepare(ids: readonly number[]): Promise<AssembledContext & { report: KVShareReport }> {
     this.check(ids, 'KVShare.prepare')
+    const found = await this.find(ids, Math.ceil(this.minReuse * ids.length))
+    if (found) return this.assemble(ids, found)
     const N = ids.length
-    const need = Math.ceil(this.minReuse * N)
-    const found = await this.find(ids, need)
     const cache = this.model.newCache('post-rope', 64, 'float32')
     try {
-      let report: KVShareReport
-      if (found) {
-        const { kv, align } = found
-        placeRows(this.model, cache, kv, align.source, 0)
-        const always = Int32Array.from(align.source.keys()).filter((j) => align.source[j] < 0)
-        const recomputed = this.recompute(ids, cache, align.firstEdit, always)
-        report = { hit: true, sourceTokens: kv.ids.length, reused: align.matched, exact: align.firstEdit, edited: always.length, recomputed }
-      } else {
-        this.model.prefill(ids, cache, 0)
-        await this.remember({ ids: ids.slice(), ...readLayers(cache) })
-        report = { hit: false, sourceTokens: 0, reused: 0, exact: 0, edited: N, recomputed: Int32Array.from({ length: N }, (_, i) => i) }
+      this.model.prefill(ids, cache, 0)
+      await this.remember({ ids: ids.slice(), ...readLayers(cache) })
+      const report: KVShareReport = { hit: false, sourceTokens: 0, reused: 0, exact: 0, edited: N, recomputed: Int32Array.from({ length: N }, (_, i) => i), decode: null }
+      return Object.assign(new AssembledContext(this.model, ids.slice(), cache), { report })
+    } catch (e) {
+      cache.dispose()
+      throw e
+    }
+  }
+
+  /**
+   * prepare() on a hit only: the context from the most similar cached request, or undefined when none
+   * aligns on `minReuse` of it (then nothing is computed or cached: the caller prefills as it would).
+   * @throws ReuseError (or ModelInputError) before any work
+   */
+  async match(ids: readonly number[]): Promise<(AssembledContext & { report: KVShareReport }) | undefined> {
+    this.check(ids, 'KVShare.match')
+    const found = await this.find(ids, Math.ceil(this.minReuse * ids.length))
+    return found && this.assemble(ids, found)
+  }
+
+  /** the found request's KV placed at the context's slots, the edit and the chosen tokens recomputed */
+  private assemble(ids: readonly number[], { kv, align }: Found): AssembledContext & { report: KVShareReport } {
+    const N = ids.length
+    const cache = this.model.newCache('post-rope', 64, 'float32')
+    try {
+      placeRows(this.model, cache, kv, align.source, 0)
+      const always = Int32Array.from(align.source.keys()).filter((j) => align.source[j] < 0)
+      const recomputed = this.recompute(ids, cache, align.firstEdit, always)
+      let refresh: DecodeRefresh | undefined
+      if (this.decodeRefresh) {
+        // stale: reused after the first edit and not recomputed
+        const fresh = new Set(recomputed)
+        const stale = Array.from({ length: N - align.firstEdit }, (_, i) => align.firstEdit + i).filter((j) => align.source[j] >= 0 && !fresh.has(j))
+        refresh = new DecodeRefresh(this.model, cache, stale, N, this.decodeRefresh)
       }
-      const ctx = new AssembledContext(this.model, ids.slice(), cache) as AssembledContext & { report: KVShareReport }
-      ctx.report = report
+      const report: KVShareReport = { hit: true, sourceTokens: kv.ids.length, reused: align.matched, exact: align.firstEdit, edited: always.length, recomputed, decode: refresh?.report ?? null }
+      const ctx = Object.assign(new AssembledContext(this.model, ids.slice(), cache), { report })
+      ctx.refresh = refresh
       return ctx
     } catch (e) {
       cache.dispose()
@@ -138,16 +195,8 @@ export class KVShare extends SelectiveReuse {
   }
 
   /** the cached request sharing the most tokens, aligned, if at least `need` tokens align; its KV loaded */
-  private async find(ids: readonly number[], need: number): Promise<{ kv: ChunkKV; align: NonNullable<ReturnType<typeof alignTokens>> } | undefined> {
-    const counts = countTokens(ids)
-    let best: [string, Entry] | undefined
-    let bestShared = -1
-    for (const [key, e] of this.entries) {
-      let shared = 0
-      for (const [t, n] of counts) shared += Math.min(n, e.counts.get(t) ?? 0)
-      // ties to the most recently used, the later in the map
-      if (shared >= bestShared) [best, bestShared] = [[key, e], shared]
-    }
+  private async find(ids: readonly number[], need: number): Promise<Found | undefined> {
+    const [best, bestShared] = this.mostShared(ids)
     // aligned tokens are shared tokens: too few shared, no alignment can reach `need`
     if (!best || bestShared < need || bestShared === 0) return undefined
     const [key, entry] = best
@@ -164,6 +213,28 @@ export class KVShare extends SelectiveReuse {
     this.entries.delete(key)
     this.entries.set(key, entry)
     return { kv, align }
+  }
+
+  /**
+   * Tokens the context shares with the most similar cached request (a multiset overlap, no alignment
+   * run): at least what a match would reuse, 0 with nothing cached. What a scheduler expects a request to hit.
+   */
+  overlap(ids: readonly number[]): number {
+    return Math.max(0, this.mostShared(ids)[1])
+  }
+
+  /** the cached request sharing the most tokens with ids (ties to the most recently used), and how many */
+  private mostShared(ids: readonly number[]): [[string, Entry] | undefined, number] {
+    const counts = countTokens(ids)
+    let best: [string, Entry] | undefined
+    let bestShared = -1
+    for (const [key, e] of this.entries) {
+      let shared = 0
+      for (const [t, n] of counts) shared += Math.min(n, e.counts.get(t) ?? 0)
+      // ties to the most recently used, the later in the map
+      if (shared >= bestShared) [best, bestShared] = [[key, e], shared]
+    }
+    return [best, bestShared]
   }
 
   /** caches a request's KV, dropping the least recently used beyond maxRequests */

@@ -28,19 +28,14 @@ export interface RecomputePlan {
  * bit for bit. Returns the slots recomputed after the check layer, ascending.
  */
 export function selectiveRecompute(model: LlamaModel, ids: readonly number[], cache: PagedKVCache, plan: RecomputePlan): Int32Array {
-  const fwd = model.forward
   const { layers, kvHeads, hidden: H } = model.config
   const N = ids.length
   if (plan.from >= N) return new Int32Array(0)
   let rows: Int32Array = Int32Array.from({ length: N - plan.from }, (_, i) => plan.from + i)
-  let hidden = fwd.embedRows(ids.slice(plan.from))
+  let hidden = model.forward.embedRows(ids.slice(plan.from))
   for (let l = 0; l < layers; l++) {
     const before = l === plan.checkLayer ? Array.from({ length: kvHeads }, (_, h) => cache.readKeys(l, h)) : null
-    // at most a chunk of rows at a time through the layer (positions are the slots)
-    for (let i = 0; i < rows.length; i += fwd.chunk) {
-      const at = rows.slice(i, i + fwd.chunk)
-      fwd.recomputeLayer(l, hidden.subarray(i * H, (i + at.length) * H), at, at, cache)
-    }
+    layerRows(model, l, hidden, rows, cache)
     if (!before) continue
     const keep = choose(model, plan, rows, before, (h) => cache.readKeys(l, h))
     const at = new Map(Array.from(rows, (r, i) => [r, i]))
@@ -50,6 +45,32 @@ export function selectiveRecompute(model: LlamaModel, ids: readonly number[], ca
     hidden = next
   }
   return rows
+}
+
+/** rows [T] (ascending slots, positions = slots) through layer l: hidden [T][hidden] in, updated in place; their K/V rewritten */
+function layerRows(model: LlamaModel, l: number, hidden: Float32Array, rows: Int32Array, cache: PagedKVCache): void {
+  const fwd = model.forward
+  const H = model.config.hidden
+  // at most a chunk of rows at a time through the layer
+  for (let i = 0; i < rows.length; i += fwd.chunk) {
+    const at = rows.slice(i, i + fwd.chunk)
+    fwd.recomputeLayer(l, hidden.subarray(i * H, (i + at.length) * H), at, at, cache)
+  }
+}
+
+/**
+ * Rebuilds the K/V of `rows` (ascending slots; positions = slots) in every layer by a forward pass over
+ * them alone, each attending causally over the cache as it is (KVShare's decode-time recompute). The
+ * other slots are left alone. `ids` holds the token of every slot up to the last row at least.
+ * @throws ReuseError when rows are not ascending slots inside ids
+ */
+export function recomputeRows(model: LlamaModel, ids: readonly number[], cache: PagedKVCache, rows: Int32Array): void {
+  rows.forEach((r, i) => {
+    if (!(Number.isInteger(r) && r >= 0 && r < ids.length && (i === 0 || r > rows[i - 1]))) throw new ReuseError(`recomputeRows: rows must be ascending slots in [0, ${ids.length - 1}], got ${r} at ${i}`)
+  })
+  if (rows.length === 0) return
+  const hidden = model.forward.embedRows(Array.from(rows, (r) => ids[r]))
+  for (let l = 0; l < model.config.layers; l++) layerRows(model, l, hidden, rows, cache)
 }
 
 /** `always` plus round(ratio x the other rows) of the other rows, by key deviation (ties to the earlier slot) or at random */

@@ -8,9 +8,12 @@ import type { EvictionName } from '../reuse/block-eviction.js'
 import { ChatTemplate, type TemplateMessage, type TemplateTool } from './chat-template.js'
 import { ApiError } from './errors.js'
 import type { ChatMessage, ChatRequest, CompletionRequest } from './schema.js'
-import { KVScheduler } from './scheduler.js'
+import { KVScheduler, type QueueOrder } from './scheduler.js'
 import { forcedCallPrefix, ToolCallStream, type ParsedToolCall } from './tool-calls.js'
 import { ToolPins, type PinStats } from './tool-pins.js'
+import { EditReuse } from './edit-reuse.js'
+import { onReuseClose } from './reuse-close.js'
+import type { KVShareOptions } from '../reuse/kvshare.js'
 
 export interface EngineOptions {
   /** the id `/v1/models` lists and requests name (default 'kvkit') */
@@ -31,6 +34,19 @@ export interface EngineOptions {
   parallel?: number
   /** max_tokens of a request that gives none (default 256, less where the context ends sooner) */
   defaultMaxTokens?: number
+  /**
+   * KVShare for prompts that edit an earlier one (edit-reuse.ts): true for its defaults, or its options
+   * (ratio, checkLayer, minReuse, maxRequests, decodeRefresh). Off by default: an edited prompt then
+   * runs on approximate KV (the prefix cache's reuse is exact), and kept prompts take KV budget.
+   */
+  editReuse?: boolean | KVShareOptions
+  /**
+   * the order waiting requests start in: 'fcfs' (default); 'kvshare', KVShare's cache-aware order by
+   * the share of the prompt expected from cache plus the wait over `agingMs` (default 10000 ms); or
+   * 'program', Continuum's first come first served by agent program (a request's `program_id`)
+   */
+  scheduler?: QueueOrder
+  agingMs?: number
 }
 
 /** A tool call with the id the server gave it (`call_...`), which the client's tool result names. */
@@ -72,6 +88,8 @@ export interface Job {
   salt: string
   /** ids of the tool calls whose results the messages bring (a paused session resuming) */
   resumes: string[]
+  /** the agent program it belongs to (`program_id`), if any */
+  program?: string
 }
 
 export interface EngineStats {
@@ -113,9 +131,12 @@ export function templateMessages(messages: readonly ChatMessage[]): TemplateMess
 /**
  * The serving side of `kvkit serve`, without HTTP: turns checked OpenAI requests into generations on
  * one model. Requests on the full cache share KV through a PrefixCache (their `cached_tokens`); a
- * request with a KV policy (`kv_policy`, or the server's) runs on its own compressed cache. Admission
- * keeps every KV page within `kvBudget`: the prefix cache keeps at most `cacheTokens` of blocks no
- * request holds, and running requests reserve what they can grow to (KVScheduler).
+ * request with a KV policy (`kv_policy`, or the server's) runs on its own compressed cache. With
+ * `editReuse`, a prompt that edits an earlier one runs on KVShare's aligned KV (edit-reuse.ts).
+ * Admission keeps every KV page within `kvBudget`: the prefix cache keeps at most `cacheTokens` of
+ * blocks no request holds, running requests reserve what they can grow to, and kept prompts and paused
+ * sessions are pins reclaimed when a waiting request needs the room (KVScheduler, in the order
+ * `scheduler` names).
  */
 export class ServeEngine {
   readonly modelId: string
@@ -127,6 +148,8 @@ export class ServeEngine {
   readonly stats: EngineStats
   /** Continuum's TTL pins of sessions paused for tool calls */
   readonly pins: ToolPins
+  /** KVShare for edited prompts (EngineOptions.editReuse), or null */
+  readonly edits: EditReuse | null
   /** prefill ms per token, a running mean over requests (what reloading a context would cost) */
   private prefillMsPerToken = 0
   private readonly defaultPolicy: string | undefined
@@ -165,8 +188,20 @@ export class ServeEngine {
     this.defaultMaxTokens = dflt
     const maxBlocks = Math.floor(cacheTokens / block)
     this.prefixCache = new PrefixCache(model, { blockTokens: block, maxBlocks, eviction: options.eviction ?? 'lru' })
-    this.scheduler = new KVScheduler(budget - maxBlocks * block, parallel)
+    try {
+      this.scheduler = new KVScheduler(budget - maxBlocks * block, parallel, { order: options.scheduler, agingMs: options.agingMs })
+    } catch (e) {
+      throw new ModelInputError(`serve: ${(e as Error).message}`)
+    }
     this.pins = new ToolPins(this.scheduler, budget)
+    const edit = options.editReuse
+    if (edit !== undefined && edit !== false && edit !== true && (typeof edit !== 'object' || edit === null))
+      throw new ModelInputError(`serve: editReuse must be a boolean or KVShare's options, got ${typeof edit}`)
+    try {
+      this.edits = edit ? new EditReuse(model, this.prefixCache, this.scheduler, edit === true ? {} : edit) : null
+    } catch (e) {
+      throw new ModelInputError(`serve: editReuse: ${(e as Error).message}`)
+    }
     this.stats = { requests: 0, peakKvBytes: 0, pins: this.pins.stats }
   }
 
@@ -241,8 +276,9 @@ export class ServeEngine {
       throw new ApiError(400, `${maxParam}: this model's maximum context length is ${ctx} tokens; you requested ${n + asked} (${n} in the ${promptParam}, ${asked} in the completion)`, maxParam, 'context_length_exceeded')
     const maxTokens = asked ?? Math.min(this.defaultMaxTokens, ctx - n)
     const spec = req.kv_policy != null ? this.policyOf(req.kv_policy, 'kv_policy') : this.defaultPolicy !== undefined ? this.policyOf(this.defaultPolicy, 'policy') : null
-    // a request on the full cache shares the prefix cache's pages; a compressed one has 64-token pages of its own
-    const page = spec === null ? this.prefixCache.blockTokens : 64
+    // a request on the full cache shares the prefix cache's pages (or, with edit reuse, may run on
+    // KVShare's 64-token pages); a compressed one has 64-token pages of its own
+    const page = spec === null && !this.edits ? this.prefixCache.blockTokens : Math.max(64, this.prefixCache.blockTokens)
     const reservation = Math.ceil((n - 1 + maxTokens) / page) * page
     if (reservation > this.scheduler.capacityTokens) {
       const param = asked != null ? maxParam : promptParam
@@ -260,7 +296,7 @@ export class ServeEngine {
     const salt = req.cache_salt ?? ''
     if (spec === null) options.reuse = salt ? this.prefixCache.tenant(salt) : this.prefixCache
     else options.policy = spec
-    return { ids, maxTokens, reservation, options, tools, forcedTool, salt, resumes: [] }
+    return { ids, maxTokens, reservation, options, tools, forcedTool, salt, resumes: [], ...(req.program_id != null ? { program: req.program_id } : {}) }
   }
 
   /**
@@ -280,13 +316,24 @@ export class ServeEngine {
   private async runAdmitted(job: Job, signal: AbortSignal, onDelta: (d: Delta) => void, resume: () => void): Promise<Outcome> {
     let kept: { tokens: number; release: () => void } | null = null
     try {
-      const release = await this.scheduler.acquire(job.reservation, signal)
+      const release = await this.scheduler.acquire(job.reservation, signal, this.scheduler.order === 'kvshare' ? this.expectedHitRate(job) : 0, job.program)
       this.stats.requests++
       try {
         let options: GenerateOptions = { ...job.options, signal }
+        // an edit of an earlier prompt runs on its aligned KV; another prompt leaves its KV for later edits
+        const edited = this.edits && !job.tools && options.reuse ? await this.edits.match(job.ids, job.salt) : undefined
+        if (edited) options = { ...options, reuse: edited }
+        else if (this.edits && !job.tools && options.reuse) options = { ...options, reuse: this.edits.capturing(options.reuse, job.salt) }
         // a request that may end in tool calls keeps its conversation's blocks held past its end, for ToolPins
         if (job.tools && options.reuse) options = { ...options, reuse: this.keeping(options.reuse, job.salt, (h) => (kept = h)) }
-        const gen = this.model.generate(job.ids, options)
+        let gen: ReturnType<LlamaModel['generate']>
+        try {
+          gen = this.model.generate(job.ids, options)
+        } catch (e) {
+          // refused before it opened the assembled context: free it
+          edited?.dispose()
+          throw e
+        }
         // the resuming session's blocks are held by this request now: its pin has done its work
         resume()
         const parser = job.tools ? new ToolCallStream(job.forcedTool) : null
@@ -311,7 +358,8 @@ export class ServeEngine {
         }
         this.sampleKv()
         const n = job.ids.length
-        const cached = r.stats.cachedTokens
+        // KVShare's reused tokens: the context's tokens aligned to the earlier prompt (some recomputed)
+        const cached = edited ? edited.report.reused : r.stats.cachedTokens
         if (n - cached >= 32) {
           const rate = r.stats.prefillMs / (n - cached)
           this.prefillMsPerToken = this.prefillMsPerToken ? 0.8 * this.prefillMsPerToken + 0.2 * rate : rate
@@ -341,24 +389,22 @@ export class ServeEngine {
    * are held across the close; the answer's are held as far as they survived it.
    */
   private keeping(reuse: KVReuse, salt: string, keep: (h: { tokens: number; release: () => void }) => void): KVReuse {
-    return {
-      open: (ids, model) => {
-        const h = reuse.open(ids, model)
-        return {
-          cache: h.cache, ids: h.ids, cachedTokens: h.cachedTokens, positionOffset: h.positionOffset,
-          prefilled: (tokens) => h.prefilled(tokens),
-          close: (generated, ok) => {
-            const prompt = this.prefixCache.hold(h.ids, salt)
-            try {
-              h.close(generated, ok)
-              if (ok) keep(this.prefixCache.hold([...h.ids, ...generated], salt))
-            } finally {
-              prompt.release()
-            }
-          },
-        }
-      },
-    }
+    return onReuseClose(reuse, (h, generated, ok) => {
+      const prompt = this.prefixCache.hold(h.ids, salt)
+      try {
+        h.close(generated, ok)
+        if (ok) keep(this.prefixCache.hold([...h.ids, ...generated], salt))
+      } finally {
+        prompt.release()
+      }
+    })
+  }
+
+  /** the share of a job's prompt expected from cache: the prefix cache's, or KVShare's (edit reuse) */
+  private expectedHitRate(job: Job): number {
+    if (!job.options.reuse) return 0
+    const found = this.edits && !job.tools ? this.edits.expected(job.ids, job.salt) : this.prefixCache.cachedPrefix(job.ids, job.salt)
+    return found / job.ids.length
   }
 
   private sampleKv(): void {

@@ -5,7 +5,8 @@ import { ApiError } from './errors.js'
 // them, checked with zod. A field kvkit cannot honour (n > 1, logprobs, penalties, images, JSON mode) is
 // refused by name rather than ignored; fields OpenAI defines that change nothing here (user, metadata,
 // store, parallel_tool_calls) are accepted. Extensions: `kv_policy` (a kvkit policy spec for this request),
-// `cache_salt` (vLLM's name: a tenant salt for the prefix cache), `top_k` (vLLM's and llama.cpp's).
+// `cache_salt` (vLLM's name: a tenant salt for the prefix cache), `top_k` (vLLM's and llama.cpp's),
+// `program_id` (the agent program a call belongs to: Continuum's unit of scheduling, `--scheduler program`).
 
 const count = z.number().int().positive()
 const unsupportedZero = z.literal(0, { error: 'only 0 is supported' }).nullish()
@@ -70,6 +71,7 @@ const common = {
   user: z.string().optional(),
   kv_policy: z.string().min(1).nullish(),
   cache_salt: z.string().nullish(),
+  program_id: z.string().min(1).nullish(),
 }
 
 export const chatRequestSchema = z.strictObject({
