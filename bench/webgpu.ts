@@ -152,7 +152,7 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
     for (let off = 0; off < keyBytes; off += 64 << 20) for (const v of new Float32Array(await k.read(keys + off, Math.min(64 << 20, keyBytes - off)))) want += v
     if (!(Math.abs(got - want) < 1e-3 * Math.sqrt(nKeys * d))) throw new Error(`streamSum check failed: ${got} vs ${want}`)
     // every scoring variant (src/backend/webgpu/score-variants.ts), 1 head and a GQA group, in this process
-    const rows: [string, number, number][] = []
+    const rows: [ScoreVariant, number, number][] = []
     for (const variant of variants) {
       k.scoreVariant = variant
       const t1 = await time(k, () => k.scoreKeys(q, 1, d, table, nKeys, nKeys, 0.125, out), reps)
@@ -168,8 +168,11 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
     console.log(row('key scoring, 1 head', t1))
     console.log(row(`key scoring, GQA group of ${group}`, tg))
     for (const [variant, v1, vg] of rows) {
-      console.log(row(`key scoring variant ${variant}${variant === DEFAULT_SCORE_VARIANT ? ' (default)' : ''}, 1 head`, v1))
-      console.log(row(`key scoring variant ${variant}${variant === DEFAULT_SCORE_VARIANT ? ' (default)' : ''}, GQA group of ${group}`, vg))
+      // the shape this device runs (lanes are capped at its subgroup size), the default marked
+      const { lanes, rows: r, groups } = k.scoreShape(variant)
+      const name = `key scoring variant ${variant} (${lanes} lanes a row, ${r} rows at once, <= ${groups} workgroups${variant === DEFAULT_SCORE_VARIANT ? ', default' : ''})`
+      console.log(row(`${name}, 1 head`, v1))
+      console.log(row(`${name}, GQA group of ${group}`, vg))
     }
     k.arena = null
     k.pool.release(arena)

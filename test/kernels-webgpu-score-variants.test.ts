@@ -61,5 +61,6 @@ describe.skipIf(!gpu).each(paths.map((subgroups) => ({ subgroups })))('scoring v
       K.scoreVariant = 'warp-r16' as ScoreVariant
     }).toThrow(/warp-r16/)
     expect(K.scoreVariant).toBe('quad')
+    expect(() => K.scoreShape('warp-r16' as ScoreVariant)).toThrow(UnknownScoreVariantError)
   })
 })

@@ -213,6 +213,16 @@ export class WebGpuKernels {
     }
   }
 
+  /**
+   * How `variant` runs on this device: lanes a key row (score_keys_rows' G after the subgroup cap; 4 for
+   * the quad kernel), rows a lane group at once and the most workgroups.
+   */
+  scoreShape(variant: ScoreVariant): { lanes: number; rows: number; groups: number } {
+    const spec = SCORE_VARIANTS[variant]
+    if (spec === undefined) throw new UnknownScoreVariantError(String(variant))
+    return spec ? { lanes: this.rowsLanes.get(variant)!, rows: spec.rows, groups: spec.groups } : { lanes: 4, rows: 1, groups: STRIDE_GROUPS }
+  }
+
   /** The key-scoring kernel scoreKeys runs (score-variants.ts); UnknownScoreVariantError for another name. */
   get scoreVariant(): ScoreVariant {
     return this.variant
@@ -400,11 +410,10 @@ export class WebGpuKernels {
    * time: nothing is written).
    */
   scoreKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number, skip = -1): void {
-    const spec = SCORE_VARIANTS[this.variant]
+    const { lanes, rows, groups: most } = this.scoreShape(this.variant)
     // rows a workgroup pass: 64 for the quad kernel, (256 / G) x R for score_keys_rows
-    const per = spec ? (256 / this.rowsLanes.get(this.variant)!) * spec.rows : 64
-    const groups = Math.min(spec ? spec.groups : STRIDE_GROUPS, Math.ceil(n / per))
-    const entry = spec ? `score_keys_rows:${this.variant}` : 'score_keys'
+    const groups = Math.min(most, Math.ceil(n / ((256 / lanes) * rows)))
+    const entry = SCORE_VARIANTS[this.variant] ? `score_keys_rows:${this.variant}` : 'score_keys'
     this.dispatch(entry, [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out), groups], groups, skip)
   }
 

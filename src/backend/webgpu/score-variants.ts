@@ -6,9 +6,10 @@
  *   quad: wgsl/score.wgsl, one quad (4 lanes) a key row, the query in workgroup memory.
  *   warp-r4, warp-r8, warp-r4-g1024, half-r4: wgsl/score.wgsl (score_keys_rows), `lanes` lanes a row (a whole warp
  *   of 32, or half of one) and `rows` rows a lane group at once, the lane's query columns in registers;
- *   g1024 strides 1024 long-lived workgroups over the keys instead of 4096.
+ *   -gN caps the workgroups at N instead of 4096: 1024 long-lived ones striding over the keys, or 8192
+ *   (the streaming yardstick's best grid on an H200).
  */
-export type ScoreVariant = 'quad' | 'warp-r4' | 'warp-r8' | 'warp-r4-g1024' | 'half-r4'
+export type ScoreVariant = 'quad' | 'warp-r4' | 'warp-r8' | 'warp-r4-g1024' | 'warp-r8-g1024' | 'warp-r4-g8192' | 'half-r4'
 
 /** The scoring kernel the runtime runs: switch it to the bench's winner here. */
 export const DEFAULT_SCORE_VARIANT: ScoreVariant = 'quad'
@@ -26,6 +27,8 @@ export const SCORE_VARIANTS: Readonly<Record<ScoreVariant, RowsSpec | null>> = {
   'warp-r4': { lanes: 32, rows: 4, groups: 4096 },
   'warp-r8': { lanes: 32, rows: 8, groups: 4096 },
   'warp-r4-g1024': { lanes: 32, rows: 4, groups: 1024 },
+  'warp-r8-g1024': { lanes: 32, rows: 8, groups: 1024 },
+  'warp-r4-g8192': { lanes: 32, rows: 4, groups: 8192 },
   'half-r4': { lanes: 16, rows: 4, groups: 4096 },
 }
 
