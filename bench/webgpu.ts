@@ -170,7 +170,7 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
     for (const [variant, v1, vg] of rows) {
       // the shape this device runs (lanes are capped at its subgroup size), the default marked
       const { lanes, rows: r, groups } = k.scoreShape(variant)
-      const name = `key scoring variant ${variant} (${lanes} lanes a row, ${r} rows at once, <= ${groups} workgroups${variant === DEFAULT_SCORE_VARIANT ? ', default' : ''})`
+      const name = `key scoring variant ${variant} (${lanes} lanes a row, ${r} row${r > 1 ? 's' : ''} at once, <= ${groups} workgroups${variant === DEFAULT_SCORE_VARIANT ? ', default' : ''})`
       console.log(row(`${name}, 1 head`, v1))
       console.log(row(`${name}, GQA group of ${group}`, vg))
     }
