@@ -5,29 +5,27 @@
 // 14 skip flag (prelude.wgsl)
 // (the workgroup count: loops around barriers must be uniform, and WGSL's uniformity analysis counts
 // the workgroup id of the In struct as non-uniform, so trip counts come from the arguments)
-struct ScoreArgs { q: u32, qh: u32, d: u32, table: u32, pt: u32, n: u32, scale: f32, out: u32 }
-fn score_args() -> ScoreArgs { return ScoreArgs(pu(0u), pu(1u), pu(2u), pu(3u), pu(4u), pu(5u), pf(6u), pu(7u)); }
-
 @compute @workgroup_size(256)
 fn score_keys(I: In) {
   setup(I);
   if (skipped(I.lid)) { return; }
-  let a = score_args(); let n = a.n; let d = a.d;
+  let q = pu(0u); let qh = pu(1u); let d = pu(2u); let table = pu(3u);
+  let pt = pu(4u); let n = pu(5u); let scale = pf(6u); let out = pu(7u);
   let j = I.lid & 3u;
   let first = wg_linear(I.wg, I.nwg) * 64u;
   let stride = pu(8u) * 64u;
   let iters = (n + stride - 1u) / stride;
-  for (var h0 = 0u; h0 < a.qh; h0 += QG) {
+  for (var h0 = 0u; h0 < qh; h0 += QG) {
     for (var it = 0u; it < iters; it++) {
       let i = first + it * stride + (I.lid >> 2u);
       var acc = vec4<f32>(0.0);
       for (var c0 = 0u; c0 < d; c0 += QD) {
         // the staged query serves every key of the workgroup unless d needs more than one stage
-        if (d > QD || it == 0u) { stage_q(a.q, a.qh, h0, d, c0, I.lid); }
-        if (i < n) { acc += quad_dot(page_row(a.table, a.pt, i, d) + c0, min(QD, d - c0), j); }
+        if (d > QD || it == 0u) { stage_q(q, qh, h0, d, c0, I.lid); }
+        if (i < n) { acc += quad_dot(page_row(table, pt, i, d) + c0, min(QD, d - c0), j); }
       }
       let s = quad_sum4(acc, I.lid);
-      if (i < n && h0 + j < a.qh) { st(a.out + (h0 + j) * n + i, a.scale * s); }
+      if (i < n && h0 + j < qh) { st(out + (h0 + j) * n + i, scale * s); }
     }
   }
 }
@@ -50,7 +48,8 @@ const MQMAX: u32 = 2u;
 fn score_keys_rows(I: In) {
   setup(I);
   if (skipped(I.lid)) { return; }
-  let a = score_args(); let n = a.n; let d = a.d;
+  let q = pu(0u); let qh = pu(1u); let d = pu(2u); let table = pu(3u);
+  let pt = pu(4u); let n = pu(5u); let scale = pf(6u); let out = pu(7u);
   let lane = I.lid & (G - 1u);
   let per = (WG / G) * R; // rows a workgroup pass
   let first = wg_linear(I.wg, I.nwg) * per + (I.lid / G) * R;
@@ -61,7 +60,7 @@ fn score_keys_rows(I: In) {
   var rows: array<u32, RMAX>;
   var acc: array<vec4<f32>, RMAX>;
   var k: array<vec4<f32>, RMAX * MQMAX>;
-  for (var h0 = 0u; h0 < a.qh; h0 += QG) {
+  for (var h0 = 0u; h0 < qh; h0 += QG) {
     for (var it = 0u; it < iters; it++) {
       let i0 = first + it * stride;
       for (var r = 0u; r < R; r++) { acc[r] = zero; }
@@ -69,7 +68,7 @@ fn score_keys_rows(I: In) {
         let len = min(QD, d - c0);
         // the staged query serves every key of the workgroup unless d needs more than one stage
         if (d > QD || it == 0u) {
-          stage_q(a.q, a.qh, h0, d, c0, I.lid);
+          stage_q(q, qh, h0, d, c0, I.lid);
           for (var m = 0u; m < MQ; m++) {
             let c = 4u * (lane + G * m);
             qm[m] = mat4x4<f32>(qs[c], qs[c + 1u], qs[c + 2u], qs[c + 3u]);
@@ -78,7 +77,7 @@ fn score_keys_rows(I: In) {
         // rows past n read the last row (a valid address) and are never stored
         var aligned = (len & 3u) == 0u;
         for (var r = 0u; r < R; r++) {
-          rows[r] = page_row(a.table, a.pt, min(i0 + r, n - 1u), d) + c0;
+          rows[r] = page_row(table, pt, min(i0 + r, n - 1u), d) + c0;
           aligned = aligned && (rows[r] & 3u) == 0u;
         }
         if (aligned) {
@@ -100,7 +99,7 @@ fn score_keys_rows(I: In) {
       for (var r = 0u; r < R; r++) {
         let s = group_sum4(acc[r], I.lid, G);
         let i = i0 + r;
-        if (i < n && lane < 4u && h0 + lane < a.qh) { st(a.out + (h0 + lane) * n + i, a.scale * s); }
+        if (i < n && lane < 4u && h0 + lane < qh) { st(out + (h0 + lane) * n + i, scale * s); }
       }
     }
   }
