@@ -11,6 +11,7 @@
 import { pathToFileURL } from 'node:url'
 import { openGpuDevice, WebGpuUnavailableError } from '../src/backend/webgpu/device.js'
 import { attendScratchWords, attendSplit, WebGpuKernels } from '../src/backend/webgpu/kernels.js'
+import { DEFAULT_SCORE_VARIANT, SCORE_VARIANTS, type ScoreVariant } from '../src/backend/webgpu/score-variants.js'
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 
@@ -121,16 +122,20 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
     fillRandom(k, keys, keyBytes, 1)
     fillRandom(k, q, group * d * 4, 2)
     k.write(table, Uint32Array.of(keys))
-    // correctness: a few scores against a CPU dot product
-    k.scoreKeys(q, group, d, table, nKeys, nKeys, 0.125, out)
+    // correctness, every scoring variant: a few scores against a CPU dot product
     const qv = new Float32Array(await k.read(q, group * d * 4))
-    for (const i of [0, 1, nKeys >> 1, nKeys - 1]) {
-      const kv = new Float32Array(await k.read(keys + i * d * 4, d * 4))
-      for (let h = 0; h < group; h++) {
-        const got = new Float32Array(await k.read(out + (h * nKeys + i) * 4, 4))[0]
-        let want = 0
-        for (let c = 0; c < d; c++) want += qv[h * d + c] * kv[c]
-        if (Math.abs(got - 0.125 * want) > 1e-3 * (1 + Math.abs(want))) throw new Error(`scoreKeys check failed at key ${i} head ${h}: ${got} vs ${0.125 * want}`)
+    const variants = Object.keys(SCORE_VARIANTS) as ScoreVariant[]
+    for (const variant of variants) {
+      k.scoreVariant = variant
+      k.scoreKeys(q, group, d, table, nKeys, nKeys, 0.125, out)
+      for (const i of [0, 1, nKeys >> 1, nKeys - 1]) {
+        const kv = new Float32Array(await k.read(keys + i * d * 4, d * 4))
+        for (let h = 0; h < group; h++) {
+          const got = new Float32Array(await k.read(out + (h * nKeys + i) * 4, 4))[0]
+          let want = 0
+          for (let c = 0; c < d; c++) want += qv[h * d + c] * kv[c]
+          if (Math.abs(got - 0.125 * want) > 1e-3 * (1 + Math.abs(want))) throw new Error(`scoreKeys (${variant}) check failed at key ${i} head ${h}: ${got} vs ${0.125 * want}`)
+        }
       }
     }
     const reps = full ? 20 : 3
@@ -146,12 +151,29 @@ export async function run(full = process.argv.includes('--full')): Promise<void>
     let want = 0
     for (let off = 0; off < keyBytes; off += 64 << 20) for (const v of new Float32Array(await k.read(keys + off, Math.min(64 << 20, keyBytes - off)))) want += v
     if (!(Math.abs(got - want) < 1e-3 * Math.sqrt(nKeys * d))) throw new Error(`streamSum check failed: ${got} vs ${want}`)
-    const tScore1 = await time(k, () => k.scoreKeys(q, 1, d, table, nKeys, nKeys, 0.125, out), reps)
-    const tScore = await time(k, () => k.scoreKeys(q, group, d, table, nKeys, nKeys, 0.125, out), reps)
+    // every scoring variant (src/backend/webgpu/score-variants.ts), 1 head and a GQA group, in this process
+    const rows: [ScoreVariant, number, number][] = []
+    for (const variant of variants) {
+      k.scoreVariant = variant
+      const t1 = await time(k, () => k.scoreKeys(q, 1, d, table, nKeys, nKeys, 0.125, out), reps)
+      const tg = await time(k, () => k.scoreKeys(q, group, d, table, nKeys, nKeys, 0.125, out), reps)
+      rows.push([variant, t1, tg])
+    }
+    k.scoreVariant = DEFAULT_SCORE_VARIANT
     const mib = keyBytes >> 20
+    const row = (what: string, t: number) => `| ${what}, ${nKeys} keys x ${d} | ${(t * 1e6).toFixed(0)} us | ${gbs(keyBytes, t)} GB/s | ${(tStream / t).toFixed(2)} |`
     console.log(`| streaming WGSL sum over ${mib} MiB (${best} workgroups) | ${(tStream * 1e6).toFixed(0)} us | ${gbs(keyBytes, tStream)} GB/s | 1.00 |`)
-    console.log(`| key scoring, 1 head, ${nKeys} keys x ${d} | ${(tScore1 * 1e6).toFixed(0)} us | ${gbs(keyBytes, tScore1)} GB/s | ${(tStream / tScore1).toFixed(2)} |`)
-    console.log(`| key scoring, GQA group of ${group}, ${nKeys} keys x ${d} | ${(tScore * 1e6).toFixed(0)} us | ${gbs(keyBytes, tScore)} GB/s | ${(tStream / tScore).toFixed(2)} |`)
+    // the default's rows first, under the names earlier logs used
+    const [, t1, tg] = rows.find(([v]) => v === DEFAULT_SCORE_VARIANT)!
+    console.log(row('key scoring, 1 head', t1))
+    console.log(row(`key scoring, GQA group of ${group}`, tg))
+    for (const [variant, v1, vg] of rows) {
+      // the shape this device runs (lanes are capped at its subgroup size), the default marked
+      const { lanes, rows: r, groups } = k.scoreShape(variant)
+      const name = `key scoring variant ${variant} (${lanes} lanes a row, ${r} row${r > 1 ? 's' : ''} at once, <= ${groups} workgroups${variant === DEFAULT_SCORE_VARIANT ? ', default' : ''})`
+      console.log(row(`${name}, 1 head`, v1))
+      console.log(row(`${name}, GQA group of ${group}`, vg))
+    }
     k.arena = null
     k.pool.release(arena)
   }

@@ -40,3 +40,15 @@ fn quad_sum4(v: vec4<f32>, lid: u32) -> f32 {
   let at = (lid & 3u) * 257u + (lid & ~3u);
   return quad_red[at] + quad_red[at + 1u] + quad_red[at + 2u] + quad_red[at + 3u];
 }
+
+// Sums a vec4 over each group of g consecutive lanes (g a power of two, 4..256); every lane of the
+// group gets component lid & 3. Every lane of the workgroup must call it (it holds barriers).
+fn group_sum4(v: vec4<f32>, lid: u32, g: u32) -> f32 {
+  workgroupBarrier(); // the previous call's readers are done
+  for (var c = 0u; c < 4u; c++) { quad_red[c * 257u + lid] = v[c]; }
+  workgroupBarrier();
+  let at = (lid & 3u) * 257u + (lid & ~(g - 1u));
+  var s = 0.0;
+  for (var t = 0u; t < g; t++) { s += quad_red[at + t]; }
+  return s;
+}

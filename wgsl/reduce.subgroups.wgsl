@@ -51,3 +51,11 @@ fn quad_sum4(v: vec4<f32>, lid: u32) -> f32 {
   let odd = (lid & 1u) != 0u;
   return select(s.x, s.y, odd) + subgroupShuffleXor(select(s.y, s.x, odd), 1u);
 }
+
+// Sums a vec4 over each group of g consecutive lanes (g a power of two, 4 <= g <= the subgroup size);
+// every lane of the group gets component lid & 3: quad_sum4, then a butterfly across the quads.
+fn group_sum4(v: vec4<f32>, lid: u32, g: u32) -> f32 {
+  var s = quad_sum4(v, lid);
+  for (var o = 4u; o < g; o <<= 1u) { s += subgroupShuffleXor(s, o); }
+  return s;
+}

@@ -1,5 +1,6 @@
 import { WebGpuUnavailableError, type GpuDevice } from './device.js'
 import { GpuBufferPool } from './pool.js'
+import { DEFAULT_SCORE_VARIANT, isScoreVariant, rowsConstants, SCORE_VARIANTS, UnknownScoreVariantError, type ScoreVariant } from './score-variants.js'
 import { WGSL } from './wgsl.generated.js'
 
 const ARG_SLOT = 256 // minUniformBufferOffsetAlignment: one dispatch's 16 argument words per slot
@@ -160,6 +161,9 @@ export class WebGpuKernels {
   arena: GPUBuffer | null = null
   /** The kernels for chunks of rows (ChunkKernels); 'tiled' unless a comparison asks for the old ones. */
   chunkKernels: ChunkKernels = 'tiled'
+  private variant: ScoreVariant = DEFAULT_SCORE_VARIANT
+  /** lanes a key row of each score_keys_rows variant on this device (G after the subgroup cap) */
+  private readonly rowsLanes = new Map<ScoreVariant, number>()
 
   constructor(readonly gpu: GpuDevice) {
     const device = (this.device = gpu.device)
@@ -196,6 +200,37 @@ export class WebGpuKernels {
       const layout = WITH_RADIX.has(file) ? radixPipelineLayout : this.pipelineLayout
       this.pipelines.set(entry, device.createComputePipeline({ label: entry, layout, compute: { module, entryPoint: entry } }))
     }
+    // the scoring variants: one pipeline of score_keys_rows per configuration (override constants)
+    const rowsModule = modules.get('score')!
+    const info = (device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo
+    const subgroupMin = gpu.subgroups ? (info?.subgroupMinSize ?? 4) : 0
+    for (const [name, spec] of Object.entries(SCORE_VARIANTS)) {
+      if (!spec) continue
+      const constants = rowsConstants(spec, subgroupMin)
+      this.rowsLanes.set(name as ScoreVariant, constants.G)
+      const compute = { module: rowsModule, entryPoint: 'score_keys_rows', constants }
+      this.pipelines.set(`score_keys_rows:${name}`, device.createComputePipeline({ label: `score_keys_rows:${name}`, layout: this.pipelineLayout, compute }))
+    }
+  }
+
+  /**
+   * How `variant` runs on this device: lanes a key row (score_keys_rows' G after the subgroup cap; 4 for
+   * the quad kernel), rows a lane group at once and the most workgroups.
+   */
+  scoreShape(variant: ScoreVariant): { lanes: number; rows: number; groups: number } {
+    const spec = SCORE_VARIANTS[variant]
+    if (spec === undefined) throw new UnknownScoreVariantError(String(variant))
+    return spec ? { lanes: this.rowsLanes.get(variant)!, rows: spec.rows, groups: spec.groups } : { lanes: 4, rows: 1, groups: STRIDE_GROUPS }
+  }
+
+  /** The key-scoring kernel scoreKeys runs (score-variants.ts); UnknownScoreVariantError for another name. */
+  get scoreVariant(): ScoreVariant {
+    return this.variant
+  }
+
+  set scoreVariant(name: ScoreVariant) {
+    if (!isScoreVariant(name)) throw new UnknownScoreVariantError(String(name))
+    this.variant = name
   }
 
   /** Compiles every kernel; a WGSL or pipeline error becomes a thrown Error naming it. */
@@ -368,10 +403,18 @@ export class WebGpuKernels {
 
   // --- the kernels: byte pointers and element counts, as KernelBackend and ModelKernels take them ---
 
-  /** `skip`: a flag word's byte pointer (nonzero at run time: nothing is written) */
+  /**
+   * out[h * n + i] = scale * (q_h . k_i) for the qHeads query heads (q: [qHeads][d] floats) and the n
+   * keys of a paged stream (table: byte pointers to pages of pageTokens rows of d floats), out:
+   * [qHeads][n] floats. Runs `scoreVariant`'s kernel. `skip`: a flag word's byte pointer (nonzero at run
+   * time: nothing is written).
+   */
   scoreKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number, skip = -1): void {
-    const groups = Math.min(STRIDE_GROUPS, Math.ceil(n / 64))
-    this.dispatch('score_keys', [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out), groups], groups, skip)
+    const { lanes, rows, groups: most } = this.scoreShape(this.variant)
+    // rows a workgroup pass: 64 for the quad kernel, (256 / G) x R for score_keys_rows
+    const groups = Math.min(most, Math.ceil(n / ((256 / lanes) * rows)))
+    const entry = SCORE_VARIANTS[this.variant] ? `score_keys_rows:${this.variant}` : 'score_keys'
+    this.dispatch(entry, [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out), groups], groups, skip)
   }
 
   softmaxRows(x: number, rows: number, n: number): void {

@@ -1,0 +1,56 @@
+/**
+ * The key-scoring kernels WebGpuKernels.scoreKeys can run, by name: out[h * n + i] = scale * (q_h . k_i)
+ * (the same outputs, within float rounding). bench/webgpu.ts times every one against the streaming-read
+ * yardstick in one process, so one run on a GPU picks the fastest; DEFAULT_SCORE_VARIANT is the one
+ * the runtime uses.
+ *   quad: wgsl/score.wgsl, one quad (4 lanes) a key row, the query in workgroup memory.
+ *   warp-r4, warp-r8, warp-r4-g1024, half-r4: wgsl/score.wgsl (score_keys_rows), `lanes` lanes a row (a whole warp
+ *   of 32, or half of one) and `rows` rows a lane group at once, the lane's query columns in registers;
+ *   -gN caps the workgroups at N instead of 4096: 1024 long-lived ones striding over the keys, or 8192
+ *   (the streaming yardstick's best grid on an H200).
+ */
+export type ScoreVariant = 'quad' | 'warp-r4' | 'warp-r8' | 'warp-r4-g1024' | 'warp-r8-g1024' | 'warp-r4-g8192' | 'half-r4'
+
+/** The scoring kernel the runtime runs: switch it to the bench's winner here. */
+export const DEFAULT_SCORE_VARIANT: ScoreVariant = 'quad'
+
+/** A score_keys_rows configuration: lanes a row (G), rows a group at once (R), most workgroups. */
+export interface RowsSpec {
+  lanes: number
+  rows: number
+  groups: number
+}
+
+/** Every variant; null: the quad kernel (score_keys). */
+export const SCORE_VARIANTS: Readonly<Record<ScoreVariant, RowsSpec | null>> = {
+  quad: null,
+  'warp-r4': { lanes: 32, rows: 4, groups: 4096 },
+  'warp-r8': { lanes: 32, rows: 8, groups: 4096 },
+  'warp-r4-g1024': { lanes: 32, rows: 4, groups: 1024 },
+  'warp-r8-g1024': { lanes: 32, rows: 8, groups: 1024 },
+  'warp-r4-g8192': { lanes: 32, rows: 4, groups: 8192 },
+  'half-r4': { lanes: 16, rows: 4, groups: 4096 },
+}
+
+/** Thrown for a name that is not a ScoreVariant. */
+export class UnknownScoreVariantError extends Error {
+  constructor(readonly variant: string) {
+    super(`scoreVariant: '${variant}' is not one of ${Object.keys(SCORE_VARIANTS).join(', ')}`)
+    this.name = 'UnknownScoreVariantError'
+  }
+}
+
+export function isScoreVariant(name: string): name is ScoreVariant {
+  return Object.hasOwn(SCORE_VARIANTS, name)
+}
+
+/**
+ * The override constants of wgsl/score.wgsl (score_keys_rows) for a spec on a device whose subgroups are at least
+ * `subgroupMin` lanes (0: no subgroups, the workgroup-memory reduction takes any group): G is capped at
+ * the subgroup size (the butterfly stays inside a subgroup), MQ keeps up to 128 channels of the query
+ * in registers, at most 2 columns a lane (G * MQ <= 64, the staged query's 256 channels).
+ */
+export function rowsConstants(spec: RowsSpec, subgroupMin: number): { G: number; R: number; MQ: number } {
+  const G = subgroupMin ? Math.max(4, Math.min(spec.lanes, subgroupMin)) : spec.lanes
+  return { G, R: spec.rows, MQ: Math.min(2, Math.ceil(128 / (4 * G))) }
+}
