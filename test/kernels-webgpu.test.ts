@@ -362,6 +362,37 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
     for (const { x, w, b, y } of bufs) for (const t of [x, w, b, ...y]) t.free()
   })
 
+  // One token's matmul both ways: a workgroup a row (a GPU's) and a thread a row (a CPU rasteriser's,
+  // matvec_rows): odd inDim (the 16-byte loads give way to 4-byte ones), x off 16-byte alignment, outDim
+  // across the 64-row workgroups, and more rows than one grid row of 65535 workgroups (matvec's 2-D grid).
+  it('matmul of one token (matvec a workgroup a row, matvec_rows a thread a row) matches the reference', async () => {
+    expect(K.matvecKernel).toBe(gpu!.software ? 'thread' : 'workgroup')
+    const rand = rng(91)
+    const shapes = [[17, 9, 1, 0], [64, 130, 0, 0], [100, 67, 1, 1], [384, 64, 0, 3], [8, 65537, 1, 0]] // inDim, outDim, bias, x offset (floats)
+    const bufs = shapes.map(([inDim, outDim, , off]) => ({
+      x: heap.f32From(normals(rand, off + inDim)),
+      w: heap.f32From(normals(rand, outDim * inDim)),
+      b: heap.f32From(normals(rand, outDim)),
+      y: [heap.allocF32(outDim), heap.allocF32(outDim)],
+    }))
+    const outs = bufs.flatMap(({ y }, i) => y.map((yb) => [yb.ptr, shapes[i][1] * 4] as [number, number]))
+    const before = K.matvecKernel
+    const got = await onGpu(K, heap, outs, () => {
+      for (const [v, kernel] of (['workgroup', 'thread'] as const).entries()) {
+        K.matvecKernel = kernel
+        shapes.forEach(([inDim, outDim, bias, off], i) => K.matmul(bufs[i].x.ptr + off * 4, bufs[i].w.ptr, bias ? bufs[i].b.ptr : 0, bufs[i].y[v].ptr, 1, inDim, outDim))
+      }
+    })
+    K.matvecKernel = before
+    shapes.forEach(([inDim, outDim, bias, off], i) => {
+      const want = bufs[i].y[0]
+      ref.matmul(bufs[i].x.ptr + off * 4, bufs[i].w.ptr, bias ? bufs[i].b.ptr : 0, want.ptr, 1, inDim, outDim)
+      expectClose(f32(got[2 * i]), want.view, 1e-4, 1e-5 * Math.sqrt(inDim), `matvec ${inDim}x${outDim}`)
+      expectClose(f32(got[2 * i + 1]), want.view, 1e-4, 1e-5 * Math.sqrt(inDim), `matvec_rows ${inDim}x${outDim}`)
+    })
+    for (const { x, w, b, y } of bufs) for (const t of [x, w, b, ...y]) t.free()
+  })
+
   it('flashSplit splits the keys only for chunks of few query tiles, 512 keys or more a split', () => {
     expect(flashSplit(4096, 6, 4096)).toEqual({ splits: 1, splitKeys: 4096 }) // 768 tiles
     expect(flashSplit(128, 6, 4096)).toEqual({ splits: 8, splitKeys: 512 }) // 24 tiles

@@ -4,10 +4,13 @@
  * model by URL with progress, runs its default passkey prompt (about 350 tokens) with two policies
  * (SnapKV, an eviction; Quest, a per-step selection), and must show Node's answers for the same prompt
  * and policies (both right) and, per layer and KV head, the tokens Node's `onKept` reports as kept
- * (SnapKV) or attended (Quest). Run on the wasm backend, and once more in a Chromium with WebGPU on
- * (`--enable-unsafe-webgpu`: its software adapter, SwiftShader), where `backend: 'auto'` must still run
- * on wasm (README: the runtime is CPU-only) and the page must say an adapter was found. Screenshots go to
- * test-results/playground/ (git-ignored).
+ * (SnapKV) or attended (Quest). Run on the wasm backend; in a Chromium with WebGPU on
+ * (`--enable-unsafe-webgpu`: its software adapter, SwiftShader, which headless Chromium offers with no
+ * other flag) once with `backend: 'auto'`, which must stay on wasm there (a software adapter is slower
+ * than the wasm core) and say so, and once with the page's backend control on 'webgpu', where the same
+ * prompt must run on the GPU and give wasm's greedy tokens, the same right answers and the same heat
+ * map; and with 'webgpu' forced where Chromium has no adapter (`--disable-gpu`), where the page must show
+ * WebGpuUnavailableError's message at once. Screenshots go to test-results/playground/ (git-ignored).
  */
 import { execFile, spawn } from 'node:child_process'
 import { request } from 'node:http'
@@ -22,7 +25,8 @@ import { loadModel } from '../src/node/load.js'
 import type { TaskSample } from '../src/eval/prompt.js'
 import { passkeyPrompt } from '../playground/passkey.js'
 import { HAYSTACK_BOOK, haystackText } from '../playground/haystack.js'
-import { loadInPage, runInPage } from '../playground/drive.js'
+import { loadInPage, runInPage, type PageRun } from '../playground/drive.js'
+import type { BackendChoice } from '../playground/protocol.js'
 
 const SHOTS = 'test-results/playground'
 const PAGE = mkdtempSync(join(tmpdir(), 'kvkit-playground-'))
@@ -69,10 +73,19 @@ afterAll(async () => {
   rmSync(PAGE, { recursive: true, force: true })
 })
 
-/** loads the model and runs both policies with the keyboard only */
-async function runPage(page: Page): Promise<void> {
-  await loadInPage(page, server.url)
-  expect((await runInPage(page)).answers).toEqual(reference.map((r) => r.text))
+/** loads the model on `backend` (default: the page's 'auto') and runs both policies with the keyboard only */
+async function runPage(page: Page, backend?: BackendChoice): Promise<PageRun> {
+  await loadInPage(page, server.url, backend)
+  const run = await runInPage(page)
+  expect(run.answers).toEqual(reference.map((r) => r.text))
+  return run
+}
+
+/** what the page says ran the model: the load line, and beside each column's speed figures */
+async function expectRanOn(page: Page, run: PageRun, backend: 'wasm' | 'webgpu'): Promise<void> {
+  expect(await page.getAttribute('#load-status', 'data-backend')).toBe(backend)
+  expect(run.backends).toEqual([backend, backend])
+  for (const i of [0, 1]) expect(await page.textContent(`#ran-on-${i}`)).toMatch(new RegExp(`^Ran on ${backend}\\b`))
 }
 
 async function checkResults(page: Page): Promise<void> {
@@ -114,8 +127,10 @@ describe('the playground page in headless Chromium', () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
     const errors: string[] = []
     page.on('pageerror', (e) => errors.push(e.message))
-    await runPage(page)
-    expect(await page.textContent('#load-status')).toMatch(/on wasm \(wasm-(relaxed-)?simd\)/)
+    await expectRanOn(page, await runPage(page), 'wasm')
+    // the backend control was left at its default
+    expect(await page.$eval('#backend', (s) => (s as HTMLSelectElement).value)).toBe('auto')
+    expect(await page.textContent('#load-status')).toMatch(/on wasm \(wasm-(relaxed-)?simd\), which 'auto' picked/)
     expect(await page.$eval('#load-progress', (p) => (p as HTMLProgressElement).value)).toBe(1)
     await checkResults(page)
     await page.screenshot({ path: `${SHOTS}/wasm.png`, fullPage: true })
@@ -175,13 +190,48 @@ describe('the playground page in headless Chromium', () => {
   it('WebGPU on (Chromium\'s software adapter): the page finds the adapter, auto still runs on wasm, same answers', async () => {
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--enable-unsafe-webgpu'] })
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
-    await runPage(page)
-    expect(await page.textContent('#backend-line')).toMatch(/WebGPU: adapter found/)
-    expect(await page.textContent('#load-status')).toMatch(/on wasm/)
+    await expectRanOn(page, await runPage(page), 'wasm')
+    expect(await page.textContent('#backend-line')).toMatch(/WebGPU: adapter found \(google swiftshader\), a software one: 'auto' runs on wasm/)
+    expect(await page.textContent('#backend option[value=auto]')).toMatch(/^auto: wasm here/)
     await checkResults(page)
-    await page.screenshot({ path: `${SHOTS}/webgpu.png`, fullPage: true })
+    await page.screenshot({ path: `${SHOTS}/webgpu-auto.png`, fullPage: true })
     await browser.close()
   }, 180_000)
+
+  // SwiftShader runs the 354-token prompt in about a minute on a loaded 2-core machine (BENCHMARKS.md)
+  it('WebGPU forced (backend control on webgpu, SwiftShader): runs on the GPU, wasm\'s greedy tokens and answers, the same heat map', async () => {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--enable-unsafe-webgpu'] })
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
+    const errors: string[] = []
+    page.on('pageerror', (e) => errors.push(e.message))
+    // runPage compares the streamed answers with Node's wasm run: wasm's greedy tokens, decoded
+    const run = await runPage(page, 'webgpu')
+    await expectRanOn(page, run, 'webgpu')
+    expect(await page.textContent('#load-status')).toMatch(/on webgpu \(webgpu, adapter: google swiftshader\)\.$/)
+    expect(await page.textContent('#ran-on-0')).toBe('Ran on webgpu (adapter: google swiftshader).')
+    await checkResults(page)
+    await page.screenshot({ path: `${SHOTS}/webgpu.png`, fullPage: true })
+    expect(errors).toEqual([])
+    await browser.close()
+  }, 180_000)
+
+  it('WebGPU forced where Chromium has no adapter: the page shows WebGpuUnavailableError\'s message, and wasm then loads', async () => {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
+    const page = await browser.newPage()
+    await expect(loadInPage(page, server.url, 'webgpu')).rejects.toThrow(/^the page did not load the model: WebGpuUnavailableError: WebGPU: no adapter/)
+    expect(await page.textContent('#backend-line')).toMatch(/WebGPU: no adapter: 'auto' runs on wasm, and 'webgpu' cannot run here/)
+    expect(await page.getAttribute('#load-status [role=alert]', 'class')).toBe('error')
+    expect(await page.isDisabled('#run')).toBe(true)
+    expect(await page.isDisabled('#load')).toBe(false)
+    // the same page, the backend control on wasm: the model loads
+    await page.selectOption('#backend', 'wasm')
+    await page.focus('#load')
+    await page.keyboard.press('Enter')
+    await page.waitForFunction(() => document.getElementById('load-status')!.textContent!.startsWith('Loaded'), null, { timeout: 60_000 })
+    expect(await page.textContent('#load-status')).toMatch(/on wasm \(wasm-(relaxed-)?simd\)\.$/)
+    expect(await page.isDisabled('#run')).toBe(false)
+    await browser.close()
+  }, 90_000)
 })
 
 /** GET with the path sent as written (fetch would normalise the dot segments away) */

@@ -12,7 +12,7 @@ const MAX_X = 65535
 const ENTRIES: Record<string, string> = {
   score_keys: 'score', softmax_rows: 'softmax', log_sum_exp: 'softmax', row_stats: 'softmax', soft_vote: 'softmax',
   top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', page_summary: 'pages',
-  matmul: 'model', matvec: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
+  matmul: 'model', matvec: 'model', matvec_rows: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
   stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest', append_rows: 'runtime',
   attend_causal: 'runtime', matmul_tiled: 'gemm', attend_causal_flash: 'flash', attend_causal_merge: 'flash',
   top_k_hist: 'topk_radix', top_k_count: 'topk_radix', top_k_emit: 'topk_radix',
@@ -97,6 +97,11 @@ export function flashScratchWords(chunk: number, hq: number, d: number, keys: nu
  * comparison in bench/webgpu-prefill.ts). One row always takes the matrix-vector and split kernels.
  */
 export type ChunkKernels = 'tiled' | 'simple'
+/**
+ * The one-token matrix product: 'workgroup' (a workgroup a row, coalesced: a GPU's) or 'thread' (a
+ * thread a row, no barrier: a CPU rasteriser's; wgsl/model.wgsl matvec_rows).
+ */
+export type MatvecKernel = 'workgroup' | 'thread'
 
 /**
  * Tokens per attend_split workgroup for a list of `count` tokens: the smallest power of two in [16, 256]
@@ -143,6 +148,7 @@ export class WebGpuKernels {
   private readonly pipelines = new Map<string, GPUComputePipeline>()
   private readonly layout: GPUBindGroupLayout
   private readonly pipelineLayout: GPUPipelineLayout
+  private readonly radixPipelineLayout: GPUPipelineLayout
   private readonly argBuf: GPUBuffer
   private readonly argWords = new Uint32Array((ARG_SLOT * ARG_SLOTS) / 4)
   private readonly bindGroups = new Map<GPUBuffer, GPUBindGroup>()
@@ -160,9 +166,12 @@ export class WebGpuKernels {
   arena: GPUBuffer | null = null
   /** The kernels for chunks of rows (ChunkKernels); 'tiled' unless a comparison asks for the old ones. */
   chunkKernels: ChunkKernels = 'tiled'
+  /** The kernel for one token's matmuls (MatvecKernel): 'thread' on a software adapter, else 'workgroup'. */
+  matvecKernel: MatvecKernel
 
   constructor(readonly gpu: GpuDevice) {
     const device = (this.device = gpu.device)
+    this.matvecKernel = gpu.software ? 'thread' : 'workgroup'
     this.pool = new GpuBufferPool(device)
     device.addEventListener('uncapturederror', (e) => {
       this.error ??= (e as GPUUncapturedErrorEvent).error
@@ -181,21 +190,31 @@ export class WebGpuKernels {
         { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
       ],
     })
-    const radixPipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.radixLayout] })
+    this.radixPipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.radixLayout] })
     this.argBuf = device.createBuffer({ size: ARG_SLOT * ARG_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST })
     const reduce = gpu.subgroups ? WGSL['reduce.subgroups'] : WGSL['reduce.shared']
     const modules = this.modules
-    for (const [entry, file] of Object.entries(ENTRIES)) {
-      let module = modules.get(file)
-      if (!module) {
-        // `enable` directives must come first: the subgroup reductions open with one
-        const parts = [reduce, WGSL.prelude, ...(INCLUDES[file] ?? []).map((f) => WGSL[f]), WGSL[file]]
-        module = device.createShaderModule({ label: file, code: parts.join('\n') })
-        modules.set(file, module)
-      }
-      const layout = WITH_RADIX.has(file) ? radixPipelineLayout : this.pipelineLayout
-      this.pipelines.set(entry, device.createComputePipeline({ label: entry, layout, compute: { module, entryPoint: entry } }))
+    for (const file of new Set(Object.values(ENTRIES))) {
+      // `enable` directives must come first: the subgroup reductions open with one
+      const parts = [reduce, WGSL.prelude, ...(INCLUDES[file] ?? []).map((f) => WGSL[f]), WGSL[file]]
+      modules.set(file, device.createShaderModule({ label: file, code: parts.join('\n') }))
     }
+  }
+
+  /**
+   * The entry point's pipeline, made at its first dispatch: the driver compiles a kernel for the device
+   * there, which on a CPU rasteriser (SwiftShader JITs through LLVM) takes about half a second a kernel,
+   * so a model that uses half of them loads that much sooner. The WGSL was checked whole at create().
+   */
+  private pipeline(entry: string): GPUComputePipeline {
+    let p = this.pipelines.get(entry)
+    if (!p) {
+      const file = ENTRIES[entry]
+      const layout = WITH_RADIX.has(file) ? this.radixPipelineLayout : this.pipelineLayout
+      p = this.device.createComputePipeline({ label: entry, layout, compute: { module: this.modules.get(file)!, entryPoint: entry } })
+      this.pipelines.set(entry, p)
+    }
+    return p
   }
 
   /** Compiles every kernel; a WGSL or pipeline error becomes a thrown Error naming it. */
@@ -234,7 +253,7 @@ export class WebGpuKernels {
       this.pass = this.encoder.beginComputePass()
     }
     const bg = WITH_RADIX.has(ENTRIES[entry]) ? this.radixBindGroup() : this.arenaBindGroup()
-    this.pass.setPipeline(this.pipelines.get(entry)!)
+    this.pass.setPipeline(this.pipeline(entry))
     this.pass.setBindGroup(0, bg, [this.slot * ARG_SLOT])
     const x = Math.min(groups, MAX_X)
     this.pass.dispatchWorkgroups(x, Math.ceil(groups / x))
@@ -491,12 +510,13 @@ export class WebGpuKernels {
 
   /**
    * y = x w^T + bias as ModelKernels.matmul: x [T][inDim], w [outDim][inDim], y [T][outDim]. One token
-   * takes the matrix-vector kernel; more take the 64 x 64-tile register-blocked kernel (wgsl/gemm.wgsl),
+   * takes the matrix-vector kernel (`matvecKernel`: a workgroup or a thread a row); more take the 64 x 64-tile register-blocked kernel (wgsl/gemm.wgsl),
    * or the 16 x 16 one when `chunkKernels` is 'simple'.
    */
   matmul(x: number, w: number, bias: number, y: number, T: number, inDim: number, outDim: number): void {
     const args = [words(x), words(w), words(bias), words(y), T, inDim, outDim, bias ? 1 : 0]
-    if (T === 1) this.dispatch('matvec', args, outDim)
+    if (T === 1 && this.matvecKernel === 'thread') this.dispatch('matvec_rows', args, Math.ceil(outDim / 64))
+    else if (T === 1) this.dispatch('matvec', args, outDim)
     else if (this.chunkKernels === 'tiled') this.dispatch('matmul_tiled', args, Math.ceil(T / 64) * Math.ceil(outDim / 64))
     else this.dispatch('matmul', args, Math.ceil(T / 16) * Math.ceil(outDim / 16))
   }
