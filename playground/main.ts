@@ -218,6 +218,11 @@ worker.onmessage = ({ data }: MessageEvent<FromWorker>) => {
         $(`answer-${data.index}`).innerHTML = `<span role="alert" class="error">${esc(data.name)}: ${esc(data.message)}</span>`
         if (data.index === 1) finishRun('Done, with an error.')
       } else {
+        if (!busy) {
+          // a failed load (no GPU adapter, a bad file): no half-full bar left beside the message
+          progressBytes.clear()
+          $<HTMLProgressElement>('load-progress').value = 0
+        }
         $(busy ? 'run-status' : 'load-status').innerHTML = `<span role="alert" class="error">${esc(data.name)}: ${esc(data.message)}</span>`
         finishRun(null)
       }

@@ -248,8 +248,10 @@ describe('the playground page in headless Chromium', () => {
     await expect(loadInPage(page, server.url, 'webgpu')).rejects.toThrow(/^the page did not load the model: WebGpuUnavailableError: WebGPU: no adapter/)
     expect(await page.textContent('#backend-line')).toMatch(/WebGPU: no adapter: 'auto' runs on wasm, and 'webgpu' cannot run here/)
     expect(await page.getAttribute('#load-status [role=alert]', 'class')).toBe('error')
+    expect(await page.$eval('#load-progress', (p) => (p as HTMLProgressElement).value)).toBe(0)
     expect(await page.isDisabled('#run')).toBe(true)
     expect(await page.isDisabled('#load')).toBe(false)
+    await page.screenshot({ path: `${SHOTS}/webgpu-unavailable.png` })
     // the same page, the backend control on wasm: the model loads
     await page.selectOption('#backend', 'wasm')
     await page.focus('#load')
