@@ -23,7 +23,7 @@ export interface GpuDevice {
   readonly adapterName: string
   /**
    * Whether the adapter rasterises on the CPU (SwiftShader, lavapipe, WARP; see isSoftwareAdapter):
-   * the kernels then take their CPU-shaped variants where one exists (WebGpuKernels.matvecKernel).
+   * the kernels then take their CPU-shaped variants where one exists (WebGpuKernels.decodeKernels).
    */
   readonly software: boolean
   /** Set once the device is lost (destroyed or a driver reset); every later call throws. */

@@ -7,7 +7,7 @@ import { WebGpuKernels } from './kernels.js'
 
 export { hasHardwareAdapter, isSoftwareAdapter, openGpuDevice, WebGpuUnavailableError, type GpuDevice, type GpuDeviceOptions } from './device.js'
 export { GpuArenaCapacityError, GpuArenaMirror } from './mirror.js'
-export { attendScratchWords, attendSplit, ATTEND_SPLIT, flashScratchWords, flashSplit, FLASH_MAX_D, WebGpuKernels, type ChunkKernels, type MatvecKernel } from './kernels.js'
+export { attendScratchWords, attendSplit, ATTEND_SPLIT, flashScratchWords, flashSplit, FLASH_MAX_D, WebGpuKernels, type ChunkKernels, type DecodeKernels } from './kernels.js'
 export { GpuBufferPool } from './pool.js'
 
 /**

@@ -11,7 +11,7 @@ const MAX_X = 65535
 /** Which wgsl/ file holds each entry point. */
 const ENTRIES: Record<string, string> = {
   score_keys: 'score', softmax_rows: 'softmax', log_sum_exp: 'softmax', row_stats: 'softmax', soft_vote: 'softmax',
-  top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', page_summary: 'pages',
+  top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', attend_rows: 'attend', page_summary: 'pages',
   matmul: 'model', matvec: 'model', matvec_rows: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
   stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest', append_rows: 'runtime',
   attend_causal: 'runtime', matmul_tiled: 'gemm', attend_causal_flash: 'flash', attend_causal_merge: 'flash',
@@ -98,10 +98,11 @@ export function flashScratchWords(chunk: number, hq: number, d: number, keys: nu
  */
 export type ChunkKernels = 'tiled' | 'simple'
 /**
- * The one-token matrix product: 'workgroup' (a workgroup a row, coalesced: a GPU's) or 'thread' (a
- * thread a row, no barrier: a CPU rasteriser's; wgsl/model.wgsl matvec_rows).
+ * The kernels of a decode step (one token): 'workgroup' (a GPU's: matvec, a workgroup an output row;
+ * attend_split + attend_reduce, the sequence split over workgroups) or 'thread' (a CPU rasteriser's, no
+ * barrier: matvec_rows, a thread an output row; attend_rows, a thread a query head).
  */
-export type MatvecKernel = 'workgroup' | 'thread'
+export type DecodeKernels = 'workgroup' | 'thread'
 
 /**
  * Tokens per attend_split workgroup for a list of `count` tokens: the smallest power of two in [16, 256]
@@ -166,12 +167,12 @@ export class WebGpuKernels {
   arena: GPUBuffer | null = null
   /** The kernels for chunks of rows (ChunkKernels); 'tiled' unless a comparison asks for the old ones. */
   chunkKernels: ChunkKernels = 'tiled'
-  /** The kernel for one token's matmuls (MatvecKernel): 'thread' on a software adapter, else 'workgroup'. */
-  matvecKernel: MatvecKernel
+  /** The kernels for one token's matmuls and attention (DecodeKernels): 'thread' on a software adapter, else 'workgroup'. */
+  decodeKernels: DecodeKernels
 
   constructor(readonly gpu: GpuDevice) {
     const device = (this.device = gpu.device)
-    this.matvecKernel = gpu.software ? 'thread' : 'workgroup'
+    this.decodeKernels = gpu.software ? 'thread' : 'workgroup'
     this.pool = new GpuBufferPool(device)
     device.addEventListener('uncapturederror', (e) => {
       this.error ??= (e as GPUUncapturedErrorEvent).error
@@ -464,7 +465,8 @@ export class WebGpuKernels {
 
   /**
    * Decode attention as KernelBackend.attend (idx = 0: dense over n tokens; else nIdx gathered indices),
-   * split into `split`-token pieces (flash-decoding) reduced by log-sum-exp. d <= 256.
+   * split into `split`-token pieces (flash-decoding) reduced by log-sum-exp; with `decodeKernels`
+   * 'thread', one thread a query head over all the tokens (split and scratch unused). d <= 256.
    * scratch: attendScratchWords(qHeads, d, idx ? nIdx : n, split) floats.
    * Throws RangeError for d > 256 or a split outside 1..ATTEND_SPLIT.
    */
@@ -478,6 +480,7 @@ export class WebGpuKernels {
     const count = idx ? nIdx : n
     const args = [words(q), qHeads, d, words(kTable), words(vTable), pageTokens, count, words(idx), idx ? 1 : 0,
       f32bits(scale), words(scratch), words(out), words(lse), split]
+    if (this.decodeKernels === 'thread') return this.dispatch('attend_rows', args, Math.ceil(qHeads / 64))
     this.dispatch('attend_split', args, Math.ceil(count / split))
     this.dispatch('attend_reduce', args, qHeads)
   }
@@ -510,12 +513,12 @@ export class WebGpuKernels {
 
   /**
    * y = x w^T + bias as ModelKernels.matmul: x [T][inDim], w [outDim][inDim], y [T][outDim]. One token
-   * takes the matrix-vector kernel (`matvecKernel`: a workgroup or a thread a row); more take the 64 x 64-tile register-blocked kernel (wgsl/gemm.wgsl),
+   * takes the matrix-vector kernel (`decodeKernels`: a workgroup or a thread a row); more take the 64 x 64-tile register-blocked kernel (wgsl/gemm.wgsl),
    * or the 16 x 16 one when `chunkKernels` is 'simple'.
    */
   matmul(x: number, w: number, bias: number, y: number, T: number, inDim: number, outDim: number): void {
     const args = [words(x), words(w), words(bias), words(y), T, inDim, outDim, bias ? 1 : 0]
-    if (T === 1 && this.matvecKernel === 'thread') this.dispatch('matvec_rows', args, Math.ceil(outDim / 64))
+    if (T === 1 && this.decodeKernels === 'thread') this.dispatch('matvec_rows', args, Math.ceil(outDim / 64))
     else if (T === 1) this.dispatch('matvec', args, outDim)
     else if (this.chunkKernels === 'tiled') this.dispatch('matmul_tiled', args, Math.ceil(T / 64) * Math.ceil(outDim / 64))
     else this.dispatch('matmul', args, Math.ceil(T / 16) * Math.ceil(outDim / 16))
