@@ -3,21 +3,31 @@
  * would): shared by the end-to-end test and bench/playground.ts.
  */
 import type { Page } from 'playwright-core'
+import type { BackendChoice } from './protocol.js'
 
 export interface PageRun {
   answers: string[]
   ttftMs: number[]
   prefillMs: number[]
   decodeMsPerToken: number[]
+  /** the backend each column says ran it (model.backend.name) */
+  backends: string[]
 }
 
-/** opens the page, waits for its worker, loads the served model; returns the page's load time, ms */
-export async function loadInPage(page: Page, url: string): Promise<number> {
+/**
+ * Opens the page, waits for its worker, picks the backend (default: the page's, 'auto') and loads the
+ * served model; returns the page's load time, ms. A load the page reports as failed (its alert, e.g.
+ * WebGpuUnavailableError's message) throws that text at once.
+ */
+export async function loadInPage(page: Page, url: string, backend?: BackendChoice): Promise<number> {
   await page.goto(url)
   await page.waitForFunction(() => document.getElementById('backend-line')!.textContent!.startsWith('Worker ready'), null, { timeout: 30_000 })
+  if (backend) await page.selectOption('#backend', backend)
   await page.focus('#load')
   await page.keyboard.press('Enter')
-  await page.waitForFunction(() => document.getElementById('load-status')!.textContent!.startsWith('Loaded'), null, { timeout: 60_000 })
+  await page.waitForFunction(() => /^Loaded/.test(document.getElementById('load-status')!.textContent!) || document.querySelector('#load-status [role=alert]'), null, { timeout: 60_000 })
+  const status = (await page.textContent('#load-status')) ?? ''
+  if (!status.startsWith('Loaded')) throw new Error(`the page did not load the model: ${status}`)
   return Number(await page.getAttribute('#load-status', 'data-load-ms'))
 }
 
@@ -33,5 +43,6 @@ export async function runInPage(page: Page, policies?: [string, string]): Promis
     ttftMs: await Promise.all([0, 1].map((i) => col(i, 'ttft-ms'))),
     prefillMs: await Promise.all([0, 1].map((i) => col(i, 'prefill-ms'))),
     decodeMsPerToken: await Promise.all([0, 1].map((i) => col(i, 'decode-ms-per-token'))),
+    backends: await Promise.all([0, 1].map((i) => page.getAttribute(`#column-${i}`, 'data-backend').then((b) => b ?? ''))),
   }
 }

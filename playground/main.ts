@@ -8,7 +8,7 @@ import { barChart, esc, PALETTE, REPORT_CSS } from '../src/eval/charts.js'
 import { formatBytes } from '../src/eval/format.js'
 import haystack from 'virtual:haystack'
 import { heatStrip, overlayTokens } from './view.js'
-import type { FromWorker, PolicyResult, PromptToken, RunRequest, ToWorker } from './protocol.js'
+import type { BackendChoice, FromWorker, PolicyResult, PromptToken, RunRequest, ToWorker } from './protocol.js'
 import './style.css'
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
@@ -23,6 +23,8 @@ let picked: Map<string, Blob> | null = null
 let prompt: PromptToken[] = []
 let loaded = false
 let busy = false
+/** the backend asked for at the last load ('auto' names what it picked once loaded) */
+let asked: BackendChoice = 'auto'
 
 $<HTMLTextAreaElement>('text').value = haystack
 
@@ -66,7 +68,8 @@ $('model-form').addEventListener('submit', (e) => {
   updateRunButton()
   $<HTMLProgressElement>('load-progress').value = 0
   $('load-status').textContent = 'Loading…'
-  send({ type: 'load', model: source === 'files' ? { kind: 'files', files: picked! } : { kind: 'served', url: new URL('./model/', location.href).href } })
+  asked = $<HTMLSelectElement>('backend').value as BackendChoice
+  send({ type: 'load', backend: asked, model: source === 'files' ? { kind: 'files', files: picked! } : { kind: 'served', url: new URL('./model/', location.href).href } })
 })
 
 // load progress: bytes of every file seen so far against their sizes
@@ -115,7 +118,7 @@ function showResult(r: PolicyResult): void {
   const i = r.index
   $(`answer-${i}`).textContent = r.text
   // the figures as numbers too, for scripts (bench/playground.ts)
-  Object.assign($(`column-${i}`).dataset, { ttftMs: r.ttftMs.toFixed(1), prefillMs: r.prefillMs.toFixed(1), decodeMsPerToken: r.decodeMsPerToken.toFixed(2), kvBytes: String(r.kvBytes.total) })
+  Object.assign($(`column-${i}`).dataset, { backend: r.backend, ttftMs: r.ttftMs.toFixed(1), prefillMs: r.prefillMs.toFixed(1), decodeMsPerToken: r.decodeMsPerToken.toFixed(2), kvBytes: String(r.kvBytes.total) })
   const verdict = $(`verdict-${i}`)
   verdict.textContent = r.correct === null ? '' : r.correct ? '✓ right' : '✗ wrong'
   verdict.className = `verdict ${r.correct ? 'right' : 'wrong'}`
@@ -137,7 +140,9 @@ function showResult(r: PolicyResult): void {
     { spec: r.policy, label: 'prefill', value: r.prefillMs, colour, text: `${r.prefillMs.toFixed(0)} ms (${(prompt.length / Math.max(1e-9, r.prefillMs / 1000)).toFixed(0)} tok/s)` },
     { spec: r.policy, label: 'decode / token', value: r.decodeMsPerToken, colour, text: `${r.decodeMsPerToken.toFixed(1)} ms (${(1000 / Math.max(1e-9, r.decodeMsPerToken)).toFixed(0)} tok/s)` },
   ])
-  $(`charts-${i}`).innerHTML = memory + speed
+  // which backend ran it, right above its speed: a software GPU adapter is slower than the wasm core
+  const ranOn = `<p id="ran-on-${i}" class="ran-on">Ran on <strong>${esc(r.backend)}</strong>${r.adapter ? ` (adapter: ${esc(r.adapter)})` : ''}.</p>`
+  $(`charts-${i}`).innerHTML = memory + ranOn + speed
   renderHeat(r)
 }
 
@@ -179,7 +184,10 @@ worker.onmessage = ({ data }: MessageEvent<FromWorker>) => {
   switch (data.type) {
     case 'ready':
       $('policy-names').innerHTML = data.policies.map((p) => `<option value="${esc(p.name)}">${esc(p.description)}</option>`).join('')
-      $('backend-line').textContent = `Worker ready. WebGPU: ${data.webgpu ? `adapter found (${data.webgpu}); backend 'auto' runs kvkit on it when it is a hardware GPU, on wasm for a software one (README)` : 'no adapter, wasm'}.`
+      $('backend-line').textContent = `Worker ready. WebGPU: ${!data.webgpu ? "no adapter: 'auto' runs on wasm, and 'webgpu' cannot run here"
+        : data.hardware ? `adapter found (${data.webgpu}), a hardware GPU: 'auto' runs on it`
+        : `adapter found (${data.webgpu}), a software one: 'auto' runs on wasm (faster here); choose 'webgpu' to run on it`}.`
+      autoOption().textContent = `auto: ${data.webgpu && data.hardware ? 'webgpu' : 'wasm'} here (WebGPU on a hardware GPU, else wasm)`
       break
     case 'progress':
       showProgress(data.progress.file, data.progress.loaded, data.progress.total)
@@ -189,8 +197,8 @@ worker.onmessage = ({ data }: MessageEvent<FromWorker>) => {
       progressBytes.clear()
       $<HTMLProgressElement>('load-progress').value = 1
       $('load-status').dataset.loadMs = data.loadMs.toFixed(0)
-      $('load-status').textContent = `Loaded (${data.model}) in ${(data.loadMs / 1000).toFixed(1)} s: ${data.layers} layers x ${data.kvHeads} KV heads on ${data.backend} (${data.kernels}).`
-      $('backend-line').dataset.backend = data.backend
+      $('load-status').textContent = `Loaded (${data.model}) in ${(data.loadMs / 1000).toFixed(1)} s: ${data.layers} layers x ${data.kvHeads} KV heads on ${data.backend} (${data.kernels}${data.adapter ? `, adapter: ${data.adapter}` : ''})${asked === 'auto' ? `, which 'auto' picked` : ''}.`
+      $('load-status').dataset.backend = data.backend
       updateRunButton()
       break
     case 'prompt':
@@ -207,15 +215,22 @@ worker.onmessage = ({ data }: MessageEvent<FromWorker>) => {
     case 'error':
       if (data.index !== undefined) {
         $(`verdict-${data.index}`).textContent = ''
-        $(`answer-${data.index}`).innerHTML = `<span role="alert" class="error">${esc(data.message)}</span>`
+        $(`answer-${data.index}`).innerHTML = `<span role="alert" class="error">${esc(data.name)}: ${esc(data.message)}</span>`
         if (data.index === 1) finishRun('Done, with an error.')
       } else {
-        $(busy ? 'run-status' : 'load-status').innerHTML = `<span role="alert" class="error">${esc(data.message)}</span>`
+        if (!busy) {
+          // a failed load (no GPU adapter, a bad file): no half-full bar left beside the message
+          progressBytes.clear()
+          $<HTMLProgressElement>('load-progress').value = 0
+        }
+        $(busy ? 'run-status' : 'load-status').innerHTML = `<span role="alert" class="error">${esc(data.name)}: ${esc(data.message)}</span>`
         finishRun(null)
       }
       break
   }
 }
+
+const autoOption = () => document.querySelector<HTMLOptionElement>('#backend option[value=auto]')!
 
 function finishRun(status: string | null): void {
   busy = false

@@ -3,12 +3,12 @@
  * picked files), builds the prompt, and runs `generate` for each policy, streaming tokens and the
  * heat map of what the policy kept back to the page. Only the root `kvkit` entry (browser-safe) is used.
  */
-import { listPolicies, loadModel, type LlamaModel } from '../src/index.js'
+import { hasHardwareAdapter, listPolicies, loadModel, type LlamaModel } from '../src/index.js'
 import { passkeyPrompt } from './passkey.js'
 import wasmUrl from '../build/kvkit.wasm?url'
 import relaxedWasmUrl from '../build/kvkit.relaxed.wasm?url'
 import { HeatAccumulator } from './heat.js'
-import type { FromWorker, ModelChoice, PolicyResult, RunRequest, ToWorker } from './protocol.js'
+import { BACKEND_CHOICES, type BackendChoice, type FromWorker, type ModelChoice, type PolicyResult, type RunRequest, type ToWorker } from './protocol.js'
 
 const post = (m: FromWorker) => (self as unknown as Worker).postMessage(m)
 let model: LlamaModel | null = null
@@ -26,19 +26,28 @@ async function webgpuAdapter(): Promise<string | null> {
   }
 }
 
-async function load(choice: ModelChoice): Promise<void> {
+async function load(choice: ModelChoice, backend: BackendChoice): Promise<void> {
+  // a message from elsewhere than main.ts: refused by name, before the old model is dropped
+  if (!BACKEND_CHOICES.includes(backend)) throw new RangeError(`backend must be one of ${BACKEND_CHOICES.join(', ')}, got ${JSON.stringify(backend)}`)
   model?.dispose()
   model = null
   const t0 = performance.now()
   const source = choice.kind === 'served' ? new URL(choice.url) : choice.files
   model = await loadModel(source, {
-    // WebGPU on a hardware adapter, wasm elsewhere (a software adapter is slower than the wasm core)
-    backend: 'auto',
+    // 'auto': WebGPU on a hardware adapter, wasm elsewhere (a software adapter is slower than the wasm
+    // core); 'webgpu' forced runs on any adapter, and throws WebGpuUnavailableError where there is none
+    backend,
     wasm: { wasm: new URL(wasmUrl, location.href), relaxedWasm: new URL(relaxedWasmUrl, location.href) },
     onProgress: (progress) => post({ type: 'progress', progress }),
   })
   const name = choice.kind === 'served' ? 'served ./model/' : [...choice.files.keys()].find((f) => f === 'config.json') ? 'picked folder' : 'picked files'
-  post({ type: 'loaded', backend: model.backend.name, kernels: model.kernels, loadMs: performance.now() - t0, layers: model.config.layers, kvHeads: model.config.kvHeads, model: name })
+  post({ type: 'loaded', backend: model.backend.name, adapter: adapterOf(model), kernels: model.kernels, loadMs: performance.now() - t0, layers: model.config.layers, kvHeads: model.config.kvHeads, model: name })
+}
+
+/** the GPU adapter a webgpu model runs on ('' for wasm) */
+function adapterOf(m: LlamaModel): string {
+  const b = m.backend as { device?: { adapterName?: string } }
+  return b.device?.adapterName ?? ''
 }
 
 async function run(r: RunRequest): Promise<void> {
@@ -65,21 +74,28 @@ async function run(r: RunRequest): Promise<void> {
       const result: PolicyResult = {
         index, policy, text, correct: sample ? text.includes(sample.expected[0]) : null, ttftMs,
         prefillMs: stats.prefillMs, decodeMsPerToken: stats.decodeMsPerToken, kvBytes: stats.kvBytes, kvBytesFull: stats.kvBytesFull, heat: heat.result(),
+        backend: m.backend.name, adapter: adapterOf(m),
       }
       post({ type: 'result', result })
     } catch (e) {
-      post({ type: 'error', index, message: (e as Error).message })
+      post({ type: 'error', index, ...describe(e) })
     }
   }
 }
 
+/** an error's class and message for the page (WebGpuUnavailableError says why there is no device) */
+function describe(e: unknown): { name: string; message: string } {
+  return e instanceof Error ? { name: e.name, message: e.message } : { name: 'Error', message: String(e) }
+}
+
 self.onmessage = async ({ data }: MessageEvent<ToWorker>) => {
   try {
-    if (data.type === 'load') await load(data.model)
+    if (data.type === 'load') await load(data.model, data.backend)
     else await run(data.run)
   } catch (e) {
-    post({ type: 'error', message: (e as Error).message })
+    post({ type: 'error', ...describe(e) })
   }
 }
 
-post({ type: 'ready', policies: listPolicies().map(({ name, description }) => ({ name, description })), webgpu: await webgpuAdapter() })
+const [webgpu, hardware] = await Promise.all([webgpuAdapter(), hasHardwareAdapter()])
+post({ type: 'ready', policies: listPolicies().map(({ name, description }) => ({ name, description })), webgpu, hardware })

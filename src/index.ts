@@ -36,6 +36,8 @@ export { createBackend, type BackendOptions, type CreatedBackend } from './backe
 export type { SpawnWorker, KernelWorker } from './backend/threads/spawn.js'
 export type { BackendName } from './backend/backend.js'
 export { loadWasm, supportsSimd, supportsRelaxedSimd, WasmLoadError } from './backend/wasm/load.js'
+// WebGPU: whether backend 'auto' would take this runtime's adapter; why a forced 'webgpu' has no device
+export { hasHardwareAdapter, WebGpuUnavailableError, GpuArenaCapacityError } from './backend/webgpu/index.js'
 export type { WasmSource, WasmLoadOptions, LoadedWasm, WasmBuild } from './backend/wasm/load.js'
 // reuse across requests: sequences (fork, rollback), the prefix cache, key re-rotation
 export * from './reuse/index.js'

@@ -9,7 +9,7 @@ const API: Record<string, string[]> = {
     'PolicyOptionConflictError', 'PolicyFileError', 'PolicyCompositionError', 'statelessPolicy', 'composePolicies',
     'adakv', 'compose', 'createBackend', 'createPolicy', 'full', 'h2o', 'isPolicyConfig', 'keyformer', 'kivi', 'knorm', 'kvmerger',
     'listPolicies', 'loadModel', 'loadWasm', 'mikv', 'vidkv', 'mpcache', 'parsePolicySpec', 'policyConfig', 'policyFromSpec', 'pyramidkv',
-    'razorattention', 'registerPolicy', 'snapkv', 'streamingllm', 'supportsRelaxedSimd', 'supportsSimd', 'think', 'tova', 'trimkv', 'unionkv', 'windowkv', 'quest', 'tokenselect', 'delta', 'mpcacheSelect', 'nosa', 'shadowkv', 'selectionPolicy',
+    'razorattention', 'registerPolicy', 'snapkv', 'streamingllm', 'supportsRelaxedSimd', 'supportsSimd', 'hasHardwareAdapter', 'WebGpuUnavailableError', 'GpuArenaCapacityError', 'think', 'tova', 'trimkv', 'unionkv', 'windowkv', 'quest', 'tokenselect', 'delta', 'mpcacheSelect', 'nosa', 'shadowkv', 'selectionPolicy',
     'compactor', 'criticaladakv', 'criticalkv', 'kvzip', 'lagkv',
     'Sequence', 'PrefixCache', 'ReuseError', 'blockHashes', 'keyRotation', 'CacheBlend', 'graphKV', 'MemoryChunkStore', 'IndexedDbChunkStore', 'OpfsChunkStore', 'KVShare', 'alignTokens', 'chooseTtl', 'simulateAgents', 'syntheticAgentTrace', 'sharePriority', 'simulateShare', 'editedPairTrace',
   ],

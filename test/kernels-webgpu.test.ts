@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBackend } from '../src/backend/index.js'
 import { Ops } from '../src/backend/ops.js'
-import { ATTEND_SPLIT, attendScratchWords, attendSplit, flashScratchWords, flashSplit, WebGpuKernels } from '../src/backend/webgpu/kernels.js'
+import { ATTEND_SPLIT, attendScratchWords, attendSplit, flashScratchWords, flashSplit, WebGpuKernels, type DecodeKernels } from '../src/backend/webgpu/kernels.js'
 import { expectClose, normals, pagedStream, pagedView, rng, type PagedStream } from './kernels-helpers.js'
 import { onGpu, testGpu } from './webgpu-helpers.js'
 
@@ -22,6 +22,8 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
   let K: WebGpuKernels
   beforeAll(async () => {
     K = await WebGpuKernels.create({ ...gpu!, subgroups })
+    // the GPU's decode kernels, whatever the adapter; the CPU-shaped ones are tested by name below
+    K.decodeKernels = 'workgroup'
   })
 
   it.each([
@@ -136,7 +138,7 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
   }
 
   /** dense and gathered (unsorted, repeated indices) attention on the GPU against the reference */
-  async function attendBoth(qHeads: number, d: number, n: number, pageTokens: number, split: number | undefined, rowShift = 0): Promise<void> {
+  async function attendBoth(qHeads: number, d: number, n: number, pageTokens: number, split: number | undefined, rowShift = 0, kernels: DecodeKernels = 'workgroup'): Promise<void> {
     const rand = rng(qHeads + d + n + (split ?? 0))
     const keys = shiftedStream(normals(rand, n * d), n, d, pageTokens, rowShift)
     const vals = shiftedStream(normals(rand, n * d), n, d, pageTokens, rowShift)
@@ -149,8 +151,10 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
     const scratch = heap.allocF32(Math.max(attendScratchWords(qHeads, d, n, split), attendScratchWords(qHeads, d, nIdx, split)))
     const scale = 1 / Math.sqrt(d)
     const [go, gl, go2, gl2] = await onGpu(K, heap, [[out.ptr, qHeads * d * 4], [lse.ptr, qHeads * 4], [out2.ptr, qHeads * d * 4], [lse2.ptr, qHeads * 4]], () => {
+      K.decodeKernels = kernels
       K.attend(q.ptr, qHeads, d, keys.table.ptr, vals.table.ptr, pageTokens, n, 0, 0, scale, out.ptr, lse.ptr, scratch.ptr, split)
       K.attend(q.ptr, qHeads, d, keys.table.ptr, vals.table.ptr, pageTokens, n, idx.ptr, nIdx, scale, out2.ptr, lse2.ptr, scratch.ptr, split)
+      K.decodeKernels = 'workgroup'
     })
     R.attend(q, qHeads, view, null, 0, scale, out, lse)
     R.attend(q, qHeads, view, idx, nIdx, scale, out2, lse2)
@@ -177,6 +181,16 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
     [5, 64, 300, 16, 33], [2, 256, 129, 32, 128], [3, 12, 90, 8, 256], [1, 5, 40, 3, 13],
   ])('attend with qHeads=%i d=%i n=%i pageTokens=%i matches the reference for split=%i', async (qHeads, d, n, pageTokens, split) => {
     await attendBoth(qHeads, d, n, pageTokens, split)
+  })
+
+  // the CPU rasteriser's kernel (attend_rows: a thread a query head, online softmax) on the same shapes,
+  // d = 256 (its accumulator's size), more heads than one 64-thread workgroup, and unaligned rows
+  it.each([
+    // qHeads, d, n, pageTokens, row shift (floats)
+    [1, 64, 1, 16, 0], [3, 64, 200, 16, 0], [1, 5, 7, 3, 0], [4, 13, 33, 32, 0], [12, 8, 50, 8, 0], [2, 1, 9, 4, 0], [4, 128, 1500, 64, 0],
+    [2, 256, 129, 32, 0], [70, 16, 40, 8, 0], [4, 128, 300, 16, 4], [2, 64, 40, 16, 4],
+  ])('attend_rows (a thread a query head) matches the reference for qHeads=%i d=%i n=%i pageTokens=%i row shift %i', async (qHeads, d, n, pageTokens, shift) => {
+    await attendBoth(qHeads, d, n, pageTokens, undefined, shift, 'thread')
   })
 
   it.each([[4, 128, 300], [2, 64, 40]])('attend and scoreKeys read rows that are not 16-byte aligned (qHeads=%i d=%i n=%i)', async (qHeads, d, n) => {
@@ -358,6 +372,40 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
       ref.matmul(bufs[i].x.ptr + off * 4, bufs[i].w.ptr, bias ? bufs[i].b.ptr : 0, want.ptr, T, inDim, outDim)
       expectClose(f32(got[2 * i]), want.view, 1e-4, 1e-5 * Math.sqrt(inDim), `tiled matmul ${inDim}x${outDim}`)
       expectClose(f32(got[2 * i + 1]), want.view, 1e-4, 1e-5 * Math.sqrt(inDim), `simple matmul ${inDim}x${outDim}`)
+    })
+    for (const { x, w, b, y } of bufs) for (const t of [x, w, b, ...y]) t.free()
+  })
+
+  // One token's matmul both ways: a workgroup a row (a GPU's) and a thread a row (a CPU rasteriser's,
+  // matvec_rows): odd inDim (the 16-byte loads give way to 4-byte ones), x off 16-byte alignment, outDim
+  // across the 64-row workgroups, and more rows than one grid row of 65535 workgroups (matvec's 2-D grid).
+  it('matmul of one token (matvec a workgroup a row, matvec_rows a thread a row) matches the reference', async () => {
+    // a new instance picks by the adapter (this block's K is set to the GPU's kernels)
+    const fresh = await WebGpuKernels.create(gpu!)
+    expect(fresh.decodeKernels).toBe(gpu!.software ? 'thread' : 'workgroup')
+    fresh.destroy()
+    const rand = rng(91)
+    const shapes = [[17, 9, 1, 0], [64, 130, 0, 0], [100, 67, 1, 1], [384, 64, 0, 3], [8, 65537, 1, 0]] // inDim, outDim, bias, x offset (floats)
+    const bufs = shapes.map(([inDim, outDim, , off]) => ({
+      x: heap.f32From(normals(rand, off + inDim)),
+      w: heap.f32From(normals(rand, outDim * inDim)),
+      b: heap.f32From(normals(rand, outDim)),
+      y: [heap.allocF32(outDim), heap.allocF32(outDim)],
+    }))
+    const outs = bufs.flatMap(({ y }, i) => y.map((yb) => [yb.ptr, shapes[i][1] * 4] as [number, number]))
+    const before = K.decodeKernels
+    const got = await onGpu(K, heap, outs, () => {
+      for (const [v, kernel] of (['workgroup', 'thread'] as const).entries()) {
+        K.decodeKernels = kernel
+        shapes.forEach(([inDim, outDim, bias, off], i) => K.matmul(bufs[i].x.ptr + off * 4, bufs[i].w.ptr, bias ? bufs[i].b.ptr : 0, bufs[i].y[v].ptr, 1, inDim, outDim))
+      }
+    })
+    K.decodeKernels = before
+    shapes.forEach(([inDim, outDim, bias, off], i) => {
+      const want = bufs[i].y[0]
+      ref.matmul(bufs[i].x.ptr + off * 4, bufs[i].w.ptr, bias ? bufs[i].b.ptr : 0, want.ptr, 1, inDim, outDim)
+      expectClose(f32(got[2 * i]), want.view, 1e-4, 1e-5 * Math.sqrt(inDim), `matvec ${inDim}x${outDim}`)
+      expectClose(f32(got[2 * i + 1]), want.view, 1e-4, 1e-5 * Math.sqrt(inDim), `matvec_rows ${inDim}x${outDim}`)
     })
     for (const { x, w, b, y } of bufs) for (const t of [x, w, b, ...y]) t.free()
   })

@@ -4,10 +4,13 @@
  * model by URL with progress, runs its default passkey prompt (about 350 tokens) with two policies
  * (SnapKV, an eviction; Quest, a per-step selection), and must show Node's answers for the same prompt
  * and policies (both right) and, per layer and KV head, the tokens Node's `onKept` reports as kept
- * (SnapKV) or attended (Quest). Run on the wasm backend, and once more in a Chromium with WebGPU on
- * (`--enable-unsafe-webgpu`: its software adapter, SwiftShader), where `backend: 'auto'` must still run
- * on wasm (README: the runtime is CPU-only) and the page must say an adapter was found. Screenshots go to
- * test-results/playground/ (git-ignored).
+ * (SnapKV) or attended (Quest). Run on the wasm backend; in a Chromium with WebGPU on
+ * (`--enable-unsafe-webgpu`: its software adapter, SwiftShader, which headless Chromium offers with no
+ * other flag) once with `backend: 'auto'`, which must stay on wasm there (a software adapter is slower
+ * than the wasm core) and say so, and once with the page's backend control on 'webgpu', where a shorter
+ * passkey prompt (168 tokens: SwiftShader is about 30x slower than wasm) must run on the GPU and give
+ * Node's wasm greedy tokens, the same right answers and the same heat map; and with 'webgpu' forced where Chromium has no adapter (`--disable-gpu`), where the page must show
+ * WebGpuUnavailableError's message at once. Screenshots go to test-results/playground/ (git-ignored).
  */
 import { execFile, spawn } from 'node:child_process'
 import { request } from 'node:http'
@@ -22,7 +25,8 @@ import { loadModel } from '../src/node/load.js'
 import type { TaskSample } from '../src/eval/prompt.js'
 import { passkeyPrompt } from '../playground/passkey.js'
 import { HAYSTACK_BOOK, haystackText } from '../playground/haystack.js'
-import { loadInPage, runInPage } from '../playground/drive.js'
+import { loadInPage, runInPage, type PageRun } from '../playground/drive.js'
+import type { BackendChoice } from '../playground/protocol.js'
 
 const SHOTS = 'test-results/playground'
 const PAGE = mkdtempSync(join(tmpdir(), 'kvkit-playground-'))
@@ -37,31 +41,51 @@ interface Reference {
   shown: number[]
 }
 
+/** a passkey prompt the page makes from its length and seed fields, and Node's run of it (wasm) */
+interface Case {
+  length: number
+  seed: number
+  sample: TaskSample
+  reference: Reference[]
+}
+
 let server: PlaygroundServer
-let sample: TaskSample
-const reference: Reference[] = []
+/** the page's defaults: 384 tokens asked (354 made), seed 1 */
+let byDefault: Case
+/**
+ * A shorter prompt for SwiftShader (168 tokens: two prefill chunks, not three), whose prefill runs 30x
+ * slower than wasm's (BENCHMARKS.md); seed 4 is the first at this length where both policies are right.
+ */
+let short: Case
 
 beforeAll(async () => {
   // a folder of its own: `npm pack` (test/package-install.test.ts) may be reading dist-playground meanwhile
   await promisify(execFile)(process.execPath, ['node_modules/vite/bin/vite.js', 'build', '--config', 'playground/vite.config.ts', '--logLevel', 'error', '--outDir', PAGE])
   server = await servePlayground({ page: PAGE, model: 'models/fixture-14m' })
   mkdirSync(SHOTS, { recursive: true })
-  // Node's answers and kept / attended positions for the page's default prompt
+  // Node's answers and kept / attended positions for the page's prompts
   const model = await loadModel('models/fixture-14m', { backend: 'wasm' })
-  sample = passkeyPrompt(model.tokenizer, model.config.bosTokenId ?? 0, haystackText(readFileSync(HAYSTACK_BOOK, 'utf8')), 384, 1)
-  for (const policy of POLICIES) {
-    const shown = new Set<number>()
-    const { text } = await model.generate(sample.promptIds, {
-      maxNewTokens: 12, policy,
-      onKept: (k) => {
-        const held = k.kept[PROBE.layer][PROBE.head]
-        // a selection's map counts decode steps only, and a head that attended densely, everything held
-        const list = !policy.startsWith('quest') ? held : k.stage === 'decode' ? k.attended?.[PROBE.layer][PROBE.head] ?? held : []
-        for (const p of list) if (p < sample.promptIds.length) shown.add(p)
-      },
-    }).result
-    reference.push({ text, shown: [...shown].sort((a, b) => a - b) })
+  const haystack = haystackText(readFileSync(HAYSTACK_BOOK, 'utf8'))
+  const nodeCase = async (length: number, seed: number): Promise<Case> => {
+    const sample = passkeyPrompt(model.tokenizer, model.config.bosTokenId ?? 0, haystack, length, seed)
+    const reference: Reference[] = []
+    for (const policy of POLICIES) {
+      const shown = new Set<number>()
+      const { text } = await model.generate(sample.promptIds, {
+        maxNewTokens: 12, policy,
+        onKept: (k) => {
+          const held = k.kept[PROBE.layer][PROBE.head]
+          // a selection's map counts decode steps only, and a head that attended densely, everything held
+          const list = !policy.startsWith('quest') ? held : k.stage === 'decode' ? k.attended?.[PROBE.layer][PROBE.head] ?? held : []
+          for (const p of list) if (p < sample.promptIds.length) shown.add(p)
+        },
+      }).result
+      reference.push({ text, shown: [...shown].sort((a, b) => a - b) })
+    }
+    return { length, seed, sample, reference }
   }
+  byDefault = await nodeCase(384, 1)
+  short = await nodeCase(192, 4)
   model.dispose()
 }, 180_000)
 afterAll(async () => {
@@ -69,13 +93,29 @@ afterAll(async () => {
   rmSync(PAGE, { recursive: true, force: true })
 })
 
-/** loads the model and runs both policies with the keyboard only */
-async function runPage(page: Page): Promise<void> {
-  await loadInPage(page, server.url)
-  expect((await runInPage(page)).answers).toEqual(reference.map((r) => r.text))
+/**
+ * Loads the model on `backend` (default: the page's 'auto') and runs both policies with the keyboard
+ * only, on the case's prompt (its length and seed typed into the page's fields unless they are the defaults)
+ */
+async function runPage(page: Page, backend?: BackendChoice, c = byDefault): Promise<PageRun> {
+  await loadInPage(page, server.url, backend)
+  if (c !== byDefault) {
+    await page.fill('#length', String(c.length))
+    await page.fill('#seed', String(c.seed))
+  }
+  const run = await runInPage(page)
+  expect(run.answers).toEqual(c.reference.map((r) => r.text))
+  return run
 }
 
-async function checkResults(page: Page): Promise<void> {
+/** what the page says ran the model: the load line, and beside each column's speed figures */
+async function expectRanOn(page: Page, run: PageRun, backend: 'wasm' | 'webgpu'): Promise<void> {
+  expect(await page.getAttribute('#load-status', 'data-backend')).toBe(backend)
+  expect(run.backends).toEqual([backend, backend])
+  for (const i of [0, 1]) expect(await page.textContent(`#ran-on-${i}`)).toMatch(new RegExp(`^Ran on ${backend}\\b`))
+}
+
+async function checkResults(page: Page, { sample, reference } = byDefault): Promise<void> {
   expect(await page.textContent('#expected')).toContain(`the passkey is ${sample.expected[0]}`)
   expect(await page.textContent('#expected')).toContain(`${sample.promptIds.length} prompt tokens`)
   for (const i of [0, 1]) {
@@ -114,8 +154,10 @@ describe('the playground page in headless Chromium', () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
     const errors: string[] = []
     page.on('pageerror', (e) => errors.push(e.message))
-    await runPage(page)
-    expect(await page.textContent('#load-status')).toMatch(/on wasm \(wasm-(relaxed-)?simd\)/)
+    await expectRanOn(page, await runPage(page), 'wasm')
+    // the backend control was left at its default
+    expect(await page.$eval('#backend', (s) => (s as HTMLSelectElement).value)).toBe('auto')
+    expect(await page.textContent('#load-status')).toMatch(/on wasm \(wasm-(relaxed-)?simd\), which 'auto' picked/)
     expect(await page.$eval('#load-progress', (p) => (p as HTMLProgressElement).value)).toBe(1)
     await checkResults(page)
     await page.screenshot({ path: `${SHOTS}/wasm.png`, fullPage: true })
@@ -137,7 +179,7 @@ describe('the playground page in headless Chromium', () => {
     await page.focus('#load')
     await page.keyboard.press('Enter')
     await page.waitForFunction(() => document.getElementById('load-status')!.textContent!.startsWith('Loaded (picked folder)'), null, { timeout: 60_000 })
-    expect((await runInPage(page)).answers).toEqual(reference.map((r) => r.text))
+    expect((await runInPage(page)).answers).toEqual(byDefault.reference.map((r) => r.text))
     // nothing came from the server's model folder this time
     expect(server.requests.filter((p) => p.startsWith('/model/')).length).toBe(before)
     await browser.close()
@@ -175,13 +217,50 @@ describe('the playground page in headless Chromium', () => {
   it('WebGPU on (Chromium\'s software adapter): the page finds the adapter, auto still runs on wasm, same answers', async () => {
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--enable-unsafe-webgpu'] })
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
-    await runPage(page)
-    expect(await page.textContent('#backend-line')).toMatch(/WebGPU: adapter found/)
-    expect(await page.textContent('#load-status')).toMatch(/on wasm/)
+    await expectRanOn(page, await runPage(page), 'wasm')
+    expect(await page.textContent('#backend-line')).toMatch(/WebGPU: adapter found \(google swiftshader\), a software one: 'auto' runs on wasm/)
+    expect(await page.textContent('#backend option[value=auto]')).toMatch(/^auto: wasm here/)
     await checkResults(page)
-    await page.screenshot({ path: `${SHOTS}/webgpu.png`, fullPage: true })
+    await page.screenshot({ path: `${SHOTS}/webgpu-auto.png`, fullPage: true })
     await browser.close()
   }, 180_000)
+
+  it('WebGPU forced (backend control on webgpu, SwiftShader): a 168-token passkey prompt runs on the GPU, wasm\'s greedy tokens and answers, the same heat map', async () => {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--enable-unsafe-webgpu'] })
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
+    const errors: string[] = []
+    page.on('pageerror', (e) => errors.push(e.message))
+    // runPage compares the streamed answers with Node's wasm run: wasm's greedy tokens, decoded
+    const run = await runPage(page, 'webgpu', short)
+    await expectRanOn(page, run, 'webgpu')
+    expect(await page.textContent('#load-status')).toMatch(/on webgpu \(webgpu, adapter: google swiftshader\)\.$/)
+    expect(await page.textContent('#ran-on-0')).toBe('Ran on webgpu (adapter: google swiftshader).')
+    expect(short.sample.promptIds.length).toBe(168)
+    await checkResults(page, short)
+    await page.screenshot({ path: `${SHOTS}/webgpu.png`, fullPage: true })
+    expect(errors).toEqual([])
+    await browser.close()
+  }, 180_000)
+
+  it('WebGPU forced where Chromium has no adapter: the page shows WebGpuUnavailableError\'s message, and wasm then loads', async () => {
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
+    const page = await browser.newPage()
+    await expect(loadInPage(page, server.url, 'webgpu')).rejects.toThrow(/^the page did not load the model: WebGpuUnavailableError: WebGPU: no adapter/)
+    expect(await page.textContent('#backend-line')).toMatch(/WebGPU: no adapter: 'auto' runs on wasm, and 'webgpu' cannot run here/)
+    expect(await page.getAttribute('#load-status [role=alert]', 'class')).toBe('error')
+    expect(await page.$eval('#load-progress', (p) => (p as HTMLProgressElement).value)).toBe(0)
+    expect(await page.isDisabled('#run')).toBe(true)
+    expect(await page.isDisabled('#load')).toBe(false)
+    await page.screenshot({ path: `${SHOTS}/webgpu-unavailable.png` })
+    // the same page, the backend control on wasm: the model loads
+    await page.selectOption('#backend', 'wasm')
+    await page.focus('#load')
+    await page.keyboard.press('Enter')
+    await page.waitForFunction(() => document.getElementById('load-status')!.textContent!.startsWith('Loaded'), null, { timeout: 60_000 })
+    expect(await page.textContent('#load-status')).toMatch(/on wasm \(wasm-(relaxed-)?simd\)\.$/)
+    expect(await page.isDisabled('#run')).toBe(false)
+    await browser.close()
+  }, 90_000)
 })
 
 /** GET with the path sent as written (fetch would normalise the dot segments away) */

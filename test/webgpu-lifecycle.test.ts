@@ -23,6 +23,8 @@ describe('WebGPU backend lifecycle', () => {
   it('auto takes a hardware adapter, and stays on wasm with a software one (lavapipe) or none', async () => {
     const hardware = await hasHardwareAdapter()
     if (!gpu || /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName)) expect(hardware).toBe(false)
+    // the device says the same: a CPU rasteriser, whose kernels take their CPU-shaped variants
+    if (gpu) expect(gpu.software).toBe(!hardware)
     const b = await createBackend('auto')
     expect(b.name).toBe(hardware ? 'webgpu' : 'wasm')
     b.close?.()

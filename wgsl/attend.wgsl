@@ -176,3 +176,38 @@ fn attend_reduce(I: In) {
   }
   if (lid == 0u) { st(pu(12u) + h, m + log(l)); }
 }
+
+// Decode attention on a CPU rasteriser (SwiftShader, lavapipe): one thread a query head walks the tokens
+// in order with an online softmax (Milakov & Gimelshein 2018, "Online normalizer calculation for
+// softmax"), no workgroup memory and no barrier, and writes out and lse itself (no scratch, no merge).
+// attend_split's 256-thread workgroups and their barriers run slowly on a CPU, which takes a workgroup's
+// invocations a few SIMD lanes at a time. Same args as attend_split (split and scratch unused).
+@compute @workgroup_size(64)
+fn attend_rows(I: In) {
+  let q = pu(0u); let qh = pu(1u); let d = pu(2u); let pt = pu(5u);
+  let count = pu(6u); let scale = pf(9u); let out = pu(11u);
+  let h = wg_linear(I.wg, I.nwg) * 64u + I.lid;
+  if (h >= qh) { return; }
+  let qr = q + h * d;
+  let C = (d + 3u) / 4u;
+  var acc: array<vec4<f32>, 64>; // d <= 256
+  var m = neg_inf();
+  var l = 0.0;
+  for (var i = 0u; i < count; i++) {
+    var t = i;
+    if (pu(8u) == 1u) { t = ldu(pu(7u) + i); }
+    let kr = page_row(pu(3u), pt, t, d);
+    let vr = page_row(pu(4u), pt, t, d);
+    var s4 = vec4<f32>(0.0);
+    for (var c = 0u; c < C; c++) { s4 += v4(qr, 4u * c, d) * v4(kr, 4u * c, d); }
+    let s = ((s4.x + s4.y) + (s4.z + s4.w)) * scale;
+    let mn = max(m, s);
+    let corr = exp(m - mn); // 0 at the first token (m = -inf)
+    let p = exp(s - mn);
+    l = l * corr + p;
+    for (var c = 0u; c < C; c++) { acc[c] = acc[c] * corr + p * v4(vr, 4u * c, d); }
+    m = mn;
+  }
+  for (var c = 0u; c < d; c++) { st(out + h * d + c, acc[c / 4u][c % 4u] / l); }
+  st(pu(12u) + h, m + log(l));
+}

@@ -42,6 +42,28 @@ fn matvec(I: In) {
   if (I.lid == 0u) { st(y + o, a + select(0.0, ld(pu(2u) + o), pu(7u) == 1u)); }
 }
 
+// One token on a CPU rasteriser (SwiftShader, lavapipe): one thread per output row, no workgroup
+// memory and no barrier. A CPU runs a workgroup's invocations a few SIMD lanes at a time and pays for
+// each barrier with a switch between them, so matvec's workgroup a row (4096 of them for a 4096-token LM
+// head) cost seconds a token there; here a thread walks its row in 16-byte loads as a CPU core would.
+// Uncoalesced on a real GPU, where matvec stays. args as matmul
+@compute @workgroup_size(64)
+fn matvec_rows(I: In) {
+  let x = pu(0u); let w = pu(1u); let y = pu(3u); let K = pu(5u); let O = pu(6u);
+  let o = wg_linear(I.wg, I.nwg) * 64u + I.lid;
+  if (o >= O) { return; }
+  let row = w + o * K;
+  var a4 = vec4<f32>(0.0);
+  var k = 0u;
+  // 16-byte loads when both rows start on a 16-byte boundary (the weights always do; x does unless offset)
+  if (((x | row) & 3u) == 0u) {
+    for (; k + 4u <= K; k += 4u) { a4 += ld4(x + k) * ld4(row + k); }
+  }
+  var a = (a4.x + a4.y) + (a4.z + a4.w);
+  for (; k < K; k++) { a += ld(x + k) * ld(row + k); }
+  st(y + o, a + select(0.0, ld(pu(2u) + o), pu(7u) == 1u));
+}
+
 // out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * g, one workgroup per row (out may alias x).
 // args: 0 x, 1 g, 2 out, 3 T, 4 dim, 5 eps (f32)
 @compute @workgroup_size(256)

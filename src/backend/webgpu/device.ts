@@ -21,6 +21,11 @@ export interface GpuDevice {
   readonly shaderF16: boolean
   /** Adapter description for reports ("vendor architecture device"), empty when the runtime hides it. */
   readonly adapterName: string
+  /**
+   * Whether the adapter rasterises on the CPU (SwiftShader, lavapipe, WARP; see isSoftwareAdapter):
+   * the kernels then take their CPU-shaped variants where one exists (WebGpuKernels.decodeKernels).
+   */
+  readonly software: boolean
   /** Set once the device is lost (destroyed or a driver reset); every later call throws. */
   readonly lost: GPUDeviceLostInfo | null
   destroy(): void
@@ -93,6 +98,7 @@ export async function openGpuDevice(opts: GpuDeviceOptions = {}): Promise<GpuDev
     subgroups,
     shaderF16,
     adapterName: info ? [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') : '',
+    software: isSoftwareAdapter(adapter),
     lost: null as GPUDeviceLostInfo | null,
     destroy() {
       device.destroy()
@@ -115,11 +121,18 @@ export async function hasHardwareAdapter(): Promise<boolean> {
   try {
     const gpu = await gpuEntry()
     const adapter = await gpu?.requestAdapter()
-    if (!adapter) return false
-    const info = (adapter as { info?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).info
-    if ((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter || info?.isFallbackAdapter) return false
-    return !SOFTWARE.test(info ? [info.vendor, info.architecture, info.device, info.description].join(' ') : '')
+    return adapter ? !isSoftwareAdapter(adapter) : false
   } catch {
     return false
   }
+}
+
+/**
+ * Whether an adapter rasterises on the CPU: isFallbackAdapter (Chromium's SwiftShader says so), or a CPU
+ * rasteriser by name (Dawn in Node reports lavapipe as "llvmpipe").
+ */
+export function isSoftwareAdapter(adapter: GPUAdapter): boolean {
+  const info = (adapter as { info?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).info
+  if ((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter || info?.isFallbackAdapter) return true
+  return SOFTWARE.test(info ? [info.vendor, info.architecture, info.device, info.description].join(' ') : '')
 }

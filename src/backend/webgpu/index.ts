@@ -5,9 +5,9 @@ import { loadWasm, type WasmBuild, type WasmLoadOptions } from '../wasm/load.js'
 import { openGpuDevice, type GpuDevice, type GpuDeviceOptions } from './device.js'
 import { WebGpuKernels } from './kernels.js'
 
-export { hasHardwareAdapter, openGpuDevice, WebGpuUnavailableError, type GpuDevice, type GpuDeviceOptions } from './device.js'
+export { hasHardwareAdapter, isSoftwareAdapter, openGpuDevice, WebGpuUnavailableError, type GpuDevice, type GpuDeviceOptions } from './device.js'
 export { GpuArenaCapacityError, GpuArenaMirror } from './mirror.js'
-export { attendScratchWords, attendSplit, ATTEND_SPLIT, flashScratchWords, flashSplit, FLASH_MAX_D, WebGpuKernels, type ChunkKernels } from './kernels.js'
+export { attendScratchWords, attendSplit, ATTEND_SPLIT, flashScratchWords, flashSplit, FLASH_MAX_D, WebGpuKernels, type ChunkKernels, type DecodeKernels } from './kernels.js'
 export { GpuBufferPool } from './pool.js'
 
 /**

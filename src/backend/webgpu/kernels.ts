@@ -12,8 +12,8 @@ const MAX_X = 65535
 /** Which wgsl/ file holds each entry point. */
 const ENTRIES: Record<string, string> = {
   score_keys: 'score', softmax_rows: 'softmax', log_sum_exp: 'softmax', row_stats: 'softmax', soft_vote: 'softmax',
-  top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', page_summary: 'pages',
-  matmul: 'model', matvec: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
+  top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', attend_rows: 'attend', page_summary: 'pages',
+  matmul: 'model', matvec: 'model', matvec_rows: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
   stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest', append_rows: 'runtime',
   attend_causal: 'runtime', matmul_tiled: 'gemm', attend_causal_flash: 'flash', attend_causal_merge: 'flash',
   top_k_hist: 'topk_radix', top_k_count: 'topk_radix', top_k_emit: 'topk_radix',
@@ -98,6 +98,12 @@ export function flashScratchWords(chunk: number, hq: number, d: number, keys: nu
  * comparison in bench/webgpu-prefill.ts). One row always takes the matrix-vector and split kernels.
  */
 export type ChunkKernels = 'tiled' | 'simple'
+/**
+ * The kernels of a decode step (one token): 'workgroup' (a GPU's: matvec, a workgroup an output row;
+ * attend_split + attend_reduce, the sequence split over workgroups) or 'thread' (a CPU rasteriser's, no
+ * barrier: matvec_rows, a thread an output row; attend_rows, a thread a query head).
+ */
+export type DecodeKernels = 'workgroup' | 'thread'
 
 /**
  * Tokens per attend_split workgroup for a list of `count` tokens: the smallest power of two in [16, 256]
@@ -144,6 +150,7 @@ export class WebGpuKernels {
   private readonly pipelines = new Map<string, GPUComputePipeline>()
   private readonly layout: GPUBindGroupLayout
   private readonly pipelineLayout: GPUPipelineLayout
+  private readonly radixPipelineLayout: GPUPipelineLayout
   private readonly argBuf: GPUBuffer
   private readonly argWords = new Uint32Array((ARG_SLOT * ARG_SLOTS) / 4)
   private readonly bindGroups = new Map<GPUBuffer, GPUBindGroup>()
@@ -164,9 +171,14 @@ export class WebGpuKernels {
   private variant: ScoreVariant = DEFAULT_SCORE_VARIANT
   /** lanes a key row of each score_keys_rows variant on this device (G after the subgroup cap) */
   private readonly rowsLanes = new Map<ScoreVariant, number>()
+  /** override constants of each score_keys_rows pipeline, by its entry name `score_keys_rows:VARIANT` */
+  private readonly rowsConstants = new Map<string, Record<string, number>>()
+  /** The kernels for one token's matmuls and attention (DecodeKernels): 'thread' on a software adapter, else 'workgroup'. */
+  decodeKernels: DecodeKernels
 
   constructor(readonly gpu: GpuDevice) {
     const device = (this.device = gpu.device)
+    this.decodeKernels = gpu.software ? 'thread' : 'workgroup'
     this.pool = new GpuBufferPool(device)
     device.addEventListener('uncapturederror', (e) => {
       this.error ??= (e as GPUUncapturedErrorEvent).error
@@ -185,31 +197,23 @@ export class WebGpuKernels {
         { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
       ],
     })
-    const radixPipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.radixLayout] })
+    this.radixPipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.radixLayout] })
     this.argBuf = device.createBuffer({ size: ARG_SLOT * ARG_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST })
     const reduce = gpu.subgroups ? WGSL['reduce.subgroups'] : WGSL['reduce.shared']
     const modules = this.modules
-    for (const [entry, file] of Object.entries(ENTRIES)) {
-      let module = modules.get(file)
-      if (!module) {
-        // `enable` directives must come first: the subgroup reductions open with one
-        const parts = [reduce, WGSL.prelude, ...(INCLUDES[file] ?? []).map((f) => WGSL[f]), WGSL[file]]
-        module = device.createShaderModule({ label: file, code: parts.join('\n') })
-        modules.set(file, module)
-      }
-      const layout = WITH_RADIX.has(file) ? radixPipelineLayout : this.pipelineLayout
-      this.pipelines.set(entry, device.createComputePipeline({ label: entry, layout, compute: { module, entryPoint: entry } }))
+    for (const file of new Set(Object.values(ENTRIES))) {
+      // `enable` directives must come first: the subgroup reductions open with one
+      const parts = [reduce, WGSL.prelude, ...(INCLUDES[file] ?? []).map((f) => WGSL[f]), WGSL[file]]
+      modules.set(file, device.createShaderModule({ label: file, code: parts.join('\n') }))
     }
-    // the scoring variants: one pipeline of score_keys_rows per configuration (override constants)
-    const rowsModule = modules.get('score')!
+    // the scoring variants: one pipeline of score_keys_rows per configuration (override constants), made at first use
     const info = (device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo
     const subgroupMin = gpu.subgroups ? (info?.subgroupMinSize ?? 4) : 0
     for (const [name, spec] of Object.entries(SCORE_VARIANTS)) {
       if (!spec) continue
       const constants = rowsConstants(spec, subgroupMin)
       this.rowsLanes.set(name as ScoreVariant, constants.G)
-      const compute = { module: rowsModule, entryPoint: 'score_keys_rows', constants }
-      this.pipelines.set(`score_keys_rows:${name}`, device.createComputePipeline({ label: `score_keys_rows:${name}`, layout: this.pipelineLayout, compute }))
+      this.rowsConstants.set(`score_keys_rows:${name}`, constants)
     }
   }
 
@@ -231,6 +235,23 @@ export class WebGpuKernels {
   set scoreVariant(name: ScoreVariant) {
     if (!isScoreVariant(name)) throw new UnknownScoreVariantError(String(name))
     this.variant = name
+  }
+
+  /**
+   * The entry point's pipeline, made at its first dispatch: the driver compiles a kernel for the device
+   * there, which on a CPU rasteriser (SwiftShader JITs through LLVM) takes about half a second a kernel,
+   * so a model that uses half of them loads that much sooner. The WGSL was checked whole at create().
+   */
+  private pipeline(entry: string): GPUComputePipeline {
+    let p = this.pipelines.get(entry)
+    if (!p) {
+      const constants = this.rowsConstants.get(entry)
+      const [entryPoint, file] = constants ? ['score_keys_rows', 'score'] : [entry, ENTRIES[entry]]
+      const layout = WITH_RADIX.has(file) ? this.radixPipelineLayout : this.pipelineLayout
+      p = this.device.createComputePipeline({ label: entry, layout, compute: { module: this.modules.get(file)!, entryPoint, ...(constants ? { constants } : {}) } })
+      this.pipelines.set(entry, p)
+    }
+    return p
   }
 
   /** Compiles every kernel; a WGSL or pipeline error becomes a thrown Error naming it. */
@@ -269,7 +290,7 @@ export class WebGpuKernels {
       this.pass = this.encoder.beginComputePass()
     }
     const bg = WITH_RADIX.has(ENTRIES[entry]) ? this.radixBindGroup() : this.arenaBindGroup()
-    this.pass.setPipeline(this.pipelines.get(entry)!)
+    this.pass.setPipeline(this.pipeline(entry))
     this.pass.setBindGroup(0, bg, [this.slot * ARG_SLOT])
     const x = Math.min(groups, MAX_X)
     this.pass.dispatchWorkgroups(x, Math.ceil(groups / x))
@@ -488,7 +509,8 @@ export class WebGpuKernels {
 
   /**
    * Decode attention as KernelBackend.attend (idx = 0: dense over n tokens; else nIdx gathered indices),
-   * split into `split`-token pieces (flash-decoding) reduced by log-sum-exp. d <= 256.
+   * split into `split`-token pieces (flash-decoding) reduced by log-sum-exp; with `decodeKernels`
+   * 'thread', one thread a query head over all the tokens (split and scratch unused). d <= 256.
    * scratch: attendScratchWords(qHeads, d, idx ? nIdx : n, split) floats.
    * Throws RangeError for d > 256 or a split outside 1..ATTEND_SPLIT.
    */
@@ -502,6 +524,7 @@ export class WebGpuKernels {
     const count = idx ? nIdx : n
     const args = [words(q), qHeads, d, words(kTable), words(vTable), pageTokens, count, words(idx), idx ? 1 : 0,
       f32bits(scale), words(scratch), words(out), words(lse), split]
+    if (this.decodeKernels === 'thread') return this.dispatch('attend_rows', args, Math.ceil(qHeads / 64))
     this.dispatch('attend_split', args, Math.ceil(count / split))
     this.dispatch('attend_reduce', args, qHeads)
   }
@@ -534,12 +557,13 @@ export class WebGpuKernels {
 
   /**
    * y = x w^T + bias as ModelKernels.matmul: x [T][inDim], w [outDim][inDim], y [T][outDim]. One token
-   * takes the matrix-vector kernel; more take the 64 x 64-tile register-blocked kernel (wgsl/gemm.wgsl),
+   * takes the matrix-vector kernel (`decodeKernels`: a workgroup or a thread a row); more take the 64 x 64-tile register-blocked kernel (wgsl/gemm.wgsl),
    * or the 16 x 16 one when `chunkKernels` is 'simple'.
    */
   matmul(x: number, w: number, bias: number, y: number, T: number, inDim: number, outDim: number): void {
     const args = [words(x), words(w), words(bias), words(y), T, inDim, outDim, bias ? 1 : 0]
-    if (T === 1) this.dispatch('matvec', args, outDim)
+    if (T === 1 && this.decodeKernels === 'thread') this.dispatch('matvec_rows', args, Math.ceil(outDim / 64))
+    else if (T === 1) this.dispatch('matvec', args, outDim)
     else if (this.chunkKernels === 'tiled') this.dispatch('matmul_tiled', args, Math.ceil(T / 64) * Math.ceil(outDim / 64))
     else this.dispatch('matmul', args, Math.ceil(T / 16) * Math.ceil(outDim / 16))
   }
