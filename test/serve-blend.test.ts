@@ -42,6 +42,10 @@ describe('kvkit serve: documents with CacheBlend', () => {
     expect(first.choices[0].message.content).toBe(await plain([A, B, C]))
     // each document's KV is kept, counted in the KV budget
     expect(served.server.engine.scheduler.pinned).toBe(tokens([A, B, C]))
+    // what the kvshare queue order expects this tenant to find, and another tenant
+    const plan = served.server.engine.chatJob({ model: ID, messages: question, documents: [C, A, B] } as never).documents!
+    expect(served.server.engine.documents.expected(plan, '')).toBe(tokens([A, B, C]))
+    expect(served.server.engine.documents.expected(plan, 'tenant-b')).toBe(0)
     const second = await chat([C, A, B])
     expect(second.usage!.prompt_tokens_details!.cached_tokens).toBe(tokens([A, B, C]))
     expect(second.usage!.prompt_tokens).toBe(tokens([A, B, C]) + served.model.tokenizer.encode(chatml(question)).length)

@@ -355,7 +355,7 @@ export class ServeEngine {
         // documents run on CacheBlend's or Graph-KV's context (or, blending off, on the prefix cache)
         const docs = job.documents ? await this.documents.context(job.documents, job.salt) : undefined
         // an edit of an earlier prompt runs on its aligned KV; another prompt leaves its KV for later edits
-        const onPrefixCache = !job.documents && !job.tools && options.reuse
+        const onPrefixCache = !docs && !job.tools && options.reuse
         const edited = this.edits && onPrefixCache ? await this.edits.match(job.ids, job.salt) : undefined
         const assembled = docs?.ctx ?? edited
         if (assembled) options = { ...options, reuse: assembled }
@@ -441,7 +441,7 @@ export class ServeEngine {
   /** the share of a job's prompt expected from cache: the prefix cache's, or KVShare's (edit reuse) */
   private expectedHitRate(job: Job): number {
     if (!job.options.reuse) return 0
-    if (job.documents) return this.documents.expected(job.documents, job.salt) / job.ids.length
+    if (job.documents && (job.documents.targets.length > 0 || this.documents.blend)) return this.documents.expected(job.documents, job.salt) / job.ids.length
     const found = this.edits && !job.tools ? this.edits.expected(job.ids, job.salt) : this.prefixCache.cachedPrefix(job.ids, job.salt)
     return found / job.ids.length
   }
