@@ -8,7 +8,7 @@
 //   npm run build && node dist/bench/serve-blend.js [--runs 5] [--words 250] [--ratio 0.15]
 import OpenAI from 'openai'
 import { serve } from '../src/serve/http.js'
-import { arg, bookWords, ID, median, startServer } from './serve-setup.js'
+import { arg, bookWords, ID, median, startServer, streamedTurn } from './serve-setup.js'
 
 const RUNS = arg('runs', 5)
 const WORDS = arg('words', 250)
@@ -20,23 +20,9 @@ const plainClient = new OpenAI({ baseURL: `${plainServer.url}/v1`, apiKey: 'unus
 
 const question = [{ role: 'user' as const, content: 'Who is speaking in the second passage?' }]
 
-/** ms from sending the request to the first content chunk, the whole answer, and the usage */
-async function ask(c: OpenAI, documents: { text: string }[], salt: string, maxTokens: number) {
-  const t0 = performance.now()
-  const stream = await c.chat.completions.create({
-    model: ID, messages: question, documents, temperature: 0, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true }, cache_salt: salt,
-  } as never as OpenAI.Chat.Completions.ChatCompletionCreateParamsStreaming)
-  let first = 0
-  let text = ''
-  let usage: OpenAI.Completions.CompletionUsage | undefined
-  for await (const ch of stream) {
-    const d = ch.choices[0]?.delta?.content
-    if (d && !first) first = performance.now() - t0
-    text += d ?? ''
-    usage = ch.usage ?? usage
-  }
-  return { ms: first, text, prompt: usage!.prompt_tokens, cached: usage!.prompt_tokens_details?.cached_tokens ?? 0 }
-}
+/** the timed request (serve-setup.ts's streamedTurn) on the server behind `c`, under tenant `salt` */
+const ask = (c: OpenAI, documents: { text: string }[], salt: string, maxTokens: number) =>
+  streamedTurn(c, { messages: question, documents, temperature: 0, max_tokens: maxTokens, cache_salt: salt })
 
 const blended: number[] = []
 const plain: number[] = []
