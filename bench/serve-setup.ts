@@ -26,3 +26,25 @@ export async function startServer(options: ServeOptions = {}) {
   const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 })
   return { model, server, client }
 }
+
+/**
+ * One streamed chat request timed as a user sees it: ms from the call to the first content chunk, the
+ * whole answer, and the usage's prompt and cached tokens. `body` is everything but model and streaming
+ * (kvkit's extension fields included).
+ */
+export async function streamedTurn(client: OpenAI, body: Record<string, unknown>) {
+  const t0 = performance.now()
+  const stream = await client.chat.completions.create({
+    model: ID, ...body, stream: true, stream_options: { include_usage: true },
+  } as never as OpenAI.Chat.Completions.ChatCompletionCreateParamsStreaming)
+  let first = 0
+  let text = ''
+  let usage: OpenAI.Completions.CompletionUsage | undefined
+  for await (const c of stream) {
+    const d = c.choices[0]?.delta?.content
+    if (d && !first) first = performance.now() - t0
+    text += d ?? ''
+    usage = c.usage ?? usage
+  }
+  return { ms: first, text, prompt: usage!.prompt_tokens, cached: usage!.prompt_tokens_details?.cached_tokens ?? 0 }
+}

@@ -7,7 +7,7 @@
 // answers of both must be equal.
 //   npm run build && node dist/bench/serve.js [--runs 5] [--words 2000]
 import type OpenAI from 'openai'
-import { arg, bookWords, ID, median, startServer } from './serve-setup.js'
+import { arg, bookWords, median, startServer, streamedTurn } from './serve-setup.js'
 
 const RUNS = arg('runs', 5)
 const WORDS = arg('words', 2000)
@@ -15,23 +15,8 @@ type Msg = OpenAI.Chat.Completions.ChatCompletionMessageParam
 const book = bookWords()
 const { model, server, client } = await startServer()
 
-/** ms from sending the request to the first content chunk, the whole answer, and the usage */
-async function turn(messages: Msg[], salt: string, maxTokens: number) {
-  const t0 = performance.now()
-  const stream = await client.chat.completions.create({
-    model: ID, messages, temperature: 0, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true }, cache_salt: salt,
-  } as OpenAI.Chat.Completions.ChatCompletionCreateParamsStreaming)
-  let first = 0
-  let text = ''
-  let usage: OpenAI.Completions.CompletionUsage | undefined
-  for await (const c of stream) {
-    const d = c.choices[0]?.delta?.content
-    if (d && !first) first = performance.now() - t0
-    text += d ?? ''
-    usage = c.usage ?? usage
-  }
-  return { ms: first, text, prompt: usage!.prompt_tokens, cached: usage!.prompt_tokens_details?.cached_tokens ?? 0 }
-}
+/** the timed second-turn request (serve-setup.ts's streamedTurn) under tenant `salt` */
+const turn = (messages: Msg[], salt: string, maxTokens: number) => streamedTurn(client, { messages, temperature: 0, max_tokens: maxTokens, cache_salt: salt })
 
 const hit: number[] = []
 const miss: number[] = []

@@ -44,10 +44,11 @@ const USAGE = `usage:
              [--kv-dtype float32|float16]
   kvkit serve --model DIR [--port 8080] [--host 127.0.0.1] [--api-key KEY] [--policy SPEC] [--kv-budget TOKENS]
              [--cache-tokens TOKENS] [--parallel N] [--max-tokens N] [--model-id NAME] [--backend B] [--edit-reuse]
-             [--scheduler fcfs|kvshare|program] [--aging-ms MS]
+             [--scheduler fcfs|kvshare|program] [--aging-ms MS] [--blend on|off] [--blend-ratio R]
              (an OpenAI-compatible server: /v1/models, /v1/chat/completions, /v1/completions; KV reused across
              requests through the prefix cache, and with --edit-reuse by KVShare for prompts that edit an earlier
-             one; --scheduler kvshare starts waiting requests by expected cache hit rate with aging,
+             one; a chat request's documents by CacheBlend (--blend, default on; --blend-ratio, default 0.15),
+             or with their sources by Graph-KV; --scheduler kvshare starts waiting requests by expected cache hit rate with aging,
              program by agent program first come first served (Continuum; a request's program_id);
              KVKIT_API_KEY sets --api-key; Ctrl-C stops it)
   kvkit policies
@@ -426,7 +427,7 @@ async function cmdServe(args: string[]): Promise<void> {
     model: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'api-key': { type: 'string' }, policy: { type: 'string' },
     'kv-budget': { type: 'string' }, 'cache-tokens': { type: 'string' }, parallel: { type: 'string' }, 'max-tokens': { type: 'string' },
     'model-id': { type: 'string' }, backend: { type: 'string' }, 'edit-reuse': { type: 'boolean' },
-    scheduler: { type: 'string' }, 'aging-ms': { type: 'string' },
+    scheduler: { type: 'string' }, 'aging-ms': { type: 'string' }, blend: { type: 'string' }, 'blend-ratio': { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const dir = v.model as string
@@ -439,9 +440,16 @@ async function cmdServe(args: string[]): Promise<void> {
   const opt = (name: string) => (v[name] === undefined ? undefined : positive(name, v[name] as string))
   const order = v.scheduler as QueueOrder | undefined
   if (order !== undefined && !['fcfs', 'kvshare', 'program'].includes(order)) throw new UsageError(`--scheduler must be fcfs, kvshare or program, got ${JSON.stringify(order)}`)
+  const blendOn = (v.blend as string | undefined) ?? 'on'
+  if (blendOn !== 'on' && blendOn !== 'off') throw new UsageError(`--blend must be on or off, got ${JSON.stringify(blendOn)}`)
+  const rawRatio = v['blend-ratio'] as string | undefined
+  const ratio = rawRatio === undefined ? undefined : Number(rawRatio)
+  if (ratio !== undefined && !(rawRatio!.trim() !== '' && ratio >= 0 && ratio <= 1)) throw new UsageError(`--blend-ratio must be a number in [0, 1], got ${JSON.stringify(rawRatio)}`)
+  if (ratio !== undefined && blendOn === 'off') throw new UsageError('--blend-ratio needs --blend on')
   const options: ServeOptions = {
     host: (v.host as string | undefined) ?? '127.0.0.1', port, apiKey: (v['api-key'] as string | undefined) ?? process.env.KVKIT_API_KEY ?? undefined,
     policy: spec, editReuse: (v['edit-reuse'] as boolean | undefined) === true, scheduler: order, agingMs: opt('aging-ms'), kvBudget: opt('kv-budget'), cacheTokens: opt('cache-tokens'), parallel: opt('parallel'), defaultMaxTokens: opt('max-tokens'),
+    blend: blendOn === 'off' ? false : { ratio },
     modelId: (v['model-id'] as string | undefined) ?? basename(resolve(dir)),
     template: usage(() => ChatTemplate.fromTokenizerConfig(readJsonIfPresent(join(dir, 'tokenizer_config.json')))),
   }

@@ -40,6 +40,10 @@ describe('kvkit serve on the command line', () => {
     [['serve', '--model', 'models/no-such-model'], /model folder not found/],
     [['serve', '--model', 'models/fixture-14m', '--scheduler', 'lifo'], /--scheduler must be fcfs, kvshare or program, got "lifo"/],
     [['serve', '--model', 'models/fixture-14m', '--scheduler', 'kvshare', '--aging-ms', '0'], /--aging-ms must be at least 1, got 0/],
+    [['serve', '--model', 'models/fixture-14m', '--blend', 'yes'], /--blend must be on or off, got "yes"/],
+    [['serve', '--model', 'models/fixture-14m', '--blend-ratio', '1.5'], /--blend-ratio must be a number in \[0, 1\], got "1.5"/],
+    [['serve', '--model', 'models/fixture-14m', '--blend-ratio', 'half'], /--blend-ratio must be a number in \[0, 1\], got "half"/],
+    [['serve', '--model', 'models/fixture-14m', '--blend', 'off', '--blend-ratio', '0.5'], /--blend-ratio needs --blend on/],
   ])('%j exits 2 with one line naming the bad argument', (args, message) => {
     const r = spawnSync(process.execPath, ['bin/kvkit.js', ...args], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000 })
     expect(r.status, r.stderr).toBe(2)

@@ -1,47 +1,13 @@
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { LlamaModel } from '../model/model.js'
 import type { KVReuse } from '../model/types.js'
-import { MemoryChunkStore, readLayers, type ChunkKV, type ChunkStore } from '../reuse/chunk-kv.js'
+import { readLayers, type ChunkKV } from '../reuse/chunk-kv.js'
 import type { AssembledContext } from '../reuse/context-handle.js'
 import { KVShare, type KVShareOptions, type KVShareReport } from '../reuse/kvshare.js'
 import type { PrefixCache } from '../reuse/prefix-cache.js'
-import type { KVScheduler, Release } from './scheduler.js'
+import type { KVScheduler } from './scheduler.js'
+import { PinnedStore } from './pinned-store.js'
 import { onReuseClose } from './reuse-close.js'
-
-/**
- * A ChunkStore whose chunks count against the server's KV budget: each is a pin in the KVScheduler
- * (its tokens reserved), reclaimed oldest first when a waiting request needs the room, which drops it
- * (KVShare then forgets the request: its store lost it). A chunk that does not fit is not kept.
- */
-class PinnedStore implements ChunkStore {
-  private readonly inner = new MemoryChunkStore()
-  private readonly pins = new Map<string, Release>()
-
-  constructor(private readonly scheduler: KVScheduler) {}
-
-  get(key: string): ChunkKV | undefined {
-    return this.inner.get(key)
-  }
-
-  set(key: string, kv: ChunkKV): void {
-    this.delete(key)
-    // the insertion time as the pin's expiry, on ToolPins' clock: the oldest kept prompt is reclaimed
-    // first, and kept prompts (past times) before sessions paused for a tool (expiries to come)
-    const release = this.scheduler.pin(kv.ids.length, performance.now(), () => {
-      this.pins.delete(key)
-      this.inner.delete(key)
-    })
-    if (!release) return
-    this.pins.set(key, release)
-    this.inner.set(key, kv)
-  }
-
-  delete(key: string): boolean {
-    this.pins.get(key)?.()
-    this.pins.delete(key)
-    return this.inner.delete(key)
-  }
-}
 
 /**
  * KVShare in `kvkit serve` (`--edit-reuse`): a full-cache request whose prompt the prefix cache covers

@@ -14,6 +14,7 @@ import { ToolPins, type PinStats } from './tool-pins.js'
 import { EditReuse } from './edit-reuse.js'
 import { onReuseClose } from './reuse-close.js'
 import type { KVShareOptions } from '../reuse/kvshare.js'
+import { DocumentReuse, planDocuments, planIds, type BlendOptions, type DocumentPlan } from './documents.js'
 
 export interface EngineOptions {
   /** the id `/v1/models` lists and requests name (default 'kvkit') */
@@ -47,6 +48,14 @@ export interface EngineOptions {
    */
   scheduler?: QueueOrder
   agingMs?: number
+  /**
+   * CacheBlend for chat requests' `documents` (documents.ts): true (default) for CacheBlend's
+   * defaults, its options ({ ratio, checkLayer }), or false, where documents are plain text on the
+   * prefix cache. On by default because only a request that sends `documents` is affected, and sending
+   * them asks for chunks reused in any order (CacheBlend's approximation at ratio < 1). A request whose
+   * documents declare `sources` is served by Graph-KV either way: the graph changes what it means.
+   */
+  blend?: boolean | BlendOptions
 }
 
 /** A tool call with the id the server gave it (`call_...`), which the client's tool result names. */
@@ -90,6 +99,8 @@ export interface Job {
   resumes: string[]
   /** the agent program it belongs to (`program_id`), if any */
   program?: string
+  /** the chat request's `documents`, which open `ids` (CacheBlend's chunks, Graph-KV's graph) */
+  documents?: DocumentPlan
 }
 
 export interface EngineStats {
@@ -132,7 +143,9 @@ export function templateMessages(messages: readonly ChatMessage[]): TemplateMess
  * The serving side of `kvkit serve`, without HTTP: turns checked OpenAI requests into generations on
  * one model. Requests on the full cache share KV through a PrefixCache (their `cached_tokens`); a
  * request with a KV policy (`kv_policy`, or the server's) runs on its own compressed cache. With
- * `editReuse`, a prompt that edits an earlier one runs on KVShare's aligned KV (edit-reuse.ts).
+ * `editReuse`, a prompt that edits an earlier one runs on KVShare's aligned KV (edit-reuse.ts). A chat
+ * request's `documents` run on CacheBlend's blend of kept chunks, or on Graph-KV where they declare
+ * sources (documents.ts).
  * Admission keeps every KV page within `kvBudget`: the prefix cache keeps at most `cacheTokens` of
  * blocks no request holds, running requests reserve what they can grow to, and kept prompts and paused
  * sessions are pins reclaimed when a waiting request needs the room (KVScheduler, in the order
@@ -150,6 +163,8 @@ export class ServeEngine {
   readonly pins: ToolPins
   /** KVShare for edited prompts (EngineOptions.editReuse), or null */
   readonly edits: EditReuse | null
+  /** CacheBlend and Graph-KV for requests' `documents` */
+  readonly documents: DocumentReuse
   /** prefill ms per token, a running mean over requests (what reloading a context would cost) */
   private prefillMsPerToken = 0
   private readonly defaultPolicy: string | undefined
@@ -202,6 +217,14 @@ export class ServeEngine {
     } catch (e) {
       throw new ModelInputError(`serve: editReuse: ${(e as Error).message}`)
     }
+    const blend = options.blend ?? true
+    if (typeof blend !== 'boolean' && (typeof blend !== 'object' || blend === null))
+      throw new ModelInputError(`serve: blend must be a boolean or CacheBlend's options ({ ratio, checkLayer }), got ${blend === null ? 'null' : typeof blend}`)
+    try {
+      this.documents = new DocumentReuse(model, this.scheduler, blend === false ? null : blend === true ? {} : { ratio: blend.ratio, checkLayer: blend.checkLayer })
+    } catch (e) {
+      throw new ModelInputError(`serve: blend: ${(e as Error).message}`)
+    }
     this.stats = { requests: 0, peakKvBytes: 0, pins: this.pins.stats }
   }
 
@@ -243,7 +266,10 @@ export class ServeEngine {
     let prompt = this.template.render(templateMessages(req.messages), shown)
     if (forced !== undefined) prompt += forcedCallPrefix(forced)
     const maxTokens = req.max_completion_tokens ?? req.max_tokens
-    const job = this.job(this.model.tokenizer.encode(prompt), maxTokens, req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens', 'messages', req, choice !== 'none', forced)
+    // documents open the prompt, before what the template renders
+    const documents = req.documents ? planDocuments(this.model, req.documents) : undefined
+    const ids = [...(documents ? planIds(documents) : []), ...this.model.tokenizer.encode(prompt)]
+    const job = this.job(ids, maxTokens, req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens', 'messages', req, choice !== 'none', forced, documents)
     job.resumes = req.messages.flatMap((m) => (m.role === 'tool' ? [m.tool_call_id] : []))
     return job
   }
@@ -266,7 +292,7 @@ export class ServeEngine {
 
   private job(
     ids: number[], asked: number | null | undefined, maxParam: string, promptParam: string,
-    req: ChatRequest | CompletionRequest, tools: boolean, forcedTool?: string,
+    req: ChatRequest | CompletionRequest, tools: boolean, forcedTool?: string, documents?: DocumentPlan,
   ): Job {
     const ctx = this.model.config.maxPositions
     const n = ids.length
@@ -276,9 +302,15 @@ export class ServeEngine {
       throw new ApiError(400, `${maxParam}: this model's maximum context length is ${ctx} tokens; you requested ${n + asked} (${n} in the ${promptParam}, ${asked} in the completion)`, maxParam, 'context_length_exceeded')
     const maxTokens = asked ?? Math.min(this.defaultMaxTokens, ctx - n)
     const spec = req.kv_policy != null ? this.policyOf(req.kv_policy, 'kv_policy') : this.defaultPolicy !== undefined ? this.policyOf(this.defaultPolicy, 'policy') : null
+    if (documents && spec !== null) {
+      const param = req.kv_policy != null ? 'kv_policy' : 'documents'
+      throw new ApiError(400, `${param}: documents are served on the full cache (CacheBlend, Graph-KV); the KV policy ${JSON.stringify(spec)} cannot hold them`, param)
+    }
+    // CacheBlend's and Graph-KV's contexts have 64-token pages of their own
+    const assembled = (documents && (documents.targets.length > 0 || this.documents.blend !== null)) || (spec === null && this.edits)
     // a request on the full cache shares the prefix cache's pages (or, with edit reuse, may run on
     // KVShare's 64-token pages); a compressed one has 64-token pages of its own
-    const page = spec === null && !this.edits ? this.prefixCache.blockTokens : Math.max(64, this.prefixCache.blockTokens)
+    const page = spec === null && !assembled ? this.prefixCache.blockTokens : Math.max(64, this.prefixCache.blockTokens)
     const reservation = Math.ceil((n - 1 + maxTokens) / page) * page
     if (reservation > this.scheduler.capacityTokens) {
       const param = asked != null ? maxParam : promptParam
@@ -296,7 +328,7 @@ export class ServeEngine {
     const salt = req.cache_salt ?? ''
     if (spec === null) options.reuse = salt ? this.prefixCache.tenant(salt) : this.prefixCache
     else options.policy = spec
-    return { ids, maxTokens, reservation, options, tools, forcedTool, salt, resumes: [], ...(req.program_id != null ? { program: req.program_id } : {}) }
+    return { ids, maxTokens, reservation, options, tools, forcedTool, salt, resumes: [], ...(req.program_id != null ? { program: req.program_id } : {}), ...(documents ? { documents } : {}) }
   }
 
   /**
@@ -320,18 +352,22 @@ export class ServeEngine {
       this.stats.requests++
       try {
         let options: GenerateOptions = { ...job.options, signal }
+        // documents run on CacheBlend's or Graph-KV's context (or, blending off, on the prefix cache)
+        const docs = job.documents ? await this.documents.context(job.documents, job.salt) : undefined
         // an edit of an earlier prompt runs on its aligned KV; another prompt leaves its KV for later edits
-        const edited = this.edits && !job.tools && options.reuse ? await this.edits.match(job.ids, job.salt) : undefined
-        if (edited) options = { ...options, reuse: edited }
-        else if (this.edits && !job.tools && options.reuse) options = { ...options, reuse: this.edits.capturing(options.reuse, job.salt) }
+        const onPrefixCache = !docs && !job.tools && options.reuse
+        const edited = this.edits && onPrefixCache ? await this.edits.match(job.ids, job.salt) : undefined
+        const assembled = docs?.ctx ?? edited
+        if (assembled) options = { ...options, reuse: assembled }
+        else if (this.edits && onPrefixCache) options = { ...options, reuse: this.edits.capturing(options.reuse!, job.salt) }
         // a request that may end in tool calls keeps its conversation's blocks held past its end, for ToolPins
-        if (job.tools && options.reuse) options = { ...options, reuse: this.keeping(options.reuse, job.salt, (h) => (kept = h)) }
+        if (job.tools && options.reuse && !docs) options = { ...options, reuse: this.keeping(options.reuse, job.salt, (h) => (kept = h)) }
         let gen: ReturnType<LlamaModel['generate']>
         try {
           gen = this.model.generate(job.ids, options)
         } catch (e) {
           // refused before it opened the assembled context: free it
-          edited?.dispose()
+          assembled?.dispose()
           throw e
         }
         // the resuming session's blocks are held by this request now: its pin has done its work
@@ -358,9 +394,11 @@ export class ServeEngine {
         }
         this.sampleKv()
         const n = job.ids.length
-        // KVShare's reused tokens: the context's tokens aligned to the earlier prompt (some recomputed)
-        const cached = edited ? edited.report.reused : r.stats.cachedTokens
-        if (n - cached >= 32) {
+        // KVShare's reused tokens: the context's tokens aligned to the earlier prompt (some recomputed);
+        // CacheBlend's: the documents found in its store
+        const cached = docs ? docs.cached : edited ? edited.report.reused : r.stats.cachedTokens
+        // an assembled context's prefill covers only the question: no measure of prefill per token
+        if (!docs && n - cached >= 32) {
           const rate = r.stats.prefillMs / (n - cached)
           this.prefillMsPerToken = this.prefillMsPerToken ? 0.8 * this.prefillMsPerToken + 0.2 * rate : rate
         }
@@ -403,6 +441,7 @@ export class ServeEngine {
   /** the share of a job's prompt expected from cache: the prefix cache's, or KVShare's (edit reuse) */
   private expectedHitRate(job: Job): number {
     if (!job.options.reuse) return 0
+    if (job.documents && (job.documents.targets.length > 0 || this.documents.blend)) return this.documents.expected(job.documents, job.salt) / job.ids.length
     const found = this.edits && !job.tools ? this.edits.expected(job.ids, job.salt) : this.prefixCache.cachedPrefix(job.ids, job.salt)
     return found / job.ids.length
   }

@@ -6,7 +6,9 @@ import { ApiError } from './errors.js'
 // refused by name rather than ignored; fields OpenAI defines that change nothing here (user, metadata,
 // store, parallel_tool_calls) are accepted. Extensions: `kv_policy` (a kvkit policy spec for this request),
 // `cache_salt` (vLLM's name: a tenant salt for the prefix cache), `top_k` (vLLM's and llama.cpp's),
-// `program_id` (the agent program a call belongs to: Continuum's unit of scheduling, `--scheduler program`).
+// `program_id` (the agent program a call belongs to: Continuum's unit of scheduling, `--scheduler program`),
+// `documents` on chat requests (retrieved passages before the conversation, each cached on its own:
+// CacheBlend; with `sources`, a Graph-KV graph over them; documents.ts).
 
 const count = z.number().int().positive()
 const unsupportedZero = z.literal(0, { error: 'only 0 is supported' }).nullish()
@@ -74,6 +76,12 @@ const common = {
   program_id: z.string().min(1).nullish(),
 }
 
+/** a document: its text, and for a Graph-KV target the indices of the documents it attends to */
+const document = z.strictObject({
+  text: z.string().min(1),
+  sources: z.array(z.number().int().min(0), { error: 'must be an array of document indices' }).min(1).optional(),
+})
+
 export const chatRequestSchema = z.strictObject({
   ...common,
   messages: z.array(message).min(1),
@@ -84,6 +92,7 @@ export const chatRequestSchema = z.strictObject({
   response_format: z.strictObject({ type: z.literal('text', { error: 'only text responses are supported' }) }).nullish(),
   metadata: z.record(z.string(), z.string()).nullish(),
   store: z.boolean().nullish(),
+  documents: z.array(document, { error: 'must be an array of { text, sources? }' }).min(1).nullish(),
 })
 
 export const completionRequestSchema = z.strictObject({
