@@ -145,6 +145,29 @@ describe("CacheBlend chunkPrefix 'bos'", () => {
   })
 })
 
+describe('CacheBlend prepare(chunks, { always })', () => {
+  it('recomputes the given slots in every layer, plus round(ratio x the others) of the others by deviation', async () => {
+    const chunks = [[0], words(60, 12), words(70, 13)]
+    const ids = chunks.flat()
+    const N = ids.length
+    const always = [100, 5, 77, 5]
+    const ctx = await new CacheBlend(model, { ratio: 0.1 }).prepare(chunks, { always })
+    const full = model.newCache()
+    model.prefill(ids, full, 0)
+    const placed = placedCache(chunks)
+    const others = range(N).filter((t) => !always.includes(t))
+    const want = [...top(others, deviation(full, placed, 1, N, false), Math.round(0.1 * others.length)), 5, 77, 100].sort((x, y) => x - y)
+    expect(Array.from(ctx.report.recomputed)).toEqual(want)
+    for (const l of [2, 7]) expect(changed(ctx.cache, placed, l, N)).toEqual(want)
+    for (const c of [full, placed]) c.dispose()
+    ctx.dispose()
+  })
+
+  it.each([[[3, 41]], [[-1]], [[1.5]]])('always %j outside the 41 context slots is a ReuseError', async (always) => {
+    await expect(new CacheBlend(model).prepare([[0, ...words(40, 14)]], { always })).rejects.toThrow(ReuseError)
+  })
+})
+
 describe('CacheBlend filtering options misuse', () => {
   it.each([
     ['gradualFrom below ratio', () => new CacheBlend(model, { ratio: 0.3, gradualFrom: 0.2 })],

@@ -59,14 +59,22 @@ export class CacheBlend extends SelectiveReuse {
     this.store = options.store ?? new MemoryChunkStore()
   }
 
-  /** Loads (or computes and stores) each chunk, places them one after another, and recomputes the selected tokens. */
-  async prepare(chunks: readonly (readonly number[])[]): Promise<AssembledContext & { report: BlendReport }> {
+  /**
+   * Loads (or computes and stores) each chunk, places them one after another, and recomputes the
+   * selected tokens. `always`: context slots (indices into chunks.flat()) recomputed in every layer on
+   * top of the ratio's choice, for tokens the caller knows need their cross-chunk context (the
+   * benchmark's oracle recomputes a task's needles with it); a ReuseError names a slot outside the context.
+   */
+  async prepare(chunks: readonly (readonly number[])[], options: { always?: readonly number[] } = {}): Promise<AssembledContext & { report: BlendReport }> {
     if (!Array.isArray(chunks) || chunks.length === 0) throw new ReuseError('CacheBlend.prepare: chunks must be a non-empty array of token arrays')
     chunks.forEach((c, i) => {
       if (!Array.isArray(c) || c.length === 0) throw new ReuseError(`CacheBlend.prepare: chunks[${i}] must be a non-empty array of token ids`)
       this.model.checkIds(c, `chunks[${i}]`)
     })
     const ids = chunks.flat()
+    const bad = (options.always ?? []).find((t) => !(Number.isInteger(t) && t >= 0 && t < ids.length))
+    if (bad !== undefined) throw new ReuseError(`CacheBlend.prepare: always must hold integer slots in [0, ${ids.length}), got ${bad}`)
+    const always = Int32Array.from(new Set(options.always ?? [])).sort()
     if (ids.length >= this.model.config.maxPositions) throw new ReuseError(`CacheBlend.prepare: ${ids.length} context tokens leave no room for a question (max_position_embeddings ${this.model.config.maxPositions})`)
     const bos = this.model.config.bosTokenId
     const prefixed = (c: readonly number[]) => this.chunkPrefix === 'bos' && c[0] !== bos
@@ -81,7 +89,7 @@ export class CacheBlend extends SelectiveReuse {
         first += chunks[i].length
       })
       const perLayer: number[] = []
-      const recomputed = this.recompute(ids, cache, 0, new Int32Array(0), perLayer)
+      const recomputed = this.recompute(ids, cache, 0, always, perLayer)
       const ctx = new AssembledContext(this.model, ids, cache) as AssembledContext & { report: BlendReport }
       ctx.report = { chunkHits: loaded.filter((x) => x.hit).length, chunks: chunks.length, recomputed, perLayer }
       return ctx
