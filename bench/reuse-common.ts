@@ -7,6 +7,8 @@ import { PromptBuilder } from '../src/eval/prompt.js'
 import { loadBooks } from '../src/eval/text.js'
 import { loadWordList } from '../src/eval/words.js'
 import type { LlamaModel } from '../src/model/model.js'
+import type { PromptSample } from '../src/eval/prompts-file.js'
+import type { TaskSample } from '../src/eval/prompt.js'
 import type { GenerateOptions } from '../src/model/types.js'
 import { loadModel } from '../src/node/load.js'
 
@@ -72,4 +74,22 @@ export function accuracyCells(rows: readonly { task: string; correct: boolean }[
     const x = rows.filter((r) => r.task === t)
     return `${x.filter((r) => r.correct).length}/${x.length}`.padStart(12)
   })
+}
+
+/** the context cut into `k` chunks of near-equal token counts, and the question block */
+export function split(s: PromptSample, k: number): { chunks: number[][]; question: number[] } {
+  const ctx = s.prompt_ids.slice(0, s.context_len)
+  const chunks = Array.from({ length: k }, (_, i) => ctx.slice(Math.floor((i * ctx.length) / k), Math.floor(((i + 1) * ctx.length) / k)))
+  return { chunks, question: s.prompt_ids.slice(s.context_len) }
+}
+
+/** the context slots of the sample's needles outside the first chunk (the oracle's recompute) */
+export function needleSlots(t: TaskSample, firstChunk: number): number[] {
+  const slots: number[] = []
+  let at = 0
+  for (const p of t.pieces) {
+    if (p.kind === 'needle') for (let j = 0; j < p.ids.length; j++) if (at + j >= firstChunk) slots.push(at + j)
+    at += p.ids.length
+  }
+  return slots
 }

@@ -1,5 +1,5 @@
 import type { LlamaModel } from '../model/model.js'
-import { loadChunk, MemoryChunkStore, placeChunk, type ChunkStore } from './chunk-kv.js'
+import { loadChunk, MemoryChunkStore, placeChunk, placeRows, type ChunkStore } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
 import { ReuseError } from './errors.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
@@ -9,14 +9,23 @@ export interface CacheBlendOptions extends RecomputeOptions {
   store?: ChunkStore
   /** per-tenant salt of the chunk keys */
   salt?: string
+  /**
+   * how a chunk is encoded: 'none' (default) alone at positions 0..T-1, or 'bos' after the model's BOS
+   * at 1..T, the BOS row then dropped (CacheBlend's example script encodes each passage after the
+   * tokenizer's BOS and drops it): the chunk's first token then does not become an attention sink whose
+   * KV no full prefill has. A chunk that starts with the BOS is encoded as it is.
+   */
+  chunkPrefix?: 'none' | 'bos'
 }
 
 /** What a blend did: chunks found in the store, and the tokens recomputed after the check layer. */
 export interface BlendReport {
   chunkHits: number
   chunks: number
-  /** context slots recomputed in the layers after the check layer, ascending */
+  /** context slots recomputed in the layer after the check layer (every later layer's are among them), ascending */
   recomputed: Int32Array
+  /** per layer, how many context slots it recomputed */
+  perLayer: number[]
 }
 
 /**
@@ -25,43 +34,64 @@ export interface BlendReport {
  * positions (keys re-rotated), then the layers up to `checkLayer` are recomputed for every token; at the
  * check layer the tokens whose fresh keys deviate most from the reused ones (squared L2 over the KV
  * heads: LMCache's key deviation; the paper speaks of KV deviation) are chosen, `ratio` of them, and
- * only those are recomputed in the later layers, attending over the mix of fresh and reused KV. The
- * question (what follows the chunks) is prefilled by generate as usual. At ratio 1 every token is
- * recomputed in order, which is a full prefill bit for bit.
+ * only those are recomputed in the later layers, attending over the mix of fresh and reused KV.
+ * Options from the paper that LMCache's blender leaves out: `deviation: 'kv'` (keys and values,
+ * section 4.2) and `gradualFrom` (gradual filtering, section 4.3: more tokens kept at the check layer,
+ * fewer at each later one, by that layer's deviation); `chunkPrefix: 'bos'` encodes each chunk after the
+ * BOS, as CacheBlend's example script does. The question (what follows the chunks) is prefilled by
+ * generate as usual. At ratio 1 every token is recomputed in order, which is a full prefill bit for bit.
  *
  * Use: `const ctx = await blend.prepare(chunks)`, then `model.generate([...chunks.flat(), ...question],
  * { reuse: ctx })`.
  */
 export class CacheBlend extends SelectiveReuse {
   readonly store: ChunkStore
+  readonly chunkPrefix: 'none' | 'bos'
   private readonly salt: string
 
   constructor(model: LlamaModel, options: CacheBlendOptions = {}) {
     super(model, 'CacheBlend', options)
+    const prefix = options.chunkPrefix ?? 'none'
+    if (prefix !== 'none' && prefix !== 'bos') throw new ReuseError(`CacheBlend: chunkPrefix must be 'none' or 'bos', got ${JSON.stringify(prefix)}`)
+    if (prefix === 'bos' && model.config.bosTokenId === undefined) throw new ReuseError("CacheBlend: chunkPrefix 'bos' needs a model with a bos_token_id")
+    this.chunkPrefix = prefix
     this.salt = options.salt ?? ''
     this.store = options.store ?? new MemoryChunkStore()
   }
 
-  /** Loads (or computes and stores) each chunk, places them one after another, and recomputes the selected tokens. */
-  async prepare(chunks: readonly (readonly number[])[]): Promise<AssembledContext & { report: BlendReport }> {
+  /**
+   * Loads (or computes and stores) each chunk, places them one after another, and recomputes the
+   * selected tokens. `always`: context slots (indices into chunks.flat()) recomputed in every layer on
+   * top of the ratio's choice, for tokens the caller knows need their cross-chunk context (the
+   * benchmark's oracle recomputes a task's needles with it); a ReuseError names a slot outside the context.
+   */
+  async prepare(chunks: readonly (readonly number[])[], options: { always?: readonly number[] } = {}): Promise<AssembledContext & { report: BlendReport }> {
     if (!Array.isArray(chunks) || chunks.length === 0) throw new ReuseError('CacheBlend.prepare: chunks must be a non-empty array of token arrays')
     chunks.forEach((c, i) => {
       if (!Array.isArray(c) || c.length === 0) throw new ReuseError(`CacheBlend.prepare: chunks[${i}] must be a non-empty array of token ids`)
       this.model.checkIds(c, `chunks[${i}]`)
     })
     const ids = chunks.flat()
+    const bad = (options.always ?? []).find((t) => !(Number.isInteger(t) && t >= 0 && t < ids.length))
+    if (bad !== undefined) throw new ReuseError(`CacheBlend.prepare: always must hold integer slots in [0, ${ids.length}), got ${bad}`)
+    const always = Int32Array.from(new Set(options.always ?? [])).sort()
     if (ids.length >= this.model.config.maxPositions) throw new ReuseError(`CacheBlend.prepare: ${ids.length} context tokens leave no room for a question (max_position_embeddings ${this.model.config.maxPositions})`)
-    const loaded = await Promise.all(chunks.map((c) => loadChunk(this.model, this.store, c, this.salt)))
+    const bos = this.model.config.bosTokenId
+    const prefixed = (c: readonly number[]) => this.chunkPrefix === 'bos' && c[0] !== bos
+    const loaded = await Promise.all(chunks.map((c) => loadChunk(this.model, this.store, prefixed(c) ? [bos!, ...c] : c, this.salt)))
     const cache = this.model.newCache('post-rope', 64, 'float32')
     try {
       let first = 0
-      for (const { kv } of loaded) {
-        placeChunk(this.model, cache, kv, first)
-        first += kv.ids.length
-      }
-      const recomputed = this.recompute(ids, cache, 0, new Int32Array(0))
+      loaded.forEach(({ kv }, i) => {
+        // a prefixed chunk's rows 1..T, re-rotated from there to their slots
+        if (prefixed(chunks[i])) placeRows(this.model, cache, kv, Int32Array.from(chunks[i], (_, j) => j + 1), first)
+        else placeChunk(this.model, cache, kv, first)
+        first += chunks[i].length
+      })
+      const perLayer: number[] = []
+      const recomputed = this.recompute(ids, cache, 0, always, perLayer)
       const ctx = new AssembledContext(this.model, ids, cache) as AssembledContext & { report: BlendReport }
-      ctx.report = { chunkHits: loaded.filter((x) => x.hit).length, chunks: chunks.length, recomputed }
+      ctx.report = { chunkHits: loaded.filter((x) => x.hit).length, chunks: chunks.length, recomputed, perLayer }
       return ctx
     } catch (e) {
       cache.dispose()

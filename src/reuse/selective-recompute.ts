@@ -13,38 +13,71 @@ export interface RecomputePlan {
   always: Int32Array
   /** the other slots >= from recomputed after the check layer, as a share of them (0..1) */
   ratio: number
-  /** by key deviation at the check layer (the method) or at random (its ablation) */
+  /** by deviation at the check layer (the method) or at random (its ablation) */
   selection: 'deviation' | 'random'
+  /** what deviation measures: the keys (LMCache's) or keys and values (the paper's KV deviation, section 4.2) */
+  deviation: 'key' | 'kv'
+  /**
+   * gradual filtering (the paper, section 4.3): the share of the candidates kept at the check layer,
+   * >= ratio; each later layer but the last keeps, of the rows it recomputed, those deviating most at
+   * that layer, the share shrinking linearly to `ratio` for the last layer. Equal to `ratio`: one choice.
+   */
+  gradualFrom: number
   seed: number
 }
+
+/**
+ * The share of the candidates kept after layer l (l from the check layer to the second-to-last): the
+ * plan's ratio, or under gradual filtering gradualFrom at the check layer shrinking linearly to ratio
+ * at the second-to-last layer (the rows entering the last layer).
+ */
+export function keptShare(plan: Pick<RecomputePlan, 'checkLayer' | 'ratio' | 'gradualFrom'>, l: number, layers: number): number {
+  const span = layers - 2 - plan.checkLayer
+  if (span <= 0) return plan.ratio
+  return plan.gradualFrom + ((plan.ratio - plan.gradualFrom) * (l - plan.checkLayer)) / span
+}
+
+/** a layer's keys (and values, for KV deviation) per KV head, copied out of the cache */
+const readRows = (cache: PagedKVCache, l: number, kvHeads: number, values: boolean): Float32Array[] =>
+  Array.from({ length: kvHeads }, (_, h) => cache.readKeys(l, h)).concat(values ? Array.from({ length: kvHeads }, (_, h) => cache.readValues(l, h)) : [])
 
 /**
  * CacheBlend's selective KV recompute (Yao et al., EuroSys 2025, sections 4-5; LMCache's blender),
  * shared by CacheBlend and KVShare. The cache holds N slots of ids (post-RoPE, at their final
  * positions); rows from `plan.from` on run through the layers up to `checkLayer`; there the rows whose
- * fresh keys deviate most from the reused ones (squared L2 over the KV heads, LMCache's measure) are
- * chosen, round(ratio x candidates) of them, and they plus `always` alone run through the later
- * layers, attending over the mix of fresh and reused KV. Every row recomputed in order is a prefill,
- * bit for bit. Returns the slots recomputed after the check layer, ascending.
+ * fresh keys (or keys and values) deviate most from the reused ones (squared L2 over the KV heads,
+ * LMCache's measure) are chosen, round(ratio x candidates) of them, and they plus `always` alone run
+ * through the later layers, attending over the mix of fresh and reused KV. Under gradual filtering
+ * (gradualFrom > ratio) the check layer keeps more and each later layer but the last keeps fewer, by
+ * the deviation measured at that layer. Every row recomputed in order is a prefill, bit for bit.
+ * Returns the slots recomputed in the layer after the check layer (every later layer's are among
+ * them), ascending; `perLayer`, when given, receives each layer's count of recomputed rows.
  */
-export function selectiveRecompute(model: LlamaModel, ids: readonly number[], cache: PagedKVCache, plan: RecomputePlan): Int32Array {
+export function selectiveRecompute(model: LlamaModel, ids: readonly number[], cache: PagedKVCache, plan: RecomputePlan, perLayer?: number[]): Int32Array {
   const { layers, kvHeads, hidden: H } = model.config
   const N = ids.length
   if (plan.from >= N) return new Int32Array(0)
   let rows: Int32Array = Int32Array.from({ length: N - plan.from }, (_, i) => plan.from + i)
   let hidden = model.forward.embedRows(ids.slice(plan.from))
+  let afterCheck = rows
+  const candidates = rows.length - plan.always.length
+  const kv = plan.deviation === 'kv'
   for (let l = 0; l < layers; l++) {
-    const before = l === plan.checkLayer ? Array.from({ length: kvHeads }, (_, h) => cache.readKeys(l, h)) : null
+    const choosing = l === plan.checkLayer || (plan.gradualFrom > plan.ratio && l > plan.checkLayer && l < layers - 1)
+    const before = choosing && plan.selection === 'deviation' ? readRows(cache, l, kvHeads, kv) : null
+    perLayer?.push(rows.length)
     layerRows(model, l, hidden, rows, cache)
-    if (!before) continue
-    const keep = choose(model, plan, rows, before, (h) => cache.readKeys(l, h))
+    if (!choosing) continue
+    const k = Math.round(keptShare(plan, l, layers) * candidates)
+    const keep = choose(model, plan, rows, k, before, () => readRows(cache, l, kvHeads, kv))
     const at = new Map(Array.from(rows, (r, i) => [r, i]))
     const next = new Float32Array(keep.length * H)
     keep.forEach((r, i) => next.set(hidden.subarray(at.get(r)! * H, (at.get(r)! + 1) * H), i * H))
     rows = keep
     hidden = next
+    if (l === plan.checkLayer) afterCheck = keep
   }
-  return rows
+  return afterCheck
 }
 
 /** rows [T] (ascending slots, positions = slots) through layer l: hidden [T][hidden] in, updated in place; their K/V rewritten */
@@ -73,12 +106,11 @@ export function recomputeRows(model: LlamaModel, ids: readonly number[], cache: 
   for (let l = 0; l < model.config.layers; l++) layerRows(model, l, hidden, rows, cache)
 }
 
-/** `always` plus round(ratio x the other rows) of the other rows, by key deviation (ties to the earlier slot) or at random */
-function choose(model: LlamaModel, plan: RecomputePlan, rows: Int32Array, before: Float32Array[], after: (h: number) => Float32Array): Int32Array {
+/** `always` plus k of the other rows, by deviation between `before` and `after` (ties to the earlier slot) or at random */
+function choose(model: LlamaModel, plan: RecomputePlan, rows: Int32Array, k: number, before: Float32Array[] | null, after: () => Float32Array[]): Int32Array {
   const always = new Set(plan.always)
   const order = Array.from(rows).filter((r) => !always.has(r))
-  const k = Math.round(plan.ratio * order.length)
-  if (plan.selection === 'random') {
+  if (plan.selection === 'random' || !before) {
     const rand = seededRandom(plan.seed)
     for (let i = order.length - 1; i > 0; i--) {
       const j = Math.floor(rand() * (i + 1))
@@ -87,8 +119,9 @@ function choose(model: LlamaModel, plan: RecomputePlan, rows: Int32Array, before
   } else {
     const dev = new Float64Array(before[0].length / model.config.headDim)
     const d = model.config.headDim
+    const now = after()
     before.forEach((b, h) => {
-      const a = after(h)
+      const a = now[h]
       for (const t of order) for (let c = 0; c < d; c++) dev[t] += (a[t * d + c] - b[t * d + c]) ** 2
     })
     order.sort((x, y) => dev[y] - dev[x] || x - y)
@@ -104,6 +137,14 @@ export interface RecomputeOptions {
   checkLayer?: number
   /** how tokens are chosen: by key deviation (the method) or at random (its ablation) */
   selection?: 'deviation' | 'random'
+  /** what deviation measures: 'key' (default, LMCache's) or 'kv' (keys and values, the paper's KV deviation) */
+  deviation?: 'key' | 'kv'
+  /**
+   * gradual filtering (the paper, section 4.3): the share kept at the check layer (>= ratio, default
+   * ratio: one choice), shrinking linearly over the later layers to `ratio`, each layer's rows chosen by
+   * their deviation at that layer
+   */
+  gradualFrom?: number
   /** seed of the random selection */
   seed?: number
 }
@@ -116,6 +157,8 @@ export abstract class SelectiveReuse {
   readonly ratio: number
   readonly checkLayer: number
   readonly selection: 'deviation' | 'random'
+  readonly deviation: 'key' | 'kv'
+  readonly gradualFrom: number
   readonly seed: number
 
   protected constructor(
@@ -127,19 +170,26 @@ export abstract class SelectiveReuse {
     const checkLayer = options.checkLayer ?? 1
     const selection = options.selection ?? 'deviation'
     const seed = options.seed ?? 0
+    const deviation = options.deviation ?? 'key'
+    const gradualFrom = options.gradualFrom ?? ratio
     const L = model.config.layers
     if (!(typeof ratio === 'number' && ratio >= 0 && ratio <= 1)) throw new ReuseError(`${where}: ratio must be a number in [0, 1], got ${ratio}`)
     if (!(Number.isInteger(checkLayer) && checkLayer >= 0 && checkLayer < L)) throw new ReuseError(`${where}: checkLayer must be an integer in [0, ${L - 1}], got ${checkLayer}`)
     if (selection !== 'deviation' && selection !== 'random') throw new ReuseError(`${where}: selection must be 'deviation' or 'random', got ${JSON.stringify(selection)}`)
+    if (deviation !== 'key' && deviation !== 'kv') throw new ReuseError(`${where}: deviation must be 'key' or 'kv', got ${JSON.stringify(deviation)}`)
+    if (!(typeof gradualFrom === 'number' && gradualFrom >= ratio && gradualFrom <= 1)) throw new ReuseError(`${where}: gradualFrom must be a number in [ratio, 1] = [${ratio}, 1], got ${gradualFrom}`)
     if (!Number.isFinite(seed)) throw new ReuseError(`${where}: seed must be a finite number, got ${seed}`)
     this.ratio = ratio
     this.checkLayer = checkLayer
     this.selection = selection
+    this.deviation = deviation
+    this.gradualFrom = gradualFrom
     this.seed = seed
   }
 
   /** selectiveRecompute with these options, from slot `from`, `always` recomputed in every layer */
-  protected recompute(ids: readonly number[], cache: PagedKVCache, from: number, always: Int32Array): Int32Array {
-    return selectiveRecompute(this.model, ids, cache, { checkLayer: this.checkLayer, from, always, ratio: this.ratio, selection: this.selection, seed: this.seed })
+  protected recompute(ids: readonly number[], cache: PagedKVCache, from: number, always: Int32Array, perLayer?: number[]): Int32Array {
+    const { checkLayer, ratio, selection, deviation, gradualFrom, seed } = this
+    return selectiveRecompute(this.model, ids, cache, { checkLayer, from, always, ratio, selection, deviation, gradualFrom, seed }, perLayer)
   }
 }
