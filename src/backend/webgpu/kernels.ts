@@ -16,8 +16,16 @@ const ENTRIES: Record<string, string> = {
   stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest', append_rows: 'runtime',
   attend_causal: 'runtime', matmul_tiled: 'gemm', attend_causal_flash: 'flash', attend_causal_merge: 'flash',
   top_k_hist: 'topk_radix', top_k_count: 'topk_radix', top_k_emit: 'topk_radix',
-  selection_cache_test: 'select', selection_windows: 'select',
+  selection_cache_test: 'select', selection_windows: 'select', append_rows_f16: 'append_f16',
 }
+
+/**
+ * Files that read K/V rows through kv.*.wgsl, compiled twice: over float32 pages (kv.f32) and over
+ * float16 pages (kv.f16, with half.native when the device has shader-f16, else half.unpack). Their
+ * float16 entry points are these, as `${entry}_f16` pipelines.
+ */
+const KV_FILES = new Set(['score', 'attend', 'flash', 'runtime'])
+const F16_ENTRIES = new Set(['score_keys', 'attend_split', 'attend_causal_flash', 'attend_causal'])
 
 /** Files whose kernels also bind the kernels' own atomic scratch buffer (binding 2: the top-k's histograms). */
 const WITH_RADIX = new Set(['topk_radix'])
@@ -45,6 +53,11 @@ const f32bits = (() => {
 })()
 
 const words = (bytePtr: number) => bytePtr >>> 2
+
+/** float16 rows are read and written a 32-bit word (two halves) at a time */
+function evenHeadDim(what: string, d: number): void {
+  if (!Number.isInteger(d) || d < 2 || d % 2) throw new RangeError(`${what}: float16 rows of head dim ${d} are not whole 32-bit words (the head dim must be even)`)
+}
 
 /** The most tokens one attend_split workgroup takes (its workgroup arrays hold this many). */
 export const ATTEND_SPLIT = 256
@@ -152,6 +165,8 @@ export class WebGpuKernels {
   private radix: GPUBuffer | null = null
   private radixRows = 0
   private slot = 0
+  /** '_f16' while a float16 twin (scoreKeysF16, attendF16, attendCausalF16) encodes: its K/V kernels take the float16 pipelines */
+  private kvSuffix = ''
   private encoder: GPUCommandEncoder | null = null
   private pass: GPUComputePassEncoder | null = null
   private error: GPUError | null = null
@@ -185,16 +200,21 @@ export class WebGpuKernels {
     this.argBuf = device.createBuffer({ size: ARG_SLOT * ARG_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST })
     const reduce = gpu.subgroups ? WGSL['reduce.subgroups'] : WGSL['reduce.shared']
     const modules = this.modules
+    // `enable` directives must come first: the subgroup reductions open with one, shader-f16's is put before it
+    const halves = gpu.shaderF16 ? ['enable f16;', reduce, WGSL.prelude, WGSL['kv.f16'], WGSL['half.native']] : [reduce, WGSL.prelude, WGSL['kv.f16'], WGSL['half.unpack']]
+    const formats = { '': [reduce, WGSL.prelude, WGSL['kv.f32']], _f16: halves }
     for (const [entry, file] of Object.entries(ENTRIES)) {
-      let module = modules.get(file)
-      if (!module) {
-        // `enable` directives must come first: the subgroup reductions open with one
-        const parts = [reduce, WGSL.prelude, ...(INCLUDES[file] ?? []).map((f) => WGSL[f]), WGSL[file]]
-        module = device.createShaderModule({ label: file, code: parts.join('\n') })
-        modules.set(file, module)
-      }
       const layout = WITH_RADIX.has(file) ? radixPipelineLayout : this.pipelineLayout
-      this.pipelines.set(entry, device.createComputePipeline({ label: entry, layout, compute: { module, entryPoint: entry } }))
+      for (const [suffix, head] of Object.entries(formats)) {
+        if (suffix && !F16_ENTRIES.has(entry)) continue
+        let module = modules.get(file + suffix)
+        if (!module) {
+          const parts = [...head, ...(INCLUDES[file] ?? []).map((f) => WGSL[f]), WGSL[file]]
+          module = device.createShaderModule({ label: file + suffix, code: parts.join('\n') })
+          modules.set(file + suffix, module)
+        }
+        this.pipelines.set(entry + suffix, device.createComputePipeline({ label: entry + suffix, layout, compute: { module, entryPoint: entry } }))
+      }
     }
   }
 
@@ -205,7 +225,8 @@ export class WebGpuKernels {
       const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error')
       if (errors.length) {
         k.destroy()
-        throw new Error(`WebGPU: wgsl/${file}.wgsl did not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`)
+        const name = file.endsWith('_f16') ? `${file.slice(0, -4)}.wgsl (float16 pages)` : `${file}.wgsl`
+        throw new Error(`WebGPU: wgsl/${name} did not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`)
       }
     }
     return k
@@ -234,7 +255,7 @@ export class WebGpuKernels {
       this.pass = this.encoder.beginComputePass()
     }
     const bg = WITH_RADIX.has(ENTRIES[entry]) ? this.radixBindGroup() : this.arenaBindGroup()
-    this.pass.setPipeline(this.pipelines.get(entry)!)
+    this.pass.setPipeline(this.pipelines.get(this.kvSuffix && F16_ENTRIES.has(entry) ? entry + this.kvSuffix : entry)!)
     this.pass.setBindGroup(0, bg, [this.slot * ARG_SLOT])
     const x = Math.min(groups, MAX_X)
     this.pass.dispatchWorkgroups(x, Math.ceil(groups / x))
@@ -548,6 +569,47 @@ export class WebGpuKernels {
       this.dispatch('attend_causal_flash', args, Math.ceil(T / FLASH_ROWS) * hq * splits)
       if (splits > 1) this.dispatch('attend_causal_merge', [words(out), outStride, hq, d, T, words(scratch), splits], Math.ceil((T * hq * d) / 256))
     } else this.dispatch('attend_causal', args, T * hq)
+  }
+
+  // --- float16 pages (kvDtype 'float16'): the same kernels reading rows of halves (wgsl/kv.f16.wgsl) ---
+
+  /** encodes `run` with the K/V kernels over float16 pages; d (the row length) must be even */
+  private overHalves(what: string, d: number, run: () => void): void {
+    evenHeadDim(what, d)
+    this.kvSuffix = '_f16'
+    try {
+      run()
+    } finally {
+      this.kvSuffix = ''
+    }
+  }
+
+  /**
+   * scoreKeys over a page table of float16 keys (rows of d halves, the KV store's float16 pages: the
+   * compute core's scoreKeysF16). Sums run in f32 over the widened halves. RangeError for an odd d.
+   */
+  scoreKeysF16(...a: Parameters<WebGpuKernels['scoreKeys']>): void {
+    this.overHalves('scoreKeysF16', a[2], () => this.scoreKeys(...a))
+  }
+
+  /** attend over float16 K and V pages (the compute core's attendGatheredF16); scratch as attend. RangeError for an odd d. */
+  attendF16(...a: Parameters<WebGpuKernels['attend']>): void {
+    this.overHalves('attendF16', a[2], () => this.attend(...a))
+  }
+
+  /** attendCausal over float16 K and V pages (the compute core's attendCausalF16). RangeError for an odd d. */
+  attendCausalF16(...a: Parameters<WebGpuKernels['attendCausal']>): void {
+    this.overHalves('attendCausalF16', a[5], () => this.attendCausal(...a))
+  }
+
+  /**
+   * appendRows to float16 pages: k, v [T][kvHeads][d] float32, rounded to halves as the compute core's
+   * toFloat16 rounds them (nearest, ties to even, saturating at +-65504; wgsl/append_f16.wgsl), so the
+   * pages hold the bytes a CPU append writes. tabs as appendRows. RangeError for an odd d.
+   */
+  appendRowsF16(k: number, v: number, T: number, kvHeads: number, d: number, tabs: number, pageTokens: number): void {
+    evenHeadDim('appendRowsF16', d)
+    this.dispatch('append_rows_f16', [words(k), words(v), T, kvHeads, d, words(tabs), pageTokens], Math.ceil((T * kvHeads * (d / 2)) / 256))
   }
 
   /**
