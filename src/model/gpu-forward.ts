@@ -82,8 +82,7 @@ export class GpuLlamaForward {
    */
   softVoteSelection(plan: SoftVotePlan, cache: PagedKVCache, record?: (layer: number, slots: TokenSelection | null) => void): GpuSoftVoteSelection | null {
     const { layers, kvHeads } = this.cpu.cfg
-    // the selection's scoring and gathered attention read float32 pages
-    if (!this.residentOnGpu(cache) || cache.options.kvDtype !== 'float32') return null
+    if (!this.residentOnGpu(cache)) return null
     for (let l = 0; l < layers; l++) for (let g = 1; g < kvHeads; g++) if (cache.length(l, g) !== cache.length(l, 0)) return null
     if (!this.vote) {
       const positions = this.cpu.cfg.maxPositions
@@ -198,7 +197,7 @@ export class GpuLlamaForward {
     const scale = this.cpu.scale
     if (T === 1) {
       // TokenSelect's list per KV head (null: dense), decided here from this step's q
-      const list = sel?.encode(l, q, heads, pt, scale) ?? null
+      const list = sel?.encode(l, q, heads, pt, scale, half) ?? null
       const count = list ? sel!.plan.budget : 0
       heads.forEach((h, g) => {
         const off = g * group * d * 4
