@@ -15,11 +15,13 @@ type Side = 'cpu' | 'gpu' | 'both'
 /**
  * The Llama forward pass on a WebGPU device, over the GPU twin of the arena (GpuArenaMirror: the same
  * byte pointers for weights, buffers, pages and page tables). Projections, RoPE, RMSNorm, SwiGLU and the
- * LM head always run on the GPU. A step whose cache is plain float32 or float16 pages with post-RoPE keys, with no
- * hook data and no decode-time selection to hand the CPU, runs wholly there: the rows are appended on
- * the GPU (wgsl/runtime.wgsl) and attended there (causal chunks in FlashAttention-2 tiles,
- * wgsl/flash.wgsl; decode split along the sequence), and only the logits come back. A chunk's matmuls
- * take the register-blocked kernel (wgsl/gemm.wgsl), a decode step's the matrix-vector one.
+ * LM head always run on the GPU. A step whose cache is plain float32 or float16 pages with post-RoPE
+ * keys, with no hook data and no decode-time selection to hand the CPU, runs wholly there: the rows are
+ * appended on the GPU (wgsl/runtime.wgsl; float16 rows rounded as the CPU rounds them,
+ * wgsl/append_f16.wgsl) and attended there (causal chunks in FlashAttention-2 tiles, wgsl/flash.wgsl;
+ * decode split along the sequence; float16 pages through the kernels' F16 twins, wgsl/kv.f16.wgsl),
+ * and only the logits come back. A chunk's matmuls take the register-blocked kernel (wgsl/gemm.wgsl),
+ * a decode step's the matrix-vector one.
  * TokenSelect's selection (a SoftVotePlan) runs there too, per layer in the same batch
  * (GpuSoftVoteSelection). Any other step (a policy's observation window, attention-mass or
  * hidden-state hooks, another selecting policy, packed or pre-RoPE pages) brings the layer's q, k, v
@@ -205,7 +207,8 @@ export class GpuLlamaForward {
       })
     } else {
       const keys = heads.reduce((m, h) => Math.max(m, h.n), 0)
-      ;(half ? K.attendCausalF16 : K.attendCausal).call(K, q, qHeads * d, qHeads, group, T, d, tabs, pt, scale, att, qHeads * d, keys, this.flashScratch)
+      const causal = (half ? K.attendCausalF16 : K.attendCausal).bind(K)
+      causal(q, qHeads * d, qHeads, group, T, d, tabs, pt, scale, att, qHeads * d, keys, this.flashScratch)
     }
     outputAndMlp(this.k, this.cpu.cfg, this.cpu.w.layers[l], this.cpu.p, T)
   }
