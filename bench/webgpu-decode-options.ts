@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util'
 import type { BackendName } from '../src/backend/backend.js'
+import { KV_DTYPES, type KVDtype } from '../src/cache/formats.js'
 import { DEFAULT_SEED } from '../src/eval/runner.js'
 import { isTaskName, TASK_NAMES, type TaskName } from '../src/eval/tasks.js'
 import { getPolicyDefinition, parsePolicySpecs } from '../src/policies/registry.js'
@@ -36,6 +37,8 @@ export interface DecodeBenchOptions {
   threads?: number
   /** prefill chunk in tokens (the model's default, 128, when absent): the GPU's prefill kernels fill it better at 512+ */
   chunk?: number
+  /** the cache's element type (loadModel's kvDtype; float16 pages are appended and attended on the GPU too) */
+  kvDtype: KVDtype
   idsOut?: string
   json?: string
   /** write --ids-out and stop: no generation (the prompts for PyTorch when a backend cannot run) */
@@ -43,7 +46,7 @@ export interface DecodeBenchOptions {
 }
 
 export const USAGE = `node dist/bench/webgpu-decode.js [--backend wasm|webgpu|reference|auto] [--lengths 4096,8192] [--new 64]
-  [--policies ${DEFAULT_POLICIES.join(',')}] [--runs 3] [--task passkey] [--seed ${DEFAULT_SEED}] [--threads N] [--chunk N]
+  [--policies ${DEFAULT_POLICIES.join(',')}] [--runs 3] [--task passkey] [--seed ${DEFAULT_SEED}] [--threads N] [--chunk N] [--kv-dtype float32|float16]
   [--model DIR] [--ids-out ids.json [--ids-only]] [--json out.json]`
 
 function integer(flag: string, raw: string, min: number, max: number): number {
@@ -93,7 +96,7 @@ export function parseDecodeBenchArgs(argv: readonly string[], defaultModel: stri
       strict: true,
       allowPositionals: false,
       options: {
-        ...Object.fromEntries(['model', 'backend', 'lengths', 'new', 'policies', 'runs', 'task', 'seed', 'threads', 'chunk', 'ids-out', 'json'].map((k) => [k, { type: 'string' as const }])),
+        ...Object.fromEntries(['model', 'backend', 'lengths', 'new', 'policies', 'runs', 'task', 'seed', 'threads', 'chunk', 'kv-dtype', 'ids-out', 'json'].map((k) => [k, { type: 'string' as const }])),
         'ids-only': { type: 'boolean' },
       },
     }).values
@@ -106,6 +109,8 @@ export function parseDecodeBenchArgs(argv: readonly string[], defaultModel: stri
   if (!BACKENDS.includes(backend as BackendName)) throw new DecodeBenchArgumentError(`--backend: ${JSON.stringify(backend)} is not one of ${BACKENDS.join(', ')}`)
   const lengths = (v.lengths ?? '4096,8192').split(',').map((x) => integer('lengths', x, MIN_LENGTH, MAX_LENGTH))
   if (new Set(lengths).size !== lengths.length) throw new DecodeBenchArgumentError(`--lengths: ${JSON.stringify(v.lengths)} names a length twice`)
+  const kvDtype = v['kv-dtype'] ?? 'float32'
+  if (!KV_DTYPES.includes(kvDtype as KVDtype)) throw new DecodeBenchArgumentError(`--kv-dtype: ${JSON.stringify(kvDtype)} is not one of ${KV_DTYPES.join(', ')}`)
   const task = v.task ?? 'passkey'
   if (!isTaskName(task)) throw new DecodeBenchArgumentError(`--task: ${JSON.stringify(task)} is not one of ${TASK_NAMES.join(', ')}`)
   for (const [flag, path] of [['ids-out', v['ids-out']], ['json', v.json], ['model', v.model]] as const)
@@ -123,6 +128,7 @@ export function parseDecodeBenchArgs(argv: readonly string[], defaultModel: stri
     seed: integer('seed', v.seed ?? String(DEFAULT_SEED), 0, 2 ** 31 - 1),
     threads: v.threads === undefined ? undefined : integer('threads', v.threads, 1, 1024),
     chunk: v.chunk === undefined ? undefined : integer('chunk', v.chunk, 1, 4096),
+    kvDtype: kvDtype as KVDtype,
     idsOut: v['ids-out'],
     json: v.json,
   }

@@ -2,7 +2,7 @@
 // TokenSelect, on any backend (issue 13: WebGPU beside PyTorch eager, tools/pytorch-gpu-decode.py).
 //   node dist/bench/webgpu-decode.js [--backend webgpu] [--lengths 4096,8192] [--new 64]
 //     [--policies full,unionkv:budget=0.25,tokenselect:tokens=512,first=32,last=64] [--runs 3]
-//     [--chunk 128] [--ids-out ids.json] [--json out.json]
+//     [--chunk 128] [--kv-dtype float16] [--ids-out ids.json] [--json out.json]
 // Protocol (kvpress's, the same as tools/pytorch-gpu-decode.py): prompt ids of exactly each length from
 // the eval's task prompts (bench/exact-prompt.ts); `model.generate` prefills ids[0 .. n-1), the policy
 // decides, then `--new` greedy steps decode from ids[n-1]. End-of-sequence is ignored so every
@@ -18,6 +18,7 @@ import { parseConfig } from '../src/model/config.js'
 import type { LlamaModel } from '../src/model/model.js'
 import type { GenerateResult } from '../src/model/types.js'
 import { loadModel } from '../src/node/load.js'
+import type { KVDtype } from '../src/cache/formats.js'
 import { PromptBuilder } from '../src/eval/prompt.js'
 import { loadBooks } from '../src/eval/text.js'
 import { loadWordList } from '../src/eval/words.js'
@@ -60,6 +61,8 @@ export interface DecodeReport {
   kernels: string
   /** prefill chunk in tokens */
   chunk: number
+  /** the cache's element type (--kv-dtype) */
+  kvDtype: KVDtype
   model: string
   task: string
   seed: number
@@ -131,14 +134,14 @@ export async function main(argv = process.argv.slice(2)): Promise<DecodeReport |
   }
   const longest = Math.max(...o.lengths) + o.newTokens
   const contextLimit = longest > shape.maxPositions ? longest : null
-  const model = await loadModel(files, { backend: o.backend, threads: o.threads, chunk: o.chunk, ...(contextLimit ? { contextLimit } : {}) })
+  const model = await loadModel(files, { backend: o.backend, threads: o.threads, chunk: o.chunk, kvDtype: o.kvDtype, ...(contextLimit ? { contextLimit } : {}) })
   try {
     const builder = new PromptBuilder({ tokenizer: model.tokenizer, bosId: model.config.bosTokenId ?? 0, books: loadBooks(defaultBooksDir()), words: loadWordList(defaultWordsFile()) })
     const prompts = o.lengths.map((length) => ({ length, ids: exactLengthPrompt(builder, o.task, length, o.seed) }))
     if (o.idsOut)
       writeFileSync(o.idsOut, JSON.stringify({ model: o.model, task: o.task, seed: o.seed, note: 'prompts of exactly `length` tokens (bench/exact-prompt.ts)', prompts }) + '\n')
     if (o.idsOnly) return null
-    console.log(`kvkit ${o.backend} (${model.kernels}), prefill chunks of ${model.forward.chunk}, ${o.task} prompts, ${o.newTokens} greedy steps, EOS ignored, ${o.runs} runs after a warm-up${contextLimit ? `, context limit lifted to ${contextLimit}` : ''}`)
+    console.log(`kvkit ${o.backend} (${model.kernels}), prefill chunks of ${model.forward.chunk}, ${o.kvDtype} KV, ${o.task} prompts, ${o.newTokens} greedy steps, EOS ignored, ${o.runs} runs after a warm-up${contextLimit ? `, context limit lifted to ${contextLimit}` : ''}`)
     // warm-up: every policy's kernels (pipelines, on WebGPU) once, on the shortest prompt
     const shortest = prompts.reduce((a, b) => (a.length <= b.length ? a : b))
     for (const spec of o.policies) await generate(model, shortest.ids, spec, Math.min(o.newTokens, 8))
@@ -172,7 +175,7 @@ export async function main(argv = process.argv.slice(2)): Promise<DecodeReport |
     }
     console.log(table(rows))
     const report: DecodeReport = {
-      bench: 'webgpu-decode', date: new Date().toISOString(), backend: o.backend, kernels: String(model.kernels), chunk: model.forward.chunk, model: o.model,
+      bench: 'webgpu-decode', date: new Date().toISOString(), backend: o.backend, kernels: String(model.kernels), chunk: model.forward.chunk, kvDtype: o.kvDtype, model: o.model,
       task: o.task, seed: o.seed, newTokens: o.newTokens, runs: o.runs, contextLimit, eosIgnored: true,
       promptSha256: Object.fromEntries(prompts.map((p) => [p.length, promptSha256(p.ids)])), rows,
     }

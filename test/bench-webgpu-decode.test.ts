@@ -23,6 +23,8 @@ describe('bench/webgpu-decode arguments', () => {
     expect(parse(['--backend', 'webgpu', '--lengths', '300,600', '--new', '8', '--runs', '5', '--chunk', '512']))
       .toMatchObject({ backend: 'webgpu', lengths: [300, 600], newTokens: 8, runs: 5, chunk: 512 })
     expect(parse([]).chunk).toBeUndefined()
+    expect(parse([]).kvDtype).toBe('float32')
+    expect(parse(['--kv-dtype', 'float16']).kvDtype).toBe('float16')
   })
 
   const bad: [string[], RegExp][] = [
@@ -37,6 +39,7 @@ describe('bench/webgpu-decode arguments', () => {
     [['--seed=-1'], /--seed: "-1"/],
     [['--threads', '0'], /--threads: "0"/],
     [['--chunk', '4097'], /--chunk: "4097"/],
+    [['--kv-dtype', 'f8'], /--kv-dtype: "f8" is not one of float32, float16/],
     [['--task', 'haystack'], /--task: "haystack" is not one of passkey/],
     [['--policies', 'full,nosuch'], /--policies: "nosuch"/],
     [['--policies', 'full,,unionkv'], /empty spec/],

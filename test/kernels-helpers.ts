@@ -3,6 +3,7 @@ import type { F32Buf, Heap, I32Buf } from '../src/backend/heap.js'
 import type { HeadView } from '../src/cache/types.js'
 import { createBackend, type CreatedBackend } from '../src/backend/index.js'
 import { Ops } from '../src/backend/ops.js'
+import { floatToHalf, halfToFloat } from '../src/backend/half.js'
 
 /** The plain-SIMD wasm backend and the reference twins on one arena, so both read the same buffers. */
 export async function wasmAndReference(): Promise<{ wasm: CreatedBackend; ref: CreatedBackend; W: Ops; R: Ops; heap: Heap }> {
@@ -76,5 +77,37 @@ export function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rto
     if (!(Math.abs(g - w) <= atol + rtol * Math.abs(w))) {
       throw new Error(`${what}[${i}]: got ${g}, want ${w} (|diff| ${Math.abs(g - w)})`)
     }
+  }
+}
+
+/** a paged stream of float16 rows (the halves of `rows`), and the same rows widened into float32 pages */
+export function halfStreams(heap: Heap, rows: Float32Array, n: number, d: number, pageTokens: number): { half: number; wide: number; free(): void } {
+  const count = Math.max(1, Math.ceil(n / pageTokens))
+  const half: number[] = []
+  const wide: number[] = []
+  for (let p = 0; p < count; p++) {
+    const h = heap.alloc(pageTokens * d * 2 + 16, 64)
+    const w = heap.alloc(pageTokens * d * 4 + 16, 64)
+    heap.U16.fill(0x7e00, h >> 1, (h >> 1) + pageTokens * d) // rows past n must never be read
+    heap.F32.fill(NaN, w >> 2, (w >> 2) + pageTokens * d)
+    const take = Math.max(0, Math.min(pageTokens, n - p * pageTokens))
+    for (let i = 0; i < take * d; i++) {
+      const b = floatToHalf(rows[p * pageTokens * d + i])
+      heap.U16[(h >> 1) + i] = b
+      heap.F32[(w >> 2) + i] = halfToFloat(b)
+    }
+    half.push(h)
+    wide.push(w)
+  }
+  const ht = heap.i32From(half)
+  const wt = heap.i32From(wide)
+  return {
+    half: ht.ptr,
+    wide: wt.ptr,
+    free() {
+      ht.free()
+      wt.free()
+      for (const p of [...half, ...wide]) heap.release(p)
+    },
   }
 }

@@ -3,7 +3,7 @@ import { createBackend } from '../src/backend/index.js'
 import { Ops } from '../src/backend/ops.js'
 import { ATTEND_SPLIT, attendScratchWords, attendSplit, flashScratchWords, flashSplit, WebGpuKernels, type DecodeKernels } from '../src/backend/webgpu/kernels.js'
 import { expectClose, normals, pagedStream, pagedView, rng, type PagedStream } from './kernels-helpers.js'
-import { onGpu, testGpu } from './webgpu-helpers.js'
+import { expectCausalThreeWays, onGpu, testGpu } from './webgpu-helpers.js'
 
 // The WGSL kernels against the same TypeScript twins the wasm kernels are tested against (kernels.test.ts),
 // on a GPU copy of the same heap, once with subgroup reductions and once with the workgroup-memory path.
@@ -449,29 +449,10 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
       return { first, n, k: pagedStream(heap, normals(rand, n * d), n, d, pt), v: pagedStream(heap, normals(rand, n * d), n, d, pt) }
     })
     expect(heads.length).toBe(kvHeads)
-    const tabs = heap.i32From(heads.flatMap((h) => [h.k.table.ptr, h.v.table.ptr, h.first, h.n]))
     const q = heap.f32From(normals(rand, T * hq * d))
-    const outs = [0, 1, 2].map(() => heap.allocF32(T * hq * d))
-    const keys = Math.max(...heads.map((h) => h.n))
-    const scratch = heap.allocF32(flashScratchWords(T, hq, d, keys, 64))
-    const scale = 1 / Math.sqrt(d)
-    const got = await onGpu(K, heap, outs.map((o) => [o.ptr, T * hq * d * 4]), () => {
-      K.attendCausal(q.ptr, hq * d, hq, group, T, d, tabs.ptr, pt, scale, outs[0].ptr, hq * d)
-      // the keys split 64 a workgroup (as flashSplit splits a short chunk over a long cache), then merged
-      K.attendCausal(q.ptr, hq * d, hq, group, T, d, tabs.ptr, pt, scale, outs[1].ptr, hq * d, keys, scratch.ptr, 64)
-      K.chunkKernels = 'simple'
-      K.attendCausal(q.ptr, hq * d, hq, group, T, d, tabs.ptr, pt, scale, outs[2].ptr, hq * d)
-      K.chunkKernels = 'tiled'
-    })
-    const want = outs[0]
-    heads.forEach((h, g) => {
-      const off = g * group * d * 4
-      ref.attendCausal(q.ptr + off, hq * d, group, T, d, d, h.k.table.ptr, h.v.table.ptr, pt, h.n, h.first + 1, scale, want.ptr + off, hq * d, 0, 0)
-    })
-    expectClose(f32(got[0]), want.view, 1e-4, 1e-5, 'flash attendCausal')
-    expectClose(f32(got[1]), want.view, 1e-4, 1e-5, 'flash attendCausal, keys split')
-    expectClose(f32(got[2]), want.view, 1e-4, 1e-5, 'simple attendCausal')
-    for (const t of [tabs, q, scratch, ...outs]) t.free()
+    const tables = heads.map((h) => ({ ...h, kTable: h.k.table.ptr, vTable: h.v.table.ptr, refK: h.k.table.ptr, refV: h.v.table.ptr }))
+    await expectCausalThreeWays(K, heap, ref, false, T, hq, group, d, pt, tables, q.ptr)
+    q.free()
     for (const h of heads) { h.k.free(); h.v.free() }
   })
 

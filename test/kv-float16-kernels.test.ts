@@ -3,7 +3,7 @@ import type { CreatedBackend } from '../src/backend/index.js'
 import type { Heap } from '../src/backend/heap.js'
 import { attendScratchFloats } from '../src/backend/model-kernels.js'
 import { floatToHalf, halfToFloat, HALF_MAX_BITS, HALF_NAN_BITS } from '../src/backend/half.js'
-import { expectClose, normals, rng, wasmAndReference } from './kernels-helpers.js'
+import { expectClose, halfStreams, normals, rng, wasmAndReference } from './kernels-helpers.js'
 
 // Float16 KV in the compute core: the conversion on append (round to nearest, ties to even, saturating),
 // the exact widening, and the F16 kernels of the attention family, which read float16 pages in place.
@@ -118,37 +118,7 @@ describe('float16 conversion (append rounding and in-kernel widening)', () => {
   })
 })
 
-/** a paged stream of float16 rows (the halves of `rows`), and the same rows widened into float32 pages */
-function twinStreams(rows: Float32Array, n: number, d: number, pageTokens: number) {
-  const count = Math.max(1, Math.ceil(n / pageTokens))
-  const half: number[] = []
-  const wide: number[] = []
-  for (let p = 0; p < count; p++) {
-    const h = heap.alloc(pageTokens * d * 2 + 16, 64)
-    const w = heap.alloc(pageTokens * d * 4 + 16, 64)
-    heap.U16.fill(0x7e00, h >> 1, (h >> 1) + pageTokens * d) // rows past n must never be read
-    heap.F32.fill(NaN, w >> 2, (w >> 2) + pageTokens * d)
-    const take = Math.max(0, Math.min(pageTokens, n - p * pageTokens))
-    for (let i = 0; i < take * d; i++) {
-      const b = floatToHalf(rows[p * pageTokens * d + i])
-      heap.U16[(h >> 1) + i] = b
-      heap.F32[(w >> 2) + i] = halfToFloat(b)
-    }
-    half.push(h)
-    wide.push(w)
-  }
-  const ht = heap.i32From(half)
-  const wt = heap.i32From(wide)
-  return {
-    half: ht.ptr,
-    wide: wt.ptr,
-    free() {
-      ht.free()
-      wt.free()
-      for (const p of [...half, ...wide]) heap.release(p)
-    },
-  }
-}
+const twinStreams = (rows: Float32Array, n: number, d: number, pageTokens: number) => halfStreams(heap, rows, n, d, pageTokens)
 
 describe('F16 kernels read float16 pages in place', () => {
   const shapes = [

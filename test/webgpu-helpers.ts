@@ -1,6 +1,8 @@
 import type { Heap } from '../src/backend/heap.js'
 import { openGpuDevice, WebGpuUnavailableError, type GpuDevice } from '../src/backend/webgpu/device.js'
-import type { WebGpuKernels } from '../src/backend/webgpu/kernels.js'
+import { flashScratchWords, type WebGpuKernels } from '../src/backend/webgpu/kernels.js'
+import type { ModelKernels } from '../src/backend/model-kernels.js'
+import { expectClose } from './kernels-helpers.js'
 
 /**
  * The test device: lavapipe on CI (.ci/run installs it and sets KVKIT_REQUIRE_WEBGPU=1, so a missing
@@ -29,4 +31,41 @@ export async function onGpu(k: WebGpuKernels, heap: Heap, outs: [number, number]
   for (const [ptr, n] of outs) got.push(await k.read(ptr, n))
   k.pool.release(arena)
   return got
+}
+
+/** one KV head of a chunk's causal attention: first cached rows, n after the chunk, its tables on the GPU and for the reference */
+export interface CausalHead { first: number; n: number; kTable: number; vTable: number; refK: number; refV: number }
+
+/**
+ * attendCausal (or attendCausalF16) of a chunk of T rows three ways (FlashAttention-2 tiles, the same with
+ * the keys split 64 a workgroup and merged, the one-row-a-workgroup kernel) against the reference
+ * ModelKernels.attendCausal per KV head (visible0 = first_g + 1).
+ */
+export async function expectCausalThreeWays(
+  K: WebGpuKernels, heap: Heap, ref: Pick<ModelKernels, 'attendCausal'>, f16: boolean,
+  T: number, hq: number, group: number, d: number, pt: number, heads: CausalHead[], q: number,
+): Promise<void> {
+  const tabs = heap.i32From(heads.flatMap((h) => [h.kTable, h.vTable, h.first, h.n]))
+  const outs = [0, 1, 2].map(() => heap.allocF32(T * hq * d))
+  const keys = Math.max(...heads.map((h) => h.n))
+  const scratch = heap.allocF32(flashScratchWords(T, hq, d, keys, 64))
+  const scale = 1 / Math.sqrt(d)
+  const causal = (f16 ? K.attendCausalF16 : K.attendCausal).bind(K)
+  const got = await onGpu(K, heap, outs.map((o) => [o.ptr, T * hq * d * 4]), () => {
+    causal(q, hq * d, hq, group, T, d, tabs.ptr, pt, scale, outs[0].ptr, hq * d)
+    causal(q, hq * d, hq, group, T, d, tabs.ptr, pt, scale, outs[1].ptr, hq * d, keys, scratch.ptr, 64)
+    K.chunkKernels = 'simple'
+    causal(q, hq * d, hq, group, T, d, tabs.ptr, pt, scale, outs[2].ptr, hq * d)
+    K.chunkKernels = 'tiled'
+  })
+  const want = outs[0]
+  heads.forEach((h, g) => {
+    const off = g * group * d * 4
+    ref.attendCausal(q + off, hq * d, group, T, d, d, h.refK, h.refV, pt, h.n, h.first + 1, scale, want.ptr + off, hq * d, 0, 0)
+  })
+  // (d past FLASH_MAX_D takes the one-row kernel all three times)
+  expectClose(new Float32Array(got[0]), want.view, 1e-4, 1e-5, 'flash attendCausal')
+  expectClose(new Float32Array(got[1]), want.view, 1e-4, 1e-5, 'flash attendCausal, keys split')
+  expectClose(new Float32Array(got[2]), want.view, 1e-4, 1e-5, 'simple attendCausal')
+  for (const b of [tabs, scratch, ...outs]) b.free()
 }

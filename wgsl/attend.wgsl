@@ -1,4 +1,4 @@
-// Decode attention of qHeads query heads over one KV head, split along the sequence (flash-decoding):
+// Decode attention of qHeads query heads over one KV head's float32 or float16 pages (kv.*.wgsl), split along the sequence (flash-decoding):
 // attend_split gives each workgroup `split` (<= 256) tokens and writes an unnormalised partial output
 // with its max and exp-sum; attend_reduce merges the splits by log-sum-exp. Dense (tokens 0..n) or
 // gathered (idx list). Per pass of QG = 4 heads, a split is done in three parallel steps:
@@ -13,14 +13,6 @@
 var<workgroup> p: array<f32, 1024>; // QG x split scores, then weights, then the token lanes' partials
 var<workgroup> krow: array<u32, 256>;
 var<workgroup> vrow: array<u32, 256>;
-
-// V words c..c+3 of the row at word `row` (zeros past d)
-fn v4(row: u32, c: u32, d: u32) -> vec4<f32> {
-  if ((d & 3u) == 0u && (row & 3u) == 0u) { return ld4(row + c); }
-  var v = vec4<f32>(0.0);
-  for (var k = 0u; k < 4u; k++) { if (c + k < d) { v[k] = ld(row + c + k); } }
-  return v;
-}
 
 // the 4 heads' weights of token i of the split
 fn weights(i: u32, S: u32) -> vec4<f32> { return vec4<f32>(p[i], p[S + i], p[2u * S + i], p[3u * S + i]); }
@@ -42,8 +34,8 @@ fn attend_split(I: In) {
   for (var i = lid; i < live; i += WG) {
     var t = s * S + i;
     if (pu(8u) == 1u) { t = ldu(pu(7u) + t); }
-    krow[i] = page_row(pu(3u), pt, t, d);
-    vrow[i] = page_row(pu(4u), pt, t, d);
+    krow[i] = kv_row(pu(3u), pt, t, d);
+    vrow[i] = kv_row(pu(4u), pt, t, d);
   }
   // V step layout: C 16-byte columns (a power of two covering d) by 256 / C token lanes
   var C = 1u;
@@ -57,7 +49,7 @@ fn attend_split(I: In) {
     for (var i0 = 0u; i0 < S; i0 += 64u) { // S, not live: a uniform trip count around quad_sum4's barriers
       let i = i0 + (lid >> 2u);
       var acc = vec4<f32>(0.0);
-      if (i < live) { acc = quad_dot(krow[i], d, j); }
+      if (i < live) { acc = quad_dot(krow[i], 0u, d, j); }
       let sc = scale * quad_sum4(acc, lid);
       if (i < live) {
         p[j * S + i] = sc;
@@ -78,10 +70,10 @@ fn attend_split(I: In) {
     if (col < d) {
       var i = tl;
       for (; i + 3u * TL < live; i += 4u * TL) { // four rows in flight
-        let va = v4(vrow[i], col, d);
-        let vb = v4(vrow[i + TL], col, d);
-        let vc = v4(vrow[i + 2u * TL], col, d);
-        let ve = v4(vrow[i + 3u * TL], col, d);
+        let va = kv4(vrow[i], col, d);
+        let vb = kv4(vrow[i + TL], col, d);
+        let vc = kv4(vrow[i + 2u * TL], col, d);
+        let ve = kv4(vrow[i + 3u * TL], col, d);
         let wa = weights(i, S);
         let wb = weights(i + TL, S);
         let wc = weights(i + 2u * TL, S);
@@ -93,7 +85,7 @@ fn attend_split(I: In) {
         o3 += wa.w * va + wb.w * vb + wc.w * vc + we.w * ve;
       }
       for (; i < live; i += TL) {
-        let va = v4(vrow[i], col, d);
+        let va = kv4(vrow[i], col, d);
         let wa = weights(i, S);
         l += wa;
         o0 += wa.x * va;
@@ -132,7 +124,7 @@ fn attend_split(I: In) {
 var<workgroup> part: array<vec4<f32>, 256>;
 
 // words c..c+3 of a split's partial output at word `at`, rescaled from its max to the overall max m
-fn partial(at: u32, c: u32, d: u32, m: f32) -> vec4<f32> { return v4(at, c, d) * exp(ld(at + d) - m); }
+fn partial(at: u32, c: u32, d: u32, m: f32) -> vec4<f32> { return f32x4(at, c, d) * exp(ld(at + d) - m); }
 
 @compute @workgroup_size(256)
 fn attend_reduce(I: In) {
@@ -177,7 +169,14 @@ fn attend_reduce(I: In) {
   if (lid == 0u) { st(pu(12u) + h, m + log(l)); }
 }
 
-// Decode attention on a CPU rasteriser (SwiftShader, lavapipe): one thread a query head walks the tokens
+// words c..c+3 of the float32 query row at word `row` (zeros from d on): the query is float32 whatever the pages hold
+fn q4(row: u32, c: u32, d: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  for (var k = 0u; k < 4u; k++) { if (c + k < d) { v[k] = ld(row + c + k); } }
+  return v;
+}
+
+// Decode attention on a CPU rasteriser (SwiftShader, lavapipe), over float32 or float16 pages (kv.*.wgsl): one thread a query head walks the tokens
 // in order with an online softmax (Milakov & Gimelshein 2018, "Online normalizer calculation for
 // softmax"), no workgroup memory and no barrier, and writes out and lse itself (no scratch, no merge).
 // attend_split's 256-thread workgroups and their barriers run slowly on a CPU, which takes a workgroup's
@@ -196,16 +195,16 @@ fn attend_rows(I: In) {
   for (var i = 0u; i < count; i++) {
     var t = i;
     if (pu(8u) == 1u) { t = ldu(pu(7u) + i); }
-    let kr = page_row(pu(3u), pt, t, d);
-    let vr = page_row(pu(4u), pt, t, d);
+    let kr = kv_row(pu(3u), pt, t, d);
+    let vr = kv_row(pu(4u), pt, t, d);
     var s4 = vec4<f32>(0.0);
-    for (var c = 0u; c < C; c++) { s4 += v4(qr, 4u * c, d) * v4(kr, 4u * c, d); }
+    for (var c = 0u; c < C; c++) { s4 += q4(qr, 4u * c, d) * kv4(kr, 4u * c, d); }
     let s = ((s4.x + s4.y) + (s4.z + s4.w)) * scale;
     let mn = max(m, s);
     let corr = exp(m - mn); // 0 at the first token (m = -inf)
     let p = exp(s - mn);
     l = l * corr + p;
-    for (var c = 0u; c < C; c++) { acc[c] = acc[c] * corr + p * v4(vr, 4u * c, d); }
+    for (var c = 0u; c < C; c++) { acc[c] = acc[c] * corr + p * kv4(vr, 4u * c, d); }
     m = mn;
   }
   for (var c = 0u; c < d; c++) { st(out + h * d + c, acc[c / 4u][c % 4u] / l); }

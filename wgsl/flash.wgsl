@@ -1,4 +1,4 @@
-// Causal attention of a prefill chunk over the paged float32 cache, FlashAttention-2 style (Dao 2023,
+// Causal attention of a prefill chunk over the paged float32 or float16 cache (kv.*.wgsl), FlashAttention-2 style (Dao 2023,
 // sec. 3.1: the query tile is the outer loop, keys and values stream past it with an online softmax,
 // one normalisation at the end). One 128-thread workgroup takes FQ = 32 query rows of one query head
 // h (KV head h / group) and walks the keys FK = 64 at a time through the page table:
@@ -28,21 +28,16 @@ var<workgroup> fstat: array<f32, 128>; // [4][FQ] per quarter of the keys: the r
 var<workgroup> fcorr: array<f32, 32>; // per row: this tile's rescale of the output, at the end 1 / l
 var<workgroup> fkeys: vec2<u32>; // this workgroup's keys [begin, end)
 
-// words c..c+3 of the row at word `row`, zeros from d on (16-byte load when aligned)
-fn flash_quad(row: u32, c: u32, d: u32) -> vec4<f32> {
-  if (((row | d) & 3u) == 0u) {
-    if (c < d) { return ld4(row + c); }
-    return vec4<f32>(0.0);
-  }
-  var v = vec4<f32>(0.0);
-  for (var k = 0u; k < 4u; k++) { if (c + k < d) { v[k] = ld(row + c + k); } }
-  return v;
-}
-
-// flash_quad of a row that may be absent (a query row past T, a key past the tile's end): zeros
+// words c..c+3 of a float32 query row that may be absent (a row past T): zeros
 fn flash_q(row: u32, present: bool, c: u32, d: u32) -> vec4<f32> {
   if (!present) { return vec4<f32>(0.0); }
-  return flash_quad(row, c, d);
+  return f32x4(row, c, d);
+}
+
+// elements c..c+3 of a K row (kv.*.wgsl) that may be absent (a key past the tile's end): zeros
+fn flash_k(row: u32, present: bool, c: u32, d: u32) -> vec4<f32> {
+  if (!present) { return vec4<f32>(0.0); }
+  return kv4(row, c, d);
 }
 
 @compute @workgroup_size(128)
@@ -99,12 +94,12 @@ fn attend_causal_flash(I: In) {
   for (var s0 = keys.x; s0 < nk; s0 += FK) {
     let live = min(FK, nk - s0);
     var krow = 0u;
-    if (kr < live) { krow = page_row(kt, pt, s0 + kr, d); }
+    if (kr < live) { krow = kv_row(kt, pt, s0 + kr, d); }
     var s: array<vec4<f32>, 4>; // s[i][j]: row 4 ty + i, key 4 tx + j
     for (var i = 0u; i < 4u; i++) { s[i] = vec4<f32>(0.0); }
     var a = flash_q(qrow, t0 + qr < T, qc, d);
-    var b0 = flash_q(krow, kr < live, kc, d);
-    var b1 = flash_q(krow, kr < live, kc + 8u, d);
+    var b0 = flash_k(krow, kr < live, kc, d);
+    var b1 = flash_k(krow, kr < live, kc + 8u, d);
     for (var c0 = 0u; c0 < d; c0 += FC) {
       for (var j = 0u; j < 4u; j++) {
         fq[(qc + j) * 8u + qr / 4u][qr % 4u] = a[j];
@@ -114,8 +109,8 @@ fn attend_causal_flash(I: In) {
       workgroupBarrier();
       // the next stage's loads in flight while this one is multiplied (as in gemm.wgsl)
       a = flash_q(qrow, t0 + qr < T, c0 + FC + qc, d);
-      b0 = flash_q(krow, kr < live, c0 + FC + kc, d);
-      b1 = flash_q(krow, kr < live, c0 + FC + kc + 8u, d);
+      b0 = flash_k(krow, kr < live, c0 + FC + kc, d);
+      b1 = flash_k(krow, kr < live, c0 + FC + kc + 8u, d);
       for (var c = 0u; c < FC; c++) { outer4(&s, fq[c * 8u + ty], fk[c * 16u + tx]); }
       workgroupBarrier();
     }
@@ -126,7 +121,7 @@ fn attend_causal_flash(I: In) {
       fp[(4u * tx + j) * 8u + ty] = col;
     }
     // fv and fp are rewritten only here, after the score stages' barriers: the last tile's readers are done
-    if (lid < live) { fv[lid] = page_row(vt, pt, s0 + lid, d); }
+    if (lid < live) { fv[lid] = kv_row(vt, pt, s0 + lid, d); }
     workgroupBarrier();
 
     // online softmax of the tile, 4 threads a row
@@ -161,10 +156,10 @@ fn attend_causal_flash(I: In) {
     }
     for (var j = 0u; j < live; j++) {
       let p = fp[j * 8u + ty];
-      let v0 = flash_quad(fv[j], 4u * tx, d);
+      let v0 = kv4(fv[j], 4u * tx, d);
       for (var i = 0u; i < 4u; i++) { acc[i] += p[i] * v0; }
       if (d > 64u) {
-        let v1 = flash_quad(fv[j], 64u + 4u * tx, d);
+        let v1 = kv4(fv[j], 64u + 4u * tx, d);
         for (var i = 0u; i < 4u; i++) { acc[4u + i] += p[i] * v1; }
       }
     }

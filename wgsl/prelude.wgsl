@@ -26,6 +26,30 @@ fn page_row(table: u32, page_tokens: u32, j: u32, d: u32) -> u32 {
   return ldu(table + j / page_tokens) / 4u + (j % page_tokens) * d;
 }
 
+// Float32 words c..c+3 of the row at word `row`, zeros from d on (one 16-byte load when aligned).
+fn f32x4(row: u32, c: u32, d: u32) -> vec4<f32> {
+  if (((row | d) & 3u) == 0u) {
+    if (c < d) { return ld4(row + c); }
+    return vec4<f32>(0.0);
+  }
+  var v = vec4<f32>(0.0);
+  for (var k = 0u; k < 4u; k++) { if (c + k < d) { v[k] = ld(row + c + k); } }
+  return v;
+}
+
+// Elements c..c+3 (c a multiple of 4) of the K/V row `row` of d elements, zeros from d on: every module
+// pastes one of kv.f32.wgsl / kv.f16.wgsl, which give kv_aligned, kv4a and kv1 (WGSL resolves
+// module-scope names in any order).
+fn kv4(row: u32, c: u32, d: u32) -> vec4<f32> {
+  if (kv_aligned(row, d)) {
+    if (c < d) { return kv4a(row, c); }
+    return vec4<f32>(0.0);
+  }
+  var v = vec4<f32>(0.0);
+  for (var k = 0u; k < 4u; k++) { if (c + k < d) { v[k] = kv1(row, c + k); } }
+  return v;
+}
+
 // Workgroups are laid out 2-D (x up to 65535) when a grid is large; this is the linear workgroup number.
 fn wg_linear(wg: vec3<u32>, nwg: vec3<u32>) -> u32 { return wg.y * nwg.x + wg.x; }
 

@@ -26,26 +26,27 @@ fn dot_q4(c: u32, k: vec4<f32>) -> vec4<f32> {
   return qs[c] * k.x + qs[c + 1u] * k.y + qs[c + 2u] * k.z + qs[c + 3u] * k.w;
 }
 
-// Lane j's share of (q_h . row) for the 4 staged heads over `len` (<= QD) words of the row at word
-// `row`: 16-byte loads, four in flight (a d = 128 row is two round trips), when the row is 16-byte
-// aligned and len a multiple of 4; 4-byte loads otherwise.
-fn quad_dot(row: u32, len: u32, j: u32) -> vec4<f32> {
+// Lane j's share of (q_h . row) for the 4 staged heads over elements c0..c0+len (len <= QD) of the K
+// row `row` (kv.*.wgsl: float32 or float16 pages): 16-byte loads of float32 rows (8-byte of float16
+// ones), four in flight (a d = 128 row is two round trips), when kv_aligned and len a multiple of 4;
+// element loads otherwise.
+fn quad_dot(row: u32, c0: u32, len: u32, j: u32) -> vec4<f32> {
   var a = vec4<f32>(0.0);
-  if ((len & 3u) == 0u && (row & 3u) == 0u) {
+  if ((len & 3u) == 0u && (c0 & 3u) == 0u && kv_aligned(row, len)) {
     var b = vec4<f32>(0.0);
     var c = 4u * j;
     for (; c + 48u < len; c += 64u) {
-      let k0 = ld4(row + c);
-      let k1 = ld4(row + c + 16u);
-      let k2 = ld4(row + c + 32u);
-      let k3 = ld4(row + c + 48u);
+      let k0 = kv4a(row, c0 + c);
+      let k1 = kv4a(row, c0 + c + 16u);
+      let k2 = kv4a(row, c0 + c + 32u);
+      let k3 = kv4a(row, c0 + c + 48u);
       a += dot_q4(c, k0) + dot_q4(c + 32u, k2);
       b += dot_q4(c + 16u, k1) + dot_q4(c + 48u, k3);
     }
-    for (; c < len; c += 16u) { a += dot_q4(c, ld4(row + c)); }
+    for (; c < len; c += 16u) { a += dot_q4(c, kv4a(row, c0 + c)); }
     a += b;
   } else {
-    for (var c = j; c < len; c += 4u) { a += qs[c] * ld(row + c); }
+    for (var c = j; c < len; c += 4u) { a += qs[c] * kv1(row, c0 + c); }
   }
   return a;
 }

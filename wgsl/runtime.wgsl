@@ -1,5 +1,6 @@
 // The Llama runtime's cache kernels (src/model/gpu-forward.ts): appending a chunk's keys and values to
-// the paged float32 cache, and the chunk's causal attention over it. Per KV head g, `tabs` holds 4
+// the paged float32 cache (append_f16.wgsl for float16 pages), and the chunk's causal attention over
+// float32 or float16 pages (kv.*.wgsl). Per KV head g, `tabs` holds 4
 // words: the key and value page tables (byte pointers), the head's first new slot, and its row count
 // after the append, so heads with ragged lengths (per-head eviction budgets) share one dispatch.
 
@@ -55,9 +56,9 @@ fn attend_causal(I: In) {
     let j = s0 + I.lid;
     var sc = neg_inf();
     if (j < n) {
-      let row = page_row(kt, pt, j, d);
+      let row = kv_row(kt, pt, j, d);
       var a = 0.0;
-      for (var c = 0u; c < d; c++) { a += qv[c] * ld(row + c); }
+      for (var c = 0u; c < d; c++) { a += qv[c] * kv1(row, c); }
       sc = a * scale;
     }
     w[I.lid] = sc;
@@ -76,7 +77,7 @@ fn attend_causal(I: In) {
       let c = I.lid + k * TILE;
       if (c < d) {
         var a = acc[k] * corr;
-        for (var i = 0u; i < live; i++) { a += w[i] * ld(page_row(vt, pt, s0 + i, d) + c); }
+        for (var i = 0u; i < live; i++) { a += w[i] * kv1(kv_row(vt, pt, s0 + i, d), c); }
         acc[k] = a;
       }
     }

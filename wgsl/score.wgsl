@@ -1,4 +1,4 @@
-// GQA key scoring over a page table: out[h*n + i] = scale * (q[h] . k_i) for h < qHeads, i < n.
+// GQA key scoring over a page table of float32 or float16 keys (kv.*.wgsl): out[h*n + i] = scale * (q[h] . k_i) for h < qHeads, i < n.
 // One quad per key row (quad.wgsl: coalesced 16-byte loads, the query staged in workgroup memory), 64
 // keys per workgroup pass, workgroups striding over the keys; heads in groups of QG = 4.
 // args: 0 q, 1 qHeads, 2 d, 3 table, 4 pageTokens, 5 n, 6 scale (f32), 7 out (word indices), 8 groups,
@@ -22,7 +22,7 @@ fn score_keys(I: In) {
       for (var c0 = 0u; c0 < d; c0 += QD) {
         // the staged query serves every key of the workgroup unless d needs more than one stage
         if (d > QD || it == 0u) { stage_q(q, qh, h0, d, c0, I.lid); }
-        if (i < n) { acc += quad_dot(page_row(table, pt, i, d) + c0, min(QD, d - c0), j); }
+        if (i < n) { acc += quad_dot(kv_row(table, pt, i, d), c0, min(QD, d - c0), j); }
       }
       let s = quad_sum4(acc, I.lid);
       if (i < n && h0 + j < qh) { st(out + (h0 + j) * n + i, scale * s); }

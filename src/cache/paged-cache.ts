@@ -325,12 +325,12 @@ export class PagedKVCache implements KVCache {
   /**
    * Counts T new rows per KV head of `layer` at `positions` without writing them, for a caller that
    * writes the rows itself into the same pages: the WebGPU runtime, whose GPU twin of the arena
-   * (src/backend/webgpu/mirror.ts) holds the pages' newer bytes. Float32 caches only (CacheError else).
-   * Returns per KV head its append segment's page tables and the row the first new token takes there.
+   * (src/backend/webgpu/mirror.ts) holds the pages' newer bytes, in the cache's kvDtype (float16 rows
+   * rounded as toFloat16 rounds them: wgsl/append_f16.wgsl). Returns per KV head its append segment's
+   * page tables and the row the first new token takes there.
    */
   appendReserved(layer: number, positions: Int32Array): { kTable: number; vTable: number; first: number }[] {
     checkPositions('appendReserved', positions)
-    if (this.options.kvDtype !== 'float32') throw new CacheError(`appendReserved: the cache holds ${this.options.kvDtype} rows; only float32 rows are written by the caller`)
     const T = positions.length
     const tails = this.reserveTails(layer, T)
     return tails.map((tail, h) => {

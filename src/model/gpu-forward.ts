@@ -2,6 +2,7 @@ import { attendScratchWords, flashScratchWords, type WebGpuKernels } from '../ba
 import { GpuArenaMirror } from '../backend/webgpu/mirror.js'
 import type { WebGpuBackend } from '../backend/webgpu/index.js'
 import { attendCacheAsync } from '../cache/attention.js'
+import { elementBytes } from '../cache/formats.js'
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { TokenSelection } from '../cache/types.js'
 import type { SoftVotePlan } from '../policies/types.js'
@@ -14,14 +15,16 @@ type Side = 'cpu' | 'gpu' | 'both'
 /**
  * The Llama forward pass on a WebGPU device, over the GPU twin of the arena (GpuArenaMirror: the same
  * byte pointers for weights, buffers, pages and page tables). Projections, RoPE, RMSNorm, SwiGLU and the
- * LM head always run on the GPU. A step whose cache is plain float32 pages with post-RoPE keys, with no
- * hook data and no decode-time selection to hand the CPU, runs wholly there: the rows are appended on
- * the GPU (wgsl/runtime.wgsl) and attended there (causal chunks in FlashAttention-2 tiles,
- * wgsl/flash.wgsl; decode split along the sequence), and only the logits come back. A chunk's matmuls
- * take the register-blocked kernel (wgsl/gemm.wgsl), a decode step's the matrix-vector one.
+ * LM head always run on the GPU. A step whose cache is plain float32 or float16 pages with post-RoPE
+ * keys, with no hook data and no decode-time selection to hand the CPU, runs wholly there: the rows are
+ * appended on the GPU (wgsl/runtime.wgsl; float16 rows rounded as the CPU rounds them,
+ * wgsl/append_f16.wgsl) and attended there (causal chunks in FlashAttention-2 tiles, wgsl/flash.wgsl;
+ * decode split along the sequence; float16 pages through the kernels' F16 twins, wgsl/kv.f16.wgsl),
+ * and only the logits come back. A chunk's matmuls take the register-blocked kernel (wgsl/gemm.wgsl),
+ * a decode step's the matrix-vector one.
  * TokenSelect's selection (a SoftVotePlan) runs there too, per layer in the same batch
  * (GpuSoftVoteSelection). Any other step (a policy's observation window, attention-mass or
- * hidden-state hooks, another selecting policy, float16 or packed or pre-RoPE pages) brings the layer's q, k, v
+ * hidden-state hooks, another selecting policy, packed or pre-RoPE pages) brings the layer's q, k, v
  * back and runs the cache half on the CPU exactly as the wasm runtime does (LlamaForward.prepareAttention
  * and attendCache), so every policy takes the decisions it takes there, from the GPU's projections.
  * Steps of one model run one at a time (a lock), since they share the chunk buffers.
@@ -106,16 +109,20 @@ export class GpuLlamaForward {
     this.side.set(cache, 'cpu')
   }
 
-  /** whether the GPU can append to and attend over the cache itself (plain float32 pages, post-RoPE keys) */
+  /**
+   * whether the GPU can append to and attend over the cache itself: plain float32 or float16 pages (one
+   * arena segment a head in the cache's kvDtype; float16 rows of an even head dim, whole 32-bit words)
+   * with post-RoPE keys
+   */
   residentOnGpu(cache: PagedKVCache): boolean {
     const { layers, kvHeads, keys, kvDtype, headDim } = cache.options
-    if (keys !== 'post-rope' || kvDtype !== 'float32') return false
+    if (keys !== 'post-rope' || (kvDtype === 'float16' && headDim % 2)) return false
     for (let l = 0; l < layers; l++) {
       for (let h = 0; h < kvHeads; h++) {
         const segs = cache.segments(l, h)
         if (segs.length !== 1) return false
         const s = segs[0]
-        if (s.tier !== 'wasm' || s.format !== 'float32' || s.valueFormat !== 'float32' || s.channels || s.d !== headDim) return false
+        if (s.tier !== 'wasm' || s.format !== kvDtype || s.valueFormat !== kvDtype || s.channels || s.d !== headDim) return false
       }
     }
     return true
@@ -126,7 +133,7 @@ export class GpuLlamaForward {
     const cpu = this.cpu
     if (T < 1 || T > cpu.chunk) throw new RangeError(`GpuLlamaForward.step: 1..${cpu.chunk} tokens a step, got ${T}`)
     const wholeGpu = !o.select && !o.cpuCache && !o.capture?.wantsStep(o.first ?? 0, T, o.decode ?? false) && this.residentOnGpu(cache)
-    if (sel && !wholeGpu) throw new Error('GpuLlamaForward.step: a step with a GPU selection must run wholly on the GPU (plain float32 cache, no hooks, no CPU selector)')
+    if (sel && !wholeGpu) throw new Error('GpuLlamaForward.step: a step with a GPU selection must run wholly on the GPU (plain float32 or float16 cache, no hooks, no CPU selector)')
     if (wholeGpu) this.pushCache(cache)
     else await this.pullCache(cache)
     const { hidden: H, layers } = cpu.cfg
@@ -138,7 +145,8 @@ export class GpuLlamaForward {
     if (wholeGpu) {
       // every layer's slots first (CPU bookkeeping and uploads), then one batch of kernels
       const ns = Array.from({ length: layers }, (_, l) => this.reserve(l, positions, cache))
-      for (let l = 0; l < layers; l++) this.layerOnGpu(l, T, ns[l], cache.options.pageTokens, sel)
+      const half = cache.options.kvDtype === 'float16'
+      for (let l = 0; l < layers; l++) this.layerOnGpu(l, T, ns[l], cache.options.pageTokens, half, sel)
       this.side.set(cache, 'gpu')
       this.steps.gpu++
     } else {
@@ -173,7 +181,8 @@ export class GpuLlamaForward {
     return out
   }
 
-  private layerOnGpu(l: number, T: number, heads: HeadTables[], pt: number, sel?: GpuSoftVoteSelection): void {
+  /** `half`: the cache holds float16 pages (the kernels' F16 twins append and attend) */
+  private layerOnGpu(l: number, T: number, heads: HeadTables[], pt: number, half: boolean, sel?: GpuSoftVoteSelection): void {
     const { qHeads, kvHeads, headDim: d, group } = this.cpu.cfg
     const w = this.cpu.w.layers[l]
     const K = this.k
@@ -184,19 +193,22 @@ export class GpuLlamaForward {
     K.rope(q, T, qHeads, d, cos, sin)
     K.rope(kb, T, kvHeads, d, cos, sin)
     const tabs = this.tabs + l * kvHeads * 16
-    K.appendRows(kb, vb, T, kvHeads, d, tabs, pt)
+    if (half) K.appendRowsF16(kb, vb, T, kvHeads, d, tabs, pt)
+    else K.appendRows(kb, vb, T, kvHeads, d, tabs, pt)
+    const attend = (half ? K.attendF16 : K.attend).bind(K)
     const scale = this.cpu.scale
     if (T === 1) {
       // TokenSelect's list per KV head (null: dense), decided here from this step's q
-      const list = sel?.encode(l, q, heads, pt, scale) ?? null
+      const list = sel?.encode(l, q, heads, pt, scale, half) ?? null
       const count = list ? sel!.plan.budget : 0
       heads.forEach((h, g) => {
         const off = g * group * d * 4
-        K.attend(q + off, group, d, h.kTable, h.vTable, pt, h.n, list ? list(g) : 0, count, scale, att + off, lse + g * group * 4, this.scratch)
+        attend(q + off, group, d, h.kTable, h.vTable, pt, h.n, list ? list(g) : 0, count, scale, att + off, lse + g * group * 4, this.scratch)
       })
     } else {
       const keys = heads.reduce((m, h) => Math.max(m, h.n), 0)
-      K.attendCausal(q, qHeads * d, qHeads, group, T, d, tabs, pt, scale, att, qHeads * d, keys, this.flashScratch)
+      const causal = (half ? K.attendCausalF16 : K.attendCausal).bind(K)
+      causal(q, qHeads * d, qHeads, group, T, d, tabs, pt, scale, att, qHeads * d, keys, this.flashScratch)
     }
     outputAndMlp(this.k, this.cpu.cfg, this.cpu.w.layers[l], this.cpu.p, T)
   }
@@ -254,7 +266,8 @@ export class GpuLlamaForward {
 
   /** the byte ranges of the cache's tables and page rows (resident caches: one segment a head) */
   private cacheRanges(cache: PagedKVCache, tables: boolean): [number, number][] {
-    const { layers, kvHeads, pageTokens: pt, headDim: d } = cache.options
+    const { layers, kvHeads, pageTokens: pt, headDim: d, kvDtype } = cache.options
+    const rowBytes = d * elementBytes(kvDtype)
     const I = this.backend.heap.I32
     const out: [number, number][] = []
     const add = (ptr: number, bytes: number) => {
@@ -269,7 +282,7 @@ export class GpuLlamaForward {
         const pages = Math.ceil(s.n / pt)
         for (const table of [s.kTable, s.vTable]) {
           if (tables) add(table, pages * 4)
-          for (let p = 0; p < pages; p++) add(I[(table >> 2) + p], Math.min(pt, s.n - p * pt) * d * 4)
+          for (let p = 0; p < pages; p++) add(I[(table >> 2) + p], Math.min(pt, s.n - p * pt) * rowBytes)
         }
       }
     }

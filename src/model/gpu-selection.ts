@@ -77,8 +77,9 @@ export class GpuSoftVoteSelection {
    * the list (byte pointer of plan.budget int32 slots) KV head g attends to, or null when the layer
    * attends densely (its heads hold at most plan.budget slots). Throws when the heads hold different
    * counts (the plan's vote needs them alike; the runtime takes a plan only for such caches).
+   * `half`: the keys are float16 pages (scored by scoreKeysF16).
    */
-  encode(l: number, q: number, heads: HeadTables[], pt: number, scale: number): ((g: number) => number) | null {
+  encode(l: number, q: number, heads: HeadTables[], pt: number, scale: number, half = false): ((g: number) => number) | null {
     const { qHeads, group, headDim: d } = this.cfg
     const { budget: B, first: f, last: tail, threshold } = this.plan
     const n = heads[0].n
@@ -97,7 +98,8 @@ export class GpuSoftVoteSelection {
     }
     this.valid[l] = true
     const { scores, vote, stats } = this.scratch
-    heads.forEach((h, g) => K.scoreKeys(q + g * group * d * 4, group, d, h.kTable, pt, n, scale, scores + g * group * n * 4, skip))
+    const score = (half ? K.scoreKeysF16 : K.scoreKeys).bind(K)
+    heads.forEach((h, g) => score(q + g * group * d * 4, group, d, h.kTable, pt, n, scale, scores + g * group * n * 4, skip))
     const rows = qHeads / this.units
     for (let u = 0; u < this.units; u++) K.softVote(scores + u * rows * n * 4, rows, n, vote + u * n * 4, stats + u * rows * 8, skip)
     // the top k of [f, n - last), written between the windows with the slot offset f added

@@ -17,8 +17,16 @@ const ENTRIES: Record<string, string> = {
   stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest', append_rows: 'runtime',
   attend_causal: 'runtime', matmul_tiled: 'gemm', attend_causal_flash: 'flash', attend_causal_merge: 'flash',
   top_k_hist: 'topk_radix', top_k_count: 'topk_radix', top_k_emit: 'topk_radix',
-  selection_cache_test: 'select', selection_windows: 'select',
+  selection_cache_test: 'select', selection_windows: 'select', append_rows_f16: 'append_f16',
 }
+
+/**
+ * Files that read K/V rows through kv.*.wgsl, compiled twice: over float32 pages (kv.f32) and over
+ * float16 pages (kv.f16, with half.native when the device has shader-f16, else half.unpack). Their
+ * float16 entry points are these, as `${entry}_f16` pipelines.
+ */
+const KV_FILES = new Set(['score', 'attend', 'flash', 'runtime'])
+const F16_ENTRIES = new Set(['score_keys', 'attend_split', 'attend_rows', 'attend_causal_flash', 'attend_causal'])
 
 /** Files whose kernels also bind the kernels' own atomic scratch buffer (binding 2: the top-k's histograms). */
 const WITH_RADIX = new Set(['topk_radix'])
@@ -46,6 +54,11 @@ const f32bits = (() => {
 })()
 
 const words = (bytePtr: number) => bytePtr >>> 2
+
+/** float16 rows are read and written a 32-bit word (two halves) at a time */
+function evenHeadDim(what: string, d: number): void {
+  if (!Number.isInteger(d) || d < 2 || d % 2) throw new RangeError(`${what}: float16 rows of head dim ${d} are not whole 32-bit words (the head dim must be even)`)
+}
 
 /** The most tokens one attend_split workgroup takes (its workgroup arrays hold this many). */
 export const ATTEND_SPLIT = 256
@@ -160,6 +173,8 @@ export class WebGpuKernels {
   private radix: GPUBuffer | null = null
   private radixRows = 0
   private slot = 0
+  /** '_f16' while a float16 twin (scoreKeysF16, attendF16, attendCausalF16) encodes: its K/V kernels take the float16 pipelines */
+  private kvSuffix = ''
   private encoder: GPUCommandEncoder | null = null
   private pass: GPUComputePassEncoder | null = null
   private error: GPUError | null = null
@@ -201,10 +216,15 @@ export class WebGpuKernels {
     this.argBuf = device.createBuffer({ size: ARG_SLOT * ARG_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST })
     const reduce = gpu.subgroups ? WGSL['reduce.subgroups'] : WGSL['reduce.shared']
     const modules = this.modules
-    for (const file of new Set(Object.values(ENTRIES))) {
-      // `enable` directives must come first: the subgroup reductions open with one
-      const parts = [reduce, WGSL.prelude, ...(INCLUDES[file] ?? []).map((f) => WGSL[f]), WGSL[file]]
-      modules.set(file, device.createShaderModule({ label: file, code: parts.join('\n') }))
+    // `enable` directives must come first: the subgroup reductions open with one, shader-f16's is put before it
+    const halves = gpu.shaderF16 ? ['enable f16;', reduce, WGSL.prelude, WGSL['kv.f16'], WGSL['half.native']] : [reduce, WGSL.prelude, WGSL['kv.f16'], WGSL['half.unpack']]
+    const formats = { '': [reduce, WGSL.prelude, WGSL['kv.f32']], _f16: halves }
+    for (const [entry, file] of Object.entries(ENTRIES)) {
+      for (const [suffix, head] of Object.entries(formats)) {
+        if ((suffix && !F16_ENTRIES.has(entry)) || modules.has(file + suffix)) continue
+        const parts = [...head, ...(INCLUDES[file] ?? []).map((f) => WGSL[f]), WGSL[file]]
+        modules.set(file + suffix, device.createShaderModule({ label: file + suffix, code: parts.join('\n') }))
+      }
     }
     // the scoring variants: one pipeline of score_keys_rows per configuration (override constants), made at first use
     const info = (device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo
@@ -242,14 +262,15 @@ export class WebGpuKernels {
    * there, which on a CPU rasteriser (SwiftShader JITs through LLVM) takes about half a second a kernel,
    * so a model that uses half of them loads that much sooner. The WGSL was checked whole at create().
    */
-  private pipeline(entry: string): GPUComputePipeline {
-    let p = this.pipelines.get(entry)
+  private pipeline(entry: string, suffix = ''): GPUComputePipeline {
+    let p = this.pipelines.get(entry + suffix)
     if (!p) {
       const constants = this.rowsConstants.get(entry)
       const [entryPoint, file] = constants ? ['score_keys_rows', 'score'] : [entry, ENTRIES[entry]]
       const layout = WITH_RADIX.has(file) ? this.radixPipelineLayout : this.pipelineLayout
-      p = this.device.createComputePipeline({ label: entry, layout, compute: { module: this.modules.get(file)!, entryPoint, ...(constants ? { constants } : {}) } })
-      this.pipelines.set(entry, p)
+      const module = this.modules.get(file + suffix)!
+      p = this.device.createComputePipeline({ label: entry + suffix, layout, compute: { module, entryPoint, ...(constants ? { constants } : {}) } })
+      this.pipelines.set(entry + suffix, p)
     }
     return p
   }
@@ -261,7 +282,8 @@ export class WebGpuKernels {
       const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error')
       if (errors.length) {
         k.destroy()
-        throw new Error(`WebGPU: wgsl/${file}.wgsl did not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`)
+        const name = file.endsWith('_f16') ? `${file.slice(0, -4)}.wgsl (float16 pages)` : `${file}.wgsl`
+        throw new Error(`WebGPU: wgsl/${name} did not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`)
       }
     }
     return k
@@ -290,7 +312,7 @@ export class WebGpuKernels {
       this.pass = this.encoder.beginComputePass()
     }
     const bg = WITH_RADIX.has(ENTRIES[entry]) ? this.radixBindGroup() : this.arenaBindGroup()
-    this.pass.setPipeline(this.pipeline(entry))
+    this.pass.setPipeline(this.pipeline(entry, this.kvSuffix && F16_ENTRIES.has(entry) ? this.kvSuffix : ''))
     this.pass.setBindGroup(0, bg, [this.slot * ARG_SLOT])
     const x = Math.min(groups, MAX_X)
     this.pass.dispatchWorkgroups(x, Math.ceil(groups / x))
@@ -434,7 +456,8 @@ export class WebGpuKernels {
     const { lanes, rows, groups: most } = this.scoreShape(this.variant)
     // rows a workgroup pass: 64 for the quad kernel, (256 / G) x R for score_keys_rows
     const groups = Math.min(most, Math.ceil(n / ((256 / lanes) * rows)))
-    const entry = SCORE_VARIANTS[this.variant] ? `score_keys_rows:${this.variant}` : 'score_keys'
+    // the variants read float32 rows; float16 pages are scored by the quad kernel's float16 build
+    const entry = SCORE_VARIANTS[this.variant] && !this.kvSuffix ? `score_keys_rows:${this.variant}` : 'score_keys'
     this.dispatch(entry, [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out), groups], groups, skip)
   }
 
@@ -615,6 +638,47 @@ export class WebGpuKernels {
       this.dispatch('attend_causal_flash', args, Math.ceil(T / FLASH_ROWS) * hq * splits)
       if (splits > 1) this.dispatch('attend_causal_merge', [words(out), outStride, hq, d, T, words(scratch), splits], Math.ceil((T * hq * d) / 256))
     } else this.dispatch('attend_causal', args, T * hq)
+  }
+
+  // --- float16 pages (kvDtype 'float16'): the same kernels reading rows of halves (wgsl/kv.f16.wgsl) ---
+
+  /** encodes `run` with the K/V kernels over float16 pages; d (the row length) must be even */
+  private overHalves(what: string, d: number, run: () => void): void {
+    evenHeadDim(what, d)
+    this.kvSuffix = '_f16'
+    try {
+      run()
+    } finally {
+      this.kvSuffix = ''
+    }
+  }
+
+  /**
+   * scoreKeys over a page table of float16 keys (rows of d halves, the KV store's float16 pages: the
+   * compute core's scoreKeysF16). Sums run in f32 over the widened halves. RangeError for an odd d.
+   */
+  scoreKeysF16(...a: Parameters<WebGpuKernels['scoreKeys']>): void {
+    this.overHalves('scoreKeysF16', a[2], () => this.scoreKeys(...a))
+  }
+
+  /** attend over float16 K and V pages (the compute core's attendGatheredF16); scratch as attend. RangeError for an odd d. */
+  attendF16(...a: Parameters<WebGpuKernels['attend']>): void {
+    this.overHalves('attendF16', a[2], () => this.attend(...a))
+  }
+
+  /** attendCausal over float16 K and V pages (the compute core's attendCausalF16). RangeError for an odd d. */
+  attendCausalF16(...a: Parameters<WebGpuKernels['attendCausal']>): void {
+    this.overHalves('attendCausalF16', a[5], () => this.attendCausal(...a))
+  }
+
+  /**
+   * appendRows to float16 pages: k, v [T][kvHeads][d] float32, rounded to halves as the compute core's
+   * toFloat16 rounds them (nearest, ties to even, saturating at +-65504; wgsl/append_f16.wgsl), so the
+   * pages hold the bytes a CPU append writes. tabs as appendRows. RangeError for an odd d.
+   */
+  appendRowsF16(k: number, v: number, T: number, kvHeads: number, d: number, tabs: number, pageTokens: number): void {
+    evenHeadDim('appendRowsF16', d)
+    this.dispatch('append_rows_f16', [words(k), words(v), T, kvHeads, d, words(tabs), pageTokens], Math.ceil((T * kvHeads * (d / 2)) / 256))
   }
 
   /**
