@@ -142,6 +142,7 @@ describe.skipIf(!gpu).each(variants.map((shaderF16) => ({ shaderF16 })))('WGSL k
     // T, qHeads, group, d, pageTokens, first per KV head
     [5, 4, 2, 64, 16, [0, 3]],
     [33, 6, 3, 64, 16, [40, 17]],
+    [40, 2, 2, 128, 32, [70]], // both halves of a flash row's output (d > 64)
     [9, 4, 2, 130, 8, [0, 70]],
     [17, 3, 3, 6, 5, [9]],
   ] as [number, number, number, number, number, number[]][])('attendCausalF16 (flash, flash with split keys, simple) matches the reference over the widened rows for T=%i qHeads=%i group=%i d=%i pageTokens=%i first=%j', async (T, hq, group, d, pt, firsts) => {
