@@ -3,7 +3,7 @@ import { createBackend } from '../src/backend/index.js'
 import { Ops } from '../src/backend/ops.js'
 import { ATTEND_SPLIT, attendScratchWords, attendSplit, flashScratchWords, flashSplit, WebGpuKernels, type DecodeKernels } from '../src/backend/webgpu/kernels.js'
 import { expectClose, normals, pagedStream, pagedView, rng, type PagedStream } from './kernels-helpers.js'
-import { expectCausalThreeWays, onGpu, testGpu } from './webgpu-helpers.js'
+import { expectCausalThreeWays, expectDenseAndGathered, onGpu, testGpu } from './webgpu-helpers.js'
 
 // The WGSL kernels against the same TypeScript twins the wasm kernels are tested against (kernels.test.ts),
 // on a GPU copy of the same heap, once with subgroup reductions and once with the workgroup-memory path.
@@ -159,10 +159,7 @@ describe.skipIf(!gpu).each(variants.map((subgroups) => ({ subgroups })))('WGSL k
     R.attend(q, qHeads, view, null, 0, scale, out, lse)
     R.attend(q, qHeads, view, idx, nIdx, scale, out2, lse2)
     expect([go, go2].some((g) => f32(g).some(Number.isNaN)), 'NaN in the output').toBe(false)
-    expectClose(f32(go), out.view, 1e-4, 1e-5, 'dense out')
-    expectClose(f32(gl), lse.view, 1e-5, 1e-5, 'dense lse')
-    expectClose(f32(go2), out2.view, 1e-4, 1e-5, 'gathered out')
-    expectClose(f32(gl2), lse2.view, 1e-5, 1e-5, 'gathered lse')
+    expectDenseAndGathered([go, gl, go2, gl2], [out, lse, out2, lse2])
     for (const t of [q, idx, out, out2, lse, lse2, scratch]) t.free()
     keys.free(); vals.free()
   }

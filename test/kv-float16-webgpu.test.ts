@@ -5,7 +5,7 @@ import type { CreatedBackend } from '../src/backend/index.js'
 import type { Heap } from '../src/backend/heap.js'
 import type { Ops } from '../src/backend/ops.js'
 import { expectClose, halfStreams, normals, rng, wasmAndReference } from './kernels-helpers.js'
-import { expectCausalThreeWays, onGpu, testGpu } from './webgpu-helpers.js'
+import { expectCausalThreeWays, expectDenseAndGathered, onGpu, testGpu } from './webgpu-helpers.js'
 
 // The WGSL kernels over float16 pages (wgsl/kv.f16.wgsl, wgsl/append_f16.wgsl) on lavapipe, once with
 // shader-f16 (halves widened through vec2<f16>) and once without (unpack2x16float), against the
@@ -129,10 +129,7 @@ describe.skipIf(!gpu).each(variants.map((shaderF16) => ({ shaderF16 })))('WGSL k
     const view = { kTable: k.wide, vTable: v.wide, pageTokens: pt, n, d }
     R.attend(q, qHeads, view, null, 0, scale, out, lse)
     R.attend(q, qHeads, view, idx, nIdx, scale, out2, lse2)
-    expectClose(f32(go), out.view, 1e-4, 1e-5, 'dense out')
-    expectClose(f32(gl), lse.view, 1e-5, 1e-5, 'dense lse')
-    expectClose(f32(go2), out2.view, 1e-4, 1e-5, 'gathered out')
-    expectClose(f32(gl2), lse2.view, 1e-5, 1e-5, 'gathered lse')
+    expectDenseAndGathered([go, gl, go2, gl2], [out, lse, out2, lse2])
     for (const b of [q, idx, out, out2, lse, lse2, scratch]) b.free()
     k.free(); v.free()
   })

@@ -69,3 +69,9 @@ export async function expectCausalThreeWays(
   expectClose(new Float32Array(got[2]), want.view, 1e-4, 1e-5, 'simple attendCausal')
   for (const b of [tabs, scratch, ...outs]) b.free()
 }
+
+/** decode attention read back dense and gathered ([out, lse, out2, lse2]) against the reference's same four buffers */
+export function expectDenseAndGathered(got: ArrayBuffer[], want: { view: Float32Array }[]): void {
+  const what = ['dense out', 'dense lse', 'gathered out', 'gathered lse']
+  got.forEach((g, i) => expectClose(new Float32Array(g), want[i].view, i % 2 ? 1e-5 : 1e-4, 1e-5, what[i]))
+}

@@ -169,13 +169,6 @@ fn attend_reduce(I: In) {
   if (lid == 0u) { st(pu(12u) + h, m + log(l)); }
 }
 
-// words c..c+3 of the float32 query row at word `row` (zeros from d on): the query is float32 whatever the pages hold
-fn q4(row: u32, c: u32, d: u32) -> vec4<f32> {
-  var v = vec4<f32>(0.0);
-  for (var k = 0u; k < 4u; k++) { if (c + k < d) { v[k] = ld(row + c + k); } }
-  return v;
-}
-
 // Decode attention on a CPU rasteriser (SwiftShader, lavapipe), over float32 or float16 pages (kv.*.wgsl): one thread a query head walks the tokens
 // in order with an online softmax (Milakov & Gimelshein 2018, "Online normalizer calculation for
 // softmax"), no workgroup memory and no barrier, and writes out and lse itself (no scratch, no merge).
@@ -198,7 +191,8 @@ fn attend_rows(I: In) {
     let kr = kv_row(pu(3u), pt, t, d);
     let vr = kv_row(pu(4u), pt, t, d);
     var s4 = vec4<f32>(0.0);
-    for (var c = 0u; c < C; c++) { s4 += q4(qr, 4u * c, d) * kv4(kr, 4u * c, d); }
+    // the query is float32 whatever the pages hold
+    for (var c = 0u; c < C; c++) { s4 += f32x4(qr, 4u * c, d) * kv4(kr, 4u * c, d); }
     let s = ((s4.x + s4.y) + (s4.z + s4.w)) * scale;
     let mn = max(m, s);
     let corr = exp(m - mn); // 0 at the first token (m = -inf)

@@ -184,10 +184,8 @@ export class WebGpuKernels {
   /** The kernels for chunks of rows (ChunkKernels); 'tiled' unless a comparison asks for the old ones. */
   chunkKernels: ChunkKernels = 'tiled'
   private variant: ScoreVariant = DEFAULT_SCORE_VARIANT
-  /** lanes a key row of each score_keys_rows variant on this device (G after the subgroup cap) */
-  private readonly rowsLanes = new Map<ScoreVariant, number>()
-  /** override constants of each score_keys_rows pipeline, by its entry name `score_keys_rows:VARIANT` */
-  private readonly rowsConstants = new Map<string, Record<string, number>>()
+  /** override constants of each score_keys_rows pipeline on this device (G: lanes a row after the subgroup cap), by its entry name `score_keys_rows:VARIANT` */
+  private readonly rowsPipelines = new Map<string, { G: number; R: number; MQ: number }>()
   /** The kernels for one token's matmuls and attention (DecodeKernels): 'thread' on a software adapter, else 'workgroup'. */
   decodeKernels: DecodeKernels
 
@@ -231,9 +229,7 @@ export class WebGpuKernels {
     const subgroupMin = gpu.subgroups ? (info?.subgroupMinSize ?? 4) : 0
     for (const [name, spec] of Object.entries(SCORE_VARIANTS)) {
       if (!spec) continue
-      const constants = rowsConstants(spec, subgroupMin)
-      this.rowsLanes.set(name as ScoreVariant, constants.G)
-      this.rowsConstants.set(`score_keys_rows:${name}`, constants)
+      this.rowsPipelines.set(`score_keys_rows:${name}`, rowsConstants(spec, subgroupMin))
     }
   }
 
@@ -244,7 +240,7 @@ export class WebGpuKernels {
   scoreShape(variant: ScoreVariant): { lanes: number; rows: number; groups: number } {
     const spec = SCORE_VARIANTS[variant]
     if (spec === undefined) throw new UnknownScoreVariantError(String(variant))
-    return spec ? { lanes: this.rowsLanes.get(variant)!, rows: spec.rows, groups: spec.groups } : { lanes: 4, rows: 1, groups: STRIDE_GROUPS }
+    return spec ? { lanes: this.rowsPipelines.get(`score_keys_rows:${variant}`)!.G, rows: spec.rows, groups: spec.groups } : { lanes: 4, rows: 1, groups: STRIDE_GROUPS }
   }
 
   /** The key-scoring kernel scoreKeys runs (score-variants.ts); UnknownScoreVariantError for another name. */
@@ -265,7 +261,7 @@ export class WebGpuKernels {
   private pipeline(entry: string, suffix = ''): GPUComputePipeline {
     let p = this.pipelines.get(entry + suffix)
     if (!p) {
-      const constants = this.rowsConstants.get(entry)
+      const constants = this.rowsPipelines.get(entry)
       const [entryPoint, file] = constants ? ['score_keys_rows', 'score'] : [entry, ENTRIES[entry]]
       const layout = WITH_RADIX.has(file) ? this.radixPipelineLayout : this.pipelineLayout
       const module = this.modules.get(file + suffix)!
