@@ -54,6 +54,7 @@ const CASES: { spec: () => string; name: string; window: number; scope: Scope; b
   { name: 'unionkv', spec: () => 'unionkv', window: 16, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => 'unionkv:window=8,sinks=2,contrast=8,agnostic=0.25,lag=4', window: 8, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => `unionkv:window=8,agnostic=0.75,gatesFile=${gates}`, window: 8, scope: 'head', budgeted: true },
+  { name: 'unionkv', spec: () => `unionkv:window=8,agnostic=0.5,lagShare=0.25,lag=4,gatesFile=${gates}`, window: 8, scope: 'head', budgeted: true },
   // selection keeps every token (its budget is what a decode step attends to, pinned in selection.test.ts)
   { name: 'tokenselect', spec: () => 'tokenselect:tokens=4,first=1,last=1', window: 0, scope: 'none', budgeted: false },
   { name: 'quest', spec: () => 'quest:tokens=4,page=2,dense=1', window: 0, scope: 'none', budgeted: false },
@@ -146,7 +147,7 @@ describe('policy promises on short prompts', () => {
         }
       }
     }
-    // 22 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think, the 7 selection specs, kivi, mikv and vidkv x 8 lengths
-    expect(cases).toBe(948)
+    // 23 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think, the 7 selection specs, kivi, mikv and vidkv x 8 lengths
+    expect(cases).toBe(988)
   })
 })
