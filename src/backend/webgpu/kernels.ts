@@ -1,6 +1,6 @@
 import { WebGpuUnavailableError, type GpuDevice } from './device.js'
 import { GpuBufferPool } from './pool.js'
-import { DEFAULT_SCORE_VARIANT, isScoreVariant, rowsConstants, SCORE_VARIANTS, UnknownScoreVariantError, type ScoreVariant } from './score-variants.js'
+import { DEFAULT_SCORE_VARIANT, isRowsSpec, isScoreVariant, rowsConstants, SCORE_VARIANTS, UnknownScoreVariantError, type ScoreVariant } from './score-variants.js'
 import { WGSL } from './wgsl.generated.js'
 
 const ARG_SLOT = 256 // minUniformBufferOffsetAlignment: one dispatch's 16 argument words per slot
@@ -228,7 +228,7 @@ export class WebGpuKernels {
     const info = (device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo
     const subgroupMin = gpu.subgroups ? (info?.subgroupMinSize ?? 4) : 0
     for (const [name, spec] of Object.entries(SCORE_VARIANTS)) {
-      if (!spec) continue
+      if (!isRowsSpec(spec)) continue
       this.rowsPipelines.set(`score_keys_rows:${name}`, rowsConstants(spec, subgroupMin))
     }
   }
@@ -240,7 +240,7 @@ export class WebGpuKernels {
   scoreShape(variant: ScoreVariant): { lanes: number; rows: number; groups: number } {
     const spec = SCORE_VARIANTS[variant]
     if (spec === undefined) throw new UnknownScoreVariantError(String(variant))
-    return spec ? { lanes: this.rowsPipelines.get(`score_keys_rows:${variant}`)!.G, rows: spec.rows, groups: spec.groups } : { lanes: 4, rows: 1, groups: STRIDE_GROUPS }
+    return isRowsSpec(spec) ? { lanes: this.rowsPipelines.get(`score_keys_rows:${variant}`)!.G, rows: spec.rows, groups: spec.groups } : { lanes: 4, rows: 1, groups: spec.groups }
   }
 
   /** The key-scoring kernel scoreKeys runs (score-variants.ts); UnknownScoreVariantError for another name. */
@@ -453,7 +453,7 @@ export class WebGpuKernels {
     // rows a workgroup pass: 64 for the quad kernel, (256 / G) x R for score_keys_rows
     const groups = Math.min(most, Math.ceil(n / ((256 / lanes) * rows)))
     // the variants read float32 rows; float16 pages are scored by the quad kernel's float16 build
-    const entry = SCORE_VARIANTS[this.variant] && !this.kvSuffix ? `score_keys_rows:${this.variant}` : 'score_keys'
+    const entry = isRowsSpec(SCORE_VARIANTS[this.variant]) && !this.kvSuffix ? `score_keys_rows:${this.variant}` : 'score_keys'
     this.dispatch(entry, [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out), groups], groups, skip)
   }
 

@@ -3,13 +3,15 @@
  * (the same outputs, within float rounding). bench/webgpu.ts times every one against the streaming-read
  * yardstick in one process, so one run on a GPU picks the fastest; DEFAULT_SCORE_VARIANT is the one
  * the runtime uses.
- *   quad: wgsl/score.wgsl, one quad (4 lanes) a key row, the query in workgroup memory.
+ *   quad: wgsl/score.wgsl, one quad (4 lanes) a key row, the query in workgroup memory, at most 4096
+ *   workgroups striding over the keys; quad-gN the same kernel with at most N workgroups (8192 is the
+ *   streaming yardstick's best grid on an H200; 16384 covers a million keys in one pass).
  *   warp-r4, warp-r8, warp-r4-g1024, half-r4: wgsl/score.wgsl (score_keys_rows), `lanes` lanes a row (a whole warp
  *   of 32, or half of one) and `rows` rows a lane group at once, the lane's query columns in registers;
  *   -gN caps the workgroups at N instead of 4096: 1024 long-lived ones striding over the keys, or 8192
  *   (the streaming yardstick's best grid on an H200).
  */
-export type ScoreVariant = 'quad' | 'warp-r4' | 'warp-r8' | 'warp-r4-g1024' | 'warp-r8-g1024' | 'warp-r4-g8192' | 'half-r4'
+export type ScoreVariant = 'quad' | 'quad-g8192' | 'quad-g16384' | 'warp-r4' | 'warp-r8' | 'warp-r4-g1024' | 'warp-r8-g1024' | 'warp-r4-g8192' | 'half-r4'
 
 /** The scoring kernel the runtime runs: switch it to the bench's winner here. */
 export const DEFAULT_SCORE_VARIANT: ScoreVariant = 'quad'
@@ -21,9 +23,17 @@ export interface RowsSpec {
   groups: number
 }
 
-/** Every variant; null: the quad kernel (score_keys). */
-export const SCORE_VARIANTS: Readonly<Record<ScoreVariant, RowsSpec | null>> = {
-  quad: null,
+/** A configuration of the quad kernel (score_keys): the most workgroups. */
+export interface QuadSpec {
+  quad: true
+  groups: number
+}
+
+/** Every variant: a quad kernel's or a score_keys_rows configuration. */
+export const SCORE_VARIANTS: Readonly<Record<ScoreVariant, QuadSpec | RowsSpec>> = {
+  quad: { quad: true, groups: 4096 },
+  'quad-g8192': { quad: true, groups: 8192 },
+  'quad-g16384': { quad: true, groups: 16384 },
   'warp-r4': { lanes: 32, rows: 4, groups: 4096 },
   'warp-r8': { lanes: 32, rows: 8, groups: 4096 },
   'warp-r4-g1024': { lanes: 32, rows: 4, groups: 1024 },
@@ -38,6 +48,11 @@ export class UnknownScoreVariantError extends Error {
     super(`scoreVariant: '${variant}' is not one of ${Object.keys(SCORE_VARIANTS).join(', ')}`)
     this.name = 'UnknownScoreVariantError'
   }
+}
+
+/** Whether a variant's spec runs score_keys_rows (false: the quad kernel). */
+export function isRowsSpec(spec: QuadSpec | RowsSpec): spec is RowsSpec {
+  return !('quad' in spec)
 }
 
 export function isScoreVariant(name: string): name is ScoreVariant {
