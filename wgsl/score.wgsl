@@ -7,6 +7,17 @@
 // the workgroup id of the In struct as non-uniform, so trip counts come from the arguments)
 @compute @workgroup_size(256)
 fn score_keys(I: In) {
+  score_quads(I, false);
+}
+
+// score_keys with quad_dot_wide: a d = 128 row's eight loads a lane in flight at once (the variant
+// quad-wide of src/backend/webgpu/score-variants.ts)
+@compute @workgroup_size(256)
+fn score_keys_wide(I: In) {
+  score_quads(I, true);
+}
+
+fn score_quads(I: In, wide: bool) {
   setup(I);
   if (skipped(I.lid)) { return; }
   let q = pu(0u); let qh = pu(1u); let d = pu(2u); let table = pu(3u);
@@ -22,7 +33,11 @@ fn score_keys(I: In) {
       for (var c0 = 0u; c0 < d; c0 += QD) {
         // the staged query serves every key of the workgroup unless d needs more than one stage
         if (d > QD || it == 0u) { stage_q(q, qh, h0, d, c0, I.lid); }
-        if (i < n) { acc += quad_dot(kv_row(table, pt, i, d), c0, min(QD, d - c0), j); }
+        if (i < n) {
+          let row = kv_row(table, pt, i, d);
+          let len = min(QD, d - c0);
+          if (wide) { acc += quad_dot_wide(row, c0, len, j); } else { acc += quad_dot(row, c0, len, j); }
+        }
       }
       let s = quad_sum4(acc, I.lid);
       if (i < n && h0 + j < qh) { st(out + (h0 + j) * n + i, scale * s); }

@@ -11,7 +11,7 @@ const MAX_X = 65535
 
 /** Which wgsl/ file holds each entry point. */
 const ENTRIES: Record<string, string> = {
-  score_keys: 'score', softmax_rows: 'softmax', log_sum_exp: 'softmax', row_stats: 'softmax', soft_vote: 'softmax',
+  score_keys: 'score', score_keys_wide: 'score', softmax_rows: 'softmax', log_sum_exp: 'softmax', row_stats: 'softmax', soft_vote: 'softmax',
   top_k: 'topk', pool_1d: 'pool', attend_split: 'attend', attend_reduce: 'attend', attend_rows: 'attend', page_summary: 'pages',
   matmul: 'model', matvec: 'model', matvec_rows: 'model', rmsnorm: 'model', rope: 'model', swiglu: 'model', add_in_place: 'model',
   stream_sum: 'stream', page_upper_bound: 'quest', page_token_indices: 'quest', append_rows: 'runtime',
@@ -453,7 +453,8 @@ export class WebGpuKernels {
     // rows a workgroup pass: 64 for the quad kernel, (256 / G) x R for score_keys_rows
     const groups = Math.min(most, Math.ceil(n / ((256 / lanes) * rows)))
     // the variants read float32 rows; float16 pages are scored by the quad kernel's float16 build
-    const entry = isRowsSpec(SCORE_VARIANTS[this.variant]) && !this.kvSuffix ? `score_keys_rows:${this.variant}` : 'score_keys'
+    const spec = SCORE_VARIANTS[this.variant]
+    const entry = this.kvSuffix ? 'score_keys' : isRowsSpec(spec) ? `score_keys_rows:${this.variant}` : spec.wide ? 'score_keys_wide' : 'score_keys'
     this.dispatch(entry, [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out), groups], groups, skip)
   }
 

@@ -5,13 +5,14 @@
  * the runtime uses.
  *   quad: wgsl/score.wgsl, one quad (4 lanes) a key row, the query in workgroup memory, at most 4096
  *   workgroups striding over the keys; quad-gN the same kernel with at most N workgroups (8192 is the
- *   streaming yardstick's best grid on an H200; 16384 covers a million keys in one pass).
+ *   streaming yardstick's best grid on an H200; 16384 covers a million keys in one pass); quad-wide
+ *   (score_keys_wide) issues a d = 128 row's eight 16-byte loads a lane at once (quad_dot_wide).
  *   warp-r4, warp-r8, warp-r4-g1024, half-r4: wgsl/score.wgsl (score_keys_rows), `lanes` lanes a row (a whole warp
  *   of 32, or half of one) and `rows` rows a lane group at once, the lane's query columns in registers;
  *   -gN caps the workgroups at N instead of 4096: 1024 long-lived ones striding over the keys, or 8192
  *   (the streaming yardstick's best grid on an H200).
  */
-export type ScoreVariant = 'quad' | 'quad-g8192' | 'quad-g16384' | 'warp-r4' | 'warp-r8' | 'warp-r4-g1024' | 'warp-r8-g1024' | 'warp-r4-g8192' | 'half-r4'
+export type ScoreVariant = 'quad' | 'quad-g8192' | 'quad-g16384' | 'quad-wide' | 'quad-wide-g16384' | 'warp-r4' | 'warp-r8' | 'warp-r4-g1024' | 'warp-r8-g1024' | 'warp-r4-g8192' | 'half-r4'
 
 /** The scoring kernel the runtime runs: switch it to the bench's winner here. */
 export const DEFAULT_SCORE_VARIANT: ScoreVariant = 'quad'
@@ -23,10 +24,11 @@ export interface RowsSpec {
   groups: number
 }
 
-/** A configuration of the quad kernel (score_keys): the most workgroups. */
+/** A configuration of the quad kernel: the most workgroups; wide: score_keys_wide's loads. */
 export interface QuadSpec {
   quad: true
   groups: number
+  wide?: boolean
 }
 
 /** Every variant: a quad kernel's or a score_keys_rows configuration. */
@@ -34,6 +36,8 @@ export const SCORE_VARIANTS: Readonly<Record<ScoreVariant, QuadSpec | RowsSpec>>
   quad: { quad: true, groups: 4096 },
   'quad-g8192': { quad: true, groups: 8192 },
   'quad-g16384': { quad: true, groups: 16384 },
+  'quad-wide': { quad: true, groups: 4096, wide: true },
+  'quad-wide-g16384': { quad: true, groups: 16384, wide: true },
   'warp-r4': { lanes: 32, rows: 4, groups: 4096 },
   'warp-r8': { lanes: 32, rows: 8, groups: 4096 },
   'warp-r4-g1024': { lanes: 32, rows: 4, groups: 1024 },
