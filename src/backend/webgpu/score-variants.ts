@@ -14,8 +14,12 @@
  */
 export type ScoreVariant = 'quad' | 'quad-g8192' | 'quad-g16384' | 'quad-wide' | 'quad-wide-g16384' | 'warp-r4' | 'warp-r8' | 'warp-r4-g1024' | 'warp-r8-g1024' | 'warp-r4-g8192' | 'half-r4'
 
-/** The scoring kernel the runtime runs: switch it to the bench's winner here. */
-export const DEFAULT_SCORE_VARIANT: ScoreVariant = 'quad'
+/**
+ * The scoring kernel the runtime runs: the bench's winner. On a quiet H200 (three runs of `node
+ * dist/bench/webgpu.js --full`, 2026-12-01) quad-wide read 0.70-0.73 of the streaming sum's bandwidth,
+ * quad 0.64-0.66, the score_keys_rows variants 0.20-0.28.
+ */
+export const DEFAULT_SCORE_VARIANT: ScoreVariant = 'quad-wide'
 
 /** A score_keys_rows configuration: lanes a row (G), rows a group at once (R), most workgroups. */
 export interface RowsSpec {
