@@ -18,6 +18,7 @@ const ENTRIES: Record<string, string> = {
   attend_causal: 'runtime', matmul_tiled: 'gemm', attend_causal_flash: 'flash', attend_causal_merge: 'flash',
   top_k_hist: 'topk_radix', top_k_count: 'topk_radix', top_k_emit: 'topk_radix',
   selection_cache_test: 'select', selection_windows: 'select', append_rows_f16: 'append_f16',
+  score_packed_keys: 'packed', attend_packed_values: 'packed',
 }
 
 /**
@@ -456,6 +457,33 @@ export class WebGpuKernels {
     const spec = SCORE_VARIANTS[this.variant]
     const entry = this.kvSuffix ? 'score_keys' : isRowsSpec(spec) ? `score_keys_rows:${this.variant}` : spec.wide ? 'score_keys_wide' : 'score_keys'
     this.dispatch(entry, [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out), groups], groups, skip)
+  }
+
+  /**
+   * PackedKernels.scorePackedKeys on the GPU (wgsl/packed.wgsl): out[h * n + i] = scale * (q[h] . k_i)
+   * over n packed keys of d channels (`bits` = 8, 4, 2, 1; int2+sign keys: the first `hi` channels int2),
+   * the keys dequantized in registers. Byte pointers into the arena; the page table's pages hold
+   * pageTokens tokens (a multiple of 32). Needs no scratch (the parameter keeps the CPU kernels' shape).
+   */
+  scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, _scratch = 0): void {
+    this.dispatch('score_packed_keys', [words(q), qHeads, d, words(table), pageTokens, n, bits, hi, f32bits(scale), words(out)], Math.ceil(n / 256))
+  }
+
+  /**
+   * PackedKernels.attendPacked on the GPU: softmax(scale q_r . K^T) V for `rows` query rows over n packed
+   * tokens (keys as scorePackedKeys; values vBits-bit, 0: ternary), out rows of vd floats at a stride of
+   * outStride floats, lse[r] the log-sum-exp of the scaled scores (lse = 0: not written). scratch: rows x
+   * (n + 2) floats, within packedAttendScratch(rows, d, vd, n).
+   */
+  attendPacked(
+    q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number,
+    kBits: number, kHi: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
+  ): void {
+    const stats = scratch + rows * n * 4
+    this.scorePackedKeys(q, rows, d, kTable, pageTokens, n, kBits, kHi, scale, scratch)
+    this.dispatch('row_stats', [words(scratch), rows, n, words(stats)], rows)
+    const args = [words(scratch), rows, n, words(stats), words(vTable), pageTokens, vd, vBits, words(out), outStride, words(lse), lse ? 1 : 0]
+    this.dispatch('attend_packed_values', args, Math.ceil((rows * vd) / 256))
   }
 
   softmaxRows(x: number, rows: number, n: number): void {
