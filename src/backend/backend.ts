@@ -83,6 +83,8 @@ export interface KernelBackend {
   /** The fused packed-page kernels (PackedKernels); absent on a backend without them (the cache then uses the twins). */
   scorePackedKeys?: PackedKernels['scorePackedKeys']
   attendPacked?: PackedKernels['attendPacked']
+  scoreSignKeys?: PackedKernels['scoreSignKeys']
+  attendSign?: PackedKernels['attendSign']
 }
 
 /**
@@ -106,6 +108,20 @@ export interface PackedKernels {
   attendPacked(
     q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number,
     kBits: number, kHi: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
+  ): void
+  /**
+   * scorePackedKeys over VidKV's int2+sign pages as the store writes them (formats.ts): the first `hi`
+   * channels int2 with (scale, min), the rest 1-bit signs with one scale each, in token groups of
+   * `group` (32, 64 or 128; pageTokens a multiple of it). scratch: qHeads * (d + 1) floats.
+   */
+  scoreSignKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, hi: number, group: number, scale: number, out: number, scratch: number): void
+  /**
+   * attendPacked over int2+sign keys (scoreSignKeys' kHi, group) and vBits values (0 ternary) in groups
+   * of vGroup channels (formats.ts valueGroupFor). scratch: packedAttendScratch(rows, d, vd, n) floats.
+   */
+  attendSign(
+    q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number,
+    kHi: number, group: number, vBits: number, vGroup: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
   ): void
 }
 
