@@ -324,6 +324,32 @@ describe('fused kernels on int2+sign keys and ternary values equal dequantize-th
   })
 })
 
+describe('VidKV bytes at 32k tokens, from the cache\'s own accounting', () => {
+  /** bytes per token of one KV head of 32768 random tokens packed as VidKV packs them (20% salient rows), the newest `tail` in kvDtype */
+  function bytesPerToken(group: number, tail: number, kvDtype: 'float32' | 'float16'): number {
+    const n = 32768
+    const cache = new PagedKVCache(wasm, { layers: 1, kvHeads: 1, headDim: 64, pageTokens: Math.max(64, group), kvDtype })
+    const r = rng(group + tail)
+    cache.append(0, normals(r, n * 64), normals(r, n * 64), Int32Array.from({ length: n }, (_, i) => i))
+    const old = n - tail
+    const salient = Math.round(0.2 * old)
+    const keyHiChannels = Int32Array.from({ length: 32 }, (_, j) => 2 * j)
+    const q = (upto: number, values: 'ternary' | 'int2') => ({ layer: 0, head: 0, upto, keys: 'int2+sign' as const, values, keyHiChannels, group })
+    cache.apply({ heads: [], quantize: [q(old - salient, 'ternary'), q(old, 'int2')] })
+    const bytes = cache.bytes().total / n
+    cache.dispose()
+    return bytes
+  }
+
+  it('groups of 128 are at least 8x smaller than float16 (256 B); with a float16 tail at every decode step too; groups of 32 are not', () => {
+    expect(256 / bytesPerToken(128, 128, 'float32')).toBeGreaterThanOrEqual(8)
+    // the tail's longest while decoding: R + 127 tokens before the next group packs
+    expect(256 / bytesPerToken(128, 255, 'float32')).toBeLessThan(8)
+    expect(256 / bytesPerToken(128, 255, 'float16')).toBeGreaterThanOrEqual(8)
+    expect(256 / bytesPerToken(32, 128, 'float32')).toBeLessThan(8)
+  })
+})
+
 describe('VidKV through the policy API', () => {
   it('bad options fail with typed errors naming the value, before any work', () => {
     expect(() => createPolicy('vidkv:keyBits=2.5', model.config)).toThrow(/keyBits must be in \[1, 2\]|keyBits/)

@@ -3,10 +3,10 @@
  * keys in mixed precision per channel, values at 1.58 bits with semantic token protection (section 3).
  *
  * - Keys (section 3.2): the `round((keyBits - 1) * head_dim)` channels with the largest range (max - min
- *   over the tokens packed) get 2-bit min-max codes per 32 tokens; the other channels go through a real
- *   FFT across them and keep 1-bit signs of each spectral coefficient, +-mean|x| per 32 tokens
+ *   over the tokens packed) get 2-bit min-max codes per group of tokens; the other channels go through a
+ *   real FFT across them and keep 1-bit signs of each spectral coefficient, +-mean|x| per group
  *   (int2+sign pages, src/cache/basis.ts). 1.5 bits: half the channels 2-bit (the released default).
- * - Values (section 3.3): ternary s * t, t in {-1, 0, 1}, s = mean |x| per 32 channels of a token,
+ * - Values (section 3.3): ternary s * t, t in {-1, 0, 1}, s = mean |x| per group of channels of a token,
  *   threshold s / 2; the `salient` share of tokens (semantic token protection, STP) keep 2-bit values.
  *   STP ranks tokens by the mean similarity of their input embedding to the text query's (the released
  *   code: vision tokens . text tokens, averaged over the text); here the text query is the prompt's last
@@ -19,7 +19,9 @@
  *   per channel along `groupSize` tokens, values per token along min(groupSize, head_dim) channels
  *   (formats.ts valueGroupFor). The paper fixes 32 (Table 1; the released configs' q_group_size = 32),
  *   the default. 128 is leaner: float16 metadata of the keys drop from 6 to 1.5 bytes a token, and a
- *   64-channel value row keeps one ternary scale instead of two.
+ *   64-channel value row keeps one ternary scale instead of two; it is the setting that makes a 32k-token
+ *   cache at least 8x smaller than float16 (BENCHMARKS.md, "VidKV (issue 12)"). Groups of 128 ask for
+ *   cache pages of 128 tokens (`needs.pageTokens`). Bad values: PolicyOptionValueError naming them.
  * - Byte layout (formats.ts): the 1-bit groups keep their scale s alone, as the released code does; the
  *   2-bit ones a float16 (scale, min).
  *
