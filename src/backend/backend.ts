@@ -95,8 +95,9 @@ export interface KernelBackend {
 export interface PackedKernels {
   /**
    * out[h*n + i] = scale * (q[h] . k_i) over n packed keys of d channels with `bits`-bit codes (keys
-   * grouped along 32 tokens per channel); int2+sign keys (VidKV): the first `hi` channels int2 and the
-   * rest int1 (else hi = 0). scratch: qHeads * (d + 1) floats.
+   * grouped along 32 tokens per channel). hi > 0: ABI 1.5's mixed keys, the first `hi` channels int2
+   * and the rest int1, each with a (scale, min); the store's int2+sign pages (signs with a scale alone)
+   * go to scoreSignKeys, and the TypeScript twins refuse hi > 0. scratch: qHeads * (d + 1) floats.
    */
   scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, scratch: number): void
   /**
