@@ -15,4 +15,6 @@ export { mpcAdd, mpcSub, mpcMul, mpcXor, mpcAnd, mpcShl, mpcShr, mpcMatmul, mpcB
 export { mpcDcfGen, mpcDcfEval } from './kernels/mpc-dcf'
 export { compactRows, gatherChannels, gatherChannelsF16, moveRows } from './kernels/rows'
 export { toFloat16, fromFloat16 } from './kernels/half'
-export { scorePackedKeys, attendPacked, scorePackedKeysMixed, attendPackedMixed } from './kernels/packed'
+export { scorePackedKeys, scorePackedKeysMixed } from './kernels/packed'
+export { attendPacked, attendPackedMixed, attendSign } from './kernels/packed-attend'
+export { scoreSignKeys } from './kernels/packed-sign'

@@ -3,13 +3,13 @@
 //   node dist/bench/packed.js
 import { createBackend, type CreatedBackend } from '../src/backend/index.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
-import type { PageFormat } from '../src/cache/formats.js'
+import type { KVDtype, PageFormat } from '../src/cache/formats.js'
 import type { HeadQuantization } from '../src/cache/types.js'
 import { measure } from './kernels.js'
 
 /** a cache of `layers` x `kvHeads` streams of n random tokens of d channels; `format` packs all but `residual` */
-function cacheOf(b: CreatedBackend, n: number, d: number, format: PageFormat | null, residual = 0, layers = 1, kvHeads = 1, extra: Partial<HeadQuantization> = {}): PagedKVCache {
-  const cache = new PagedKVCache(b, { layers, kvHeads, headDim: d, pageTokens: 64 })
+function cacheOf(b: CreatedBackend, n: number, d: number, format: PageFormat | null, residual = 0, layers = 1, kvHeads = 1, extra: Partial<HeadQuantization> = {}, pageTokens = 64, kvDtype: KVDtype = 'float32'): PagedKVCache {
+  const cache = new PagedKVCache(b, { layers, kvHeads, headDim: d, pageTokens, kvDtype })
   let s = 12345
   const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 31 - 1)
   for (let l = 0; l < layers; l++) {
@@ -46,7 +46,9 @@ export async function scoringSpeed(b: CreatedBackend, n: number, d: number, qHea
     const hi = segs[0].keyBasis?.hi.length ?? 0
     tasks[name] = name === 'float32'
       ? () => { for (const s of segs) b.scoreKeys(q.ptr, qHeads, d, s.kTable, 64, n, 0.125, out.ptr) }
-      : () => { for (const s of segs) b.scorePackedKeys!(q.ptr, qHeads, d, s.kTable, 64, n, bits, hi, 0.125, out.ptr, scratch.ptr) }
+      : name === 'vidkv'
+        ? () => { for (const s of segs) b.scoreSignKeys!(q.ptr, qHeads, d, s.kTable, 64, n, hi, 32, 0.125, out.ptr, scratch.ptr) }
+        : () => { for (const s of segs) b.scorePackedKeys!(q.ptr, qHeads, d, s.kTable, 64, n, bits, 0, 0.125, out.ptr, scratch.ptr) }
   }
   const t = await measure(tasks, 400, 5)
   const keys = n * layers * kvHeads
@@ -102,14 +104,15 @@ export function bytesPerToken(b: CreatedBackend, n: number, d: number, format: P
 /** VidKV's default pages: 32 of 64 key channels int2 (1.5 bits), the rest int1 signs of the real DFT; ternary values */
 const VIDKV: Partial<HeadQuantization> = { values: 'ternary', keyHiChannels: Int32Array.from({ length: 32 }, (_, i) => 2 * i) }
 
-type Packing = Pick<HeadQuantization, 'keys' | 'values' | 'keyHiChannels'>
+type Packing = Pick<HeadQuantization, 'keys' | 'values' | 'keyHiChannels' | 'group'>
 
 /**
  * Bytes per token per layer and KV head of a mixed-precision scheme: the `share` of the rows before the
- * window packed as `hi`, the rest as `lo` (MiKV's important tokens, VidKV's salient ones)
+ * window packed as `hi`, the rest as `lo` (MiKV's important tokens, VidKV's salient ones); the newest
+ * `residual` rows in `kvDtype` (pages of 64 tokens, or of the key group where it is longer)
  */
-export function mixedBytesPerToken(b: CreatedBackend, n: number, d: number, hi: Packing, lo: Packing, share: number, residual: number): number {
-  const c = cacheOf(b, n, d, null)
+export function mixedBytesPerToken(b: CreatedBackend, n: number, d: number, hi: Packing, lo: Packing, share: number, residual: number, kvDtype: KVDtype = 'float32'): number {
+  const c = cacheOf(b, n, d, null, 0, 1, 1, {}, Math.max(64, lo.group ?? 0), kvDtype)
   const old = Math.max(0, n - residual)
   const nHi = Math.round(share * old)
   c.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: old - nHi, ...lo }, { layer: 0, head: 0, upto: old, ...hi }] })
@@ -133,9 +136,15 @@ export async function run(): Promise<void> {
     const m = mixedBytesPerToken(b, n, 64, { keys: 'int8', values: 'int8' }, { keys: 'int2', values: 'int2' }, 0.2, 128)
     console.log(`  ${String(n).padStart(6)} tokens  ${'MiKV 8/2, 20%'.padEnd(18)} ${m.toFixed(1).padStart(7)} B   ${(256 / m).toFixed(2)}x smaller than float16`)
     const { keyHiChannels } = VIDKV
-    const v = mixedBytesPerToken(b, n, 64, { keys: 'int2+sign', values: 'int2', keyHiChannels }, { keys: 'int2+sign', values: 'ternary', keyHiChannels }, 0.2, 128)
     const kivi2 = bytesPerToken(b, n, 64, 'int2', 128)
-    console.log(`  ${String(n).padStart(6)} tokens  ${'VidKV 1.5/1.58 STP'.padEnd(18)} ${v.toFixed(1).padStart(7)} B   ${(256 / v).toFixed(2)}x smaller than float16, ${(512 / v).toFixed(2)}x than float32, ${(kivi2 / v).toFixed(2)}x than KIVI-2`)
+    // VidKV 1.5-bit keys, ternary values, 20% salient rows with int2 values: the float tail is R = 128 at
+    // prefill end and grows to R + group - 1 while decoding before the next group packs
+    for (const [group, kvDtype] of [[32, 'float32'], [64, 'float32'], [128, 'float32'], [128, 'float16']] as const) {
+      const tails = [128, 128 + group - 1]
+      const [atPrefill, worst] = tails.map((tail) => mixedBytesPerToken(b, n, 64, { keys: 'int2+sign', values: 'int2', keyHiChannels, group }, { keys: 'int2+sign', values: 'ternary', keyHiChannels, group }, 0.2, tail, kvDtype))
+      const name = `VidKV g=${group}${kvDtype === 'float16' ? ' f16 tail' : ''}`
+      console.log(`  ${String(n).padStart(6)} tokens  ${name.padEnd(18)} ${atPrefill.toFixed(1).padStart(7)} B   ${(256 / atPrefill).toFixed(2)}x smaller than float16, ${(512 / atPrefill).toFixed(2)}x than float32, ${(kivi2 / atPrefill).toFixed(2)}x than KIVI-2; tail ${tails[1]}: ${worst.toFixed(1)} B, ${(256 / worst).toFixed(2)}x`)
+    }
   }
 }
 

@@ -69,7 +69,7 @@ export function specsPerPolicy(gatesFile: string, scoresFile?: string): Map<stri
     mpcache_select: ['mpcache_select:cluster=4,block=2', 'mpcache_select:cluster=8,block=4,share=1,alpha=0.5'],
     kivi: ['kivi:residual=2', 'kivi:bits=4,residual=0'],
     mikv: ['mikv:residual=2', 'mikv:hi=4,lo=1,important=0.5,residual=0'],
-    vidkv: ['vidkv:residual=2', 'vidkv:keyBits=1.25,valueBits=2,residual=0', 'vidkv:keyBits=1,salient=0.5,window=4,residual=0'],
+    vidkv: ['vidkv:residual=2', 'vidkv:keyBits=1.25,valueBits=2,residual=0', 'vidkv:keyBits=1,salient=0.5,window=4,residual=0', 'vidkv:groupSize=128,residual=0'],
   }
   const out = new Map<string, string[]>()
   for (const p of listPolicies()) {

@@ -104,9 +104,9 @@ describe('the plain TypeScript twin of VidKV\'s precision choice on a hand-made 
   it('codes and reconstruction: int2 min-max on the wide channels, +-mean|X| signs of the spectrum on the rest', () => {
     const basis = keyBasis([1, 4, 6, 7], D)
     const lay = packedLayout('int2+sign', 'key', 32, D, 32, 4)
-    // the page: 4 int2 chunks (8 bytes) and 4 int1 chunks (4 bytes), then 8 (scale, min) pairs
+    // the page: 4 int2 chunks (8 bytes) and 4 int1 chunks (4 bytes), then 4 (scale, min) pairs and 4 sign scales
     expect(lay.lineBytes).toBe(4 * 8 + 4 * 4)
-    expect(lay.bytes).toBe(Math.ceil((48 + 8 * 4) / 16) * 16)
+    expect(lay.bytes).toBe(Math.ceil((48 + 4 * 4 + 4 * 2) / 16) * 16)
     const rows = new Float32Array(T * D)
     for (let t = 0; t < T; t++) toBasis(basis, x, t * D, rows, t * D)
     const page = new Uint8Array(lay.bytes)
@@ -172,33 +172,124 @@ describe('the plain TypeScript twin of VidKV\'s precision choice on a hand-made 
   })
 })
 
-/** n random tokens per head (2 heads of 64) packed as VidKV pages: keys int2+sign with `hi` wide channels, values `values` */
-function vidkvCache(n: number, hi: number, values: 'ternary' | 'int2', seed: number): PagedKVCache {
-  const cache = new PagedKVCache(wasm, { layers: 1, kvHeads: 2, headDim: 64, pageTokens: 64 })
+/** n random tokens per head (2 heads of 64) packed as VidKV pages: keys int2+sign with `hi` wide channels in token groups of `group`, values `values` */
+function vidkvCache(n: number, hi: number, values: 'ternary' | 'int2', seed: number, group = 32): PagedKVCache {
+  const cache = new PagedKVCache(wasm, { layers: 1, kvHeads: 2, headDim: 64, pageTokens: 128 })
   const r = rng(seed)
   cache.append(0, normals(r, n * 128), normals(r, n * 128), Int32Array.from({ length: n }, (_, i) => i))
   const keyHiChannels = Int32Array.from({ length: hi }, (_, j) => (j * 7) % 64)
-  cache.apply({ heads: [], quantize: [0, 1].map((head) => ({ layer: 0, head, upto: n, keys: 'int2+sign' as const, values, keyHiChannels })) })
+  cache.apply({ heads: [], quantize: [0, 1].map((head) => ({ layer: 0, head, upto: n, keys: 'int2+sign' as const, values, keyHiChannels, group })) })
   return cache
+}
+
+/**
+ * Head `head` of a VidKV cache (int2+sign keys in groups of `group` tokens, ternary values) read back
+ * within the bounds of its quantizers, against twins written here: in the stored basis, the int2
+ * channels within half a min-max step of each group, the sign channels +-fp16(mean |x|) of each group;
+ * values s * t per min(group, 64) channels with s = fp16(mean |x|) and threshold s / 2.
+ */
+function expectWithinVidkvBounds(cache: PagedKVCache, head: number, keyRow: (t: number) => Float32Array, valueRow: (t: number) => Float32Array, n: number, group: number): void {
+  const basis = cache.segments(0, head)[0].keyBasis!
+  const hi = basis.hi.length
+  const kBack = cache.readKeys(0, head)
+  const vBack = cache.readValues(0, head)
+  const half = (x: number) => halfToFloat(floatToHalf(x))
+  const kb = new Float32Array(n * 64)
+  const backB = new Float32Array(n * 64)
+  for (let t = 0; t < n; t++) {
+    toBasis(basis, keyRow(t), 0, kb, t * 64)
+    toBasis(basis, kBack.subarray(t * 64, t * 64 + 64), 0, backB, t * 64)
+  }
+  for (let g0 = 0; g0 < n; g0 += group) {
+    const g1 = Math.min(n, g0 + group)
+    for (let c = 0; c < 64; c++) {
+      const col = Array.from({ length: g1 - g0 }, (_, i) => kb[(g0 + i) * 64 + c])
+      const mag = Math.max(...col.map(Math.abs))
+      if (c < hi) {
+        const step = (Math.max(...col) - Math.min(...col)) / 3
+        // float16 rounding of (scale, min) and the DFT round trip widen step / 2 a little
+        col.forEach((x, i) => expect(Math.abs(backB[(g0 + i) * 64 + c] - x)).toBeLessThanOrEqual(step * 0.51 + 1e-3 * mag + 1e-5))
+      } else {
+        const s = half(col.reduce((a, x) => a + Math.abs(x), 0) / col.length)
+        col.forEach((x, i) => expect(Math.abs(backB[(g0 + i) * 64 + c] - (x >= 0 ? s : -s))).toBeLessThanOrEqual(1e-4 * Math.max(1, mag)))
+      }
+    }
+  }
+  const vg = Math.min(group, 64)
+  for (let t = 0; t < n; t++) {
+    const x = valueRow(t)
+    for (let c0 = 0; c0 < 64; c0 += vg) {
+      const row = Array.from(x.subarray(c0, c0 + vg))
+      const s = half(row.reduce((a, y) => a + Math.abs(y), 0) / vg)
+      row.forEach((y, j) => expect(vBack[t * 64 + c0 + j]).toBeCloseTo(Math.abs(y) > s / 2 ? Math.sign(y) * s : 0, 6))
+    }
+  }
 }
 
 describe('fused kernels on int2+sign keys and ternary values equal dequantize-then-float32', () => {
   const twin = () => referencePackedKernels(heap)
-  it.each([[1, 0], [33, 32], [130, 5], [64, 64], [200, 21]] as const)('%i tokens, %i int2 channels: scores and attention within float32 rounding', (n, hi) => {
-    const cache = vidkvCache(n, hi, 'ternary', n + hi)
-    const seg = cache.segments(0, 1)[0]
-    expect([seg.format, seg.valueFormat, seg.keyBasis!.hi.length]).toEqual(['int2+sign', 'ternary', hi])
+  // one token, a partial last group, whole groups, group and page boundaries, every int2 share
+  it.each([
+    [1, 0, 32], [33, 32, 32], [130, 5, 32], [64, 64, 32], [200, 21, 32],
+    [1, 32, 64], [64, 32, 64], [65, 32, 64], [200, 0, 64], [300, 64, 64],
+    [1, 32, 128], [127, 32, 128], [128, 7, 128], [129, 32, 128], [300, 0, 128],
+  ] as const)('%i tokens, %i int2 channels, groups of %i: scores and attention within float32 rounding', (n, hi, group) => {
+    for (const values of ['ternary', 'int2'] as const) {
+      const cache = vidkvCache(n, hi, values, n + hi + group, group)
+      const seg = cache.segments(0, 1)[0]
+      expect([seg.format, seg.valueFormat, seg.keyBasis!.hi.length, seg.group]).toEqual(['int2+sign', values, hi, group])
+      const vGroup = Math.min(group, 64)
+      const vBits = values === 'ternary' ? 0 : 2
+      const rows = 3
+      const q = heap.f32From(normals(rng(7), rows * 64))
+      const bufs = [heap.allocF32(rows * n), heap.allocF32(rows * n), heap.allocF32(rows * 64), heap.allocF32(rows * 64), heap.allocF32(rows), heap.allocF32(rows)]
+      const [s, sRef, out, ref, lse, lseRef] = bufs
+      const scratch = heap.allocF32(packedAttendScratch(rows, 64, 64, n))
+      wasm.scoreSignKeys!(q.ptr, rows, 64, seg.kTable, 128, n, hi, group, 0.125, s.ptr, scratch.ptr)
+      twin().scoreSignKeys(q.ptr, rows, 64, seg.kTable, 128, n, hi, group, 0.125, sRef.ptr, 0)
+      for (let i = 0; i < rows * n; i++) expect(Math.abs(s.view[i] - sRef.view[i])).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(sRef.view[i])))
+      wasm.attendSign!(q.ptr, rows, 64, 64, seg.kTable, seg.vTable, 128, n, hi, group, vBits, vGroup, 0.125, out.ptr, 64, lse.ptr, scratch.ptr)
+      twin().attendSign(q.ptr, rows, 64, 64, seg.kTable, seg.vTable, 128, n, hi, group, vBits, vGroup, 0.125, ref.ptr, 64, lseRef.ptr, 0)
+      for (let i = 0; i < rows * 64; i++) expect(Math.abs(out.view[i] - ref.view[i])).toBeLessThanOrEqual(2e-5 * 4)
+      for (let r = 0; r < rows; r++) expect(Math.abs(lse.view[r] - lseRef.view[r])).toBeLessThanOrEqual(2e-5 * Math.max(1, Math.abs(lseRef.view[r])))
+      for (const b of [q, scratch, ...bufs]) b.free()
+      cache.dispose()
+    }
+  })
+
+  it.each([32, 64, 128])('groups of %i, random rows: keys and values read back within the bound their quantizers imply', (group) => {
+    // 150 tokens: whole groups and a partial last one
+    const n = 150
+    const cache = vidkvCache(n, 32, 'ternary', group, group)
+    const r = rng(group)
+    const k = normals(r, n * 128)
+    const v = normals(r, n * 128)
+    expectWithinVidkvBounds(cache, 0, (t) => k.subarray(t * 128, t * 128 + 64), (t) => v.subarray(t * 128, t * 128 + 64), n, group)
+    cache.dispose()
+  })
+
+  it.each([32, 64, 128])('groups of %i, the fixture model\'s real keys and values: read back within the bounds; fused attention equals the twin', (group) => {
+    const src = model.newCache()
+    model.prefill([0, ...Array.from({ length: 299 }, (_, i) => 2 + ((i * 7919) % 4000))], src)
+    const k = src.readKeys(3, 1)
+    const v = src.readValues(3, 1)
+    const n = src.length(3, 1)
+    src.dispose()
+    const cache = new PagedKVCache(wasm, { layers: 1, kvHeads: 1, headDim: 64, pageTokens: 128 })
+    cache.append(0, k, v, Int32Array.from({ length: n }, (_, i) => i))
+    const keyHiChannels = widestChannels(k, 64, 0, n, 32)
+    cache.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: n, keys: 'int2+sign', values: 'ternary', keyHiChannels, group }] })
+    expectWithinVidkvBounds(cache, 0, (t) => k.subarray(t * 64, t * 64 + 64), (t) => v.subarray(t * 64, t * 64 + 64), n, group)
+    const seg = cache.segments(0, 0)[0]
     const rows = 3
-    const q = heap.f32From(normals(rng(7), rows * 64))
-    const bufs = [heap.allocF32(rows * n), heap.allocF32(rows * n), heap.allocF32(rows * 64), heap.allocF32(rows * 64), heap.allocF32(rows), heap.allocF32(rows)]
-    const [s, sRef, out, ref, lse, lseRef] = bufs
+    const q = heap.f32From(normals(rng(5), rows * 64))
+    const bufs = [heap.allocF32(rows * 64), heap.allocF32(rows * 64), heap.allocF32(rows), heap.allocF32(rows)]
+    const [out, ref, lse, lseRef] = bufs
     const scratch = heap.allocF32(packedAttendScratch(rows, 64, 64, n))
-    wasm.scorePackedKeys!(q.ptr, rows, 64, seg.kTable, 64, n, 1, hi, 0.125, s.ptr, scratch.ptr)
-    twin().scorePackedKeys(q.ptr, rows, 64, seg.kTable, 64, n, 1, hi, 0.125, sRef.ptr, 0)
-    for (let i = 0; i < rows * n; i++) expect(Math.abs(s.view[i] - sRef.view[i])).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(sRef.view[i])))
-    wasm.attendPacked!(q.ptr, rows, 64, 64, seg.kTable, seg.vTable, 64, n, 1, hi, 0, 0.125, out.ptr, 64, lse.ptr, scratch.ptr)
-    twin().attendPacked(q.ptr, rows, 64, 64, seg.kTable, seg.vTable, 64, n, 1, hi, 0, 0.125, ref.ptr, 64, lseRef.ptr, 0)
-    for (let i = 0; i < rows * 64; i++) expect(Math.abs(out.view[i] - ref.view[i])).toBeLessThanOrEqual(2e-5 * 4)
+    wasm.attendSign!(q.ptr, rows, 64, 64, seg.kTable, seg.vTable, 128, n, 32, group, 0, Math.min(group, 64), 0.125, out.ptr, 64, lse.ptr, scratch.ptr)
+    referencePackedKernels(heap).attendSign(q.ptr, rows, 64, 64, seg.kTable, seg.vTable, 128, n, 32, group, 0, Math.min(group, 64), 0.125, ref.ptr, 64, lseRef.ptr, 0)
+    const vmax = v.reduce((m, x) => Math.max(m, Math.abs(x)), 0)
+    for (let i = 0; i < rows * 64; i++) expect(Math.abs(out.view[i] - ref.view[i])).toBeLessThanOrEqual(vmax * 2e-5)
     for (let r = 0; r < rows; r++) expect(Math.abs(lse.view[r] - lseRef.view[r])).toBeLessThanOrEqual(2e-5 * Math.max(1, Math.abs(lseRef.view[r])))
     for (const b of [q, scratch, ...bufs]) b.free()
     cache.dispose()
@@ -220,6 +311,9 @@ describe('fused kernels on int2+sign keys and ternary values equal dequantize-th
     cache.append(0, normals(r, 64 * 64), normals(r, 64 * 64), Int32Array.from({ length: 64 }, (_, i) => i))
     const before = cache.bytes()
     const q = (o: object) => ({ heads: [], quantize: [{ layer: 0, head: 0, upto: 64, keys: 'int2+sign', values: 'ternary', ...o }] }) as never
+    expect(() => cache.apply(q({ keyHiChannels: Int32Array.of(1), group: 48 }))).toThrow(/group: 48 must be 32, or one of 32, 64, 128 with int2\+sign keys/)
+    expect(() => cache.apply(q({ keys: 'int2', group: 64 }))).toThrow(/group: 64 must be 32, or one of 32, 64, 128 with int2\+sign keys \(keys int2\)/)
+    expect(() => cache.apply(q({ keyHiChannels: Int32Array.of(1), group: 128 }))).toThrow(/pageTokens 64 must be a multiple of the key group \(128\)/)
     expect(() => cache.apply(q({}))).toThrow(/int2\+sign keys need the channels kept in 2 bits/)
     expect(() => cache.apply(q({ keys: 'int2', keyHiChannels: Int32Array.of(1) }))).toThrow(/only they take them/)
     expect(() => cache.apply(q({ keyHiChannels: Int32Array.of(1, 99) }))).toThrow(CacheError)
@@ -227,6 +321,32 @@ describe('fused kernels on int2+sign keys and ternary values equal dequantize-th
     expect(() => cache.apply(q({ values: 'int2+sign', keyHiChannels: Int32Array.of(1) }))).toThrow(/values: int2\+sign is not an integer or ternary value format/)
     expect(cache.bytes()).toEqual(before)
     cache.dispose()
+  })
+})
+
+describe('VidKV bytes at 32k tokens, from the cache\'s own accounting', () => {
+  /** bytes per token of one KV head of 32768 random tokens packed as VidKV packs them (20% salient rows), the newest `tail` in kvDtype */
+  function bytesPerToken(group: number, tail: number, kvDtype: 'float32' | 'float16'): number {
+    const n = 32768
+    const cache = new PagedKVCache(wasm, { layers: 1, kvHeads: 1, headDim: 64, pageTokens: Math.max(64, group), kvDtype })
+    const r = rng(group + tail)
+    cache.append(0, normals(r, n * 64), normals(r, n * 64), Int32Array.from({ length: n }, (_, i) => i))
+    const old = n - tail
+    const salient = Math.round(0.2 * old)
+    const keyHiChannels = Int32Array.from({ length: 32 }, (_, j) => 2 * j)
+    const q = (upto: number, values: 'ternary' | 'int2') => ({ layer: 0, head: 0, upto, keys: 'int2+sign' as const, values, keyHiChannels, group })
+    cache.apply({ heads: [], quantize: [q(old - salient, 'ternary'), q(old, 'int2')] })
+    const bytes = cache.bytes().total / n
+    cache.dispose()
+    return bytes
+  }
+
+  it('groups of 128 are at least 8x smaller than float16 (256 B); with a float16 tail at every decode step too; groups of 32 are not', () => {
+    expect(256 / bytesPerToken(128, 128, 'float32')).toBeGreaterThanOrEqual(8)
+    // the tail's longest while decoding: R + 127 tokens before the next group packs
+    expect(256 / bytesPerToken(128, 255, 'float32')).toBeLessThan(8)
+    expect(256 / bytesPerToken(128, 255, 'float16')).toBeGreaterThanOrEqual(8)
+    expect(256 / bytesPerToken(32, 128, 'float32')).toBeLessThan(8)
   })
 })
 
@@ -238,41 +358,63 @@ describe('VidKV through the policy API', () => {
     expect(() => createPolicy('vidkv:salient=-0.1', model.config)).toThrow(PolicyOptionValueError)
     expect(() => createPolicy('vidkv:window=0', model.config)).toThrow(PolicyOptionValueError)
     expect(() => createPolicy('vidkv:residual=1.5', model.config)).toThrow(PolicyOptionValueError)
+    expect(() => createPolicy('vidkv:groupSize=48', model.config)).toThrow(/groupSize must be 32, 64, 128, got 48/)
+    expect(() => createPolicy('vidkv:groupSize=256', model.config)).toThrow(PolicyOptionValueError)
   })
 
-  it('on a fixture prompt: salient rows behind the ternary ones, newest float, and kvBytes is the analytic 1.x-bit figure', async () => {
-    const len = 300
-    const residual = 64
-    const prompt = [0, ...Array.from({ length: len - 1 }, (_, i) => 2 + ((i * 7919) % 4000))]
-    let segs: { format: string; values: string; n: number; hi: number }[] = []
-    const policy = createPolicy(`vidkv:residual=${residual}`, model.config)!
+  /** generates 2 tokens under `spec`; the segments of (layer, head) and the cache's page size at the last decode step, and kvBytes */
+  async function generateWatching(spec: string, prompt: number[], layer: number, head: number) {
+    let segs: { format: string; values: string; n: number; hi: number; group: number }[] = []
+    let pageTokens = 0
+    const policy = createPolicy(spec, model.config)!
     const r = model.generate(prompt, {
       maxNewTokens: 2,
       policy: {
         ...policy,
         start() {
           const s = policy.start()
-          return { ...s, onDecodeStep: (ctx) => ((segs = ctx.cache.segments(3, 1).map((g) => ({ format: g.format, values: g.valueFormat, n: g.n, hi: g.keyBasis?.hi.length ?? 0 }))), s.onDecodeStep?.(ctx) ?? null) }
+          return {
+            ...s,
+            onDecodeStep: (ctx) => {
+              pageTokens = ctx.cache.options.pageTokens
+              segs = ctx.cache.segments(layer, head).map((g) => ({ format: g.format, values: g.valueFormat, n: g.n, hi: g.keyBasis?.hi.length ?? 0, group: g.group }))
+              return s.onDecodeStep?.(ctx) ?? null
+            },
+          }
         },
       },
     })
-    const out = (await r.result) as { stats: { kvBytes: { total: number; quantized: number } } }
+    const out = (await r.result) as { stats: { kvBytes: { total: number } } }
+    return { segs, pageTokens, kvBytes: out.stats.kvBytes.total, needs: policy.needs }
+  }
+
+  // the analytic figures per token per KV head. Keys: 32 channels x 2 bits + 32 x 1 bit = 12 bytes of codes,
+  // plus 32 int2 channels x float16 (scale, min) and 32 sign channels x a float16 scale per group: 6 bytes
+  // at 32 tokens, 1.5 at 128. Values: ternary 2 groups x 7 bytes + 2 scales = 18 bytes at 32 channels, one
+  // group of 64 (13 bytes + a scale) = 15 at 128; int2 2 x 8 + 2 x (scale, min) = 24 bytes, 16 + 4 = 20.
+  // float32 rows 2 x 64 x 4 = 512 bytes.
+  it.each([
+    { group: 32, len: 300, layer: 3, head: 1, key: 18, ternary: 18, int2: 24 },
+    { group: 128, len: 600, layer: 5, head: 0, key: 13.5, ternary: 15, int2: 20 },
+  ])('groups of $group on a fixture prompt: salient rows behind the ternary ones, newest float, and kvBytes is the analytic figure', async ({ group, len, layer, head, key, ternary, int2 }) => {
+    const residual = 64
+    const prompt = [0, ...Array.from({ length: len - 1 }, (_, i) => 2 + ((i * 7919) % 4000))]
+    const spec = group === 32 ? `vidkv:residual=${residual}` : `vidkv:residual=${residual},groupSize=${group}`
+    const { segs, pageTokens, kvBytes, needs } = await generateWatching(spec, prompt, layer, head)
+    // groups of 128 ask for pages that hold one
+    expect([needs.pageTokens, pageTokens]).toEqual(group > 64 ? [group, group] : [undefined, 64])
     // the prompt's old tokens packed at prefill end; the window and the 2 decoded steps' tokens in float32
-    const n = len - 1
-    const old = n - residual
+    const old = len - 1 - residual
     const salient = Math.round(0.2 * old)
     expect(segs).toEqual([
-      { format: 'int2+sign', values: 'ternary', n: old - salient, hi: 32 },
-      { format: 'int2+sign', values: 'int2', n: salient, hi: 32 },
-      { format: 'float32', values: 'float32', n: residual + 2, hi: 0 },
+      { format: 'int2+sign', values: 'ternary', n: old - salient, hi: 32, group },
+      { format: 'int2+sign', values: 'int2', n: salient, hi: 32, group },
+      { format: 'float32', values: 'float32', n: residual + 2, hi: 0, group: 32 },
     ])
-    // the analytic figure per token per KV head: keys 32 channels x 2 bits + 32 x 1 bit = 12 bytes of codes,
-    // 64 channels x (scale, min) float16 per 32 tokens = 8 bytes; ternary values 2 groups x 7 bytes + 2 float16
-    // scales = 18 bytes, int2 values 2 x 8 + 2 x (scale, min) = 24 bytes; float32 rows 2 x 64 x 4 = 512 bytes
     const { layers, kvHeads } = model.config
-    const perHead = (old - salient) * (20 + 18) + salient * (20 + 24) + (residual + 2) * 512
-    expect(out.stats.kvBytes.total).toBeCloseTo(layers * kvHeads * perHead, 6)
-    expect(20 + 18).toBe((pageBytes('int2+sign', 'key', 64, 64, 32, 32) + pageBytes('ternary', 'value', 64, 64)) / 64)
+    const perHead = (old - salient) * (key + ternary) + salient * (key + int2) + (residual + 2) * 512
+    expect(kvBytes).toBeCloseTo(layers * kvHeads * perHead, 6)
+    expect(key + ternary).toBe((pageBytes('int2+sign', 'key', pageTokens, 64, group, 32) + pageBytes('ternary', 'value', pageTokens, 64, Math.min(group, 64))) / pageTokens)
   })
 
   it('composes after prefill-time eviction (SnapKV at 25% then VidKV)', async () => {

@@ -1,19 +1,15 @@
 import { hsum, madd, widenHalf4 } from './simd'
-import { expv } from './exp'
 
 // Fused kernels over packed KV pages (int8/4/2/1 codes with float16 scale and min per group of 32;
 // layout: src/cache/formats.ts PackedLayout). Nothing is widened to a float32 copy of the keys or values:
 // codes go from bytes to float lanes in registers and meet the query there. A key group's scale folds
 // into the query (q'_c = q_c * s_c) and its min into one bias per head (sum_c q_c * min_c), so a score
-// is q' . codes + bias (KIVI, Liu et al. 2024, section 3.3: the fused dequantize-matmul); a value row's
-// scale folds into the attention weight the same way.
+// is q' . codes + bias (KIVI, Liu et al. 2024, section 3.3: the fused dequantize-matmul). Attention over
+// packed pages (the values' half): packed-attend.ts; VidKV's int2+sign keys in any group: packed-sign.ts.
 
-const GROUP: i32 = 32
+export const GROUP: i32 = 32
 // bytes of a 32-token int2 chunk (the int2 channels of int2+sign keys)
 const HI_CHUNK: i32 = 8
-// bytes of a 32-value ternary chunk (five base-3 digits a byte) and the kernels' code for ternary
-const TERNARY_CHUNK: i32 = 7
-const TERNARY: i32 = 0
 
 /** float16 bits -> float32 */
 // @ts-ignore: decorator
@@ -51,34 +47,15 @@ const TERNARY: i32 = 0
   return i8x16.min_u(v128.and(r, i8x16(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8)), i8x16.splat(1))
 }
 
-/**
- * 16 consecutive ternary codes t + 1 in {0, 1, 2} (elements e0 .. e0 + 15) of a 32-value planar chunk
- * (element e is base-3 digit e / 7 of byte e % 7), as u8 lanes; tmp: 16 bytes of scratch
- */
-// @ts-ignore: decorator
-@inline function ternary16(p: usize, e0: i32, tmp: usize): v128 {
-  for (let j = 0; j < 16; j++) {
-    const e = e0 + j
-    let b = <u32>load<u8>(p + <usize>(e % TERNARY_CHUNK))
-    const digit = e / TERNARY_CHUNK
-    if (digit >= 1) b /= 3
-    if (digit >= 2) b /= 3
-    if (digit >= 3) b /= 3
-    if (digit >= 4) b /= 3
-    store<u8>(tmp + <usize>j, <u8>(b % 3))
-  }
-  return v128.load(tmp)
-}
-
 // u8 lanes -> four float lanes each (codes are small: the signed convert is exact and one instruction on x86)
 // @ts-ignore: decorator
-@inline function f0(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(c))) }
+@inline export function f0(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(c))) }
 // @ts-ignore: decorator
-@inline function f1(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(i16x8.extend_low_i8x16_u(c))) }
+@inline export function f1(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(i16x8.extend_low_i8x16_u(c))) }
 // @ts-ignore: decorator
-@inline function f2(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(i16x8.extend_high_i8x16_u(c))) }
+@inline export function f2(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(i16x8.extend_high_i8x16_u(c))) }
 // @ts-ignore: decorator
-@inline function f3(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(i16x8.extend_high_i8x16_u(c))) }
+@inline export function f3(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(i16x8.extend_high_i8x16_u(c))) }
 
 /**
  * Scores of 16 tokens (half `e0` of token group at `codes`) for H <= 3 heads whose folded queries sit at
@@ -112,7 +89,7 @@ const TERNARY: i32 = 0
 }
 
 // @ts-ignore: decorator
-@inline function storeHalf(out: usize, a0: v128, a1: v128, a2: v128, a3: v128, bias: v128, valid: i32): void {
+@inline export function storeHalf(out: usize, a0: v128, a1: v128, a2: v128, a3: v128, bias: v128, valid: i32): void {
   a0 = f32x4.add(a0, bias); a1 = f32x4.add(a1, bias); a2 = f32x4.add(a2, bias); a3 = f32x4.add(a3, bias)
   if (valid >= 16) {
     v128.store(out, a0); v128.store(out, a1, 16); v128.store(out, a2, 32); v128.store(out, a3, 48)
@@ -125,7 +102,7 @@ const TERNARY: i32 = 0
 }
 
 // @ts-ignore: decorator
-@inline function lane(v: v128, j: i32): f32 {
+@inline export function lane(v: v128, j: i32): f32 {
   if (j == 0) return f32x4.extract_lane(v, 0)
   if (j == 1) return f32x4.extract_lane(v, 1)
   if (j == 2) return f32x4.extract_lane(v, 2)
@@ -218,115 +195,6 @@ export function scorePackedKeysMixed(q: usize, qHeads: i32, d: i32, table: usize
         }
       }
       h += H
-    }
-  }
-}
-
-/**
- * Attention of `rows` query rows (q: [rows][d], all heads of one KV head's group) over n packed tokens:
- * out[r] = softmax(scale q_r . K^T) V written as [rows][vd] at out with row stride outStride floats, and
- * lse[r] (if lse != 0) the log-sum-exp of the scaled scores. Keys as scorePackedKeys; values int
- * `vBits`, grouped along 32 channels per token (the last group of a row may be partial). Every token is visible (packed
- * tokens are older than any query). vBits 0: ternary values (codes t + 1, one float16 scale a group).
- * kHi: as scorePackedKeys' hi. scratch: rows * n + rows * (d + 1) + rows * ceil(vd / 32) + rows + 4 floats
- * (packedAttendScratch in src/backend/backend.ts).
- */
-export function attendPacked(q: usize, rows: i32, d: i32, vd: i32, kTable: usize, vTable: usize, pageTokens: i32, n: i32, kBits: i32, vBits: i32, scale: f32, out: usize, outStride: i32, lse: usize, scratch: usize): void {
-  attendPackedMixed(q, rows, d, vd, kTable, vTable, pageTokens, n, kBits, 0, vBits, scale, out, outStride, lse, scratch)
-}
-
-/** attendPacked over mixed keys (scorePackedKeysMixed's kHi) and ternary values (vBits 0) too (ABI 1.5) */
-export function attendPackedMixed(q: usize, rows: i32, d: i32, vd: i32, kTable: usize, vTable: usize, pageTokens: i32, n: i32, kBits: i32, kHi: i32, vBits: i32, scale: f32, out: usize, outStride: i32, lse: usize, scratch: usize): void {
-  const s = scratch
-  const foldScratch = s + (<usize>(rows * n) << 2)
-  const cgs = (vd + GROUP - 1) / GROUP
-  const vbias = foldScratch + (<usize>(rows * (d + 1)) << 2)
-  const sums = vbias + (<usize>(rows * cgs) << 2)
-  const digits = sums + (<usize>rows << 2)
-  scorePackedKeysMixed(q, rows, d, kTable, pageTokens, n, kBits, kHi, scale, s, foldScratch)
-  // softmax numerators in place, each row's max subtracted
-  for (let r = 0; r < rows; r++) {
-    const row = s + (<usize>(r * n) << 2)
-    let m: f32 = -Infinity
-    for (let i = 0; i < n; i++) m = max(m, load<f32>(row + (<usize>i << 2)))
-    const vm = f32x4.splat(m)
-    let acc = f32x4.splat(0)
-    let i = 0
-    for (; i + 4 <= n; i += 4) {
-      const p = expv(f32x4.sub(v128.load(row + (<usize>i << 2)), vm))
-      v128.store(row + (<usize>i << 2), p)
-      acc = f32x4.add(acc, p)
-    }
-    let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3)
-    for (; i < n; i++) {
-      const p = f32x4.extract_lane(expv(f32x4.splat(load<f32>(row + (<usize>i << 2)) - m)), 0)
-      store<f32>(row + (<usize>i << 2), p)
-      sum += p
-    }
-    store<f32>(sums + (<usize>r << 2), sum)
-    if (lse) store<f32>(lse + (<usize>r << 2), m + <f32>Math.log(<f64>sum))
-    const o = out + (<usize>(r * outStride) << 2)
-    memory.fill(o, 0, <usize>vd << 2)
-  }
-  memory.fill(vbias, 0, <usize>(rows * cgs) << 2)
-  // ternary values: codes t + 1 with one float16 scale s a group, read as s * code - s
-  const ternary = vBits == TERNARY
-  const chunk = ternary ? TERNARY_CHUNK : vBits * 4
-  const metaBytes: i32 = ternary ? 2 : 4
-  const metaOffset = <usize>(pageTokens * cgs * chunk)
-  for (let i = 0; i < n; i++) {
-    const page = <usize>load<u32>(vTable + (<usize>(i / pageTokens) << 2))
-    const local = i % pageTokens
-    for (let cg = 0; cg < cgs; cg++) {
-      const codes = page + <usize>((local * cgs + cg) * chunk)
-      const meta = page + metaOffset + <usize>((local * cgs + cg) * metaBytes)
-      const sc = halfToF32(load<u16>(meta))
-      const mn = ternary ? -sc : halfToF32(load<u16>(meta, 2))
-      for (let e0 = 0; e0 < GROUP; e0 += 16) {
-        // channels of this block that exist (the last group of a row may be partial)
-        const valid = min(16, vd - cg * GROUP - e0)
-        if (valid <= 0) break
-        let k: v128
-        if (ternary) k = ternary16(codes, e0, digits)
-        else if (vBits == 4) k = codes16(codes, 4, e0)
-        else if (vBits == 2) k = codes16(codes, 2, e0)
-        else if (vBits == 8) k = codes16(codes, 8, e0)
-        else k = codes16(codes, 1, e0)
-        const k0 = f0(k), k1 = f1(k), k2 = f2(k), k3 = f3(k)
-        for (let r = 0; r < rows; r++) {
-          const p = load<f32>(s + (<usize>(r * n + i) << 2))
-          const w = f32x4.splat(p * sc)
-          const o = out + (<usize>(r * outStride + cg * GROUP + e0) << 2)
-          if (valid == 16) {
-            v128.store(o, madd(w, k0, v128.load(o)))
-            v128.store(o, madd(w, k1, v128.load(o, 16)), 16)
-            v128.store(o, madd(w, k2, v128.load(o, 32)), 32)
-            v128.store(o, madd(w, k3, v128.load(o, 48)), 48)
-          } else {
-            const ws = p * sc
-            for (let j = 0; j < valid; j++) {
-              const kj = j < 4 ? k0 : j < 8 ? k1 : j < 12 ? k2 : k3
-              store<f32>(o + (<usize>j << 2), ws * lane(kj, j & 3) + load<f32>(o + (<usize>j << 2)))
-            }
-          }
-          if (e0 == 0) {
-            const b = vbias + (<usize>(r * cgs + cg) << 2)
-            store<f32>(b, load<f32>(b) + p * mn)
-          }
-        }
-      }
-    }
-  }
-  // the mins' share, then the softmax denominator
-  for (let r = 0; r < rows; r++) {
-    const inv = f32x4.splat(1 / load<f32>(sums + (<usize>r << 2)))
-    for (let cg = 0; cg < cgs; cg++) {
-      const b = f32x4.splat(load<f32>(vbias + (<usize>(r * cgs + cg) << 2)))
-      const o = out + (<usize>(r * outStride + cg * GROUP) << 2)
-      const valid = min(GROUP, vd - cg * GROUP)
-      let j = 0
-      for (; j + 4 <= valid; j += 4) v128.store(o + (<usize>j << 2), f32x4.mul(f32x4.add(v128.load(o + (<usize>j << 2)), b), inv))
-      for (; j < valid; j++) store<f32>(o + (<usize>j << 2), (load<f32>(o + (<usize>j << 2)) + f32x4.extract_lane(b, 0)) * f32x4.extract_lane(inv, 0))
     }
   }
 }

@@ -83,6 +83,8 @@ export interface KernelBackend {
   /** The fused packed-page kernels (PackedKernels); absent on a backend without them (the cache then uses the twins). */
   scorePackedKeys?: PackedKernels['scorePackedKeys']
   attendPacked?: PackedKernels['attendPacked']
+  scoreSignKeys?: PackedKernels['scoreSignKeys']
+  attendSign?: PackedKernels['attendSign']
 }
 
 /**
@@ -93,8 +95,9 @@ export interface KernelBackend {
 export interface PackedKernels {
   /**
    * out[h*n + i] = scale * (q[h] . k_i) over n packed keys of d channels with `bits`-bit codes (keys
-   * grouped along 32 tokens per channel); int2+sign keys (VidKV): the first `hi` channels int2 and the
-   * rest int1 (else hi = 0). scratch: qHeads * (d + 1) floats.
+   * grouped along 32 tokens per channel). hi > 0: ABI 1.5's mixed keys, the first `hi` channels int2
+   * and the rest int1, each with a (scale, min); the store's int2+sign pages (signs with a scale alone)
+   * go to scoreSignKeys, and the TypeScript twins refuse hi > 0. scratch: qHeads * (d + 1) floats.
    */
   scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, scratch: number): void
   /**
@@ -106,6 +109,20 @@ export interface PackedKernels {
   attendPacked(
     q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number,
     kBits: number, kHi: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
+  ): void
+  /**
+   * scorePackedKeys over VidKV's int2+sign pages as the store writes them (formats.ts): the first `hi`
+   * channels int2 with (scale, min), the rest 1-bit signs with one scale each, in token groups of
+   * `group` (32, 64 or 128; pageTokens a multiple of it). scratch: qHeads * (d + 1) floats.
+   */
+  scoreSignKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, hi: number, group: number, scale: number, out: number, scratch: number): void
+  /**
+   * attendPacked over int2+sign keys (scoreSignKeys' kHi, group) and vBits values (0 ternary) in groups
+   * of vGroup channels (formats.ts valueGroupFor). scratch: packedAttendScratch(rows, d, vd, n) floats.
+   */
+  attendSign(
+    q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number,
+    kHi: number, group: number, vBits: number, vGroup: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
   ): void
 }
 

@@ -1,7 +1,7 @@
 import type { Heap } from '../backend/heap.js'
 import { packedAttendScratch, type Backend, type PackedKernels } from '../backend/backend.js'
 import { referencePackedKernels } from '../backend/reference/packed-kernels.js'
-import { formatInfo, kernelBits } from './formats.js'
+import { formatInfo, kernelBits, valueGroupFor } from './formats.js'
 import { toBasis, type KeyBasis } from './basis.js'
 import { attendScratchFloats } from '../backend/model-kernels.js'
 import type { HeadSegment } from './types.js'
@@ -51,8 +51,12 @@ interface Part {
   channels: Int32Array | null
   /** query t sees the first min(n, visible0 + t) rows */
   visible0: number
-  /** kernel bits codes of a packed segment's keys and values (attended in place by attendPacked; kHi: int2+sign's int2 channels) */
-  packed?: { kBits: number; kHi: number; vBits: number; basis: KeyBasis | null }
+  /**
+   * kernel bits codes of a packed segment's keys and values, attended in place by attendPacked, or by
+   * attendSign where the keys are int2+sign (`basis`; kHi its int2 channels, group its token group,
+   * vGroup the values' channel group)
+   */
+  packed?: { kBits: number; kHi: number; vBits: number; basis: KeyBasis | null; group: number; vGroup: number }
   /** element type of the rows (float16 parts go to the F16 kernels) */
   format: PageFormat
 }
@@ -162,8 +166,11 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
             for (let t = 0; t < a.T; t++) heap.F32.copyWithin((qc >> 2) + t * group * p.kd, (qp >> 2) + t * qps, (qp >> 2) + t * qps + group * p.kd)
             qp = qc
           }
-          const { kBits, kHi, vBits } = p.packed
-          packedKernels(backend).attendPacked(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, kBits, kHi, vBits, a.scale, o, d, l, tmp(packedAttendScratch(rows, p.kd, d, p.n)))
+          const { kBits, kHi, vBits, group: g, vGroup } = p.packed
+          const kernels = packedKernels(backend)
+          const scratchP = tmp(packedAttendScratch(rows, p.kd, d, p.n))
+          if (basis) kernels.attendSign(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, kHi, g, vBits, vGroup, a.scale, o, d, l, scratchP)
+          else kernels.attendPacked(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, kBits, 0, vBits, a.scale, o, d, l, scratchP)
         } else causalKernel(backend, p.format)(qp, qps, group, a.T, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, o, group * d, l, scratch)
         outs.push(o)
         lses.push(l)
@@ -178,7 +185,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
 const twins = new WeakMap<Heap, PackedKernels>()
 /** the backend's fused packed kernels, or the TypeScript twins where it has none (WebGPU) */
 export function packedKernels(backend: Backend): PackedKernels {
-  if (backend.attendPacked && backend.scorePackedKeys) return backend as PackedKernels
+  if (backend.attendPacked && backend.scorePackedKeys && backend.attendSign && backend.scoreSignKeys) return backend as PackedKernels
   let t = twins.get(backend.heap)
   if (!t) twins.set(backend.heap, (t = referencePackedKernels(backend.heap)))
   return t
@@ -215,7 +222,7 @@ function segmentParts(cache: PagedKVCache, layer: number, head: number, segs: He
     const visible0 = index === segs.length - 1 ? s.n - T + 1 : s.n
     if (pre && isStaged(s)) return
     if (!sel && s.tier === 'wasm') {
-      const packed = !formatInfo(s.format).scaled ? undefined : { kBits: kernelBits(s.format), kHi: s.keyBasis?.hi.length ?? 0, vBits: kernelBits(s.valueFormat), basis: s.keyBasis }
+      const packed = !formatInfo(s.format).scaled ? undefined : { kBits: kernelBits(s.format), kHi: s.keyBasis?.hi.length ?? 0, vBits: kernelBits(s.valueFormat), basis: s.keyBasis, group: s.group, vGroup: valueGroupFor(s.group, s.vd) }
       parts.push({ kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kd: s.d, channels: s.channels, visible0, format: s.format, packed })
       return
     }

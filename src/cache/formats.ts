@@ -12,10 +12,11 @@ import { CacheError } from './errors.js'
  *   section 3: keys quantized per channel in groups along tokens, values per token in groups along channels).
  * - ternary: codes in {-1, 0, +1}, five to a byte (3^5 = 243 <= 256), one float16 scale per group and no
  *   zero point (symmetric, as BitNet b1.58's absmean quantizer).
- * - int2+sign (keys only; VidKV, Tao et al. 2025, section 3.2): the segment's first `hi` channels as int2,
- *   the others as 1-bit signs x = +-s with s = mean |x| over the group, stored as int1 codes with
- *   (scale, min) = (2s, -s) so every channel reads back as scale * code + min. The segment's `keyBasis`
- *   says which head channels the two parts hold (the sign part after an orthonormal real DFT: basis.ts).
+ * - int2+sign (keys only; VidKV, Tao et al. 2025, section 3.2): the segment's first `hi` channels as int2
+ *   with (scale, min), the others as 1-bit signs x = +-s with one float16 s = mean |x| a group and no
+ *   min (the released code's 1-bit quantizer keeps only this scale), read back as 2s * code - s. The
+ *   segment's `keyBasis` says which head channels the two parts hold (the sign part after an
+ *   orthonormal real DFT: basis.ts). Its token groups may be 32, 64 or 128 tokens (`group`).
  *
  * The packed formats are defined here with their exact byte accounting; the kernels that attend to them
  * come with the quantization work (the store refuses to append to or attend over a format whose kernels
@@ -58,7 +59,7 @@ export const PAGE_FORMATS: Readonly<Record<PageFormat, FormatInfo>> = {
   int2: { name: 'int2', bits: 2, scaled: true, zeroPoint: true, attendable: false },
   int1: { name: 'int1', bits: 1, scaled: true, zeroPoint: true, attendable: false },
   ternary: { name: 'ternary', bits: 8 / 5, scaled: true, zeroPoint: false, attendable: false },
-  // bits of the sign part; the segment's `hi` channels take 2
+  // bits of the sign part; the segment's `hi` channels take 2 (with a zero point; the signs without)
   'int2+sign': { name: 'int2+sign', bits: 1, scaled: true, zeroPoint: true, attendable: false },
 }
 
@@ -73,6 +74,24 @@ export function kernelBits(format: PageFormat): number {
 /** Values per quantization group unless a segment says otherwise (KIVI's default group size). */
 export const DEFAULT_GROUP = 32
 
+/**
+ * Token groups the int2+sign kernels read (KIVI's released group sizes; VidKV's configs use 32). Other
+ * formats' kernels read groups of DEFAULT_GROUP.
+ */
+export const SIGN_GROUPS: readonly number[] = [32, 64, 128]
+
+/**
+ * Channels per value group of a segment whose keys group `group` tokens (Hugging Face's
+ * QuantizedCacheConfig and KIVI's code take one `group_size` for both): the largest of 32, 64 and 128
+ * that is at most min(group, vd), or 32 when vd < 32 (a row's last group may be partial). So a 64-channel
+ * head with groups of 128 keeps one value group a row rather than a half-empty one.
+ */
+export function valueGroupFor(group: number, vd: number): number {
+  let g = DEFAULT_GROUP
+  for (const s of SIGN_GROUPS) if (s <= Math.min(group, vd)) g = s
+  return g
+}
+
 export function formatInfo(format: PageFormat): FormatInfo {
   const info = PAGE_FORMATS[format]
   if (!info) throw new CacheError(`page format must be one of ${Object.keys(PAGE_FORMATS).join(', ')}, got ${JSON.stringify(format)}`)
@@ -86,7 +105,8 @@ export function formatInfo(format: PageFormat): FormatInfo {
  * ternary: base-3 digit slot), so one SIMD load and one shift give consecutive elements in lanes.
  * - keys: group `group` tokens of one channel; chunks ordered [token group][channel], then the metadata
  *   [token group][channel][scale, min] (ternary: [scale]). int2+sign: a token group's chunks are the `hi`
- *   int2 chunks, then the int1 chunks of the other channels; metadata as an integer format's.
+ *   int2 chunks, then the int1 chunks of the other channels; its metadata the `hi` (scale, min) pairs,
+ *   then one scale per sign channel (lineMeta bytes a token group).
  * - values: group `group` channels of one token; chunks ordered [token][channel group], then the metadata
  *   [token][channel group][scale, min] (ternary: [scale]).
  * Metadata are float16; an int value reads back as scale * code + min, a ternary one as scale * t.
@@ -111,6 +131,8 @@ export interface PackedLayout {
   readonly hi: number
   /** keys: bytes of one token group's codes (all channels) */
   readonly lineBytes: number
+  /** keys: bytes of one token group's metadata (all channels) */
+  readonly lineMeta: number
   readonly bytes: number
 }
 
@@ -123,15 +145,18 @@ export function packedLayout(format: PageFormat, role: StreamRole, pageTokens: n
   if (!(Number.isInteger(group) && group > 0)) throw new CacheError(`pageBytes: group must be a positive integer, got ${group}`)
   if (!info.scaled) {
     const bytes = Math.ceil((pageTokens * width * info.bits) / 8 / 16) * 16
-    return { format, role, pageTokens, width, group, chunk: 0, groups: 0, perLine: 0, metaOffset: bytes, metaPerGroup: 0, hi: 0, lineBytes: 0, bytes }
+    return { format, role, pageTokens, width, group, chunk: 0, groups: 0, perLine: 0, metaOffset: bytes, metaPerGroup: 0, hi: 0, lineBytes: 0, lineMeta: 0, bytes }
   }
   const chunk = format === 'ternary' ? Math.ceil(group / 5) : Math.ceil((group * info.bits) / 8)
   const perLine = role === 'key' ? Math.ceil(pageTokens / group) : Math.ceil(width / group)
   const groups = role === 'key' ? perLine * width : pageTokens * perLine
   const metaPerGroup = info.zeroPoint ? 2 : 1
   const lineBytes = hi * Math.ceil((group * 2) / 8) + (width - hi) * chunk
+  // int2+sign: (scale, min) for the int2 channels, a scale alone for the sign channels
+  const lineMeta = format === 'int2+sign' ? hi * 4 + (width - hi) * 2 : width * metaPerGroup * 2
   const metaOffset = role === 'key' ? perLine * lineBytes : groups * chunk
-  return { format, role, pageTokens, width, group, chunk, groups, perLine, metaOffset, metaPerGroup, hi, lineBytes, bytes: Math.ceil((metaOffset + groups * metaPerGroup * 2) / 16) * 16 }
+  const metaBytes = role === 'key' ? perLine * lineMeta : groups * metaPerGroup * 2
+  return { format, role, pageTokens, width, group, chunk, groups, perLine, metaOffset, metaPerGroup, hi, lineBytes, lineMeta, bytes: Math.ceil((metaOffset + metaBytes) / 16) * 16 }
 }
 
 /**

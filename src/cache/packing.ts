@@ -17,9 +17,10 @@ import { PACKABLE_MAX, halfDown, halfUp } from './half.js'
 
 /** the byte offset of a group's codes and of its metadata inside a page */
 export function keyGroupAt(lay: PackedLayout, tokenGroup: number, channel: number): { codes: number; meta: number } {
-  const g = tokenGroup * lay.width + channel
   const inLine = channel < lay.hi ? channel * hiChunk(lay) : lay.hi * hiChunk(lay) + (channel - lay.hi) * lay.chunk
-  return { codes: tokenGroup * lay.lineBytes + inLine, meta: lay.metaOffset + g * lay.metaPerGroup * 2 }
+  // int2+sign: the hi channels' (scale, min) pairs, then a scale per sign channel
+  const metaIn = lay.format !== 'int2+sign' ? channel * lay.metaPerGroup * 2 : channel < lay.hi ? channel * 4 : lay.hi * 4 + (channel - lay.hi) * 2
+  return { codes: tokenGroup * lay.lineBytes + inLine, meta: lay.metaOffset + tokenGroup * lay.lineMeta + metaIn }
 }
 
 function hiChunk(lay: PackedLayout): number {
@@ -28,27 +29,23 @@ function hiChunk(lay: PackedLayout): number {
 
 /**
  * The layout one key channel's chunks follow: int2+sign's first `hi` channels read as int2, the others as
- * int1 (their sign codes); any other format's channels as the page's own.
+ * symmetric int1 signs (one scale, no min: metaPerGroup 1); any other format's channels as the page's own.
  */
 export function channelLayout(lay: PackedLayout, channel: number): PackedLayout {
   if (lay.format !== 'int2+sign') return lay
-  return channel < lay.hi ? { ...lay, format: 'int2', chunk: hiChunk(lay) } : { ...lay, format: 'int1' }
+  return channel < lay.hi ? { ...lay, format: 'int2', chunk: hiChunk(lay), metaPerGroup: 2 } : { ...lay, format: 'int1', metaPerGroup: 1 }
 }
 
 /**
  * VidKV's 1-bit key quantizer (Tao et al. 2025, section 3.2): s = mean |x| over the group, each x read
- * back as +s (x >= 0) or -s, stored as an int1 chunk with (scale, min) = (2s, -s). (The released code
- * reads the codes back as {0, s}: methods.md.)
+ * back as +s (x >= 0) or -s; stored as an int1 chunk and s alone (float16), as the released code keeps
+ * it (whose dequantizer reads the codes back as {0, s}: methods.md).
  */
 export function quantizeSignGroup(x: ArrayLike<number>, count: number, lay: PackedLayout, bytes: Uint8Array, codes: number, meta: number): void {
   const B = lay.chunk
   let sum = 0
   for (let e = 0; e < count; e++) sum += Math.abs(x[e])
-  const sH = floatToHalf(count ? sum / count : 0)
-  const s = halfToFloat(sH)
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  dv.setUint16(meta, floatToHalf(2 * s), true)
-  dv.setUint16(meta + 2, floatToHalf(-s), true)
+  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).setUint16(meta, floatToHalf(count ? sum / count : 0), true)
   for (let e = 0; e < count; e++) if (x[e] >= 0) bytes[codes + (e % B)] |= 1 << Math.floor(e / B)
 }
 
@@ -111,10 +108,14 @@ export function codeAt(bytes: Uint8Array, codes: number, e: number, lay: PackedL
   return (byte >> (bits * Math.floor(e / B))) & ((1 << bits) - 1)
 }
 
-/** (scale, min) of a group as floats (ternary: min = -scale, codes t + 1: scale * code + min = scale * t) */
+/**
+ * (scale, min) of a group as floats (ternary: min = -scale, codes t + 1: scale * code + min = scale * t;
+ * int2+sign's signs, int1 with one scale s: (2s, -s), codes {0, 1} read as -s, +s; both exact in float32)
+ */
 export function groupMeta(bytes: Uint8Array, meta: number, lay: PackedLayout): { scale: number; min: number } {
   const scale = halfToFloat(bytes[meta] | (bytes[meta + 1] << 8))
   if (lay.format === 'ternary') return { scale, min: -scale }
+  if (lay.metaPerGroup === 1) return { scale: 2 * scale, min: -scale }
   return { scale, min: halfToFloat(bytes[meta + 2] | (bytes[meta + 3] << 8)) }
 }
 

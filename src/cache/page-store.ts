@@ -1,6 +1,6 @@
 import type { Heap } from '../backend/heap.js'
 import { CacheError } from './errors.js'
-import { pageBytes, type PageFormat, type StreamRole } from './formats.js'
+import { DEFAULT_GROUP, pageBytes, type PageFormat, type StreamRole } from './formats.js'
 
 /**
  * Where a page's bytes live. 'wasm': the arena (the kernels read it in place); 'host': a plain
@@ -18,6 +18,8 @@ export interface Page {
   readonly width: number
   /** int2+sign keys: the leading channels held as int2 (formats.ts); else 0 */
   readonly hi: number
+  /** packed pages: values a quantization group holds (keys: tokens; values: channels); formats.ts */
+  readonly group: number
   readonly bytes: number
   tier: Tier
   /** byte pointer into the arena (tier 'wasm'), else 0 */
@@ -53,14 +55,14 @@ export class PageStore {
     readonly pageTokens: number,
   ) {}
 
-  bytesOf(format: PageFormat, role: StreamRole, width: number, hi = 0): number {
-    return pageBytes(format, role, this.pageTokens, width, undefined, hi)
+  bytesOf(format: PageFormat, role: StreamRole, width: number, hi = 0, group = DEFAULT_GROUP): number {
+    return pageBytes(format, role, this.pageTokens, width, group, hi)
   }
 
   /** a fresh page with one reference (contents undefined) */
-  take(format: PageFormat, role: StreamRole, width: number, tier: Tier = 'wasm', hi = 0): Page {
-    const bytes = this.bytesOf(format, role, width, hi)
-    const page: Page = { format, role, width, hi, bytes, tier, ptr: 0, host: null, refs: 1 }
+  take(format: PageFormat, role: StreamRole, width: number, tier: Tier = 'wasm', hi = 0, group = DEFAULT_GROUP): Page {
+    const bytes = this.bytesOf(format, role, width, hi, group)
+    const page: Page = { format, role, width, hi, group, bytes, tier, ptr: 0, host: null, refs: 1 }
     if (tier === 'wasm') {
       const p = this.pools.get(bytes)?.pop()
       if (p !== undefined) this.pooled -= bytes
@@ -94,7 +96,7 @@ export class PageStore {
   /** a private copy of a shared page (copy-on-write), with one reference; the original loses one */
   unshare(page: Page): Page {
     if (page.refs === 1) return page
-    const copy = this.take(page.format, page.role, page.width, page.tier, page.hi)
+    const copy = this.take(page.format, page.role, page.width, page.tier, page.hi, page.group)
     if (page.tier === 'wasm') this.heap.U8.copyWithin(copy.ptr, page.ptr, page.ptr + page.bytes)
     else copy.host!.set(page.host!)
     this.release(page)
@@ -114,7 +116,7 @@ export class PageStore {
       this.move(page, tier)
       return page
     }
-    const copy = this.take(page.format, page.role, page.width, tier, page.hi)
+    const copy = this.take(page.format, page.role, page.width, tier, page.hi, page.group)
     const src = page.tier === 'wasm' ? this.heap.U8.subarray(page.ptr, page.ptr + page.bytes) : page.host!
     if (tier === 'wasm') this.heap.U8.set(src, copy.ptr)
     else copy.host!.set(src)

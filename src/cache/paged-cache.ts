@@ -3,7 +3,7 @@ import type { KernelBackend } from '../backend/backend.js'
 import { referenceKernels, type Kernels } from '../backend/reference/kernels.js'
 import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadQuantization, HeadSegment, HeadView, KVCache, KVCacheOptions, KeyRotation } from './types.js'
 import { CacheError } from './errors.js'
-import { DEFAULT_GROUP, elementBytes, formatInfo, KV_DTYPES, type KVDtype } from './formats.js'
+import { DEFAULT_GROUP, elementBytes, formatInfo, KV_DTYPES, SIGN_GROUPS, type KVDtype } from './formats.js'
 import { PageStore, type Page, type Tier, TIERS } from './page-store.js'
 import { Segment, type SegmentKernels } from './segment.js'
 import { keyBasis } from './basis.js'
@@ -77,10 +77,10 @@ class Stream {
     const out: HeadSegment[] = []
     for (const s of this.segs) {
       if (s.n === 0) continue
-      out.push({ kTable: s.kTable, vTable: s.vTable, pageTokens, n: s.n, d: s.kd, vd: s.vd, start, channels: s.channels, format: s.format, valueFormat: s.valueFormat, tier: s.tier, keyBasis: s.keyBasis })
+      out.push({ kTable: s.kTable, vTable: s.vTable, pageTokens, n: s.n, d: s.kd, vd: s.vd, start, channels: s.channels, format: s.format, valueFormat: s.valueFormat, tier: s.tier, keyBasis: s.keyBasis, group: s.group })
       start += s.n
     }
-    if (out.length === 0) out.push({ kTable: 0, vTable: 0, pageTokens, n: 0, d: headDim, vd: headDim, start: 0, channels: null, format: kvDtype, valueFormat: kvDtype, tier: 'wasm', keyBasis: null })
+    if (out.length === 0) out.push({ kTable: 0, vTable: 0, pageTokens, n: 0, d: headDim, vd: headDim, start: 0, channels: null, format: kvDtype, valueFormat: kvDtype, tier: 'wasm', keyBasis: null, group: DEFAULT_GROUP })
     return out
   }
 
@@ -557,6 +557,10 @@ export class PagedKVCache implements KVCache {
         if (!(q.keyHiChannels instanceof Int32Array)) throw new CacheError(`${at}.keyHiChannels must be an Int32Array`)
         keyBasis(q.keyHiChannels, this.options.headDim, `${at}.keyHiChannels`)
       }
+      // groups other than 32 only where kernels read them (int2+sign), and within a page
+      const group = q.group ?? DEFAULT_GROUP
+      if (group !== DEFAULT_GROUP && (q.keys !== 'int2+sign' || !SIGN_GROUPS.includes(group))) throw new CacheError(`${at}.group: ${group} must be ${DEFAULT_GROUP}, or one of ${SIGN_GROUPS.join(', ')} with int2+sign keys (keys ${q.keys})`)
+      if (pageTokens % group) throw new CacheError(`${at}.group: pageTokens ${pageTokens} must be a multiple of the key group (${group})`)
       const packed = packedSoFar.get(key) ?? s.packedRows
       const n = after.get(key) ?? s.n
       if (!Number.isInteger(q.upto) || q.upto < packed || q.upto > n) throw new CacheError(`${at}.upto = ${q.upto} is outside [${packed}, ${n}] (packed slots so far, slots held)`)
@@ -586,8 +590,9 @@ export class PagedKVCache implements KVCache {
       const packedSegs = lead < 0 ? s.segs.length : lead
       let target = packedSegs ? s.segs[packedSegs - 1] : undefined
       const basis = q.keyHiChannels ? keyBasis(q.keyHiChannels, this.options.headDim) : null
-      if (!target || target.format !== q.keys || target.valueFormat !== q.values || target.n % DEFAULT_GROUP || String(target.channels) !== String(src.channels) || String(target.keyBasis?.hi) !== String(basis?.hi)) {
-        target = new Segment(this.store, this.kernels, q.keys, src.kd, this.options.headDim, src.channels, 'wasm', q.values, basis)
+      const group = q.group ?? DEFAULT_GROUP
+      if (!target || target.format !== q.keys || target.valueFormat !== q.values || target.group !== group || target.n % group || String(target.channels) !== String(src.channels) || String(target.keyBasis?.hi) !== String(basis?.hi)) {
+        target = new Segment(this.store, this.kernels, q.keys, src.kd, this.options.headDim, src.channels, 'wasm', q.values, basis, group)
         s.segs.splice(packedSegs, 0, target)
       }
       target.appendPacked(src, take)

@@ -1,6 +1,6 @@
 import type { Kernels } from '../backend/reference/kernels.js'
 import { CacheError } from './errors.js'
-import { DEFAULT_GROUP, elementBytes, formatInfo, packedLayout, type KVDtype, type PackedLayout, type PageFormat } from './formats.js'
+import { DEFAULT_GROUP, elementBytes, formatInfo, packedLayout, valueGroupFor, type KVDtype, type PackedLayout, type PageFormat } from './formats.js'
 import { checkPackable, packKeyGroup, packValueRow, unpackKeyRow, unpackValueRow } from './packing.js'
 import { floatToHalf, halfToFloat } from '../backend/half.js'
 import type { Page, PageStore, Tier } from './page-store.js'
@@ -13,8 +13,8 @@ import { fromBasis, toBasis, type KeyBasis } from './basis.js'
  * prefix); every write goes through `writable`, which gives the segment private copies first
  * (copy-on-write). Arena-tier segments keep int32 page tables in the arena, so the kernels read the rows
  * in place. A packed segment (keys in `format`, values in `valueFormat`, both integer formats) is
- * written only by `appendPacked`, a whole key group of 32 tokens at a time, and read by the fused
- * kernels or dequantized by `fetchRows`.
+ * written only by `appendPacked`, a whole key group of `group` tokens (32 unless int2+sign keys ask for
+ * 64 or 128) at a time, and read by the fused kernels or dequantized by `fetchRows`.
  */
 export type SegmentKernels = Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16'>
 
@@ -37,6 +37,8 @@ export class Segment {
     readonly valueFormat: PageFormat = format,
     /** int2+sign keys: which channels the two parts hold (the rows are stored in this basis: basis.ts) */
     readonly keyBasis: KeyBasis | null = null,
+    /** packed segments: tokens per key group (values: valueGroupFor(group, vd) channels per group) */
+    readonly group: number = DEFAULT_GROUP,
   ) {
     if ((format === 'int2+sign') !== (keyBasis !== null)) throw new CacheError(`Segment: int2+sign keys need a key basis and only they take one (keys ${format})`)
   }
@@ -46,14 +48,18 @@ export class Segment {
     return formatInfo(this.format).scaled || formatInfo(this.valueFormat).scaled
   }
   private get kLayout(): PackedLayout {
-    return packedLayout(this.format, 'key', this.pt, this.kd, DEFAULT_GROUP, this.keyHi)
+    return packedLayout(this.format, 'key', this.pt, this.kd, this.group, this.keyHi)
   }
   /** int2+sign keys: the channels held as int2 (the leading ones of each stored row); else 0 */
   get keyHi(): number {
     return this.keyBasis?.hi.length ?? 0
   }
   private get vLayout(): PackedLayout {
-    return packedLayout(this.valueFormat, 'value', this.pt, this.vd)
+    return packedLayout(this.valueFormat, 'value', this.pt, this.vd, this.valueGroup)
+  }
+  /** channels per value group */
+  get valueGroup(): number {
+    return valueGroupFor(this.group, this.vd)
   }
 
   get tier(): Tier {
@@ -107,9 +113,9 @@ export class Segment {
   }
 
   private rowsBytes(rows: number): number {
-    const part = (format: PageFormat, role: 'key' | 'value', width: number, hi: number) =>
-      formatInfo(format).scaled ? (rows / this.pt) * this.store.bytesOf(format, role, width, hi) : (rows * width * formatInfo(format).bits) / 8
-    return part(this.format, 'key', this.kd, this.keyHi) + part(this.valueFormat, 'value', this.vd, 0)
+    const part = (format: PageFormat, role: 'key' | 'value', width: number, hi: number, group: number) =>
+      formatInfo(format).scaled ? (rows / this.pt) * this.store.bytesOf(format, role, width, hi, group) : (rows * width * formatInfo(format).bits) / 8
+    return part(this.format, 'key', this.kd, this.keyHi, this.group) + part(this.valueFormat, 'value', this.vd, 0, this.valueGroup)
   }
 
   private arenaOnly(what: string): void {
@@ -129,8 +135,8 @@ export class Segment {
 
   private addPages(need: number): void {
     while (this.kPages.length < need) {
-      this.kPages.push(this.store.take(this.format, 'key', this.kd, 'wasm', this.keyHi))
-      this.vPages.push(this.store.take(this.valueFormat, 'value', this.vd))
+      this.kPages.push(this.store.take(this.format, 'key', this.kd, 'wasm', this.keyHi, this.group))
+      this.vPages.push(this.store.take(this.valueFormat, 'value', this.vd, 'wasm', 0, this.valueGroup))
       this.setTable(this.kPages.length - 1)
     }
   }
@@ -138,13 +144,13 @@ export class Segment {
   /**
    * Packs rows [0, count) of the float32 or float16 arena segment `src` (same key channels: ThinK's pruned keys
    * pack as they are) after this segment's rows:
-   * keys per channel in groups of 32 tokens, values per token in groups of 32 channels (KIVI). Rows held
+   * keys per channel in groups of `group` tokens, values per token in groups of `valueGroup` channels (KIVI). Rows held
    * so far must fill whole key groups; a last partial group closes the segment to further packing.
    * Values beyond float16's range are refused before anything is written.
    */
   appendPacked(src: Segment, count: number): void {
     if (!this.packed || this.tierOf !== 'wasm') throw new CacheError(`appendPacked: the segment must be packed and in the arena, it is ${this.format} in '${this.tierOf}'`)
-    if (this.n % DEFAULT_GROUP) throw new CacheError(`appendPacked: the segment's ${this.n} rows end inside a key group of ${DEFAULT_GROUP}; pack whole groups`)
+    if (this.n % this.group) throw new CacheError(`appendPacked: the segment's ${this.n} rows end inside a key group of ${this.group}; pack whole groups`)
     if ((src.format !== 'float32' && src.format !== 'float16') || src.tier !== 'wasm' || count > src.n || src.kd !== this.kd || String(src.channels) !== String(this.channels)) {
       throw new CacheError('appendPacked: the source must be an arena float32 or float16 segment holding the rows, with the same key channels')
     }
@@ -176,10 +182,10 @@ export class Segment {
     const kLay = this.kLayout
     const vLay = this.vLayout
     const U8 = heap.U8
-    for (let t = 0; t < count; t += DEFAULT_GROUP) {
+    for (let t = 0; t < count; t += this.group) {
       const row = this.n + t
       const page = this.kPages[Math.floor(row / this.pt)]
-      packKeyGroup(keys, t * this.kd, this.kd, Math.min(DEFAULT_GROUP, count - t), kLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
+      packKeyGroup(keys, t * this.kd, this.kd, Math.min(this.group, count - t), kLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
     }
     for (let t = 0; t < count; t++) {
       const row = this.n + t
@@ -385,7 +391,7 @@ export class Segment {
 
   /** a segment over the same pages (each gains a reference), with its own tables */
   fork(): Segment {
-    const s = new Segment(this.store, this.kernels, this.format, this.kd, this.vd, this.channels, this.tierOf, this.valueFormat, this.keyBasis)
+    const s = new Segment(this.store, this.kernels, this.format, this.kd, this.vd, this.channels, this.tierOf, this.valueFormat, this.keyBasis, this.group)
     s.kPages = this.kPages.map((p) => this.store.retain(p))
     s.vPages = this.vPages.map((p) => this.store.retain(p))
     s.n = this.n

@@ -44,6 +44,8 @@ export interface HeadSegment extends HeadView {
   readonly channels: Int32Array | null
   /** int2+sign keys: the basis the rows are stored in (src/cache/basis.ts); else null */
   readonly keyBasis: KeyBasis | null
+  /** packed segments: tokens per key group (values: formats.ts valueGroupFor(group, vd) channels a group); 32 otherwise */
+  readonly group: number
 }
 
 export type KeyStorage = 'post-rope' | 'pre-rope'
@@ -158,6 +160,11 @@ export interface HeadQuantization {
   values: PageFormat
   /** int2+sign keys: the head channels kept in int2 (distinct, in [0, head_dim)) */
   keyHiChannels?: Int32Array
+  /**
+   * tokens per key group (KIVI's `group_size`; default 32): 64 or 128 only with int2+sign keys, and
+   * pageTokens a multiple of it. Values group along formats.ts valueGroupFor(group, head_dim) channels.
+   */
+  group?: number
 }
 
 export interface Decision {

@@ -290,7 +290,7 @@ export class LlamaModel implements Model {
       await policy.prepare(this)
       this.checkRun(o)
     }
-    const cache = reuse?.cache ?? this.newCache(policy?.needs.cacheKeys ?? 'post-rope', 64, o.prefill?.kvDtype ?? o.kvDtype ?? this.kvDtype)
+    const cache = reuse?.cache ?? this.newCache(policy?.needs.cacheKeys ?? 'post-rope', policy?.needs.pageTokens ?? 64, o.prefill?.kvDtype ?? o.kvDtype ?? this.kvDtype)
     const cached = reuse?.cachedTokens ?? 0
     const shift = reuse?.positionOffset ?? 0
     const n = ids.length

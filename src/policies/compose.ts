@@ -25,6 +25,7 @@ export function mergeNeeds(parts: readonly Policy[]): PolicyNeeds {
     if (n.observationWindow) out.observationWindow = Math.max(out.observationWindow ?? 0, n.observationWindow)
     for (const k of ['prefillAttentionMass', 'decodeQueries', 'hiddenStates', 'preRopeKeys'] as const) if (n[k]) out[k] = true
     if (n.cacheKeys === 'pre-rope') out.cacheKeys = 'pre-rope'
+    if (n.pageTokens) out.pageTokens = Math.max(out.pageTokens ?? 0, n.pageTokens)
   }
   return out
 }

@@ -993,10 +993,15 @@ export interface VidkvOptions {
    */
   window?: number
   /**
-   * newest tokens kept in float32 until a whole group of 32 is ready.
+   * newest tokens kept in float32 until a whole group is ready.
    * An integer; range x >= 0; default 128.
    */
   residual?: number
+  /**
+   * tokens per key group and channels (at most head_dim) per value group: 32 (the paper's), 64 or 128 (128: 8x smaller than float16 at 32k).
+   * An integer; range 32 <= x <= 128; default 32.
+   */
+  groupSize?: number
 }
 
 /** VidKV: 1.x-bit keys (widest channels 2-bit, the rest FFT + 1-bit signs) and ternary values with salient tokens at 2 bits, newest in float32 (stage: quantization). Throws PolicySpecError for a bad option. */

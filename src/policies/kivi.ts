@@ -38,16 +38,16 @@ export function packedRows(cache: KVCache, layer: number, head: number): number 
 }
 
 /**
- * One entry per head whose float rows beyond the newest `residual` hold whole groups of 32: those
- * groups are packed in `keys`/`values` after the head's packed rows.
+ * One entry per head whose float rows beyond the newest `residual` hold whole groups of `group` tokens:
+ * those groups are packed in `keys`/`values` after the head's packed rows.
  */
-export function quantizeBeyond(cache: KVCache, model: ModelShape, residual: number, keys: PageFormat, values: PageFormat): Decision | null {
+export function quantizeBeyond(cache: KVCache, model: ModelShape, residual: number, keys: PageFormat, values: PageFormat, group = GROUP): Decision | null {
   const quantize: HeadQuantization[] = []
   for (let layer = 0; layer < model.layers; layer++) {
     for (let head = 0; head < model.kvHeads; head++) {
       const packed = packedRows(cache, layer, head)
-      const upto = packed + Math.floor(Math.max(0, cache.length(layer, head) - packed - residual) / GROUP) * GROUP
-      if (upto > packed) quantize.push({ layer, head, upto, keys, values })
+      const upto = packed + Math.floor(Math.max(0, cache.length(layer, head) - packed - residual) / group) * group
+      if (upto > packed) quantize.push({ layer, head, upto, keys, values, ...(group !== GROUP ? { group } : {}) })
     }
   }
   return quantize.length ? { heads: [], quantize } : null

@@ -29,6 +29,8 @@ export interface PolicyNeeds {
   attentionInputNorms?: boolean
   /** how the cache stores keys: 'pre-rope' rotates them at attention time from cache positions (StreamingLLM) */
   cacheKeys?: 'pre-rope' | 'post-rope'
+  /** tokens per cache page (default 64): a packing policy whose key groups are longer asks for pages that hold one (VidKV's groupSize=128) */
+  pageTokens?: number
 }
 
 /** Hook data for one layer, computed only where the policy's needs ask for it. */

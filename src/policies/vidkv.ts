@@ -3,18 +3,27 @@
  * keys in mixed precision per channel, values at 1.58 bits with semantic token protection (section 3).
  *
  * - Keys (section 3.2): the `round((keyBits - 1) * head_dim)` channels with the largest range (max - min
- *   over the tokens packed) get 2-bit min-max codes per 32 tokens; the other channels go through a real
- *   FFT across them and keep 1-bit signs of each spectral coefficient, +-mean|x| per 32 tokens
+ *   over the tokens packed) get 2-bit min-max codes per group of tokens; the other channels go through a
+ *   real FFT across them and keep 1-bit signs of each spectral coefficient, +-mean|x| per group
  *   (int2+sign pages, src/cache/basis.ts). 1.5 bits: half the channels 2-bit (the released default).
- * - Values (section 3.3): ternary s * t, t in {-1, 0, 1}, s = mean |x| per 32 channels of a token,
+ * - Values (section 3.3): ternary s * t, t in {-1, 0, 1}, s = mean |x| per group of channels of a token,
  *   threshold s / 2; the `salient` share of tokens (semantic token protection, STP) keep 2-bit values.
  *   STP ranks tokens by the mean similarity of their input embedding to the text query's (the released
  *   code: vision tokens . text tokens, averaged over the text); here the text query is the prompt's last
  *   `window` tokens (the question) and the ranked tokens the rest, one choice for every layer and head.
  *   Where a composition evicted different tokens per head before VidKV, the embeddings no longer map to
  *   the cache's rows and no token is protected.
- * - The newest `residual` tokens stay float until a whole group of 32 is ready (KIVI's residual, R = 128
+ * - The newest `residual` tokens stay float until a whole group is ready (KIVI's residual, R = 128
  *   in the released configs).
+ * - Groups (`groupSize`, KIVI's and Hugging Face's `q_group_size`, one size for keys and values): keys
+ *   per channel along `groupSize` tokens, values per token along min(groupSize, head_dim) channels
+ *   (formats.ts valueGroupFor). The paper fixes 32 (Table 1; the released configs' q_group_size = 32),
+ *   the default. 128 is leaner: float16 metadata of the keys drop from 6 to 1.5 bytes a token, and a
+ *   64-channel value row keeps one ternary scale instead of two; it is the setting that makes a 32k-token
+ *   cache at least 8x smaller than float16 (BENCHMARKS.md, "VidKV (issue 12)"). Groups of 128 ask for
+ *   cache pages of 128 tokens (`needs.pageTokens`). Bad values: PolicyOptionValueError naming them.
+ * - Byte layout (formats.ts): the 1-bit groups keep their scale s alone, as the released code does; the
+ *   2-bit ones a float16 (scale, min).
  *
  * Kept apart from the paper: the key channels are chosen per (layer, KV head) from the prompt's keys at
  * prefill end and kept for the tokens packed while decoding (the released code re-ranks all layers'
@@ -25,7 +34,7 @@
  * run of whole key groups (slots are reordered, positions follow: MiKV does the same).
  */
 import type { Decision, HeadDecision, HeadQuantization, KVCache } from '../cache/types.js'
-import type { PageFormat } from '../cache/formats.js'
+import { SIGN_GROUPS, type PageFormat } from '../cache/formats.js'
 import { PolicyOptionValueError } from './errors.js'
 import { packedRows, quantizeBeyond } from './kivi.js'
 import { moveBehind } from './mikv.js'
@@ -44,6 +53,8 @@ export interface VidKVOptions {
   window?: number
   /** newest tokens kept in float32 (default 128) */
   residual?: number
+  /** tokens per key group, channels (at most head_dim) per value group: 32 (the paper's), 64 or 128 (default 32) */
+  groupSize?: number
 }
 
 /**
@@ -93,23 +104,25 @@ function headChannels(cache: KVCache, layer: number, head: number, from: number,
 }
 
 function checkOptions(o: VidKVOptions): Required<VidKVOptions> {
-  const r = { keyBits: o.keyBits ?? 1.5, valueBits: o.valueBits ?? 1.58, salient: o.salient ?? 0.2, window: o.window ?? 32, residual: o.residual ?? 128 }
+  const r = { keyBits: o.keyBits ?? 1.5, valueBits: o.valueBits ?? 1.58, salient: o.salient ?? 0.2, window: o.window ?? 32, residual: o.residual ?? 128, groupSize: o.groupSize ?? 32 }
   if (!(r.keyBits >= 1 && r.keyBits <= 2)) throw new PolicyOptionValueError(`vidkv: keyBits must be in [1, 2], got ${o.keyBits}`)
   if (r.valueBits !== 1.58 && r.valueBits !== 2) throw new PolicyOptionValueError(`vidkv: valueBits must be 1.58 (ternary) or 2, got ${o.valueBits}`)
   if (!(r.salient >= 0 && r.salient <= 1)) throw new PolicyOptionValueError(`vidkv: salient must be in [0, 1], got ${o.salient}`)
   if (!(Number.isInteger(r.window) && r.window >= 1)) throw new PolicyOptionValueError(`vidkv: window must be a positive integer, got ${o.window}`)
   if (!(Number.isInteger(r.residual) && r.residual >= 0)) throw new PolicyOptionValueError(`vidkv: residual must be a non-negative integer, got ${o.residual}`)
+  if (!SIGN_GROUPS.includes(r.groupSize)) throw new PolicyOptionValueError(`vidkv: groupSize must be ${SIGN_GROUPS.join(', ')}, got ${o.groupSize}`)
   return r
 }
 
 export function createVidKV(options: VidKVOptions = {}): Policy {
-  const { keyBits, valueBits, salient, window, residual } = checkOptions(options)
+  const { keyBits, valueBits, salient, window, residual, groupSize: group } = checkOptions(options)
   const lo: PageFormat = valueBits === 2 ? 'int2' : 'ternary'
   const hiOf = (model: ModelShape) => Math.round((keyBits - 1) * model.headDim)
   const protect = lo !== 'int2' && salient > 0
   return statelessPolicy({
     name: 'vidkv',
-    needs: protect ? { hiddenStates: true } : {},
+    // pages of 64 tokens (the default) hold groups of 32 and 64; groups of 128 need pages of 128
+    needs: { ...(protect ? { hiddenStates: true } : {}), ...(group > 64 ? { pageTokens: group } : {}) },
     traits: { decodes: true, quantizes: true },
     onPrefillEnd(ctx: PolicyContext): Decision | null {
       const { cache, model } = ctx
@@ -131,19 +144,19 @@ export function createVidKV(options: VidKVOptions = {}): Policy {
           const keyHiChannels = widestChannels(keys, model.headDim, 0, old, hiOf(model))
           const k = protect && hidden && n === rows && String(cache.positions(layer, head)) === tokens ? Math.round(salient * old) : 0
           if (!k) {
-            quantize.push({ layer, head, upto: old, keys: 'int2+sign', values: lo, keyHiChannels })
+            quantize.push({ layer, head, upto: old, keys: 'int2+sign', values: lo, keyHiChannels, group })
             continue
           }
           // the salient rows, then the window's, move behind the ternary ones
           heads.push(moveBehind(cache, layer, head, salientTokens(emb!, hidden, old, window, k), old))
-          quantize.push({ layer, head, upto: old - k, keys: 'int2+sign', values: lo, keyHiChannels })
-          quantize.push({ layer, head, upto: old, keys: 'int2+sign', values: 'int2', keyHiChannels })
+          quantize.push({ layer, head, upto: old - k, keys: 'int2+sign', values: lo, keyHiChannels, group })
+          quantize.push({ layer, head, upto: old, keys: 'int2+sign', values: 'int2', keyHiChannels, group })
         }
       }
       return heads.length || quantize.length ? { heads, quantize } : null
     },
     onDecodeStep(ctx: PolicyContext): Decision | null {
-      const d = quantizeBeyond(ctx.cache, ctx.model, residual, 'int2+sign', lo)
+      const d = quantizeBeyond(ctx.cache, ctx.model, residual, 'int2+sign', lo, group)
       for (const q of d?.quantize ?? []) q.keyHiChannels = headChannels(ctx.cache, q.layer, q.head, packedRows(ctx.cache, q.layer, q.head), q.upto, hiOf(ctx.model))
       return d
     },
@@ -159,7 +172,8 @@ export const vidkv: PolicyDefinition = {
     { name: 'valueBits', type: 'number', default: 1.58, min: 1.58, max: 2, description: 'bits of the values: 1.58 (ternary) or 2' },
     { name: 'salient', type: 'number', default: 0.2, min: 0, max: 1, description: 'share of the tokens before the window whose values keep 2 bits (semantic token protection)' },
     { name: 'window', type: 'integer', default: 32, min: 1, description: "the prompt's last tokens taken as the text query salient tokens resemble" },
-    { name: 'residual', type: 'integer', default: 128, min: 0, description: 'newest tokens kept in float32 until a whole group of 32 is ready' },
+    { name: 'residual', type: 'integer', default: 128, min: 0, description: 'newest tokens kept in float32 until a whole group is ready' },
+    { name: 'groupSize', type: 'integer', default: 32, min: 32, max: 128, description: "tokens per key group and channels (at most head_dim) per value group: 32 (the paper's), 64 or 128 (128: 8x smaller than float16 at 32k)" },
   ],
   create: (o) => createVidKV(o as VidKVOptions),
 }

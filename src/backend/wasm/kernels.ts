@@ -26,6 +26,9 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     // the mixed exports (ABI 1.5) take int2+sign keys and ternary values besides the 1.4 ones' formats
     scorePackedKeys: e.scorePackedKeysMixed,
     attendPacked: e.attendPackedMixed,
+    // VidKV's int2+sign keys with a scale alone a sign group, in token groups of 32, 64 or 128 (ABI 1.6)
+    scoreSignKeys: e.scoreSignKeys,
+    attendSign: e.attendSign,
     gatherChannelsF16: e.gatherChannelsF16,
     toFloat16: e.toFloat16,
     fromFloat16: e.fromFloat16,

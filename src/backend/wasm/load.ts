@@ -35,6 +35,8 @@ export interface KvkitExports {
   scorePackedKeysMixed(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, scratch: number): void
   attendPacked(q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number, kBits: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number): void
   attendPackedMixed(q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number, kBits: number, kHi: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number): void
+  scoreSignKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, hi: number, group: number, scale: number, out: number, scratch: number): void
+  attendSign(q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number, kHi: number, group: number, vBits: number, vGroup: number, scale: number, out: number, outStride: number, lse: number, scratch: number): void
   scoreKeysF16(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
   gatherChannelsF16(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
   toFloat16(src: number, dst: number, n: number): number
