@@ -10,8 +10,8 @@ import { normals, rng, wasmAndReference } from './kernels-helpers.js'
 import { onGpu, testGpu } from './webgpu-helpers.js'
 
 // The WGSL packed-page kernels (wgsl/packed.wgsl) against the dequantize-then-float32 twins
-// (src/backend/reference/packed-kernels.ts) on pages the store packed: every integer format, int2+sign
-// keys (VidKV) with ternary values, ragged token counts (a partial last group and page), head dims that
+// (src/backend/reference/packed-kernels.ts) on pages the store packed: every integer format, integer
+// keys with ternary values, ragged token counts (a partial last group and page), head dims that
 // are not a multiple of 32 (a partial value group), 1 to 5 query rows.
 const gpu = await testGpu()
 let wasm: CreatedBackend
@@ -28,7 +28,6 @@ const BITS: Record<string, number> = { int8: 8, int4: 4, int2: 2, int1: 1, terna
 interface Packed {
   keys: PageFormat
   values: PageFormat
-  hi?: number
 }
 
 /** n random tokens of one KV head of d channels, packed as `p` (pages of 64 tokens) */
@@ -36,17 +35,16 @@ function packedSegment(n: number, d: number, p: Packed, seed: number) {
   const cache = new PagedKVCache(wasm, { layers: 1, kvHeads: 1, headDim: d, pageTokens: 64 })
   const r = rng(seed)
   cache.append(0, normals(r, n * d), normals(r, n * d), Int32Array.from({ length: n }, (_, i) => i))
-  const keyHiChannels = p.hi !== undefined ? Int32Array.from({ length: p.hi }, (_, j) => (j * 7) % d) : undefined
-  cache.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: n, keys: p.keys, values: p.values, ...(keyHiChannels ? { keyHiChannels } : {}) }] } as never)
+  cache.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: n, keys: p.keys, values: p.values }] })
   const seg = cache.segments(0, 0)[0]
   expect([seg.format, seg.valueFormat]).toEqual([p.keys, p.values])
-  return { cache, seg, kBits: p.keys === 'int2+sign' ? 1 : BITS[p.keys], hi: p.hi ?? 0, vBits: BITS[p.values] }
+  return { cache, seg, kBits: BITS[p.keys], hi: 0, vBits: BITS[p.values] }
 }
 
 const INT: PageFormat[] = ['int8', 'int4', 'int2', 'int1']
 const grid = [
   ...INT.flatMap((f) => [[1, 64, 3], [31, 64, 1], [33, 40, 5], [130, 64, 2]].map(([n, d, rows]) => [{ keys: f, values: f }, n, d, rows] as const)),
-  ...[[1, 0], [33, 32], [130, 5], [64, 64]].map(([n, hi]) => [{ keys: 'int2+sign' as PageFormat, values: 'ternary' as PageFormat, hi }, n, 64, 3] as const),
+  ...(['int4', 'int2'] as PageFormat[]).flatMap((f) => [[1, 64, 3], [130, 40, 2]].map(([n, d, rows]) => [{ keys: f, values: 'ternary' as PageFormat }, n, d, rows] as const)),
 ]
 
 describe.skipIf(!gpu)('WebGPU packed-page kernels equal dequantize-then-float32', () => {
@@ -70,6 +68,12 @@ describe.skipIf(!gpu)('WebGPU packed-page kernels equal dequantize-then-float32'
     for (let r = 0; r < rows; r++) expect(Math.abs(lses[r] - lseRef.view[r])).toBeLessThanOrEqual(2e-5 * Math.max(1, Math.abs(lseRef.view[r])))
     for (const b of [q, s, sRef, out, ref, lse, lseRef, scratch]) b.free()
     cache.dispose()
+  })
+
+  it('refuses int2+sign keys (hi > 0) and unknown code widths, naming them', () => {
+    expect(() => K.scorePackedKeys(0, 1, 64, 0, 64, 1, 1, 3, 0.125, 0)).toThrow(/hi 3/)
+    expect(() => K.scorePackedKeys(0, 1, 64, 0, 64, 1, 3, 0, 0.125, 0)).toThrow(/bits 3/)
+    expect(() => K.attendPacked(0, 1, 64, 64, 0, 0, 64, 1, 4, 0, 5, 0.125, 0, 64, 0, 0)).toThrow(/vBits 5/)
   })
 
   it('attention with lse = 0 writes no log-sum-exp (the first words of the arena stay as they were)', async () => {

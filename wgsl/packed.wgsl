@@ -4,14 +4,11 @@
 //   int8/4/2/1: a float16 (scale, min) per group of 32 codes, read as scale * code + min; keys group 32
 //   tokens of one channel, values 32 channels of one token. Element e of a group sits in byte
 //   e % chunk of its chunk (chunk = 4 x bits bytes), at bit bits x (e / chunk).
-//   int2+sign keys (VidKV): a token group's first `hi` channels are int2 chunks of 8 bytes, the other
-//   channels `bits`-bit chunks after them.
 //   ternary values (bits 0): 7-byte chunks, element e the base-3 digit e / 7 of byte e % 7 (codes t + 1),
 //   one float16 scale a group, read as scale * code - scale.
 // Byte pointers are byte addresses in the arena; page tables (word indices) hold byte pointers.
 
 const PG: u32 = 32u; // codes a group
-const HI_CHUNK: u32 = 8u; // bytes of an int2 chunk
 const TERNARY_CHUNK: u32 = 7u;
 
 // byte at byte address a
@@ -33,16 +30,13 @@ fn code_at(p: u32, bits: u32, e: u32) -> f32 {
 }
 
 // Key channel c of token i (within the page table's stream), dequantized.
-fn packed_key(table: u32, pt: u32, d: u32, bits: u32, hi: u32, i: u32, c: u32) -> f32 {
+fn packed_key(table: u32, pt: u32, d: u32, bits: u32, i: u32, c: u32) -> f32 {
   let gpp = pt / PG;
   let g = i / PG;
   let page = ldu(table + g / gpp);
   let tg = g % gpp;
-  let chunk = 4u * bits;
-  let line = hi * HI_CHUNK + (d - hi) * chunk;
-  let codes = page + tg * line;
-  var code: f32;
-  if (c < hi) { code = code_at(codes + c * HI_CHUNK, 2u, i % PG); } else { code = code_at(codes + hi * HI_CHUNK + (c - hi) * chunk, bits, i % PG); }
+  let line = d * 4u * bits;
+  let code = code_at(page + tg * line + c * 4u * bits, bits, i % PG);
   let md = page + gpp * line + (tg * d + c) * 4u;
   return ld_half(md) * code + ld_half(md + 2u);
 }
@@ -61,18 +55,17 @@ fn packed_value(table: u32, pt: u32, vd: u32, bits: u32, i: u32, c: u32) -> f32 
 }
 
 // out[h * n + i] = scale * (q[h] . k_i): one thread a key, the heads four at a time.
-// args: 0 q, 1 qHeads, 2 d, 3 table, 4 pageTokens, 5 n, 6 bits, 7 hi, 8 scale (f32), 9 out (word indices
-// but 3: a page table's word index)
+// args: 0 q, 1 qHeads, 2 d, 3 table, 4 pageTokens, 5 n, 6 bits, 7 scale (f32), 8 out (word indices)
 @compute @workgroup_size(256)
 fn score_packed_keys(I: In) {
   let q = pu(0u); let qh = pu(1u); let d = pu(2u); let table = pu(3u);
-  let pt = pu(4u); let n = pu(5u); let bits = pu(6u); let hi = pu(7u); let scale = pf(8u); let out = pu(9u);
+  let pt = pu(4u); let n = pu(5u); let bits = pu(6u); let scale = pf(7u); let out = pu(8u);
   let i = wg_linear(I.wg, I.nwg) * WG + I.lid;
   if (i >= n) { return; }
   for (var h0 = 0u; h0 < qh; h0 += 4u) {
     var acc = vec4<f32>(0.0);
     for (var c = 0u; c < d; c++) {
-      let k = packed_key(table, pt, d, bits, hi, i, c);
+      let k = packed_key(table, pt, d, bits, i, c);
       var qv = vec4<f32>(0.0);
       for (var j = 0u; j < 4u; j++) {
         if (h0 + j < qh) { qv[j] = ld(q + (h0 + j) * d + c); }

@@ -461,17 +461,19 @@ export class WebGpuKernels {
 
   /**
    * PackedKernels.scorePackedKeys on the GPU (wgsl/packed.wgsl): out[h * n + i] = scale * (q[h] . k_i)
-   * over n packed keys of d channels (`bits` = 8, 4, 2, 1; int2+sign keys: the first `hi` channels int2),
-   * the keys dequantized in registers. Byte pointers into the arena; the page table's pages hold
-   * pageTokens tokens (a multiple of 32). Needs no scratch (the parameter keeps the CPU kernels' shape).
+   * over n packed keys of d channels (`bits` = 8, 4, 2, 1, groups of 32 tokens), the keys dequantized in
+   * registers. Byte pointers into the arena; the page table's pages hold pageTokens tokens (a multiple of
+   * 32). Needs no scratch (the parameter keeps the CPU kernels' shape). RangeError for other bits, or
+   * hi > 0 (int2+sign keys: VidKV's pages are read by the compute core's scoreSignKeys).
    */
   scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, _scratch = 0): void {
-    this.dispatch('score_packed_keys', [words(q), qHeads, d, words(table), pageTokens, n, bits, hi, f32bits(scale), words(out)], Math.ceil(n / 256))
+    if (![8, 4, 2, 1].includes(bits) || hi !== 0) throw new RangeError(`WebGpuKernels.scorePackedKeys: int8/4/2/1 keys only (bits ${bits}, hi ${hi})`)
+    this.dispatch('score_packed_keys', [words(q), qHeads, d, words(table), pageTokens, n, bits, f32bits(scale), words(out)], Math.ceil(n / 256))
   }
 
   /**
    * PackedKernels.attendPacked on the GPU: softmax(scale q_r . K^T) V for `rows` query rows over n packed
-   * tokens (keys as scorePackedKeys; values vBits-bit, 0: ternary), out rows of vd floats at a stride of
+   * tokens (keys as scorePackedKeys; values vBits-bit in groups of 32 channels, 0: ternary), out rows of vd floats at a stride of
    * outStride floats, lse[r] the log-sum-exp of the scaled scores (lse = 0: not written). scratch: rows x
    * (n + 2) floats, within packedAttendScratch(rows, d, vd, n).
    */
@@ -479,6 +481,7 @@ export class WebGpuKernels {
     q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number,
     kBits: number, kHi: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
   ): void {
+    if (![8, 4, 2, 1, 0].includes(vBits)) throw new RangeError(`WebGpuKernels.attendPacked: int8/4/2/1 or ternary (0) values only, got vBits ${vBits}`)
     const stats = scratch + rows * n * 4
     this.scorePackedKeys(q, rows, d, kTable, pageTokens, n, kBits, kHi, scale, scratch)
     this.dispatch('row_stats', [words(scratch), rows, n, words(stats)], rows)
