@@ -18,7 +18,7 @@ const ENTRIES: Record<string, string> = {
   attend_causal: 'runtime', matmul_tiled: 'gemm', attend_causal_flash: 'flash', attend_causal_merge: 'flash',
   top_k_hist: 'topk_radix', top_k_count: 'topk_radix', top_k_emit: 'topk_radix',
   selection_cache_test: 'select', selection_windows: 'select', append_rows_f16: 'append_f16',
-  score_packed_keys: 'packed', attend_packed_values: 'packed',
+  score_packed_keys: 'packed', attend_packed_values: 'packed', move_rows: 'pages', compact_rows: 'pages',
 }
 
 /**
@@ -55,6 +55,12 @@ const f32bits = (() => {
 })()
 
 const words = (bytePtr: number) => bytePtr >>> 2
+
+/** words of a row the row-move kernels copy (RangeError when rows are not whole 32-bit words) */
+function rowWords(what: string, rowBytes: number): number {
+  if (!Number.isInteger(rowBytes) || rowBytes < 4 || rowBytes % 4) throw new RangeError(`WebGpuKernels.${what}: rows of ${rowBytes} bytes are not whole 32-bit words`)
+  return rowBytes / 4
+}
 
 /** float16 rows are read and written a 32-bit word (two halves) at a time */
 function evenHeadDim(what: string, d: number): void {
@@ -457,6 +463,27 @@ export class WebGpuKernels {
     const spec = SCORE_VARIANTS[this.variant]
     const entry = this.kvSuffix ? 'score_keys' : isRowsSpec(spec) ? `score_keys_rows:${this.variant}` : spec.wide ? 'score_keys_wide' : 'score_keys'
     this.dispatch(entry, [words(q), qHeads, d, words(table), pageTokens, n, f32bits(scale), words(out), groups], groups, skip)
+  }
+
+  /**
+   * The store's moveRows on the GPU (wgsl/pages.wgsl): for each of `count` int32 pairs (dst row, src row)
+   * at `pairs`, row src of the paged stream is copied onto row dst; the pairs must not chain (no target
+   * is another pair's source), as the store's hole filling guarantees. Rows of rowBytes, a multiple of 4.
+   */
+  moveRows(table: number, pageTokens: number, rowBytes: number, pairs: number, count: number): void {
+    const w = rowWords('moveRows', rowBytes)
+    this.dispatch('move_rows', [words(table), pageTokens, w, words(pairs), count], Math.ceil((count * w) / 256))
+  }
+
+  /**
+   * The store's compactRows on the GPU: row keep[j] moves to row j for the nKeep ascending int32 rows at
+   * `keep`, order kept, through `scratch` (nKeep x rowBytes bytes: threads run in no order, so the kept
+   * rows go out and come back in two dispatches). Rows of rowBytes, a multiple of 4.
+   */
+  compactRows(table: number, pageTokens: number, rowBytes: number, keep: number, nKeep: number, scratch: number): void {
+    const w = rowWords('compactRows', rowBytes)
+    const groups = Math.ceil((nKeep * w) / 256)
+    for (const direction of [0, 1]) this.dispatch('compact_rows', [words(table), pageTokens, w, words(keep), nKeep, words(scratch), direction], groups)
   }
 
   /**
