@@ -1,10 +1,15 @@
 // Prefill and decode of the fixture model on 1..N kernel threads, on book text, with the first greedy
 // tokens recorded so another engine (tools/pytorch-speed.py) can be checked against the same output.
-//   node dist/bench/threads.js [--ids FILE] [--lengths 1024,4096,8000] [--threads 1,2] [--decode 16] [--baseline DIR] [--json FILE]
+//   node dist/bench/threads.js [--ids FILE] [--lengths 1024,4096,8000] [--threads 1,2] [--decode 16] [--rounds 2] [--baseline DIR] [--json FILE]
 //   node dist/bench/threads.js --write-ids     (re-derives bench/data/prompt-ids.json from data/books)
-// --baseline DIR: a build/ folder of the code replaced (its kvkit.wasm and kvkit.relaxed.wasm); its
-// one-thread prefill and decode are measured alternately with this build's, in the same run.
-import { readFileSync, writeFileSync } from 'node:fs'
+// --baseline DIR: the code replaced, either
+//   - a built checkout (DIR/dist/src/node/load.js and DIR/build/ exist, e.g. a copy of main after
+//     `npm run build`): its whole runtime (kernels, worker pool, threads builds) loads from DIR and runs
+//     at every --threads count, alternately with this build, in the same run (engine "baseline"); or
+//   - a build/ folder (its kvkit.wasm and kvkit.relaxed.wasm): one-thread prefill and decode only.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import type { LlamaModel } from '../src/model/model.js'
 import { loadModel } from '../src/node/load.js'
@@ -87,10 +92,11 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
     console.log(fmt(r))
     if (v.json) writeFileSync(v.json, JSON.stringify(rows, null, 1) + '\n')
   }
-  // the replaced code and this build alternately, one thread, best of `rounds`
-  if (v.baseline) {
-    const dir = v.baseline.replace(/\/?$/, '/')
-    const base: WasmLoadOptions = { wasm: readFileSync(dir + 'kvkit.wasm'), relaxedWasm: readFileSync(dir + 'kvkit.relaxed.wasm') }
+  const baseDir = v.baseline?.replace(/\/?$/, '/')
+  const baseCheckout = baseDir !== undefined && existsSync(baseDir + 'dist/src/node/load.js')
+  // the replaced wasm and this build alternately, one thread, best of `rounds`
+  if (baseDir !== undefined && !baseCheckout) {
+    const base: WasmLoadOptions = { wasm: readFileSync(baseDir + 'kvkit.wasm'), relaxedWasm: readFileSync(baseDir + 'kvkit.relaxed.wasm') }
     const models = [await loadModel(MODEL, { threads: 1, wasm: base }), await loadModel(MODEL, { threads: 1 })]
     for (const n of lengths) {
       const best = models.map(() => ({ prefillMs: Infinity, decodeMs: Infinity, tokens: [] as number[] }))
@@ -106,20 +112,27 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
     }
     models.forEach((m) => m.dispose())
   }
+  // a whole baseline checkout: its loadModel (its own wasm files, worker pool and kernels)
+  const loadBaseline = baseCheckout ? ((await import(pathToFileURL(resolve(baseDir + 'dist/src/node/load.js')).href)) as { loadModel: typeof loadModel }).loadModel : undefined
   for (const t of threads) {
-    const model = await loadModel(MODEL, { threads: t })
+    // with a baseline checkout, both load at t threads and alternate length by length, round by round
+    const models = [...(loadBaseline ? [await loadBaseline(MODEL, { threads: t })] : []), await loadModel(MODEL, { threads: t })]
+    const names = loadBaseline ? ['baseline', 'kvkit'] : ['kvkit']
     try {
-      if (model.backend.threads !== t) console.log(`(asked for ${t} threads, runs ${model.backend.threads})`)
+      for (const m of models) if (m.backend.threads !== t) console.log(`(asked for ${t} threads, runs ${m.backend.threads})`)
       for (const n of lengths) {
-        let best = { prefillMs: Infinity, decodeMs: Infinity, tokens: [] as number[] }
+        const best = models.map(() => ({ prefillMs: Infinity, decodeMs: Infinity, tokens: [] as number[] }))
         for (let r = 0; r < rounds; r++) {
-          const x = run(model, ids, n, steps)
-          best = { prefillMs: Math.min(best.prefillMs, x.prefillMs), decodeMs: Math.min(best.decodeMs, x.decodeMs), tokens: x.tokens }
+          models.forEach((m, i) => {
+            const x = run(m, ids, n, steps)
+            best[i] = { prefillMs: Math.min(best[i].prefillMs, x.prefillMs), decodeMs: Math.min(best[i].decodeMs, x.decodeMs), tokens: x.tokens }
+          })
         }
-        emit(row('kvkit', model, model.backend.threads ?? 1, n, best))
+        models.forEach((m, i) => emit(row(names[i], m, m.backend.threads ?? 1, n, best[i])))
+        if (loadBaseline) console.log(`  this build / baseline, ${t} threads: prefill x${(best[0].prefillMs / best[1].prefillMs).toFixed(2)}, decode x${(best[0].decodeMs / best[1].decodeMs).toFixed(2)}`)
       }
     } finally {
-      model.dispose()
+      models.forEach((m) => m.dispose())
     }
   }
   return rows

@@ -84,12 +84,12 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
     if (!shared || threads === 1 || !spawn) return single
     let pool: ThreadPool
     try {
-      pool = await ThreadPool.start(module, heap, threads - 1, spawn)
+      pool = await ThreadPool.start(module, heap, threads - 1, spawn, e)
     } catch (err) {
       if (opts.threadsOptional) return single
       throw err
     }
-    return { ...single, threads, ...threadedModelKernels(e, single, pool), close: () => pool.close() }
+    return { ...single, threads, ...threadedModelKernels(single, pool), close: () => pool.close() }
   }
   if (name === 'auto') return createBackend('reference', opts)
   if (name === 'webgpu') return createWebGpuBackend(opts)

@@ -3,7 +3,7 @@ import { packedAttendScratch, type Backend, type PackedKernels } from '../backen
 import { referencePackedKernels } from '../backend/reference/packed-kernels.js'
 import { formatInfo, kernelBits } from './formats.js'
 import { toBasis, type KeyBasis } from './basis.js'
-import { attendScratchFloats } from '../backend/model-kernels.js'
+import { attendScratchFloats, type AttendCall } from '../backend/model-kernels.js'
 import type { HeadSegment } from './types.js'
 import type { PagedKVCache } from './paged-cache.js'
 import { CacheError } from './errors.js'
@@ -88,6 +88,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
   }
   try {
     const scratch = tmp(attendScratchFloats(d, a.T * group))
+    const dense: AttendCall[] = []
     for (let g = 0; g < kvHeads; g++) {
       const segs = cache.segments(a.layer, g)
       const n = segs.reduce((s, x) => s + x.n, 0)
@@ -125,7 +126,10 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       if (preRope) for (const p of parts) rotateKeys(backend, p, d, tmp, a.rotate!)
       if (parts.length === 1 && parts[0].channels === null && !parts[0].packed) {
         const p = parts[0]
-        causalKernel(backend, p.format)(q, qs, group, a.T, d, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, out, qStride, lse, scratch)
+        const call = { q, qStride: qs, hq: group, T: a.T, kd: d, vd: d, kTable: p.kTable, vTable: p.vTable, pageTokens: p.pageTokens, n: p.n, visible0: p.visible0, scale: a.scale, out, outStride: qStride, lse, scratch }
+        // float32 heads wait for one batch after the loop: a threaded backend runs every head in one region
+        if (p.format === 'float32' && backend.attendCausalBatch) dense.push(call)
+        else causalKernel(backend, p.format)(q, qs, group, a.T, d, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, out, qStride, lse, scratch)
         continue
       }
       // several parts: each into its own buffer with its log-sum-exp, then merged row by row
@@ -170,6 +174,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       }
       mergeParts(heap.F32, outs, lses, rows, d, group, qStride, out, lse)
     }
+    if (dense.length) backend.attendCausalBatch!(dense)
   } finally {
     for (const p of temps) heap.release(p)
   }
