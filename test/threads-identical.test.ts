@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBackend, type CreatedBackend } from '../src/backend/index.js'
 import { attendScratchFloats } from '../src/backend/model-kernels.js'
-import { batchTasks, MIN_PART_MACS, splitByCost, splitRange } from '../src/backend/threads/kernels.js'
+import { batchTasks, matmulTasks, splitByCost, splitRange } from '../src/backend/threads/kernels.js'
 import { JobKind, MAX_SUB, MAX_TASKS } from '../src/backend/threads/protocol.js'
 import { sharedMemorySupported } from '../src/backend/threads/spawn.js'
 import { ThreadPool, ThreadPoolError } from '../src/backend/threads/pool.js'
@@ -79,6 +79,17 @@ describe('splitByCost', () => {
     // hand-computed: the prefix sums k(k+1)/2 nearest the targets 2064, 4128, 6192 (of 8256) are
     // 2080 (k 64), 4095 (k 90) and 6216 (k 111)
     expect(r).toEqual([[0, 64], [64, 90], [90, 111], [111, 128]])
+  })
+
+  it('matmulTasks: Q, K, V of one decode token (384, 128, 128 rows) in 3 parts of about 213 rows, cut at multiples of 4', () => {
+    const call = (w: number, outDim: number) => ({ x: 1, w, bias: 0, y: 10 * w, T: 1, inDim: 384, outDim })
+    const tasks = matmulTasks([call(100, 384), call(200, 128), call(300, 128)], 3)
+    // cuts at 640/3 = 213.3 rows (q row 212) and 426.7 rows (k row 42.7, so 44)
+    expect(tasks.map((t) => t.map((j) => [j.args[1], j.args[7], j.args[8]]))).toEqual([[[100, 0, 212]], [[100, 212, 384], [200, 0, 44]], [[200, 44, 128], [300, 0, 128]]])
+    // rows of a T = 4 call cost 4 times those of a T = 1 call: half the cost is 250 rows of the first,
+    // 62.5 blocks of 4, rounded to 63
+    const mixed = matmulTasks([{ ...call(100, 400), T: 4 }, call(200, 400)], 2)
+    expect(mixed.map((t) => t.map((j) => [j.args[1], j.args[7], j.args[8]]))).toEqual([[[100, 0, 252]], [[100, 252, 400], [200, 0, 400]]])
   })
 
   it('batchTasks: a piece spanning two calls runs both in turn; more than MAX_SUB calls become further tasks', () => {
@@ -340,6 +351,10 @@ describe('one thread where threads cannot run', () => {
     }
   })
 
+  it.each([0, -1, 2.5, Number.NaN])('createBackend refuses minPartMacs = %s naming it', async (minPartMacs) => {
+    await expect(createBackend('wasm', { relaxed: false, threads: 2, spawnWorker: nodeWorkerSpawner, minPartMacs })).rejects.toThrow(`createBackend: minPartMacs must be a positive integer, got ${minPartMacs}`)
+  })
+
   it.each([0, -1, 1.5, Number.NaN, 1000])('loadModel refuses threads = %s before reading any file', async (threads) => {
     await expect(loadModel('/nonexistent-folder', { threads })).rejects.toThrow(ModelInputError)
     await expect(loadModel('/nonexistent-folder', { threads })).rejects.toThrow(`threads must be an integer in [1, 256], got ${threads}`)
@@ -350,15 +365,22 @@ describe('the fixture model on 2 and 3 threads equals 1 thread', () => {
   let m1: LlamaModel
   let m2: LlamaModel
   let m3: LlamaModel
+  // every call split as finely as the threads allow (minPartMacs 1): the K/V projections, swiglu of one token
+  let fine: CreatedBackend
+  let m3fine: LlamaModel
   beforeAll(async () => {
     m1 = await loadModel(MODEL, { threads: 1, wasm: { relaxed: false } })
     m2 = await loadModel(MODEL, { threads: 2, wasm: { relaxed: false } })
     m3 = await loadModel(MODEL, { threads: 3, wasm: { relaxed: false } })
+    fine = await createBackend('wasm', { relaxed: false, threads: 3, spawnWorker: nodeWorkerSpawner, minPartMacs: 1 })
+    m3fine = await loadModel(MODEL, { backendInstance: fine })
   })
   afterAll(() => {
     m1.dispose()
     m2.dispose()
     m3.dispose()
+    m3fine.dispose()
+    fine.close?.()
   })
 
   /** prefill (chunks of 128) then greedy decode steps: the last prefill row's logits and every step's */
@@ -393,7 +415,7 @@ describe('the fixture model on 2 and 3 threads equals 1 thread', () => {
 
   it.each([300, 1200])('a %i-token prefill then 6 decode steps: every step\'s logits, bit for bit on 1, 2 and 3 threads', (n) => {
     const want = prefillDecode(m1, prompt(n), 6)
-    for (const m of [m2, m3]) prefillDecode(m, prompt(n), 6).forEach((l, s) => expect(sameBits(l, want[s])).toBe(true))
+    for (const m of [m2, m3, m3fine]) prefillDecode(m, prompt(n), 6).forEach((l, s) => expect(sameBits(l, want[s])).toBe(true))
   })
 
   it.each(['full', 'snapkv:budget=0.25', 'h2o:budget=0.25'])('greedy generation with %s gives the same tokens and the same cache decisions', async (policy) => {

@@ -6,23 +6,24 @@ import { splitByCost, splitRange } from './split.js'
 export { splitRange, splitByCost } from './split.js'
 
 /**
- * Multiply-adds a part must have at least: handing a part to a worker costs a few microseconds, about
- * what 2^16 multiply-adds take, so a region runs in at most macs / 2^16 parts (a decode step's small
- * projections in 2 or 3, a prefill chunk's in as many as there are threads) and below 2 x 2^16 on the
- * calling thread alone.
+ * Multiply-adds a part must have at least (the default of BackendOptions.minPartMacs). A region costs
+ * the calling thread a few microseconds (writing the tasks, waking the workers, the join), about what
+ * 2^15 multiply-adds of a decode step's weight-streaming matmul take from cache, so a region runs in
+ * at most macs / 2^15 parts (a decode step's Q/K/V batch in 7, its gate/up batch in up to 24, a
+ * prefill chunk's in as many as there are threads) and below 2 x 2^15 on the calling thread alone.
  */
-export const MIN_PART_MACS = 1 << 16
+export const MIN_PART_MACS = 1 << 15
 
 /**
- * Elements a part of swiglu must have at least: an element (an exp, a divide, two multiplies) costs
- * about 50 multiply-adds' time, so 2^11 of them about MIN_PART_MACS: a decode step's 1 x 1024 stays on
- * the calling thread, a prefill chunk's 128 x 1024 splits across every thread.
+ * What one swiglu element (an exp, a divide, two multiplies) counts as against minPartMacs: 16
+ * multiply-adds, so with the default 2^15 a part has at least 2048 elements: a decode step's 1 x 1024
+ * stays on the calling thread, a prefill chunk's 128 x 1024 splits across every thread.
  */
-export const MIN_SWIGLU_PART = 1 << 11
+export const SWIGLU_ELEMENT_MACS = 16
 
-/** parts for a region of `macs` multiply-adds: at most the pool's threads, at least MIN_PART_MACS each */
-export function partsFor(macs: number, threads: number): number {
-  return Math.min(threads, MAX_TASKS, Math.floor(macs / MIN_PART_MACS))
+/** parts for a region of `macs` multiply-adds: at most the pool's threads, at least `minMacs` each */
+export function partsFor(macs: number, threads: number, minMacs = MIN_PART_MACS): number {
+  return Math.min(threads, MAX_TASKS, Math.floor(macs / minMacs))
 }
 
 /** A unit of a batch: call `call`'s units [lo, hi) (row blocks, heads or tokens), costing `cost` multiply-adds. */
@@ -57,8 +58,48 @@ export function batchTasks(units: readonly Unit[], parts: number, job: (call: nu
   return tasks
 }
 
-/** rows of a matmul unit: blocks of 4 output rows (the kernel's row blocking) */
+/** matmul parts cut at multiples of 4 output rows (the kernel's row blocking) */
 const ROWS = 4
+
+/**
+ * Tasks of a matmul batch: the calls' output rows in sequence (a row of call c costs T x inDim
+ * multiply-adds) cut into `parts` pieces of near-equal cost, each cut at a multiple of 4 rows of the
+ * call it falls in; a piece spanning the end of one call and the start of the next runs both. Computed
+ * from the cuts alone (no per-row list): a decode step makes some fifty of these.
+ */
+export function matmulTasks(calls: readonly MatmulCall[], parts: number): Task[] {
+  let total = 0
+  for (const c of calls) total += c.T * c.inDim * c.outDim
+  // cut i as (call, row): the first row past the ideal prefix cost total * i / parts
+  const cuts: [number, number][] = [[0, 0]]
+  let call = 0
+  let before = 0 // cost of the calls before `call`
+  for (let i = 1; i < parts; i++) {
+    const target = (total * i) / parts
+    while (call < calls.length - 1 && before + calls[call].T * calls[call].inDim * calls[call].outDim <= target) {
+      before += calls[call].T * calls[call].inDim * calls[call].outDim
+      call++
+    }
+    const c = calls[call]
+    const row = Math.min(c.outDim, Math.round((target - before) / (c.T * c.inDim) / ROWS) * ROWS)
+    cuts.push([call, row])
+  }
+  cuts.push([calls.length - 1, calls[calls.length - 1].outDim])
+  const tasks: Task[] = []
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const [c0, r0] = cuts[i]
+    const [c1, r1] = cuts[i + 1]
+    const jobs: Job[] = []
+    for (let c = c0; c <= c1; c++) {
+      const m = calls[c]
+      const from = c === c0 ? r0 : 0
+      const to = c === c1 ? r1 : m.outDim
+      if (to > from) jobs.push({ kind: JobKind.MatmulRange, args: [m.x, m.w, m.bias, m.y, m.T, m.inDim, m.outDim, from, to] })
+    }
+    for (let j = 0; j < jobs.length; j += MAX_SUB) tasks.push(jobs.slice(j, j + MAX_SUB))
+  }
+  return tasks
+}
 
 /**
  * The runtime's heavy kernels split across a worker pool, each part a call of the same wasm kernel on
@@ -69,27 +110,18 @@ const ROWS = 4
  * - attendCausal by query rows: tokens of a prefill chunk (cut by cost: later tokens see more keys),
  *   query heads of a decode step; a batch (one call per KV head) runs as one region.
  * - swiglu by element ranges cut at multiples of 4 (the kernel's lanes: the same lanes as one thread).
- * Regions below 2 x MIN_PART_MACS run on the calling thread with the one-thread kernels.
+ * Regions below 2 x minPartMacs run on the calling thread with the one-thread kernels.
  */
-export function threadedModelKernels(base: ModelKernels, pool: ThreadPool): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'swiglu'> {
+export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'swiglu'> {
   const matmulBatch = (calls: readonly MatmulCall[]): void => {
     let macs = 0
     for (const c of calls) macs += c.T * c.inDim * c.outDim
-    const parts = partsFor(macs, pool.threads)
+    const parts = partsFor(macs, pool.threads, minPartMacs)
     if (parts < 2) {
       for (const c of calls) base.matmul(c.x, c.w, c.bias, c.y, c.T, c.inDim, c.outDim)
       return
     }
-    const units: Unit[] = []
-    calls.forEach((c, call) => {
-      for (let b = 0; b * ROWS < c.outDim; b++) units.push({ call, lo: b, cost: c.T * c.inDim * (Math.min(c.outDim, (b + 1) * ROWS) - b * ROWS) })
-    })
-    pool.run(
-      batchTasks(units, parts, (call, lo, hi) => {
-        const c = calls[call]
-        return { kind: JobKind.MatmulRange, args: [c.x, c.w, c.bias, c.y, c.T, c.inDim, c.outDim, lo * ROWS, Math.min(c.outDim, hi * ROWS)] }
-      }),
-    )
+    pool.run(matmulTasks(calls, parts))
   }
 
   const attendCausalBatch = (calls: readonly AttendCall[]): void => {
@@ -102,7 +134,7 @@ export function threadedModelKernels(base: ModelKernels, pool: ThreadPool): Pick
       else for (let t = 0; t < c.T; t++) units.push({ call, lo: t, cost: c.hq * Math.min(c.n, c.visible0 + t) * perKey })
     })
     for (const u of units) macs += u.cost
-    const parts = Math.min(partsFor(macs, pool.threads), units.length)
+    const parts = Math.min(partsFor(macs, pool.threads, minPartMacs), units.length)
     if (parts < 2) {
       for (const c of calls) base.attendCausal(c.q, c.qStride, c.hq, c.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.visible0, c.scale, c.out, c.outStride, c.lse, c.scratch)
       return
@@ -125,7 +157,7 @@ export function threadedModelKernels(base: ModelKernels, pool: ThreadPool): Pick
   }
 
   const swiglu = (gate: number, up: number, out: number, n: number): void => {
-    const parts = Math.min(pool.threads, MAX_TASKS, Math.floor(n / MIN_SWIGLU_PART))
+    const parts = partsFor(n * SWIGLU_ELEMENT_MACS, pool.threads, minPartMacs)
     if (parts < 2) return base.swiglu(gate, up, out, n)
     pool.run(splitRange(n, parts, 4).map(([from, to]) => [{ kind: JobKind.Swiglu, args: [gate + from * 4, up + from * 4, out + from * 4, to - from] }]))
   }
