@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBackend, type CreatedBackend } from '../src/backend/index.js'
-import { attendScratchFloats } from '../src/backend/model-kernels.js'
+import { attendScratchFloats, matmulAll } from '../src/backend/model-kernels.js'
 import { batchTasks, matmulTasks, splitByCost, splitRange } from '../src/backend/threads/kernels.js'
 import { JobKind, MAX_SUB, MAX_TASKS } from '../src/backend/threads/protocol.js'
 import { sharedMemorySupported } from '../src/backend/threads/spawn.js'
@@ -416,6 +416,19 @@ describe('the fixture model on 2 and 3 threads equals 1 thread', () => {
   it.each([300, 1200])('a %i-token prefill then 6 decode steps: every step\'s logits, bit for bit on 1, 2 and 3 threads', (n) => {
     const want = prefillDecode(m1, prompt(n), 6)
     for (const m of [m2, m3, m3fine]) prefillDecode(m, prompt(n), 6).forEach((l, s) => expect(sameBits(l, want[s])).toBe(true))
+  })
+
+  it('a batch of 2100 small matmuls (more tasks than one region holds) runs in several regions, equal to one thread', () => {
+    const run = (b: CreatedBackend | LlamaModel['backend']) => {
+      const h = b.heap
+      const x = h.f32From(values(8, 1)), w = h.f32From(values(2100 * 4 * 8, 2)), y = h.allocF32(2100 * 4)
+      matmulAll(b, Array.from({ length: 2100 }, (_, i) => ({ x: x.ptr, w: w.ptr + i * 128, bias: 0, y: y.ptr + i * 16, T: 1, inDim: 8, outDim: 4 })))
+      const out = y.view.slice()
+      for (const buf of [x, w, y]) buf.free()
+      return out
+    }
+    // 3 parts of 700 calls, each 88 tasks of at most 8 calls: 264 tasks
+    expect(sameBits(run(fine), run(m1.backend))).toBe(true)
   })
 
   it.each(['full', 'snapkv:budget=0.25', 'h2o:budget=0.25'])('greedy generation with %s gives the same tokens and the same cache decisions', async (policy) => {

@@ -26,6 +26,21 @@ export function partsFor(macs: number, threads: number, minMacs = MIN_PART_MACS)
   return Math.min(threads, MAX_TASKS, Math.floor(macs / minMacs))
 }
 
+/**
+ * A region whose parts exceed this many multiply-adds (a prefill chunk's, not a decode step's) is cut
+ * into STEAL tasks a thread rather than one: threads that finish early claim the rest, so a thread
+ * that runs slower (a hyperthread sharing its core, a core the OS lends elsewhere for a while) holds
+ * the region up by at most one small task. Decode regions keep one task a thread, each thread the same
+ * weight rows every step (warm in its cache).
+ */
+export const STEAL_MIN_MACS = 1 << 20
+export const STEAL = 4
+
+/** tasks for a region of `macs` in `parts` parts: STEAL per part for large parts, else one */
+export function tasksFor(macs: number, parts: number): number {
+  return macs / parts >= STEAL_MIN_MACS ? Math.min(MAX_TASKS, parts * STEAL) : parts
+}
+
 /** A unit of a batch: call `call`'s units [lo, hi) (row blocks, heads or tokens), costing `cost` multiply-adds. */
 interface Unit {
   call: number
@@ -113,6 +128,10 @@ export function matmulTasks(calls: readonly MatmulCall[], parts: number): Task[]
  * Regions below 2 x minPartMacs run on the calling thread with the one-thread kernels.
  */
 export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'swiglu'> {
+  // a batch of many calls may cut into more tasks than a region holds: then several regions in turn
+  const run = (tasks: Task[], scratch?: { bytes: number }): void => {
+    for (let i = 0; i < tasks.length; i += MAX_TASKS) pool.run(i === 0 && tasks.length <= MAX_TASKS ? tasks : tasks.slice(i, i + MAX_TASKS), scratch)
+  }
   const matmulBatch = (calls: readonly MatmulCall[]): void => {
     let macs = 0
     for (const c of calls) macs += c.T * c.inDim * c.outDim
@@ -121,7 +140,7 @@ export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPa
       for (const c of calls) base.matmul(c.x, c.w, c.bias, c.y, c.T, c.inDim, c.outDim)
       return
     }
-    pool.run(matmulTasks(calls, parts))
+    run(matmulTasks(calls, tasksFor(macs, parts)))
   }
 
   const attendCausalBatch = (calls: readonly AttendCall[]): void => {
@@ -141,7 +160,7 @@ export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPa
     }
     let rows = 0
     let vd = 0
-    const tasks = batchTasks(units, parts, (call, lo, hi) => {
+    const tasks = batchTasks(units, Math.min(units.length, tasksFor(macs, parts)), (call, lo, hi) => {
       const c = calls[call]
       const p =
         c.T === 1
@@ -153,13 +172,13 @@ export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPa
       const args = [p.q, c.qStride, p.hq, p.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, p.vis, 0, p.out, c.outStride, p.lse, 0]
       return { kind: JobKind.AttendCausal, args, scale: c.scale }
     })
-    pool.run(tasks, { bytes: attendScratchFloats(vd, rows) * 4 })
+    run(tasks, { bytes: attendScratchFloats(vd, rows) * 4 })
   }
 
   const swiglu = (gate: number, up: number, out: number, n: number): void => {
     const parts = partsFor(n * SWIGLU_ELEMENT_MACS, pool.threads, minPartMacs)
     if (parts < 2) return base.swiglu(gate, up, out, n)
-    pool.run(splitRange(n, parts, 4).map(([from, to]) => [{ kind: JobKind.Swiglu, args: [gate + from * 4, up + from * 4, out + from * 4, to - from] }]))
+    run(splitRange(n, parts, 4).map(([from, to]) => [{ kind: JobKind.Swiglu, args: [gate + from * 4, up + from * 4, out + from * 4, to - from] }]))
   }
 
   return {

@@ -42,8 +42,8 @@ export const MAX_SUB = 8
 export const SUB_INTS = 17
 /** a task: its sub-call count, then MAX_SUB sub-calls */
 export const TASK_INTS = 1 + MAX_SUB * SUB_INTS
-/** tasks one region may hold */
-export const MAX_TASKS = 64
+/** tasks one region may hold: STEAL (kernels.ts) a thread for 64 threads */
+export const MAX_TASKS = 256
 
 export const JobKind = {
   /** an empty sub-call: the dispatch micro-benchmark's region (bench/threads-dispatch.ts) */
