@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { loadWasm } from '../src/backend/wasm/load.js'
 import { ThreadPool } from '../src/backend/threads/pool.js'
-import { JobKind, SPIN } from '../src/backend/threads/protocol.js'
+import { JobKind, SPIN_MS } from '../src/backend/threads/protocol.js'
 import { threadedModelKernels } from '../src/backend/threads/kernels.js'
 import { wasmModelKernels } from '../src/backend/wasm/model-kernels.js'
 import { nodeWorkerSpawner } from '../src/node/threads.js'
@@ -48,7 +48,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
     try {
       const empty = Array.from({ length: t }, () => [{ kind: JobKind.None, args: [] }])
       const hotUs = perCall(regions, () => pool.run(empty))
-      // cold: wait until the workers slept (SPIN polls), then one region wakes them
+      // cold: wait until the workers slept (after SPIN_MS), then one region wakes them
       let coldSum = 0
       let idleAsleep = true
       const cold = 20
@@ -77,7 +77,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
       pool.close()
     }
   }
-  console.log(`(workers poll ${SPIN} times before sleeping)`)
+  console.log(`(workers poll for ${SPIN_MS} ms before sleeping)`)
   if (v.json) writeFileSync(v.json, JSON.stringify(rows, null, 1) + '\n')
   return rows
 }

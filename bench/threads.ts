@@ -147,7 +147,10 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
         }
         // rows of every --min-part-macs value are engine kvkit (the same tokens); the value is in its own field
         models.forEach((m, i) => emit({ ...row(names[i].startsWith('kvkit') ? 'kvkit' : names[i], m, m.backend.threads ?? 1, n, best[i]), ...(names[i].startsWith('kvkit min') ? { minPartMacs: Number(names[i].slice(10)) } : {}) }))
-        if (loadBaseline) console.log(`  this build / baseline, ${t} threads: prefill x${(best[0].prefillMs / best[1].prefillMs).toFixed(2)}, decode x${(best[0].decodeMs / best[1].decodeMs).toFixed(2)}`)
+        if (loadBaseline) {
+          const same = best.every((b) => b.tokens.join() === best[0].tokens.join())
+          console.log(`  this build / baseline, ${t} threads: prefill x${(best[0].prefillMs / best[1].prefillMs).toFixed(2)}, decode x${(best[0].decodeMs / best[1].decodeMs).toFixed(2)}; greedy tokens ${same ? 'equal' : 'DIFFER'}`)
+        }
       }
     } finally {
       models.forEach((m) => m.dispose())

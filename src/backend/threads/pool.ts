@@ -1,6 +1,6 @@
 import type { Heap } from '../heap.js'
 import {
-  controlInts, COUNT, FAILED, lineOf, MAIN_SLEEP, MAX_SUB, MAX_TASKS, NEXT, PENDING, SCALE_ARG, Slot, SPIN, STOP,
+  awaitChange, controlInts, COUNT, FAILED, lineOf, MAIN_SLEEP, MAX_SUB, MAX_TASKS, NEXT, PENDING, SCALE_ARG, Slot, STOP,
   SUB_INTS, TASK_INTS, tasksAt, type WorkerInit,
 } from './protocol.js'
 import type { KernelWorker, SpawnWorker } from './spawn.js'
@@ -149,15 +149,8 @@ export class ThreadPool {
     } catch (e) {
       ownError = { e }
     }
-    for (let spin = 0; ; spin++) {
-      const left = Atomics.load(ctl, PENDING)
-      if (left === 0) break
-      if (spin >= SPIN && this.block) {
-        Atomics.store(ctl, MAIN_SLEEP, 1)
-        Atomics.wait(ctl, PENDING, left)
-        Atomics.store(ctl, MAIN_SLEEP, 0)
-      }
-    }
+    // the last worker done notifies only when MAIN_SLEEP is set
+    for (let left = Atomics.load(ctl, PENDING); left !== 0; left = Atomics.load(ctl, PENDING)) awaitChange(ctl, PENDING, left, MAIN_SLEEP, this.block)
     const failed = Atomics.exchange(ctl, FAILED, 0)
     if (ownError) throw ownError.e
     if (failed) throw new ThreadPoolError(`a kernel failed in worker ${failed - 1}`)

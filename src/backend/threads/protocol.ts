@@ -11,11 +11,11 @@
  * static, so a decode step's thread keeps the same weight rows in its cache from step to step.
  *
  * Each thread's words sit on their own 64-byte line, so spinning on one does not pull another's line
- * away. Waiting is spin then sleep: a worker polls its WAKE word with Atomics.load SPIN times (the gap
- * between a step's kernel calls is microseconds, a futex wake-up costs tens), then announces SLEEP and
- * blocks in Atomics.wait; the caller calls Atomics.notify only for a worker that announced it, and the
+ * away. Waiting is spin then sleep (awaitChange): a worker polls its WAKE word with Atomics.load for
+ * SPIN_MS (the gap between a step's kernel calls is microseconds, a futex wake-up costs tens), then
+ * announces SLEEP and blocks in Atomics.wait; the caller calls Atomics.notify only for a worker that announced it, and the
  * last worker done notifies the caller only when the caller sleeps (MAIN_SLEEP). An idle pool thus
- * sleeps after about SPIN polls and burns no CPU.
+ * sleeps after SPIN_MS and burns no CPU.
  */
 
 /** header words (line 0) */
@@ -76,10 +76,37 @@ export function lineOf(worker: number): number {
 }
 
 /**
- * Polls of a shared word before sleeping: with Atomics.load at a few nanoseconds a poll, about 0.1 ms,
- * longer than the gap between a step's kernel calls and short enough that an idle pool soon sleeps.
+ * How long a thread polls a shared word before sleeping, in milliseconds. Timed rather than counted:
+ * a poll takes about a nanosecond on an idle fast core and tens on a loaded one. 0.25 ms spans the gaps
+ * between a decode step's regions and between steps, and a prefill chunk's serial parts between its
+ * regions (a layer's cache append of 128 rows: about 0.2 ms), so a busy pool rarely pays a futex
+ * wake-up. Longer is not better where cores are oversubscribed: a thread that spins holds a core its
+ * partner needs (on the 2-core dev machine at load 20, 1 ms made a region after idle cost 4 ms, 10x
+ * what the former 2^15-poll spin cost there). An idle pool sleeps 0.25 ms after its last region.
  */
-export const SPIN = 1 << 15
+export const SPIN_MS = 0.25
+
+/** polls between reads of the clock while spinning */
+const CLOCK_EVERY = 256
+
+/**
+ * Returns once ctl[at] !== value: polls for SPIN_MS, then, where the thread may block (not a browser's
+ * main thread), sets ctl[flag] to 1 and sleeps in Atomics.wait until notified (the writer notifies
+ * only when it reads the flag set), and clears the flag on waking.
+ */
+export function awaitChange(ctl: Int32Array, at: number, value: number, flag: number, block: boolean): void {
+  let deadline = 0
+  for (let spin = 1; Atomics.load(ctl, at) === value; spin++) {
+    if (spin % CLOCK_EVERY !== 0) continue
+    const now = performance.now()
+    if (deadline === 0) deadline = now + SPIN_MS
+    else if (now >= deadline && block) {
+      Atomics.store(ctl, flag, 1)
+      Atomics.wait(ctl, at, value)
+      Atomics.store(ctl, flag, 0)
+    }
+  }
+}
 
 /** What a worker receives once: its index, the module, the shared memory and control block, its scratch. */
 export interface WorkerInit {

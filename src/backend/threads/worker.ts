@@ -5,7 +5,7 @@
  * Runs as a Web Worker (browsers, Deno, Bun) or a Node worker thread; nothing here imports node:
  * statically, the Node port is found at run time.
  */
-import { FAILED, lineOf, MAIN_SLEEP, PENDING, Slot, SPIN, STOP, tasksAt, type WorkerInit } from './protocol.js'
+import { awaitChange, FAILED, lineOf, MAIN_SLEEP, PENDING, Slot, STOP, tasksAt, type WorkerInit } from './protocol.js'
 import { drainTasks, taskKernels } from './tasks.js'
 
 type Fn = (...args: number[]) => number
@@ -39,13 +39,7 @@ function serve(init: WorkerInit, instance: WebAssembly.Instance, ready: () => vo
   ready()
   for (;;) {
     // spin, then sleep until woken: announced in SLEEP, so the pool notifies only sleeping workers
-    for (let spin = 0; Atomics.load(ctl, wake) === seen; spin++) {
-      if (spin >= SPIN) {
-        Atomics.store(ctl, line + Slot.SLEEP, 1)
-        Atomics.wait(ctl, wake, seen)
-        Atomics.store(ctl, line + Slot.SLEEP, 0)
-      }
-    }
+    awaitChange(ctl, wake, seen, line + Slot.SLEEP, true)
     seen = Atomics.load(ctl, wake)
     if (Atomics.load(ctl, STOP)) return
     Atomics.add(ctl, line + Slot.JOINED, 1)
