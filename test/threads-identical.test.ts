@@ -196,37 +196,51 @@ describe('threaded kernels equal one thread bit for bit', () => {
     for (const b of pools) matmulBatch(b, T, inDim, outDims).forEach((y, i) => expect(sameBits(y, want[i])).toBe(true))
   })
 
-  /** one attendCausal call per KV head (own pages, own q/out columns as attendCache lays them out), batched or one by one */
-  function attendHeads(b: CreatedBackend, heads: number, T: number, group: number, n: number, visible0: number): Float32Array {
+  /** per KV head g, n random key and value rows of 64 floats in pages of 16 (seeded by g): the page tables, and every buffer to free */
+  function headPages(b: CreatedBackend, heads: number, n: number) {
     const h = b.heap
-    const d = 64
     const pt = 16
     const pages = Math.ceil(n / pt)
-    const bufs = []
-    const qStride = heads * group * d
-    const q = h.f32From(values(T * qStride, 7, 2))
-    const out = h.allocF32(T * qStride), lse = h.allocF32(heads * T * group), scratch = h.allocF32(attendScratchFloats(d, T * group))
-    bufs.push(q, out, lse, scratch)
-    const calls = []
-    for (let g = 0; g < heads; g++) {
+    const bufs: { free(): void }[] = []
+    const tables = Array.from({ length: heads }, (_, g) => {
       const kt = h.allocI32(pages), vt = h.allocI32(pages)
       bufs.push(kt, vt)
       for (let p = 0; p < pages; p++) {
-        const k = h.f32From(values(pt * d, 1000 * g + 10 + p)), v = h.f32From(values(pt * d, 1000 * g + 500 + p))
+        const k = h.f32From(values(pt * 64, 1000 * g + 10 + p)), v = h.f32From(values(pt * 64, 1000 * g + 500 + p))
         bufs.push(k, v)
         kt.view[p] = k.ptr
         vt.view[p] = v.ptr
       }
-      const o = g * group * d * 4
-      calls.push({ q: q.ptr + o, qStride, hq: group, T, kd: d, vd: d, kTable: kt.ptr, vTable: vt.ptr, pageTokens: pt, n, visible0, scale: 0.125, out: out.ptr + o, outStride: qStride, lse: lse.ptr + g * T * group * 4, scratch: scratch.ptr })
-    }
-    if (b === one) for (const c of calls) b.attendCausal(c.q, c.qStride, c.hq, c.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.visible0, c.scale, c.out, c.outStride, c.lse, c.scratch)
-    else b.attendCausalBatch!(calls)
+      return { kTable: kt.ptr, vTable: vt.ptr, pageTokens: pt }
+    })
+    return { tables, bufs }
+  }
+
+  /** out and lse of a batch, as one array; frees the buffers */
+  function readOut(out: { view: Float32Array }, lse: { view: Float32Array }, bufs: { free(): void }[]): Float32Array {
     const res = new Float32Array(out.view.length + lse.view.length)
     res.set(out.view)
     res.set(lse.view, out.view.length)
     for (const x of bufs) x.free()
     return res
+  }
+
+  /** one attendCausal call per KV head (own pages, own q/out columns as attendCache lays them out), batched or one by one */
+  function attendHeads(b: CreatedBackend, heads: number, T: number, group: number, n: number, visible0: number): Float32Array {
+    const h = b.heap
+    const d = 64
+    const { tables, bufs } = headPages(b, heads, n)
+    const qStride = heads * group * d
+    const q = h.f32From(values(T * qStride, 7, 2))
+    const out = h.allocF32(T * qStride), lse = h.allocF32(heads * T * group), scratch = h.allocF32(attendScratchFloats(d, T * group))
+    bufs.push(q, out, lse, scratch)
+    const calls = tables.map((t, g) => {
+      const o = g * group * d * 4
+      return { q: q.ptr + o, qStride, hq: group, T, kd: d, vd: d, ...t, n, visible0, scale: 0.125, out: out.ptr + o, outStride: qStride, lse: lse.ptr + g * T * group * 4, scratch: scratch.ptr }
+    })
+    if (b === one) for (const c of calls) b.attendCausal(c.q, c.qStride, c.hq, c.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.visible0, c.scale, c.out, c.outStride, c.lse, c.scratch)
+    else b.attendCausalBatch!(calls)
+    return readOut(out, lse, bufs)
   }
 
   // decode over 3000 keys (split by heads across both KV heads), the first chunk (the causal triangle:
@@ -236,6 +250,31 @@ describe('threaded kernels equal one thread bit for bit', () => {
   ])('attendCausalBatch of %i KV heads, T %i x %i query heads over %i keys (visible0 %i) in one region equals the calls one by one', (heads, T, group, n, visible0) => {
     const want = attendHeads(one, heads, T, group, n, visible0)
     for (const b of pools) expect(sameBits(attendHeads(b, heads, T, group, n, visible0), want)).toBe(true)
+  })
+
+  /** decode over listed tokens (every `step`-th of n), one attendGathered call per KV head, batched or one by one */
+  function gatheredHeads(b: CreatedBackend, heads: number, group: number, n: number, step: number): Float32Array {
+    const h = b.heap
+    const d = 64
+    const { tables, bufs } = headPages(b, heads, n)
+    const list = Int32Array.from({ length: Math.ceil(n / step) }, (_, i) => i * step)
+    const idx = h.allocI32(list.length)
+    idx.view.set(list)
+    const q = h.f32From(values(heads * group * d, 7, 2))
+    const out = h.allocF32(heads * group * d), lse = h.allocF32(heads * group), scratch = h.allocF32(attendScratchFloats(d, group))
+    bufs.push(idx, q, out, lse, scratch)
+    const calls = tables.map((t, g) => {
+      const o = g * group * d * 4
+      return { q: q.ptr + o, hq: group, kd: d, vd: d, ...t, idx: idx.ptr, nIdx: list.length, scale: 0.125, out: out.ptr + o, lse: lse.ptr + g * group * 4, scratch: scratch.ptr }
+    })
+    if (b === one) for (const c of calls) b.attendGathered(c.q, c.hq, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx, c.nIdx, c.scale, c.out, c.lse, c.scratch)
+    else b.attendGatheredBatch!(calls)
+    return readOut(out, lse, bufs)
+  }
+
+  it.each([[2, 3, 3000, 2], [4, 1, 2000, 1], [2, 3, 100, 3]])('attendGatheredBatch of %i KV heads x %i query heads, of %i keys every %i-th listed, in one region equals the calls one by one', (heads, group, n, step) => {
+    const want = gatheredHeads(one, heads, group, n, step)
+    for (const b of pools) expect(sameBits(gatheredHeads(b, heads, group, n, step), want)).toBe(true)
   })
 
   it.each([128 * 1024 + 3, 5000, 1024])('swiglu over %i elements, split at multiples of 4, equals one thread', (n) => {
@@ -431,7 +470,7 @@ describe('the fixture model on 2 and 3 threads equals 1 thread', () => {
     expect(sameBits(run(fine), run(m1.backend))).toBe(true)
   })
 
-  it.each(['full', 'snapkv:budget=0.25', 'h2o:budget=0.25'])('greedy generation with %s gives the same tokens and the same cache decisions', async (policy) => {
+  it.each(['full', 'snapkv:budget=0.25', 'h2o:budget=0.25', 'tokenselect:tokens=64,first=4,last=16'])('greedy generation with %s gives the same tokens and the same cache decisions', async (policy) => {
     const ids = prompt(200)
     const a = await m1.generate(ids, { maxNewTokens: 12, policy }).result
     const b = await m2.generate(ids, { maxNewTokens: 12, policy }).result

@@ -76,6 +76,8 @@ export interface ModelKernels {
    * call's scratch as attendCausal's. The threaded backend runs them as one region. Absent: call each.
    */
   attendCausalBatch?(calls: readonly AttendCall[]): void
+  /** Several independent attendGathered calls (one per KV head of a decode step) in one region. Absent: call each. */
+  attendGatheredBatch?(calls: readonly GatheredCall[]): void
   /** register-only multiply-adds for the benchmarks' peak estimate: 12 chains x 4 lanes x 2 = 96 flops per iteration */
   fmaPeak(iters: number): number
 }
@@ -107,6 +109,23 @@ export interface AttendCall {
   scale: number
   out: number
   outStride: number
+  lse: number
+  scratch: number
+}
+
+/** The arguments of one ModelKernels.attendGathered call, by name. */
+export interface GatheredCall {
+  q: number
+  hq: number
+  kd: number
+  vd: number
+  kTable: number
+  vTable: number
+  pageTokens: number
+  idx: number
+  nIdx: number
+  scale: number
+  out: number
   lse: number
   scratch: number
 }

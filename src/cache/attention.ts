@@ -3,7 +3,7 @@ import { packedAttendScratch, type Backend, type PackedKernels } from '../backen
 import { referencePackedKernels } from '../backend/reference/packed-kernels.js'
 import { formatInfo, kernelBits } from './formats.js'
 import { toBasis, type KeyBasis } from './basis.js'
-import { attendScratchFloats, type AttendCall } from '../backend/model-kernels.js'
+import { attendScratchFloats, type AttendCall, type GatheredCall } from '../backend/model-kernels.js'
 import type { HeadSegment } from './types.js'
 import type { PagedKVCache } from './paged-cache.js'
 import { CacheError } from './errors.js'
@@ -89,6 +89,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
   try {
     const scratch = tmp(attendScratchFloats(d, a.T * group))
     const dense: AttendCall[] = []
+    const gathered: GatheredCall[] = []
     for (let g = 0; g < kvHeads; g++) {
       const segs = cache.segments(a.layer, g)
       const n = segs.reduce((s, x) => s + x.n, 0)
@@ -117,8 +118,12 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
         const idx = tmp(sel.length)
         heap.I32.set(sel, idx >> 2)
         const s = segs[0]
-        const gathered = s.format === 'float16' ? backend.attendGatheredF16 : backend.attendGathered
-        gathered(q, group, d, d, s.kTable, s.vTable, s.pageTokens, idx, sel.length, a.scale, out, lse, scratch)
+        if (s.format === 'float32' && backend.attendGatheredBatch) {
+          gathered.push({ q, hq: group, kd: d, vd: d, kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, idx, nIdx: sel.length, scale: a.scale, out, lse, scratch })
+          continue
+        }
+        const kernel = s.format === 'float16' ? backend.attendGatheredF16 : backend.attendGathered
+        kernel(q, group, d, d, s.kTable, s.vTable, s.pageTokens, idx, sel.length, a.scale, out, lse, scratch)
         continue
       }
       if (sel) validateSelection(sel, n, a.layer, g)
@@ -175,6 +180,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       mergeParts(heap.F32, outs, lses, rows, d, group, qStride, out, lse)
     }
     if (dense.length) backend.attendCausalBatch!(dense)
+    if (gathered.length) backend.attendGatheredBatch!(gathered)
   } finally {
     for (const p of temps) heap.release(p)
   }

@@ -1,4 +1,4 @@
-import { attendScratchFloats, type AttendCall, type MatmulCall, type ModelKernels } from '../model-kernels.js'
+import { attendScratchFloats, type AttendCall, type GatheredCall, type MatmulCall, type ModelKernels } from '../model-kernels.js'
 import type { Job, Task, ThreadPool } from './pool.js'
 import { JobKind, MAX_SUB, MAX_TASKS } from './protocol.js'
 import { splitByCost, splitRange } from './split.js'
@@ -41,7 +41,7 @@ export function tasksFor(macs: number, parts: number): number {
   return macs / parts >= STEAL_MIN_MACS ? Math.min(MAX_TASKS, parts * STEAL) : parts
 }
 
-/** A unit of a batch: call `call`'s units [lo, hi) (row blocks, heads or tokens), costing `cost` multiply-adds. */
+/** A unit of a batch: unit `lo` (a query head or a token) of call `call`, costing `cost` multiply-adds. */
 interface Unit {
   call: number
   lo: number
@@ -124,10 +124,11 @@ export function matmulTasks(calls: readonly MatmulCall[], parts: number): Task[]
  *   matmuls (a layer's Q, K and V projections; gate and up) runs as one region, its rows cut by cost;
  * - attendCausal by query rows: tokens of a prefill chunk (cut by cost: later tokens see more keys),
  *   query heads of a decode step; a batch (one call per KV head) runs as one region.
+ * - attendGathered (decode over a selection) by query heads, every KV head's call in one region;
  * - swiglu by element ranges cut at multiples of 4 (the kernel's lanes: the same lanes as one thread).
  * Regions below 2 x minPartMacs run on the calling thread with the one-thread kernels.
  */
-export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'swiglu'> {
+export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'swiglu'> {
   // a batch of many calls may cut into more tasks than a region holds: then several regions in turn
   const run = (tasks: Task[], scratch?: { bytes: number }): void => {
     for (let i = 0; i < tasks.length; i += MAX_TASKS) pool.run(i === 0 && tasks.length <= MAX_TASKS ? tasks : tasks.slice(i, i + MAX_TASKS), scratch)
@@ -168,7 +169,7 @@ export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPa
           : { q: c.q + lo * c.qStride * 4, hq: c.hq, T: hi - lo, vis: c.visible0 + lo, out: c.out + lo * c.outStride * 4, lse: c.lse && c.lse + lo * c.hq * 4 }
       rows = Math.max(rows, p.T * p.hq)
       vd = Math.max(vd, c.vd)
-      // the scratch argument is each thread's own (protocol.ts SCRATCH_ARG)
+      // the scratch argument is each thread's own (protocol.ts scaleArg)
       const args = [p.q, c.qStride, p.hq, p.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, p.vis, 0, p.out, c.outStride, p.lse, 0]
       return { kind: JobKind.AttendCausal, args, scale: c.scale }
     })
@@ -181,8 +182,34 @@ export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPa
     run(splitRange(n, parts, 4).map(([from, to]) => [{ kind: JobKind.Swiglu, args: [gate + from * 4, up + from * 4, out + from * 4, to - from] }]))
   }
 
+  // decode over listed tokens: query heads split as attendCausal's decode, every KV head in one region
+  const attendGatheredBatch = (calls: readonly GatheredCall[]): void => {
+    const units: Unit[] = []
+    let macs = 0
+    calls.forEach((c, call) => {
+      for (let h = 0; h < c.hq; h++) units.push({ call, lo: h, cost: c.nIdx * (c.kd + c.vd) })
+      macs += c.hq * c.nIdx * (c.kd + c.vd)
+    })
+    const parts = Math.min(partsFor(macs, pool.threads, minPartMacs), units.length)
+    if (parts < 2) {
+      for (const c of calls) base.attendGathered(c.q, c.hq, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx, c.nIdx, c.scale, c.out, c.lse, c.scratch)
+      return
+    }
+    let heads = 0
+    let vd = 0
+    const tasks = batchTasks(units, parts, (call, lo, hi) => {
+      const c = calls[call]
+      heads = Math.max(heads, hi - lo)
+      vd = Math.max(vd, c.vd)
+      const args = [c.q + lo * c.kd * 4, hi - lo, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx, c.nIdx, 0, c.out + lo * c.vd * 4, c.lse && c.lse + lo * 4, 0]
+      return { kind: JobKind.AttendGathered, args, scale: c.scale }
+    })
+    run(tasks, { bytes: attendScratchFloats(vd, heads) * 4 })
+  }
+
   return {
     swiglu,
+    attendGatheredBatch,
     matmul: (x, w, bias, y, T, inDim, outDim) => matmulBatch([{ x, w, bias, y, T, inDim, outDim }]),
     matmulBatch,
     attendCausal: (q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch) =>

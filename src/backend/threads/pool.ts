@@ -1,6 +1,6 @@
 import type { Heap } from '../heap.js'
 import {
-  awaitChange, controlInts, COUNT, FAILED, lineOf, MAIN_SLEEP, MAX_SUB, MAX_TASKS, NEXT, PENDING, SCALE_ARG, Slot, STOP,
+  awaitChange, controlInts, COUNT, FAILED, lineOf, MAIN_SLEEP, MAX_SUB, MAX_TASKS, NEXT, PENDING, scaleArg, Slot, STOP,
   SUB_INTS, TASK_INTS, tasksAt, type WorkerInit,
 } from './protocol.js'
 import type { KernelWorker, SpawnWorker } from './spawn.js'
@@ -10,7 +10,7 @@ import { drainTasks, taskKernels, type TaskKernels } from './tasks.js'
 export interface Job {
   kind: number
   args: readonly number[]
-  /** the one float argument (AttendCausal's scale) */
+  /** the one float argument (the attention kernels' scale, protocol.ts scaleArg) */
   scale?: number
 }
 
@@ -130,7 +130,7 @@ export class ThreadPool {
         const b = base + 1 + s * SUB_INTS
         ctl[b] = job.kind
         for (let a = 0; a < job.args.length; a++) ctl[b + 1 + a] = job.args[a]
-        if (job.scale !== undefined) this.f32[b + 1 + SCALE_ARG] = job.scale
+        if (job.scale !== undefined) this.f32[b + 1 + scaleArg(job.kind)] = job.scale
       }
     }
     const helpers = Math.min(this.workers.length, tasks.length - 1)

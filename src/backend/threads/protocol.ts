@@ -54,12 +54,18 @@ export const JobKind = {
   AttendCausal: 2,
   /** swiglu(gate, up, out, n) */
   Swiglu: 3,
+  /** attendGathered(q, hq, kd, vd, kTable, vTable, pageTokens, idx, nIdx, scale*, out, lse, scratch*) */
+  AttendGathered: 4,
 } as const
 
-/** AttendCausal's one float argument (scale, argument 11) is stored as float32 bits */
-export const SCALE_ARG = 11
-/** AttendCausal's scratch argument (15) is not stored: each thread passes its own block */
-export const SCRATCH_ARG = 15
+/**
+ * Where a job's one float argument (the attention scale) sits among its arguments, stored as float32
+ * bits: AttendCausal's argument 11, AttendGathered's 9. The attention kernels' scratch argument (15,
+ * 12) is not read from the table: each thread passes its own block.
+ */
+export function scaleArg(kind: number): number {
+  return kind === JobKind.AttendGathered ? 9 : 11
+}
 
 /** first word of the task table */
 export function tasksAt(workers: number): number {

@@ -2,7 +2,7 @@
  * Running a region's tasks (protocol.ts), the same code on the calling thread and in every worker, so a
  * task's kernel gets the same arguments whichever thread claims it.
  */
-import { COUNT, JobKind, NEXT, SCALE_ARG, SUB_INTS, TASK_INTS } from './protocol.js'
+import { COUNT, JobKind, NEXT, scaleArg, SUB_INTS, TASK_INTS } from './protocol.js'
 
 type Fn = (...args: number[]) => number
 
@@ -11,10 +11,11 @@ export interface TaskKernels {
   matmulRange: Fn
   attendCausal: Fn
   swiglu: Fn
+  attendGathered: Fn
 }
 
 export function taskKernels(exports: WebAssembly.Exports): TaskKernels {
-  return { matmulRange: exports.matmulRange as Fn, attendCausal: exports.attendCausal as Fn, swiglu: exports.swiglu as Fn }
+  return { matmulRange: exports.matmulRange as Fn, attendCausal: exports.attendCausal as Fn, swiglu: exports.swiglu as Fn, attendGathered: exports.attendGathered as Fn }
 }
 
 /** runs task `t` of the table at word `table`; `scratch`: this thread's attention scratch (byte pointer) */
@@ -29,9 +30,12 @@ function runTask(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: numb
     else if (kind === JobKind.AttendCausal) {
       k.attendCausal(
         ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10],
-        f32[a + SCALE_ARG], ctl[a + 12], ctl[a + 13], ctl[a + 14], scratch,
+        f32[a + scaleArg(kind)], ctl[a + 12], ctl[a + 13], ctl[a + 14], scratch,
       )
     } else if (kind === JobKind.Swiglu) k.swiglu(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3])
+    else if (kind === JobKind.AttendGathered) {
+      k.attendGathered(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], f32[a + scaleArg(kind)], ctl[a + 10], ctl[a + 11], scratch)
+    }
   }
 }
 
