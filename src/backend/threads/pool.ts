@@ -39,9 +39,8 @@ function mayBlock(): boolean {
 /**
  * A pool of kernel workers on one shared arena: `run` runs a parallel region of tasks (protocol.ts) on
  * the workers it needs and on this thread, and returns when every task is done, so kernel calls stay
- * synchronous. Each
- * worker holds its own instance of the threads build (per-instance globals, shared memory) and a
- * scratch block of the arena; the calling thread keeps the module's static scratch.
+ * synchronous. Each worker holds its own instance of the threads build (per-instance globals, shared
+ * memory) and scratch blocks of the arena; the calling thread runs its tasks on its own instance.
  */
 export class ThreadPool {
   private readonly ctl: Int32Array
@@ -137,15 +136,17 @@ export class ThreadPool {
     Atomics.store(ctl, COUNT, tasks.length)
     Atomics.store(ctl, NEXT, helpers + 1)
     Atomics.store(ctl, PENDING, helpers)
+    // scratch blocks first: growing one may grow the memory, which no thread should see mid-kernel
+    const own = scratch ? this.scratchFor(this.workers.length, scratch.bytes) : 0
+    if (scratch) for (let w = 0; w < helpers; w++) ctl[lineOf(w) + Slot.SCRATCH] = this.scratchFor(w, scratch.bytes)
     for (let w = 0; w < helpers; w++) {
       const line = lineOf(w)
-      if (scratch) ctl[line + Slot.SCRATCH] = this.scratchFor(w, scratch.bytes)
       Atomics.add(ctl, line + Slot.WAKE, 1)
       if (Atomics.load(ctl, line + Slot.SLEEP)) Atomics.notify(ctl, line + Slot.WAKE)
     }
     let ownError: { e: unknown } | undefined
     try {
-      drainTasks(this.kernels, ctl, this.f32, this.table, 0, scratch ? this.scratchFor(this.workers.length, scratch.bytes) : 0)
+      drainTasks(this.kernels, ctl, this.f32, this.table, 0, own)
     } catch (e) {
       ownError = { e }
     }
