@@ -1,6 +1,6 @@
 // Prefill and decode of the fixture model on 1..N kernel threads, on book text, with the first greedy
 // tokens recorded so another engine (tools/pytorch-speed.py) can be checked against the same output.
-//   node dist/bench/threads.js [--ids FILE] [--lengths 1024,4096,8000] [--threads 1,2] [--decode 16] [--rounds 2] [--baseline DIR] [--min-part-macs N,..] [--json FILE]
+//   node dist/bench/threads.js [--ids FILE] [--lengths 1024,4096,8000] [--threads 1,2] [--decode 16] [--rounds 2] [--baseline DIR] [--min-part-macs N,..] [--chunk N] [--json FILE]
 //   node dist/bench/threads.js --write-ids     (re-derives bench/data/prompt-ids.json from data/books)
 // --baseline DIR: the code replaced, either
 //   - a built checkout (DIR/dist/src/node/load.js and DIR/build/ exist, e.g. a copy of main after
@@ -9,6 +9,8 @@
 //   - a build/ folder (its kvkit.wasm and kvkit.relaxed.wasm): one-thread prefill and decode only.
 // --min-part-macs 16384,32768,65536: this build once per value of BackendOptions.minPartMacs (the least
 // multiply-adds a thread's share of a kernel call gets), rows with a minPartMacs field.
+// --chunk 512: prefill chunks of 512 tokens for every model of the run (default 128; the logits are the
+// same bit for bit, larger chunks give each thread more rows a region).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -32,6 +34,8 @@ interface Row {
   decodeMsTok: number
   firstTokens: number[]
   kernels: string
+  /** prefill chunk (--chunk), absent for the default 128 */
+  chunk?: number
   /** BackendOptions.minPartMacs of the row's model (--min-part-macs), absent for the default */
   minPartMacs?: number
 }
@@ -70,16 +74,17 @@ function run(model: LlamaModel, ids: number[], n: number, steps: number): { pref
 }
 
 function row(engine: string, model: LlamaModel, threads: number, n: number, r: { prefillMs: number; decodeMs: number; tokens: number[] }): Row {
-  return { engine, threads, context: n, prefillTokS: ((n - 1) / r.prefillMs) * 1000, decodeMsTok: r.decodeMs, firstTokens: r.tokens.slice(0, FIRST_TOKENS), kernels: kernelBuild(model.backend) }
+  const chunk = model.forward.chunk
+  return { engine, threads, context: n, prefillTokS: ((n - 1) / r.prefillMs) * 1000, decodeMsTok: r.decodeMs, firstTokens: r.tokens.slice(0, FIRST_TOKENS), kernels: kernelBuild(model.backend), ...(chunk !== 128 ? { chunk } : {}) }
 }
 
 const fmt = (r: Row) =>
-  `${r.engine.padEnd(9)} ${String(r.threads).padStart(2)} thr  ${String(r.context).padStart(5)}  prefill ${r.prefillTokS.toFixed(0).padStart(6)} tok/s  decode ${r.decodeMsTok.toFixed(2).padStart(6)} ms/tok  ${r.kernels}${r.minPartMacs ? `  minPartMacs ${r.minPartMacs}` : ''}  first ${r.firstTokens.join(',')}`
+  `${r.engine.padEnd(9)} ${String(r.threads).padStart(2)} thr  ${String(r.context).padStart(5)}  prefill ${r.prefillTokS.toFixed(0).padStart(6)} tok/s  decode ${r.decodeMsTok.toFixed(2).padStart(6)} ms/tok  ${r.kernels}${r.minPartMacs ? `  minPartMacs ${r.minPartMacs}` : ''}${r.chunk ? `  chunk ${r.chunk}` : ''}  first ${r.firstTokens.join(',')}`
 
 export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { ids: { type: 'string' }, lengths: { type: 'string' }, threads: { type: 'string' }, decode: { type: 'string' }, baseline: { type: 'string' }, json: { type: 'string' }, 'write-ids': { type: 'boolean' }, rounds: { type: 'string' }, 'min-part-macs': { type: 'string' } },
+    options: { ids: { type: 'string' }, lengths: { type: 'string' }, threads: { type: 'string' }, decode: { type: 'string' }, baseline: { type: 'string' }, json: { type: 'string' }, 'write-ids': { type: 'boolean' }, rounds: { type: 'string' }, 'min-part-macs': { type: 'string' }, chunk: { type: 'string' } },
   })
   if (v['write-ids']) {
     await writeIds()
@@ -91,6 +96,8 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   const steps = Number(v.decode ?? 16)
   const rounds = Number(v.rounds ?? 2)
   const minPartMacs = v['min-part-macs']?.split(',').map(Number)
+  // prefill tokens a step (loadModel's chunk, default 128): results do not depend on it
+  const chunk = v.chunk === undefined ? undefined : Number(v.chunk)
   for (const n of lengths) if (!(Number.isInteger(n) && n >= 2 && n <= ids.length)) throw new Error(`--lengths: ${n} is not in [2, ${ids.length}]`)
   const rows: Row[] = []
   const emit = (r: Row) => {
@@ -103,7 +110,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   // the replaced wasm and this build alternately, one thread, best of `rounds`
   if (baseDir !== undefined && !baseCheckout) {
     const base: WasmLoadOptions = { wasm: readFileSync(baseDir + 'kvkit.wasm'), relaxedWasm: readFileSync(baseDir + 'kvkit.relaxed.wasm') }
-    const models = [await loadModel(MODEL, { threads: 1, wasm: base }), await loadModel(MODEL, { threads: 1 })]
+    const models = [await loadModel(MODEL, { threads: 1, wasm: base, chunk }), await loadModel(MODEL, { threads: 1, chunk })]
     for (const n of lengths) {
       const best = models.map(() => ({ prefillMs: Infinity, decodeMs: Infinity, tokens: [] as number[] }))
       for (let r = 0; r < rounds; r++) {
@@ -123,15 +130,15 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   for (const t of threads) {
     // with a baseline checkout, both load at t threads and alternate length by length, round by round;
     // with --min-part-macs, one model of this build per value
-    const models = [...(loadBaseline ? [await loadBaseline(MODEL, { threads: t })] : [])]
+    const models = [...(loadBaseline ? [await loadBaseline(MODEL, { threads: t, chunk })] : [])]
     const names = loadBaseline ? ['baseline'] : []
     const backends: CreatedBackend[] = []
     for (const min of minPartMacs ?? [undefined]) {
-      if (min === undefined) models.push(await loadModel(MODEL, { threads: t }))
+      if (min === undefined) models.push(await loadModel(MODEL, { threads: t, chunk }))
       else {
         const backend = await createBackend('wasm', { threads: t, spawnWorker: nodeWorkerSpawner, threadsOptional: true, minPartMacs: min })
         backends.push(backend)
-        models.push(await loadModel(MODEL, { backendInstance: backend }))
+        models.push(await loadModel(MODEL, { backendInstance: backend, chunk }))
       }
       names.push(min === undefined ? 'kvkit' : `kvkit min ${min}`)
     }

@@ -457,6 +457,15 @@ describe('the fixture model on 2 and 3 threads equals 1 thread', () => {
     for (const m of [m2, m3, m3fine]) prefillDecode(m, prompt(n), 6).forEach((l, s) => expect(sameBits(l, want[s])).toBe(true))
   })
 
+  it('prefill chunks of 512 tokens on 3 threads give the logits of chunks of 128 on one (bench/threads.ts --chunk)', async () => {
+    const big = await loadModel(MODEL, { threads: 3, chunk: 512, wasm: { relaxed: false } })
+    try {
+      expect(sameBits(big.logits(prompt(700)), m1.logits(prompt(700)))).toBe(true)
+    } finally {
+      big.dispose()
+    }
+  })
+
   it('a batch of 2100 small matmuls (more tasks than one region holds) runs in several regions, equal to one thread', () => {
     const run = (b: CreatedBackend | LlamaModel['backend']) => {
       const h = b.heap
