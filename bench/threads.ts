@@ -1,15 +1,25 @@
 // Prefill and decode of the fixture model on 1..N kernel threads, on book text, with the first greedy
 // tokens recorded so another engine (tools/pytorch-speed.py) can be checked against the same output.
-//   node dist/bench/threads.js [--ids FILE] [--lengths 1024,4096,8000] [--threads 1,2] [--decode 16] [--baseline DIR] [--json FILE]
+//   node dist/bench/threads.js [--ids FILE] [--lengths 1024,4096,8000] [--threads 1,2] [--decode 16] [--rounds 2] [--baseline DIR] [--min-part-macs N,..] [--chunk N] [--json FILE]
 //   node dist/bench/threads.js --write-ids     (re-derives bench/data/prompt-ids.json from data/books)
-// --baseline DIR: a build/ folder of the code replaced (its kvkit.wasm and kvkit.relaxed.wasm); its
-// one-thread prefill and decode are measured alternately with this build's, in the same run.
-import { readFileSync, writeFileSync } from 'node:fs'
+// --baseline DIR: the code replaced, either
+//   - a built checkout (DIR/dist/src/node/load.js and DIR/build/ exist, e.g. a copy of main after
+//     `npm run build`): its whole runtime (kernels, worker pool, threads builds) loads from DIR and runs
+//     at every --threads count, alternately with this build, in the same run (engine "baseline"); or
+//   - a build/ folder (its kvkit.wasm and kvkit.relaxed.wasm): one-thread prefill and decode only.
+// --min-part-macs 16384,32768,65536: this build once per value of BackendOptions.minPartMacs (the least
+// multiply-adds a thread's share of a kernel call gets), rows with a minPartMacs field.
+// --chunk 512: prefill chunks of 512 tokens for every model of the run (default 128; the logits are the
+// same bit for bit, larger chunks give each thread more rows a region).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import type { LlamaModel } from '../src/model/model.js'
 import { loadModel } from '../src/node/load.js'
 import type { WasmLoadOptions } from '../src/backend/wasm/load.js'
-import { kernelBuild } from '../src/backend/index.js'
+import { createBackend, kernelBuild, type CreatedBackend } from '../src/backend/index.js'
+import { nodeWorkerSpawner } from '../src/node/threads.js'
 
 const MODEL = 'models/fixture-14m'
 const IDS = 'bench/data/prompt-ids.json'
@@ -24,6 +34,10 @@ interface Row {
   decodeMsTok: number
   firstTokens: number[]
   kernels: string
+  /** prefill chunk (--chunk), absent for the default 128 */
+  chunk?: number
+  /** BackendOptions.minPartMacs of the row's model (--min-part-macs), absent for the default */
+  minPartMacs?: number
 }
 
 async function writeIds(): Promise<void> {
@@ -60,16 +74,17 @@ function run(model: LlamaModel, ids: number[], n: number, steps: number): { pref
 }
 
 function row(engine: string, model: LlamaModel, threads: number, n: number, r: { prefillMs: number; decodeMs: number; tokens: number[] }): Row {
-  return { engine, threads, context: n, prefillTokS: ((n - 1) / r.prefillMs) * 1000, decodeMsTok: r.decodeMs, firstTokens: r.tokens.slice(0, FIRST_TOKENS), kernels: kernelBuild(model.backend) }
+  const chunk = model.forward.chunk
+  return { engine, threads, context: n, prefillTokS: ((n - 1) / r.prefillMs) * 1000, decodeMsTok: r.decodeMs, firstTokens: r.tokens.slice(0, FIRST_TOKENS), kernels: kernelBuild(model.backend), ...(chunk !== 128 ? { chunk } : {}) }
 }
 
 const fmt = (r: Row) =>
-  `${r.engine.padEnd(9)} ${String(r.threads).padStart(2)} thr  ${String(r.context).padStart(5)}  prefill ${r.prefillTokS.toFixed(0).padStart(6)} tok/s  decode ${r.decodeMsTok.toFixed(2).padStart(6)} ms/tok  ${r.kernels}  first ${r.firstTokens.join(',')}`
+  `${r.engine.padEnd(9)} ${String(r.threads).padStart(2)} thr  ${String(r.context).padStart(5)}  prefill ${r.prefillTokS.toFixed(0).padStart(6)} tok/s  decode ${r.decodeMsTok.toFixed(2).padStart(6)} ms/tok  ${r.kernels}${r.minPartMacs ? `  minPartMacs ${r.minPartMacs}` : ''}${r.chunk ? `  chunk ${r.chunk}` : ''}  first ${r.firstTokens.join(',')}`
 
 export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { ids: { type: 'string' }, lengths: { type: 'string' }, threads: { type: 'string' }, decode: { type: 'string' }, baseline: { type: 'string' }, json: { type: 'string' }, 'write-ids': { type: 'boolean' }, rounds: { type: 'string' } },
+    options: { ids: { type: 'string' }, lengths: { type: 'string' }, threads: { type: 'string' }, decode: { type: 'string' }, baseline: { type: 'string' }, json: { type: 'string' }, 'write-ids': { type: 'boolean' }, rounds: { type: 'string' }, 'min-part-macs': { type: 'string' }, chunk: { type: 'string' } },
   })
   if (v['write-ids']) {
     await writeIds()
@@ -80,6 +95,9 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   const threads = (v.threads ?? '1,2').split(',').map(Number)
   const steps = Number(v.decode ?? 16)
   const rounds = Number(v.rounds ?? 2)
+  const minPartMacs = v['min-part-macs']?.split(',').map(Number)
+  // prefill tokens a step (loadModel's chunk, default 128): results do not depend on it
+  const chunk = v.chunk === undefined ? undefined : Number(v.chunk)
   for (const n of lengths) if (!(Number.isInteger(n) && n >= 2 && n <= ids.length)) throw new Error(`--lengths: ${n} is not in [2, ${ids.length}]`)
   const rows: Row[] = []
   const emit = (r: Row) => {
@@ -87,11 +105,12 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
     console.log(fmt(r))
     if (v.json) writeFileSync(v.json, JSON.stringify(rows, null, 1) + '\n')
   }
-  // the replaced code and this build alternately, one thread, best of `rounds`
-  if (v.baseline) {
-    const dir = v.baseline.replace(/\/?$/, '/')
-    const base: WasmLoadOptions = { wasm: readFileSync(dir + 'kvkit.wasm'), relaxedWasm: readFileSync(dir + 'kvkit.relaxed.wasm') }
-    const models = [await loadModel(MODEL, { threads: 1, wasm: base }), await loadModel(MODEL, { threads: 1 })]
+  const baseDir = v.baseline?.replace(/\/?$/, '/')
+  const baseCheckout = baseDir !== undefined && existsSync(baseDir + 'dist/src/node/load.js')
+  // the replaced wasm and this build alternately, one thread, best of `rounds`
+  if (baseDir !== undefined && !baseCheckout) {
+    const base: WasmLoadOptions = { wasm: readFileSync(baseDir + 'kvkit.wasm'), relaxedWasm: readFileSync(baseDir + 'kvkit.relaxed.wasm') }
+    const models = [await loadModel(MODEL, { threads: 1, wasm: base, chunk }), await loadModel(MODEL, { threads: 1, chunk })]
     for (const n of lengths) {
       const best = models.map(() => ({ prefillMs: Infinity, decodeMs: Infinity, tokens: [] as number[] }))
       for (let r = 0; r < rounds; r++) {
@@ -106,20 +125,43 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
     }
     models.forEach((m) => m.dispose())
   }
+  // a whole baseline checkout: its loadModel (its own wasm files, worker pool and kernels)
+  const loadBaseline = baseCheckout ? ((await import(pathToFileURL(resolve(baseDir + 'dist/src/node/load.js')).href)) as { loadModel: typeof loadModel }).loadModel : undefined
   for (const t of threads) {
-    const model = await loadModel(MODEL, { threads: t })
+    // with a baseline checkout, both load at t threads and alternate length by length, round by round;
+    // with --min-part-macs, one model of this build per value
+    const models = [...(loadBaseline ? [await loadBaseline(MODEL, { threads: t, chunk })] : [])]
+    const names = loadBaseline ? ['baseline'] : []
+    const backends: CreatedBackend[] = []
+    for (const min of minPartMacs ?? [undefined]) {
+      if (min === undefined) models.push(await loadModel(MODEL, { threads: t, chunk }))
+      else {
+        const backend = await createBackend('wasm', { threads: t, spawnWorker: nodeWorkerSpawner, threadsOptional: true, minPartMacs: min })
+        backends.push(backend)
+        models.push(await loadModel(MODEL, { backendInstance: backend, chunk }))
+      }
+      names.push(min === undefined ? 'kvkit' : `kvkit min ${min}`)
+    }
     try {
-      if (model.backend.threads !== t) console.log(`(asked for ${t} threads, runs ${model.backend.threads})`)
+      for (const m of models) if (m.backend.threads !== t) console.log(`(asked for ${t} threads, runs ${m.backend.threads})`)
       for (const n of lengths) {
-        let best = { prefillMs: Infinity, decodeMs: Infinity, tokens: [] as number[] }
+        const best = models.map(() => ({ prefillMs: Infinity, decodeMs: Infinity, tokens: [] as number[] }))
         for (let r = 0; r < rounds; r++) {
-          const x = run(model, ids, n, steps)
-          best = { prefillMs: Math.min(best.prefillMs, x.prefillMs), decodeMs: Math.min(best.decodeMs, x.decodeMs), tokens: x.tokens }
+          models.forEach((m, i) => {
+            const x = run(m, ids, n, steps)
+            best[i] = { prefillMs: Math.min(best[i].prefillMs, x.prefillMs), decodeMs: Math.min(best[i].decodeMs, x.decodeMs), tokens: x.tokens }
+          })
         }
-        emit(row('kvkit', model, model.backend.threads ?? 1, n, best))
+        // rows of every --min-part-macs value are engine kvkit (the same tokens); the value is in its own field
+        models.forEach((m, i) => emit({ ...row(names[i].startsWith('kvkit') ? 'kvkit' : names[i], m, m.backend.threads ?? 1, n, best[i]), ...(names[i].startsWith('kvkit min') ? { minPartMacs: Number(names[i].slice(10)) } : {}) }))
+        if (loadBaseline) {
+          const same = best.every((b) => b.tokens.join() === best[0].tokens.join())
+          console.log(`  this build / baseline, ${t} threads: prefill x${(best[0].prefillMs / best[1].prefillMs).toFixed(2)}, decode x${(best[0].decodeMs / best[1].decodeMs).toFixed(2)}; greedy tokens ${same ? 'equal' : 'DIFFER'}`)
+        }
       }
     } finally {
-      model.dispose()
+      models.forEach((m) => m.dispose())
+      backends.forEach((b) => b.close?.())
     }
   }
   return rows

@@ -8,7 +8,7 @@ import { wasmModelKernels } from './wasm/model-kernels.js'
 import { loadWasm, supportsSimd, type WasmBuild, type WasmLoadOptions } from './wasm/load.js'
 import { createWebGpuBackend, hasHardwareAdapter, type GpuDeviceOptions, type WebGpuBackend } from './webgpu/index.js'
 import { ThreadPool } from './threads/pool.js'
-import { threadedModelKernels } from './threads/kernels.js'
+import { MIN_PART_MACS, threadedModelKernels } from './threads/kernels.js'
 import { sharedMemorySupported, webWorkerSpawner, type SpawnWorker } from './threads/spawn.js'
 
 export interface BackendOptions extends WasmLoadOptions {
@@ -21,6 +21,13 @@ export interface BackendOptions extends WasmLoadOptions {
    * not cross-origin isolated, Node without `spawnWorker`); `backend.threads` says what runs.
    */
   threads?: number
+  /**
+   * Multiply-adds each thread's share of a kernel call must reach (default MIN_PART_MACS, 2^15): a call
+   * of fewer than twice this runs on the calling thread, a larger one on at most macs / minPartMacs
+   * threads, so a decode step's small matmuls do not pay for waking more workers than their work is
+   * worth. A tuning knob for benchmarks (bench/threads.ts --min-part-macs); results do not depend on it.
+   */
+  minPartMacs?: number
   /** starts a worker (default: the global Worker; kvkit/node passes Node's worker threads) */
   spawnWorker?: SpawnWorker
   /**
@@ -76,6 +83,8 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
   if (name === 'wasm' || (name === 'auto' && supportsSimd())) {
     const threads = opts.threads ?? 1
     if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`createBackend: threads must be a positive integer, got ${threads}`)
+    const minPartMacs = opts.minPartMacs ?? MIN_PART_MACS
+    if (!(Number.isInteger(minPartMacs) && minPartMacs >= 1)) throw new RangeError(`createBackend: minPartMacs must be a positive integer, got ${opts.minPartMacs}`)
     const spawn = opts.spawnWorker ?? webWorkerSpawner()
     const wantShared = threads > 1 && spawn !== undefined && sharedMemorySupported()
     const { exports, heap, build, module, shared } = await loadWasm(opts, wantShared)
@@ -84,12 +93,12 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
     if (!shared || threads === 1 || !spawn) return single
     let pool: ThreadPool
     try {
-      pool = await ThreadPool.start(module, heap, threads - 1, spawn)
+      pool = await ThreadPool.start(module, heap, threads - 1, spawn, e)
     } catch (err) {
       if (opts.threadsOptional) return single
       throw err
     }
-    return { ...single, threads, ...threadedModelKernels(e, single, pool), close: () => pool.close() }
+    return { ...single, threads, ...threadedModelKernels(single, pool, minPartMacs), close: () => pool.close() }
   }
   if (name === 'auto') return createBackend('reference', opts)
   if (name === 'webgpu') return createWebGpuBackend(opts)

@@ -65,8 +65,75 @@ export interface ModelKernels {
     kTable: number, pageTokens: number, n: number, visible0: number, scale: number,
     lse: number, mass: number, scratch: number,
   ): void
+  /**
+   * Several matmuls whose outputs are disjoint and whose inputs none of them writes (a layer's Q, K and
+   * V projections; gate and up), as if called in turn: the threaded backend runs them as one parallel
+   * region (one fork and join instead of one per call). Absent: call matmul for each.
+   */
+  matmulBatch?(calls: readonly MatmulCall[]): void
+  /**
+   * Several independent attendCausal calls (one per KV head of a layer), as if called in turn; each
+   * call's scratch as attendCausal's. The threaded backend runs them as one region. Absent: call each.
+   */
+  attendCausalBatch?(calls: readonly AttendCall[]): void
+  /** Several independent attendGathered calls (one per KV head of a decode step) in one region. Absent: call each. */
+  attendGatheredBatch?(calls: readonly GatheredCall[]): void
   /** register-only multiply-adds for the benchmarks' peak estimate: 12 chains x 4 lanes x 2 = 96 flops per iteration */
   fmaPeak(iters: number): number
+}
+
+/** The arguments of one ModelKernels.matmul call, by name. */
+export interface MatmulCall {
+  x: number
+  w: number
+  bias: number
+  y: number
+  T: number
+  inDim: number
+  outDim: number
+}
+
+/** The arguments of one ModelKernels.attendCausal call, by name. */
+export interface AttendCall {
+  q: number
+  qStride: number
+  hq: number
+  T: number
+  kd: number
+  vd: number
+  kTable: number
+  vTable: number
+  pageTokens: number
+  n: number
+  visible0: number
+  scale: number
+  out: number
+  outStride: number
+  lse: number
+  scratch: number
+}
+
+/** The arguments of one ModelKernels.attendGathered call, by name. */
+export interface GatheredCall {
+  q: number
+  hq: number
+  kd: number
+  vd: number
+  kTable: number
+  vTable: number
+  pageTokens: number
+  idx: number
+  nIdx: number
+  scale: number
+  out: number
+  lse: number
+  scratch: number
+}
+
+/** Runs a batch of matmuls in one region where the kernels offer it, else one by one (same results). */
+export function matmulAll(k: Pick<ModelKernels, 'matmul' | 'matmulBatch'>, calls: readonly MatmulCall[]): void {
+  if (k.matmulBatch) return k.matmulBatch(calls)
+  for (const c of calls) k.matmul(c.x, c.w, c.bias, c.y, c.T, c.inDim, c.outDim)
 }
 
 /** Scratch floats attendCausal needs for `rows` (= T x hq) query rows and value rows of vd floats. */

@@ -3,7 +3,7 @@ import { packedAttendScratch, type Backend, type PackedKernels } from '../backen
 import { referencePackedKernels } from '../backend/reference/packed-kernels.js'
 import { formatInfo, kernelBits, valueGroupFor } from './formats.js'
 import { toBasis, type KeyBasis } from './basis.js'
-import { attendScratchFloats } from '../backend/model-kernels.js'
+import { attendScratchFloats, type AttendCall, type GatheredCall } from '../backend/model-kernels.js'
 import type { HeadSegment } from './types.js'
 import type { PagedKVCache } from './paged-cache.js'
 import { CacheError } from './errors.js'
@@ -92,6 +92,8 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
   }
   try {
     const scratch = tmp(attendScratchFloats(d, a.T * group))
+    const dense: AttendCall[] = []
+    const gathered: GatheredCall[] = []
     for (let g = 0; g < kvHeads; g++) {
       const segs = cache.segments(a.layer, g)
       const n = segs.reduce((s, x) => s + x.n, 0)
@@ -120,8 +122,12 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
         const idx = tmp(sel.length)
         heap.I32.set(sel, idx >> 2)
         const s = segs[0]
-        const gathered = s.format === 'float16' ? backend.attendGatheredF16 : backend.attendGathered
-        gathered(q, group, d, d, s.kTable, s.vTable, s.pageTokens, idx, sel.length, a.scale, out, lse, scratch)
+        if (s.format === 'float32' && backend.attendGatheredBatch) {
+          gathered.push({ q, hq: group, kd: d, vd: d, kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, idx, nIdx: sel.length, scale: a.scale, out, lse, scratch })
+          continue
+        }
+        const kernel = s.format === 'float16' ? backend.attendGatheredF16 : backend.attendGathered
+        kernel(q, group, d, d, s.kTable, s.vTable, s.pageTokens, idx, sel.length, a.scale, out, lse, scratch)
         continue
       }
       if (sel) validateSelection(sel, n, a.layer, g)
@@ -129,7 +135,10 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       if (preRope) for (const p of parts) rotateKeys(backend, p, d, tmp, a.rotate!)
       if (parts.length === 1 && parts[0].channels === null && !parts[0].packed) {
         const p = parts[0]
-        causalKernel(backend, p.format)(q, qs, group, a.T, d, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, out, qStride, lse, scratch)
+        const call = { q, qStride: qs, hq: group, T: a.T, kd: d, vd: d, kTable: p.kTable, vTable: p.vTable, pageTokens: p.pageTokens, n: p.n, visible0: p.visible0, scale: a.scale, out, outStride: qStride, lse, scratch }
+        // float32 heads wait for one batch after the loop: a threaded backend runs every head in one region
+        if (p.format === 'float32' && backend.attendCausalBatch) dense.push(call)
+        else causalKernel(backend, p.format)(q, qs, group, a.T, d, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, out, qStride, lse, scratch)
         continue
       }
       // several parts: each into its own buffer with its log-sum-exp, then merged row by row
@@ -177,6 +186,8 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       }
       mergeParts(heap.F32, outs, lses, rows, d, group, qStride, out, lse)
     }
+    if (dense.length) backend.attendCausalBatch!(dense)
+    if (gathered.length) backend.attendGatheredBatch!(gathered)
   } finally {
     for (const p of temps) heap.release(p)
   }

@@ -1,5 +1,5 @@
 import type { Backend } from '../backend/backend.js'
-import { attendScratchFloats, type ModelKernels } from '../backend/model-kernels.js'
+import { attendScratchFloats, matmulAll, type ModelKernels } from '../backend/model-kernels.js'
 import { attendCache, attendCacheAsync, type CacheAttention } from '../cache/attention.js'
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { TokenSelection } from '../cache/types.js'
@@ -10,15 +10,18 @@ import type { ModelConfig } from './types.js'
 import type { LayerWeights, Weights } from './weights.js'
 
 /** the kernels that run a layer's dense parts (norms, projections, MLP): the wasm core's or the GPU's */
-type LayerKernels = Pick<ModelKernels, 'rmsnorm' | 'matmul' | 'addInPlace' | 'swiglu'>
+type LayerKernels = Pick<ModelKernels, 'rmsnorm' | 'matmul' | 'matmulBatch' | 'addInPlace' | 'swiglu'>
 
 /** input RMSNorm of x into xn, then xn's query, key and value projections into q, k, v ([T] rows) */
 export function projectQkv(k: LayerKernels, cfg: ModelConfig, w: LayerWeights, p: LlamaForward['p'], T: number): void {
   const { hidden: H, qHeads, kvHeads, headDim: d, rmsNormEps: eps } = cfg
   k.rmsnorm(p.x, w.inputNorm, p.xn, T, H, eps)
-  k.matmul(p.xn, w.q, w.qBias, p.q, T, H, qHeads * d)
-  k.matmul(p.xn, w.k, w.kBias, p.k, T, H, kvHeads * d)
-  k.matmul(p.xn, w.v, w.vBias, p.v, T, H, kvHeads * d)
+  // one parallel region for the three (a decode step's are too small to pay a fork and join each)
+  matmulAll(k, [
+    { x: p.xn, w: w.q, bias: w.qBias, y: p.q, T, inDim: H, outDim: qHeads * d },
+    { x: p.xn, w: w.k, bias: w.kBias, y: p.k, T, inDim: H, outDim: kvHeads * d },
+    { x: p.xn, w: w.v, bias: w.vBias, y: p.v, T, inDim: H, outDim: kvHeads * d },
+  ])
 }
 
 /** att's output projection and residual into x, then the post-attention RMSNorm and SwiGLU MLP with its residual */
@@ -27,8 +30,10 @@ export function outputAndMlp(k: LayerKernels, cfg: ModelConfig, w: LayerWeights,
   k.matmul(p.att, w.o, w.oBias, p.o, T, qHeads * d, H)
   k.addInPlace(p.x, p.o, T * H)
   k.rmsnorm(p.x, w.postNorm, p.xn, T, H, eps)
-  k.matmul(p.xn, w.gate, w.gateBias, p.gate, T, H, I)
-  k.matmul(p.xn, w.up, w.upBias, p.up, T, H, I)
+  matmulAll(k, [
+    { x: p.xn, w: w.gate, bias: w.gateBias, y: p.gate, T, inDim: H, outDim: I },
+    { x: p.xn, w: w.up, bias: w.upBias, y: p.up, T, inDim: H, outDim: I },
+  ])
   k.swiglu(p.gate, p.up, p.gate, T * I)
   k.matmul(p.gate, w.down, w.downBias, p.o, T, I, H)
   k.addInPlace(p.x, p.o, T * H)

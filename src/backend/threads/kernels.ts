@@ -1,80 +1,219 @@
-import { attendScratchFloats, type ModelKernels } from '../model-kernels.js'
-import type { Job, ThreadPool } from './pool.js'
-import { JobKind } from './protocol.js'
+import { attendScratchFloats, type AttendCall, type GatheredCall, type MatmulCall, type ModelKernels } from '../model-kernels.js'
+import type { Job, Task, ThreadPool } from './pool.js'
+import { JobKind, MAX_SUB, MAX_TASKS } from './protocol.js'
+import { splitByCost, splitRange } from './split.js'
 
-type Fn = (...args: number[]) => number
+export { splitRange, splitByCost } from './split.js'
 
 /**
- * Multiply-adds a part must have at least: handing a part to a worker costs a few microseconds, about
- * what 2^16 multiply-adds take, so a call runs in at most macs / 2^16 parts (a decode step's small
- * projections in 2 or 3, a prefill chunk's in as many as there are threads) and below 2 x 2^16 on the
- * calling thread alone.
+ * Multiply-adds a part must have at least (the default of BackendOptions.minPartMacs). A region costs
+ * the calling thread a few microseconds (writing the tasks, waking the workers, the join), about what
+ * 2^15 multiply-adds of a decode step's weight-streaming matmul take from cache, so a region runs in
+ * at most macs / 2^15 parts (a decode step's Q/K/V batch in 7, its gate/up batch in up to 24, a
+ * prefill chunk's in as many as there are threads) and below 2 x 2^15 on the calling thread alone.
  */
-export const MIN_PART_MACS = 1 << 16
+export const MIN_PART_MACS = 1 << 15
 
-/** parts for a call of `macs` multiply-adds: at most the pool's threads, at least MIN_PART_MACS each */
-function partsFor(macs: number, threads: number): number {
-  return Math.min(threads, Math.floor(macs / MIN_PART_MACS))
+/**
+ * What one swiglu element (an exp, a divide, two multiplies) counts as against minPartMacs: 16
+ * multiply-adds, so with the default 2^15 a part has at least 2048 elements: a decode step's 1 x 1024
+ * stays on the calling thread, a prefill chunk's 128 x 1024 splits across every thread.
+ */
+export const SWIGLU_ELEMENT_MACS = 16
+
+/** parts for a region of `macs` multiply-adds: at most the pool's threads, at least `minMacs` each */
+export function partsFor(macs: number, threads: number, minMacs = MIN_PART_MACS): number {
+  return Math.min(threads, MAX_TASKS, Math.floor(macs / minMacs))
 }
 
-/** [from, to) ranges cutting `count` into at most `parts` pieces, each a multiple of `unit` (the last takes the rest) */
-export function splitRange(count: number, parts: number, unit: number): [number, number][] {
-  const units = Math.ceil(count / unit)
-  const p = Math.max(1, Math.min(parts, units))
-  const out: [number, number][] = []
-  for (let i = 0, from = 0; i < p; i++) {
-    const to = i === p - 1 ? count : Math.min(count, Math.round(((i + 1) * units) / p) * unit)
-    if (to > from) out.push([from, to])
-    from = to
+/**
+ * A region whose parts exceed this many multiply-adds (a prefill chunk's, not a decode step's) is cut
+ * into STEAL tasks a thread rather than one: threads that finish early claim the rest, so a thread
+ * that runs slower (a hyperthread sharing its core, a core the OS lends elsewhere for a while) holds
+ * the region up by at most one small task. Decode regions keep one task a thread, each thread the same
+ * weight rows every step (warm in its cache).
+ */
+export const STEAL_MIN_MACS = 1 << 20
+export const STEAL = 4
+
+/** tasks for a region of `macs` in `parts` parts: STEAL per part for large parts, else one */
+export function tasksFor(macs: number, parts: number): number {
+  return macs / parts >= STEAL_MIN_MACS ? Math.min(MAX_TASKS, parts * STEAL) : parts
+}
+
+/** A unit of a batch: unit `lo` (a query head or a token) of call `call`, costing `cost` multiply-adds. */
+interface Unit {
+  call: number
+  lo: number
+  cost: number
+}
+
+/**
+ * Tasks of a batch: its units cut into `parts` pieces of near-equal cost (splitByCost); within a piece,
+ * consecutive units of one call become one kernel call (`job(call, lo, hi)`), so a piece that spans the
+ * end of one matrix and the start of the next runs two calls in turn. A piece of more than MAX_SUB calls
+ * becomes several tasks.
+ */
+export function batchTasks(units: readonly Unit[], parts: number, job: (call: number, lo: number, hi: number) => Job): Task[] {
+  const tasks: Task[] = []
+  for (const [from, to] of splitByCost(units.map((u) => u.cost), parts)) {
+    let jobs: Job[] = []
+    for (let i = from; i < to; ) {
+      let j = i + 1
+      while (j < to && units[j].call === units[i].call && units[j].lo === units[j - 1].lo + 1) j++
+      jobs.push(job(units[i].call, units[i].lo, units[j - 1].lo + 1))
+      if (jobs.length === MAX_SUB) {
+        tasks.push(jobs)
+        jobs = []
+      }
+      i = j
+    }
+    if (jobs.length) tasks.push(jobs)
   }
-  return out
+  return tasks
+}
+
+/** matmul parts cut at multiples of 4 output rows (the kernel's row blocking) */
+const ROWS = 4
+
+/**
+ * Tasks of a matmul batch: the calls' output rows in sequence (a row of call c costs T x inDim
+ * multiply-adds) cut into `parts` pieces of near-equal cost, each cut at a multiple of 4 rows of the
+ * call it falls in; a piece spanning the end of one call and the start of the next runs both. Computed
+ * from the cuts alone (no per-row list): a decode step makes some fifty of these.
+ */
+export function matmulTasks(calls: readonly MatmulCall[], parts: number): Task[] {
+  let total = 0
+  for (const c of calls) total += c.T * c.inDim * c.outDim
+  // cut i as (call, row): the first row past the ideal prefix cost total * i / parts
+  const cuts: [number, number][] = [[0, 0]]
+  let call = 0
+  let before = 0 // cost of the calls before `call`
+  for (let i = 1; i < parts; i++) {
+    const target = (total * i) / parts
+    while (call < calls.length - 1 && before + calls[call].T * calls[call].inDim * calls[call].outDim <= target) {
+      before += calls[call].T * calls[call].inDim * calls[call].outDim
+      call++
+    }
+    const c = calls[call]
+    const row = Math.min(c.outDim, Math.round((target - before) / (c.T * c.inDim) / ROWS) * ROWS)
+    cuts.push([call, row])
+  }
+  cuts.push([calls.length - 1, calls[calls.length - 1].outDim])
+  const tasks: Task[] = []
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const [c0, r0] = cuts[i]
+    const [c1, r1] = cuts[i + 1]
+    const jobs: Job[] = []
+    for (let c = c0; c <= c1; c++) {
+      const m = calls[c]
+      const from = c === c0 ? r0 : 0
+      const to = c === c1 ? r1 : m.outDim
+      if (to > from) jobs.push({ kind: JobKind.MatmulRange, args: [m.x, m.w, m.bias, m.y, m.T, m.inDim, m.outDim, from, to] })
+    }
+    for (let j = 0; j < jobs.length; j += MAX_SUB) tasks.push(jobs.slice(j, j + MAX_SUB))
+  }
+  return tasks
 }
 
 /**
  * The runtime's heavy kernels split across a worker pool, each part a call of the same wasm kernel on
  * its own rows, so every output value is computed by the same instructions as on one thread and the
  * results are identical bit for bit:
- * - matmul by output rows (matmulRange): each thread streams its own rows of the weight;
- * - attendCausal by query rows: token ranges of a prefill chunk, ranges of query heads of a decode step
- *   (each row's online softmax runs over the same key tiles whichever thread holds it).
- * The calling thread takes the first part; small calls stay on it.
+ * - matmul by output rows (matmulRange): each thread streams its own rows of the weight; a batch of
+ *   matmuls (a layer's Q, K and V projections; gate and up) runs as one region, its rows cut by cost;
+ * - attendCausal by query rows: tokens of a prefill chunk (cut by cost: later tokens see more keys),
+ *   query heads of a decode step; a batch (one call per KV head) runs as one region.
+ * - attendGathered (decode over a selection) by query heads, every KV head's call in one region;
+ * - swiglu by element ranges cut at multiples of 4 (the kernel's lanes: the same lanes as one thread).
+ * Regions below 2 x minPartMacs run on the calling thread with the one-thread kernels.
  */
-export function threadedModelKernels(exports: WebAssembly.Exports, base: ModelKernels, pool: ThreadPool): Pick<ModelKernels, 'matmul' | 'attendCausal'> {
-  const matmulRange = exports.matmulRange as Fn
-  const attendCausal = exports.attendCausal as Fn
-  const run = (parts: { job: Job; own: () => void }[]): void => {
-    pool.run(parts.slice(1).map((p) => p.job), parts[0].own)
+export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'swiglu'> {
+  // a batch of many calls may cut into more tasks than a region holds: then several regions in turn
+  const run = (tasks: Task[], scratch?: { bytes: number }): void => {
+    for (let i = 0; i < tasks.length; i += MAX_TASKS) pool.run(i === 0 && tasks.length <= MAX_TASKS ? tasks : tasks.slice(i, i + MAX_TASKS), scratch)
   }
+  const matmulBatch = (calls: readonly MatmulCall[]): void => {
+    let macs = 0
+    for (const c of calls) macs += c.T * c.inDim * c.outDim
+    const parts = partsFor(macs, pool.threads, minPartMacs)
+    if (parts < 2) {
+      for (const c of calls) base.matmul(c.x, c.w, c.bias, c.y, c.T, c.inDim, c.outDim)
+      return
+    }
+    run(matmulTasks(calls, tasksFor(macs, parts)))
+  }
+
+  const attendCausalBatch = (calls: readonly AttendCall[]): void => {
+    // units: query heads of a decode call (T = 1), tokens of a chunk; cost = rows x keys seen x (kd + vd)
+    const units: Unit[] = []
+    let macs = 0
+    calls.forEach((c, call) => {
+      const perKey = c.kd + c.vd
+      if (c.T === 1) for (let h = 0; h < c.hq; h++) units.push({ call, lo: h, cost: Math.min(c.n, c.visible0) * perKey })
+      else for (let t = 0; t < c.T; t++) units.push({ call, lo: t, cost: c.hq * Math.min(c.n, c.visible0 + t) * perKey })
+    })
+    for (const u of units) macs += u.cost
+    const parts = Math.min(partsFor(macs, pool.threads, minPartMacs), units.length)
+    if (parts < 2) {
+      for (const c of calls) base.attendCausal(c.q, c.qStride, c.hq, c.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.visible0, c.scale, c.out, c.outStride, c.lse, c.scratch)
+      return
+    }
+    let rows = 0
+    let vd = 0
+    const tasks = batchTasks(units, Math.min(units.length, tasksFor(macs, parts)), (call, lo, hi) => {
+      const c = calls[call]
+      const p =
+        c.T === 1
+          ? { q: c.q + lo * c.kd * 4, hq: hi - lo, T: 1, vis: c.visible0, out: c.out + lo * c.vd * 4, lse: c.lse && c.lse + lo * 4 }
+          : { q: c.q + lo * c.qStride * 4, hq: c.hq, T: hi - lo, vis: c.visible0 + lo, out: c.out + lo * c.outStride * 4, lse: c.lse && c.lse + lo * c.hq * 4 }
+      rows = Math.max(rows, p.T * p.hq)
+      vd = Math.max(vd, c.vd)
+      // the scratch argument is each thread's own (protocol.ts scaleArg)
+      const args = [p.q, c.qStride, p.hq, p.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, p.vis, 0, p.out, c.outStride, p.lse, 0]
+      return { kind: JobKind.AttendCausal, args, scale: c.scale }
+    })
+    run(tasks, { bytes: attendScratchFloats(vd, rows) * 4 })
+  }
+
+  const swiglu = (gate: number, up: number, out: number, n: number): void => {
+    const parts = partsFor(n * SWIGLU_ELEMENT_MACS, pool.threads, minPartMacs)
+    if (parts < 2) return base.swiglu(gate, up, out, n)
+    run(splitRange(n, parts, 4).map(([from, to]) => [{ kind: JobKind.Swiglu, args: [gate + from * 4, up + from * 4, out + from * 4, to - from] }]))
+  }
+
+  // decode over listed tokens: query heads split as attendCausal's decode, every KV head in one region
+  const attendGatheredBatch = (calls: readonly GatheredCall[]): void => {
+    const units: Unit[] = []
+    let macs = 0
+    calls.forEach((c, call) => {
+      for (let h = 0; h < c.hq; h++) units.push({ call, lo: h, cost: c.nIdx * (c.kd + c.vd) })
+      macs += c.hq * c.nIdx * (c.kd + c.vd)
+    })
+    const parts = Math.min(partsFor(macs, pool.threads, minPartMacs), units.length)
+    if (parts < 2) {
+      for (const c of calls) base.attendGathered(c.q, c.hq, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx, c.nIdx, c.scale, c.out, c.lse, c.scratch)
+      return
+    }
+    let heads = 0
+    let vd = 0
+    const tasks = batchTasks(units, parts, (call, lo, hi) => {
+      const c = calls[call]
+      heads = Math.max(heads, hi - lo)
+      vd = Math.max(vd, c.vd)
+      const args = [c.q + lo * c.kd * 4, hi - lo, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx, c.nIdx, 0, c.out + lo * c.vd * 4, c.lse && c.lse + lo * 4, 0]
+      return { kind: JobKind.AttendGathered, args, scale: c.scale }
+    })
+    run(tasks, { bytes: attendScratchFloats(vd, heads) * 4 })
+  }
+
   return {
-    matmul(x, w, bias, y, T, inDim, outDim) {
-      const parts = partsFor(T * inDim * outDim, pool.threads)
-      if (parts < 2) return base.matmul(x, w, bias, y, T, inDim, outDim)
-      const ranges = splitRange(outDim, parts, 4)
-      run(
-        ranges.map(([from, to]) => {
-          const args = [x, w, bias, y, T, inDim, outDim, from, to]
-          return { job: { kind: JobKind.MatmulRange, args }, own: () => void matmulRange(...args) }
-        }),
-      )
-    },
-    attendCausal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch) {
-      const count = partsFor(T * hq * Math.min(n, visible0 + T) * (kd + vd), pool.threads)
-      if (count < 2 || T * hq < 2) {
-        return base.attendCausal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch)
-      }
-      // rows: token ranges, or for a single token ranges of query heads
-      const parts =
-        T > 1
-          ? splitRange(T, count, 1).map(([t0, t1]) => ({ q: q + t0 * qStride * 4, hq, T: t1 - t0, vis: visible0 + t0, out: out + t0 * outStride * 4, lse: lse && lse + t0 * hq * 4 }))
-          : splitRange(hq, count, 1).map(([h0, h1]) => ({ q: q + h0 * kd * 4, hq: h1 - h0, T: 1, vis: visible0, out: out + h0 * vd * 4, lse: lse && lse + h0 * 4 }))
-      run(
-        parts.map((p, i) => {
-          const own = () => void attendCausal(p.q, qStride, p.hq, p.T, kd, vd, kTable, vTable, pageTokens, n, p.vis, scale, p.out, outStride, p.lse, scratch)
-          const mine = i === 0 ? scratch : pool.scratchFor(i - 1, attendScratchFloats(vd, p.T * p.hq) * 4)
-          const args = [p.q, qStride, p.hq, p.T, kd, vd, kTable, vTable, pageTokens, n, p.vis, 0, p.out, outStride, p.lse, mine]
-          return { job: { kind: JobKind.AttendCausal, args, scale }, own }
-        }),
-      )
-    },
+    swiglu,
+    attendGatheredBatch,
+    matmul: (x, w, bias, y, T, inDim, outDim) => matmulBatch([{ x, w, bias, y, T, inDim, outDim }]),
+    matmulBatch,
+    attendCausal: (q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch) =>
+      attendCausalBatch([{ q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch }]),
+    attendCausalBatch,
   }
 }

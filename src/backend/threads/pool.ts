@@ -1,14 +1,21 @@
 import type { Heap } from '../heap.js'
-import { controlInts, FAILED, PENDING, SCALE_ARG, SEQ, SLOT0, SLOT_INTS, SPIN, STOP, type WorkerInit } from './protocol.js'
+import {
+  awaitChange, controlInts, COUNT, FAILED, lineOf, MAIN_SLEEP, MAX_SUB, MAX_TASKS, NEXT, PENDING, scaleArg, Slot, STOP,
+  SUB_INTS, TASK_INTS, tasksAt, type WorkerInit,
+} from './protocol.js'
 import type { KernelWorker, SpawnWorker } from './spawn.js'
+import { drainTasks, taskKernels, type TaskKernels } from './tasks.js'
 
-/** One worker's share of a kernel call: the job kind and its arguments (protocol.ts). */
+/** One kernel call of a task: the job kind and its arguments (protocol.ts). */
 export interface Job {
   kind: number
   args: readonly number[]
-  /** the one float argument (AttendCausal's scale) */
+  /** the one float argument (the attention kernels' scale, protocol.ts scaleArg) */
   scale?: number
 }
+
+/** What one thread claims at a time: kernel calls run in order (at most MAX_SUB). */
+export type Task = readonly Job[]
 
 export class ThreadPoolError extends Error {
   override name = 'ThreadPoolError'
@@ -30,14 +37,16 @@ function mayBlock(): boolean {
 }
 
 /**
- * A pool of kernel workers on one shared arena: `run` hands each worker a job, runs the caller's own
- * share on this thread and returns when every share is done, so kernel calls stay synchronous. Each
- * worker holds its own instance of the threads build (per-instance globals, shared memory) and a
- * scratch block of the arena; the calling thread keeps the module's static scratch.
+ * A pool of kernel workers on one shared arena: `run` runs a parallel region of tasks (protocol.ts) on
+ * the workers it needs and on this thread, and returns when every task is done, so kernel calls stay
+ * synchronous. Each worker holds its own instance of the threads build (per-instance globals, shared
+ * memory) and scratch blocks of the arena; the calling thread runs its tasks on its own instance.
  */
 export class ThreadPool {
   private readonly ctl: Int32Array
   private readonly f32: Float32Array
+  private readonly table: number
+  private readonly kernels: TaskKernels
   private readonly scratch: { ptr: number; bytes: number }[]
   private readonly block = mayBlock()
   private closed = false
@@ -47,22 +56,27 @@ export class ThreadPool {
     private readonly workers: KernelWorker[],
     control: SharedArrayBuffer,
     private readonly rowScratch: number[],
+    exports: WebAssembly.Exports,
   ) {
     this.ctl = new Int32Array(control)
     this.f32 = new Float32Array(control)
-    this.scratch = rowScratch.map(() => ({ ptr: 0, bytes: 0 }))
+    this.table = tasksAt(rowScratch.length)
+    this.kernels = taskKernels(exports)
+    // one attention scratch block per worker, and the last for the calling thread
+    this.scratch = Array.from({ length: rowScratch.length + 1 }, () => ({ ptr: 0, bytes: 0 }))
   }
 
   /**
    * Starts `count` workers on the module (a threads build) and the heap's shared memory; resolves once
-   * every worker has instantiated it. A worker that fails to start rejects the promise, all stopped.
+   * every worker has instantiated it. `exports`: the calling thread's instance of the same module, which
+   * runs the caller's tasks. A worker that fails to start rejects the promise, all stopped.
    */
-  static async start(module: WebAssembly.Module, heap: Heap, count: number, spawn: SpawnWorker): Promise<ThreadPool> {
+  static async start(module: WebAssembly.Module, heap: Heap, count: number, spawn: SpawnWorker, exports: WebAssembly.Exports): Promise<ThreadPool> {
     if (!(heap.memory.buffer instanceof SharedArrayBuffer)) throw new ThreadPoolError('the worker pool needs the arena in a shared WebAssembly.Memory')
     const control = new SharedArrayBuffer(controlInts(count) * 4)
     const rowScratch = Array.from({ length: count }, () => heap.alloc(512, 64))
     const workers: KernelWorker[] = []
-    const pool = new ThreadPool(heap, workers, control, rowScratch)
+    const pool = new ThreadPool(heap, workers, control, rowScratch, exports)
     try {
       await Promise.all(
         rowScratch.map((scratch, index) => {
@@ -77,7 +91,7 @@ export class ThreadPool {
               },
               (e) => reject(new ThreadPoolError(`kernel worker ${index}: ${e.message}`)),
             )
-            const init: WorkerInit = { type: 'init', index, module, memory: heap.memory, control, rowScratch: scratch }
+            const init: WorkerInit = { type: 'init', index, workers: count, module, memory: heap.memory, control, rowScratch: scratch }
             w.postMessage(init)
           })
         }),
@@ -95,42 +109,55 @@ export class ThreadPool {
   }
 
   /**
-   * Runs jobs[i] on worker i (at most one job per worker; workers past the list idle this round) and
-   * `own` on the calling thread, and returns when all are done. A kernel that failed in a worker is
-   * raised here as a ThreadPoolError after every share has finished.
+   * Runs a parallel region and returns when every task is done. Thread i first takes task i, then
+   * threads claim the rest in order, so with tasks.length <= threads the split is static; only
+   * min(tasks, threads) - 1 workers are woken. `scratch`: for attention tasks, the bytes of the scratch
+   * block each thread passes its kernel (the pool's, grown on demand). A kernel that failed in a
+   * worker is raised here as a ThreadPoolError after every task has finished; the caller's own error as is.
    */
-  run(jobs: readonly Job[], own: () => void): void {
+  run(tasks: readonly Task[], scratch?: { bytes: number }): void {
     if (this.closed) throw new ThreadPoolError('the worker pool was closed')
-    if (jobs.length > this.workers.length) throw new ThreadPoolError(`run: ${jobs.length} jobs for ${this.workers.length} workers`)
+    if (tasks.length > MAX_TASKS) throw new ThreadPoolError(`run: ${tasks.length} tasks, at most ${MAX_TASKS} a region`)
     const ctl = this.ctl
-    for (let i = 0; i < this.workers.length; i++) {
-      const base = SLOT0 + i * SLOT_INTS
-      const job = jobs[i]
-      ctl[base] = job ? job.kind : 0
-      if (!job) continue
-      for (let a = 0; a < job.args.length; a++) ctl[base + 1 + a] = job.args[a]
-      if (job.scale !== undefined) this.f32[base + 1 + SCALE_ARG] = job.scale
+    for (let t = 0; t < tasks.length; t++) {
+      const task = tasks[t]
+      if (task.length > MAX_SUB) throw new ThreadPoolError(`run: task ${t} holds ${task.length} kernel calls, at most ${MAX_SUB}`)
+      const base = this.table + t * TASK_INTS
+      ctl[base] = task.length
+      for (let s = 0; s < task.length; s++) {
+        const job = task[s]
+        const b = base + 1 + s * SUB_INTS
+        ctl[b] = job.kind
+        for (let a = 0; a < job.args.length; a++) ctl[b + 1 + a] = job.args[a]
+        if (job.scale !== undefined) this.f32[b + 1 + scaleArg(job.kind)] = job.scale
+      }
     }
-    Atomics.store(ctl, PENDING, this.workers.length)
-    Atomics.add(ctl, SEQ, 1)
-    Atomics.notify(ctl, SEQ)
-    let ownError: unknown
+    const helpers = Math.min(this.workers.length, tasks.length - 1)
+    Atomics.store(ctl, COUNT, tasks.length)
+    Atomics.store(ctl, NEXT, helpers + 1)
+    Atomics.store(ctl, PENDING, helpers)
+    // scratch blocks first: growing one may grow the memory, which no thread should see mid-kernel
+    const own = scratch ? this.scratchFor(this.workers.length, scratch.bytes) : 0
+    if (scratch) for (let w = 0; w < helpers; w++) ctl[lineOf(w) + Slot.SCRATCH] = this.scratchFor(w, scratch.bytes)
+    for (let w = 0; w < helpers; w++) {
+      const line = lineOf(w)
+      Atomics.add(ctl, line + Slot.WAKE, 1)
+      if (Atomics.load(ctl, line + Slot.SLEEP)) Atomics.notify(ctl, line + Slot.WAKE)
+    }
+    let ownError: { e: unknown } | undefined
     try {
-      own()
+      drainTasks(this.kernels, ctl, this.f32, this.table, 0, own)
     } catch (e) {
-      ownError = e
+      ownError = { e }
     }
-    for (let spin = 0; ; spin++) {
-      const left = Atomics.load(ctl, PENDING)
-      if (left === 0) break
-      if (spin >= SPIN && this.block) Atomics.wait(ctl, PENDING, left)
-    }
+    // the last worker done notifies only when MAIN_SLEEP is set
+    for (let left = Atomics.load(ctl, PENDING); left !== 0; left = Atomics.load(ctl, PENDING)) awaitChange(ctl, PENDING, left, MAIN_SLEEP, this.block)
     const failed = Atomics.exchange(ctl, FAILED, 0)
-    if (ownError !== undefined) throw ownError
+    if (ownError) throw ownError.e
     if (failed) throw new ThreadPoolError(`a kernel failed in worker ${failed - 1}`)
   }
 
-  /** worker i's scratch block of at least `bytes` (grown on demand; the pool owns and frees it) */
+  /** worker i's scratch block (i = workers: the calling thread's) of at least `bytes` (grown on demand; the pool owns and frees it) */
   scratchFor(i: number, bytes: number): number {
     const s = this.scratch[i]
     if (s.bytes < bytes) {
@@ -141,13 +168,20 @@ export class ThreadPool {
     return s.ptr
   }
 
+  /** per worker: whether it sleeps in Atomics.wait now, and the regions it was woken for so far */
+  workerStates(): { sleeping: boolean; joined: number }[] {
+    return this.workers.map((_, w) => ({ sleeping: Atomics.load(this.ctl, lineOf(w) + Slot.SLEEP) === 1, joined: Atomics.load(this.ctl, lineOf(w) + Slot.JOINED) }))
+  }
+
   /** Stops and terminates the workers and frees their arena blocks. Idempotent. */
   close(): void {
     if (this.closed) return
     this.closed = true
     Atomics.store(this.ctl, STOP, 1)
-    Atomics.add(this.ctl, SEQ, 1)
-    Atomics.notify(this.ctl, SEQ)
+    for (let w = 0; w < this.workers.length; w++) {
+      Atomics.add(this.ctl, lineOf(w) + Slot.WAKE, 1)
+      Atomics.notify(this.ctl, lineOf(w) + Slot.WAKE)
+    }
     for (const w of this.workers) void w.terminate()
     for (const p of this.rowScratch) this.heap.release(p)
     for (const s of this.scratch) if (s.ptr) this.heap.release(s.ptr)

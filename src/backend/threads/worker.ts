@@ -5,7 +5,8 @@
  * Runs as a Web Worker (browsers, Deno, Bun) or a Node worker thread; nothing here imports node:
  * statically, the Node port is found at run time.
  */
-import { FAILED, JobKind, PENDING, SCALE_ARG, SEQ, SLOT0, SLOT_INTS, SPIN, STOP, type WorkerInit } from './protocol.js'
+import { awaitChange, FAILED, lineOf, MAIN_SLEEP, PENDING, Slot, STOP, tasksAt, type WorkerInit } from './protocol.js'
+import { drainTasks, taskKernels } from './tasks.js'
 
 type Fn = (...args: number[]) => number
 
@@ -26,30 +27,28 @@ async function port(): Promise<Port> {
 }
 
 function serve(init: WorkerInit, instance: WebAssembly.Instance, ready: () => void): void {
-  const e = instance.exports as Record<string, Fn>
+  const kernels = taskKernels(instance.exports)
   const ctl = new Int32Array(init.control)
   const f32 = new Float32Array(init.control)
-  const base = SLOT0 + init.index * SLOT_INTS
-  const a = (i: number): number => ctl[base + 1 + i]
-  // the round counter is read before `ready`: the pool's first round can only come after it
-  let seen = Atomics.load(ctl, SEQ)
+  const line = lineOf(init.index)
+  const wake = line + Slot.WAKE
+  const table = tasksAt(init.workers)
+  const tid = init.index + 1
+  // the wake word is read before `ready`: the pool's first region can only come after it
+  let seen = Atomics.load(ctl, wake)
   ready()
   for (;;) {
-    for (let spin = 0; Atomics.load(ctl, SEQ) === seen; spin++) {
-      if (spin >= SPIN) Atomics.wait(ctl, SEQ, seen)
-    }
-    seen = Atomics.load(ctl, SEQ)
+    // spin, then sleep until woken: announced in SLEEP, so the pool notifies only sleeping workers
+    awaitChange(ctl, wake, seen, line + Slot.SLEEP, true)
+    seen = Atomics.load(ctl, wake)
     if (Atomics.load(ctl, STOP)) return
+    Atomics.add(ctl, line + Slot.JOINED, 1)
     try {
-      const kind = ctl[base]
-      if (kind === JobKind.MatmulRange) e.matmulRange(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8))
-      else if (kind === JobKind.AttendCausal) {
-        e.attendCausal(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8), a(9), a(10), f32[base + 1 + SCALE_ARG], a(12), a(13), a(14), a(15))
-      }
+      drainTasks(kernels, ctl, f32, table, tid, ctl[line + Slot.SCRATCH])
     } catch {
-      Atomics.compareExchange(ctl, FAILED, 0, init.index + 1)
+      Atomics.compareExchange(ctl, FAILED, 0, tid)
     }
-    if (Atomics.sub(ctl, PENDING, 1) === 1) Atomics.notify(ctl, PENDING)
+    if (Atomics.sub(ctl, PENDING, 1) === 1 && Atomics.load(ctl, MAIN_SLEEP)) Atomics.notify(ctl, PENDING)
   }
 }
 

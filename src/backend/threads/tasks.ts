@@ -1,0 +1,60 @@
+/**
+ * Running a region's tasks (protocol.ts), the same code on the calling thread and in every worker, so a
+ * task's kernel gets the same arguments whichever thread claims it.
+ */
+import { COUNT, JobKind, NEXT, scaleArg, SUB_INTS, TASK_INTS } from './protocol.js'
+
+type Fn = (...args: number[]) => number
+
+/** the kernels a task may call: one instance's exports (each thread has its own instance) */
+export interface TaskKernels {
+  matmulRange: Fn
+  attendCausal: Fn
+  swiglu: Fn
+  attendGathered: Fn
+}
+
+export function taskKernels(exports: WebAssembly.Exports): TaskKernels {
+  return { matmulRange: exports.matmulRange as Fn, attendCausal: exports.attendCausal as Fn, swiglu: exports.swiglu as Fn, attendGathered: exports.attendGathered as Fn }
+}
+
+/** runs task `t` of the table at word `table`; `scratch`: this thread's attention scratch (byte pointer) */
+function runTask(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: number, t: number, scratch: number): void {
+  const base = table + t * TASK_INTS
+  const subs = ctl[base]
+  for (let s = 0; s < subs; s++) {
+    const b = base + 1 + s * SUB_INTS
+    const kind = ctl[b]
+    const a = b + 1
+    if (kind === JobKind.MatmulRange) k.matmulRange(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8])
+    else if (kind === JobKind.AttendCausal) {
+      k.attendCausal(
+        ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10],
+        f32[a + scaleArg(kind)], ctl[a + 12], ctl[a + 13], ctl[a + 14], scratch,
+      )
+    } else if (kind === JobKind.Swiglu) k.swiglu(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3])
+    else if (kind === JobKind.AttendGathered) {
+      k.attendGathered(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], f32[a + scaleArg(kind)], ctl[a + 10], ctl[a + 11], scratch)
+    }
+  }
+}
+
+/**
+ * Thread `tid` runs task tid (when there is one), then claims tasks from NEXT until none is left. A
+ * task that throws does not stop the thread: the region's other tasks still run (the caller waits for
+ * them), and the first error is thrown once the table is drained.
+ */
+export function drainTasks(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: number, tid: number, scratch: number): void {
+  const count = Atomics.load(ctl, COUNT)
+  let error: { e: unknown } | undefined
+  const one = (t: number) => {
+    try {
+      runTask(k, ctl, f32, table, t, scratch)
+    } catch (e) {
+      error ??= { e }
+    }
+  }
+  if (tid < count) one(tid)
+  for (let t = Atomics.add(ctl, NEXT, 1); t < count; t = Atomics.add(ctl, NEXT, 1)) one(t)
+  if (error) throw error.e
+}
