@@ -1,22 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { CreatedBackend } from '../src/backend/index.js'
-import type { Heap } from '../src/backend/heap.js'
-import { WebGpuKernels } from '../src/backend/webgpu/kernels.js'
-import { normals, pagedStream, rng, wasmAndReference } from './kernels-helpers.js'
-import { onGpu, testGpu } from './webgpu-helpers.js'
+import { describe, expect, it } from 'vitest'
+import { normals, pagedStream, rng } from './kernels-helpers.js'
+import { gpuBesideWasm, onGpu, testGpu } from './webgpu-helpers.js'
 
 // The store's row moves on the GPU (wgsl/pages.wgsl) against the compute core's compactRows and
 // moveRows on the same paged stream: random keep lists (runs, gaps, page boundaries, keep-all, keep-one,
 // keep-none), float32 rows and float16 rows (half the bytes), hole-filling move lists.
 const gpu = await testGpu()
-let wasm: CreatedBackend
-let heap: Heap
-let K: WebGpuKernels
-beforeAll(async () => {
-  ;({ wasm, heap } = await wasmAndReference())
-  if (gpu) K = await WebGpuKernels.create(gpu)
-})
-afterAll(() => gpu?.destroy())
+const ctx = gpuBesideWasm(gpu)
 
 /** the stream's n rows of rowBytes, read through its page table */
 function rowsOf(bytes: Uint8Array, table: Int32Array, pt: number, rowBytes: number, n: number): number[] {
@@ -34,35 +24,35 @@ describe.skipIf(!gpu)('WebGPU row moves equal the compute core', () => {
     [300, 64, 64, 0.25], [300, 32, 64, 0.5], [129, 64, 16, 1], [1, 64, 64, 1], [200, 16, 32, 0.05], [70, 64, 64, 0],
   ])('compactRows: %i rows of %i words, pages of %i, %f kept', async (n, w, pt, share) => {
     const r = rng(n * w + pt)
-    const s = pagedStream(heap, normals(r, n * w), n, w, pt)
+    const s = pagedStream(ctx.heap, normals(r, n * w), n, w, pt)
     const keep = Array.from({ length: n }, (_, i) => i).filter((i) => (share === 1 ? true : r() < share))
-    const keepBuf = heap.i32From(Int32Array.from(keep))
-    const scratch = heap.allocF32(Math.max(1, keep.length * w))
+    const keepBuf = ctx.heap.i32From(Int32Array.from(keep))
+    const scratch = ctx.heap.allocF32(Math.max(1, keep.length * w))
     const table = Int32Array.from(s.table.view)
-    const [gpuBytes] = await onGpu(K, heap, [[0, heap.U8.byteLength]], () => K.compactRows(s.table.ptr, pt, w * 4, keepBuf.ptr, keep.length, scratch.ptr))
-    const moved = wasm.compactRows(s.table.ptr, pt, w * 4, keepBuf.ptr, keep.length)
+    const [gpuBytes] = await onGpu(ctx.K, ctx.heap, [[0, ctx.heap.U8.byteLength]], () => ctx.K.compactRows(s.table.ptr, pt, w * 4, keepBuf.ptr, keep.length, scratch.ptr))
+    const moved = ctx.wasm.compactRows(s.table.ptr, pt, w * 4, keepBuf.ptr, keep.length)
     expect(moved).toBeLessThanOrEqual(keep.length)
-    expect(rowsOf(new Uint8Array(gpuBytes), table, pt, w * 4, keep.length)).toEqual(rowsOf(heap.U8, table, pt, w * 4, keep.length))
+    expect(rowsOf(new Uint8Array(gpuBytes), table, pt, w * 4, keep.length)).toEqual(rowsOf(ctx.heap.U8, table, pt, w * 4, keep.length))
     for (const b of [s, keepBuf, scratch]) b.free()
   })
 
   it.each([[300, 64, 64, 40], [129, 32, 16, 7], [64, 16, 64, 1]])('moveRows: %i rows of %i words, pages of %i, %i holes filled from the end', async (n, w, pt, holes) => {
     const r = rng(n + holes)
-    const s = pagedStream(heap, normals(r, n * w), n, w, pt)
+    const s = pagedStream(ctx.heap, normals(r, n * w), n, w, pt)
     // holes before the new end n - holes, filled by rows past it: no target is a source
     const end = n - holes
     const targets = new Set<number>()
     while (targets.size < holes) targets.add(Math.floor(r() * end))
-    const pairs = heap.i32From(Int32Array.from([...targets].flatMap((t, i) => [t, end + i])))
+    const pairs = ctx.heap.i32From(Int32Array.from([...targets].flatMap((t, i) => [t, end + i])))
     const table = Int32Array.from(s.table.view)
-    const [gpuBytes] = await onGpu(K, heap, [[0, heap.U8.byteLength]], () => K.moveRows(s.table.ptr, pt, w * 4, pairs.ptr, holes))
-    wasm.moveRows(s.table.ptr, pt, w * 4, pairs.ptr, holes)
-    expect(rowsOf(new Uint8Array(gpuBytes), table, pt, w * 4, n)).toEqual(rowsOf(heap.U8, table, pt, w * 4, n))
+    const [gpuBytes] = await onGpu(ctx.K, ctx.heap, [[0, ctx.heap.U8.byteLength]], () => ctx.K.moveRows(s.table.ptr, pt, w * 4, pairs.ptr, holes))
+    ctx.wasm.moveRows(s.table.ptr, pt, w * 4, pairs.ptr, holes)
+    expect(rowsOf(new Uint8Array(gpuBytes), table, pt, w * 4, n)).toEqual(rowsOf(ctx.heap.U8, table, pt, w * 4, n))
     for (const b of [s, pairs]) b.free()
   })
 
   it('refuses rows that are not whole words, naming the size', () => {
-    expect(() => K.moveRows(0, 64, 6, 0, 1)).toThrow(/rows of 6 bytes/)
-    expect(() => K.compactRows(0, 64, 0, 0, 1, 0)).toThrow(/rows of 0 bytes/)
+    expect(() => ctx.K.moveRows(0, 64, 6, 0, 1)).toThrow(/rows of 6 bytes/)
+    expect(() => ctx.K.compactRows(0, 64, 0, 0, 1, 0)).toThrow(/rows of 0 bytes/)
   })
 })

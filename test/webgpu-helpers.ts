@@ -1,8 +1,10 @@
+import { afterAll, beforeAll } from 'vitest'
+import type { CreatedBackend } from '../src/backend/index.js'
 import type { Heap } from '../src/backend/heap.js'
 import { openGpuDevice, WebGpuUnavailableError, type GpuDevice } from '../src/backend/webgpu/device.js'
-import { flashScratchWords, type WebGpuKernels } from '../src/backend/webgpu/kernels.js'
+import { flashScratchWords, WebGpuKernels } from '../src/backend/webgpu/kernels.js'
 import type { ModelKernels } from '../src/backend/model-kernels.js'
-import { expectClose } from './kernels-helpers.js'
+import { expectClose, wasmAndReference } from './kernels-helpers.js'
 
 /**
  * The test device: lavapipe on CI (.ci/run installs it and sets KVKIT_REQUIRE_WEBGPU=1, so a missing
@@ -74,4 +76,18 @@ export async function expectCausalThreeWays(
 export function expectDenseAndGathered(got: ArrayBuffer[], want: { view: Float32Array }[]): void {
   const what = ['dense out', 'dense lse', 'gathered out', 'gathered lse']
   got.forEach((g, i) => expectClose(new Float32Array(g), want[i].view, i % 2 ? 1e-5 : 1e-4, 1e-5, what[i]))
+}
+
+/**
+ * A test file's GPU kernels beside the wasm backend whose heap they mirror, made in beforeAll (K only
+ * with an adapter); the device is destroyed in afterAll.
+ */
+export function gpuBesideWasm(gpu: GpuDevice | null): { wasm: CreatedBackend; heap: Heap; K: WebGpuKernels } {
+  const ctx = {} as { wasm: CreatedBackend; heap: Heap; K: WebGpuKernels }
+  beforeAll(async () => {
+    Object.assign(ctx, await wasmAndReference())
+    if (gpu) ctx.K = await WebGpuKernels.create(gpu)
+  })
+  afterAll(() => gpu?.destroy())
+  return ctx
 }
