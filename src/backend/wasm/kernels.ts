@@ -26,6 +26,8 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     // the mixed exports (ABI 1.5) take int2+sign keys and ternary values besides the 1.4 ones' formats
     scorePackedKeys: e.scorePackedKeysMixed,
     attendPacked: e.attendPackedMixed,
+    // integer dot products on int4/2/1 keys (ABI 1.6): selection's scoring, within a stated bound
+    scorePackedKeysInt: e.scorePackedKeysInt,
     gatherChannelsF16: e.gatherChannelsF16,
     toFloat16: e.toFloat16,
     fromFloat16: e.fromFloat16,
