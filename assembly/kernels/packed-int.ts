@@ -209,7 +209,8 @@ export function scorePackedKeysInt(q: usize, qHeads: i32, d: i32, table: usize, 
   const sums = stepBias + (<usize>qHeads << 3)
   const outStride = <usize>n << 2
   for (let g = 0; g * GROUP < n; g++) {
-    // the group's line of codes and its (scale, min) pairs in its page
+    // the group's line of codes and its (scale, min) pairs in its page (no touch() of the next group's
+    // lines as scoreKeys does: it made the whole-cache int2 run slower here, the stream is sequential)
     const tg = g % groupsPerPage
     const page = groupPage(table, g, groupsPerPage)
     widenMeta(page + metaOffset + (<usize>(tg * d) << 2), d, scale, sc, mn)
