@@ -3,7 +3,7 @@
 //   node dist/bench/packed.js [--build simd|relaxed|auto] [--json FILE] [--scoring]
 //   (Node 20: node --experimental-wasm-relaxed-simd dist/bench/packed.js --build relaxed)
 import { writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { createBackend, type CreatedBackend } from '../src/backend/index.js'
 import { packedIntScratch } from '../src/backend/backend.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
@@ -78,9 +78,10 @@ export async function scoringSpeed(b: CreatedBackend, n: number, d: number, qHea
 /**
  * Scoring one cache-resident stream of n keys (3 query heads): the kernels' arithmetic without memory
  * traffic, every scorer in the same run, each the best of 200 interleaved rounds (the least disturbed by
- * a shared machine's other work). Returns keys/s by scorer.
+ * a shared machine's other work). Returns keys/s by scorer, and how far the integer scores are from the
+ * exact ones (largest difference in % of the exact scores' range).
  */
-export function residentScoring(b: CreatedBackend, n: number, d: number, scorers = SCORERS): Record<string, number> {
+export function residentScoring(b: CreatedBackend, n: number, d: number, scorers = SCORERS): { rates: Record<string, number>; agree: Record<string, number> } {
   const qHeads = 3
   const caches = new Map<number, PagedKVCache>()
   for (const s of scorers) if (!caches.has(s.bits)) caches.set(s.bits, cacheOf(b, n, d, FORMAT[s.bits]))
@@ -97,9 +98,20 @@ export function residentScoring(b: CreatedBackend, n: number, d: number, scorers
       best[i] = Math.min(best[i], (performance.now() - t0) / 4)
     })
   }
+  // the integer scores against the exact ones, so a fast wrong kernel (an engine's relaxed-SIMD lowering)
+  // cannot pass for a speed-up: their largest difference in % of the exact scores' range
+  const agree: Record<string, number> = {}
+  for (const bits of [4, 2]) {
+    const [exact, integer] = [false, true].map((int) => {
+      scoreTask(b, { name: '', bits, integer: int }, [caches.get(bits)!.segments(0, 0)[0]], n, d, qHeads, q.ptr, out.ptr, scratch.ptr)()
+      return out.view.slice()
+    })
+    const range = Math.max(...exact) - Math.min(...exact)
+    agree[`int${bits}`] = (100 * integer.reduce((m, x, i) => Math.max(m, Math.abs(x - exact[i])), 0)) / range
+  }
   for (const c of caches.values()) c.dispose()
   for (const x of [q, out, scratch]) x.free()
-  return Object.fromEntries(scorers.map((s, i) => [s.name, (n / best[i]) * 1e3]))
+  return { rates: Object.fromEntries(scorers.map((s, i) => [s.name, (n / best[i]) * 1e3])), agree }
 }
 
 /** one line per scorer: keys/s and the ratio to float32's, with the issue's target where it has one */
@@ -154,10 +166,12 @@ export async function run(argv = process.argv.slice(2)): Promise<void> {
   // the fixture model's shape (8 layers x 2 KV heads of 64, 3 query heads each) at 32k tokens
   const whole = await scoringSpeed(b, 32768, 64, 3, 8, 2)
   printRates('score 8 layers x 2 KV heads x 32768 keys x 64 ch, 3 query heads each:', whole)
-  const resident = residentScoring(b, 4096, 64)
+  const { rates: resident, agree } = residentScoring(b, 4096, 64)
   printRates('score one resident stream of 4096 keys x 64 ch, 3 query heads:', resident)
+  console.log(`integer against exact scores, largest difference: int4 ${agree.int4.toPrecision(2)}%, int2 ${agree.int2.toPrecision(2)}% of their range`)
+  for (const [k, x] of Object.entries(agree)) if (!(x < 5)) throw new Error(`the integer ${k} scores are ${x}% of the range off the exact ones: a wrong kernel, not a fast one`)
   const json = arg('--json')
-  if (json) writeFileSync(json, JSON.stringify({ build, node: process.version, date: new Date().toISOString(), cpus: cpus().length, cpu: cpus()[0]?.model, wholeCache32k: whole, resident4096: resident }, null, 1))
+  if (json) writeFileSync(json, JSON.stringify({ build, node: process.version, date: new Date().toISOString(), cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg(), wholeCache32k: whole, resident4096: resident, integerOffPercentOfRange: agree }, null, 1))
   if (argv.includes('--scoring')) return
   console.log('\nbytes per token per layer and KV head (head_dim 64), from cache.bytes(); float16 = 256')
   for (const n of [4096, 32768]) {
