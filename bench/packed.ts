@@ -1,7 +1,11 @@
 // Packed KV pages: scoring on packed keys against float32 scoring, in the same run, and the bytes per
 // token per layer of each packed scheme against float16, from the cache's own accounting.
-//   node dist/bench/packed.js
+//   node dist/bench/packed.js [--build simd|relaxed|auto] [--json FILE] [--scoring]
+//   (Node 20: node --experimental-wasm-relaxed-simd dist/bench/packed.js --build relaxed)
+import { writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
 import { createBackend, type CreatedBackend } from '../src/backend/index.js'
+import { packedIntScratch } from '../src/backend/backend.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
 import type { KVDtype, PageFormat } from '../src/cache/formats.js'
 import type { HeadQuantization } from '../src/cache/types.js'
@@ -26,71 +30,98 @@ function cacheOf(b: CreatedBackend, n: number, d: number, format: PageFormat | n
   return cache
 }
 
+/** a scoring task's name: float32, the exact fused kernel on intN keys, or the integer kernel on them */
+type Scorer = { name: string; bits: number; integer?: boolean }
+const SCORERS: Scorer[] = [
+  { name: 'float32', bits: 0 },
+  { name: 'int4 exact', bits: 4 },
+  { name: 'int4 integer', bits: 4, integer: true },
+  { name: 'int2 exact', bits: 2 },
+  { name: 'int2 integer', bits: 2, integer: true },
+]
+const FORMAT: Record<number, PageFormat | null> = { 0: null, 8: 'int8', 4: 'int4', 2: 'int2', 1: 'int1' }
+
+/** one decode step's scoring over every segment of `segs` with scorer s (q: qHeads rows of d floats) */
+function scoreTask(b: CreatedBackend, s: Scorer, segs: { kTable: number }[], n: number, d: number, qHeads: number, q: number, out: number, scratch: number): () => void {
+  if (s.bits === 0) return () => { for (const g of segs) b.scoreKeys(q, qHeads, d, g.kTable, 64, n, 0.125, out) }
+  if (s.integer) return () => { for (const g of segs) b.scorePackedKeysInt!(q, qHeads, d, g.kTable, 64, n, s.bits, 0.125, out, scratch) }
+  return () => { for (const g of segs) b.scorePackedKeys!(q, qHeads, d, g.kTable, 64, n, s.bits, 0, 0.125, out, scratch) }
+}
+
 /**
  * Keys per second of one decode step's scoring over every (layer, KV head) of a model-shaped cache
  * (`layers` x `kvHeads` streams of n keys, `qHeads` query heads per KV head): float32 pages against
- * packed ones, in the same run. A whole model's keys do not fit in the CPU caches, as in decoding.
+ * packed ones (the exact fused kernel and the integer one), in the same run. A whole model's keys do not
+ * fit in the CPU caches, as in decoding. Returns keys/s by scorer.
  */
-export async function scoringSpeed(b: CreatedBackend, n: number, d: number, qHeads: number, layers: number, kvHeads: number): Promise<void> {
+export async function scoringSpeed(b: CreatedBackend, n: number, d: number, qHeads: number, layers: number, kvHeads: number, scorers = SCORERS): Promise<Record<string, number>> {
   const heap = b.heap
-  const make = (f: PageFormat | null, extra: Partial<HeadQuantization> = {}) => cacheOf(b, n, d, f, 0, layers, kvHeads, extra)
-  const caches: Record<string, PagedKVCache> = { float32: make(null), int4: make('int4'), int2: make('int2'), int8: make('int8'), int1: make('int1'), vidkv: make('int2+sign', VIDKV) }
+  const caches = new Map<number, PagedKVCache>()
+  for (const s of scorers) if (!caches.has(s.bits)) caches.set(s.bits, cacheOf(b, n, d, FORMAT[s.bits], 0, layers, kvHeads))
   const q = heap.allocF32(qHeads * d)
   q.view.forEach((_, i) => (q.view[i] = Math.sin(i)))
   const out = heap.allocF32(qHeads * n)
-  const scratch = heap.allocF32(qHeads * (d + 1))
+  const scratch = heap.allocF32(packedIntScratch(qHeads, d))
   const tasks: Record<string, () => void> = {}
-  for (const [name, c] of Object.entries(caches)) {
+  for (const s of scorers) {
+    const c = caches.get(s.bits)!
     const segs = Array.from({ length: layers * kvHeads }, (_, i) => c.segments(Math.floor(i / kvHeads), i % kvHeads)[0])
-    const bits = name === 'vidkv' ? 1 : Number(name.slice(3))
-    const hi = segs[0].keyBasis?.hi.length ?? 0
-    tasks[name] = name === 'float32'
-      ? () => { for (const s of segs) b.scoreKeys(q.ptr, qHeads, d, s.kTable, 64, n, 0.125, out.ptr) }
-      : name === 'vidkv'
-        ? () => { for (const s of segs) b.scoreSignKeys!(q.ptr, qHeads, d, s.kTable, 64, n, hi, 32, 0.125, out.ptr, scratch.ptr) }
-        : () => { for (const s of segs) b.scorePackedKeys!(q.ptr, qHeads, d, s.kTable, 64, n, bits, 0, 0.125, out.ptr, scratch.ptr) }
+    tasks[s.name] = scoreTask(b, s, segs, n, d, qHeads, q.ptr, out.ptr, scratch.ptr)
   }
   const t = await measure(tasks, 400, 5)
   const keys = n * layers * kvHeads
-  const keysPerS = (name: string) => `${((keys / t.ms[name]) * 1e3 / 1e6).toFixed(1)} M keys/s`
-  console.log(`score ${layers} x ${kvHeads} heads x ${n} keys x ${d} ch, ${qHeads} query head${qHeads > 1 ? 's' : ''} each: float32 ${keysPerS('float32')}`)
-  for (const [name, target] of [['int4', '>= 2x'], ['int2', '>= 3x'], ['int8', ''], ['int1', ''], ['vidkv', '']] as const) {
-    console.log(`  ${name.padEnd(5)} ${keysPerS(name).padStart(16)}   ${(1 / t.ratio(name, 'float32')).toFixed(2)}x float32's keys/s ${target ? `(target ${target})` : ''}`)
-  }
-  for (const c of Object.values(caches)) c.dispose()
+  for (const c of caches.values()) c.dispose()
   for (const x of [q, out, scratch]) x.free()
+  return Object.fromEntries(scorers.map((s) => [s.name, (keys / t.ms[s.name]) * 1e3]))
 }
 
 /**
  * Scoring one cache-resident stream of n keys (3 query heads): the kernels' arithmetic without memory
- * traffic, float32 against int2 and int4 in the same run, each the best of 200 interleaved rounds (the
- * least disturbed by a shared machine's other work).
+ * traffic, every scorer in the same run, each the best of 200 interleaved rounds (the least disturbed by
+ * a shared machine's other work). Returns keys/s by scorer, and how far the integer scores are from the
+ * exact ones (largest difference in % of the exact scores' range).
  */
-export function residentScoring(b: CreatedBackend, n: number, d: number): void {
+export function residentScoring(b: CreatedBackend, n: number, d: number, scorers = SCORERS): { rates: Record<string, number>; agree: Record<string, number> } {
   const qHeads = 3
-  const caches = { float32: cacheOf(b, n, d, null), int2: cacheOf(b, n, d, 'int2'), int4: cacheOf(b, n, d, 'int4') }
-  const segs = Object.fromEntries(Object.entries(caches).map(([k, c]) => [k, c.segments(0, 0)[0]]))
+  const caches = new Map<number, PagedKVCache>()
+  for (const s of scorers) if (!caches.has(s.bits)) caches.set(s.bits, cacheOf(b, n, d, FORMAT[s.bits]))
   const q = b.heap.allocF32(qHeads * d)
   q.view.forEach((_, i) => (q.view[i] = Math.sin(i)))
   const out = b.heap.allocF32(qHeads * n)
-  const scratch = b.heap.allocF32(qHeads * (d + 1))
-  const tasks: Record<string, () => void> = {
-    float32: () => b.scoreKeys(q.ptr, qHeads, d, segs.float32.kTable, 64, n, 0.125, out.ptr),
-    int2: () => b.scorePackedKeys!(q.ptr, qHeads, d, segs.int2.kTable, 64, n, 2, 0, 0.125, out.ptr, scratch.ptr),
-    int4: () => b.scorePackedKeys!(q.ptr, qHeads, d, segs.int4.kTable, 64, n, 4, 0, 0.125, out.ptr, scratch.ptr),
-  }
-  const best: Record<string, number> = { float32: Infinity, int2: Infinity, int4: Infinity }
+  const scratch = b.heap.allocF32(packedIntScratch(qHeads, d))
+  const tasks = scorers.map((s) => scoreTask(b, s, [caches.get(s.bits)!.segments(0, 0)[0]], n, d, qHeads, q.ptr, out.ptr, scratch.ptr))
+  const best = scorers.map(() => Infinity)
   for (let r = 0; r < 200; r++) {
-    for (const [k, t] of Object.entries(tasks)) {
+    tasks.forEach((t, i) => {
       const t0 = performance.now()
-      for (let i = 0; i < 4; i++) t()
-      best[k] = Math.min(best[k], (performance.now() - t0) / 4)
-    }
+      for (let j = 0; j < 4; j++) t()
+      best[i] = Math.min(best[i], (performance.now() - t0) / 4)
+    })
   }
-  const us = (k: string) => `${(best[k] * 1e3).toFixed(0)} us`
-  console.log(`score one resident stream of ${n} keys x ${d} ch, 3 query heads: float32 ${us('float32')}, int2 ${us('int2')} (${(best.float32 / best.int2).toFixed(2)}x float32's keys/s), int4 ${us('int4')} (${(best.float32 / best.int4).toFixed(2)}x)`)
-  for (const c of Object.values(caches)) c.dispose()
+  // the integer scores against the exact ones, so a fast wrong kernel (an engine's relaxed-SIMD lowering)
+  // cannot pass for a speed-up: their largest difference in % of the exact scores' range
+  const agree: Record<string, number> = {}
+  for (const bits of [4, 2]) {
+    const [exact, integer] = [false, true].map((int) => {
+      scoreTask(b, { name: '', bits, integer: int }, [caches.get(bits)!.segments(0, 0)[0]], n, d, qHeads, q.ptr, out.ptr, scratch.ptr)()
+      return out.view.slice()
+    })
+    const range = Math.max(...exact) - Math.min(...exact)
+    agree[`int${bits}`] = (100 * integer.reduce((m, x, i) => Math.max(m, Math.abs(x - exact[i])), 0)) / range
+  }
+  for (const c of caches.values()) c.dispose()
   for (const x of [q, out, scratch]) x.free()
+  return { rates: Object.fromEntries(scorers.map((s, i) => [s.name, (n / best[i]) * 1e3])), agree }
+}
+
+/** one line per scorer: keys/s and the ratio to float32's, with the issue's target where it has one */
+function printRates(title: string, rates: Record<string, number>): void {
+  console.log(title)
+  const targets: Record<string, string> = { 'int4 integer': '>= 2x', 'int2 integer': '>= 3x' }
+  for (const [name, r] of Object.entries(rates)) {
+    const x = r / rates.float32
+    console.log(`  ${name.padEnd(13)} ${(r / 1e6).toFixed(1).padStart(7)} M keys/s  ${x.toFixed(2)}x float32${targets[name] ? ` (target ${targets[name]})` : ''}`)
+  }
 }
 
 /** bytes per token per layer (keys and values of every KV head, metadata included) of a scheme at n tokens */
@@ -121,12 +152,28 @@ export function mixedBytesPerToken(b: CreatedBackend, n: number, d: number, hi: 
   return bytes
 }
 
-export async function run(): Promise<void> {
-  const b = await createBackend('wasm')
-  console.log(`kernels: wasm (${(b as { build?: string }).build ?? 'simd'} build)`)
-  // the fixture model's shape (8 layers x 2 KV heads of 64, 3 query heads each), then one larger head
-  await scoringSpeed(b, 32768, 64, 3, 8, 2)
-  residentScoring(b, 4096, 64)
+/**
+ * Options: --build simd|relaxed|auto (which wasm build: 'auto' lets the loader choose; relaxed needs
+ * --experimental-wasm-relaxed-simd on Node 20), --json FILE (the scoring figures), --scoring (scoring only).
+ */
+export async function run(argv = process.argv.slice(2)): Promise<void> {
+  const arg = (name: string) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined }
+  const want = arg('--build') ?? 'auto'
+  if (!['simd', 'relaxed', 'auto'].includes(want)) throw new RangeError(`--build must be simd, relaxed or auto, got ${want}`)
+  const b = await createBackend('wasm', { relaxed: want === 'auto' ? 'auto' : want === 'relaxed' })
+  const build = (b as { build?: string }).build ?? 'simd'
+  if (want !== 'auto' && build !== want) throw new Error(`--build ${want}: the runtime loaded the ${build} build (relaxed SIMD needs --experimental-wasm-relaxed-simd on Node 20)`)
+  console.log(`kernels: wasm (${build} build), node ${process.version}, ${new Date().toISOString()}`)
+  // the fixture model's shape (8 layers x 2 KV heads of 64, 3 query heads each) at 32k tokens
+  const whole = await scoringSpeed(b, 32768, 64, 3, 8, 2)
+  printRates('score 8 layers x 2 KV heads x 32768 keys x 64 ch, 3 query heads each:', whole)
+  const { rates: resident, agree } = residentScoring(b, 4096, 64)
+  printRates('score one resident stream of 4096 keys x 64 ch, 3 query heads:', resident)
+  console.log(`integer against exact scores, largest difference: int4 ${agree.int4.toPrecision(2)}%, int2 ${agree.int2.toPrecision(2)}% of their range`)
+  for (const [k, x] of Object.entries(agree)) if (!(x < 5)) throw new Error(`the integer ${k} scores are ${x}% of the range off the exact ones: a wrong kernel, not a fast one`)
+  const json = arg('--json')
+  if (json) writeFileSync(json, JSON.stringify({ build, node: process.version, date: new Date().toISOString(), cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg(), wholeCache32k: whole, resident4096: resident, integerOffPercentOfRange: agree }, null, 1))
+  if (argv.includes('--scoring')) return
   console.log('\nbytes per token per layer and KV head (head_dim 64), from cache.bytes(); float16 = 256')
   for (const n of [4096, 32768]) {
     for (const [name, format, residual] of [['KIVI-4 (R=128)', 'int4', 128], ['KIVI-2 (R=128)', 'int2', 128], ['int4 pages alone', 'int4', 0], ['int2 pages alone', 'int2', 0]] as const) {

@@ -11,6 +11,12 @@ export const GROUP: i32 = 32
 // bytes of a 32-token int2 chunk (the int2 channels of int2+sign keys)
 const HI_CHUNK: i32 = 8
 
+/** the page holding key group g (table: int32 page pointers, groupsPerPage groups a page) */
+// @ts-ignore: decorator
+@inline export function groupPage(table: usize, g: i32, groupsPerPage: i32): usize {
+  return <usize>load<u32>(table + (<usize>(g / groupsPerPage) << 2))
+}
+
 /** float16 bits -> float32 */
 // @ts-ignore: decorator
 @inline export function halfToF32(h: u32): f32 {
@@ -27,7 +33,7 @@ const HI_CHUNK: i32 = 8
 
 /** 16 consecutive codes (elements e0 .. e0 + 15, e0 = 0 or 16) of a 32-element planar chunk, as u8 lanes */
 // @ts-ignore: decorator
-@inline function codes16(p: usize, bits: i32, e0: i32): v128 {
+@inline export function codes16(p: usize, bits: i32, e0: i32): v128 {
   if (bits == 8) return v128.load(p + <usize>e0)
   if (bits == 4) {
     const v = v128.load(p)
@@ -110,6 +116,46 @@ const HI_CHUNK: i32 = 8
 }
 
 /**
+ * A key group's fold (KIVI's fused dequantize-matmul): qs[h][c] = scale * s_c * q[h][c] and
+ * bias[h] = scale * sum_c min_c * q[h][c] for the group's (scale, min) float16 pairs at meta.
+ */
+// @ts-ignore: decorator
+@inline export function foldGroup(q: usize, qHeads: i32, d: i32, meta: usize, scale: f32, qs: usize, bias: usize): void {
+  const vscale = f32x4.splat(scale)
+  // fold the group's scales into the queries and its mins into one bias per head (each float16
+  // decoded once per channel, whatever the group size)
+  memory.fill(bias, 0, <usize>qHeads << 2)
+  // four channels at a time: their (scale, min) halves widened in one go (the fold was a third of the
+  // kernel's time as scalar code at 3 heads x 64 channels)
+  let c0 = 0
+  for (; c0 + 4 <= d; c0 += 4) {
+    const m8 = v128.load(meta + (<usize>c0 << 2))
+    const a = widenHalf4(i32x4.extend_low_i16x8_s(m8))
+    const b = widenHalf4(i32x4.extend_high_i16x8_s(m8))
+    const sc = f32x4.mul(vscale, v128.shuffle<f32>(a, b, 0, 2, 4, 6))
+    const mn = f32x4.mul(vscale, v128.shuffle<f32>(a, b, 1, 3, 5, 7))
+    for (let h = 0; h < qHeads; h++) {
+      const off = <usize>(h * d + c0) << 2
+      const x = v128.load(q + off)
+      v128.store(qs + off, f32x4.mul(x, sc))
+      const bh = bias + (<usize>h << 2)
+      store<f32>(bh, load<f32>(bh) + hsum(f32x4.mul(x, mn)))
+    }
+  }
+  for (let c = c0; c < d; c++) {
+    const m = meta + (<usize>c << 2)
+    const sc = scale * halfToF32(load<u16>(m))
+    const mn = scale * halfToF32(load<u16>(m, 2))
+    for (let h = 0; h < qHeads; h++) {
+      const x = load<f32>(q + (<usize>(h * d + c) << 2))
+      store<f32>(qs + (<usize>(h * d + c) << 2), x * sc)
+      const b = bias + (<usize>h << 2)
+      store<f32>(b, load<f32>(b) + x * mn)
+    }
+  }
+}
+
+/**
  * out[h*n + i] = scale * (q_h . k_i) for qHeads query heads over n packed keys of d channels
  * (int `bits` = 8, 4, 2 or 1; pages of pageTokens rows, a multiple of 32; int2+sign keys: the first `hi`
  * channels int2, the rest int1, else hi = 0). Equal to dequantizing the
@@ -130,43 +176,12 @@ export function scorePackedKeysMixed(q: usize, qHeads: i32, d: i32, table: usize
   const bias = scratch + (<usize>(qHeads * d) << 2)
   const outStride = <usize>n << 2
   const groups = (n + GROUP - 1) / GROUP
-  const vscale = f32x4.splat(scale)
   for (let g = 0; g < groups; g++) {
-    const page = <usize>load<u32>(table + (<usize>(g / groupsPerPage) << 2))
+    const page = groupPage(table, g, groupsPerPage)
     const tg = g % groupsPerPage
     const codes = page + <usize>(tg * lineBytes)
     const meta = page + metaOffset + (<usize>(tg * d) << 2)
-    // fold the group's scales into the queries and its mins into one bias per head (each float16
-    // decoded once per channel, whatever the group size)
-    memory.fill(bias, 0, <usize>qHeads << 2)
-    // four channels at a time: their (scale, min) halves widened in one go (the fold was a third of the
-    // kernel's time as scalar code at 3 heads x 64 channels)
-    let c0 = 0
-    for (; c0 + 4 <= d; c0 += 4) {
-      const m8 = v128.load(meta + (<usize>c0 << 2))
-      const a = widenHalf4(i32x4.extend_low_i16x8_s(m8))
-      const b = widenHalf4(i32x4.extend_high_i16x8_s(m8))
-      const sc = f32x4.mul(vscale, v128.shuffle<f32>(a, b, 0, 2, 4, 6))
-      const mn = f32x4.mul(vscale, v128.shuffle<f32>(a, b, 1, 3, 5, 7))
-      for (let h = 0; h < qHeads; h++) {
-        const off = <usize>(h * d + c0) << 2
-        const x = v128.load(q + off)
-        v128.store(qs + off, f32x4.mul(x, sc))
-        const bh = bias + (<usize>h << 2)
-        store<f32>(bh, load<f32>(bh) + hsum(f32x4.mul(x, mn)))
-      }
-    }
-    for (let c = c0; c < d; c++) {
-      const m = meta + (<usize>c << 2)
-      const sc = scale * halfToF32(load<u16>(m))
-      const mn = scale * halfToF32(load<u16>(m, 2))
-      for (let h = 0; h < qHeads; h++) {
-        const x = load<f32>(q + (<usize>(h * d + c) << 2))
-        store<f32>(qs + (<usize>(h * d + c) << 2), x * sc)
-        const b = bias + (<usize>h << 2)
-        store<f32>(b, load<f32>(b) + x * mn)
-      }
-    }
+    foldGroup(q, qHeads, d, meta, scale, qs, bias)
     const first = g * GROUP
     for (let h = 0; h < qHeads; ) {
       const H = qHeads - h == 3 ? 3 : qHeads - h >= 2 ? 2 : 1

@@ -85,6 +85,7 @@ export interface KernelBackend {
   attendPacked?: PackedKernels['attendPacked']
   scoreSignKeys?: PackedKernels['scoreSignKeys']
   attendSign?: PackedKernels['attendSign']
+  scorePackedKeysInt?: PackedKernels['scorePackedKeysInt']
 }
 
 /**
@@ -100,6 +101,15 @@ export interface PackedKernels {
    * go to scoreSignKeys, and the TypeScript twins refuse hi > 0. scratch: qHeads * (d + 1) floats.
    */
   scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, scratch: number): void
+  /**
+   * scorePackedKeys on int4, int2 or int1 keys (hi = 0, d a multiple of 4) with integer dot products:
+   * the query folded with each group's scales is rounded to integers with one step per group and head
+   * (assembly/kernels/packed-int.ts). Not exact: |out - exact| <= step / 2 * sum_c code_tc plus float32
+   * rounding, step = max_c |q'_c| / intQueryLevels(...). For ranking keys (selection, eviction), where that
+   * error is far below the keys' own quantization error. scratch: packedIntScratch(qHeads, d) floats.
+   * Absent where the backend has no integer kernel (the twins, WebGPU).
+   */
+  scorePackedKeysInt?(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, scale: number, out: number, scratch: number): void
   /**
    * softmax(scale q_r . K^T) V for `rows` query rows [rows][d] over n packed tokens (all visible): values
    * vBits-bit (0: ternary, formats.ts kernelBits), grouped along 32 channels per token (a row's last group may be partial); out rows of vd floats at a
@@ -124,6 +134,21 @@ export interface PackedKernels {
     q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number,
     kHi: number, group: number, vBits: number, vGroup: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
   ): void
+}
+
+/** Scratch floats scorePackedKeysInt needs (a token-major tile of a group's codes, the integer and folded queries). */
+export function packedIntScratch(qHeads: number, d: number): number {
+  return (qHeads * d) / 2 + 2 * qHeads + 19 * d + 16
+}
+
+/**
+ * The largest |Q| of scorePackedKeysInt's integer query (its step is max |q'| / levels): the relaxed-SIMD
+ * build rounds to int8 (int2, int1) or two bytes (int4, 8191), the plain build to int16, capped so that d
+ * products of codes below 2^bits sum within int32 (assembly/kernels/packed-int.ts queryLevels).
+ */
+export function intQueryLevels(build: 'simd' | 'relaxed', bits: number, d: number): number {
+  if (build === 'relaxed') return bits === 4 ? 8191 : 127
+  return Math.min(32767, Math.floor(0x7fffffff / (d * (2 ** bits - 1))))
 }
 
 /** Scratch floats attendPacked needs (the scores, the folded queries, the value biases and sums). */

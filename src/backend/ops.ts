@@ -1,4 +1,6 @@
-import type { Backend } from './backend.js'
+import { packedIntScratch, type Backend } from './backend.js'
+import { formatInfo } from '../cache/formats.js'
+import { referencePackedKernels } from './reference/packed-kernels.js'
 import type { F32Buf, Heap, I32Buf } from './heap.js'
 import type { HeadView } from '../cache/types.js'
 
@@ -32,8 +34,15 @@ export class Ops {
     return this.backend.heap
   }
 
-  /** scores [qHeads][n] = scale * q . k over the n keys of a head view */
-  scoreKeys(q: F32Buf, qHeads: number, kv: HeadView, scale: number, out: F32Buf): void {
+  /**
+   * scores [qHeads][n] = scale * q . k over the n keys of a head view. Packed int8/4/2/1 views (KIVI's
+   * pages) are scored on their codes: int4/2/1 keys with integer dot products (scorePackedKeysInt, within
+   * the bound it states, far below the keys' own quantization error: for ranking keys), unless
+   * `exact` asks for the fused float kernel (dequantize-then-float32 within float32 rounding).
+   * int2+sign views are refused: their keys live in a basis the query must be moved into first
+   * (attendCache does that).
+   */
+  scoreKeys(q: F32Buf, qHeads: number, kv: HeadView, scale: number, out: F32Buf, opts: { exact?: boolean } = {}): void {
     posInt(qHeads, 'scoreKeys: qHeads')
     posInt(kv.d, 'scoreKeys: d')
     fits(q, qHeads * kv.d, 'scoreKeys: q')
@@ -43,7 +52,23 @@ export class Ops {
     const format = kv.format ?? 'float32'
     if (format === 'float16') this.backend.scoreKeysF16(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, scale, out.ptr)
     else if (format === 'float32') this.backend.scoreKeys(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, scale, out.ptr)
+    else if (format === 'int8' || format === 'int4' || format === 'int2' || format === 'int1') this.scorePacked(q, qHeads, kv, scale, out, opts.exact === true)
     else throw new ShapeError(`scoreKeys: the kernels of this build do not read ${format} pages`)
+  }
+
+  private scorePacked(q: F32Buf, qHeads: number, kv: HeadView, scale: number, out: F32Buf, exact: boolean): void {
+    need(kv.pageTokens % 32 === 0, `scoreKeys: packed pages hold a multiple of 32 tokens, got pageTokens ${kv.pageTokens}`)
+    const bits = formatInfo(kv.format!).bits
+    const int = !exact && bits <= 4 && kv.d % 4 === 0 ? this.backend.scorePackedKeysInt : undefined
+    // the backend's fused kernel, or the TypeScript twin where it has none (WebGPU)
+    const kernels = this.backend.scorePackedKeys ? this.backend : referencePackedKernels(this.heap)
+    const scratch = this.heap.allocF32(int ? packedIntScratch(qHeads, kv.d) : qHeads * (kv.d + 1))
+    try {
+      if (int) int(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, bits, scale, out.ptr, scratch.ptr)
+      else kernels.scorePackedKeys!(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, bits, 0, scale, out.ptr, scratch.ptr)
+    } finally {
+      scratch.free()
+    }
   }
 
   softmaxRows(x: F32Buf, rows: number, n: number): void {

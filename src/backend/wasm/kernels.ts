@@ -29,6 +29,8 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     // VidKV's int2+sign keys with a scale alone a sign group, in token groups of 32, 64 or 128 (ABI 1.6)
     scoreSignKeys: e.scoreSignKeys,
     attendSign: e.attendSign,
+    // integer dot products on int4/2/1 keys (ABI 1.7): selection's scoring, within a stated bound
+    scorePackedKeysInt: e.scorePackedKeysInt,
     gatherChannelsF16: e.gatherChannelsF16,
     toFloat16: e.toFloat16,
     fromFloat16: e.fromFloat16,

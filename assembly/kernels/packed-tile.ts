@@ -1,0 +1,136 @@
+import { GROUP, codes16 } from './packed'
+
+// A packed key group keeps each channel's 32 tokens side by side (src/cache/formats.ts: int4 byte e holds
+// tokens e and e + 16 in its nibbles, int2 byte e tokens e, e + 8, e + 16, e + 24 in its crumbs); integer
+// dot products need a token's channels side by side. transposeGroup rewrites one group once into a tile
+// that every query head of the KV head then reads: vector (j, u) holds tokens 4j .. 4j + 3, each with
+// the UNIT channels of unit u (u8 codes, four channels, for the relaxed build's int8 dots; u16 codes,
+// two channels, for the plain build's i16 dots). The raw bytes are interleaved first and unpacked after,
+// so each nibble or crumb is masked once: one `and` and one shift per 16 bytes.
+
+// @ts-ignore: decorator
+@inline export const RELAXED: bool = ASC_FEATURE_RELAXED_SIMD
+// @ts-ignore: decorator
+@inline export const UNIT: i32 = RELAXED ? 4 : 2
+
+/** tile (token quad j, unit u) <- v; rowBytes = units * 16 */
+// @ts-ignore: decorator
+@inline function put(tile: usize, rowBytes: usize, j: i32, u: i32, v: v128): void {
+  v128.store(tile + <usize>j * rowBytes + (<usize>u << 4), v)
+}
+
+// int4, relaxed: 4 channels' 16 raw bytes -> 4 vectors of 4 tokens x 4 channels (raw bytes)
+// @ts-ignore: decorator
+@inline function int4Unit(p: usize, tile: usize, rowBytes: usize, u: i32): void {
+  const a = v128.load(p), b = v128.load(p, 16), c = v128.load(p, 32), e = v128.load(p, 48)
+  const abL = i8x16.shuffle(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+  const abH = i8x16.shuffle(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+  const cdL = i8x16.shuffle(c, e, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+  const cdH = i8x16.shuffle(c, e, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+  const m = i8x16.splat(15)
+  // low nibbles: tokens 4k .. 4k + 3; high nibbles: 16 tokens later
+  nibbles(tile, rowBytes, 0, u, i8x16.shuffle(abL, cdL, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), m)
+  nibbles(tile, rowBytes, 1, u, i8x16.shuffle(abL, cdL, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), m)
+  nibbles(tile, rowBytes, 2, u, i8x16.shuffle(abH, cdH, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), m)
+  nibbles(tile, rowBytes, 3, u, i8x16.shuffle(abH, cdH, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), m)
+}
+
+// @ts-ignore: decorator
+@inline function nibbles(tile: usize, rowBytes: usize, k: i32, u: i32, r: v128, m: v128): void {
+  put(tile, rowBytes, k, u, v128.and(r, m))
+  put(tile, rowBytes, k + 4, u, RELAXED ? i8x16.shr_u(r, 4) : i16x8.shr_u(r, 4))
+}
+
+// int2, relaxed: 4 channels' 8 raw bytes (two loads) -> 8 vectors of 4 tokens x 4 channels
+// @ts-ignore: decorator
+@inline function int2Unit(p: usize, tile: usize, rowBytes: usize, u: i32): void {
+  const ab = v128.load(p), cd = v128.load(p, 16)
+  // two rounds of byte unpacks (one instruction each, where a four-way gather is a few):
+  // a c and b d interleaved, then those: bytes 0..3 and 4..7 of the four channels, a b c d per byte
+  const ac = i8x16.shuffle(ab, cd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+  const bd = i8x16.shuffle(ab, cd, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+  const r0 = i8x16.shuffle(ac, bd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+  const r1 = i8x16.shuffle(ac, bd, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+  crumbs(tile, rowBytes, u, r0, r1, i8x16.splat(3))
+}
+
+// crumb s of raw bytes 0..3 (r0) and 4..7 (r1): tokens 8s + 0..3 and 8s + 4..7
+// @ts-ignore: decorator
+@inline function crumbs(tile: usize, rowBytes: usize, u: i32, r0: v128, r1: v128, m: v128): void {
+  put(tile, rowBytes, 0, u, v128.and(r0, m))
+  put(tile, rowBytes, 1, u, v128.and(r1, m))
+  crumb(tile, rowBytes, 1, u, r0, r1, m)
+  crumb(tile, rowBytes, 2, u, r0, r1, m)
+  crumb(tile, rowBytes, 3, u, r0, r1, m)
+}
+
+// @ts-ignore: decorator
+@inline function crumb(tile: usize, rowBytes: usize, s: i32, u: i32, r0: v128, r1: v128, m: v128): void {
+  put(tile, rowBytes, 2 * s, u, v128.and(RELAXED ? i8x16.shr_u(r0, 2 * s) : i16x8.shr_u(r0, 2 * s), m))
+  put(tile, rowBytes, 2 * s + 1, u, v128.and(RELAXED ? i8x16.shr_u(r1, 2 * s) : i16x8.shr_u(r1, 2 * s), m))
+}
+
+// int4, plain: 2 channels' raw bytes -> i16 pairs of raw bytes -> 8 vectors of 4 tokens x 2 channels
+// @ts-ignore: decorator
+@inline function int4Pair(p: usize, tile: usize, rowBytes: usize, u: i32): void {
+  const a = v128.load(p), b = v128.load(p, 16)
+  const abL = i8x16.shuffle(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+  const abH = i8x16.shuffle(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+  const m = i16x8.splat(15)
+  nibbles(tile, rowBytes, 0, u, i16x8.extend_low_i8x16_u(abL), m)
+  nibbles(tile, rowBytes, 1, u, i16x8.extend_high_i8x16_u(abL), m)
+  nibbles(tile, rowBytes, 2, u, i16x8.extend_low_i8x16_u(abH), m)
+  nibbles(tile, rowBytes, 3, u, i16x8.extend_high_i8x16_u(abH), m)
+}
+
+// int2, plain: 2 channels' 8 raw bytes (one load) -> 8 vectors of 4 tokens x 2 channels
+// @ts-ignore: decorator
+@inline function int2Pair(p: usize, tile: usize, rowBytes: usize, u: i32): void {
+  const ab = i8x16.swizzle(v128.load(p), i8x16(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15))
+  const r0 = i16x8.extend_low_i8x16_u(ab)
+  crumbs(tile, rowBytes, u, r0, i16x8.extend_high_i8x16_u(ab), i16x8.splat(3))
+}
+
+// any width through codes16 (int1): 16 tokens of UNIT channels at a time
+// @ts-ignore: decorator
+@inline function anyUnit(p: usize, chunk: i32, bits: i32, tile: usize, rowBytes: usize, u: i32): void {
+  for (let e0 = 0; e0 < GROUP; e0 += 16) {
+    const a = codes16(p, bits, e0)
+    const b = codes16(p + <usize>chunk, bits, e0)
+    const abL = i8x16.shuffle(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+    const abH = i8x16.shuffle(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+    const j = e0 >> 2
+    if (RELAXED) {
+      const c = codes16(p + <usize>(2 * chunk), bits, e0)
+      const e = codes16(p + <usize>(3 * chunk), bits, e0)
+      const cdL = i8x16.shuffle(c, e, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+      const cdH = i8x16.shuffle(c, e, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+      put(tile, rowBytes, j, u, i8x16.shuffle(abL, cdL, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23))
+      put(tile, rowBytes, j + 1, u, i8x16.shuffle(abL, cdL, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31))
+      put(tile, rowBytes, j + 2, u, i8x16.shuffle(abH, cdH, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23))
+      put(tile, rowBytes, j + 3, u, i8x16.shuffle(abH, cdH, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31))
+    } else {
+      put(tile, rowBytes, j, u, i16x8.extend_low_i8x16_u(abL))
+      put(tile, rowBytes, j + 1, u, i16x8.extend_high_i8x16_u(abL))
+      put(tile, rowBytes, j + 2, u, i16x8.extend_low_i8x16_u(abH))
+      put(tile, rowBytes, j + 3, u, i16x8.extend_high_i8x16_u(abH))
+    }
+  }
+}
+
+/** One group's codes (`bits`-bit chunks of `chunk` bytes per channel at `codes`, d channels) as the tile. */
+// @ts-ignore: decorator
+@inline export function transposeGroup(codes: usize, chunk: i32, bits: i32, d: i32, tile: usize): void {
+  const units = d / UNIT
+  const rowBytes = <usize>units << 4
+  for (let u = 0; u < units; u++) {
+    const p = codes + <usize>(u * UNIT * chunk)
+    if (bits == 4) {
+      if (RELAXED) int4Unit(p, tile, rowBytes, u)
+      else int4Pair(p, tile, rowBytes, u)
+    } else if (bits == 2) {
+      if (RELAXED) int2Unit(p, tile, rowBytes, u)
+      else int2Pair(p, tile, rowBytes, u)
+    } else anyUnit(p, chunk, bits, tile, rowBytes, u)
+  }
+}

@@ -1,0 +1,233 @@
+import v8 from 'node:v8'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createBackend, type CreatedBackend } from '../src/backend/index.js'
+import { intQueryLevels, packedIntScratch } from '../src/backend/backend.js'
+import { Ops, ShapeError } from '../src/backend/ops.js'
+import { referencePackedKernels } from '../src/backend/reference/packed-kernels.js'
+import { PagedKVCache } from '../src/cache/paged-cache.js'
+import { packedLayout, type PageFormat } from '../src/cache/formats.js'
+import { codeAt, groupMeta, keyGroupAt } from '../src/cache/packing.js'
+import type { HeadSegment } from '../src/cache/types.js'
+import { loadModel } from '../src/node/load.js'
+import type { LlamaModel } from '../src/model/model.js'
+import { defaultModelDir } from '../src/eval/paths.js'
+import { normals, rng } from './kernels-helpers.js'
+
+// scorePackedKeysInt (assembly/kernels/packed-int.ts): integer dot products on int4/2/1 keys, in both
+// wasm builds, against the float64 dequantize-then-dot twin within the bound the kernel states (the
+// query's rounding step / 2 times the token's code sum, plus float32 rounding), on random keys, edge
+// cases and the fixture model's real keys; and its top-k against the exact fused kernel's.
+
+const BITS: Record<string, number> = { int4: 4, int2: 2, int1: 1 }
+const FORMATS = ['int4', 'int2', 'int1'] as const
+const SCALE = 0.125
+const builds: { name: 'simd' | 'relaxed'; b: CreatedBackend }[] = []
+let model: LlamaModel
+beforeAll(async () => {
+  // Node 20 keeps relaxed SIMD behind a flag; wasm features are read at compile time, so set it here
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd')
+  builds.push({ name: 'simd', b: await createBackend('wasm', { relaxed: false }) })
+  const relaxed = await createBackend('wasm', { relaxed: true })
+  expect(relaxed.build).toBe('relaxed')
+  builds.push({ name: 'relaxed', b: relaxed })
+  model = (await loadModel(defaultModelDir(), { backend: 'wasm' })) as LlamaModel
+})
+afterAll(() => model?.dispose())
+const build = (name: string) => builds.find((x) => x.name === name)!
+
+/** a cache of one KV head holding `keys` ([n][d]) packed in `format`; its one segment */
+function packed(b: CreatedBackend, keys: Float32Array, n: number, d: number, format: PageFormat): { cache: PagedKVCache; seg: HeadSegment } {
+  const cache = new PagedKVCache(b, { layers: 1, kvHeads: 1, headDim: d, pageTokens: 64 })
+  cache.append(0, keys, new Float32Array(n * d), Int32Array.from({ length: n }, (_, i) => i))
+  cache.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: n, keys: format, values: 'int8' }] })
+  const seg = cache.segments(0, 0)[0]
+  expect(seg.format).toBe(format)
+  return { cache, seg }
+}
+
+/**
+ * The kernel's error bound for each score (h, i), computed from the page bytes: the group's folded
+ * query q'_c = scale * q_c * s_c, step = max_c |q'_c| / levels, bound = step / 2 * sum_c u_ic (with 0.1%
+ * for the float32 step and its reciprocal) + float32 rounding (1e-5 of scale * sum_c |q_c k_ic|, as the
+ * exact kernel's test allows 4e-6 for its own fold and sum)
+ */
+function bounds(b: CreatedBackend, level: number, seg: HeadSegment, q: Float32Array, qHeads: number, d: number, n: number, format: PageFormat, keys: Float32Array): { bound: Float64Array; rounding: Float64Array; keyBound: Float64Array } {
+  const lay = packedLayout(format, 'key', 64, d)
+  const out = new Float64Array(qHeads * n)
+  // the query's rounding part of the bound alone, and the keys' own quantization bound on the same
+  // score (sum_c |q'_c| / 2), to compare
+  const rounding = new Float64Array(qHeads * n)
+  const keyBound = new Float64Array(qHeads * n)
+  for (let g = 0; g * 32 < n; g++) {
+    const bytes = b.heap.U8.subarray(b.heap.I32[(seg.kTable >> 2) + Math.floor(g / 2)])
+    const at = Array.from({ length: d }, (_, c) => keyGroupAt(lay, g % 2, c))
+    const s = at.map((x) => groupMeta(bytes, x.meta, lay).scale)
+    for (let h = 0; h < qHeads; h++) {
+      let mx = 0
+      let sum = 0
+      for (let c = 0; c < d; c++) mx = Math.max(mx, Math.abs(SCALE * q[h * d + c] * s[c]))
+      for (let c = 0; c < d; c++) sum += Math.abs(SCALE * q[h * d + c] * s[c]) / 2
+      const step = mx / level
+      for (let i = g * 32; i < Math.min(n, g * 32 + 32); i++) {
+        let codes = 0
+        let mag = 0
+        for (let c = 0; c < d; c++) {
+          codes += codeAt(bytes, at[c].codes, i % 32, lay)
+          mag += Math.abs(q[h * d + c] * keys[i * d + c])
+        }
+        out[h * n + i] = step * 0.501 * codes + SCALE * mag * 1e-5 + 1e-30
+        rounding[h * n + i] = (step / 2) * codes
+        keyBound[h * n + i] = sum
+      }
+    }
+  }
+  return { bound: out, rounding, keyBound }
+}
+
+/** scorePackedKeysInt's and the twin's scores [qHeads][n], and the bound, for keys in `format` */
+function scoreBoth(name: 'simd' | 'relaxed', keys: Float32Array, n: number, d: number, format: PageFormat, q: Float32Array, qHeads: number) {
+  const { b } = build(name)
+  const { cache, seg } = packed(b, keys, n, d, format)
+  const qb = b.heap.f32From(q)
+  const out = b.heap.allocF32(qHeads * n)
+  const ref = b.heap.allocF32(qHeads * n)
+  const exact = b.heap.allocF32(qHeads * n)
+  const scratch = b.heap.allocF32(packedIntScratch(qHeads, d))
+  b.scorePackedKeysInt!(qb.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], SCALE, out.ptr, scratch.ptr)
+  referencePackedKernels(b.heap).scorePackedKeys(qb.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], 0, SCALE, ref.ptr, 0)
+  b.scorePackedKeys!(qb.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], 0, SCALE, exact.ptr, scratch.ptr)
+  const { bound, rounding, keyBound } = bounds(b, intQueryLevels(name, BITS[format], d), seg, q, qHeads, d, n, format, cache.readKeys(0, 0))
+  const res = { out: out.view.slice(), ref: ref.view.slice(), exact: exact.view.slice(), bound, rounding, keyBound }
+  for (const x of [qb, out, ref, exact, scratch]) x.free()
+  cache.dispose()
+  return res
+}
+
+function expectWithinBound(r: ReturnType<typeof scoreBoth>): void {
+  let worst = -Infinity
+  for (let i = 0; i < r.out.length; i++) worst = Math.max(worst, Math.abs(r.out[i] - r.ref[i]) - r.bound[i])
+  expect(worst).toBeLessThanOrEqual(0)
+}
+
+describe('integer key scoring equals dequantize-then-dot within its stated bound', () => {
+  const shapes = [[64, 3], [40, 1], [64, 2], [128, 5]] as const
+  const grid = (['simd', 'relaxed'] as const).flatMap((bn) => FORMATS.flatMap((f) => [1, 31, 32, 33, 77, 130].flatMap((n) => shapes.map(([d, h]) => [bn, f, n, d, h] as const))))
+  it.each(grid)('%s build, %s keys: %i tokens of %i channels, %i query heads', (bn, format, n, d, qHeads) => {
+    const keys = normals(rng(n * d + qHeads), n * d)
+    for (let i = 0; i < keys.length; i += 13) keys[i] *= 6 // outliers inside groups
+    const r = scoreBoth(bn, keys, n, d, format, normals(rng(qHeads + 5), qHeads * d), qHeads)
+    expectWithinBound(r)
+    // the query's rounding bound against the keys' own quantization bound on the same score:
+    // 2 (mean code / levels) (max |q'| / mean |q'|), the factor the kernel's docstring derives; its
+    // median over the scores is ~0.07 for int8 queries (relaxed int2/int1), below 0.01 for the others
+    const ratios = Array.from(r.rounding, (x, i) => x / r.keyBound[i]).filter((x) => Number.isFinite(x) && x > 0).sort((a, b) => a - b)
+    // (over whole groups: a one-token group has no range, and its near-zero scales make any crest)
+    if (n >= 32) expect(ratios[ratios.length >> 1]).toBeLessThan(bn === 'relaxed' && format !== 'int4' ? 0.1 : 0.01)
+  })
+
+  it.each((['simd', 'relaxed'] as const).flatMap((bn) => FORMATS.map((f) => [bn, f] as const)))('%s build, %s keys: a zero query scores 0 everywhere, as the twin', (bn, format) => {
+    const r = scoreBoth(bn, normals(rng(3), 70 * 64), 70, 64, format, new Float32Array(3 * 64), 3)
+    expect(Array.from(r.out)).toEqual(new Array(3 * 70).fill(0))
+    expect(Array.from(r.ref)).toEqual(new Array(3 * 70).fill(0))
+  })
+
+  it.each((['simd', 'relaxed'] as const).flatMap((bn) => FORMATS.map((f) => [bn, f] as const)))('%s build, %s keys: all-equal codes (each channel constant over its group) score as the twin', (bn, format) => {
+    // channel c holds 0.1 c + g in group g: zero range, one code for every token
+    const n = 96
+    const keys = Float32Array.from({ length: n * 64 }, (_, i) => 0.1 * (i % 64) + Math.floor(i / 64 / 32))
+    const r = scoreBoth(bn, keys, n, 64, format, normals(rng(9), 2 * 64), 2)
+    expectWithinBound(r)
+    for (let i = 0; i < r.out.length; i++) expect(Math.abs(r.out[i] - r.ref[i])).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(r.ref[i])))
+  })
+})
+
+/** the fixture model's real keys after a 200-token prompt: every (layer, KV head) as [n][64] */
+function fixtureKeys(): { keys: Float32Array[]; n: number } {
+  const cache = model.newCache()
+  model.prefill([0, ...Array.from({ length: 199 }, (_, i) => 2 + ((i * 7919) % 4000))], cache)
+  const keys: Float32Array[] = []
+  for (let l = 0; l < model.config.layers; l++) for (let h = 0; h < model.config.kvHeads; h++) keys.push(cache.readKeys(l, h))
+  const n = cache.length(0, 0)
+  cache.dispose()
+  return { keys, n }
+}
+
+/** indices of the k largest scores */
+function topK(x: ArrayLike<number>, k: number): Set<number> {
+  return new Set(Array.from(x, (v, i) => [v, i]).sort((a, b) => b[0] - a[0]).slice(0, k).map((p) => p[1]))
+}
+
+describe('on the fixture model\'s real keys', () => {
+  it.each((['simd', 'relaxed'] as const).flatMap((bn) => (['int4', 'int2'] as const).map((f) => [bn, f] as const)))(
+    '%s build, %s keys: within the bound, and the top-k equals the exact fused kernel\'s except near-ties',
+    (bn, format) => {
+      const { keys, n } = fixtureKeys()
+      const k = Math.floor(n / 8)
+      let differ = 0
+      let keyDiffer = 0
+      keys.forEach((kk, s) => {
+        // queries shaped like the keys (a real key and a sum of a few: the same outlier channels) and a random one
+        const q = new Float32Array(3 * 64)
+        q.set(kk.subarray(17 * 64, 18 * 64), 0)
+        for (let t = 40; t < 48; t++) for (let c = 0; c < 64; c++) q[64 + c] += kk[t * 64 + c] / 8
+        q.set(normals(rng(s), 64), 128)
+        const r = scoreBoth(bn, kk, n, 64, format, q, 3)
+        expectWithinBound(r)
+        for (let h = 0; h < 3; h++) {
+          const row = (x: Float32Array | Float64Array) => x.subarray(h * n, h * n + n)
+          const exact = row(r.exact)
+          const kth = Array.from(exact).sort((a, b) => b - a)[k - 1]
+          const a = topK(row(r.out), k)
+          const e = topK(exact, k)
+          for (const i of [...a].filter((i) => !e.has(i)).concat([...e].filter((i) => !a.has(i)))) {
+            // a swap needs two scores that the error can reorder: within twice the bound of the k-th
+            expect(Math.abs(exact[i] - kth)).toBeLessThanOrEqual(2 * (row(r.bound)[i] + Math.max(...row(r.bound))))
+            differ++
+          }
+          // the keys' own quantization against float32 keys, for scale
+          const f32 = Array.from({ length: n }, (_, i) => { let s = 0; for (let c = 0; c < 64; c++) s += q[h * 64 + c] * kk[i * 64 + c]; return s })
+          const fk = topK(f32, k)
+          keyDiffer += [...e].filter((i) => !fk.has(i)).length * 2
+        }
+      })
+      // the query's rounding reorders far fewer keys than the keys' own quantization does
+      expect(differ).toBeLessThanOrEqual(Math.max(2, keyDiffer / 4))
+    },
+  )
+})
+
+describe('Ops.scoreKeys on packed views', () => {
+  it('scores int4/int2 segments with the integer kernel, and with the exact fused one on request', () => {
+    const { b } = build('simd')
+    const ops = new Ops(b)
+    const n = 100
+    const keys = normals(rng(4), n * 64)
+    for (const format of ['int4', 'int2'] as const) {
+      const { cache, seg } = packed(b, keys, n, 64, format)
+      const q = b.heap.f32From(normals(rng(5), 3 * 64))
+      const [viaOps, viaExact, direct, exact] = [0, 1, 2, 3].map(() => b.heap.allocF32(3 * n))
+      const scratch = b.heap.allocF32(packedIntScratch(3, 64))
+      ops.scoreKeys(q, 3, seg, SCALE, viaOps)
+      ops.scoreKeys(q, 3, seg, SCALE, viaExact, { exact: true })
+      b.scorePackedKeysInt!(q.ptr, 3, 64, seg.kTable, 64, n, BITS[format], SCALE, direct.ptr, scratch.ptr)
+      b.scorePackedKeys!(q.ptr, 3, 64, seg.kTable, 64, n, BITS[format], 0, SCALE, exact.ptr, scratch.ptr)
+      expect(Array.from(viaOps.view)).toEqual(Array.from(direct.view))
+      expect(Array.from(viaExact.view)).toEqual(Array.from(exact.view))
+      expect(Array.from(viaOps.view)).not.toEqual(Array.from(exact.view))
+      for (const x of [q, viaOps, viaExact, direct, exact, scratch]) x.free()
+      cache.dispose()
+    }
+  })
+
+  it('refuses int2+sign views by name (their keys live in a basis the query must enter first)', () => {
+    const { b } = build('simd')
+    const ops = new Ops(b)
+    const q = b.heap.allocF32(64)
+    const out = b.heap.allocF32(32)
+    const view = { kTable: 0, vTable: 0, pageTokens: 64, n: 32, d: 64, format: 'int2+sign' as PageFormat }
+    expect(() => ops.scoreKeys(q, 1, view, 1, out)).toThrow(ShapeError)
+    expect(() => ops.scoreKeys(q, 1, view, 1, out)).toThrow(/int2\+sign/)
+    q.free()
+    out.free()
+  })
+})
