@@ -41,7 +41,7 @@ interface Row {
 }
 
 async function writeIds(): Promise<void> {
-  const model = await loadModel(MODEL, { threads: 1 })
+  const model = await loadModel(MODEL, { threads: 1, backend: 'wasm' })
   const text = readFileSync(BOOK, 'utf8')
   const ids = [model.config.bosTokenId ?? 0, ...model.tokenizer.encode(text).slice(0, 16383)]
   model.dispose()
@@ -110,7 +110,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   // the replaced wasm and this build alternately, one thread, best of `rounds`
   if (baseDir !== undefined && !baseCheckout) {
     const base: WasmLoadOptions = { wasm: readFileSync(baseDir + 'kvkit.wasm'), relaxedWasm: readFileSync(baseDir + 'kvkit.relaxed.wasm') }
-    const models = [await loadModel(MODEL, { threads: 1, wasm: base, chunk }), await loadModel(MODEL, { threads: 1, chunk })]
+    const models = [await loadModel(MODEL, { threads: 1, wasm: base, chunk, backend: 'wasm' }), await loadModel(MODEL, { threads: 1, chunk, backend: 'wasm' })]
     for (const n of lengths) {
       const best = models.map(() => ({ prefillMs: Infinity, decodeMs: Infinity, tokens: [] as number[] }))
       for (let r = 0; r < rounds; r++) {
@@ -130,11 +130,12 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   for (const t of threads) {
     // with a baseline checkout, both load at t threads and alternate length by length, round by round;
     // with --min-part-macs, one model of this build per value
-    const models = [...(loadBaseline ? [await loadBaseline(MODEL, { threads: t, chunk })] : [])]
+    // backend 'wasm' always: at one thread 'auto' would take a GPU where the host has one
+    const models = [...(loadBaseline ? [await loadBaseline(MODEL, { threads: t, chunk, backend: 'wasm' })] : [])]
     const names = loadBaseline ? ['baseline'] : []
     const backends: CreatedBackend[] = []
     for (const min of minPartMacs ?? [undefined]) {
-      if (min === undefined) models.push(await loadModel(MODEL, { threads: t, chunk }))
+      if (min === undefined) models.push(await loadModel(MODEL, { threads: t, chunk, backend: 'wasm' }))
       else {
         const backend = await createBackend('wasm', { threads: t, spawnWorker: nodeWorkerSpawner, threadsOptional: true, minPartMacs: min })
         backends.push(backend)
