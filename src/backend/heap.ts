@@ -8,6 +8,8 @@
  * bounded: the memory never grows past the peak of live bytes plus fragmentation.
  */
 
+import { SizeTable } from './size-table.js'
+
 const PAGE = 65536
 
 export class HeapError extends Error {
@@ -25,7 +27,8 @@ export class Heap {
   readonly base: number
   private top: number
   private readonly free: FreeBlock[] = []
-  private readonly sizes = new Map<number, number>()
+  /** live blocks' sizes by pointer (typed arrays: see size-table.ts) */
+  private readonly sizes = new SizeTable()
   private live = 0
   private peak = 0
   private f32v: Float32Array
@@ -89,9 +92,8 @@ export class Heap {
 
   /** Frees a block from alloc. Freeing twice or a foreign pointer is an error, never silent corruption. */
   release(ptr: number): void {
-    const size = this.sizes.get(ptr)
-    if (size === undefined) throw new HeapError(`release: ${ptr} is not a live allocation`)
-    this.sizes.delete(ptr)
+    const size = this.sizes.delete(ptr)
+    if (size === 0) throw new HeapError(`release: ${ptr} is not a live allocation`)
     this.live -= size
     this.insertFree(ptr, size)
     // give the top back so the bump pointer can shrink
@@ -115,7 +117,7 @@ export class Heap {
       for (let i = 0; i < k; i++) {
         let twice = false
         for (let j = 0; j < i; j++) twice ||= ptrs[j] === ptrs[i]
-        if (twice || !this.sizes.has(ptrs[i])) throw new HeapError(`releaseMany: ${ptrs[i]} is not a live allocation`)
+        if (twice || this.sizes.get(ptrs[i]) === 0) throw new HeapError(`releaseMany: ${ptrs[i]} is not a live allocation`)
       }
       for (let i = 0; i < k; i++) this.release(ptrs[i])
       return
@@ -124,7 +126,7 @@ export class Heap {
     const sizes = new Float64Array(k)
     for (let i = 0; i < k; i++) {
       const size = this.sizes.get(sorted[i])
-      if (size === undefined || (i > 0 && sorted[i] === sorted[i - 1])) throw new HeapError(`releaseMany: ${sorted[i]} is not a live allocation`)
+      if (size === 0 || (i > 0 && sorted[i] === sorted[i - 1])) throw new HeapError(`releaseMany: ${sorted[i]} is not a live allocation`)
       sizes[i] = size
     }
     for (let i = 0; i < k; i++) {
@@ -161,7 +163,7 @@ export class Heap {
   /** Size in bytes of a live allocation. */
   sizeOf(ptr: number): number {
     const s = this.sizes.get(ptr)
-    if (s === undefined) throw new HeapError(`sizeOf: ${ptr} is not a live allocation`)
+    if (s === 0) throw new HeapError(`sizeOf: ${ptr} is not a live allocation`)
     return s
   }
 

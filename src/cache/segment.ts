@@ -16,7 +16,7 @@ import { fromBasis, toBasis, type KeyBasis } from './basis.js'
  * written only by `appendPacked`, a whole key group of 32 tokens at a time, and read by the fused
  * kernels or dequantized by `fetchRows`.
  */
-export type SegmentKernels = Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16'>
+export type SegmentKernels = Pick<Kernels, 'compactRowsKV' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16'>
 
 export class Segment {
   n = 0
@@ -289,8 +289,7 @@ export class Segment {
       if (this.tierOf === 'wasm') {
         const I = this.store.heap.I32
         I.set(keep, keepPtr >> 2)
-        moved = this.kernels.compactRows(this.kTab, this.pt, this.keyRowBytes, keepPtr, keep.length)
-        this.kernels.compactRows(this.vTab, this.pt, this.valueRowBytes, keepPtr, keep.length)
+        moved = this.kernels.compactRowsKV(this.kTab, this.vTab, this.pt, this.keyRowBytes, this.valueRowBytes, keepPtr, keep.length)
       } else moved = this.compactHost(keep, first)
     }
     this.truncate(keep.length)
