@@ -193,6 +193,8 @@ export class Segment {
   writable(fromRow: number, untilRow = Infinity): void {
     const end = Math.min(this.kPages.length, Math.ceil(untilRow / this.pt))
     for (let p = Math.floor(fromRow / this.pt); p < end; p++) {
+      // the common case (no fork, no shared prefix) costs two loads a page and no call
+      if (this.kPages[p].refs === 1 && this.vPages[p].refs === 1) continue
       const k = this.store.unshare(this.kPages[p])
       const v = this.store.unshare(this.vPages[p])
       if (k !== this.kPages[p] || v !== this.vPages[p]) {
