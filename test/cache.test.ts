@@ -121,7 +121,13 @@ describe('PagedKVCache rejects bad decisions and changes nothing', () => {
     ['negative index', () => ({ heads: [{ layer: 0, head: 0, keep: Int32Array.of(-1) }] }), /= -1 is outside/],
     ['not ascending', () => ({ heads: [{ layer: 0, head: 0, keep: Int32Array.of(3, 1) }] }), /ascending.*\[1\] = 1/],
     ['duplicate', () => ({ heads: [{ layer: 0, head: 0, keep: Int32Array.of(1, 1) }] }), /duplicates/],
+    // ends in range, the fault inside: the one-compare check falls back to the loop that names it
+    ['out of order inside a list whose ends are in range', () => ({ heads: [{ layer: 0, head: 0, keep: Int32Array.of(0, 1, 5, 3, 7) }] }), /ascending.*\[2\] = 5, \[3\] = 3/],
+    ['out of range inside a list whose ends are in range', () => ({ heads: [{ layer: 0, head: 0, keep: Int32Array.of(0, 12, 5) }] }), /keep\[1\] = 12 is outside \[0, 8\)/],
+    ['duplicate inside a list whose ends are in range', () => ({ heads: [{ layer: 0, head: 0, keep: Int32Array.of(0, 2, 2, 7) }] }), /duplicates: \[1\] = 2, \[2\] = 2/],
     ['layer out of range', () => ({ heads: [{ layer: 5, head: 0, keep: Int32Array.of(1) }] }), /layer = 5/],
+    ['merges not an array', () => ({ heads: [{ layer: 0, head: 0, keep: Int32Array.of(1), merges: {} as unknown as [] }] }), /heads\[1\]\.merges must be an array/],
+    ['extra not an array', () => ({ heads: [{ layer: 0, head: 0, keep: Int32Array.of(1), extra: {} as unknown as [] }] }), /heads\[1\]\.extra must be an array/],
     ['head listed twice', () => ({ heads: [{ layer: 0, head: 0, keep: Int32Array.of(1) }, { layer: 0, head: 0, keep: Int32Array.of(2) }] }), /twice/],
     ['keep not an Int32Array', () => ({ heads: [{ layer: 0, head: 0, keep: [1, 2] as unknown as Int32Array }] }), /Int32Array/],
     ['pivot not kept', () => ({ heads: [{ layer: 0, head: 0, keep: Int32Array.of(1), merges: [{ pivot: 2, members: Int32Array.of(3), weights: Float32Array.of(1) }] }] }), /pivot = 2 is not in keep/],

@@ -77,7 +77,14 @@ describe('Heap', () => {
     // fewer than 8 pointers take the one-by-one path: it checks the whole batch first too
     expect(() => heap.releaseMany([ps[1], ps[2], ps[1]])).toThrow(new RegExp(`${ps[1]} is not a live allocation`))
     expect(() => heap.releaseMany([ps[1], 12345])).toThrow(/12345 is not a live allocation/)
+    // a fraction or a negative is refused, not truncated onto the block below it; the bad pointer sorts
+    // last or in the middle, after blocks the batch already took out of the size table, which go back
+    expect(() => heap.releaseMany([...ps, ps[9] + 0.5])).toThrow(new RegExp(`${ps[9] + 0.5} is not a live allocation`))
+    expect(() => heap.releaseMany([...ps, -16])).toThrow(/-16 is not a live allocation/)
+    expect(() => heap.releaseMany([...ps, ps[9] + 16])).toThrow(new RegExp(`${ps[9] + 16} is not a live allocation`))
+    expect(() => heap.releaseMany([...ps.slice(0, 5), ps[4] + 16, ...ps.slice(5)])).toThrow(new RegExp(`${ps[4] + 16} is not a live allocation`))
     expect(heap.bytesLive).toBe(live)
+    for (const p of ps) expect(heap.sizeOf(p)).toBe(64)
     heap.releaseMany(ps)
     expect(heap.bytesLive).toBe(0)
   })

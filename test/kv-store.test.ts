@@ -77,6 +77,55 @@ describe('compaction', () => {
     for (const p of pages) heap.release(p)
   })
 
+  // keys and values in one pass (ABI 1.6): the wasm kernel against the TypeScript twin (two compactRows),
+  // on random keep lists over key and value rows of different widths, and the edge cases
+  const keepCases: [string, number, (r: () => number) => Int32Array][] = [
+    ['a random quarter', 150, (r) => Int32Array.from({ length: 150 }, (_, i) => i).filter(() => r() < 0.25)],
+    ['random runs after a kept prefix', 150, (r) => Int32Array.from({ length: 150 }, (_, i) => i).filter((i) => i < 20 || r() < 0.7)],
+    ['no slot (empty keep list)', 40, () => new Int32Array(0)],
+    ['every slot', 40, () => Int32Array.from({ length: 40 }, (_, i) => i)],
+    ['one token, the last', 40, () => Int32Array.of(39)],
+    ['one token in a one-row stream', 1, () => Int32Array.of(0)],
+  ]
+  it.each(keepCases.flatMap(([name, n, keep]) => [[1, 16, 32], [5, 48, 16], [64, 256, 256], [3, 8, 2048], [16, 128, 256]].map(([pt, kb, vb]) => [name, n, pt, kb, vb, keep] as const)))(
+    'compactRowsKV moves exactly what two compactRows move: %s (n %i, pageTokens %i, key rows %i bytes, value rows %i)',
+    (name, n, pt, kRowBytes, vRowBytes, keepOf) => {
+      const r = rng(pt * 1000 + kRowBytes + vRowBytes + name.length)
+      const keep = keepOf(r)
+      const pages = (rowBytes: number) => Array.from({ length: Math.ceil(n / pt) }, () => heap.alloc(pt * rowBytes, 16))
+      const kPages = pages(kRowBytes)
+      const vPages = pages(vRowBytes)
+      const kTable = heap.i32From(kPages)
+      const vTable = heap.i32From(vPages)
+      const keepBuf = heap.i32From(keep.length ? keep : [0])
+      const fill = () => {
+        kPages.forEach((p, i) => heap.U8.set(Uint8Array.from({ length: pt * kRowBytes }, (_, j) => (i * 31 + j * 7) & 255), p))
+        vPages.forEach((p, i) => heap.U8.set(Uint8Array.from({ length: pt * vRowBytes }, (_, j) => (i * 17 + j * 13 + 5) & 255), p))
+      }
+      const snapshot = () => [...kPages.map((p) => heap.U8.slice(p, p + pt * kRowBytes)), ...vPages.map((p) => heap.U8.slice(p, p + pt * vRowBytes))]
+      fill()
+      const movedW = wasm.compactRowsKV(kTable.ptr, vTable.ptr, pt, kRowBytes, vRowBytes, keepBuf.ptr, keep.length)
+      const afterW = snapshot()
+      fill()
+      const movedR = ref.compactRowsKV(kTable.ptr, vTable.ptr, pt, kRowBytes, vRowBytes, keepBuf.ptr, keep.length)
+      expect(afterW).toEqual(snapshot())
+      expect(movedW).toBe(movedR)
+      expect(movedW).toBe(keep.filter((s, j) => s !== j).length)
+      // the twin itself, row by row from the filled pages: row j of each stream holds row keep[j]
+      fill()
+      const before = snapshot()
+      ref.compactRowsKV(kTable.ptr, vTable.ptr, pt, kRowBytes, vRowBytes, keepBuf.ptr, keep.length)
+      const after = snapshot()
+      const rowOf = (pagesBytes: Uint8Array[], rowBytes: number, i: number) => pagesBytes[Math.floor(i / pt)].slice((i % pt) * rowBytes, (i % pt + 1) * rowBytes)
+      keep.forEach((s, j) => {
+        expect(rowOf(after.slice(0, kPages.length), kRowBytes, j)).toEqual(rowOf(before.slice(0, kPages.length), kRowBytes, s))
+        expect(rowOf(after.slice(kPages.length), vRowBytes, j)).toEqual(rowOf(before.slice(kPages.length), vRowBytes, s))
+      })
+      for (const b of [kTable, vTable, keepBuf]) b.free()
+      for (const p of [...kPages, ...vPages]) heap.release(p)
+    },
+  )
+
   it('moves no row before the first evicted slot, and each kept row at most once', () => {
     const cache = cacheOf(40)
     const moved0 = cache.store.rowsMoved

@@ -62,6 +62,12 @@ export interface KernelBackend {
    * first gap do not move. Returns the rows moved.
    */
   compactRows(table: number, pageTokens: number, rowBytes: number, keep: number, nKeep: number): number
+  /**
+   * compactRows of a head's key and value streams in one pass over keep (ABI 1.6): the same runs moved in
+   * both, key rows kRowBytes and value rows vRowBytes, both tables of pageTokens rows. Returns the rows
+   * moved in each stream.
+   */
+  compactRowsKV(kTable: number, vTable: number, pageTokens: number, kRowBytes: number, vRowBytes: number, keep: number, nKeep: number): number
   /** For each of count (dst, src) int32 pairs at `pairs`: row src copied onto row dst (no dst is a later src). */
   moveRows(table: number, pageTokens: number, rowBytes: number, pairs: number, count: number): void
   /** dst row i = src row i's listed channels (nch int32 at `channels`) for rows [0, rows); src rows d floats, dst nch. */

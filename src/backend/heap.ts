@@ -8,6 +8,8 @@
  * bounded: the memory never grows past the peak of live bytes plus fragmentation.
  */
 
+import { SizeTable } from './size-table.js'
+
 const PAGE = 65536
 
 export class HeapError extends Error {
@@ -25,7 +27,8 @@ export class Heap {
   readonly base: number
   private top: number
   private readonly free: FreeBlock[] = []
-  private readonly sizes = new Map<number, number>()
+  /** live blocks' sizes by pointer (typed arrays: see size-table.ts) */
+  private readonly sizes = new SizeTable()
   private live = 0
   private peak = 0
   private f32v: Float32Array
@@ -89,9 +92,8 @@ export class Heap {
 
   /** Frees a block from alloc. Freeing twice or a foreign pointer is an error, never silent corruption. */
   release(ptr: number): void {
-    const size = this.sizes.get(ptr)
-    if (size === undefined) throw new HeapError(`release: ${ptr} is not a live allocation`)
-    this.sizes.delete(ptr)
+    const size = this.sizes.delete(ptr)
+    if (size === 0) throw new HeapError(`release: ${ptr} is not a live allocation`)
     this.live -= size
     this.insertFree(ptr, size)
     // give the top back so the bump pointer can shrink
@@ -107,7 +109,7 @@ export class Heap {
    * merged into the address-ordered free list in one pass, O(free blocks + k log k) instead of one
    * insertion (an array splice) per block. The pointers are sorted as numbers in a typed array and
    * duplicates found as equal neighbours: no Set and no object per block, which cost more than the
-   * merge itself for a few thousand pages.
+   * merge itself for a few thousand pages; each block costs one size-table delete.
    */
   releaseMany(ptrs: ArrayLike<number>): void {
     const k = ptrs.length
@@ -115,39 +117,44 @@ export class Heap {
       for (let i = 0; i < k; i++) {
         let twice = false
         for (let j = 0; j < i; j++) twice ||= ptrs[j] === ptrs[i]
-        if (twice || !this.sizes.has(ptrs[i])) throw new HeapError(`releaseMany: ${ptrs[i]} is not a live allocation`)
+        if (twice || this.sizes.get(ptrs[i]) === 0) throw new HeapError(`releaseMany: ${ptrs[i]} is not a live allocation`)
       }
       for (let i = 0; i < k; i++) this.release(ptrs[i])
       return
     }
-    const sorted = Float64Array.from(ptrs).sort()
-    const sizes = new Float64Array(k)
+    // sorted as uint32 (twice as fast as float64 in V8's typed-array sort), copied with a check that
+    // each pointer is one: a fraction or a negative would otherwise be truncated onto another block
+    const sorted = new Uint32Array(k)
     for (let i = 0; i < k; i++) {
-      const size = this.sizes.get(sorted[i])
-      if (size === undefined || (i > 0 && sorted[i] === sorted[i - 1])) throw new HeapError(`releaseMany: ${sorted[i]} is not a live allocation`)
+      sorted[i] = ptrs[i]
+      if (sorted[i] !== ptrs[i]) throw new HeapError(`releaseMany: ${ptrs[i]} is not a live allocation`)
+    }
+    sorted.sort()
+    const sizes = new Float64Array(k)
+    // one table operation a block: deleted as checked; a foreign or repeated pointer puts the ones
+    // already deleted back before the error, so a refused batch frees nothing
+    for (let i = 0; i < k; i++) {
+      const size = i > 0 && sorted[i] === sorted[i - 1] ? 0 : this.sizes.delete(sorted[i])
+      if (size === 0) {
+        for (let j = 0; j < i; j++) this.sizes.set(sorted[j], sizes[j])
+        throw new HeapError(`releaseMany: ${sorted[i]} is not a live allocation`)
+      }
       sizes[i] = size
     }
-    for (let i = 0; i < k; i++) {
-      this.sizes.delete(sorted[i])
-      this.live -= sizes[i]
-    }
+    for (let i = 0; i < k; i++) this.live -= sizes[i]
+    // merge the free list and the sorted blocks by address, joining neighbours (one object per run)
     const merged: FreeBlock[] = []
-    let last: FreeBlock | undefined
-    const push = (ptr: number, size: number) => {
-      if (last && last.ptr + last.size === ptr) last.size += size
-      else merged.push((last = { ptr, size }))
-    }
     const free = this.free
     let i = 0
     let j = 0
+    let lastEnd = -1
     while (i < free.length || j < k) {
-      if (j === k || (i < free.length && free[i].ptr < sorted[j])) {
-        push(free[i].ptr, free[i].size)
-        i++
-      } else {
-        push(sorted[j], sizes[j])
-        j++
-      }
+      const fromFree = j === k || (i < free.length && free[i].ptr < sorted[j])
+      const ptr = fromFree ? free[i].ptr : sorted[j]
+      const size = fromFree ? free[i++].size : sizes[j++]
+      if (ptr === lastEnd) merged[merged.length - 1].size += size
+      else merged.push({ ptr, size })
+      lastEnd = ptr + size
     }
     free.length = 0
     for (const b of merged) free.push(b)
@@ -161,7 +168,7 @@ export class Heap {
   /** Size in bytes of a live allocation. */
   sizeOf(ptr: number): number {
     const s = this.sizes.get(ptr)
-    if (s === undefined) throw new HeapError(`sizeOf: ${ptr} is not a live allocation`)
+    if (s === 0) throw new HeapError(`sizeOf: ${ptr} is not a live allocation`)
     return s
   }
 

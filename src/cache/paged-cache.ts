@@ -86,6 +86,7 @@ class Stream {
 
   /** disposes and drops the segments left without rows, except an empty append segment at the end (its tables are reused) */
   dropEmpty(kvDtype: KVDtype): void {
+    if (this.segs.length === 1 && this.segs[0].n > 0) return
     const last = this.segs[this.segs.length - 1]
     const keepTail = last && last.n === 0 && isAppendSegment(last, kvDtype)
     for (const g of this.segs) if (g.n === 0 && !(keepTail && g === last)) g.dispose()

@@ -16,7 +16,7 @@ import { fromBasis, toBasis, type KeyBasis } from './basis.js'
  * written only by `appendPacked`, a whole key group of `group` tokens (32 unless int2+sign keys ask for
  * 64 or 128) at a time, and read by the fused kernels or dequantized by `fetchRows`.
  */
-export type SegmentKernels = Pick<Kernels, 'compactRows' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16'>
+export type SegmentKernels = Pick<Kernels, 'compactRowsKV' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16'>
 
 export class Segment {
   n = 0
@@ -199,6 +199,8 @@ export class Segment {
   writable(fromRow: number, untilRow = Infinity): void {
     const end = Math.min(this.kPages.length, Math.ceil(untilRow / this.pt))
     for (let p = Math.floor(fromRow / this.pt); p < end; p++) {
+      // the common case (no fork, no shared prefix) costs two loads a page and no call
+      if (this.kPages[p].refs === 1 && this.vPages[p].refs === 1) continue
       const k = this.store.unshare(this.kPages[p])
       const v = this.store.unshare(this.vPages[p])
       if (k !== this.kPages[p] || v !== this.vPages[p]) {
@@ -295,8 +297,7 @@ export class Segment {
       if (this.tierOf === 'wasm') {
         const I = this.store.heap.I32
         I.set(keep, keepPtr >> 2)
-        moved = this.kernels.compactRows(this.kTab, this.pt, this.keyRowBytes, keepPtr, keep.length)
-        this.kernels.compactRows(this.vTab, this.pt, this.valueRowBytes, keepPtr, keep.length)
+        moved = this.kernels.compactRowsKV(this.kTab, this.vTab, this.pt, this.keyRowBytes, this.valueRowBytes, keepPtr, keep.length)
       } else moved = this.compactHost(keep, first)
     }
     this.truncate(keep.length)

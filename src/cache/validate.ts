@@ -26,6 +26,13 @@ export function checkPositions(where: string, positions: unknown): void {
 
 function checkSlots(where: string, a: unknown, n: number, ascending: boolean): Int32Array {
   if (!(a instanceof Int32Array)) throw new CacheError(`${where} must be an Int32Array, got ${a === null ? 'null' : typeof a}`)
+  // a strictly ascending list is in range when its ends are: one compare a slot (a one-shot compaction
+  // checks every kept slot of every head, mostly before V8 optimises this); the loop below names the error
+  if (ascending && a.length > 0 && a[0] >= 0 && a[a.length - 1] < n) {
+    let i = 1
+    while (i < a.length && a[i] > a[i - 1]) i++
+    if (i === a.length) return a
+  }
   for (let i = 0; i < a.length; i++) {
     const s = a[i]
     if (s < 0 || s >= n) throw new CacheError(`${where}[${i}] = ${s} is outside [0, ${n})`)
@@ -62,31 +69,36 @@ export function validateDecision(decision: Decision, layers: number, kvHeads: nu
     const at = `apply: heads[${i}]`
     const { n, pruned } = head(at, hd)
     const keep = checkSlots(`${at}.keep`, hd.keep, n, true)
-    // only merges ask whether a slot is kept: a Set of every kept slot would cost more than the compaction
-    const kept = hd.merges?.length ? new Set(keep) : null
-    // each pivot takes one merge: two merges into one pivot would each overwrite it, losing a member
-    const pivots = new Map<number, number>()
-    for (const [m, spec] of (hd.merges ?? []).entries()) {
-      if (pivots.has(spec.pivot)) throw new CacheError(`${at}.merges[${m}].pivot = ${spec.pivot} is also merges[${pivots.get(spec.pivot)}]'s pivot: list all its members in one merge`)
-      pivots.set(spec.pivot, m)
-    }
-    for (const [m, spec] of (hd.merges ?? []).entries()) {
-      const mat = `${at}.merges[${m}]`
-      if (!isInt(spec.pivot) || spec.pivot < 0 || spec.pivot >= n) throw new CacheError(`${mat}.pivot = ${spec.pivot} is outside [0, ${n})`)
-      if (!kept!.has(spec.pivot)) throw new CacheError(`${mat}.pivot = ${spec.pivot} is not in keep: a merge needs a kept pivot`)
-      const members = checkSlots(`${mat}.members`, spec.members, n, false)
-      if (!(spec.weights instanceof Float32Array) || spec.weights.length !== members.length) {
-        throw new CacheError(`${mat}.weights must be a Float32Array of ${members.length} (one per member), got ${spec.weights?.length}`)
+    if (hd.merges !== undefined && !Array.isArray(hd.merges)) throw new CacheError(`${at}.merges must be an array when given`)
+    if (hd.extra !== undefined && !Array.isArray(hd.extra)) throw new CacheError(`${at}.extra must be an array when given`)
+    // most heads have no merges: no Set, Map or iterator for them (this runs cold in a one-shot compaction)
+    if (hd.merges?.length) {
+      // only merges ask whether a slot is kept: a Set of every kept slot would cost more than the compaction
+      const kept = new Set(keep)
+      // each pivot takes one merge: two merges into one pivot would each overwrite it, losing a member
+      const pivots = new Map<number, number>()
+      for (const [m, spec] of hd.merges.entries()) {
+        if (pivots.has(spec.pivot)) throw new CacheError(`${at}.merges[${m}].pivot = ${spec.pivot} is also merges[${pivots.get(spec.pivot)}]'s pivot: list all its members in one merge`)
+        pivots.set(spec.pivot, m)
       }
-      for (let j = 0; j < members.length; j++) {
-        const w = spec.weights[j]
-        if (!(Number.isFinite(w) && w >= 0)) throw new CacheError(`${mat}.weights[${j}] = ${w} must be finite and >= 0`)
-        if ((members[j] < pruned) !== (spec.pivot < pruned)) {
-          throw new CacheError(`${mat}: member ${members[j]} and pivot ${spec.pivot} lie on different sides of the channel-pruned prefix (${pruned} slots)`)
+      for (const [m, spec] of hd.merges.entries()) {
+        const mat = `${at}.merges[${m}]`
+        if (!isInt(spec.pivot) || spec.pivot < 0 || spec.pivot >= n) throw new CacheError(`${mat}.pivot = ${spec.pivot} is outside [0, ${n})`)
+        if (!kept.has(spec.pivot)) throw new CacheError(`${mat}.pivot = ${spec.pivot} is not in keep: a merge needs a kept pivot`)
+        const members = checkSlots(`${mat}.members`, spec.members, n, false)
+        if (!(spec.weights instanceof Float32Array) || spec.weights.length !== members.length) {
+          throw new CacheError(`${mat}.weights must be a Float32Array of ${members.length} (one per member), got ${spec.weights?.length}`)
+        }
+        for (let j = 0; j < members.length; j++) {
+          const w = spec.weights[j]
+          if (!(Number.isFinite(w) && w >= 0)) throw new CacheError(`${mat}.weights[${j}] = ${w} must be finite and >= 0`)
+          if ((members[j] < pruned) !== (spec.pivot < pruned)) {
+            throw new CacheError(`${mat}: member ${members[j]} and pivot ${spec.pivot} lie on different sides of the channel-pruned prefix (${pruned} slots)`)
+          }
         }
       }
     }
-    for (const [e, x] of (hd.extra ?? []).entries()) {
+    if (hd.extra?.length) for (const [e, x] of hd.extra.entries()) {
       const eat = `${at}.extra[${e}]`
       if (!(x.key instanceof Float32Array) || x.key.length !== headDim) throw new CacheError(`${eat}.key must be a Float32Array of ${headDim}, got ${x.key?.length}`)
       if (!(x.value instanceof Float32Array) || x.value.length !== headDim) throw new CacheError(`${eat}.value must be a Float32Array of ${headDim}, got ${x.value?.length}`)

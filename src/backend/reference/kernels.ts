@@ -35,6 +35,20 @@ export function referenceKernels(heap: Heap): Kernels {
     return m
   }
 
+  /** compactRows: row keep[j] copied onto row j wherever they differ, one row at a time */
+  const compactStream = (table: number, pageTokens: number, rowBytes: number, keep: number, nKeep: number): number => {
+    const I = heap.I32
+    const at = (i: number) => I[(table >>> 2) + Math.floor(i / pageTokens)] + (i % pageTokens) * rowBytes
+    let moved = 0
+    for (let j = 0; j < nKeep; j++) {
+      const s = I[(keep >>> 2) + j]
+      if (s === j) continue
+      heap.U8.copyWithin(at(j), at(s), at(s) + rowBytes)
+      moved++
+    }
+    return moved
+  }
+
   return {
     scoreKeys(q, qHeads, d, table, pageTokens, n, scale, out) {
       const F = heap.F32
@@ -183,16 +197,12 @@ export function referenceKernels(heap: Heap): Kernels {
       heap.U8.copyWithin(dst, src, src + n)
     },
 
-    compactRows(table, pageTokens, rowBytes, keep, nKeep) {
-      const I = heap.I32
-      const at = (i: number) => I[(table >>> 2) + Math.floor(i / pageTokens)] + (i % pageTokens) * rowBytes
-      let moved = 0
-      for (let j = 0; j < nKeep; j++) {
-        const s = I[(keep >>> 2) + j]
-        if (s === j) continue
-        heap.U8.copyWithin(at(j), at(s), at(s) + rowBytes)
-        moved++
-      }
+    compactRows: compactStream,
+
+    // the two streams one after the other: row by row each is compactRows, and they share no page
+    compactRowsKV(kTable, vTable, pageTokens, kRowBytes, vRowBytes, keep, nKeep) {
+      const moved = compactStream(kTable, pageTokens, kRowBytes, keep, nKeep)
+      compactStream(vTable, pageTokens, vRowBytes, keep, nKeep)
       return moved
     },
 

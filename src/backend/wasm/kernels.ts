@@ -21,6 +21,7 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     chunkMeans: e.chunkMeans,
     copyBytes: e.copyBytes,
     compactRows: e.compactRows,
+    compactRowsKV: e.compactRowsKV,
     gatherChannels: e.gatherChannels,
     moveRows: e.moveRows,
     // the mixed exports (ABI 1.5) take int2+sign keys and ternary values besides the 1.4 ones' formats

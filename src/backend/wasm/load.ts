@@ -29,6 +29,7 @@ export interface KvkitExports {
   pageMinMax(table: number, pageTokens: number, n: number, d: number, page: number, outMin: number, outMax: number): void
   chunkMeans(table: number, pageTokens: number, n: number, d: number, chunk: number, out: number): void
   compactRows(table: number, pageTokens: number, rowBytes: number, keep: number, nKeep: number): number
+  compactRowsKV(kTable: number, vTable: number, pageTokens: number, kRowBytes: number, vRowBytes: number, keep: number, nKeep: number): number
   gatherChannels(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
   moveRows(table: number, pageTokens: number, rowBytes: number, pairs: number, count: number): void
   scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, scale: number, out: number, scratch: number): void
