@@ -11,6 +11,8 @@
 //              (PROMPTS from `kvkit prompts --task passkey,niah_single,vt --length 4096 ...`; kvkit's rows:
 //              `kvkit eval --prompts PROMPTS --json kvkit.json ...`)
 //   table:     node dist/bench/peers.js --accuracy-table kvkit.json,llama.jsonl
+//   speed rows of runs made side by side (--peers kvkit / llama-f16 / llama-q8 in concurrent processes):
+//              node dist/bench/peers.js --table a.json,b.json,c.json
 import { execFileSync } from 'node:child_process'
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -56,7 +58,9 @@ export class PeersArgumentError extends Error {
   override name = 'PeersArgumentError'
 }
 
-const FLAGS = new Set(['lengths', 'new', 'threads', 'onnx', 'json', 'shared-prefill', 'accuracy', 'out', 'accuracy-table', 'worker', 'prompt', 'gguf', 'context-limit'])
+const FLAGS = new Set(['lengths', 'new', 'threads', 'onnx', 'json', 'shared-prefill', 'peers', 'table', 'accuracy', 'out', 'accuracy-table', 'worker', 'prompt', 'gguf', 'context-limit'])
+/** --peers names: which peers a speed run runs (all by default) */
+const PEER_GROUPS = ['kvkit', 'llama-f16', 'llama-q8', 'onnx'] as const
 const BOOLEAN = new Set(['shared-prefill'])
 
 function args(argv: string[]): Record<string, string> {
@@ -112,7 +116,9 @@ async function worker(o: Record<string, string>): Promise<Row[]> {
   const limit = o['context-limit'] ? Number(o['context-limit']) : undefined
   if (peer.startsWith('kvkit ')) {
     // one process for one policy, or (`kvkit shared:a|b|...`) for several generations from one prefill
-    const model = await loadModel(MODEL, { backend: 'wasm', contextLimit: limit })
+    // --threads kernel threads (kvkit/node's default is every core: on a shared machine its threads wait
+    // for each other at every barrier, as llama.cpp's spin)
+    const model = await loadModel(MODEL, { backend: 'wasm', contextLimit: limit, threads: Number(o.threads) })
     const shared = peer.startsWith('kvkit shared:')
     const specs = shared ? peer.slice('kvkit shared:'.length).split('|') : [peer.slice('kvkit '.length)]
     const policy = (spec: string) => (spec === 'full' ? undefined : spec)
@@ -127,7 +133,7 @@ async function worker(o: Record<string, string>): Promise<Row[]> {
   }
   if (peer.startsWith('llama.cpp ')) {
     const { llamaCppGreedy, loadLlamaCppModel } = await import('./peers/llama-cpp.js')
-    const kvType = peer.endsWith('Q8_0') ? 'Q8_0' : 'F16'
+    const kvType = peer.includes('Q8_0') ? 'Q8_0' : 'F16'
     const model = await loadLlamaCppModel(o.gguf)
     const r = await llamaCppGreedy(model, prompt, n, { kvType, threads: Number(o.threads) })
     return [{ ...base, peer, ...r, kvBytes: llamaKvBytes(shape(), kvType, prompt.length + n), maxRssBytes: rss() }]
@@ -145,7 +151,7 @@ async function worker(o: Record<string, string>): Promise<Row[]> {
 const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-')
 
 /** the table of one length, as markdown rows; ratios against kvkit full of the same run */
-function printRows(len: number, here: Row[], note: (r: Row) => string): void {
+function printRows(len: number, here: Row[]): void {
   const ref = here.find((r) => r.peer === 'kvkit full')
   const pre = (r: Row) => (r.length / r.prefillMs) * 1000
   const dec = (r: Row) => (r.steps / r.decodeMs) * 1000
@@ -154,7 +160,7 @@ function printRows(len: number, here: Row[], note: (r: Row) => string): void {
   for (const r of here) {
     const same = ref ? r.tokens.findIndex((t, i) => t !== ref.tokens[i]) : -1
     const agree = !ref ? '-' : same < 0 ? `${r.tokens.length}/${r.tokens.length}` : `first ${same}`
-    console.log(`| ${len} | ${r.peer}${note(r)} | ${fmt(pre(r))} | ${x(pre(r), ref && pre(ref))} | ${fmt(dec(r), 1)} | ${x(dec(r), ref && dec(ref))} | ${fmt(r.maxRssBytes / 2 ** 20)} | ${x(r.maxRssBytes, ref?.maxRssBytes)} | ${fmt(r.kvBytes / 2 ** 20, 1)} | ${x(r.kvBytes, ref?.kvBytes)} | ${agree} |`)
+    console.log(`| ${len} | ${r.peer} | ${fmt(pre(r))} | ${x(pre(r), ref && pre(ref))} | ${fmt(dec(r), 1)} | ${x(dec(r), ref && dec(ref))} | ${fmt(r.maxRssBytes / 2 ** 20)} | ${x(r.maxRssBytes, ref?.maxRssBytes)} | ${fmt(r.kvBytes / 2 ** 20, 1)} | ${x(r.kvBytes, ref?.kvBytes)} | ${agree} |`)
   }
 }
 
@@ -168,37 +174,47 @@ async function speed(o: Record<string, string>): Promise<void> {
   const threads = String(int(o, 'threads', 1, 1))
   if (o.onnx !== undefined && !existsSync(o.onnx)) throw new PeersArgumentError(`bench/peers: --onnx ${o.onnx} does not exist (export it with tools/export-onnx.py)`)
   const shared = o['shared-prefill'] === 'true'
+  const groups = (o.peers ?? PEER_GROUPS.join(',')).split(',')
+  for (const g of groups) if (!(PEER_GROUPS as readonly string[]).includes(g)) throw new PeersArgumentError(`bench/peers: --peers takes ${PEER_GROUPS.join(',')}, got ${JSON.stringify(g)}`)
   const work = mkdtempSync(join(tmpdir(), 'kvkit-peers-'))
   const gguf = join(work, 'fixture-f16.gguf')
   writeFileSync(gguf, await convertFolder(MODEL, 'f16'))
   const { maxPositions } = shape()
   const self = fileURLToPath(import.meta.url)
   const rows: Row[] = []
-  console.log(`peers on fixture-14m: ${n} greedy tokens after each prompt; llama.cpp and onnxruntime on ${threads} thread(s), kvkit's wasm on one` +
+  console.log(`peers on fixture-14m: ${n} greedy tokens after each prompt; every peer on ${threads} thread(s)` +
     (shared ? '; kvkit rows generate from one shared prefill in one process (prefill and max RSS are that process\'s)' : ''))
   if (!o.onnx) console.log('onnxruntime: not run (no --onnx model; export one with tools/export-onnx.py)')
   for (const len of lengths) {
     const policies = [...KVKIT_POLICIES, ...selectionPolicies(len)]
-    const kvkit = shared ? [`kvkit shared:${policies.join('|')}`] : policies.map((p) => `kvkit ${p}`)
-    const onnx = o.onnx && len <= ONNX_MAX_LENGTH ? ['onnxruntime'] : []
+    const kvkit = !groups.includes('kvkit') ? [] : shared ? [`kvkit shared:${policies.join('|')}`] : policies.map((p) => `kvkit ${p}`)
+    const llama = [...(groups.includes('llama-f16') ? ['llama.cpp F16 KV'] : []), ...(groups.includes('llama-q8') ? ['llama.cpp Q8_0 KV'] : [])]
+    const onnx = o.onnx && groups.includes('onnx') && len <= ONNX_MAX_LENGTH ? ['onnxruntime'] : []
     if (o.onnx && len > ONNX_MAX_LENGTH) console.log(`onnxruntime at ${len}: not run (its prefill materialises [heads, T, T] float32 attention: ${fmt((8 * len * len * 4) / 2 ** 30, 0)} GiB a layer)`)
     // past the trained length: an explicit limit for kvkit; llama.cpp's context is sized to prompt + new tokens
     const limit = len + n > maxPositions ? String(len + n + 1) : ''
     const promptFile = join(work, `prompt-${len}.json`)
     writeFileSync(promptFile, JSON.stringify(await promptIds(len)))
     const here: Row[] = []
-    for (const peer of [...kvkit, 'llama.cpp F16 KV', 'llama.cpp Q8_0 KV', ...onnx]) {
+    for (const peer of [...kvkit, ...llama, ...onnx]) {
       try {
         const out = execFileSync(process.execPath, [self, '--worker', peer, '--prompt', promptFile, '--new', String(n), '--threads', threads, '--gguf', gguf, '--onnx', o.onnx ?? '-', '--context-limit', limit || '0'], { encoding: 'utf8', maxBuffer: 1 << 26, timeout: 7_200_000 })
         here.push(...(JSON.parse(out.trim().split('\n').pop()!) as Row[]))
+        // after each peer, so a long run's finished rows survive it
+        if (o.json) writeFileSync(o.json, JSON.stringify([...rows, ...here], null, 1))
       } catch (e) {
         console.log(`${peer} at ${len}: failed (${((e as { stderr?: string }).stderr || (e as Error).message).trim().split('\n').slice(-3).join(' / ')})`)
       }
     }
-    printRows(len, here, () => '')
+    printRows(len, here)
     rows.push(...here)
-    if (o.json) writeFileSync(o.json, JSON.stringify(rows, null, 1))
   }
+}
+
+/** the speed tables of rows saved by --json, from runs made side by side */
+function speedTable(files: string[]): void {
+  const rows = files.flatMap((f) => JSON.parse(readFileSync(f, 'utf8')) as Row[])
+  for (const len of [...new Set(rows.map((r) => r.length))].sort((a, b) => a - b)) printRows(len, rows.filter((r) => r.length === len))
 }
 
 /** llama.cpp F16 and Q8_0 KV on a prompts file, scored by kvkit's scorer; outcomes appended to `out` as JSONL */
@@ -256,6 +272,7 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(await worker(o)) + '\n')
     return
   }
+  if (o.table) return speedTable(o.table.split(','))
   if (o['accuracy-table']) return accuracyTable(o['accuracy-table'].split(','))
   if (o.accuracy) return accuracy(o)
   return speed(o)
