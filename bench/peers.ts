@@ -244,7 +244,15 @@ function accuracyTable(files: string[]): void {
   const cells: EvalResult[] = []
   for (const f of files) {
     const text = readFileSync(f, 'utf8').trim()
-    if (text.startsWith('[')) cells.push(...(JSON.parse(text) as EvalResult[]))
+    // kvkit eval's --json: { results: EvalResult[], ... }; --accuracy's: one SampleOutcome a line
+    const whole = (() => {
+      try {
+        return JSON.parse(text) as { results?: EvalResult[] }
+      } catch {
+        return undefined
+      }
+    })()
+    if (whole?.results) cells.push(...whole.results)
     else {
       const outcomes = text.split('\n').map((l) => JSON.parse(l) as SampleOutcome)
       const order = [...new Map(outcomes.map((x) => [`${x.policy}/${x.task}/${x.length}`, { policy: x.policy, task: x.task, length: x.length }])).values()]
