@@ -39,7 +39,7 @@ export function selectionPolicies(length: number): string[] {
   const t = length <= 4096 ? 512 : 2048
   return [`tokenselect:tokens=${t},first=32,last=64`, `quest:tokens=${t}`, `kivi:bits=2+quest:tokens=${t}`]
 }
-/** onnxruntime runs up to this length: its attention materialises [heads, T, T] float32 at prefill (16k: 8 GiB a layer) */
+/** onnxruntime runs up to this length: its attention materialises [heads, T, T] float32 at prefill (the fixture at 16k: 6 GiB a layer) */
 const ONNX_MAX_LENGTH = 4096
 
 interface Row {
@@ -82,10 +82,10 @@ function int(o: Record<string, string>, name: string, def: number, min: number):
   return v
 }
 
-interface Shape { layers: number; kvHeads: number; headDim: number; vocab: number; maxPositions: number }
+interface Shape { layers: number; heads: number; kvHeads: number; headDim: number; vocab: number; maxPositions: number }
 function shape(): Shape {
   const c = JSON.parse(readFileSync(join(MODEL, 'config.json'), 'utf8'))
-  return { layers: c.num_hidden_layers, kvHeads: c.num_key_value_heads, headDim: c.head_dim ?? c.hidden_size / c.num_attention_heads, vocab: c.vocab_size, maxPositions: c.max_position_embeddings }
+  return { layers: c.num_hidden_layers, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads, headDim: c.head_dim ?? c.hidden_size / c.num_attention_heads, vocab: c.vocab_size, maxPositions: c.max_position_embeddings }
 }
 
 /** llama.cpp's cache: K and V of every layer for every position, F16 2 bytes a value, Q8_0 34 bytes a block of 32 */
@@ -156,7 +156,7 @@ function printRows(len: number, here: Row[]): void {
   const pre = (r: Row) => (r.length / r.prefillMs) * 1000
   const dec = (r: Row) => (r.steps / r.decodeMs) * 1000
   const x = (v: number, b: number | undefined) => (b === undefined ? '-' : fmt(v / b, 2))
-  console.log(`\n${len}-token prompt\n| prompt | peer | prefill tok/s | x | decode tok/s | x | max RSS MiB | x | KV MiB | x | same tokens |`)
+  console.log(`\n${len}-token prompt\n| prompt | peer | prefill tok/s | x | decode tok/s | x | max RSS MiB | x | KV MiB | x | same tokens |\n|${' --- |'.repeat(11)}`)
   for (const r of here) {
     const same = ref ? r.tokens.findIndex((t, i) => t !== ref.tokens[i]) : -1
     const agree = !ref ? '-' : same < 0 ? `${r.tokens.length}/${r.tokens.length}` : `first ${same}`
@@ -179,7 +179,7 @@ async function speed(o: Record<string, string>): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'kvkit-peers-'))
   const gguf = join(work, 'fixture-f16.gguf')
   writeFileSync(gguf, await convertFolder(MODEL, 'f16'))
-  const { maxPositions } = shape()
+  const { maxPositions, heads } = shape()
   const self = fileURLToPath(import.meta.url)
   const rows: Row[] = []
   console.log(`peers on fixture-14m: ${n} greedy tokens after each prompt; every peer on ${threads} thread(s)` +
@@ -190,7 +190,7 @@ async function speed(o: Record<string, string>): Promise<void> {
     const kvkit = !groups.includes('kvkit') ? [] : shared ? [`kvkit shared:${policies.join('|')}`] : policies.map((p) => `kvkit ${p}`)
     const llama = [...(groups.includes('llama-f16') ? ['llama.cpp F16 KV'] : []), ...(groups.includes('llama-q8') ? ['llama.cpp Q8_0 KV'] : [])]
     const onnx = o.onnx && groups.includes('onnx') && len <= ONNX_MAX_LENGTH ? ['onnxruntime'] : []
-    if (o.onnx && len > ONNX_MAX_LENGTH) console.log(`onnxruntime at ${len}: not run (its prefill materialises [heads, T, T] float32 attention: ${fmt((8 * len * len * 4) / 2 ** 30, 0)} GiB a layer)`)
+    if (o.onnx && len > ONNX_MAX_LENGTH) console.log(`onnxruntime at ${len}: not run (its prefill materialises [heads, T, T] float32 attention: ${fmt((heads * len * len * 4) / 2 ** 30, 1)} GiB a layer)`)
     // past the trained length: an explicit limit for kvkit; llama.cpp's context is sized to prompt + new tokens
     const limit = len + n > maxPositions ? String(len + n + 1) : ''
     const promptFile = join(work, `prompt-${len}.json`)
@@ -262,14 +262,15 @@ function accuracyTable(files: string[]): void {
   const tasks = [...new Set(cells.map((c) => c.task))]
   const q8 = cells.filter((c) => c.policy === 'llama.cpp Q8_0 KV')
   const q8Bytes = q8.length ? q8.reduce((a, c) => a + c.kvBytes, 0) / q8.length : NaN
-  console.log(`| peer / policy | ${tasks.join(' | ')} | mean | KV MiB | x llama.cpp Q8_0 KV |`)
+  console.log(`| peer / policy | ${tasks.join(' | ')} | mean | KV MiB | x llama.cpp Q8_0 KV |\n|${' --- |'.repeat(tasks.length + 4)}`)
   for (const policy of [...new Set(cells.map((c) => c.policy))]) {
     const mine = tasks.map((t) => cells.find((c) => c.policy === policy && c.task === t))
     const acc = mine.map((c) => (c ? `${c.accuracy.toFixed(2)} (${Math.round(c.accuracy * c.samples)}/${c.samples})` : '-'))
     const got = mine.filter((c): c is EvalResult => !!c)
     const mean = got.reduce((a, c) => a + c.accuracy, 0) / got.length
     const kv = got.reduce((a, c) => a + c.kvBytes, 0) / got.length
-    console.log(`| ${policy} | ${acc.join(' | ')} | ${mean.toFixed(2)} | ${(kv / 2 ** 20).toFixed(2)} | ${fmt(kv / q8Bytes, 2)} |`)
+    const name = policy.startsWith('llama.cpp') ? policy : `kvkit \`${policy}\``
+    console.log(`| ${name} | ${acc.join(' | ')} | ${mean.toFixed(2)} | ${(kv / 2 ** 20).toFixed(2)} | ${fmt(kv / q8Bytes, 2)} |`)
   }
 }
 
