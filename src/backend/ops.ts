@@ -1,6 +1,6 @@
 import { packedIntScratch, type Backend } from './backend.js'
 import { formatInfo } from '../cache/formats.js'
-import { referencePackedKernels } from './reference/packed-kernels.js'
+import { packedKernels } from '../cache/attention.js'
 import type { F32Buf, Heap, I32Buf } from './heap.js'
 import type { HeadView } from '../cache/types.js'
 
@@ -60,12 +60,11 @@ export class Ops {
     need(kv.pageTokens % 32 === 0, `scoreKeys: packed pages hold a multiple of 32 tokens, got pageTokens ${kv.pageTokens}`)
     const bits = formatInfo(kv.format!).bits
     const int = !exact && bits <= 4 && kv.d % 4 === 0 ? this.backend.scorePackedKeysInt : undefined
-    // the backend's fused kernel, or the TypeScript twin where it has none (WebGPU)
-    const kernels = this.backend.scorePackedKeys ? this.backend : referencePackedKernels(this.heap)
+    const kernels = packedKernels(this.backend)
     const scratch = this.heap.allocF32(int ? packedIntScratch(qHeads, kv.d) : qHeads * (kv.d + 1))
     try {
       if (int) int(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, bits, scale, out.ptr, scratch.ptr)
-      else kernels.scorePackedKeys!(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, bits, 0, scale, out.ptr, scratch.ptr)
+      else kernels.scorePackedKeys(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, bits, 0, scale, out.ptr, scratch.ptr)
     } finally {
       scratch.free()
     }
