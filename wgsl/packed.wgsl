@@ -29,15 +29,20 @@ fn code_at(p: u32, bits: u32, e: u32) -> f32 {
   return f32((ld_byte(p + e % chunk) >> (bits * (e / chunk))) & ((1u << bits) - 1u));
 }
 
-// Key channel c of token i (within the page table's stream), dequantized.
-fn packed_key(table: u32, pt: u32, d: u32, bits: u32, i: u32, c: u32) -> f32 {
+// Byte addresses of token i's key group (within the page table's stream): its codes (x), its metadata (y).
+fn key_group(table: u32, pt: u32, d: u32, bits: u32, i: u32) -> vec2<u32> {
   let gpp = pt / PG;
   let g = i / PG;
   let page = ldu(table + g / gpp);
   let tg = g % gpp;
   let line = d * 4u * bits;
-  let code = code_at(page + tg * line + c * 4u * bits, bits, i % PG);
-  let md = page + gpp * line + (tg * d + c) * 4u;
+  return vec2<u32>(page + tg * line, page + gpp * line + tg * d * 4u);
+}
+
+// Key channel c, dequantized, of element e of the key group at kg (key_group).
+fn packed_key(kg: vec2<u32>, bits: u32, e: u32, c: u32) -> f32 {
+  let code = code_at(kg.x + c * 4u * bits, bits, e);
+  let md = kg.y + c * 4u;
   return ld_half(md) * code + ld_half(md + 2u);
 }
 
@@ -62,10 +67,11 @@ fn score_packed_keys(I: In) {
   let pt = pu(4u); let n = pu(5u); let bits = pu(6u); let scale = pf(7u); let out = pu(8u);
   let i = wg_linear(I.wg, I.nwg) * WG + I.lid;
   if (i >= n) { return; }
+  let kg = key_group(table, pt, d, bits, i);
   for (var h0 = 0u; h0 < qh; h0 += 4u) {
     var acc = vec4<f32>(0.0);
     for (var c = 0u; c < d; c++) {
-      let k = packed_key(table, pt, d, bits, i, c);
+      let k = packed_key(kg, bits, i % PG, c);
       var qv = vec4<f32>(0.0);
       for (var j = 0u; j < 4u; j++) {
         if (h0 + j < qh) { qv[j] = ld(q + (h0 + j) * d + c); }
