@@ -1,5 +1,5 @@
-import { GROUP, halfToF32, f0, f1, f2, f3, lane, planar16, scorePackedKeysMixed } from './packed'
-import { scoreSignKeys } from './packed-sign'
+import { GROUP, halfToF32, f0, f1, f2, f3, lane, scorePackedKeysMixed } from './packed'
+import { planar16, scoreSignKeys } from './packed-sign'
 import { madd } from './simd'
 import { expv } from './exp'
 

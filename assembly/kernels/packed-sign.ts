@@ -1,4 +1,5 @@
-import { halfToF32, scoreHalf } from './packed'
+import { halfToF32, f0, f1, f2, f3, storeHalf } from './packed'
+import { madd } from './simd'
 
 // VidKV's int2+sign keys (Tao et al. 2025, section 3.2) in token groups of 32, 64 or 128 (layout:
 // src/cache/formats.ts PackedLayout): a token group's chunks are the `hi` int2 channels, then the 1-bit
@@ -6,11 +7,67 @@ import { halfToF32, scoreHalf } from './packed'
 // 2s * code - s (the released code keeps the sign groups' scale alone; a min would be 2 bytes of -s).
 // The scales fold into the query and the mins into a bias per head, as in packed.ts.
 
+/**
+ * 16 consecutive codes (elements e0 .. e0 + 15, e0 a multiple of 16) of a planar chunk of `chunk` bytes
+ * of `bits`-bit codes (element e in byte e % chunk, slot e / chunk), as u8 lanes. chunk: 4 (1 bit, 32
+ * elements), 8, or a multiple of 16 (then the 16 elements are 16 bytes of one slot: one load).
+ */
+// @ts-ignore: decorator
+@inline export function planar16(p: usize, bits: i32, chunk: i32, e0: i32): v128 {
+  const ones: i32 = (1 << bits) - 1
+  const mask = i8x16.splat(<i8>ones)
+  if (chunk >= 16) return v128.and(i8x16.shr_u(v128.load(p + <usize>(e0 % chunk)), bits * (e0 / chunk)), mask)
+  if (chunk == 8) {
+    // 8 bytes, two slots: elements e0 .. e0 + 7 in slot e0 / 8, the next 8 in the slot after
+    const v = v128.load64_zero(p)
+    const s = bits * (e0 >> 3)
+    const a = v128.and(i8x16.shr_u(v, s), mask)
+    const b = v128.and(i8x16.shr_u(v, s + bits), mask)
+    return i8x16.shuffle(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+  }
+  // 1 bit in 4 bytes: element e in byte e % 4, bit e / 4
+  const v = v128.load32_zero(p)
+  const r = i8x16.shr_u(i8x16.swizzle(v, i8x16(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)), e0 >> 2)
+  return i8x16.min_u(v128.and(r, i8x16(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8)), i8x16.splat(1))
+}
+
+/**
+ * Scores of 16 tokens (e0 .. e0 + 15 of the token group at `codes`) for H <= 3 heads whose folded
+ * queries sit at qs (rows of d floats) with biases at bias: out[h * outStride + e0 + j], `valid` tokens.
+ */
+// @ts-ignore: decorator
+@inline function signHalf(codes: usize, hi: i32, hiChunk: i32, signChunk: i32, e0: i32, d: i32, H: i32, qs: usize, bias: usize, out: usize, outStride: usize, valid: i32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0)
+  const qStride = <usize>d << 2
+  let p = codes
+  for (let c = 0; c < d; c++) {
+    // the int2 channels' chunks, then the sign channels'
+    const k = c < hi ? planar16(p, 2, hiChunk, e0) : planar16(p, 1, signChunk, e0)
+    p += <usize>(c < hi ? hiChunk : signChunk)
+    const k0 = f0(k), k1 = f1(k), k2 = f2(k), k3 = f3(k)
+    const qa = v128.load32_splat(qs + (<usize>c << 2))
+    a0 = madd(qa, k0, a0); a1 = madd(qa, k1, a1); a2 = madd(qa, k2, a2); a3 = madd(qa, k3, a3)
+    if (H > 1) {
+      const qb = v128.load32_splat(qs + qStride + (<usize>c << 2))
+      b0 = madd(qb, k0, b0); b1 = madd(qb, k1, b1); b2 = madd(qb, k2, b2); b3 = madd(qb, k3, b3)
+    }
+    if (H > 2) {
+      const qc = v128.load32_splat(qs + 2 * qStride + (<usize>c << 2))
+      c0 = madd(qc, k0, c0); c1 = madd(qc, k1, c1); c2 = madd(qc, k2, c2); c3 = madd(qc, k3, c3)
+    }
+  }
+  storeHalf(out + (<usize>e0 << 2), a0, a1, a2, a3, v128.load32_splat(bias), valid)
+  if (H > 1) storeHalf(out + outStride + (<usize>e0 << 2), b0, b1, b2, b3, v128.load32_splat(bias + 4), valid)
+  if (H > 2) storeHalf(out + 2 * outStride + (<usize>e0 << 2), c0, c1, c2, c3, v128.load32_splat(bias + 8), valid)
+}
+
 // @ts-ignore: decorator
 @inline function signHeads(codes: usize, hi: i32, hiChunk: i32, signChunk: i32, e0: i32, d: i32, H: i32, qs: usize, bias: usize, out: usize, outStride: usize, valid: i32): void {
-  if (H == 3) scoreHalf(codes, hi, 2, hiChunk, 1, signChunk, e0, d, 3, qs, bias, out, outStride, valid)
-  else if (H == 2) scoreHalf(codes, hi, 2, hiChunk, 1, signChunk, e0, d, 2, qs, bias, out, outStride, valid)
-  else scoreHalf(codes, hi, 2, hiChunk, 1, signChunk, e0, d, 1, qs, bias, out, outStride, valid)
+  if (H == 3) signHalf(codes, hi, hiChunk, signChunk, e0, d, 3, qs, bias, out, outStride, valid)
+  else if (H == 2) signHalf(codes, hi, hiChunk, signChunk, e0, d, 2, qs, bias, out, outStride, valid)
+  else signHalf(codes, hi, hiChunk, signChunk, e0, d, 1, qs, bias, out, outStride, valid)
 }
 
 /**

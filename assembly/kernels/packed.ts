@@ -53,30 +53,6 @@ const HI_CHUNK: i32 = 8
   return i8x16.min_u(v128.and(r, i8x16(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8)), i8x16.splat(1))
 }
 
-/**
- * 16 consecutive codes (elements e0 .. e0 + 15, e0 a multiple of 16) of a planar chunk of `chunk` bytes
- * of `bits`-bit codes (element e in byte e % chunk, slot e / chunk), as u8 lanes. chunk: 4 (1 bit, 32
- * elements), 8, or a multiple of 16 (then the 16 elements are 16 bytes of one slot: one load).
- */
-// @ts-ignore: decorator
-@inline export function planar16(p: usize, bits: i32, chunk: i32, e0: i32): v128 {
-  const ones: i32 = (1 << bits) - 1
-  const mask = i8x16.splat(<i8>ones)
-  if (chunk >= 16) return v128.and(i8x16.shr_u(v128.load(p + <usize>(e0 % chunk)), bits * (e0 / chunk)), mask)
-  if (chunk == 8) {
-    // 8 bytes, two slots: elements e0 .. e0 + 7 in slot e0 / 8, the next 8 in the slot after
-    const v = v128.load64_zero(p)
-    const s = bits * (e0 >> 3)
-    const a = v128.and(i8x16.shr_u(v, s), mask)
-    const b = v128.and(i8x16.shr_u(v, s + bits), mask)
-    return i8x16.shuffle(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-  }
-  // 1 bit in 4 bytes: element e in byte e % 4, bit e / 4
-  const v = v128.load32_zero(p)
-  const r = i8x16.shr_u(i8x16.swizzle(v, i8x16(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)), e0 >> 2)
-  return i8x16.min_u(v128.and(r, i8x16(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8)), i8x16.splat(1))
-}
-
 // u8 lanes -> four float lanes each (codes are small: the signed convert is exact and one instruction on x86)
 // @ts-ignore: decorator
 @inline export function f0(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(c))) }
@@ -88,22 +64,19 @@ const HI_CHUNK: i32 = 8
 @inline export function f3(c: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(i16x8.extend_high_i8x16_u(c))) }
 
 /**
- * Scores of 16 tokens (e0 .. e0 + 15 of the token group at `codes`) for H <= 3 heads whose folded
- * queries sit at qs (rows of d floats) with biases at bias: out[h * outStride + e0 + j] for the `valid`
- * first tokens. The group's channels are planar chunks one after another: the first `hi` of hiBits-bit
- * codes in hiChunk bytes, the rest loBits-bit in loChunk bytes (integer keys: hi = 0; int2+sign keys:
- * int2, then 1-bit signs).
+ * Scores of 16 tokens (half `e0` of token group at `codes`) for H <= 3 heads whose folded queries sit at
+ * qs (rows of d floats) with biases at bias: out[h * outStride + e0 + j] for the `valid` first tokens.
  */
 // @ts-ignore: decorator
-@inline export function scoreHalf(codes: usize, hi: i32, hiBits: i32, hiChunk: i32, loBits: i32, loChunk: i32, e0: i32, d: i32, H: i32, qs: usize, bias: usize, out: usize, outStride: usize, valid: i32): void {
+@inline function scoreHalf(codes: usize, chunk: i32, bits: i32, hi: i32, e0: i32, d: i32, H: i32, qs: usize, bias: usize, out: usize, outStride: usize, valid: i32): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
   let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0)
   const qStride = <usize>d << 2
-  let p = codes
+  // int2+sign keys: the first hi channels are int2 chunks of 8 bytes, the rest `bits`-bit chunks after them
+  const rest = codes + <usize>(hi * HI_CHUNK) - <usize>(hi * chunk)
   for (let c = 0; c < d; c++) {
-    const k = c < hi ? planar16(p, hiBits, hiChunk, e0) : planar16(p, loBits, loChunk, e0)
-    p += <usize>(c < hi ? hiChunk : loChunk)
+    const k = c < hi ? codes16(codes + <usize>(c * HI_CHUNK), 2, e0) : codes16(rest + <usize>(c * chunk), bits, e0)
     const k0 = f0(k), k1 = f1(k), k2 = f2(k), k3 = f3(k)
     const qa = v128.load32_splat(qs + (<usize>c << 2))
     a0 = madd(qa, k0, a0); a1 = madd(qa, k1, a1); a2 = madd(qa, k2, a2); a3 = madd(qa, k3, a3)
@@ -219,21 +192,21 @@ export function scorePackedKeysMixed(q: usize, qHeads: i32, d: i32, table: usize
         const valid = min(16, n - first - e0)
         if (valid <= 0) break
         if (bits == 4) {
-          if (H == 3) scoreHalf(codes, hi, 2, HI_CHUNK, 4, 16, e0, d, 3, qsh, bh, o, outStride, valid)
-          else if (H == 2) scoreHalf(codes, hi, 2, HI_CHUNK, 4, 16, e0, d, 2, qsh, bh, o, outStride, valid)
-          else scoreHalf(codes, hi, 2, HI_CHUNK, 4, 16, e0, d, 1, qsh, bh, o, outStride, valid)
+          if (H == 3) scoreHalf(codes, chunk, 4, hi, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 4, hi, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 4, hi, e0, d, 1, qsh, bh, o, outStride, valid)
         } else if (bits == 2) {
-          if (H == 3) scoreHalf(codes, hi, 2, HI_CHUNK, 2, 8, e0, d, 3, qsh, bh, o, outStride, valid)
-          else if (H == 2) scoreHalf(codes, hi, 2, HI_CHUNK, 2, 8, e0, d, 2, qsh, bh, o, outStride, valid)
-          else scoreHalf(codes, hi, 2, HI_CHUNK, 2, 8, e0, d, 1, qsh, bh, o, outStride, valid)
+          if (H == 3) scoreHalf(codes, chunk, 2, hi, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 2, hi, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 2, hi, e0, d, 1, qsh, bh, o, outStride, valid)
         } else if (bits == 8) {
-          if (H == 3) scoreHalf(codes, hi, 2, HI_CHUNK, 8, 32, e0, d, 3, qsh, bh, o, outStride, valid)
-          else if (H == 2) scoreHalf(codes, hi, 2, HI_CHUNK, 8, 32, e0, d, 2, qsh, bh, o, outStride, valid)
-          else scoreHalf(codes, hi, 2, HI_CHUNK, 8, 32, e0, d, 1, qsh, bh, o, outStride, valid)
+          if (H == 3) scoreHalf(codes, chunk, 8, hi, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 8, hi, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 8, hi, e0, d, 1, qsh, bh, o, outStride, valid)
         } else {
-          if (H == 3) scoreHalf(codes, hi, 2, HI_CHUNK, 1, 4, e0, d, 3, qsh, bh, o, outStride, valid)
-          else if (H == 2) scoreHalf(codes, hi, 2, HI_CHUNK, 1, 4, e0, d, 2, qsh, bh, o, outStride, valid)
-          else scoreHalf(codes, hi, 2, HI_CHUNK, 1, 4, e0, d, 1, qsh, bh, o, outStride, valid)
+          if (H == 3) scoreHalf(codes, chunk, 1, hi, e0, d, 3, qsh, bh, o, outStride, valid)
+          else if (H == 2) scoreHalf(codes, chunk, 1, hi, e0, d, 2, qsh, bh, o, outStride, valid)
+          else scoreHalf(codes, chunk, 1, hi, e0, d, 1, qsh, bh, o, outStride, valid)
         }
       }
       h += H
