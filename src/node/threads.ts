@@ -4,12 +4,11 @@ import type { SpawnWorker } from '../backend/threads/spawn.js'
 
 /**
  * Kernel workers as Node worker threads (Node has no global Worker): what kvkit/node's loadModel and
- * createBackend pass as `spawnWorker`. Workers are unref'd, so an idle pool does not keep the process
- * alive; dispose the model (or close the backend) to stop them.
+ * createBackend pass as `spawnWorker`. Workers are unref'd once started (the pool
+ * calls `unref`), so an idle pool does not keep the process alive; dispose the model (or close the backend) to stop them.
  */
 export const nodeWorkerSpawner: SpawnWorker = (url) => {
   const w = new Worker(url)
-  w.unref()
   return {
     postMessage: (m) => w.postMessage(m),
     terminate: () => w.terminate(),
@@ -17,6 +16,7 @@ export const nodeWorkerSpawner: SpawnWorker = (url) => {
       w.on('message', onMessage)
       w.on('error', onError)
     },
+    unref: () => w.unref(),
   }
 }
 

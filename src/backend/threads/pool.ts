@@ -100,6 +100,8 @@ export class ThreadPool {
       pool.close()
       throw e
     }
+    // regions run synchronously through shared memory, so an idle pool must not keep the process alive
+    for (const w of workers) w.unref?.()
     return pool
   }
 

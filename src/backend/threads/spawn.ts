@@ -10,6 +10,12 @@ export interface KernelWorker {
   terminate(): unknown
   /** the worker's messages and its uncaught errors */
   listen(onMessage: (message: unknown) => void, onError: (error: Error) => void): void
+  /**
+   * Lets the process exit while this worker lives (Node's and Bun's Worker.unref). The pool calls it once
+   * the worker is ready: before, its 'ready' message is what the process waits for (a 'message'
+   * listener on a Node worker refs it again, so an unref at spawn would not hold either way).
+   */
+  unref?(): void
 }
 
 /** Starts a module worker running the script at `url`. */
@@ -21,8 +27,6 @@ export function webWorkerSpawner(): SpawnWorker | undefined {
   if (typeof W !== 'function') return undefined
   return (url) => {
     const w = new W(url, { type: 'module' })
-    // Bun's workers can be unref'd like Node's: an idle pool then does not keep the process alive
-    ;(w as unknown as { unref?: () => void }).unref?.()
     return {
       postMessage: (m) => w.postMessage(m),
       terminate: () => w.terminate(),
@@ -30,6 +34,8 @@ export function webWorkerSpawner(): SpawnWorker | undefined {
         w.addEventListener('message', (e) => onMessage(e.data))
         w.addEventListener('error', (e) => onError(new Error(e.message || 'kernel worker failed to start')))
       },
+      // Bun's workers can be unref'd like Node's: an idle pool then does not keep the process alive
+      unref: () => (w as unknown as { unref?: () => void }).unref?.(),
     }
   }
 }
