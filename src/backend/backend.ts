@@ -92,6 +92,19 @@ export interface KernelBackend {
   scoreSignKeys?: PackedKernels['scoreSignKeys']
   attendSign?: PackedKernels['attendSign']
   scorePackedKeysInt?: PackedKernels['scorePackedKeysInt']
+
+  /**
+   * Packed rows read back as float32 (ggml's get_rows; ABI 1.9): the nIdx rows listed at idx (int32 token
+   * indices, any order) written as [nIdx][d] floats at out, each value scale * code + min by one float32
+   * multiply and one add, so equal bit for bit to src/cache/packing.ts's unpackKeyRow / unpackValueRow.
+   * Keys `bits`-bit (8, 4, 2, 1) in groups of 32 tokens; scratch 2 * d floats. Absent on a backend
+   * without them (the store then dequantizes in TypeScript).
+   */
+  getPackedKeyRows?(table: number, pageTokens: number, idx: number, nIdx: number, d: number, bits: number, out: number, scratch: number): void
+  /** getPackedKeyRows over int2+sign keys (scoreSignKeys' hi, group), left in their stored basis; scratch 2 * d floats */
+  getSignKeyRows?(table: number, pageTokens: number, idx: number, nIdx: number, d: number, hi: number, group: number, out: number, scratch: number): void
+  /** getPackedKeyRows over values: vBits (0 ternary) in groups of vGroup channels a row, vd channels */
+  getPackedValueRows?(table: number, pageTokens: number, idx: number, nIdx: number, vd: number, bits: number, vGroup: number, out: number): void
 }
 
 /**

@@ -204,13 +204,17 @@ export class PagedKVCache implements KVCache {
       try {
         const kDst = tmp
         const vDst = tmp + seg.n * seg.kd * 4
-        seg.fetchRows(Array.from({ length: seg.n }, (_, i) => i), raw, raw + seg.n * seg.keyRowBytes)
+        // only the role asked for is fetched (a packed segment dequantizes only it)
+        seg.fetchRows(Array.from({ length: seg.n }, (_, i) => i), raw, raw + seg.n * seg.keyRowBytes, role === 'key', role === 'value')
         if (raw !== tmp) this.kernels.fromFloat16(raw, tmp, values)
         const F = this.heap.F32
-        for (let i = 0; i < seg.n; i++, row++) {
-          if (role === 'value') out.set(F.subarray((vDst >> 2) + i * d, (vDst >> 2) + (i + 1) * d), row * d)
-          else if (!seg.channels) out.set(F.subarray((kDst >> 2) + i * d, (kDst >> 2) + (i + 1) * d), row * d)
-          else for (let c = 0; c < seg.kd; c++) out[row * d + seg.channels[c]] = F[(kDst >> 2) + i * seg.kd + c]
+        if (role === 'value' || !seg.channels) {
+          // whole rows: one copy of the segment's [n][d]
+          const from = (role === 'value' ? vDst : kDst) >> 2
+          out.set(F.subarray(from, from + seg.n * d), row * d)
+          row += seg.n
+        } else {
+          for (let i = 0; i < seg.n; i++, row++) for (let c = 0; c < seg.kd; c++) out[row * d + seg.channels[c]] = F[(kDst >> 2) + i * seg.kd + c]
         }
       } finally {
         this.heap.release(tmp)

@@ -1,6 +1,6 @@
 import type { Kernels } from '../backend/reference/kernels.js'
 import { CacheError } from './errors.js'
-import { DEFAULT_GROUP, elementBytes, formatInfo, packedLayout, valueGroupFor, type KVDtype, type PackedLayout, type PageFormat } from './formats.js'
+import { DEFAULT_GROUP, elementBytes, formatInfo, kernelBits, packedLayout, valueGroupFor, type KVDtype, type PackedLayout, type PageFormat } from './formats.js'
 import { checkPackable, packKeyGroup, packValueRow, unpackKeyRow, unpackValueRow } from './packing.js'
 import { floatToHalf, halfToFloat } from '../backend/half.js'
 import type { Page, PageStore, Tier } from './page-store.js'
@@ -16,7 +16,7 @@ import { fromBasis, toBasis, type KeyBasis } from './basis.js'
  * written only by `appendPacked`, a whole key group of `group` tokens (32 unless int2+sign keys ask for
  * 64 or 128) at a time, and read by the fused kernels or dequantized by `fetchRows`.
  */
-export type SegmentKernels = Pick<Kernels, 'compactRowsKV' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16'>
+export type SegmentKernels = Pick<Kernels, 'compactRowsKV' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16' | 'getPackedKeyRows' | 'getSignKeyRows' | 'getPackedValueRows'>
 
 export class Segment {
   n = 0
@@ -425,10 +425,11 @@ export class Segment {
    * Copies the listed rows (local, any order) into contiguous arena buffers: keys [rows][kd] at kDst,
    * values [rows][vd] at vDst, from any tier. This is the tier fetch: arena rows are one copy inside the
    * arena, host rows one copy from their ArrayBuffer. `keys` false fetches the values alone (kDst unused):
-   * a selector that rebuilds the keys itself (ShadowKV) moves only values between tiers.
+   * a selector that rebuilds the keys itself (ShadowKV) moves only values between tiers. `values` false
+   * fetches the keys alone (vDst unused): readKeys of a packed segment then dequantizes only them.
    */
-  fetchRows(rows: ArrayLike<number>, kDst: number, vDst: number, keys = true): void {
-    if (this.packed) return this.fetchPacked(rows, kDst, vDst, keys)
+  fetchRows(rows: ArrayLike<number>, kDst: number, vDst: number, keys = true, values = true): void {
+    if (this.packed) return this.fetchPacked(rows, kDst, vDst, keys, values)
     const U8 = this.store.heap.U8
     const pt = this.pt
     const kb = this.keyRowBytes
@@ -441,16 +442,52 @@ export class Segment {
       const vo = (i % pt) * vb
       if (this.tierOf === 'wasm') {
         if (keys) U8.copyWithin(kDst + r * kb, kp.ptr + ko, kp.ptr + ko + kb)
-        U8.copyWithin(vDst + r * vb, vp.ptr + vo, vp.ptr + vo + vb)
+        if (values) U8.copyWithin(vDst + r * vb, vp.ptr + vo, vp.ptr + vo + vb)
       } else {
         if (keys) U8.set(kp.host!.subarray(ko, ko + kb), kDst + r * kb)
-        U8.set(vp.host!.subarray(vo, vo + vb), vDst + r * vb)
+        if (values) U8.set(vp.host!.subarray(vo, vo + vb), vDst + r * vb)
       }
     }
   }
 
-  /** fetchRows of packed rows: each row dequantized to floats (the tier fetch of packed pages) */
-  private fetchPacked(rows: ArrayLike<number>, kDst: number, vDst: number, keys: boolean): void {
+  /**
+   * fetchRows of packed rows: each row dequantized to floats (the tier fetch of packed pages). Arena
+   * pages go through the compute core's get-rows kernels where the backend has them (a decode step over
+   * a selection of KIVI pages fetches its rows here: issue 16); host pages, and backends without them,
+   * through the TypeScript twin below. Both give the same bits (packing.ts dequantize).
+   */
+  private fetchPacked(rows: ArrayLike<number>, kDst: number, vDst: number, keys: boolean, values: boolean): void {
+    const k = this.kernels
+    if (this.tierOf === 'wasm' && rows.length && k.getPackedKeyRows && k.getSignKeyRows && k.getPackedValueRows) return this.getRowsPacked(rows, kDst, vDst, keys, values)
+    this.unpackRows(rows, kDst, vDst, keys, values)
+  }
+
+  /** fetchPacked through the kernels: the row list and their scratch in the arena for the call */
+  private getRowsPacked(rows: ArrayLike<number>, kDst: number, vDst: number, keys: boolean, values: boolean): void {
+    const heap = this.store.heap
+    const k = this.kernels as Required<SegmentKernels>
+    const idx = heap.alloc(rows.length * 4)
+    const scratch = heap.alloc(2 * this.kd * 4)
+    try {
+      heap.I32.set(rows, idx >> 2)
+      if (keys && this.keyBasis) {
+        k.getSignKeyRows(this.kTab, this.pt, idx, rows.length, this.kd, this.keyHi, this.group, kDst, scratch)
+        // the rows come back in the keys' stored basis (basis.ts): out of it here, as unpackRows does
+        const F = heap.F32
+        for (let r = 0; r < rows.length; r++) {
+          const at = (kDst >> 2) + r * this.kd
+          fromBasis(this.keyBasis, F.slice(at, at + this.kd), 0, F, at)
+        }
+      } else if (keys) k.getPackedKeyRows(this.kTab, this.pt, idx, rows.length, this.kd, kernelBits(this.format), kDst, scratch)
+      if (values) k.getPackedValueRows(this.vTab, this.pt, idx, rows.length, this.vd, kernelBits(this.valueFormat), this.valueGroup, vDst)
+    } finally {
+      heap.release(scratch)
+      heap.release(idx)
+    }
+  }
+
+  /** fetchPacked in TypeScript (packing.ts): any tier, one row at a time */
+  private unpackRows(rows: ArrayLike<number>, kDst: number, vDst: number, keys: boolean, values: boolean): void {
     const heap = this.store.heap
     const kLay = this.kLayout
     const vLay = this.vLayout
@@ -465,7 +502,7 @@ export class Segment {
           fromBasis(this.keyBasis, row, 0, heap.F32, (kDst >> 2) + r * this.kd)
         }
       }
-      unpackValueRow(bytesOf(this.vPages[p]), vLay, i % this.pt, heap.F32, (vDst >> 2) + r * this.vd)
+      if (values) unpackValueRow(bytesOf(this.vPages[p]), vLay, i % this.pt, heap.F32, (vDst >> 2) + r * this.vd)
     }
   }
 

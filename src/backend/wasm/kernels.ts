@@ -32,6 +32,10 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     attendSign: e.attendSign,
     // integer dot products on int4/2/1 keys (ABI 1.7): selection's scoring, within a stated bound
     scorePackedKeysInt: e.scorePackedKeysInt,
+    // a selection's packed rows read back as float32 (ABI 1.9): the store's fetch of selected KIVI rows
+    getPackedKeyRows: e.getPackedKeyRows,
+    getSignKeyRows: e.getSignKeyRows,
+    getPackedValueRows: e.getPackedValueRows,
     gatherChannelsF16: e.gatherChannelsF16,
     toFloat16: e.toFloat16,
     fromFloat16: e.fromFloat16,

@@ -39,6 +39,9 @@ export interface KvkitExports {
   attendPackedMixed(q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number, kBits: number, kHi: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number): void
   scoreSignKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, hi: number, group: number, scale: number, out: number, scratch: number): void
   attendSign(q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number, kHi: number, group: number, vBits: number, vGroup: number, scale: number, out: number, outStride: number, lse: number, scratch: number): void
+  getPackedKeyRows(table: number, pageTokens: number, idx: number, nIdx: number, d: number, bits: number, out: number, scratch: number): void
+  getSignKeyRows(table: number, pageTokens: number, idx: number, nIdx: number, d: number, hi: number, group: number, out: number, scratch: number): void
+  getPackedValueRows(table: number, pageTokens: number, idx: number, nIdx: number, vd: number, bits: number, vGroup: number, out: number): void
   scoreKeysF16(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
   gatherChannelsF16(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
   toFloat16(src: number, dst: number, n: number): number
