@@ -141,7 +141,8 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap }, pool: 
   /**
    * A decode batch (one call per KV head, T = 1) split by heads or by keys (decode-split.ts): jobs over
    * all of a row block's keys write the output in place; jobs over part of them write a partial output
-   * and log-sum-exp to an arena block, merged into the output after the region.
+   * and log-sum-exp to an arena block, merged into the output after the region. One piece a thread
+   * (no work stealing, as for a decode step's matmuls): more pieces would mean more partials to merge.
    */
   const decodeBatch = (calls: readonly DecodeCall[], oneThread: () => void): void => {
     let macs = 0
