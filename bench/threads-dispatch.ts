@@ -60,7 +60,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
         coldSum += performance.now() - t0
       }
       const base = wasmModelKernels(e, heap)
-      const k = threadedModelKernels(base, pool)
+      const k = threadedModelKernels({ ...base, heap }, pool)
       const x = heap.alloc(384 * 4, 64), w = heap.alloc(1024 * 384 * 4, 64), y = heap.alloc(1024 * 4, 64)
       heap.F32.fill(0.01, w >> 2, (w >> 2) + 1024 * 384)
       const n = Math.max(100, regions >> 4)

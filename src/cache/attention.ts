@@ -4,6 +4,7 @@ import { referencePackedKernels } from '../backend/reference/packed-kernels.js'
 import { formatInfo, kernelBits, valueGroupFor } from './formats.js'
 import { toBasis, type KeyBasis } from './basis.js'
 import { attendScratchFloats, type AttendCall, type GatheredCall } from '../backend/model-kernels.js'
+import { mergePartials } from '../backend/merge-partials.js'
 import type { HeadSegment } from './types.js'
 import type { PagedKVCache } from './paged-cache.js'
 import { CacheError } from './errors.js'
@@ -184,7 +185,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
         outs.push(o)
         lses.push(l)
       }
-      mergeParts(heap.F32, outs, lses, rows, d, group, qStride, out, lse)
+      mergePartials(heap.F32, outs, lses, rows, d, group, qStride, out, lse)
     }
     if (dense.length) backend.attendCausalBatch!(dense)
     if (gathered.length) backend.attendGatheredBatch!(gathered)
@@ -359,27 +360,5 @@ function rotateKeys(backend: Backend, p: Part, d: number, tmp: (f: number) => nu
     }
     p.vTable = vTable
     p.format = 'float32'
-  }
-}
-
-function mergeParts(F: Float32Array, outs: number[], lses: number[], rows: number, d: number, group: number, outStride: number, out: number, lseOut: number): void {
-  for (let r = 0; r < rows; r++) {
-    let m = -Infinity
-    for (const l of lses) m = Math.max(m, F[(l >> 2) + r])
-    const t = Math.floor(r / group)
-    const h = r - t * group
-    const dst = (out >> 2) + t * outStride + h * d
-    let total = 0
-    const w = lses.map((l) => {
-      const x = m === -Infinity ? 0 : Math.exp(F[(l >> 2) + r] - m)
-      total += x
-      return x
-    })
-    for (let c = 0; c < d; c++) {
-      let acc = 0
-      for (let i = 0; i < outs.length; i++) acc += w[i] * F[(outs[i] >> 2) + r * d + c]
-      F[dst + c] = total > 0 ? acc / total : 0
-    }
-    if (lseOut) F[(lseOut >> 2) + r] = total > 0 ? m + Math.log(total) : -Infinity
   }
 }

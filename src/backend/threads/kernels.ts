@@ -1,9 +1,12 @@
 import { attendScratchFloats, type AttendCall, type GatheredCall, type MatmulCall, type ModelKernels } from '../model-kernels.js'
 import type { Job, Task, ThreadPool } from './pool.js'
 import { JobKind, MAX_SUB, MAX_TASKS } from './protocol.js'
-import { splitByCost, splitRange } from './split.js'
+import { cutByCost, piecesOf, splitByCost, splitRange } from './split.js'
+import { decodePlan, denseKeyAlign, KEY_TILE, type DecodeShape } from './decode-split.js'
+import { mergePartials } from '../merge-partials.js'
+import type { Heap } from '../heap.js'
 
-export { splitRange, splitByCost } from './split.js'
+export { cutByCost, splitRange, splitByCost } from './split.js'
 
 /**
  * Multiply-adds a part must have at least (the default of BackendOptions.minPartMacs). A region costs
@@ -73,6 +76,14 @@ export function batchTasks(units: readonly Unit[], parts: number, job: (call: nu
   return tasks
 }
 
+/** A decode call as the split sees it: its shape, where its output goes, and its kernel call for a piece. */
+interface DecodeCall extends DecodeShape {
+  out: number
+  lse: number
+  /** the kernel call for heads h0 .. h0+n over keys [k0, k1), writing rows [n][vd] at out and [n] at lse (0: none) */
+  job(h0: number, n: number, k0: number, k1: number, out: number, lse: number): Job
+}
+
 /** matmul parts cut at multiples of 4 output rows (the kernel's row blocking) */
 const ROWS = 4
 
@@ -83,34 +94,13 @@ const ROWS = 4
  * from the cuts alone (no per-row list): a decode step makes some fifty of these.
  */
 export function matmulTasks(calls: readonly MatmulCall[], parts: number): Task[] {
-  let total = 0
-  for (const c of calls) total += c.T * c.inDim * c.outDim
-  // cut i as (call, row): the first row past the ideal prefix cost total * i / parts
-  const cuts: [number, number][] = [[0, 0]]
-  let call = 0
-  let before = 0 // cost of the calls before `call`
-  for (let i = 1; i < parts; i++) {
-    const target = (total * i) / parts
-    while (call < calls.length - 1 && before + calls[call].T * calls[call].inDim * calls[call].outDim <= target) {
-      before += calls[call].T * calls[call].inDim * calls[call].outDim
-      call++
-    }
-    const c = calls[call]
-    const row = Math.min(c.outDim, Math.round((target - before) / (c.T * c.inDim) / ROWS) * ROWS)
-    cuts.push([call, row])
-  }
-  cuts.push([calls.length - 1, calls[calls.length - 1].outDim])
+  const lengths = calls.map((c) => c.outDim)
   const tasks: Task[] = []
-  for (let i = 0; i + 1 < cuts.length; i++) {
-    const [c0, r0] = cuts[i]
-    const [c1, r1] = cuts[i + 1]
-    const jobs: Job[] = []
-    for (let c = c0; c <= c1; c++) {
+  for (const spans of piecesOf(cutByCost(lengths, calls.map((c) => c.T * c.inDim), parts, calls.map(() => ROWS)), lengths)) {
+    const jobs: Job[] = spans.map(([c, from, to]) => {
       const m = calls[c]
-      const from = c === c0 ? r0 : 0
-      const to = c === c1 ? r1 : m.outDim
-      if (to > from) jobs.push({ kind: JobKind.MatmulRange, args: [m.x, m.w, m.bias, m.y, m.T, m.inDim, m.outDim, from, to] })
-    }
+      return { kind: JobKind.MatmulRange, args: [m.x, m.w, m.bias, m.y, m.T, m.inDim, m.outDim, from, to] }
+    })
     for (let j = 0; j < jobs.length; j += MAX_SUB) tasks.push(jobs.slice(j, j + MAX_SUB))
   }
   return tasks
@@ -119,16 +109,20 @@ export function matmulTasks(calls: readonly MatmulCall[], parts: number): Task[]
 /**
  * The runtime's heavy kernels split across a worker pool, each part a call of the same wasm kernel on
  * its own rows, so every output value is computed by the same instructions as on one thread and the
- * results are identical bit for bit:
+ * results are identical bit for bit, but for decode attention split by keys:
  * - matmul by output rows (matmulRange): each thread streams its own rows of the weight; a batch of
  *   matmuls (a layer's Q, K and V projections; gate and up) runs as one region, its rows cut by cost;
- * - attendCausal by query rows: tokens of a prefill chunk (cut by cost: later tokens see more keys),
- *   query heads of a decode step; a batch (one call per KV head) runs as one region.
- * - attendGathered (decode over a selection) by query heads, every KV head's call in one region;
+ * - attendCausal of a prefill chunk by query rows (tokens cut by cost: later tokens see more keys); a
+ *   batch (one call per KV head) runs as one region;
+ * - decode attention (attendCausal with T = 1, attendGathered over a selection), every KV head in one
+ *   region, by query heads or, at long context with fewer row blocks than threads, by keys (split-K,
+ *   decode-split.ts): then each thread's partial output and log-sum-exp are merged after the region
+ *   (merge-partials.ts), which is the one-thread result within float32 rounding, not bit for bit;
  * - swiglu by element ranges cut at multiples of 4 (the kernel's lanes: the same lanes as one thread).
  * Regions below 2 x minPartMacs run on the calling thread with the one-thread kernels.
  */
-export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'swiglu'> {
+export function threadedModelKernels(base: ModelKernels & { heap: Heap }, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'swiglu'> {
+  const heap = base.heap
   // a batch of many calls may cut into more tasks than a region holds: then several regions in turn
   const run = (tasks: Task[], scratch?: { bytes: number }): void => {
     for (let i = 0; i < tasks.length; i += MAX_TASKS) pool.run(i === 0 && tasks.length <= MAX_TASKS ? tasks : tasks.slice(i, i + MAX_TASKS), scratch)
@@ -144,8 +138,75 @@ export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPa
     run(matmulTasks(calls, tasksFor(macs, parts)))
   }
 
+  /**
+   * A decode batch (one call per KV head, T = 1) split by heads or by keys (decode-split.ts): jobs over
+   * all of a row block's keys write the output in place; jobs over part of them write a partial output
+   * and log-sum-exp to an arena block, merged into the output after the region. One piece a thread
+   * (no work stealing, as for a decode step's matmuls): more pieces would mean more partials to merge.
+   */
+  const decodeBatch = (calls: readonly DecodeCall[], oneThread: () => void): void => {
+    let macs = 0
+    for (const c of calls) macs += c.hq * c.keys * (c.kd + c.vd)
+    const parts = partsFor(macs, pool.threads, minPartMacs)
+    const plan = parts < 2 ? null : decodePlan(calls, parts)
+    if (!plan || plan.pieces.length < 2) return oneThread()
+    let floats = 0
+    for (const piece of plan.pieces) for (const j of piece) if (j.k1 - j.k0 < calls[j.call].keys) floats += (j.h1 - j.h0) * (calls[j.call].vd + 1)
+    // allocated before the region: growing the memory while a worker runs a kernel is not allowed
+    const block = floats ? heap.alloc(floats * 4, 64) : 0
+    try {
+      let at = block
+      // per row block (call, h0) split by keys: its partials in key order
+      const merges = new Map<string, { call: number; h0: number; rows: number; outs: number[]; lses: number[] }>()
+      let rows = 0
+      let vd = 0
+      const tasks: Task[] = []
+      for (const piece of plan.pieces) {
+        const jobs = piece.map((j) => {
+          const c = calls[j.call]
+          const n = j.h1 - j.h0
+          rows = Math.max(rows, n)
+          vd = Math.max(vd, c.vd)
+          if (j.k1 - j.k0 === c.keys) return c.job(j.h0, n, j.k0, j.k1, c.out + j.h0 * c.vd * 4, c.lse && c.lse + j.h0 * 4)
+          const out = at
+          const lse = at + n * c.vd * 4
+          at = lse + n * 4
+          const key = `${j.call}/${j.h0}`
+          const m = merges.get(key) ?? { call: j.call, h0: j.h0, rows: n, outs: [], lses: [] }
+          merges.set(key, m)
+          m.outs.push(out)
+          m.lses.push(lse)
+          return c.job(j.h0, n, j.k0, j.k1, out, lse)
+        })
+        for (let i = 0; i < jobs.length; i += MAX_SUB) tasks.push(jobs.slice(i, i + MAX_SUB))
+      }
+      run(tasks, { bytes: attendScratchFloats(vd, rows) * 4 })
+      for (const m of merges.values()) {
+        const c = calls[m.call]
+        mergePartials(heap.F32, m.outs, m.lses, m.rows, c.vd, m.rows, 0, c.out + m.h0 * c.vd * 4, c.lse && c.lse + m.h0 * 4)
+      }
+    } finally {
+      if (block) heap.release(block)
+    }
+  }
+
   const attendCausalBatch = (calls: readonly AttendCall[]): void => {
-    // units: query heads of a decode call (T = 1), tokens of a chunk; cost = rows x keys seen x (kd + vd)
+    if (calls.every((c) => c.T === 1)) {
+      // heads h0 .. h0+n over keys [k0, k1): a range starting on a page boundary is itself a paged
+      // stream (the tables from page k0 / pageTokens); T = 1 sees every key of it
+      const decode = calls.map((c): DecodeCall => ({
+        hq: c.hq, keys: Math.min(c.n, c.visible0), kd: c.kd, vd: c.vd, keyAlign: denseKeyAlign(c.pageTokens), out: c.out, lse: c.lse,
+        job: (h0, n, k0, k1, out, lse) => {
+          const page = (k0 / c.pageTokens) * 4
+          const args = [c.q + h0 * c.kd * 4, c.qStride, n, 1, c.kd, c.vd, c.kTable + page, c.vTable + page, c.pageTokens, k1 - k0, k1 - k0, 0, out, c.outStride, lse, 0]
+          return { kind: JobKind.AttendCausal, args, scale: c.scale }
+        },
+      }))
+      return decodeBatch(decode, () => {
+        for (const c of calls) base.attendCausal(c.q, c.qStride, c.hq, c.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.visible0, c.scale, c.out, c.outStride, c.lse, c.scratch)
+      })
+    }
+    // units: tokens of a chunk, query heads of a decode call mixed in; cost = rows x keys seen x (kd + vd)
     const units: Unit[] = []
     let macs = 0
     calls.forEach((c, call) => {
@@ -182,29 +243,18 @@ export function threadedModelKernels(base: ModelKernels, pool: ThreadPool, minPa
     run(splitRange(n, parts, 4).map(([from, to]) => [{ kind: JobKind.Swiglu, args: [gate + from * 4, up + from * 4, out + from * 4, to - from] }]))
   }
 
-  // decode over listed tokens: query heads split as attendCausal's decode, every KV head in one region
+  // decode over listed tokens: split as attendCausal's decode, a key range being a range of the list
   const attendGatheredBatch = (calls: readonly GatheredCall[]): void => {
-    const units: Unit[] = []
-    let macs = 0
-    calls.forEach((c, call) => {
-      for (let h = 0; h < c.hq; h++) units.push({ call, lo: h, cost: c.nIdx * (c.kd + c.vd) })
-      macs += c.hq * c.nIdx * (c.kd + c.vd)
-    })
-    const parts = Math.min(partsFor(macs, pool.threads, minPartMacs), units.length)
-    if (parts < 2) {
+    const decode = calls.map((c): DecodeCall => ({
+      hq: c.hq, keys: c.nIdx, kd: c.kd, vd: c.vd, keyAlign: KEY_TILE, out: c.out, lse: c.lse,
+      job: (h0, n, k0, k1, out, lse) => {
+        const args = [c.q + h0 * c.kd * 4, n, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx + k0 * 4, k1 - k0, 0, out, lse, 0]
+        return { kind: JobKind.AttendGathered, args, scale: c.scale }
+      },
+    }))
+    decodeBatch(decode, () => {
       for (const c of calls) base.attendGathered(c.q, c.hq, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx, c.nIdx, c.scale, c.out, c.lse, c.scratch)
-      return
-    }
-    let heads = 0
-    let vd = 0
-    const tasks = batchTasks(units, parts, (call, lo, hi) => {
-      const c = calls[call]
-      heads = Math.max(heads, hi - lo)
-      vd = Math.max(vd, c.vd)
-      const args = [c.q + lo * c.kd * 4, hi - lo, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx, c.nIdx, 0, c.out + lo * c.vd * 4, c.lse && c.lse + lo * 4, 0]
-      return { kind: JobKind.AttendGathered, args, scale: c.scale }
     })
-    run(tasks, { bytes: attendScratchFloats(vd, heads) * 4 })
   }
 
   return {

@@ -49,3 +49,47 @@ export function splitByCost(costs: ArrayLike<number>, parts: number): [number, n
   if (from < n) out[out.length - 1][1] = n
   return out
 }
+
+/**
+ * Cuts a sequence of segments (segment s: lengths[s] items of weights[s] cost each; a batch's matmuls
+ * by output rows, a decode step's query row blocks by keys) into `parts` pieces of near-equal cost,
+ * without a per-item list: cut i falls in the segment holding the prefix cost total * i / parts, at the
+ * multiple of align[s] items nearest it (at most the segment's end). Returns parts + 1 cuts
+ * [segment, item], the first [0, 0] and the last [last segment, its length]; the piece between two
+ * equal cuts is empty, and a piece between cuts in different segments spans them.
+ */
+export function cutByCost(lengths: readonly number[], weights: readonly number[], parts: number, align: readonly number[]): [number, number][] {
+  let total = 0
+  for (let s = 0; s < lengths.length; s++) total += lengths[s] * weights[s]
+  const cuts: [number, number][] = [[0, 0]]
+  let seg = 0
+  let before = 0 // cost of the segments before `seg`
+  for (let i = 1; i < parts; i++) {
+    const target = (total * i) / parts
+    while (seg < lengths.length - 1 && before + lengths[seg] * weights[seg] <= target) {
+      before += lengths[seg] * weights[seg]
+      seg++
+    }
+    const item = Math.min(lengths[seg], Math.round((target - before) / weights[seg] / align[seg]) * align[seg])
+    cuts.push([seg, item])
+  }
+  cuts.push([lengths.length - 1, lengths[lengths.length - 1]])
+  return cuts
+}
+
+/** the pieces between consecutive cuts of cutByCost: per piece, its [segment, from, to) spans (none empty) */
+export function piecesOf(cuts: readonly [number, number][], lengths: readonly number[]): [number, number, number][][] {
+  const pieces: [number, number, number][][] = []
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const [s0, i0] = cuts[i]
+    const [s1, i1] = cuts[i + 1]
+    const spans: [number, number, number][] = []
+    for (let s = s0; s <= s1; s++) {
+      const from = s === s0 ? i0 : 0
+      const to = s === s1 ? i1 : lengths[s]
+      if (to > from) spans.push([s, from, to])
+    }
+    pieces.push(spans)
+  }
+  return pieces
+}
