@@ -106,7 +106,9 @@ function scoreChunk(ctx: PolicyContext, hook: ExtensionHooks, h: number, n: numb
     return sub
   }
   const anyPlus = plus.some(Boolean)
-  const vNorms = anyPlus ? heap.f32From(ctx.runtime!.valueOutputNorms(l, h, pick(cache.readValues(l, h)), 2)) : null
+  // KVzip+'s column weights of the chunk's keys only (the other columns are never scored): each value
+  // row's norm is its own matmul row, the same bits whatever rows go with it
+  const vNorms = anyPlus ? heap.f32From(ctx.runtime!.valueOutputNorms(l, h, cache.readValues(l, h).subarray(a * d, b * d), 2)) : null
   const inNorms = anyPlus ? heap.f32From(hook.inputNorms) : null
   const kb = heap.f32From(pick(cache.readKeys(l, h)))
   const table = heap.allocI32(1)
@@ -131,7 +133,7 @@ function scoreChunk(ctx: PolicyContext, hook: ExtensionHooks, h: number, n: numb
         const L = logits.view
         for (let t = 0; t < R; t++) L.fill(-Infinity, t * w + m - T + r + t + 1, (t + 1) * w)
         ops.softmaxRows(logits, R, w)
-        plus.forEach((pl, i) => ops.columnMax(logits, R, w, sink, b - a, best[i], pl ? { rowNorm: subBuf(inNorms!, r, R), colWeight: subBuf(vNorms!, g * m + sink, b - a) } : {}))
+        plus.forEach((pl, i) => ops.columnMax(logits, R, w, sink, b - a, best[i], pl ? { rowNorm: subBuf(inNorms!, r, R), colWeight: subBuf(vNorms!, g * (b - a), b - a) } : {}))
       }
     }
     best.forEach((x, i) => outs[i].set(x.view, a))
