@@ -12,7 +12,10 @@
  * probability any query of its KV head's group gives it. KVzip+ (`plus`) divides each query row by the
  * norm of its attention input and multiplies each key column by ||W_o,g^T v||_2, what the value writes
  * through the head's output projection. The pass's tokens leave the cache afterwards; its time counts in
- * `compressMs` (about one more prefill of the context).
+ * `compressMs`: mostly the pass's own forward, whose attention over the context and the pass is about
+ * 2.5x a prefill's at 4096 tokens (kvpress warns of 2-3x); the scores' softmax rows and column maxima
+ * (wasm columnMax) are the rest. The scores do not depend on the budget, and plain and plus scores come
+ * from one pass (kvzipScoresShared; evaluate shares them across its kvzip policies: kvzip-share.ts).
  * Budget: one selection over every layer and KV head (`layerwise=false`, kvpress's default) or per layer
  * across its heads, of floor(budget x n) tokens per head on average (kvpress counts N - floor(N x (1 -
  * budget)) of the N entries, a few more); kvpress masks the rest, here the per-head keep lists are stored
