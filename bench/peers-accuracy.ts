@@ -7,7 +7,8 @@
  * Each sample is prefilled once (every query and the pre-RoPE keys captured); every (policy, loop)
  * starts from a copy of that cache, cut to the context for `after` (a causal prefill of the context
  * alone gives the same keys and values). KVzip's reconstruction scores do not depend on the budget,
- * so one reconstruction per (sample, loop, variant) serves its three budgets. The numbers are those of
+ * and KVzip+ only weighs the same attention before the max, so one reconstruction per (sample, loop)
+ * serves kvzip and kvzip:plus=true at every budget (KVzipShare). The numbers are those of
  * `generate({ policy, contextTokens })` (the parity and eval tests pin that path), in a fraction of the time.
  *   node dist/bench/peers-accuracy.js --prompts FILE [--first I] [--count K] [--out rows.jsonl]
  *   node dist/bench/peers-accuracy.js --table rows.jsonl[,more.jsonl]
@@ -19,10 +20,8 @@ import { rulerScore, strictCorrect } from '../src/eval/score.js'
 import { HookCapture } from '../src/model/hooks.js'
 import { loadModel } from '../src/node/load.js'
 import { policyRuntime } from '../src/model/policy-runtime.js'
-import { budgetFrom } from '../src/policies/budget.js'
-import { kvzipOptions, kvzipScores, kvzipSelection, repeatPrompts } from '../src/policies/kvzip.js'
-import { createPolicy, getPolicyDefinition, parsePolicySpec, resolveOptions } from '../src/policies/registry.js'
-import type { LayerHooks, Policy, PolicyContext } from '../src/policies/types.js'
+import { KVzipShare } from '../src/policies/kvzip-share.js'
+import type { LayerHooks, PolicyContext } from '../src/policies/types.js'
 import type { PagedKVCache } from '../src/cache/paged-cache.js'
 import type { LlamaModel } from '../src/model/model.js'
 
@@ -99,22 +98,14 @@ async function main(): Promise<void> {
     capture.finishPrefill()
     const prefillMs = performance.now() - t0
     const hooksFor = { with: capture.hooks, after: cut(capture.hooks, s.context_len, qHeads, kvHeads, d) }
-    const zipScores = new Map<string, Float32Array[][]>()
     for (const question of ['with', 'after'] as const) {
       const c = question === 'with' ? n - 1 : s.context_len
-      for (const spec of specs) {
+      // every kvzip spec of the loop (its budgets, plain and plus) from one reconstruction
+      const kvzip = new KVzipShare()
+      const policies = specs.map((spec) => kvzip.policy(spec, cfg))
+      for (const [i, spec] of specs.entries()) {
         if (spec === 'full' && question === 'after') continue
-        const parsed = parsePolicySpec(spec)
-        let policy: Policy | null
-        if (parsed.name === 'kvzip') {
-          // one reconstruction per (loop, variant), whatever the budget
-          const o = resolveOptions(getPolicyDefinition('kvzip'), parsed.options)
-          const key = `${question}/${JSON.stringify(kvzipOptions(o))}`
-          policy = kvzipSelection(budgetFrom(o), o.layerwise as boolean, (ctx) => {
-            if (!zipScores.has(key)) zipScores.set(key, kvzipScores(ctx, repeatPrompts(model.tokenizer), kvzipOptions(o)))
-            return zipScores.get(key)!
-          })
-        } else policy = createPolicy(spec, cfg)
+        const policy = policies[i]
         await policy?.prepare?.(model)
         const cache = copyCache(model, base)
         if (c < n - 1) cache.apply({ heads: Array.from({ length: layers * kvHeads }, (_, i) => ({ layer: Math.floor(i / kvHeads), head: i % kvHeads, keep: Int32Array.from({ length: c }, (_, j) => j) })) })

@@ -26,6 +26,12 @@ export interface KernelBackend {
   logSumExp(x: number, n: number): number
   /** out[i] = sum over rows r of softmax(x[r])[i]: the per-head soft vote. x is left unchanged. */
   softVote(x: number, rows: number, n: number, out: number): void
+  /**
+   * KVzip's column max (ABI 1.9): out[c] = max(out[c], max over r < rows of x[r*n + from + c]) for
+   * c < count; with rowNorm / colWeight nonzero (KVzip+) the value is (x * (1 / rowNorm[r])) * colWeight[c]
+   * in float64, rounded to float32 at the store. rowNorm [rows], colWeight [count], out [count] floats.
+   */
+  columnMax(x: number, rows: number, n: number, from: number, count: number, rowNorm: number, colWeight: number, out: number): void
 
   /**
    * Indices of the k largest of n floats (ties to the lower index), written ascending to outIdx.

@@ -83,6 +83,24 @@ export class Ops {
     return this.backend.logSumExp(x.ptr, n)
   }
 
+  /**
+   * KVzip's score update: out[c] = max(out[c], max over rows r of x[r][from + c]) for c < count, each
+   * value first taken as (x * (1 / rowNorm[r])) * colWeight[c] in float64 where those are given
+   * (KVzip+'s normalization, Kim et al. 2025 / kvpress's KVzipPress), rounded to float32 at the store.
+   * x [rows][n] (a softmax), rowNorm [rows], colWeight [count], out [count].
+   */
+  columnMax(x: F32Buf, rows: number, n: number, from: number, count: number, out: F32Buf, opts: { rowNorm?: F32Buf; colWeight?: F32Buf } = {}): void {
+    posInt(rows, 'columnMax: rows')
+    posInt(n, 'columnMax: n')
+    posInt(count, 'columnMax: count')
+    need(Number.isInteger(from) && from >= 0 && from + count <= n, `columnMax: columns ${from}..${from + count} are not inside a row of ${n}`)
+    fits(x, rows * n, 'columnMax: x')
+    fits(out, count, 'columnMax: out')
+    if (opts.rowNorm) fits(opts.rowNorm, rows, 'columnMax: rowNorm')
+    if (opts.colWeight) fits(opts.colWeight, count, 'columnMax: colWeight')
+    this.backend.columnMax(x.ptr, rows, n, from, count, opts.rowNorm?.ptr ?? 0, opts.colWeight?.ptr ?? 0, out.ptr)
+  }
+
   softVote(x: F32Buf, rows: number, n: number, out: F32Buf): void {
     posInt(rows, 'softVote: rows')
     posInt(n, 'softVote: n')

@@ -3,7 +3,7 @@ import type { Policy } from '../policies/types.js'
 import type { BackendName } from '../backend/backend.js'
 import type { KVDtype } from '../cache/formats.js'
 import { loadModel } from '../node/load.js'
-import { createPolicy } from '../policies/registry.js'
+import { KVzipShare } from '../policies/kvzip-share.js'
 import { PromptBuilder } from './prompt.js'
 import { promptSample, type PromptSample } from './prompts-file.js'
 import type { SharedPrefill } from '../model/prefill.js'
@@ -81,7 +81,9 @@ export class EvalSession {
     const sample = job.sample ?? this.sample(job.task, job.length, job.seed, job.index)
     if (this.model.config.diffusion) return this.runDiffusion(job, sample, onOutcome)
     const ids = sample.prompt_ids
-    const policies = job.policies.map((spec) => createPolicy(spec, this.model.config))
+    // every kvzip policy of the sample (any budget, plain or plus) from one context reconstruction
+    const kvzip = new KVzipShare()
+    const policies = job.policies.map((spec) => kvzip.policy(spec, this.model.config))
     // policies that store keys alike share one prefill (StreamingLLM's re-rotation stores them pre-RoPE);
     // in the question-after loop the shared prefill holds the context alone
     const share = job.sharePrefill

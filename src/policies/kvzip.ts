@@ -12,7 +12,10 @@
  * probability any query of its KV head's group gives it. KVzip+ (`plus`) divides each query row by the
  * norm of its attention input and multiplies each key column by ||W_o,g^T v||_2, what the value writes
  * through the head's output projection. The pass's tokens leave the cache afterwards; its time counts in
- * `compressMs` (about one more prefill of the context).
+ * `compressMs`: mostly the pass's own forward, whose attention over the context and the pass is about
+ * 2.5x a prefill's at 4096 tokens (kvpress warns of 2-3x); the scores' softmax rows and column maxima
+ * (wasm columnMax) are the rest. The scores do not depend on the budget, and plain and plus scores come
+ * from one pass (kvzipScoresShared; evaluate shares them across its kvzip policies: kvzip-share.ts).
  * Budget: one selection over every layer and KV head (`layerwise=false`, kvpress's default) or per layer
  * across its heads, of floor(budget x n) tokens per head on average (kvpress counts N - floor(N x (1 -
  * budget)) of the N entries, a few more); kvpress masks the rest, here the per-head keep lists are stored
@@ -21,6 +24,7 @@
  */
 import { budgetFrom, budgetOptions, keepAdaptive, type Budget } from './budget.js'
 import { evictionPolicy } from './evict.js'
+import { subBuf } from './selection.js'
 import type { PolicyDefinition } from './registry.js'
 import type { OptionValue } from './spec.js'
 import type { ExtensionHooks, Policy, PolicyContext, PolicyModel } from './types.js'
@@ -43,25 +47,54 @@ export interface KVzipOptions {
 
 /** the reconstruction scores of every (layer, KV head) of the cache at prefill end */
 export function kvzipScores(ctx: PolicyContext, p: RepeatPrompts, o: KVzipOptions): Float32Array[][] {
+  return kvzipScoresShared(ctx, p, [o])[0]
+}
+
+/** A set of KVzip variants that cannot share one reconstruction pass (their chunks or prompts differ). */
+export class KVzipVariantError extends Error {
+  override name = 'KVzipVariantError'
+}
+
+/**
+ * The reconstruction scores ([layer][KV head][slot]) of several variants from one reconstruction: the
+ * repeat passes and their attention do not depend on KVzip+'s normalization, which kvpress applies to
+ * each probability before the max (score_kvzip: divide by ||h||, multiply by ||W_o v||, then amax), so
+ * the plain and the plus scores are two maxima over the same softmax rows. Variants must agree on
+ * sinks, chunk and overlap (KVzipVariantError otherwise); the result is each variant's
+ * kvzipScores, bit for bit, in the order given.
+ */
+export function kvzipScoresShared(ctx: PolicyContext, p: RepeatPrompts, variants: readonly KVzipOptions[]): Float32Array[][][] {
   const rt = ctx.runtime
   if (!rt) throw new Error('KVzip needs the runtime\'s forward pass (PolicyContext.runtime), which this context lacks')
+  if (variants.length === 0) throw new KVzipVariantError('kvzipScoresShared: no variant given')
+  const o = variants[0]
+  for (const v of variants) {
+    if (v.sinks !== o.sinks || v.chunk !== o.chunk || v.overlap !== o.overlap)
+      throw new KVzipVariantError(`KVzip variants share one reconstruction only with the same sinks, chunk and overlap: got ${JSON.stringify(o)} and ${JSON.stringify(v)}`)
+  }
   const { layers, kvHeads } = ctx.model
   const ids = rt.contextIds
   const n = ids.length
-  const scores = Array.from({ length: layers }, () => Array.from({ length: kvHeads }, () => new Float32Array(n)))
+  const plus = variants.map((v) => v.plus)
+  const scores = variants.map(() => Array.from({ length: layers }, () => Array.from({ length: kvHeads }, () => new Float32Array(n))))
   for (let a = 0; a < n; a += o.chunk) {
     const b = Math.min(n, a + o.chunk)
     const lead = a === 0 ? p.first : [...p.next, ...ids.slice(Math.max(0, a - o.overlap), a)]
     const repeat = [...lead, ...p.suffix, ...ids.slice(a, b)]
     rt.extend(repeat, (hooks, c) => {
-      for (let l = 0; l < layers; l++) for (let h = 0; h < kvHeads; h++) scoreChunk(c, hooks[l], h, n, a, b, Math.min(o.sinks, a), o.plus, scores[l][h])
+      for (let l = 0; l < layers; l++) {
+        for (let h = 0; h < kvHeads; h++) scoreChunk(c, hooks[l], h, n, a, b, Math.min(o.sinks, a), plus, scores.map((s) => s[l][h]))
+      }
     })
   }
   return scores
 }
 
-/** one KV head: max over the pass's queries of their attention to the chunk's keys (slots a..b-1) */
-function scoreChunk(ctx: PolicyContext, hook: ExtensionHooks, h: number, n: number, a: number, b: number, sink: number, plus: boolean, out: Float32Array): void {
+/**
+ * one KV head: max over the pass's queries of their attention to the chunk's keys (slots a..b-1), into
+ * outs[i] for variant i (KVzip+ where plus[i])
+ */
+function scoreChunk(ctx: PolicyContext, hook: ExtensionHooks, h: number, n: number, a: number, b: number, sink: number, plus: boolean[], outs: Float32Array[]): void {
   const { ops, cache, model } = ctx
   const { group, headDim: d } = model
   const heap = ops.heap
@@ -75,39 +108,46 @@ function scoreChunk(ctx: PolicyContext, hook: ExtensionHooks, h: number, n: numb
     sub.set(x.subarray(n * d, (n + T) * d), (sink + b - a) * d)
     return sub
   }
-  const vNorms = plus ? ctx.runtime!.valueOutputNorms(l, h, pick(cache.readValues(l, h)), 2) : null
+  const anyPlus = plus.some(Boolean)
+  // KVzip+'s column weights of the chunk's keys only (the other columns are never scored): each value
+  // row's norm is its own matmul row, the same bits whatever rows go with it
+  const vNorms = anyPlus ? heap.f32From(ctx.runtime!.valueOutputNorms(l, h, cache.readValues(l, h).subarray(a * d, b * d), 2)) : null
+  const inNorms = anyPlus ? heap.f32From(hook.inputNorms) : null
   const kb = heap.f32From(pick(cache.readKeys(l, h)))
   const table = heap.allocI32(1)
   const qb = heap.allocF32(ROWS * d)
   const logits = heap.allocF32(ROWS * m)
+  const best = plus.map(() => heap.allocF32(b - a))
   try {
+    for (const x of best) x.view.fill(0)
     table.view[0] = kb.ptr
-    const view = { kTable: table.ptr, vTable: table.ptr, pageTokens: m, n: m, d }
     for (let g = 0; g < group; g++) {
       const qh = h * group + g
       for (let r = 0; r < T; r += ROWS) {
         const R = Math.min(ROWS, T - r)
+        // causal inside the pass: its query t sees the pass's keys 0..t, so the block's rows need the
+        // first m - T + r + R keys only. Rounded up to four, and all m where that would reach past
+        // m's last four, so each kept score and softmax sum sees the arithmetic (key pairs, four lane
+        // sums) of a row of all m keys: the scores equal those of the full rows bit for bit.
+        const need = m - T + r + R
+        const w = ((need + 3) & ~3) <= (m & ~3) ? (need + 3) & ~3 : m
         qb.view.set(hook.queries.subarray((qh * T + r) * d, (qh * T + r + R) * d))
-        ops.scoreKeys(qb, R, view, 1 / Math.sqrt(d), logits)
+        ops.scoreKeys(qb, R, { kTable: table.ptr, vTable: table.ptr, pageTokens: m, n: w, d }, 1 / Math.sqrt(d), logits)
         const L = logits.view
-        // causal inside the pass: its query t sees the pass's keys 0..t
-        for (let t = 0; t < R; t++) L.fill(-Infinity, t * m + m - T + r + t + 1, (t + 1) * m)
-        ops.softmaxRows(logits, R, m)
-        const P = logits.view
-        for (let t = 0; t < R; t++) {
-          const rowScale = plus ? 1 / hook.inputNorms[r + t] : 1
-          for (let c = 0; c < b - a; c++) {
-            const v = P[t * m + sink + c] * rowScale * (vNorms ? vNorms[g * m + sink + c] : 1)
-            if (v > out[a + c]) out[a + c] = v
-          }
-        }
+        for (let t = 0; t < R; t++) L.fill(-Infinity, t * w + m - T + r + t + 1, (t + 1) * w)
+        ops.softmaxRows(logits, R, w)
+        plus.forEach((pl, i) => ops.columnMax(logits, R, w, sink, b - a, best[i], pl ? { rowNorm: subBuf(inNorms!, r, R), colWeight: subBuf(vNorms!, g * (b - a), b - a) } : {}))
       }
     }
+    best.forEach((x, i) => outs[i].set(x.view, a))
   } finally {
+    for (const x of best) x.free()
     logits.free()
     qb.free()
     table.free()
     kb.free()
+    inNorms?.free()
+    vNorms?.free()
   }
 }
 
@@ -164,18 +204,27 @@ export const kvzip: PolicyDefinition = {
     { name: 'plus', type: 'boolean', default: false, description: 'KVzip+ normalization: divide by the query\'s input norm, weigh by the value\'s output-projection norm' }],
   create(o) {
     const opts = kvzipOptions(o)
-    let repeat: RepeatPrompts | undefined
-    const policy = kvzipSelection(budgetFrom(o), o.layerwise as boolean, (ctx) => {
-      if (!repeat) throw new Error('KVzip: prepare(model) was not awaited before prefill end (it encodes the repetition prompts)')
-      return kvzipScores(ctx, repeat, opts)
-    })
-    return {
-      ...policy,
-      async prepare(model: PolicyModel) {
-        repeat = repeatPrompts(model.tokenizer)
-      },
-    }
+    return kvzipPolicy(o, (ctx, repeat) => kvzipScores(ctx, repeat, opts))
   },
+}
+
+/**
+ * The kvzip policy of resolved options whose reconstruction scores come from `scoresOf` (its own
+ * reconstruction, or one shared with other budgets: kvzip-share.ts); the repetition prompts are encoded
+ * in `prepare`.
+ */
+export function kvzipPolicy(o: Record<string, OptionValue>, scoresOf: (ctx: PolicyContext, repeat: RepeatPrompts) => Float32Array[][]): Policy {
+  let repeat: RepeatPrompts | undefined
+  const policy = kvzipSelection(budgetFrom(o), o.layerwise as boolean, (ctx) => {
+    if (!repeat) throw new Error('KVzip: prepare(model) was not awaited before prefill end (it encodes the repetition prompts)')
+    return scoresOf(ctx, repeat)
+  })
+  return {
+    ...policy,
+    async prepare(model: PolicyModel) {
+      repeat = repeatPrompts(model.tokenizer)
+    },
+  }
 }
 
 /** the scoring options of a resolved kvzip spec */

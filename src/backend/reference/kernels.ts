@@ -110,6 +110,17 @@ export function referenceKernels(heap: Heap): Kernels {
       }
     },
 
+    columnMax(x, rows, n, from, count, rowNorm, colWeight, out) {
+      const F = heap.F32
+      for (let r = 0; r < rows; r++) {
+        const rs = rowNorm ? 1 / F[(rowNorm >>> 2) + r] : 1
+        for (let c = 0; c < count; c++) {
+          const v = F[(x >>> 2) + r * n + from + c] * rs * (colWeight ? F[(colWeight >>> 2) + c] : 1)
+          if (v > F[(out >>> 2) + c]) F[(out >>> 2) + c] = v
+        }
+      }
+    },
+
     topK(x, n, k, outIdx, _scratch) {
       const v = heap.f32(x, n)
       // rank: larger first; NaN below every number; -0 equals +0 (=== says so); ties to the lower index

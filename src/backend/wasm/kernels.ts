@@ -13,6 +13,7 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     softmaxRows: e.softmaxRows,
     logSumExp: e.logSumExp,
     softVote: e.softVote,
+    columnMax: e.columnMax,
     topK: e.topK,
     maxPool1d: e.maxPool1d,
     avgPool1d: e.avgPool1d,

@@ -22,6 +22,7 @@ export interface KvkitExports {
   softmaxRows(x: number, rows: number, n: number): void
   logSumExp(x: number, n: number): number
   softVote(x: number, rows: number, n: number, out: number): void
+  columnMax(x: number, rows: number, n: number, from: number, count: number, rowNorm: number, colWeight: number, out: number): void
   topK(x: number, n: number, k: number, outIdx: number, scratch: number): void
   maxPool1d(x: number, n: number, kernel: number, out: number): void
   avgPool1d(x: number, n: number, kernel: number, out: number): void
