@@ -21,6 +21,7 @@ import { HookCapture } from '../src/model/hooks.js'
 import { loadModel } from '../src/node/load.js'
 import { policyRuntime } from '../src/model/policy-runtime.js'
 import { KVzipShare } from '../src/policies/kvzip-share.js'
+import { createPolicy } from '../src/policies/registry.js'
 import type { LayerHooks, PolicyContext } from '../src/policies/types.js'
 import type { PagedKVCache } from '../src/cache/paged-cache.js'
 import type { LlamaModel } from '../src/model/model.js'
@@ -70,7 +71,8 @@ function cut(hooks: LayerHooks[], c: number, qHeads: number, kvHeads: number, d:
     const w = h.observationPositions!.length
     const q = new Float32Array(qHeads * c * d)
     for (let g = 0; g < qHeads; g++) q.set(h.observationQueries!.subarray(g * w * d, (g * w + c) * d), g * c * d)
-    return { layer: h.layer, observationQueries: q, observationPositions: h.observationPositions!.slice(0, c), preRopeKeys: h.preRopeKeys!.slice(0, c * kvHeads * d) }
+    const hidden = h.hiddenStates && h.hiddenStates.subarray(0, (h.hiddenStates.length / w) * c).slice()
+    return { layer: h.layer, observationQueries: q, observationPositions: h.observationPositions!.slice(0, c), preRopeKeys: h.preRopeKeys!.slice(0, c * kvHeads * d), ...(hidden && { hiddenStates: hidden }) }
   })
 }
 
@@ -86,12 +88,14 @@ async function main(): Promise<void> {
   const specs = arg('policies', ['full', ...PEER_SPECS].join(';')).split(';').filter(Boolean)
   const samples = readPromptsFile(arg('prompts', 'prompts.jsonl'), cfg.vocab).filter((s) => s.index >= first && s.index < first + count)
   samples.sort((a, b) => a.index - b.index)
+  const needsHidden = specs.some((spec) => createPolicy(spec, cfg)?.needs?.hiddenStates === true)
   const eos = new Set(cfg.eosTokenIds)
   const logits = new Float32Array(cfg.vocab)
   for (const s of samples) {
     const ids = s.prompt_ids
     const n = ids.length
-    const capture = new HookCapture({ observationWindow: Number.MAX_SAFE_INTEGER, preRopeKeys: true }, cfg, model.backend.heap, n - 1)
+    // hidden states too when a policy reads them (UnionKV with TRIM-KV's retention gates)
+    const capture = new HookCapture({ observationWindow: Number.MAX_SAFE_INTEGER, preRopeKeys: true, hiddenStates: needsHidden }, cfg, model.backend.heap, n - 1)
     const base = model.newCache()
     const t0 = performance.now()
     model.prefill(ids.slice(0, n - 1), base, 0, capture)
