@@ -949,10 +949,15 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   agnostic?: number
   /**
-   * LagKV partition in tokens: each is scored against the next.
+   * LagKV partition in tokens: each is scored against the next (and the block agnosticScore ranks inside).
    * An integer; range x >= 2; default 128.
    */
   lag?: number
+  /**
+   * step 1's score, ranked per partition: LagKV's, KeyDiff's key distinctness, or H2O's attention received.
+   * default "lag".
+   */
+  agnosticScore?: 'lag' | 'keydiff' | 'mass'
   /**
    * TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV's score (prefill-end compression only).
    * unset by default.

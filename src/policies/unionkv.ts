@@ -40,6 +40,7 @@ import type { Ops } from '../backend/ops.js'
 import { budgetFrom, budgetOptions, topKIndices } from './budget.js'
 import { evictionPolicy } from './evict.js'
 import { lagScores } from './lag-score.js'
+import { keyDiffScores, massScores } from './block-scores.js'
 import { observationOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
 import { snapScorer } from './snapkv.js'
@@ -104,7 +105,8 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'contrast', type: 'integer', default: 0, min: 0, description: 'span in tokens of the neighbourhood a vote is divided by (step 2); 0: off' },
   { name: 'contrastShare', type: 'number', default: 0.25, min: 0, max: 1, description: 'share of the budget chosen by contrasted votes when contrast > 0' },
   { name: 'agnostic', type: 'number', default: 0.5, min: 0, max: 1, description: 'share of each head\'s budget it chooses by LagKV\'s query-agnostic score (step 1); 0: off (UnionKV before 2026-11-30)' },
-  { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next' },
+  { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next (and the block agnosticScore ranks inside)' },
+  { name: 'agnosticScore', type: 'string', default: 'lag', choices: ['lag', 'keydiff', 'mass'], description: 'step 1\'s score, ranked per partition: LagKV\'s, KeyDiff\'s key distinctness, or H2O\'s attention received' },
   { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
   { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
 ]
@@ -145,19 +147,30 @@ export const unionkv: PolicyDefinition = {
     if (gates) checkGates(gates, model, 'unionkv')
     if (gates && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: gatesFile scores tokens at prefill end only; every must be 0, got ${o.every}`)
     const lagShare = o.lagShare as number
+    const agnosticScore = o.agnosticScore as 'lag' | 'keydiff' | 'mass'
+    // H2O's mass is captured over the prompt only: a decode-time recompression would rank stale sums
+    if (agnosticScore === 'mass' && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=mass scores tokens at prefill end only; every must be 0, got ${o.every}`)
     if (lagShare > 0 && !gates) throw new PolicyOptionValueError(`unionkv: lagShare=${lagShare} needs gatesFile (without gates, agnostic is LagKV's share)`)
     const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag'): Float32Array => {
       const n = ctx.cache.length(l, h)
-      const s = by === 'gates' ? retentionScores(gates!, ctx, l, h) : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
+      const s = by === 'gates' ? retentionScores(gates!, ctx, l, h)
+        : agnosticScore === 'keydiff' ? keyDiffScores(ctx.cache.readKeys(l, h), n, model.headDim, sinks, lag, -Infinity)
+          : agnosticScore === 'mass' ? massScores(massOf(ctx, l, h, n), n, sinks, lag, -Infinity)
+            : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
       s.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
       return s
+    }
+    const massOf = (ctx: PolicyContext, l: number, h: number, n: number): Float32Array => {
+      const m = ctx.hooks[l]?.attentionMass
+      if (!m || m.length < model.kvHeads * n) throw new Error(`unionkv: layer ${l}: no attention mass for ${n} slots (needs.prefillAttentionMass)`)
+      return m.subarray(h * n, (h + 1) * n)
     }
     return evictionPolicy(() => {
       // per request: the scorer holds the decode-time observation window
       const scorer = snapScorer(o, model)
       return {
         name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...scorer,
-        needs: gates ? { ...scorer.needs, hiddenStates: true } : scorer.needs,
+        needs: { ...scorer.needs, ...(gates ? { hiddenStates: true } : {}), ...(agnosticScore === 'mass' && agnostic > 0 ? { prefillAttentionMass: true } : {}) },
         keepModel(ctx, votes, C) {
           const flat = votes.flat()
           const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, span)), 'max') : null
