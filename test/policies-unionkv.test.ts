@@ -62,7 +62,7 @@ function blockRankReference(raw: number[], sinks: number, block: number): number
 }
 
 /** KeyDiff per block, straight from the paper's formula: -cos(k_i, mean key of i's block), ranked per block */
-function keyDiffReference(keys: number[][], sinks: number, block: number): number[] {
+function keyDiffReference(keys: number[][], sinks: number, block: number, ranked = true): number[] {
   const n = keys.length
   const count = Math.max(1, Math.floor((n - sinks) / block))
   const raw = new Array(n).fill(0)
@@ -73,7 +73,7 @@ function keyDiffReference(keys: number[][], sinks: number, block: number): numbe
     const norm = (x: number[]) => Math.sqrt(x.reduce((a, y) => a + y * y, 0))
     rows.forEach((r, t) => (raw[from + t] = -r.reduce((a, x, c) => a + x * mean[c], 0) / (norm(r) * norm(mean))))
   }
-  return blockRankReference(raw, sinks, block)
+  return ranked ? blockRankReference(raw, sinks, block) : raw.map((x, i) => (i < sinks ? -1 : x))
 }
 
 /** H2O's attention received per query that sees the slot (n - i of them), ranked per block */
@@ -81,7 +81,7 @@ function massReference(mass: ArrayLike<number>, n: number, h: number, sinks: num
   return blockRankReference(Array.from({ length: n }, (_, i) => mass[h * n + i] / (n - i)), sinks, block)
 }
 
-function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass' }): number[][][] {
+function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean }): number[][][] {
   const votes = votesOf(w)
   const n = votes[0][0].length
   const take = (score: number[], count: number, into: Set<number>) => {
@@ -101,10 +101,12 @@ function unionReference(w: World, C: number, o: { local: number; contrast?: numb
     const k = new Set<number>()
     if (o.agnostic) {
       // unscored tokens (no lag partition after them) never enter this stage; the window always does
-      const raw = o.score === 'keydiff' ? keyDiffReference(w.keys[l][h], 0, o.lag!)
+      const raw = o.score === 'keydiff' ? keyDiffReference(w.keys[l][h], 0, o.lag!, o.blockRank ?? true)
         : o.score === 'mass' ? massReference(w.mass[l], n, h, 0, o.lag!)
           : lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!)
-      const lag = raw.map((s, i) => (i >= n - W ? Infinity : s < 0 ? -Infinity : s))
+      // ranks are -1 where unscored; raw KeyDiff scores (in [-1, 1]) score every slot here (no sinks)
+      const ranked = o.score !== 'keydiff' || o.blockRank !== false
+      const lag = raw.map((s, i) => (i >= n - W ? Infinity : ranked && s < 0 ? -Infinity : s))
       take(lag, Math.round(o.agnostic * C), k)
     }
     if (contrasted) take(contrasted, Math.round(o.contrastShare! * C), k)
@@ -180,12 +182,25 @@ describe('UnionKV', () => {
       })
     }
   }
+  for (const [lag, n] of [[8, 100], [16, 70]] as const) {
+    it(`with agnosticScore=keydiff,blockRank=false each head keeps its top raw KeyDiff scores over the whole text (block ${lag}, n ${n})`, () => {
+      // the window takes 16 of the share's 25 picks (its score is +Infinity)
+      const C = 50
+      const w = world(n, W, lag * 7 + n)
+      const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, score: 'keydiff', blockRank: false })
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},agnosticScore=keydiff,blockRank=false`, model)!, w)
+      expect(kept).toEqual(want)
+      // not the per-block picks: a block may give more than its share
+      expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, score: 'keydiff' }))
+    })
+  }
   it('asks the prefill for the attention mass only with agnosticScore=mass', () => {
     expect(createPolicy('unionkv:agnosticScore=mass', model)!.needs.prefillAttentionMass).toBe(true)
     expect(createPolicy('unionkv', model)!.needs.prefillAttentionMass).toBeFalsy()
     expect(createPolicy('unionkv:agnosticScore=mass,agnostic=0', model)!.needs.prefillAttentionMass).toBeFalsy()
     expect(() => createPolicy('unionkv:agnosticScore=mass,every=4', model)).toThrow(/every must be 0, got 4/)
     expect(() => createPolicy('unionkv:agnosticScore=norm', model)).toThrow(/agnosticScore/)
+    expect(() => createPolicy('unionkv:blockRank=false', model)).toThrow(/blockRank=false needs agnosticScore=keydiff, got lag/)
   })
   it('with the contrast stage too, takes the LagKV share first, then the contrasted votes', () => {
     const n = 96, C = 32
@@ -246,6 +261,9 @@ describe('block scores (block-scores.ts)', () => {
       const x = Array.from({ length: n }, () => Array.from({ length: d }, () => gauss(r)))
       const got = keyDiffScores(Float32Array.from(x.flat()), n, d, sinks, block, -1)
       expect(Array.from(got).map((a) => +a.toFixed(6))).toEqual(keyDiffReference(x, sinks, block).map((a) => +a.toFixed(6)))
+      const raw = keyDiffScores(Float32Array.from(x.flat()), n, d, sinks, block, -1, false)
+      const rawWant = keyDiffReference(x, sinks, block, false)
+      raw.forEach((a, i) => expect(Math.abs(a - rawWant[i])).toBeLessThan(1e-6))
       const m = Float32Array.from({ length: n }, () => r() * 5)
       expect(Array.from(massScores(m, n, sinks, block, -1)).map((a) => +a.toFixed(6))).toEqual(massReference(m, n, 0, sinks, block).map((a) => +a.toFixed(6)))
     })

@@ -31,8 +31,12 @@ export function rankInBlocks(score: Float32Array, n: number, sinks: number, bloc
   return out
 }
 
-/** KeyDiff's score of keys [n][d] per block: minus the cosine similarity of each key to its block's mean key */
-export function keyDiffScores(keys: Float32Array, n: number, d: number, sinks: number, block: number, unscored: number): Float32Array {
+/**
+ * KeyDiff's score of keys [n][d] per block: minus the cosine similarity of each key to its block's mean
+ * key, ranked per block; with `ranked` false the raw score in [-1, 1] (sinks `unscored`), comparable
+ * across blocks, so a block holding several distinct keys may give them more than its share.
+ */
+export function keyDiffScores(keys: Float32Array, n: number, d: number, sinks: number, block: number, unscored: number, ranked = true): Float32Array {
   const raw = new Float32Array(n)
   const mean = new Float64Array(d)
   for (const [a, b] of blocks(n, sinks, block)) {
@@ -51,6 +55,7 @@ export function keyDiffScores(keys: Float32Array, n: number, d: number, sinks: n
       raw[t] = -dot / (Math.sqrt(kk * mm) + 1e-12)
     }
   }
+  if (!ranked) return raw.fill(unscored, 0, Math.min(sinks, n))
   return rankInBlocks(raw, n, sinks, block, unscored)
 }
 

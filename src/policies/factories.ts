@@ -954,6 +954,11 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   lag?: number
   /**
+   * with agnosticScore=keydiff: rank inside each block (every block the same share) or take the top raw scores over the whole text.
+   * default true.
+   */
+  blockRank?: boolean
+  /**
    * step 1's score, ranked per partition: LagKV's, KeyDiff's key distinctness, or H2O's attention received.
    * default "lag".
    */

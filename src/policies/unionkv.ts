@@ -106,6 +106,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'contrastShare', type: 'number', default: 0.25, min: 0, max: 1, description: 'share of the budget chosen by contrasted votes when contrast > 0' },
   { name: 'agnostic', type: 'number', default: 0.5, min: 0, max: 1, description: 'share of each head\'s budget it chooses by LagKV\'s query-agnostic score (step 1); 0: off (UnionKV before 2026-11-30)' },
   { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next (and the block agnosticScore ranks inside)' },
+  { name: 'blockRank', type: 'boolean', default: true, description: 'with agnosticScore=keydiff: rank inside each block (every block the same share) or take the top raw scores over the whole text' },
   { name: 'agnosticScore', type: 'string', default: 'lag', choices: ['lag', 'keydiff', 'mass'], description: 'step 1\'s score, ranked per partition: LagKV\'s, KeyDiff\'s key distinctness, or H2O\'s attention received' },
   { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
   { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
@@ -148,13 +149,14 @@ export const unionkv: PolicyDefinition = {
     if (gates && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: gatesFile scores tokens at prefill end only; every must be 0, got ${o.every}`)
     const lagShare = o.lagShare as number
     const agnosticScore = o.agnosticScore as 'lag' | 'keydiff' | 'mass'
+    if (!o.blockRank && agnosticScore !== 'keydiff') throw new PolicyOptionValueError(`unionkv: blockRank=false needs agnosticScore=keydiff, got ${agnosticScore}`)
     // H2O's mass is captured over the prompt only: a decode-time recompression would rank stale sums
     if (agnosticScore === 'mass' && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=mass scores tokens at prefill end only; every must be 0, got ${o.every}`)
     if (lagShare > 0 && !gates) throw new PolicyOptionValueError(`unionkv: lagShare=${lagShare} needs gatesFile (without gates, agnostic is LagKV's share)`)
     const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag'): Float32Array => {
       const n = ctx.cache.length(l, h)
       const s = by === 'gates' ? retentionScores(gates!, ctx, l, h)
-        : agnosticScore === 'keydiff' ? keyDiffScores(ctx.cache.readKeys(l, h), n, model.headDim, sinks, lag, -Infinity)
+        : agnosticScore === 'keydiff' ? keyDiffScores(ctx.cache.readKeys(l, h), n, model.headDim, sinks, lag, -Infinity, o.blockRank as boolean)
           : agnosticScore === 'mass' ? massScores(massOf(ctx, l, h, n), n, sinks, lag, -Infinity)
             : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
       s.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
