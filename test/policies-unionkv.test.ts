@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createPolicy, PolicySpecError } from '../src/policies/registry.js'
 import { lagScores } from '../src/policies/lag-score.js'
 import { contrastVotes } from '../src/policies/unionkv.js'
-import { blocks, keyDiffScores, massScores, rankInBlocks } from '../src/policies/block-scores.js'
+import { blocks, keyDiffScores, massScores, maxPoolScored, rankInBlocks } from '../src/policies/block-scores.js'
 import { disposeCaches, gauss, keptAfterPrefill, model, rng, snapScores, topIdx, world, type World } from './policies-reference.js'
 
 afterEach(disposeCaches)
@@ -81,7 +81,7 @@ function massReference(mass: ArrayLike<number>, n: number, h: number, sinks: num
   return blockRankReference(Array.from({ length: n }, (_, i) => mass[h * n + i] / (n - i)), sinks, block)
 }
 
-function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean }): number[][][] {
+function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number }): number[][][] {
   const votes = votesOf(w)
   const n = votes[0][0].length
   const take = (score: number[], count: number, into: Set<number>) => {
@@ -106,7 +106,11 @@ function unionReference(w: World, C: number, o: { local: number; contrast?: numb
           : lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!)
       // ranks are -1 where unscored; raw KeyDiff scores (in [-1, 1]) score every slot here (no sinks)
       const ranked = o.score !== 'keydiff' || o.blockRank !== false
-      const lag = raw.map((s, i) => (i >= n - W ? Infinity : ranked && s < 0 ? -Infinity : s))
+      const scored = raw.map((s) => (ranked && s < 0 ? -Infinity : s))
+      // span: the best scored score within span/2 slots either side
+      const half = (o.span ?? 1) >> 1
+      const pooled = scored.map((s, i) => (s === -Infinity ? s : Math.max(...scored.slice(Math.max(0, i - half), i + half + 1))))
+      const lag = pooled.map((s, i) => (i >= n - W ? Infinity : s))
       take(lag, Math.round(o.agnostic * C), k)
     }
     if (contrasted) take(contrasted, Math.round(o.contrastShare! * C), k)
@@ -194,12 +198,23 @@ describe('UnionKV', () => {
       expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, score: 'keydiff' }))
     })
   }
+  for (const [score, span, blockRank] of [['keydiff', 5, false], ['keydiff', 3, true], ['lag', 9, true]] as const) {
+    it(`with span=${span} max-pools the ${score} score before ranking (blockRank ${blockRank})`, () => {
+      const n = 100, C = 50, lag = 16
+      const w = world(n, W, span * 13 + (blockRank ? 1 : 0))
+      const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, score, blockRank, span, values: valuesOf(w) })
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},agnosticScore=${score},blockRank=${blockRank},span=${span}`, model)!, w)
+      expect(kept).toEqual(want)
+      expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, score, blockRank, values: valuesOf(w) }))
+    })
+  }
   it('asks the prefill for the attention mass only with agnosticScore=mass', () => {
     expect(createPolicy('unionkv:agnosticScore=mass', model)!.needs.prefillAttentionMass).toBe(true)
     expect(createPolicy('unionkv', model)!.needs.prefillAttentionMass).toBeFalsy()
     expect(createPolicy('unionkv:agnosticScore=mass,agnostic=0', model)!.needs.prefillAttentionMass).toBeFalsy()
     expect(() => createPolicy('unionkv:agnosticScore=mass,every=4', model)).toThrow(/every must be 0, got 4/)
     expect(() => createPolicy('unionkv:agnosticScore=norm', model)).toThrow(/agnosticScore/)
+    expect(() => createPolicy('unionkv:span=4', model)).toThrow(/span must be odd, got 4/)
     expect(() => createPolicy('unionkv:blockRank=false', model)).toThrow(/blockRank=false needs agnosticScore=keydiff, got lag/)
   })
   it('with the contrast stage too, takes the LagKV share first, then the contrasted votes', () => {
@@ -268,6 +283,14 @@ describe('block scores (block-scores.ts)', () => {
       expect(Array.from(massScores(m, n, sinks, block, -1)).map((a) => +a.toFixed(6))).toEqual(massReference(m, n, 0, sinks, block).map((a) => +a.toFixed(6)))
     })
   }
+})
+
+describe('maxPoolScored', () => {
+  it('takes the best scored neighbour within span/2, unscored slots neither give nor take (hand-computed)', () => {
+    const s = Float32Array.of(-Infinity, 0.2, 0.9, 0.1, -Infinity, 0.3, 0.5)
+    expect(Array.from(maxPoolScored(s, 3, -Infinity))).toEqual([-Infinity, 0.9, 0.9, 0.9, -Infinity, 0.5, 0.5].map(Math.fround))
+    expect(Array.from(maxPoolScored(s, 1, -Infinity))).toEqual(Array.from(s))
+  })
 })
 
 describe('LagKV score (lagScores)', () => {

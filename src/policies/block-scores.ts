@@ -65,3 +65,18 @@ export function massScores(mass: Float32Array, n: number, sinks: number, block: 
   for (let i = 0; i < n; i++) raw[i] = mass[i] / (n - i)
   return rankInBlocks(raw, n, sinks, block, unscored)
 }
+
+/**
+ * Max-pooling of a score over `span` slots centred on each (odd span), over the scored neighbours only
+ * (unscored stays unscored): a token next to a distinctive one ranks as high, so a short statement is
+ * kept as a run, not as its few outlying tokens (SnapKV's pooling, Li et al. 2024, sec. 4.3).
+ */
+export function maxPoolScored(s: Float32Array, span: number, unscored: number): Float32Array {
+  const out = s.slice()
+  const half = span >> 1
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === unscored) continue
+    for (let j = Math.max(0, i - half); j <= Math.min(s.length - 1, i + half); j++) if (s[j] !== unscored && s[j] > out[i]) out[i] = s[j]
+  }
+  return out
+}

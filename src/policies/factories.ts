@@ -959,6 +959,11 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   blockRank?: boolean
   /**
+   * max-pool step 1's score over this many tokens (odd) before ranking, so a short statement is kept as a run; 1: off.
+   * An integer; range x >= 1; default 1.
+   */
+  span?: number
+  /**
    * step 1's score, ranked per partition: LagKV's, KeyDiff's key distinctness, or H2O's attention received.
    * default "lag".
    */

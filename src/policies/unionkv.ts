@@ -40,7 +40,7 @@ import type { Ops } from '../backend/ops.js'
 import { budgetFrom, budgetOptions, topKIndices } from './budget.js'
 import { evictionPolicy } from './evict.js'
 import { lagScores } from './lag-score.js'
-import { keyDiffScores, massScores } from './block-scores.js'
+import { keyDiffScores, massScores, maxPoolScored } from './block-scores.js'
 import { observationOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
 import { snapScorer } from './snapkv.js'
@@ -107,6 +107,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'agnostic', type: 'number', default: 0.5, min: 0, max: 1, description: 'share of each head\'s budget it chooses by LagKV\'s query-agnostic score (step 1); 0: off (UnionKV before 2026-11-30)' },
   { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next (and the block agnosticScore ranks inside)' },
   { name: 'blockRank', type: 'boolean', default: true, description: 'with agnosticScore=keydiff: rank inside each block (every block the same share) or take the top raw scores over the whole text' },
+  { name: 'span', type: 'integer', default: 1, min: 1, description: 'max-pool step 1\'s score over this many tokens (odd) before ranking, so a short statement is kept as a run; 1: off' },
   { name: 'agnosticScore', type: 'string', default: 'lag', choices: ['lag', 'keydiff', 'mass'], description: 'step 1\'s score, ranked per partition: LagKV\'s, KeyDiff\'s key distinctness, or H2O\'s attention received' },
   { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
   { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
@@ -138,8 +139,10 @@ export const unionkv: PolicyDefinition = {
   options: unionkvOptions,
   create(o, model) {
     const local = o.local as number
-    const span = o.contrast as number
-    const contrastShare = span > 0 ? (o.contrastShare as number) : 0
+    const contrastSpan = o.contrast as number
+    const contrastShare = contrastSpan > 0 ? (o.contrastShare as number) : 0
+    const span = o.span as number
+    if (span % 2 !== 1) throw new PolicyOptionValueError(`unionkv: span must be odd, got ${span}`)
     const agnostic = o.agnostic as number
     const sinks = o.sinks as number
     const window = o.window as number
@@ -159,8 +162,9 @@ export const unionkv: PolicyDefinition = {
         : agnosticScore === 'keydiff' ? keyDiffScores(ctx.cache.readKeys(l, h), n, model.headDim, sinks, lag, -Infinity, o.blockRank as boolean)
           : agnosticScore === 'mass' ? massScores(massOf(ctx, l, h, n), n, sinks, lag, -Infinity)
             : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
-      s.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
-      return s
+      const pooled = span > 1 && by === 'lag' ? maxPoolScored(s, span, -Infinity) : s
+      pooled.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
+      return pooled
     }
     const massOf = (ctx: PolicyContext, l: number, h: number, n: number): Float32Array => {
       const m = ctx.hooks[l]?.attentionMass
@@ -175,7 +179,7 @@ export const unionkv: PolicyDefinition = {
         needs: { ...scorer.needs, ...(gates ? { hiddenStates: true } : {}), ...(agnosticScore === 'mass' && agnostic > 0 ? { prefillAttentionMass: true } : {}) },
         keepModel(ctx, votes, C) {
           const flat = votes.flat()
-          const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, span)), 'max') : null
+          const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, contrastSpan)), 'max') : null
           const union = combine(flat, 'max')
           return votes.map((layer, l) => {
             const own = combine(layer, 'sum')
