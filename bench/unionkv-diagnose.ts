@@ -14,7 +14,7 @@ import { PromptBuilder } from '../src/eval/prompt.js'
 import { haystackBooks } from '../src/eval/text.js'
 import { loadWordList } from '../src/eval/words.js'
 import { defaultBooksDir, defaultModelDir, defaultWordsFile } from '../src/eval/paths.js'
-import { strictCorrect } from '../src/eval/score.js'
+import { rulerScore, strictCorrect } from '../src/eval/score.js'
 import type { TaskName } from '../src/eval/tasks.js'
 import type { KeptTokens } from '../src/model/types.js'
 
@@ -67,9 +67,9 @@ for (let index = first; index < first + count; index++) {
       })
       const key = `${loop} ${specs[i]}`
       totals.set(key, (totals.get(key) ?? 0) + (correct ? 1 : 0))
-      const row = { task, index, loop, policy: specs[i], correct, needles, text: verbose ? text : undefined }
+      const row = { task, index, loop, policy: specs[i], correct, score: rulerScore(text, s.expected), needles, text: verbose ? text : undefined }
       if (out) appendFileSync(out, JSON.stringify(row) + '\n')
-      console.log(`${task} #${index} ${loop} ${specs[i]}: ${correct ? 1 : 0}  ${needles.map((n) => `@${n.at}(${n.len}) min ${n.min.toFixed(2)} mean ${n.mean.toFixed(2)}`).join(' | ')}${verbose ? '  ' + JSON.stringify(text) : ''}`)
+      console.log(`${task} #${index} ${loop} ${specs[i]}: ${correct ? 1 : 0} (${rulerScore(text, s.expected).toFixed(2)})  ${needles.map((n) => `@${n.at}(${n.len}) min ${n.min.toFixed(2)} mean ${n.mean.toFixed(2)}`).join(' | ')}${verbose ? '  ' + JSON.stringify(text) : ''}`)
     }
   }
 }

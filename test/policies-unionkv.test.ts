@@ -81,7 +81,7 @@ function massReference(mass: ArrayLike<number>, n: number, h: number, sinks: num
   return blockRankReference(Array.from({ length: n }, (_, i) => mass[h * n + i] / (n - i)), sinks, block)
 }
 
-function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number }): number[][][] {
+function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number; lagShare?: number }): number[][][] {
   const votes = votesOf(w)
   const n = votes[0][0].length
   const take = (score: number[], count: number, into: Set<number>) => {
@@ -112,6 +112,10 @@ function unionReference(w: World, C: number, o: { local: number; contrast?: numb
       const pooled = scored.map((s, i) => (s === -Infinity ? s : Math.max(...scored.slice(Math.max(0, i - half), i + half + 1))))
       const lag = pooled.map((s, i) => (i >= n - W ? Infinity : s))
       take(lag, Math.round(o.agnostic * C), k)
+      if (o.lagShare) {
+        const lag2 = lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!).map((s, i) => (i >= n - W ? Infinity : s < 0 ? -Infinity : s))
+        take(lag2, Math.round((o.agnostic + o.lagShare) * C) - k.size, k)
+      }
     }
     if (contrasted) take(contrasted, Math.round(o.contrastShare! * C), k)
     take(maxOf(votes.flat()), Math.round((1 - o.local) * C) - k.size, k)
@@ -169,7 +173,7 @@ describe('UnionKV', () => {
       const C = 30
       const w = world(n, W, lag * 3 + n)
       const want = unionReference(w, C, { local: 0.25, agnostic, lag, values: valuesOf(w) })
-      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=${agnostic},lag=${lag}`, model)!, w)
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=${agnostic},lag=${lag},agnosticScore=lag`, model)!, w)
       expect(kept).toEqual(want)
       for (const layer of kept) for (const k of layer) expect(k.length).toBe(C)
     })
@@ -208,6 +212,24 @@ describe('UnionKV', () => {
       expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, score, blockRank, values: valuesOf(w) }))
     })
   }
+  it('with its defaults takes the first half of each head\'s budget by LagKV ranked per partition of 128 (n 300)', () => {
+    const n = 300, C = 75
+    const w = world(n, W, 300)
+    const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 128, values: valuesOf(w) })
+    const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C}`, model)!, w)
+    expect(kept).toEqual(want)
+    expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 128, score: 'keydiff' }))
+  })
+  for (const [agnostic, lagShare] of [[0.25, 0.25], [0.5, 0.25]] as const) {
+    it(`with agnosticScore=keydiff,lagShare=${lagShare} takes KeyDiff's ${agnostic} x C first, then LagKV's picks up to ${agnostic + lagShare} x C`, () => {
+      const n = 100, C = 60, lag = 16
+      const w = world(n, W, 41 + agnostic * 100)
+      const want = unionReference(w, C, { local: 0.25, agnostic, lag, score: 'keydiff', lagShare, values: valuesOf(w) })
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},agnostic=${agnostic},lagShare=${lagShare},agnosticScore=keydiff`, model)!, w)
+      expect(kept).toEqual(want)
+      expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic, lag, score: 'keydiff', values: valuesOf(w) }))
+    })
+  }
   it('asks the prefill for the attention mass only with agnosticScore=mass', () => {
     expect(createPolicy('unionkv:agnosticScore=mass', model)!.needs.prefillAttentionMass).toBe(true)
     expect(createPolicy('unionkv', model)!.needs.prefillAttentionMass).toBeFalsy()
@@ -215,13 +237,14 @@ describe('UnionKV', () => {
     expect(() => createPolicy('unionkv:agnosticScore=mass,every=4', model)).toThrow(/every must be 0, got 4/)
     expect(() => createPolicy('unionkv:agnosticScore=norm', model)).toThrow(/agnosticScore/)
     expect(() => createPolicy('unionkv:span=4', model)).toThrow(/span must be odd, got 4/)
-    expect(() => createPolicy('unionkv:blockRank=false', model)).toThrow(/blockRank=false needs agnosticScore=keydiff, got lag/)
+    expect(() => createPolicy('unionkv:lagShare=0.25,agnosticScore=lag', model)).toThrow(/lagShare=0.25 needs gatesFile or agnosticScore other than lag/)
+    expect(() => createPolicy('unionkv:blockRank=false,agnosticScore=lag', model)).toThrow(/blockRank=false needs agnosticScore=keydiff, got lag/)
   })
   it('with the contrast stage too, takes the LagKV share first, then the contrasted votes', () => {
     const n = 96, C = 32
     const w = world(n, W, 11)
     const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 16, values: valuesOf(w), contrast: 24, contrastShare: 0.25 })
-    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=0.5,lag=16,contrast=24`, model)!, w)).toEqual(want)
+    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=0.5,lag=16,contrast=24,agnosticScore=lag`, model)!, w)).toEqual(want)
   })
   it('names the bad option value before any work', () => {
     for (const [spec, bad] of [['unionkv:local=1.5', 'local'], ['unionkv:contrast=-4', 'contrast'], ['unionkv:agnostic=2', 'agnostic'], ['unionkv:lag=1', 'lag'], ['unionkv:kernel=4', 'kernel']]) {

@@ -974,7 +974,7 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   gatesFile?: string
   /**
-   * with gatesFile: share of each head's budget chosen next by LagKV's score (step 1b); 0: off.
+   * with gatesFile or agnosticScore keydiff/mass: share of each head's budget chosen next by LagKV's score (step 1b); 0: off.
    * A number; range 0 <= x <= 1; default 0.
    */
   lagShare?: number

@@ -5,25 +5,41 @@
  * when all the others ignore it), each layer topping up from its own heads. C = floor(budget x prompt)
  * per head, as everywhere in kvkit.
  *
- *   lag[l,h,i] LagKV's rank of token i inside its partition of 128 tokens, scored against the next
- *             partition from keys and values alone (query-agnostic)                    (lag-score.ts)
+ *   a[l,h,i]   the query-agnostic rank of token i inside its partition of 128 tokens: LagKV's, scored
+ *             against the next partition from keys and values (`agnosticScore=lag`, the default;
+ *             lag-score.ts), or KeyDiff's, minus the cosine of its key to the block's mean key
+ *             (`keydiff`; its last block takes the remainder; block-scores.ts)
  *   v[l,h,i]  SnapKV's vote of token i at (layer l, KV head h): attention of the last w prompt queries
  *             (w = 16), mean over the KV head's query group, averaged over 9 positions      (observe.ts)
  *   keep      the first `sinks` tokens and the window (the last w tokens)
- *   1. each head (l,h):  its top agnostic x C tokens of lag[l,h,i] (default half the budget)
+ *   1. each head (l,h):  its top agnostic x C tokens of a[l,h,i] (default half the budget)
  *   2. if contrast > 0:  the top contrastShare x C of max_{l,h} v[l,h,i] / mean(v[l,h, i-span/2 .. i+span/2]),
  *                        the votes that stand out from their neighbourhood, not the recent ones
  *   3. up to (1 - local) x C:  the top of max_{l,h} v[l,h,i]              (the model-wide union)
  *   4. each layer l, up to C:  the top of sum_h v[l,h,i]                  (its own heads' top-up)
- * Each stage takes the highest tokens not kept yet (step 1 only scored ones: the last partition and the
- * remainder have no lag partition and are left to the votes). Every head stores exactly C tokens, so
+ * Each stage takes the highest tokens not kept yet (step 1 only scored ones: with LagKV's score the last
+ * partition and the remainder have no lag partition and are left to the votes). Every head stores exactly C tokens, so
  * the bytes are really freed (budget 0.25: 25% of the full cache's KV bytes).
  *
  * Why two shares: the votes come from the prompt's last queries, which hold the question only when it
  * is compressed with the context; a context compressed before the question arrives (a document reused
  * for many questions) has only its own last sentence to vote, and the votes then favour recent text.
- * LagKV's score needs no query and spreads its share evenly along the text (every partition ranks its
- * own tokens), so needles far from the end keep their tokens in both loops.
+ * The block ranks need no query and spread their share evenly along the text (every block ranks its
+ * own tokens), so needles far from the end keep their tokens in both loops. KeyDiff's rank (issue 21)
+ * keeps more of vt's chain statements' tokens (distinct keys: "VAR", capitals, digits among prose) and
+ * scores the text just before the window, where LagKV scores nothing; on 8 tuning samples it won
+ * passkey and niah_single at 12.5% and a vt sample at 50%, but on passkey #8-13 it lost 2 of 6 that
+ * LagKV keeps, so LagKV stays the default (BENCHMARKS.md "UnionKV: query-agnostic scores for vt").
+ *
+ * `agnosticScore` picks step 1's score (block-scores.ts), each ranked inside blocks of `lag` tokens:
+ * `lag` (LagKV's), `keydiff` (KeyDiff's, Park et al. 2025, arXiv 2504.15364: minus the cosine of the
+ * key to its block's mean key; its last block takes the remainder, so the text just before the window is
+ * scored too, where LagKV leaves it to the votes) or `mass` (H2O's attention received per query that
+ * sees the token; measured worse: it keeps the chain statements of vt less often than chance). With
+ * keydiff, `blockRank=false` ranks the raw cosines over the whole text instead of per block, and
+ * `span` > 1 max-pools step 1's score over a run of tokens before ranking (SnapKV's pooling), so that a
+ * short statement would be kept whole; both measured, neither helped (span=5 lost passkey samples).
+ * `lagShare` with keydiff adds LagKV's picks after KeyDiff's (step 1b below).
  *
  * With `gatesFile` (TRIM-KV's learned retention gates, e.g. models/fixture-14m-trimkv), step 1 ranks by
  * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head, and
@@ -110,7 +126,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'span', type: 'integer', default: 1, min: 1, description: 'max-pool step 1\'s score over this many tokens (odd) before ranking, so a short statement is kept as a run; 1: off' },
   { name: 'agnosticScore', type: 'string', default: 'lag', choices: ['lag', 'keydiff', 'mass'], description: 'step 1\'s score, ranked per partition: LagKV\'s, KeyDiff\'s key distinctness, or H2O\'s attention received' },
   { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
-  { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
+  { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile or agnosticScore keydiff/mass: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
 ]
 
 /**
@@ -155,14 +171,14 @@ export const unionkv: PolicyDefinition = {
     if (!o.blockRank && agnosticScore !== 'keydiff') throw new PolicyOptionValueError(`unionkv: blockRank=false needs agnosticScore=keydiff, got ${agnosticScore}`)
     // H2O's mass is captured over the prompt only: a decode-time recompression would rank stale sums
     if (agnosticScore === 'mass' && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=mass scores tokens at prefill end only; every must be 0, got ${o.every}`)
-    if (lagShare > 0 && !gates) throw new PolicyOptionValueError(`unionkv: lagShare=${lagShare} needs gatesFile (without gates, agnostic is LagKV's share)`)
-    const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag'): Float32Array => {
+    if (lagShare > 0 && !gates && o.agnosticScore === 'lag') throw new PolicyOptionValueError(`unionkv: lagShare=${lagShare} needs gatesFile or agnosticScore other than lag (with lag, agnostic is LagKV's share)`)
+    const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag' | 'keydiff' | 'mass'): Float32Array => {
       const n = ctx.cache.length(l, h)
       const s = by === 'gates' ? retentionScores(gates!, ctx, l, h)
-        : agnosticScore === 'keydiff' ? keyDiffScores(ctx.cache.readKeys(l, h), n, model.headDim, sinks, lag, -Infinity, o.blockRank as boolean)
-          : agnosticScore === 'mass' ? massScores(massOf(ctx, l, h, n), n, sinks, lag, -Infinity)
+        : by === 'keydiff' ? keyDiffScores(ctx.cache.readKeys(l, h), n, model.headDim, sinks, lag, -Infinity, o.blockRank as boolean)
+          : by === 'mass' ? massScores(massOf(ctx, l, h, n), n, sinks, lag, -Infinity)
             : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
-      const pooled = span > 1 && by === 'lag' ? maxPoolScored(s, span, -Infinity) : s
+      const pooled = span > 1 && by !== 'gates' ? maxPoolScored(s, span, -Infinity) : s
       pooled.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
       return pooled
     }
@@ -176,7 +192,7 @@ export const unionkv: PolicyDefinition = {
       const scorer = snapScorer(o, model)
       return {
         name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...scorer,
-        needs: { ...scorer.needs, ...(gates ? { hiddenStates: true } : {}), ...(agnosticScore === 'mass' && agnostic > 0 ? { prefillAttentionMass: true } : {}) },
+        needs: { ...scorer.needs, ...(gates ? { hiddenStates: true } : {}), ...(agnosticScore === 'mass' && agnostic > 0 && !gates ? { prefillAttentionMass: true } : {}) },
         keepModel(ctx, votes, C) {
           const flat = votes.flat()
           const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, contrastSpan)), 'max') : null
@@ -185,7 +201,7 @@ export const unionkv: PolicyDefinition = {
             const own = combine(layer, 'sum')
             return layer.map((_, h) => {
               const k = new Uint8Array(union.length)
-              if (agnostic > 0) fill(ctx.ops, agnosticOf(ctx, l, h, gates ? 'gates' : 'lag'), k, Math.round(agnostic * C))
+              if (agnostic > 0) fill(ctx.ops, agnosticOf(ctx, l, h, gates ? 'gates' : agnosticScore), k, Math.round(agnostic * C))
               if (lagShare > 0) fill(ctx.ops, agnosticOf(ctx, l, h, 'lag'), k, Math.round((agnostic + lagShare) * C) - held(k))
               if (contrasted) fill(ctx.ops, contrasted, k, Math.round(contrastShare * C))
               fill(ctx.ops, union, k, Math.round((1 - local) * C) - held(k))
