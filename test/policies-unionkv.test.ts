@@ -230,6 +230,13 @@ describe('UnionKV', () => {
       expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic, lag, score: 'keydiff', values: valuesOf(w) }))
     })
   }
+  it('with agnosticScore=keydiff-lag splits the agnostic share: KeyDiff\'s half, then LagKV\'s', () => {
+    const n = 100, C = 60, lag = 16
+    const w = world(n, W, 77)
+    const want = unionReference(w, C, { local: 0.25, agnostic: 0.25, lag, score: 'keydiff', lagShare: 0.25, values: valuesOf(w) })
+    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},agnosticScore=keydiff-lag`, model)!, w)).toEqual(want)
+    expect(() => createPolicy('unionkv:agnosticScore=keydiff-lag,lagShare=0.1', model)).toThrow(/lagShare must be 0, got 0.1/)
+  })
   it('asks the prefill for the attention mass only with agnosticScore=mass', () => {
     expect(createPolicy('unionkv:agnosticScore=mass', model)!.needs.prefillAttentionMass).toBe(true)
     expect(createPolicy('unionkv', model)!.needs.prefillAttentionMass).toBeFalsy()

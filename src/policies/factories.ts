@@ -964,10 +964,10 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   span?: number
   /**
-   * step 1's score, ranked per partition: LagKV's, KeyDiff's key distinctness, or H2O's attention received.
+   * step 1's score, ranked per partition: LagKV's, KeyDiff's key distinctness, half KeyDiff's then half LagKV's picks, or H2O's attention received.
    * default "lag".
    */
-  agnosticScore?: 'lag' | 'keydiff' | 'mass'
+  agnosticScore?: 'lag' | 'keydiff' | 'keydiff-lag' | 'mass'
   /**
    * TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV's score (prefill-end compression only).
    * unset by default.

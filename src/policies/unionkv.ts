@@ -39,7 +39,8 @@
  * keydiff, `blockRank=false` ranks the raw cosines over the whole text instead of per block, and
  * `span` > 1 max-pools step 1's score over a run of tokens before ranking (SnapKV's pooling), so that a
  * short statement would be kept whole; both measured, neither helped (span=5 lost passkey samples).
- * `lagShare` with keydiff adds LagKV's picks after KeyDiff's (step 1b below).
+ * `lagShare` with keydiff adds LagKV's picks after KeyDiff's (step 1b below); `keydiff-lag` splits the
+ * agnostic share so: KeyDiff's top agnostic/2 x C, then LagKV's up to agnostic x C.
  *
  * With `gatesFile` (TRIM-KV's learned retention gates, e.g. models/fixture-14m-trimkv), step 1 ranks by
  * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head, and
@@ -124,7 +125,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next (and the block agnosticScore ranks inside)' },
   { name: 'blockRank', type: 'boolean', default: true, description: 'with agnosticScore=keydiff: rank inside each block (every block the same share) or take the top raw scores over the whole text' },
   { name: 'span', type: 'integer', default: 1, min: 1, description: 'max-pool step 1\'s score over this many tokens (odd) before ranking, so a short statement is kept as a run; 1: off' },
-  { name: 'agnosticScore', type: 'string', default: 'lag', choices: ['lag', 'keydiff', 'mass'], description: 'step 1\'s score, ranked per partition: LagKV\'s, KeyDiff\'s key distinctness, or H2O\'s attention received' },
+  { name: 'agnosticScore', type: 'string', default: 'lag', choices: ['lag', 'keydiff', 'keydiff-lag', 'mass'], description: 'step 1\'s score, ranked per partition: LagKV\'s, KeyDiff\'s key distinctness, half KeyDiff\'s then half LagKV\'s picks, or H2O\'s attention received' },
   { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
   { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile or agnosticScore keydiff/mass: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
 ]
@@ -167,7 +168,10 @@ export const unionkv: PolicyDefinition = {
     if (gates) checkGates(gates, model, 'unionkv')
     if (gates && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: gatesFile scores tokens at prefill end only; every must be 0, got ${o.every}`)
     const lagShare = o.lagShare as number
-    const agnosticScore = o.agnosticScore as 'lag' | 'keydiff' | 'mass'
+    // keydiff-lag: KeyDiff's picks for the first half of the agnostic share, LagKV's for the second
+    const split = o.agnosticScore === 'keydiff-lag'
+    const agnosticScore = split ? 'keydiff' : (o.agnosticScore as 'lag' | 'keydiff' | 'mass')
+    if (split && (o.lagShare as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=keydiff-lag already splits the agnostic share with LagKV; lagShare must be 0, got ${o.lagShare}`)
     if (!o.blockRank && agnosticScore !== 'keydiff') throw new PolicyOptionValueError(`unionkv: blockRank=false needs agnosticScore=keydiff, got ${agnosticScore}`)
     // H2O's mass is captured over the prompt only: a decode-time recompression would rank stale sums
     if (agnosticScore === 'mass' && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=mass scores tokens at prefill end only; every must be 0, got ${o.every}`)
@@ -201,8 +205,10 @@ export const unionkv: PolicyDefinition = {
             const own = combine(layer, 'sum')
             return layer.map((_, h) => {
               const k = new Uint8Array(union.length)
-              if (agnostic > 0) fill(ctx.ops, agnosticOf(ctx, l, h, gates ? 'gates' : agnosticScore), k, Math.round(agnostic * C))
-              if (lagShare > 0) fill(ctx.ops, agnosticOf(ctx, l, h, 'lag'), k, Math.round((agnostic + lagShare) * C) - held(k))
+              const first = split && !gates ? agnostic / 2 : agnostic
+              if (first > 0) fill(ctx.ops, agnosticOf(ctx, l, h, gates ? 'gates' : agnosticScore), k, Math.round(first * C))
+              const second = split && !gates ? agnostic / 2 : lagShare
+              if (second > 0) fill(ctx.ops, agnosticOf(ctx, l, h, 'lag'), k, Math.round((first + second) * C) - held(k))
               if (contrasted) fill(ctx.ops, contrasted, k, Math.round(contrastShare * C))
               fill(ctx.ops, union, k, Math.round((1 - local) * C) - held(k))
               fill(ctx.ops, own, k, C - held(k))
