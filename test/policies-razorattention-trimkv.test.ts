@@ -248,7 +248,7 @@ describe('TRIM-KV', () => {
       const byLag = positions.filter((i) => !taken.has(i) && lagScore[i] > -Infinity).sort((a, b) => lagScore[b] - lagScore[a] || a - b).slice(0, C / 2)
       expect(Array.from(hd.keep)).toEqual([...taken, ...byLag].sort((a, b) => a - b))
     }
-    expect(() => createPolicy('unionkv:lagShare=0.25', m)).toThrow(/lagShare=0.25 needs gatesFile/)
+    expect(() => createPolicy('unionkv:lagShare=0.25,agnosticScore=lag', m)).toThrow(/lagShare=0.25 needs gatesFile/)
   })
 
   it('UnionKV refuses gates for another model and decode-time compression with gates, naming the values', () => {

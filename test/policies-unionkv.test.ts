@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createPolicy, PolicySpecError } from '../src/policies/registry.js'
 import { lagScores } from '../src/policies/lag-score.js'
 import { contrastVotes } from '../src/policies/unionkv.js'
+import { blocks, keyDiffScores, massScores, maxPoolScored, rankInBlocks } from '../src/policies/block-scores.js'
 import { disposeCaches, gauss, keptAfterPrefill, model, rng, snapScores, topIdx, world, type World } from './policies-reference.js'
 
 afterEach(disposeCaches)
@@ -46,7 +47,41 @@ function lagReference(x: number[][], v: number[][], sinks: number, lag: number):
 }
 
 /** the twin: stages 1-4 of unionkv.ts's box for every (layer, head), each taking the best tokens not kept yet */
-function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][] }): number[][][] {
+/** each slot's rank inside its block of `block` slots (the remainder joined to the last block) over the block's length, -1 before `sinks` */
+function blockRankReference(raw: number[], sinks: number, block: number): number[] {
+  const n = raw.length
+  const out = new Array(n).fill(-1)
+  const count = Math.max(1, Math.floor((n - sinks) / block))
+  for (let b = 0; b < count; b++) {
+    const from = sinks + b * block
+    const to = b === count - 1 ? n : from + block
+    const order = raw.slice(from, to).map((a, i) => [a, i]).sort((x, y) => x[0] - y[0] || x[1] - y[1])
+    order.forEach(([, i], r) => (out[from + i] = r / (to - from)))
+  }
+  return out
+}
+
+/** KeyDiff per block, straight from the paper's formula: -cos(k_i, mean key of i's block), ranked per block */
+function keyDiffReference(keys: number[][], sinks: number, block: number, ranked = true): number[] {
+  const n = keys.length
+  const count = Math.max(1, Math.floor((n - sinks) / block))
+  const raw = new Array(n).fill(0)
+  for (let b = 0; b < count; b++) {
+    const from = sinks + b * block
+    const rows = keys.slice(from, b === count - 1 ? n : from + block)
+    const mean = rows[0].map((_, c) => rows.reduce((a, r) => a + r[c], 0))
+    const norm = (x: number[]) => Math.sqrt(x.reduce((a, y) => a + y * y, 0))
+    rows.forEach((r, t) => (raw[from + t] = -r.reduce((a, x, c) => a + x * mean[c], 0) / (norm(r) * norm(mean))))
+  }
+  return ranked ? blockRankReference(raw, sinks, block) : raw.map((x, i) => (i < sinks ? -1 : x))
+}
+
+/** H2O's attention received per query that sees the slot (n - i of them), ranked per block */
+function massReference(mass: ArrayLike<number>, n: number, h: number, sinks: number, block: number): number[] {
+  return blockRankReference(Array.from({ length: n }, (_, i) => mass[h * n + i] / (n - i)), sinks, block)
+}
+
+function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number; lagShare?: number }): number[][][] {
   const votes = votesOf(w)
   const n = votes[0][0].length
   const take = (score: number[], count: number, into: Set<number>) => {
@@ -66,8 +101,21 @@ function unionReference(w: World, C: number, o: { local: number; contrast?: numb
     const k = new Set<number>()
     if (o.agnostic) {
       // unscored tokens (no lag partition after them) never enter this stage; the window always does
-      const lag = lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!).map((s, i) => (i >= n - W ? Infinity : s < 0 ? -Infinity : s))
+      const raw = o.score === 'keydiff' ? keyDiffReference(w.keys[l][h], 0, o.lag!, o.blockRank ?? true)
+        : o.score === 'mass' ? massReference(w.mass[l], n, h, 0, o.lag!)
+          : lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!)
+      // ranks are -1 where unscored; raw KeyDiff scores (in [-1, 1]) score every slot here (no sinks)
+      const ranked = o.score !== 'keydiff' || o.blockRank !== false
+      const scored = raw.map((s) => (ranked && s < 0 ? -Infinity : s))
+      // span: the best scored score within span/2 slots either side
+      const half = (o.span ?? 1) >> 1
+      const pooled = scored.map((s, i) => (s === -Infinity ? s : Math.max(...scored.slice(Math.max(0, i - half), i + half + 1))))
+      const lag = pooled.map((s, i) => (i >= n - W ? Infinity : s))
       take(lag, Math.round(o.agnostic * C), k)
+      if (o.lagShare) {
+        const lag2 = lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!).map((s, i) => (i >= n - W ? Infinity : s < 0 ? -Infinity : s))
+        take(lag2, Math.round((o.agnostic + o.lagShare) * C) - k.size, k)
+      }
     }
     if (contrasted) take(contrasted, Math.round(o.contrastShare! * C), k)
     take(maxOf(votes.flat()), Math.round((1 - o.local) * C) - k.size, k)
@@ -125,16 +173,85 @@ describe('UnionKV', () => {
       const C = 30
       const w = world(n, W, lag * 3 + n)
       const want = unionReference(w, C, { local: 0.25, agnostic, lag, values: valuesOf(w) })
-      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=${agnostic},lag=${lag}`, model)!, w)
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=${agnostic},lag=${lag},agnosticScore=lag`, model)!, w)
       expect(kept).toEqual(want)
       for (const layer of kept) for (const k of layer) expect(k.length).toBe(C)
     })
   }
+  for (const score of ['keydiff', 'mass'] as const) {
+    for (const [lag, agnostic, n] of [[8, 0.5, 100], [16, 0.75, 70], [32, 0.5, 63]] as const) {
+      it(`with agnosticScore=${score} each head first keeps its own top ${score} ranks per block (block ${lag}, share ${agnostic}, n ${n})`, () => {
+        const C = 30
+        const w = world(n, W, lag * 5 + n)
+        const want = unionReference(w, C, { local: 0.25, agnostic, lag, score })
+        const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=${agnostic},lag=${lag},agnosticScore=${score}`, model)!, w)
+        expect(kept).toEqual(want)
+        for (const layer of kept) for (const k of layer) expect(k.length).toBe(C)
+      })
+    }
+  }
+  for (const [lag, n] of [[8, 100], [16, 70]] as const) {
+    it(`with agnosticScore=keydiff,blockRank=false each head keeps its top raw KeyDiff scores over the whole text (block ${lag}, n ${n})`, () => {
+      // the window takes 16 of the share's 25 picks (its score is +Infinity)
+      const C = 50
+      const w = world(n, W, lag * 7 + n)
+      const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, score: 'keydiff', blockRank: false })
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},agnosticScore=keydiff,blockRank=false`, model)!, w)
+      expect(kept).toEqual(want)
+      // not the per-block picks: a block may give more than its share
+      expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, score: 'keydiff' }))
+    })
+  }
+  for (const [score, span, blockRank] of [['keydiff', 5, false], ['keydiff', 3, true], ['lag', 9, true]] as const) {
+    it(`with span=${span} max-pools the ${score} score before ranking (blockRank ${blockRank})`, () => {
+      const n = 100, C = 50, lag = 16
+      const w = world(n, W, span * 13 + (blockRank ? 1 : 0))
+      const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, score, blockRank, span, values: valuesOf(w) })
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},agnosticScore=${score},blockRank=${blockRank},span=${span}`, model)!, w)
+      expect(kept).toEqual(want)
+      expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, score, blockRank, values: valuesOf(w) }))
+    })
+  }
+  it('with its defaults takes a quarter of each head\'s budget by KeyDiff, then a quarter by LagKV, per partition of 128 (n 300)', () => {
+    const n = 300, C = 75
+    const w = world(n, W, 300)
+    const want = unionReference(w, C, { local: 0.25, agnostic: 0.25, lagShare: 0.25, lag: 128, score: 'keydiff', values: valuesOf(w) })
+    const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C}`, model)!, w)
+    expect(kept).toEqual(want)
+    expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 128, values: valuesOf(w) }))
+  })
+  for (const [agnostic, lagShare] of [[0.25, 0.25], [0.5, 0.25]] as const) {
+    it(`with agnosticScore=keydiff,lagShare=${lagShare} takes KeyDiff's ${agnostic} x C first, then LagKV's picks up to ${agnostic + lagShare} x C`, () => {
+      const n = 100, C = 60, lag = 16
+      const w = world(n, W, 41 + agnostic * 100)
+      const want = unionReference(w, C, { local: 0.25, agnostic, lag, score: 'keydiff', lagShare, values: valuesOf(w) })
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},agnostic=${agnostic},lagShare=${lagShare},agnosticScore=keydiff`, model)!, w)
+      expect(kept).toEqual(want)
+      expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic, lag, score: 'keydiff', values: valuesOf(w) }))
+    })
+  }
+  it('with agnosticScore=keydiff-lag splits the agnostic share: KeyDiff\'s half, then LagKV\'s', () => {
+    const n = 100, C = 60, lag = 16
+    const w = world(n, W, 77)
+    const want = unionReference(w, C, { local: 0.25, agnostic: 0.25, lag, score: 'keydiff', lagShare: 0.25, values: valuesOf(w) })
+    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},agnosticScore=keydiff-lag`, model)!, w)).toEqual(want)
+    expect(() => createPolicy('unionkv:agnosticScore=keydiff-lag,lagShare=0.1', model)).toThrow(/lagShare must be 0, got 0.1/)
+  })
+  it('asks the prefill for the attention mass only with agnosticScore=mass', () => {
+    expect(createPolicy('unionkv:agnosticScore=mass', model)!.needs.prefillAttentionMass).toBe(true)
+    expect(createPolicy('unionkv', model)!.needs.prefillAttentionMass).toBeFalsy()
+    expect(createPolicy('unionkv:agnosticScore=mass,agnostic=0', model)!.needs.prefillAttentionMass).toBeFalsy()
+    expect(() => createPolicy('unionkv:agnosticScore=mass,every=4', model)).toThrow(/every must be 0, got 4/)
+    expect(() => createPolicy('unionkv:agnosticScore=norm', model)).toThrow(/agnosticScore/)
+    expect(() => createPolicy('unionkv:span=4', model)).toThrow(/span must be odd, got 4/)
+    expect(() => createPolicy('unionkv:lagShare=0.25,agnosticScore=lag', model)).toThrow(/lagShare=0.25 needs gatesFile or agnosticScore other than lag/)
+    expect(() => createPolicy('unionkv:blockRank=false,agnosticScore=lag', model)).toThrow(/blockRank=false needs agnosticScore=keydiff, got lag/)
+  })
   it('with the contrast stage too, takes the LagKV share first, then the contrasted votes', () => {
     const n = 96, C = 32
     const w = world(n, W, 11)
     const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 16, values: valuesOf(w), contrast: 24, contrastShare: 0.25 })
-    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=0.5,lag=16,contrast=24`, model)!, w)).toEqual(want)
+    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=0.5,lag=16,contrast=24,agnosticScore=lag`, model)!, w)).toEqual(want)
   })
   it('names the bad option value before any work', () => {
     for (const [spec, bad] of [['unionkv:local=1.5', 'local'], ['unionkv:contrast=-4', 'contrast'], ['unionkv:agnostic=2', 'agnostic'], ['unionkv:lag=1', 'lag'], ['unionkv:kernel=4', 'kernel']]) {
@@ -160,6 +277,49 @@ describe('contrastVotes', () => {
     const c = contrastVotes(v, 16)
     expect(v[10]).toBeLessThan(v[63])
     expect(c[10]).toBeGreaterThan(c[63])
+  })
+})
+
+describe('block scores (block-scores.ts)', () => {
+  it('splits the slots after the sinks into blocks, the remainder joined to the last (hand-computed)', () => {
+    expect(blocks(23, 2, 8)).toEqual([[2, 10], [10, 23]])
+    expect(blocks(18, 2, 8)).toEqual([[2, 10], [10, 18]])
+    expect(blocks(7, 2, 8)).toEqual([[2, 7]])
+    expect(blocks(2, 2, 8)).toEqual([])
+  })
+  it('ranks inside each block, ties to the lower slot, the sinks unscored (hand-computed)', () => {
+    const s = Float32Array.of(9, 9, 3, 1, 2, 2, 5, 0, 4)
+    // sinks 2, block 3: blocks [2,5) and [5,9)
+    expect(Array.from(rankInBlocks(s, 9, 2, 3, -1))).toEqual([-1, -1, 2 / 3, 0, 1 / 3, 1 / 4, 3 / 4, 0, 2 / 4].map(Math.fround))
+  })
+  it('KeyDiff ranks first the key pointing away from its block\'s mean (hand-computed)', () => {
+    // block of 4 keys in 2-D: three along +x, one along -x; the mean points along +x
+    const keys = Float32Array.of(1, 0, 1, 0.1, -1, 0, 1, -0.1)
+    const s = keyDiffScores(keys, 4, 2, 0, 4, -1)
+    expect(s[2]).toBe(3 / 4)
+    expect(s[0]).toBe(0)
+  })
+  for (const [n, block, sinks] of [[40, 8, 0], [53, 8, 4], [100, 16, 2]] as const) {
+    it(`KeyDiff and H2O's mass match their plain references (n ${n}, block ${block}, sinks ${sinks})`, () => {
+      const r = rng(n * block + sinks)
+      const d = 6
+      const x = Array.from({ length: n }, () => Array.from({ length: d }, () => gauss(r)))
+      const got = keyDiffScores(Float32Array.from(x.flat()), n, d, sinks, block, -1)
+      expect(Array.from(got).map((a) => +a.toFixed(6))).toEqual(keyDiffReference(x, sinks, block).map((a) => +a.toFixed(6)))
+      const raw = keyDiffScores(Float32Array.from(x.flat()), n, d, sinks, block, -1, false)
+      const rawWant = keyDiffReference(x, sinks, block, false)
+      raw.forEach((a, i) => expect(Math.abs(a - rawWant[i])).toBeLessThan(1e-6))
+      const m = Float32Array.from({ length: n }, () => r() * 5)
+      expect(Array.from(massScores(m, n, sinks, block, -1)).map((a) => +a.toFixed(6))).toEqual(massReference(m, n, 0, sinks, block).map((a) => +a.toFixed(6)))
+    })
+  }
+})
+
+describe('maxPoolScored', () => {
+  it('takes the best scored neighbour within span/2, unscored slots neither give nor take (hand-computed)', () => {
+    const s = Float32Array.of(-Infinity, 0.2, 0.9, 0.1, -Infinity, 0.3, 0.5)
+    expect(Array.from(maxPoolScored(s, 3, -Infinity))).toEqual([-Infinity, 0.9, 0.9, 0.9, -Infinity, 0.5, 0.5].map(Math.fround))
+    expect(Array.from(maxPoolScored(s, 1, -Infinity))).toEqual(Array.from(s))
   })
 })
 

@@ -949,23 +949,38 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   agnostic?: number
   /**
-   * LagKV partition in tokens: each is scored against the next.
+   * LagKV partition in tokens: each is scored against the next (and the block agnosticScore ranks inside).
    * An integer; range x >= 2; default 128.
    */
   lag?: number
+  /**
+   * with agnosticScore=keydiff: rank inside each block (every block the same share) or take the top raw scores over the whole text.
+   * default true.
+   */
+  blockRank?: boolean
+  /**
+   * max-pool step 1's score over this many tokens (odd) before ranking, so a short statement is kept as a run; 1: off.
+   * An integer; range x >= 1; default 1.
+   */
+  span?: number
+  /**
+   * step 1's score, ranked per partition: LagKV's, KeyDiff's key distinctness, half KeyDiff's then half LagKV's picks, or H2O's attention received.
+   * default "keydiff-lag".
+   */
+  agnosticScore?: 'lag' | 'keydiff' | 'keydiff-lag' | 'mass'
   /**
    * TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV's score (prefill-end compression only).
    * unset by default.
    */
   gatesFile?: string
   /**
-   * with gatesFile: share of each head's budget chosen next by LagKV's score (step 1b); 0: off.
+   * with gatesFile or agnosticScore keydiff/mass: share of each head's budget chosen next by LagKV's score (step 1b); 0: off.
    * A number; range 0 <= x <= 1; default 0.
    */
   lagShare?: number
 }
 
-/** UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */
+/** UnionKV (kvkit): each head keeps its own KeyDiff and LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */
 export function unionkv(options: UnionkvOptions = {}): PolicyConfig {
   return policyConfig('unionkv', options)
 }

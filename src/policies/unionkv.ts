@@ -5,25 +5,46 @@
  * when all the others ignore it), each layer topping up from its own heads. C = floor(budget x prompt)
  * per head, as everywhere in kvkit.
  *
- *   lag[l,h,i] LagKV's rank of token i inside its partition of 128 tokens, scored against the next
- *             partition from keys and values alone (query-agnostic)                    (lag-score.ts)
+ *   a[l,h,i]   query-agnostic ranks of token i inside its partition of 128 tokens: KeyDiff's, minus the
+ *             cosine of its key to the block's mean key (the last block takes the remainder;
+ *             block-scores.ts), and LagKV's, scored against the next partition from keys and values
+ *             (lag-score.ts); `agnosticScore=keydiff-lag` (the default since issue 21) takes half the
+ *             share by each, `lag` or `keydiff` all of it by one
  *   v[l,h,i]  SnapKV's vote of token i at (layer l, KV head h): attention of the last w prompt queries
  *             (w = 16), mean over the KV head's query group, averaged over 9 positions      (observe.ts)
  *   keep      the first `sinks` tokens and the window (the last w tokens)
- *   1. each head (l,h):  its top agnostic x C tokens of lag[l,h,i] (default half the budget)
+ *   1. each head (l,h):  its top agnostic/2 x C tokens by KeyDiff, then its top of LagKV up to
+ *                        agnostic x C (default agnostic 0.5: a quarter of the budget each)
  *   2. if contrast > 0:  the top contrastShare x C of max_{l,h} v[l,h,i] / mean(v[l,h, i-span/2 .. i+span/2]),
  *                        the votes that stand out from their neighbourhood, not the recent ones
  *   3. up to (1 - local) x C:  the top of max_{l,h} v[l,h,i]              (the model-wide union)
  *   4. each layer l, up to C:  the top of sum_h v[l,h,i]                  (its own heads' top-up)
- * Each stage takes the highest tokens not kept yet (step 1 only scored ones: the last partition and the
- * remainder have no lag partition and are left to the votes). Every head stores exactly C tokens, so
+ * Each stage takes the highest tokens not kept yet (step 1 only scored ones: with LagKV's score the last
+ * partition and the remainder have no lag partition and are left to the votes). Every head stores exactly C tokens, so
  * the bytes are really freed (budget 0.25: 25% of the full cache's KV bytes).
  *
  * Why two shares: the votes come from the prompt's last queries, which hold the question only when it
  * is compressed with the context; a context compressed before the question arrives (a document reused
  * for many questions) has only its own last sentence to vote, and the votes then favour recent text.
- * LagKV's score needs no query and spreads its share evenly along the text (every partition ranks its
- * own tokens), so needles far from the end keep their tokens in both loops.
+ * The block ranks need no query and spread their share evenly along the text (every block ranks its
+ * own tokens), so needles far from the end keep their tokens in both loops. KeyDiff's rank (issue 21)
+ * keeps more of vt's chain statements' tokens (distinct keys: "VAR", capitals, digits among prose) and
+ * scores the text just before the window, where LagKV scores nothing (a passkey there was lost at
+ * 12.5%); alone it lost passkey samples that LagKV's picks keep (the digits), so the default takes
+ * both: passkey at 12.5% 16/16 in both loops on #0-15 (LagKV's share alone: 14/16), niah_single 6/8
+ * after (5/8), vt at 50% 3/8 (2/8); 9 outcomes won and 3 lost over the 8-16 samples a cell measured
+ * (BENCHMARKS.md "UnionKV: query-agnostic scores for vt"; 24-sample confirmation still to run).
+ *
+ * `agnosticScore` picks step 1's score (block-scores.ts), each ranked inside blocks of `lag` tokens:
+ * `lag` (LagKV's), `keydiff` (KeyDiff's, Park et al. 2025, arXiv 2504.15364: minus the cosine of the
+ * key to its block's mean key; its last block takes the remainder, so the text just before the window is
+ * scored too, where LagKV leaves it to the votes) or `mass` (H2O's attention received per query that
+ * sees the token; measured worse: it keeps the chain statements of vt less often than chance). With
+ * keydiff, `blockRank=false` ranks the raw cosines over the whole text instead of per block, and
+ * `span` > 1 max-pools step 1's score over a run of tokens before ranking (SnapKV's pooling), so that a
+ * short statement would be kept whole; both measured, neither helped (span=5 lost passkey samples).
+ * `lagShare` with keydiff adds LagKV's picks after KeyDiff's (step 1b below); `keydiff-lag` splits the
+ * agnostic share so: KeyDiff's top agnostic/2 x C, then LagKV's up to agnostic x C.
  *
  * With `gatesFile` (TRIM-KV's learned retention gates, e.g. models/fixture-14m-trimkv), step 1 ranks by
  * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head, and
@@ -40,6 +61,7 @@ import type { Ops } from '../backend/ops.js'
 import { budgetFrom, budgetOptions, topKIndices } from './budget.js'
 import { evictionPolicy } from './evict.js'
 import { lagScores } from './lag-score.js'
+import { keyDiffScores, massScores, maxPoolScored } from './block-scores.js'
 import { observationOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
 import { snapScorer } from './snapkv.js'
@@ -104,9 +126,12 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'contrast', type: 'integer', default: 0, min: 0, description: 'span in tokens of the neighbourhood a vote is divided by (step 2); 0: off' },
   { name: 'contrastShare', type: 'number', default: 0.25, min: 0, max: 1, description: 'share of the budget chosen by contrasted votes when contrast > 0' },
   { name: 'agnostic', type: 'number', default: 0.5, min: 0, max: 1, description: 'share of each head\'s budget it chooses by LagKV\'s query-agnostic score (step 1); 0: off (UnionKV before 2026-11-30)' },
-  { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next' },
+  { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next (and the block agnosticScore ranks inside)' },
+  { name: 'blockRank', type: 'boolean', default: true, description: 'with agnosticScore=keydiff: rank inside each block (every block the same share) or take the top raw scores over the whole text' },
+  { name: 'span', type: 'integer', default: 1, min: 1, description: 'max-pool step 1\'s score over this many tokens (odd) before ranking, so a short statement is kept as a run; 1: off' },
+  { name: 'agnosticScore', type: 'string', default: 'keydiff-lag', choices: ['lag', 'keydiff', 'keydiff-lag', 'mass'], description: 'step 1\'s score, ranked per partition: LagKV\'s, KeyDiff\'s key distinctness, half KeyDiff\'s then half LagKV\'s picks, or H2O\'s attention received' },
   { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
-  { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
+  { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile or agnosticScore keydiff/mass: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
 ]
 
 /**
@@ -130,13 +155,15 @@ function retentionScores(gates: TrimKVGates, ctx: PolicyContext, layer: number, 
 
 export const unionkv: PolicyDefinition = {
   name: 'unionkv',
-  description: 'UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads',
+  description: 'UnionKV (kvkit): each head keeps its own KeyDiff and LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads',
   stage: 'eviction',
   options: unionkvOptions,
   create(o, model) {
     const local = o.local as number
-    const span = o.contrast as number
-    const contrastShare = span > 0 ? (o.contrastShare as number) : 0
+    const contrastSpan = o.contrast as number
+    const contrastShare = contrastSpan > 0 ? (o.contrastShare as number) : 0
+    const span = o.span as number
+    if (span % 2 !== 1) throw new PolicyOptionValueError(`unionkv: span must be odd, got ${span}`)
     const agnostic = o.agnostic as number
     const sinks = o.sinks as number
     const window = o.window as number
@@ -145,29 +172,47 @@ export const unionkv: PolicyDefinition = {
     if (gates) checkGates(gates, model, 'unionkv')
     if (gates && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: gatesFile scores tokens at prefill end only; every must be 0, got ${o.every}`)
     const lagShare = o.lagShare as number
-    if (lagShare > 0 && !gates) throw new PolicyOptionValueError(`unionkv: lagShare=${lagShare} needs gatesFile (without gates, agnostic is LagKV's share)`)
-    const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag'): Float32Array => {
+    // keydiff-lag: KeyDiff's picks for the first half of the agnostic share, LagKV's for the second
+    const split = o.agnosticScore === 'keydiff-lag'
+    const agnosticScore = split ? 'keydiff' : (o.agnosticScore as 'lag' | 'keydiff' | 'mass')
+    if (split && !gates && (o.lagShare as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=keydiff-lag already splits the agnostic share with LagKV; lagShare must be 0, got ${o.lagShare}`)
+    if (!o.blockRank && agnosticScore !== 'keydiff') throw new PolicyOptionValueError(`unionkv: blockRank=false needs agnosticScore=keydiff, got ${agnosticScore}`)
+    // H2O's mass is captured over the prompt only: a decode-time recompression would rank stale sums
+    if (agnosticScore === 'mass' && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=mass scores tokens at prefill end only; every must be 0, got ${o.every}`)
+    if (lagShare > 0 && !gates && o.agnosticScore === 'lag') throw new PolicyOptionValueError(`unionkv: lagShare=${lagShare} needs gatesFile or agnosticScore other than lag (with lag, agnostic is LagKV's share)`)
+    const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag' | 'keydiff' | 'mass'): Float32Array => {
       const n = ctx.cache.length(l, h)
-      const s = by === 'gates' ? retentionScores(gates!, ctx, l, h) : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
-      s.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
-      return s
+      const s = by === 'gates' ? retentionScores(gates!, ctx, l, h)
+        : by === 'keydiff' ? keyDiffScores(ctx.cache.readKeys(l, h), n, model.headDim, sinks, lag, -Infinity, o.blockRank as boolean)
+          : by === 'mass' ? massScores(massOf(ctx, l, h, n), n, sinks, lag, -Infinity)
+            : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
+      const pooled = span > 1 && by !== 'gates' ? maxPoolScored(s, span, -Infinity) : s
+      pooled.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
+      return pooled
+    }
+    const massOf = (ctx: PolicyContext, l: number, h: number, n: number): Float32Array => {
+      const m = ctx.hooks[l]?.attentionMass
+      if (!m || m.length < model.kvHeads * n) throw new Error(`unionkv: layer ${l}: no attention mass for ${n} slots (needs.prefillAttentionMass)`)
+      return m.subarray(h * n, (h + 1) * n)
     }
     return evictionPolicy(() => {
       // per request: the scorer holds the decode-time observation window
       const scorer = snapScorer(o, model)
       return {
         name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...scorer,
-        needs: gates ? { ...scorer.needs, hiddenStates: true } : scorer.needs,
+        needs: { ...scorer.needs, ...(gates ? { hiddenStates: true } : {}), ...(agnosticScore === 'mass' && agnostic > 0 && !gates ? { prefillAttentionMass: true } : {}) },
         keepModel(ctx, votes, C) {
           const flat = votes.flat()
-          const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, span)), 'max') : null
+          const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, contrastSpan)), 'max') : null
           const union = combine(flat, 'max')
           return votes.map((layer, l) => {
             const own = combine(layer, 'sum')
             return layer.map((_, h) => {
               const k = new Uint8Array(union.length)
-              if (agnostic > 0) fill(ctx.ops, agnosticOf(ctx, l, h, gates ? 'gates' : 'lag'), k, Math.round(agnostic * C))
-              if (lagShare > 0) fill(ctx.ops, agnosticOf(ctx, l, h, 'lag'), k, Math.round((agnostic + lagShare) * C) - held(k))
+              const first = split && !gates ? agnostic / 2 : agnostic
+              if (first > 0) fill(ctx.ops, agnosticOf(ctx, l, h, gates ? 'gates' : agnosticScore), k, Math.round(first * C))
+              const second = split && !gates ? agnostic / 2 : lagShare
+              if (second > 0) fill(ctx.ops, agnosticOf(ctx, l, h, 'lag'), k, Math.round((first + second) * C) - held(k))
               if (contrasted) fill(ctx.ops, contrasted, k, Math.round(contrastShare * C))
               fill(ctx.ops, union, k, Math.round((1 - local) * C) - held(k))
               fill(ctx.ops, own, k, C - held(k))
