@@ -18,7 +18,7 @@ const MODEL = 'models/fixture-14m'
 const line = (what: string, value: string, extra = ''): void => console.log(`${what.padEnd(60)} ${value.padStart(14)}   ${extra}`)
 
 /** a cache of the model's shape holding n random tokens in every head */
-function filledCache(model: LlamaModel, n: number): PagedKVCache {
+export function filledCache(model: LlamaModel, n: number): PagedKVCache {
   const cache = model.newCache()
   const { kvHeads, headDim } = cache.options
   for (let l = 0; l < cache.options.layers; l++) {
@@ -91,6 +91,20 @@ function eviction(model: LlamaModel): void {
   line('eviction 64k / 4k (flat in n: ~1)', `${(at[65536] / at[4096]).toFixed(2)}x`, `16k / 4k ${(at[16384] / at[4096]).toFixed(2)}x`)
 }
 
+/** the one-shot decision of round `round`: a random quarter of each head's n slots kept, ascending */
+export function oneShotHeads(cache: PagedKVCache, n: number, round: number): { layer: number; head: number; keep: Int32Array }[] {
+  const { layers, kvHeads } = cache.options
+  const heads = []
+  for (let l = 0; l < layers; l++) {
+    for (let h = 0; h < kvHeads; h++) {
+      const score = randn(n, round * 131 + l * 17 + h)
+      const keep = Int32Array.from(Array.from(score.keys()).sort((a, b) => score[b] - score[a]).slice(0, n / 4)).sort()
+      heads.push({ layer: l, head: h, keep })
+    }
+  }
+  return heads
+}
+
 function oneShot(model: LlamaModel): void {
   console.log('\none-shot compaction to 25% at 4k tokens (random 25% of each head kept, order kept), fastest of 8 rounds')
   const n = 4096
@@ -102,15 +116,8 @@ function oneShot(model: LlamaModel): void {
   let bytes = 0
   for (let round = 0; round < 8; round++) {
     const cache = filledCache(model, n)
-    const { layers, kvHeads, headDim } = cache.options
-    const heads = []
-    for (let l = 0; l < layers; l++) {
-      for (let h = 0; h < kvHeads; h++) {
-        const score = randn(n, round * 131 + l * 17 + h)
-        const keep = Int32Array.from(Array.from(score.keys()).sort((a, b) => score[b] - score[a]).slice(0, n / 4)).sort()
-        heads.push({ layer: l, head: h, keep })
-      }
-    }
+    const { headDim } = cache.options
+    const heads = oneShotHeads(cache, n, round)
     // the kernel alone first, on twin caches (every kept row of every stream, keys and values): as the
     // store runs it (compactRowsKV, one pass a head), and as two compactRows calls a head (before ABI 1.6)
     for (const onePass of [true, false]) {

@@ -89,6 +89,26 @@ describe('Heap', () => {
     expect(heap.bytesLive).toBe(0)
   })
 
+  it('takes a Uint32Array batch (PageStore.drain) as it takes an array: same free list, same refusals, input untouched', () => {
+    const rand = rng(9)
+    const sizes = Array.from({ length: 200 }, () => 16 + Math.floor(rand() * 3000))
+    const { batched, oneByOne, a, b } = twinHeaps(sizes)
+    const gone = a.map((_, i) => i).filter((i) => i % 3 !== 1 || i > 190).sort(() => rand() - 0.5)
+    const typed = Uint32Array.from(gone, (i) => a[i])
+    const copy = typed.slice()
+    batched.releaseMany(typed)
+    expect(typed).toEqual(copy)
+    for (const i of gone) oneByOne.release(b[i])
+    expect(batched.bytesLive).toBe(oneByOne.bytesLive)
+    for (const s of sizes.slice(0, 150)) expect(batched.alloc(s)).toBe(oneByOne.alloc(s))
+    const heap = new Heap()
+    const ps = Array.from({ length: 10 }, () => heap.alloc(64))
+    expect(() => heap.releaseMany(Uint32Array.from([...ps, ps[9] + 16]))).toThrow(new RegExp(`${ps[9] + 16} is not a live allocation`))
+    expect(() => heap.releaseMany(Uint32Array.from([...ps, ps[2]]))).toThrow(new RegExp(`${ps[2]} is not a live allocation`))
+    expect(() => heap.releaseMany(Uint32Array.from([...ps, 0]))).toThrow(/\b0 is not a live allocation/)
+    for (const p of ps) expect(heap.sizeOf(p)).toBe(64)
+  })
+
   it('merges a batch into a free list that already holds blocks on both sides of it, as one release after another', () => {
     const rand = rng(11)
     const sizes = Array.from({ length: 120 }, () => 16 + Math.floor(rand() * 3000))

@@ -93,6 +93,36 @@ export class PageStore {
     } else page.host = null
   }
 
+  /**
+   * Drops one reference of every page in keys[from..] and values[from..] (a segment's pages past its new
+   * end), last page first, key before value: what `release` one by one does, with the pool list looked up
+   * once a run of pages of one size instead of once a page. The arrays are left as they are.
+   */
+  releaseTail(keys: readonly Page[], values: readonly Page[], from: number): void {
+    let bytes = -1
+    let list: number[] | undefined
+    for (let p = keys.length - 1; p >= from; p--) {
+      for (let r = 0; r < 2; r++) {
+        const page = r === 0 ? keys[p] : values[p]
+        // shared, host and released pages take the general path (and its checks)
+        if (page.refs !== 1 || page.tier !== 'wasm') {
+          this.release(page)
+          continue
+        }
+        if (page.bytes !== bytes) {
+          bytes = page.bytes
+          list = this.pools.get(bytes)
+          if (!list) this.pools.set(bytes, (list = []))
+        }
+        page.refs = 0
+        list!.push(page.ptr)
+        page.ptr = 0
+        this.live.wasm -= bytes
+        this.pooled += bytes
+      }
+    }
+  }
+
   /** a private copy of a shared page (copy-on-write), with one reference; the original loses one */
   unshare(page: Page): Page {
     if (page.refs === 1) return page
@@ -160,7 +190,17 @@ export class PageStore {
 
   /** returns every pooled page to the heap, so a smaller cache is smaller memory */
   drain(): void {
-    this.heap.releaseMany(([] as number[]).concat(...this.pools.values()))
+    if (this.pools.size === 0) return
+    // one typed array of every pooled pointer, no intermediate arrays (releaseMany sorts a copy)
+    let count = 0
+    for (const list of this.pools.values()) count += list.length
+    const ptrs = new Uint32Array(count)
+    let at = 0
+    for (const list of this.pools.values()) {
+      ptrs.set(list, at)
+      at += list.length
+    }
+    this.heap.releaseMany(ptrs)
     this.pools.clear()
     this.pooled = 0
   }

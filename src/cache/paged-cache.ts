@@ -454,37 +454,29 @@ export class PagedKVCache implements KVCache {
       const s = this.stream(l, h)
       return { n: s.n, pruned: s.pruned }
     })
-    for (const [i, hd] of decision.heads.entries()) {
-      const s = this.stream(hd.layer, hd.head)
-      const at = `apply: heads[${i}]`
-      if ((hd.merges?.length || hd.keyChannels) && s.segs.some((g) => g.tier !== 'wasm')) {
-        throw new CacheError(`${at}: merges and keyChannels need (layer ${hd.layer}, head ${hd.head}) in the 'wasm' tier`)
-      }
-      const packed = s.packedRows
-      if (packed) {
-        let j = 0
-        while (j < hd.keep.length && hd.keep[j] === j) j++
-        if (j < packed) throw new CacheError(`${at}: slot ${j} of (layer ${hd.layer}, head ${hd.head}) is packed (its first ${packed} slots are) and cannot be evicted`)
-        if (hd.keyChannels) throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) holds packed keys; prune channels before quantizing`)
-        for (const m of hd.merges ?? []) {
-          if (m.pivot < packed || m.members.some((x) => x < packed)) throw new CacheError(`${at}.merges: a merge touches the packed slots of (layer ${hd.layer}, head ${hd.head})`)
-        }
-      }
-      if (hd.keyChannels && s.segs.filter((g) => g.n > 0).length > 1) {
-        throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) must be one segment to be channel-pruned`)
-      }
+    // the checks below run once a head in code V8 has barely run (a one-shot compaction calls apply a
+    // handful of times): indexed loops, and the message prefix built only for an error
+    const heads = decision.heads
+    for (let i = 0; i < heads.length; i++) {
+      const hd = heads[i]
+      if (hd.merges?.length || hd.keyChannels || this.stream(hd.layer, hd.head).packedRows) this.checkHead(hd, `apply: heads[${i}]`)
     }
-    for (const [i, ev] of (decision.evictions ?? []).entries()) {
+    const evictions = decision.evictions ?? []
+    for (let i = 0; i < evictions.length; i++) {
+      const ev = evictions[i]
       const packed = this.stream(ev.layer, ev.head).packedRows
       if (packed && ev.evict?.[0] < packed) throw new CacheError(`apply: evictions[${i}] evicts slot ${ev.evict[0]} of (layer ${ev.layer}, head ${ev.head}), inside its ${packed} packed slots`)
     }
     const quantize = this.checkQuantize(decision)
-    const evictions = decision.evictions ?? []
-    const scratch = this.heap.alloc(Math.max(4, ...decision.heads.map((h) => h.keep.length), ...evictions.map((e) => 2 * e.evict.length), headDim) * 4)
+    // one scratch buffer for every head: the longest keep list (or eviction pairs, or channel list)
+    let scratchInts = Math.max(4, headDim)
+    for (let i = 0; i < heads.length; i++) scratchInts = Math.max(scratchInts, heads[i].keep.length)
+    for (let i = 0; i < evictions.length; i++) scratchInts = Math.max(scratchInts, 2 * evictions[i].evict.length)
+    const scratch = this.heap.alloc(scratchInts * 4)
     try {
-      for (const hd of decision.heads) this.applyHead(hd, scratch)
-      for (const ev of evictions) this.evictHead(ev, scratch)
-      for (const q of quantize) this.quantizeHead(q)
+      for (let i = 0; i < heads.length; i++) this.applyHead(heads[i], scratch)
+      for (let i = 0; i < evictions.length; i++) this.evictHead(evictions[i], scratch)
+      for (let i = 0; i < quantize.length; i++) this.quantizeHead(quantize[i])
     } finally {
       this.heap.release(scratch)
     }
@@ -492,28 +484,61 @@ export class PagedKVCache implements KVCache {
     this.store.drain()
   }
 
+  /** the checks of a head with merges, channel pruning or packed slots (`at` names it in errors) */
+  private checkHead(hd: HeadDecision, at: string): void {
+    const s = this.stream(hd.layer, hd.head)
+    if ((hd.merges?.length || hd.keyChannels) && s.segs.some((g) => g.tier !== 'wasm')) {
+      throw new CacheError(`${at}: merges and keyChannels need (layer ${hd.layer}, head ${hd.head}) in the 'wasm' tier`)
+    }
+    const packed = s.packedRows
+    if (packed) {
+      let j = 0
+      while (j < hd.keep.length && hd.keep[j] === j) j++
+      if (j < packed) throw new CacheError(`${at}: slot ${j} of (layer ${hd.layer}, head ${hd.head}) is packed (its first ${packed} slots are) and cannot be evicted`)
+      if (hd.keyChannels) throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) holds packed keys; prune channels before quantizing`)
+      for (const m of hd.merges ?? []) {
+        if (m.pivot < packed || m.members.some((x) => x < packed)) throw new CacheError(`${at}.merges: a merge touches the packed slots of (layer ${hd.layer}, head ${hd.head})`)
+      }
+    }
+    if (hd.keyChannels && s.segs.filter((g) => g.n > 0).length > 1) {
+      throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) must be one segment to be channel-pruned`)
+    }
+  }
+
   private applyHead(hd: HeadDecision, scratch: number): void {
     const s = this.stream(hd.layer, hd.head)
-    const merged = (hd.merges ?? []).map((m) => ({ pivot: m.pivot, rows: this.mergeRows(s, m) }))
-    // each segment keeps its share of the slots, compacted in place. Its share is found by binary search
-    // and the first segment's slots are already local (a view, no copy): a one-shot compaction runs this
-    // code a handful of times, mostly before the JIT has compiled it, so a loop per kept slot shows
-    let start = 0
-    let j = 0
-    for (const seg of s.segs) {
-      const from = j
-      j = lowerBound(hd.keep, start + seg.n)
-      const local = start === 0 ? hd.keep.subarray(from, j) : hd.keep.subarray(from, j).map((x) => x - start)
-      start += seg.n
-      seg.compact(local, scratch)
+    const keep = hd.keep
+    const nKept = keep.length
+    // merged rows are read before any row moves
+    const merged = hd.merges?.length ? hd.merges.map((m) => ({ pivot: m.pivot, rows: this.mergeRows(s, m) })) : null
+    // slots before the first one dropped stay where they are, rows and positions alike
+    let first = 0
+    while (first < nKept && keep[first] === first) first++
+    if (s.segs.length === 1) {
+      // one segment (the common case): its slots are the head's, the keep list goes to it as it is
+      s.segs[0].compact(keep, scratch)
+    } else {
+      // each segment keeps its share of the slots, compacted in place; its share is found by binary search
+      // and the first segment's slots are already local (a view, no copy)
+      let start = 0
+      let j = 0
+      for (const seg of s.segs) {
+        const from = j
+        j = lowerBound(keep, start + seg.n)
+        const local = start === 0 ? keep.subarray(from, j) : keep.subarray(from, j).map((x) => x - start)
+        start += seg.n
+        seg.compact(local, scratch)
+      }
     }
-    for (let i = 0; i < hd.keep.length; i++) s.pos[i] = s.pos[hd.keep[i]]
-    const nKept = hd.keep.length
+    const pos = s.pos
+    for (let i = first; i < nKept; i++) pos[i] = pos[keep[i]]
     // merged pivots: written where the pivot now sits (keep is ascending, so a binary search finds it)
-    for (const m of merged) {
-      if (!m.rows) continue
-      const { seg, row } = s.locate(lowerBound(hd.keep, m.pivot))
-      seg.overwriteRow(row, m.rows.k, m.rows.v)
+    if (merged) {
+      for (const m of merged) {
+        if (!m.rows) continue
+        const { seg, row } = s.locate(lowerBound(keep, m.pivot))
+        seg.overwriteRow(row, m.rows.k, m.rows.v)
+      }
     }
     if (hd.keyChannels && hd.keyChannels.upto > 0) {
       const whole = s.segs.find((g) => g.n > 0) ?? s.segs[0]
@@ -523,18 +548,18 @@ export class PagedKVCache implements KVCache {
       s.segs = [pruned, whole]
     }
     s.dropEmpty(this.options.kvDtype)
-    const extra = hd.extra ?? []
-    if (extra.length) {
+    const extra = hd.extra
+    if (extra?.length) {
       const tail = s.tail(() => this.newSegment(), this.options.kvDtype)
       tail.reserve(extra.length)
       for (const x of extra) tail.pushRow(x.key, 0, x.value, 0)
+      if (s.pos.length < nKept + extra.length) {
+        const grown = new Int32Array(Math.max(64, nKept + extra.length))
+        grown.set(s.pos.subarray(0, nKept))
+        s.pos = grown
+      }
+      for (let i = 0; i < extra.length; i++) s.pos[nKept + i] = extra[i].position
     }
-    if (s.pos.length < nKept + extra.length) {
-      const grown = new Int32Array(Math.max(64, nKept + extra.length))
-      grown.set(s.pos.subarray(0, nKept))
-      s.pos = grown
-    }
-    extra.forEach((x, i) => (s.pos[nKept + i] = x.position))
   }
 
   /** the quantization list, checked whole before any work (see HeadQuantization) */
