@@ -212,13 +212,13 @@ describe('UnionKV', () => {
       expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, score, blockRank, values: valuesOf(w) }))
     })
   }
-  it('with its defaults takes a quarter of each head\'s budget by KeyDiff, then a quarter by LagKV, per partition of 128 (n 300)', () => {
+  it('with its defaults takes the first half of each head\'s budget by LagKV ranked per partition of 128 (n 300)', () => {
     const n = 300, C = 75
     const w = world(n, W, 300)
-    const want = unionReference(w, C, { local: 0.25, agnostic: 0.25, lagShare: 0.25, lag: 128, score: 'keydiff', values: valuesOf(w) })
+    const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 128, values: valuesOf(w) })
     const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C}`, model)!, w)
     expect(kept).toEqual(want)
-    expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 128, values: valuesOf(w) }))
+    expect(kept).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.25, lagShare: 0.25, lag: 128, score: 'keydiff', values: valuesOf(w) }))
   })
   for (const [agnostic, lagShare] of [[0.25, 0.25], [0.5, 0.25]] as const) {
     it(`with agnosticScore=keydiff,lagShare=${lagShare} takes KeyDiff's ${agnostic} x C first, then LagKV's picks up to ${agnostic + lagShare} x C`, () => {

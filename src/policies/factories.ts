@@ -965,7 +965,7 @@ export interface UnionkvOptions extends BudgetSettings {
   span?: number
   /**
    * step 1's score, ranked per partition: LagKV's, KeyDiff's key distinctness, half KeyDiff's then half LagKV's picks, or H2O's attention received.
-   * default "keydiff-lag".
+   * default "lag".
    */
   agnosticScore?: 'lag' | 'keydiff' | 'keydiff-lag' | 'mass'
   /**
@@ -980,7 +980,7 @@ export interface UnionkvOptions extends BudgetSettings {
   lagShare?: number
 }
 
-/** UnionKV (kvkit): each head keeps its own KeyDiff and LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */
+/** UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */
 export function unionkv(options: UnionkvOptions = {}): PolicyConfig {
   return policyConfig('unionkv', options)
 }

@@ -5,16 +5,16 @@
  * when all the others ignore it), each layer topping up from its own heads. C = floor(budget x prompt)
  * per head, as everywhere in kvkit.
  *
- *   a[l,h,i]   query-agnostic ranks of token i inside its partition of 128 tokens: KeyDiff's, minus the
- *             cosine of its key to the block's mean key (the last block takes the remainder;
- *             block-scores.ts), and LagKV's, scored against the next partition from keys and values
- *             (lag-score.ts); `agnosticScore=keydiff-lag` (the default since issue 21) takes half the
- *             share by each, `lag` or `keydiff` all of it by one
+ *   a[l,h,i]   the query-agnostic rank of token i inside its partition of 128 tokens: LagKV's, scored
+ *             against the next partition from keys and values (`agnosticScore=lag`, the default;
+ *             lag-score.ts), or KeyDiff's, minus the cosine of its key to the block's mean key
+ *             (`keydiff`; its last block takes the remainder; block-scores.ts), or half by each
+ *             (`keydiff-lag`)
  *   v[l,h,i]  SnapKV's vote of token i at (layer l, KV head h): attention of the last w prompt queries
  *             (w = 16), mean over the KV head's query group, averaged over 9 positions      (observe.ts)
  *   keep      the first `sinks` tokens and the window (the last w tokens)
- *   1. each head (l,h):  its top agnostic/2 x C tokens by KeyDiff, then its top of LagKV up to
- *                        agnostic x C (default agnostic 0.5: a quarter of the budget each)
+ *   1. each head (l,h):  its top agnostic x C tokens of a[l,h,i] (default half the budget; with
+ *                        keydiff-lag KeyDiff's top agnostic/2 x C, then LagKV's up to agnostic x C)
  *   2. if contrast > 0:  the top contrastShare x C of max_{l,h} v[l,h,i] / mean(v[l,h, i-span/2 .. i+span/2]),
  *                        the votes that stand out from their neighbourhood, not the recent ones
  *   3. up to (1 - local) x C:  the top of max_{l,h} v[l,h,i]              (the model-wide union)
@@ -30,10 +30,10 @@
  * own tokens), so needles far from the end keep their tokens in both loops. KeyDiff's rank (issue 21)
  * keeps more of vt's chain statements' tokens (distinct keys: "VAR", capitals, digits among prose) and
  * scores the text just before the window, where LagKV scores nothing (a passkey there was lost at
- * 12.5%); alone it lost passkey samples that LagKV's picks keep (the digits), so the default takes
- * both: passkey at 12.5% 16/16 in both loops on #0-15 (LagKV's share alone: 14/16), niah_single 6/8
- * after (5/8), vt at 50% 3/8 (2/8); 9 outcomes won and 3 lost over the 8-16 samples a cell measured
- * (BENCHMARKS.md "UnionKV: query-agnostic scores for vt"; 24-sample confirmation still to run).
+ * 12.5%); alone it lost passkey samples that LagKV's picks keep (the digits). `keydiff-lag` takes both:
+ * on 8-16 tuning samples a cell it won 9 outcomes and lost 3, but on all 24 samples a task (72 prompts,
+ * both loops) it gains 1-3 points at 50% and 25% and loses 4-5 at 12.5% (niah_single), so LagKV's share
+ * stays the default (BENCHMARKS.md "UnionKV: query-agnostic scores for vt").
  *
  * `agnosticScore` picks step 1's score (block-scores.ts), each ranked inside blocks of `lag` tokens:
  * `lag` (LagKV's), `keydiff` (KeyDiff's, Park et al. 2025, arXiv 2504.15364: minus the cosine of the
@@ -129,7 +129,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'lag', type: 'integer', default: 128, min: 2, description: 'LagKV partition in tokens: each is scored against the next (and the block agnosticScore ranks inside)' },
   { name: 'blockRank', type: 'boolean', default: true, description: 'with agnosticScore=keydiff: rank inside each block (every block the same share) or take the top raw scores over the whole text' },
   { name: 'span', type: 'integer', default: 1, min: 1, description: 'max-pool step 1\'s score over this many tokens (odd) before ranking, so a short statement is kept as a run; 1: off' },
-  { name: 'agnosticScore', type: 'string', default: 'keydiff-lag', choices: ['lag', 'keydiff', 'keydiff-lag', 'mass'], description: 'step 1\'s score, ranked per partition: LagKV\'s, KeyDiff\'s key distinctness, half KeyDiff\'s then half LagKV\'s picks, or H2O\'s attention received' },
+  { name: 'agnosticScore', type: 'string', default: 'lag', choices: ['lag', 'keydiff', 'keydiff-lag', 'mass'], description: 'step 1\'s score, ranked per partition: LagKV\'s, KeyDiff\'s key distinctness, half KeyDiff\'s then half LagKV\'s picks, or H2O\'s attention received' },
   { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
   { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile or agnosticScore keydiff/mass: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
 ]
@@ -155,7 +155,7 @@ function retentionScores(gates: TrimKVGates, ctx: PolicyContext, layer: number, 
 
 export const unionkv: PolicyDefinition = {
   name: 'unionkv',
-  description: 'UnionKV (kvkit): each head keeps its own KeyDiff and LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads',
+  description: 'UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads',
   stage: 'eviction',
   options: unionkvOptions,
   create(o, model) {
