@@ -1,7 +1,7 @@
 import type { Heap } from '../backend/heap.js'
 import type { KernelBackend } from '../backend/backend.js'
 import { referenceKernels, type Kernels } from '../backend/reference/kernels.js'
-import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadQuantization, HeadSegment, HeadView, KVCache, KVCacheOptions, KeyRotation } from './types.js'
+import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadQuantization, HeadSegment, HeadView, KVCache, KVCacheOptions, KeyRotation, RowChanges } from './types.js'
 import { CacheError } from './errors.js'
 import { DEFAULT_GROUP, elementBytes, formatInfo, KV_DTYPES, SIGN_GROUPS, type KVDtype } from './formats.js'
 import { PageStore, type Page, type Tier, TIERS } from './page-store.js'
@@ -16,10 +16,24 @@ function isAppendSegment(s: Segment, kvDtype: KVDtype): boolean {
   return s.tier === 'wasm' && s.format === kvDtype && s.channels === null
 }
 
+/** changes a stream remembers (KVCache.changes): a consumer further behind redoes every slot */
+const CHANGE_LOG = 16
+
 /** One (layer, KV head) stream: segments in slot order, each slot's original position. */
 class Stream {
   segs: Segment[] = []
   pos = new Int32Array(64)
+  /** counts the changes to existing rows; log holds the newest CHANGE_LOG of them */
+  version = 0
+  log: RowChanges[] = []
+
+  /** slots [from, to) now hold other rows (nothing when from >= to) */
+  changed(from: number, to: number): void {
+    if (from >= to) return
+    this.version++
+    this.log.push({ version: this.version, from, to })
+    if (this.log.length > CHANGE_LOG) this.log.shift()
+  }
 
   get n(): number {
     let n = 0
@@ -97,6 +111,8 @@ class Stream {
     const f = new Stream()
     f.segs = this.segs.map((s) => s.fork())
     f.pos = this.pos.slice()
+    f.version = this.version
+    f.log = this.log.slice()
     return f
   }
 }
@@ -185,36 +201,69 @@ export class PagedKVCache implements KVCache {
     return this.readRows(layer, head, 'key')
   }
 
+  readKeyRange(layer: number, head: number, from: number, to: number): Float32Array {
+    const n = this.stream(layer, head).n
+    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to && to <= n)) throw new CacheError(`readKeyRange: [${from}, ${to}) is not a range of the ${n} slots of (layer ${layer}, head ${head})`)
+    return this.readRows(layer, head, 'key', from, to)
+  }
+
   readValues(layer: number, head: number): Float32Array {
     return this.readRows(layer, head, 'value')
   }
 
-  /** a head's keys or values as a fresh [n][headDim] array, from any tier (pruned key channels read as 0) */
-  private readRows(layer: number, head: number, role: 'key' | 'value'): Float32Array {
+  changes(layer: number, head: number, since: number): RowChanges {
+    const s = this.stream(layer, head)
+    if (!(Number.isInteger(since) && since >= 0 && since <= s.version)) throw new CacheError(`changes: since = ${since} is not a version of (layer ${layer}, head ${head}) (0..${s.version})`)
+    const { version, log } = s
+    if (since === version) return { version, from: 0, to: 0 }
+    // the oldest change remembered must be the one right after `since`
+    if (log[0].version > since + 1) return { version, from: 0, to: Infinity }
+    let from = Infinity
+    let to = 0
+    for (const c of log) {
+      if (c.version <= since) continue
+      from = Math.min(from, c.from)
+      to = Math.max(to, c.to)
+    }
+    return { version, from, to }
+  }
+
+  /**
+   * a head's keys or values of slots [from, to) (all by default) as a fresh [to - from][headDim] array,
+   * from any tier (pruned key channels read as 0)
+   */
+  private readRows(layer: number, head: number, role: 'key' | 'value', from = 0, to = Infinity): Float32Array {
     const s = this.stream(layer, head)
     const d = this.options.headDim
-    const out = new Float32Array(s.n * d)
+    to = Math.min(to, s.n)
+    const out = new Float32Array(Math.max(0, to - from) * d)
     let row = 0
+    let start = 0
     for (const seg of s.segs) {
-      if (seg.n === 0) continue
-      const values = seg.n * (seg.kd + seg.vd)
+      // the segment's rows inside [from, to), local to it
+      const a = Math.max(from, start) - start
+      const b = Math.min(to, start + seg.n) - start
+      start += seg.n
+      if (b <= a) continue
+      const m = b - a
+      const values = m * (seg.kd + seg.vd)
       const tmp = this.heap.alloc(values * 4 + 16)
       // float16 rows are fetched into the upper half of tmp, then widened into the whole of it
       const raw = seg.format === 'float16' ? tmp + values * 2 : tmp
       try {
         const kDst = tmp
-        const vDst = tmp + seg.n * seg.kd * 4
+        const vDst = tmp + m * seg.kd * 4
         // only the role asked for is fetched (a packed segment dequantizes only it)
-        seg.fetchRows(Array.from({ length: seg.n }, (_, i) => i), raw, raw + seg.n * seg.keyRowBytes, role === 'key', role === 'value')
+        seg.fetchRows(Array.from({ length: m }, (_, i) => a + i), raw, raw + m * seg.keyRowBytes, role === 'key', role === 'value')
         if (raw !== tmp) this.kernels.fromFloat16(raw, tmp, values)
         const F = this.heap.F32
         if (role === 'value' || !seg.channels) {
-          // whole rows: one copy of the segment's [n][d]
-          const from = (role === 'value' ? vDst : kDst) >> 2
-          out.set(F.subarray(from, from + seg.n * d), row * d)
-          row += seg.n
+          // whole rows: one copy of the segment's [m][d]
+          const at = (role === 'value' ? vDst : kDst) >> 2
+          out.set(F.subarray(at, at + m * d), row * d)
+          row += m
         } else {
-          for (let i = 0; i < seg.n; i++, row++) for (let c = 0; c < seg.kd; c++) out[row * d + seg.channels[c]] = F[(kDst >> 2) + i * seg.kd + c]
+          for (let i = 0; i < m; i++, row++) for (let c = 0; c < seg.kd; c++) out[row * d + seg.channels[c]] = F[(kDst >> 2) + i * seg.kd + c]
         }
       } finally {
         this.heap.release(tmp)
@@ -370,6 +419,7 @@ export class PagedKVCache implements KVCache {
     const { seg, row } = s.locate(slot)
     if (seg.channels) throw new CacheError(`overwrite: slot ${slot} of (layer ${layer}, head ${head}) is in the channel-pruned prefix`)
     seg.overwriteRow(row, key, value)
+    s.changed(slot, slot + 1)
   }
 
   /**
@@ -441,6 +491,7 @@ export class PagedKVCache implements KVCache {
         rotate!(seg.kTable, this.options.pageTokens, from, old, positions, Math.floor(i / this.options.kvHeads))
       }
       s.pos.set(positions, from)
+      s.changed(from, from + count)
     })
   }
 
@@ -514,6 +565,12 @@ export class PagedKVCache implements KVCache {
     // slots before the first one dropped stay where they are, rows and positions alike
     let first = 0
     while (first < nKept && keep[first] === first) first++
+    // what changed (for readers that cache per-page summaries): every slot from the first one not kept in
+    // place, or earlier where a merge or a channel pruning rewrites a row
+    let same = first
+    for (const m of hd.merges ?? []) same = Math.min(same, lowerBound(keep, m.pivot))
+    if (hd.keyChannels && hd.keyChannels.upto > 0) same = 0
+    s.changed(same, s.n)
     if (s.segs.length === 1) {
       // one segment (the common case): its slots are the head's, the keep list goes to it as it is
       s.segs[0].compact(keep, scratch)
@@ -611,6 +668,8 @@ export class PagedKVCache implements KVCache {
   private quantizeHead(q: HeadQuantization): void {
     const s = this.stream(q.layer, q.head)
     const packed = s.packedRows
+    // packed rows read back dequantized: other values than the float rows they replace
+    s.changed(packed, q.upto)
     let left = q.upto - packed
     while (left > 0) {
       // the first float rows (a channel-pruned prefix first), packed with their own key channels
@@ -640,6 +699,7 @@ export class PagedKVCache implements KVCache {
   /** order-free eviction: each segment fills its holes from its own end; positions follow the rows */
   private evictHead(ev: HeadEviction, scratch: number): void {
     const s = this.stream(ev.layer, ev.head)
+    if (ev.evict.length) s.changed(ev.evict[0], s.n)
     let start = 0
     let j = 0
     let removed = 0
@@ -718,6 +778,7 @@ export class PagedKVCache implements KVCache {
       return keep
     })
     this.streams.forEach((s, i) => {
+      s.changed(keepCounts[i], s.n)
       let left = keepCounts[i]
       for (const seg of s.segs) {
         const take = Math.min(seg.n, left)
@@ -771,6 +832,7 @@ export class PagedKVCache implements KVCache {
   clear(): void {
     this.alive()
     for (const s of this.streams) {
+      s.changed(0, s.n)
       for (const seg of s.segs) seg.truncate(0)
       s.dropEmpty(this.options.kvDtype)
     }

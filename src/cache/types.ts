@@ -182,6 +182,20 @@ export interface Decision {
  */
 export type TokenSelection = (Int32Array | null)[] & { rebuiltKeys?: number[] }
 
+/**
+ * What changed in one (layer, KV head) since an earlier `KVCache.changes` answer: slots [from, to) may
+ * hold other rows than they did then (an eviction, merge, quantization, overwrite, rollback, channel
+ * pruning, re-rotation), every other slot below the old length holds the same row. Appends are not
+ * counted: slots at or past the old length are new in any case. from >= to when nothing changed; from 0
+ * and to Infinity when the cache no longer remembers that far back.
+ */
+export interface RowChanges {
+  /** pass it to the next `changes` call of the same head */
+  version: number
+  from: number
+  to: number
+}
+
 export interface KVCache {
   readonly options: Required<KVCacheOptions>
   /** tokens stored for (layer, head) */
@@ -194,12 +208,20 @@ export interface KVCache {
   segments(layer: number, head: number): HeadSegment[]
   /** keys of a head as a fresh [n][d] array (for policies that need a copy; pruned channels read as 0) */
   readKeys(layer: number, head: number): Float32Array
+  /** keys of slots [from, to) of a head as a fresh [to - from][d] array (readKeys's rows, bit for bit) */
+  readKeyRange(layer: number, head: number, from: number, to: number): Float32Array
   readValues(layer: number, head: number): Float32Array
   /**
    * Appends T tokens to every KV head of a layer. k and v are [T][kvHeads][headDim] (the projection layout),
    * positions has T entries.
    */
   append(layer: number, k: Float32Array, v: Float32Array, positions: Int32Array): void
+  /**
+   * The slots of a head whose rows changed since `since` (a version an earlier call returned, 0 for the
+   * cache as created): a consumer that derives state from the rows (Quest's page bounds) redoes only
+   * those. The cache reports what changed and decides nothing.
+   */
+  changes(layer: number, head: number, since: number): RowChanges
   /** Carries out a decision; validates it whole first, so a bad decision changes nothing. */
   apply(decision: Decision): void
   bytes(): CacheBytes

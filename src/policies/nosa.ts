@@ -86,7 +86,7 @@ export const nosa: PolicyDefinition = {
         let selected = 0
         return {
           onApplied() {
-            bounds?.invalidate()
+            // the page bounds follow the cache's changed rows themselves (KVCache.changes)
             agnosticScores.clear()
             previous.clear()
           },

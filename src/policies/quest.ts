@@ -44,6 +44,23 @@ export function questPageScores(ctx: PolicyContext, bounds: PageBounds, layer: n
   }
 }
 
+/**
+ * Quest's selection for one layer: per KV head, the top `budget / page` pages by questPageScores (the
+ * newest page always among them), or null where the head holds no more pages than that.
+ */
+export function questSelect(ctx: PolicyContext, bounds: PageBounds, layer: number, query: Float32Array, budget: number): Selection {
+  const page = bounds.page
+  const kPages = Math.max(1, Math.floor(budget / page))
+  return Array.from({ length: ctx.model.kvHeads }, (_, g) => {
+    const n = ctx.cache.length(layer, g)
+    const pages = Math.ceil(n / page)
+    if (pages <= kPages) return null
+    const score = questPageScores(ctx, bounds, layer, g, query)
+    const top = topKIndices(ctx.ops, score.subarray(0, pages - 1), kPages - 1)
+    return pageSlots([...top, pages - 1], page, n)
+  })
+}
+
 export const quest: PolicyDefinition = {
   name: 'quest',
   description: 'Quest: per-step top pages by the query against per-page key bounds (kmax/kmin)',
@@ -59,22 +76,14 @@ export const quest: PolicyDefinition = {
     return selectionPolicy({
       name: 'quest',
       selector() {
+        // the bounds follow the cache's own record of changed rows (KVCache.changes), so an applied
+        // decision (an eviction, a KIVI step) costs the pages it touched, not a rebuild
         let bounds: PageBounds | null = null
         return {
-          onApplied: () => bounds?.invalidate(),
           select(ctx, layer, query): Selection | null {
             if (layer < dense) return null
             bounds ??= new PageBounds(ctx.ops.heap, page)
-            const B = selectionBudget(o, ctx.promptLength)
-            const kPages = Math.max(1, Math.floor(B / page))
-            return Array.from({ length: ctx.model.kvHeads }, (_, g) => {
-              const n = ctx.cache.length(layer, g)
-              const pages = Math.ceil(n / page)
-              if (pages <= kPages) return null
-              const score = questPageScores(ctx, bounds!, layer, g, query)
-              const top = topKIndices(ctx.ops, score.subarray(0, pages - 1), kPages - 1)
-              return pageSlots([...top, pages - 1], page, n)
-            })
+            return questSelect(ctx, bounds, layer, query, selectionBudget(o, ctx.promptLength))
           },
           dispose: () => bounds?.free(),
         }

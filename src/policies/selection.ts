@@ -4,7 +4,8 @@
  * attention path (`attendCache`'s `select`: the gathered kernel over the chosen slots, so a selection of
  * every slot is dense decode bit for bit). A selecting policy composes after eviction (`snapkv+quest`):
  * it selects over the slots eviction kept, and hears every applied decision, so state keyed by slot
- * (page bounds, a cached selection) is rebuilt when the slots move.
+ * (a cached selection) is rebuilt when the slots move; page bounds follow the cache's record of changed
+ * rows (KVCache.changes).
  *
  * This module is the shared machinery: the Selector interface each method implements, the policy
  * wrapper, the budget options and the window helpers (first tokens + chosen + last tokens).
