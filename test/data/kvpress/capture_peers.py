@@ -227,7 +227,9 @@ if CAPTURE: json.dump(meta, open(os.path.join(OUT, "meta_peers.json"), "w"))
 samples = [json.loads(l) for l in open(os.path.join(HERE, "prompts.jsonl"))]
 by_task = {}
 for s in samples: by_task.setdefault(s["task"], []).append(s)
-order = [x for group in zip(*by_task.values()) for x in group][SHARD::SHARDS]
+# round-robin over the tasks; zip() would stop at the task with fewest samples and drop the rest
+groups = list(by_task.values())
+order = [g[i] for i in range(max(map(len, groups))) for g in groups if i < len(g)][SHARD::SHARDS]
 PRESSES = {
     "LagKV": lambda r: LagKVPress(compression_ratio=r, n_sink=4, lag_size=128),
     "KVzip": lambda r: KVzipPress(compression_ratio=r),
