@@ -21,13 +21,16 @@ export function blocks(n: number, sinks: number, block: number): [number, number
   return out
 }
 
-/** each slot's rank inside its block over the block's length (ascending score, ties to the lower slot); others `unscored` */
+/** out[i] = the rank of slot i among slots [a, b) by score over b - a (ascending, ties to the lower slot); kvpress's per-partition rank */
+export function rankRange(score: Float32Array, a: number, b: number, out: Float32Array): void {
+  const idx = Array.from({ length: b - a }, (_, t) => a + t).sort((x, y) => score[x] - score[y] || x - y)
+  idx.forEach((i, r) => (out[i] = r / (b - a)))
+}
+
+/** each slot's rank inside its block over the block's length (rankRange); others `unscored` */
 export function rankInBlocks(score: Float32Array, n: number, sinks: number, block: number, unscored: number): Float32Array {
   const out = new Float32Array(n).fill(unscored)
-  for (const [a, b] of blocks(n, sinks, block)) {
-    const idx = Array.from({ length: b - a }, (_, t) => a + t).sort((x, y) => score[x] - score[y] || x - y)
-    idx.forEach((i, r) => (out[i] = r / (b - a)))
-  }
+  for (const [a, b] of blocks(n, sinks, block)) rankRange(score, a, b, out)
   return out
 }
 

@@ -9,6 +9,7 @@
  * The sinks and the tail (the last full partition and the remainder, which have no lag) are not scored
  * here: they get `unscored` and the caller decides.
  */
+import { rankRange } from './block-scores.js'
 
 /** kvpress's per-partition score of a [n][d] block of keys or values, added into `out` x `weight` */
 function lagRelative(x: Float32Array, d: number, start: number, parts: number, lag: number, out: Float32Array, weight: number): void {
@@ -58,10 +59,6 @@ export function lagScores(keys: Float32Array, values: Float32Array, n: number, d
   const score = new Float32Array(n)
   lagRelative(keys, d, sinks, parts, lag, score, 0.5)
   lagRelative(values, d, sinks, parts, lag, score, 0.5)
-  for (let p = 0; p < parts; p++) {
-    const from = sinks + p * lag
-    const idx = Array.from({ length: lag }, (_, t) => from + t).sort((a, b) => score[a] - score[b] || a - b)
-    idx.forEach((i, r) => (out[i] = r / lag))
-  }
+  for (let p = 0; p < parts; p++) rankRange(score, sinks + p * lag, sinks + (p + 1) * lag, out)
   return out
 }
