@@ -55,6 +55,9 @@ const CASES: { spec: () => string; name: string; window: number; scope: Scope; b
   { name: 'unionkv', spec: () => 'unionkv:window=8,sinks=2,contrast=8,agnostic=0.25,lag=4', window: 8, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => `unionkv:window=8,agnostic=0.75,gatesFile=${gates}`, window: 8, scope: 'head', budgeted: true },
   { name: 'unionkv', spec: () => `unionkv:window=8,agnostic=0.5,lagShare=0.25,lag=4,gatesFile=${gates}`, window: 8, scope: 'head', budgeted: true },
+  { name: 'unionkv', spec: () => 'unionkv:window=8,agnosticScore=keydiff-lag,lag=4', window: 8, scope: 'head', budgeted: true },
+  { name: 'unionkv', spec: () => 'unionkv:window=8,agnosticScore=keydiff,blockRank=false,span=3,lag=4', window: 8, scope: 'head', budgeted: true },
+  { name: 'unionkv', spec: () => 'unionkv:window=8,agnosticScore=mass,lag=4', window: 8, scope: 'head', budgeted: true },
   // selection keeps every token (its budget is what a decode step attends to, pinned in selection.test.ts)
   { name: 'tokenselect', spec: () => 'tokenselect:tokens=4,first=1,last=1', window: 0, scope: 'none', budgeted: false },
   { name: 'quest', spec: () => 'quest:tokens=4,page=2,dense=1', window: 0, scope: 'none', budgeted: false },
@@ -147,7 +150,7 @@ describe('policy promises on short prompts', () => {
         }
       }
     }
-    // 23 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think, the 7 selection specs, kivi, mikv and vidkv x 8 lengths
-    expect(cases).toBe(988)
+    // 26 specs x 8 lengths (tova: 4 distinct) x 5 budgets; think, the 7 selection specs, kivi, mikv and vidkv x 8 lengths
+    expect(cases).toBe(1108)
   })
 })
