@@ -228,15 +228,40 @@ export class PagedKVCache implements KVCache {
     return { version, from, to }
   }
 
+  readKeysInto(layer: number, head: number, from: number, to: number, dst: number): void {
+    const n = this.stream(layer, head).n
+    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to && to <= n)) throw new CacheError(`readKeysInto: [${from}, ${to}) is not a range of the ${n} slots of (layer ${layer}, head ${head})`)
+    if (!(Number.isInteger(dst) && dst > 0 && dst % 4 === 0)) throw new CacheError(`readKeysInto: dst = ${dst} is not a 4-byte aligned arena pointer`)
+    this.readRowsTo(layer, head, 'key', from, to, dst)
+  }
+
   /**
    * a head's keys or values of slots [from, to) (all by default) as a fresh [to - from][headDim] array,
    * from any tier (pruned key channels read as 0)
    */
   private readRows(layer: number, head: number, role: 'key' | 'value', from = 0, to = Infinity): Float32Array {
+    const d = this.options.headDim
+    to = Math.min(to, this.stream(layer, head).n)
+    const m = Math.max(0, to - from)
+    const buf = this.heap.alloc(m * d * 4 + 16)
+    try {
+      this.readRowsTo(layer, head, role, from, to, buf)
+      return this.heap.F32.slice(buf >> 2, (buf >> 2) + m * d)
+    } finally {
+      this.heap.release(buf)
+    }
+  }
+
+  /**
+   * readRows into arena memory at dst ([to - from][headDim] floats): float32 rows and packed rows (through
+   * the get-rows kernels) land there directly, float16 rows are widened there, channel-pruned keys are
+   * scattered with zeros. No JavaScript array in between: a fresh one costs its first-touch page faults
+   * (about 14 ms per 4 MiB on the dev machine's VM), more than the copy.
+   */
+  private readRowsTo(layer: number, head: number, role: 'key' | 'value', from: number, to: number, dst: number): void {
     const s = this.stream(layer, head)
     const d = this.options.headDim
     to = Math.min(to, s.n)
-    const out = new Float32Array(Math.max(0, to - from) * d)
     let row = 0
     let start = 0
     for (const seg of s.segs) {
@@ -246,6 +271,16 @@ export class PagedKVCache implements KVCache {
       start += seg.n
       if (b <= a) continue
       const m = b - a
+      const rows = new Int32Array(m)
+      for (let i = 0; i < m; i++) rows[i] = a + i
+      const at = dst + row * d * 4
+      row += m
+      const whole = role === 'value' || !seg.channels
+      if (whole && seg.format !== 'float16') {
+        // float32 or packed rows of the role asked for, straight into place (a packed segment dequantizes only it)
+        seg.fetchRows(rows, at, at, role === 'key', role === 'value')
+        continue
+      }
       const values = m * (seg.kd + seg.vd)
       const tmp = this.heap.alloc(values * 4 + 16)
       // float16 rows are fetched into the upper half of tmp, then widened into the whole of it
@@ -253,23 +288,19 @@ export class PagedKVCache implements KVCache {
       try {
         const kDst = tmp
         const vDst = tmp + m * seg.kd * 4
-        // only the role asked for is fetched (a packed segment dequantizes only it)
-        seg.fetchRows(Array.from({ length: m }, (_, i) => a + i), raw, raw + m * seg.keyRowBytes, role === 'key', role === 'value')
+        seg.fetchRows(rows, raw, raw + m * seg.keyRowBytes, role === 'key', role === 'value')
         if (raw !== tmp) this.kernels.fromFloat16(raw, tmp, values)
         const F = this.heap.F32
-        if (role === 'value' || !seg.channels) {
-          // whole rows: one copy of the segment's [m][d]
-          const at = (role === 'value' ? vDst : kDst) >> 2
-          out.set(F.subarray(at, at + m * d), row * d)
-          row += m
-        } else {
-          for (let i = 0; i < m; i++, row++) for (let c = 0; c < seg.kd; c++) out[row * d + seg.channels[c]] = F[(kDst >> 2) + i * seg.kd + c]
+        const o = at >> 2
+        if (whole) F.copyWithin(o, (role === 'value' ? vDst : kDst) >> 2, ((role === 'value' ? vDst : kDst) >> 2) + m * d)
+        else {
+          F.fill(0, o, o + m * d)
+          for (let i = 0; i < m; i++) for (let c = 0; c < seg.kd; c++) F[o + i * d + seg.channels![c]] = F[(kDst >> 2) + i * seg.kd + c]
         }
       } finally {
         this.heap.release(tmp)
       }
     }
-    return out
   }
 
   /** one layer's keys and values of every head as fresh [n][kvHeads][headDim] arrays (append's layout); heads of equal length */

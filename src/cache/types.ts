@@ -212,6 +212,12 @@ export interface KVCache {
   readKeyRange(layer: number, head: number, from: number, to: number): Float32Array
   readValues(layer: number, head: number): Float32Array
   /**
+   * keys of slots [from, to) of a head written as [to - from][d] floats into arena memory at byte `dst`
+   * (4-aligned, room for them): readKeyRange's rows bit for bit, without a JavaScript array between (what
+   * selection over packed or multi-segment heads reads every step). CacheError on a bad range or pointer.
+   */
+  readKeysInto(layer: number, head: number, from: number, to: number, dst: number): void
+  /**
    * Appends T tokens to every KV head of a layer. k and v are [T][kvHeads][headDim] (the projection layout),
    * positions has T entries.
    */

@@ -86,7 +86,8 @@ export class PageBounds {
   private recompute(ctx: PolicyContext, layer: number, head: number, h: HeadBounds, first: number, end: number): void {
     const rows = end - first * this.page
     if (rows <= 0) return
-    const buf = this.heap.f32From(ctx.cache.readKeyRange(layer, head, first * this.page, end))
+    const buf = this.heap.allocF32(rows * ctx.model.headDim)
+    ctx.cache.readKeysInto(layer, head, first * this.page, end, buf.ptr)
     const kv = contiguousView(buf, rows, ctx.model.headDim)
     try {
       this.write(ctx, h, first, kv)

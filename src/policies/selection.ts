@@ -128,9 +128,9 @@ export function keyView(ctx: PolicyContext, layer: number, head: number): { view
   const segs = ctx.cache.segments(layer, head)
   const s = segs[0]
   if (segs.length === 1 && s.tier === 'wasm' && s.format === 'float32' && s.channels === null) return { view: s, done: () => {} }
-  const keys = ctx.cache.readKeys(layer, head)
   const n = ctx.cache.length(layer, head)
-  const buf = ctx.ops.heap.f32From(keys)
+  const buf = ctx.ops.heap.allocF32(Math.max(1, n * ctx.model.headDim))
+  ctx.cache.readKeysInto(layer, head, 0, n, buf.ptr)
   const v = contiguousView(buf, n, ctx.model.headDim)
   return { view: v, done: () => { v.free(); buf.free() } }
 }
