@@ -3,10 +3,11 @@
 //   fixture's cache shape, against a decode step at 4k, and the order-preserving `keep` path it replaces;
 // - a one-shot compaction to 25% at 4k: bytes moved per second against memory.copy's, and what bounds
 //   it (the kernel over one contiguous stream, against memory.copy of the kept bytes and of them all);
+// - reading every key of a 16k KIVI-2 cache back into the arena: readKeysInto against fresh arrays;
 // - the decode step through the synchronous arena path against stepAsync (the asynchronous seam), and
 //   with every page in the host tier; dense decode against selected decode over every token;
 // - `h2o:budget=0.5,every=1` decode step against the full cache's, on a 3000-token prompt.
-//   npm run build && node dist/bench/store.js [section ...]   (sections: eviction oneshot bound seam h2o; default all)
+//   npm run build && node dist/bench/store.js [section ...]   (sections: eviction oneshot bound readback seam h2o; default all)
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
@@ -214,6 +215,49 @@ function gatherBound(model: LlamaModel): void {
   line('memory.copy of all 32 MiB the kept rows lie in', `${best['copy all'].toFixed(3)} ms`, `${(kept / best['copy all']).toFixed(2)} of memory.copy speed on the kept bytes`)
 }
 
+/**
+ * Reading every key of a 16k-token KIVI-2 cache back as floats (what Quest's page bounds and TokenSelect's
+ * scoring do over packed heads): into a fresh array then copied into the arena (readKeys + f32From, the
+ * path before readKeysInto), against readKeysInto (straight into arena memory), and memory.copy of the
+ * float bytes that come out (the yardstick); fastest of 5 rounds, alternating.
+ */
+function readBack(model: LlamaModel): void {
+  const n = 16384
+  console.log(`\nreading back every key of a ${n}-token cache packed by KIVI-2 (the 128 newest tokens float32), fastest of 5 rounds`)
+  const cache = filledCache(model, n)
+  const { layers, kvHeads, headDim: d } = cache.options
+  const heads: { layer: number; head: number }[] = []
+  for (let l = 0; l < layers; l++) for (let h = 0; h < kvHeads; h++) heads.push({ layer: l, head: h })
+  cache.apply({ heads: [], quantize: heads.map((x) => ({ ...x, upto: Math.floor((n - 128) / 32) * 32, keys: 'int2' as const, values: 'int2' as const })) })
+  const heap = model.backend.heap
+  const dst = heap.allocF32(n * d)
+  const src = heap.allocF32(n * d)
+  const best = { array: Infinity, into: Infinity, copy: Infinity }
+  const time = (k: keyof typeof best, f: () => void) => {
+    const t0 = performance.now()
+    f()
+    best[k] = Math.min(best[k], performance.now() - t0)
+  }
+  for (let round = 0; round < 5; round++) {
+    time('array', () => {
+      for (const { layer, head } of heads) heap.f32From(cache.readKeys(layer, head)).free()
+    })
+    time('into', () => {
+      for (const { layer, head } of heads) cache.readKeysInto(layer, head, 0, n, dst.ptr)
+    })
+    time('copy', () => {
+      for (let i = 0; i < heads.length; i++) model.backend.copyBytes(dst.ptr, src.ptr, n * d * 4)
+    })
+  }
+  dst.free()
+  src.free()
+  cache.dispose()
+  const mib = (heads.length * n * d * 4) / 2 ** 20
+  line(`memory.copy of the ${mib.toFixed(0)} MiB of floats (yardstick)`, `${best.copy.toFixed(2)} ms`)
+  line('readKeys into fresh arrays, then into the arena', `${best.array.toFixed(2)} ms`, `${(best.copy / best.array).toFixed(3)} of memory.copy speed`)
+  line('readKeysInto, straight into the arena', `${best.into.toFixed(2)} ms`, `${(best.copy / best.into).toFixed(3)} of memory.copy speed; ${(best.array / best.into).toFixed(1)}x the fresh arrays`)
+}
+
 /** the synchronous arena path against the awaited one, and the dense decode kernel against the one it replaced */
 async function seam(model: LlamaModel): Promise<void> {
   console.log('\nthe asynchronous seam, 4k tokens, fastest of 12 alternating steps')
@@ -317,7 +361,7 @@ function countRowsMoved(policy: Policy, onStep: (rows: number) => void): Policy 
   }
 }
 
-const SECTIONS: Record<string, (model: LlamaModel) => void | Promise<void>> = { eviction, oneshot: oneShot, bound: gatherBound, seam, h2o: h2oStep }
+const SECTIONS: Record<string, (model: LlamaModel) => void | Promise<void>> = { eviction, oneshot: oneShot, bound: gatherBound, readback: readBack, seam, h2o: h2oStep }
 
 /** runs the named sections (all by default), so one figure can be measured again without the rest */
 export async function run(only: string[] = []): Promise<void> {
