@@ -30,14 +30,15 @@ const BOOK = 'data/books/Pride_and_Prejudice_JaneAusten.txt'
 /** kvkit policies in the table: full, and the best eviction policy of the accuracy tables (UnionKV at 25%) */
 const KVKIT_POLICIES = ['full', 'unionkv:budget=0.25']
 /**
- * The selection policies at a prompt length: TokenSelect, Quest, and Quest over KIVI's 2-bit pages (the
- * lightest KIVI setting whose accuracy held: BENCHMARKS, "Quantized KV storage"), which holds fewer KV
- * bytes than llama.cpp's Q8_0 cache (8.5 bits a value). Budget: 512 tokens up to 4k (the accuracy
- * tables' setting), 2048 past it (the selection e2e bench's setting at 16k).
+ * The selection policies at a prompt length: TokenSelect, Quest, and Quest over KIVI's 2-bit and 4-bit
+ * pages, which hold fewer KV bytes than llama.cpp's Q8_0 cache (8.5 bits a value; KIVI-2 about 3, KIVI-4
+ * about 5 with their float16 group metadata). KIVI-4 under Quest is the one whose accuracy at 4096 is at
+ * least Q8_0's on 24 samples a task (BENCHMARKS, "Peers", accuracy). Budget: 512 tokens up to 4k (the
+ * accuracy tables' setting), 2048 past it (the selection e2e bench's setting at 16k).
  */
 export function selectionPolicies(length: number): string[] {
   const t = length <= 4096 ? 512 : 2048
-  return [`tokenselect:tokens=${t},first=32,last=64`, `quest:tokens=${t}`, `kivi:bits=2+quest:tokens=${t}`]
+  return [`tokenselect:tokens=${t},first=32,last=64`, `quest:tokens=${t}`, `kivi:bits=2+quest:tokens=${t}`, `kivi:bits=4+quest:tokens=${t}`]
 }
 /** onnxruntime runs up to this length: its attention materialises [heads, T, T] float32 at prefill (the fixture at 16k: 6 GiB a layer) */
 const ONNX_MAX_LENGTH = 4096
