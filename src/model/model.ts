@@ -83,7 +83,7 @@ export class LlamaModel implements Model {
   }
 
   private alive(): void {
-    if (this.disposed) throw new ModelInputError('model used after dispose()')
+    if (this.disposed) throw new ModelDisposedError('model used after dispose()')
   }
 
   /** token ids as given, checked against the vocabulary */
@@ -235,6 +235,10 @@ export class LlamaModel implements Model {
     const stop = options.stop ?? []
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('generate: signal must be an AbortSignal')
+    // a seed that is not an integer would be floored (NaN to 0) into another seed's draws, silently
+    if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new ModelInputError(`generate: seed must be an integer, got ${options.seed}`)
+    // checked here, not at the first streamed token, after the prefill has run
+    if (options.onToken !== undefined && typeof options.onToken !== 'function') throw new ModelInputError(`generate: onToken must be a function, got ${typeof options.onToken}`)
     if (options.onKept !== undefined && typeof options.onKept !== 'function') throw new ModelInputError(`generate: onKept must be a function, got ${typeof options.onKept}`)
     if (options.onLogits !== undefined && typeof options.onLogits !== 'function') throw new ModelInputError(`generate: onLogits must be a function, got ${typeof options.onLogits}`)
     // a bad policy setting fails here, at the call, before any work

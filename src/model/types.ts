@@ -79,6 +79,7 @@ export interface GenerateOptions {
   temperature?: number
   topP?: number
   topK?: number
+  /** the sampling draws' seed, an integer (default 0); another value is refused with ModelInputError */
   seed?: number
   /** stop strings: generation ends at the first occurrence of one anywhere in the text (it is not returned) */
   stop?: string[]
