@@ -92,12 +92,15 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
   const specs = opts.policies.map((p) => (isPolicyConfig(p) ? p.spec : p))
   if (specs.length === 0) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
+  onlyOnce('policy', specs, fail)
   if (opts.question !== undefined && opts.question !== 'with' && opts.question !== 'after') fail(`question must be "with" or "after", got ${JSON.stringify(opts.question)}`)
   if (opts.kvDtype !== undefined && !KV_DTYPES.includes(opts.kvDtype)) fail(`kvDtype must be one of ${KV_DTYPES.join(', ')}, got ${JSON.stringify(opts.kvDtype)}`)
   if (opts.prompts !== undefined) return planFromPrompts(opts, specs, fail)
   if (opts.tasks.length === 0) fail(`no task given (tasks: ${TASK_NAMES.join(', ')})`)
   for (const t of opts.tasks) if (!isTaskName(t)) fail(`unknown task ${JSON.stringify(t)} (tasks: ${TASK_NAMES.join(', ')})`)
+  onlyOnce('task', opts.tasks, fail)
   if (opts.lengths.length === 0) fail('no length given')
+  onlyOnce('length', opts.lengths, fail)
   if (!Number.isInteger(opts.samples) || opts.samples < 1) fail(`samples must be a positive integer, got ${opts.samples}`)
   const seed = opts.seed ?? DEFAULT_SEED
   if (!Number.isInteger(seed) || seed < 0) fail(`seed must be a non-negative integer, got ${seed}`)
@@ -131,6 +134,15 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   const jobs = Array.from({ length: opts.samples }, (_, i) => opts.tasks.flatMap((task) => opts.lengths.map((length) =>
     ({ policies: specs, sharePrefill, task: task as TaskName, length, index: first + i, seed, question: opts.question, ...(facts.diffusion ? { diffusion: opts.diffusion ?? {} } : {}) })))).flat()
   return { jobs, cells }
+}
+
+/**
+ * Refuses a value given twice: a policy, task or length given twice would run its cells twice, and the
+ * two runs would count as one cell (printed twice) with twice the samples asked for.
+ */
+function onlyOnce<T>(what: string, values: readonly T[], fail: (m: string) => never): void {
+  const twice = values.find((v, i) => values.indexOf(v) !== i)
+  if (twice !== undefined) fail(`${what} ${JSON.stringify(twice)} is given twice`)
 }
 
 /** a diffusion model's decoding caches and options, before any model loads */
