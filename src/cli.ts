@@ -69,11 +69,21 @@ const BACKENDS: BackendName[] = ['wasm', 'webgpu', 'auto', 'reference']
 type Values = { [name: string]: string | string[] | boolean | undefined }
 
 function parse(args: string[], options: ParseArgsConfig['options']): { values: Values } {
+  let parsed
   try {
-    return { values: parseArgs({ args, options, strict: true, allowPositionals: false }).values as Values }
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true })
   } catch (e) {
     throw new UsageError((e as Error).message.split('\n')[0])
   }
+  // parseArgs keeps the last of a repeated single-value option: `generate --policy a --policy b` would
+  // run b alone, where eval's --policy runs both
+  const seen = new Set<string>()
+  for (const t of parsed.tokens as { kind: string; name?: string }[]) {
+    if (t.kind !== 'option' || t.name === undefined || options?.[t.name]?.multiple) continue
+    if (seen.has(t.name)) throw new UsageError(`--${t.name} is given twice (it takes one value)`)
+    seen.add(t.name)
+  }
+  return { values: parsed.values as Values }
 }
 
 function int(name: string, raw: string | undefined, fallback?: number): number {
