@@ -21,7 +21,8 @@ export function isPolicyConfig(x: unknown): x is PolicyConfig {
 }
 
 function formatValue(name: string, key: string, v: OptionValue): string {
-  const s = String(v)
+  // a large number prints as 1e+21, whose + would split the spec; 1e21 reads back as the same number
+  const s = typeof v === 'number' ? String(v).replace('e+', 'e') : String(v)
   // a value a spec string could not carry would not read back as the same setting
   if (s === '' || /[,=+:\s]/.test(s)) throw new PolicySpecError(`${name}: option ${key}=${JSON.stringify(v)} cannot be written in a spec string (no , = + : or spaces)`)
   return s
