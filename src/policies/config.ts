@@ -23,8 +23,11 @@ export function isPolicyConfig(x: unknown): x is PolicyConfig {
 function formatValue(name: string, key: string, v: OptionValue): string {
   // a large number prints as 1e+21, whose + would split the spec; 1e21 reads back as the same number
   const s = typeof v === 'number' ? String(v).replace('e+', 'e') : String(v)
-  // a value a spec string could not carry would not read back as the same setting
-  if (s === '' || /[,=+:\s]/.test(s)) throw new PolicySpecError(`${name}: option ${key}=${JSON.stringify(v)} cannot be written in a spec string (no , = + : or spaces)`)
+  // a value a spec string could not carry would not read back as the same setting: the parser splits
+  // options at commas and policies at a + before a name, and trims values; = : and inner spaces are
+  // read as written (a file path such as "C:/My Models/gates.safetensors")
+  if (s.trim() === '' || s !== s.trim() || s.includes(',') || /\+(?=\s*[A-Za-z_])/.test(s))
+    throw new PolicySpecError(`${name}: option ${key}=${JSON.stringify(v)} cannot be written in a spec string (no commas, no + before a letter, no spaces at either end)`)
   return s
 }
 
