@@ -225,7 +225,10 @@ export interface GenerateResult {
   stats: GenerateStats
 }
 
-/** A streaming generation: iterate it for tokens, or await `result` for the whole. */
+/**
+ * A streaming generation: iterate it for tokens, or await `result` for the whole. Each iteration, also
+ * several at once, yields every token from the first; leaving a loop early does not stop the generation.
+ */
 export interface Generation extends AsyncIterable<GeneratedToken> {
   readonly result: Promise<GenerateResult>
 }
