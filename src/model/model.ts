@@ -230,6 +230,7 @@ export class LlamaModel implements Model {
     if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
       throw new ModelInputError(`generate: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${c}`)
     if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'generate')
+    if (options.prefill !== undefined && !(options.prefill instanceof SharedPrefill)) throw new ModelInputError('generate: prefill must be what model.prefillPrompt returned')
     if (options.prefill && options.kvDtype !== undefined && options.kvDtype !== options.prefill.kvDtype)
       throw new ModelInputError(`generate: kvDtype '${options.kvDtype}' differs from the shared prefill's '${options.prefill.kvDtype}'`)
     const stop = options.stop ?? []
@@ -247,7 +248,7 @@ export class LlamaModel implements Model {
     // the question prefilled after compression has no hidden states captured: refused here, not at the first decode step
     if (p && c !== undefined && c < ids.length - 1 && scoresTokensAtCreation(p))
       throw new ModelInputError(`generate: policy '${p.name}' scores every token from its hidden state when it is created, which a question prefilled after compression (contextTokens ${c} of ${ids.length - 1}) does not capture; compress the whole prompt instead (no contextTokens)`)
-    options.prefill?.check(ids, p?.needs ?? {}, c ?? ids.length - 1)
+    options.prefill?.check(ids, p?.needs ?? {}, c ?? ids.length - 1, this.config)
     const reuse = options.reuse
     if (reuse === undefined) return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
     if (typeof reuse?.open !== 'function') throw new ModelInputError('generate: reuse must be a PrefixCache, a tenant of one, or a Sequence')
@@ -467,6 +468,7 @@ export class LlamaModel implements Model {
     this.alive()
     this.causalOnly('prefillPrompt')
     this.checkIds(ids, 'prefillPrompt: prompt')
+    if (!Array.isArray(policies)) throw new ModelInputError(`prefillPrompt: policies must be an array (of spec strings, settings or policies), got ${typeof policies}`)
     const kvDtype = options.kvDtype ?? this.kvDtype
     checkKvDtype(kvDtype, 'prefillPrompt')
     const c = options.contextTokens ?? ids.length - 1
