@@ -276,6 +276,8 @@ async function cmdPrompts(args: string[]): Promise<void> {
   if (v.model === undefined) throw new UsageError('--model is required')
   const books = v.books === undefined ? undefined : list('books', v.books as string)
   if (v.out === undefined) throw new UsageError('--out is required (the JSONL file to write)')
+  // checked before the samples are built, as eval's --json
+  const outFile = outputFile('out', v.out as string)!
   const tasks = list('task', v.task as string | undefined)
   const lengths = list('length', v.length as string | undefined).map((s) => int('length', s))
   const samples = int('samples', v.samples as string | undefined)
@@ -289,8 +291,8 @@ async function cmdPrompts(args: string[]): Promise<void> {
   const session = await EvalSession.open({ model: v.model as string, haystack: v.haystack as string | undefined, books })
   try {
     const out = tasks.flatMap((t) => lengths.flatMap((L) => Array.from({ length: samples }, (_, i) => session.sample(t as TaskName, L, seed, i))))
-    writePromptsFile(v.out as string, out)
-    process.stdout.write(`${out.length} samples: ${v.out}\n`)
+    writePromptsFile(outFile, out)
+    process.stdout.write(`${out.length} samples: ${outFile}\n`)
   } finally {
     session.dispose()
   }
