@@ -13,6 +13,8 @@ describe('evaluation plan with a repeated cell', () => {
   it('a policy, task or length given twice: EvalArgumentError naming it', () => {
     const bad: [Partial<typeof base>, string][] = [
       [{ policies: ['full', 'snapkv:budget=0.5', 'full'] }, 'policy "full" is given twice'],
+      // one setting written two ways: the same label, the same cells
+      [{ policies: ['snapkv:budget=0.5', 'SnapKV: budget=0.5 '] }, 'policy "snapkv:budget=0.5" is given twice'],
       [{ tasks: ['passkey', 'vt', 'passkey'] }, 'task "passkey" is given twice'],
       [{ lengths: [1024, 2048, 1024] }, 'length 1024 is given twice'],
     ]

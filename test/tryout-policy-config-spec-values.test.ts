@@ -6,10 +6,13 @@
  * - file paths with a space or a colon (`trimkv({ gatesFile: 'C:/My Models/gates.safetensors' })`),
  *   though the same path in a spec string is read as written.
  * Commas, a + before a letter and spaces at either end still cannot be carried, and are refused.
+ * policyFromSpec read string options as numbers where they look like one: `razorattention:heads=1.10`
+ * (layer 1, head 10) became heads=1.1 (layer 1, head 1), silently another policy.
  */
 import { describe, expect, it } from 'vitest'
 import { policyFromSpec, snapkv, compose, think, trimkv, razorattention } from '../src/policies/factories.js'
 import { resolvePolicy, type PolicyConfig } from '../src/policies/config.js'
+import { createPolicy } from '../src/policies/registry.js'
 import { PolicySpecError } from '../src/policies/errors.js'
 
 const shape = { layers: 4, qHeads: 6, kvHeads: 2, headDim: 64, group: 3 }
@@ -40,5 +43,16 @@ describe('policy settings written as spec strings', () => {
       expect(() => trimkv({ gatesFile: path }), path).toThrow(PolicySpecError)
       expect(() => trimkv({ gatesFile: path }), path).toThrow(`gatesFile=${JSON.stringify(path)} cannot be written in a spec string`)
     }
+  })
+
+  it('policyFromSpec keeps string options as written: heads=1.10 stays layer 1, head 10', () => {
+    const config = policyFromSpec('razorattention:heads=1.10;0.1')
+    expect(config.spec).toBe('razorattention:heads=1.10;0.1')
+    expect(config.parts[0].options.heads).toBe('1.10;0.1')
+    // a 2-KV-head model has no head 10: refused alike from the spec and from the setting read from it
+    const head10 = policyFromSpec('razorattention:heads=1.10')
+    expect(() => createPolicy('razorattention:heads=1.10', shape)).toThrow(/head 1\.10 is not in/)
+    expect(() => resolvePolicy(head10, shape)).toThrow(/head 1\.10 is not in/)
+    expect(resolvePolicy(policyFromSpec('razorattention:heads=1.1'), shape)?.name).toBe('razorattention')
   })
 })

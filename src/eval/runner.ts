@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os'
 import { nodeThreads } from '../node/threads.js'
 import type { BackendName } from '../backend/backend.js'
 import { createPolicy, parsePolicySpec, scoresTokensAtCreation } from '../policies/registry.js'
-import { isPolicyConfig, type PolicyConfig } from '../policies/config.js'
+import { isPolicyConfig, policyFromSpec, type PolicyConfig } from '../policies/config.js'
 import { readModelFacts } from './model-facts.js'
 import { runInWorkers } from './pool.js'
 import { aggregate, type EvalResult, type SampleOutcome } from './results.js'
@@ -100,7 +100,8 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   if (!Array.isArray(opts.policies)) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
   const specs = opts.policies.map((p) => (isPolicyConfig(p) ? p.spec : p))
   if (specs.length === 0) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
-  onlyOnce('policy', specs, fail)
+  // as policyFromSpec writes it: "snapkv:budget=0.25 " and "SnapKV:budget=0.25" are one setting
+  onlyOnce('policy', specs.map((s) => { try { return policyFromSpec(s).spec } catch { return s } }), fail)
   if (opts.question !== undefined && opts.question !== 'with' && opts.question !== 'after') fail(`question must be "with" or "after", got ${JSON.stringify(opts.question)}`)
   if (opts.kvDtype !== undefined && !KV_DTYPES.includes(opts.kvDtype)) fail(`kvDtype must be one of ${KV_DTYPES.join(', ')}, got ${JSON.stringify(opts.kvDtype)}`)
   if (opts.prompts !== undefined) return planFromPrompts(opts, specs, fail)

@@ -82,7 +82,15 @@ export function policyFromSpec(spec: string): PolicyConfig {
     if (Object.keys(parts[0].options).length) throw new PolicySpecError(`policy full takes no options, got ${Object.keys(parts[0].options).join(', ')}`)
     return full()
   }
-  return compose(...parts.map((p) => policyConfig(p.name, p.options)))
+  // string options as written: heads=1.10 (layer 1, head 10) read as the number 1.1 would be head 1
+  return compose(...parts.map((p) => policyConfig(p.name, asWritten(p))))
+}
+
+/** a parsed part's options, string-typed ones in their written form */
+function asWritten(p: ParsedSpec): Record<string, OptionValue> {
+  const options = { ...p.options }
+  for (const o of getPolicyDefinition(p.name).options) if (o.type === 'string' && p.written?.[o.name] !== undefined) options[o.name] = p.written[o.name]
+  return options
 }
 
 /** A policy for `model` from a typed setting, a spec string, or an already built policy; null for full. */
