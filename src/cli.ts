@@ -69,11 +69,21 @@ const BACKENDS: BackendName[] = ['wasm', 'webgpu', 'auto', 'reference']
 type Values = { [name: string]: string | string[] | boolean | undefined }
 
 function parse(args: string[], options: ParseArgsConfig['options']): { values: Values } {
+  let parsed
   try {
-    return { values: parseArgs({ args, options, strict: true, allowPositionals: false }).values as Values }
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true })
   } catch (e) {
     throw new UsageError((e as Error).message.split('\n')[0])
   }
+  // parseArgs keeps the last of a repeated single-value option: `generate --policy a --policy b` would
+  // run b alone, where eval's --policy runs both
+  const seen = new Set<string>()
+  for (const t of parsed.tokens as { kind: string; name?: string }[]) {
+    if (t.kind !== 'option' || t.name === undefined || options?.[t.name]?.multiple) continue
+    if (seen.has(t.name)) throw new UsageError(`--${t.name} is given twice (it takes one value)`)
+    seen.add(t.name)
+  }
+  return { values: parsed.values as Values }
 }
 
 function int(name: string, raw: string | undefined, fallback?: number): number {
@@ -266,6 +276,8 @@ async function cmdPrompts(args: string[]): Promise<void> {
   if (v.model === undefined) throw new UsageError('--model is required')
   const books = v.books === undefined ? undefined : list('books', v.books as string)
   if (v.out === undefined) throw new UsageError('--out is required (the JSONL file to write)')
+  // checked before the samples are built, as eval's --json
+  const outFile = outputFile('out', v.out as string)!
   const tasks = list('task', v.task as string | undefined)
   const lengths = list('length', v.length as string | undefined).map((s) => int('length', s))
   const samples = int('samples', v.samples as string | undefined)
@@ -279,8 +291,8 @@ async function cmdPrompts(args: string[]): Promise<void> {
   const session = await EvalSession.open({ model: v.model as string, haystack: v.haystack as string | undefined, books })
   try {
     const out = tasks.flatMap((t) => lengths.flatMap((L) => Array.from({ length: samples }, (_, i) => session.sample(t as TaskName, L, seed, i))))
-    writePromptsFile(v.out as string, out)
-    process.stdout.write(`${out.length} samples: ${v.out}\n`)
+    writePromptsFile(outFile, out)
+    process.stdout.write(`${out.length} samples: ${outFile}\n`)
   } finally {
     session.dispose()
   }

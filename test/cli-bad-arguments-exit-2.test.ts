@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { runCli } from '../src/cli.js'
+import { cli } from './cli-capture.js'
 import { createBackend } from '../src/backend/index.js'
 
 const MODEL = 'models/fixture-14m'
@@ -23,19 +23,12 @@ const binary = file('binary.txt', Buffer.from(Array.from({ length: 4096 }, (_, i
 const noBreaks = file('nobreaks.txt', 'word '.repeat(3000))
 mkdirSync(join(dir, 'a-dir.json'))
 
-async function cli(...args: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
-  let stderr = '', stdout = ''
-  const err = process.stderr.write, out = process.stdout.write
-  process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write
-  process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write
-  try {
-    return { code: await runCli(args), stderr, stdout }
-  } finally {
-    process.stderr.write = err
-    process.stdout.write = out
-  }
+// extra flags replace the base's own: the CLI refuses a single-value option given twice
+const evalArgs = (...extra: string[]) => {
+  const base = ['--model', MODEL, '--policy', 'full', '--task', 'passkey', '--length', '1024', '--samples', '1', '--workers', '1']
+  for (let i = 0; i < extra.length; i += 2) if (base.includes(extra[i])) base.splice(base.indexOf(extra[i]), 2)
+  return ['eval', ...base, ...extra]
 }
-const evalArgs = (...extra: string[]) => ['eval', '--model', MODEL, '--policy', 'full', '--task', 'passkey', '--length', '1024', '--samples', '1', '--workers', '1', ...extra]
 
 describe('every bad argument exits 2 before any work', () => {
   it('bad argument x command: exit 2, one line naming it, nothing run', async () => {

@@ -1,4 +1,5 @@
 import { DecodingModeError } from '../model/errors.js'
+import { EvalArgumentError, showValue } from './runner.js'
 import type { Model } from '../model/types.js'
 import { Rng } from './prng.js'
 import type { Book } from './text.js'
@@ -31,6 +32,24 @@ export function heldOutText(model: Model, opts: Omit<PerplexityOptions, 'samples
   return ids.slice(0, opts.length)
 }
 
+/**
+ * EvalArgumentError naming the first bad option: a length under 2 or no samples would divide by no
+ * predictions (NaN); no books, or a BOS outside the vocabulary, would fail deep inside.
+ */
+function checkPerplexityOptions(model: Model, opts: PerplexityOptions): void {
+  const fail = (msg: string): never => { throw new EvalArgumentError(`perplexity: ${msg}`) }
+  if (typeof opts !== 'object' || opts === null) fail(`needs an options object, got ${showValue(opts)}`)
+  const { length, samples, seed, bosId, books } = opts
+  const max = model.config.maxPositions
+  if (!(Number.isInteger(length) && length >= 2)) fail(`length must be an integer of at least 2 tokens, got ${showValue(length)}`)
+  if (length > max) fail(`length ${length} is beyond what the model supports (max_position_embeddings ${max})`)
+  if (!(Number.isInteger(samples) && samples >= 1)) fail(`samples must be a positive integer, got ${showValue(samples)}`)
+  if (!Number.isInteger(seed)) fail(`seed must be an integer, got ${showValue(seed)}`)
+  if (!(Number.isInteger(bosId) && bosId >= 0 && bosId < model.config.vocab)) fail(`bosId must be a token id in [0, ${model.config.vocab}), got ${showValue(bosId)}`)
+  if (!Array.isArray(books) || books.length === 0 || books.some((b) => !(b?.sentences?.length > 0)))
+    fail('books must be a non-empty list of books with sentences (loadBooks)')
+}
+
 /** natural-log cross-entropy summed over positions 0..n-2 predicting ids[1..n-1] */
 export function crossEntropySum(logits: Float32Array, ids: readonly number[], vocab: number): number {
   if (logits.length !== ids.length * vocab) throw new Error(`logits hold ${logits.length} floats, expected ${ids.length} x ${vocab}`)
@@ -50,7 +69,7 @@ export function perplexity(model: Model, opts: PerplexityOptions): number {
   // a bidirectional forward sees the token each position predicts: its "perplexity" would be a leak
   if (model.config.diffusion)
     throw new DecodingModeError(`perplexity: ${model.config.architecture} is a masked diffusion LM; next-token perplexity needs a causal model`)
-  if (opts.length > model.config.maxPositions) throw new Error(`length ${opts.length} is beyond what the model supports (max_position_embeddings ${model.config.maxPositions})`)
+  checkPerplexityOptions(model, opts)
   let total = 0
   let count = 0
   for (let s = 0; s < opts.samples; s++) {

@@ -5,7 +5,8 @@
  *    "answer_ids": [...], "context_len": 4010, "expected": ["1"]}
  * `context_len` is where the question block starts (the query-agnostic loop compresses the ids before
  * it); `answer_ids` sets how many tokens are decoded (their count + 3); `expected` lists the values
- * RULER's score looks for (default: the trimmed answer). `length` and `index` only label the cell.
+ * RULER's score looks for (default: the trimmed answer). `length` and `index` only label the cell; a
+ * (task, length, index) appears once.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import type { TaskSample } from './prompt.js'
@@ -51,6 +52,7 @@ export function readPromptsFile(path: string, vocab: number): PromptSample[] {
     throw new PromptsFileError(`cannot read prompts file ${path}`)
   }
   const out: PromptSample[] = []
+  const seen = new Set<string>()
   text.split('\n').forEach((line, i) => {
     if (line.trim() === '') return
     const where = `${path}:${i + 1}`
@@ -60,6 +62,8 @@ export function readPromptsFile(path: string, vocab: number): PromptSample[] {
     } catch {
       throw new PromptsFileError(`${where}: not a JSON object`)
     }
+    // null, a number or a list parse as JSON too
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new PromptsFileError(`${where}: not a JSON object`)
     if (typeof o.task !== 'string' || !isTaskName(o.task)) throw new PromptsFileError(`${where}: task ${JSON.stringify(o.task)} is not one of ${TASK_NAMES.join(', ')}`)
     if (!isIds(o.prompt_ids, vocab)) throw new PromptsFileError(`${where}: prompt_ids must be a non-empty list of token ids in [0, ${vocab})`)
     if (typeof o.answer !== 'string' || o.answer.trim() === '') throw new PromptsFileError(`${where}: answer must be a non-empty string`)
@@ -68,9 +72,23 @@ export function readPromptsFile(path: string, vocab: number): PromptSample[] {
     const c = o.context_len ?? n - 1
     if (!Number.isInteger(c) || (c as number) < 1 || (c as number) > n - 1) throw new PromptsFileError(`${where}: context_len ${JSON.stringify(o.context_len)} must be an integer in [1, ${n - 1}]`)
     const expected = o.expected ?? [o.answer.trim()]
-    if (!Array.isArray(expected) || expected.some((e) => typeof e !== 'string')) throw new PromptsFileError(`${where}: expected must be a list of strings`)
-    const int = (x: unknown, d: number) => (Number.isInteger(x) ? (x as number) : d)
-    out.push({ task: o.task, index: int(o.index, out.length), length: int(o.length, n), prompt_ids: o.prompt_ids, answer: o.answer, answer_ids: o.answer_ids, context_len: c as number, expected })
+    // an empty list has no score, and an empty string is found in every output
+    if (!Array.isArray(expected) || expected.length === 0 || expected.some((e) => typeof e !== 'string' || e.trim() === ''))
+      throw new PromptsFileError(`${where}: expected must be a non-empty list of non-empty strings, got ${JSON.stringify(o.expected)}`)
+    // a label given in another form ("7") would be replaced, not read
+    const label = (key: 'index' | 'length', min: number, d: number): number => {
+      const x = o[key]
+      if (x === undefined) return d
+      if (!(Number.isInteger(x) && (x as number) >= min)) throw new PromptsFileError(`${where}: ${key} must be an integer of at least ${min}, got ${JSON.stringify(x)}`)
+      return x as number
+    }
+    const index = label('index', 0, out.length)
+    const length = label('length', 1, n)
+    // a sample given twice would count twice in its cell
+    const key = `${o.task}/${length}/${index}`
+    if (seen.has(key)) throw new PromptsFileError(`${where}: sample ${o.task} at length ${length} index ${index} is given twice`)
+    seen.add(key)
+    out.push({ task: o.task, index, length, prompt_ids: o.prompt_ids, answer: o.answer, answer_ids: o.answer_ids, context_len: c as number, expected })
   })
   if (out.length === 0) throw new PromptsFileError(`${path}: no samples`)
   return out

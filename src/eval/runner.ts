@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os'
 import { nodeThreads } from '../node/threads.js'
 import type { BackendName } from '../backend/backend.js'
 import { createPolicy, parsePolicySpec, scoresTokensAtCreation } from '../policies/registry.js'
-import { isPolicyConfig, type PolicyConfig } from '../policies/config.js'
+import { isPolicyConfig, policyFromSpec, type PolicyConfig } from '../policies/config.js'
 import { readModelFacts } from './model-facts.js'
 import { runInWorkers } from './pool.js'
 import { aggregate, type EvalResult, type SampleOutcome } from './results.js'
@@ -80,6 +80,9 @@ export interface EvalProgress {
   last: SampleOutcome
 }
 
+/** A value as an error message shows it: numbers as written (NaN, not JSON's null), anything else as JSON. */
+export const showValue = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v))
+
 /** A bad argument: the CLI prints its message as one line and exits non-zero. */
 export class EvalArgumentError extends Error {
   override name = 'EvalArgumentError'
@@ -90,14 +93,23 @@ export const DEFAULT_SEED = 1
 /** Checks every argument before any model is loaded; returns the jobs in cell order. */
 export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: { policy: string; task: TaskName; length: number }[] } {
   const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
+  if (typeof opts !== 'object' || opts === null) fail(`evaluate needs an options object, got ${JSON.stringify(opts)}`)
+  // a string where a list belongs would be read letter by letter ("unknown task "p"") or not at all
+  for (const key of ['policies', 'tasks', 'lengths'] as const)
+    if (opts[key] !== undefined && !Array.isArray(opts[key])) fail(`${key} must be a list, got ${showValue(opts[key])}`)
+  if (!Array.isArray(opts.policies)) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
   const specs = opts.policies.map((p) => (isPolicyConfig(p) ? p.spec : p))
   if (specs.length === 0) fail('no policy given (use --policy full, --policy snapkv:budget=0.25, ...)')
+  // as policyFromSpec writes it: "snapkv:budget=0.25 " and "SnapKV:budget=0.25" are one setting
+  onlyOnce('policy', specs.map((s) => { try { return policyFromSpec(s).spec } catch { return s } }), fail)
   if (opts.question !== undefined && opts.question !== 'with' && opts.question !== 'after') fail(`question must be "with" or "after", got ${JSON.stringify(opts.question)}`)
   if (opts.kvDtype !== undefined && !KV_DTYPES.includes(opts.kvDtype)) fail(`kvDtype must be one of ${KV_DTYPES.join(', ')}, got ${JSON.stringify(opts.kvDtype)}`)
   if (opts.prompts !== undefined) return planFromPrompts(opts, specs, fail)
-  if (opts.tasks.length === 0) fail(`no task given (tasks: ${TASK_NAMES.join(', ')})`)
+  if (!opts.tasks?.length) fail(`no task given (tasks: ${TASK_NAMES.join(', ')})`)
   for (const t of opts.tasks) if (!isTaskName(t)) fail(`unknown task ${JSON.stringify(t)} (tasks: ${TASK_NAMES.join(', ')})`)
-  if (opts.lengths.length === 0) fail('no length given')
+  onlyOnce('task', opts.tasks, fail)
+  if (!opts.lengths?.length) fail('no length given')
+  onlyOnce('length', opts.lengths, fail)
   if (!Number.isInteger(opts.samples) || opts.samples < 1) fail(`samples must be a positive integer, got ${opts.samples}`)
   const seed = opts.seed ?? DEFAULT_SEED
   if (!Number.isInteger(seed) || seed < 0) fail(`seed must be a non-negative integer, got ${seed}`)
@@ -118,7 +130,7 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   if (opts.contextLimit !== undefined && !(Number.isInteger(opts.contextLimit) && opts.contextLimit >= 2)) fail(`contextLimit must be an integer of at least 2 tokens, got ${opts.contextLimit}`)
   const limit = opts.contextLimit ?? facts.maxPositions
   for (const L of opts.lengths) {
-    if (!Number.isInteger(L) || L < 128) fail(`length must be an integer of at least 128 tokens, got ${L}`)
+    if (!Number.isInteger(L) || L < 128) fail(`length must be an integer of at least 128 tokens, got ${showValue(L)}`)
     if (L > limit) fail(`length ${L} is beyond what the model supports (${opts.contextLimit === undefined ? `max_position_embeddings ${facts.maxPositions}; --context-limit lifts it` : `--context-limit ${limit}`})`)
   }
   if (facts.diffusion) checkDiffusion(specs, opts.diffusion ?? {}, fail, opts.kvDtype)
@@ -131,6 +143,15 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   const jobs = Array.from({ length: opts.samples }, (_, i) => opts.tasks.flatMap((task) => opts.lengths.map((length) =>
     ({ policies: specs, sharePrefill, task: task as TaskName, length, index: first + i, seed, question: opts.question, ...(facts.diffusion ? { diffusion: opts.diffusion ?? {} } : {}) })))).flat()
   return { jobs, cells }
+}
+
+/**
+ * Refuses a value given twice: a policy, task or length given twice would run its cells twice, and the
+ * two runs would count as one cell (printed twice) with twice the samples asked for.
+ */
+function onlyOnce<T>(what: string, values: readonly T[], fail: (m: string) => never): void {
+  const twice = values.find((v, i) => values.indexOf(v) !== i)
+  if (twice !== undefined) fail(`${what} ${JSON.stringify(twice)} is given twice`)
 }
 
 /** a diffusion model's decoding caches and options, before any model loads */
@@ -181,7 +202,7 @@ function checkPolicies(specs: string[], shape: ReturnType<typeof readModelFacts>
 
 /** --prompts: the cells are (policy, task, length) of the file's samples; nothing else may choose samples */
 function planFromPrompts(opts: EvalOptions, specs: string[], fail: (m: string) => never): ReturnType<typeof planEvaluation> {
-  if (opts.tasks.length || opts.lengths.length || opts.haystack !== undefined || opts.books !== undefined || opts.seed !== undefined)
+  if (opts.tasks?.length || opts.lengths?.length || opts.haystack !== undefined || opts.books !== undefined || opts.seed !== undefined)
     fail('--prompts gives the samples: leave out --task, --length, --seed, --haystack and --books')
   let facts
   try {

@@ -13,7 +13,10 @@ export class ContextLengthError extends ModelInputError {
   override name = 'ContextLengthError'
 }
 
-/** The model was disposed while a generation used it; the generation stops before touching freed memory. */
+/**
+ * The model was disposed: a call made after dispose(), or a generation running when it came (which stops
+ * before touching freed memory).
+ */
 export class ModelDisposedError extends ModelInputError {
   override name = 'ModelDisposedError'
 }

@@ -7,7 +7,8 @@ import type { GeneratedToken, GenerateResult, Generation } from './types.js'
 export class StreamingGeneration implements Generation {
   readonly result: Promise<GenerateResult>
   private readonly queue: GeneratedToken[] = []
-  private wake: (() => void) | null = null
+  // every waiting iterator: two loops over one generation each wait here (one slot woke only the last)
+  private waiters: (() => void)[] = []
   private finished = false
   private failure: unknown = undefined
 
@@ -33,9 +34,7 @@ export class StreamingGeneration implements Generation {
   }
 
   private poke(): void {
-    const w = this.wake
-    this.wake = null
-    w?.()
+    for (const w of this.waiters.splice(0)) w()
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<GeneratedToken> {
@@ -49,7 +48,7 @@ export class StreamingGeneration implements Generation {
         if (this.failure !== undefined) throw this.failure
         return
       }
-      await new Promise<void>((r) => (this.wake = r))
+      await new Promise<void>((r) => this.waiters.push(r))
     }
   }
 }

@@ -127,4 +127,8 @@ export function checkLoadOptions(options: LoadOptions): void {
   if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'loadModel')
   if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= 256))
     throw new ModelInputError(`loadModel: threads must be an integer in [1, 256], got ${options.threads}`)
+  // a signal of another kind would be ignored (no abort), a progress callback that is not one would fail mid-load
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('loadModel: signal must be an AbortSignal')
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
+    throw new ModelInputError(`loadModel: onProgress must be a function, got ${typeof options.onProgress}`)
 }

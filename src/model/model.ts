@@ -34,6 +34,13 @@ function firstNonFinite(x: Float32Array): number | null {
 const nextTurn: () => Promise<void> =
   typeof setImmediate === 'function' ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0))
 
+/** every option generate takes; the record's type makes a new GenerateOptions field fail to compile until listed */
+const GENERATE_OPTION_SET: Record<keyof GenerateOptions, true> = {
+  maxNewTokens: true, temperature: true, topP: true, topK: true, seed: true, stop: true, signal: true, contextTokens: true,
+  policy: true, onToken: true, onKept: true, onLogits: true, prefill: true, kvDtype: true, reuse: true,
+}
+const GENERATE_OPTIONS = Object.keys(GENERATE_OPTION_SET) as (keyof GenerateOptions)[]
+
 /** Throws ModelInputError unless `chunk` (tokens per prefill chunk) is an integer in [1, 4096]. */
 export function checkChunk(chunk: number): void {
   if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${chunk}`)
@@ -83,7 +90,7 @@ export class LlamaModel implements Model {
   }
 
   private alive(): void {
-    if (this.disposed) throw new ModelInputError('model used after dispose()')
+    if (this.disposed) throw new ModelDisposedError('model used after dispose()')
   }
 
   /** token ids as given, checked against the vocabulary */
@@ -221,6 +228,10 @@ export class LlamaModel implements Model {
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt
     if (!Array.isArray(ids)) throw new ModelInputError(`generate: prompt must be a string or an array of token ids, got ${typeof prompt}`)
     this.checkIds(ids, 'generate: prompt')
+    // a misspelt option (max_new_tokens, maxTokens) would be ignored and its default used, silently
+    if (typeof options !== 'object' || options === null) throw new ModelInputError(`generate: options must be an object, got ${options === null ? 'null' : typeof options}`)
+    const unknown = Object.keys(options).find((k) => !GENERATE_OPTIONS.includes(k as keyof GenerateOptions))
+    if (unknown !== undefined) throw new ModelInputError(`generate: unknown option ${JSON.stringify(unknown)}; options: ${GENERATE_OPTIONS.join(', ')}`)
     const maxNew = options.maxNewTokens ?? 128
     if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new ModelInputError(`generate: maxNewTokens must be a positive integer, got ${maxNew}`)
     if (ids.length >= this.config.maxPositions)
@@ -230,11 +241,16 @@ export class LlamaModel implements Model {
     if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
       throw new ModelInputError(`generate: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${c}`)
     if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'generate')
+    if (options.prefill !== undefined && !(options.prefill instanceof SharedPrefill)) throw new ModelInputError('generate: prefill must be what model.prefillPrompt returned')
     if (options.prefill && options.kvDtype !== undefined && options.kvDtype !== options.prefill.kvDtype)
       throw new ModelInputError(`generate: kvDtype '${options.kvDtype}' differs from the shared prefill's '${options.prefill.kvDtype}'`)
     const stop = options.stop ?? []
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('generate: signal must be an AbortSignal')
+    // a seed that is not an integer would be floored (NaN to 0) into another seed's draws, silently
+    if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new ModelInputError(`generate: seed must be an integer, got ${options.seed}`)
+    // checked here, not at the first streamed token, after the prefill has run
+    if (options.onToken !== undefined && typeof options.onToken !== 'function') throw new ModelInputError(`generate: onToken must be a function, got ${typeof options.onToken}`)
     if (options.onKept !== undefined && typeof options.onKept !== 'function') throw new ModelInputError(`generate: onKept must be a function, got ${typeof options.onKept}`)
     if (options.onLogits !== undefined && typeof options.onLogits !== 'function') throw new ModelInputError(`generate: onLogits must be a function, got ${typeof options.onLogits}`)
     // a bad policy setting fails here, at the call, before any work
@@ -243,7 +259,7 @@ export class LlamaModel implements Model {
     // the question prefilled after compression has no hidden states captured: refused here, not at the first decode step
     if (p && c !== undefined && c < ids.length - 1 && scoresTokensAtCreation(p))
       throw new ModelInputError(`generate: policy '${p.name}' scores every token from its hidden state when it is created, which a question prefilled after compression (contextTokens ${c} of ${ids.length - 1}) does not capture; compress the whole prompt instead (no contextTokens)`)
-    options.prefill?.check(ids, p?.needs ?? {}, c ?? ids.length - 1)
+    options.prefill?.check(ids, p?.needs ?? {}, c ?? ids.length - 1, this.config)
     const reuse = options.reuse
     if (reuse === undefined) return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
     if (typeof reuse?.open !== 'function') throw new ModelInputError('generate: reuse must be a PrefixCache, a tenant of one, or a Sequence')
@@ -463,6 +479,7 @@ export class LlamaModel implements Model {
     this.alive()
     this.causalOnly('prefillPrompt')
     this.checkIds(ids, 'prefillPrompt: prompt')
+    if (!Array.isArray(policies)) throw new ModelInputError(`prefillPrompt: policies must be an array (of spec strings, settings or policies), got ${typeof policies}`)
     const kvDtype = options.kvDtype ?? this.kvDtype
     checkKvDtype(kvDtype, 'prefillPrompt')
     const c = options.contextTokens ?? ids.length - 1

@@ -5,6 +5,15 @@ import type { LayerHooks, PolicyNeeds } from '../policies/types.js'
 import { ModelInputError } from './errors.js'
 import type { HookCapture } from './hooks.js'
 
+/** what a prefill's rows are laid out by: layers, KV heads and channels a head */
+export interface PrefillShape {
+  layers: number
+  kvHeads: number
+  headDim: number
+}
+
+const describeShape = (s: PrefillShape) => `${s.layers} layers x ${s.kvHeads} KV heads x ${s.headDim} channels`
+
 /**
  * One prompt's prefill (all but its last token: the kvpress protocol generate follows; or its first
  * `contextTokens`, the context a question-after generation compresses alone), kept outside the
@@ -28,6 +37,8 @@ export class SharedPrefill {
     readonly kvDtype: KVDtype = 'float32',
     /** prompt tokens the prefill holds: all but the last, or fewer (`GenerateOptions.contextTokens`) */
     readonly contextTokens: number = ids.length - 1,
+    /** the cache shape of the model that made it: a generation restores it into a cache of this shape only */
+    readonly shape?: PrefillShape,
   ) {}
 
   /** The union of several policies' needs; their caches must store keys alike (all post-RoPE, or all pre-RoPE). */
@@ -46,7 +57,8 @@ export class SharedPrefill {
   /** Takes the prefilled cache's contents and the capture's hooks (the cache can be disposed after). */
   static capture(ids: readonly number[], needs: PolicyNeeds, cache: PagedKVCache, capture: HookCapture, ms: number, contextTokens = ids.length - 1): SharedPrefill {
     const kv = Array.from({ length: cache.options.layers }, (_, l) => cache.readLayer(l))
-    return new SharedPrefill(ids.slice(), needs, kv, capture.hooks, ms, cache.options.kvDtype, contextTokens)
+    const { layers, kvHeads, headDim } = cache.options
+    return new SharedPrefill(ids.slice(), needs, kv, capture.hooks, ms, cache.options.kvDtype, contextTokens, { layers, kvHeads, headDim })
   }
 
   get keyStorage(): KeyStorage {
@@ -54,7 +66,11 @@ export class SharedPrefill {
   }
 
   /** Checks that this prefill serves a generation of `ids` by a policy with `needs`; throws ModelInputError naming what differs. */
-  check(ids: readonly number[], needs: PolicyNeeds, contextTokens = ids.length - 1): void {
+  check(ids: readonly number[], needs: PolicyNeeds, contextTokens = ids.length - 1, model?: PrefillShape): void {
+    const { shape } = this
+    // rows of another shape would fail deep inside the cache once the generation ran
+    if (shape && model && (shape.layers !== model.layers || shape.kvHeads !== model.kvHeads || shape.headDim !== model.headDim))
+      throw new ModelInputError(`generate: the shared prefill was made by a model of ${describeShape(shape)}, this one has ${describeShape(model)}`)
     if (ids.length !== this.ids.length || ids.some((t, i) => t !== this.ids[i])) throw new ModelInputError('generate: the prompt differs from the one the shared prefill was made for')
     if (contextTokens !== this.contextTokens) throw new ModelInputError(`generate: the shared prefill holds ${this.contextTokens} prompt tokens, the generation compresses ${contextTokens} (contextTokens must match prefillPrompt's)`)
     const missing = [

@@ -79,6 +79,7 @@ export interface GenerateOptions {
   temperature?: number
   topP?: number
   topK?: number
+  /** the sampling draws' seed, an integer (default 0); another value is refused with ModelInputError */
   seed?: number
   /** stop strings: generation ends at the first occurrence of one anywhere in the text (it is not returned) */
   stop?: string[]
@@ -224,7 +225,10 @@ export interface GenerateResult {
   stats: GenerateStats
 }
 
-/** A streaming generation: iterate it for tokens, or await `result` for the whole. */
+/**
+ * A streaming generation: iterate it for tokens, or await `result` for the whole. Each iteration, also
+ * several at once, yields every token from the first; leaving a loop early does not stop the generation.
+ */
 export interface Generation extends AsyncIterable<GeneratedToken> {
   readonly result: Promise<GenerateResult>
 }

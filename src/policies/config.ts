@@ -5,7 +5,7 @@
  * a mistake fails at the call that made it, with the message a spec string would get. `config.spec` is
  * the spec string of the same policy (for the CLI, reports and logs), and `policyFromSpec` reads one back.
  */
-import { createPolicyFromParts, getPolicyDefinition, parsePolicySpecs, PolicySpecError, resolveOptions, type OptionValue, type ParsedSpec } from './registry.js'
+import { checkPolicyShape, createPolicyFromParts, getPolicyDefinition, parsePolicySpecs, PolicySpecError, resolveOptions, type OptionValue, type ParsedSpec } from './registry.js'
 import type { ModelShape, Policy } from './types.js'
 
 export interface PolicyConfig {
@@ -21,9 +21,13 @@ export function isPolicyConfig(x: unknown): x is PolicyConfig {
 }
 
 function formatValue(name: string, key: string, v: OptionValue): string {
-  const s = String(v)
-  // a value a spec string could not carry would not read back as the same setting
-  if (s === '' || /[,=+:\s]/.test(s)) throw new PolicySpecError(`${name}: option ${key}=${JSON.stringify(v)} cannot be written in a spec string (no , = + : or spaces)`)
+  // a large number prints as 1e+21, whose + would split the spec; 1e21 reads back as the same number
+  const s = typeof v === 'number' ? String(v).replace('e+', 'e') : String(v)
+  // a value a spec string could not carry would not read back as the same setting: the parser splits
+  // options at commas and policies at a + before a name, and trims values; = : and inner spaces are
+  // read as written (a file path such as "C:/My Models/gates.safetensors")
+  if (s.trim() === '' || s !== s.trim() || s.includes(',') || /\+(?=\s*[A-Za-z_])/.test(s))
+    throw new PolicySpecError(`${name}: option ${key}=${JSON.stringify(v)} cannot be written in a spec string (no commas, no + before a letter, no spaces at either end)`)
   return s
 }
 
@@ -78,7 +82,15 @@ export function policyFromSpec(spec: string): PolicyConfig {
     if (Object.keys(parts[0].options).length) throw new PolicySpecError(`policy full takes no options, got ${Object.keys(parts[0].options).join(', ')}`)
     return full()
   }
-  return compose(...parts.map((p) => policyConfig(p.name, p.options)))
+  // string options as written: heads=1.10 (layer 1, head 10) read as the number 1.1 would be head 1
+  return compose(...parts.map((p) => policyConfig(p.name, asWritten(p))))
+}
+
+/** a parsed part's options, string-typed ones in their written form */
+function asWritten(p: ParsedSpec): Record<string, OptionValue> {
+  const options = { ...p.options }
+  for (const o of getPolicyDefinition(p.name).options) if (o.type === 'string' && p.written?.[o.name] !== undefined) options[o.name] = p.written[o.name]
+  return options
 }
 
 /** A policy for `model` from a typed setting, a spec string, or an already built policy; null for full. */
@@ -90,6 +102,7 @@ export function resolvePolicy(policy: PolicyConfig | Policy | string | null | un
   const built = policy as Partial<Policy> | null
   if (!built || typeof built !== 'object' || typeof built.start !== 'function' || typeof built.name !== 'string' || !built.needs || typeof built.needs !== 'object')
     throw new PolicySpecError(`policy must be a spec string, a setting from a policy factory (snapkv({ budget: 0.25 })) or a built Policy (name, needs, start()), got ${describe(policy)}`)
+  checkPolicyShape(policy, model)
   return policy
 }
 

@@ -16,14 +16,14 @@
  * step alike, so the codes and the scores are unchanged: the balancing is the identity here.
  */
 import type { Decision, ExtraToken, HeadDecision, HeadQuantization, KVCache } from '../cache/types.js'
-import { PolicyOptionValueError } from './errors.js'
+import { PolicyOptionConflictError, PolicyOptionValueError } from './errors.js'
 import { FORMATS, quantizeBeyond } from './kivi.js'
 import type { PolicyDefinition } from './registry.js'
 import type { Policy, PolicyContext } from './types.js'
 import { statelessPolicy } from './stateless.js'
 
 export interface MiKVOptions {
-  /** bits of the important tokens' codes (default 8) */
+  /** bits of the important tokens' codes (default 8), at least lo's */
   hi?: number
   /** bits of the other tokens' codes (default 2) */
   lo?: number
@@ -65,6 +65,8 @@ export function createMiKV(options: MiKVOptions = {}): Policy {
   const residual = options.residual ?? 128
   if (!hi) throw new PolicyOptionValueError(`mikv: hi must be 1, 2, 4 or 8 bits, got ${options.hi}`)
   if (!lo) throw new PolicyOptionValueError(`mikv: lo must be 1, 2, 4 or 8 bits, got ${options.lo}`)
+  // swapped, the important tokens would be stored coarser than the rest: MiKV inverted, silently
+  if ((options.hi ?? 8) < (options.lo ?? 2)) throw new PolicyOptionConflictError(`mikv: hi=${options.hi ?? 8} bits is fewer than lo=${options.lo ?? 2}: the important tokens would be stored coarser than the others`)
   if (!(important >= 0 && important <= 1)) throw new PolicyOptionValueError(`mikv: important must be in [0, 1], got ${important}`)
   if (!(Number.isInteger(residual) && residual >= 0)) throw new PolicyOptionValueError(`mikv: residual must be a non-negative integer, got ${residual}`)
   return statelessPolicy({

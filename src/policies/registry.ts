@@ -181,7 +181,27 @@ export function createPolicyFromParts(parts: readonly ParsedSpec[], spec: string
     .map((p, i) => ({ def: getPolicyDefinition(p.name), p, i }))
     .sort((a, b) => STAGE_ORDER[a.def.stage] - STAGE_ORDER[b.def.stage] || a.i - b.i)
     .map(({ def, p }) => createChecked(def, resolveOptions(def, p.options, p.written), model))
-  return built.length === 1 ? built[0] : composePolicies(built)
+  const policy = built.length === 1 ? built[0] : composePolicies(built)
+  const { layers, qHeads, kvHeads, headDim, group, hidden } = model
+  builtFor.set(policy, { layers, qHeads, kvHeads, headDim, group, hidden })
+  return policy
+}
+
+/**
+ * The model shape each policy createPolicy made was made for: its budgets, layer tables and trained
+ * parts are sized by it, so on a model of another shape it would fail deep inside (a layer out of
+ * range) or decide silently by the wrong table (PyramidKV's budgets of an 8-layer model on 4 layers).
+ */
+const builtFor = new WeakMap<Policy, ModelShape>()
+
+/** Throws PolicySpecError when `policy` was made by createPolicy for a model of another shape than `model`. */
+export function checkPolicyShape(policy: Policy, model: ModelShape): void {
+  const made = builtFor.get(policy)
+  if (!made) return
+  const keys = ['layers', 'qHeads', 'kvHeads', 'headDim', ...(made.hidden !== undefined && model.hidden !== undefined ? ['hidden' as const] : [])] as const
+  if (keys.every((k) => made[k] === model[k])) return
+  const show = (m: ModelShape) => keys.map((k) => `${k} ${m[k]}`).join(', ')
+  throw new PolicySpecError(`policy ${policy.name} was made for a model of ${show(made)}, this one has ${show(model)}: make it for this model (createPolicy(spec, model.config), or pass the spec or setting)`)
 }
 
 /**
