@@ -49,6 +49,21 @@ describe('the context limit', () => {
     expect(r.finishReason).toBe('context')
   })
 
+  it('the refusal names the limit in force: max_position_embeddings, or contextLimit where loadModel set one', async () => {
+    expect(() => model.generate(prompt(MAX), { maxNewTokens: 1 })).toThrow(/\(max_position_embeddings 64\)/)
+    for (const limit of [32, 100]) {
+      const limited = await loadModel(makeTinyModel({ eos_token_id: null, max_position_embeddings: MAX }), { backend: 'wasm', contextLimit: limit })
+      try {
+        const msg = `(contextLimit ${limit}; max_position_embeddings ${MAX})`
+        expect(() => limited.generate(prompt(limit), { maxNewTokens: 1 })).toThrow(msg)
+        expect(() => limited.logits(prompt(limit + 1))).toThrow(msg)
+        expect((await limited.generate(prompt(limit - 2), { maxNewTokens: 5 }).result).ids).toHaveLength(2)
+      } finally {
+        limited.dispose()
+      }
+    }
+  })
+
   it('logits: up to max_position_embeddings tokens, refused beyond', () => {
     for (const n of [1, MAX - 1, MAX]) expect(model.logits(prompt(n)).length).toBe(n * model.config.vocab)
     for (const n of [MAX + 1, 2 * MAX]) expect(() => model.logits(prompt(n))).toThrow(ContextLengthError)

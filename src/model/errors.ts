@@ -14,6 +14,14 @@ export class ContextLengthError extends ModelInputError {
 }
 
 /**
+ * The context limit in force, as an error message names it: `max_position_embeddings N` from the config,
+ * or `contextLimit N` where loadModel's option set it (above or below the trained length).
+ */
+export function contextLimitText(config: { maxPositions: number; trainedPositions?: number }): string {
+  return config.trainedPositions === undefined ? `max_position_embeddings ${config.maxPositions}` : `contextLimit ${config.maxPositions}; max_position_embeddings ${config.trainedPositions}`
+}
+
+/**
  * The model was disposed: a call made after dispose(), or a generation running when it came (which stops
  * before touching freed memory).
  */

@@ -8,7 +8,7 @@ import type { Policy, PolicyContext, PolicySession } from '../policies/types.js'
 import { resolvePolicy, type PolicyConfig } from '../policies/config.js'
 import { scoresTokensAtCreation } from '../policies/registry.js'
 import { SharedPrefill } from './prefill.js'
-import { ContextLengthError, DecodingModeError, ModelDisposedError, ModelInputError, NonFiniteError } from './errors.js'
+import { ContextLengthError, contextLimitText, DecodingModeError, ModelDisposedError, ModelInputError, NonFiniteError } from './errors.js'
 import { diffusionDecode, type DiffusionResult } from './diffusion/decode.js'
 import { BidirectionalForward } from './diffusion/forward.js'
 import { checkDiffusionOptions, type DiffusionGenerateOptions } from './diffusion/options.js'
@@ -154,7 +154,7 @@ export class LlamaModel implements Model {
     this.alive()
     this.checkIds(ids)
     if (ids.length > this.config.maxPositions)
-      throw new ContextLengthError(`logits: ${ids.length} tokens do not fit the model's context (max_position_embeddings ${this.config.maxPositions})`)
+      throw new ContextLengthError(`logits: ${ids.length} tokens do not fit the model's context (${contextLimitText(this.config)})`)
     if (this.config.diffusion) return this.bidirectionalLogits(ids)
     const out = new Float32Array(ids.length * this.config.vocab)
     const cache = this.newCache()
@@ -235,7 +235,7 @@ export class LlamaModel implements Model {
     const maxNew = options.maxNewTokens ?? 128
     if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new ModelInputError(`generate: maxNewTokens must be a positive integer, got ${maxNew}`)
     if (ids.length >= this.config.maxPositions)
-      throw new ContextLengthError(`generate: a prompt of ${ids.length} tokens leaves no room for a new token (max_position_embeddings ${this.config.maxPositions})`)
+      throw new ContextLengthError(`generate: a prompt of ${ids.length} tokens leaves no room for a new token (${contextLimitText(this.config)})`)
     const sampling = checkSampling(options)
     const c = options.contextTokens
     if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
@@ -268,7 +268,7 @@ export class LlamaModel implements Model {
     const handle = reuse.open(ids, this)
     if (handle.ids.length >= this.config.maxPositions) {
       handle.close([], false)
-      throw new ContextLengthError(`generate: ${handle.ids.length} tokens with the reused ones leave no room for a new token (max_position_embeddings ${this.config.maxPositions})`)
+      throw new ContextLengthError(`generate: ${handle.ids.length} tokens with the reused ones leave no room for a new token (${contextLimitText(this.config)})`)
     }
     return new StreamingGeneration((emit) => this.run(handle.ids as number[], maxNew, sampling, stop, resolved, emit, handle))
   }

@@ -2,6 +2,7 @@ import type { LlamaModel } from '../model/model.js'
 import { loadChunk, MemoryChunkStore, placeChunk, placeRows, type ChunkStore } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
 import { ReuseError } from './errors.js'
+import { contextLimitText } from '../model/errors.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
 
 export interface CacheBlendOptions extends RecomputeOptions {
@@ -75,7 +76,7 @@ export class CacheBlend extends SelectiveReuse {
     const bad = (options.always ?? []).find((t) => !(Number.isInteger(t) && t >= 0 && t < ids.length))
     if (bad !== undefined) throw new ReuseError(`CacheBlend.prepare: always must hold integer slots in [0, ${ids.length}), got ${bad}`)
     const always = Int32Array.from(new Set(options.always ?? [])).sort()
-    if (ids.length >= this.model.config.maxPositions) throw new ReuseError(`CacheBlend.prepare: ${ids.length} context tokens leave no room for a question (max_position_embeddings ${this.model.config.maxPositions})`)
+    if (ids.length >= this.model.config.maxPositions) throw new ReuseError(`CacheBlend.prepare: ${ids.length} context tokens leave no room for a question (${contextLimitText(this.model.config)})`)
     const bos = this.model.config.bosTokenId
     const prefixed = (c: readonly number[]) => this.chunkPrefix === 'bos' && c[0] !== bos
     const loaded = await Promise.all(chunks.map((c) => loadChunk(this.model, this.store, prefixed(c) ? [bos!, ...c] : c, this.salt)))

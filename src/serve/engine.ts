@@ -297,7 +297,7 @@ export class ServeEngine {
     const ctx = this.model.config.maxPositions
     const n = ids.length
     if (n === 0) throw new ApiError(400, `${promptParam}: the prompt is empty`, promptParam)
-    if (n >= ctx) throw new ApiError(400, `${promptParam}: this model's maximum context length is ${ctx} tokens; the ${promptParam} take ${n}`, promptParam, 'context_length_exceeded')
+    if (n >= ctx) throw new ApiError(400, `${promptParam}: this model's maximum context length is ${ctx} tokens; your ${promptParam} resulted in ${n} tokens`, promptParam, 'context_length_exceeded')
     if (asked != null && n + asked > ctx)
       throw new ApiError(400, `${maxParam}: this model's maximum context length is ${ctx} tokens; you requested ${n + asked} (${n} in the ${promptParam}, ${asked} in the completion)`, maxParam, 'context_length_exceeded')
     const maxTokens = asked ?? Math.min(this.defaultMaxTokens, ctx - n)

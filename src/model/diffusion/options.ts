@@ -1,4 +1,4 @@
-import { ContextLengthError, ModelInputError } from '../errors.js'
+import { ContextLengthError, contextLimitText, ModelInputError } from '../errors.js'
 import type { ModelConfig } from '../types.js'
 
 /**
@@ -141,6 +141,6 @@ export function checkDiffusionOptions(cfg: ModelConfig, prompt: readonly number[
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) fail('signal must be an AbortSignal')
   if (o.onStep !== undefined && typeof o.onStep !== 'function') fail(`onStep must be a function, got ${typeof o.onStep}`)
   if (prompt.length + G > cfg.maxPositions)
-    throw new ContextLengthError(`diffusionGenerate: a prompt of ${prompt.length} tokens and genLength ${G} exceed the model's context (max_position_embeddings ${cfg.maxPositions})`)
+    throw new ContextLengthError(`diffusionGenerate: a prompt of ${prompt.length} tokens and genLength ${G} exceed the model's context (${contextLimitText(cfg)})`)
   return { genLength: G, blockLength: B, steps, blocks, stepsPerBlock: steps / blocks, cache, windowLength, stopAtEos: o.stopAtEos ?? false, signal: o.signal, onStep: o.onStep }
 }
