@@ -39,8 +39,11 @@ function refProbs(q: Float32Array, h: number, K: Float32Array, n: number, d: num
   return e.map((x) => x / z)
 }
 
-/** TokenSelect's twin: float64 soft vote of the given query heads, top k of [first, n-last), ties to the lower slot */
-function refTokenSelect(ctx: PolicyContext, layer: number, heads: number[], q: Float32Array, B: number, first: number, last: number): number[] {
+/**
+ * TokenSelect's twin: float64 soft vote of the given query heads, max-pooled over `pool` slots (the
+ * window clipped at the ends), top k of [first, n-last), ties to the lower slot
+ */
+function refTokenSelect(ctx: PolicyContext, layer: number, heads: number[], q: Float32Array, B: number, first: number, last: number, pool = 1): number[] {
   const { group, headDim: d } = ctx.model
   const n = ctx.cache.length(layer, heads[0])
   const vote = new Float64Array(n)
@@ -48,6 +51,9 @@ function refTokenSelect(ctx: PolicyContext, layer: number, heads: number[], q: F
     const K = keysOf(ctx, layer, g)
     for (let h = g * group; h < (g + 1) * group; h++) refProbs(q, h, K, n, d).forEach((p, i) => (vote[i] += p))
   }
+  const r = pool >> 1
+  const raw = vote.slice()
+  for (let i = 0; i < n; i++) for (let j = Math.max(0, i - r); j <= Math.min(n - 1, i + r); j++) vote[i] = Math.max(vote[i], raw[j])
   const f = Math.min(first, B)
   const l = Math.min(last, B - f)
   const mid = Array.from({ length: Math.max(0, n - l - f) }, (_, i) => i + f).sort((a, b) => vote[b] - vote[a] || a - b)
@@ -108,6 +114,44 @@ describe('TokenSelect matches its plain twin', () => {
     const q = randArray(rng(n), M.qHeads * M.headDim, 2)
     const { sel } = selectOnce(createPolicy(`tokenselect:tokens=${B},first=2,last=4,vote=head,cache=false`, M)!, ctx, 2, q)
     for (let g = 0; g < M.kvHeads; g++) expect(Array.from(sel![g]!)).toEqual(refTokenSelect(ctx, 2, [g], q, B, 2, 4))
+    cache.dispose()
+  })
+})
+
+describe('TokenSelect with the vote max-pooled (pool) or its first layers dense (dense)', () => {
+  const grid: [number, number, number, string][] = []
+  for (const [n, B] of [[60, 24], [300, 64], [900, 128]]) for (const pool of [3, 7]) for (const vote of ['layer', 'head']) grid.push([n, B, pool, vote])
+  it.each(grid)('n=%i tokens=%i pool=%i vote=%s: the twin\'s slots, in runs around the voted tokens', (n, B, pool, vote) => {
+    const { ctx, cache } = randomContext(n * 5 + pool, M, n, 1)
+    const q = randArray(rng(n * 3 + B), M.qHeads * M.headDim, 2)
+    const { session, sel } = selectOnce(createPolicy(`tokenselect:tokens=${B},first=4,last=8,pool=${pool},vote=${vote},cache=false`, M)!, ctx, 1, q)
+    for (let g = 0; g < M.kvHeads; g++) {
+      const want = refTokenSelect(ctx, 1, vote === 'layer' ? [0, 1] : [g], q, B, 4, 8, pool)
+      expect(Array.from(sel![g]!), `head ${g}`).toEqual(want)
+      expect(want).toHaveLength(B)
+    }
+    session.dispose?.()
+    cache.dispose()
+  })
+
+  it('dense=2: the first two layers attend densely, the others select the twin\'s slots', () => {
+    const { ctx, cache } = randomContext(17, M, 300, 1)
+    const q = randArray(rng(23), M.qHeads * M.headDim, 2)
+    const session = createPolicy('tokenselect:tokens=48,first=4,last=8,dense=2,cache=false', M)!.start()
+    session.onPrefillEnd?.(ctx)
+    for (const layer of [0, 1]) expect(session.selectTokens!(ctx, layer, q), `layer ${layer}`).toBeNull()
+    const sel = session.selectTokens!(ctx, 2, q)!
+    for (let g = 0; g < M.kvHeads; g++) expect(Array.from(sel[g]!)).toEqual(refTokenSelect(ctx, 2, [0, 1], q, 48, 4, 8))
+    expect(session.selectionPlan?.(ctx) ?? null).toBeNull()
+    session.dispose?.()
+    cache.dispose()
+  })
+
+  it('refuses an even pool, and leaves the GPU plan to an unpooled vote', () => {
+    expect(() => createPolicy('tokenselect:tokens=64,pool=4', M)).toThrow(/pool must be odd, got 4/)
+    const { ctx, cache } = randomContext(3, M, 200, 1)
+    expect(createPolicy('tokenselect:tokens=64,pool=5', M)!.start().selectionPlan?.(ctx) ?? null).toBeNull()
+    expect(createPolicy('tokenselect:tokens=64', M)!.start().selectionPlan?.(ctx)).toMatchObject({ kind: 'soft-vote' })
     cache.dispose()
   })
 })

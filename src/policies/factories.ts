@@ -847,6 +847,16 @@ export interface TokenselectOptions {
    */
   vote?: 'layer' | 'head'
   /**
+   * first layers that attend densely, as Quest's (0: select in every layer, the paper).
+   * An integer; range x >= 0; default 0.
+   */
+  dense?: number
+  /**
+   * max-pool the vote over this many neighbouring tokens (odd) before the top-k, so a statement is selected whole (SnapKV's pooling); 1: off, the paper.
+   * An integer; range x >= 1; default 1.
+   */
+  pool?: number
+  /**
    * RoPE at true positions, or by place in the selected list (keys kept pre-RoPE; length extrapolation).
    * default "true".
    */

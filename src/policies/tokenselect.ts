@@ -13,6 +13,15 @@
  * heads; the first/last windows are always current. Hits and lookups are reported (`cacheHitRate`).
  * `plan` gives the same selection as data (SoftVotePlan) for a runtime that runs it on the GPU.
  *
+ * `dense` (kvkit's, 0 by default: the paper selects in every layer) lets the first layers attend densely,
+ * as Quest's first two layers do (Tang et al. 2024, sec. 4).
+ *
+ * `pool` > 1 (kvkit's, off by default: the paper selects single tokens) max-pools the vote over `pool`
+ * neighbouring slots before the top-k, as SnapKV pools its observation votes (Li et al. 2024, sec. 4.3),
+ * so a high-scoring token brings the tokens around it: a statement is attended whole, not its one most
+ * voted token. The GPU plan (SoftVotePlan) has neither pooling nor dense layers, so with either
+ * TokenSelect selects on the CPU.
+ *
  * Length extrapolation (sec. 3.3): `rope=selected` keeps keys before RoPE and rotates the selected keys by
  * their place in the selected list (and the query by the list's length), so attended positions stay below
  * the budget however long the cache grows; scoring then uses the pre-RoPE query and keys.
@@ -24,6 +33,7 @@ import {
   type Selection,
 } from './selection.js'
 import type { PolicyContext, SoftVotePlan } from './types.js'
+import { PolicyOptionValueError } from './errors.js'
 
 interface Cached {
   query: Float32Array
@@ -35,7 +45,7 @@ interface Cached {
  * The top `k` slots of [first, n - last) by the soft vote of the query heads of `heads` (KV heads,
  * each contributing its group), through the scoring, soft-vote and top-k kernels.
  */
-export function softVoteTop(ctx: PolicyContext, layer: number, heads: number[], query: Float32Array, n: number, first: number, last: number, k: number): Int32Array {
+export function softVoteTop(ctx: PolicyContext, layer: number, heads: number[], query: Float32Array, n: number, first: number, last: number, k: number, pool = 1): Int32Array {
   const { group, headDim: d } = ctx.model
   const ops = ctx.ops
   const heap = ops.heap
@@ -47,6 +57,7 @@ export function softVoteTop(ctx: PolicyContext, layer: number, heads: number[], 
   const q = heap.allocF32(rows * d)
   const scores = heap.allocF32(rows * n)
   const vote = heap.allocF32(n)
+  const pooled = pool > 1 ? heap.allocF32(n) : vote
   const idx = heap.allocI32(k)
   const scratch = heap.allocI32(m)
   try {
@@ -60,12 +71,13 @@ export function softVoteTop(ctx: PolicyContext, layer: number, heads: number[], 
       }
     })
     ops.softVote(scores, rows, n, vote)
-    ops.topK(subBuf(vote, lo, m), m, k, idx, scratch)
+    if (pooled !== vote) ops.pool1d('max', vote, n, pool, pooled)
+    ops.topK(subBuf(pooled, lo, m), m, k, idx, scratch)
     const out = idx.view.slice()
     for (let i = 0; i < k; i++) out[i] += lo
     return out
   } finally {
-    for (const b of [scratch, idx, vote, scores, q] as (F32Buf | { free(): void })[]) b.free()
+    for (const b of [scratch, idx, ...(pooled !== vote ? [pooled] : []), vote, scores, q] as (F32Buf | { free(): void })[]) b.free()
   }
 }
 
@@ -80,6 +92,8 @@ export const tokenselect: PolicyDefinition = {
     { name: 'threshold', type: 'number', default: 0.9, min: -1, max: 1, description: 'Selection Cache: reuse the last top-k while cos(q_t, q_cached) >= threshold' },
     { name: 'cache', type: 'boolean', default: true, description: 'use the Selection Cache (false: select anew every step)' },
     { name: 'vote', type: 'string', default: 'layer', choices: ['layer', 'head'], description: 'soft vote over all query heads of a layer (the paper) or per KV head over its group' },
+    { name: 'dense', type: 'integer', default: 0, min: 0, description: 'first layers that attend densely, as Quest\'s (0: select in every layer, the paper)' },
+    { name: 'pool', type: 'integer', default: 1, min: 1, description: 'max-pool the vote over this many neighbouring tokens (odd) before the top-k, so a statement is selected whole (SnapKV\'s pooling); 1: off, the paper' },
     { name: 'rope', type: 'string', default: 'true', choices: ['true', 'selected'], description: 'RoPE at true positions, or by place in the selected list (keys kept pre-RoPE; length extrapolation)' },
   ],
   create(o, model) {
@@ -87,6 +101,9 @@ export const tokenselect: PolicyDefinition = {
     const last = o.last as number
     const threshold = o.threshold as number
     const useCache = o.cache as boolean
+    const pool = o.pool as number
+    const dense = o.dense as number
+    if (pool % 2 !== 1) throw new PolicyOptionValueError(`tokenselect: pool must be odd, got ${pool}`)
     return selectionPolicy({
       name: 'tokenselect',
       needs: o.rope === 'selected' ? { cacheKeys: 'pre-rope' } : {},
@@ -101,6 +118,7 @@ export const tokenselect: PolicyDefinition = {
             cached = []
           },
           select(ctx, layer, query): Selection | null {
+            if (layer < dense) return null
             const B = selectionBudget(o, ctx.promptLength)
             const lengths = Array.from({ length: model.kvHeads }, (_, g) => ctx.cache.length(layer, g))
             if (lengths.every((n) => n <= B)) return null
@@ -114,7 +132,7 @@ export const tokenselect: PolicyDefinition = {
               hits++
               top = prev.top
             } else {
-              top = units.map((heads) => softVoteTop(ctx, layer, heads, query, lengths[heads[0]], f, l, B - f - l))
+              top = units.map((heads) => softVoteTop(ctx, layer, heads, query, lengths[heads[0]], f, l, B - f - l, pool))
               cached[layer] = { query: query.slice(), top }
             }
             const out: Selection = new Array(model.kvHeads).fill(null)
@@ -124,8 +142,9 @@ export const tokenselect: PolicyDefinition = {
             return out
           },
           plan(ctx): SoftVotePlan | null {
-            // the same budget, windows and vote units as select(); rope=selected re-rotates keys, which the plan cannot say
-            if (o.rope === 'selected') return null
+            // the same budget, windows and vote units as select(); rope=selected re-rotates keys, pool
+            // max-pools the vote and dense leaves layers out, which the plan cannot say
+            if (o.rope === 'selected' || pool > 1 || dense > 0) return null
             const B = selectionBudget(o, ctx.promptLength)
             const f = Math.min(first, B)
             return {
