@@ -111,6 +111,8 @@ describe('misuse', () => {
     ['rollback to a fraction', async (s: Sequence) => s.rollback(1.5), ReuseError],
     ['a policy with reuse', async (s: Sequence) => model.generate([5], { reuse: s, policy: 'snapkv:budget=0.5' }), ModelInputError],
     ['pageTokens 0', async () => Sequence.create(model, { pageTokens: 0 }), ReuseError],
+    ['no model', async () => Sequence.create(null as unknown as LlamaModel), ReuseError],
+    ['options that are not an object', async () => Sequence.create(model, 64 as unknown as { pageTokens?: number }), ReuseError],
     ['use after dispose', async (s: Sequence) => {
       s.dispose()
       s.feed([5])

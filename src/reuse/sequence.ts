@@ -31,6 +31,9 @@ export class Sequence implements KVReuse {
   }
 
   static create(model: LlamaModel, options: SequenceOptions = {}): Sequence {
+    // checked here: a missing model would otherwise fail as a TypeError inside newCache
+    if (typeof (model as Partial<LlamaModel> | null)?.newCache !== 'function') throw new ReuseError(`Sequence.create: model must be a loaded model (loadModel), got ${model === null ? 'null' : typeof model}`)
+    if (typeof options !== 'object' || options === null) throw new ReuseError(`Sequence.create: options must be an object, got ${options === null ? 'null' : typeof options}`)
     const pt = options.pageTokens ?? 64
     if (!(Number.isInteger(pt) && pt >= 1 && pt <= 4096)) throw new ReuseError(`Sequence: pageTokens must be an integer in [1, 4096], got ${pt}`)
     return new Sequence(model, model.newCache('post-rope', pt, 'float32'), [])
