@@ -97,6 +97,7 @@ describe.skipIf(!probe)('the Llama runtime on WebGPU', () => {
     'tokenselect:tokens=11,first=1,last=3,cache=false',
     'tokenselect:tokens=10,first=3,last=0,vote=head,threshold=0.5',
     'tokenselect:tokens=5,first=2,last=3',
+    'tokenselect:tokens=8,first=2,last=2,dense=1',
   ])('selects on the GPU what wasm selects: %s (tokens, attended sets, Selection Cache counts)', async (policy) => {
     // past the budget from the first decode step, the prompt over several chunks, enough steps for cache hits
     const ids = prompt(2 * CHUNK + 3)
@@ -105,7 +106,9 @@ describe.skipIf(!probe)('the Llama runtime on WebGPU', () => {
     expect(gpu.gpu!.steps.cpuAttention).toBe(s0)
     expect(b.ids).toEqual(a.ids)
     expect(b.kept).toEqual(a.kept)
-    expect(b.kept.at(-1)!.attended![0][0]!.length).toBe(Number(/tokens=(\d+)/.exec(policy)![1]))
+    // the first selecting layer (after `dense` dense ones) attends `tokens` slots
+    const dense = Number(/dense=(\d+)/.exec(policy)?.[1] ?? 0)
+    expect(b.kept.at(-1)!.attended![dense][0]!.length).toBe(Number(/tokens=(\d+)/.exec(policy)![1]))
     expect(b.policy).toEqual(a.policy)
   })
 

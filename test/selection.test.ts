@@ -134,7 +134,7 @@ describe('TokenSelect with the vote max-pooled (pool) or its first layers dense 
     cache.dispose()
   })
 
-  it('dense=2: the first two layers attend densely, the others select the twin\'s slots', () => {
+  it('dense=2: the first two layers attend densely, the others select the twin\'s slots; the GPU plan says so', () => {
     const { ctx, cache } = randomContext(17, M, 300, 1)
     const q = randArray(rng(23), M.qHeads * M.headDim, 2)
     const session = createPolicy('tokenselect:tokens=48,first=4,last=8,dense=2,cache=false', M)!.start()
@@ -142,7 +142,8 @@ describe('TokenSelect with the vote max-pooled (pool) or its first layers dense 
     for (const layer of [0, 1]) expect(session.selectTokens!(ctx, layer, q), `layer ${layer}`).toBeNull()
     const sel = session.selectTokens!(ctx, 2, q)!
     for (let g = 0; g < M.kvHeads; g++) expect(Array.from(sel[g]!)).toEqual(refTokenSelect(ctx, 2, [0, 1], q, 48, 4, 8))
-    expect(session.selectionPlan?.(ctx) ?? null).toBeNull()
+    // the GPU plan carries the dense layers
+    expect(session.selectionPlan?.(ctx)).toMatchObject({ kind: 'soft-vote', dense: 2, budget: 48 })
     session.dispose?.()
     cache.dispose()
   })

@@ -75,7 +75,7 @@ export class GpuSoftVoteSelection {
   /**
    * Encodes layer l's selection for the step's query q (byte pointer, [qHeads][d] post-RoPE). Returns
    * the list (byte pointer of plan.budget int32 slots) KV head g attends to, or null when the layer
-   * attends densely (its heads hold at most plan.budget slots). Throws when the heads hold different
+   * attends densely (its heads hold at most plan.budget slots, or it is below plan.dense). Throws when the heads hold different
    * counts (the plan's vote needs them alike; the runtime takes a plan only for such caches).
    * `half`: the keys are float16 pages (scored by scoreKeysF16).
    */
@@ -86,8 +86,8 @@ export class GpuSoftVoteSelection {
     if (heads.some((h) => h.n !== n)) throw new Error(`GpuSoftVoteSelection: layer ${l}'s KV heads hold different counts (${heads.map((h) => h.n).join(', ')})`)
     if (n > this.scratch.positions) throw new RangeError(`GpuSoftVoteSelection: ${n} slots exceed the vote scratch of ${this.scratch.positions}`)
     this.stepped = true
-    this.selected[l] = n > B
-    if (n <= B) return null
+    this.selected[l] = n > B && l >= this.plan.dense
+    if (!this.selected[l]) return null
     const K = this.K
     const list = this.lists + l * this.units * B * 4
     let skip = -1

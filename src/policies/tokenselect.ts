@@ -19,8 +19,8 @@
  * `pool` > 1 (kvkit's, off by default: the paper selects single tokens) max-pools the vote over `pool`
  * neighbouring slots before the top-k, as SnapKV pools its observation votes (Li et al. 2024, sec. 4.3),
  * so a high-scoring token brings the tokens around it: a statement is attended whole, not its one most
- * voted token. The GPU plan (SoftVotePlan) has neither pooling nor dense layers, so with either
- * TokenSelect selects on the CPU.
+ * voted token. The GPU plan (SoftVotePlan) has no pooling, so a pooled TokenSelect selects on the CPU;
+ * dense layers are in the plan.
  *
  * Length extrapolation (sec. 3.3): `rope=selected` keeps keys before RoPE and rotates the selected keys by
  * their place in the selected list (and the query by the list's length), so attended positions stay below
@@ -142,13 +142,13 @@ export const tokenselect: PolicyDefinition = {
             return out
           },
           plan(ctx): SoftVotePlan | null {
-            // the same budget, windows and vote units as select(); rope=selected re-rotates keys, pool
-            // max-pools the vote and dense leaves layers out, which the plan cannot say
-            if (o.rope === 'selected' || pool > 1 || dense > 0) return null
+            // the same budget, windows, vote units and dense layers as select(); rope=selected re-rotates
+            // keys and pool max-pools the vote, which the plan cannot say
+            if (o.rope === 'selected' || pool > 1) return null
             const B = selectionBudget(o, ctx.promptLength)
             const f = Math.min(first, B)
             return {
-              kind: 'soft-vote', budget: B, first: f, last: Math.min(last, B - f), vote: aligned ? 'layer' : 'head',
+              kind: 'soft-vote', budget: B, first: f, last: Math.min(last, B - f), vote: aligned ? 'layer' : 'head', dense,
               threshold: useCache ? threshold : null,
               lookup(hit) {
                 lookups++

@@ -186,6 +186,8 @@ export interface SoftVotePlan {
   last: number
   /** 'layer': one vote of all query heads, shared by the layer's KV heads; 'head': per KV head over its group */
   vote: 'layer' | 'head'
+  /** layers below this one attend densely (no selection, no Selection Cache lookup) */
+  dense: number
   threshold: number | null
   /** the runtime reports each Selection Cache lookup it made, so the session's counters stay its own */
   lookup(hit: boolean): void
