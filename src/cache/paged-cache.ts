@@ -202,8 +202,7 @@ export class PagedKVCache implements KVCache {
   }
 
   readKeyRange(layer: number, head: number, from: number, to: number): Float32Array {
-    const n = this.stream(layer, head).n
-    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to && to <= n)) throw new CacheError(`readKeyRange: [${from}, ${to}) is not a range of the ${n} slots of (layer ${layer}, head ${head})`)
+    this.checkRange('readKeyRange', layer, head, from, to)
     return this.readRows(layer, head, 'key', from, to)
   }
 
@@ -229,10 +228,15 @@ export class PagedKVCache implements KVCache {
   }
 
   readKeysInto(layer: number, head: number, from: number, to: number, dst: number): void {
-    const n = this.stream(layer, head).n
-    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to && to <= n)) throw new CacheError(`readKeysInto: [${from}, ${to}) is not a range of the ${n} slots of (layer ${layer}, head ${head})`)
+    this.checkRange('readKeysInto', layer, head, from, to)
     if (!(Number.isInteger(dst) && dst > 0 && dst % 4 === 0)) throw new CacheError(`readKeysInto: dst = ${dst} is not a 4-byte aligned arena pointer`)
     this.readRowsTo(layer, head, 'key', from, to, dst)
+  }
+
+  /** throws CacheError unless [from, to) is a range of integer slots of the head */
+  private checkRange(what: string, layer: number, head: number, from: number, to: number): void {
+    const n = this.stream(layer, head).n
+    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to && to <= n)) throw new CacheError(`${what}: [${from}, ${to}) is not a range of the ${n} slots of (layer ${layer}, head ${head})`)
   }
 
   /**
@@ -261,7 +265,6 @@ export class PagedKVCache implements KVCache {
   private readRowsTo(layer: number, head: number, role: 'key' | 'value', from: number, to: number, dst: number): void {
     const s = this.stream(layer, head)
     const d = this.options.headDim
-    to = Math.min(to, s.n)
     let row = 0
     let start = 0
     for (const seg of s.segs) {
