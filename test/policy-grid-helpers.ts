@@ -61,7 +61,7 @@ export function specsPerPolicy(gatesFile: string, scoresFile?: string): Map<stri
     criticaladakv: ['criticaladakv:window=8'],
     compactor: ['compactor', 'compactor:chunk=4,sketch=4'],
     unionkv: ['unionkv', 'unionkv:every=2', 'unionkv:window=8,contrast=8,agnostic=0.25,lag=4', `unionkv:agnostic=0.75,gatesFile=${gatesFile}`, `unionkv:agnostic=0.5,lagShare=0.25,lag=4,gatesFile=${gatesFile}`],
-    tokenselect: ['tokenselect:first=2,last=2', 'tokenselect:tokens=8,first=2,last=2', 'tokenselect:budget=0.5,cache=false,vote=head', 'tokenselect:tokens=8,first=1,last=2,rope=selected'],
+    tokenselect: ['tokenselect:first=2,last=2', 'tokenselect:tokens=8,first=2,last=2', 'tokenselect:budget=0.5,cache=false,vote=head', 'tokenselect:tokens=8,first=1,last=2,rope=selected', 'tokenselect:tokens=8,first=2,last=2,dense=1,pool=3'],
     quest: ['quest:page=4', 'quest:tokens=8,page=4', 'quest:budget=0.5,dense=0'],
     delta: ['delta:page=2,recent=1', 'delta:tokens=8,page=2,recent=1', 'delta:budget=0.5,full=0,interval=2'],
     nosa: ['nosa:block=2', 'nosa:tokens=8,block=2', 'nosa:budget=0.5,block=4,agnostic=1', ...(scoresFile ? [`nosa:block=2,scoresFile=${scoresFile}`] : [])],
