@@ -60,6 +60,29 @@ describe('matmul', () => {
     ref.matmul(x, w, b, y2, T, inDim, outDim)
     close(copyOf(y1, T * outDim), copyOf(y2, T * outDim), 1e-5)
   })
+
+  // a decode step (T = 1) runs 8 output rows a pass, a prefill chunk 4 tokens x 2 rows: a token's logits
+  // must not depend on which path computed them (sessions, reuse and the threads' splits rely on it)
+  it.each([
+    [384, 1024, false], [384, 1030, true], [1024, 384, false], [7, 13, true], [5, 8, false], [6, 2, true], [384, 1, true],
+  ])('gives a token alone the bits it gets in a block of 4 tokens: in=%i out=%i bias=%s', (inDim, outDim, withBias) => {
+    const r = rng(inDim * 7 + outDim)
+    const w = fill(outDim * inDim, r, 0.1), b = withBias ? fill(outDim, r) : 0
+    const x4 = fill(4 * inDim, r)
+    const y4 = heap.alloc(4 * outDim * 4), y1 = heap.alloc(outDim * 4)
+    wasm.matmul(x4, w, b, y4, 4, inDim, outDim)
+    for (let t = 0; t < 4; t++) {
+      wasm.matmul(x4 + t * inDim * 4, w, b, y1, 1, inDim, outDim)
+      const alone = copyOf(y1, outDim)
+      const inBlock = copyOf(y4 + t * outDim * 4, outDim)
+      expect(Array.from(alone).every((v, i) => Object.is(v, inBlock[i]))).toBe(true)
+    }
+    // and the last T % 4 tokens of a chunk take the decode path: T = 3 equals T = 4's first three rows
+    const y3 = heap.alloc(3 * outDim * 4)
+    wasm.matmul(x4, w, b, y3, 3, inDim, outDim)
+    const three = copyOf(y3, 3 * outDim), four = copyOf(y4, 3 * outDim)
+    expect(Array.from(three).every((v, i) => Object.is(v, four[i]))).toBe(true)
+  })
 })
 
 describe('elementwise kernels', () => {

@@ -4,7 +4,8 @@ import { madd, hsum } from '../kernels/simd'
  * y[t][o] = x[t] . w[o] (+ bias[o] when bias != 0) for t < T, o < outDim: a linear layer with the weight in
  * Hugging Face's [out][in] layout, so tied embeddings serve as the LM head without a transposed copy.
  * Register blocked 4 tokens x 2 output rows (8 accumulators, 6 loads per 8 multiply-adds), cache blocked
- * by groups of output rows whose weights (about 24 KiB) stay in L1 while 4 tokens at a time pass.
+ * by groups of output rows whose weights (about 24 KiB) stay in L1 while 4 tokens at a time pass; the
+ * last T % 4 tokens (all of a decode step) take 8 output rows a pass (8 accumulators, 9 loads).
  */
 export function matmul(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i32, outDim: i32): void {
   matmulRange(x, w, bias, y, T, inDim, outDim, 0, outDim)
@@ -70,9 +71,13 @@ function matmulRows(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i3
       store<f32>(y0 + 3 * rowY, s30 + b0); store<f32>(y0 + 3 * rowY, s31 + b1, 4)
     }
   }
+  // the last T % 4 tokens (a decode step's one): 8 output rows a pass, so 8 independent accumulator chains
+  // hide the multiply-add latency that 2 left exposed; each y[t][o] still sums k in the same order
   for (; t < T; t++) {
     const x0 = x + <usize>t * rowX
-    for (let o = oFrom; o < oTo; o += 2) {
+    let o = oFrom
+    for (; o + 8 <= oTo; o += 8) matvecOct(x0, w + <usize>o * rowX, bias ? bias + (<usize>o << 2) : 0, y + <usize>t * rowY + (<usize>o << 2), inDim)
+    for (; o < oTo; o += 2) {
       const w0 = w + <usize>o * rowX
       const w1 = w0 + rowX
       const b0: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0
@@ -94,6 +99,42 @@ function matmulRows(x: usize, w: usize, bias: usize, y: usize, T: i32, inDim: i3
       store<f32>(y0, s0 + b0); store<f32>(y0, s1 + b1, 4)
     }
   }
+}
+
+/** y[0..8) = x . w[0..8) (+ bias[0..8) when bias != 0) for one token x and 8 consecutive weight rows */
+// @ts-ignore: decorator
+@inline function matvecOct(x0: usize, w0: usize, bias: usize, y0: usize, inDim: i32): void {
+  const rowX = <usize>inDim << 2
+  const k4 = inDim & ~3
+  const w1 = w0 + rowX, w2 = w1 + rowX, w3 = w2 + rowX, w4 = w3 + rowX, w5 = w4 + rowX, w6 = w5 + rowX, w7 = w6 + rowX
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0)
+  for (let k = 0; k < k4; k += 4) {
+    const off = <usize>k << 2
+    const u = v128.load(x0 + off)
+    a0 = madd(u, v128.load(w0 + off), a0)
+    a1 = madd(u, v128.load(w1 + off), a1)
+    a2 = madd(u, v128.load(w2 + off), a2)
+    a3 = madd(u, v128.load(w3 + off), a3)
+    a4 = madd(u, v128.load(w4 + off), a4)
+    a5 = madd(u, v128.load(w5 + off), a5)
+    a6 = madd(u, v128.load(w6 + off), a6)
+    a7 = madd(u, v128.load(w7 + off), a7)
+  }
+  let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3)
+  let s4 = hsum(a4), s5 = hsum(a5), s6 = hsum(a6), s7 = hsum(a7)
+  for (let k = k4; k < inDim; k++) {
+    const off = <usize>k << 2
+    const u = load<f32>(x0 + off)
+    s0 += u * load<f32>(w0 + off); s1 += u * load<f32>(w1 + off); s2 += u * load<f32>(w2 + off); s3 += u * load<f32>(w3 + off)
+    s4 += u * load<f32>(w4 + off); s5 += u * load<f32>(w5 + off); s6 += u * load<f32>(w6 + off); s7 += u * load<f32>(w7 + off)
+  }
+  // the bias (or 0) added last, as the other paths do: a -0 sum becomes +0 the same way
+  const b = bias ? v128.load(bias) : f32x4.splat(0), c = bias ? v128.load(bias, 16) : f32x4.splat(0)
+  s0 += f32x4.extract_lane(b, 0); s1 += f32x4.extract_lane(b, 1); s2 += f32x4.extract_lane(b, 2); s3 += f32x4.extract_lane(b, 3)
+  s4 += f32x4.extract_lane(c, 0); s5 += f32x4.extract_lane(c, 1); s6 += f32x4.extract_lane(c, 2); s7 += f32x4.extract_lane(c, 3)
+  store<f32>(y0, s0); store<f32>(y0, s1, 4); store<f32>(y0, s2, 8); store<f32>(y0, s3, 12)
+  store<f32>(y0, s4, 16); store<f32>(y0, s5, 20); store<f32>(y0, s6, 24); store<f32>(y0, s7, 28)
 }
 
 /** one output row (the last of an odd range) */

@@ -109,7 +109,6 @@ export class LlamaModel implements Model {
     return new PagedKVCache(this.backend, { layers, kvHeads, headDim, pageTokens, keys, kvDtype })
   }
 
-  /** runs tokens through the model in chunks, appending to `cache`; returns nothing */
   /**
    * runs tokens through the model in chunks, appending to `cache`; `first` is the index of ids[0]
    * among the tokens `capture` records (a prefill run chunk by chunk passes its offset)
