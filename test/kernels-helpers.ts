@@ -1,3 +1,4 @@
+import v8 from 'node:v8'
 import { expect } from 'vitest'
 import type { F32Buf, Heap, I32Buf } from '../src/backend/heap.js'
 import type { HeadView } from '../src/cache/types.js'
@@ -10,6 +11,19 @@ export async function wasmAndReference(): Promise<{ wasm: CreatedBackend; ref: C
   const wasm = await createBackend('wasm', { relaxed: false })
   const ref = await createBackend('reference', { heap: wasm.heap })
   return { wasm, ref, W: new Ops(wasm), R: new Ops(ref), heap: wasm.heap }
+}
+
+/** The plain-SIMD and the relaxed-SIMD wasm builds, each on its own arena, for tests that run both. */
+export async function simdAndRelaxed(): Promise<{ name: 'simd' | 'relaxed'; b: CreatedBackend }[]> {
+  // Node 20 keeps relaxed SIMD behind a flag; wasm features are read at compile time, so set it here
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd')
+  const simd = await createBackend('wasm', { relaxed: false })
+  const relaxed = await createBackend('wasm', { relaxed: true })
+  expect(relaxed.build).toBe('relaxed')
+  return [
+    { name: 'simd', b: simd },
+    { name: 'relaxed', b: relaxed },
+  ]
 }
 
 /** Deterministic random numbers (mulberry32), so a failing shape reproduces. */

@@ -1,6 +1,5 @@
-import v8 from 'node:v8'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createBackend, type CreatedBackend } from '../src/backend/index.js'
+import type { CreatedBackend } from '../src/backend/index.js'
 import { intQueryLevels, packedIntScratch } from '../src/backend/backend.js'
 import { Ops, ShapeError } from '../src/backend/ops.js'
 import { referencePackedKernels } from '../src/backend/reference/packed-kernels.js'
@@ -11,7 +10,7 @@ import type { HeadSegment } from '../src/cache/types.js'
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { defaultModelDir } from '../src/eval/paths.js'
-import { normals, rng } from './kernels-helpers.js'
+import { normals, rng, simdAndRelaxed } from './kernels-helpers.js'
 
 // scorePackedKeysInt (assembly/kernels/packed-int.ts): integer dot products on int4/2/1 keys, in both
 // wasm builds, against the float64 dequantize-then-dot twin within the bound the kernel states (the
@@ -24,12 +23,7 @@ const SCALE = 0.125
 const builds: { name: 'simd' | 'relaxed'; b: CreatedBackend }[] = []
 let model: LlamaModel
 beforeAll(async () => {
-  // Node 20 keeps relaxed SIMD behind a flag; wasm features are read at compile time, so set it here
-  v8.setFlagsFromString('--experimental-wasm-relaxed-simd')
-  builds.push({ name: 'simd', b: await createBackend('wasm', { relaxed: false }) })
-  const relaxed = await createBackend('wasm', { relaxed: true })
-  expect(relaxed.build).toBe('relaxed')
-  builds.push({ name: 'relaxed', b: relaxed })
+  builds.push(...(await simdAndRelaxed()))
   model = (await loadModel(defaultModelDir(), { backend: 'wasm' })) as LlamaModel
 })
 afterAll(() => model?.dispose())

@@ -111,6 +111,26 @@ export interface KernelBackend {
   getSignKeyRows?(table: number, pageTokens: number, idx: number, nIdx: number, d: number, hi: number, group: number, out: number, scratch: number): void
   /** getPackedKeyRows over values: vBits (0 ternary) in groups of vGroup channels a row, vd channels */
   getPackedValueRows?(table: number, pageTokens: number, idx: number, nIdx: number, vd: number, bits: number, vGroup: number, out: number): void
+
+  /**
+   * Float32 rows packed into KIVI pages (Liu et al. 2024, section 3; layout src/cache/formats.ts
+   * PackedLayout): n rows x [n][d] at x go to slots row0 .. row0 + n of a paged stream (int32 page
+   * pointers at table, pageTokens slots a page). Keys: each channel's token group of `group` (pageTokens
+   * and row0 multiples of it; the last group partial when n is not) as `bits`-bit codes (8, 4, 2, 1)
+   * with float16 (scale, min). The groups written must be zero (codes are ORed in). Bytes equal
+   * src/cache/packing.ts packKeyGroup's (its TypeScript twin). Values must be finite with |x| <= 32752
+   * (packing.ts checkPackable, which the caller runs first). Absent on a backend without them (the store
+   * then packs in TypeScript).
+   */
+  packKeys?(x: number, n: number, d: number, table: number, pageTokens: number, row0: number, bits: number, group: number): void
+  /** packKeys for VidKV's int2+sign keys (Tao et al. 2025, section 3.2): the first hi channels int2, the rest 1-bit signs with a float16 scale alone */
+  packSignKeys?(x: number, n: number, d: number, table: number, pageTokens: number, row0: number, hi: number, group: number): void
+  /**
+   * packKeys for values: each row in channel groups of vGroup (the last partial when vGroup does not
+   * divide d) as `bits`-bit codes with (scale, min), or ternary (bits 0, VidKV section 3.3) with a scale
+   * alone; bytes equal packing.ts packValueRow's.
+   */
+  packValues?(x: number, n: number, vd: number, table: number, pageTokens: number, row0: number, bits: number, vGroup: number): void
 }
 
 /**

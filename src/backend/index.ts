@@ -3,6 +3,7 @@ import { Heap } from './heap.js'
 import { referenceKernels } from './reference/kernels.js'
 import { referenceModelKernels } from './reference/model-kernels.js'
 import { referencePackedKernels } from './reference/packed-kernels.js'
+import { referencePackKernels } from './reference/pack-kernels.js'
 import { wasmKernels } from './wasm/kernels.js'
 import { wasmModelKernels } from './wasm/model-kernels.js'
 import { loadWasm, supportsSimd, type WasmBuild, type WasmLoadOptions } from './wasm/load.js'
@@ -78,7 +79,7 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
   }
   if (name === 'reference') {
     const heap = opts.heap ?? new Heap()
-    return { name: 'reference', heap, ...referenceKernels(heap), ...referencePackedKernels(heap), ...referenceModelKernels(heap) }
+    return { name: 'reference', heap, ...referenceKernels(heap), ...referencePackedKernels(heap), ...referencePackKernels(heap), ...referenceModelKernels(heap) }
   }
   if (name === 'wasm' || (name === 'auto' && supportsSimd())) {
     const threads = opts.threads ?? 1

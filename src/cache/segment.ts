@@ -1,7 +1,8 @@
 import type { Kernels } from '../backend/reference/kernels.js'
 import { CacheError } from './errors.js'
 import { DEFAULT_GROUP, elementBytes, formatInfo, kernelBits, packedLayout, valueGroupFor, type KVDtype, type PackedLayout, type PageFormat } from './formats.js'
-import { checkPackable, packKeyGroup, packValueRow, unpackKeyRow, unpackValueRow } from './packing.js'
+import { checkPackable, unpackKeyRow, unpackValueRow } from './packing.js'
+import { referencePackKernels, type PackKernels } from '../backend/reference/pack-kernels.js'
 import { floatToHalf, halfToFloat } from '../backend/half.js'
 import type { Page, PageStore, Tier } from './page-store.js'
 import { fromBasis, toBasis, type KeyBasis } from './basis.js'
@@ -16,7 +17,7 @@ import { fromBasis, toBasis, type KeyBasis } from './basis.js'
  * written only by `appendPacked`, a whole key group of `group` tokens (32 unless int2+sign keys ask for
  * 64 or 128) at a time, and read by the fused kernels or dequantized by `fetchRows`.
  */
-export type SegmentKernels = Pick<Kernels, 'compactRowsKV' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16' | 'getPackedKeyRows' | 'getSignKeyRows' | 'getPackedValueRows'>
+export type SegmentKernels = Pick<Kernels, 'compactRowsKV' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16' | 'getPackedKeyRows' | 'getSignKeyRows' | 'getPackedValueRows' | 'packKeys' | 'packSignKeys' | 'packValues'>
 
 export class Segment {
   n = 0
@@ -154,45 +155,62 @@ export class Segment {
     if ((src.format !== 'float32' && src.format !== 'float16') || src.tier !== 'wasm' || count > src.n || src.kd !== this.kd || String(src.channels) !== String(this.channels)) {
       throw new CacheError('appendPacked: the source must be an arena float32 or float16 segment holding the rows, with the same key channels')
     }
-    // the rows as floats first (float16 widened), checked before anything is written
+    // the rows as float32 in the arena first (float16 widened by the compute core), checked before anything is written
     const heap = this.store.heap
-    const rowsOf = (ptr: (i: number) => number, width: number): Float32Array => {
-      const out = new Float32Array(count * width)
-      for (let i = 0; i < count; i++) {
-        const p = ptr(i)
-        if (src.format === 'float32') out.set(heap.F32.subarray(p >> 2, (p >> 2) + width), i * width)
-        else for (let c = 0; c < width; c++) out[i * width + c] = halfToFloat(heap.U16[(p >> 1) + c])
+    const kBuf = heap.alloc(Math.max(1, count * this.kd) * 4)
+    const vBuf = heap.alloc(Math.max(1, count * this.vd) * 4)
+    try {
+      src.rowsAsFloat32(count, kBuf, vBuf)
+      const F = heap.F32
+      if (this.keyBasis) {
+        for (let i = 0; i < count; i++) {
+          const at = (kBuf >> 2) + i * this.kd
+          toBasis(this.keyBasis, F.slice(at, at + this.kd), 0, F, at)
+        }
       }
-      return out
-    }
-    const keys = rowsOf((i) => src.keyPtr(i), this.kd)
-    if (this.keyBasis) for (let i = 0; i < count; i++) toBasis(this.keyBasis, keys.slice(i * this.kd, (i + 1) * this.kd), 0, keys, i * this.kd)
-    const values = rowsOf((i) => src.valuePtr(i), this.vd)
-    checkPackable(keys, 0, keys.length, 'appendPacked: keys')
-    checkPackable(values, 0, values.length, 'appendPacked: values')
-    const need = Math.ceil((this.n + count) / this.pt)
-    if (need > this.tabCap) this.growTables(Math.max(need, this.tabCap * 2, 4))
-    this.writable(this.n)
-    const fresh = this.kPages.length
-    this.addPages(need)
-    for (let p = fresh; p < need; p++) {
-      heap.U8.fill(0, this.kPages[p].ptr, this.kPages[p].ptr + this.kPages[p].bytes)
-      heap.U8.fill(0, this.vPages[p].ptr, this.vPages[p].ptr + this.vPages[p].bytes)
-    }
-    const kLay = this.kLayout
-    const vLay = this.vLayout
-    const U8 = heap.U8
-    for (let t = 0; t < count; t += this.group) {
-      const row = this.n + t
-      const page = this.kPages[Math.floor(row / this.pt)]
-      packKeyGroup(keys, t * this.kd, this.kd, Math.min(this.group, count - t), kLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
-    }
-    for (let t = 0; t < count; t++) {
-      const row = this.n + t
-      const page = this.vPages[Math.floor(row / this.pt)]
-      packValueRow(values, t * this.vd, vLay, U8.subarray(page.ptr, page.ptr + page.bytes), row % this.pt)
+      checkPackable(F, kBuf >> 2, (kBuf >> 2) + count * this.kd, 'appendPacked: keys')
+      checkPackable(F, vBuf >> 2, (vBuf >> 2) + count * this.vd, 'appendPacked: values')
+      const need = Math.ceil((this.n + count) / this.pt)
+      if (need > this.tabCap) this.growTables(Math.max(need, this.tabCap * 2, 4))
+      this.writable(this.n)
+      const fresh = this.kPages.length
+      this.addPages(need)
+      for (let p = fresh; p < need; p++) {
+        heap.U8.fill(0, this.kPages[p].ptr, this.kPages[p].ptr + this.kPages[p].bytes)
+        heap.U8.fill(0, this.vPages[p].ptr, this.vPages[p].ptr + this.vPages[p].bytes)
+      }
+      // the compute core's packing kernels where the backend has them, else their TypeScript twins
+      // (packing.ts): the same bytes either way
+      const k = this.kernels
+      const pack: PackKernels = k.packKeys && k.packSignKeys && k.packValues ? (k as PackKernels) : referencePackKernels(heap)
+      if (this.keyBasis) pack.packSignKeys(kBuf, count, this.kd, this.kTab, this.pt, this.n, this.keyHi, this.group)
+      else pack.packKeys(kBuf, count, this.kd, this.kTab, this.pt, this.n, kernelBits(this.format), this.group)
+      pack.packValues(vBuf, count, this.vd, this.vTab, this.pt, this.n, kernelBits(this.valueFormat), this.valueGroup)
+    } finally {
+      heap.release(vBuf)
+      heap.release(kBuf)
     }
     this.n += count
+  }
+
+  /**
+   * Rows [0, count) of this float32 or float16 arena segment as float32 rows: keys [count][kd] at kDst,
+   * values [count][vd] at vDst (float16 widened exactly by the compute core's fromFloat16).
+   */
+  rowsAsFloat32(count: number, kDst: number, vDst: number): void {
+    const rows = Int32Array.from({ length: count }, (_, i) => i)
+    if (this.format === 'float32') return this.fetchRows(rows, kDst, vDst)
+    const heap = this.store.heap
+    const kHalf = heap.alloc(Math.max(1, count * this.keyRowBytes))
+    const vHalf = heap.alloc(Math.max(1, count * this.valueRowBytes))
+    try {
+      this.fetchRows(rows, kHalf, vHalf)
+      this.kernels.fromFloat16(kHalf, kDst, count * this.kd)
+      this.kernels.fromFloat16(vHalf, vDst, count * this.vd)
+    } finally {
+      heap.release(vHalf)
+      heap.release(kHalf)
+    }
   }
 
   /** copy-on-write: the pages holding rows [fromRow, untilRow) become this segment's own */

@@ -37,6 +37,10 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     getPackedKeyRows: e.getPackedKeyRows,
     getSignKeyRows: e.getSignKeyRows,
     getPackedValueRows: e.getPackedValueRows,
+    // float32 rows quantized into KIVI / VidKV pages (the store's packing; bytes equal packing.ts's)
+    packKeys: e.packKeys,
+    packSignKeys: e.packSignKeys,
+    packValues: e.packValues,
     gatherChannelsF16: e.gatherChannelsF16,
     toFloat16: e.toFloat16,
     fromFloat16: e.fromFloat16,

@@ -43,6 +43,9 @@ export interface KvkitExports {
   getPackedKeyRows(table: number, pageTokens: number, idx: number, nIdx: number, d: number, bits: number, out: number, scratch: number): void
   getSignKeyRows(table: number, pageTokens: number, idx: number, nIdx: number, d: number, hi: number, group: number, out: number, scratch: number): void
   getPackedValueRows(table: number, pageTokens: number, idx: number, nIdx: number, vd: number, bits: number, vGroup: number, out: number): void
+  packKeys(x: number, n: number, d: number, table: number, pageTokens: number, row0: number, bits: number, group: number): void
+  packSignKeys(x: number, n: number, d: number, table: number, pageTokens: number, row0: number, hi: number, group: number): void
+  packValues(x: number, n: number, vd: number, table: number, pageTokens: number, row0: number, bits: number, vGroup: number): void
   scoreKeysF16(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
   gatherChannelsF16(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
   toFloat16(src: number, dst: number, n: number): number
