@@ -52,6 +52,121 @@ const TERNARY: i32 = 0
   }
 }
 
+/**
+ * Codes of 4 floats (f32x4 x) for lanes whose (min, scale) are (lo01, sc01) for lanes 0-1 and (lo23,
+ * sc23) for lanes 2-3, in float64 lanes as intGroup computes them: round half up of (x - min) / scale,
+ * clamped to [0, top]; 0 where the lane's scale is 0 (live: all-ones where scale > 0). i32x4 codes.
+ */
+// @ts-ignore: decorator
+@inline function codes4(x: v128, lo01: v128, lo23: v128, sc01: v128, sc23: v128, top: v128, live: v128): v128 {
+  const a = f64x2.div(f64x2.sub(f64x2.promote_low_f32x4(x), lo01), sc01)
+  const b = f64x2.div(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 2, 3)), lo23), sc23)
+  const ca = i32x4.trunc_sat_f64x2_s_zero(clampCode(a, top))
+  const cb = i32x4.trunc_sat_f64x2_s_zero(clampCode(b, top))
+  return v128.and(v128.shuffle<i32>(ca, cb, 0, 1, 4, 5), live)
+}
+
+/** Math.round (half up) of float64 lanes v >= 0, clamped to [0, top] (NaN, from a scale of 0, stays NaN and truncates to 0) */
+// @ts-ignore: decorator
+@inline function clampCode(v: v128, top: v128): v128 {
+  const r = f64x2.floor(v)
+  const up = v128.and(f64x2.ge(f64x2.sub(v, r), f64x2.splat(0.5)), f64x2.splat(1))
+  return f64x2.min(top, f64x2.max(f64x2.splat(0), f64x2.add(r, up)))
+}
+
+/** a lane's float16 (scale, min) from its min and max, stored at meta; returns (min, scale) as floats */
+// @ts-ignore: decorator
+@inline function laneMeta(mn: f32, mx: f32, L: i32, meta: usize): v128 {
+  const minH = halfDown(mn)
+  const lo = <f64>halfToFloat(minH)
+  const scaleH = halfUp((<f64>mx - lo) / <f64>L)
+  store<u16>(meta, scaleH)
+  store<u16>(meta, minH, 2)
+  return f64x2.replace_lane(f64x2.splat(lo), 1, <f64>halfToFloat(scaleH))
+}
+
+/**
+ * intGroup over 4 key channels at once (lanes: channels c .. c + 3, whose floats are adjacent in a row):
+ * `count` rows at x, stride bytes apart; the channels' chunks chunkStep bytes apart from `codes`, their
+ * (scale, min) 4 bytes apart from meta. Each lane takes intGroup's steps, so the bytes are its bytes.
+ */
+// @ts-ignore: decorator
+@inline function intGroup4(x: usize, stride: usize, count: i32, bits: i32, B: i32, codes: usize, chunkStep: usize, meta: usize): void {
+  let mn = v128.load(x)
+  let mx = mn
+  for (let e = 1; e < count; e++) {
+    const v = v128.load(x + <usize>e * stride)
+    mn = f32x4.min(mn, v)
+    mx = f32x4.max(mx, v)
+  }
+  const L = (1 << bits) - 1
+  const m0 = laneMeta(f32x4.extract_lane(mn, 0), f32x4.extract_lane(mx, 0), L, meta)
+  const m1 = laneMeta(f32x4.extract_lane(mn, 1), f32x4.extract_lane(mx, 1), L, meta + 4)
+  const m2 = laneMeta(f32x4.extract_lane(mn, 2), f32x4.extract_lane(mx, 2), L, meta + 8)
+  const m3 = laneMeta(f32x4.extract_lane(mn, 3), f32x4.extract_lane(mx, 3), L, meta + 12)
+  const lo01 = v128.shuffle<f64>(m0, m1, 0, 2)
+  const lo23 = v128.shuffle<f64>(m2, m3, 0, 2)
+  const sc01 = v128.shuffle<f64>(m0, m1, 1, 3)
+  const sc23 = v128.shuffle<f64>(m2, m3, 1, 3)
+  const zero = f64x2.splat(0)
+  const live = v128.shuffle<i32>(f64x2.gt(sc01, zero), f64x2.gt(sc23, zero), 0, 2, 4, 6)
+  if (!v128.any_true(live)) return
+  const top = f64x2.splat(<f64>L)
+  // byte b of each chunk gathers elements b, b + B, b + 2B ... (slot s at bits * s)
+  for (let b = 0; b < B; b++) {
+    let acc = i32x4.splat(0)
+    let shift = 0
+    for (let e = b; e < count; e += B) {
+      acc = v128.or(acc, i32x4.shl(codes4(v128.load(x + <usize>e * stride), lo01, lo23, sc01, sc23, top, live), shift))
+      shift += bits
+    }
+    const p = codes + <usize>b
+    store<u8>(p, <i32>load<u8>(p) | i32x4.extract_lane(acc, 0))
+    store<u8>(p + chunkStep, <i32>load<u8>(p + chunkStep) | i32x4.extract_lane(acc, 1))
+    store<u8>(p + 2 * chunkStep, <i32>load<u8>(p + 2 * chunkStep) | i32x4.extract_lane(acc, 2))
+    store<u8>(p + 3 * chunkStep, <i32>load<u8>(p + 3 * chunkStep) | i32x4.extract_lane(acc, 3))
+  }
+}
+
+/**
+ * intGroup over one whole value group of contiguous floats (count = group, a multiple of 4, and B * 8 /
+ * bits = group, so B is a multiple of 4 for groups of 32, 64, 128): 4 elements a step, 4 chunk bytes a
+ * store. Same steps, so the same bytes.
+ */
+// @ts-ignore: decorator
+@inline function intGroupRow(x: usize, count: i32, bits: i32, B: i32, codes: usize, meta: usize): void {
+  let mn4 = v128.load(x)
+  let mx4 = mn4
+  for (let e = 4; e < count; e += 4) {
+    const v = v128.load(x + (<usize>e << 2))
+    mn4 = f32x4.min(mn4, v)
+    mx4 = f32x4.max(mx4, v)
+  }
+  // min and max are order-free (float32 min/max, -0 below +0, as Math.min and Math.max)
+  const mn = min(min(f32x4.extract_lane(mn4, 0), f32x4.extract_lane(mn4, 1)), min(f32x4.extract_lane(mn4, 2), f32x4.extract_lane(mn4, 3)))
+  const mx = max(max(f32x4.extract_lane(mx4, 0), f32x4.extract_lane(mx4, 1)), max(f32x4.extract_lane(mx4, 2), f32x4.extract_lane(mx4, 3)))
+  const L = (1 << bits) - 1
+  const m = laneMeta(mn, mx, L, meta)
+  const scale = f64x2.extract_lane(m, 1)
+  if (!(scale > 0)) return
+  const lo = f64x2.splat(f64x2.extract_lane(m, 0))
+  const sc = f64x2.splat(scale)
+  const top = f64x2.splat(<f64>L)
+  const live = i32x4.splat(-1)
+  for (let b = 0; b < B; b += 4) {
+    let acc = i32x4.splat(0)
+    let shift = 0
+    for (let e = b; e < count; e += B) {
+      acc = v128.or(acc, i32x4.shl(codes4(v128.load(x + (<usize>e << 2)), lo, lo, sc, sc, top, live), shift))
+      shift += bits
+    }
+    // four codes bytes (each lane < 256) into one 32-bit store
+    const bytes = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(acc, acc), i16x8.splat(0))
+    const p = codes + <usize>b
+    store<u32>(p, load<u32>(p) | i32x4.extract_lane(bytes, 0))
+  }
+}
+
 /** mean |x| over a group in float64, summed in element order (the twins' sum), as float16 bits */
 // @ts-ignore: decorator
 @inline function meanAbsHalf(x: usize, stride: usize, count: i32): u16 {
@@ -120,12 +235,14 @@ function keyPack(x: usize, n: i32, d: i32, table: usize, pageTokens: i32, row0: 
     const meta = page + metaOffset + <usize>(tg * lineMeta)
     const count = min(group, n - t)
     const xt = x + <usize>t * stride
-    for (let c = 0; c < d; c++) {
-      const xc = xt + (<usize>c << 2)
-      if (!sign) intGroup(xc, stride, count, bits, chunk, line + <usize>(c * chunk), meta + (<usize>c << 2))
-      else if (c < hi) intGroup(xc, stride, count, 2, hiChunk, line + <usize>(c * hiChunk), meta + (<usize>c << 2))
-      else signGroup(xc, stride, count, chunk, line + <usize>(hi * hiChunk + (c - hi) * chunk), meta + <usize>(hi * 4 + (c - hi) * 2))
-    }
+    // the integer channels (all of them, or int2+sign's first hi) four at a time, then one at a time
+    const ints = sign ? hi : d
+    const kb = sign ? 2 : bits
+    const kChunk = sign ? hiChunk : chunk
+    let c = 0
+    for (; c + 4 <= ints; c += 4) intGroup4(xt + (<usize>c << 2), stride, count, kb, kChunk, line + <usize>(c * kChunk), <usize>kChunk, meta + (<usize>c << 2))
+    for (; c < ints; c++) intGroup(xt + (<usize>c << 2), stride, count, kb, kChunk, line + <usize>(c * kChunk), meta + (<usize>c << 2))
+    for (; c < d; c++) signGroup(xt + (<usize>c << 2), stride, count, chunk, line + <usize>(hi * hiChunk + (c - hi) * chunk), meta + <usize>(hi * 4 + (c - hi) * 2))
   }
 }
 
@@ -156,6 +273,8 @@ export function packValues(x: usize, n: i32, vd: i32, table: usize, pageTokens: 
   const perLine = (vd + vGroup - 1) / vGroup
   const metaBytes = ternary ? 2 : 4
   const metaOffset = <usize>(pageTokens * perLine * chunk)
+  // whole groups of whole chunk bytes go four elements a step (intGroupRow)
+  const whole = !ternary && vGroup % 4 == 0 && chunk % 4 == 0 && chunk * 8 == vGroup * bits
   for (let t = 0; t < n; t++) {
     const row = row0 + t
     const page = <usize>load<u32>(table + (<usize>(row / pageTokens) << 2))
@@ -167,6 +286,7 @@ export function packValues(x: usize, n: i32, vd: i32, table: usize, pageTokens: 
       const codes = page + <usize>((g0 + cg) * chunk)
       const meta = page + metaOffset + <usize>((g0 + cg) * metaBytes)
       if (ternary) ternaryGroup(xt + (<usize>c0 << 2), 4, count, vGroup, chunk, codes, meta)
+      else if (whole && count == vGroup) intGroupRow(xt + (<usize>c0 << 2), count, bits, chunk, codes, meta)
       else intGroup(xt + (<usize>c0 << 2), 4, count, bits, chunk, codes, meta)
     }
   }
