@@ -21,4 +21,4 @@ export { attendPacked, attendPackedMixed, attendSign } from './kernels/packed-at
 export { scoreSignKeys } from './kernels/packed-sign'
 export { scorePackedKeysInt } from './kernels/packed-int'
 export { getPackedKeyRows, getSignKeyRows, getPackedValueRows } from './kernels/packed-rows'
-export { packKeys, packSignKeys, packValues } from './kernels/packed-quantize'
+export { packKeys, packSignKeys, packValues, firstUnpackable } from './kernels/packed-quantize'

@@ -130,7 +130,7 @@ async function main(): Promise<void> {
     rows.push({ format, tokens: n, rounds, ms, floatBytes })
   }
   // the store's whole quantize step: rows read out of the float pages, checked, packed, float pages compacted
-  const noKernels = { ...b, packKeys: undefined, packSignKeys: undefined, packValues: undefined }
+  const noKernels = { ...b, packKeys: undefined, packSignKeys: undefined, packValues: undefined, firstUnpackable: undefined }
   for (const format of ['int2', 'int4'] as const) {
     const t = { kernel: [] as number[], typescript: [] as number[] }
     for (let r = 0; r < Math.max(1, Math.floor(rounds / 2)); r++) {

@@ -16,7 +16,7 @@ beforeAll(async () => {
   const withKernels = await createBackend('wasm', { relaxed: false })
   // the same backend without the packing kernels: the store falls back to packing.ts
   const base = await createBackend('wasm', { relaxed: false })
-  const without = { ...base, packKeys: undefined, packSignKeys: undefined, packValues: undefined }
+  const without = { ...base, packKeys: undefined, packSignKeys: undefined, packValues: undefined, firstUnpackable: undefined }
   backends.push(withKernels, base)
   expect(typeof withKernels.packKeys).toBe('function')
   kernel = (await loadModel(defaultModelDir(), { backendInstance: withKernels })) as LlamaModel

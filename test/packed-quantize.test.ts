@@ -4,6 +4,7 @@ import type { Heap } from '../src/backend/heap.js'
 import { referencePackKernels, type PackKernels } from '../src/backend/reference/pack-kernels.js'
 import { packedLayout, type PageFormat } from '../src/cache/formats.js'
 import { PACKABLE_MAX } from '../src/cache/half.js'
+import { PagedKVCache } from '../src/cache/paged-cache.js'
 import { normals, rng, simdAndRelaxed } from './kernels-helpers.js'
 
 // The packing kernels (assembly/kernels/packed-quantize.ts: packKeys, packSignKeys, packValues) in both
@@ -129,6 +130,47 @@ describe.each(['simd', 'relaxed'] as const)('packing kernels (%s build) write th
         }
       }
     })
+  })
+
+  it('firstUnpackable finds the first NaN, infinity or |x| > 32752 where the twin does, wherever it lies', () => {
+    const b = backend()
+    const twin = referencePackKernels(b.heap)
+    const k = b as unknown as PackKernels
+    const n = 37
+    const x = b.heap.alloc(n * 4)
+    const next = Math.fround(PACKABLE_MAX + 0.001) // the float32 after 32752
+    for (const bad of [NaN, Infinity, -Infinity, next, -next, 40000, -1e30]) {
+      for (const at of [0, 3, 4, 5, 17, 32, 36]) {
+        b.heap.F32.set(normals(rng(at), n), x >> 2)
+        b.heap.F32[(x >> 2) + 20] = PACKABLE_MAX // the largest that packs, before or after `at`
+        b.heap.F32[(x >> 2) + at] = bad
+        expect(k.firstUnpackable(x, n)).toBe(at)
+        expect(twin.firstUnpackable(x, n)).toBe(at)
+        // a shorter range that ends before it holds none
+        expect(k.firstUnpackable(x, at)).toBe(at)
+      }
+    }
+    b.heap.F32.set(normals(rng(9), n), x >> 2)
+    b.heap.F32[(x >> 2) + 7] = -PACKABLE_MAX
+    expect(k.firstUnpackable(x, n)).toBe(n)
+    expect(twin.firstUnpackable(x, n)).toBe(n)
+    b.heap.release(x)
+  })
+
+  it('the store refuses a row it cannot pack, naming the value, before writing anything', () => {
+    for (const bad of [40000, NaN]) {
+      const cache = new PagedKVCache(backend(), { layers: 1, kvHeads: 1, headDim: 64, pageTokens: 64 })
+      const r = rng(4)
+      const keys = normals(r, 40 * 64)
+      const values = normals(r, 40 * 64)
+      ;(Number.isNaN(bad) ? values : keys)[5 * 64 + 3] = bad
+      cache.append(0, keys, values, Int32Array.from({ length: 40 }, (_, i) => i))
+      const before = cache.segments(0, 0).map((g) => [g.format, g.n])
+      const what = Number.isNaN(bad) ? 'values' : 'keys'
+      expect(() => cache.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: 32, keys: 'int2', values: 'int2' }] })).toThrow(new RegExp(`appendPacked: ${what}: value ${bad} at \\[323\\] cannot be packed`))
+      expect(cache.segments(0, 0).map((g) => [g.format, g.n])).toEqual(before)
+      cache.dispose()
+    }
   })
 
   it('a hand-computed int2 group: min rounded down, scale rounded up to float16, codes round half up', () => {

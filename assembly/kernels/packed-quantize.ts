@@ -13,6 +13,8 @@ import { halfDown, halfUp } from './half-directed'
 
 // the kernels' code for ternary values (formats.ts kernelBits)
 const TERNARY: i32 = 0
+// the largest |x| a packed group holds (src/cache/half.ts PACKABLE_MAX): its range stays a finite float16 scale
+const PACKABLE_MAX: f32 = 32752
 
 /** Math.round of a float64 v >= 0: floor, plus one from a fraction of one half up */
 // @ts-ignore: decorator
@@ -290,4 +292,18 @@ export function packValues(x: usize, n: i32, vd: i32, table: usize, pageTokens: 
       else intGroup(xt + (<usize>c0 << 2), 4, count, bits, chunk, codes, meta)
     }
   }
+}
+
+/**
+ * The index of the first of x[0 .. n) (float32) that a packed group cannot hold: NaN, or |x| > 32752
+ * (src/cache/packing.ts checkPackable, the twin); n when every value can be packed. The store runs it
+ * on every row before any page is written.
+ */
+export function firstUnpackable(x: usize, n: i32): i32 {
+  const lim = f32x4.splat(PACKABLE_MAX)
+  let i = 0
+  // four at a time until a vector holds one (NaN compares false, so it is caught too)
+  for (; i + 4 <= n; i += 4) if (!i32x4.all_true(f32x4.le(f32x4.abs(v128.load(x + (<usize>i << 2))), lim))) break
+  for (; i < n; i++) if (!(Mathf.abs(load<f32>(x + (<usize>i << 2))) <= PACKABLE_MAX)) return i
+  return n
 }

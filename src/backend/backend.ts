@@ -119,7 +119,7 @@ export interface KernelBackend {
    * and row0 multiples of it; the last group partial when n is not) as `bits`-bit codes (8, 4, 2, 1)
    * with float16 (scale, min). The groups written must be zero (codes are ORed in). Bytes equal
    * src/cache/packing.ts packKeyGroup's (its TypeScript twin). Values must be finite with |x| <= 32752
-   * (packing.ts checkPackable, which the caller runs first). Absent on a backend without them (the store
+   * (firstUnpackable, which the caller runs first). Absent on a backend without them (the store
    * then packs in TypeScript).
    */
   packKeys?(x: number, n: number, d: number, table: number, pageTokens: number, row0: number, bits: number, group: number): void
@@ -131,6 +131,8 @@ export interface KernelBackend {
    * alone; bytes equal packing.ts packValueRow's.
    */
   packValues?(x: number, n: number, vd: number, table: number, pageTokens: number, row0: number, bits: number, vGroup: number): void
+  /** the index of the first of n float32 values at x that a packed group cannot hold (NaN, |x| > 32752: packing.ts checkPackable); n if none */
+  firstUnpackable?(x: number, n: number): number
 }
 
 /**

@@ -17,7 +17,7 @@ import { fromBasis, toBasis, type KeyBasis } from './basis.js'
  * written only by `appendPacked`, a whole key group of `group` tokens (32 unless int2+sign keys ask for
  * 64 or 128) at a time, and read by the fused kernels or dequantized by `fetchRows`.
  */
-export type SegmentKernels = Pick<Kernels, 'compactRowsKV' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16' | 'getPackedKeyRows' | 'getSignKeyRows' | 'getPackedValueRows' | 'packKeys' | 'packSignKeys' | 'packValues'>
+export type SegmentKernels = Pick<Kernels, 'compactRowsKV' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16' | 'getPackedKeyRows' | 'getSignKeyRows' | 'getPackedValueRows' | 'packKeys' | 'packSignKeys' | 'packValues' | 'firstUnpackable'>
 
 export class Segment {
   n = 0
@@ -168,8 +168,15 @@ export class Segment {
           toBasis(this.keyBasis, F.slice(at, at + this.kd), 0, F, at)
         }
       }
-      checkPackable(F, kBuf >> 2, (kBuf >> 2) + count * this.kd, 'appendPacked: keys')
-      checkPackable(F, vBuf >> 2, (vBuf >> 2) + count * this.vd, 'appendPacked: values')
+      // the compute core's packing kernels where the backend has them, else their TypeScript twins
+      // (packing.ts): the same bytes either way
+      const k = this.kernels
+      const pack: PackKernels = k.packKeys && k.packSignKeys && k.packValues && k.firstUnpackable ? (k as PackKernels) : referencePackKernels(heap)
+      // a value the float16 metadata cannot hold is found by the kernel, named by checkPackable's error
+      for (const [buf, len, what] of [[kBuf, count * this.kd, 'keys'], [vBuf, count * this.vd, 'values']] as const) {
+        const bad = pack.firstUnpackable(buf, len)
+        if (bad < len) checkPackable(F, buf >> 2, (buf >> 2) + bad + 1, `appendPacked: ${what}`)
+      }
       const need = Math.ceil((this.n + count) / this.pt)
       if (need > this.tabCap) this.growTables(Math.max(need, this.tabCap * 2, 4))
       this.writable(this.n)
@@ -179,10 +186,6 @@ export class Segment {
         heap.U8.fill(0, this.kPages[p].ptr, this.kPages[p].ptr + this.kPages[p].bytes)
         heap.U8.fill(0, this.vPages[p].ptr, this.vPages[p].ptr + this.vPages[p].bytes)
       }
-      // the compute core's packing kernels where the backend has them, else their TypeScript twins
-      // (packing.ts): the same bytes either way
-      const k = this.kernels
-      const pack: PackKernels = k.packKeys && k.packSignKeys && k.packValues ? (k as PackKernels) : referencePackKernels(heap)
       if (this.keyBasis) pack.packSignKeys(kBuf, count, this.kd, this.kTab, this.pt, this.n, this.keyHi, this.group)
       else pack.packKeys(kBuf, count, this.kd, this.kTab, this.pt, this.n, kernelBits(this.format), this.group)
       pack.packValues(vBuf, count, this.vd, this.vTab, this.pt, this.n, kernelBits(this.valueFormat), this.valueGroup)
@@ -198,18 +201,18 @@ export class Segment {
    * values [count][vd] at vDst (float16 widened exactly by the compute core's fromFloat16).
    */
   rowsAsFloat32(count: number, kDst: number, vDst: number): void {
-    const rows = Int32Array.from({ length: count }, (_, i) => i)
-    if (this.format === 'float32') return this.fetchRows(rows, kDst, vDst)
-    const heap = this.store.heap
-    const kHalf = heap.alloc(Math.max(1, count * this.keyRowBytes))
-    const vHalf = heap.alloc(Math.max(1, count * this.valueRowBytes))
-    try {
-      this.fetchRows(rows, kHalf, vHalf)
-      this.kernels.fromFloat16(kHalf, kDst, count * this.kd)
-      this.kernels.fromFloat16(vHalf, vDst, count * this.vd)
-    } finally {
-      heap.release(vHalf)
-      heap.release(kHalf)
+    // a page's rows are contiguous: one copy (or one widening) per page and stream
+    const U8 = this.store.heap.U8
+    for (let r = 0; r < count; r += this.pt) {
+      const rows = Math.min(this.pt, count - r)
+      const p = r / this.pt
+      if (this.format === 'float16') {
+        this.kernels.fromFloat16(this.kPages[p].ptr, kDst + r * this.kd * 4, rows * this.kd)
+        this.kernels.fromFloat16(this.vPages[p].ptr, vDst + r * this.vd * 4, rows * this.vd)
+      } else {
+        U8.copyWithin(kDst + r * this.kd * 4, this.kPages[p].ptr, this.kPages[p].ptr + rows * this.kd * 4)
+        U8.copyWithin(vDst + r * this.vd * 4, this.vPages[p].ptr, this.vPages[p].ptr + rows * this.vd * 4)
+      }
     }
   }
 

@@ -3,9 +3,10 @@ import type { KernelBackend } from '../backend.js'
 import { packedLayout } from '../../cache/formats.js'
 import { packKeyGroup, packValueRow } from '../../cache/packing.js'
 import { intFormat } from './packed-kernels.js'
+import { PACKABLE_MAX } from '../../cache/half.js'
 
-/** The packing kernels (KernelBackend.packKeys, packSignKeys, packValues) */
-export type PackKernels = Required<Pick<KernelBackend, 'packKeys' | 'packSignKeys' | 'packValues'>>
+/** The packing kernels (KernelBackend.packKeys, packSignKeys, packValues) and their precondition check */
+export type PackKernels = Required<Pick<KernelBackend, 'packKeys' | 'packSignKeys' | 'packValues' | 'firstUnpackable'>>
 
 /**
  * The plain TypeScript twins of the packing kernels (assembly/kernels/packed-quantize.ts): each group
@@ -37,6 +38,11 @@ export function referencePackKernels(heap: Heap): PackKernels {
         const p = page(table, pageTokens, row0 + t, lay.bytes)
         packValueRow(heap.F32, (x >>> 2) + t * vd, lay, p.bytes, p.slot)
       }
+    },
+    firstUnpackable(x, n) {
+      const F = heap.F32
+      for (let i = 0; i < n; i++) if (!(Math.abs(F[(x >>> 2) + i]) <= PACKABLE_MAX)) return i
+      return n
     },
   }
 }

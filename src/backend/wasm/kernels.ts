@@ -41,6 +41,7 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     packKeys: e.packKeys,
     packSignKeys: e.packSignKeys,
     packValues: e.packValues,
+    firstUnpackable: e.firstUnpackable,
     gatherChannelsF16: e.gatherChannelsF16,
     toFloat16: e.toFloat16,
     fromFloat16: e.fromFloat16,

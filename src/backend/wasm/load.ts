@@ -46,6 +46,7 @@ export interface KvkitExports {
   packKeys(x: number, n: number, d: number, table: number, pageTokens: number, row0: number, bits: number, group: number): void
   packSignKeys(x: number, n: number, d: number, table: number, pageTokens: number, row0: number, hi: number, group: number): void
   packValues(x: number, n: number, vd: number, table: number, pageTokens: number, row0: number, bits: number, vGroup: number): void
+  firstUnpackable(x: number, n: number): number
   scoreKeysF16(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
   gatherChannelsF16(src: number, dst: number, pageTokens: number, d: number, channels: number, nch: number, rows: number): void
   toFloat16(src: number, dst: number, n: number): number
