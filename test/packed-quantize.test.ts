@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
-import type { CreatedBackend } from '../src/backend/index.js'
+import { createBackend, type CreatedBackend } from '../src/backend/index.js'
+import { nodeWorkerSpawner } from '../src/node/threads.js'
 import type { Heap } from '../src/backend/heap.js'
 import { referencePackKernels, type PackKernels } from '../src/backend/reference/pack-kernels.js'
 import { packedLayout, type PageFormat } from '../src/cache/formats.js'
@@ -185,5 +186,23 @@ describe.each(['simd', 'relaxed'] as const)('packing kernels (%s build) write th
     // (scale, min) after the codes of the page's 4 token groups: float16 1.0 = 0x3c00, 0
     const meta = lay.metaOffset
     expect([...got.subarray(meta, meta + 4)]).toEqual([0x00, 0x3c, 0, 0])
+  })
+})
+
+describe('packing kernels of the threads build (shared memory)', () => {
+  it('write the twin bytes for keys, int2+sign keys and values', async () => {
+    const b = await createBackend('wasm', { relaxed: false, threads: 2, spawnWorker: nodeWorkerSpawner })
+    try {
+      // the threads module runs on a shared memory
+      expect(b.heap.memory.buffer instanceof SharedArrayBuffer).toBe(true)
+      const d = 64
+      const n = PT + 45
+      const x = INPUTS['outlier channels'](n * d, 11)
+      expectSame(b, x, n, 0, packedLayout('int2', 'key', PT, d).bytes, (k, xp, nn, table, r0) => k.packKeys(xp, nn, d, table, PT, r0, 2, 32))
+      expectSame(b, x, n, 0, packedLayout('int2+sign', 'key', PT, d, 64, 24).bytes, (k, xp, nn, table, r0) => k.packSignKeys(xp, nn, d, table, PT, r0, 24, 64))
+      expectSame(b, x, n, 0, packedLayout('int4', 'value', PT, d).bytes, (k, xp, nn, table, r0) => k.packValues(xp, nn, d, table, PT, r0, 4, 32))
+    } finally {
+      b.close?.()
+    }
   })
 })

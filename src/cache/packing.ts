@@ -4,8 +4,10 @@ import { floatToHalf, halfToFloat } from '../backend/half.js'
 import { PACKABLE_MAX, halfDown, halfUp } from './half.js'
 
 /**
- * Quantizing float rows into packed pages and reading them back (the plain TypeScript twin of the
- * fused kernels, and the packer the store uses). Layout: formats.ts (PackedLayout).
+ * Quantizing float rows into packed pages and reading them back: the plain TypeScript twin of the fused
+ * kernels and of the packing kernels (assembly/kernels/packed-quantize.ts, which write these functions'
+ * bytes exactly; the store packs through them, and through these where a backend lacks them).
+ * Layout: formats.ts (PackedLayout).
  *
  * Integer formats (KIVI, Liu et al. 2024, section 3.1): asymmetric min-max over a group, levels L = 2^bits - 1.
  * The group's min is rounded down and its scale (max - min) / L rounded up to float16, so every code
