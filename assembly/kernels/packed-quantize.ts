@@ -47,10 +47,16 @@ const PACKABLE_MAX: f32 = 32752
   // a constant group (scale 0) keeps code 0 everywhere: the zeroed chunk already holds it
   if (!(scale > 0)) return
   const top = <f64>L
-  for (let e = 0; e < count; e++) {
-    const code = <i32>min(top, max(0, roundHalfUp((<f64>load<f32>(x + <usize>e * stride) - lo) / scale)))
-    const p = codes + <usize>(e % B)
-    store<u8>(p, <i32>load<u8>(p) | (code << (bits * (e / B))))
+  // byte b of the chunk gathers elements b, b + B, b + 2B ... (slot s at bits * s)
+  for (let b = 0; b < B; b++) {
+    let acc = 0
+    let shift = 0
+    for (let e = b; e < count; e += B) {
+      acc |= <i32>min(top, max(0, roundHalfUp((<f64>load<f32>(x + <usize>e * stride) - lo) / scale))) << shift
+      shift += bits
+    }
+    const p = codes + <usize>b
+    store<u8>(p, <i32>load<u8>(p) | acc)
   }
 }
 
@@ -187,16 +193,21 @@ const PACKABLE_MAX: f32 = 32752
   const sH = meanAbsHalf(x, stride, count)
   store<u16>(meta, sH)
   const half = <f64>halfToFloat(sH) / 2
-  let pow = 1
-  for (let e = 0; e < group; e++) {
-    if (e > 0 && e % B == 0) pow *= 3
-    let digit = 1
-    if (e < count) {
-      const v = <f64>load<f32>(x + <usize>e * stride)
-      if (Math.abs(v) > half) digit = v > 0 ? 2 : 0
+  // byte b holds elements b, b + B, b + 2B ... as digits 3^0, 3^1, 3^2 ...
+  for (let b = 0; b < B; b++) {
+    let acc = 0
+    let pow = 1
+    for (let e = b; e < group; e += B) {
+      let digit = 1
+      if (e < count) {
+        const v = <f64>load<f32>(x + <usize>e * stride)
+        if (Math.abs(v) > half) digit = v > 0 ? 2 : 0
+      }
+      acc += digit * pow
+      pow *= 3
     }
-    const p = codes + <usize>(e % B)
-    store<u8>(p, <i32>load<u8>(p) + digit * pow)
+    const p = codes + <usize>b
+    store<u8>(p, <i32>load<u8>(p) + acc)
   }
 }
 
@@ -207,11 +218,15 @@ const PACKABLE_MAX: f32 = 32752
 // @ts-ignore: decorator
 @inline function signGroup(x: usize, stride: usize, count: i32, B: i32, codes: usize, meta: usize): void {
   store<u16>(meta, meanAbsHalf(x, stride, count))
-  for (let e = 0; e < count; e++) {
-    if (load<f32>(x + <usize>e * stride) >= 0) {
-      const p = codes + <usize>(e % B)
-      store<u8>(p, <i32>load<u8>(p) | (1 << (e / B)))
+  for (let b = 0; b < B; b++) {
+    let acc = 0
+    let bit = 1
+    for (let e = b; e < count; e += B) {
+      if (load<f32>(x + <usize>e * stride) >= 0) acc |= bit
+      bit <<= 1
     }
+    const p = codes + <usize>b
+    store<u8>(p, <i32>load<u8>(p) | acc)
   }
 }
 
