@@ -69,17 +69,23 @@ const PACKABLE_MAX: f32 = 32752
 @inline function codes4(x: v128, lo01: v128, lo23: v128, sc01: v128, sc23: v128, top: v128, live: v128): v128 {
   const a = f64x2.div(f64x2.sub(f64x2.promote_low_f32x4(x), lo01), sc01)
   const b = f64x2.div(f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 2, 3)), lo23), sc23)
-  const ca = i32x4.trunc_sat_f64x2_s_zero(clampCode(a, top))
-  const cb = i32x4.trunc_sat_f64x2_s_zero(clampCode(b, top))
-  return v128.and(v128.shuffle<i32>(ca, cb, 0, 1, 4, 5), live)
+  // a whole number c in [0, 255] plus 2^52 leaves c in the low mantissa bits (exact): its low 32 bits
+  // are the code (dead lanes, NaN, give garbage that `live` clears)
+  const ca = f64x2.add(clampCode(a, top), f64x2.splat(4503599627370496.0))
+  const cb = f64x2.add(clampCode(b, top), f64x2.splat(4503599627370496.0))
+  return v128.and(v128.shuffle<i32>(ca, cb, 0, 2, 4, 6), live)
 }
 
-/** Math.round (half up) of float64 lanes v >= 0, clamped to [0, top] (NaN, from a scale of 0, stays NaN and truncates to 0) */
+/**
+ * Math.round (half up) of float64 lanes v >= 0, clamped to [0, top]. pmin/pmax (one instruction each,
+ * where min/max order signed zeros and NaN) equal min/max here: v is never -0, and a NaN lane (a scale
+ * of 0) becomes 0 and is cleared by the caller anyway.
+ */
 // @ts-ignore: decorator
 @inline function clampCode(v: v128, top: v128): v128 {
   const r = f64x2.floor(v)
   const up = v128.and(f64x2.ge(f64x2.sub(v, r), f64x2.splat(0.5)), f64x2.splat(1))
-  return f64x2.min(top, f64x2.max(f64x2.splat(0), f64x2.add(r, up)))
+  return f64x2.pmin(top, f64x2.pmax(f64x2.splat(0), f64x2.add(r, up)))
 }
 
 /** a lane's float16 (scale, min) from its min and max, stored at meta; returns (min, scale) as floats */
