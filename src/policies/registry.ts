@@ -59,6 +59,14 @@ export interface PolicyDefinition {
   options: readonly OptionSpec[]
   /** options a policy once had that now belong elsewhere: name -> where (said in the error) */
   movedOptions?: Readonly<Record<string, string>>
+  /**
+   * Checks that need no model: a value the range cannot say (an odd pooling kernel, a bit width the
+   * packer has) or options that exclude each other. resolveOptions runs it after types, ranges and
+   * defaults (it gets the resolved options), so a typed factory refuses such a setting when it is
+   * called, as a spec string is refused; a plain error becomes a PolicyOptionValueError. Checks against
+   * the model's shape or files stay in create.
+   */
+  check?(options: Record<string, OptionValue>): void
   /** options are validated and defaults filled in (unset ones absent) before create is called */
   create(options: Record<string, OptionValue>, model: ModelShape): Policy
 }
@@ -122,6 +130,7 @@ export function resolveOptions(def: PolicyDefinition, given: Record<string, Opti
       throw new PolicyOptionConflictError(`${def.name}: options ${o.name}=${given[o.name]} and ${o.conflictsWith}=${given[o.conflictsWith]} exclude each other; give one`)
     out[o.name] = checkValue(def.name, o, o.type === 'string' && typeof written[o.name] === 'string' ? written[o.name] : v)
   }
+  if (def.check) typedErrors(def, () => def.check!(out))
   return out
 }
 
@@ -204,13 +213,18 @@ export function checkPolicyShape(policy: Policy, model: ModelShape): void {
   throw new PolicySpecError(`policy ${policy.name} was made for a model of ${show(made)}, this one has ${show(model)}: make it for this model (createPolicy(spec, model.config), or pass the spec or setting)`)
 }
 
-/**
- * A definition's create, with a plain error raised by its own option checks turned into a typed
- * PolicyOptionValueError; typed errors (PolicyFileError for files it reads) pass unchanged.
- */
+/** A definition's create, its errors typed as typedErrors says. */
 function createChecked(def: PolicyDefinition, options: Record<string, OptionValue>, model: ModelShape): Policy {
+  return typedErrors(def, () => def.create(options, model))
+}
+
+/**
+ * Runs a definition's check or create with a plain error raised by its own option checks turned into a
+ * typed PolicyOptionValueError; typed errors (PolicyFileError for files it reads) pass unchanged.
+ */
+function typedErrors<T>(def: PolicyDefinition, run: () => T): T {
   try {
-    return def.create(options, model)
+    return run()
   } catch (e) {
     if (e instanceof PolicySpecError) throw e
     const msg = e instanceof Error ? e.message : String(e)
