@@ -139,7 +139,8 @@ function key(given: Record<string, OptionValue>, name: string): OptionValue | un
 }
 
 function checkValue(policy: string, o: OptionSpec, v: OptionValue): OptionValue {
-  const where = `${policy}: option ${o.name}=${JSON.stringify(v)}`
+  // JSON would print NaN and Infinity as null, hiding the value that was refused
+  const where = `${policy}: option ${o.name}=${typeof v === 'number' ? String(v) : JSON.stringify(v)}`
   if (o.type === 'boolean') {
     if (typeof v !== 'boolean') throw new PolicyOptionValueError(`${where} is not a boolean (use true or false); ${describeOption(o)}`)
     return v
