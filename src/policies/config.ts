@@ -5,7 +5,7 @@
  * a mistake fails at the call that made it, with the message a spec string would get. `config.spec` is
  * the spec string of the same policy (for the CLI, reports and logs), and `policyFromSpec` reads one back.
  */
-import { checkPolicyShape, createPolicyFromParts, getPolicyDefinition, parsePolicySpecs, PolicySpecError, resolveOptions, type OptionValue, type ParsedSpec } from './registry.js'
+import { checkPolicyShape, createPolicyFromParts, describeValue, getPolicyDefinition, parsePolicySpecs, PolicySpecError, resolveOptions, type OptionValue, type ParsedSpec } from './registry.js'
 import type { ModelShape, Policy } from './types.js'
 
 export interface PolicyConfig {
@@ -101,15 +101,7 @@ export function resolvePolicy(policy: PolicyConfig | Policy | string | null | un
   // a plain options object ({ budget: 0.25 }) would otherwise fail deep inside the prefill, untyped
   const built = policy as Partial<Policy> | null
   if (!built || typeof built !== 'object' || typeof built.start !== 'function' || typeof built.name !== 'string' || !built.needs || typeof built.needs !== 'object')
-    throw new PolicySpecError(`policy must be a spec string, a setting from a policy factory (snapkv({ budget: 0.25 })) or a built Policy (name, needs, start()), got ${describe(policy)}`)
+    throw new PolicySpecError(`policy must be a spec string, a setting from a policy factory (snapkv({ budget: 0.25 })) or a built Policy (name, needs, start()), got ${describeValue(policy)}`)
   checkPolicyShape(policy, model)
   return policy
-}
-
-function describe(x: unknown): string {
-  try {
-    return JSON.stringify(x) ?? String(x)
-  } catch {
-    return String(x)
-  }
 }

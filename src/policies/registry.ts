@@ -79,8 +79,17 @@ export function registerPolicy(def: PolicyDefinition): void {
     throw new PolicySpecError(`registerPolicy: name must be lowercase letters, digits, _ or -, got ${JSON.stringify(def?.name)}`)
   if (def.name === 'full') throw new PolicySpecError(`registerPolicy: "full" is reserved (the uncompressed cache)`)
   if (registry.has(def.name)) throw new PolicySpecError(`registerPolicy: a policy named ${def.name} is already registered`)
+  // a malformed definition would otherwise fail later, untyped, at the first createPolicy or listPolicies
+  const bad = (what: string, got: unknown) => new PolicySpecError(`registerPolicy: ${def.name}'s ${what}, got ${describeValue(got)}`)
+  if (typeof def.description !== 'string') throw bad('description must be a string', def.description)
+  if (!Object.prototype.hasOwnProperty.call(STAGE_ORDER, def.stage)) throw bad(`stage must be one of ${Object.keys(STAGE_ORDER).join(', ')}`, def.stage)
+  if (typeof def.create !== 'function') throw bad('create must be a function', def.create)
+  if (def.check !== undefined && typeof def.check !== 'function') throw bad('check must be a function', def.check)
+  if (!Array.isArray(def.options)) throw bad('options must be an array of OptionSpec', def.options)
   const seen = new Set<string>()
   for (const o of def.options) {
+    if (!o || typeof o.name !== 'string' || !['number', 'integer', 'boolean', 'string'].includes(o.type))
+      throw bad('options must each have a name and a type (number, integer, boolean or string)', o)
     if (seen.has(o.name)) throw new PolicySpecError(`registerPolicy: ${def.name} lists option ${o.name} twice`)
     seen.add(o.name)
   }
@@ -216,7 +225,18 @@ export function checkPolicyShape(policy: Policy, model: ModelShape): void {
 
 /** A definition's create, its errors typed as typedErrors says. */
 function createChecked(def: PolicyDefinition, options: Record<string, OptionValue>, model: ModelShape): Policy {
-  return typedErrors(def, () => def.create(options, model))
+  const policy = typedErrors(def, () => def.create(options, model))
+  if (!policy || typeof policy !== 'object') throw new PolicySpecError(`policy ${def.name}: create returned ${describeValue(policy)}, not a Policy`)
+  return policy
+}
+
+/** a value as JSON where it has a JSON form (for error messages), else as String gives it */
+export function describeValue(x: unknown): string {
+  try {
+    return JSON.stringify(x) ?? String(x)
+  } catch {
+    return String(x)
+  }
 }
 
 /**
