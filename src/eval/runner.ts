@@ -150,8 +150,10 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
  * two runs would count as one cell (printed twice) with twice the samples asked for.
  */
 function onlyOnce<T>(what: string, values: readonly T[], fail: (m: string) => never): void {
-  const twice = values.find((v, i) => values.indexOf(v) !== i)
-  if (twice !== undefined) fail(`${what} ${JSON.stringify(twice)} is given twice`)
+  // a Set, not indexOf: indexOf never finds NaN, so a single NaN length would read as given twice
+  const seen = new Set<T>()
+  const twice = values.find((v) => seen.size === seen.add(v).size)
+  if (twice !== undefined) fail(`${what} ${showValue(twice)} is given twice`)
 }
 
 /** a diffusion model's decoding caches and options, before any model loads */
