@@ -64,7 +64,9 @@ export function full(): PolicyConfig {
 
 /**
  * Several policies on one cache, run in stage order (eviction, then channel pruning, then quantization),
- * e.g. `compose(snapkv({ budget: 0.5 }), think({ ratio: 0.5 }))`. `full()` cannot be composed.
+ * e.g. `compose(snapkv({ budget: 0.5 }), think({ ratio: 0.5 }))`. `full()` cannot be composed. Parts
+ * that cannot share a cache (two quantizers, two selections, ThinK after a part deciding while decoding)
+ * are known only once built: generate or createPolicy refuses them (PolicyCompositionError).
  */
 export function compose(...configs: PolicyConfig[]): PolicyConfig {
   if (configs.length === 0) throw new PolicySpecError('compose: give at least one policy')
