@@ -94,6 +94,8 @@ export const DEFAULT_SEED = 1
 export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: { policy: string; task: TaskName; length: number }[] } {
   const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
   if (typeof opts !== 'object' || opts === null) fail(`evaluate needs an options object, got ${JSON.stringify(opts)}`)
+  // a loaded model would read as the folder "[object Object]": each worker loads the model from its folder
+  if (typeof opts.model !== 'string') fail(`model must be the model's folder (a path string; each worker loads it), got ${opts.model === null ? 'null' : typeof opts.model}`)
   // a string where a list belongs would be read letter by letter ("unknown task "p"") or not at all
   for (const key of ['policies', 'tasks', 'lengths'] as const)
     if (opts[key] !== undefined && !Array.isArray(opts[key])) fail(`${key} must be a list, got ${showValue(opts[key])}`)
