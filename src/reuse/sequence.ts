@@ -120,7 +120,8 @@ export class Sequence implements KVReuse {
       prefilled: () => {},
       close: (generated, ok) => {
         this.busy = false
-        if (this.disposed) return
+        // disposed while this request ran: its cache was left to it until now
+        if (this.disposed) return this.cache.dispose()
         if (ok) {
           this.history = [...all, ...generated]
           this.committedTokens = this.history.length
@@ -129,9 +130,13 @@ export class Sequence implements KVReuse {
     }
   }
 
+  /**
+   * Frees the sequence's cache; any later use throws ReuseError. A generation running on it finishes
+   * first (its cache is freed when it ends), instead of failing on freed pages.
+   */
   dispose(): void {
     if (this.disposed) return
     this.disposed = true
-    this.cache.dispose()
+    if (!this.busy) this.cache.dispose()
   }
 }
