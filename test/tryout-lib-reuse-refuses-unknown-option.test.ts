@@ -3,27 +3,21 @@
  * ignored and its default used, silently), as generate and loadModel do, with a ReuseError naming it
  * when the object is made; options that are not an object are refused too.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/node/load.js'
-import type { LlamaModel } from '../src/model/model.js'
-import { defaultModelDir } from '../src/eval/paths.js'
+import { describe, expect, it } from 'vitest'
+import { useFixtureModel } from './fixture-model-helpers.js'
 import { CacheBlend } from '../src/reuse/cacheblend.js'
 import { KVShare } from '../src/reuse/kvshare.js'
 import { PrefixCache } from '../src/reuse/prefix-cache.js'
 import { Sequence } from '../src/reuse/sequence.js'
 import { ReuseError } from '../src/reuse/errors.js'
 
-let model: LlamaModel
-beforeAll(async () => {
-  model = (await loadModel(defaultModelDir(), { backend: 'wasm', threads: 1 })) as LlamaModel
-})
-afterAll(() => model?.dispose())
+const fixture = useFixtureModel()
 
 const makers: [string, (options: object) => unknown, object, string][] = [
-  ['Sequence.create', (o) => Sequence.create(model, o), { pageTokens: 32 }, 'pageToken'],
-  ['PrefixCache', (o) => new PrefixCache(model, o), { blockTokens: 16, maxBlocks: 8, eviction: 'lfu' }, 'maxBlock'],
-  ['CacheBlend', (o) => new CacheBlend(model, o), { ratio: 0.2, checkLayer: 1, chunkPrefix: 'bos', salt: 'a' }, 'chunk_prefix'],
-  ['KVShare', (o) => new KVShare(model, o), { ratio: 0.2, minReuse: 0.3, maxRequests: 4, decodeRefresh: false }, 'min_reuse'],
+  ['Sequence.create', (o) => Sequence.create(fixture.model, o), { pageTokens: 32 }, 'pageToken'],
+  ['PrefixCache', (o) => new PrefixCache(fixture.model, o), { blockTokens: 16, maxBlocks: 8, eviction: 'lfu' }, 'maxBlock'],
+  ['CacheBlend', (o) => new CacheBlend(fixture.model, o), { ratio: 0.2, checkLayer: 1, chunkPrefix: 'bos', salt: 'a' }, 'chunk_prefix'],
+  ['KVShare', (o) => new KVShare(fixture.model, o), { ratio: 0.2, minReuse: 0.3, maxRequests: 4, decodeRefresh: false }, 'min_reuse'],
 ]
 
 describe('reuse options are checked by name', () => {

@@ -3,32 +3,26 @@
  * would give undisturbed (it used to fail with "KVCache: used after dispose()" on the freed pages), and
  * frees the cache when it ends; the sequence then refuses any use (ReuseError).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/node/load.js'
-import type { LlamaModel } from '../src/model/model.js'
-import { defaultModelDir } from '../src/eval/paths.js'
+import { describe, expect, it } from 'vitest'
+import { useFixtureModel } from './fixture-model-helpers.js'
 import { Sequence } from '../src/reuse/sequence.js'
 import { ReuseError } from '../src/reuse/errors.js'
 
-let model: LlamaModel
-beforeAll(async () => {
-  model = (await loadModel(defaultModelDir(), { backend: 'wasm', threads: 1 })) as LlamaModel
-})
-afterAll(() => model?.dispose())
+const fixture = useFixtureModel()
 
 describe('Sequence.dispose during a generation', () => {
   it('the generation finishes as undisturbed, then the sequence is gone and its pages freed', async () => {
-    const turn1 = [0, ...model.tokenizer.encode('The pass key is 42137. Remember it.')]
-    const turn2 = model.tokenizer.encode(' What is the pass key? The pass key is')
-    const undisturbed = Sequence.create(model)
-    await model.generate(turn1, { reuse: undisturbed, maxNewTokens: 3 }).result
-    const expected = (await model.generate(turn2, { reuse: undisturbed, maxNewTokens: 12 }).result).ids
+    const turn1 = [0, ...fixture.model.tokenizer.encode('The pass key is 42137. Remember it.')]
+    const turn2 = fixture.model.tokenizer.encode(' What is the pass key? The pass key is')
+    const undisturbed = Sequence.create(fixture.model)
+    await fixture.model.generate(turn1, { reuse: undisturbed, maxNewTokens: 3 }).result
+    const expected = (await fixture.model.generate(turn2, { reuse: undisturbed, maxNewTokens: 12 }).result).ids
     undisturbed.dispose()
 
-    const seq = Sequence.create(model)
-    await model.generate(turn1, { reuse: seq, maxNewTokens: 3 }).result
+    const seq = Sequence.create(fixture.model)
+    await fixture.model.generate(turn1, { reuse: seq, maxNewTokens: 3 }).result
     let disposedAt = -1
-    const gen = model.generate(turn2, {
+    const gen = fixture.model.generate(turn2, {
       reuse: seq, maxNewTokens: 12,
       onToken: () => {
         if (disposedAt < 0) disposedAt = seq.tokens.length
@@ -38,7 +32,7 @@ describe('Sequence.dispose during a generation', () => {
     expect((await gen.result).ids).toEqual(expected)
     expect(disposedAt).toBeGreaterThan(0)
     expect(() => seq.fork()).toThrow(ReuseError)
-    expect(() => model.generate(turn2, { reuse: seq, maxNewTokens: 2 })).toThrow('the sequence was disposed')
+    expect(() => fixture.model.generate(turn2, { reuse: seq, maxNewTokens: 2 })).toThrow('the sequence was disposed')
     // its cache was freed when the generation ended
     expect(() => seq.cache.length(0, 0)).toThrow('used after dispose()')
   })

@@ -3,17 +3,11 @@
  * encode of a non-string (5 gave [], so generate then said "empty token list"), decode of a non-array
  * or of ids that are not non-negative integers (-1, NaN and 1.5 gave ''). Valid ids still round-trip.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadModel } from '../src/node/load.js'
-import type { LlamaModel } from '../src/model/model.js'
+import { describe, expect, it } from 'vitest'
+import { useFixtureModel } from './fixture-model-helpers.js'
 import { ModelInputError } from '../src/model/errors.js'
-import { defaultModelDir } from '../src/eval/paths.js'
 
-let model: LlamaModel
-beforeAll(async () => {
-  model = (await loadModel(defaultModelDir(), { backend: 'wasm', threads: 1 })) as LlamaModel
-})
-afterAll(() => model?.dispose())
+const fixture = useFixtureModel()
 
 describe('tokenizer input', () => {
   it.each([
@@ -21,7 +15,7 @@ describe('tokenizer input', () => {
     ['undefined', undefined, 'got undefined'],
     ['an array of ids', [1, 2], 'got object'],
   ])('encode refuses %s', (_, text, message) => {
-    const call = () => model.tokenizer.encode(text as unknown as string)
+    const call = () => fixture.model.tokenizer.encode(text as unknown as string)
     expect(call).toThrow(ModelInputError)
     expect(call).toThrow(message)
   })
@@ -32,14 +26,14 @@ describe('tokenizer input', () => {
     ['NaN', [NaN], 'ids[0] = NaN is not a token id'],
     ['a fraction', [5, 6, 1.5], 'ids[2] = 1.5 is not a token id'],
   ])('decode refuses %s', (_, ids, message) => {
-    const call = () => model.tokenizer.decode(ids as unknown as number[])
+    const call = () => fixture.model.tokenizer.decode(ids as unknown as number[])
     expect(call).toThrow(ModelInputError)
     expect(call).toThrow(message)
   })
 
   it('text still round-trips, and no ids are no text', () => {
     const text = 'It is a truth universally acknowledged'
-    expect(model.tokenizer.decode(model.tokenizer.encode(text))).toBe(text)
-    expect(model.tokenizer.decode([])).toBe('')
+    expect(fixture.model.tokenizer.decode(fixture.model.tokenizer.encode(text))).toBe(text)
+    expect(fixture.model.tokenizer.decode([])).toBe('')
   })
 })
