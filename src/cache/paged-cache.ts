@@ -139,6 +139,9 @@ export class PagedKVCache implements KVCache {
    * @param store share pages with other sequences (fork() passes its own); a new store by default
    */
   constructor(compute: Heap | KernelBackend, options: KVCacheOptions, store?: PageStore) {
+    // checked here: either would otherwise fail as a TypeError (destructuring, the `in` operator)
+    if (typeof compute !== 'object' || compute === null) throw new CacheError(`KVCache: compute must be a backend (createBackend) or a Heap, got ${compute === null ? 'null' : typeof compute}`)
+    if (typeof options !== 'object' || options === null) throw new CacheError(`KVCache: options must be an object ({ layers, kvHeads, headDim }), got ${options === null ? 'null' : typeof options}`)
     const { layers, kvHeads, headDim } = options
     const pageTokens = options.pageTokens ?? 64
     const keys = options.keys ?? 'post-rope'

@@ -94,6 +94,8 @@ export const DEFAULT_SEED = 1
 export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: { policy: string; task: TaskName; length: number }[] } {
   const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
   if (typeof opts !== 'object' || opts === null) fail(`evaluate needs an options object, got ${JSON.stringify(opts)}`)
+  // a loaded model would read as the folder "[object Object]": each worker loads the model from its folder
+  if (typeof opts.model !== 'string') fail(`model must be the model's folder (a path string; each worker loads it), got ${opts.model === null ? 'null' : typeof opts.model}`)
   // a string where a list belongs would be read letter by letter ("unknown task "p"") or not at all
   for (const key of ['policies', 'tasks', 'lengths'] as const)
     if (opts[key] !== undefined && !Array.isArray(opts[key])) fail(`${key} must be a list, got ${showValue(opts[key])}`)
@@ -150,8 +152,10 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
  * two runs would count as one cell (printed twice) with twice the samples asked for.
  */
 function onlyOnce<T>(what: string, values: readonly T[], fail: (m: string) => never): void {
-  const twice = values.find((v, i) => values.indexOf(v) !== i)
-  if (twice !== undefined) fail(`${what} ${JSON.stringify(twice)} is given twice`)
+  // a Set, not indexOf: indexOf never finds NaN, so a single NaN length would read as given twice
+  const seen = new Set<T>()
+  const twice = values.find((v) => seen.size === seen.add(v).size)
+  if (twice !== undefined) fail(`${what} ${showValue(twice)} is given twice`)
 }
 
 /** a diffusion model's decoding caches and options, before any model loads */

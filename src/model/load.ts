@@ -117,7 +117,17 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
 
 const BACKENDS: readonly BackendName[] = ['wasm', 'reference', 'webgpu', 'auto']
 
+/** every option loadModel takes; the record's type makes a new LoadOptions field fail to compile until listed */
+const LOAD_OPTION_SET: Record<keyof LoadOptions | 'backendInstance', true> = {
+  backend: true, chunk: true, onProgress: true, signal: true, wasm: true, contextLimit: true, kvDtype: true, threads: true, spawnWorker: true, backendInstance: true,
+}
+const LOAD_OPTIONS = Object.keys(LOAD_OPTION_SET)
+
 export function checkLoadOptions(options: LoadOptions): void {
+  if (typeof options !== 'object' || options === null) throw new ModelInputError(`loadModel: options must be an object, got ${options === null ? 'null' : typeof options}`)
+  // a misspelt option (backnd, kv_dtype) would be ignored and its default used, silently; generate refuses them too
+  const unknown = Object.keys(options).find((k) => !LOAD_OPTIONS.includes(k))
+  if (unknown !== undefined) throw new ModelInputError(`loadModel: unknown option ${JSON.stringify(unknown)}; options: ${LOAD_OPTIONS.filter((k) => k !== 'backendInstance').join(', ')}`)
   if (options.backend !== undefined && !BACKENDS.includes(options.backend))
     throw new ModelInputError(`loadModel: unknown backend ${JSON.stringify(options.backend)}; expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
   if (options.chunk !== undefined) checkChunk(options.chunk)

@@ -240,6 +240,8 @@ export class LlamaModel implements Model {
     if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
       throw new ModelInputError(`generate: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${c}`)
     if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'generate')
+    // prefillPrompt is async: its promise passed as it is would read as a foreign object
+    if (typeof (options.prefill as unknown as PromiseLike<unknown> | undefined)?.then === 'function') throw new ModelInputError('generate: prefill is a promise: pass what `await model.prefillPrompt(ids, policies)` gives')
     if (options.prefill !== undefined && !(options.prefill instanceof SharedPrefill)) throw new ModelInputError('generate: prefill must be what model.prefillPrompt returned')
     if (options.prefill && options.kvDtype !== undefined && options.kvDtype !== options.prefill.kvDtype)
       throw new ModelInputError(`generate: kvDtype '${options.kvDtype}' differs from the shared prefill's '${options.prefill.kvDtype}'`)

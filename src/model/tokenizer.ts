@@ -1,6 +1,6 @@
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers'
 import type { Tokenizer } from './types.js'
-import { ModelLoadError } from './errors.js'
+import { ModelInputError, ModelLoadError } from './errors.js'
 
 /** tokenizer.json through @huggingface/tokenizers; encode adds no special tokens (callers place them). */
 export class HfTokenizerAdapter implements Tokenizer {
@@ -17,10 +17,20 @@ export class HfTokenizerAdapter implements Tokenizer {
   }
 
   encode(text: string): number[] {
+    // the library encodes a number or undefined as no tokens, silently
+    if (typeof text !== 'string') throw new ModelInputError(`tokenizer.encode: text must be a string, got ${text === null ? 'null' : typeof text}`)
     return this.tok.encode(text, { add_special_tokens: false }).ids
   }
 
+  /**
+   * The text of token ids (special tokens skipped). Throws ModelInputError for ids that are not an array
+   * of non-negative integers (the library decodes -1 or NaN as no text). An id past the tokenizer's
+   * vocabulary (a model's padded embedding rows) decodes to no text, as in the library.
+   */
   decode(ids: number[]): string {
+    if (!Array.isArray(ids)) throw new ModelInputError(`tokenizer.decode: ids must be an array of token ids, got ${ids === null ? 'null' : typeof ids}`)
+    const bad = ids.findIndex((id) => !(Number.isInteger(id) && id >= 0))
+    if (bad >= 0) throw new ModelInputError(`tokenizer.decode: ids[${bad}] = ${String(ids[bad])} is not a token id (a non-negative integer)`)
     // the native decoder refuses an empty list; no tokens are no text
     if (ids.length === 0) return ''
     return this.tok.decode(ids, { skip_special_tokens: true })

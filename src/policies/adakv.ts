@@ -7,7 +7,7 @@
  */
 import { budgetFrom, budgetOptions, keepAdaptive } from './budget.js'
 import { compensateOption, evictionPolicy } from './evict.js'
-import { observationOptions } from './observe.js'
+import { checkObservationOptions, observationOptions } from './observe.js'
 import type { PolicyDefinition } from './registry.js'
 import { sinkOption, snapScorer } from './snapkv.js'
 
@@ -22,6 +22,7 @@ export const adakv: PolicyDefinition = {
   options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption,
     { name: 'alpha', type: 'number', default: 0.2, min: 0, max: 1, description: 'floor of each head, as a share of the even per-head budget' },
     { name: 'scope', type: 'string', default: 'layer', choices: ['layer', 'model'], description: 'share the budget among the heads of each layer (paper) or among all heads of all layers' }],
+  check: checkObservationOptions,
   create(o, model) {
     const alpha = o.alpha as number
     return evictionPolicy(() => ({

@@ -5,7 +5,7 @@
  * a mistake fails at the call that made it, with the message a spec string would get. `config.spec` is
  * the spec string of the same policy (for the CLI, reports and logs), and `policyFromSpec` reads one back.
  */
-import { checkPolicyShape, createPolicyFromParts, getPolicyDefinition, parsePolicySpecs, PolicySpecError, resolveOptions, type OptionValue, type ParsedSpec } from './registry.js'
+import { checkPolicyShape, createPolicyFromParts, describeValue, getPolicyDefinition, parsePolicySpecs, PolicySpecError, resolveOptions, type OptionValue, type ParsedSpec } from './registry.js'
 import type { ModelShape, Policy } from './types.js'
 
 export interface PolicyConfig {
@@ -64,7 +64,9 @@ export function full(): PolicyConfig {
 
 /**
  * Several policies on one cache, run in stage order (eviction, then channel pruning, then quantization),
- * e.g. `compose(snapkv({ budget: 0.5 }), think({ ratio: 0.5 }))`. `full()` cannot be composed.
+ * e.g. `compose(snapkv({ budget: 0.5 }), think({ ratio: 0.5 }))`. `full()` cannot be composed. Parts
+ * that cannot share a cache (two quantizers, two selections, ThinK after a part deciding while decoding)
+ * are known only once built: generate or createPolicy refuses them (PolicyCompositionError).
  */
 export function compose(...configs: PolicyConfig[]): PolicyConfig {
   if (configs.length === 0) throw new PolicySpecError('compose: give at least one policy')
@@ -101,15 +103,7 @@ export function resolvePolicy(policy: PolicyConfig | Policy | string | null | un
   // a plain options object ({ budget: 0.25 }) would otherwise fail deep inside the prefill, untyped
   const built = policy as Partial<Policy> | null
   if (!built || typeof built !== 'object' || typeof built.start !== 'function' || typeof built.name !== 'string' || !built.needs || typeof built.needs !== 'object')
-    throw new PolicySpecError(`policy must be a spec string, a setting from a policy factory (snapkv({ budget: 0.25 })) or a built Policy (name, needs, start()), got ${describe(policy)}`)
+    throw new PolicySpecError(`policy must be a spec string, a setting from a policy factory (snapkv({ budget: 0.25 })) or a built Policy (name, needs, start()), got ${describeValue(policy)}`)
   checkPolicyShape(policy, model)
   return policy
-}
-
-function describe(x: unknown): string {
-  try {
-    return JSON.stringify(x) ?? String(x)
-  } catch {
-    return String(x)
-  }
 }

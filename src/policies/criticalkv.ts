@@ -15,7 +15,7 @@
  */
 import { budgetFrom, budgetOptions, keepAdaptive, topKIndices } from './budget.js'
 import { evictionPolicy } from './evict.js'
-import { observationOptions } from './observe.js'
+import { checkObservationOptions, observationOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
 import { sinkOption, snapScorer } from './snapkv.js'
 import type { PolicyContext } from './types.js'
@@ -77,6 +77,7 @@ export const criticalkv: PolicyDefinition = {
   description: 'CriticalKV: SnapKV scores, half of each head\'s budget by score, the rest by score x the value\'s output-projection norm',
   stage: 'eviction',
   options: [...budgetOptions, ...snapOptions, sinkOption, ...criticalOptions],
+  check: checkObservationOptions,
   create: create(false),
 }
 
@@ -86,5 +87,6 @@ export const criticaladakv: PolicyDefinition = {
   stage: 'eviction',
   options: [...budgetOptions, ...snapOptions, sinkOption, ...criticalOptions,
     { name: 'alpha', type: 'number', default: 0.2, min: 0, max: 1, description: 'floor of each head, as a share of the even per-head budget' }],
+  check: checkObservationOptions,
   create: create(true),
 }

@@ -53,12 +53,18 @@ export function quantizeBeyond(cache: KVCache, model: ModelShape, residual: numb
   return quantize.length ? { heads: [], quantize } : null
 }
 
-export function createKivi(options: KiviOptions = {}): Policy {
+/** The packed format and window of KIVI's options; throws PolicyOptionValueError for a width the packer lacks. */
+function kiviSettings(options: KiviOptions): { format: PageFormat; residual: number } {
   const bits = options.bits ?? 2
   const residual = options.residual ?? 128
   const format = FORMATS[bits]
   if (!format) throw new PolicyOptionValueError(`kivi: bits must be 1, 2, 4 or 8, got ${bits}`)
   if (!(Number.isInteger(residual) && residual >= 0)) throw new PolicyOptionValueError(`kivi: residual must be a non-negative integer, got ${residual}`)
+  return { format, residual }
+}
+
+export function createKivi(options: KiviOptions = {}): Policy {
+  const { format, residual } = kiviSettings(options)
   const step = (ctx: PolicyContext) => quantizeBeyond(ctx.cache, ctx.model, residual, format, format)
   return statelessPolicy({
     name: 'kivi',
@@ -77,5 +83,6 @@ export const kivi: PolicyDefinition = {
     { name: 'bits', type: 'integer', default: 2, min: 1, max: 8, description: 'bits per key and value code: 2 or 4 (KIVI), 8 or 1' },
     { name: 'residual', type: 'integer', default: 128, min: 0, description: 'newest tokens kept in float32 until a whole group of 32 is ready' },
   ],
+  check: (o) => void kiviSettings(o as KiviOptions),
   create: (o) => createKivi(o as KiviOptions),
 }

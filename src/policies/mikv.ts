@@ -16,6 +16,7 @@
  * step alike, so the codes and the scores are unchanged: the balancing is the identity here.
  */
 import type { Decision, ExtraToken, HeadDecision, HeadQuantization, KVCache } from '../cache/types.js'
+import type { PageFormat } from '../cache/formats.js'
 import { PolicyOptionConflictError, PolicyOptionValueError } from './errors.js'
 import { FORMATS, quantizeBeyond } from './kivi.js'
 import type { PolicyDefinition } from './registry.js'
@@ -58,7 +59,8 @@ export function moveBehind(cache: KVCache, layer: number, head: number, top: Int
   return { layer, head, keep, extra: [...Array.from(top, row), ...Array.from({ length: n - old }, (_, j) => row(old + j))] }
 }
 
-export function createMiKV(options: MiKVOptions = {}): Policy {
+/** MiKV's two packed formats, share and window; throws a typed PolicySpecError for a bad setting. */
+function mikvSettings(options: MiKVOptions): { hi: PageFormat; lo: PageFormat; important: number; residual: number } {
   const hi = FORMATS[options.hi ?? 8]
   const lo = FORMATS[options.lo ?? 2]
   const important = options.important ?? 0.2
@@ -69,6 +71,11 @@ export function createMiKV(options: MiKVOptions = {}): Policy {
   if ((options.hi ?? 8) < (options.lo ?? 2)) throw new PolicyOptionConflictError(`mikv: hi=${options.hi ?? 8} bits is fewer than lo=${options.lo ?? 2}: the important tokens would be stored coarser than the others`)
   if (!(important >= 0 && important <= 1)) throw new PolicyOptionValueError(`mikv: important must be in [0, 1], got ${important}`)
   if (!(Number.isInteger(residual) && residual >= 0)) throw new PolicyOptionValueError(`mikv: residual must be a non-negative integer, got ${residual}`)
+  return { hi, lo, important, residual }
+}
+
+export function createMiKV(options: MiKVOptions = {}): Policy {
+  const { hi, lo, important, residual } = mikvSettings(options)
   return statelessPolicy({
     name: 'mikv',
     needs: { prefillAttentionMass: true },
@@ -107,5 +114,6 @@ export const mikv: PolicyDefinition = {
     { name: 'important', type: 'number', default: 0.2, min: 0, max: 1, description: 'share of the tokens before the window kept in high precision (heavy hitters)' },
     { name: 'residual', type: 'integer', default: 128, min: 0, description: 'newest tokens kept in float32' },
   ],
+  check: (o) => void mikvSettings(o as MiKVOptions),
   create: (o) => createMiKV(o as MiKVOptions),
 }

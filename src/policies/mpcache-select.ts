@@ -26,9 +26,11 @@ export const mpcacheSelect: PolicyDefinition = {
     { name: 'blocks', type: 'number', default: 0.2, min: 0, minExclusive: true, max: 1, description: "share of the cache's blocks kept at level 2 (0.2)" },
     { name: 'share', type: 'integer', default: 2, min: 1, description: 'adjacent layers that share one selection (index sharing)' },
   ],
+  check(o) {
+    if ((o.cluster as number) % (o.block as number) !== 0) throw new Error(`mpcache_select: block=${o.block} must divide cluster=${o.cluster}`)
+  },
   create(o, model) {
     const options = { alpha: o.alpha as number, clusterTokens: o.cluster as number, keepClusters: o.clusters as number, blockTokens: o.block as number, keepBlocks: o.blocks as number }
-    if (options.clusterTokens % options.blockTokens !== 0) throw new Error(`mpcache_select: block=${options.blockTokens} must divide cluster=${options.clusterTokens}`)
     const share = o.share as number
     const { kvHeads, group, headDim: d } = model
     return selectionPolicy({

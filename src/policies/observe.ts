@@ -29,6 +29,11 @@ export const observationOptions: OptionSpec[] = [
   { name: 'group', type: 'string', default: 'mean', choices: ['mean', 'max'], description: 'GQA: combine the votes of a KV head\'s query heads by mean or max' },
 ]
 
+/** A definition's check for observationOptions: the pooling kernel must be odd (PolicyOptionValueError). */
+export function checkObservationOptions(o: Record<string, unknown>): void {
+  voteOptionsFrom(o)
+}
+
 export function voteOptionsFrom(o: Record<string, unknown>): VoteOptions {
   const kernel = o.kernel as number
   if (kernel % 2 !== 1) throw new PolicyOptionValueError(`option kernel=${kernel} must be odd (centered pooling)`)

@@ -7,7 +7,7 @@
  */
 import { budgetFrom, budgetOptions, pyramidLayerBudgets } from './budget.js'
 import { compensateOption, evictionPolicy } from './evict.js'
-import { observationOptions } from './observe.js'
+import { checkObservationOptions, observationOptions } from './observe.js'
 import type { PolicyDefinition } from './registry.js'
 import { sinkOption, snapScorer } from './snapkv.js'
 
@@ -17,6 +17,7 @@ export const pyramidkv: PolicyDefinition = {
   stage: 'eviction',
   options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption,
     { name: 'beta', type: 'number', default: 20, min: 1, description: 'the top layer keeps 1/beta of the average budget above the window' }],
+  check: checkObservationOptions,
   create(o, model) {
     const window = o.window as number
     return evictionPolicy(() => ({

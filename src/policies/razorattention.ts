@@ -264,6 +264,9 @@ export const razorattention: PolicyDefinition = {
     { name: 'inductionShare', type: 'number', default: 0.14, min: 0, max: 1, description: 'share of KV heads kept whole for induction' },
     { name: 'echoShare', type: 'number', default: 0.01, min: 0, max: 1, description: 'share of KV heads kept whole for echo' },
   ],
+  check(o) {
+    if (typeof o.heads === 'string') parseHeadList(o.heads)
+  },
   create(o, model) {
     const { heads, ...rest } = o
     if (typeof rest.calibrationFile === 'string') checkReadableFile('razorattention: calibrationFile', rest.calibrationFile)

@@ -59,6 +59,14 @@ export interface PolicyDefinition {
   options: readonly OptionSpec[]
   /** options a policy once had that now belong elsewhere: name -> where (said in the error) */
   movedOptions?: Readonly<Record<string, string>>
+  /**
+   * Checks that need no model: a value the range cannot say (an odd pooling kernel, a bit width the
+   * packer has) or options that exclude each other. resolveOptions runs it after types, ranges and
+   * defaults (it gets the resolved options), so a typed factory refuses such a setting when it is
+   * called, as a spec string is refused; a plain error becomes a PolicyOptionValueError. Checks against
+   * the model's shape or files stay in create.
+   */
+  check?(options: Record<string, OptionValue>): void
   /** options are validated and defaults filled in (unset ones absent) before create is called */
   create(options: Record<string, OptionValue>, model: ModelShape): Policy
 }
@@ -71,8 +79,17 @@ export function registerPolicy(def: PolicyDefinition): void {
     throw new PolicySpecError(`registerPolicy: name must be lowercase letters, digits, _ or -, got ${JSON.stringify(def?.name)}`)
   if (def.name === 'full') throw new PolicySpecError(`registerPolicy: "full" is reserved (the uncompressed cache)`)
   if (registry.has(def.name)) throw new PolicySpecError(`registerPolicy: a policy named ${def.name} is already registered`)
+  // a malformed definition would otherwise fail later, untyped, at the first createPolicy or listPolicies
+  const bad = (what: string, got: unknown) => new PolicySpecError(`registerPolicy: ${def.name}'s ${what}, got ${describeValue(got)}`)
+  if (typeof def.description !== 'string') throw bad('description must be a string', def.description)
+  if (!Object.prototype.hasOwnProperty.call(STAGE_ORDER, def.stage)) throw bad(`stage must be one of ${Object.keys(STAGE_ORDER).join(', ')}`, def.stage)
+  if (typeof def.create !== 'function') throw bad('create must be a function', def.create)
+  if (def.check !== undefined && typeof def.check !== 'function') throw bad('check must be a function', def.check)
+  if (!Array.isArray(def.options)) throw bad('options must be an array of OptionSpec', def.options)
   const seen = new Set<string>()
   for (const o of def.options) {
+    if (!o || typeof o.name !== 'string' || !['number', 'integer', 'boolean', 'string'].includes(o.type))
+      throw bad('options must each have a name and a type (number, integer, boolean or string)', o)
     if (seen.has(o.name)) throw new PolicySpecError(`registerPolicy: ${def.name} lists option ${o.name} twice`)
     seen.add(o.name)
   }
@@ -122,6 +139,7 @@ export function resolveOptions(def: PolicyDefinition, given: Record<string, Opti
       throw new PolicyOptionConflictError(`${def.name}: options ${o.name}=${given[o.name]} and ${o.conflictsWith}=${given[o.conflictsWith]} exclude each other; give one`)
     out[o.name] = checkValue(def.name, o, o.type === 'string' && typeof written[o.name] === 'string' ? written[o.name] : v)
   }
+  if (def.check) typedErrors(def, () => def.check!(out))
   return out
 }
 
@@ -130,7 +148,8 @@ function key(given: Record<string, OptionValue>, name: string): OptionValue | un
 }
 
 function checkValue(policy: string, o: OptionSpec, v: OptionValue): OptionValue {
-  const where = `${policy}: option ${o.name}=${JSON.stringify(v)}`
+  // JSON would print NaN and Infinity as null, hiding the value that was refused
+  const where = `${policy}: option ${o.name}=${typeof v === 'number' ? String(v) : JSON.stringify(v)}`
   if (o.type === 'boolean') {
     if (typeof v !== 'boolean') throw new PolicyOptionValueError(`${where} is not a boolean (use true or false); ${describeOption(o)}`)
     return v
@@ -204,13 +223,29 @@ export function checkPolicyShape(policy: Policy, model: ModelShape): void {
   throw new PolicySpecError(`policy ${policy.name} was made for a model of ${show(made)}, this one has ${show(model)}: make it for this model (createPolicy(spec, model.config), or pass the spec or setting)`)
 }
 
-/**
- * A definition's create, with a plain error raised by its own option checks turned into a typed
- * PolicyOptionValueError; typed errors (PolicyFileError for files it reads) pass unchanged.
- */
+/** A definition's create, its errors typed as typedErrors says. */
 function createChecked(def: PolicyDefinition, options: Record<string, OptionValue>, model: ModelShape): Policy {
+  const policy = typedErrors(def, () => def.create(options, model))
+  if (!policy || typeof policy !== 'object') throw new PolicySpecError(`policy ${def.name}: create returned ${describeValue(policy)}, not a Policy`)
+  return policy
+}
+
+/** a value as JSON where it has a JSON form (for error messages), else as String gives it */
+export function describeValue(x: unknown): string {
   try {
-    return def.create(options, model)
+    return JSON.stringify(x) ?? String(x)
+  } catch {
+    return String(x)
+  }
+}
+
+/**
+ * Runs a definition's check or create with a plain error raised by its own option checks turned into a
+ * typed PolicyOptionValueError; typed errors (PolicyFileError for files it reads) pass unchanged.
+ */
+function typedErrors<T>(def: PolicyDefinition, run: () => T): T {
+  try {
+    return run()
   } catch (e) {
     if (e instanceof PolicySpecError) throw e
     const msg = e instanceof Error ? e.message : String(e)

@@ -11,7 +11,7 @@
  */
 import { budgetFrom, budgetOptions } from './budget.js'
 import { compensateOption, evictionPolicy, protect, type EvictionMethod } from './evict.js'
-import { DecodeObserver, observationFromHooks, observationOptions, voteOptionsFrom, windowVotes, type VoteOptions } from './observe.js'
+import { checkObservationOptions, DecodeObserver, observationFromHooks, observationOptions, voteOptionsFrom, windowVotes, type VoteOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
 import type { OptionValue } from './spec.js'
 import type { ModelShape, PolicyContext } from './types.js'
@@ -51,6 +51,7 @@ export const snapkv: PolicyDefinition = {
   stage: 'eviction',
   options: [...budgetOptions, compensateOption, ...observationOptions, sinkOption],
   movedOptions: Object.fromEntries(['share', 'combine', 'local', 'rest'].map((k) => [k, "kvkit's model-wide selection is its own method now: unionkv (window=16,pooling=avg,kernel=9 and local=0.25 by default)"])),
+  check: checkObservationOptions,
   create(o, model) {
     return evictionPolicy(() => ({
       name: 'snapkv', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, ...snapScorer(o, model),

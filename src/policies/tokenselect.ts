@@ -96,6 +96,9 @@ export const tokenselect: PolicyDefinition = {
     { name: 'pool', type: 'integer', default: 1, min: 1, description: 'max-pool the vote over this many neighbouring tokens (odd) before the top-k, so a statement is selected whole (SnapKV\'s pooling); 1: off, the paper' },
     { name: 'rope', type: 'string', default: 'true', choices: ['true', 'selected'], description: 'RoPE at true positions, or by place in the selected list (keys kept pre-RoPE; length extrapolation)' },
   ],
+  check(o) {
+    if ((o.pool as number) % 2 !== 1) throw new PolicyOptionValueError(`tokenselect: pool must be odd, got ${o.pool}`)
+  },
   create(o, model) {
     const first = o.first as number
     const last = o.last as number
@@ -103,7 +106,6 @@ export const tokenselect: PolicyDefinition = {
     const useCache = o.cache as boolean
     const pool = o.pool as number
     const dense = o.dense as number
-    if (pool % 2 !== 1) throw new PolicyOptionValueError(`tokenselect: pool must be odd, got ${pool}`)
     return selectionPolicy({
       name: 'tokenselect',
       needs: o.rope === 'selected' ? { cacheKeys: 'pre-rope' } : {},

@@ -118,9 +118,11 @@ export const trimkv: PolicyDefinition = {
     { name: 'gatesFile', type: 'string', default: null, description: 'gate weights, .json or .safetensors (format in trimkv-gates.ts)' },
     { name: 'every', type: 'integer', default: 128, min: 1, description: 'decode steps between evictions' },
   ],
-  create(o, model) {
-    // without gates the policy cannot act: refused here, not at the first request
+  check(o) {
+    // without gates the policy cannot act: refused with the setting, not at the first request
     if (o.gatesFile === undefined) throw new PolicyOptionValueError('trimkv: needs retention gates: option gatesFile (a .json or .safetensors file of per-layer gates)')
+  },
+  create(o, model) {
     const policy = createTrimKV(o as TrimKVOptions)
     checkGates(policy.gates!, model)
     return policy

@@ -62,7 +62,7 @@ import { budgetFrom, budgetOptions, topKIndices } from './budget.js'
 import { evictionPolicy } from './evict.js'
 import { lagScores } from './lag-score.js'
 import { keyDiffScores, massScores, maxPoolScored } from './block-scores.js'
-import { observationOptions } from './observe.js'
+import { checkObservationOptions, observationOptions } from './observe.js'
 import type { OptionSpec, PolicyDefinition } from './registry.js'
 import { snapScorer } from './snapkv.js'
 import type { PolicyContext } from './types.js'
@@ -158,28 +158,34 @@ export const unionkv: PolicyDefinition = {
   description: 'UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads',
   stage: 'eviction',
   options: unionkvOptions,
+  check(o) {
+    checkObservationOptions(o)
+    if ((o.span as number) % 2 !== 1) throw new PolicyOptionValueError(`unionkv: span must be odd, got ${o.span}`)
+    const gates = !!o.gatesFile
+    if (gates && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: gatesFile scores tokens at prefill end only; every must be 0, got ${o.every}`)
+    // keydiff-lag: KeyDiff's picks for the first half of the agnostic share, LagKV's for the second
+    const split = o.agnosticScore === 'keydiff-lag'
+    const agnosticScore = split ? 'keydiff' : o.agnosticScore
+    if (split && !gates && (o.lagShare as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=keydiff-lag already splits the agnostic share with LagKV; lagShare must be 0, got ${o.lagShare}`)
+    if (!o.blockRank && agnosticScore !== 'keydiff') throw new PolicyOptionValueError(`unionkv: blockRank=false needs agnosticScore=keydiff, got ${agnosticScore}`)
+    // H2O's mass is captured over the prompt only: a decode-time recompression would rank stale sums
+    if (agnosticScore === 'mass' && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=mass scores tokens at prefill end only; every must be 0, got ${o.every}`)
+    if ((o.lagShare as number) > 0 && !gates && o.agnosticScore === 'lag') throw new PolicyOptionValueError(`unionkv: lagShare=${o.lagShare} needs gatesFile or agnosticScore other than lag (with lag, agnostic is LagKV's share)`)
+  },
   create(o, model) {
     const local = o.local as number
     const contrastSpan = o.contrast as number
     const contrastShare = contrastSpan > 0 ? (o.contrastShare as number) : 0
     const span = o.span as number
-    if (span % 2 !== 1) throw new PolicyOptionValueError(`unionkv: span must be odd, got ${span}`)
     const agnostic = o.agnostic as number
     const sinks = o.sinks as number
     const window = o.window as number
     const lag = o.lag as number
     const gates = o.gatesFile ? readGatesFile(o.gatesFile as string) : undefined
     if (gates) checkGates(gates, model, 'unionkv')
-    if (gates && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: gatesFile scores tokens at prefill end only; every must be 0, got ${o.every}`)
     const lagShare = o.lagShare as number
-    // keydiff-lag: KeyDiff's picks for the first half of the agnostic share, LagKV's for the second
     const split = o.agnosticScore === 'keydiff-lag'
     const agnosticScore = split ? 'keydiff' : (o.agnosticScore as 'lag' | 'keydiff' | 'mass')
-    if (split && !gates && (o.lagShare as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=keydiff-lag already splits the agnostic share with LagKV; lagShare must be 0, got ${o.lagShare}`)
-    if (!o.blockRank && agnosticScore !== 'keydiff') throw new PolicyOptionValueError(`unionkv: blockRank=false needs agnosticScore=keydiff, got ${agnosticScore}`)
-    // H2O's mass is captured over the prompt only: a decode-time recompression would rank stale sums
-    if (agnosticScore === 'mass' && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=mass scores tokens at prefill end only; every must be 0, got ${o.every}`)
-    if (lagShare > 0 && !gates && o.agnosticScore === 'lag') throw new PolicyOptionValueError(`unionkv: lagShare=${lagShare} needs gatesFile or agnosticScore other than lag (with lag, agnostic is LagKV's share)`)
     const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag' | 'keydiff' | 'mass'): Float32Array => {
       const n = ctx.cache.length(l, h)
       const s = by === 'gates' ? retentionScores(gates!, ctx, l, h)

@@ -175,5 +175,6 @@ export const vidkv: PolicyDefinition = {
     { name: 'residual', type: 'integer', default: 128, min: 0, description: 'newest tokens kept in float32 until a whole group is ready' },
     { name: 'groupSize', type: 'integer', default: 32, min: 32, max: 128, description: "tokens per key group and channels (at most head_dim) per value group: 32 (the paper's), 64 or 128 (128: 8x smaller than float16 at 32k)" },
   ],
+  check: (o) => void checkOptions(o as VidKVOptions),
   create: (o) => createVidKV(o as VidKVOptions),
 }

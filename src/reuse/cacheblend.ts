@@ -19,6 +19,8 @@ export interface CacheBlendOptions extends RecomputeOptions {
   chunkPrefix?: 'none' | 'bos'
 }
 
+const CACHEBLEND_OPTIONS: Record<Exclude<keyof CacheBlendOptions, keyof RecomputeOptions>, true> = { store: true, salt: true, chunkPrefix: true }
+
 /** What a blend did: chunks found in the store, and the tokens recomputed after the check layer. */
 export interface BlendReport {
   chunkHits: number
@@ -51,7 +53,7 @@ export class CacheBlend extends SelectiveReuse {
   private readonly salt: string
 
   constructor(model: LlamaModel, options: CacheBlendOptions = {}) {
-    super(model, 'CacheBlend', options)
+    super(model, 'CacheBlend', options, CACHEBLEND_OPTIONS)
     const prefix = options.chunkPrefix ?? 'none'
     if (prefix !== 'none' && prefix !== 'bos') throw new ReuseError(`CacheBlend: chunkPrefix must be 'none' or 'bos', got ${JSON.stringify(prefix)}`)
     if (prefix === 'bos' && model.config.bosTokenId === undefined) throw new ReuseError("CacheBlend: chunkPrefix 'bos' needs a model with a bos_token_id")

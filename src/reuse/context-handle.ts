@@ -28,15 +28,27 @@ export class AssembledContext implements KVReuse {
       throw new ReuseError(`the prompt must start with the ${this.ids.length} context tokens and add at least one (the question)`)
     }
     this.used = true
+    const before = this.rowCounts()
     return {
       cache: this.cache,
       ids: ids.slice(),
       cachedTokens: this.ids.length,
       positionOffset: this.positionOffset,
       prefilled: () => {},
-      close: () => this.cache.dispose(),
+      // a request that failed before it appended a row (refused for its length, aborted before it
+      // started) leaves the context as assembled: it stays the caller's for another request
+      close: (_generated, ok) => {
+        if (!ok && this.rowCounts() === before) this.used = false
+        else this.cache.dispose()
+      },
       ...(this.refresh?.afterStep ? { afterStep: this.refresh.afterStep.bind(this.refresh) } : {}),
     }
+  }
+
+  /** the cache's rows per (layer, KV head), joined: a request that appended nothing leaves it unchanged */
+  private rowCounts(): string {
+    const { layers, kvHeads } = this.cache.options
+    return Array.from({ length: layers * kvHeads }, (_, i) => this.cache.length(Math.floor(i / kvHeads), i % kvHeads)).join(',')
   }
 
   /** frees the cache of a context no generation used */

@@ -23,6 +23,8 @@ export interface KVShareOptions extends RecomputeOptions {
 }
 
 /** What a prepare did. */
+const KVSHARE_OPTIONS: Record<Exclude<keyof KVShareOptions, keyof RecomputeOptions>, true> = { store: true, salt: true, minReuse: true, maxRequests: true, decodeRefresh: true }
+
 export interface KVShareReport {
   /** whether a cached request was reused (false: the context was prefilled in full and cached) */
   hit: boolean
@@ -86,7 +88,7 @@ export class KVShare extends SelectiveReuse {
   private readonly entries = new Map<string, Entry>()
 
   constructor(model: LlamaModel, options: KVShareOptions = {}) {
-    super(model, 'KVShare', options)
+    super(model, 'KVShare', options, KVSHARE_OPTIONS)
     const minReuse = options.minReuse ?? 0.5
     const maxRequests = options.maxRequests ?? 64
     if (!(typeof minReuse === 'number' && minReuse >= 0 && minReuse <= 1)) throw new ReuseError(`KVShare: minReuse must be a number in [0, 1], got ${minReuse}`)

@@ -4,7 +4,7 @@ import type { LlamaModel } from '../model/model.js'
 import type { KVReuse, ReuseHandle } from '../model/types.js'
 import { EVICTIONS, makeEviction, type BlockEviction, type EvictionName } from './block-eviction.js'
 import { blockHashes } from './block-hash.js'
-import { ReuseError } from './errors.js'
+import { checkOptionNames, ReuseError } from './errors.js'
 
 export interface PrefixCacheOptions {
   /** tokens per block, which is also the KV page size of the requests it serves (default 16, vLLM's) */
@@ -14,6 +14,8 @@ export interface PrefixCacheOptions {
   /** which unheld block goes first when over maxBlocks: 'lru' (default), 'lfu' or 's3fifo' */
   eviction?: EvictionName
 }
+
+const PREFIX_CACHE_OPTIONS: Record<keyof PrefixCacheOptions, true> = { blockTokens: true, maxBlocks: true, eviction: true }
 
 export interface PrefixCacheStats {
   /** requests opened */
@@ -63,6 +65,7 @@ export class PrefixCache implements KVReuse {
     readonly model: LlamaModel,
     options: PrefixCacheOptions = {},
   ) {
+    checkOptionNames('PrefixCache', options, PREFIX_CACHE_OPTIONS)
     const bt = options.blockTokens ?? 16
     const max = options.maxBlocks ?? 1024
     const ev = options.eviction ?? 'lru'

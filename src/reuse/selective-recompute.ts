@@ -1,7 +1,7 @@
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { LlamaModel } from '../model/model.js'
 import { seededRandom } from '../model/sampling.js'
-import { ReuseError } from './errors.js'
+import { checkOptionNames, ReuseError } from './errors.js'
 
 /** What a selective recompute redoes over a context whose cache already holds (approximate) KV. */
 export interface RecomputePlan {
@@ -153,6 +153,8 @@ export interface RecomputeOptions {
  * What CacheBlend and KVShare share: the recompute options, checked at construction (a ReuseError
  * naming the bad one; `where` names the class), and the selective recompute run with them.
  */
+const RECOMPUTE_OPTIONS: Record<keyof RecomputeOptions, true> = { ratio: true, checkLayer: true, selection: true, deviation: true, gradualFrom: true, seed: true }
+
 export abstract class SelectiveReuse {
   readonly ratio: number
   readonly checkLayer: number
@@ -165,7 +167,10 @@ export abstract class SelectiveReuse {
     readonly model: LlamaModel,
     where: string,
     options: RecomputeOptions,
+    /** the subclass's own option names, beside RecomputeOptions' */
+    own: Readonly<Record<string, true>>,
   ) {
+    checkOptionNames(where, options, { ...RECOMPUTE_OPTIONS, ...own })
     const ratio = options.ratio ?? 0.15
     const checkLayer = options.checkLayer ?? 1
     const selection = options.selection ?? 'deviation'

@@ -1,12 +1,14 @@
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { LlamaModel } from '../model/model.js'
 import type { KVReuse, ReuseHandle } from '../model/types.js'
-import { ReuseError } from './errors.js'
+import { checkOptionNames, ReuseError } from './errors.js'
 
 export interface SequenceOptions {
   /** tokens per KV page (default 64) */
   pageTokens?: number
 }
+
+const SEQUENCE_OPTIONS: Record<keyof SequenceOptions, true> = { pageTokens: true }
 
 /**
  * A conversation's KV state across requests (node-llama-cpp's sessions, llama.cpp's slots): the tokens
@@ -33,7 +35,7 @@ export class Sequence implements KVReuse {
   static create(model: LlamaModel, options: SequenceOptions = {}): Sequence {
     // checked here: a missing model would otherwise fail as a TypeError inside newCache
     if (typeof (model as Partial<LlamaModel> | null)?.newCache !== 'function') throw new ReuseError(`Sequence.create: model must be a loaded model (loadModel), got ${model === null ? 'null' : typeof model}`)
-    if (typeof options !== 'object' || options === null) throw new ReuseError(`Sequence.create: options must be an object, got ${options === null ? 'null' : typeof options}`)
+    checkOptionNames('Sequence.create', options, SEQUENCE_OPTIONS)
     const pt = options.pageTokens ?? 64
     if (!(Number.isInteger(pt) && pt >= 1 && pt <= 4096)) throw new ReuseError(`Sequence: pageTokens must be an integer in [1, 4096], got ${pt}`)
     return new Sequence(model, model.newCache('post-rope', pt, 'float32'), [])
@@ -118,7 +120,8 @@ export class Sequence implements KVReuse {
       prefilled: () => {},
       close: (generated, ok) => {
         this.busy = false
-        if (this.disposed) return
+        // disposed while this request ran: its cache was left to it until now
+        if (this.disposed) return this.cache.dispose()
         if (ok) {
           this.history = [...all, ...generated]
           this.committedTokens = this.history.length
@@ -127,9 +130,13 @@ export class Sequence implements KVReuse {
     }
   }
 
+  /**
+   * Frees the sequence's cache; any later use throws ReuseError. A generation running on it finishes
+   * first (its cache is freed when it ends), instead of failing on freed pages.
+   */
   dispose(): void {
     if (this.disposed) return
     this.disposed = true
-    this.cache.dispose()
+    if (!this.busy) this.cache.dispose()
   }
 }
