@@ -68,10 +68,24 @@ const BACKENDS: BackendName[] = ['wasm', 'webgpu', 'auto', 'reference']
 
 type Values = { [name: string]: string | string[] | boolean | undefined }
 
+/**
+ * `--port -1` as `--port=-1`: parseArgs takes a value that starts with a dash for an option of its own
+ * and refuses it as "ambiguous", so the negative number would never reach the check that names it
+ */
+function joinNegativeValues(args: string[], options: ParseArgsConfig['options']): string[] {
+  const out: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith('--') && !args[i].includes('=') ? args[i].slice(2) : undefined
+    if (name !== undefined && options?.[name]?.type === 'string' && /^-[\d.]/.test(args[i + 1] ?? '')) out.push(`${args[i]}=${args[++i]}`)
+    else out.push(args[i])
+  }
+  return out
+}
+
 function parse(args: string[], options: ParseArgsConfig['options']): { values: Values } {
   let parsed
   try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true })
+    parsed = parseArgs({ args: joinNegativeValues(args, options), options, strict: true, allowPositionals: false, tokens: true })
   } catch (e) {
     throw new UsageError((e as Error).message.split('\n')[0])
   }
