@@ -106,6 +106,8 @@ function int(name: string, raw: string | undefined, fallback?: number): number {
     return fallback
   }
   if (!/^\d+$/.test(raw.trim())) throw new UsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(raw)}`)
+  // past 2^53 the number read is not the one typed (a seed would silently change; a count would fail late)
+  if (!Number.isSafeInteger(Number(raw))) throw new UsageError(`--${name} must be at most ${Number.MAX_SAFE_INTEGER}, got ${JSON.stringify(raw)}`)
   return Number(raw)
 }
 
