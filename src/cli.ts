@@ -224,7 +224,9 @@ async function runEval(opts: EvalOptions, out: { json?: string; report?: string;
   // the JSON holds every finished cell as soon as it finishes: a run stopped later loses nothing done
   const outcomes: SampleOutcome[] = []
   const finished = (c: (typeof cells)[number]) => outcomes.filter((o) => o.policy === c.policy && o.task === c.task && o.length === c.length).length === opts.samples
-  if (out.json) writeJson(out.json, [])
+  // an empty file from the start shows where results will go, but a file the user already has is left
+  // alone until the first cell finishes: a run that fails before then (weights that do not load) keeps it
+  if (out.json && !existsSync(out.json)) writeJson(out.json, [])
   const progress = progressPrinter()
   const results = await evaluate({
     ...opts,
