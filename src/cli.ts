@@ -486,6 +486,11 @@ async function cmdServe(args: string[]): Promise<void> {
   const budget = options.kvBudget ?? 4 * facts.maxPositions
   const cacheTokens = options.cacheTokens ?? Math.floor(budget / 2)
   if (cacheTokens >= budget) throw new UsageError(`--cache-tokens (${cacheTokens}) must be less than --kv-budget (${budget})`)
+  // the prefix cache holds whole blocks of 16 tokens (ServeEngine's blockTokens): less would fail after the weights load
+  if (cacheTokens < 16)
+    throw new UsageError(options.cacheTokens === undefined
+      ? `--kv-budget ${budget} leaves ${cacheTokens} tokens for the prefix cache (half of it, --cache-tokens); it needs at least 16, one block`
+      : `--cache-tokens must be at least 16 (one prefix-cache block), got ${cacheTokens}`)
   const be = await availableBackend(v.backend as string | undefined)
   const model = await loadModel(dir, { backend: be })
   try {
