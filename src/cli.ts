@@ -461,6 +461,10 @@ async function cmdServe(args: string[]): Promise<void> {
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const dir = v.model as string
+  // an empty host would make node listen on every interface, where the default is this machine only;
+  // an empty model id or API key is a name no client would send
+  for (const name of ['host', 'model-id', 'api-key'])
+    if (v[name] !== undefined && (v[name] as string).trim() === '') throw new UsageError(`--${name} must not be empty, got ${JSON.stringify(v[name])}`)
   const port = int('port', v.port as string | undefined, 8080)
   if (port > 65535) throw new UsageError(`--port must be in [0, 65535], got ${port}`)
   const facts = usage(() => readModelFacts(dir))
