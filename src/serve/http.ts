@@ -96,7 +96,14 @@ export async function serve(model: LlamaModel, options: ServeOptions = {}): Prom
     if (path === '/v1/models' || path.startsWith('/v1/models/')) {
       if (req.method !== 'GET') throw new ApiError(405, `${req.method} is not allowed on ${path}`)
       if (path === '/v1/models') return sendJson(res, 200, { object: 'list', data: [model] })
-      const id = decodeURIComponent(path.slice('/v1/models/'.length))
+      const raw = path.slice('/v1/models/'.length)
+      let id: string
+      try {
+        id = decodeURIComponent(raw)
+      } catch {
+        // a bad %-escape (%E0%A4%A) is the client's: no model has that name, not a server error (500)
+        throw new ApiError(404, `The model '${raw}' does not exist`, 'model', 'model_not_found')
+      }
       if (id !== engine.modelId) throw new ApiError(404, `The model '${id}' does not exist`, 'model', 'model_not_found')
       return sendJson(res, 200, model)
     }
