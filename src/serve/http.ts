@@ -150,8 +150,10 @@ export async function serve(model: LlamaModel, options: ServeOptions = {}): Prom
 
   const server = createServer((req, res) => {
     handle(req, res).catch((e) => {
-      // an aborted request has no one to answer
+      // an aborted request has no one to answer, unless the server stopped it: its client is still there and
+      // gets a 503 (a stream: an error event) rather than a connection cut without a word
       if (!(e instanceof DOMException && e.name === 'AbortError')) sendError(res, e)
+      else if (closing) sendError(res, new ApiError(503, 'the server is shutting down'))
       else if (!res.writableEnded) res.destroy()
     })
   })
@@ -176,7 +178,9 @@ export async function serve(model: LlamaModel, options: ServeOptions = {}): Prom
       await engine.close(reason)
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
-        server.closeAllConnections()
+        // connections whose answer went out close now; one still sending its body gets a moment, then is cut
+        server.closeIdleConnections()
+        setTimeout(() => server.closeAllConnections(), 1000).unref()
       })
     },
   }
