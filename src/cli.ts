@@ -465,6 +465,8 @@ async function cmdServe(args: string[]): Promise<void> {
   // an empty model id or API key is a name no client would send
   for (const name of ['host', 'model-id', 'api-key'])
     if (v[name] !== undefined && (v[name] as string).trim() === '') throw new UsageError(`--${name} must not be empty, got ${JSON.stringify(v[name])}`)
+  // set but empty (KVKIT_API_KEY=$UNSET) would ask every client for a key none can send; unset means no key
+  if (v['api-key'] === undefined && process.env.KVKIT_API_KEY?.trim() === '') throw new UsageError('KVKIT_API_KEY is set but empty: give it a key, or unset it to serve without one')
   const port = int('port', v.port as string | undefined, 8080)
   if (port > 65535) throw new UsageError(`--port must be in [0, 65535], got ${port}`)
   const facts = usage(() => readModelFacts(dir))

@@ -7,8 +7,10 @@
  * - an empty --host, --model-id or --api-key. An empty --host reached node's listen(), which then bound
  *   every interface ([::]): the server the README says listens on this machine only was open to the
  *   network. An empty --model-id served a model named "", an empty --api-key asked for "Bearer ".
+ * - KVKIT_API_KEY set but empty (without --api-key): every request was a 401, no client could send
+ *   a key that matched.
  */
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { cli } from './cli-capture.js'
 
 const MODEL = 'models/fixture-14m'
@@ -28,5 +30,23 @@ describe('kvkit serve: refused before the weights load', () => {
     expect(r.code).toBe(2)
     expect(r.stderr).toBe(`kvkit: ${message}\n`)
     expect(r.stdout).toBe('')
+  })
+})
+
+describe('kvkit serve: KVKIT_API_KEY set but empty', () => {
+  const before = process.env.KVKIT_API_KEY
+  afterEach(() => {
+    if (before === undefined) delete process.env.KVKIT_API_KEY
+    else process.env.KVKIT_API_KEY = before
+  })
+
+  it('exit 2 naming it; --api-key given beside it is used', async () => {
+    process.env.KVKIT_API_KEY = ''
+    const r = await cli('serve', '--model', MODEL, '--port', '0', '--backend', 'wasm')
+    expect(r.code).toBe(2)
+    expect(r.stderr).toBe('kvkit: KVKIT_API_KEY is set but empty: give it a key, or unset it to serve without one\n')
+    // the option wins over the variable: the run goes on to the next check (here a bad --port)
+    const withKey = await cli('serve', '--model', MODEL, '--port', '70000', '--api-key', 'sk-x')
+    expect(withKey.stderr).toBe('kvkit: --port must be in [0, 65535], got 70000\n')
   })
 })
