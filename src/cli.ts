@@ -500,7 +500,9 @@ async function cmdServe(args: string[]): Promise<void> {
   const be = await availableBackend(v.backend as string | undefined)
   const model = await loadModel(dir, { backend: be })
   try {
-    const server = await serve(model, options)
+    const server = await serve(model, options).catch((e: NodeJS.ErrnoException) => {
+      throw listenError(e, options.host!, port)
+    })
     process.stderr.write(`kvkit serve: ${options.modelId} on ${server.url}/v1 (chat template: ${options.template!.source}; KV budget ${budget} tokens, ${cacheTokens} for the prefix cache)\n`)
     await new Promise<void>((done) => {
       const stop = () => {
@@ -515,6 +517,18 @@ async function cmdServe(args: string[]): Promise<void> {
   } finally {
     model.dispose()
   }
+}
+
+/** listen()'s failure on the address the user chose as a usage error naming the option; others pass */
+function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {
+  const why: Record<string, string> = {
+    EADDRINUSE: `--port ${port} is in use on ${host} (another server listens there; --port 0 picks a free one)`,
+    EACCES: `--port ${port} on ${host} needs privileges this process lacks (ports under 1024 usually do)`,
+    EADDRNOTAVAIL: `--host ${host} is not an address of this machine`,
+    ENOTFOUND: `--host ${host} does not resolve to an address`,
+    EAI_AGAIN: `--host ${host} does not resolve to an address`,
+  }
+  return e.code !== undefined && why[e.code] !== undefined ? new UsageError(why[e.code]) : e
 }
 
 /** a JSON file's value, or undefined when there is no such file (a bad one is a usage error) */
