@@ -318,6 +318,9 @@ async function cmdPrompts(args: string[]): Promise<void> {
 
 async function cmdMain(args: string[]): Promise<void> {
   const { values: v } = parse(args, { backend: { type: 'string' }, workers: { type: 'string' } })
+  // checked before the banner: a bad argument is then the one line on stderr, as for every command
+  const workers = v.workers === undefined ? undefined : positive('workers', v.workers as string)
+  const be = await availableBackend(v.backend as string | undefined)
   process.stderr.write(`kvkit main: ${MAIN_POLICIES.length} policy settings x ${MAIN_TASKS.join(',')} at ${MAIN_LENGTHS.join(',')} tokens, ${MAIN_SAMPLES} samples each\n`)
   await runEval({
     model: defaultModelDir(),
@@ -326,8 +329,8 @@ async function cmdMain(args: string[]): Promise<void> {
     lengths: MAIN_LENGTHS,
     samples: MAIN_SAMPLES,
     seed: MAIN_SEED,
-    backend: await availableBackend(v.backend as string | undefined),
-    workers: v.workers === undefined ? undefined : positive('workers', v.workers as string),
+    backend: be,
+    workers,
   }, { report: outputDir('report', resolve(MAIN_REPORT_DIR)), command: 'kvkit main' })
 }
 
