@@ -167,6 +167,8 @@ function outputDir(flag: string, raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined
   if (raw.trim() === '') throw new UsageError(`--${flag} needs a folder name, got ""`)
   try {
+    // mkdir's own word for a file in the way is "EEXIST: file already exists", which reads as success
+    if (existsSync(raw) && !statSync(raw).isDirectory()) throw new Error('it exists and is not a folder')
     mkdirSync(raw, { recursive: true })
     accessSync(raw, constants.W_OK)
   } catch (e) {
