@@ -300,7 +300,7 @@ async function cmdPrompts(args: string[]): Promise<void> {
   const outFile = outputFile('out', v.out as string)!
   const tasks = list('task', v.task as string | undefined)
   const lengths = list('length', v.length as string | undefined).map((s) => int('length', s))
-  const samples = int('samples', v.samples as string | undefined)
+  const samples = positive('samples', v.samples as string | undefined)
   const seed = int('seed', v.seed as string | undefined, DEFAULT_SEED)
   // the same checks as eval's, before the model loads
   try {
