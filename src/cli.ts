@@ -483,6 +483,8 @@ async function cmdServe(args: string[]): Promise<void> {
   const opt = (name: string) => (v[name] === undefined ? undefined : positive(name, v[name] as string))
   const order = v.scheduler as QueueOrder | undefined
   if (order !== undefined && !['fcfs', 'kvshare', 'program'].includes(order)) throw new UsageError(`--scheduler must be fcfs, kvshare or program, got ${JSON.stringify(order)}`)
+  // only KVShare's order ages waiting requests: with fcfs or program the value would be ignored
+  if (v['aging-ms'] !== undefined && order !== 'kvshare') throw new UsageError(`--aging-ms needs --scheduler kvshare (the ${order ?? 'fcfs'} order does not age requests)`)
   const blendOn = (v.blend as string | undefined) ?? 'on'
   if (blendOn !== 'on' && blendOn !== 'off') throw new UsageError(`--blend must be on or off, got ${JSON.stringify(blendOn)}`)
   const rawRatio = v['blend-ratio'] as string | undefined

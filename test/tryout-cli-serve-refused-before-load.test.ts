@@ -7,6 +7,7 @@
  * - an empty --host, --model-id or --api-key. An empty --host reached node's listen(), which then bound
  *   every interface ([::]): the server the README says listens on this machine only was open to the
  *   network. An empty --model-id served a model named "", an empty --api-key asked for "Bearer ".
+ * - --aging-ms without --scheduler kvshare, the one order that ages waiting requests: it was ignored.
  * - KVKIT_API_KEY set but empty (without --api-key): every request was a 401, no client could send
  *   a key that matched.
  */
@@ -25,6 +26,8 @@ describe('kvkit serve: refused before the weights load', () => {
     [['--host', ' '], '--host must not be empty, got " "'],
     [['--model-id', ''], '--model-id must not be empty, got ""'],
     [['--api-key', ''], '--api-key must not be empty, got ""'],
+    [['--aging-ms', '5000'], '--aging-ms needs --scheduler kvshare (the fcfs order does not age requests)'],
+    [['--scheduler', 'program', '--aging-ms', '5000'], '--aging-ms needs --scheduler kvshare (the program order does not age requests)'],
   ])('%j: exit 2 naming it', async (extra, message) => {
     const r = await cli('serve', '--model', MODEL, '--port', '0', '--backend', 'wasm', ...extra)
     expect(r.code).toBe(2)
