@@ -268,6 +268,9 @@ async function cmdEval(args: string[]): Promise<void> {
   if (question !== undefined && question !== 'with' && question !== 'after') throw new UsageError(`--question must be with or after, got ${JSON.stringify(question)}`)
   const fromFile = v.prompts !== undefined
   if (fromFile && v.samples !== undefined) throw new UsageError('--prompts gives the samples: leave out --samples')
+  // the first finished cell would overwrite the samples the run reads
+  if (fromFile && v.json !== undefined && resolve(v.json as string) === resolve(v.prompts as string))
+    throw new UsageError(`--json ${v.json} is the --prompts file: the results would overwrite the samples`)
   await runEval({
     model: v.model as string,
     policies,
