@@ -301,6 +301,9 @@ async function cmdPrompts(args: string[]): Promise<void> {
   if (v.out === undefined) throw new UsageError('--out is required (the JSONL file to write)')
   // checked before the samples are built, as eval's --json
   const outFile = outputFile('out', v.out as string)!
+  // the samples are built from the haystack, then written over it: the user's text would be gone
+  const source = [v.haystack as string | undefined, ...(books ?? [])].find((f) => f !== undefined && resolve(f) === resolve(outFile))
+  if (source !== undefined) throw new UsageError(`--out ${outFile} is the haystack ${source}: the samples would overwrite the text they are built from`)
   const tasks = list('task', v.task as string | undefined)
   const lengths = list('length', v.length as string | undefined).map((s) => int('length', s))
   const samples = positive('samples', v.samples as string | undefined)
