@@ -162,6 +162,14 @@ function outputFile(flag: string, raw: string | undefined): string | undefined {
   return raw
 }
 
+/** refuses an output file that is one of the run's inputs (`--prompts`, `--haystack`, one of `--books`): it would be written over */
+function notAnInput(flag: string, out: string | undefined, inputs: Record<string, string | string[] | boolean | undefined>): void {
+  if (out === undefined) return
+  for (const [name, value] of Object.entries(inputs))
+    for (const input of typeof value === 'string' ? [value] : Array.isArray(value) ? value : [])
+      if (resolve(input) === resolve(out)) throw new UsageError(`--${flag} ${out} is the --${name} file ${input}: the output would overwrite what the run reads`)
+}
+
 /** an output folder, created (or found writable) before any work */
 function outputDir(flag: string, raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined
@@ -268,9 +276,8 @@ async function cmdEval(args: string[]): Promise<void> {
   if (question !== undefined && question !== 'with' && question !== 'after') throw new UsageError(`--question must be with or after, got ${JSON.stringify(question)}`)
   const fromFile = v.prompts !== undefined
   if (fromFile && v.samples !== undefined) throw new UsageError('--prompts gives the samples: leave out --samples')
-  // the first finished cell would overwrite the samples the run reads
-  if (fromFile && v.json !== undefined && resolve(v.json as string) === resolve(v.prompts as string))
-    throw new UsageError(`--json ${v.json} is the --prompts file: the results would overwrite the samples`)
+  // the first finished cell would overwrite the samples or the text the run reads
+  notAnInput('json', v.json as string | undefined, { prompts: v.prompts, haystack: v.haystack, books: v.books === undefined ? undefined : list('books', v.books as string) })
   await runEval({
     model: v.model as string,
     policies,
@@ -302,8 +309,7 @@ async function cmdPrompts(args: string[]): Promise<void> {
   // checked before the samples are built, as eval's --json
   const outFile = outputFile('out', v.out as string)!
   // the samples are built from the haystack, then written over it: the user's text would be gone
-  const source = [v.haystack as string | undefined, ...(books ?? [])].find((f) => f !== undefined && resolve(f) === resolve(outFile))
-  if (source !== undefined) throw new UsageError(`--out ${outFile} is the haystack ${source}: the samples would overwrite the text they are built from`)
+  notAnInput('out', outFile, { haystack: v.haystack, books })
   const tasks = list('task', v.task as string | undefined)
   const lengths = list('length', v.length as string | undefined).map((s) => int('length', s))
   const samples = positive('samples', v.samples as string | undefined)

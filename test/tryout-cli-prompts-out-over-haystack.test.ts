@@ -16,7 +16,7 @@ describe('prompts --out over its own haystack', () => {
     const before = readFileSync(book, 'utf8')
     const r = await cli('prompts', '--model', 'models/fixture-14m', '--task', 'passkey', '--length', '512', '--samples', '1', flag, book, '--out', book)
     expect(r.code).toBe(2)
-    expect(r.stderr).toBe(`kvkit: --out ${book} is the haystack ${book}: the samples would overwrite the text they are built from\n`)
+    expect(r.stderr).toBe(`kvkit: --out ${book} is the ${flag} file ${book}: the output would overwrite what the run reads\n`)
     expect(readFileSync(book, 'utf8')).toBe(before)
   })
 })
