@@ -68,10 +68,24 @@ const BACKENDS: BackendName[] = ['wasm', 'webgpu', 'auto', 'reference']
 
 type Values = { [name: string]: string | string[] | boolean | undefined }
 
+/**
+ * `--port -1` as `--port=-1`: parseArgs takes a value that starts with a dash for an option of its own
+ * and refuses it as "ambiguous", so the negative number would never reach the check that names it
+ */
+function joinNegativeValues(args: string[], options: ParseArgsConfig['options']): string[] {
+  const out: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith('--') && !args[i].includes('=') ? args[i].slice(2) : undefined
+    if (name !== undefined && options?.[name]?.type === 'string' && /^-[\d.]/.test(args[i + 1] ?? '')) out.push(`${args[i]}=${args[++i]}`)
+    else out.push(args[i])
+  }
+  return out
+}
+
 function parse(args: string[], options: ParseArgsConfig['options']): { values: Values } {
   let parsed
   try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true })
+    parsed = parseArgs({ args: joinNegativeValues(args, options), options, strict: true, allowPositionals: false, tokens: true })
   } catch (e) {
     throw new UsageError((e as Error).message.split('\n')[0])
   }
@@ -92,6 +106,8 @@ function int(name: string, raw: string | undefined, fallback?: number): number {
     return fallback
   }
   if (!/^\d+$/.test(raw.trim())) throw new UsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(raw)}`)
+  // past 2^53 the number read is not the one typed (a seed would silently change; a count would fail late)
+  if (!Number.isSafeInteger(Number(raw))) throw new UsageError(`--${name} must be at most ${Number.MAX_SAFE_INTEGER}, got ${JSON.stringify(raw)}`)
   return Number(raw)
 }
 
@@ -146,11 +162,21 @@ function outputFile(flag: string, raw: string | undefined): string | undefined {
   return raw
 }
 
+/** refuses an output file that is one of the run's inputs (`--prompts`, `--haystack`, one of `--books`): it would be written over */
+function notAnInput(flag: string, out: string | undefined, inputs: Record<string, string | string[] | boolean | undefined>): void {
+  if (out === undefined) return
+  for (const [name, value] of Object.entries(inputs))
+    for (const input of typeof value === 'string' ? [value] : Array.isArray(value) ? value : [])
+      if (resolve(input) === resolve(out)) throw new UsageError(`--${flag} ${out} is the --${name} file ${input}: the output would overwrite what the run reads`)
+}
+
 /** an output folder, created (or found writable) before any work */
 function outputDir(flag: string, raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined
   if (raw.trim() === '') throw new UsageError(`--${flag} needs a folder name, got ""`)
   try {
+    // mkdir's own word for a file in the way is "EEXIST: file already exists", which reads as success
+    if (existsSync(raw) && !statSync(raw).isDirectory()) throw new Error('it exists and is not a folder')
     mkdirSync(raw, { recursive: true })
     accessSync(raw, constants.W_OK)
   } catch (e) {
@@ -208,7 +234,9 @@ async function runEval(opts: EvalOptions, out: { json?: string; report?: string;
   // the JSON holds every finished cell as soon as it finishes: a run stopped later loses nothing done
   const outcomes: SampleOutcome[] = []
   const finished = (c: (typeof cells)[number]) => outcomes.filter((o) => o.policy === c.policy && o.task === c.task && o.length === c.length).length === opts.samples
-  if (out.json) writeJson(out.json, [])
+  // an empty file from the start shows where results will go, but a file the user already has is left
+  // alone until the first cell finishes: a run that fails before then (weights that do not load) keeps it
+  if (out.json && !existsSync(out.json)) writeJson(out.json, [])
   const progress = progressPrinter()
   const results = await evaluate({
     ...opts,
@@ -248,6 +276,8 @@ async function cmdEval(args: string[]): Promise<void> {
   if (question !== undefined && question !== 'with' && question !== 'after') throw new UsageError(`--question must be with or after, got ${JSON.stringify(question)}`)
   const fromFile = v.prompts !== undefined
   if (fromFile && v.samples !== undefined) throw new UsageError('--prompts gives the samples: leave out --samples')
+  // the first finished cell would overwrite the samples or the text the run reads
+  notAnInput('json', v.json as string | undefined, { prompts: v.prompts, haystack: v.haystack, books: v.books === undefined ? undefined : list('books', v.books as string) })
   await runEval({
     model: v.model as string,
     policies,
@@ -278,9 +308,11 @@ async function cmdPrompts(args: string[]): Promise<void> {
   if (v.out === undefined) throw new UsageError('--out is required (the JSONL file to write)')
   // checked before the samples are built, as eval's --json
   const outFile = outputFile('out', v.out as string)!
+  // the samples are built from the haystack, then written over it: the user's text would be gone
+  notAnInput('out', outFile, { haystack: v.haystack, books })
   const tasks = list('task', v.task as string | undefined)
   const lengths = list('length', v.length as string | undefined).map((s) => int('length', s))
-  const samples = int('samples', v.samples as string | undefined)
+  const samples = positive('samples', v.samples as string | undefined)
   const seed = int('seed', v.seed as string | undefined, DEFAULT_SEED)
   // the same checks as eval's, before the model loads
   try {
@@ -300,6 +332,9 @@ async function cmdPrompts(args: string[]): Promise<void> {
 
 async function cmdMain(args: string[]): Promise<void> {
   const { values: v } = parse(args, { backend: { type: 'string' }, workers: { type: 'string' } })
+  // checked before the banner: a bad argument is then the one line on stderr, as for every command
+  const workers = v.workers === undefined ? undefined : positive('workers', v.workers as string)
+  const be = await availableBackend(v.backend as string | undefined)
   process.stderr.write(`kvkit main: ${MAIN_POLICIES.length} policy settings x ${MAIN_TASKS.join(',')} at ${MAIN_LENGTHS.join(',')} tokens, ${MAIN_SAMPLES} samples each\n`)
   await runEval({
     model: defaultModelDir(),
@@ -308,8 +343,8 @@ async function cmdMain(args: string[]): Promise<void> {
     lengths: MAIN_LENGTHS,
     samples: MAIN_SAMPLES,
     seed: MAIN_SEED,
-    backend: await availableBackend(v.backend as string | undefined),
-    workers: v.workers === undefined ? undefined : positive('workers', v.workers as string),
+    backend: be,
+    workers,
   }, { report: outputDir('report', resolve(MAIN_REPORT_DIR)), command: 'kvkit main' })
 }
 
@@ -339,6 +374,8 @@ async function cmdGenerate(args: string[]): Promise<void> {
   } catch {
     throw new UsageError(`cannot read prompt file ${v['prompt-file']}`)
   }
+  // nothing to continue: the model would ramble from BOS alone, as if the prompt had been read (the server refuses it too)
+  if (text.trim() === '') throw new UsageError(v.prompt !== undefined ? '--prompt is empty' : `prompt file ${v['prompt-file']} is empty`)
   const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype })
   try {
     const bos = model.config.bosTokenId ?? model.config.eosTokenIds[0]
@@ -443,6 +480,12 @@ async function cmdServe(args: string[]): Promise<void> {
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const dir = v.model as string
+  // an empty host would make node listen on every interface, where the default is this machine only;
+  // an empty model id or API key is a name no client would send
+  for (const name of ['host', 'model-id', 'api-key'])
+    if (v[name] !== undefined && (v[name] as string).trim() === '') throw new UsageError(`--${name} must not be empty, got ${JSON.stringify(v[name])}`)
+  // set but empty (KVKIT_API_KEY=$UNSET) would ask every client for a key none can send; unset means no key
+  if (v['api-key'] === undefined && process.env.KVKIT_API_KEY?.trim() === '') throw new UsageError('KVKIT_API_KEY is set but empty: give it a key, or unset it to serve without one')
   const port = int('port', v.port as string | undefined, 8080)
   if (port > 65535) throw new UsageError(`--port must be in [0, 65535], got ${port}`)
   const facts = usage(() => readModelFacts(dir))
@@ -452,6 +495,8 @@ async function cmdServe(args: string[]): Promise<void> {
   const opt = (name: string) => (v[name] === undefined ? undefined : positive(name, v[name] as string))
   const order = v.scheduler as QueueOrder | undefined
   if (order !== undefined && !['fcfs', 'kvshare', 'program'].includes(order)) throw new UsageError(`--scheduler must be fcfs, kvshare or program, got ${JSON.stringify(order)}`)
+  // only KVShare's order ages waiting requests: with fcfs or program the value would be ignored
+  if (v['aging-ms'] !== undefined && order !== 'kvshare') throw new UsageError(`--aging-ms needs --scheduler kvshare (the ${order ?? 'fcfs'} order does not age requests)`)
   const blendOn = (v.blend as string | undefined) ?? 'on'
   if (blendOn !== 'on' && blendOn !== 'off') throw new UsageError(`--blend must be on or off, got ${JSON.stringify(blendOn)}`)
   const rawRatio = v['blend-ratio'] as string | undefined
@@ -468,10 +513,17 @@ async function cmdServe(args: string[]): Promise<void> {
   const budget = options.kvBudget ?? 4 * facts.maxPositions
   const cacheTokens = options.cacheTokens ?? Math.floor(budget / 2)
   if (cacheTokens >= budget) throw new UsageError(`--cache-tokens (${cacheTokens}) must be less than --kv-budget (${budget})`)
+  // the prefix cache holds whole blocks of 16 tokens (ServeEngine's blockTokens): less would fail after the weights load
+  if (cacheTokens < 16)
+    throw new UsageError(options.cacheTokens === undefined
+      ? `--kv-budget ${budget} leaves ${cacheTokens} tokens for the prefix cache (half of it, --cache-tokens); it needs at least 16, one block`
+      : `--cache-tokens must be at least 16 (one prefix-cache block), got ${cacheTokens}`)
   const be = await availableBackend(v.backend as string | undefined)
   const model = await loadModel(dir, { backend: be })
   try {
-    const server = await serve(model, options)
+    const server = await serve(model, options).catch((e: NodeJS.ErrnoException) => {
+      throw listenError(e, options.host!, port)
+    })
     process.stderr.write(`kvkit serve: ${options.modelId} on ${server.url}/v1 (chat template: ${options.template!.source}; KV budget ${budget} tokens, ${cacheTokens} for the prefix cache)\n`)
     await new Promise<void>((done) => {
       const stop = () => {
@@ -486,6 +538,18 @@ async function cmdServe(args: string[]): Promise<void> {
   } finally {
     model.dispose()
   }
+}
+
+/** listen()'s failure on the address the user chose as a usage error naming the option; others pass */
+function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {
+  const why: Record<string, string> = {
+    EADDRINUSE: `--port ${port} is in use on ${host} (another server listens there; --port 0 picks a free one)`,
+    EACCES: `--port ${port} on ${host} needs privileges this process lacks (ports under 1024 usually do)`,
+    EADDRNOTAVAIL: `--host ${host} is not an address of this machine`,
+    ENOTFOUND: `--host ${host} does not resolve to an address`,
+    EAI_AGAIN: `--host ${host} does not resolve to an address`,
+  }
+  return e.code !== undefined && why[e.code] !== undefined ? new UsageError(why[e.code]) : e
 }
 
 /** a JSON file's value, or undefined when there is no such file (a bad one is a usage error) */

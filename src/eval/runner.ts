@@ -61,7 +61,7 @@ export interface EvalOptions {
    * longer length is refused before any cell runs
    */
   contextLimit?: number
-  /** kernel threads inside each worker's model; default: the cores the workers leave (KVKIT_THREADS or the cores, / workers, at least 1) */
+  /** kernel threads inside each worker's model, 1 to 256; default: the cores the workers leave (KVKIT_THREADS or the cores, / workers, at least 1) */
   threads?: number
   /**
    * A diffusion model's decoding (genLength, blockLength, steps, stopAtEos; see DiffusionDecoding); its
@@ -117,6 +117,8 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   if (!Number.isInteger(seed) || seed < 0) fail(`seed must be a non-negative integer, got ${seed}`)
   if (opts.firstSample !== undefined && (!Number.isInteger(opts.firstSample) || opts.firstSample < 0)) fail(`firstSample must be a non-negative integer, got ${opts.firstSample}`)
   if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) fail(`workers must be a positive integer, got ${opts.workers}`)
+  // loadModel's own limit, checked here so that a bad count stops the run before the workers load their models
+  if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 1 && opts.threads <= 256)) fail(`threads must be an integer in [1, 256], got ${showValue(opts.threads)}`)
   if (opts.haystack !== undefined && !existsSync(opts.haystack)) fail(`haystack not found: ${opts.haystack}`)
   if (opts.books !== undefined) {
     if (opts.haystack !== undefined) fail('give the haystack either as haystack (one file or folder) or as books (a list), not both')

@@ -96,7 +96,14 @@ export async function serve(model: LlamaModel, options: ServeOptions = {}): Prom
     if (path === '/v1/models' || path.startsWith('/v1/models/')) {
       if (req.method !== 'GET') throw new ApiError(405, `${req.method} is not allowed on ${path}`)
       if (path === '/v1/models') return sendJson(res, 200, { object: 'list', data: [model] })
-      const id = decodeURIComponent(path.slice('/v1/models/'.length))
+      const raw = path.slice('/v1/models/'.length)
+      let id: string
+      try {
+        id = decodeURIComponent(raw)
+      } catch {
+        // a bad %-escape (%E0%A4%A) is the client's: no model has that name, not a server error (500)
+        throw new ApiError(404, `The model '${raw}' does not exist`, 'model', 'model_not_found')
+      }
       if (id !== engine.modelId) throw new ApiError(404, `The model '${id}' does not exist`, 'model', 'model_not_found')
       return sendJson(res, 200, model)
     }
@@ -143,8 +150,10 @@ export async function serve(model: LlamaModel, options: ServeOptions = {}): Prom
 
   const server = createServer((req, res) => {
     handle(req, res).catch((e) => {
-      // an aborted request has no one to answer
+      // an aborted request has no one to answer, unless the server stopped it: its client is still there and
+      // gets a 503 (a stream: an error event) rather than a connection cut without a word
       if (!(e instanceof DOMException && e.name === 'AbortError')) sendError(res, e)
+      else if (closing) sendError(res, new ApiError(503, 'the server is shutting down'))
       else if (!res.writableEnded) res.destroy()
     })
   })
@@ -169,7 +178,9 @@ export async function serve(model: LlamaModel, options: ServeOptions = {}): Prom
       await engine.close(reason)
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
-        server.closeAllConnections()
+        // connections whose answer went out close now; one still sending its body gets a moment, then is cut
+        server.closeIdleConnections()
+        setTimeout(() => server.closeAllConnections(), 1000).unref()
       })
     },
   }
