@@ -31,6 +31,21 @@ function firstNonFinite(x: Float32Array): number | null {
   return null
 }
 
+/**
+ * Logits an onLogits callback changed in place must still be sampleable: -Infinity bans a token, but NaN,
+ * +Infinity or a row with every token banned would make sampling pick an arbitrary token (the argmax of
+ * NaNs is token 0, often end-of-sequence) and end the generation silently.
+ */
+function checkProcessedLogits(logits: Float32Array, step: number): void {
+  let allBanned = true
+  for (let j = 0; j < logits.length; j++) {
+    const v = logits[j]
+    if (Number.isNaN(v) || v === Infinity) throw new NonFiniteError(`generate: onLogits left ${v} at token ${j} of decode step ${step}; only -Infinity (a banned token) may replace a logit`)
+    if (v !== -Infinity) allBanned = false
+  }
+  if (allBanned) throw new NonFiniteError(`generate: onLogits banned every token of decode step ${step} (all ${logits.length} logits are -Infinity)`)
+}
+
 const nextTurn: () => Promise<void> =
   typeof setImmediate === 'function' ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0))
 
@@ -414,7 +429,10 @@ export class LlamaModel implements Model {
           await this.step([token], Int32Array.of(pos), cache, stepOptions, onGpu ?? undefined)
         }
         if (firstNonFinite(logits) !== null) this.nonFinite([...ids, ...out], `generate: decode step ${step} (position ${pos})`)
-        o.onLogits?.(logits, step)
+        if (o.onLogits) {
+          o.onLogits(logits, step)
+          checkProcessedLogits(logits, step)
+        }
         const next = sample(logits, sampling, random)
         ctx.step = step + 1
         applyDecision(session?.onDecodeStep?.(ctx))

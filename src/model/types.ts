@@ -110,6 +110,8 @@ export interface GenerateOptions {
    * Called after each decode step (0-based `step`) with the step's logits over the vocabulary, before
    * sampling: Hugging Face's `output_logits`. The array is reused by the next step: copy what you keep.
    * What a backend comparison reads to show the margin of a near tie (bench/backend-parity.ts).
+   * Changing it in place is a logits processor: sampling reads the changed values, and -Infinity bans
+   * a token. NaN, +Infinity, or every token banned throws NonFiniteError naming the step and token.
    */
   onLogits?: (logits: Float32Array, step: number) => void
   /** start from this prompt's shared prefill (LlamaModel.prefillPrompt) instead of prefilling it again */
