@@ -23,6 +23,10 @@ describe('parsePolicySpec', () => {
     expect(() => parsePolicySpec('')).toThrow(/empty/)
     expect(() => parsePolicySpec('9x')).toThrow(/9x/)
   })
+  it('names the whole composition when one of its parts is malformed', () => {
+    expect(() => parsePolicySpec('snapkv++think')).toThrow(/"snapkv\+" .* \(part 1 of 2 of the composition "snapkv\+\+think"\)/)
+    expect(() => parsePolicySpec('snapkv:budget=0.25+think:ratio')).toThrow(/part 2 of 2 of the composition "snapkv:budget=0.25\+think:ratio"/)
+  })
 })
 
 describe('createPolicy', () => {

@@ -68,7 +68,17 @@ export function parseSinglePolicySpec(spec: string): ParsedSpec {
 /** Every policy of a (possibly composed) spec, in the order written. */
 export function parsePolicySpecs(spec: string): ParsedSpec[] {
   if (typeof spec !== 'string') throw new PolicySpecSyntaxError(`policy spec must be a string, got ${typeof spec}`)
-  return splitComposition(spec).map(parseSinglePolicySpec)
+  const parts = splitComposition(spec)
+  if (parts.length === 1) return [parseSinglePolicySpec(parts[0])]
+  return parts.map((part, i) => {
+    try {
+      return parseSinglePolicySpec(part)
+    } catch (e) {
+      // a part alone ("snapkv+" of "snapkv++think") is not what the user wrote: name the whole spec too
+      if (e instanceof PolicySpecSyntaxError) throw new PolicySpecSyntaxError(`${e.message} (part ${i + 1} of ${parts.length} of the composition ${JSON.stringify(spec)})`)
+      throw e
+    }
+  })
 }
 
 /**
