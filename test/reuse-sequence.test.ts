@@ -126,4 +126,13 @@ describe('misuse', () => {
     if (name.startsWith('a second')) expect(s.tokens.slice(0, 6)).toEqual([0, 3, 4, 0, 5, 6])
     else if (name !== 'use after dispose') expect(s.tokens).toEqual([0, 3, 4])
   })
+
+  it('a disposed sequence reports no cached tokens instead of throwing from its getter', async () => {
+    const s = Sequence.create(model)
+    s.feed([0, 3, 4])
+    await model.generate([5], { reuse: s, maxNewTokens: 1 }).result
+    expect(s.cachedTokens).toBeGreaterThan(0)
+    s.dispose()
+    expect(s.cachedTokens).toBe(0)
+  })
 })

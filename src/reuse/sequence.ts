@@ -51,9 +51,9 @@ export class Sequence implements KVReuse {
     return this.committedTokens
   }
 
-  /** tokens whose KV the cache holds (history[0, cachedTokens)) */
+  /** tokens whose KV the cache holds (history[0, cachedTokens)); 0 once disposed (it holds none) */
   get cachedTokens(): number {
-    return this.cache.length(0, 0)
+    return this.disposed ? 0 : this.cache.length(0, 0)
   }
 
   private usable(what: string): void {
