@@ -1,17 +1,13 @@
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { runtimeCommands, repoRoot as root } from './runtime-commands.js'
 import { describe, expect, it } from 'vitest'
 
 // loadModel's `wasm` option was not checked: a number was read as a relative URL (Node, Bun: "cannot
 // read .../wasm/42") or never read where the relaxed build had been chosen (Deno: loaded), and a
 // misspelt key was ignored. Each runtime must refuse the same call with an error naming the value.
-const root = fileURLToPath(new URL('..', import.meta.url))
 const script = fileURLToPath(new URL('./tryout-runtimes-wasm-option.mjs', import.meta.url))
-const runtimes: [string, string, string[]][] = [
-  ['node', process.execPath, [script]],
-  ['bun', `${root}node_modules/.bin/bun`, [script]],
-  ['deno', `${root}node_modules/.bin/deno`, ['run', '--allow-read', '--allow-env', '--no-prompt', script]],
-]
+const runtimes = runtimeCommands(script, ['--allow-read', '--allow-env'])
 
 describe('loadModel checks its wasm option alike under Node, Bun and Deno', () => {
   it.each(runtimes)('%s refuses bad wasm options with a ModelInputError naming the value', (name, bin, args) => {
