@@ -1,5 +1,6 @@
 import { createBackend } from '../backend/index.js'
 import { hardwareThreads } from '../backend/threads/spawn.js'
+import { wasmOptionsProblem } from '../backend/wasm/options.js'
 import type { Backend } from '../backend/backend.js'
 import { parseConfig } from './config.js'
 import { ModelInputError, ModelLoadError } from './errors.js'
@@ -131,6 +132,8 @@ export function checkLoadOptions(options: LoadOptions): void {
   if (options.backend !== undefined && !BACKENDS.includes(options.backend))
     throw new ModelInputError(`loadModel: unknown backend ${JSON.stringify(options.backend)}; expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
   if (options.chunk !== undefined) checkChunk(options.chunk)
+  const wasmProblem = options.wasm === undefined ? undefined : wasmOptionsProblem(options.wasm)
+  if (wasmProblem !== undefined) throw new ModelInputError(`loadModel: wasm: ${wasmProblem}`)
   const c = options.contextLimit
   if (c !== undefined && !(Number.isInteger(c) && c >= 2))
     throw new ModelInputError(`loadModel: contextLimit must be an integer of at least 2 tokens, got ${JSON.stringify(c)}`)

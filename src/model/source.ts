@@ -153,13 +153,19 @@ export class UrlSource extends SlicedSource {
   }
   private async fetchFile(name: string): Promise<Uint8Array | null> {
     const url = this.describe(name)
-    let res: Response
     try {
-      res = await fetch(url, { signal: this.opts.signal })
+      return await this.fetchBytes(name, url)
     } catch (e) {
       throwIfAborted(this.opts.signal)
-      throw new ModelLoadError(`cannot fetch ${url}: ${(e as Error).message}`)
+      if (e instanceof ModelLoadError) throw e
+      // Bun's fetch answers a missing file: URL with 200 and fails the body read with a bare ENOENT,
+      // Deno's rejects, Node's cannot fetch file: at all; none reports an absent optional file as a 404
+      const hint = url.startsWith('file:') ? "; for a folder on disk use loadModel from 'kvkit/node' (Node, Bun, Deno), which takes file: URLs" : ''
+      throw new ModelLoadError(`cannot fetch ${url}: ${(e as Error)?.message ?? String(e)}${hint}`)
     }
+  }
+  private async fetchBytes(name: string, url: string): Promise<Uint8Array | null> {
+    const res = await fetch(url, { signal: this.opts.signal })
     if (res.status === 404) return null
     if (!res.ok) throw new ModelLoadError(`fetch ${url}: HTTP ${res.status}`)
     const declared = Number(res.headers.get('content-length'))

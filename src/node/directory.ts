@@ -17,7 +17,12 @@ export class DirectorySource implements ModelFileSource {
   }
 
   static async open(dir: string, opts: SourceOptions = {}): Promise<DirectorySource> {
-    const st = await stat(dir).catch(() => null)
+    // only an absent path is "not found": a refused stat (Deno without --allow-read, EACCES) says why,
+    // since the folder is there and the user has to grant access, not fix the path
+    const st = await stat(dir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return null
+      throw new ModelLoadError(`cannot open ${dir}: ${e.message}`)
+    })
     if (!st?.isDirectory()) throw new ModelLoadError(`model folder not found: ${dir}`)
     return new DirectorySource(dir, opts)
   }

@@ -182,17 +182,23 @@ async function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memor
 
 function compileSource(src: WasmSource | undefined, file: string): Promise<WebAssembly.Module> {
   if (src instanceof WebAssembly.Module) return Promise.resolve(src)
-  if (src instanceof ArrayBuffer || ArrayBuffer.isView(src)) return WebAssembly.compile(src as BufferSource)
+  // a CompileError's text differs per engine (V8: "expected 4 bytes", JavaScriptCore: "doesn't parse")
+  // and names neither the build nor where its bytes came from
+  if (src instanceof ArrayBuffer || ArrayBuffer.isView(src)) return compileNamed(src as BufferSource, `${file} (the ${src.byteLength} bytes given)`)
   const key = src === undefined ? `default:${file}` : String(src)
   let p = compiled.get(key)
   if (!p) {
     const url = src === undefined ? undefined : new URL(String(src), import.meta.url)
     const bytes = url ? readUrl(url).catch((e: Error) => Promise.reject(new WasmLoadError(`cannot read ${url.href}: ${e.message}`))) : readDefault(file)
-    p = bytes.then((b) => WebAssembly.compile(b))
+    p = bytes.then((b) => compileNamed(b, url ? url.href : file))
     compiled.set(key, p)
     p.catch(() => compiled.delete(key))
   }
   return p
+}
+
+function compileNamed(bytes: BufferSource, what: string): Promise<WebAssembly.Module> {
+  return WebAssembly.compile(bytes).catch((e: Error) => Promise.reject(new WasmLoadError(`${what} is not a valid WebAssembly module: ${e.message}`)))
 }
 
 /**
