@@ -374,8 +374,6 @@ async function cmdGenerate(args: string[]): Promise<void> {
   } catch {
     throw new UsageError(`cannot read prompt file ${v['prompt-file']}`)
   }
-  // nothing to continue: the model would ramble from BOS alone, as if the prompt had been read (the server refuses it too)
-  if (text.trim() === '') throw new UsageError(v.prompt !== undefined ? '--prompt is empty' : `prompt file ${v['prompt-file']} is empty`)
   const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype })
   try {
     const bos = model.config.bosTokenId ?? model.config.eosTokenIds[0]
