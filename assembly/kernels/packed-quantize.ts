@@ -38,12 +38,9 @@ const PACKABLE_MAX: f32 = 32752
     mx = max(mx, v)
   }
   const L = (1 << bits) - 1
-  const minH = halfDown(mn)
-  const lo = <f64>halfToFloat(minH)
-  const scaleH = halfUp((<f64>mx - lo) / <f64>L)
-  const scale = <f64>halfToFloat(scaleH)
-  store<u16>(meta, scaleH)
-  store<u16>(meta, minH, 2)
+  const m = laneMeta(mn, mx, L, meta)
+  const lo = f64x2.extract_lane(m, 0)
+  const scale = f64x2.extract_lane(m, 1)
   // a constant group (scale 0) keeps code 0 everywhere: the zeroed chunk already holds it
   if (!(scale > 0)) return
   const top = <f64>L
