@@ -41,3 +41,15 @@ export class NonFiniteError extends Error {
 export class DecodingModeError extends ModelInputError {
   override name = 'DecodingModeError'
 }
+
+/**
+ * What is wrong with an options argument, or undefined: not an object, or a key that is not in `known`
+ * (a misspelt option, max_new_tokens or backnd, would otherwise be ignored and its default used,
+ * silently). `known` is a record of every option name, typed by the options interface, so a new option
+ * must be listed to compile; `shown` is the list the message offers (default: every known name).
+ */
+export function optionNamesProblem(options: unknown, known: Readonly<Record<string, true>>, shown: readonly string[] = Object.keys(known)): string | undefined {
+  if (typeof options !== 'object' || options === null) return `options must be an object, got ${options === null ? 'null' : typeof options}`
+  const unknown = Object.keys(options).find((k) => !Object.prototype.hasOwnProperty.call(known, k))
+  return unknown === undefined ? undefined : `unknown option ${JSON.stringify(unknown)}; options: ${shown.join(', ')}`
+}

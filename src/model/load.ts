@@ -3,7 +3,7 @@ import { hardwareThreads } from '../backend/threads/spawn.js'
 import { wasmOptionsProblem } from '../backend/wasm/options.js'
 import type { Backend } from '../backend/backend.js'
 import { parseConfig } from './config.js'
-import { ModelInputError, ModelLoadError } from './errors.js'
+import { ModelInputError, ModelLoadError, optionNamesProblem } from './errors.js'
 import { readJsonFile } from './json-file.js'
 import { checkChunk, checkKvDtype, LlamaModel } from './model.js'
 import { FilesSource, isFileSource, isUrl, throwIfAborted, UrlSource, type ModelFileSource, type ModelFiles } from './source.js'
@@ -122,13 +122,12 @@ const BACKENDS: readonly BackendName[] = ['wasm', 'reference', 'webgpu', 'auto']
 const LOAD_OPTION_SET: Record<keyof LoadOptions | 'backendInstance', true> = {
   backend: true, chunk: true, onProgress: true, signal: true, wasm: true, contextLimit: true, kvDtype: true, threads: true, spawnWorker: true, backendInstance: true,
 }
-const LOAD_OPTIONS = Object.keys(LOAD_OPTION_SET)
+// backendInstance is internal: accepted, not offered in messages
+const LOAD_OPTIONS_SHOWN = Object.keys(LOAD_OPTION_SET).filter((k) => k !== 'backendInstance')
 
 export function checkLoadOptions(options: LoadOptions): void {
-  if (typeof options !== 'object' || options === null) throw new ModelInputError(`loadModel: options must be an object, got ${options === null ? 'null' : typeof options}`)
-  // a misspelt option (backnd, kv_dtype) would be ignored and its default used, silently; generate refuses them too
-  const unknown = Object.keys(options).find((k) => !LOAD_OPTIONS.includes(k))
-  if (unknown !== undefined) throw new ModelInputError(`loadModel: unknown option ${JSON.stringify(unknown)}; options: ${LOAD_OPTIONS.filter((k) => k !== 'backendInstance').join(', ')}`)
+  const optionsProblem = optionNamesProblem(options, LOAD_OPTION_SET, LOAD_OPTIONS_SHOWN)
+  if (optionsProblem !== undefined) throw new ModelInputError(`loadModel: ${optionsProblem}`)
   if (options.backend !== undefined && !BACKENDS.includes(options.backend))
     throw new ModelInputError(`loadModel: unknown backend ${JSON.stringify(options.backend)}; expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
   if (options.chunk !== undefined) checkChunk(options.chunk)

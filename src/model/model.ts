@@ -8,7 +8,7 @@ import type { Policy, PolicyContext, PolicySession } from '../policies/types.js'
 import { resolvePolicy, type PolicyConfig } from '../policies/config.js'
 import { scoresTokensAtCreation } from '../policies/registry.js'
 import { SharedPrefill } from './prefill.js'
-import { ContextLengthError, contextLimitText, DecodingModeError, ModelDisposedError, ModelInputError, NonFiniteError } from './errors.js'
+import { ContextLengthError, contextLimitText, DecodingModeError, ModelDisposedError, ModelInputError, NonFiniteError, optionNamesProblem } from './errors.js'
 import { diffusionDecode, type DiffusionResult } from './diffusion/decode.js'
 import { BidirectionalForward } from './diffusion/forward.js'
 import { checkDiffusionOptions, type DiffusionGenerateOptions } from './diffusion/options.js'
@@ -54,7 +54,6 @@ const GENERATE_OPTION_SET: Record<keyof GenerateOptions, true> = {
   maxNewTokens: true, temperature: true, topP: true, topK: true, seed: true, stop: true, signal: true, contextTokens: true,
   policy: true, onToken: true, onKept: true, onLogits: true, prefill: true, kvDtype: true, reuse: true,
 }
-const GENERATE_OPTIONS = Object.keys(GENERATE_OPTION_SET) as (keyof GenerateOptions)[]
 
 /** Throws ModelInputError unless `chunk` (tokens per prefill chunk) is an integer in [1, 4096]. */
 export function checkChunk(chunk: number): void {
@@ -242,10 +241,8 @@ export class LlamaModel implements Model {
     const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt
     if (!Array.isArray(ids)) throw new ModelInputError(`generate: prompt must be a string or an array of token ids, got ${typeof prompt}`)
     this.checkIds(ids, 'generate: prompt')
-    // a misspelt option (max_new_tokens, maxTokens) would be ignored and its default used, silently
-    if (typeof options !== 'object' || options === null) throw new ModelInputError(`generate: options must be an object, got ${options === null ? 'null' : typeof options}`)
-    const unknown = Object.keys(options).find((k) => !GENERATE_OPTIONS.includes(k as keyof GenerateOptions))
-    if (unknown !== undefined) throw new ModelInputError(`generate: unknown option ${JSON.stringify(unknown)}; options: ${GENERATE_OPTIONS.join(', ')}`)
+    const optionsProblem = optionNamesProblem(options, GENERATE_OPTION_SET)
+    if (optionsProblem !== undefined) throw new ModelInputError(`generate: ${optionsProblem}`)
     const maxNew = options.maxNewTokens ?? 128
     if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new ModelInputError(`generate: maxNewTokens must be a positive integer, got ${maxNew}`)
     if (ids.length >= this.config.maxPositions)
