@@ -5,8 +5,11 @@
 // - decode attention over the same layer (attendCache, T = 1: the model's decode step for one layer);
 // - memory.copy of the float32 keys' bytes, the yardstick: scoring streams its keys once.
 // Rounds alternate float32 and float16 so load on a shared machine hits both alike; best and median.
-//   npm run build && node dist/bench/kv-float16.js [tokens]
+//   npm run build && node dist/bench/kv-float16.js [tokens] [--threads N]
+// With --threads, each scoring call's keys split across the worker pool (src/backend/threads/scoring.ts)
+// and decode attention by heads or keys (decode-split.ts); memory.copy stays one thread.
 import { createBackend } from '../src/backend/index.js'
+import { nodeWorkerSpawner } from '../src/node/threads.js'
 import { Ops } from '../src/backend/ops.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
 import { attendCache } from '../src/cache/attention.js'
@@ -20,8 +23,8 @@ const GROUP = 4
 const line = (what: string, value: string, extra = ''): void => console.log(`${what.padEnd(58)} ${value.padStart(16)}   ${extra}`)
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
-export async function run(tokens = 32768, rounds = 9): Promise<void> {
-  const backend = await createBackend('wasm')
+export async function run(tokens = 32768, rounds = 9, threads = 1): Promise<void> {
+  const backend = await createBackend('wasm', { threads, spawnWorker: nodeWorkerSpawner })
   const ops = new Ops(backend)
   const heap = backend.heap
   const caches = new Map<KVDtype, PagedKVCache>()
@@ -71,7 +74,7 @@ export async function run(tokens = 32768, rounds = 9): Promise<void> {
   const keys = tokens * KV_HEADS
   const kps = (ms: number) => `${((keys / ms) * 1e3 / 1e6).toFixed(1)} M keys/s`
   const gbs = (bytes: number, ms: number) => `${(bytes / ms / 1e6).toFixed(1)} GB/s`
-  console.log(`\nfloat16 KV vs float32 KV: ${tokens} tokens x ${KV_HEADS} KV heads x ${HEAD_DIM}, GQA group ${GROUP}, build ${backend.build}, ${rounds} rounds (best, median)`)
+  console.log(`\nfloat16 KV vs float32 KV: ${tokens} tokens x ${KV_HEADS} KV heads x ${HEAD_DIM}, GQA group ${GROUP}, build ${backend.build}, ${backend.threads ?? 1} thread(s), ${rounds} rounds (best, median)`)
   console.log(`  bytes: float32 ${(f32.bytes().total / 2 ** 20).toFixed(0)} MiB, float16 ${(f16.bytes().total / 2 ** 20).toFixed(0)} MiB (${(f16.bytes().total / f32.bytes().total).toFixed(3)}x)`)
   const best = (k: string) => Math.min(...t[k])
   line('key scoring, float32 pages', kps(best('s32')), `median ${kps(median(t.s32))}; keys read at ${gbs(keyBytes, best('s32'))}`)
@@ -85,6 +88,14 @@ export async function run(tokens = 32768, rounds = 9): Promise<void> {
   heap.release(src)
   heap.release(dst)
   for (const c of caches.values()) c.dispose()
+  backend.close?.()
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await run(process.argv[2] ? Number(process.argv[2]) : 32768)
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const argv = process.argv.slice(2)
+  const at = argv.indexOf('--threads')
+  const threads = at >= 0 ? Number(argv[at + 1]) : 1
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`--threads must be a positive integer, got ${argv[at + 1]}`)
+  const tokens = argv[0] && !argv[0].startsWith('--') ? Number(argv[0]) : 32768
+  await run(tokens, 9, threads)
+}

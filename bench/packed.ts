@@ -1,10 +1,11 @@
 // Packed KV pages: scoring on packed keys against float32 scoring, in the same run, and the bytes per
 // token per layer of each packed scheme against float16, from the cache's own accounting.
-//   node dist/bench/packed.js [--build simd|relaxed|auto] [--json FILE] [--scoring]
+//   node dist/bench/packed.js [--build simd|relaxed|auto] [--threads N] [--json FILE] [--scoring]
 //   (Node 20: node --experimental-wasm-relaxed-simd dist/bench/packed.js --build relaxed)
 import { writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { createBackend, type CreatedBackend } from '../src/backend/index.js'
+import { nodeWorkerSpawner } from '../src/node/threads.js'
 import { packedIntScratch } from '../src/backend/backend.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
 import type { KVDtype, PageFormat } from '../src/cache/formats.js'
@@ -154,16 +155,21 @@ export function mixedBytesPerToken(b: CreatedBackend, n: number, d: number, hi: 
 
 /**
  * Options: --build simd|relaxed|auto (which wasm build: 'auto' lets the loader choose; relaxed needs
- * --experimental-wasm-relaxed-simd on Node 20), --json FILE (the scoring figures), --scoring (scoring only).
+ * --experimental-wasm-relaxed-simd on Node 20), --threads N (each scoring call split by keys across a
+ * worker pool of N threads: src/backend/threads/scoring.ts), --json FILE (the scoring figures), --scoring
+ * (scoring only).
  */
 export async function run(argv = process.argv.slice(2)): Promise<void> {
   const arg = (name: string) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined }
   const want = arg('--build') ?? 'auto'
   if (!['simd', 'relaxed', 'auto'].includes(want)) throw new RangeError(`--build must be simd, relaxed or auto, got ${want}`)
-  const b = await createBackend('wasm', { relaxed: want === 'auto' ? 'auto' : want === 'relaxed' })
+  const threads = Number(arg('--threads') ?? 1)
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`--threads must be a positive integer, got ${arg('--threads')}`)
+  // with threads, each call's keys split across the worker pool (src/backend/threads/scoring.ts)
+  const b = await createBackend('wasm', { relaxed: want === 'auto' ? 'auto' : want === 'relaxed', threads, spawnWorker: nodeWorkerSpawner })
   const build = (b as { build?: string }).build ?? 'simd'
   if (want !== 'auto' && build !== want) throw new Error(`--build ${want}: the runtime loaded the ${build} build (relaxed SIMD needs --experimental-wasm-relaxed-simd on Node 20)`)
-  console.log(`kernels: wasm (${build} build), node ${process.version}, ${new Date().toISOString()}`)
+  console.log(`kernels: wasm (${build} build), ${b.threads ?? 1} thread(s), node ${process.version}, ${new Date().toISOString()}`)
   // the fixture model's shape (8 layers x 2 KV heads of 64, 3 query heads each) at 32k tokens
   const whole = await scoringSpeed(b, 32768, 64, 3, 8, 2)
   printRates('score 8 layers x 2 KV heads x 32768 keys x 64 ch, 3 query heads each:', whole)
@@ -172,8 +178,8 @@ export async function run(argv = process.argv.slice(2)): Promise<void> {
   console.log(`integer against exact scores, largest difference: int4 ${agree.int4.toPrecision(2)}%, int2 ${agree.int2.toPrecision(2)}% of their range`)
   for (const [k, x] of Object.entries(agree)) if (!(x < 5)) throw new Error(`the integer ${k} scores are ${x}% of the range off the exact ones: a wrong kernel, not a fast one`)
   const json = arg('--json')
-  if (json) writeFileSync(json, JSON.stringify({ build, node: process.version, date: new Date().toISOString(), cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg(), wholeCache32k: whole, resident4096: resident, integerOffPercentOfRange: agree }, null, 1))
-  if (argv.includes('--scoring')) return
+  if (json) writeFileSync(json, JSON.stringify({ build, threads: b.threads ?? 1, node: process.version, date: new Date().toISOString(), cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg(), wholeCache32k: whole, resident4096: resident, integerOffPercentOfRange: agree }, null, 1))
+  if (argv.includes('--scoring')) return b.close?.()
   console.log('\nbytes per token per layer and KV head (head_dim 64), from cache.bytes(); float16 = 256')
   for (const n of [4096, 32768]) {
     for (const [name, format, residual] of [['KIVI-4 (R=128)', 'int4', 128], ['KIVI-2 (R=128)', 'int2', 128], ['int4 pages alone', 'int4', 0], ['int2 pages alone', 'int2', 0]] as const) {
@@ -193,6 +199,7 @@ export async function run(argv = process.argv.slice(2)): Promise<void> {
       console.log(`  ${String(n).padStart(6)} tokens  ${name.padEnd(18)} ${atPrefill.toFixed(1).padStart(7)} B   ${(256 / atPrefill).toFixed(2)}x smaller than float16, ${(512 / atPrefill).toFixed(2)}x than float32, ${(kivi2 / atPrefill).toFixed(2)}x than KIVI-2; tail ${tails[1]}: ${worst.toFixed(1)} B, ${(256 / worst).toFixed(2)}x`)
     }
   }
+  b.close?.()
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await run()

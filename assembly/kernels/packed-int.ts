@@ -181,14 +181,22 @@ import { hmax, hsum, madd, widenHalf4 } from './simd'
  * src/backend/backend.ts packedIntScratch).
  */
 export function scorePackedKeysInt(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, scale: f32, out: usize, scratch: usize): void {
+  scorePackedKeysIntStrided(q, qHeads, d, table, pageTokens, n, bits, scale, out, n, scratch)
+}
+
+/**
+ * scorePackedKeysInt with head h's scores at out + h * outStride floats (ABI 1.11): a thread scoring a
+ * range of the keys writes its part of each head's row in place.
+ */
+export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, scale: f32, out: usize, outStride: i32, scratch: usize): void {
   // one specialised body per code width (the unpacking and the i16 flush period are constants there)
-  if (bits == 4) scoreInt(q, qHeads, d, table, pageTokens, n, 4, scale, out, scratch)
-  else if (bits == 2) scoreInt(q, qHeads, d, table, pageTokens, n, 2, scale, out, scratch)
-  else scoreInt(q, qHeads, d, table, pageTokens, n, 1, scale, out, scratch)
+  if (bits == 4) scoreInt(q, qHeads, d, table, pageTokens, n, 4, scale, out, outStride, scratch)
+  else if (bits == 2) scoreInt(q, qHeads, d, table, pageTokens, n, 2, scale, out, outStride, scratch)
+  else scoreInt(q, qHeads, d, table, pageTokens, n, 1, scale, out, outStride, scratch)
 }
 
 // @ts-ignore: decorator
-@inline function scoreInt(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, scale: f32, out: usize, scratch: usize): void {
+@inline function scoreInt(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, scale: f32, out: usize, outRow: i32, scratch: usize): void {
   const chunk = bits * 4
   const lineBytes = d * chunk
   const groupsPerPage = pageTokens / GROUP
@@ -207,7 +215,7 @@ export function scorePackedKeysInt(q: usize, qHeads: i32, d: i32, table: usize, 
   // (step, bias) per head, then four vectors of sums
   const stepBias = qs + (<usize>d << 2)
   const sums = stepBias + (<usize>qHeads << 3)
-  const outStride = <usize>n << 2
+  const outStride = <usize>outRow << 2
   for (let g = 0; g * GROUP < n; g++) {
     // the group's line of codes and its (scale, min) pairs in its page (no touch() of the next group's
     // lines as scoreKeys does: it made the whole-cache int2 run slower here, the stream is sequential)

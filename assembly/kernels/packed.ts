@@ -168,13 +168,21 @@ export function scorePackedKeys(q: usize, qHeads: i32, d: i32, table: usize, pag
 
 /** scorePackedKeys over keys whose first `hi` channels are int2 and the rest `bits`-bit (int2+sign: bits 1; ABI 1.5) */
 export function scorePackedKeysMixed(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, hi: i32, scale: f32, out: usize, scratch: usize): void {
+  scorePackedKeysMixedStrided(q, qHeads, d, table, pageTokens, n, bits, hi, scale, out, n, scratch)
+}
+
+/**
+ * scorePackedKeysMixed with head h's scores at out + h * outStride floats (ABI 1.11): a thread scoring a
+ * range of the keys writes its part of each head's row in place.
+ */
+export function scorePackedKeysMixedStrided(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, hi: i32, scale: f32, out: usize, outRow: i32, scratch: usize): void {
   const chunk = bits * 4
   const lineBytes = hi * HI_CHUNK + (d - hi) * chunk
   const groupsPerPage = pageTokens / GROUP
   const metaOffset = <usize>(groupsPerPage * lineBytes)
   const qs = scratch
   const bias = scratch + (<usize>(qHeads * d) << 2)
-  const outStride = <usize>n << 2
+  const outStride = <usize>outRow << 2
   const groups = (n + GROUP - 1) / GROUP
   for (let g = 0; g < groups; g++) {
     const page = groupPage(table, g, groupsPerPage)

@@ -6,9 +6,9 @@ import { tile4x1, tile2x3, tile2x3d128, tile2x4d128, scoreTile, scorePairTile } 
  * Keys stream once from memory; every head of the group scores a row while it sits in L1 (register
  * tiles in tiles.ts), so the cost is one pass over the cache whatever the group size.
  */
-function scoreKeysOf<K>(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, scale: f32, out: usize): void {
+function scoreKeysOf<K>(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, scale: f32, out: usize, outRow: i32): void {
   const vscale = f32x4.splat(scale)
-  const outStride = <usize>n << 2
+  const outStride = <usize>outRow << 2
   const stride = <usize>d << alignof<K>()
   let i = 0
   if (qHeads <= 2) {
@@ -58,24 +58,50 @@ function scoreKeysOf<K>(q: usize, qHeads: i32, d: i32, table: usize, pageTokens:
 }
 
 export function scoreKeys(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, scale: f32, out: usize): void {
-  scoreKeysOf<f32>(q, qHeads, d, table, pageTokens, n, scale, out)
+  scoreKeysOf<f32>(q, qHeads, d, table, pageTokens, n, scale, out, n)
 }
 
-// Queries scaled by 2^112 for scoreKeysF16 (static: kernels allocate nothing); up to QMAX floats.
+/**
+ * scoreKeys with head h's scores at out + h * outStride floats (ABI 1.11): a thread scoring a range of
+ * the keys writes its part of each head's row in place.
+ */
+export function scoreKeysStrided(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, scale: f32, out: usize, outStride: i32): void {
+  scoreKeysOf<f32>(q, qHeads, d, table, pageTokens, n, scale, out, outStride)
+}
+
+// Queries scaled by 2^112 for scoreKeysF16 (static: kernels allocate nothing); up to qMax floats.
+// Globals are per instance, memory is shared: each worker instance of the threads build points these at
+// its own arena block (useThreadQueryScratch), so concurrent calls never share the buffer.
 const QMAX = 16384
-const qScaled = memory.data(QMAX * 4, 16)
+let qScaled: usize = memory.data(QMAX * 4, 16)
+let qMax: i32 = QMAX
+
+/**
+ * Points this instance's scaled-query buffer of scoreKeysF16 at `ptr` (`floats` floats, 16-aligned, owned
+ * by the caller): each worker instance of the threads build calls it once. Queries of more floats take
+ * the widening path, with the same scores.
+ */
+export function useThreadQueryScratch(ptr: usize, floats: i32): void {
+  qScaled = ptr
+  qMax = floats
+}
 
 /**
  * scoreKeys over float16 key pages, read in place at half the bytes. The halves' exponent rebias (a
  * multiply by 2^112 per key value) moves to the queries, once per call: keys are read as halfBits4's
  * 2^-112-scaled floats and the queries, copied to a static buffer, carry 2^112. Each product is the
  * same real number as with widened keys, so the scores are scoreKeys' over the widened rows, bit for
- * bit. Queries of 2^15 or more (2^112 times them could overflow) or more than QMAX floats take the
- * widening path instead, with the same result.
+ * bit. Queries of 2^15 or more (2^112 times them could overflow) or more than qMax floats (QMAX, or
+ * a worker's block) take the widening path instead, with the same result.
  */
 export function scoreKeysF16(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, scale: f32, out: usize): void {
+  scoreKeysF16Strided(q, qHeads, d, table, pageTokens, n, scale, out, n)
+}
+
+/** scoreKeysF16 with head h's scores at out + h * outStride floats (ABI 1.11), as scoreKeysStrided */
+export function scoreKeysF16Strided(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, scale: f32, out: usize, outStride: i32): void {
   const len = qHeads * d
-  let fits = len <= QMAX
+  let fits = len <= qMax
   if (fits) {
     const vs = f32x4.splat(HALF_SCALE)
     let c = 0
@@ -92,8 +118,8 @@ export function scoreKeysF16(q: usize, qHeads: i32, d: i32, table: usize, pageTo
     }
     if (v128.any_true(big)) fits = false
   }
-  if (fits) scoreKeysOf<i16>(qScaled, qHeads, d, table, pageTokens, n, scale, out)
-  else scoreKeysOf<u16>(q, qHeads, d, table, pageTokens, n, scale, out)
+  if (fits) scoreKeysOf<i16>(qScaled, qHeads, d, table, pageTokens, n, scale, out, outStride)
+  else scoreKeysOf<u16>(q, qHeads, d, table, pageTokens, n, scale, out, outStride)
 }
 
 /** q . k over d elements (the rows left over after the tiles), k of K */

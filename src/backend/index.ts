@@ -10,6 +10,7 @@ import { loadWasm, supportsSimd, type WasmBuild, type WasmLoadOptions } from './
 import { createWebGpuBackend, hasHardwareAdapter, type GpuDeviceOptions, type WebGpuBackend } from './webgpu/index.js'
 import { ThreadPool } from './threads/pool.js'
 import { MIN_PART_MACS, threadedModelKernels } from './threads/kernels.js'
+import { threadedScoring } from './threads/scoring.js'
 import { sharedMemorySupported, webWorkerSpawner, type SpawnWorker } from './threads/spawn.js'
 
 export interface BackendOptions extends WasmLoadOptions {
@@ -99,7 +100,7 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
       if (opts.threadsOptional) return single
       throw err
     }
-    return { ...single, threads, ...threadedModelKernels(single, pool, minPartMacs), close: () => pool.close() }
+    return { ...single, threads, ...threadedModelKernels(single, pool, minPartMacs), ...threadedScoring(single, pool, minPartMacs), close: () => pool.close() }
   }
   if (name === 'auto') return createBackend('reference', opts)
   if (name === 'webgpu') return createWebGpuBackend(opts)

@@ -1,7 +1,7 @@
 import type { Heap } from '../heap.js'
 import {
   awaitChange, controlInts, COUNT, FAILED, lineOf, MAIN_SLEEP, MAX_SUB, MAX_TASKS, NEXT, PENDING, scaleArg, Slot, STOP,
-  SUB_INTS, TASK_INTS, tasksAt, type WorkerInit,
+  SUB_INTS, TASK_INTS, tasksAt, WORKER_SCRATCH_BYTES, type WorkerInit,
 } from './protocol.js'
 import type { KernelWorker, SpawnWorker } from './spawn.js'
 import { drainTasks, taskKernels, type TaskKernels } from './tasks.js'
@@ -74,7 +74,7 @@ export class ThreadPool {
   static async start(module: WebAssembly.Module, heap: Heap, count: number, spawn: SpawnWorker, exports: WebAssembly.Exports): Promise<ThreadPool> {
     if (!(heap.memory.buffer instanceof SharedArrayBuffer)) throw new ThreadPoolError('the worker pool needs the arena in a shared WebAssembly.Memory')
     const control = new SharedArrayBuffer(controlInts(count) * 4)
-    const rowScratch = Array.from({ length: count }, () => heap.alloc(512, 64))
+    const rowScratch = Array.from({ length: count }, () => heap.alloc(WORKER_SCRATCH_BYTES, 64))
     const workers: KernelWorker[] = []
     const pool = new ThreadPool(heap, workers, control, rowScratch, exports)
     try {

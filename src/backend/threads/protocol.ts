@@ -56,16 +56,44 @@ export const JobKind = {
   Swiglu: 3,
   /** attendGathered(q, hq, kd, vd, kTable, vTable, pageTokens, idx, nIdx, scale*, out, lse, scratch*) */
   AttendGathered: 4,
+  /** scoreKeysStrided(q, qHeads, d, table, pageTokens, n, scale*, out, outStride) */
+  ScoreKeys: 5,
+  /** scoreKeysF16Strided(q, qHeads, d, table, pageTokens, n, scale*, out, outStride) */
+  ScoreKeysF16: 6,
+  /** scorePackedKeysMixedStrided(q, qHeads, d, table, pageTokens, n, bits, hi, scale*, out, outStride, scratch*) */
+  ScorePackedKeys: 7,
+  /** scorePackedKeysIntStrided(q, qHeads, d, table, pageTokens, n, bits, scale*, out, outStride, scratch*) */
+  ScorePackedKeysInt: 8,
 } as const
 
 /**
- * Where a job's one float argument (the attention scale) sits among its arguments, stored as float32
- * bits: AttendCausal's argument 11, AttendGathered's 9. The attention kernels' scratch argument (15,
- * 12) is not read from the table: each thread passes its own block.
+ * Where a job's one float argument (the attention or score scale) sits among its arguments, stored as
+ * float32 bits. A scratch argument (scratch* above) is not read from the table: each thread passes its
+ * own block.
  */
 export function scaleArg(kind: number): number {
-  return kind === JobKind.AttendGathered ? 9 : 11
+  switch (kind) {
+    case JobKind.AttendGathered:
+      return 9
+    case JobKind.ScoreKeys:
+    case JobKind.ScoreKeysF16:
+      return 6
+    case JobKind.ScorePackedKeysInt:
+      return 7
+    case JobKind.ScorePackedKeys:
+      return 8
+    default:
+      return 11
+  }
 }
+
+/**
+ * A worker's own arena block: its tile row-pointer lists (useThreadScratch), then its scaled-query
+ * buffer of scoreKeysF16 (useThreadQueryScratch).
+ */
+export const ROW_POINTER_BYTES = 512
+export const QUERY_SCRATCH_FLOATS = 4096
+export const WORKER_SCRATCH_BYTES = ROW_POINTER_BYTES + QUERY_SCRATCH_FLOATS * 4
 
 /** first word of the task table */
 export function tasksAt(workers: number): number {
@@ -123,6 +151,6 @@ export interface WorkerInit {
   module: WebAssembly.Module
   memory: WebAssembly.Memory
   control: SharedArrayBuffer
-  /** 512 bytes of the arena: the worker instance's tile row-pointer lists (useThreadScratch) */
+  /** WORKER_SCRATCH_BYTES of the arena: the worker instance's own buffers (useThreadScratch, useThreadQueryScratch) */
   rowScratch: number
 }

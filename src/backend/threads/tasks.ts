@@ -12,13 +12,22 @@ export interface TaskKernels {
   attendCausal: Fn
   swiglu: Fn
   attendGathered: Fn
+  scoreKeysStrided: Fn
+  scoreKeysF16Strided: Fn
+  scorePackedKeysMixedStrided: Fn
+  scorePackedKeysIntStrided: Fn
 }
 
 export function taskKernels(exports: WebAssembly.Exports): TaskKernels {
-  return { matmulRange: exports.matmulRange as Fn, attendCausal: exports.attendCausal as Fn, swiglu: exports.swiglu as Fn, attendGathered: exports.attendGathered as Fn }
+  const f = (name: keyof TaskKernels) => exports[name] as Fn
+  return {
+    matmulRange: f('matmulRange'), attendCausal: f('attendCausal'), swiglu: f('swiglu'), attendGathered: f('attendGathered'),
+    scoreKeysStrided: f('scoreKeysStrided'), scoreKeysF16Strided: f('scoreKeysF16Strided'),
+    scorePackedKeysMixedStrided: f('scorePackedKeysMixedStrided'), scorePackedKeysIntStrided: f('scorePackedKeysIntStrided'),
+  }
 }
 
-/** runs task `t` of the table at word `table`; `scratch`: this thread's attention scratch (byte pointer) */
+/** runs task `t` of the table at word `table`; `scratch`: this thread's kernel scratch (byte pointer) */
 function runTask(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: number, t: number, scratch: number): void {
   const base = table + t * TASK_INTS
   const subs = ctl[base]
@@ -26,15 +35,23 @@ function runTask(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: numb
     const b = base + 1 + s * SUB_INTS
     const kind = ctl[b]
     const a = b + 1
+    const scale = f32[a + scaleArg(kind)]
     if (kind === JobKind.MatmulRange) k.matmulRange(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8])
     else if (kind === JobKind.AttendCausal) {
       k.attendCausal(
         ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10],
-        f32[a + scaleArg(kind)], ctl[a + 12], ctl[a + 13], ctl[a + 14], scratch,
+        scale, ctl[a + 12], ctl[a + 13], ctl[a + 14], scratch,
       )
     } else if (kind === JobKind.Swiglu) k.swiglu(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3])
     else if (kind === JobKind.AttendGathered) {
-      k.attendGathered(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], f32[a + scaleArg(kind)], ctl[a + 10], ctl[a + 11], scratch)
+      k.attendGathered(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], scale, ctl[a + 10], ctl[a + 11], scratch)
+    } else if (kind === JobKind.ScoreKeys || kind === JobKind.ScoreKeysF16) {
+      const score = kind === JobKind.ScoreKeys ? k.scoreKeysStrided : k.scoreKeysF16Strided
+      score(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], scale, ctl[a + 7], ctl[a + 8])
+    } else if (kind === JobKind.ScorePackedKeysInt) {
+      k.scorePackedKeysIntStrided(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], scale, ctl[a + 8], ctl[a + 9], scratch)
+    } else if (kind === JobKind.ScorePackedKeys) {
+      k.scorePackedKeysMixedStrided(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], scale, ctl[a + 9], ctl[a + 10], scratch)
     }
   }
 }

@@ -5,7 +5,7 @@
  * Runs as a Web Worker (browsers, Deno, Bun) or a Node worker thread; nothing here imports node:
  * statically, the Node port is found at run time.
  */
-import { awaitChange, FAILED, lineOf, MAIN_SLEEP, PENDING, Slot, STOP, tasksAt, type WorkerInit } from './protocol.js'
+import { awaitChange, FAILED, lineOf, MAIN_SLEEP, PENDING, QUERY_SCRATCH_FLOATS, ROW_POINTER_BYTES, Slot, STOP, tasksAt, type WorkerInit } from './protocol.js'
 import { drainTasks, taskKernels } from './tasks.js'
 
 type Fn = (...args: number[]) => number
@@ -60,6 +60,7 @@ p.listen((init) => {
   WebAssembly.instantiate(init.module, { env: { memory: init.memory, abort } }).then(
     (instance) => {
       ;(instance.exports.useThreadScratch as Fn)(init.rowScratch)
+      ;(instance.exports.useThreadQueryScratch as Fn)(init.rowScratch + ROW_POINTER_BYTES, QUERY_SCRATCH_FLOATS)
       serve(init, instance, () => p.post({ type: 'ready' }))
       // STOP: the worker returns; its owner terminates it
     },
