@@ -5,6 +5,11 @@ import { mergePartials } from '../src/backend/merge-partials.js'
 import { decodePlan, MIN_SPLIT_KEYS, type DecodeShape } from '../src/backend/threads/decode-split.js'
 import { partsFor } from '../src/backend/threads/kernels.js'
 import type { LlamaModel } from '../src/model/model.js'
+import type { KVDtype } from '../src/cache/formats.js'
+import { PagedKVCache } from '../src/cache/paged-cache.js'
+import { attendCache } from '../src/cache/attention.js'
+import { floatToHalf } from '../src/backend/half.js'
+import type { AttendCall } from '../src/backend/model-kernels.js'
 import { loadModel } from '../src/node/load.js'
 import { nodeWorkerSpawner } from '../src/node/threads.js'
 import { fixturePrompt, headPages, sameBits, values } from './threads-helpers.js'
@@ -159,25 +164,35 @@ describe('threaded decode attention against one thread', () => {
    * batched or one by one on `one`: over the first n keys, or over every `step`-th key listed
    * (attendGathered). Returns outputs then lse.
    */
-  function decode(b: CreatedBackend, heads: number, group: number, n: number, step: number | null): Float32Array {
+  function decode(b: CreatedBackend, heads: number, group: number, n: number, step: number | null, half = false): Float32Array {
     const h = b.heap
     const d = 64
     const { tables, bufs } = headPages(b, heads, n, 64)
+    // float16 rows of the same values, written over the first half of each float32 page
+    if (half) {
+      for (const t of [...tables.map((x) => x.kTable), ...tables.map((x) => x.vTable)]) {
+        for (let p = 0; p < Math.ceil(n / 64); p++) {
+          const page = h.I32[(t >> 2) + p]
+          const rows = h.F32.slice(page >> 2, (page >> 2) + 64 * d)
+          h.U16.set(rows.map(floatToHalf), page >> 1)
+        }
+      }
+    }
     const q = h.f32From(values(heads * group * d, 7, 2))
     const out = h.allocF32(heads * group * d), lse = h.allocF32(heads * group), scratch = h.allocF32(attendScratchFloats(d, group))
     bufs.push(q, out, lse, scratch)
     const at = (g: number) => g * group * d * 4
     if (step === null) {
-      const calls = tables.map((t, g) => ({ q: q.ptr + at(g), qStride: heads * group * d, hq: group, T: 1, kd: d, vd: d, ...t, n, visible0: n, scale: 0.125, out: out.ptr + at(g), outStride: heads * group * d, lse: lse.ptr + g * group * 4, scratch: scratch.ptr }))
-      if (b === one) for (const c of calls) b.attendCausal(c.q, c.qStride, c.hq, c.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.visible0, c.scale, c.out, c.outStride, c.lse, c.scratch)
+      const calls = tables.map((t, g) => ({ q: q.ptr + at(g), qStride: heads * group * d, hq: group, T: 1, kd: d, vd: d, ...t, n, visible0: n, scale: 0.125, out: out.ptr + at(g), outStride: heads * group * d, lse: lse.ptr + g * group * 4, scratch: scratch.ptr, half }))
+      if (b === one) for (const c of calls) (half ? b.attendCausalF16 : b.attendCausal)(c.q, c.qStride, c.hq, c.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.visible0, c.scale, c.out, c.outStride, c.lse, c.scratch)
       else b.attendCausalBatch!(calls)
     } else {
       const list = Int32Array.from({ length: Math.ceil(n / step) }, (_, i) => i * step)
       const idx = h.allocI32(list.length)
       idx.view.set(list)
       bufs.push(idx)
-      const calls = tables.map((t, g) => ({ q: q.ptr + at(g), hq: group, kd: d, vd: d, ...t, idx: idx.ptr, nIdx: list.length, scale: 0.125, out: out.ptr + at(g), lse: lse.ptr + g * group * 4, scratch: scratch.ptr }))
-      if (b === one) for (const c of calls) b.attendGathered(c.q, c.hq, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx, c.nIdx, c.scale, c.out, c.lse, c.scratch)
+      const calls = tables.map((t, g) => ({ q: q.ptr + at(g), hq: group, kd: d, vd: d, ...t, idx: idx.ptr, nIdx: list.length, scale: 0.125, out: out.ptr + at(g), lse: lse.ptr + g * group * 4, scratch: scratch.ptr, half }))
+      if (b === one) for (const c of calls) (half ? b.attendGatheredF16 : b.attendGathered)(c.q, c.hq, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx, c.nIdx, c.scale, c.out, c.lse, c.scratch)
       else b.attendGatheredBatch!(calls)
     }
     const res = new Float32Array(out.view.length + lse.view.length)
@@ -189,13 +204,18 @@ describe('threaded decode attention against one thread', () => {
 
   // GQA shapes (KV heads x query heads), keys below, at and above the 3- and 4-thread thresholds
   // (fixture: 384 and 512 keys), dense and listed (every key, every 3rd)
-  const grid = [[2, 3], [1, 8], [4, 1]].flatMap(([heads, group]) => [200, 383, 384, 512, 3000].flatMap((n) => [null, 1, 3].map((step) => [heads, group, n, step] as const)))
-  it.each(grid)('%i KV heads x %i query heads over %i keys (listed every %s): bit for bit when split by heads, else within float32 rounding', (heads, group, n, step) => {
-    const want = decode(one, heads, group, n, step)
+  // float16 rows (the F16 kernels) on the fixture's shape and the one-KV-head one
+  const grid = [
+    ...[[2, 3], [1, 8], [4, 1]].flatMap(([heads, group]) => [200, 383, 384, 512, 3000].flatMap((n) => [null, 1, 3].map((step) => [heads, group, n, step, 'float32'] as const))),
+    ...[[2, 3], [1, 8]].flatMap(([heads, group]) => [383, 3000].flatMap((n) => [null, 3].map((step) => [heads, group, n, step, 'float16'] as const))),
+  ]
+  it.each(grid)('%i KV heads x %i query heads over %i keys (listed every %s), %s rows: bit for bit when split by heads, else within float32 rounding', (heads, group, n, step, rows) => {
+    const half = rows === 'float16'
+    const want = decode(one, heads, group, n, step, half)
     const keys = step === null ? n : Math.ceil(n / step)
     const split = new Set<string>()
     for (const b of pools) {
-      const got = decode(b, heads, group, n, step)
+      const got = decode(b, heads, group, n, step, half)
       const shape = Array.from({ length: heads }, () => ({ hq: group, keys, kd: 64, vd: 64, keyAlign: 64 }))
       const parts = partsFor(heads * group * keys * 128, b.threads)
       const by = parts < 2 ? 'heads' : decodePlan(shape, parts).by
@@ -214,6 +234,33 @@ describe('threaded decode attention against one thread', () => {
   })
 })
 
+describe('attendCache hands float16 heads to the threaded batch', () => {
+  it.each(['float32', 'float16'] as const)('a %s cache: prefill and decode attention of every KV head go through attendCausalBatch, marked half for float16 rows', async (kvDtype) => {
+    const b = await createBackend('wasm', { relaxed: false, threads: 2, spawnWorker: nodeWorkerSpawner })
+    try {
+      const halves: boolean[] = []
+      const spy = { ...b, attendCausalBatch: (calls: readonly AttendCall[]) => { halves.push(...calls.map((c) => c.half === true)); b.attendCausalBatch!(calls) } }
+      const cache = new PagedKVCache(b, { layers: 1, kvHeads: 2, headDim: 64, kvDtype })
+      const h = b.heap
+      // queries and outputs of up to 5 tokens x 6 query heads
+      const q = h.f32From(values(5 * 6 * 64, 3)), out = h.allocF32(5 * 6 * 64)
+      try {
+        for (const [T, seed] of [[5, 1], [1, 2]]) {
+          cache.append(0, values(T * 2 * 64, seed), values(T * 2 * 64, seed + 10), Int32Array.from({ length: T }, (_, i) => cache.length(0, 0) + i))
+          attendCache(spy, cache, { layer: 0, q: q.ptr, T, qHeads: 6, out: out.ptr, scale: 0.125 })
+        }
+      } finally {
+        q.free()
+        out.free()
+        cache.dispose()
+      }
+      expect(halves).toEqual(Array(4).fill(kvDtype === 'float16'))
+    } finally {
+      b.close?.()
+    }
+  })
+})
+
 describe('the fixture model decoding split by keys', () => {
   let m1: LlamaModel
   const ms: LlamaModel[] = []
@@ -226,8 +273,8 @@ describe('the fixture model decoding split by keys', () => {
   const prompt = fixturePrompt
 
   /** prefill then greedy decode steps: every step's logits and the tokens chosen */
-  function prefillDecode(m: LlamaModel, ids: number[], steps: number): { logits: Float32Array[]; tokens: number[] } {
-    const cache = m.newCache()
+  function prefillDecode(m: LlamaModel, ids: number[], steps: number, kvDtype: KVDtype = 'float32'): { logits: Float32Array[]; tokens: number[] } {
+    const cache = m.newCache('post-rope', 64, kvDtype)
     try {
       const logits: Float32Array[] = []
       const tokens: number[] = []
@@ -246,10 +293,12 @@ describe('the fixture model decoding split by keys', () => {
     }
   }
 
-  it.each([300, 400, 1200])('a %i-token prefill then 6 greedy decode steps on 2, 3 and 4 threads: the same tokens, logits within float32 rounding (bit for bit below the split)', (n) => {
-    const want = prefillDecode(m1, prompt(n), 6)
+  it.each([
+    [300, 'float32'], [400, 'float32'], [1200, 'float32'], [300, 'float16'], [1200, 'float16'],
+  ] as const)('a %i-token prefill then 6 greedy decode steps over %s KV on 2, 3 and 4 threads: the same tokens, logits within float32 rounding (bit for bit below the split)', (n, kvDtype) => {
+    const want = prefillDecode(m1, prompt(n), 6, kvDtype)
     for (const m of ms) {
-      const got = prefillDecode(m, prompt(n), 6)
+      const got = prefillDecode(m, prompt(n), 6, kvDtype)
       expect(got.tokens).toEqual(want.tokens)
       got.logits.forEach((l, s) => {
         const scale = Math.max(...want.logits[s].map(Math.abs))

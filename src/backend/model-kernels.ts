@@ -73,10 +73,11 @@ export interface ModelKernels {
   matmulBatch?(calls: readonly MatmulCall[]): void
   /**
    * Several independent attendCausal calls (one per KV head of a layer), as if called in turn; each
-   * call's scratch as attendCausal's. The threaded backend runs them as one region. Absent: call each.
+   * call's scratch as attendCausal's, a `half` call attendCausalF16's. The threaded backend runs them as
+   * one region. Absent: call each.
    */
   attendCausalBatch?(calls: readonly AttendCall[]): void
-  /** Several independent attendGathered calls (one per KV head of a decode step) in one region. Absent: call each. */
+  /** Several independent attendGathered (attendGatheredF16 for a `half` call) calls (one per KV head of a decode step) in one region. Absent: call each. */
   attendGatheredBatch?(calls: readonly GatheredCall[]): void
   /** register-only multiply-adds for the benchmarks' peak estimate: 12 chains x 4 lanes x 2 = 96 flops per iteration */
   fmaPeak(iters: number): number
@@ -111,6 +112,8 @@ export interface AttendCall {
   outStride: number
   lse: number
   scratch: number
+  /** keys and values are float16 rows: the call runs attendCausalF16 */
+  half?: boolean
 }
 
 /** The arguments of one ModelKernels.attendGathered call, by name. */
@@ -128,6 +131,8 @@ export interface GatheredCall {
   out: number
   lse: number
   scratch: number
+  /** keys and values are float16 rows: the call runs attendGatheredF16 */
+  half?: boolean
 }
 
 /** Runs a batch of matmuls in one region where the kernels offer it, else one by one (same results). */

@@ -123,8 +123,8 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
         const idx = tmp(sel.length)
         heap.I32.set(sel, idx >> 2)
         const s = segs[0]
-        if (s.format === 'float32' && backend.attendGatheredBatch) {
-          gathered.push({ q, hq: group, kd: d, vd: d, kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, idx, nIdx: sel.length, scale: a.scale, out, lse, scratch })
+        if ((s.format === 'float32' || s.format === 'float16') && backend.attendGatheredBatch) {
+          gathered.push({ q, hq: group, kd: d, vd: d, kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, idx, nIdx: sel.length, scale: a.scale, out, lse, scratch, half: s.format === 'float16' })
           continue
         }
         const kernel = s.format === 'float16' ? backend.attendGatheredF16 : backend.attendGathered
@@ -136,9 +136,9 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
       if (preRope) for (const p of parts) rotateKeys(backend, p, d, tmp, a.rotate!)
       if (parts.length === 1 && parts[0].channels === null && !parts[0].packed) {
         const p = parts[0]
-        const call = { q, qStride: qs, hq: group, T: a.T, kd: d, vd: d, kTable: p.kTable, vTable: p.vTable, pageTokens: p.pageTokens, n: p.n, visible0: p.visible0, scale: a.scale, out, outStride: qStride, lse, scratch }
-        // float32 heads wait for one batch after the loop: a threaded backend runs every head in one region
-        if (p.format === 'float32' && backend.attendCausalBatch) dense.push(call)
+        const call = { q, qStride: qs, hq: group, T: a.T, kd: d, vd: d, kTable: p.kTable, vTable: p.vTable, pageTokens: p.pageTokens, n: p.n, visible0: p.visible0, scale: a.scale, out, outStride: qStride, lse, scratch, half: p.format === 'float16' }
+        // float32 and float16 heads wait for one batch after the loop: a threaded backend runs every head in one region
+        if ((p.format === 'float32' || p.format === 'float16') && backend.attendCausalBatch) dense.push(call)
         else causalKernel(backend, p.format)(q, qs, group, a.T, d, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, out, qStride, lse, scratch)
         continue
       }

@@ -190,6 +190,12 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap }, pool: 
     }
   }
 
+  // one call on the calling thread, by its rows' format
+  const causalOne = (c: AttendCall): void =>
+    (c.half ? base.attendCausalF16 : base.attendCausal)(c.q, c.qStride, c.hq, c.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.visible0, c.scale, c.out, c.outStride, c.lse, c.scratch)
+  const gatheredOne = (c: GatheredCall): void =>
+    (c.half ? base.attendGatheredF16 : base.attendGathered)(c.q, c.hq, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx, c.nIdx, c.scale, c.out, c.lse, c.scratch)
+
   const attendCausalBatch = (calls: readonly AttendCall[]): void => {
     if (calls.every((c) => c.T === 1)) {
       // heads h0 .. h0+n over keys [k0, k1): a range starting on a page boundary is itself a paged
@@ -199,11 +205,11 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap }, pool: 
         job: (h0, n, k0, k1, out, lse) => {
           const page = (k0 / c.pageTokens) * 4
           const args = [c.q + h0 * c.kd * 4, c.qStride, n, 1, c.kd, c.vd, c.kTable + page, c.vTable + page, c.pageTokens, k1 - k0, k1 - k0, 0, out, c.outStride, lse, 0]
-          return { kind: JobKind.AttendCausal, args, scale: c.scale }
+          return { kind: c.half ? JobKind.AttendCausalF16 : JobKind.AttendCausal, args, scale: c.scale }
         },
       }))
       return decodeBatch(decode, () => {
-        for (const c of calls) base.attendCausal(c.q, c.qStride, c.hq, c.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.visible0, c.scale, c.out, c.outStride, c.lse, c.scratch)
+        for (const c of calls) causalOne(c)
       })
     }
     // units: tokens of a chunk, query heads of a decode call mixed in; cost = rows x keys seen x (kd + vd)
@@ -217,7 +223,7 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap }, pool: 
     for (const u of units) macs += u.cost
     const parts = Math.min(partsFor(macs, pool.threads, minPartMacs), units.length)
     if (parts < 2) {
-      for (const c of calls) base.attendCausal(c.q, c.qStride, c.hq, c.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.visible0, c.scale, c.out, c.outStride, c.lse, c.scratch)
+      for (const c of calls) causalOne(c)
       return
     }
     let rows = 0
@@ -232,7 +238,7 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap }, pool: 
       vd = Math.max(vd, c.vd)
       // the scratch argument is each thread's own (protocol.ts scaleArg)
       const args = [p.q, c.qStride, p.hq, p.T, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, p.vis, 0, p.out, c.outStride, p.lse, 0]
-      return { kind: JobKind.AttendCausal, args, scale: c.scale }
+      return { kind: c.half ? JobKind.AttendCausalF16 : JobKind.AttendCausal, args, scale: c.scale }
     })
     run(tasks, { bytes: attendScratchFloats(vd, rows) * 4 })
   }
@@ -249,11 +255,11 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap }, pool: 
       hq: c.hq, keys: c.nIdx, kd: c.kd, vd: c.vd, keyAlign: KEY_TILE, out: c.out, lse: c.lse,
       job: (h0, n, k0, k1, out, lse) => {
         const args = [c.q + h0 * c.kd * 4, n, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx + k0 * 4, k1 - k0, 0, out, lse, 0]
-        return { kind: JobKind.AttendGathered, args, scale: c.scale }
+        return { kind: c.half ? JobKind.AttendGatheredF16 : JobKind.AttendGathered, args, scale: c.scale }
       },
     }))
     decodeBatch(decode, () => {
-      for (const c of calls) base.attendGathered(c.q, c.hq, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.idx, c.nIdx, c.scale, c.out, c.lse, c.scratch)
+      for (const c of calls) gatheredOne(c)
     })
   }
 

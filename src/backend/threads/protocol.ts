@@ -64,6 +64,10 @@ export const JobKind = {
   ScorePackedKeys: 7,
   /** scorePackedKeysIntStrided(q, qHeads, d, table, pageTokens, n, bits, scale*, out, outStride, scratch*) */
   ScorePackedKeysInt: 8,
+  /** attendCausalF16: AttendCausal's arguments over float16 rows */
+  AttendCausalF16: 9,
+  /** attendGatheredF16: AttendGathered's arguments over float16 rows */
+  AttendGatheredF16: 10,
 } as const
 
 /**
@@ -74,6 +78,7 @@ export const JobKind = {
 export function scaleArg(kind: number): number {
   switch (kind) {
     case JobKind.AttendGathered:
+    case JobKind.AttendGatheredF16:
       return 9
     case JobKind.ScoreKeys:
     case JobKind.ScoreKeysF16:

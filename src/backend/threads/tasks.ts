@@ -12,6 +12,8 @@ export interface TaskKernels {
   attendCausal: Fn
   swiglu: Fn
   attendGathered: Fn
+  attendCausalF16: Fn
+  attendGatheredF16: Fn
   scoreKeysStrided: Fn
   scoreKeysF16Strided: Fn
   scorePackedKeysMixedStrided: Fn
@@ -22,6 +24,7 @@ export function taskKernels(exports: WebAssembly.Exports): TaskKernels {
   const f = (name: keyof TaskKernels) => exports[name] as Fn
   return {
     matmulRange: f('matmulRange'), attendCausal: f('attendCausal'), swiglu: f('swiglu'), attendGathered: f('attendGathered'),
+    attendCausalF16: f('attendCausalF16'), attendGatheredF16: f('attendGatheredF16'),
     scoreKeysStrided: f('scoreKeysStrided'), scoreKeysF16Strided: f('scoreKeysF16Strided'),
     scorePackedKeysMixedStrided: f('scorePackedKeysMixedStrided'), scorePackedKeysIntStrided: f('scorePackedKeysIntStrided'),
   }
@@ -37,14 +40,16 @@ function runTask(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: numb
     const a = b + 1
     const scale = f32[a + scaleArg(kind)]
     if (kind === JobKind.MatmulRange) k.matmulRange(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8])
-    else if (kind === JobKind.AttendCausal) {
-      k.attendCausal(
+    else if (kind === JobKind.AttendCausal || kind === JobKind.AttendCausalF16) {
+      const attend = kind === JobKind.AttendCausal ? k.attendCausal : k.attendCausalF16
+      attend(
         ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10],
         scale, ctl[a + 12], ctl[a + 13], ctl[a + 14], scratch,
       )
     } else if (kind === JobKind.Swiglu) k.swiglu(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3])
-    else if (kind === JobKind.AttendGathered) {
-      k.attendGathered(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], scale, ctl[a + 10], ctl[a + 11], scratch)
+    else if (kind === JobKind.AttendGathered || kind === JobKind.AttendGatheredF16) {
+      const attend = kind === JobKind.AttendGathered ? k.attendGathered : k.attendGatheredF16
+      attend(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], scale, ctl[a + 10], ctl[a + 11], scratch)
     } else if (kind === JobKind.ScoreKeys || kind === JobKind.ScoreKeysF16) {
       const score = kind === JobKind.ScoreKeys ? k.scoreKeysStrided : k.scoreKeysF16Strided
       score(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], scale, ctl[a + 7], ctl[a + 8])
