@@ -1,6 +1,6 @@
 // Prefill and decode of the fixture model on 1..N kernel threads, on book text, with the first greedy
 // tokens recorded so another engine (tools/pytorch-speed.py) can be checked against the same output.
-//   node dist/bench/threads.js [--ids FILE] [--lengths 1024,4096,8000] [--threads 1,2] [--decode 16] [--rounds 2] [--baseline DIR] [--min-part-macs N,..] [--chunk N] [--json FILE]
+//   node dist/bench/threads.js [--ids FILE] [--lengths 1024,4096,8000] [--threads 1,2] [--decode 16] [--rounds 2] [--baseline DIR] [--min-part-macs N,..] [--chunk N] [--kv-dtype float16] [--json FILE]
 //   node dist/bench/threads.js --write-ids     (re-derives bench/data/prompt-ids.json from data/books)
 // --baseline DIR: the code replaced, either
 //   - a built checkout (DIR/dist/src/node/load.js and DIR/build/ exist, e.g. a copy of main after
@@ -11,6 +11,7 @@
 // multiply-adds a thread's share of a kernel call gets), rows with a minPartMacs field.
 // --chunk 512: prefill chunks of 512 tokens for every model of the run (default 128; the logits are the
 // same bit for bit, larger chunks give each thread more rows a region).
+// --kv-dtype float16: every model of the run keeps its KV cache in float16 pages (loadModel's kvDtype).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -38,6 +39,8 @@ interface Row {
   chunk?: number
   /** BackendOptions.minPartMacs of the row's model (--min-part-macs), absent for the default */
   minPartMacs?: number
+  /** the KV cache's element type (--kv-dtype), absent for float32 */
+  kvDtype?: 'float16'
 }
 
 async function writeIds(): Promise<void> {
@@ -75,16 +78,16 @@ function run(model: LlamaModel, ids: number[], n: number, steps: number): { pref
 
 function row(engine: string, model: LlamaModel, threads: number, n: number, r: { prefillMs: number; decodeMs: number; tokens: number[] }): Row {
   const chunk = model.forward.chunk
-  return { engine, threads, context: n, prefillTokS: ((n - 1) / r.prefillMs) * 1000, decodeMsTok: r.decodeMs, firstTokens: r.tokens.slice(0, FIRST_TOKENS), kernels: kernelBuild(model.backend), ...(chunk !== 128 ? { chunk } : {}) }
+  return { engine, threads, context: n, prefillTokS: ((n - 1) / r.prefillMs) * 1000, decodeMsTok: r.decodeMs, firstTokens: r.tokens.slice(0, FIRST_TOKENS), kernels: kernelBuild(model.backend), ...(chunk !== 128 ? { chunk } : {}), ...(model.kvDtype === 'float16' ? { kvDtype: 'float16' as const } : {}) }
 }
 
 const fmt = (r: Row) =>
-  `${r.engine.padEnd(9)} ${String(r.threads).padStart(2)} thr  ${String(r.context).padStart(5)}  prefill ${r.prefillTokS.toFixed(0).padStart(6)} tok/s  decode ${r.decodeMsTok.toFixed(2).padStart(6)} ms/tok  ${r.kernels}${r.minPartMacs ? `  minPartMacs ${r.minPartMacs}` : ''}${r.chunk ? `  chunk ${r.chunk}` : ''}  first ${r.firstTokens.join(',')}`
+  `${r.engine.padEnd(9)} ${String(r.threads).padStart(2)} thr  ${String(r.context).padStart(5)}  prefill ${r.prefillTokS.toFixed(0).padStart(6)} tok/s  decode ${r.decodeMsTok.toFixed(2).padStart(6)} ms/tok  ${r.kernels}${r.minPartMacs ? `  minPartMacs ${r.minPartMacs}` : ''}${r.chunk ? `  chunk ${r.chunk}` : ''}${r.kvDtype ? `  kv ${r.kvDtype}` : ''}  first ${r.firstTokens.join(',')}`
 
 export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   const { values: v } = parseArgs({
     args: argv,
-    options: { ids: { type: 'string' }, lengths: { type: 'string' }, threads: { type: 'string' }, decode: { type: 'string' }, baseline: { type: 'string' }, json: { type: 'string' }, 'write-ids': { type: 'boolean' }, rounds: { type: 'string' }, 'min-part-macs': { type: 'string' }, chunk: { type: 'string' } },
+    options: { ids: { type: 'string' }, lengths: { type: 'string' }, threads: { type: 'string' }, decode: { type: 'string' }, baseline: { type: 'string' }, json: { type: 'string' }, 'write-ids': { type: 'boolean' }, rounds: { type: 'string' }, 'min-part-macs': { type: 'string' }, chunk: { type: 'string' }, 'kv-dtype': { type: 'string' } },
   })
   if (v['write-ids']) {
     await writeIds()
@@ -98,6 +101,8 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   const minPartMacs = v['min-part-macs']?.split(',').map(Number)
   // prefill tokens a step (loadModel's chunk, default 128): results do not depend on it
   const chunk = v.chunk === undefined ? undefined : Number(v.chunk)
+  const kvDtype = v['kv-dtype'] ?? 'float32'
+  if (kvDtype !== 'float32' && kvDtype !== 'float16') throw new Error(`--kv-dtype: float32 or float16, got ${kvDtype}`)
   for (const n of lengths) if (!(Number.isInteger(n) && n >= 2 && n <= ids.length)) throw new Error(`--lengths: ${n} is not in [2, ${ids.length}]`)
   const rows: Row[] = []
   const emit = (r: Row) => {
@@ -110,7 +115,7 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   // the replaced wasm and this build alternately, one thread, best of `rounds`
   if (baseDir !== undefined && !baseCheckout) {
     const base: WasmLoadOptions = { wasm: readFileSync(baseDir + 'kvkit.wasm'), relaxedWasm: readFileSync(baseDir + 'kvkit.relaxed.wasm') }
-    const models = [await loadModel(MODEL, { threads: 1, wasm: base, chunk, backend: 'wasm' }), await loadModel(MODEL, { threads: 1, chunk, backend: 'wasm' })]
+    const models = [await loadModel(MODEL, { threads: 1, wasm: base, chunk, kvDtype, backend: 'wasm' }), await loadModel(MODEL, { threads: 1, chunk, kvDtype, backend: 'wasm' })]
     for (const n of lengths) {
       const best = models.map(() => ({ prefillMs: Infinity, decodeMs: Infinity, tokens: [] as number[] }))
       for (let r = 0; r < rounds; r++) {
@@ -131,15 +136,15 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
     // with a baseline checkout, both load at t threads and alternate length by length, round by round;
     // with --min-part-macs, one model of this build per value
     // backend 'wasm' always: at one thread 'auto' would take a GPU where the host has one
-    const models = [...(loadBaseline ? [await loadBaseline(MODEL, { threads: t, chunk, backend: 'wasm' })] : [])]
+    const models = [...(loadBaseline ? [await loadBaseline(MODEL, { threads: t, chunk, kvDtype, backend: 'wasm' })] : [])]
     const names = loadBaseline ? ['baseline'] : []
     const backends: CreatedBackend[] = []
     for (const min of minPartMacs ?? [undefined]) {
-      if (min === undefined) models.push(await loadModel(MODEL, { threads: t, chunk, backend: 'wasm' }))
+      if (min === undefined) models.push(await loadModel(MODEL, { threads: t, chunk, kvDtype, backend: 'wasm' }))
       else {
         const backend = await createBackend('wasm', { threads: t, spawnWorker: nodeWorkerSpawner, threadsOptional: true, minPartMacs: min })
         backends.push(backend)
-        models.push(await loadModel(MODEL, { backendInstance: backend, chunk }))
+        models.push(await loadModel(MODEL, { backendInstance: backend, chunk, kvDtype }))
       }
       names.push(min === undefined ? 'kvkit' : `kvkit min ${min}`)
     }
