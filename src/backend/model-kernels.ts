@@ -79,6 +79,13 @@ export interface ModelKernels {
   attendCausalBatch?(calls: readonly AttendCall[]): void
   /** Several independent attendGathered (attendGatheredF16 for a `half` call) calls (one per KV head of a decode step) in one region. Absent: call each. */
   attendGatheredBatch?(calls: readonly GatheredCall[]): void
+  /**
+   * Several independent attendPacked calls over KIVI-style packed pages (one per KV head of a layer,
+   * no int2+sign keys), as if called in turn: the threaded backend runs them as one region, split by
+   * rows or by keys as decode attention is (a key split's partial outputs merged after it, within
+   * float32 rounding of one call). Absent: call attendPacked for each.
+   */
+  attendPackedBatch?(calls: readonly PackedAttendCall[]): void
   /** register-only multiply-adds for the benchmarks' peak estimate: 12 chains x 4 lanes x 2 = 96 flops per iteration */
   fmaPeak(iters: number): number
 }
@@ -94,17 +101,21 @@ export interface MatmulCall {
   outDim: number
 }
 
-/** The arguments of one ModelKernels.attendCausal call, by name. */
-export interface AttendCall {
-  q: number
-  qStride: number
-  hq: number
-  T: number
+/** Where an attention call's keys and values are: page tables of pageTokens rows, kd and vd elements a row. */
+export interface PagedKV {
   kd: number
   vd: number
   kTable: number
   vTable: number
   pageTokens: number
+}
+
+/** The arguments of one ModelKernels.attendCausal call, by name. */
+export interface AttendCall extends PagedKV {
+  q: number
+  qStride: number
+  hq: number
+  T: number
   n: number
   visible0: number
   scale: number
@@ -117,14 +128,9 @@ export interface AttendCall {
 }
 
 /** The arguments of one ModelKernels.attendGathered call, by name. */
-export interface GatheredCall {
+export interface GatheredCall extends PagedKV {
   q: number
   hq: number
-  kd: number
-  vd: number
-  kTable: number
-  vTable: number
-  pageTokens: number
   idx: number
   nIdx: number
   scale: number
@@ -133,6 +139,22 @@ export interface GatheredCall {
   scratch: number
   /** keys and values are float16 rows: the call runs attendGatheredF16 */
   half?: boolean
+}
+
+/**
+ * The arguments of one attendPacked call (kHi = 0), by name: `rows` query rows [rows][kd] over n packed
+ * tokens, all visible; out rows of vd floats, contiguous; lse [rows]; scratch packedAttendScratch(rows, kd, vd, n).
+ */
+export interface PackedAttendCall extends PagedKV {
+  q: number
+  rows: number
+  n: number
+  kBits: number
+  vBits: number
+  scale: number
+  out: number
+  lse: number
+  scratch: number
 }
 
 /** Runs a batch of matmuls in one region where the kernels offer it, else one by one (same results). */

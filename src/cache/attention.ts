@@ -3,7 +3,7 @@ import { packedAttendScratch, type Backend, type PackedKernels } from '../backen
 import { referencePackedKernels } from '../backend/reference/packed-kernels.js'
 import { formatInfo, kernelBits, valueGroupFor } from './formats.js'
 import { toBasis, type KeyBasis } from './basis.js'
-import { attendScratchFloats, type AttendCall, type GatheredCall } from '../backend/model-kernels.js'
+import { attendScratchFloats, type AttendCall, type GatheredCall, type PackedAttendCall } from '../backend/model-kernels.js'
 import { mergePartials } from '../backend/merge-partials.js'
 import type { HeadSegment } from './types.js'
 import type { PagedKVCache } from './paged-cache.js'
@@ -95,6 +95,9 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
     const scratch = tmp(attendScratchFloats(d, a.T * group))
     const dense: AttendCall[] = []
     const gathered: GatheredCall[] = []
+    const packedCalls: PackedAttendCall[] = []
+    // a head of several parts merges them once every part is computed (its packed part may wait for the batch)
+    const merges: (() => void)[] = []
     for (let g = 0; g < kvHeads; g++) {
       const segs = cache.segments(a.layer, g)
       const n = segs.reduce((s, x) => s + x.n, 0)
@@ -180,15 +183,19 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
           const kernels = packedKernels(backend)
           const scratchP = tmp(packedAttendScratch(rows, p.kd, d, p.n))
           if (basis) kernels.attendSign(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, kHi, g, vBits, vGroup, a.scale, o, d, l, scratchP)
+          // KIVI pages wait for one batch after the loop (a threaded backend runs every head in one region)
+          else if (backend.attendPackedBatch) packedCalls.push({ q: qp, rows, kd: p.kd, vd: d, kTable: p.kTable, vTable: p.vTable, pageTokens: p.pageTokens, n: p.n, kBits, vBits, scale: a.scale, out: o, lse: l, scratch: scratchP })
           else kernels.attendPacked(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, kBits, 0, vBits, a.scale, o, d, l, scratchP)
         } else causalKernel(backend, p.format)(qp, qps, group, a.T, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, o, group * d, l, scratch)
         outs.push(o)
         lses.push(l)
       }
-      mergePartials(heap.F32, outs, lses, rows, d, group, qStride, out, lse)
+      merges.push(() => mergePartials(heap.F32, outs, lses, rows, d, group, qStride, out, lse))
     }
     if (dense.length) backend.attendCausalBatch!(dense)
     if (gathered.length) backend.attendGatheredBatch!(gathered)
+    if (packedCalls.length) backend.attendPackedBatch!(packedCalls)
+    for (const merge of merges) merge()
   } finally {
     for (const p of temps) heap.release(p)
   }

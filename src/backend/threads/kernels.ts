@@ -1,4 +1,5 @@
-import { attendScratchFloats, type AttendCall, type GatheredCall, type MatmulCall, type ModelKernels } from '../model-kernels.js'
+import { attendScratchFloats, type AttendCall, type GatheredCall, type MatmulCall, type ModelKernels, type PackedAttendCall } from '../model-kernels.js'
+import { packedAttendScratch, type PackedKernels } from '../backend.js'
 import type { Job, Task, ThreadPool } from './pool.js'
 import { JobKind, MAX_SUB, MAX_TASKS } from './protocol.js'
 import { cutByCost, piecesOf, splitByCost, splitRange } from './split.js'
@@ -121,7 +122,7 @@ export function matmulTasks(calls: readonly MatmulCall[], parts: number): Task[]
  * - swiglu by element ranges cut at multiples of 4 (the kernel's lanes: the same lanes as one thread).
  * Regions below 2 x minPartMacs run on the calling thread with the one-thread kernels.
  */
-export function threadedModelKernels(base: ModelKernels & { heap: Heap }, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'swiglu'> {
+export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPacked?: PackedKernels['attendPacked'] }, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'attendPackedBatch' | 'swiglu'> {
   const heap = base.heap
   // a batch of many calls may cut into more tasks than a region holds: then several regions in turn
   const run = (tasks: Task[], scratch?: { bytes: number }): void => {
@@ -144,7 +145,7 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap }, pool: 
    * and log-sum-exp to an arena block, merged into the output after the region. One piece a thread
    * (no work stealing, as for a decode step's matmuls): more pieces would mean more partials to merge.
    */
-  const decodeBatch = (calls: readonly DecodeCall[], oneThread: () => void): void => {
+  const decodeBatch = (calls: readonly DecodeCall[], oneThread: () => void, scratchFloats = (rows: number, vd: number) => attendScratchFloats(vd, rows)): void => {
     let macs = 0
     for (const c of calls) macs += c.hq * c.keys * (c.kd + c.vd)
     const parts = partsFor(macs, pool.threads, minPartMacs)
@@ -180,7 +181,7 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap }, pool: 
         })
         for (let i = 0; i < jobs.length; i += MAX_SUB) tasks.push(jobs.slice(i, i + MAX_SUB))
       }
-      run(tasks, { bytes: attendScratchFloats(vd, rows) * 4 })
+      run(tasks, { bytes: scratchFloats(rows, vd) * 4 })
       for (const m of merges.values()) {
         const c = calls[m.call]
         mergePartials(heap.F32, m.outs, m.lses, m.rows, c.vd, m.rows, 0, c.out + m.h0 * c.vd * 4, c.lse && c.lse + m.h0 * 4)
@@ -263,9 +264,29 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap }, pool: 
     })
   }
 
+  // packed pages (KIVI): every row sees every key, so the calls split as decode does, key pieces cut on
+  // whole pages (whole token groups); each thread's scratch holds the longest call's scores
+  const packed = base.attendPacked
+  const attendPackedBatch = packed && ((calls: readonly PackedAttendCall[]): void => {
+    const decode = calls.map((c): DecodeCall => ({
+      hq: c.rows, keys: c.n, kd: c.kd, vd: c.vd, keyAlign: c.pageTokens, out: c.out, lse: c.lse,
+      job: (h0, n, k0, k1, out, lse) => {
+        const page = (k0 / c.pageTokens) * 4
+        const args = [c.q + h0 * c.kd * 4, n, c.kd, c.vd, c.kTable + page, c.vTable + page, c.pageTokens, k1 - k0, c.kBits, 0, c.vBits, 0, out, c.vd, lse, 0]
+        return { kind: JobKind.AttendPacked, args, scale: c.scale }
+      },
+    }))
+    const longest = Math.max(...calls.map((c) => c.n))
+    const kd = Math.max(...calls.map((c) => c.kd))
+    decodeBatch(decode, () => {
+      for (const c of calls) packed(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.kBits, 0, c.vBits, c.scale, c.out, c.vd, c.lse, c.scratch)
+    }, (rows, vd) => packedAttendScratch(rows, kd, vd, longest))
+  })
+
   return {
     swiglu,
     attendGatheredBatch,
+    ...(attendPackedBatch ? { attendPackedBatch } : {}),
     matmul: (x, w, bias, y, T, inDim, outDim) => matmulBatch([{ x, w, bias, y, T, inDim, outDim }]),
     matmulBatch,
     attendCausal: (q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch) =>

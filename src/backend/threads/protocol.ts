@@ -68,6 +68,8 @@ export const JobKind = {
   AttendCausalF16: 9,
   /** attendGatheredF16: AttendGathered's arguments over float16 rows */
   AttendGatheredF16: 10,
+  /** attendPackedMixed(q, rows, d, vd, kTable, vTable, pageTokens, n, kBits, kHi, vBits, scale*, out, outStride, lse, scratch*) */
+  AttendPacked: 11,
 } as const
 
 /**

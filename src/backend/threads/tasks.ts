@@ -14,6 +14,7 @@ export interface TaskKernels {
   attendGathered: Fn
   attendCausalF16: Fn
   attendGatheredF16: Fn
+  attendPackedMixed: Fn
   scoreKeysStrided: Fn
   scoreKeysF16Strided: Fn
   scorePackedKeysMixedStrided: Fn
@@ -24,7 +25,7 @@ export function taskKernels(exports: WebAssembly.Exports): TaskKernels {
   const f = (name: keyof TaskKernels) => exports[name] as Fn
   return {
     matmulRange: f('matmulRange'), attendCausal: f('attendCausal'), swiglu: f('swiglu'), attendGathered: f('attendGathered'),
-    attendCausalF16: f('attendCausalF16'), attendGatheredF16: f('attendGatheredF16'),
+    attendCausalF16: f('attendCausalF16'), attendGatheredF16: f('attendGatheredF16'), attendPackedMixed: f('attendPackedMixed'),
     scoreKeysStrided: f('scoreKeysStrided'), scoreKeysF16Strided: f('scoreKeysF16Strided'),
     scorePackedKeysMixedStrided: f('scorePackedKeysMixedStrided'), scorePackedKeysIntStrided: f('scorePackedKeysIntStrided'),
   }
@@ -43,6 +44,11 @@ function runTask(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: numb
     else if (kind === JobKind.AttendCausal || kind === JobKind.AttendCausalF16) {
       const attend = kind === JobKind.AttendCausal ? k.attendCausal : k.attendCausalF16
       attend(
+        ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10],
+        scale, ctl[a + 12], ctl[a + 13], ctl[a + 14], scratch,
+      )
+    } else if (kind === JobKind.AttendPacked) {
+      k.attendPackedMixed(
         ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10],
         scale, ctl[a + 12], ctl[a + 13], ctl[a + 14], scratch,
       )
