@@ -5,17 +5,17 @@ import type { PackedAttendCall } from '../src/backend/model-kernels.js'
 import { decodePlan } from '../src/backend/threads/decode-split.js'
 import { partsFor } from '../src/backend/threads/kernels.js'
 import { attendCache } from '../src/cache/attention.js'
-import { kernelBits, type PageFormat } from '../src/cache/formats.js'
+import { kernelBits, valueGroupFor, type PageFormat } from '../src/cache/formats.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { loadModel } from '../src/node/load.js'
 import { nodeWorkerSpawner } from '../src/node/threads.js'
 import { fixturePrompt, sameBits, values } from './threads-helpers.js'
 
-// Attention over KIVI's packed pages on the worker pool (attendPackedBatch): every KV head's packed part
+// Attention over packed pages (KIVI's, and VidKV's int2+sign keys) on the worker pool (attendPackedBatch): every KV head's packed part
 // in one region, split by rows (bit for bit with one thread) or by keys (partials merged: within float32
 // rounding), against attendPacked called head by head on the same pages; attendCache routes KIVI heads
-// to it; and the fixture model under kivi:bits=2 generates the same greedy tokens on 1 and 3 threads.
+// to it; and the fixture model under KIVI and VidKV generates the same greedy tokens on 1 and 3 threads.
 
 const D = 64
 const EPS = 2 ** -24
@@ -34,11 +34,15 @@ beforeAll(async () => {
 })
 afterAll(() => pools.forEach((b) => b.close?.()))
 
-/** a cache of `heads` KV heads holding n seeded tokens, quantized to (keys, values) */
+/**
+ * a cache of `heads` KV heads holding n seeded tokens, quantized to (keys, values); int2+sign keys
+ * (VidKV) with every other channel int2, in token groups of 64
+ */
 function packedCache(b: CreatedBackend, heads: number, n: number, keys: PageFormat, vals: PageFormat): PagedKVCache {
   const cache = new PagedKVCache(b, { layers: 1, kvHeads: heads, headDim: D })
   cache.append(0, values(n * heads * D, 5 + n, 2), values(n * heads * D, 9 + n), Int32Array.from({ length: n }, (_, i) => i))
-  const quantize = Array.from({ length: heads }, (_, head) => ({ layer: 0, head, upto: n, keys, values: vals }))
+  const sign = keys === 'int2+sign' ? { keyHiChannels: Int32Array.from({ length: D / 2 }, (_, i) => 2 * i), group: 64 } : {}
+  const quantize = Array.from({ length: heads }, (_, head) => ({ layer: 0, head, upto: n, keys, values: vals, ...sign }))
   cache.apply({ heads: [], quantize })
   return cache
 }
@@ -54,10 +58,16 @@ function attend(b: CreatedBackend, cache: PagedKVCache, heads: number, rows: num
       const s = cache.segments(0, g)[0]
       const scratch = h.allocF32(packedAttendScratch(rows, D, D, s.n))
       scratches.push(scratch)
-      return { q: q.ptr + g * rows * D * 4, rows, kd: D, vd: D, kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kBits: kernelBits(s.format), vBits: kernelBits(s.valueFormat), scale: 0.125, out: out.ptr + g * rows * D * 4, lse: lse.ptr + g * rows * 4, scratch: scratch.ptr }
+      const sign = s.keyBasis ? { sign: { kHi: s.keyBasis.hi.length, group: s.group, vGroup: valueGroupFor(s.group, D) } } : {}
+      return { q: q.ptr + g * rows * D * 4, rows, kd: D, vd: D, kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kBits: kernelBits(s.format), vBits: kernelBits(s.valueFormat), scale: 0.125, out: out.ptr + g * rows * D * 4, lse: lse.ptr + g * rows * 4, scratch: scratch.ptr, ...sign }
     })
     if (batch) b.attendPackedBatch!(calls)
-    else for (const c of calls) b.attendPacked!(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.kBits, 0, c.vBits, c.scale, c.out, c.vd, c.lse, c.scratch)
+    else {
+      for (const c of calls) {
+        if (c.sign) b.attendSign!(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.sign.kHi, c.sign.group, c.vBits, c.sign.vGroup, c.scale, c.out, c.vd, c.lse, c.scratch)
+        else b.attendPacked!(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.kBits, 0, c.vBits, c.scale, c.out, c.vd, c.lse, c.scratch)
+      }
+    }
     const res = new Float32Array(out.view.length + lse.view.length)
     res.set(out.view)
     res.set(lse.view, out.view.length)
@@ -70,7 +80,8 @@ function attend(b: CreatedBackend, cache: PagedKVCache, heads: number, rows: num
 describe('attendPackedBatch on the pool against attendPacked head by head', () => {
   // KV heads x rows (a decode group of 3, one of 8, a prefill chunk of 5 tokens x 3), lengths around
   // the thread counts' key-split thresholds, KIVI-2 and KIVI-4 with int2/int4/int8 values
-  const grid = [[2, 3], [1, 8], [2, 15]].flatMap(([heads, rows]) => [64, 320, 1024, 3008].flatMap((n) => [['int2', 'int2'], ['int4', 'int4'], ['int2', 'int8']].map(([k, v]) => [heads, rows, n, k, v] as const)))
+  // and VidKV's int2+sign keys with ternary values
+  const grid = [[2, 3], [1, 8], [2, 15]].flatMap(([heads, rows]) => [64, 320, 1024, 3008].flatMap((n) => [['int2', 'int2'], ['int4', 'int4'], ['int2', 'int8'], ['int2+sign', 'ternary']].map(([k, v]) => [heads, rows, n, k, v] as const)))
   it.each(grid)('%i KV heads x %i rows over %i packed tokens (%s keys, %s values): bit for bit when split by rows, else within float32 rounding', (heads, rows, n, k, v) => {
     const cache = packedCache(pools[0], heads, n, k as PageFormat, v as PageFormat)
     try {
@@ -128,7 +139,7 @@ describe('the fixture model over KIVI pages on threads', () => {
   })
   afterAll(() => [m1, m3].forEach((m) => m?.dispose()))
 
-  it.each(['kivi:bits=2', 'kivi:bits=4', 'snapkv:budget=0.5+kivi:bits=2'])('%s: a 1500-token prompt, 8 greedy tokens: the same on 1 and 3 threads', async (policy) => {
+  it.each(['kivi:bits=2', 'kivi:bits=4', 'snapkv:budget=0.5+kivi:bits=2', 'vidkv'])('%s: a 1500-token prompt, 8 greedy tokens: the same on 1 and 3 threads', async (policy) => {
     const ids = fixturePrompt(1500)
     const a = await m1.generate(ids, { maxNewTokens: 8, policy }).result
     const b = await m3.generate(ids, { maxNewTokens: 8, policy }).result

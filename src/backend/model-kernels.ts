@@ -80,8 +80,8 @@ export interface ModelKernels {
   /** Several independent attendGathered (attendGatheredF16 for a `half` call) calls (one per KV head of a decode step) in one region. Absent: call each. */
   attendGatheredBatch?(calls: readonly GatheredCall[]): void
   /**
-   * Several independent attendPacked calls over KIVI-style packed pages (one per KV head of a layer,
-   * no int2+sign keys), as if called in turn: the threaded backend runs them as one region, split by
+   * Several independent attendPacked calls over packed pages (one per KV head of a layer; attendSign
+   * for a `sign` call), as if called in turn: the threaded backend runs them as one region, split by
    * rows or by keys as decode attention is (a key split's partial outputs merged after it, within
    * float32 rounding of one call). Absent: call attendPacked for each.
    */
@@ -142,13 +142,15 @@ export interface GatheredCall extends PagedKV {
 }
 
 /**
- * The arguments of one attendPacked call (kHi = 0), by name: `rows` query rows [rows][kd] over n packed
+ * The arguments of one attendPacked call (kHi = 0) or, with `sign`, one attendSign call, by name: `rows` query rows [rows][kd] over n packed
  * tokens, all visible; out rows of vd floats, contiguous; lse [rows]; scratch packedAttendScratch(rows, kd, vd, n).
  */
 export interface PackedAttendCall extends PagedKV {
   q: number
   rows: number
   n: number
+  /** VidKV's int2+sign keys (attendSign): the int2 channels, the token group, the values' channel group; the query already in the keys' basis */
+  sign?: { kHi: number; group: number; vGroup: number }
   kBits: number
   vBits: number
   scale: number

@@ -182,9 +182,9 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
           const { kBits, kHi, vBits, group: g, vGroup } = p.packed
           const kernels = packedKernels(backend)
           const scratchP = tmp(packedAttendScratch(rows, p.kd, d, p.n))
-          if (basis) kernels.attendSign(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, kHi, g, vBits, vGroup, a.scale, o, d, l, scratchP)
-          // KIVI pages wait for one batch after the loop (a threaded backend runs every head in one region)
-          else if (backend.attendPackedBatch) packedCalls.push({ q: qp, rows, kd: p.kd, vd: d, kTable: p.kTable, vTable: p.vTable, pageTokens: p.pageTokens, n: p.n, kBits, vBits, scale: a.scale, out: o, lse: l, scratch: scratchP })
+          // packed parts wait for one batch after the loop (a threaded backend runs every head in one region)
+          if (backend.attendPackedBatch) packedCalls.push({ q: qp, rows, kd: p.kd, vd: d, kTable: p.kTable, vTable: p.vTable, pageTokens: p.pageTokens, n: p.n, kBits, vBits, scale: a.scale, out: o, lse: l, scratch: scratchP, ...(basis ? { sign: { kHi, group: g, vGroup } } : {}) })
+          else if (basis) kernels.attendSign(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, kHi, g, vBits, vGroup, a.scale, o, d, l, scratchP)
           else kernels.attendPacked(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, kBits, 0, vBits, a.scale, o, d, l, scratchP)
         } else causalKernel(backend, p.format)(qp, qps, group, a.T, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, o, group * d, l, scratch)
         outs.push(o)

@@ -122,7 +122,7 @@ export function matmulTasks(calls: readonly MatmulCall[], parts: number): Task[]
  * - swiglu by element ranges cut at multiples of 4 (the kernel's lanes: the same lanes as one thread).
  * Regions below 2 x minPartMacs run on the calling thread with the one-thread kernels.
  */
-export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPacked?: PackedKernels['attendPacked'] }, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'attendPackedBatch' | 'swiglu'> {
+export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPacked?: PackedKernels['attendPacked']; attendSign?: PackedKernels['attendSign'] }, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'attendPackedBatch' | 'swiglu'> {
   const heap = base.heap
   // a batch of many calls may cut into more tasks than a region holds: then several regions in turn
   const run = (tasks: Task[], scratch?: { bytes: number }): void => {
@@ -266,21 +266,24 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPa
 
   // packed pages (KIVI): every row sees every key, so the calls split as decode does, key pieces cut on
   // whole pages (whole token groups); each thread's scratch holds the longest call's scores
-  const packed = base.attendPacked
-  const attendPackedBatch = packed && ((calls: readonly PackedAttendCall[]): void => {
+  const { attendPacked: packed, attendSign: sign } = base
+  const packedOne = (c: PackedAttendCall): void => {
+    if (c.sign) sign!(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.sign.kHi, c.sign.group, c.vBits, c.sign.vGroup, c.scale, c.out, c.vd, c.lse, c.scratch)
+    else packed!(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.kBits, 0, c.vBits, c.scale, c.out, c.vd, c.lse, c.scratch)
+  }
+  const attendPackedBatch = packed && sign && ((calls: readonly PackedAttendCall[]): void => {
     const decode = calls.map((c): DecodeCall => ({
       hq: c.rows, keys: c.n, kd: c.kd, vd: c.vd, keyAlign: c.pageTokens, out: c.out, lse: c.lse,
       job: (h0, n, k0, k1, out, lse) => {
         const page = (k0 / c.pageTokens) * 4
-        const args = [c.q + h0 * c.kd * 4, n, c.kd, c.vd, c.kTable + page, c.vTable + page, c.pageTokens, k1 - k0, c.kBits, 0, c.vBits, 0, out, c.vd, lse, 0]
-        return { kind: JobKind.AttendPacked, args, scale: c.scale }
+        const head = [c.q + h0 * c.kd * 4, n, c.kd, c.vd, c.kTable + page, c.vTable + page, c.pageTokens, k1 - k0]
+        if (c.sign) return { kind: JobKind.AttendSign, args: [...head, c.sign.kHi, c.sign.group, c.vBits, c.sign.vGroup, 0, out, c.vd, lse, 0], scale: c.scale }
+        return { kind: JobKind.AttendPacked, args: [...head, c.kBits, 0, c.vBits, 0, out, c.vd, lse, 0], scale: c.scale }
       },
     }))
     const longest = Math.max(...calls.map((c) => c.n))
     const kd = Math.max(...calls.map((c) => c.kd))
-    decodeBatch(decode, () => {
-      for (const c of calls) packed(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.kBits, 0, c.vBits, c.scale, c.out, c.vd, c.lse, c.scratch)
-    }, (rows, vd) => packedAttendScratch(rows, kd, vd, longest))
+    decodeBatch(decode, () => calls.forEach(packedOne), (rows, vd) => packedAttendScratch(rows, kd, vd, longest))
   })
 
   return {

@@ -38,8 +38,8 @@ export const Slot = { WAKE: 0, SLEEP: 1, SCRATCH: 2, JOINED: 3 } as const
 
 /** sub-calls a task may hold: a part of a batch that spans several matrices runs them in turn */
 export const MAX_SUB = 8
-/** Int32 words of one sub-call: the kind and up to 16 arguments */
-export const SUB_INTS = 17
+/** Int32 words of one sub-call: the kind and up to 17 arguments (attendSign's) */
+export const SUB_INTS = 18
 /** a task: its sub-call count, then MAX_SUB sub-calls */
 export const TASK_INTS = 1 + MAX_SUB * SUB_INTS
 /** tasks one region may hold: STEAL (kernels.ts) a thread for 64 threads */
@@ -70,6 +70,8 @@ export const JobKind = {
   AttendGatheredF16: 10,
   /** attendPackedMixed(q, rows, d, vd, kTable, vTable, pageTokens, n, kBits, kHi, vBits, scale*, out, outStride, lse, scratch*) */
   AttendPacked: 11,
+  /** attendSign(q, rows, kd, d, kTable, vTable, pageTokens, n, kHi, group, vBits, vGroup, scale*, out, outStride, lse, scratch*) */
+  AttendSign: 12,
 } as const
 
 /**
@@ -89,6 +91,8 @@ export function scaleArg(kind: number): number {
       return 7
     case JobKind.ScorePackedKeys:
       return 8
+    case JobKind.AttendSign:
+      return 12
     default:
       return 11
   }

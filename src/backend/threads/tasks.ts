@@ -15,6 +15,7 @@ export interface TaskKernels {
   attendCausalF16: Fn
   attendGatheredF16: Fn
   attendPackedMixed: Fn
+  attendSign: Fn
   scoreKeysStrided: Fn
   scoreKeysF16Strided: Fn
   scorePackedKeysMixedStrided: Fn
@@ -25,7 +26,7 @@ export function taskKernels(exports: WebAssembly.Exports): TaskKernels {
   const f = (name: keyof TaskKernels) => exports[name] as Fn
   return {
     matmulRange: f('matmulRange'), attendCausal: f('attendCausal'), swiglu: f('swiglu'), attendGathered: f('attendGathered'),
-    attendCausalF16: f('attendCausalF16'), attendGatheredF16: f('attendGatheredF16'), attendPackedMixed: f('attendPackedMixed'),
+    attendCausalF16: f('attendCausalF16'), attendGatheredF16: f('attendGatheredF16'), attendPackedMixed: f('attendPackedMixed'), attendSign: f('attendSign'),
     scoreKeysStrided: f('scoreKeysStrided'), scoreKeysF16Strided: f('scoreKeysF16Strided'),
     scorePackedKeysMixedStrided: f('scorePackedKeysMixedStrided'), scorePackedKeysIntStrided: f('scorePackedKeysIntStrided'),
   }
@@ -51,6 +52,11 @@ function runTask(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: numb
       k.attendPackedMixed(
         ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10],
         scale, ctl[a + 12], ctl[a + 13], ctl[a + 14], scratch,
+      )
+    } else if (kind === JobKind.AttendSign) {
+      k.attendSign(
+        ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10], ctl[a + 11],
+        scale, ctl[a + 13], ctl[a + 14], ctl[a + 15], scratch,
       )
     } else if (kind === JobKind.Swiglu) k.swiglu(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3])
     else if (kind === JobKind.AttendGathered || kind === JobKind.AttendGatheredF16) {
