@@ -119,8 +119,11 @@ export function matmulTasks(calls: readonly MatmulCall[], parts: number): Task[]
  *   region, by query heads or, at long context with fewer row blocks than threads, by keys (split-K,
  *   decode-split.ts): then each thread's partial output and log-sum-exp are merged after the region
  *   (merge-partials.ts), which is the one-thread result within float32 rounding, not bit for bit;
+ * - the same over float16 rows (calls marked `half`: the F16 kernels) and over packed pages
+ *   (attendPackedBatch: KIVI's attendPacked and VidKV's attendSign, split as decode attention);
  * - swiglu by element ranges cut at multiples of 4 (the kernel's lanes: the same lanes as one thread).
- * Regions below 2 x minPartMacs run on the calling thread with the one-thread kernels.
+ * Regions below 2 x minPartMacs run on the calling thread with the one-thread kernels. Key scoring
+ * splits in scoring.ts.
  */
 export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPacked?: PackedKernels['attendPacked']; attendSign?: PackedKernels['attendSign'] }, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'attendPackedBatch' | 'swiglu'> {
   const heap = base.heap
@@ -264,7 +267,7 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPa
     })
   }
 
-  // packed pages (KIVI): every row sees every key, so the calls split as decode does, key pieces cut on
+  // packed pages (KIVI, VidKV): every row sees every key, so the calls split as decode does, key pieces cut on
   // whole pages (whole token groups); each thread's scratch holds the longest call's scores
   const { attendPacked: packed, attendSign: sign } = base
   const packedOne = (c: PackedAttendCall): void => {
