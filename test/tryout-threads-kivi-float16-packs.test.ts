@@ -1,11 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { createBackend, type CreatedBackend } from '../src/backend/index.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
 import type { KVDtype } from '../src/cache/formats.js'
 import { packedRows, quantizeBeyond } from '../src/policies/kivi.js'
-import { loadModel } from '../src/node/load.js'
-import { defaultModelDir } from '../src/eval/paths.js'
-import type { LlamaModel } from '../src/model/model.js'
+import { fixtureModelsOnThreads } from './fixture-models-helper.js'
 import { fixturePrompt, values } from './threads-helpers.js'
 
 // KIVI (and MiKV, VidKV: quantizeBeyond) packs the rows beyond its residual window whatever the cache's
@@ -42,20 +40,12 @@ describe('quantizeBeyond on float16 rows', () => {
 })
 
 describe('kivi:bits=2 through generate with kvDtype float16', () => {
-  let one: LlamaModel
-  let two: LlamaModel
-  beforeAll(async () => {
-    one = (await loadModel(defaultModelDir(), { backend: 'wasm', threads: 1 })) as LlamaModel
-    two = (await loadModel(defaultModelDir(), { backend: 'wasm', threads: 2 })) as LlamaModel
-  })
-  afterAll(() => {
-    one?.dispose()
-    two?.dispose()
-  })
+  const models = fixtureModelsOnThreads([1, 2])
 
   it('packs the prompt beyond the residual on 1 and 2 threads, the same tokens on both', async () => {
     const ids = fixturePrompt(300)
     const opts = { kvDtype: 'float16' as const, policy: 'kivi:bits=2', maxNewTokens: 4, temperature: 0 }
+    const [one, two] = models
     const [a, b] = [await one.generate(ids, opts).result, await two.generate(ids, opts).result]
     expect(two.backend.threads).toBe(2)
     for (const r of [a, b]) {
