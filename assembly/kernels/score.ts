@@ -10,6 +10,8 @@ function scoreKeysOf<K>(q: usize, qHeads: i32, d: i32, table: usize, pageTokens:
   const vscale = f32x4.splat(scale)
   const outStride = <usize>outRow << 2
   const stride = <usize>d << alignof<K>()
+  // query rows are float32 whatever the keys' element type (a float16 key row is half as long)
+  const qRow = <usize>d << 2
   let i = 0
   if (qHeads <= 2) {
     // one or two heads: four rows at a time, two accumulators per row and head
@@ -36,7 +38,7 @@ function scoreKeysOf<K>(q: usize, qHeads: i32, d: i32, table: usize, pageTokens:
       touch(k1, stride)
       // head size 128 (the common one) has tiles with constant query offsets: fewer address computations
       if (d == 128) tile2x3d128<K>(q, k0, k1, scale, out + (<usize>i << 2), outStride)
-      else tile2x3<K>(q, q + stride, q + 2 * stride, k0, k1, d, scale, out + (<usize>i << 2), outStride)
+      else tile2x3<K>(q, q + qRow, q + 2 * qRow, k0, k1, d, scale, out + (<usize>i << 2), outStride)
     }
   } else {
     // four or more heads: two rows at a time against four heads, touched as above

@@ -23,7 +23,7 @@ export function deltaPageScores(ctx: PolicyContext, layer: number, query: Float3
   try {
     const best = new Float32Array(n)
     for (let g = 0; g < kvHeads; g++) {
-      const kv = keyView(ctx, layer, g)
+      const kv = keyView(ctx, layer, g, { float16: true })
       try {
         ctx.ops.scoreKeys(subBuf(q, g * group * d, group * d), group, kv.view, 1 / Math.sqrt(d), p)
       } finally {

@@ -11,7 +11,7 @@
  * group granularity here is the kernels' 32-token key group).
  */
 import type { Decision, HeadQuantization, KVCache } from '../cache/types.js'
-import type { PageFormat } from '../cache/formats.js'
+import { formatInfo, type PageFormat } from '../cache/formats.js'
 import { PolicyOptionValueError } from './errors.js'
 import type { PolicyDefinition } from './registry.js'
 import type { ModelShape, Policy, PolicyContext } from './types.js'
@@ -27,11 +27,14 @@ export interface KiviOptions {
 const GROUP = 32
 export const FORMATS: Record<number, PageFormat> = { 8: 'int8', 4: 'int4', 2: 'int2', 1: 'int1' }
 
-/** rows of a head already packed (its leading packed segments) */
+/**
+ * rows of a head already packed (its leading packed segments: integer or ternary codes); float32 and
+ * float16 rows (the cache's kvDtype) are float rows, still to pack
+ */
 export function packedRows(cache: KVCache, layer: number, head: number): number {
   let n = 0
   for (const s of cache.segments(layer, head)) {
-    if (s.format === 'float32' && s.valueFormat === 'float32') break
+    if (!formatInfo(s.format).scaled && !formatInfo(s.valueFormat).scaled) break
     n += s.n
   }
   return n

@@ -121,13 +121,17 @@ export function pageSlots(pages: ArrayLike<number>, page: number, n: number): In
 
 /**
  * A kernel-ready view of a head's keys: its own pages when the head is one whole-row float32 segment in
- * wasm memory, else a contiguous copy of its keys (host tier, channel-pruned prefix: pruned channels read
- * as 0). `done()` frees the copy.
+ * wasm memory (or float16, with `opts.float16`), else a contiguous float32 copy of its keys (host tier,
+ * channel-pruned prefix: pruned channels read as 0). `done()` frees the copy. `opts.float16`: the caller
+ * reads the view only through Ops.scoreKeys, whose scoreKeysF16 scores float16 pages in place with the
+ * bits of scoreKeys over the widened copy, so a float16 cache's scoring reads half the bytes and skips a
+ * copy of every key each call (and splits across the worker pool as float32 scoring does).
  */
-export function keyView(ctx: PolicyContext, layer: number, head: number): { view: HeadView; done(): void } {
+export function keyView(ctx: PolicyContext, layer: number, head: number, opts: { float16?: boolean } = {}): { view: HeadView; done(): void } {
   const segs = ctx.cache.segments(layer, head)
   const s = segs[0]
-  if (segs.length === 1 && s.tier === 'wasm' && s.format === 'float32' && s.channels === null) return { view: s, done: () => {} }
+  const inPlace = s?.format === 'float32' || (opts.float16 === true && s?.format === 'float16')
+  if (segs.length === 1 && s.tier === 'wasm' && inPlace && s.channels === null) return { view: s, done: () => {} }
   const n = ctx.cache.length(layer, head)
   const buf = ctx.ops.heap.allocF32(Math.max(1, n * ctx.model.headDim))
   ctx.cache.readKeysInto(layer, head, 0, n, buf.ptr)

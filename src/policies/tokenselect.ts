@@ -63,7 +63,7 @@ export function softVoteTop(ctx: PolicyContext, layer: number, heads: number[], 
   try {
     heads.forEach((g, j) => {
       q.view.set(query.subarray(g * group * d, (g + 1) * group * d), j * group * d)
-      const kv = keyView(ctx, layer, g)
+      const kv = keyView(ctx, layer, g, { float16: true })
       try {
         ops.scoreKeys(subBuf(q, j * group * d, group * d), group, kv.view, 1 / Math.sqrt(d), subBuf(scores, j * group * n, group * n))
       } finally {
