@@ -8,6 +8,7 @@
 //   npm run build && node dist/bench/kv-float16.js [tokens] [--threads N]
 // With --threads, each scoring call's keys split across the worker pool (src/backend/threads/scoring.ts)
 // and decode attention by heads or keys (decode-split.ts); memory.copy stays one thread.
+import { parseArgs } from 'node:util'
 import { createBackend } from '../src/backend/index.js'
 import { nodeWorkerSpawner } from '../src/node/threads.js'
 import { Ops } from '../src/backend/ops.js'
@@ -92,10 +93,11 @@ export async function run(tokens = 32768, rounds = 9, threads = 1): Promise<void
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const argv = process.argv.slice(2)
-  const at = argv.indexOf('--threads')
-  const threads = at >= 0 ? Number(argv[at + 1]) : 1
-  if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`--threads must be a positive integer, got ${argv[at + 1]}`)
-  const tokens = argv[0] && !argv[0].startsWith('--') ? Number(argv[0]) : 32768
+  const { values: v, positionals } = parseArgs({ options: { threads: { type: 'string' } }, allowPositionals: true })
+  const threads = Number(v.threads ?? 1)
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`--threads must be a positive integer, got ${v.threads}`)
+  if (positionals.length > 1) throw new RangeError(`one token count, got ${positionals.join(' ')}`)
+  const tokens = Number(positionals[0] ?? 32768)
+  if (!(Number.isInteger(tokens) && tokens >= 64)) throw new RangeError(`tokens must be an integer >= 64, got ${positionals[0]}`)
   await run(tokens, 9, threads)
 }

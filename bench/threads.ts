@@ -11,7 +11,7 @@
 // multiply-adds a thread's share of a kernel call gets), rows with a minPartMacs field.
 // --chunk 512: prefill chunks of 512 tokens for every model of the run (default 128; the logits are the
 // same bit for bit, larger chunks give each thread more rows a region).
-// --kv-dtype float16: every model of the run keeps its KV cache in float16 pages (loadModel's kvDtype).
+// --kv-dtype float16 (or f16): every model of the run keeps its KV cache in float16 pages (loadModel's kvDtype).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -101,8 +101,9 @@ export async function main(argv = process.argv.slice(2)): Promise<Row[]> {
   const minPartMacs = v['min-part-macs']?.split(',').map(Number)
   // prefill tokens a step (loadModel's chunk, default 128): results do not depend on it
   const chunk = v.chunk === undefined ? undefined : Number(v.chunk)
-  const kvDtype = v['kv-dtype'] ?? 'float32'
-  if (kvDtype !== 'float32' && kvDtype !== 'float16') throw new Error(`--kv-dtype: float32 or float16, got ${kvDtype}`)
+  // the CLI's spellings: float32, float16, or llama.cpp's f32, f16
+  const kvDtype = ({ f32: 'float32', f16: 'float16' } as Record<string, string>)[v['kv-dtype'] ?? ''] ?? v['kv-dtype'] ?? 'float32'
+  if (kvDtype !== 'float32' && kvDtype !== 'float16') throw new Error(`--kv-dtype: float32 or float16 (or f32, f16), got ${kvDtype}`)
   for (const n of lengths) if (!(Number.isInteger(n) && n >= 2 && n <= ids.length)) throw new Error(`--lengths: ${n} is not in [2, ${ids.length}]`)
   const rows: Row[] = []
   const emit = (r: Row) => {
