@@ -7,6 +7,7 @@ import { defaultModelDir } from '../src/eval/paths.js'
 import { createPolicy } from '../src/policies/registry.js'
 import { composePolicies } from '../src/policies/compose.js'
 import { PageBounds } from '../src/policies/page-bounds.js'
+import { Ops } from '../src/backend/ops.js'
 import { questSelect } from '../src/policies/quest.js'
 import { selectionPolicy } from '../src/policies/selection.js'
 import type { Policy, PolicyContext } from '../src/policies/types.js'
@@ -177,4 +178,46 @@ describe('the fixture model: incremental Quest bounds equal a rebuild after ever
       for (let s = 0; s < steps; s++) expect(bits(other.logits[s]), `step ${s}`).toEqual(bits(checked.logits[s]))
     }
   }, 300_000)
+})
+
+describe('float16 caches: new rows fold in place', () => {
+  it('a float16 head\'s bounds follow appends without reading the cache back, and equal a rebuild bit for bit', () => {
+    const d = 8
+    const cache = new PagedKVCache(wasm, { layers: 1, kvHeads: 1, headDim: d, pageTokens: 64, kvDtype: 'float16' })
+    let reads = 0
+    // the cache as the policy sees it, counting the full read-backs a rebuild makes
+    const counted = new Proxy(cache, {
+      get(target, prop, recv) {
+        const v = Reflect.get(target, prop, recv)
+        if (prop === 'readKeysInto') return (...a: Parameters<PagedKVCache['readKeysInto']>) => (reads++, target.readKeysInto(...a))
+        return typeof v === 'function' ? v.bind(target) : v
+      },
+    })
+    const ctx = { cache: counted, ops: new Ops(wasm), model: { headDim: d, kvHeads: 1 } } as unknown as PolicyContext
+    const bounds = new PageBounds(wasm.heap, 16)
+    const r = rng(3)
+    let n = 0
+    const append = (t: number) => {
+      cache.append(0, normals(r, t * d), normals(r, t * d), Int32Array.from({ length: t }, (_, i) => n + i))
+      n += t
+    }
+    try {
+      append(100)
+      boundsOf(ctx, bounds, 0, 0)
+      expect(reads).toBe(1)
+      for (const t of [1, 1, 11, 16, 3, 1, 40]) {
+        append(t)
+        const a = boundsOf(ctx, bounds, 0, 0)
+        const fresh = new PageBounds(wasm.heap, 16)
+        const b = boundsOf(ctx, fresh, 0, 0)
+        fresh.free()
+        expect(bits(a)).toEqual(bits(b))
+      }
+      // one read per fresh rebuild above, none by the incremental bounds
+      expect(reads).toBe(1 + 7)
+    } finally {
+      bounds.free()
+      cache.dispose()
+    }
+  })
 })

@@ -14,6 +14,7 @@ import type { F32Buf, Heap } from '../backend/heap.js'
 import type { HeadView } from '../cache/types.js'
 import { contiguousView } from '../backend/views.js'
 import { keyView } from './selection.js'
+import { halfToFloat } from '../backend/half.js'
 import type { PolicyContext } from './types.js'
 
 interface HeadBounds {
@@ -120,23 +121,27 @@ export class PageBounds {
 
   /**
    * folds slots h.n..n-1 into their pages' bounds, reading the rows in place: new tokens land in the
-   * arena's append segment even when the older pages sit in the host tier
+   * arena's append segment even when the older pages sit in the host tier. float16 rows are widened
+   * exactly, so the bounds are a rebuild's (which reads the widened copy) bit for bit.
    */
   private fold(ctx: PolicyContext, layer: number, head: number, h: HeadBounds, n: number): void {
     const d = ctx.model.headDim
     const s = ctx.cache.segments(layer, head).find((x) => h.n >= x.start && n <= x.start + x.n)
-    if (!s || s.tier !== 'wasm' || s.format !== 'float32' || s.channels !== null) return this.rebuild(ctx, layer, head, h, n)
+    const half = s?.format === 'float16'
+    if (!s || s.tier !== 'wasm' || !(half || s.format === 'float32') || s.channels !== null) return this.rebuild(ctx, layer, head, h, n)
     const { kTable, pageTokens, start } = s
     const F = this.heap.F32
+    const U16 = this.heap.U16
     const I = this.heap.I32
     const out = h.buf.ptr >> 2
     for (let i = h.n; i < n; i++) {
       const r = i - start
-      const row = (I[(kTable >> 2) + Math.floor(r / pageTokens)] >> 2) + (r % pageTokens) * d
+      // the row's first element, counted in its element type
+      const row = (I[(kTable >> 2) + Math.floor(r / pageTokens)] >> (half ? 1 : 2)) + (r % pageTokens) * d
       const at = out + Math.floor(i / this.page) * 2 * d
       const fresh = i % this.page === 0
       for (let c = 0; c < d; c++) {
-        const v = F[row + c]
+        const v = half ? halfToFloat(U16[row + c]) : F[row + c]
         if (fresh || v > F[at + c]) F[at + c] = v
         if (fresh || v < F[at + d + c]) F[at + d + c] = v
       }
