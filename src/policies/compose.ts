@@ -11,7 +11,8 @@
  * - a part that prunes key channels runs after every eviction: no other part may decide during decoding,
  *   as scoring pruned keys is undefined (a quantizer may: it packs rows without scoring them);
  * - at most one part quantizes, and no other part then decides during decoding (packed rows cannot be
- *   evicted one by one) or stores keys before RoPE;
+ *   evicted one by one), moves rows to the host tier (ShadowKV: they cannot be packed there) or stores
+ *   keys before RoPE;
  * - channel pruning needs post-RoPE keys: no part may ask for a pre-RoPE cache beside it.
  */
 import type { Decision } from '../cache/types.js'
@@ -77,6 +78,9 @@ export function checkComposition(parts: readonly Policy[]): void {
     if (quantizing.length > 1) throw new PolicyCompositionError(`${names}: ${quantizing.map((p) => p.name).join(' and ')} both quantize; a composition can hold one quantizer`)
     const decoding = parts.filter((p) => p.traits?.decodes && !p.traits?.quantizes)
     if (decoding.length) throw new PolicyCompositionError(`${names}: ${decoding[0].name} decides during decoding, but ${q}'s packed rows cannot be evicted one by one; compose quantization with prefill-time eviction (every=0)`)
+    // a quantizer packs rows as they leave its float window, in the arena: rows moved to the host tier cannot be
+    const offloading = parts.find((p) => p.traits?.offloads)
+    if (offloading) throw new PolicyCompositionError(`${names}: ${offloading.name} moves the prompt's rows to the host tier, where ${q} cannot pack them as they leave its float window`)
     const other = parts.find((p) => p.needs.cacheKeys === 'pre-rope')
     if (other) throw new PolicyCompositionError(`${names}: ${other.name} stores keys before RoPE, which ${q}'s packed pages cannot hold (they are rotated at attention time)`)
   }
@@ -94,7 +98,7 @@ export function checkComposition(parts: readonly Policy[]): void {
 export function composePolicies(parts: readonly Policy[]): Policy {
   if (parts.length === 0) throw new PolicyCompositionError('composePolicies: nothing to compose')
   checkComposition(parts)
-  const traits: PolicyTraits = { decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes) }
+  const traits: PolicyTraits = { decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes), offloads: parts.some((p) => p.traits?.offloads) }
   return {
     name: parts.map((p) => p.name).join('+'),
     needs: mergeNeeds(parts),

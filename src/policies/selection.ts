@@ -16,7 +16,7 @@ import { contiguousView } from '../backend/views.js'
 import { budgetOptions, tokensPerHead } from './budget.js'
 import type { OptionSpec } from './registry.js'
 import type { OptionValue } from './spec.js'
-import type { Policy, PolicyContext, PolicyNeeds, PolicySession, SoftVotePlan } from './types.js'
+import type { Policy, PolicyContext, PolicyNeeds, PolicySession, PolicyTraits, SoftVotePlan } from './types.js'
 
 /**
  * Per KV head: the cache slots to attend to (strictly ascending), or null for all of the head's slots;
@@ -49,6 +49,7 @@ export interface Selector {
 export interface SelectionPolicySpec {
   name: string
   needs?: PolicyNeeds
+  traits?: PolicyTraits
   /** a fresh selector for one request */
   selector(): Selector
 }
@@ -58,6 +59,7 @@ export function selectionPolicy(p: SelectionPolicySpec): Policy {
   return {
     name: p.name,
     needs: p.needs ?? {},
+    ...(p.traits ? { traits: p.traits } : {}),
     start(): PolicySession {
       const s = p.selector()
       return {

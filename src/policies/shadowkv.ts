@@ -103,6 +103,8 @@ export const shadowkv: PolicyDefinition = {
     if (rank > cols) throw new PolicyOptionValueError(`shadowkv: rank=${rank} is more than the ${cols} columns of a layer's keys (kvHeads ${model.kvHeads} x headDim ${model.headDim})`)
     return selectionPolicy({
       name: 'shadowkv',
+      // the prompt's pages go to the host tier at prefill end (prepareLayer)
+      traits: { offloads: true },
       selector() {
         // per layer, per KV head: null for a head that stays dense
         let heads: (ShadowHead | null)[][] = []

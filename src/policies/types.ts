@@ -201,6 +201,8 @@ export interface PolicyTraits {
   prunesChannels?: boolean
   /** packs rows into quantized pages (which cannot be evicted, merged or channel-pruned afterwards) */
   quantizes?: boolean
+  /** moves rows to the host tier for the rest of the request (ShadowKV's prompt pages): they cannot be packed there */
+  offloads?: boolean
 }
 
 /** Options every policy accepts through its spec string: a budget as a ratio of the prompt or a token count. */
