@@ -130,6 +130,32 @@ describe('attendCache hands KIVI heads to the batch', () => {
   })
 })
 
+describe('attendCache over packed and float parts on 4 threads against one thread', () => {
+  // head sizes, page sizes and query chunks other than the fixture's: a packed prefix of 960 tokens (KIVI
+  // int4, or VidKV's int2+sign keys with ternary values), then float32 rows, then T new tokens
+  const grid = [64, 96, 128].flatMap((d) => [32, 128].flatMap((pt) => [1, 4].flatMap((T) => [['int4', 'int8'], ['int2+sign', 'ternary']].map(([k, v]) => [d, pt, T, k, v] as const))))
+  it.each(grid)('headDim %i, pages of %i, %i new tokens, %s keys / %s values: within the key split bound', (d, pt, T, k, v) => {
+    const b = pools[2]
+    const heads = 2, group = 3, n = 1000 + T
+    const cache = new PagedKVCache(b, { layers: 1, kvHeads: heads, headDim: d, pageTokens: pt })
+    const h = b.heap
+    const q = h.f32From(values(T * heads * group * d, 6)), got = h.allocF32(T * heads * group * d), want = h.allocF32(T * heads * group * d)
+    try {
+      cache.append(0, values(n * heads * d, 21, 2), values(n * heads * d, 22), Int32Array.from({ length: n }, (_, i) => i))
+      const sign = k === 'int2+sign' ? { keyHiChannels: Int32Array.from({ length: d / 2 }, (_, i) => 2 * i), group: pt } : {}
+      cache.apply({ heads: [], quantize: Array.from({ length: heads }, (_, head) => ({ layer: 0, head, upto: 960, keys: k as PageFormat, values: v as PageFormat, ...sign })) })
+      expect(cache.segments(0, 0)[0].format).toBe(k)
+      const a = { layer: 0, q: q.ptr, T, qHeads: heads * group, scale: 1 / Math.sqrt(d) }
+      attendCache(b, cache, { ...a, out: got.ptr })
+      attendCache(one, cache, { ...a, out: want.ptr })
+      for (let i = 0; i < got.view.length; i++) expect(Math.abs(got.view[i] - want.view[i]), `value ${i}`).toBeLessThanOrEqual(splitBound(n, want.view[i]))
+    } finally {
+      for (const x of [q, got, want]) x.free()
+      cache.dispose()
+    }
+  })
+})
+
 describe('the fixture model over KIVI pages on threads', () => {
   let m1: LlamaModel
   let m3: LlamaModel
