@@ -1,3 +1,5 @@
+import type { PackedKernels } from './backend.js'
+
 /**
  * Kernels of the Llama runtime (linear layers, RMSNorm, RoPE, SwiGLU, chunked causal attention over the
  * paged cache), pointer based like KernelBackend: byte pointers into the arena and element counts. They
@@ -157,6 +159,12 @@ export interface PackedAttendCall extends PagedKV {
   out: number
   lse: number
   scratch: number
+}
+
+/** One PackedAttendCall on the calling thread: attendSign for a `sign` call, else attendPacked (kHi 0). */
+export function attendPackedCall(k: Pick<PackedKernels, 'attendPacked' | 'attendSign'>, c: PackedAttendCall): void {
+  if (c.sign) k.attendSign(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.sign.kHi, c.sign.group, c.vBits, c.sign.vGroup, c.scale, c.out, c.vd, c.lse, c.scratch)
+  else k.attendPacked(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.kBits, 0, c.vBits, c.scale, c.out, c.vd, c.lse, c.scratch)
 }
 
 /** Runs a batch of matmuls in one region where the kernels offer it, else one by one (same results). */

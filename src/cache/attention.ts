@@ -3,7 +3,7 @@ import { packedAttendScratch, type Backend, type PackedKernels } from '../backen
 import { referencePackedKernels } from '../backend/reference/packed-kernels.js'
 import { formatInfo, kernelBits, valueGroupFor } from './formats.js'
 import { toBasis, type KeyBasis } from './basis.js'
-import { attendScratchFloats, type AttendCall, type GatheredCall, type PackedAttendCall } from '../backend/model-kernels.js'
+import { attendPackedCall, attendScratchFloats, type AttendCall, type GatheredCall, type PackedAttendCall } from '../backend/model-kernels.js'
 import { mergePartials } from '../backend/merge-partials.js'
 import type { HeadSegment } from './types.js'
 import type { PagedKVCache } from './paged-cache.js'
@@ -180,12 +180,9 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
             qp = qc
           }
           const { kBits, kHi, vBits, group: g, vGroup } = p.packed
-          const kernels = packedKernels(backend)
           const scratchP = tmp(packedAttendScratch(rows, p.kd, d, p.n))
-          // packed parts wait for one batch after the loop (a threaded backend runs every head in one region)
-          if (backend.attendPackedBatch) packedCalls.push({ q: qp, rows, kd: p.kd, vd: d, kTable: p.kTable, vTable: p.vTable, pageTokens: p.pageTokens, n: p.n, kBits, vBits, scale: a.scale, out: o, lse: l, scratch: scratchP, ...(basis ? { sign: { kHi, group: g, vGroup } } : {}) })
-          else if (basis) kernels.attendSign(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, kHi, g, vBits, vGroup, a.scale, o, d, l, scratchP)
-          else kernels.attendPacked(qp, rows, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, kBits, 0, vBits, a.scale, o, d, l, scratchP)
+          // packed parts run after the loop, in one batch where the backend has one (a threaded backend runs every head in one region)
+          packedCalls.push({ q: qp, rows, kd: p.kd, vd: d, kTable: p.kTable, vTable: p.vTable, pageTokens: p.pageTokens, n: p.n, kBits, vBits, scale: a.scale, out: o, lse: l, scratch: scratchP, ...(basis ? { sign: { kHi, group: g, vGroup } } : {}) })
         } else causalKernel(backend, p.format)(qp, qps, group, a.T, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, o, group * d, l, scratch)
         outs.push(o)
         lses.push(l)
@@ -194,7 +191,8 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
     }
     if (dense.length) backend.attendCausalBatch!(dense)
     if (gathered.length) backend.attendGatheredBatch!(gathered)
-    if (packedCalls.length) backend.attendPackedBatch!(packedCalls)
+    if (backend.attendPackedBatch && packedCalls.length) backend.attendPackedBatch(packedCalls)
+    else for (const c of packedCalls) attendPackedCall(packedKernels(backend), c)
     for (const merge of merges) merge()
   } finally {
     for (const p of temps) heap.release(p)

@@ -1,4 +1,4 @@
-import { attendScratchFloats, type AttendCall, type GatheredCall, type MatmulCall, type ModelKernels, type PackedAttendCall } from '../model-kernels.js'
+import { attendPackedCall, attendScratchFloats, type AttendCall, type GatheredCall, type MatmulCall, type ModelKernels, type PackedAttendCall } from '../model-kernels.js'
 import { packedAttendScratch, type PackedKernels } from '../backend.js'
 import type { Job, Task, ThreadPool } from './pool.js'
 import { JobKind, MAX_SUB, MAX_TASKS } from './protocol.js'
@@ -269,12 +269,8 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPa
 
   // packed pages (KIVI, VidKV): every row sees every key, so the calls split as decode does, key pieces cut on
   // whole pages (whole token groups); each thread's scratch holds the longest call's scores
-  const { attendPacked: packed, attendSign: sign } = base
-  const packedOne = (c: PackedAttendCall): void => {
-    if (c.sign) sign!(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.sign.kHi, c.sign.group, c.vBits, c.sign.vGroup, c.scale, c.out, c.vd, c.lse, c.scratch)
-    else packed!(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.kBits, 0, c.vBits, c.scale, c.out, c.vd, c.lse, c.scratch)
-  }
-  const attendPackedBatch = packed && sign && ((calls: readonly PackedAttendCall[]): void => {
+  const { attendPacked, attendSign } = base
+  const attendPackedBatch = attendPacked && attendSign && ((calls: readonly PackedAttendCall[]): void => {
     const decode = calls.map((c): DecodeCall => ({
       hq: c.rows, keys: c.n, kd: c.kd, vd: c.vd, keyAlign: c.pageTokens, out: c.out, lse: c.lse,
       job: (h0, n, k0, k1, out, lse) => {
@@ -286,7 +282,7 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPa
     }))
     const longest = Math.max(...calls.map((c) => c.n))
     const kd = Math.max(...calls.map((c) => c.kd))
-    decodeBatch(decode, () => calls.forEach(packedOne), (rows, vd) => packedAttendScratch(rows, kd, vd, longest))
+    decodeBatch(decode, () => calls.forEach((c) => attendPackedCall({ attendPacked, attendSign }, c)), (rows, vd) => packedAttendScratch(rows, kd, vd, longest))
   })
 
   return {
