@@ -44,6 +44,22 @@ describe('loading the wasm core', () => {
     }
   })
 
+  it("relaxed 'auto' loads a plain build the caller gave without its relaxed counterpart, shared or not", async () => {
+    const plain = await WebAssembly.compile(await readFile(wasmUrl))
+    const threads = await WebAssembly.compile(await readFile(new URL('../build/kvkit.threads.wasm', import.meta.url)))
+    // where relaxed SIMD runs (Node 20: behind a flag, read at compile time), 'auto' measures the two
+    // default builds and keeps the relaxed one where it runs faster: never in place of a given plain build
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd')
+    expect(supportsRelaxedSimd()).toBe(true)
+    for (const [opts, shared] of [[{ wasm: plain }, false], [{ threadsWasm: threads }, true], [{ wasm: plain, relaxed: 'auto' as const }, false]] as const) {
+      const { build, module } = await loadWasm(opts, shared)
+      expect(build, JSON.stringify(Object.keys(opts))).toBe('simd')
+      expect(module, JSON.stringify(Object.keys(opts))).toBe(shared ? threads : plain)
+    }
+    // relaxed: true still asks for the relaxed build wherever it runs
+    if (supportsRelaxedSimd()) expect((await loadWasm({ wasm: plain, relaxed: true })).build).toBe('relaxed')
+  })
+
   it('refuses a heap whose base lies inside the module static data', async () => {
     const heap = new Heap(undefined, 64)
     await expect(loadWasm({ heap, relaxed: false })).rejects.toThrow(WasmLoadError)

@@ -66,8 +66,10 @@ export interface WasmLoadOptions {
   /** the relaxed build on a shared memory (default: build/kvkit.relaxed-threads.wasm) */
   relaxedThreadsWasm?: WasmSource
   /**
-   * 'auto' (default): the relaxed build when the runtime supports relaxed SIMD and it runs faster here;
-   * true: the relaxed build whenever supported; false: always the plain build.
+   * 'auto' (default): the relaxed build when the runtime supports relaxed SIMD and it runs faster here,
+   * unless a plain build is given without its relaxed counterpart (`wasm` without `relaxedWasm`, or
+   * for threads `threadsWasm` without `relaxedThreadsWasm`): then the given one; true: the relaxed build
+   * whenever supported; false: always the plain build.
    */
   relaxed?: boolean | 'auto'
   /**
@@ -136,9 +138,13 @@ export async function loadWasm(opts: WasmLoadOptions = {}, shared = false): Prom
   if (!supportsSimd()) throw new WasmLoadError('this JavaScript runtime has no WebAssembly SIMD; use the reference backend')
   const mode = opts.relaxed ?? 'auto'
   const relaxedOk = mode !== false && supportsRelaxedSimd()
+  const givenShared = opts.heap ? opts.heap.memory.buffer instanceof SharedArrayBuffer : false
+  // a plain build the caller supplied without its relaxed counterpart is the one they asked for: 'auto'
+  // must not swap in the default relaxed build beside it
+  const plainOnly = shared || givenShared ? opts.threadsWasm !== undefined && opts.relaxedThreadsWasm === undefined : opts.wasm !== undefined && opts.relaxedWasm === undefined
   let build: WasmBuild = 'simd'
   if (relaxedOk && mode === true) build = 'relaxed'
-  else if (relaxedOk && mode === 'auto') {
+  else if (relaxedOk && mode === 'auto' && !plainOnly) {
     measuredChoice ??= chooseFaster(compileSource(opts.wasm, 'kvkit.wasm'), compileSource(opts.relaxedWasm, 'kvkit.relaxed.wasm'))
     build = await measuredChoice
   }
@@ -146,7 +152,6 @@ export async function loadWasm(opts: WasmLoadOptions = {}, shared = false): Prom
   if (resident && resident !== build) {
     throw new WasmLoadError(`loadWasm: this heap already serves the ${resident} build; the ${build} build's static data would overwrite it (pass relaxed: ${resident === 'relaxed'})`)
   }
-  const givenShared = opts.heap ? opts.heap.memory.buffer instanceof SharedArrayBuffer : false
   if (opts.heap && shared && !givenShared) throw new WasmLoadError('loadWasm: worker threads need a shared arena, and the given heap is not shared')
   shared ||= givenShared
   const module = await (shared
