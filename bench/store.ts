@@ -14,6 +14,7 @@ import { PagedKVCache } from '../src/cache/paged-cache.js'
 import { createPolicy } from '../src/policies/registry.js'
 import type { Policy } from '../src/policies/types.js'
 import { randn } from './random.js'
+import type { CompactCall } from '../src/backend/backend.js'
 
 const MODEL = 'models/fixture-14m'
 const line = (what: string, value: string, extra = ''): void => console.log(`${what.padEnd(60)} ${value.padStart(14)}   ${extra}`)
@@ -107,37 +108,54 @@ export function oneShotHeads(cache: PagedKVCache, n: number, round: number): { l
 }
 
 function oneShot(model: LlamaModel): void {
-  console.log('\none-shot compaction to 25% at 4k tokens (random 25% of each head kept, order kept), fastest of 8 rounds')
+  const threads = model.backend.threads ?? 1
+  const batch = model.backend.compactRowsKVBatch
+  console.log(`\none-shot compaction to 25% at 4k tokens (random 25% of each head kept, order kept), fastest of 8 rounds; ${threads} kernel thread(s) (KVKIT_THREADS), memory.copy on one`)
   const n = 4096
   const heap = model.backend.heap
   let best = Infinity
   let kernel = Infinity
   let twoCalls = Infinity
+  let pooled = Infinity
   let copy = Infinity
   let bytes = 0
   for (let round = 0; round < 8; round++) {
     const cache = filledCache(model, n)
     const { headDim } = cache.options
     const heads = oneShotHeads(cache, n, round)
-    // the kernel alone first, on twin caches (every kept row of every stream, keys and values): as the
-    // store runs it (compactRowsKV, one pass a head), and as two compactRows calls a head (before ABI 1.6)
-    for (const onePass of [true, false]) {
+    // the kernel alone first, on twin caches (every kept row of every stream, keys and values): on one
+    // thread as the store runs it there (compactRowsKV, one pass a head), as two compactRows calls a
+    // head (before ABI 1.6), and as the store runs it on the worker pool (compactRowsKVBatch, heads at once)
+    for (const mode of ['one pass', 'two calls', 'batch'] as const) {
+      if (mode === 'batch' && !batch) continue
       const twin = filledCache(model, n)
-      const keepPtr = heap.alloc(n * 4, 64)
+      const keepPtr = heap.alloc(heads.length * n * 4, 64)
       const tables = heads.map((hd) => twin.segments(hd.layer, hd.head)[0])
       const tk = performance.now()
-      for (let i = 0; i < heads.length; i++) {
+      if (mode === 'batch') {
+        const calls = heads.map((hd, i): CompactCall => {
+          const at = keepPtr + i * n * 4
+          heap.I32.set(hd.keep, at >> 2)
+          let first = 0
+          while (hd.keep[first] === first) first++
+          const t = tables[i]
+          return { kTable: t.kTable, vTable: t.vTable, pageTokens: t.pageTokens, kRowBytes: headDim * 4, vRowBytes: headDim * 4, keep: at, nKeep: hd.keep.length, moved: hd.keep.length - first }
+        })
+        batch!(calls)
+      }
+      for (let i = 0; i < heads.length && mode !== 'batch'; i++) {
         const t = tables[i]
         heap.I32.set(heads[i].keep, keepPtr >> 2)
-        if (onePass) model.backend.compactRowsKV(t.kTable, t.vTable, t.pageTokens, headDim * 4, headDim * 4, keepPtr, heads[i].keep.length)
+        if (mode === 'one pass') model.backend.compactRowsKV(t.kTable, t.vTable, t.pageTokens, headDim * 4, headDim * 4, keepPtr, heads[i].keep.length)
         else {
           model.backend.compactRows(t.kTable, t.pageTokens, headDim * 4, keepPtr, heads[i].keep.length)
           model.backend.compactRows(t.vTable, t.pageTokens, headDim * 4, keepPtr, heads[i].keep.length)
         }
       }
       const ms = performance.now() - tk
-      if (onePass) kernel = Math.min(kernel, ms)
-      else twoCalls = Math.min(twoCalls, ms)
+      if (mode === 'one pass') kernel = Math.min(kernel, ms)
+      else if (mode === 'two calls') twoCalls = Math.min(twoCalls, ms)
+      else pooled = Math.min(pooled, ms)
       heap.release(keepPtr)
       twin.dispose()
     }
@@ -160,12 +178,15 @@ function oneShot(model: LlamaModel): void {
   }
   const gbs = (ms: number) => bytes / ms / 1e6
   line(`compaction (${(bytes / 2 ** 20).toFixed(1)} MiB of rows moved, kernel + bookkeeping)`, `${best.toFixed(3)} ms`, `${gbs(best).toFixed(1)} GB/s`)
-  line('  of which the kernel alone (compactRowsKV, 16 heads x one pass)', `${kernel.toFixed(3)} ms`, `${gbs(kernel).toFixed(1)} GB/s`)
-  line('  bookkeeping (compaction less the kernel alone)', `${(best - kernel).toFixed(3)} ms`)
+  const inApply = batch ? pooled : kernel
+  line('the kernel alone on one thread (compactRowsKV, 16 heads x one pass)', `${kernel.toFixed(3)} ms`, `${gbs(kernel).toFixed(1)} GB/s`)
+  if (batch) line(`the kernel alone on ${threads} threads (compactRowsKVBatch, as apply() runs it here)`, `${pooled.toFixed(3)} ms`, `${gbs(pooled).toFixed(1)} GB/s; ${(kernel / pooled).toFixed(2)}x one thread`)
+  line('bookkeeping (compaction less the kernel as apply() runs it)', `${(best - inApply).toFixed(3)} ms`)
   line('the kernel as two compactRows a head (keys, then values)', `${twoCalls.toFixed(3)} ms`, `${gbs(twoCalls).toFixed(1)} GB/s; one pass is ${(twoCalls / kernel).toFixed(2)}x faster`)
   line('memory.copy of the same bytes (yardstick)', `${copy.toFixed(3)} ms`, `${gbs(copy).toFixed(1)} GB/s`)
-  line('kernel alone / memory.copy speed', (copy / kernel).toFixed(2))
-  line('compaction speed / memory.copy speed (target >= 0.5)', (copy / best).toFixed(2))
+  line('kernel alone on one thread / memory.copy speed', (copy / kernel).toFixed(2))
+  if (batch) line(`kernel alone on ${threads} threads / memory.copy speed (one thread)`, (copy / pooled).toFixed(2))
+  line(`compaction speed on ${threads} thread(s) / memory.copy speed on one (target >= 0.5)`, (copy / best).toFixed(2))
 }
 
 /**

@@ -3,18 +3,25 @@
 // against a TypeScript twin: every head's rows and positions read before the decision, then picked by
 // the keep list. Over a grid of keep lists and head layouts: one arena segment (float32, float16), a
 // host segment followed by an arena one, a channel-pruned prefix, a packed prefix, pages shared with a fork.
-import { beforeAll, describe, expect, it } from 'vitest'
+// On one thread (a head at a time) and on a pool of 4 (heads of one arena segment compacted at once,
+// every batch split across threads: minPartMacs 1).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBackend, type CreatedBackend } from '../src/backend/index.js'
+import { nodeWorkerSpawner } from '../src/node/threads.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
 import { CacheError } from '../src/cache/errors.js'
 import type { HeadDecision } from '../src/cache/types.js'
 import type { KVDtype } from '../src/cache/formats.js'
 import { rng } from './kernels-helpers.js'
 
-let be: CreatedBackend
+const backends: Record<string, CreatedBackend> = {}
 beforeAll(async () => {
-  be = await createBackend('wasm')
+  backends['one thread'] = await createBackend('wasm')
+  backends['4 threads'] = await createBackend('wasm', { threads: 4, spawnWorker: nodeWorkerSpawner, minPartMacs: 1 })
+  expect(backends['4 threads'].threads).toBe(4)
 })
+afterAll(() => backends['4 threads']?.close?.())
+let be: CreatedBackend
 
 const L = 2, H = 2, D = 8
 
@@ -106,7 +113,11 @@ function twoSegmentsOverGrid(n: number, seed: number, from: number, build: () =>
   }
 }
 
-describe('apply() compaction against a TypeScript twin', () => {
+for (const on of ['one thread', '4 threads']) describe(`apply() compaction against a TypeScript twin, ${on}`, () => {
+  beforeAll(() => {
+    be = backends[on]
+  })
+
   for (const kvDtype of ['float32', 'float16'] as const) {
     it(`one arena segment a head (${kvDtype} pages): rows, positions and pages over the grid of keep lists`, () => {
       for (const [what, keep] of Object.entries(keepLists(53, 3))) {
@@ -197,9 +208,45 @@ describe('apply() compaction against a TypeScript twin', () => {
     expect(snapshot(cache)[1]).toEqual(before[1])
     cache.dispose()
   })
+
+  it('one decision mixing heads of one arena segment (compacted at once), a merge, a host segment and a fork\'s shared pages, each head its own keep list', () => {
+    for (const pageTokens of [4, 8, 13]) {
+      const cache = newCache(pageTokens)
+      appendRandom(cache, 40, 0, 81 + pageTokens)
+      cache.moveTo('host', { layer: 1, head: 0 })
+      const fork = cache.fork()
+      const before = snapshot(fork)
+      const original = snapshot(cache)
+      const lists = Object.values(keepLists(40, pageTokens))
+      const keeps = everyHead((l, h) => lists[(l * H + h + pageTokens) % lists.length])
+      fork.apply({ heads: everyHead((layer, head) => ({
+        layer, head, keep: keeps[layer * H + head],
+        ...(layer === 0 && head === 1 && keeps[1].length > 1 ? { merges: [{ pivot: keeps[1][0], members: Int32Array.of(keeps[1][1]), weights: Float32Array.of(1) }] } : {}),
+      })) })
+      const after = snapshot(fork)
+      before.forEach((s, i) => {
+        const want = picked(s, keeps[i])
+        if (i === 1 && keeps[1].length > 1) {
+          // the merged pivot, now slot 0: the mean of its row and its member's (weights 1 and 1)
+          const [p, m] = keeps[1]
+          for (const [role, rows] of [['k', s.k], ['v', s.v]] as const) want[role].set(rows.subarray(p * D, (p + 1) * D).map((x, c) => (x + rows[m * D + c]) / 2))
+        }
+        expect(after[i].pos, `pages of ${pageTokens}: positions of head ${i}`).toEqual(want.pos)
+        expect(after[i].k, `pages of ${pageTokens}: keys of head ${i}`).toEqual(want.k)
+        expect(after[i].v, `pages of ${pageTokens}: values of head ${i}`).toEqual(want.v)
+      })
+      expect(snapshot(cache), `pages of ${pageTokens}: the original`).toEqual(original)
+      fork.dispose()
+      cache.dispose()
+      expect(cache.store.liveBytes.wasm).toBe(0)
+    }
+  })
 })
 
 describe('apply() refuses a bad decision by name and changes nothing', () => {
+  beforeAll(() => {
+    be = backends['one thread']
+  })
   const bad: [string, (keep: Int32Array) => HeadDecision[], RegExp][] = [
     ['a keep list out of order', () => [{ layer: 0, head: 0, keep: Int32Array.of(0, 5, 3) }], /heads\[0\]\.keep must be strictly ascending without duplicates: \[1\] = 5, \[2\] = 3/],
     ['a slot past the end', () => [{ layer: 0, head: 1, keep: Int32Array.of(0, 12) }], /heads\[0\]\.keep\[1\] = 12 is outside \[0, 12\)/],

@@ -74,6 +74,14 @@ export interface KernelBackend {
    * moved in each stream.
    */
   compactRowsKV(kTable: number, vTable: number, pageTokens: number, kRowBytes: number, vRowBytes: number, keep: number, nKeep: number): number
+  /**
+   * compactRowsKV of several heads at once, in any order: the calls' pages and keep lists must be
+   * disjoint (one call a head). The threaded backend runs them as one parallel region, whole calls a
+   * thread (a head's compaction is in place and ordered, so one call is never split); absent elsewhere,
+   * where the store calls compactRowsKV a head at a time. Each call's rows end exactly as compactRowsKV
+   * leaves them.
+   */
+  compactRowsKVBatch?(calls: readonly CompactCall[]): void
   /** For each of count (dst, src) int32 pairs at `pairs`: row src copied onto row dst (no dst is a later src). */
   moveRows(table: number, pageTokens: number, rowBytes: number, pairs: number, count: number): void
   /** dst row i = src row i's listed channels (nch int32 at `channels`) for rows [0, rows); src rows d floats, dst nch. */
@@ -133,6 +141,20 @@ export interface KernelBackend {
   packValues?(x: number, n: number, vd: number, table: number, pageTokens: number, row0: number, bits: number, vGroup: number): void
   /** the index of the first of n float32 values at x that a packed group cannot hold (NaN, |x| > 32752: packing.ts checkPackable); n if none */
   firstUnpackable?(x: number, n: number): number
+}
+
+/** One head's compactRowsKV call (its arguments), for compactRowsKVBatch. */
+export interface CompactCall {
+  kTable: number
+  vTable: number
+  pageTokens: number
+  kRowBytes: number
+  vRowBytes: number
+  /** nKeep strictly ascending int32 rows in the arena */
+  keep: number
+  nKeep: number
+  /** rows that move (nKeep less the kept prefix): the call's cost is moved x (kRowBytes + vRowBytes) */
+  moved: number
 }
 
 /**

@@ -11,6 +11,7 @@ import { createWebGpuBackend, hasHardwareAdapter, type GpuDeviceOptions, type We
 import { ThreadPool } from './threads/pool.js'
 import { MIN_PART_MACS, threadedModelKernels } from './threads/kernels.js'
 import { threadedScoring } from './threads/scoring.js'
+import { threadedCompaction } from './threads/compaction.js'
 import { sharedMemorySupported, webWorkerSpawner, type SpawnWorker } from './threads/spawn.js'
 
 export interface BackendOptions extends WasmLoadOptions {
@@ -27,7 +28,8 @@ export interface BackendOptions extends WasmLoadOptions {
    * Multiply-adds each thread's share of a kernel call must reach (default MIN_PART_MACS, 2^15): a call
    * of fewer than twice this runs on the calling thread, a larger one on at most macs / minPartMacs
    * threads, so a decode step's small matmuls do not pay for waking more workers than their work is
-   * worth. A tuning knob for benchmarks (bench/threads.ts --min-part-macs); results do not depend on it.
+   * worth; the KV store's compaction counts a byte moved as half a multiply-add (threads/compaction.ts).
+   * A tuning knob for benchmarks (bench/threads.ts --min-part-macs); results do not depend on it.
    */
   minPartMacs?: number
   /** starts a worker (default: the global Worker; kvkit/node passes Node's worker threads) */
@@ -100,7 +102,7 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
       if (opts.threadsOptional) return single
       throw err
     }
-    return { ...single, threads, ...threadedModelKernels(single, pool, minPartMacs), ...threadedScoring(single, pool, minPartMacs), close: () => pool.close() }
+    return { ...single, threads, ...threadedModelKernels(single, pool, minPartMacs), ...threadedScoring(single, pool, minPartMacs), ...threadedCompaction(single, pool, minPartMacs), close: () => pool.close() }
   }
   if (name === 'auto') return createBackend('reference', opts)
   if (name === 'webgpu') return createWebGpuBackend(opts)

@@ -1,5 +1,5 @@
 import type { Heap } from '../backend/heap.js'
-import type { KernelBackend } from '../backend/backend.js'
+import type { CompactCall, KernelBackend } from '../backend/backend.js'
 import { referenceKernels, type Kernels } from '../backend/reference/kernels.js'
 import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadQuantization, HeadSegment, HeadView, KVCache, KVCacheOptions, KeyRotation, RowChanges } from './types.js'
 import { CacheError } from './errors.js'
@@ -9,7 +9,7 @@ import { Segment, type SegmentKernels } from './segment.js'
 import { keyBasis } from './basis.js'
 import { checkPositions, validateDecision } from './validate.js'
 
-type StoreKernels = SegmentKernels & Pick<Kernels, 'fromFloat16'>
+type StoreKernels = SegmentKernels & Pick<Kernels, 'fromFloat16'> & Pick<KernelBackend, 'compactRowsKVBatch'>
 
 /** appends go to an arena segment of whole key rows in the cache's kvDtype */
 function isAppendSegment(s: Segment, kvDtype: KVDtype): boolean {
@@ -562,7 +562,8 @@ export class PagedKVCache implements KVCache {
     for (let i = 0; i < evictions.length; i++) scratchInts = Math.max(scratchInts, 2 * evictions[i].evict.length)
     const scratch = this.heap.alloc(scratchInts * 4)
     try {
-      for (let i = 0; i < heads.length; i++) this.applyHead(heads[i], scratch)
+      const rest = this.kernels.compactRowsKVBatch ? this.applyHeadsAtOnce(heads, this.kernels.compactRowsKVBatch, scratch) : heads
+      for (let i = 0; i < rest.length; i++) this.applyHead(rest[i], scratch)
       for (let i = 0; i < evictions.length; i++) this.evictHead(evictions[i], scratch)
       for (let i = 0; i < quantize.length; i++) this.quantizeHead(quantize[i])
     } finally {
@@ -593,21 +594,55 @@ export class PagedKVCache implements KVCache {
     }
   }
 
+  /**
+   * The heads of one arena segment with no merges or channel pruning (a one-shot compaction's every
+   * head), compacted as one batch of kernel calls (the threaded backend runs them in parallel), each
+   * head's rows and positions exactly as applyHead leaves them. No page goes back to the store before the
+   * batch has run, so no head's copy-on-write takes a page another head still reads. Returns the heads
+   * left for applyHead, in order.
+   */
+  private applyHeadsAtOnce(heads: readonly HeadDecision[], batch: NonNullable<StoreKernels['compactRowsKVBatch']>, scratch: number): readonly HeadDecision[] {
+    const plain: HeadDecision[] = []
+    const rest: HeadDecision[] = []
+    let ints = 0
+    for (let i = 0; i < heads.length; i++) {
+      const hd = heads[i]
+      const segs = this.stream(hd.layer, hd.head).segs
+      if (segs.length === 1 && segs[0].tier === 'wasm' && !hd.merges?.length && !hd.keyChannels) {
+        plain.push(hd)
+        ints += hd.keep.length
+      } else rest.push(hd)
+    }
+    if (plain.length < 2) return heads
+    const keeps = this.heap.alloc(ints * 4)
+    try {
+      const calls: CompactCall[] = []
+      const moved = new Int32Array(plain.length)
+      for (let i = 0, at = keeps; i < plain.length; at += plain[i].keep.length * 4, i++) {
+        const s = this.stream(plain[i].layer, plain[i].head)
+        this.markChanged(s, plain[i])
+        const call = s.segs[0].compactCall(plain[i].keep, at)
+        if (call) calls.push(call)
+        moved[i] = call?.moved ?? 0
+      }
+      if (calls.length) batch(calls)
+      for (let i = 0; i < plain.length; i++) {
+        const s = this.stream(plain[i].layer, plain[i].head)
+        s.segs[0].compacted(plain[i].keep.length, moved[i])
+        this.afterCompaction(s, plain[i], null, scratch)
+      }
+    } finally {
+      this.heap.release(keeps)
+    }
+    return rest
+  }
+
   private applyHead(hd: HeadDecision, scratch: number): void {
     const s = this.stream(hd.layer, hd.head)
     const keep = hd.keep
-    const nKept = keep.length
     // merged rows are read before any row moves
     const merged = hd.merges?.length ? hd.merges.map((m) => ({ pivot: m.pivot, rows: this.mergeRows(s, m) })) : null
-    // slots before the first one dropped stay where they are, rows and positions alike
-    let first = 0
-    while (first < nKept && keep[first] === first) first++
-    // what changed (for readers that cache per-page summaries): every slot from the first one not kept in
-    // place, or earlier where a merge or a channel pruning rewrites a row
-    let same = first
-    for (const m of hd.merges ?? []) same = Math.min(same, lowerBound(keep, m.pivot))
-    if (hd.keyChannels && hd.keyChannels.upto > 0) same = 0
-    s.changed(same, s.n)
+    this.markChanged(s, hd)
     if (s.segs.length === 1) {
       // one segment (the common case): its slots are the head's, the keep list goes to it as it is
       s.segs[0].compact(keep, scratch)
@@ -624,6 +659,29 @@ export class PagedKVCache implements KVCache {
         seg.compact(local, scratch)
       }
     }
+    this.afterCompaction(s, hd, merged, scratch)
+  }
+
+  /**
+   * What changes for readers that cache per-page summaries: every slot from the first one not kept in
+   * place, or earlier where a merge or a channel pruning rewrites a row
+   */
+  private markChanged(s: Stream, hd: HeadDecision): void {
+    const keep = hd.keep
+    let same = 0
+    while (same < keep.length && keep[same] === same) same++
+    for (const m of hd.merges ?? []) same = Math.min(same, lowerBound(keep, m.pivot))
+    if (hd.keyChannels && hd.keyChannels.upto > 0) same = 0
+    s.changed(same, s.n)
+  }
+
+  /** a head's rows are compacted: its positions follow, then merges, channel pruning and extra tokens */
+  private afterCompaction(s: Stream, hd: HeadDecision, merged: { pivot: number; rows: ReturnType<PagedKVCache['mergeRows']> }[] | null, scratch: number): void {
+    const keep = hd.keep
+    const nKept = keep.length
+    // slots before the first one dropped stay where they are, rows and positions alike
+    let first = 0
+    while (first < nKept && keep[first] === first) first++
     const pos = s.pos
     for (let i = first; i < nKept; i++) pos[i] = pos[keep[i]]
     // merged pivots: written where the pivot now sits (keep is ascending, so a binary search finds it)

@@ -1,4 +1,5 @@
 import type { Kernels } from '../backend/reference/kernels.js'
+import type { CompactCall } from '../backend/backend.js'
 import { CacheError } from './errors.js'
 import { DEFAULT_GROUP, elementBytes, formatInfo, kernelBits, packedLayout, valueGroupFor, type KVDtype, type PackedLayout, type PageFormat } from './formats.js'
 import { checkPackable, unpackKeyRow, unpackValueRow } from './packing.js'
@@ -309,21 +310,46 @@ export class Segment {
    * Returns the rows moved.
    */
   compact(keep: Int32Array, keepPtr: number): number {
+    let moved = 0
+    if (this.tierOf === 'wasm') {
+      const call = this.compactCall(keep, keepPtr)
+      if (call) moved = this.kernels.compactRowsKV(call.kTable, call.vTable, call.pageTokens, call.kRowBytes, call.vRowBytes, call.keep, call.nKeep)
+    } else {
+      const first = this.keptPrefix(keep)
+      if (first < keep.length) {
+        this.writable(first)
+        moved = this.compactHost(keep, first)
+      }
+    }
+    this.compacted(keep.length, moved)
+    return moved
+  }
+
+  /**
+   * compact()'s kernel call for an arena segment, made ready to run (pages made this segment's own, keep
+   * written at keepPtr), for a batch of heads (PagedKVCache.apply): null when no row moves. The caller
+   * runs it, then calls compacted(keep.length, call.moved).
+   */
+  compactCall(keep: Int32Array, keepPtr: number): CompactCall | null {
+    const first = this.keptPrefix(keep)
+    if (first === keep.length) return null
+    this.writable(first)
+    this.store.heap.I32.set(keep, keepPtr >> 2)
+    return { kTable: this.kTab, vTable: this.vTab, pageTokens: this.pt, kRowBytes: this.keyRowBytes, vRowBytes: this.valueRowBytes, keep: keepPtr, nKeep: keep.length, moved: keep.length - first }
+  }
+
+  /** after a compaction of `moved` rows: rows [0, kept) stay, later pages go back to the store */
+  compacted(kept: number, moved: number): void {
+    this.truncate(kept)
+    this.store.rowsMoved += moved
+  }
+
+  /** the rows keep leaves in place (its leading keep[i] = i); throws where a packed row would move */
+  private keptPrefix(keep: Int32Array): number {
     let first = 0
     while (first < keep.length && keep[first] === first) first++
     if (this.packed && first < keep.length) throw new CacheError(`compact: packed rows are grouped along tokens and cannot be moved one by one (slot ${first} would drop)`)
-    let moved = 0
-    if (first < keep.length) {
-      this.writable(first)
-      if (this.tierOf === 'wasm') {
-        const I = this.store.heap.I32
-        I.set(keep, keepPtr >> 2)
-        moved = this.kernels.compactRowsKV(this.kTab, this.vTab, this.pt, this.keyRowBytes, this.valueRowBytes, keepPtr, keep.length)
-      } else moved = this.compactHost(keep, first)
-    }
-    this.truncate(keep.length)
-    this.store.rowsMoved += moved
-    return moved
+    return first
   }
 
   /**

@@ -72,6 +72,8 @@ export const JobKind = {
   AttendPacked: 11,
   /** attendSign(q, rows, kd, d, kTable, vTable, pageTokens, n, kHi, group, vBits, vGroup, scale*, out, outStride, lse, scratch*) */
   AttendSign: 12,
+  /** compactRowsKV(kTable, vTable, pageTokens, kRowBytes, vRowBytes, keep, nKeep) */
+  CompactRowsKV: 13,
 } as const
 
 /**

@@ -20,6 +20,7 @@ export interface TaskKernels {
   scoreKeysF16Strided: Fn
   scorePackedKeysMixedStrided: Fn
   scorePackedKeysIntStrided: Fn
+  compactRowsKV: Fn
 }
 
 export function taskKernels(exports: WebAssembly.Exports): TaskKernels {
@@ -29,6 +30,7 @@ export function taskKernels(exports: WebAssembly.Exports): TaskKernels {
     attendCausalF16: f('attendCausalF16'), attendGatheredF16: f('attendGatheredF16'), attendPackedMixed: f('attendPackedMixed'), attendSign: f('attendSign'),
     scoreKeysStrided: f('scoreKeysStrided'), scoreKeysF16Strided: f('scoreKeysF16Strided'),
     scorePackedKeysMixedStrided: f('scorePackedKeysMixedStrided'), scorePackedKeysIntStrided: f('scorePackedKeysIntStrided'),
+    compactRowsKV: f('compactRowsKV'),
   }
 }
 
@@ -67,7 +69,8 @@ function runTask(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: numb
       score(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], scale, ctl[a + 7], ctl[a + 8])
     } else if (kind === JobKind.ScorePackedKeysInt) {
       k.scorePackedKeysIntStrided(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], scale, ctl[a + 8], ctl[a + 9], scratch)
-    } else if (kind === JobKind.ScorePackedKeys) {
+    } else if (kind === JobKind.CompactRowsKV) k.compactRowsKV(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6])
+    else if (kind === JobKind.ScorePackedKeys) {
       k.scorePackedKeysMixedStrided(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], scale, ctl[a + 9], ctl[a + 10], scratch)
     }
   }

@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createBackend, type CreatedBackend } from '../src/backend/index.js'
+import type { CompactCall } from '../src/backend/backend.js'
+import { PagedKVCache } from '../src/cache/paged-cache.js'
+import { nodeWorkerSpawner } from '../src/node/threads.js'
+import type { Job, ThreadPool } from '../src/backend/threads/pool.js'
+import { JobKind, MAX_SUB } from '../src/backend/threads/protocol.js'
+import { BYTES_PER_MAC, threadedCompaction } from '../src/backend/threads/compaction.js'
+import { MIN_PART_MACS } from '../src/backend/threads/kernels.js'
+import { sameBits, values } from './threads-helpers.js'
+
+// The store's compaction on the worker pool (threads/compaction.ts): whole heads a thread, cut by the
+// bytes they move; a batch too small for a region stays on the calling thread. A one-shot compaction to
+// a quarter of a fixture-shaped 4096-token cache on 4 threads (the default part size) leaves every
+// head's rows, positions and page bytes as one thread does.
+
+/** a call moving `moved` rows of 256-byte keys and values */
+const call = (i: number, moved: number): CompactCall => ({ kTable: 1000 + i, vTable: 2000 + i, pageTokens: 64, kRowBytes: 256, vRowBytes: 256, keep: 3000 + i, nKeep: moved, moved })
+
+/** threadedCompaction over a pool of `threads` that records its regions, and the calls left on the calling thread */
+function recording(threads: number) {
+  const regions: (readonly Job[])[][] = []
+  const direct: number[] = []
+  const pool = { threads, run: (tasks: readonly (readonly Job[])[]) => void regions.push([...tasks]) } as unknown as ThreadPool
+  const base = { compactRowsKV: (kTable: number) => (direct.push(kTable - 1000), 0) }
+  return { regions, direct, batch: threadedCompaction(base, pool).compactRowsKVBatch }
+}
+
+describe('threadedCompaction splits a batch by heads', () => {
+  it('16 equal heads on 4 threads: one region of 4 tasks of 4 whole calls, in order, with the kernel arguments', () => {
+    const { regions, direct, batch } = recording(4)
+    batch(Array.from({ length: 16 }, (_, i) => call(i, 1024)))
+    expect(direct).toEqual([])
+    expect(regions).toHaveLength(1)
+    expect(regions[0].map((t) => t.map((j) => j.args[0] - 1000))).toEqual([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]])
+    expect(regions[0][1][2]).toEqual({ kind: JobKind.CompactRowsKV, args: [1006, 2006, 64, 256, 256, 3006, 1024] })
+  })
+
+  it('heads of unequal cost: pieces of near-equal bytes, at most MAX_SUB calls a task', () => {
+    const { regions, batch } = recording(2)
+    // one head moving as much as the 20 others together
+    batch([call(0, 2000), ...Array.from({ length: 20 }, (_, i) => call(i + 1, 100))])
+    const tasks = regions[0].map((t) => t.map((j) => j.args[0] - 1000))
+    expect(tasks[0]).toEqual([0])
+    expect(tasks.slice(1).flat()).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+    expect(Math.max(...tasks.map((t) => t.length))).toBe(MAX_SUB)
+  })
+
+  it('a batch moving less than two parts\' bytes, or a single head, runs on the calling thread', () => {
+    const rows = (2 * MIN_PART_MACS * BYTES_PER_MAC) / 512
+    for (const calls of [[call(0, rows / 2 - 1), call(1, rows / 2)], [call(0, 100000)]]) {
+      const { regions, direct, batch } = recording(8)
+      batch(calls)
+      expect(regions).toEqual([])
+      expect(direct).toEqual(calls.map((_, i) => i))
+    }
+    // exactly two parts' bytes: a region of two tasks
+    const at = recording(8)
+    at.batch([call(0, rows / 2), call(1, rows / 2)])
+    expect(at.direct).toEqual([])
+    expect(at.regions[0]).toHaveLength(2)
+  })
+})
+
+describe('a one-shot compaction on the pool', () => {
+  let threaded: CreatedBackend
+  let one: CreatedBackend
+  beforeAll(async () => {
+    threaded = await createBackend('wasm', { threads: 4, spawnWorker: nodeWorkerSpawner })
+    one = await createBackend('wasm')
+  })
+  afterAll(() => threaded.close?.())
+
+  for (const kvDtype of ['float32', 'float16'] as const) {
+    it(`keeps a random quarter of each head of a 4096-token cache (8 layers x 2 KV heads x 64, ${kvDtype}) as one thread does`, () => {
+      const n = 4096, layers = 8, kvHeads = 2, d = 64
+      // the threaded backend, counting its batches: the 16 heads go to the pool as one
+      const batches: number[] = []
+      const counted = { ...threaded, compactRowsKVBatch: (calls: readonly CompactCall[]) => (batches.push(calls.length), threaded.compactRowsKVBatch!(calls)) }
+      const caches = [counted, one].map((b) => new PagedKVCache(b, { layers, kvHeads, headDim: d, kvDtype }))
+      for (const c of caches) {
+        for (let l = 0; l < layers; l++) c.append(l, values(n * kvHeads * d, 5 + l), values(n * kvHeads * d, 50 + l), Int32Array.from({ length: n }, (_, i) => 3 * i))
+      }
+      const r = values(layers * kvHeads * n, 9)
+      const heads = []
+      for (let l = 0; l < layers; l++) {
+        for (let h = 0; h < kvHeads; h++) {
+          const score = r.subarray((l * kvHeads + h) * n, (l * kvHeads + h + 1) * n)
+          const keep = Int32Array.from(Array.from(score.keys()).sort((a, b) => score[b] - score[a]).slice(0, n / 4)).sort()
+          heads.push({ layer: l, head: h, keep })
+        }
+      }
+      for (const c of caches) c.apply({ heads })
+      expect(batches).toEqual([layers * kvHeads])
+      expect(caches[0].store.rowsMoved).toBe(caches[1].store.rowsMoved)
+      expect(caches[0].bytes()).toEqual(caches[1].bytes())
+      for (const { layer, head, keep } of heads) {
+        expect(caches[0].positions(layer, head)).toEqual(Int32Array.from(keep, (s) => 3 * s))
+        expect(sameBits(caches[0].readKeys(layer, head), caches[1].readKeys(layer, head)), `keys of (${layer}, ${head})`).toBe(true)
+        expect(sameBits(caches[0].readValues(layer, head), caches[1].readValues(layer, head)), `values of (${layer}, ${head})`).toBe(true)
+      }
+      // the rows are the kept ones: head (3, 1)'s keys against the generated values (float32 only: float16 rounds them)
+      if (kvDtype === 'float32') {
+        const all = values(n * kvHeads * d, 5 + 3)
+        const want = new Float32Array(n / 4 * d)
+        heads[7].keep.forEach((s, i) => want.set(all.subarray((s * kvHeads + 1) * d, (s * kvHeads + 2) * d), i * d))
+        expect(sameBits(caches[0].readKeys(3, 1), want)).toBe(true)
+      }
+      caches.forEach((c) => c.dispose())
+    })
+  }
+})
