@@ -117,6 +117,7 @@ function oneShot(model: LlamaModel): void {
   let kernel = Infinity
   let twoCalls = Infinity
   let pooled = Infinity
+  let pages = Infinity
   let copy = Infinity
   let bytes = 0
   for (let round = 0; round < 8; round++) {
@@ -126,24 +127,29 @@ function oneShot(model: LlamaModel): void {
     // the kernel alone first, on twin caches (every kept row of every stream, keys and values): on one
     // thread as the store runs it there (compactRowsKV, one pass a head), as two compactRows calls a
     // head (before ABI 1.6), and as the store runs it on the worker pool (compactRowsKVBatch, heads at once)
-    for (const mode of ['one pass', 'two calls', 'batch'] as const) {
-      if (mode === 'batch' && !batch) continue
+    // and, the pool's bound, the same number of rows per head moved as whole pages (each head keeps its
+    // last quarter: page-aligned runs, each one memory.copy) on the same threads
+    const lastQuarter = Int32Array.from({ length: n / 4 }, (_, i) => n - n / 4 + i)
+    for (const mode of ['one pass', 'two calls', 'batch', 'whole pages'] as const) {
+      if ((mode === 'batch' || mode === 'whole pages') && !batch) continue
       const twin = filledCache(model, n)
       const keepPtr = heap.alloc(heads.length * n * 4, 64)
       const tables = heads.map((hd) => twin.segments(hd.layer, hd.head)[0])
       const tk = performance.now()
-      if (mode === 'batch') {
+      const pooledMode = mode === 'batch' || mode === 'whole pages'
+      if (pooledMode) {
         const calls = heads.map((hd, i): CompactCall => {
+          const keep = mode === 'batch' ? hd.keep : lastQuarter
           const at = keepPtr + i * n * 4
-          heap.I32.set(hd.keep, at >> 2)
+          heap.I32.set(keep, at >> 2)
           let first = 0
-          while (hd.keep[first] === first) first++
+          while (keep[first] === first) first++
           const t = tables[i]
-          return { kTable: t.kTable, vTable: t.vTable, pageTokens: t.pageTokens, kRowBytes: headDim * 4, vRowBytes: headDim * 4, keep: at, nKeep: hd.keep.length, moved: hd.keep.length - first }
+          return { kTable: t.kTable, vTable: t.vTable, pageTokens: t.pageTokens, kRowBytes: headDim * 4, vRowBytes: headDim * 4, keep: at, nKeep: keep.length, moved: keep.length - first }
         })
         batch!(calls)
       }
-      for (let i = 0; i < heads.length && mode !== 'batch'; i++) {
+      for (let i = 0; i < heads.length && !pooledMode; i++) {
         const t = tables[i]
         heap.I32.set(heads[i].keep, keepPtr >> 2)
         if (mode === 'one pass') model.backend.compactRowsKV(t.kTable, t.vTable, t.pageTokens, headDim * 4, headDim * 4, keepPtr, heads[i].keep.length)
@@ -155,7 +161,8 @@ function oneShot(model: LlamaModel): void {
       const ms = performance.now() - tk
       if (mode === 'one pass') kernel = Math.min(kernel, ms)
       else if (mode === 'two calls') twoCalls = Math.min(twoCalls, ms)
-      else pooled = Math.min(pooled, ms)
+      else if (mode === 'batch') pooled = Math.min(pooled, ms)
+      else pages = Math.min(pages, ms)
       heap.release(keepPtr)
       twin.dispose()
     }
@@ -185,7 +192,10 @@ function oneShot(model: LlamaModel): void {
   line('the kernel as two compactRows a head (keys, then values)', `${twoCalls.toFixed(3)} ms`, `${gbs(twoCalls).toFixed(1)} GB/s; one pass is ${(twoCalls / kernel).toFixed(2)}x faster`)
   line('memory.copy of the same bytes (yardstick)', `${copy.toFixed(3)} ms`, `${gbs(copy).toFixed(1)} GB/s`)
   line('kernel alone on one thread / memory.copy speed', (copy / kernel).toFixed(2))
-  if (batch) line(`kernel alone on ${threads} threads / memory.copy speed (one thread)`, (copy / pooled).toFixed(2))
+  if (batch) {
+    line(`kernel alone on ${threads} threads / memory.copy speed (one thread)`, (copy / pooled).toFixed(2))
+    line(`the same rows a head as whole pages on ${threads} threads (the pool's bound)`, `${pages.toFixed(3)} ms`, `${gbs(pages).toFixed(1)} GB/s; random rows reach ${(pages / pooled).toFixed(2)} of it`)
+  }
   line(`compaction speed on ${threads} thread(s) / memory.copy speed on one (target >= 0.5)`, (copy / best).toFixed(2))
 }
 
