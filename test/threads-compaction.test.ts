@@ -3,8 +3,8 @@ import { createBackend, type CreatedBackend } from '../src/backend/index.js'
 import type { CompactCall } from '../src/backend/backend.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
 import { nodeWorkerSpawner } from '../src/node/threads.js'
-import type { Job, ThreadPool } from '../src/backend/threads/pool.js'
-import { JobKind, MAX_SUB } from '../src/backend/threads/protocol.js'
+import { ThreadPoolError, type Job, type ThreadPool } from '../src/backend/threads/pool.js'
+import { JobKind, MAX_SUB, MAX_TASKS } from '../src/backend/threads/protocol.js'
 import { BYTES_PER_MAC, threadedCompaction } from '../src/backend/threads/compaction.js'
 import { MIN_PART_MACS } from '../src/backend/threads/kernels.js'
 import { sameBits, values } from './threads-helpers.js'
@@ -12,7 +12,8 @@ import { sameBits, values } from './threads-helpers.js'
 // The store's compaction on the worker pool (threads/compaction.ts): whole heads a thread, cut by the
 // bytes they move; a batch too small for a region stays on the calling thread. A one-shot compaction to
 // a quarter of a fixture-shaped 4096-token cache on 4 threads (the default part size) leaves every
-// head's rows, positions and page bytes as one thread does.
+// head's rows, positions and page bytes as one thread does; so does one of 2240 heads, whose tasks fill
+// more than one region (MAX_TASKS).
 
 /** a call moving `moved` rows of 256-byte keys and values */
 const call = (i: number, moved: number): CompactCall => ({ kTable: 1000 + i, vTable: 2000 + i, pageTokens: 64, kRowBytes: 256, vRowBytes: 256, keep: 3000 + i, nKeep: moved, moved })
@@ -21,7 +22,12 @@ const call = (i: number, moved: number): CompactCall => ({ kTable: 1000 + i, vTa
 function recording(threads: number) {
   const regions: (readonly Job[])[][] = []
   const direct: number[] = []
-  const pool = { threads, run: (tasks: readonly (readonly Job[])[]) => void regions.push([...tasks]) } as unknown as ThreadPool
+  // a region holds at most MAX_TASKS tasks, as ThreadPool.run enforces
+  const run = (tasks: readonly (readonly Job[])[]) => {
+    if (tasks.length > MAX_TASKS) throw new ThreadPoolError(`run: ${tasks.length} tasks, at most ${MAX_TASKS} a region`)
+    regions.push([...tasks])
+  }
+  const pool = { threads, run } as unknown as ThreadPool
   const base = { compactRowsKV: (kTable: number) => (direct.push(kTable - 1000), 0) }
   return { regions, direct, batch: threadedCompaction(base, pool).compactRowsKVBatch }
 }
@@ -44,6 +50,16 @@ describe('threadedCompaction splits a batch by heads', () => {
     expect(tasks[0]).toEqual([0])
     expect(tasks.slice(1).flat()).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
     expect(Math.max(...tasks.map((t) => t.length))).toBe(MAX_SUB)
+  })
+
+  it('2100 equal heads on 4 threads (264 tasks, more than one region holds) run in regions of at most MAX_TASKS tasks, every call once, in order', () => {
+    const { regions, direct, batch } = recording(4)
+    batch(Array.from({ length: 2100 }, (_, i) => call(i, 64)))
+    expect(direct).toEqual([])
+    // hand-computed: 4 pieces of 525 heads, each 65 tasks of 8 calls and one of 5: 264 tasks, cut 256 + 8
+    expect(regions.map((r) => r.length)).toEqual([256, 8])
+    expect(regions.flat().map((t) => t.length)).toEqual(Array.from({ length: 4 }, () => [...Array(65).fill(8), 5]).flat())
+    expect(regions.flat().flat().map((j) => j.args[0] - 1000)).toEqual(Array.from({ length: 2100 }, (_, i) => i))
   })
 
   it('a batch moving less than two parts\' bytes, or a single head, runs on the calling thread', () => {
@@ -70,6 +86,29 @@ describe('a one-shot compaction on the pool', () => {
     one = await createBackend('wasm')
   })
   afterAll(() => threaded.close?.())
+
+  it('a one-shot compaction of 2240 heads (70 layers x 32 KV heads: more tasks than one region holds) leaves every head as one thread does', () => {
+    const layers = 70, kvHeads = 32, d = 8, n = 64
+    const caches = [threaded, one].map((b) => new PagedKVCache(b, { layers, kvHeads, headDim: d, pageTokens: 16 }))
+    for (const c of caches) {
+      for (let l = 0; l < layers; l++) c.append(l, values(n * kvHeads * d, 5 + l), values(n * kvHeads * d, 500 + l), Int32Array.from({ length: n }, (_, i) => 2 * i))
+    }
+    // every head keeps its odd slots, and head h of a layer drops its last h of them too (heads of different costs)
+    const heads = []
+    for (let l = 0; l < layers; l++) for (let h = 0; h < kvHeads; h++) heads.push({ layer: l, head: h, keep: Int32Array.from({ length: n / 2 - h }, (_, i) => 2 * i + 1) })
+    for (const c of caches) c.apply({ heads })
+    for (const { layer, head, keep } of heads) {
+      expect(caches[0].positions(layer, head)).toEqual(Int32Array.from(keep, (s) => 2 * s))
+      expect(sameBits(caches[0].readKeys(layer, head), caches[1].readKeys(layer, head)), `keys of (${layer}, ${head})`).toBe(true)
+      expect(sameBits(caches[0].readValues(layer, head), caches[1].readValues(layer, head)), `values of (${layer}, ${head})`).toBe(true)
+    }
+    // the rows are the kept ones: head (69, 31)'s values against the generated ones
+    const all = values(n * kvHeads * d, 500 + 69)
+    const want = new Float32Array((n / 2 - 31) * d)
+    heads[heads.length - 1].keep.forEach((s, i) => want.set(all.subarray((s * kvHeads + 31) * d, (s * kvHeads + 32) * d), i * d))
+    expect(sameBits(caches[0].readValues(69, 31), want)).toBe(true)
+    caches.forEach((c) => c.dispose())
+  })
 
   for (const kvDtype of ['float32', 'float16'] as const) {
     it(`keeps a random quarter of each head of a 4096-token cache (8 layers x 2 KV heads x 64, ${kvDtype}) as one thread does`, () => {
