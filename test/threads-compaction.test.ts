@@ -110,6 +110,23 @@ describe('a one-shot compaction on the pool', () => {
     caches.forEach((c) => c.dispose())
   })
 
+  it('a batch the pool refuses (closed) throws ThreadPoolError and leaves every head\'s rows, positions and change version as they were', async () => {
+    const closed = await createBackend('wasm', { threads: 2, spawnWorker: nodeWorkerSpawner, minPartMacs: 1 })
+    const layers = 2, kvHeads = 2, d = 16, n = 40
+    const cache = new PagedKVCache(closed, { layers, kvHeads, headDim: d, pageTokens: 8 })
+    for (let l = 0; l < layers; l++) cache.append(l, values(n * kvHeads * d, 7 + l), values(n * kvHeads * d, 70 + l), Int32Array.from({ length: n }, (_, i) => i))
+    const heads = []
+    for (let l = 0; l < layers; l++) for (let h = 0; h < kvHeads; h++) heads.push({ layer: l, head: h, keep: Int32Array.from({ length: n / 2 }, (_, i) => 2 * i) })
+    const read = () => heads.map(({ layer, head }) => ({ k: cache.readKeys(layer, head), v: cache.readValues(layer, head), pos: cache.positions(layer, head), version: cache.changes(layer, head, 0).version }))
+    const before = read()
+    closed.close!()
+    expect(() => cache.apply({ heads })).toThrow(ThreadPoolError)
+    // nothing moved, and no reader that caches per-page summaries is told rows changed
+    expect(read()).toEqual(before)
+    expect(before.every((h) => h.version === 0)).toBe(true)
+    cache.dispose()
+  })
+
   for (const kvDtype of ['float32', 'float16'] as const) {
     it(`keeps a random quarter of each head of a 4096-token cache (8 layers x 2 KV heads x 64, ${kvDtype}) as one thread does`, () => {
       const n = 4096, layers = 8, kvHeads = 2, d = 64
