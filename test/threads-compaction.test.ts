@@ -110,6 +110,56 @@ describe('a one-shot compaction on the pool', () => {
     caches.forEach((c) => c.dispose())
   })
 
+  it('one decision over heads of every layout (one arena segment of ragged lengths, host then arena, merges, extra tokens, channel pruning), pages of 3 and 17 rows: every head as on one thread, the plain ones in one batch', async () => {
+    // every batch on the pool, however small
+    const fine = await createBackend('wasm', { threads: 2, spawnWorker: nodeWorkerSpawner, minPartMacs: 1 })
+    try {
+      for (const kvDtype of ['float32', 'float16'] as const) for (const pageTokens of [3, 17]) {
+        const layers = 3, kvHeads = 3, d = 16, n = 90
+        const batches: number[] = []
+        const counted = { ...fine, compactRowsKVBatch: (calls: readonly CompactCall[]) => (batches.push(calls.length), fine.compactRowsKVBatch!(calls)) }
+        const caches = [counted, one].map((b) => new PagedKVCache(b, { layers, kvHeads, headDim: d, pageTokens, kvDtype }))
+        for (const c of caches) {
+          for (let l = 0; l < layers; l++) c.append(l, values(n * kvHeads * d, 5 + l), values(n * kvHeads * d, 50 + l), Int32Array.from({ length: n }, (_, i) => i))
+          // ragged heads: head i of the 9 keeps its last n - 7i slots; two go to the host, then get new rows
+          const trim = []
+          for (let i = 0; i < layers * kvHeads; i++) trim.push({ layer: Math.floor(i / kvHeads), head: i % kvHeads, keep: Int32Array.from({ length: n - 7 * i }, (_, j) => j + 7 * i) })
+          c.apply({ heads: trim })
+          c.moveTo('host', { layer: 1, head: 1 })
+          c.moveTo('host', { layer: 2, head: 0 })
+          for (let l = 0; l < layers; l++) c.append(l, values(5 * kvHeads * d, 9 + l), values(5 * kvHeads * d, 90 + l), Int32Array.from({ length: 5 }, (_, i) => 1000 + i))
+        }
+        batches.length = 0
+        const r = values(layers * kvHeads * n, 3)
+        const heads = []
+        // layers in reverse: the batch takes its heads out of the decision's order
+        for (let l = layers - 1; l >= 0; l--) for (let h = 0; h < kvHeads; h++) {
+          const m = caches[1].length(l, h)
+          const keep = Int32Array.from({ length: m }, (_, i) => i).filter((i) => r[(l * kvHeads + h) * n + i] > 0)
+          heads.push({
+            layer: l, head: h, keep,
+            ...(l === 0 && h === 2 ? { merges: [{ pivot: keep[3], members: Int32Array.of(keep[3] + 1), weights: Float32Array.of(0.5) }] } : {}),
+            ...(l === 0 && h === 1 ? { keyChannels: { channels: Int32Array.of(0, 5, 9), upto: 20 } } : {}),
+            ...(l === 1 && h === 2 ? { extra: [{ key: values(d, 77), value: values(d, 78), position: 9999 }] } : {}),
+          })
+        }
+        for (const c of caches) c.apply({ heads })
+        // 9 heads less two on the host, one with merges and one channel-pruned
+        expect(batches).toEqual([5])
+        expect(caches[0].bytes()).toEqual(caches[1].bytes())
+        for (const { layer, head } of heads) {
+          const at = `(${layer}, ${head}) ${kvDtype} pages of ${pageTokens}`
+          expect(caches[0].positions(layer, head), at).toEqual(caches[1].positions(layer, head))
+          expect(sameBits(caches[0].readKeys(layer, head), caches[1].readKeys(layer, head)), `keys of ${at}`).toBe(true)
+          expect(sameBits(caches[0].readValues(layer, head), caches[1].readValues(layer, head)), `values of ${at}`).toBe(true)
+        }
+        caches.forEach((c) => c.dispose())
+      }
+    } finally {
+      fine.close?.()
+    }
+  })
+
   it('a batch the pool refuses (closed) throws ThreadPoolError and leaves every head\'s rows, positions and change version as they were', async () => {
     const closed = await createBackend('wasm', { threads: 2, spawnWorker: nodeWorkerSpawner, minPartMacs: 1 })
     const layers = 2, kvHeads = 2, d = 16, n = 40
