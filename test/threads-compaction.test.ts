@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBackend, type CreatedBackend } from '../src/backend/index.js'
 import type { CompactCall } from '../src/backend/backend.js'
 import { PagedKVCache } from '../src/cache/paged-cache.js'
+import type { HeadDecision } from '../src/cache/types.js'
 import { nodeWorkerSpawner } from '../src/node/threads.js'
 import { ThreadPoolError, type Job, type ThreadPool } from '../src/backend/threads/pool.js'
 import { JobKind, MAX_SUB, MAX_TASKS } from '../src/backend/threads/protocol.js'
@@ -165,7 +166,7 @@ describe('a one-shot compaction on the pool', () => {
     const layers = 2, kvHeads = 2, d = 16, n = 40
     const cache = new PagedKVCache(closed, { layers, kvHeads, headDim: d, pageTokens: 8 })
     for (let l = 0; l < layers; l++) cache.append(l, values(n * kvHeads * d, 7 + l), values(n * kvHeads * d, 70 + l), Int32Array.from({ length: n }, (_, i) => i))
-    const heads = []
+    const heads: HeadDecision[] = []
     for (let l = 0; l < layers; l++) for (let h = 0; h < kvHeads; h++) heads.push({ layer: l, head: h, keep: Int32Array.from({ length: n / 2 }, (_, i) => 2 * i) })
     const read = () => heads.map(({ layer, head }) => ({ k: cache.readKeys(layer, head), v: cache.readValues(layer, head), pos: cache.positions(layer, head), version: cache.changes(layer, head, 0).version }))
     const before = read()
