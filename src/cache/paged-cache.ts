@@ -619,15 +619,16 @@ export class PagedKVCache implements KVCache {
       const calls: CompactCall[] = []
       const moved = new Int32Array(plain.length)
       for (let i = 0, at = keeps; i < plain.length; at += plain[i].keep.length * 4, i++) {
-        const s = this.stream(plain[i].layer, plain[i].head)
-        this.markChanged(s, plain[i])
-        const call = s.segs[0].compactCall(plain[i].keep, at)
+        const call = this.stream(plain[i].layer, plain[i].head).segs[0].compactCall(plain[i].keep, at)
         if (call) calls.push(call)
         moved[i] = call?.moved ?? 0
       }
       if (calls.length) batch(calls)
+      // changes are marked once the rows have moved: a batch the pool refuses (closed) leaves every
+      // head's rows, positions and version as they were
       for (let i = 0; i < plain.length; i++) {
         const s = this.stream(plain[i].layer, plain[i].head)
+        this.markChanged(s, plain[i])
         s.segs[0].compacted(plain[i].keep.length, moved[i])
         this.afterCompaction(s, plain[i], null, scratch)
       }

@@ -8,7 +8,7 @@ import type { CompactCall, KernelBackend } from '../backend.js'
 import type { Job, Task, ThreadPool } from './pool.js'
 import { JobKind, MAX_SUB, MAX_TASKS } from './protocol.js'
 import { splitByCost } from './split.js'
-import { MIN_PART_MACS } from './kernels.js'
+import { MIN_PART_MACS, runRegions } from './kernels.js'
 
 /**
  * What one byte moved counts as against BackendOptions.minPartMacs: half a multiply-add, so with the
@@ -22,7 +22,7 @@ export const BYTES_PER_MAC = 2
  * compactRowsKVBatch over `pool`, each call the same kernel as one thread's (`base.compactRowsKV`): a
  * batch moving fewer than 2 x minPartMacs x BYTES_PER_MAC bytes stays on the calling thread.
  */
-export function threadedCompaction(base: Pick<KernelBackend, 'compactRowsKV'>, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Required<Pick<KernelBackend, 'compactRowsKVBatch'>> {
+export function threadedCompaction(base: Pick<KernelBackend, 'compactRowsKV'>, pool: Pick<ThreadPool, 'threads' | 'run'>, minPartMacs = MIN_PART_MACS): Required<Pick<KernelBackend, 'compactRowsKVBatch'>> {
   const job = (c: CompactCall): Job => ({ kind: JobKind.CompactRowsKV, args: [c.kTable, c.vTable, c.pageTokens, c.kRowBytes, c.vRowBytes, c.keep, c.nKeep] })
   return {
     compactRowsKVBatch(calls) {
@@ -37,7 +37,9 @@ export function threadedCompaction(base: Pick<KernelBackend, 'compactRowsKV'>, p
       for (const [from, to] of splitByCost(costs, parts)) {
         for (let i = from; i < to; i += MAX_SUB) tasks.push(calls.slice(i, Math.min(to, i + MAX_SUB)).map(job))
       }
-      pool.run(tasks)
+      // some 2048 heads and more (MAX_TASKS tasks of MAX_SUB calls; 70 layers x 32 KV heads make 280
+      // tasks on 4 threads) are more than one region holds: several regions in turn
+      runRegions(pool, tasks)
     },
   }
 }

@@ -108,6 +108,15 @@ export function matmulTasks(calls: readonly MatmulCall[], parts: number): Task[]
 }
 
 /**
+ * Runs `tasks` on `pool` as one region, or as several in turn where a batch of many calls cuts into more
+ * tasks than a region holds (MAX_TASKS): the tasks of a batch are independent, so their order of
+ * regions changes no result.
+ */
+export function runRegions(pool: Pick<ThreadPool, 'run'>, tasks: readonly Task[], scratch?: { bytes: number }): void {
+  for (let i = 0; i < tasks.length; i += MAX_TASKS) pool.run(i === 0 && tasks.length <= MAX_TASKS ? tasks : tasks.slice(i, i + MAX_TASKS), scratch)
+}
+
+/**
  * The runtime's heavy kernels split across a worker pool, each part a call of the same wasm kernel on
  * its own rows, so every output value is computed by the same instructions as on one thread and the
  * results are identical bit for bit, but for decode attention split by keys:
@@ -127,10 +136,7 @@ export function matmulTasks(calls: readonly MatmulCall[], parts: number): Task[]
  */
 export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPacked?: PackedKernels['attendPacked']; attendSign?: PackedKernels['attendSign'] }, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'attendPackedBatch' | 'swiglu'> {
   const heap = base.heap
-  // a batch of many calls may cut into more tasks than a region holds: then several regions in turn
-  const run = (tasks: Task[], scratch?: { bytes: number }): void => {
-    for (let i = 0; i < tasks.length; i += MAX_TASKS) pool.run(i === 0 && tasks.length <= MAX_TASKS ? tasks : tasks.slice(i, i + MAX_TASKS), scratch)
-  }
+  const run = (tasks: Task[], scratch?: { bytes: number }): void => runRegions(pool, tasks, scratch)
   const matmulBatch = (calls: readonly MatmulCall[]): void => {
     let macs = 0
     for (const c of calls) macs += c.T * c.inDim * c.outDim
