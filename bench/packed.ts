@@ -169,16 +169,18 @@ export async function run(argv = process.argv.slice(2)): Promise<void> {
   const b = await createBackend('wasm', { relaxed: want === 'auto' ? 'auto' : want === 'relaxed', threads, spawnWorker: nodeWorkerSpawner })
   const build = (b as { build?: string }).build ?? 'simd'
   if (want !== 'auto' && build !== want) throw new Error(`--build ${want}: the runtime loaded the ${build} build (relaxed SIMD needs --experimental-wasm-relaxed-simd on Node 20)`)
-  console.log(`kernels: wasm (${build} build), ${b.threads ?? 1} thread(s), node ${process.version}, ${new Date().toISOString()}`)
+  console.log(`kernels: wasm (${build} build), ${b.threads ?? 1} thread(s), node ${process.version}${'Deno' in globalThis ? ' (Deno)' : 'Bun' in globalThis ? ' (Bun)' : ''}, ${new Date().toISOString()}`)
   // the fixture model's shape (8 layers x 2 KV heads of 64, 3 query heads each) at 32k tokens
   const whole = await scoringSpeed(b, 32768, 64, 3, 8, 2)
   printRates('score 8 layers x 2 KV heads x 32768 keys x 64 ch, 3 query heads each:', whole)
   const { rates: resident, agree } = residentScoring(b, 4096, 64)
   printRates('score one resident stream of 4096 keys x 64 ch, 3 query heads:', resident)
   console.log(`integer against exact scores, largest difference: int4 ${agree.int4.toPrecision(2)}%, int2 ${agree.int2.toPrecision(2)}% of their range`)
+  const dotAdd = b.packedIntDotAdd?.() === 1
+  console.log(`integer kernel's dot products: ${dotAdd ? 'accumulating (i32x4.relaxed_dot_i8x16_i7x16_add_s)' : build === 'relaxed' ? 'i16x8.relaxed_dot_i8x16_i7x16_s, widened (this engine gets the accumulating one wrong)' : 'i32x4.dot_i16x8_s'}`)
   for (const [k, x] of Object.entries(agree)) if (!(x < 5)) throw new Error(`the integer ${k} scores are ${x}% of the range off the exact ones: a wrong kernel, not a fast one`)
   const json = arg('--json')
-  if (json) writeFileSync(json, JSON.stringify({ build, threads: b.threads ?? 1, node: process.version, date: new Date().toISOString(), cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg(), wholeCache32k: whole, resident4096: resident, integerOffPercentOfRange: agree }, null, 1))
+  if (json) writeFileSync(json, JSON.stringify({ build, threads: b.threads ?? 1, node: process.version, date: new Date().toISOString(), cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg(), wholeCache32k: whole, resident4096: resident, integerOffPercentOfRange: agree, dotAdd }, null, 1))
   if (argv.includes('--scoring')) return b.close?.()
   console.log('\nbytes per token per layer and KV head (head_dim 64), from cache.bytes(); float16 = 256')
   for (const n of [4096, 32768]) {

@@ -94,6 +94,42 @@ import { hmax, hsum, madd, widenHalf4 } from './simd'
 }
 
 /**
+ * Whether this engine computes i32x4.relaxed_dot_i8x16_i7x16_add_s as the relaxed-SIMD spec says (an
+ * i8 x i7 dot of each 4 bytes plus the accumulator lane), checked once an instance on signed query bytes,
+ * codes up to 127 and a non-zero accumulator against scalar arithmetic; 0 unchecked, 1 correct, -1 not.
+ * The inputs go through memory (the kernel's scratch) so no optimiser folds the check away.
+ */
+let dotAdd: i32 = 0
+
+// @ts-ignore: decorator
+@inline function checkDotAdd(scratch: usize): void {
+  if (!RELAXED || dotAdd != 0) return
+  for (let i = 0; i < 16; i++) {
+    store<i8>(scratch + <usize>i, <i8>(i * 37 - 128))
+    store<u8>(scratch + 16 + <usize>i, <u8>((i * 53 + 7) & 127))
+  }
+  for (let l = 0; l < 4; l++) store<i32>(scratch + 32 + (<usize>l << 2), l * 100003 - 7)
+  const got = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(scratch), v128.load(scratch, 16), v128.load(scratch, 32))
+  let ok = true
+  for (let l = 0; l < 4; l++) {
+    let want = load<i32>(scratch + 32 + (<usize>l << 2))
+    for (let j = 0; j < 4; j++) want += <i32>load<i8>(scratch + <usize>(4 * l + j)) * <i32>load<u8>(scratch + 16 + <usize>(4 * l + j))
+    v128.store(scratch + 48, got)
+    if (load<i32>(scratch + 48 + (<usize>l << 2)) != want) ok = false
+  }
+  dotAdd = ok ? 1 : -1
+}
+
+/**
+ * 1 when this instance's scorePackedKeysInt accumulates with i32x4.relaxed_dot_i8x16_i7x16_add_s (the
+ * relaxed build on an engine that computes it correctly, checked at the first call), 0 otherwise
+ * (plain build, not yet called, or an engine that gets it wrong: i16x8 dots then, the same sums).
+ */
+export function packedIntDotAdd(): i32 {
+  return dotAdd > 0 ? 1 : 0
+}
+
+/**
  * sum_c Q_c u_tc for the 16 tokens of token quads j0 .. j0 + 3 of the tile, as four i32x4 (tokens in
  * order) through `sums` (4 vectors). flush: channel units summed in i16 lanes before widening.
  */
@@ -102,9 +138,36 @@ import { hmax, hsum, madd, widenHalf4 } from './simd'
   const row = <usize>units << 4
   const base = tile + (<usize>(j0 * units) << 4)
   let s0 = i32x4.splat(0), s1 = i32x4.splat(0), s2 = i32x4.splat(0), s3 = i32x4.splat(0)
-  if (RELAXED) {
-    // i16x8 dots, not i32x4.relaxed_dot_i8x16_i7x16_add_s: Node 20.20's V8 returns twice the dot and
-    // drops the accumulator for that one on this x86 host (test/packed-int.test.ts would catch it)
+  if (RELAXED && dotAdd > 0) {
+    // one accumulating dot a vector (16 multiply-adds into i32 lanes: one VNNI vpdpbusd where the engine
+    // has it), where the engine computes it correctly (checkDotAdd); int4: the low bytes' dots beside,
+    // then Q = 128 hi + lo
+    let l0 = i32x4.splat(0), l1 = i32x4.splat(0), l2 = i32x4.splat(0), l3 = i32x4.splat(0)
+    for (let u = 0; u < units; u++) {
+      const t = base + (<usize>u << 4)
+      const T0 = v128.load(t), T1 = v128.load(t + row), T2 = v128.load(t + 2 * row), T3 = v128.load(t + 3 * row)
+      const qh = v128.load32_splat(words + (<usize>u << 2))
+      s0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qh, T0, s0)
+      s1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qh, T1, s1)
+      s2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qh, T2, s2)
+      s3 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qh, T3, s3)
+      if (twoBytes) {
+        const ql = v128.load32_splat(words + <usize>d + (<usize>u << 2))
+        l0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(ql, T0, l0)
+        l1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(ql, T1, l1)
+        l2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(ql, T2, l2)
+        l3 = i32x4.relaxed_dot_i8x16_i7x16_add_s(ql, T3, l3)
+      }
+    }
+    if (twoBytes) {
+      s0 = i32x4.add(i32x4.shl(s0, 7), l0)
+      s1 = i32x4.add(i32x4.shl(s1, 7), l1)
+      s2 = i32x4.add(i32x4.shl(s2, 7), l2)
+      s3 = i32x4.add(i32x4.shl(s3, 7), l3)
+    }
+  } else if (RELAXED) {
+    // i16x8 dots, widened: where i32x4.relaxed_dot_i8x16_i7x16_add_s is wrong (Node 20.20's V8 returns
+    // twice the dot and drops the accumulator on x86) or not yet checked
     for (let u0 = 0; u0 < units; u0 += flush) {
       const u1 = min(units, u0 + flush)
       let a0 = i16x8.splat(0), a1 = i16x8.splat(0), a2 = i16x8.splat(0), a3 = i16x8.splat(0)
@@ -216,6 +279,7 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
   const stepBias = qs + (<usize>d << 2)
   const sums = stepBias + (<usize>qHeads << 3)
   const outStride = <usize>outRow << 2
+  checkDotAdd(scratch)
   for (let g = 0; g * GROUP < n; g++) {
     // the group's line of codes and its (scale, min) pairs in its page (no touch() of the next group's
     // lines as scoreKeys does: it made the whole-cache int2 run slower here, the stream is sequential)

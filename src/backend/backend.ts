@@ -106,6 +106,7 @@ export interface KernelBackend {
   scoreSignKeys?: PackedKernels['scoreSignKeys']
   attendSign?: PackedKernels['attendSign']
   scorePackedKeysInt?: PackedKernels['scorePackedKeysInt']
+  packedIntDotAdd?: PackedKernels['packedIntDotAdd']
 
   /**
    * Packed rows read back as float32 (ggml's get_rows; ABI 1.9): the nIdx rows listed at idx (int32 token
@@ -179,6 +180,13 @@ export interface PackedKernels {
    * Absent where the backend has no integer kernel (the twins, WebGPU).
    */
   scorePackedKeysInt?(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, scale: number, out: number, scratch: number): void
+  /**
+   * 1 when scorePackedKeysInt accumulates with i32x4.relaxed_dot_i8x16_i7x16_add_s on this thread's
+   * instance (the relaxed build, on an engine that computes it correctly: checked at its first call),
+   * else 0. The sums, and so the scores, are the same either way; the accumulating dot is one VNNI
+   * instruction where the engine lowers it so.
+   */
+  packedIntDotAdd?(): number
   /**
    * softmax(scale q_r . K^T) V for `rows` query rows [rows][d] over n packed tokens (all visible): values
    * vBits-bit (0: ternary, formats.ts kernelBits), grouped along 32 channels per token (a row's last group may be partial); out rows of vd floats at a

@@ -33,6 +33,7 @@ export function wasmKernels(e: KvkitExports, _heap: Heap): Kernels {
     attendSign: e.attendSign,
     // integer dot products on int4/2/1 keys (ABI 1.7): selection's scoring, within a stated bound
     scorePackedKeysInt: e.scorePackedKeysInt,
+    packedIntDotAdd: e.packedIntDotAdd,
     // a selection's packed rows read back as float32 (ABI 1.9): the store's fetch of selected KIVI rows
     getPackedKeyRows: e.getPackedKeyRows,
     getSignKeyRows: e.getSignKeyRows,

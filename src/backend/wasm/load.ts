@@ -36,6 +36,7 @@ export interface KvkitExports {
   scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, scale: number, out: number, scratch: number): void
   scorePackedKeysMixed(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, scratch: number): void
   scorePackedKeysInt(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, scale: number, out: number, scratch: number): void
+  packedIntDotAdd(): number
   attendPacked(q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number, kBits: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number): void
   attendPackedMixed(q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number, kBits: number, kHi: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number): void
   scoreSignKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, hi: number, group: number, scale: number, out: number, scratch: number): void

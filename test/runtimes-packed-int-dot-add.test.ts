@@ -1,0 +1,38 @@
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+
+// The relaxed build's integer key scoring accumulates with i32x4.relaxed_dot_i8x16_i7x16_add_s where the
+// engine computes it correctly (Deno's and Bun's engines), and with i16 dots widened where it does not
+// (Node 20's V8 returns twice the dot and drops the accumulator). Both are exact integer sums, so Deno's
+// scores equal Node's bit for bit (both V8: the float parts around the sums lower alike); Bun's engine
+// may fuse the float multiply-adds differently (relaxed_madd), so its scores agree within float32 rounding.
+const root = fileURLToPath(new URL('..', import.meta.url))
+const script = fileURLToPath(new URL('./runtimes-packed-int-dot-add.mjs', import.meta.url))
+
+type Report = { runtime: string; build: string; dotAdd: number; scores: Record<string, number[]> }
+function run(bin: string, args: string[]): Report {
+  const out = execFileSync(bin, args, { cwd: root, encoding: 'utf8', timeout: 90_000, env: { ...process.env, NO_COLOR: '1' } })
+  return JSON.parse(out.trim().split('\n').pop()!)
+}
+const floats = (bits: number[]) => new Float32Array(new Uint32Array(bits).buffer)
+
+describe('integer key scoring with the accumulating relaxed dot product', () => {
+  it('Deno and Bun take it, and the scores are the same sums whichever dot product ran', () => {
+    const node = run(process.execPath, ['--experimental-wasm-relaxed-simd', script])
+    const deno = run(`${root}node_modules/.bin/deno`, ['run', '--allow-read', '--no-prompt', script])
+    const bun = run(`${root}node_modules/.bin/bun`, [script])
+    for (const r of [node, deno, bun]) expect(r.build, r.runtime).toBe('relaxed')
+    expect(deno.dotAdd).toBe(1)
+    expect(bun.dotAdd).toBe(1)
+    // a Node whose V8 computes it correctly takes it too; the scores must not depend on which ran
+    const keys = Object.keys(node.scores)
+    expect(keys).toHaveLength(9)
+    for (const k of keys) {
+      expect(deno.scores[k], `${k}: Deno against Node`).toEqual(node.scores[k])
+      const a = floats(node.scores[k]), b = floats(bun.scores[k])
+      expect(b.length, k).toBe(a.length)
+      a.forEach((x, i) => expect(Math.abs(x - b[i]), `${k}[${i}]: Bun against Node`).toBeLessThanOrEqual(4e-6 * Math.max(1, Math.abs(x))))
+    }
+  }, 120_000)
+})
