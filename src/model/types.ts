@@ -239,6 +239,12 @@ export interface Tokenizer {
   encode(text: string): number[]
   decode(ids: number[]): string
   readonly vocabSize: number
+  /**
+   * A lower bound on `encode(text).length`, from the text's length alone (no tokenizing; token-bound.ts),
+   * so a prompt that cannot fit the context is refused before the costly encode. 0 where the tokenizer
+   * has no proven bound; absent on a tokenizer that offers none.
+   */
+  minTokens?(text: string): number
 }
 
 export interface Model {

@@ -1,0 +1,169 @@
+/**
+ * A lower bound on how many tokens a text encodes to, from its length alone: a prompt that cannot fit
+ * the context is refused before it is tokenized. Tokenizing is what costs: @huggingface/tokenizers takes
+ * about 10 s for a 10 MB message with the fixture's byte-level BPE (half in the pre-tokenizer's regex
+ * split, half in the merges; bench/token-bound.ts), on the thread that serves every other request.
+ *
+ * Why a bound from the length, not tokenizing in chunks that stop at the limit: a chunk's tokens differ
+ * from the whole text's at the cut, so a prompt that fits would need a second, whole tokenization to
+ * stay exactly as before, and even the first chunks' pre-tokenizer work is what the bound avoids.
+ *
+ * The bound (a BPE model, as tokenizer.json gives it to @huggingface/tokenizers; encode without special
+ * tokens): every token stands for at most U UTF-16 units of the text it was cut from, so a text of
+ * `length` units has at least ceil(length / U) tokens. U is `shrink x max(longest vocabulary entry,
+ * longest merge result, longest added token, 2)`:
+ * - a BPE token is a vocabulary entry or a merge result not in it (then one unk, or byte tokens), and
+ *   it covers at most its own length of the normalized text: a byte-level entry of k characters is k
+ *   UTF-8 bytes, which are at least as many UTF-16 units; a byte-fallback token covers one byte; an unk
+ *   covers one code point (up to 2 units); a continuing-subword prefix or end-of-word suffix only
+ *   lengthens the entry;
+ * - an added token covers its content, matched in the raw or the normalized text;
+ * - `shrink` bounds how much the normalizer can shorten a text (1 for none, Prepend, a string Replace
+ *   that does not shorten); the pre-tokenizers allowed (ByteLevel, Metaspace, Split that keeps every
+ *   piece) never drop text.
+ * Unicode normalizers shrink by at most 2D: a text of n units holds at least n/2 code points, each
+ * decomposing to at least one, and the normalized text's code points decompose back to the same
+ * sequence with at most D code points each (D = 4 canonical, 18 compatibility: the longest full
+ * decompositions, U+1F82 and U+FDFA; test/token-bound.test.ts checks both over every code point).
+ *
+ * Anything else gives no bound (null) and the caller tokenizes as before: other models (WordPiece's
+ * whole-word unk, Unigram's fused unks), fused unks that can occur, pieces the model would drop (no
+ * unk, no byte fallback), added tokens that strip whitespace around them (lstrip / rstrip), normalizers
+ * that delete text (Strip, StripAccents, regex Replace, Precompiled, BertNormalizer, Lowercase, whose
+ * effect on length is not bounded here), pre-tokenizers that drop whitespace, and tokenizer_config's
+ * remove_space / do_lowercase_and_remove_accent.
+ */
+
+/** longest full canonical (NFD) and compatibility (NFKD) decomposition, in code points */
+export const MAX_DECOMPOSITION = { canonical: 4, compatibility: 18 } as const
+
+type Json = Record<string, unknown>
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** the factor by which `normalizer` can shorten a text at most (UTF-16 units), or null where unbounded */
+function shrinkFactor(normalizer: unknown): number | null {
+  if (normalizer === null || normalizer === undefined) return 1
+  if (!isObject(normalizer)) return null
+  switch (normalizer.type) {
+    case 'Prepend':
+      return 1
+    case 'NFD':
+    case 'NFKD':
+      return 2
+    case 'NFC':
+      return 2 * MAX_DECOMPOSITION.canonical
+    case 'NFKC':
+      return 2 * MAX_DECOMPOSITION.compatibility
+    case 'Replace': {
+      const pattern = isObject(normalizer.pattern) ? normalizer.pattern.String : undefined
+      const content = normalizer.content ?? ''
+      // a regex may match and delete anything; each string match of p units becomes c units
+      if (typeof pattern !== 'string' || pattern.length === 0 || typeof content !== 'string' || content.length === 0) return null
+      return Math.max(1, pattern.length / content.length)
+    }
+    case 'Sequence': {
+      if (!Array.isArray(normalizer.normalizers)) return null
+      let f = 1
+      for (const n of normalizer.normalizers) {
+        const g = shrinkFactor(n)
+        if (g === null) return null
+        f *= g
+      }
+      return f
+    }
+    default:
+      return null
+  }
+}
+
+/** whether the pre-tokenizer keeps every unit of its input (null: it keeps everything), and whether it maps to bytes */
+function preTokenizerKeeps(pre: unknown): { keeps: boolean; byteLevel: boolean } {
+  if (pre === null || pre === undefined) return { keeps: true, byteLevel: false }
+  if (!isObject(pre)) return { keeps: false, byteLevel: false }
+  switch (pre.type) {
+    case 'ByteLevel':
+      // GPT-2's split pattern matches every code point; each is then its UTF-8 bytes
+      return { keeps: true, byteLevel: true }
+    case 'Metaspace': {
+      const r = pre.replacement ?? '\u2581'
+      return { keeps: typeof r === 'string' && r.length >= 1, byteLevel: false }
+    }
+    case 'Split': {
+      // invert keeps only the matches; 'Removed' drops them; a pattern the library cannot build splits to nothing
+      const p = pre.pattern
+      const pattern = isObject(p) && (typeof p.Regex === 'string' || typeof p.String === 'string')
+      const removed = typeof pre.behavior === 'string' && pre.behavior.toLowerCase() === 'removed'
+      return { keeps: pattern && !pre.invert && !removed, byteLevel: false }
+    }
+    case 'Sequence': {
+      if (!Array.isArray(pre.pretokenizers)) return { keeps: false, byteLevel: false }
+      const parts = pre.pretokenizers.map(preTokenizerKeeps)
+      return { keeps: parts.every((x) => x.keeps), byteLevel: parts.some((x) => x.byteLevel) }
+    }
+    default:
+      return { keeps: false, byteLevel: false }
+  }
+}
+
+/** GPT-2's bytes_to_unicode: the character a byte-level vocabulary writes for each byte */
+function byteLevelChars(): string[] {
+  const out: string[] = []
+  let n = 0
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff)
+    out.push(String.fromCharCode(printable ? b : 256 + n++))
+  }
+  return out
+}
+
+const byteFallbackToken = (b: number) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`
+
+/**
+ * UTF-16 units of text one token can stand for at most, for `tokenizerJson` (tokenizer.json, parsed) and
+ * `tokenizerConfig` (tokenizer_config.json, parsed, or {}), or null where the tokenizer has no bound
+ * proven here (see the file's comment). Linear in the vocabulary and merges: compute it once per tokenizer.
+ */
+export function unitsPerTokenBound(tokenizerJson: unknown, tokenizerConfig: unknown = {}): number | null {
+  if (!isObject(tokenizerJson) || !isObject(tokenizerJson.model)) return null
+  const config = isObject(tokenizerConfig) ? tokenizerConfig : {}
+  if (config.remove_space === true || config.do_lowercase_and_remove_accent) return null
+  const model = tokenizerJson.model
+  if (model.type !== 'BPE' || !isObject(model.vocab) || !Array.isArray(model.merges)) return null
+  const vocab = model.vocab
+  const has = (t: string) => Object.hasOwn(vocab, t)
+  const shrink = shrinkFactor(tokenizerJson.normalizer)
+  const pre = preTokenizerKeeps(tokenizerJson.pre_tokenizer)
+  if (shrink === null || !pre.keeps) return null
+
+  // a piece not in the vocabulary becomes byte tokens, or one unk, or nothing (text dropped: no bound)
+  const byteFallback = model.byte_fallback === true && Array.from({ length: 256 }, (_, b) => byteFallbackToken(b)).every(has)
+  const unk = typeof model.unk_token === 'string' && has(model.unk_token) && model.fuse_unk !== true
+  let longest = 2
+  for (const t of Object.keys(vocab)) longest = Math.max(longest, t.length)
+  let mergesInVocab = true
+  for (const m of model.merges) {
+    const [a, b] = Array.isArray(m) ? m : typeof m === 'string' ? m.split(' ', 2) : []
+    if (typeof a !== 'string' || typeof b !== 'string') return null
+    longest = Math.max(longest, a.length + b.length)
+    if (!has(a + b)) mergesInVocab = false
+  }
+  // the first pieces are single characters: byte-level ones (all 256 in the vocabulary), or any code point
+  const charsInVocab = pre.byteLevel && byteLevelChars().every(has)
+  if (!byteFallback && !unk && !(charsInVocab && mergesInVocab)) return null
+
+  const added = tokenizerJson.added_tokens ?? []
+  if (!Array.isArray(added)) return null
+  for (const a of added) {
+    if (!isObject(a) || typeof a.content !== 'string') return null
+    // a stripping token also swallows the whitespace around it, however long
+    if (a.lstrip === true || a.rstrip === true) return null
+    longest = Math.max(longest, a.content.length)
+  }
+  return shrink * longest
+}
+
+/** the least number of tokens a text of `text.length` UTF-16 units encodes to, given unitsPerTokenBound's value */
+export function minTokensOf(text: string, unitsPerToken: number | null): number {
+  return unitsPerToken === null ? 0 : Math.ceil(text.length / unitsPerToken)
+}

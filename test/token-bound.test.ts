@@ -1,0 +1,133 @@
+/**
+ * The tokenizer's lower bound on a text's token count (src/model/token-bound.ts), which refuses a prompt
+ * past the context before it is tokenized: never above what encode gives (the fixture's byte-level BPE
+ * over prose, whitespace runs, its longest entries, added tokens, CJK, emoji, combining marks, lone
+ * surrogates, random code points; the same tokenizer behind NFC; a Llama-2-style byte-fallback BPE),
+ * tight where the text is the longest entry repeated, and null for the tokenizers it cannot bound.
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { defaultModelDir } from '../src/eval/paths.js'
+import { HfTokenizerAdapter } from '../src/model/tokenizer.js'
+import { MAX_DECOMPOSITION, unitsPerTokenBound } from '../src/model/token-bound.js'
+import { rng } from './kernels-helpers.js'
+
+type Json = Record<string, unknown>
+const FIXTURE = JSON.parse(readFileSync(join(defaultModelDir(), 'tokenizer.json'), 'utf8')) as Json & { model: Json; added_tokens: Json[] }
+const withFields = (over: Json, model: Json = {}): Json => ({ ...FIXTURE, ...over, model: { ...FIXTURE.model, ...model } })
+
+/** texts of every kind the bound must hold on */
+function texts(): [string, string][] {
+  const r = rng(11)
+  const randomCodePoints = (n: number, max: number) =>
+    Array.from({ length: n }, () => {
+      const c = Math.floor(r() * max)
+      return c >= 0xd800 && c <= 0xdfff ? String.fromCharCode(c) : String.fromCodePoint(c)
+    }).join('')
+  return [
+    ['prose', 'The quick brown fox, considering the circumstances, jumped over 12 lazy dogs.\n'.repeat(40)],
+    ['longest entry repeated', ' circumstances'.repeat(300)],
+    ['space runs', ' '.repeat(5000) + 'x' + '\t\n '.repeat(700)],
+    ['digits', '31415926535897932384626433832795'.repeat(50)],
+    ['added tokens', '<|endoftext|>'.repeat(200) + 'a<|pad|>b'.repeat(50)],
+    ['CJK', '長い文章を読み込む前に拒否する。'.repeat(100)],
+    ['emoji', '🙂🚀👩‍👩‍👧‍👦'.repeat(200)],
+    ['combining marks', 'e\u0301a\u0308\u0301\u1100\u1161\u11a8'.repeat(200)],
+    ['lone surrogates', '\ud800x\udfff'.repeat(300)],
+    ['random BMP', randomCodePoints(3000, 0x10000)],
+    ['random all planes', randomCodePoints(3000, 0x110000)],
+    ['random ASCII', randomCodePoints(5000, 0x80)],
+    ['empty', ''],
+  ]
+}
+
+function expectLowerBound(tok: HfTokenizerAdapter): void {
+  for (const [name, t] of texts()) {
+    const n = tok.encode(t).length
+    expect(tok.minTokens(t), `${name}: ${t.length} units, ${n} tokens`).toBeLessThanOrEqual(n)
+  }
+}
+
+describe('the token-count lower bound', () => {
+  it('the fixture: 14 units a token (its longest entry, "Ġcircumstances"), never above encode, tight on that entry repeated', () => {
+    const tok = new HfTokenizerAdapter(FIXTURE)
+    expect(tok.unitsPerToken).toBe(14)
+    expectLowerBound(tok)
+    const t = ' circumstances'.repeat(300)
+    expect(tok.encode(t)).toHaveLength(300)
+    expect(tok.minTokens(t)).toBe(300)
+    // a 10 MB message: bounded from its length alone
+    expect(tok.minTokens('x'.repeat(10 * 2 ** 20))).toBe(Math.ceil((10 * 2 ** 20) / 14))
+  })
+
+  it('behind an NFC normalizer: 2 x 4 x 14 units a token, never above encode (composing marks shorten the text)', () => {
+    const tok = new HfTokenizerAdapter(withFields({ normalizer: { type: 'NFC' } }))
+    expect(tok.unitsPerToken).toBe(2 * 4 * 14)
+    expectLowerBound(tok)
+  })
+
+  it('a Llama-2-style BPE (Prepend and Replace to ▁, byte fallback, fused unk): never above encode', () => {
+    const letters = 'abcdefghijklmnopqrstuvwxyz'.split('')
+    const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)
+    const merges = [['▁', 't'], ['h', 'e'], ['▁t', 'he'], ['▁', 'a'], ['▁a', 'n'], ['▁an', 'd']]
+    const vocab = Object.fromEntries(['<unk>', '<s>', '</s>', ...bytes, '▁', ...letters, ...merges.map(([a, b]) => a + b)].map((t, i) => [t, i]))
+    const json = {
+      version: '1.0', truncation: null, padding: null,
+      added_tokens: [{ id: 1, content: '<s>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+      normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+      pre_tokenizer: null, post_processor: null, decoder: null,
+      model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges },
+    }
+    const tok = new HfTokenizerAdapter(json)
+    // '<0x00>' is the longest entry (6), longer than any text one token of this vocabulary covers
+    expect(tok.unitsPerToken).toBe(6)
+    expectLowerBound(tok)
+  })
+
+  it('no bound (null, minTokens 0) where text can vanish or one token cover any length', () => {
+    const stripping = FIXTURE.added_tokens.map((a, i) => (i === 0 ? { ...a, rstrip: true } : a))
+    const CASES: [string, Json, Json?][] = [
+      ['WordPiece', withFields({}, { type: 'WordPiece' })],
+      ['Unigram', withFields({}, { type: 'Unigram' })],
+      ['an added token that strips whitespace', withFields({ added_tokens: stripping })],
+      ['Strip', withFields({ normalizer: { type: 'Strip', strip_left: true, strip_right: true } })],
+      ['StripAccents', withFields({ normalizer: { type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'StripAccents' }] } })],
+      ['a regex Replace', withFields({ normalizer: { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' } })],
+      ['a Replace that deletes', withFields({ normalizer: { type: 'Replace', pattern: { String: ' ' }, content: '' } })],
+      ['Lowercase', withFields({ normalizer: { type: 'Lowercase' } })],
+      ['a Whitespace pre-tokenizer', withFields({ pre_tokenizer: { type: 'Whitespace' } })],
+      ['an inverted Split', withFields({ pre_tokenizer: { type: 'Split', pattern: { Regex: '\\w+' }, behavior: 'Isolated', invert: true } })],
+      ['a Split that removes', withFields({ pre_tokenizer: { type: 'Split', pattern: { String: ' ' }, behavior: 'Removed', invert: false } })],
+      ['fused unk without byte fallback', withFields({ pre_tokenizer: { type: 'Metaspace', replacement: '▁' } }, { unk_token: '<|pad|>', fuse_unk: true })],
+      ['unknown pieces dropped (no unk, no byte fallback)', withFields({ pre_tokenizer: null })],
+      ['remove_space', FIXTURE, { remove_space: true }],
+    ]
+    for (const [name, json, config] of CASES) {
+      expect(unitsPerTokenBound(json, config ?? {}), name).toBeNull()
+    }
+    const tok = new HfTokenizerAdapter(withFields({ normalizer: { type: 'Lowercase' } }))
+    expect(tok.minTokens('x'.repeat(1000))).toBe(0)
+    expect(() => tok.minTokens(7 as unknown as string)).toThrow(/minTokens: text must be a string, got number/)
+  })
+
+  it('the factors a normalizer shrinks by: string Replace p units to c, a Sequence the product', () => {
+    const replace = (p: string, c: string) => ({ type: 'Replace', pattern: { String: p }, content: c })
+    expect(unitsPerTokenBound(withFields({ normalizer: replace('  ', ' ') }))).toBe(2 * 14)
+    expect(unitsPerTokenBound(withFields({ normalizer: replace(' ', '▁') }))).toBe(14)
+    expect(unitsPerTokenBound(withFields({ normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKC' }, replace('abc', 'x')] } }))).toBe(2 * 18 * 3 * 14)
+    expect(unitsPerTokenBound(withFields({ normalizer: { type: 'NFD' } }))).toBe(2 * 14)
+  })
+
+  it('the longest full decompositions are 4 code points (NFD) and 18 (NFKD), over every code point', () => {
+    let canonical = 0
+    let compatibility = 0
+    for (let c = 0; c <= 0x10ffff; c++) {
+      if (c >= 0xd800 && c <= 0xdfff) continue
+      const s = String.fromCodePoint(c)
+      canonical = Math.max(canonical, [...s.normalize('NFD')].length)
+      compatibility = Math.max(compatibility, [...s.normalize('NFKD')].length)
+    }
+    expect({ canonical, compatibility }).toEqual(MAX_DECOMPOSITION)
+  })
+})
