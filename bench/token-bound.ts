@@ -22,7 +22,7 @@ try {
   t = performance.now()
   const n = tok.encode(rendered).length
   const encodeMs = performance.now() - t
-  console.log(`${(content.length / 2 ** 20).toFixed(1)} MB message (${rendered.length} units rendered): encode ${encodeMs.toFixed(0)} ms for ${n} tokens; bound ${boundMs.toFixed(3)} ms for at least ${least} (${tok.unitsPerToken} units a token)`)
+  console.log(`${(content.length / 2 ** 20).toFixed(1)} MB message (${rendered.length} units rendered): encode ${encodeMs.toFixed(0)} ms for ${n} tokens; bound ${boundMs.toFixed(3)} ms for at least ${least} (${tok.bound?.unitsPerToken} units a token)`)
 
   const t0 = performance.now()
   const big = () => fetch(`${server.url}/v1/chat/completions`, {

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { defaultModelDir } from '../src/eval/paths.js'
 import { HfTokenizerAdapter } from '../src/model/tokenizer.js'
-import { MAX_DECOMPOSITION, unitsPerTokenBound } from '../src/model/token-bound.js'
+import { MAX_DECOMPOSITION, tokenBoundOf } from '../src/model/token-bound.js'
 import { rng } from './kernels-helpers.js'
 
 type Json = Record<string, unknown>
@@ -34,6 +34,7 @@ function texts(): [string, string][] {
     ['CJK', '長い文章を読み込む前に拒否する。'.repeat(100)],
     ['emoji', '🙂🚀👩‍👩‍👧‍👦'.repeat(200)],
     ['combining marks', 'e\u0301a\u0308\u0301\u1100\u1161\u11a8'.repeat(200)],
+    ['Latin below U+0300, some compatibility forms', 'café naïve Ærøskøbing ǄǅǆǇ ½ ² ¨´ ŉ ſt ĳ '.repeat(100)],
     ['lone surrogates', '\ud800x\udfff'.repeat(300)],
     ['random BMP', randomCodePoints(3000, 0x10000)],
     ['random all planes', randomCodePoints(3000, 0x110000)],
@@ -52,7 +53,7 @@ function expectLowerBound(tok: HfTokenizerAdapter): void {
 describe('the token-count lower bound', () => {
   it('the fixture: 14 units a token (its longest entry, "Ġcircumstances"), never above encode, tight on that entry repeated', () => {
     const tok = new HfTokenizerAdapter(FIXTURE)
-    expect(tok.unitsPerToken).toBe(14)
+    expect(tok.bound).toEqual({ unitsPerToken: 14, unitsPerTokenBelowU0300: 14 })
     expectLowerBound(tok)
     const t = ' circumstances'.repeat(300)
     expect(tok.encode(t)).toHaveLength(300)
@@ -61,10 +62,14 @@ describe('the token-count lower bound', () => {
     expect(tok.minTokens('x'.repeat(10 * 2 ** 20))).toBe(Math.ceil((10 * 2 ** 20) / 14))
   })
 
-  it('behind an NFC normalizer: 2 x 4 x 14 units a token, never above encode (composing marks shorten the text)', () => {
-    const tok = new HfTokenizerAdapter(withFields({ normalizer: { type: 'NFC' } }))
-    expect(tok.unitsPerToken).toBe(2 * 4 * 14)
-    expectLowerBound(tok)
+  it('behind NFC or NFKC: 2 x 4 (or 18) x 14 units a token, 14 on a text below U+0300; never above encode', () => {
+    for (const [form, d] of [['NFC', 4], ['NFKC', 18]] as const) {
+      const tok = new HfTokenizerAdapter(withFields({ normalizer: { type: form } }))
+      expect(tok.bound, form).toEqual({ unitsPerToken: 2 * d * 14, unitsPerTokenBelowU0300: 14 })
+      expectLowerBound(tok)
+      expect(tok.minTokens(' circumstances'.repeat(300)), form).toBe(300)
+      expect(tok.minTokens(' circumstances'.repeat(300) + '\u0300'), form).toBe(Math.ceil((14 * 300 + 1) / (2 * d * 14)))
+    }
   })
 
   it('a Llama-2-style BPE (Prepend and Replace to ▁, byte fallback, fused unk): never above encode', () => {
@@ -81,7 +86,7 @@ describe('the token-count lower bound', () => {
     }
     const tok = new HfTokenizerAdapter(json)
     // '<0x00>' is the longest entry (6), longer than any text one token of this vocabulary covers
-    expect(tok.unitsPerToken).toBe(6)
+    expect(tok.bound).toEqual({ unitsPerToken: 6, unitsPerTokenBelowU0300: 6 })
     expectLowerBound(tok)
   })
 
@@ -104,30 +109,45 @@ describe('the token-count lower bound', () => {
       ['remove_space', FIXTURE, { remove_space: true }],
     ]
     for (const [name, json, config] of CASES) {
-      expect(unitsPerTokenBound(json, config ?? {}), name).toBeNull()
+      expect(tokenBoundOf(json, config ?? {}), name).toBeNull()
     }
     const tok = new HfTokenizerAdapter(withFields({ normalizer: { type: 'Lowercase' } }))
     expect(tok.minTokens('x'.repeat(1000))).toBe(0)
     expect(() => tok.minTokens(7 as unknown as string)).toThrow(/minTokens: text must be a string, got number/)
   })
 
-  it('the factors a normalizer shrinks by: string Replace p units to c, a Sequence the product', () => {
+  it('the factors a normalizer shrinks by: string Replace p units to c, a Sequence the product; a Unicode form not below U+0300 unless a step before leaves it', () => {
     const replace = (p: string, c: string) => ({ type: 'Replace', pattern: { String: p }, content: c })
-    expect(unitsPerTokenBound(withFields({ normalizer: replace('  ', ' ') }))).toBe(2 * 14)
-    expect(unitsPerTokenBound(withFields({ normalizer: replace(' ', '▁') }))).toBe(14)
-    expect(unitsPerTokenBound(withFields({ normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKC' }, replace('abc', 'x')] } }))).toBe(2 * 18 * 3 * 14)
-    expect(unitsPerTokenBound(withFields({ normalizer: { type: 'NFD' } }))).toBe(2 * 14)
+    const bound = (normalizer: Json) => tokenBoundOf(withFields({ normalizer }))
+    const units = (any: number, below: number) => ({ unitsPerToken: any * 14, unitsPerTokenBelowU0300: below * 14 })
+    expect(bound(replace('  ', ' '))).toEqual(units(2, 2))
+    expect(bound(replace(' ', '▁'))).toEqual(units(1, 1))
+    expect(bound({ type: 'Sequence', normalizers: [{ type: 'NFKC' }, replace('abc', 'x')] })).toEqual(units(2 * 18 * 3, 3))
+    expect(bound({ type: 'Sequence', normalizers: [replace(' ', '▁'), { type: 'NFC' }] })).toEqual(units(8, 8))
+    expect(bound({ type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '_' }, { type: 'Sequence', normalizers: [{ type: 'NFC' }] }] })).toEqual(units(8, 1))
+    expect(bound({ type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'NFC' }] })).toEqual(units(16, 8))
   })
 
-  it('the longest full decompositions are 4 code points (NFD) and 18 (NFKD), over every code point', () => {
+  it('over every code point: the longest full decompositions are 4 (NFD) and 18 (NFKD); below U+0300 none vanishes or opens with a composing one', () => {
     let canonical = 0
     let compatibility = 0
+    // the code points that follow the first in a full canonical decomposition: every one a composition can append
+    const appended = new Set<number>()
     for (let c = 0; c <= 0x10ffff; c++) {
       if (c >= 0xd800 && c <= 0xdfff) continue
       const s = String.fromCodePoint(c)
-      canonical = Math.max(canonical, [...s.normalize('NFD')].length)
+      const d = [...s.normalize('NFD')]
+      canonical = Math.max(canonical, d.length)
       compatibility = Math.max(compatibility, [...s.normalize('NFKD')].length)
+      for (const x of d.slice(1)) appended.add(x.codePointAt(0)!)
     }
     expect({ canonical, compatibility }).toEqual(MAX_DECOMPOSITION)
+    expect(Math.min(...appended)).toBe(0x300)
+    for (let c = 0; c < 0x300; c++) {
+      for (const form of ['NFD', 'NFKD']) {
+        const first = String.fromCharCode(c).normalize(form).codePointAt(0)
+        expect(first !== undefined && !appended.has(first), `U+${c.toString(16)} ${form}`).toBe(true)
+      }
+    }
   })
 })

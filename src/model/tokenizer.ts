@@ -1,14 +1,14 @@
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers'
 import type { Tokenizer } from './types.js'
 import { ModelInputError, ModelLoadError } from './errors.js'
-import { minTokensOf, unitsPerTokenBound } from './token-bound.js'
+import { minTokensOf, tokenBoundOf, type TokenBound } from './token-bound.js'
 
 /** tokenizer.json through @huggingface/tokenizers; encode adds no special tokens (callers place them). */
 export class HfTokenizerAdapter implements Tokenizer {
   readonly vocabSize: number
   private readonly tok: HfTokenizer
   /** UTF-16 units one token stands for at most (token-bound.ts), or null where no bound is proven */
-  readonly unitsPerToken: number | null
+  readonly bound: TokenBound | null
 
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}) {
     try {
@@ -17,13 +17,13 @@ export class HfTokenizerAdapter implements Tokenizer {
       throw new ModelLoadError(`tokenizer.json: cannot build the tokenizer (${(e as Error).message})`)
     }
     this.vocabSize = this.tok.get_vocab(true).size
-    this.unitsPerToken = unitsPerTokenBound(tokenizerJson, tokenizerConfig ?? {})
+    this.bound = tokenBoundOf(tokenizerJson, tokenizerConfig ?? {})
   }
 
-  /** a lower bound on encode(text).length, from text.length alone (0 where unitsPerToken is null) */
+  /** a lower bound on encode(text).length, from text.length (and whether it is all below U+0300); 0 where bound is null */
   minTokens(text: string): number {
     if (typeof text !== 'string') throw new ModelInputError(`tokenizer.minTokens: text must be a string, got ${text === null ? 'null' : typeof text}`)
-    return minTokensOf(text, this.unitsPerToken)
+    return minTokensOf(text, this.bound)
   }
 
   encode(text: string): number[] {
