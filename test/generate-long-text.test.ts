@@ -3,13 +3,15 @@
  * bound, src/model/token-bound.ts): model.generate throws ContextLengthError naming the limit and the
  * least token count without calling encode. A text near the limit behaves as its token ids do (the
  * path the bound does not touch): refused iff its tokens leave no room, else the same greedy tokens.
- * A tiny model on the fixture's tokenizer, max_position_embeddings 64.
+ * A tiny model on the fixture's tokenizer, max_position_embeddings 64; model.diffusionGenerate on a
+ * tiny Dream (2048 positions) the same way.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { ContextLengthError } from '../src/model/errors.js'
 import { makeTinyModel } from './tiny-model.js'
+import { makeTinyDream } from './diffusion-helpers.js'
 
 const MAX = 64
 let model: LlamaModel
@@ -69,5 +71,20 @@ describe('model.generate on a text prompt past the context', () => {
     expect(ran).toBeGreaterThanOrEqual(5)
     expect(refused.bound).toBeGreaterThanOrEqual(5)
     expect(refused.count).toBeGreaterThanOrEqual(5)
+  })
+
+  it('model.diffusionGenerate on a 10 MB text: ContextLengthError before encode', async () => {
+    const dream = await loadModel(makeTinyDream(5).path, { backend: 'wasm' })
+    const text = 'x'.repeat(10 * 2 ** 20)
+    const encode = vi.spyOn(dream.tokenizer, 'encode')
+    try {
+      expect(() => dream.diffusionGenerate(text, { genLength: 8 })).toThrow(`diffusionGenerate: a prompt of at least ${Math.ceil(text.length / 14)} tokens (${text.length} characters) leaves no room for a new token (max_position_embeddings 2048)`)
+      expect(encode).not.toHaveBeenCalled()
+      // a short text still runs
+      expect((await dream.diffusionGenerate('Hello', { genLength: 4, blockLength: 4, steps: 2 })).ids).toHaveLength(4)
+    } finally {
+      encode.mockRestore()
+      dream.dispose()
+    }
   })
 })
