@@ -16,13 +16,14 @@ const { model, server, client } = await startServer()
 try {
   const tok = model.tokenizer as HfTokenizerAdapter
   const rendered = server.engine.template.render([{ role: 'user', content }])
+  // as the server asks: whether it reaches the context
   let t = performance.now()
-  const least = tok.minTokens(rendered)
+  const least = tok.minTokens(rendered, model.config.maxPositions)
   const boundMs = performance.now() - t
   t = performance.now()
   const n = tok.encode(rendered).length
   const encodeMs = performance.now() - t
-  console.log(`${(content.length / 2 ** 20).toFixed(1)} MB message (${rendered.length} units rendered): encode ${encodeMs.toFixed(0)} ms for ${n} tokens; bound ${boundMs.toFixed(3)} ms for at least ${least} (${tok.bound?.unitsPerToken} units a token)`)
+  console.log(`${(content.length / 2 ** 20).toFixed(1)} MB message (${rendered.length} units rendered): encode ${encodeMs.toFixed(0)} ms for ${n} tokens; bound ${boundMs.toFixed(3)} ms for at least ${least} (${tok.bound?.unitsPerToken} units or ${tok.bound?.alnumPerToken} letters and digits a token)`)
 
   const t0 = performance.now()
   const big = () => fetch(`${server.url}/v1/chat/completions`, {

@@ -28,6 +28,7 @@ describe('model.generate on a text prompt past the context', () => {
     const encode = vi.spyOn(model.tokenizer, 'encode')
     try {
       expect(() => model.generate(text, { maxNewTokens: 1 })).toThrow(ContextLengthError)
+      // 14 units a token at most ("Ġcircumstances"): past the context, letters are not counted
       expect(() => model.generate(text)).toThrow(`generate: a prompt of at least ${Math.ceil(text.length / 14)} tokens (${text.length} characters) leaves no room for a new token (max_position_embeddings ${MAX})`)
       expect(encode).not.toHaveBeenCalled()
     } finally {
@@ -38,7 +39,7 @@ describe('model.generate on a text prompt past the context', () => {
   it('texts of 60 to 70 tokens (the longest entry repeated, prose, CJK): refused iff they leave no room, else as their ids', async () => {
     const texts: string[] = []
     for (let k = 60; k <= 70; k++) texts.push(' circumstances'.repeat(k))
-    // prose cut to every length that gives 60..70 tokens: the bound (length / 14) refuses none of these
+    // prose cut to every length that gives 60..70 tokens: the bound (length / 14, letters / 13) refuses none of these
     for (let end = 150; end <= 400; end += 3) texts.push(PROSE.repeat(3).slice(0, end))
     texts.push('長い文章を読み込む前に拒否する。'.repeat(4), '長い文章を読み込む前に拒否する。'.repeat(5))
     const refused = { bound: 0, count: 0 }

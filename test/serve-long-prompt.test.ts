@@ -78,7 +78,8 @@ describe('kvkit serve: a prompt far past the context', () => {
       const [big, small] = result
       expect(big.status).toBe(400)
       expectContextRefusal(big.body, 'messages', Infinity)
-      // the rendered prompt (the ChatML template's text around the message) over 14 units a token
+      // the rendered prompt (the ChatML template's text around the message) over 14 units a token; past the
+      // context the letters are not counted (that bound, 13 a token, would say more)
       const rendered = server.engine.template.render([{ role: 'user', content: 'x'.repeat(BIG) }])
       expect(big.body.error.message).toContain(`at least ${Math.ceil(rendered.length / 14)} tokens`)
       expect(small.choices[0].finish_reason).toBe('length')

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { defaultModelDir } from '../src/eval/paths.js'
 import { HfTokenizerAdapter } from '../src/model/tokenizer.js'
-import { MAX_DECOMPOSITION, tokenBoundOf } from '../src/model/token-bound.js'
+import { asciiAlnumCount, MAX_DECOMPOSITION, tokenBoundOf } from '../src/model/token-bound.js'
 import { rng } from './kernels-helpers.js'
 
 type Json = Record<string, unknown>
@@ -51,25 +51,54 @@ function expectLowerBound(tok: HfTokenizerAdapter): void {
 }
 
 describe('the token-count lower bound', () => {
-  it('the fixture: 14 units a token (its longest entry, "Ġcircumstances"), never above encode, tight on that entry repeated', () => {
+  it('the fixture: 14 units a token (its longest entry, "Ġcircumstances"), 13 letters; never above encode, tight on that entry repeated', () => {
     const tok = new HfTokenizerAdapter(FIXTURE)
-    expect(tok.bound).toEqual({ unitsPerToken: 14, unitsPerTokenBelowU0300: 14 })
+    expect(tok.bound).toEqual({ unitsPerToken: 14, unitsPerTokenBelowU0300: 14, alnumPerToken: 13 })
     expectLowerBound(tok)
     const t = ' circumstances'.repeat(300)
     expect(tok.encode(t)).toHaveLength(300)
     expect(tok.minTokens(t)).toBe(300)
-    // a 10 MB message: bounded from its length alone
-    expect(tok.minTokens('x'.repeat(10 * 2 ** 20))).toBe(Math.ceil((10 * 2 ** 20) / 14))
+    // a 10 MB message: 13 letters a token at most ("circumstances") bound it tighter than 14 units
+    expect(tok.minTokens('x'.repeat(10 * 2 ** 20))).toBe(Math.ceil((10 * 2 ** 20) / 13))
+    expect(tok.minTokens(' '.repeat(10 * 2 ** 20))).toBe(Math.ceil((10 * 2 ** 20) / 14))
+    // asked only whether it reaches 8192: past it by its length, the letters are not counted
+    expect(tok.minTokens('x'.repeat(10 * 2 ** 20), 8192)).toBe(Math.ceil((10 * 2 ** 20) / 14))
   })
 
   it('behind NFC or NFKC: 2 x 4 (or 18) x 14 units a token, 14 on a text below U+0300; never above encode', () => {
     for (const [form, d] of [['NFC', 4], ['NFKC', 18]] as const) {
       const tok = new HfTokenizerAdapter(withFields({ normalizer: { type: form } }))
-      expect(tok.bound, form).toEqual({ unitsPerToken: 2 * d * 14, unitsPerTokenBelowU0300: 14 })
+      expect(tok.bound, form).toEqual({ unitsPerToken: 2 * d * 14, unitsPerTokenBelowU0300: 14, alnumPerToken: null })
       expectLowerBound(tok)
       expect(tok.minTokens(' circumstances'.repeat(300)), form).toBe(300)
       expect(tok.minTokens(' circumstances'.repeat(300) + '\u0300'), form).toBe(Math.ceil((14 * 300 + 1) / (2 * d * 14)))
     }
+  })
+
+  it('a vocabulary with runs of 64 spaces and 48 dashes: prose bounded by its letters and digits over 13, never above encode', () => {
+    // the runs merge pairwise from one character, as GPT-2-style vocabularies learn them
+    const vocab = { ...(FIXTURE.model.vocab as Record<string, number>) }
+    const merges = [...(FIXTURE.model.merges as string[][])]
+    for (const [c, top] of [['Ġ', 64], ['-', 48]] as const) {
+      for (let n = 2; n <= top; n *= 2) {
+        merges.push([c.repeat(n / 2), c.repeat(n / 2)])
+        vocab[c.repeat(n)] = Object.keys(vocab).length
+      }
+      if (!Object.hasOwn(vocab, c.repeat(top))) {
+        merges.push([c.repeat(32), c.repeat(16)])
+        vocab[c.repeat(top)] = Object.keys(vocab).length
+      }
+    }
+    const tok = new HfTokenizerAdapter(withFields({}, { vocab, merges }))
+    expect(tok.bound).toEqual({ unitsPerToken: 64, unitsPerTokenBelowU0300: 64, alnumPerToken: 13 })
+    expect(tok.encode(' '.repeat(64))).toHaveLength(1)
+    expect(tok.encode('-'.repeat(48))).toHaveLength(1)
+    expectLowerBound(tok)
+    const prose = texts()[0][1]
+    expect(tok.minTokens(prose)).toBe(Math.ceil(asciiAlnumCount(prose) / 13))
+    expect(tok.minTokens(prose)).toBeGreaterThan(2 * Math.ceil(prose.length / 64))
+    // counting stops once the bound reaches `enough`
+    expect(tok.minTokens(prose, 100)).toBe(100)
   })
 
   it('a Llama-2-style BPE (Prepend and Replace to ▁, byte fallback, fused unk): never above encode', () => {
@@ -85,8 +114,8 @@ describe('the token-count lower bound', () => {
       model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges },
     }
     const tok = new HfTokenizerAdapter(json)
-    // '<0x00>' is the longest entry (6), longer than any text one token of this vocabulary covers
-    expect(tok.bound).toEqual({ unitsPerToken: 6, unitsPerTokenBelowU0300: 6 })
+    // '<0x00>' is the longest entry (6), longer than any text one token of this vocabulary covers; '<0xFF>' holds 4 letters and digits
+    expect(tok.bound).toEqual({ unitsPerToken: 6, unitsPerTokenBelowU0300: 6, alnumPerToken: 4 })
     expectLowerBound(tok)
   })
 
@@ -119,9 +148,11 @@ describe('the token-count lower bound', () => {
   it('the factors a normalizer shrinks by: string Replace p units to c, a Sequence the product; a Unicode form not below U+0300 unless a step before leaves it', () => {
     const replace = (p: string, c: string) => ({ type: 'Replace', pattern: { String: p }, content: c })
     const bound = (normalizer: Json) => tokenBoundOf(withFields({ normalizer }))
-    const units = (any: number, below: number) => ({ unitsPerToken: any * 14, unitsPerTokenBelowU0300: below * 14 })
-    expect(bound(replace('  ', ' '))).toEqual(units(2, 2))
-    expect(bound(replace(' ', '▁'))).toEqual(units(1, 1))
+    // letters and digits are counted behind Prepend and a Replace of a string without them
+    const units = (any: number, below: number, alnum: number | null = null) => ({ unitsPerToken: any * 14, unitsPerTokenBelowU0300: below * 14, alnumPerToken: alnum })
+    expect(bound(replace('  ', ' '))).toEqual(units(2, 2, 13))
+    expect(bound({ type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, replace(' ', '▁')] })).toEqual(units(1, 1, 13))
+    expect(bound(replace('ab', 'ba'))).toEqual(units(1, 1))
     expect(bound({ type: 'Sequence', normalizers: [{ type: 'NFKC' }, replace('abc', 'x')] })).toEqual(units(2 * 18 * 3, 3))
     expect(bound({ type: 'Sequence', normalizers: [replace(' ', '▁'), { type: 'NFC' }] })).toEqual(units(8, 8))
     expect(bound({ type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '_' }, { type: 'Sequence', normalizers: [{ type: 'NFC' }] }] })).toEqual(units(8, 1))

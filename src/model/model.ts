@@ -292,7 +292,7 @@ export class LlamaModel implements Model {
    * would otherwise hold the thread for seconds only to be refused by the same check after encode.
    */
   private encodePrompt(prompt: string, call: string): number[] {
-    const least = this.tokenizer.minTokens?.(prompt) ?? 0
+    const least = this.tokenizer.minTokens?.(prompt, this.config.maxPositions) ?? 0
     if (least >= this.config.maxPositions)
       throw new ContextLengthError(`${call}: a prompt of at least ${least} tokens (${prompt.length} characters) leaves no room for a new token (${contextLimitText(this.config)})`)
     return this.tokenizer.encode(prompt)

@@ -27,6 +27,12 @@
  * decompositions, U+1F82 and U+FDFA; test/token-bound.test.ts checks both over every code point). On
  * a text all below U+0300 (ASCII, Latin-1, Latin Extended) they do not shrink it at all.
  *
+ * A second bound counts only ASCII letters and digits, of which a token covers at most as many as
+ * its entry holds (byte-level BPE writes those bytes as themselves): a vocabulary whose longest entries
+ * are runs of spaces or dashes, which set U, still bounds prose by its letters over its longest word.
+ * It holds behind Prepend and a string Replace that removes no letter or digit (not behind a Unicode
+ * form, which may compose a letter with a following mark). minTokens takes the larger of the two.
+ *
  * Anything else gives no bound (null) and the caller tokenizes as before: other models (WordPiece's
  * whole-word unk, Unigram's fused unks), fused unks that can occur, pieces the model would drop (no
  * unk, no byte fallback), added tokens that strip whitespace around them (lstrip / rstrip), normalizers
@@ -59,6 +65,26 @@ function normalizerSteps(normalizer: unknown): Json[] | null {
 
 /** whether every unit of `t` is below U+0300 (a search for one that is not: 0.1 ms on 10 MB, where an anchored match takes 50) */
 const belowU0300 = (t: string) => !/[^\u0000-\u02ff]/.test(t)
+
+/** how many ASCII letters and digits `t` holds, counting no further than `stop` (a loop: a regex match or replace over 10 MB takes a second) */
+export function asciiAlnumCount(t: string, stop = Infinity): number {
+  let n = 0
+  for (let i = 0; i < t.length && n < stop; i++) {
+    const c = t.charCodeAt(i)
+    const l = c | 32
+    if ((c >= 48 && c <= 57) || (l >= 97 && l <= 122)) n++
+  }
+  return n
+}
+
+/**
+ * Whether the normalizer keeps every ASCII letter and digit of a text: its steps only Prepend, or
+ * Replace a string that holds none of them (a Unicode form may compose one with a following mark).
+ */
+function keepsAsciiAlnum(normalizer: unknown): boolean {
+  const steps = normalizerSteps(normalizer)
+  return steps !== null && steps.every((n) => n.type === 'Prepend' || (n.type === 'Replace' && isObject(n.pattern) && typeof n.pattern.String === 'string' && asciiAlnumCount(n.pattern.String) === 0))
+}
 
 /**
  * The factors by which `normalizer` can shorten a text at most (UTF-16 units): for any text, and for a
@@ -154,10 +180,14 @@ function byteLevelChars(): string[] {
 
 const byteFallbackToken = (b: number) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`
 
-/** UTF-16 units of text one token can stand for at most: for any text, and for a text all below U+0300 */
+/** What one token can stand for at most, in the measures a text's least token count is taken from. */
 export interface TokenBound {
+  /** UTF-16 units, for any text */
   unitsPerToken: number
+  /** UTF-16 units, for a text all below U+0300 */
   unitsPerTokenBelowU0300: number
+  /** ASCII letters and digits, or null where the normalizer may remove some */
+  alnumPerToken: number | null
 }
 
 /**
@@ -180,12 +210,18 @@ export function tokenBoundOf(tokenizerJson: unknown, tokenizerConfig: unknown = 
   const byteFallback = model.byte_fallback === true && Array.from({ length: 256 }, (_, b) => byteFallbackToken(b)).every(has)
   const unk = typeof model.unk_token === 'string' && has(model.unk_token) && model.fuse_unk !== true
   let longest = 2
-  for (const t of Object.keys(vocab)) longest = Math.max(longest, t.length)
+  // an unk covers one code point, at most one letter; a byte-fallback token one byte, and its name holds at least one digit
+  let alnum = 1
+  const entry = (t: string) => {
+    longest = Math.max(longest, t.length)
+    alnum = Math.max(alnum, asciiAlnumCount(t))
+  }
+  for (const t of Object.keys(vocab)) entry(t)
   let mergesInVocab = true
   for (const m of model.merges) {
     const [a, b] = Array.isArray(m) ? m : typeof m === 'string' ? m.split(' ', 2) : []
     if (typeof a !== 'string' || typeof b !== 'string') return null
-    longest = Math.max(longest, a.length + b.length)
+    entry(a + b)
     if (!has(a + b)) mergesInVocab = false
   }
   // the first pieces are single characters: byte-level ones (all 256 in the vocabulary), or any code point
@@ -198,15 +234,27 @@ export function tokenBoundOf(tokenizerJson: unknown, tokenizerConfig: unknown = 
     if (!isObject(a) || typeof a.content !== 'string') return null
     // a stripping token also swallows the whitespace around it, however long
     if (a.lstrip === true || a.rstrip === true) return null
-    longest = Math.max(longest, a.content.length)
+    entry(a.content)
   }
-  return { unitsPerToken: shrink.any * longest, unitsPerTokenBelowU0300: shrink.belowU0300 * longest }
+  return {
+    unitsPerToken: shrink.any * longest,
+    unitsPerTokenBelowU0300: shrink.belowU0300 * longest,
+    alnumPerToken: keepsAsciiAlnum(tokenizerJson.normalizer) ? alnum : null,
+  }
 }
 
-/** the least number of tokens `text` encodes to, given tokenBoundOf's value (0 for null) */
-export function minTokensOf(text: string, bound: TokenBound | null): number {
+/**
+ * The least number of tokens `text` encodes to, given tokenBoundOf's value (0 for null). Past `enough`
+ * it may stop counting: the value is then at least `enough`, not the largest bound (the caller only
+ * asks whether the text fits, and counting letters over megabytes costs a tenth of a second).
+ */
+export function minTokensOf(text: string, bound: TokenBound | null, enough = Infinity): number {
   if (bound === null) return 0
   // the scan for a character at or past U+0300 costs only where it can loosen the bound
   const units = bound.unitsPerTokenBelowU0300 < bound.unitsPerToken && belowU0300(text) ? bound.unitsPerTokenBelowU0300 : bound.unitsPerToken
-  return Math.ceil(text.length / units)
+  const byLength = Math.ceil(text.length / units)
+  // letters and digits give more only where an entry longer than any word (a run of spaces, dashes) sets `units`
+  const a = bound.alnumPerToken
+  if (a === null || a >= units || byLength >= enough) return byLength
+  return Math.max(byLength, Math.ceil(asciiAlnumCount(text, enough * a) / a))
 }

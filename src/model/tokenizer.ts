@@ -20,10 +20,10 @@ export class HfTokenizerAdapter implements Tokenizer {
     this.bound = tokenBoundOf(tokenizerJson, tokenizerConfig ?? {})
   }
 
-  /** a lower bound on encode(text).length, from text.length (and whether it is all below U+0300); 0 where bound is null */
-  minTokens(text: string): number {
+  /** a lower bound on encode(text).length without tokenizing (token-bound.ts), counted no further than `enough`; 0 where bound is null */
+  minTokens(text: string, enough?: number): number {
     if (typeof text !== 'string') throw new ModelInputError(`tokenizer.minTokens: text must be a string, got ${text === null ? 'null' : typeof text}`)
-    return minTokensOf(text, this.bound)
+    return minTokensOf(text, this.bound, enough)
   }
 
   encode(text: string): number[] {

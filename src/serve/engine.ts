@@ -263,7 +263,7 @@ export class ServeEngine {
     const tokenizer = this.model.tokenizer
     const ctx = this.model.config.maxPositions
     let least = extra
-    for (const t of texts) least += tokenizer.minTokens?.(t) ?? 0
+    for (const t of texts) least += tokenizer.minTokens?.(t, Math.max(0, ctx - least)) ?? 0
     if (least >= ctx) throw contextExceeded(promptParam, ctx, `at least ${least}`)
   }
 
