@@ -117,6 +117,12 @@ describe('the token-count lower bound', () => {
     // '<0x00>' is the longest entry (6), longer than any text one token of this vocabulary covers; '<0xFF>' holds 4 letters and digits
     expect(tok.bound).toEqual({ unitsPerToken: 6, unitsPerTokenBelowU0300: 6, alnumPerToken: 4 })
     expectLowerBound(tok)
+    // a normalized added token is matched as its content normalized: '▁<extra_token_0>', 16 units for one token
+    const extra = { id: 2, content: '<extra_token_0>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false }
+    const withExtra = new HfTokenizerAdapter({ ...json, added_tokens: [...json.added_tokens, extra] })
+    expect(withExtra.encode('<extra_token_0>')).toEqual([2])
+    expect(withExtra.bound).toEqual({ unitsPerToken: 16, unitsPerTokenBelowU0300: 16, alnumPerToken: 11 })
+    expect(withExtra.minTokens('<extra_token_0>'.repeat(50))).toBeLessThanOrEqual(withExtra.encode('<extra_token_0>'.repeat(50)).length)
   })
 
   it('no bound (null, minTokens 0) where text can vanish or one token cover any length', () => {

@@ -138,6 +138,16 @@ function shrinkFactors(normalizer: unknown): { any: number; belowU0300: number }
   return { any, belowU0300: below }
 }
 
+/** `t` through the normalizers shrinkFactors accepts (Prepend, string Replace, the Unicode forms), as @huggingface/tokenizers applies them */
+function normalize(normalizer: unknown, t: string): string {
+  for (const n of normalizerSteps(normalizer) ?? []) {
+    if (n.type === 'Prepend') t = `${n.prepend}${t}`
+    else if (n.type === 'Replace') t = t.replaceAll(String((n.pattern as Json).String), String(n.content))
+    else t = t.normalize(n.type as 'NFC' | 'NFD' | 'NFKC' | 'NFKD')
+  }
+  return t
+}
+
 /** whether the pre-tokenizer keeps every unit of its input (null: it keeps everything), and whether it maps to bytes */
 function preTokenizerKeeps(pre: unknown): { keeps: boolean; byteLevel: boolean } {
   if (pre === null || pre === undefined) return { keeps: true, byteLevel: false }
@@ -235,6 +245,8 @@ export function tokenBoundOf(tokenizerJson: unknown, tokenizerConfig: unknown = 
     // a stripping token also swallows the whitespace around it, however long
     if (a.lstrip === true || a.rstrip === true) return null
     entry(a.content)
+    // a normalized one is matched in the normalized text, as its content normalized (Prepend makes it longer)
+    if (a.normalized === true) entry(normalize(tokenizerJson.normalizer, a.content))
   }
   return {
     unitsPerToken: shrink.any * longest,
