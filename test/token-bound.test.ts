@@ -141,6 +141,7 @@ describe('the token-count lower bound', () => {
       ['a Split that removes', withFields({ pre_tokenizer: { type: 'Split', pattern: { String: ' ' }, behavior: 'Removed', invert: false } })],
       ['fused unk without byte fallback', withFields({ pre_tokenizer: { type: 'Metaspace', replacement: '▁' } }, { unk_token: '<|pad|>', fuse_unk: true })],
       ['unknown pieces dropped (no unk, no byte fallback)', withFields({ pre_tokenizer: null })],
+      ['suffixed pieces the vocabulary may lack, dropped', withFields({}, { end_of_word_suffix: '</w>' })],
       ['remove_space', FIXTURE, { remove_space: true }],
     ]
     for (const [name, json, config] of CASES) {

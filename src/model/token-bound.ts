@@ -236,7 +236,9 @@ export function tokenBoundOf(tokenizerJson: unknown, tokenizerConfig: unknown = 
   }
   // the first pieces are single characters: byte-level ones (all 256 in the vocabulary), or any code point
   const charsInVocab = pre.byteLevel && byteLevelChars().every(has)
-  if (!byteFallback && !unk && !(charsInVocab && mergesInVocab)) return null
+  // an affix on pieces (end-of-word suffix, continuing-subword suffix, or the prefix this library leaves off) makes pieces the vocabulary may lack
+  const suffixed = [model.end_of_word_suffix, model.continuing_subword_suffix, model.continuing_subword_prefix].some((x) => typeof x === 'string' && x !== '')
+  if (!byteFallback && !unk && !(charsInVocab && mergesInVocab && !suffixed)) return null
 
   const added = tokenizerJson.added_tokens ?? []
   if (!Array.isArray(added)) return null
