@@ -58,6 +58,13 @@ describe('the token-count lower bound', () => {
     const t = ' circumstances'.repeat(300)
     expect(tok.encode(t)).toHaveLength(300)
     expect(tok.minTokens(t)).toBe(300)
+    // texts made of the vocabulary's own entries, the longest ones first among them: where tokens are longest
+    const r = rng(5)
+    const long = Array.from({ length: tok.vocabSize }, (_, id) => tok.decode([id])).filter((x) => x.length >= 8)
+    for (let k = 0; k < 40; k++) {
+      const text = Array.from({ length: 200 }, () => (r() < 0.8 ? long[Math.floor(r() * long.length)] : tok.decode([Math.floor(r() * tok.vocabSize)]))).join('')
+      expect(tok.minTokens(text), text.slice(0, 80)).toBeLessThanOrEqual(tok.encode(text).length)
+    }
     // a 10 MB message: 13 letters a token at most ("circumstances") bound it tighter than 14 units
     expect(tok.minTokens('x'.repeat(10 * 2 ** 20))).toBe(Math.ceil((10 * 2 ** 20) / 13))
     expect(tok.minTokens(' '.repeat(10 * 2 ** 20))).toBe(Math.ceil((10 * 2 ** 20) / 14))
