@@ -7,7 +7,7 @@ import { minTokensOf, tokenBoundOf, type TokenBound } from './token-bound.js'
 export class HfTokenizerAdapter implements Tokenizer {
   readonly vocabSize: number
   private readonly tok: HfTokenizer
-  /** UTF-16 units one token stands for at most (token-bound.ts), or null where no bound is proven */
+  /** what one token stands for at most, in UTF-16 units and in ASCII letters (token-bound.ts), or null where no bound is proven */
   readonly bound: TokenBound | null
 
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}) {
