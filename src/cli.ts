@@ -377,8 +377,12 @@ async function cmdGenerate(args: string[]): Promise<void> {
   const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype })
   try {
     const bos = model.config.bosTokenId ?? model.config.eosTokenIds[0]
+    const beyond = (tokens: string) => new UsageError(`prompt (${tokens} tokens) + ${maxNewTokens} new tokens is beyond what the model supports (max_position_embeddings ${model.config.maxPositions})`)
+    // a prompt file of megabytes is refused by the tokenizer's lower bound before seconds of tokenizing (token-bound.ts)
+    const least = (bos === undefined ? 0 : 1) + (model.tokenizer.minTokens?.(text, model.config.maxPositions) ?? 0)
+    if (least + maxNewTokens > model.config.maxPositions) throw beyond(`at least ${least}`)
     const ids = [...(bos === undefined ? [] : [bos]), ...model.tokenizer.encode(text)]
-    if (ids.length + maxNewTokens > model.config.maxPositions) throw new UsageError(`prompt (${ids.length} tokens) + ${maxNewTokens} new tokens is beyond what the model supports (max_position_embeddings ${model.config.maxPositions})`)
+    if (ids.length + maxNewTokens > model.config.maxPositions) throw beyond(`${ids.length}`)
     if (diffusion) {
       const r = await usage(() => model.diffusionGenerate(ids, diffusion))
       process.stdout.write(r.text + '\n')

@@ -214,7 +214,7 @@ export class LlamaModel implements Model {
     this.alive()
     if (!this.config.diffusion)
       throw new DecodingModeError(`diffusionGenerate: ${this.config.architecture} is a causal LM: call model.generate(prompt, { maxNewTokens }) instead`)
-    const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt
+    const ids = typeof prompt === 'string' ? this.encodePrompt(prompt, 'diffusionGenerate') : prompt
     if (!Array.isArray(ids)) throw new ModelInputError(`diffusionGenerate: prompt must be a string or an array of token ids, got ${typeof prompt}`)
     this.checkIds(ids, 'diffusionGenerate: prompt')
     const o = checkDiffusionOptions(this.config, ids, options)
@@ -238,7 +238,7 @@ export class LlamaModel implements Model {
   generate(prompt: string | number[], options: GenerateOptions = {}): Generation {
     this.alive()
     this.causalOnly('generate')
-    const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : prompt
+    const ids = typeof prompt === 'string' ? this.encodePrompt(prompt, 'generate') : prompt
     if (!Array.isArray(ids)) throw new ModelInputError(`generate: prompt must be a string or an array of token ids, got ${typeof prompt}`)
     this.checkIds(ids, 'generate: prompt')
     const optionsProblem = optionNamesProblem(options, GENERATE_OPTION_SET)
@@ -284,6 +284,18 @@ export class LlamaModel implements Model {
       throw new ContextLengthError(`generate: ${handle.ids.length} tokens with the reused ones leave no room for a new token (${contextLimitText(this.config)})`)
     }
     return new StreamingGeneration((emit) => this.run(handle.ids as number[], maxNew, sampling, stop, resolved, emit, handle))
+  }
+
+  /**
+   * A text prompt's tokens. ContextLengthError, before tokenizing, where the tokenizer's lower bound
+   * (Tokenizer.minTokens, token-bound.ts) already leaves no room for a new token: a prompt of megabytes
+   * would otherwise hold the thread for seconds only to be refused by the same check after encode.
+   */
+  private encodePrompt(prompt: string, call: string): number[] {
+    const least = this.tokenizer.minTokens?.(prompt, this.config.maxPositions) ?? 0
+    if (least >= this.config.maxPositions)
+      throw new ContextLengthError(`${call}: a prompt of at least ${least} tokens (${prompt.length} characters) leaves no room for a new token (${contextLimitText(this.config)})`)
+    return this.tokenizer.encode(prompt)
   }
 
   /** throws if the request was aborted or the model disposed meanwhile (checked after every await and chunk) */

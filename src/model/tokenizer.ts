@@ -1,11 +1,14 @@
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers'
 import type { Tokenizer } from './types.js'
 import { ModelInputError, ModelLoadError } from './errors.js'
+import { minTokensOf, tokenBoundOf, type TokenBound } from './token-bound.js'
 
 /** tokenizer.json through @huggingface/tokenizers; encode adds no special tokens (callers place them). */
 export class HfTokenizerAdapter implements Tokenizer {
   readonly vocabSize: number
   private readonly tok: HfTokenizer
+  /** what one token stands for at most, in UTF-16 units and in ASCII letters (token-bound.ts), or null where no bound is proven */
+  readonly bound: TokenBound | null
 
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}) {
     try {
@@ -14,6 +17,13 @@ export class HfTokenizerAdapter implements Tokenizer {
       throw new ModelLoadError(`tokenizer.json: cannot build the tokenizer (${(e as Error).message})`)
     }
     this.vocabSize = this.tok.get_vocab(true).size
+    this.bound = tokenBoundOf(tokenizerJson, tokenizerConfig ?? {})
+  }
+
+  /** a lower bound on encode(text).length without tokenizing (token-bound.ts), counted no further than `enough`; 0 where bound is null */
+  minTokens(text: string, enough?: number): number {
+    if (typeof text !== 'string') throw new ModelInputError(`tokenizer.minTokens: text must be a string, got ${text === null ? 'null' : typeof text}`)
+    return minTokensOf(text, this.bound, enough)
   }
 
   encode(text: string): number[] {

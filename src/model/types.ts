@@ -239,6 +239,13 @@ export interface Tokenizer {
   encode(text: string): number[]
   decode(ids: number[]): string
   readonly vocabSize: number
+  /**
+   * A lower bound on `encode(text).length`, from the text's length and letters (no tokenizing; token-bound.ts),
+   * so a prompt that cannot fit the context is refused before the costly encode. 0 where the tokenizer
+   * has no proven bound; absent on a tokenizer that offers none. Past `enough` it may stop counting
+   * (the value is then at least `enough`): callers that ask whether a text fits pass the limit.
+   */
+  minTokens?(text: string, enough?: number): number
 }
 
 export interface Model {

@@ -113,6 +113,11 @@ export interface EngineStats {
 
 const FINISH: Record<FinishReason, 'stop' | 'length'> = { stop: 'stop', eos: 'stop', length: 'length', context: 'length' }
 
+/** OpenAI's refusal of a prompt past the context; `tokens` is the count, or 'at least N' from the tokenizer's bound */
+function contextExceeded(param: string, ctx: number, tokens: string): ApiError {
+  return new ApiError(400, `${param}: this model's maximum context length is ${ctx} tokens; your ${param} resulted in ${tokens} tokens`, param, 'context_length_exceeded')
+}
+
 function text(content: ChatMessage['content']): string {
   if (content === null || content === undefined) return ''
   return typeof content === 'string' ? content : content.map((p) => p.text).join('')
@@ -248,6 +253,20 @@ export class ServeEngine {
     if (model !== this.modelId) throw new ApiError(404, `The model '${model}' does not exist; this server serves '${this.modelId}'`, 'model', 'model_not_found')
   }
 
+  /**
+   * The context-length refusal, before tokenizing, of texts whose tokens (with `extra` more) cannot fit
+   * even by the tokenizer's lower bound (Tokenizer.minTokens, token-bound.ts): a message of megabytes
+   * would otherwise hold the event loop, and every other client's stream, for seconds before job()'s
+   * same refusal. The same 400 body, its count given as 'at least N'.
+   */
+  private refuseBeyondContext(texts: readonly string[], extra: number, promptParam: string): void {
+    const tokenizer = this.model.tokenizer
+    const ctx = this.model.config.maxPositions
+    let least = extra
+    for (const t of texts) least += tokenizer.minTokens?.(t, Math.max(0, ctx - least)) ?? 0
+    if (least >= ctx) throw contextExceeded(promptParam, ctx, `at least ${least}`)
+  }
+
   /** a chat request made into a job; throws ApiError (400, 404) naming the field at fault */
   chatJob(req: ChatRequest): Job {
     this.checkModel(req.model)
@@ -266,6 +285,7 @@ export class ServeEngine {
     let prompt = this.template.render(templateMessages(req.messages), shown)
     if (forced !== undefined) prompt += forcedCallPrefix(forced)
     const maxTokens = req.max_completion_tokens ?? req.max_tokens
+    this.refuseBeyondContext([...(req.documents ?? []).map((d) => `${d.text}\n`), prompt], 0, 'messages')
     // documents open the prompt, before what the template renders
     const documents = req.documents ? planDocuments(this.model, req.documents) : undefined
     const ids = [...(documents ? planIds(documents) : []), ...this.model.tokenizer.encode(prompt)]
@@ -281,6 +301,8 @@ export class ServeEngine {
     // text gets the model's BOS in front, as vLLM and llama.cpp add it (and `kvkit generate`); token ids are taken as given
     const bos = this.model.config.bosTokenId
     const encode = (t: string) => (t === '' ? [] : [...(bos === null ? [] : [bos]), ...this.model.tokenizer.encode(t)])
+    const text = typeof p === 'string' ? p : typeof p[0] === 'string' ? p[0] : ''
+    if (text !== '') this.refuseBeyondContext([text], bos === null ? 0 : 1, 'prompt')
     const ids = typeof p === 'string' ? encode(p) : typeof p[0] === 'string' ? encode(p[0]) : (p as number[])
     try {
       this.model.checkIds(ids, 'prompt')
@@ -297,7 +319,7 @@ export class ServeEngine {
     const ctx = this.model.config.maxPositions
     const n = ids.length
     if (n === 0) throw new ApiError(400, `${promptParam}: the prompt is empty`, promptParam)
-    if (n >= ctx) throw new ApiError(400, `${promptParam}: this model's maximum context length is ${ctx} tokens; your ${promptParam} resulted in ${n} tokens`, promptParam, 'context_length_exceeded')
+    if (n >= ctx) throw contextExceeded(promptParam, ctx, `${n}`)
     if (asked != null && n + asked > ctx)
       throw new ApiError(400, `${maxParam}: this model's maximum context length is ${ctx} tokens; you requested ${n + asked} (${n} in the ${promptParam}, ${asked} in the completion)`, maxParam, 'context_length_exceeded')
     const maxTokens = asked ?? Math.min(this.defaultMaxTokens, ctx - n)
