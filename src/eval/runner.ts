@@ -13,6 +13,7 @@ import { createPolicy, parsePolicySpec, scoresTokensAtCreation } from '../polici
 import { isPolicyConfig, policyFromSpec, type PolicyConfig } from '../policies/config.js'
 import { readModelFacts } from './model-facts.js'
 import { runInWorkers } from './pool.js'
+import { autoWasmBuild } from '../backend/wasm/load.js'
 import { aggregate, type EvalResult, type SampleOutcome } from './results.js'
 import { EvalSession, type QuestionMode, type SampleJob } from './session.js'
 import { readPromptsFile } from './prompts-file.js'
@@ -296,7 +297,9 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
       s.dispose()
     }
   } else {
-    await runInWorkers(workers, session, jobs, record)
+    // every worker runs the build 'auto' picks here: each measuring for itself could pick differently
+    const wasm = opts.backend !== 'reference' && opts.backend !== 'webgpu'
+    await runInWorkers(workers, wasm ? { ...session, relaxed: (await autoWasmBuild()) === 'relaxed' } : session, jobs, record)
   }
   return aggregate(outcomes, cells)
 }

@@ -49,6 +49,8 @@ export interface SessionOptions {
   contextLimit?: number
   /** the KV-cache element type every generation uses (default 'float32') */
   kvDtype?: KVDtype
+  /** the wasm build (loadModel's `wasm.relaxed`): the eval's workers all run the one the parent chose */
+  relaxed?: boolean
 }
 
 /** A loaded model with its prompt builder: runs samples one after another (in a worker or in-process). */
@@ -56,7 +58,10 @@ export class EvalSession {
   private constructor(readonly model: LlamaModel, private readonly builder: PromptBuilder) {}
 
   static async open(opts: SessionOptions): Promise<EvalSession> {
-    const model = await loadModel(opts.model, { backend: opts.backend ?? 'auto', contextLimit: opts.contextLimit, kvDtype: opts.kvDtype, threads: opts.threads })
+    const model = await loadModel(opts.model, {
+      backend: opts.backend ?? 'auto', contextLimit: opts.contextLimit, kvDtype: opts.kvDtype, threads: opts.threads,
+      ...(opts.relaxed === undefined ? {} : { wasm: { relaxed: opts.relaxed } }),
+    })
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0]
     if (bosId === undefined) throw new Error(`model ${opts.model} names neither a BOS nor an EOS token to start prompts with`)
     const builder = new PromptBuilder({

@@ -131,6 +131,18 @@ const compiled = new Map<string, Promise<WebAssembly.Module>>()
 let measuredChoice: Promise<WasmBuild> | undefined
 
 /**
+ * The build `relaxed: 'auto'` loads in this process: 'relaxed' where the runtime supports relaxed SIMD
+ * and the relaxed build measured faster here (once a process: chooseFaster), else 'simd'. Processes
+ * and workers that must run one build (the eval's workers) ask once and pass `relaxed` explicitly: each
+ * measuring for itself may choose differently when the two builds run about as fast.
+ */
+export function autoWasmBuild(opts: Pick<WasmLoadOptions, 'wasm' | 'relaxedWasm'> = {}): Promise<WasmBuild> {
+  if (!supportsRelaxedSimd()) return Promise.resolve('simd')
+  measuredChoice ??= chooseFaster(compileSource(opts.wasm, 'kvkit.wasm'), compileSource(opts.relaxedWasm, 'kvkit.relaxed.wasm'))
+  return measuredChoice
+}
+
+/**
  * Loads a build into a fresh arena, or binds it to `opts.heap`. `shared`: the threads build of the same
  * choice (plain or relaxed) on a shared memory, which worker threads can instantiate too; a given heap
  * must then be shared, and a shared heap always takes the threads builds.
@@ -145,10 +157,7 @@ export async function loadWasm(opts: WasmLoadOptions = {}, shared = false): Prom
   const plainOnly = shared || givenShared ? opts.threadsWasm !== undefined && opts.relaxedThreadsWasm === undefined : opts.wasm !== undefined && opts.relaxedWasm === undefined
   let build: WasmBuild = 'simd'
   if (relaxedOk && mode === true) build = 'relaxed'
-  else if (relaxedOk && mode === 'auto' && !plainOnly) {
-    measuredChoice ??= chooseFaster(compileSource(opts.wasm, 'kvkit.wasm'), compileSource(opts.relaxedWasm, 'kvkit.relaxed.wasm'))
-    build = await measuredChoice
-  }
+  else if (relaxedOk && mode === 'auto' && !plainOnly) build = await autoWasmBuild(opts)
   const resident = opts.heap && builds.get(opts.heap.memory)
   if (resident && resident !== build) {
     throw new WasmLoadError(`loadWasm: this heap already serves the ${resident} build; the ${build} build's static data would overwrite it (pass relaxed: ${resident === 'relaxed'})`)
