@@ -9,7 +9,8 @@
  * eviction that left layers or heads different slots, the sparse layers attend densely.
  */
 import type { PolicyDefinition } from './registry.js'
-import { headsAligned, keyView, pageSlots, selectionBudget, selectionBudgetOptions, selectionPolicy, subBuf, type Selection } from './selection.js'
+import { scoreHeadKeys } from './segment-scores.js'
+import { headsAligned, pageSlots, selectionBudget, selectionBudgetOptions, selectionPolicy, subBuf, type Selection } from './selection.js'
 import { topKIndices } from './budget.js'
 import type { PolicyContext } from './types.js'
 
@@ -23,12 +24,7 @@ export function deltaPageScores(ctx: PolicyContext, layer: number, query: Float3
   try {
     const best = new Float32Array(n)
     for (let g = 0; g < kvHeads; g++) {
-      const kv = keyView(ctx, layer, g, { float16: true })
-      try {
-        ctx.ops.scoreKeys(subBuf(q, g * group * d, group * d), group, kv.view, 1 / Math.sqrt(d), p)
-      } finally {
-        kv.done()
-      }
+      scoreHeadKeys(ctx, layer, g, subBuf(q, g * group * d, group * d), group, 1 / Math.sqrt(d), p, { float16: true })
       ctx.ops.softmaxRows(p, group, n)
       const P = p.view
       for (let h = 0; h < group; h++) for (let i = 0; i < n; i++) if (P[h * n + i] > best[i]) best[i] = P[h * n + i]

@@ -28,8 +28,9 @@
  */
 import { F32Buf } from '../backend/heap.js'
 import type { PolicyDefinition } from './registry.js'
+import { scoreHeadKeys } from './segment-scores.js'
 import {
-  cosine, headsAligned, keyView, selectionBudget, selectionBudgetOptions, selectionPolicy, subBuf, windowedSelection,
+  cosine, headsAligned, selectionBudget, selectionBudgetOptions, selectionPolicy, subBuf, windowedSelection,
   type Selection,
 } from './selection.js'
 import type { PolicyContext, SoftVotePlan } from './types.js'
@@ -63,12 +64,7 @@ export function softVoteTop(ctx: PolicyContext, layer: number, heads: number[], 
   try {
     heads.forEach((g, j) => {
       q.view.set(query.subarray(g * group * d, (g + 1) * group * d), j * group * d)
-      const kv = keyView(ctx, layer, g, { float16: true })
-      try {
-        ops.scoreKeys(subBuf(q, j * group * d, group * d), group, kv.view, 1 / Math.sqrt(d), subBuf(scores, j * group * n, group * n))
-      } finally {
-        kv.done()
-      }
+      scoreHeadKeys(ctx, layer, g, subBuf(q, j * group * d, group * d), group, 1 / Math.sqrt(d), subBuf(scores, j * group * n, group * n), { float16: true })
     })
     ops.softVote(scores, rows, n, vote)
     if (pooled !== vote) ops.pool1d('max', vote, n, pool, pooled)

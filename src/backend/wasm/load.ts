@@ -1,4 +1,5 @@
 import { Heap } from '../heap.js'
+import { wasmValuesProblem } from './options.js'
 import { nodeFs } from '../node-fs.js'
 
 /**
@@ -148,6 +149,8 @@ export function autoWasmBuild(opts: Pick<WasmLoadOptions, 'wasm' | 'relaxedWasm'
  * must then be shared, and a shared heap always takes the threads builds.
  */
 export async function loadWasm(opts: WasmLoadOptions = {}, shared = false): Promise<LoadedWasm> {
+  const problem = wasmValuesProblem(opts as Record<string, unknown>)
+  if (problem !== undefined) throw new WasmLoadError(`loadWasm: ${problem}`)
   if (!supportsSimd()) throw new WasmLoadError('this JavaScript runtime has no WebAssembly SIMD; use the reference backend')
   const mode = opts.relaxed ?? 'auto'
   const relaxedOk = mode !== false && supportsRelaxedSimd()
@@ -164,15 +167,23 @@ export async function loadWasm(opts: WasmLoadOptions = {}, shared = false): Prom
   }
   if (opts.heap && shared && !givenShared) throw new WasmLoadError('loadWasm: worker threads need a shared arena, and the given heap is not shared')
   shared ||= givenShared
-  const module = await (shared
-    ? build === 'relaxed'
-      ? compileSource(opts.relaxedThreadsWasm, 'kvkit.relaxed-threads.wasm')
-      : compileSource(opts.threadsWasm, 'kvkit.threads.wasm')
-    : build === 'relaxed'
-      ? compileSource(opts.relaxedWasm, 'kvkit.relaxed.wasm')
-      : compileSource(opts.wasm, 'kvkit.wasm'))
+  const option = shared ? (build === 'relaxed' ? 'relaxedThreadsWasm' : 'threadsWasm') : build === 'relaxed' ? 'relaxedWasm' : 'wasm'
+  const file = BUILD_FILES[option]
+  const module = await compileSource(opts[option], file)
+  const given = opts[option] === undefined ? file : `${option} (${sourceName(opts[option])})`
+  const foreign = foreignImport(module)
+  if (foreign !== undefined) {
+    throw new WasmLoadError(`loadWasm: ${given} is not a kvkit build for JavaScript: it imports ${foreign} (kvkit's builds import env.memory and nothing else; build/kvkit.wasi.wasm is for WASI hosts, docs/abi.md)`)
+  }
   const memory = opts.heap?.memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536, shared })
-  const exports = await instantiate(module, memory)
+  const exports = await instantiate(module, memory).catch((e: Error) => {
+    // the only import is the memory: a link error is a build for the other kind of memory, which each
+    // engine words differently (V8 "mismatch in shared state", JavaScriptCore "different ... 'shared'")
+    if (!(e instanceof WebAssembly.LinkError)) throw e
+    const want = shared ? `a shared memory (worker threads: pass the threads build, ${BUILD_FILES[option]})` : `an unshared memory (one thread: pass ${BUILD_FILES[option]}, not a threads build)`
+    throw new WasmLoadError(`loadWasm: ${given} does not link to ${want}: ${e.message}`)
+  })
+  if (typeof exports.heapBase !== 'function') throw new WasmLoadError(`loadWasm: ${given} is not a kvkit build: it exports no heapBase`)
   const staticEnd = exports.heapBase() >>> 0
   let heap = opts.heap
   if (heap) {
@@ -195,6 +206,36 @@ async function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memor
   return instance.exports as unknown as KvkitExports
 }
 
+/** The default file of each build, by the option that overrides it. */
+const BUILD_FILES = { wasm: 'kvkit.wasm', relaxedWasm: 'kvkit.relaxed.wasm', threadsWasm: 'kvkit.threads.wasm', relaxedThreadsWasm: 'kvkit.relaxed-threads.wasm' } as const
+
+/** A string that is neither a URL nor an absolute path (new URL resolves it against a base). */
+function isRelativePath(s: string): boolean {
+  if (s.startsWith('/')) return false
+  try {
+    new URL(s)
+    return false
+  } catch {
+    return true
+  }
+}
+
+/** How an error names a source the caller gave. */
+function sourceName(src: WasmSource | undefined): string {
+  if (src instanceof WebAssembly.Module) return 'the WebAssembly.Module given'
+  if (src instanceof ArrayBuffer || ArrayBuffer.isView(src)) return `the ${src.byteLength} bytes given`
+  return new URL(String(src), import.meta.url).href
+}
+
+/** The first import other than env.memory, as module.name (kind), or undefined: kvkit's builds import only their memory. */
+function foreignImport(module: WebAssembly.Module): string | undefined {
+  const imports = WebAssembly.Module.imports(module)
+  const other = imports.find((i) => !(i.module === 'env' && ((i.name === 'memory' && i.kind === 'memory') || (i.name === 'abort' && i.kind === 'function'))))
+  if (other) return `${other.module}.${other.name} (${other.kind})`
+  // a module with its own memory would never see the arena's buffers
+  return imports.some((i) => i.kind === 'memory') ? undefined : 'no env.memory'
+}
+
 function compileSource(src: WasmSource | undefined, file: string): Promise<WebAssembly.Module> {
   if (src instanceof WebAssembly.Module) return Promise.resolve(src)
   // a CompileError's text differs per engine (V8: "expected 4 bytes", JavaScriptCore: "doesn't parse")
@@ -204,7 +245,9 @@ function compileSource(src: WasmSource | undefined, file: string): Promise<WebAs
   let p = compiled.get(key)
   if (!p) {
     const url = src === undefined ? undefined : new URL(String(src), import.meta.url)
-    const bytes = url ? readUrl(url).catch((e: Error) => Promise.reject(new WasmLoadError(`cannot read ${url.href}: ${e.message}`))) : readDefault(file)
+    // a relative string resolves against this module (dist/src/backend/wasm/), not the working directory
+    const relative = typeof src === 'string' && isRelativePath(src) ? ` (the relative path ${JSON.stringify(src)} resolves against kvkit's loader, ${import.meta.url}: pass an absolute path or URL)` : ''
+    const bytes = url ? readUrl(url).catch((e: Error) => Promise.reject(new WasmLoadError(`cannot read ${url.href}${relative}: ${e.message}`))) : readDefault(file)
     p = bytes.then((b) => compileNamed(b, url ? url.href : file))
     compiled.set(key, p)
     p.catch(() => compiled.delete(key))
@@ -249,13 +292,15 @@ async function readUrl(url: URL): Promise<BufferSource> {
  * runs, then timed in alternation (best of several rounds) so background load hits both alike.
  */
 async function chooseFaster(plain: Promise<WebAssembly.Module>, relaxed: Promise<WebAssembly.Module>): Promise<WasmBuild> {
-  let r: WebAssembly.Module
+  let workloads: (() => void)[]
   try {
-    r = await relaxed
+    workloads = [await workload(await plain), await workload(await relaxed)]
   } catch {
-    return 'simd' // no relaxed build shipped: the plain one it is
+    // no relaxed build shipped, or a given one that does not load here (another kind of memory, not a
+    // kvkit build): the plain one, whose load names what is wrong with it; measured again next time
+    measuredChoice = undefined
+    return 'simd'
   }
-  const workloads = [await workload(await plain), await workload(r)]
   for (let i = 0; i < 20; i++) for (const w of workloads) w()
   await new Promise((resolve) => setTimeout(resolve, 0)) // let the optimising compiler finish
   const best = [Infinity, Infinity]

@@ -15,6 +15,16 @@ export function wasmOptionsProblem(opts: unknown): string | undefined {
   const o = opts as Record<string, unknown>
   const unknown = Object.keys(o).find((k) => !KEYS.includes(k))
   if (unknown !== undefined) return `unknown option ${JSON.stringify(unknown)}; options: ${KEYS.join(', ')}`
+  return wasmValuesProblem(o)
+}
+
+/**
+ * What is wrong with the values of WasmLoadOptions' own keys (the sources, relaxed, heap), or undefined;
+ * other keys are not looked at (createBackend passes its BackendOptions whole). loadWasm checks this: a
+ * `relaxed: 'yes'` loaded the plain build without a word, a `wasm: 42` was read as a file named 42 next
+ * to the loader.
+ */
+export function wasmValuesProblem(o: Record<string, unknown>): string | undefined {
   for (const k of SOURCES) {
     const v = o[k]
     if (v === undefined || typeof v === 'string' || v instanceof URL || v instanceof WebAssembly.Module || v instanceof ArrayBuffer || ArrayBuffer.isView(v)) continue
