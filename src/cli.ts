@@ -38,13 +38,13 @@ const USAGE = `usage:
   kvkit prompts --model DIR --task A,B --length 4096 --samples N [--seed S] [--haystack FILE|DIR | --books A,B,...] --out FILE
              (writes the eval's samples as JSONL, for --prompts here and for a peer library)
   kvkit generate --model DIR [--policy SPEC] (--prompt TEXT | --prompt-file FILE) [--max-new-tokens N] [--backend B]
-             [--kv-dtype float32|float16]
+             [--kv-dtype float32|float16] [--threads N]
              a diffusion model: --policy full | elastic-cache[:...], --max-new-tokens is genLength, [--block-length N] [--steps N]
   kvkit perplexity --model DIR [--length 2048] [--samples 16] [--seed S] [--haystack FILE|DIR] [--backend B]
-             [--kv-dtype float32|float16]
+             [--kv-dtype float32|float16] [--threads N]
   kvkit serve --model DIR [--port 8080] [--host 127.0.0.1] [--api-key KEY] [--policy SPEC] [--kv-budget TOKENS]
              [--cache-tokens TOKENS] [--parallel N] [--max-tokens N] [--model-id NAME] [--backend B] [--edit-reuse]
-             [--scheduler fcfs|kvshare|program] [--aging-ms MS] [--blend on|off] [--blend-ratio R]
+             [--scheduler fcfs|kvshare|program] [--aging-ms MS] [--blend on|off] [--blend-ratio R] [--threads N]
              (an OpenAI-compatible server: /v1/models, /v1/chat/completions, /v1/completions; KV reused across
              requests through the prefix cache, and with --edit-reuse by KVShare for prompts that edit an earlier
              one; a chat request's documents by CacheBlend (--blend, default on; --blend-ratio, default 0.15),
@@ -189,6 +189,14 @@ function outputDir(flag: string, raw: string | undefined): string | undefined {
 function positive(name: string, raw: string | undefined, fallback?: number): number {
   const n = int(name, raw, fallback)
   if (n < 1) throw new UsageError(`--${name} must be at least 1, got ${n}`)
+  return n
+}
+
+/** --threads N: the model's kernel threads, 1 to 256 (loadModel's `threads`); undefined: its default (KVKIT_THREADS or the cores) */
+function kernelThreads(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined
+  const n = Number(raw)
+  if (raw.trim() === '' || !Number.isInteger(n) || n < 1 || n > 256) throw new UsageError(`--threads must be an integer in [1, 256], got ${JSON.stringify(raw)}`)
   return n
 }
 
@@ -352,8 +360,9 @@ async function cmdGenerate(args: string[]): Promise<void> {
   const { values: v } = parse(args, {
     model: { type: 'string' }, policy: { type: 'string' }, prompt: { type: 'string' }, 'prompt-file': { type: 'string' },
     'max-new-tokens': { type: 'string' }, backend: { type: 'string' }, 'kv-dtype': { type: 'string' },
-    'block-length': { type: 'string' }, steps: { type: 'string' },
+    'block-length': { type: 'string' }, steps: { type: 'string' }, threads: { type: 'string' },
   })
+  const threads = kernelThreads(v.threads as string | undefined)
   const dtype = kvDtype(v['kv-dtype'] as string | undefined)
   if (v.model === undefined) throw new UsageError('--model is required')
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined)) throw new UsageError('give exactly one of --prompt TEXT and --prompt-file FILE')
@@ -374,7 +383,7 @@ async function cmdGenerate(args: string[]): Promise<void> {
   } catch {
     throw new UsageError(`cannot read prompt file ${v['prompt-file']}`)
   }
-  const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype })
+  const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype, threads })
   try {
     const bos = model.config.bosTokenId ?? model.config.eosTokenIds[0]
     const beyond = (tokens: string) => new UsageError(`prompt (${tokens} tokens) + ${maxNewTokens} new tokens is beyond what the model supports (max_position_embeddings ${model.config.maxPositions})`)
@@ -395,7 +404,8 @@ async function cmdGenerate(args: string[]): Promise<void> {
     const { stats } = await gen.result
     process.stdout.write('\n')
     process.stderr.write(`KV cache (${spec}): ${formatKept(stats.kvBytes.total, stats.kvBytesFull)} of the full cache, ${formatBytes(stats.kvBytes.reserved)} reserved; ` +
-      `${stats.promptTokens} prompt tokens, ${stats.newTokens} new; prefill ${stats.prefillMs.toFixed(0)} ms, decode ${stats.decodeMsPerToken.toFixed(1)} ms/token\n`)
+      `${stats.promptTokens} prompt tokens, ${stats.newTokens} new; prefill ${stats.prefillMs.toFixed(0)} ms, decode ${stats.decodeMsPerToken.toFixed(1)} ms/token; ` +
+      `${model.kernels} on ${model.backend.threads ?? 1} thread${(model.backend.threads ?? 1) === 1 ? '' : 's'}\n`)
   } finally {
     model.dispose()
   }
@@ -404,10 +414,11 @@ async function cmdGenerate(args: string[]): Promise<void> {
 async function cmdPerplexity(args: string[]): Promise<void> {
   const { values: v } = parse(args, {
     model: { type: 'string' }, length: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' },
-    haystack: { type: 'string' }, backend: { type: 'string' }, 'kv-dtype': { type: 'string' },
+    haystack: { type: 'string' }, backend: { type: 'string' }, 'kv-dtype': { type: 'string' }, threads: { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const dtype = kvDtype(v['kv-dtype'] as string | undefined)
+  const threads = kernelThreads(v.threads as string | undefined)
   const length = int('length', v.length as string | undefined, 2048)
   const samples = positive('samples', v.samples as string | undefined, 16)
   const seed = int('seed', v.seed as string | undefined, DEFAULT_SEED)
@@ -416,7 +427,7 @@ async function cmdPerplexity(args: string[]): Promise<void> {
   if (facts.diffusion) throw new UsageError(`${v.model} is a masked diffusion LM (Dream): next-token perplexity needs a causal model`)
   if (length < 2 || length > facts.maxPositions) throw new UsageError(`length ${length} is ${length < 2 ? 'too short: perplexity needs at least 2 tokens' : `beyond what the model supports (max_position_embeddings ${facts.maxPositions})`}`)
   const books = usage(() => loadBooks((v.haystack as string | undefined) ?? defaultBooksDir()))
-  const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype })
+  const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype, threads })
   try {
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0] ?? 0
     const ppl = perplexity(model, { books, length, samples, seed, bosId })
@@ -479,9 +490,11 @@ async function cmdServe(args: string[]): Promise<void> {
     'kv-budget': { type: 'string' }, 'cache-tokens': { type: 'string' }, parallel: { type: 'string' }, 'max-tokens': { type: 'string' },
     'model-id': { type: 'string' }, backend: { type: 'string' }, 'edit-reuse': { type: 'boolean' },
     scheduler: { type: 'string' }, 'aging-ms': { type: 'string' }, blend: { type: 'string' }, 'blend-ratio': { type: 'string' },
+    threads: { type: 'string' },
   })
   if (v.model === undefined) throw new UsageError('--model is required')
   const dir = v.model as string
+  const threads = kernelThreads(v.threads as string | undefined)
   // an empty host would make node listen on every interface, where the default is this machine only;
   // an empty model id or API key is a name no client would send
   for (const name of ['host', 'model-id', 'api-key'])
@@ -521,7 +534,7 @@ async function cmdServe(args: string[]): Promise<void> {
       ? `--kv-budget ${budget} leaves ${cacheTokens} tokens for the prefix cache (half of it, --cache-tokens); it needs at least 16, one block`
       : `--cache-tokens must be at least 16 (one prefix-cache block), got ${cacheTokens}`)
   const be = await availableBackend(v.backend as string | undefined)
-  const model = await loadModel(dir, { backend: be })
+  const model = await loadModel(dir, { backend: be, threads })
   try {
     const server = await serve(model, options).catch((e: NodeJS.ErrnoException) => {
       throw listenError(e, options.host!, port)
