@@ -192,8 +192,8 @@ function preTokenizerKeeps(pre: unknown): { keeps: boolean; byteLevel: boolean }
   }
 }
 
-/** GPT-2's bytes_to_unicode: the character a byte-level vocabulary writes for each byte */
-function byteLevelChars(): string[] {
+/** GPT-2's bytes_to_unicode: the character a byte-level vocabulary writes for each byte, in byte order */
+export function byteLevelChars(): string[] {
   const out: string[] = []
   let n = 0
   for (let b = 0; b < 256; b++) {
