@@ -260,4 +260,18 @@ describe('the token-count lower bound', () => {
     }
     expect(tokenBoundOf({ ...replace, normalizer: { type: 'Replace', pattern: { String: 'ab' }, content: '$$' } })).toBeNull()
   })
+
+  it('a post-processor whose template leaves out the sequence (encode gives no tokens at all): no bound; ones that keep it still bound', () => {
+    const special = { SpecialToken: { id: '<|endoftext|>', type_id: 0 } }
+    const sequence = { Sequence: { id: 'A', type_id: 0 } }
+    const template = (single: Json[]) => ({ type: 'TemplateProcessing', single, pair: [], special_tokens: {} })
+    for (const pp of [template([special]), { type: 'Sequence', processors: [{ type: 'ByteLevel' }, template([])] }]) {
+      const tok = new HfTokenizerAdapter(withFields({ post_processor: pp }))
+      expect.soft(tok.minTokens('hello world'), JSON.stringify(pp)).toBeLessThanOrEqual(tok.encode('hello world').length)
+      expect.soft(tok.bound, JSON.stringify(pp)).toBeNull()
+    }
+    for (const pp of [template([special, sequence]), { type: 'Sequence', processors: [{ type: 'ByteLevel' }, template([sequence])] }, { type: 'RobertaProcessing', sep: ['</s>', 2], cls: ['<s>', 0] }]) {
+      expect(tokenBoundOf(withFields({ post_processor: pp })), JSON.stringify(pp)).not.toBeNull()
+    }
+  })
 })

@@ -38,8 +38,8 @@
  * unk, no byte fallback), added tokens that strip whitespace around them (lstrip / rstrip), normalizers
  * that delete text (Strip, StripAccents, regex Replace, Precompiled, BertNormalizer, Lowercase, whose
  * effect on length is not bounded here), a Replace or Metaspace replacement holding '$' (the library's
- * replaceAll expands it), pre-tokenizers that drop whitespace, and tokenizer_config's remove_space /
- * do_lowercase_and_remove_accent.
+ * replaceAll expands it), pre-tokenizers that drop whitespace, a post-processor template without the
+ * sequence, and tokenizer_config's remove_space / do_lowercase_and_remove_accent.
  *
  * The fields are read as the library reads them, not as the Rust crate writes them: a flag is set when
  * it is truthy (fuse_unk: 1 fuses, rstrip: 1 strips), and an added token without `normalized` is
@@ -192,6 +192,28 @@ function preTokenizerKeeps(pre: unknown): { keeps: boolean; byteLevel: boolean }
   }
 }
 
+/**
+ * Whether the post-processor keeps the text's tokens when encode adds no special tokens: TemplateProcessing
+ * writes only what its `single` template names, so one without the sequence ('A') gives no tokens at all.
+ */
+function postProcessorKeeps(pp: unknown): boolean {
+  if (pp === null || pp === undefined) return true
+  if (!isObject(pp)) return false
+  switch (pp.type) {
+    case 'ByteLevel':
+    case 'BertProcessing':
+    case 'RobertaProcessing':
+      return true
+    case 'TemplateProcessing':
+      // an item is a special token before it is a sequence (the library's order)
+      return Array.isArray(pp.single) && pp.single.some((x) => isObject(x) && !('SpecialToken' in x) && isObject(x.Sequence) && x.Sequence.id === 'A')
+    case 'Sequence':
+      return Array.isArray(pp.processors) && pp.processors.every(postProcessorKeeps)
+    default:
+      return false
+  }
+}
+
 /** GPT-2's bytes_to_unicode: the character a byte-level vocabulary writes for each byte, in byte order */
 export function byteLevelChars(): string[] {
   const out: string[] = []
@@ -229,7 +251,7 @@ export function tokenBoundOf(tokenizerJson: unknown, tokenizerConfig: unknown = 
   const has = (t: string) => Object.hasOwn(vocab, t)
   const shrink = shrinkFactors(tokenizerJson.normalizer)
   const pre = preTokenizerKeeps(tokenizerJson.pre_tokenizer)
-  if (shrink === null || !pre.keeps) return null
+  if (shrink === null || !pre.keeps || !postProcessorKeeps(tokenizerJson.post_processor)) return null
 
   // a piece not in the vocabulary becomes byte tokens, or one unk, or nothing (text dropped: no bound)
   // the library reads these flags as JavaScript truthiness (fuse_unk: 1 fuses): so is each read here
