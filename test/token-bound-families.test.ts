@@ -3,7 +3,7 @@
  * families write theirs (no download: small vocabularies trained here, the structure as the families'
  * tokenizer.json has it): Llama 3 (Split on its regex, then ByteLevel without regex; ignore_merges; 250
  * reserved special tokens longer than any vocabulary entry), Qwen2 (NFC first), GPT-4o's o200k split,
- * GPT-2 with add_prefix_space, Llama 2 (Prepend and Replace to ▁, byte fallback, fused unk), Mistral
+ * GPT-2 with add_prefix_space, SmolLM (Digits first), Falcon (Punctuation first), Llama 2 (Prepend and Replace to ▁, byte fallback, fused unk), Mistral
  * with legacy false (Metaspace, prepend_scheme first), Gemma (Replace to ▁, Split on ' ' merged with the
  * previous piece, normalized added tokens of whitespace and HTML tags), a BPE with an end-of-word suffix.
  * Each time: never above what encode gives, over text with the added tokens inside it, runs of one
@@ -150,6 +150,18 @@ describe('the token-count lower bound on tokenizers built as model families writ
     expect(expectLowerBound(byteLevelTokenizer({ pre_tokenizer: splitThenBytes(O200K_SPLIT), added_tokens: qwenSpecials.map((c, i) => added(BL_SIZE + i, c)) }), qwenSpecials).bound).not.toBeNull()
     const gpt2 = byteLevelTokenizer({ pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true }, added_tokens: [added(BL_SIZE, '<|endoftext|>')] })
     expect(expectLowerBound(gpt2, ['<|endoftext|>']).bound).not.toBeNull()
+  })
+
+  it('byte-level families behind Digits and Punctuation (SmolLM and StarCoder2: each digit alone; Falcon: punctuation runs first): a bound, never above encode', () => {
+    const byteLevelPre = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }
+    const smolSpecials = ['<|endoftext|>', '<|im_start|>', '<|im_end|>', '<repo_name>', '<file_sep>']
+    const smol = byteLevelTokenizer({ pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevelPre] }, added_tokens: smolSpecials.map((c, i) => added(BL_SIZE + i, c)) })
+    expect(expectLowerBound(smol, smolSpecials).bound?.unitsPerToken).toBe(128)
+    const falcon = byteLevelTokenizer({
+      pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Punctuation', behavior: 'contiguous' }, byteLevelPre, { type: 'Digits', individual_digits: false }, { type: 'Split', pattern: { Regex: '[0-9][0-9][0-9]' }, behavior: 'Isolated', invert: false }] },
+      added_tokens: [added(BL_SIZE, '>>ABSTRACT<<'), added(BL_SIZE + 1, '<|endoftext|>')],
+    })
+    expect(expectLowerBound(falcon, ['>>ABSTRACT<<', '<|endoftext|>']).bound?.unitsPerToken).toBe(128)
   })
 
   it('sentencepiece BPE families (Llama 2, Mistral with legacy false, Gemma, an end-of-word suffix): never above encode', () => {

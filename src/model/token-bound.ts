@@ -20,7 +20,7 @@
  * - an added token covers its content, matched in the raw or the normalized text;
  * - `shrink` bounds how much the normalizer can shorten a text (1 for none, Prepend, a string Replace
  *   that does not shorten); the pre-tokenizers allowed (ByteLevel, Metaspace, Split that keeps every
- *   piece) never drop text.
+ *   piece, Digits, Punctuation) never drop text.
  * Unicode normalizers shrink by at most 2D: a text of n units holds at least n/2 code points, each
  * decomposing to at least one, and the normalized text's code points decompose back to the same
  * sequence with at most D code points each (D = 4 canonical, 18 compatibility: the longest full
@@ -182,6 +182,10 @@ function preTokenizerKeeps(pre: unknown): { keeps: boolean; byteLevel: boolean }
       const removed = typeof pre.behavior === 'string' && pre.behavior.toLowerCase() === 'removed'
       return { keeps: pattern && !pre.invert && !removed, byteLevel: false }
     }
+    case 'Digits':
+    case 'Punctuation':
+      // runs of digits (or each digit) and of what is not one; runs of punctuation and of the rest: every unit matched
+      return { keeps: true, byteLevel: false }
     case 'Sequence': {
       if (!Array.isArray(pre.pretokenizers)) return { keeps: false, byteLevel: false }
       const parts = pre.pretokenizers.map(preTokenizerKeeps)
