@@ -29,7 +29,7 @@ describe('model.generate on a text prompt past the context', () => {
     try {
       expect(() => model.generate(text, { maxNewTokens: 1 })).toThrow(ContextLengthError)
       // 14 units a token at most ("Ġcircumstances"): past the context, letters are not counted
-      expect(() => model.generate(text)).toThrow(`generate: a prompt of at least ${Math.ceil(text.length / 14)} tokens (${text.length} characters) leaves no room for a new token (max_position_embeddings ${MAX})`)
+      expect(() => model.generate(text)).toThrow(`generate: a prompt of at least ${Math.ceil(text.length / 14)} tokens leaves no room for a new token (max_position_embeddings ${MAX})`)
       expect(encode).not.toHaveBeenCalled()
     } finally {
       encode.mockRestore()
@@ -79,12 +79,66 @@ describe('model.generate on a text prompt past the context', () => {
     const text = 'x'.repeat(10 * 2 ** 20)
     const encode = vi.spyOn(dream.tokenizer, 'encode')
     try {
-      expect(() => dream.diffusionGenerate(text, { genLength: 8 })).toThrow(`diffusionGenerate: a prompt of at least ${Math.ceil(text.length / 14)} tokens (${text.length} characters) leaves no room for a new token (max_position_embeddings 2048)`)
+      expect(() => dream.diffusionGenerate(text, { genLength: 8 })).toThrow(`diffusionGenerate: a prompt of at least ${Math.ceil(text.length / 14)} tokens and genLength 8 exceed the model's context (max_position_embeddings 2048)`)
       expect(encode).not.toHaveBeenCalled()
       // a short text still runs
       expect((await dream.diffusionGenerate('Hello', { genLength: 4, blockLength: 4, steps: 2 })).ids).toHaveLength(4)
     } finally {
       encode.mockRestore()
+      dream.dispose()
+    }
+  })
+})
+
+/** what a refusal says, the count left out: the bound's ('at least N') and the count's (N) must say the same */
+const shape = (message: string) => message.replace(/a prompt of (at least )?\d+ tokens/, 'a prompt of N tokens')
+
+function errorOf(f: () => unknown): Error {
+  try {
+    f()
+  } catch (e) {
+    return e as Error
+  }
+  throw new Error('no error thrown')
+}
+
+describe('the bound\'s refusal is the count\'s (tryout-bound)', () => {
+  it('generate: the same ContextLengthError but for "at least"; an option error before it, as after encode', () => {
+    const text = 'x'.repeat(10 * 2 ** 20)
+    const ids = Array.from({ length: MAX + 5 }, (_, i) => 10 + (i % 50))
+    const byBound = errorOf(() => model.generate(text))
+    const byCount = errorOf(() => model.generate(ids))
+    expect(byBound).toBeInstanceOf(ContextLengthError)
+    expect(byBound.message).toContain('at least')
+    expect(shape(byBound.message)).toBe(shape(byCount.message))
+    // the option checks that come before the count's refusal come before the bound's
+    for (const options of [{ maxNewTokens: 0 }, { maxNewToken: 3 }] as object[]) {
+      const a = errorOf(() => model.generate(text, options))
+      const b = errorOf(() => model.generate(ids, options))
+      expect([a.constructor, a.message]).toEqual([b.constructor, b.message])
+      expect(a).not.toBeInstanceOf(ContextLengthError)
+    }
+  })
+
+  it('diffusionGenerate: "a prompt of at least N tokens and genLength G exceed the context", refused where prompt + genLength do not fit; option errors first', async () => {
+    const dream = await loadModel(makeTinyDream(5).path, { backend: 'wasm' })
+    try {
+      const ctx = dream.config.maxPositions
+      // 14 units a token at most: this text is at least ctx - 4 tokens (exactly that many), past the context with genLength 8
+      const text = ' circumstances'.repeat(ctx - 4)
+      expect(dream.tokenizer.minTokens!(text)).toBe(ctx - 4)
+      const ids = dream.tokenizer.encode(text)
+      const byBound = errorOf(() => dream.diffusionGenerate(text, { genLength: 8 }))
+      const byCount = errorOf(() => dream.diffusionGenerate(ids, { genLength: 8 }))
+      expect(byBound).toBeInstanceOf(ContextLengthError)
+      expect(byBound.message).toContain(`at least ${ctx - 4} tokens and genLength 8`)
+      expect(shape(byBound.message)).toBe(shape(byCount.message))
+      for (const options of [{ genLength: 8, blockLength: 3 }, { genLength: 0 }, { genLength: 8, steps: 9 }, { genLength: 8, remasking: 'random' }] as object[]) {
+        const a = errorOf(() => dream.diffusionGenerate(text, options as never))
+        const b = errorOf(() => dream.diffusionGenerate(ids, options as never))
+        expect([a.constructor, a.message]).toEqual([b.constructor, b.message])
+      }
+    } finally {
       dream.dispose()
     }
   })

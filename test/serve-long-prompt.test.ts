@@ -143,3 +143,14 @@ describe('kvkit serve: prompts at the limit, as before', () => {
     expect(seen).toEqual({ ok: 5, bound: 6, count: 0 })
   })
 })
+
+describe('kvkit serve: the bound refuses after the errors the count comes after (tryout-bound)', () => {
+  it('a message past the context with a document naming a source that is not there: the documents 400, as with a short message', async () => {
+    const documents = [{ text: 'A document.', sources: [3] }]
+    const long = await post('/v1/chat/completions', { model: ID, messages: [{ role: 'user', content: ' circumstances'.repeat(150) }], documents, max_tokens: 1 })
+    const short = await post('/v1/chat/completions', { model: ID, messages: [{ role: 'user', content: 'Hi' }], documents, max_tokens: 1 })
+    expect(short.status).toBe(400)
+    expect(short.body.error.param).toBe('documents[0].sources[0]')
+    expect([long.status, long.body]).toEqual([short.status, short.body])
+  })
+})

@@ -43,6 +43,21 @@ function texts(): [string, string][] {
   ]
 }
 
+/** a Llama-2-style BPE: Prepend and Replace to ▁, byte fallback, fused unk, '<s>' added (not normalized, special) */
+function llama2Style() {
+  const letters = 'abcdefghijklmnopqrstuvwxyz'.split('')
+  const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)
+  const merges = [['▁', 't'], ['h', 'e'], ['▁t', 'he'], ['▁', 'a'], ['▁a', 'n'], ['▁an', 'd']]
+  const vocab = Object.fromEntries(['<unk>', '<s>', '</s>', ...bytes, '▁', ...letters, ...merges.map(([a, b]) => a + b)].map((t, i) => [t, i]))
+  return {
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: [{ id: 1, content: '<s>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }] as Json[],
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] } as Json | null,
+    pre_tokenizer: null as Json | null, post_processor: null, decoder: null,
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true as unknown, byte_fallback: true as unknown, vocab, merges },
+  }
+}
+
 function expectLowerBound(tok: HfTokenizerAdapter): void {
   for (const [name, t] of texts()) {
     const n = tok.encode(t).length
@@ -109,17 +124,7 @@ describe('the token-count lower bound', () => {
   })
 
   it('a Llama-2-style BPE (Prepend and Replace to ▁, byte fallback, fused unk): never above encode', () => {
-    const letters = 'abcdefghijklmnopqrstuvwxyz'.split('')
-    const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)
-    const merges = [['▁', 't'], ['h', 'e'], ['▁t', 'he'], ['▁', 'a'], ['▁a', 'n'], ['▁an', 'd']]
-    const vocab = Object.fromEntries(['<unk>', '<s>', '</s>', ...bytes, '▁', ...letters, ...merges.map(([a, b]) => a + b)].map((t, i) => [t, i]))
-    const json = {
-      version: '1.0', truncation: null, padding: null,
-      added_tokens: [{ id: 1, content: '<s>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
-      normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
-      pre_tokenizer: null, post_processor: null, decoder: null,
-      model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges },
-    }
+    const json = llama2Style()
     const tok = new HfTokenizerAdapter(json)
     // '<0x00>' is the longest entry (6), longer than any text one token of this vocabulary covers; '<0xFF>' holds 4 letters and digits
     expect(tok.bound).toEqual({ unitsPerToken: 6, unitsPerTokenBelowU0300: 6, alnumPerToken: 4 })
@@ -193,6 +198,80 @@ describe('the token-count lower bound', () => {
         const first = String.fromCharCode(c).normalize(form).codePointAt(0)
         expect(first !== undefined && !appended.has(first), `U+${c.toString(16)} ${form}`).toBe(true)
       }
+    }
+  })
+
+  // found by trying to break the bound (tryout-bound): fields the library reads otherwise than the Rust crate writes them
+  it('an added token that does not say whether it is normalized is normalized unless special (the library\'s AddedToken): "▁<extra>" bounds a token, never above encode', () => {
+    const json = llama2Style()
+    json.added_tokens.push({ id: 2, content: '<extra>', special: false }, { id: 0, content: '<unk>', special: true })
+    const tok = new HfTokenizerAdapter(json)
+    // ' <extra>' normalizes to '▁<extra>', one token for 8 units of text
+    const t = ' <extra>'.repeat(1000)
+    expect(tok.encode(t)).toHaveLength(1001)
+    expect(tok.minTokens(t)).toBeLessThanOrEqual(1001)
+    expect(tok.bound?.unitsPerToken).toBe(8)
+    expectLowerBound(tok)
+  })
+
+  it('flags the library reads as truthy (fuse_unk: 1, rstrip: 1, lstrip: "yes", end_of_word_suffix: 1) count as set: no bound, where each would fuse, strip or drop text', () => {
+    const fused = llama2Style()
+    Object.assign(fused.model, { fuse_unk: 1, byte_fallback: false })
+    const stripping = llama2Style()
+    stripping.added_tokens[0].rstrip = 1
+    const lstripping = llama2Style()
+    lstripping.added_tokens[0].lstrip = 'yes'
+    const CASES: [string, Json, string][] = [
+      // every CJK character is unknown here: one fused unk for all of them
+      ['fuse_unk: 1', fused, '中文字符'.repeat(1000)],
+      ['rstrip: 1', stripping, '<s>' + ' '.repeat(5000)],
+      ['lstrip: "yes"', lstripping, ' '.repeat(5000) + '<s>'],
+      // each piece's last character gets '1' appended: a piece the vocabulary lacks, dropped (no unk)
+      ['end_of_word_suffix: 1', withFields({}, { end_of_word_suffix: 1 }), 'a.b,c;'.repeat(1000)],
+    ]
+    for (const [name, json, t] of CASES) {
+      const tok = new HfTokenizerAdapter(json)
+      // soft: each case reports on its own
+      expect.soft(tok.minTokens(t), name).toBeLessThanOrEqual(tok.encode(t).length)
+      expect.soft(tok.bound, name).toBeNull()
+    }
+  })
+
+  it('a Replace or Metaspace replacement holding "$" (the library\'s replaceAll expands "$`" at the start to nothing, "$$" to "$"): no bound', () => {
+    const replace = llama2Style()
+    replace.normalizer = { type: 'Replace', pattern: { String: ' ' }, content: '$`' }
+    const metaspace = llama2Style()
+    metaspace.normalizer = null
+    metaspace.pre_tokenizer = { type: 'Metaspace', replacement: '$`', prepend_scheme: 'never', split: false }
+    const strRep = llama2Style()
+    strRep.normalizer = null
+    strRep.pre_tokenizer = { type: 'Metaspace', replacement: '▁', str_rep: '$`', prepend_scheme: 'never', split: false }
+    const CASES: [string, Json, string][] = [
+      ['Replace " " with "$`"', replace, ' '],
+      // the space opens the text, where nothing precedes it (and no prefix is prepended)
+      ['Metaspace replacement "$`"', metaspace, ' '],
+      ['Metaspace str_rep "$`"', strRep, ' '],
+    ]
+    for (const [name, json, t] of CASES) {
+      const tok = new HfTokenizerAdapter(json)
+      // soft: each case reports on its own
+      expect.soft(tok.minTokens(t), name).toBeLessThanOrEqual(tok.encode(t).length)
+      expect.soft(tok.bound, name).toBeNull()
+    }
+    expect(tokenBoundOf({ ...replace, normalizer: { type: 'Replace', pattern: { String: 'ab' }, content: '$$' } })).toBeNull()
+  })
+
+  it('a post-processor whose template leaves out the sequence (encode gives no tokens at all): no bound; ones that keep it still bound', () => {
+    const special = { SpecialToken: { id: '<|endoftext|>', type_id: 0 } }
+    const sequence = { Sequence: { id: 'A', type_id: 0 } }
+    const template = (single: Json[]) => ({ type: 'TemplateProcessing', single, pair: [], special_tokens: {} })
+    for (const pp of [template([special]), { type: 'Sequence', processors: [{ type: 'ByteLevel' }, template([])] }]) {
+      const tok = new HfTokenizerAdapter(withFields({ post_processor: pp }))
+      expect.soft(tok.minTokens('hello world'), JSON.stringify(pp)).toBeLessThanOrEqual(tok.encode('hello world').length)
+      expect.soft(tok.bound, JSON.stringify(pp)).toBeNull()
+    }
+    for (const pp of [template([special, sequence]), { type: 'Sequence', processors: [{ type: 'ByteLevel' }, template([sequence])] }, { type: 'RobertaProcessing', sep: ['</s>', 2], cls: ['<s>', 0] }]) {
+      expect(tokenBoundOf(withFields({ post_processor: pp })), JSON.stringify(pp)).not.toBeNull()
     }
   })
 })

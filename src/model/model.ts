@@ -11,7 +11,7 @@ import { SharedPrefill } from './prefill.js'
 import { ContextLengthError, contextLimitText, DecodingModeError, ModelDisposedError, ModelInputError, NonFiniteError, optionNamesProblem } from './errors.js'
 import { diffusionDecode, type DiffusionResult } from './diffusion/decode.js'
 import { BidirectionalForward } from './diffusion/forward.js'
-import { checkDiffusionOptions, type DiffusionGenerateOptions } from './diffusion/options.js'
+import { checkDiffusionOptions, diffusionContextError, type DiffusionGenerateOptions } from './diffusion/options.js'
 import { StreamingGeneration } from './generation.js'
 import { HookCapture } from './hooks.js'
 import { KeptRecorder } from './kept.js'
@@ -63,6 +63,15 @@ export function checkChunk(chunk: number): void {
 /** Throws ModelInputError unless `kvDtype` is a KV-cache element type this build stores ('float32', 'float16'). */
 export function checkKvDtype(kvDtype: unknown, where: string): asserts kvDtype is KVDtype {
   if (!KV_DTYPES.includes(kvDtype as KVDtype)) throw new ModelInputError(`${where}: kvDtype must be one of ${KV_DTYPES.map((d) => `'${d}'`).join(', ')}, got ${JSON.stringify(kvDtype)}`)
+}
+
+/** generate's first checks of its options, before the context's (option names, maxNewTokens); maxNewTokens */
+function generateMaxNew(options: GenerateOptions): number {
+  const optionsProblem = optionNamesProblem(options, GENERATE_OPTION_SET)
+  if (optionsProblem !== undefined) throw new ModelInputError(`generate: ${optionsProblem}`)
+  const maxNew = options.maxNewTokens ?? 128
+  if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new ModelInputError(`generate: maxNewTokens must be a positive integer, got ${maxNew}`)
+  return maxNew
 }
 
 /** A loaded Llama-family model: weights in the arena, forward pass, generation with KV-cache policies. */
@@ -214,7 +223,10 @@ export class LlamaModel implements Model {
     this.alive()
     if (!this.config.diffusion)
       throw new DecodingModeError(`diffusionGenerate: ${this.config.architecture} is a causal LM: call model.generate(prompt, { maxNewTokens }) instead`)
-    const ids = typeof prompt === 'string' ? this.encodePrompt(prompt, 'diffusionGenerate') : prompt
+    // the bound refuses as the count would, prompt + genLength past the context; a bad genLength is left to checkDiffusionOptions, after encode
+    const G = (options as DiffusionGenerateOptions | undefined)?.genLength
+    const room = Number.isInteger(G) && (G as number) >= 1 ? (G as number) : null
+    const ids = typeof prompt === 'string' ? this.encodePrompt(prompt, room, (tokens) => this.diffusionBeyond(options, tokens, room as number)) : prompt
     if (!Array.isArray(ids)) throw new ModelInputError(`diffusionGenerate: prompt must be a string or an array of token ids, got ${typeof prompt}`)
     this.checkIds(ids, 'diffusionGenerate: prompt')
     const o = checkDiffusionOptions(this.config, ids, options)
@@ -238,15 +250,12 @@ export class LlamaModel implements Model {
   generate(prompt: string | number[], options: GenerateOptions = {}): Generation {
     this.alive()
     this.causalOnly('generate')
-    const ids = typeof prompt === 'string' ? this.encodePrompt(prompt, 'generate') : prompt
+    // the checks that come before the count's refusal come before the bound's too
+    const ids = typeof prompt === 'string' ? this.encodePrompt(prompt, 1, (tokens) => (generateMaxNew(options), this.noRoom(tokens))) : prompt
     if (!Array.isArray(ids)) throw new ModelInputError(`generate: prompt must be a string or an array of token ids, got ${typeof prompt}`)
     this.checkIds(ids, 'generate: prompt')
-    const optionsProblem = optionNamesProblem(options, GENERATE_OPTION_SET)
-    if (optionsProblem !== undefined) throw new ModelInputError(`generate: ${optionsProblem}`)
-    const maxNew = options.maxNewTokens ?? 128
-    if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new ModelInputError(`generate: maxNewTokens must be a positive integer, got ${maxNew}`)
-    if (ids.length >= this.config.maxPositions)
-      throw new ContextLengthError(`generate: a prompt of ${ids.length} tokens leaves no room for a new token (${contextLimitText(this.config)})`)
+    const maxNew = generateMaxNew(options)
+    if (ids.length >= this.config.maxPositions) throw this.noRoom(`${ids.length}`)
     const sampling = checkSampling(options)
     const c = options.contextTokens
     if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
@@ -287,14 +296,35 @@ export class LlamaModel implements Model {
   }
 
   /**
-   * A text prompt's tokens. ContextLengthError, before tokenizing, where the tokenizer's lower bound
-   * (Tokenizer.minTokens, token-bound.ts) already leaves no room for a new token: a prompt of megabytes
-   * would otherwise hold the thread for seconds only to be refused by the same check after encode.
+   * diffusionGenerate's refusal by the bound: the options' own errors first, as checkDiffusionOptions
+   * gives them after encode (checked on a one-token prompt that is not the mask), then the context's.
    */
-  private encodePrompt(prompt: string, call: string): number[] {
-    const least = this.tokenizer.minTokens?.(prompt, this.config.maxPositions) ?? 0
-    if (least >= this.config.maxPositions)
-      throw new ContextLengthError(`${call}: a prompt of at least ${least} tokens (${prompt.length} characters) leaves no room for a new token (${contextLimitText(this.config)})`)
+  private diffusionBeyond(options: DiffusionGenerateOptions, tokens: string, G: number): ContextLengthError {
+    const notMask = this.config.diffusion!.maskTokenId === 0 ? 1 : 0
+    try {
+      checkDiffusionOptions(this.config, [notMask], options)
+    } catch (e) {
+      if (!(e instanceof ContextLengthError)) throw e
+    }
+    return diffusionContextError(this.config, tokens, G)
+  }
+
+  /** generate's refusal of a prompt of `tokens` tokens (a count, or 'at least N' from the tokenizer's bound) that leaves no room for a new token */
+  private noRoom(tokens: string): ContextLengthError {
+    return new ContextLengthError(`generate: a prompt of ${tokens} tokens leaves no room for a new token (${contextLimitText(this.config)})`)
+  }
+
+  /**
+   * A text prompt's tokens. `refusal('at least N')`, before tokenizing, where the tokenizer's lower bound
+   * (Tokenizer.minTokens, token-bound.ts) already leaves less than `room` positions after it (null: no
+   * check): a prompt of megabytes would otherwise hold the thread for seconds only to be refused by the
+   * same check after encode, with the same error but for its count.
+   */
+  private encodePrompt(prompt: string, room: number | null, refusal: (tokens: string) => ContextLengthError): number[] {
+    if (room !== null) {
+      const least = this.tokenizer.minTokens?.(prompt, this.config.maxPositions) ?? 0
+      if (least + room > this.config.maxPositions) throw refusal(`at least ${least}`)
+    }
     return this.tokenizer.encode(prompt)
   }
 

@@ -20,7 +20,7 @@
  * - an added token covers its content, matched in the raw or the normalized text;
  * - `shrink` bounds how much the normalizer can shorten a text (1 for none, Prepend, a string Replace
  *   that does not shorten); the pre-tokenizers allowed (ByteLevel, Metaspace, Split that keeps every
- *   piece) never drop text.
+ *   piece, Digits, Punctuation) never drop text.
  * Unicode normalizers shrink by at most 2D: a text of n units holds at least n/2 code points, each
  * decomposing to at least one, and the normalized text's code points decompose back to the same
  * sequence with at most D code points each (D = 4 canonical, 18 compatibility: the longest full
@@ -37,8 +37,13 @@
  * whole-word unk, Unigram's fused unks), fused unks that can occur, pieces the model would drop (no
  * unk, no byte fallback), added tokens that strip whitespace around them (lstrip / rstrip), normalizers
  * that delete text (Strip, StripAccents, regex Replace, Precompiled, BertNormalizer, Lowercase, whose
- * effect on length is not bounded here), pre-tokenizers that drop whitespace, and tokenizer_config's
- * remove_space / do_lowercase_and_remove_accent.
+ * effect on length is not bounded here), a Replace or Metaspace replacement holding '$' (the library's
+ * replaceAll expands it), pre-tokenizers that drop whitespace, a post-processor template without the
+ * sequence, and tokenizer_config's remove_space / do_lowercase_and_remove_accent.
+ *
+ * The fields are read as the library reads them, not as the Rust crate writes them: a flag is set when
+ * it is truthy (fuse_unk: 1 fuses, rstrip: 1 strips), and an added token without `normalized` is
+ * normalized unless it is special (AddedToken's default), as hand-written tokenizer.json files have it.
  */
 
 /** longest full canonical (NFD) and compatibility (NFKD) decomposition, in code points */
@@ -62,6 +67,14 @@ function normalizerSteps(normalizer: unknown): Json[] | null {
   }
   return out
 }
+
+/**
+ * Whether `r`, as the replacement string of String.prototype.replaceAll (how @huggingface/tokenizers
+ * applies Replace and Metaspace), is written as it stands and not shorter than one unit: a string
+ * without '$' (the library expands '$$' to one '$', and '$`' or "$'" to the text before or after the
+ * match, nothing at either end) and not empty.
+ */
+const literalReplacement = (r: unknown): r is string => typeof r === 'string' && r.length >= 1 && !r.includes('$')
 
 /** whether every unit of `t` is below U+0300 (a search for one that is not: 0.1 ms on 10 MB, where an anchored match takes 50) */
 const belowU0300 = (t: string) => !/[^\u0000-\u02ff]/.test(t)
@@ -110,8 +123,9 @@ function shrinkFactors(normalizer: unknown): { any: number; belowU0300: number }
       case 'Replace': {
         const pattern = isObject(n.pattern) ? n.pattern.String : undefined
         const content = n.content ?? ''
-        // a regex may match and delete anything; each string match of p units becomes c units
-        if (typeof pattern !== 'string' || pattern.length === 0 || typeof content !== 'string' || content.length === 0) return null
+        // a regex may match and delete anything; each string match of p units becomes c units, where the
+        // content is taken as written (no '$': the library's replaceAll expands '$$' to '$', and '$`' at the start to nothing)
+        if (typeof pattern !== 'string' || pattern.length === 0 || !literalReplacement(content)) return null
         clean &&= belowU0300(content)
         f = Math.max(1, pattern.length / content.length)
         any *= f
@@ -157,8 +171,9 @@ function preTokenizerKeeps(pre: unknown): { keeps: boolean; byteLevel: boolean }
       // GPT-2's split pattern matches every code point; each is then its UTF-8 bytes
       return { keeps: true, byteLevel: true }
     case 'Metaspace': {
-      const r = pre.replacement ?? '\u2581'
-      return { keeps: typeof r === 'string' && r.length >= 1, byteLevel: false }
+      // the library writes str_rep for each space where it is set (truthy), else replacement
+      const r = pre.str_rep || (pre.replacement ?? '\u2581')
+      return { keeps: literalReplacement(r), byteLevel: false }
     }
     case 'Split': {
       // invert keeps only the matches; 'Removed' drops them; a pattern the library cannot build splits to nothing
@@ -167,6 +182,10 @@ function preTokenizerKeeps(pre: unknown): { keeps: boolean; byteLevel: boolean }
       const removed = typeof pre.behavior === 'string' && pre.behavior.toLowerCase() === 'removed'
       return { keeps: pattern && !pre.invert && !removed, byteLevel: false }
     }
+    case 'Digits':
+    case 'Punctuation':
+      // runs of digits (or each digit) and of what is not one; runs of punctuation and of the rest: every unit matched
+      return { keeps: true, byteLevel: false }
     case 'Sequence': {
       if (!Array.isArray(pre.pretokenizers)) return { keeps: false, byteLevel: false }
       const parts = pre.pretokenizers.map(preTokenizerKeeps)
@@ -177,8 +196,30 @@ function preTokenizerKeeps(pre: unknown): { keeps: boolean; byteLevel: boolean }
   }
 }
 
-/** GPT-2's bytes_to_unicode: the character a byte-level vocabulary writes for each byte */
-function byteLevelChars(): string[] {
+/**
+ * Whether the post-processor keeps the text's tokens when encode adds no special tokens: TemplateProcessing
+ * writes only what its `single` template names, so one without the sequence ('A') gives no tokens at all.
+ */
+function postProcessorKeeps(pp: unknown): boolean {
+  if (pp === null || pp === undefined) return true
+  if (!isObject(pp)) return false
+  switch (pp.type) {
+    case 'ByteLevel':
+    case 'BertProcessing':
+    case 'RobertaProcessing':
+      return true
+    case 'TemplateProcessing':
+      // an item is a special token before it is a sequence (the library's order)
+      return Array.isArray(pp.single) && pp.single.some((x) => isObject(x) && !('SpecialToken' in x) && isObject(x.Sequence) && x.Sequence.id === 'A')
+    case 'Sequence':
+      return Array.isArray(pp.processors) && pp.processors.every(postProcessorKeeps)
+    default:
+      return false
+  }
+}
+
+/** GPT-2's bytes_to_unicode: the character a byte-level vocabulary writes for each byte, in byte order */
+export function byteLevelChars(): string[] {
   const out: string[] = []
   let n = 0
   for (let b = 0; b < 256; b++) {
@@ -214,11 +255,12 @@ export function tokenBoundOf(tokenizerJson: unknown, tokenizerConfig: unknown = 
   const has = (t: string) => Object.hasOwn(vocab, t)
   const shrink = shrinkFactors(tokenizerJson.normalizer)
   const pre = preTokenizerKeeps(tokenizerJson.pre_tokenizer)
-  if (shrink === null || !pre.keeps) return null
+  if (shrink === null || !pre.keeps || !postProcessorKeeps(tokenizerJson.post_processor)) return null
 
   // a piece not in the vocabulary becomes byte tokens, or one unk, or nothing (text dropped: no bound)
-  const byteFallback = model.byte_fallback === true && Array.from({ length: 256 }, (_, b) => byteFallbackToken(b)).every(has)
-  const unk = typeof model.unk_token === 'string' && has(model.unk_token) && model.fuse_unk !== true
+  // the library reads these flags as JavaScript truthiness (fuse_unk: 1 fuses): so is each read here
+  const byteFallback = Boolean(model.byte_fallback) && Array.from({ length: 256 }, (_, b) => byteFallbackToken(b)).every(has)
+  const unk = typeof model.unk_token === 'string' && has(model.unk_token) && !model.fuse_unk
   let longest = 2
   // an unk covers one code point, at most one letter; a byte-fallback token one byte, and its name holds at least one digit
   let alnum = 1
@@ -237,7 +279,7 @@ export function tokenBoundOf(tokenizerJson: unknown, tokenizerConfig: unknown = 
   // the first pieces are single characters: byte-level ones (all 256 in the vocabulary), or any code point
   const charsInVocab = pre.byteLevel && byteLevelChars().every(has)
   // an affix on pieces (end-of-word suffix, continuing-subword suffix, or the prefix this library leaves off) makes pieces the vocabulary may lack
-  const suffixed = [model.end_of_word_suffix, model.continuing_subword_suffix, model.continuing_subword_prefix].some((x) => typeof x === 'string' && x !== '')
+  const suffixed = [model.end_of_word_suffix, model.continuing_subword_suffix, model.continuing_subword_prefix].some(Boolean)
   if (!byteFallback && !unk && !(charsInVocab && mergesInVocab && !suffixed)) return null
 
   const added = tokenizerJson.added_tokens ?? []
@@ -245,10 +287,11 @@ export function tokenBoundOf(tokenizerJson: unknown, tokenizerConfig: unknown = 
   for (const a of added) {
     if (!isObject(a) || typeof a.content !== 'string') return null
     // a stripping token also swallows the whitespace around it, however long
-    if (a.lstrip === true || a.rstrip === true) return null
+    if (a.lstrip || a.rstrip) return null
     entry(a.content)
-    // a normalized one is matched in the normalized text, as its content normalized (Prepend makes it longer)
-    if (a.normalized === true) entry(normalize(tokenizerJson.normalizer, a.content))
+    // a normalized one is matched in the normalized text, as its content normalized (Prepend makes it longer);
+    // one that does not say is normalized unless special (the library's AddedToken, as in the Rust crate)
+    if (a.normalized ?? !a.special) entry(normalize(tokenizerJson.normalizer, a.content))
   }
   return {
     unitsPerToken: shrink.any * longest,

@@ -32,20 +32,18 @@ export interface DocumentPlan {
 type Documents = NonNullable<ChatRequest['documents']>
 
 /**
- * Tokenizes and checks `documents` (the request's field; its shape zod checked). A target's sources
- * must be earlier documents without sources of their own, each named once, and every source document
- * comes before the first target (Graph-KV lays the sources out first, then the targets, in request
- * order). Throws ApiError 400 naming the field, e.g. `documents[2].sources[1]`.
+ * Checks `documents` (the request's field; its shape zod checked): a target's sources must be earlier
+ * documents without sources of their own, each named once, and every source document comes before the
+ * first target (Graph-KV lays the sources out first, then the targets, in request order). Throws
+ * ApiError 400 naming the field, e.g. `documents[2].sources[1]`. Nothing is tokenized: the context's
+ * refusal by the tokenizer's bound comes after these, as the count's does.
  */
-export function planDocuments(model: LlamaModel, documents: Documents): DocumentPlan {
+export function checkDocuments(documents: Documents): void {
   const firstTarget = documents.findIndex((d) => d.sources !== undefined)
-  const plan: DocumentPlan = { chunks: [], targets: [] }
   documents.forEach((d, i) => {
-    const ids = model.tokenizer.encode(`${d.text}\n`)
     if (d.sources === undefined) {
       if (firstTarget >= 0 && i > firstTarget)
         throw new ApiError(400, `documents[${i}]: a document without sources must come before every document with sources (documents[${firstTarget}] has sources): Graph-KV lays the sources out first`, `documents[${i}]`)
-      plan.chunks.push(ids)
       return
     }
     const seen = new Set<number>()
@@ -57,9 +55,19 @@ export function planDocuments(model: LlamaModel, documents: Documents): Document
       if (seen.has(s)) throw new ApiError(400, `${param}: document ${s} is listed twice`, param)
       seen.add(s)
     })
-    // sources come first, so a source's document index is its index among the chunks
-    plan.targets.push({ ids, sources: d.sources.slice() })
   })
+}
+
+/** Checks `documents` (checkDocuments) and tokenizes each with a newline after it, in its place in the plan. */
+export function planDocuments(model: LlamaModel, documents: Documents): DocumentPlan {
+  checkDocuments(documents)
+  const plan: DocumentPlan = { chunks: [], targets: [] }
+  for (const d of documents) {
+    const ids = model.tokenizer.encode(`${d.text}\n`)
+    // sources come first, so a source's document index is its index among the chunks
+    if (d.sources === undefined) plan.chunks.push(ids)
+    else plan.targets.push({ ids, sources: d.sources.slice() })
+  }
   return plan
 }
 

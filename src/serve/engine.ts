@@ -14,7 +14,7 @@ import { ToolPins, type PinStats } from './tool-pins.js'
 import { EditReuse } from './edit-reuse.js'
 import { onReuseClose } from './reuse-close.js'
 import type { KVShareOptions } from '../reuse/kvshare.js'
-import { DocumentReuse, planDocuments, planIds, type BlendOptions, type DocumentPlan } from './documents.js'
+import { checkDocuments, DocumentReuse, planDocuments, planIds, type BlendOptions, type DocumentPlan } from './documents.js'
 
 export interface EngineOptions {
   /** the id `/v1/models` lists and requests name (default 'kvkit') */
@@ -285,6 +285,8 @@ export class ServeEngine {
     let prompt = this.template.render(templateMessages(req.messages), shown)
     if (forced !== undefined) prompt += forcedCallPrefix(forced)
     const maxTokens = req.max_completion_tokens ?? req.max_tokens
+    // the documents' own errors come before the context's refusal, as when planDocuments runs first
+    if (req.documents) checkDocuments(req.documents)
     this.refuseBeyondContext([...(req.documents ?? []).map((d) => `${d.text}\n`), prompt], 0, 'messages')
     // documents open the prompt, before what the template renders
     const documents = req.documents ? planDocuments(this.model, req.documents) : undefined

@@ -111,6 +111,11 @@ export interface CheckedDiffusionOptions {
 
 const int = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v)
 
+/** the refusal of a prompt of `tokens` tokens (a count, or 'at least N' from the tokenizer's bound) that leaves no room for genLength `G` */
+export function diffusionContextError(cfg: ModelConfig, tokens: string, G: number): ContextLengthError {
+  return new ContextLengthError(`diffusionGenerate: a prompt of ${tokens} tokens and genLength ${G} exceed the model's context (${contextLimitText(cfg)})`)
+}
+
 /** Checks the prompt and options against the model (every error before any work) and fills the defaults. */
 export function checkDiffusionOptions(cfg: ModelConfig, prompt: readonly number[], o: DiffusionGenerateOptions): CheckedDiffusionOptions {
   const fail = (m: string): never => { throw new ModelInputError(`diffusionGenerate: ${m}`) }
@@ -140,7 +145,6 @@ export function checkDiffusionOptions(cfg: ModelConfig, prompt: readonly number[
   if (o.stopAtEos !== undefined && typeof o.stopAtEos !== 'boolean') fail(`stopAtEos must be a boolean, got ${JSON.stringify(o.stopAtEos)}`)
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) fail('signal must be an AbortSignal')
   if (o.onStep !== undefined && typeof o.onStep !== 'function') fail(`onStep must be a function, got ${typeof o.onStep}`)
-  if (prompt.length + G > cfg.maxPositions)
-    throw new ContextLengthError(`diffusionGenerate: a prompt of ${prompt.length} tokens and genLength ${G} exceed the model's context (${contextLimitText(cfg)})`)
+  if (prompt.length + G > cfg.maxPositions) throw diffusionContextError(cfg, `${prompt.length}`, G)
   return { genLength: G, blockLength: B, steps, blocks, stepsPerBlock: steps / blocks, cache, windowLength, stopAtEos: o.stopAtEos ?? false, signal: o.signal, onStep: o.onStep }
 }
