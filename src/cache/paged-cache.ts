@@ -5,7 +5,7 @@ import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadQuantization
 import { CacheError } from './errors.js'
 import { DEFAULT_GROUP, elementBytes, formatInfo, KV_DTYPES, SIGN_GROUPS, type KVDtype } from './formats.js'
 import { PageStore, type Page, type Tier, TIERS } from './page-store.js'
-import { Segment, type SegmentKernels } from './segment.js'
+import { keptInPlace, Segment, type SegmentKernels } from './segment.js'
 import { keyBasis } from './basis.js'
 import { checkPositions, validateDecision } from './validate.js'
 
@@ -581,8 +581,7 @@ export class PagedKVCache implements KVCache {
     }
     const packed = s.packedRows
     if (packed) {
-      let j = 0
-      while (j < hd.keep.length && hd.keep[j] === j) j++
+      const j = keptInPlace(hd.keep)
       if (j < packed) throw new CacheError(`${at}: slot ${j} of (layer ${hd.layer}, head ${hd.head}) is packed (its first ${packed} slots are) and cannot be evicted`)
       if (hd.keyChannels) throw new CacheError(`${at}.keyChannels: (layer ${hd.layer}, head ${hd.head}) holds packed keys; prune channels before quantizing`)
       for (const m of hd.merges ?? []) {
@@ -628,9 +627,10 @@ export class PagedKVCache implements KVCache {
       // head's rows, positions and version as they were
       for (let i = 0; i < plain.length; i++) {
         const s = this.stream(plain[i].layer, plain[i].head)
-        this.markChanged(s, plain[i])
+        const first = keptInPlace(plain[i].keep)
+        this.markChanged(s, plain[i], first)
         s.segs[0].compacted(plain[i].keep.length, moved[i])
-        this.afterCompaction(s, plain[i], null, scratch)
+        this.afterCompaction(s, plain[i], first, null, scratch)
       }
     } finally {
       this.heap.release(keeps)
@@ -643,7 +643,8 @@ export class PagedKVCache implements KVCache {
     const keep = hd.keep
     // merged rows are read before any row moves
     const merged = hd.merges?.length ? hd.merges.map((m) => ({ pivot: m.pivot, rows: this.mergeRows(s, m) })) : null
-    this.markChanged(s, hd)
+    const first = keptInPlace(keep)
+    this.markChanged(s, hd, first)
     if (s.segs.length === 1) {
       // one segment (the common case): its slots are the head's, the keep list goes to it as it is
       s.segs[0].compact(keep, scratch)
@@ -660,29 +661,26 @@ export class PagedKVCache implements KVCache {
         seg.compact(local, scratch)
       }
     }
-    this.afterCompaction(s, hd, merged, scratch)
+    this.afterCompaction(s, hd, first, merged, scratch)
   }
 
   /**
    * What changes for readers that cache per-page summaries: every slot from the first one not kept in
    * place, or earlier where a merge or a channel pruning rewrites a row
    */
-  private markChanged(s: Stream, hd: HeadDecision): void {
+  private markChanged(s: Stream, hd: HeadDecision, first: number): void {
     const keep = hd.keep
-    let same = 0
-    while (same < keep.length && keep[same] === same) same++
+    let same = first
     for (const m of hd.merges ?? []) same = Math.min(same, lowerBound(keep, m.pivot))
     if (hd.keyChannels && hd.keyChannels.upto > 0) same = 0
     s.changed(same, s.n)
   }
 
   /** a head's rows are compacted: its positions follow, then merges, channel pruning and extra tokens */
-  private afterCompaction(s: Stream, hd: HeadDecision, merged: { pivot: number; rows: ReturnType<PagedKVCache['mergeRows']> }[] | null, scratch: number): void {
+  private afterCompaction(s: Stream, hd: HeadDecision, first: number, merged: { pivot: number; rows: ReturnType<PagedKVCache['mergeRows']> }[] | null, scratch: number): void {
     const keep = hd.keep
     const nKept = keep.length
-    // slots before the first one dropped stay where they are, rows and positions alike
-    let first = 0
-    while (first < nKept && keep[first] === first) first++
+    // slots before the first one dropped (`first`) stay where they are, rows and positions alike
     const pos = s.pos
     for (let i = first; i < nKept; i++) pos[i] = pos[keep[i]]
     // merged pivots: written where the pivot now sits (keep is ascending, so a binary search finds it)

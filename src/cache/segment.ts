@@ -20,6 +20,13 @@ import { fromBasis, toBasis, type KeyBasis } from './basis.js'
  */
 export type SegmentKernels = Pick<Kernels, 'compactRowsKV' | 'gatherChannels' | 'moveRows' | 'gatherChannelsF16' | 'toFloat16' | 'fromFloat16' | 'getPackedKeyRows' | 'getSignKeyRows' | 'getPackedValueRows' | 'packKeys' | 'packSignKeys' | 'packValues' | 'firstUnpackable'>
 
+/** the slots a keep list (strictly ascending) leaves where they are: its leading keep[i] = i */
+export function keptInPlace(keep: Int32Array): number {
+  let first = 0
+  while (first < keep.length && keep[first] === first) first++
+  return first
+}
+
 export class Segment {
   n = 0
   private kPages: Page[] = []
@@ -344,10 +351,9 @@ export class Segment {
     this.store.rowsMoved += moved
   }
 
-  /** the rows keep leaves in place (its leading keep[i] = i); throws where a packed row would move */
+  /** the rows keep leaves in place (keptInPlace); throws where a packed row would move */
   private keptPrefix(keep: Int32Array): number {
-    let first = 0
-    while (first < keep.length && keep[first] === first) first++
+    const first = keptInPlace(keep)
     if (this.packed && first < keep.length) throw new CacheError(`compact: packed rows are grouped along tokens and cannot be moved one by one (slot ${first} would drop)`)
     return first
   }

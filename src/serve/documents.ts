@@ -58,9 +58,11 @@ export function checkDocuments(documents: Documents): void {
   })
 }
 
-/** Checks `documents` (checkDocuments) and tokenizes each with a newline after it, in its place in the plan. */
+/**
+ * Tokenizes `documents`, which checkDocuments has passed (ServeEngine.chatJob checks them before the
+ * context's refusal), each with a newline after it, in its place in the plan.
+ */
 export function planDocuments(model: LlamaModel, documents: Documents): DocumentPlan {
-  checkDocuments(documents)
   const plan: DocumentPlan = { chunks: [], targets: [] }
   for (const d of documents) {
     const ids = model.tokenizer.encode(`${d.text}\n`)

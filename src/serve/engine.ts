@@ -285,7 +285,7 @@ export class ServeEngine {
     let prompt = this.template.render(templateMessages(req.messages), shown)
     if (forced !== undefined) prompt += forcedCallPrefix(forced)
     const maxTokens = req.max_completion_tokens ?? req.max_tokens
-    // the documents' own errors come before the context's refusal, as when planDocuments runs first
+    // the documents' own errors come before the context's refusal, as when they were checked while tokenized
     if (req.documents) checkDocuments(req.documents)
     this.refuseBeyondContext([...(req.documents ?? []).map((d) => `${d.text}\n`), prompt], 0, 'messages')
     // documents open the prompt, before what the template renders
@@ -305,7 +305,7 @@ export class ServeEngine {
     const encode = (t: string) => (t === '' ? [] : [...(bos === null ? [] : [bos]), ...this.model.tokenizer.encode(t)])
     const text = typeof p === 'string' ? p : typeof p[0] === 'string' ? p[0] : ''
     if (text !== '') this.refuseBeyondContext([text], bos === null ? 0 : 1, 'prompt')
-    const ids = typeof p === 'string' ? encode(p) : typeof p[0] === 'string' ? encode(p[0]) : (p as number[])
+    const ids = typeof p === 'string' || typeof p[0] === 'string' ? encode(text) : (p as number[])
     try {
       this.model.checkIds(ids, 'prompt')
     } catch (e) {

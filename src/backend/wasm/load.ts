@@ -139,7 +139,7 @@ let measuredChoice: Promise<WasmBuild> | undefined
  */
 export function autoWasmBuild(opts: Pick<WasmLoadOptions, 'wasm' | 'relaxedWasm'> = {}): Promise<WasmBuild> {
   if (!supportsRelaxedSimd()) return Promise.resolve('simd')
-  measuredChoice ??= chooseFaster(compileSource(opts.wasm, 'kvkit.wasm'), compileSource(opts.relaxedWasm, 'kvkit.relaxed.wasm'))
+  measuredChoice ??= chooseFaster(compileSource(opts.wasm, BUILD_FILES.wasm), compileSource(opts.relaxedWasm, BUILD_FILES.relaxedWasm))
   return measuredChoice
 }
 
