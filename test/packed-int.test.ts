@@ -113,10 +113,11 @@ describe('integer key scoring equals dequantize-then-dot within its stated bound
     expectWithinBound(r)
     // the query's rounding bound against the keys' own quantization bound on the same score:
     // 2 (mean code / levels) (max |q'| / mean |q'|), the factor the kernel's docstring derives; its
-    // median over the scores is ~0.07 for int8 queries (relaxed int2/int1), below 0.01 for the others
+    // median over the scores is ~0.07 for int8 queries on int2/int1 codes and ~0.2-0.3 on int4's (codes
+    // 5x larger: relaxed build), below 0.01 for the plain build's int16
     const ratios = Array.from(r.rounding, (x, i) => x / r.keyBound[i]).filter((x) => Number.isFinite(x) && x > 0).sort((a, b) => a - b)
     // (over whole groups: a one-token group has no range, and its near-zero scales make any crest)
-    if (n >= 32) expect(ratios[ratios.length >> 1]).toBeLessThan(bn === 'relaxed' && format !== 'int4' ? 0.1 : 0.01)
+    if (n >= 32) expect(ratios[ratios.length >> 1]).toBeLessThan(bn === 'simd' ? 0.01 : format === 'int4' ? 0.5 : 0.1)
   })
 
   it.each((['simd', 'relaxed'] as const).flatMap((bn) => FORMATS.map((f) => [bn, f] as const)))('%s build, %s keys: a zero query scores 0 everywhere, as the twin', (bn, format) => {

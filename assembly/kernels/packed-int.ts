@@ -1,4 +1,4 @@
-import { GROUP, groupPage, storeHalf } from './packed'
+import { GROUP, groupPage, lane, storeHalf } from './packed'
 import { RELAXED, UNIT, transposeGroup } from './packed-tile'
 import { hmax, hsum, madd, widenHalf4 } from './simd'
 
@@ -8,73 +8,94 @@ import { hmax, hsum, madd, widenHalf4 } from './simd'
 // 32 tokens, so within a group q . k_t = sum_c (q_c s_c) u_tc + sum_c q_c min_c: the scales fold into the
 // query q' (per group and head, as the exact kernel does) and q' is rounded to integers Q with one float
 // step per group and head, q' ~ step * Q. sum_c Q_c u_tc is then an integer dot product:
-// - relaxed-SIMD build: i16x8.relaxed_dot_i8x16_i7x16_s with the codes as the 7-bit operand (int4/2/1
-//   codes have their high bit clear, so every engine gives the same result) and Q as int8 (int2, int1) or
-//   as a high and a low byte (int4: Q = 128 hi + lo, two dots, ~14 bits), pair sums accumulated in i16
-//   lanes for as many channels as cannot overflow, then widened (i32x4.extadd_pairwise_i16x8_s);
+// - relaxed-SIMD build: Q as int8 for every code width, as ggml's q4_0 x q8_0 and q2_K x q8_K dot products
+//   round the activations to int8 per block of 32 (ggml-quants.c, ggml_vec_dot_q4_0_q8_0). Where the
+//   engine computes it correctly, i32x4.relaxed_dot_i8x16_i7x16_add_s (16 multiply-adds into i32 lanes)
+//   with the codes as the 7-bit operand (int4/2/1 codes have their high bit clear, so every engine gives
+//   the same sums); elsewhere i16x8.relaxed_dot_i8x16_i7x16_s, pair sums accumulated in i16 lanes for as
+//   many channels as cannot overflow, then widened (i32x4.extadd_pairwise_i16x8_s);
 // - plain SIMD build: i32x4.dot_i16x8_s on codes widened to i16 and Q as int16 (~15 bits).
 // Both need a token's channels side by side: each group is transposed once into a tile that every query
-// head of the KV head reuses (packed-tile.ts).
+// head of the KV head reuses (packed-tile.ts); the accumulating path reads each tile vector once for up to
+// four heads.
 
 /** The largest |Q| of the integer query: the step is max |q'| / levels (docs: scorePackedKeysInt). */
 // @ts-ignore: decorator
 @inline export function queryLevels(bits: i32, d: i32): i32 {
-  if (RELAXED) return bits == 4 ? 8191 : 127
+  if (RELAXED) return 127
   // i32 sums of d products of |Q| <= levels and codes <= 2^bits - 1 cannot overflow
   return min(32767, i32.MAX_VALUE / (d * ((1 << bits) - 1)))
 }
 
 /**
- * The group's (scale, min) float16 pairs (meta: d pairs) widened once for all heads: sc[c] = scale * s_c,
- * mn[c] = scale * min_c.
+ * A group's fold and rounding for query heads h0 .. h0 + H - 1 (H <= 3, a constant after inlining; q, words
+ * and stepBias point at head h0's): the group's (scale, min) float16 pairs (meta: d pairs) are widened once
+ * for the H heads, with `scale` folded in (sc_c = scale * s_c, mn_c = scale * min_c); then per head
+ * q'_c = q_c * sc_c (rows at qs), bias = sum_c q_c * mn_c, and Q_c = round(q'_c / step) with
+ * step = max_c |q'_c| / levels (0 for a zero query), written at words + k * wordBytes as the dot products
+ * read them (relaxed: d int8; plain: d int16), step and bias at stepBias + 8k.
  */
 // @ts-ignore: decorator
-@inline function widenMeta(meta: usize, d: i32, scale: f32, sc: usize, mn: usize): void {
+@inline function foldHeads(q: usize, d: i32, meta: usize, scale: f32, qs: usize, H: i32, levels: i32, words: usize, wordBytes: i32, stepBias: usize): void {
   const vscale = f32x4.splat(scale)
-  for (let c = 0; c < d; c += 4) {
-    const m8 = v128.load(meta + (<usize>c << 2))
-    const a = widenHalf4(i32x4.extend_low_i16x8_s(m8))
-    const b = widenHalf4(i32x4.extend_high_i16x8_s(m8))
-    v128.store(sc + (<usize>c << 2), f32x4.mul(vscale, v128.shuffle<f32>(a, b, 0, 2, 4, 6)))
-    v128.store(mn + (<usize>c << 2), f32x4.mul(vscale, v128.shuffle<f32>(a, b, 1, 3, 5, 7)))
-  }
-}
-
-/**
- * One head's fold and rounding: q'_c = q_c * sc[c] (written at qs), bias = sum_c q_c * mn[c], then
- * Q_c = round(q'_c / step) with step = max_c |q'_c| / levels (0 for a zero query), written at words as
- * the dot products read them (relaxed: d int8, then for int4 d more, the high bytes first; plain: d
- * int16). Writes step and bias at out[0], out[1].
- */
-// @ts-ignore: decorator
-@inline function foldQuantize(q: usize, d: i32, sc: usize, mn: usize, qs: usize, levels: i32, twoBytes: bool, words: usize, out: usize): void {
-  let m = f32x4.splat(0)
-  let bias = f32x4.splat(0)
+  const row = <usize>d << 2
+  let m0 = f32x4.splat(0), m1 = f32x4.splat(0), m2 = f32x4.splat(0)
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0)
   for (let c = 0; c < d; c += 4) {
     const o = <usize>c << 2
-    const x = v128.load(q + o)
-    const y = f32x4.mul(x, v128.load(sc + o))
-    v128.store(qs + o, y)
+    const m8 = v128.load(meta + o)
+    const lo = widenHalf4(i32x4.extend_low_i16x8_s(m8))
+    const hi = widenHalf4(i32x4.extend_high_i16x8_s(m8))
+    const sc = f32x4.mul(vscale, v128.shuffle<f32>(lo, hi, 0, 2, 4, 6))
+    const mn = f32x4.mul(vscale, v128.shuffle<f32>(lo, hi, 1, 3, 5, 7))
     // pmax: one instruction (no NaN in a folded query), where max's NaN rules cost several
-    m = f32x4.pmax(m, f32x4.abs(y))
-    bias = madd(x, v128.load(mn + o), bias)
+    const x0 = v128.load(q + o)
+    const y0 = f32x4.mul(x0, sc)
+    v128.store(qs + o, y0)
+    m0 = f32x4.pmax(m0, f32x4.abs(y0))
+    b0 = madd(x0, mn, b0)
+    if (H > 1) {
+      const x1 = v128.load(q + row + o)
+      const y1 = f32x4.mul(x1, sc)
+      v128.store(qs + row + o, y1)
+      m1 = f32x4.pmax(m1, f32x4.abs(y1))
+      b1 = madd(x1, mn, b1)
+    }
+    if (H > 2) {
+      const x2 = v128.load(q + 2 * row + o)
+      const y2 = f32x4.mul(x2, sc)
+      v128.store(qs + 2 * row + o, y2)
+      m2 = f32x4.pmax(m2, f32x4.abs(y2))
+      b2 = madd(x2, mn, b2)
+    }
   }
+  roundQuery(qs, d, m0, b0, levels, words, stepBias)
+  if (H > 1) roundQuery(qs + row, d, m1, b1, levels, words + <usize>wordBytes, stepBias + 8)
+  if (H > 2) roundQuery(qs + 2 * row, d, m2, b2, levels, words + <usize>(2 * wordBytes), stepBias + 16)
+}
+
+/** one head's Q_c = round(q'_c / step) from its folded row qs and its lanes' max |q'| and bias sums */
+// @ts-ignore: decorator
+@inline function roundQuery(qs: usize, d: i32, m: v128, bias: v128, levels: i32, words: usize, stepBias: usize): void {
   const mx = hmax(m)
   const inv = f32x4.splat(mx > 0 ? <f32>levels / mx : 0)
-  for (let c = 0; c < d; c += 4) {
-    const Q = roundToInt(f32x4.mul(v128.load(qs + (<usize>c << 2)), inv))
-    if (RELAXED) {
-      if (twoBytes) {
-        // Q = 128 hi + lo with hi, lo in [-64, 64]: both fit int8 and keep the i16 pair sums small
-        const hi = i32x4.shr_s(i32x4.add(Q, i32x4.splat(64)), 7)
-        const lo = i32x4.sub(Q, i32x4.shl(hi, 7))
-        v128.store32_lane(words + <usize>c, bytes4(hi), 0)
-        v128.store32_lane(words + <usize>(d + c), bytes4(lo), 0)
-      } else v128.store32_lane(words + <usize>c, bytes4(Q), 0)
-    } else v128.store64_lane(words + (<usize>c << 1), i16x8.narrow_i32x4_s(Q, Q), 0)
+  let c = 0
+  if (RELAXED) {
+    // 16 channels a store: two narrowing steps for four vectors, where a lane store each cost more
+    for (; c + 16 <= d; c += 16) {
+      const o = qs + (<usize>c << 2)
+      const a = i16x8.narrow_i32x4_s(roundToInt(f32x4.mul(v128.load(o), inv)), roundToInt(f32x4.mul(v128.load(o, 16), inv)))
+      const b = i16x8.narrow_i32x4_s(roundToInt(f32x4.mul(v128.load(o, 32), inv)), roundToInt(f32x4.mul(v128.load(o, 48), inv)))
+      v128.store(words + <usize>c, i8x16.narrow_i16x8_s(a, b))
+    }
   }
-  store<f32>(out, mx / <f32>levels)
-  store<f32>(out, hsum(bias), 4)
+  for (; c < d; c += 4) {
+    const Q = roundToInt(f32x4.mul(v128.load(qs + (<usize>c << 2)), inv))
+    if (RELAXED) v128.store32_lane(words + <usize>c, bytes4(Q), 0)
+    else v128.store64_lane(words + (<usize>c << 1), i16x8.narrow_i32x4_s(Q, Q), 0)
+  }
+  store<f32>(stepBias, mx / <f32>levels)
+  store<f32>(stepBias, hsum(bias), 4)
 }
 
 /**
@@ -131,74 +152,33 @@ export function packedIntDotAdd(): i32 {
 
 /**
  * sum_c Q_c u_tc for the 16 tokens of token quads j0 .. j0 + 3 of the tile, as four i32x4 (tokens in
- * order) through `sums` (4 vectors). flush: channel units summed in i16 lanes before widening.
+ * order) through `sums` (4 vectors), for one head: the paths without the accumulating dot (the plain
+ * build, and the relaxed one where the engine gets it wrong). flush: channel units summed in i16 lanes
+ * before widening.
  */
 // @ts-ignore: decorator
-@inline function dotHalf(tile: usize, units: i32, j0: i32, words: usize, d: i32, twoBytes: bool, flush: i32, sums: usize): void {
+@inline function dotHalf(tile: usize, units: i32, j0: i32, words: usize, flush: i32, sums: usize): void {
   const row = <usize>units << 4
   const base = tile + (<usize>(j0 * units) << 4)
   let s0 = i32x4.splat(0), s1 = i32x4.splat(0), s2 = i32x4.splat(0), s3 = i32x4.splat(0)
-  if (RELAXED && dotAdd > 0) {
-    // one accumulating dot a vector (16 multiply-adds into i32 lanes: one VNNI vpdpbusd where the engine
-    // has it), where the engine computes it correctly (checkDotAdd); int4: the low bytes' dots beside,
-    // then Q = 128 hi + lo
-    let l0 = i32x4.splat(0), l1 = i32x4.splat(0), l2 = i32x4.splat(0), l3 = i32x4.splat(0)
-    for (let u = 0; u < units; u++) {
-      const t = base + (<usize>u << 4)
-      const T0 = v128.load(t), T1 = v128.load(t + row), T2 = v128.load(t + 2 * row), T3 = v128.load(t + 3 * row)
-      const qh = v128.load32_splat(words + (<usize>u << 2))
-      s0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qh, T0, s0)
-      s1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qh, T1, s1)
-      s2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qh, T2, s2)
-      s3 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qh, T3, s3)
-      if (twoBytes) {
-        const ql = v128.load32_splat(words + <usize>d + (<usize>u << 2))
-        l0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(ql, T0, l0)
-        l1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(ql, T1, l1)
-        l2 = i32x4.relaxed_dot_i8x16_i7x16_add_s(ql, T2, l2)
-        l3 = i32x4.relaxed_dot_i8x16_i7x16_add_s(ql, T3, l3)
-      }
-    }
-    if (twoBytes) {
-      s0 = i32x4.add(i32x4.shl(s0, 7), l0)
-      s1 = i32x4.add(i32x4.shl(s1, 7), l1)
-      s2 = i32x4.add(i32x4.shl(s2, 7), l2)
-      s3 = i32x4.add(i32x4.shl(s3, 7), l3)
-    }
-  } else if (RELAXED) {
+  if (RELAXED) {
     // i16x8 dots, widened: where i32x4.relaxed_dot_i8x16_i7x16_add_s is wrong (Node 20.20's V8 returns
     // twice the dot and drops the accumulator on x86) or not yet checked
     for (let u0 = 0; u0 < units; u0 += flush) {
       const u1 = min(units, u0 + flush)
       let a0 = i16x8.splat(0), a1 = i16x8.splat(0), a2 = i16x8.splat(0), a3 = i16x8.splat(0)
-      let l0 = i16x8.splat(0), l1 = i16x8.splat(0), l2 = i16x8.splat(0), l3 = i16x8.splat(0)
       for (let u = u0; u < u1; u++) {
         const t = base + (<usize>u << 4)
-        const T0 = v128.load(t), T1 = v128.load(t + row), T2 = v128.load(t + 2 * row), T3 = v128.load(t + 3 * row)
         const qh = v128.load32_splat(words + (<usize>u << 2))
-        a0 = i16x8.add(a0, i16x8.relaxed_dot_i8x16_i7x16_s(qh, T0))
-        a1 = i16x8.add(a1, i16x8.relaxed_dot_i8x16_i7x16_s(qh, T1))
-        a2 = i16x8.add(a2, i16x8.relaxed_dot_i8x16_i7x16_s(qh, T2))
-        a3 = i16x8.add(a3, i16x8.relaxed_dot_i8x16_i7x16_s(qh, T3))
-        if (twoBytes) {
-          const ql = v128.load32_splat(words + <usize>d + (<usize>u << 2))
-          l0 = i16x8.add(l0, i16x8.relaxed_dot_i8x16_i7x16_s(ql, T0))
-          l1 = i16x8.add(l1, i16x8.relaxed_dot_i8x16_i7x16_s(ql, T1))
-          l2 = i16x8.add(l2, i16x8.relaxed_dot_i8x16_i7x16_s(ql, T2))
-          l3 = i16x8.add(l3, i16x8.relaxed_dot_i8x16_i7x16_s(ql, T3))
-        }
+        a0 = i16x8.add(a0, i16x8.relaxed_dot_i8x16_i7x16_s(qh, v128.load(t)))
+        a1 = i16x8.add(a1, i16x8.relaxed_dot_i8x16_i7x16_s(qh, v128.load(t + row)))
+        a2 = i16x8.add(a2, i16x8.relaxed_dot_i8x16_i7x16_s(qh, v128.load(t + 2 * row)))
+        a3 = i16x8.add(a3, i16x8.relaxed_dot_i8x16_i7x16_s(qh, v128.load(t + 3 * row)))
       }
-      if (twoBytes) {
-        s0 = i32x4.add(s0, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(a0), 7), i32x4.extadd_pairwise_i16x8_s(l0)))
-        s1 = i32x4.add(s1, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(a1), 7), i32x4.extadd_pairwise_i16x8_s(l1)))
-        s2 = i32x4.add(s2, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(a2), 7), i32x4.extadd_pairwise_i16x8_s(l2)))
-        s3 = i32x4.add(s3, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(a3), 7), i32x4.extadd_pairwise_i16x8_s(l3)))
-      } else {
-        s0 = i32x4.add(s0, i32x4.extadd_pairwise_i16x8_s(a0))
-        s1 = i32x4.add(s1, i32x4.extadd_pairwise_i16x8_s(a1))
-        s2 = i32x4.add(s2, i32x4.extadd_pairwise_i16x8_s(a2))
-        s3 = i32x4.add(s3, i32x4.extadd_pairwise_i16x8_s(a3))
-      }
+      s0 = i32x4.add(s0, i32x4.extadd_pairwise_i16x8_s(a0))
+      s1 = i32x4.add(s1, i32x4.extadd_pairwise_i16x8_s(a1))
+      s2 = i32x4.add(s2, i32x4.extadd_pairwise_i16x8_s(a2))
+      s3 = i32x4.add(s3, i32x4.extadd_pairwise_i16x8_s(a3))
     }
   } else {
     for (let u = 0; u < units; u++) {
@@ -217,14 +197,71 @@ export function packedIntDotAdd(): i32 {
 }
 
 /**
+ * The accumulating path (one i32x4.relaxed_dot_i8x16_i7x16_add_s a vector: 16 multiply-adds into i32
+ * lanes, one VNNI vpdpbusd where the engine has it): heads h0 .. h0 + H - 1 (H <= 4, a constant after
+ * inlining) over token quads j and j + 1 of the tile, each tile vector read once for all H heads (eight
+ * i32x4 sums at most, so they stay in registers). Scores go out as step * sum + bias for `valid` tokens.
+ */
+// @ts-ignore: decorator
+@inline function dotQuadPair(tile: usize, units: i32, j: i32, words: usize, d: i32, H: i32, stepBias: usize, out: usize, outStride: usize, valid: i32): void {
+  const row = <usize>units << 4
+  const base = tile + (<usize>(j * units) << 4)
+  let a0 = i32x4.splat(0), a1 = i32x4.splat(0), b0 = i32x4.splat(0), b1 = i32x4.splat(0)
+  let c0 = i32x4.splat(0), c1 = i32x4.splat(0), e0 = i32x4.splat(0), e1 = i32x4.splat(0)
+  for (let u = 0; u < units; u++) {
+    const t = base + (<usize>u << 4)
+    const T0 = v128.load(t), T1 = v128.load(t + row)
+    const w = words + (<usize>u << 2)
+    const qa = v128.load32_splat(w)
+    a0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qa, T0, a0)
+    a1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qa, T1, a1)
+    if (H > 1) {
+      const qb = v128.load32_splat(w + <usize>d)
+      b0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qb, T0, b0)
+      b1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qb, T1, b1)
+    }
+    if (H > 2) {
+      const qc = v128.load32_splat(w + <usize>(2 * d))
+      c0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qc, T0, c0)
+      c1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qc, T1, c1)
+    }
+    if (H > 3) {
+      const qe = v128.load32_splat(w + <usize>(3 * d))
+      e0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qe, T0, e0)
+      e1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qe, T1, e1)
+    }
+  }
+  const o = out + (<usize>j << 4)
+  storeSums(o, a0, a1, stepBias, valid)
+  if (H > 1) storeSums(o + outStride, b0, b1, stepBias + 8, valid)
+  if (H > 2) storeSums(o + 2 * outStride, c0, c1, stepBias + 16, valid)
+  if (H > 3) storeSums(o + 3 * outStride, e0, e1, stepBias + 24, valid)
+}
+
+/** eight tokens' integer sums as step * sum + bias (stepBias: the head's step, bias), `valid` of them */
+// @ts-ignore: decorator
+@inline function storeSums(out: usize, s0: v128, s1: v128, stepBias: usize, valid: i32): void {
+  const step = v128.load32_splat(stepBias)
+  const bias = v128.load32_splat(stepBias + 4)
+  const r0 = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(s0), step), bias)
+  const r1 = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(s1), step), bias)
+  if (valid >= 8) {
+    v128.store(out, r0)
+    v128.store(out, r1, 16)
+    return
+  }
+  for (let t = 0; t < valid; t++) store<f32>(out + (<usize>t << 2), lane(t < 4 ? r0 : r1, t & 3))
+}
+
+/**
  * out[h*n + i] ~ scale * (q_h . k_i) for qHeads query heads over n packed keys of d channels (d a multiple
  * of 4; int `bits` = 4, 2 or 1 codes grouped along 32 tokens per channel; pages of pageTokens rows, a
  * multiple of 32), with integer dot products (see the top of this file).
  *
  * Error: against dequantizing the keys (k = s * u + min) and scoring in float64, for token t of group g
  * and head h, |out - exact| <= step_gh / 2 * sum_c u_tc + r, where step_gh = max_c |q'_c| / L (q' the
- * folded query scale * q_c * s_c of the group, L = queryLevels: 8191 for int4 and 127 for int2/int1 in the
- * relaxed build, min(32767, (2^31 - 1) / (d (2^bits - 1))) in the plain one) and r the float32 rounding
+ * folded query scale * q_c * s_c of the group, L = queryLevels: 127 in the relaxed build,
+ * min(32767, (2^31 - 1) / (d (2^bits - 1))) in the plain one) and r the float32 rounding
  * of the fold, of step * sum and of the bias (a few ulps of scale * sum_c |q_c k_tc|, as the exact kernel).
  *
  * Why that is fine for selection: the keys' own quantization error is up to s_c / 2 a channel, i.e. up
@@ -232,15 +269,17 @@ export function packedIntDotAdd(): i32 {
  * step / 2 * sum_c u_tc = d mean(u) max|q'| / (2 L): the ratio of the two bounds is
  * (mean(u) / L) * (max|q'| / mean|q'|), and both errors have the same shape (a sum of d independent
  * roundings), so their typical sizes keep that ratio. With mean codes of about half the range and a
- * crest max/mean of a few: int4 (L = 8191 relaxed, 32767 plain) ~0.001 to 0.005, int2 with an int8
- * query (L = 127) ~0.02 to 0.1, below 0.001 with the plain build's int16. The ranking the integer
- * scores give differs from the exact kernel's only where two keys' scores are nearer than the keys'
- * quantization already blurs them: on the fixture model's keys (16 heads, 3 queries each, top 1/8)
- * int4 gives the exact kernel's top-k and int2's int8 query changes 13 of 1200 picks, where the keys'
- * own 2-bit quantization changes 178 against float32 keys (test/packed-int.test.ts).
+ * crest max/mean of a few, with the relaxed build's int8 query (L = 127): int2 ~0.02 to 0.1, int4 ~0.1
+ * to 0.4 (its codes are 5x larger on average); with the plain build's int16 below 0.005. Added in
+ * quadrature to the keys' own error, int4's 0.1-0.4 makes the score noise 0.5-8% larger, the price
+ * ggml's q4_0 x q8_0 pays too; an int4 query of two bytes (L = 8191, until 2026-12-02) took a second
+ * dot product a vector, about a third of the kernel's time. The ranking the integer scores give differs
+ * from the exact kernel's only where two keys' scores are nearer than the keys' quantization already
+ * blurs them: on the fixture model's keys (16 heads, 3 queries each, top 1/8) the int8 query reorders
+ * far fewer keys than the keys' own quantization does against float32 keys (test/packed-int.test.ts).
  *
  * scratch: qHeads * d / 2 + 2 * qHeads + 19 * d + 16 floats, 16-byte aligned (the tile, the integer
- * queries, the group's scales and mins, a folded query, steps and biases, four vectors of sums;
+ * queries, up to three heads' folded query rows, steps and biases, four vectors of sums;
  * src/backend/backend.ts packedIntScratch).
  */
 export function scorePackedKeysInt(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, scale: f32, out: usize, scratch: usize): void {
@@ -266,17 +305,15 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
   const metaOffset = <usize>(groupsPerPage * lineBytes)
   const units = d / UNIT
   const levels = queryLevels(bits, d)
-  const twoBytes = RELAXED && bits == 4
-  // i16 pair sums per unit: at most 2 * |Q byte| * max code; units summed before 32767 could be passed
-  const flush = 32767 / (2 * (twoBytes ? 64 : 128) * ((1 << bits) - 1))
+  // i16 pair sums per unit: at most 2 * 128 * max code; units summed before 32767 could be passed
+  const flush = 32767 / (2 * 128 * ((1 << bits) - 1))
   const tile = scratch
   const words = tile + (<usize>(16 * d) << 2)
-  // the group's scales and mins, then one folded query row (reused by each head in turn)
-  const sc = words + (<usize>(qHeads * d) << 1)
-  const mn = sc + (<usize>d << 2)
-  const qs = mn + (<usize>d << 2)
-  // (step, bias) per head, then four vectors of sums
-  const stepBias = qs + (<usize>d << 2)
+  // head h's integer query at words + h * wordBytes (int8 relaxed, int16 plain)
+  const wordBytes = RELAXED ? d : 2 * d
+  // up to three heads' folded query rows, then (step, bias) per head, then four vectors of sums
+  const qs = words + (<usize>(qHeads * d) << 1)
+  const stepBias = qs + (<usize>(3 * d) << 2)
   const sums = stepBias + (<usize>qHeads << 3)
   const outStride = <usize>outRow << 2
   checkDotAdd(scratch)
@@ -285,12 +322,35 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
     // lines as scoreKeys does: it made the whole-cache int2 run slower here, the stream is sequential)
     const tg = g % groupsPerPage
     const page = groupPage(table, g, groupsPerPage)
-    widenMeta(page + metaOffset + (<usize>(tg * d) << 2), d, scale, sc, mn)
-    for (let h = 0; h < qHeads; h++) {
-      foldQuantize(q + (<usize>(h * d) << 2), d, sc, mn, qs, levels, twoBytes, words + (<usize>(h * d) << 1), stepBias + (<usize>h << 3))
+    const meta = page + metaOffset + (<usize>(tg * d) << 2)
+    for (let h0 = 0; h0 < qHeads; h0 += 3) {
+      const H = min(3, qHeads - h0)
+      const qh = q + (<usize>(h0 * d) << 2)
+      const w = words + <usize>(h0 * wordBytes)
+      const sb = stepBias + (<usize>h0 << 3)
+      if (H == 3) foldHeads(qh, d, meta, scale, qs, 3, levels, w, wordBytes, sb)
+      else if (H == 2) foldHeads(qh, d, meta, scale, qs, 2, levels, w, wordBytes, sb)
+      else foldHeads(qh, d, meta, scale, qs, 1, levels, w, wordBytes, sb)
     }
     transposeGroup(page + <usize>(tg * lineBytes), chunk, bits, d, tile)
     const first = g * GROUP
+    if (RELAXED && dotAdd > 0) {
+      for (let h0 = 0; h0 < qHeads; h0 += 4) {
+        const H = min(4, qHeads - h0)
+        const w = words + <usize>(h0 * d)
+        const sb = stepBias + (<usize>h0 << 3)
+        const o = out + <usize>h0 * outStride + (<usize>first << 2)
+        for (let j = 0; j < GROUP / 4; j += 2) {
+          const valid = n - first - 4 * j
+          if (valid <= 0) break
+          if (H == 4) dotQuadPair(tile, units, j, w, d, 4, sb, o, outStride, valid)
+          else if (H == 3) dotQuadPair(tile, units, j, w, d, 3, sb, o, outStride, valid)
+          else if (H == 2) dotQuadPair(tile, units, j, w, d, 2, sb, o, outStride, valid)
+          else dotQuadPair(tile, units, j, w, d, 1, sb, o, outStride, valid)
+        }
+      }
+      continue
+    }
     for (let h = 0; h < qHeads; h++) {
       const o = out + <usize>h * outStride + (<usize>first << 2)
       const vstep = v128.load32_splat(stepBias + (<usize>h << 3))
@@ -298,7 +358,7 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
       for (let e0 = 0; e0 < GROUP; e0 += 16) {
         const valid = min(16, n - first - e0)
         if (valid <= 0) break
-        dotHalf(tile, units, e0 >> 2, words + (<usize>(h * d) << 1), d, twoBytes, flush, sums)
+        dotHalf(tile, units, e0 >> 2, words + <usize>(h * wordBytes), flush, sums)
         const r0 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums)), vstep)
         const r1 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums, 16)), vstep)
         const r2 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums, 32)), vstep)

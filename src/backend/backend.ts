@@ -220,11 +220,11 @@ export function packedIntScratch(qHeads: number, d: number): number {
 
 /**
  * The largest |Q| of scorePackedKeysInt's integer query (its step is max |q'| / levels): the relaxed-SIMD
- * build rounds to int8 (int2, int1) or two bytes (int4, 8191), the plain build to int16, capped so that d
+ * build rounds to int8 (every code width), the plain build to int16, capped so that d
  * products of codes below 2^bits sum within int32 (assembly/kernels/packed-int.ts queryLevels).
  */
 export function intQueryLevels(build: 'simd' | 'relaxed', bits: number, d: number): number {
-  if (build === 'relaxed') return bits === 4 ? 8191 : 127
+  if (build === 'relaxed') return 127
   return Math.min(32767, Math.floor(0x7fffffff / (d * (2 ** bits - 1))))
 }
 
