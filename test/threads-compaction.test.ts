@@ -204,6 +204,22 @@ describe('a one-shot compaction on the pool', () => {
     }
   })
 
+  it('apply on a fork after the pool closed: the fork\'s heads and the shared store\'s bytes as on one thread, the cache it was forked from untouched', async () => {
+    const closed = await createBackend('wasm', { threads: 2, spawnWorker: nodeWorkerSpawner })
+    const [threaded, single] = [closed, one].map((b) => filled(b, 1024))
+    const heads = threaded.keeping(2)
+    const forks = [threaded, single].map((c) => c.cache.fork())
+    const before = heads.map(({ layer, head }) => ({ k: threaded.cache.readKeys(layer, head), v: threaded.cache.readValues(layer, head), pos: threaded.cache.positions(layer, head) }))
+    closed.close!()
+    for (const f of forks) f.apply({ heads })
+    sameHeads(forks[0], forks[1], heads, 'fork')
+    // the pages the fork compacted are its own copies, counted once in the store they share: as on one thread
+    expect(forks[0].store.liveBytes).toEqual(forks[1].store.liveBytes)
+    expect(forks[0].bytes()).toEqual(forks[1].bytes())
+    expect(heads.map(({ layer, head }) => ({ k: threaded.cache.readKeys(layer, head), v: threaded.cache.readValues(layer, head), pos: threaded.cache.positions(layer, head) }))).toEqual(before)
+    for (const c of [...forks, threaded.cache, single.cache]) c.dispose()
+  })
+
   for (const kvDtype of ['float32', 'float16'] as const) {
     it(`keeps a random quarter of each head of a 4096-token cache (8 layers x 2 KV heads x 64, ${kvDtype}) as one thread does`, () => {
       const n = 4096, layers = 8, kvHeads = 2, d = 64
