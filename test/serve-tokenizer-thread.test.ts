@@ -58,3 +58,25 @@ describe('kvkit serve: the tokenizer thread', () => {
     expect(completion.ids).toEqual([served.model.config.bosTokenId!, ...tok.encode(text)])
   })
 })
+
+describe('TokenizerThread', () => {
+  it('a worker that cannot build the tokenizer rejects, says it is broken, and the engine then tokenizes on the event loop', async () => {
+    const { TokenizerThread } = await import('../src/serve/tokenizer-thread.js')
+    const bad = new TokenizerThread({ json: { model: { type: 'NoSuchModel' } }, config: {} })
+    await expect(bad.encode('hello')).rejects.toThrow()
+    expect(bad.broken).toBe(true)
+    await bad.close()
+    // the engine's fallback: a broken thread in place of its own
+    const engine = served.server.engine as unknown as { tokenizerThread: unknown; encode(t: string): Promise<number[]> }
+    const own = engine.tokenizerThread
+    const broken = new TokenizerThread({ json: {}, config: {} })
+    await broken.encode('x').catch(() => undefined)
+    engine.tokenizerThread = broken
+    try {
+      expect(await engine.encode('hello there')).toEqual(served.model.tokenizer.encode('hello there'))
+    } finally {
+      engine.tokenizerThread = own
+      await broken.close()
+    }
+  })
+})

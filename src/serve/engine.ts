@@ -253,7 +253,11 @@ export class ServeEngine {
    * entry in characters, megabytes for a long-context model, seconds of tokenizing.
    */
   encode(text: string): Promise<number[]> {
-    return this.tokenizerThread ? this.tokenizerThread.encode(text) : Promise.resolve(this.model.tokenizer.encode(text))
+    const thread = this.tokenizerThread
+    const here = async () => this.model.tokenizer.encode(text)
+    if (!thread || thread.broken) return here()
+    // a worker that failed on its own (its script left out of a bundle): the event loop tokenizes, as before
+    return thread.encode(text).catch((e: unknown) => (thread.broken ? here() : Promise.reject(e)))
   }
 
   /** bytes of KV one token takes across layers and heads (float32 keys and values) */

@@ -25,14 +25,16 @@ function workerUrl(): URL {
  * MB of text for the fixture's byte-level BPE (bench/token-bound.ts), and a prompt the tokenizer's lower
  * bound cannot refuse (token-bound.ts: up to about the context x the longest vocabulary entry in
  * characters) must be tokenized to be counted, whether it then fits or not.
- * Texts are encoded one at a time, in the order sent. A worker that fails (it could not build the
- * tokenizer, it exited) rejects what waits and what comes after with its error.
+ * Texts are encoded one at a time, in the order sent. A worker that fails (its script missing from a
+ * bundle, a tokenizer it could not build, an exit) rejects what waits and what comes after with its
+ * error, and says so (`broken`): the engine then tokenizes on the event loop, as before.
  */
 export class TokenizerThread {
   private readonly worker: Worker
   private readonly waiting = new Map<number, { resolve: (ids: number[]) => void; reject: (e: Error) => void }>()
   private next = 0
   private failed: Error | null = null
+  private closed = false
 
   constructor(source: TokenizerSource) {
     this.worker = new Worker(workerUrl(), { workerData: source })
@@ -65,8 +67,14 @@ export class TokenizerThread {
     })
   }
 
+  /** whether the worker failed on its own (not stopped by close): encode rejects from then on */
+  get broken(): boolean {
+    return this.failed !== null && !this.closed
+  }
+
   /** stops the worker; what waits is rejected */
   async close(): Promise<void> {
+    this.closed = true
     await this.worker.terminate()
   }
 }
