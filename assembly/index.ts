@@ -1,5 +1,6 @@
 // The compute core's exports: kernels over pointers and sizes into the memory TypeScript owns.
 export { heapBase, copyBytes } from './kernels/memory'
+export { relaxedSimd } from './kernels/simd'
 export { matmul, matmulRange, fmaPeak } from './model/matmul'
 export { rmsnorm } from './model/norm'
 export { rope, ropeRows } from './model/rope'

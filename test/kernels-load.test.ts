@@ -60,6 +60,26 @@ describe('loading the wasm core', () => {
     if (supportsRelaxedSimd()) expect((await loadWasm({ wasm: plain, relaxed: true })).build).toBe('relaxed')
   })
 
+  it('refuses a build given for the other kind (plain for relaxed, or relaxed for plain), naming the option and the build it is, before it touches a given arena: the build reported is the one that runs', async () => {
+    // Node 20 keeps relaxed SIMD behind a flag, read at compile time
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd')
+    expect(supportsRelaxedSimd()).toBe(true)
+    const file = async (name: string) => WebAssembly.compile(await readFile(new URL(`../build/${name}`, import.meta.url)))
+    const [plain, relaxed, plainThreads] = await Promise.all(['kvkit.wasm', 'kvkit.relaxed.wasm', 'kvkit.threads.wasm'].map(file))
+    await expect(loadWasm({ relaxedWasm: plain, relaxed: true })).rejects.toThrow(/relaxedWasm \(the WebAssembly\.Module given\) is the plain SIMD build, where relaxed: true asks for the relaxed-SIMD one: pass it as wasm/)
+    await expect(loadWasm({ wasm: relaxed, relaxed: false })).rejects.toThrow(/wasm \(the WebAssembly\.Module given\) is the relaxed-SIMD build, where relaxed: false asks for the plain SIMD one: pass it as relaxedWasm/)
+    await expect(loadWasm({ relaxedThreadsWasm: plainThreads, relaxed: true }, true)).rejects.toThrow(WasmLoadError)
+    // an arena that serves the relaxed build keeps its static data when a plain module comes as relaxedWasm
+    const served = await loadWasm({ relaxed: true })
+    const statics = served.heap.memory.buffer.slice(0, served.heap.base)
+    await expect(loadWasm({ heap: served.heap, relaxed: true, relaxedWasm: plain })).rejects.toThrow(/is the plain SIMD build/)
+    expect(new Uint8Array(served.heap.memory.buffer, 0, served.heap.base)).toEqual(new Uint8Array(statics))
+    // each build given for its own kind loads and says so
+    expect((await loadWasm({ relaxedWasm: relaxed, relaxed: true })).build).toBe('relaxed')
+    expect((await loadWasm({ wasm: plain, relaxed: false })).build).toBe('simd')
+    expect((await loadWasm({ heap: served.heap, relaxed: true, relaxedWasm: relaxed })).build).toBe('relaxed')
+  })
+
   it('refuses a heap whose base lies inside the module static data', async () => {
     const heap = new Heap(undefined, 64)
     await expect(loadWasm({ heap, relaxed: false })).rejects.toThrow(WasmLoadError)

@@ -43,7 +43,7 @@ describe('kvkit serve: documents with CacheBlend', () => {
     // each document's KV is kept, counted in the KV budget
     expect(served.server.engine.scheduler.pinned).toBe(tokens([A, B, C]))
     // what the kvshare queue order expects this tenant to find, and another tenant
-    const plan = served.server.engine.chatJob({ model: ID, messages: question, documents: [C, A, B] } as never).documents!
+    const plan = (await served.server.engine.chatJob({ model: ID, messages: question, documents: [C, A, B] } as never)).documents!
     expect(served.server.engine.documents.expected(plan, '')).toBe(tokens([A, B, C]))
     expect(served.server.engine.documents.expected(plan, 'tenant-b')).toBe(0)
     const second = await chat([C, A, B])
@@ -136,7 +136,7 @@ describe('kvkit serve: documents with a Graph-KV graph', () => {
   it('the server hands graphKV the declared structure and answers as graphKV on it does', async () => {
     const documents = [S0, S1, S2, T]
     const want = { prefix: [], sources: [docIds(S0), docIds(S1), docIds(S2)], targets: [{ ids: docIds(T), sources: [0, 2] }] }
-    const job = served.server.engine.chatJob({ model: ID, messages: question, documents } as never)
+    const job = await served.server.engine.chatJob({ model: ID, messages: question, documents } as never)
     expect(graphInput(job.documents!)).toEqual(want)
     const r = await chat(documents)
     expect(r.usage!.prompt_tokens_details!.cached_tokens).toBe(0)
@@ -147,9 +147,9 @@ describe('kvkit serve: documents with a Graph-KV graph', () => {
     expect(r.choices[0].message.content).toBe(ref.text)
   })
 
-  it("a target's KV does not depend on a document outside its sources (its attention there is zero)", () => {
-    const rows = (docs: Doc[]) => {
-      const job = served.server.engine.chatJob({ model: ID, messages: question, documents: docs } as never)
+  it("a target's KV does not depend on a document outside its sources (its attention there is zero)", async () => {
+    const rows = async (docs: Doc[]) => {
+      const job = await served.server.engine.chatJob({ model: ID, messages: question, documents: docs } as never)
       const ctx = graphKV(served.model, graphInput(job.documents!))
       const at = ctx.layout.targetStarts[0] - ctx.positionOffset
       const n = docIds(T).length
@@ -160,9 +160,9 @@ describe('kvkit serve: documents with a Graph-KV graph', () => {
       ctx.dispose()
       return out
     }
-    const base = rows([S0, S1, S2, T])
-    expect(rows([S0, { text: 'A different note about trains and timetables.' }, S2, T])).toEqual(base)
-    expect(rows([{ text: 'A different note about trains and timetables.' }, S1, S2, T])).not.toEqual(base)
+    const base = await rows([S0, S1, S2, T])
+    expect(await rows([S0, { text: 'A different note about trains and timetables.' }, S2, T])).toEqual(base)
+    expect(await rows([{ text: 'A different note about trains and timetables.' }, S1, S2, T])).not.toEqual(base)
   })
 })
 

@@ -161,21 +161,63 @@ describe('a one-shot compaction on the pool', () => {
     }
   })
 
-  it('a batch the pool refuses (closed) throws ThreadPoolError and leaves every head\'s rows, positions and change version as they were', async () => {
-    const closed = await createBackend('wasm', { threads: 2, spawnWorker: nodeWorkerSpawner, minPartMacs: 1 })
-    const layers = 2, kvHeads = 2, d = 16, n = 40
-    const cache = new PagedKVCache(closed, { layers, kvHeads, headDim: d, pageTokens: 8 })
-    for (let l = 0; l < layers; l++) cache.append(l, values(n * kvHeads * d, 7 + l), values(n * kvHeads * d, 70 + l), Int32Array.from({ length: n }, (_, i) => i))
-    const heads: HeadDecision[] = []
-    for (let l = 0; l < layers; l++) for (let h = 0; h < kvHeads; h++) heads.push({ layer: l, head: h, keep: Int32Array.from({ length: n / 2 }, (_, i) => 2 * i) })
-    const read = () => heads.map(({ layer, head }) => ({ k: cache.readKeys(layer, head), v: cache.readValues(layer, head), pos: cache.positions(layer, head), version: cache.changes(layer, head, 0).version }))
-    const before = read()
+  /** a cache of 2 layers x 2 KV heads x `n` rows of head dim 64 on `b`, and a decision keeping every `stride`-th slot of each head */
+  const filled = (b: CreatedBackend, n: number) => {
+    const layers = 2, kvHeads = 2, d = 64
+    const cache = new PagedKVCache(b, { layers, kvHeads, headDim: d, pageTokens: 64 })
+    for (let l = 0; l < layers; l++) cache.append(l, values(n * kvHeads * d, 7 + l), values(n * kvHeads * d, 70 + l), Int32Array.from({ length: n }, (_, i) => 3 * i))
+    const keeping = (stride: number): HeadDecision[] => {
+      const heads: HeadDecision[] = []
+      for (let l = 0; l < layers; l++) for (let h = 0; h < kvHeads; h++) heads.push({ layer: l, head: h, keep: Int32Array.from({ length: Math.ceil(n / stride) }, (_, i) => stride * i) })
+      return heads
+    }
+    return { cache, keeping }
+  }
+  const sameHeads = (a: PagedKVCache, b: PagedKVCache, heads: readonly HeadDecision[], at: string) => {
+    for (const { layer, head } of heads) {
+      expect(a.positions(layer, head), `${at} (${layer}, ${head})`).toEqual(b.positions(layer, head))
+      expect(sameBits(a.readKeys(layer, head), b.readKeys(layer, head)), `${at}: keys of (${layer}, ${head})`).toBe(true)
+      expect(sameBits(a.readValues(layer, head), b.readValues(layer, head)), `${at}: values of (${layer}, ${head})`).toBe(true)
+      expect(a.changes(layer, head, 0).version, `${at}: version of (${layer}, ${head})`).toBe(b.changes(layer, head, 0).version)
+    }
+  }
+
+  it('after close, a batch over two parts\' bytes runs on the calling thread as a small one does: every head, change version and byte count as one thread leaves them', async () => {
+    const closed = await createBackend('wasm', { threads: 2, spawnWorker: nodeWorkerSpawner })
     closed.close!()
-    expect(() => cache.apply({ heads })).toThrow(ThreadPoolError)
-    // nothing moved, and no reader that caches per-page summaries is told rows changed
-    expect(read()).toEqual(before)
-    expect(before.every((h) => h.version === 0)).toBe(true)
-    cache.dispose()
+    // what runs now: the calling thread alone
+    expect(closed.threads).toBe(1)
+    // 1024 rows of 512 bytes (key and value) a head: keeping every other one moves 4 x 511 rows, about
+    // 1 MiB, past the 2 x MIN_PART_MACS x BYTES_PER_MAC = 128 KiB that goes to the pool; keeping all but
+    // the first two rows of 40 (38 x 4 rows, 76 KiB) stays below it
+    for (const [n, stride] of [[1024, 2], [40, 1]] as const) {
+      const threaded = filled(closed, n)
+      const single = filled(one, n)
+      const heads = stride === 1 ? threaded.keeping(1).map((h) => ({ ...h, keep: h.keep.subarray(2) })) : threaded.keeping(stride)
+      threaded.cache.apply({ heads })
+      single.cache.apply({ heads })
+      sameHeads(threaded.cache, single.cache, heads, `${n} rows`)
+      expect(threaded.cache.bytes()).toEqual(single.cache.bytes())
+      expect(threaded.cache.store.rowsMoved).toBe(single.cache.store.rowsMoved)
+      threaded.cache.dispose()
+      single.cache.dispose()
+    }
+  })
+
+  it('apply on a fork after the pool closed: the fork\'s heads and the shared store\'s bytes as on one thread, the cache it was forked from untouched', async () => {
+    const closed = await createBackend('wasm', { threads: 2, spawnWorker: nodeWorkerSpawner })
+    const [threaded, single] = [closed, one].map((b) => filled(b, 1024))
+    const heads = threaded.keeping(2)
+    const forks = [threaded, single].map((c) => c.cache.fork())
+    const before = heads.map(({ layer, head }) => ({ k: threaded.cache.readKeys(layer, head), v: threaded.cache.readValues(layer, head), pos: threaded.cache.positions(layer, head) }))
+    closed.close!()
+    for (const f of forks) f.apply({ heads })
+    sameHeads(forks[0], forks[1], heads, 'fork')
+    // the pages the fork compacted are its own copies, counted once in the store they share: as on one thread
+    expect(forks[0].store.liveBytes).toEqual(forks[1].store.liveBytes)
+    expect(forks[0].bytes()).toEqual(forks[1].bytes())
+    expect(heads.map(({ layer, head }) => ({ k: threaded.cache.readKeys(layer, head), v: threaded.cache.readValues(layer, head), pos: threaded.cache.positions(layer, head) }))).toEqual(before)
+    for (const c of [...forks, threaded.cache, single.cache]) c.dispose()
   })
 
   for (const kvDtype of ['float32', 'float16'] as const) {

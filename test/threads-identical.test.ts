@@ -457,9 +457,19 @@ describe('the fixture model on 2 and 3 threads equals 1 thread', () => {
     expect(b.text).toBe(a.text)
   })
 
-  it('dispose stops the worker threads: the backend refuses work after', () => {
+  it('dispose stops the worker threads: the backend then runs every kernel on the calling thread, its results as before', () => {
     const m = m2
+    const heap = m.backend.heap
+    const [T, inDim, outDim] = [64, 384, 1024]
+    const x = heap.f32From(values(T * inDim, 1))
+    const w = heap.f32From(values(inDim * outDim, 2))
+    const [before, after] = [heap.allocF32(T * outDim), heap.allocF32(T * outDim)]
+    // 25 M multiply-adds: split across both threads while the pool runs
+    m.backend.matmul(x.ptr, w.ptr, 0, before.ptr, T, inDim, outDim)
     m.dispose()
-    expect(() => m.backend.matmul(0, 0, 0, 0, 64, 384, 1024)).toThrow(ThreadPoolError)
+    expect(m.backend.threads).toBe(1)
+    m.backend.matmul(x.ptr, w.ptr, 0, after.ptr, T, inDim, outDim)
+    expect(sameBits(after.view, before.view)).toBe(true)
+    for (const b of [x, w, before, after]) b.free()
   })
 })

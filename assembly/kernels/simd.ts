@@ -2,6 +2,14 @@
 // model kernels (assembly/model). The relaxed build (asc --target relaxed) turns multiply-add into one
 // fused relaxed_madd; the plain build keeps mul + add. Both stay within float32 rounding.
 
+/**
+ * 1 in a build compiled with relaxed SIMD (asc --target relaxed, relaxed-threads), else 0: the loader
+ * checks that a module given for one build is that build, so the build it reports is the one that runs.
+ */
+export function relaxedSimd(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0
+}
+
 // @ts-ignore: decorator
 @inline export function madd(a: v128, b: v128, acc: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc)

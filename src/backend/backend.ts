@@ -237,7 +237,10 @@ export function packedAttendScratch(rows: number, d: number, vd: number, n: numb
 export type Backend = KernelBackend & ModelKernels & {
   /** threads the kernels run on (1 when absent) */
   readonly threads?: number
-  /** stops the backend's worker threads; a model that made its backend calls it on dispose */
+  /**
+   * stops the backend's worker threads; a model that made its backend calls it on dispose. Its kernels
+   * still run after it, on the calling thread (`threads` is then 1), with the same results.
+   */
   close?(): void
 }
 

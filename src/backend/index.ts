@@ -102,7 +102,14 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
       if (opts.threadsOptional) return single
       throw err
     }
-    return { ...single, threads, ...threadedModelKernels(single, pool, minPartMacs), ...threadedScoring(single, pool, minPartMacs), ...threadedCompaction(single, pool, minPartMacs), close: () => pool.close() }
+    // after close, threads is 1: every kernel then runs on the calling thread (ThreadPool.threads)
+    return {
+      ...single, ...threadedModelKernels(single, pool, minPartMacs), ...threadedScoring(single, pool, minPartMacs), ...threadedCompaction(single, pool, minPartMacs),
+      get threads() {
+        return pool.threads
+      },
+      close: () => pool.close(),
+    }
   }
   if (name === 'auto') return createBackend('reference', opts)
   if (name === 'webgpu') return createWebGpuBackend(opts)

@@ -623,8 +623,8 @@ export class PagedKVCache implements KVCache {
         moved[i] = call?.moved ?? 0
       }
       if (calls.length) batch(calls)
-      // changes are marked once the rows have moved: a batch the pool refuses (closed) leaves every
-      // head's rows, positions and version as they were
+      // changes are marked once the rows have moved (a closed pool does not refuse the batch: its
+      // backend then runs every call on the calling thread, ThreadPool.threads)
       for (let i = 0; i < plain.length; i++) {
         const s = this.stream(plain[i].layer, plain[i].head)
         const first = keptInPlace(plain[i].keep)

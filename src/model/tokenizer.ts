@@ -9,8 +9,14 @@ export class HfTokenizerAdapter implements Tokenizer {
   private readonly tok: HfTokenizer
   /** what one token stands for at most, in UTF-16 units and in ASCII letters (token-bound.ts), or null where no bound is proven */
   readonly bound: TokenBound | null
+  /**
+   * what it was built from (parsed tokenizer.json and tokenizer_config.json), kept so a worker thread can
+   * build the same tokenizer (`kvkit serve` tokenizes there: src/serve/tokenizer-thread.ts)
+   */
+  readonly source: { json: unknown; config: unknown }
 
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown = {}) {
+    this.source = { json: tokenizerJson, config: tokenizerConfig ?? {} }
     try {
       this.tok = new HfTokenizer(tokenizerJson as object, (tokenizerConfig ?? {}) as object)
     } catch (e) {

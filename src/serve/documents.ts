@@ -59,13 +59,15 @@ export function checkDocuments(documents: Documents): void {
 }
 
 /**
- * Tokenizes `documents`, which checkDocuments has passed (ServeEngine.chatJob checks them before the
- * context's refusal), each with a newline after it, in its place in the plan.
+ * Tokenizes `documents` through `encode` (the server's: ServeEngine.encode), which checkDocuments has
+ * passed (ServeEngine.chatJob checks them before the context's refusal), each with a newline after it,
+ * in its place in the plan.
  */
-export function planDocuments(model: LlamaModel, documents: Documents): DocumentPlan {
+export async function planDocuments(encode: (text: string) => Promise<number[]>, documents: Documents): Promise<DocumentPlan> {
   const plan: DocumentPlan = { chunks: [], targets: [] }
-  for (const d of documents) {
-    const ids = model.tokenizer.encode(`${d.text}\n`)
+  const all = await Promise.all(documents.map((d) => encode(`${d.text}\n`)))
+  for (const [i, d] of documents.entries()) {
+    const ids = all[i]
     // sources come first, so a source's document index is its index among the chunks
     if (d.sources === undefined) plan.chunks.push(ids)
     else plan.targets.push({ ids, sources: d.sources.slice() })

@@ -15,6 +15,8 @@ import { EditReuse } from './edit-reuse.js'
 import { onReuseClose } from './reuse-close.js'
 import type { KVShareOptions } from '../reuse/kvshare.js'
 import { checkDocuments, DocumentReuse, planDocuments, planIds, type BlendOptions, type DocumentPlan } from './documents.js'
+import { HfTokenizerAdapter } from '../model/tokenizer.js'
+import { TokenizerThread } from './tokenizer-thread.js'
 
 export interface EngineOptions {
   /** the id `/v1/models` lists and requests name (default 'kvkit') */
@@ -56,6 +58,12 @@ export interface EngineOptions {
    * documents declare `sources` is served by Graph-KV either way: the graph changes what it means.
    */
   blend?: boolean | BlendOptions
+  /**
+   * tokenize requests' text in a worker thread (default true) where the model's tokenizer can be built
+   * there (a tokenizer.json one: HfTokenizerAdapter), so a long prompt does not hold the event loop
+   * while it is tokenized; false, or another tokenizer: on the event loop
+   */
+  tokenizerThread?: boolean
 }
 
 /** A tool call with the id the server gave it (`call_...`), which the client's tool result names. */
@@ -174,6 +182,8 @@ export class ServeEngine {
   private prefillMsPerToken = 0
   private readonly defaultPolicy: string | undefined
   private readonly active = new Set<Promise<unknown>>()
+  /** where requests' text is tokenized (EngineOptions.tokenizerThread), or null: on this thread */
+  private readonly tokenizerThread: TokenizerThread | null
 
   constructor(
     readonly model: LlamaModel,
@@ -231,6 +241,23 @@ export class ServeEngine {
       throw new ModelInputError(`serve: blend: ${(e as Error).message}`)
     }
     this.stats = { requests: 0, peakKvBytes: 0, pins: this.pins.stats }
+    // last: nothing above may throw once the worker runs
+    this.tokenizerThread = options.tokenizerThread !== false && model.tokenizer instanceof HfTokenizerAdapter ? new TokenizerThread(model.tokenizer.source) : null
+  }
+
+  /**
+   * A request's text as token ids (no special tokens), as model.tokenizer.encode gives them: in the
+   * tokenizer thread where there is one, so the event loop serves other clients meanwhile. Every text a
+   * request brings is tokenized here, after the refusals that need no tokens (refuseBeyondContext):
+   * a prompt the bound cannot refuse may still hold up to about the context x the longest vocabulary
+   * entry in characters, megabytes for a long-context model, seconds of tokenizing.
+   */
+  encode(text: string): Promise<number[]> {
+    const thread = this.tokenizerThread
+    const here = async () => this.model.tokenizer.encode(text)
+    if (!thread || thread.broken) return here()
+    // a worker that failed on its own (its script left out of a bundle): the event loop tokenizes, as before
+    return thread.encode(text).catch((e: unknown) => (thread.broken ? here() : Promise.reject(e)))
   }
 
   /** bytes of KV one token takes across layers and heads (float32 keys and values) */
@@ -267,8 +294,8 @@ export class ServeEngine {
     if (least >= ctx) throw contextExceeded(promptParam, ctx, `at least ${least}`)
   }
 
-  /** a chat request made into a job; throws ApiError (400, 404) naming the field at fault */
-  chatJob(req: ChatRequest): Job {
+  /** a chat request made into a job; rejects with ApiError (400, 404) naming the field at fault */
+  async chatJob(req: ChatRequest): Promise<Job> {
     this.checkModel(req.model)
     const tools = req.tools ?? []
     const choice = req.tool_choice ?? (tools.length ? 'auto' : 'none')
@@ -289,23 +316,23 @@ export class ServeEngine {
     if (req.documents) checkDocuments(req.documents)
     this.refuseBeyondContext([...(req.documents ?? []).map((d) => `${d.text}\n`), prompt], 0, 'messages')
     // documents open the prompt, before what the template renders
-    const documents = req.documents ? planDocuments(this.model, req.documents) : undefined
-    const ids = [...(documents ? planIds(documents) : []), ...this.model.tokenizer.encode(prompt)]
+    const documents = req.documents ? await planDocuments((t) => this.encode(t), req.documents) : undefined
+    const ids = [...(documents ? planIds(documents) : []), ...(await this.encode(prompt))]
     const job = this.job(ids, maxTokens, req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens', 'messages', req, choice !== 'none', forced, documents)
     job.resumes = req.messages.flatMap((m) => (m.role === 'tool' ? [m.tool_call_id] : []))
     return job
   }
 
-  /** a (legacy) completion request made into a job */
-  completionJob(req: CompletionRequest): Job {
+  /** a (legacy) completion request made into a job; rejects with ApiError as chatJob */
+  async completionJob(req: CompletionRequest): Promise<Job> {
     this.checkModel(req.model)
     const p = req.prompt
     // text gets the model's BOS in front, as vLLM and llama.cpp add it (and `kvkit generate`); token ids are taken as given
     const bos = this.model.config.bosTokenId
-    const encode = (t: string) => (t === '' ? [] : [...(bos === null ? [] : [bos]), ...this.model.tokenizer.encode(t)])
+    const encode = async (t: string) => (t === '' ? [] : [...(bos === null ? [] : [bos]), ...(await this.encode(t))])
     const text = typeof p === 'string' ? p : typeof p[0] === 'string' ? p[0] : ''
     if (text !== '') this.refuseBeyondContext([text], bos === null ? 0 : 1, 'prompt')
-    const ids = typeof p === 'string' || typeof p[0] === 'string' ? encode(text) : (p as number[])
+    const ids = typeof p === 'string' || typeof p[0] === 'string' ? await encode(text) : (p as number[])
     try {
       this.model.checkIds(ids, 'prompt')
     } catch (e) {
@@ -481,5 +508,7 @@ export class ServeEngine {
     await Promise.allSettled([...this.active])
     this.pins.close()
     this.prefixCache.dispose()
+    // not awaited: the worker is unref'd and holds nothing to flush, so close() returns as promptly as before
+    void this.tokenizerThread?.close()
   }
 }

@@ -113,7 +113,10 @@ export async function serve(model: LlamaModel, options: ServeOptions = {}): Prom
     if (closing) throw new ApiError(503, 'the server is shutting down')
     const body = await readJson(req, limit)
     const parsed = chat ? parseBody(chatRequestSchema, body) : parseBody(completionRequestSchema, body)
-    const job = chat ? engine.chatJob(parsed as never) : engine.completionJob(parsed as never)
+    // a server closing meanwhile stops the tokenizer thread under a request still being tokenized
+    const job = await (chat ? engine.chatJob(parsed as never) : engine.completionJob(parsed as never)).catch((e: unknown) => {
+      throw closing ? new ApiError(503, 'the server is shutting down') : e
+    })
     const abort = new AbortController()
     running.add(abort)
     // the response closing before it ended: the client went away, its request stops and frees its KV

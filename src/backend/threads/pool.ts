@@ -105,9 +105,14 @@ export class ThreadPool {
     return pool
   }
 
-  /** threads a call can use: the workers and the calling thread */
+  /**
+   * threads a call can use: the workers and the calling thread; once closed, the calling thread alone,
+   * so every threaded kernel (each sends a call to the pool only when it splits into 2 parts or more)
+   * runs on the calling thread, whatever its size, as the one-thread backend does, rather than a large
+   * call throwing where a small one ran (a cache's compaction after its backend was closed)
+   */
   get threads(): number {
-    return this.workers.length + 1
+    return this.closed ? 1 : this.workers.length + 1
   }
 
   /**
@@ -116,6 +121,8 @@ export class ThreadPool {
    * min(tasks, threads) - 1 workers are woken. `scratch`: for attention tasks, the bytes of the scratch
    * block each thread passes its kernel (the pool's, grown on demand). A kernel that failed in a
    * worker is raised here as a ThreadPoolError after every task has finished; the caller's own error as is.
+   * Throws ThreadPoolError, before any task runs, once the pool is closed (`threads` is then 1, so the
+   * threaded kernels no longer call it).
    */
   run(tasks: readonly Task[], scratch?: { bytes: number }): void {
     if (this.closed) throw new ThreadPoolError('the worker pool was closed')
@@ -175,7 +182,7 @@ export class ThreadPool {
     return this.workers.map((_, w) => ({ sleeping: Atomics.load(this.ctl, lineOf(w) + Slot.SLEEP) === 1, joined: Atomics.load(this.ctl, lineOf(w) + Slot.JOINED) }))
   }
 
-  /** Stops and terminates the workers and frees their arena blocks. Idempotent. */
+  /** Stops and terminates the workers and frees their arena blocks; `threads` is 1 from then on. Idempotent. */
   close(): void {
     if (this.closed) return
     this.closed = true

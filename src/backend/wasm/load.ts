@@ -18,6 +18,8 @@ export type WasmSource = WebAssembly.Module | ArrayBuffer | ArrayBufferView | UR
 /** The exports of build/kvkit*.wasm that the kernels bind to (the runtime's model kernels add more). */
 export interface KvkitExports {
   heapBase(): number
+  /** 1 in the relaxed-SIMD builds, 0 in the plain ones (ABI 1.13; absent from older builds) */
+  relaxedSimd?(): number
   copyBytes(dst: number, src: number, n: number): void
   scoreKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, scale: number, out: number): void
   softmaxRows(x: number, rows: number, n: number): void
@@ -175,15 +177,25 @@ export async function loadWasm(opts: WasmLoadOptions = {}, shared = false): Prom
   if (foreign !== undefined) {
     throw new WasmLoadError(`loadWasm: ${given} is not a kvkit build for JavaScript: it imports ${foreign} (kvkit's builds import env.memory and nothing else; build/kvkit.wasi.wasm is for WASI hosts, docs/abi.md)`)
   }
-  const memory = opts.heap?.memory ?? new WebAssembly.Memory({ initial: 16, maximum: 65536, shared })
-  const exports = await instantiate(module, memory).catch((e: Error) => {
-    // the only import is the memory: a link error is a build for the other kind of memory, which each
-    // engine words differently (V8 "mismatch in shared state", JavaScriptCore "different ... 'shared'")
-    if (!(e instanceof WebAssembly.LinkError)) throw e
-    const want = shared ? `a shared memory (worker threads: pass the threads build, ${BUILD_FILES[option]})` : `an unshared memory (one thread: pass ${BUILD_FILES[option]}, not a threads build)`
-    throw new WasmLoadError(`loadWasm: ${given} does not link to ${want}: ${e.message}`)
-  })
-  if (typeof exports.heapBase !== 'function') throw new WasmLoadError(`loadWasm: ${given} is not a kvkit build: it exports no heapBase`)
+  const fresh = () => new WebAssembly.Memory({ initial: 16, maximum: 65536, shared })
+  const link = async (memory: WebAssembly.Memory): Promise<KvkitExports> => {
+    const exports = await instantiate(module, memory).catch((e: Error) => {
+      // the only import is the memory: a link error is a build for the other kind of memory, which each
+      // engine words differently (V8 "mismatch in shared state", JavaScriptCore "different ... 'shared'")
+      if (!(e instanceof WebAssembly.LinkError)) throw e
+      const want = shared ? `a shared memory (worker threads: pass the threads build, ${BUILD_FILES[option]})` : `an unshared memory (one thread: pass ${BUILD_FILES[option]}, not a threads build)`
+      throw new WasmLoadError(`loadWasm: ${given} does not link to ${want}: ${e.message}`)
+    })
+    if (typeof exports.heapBase !== 'function') throw new WasmLoadError(`loadWasm: ${given} is not a kvkit build: it exports no heapBase`)
+    const mismatch = buildMismatch(exports, build, shared, mode)
+    if (mismatch) throw new WasmLoadError(`loadWasm: ${given} ${mismatch}`)
+    return exports
+  }
+  // an instance writes its static data into the memory: a given arena (which may hold another
+  // instance's) sees the module only once it has shown it is the build asked for, on a throwaway memory
+  if (opts.heap) await link(fresh())
+  const memory = opts.heap?.memory ?? fresh()
+  const exports = await link(memory)
   const staticEnd = exports.heapBase() >>> 0
   let heap = opts.heap
   if (heap) {
@@ -193,6 +205,22 @@ export async function loadWasm(opts: WasmLoadOptions = {}, shared = false): Prom
   }
   builds.set(memory, build)
   return { exports, heap, build, module, shared }
+}
+
+/**
+ * What is wrong where an instance is not the build that was chosen (`build`), or undefined: a plain
+ * module given as relaxedWasm ran plain SIMD while the backend said 'relaxed' (kernelBuild, the eval's
+ * records, intQueryLevels). Read from the module's relaxedSimd export (ABI 1.13); a module without it
+ * (an older kvkit build) is taken as given.
+ */
+function buildMismatch(exports: KvkitExports, build: WasmBuild, shared: boolean, mode: boolean | 'auto'): string | undefined {
+  if (typeof exports.relaxedSimd !== 'function') return undefined
+  const actual: WasmBuild = exports.relaxedSimd() === 1 ? 'relaxed' : 'simd'
+  if (actual === build) return undefined
+  const name = (b: WasmBuild) => (b === 'relaxed' ? 'relaxed-SIMD' : 'plain SIMD')
+  const option = shared ? (actual === 'relaxed' ? 'relaxedThreadsWasm' : 'threadsWasm') : actual === 'relaxed' ? 'relaxedWasm' : 'wasm'
+  const asked = mode === 'auto' ? "relaxed: 'auto' chose" : `relaxed: ${mode} asks for`
+  return `is the ${name(actual)} build, where ${asked} the ${name(build)} one: pass it as ${option}`
 }
 
 /** Which build's static data each memory holds. */
