@@ -17,6 +17,7 @@
  */
 import type { Decision } from '../cache/types.js'
 import { PolicyCompositionError } from './errors.js'
+import { remapMass } from './head-mass.js'
 import type { LayerHooks, Policy, PolicyContext, PolicyNeeds, PolicySession, PolicyTraits } from './types.js'
 
 export function mergeNeeds(parts: readonly Policy[]): PolicyNeeds {
@@ -32,27 +33,23 @@ export function mergeNeeds(parts: readonly Policy[]): PolicyNeeds {
 }
 
 /**
- * The hooks after a decision: slot-indexed fields follow the kept slots. Attention mass ([kvHeads][n])
- * follows each head's keep list while the heads of a layer keep equally many tokens (added tokens
- * count no mass); per-token fields (hidden states, pre-RoPE keys) follow while every head of the layer
- * keeps the same slots. What cannot follow is dropped, so a part never reads a field misaligned.
- * `before(layer)` is the layer's token count the hooks describe.
+ * The hooks after a decision: slot-indexed fields follow the kept slots. Attention mass follows each
+ * head's keep list, merges and added tokens (head-mass.ts, also where the heads of a layer keep different
+ * counts); per-token fields (hidden states, pre-RoPE keys) follow while every head of the layer keeps the
+ * same slots. What cannot follow is dropped, so a part never reads a field misaligned. `before(layer,
+ * head)` is the head's token count the hooks describe.
  */
-function remapHooks(hooks: LayerHooks[], d: Decision, kvHeads: number, before: (layer: number) => number): LayerHooks[] {
+function remapHooks(hooks: LayerHooks[], d: Decision, kvHeads: number, before: (layer: number, head: number) => number): LayerHooks[] {
   return hooks.map((h) => {
     const mine = d.heads.filter((x) => x.layer === h.layer)
     if (mine.length === 0) return h
-    const n = before(h.layer)
+    const n = before(h.layer, 0)
     const out: LayerHooks = { layer: h.layer, observationQueries: h.observationQueries, observationPositions: h.observationPositions, decodeQuery: h.decodeQuery }
+    const mass = h.attentionMass && remapMass(h.attentionMass, d, h.layer, kvHeads, (g) => before(h.layer, g))
+    if (mass) out.attentionMass = mass
     const lists = Array.from({ length: kvHeads }, (_, g) => mine.find((x) => x.head === g)?.keep ?? Int32Array.from({ length: n }, (_, i) => i))
     const plain = mine.every((x) => !x.merges?.length)
     const extras = Array.from({ length: kvHeads }, (_, g) => mine.find((x) => x.head === g)?.extra?.length ?? 0)
-    const counts = lists.map((k, g) => k.length + extras[g])
-    if (h.attentionMass && plain && counts.every((c) => c === counts[0])) {
-      const mass = new Float32Array(kvHeads * counts[0])
-      lists.forEach((keep, g) => keep.forEach((slot, j) => (mass[g * counts[0] + j] = h.attentionMass![g * n + slot])))
-      out.attentionMass = mass
-    }
     const keep = lists[0]
     if (plain && extras.every((e) => e === 0) && lists.every((k) => k.length === keep.length && k.every((v, i) => v === keep[i]))) {
       const rows = (a: Float32Array) => {
@@ -119,10 +116,11 @@ function composedSession(sessions: PolicySession[]): PolicySession {
     let pending: Decision | null = null
     for (const s of sessions) {
       if (pending) {
-        const lengths = Array.from({ length: ctx.model.layers }, (_, l) => ctx.cache.length(l, 0))
+        const { layers, kvHeads } = ctx.model
+        const lengths = Array.from({ length: layers * kvHeads }, (_, i) => ctx.cache.length(Math.floor(i / kvHeads), i % kvHeads))
         ctx.cache.apply(pending)
         tell(pending, ctx)
-        current = { ...current, hooks: remapHooks(current.hooks, pending, ctx.model.kvHeads, (l) => lengths[l]) }
+        current = { ...current, hooks: remapHooks(current.hooks, pending, kvHeads, (l, g) => lengths[l * kvHeads + g]) }
       }
       pending = call(s, current) ?? null
     }

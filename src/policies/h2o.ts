@@ -13,6 +13,7 @@
  */
 import { budgetFrom, budgetOptions, tokensPerHead } from './budget.js'
 import { compensateOption, evictionPolicy, protectRecent } from './evict.js'
+import { headMass } from './head-mass.js'
 import { queryAttention } from './observe.js'
 import type { PolicyDefinition } from './registry.js'
 import type { PolicyContext } from './types.js'
@@ -37,17 +38,16 @@ export const h2o: PolicyDefinition = {
       function fromPrefill(ctx: PolicyContext): void {
         prefilled = Math.max(1, ctx.cache.length(0, 0))
         mass = ctx.hooks.map((hook, layer) => {
-          const m = hook?.attentionMass
-          if (!m) throw new Error(`h2o: layer ${layer} has no attention mass (needs.prefillAttentionMass)`)
           return Array.from({ length: model.kvHeads }, (_, h) => {
             const n = ctx.cache.length(layer, h)
-            if (m.length < model.kvHeads * n) throw new Error(`h2o: layer ${layer} attention mass holds ${m.length} floats, expected ${model.kvHeads} x ${n}`)
+            const m = headMass(hook, model.kvHeads, h, n)
+            if (!m) throw new Error(`h2o: layer ${layer} head ${h} has no attention mass for its ${n} tokens (needs.prefillAttentionMass)`)
             const pos = ctx.cache.positions(layer, h)
             let newest = 0
             for (let i = 0; i < n; i++) if (pos[i] > newest) newest = pos[i]
             const acc = room(new Float32Array(0), newest)
             // slot i of the prompt is seen by its n - i later queries (kvpress's normalization)
-            for (let i = 0; i < n; i++) acc[pos[i]] = o.normalize ? m[h * n + i] / (n - i) : m[h * n + i]
+            for (let i = 0; i < n; i++) acc[pos[i]] = o.normalize ? m[i] / (n - i) : m[i]
             return acc
           })
         })

@@ -40,7 +40,11 @@ export interface LayerHooks {
   observationQueries?: Float32Array
   /** the positions of those w queries */
   observationPositions?: Int32Array
-  /** [kvHeads][n] summed attention probability per cached token over all prompt queries (per KV head: sum over its group) */
+  /**
+   * [kvHeads][stride] summed attention probability per cached token over all prompt queries (per KV head:
+   * sum over its group); stride = length / kvHeads, the prompt's token count as captured, the longest head after a
+   * composed decision left the heads of a layer different counts. Read a head's row with `headMass` (head-mass.ts).
+   */
   attentionMass?: Float32Array
   /** [qHeads][headDim] the decode query of this step */
   decodeQuery?: Float32Array
