@@ -81,6 +81,7 @@ export function checkComposition(parts: readonly Policy[]): void {
     const other = parts.find((p) => p.needs.cacheKeys === 'pre-rope')
     if (other) throw new PolicyCompositionError(`${names}: ${other.name} stores keys before RoPE, which ${q}'s packed pages cannot hold (they are rotated at attention time)`)
   }
+  checkPromptReaders(parts, names)
   const pruning = parts.filter((p) => p.traits?.prunesChannels)
   if (pruning.length === 0) return
   // a quantizer's decode steps only pack rows that left its window: they score no keys
@@ -92,10 +93,32 @@ export function checkComposition(parts: readonly Policy[]): void {
     throw new PolicyCompositionError(`${names}: ${preRope[0].name} stores keys before RoPE, ${pruning[0].name} prunes post-RoPE key channels; they cannot share a cache`)
 }
 
+/**
+ * A part that reads the prompt as prefilled (`traits.readsPrompt`) after a part that changed its slots
+ * failed after the prefill, inside the method (KVzip's reconstruction picked slots past a head's end, a
+ * CacheError; TOVA averaged the scores of different tokens slot by slot, silently): refused here. Parts
+ * that only select at decode time change no slots.
+ */
+function checkPromptReaders(parts: readonly Policy[], names: string): void {
+  parts.forEach((p, i) => {
+    const reads = p.traits?.readsPrompt
+    if (!reads) return
+    const before = parts.slice(0, i).filter((e) => !(e.start().selectTokens && !e.traits?.decodes))
+    const bad = reads === 'whole' ? before[0] : before.find((e) => !e.traits?.sharedSlots)
+    if (!bad) return
+    throw new PolicyCompositionError(reads === 'whole'
+      ? `${names}: ${p.name} reads the whole prompt as prefilled (slot i is token i in every head), which ${bad.name} changed before it; put ${p.name} first`
+      : `${names}: ${p.name} needs every KV head of a layer to hold the same tokens, and ${bad.name} leaves each head its own; put ${p.name} first`)
+  })
+}
+
 export function composePolicies(parts: readonly Policy[]): Policy {
   if (parts.length === 0) throw new PolicyCompositionError('composePolicies: nothing to compose')
   checkComposition(parts)
-  const traits: PolicyTraits = { decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes), offloads: parts.some((p) => p.traits?.offloads) }
+  const traits: PolicyTraits = {
+    decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes), offloads: parts.some((p) => p.traits?.offloads),
+    sharedSlots: parts.every((p) => p.traits?.sharedSlots || p.start().selectTokens), ...(parts[0].traits?.readsPrompt ? { readsPrompt: parts[0].traits.readsPrompt } : {}),
+  }
   return {
     name: parts.map((p) => p.name).join('+'),
     needs: mergeNeeds(parts),

@@ -207,6 +207,15 @@ export interface PolicyTraits {
   quantizes?: boolean
   /** moves rows to the host tier for the rest of the request (ShadowKV's prompt pages): they cannot be packed there */
   offloads?: boolean
+  /** its decisions leave every KV head of a layer holding the same slots (one keep list a layer, no added rows) */
+  sharedSlots?: boolean
+  /**
+   * decides from the prompt as prefilled, so in a composition it cannot follow every part: 'whole' reads
+   * slot i as prompt token i in every head (KVzip's repetition, Compactor's pre-RoPE keys and queries) and
+   * follows no part that changes slots; 'shared-slots' reads per-token data (hidden states) or shares one
+   * selection across a layer's heads (TOVA, WindowKV, MPCache) and follows only parts with `sharedSlots`
+   */
+  readsPrompt?: 'whole' | 'shared-slots'
 }
 
 /** Options every policy accepts through its spec string: a budget as a ratio of the prompt or a token count. */

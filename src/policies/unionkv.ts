@@ -207,6 +207,8 @@ export const unionkv: PolicyDefinition = {
       const scorer = snapScorer(o, model)
       return {
         name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...scorer,
+        // the gates read each token's hidden state, which follows only slots every head shares
+        ...(gates ? { traits: { readsPrompt: 'shared-slots' as const } } : {}),
         needs: { ...scorer.needs, ...(gates ? { hiddenStates: true } : {}), ...(agnosticScore === 'mass' && agnostic > 0 && !gates ? { prefillAttentionMass: true } : {}) },
         keepModel(ctx, votes, C) {
           const flat = votes.flat()
