@@ -78,6 +78,9 @@ export function checkComposition(parts: readonly Policy[]): void {
     // a quantizer packs rows as they leave its float window, in the arena: rows moved to the host tier cannot be
     const offloading = parts.find((p) => p.traits?.offloads)
     if (offloading) throw new PolicyCompositionError(`${names}: ${offloading.name} moves the prompt's rows to the host tier, where ${q} cannot pack them as they leave its float window`)
+    // refused by the store after the prefill otherwise (a CacheError on the first channel-pruned head)
+    const pruner = quantizing[0].traits?.packsWholeKeys && parts.find((p) => p.traits?.prunesChannels)
+    if (pruner) throw new PolicyCompositionError(`${names}: ${pruner.name} prunes key channels, and ${q} packs whole key rows only (its spectral key codes mix every channel)`)
     const other = parts.find((p) => p.needs.cacheKeys === 'pre-rope')
     if (other) throw new PolicyCompositionError(`${names}: ${other.name} stores keys before RoPE, which ${q}'s packed pages cannot hold (they are rotated at attention time)`)
   }
@@ -116,7 +119,7 @@ export function composePolicies(parts: readonly Policy[]): Policy {
   if (parts.length === 0) throw new PolicyCompositionError('composePolicies: nothing to compose')
   checkComposition(parts)
   const traits: PolicyTraits = {
-    decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes), offloads: parts.some((p) => p.traits?.offloads),
+    decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes), offloads: parts.some((p) => p.traits?.offloads), packsWholeKeys: parts.some((p) => p.traits?.packsWholeKeys),
     sharedSlots: parts.every((p) => p.traits?.sharedSlots || p.start().selectTokens), ...(parts[0].traits?.readsPrompt ? { readsPrompt: parts[0].traits.readsPrompt } : {}),
   }
   return {

@@ -205,6 +205,8 @@ export interface PolicyTraits {
   prunesChannels?: boolean
   /** packs rows into quantized pages (which cannot be evicted, merged or channel-pruned afterwards) */
   quantizes?: boolean
+  /** packs whole key rows only (VidKV's spectral keys mix every channel): no part may prune key channels before it */
+  packsWholeKeys?: boolean
   /** moves rows to the host tier for the rest of the request (ShadowKV's prompt pages): they cannot be packed there */
   offloads?: boolean
   /** its decisions leave every KV head of a layer holding the same slots (one keep list a layer, no added rows) */
