@@ -137,6 +137,9 @@ export class LlamaModel implements Model {
    * among the tokens `capture` records (a prefill run chunk by chunk passes its offset)
    */
   prefill(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition = 0, capture?: HookCapture, out?: Float32Array, first = 0): void {
+    // Sequence.feed calls it on a cache made before a dispose(): without the check it ran the forward
+    // pass over the freed weights (one thread) and returned their logits
+    this.alive()
     // the causal paths built on it (Sequence, CacheBlend, KVShare, graphKV) would run a diffusion LM causally
     this.causalOnly('prefill')
     for (const { s, chunk, positions } of this.chunks(ids, firstPosition)) {
