@@ -46,8 +46,13 @@ export const h2o: PolicyDefinition = {
             let newest = 0
             for (let i = 0; i < n; i++) if (pos[i] > newest) newest = pos[i]
             const acc = room(new Float32Array(0), newest)
-            // slot i of the prompt is seen by its n - i later queries (kvpress's normalization)
-            for (let i = 0; i < n; i++) acc[pos[i]] = o.normalize ? m[i] / (n - i) : m[i]
+            // the token at position p is seen by the c - p prompt queries from p on (kvpress's normalization):
+            // by position, since a part composed before this one may have evicted tokens, where slot i's
+            // n - i counted the tokens kept after it instead. c: the prefilled tokens, all but the prompt's
+            // last (generate's protocol), and at least the newest position + 1 (a context whose cache
+            // holds the whole prompt)
+            const c = Math.max(ctx.promptLength - 1, newest + 1)
+            for (let i = 0; i < n; i++) acc[pos[i]] = o.normalize ? m[i] / (c - pos[i]) : m[i]
             return acc
           })
         })
