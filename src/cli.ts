@@ -445,7 +445,9 @@ async function cmdMpc(args: string[]): Promise<void> {
   if (!(TRUNC_MODES as readonly string[]).includes(trunc)) throw new UsageError(`--trunc must be one of ${TRUNC_MODES.join(', ')}, got ${JSON.stringify(trunc)}`)
   const length = int('length', v.length as string | undefined, 512)
   const facts = usage(() => readModelFacts(modelDir))
-  if (length < 64 || length > facts.maxPositions) throw new UsageError(`--length ${length} is beyond what the model supports (64..max_position_embeddings ${facts.maxPositions})`)
+  // the private decode is causal: a diffusion model failed inside the prefill, after loading its weights
+  if (facts.diffusion) throw new UsageError(`${modelDir} is a masked diffusion LM (Dream): kvkit mpc decodes causally; use a causal model`)
+  if (length < 64 || length > facts.maxPositions) throw new UsageError(`--length ${length} is ${length < 64 ? 'too short: the passkey prompt needs at least 64 tokens' : `beyond what the model supports (max_position_embeddings ${facts.maxPositions})`}`)
   const method = (v.method as string | undefined) ?? 'mpcache'
   if (method !== 'mpcache' && method !== 'full') throw new UsageError(`--method must be mpcache or full, got ${JSON.stringify(method)}`)
   const { privatePasskey } = await import('./mpc/passkey.js')

@@ -25,6 +25,6 @@ describe('kvkit mpc: a private passkey query on the fixture model', () => {
       process.stderr.write = write
     }
     expect(err.join('')).toMatch(/--method must be mpcache or full, got "nope"/)
-    expect(err.join('')).toMatch(/--length 20 is beyond/)
+    expect(err.join('')).toMatch(/--length 20 is too short/)
   })
 })

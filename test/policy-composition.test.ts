@@ -74,8 +74,9 @@ describe('composition', () => {
     for (const spec of specs) {
       const part = createPolicy(spec, model.config)!
       const compose = () => createPolicy(`${spec}+think:window=4`, model.config)
-      // a quantizer's decode steps pack rows without scoring keys: it composes with channel pruning
-      if ((part.traits?.decodes && !part.traits?.quantizes) || part.needs.cacheKeys === 'pre-rope') {
+      // a quantizer's decode steps pack rows without scoring keys: it composes with channel pruning,
+      // unless it packs whole key rows only (VidKV's spectral keys)
+      if ((part.traits?.decodes && !part.traits?.quantizes) || part.needs.cacheKeys === 'pre-rope' || part.traits?.packsWholeKeys) {
         expect(compose, spec).toThrow(PolicyCompositionError)
         refused++
       } else {

@@ -137,6 +137,9 @@ export class LlamaModel implements Model {
    * among the tokens `capture` records (a prefill run chunk by chunk passes its offset)
    */
   prefill(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition = 0, capture?: HookCapture, out?: Float32Array, first = 0): void {
+    // Sequence.feed calls it on a cache made before a dispose(): without the check it ran the forward
+    // pass over the freed weights (one thread) and returned their logits
+    this.alive()
     // the causal paths built on it (Sequence, CacheBlend, KVShare, graphKV) would run a diffusion LM causally
     this.causalOnly('prefill')
     for (const { s, chunk, positions } of this.chunks(ids, firstPosition)) {
@@ -531,7 +534,8 @@ export class LlamaModel implements Model {
    * its last token, capturing what any of `policies` needs (they must store keys alike). Comparing
    * policies on one prompt this way costs one prefill instead of one per policy, with the same tokens.
    * `contextTokens` (as in `generate`) prefills only the context, for question-after generations with
-   * the same `contextTokens`. Throws ModelInputError for a `contextTokens` outside [1, ids.length - 1].
+   * the same `contextTokens`. Throws ModelInputError for a `contextTokens` outside [1, ids.length - 1]; a
+   * one-token prompt without it prefills no token, as its generation does.
    */
   async prefillPrompt(ids: number[], policies: readonly (Policy | PolicyConfig | string | null | undefined)[], options: { kvDtype?: KVDtype; contextTokens?: number } = {}): Promise<SharedPrefill> {
     this.alive()
@@ -540,9 +544,11 @@ export class LlamaModel implements Model {
     if (!Array.isArray(policies)) throw new ModelInputError(`prefillPrompt: policies must be an array (of spec strings, settings or policies), got ${typeof policies}`)
     const kvDtype = options.kvDtype ?? this.kvDtype
     checkKvDtype(kvDtype, 'prefillPrompt')
-    const c = options.contextTokens ?? ids.length - 1
-    if (!(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
-      throw new ModelInputError(`prefillPrompt: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${c}`)
+    const given = options.contextTokens
+    if (given !== undefined && !(Number.isInteger(given) && given >= 1 && given <= ids.length - 1))
+      throw new ModelInputError(`prefillPrompt: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${given}`)
+    // a one-token prompt prefills nothing (generate's protocol: all but the last token), as generate does
+    const c = given ?? ids.length - 1
     const built = policies.map((p) => resolvePolicy(p, this.config))
     for (const p of built) if (p?.prepare) await p.prepare(this)
     const needs = SharedPrefill.unionNeeds(built.map((p) => p?.needs ?? {}))

@@ -4,7 +4,8 @@
  */
 import { CostLog } from './cost.js'
 import { DealerStream, type DealerSeeds } from './dealer.js'
-import { Party, type PartyOptions } from './party.js'
+import { optionNamesProblem } from '../model/errors.js'
+import { Party, ProtocolError, type PartyOptions } from './party.js'
 import { ChaCha20Prg } from './prg.js'
 import type { Ring, Words } from './ring.js'
 import { inProcessPair, type Transport } from './transport.js'
@@ -15,8 +16,25 @@ export interface PartySetup extends PartyOptions {
 
 export const DEFAULT_SEEDS: DealerSeeds = { seed0: 'kvkit-mpc-dealer-seed-0', seed1: 'kvkit-mpc-dealer-seed-1' }
 
+const SETUP_OPTIONS: Record<keyof PartySetup, true> = { fracBits: true, trunc: true, seeds: true }
+const RING_OPS = ['add', 'sub', 'mul', 'xor', 'and', 'shl', 'shr', 'matmul', 'beaverMul', 'beaverAnd'] as const
+
+/**
+ * Refuses (ProtocolError, naming it) a ring that is not one (createParty(0, t, { fracBits: 16 }) took the
+ * options for the ring and failed at the first operation with a TypeError) and a setup option it does not
+ * know (`fracbits: 16` was ignored: the parties ran at the default 18 bits).
+ */
+function checkSetup(ring: Ring, setup: PartySetup): void {
+  const r = ring as unknown as Record<string, unknown> | null
+  const missing = typeof r === 'object' && r !== null ? RING_OPS.filter((op) => typeof r[op] !== 'function') : RING_OPS
+  if (missing.length) throw new ProtocolError(`createParty: ring must be a Ring (createWasmRing() or referenceRing), got ${r === null ? 'null' : typeof r}${typeof r === 'object' && r !== null ? ` without ${missing.join(', ')}` : ''}`)
+  const problem = optionNamesProblem(setup, SETUP_OPTIONS)
+  if (problem !== undefined) throw new ProtocolError(`createParty: ${problem}`)
+}
+
 /** One party over a given transport (for the socket transport, each process makes its own). */
 export function createParty(id: 0 | 1, transport: Transport, ring: Ring, setup: PartySetup = {}): Party {
+  checkSetup(ring, setup)
   const cost = new CostLog()
   const dealer = new DealerStream(id, setup.seeds ?? DEFAULT_SEEDS, ring, cost)
   return new Party(id, transport, dealer, ring, cost, setup)
@@ -24,6 +42,8 @@ export function createParty(id: 0 | 1, transport: Transport, ring: Ring, setup: 
 
 /** Both parties in this process, connected by a MessageChannel (a simulation: see transport.ts). */
 export function createInProcessParties(ring: Ring, setup: PartySetup = {}, wrap?: (t: Transport) => Transport): [Party, Party] {
+  // before the channel exists: a refused setup leaves no port open to hold the process
+  checkSetup(ring, setup)
   const [t0, t1] = inProcessPair()
   return [createParty(0, wrap ? wrap(t0) : t0, ring, setup), createParty(1, wrap ? wrap(t1) : t1, ring, setup)]
 }

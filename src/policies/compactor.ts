@@ -200,7 +200,7 @@ export interface CompactorOptions {
 export function compactorPolicy(o: CompactorOptions, phi: Sketch) {
   const budget = budgetFrom(o as unknown as Record<string, number>)
   return evictionPolicy(() => ({
-    name: 'compactor', budget, every: 0,
+    name: 'compactor', budget, every: 0, traits: { readsPrompt: 'whole' },
     needs: { observationWindow: Number.MAX_SAFE_INTEGER, preRopeKeys: true },
     score(ctx, layer) {
       const n = ctx.cache.length(layer, 0)

@@ -17,6 +17,7 @@
  */
 import type { Decision } from '../cache/types.js'
 import { PolicyCompositionError } from './errors.js'
+import { remapMass } from './head-mass.js'
 import type { LayerHooks, Policy, PolicyContext, PolicyNeeds, PolicySession, PolicyTraits } from './types.js'
 
 export function mergeNeeds(parts: readonly Policy[]): PolicyNeeds {
@@ -32,27 +33,23 @@ export function mergeNeeds(parts: readonly Policy[]): PolicyNeeds {
 }
 
 /**
- * The hooks after a decision: slot-indexed fields follow the kept slots. Attention mass ([kvHeads][n])
- * follows each head's keep list while the heads of a layer keep equally many tokens (added tokens
- * count no mass); per-token fields (hidden states, pre-RoPE keys) follow while every head of the layer
- * keeps the same slots. What cannot follow is dropped, so a part never reads a field misaligned.
- * `before(layer)` is the layer's token count the hooks describe.
+ * The hooks after a decision: slot-indexed fields follow the kept slots. Attention mass follows each
+ * head's keep list, merges and added tokens (head-mass.ts, also where the heads of a layer keep different
+ * counts); per-token fields (hidden states, pre-RoPE keys) follow while every head of the layer keeps the
+ * same slots. What cannot follow is dropped, so a part never reads a field misaligned. `before(layer,
+ * head)` is the head's token count the hooks describe.
  */
-function remapHooks(hooks: LayerHooks[], d: Decision, kvHeads: number, before: (layer: number) => number): LayerHooks[] {
+function remapHooks(hooks: LayerHooks[], d: Decision, kvHeads: number, before: (layer: number, head: number) => number): LayerHooks[] {
   return hooks.map((h) => {
     const mine = d.heads.filter((x) => x.layer === h.layer)
     if (mine.length === 0) return h
-    const n = before(h.layer)
+    const n = before(h.layer, 0)
     const out: LayerHooks = { layer: h.layer, observationQueries: h.observationQueries, observationPositions: h.observationPositions, decodeQuery: h.decodeQuery }
+    const mass = h.attentionMass && remapMass(h.attentionMass, d, h.layer, kvHeads, (g) => before(h.layer, g))
+    if (mass) out.attentionMass = mass
     const lists = Array.from({ length: kvHeads }, (_, g) => mine.find((x) => x.head === g)?.keep ?? Int32Array.from({ length: n }, (_, i) => i))
     const plain = mine.every((x) => !x.merges?.length)
     const extras = Array.from({ length: kvHeads }, (_, g) => mine.find((x) => x.head === g)?.extra?.length ?? 0)
-    const counts = lists.map((k, g) => k.length + extras[g])
-    if (h.attentionMass && plain && counts.every((c) => c === counts[0])) {
-      const mass = new Float32Array(kvHeads * counts[0])
-      lists.forEach((keep, g) => keep.forEach((slot, j) => (mass[g * counts[0] + j] = h.attentionMass![g * n + slot])))
-      out.attentionMass = mass
-    }
     const keep = lists[0]
     if (plain && extras.every((e) => e === 0) && lists.every((k) => k.length === keep.length && k.every((v, i) => v === keep[i]))) {
       const rows = (a: Float32Array) => {
@@ -81,9 +78,13 @@ export function checkComposition(parts: readonly Policy[]): void {
     // a quantizer packs rows as they leave its float window, in the arena: rows moved to the host tier cannot be
     const offloading = parts.find((p) => p.traits?.offloads)
     if (offloading) throw new PolicyCompositionError(`${names}: ${offloading.name} moves the prompt's rows to the host tier, where ${q} cannot pack them as they leave its float window`)
+    // refused by the store after the prefill otherwise (a CacheError on the first channel-pruned head)
+    const pruner = quantizing[0].traits?.packsWholeKeys && parts.find((p) => p.traits?.prunesChannels)
+    if (pruner) throw new PolicyCompositionError(`${names}: ${pruner.name} prunes key channels, and ${q} packs whole key rows only (its spectral key codes mix every channel)`)
     const other = parts.find((p) => p.needs.cacheKeys === 'pre-rope')
     if (other) throw new PolicyCompositionError(`${names}: ${other.name} stores keys before RoPE, which ${q}'s packed pages cannot hold (they are rotated at attention time)`)
   }
+  checkPromptReaders(parts, names)
   const pruning = parts.filter((p) => p.traits?.prunesChannels)
   if (pruning.length === 0) return
   // a quantizer's decode steps only pack rows that left its window: they score no keys
@@ -95,10 +96,32 @@ export function checkComposition(parts: readonly Policy[]): void {
     throw new PolicyCompositionError(`${names}: ${preRope[0].name} stores keys before RoPE, ${pruning[0].name} prunes post-RoPE key channels; they cannot share a cache`)
 }
 
+/**
+ * A part that reads the prompt as prefilled (`traits.readsPrompt`) after a part that changed its slots
+ * failed after the prefill, inside the method (KVzip's reconstruction picked slots past a head's end, a
+ * CacheError; TOVA averaged the scores of different tokens slot by slot, silently): refused here. Parts
+ * that only select at decode time change no slots.
+ */
+function checkPromptReaders(parts: readonly Policy[], names: string): void {
+  parts.forEach((p, i) => {
+    const reads = p.traits?.readsPrompt
+    if (!reads) return
+    const before = parts.slice(0, i).filter((e) => !(e.start().selectTokens && !e.traits?.decodes))
+    const bad = reads === 'whole' ? before[0] : before.find((e) => !e.traits?.sharedSlots)
+    if (!bad) return
+    throw new PolicyCompositionError(reads === 'whole'
+      ? `${names}: ${p.name} reads the whole prompt as prefilled (slot i is token i in every head), which ${bad.name} changed before it; put ${p.name} first`
+      : `${names}: ${p.name} needs every KV head of a layer to hold the same tokens, and ${bad.name} leaves each head its own; put ${p.name} first`)
+  })
+}
+
 export function composePolicies(parts: readonly Policy[]): Policy {
   if (parts.length === 0) throw new PolicyCompositionError('composePolicies: nothing to compose')
   checkComposition(parts)
-  const traits: PolicyTraits = { decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes), offloads: parts.some((p) => p.traits?.offloads) }
+  const traits: PolicyTraits = {
+    decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes), offloads: parts.some((p) => p.traits?.offloads), packsWholeKeys: parts.some((p) => p.traits?.packsWholeKeys),
+    sharedSlots: parts.every((p) => p.traits?.sharedSlots || p.start().selectTokens), ...(parts[0].traits?.readsPrompt ? { readsPrompt: parts[0].traits.readsPrompt } : {}),
+  }
   return {
     name: parts.map((p) => p.name).join('+'),
     needs: mergeNeeds(parts),
@@ -119,10 +142,11 @@ function composedSession(sessions: PolicySession[]): PolicySession {
     let pending: Decision | null = null
     for (const s of sessions) {
       if (pending) {
-        const lengths = Array.from({ length: ctx.model.layers }, (_, l) => ctx.cache.length(l, 0))
+        const { layers, kvHeads } = ctx.model
+        const lengths = Array.from({ length: layers * kvHeads }, (_, i) => ctx.cache.length(Math.floor(i / kvHeads), i % kvHeads))
         ctx.cache.apply(pending)
         tell(pending, ctx)
-        current = { ...current, hooks: remapHooks(current.hooks, pending, ctx.model.kvHeads, (l) => lengths[l]) }
+        current = { ...current, hooks: remapHooks(current.hooks, pending, kvHeads, (l, g) => lengths[l * kvHeads + g]) }
       }
       pending = call(s, current) ?? null
     }

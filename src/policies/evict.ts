@@ -12,7 +12,7 @@ import type { Decision, ExtraToken, HeadDecision, HeadEviction } from '../cache/
 import type { OptionSpec } from './registry.js'
 import type { Ops } from '../backend/ops.js'
 import { keepTopPerHead, tokensPerHead, topKIndices, type Budget } from './budget.js'
-import type { Policy, PolicyContext, PolicyNeeds, PolicySession } from './types.js'
+import type { Policy, PolicyContext, PolicyNeeds, PolicySession, PolicyTraits } from './types.js'
 
 export type Phase = 'prefill' | 'decode'
 
@@ -30,6 +30,8 @@ export interface EvictionMethod {
    * for b tokens; the slots after the holes change order) instead of a keep list (order kept, O(n)).
    */
   orderFree?: boolean
+  /** what a composition needs to know of the method's slots and inputs (PolicyTraits) */
+  traits?: Pick<PolicyTraits, 'sharedSlots' | 'readsPrompt'>
   /** per KV head scores over the slots of a layer: higher is kept, +Infinity always kept */
   score(ctx: PolicyContext, layer: number, phase: Phase): Float32Array[]
   /**
@@ -60,7 +62,7 @@ export function evictionPolicy(method: () => EvictionMethod): Policy {
   return {
     name: m0.name,
     needs: m0.every > 0 && m0.needs.observationWindow ? { ...m0.needs, decodeQueries: true } : m0.needs,
-    traits: { decodes: m0.every > 0 },
+    traits: { ...m0.traits, decodes: m0.every > 0 },
     start: () => evictionSession(method()),
   }
 }

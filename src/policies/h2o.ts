@@ -13,6 +13,7 @@
  */
 import { budgetFrom, budgetOptions, tokensPerHead } from './budget.js'
 import { compensateOption, evictionPolicy, protectRecent } from './evict.js'
+import { headMass } from './head-mass.js'
 import { queryAttention } from './observe.js'
 import type { PolicyDefinition } from './registry.js'
 import type { PolicyContext } from './types.js'
@@ -37,17 +38,21 @@ export const h2o: PolicyDefinition = {
       function fromPrefill(ctx: PolicyContext): void {
         prefilled = Math.max(1, ctx.cache.length(0, 0))
         mass = ctx.hooks.map((hook, layer) => {
-          const m = hook?.attentionMass
-          if (!m) throw new Error(`h2o: layer ${layer} has no attention mass (needs.prefillAttentionMass)`)
           return Array.from({ length: model.kvHeads }, (_, h) => {
             const n = ctx.cache.length(layer, h)
-            if (m.length < model.kvHeads * n) throw new Error(`h2o: layer ${layer} attention mass holds ${m.length} floats, expected ${model.kvHeads} x ${n}`)
+            const m = headMass(hook, model.kvHeads, h, n)
+            if (!m) throw new Error(`h2o: layer ${layer} head ${h} has no attention mass for its ${n} tokens (needs.prefillAttentionMass)`)
             const pos = ctx.cache.positions(layer, h)
             let newest = 0
             for (let i = 0; i < n; i++) if (pos[i] > newest) newest = pos[i]
             const acc = room(new Float32Array(0), newest)
-            // slot i of the prompt is seen by its n - i later queries (kvpress's normalization)
-            for (let i = 0; i < n; i++) acc[pos[i]] = o.normalize ? m[h * n + i] / (n - i) : m[h * n + i]
+            // the token at position p is seen by the c - p prompt queries from p on (kvpress's normalization):
+            // by position, since a part composed before this one may have evicted tokens, where slot i's
+            // n - i counted the tokens kept after it instead. c: the prefilled tokens, all but the prompt's
+            // last (generate's protocol), and at least the newest position + 1 (a context whose cache
+            // holds the whole prompt)
+            const c = Math.max(ctx.promptLength - 1, newest + 1)
+            for (let i = 0; i < n; i++) acc[pos[i]] = o.normalize ? m[i] / (c - pos[i]) : m[i]
             return acc
           })
         })

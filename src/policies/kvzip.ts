@@ -174,7 +174,7 @@ export function kvzipSelection(budget: Budget, layerwise: boolean, scoresOf: (ct
     // this request's reconstruction scores
     let scores: Float32Array[][] = []
     return {
-      name: 'kvzip', needs: {}, budget, every: 0,
+      name: 'kvzip', needs: {}, budget, every: 0, traits: { readsPrompt: 'whole' },
       prefill(ctx) {
         scores = scoresOf(ctx)
       },

@@ -18,6 +18,7 @@
 import type { Decision, ExtraToken, HeadDecision, HeadQuantization, KVCache } from '../cache/types.js'
 import type { PageFormat } from '../cache/formats.js'
 import { PolicyOptionConflictError, PolicyOptionValueError } from './errors.js'
+import { headMass } from './head-mass.js'
 import { FORMATS, quantizeBeyond } from './kivi.js'
 import type { PolicyDefinition } from './registry.js'
 import type { Policy, PolicyContext } from './types.js'
@@ -35,8 +36,8 @@ export interface MiKVOptions {
 }
 
 /** the k slots of [0, n) with the largest mass (ties to the lower slot), ascending */
-function heaviest(mass: Float32Array, offset: number, n: number, k: number): Int32Array {
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => mass[offset + b] - mass[offset + a] || a - b)
+function heaviest(mass: Float32Array, n: number, k: number): Int32Array {
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => mass[b] - mass[a] || a - b)
   return Int32Array.from(order.slice(0, k)).sort()
 }
 
@@ -85,15 +86,15 @@ export function createMiKV(options: MiKVOptions = {}): Policy {
       const heads: HeadDecision[] = []
       const quantize: HeadQuantization[] = []
       for (let layer = 0; layer < model.layers; layer++) {
-        const mass = ctx.hooks[layer]?.attentionMass
         for (let head = 0; head < model.kvHeads; head++) {
           const n = cache.length(layer, head)
           const old = Math.max(0, n - residual)
           if (old === 0) continue
-          if (!mass || mass.length !== model.kvHeads * n) throw new Error(`mikv: layer ${layer} has no attention mass for its ${n} tokens`)
+          const mass = headMass(ctx.hooks[layer], model.kvHeads, head, n)
+          if (!mass) throw new Error(`mikv: layer ${layer} head ${head} has no attention mass for its ${n} tokens`)
           const k = Math.round(important * old)
           // the important rows, then the window's, move behind the low-precision ones
-          heads.push(moveBehind(cache, layer, head, heaviest(mass, head * n, old, k), old))
+          heads.push(moveBehind(cache, layer, head, heaviest(mass, old, k), old))
           quantize.push({ layer, head, upto: old - k, keys: lo, values: lo })
           if (k) quantize.push({ layer, head, upto: old, keys: hi, values: hi })
         }

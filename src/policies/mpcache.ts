@@ -43,6 +43,7 @@ export function createMPCache(options: MPCacheOptions = {}): Policy {
   return statelessPolicy({
     name: 'mpcache',
     needs: { observationWindow: maxQueries },
+    traits: { sharedSlots: true, readsPrompt: 'shared-slots' },
     onPrefillEnd(ctx: PolicyContext): Decision | null {
       const { cache, model } = ctx
       const w = Math.min(maxQueries, Math.max(1, Math.ceil(observe * ctx.promptLength)))

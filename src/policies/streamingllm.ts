@@ -19,6 +19,8 @@ export const streamingllm: PolicyDefinition = {
     const sinks = o.sinks as number
     return evictionPolicy(() => ({
       name: 'streamingllm', budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean,
+      // by position: heads holding the same tokens keep the same ones (a compensation row is each head's own)
+      traits: { sharedSlots: !o.compensate },
       needs: o.rerotate ? { cacheKeys: 'pre-rope' } : {},
       // re-rotated keys take their rotation from their slot, so only a cache of true positions may reorder slots
       orderFree: !o.rerotate,

@@ -18,6 +18,7 @@ export const tova: PolicyDefinition = {
   create(o, model) {
     return evictionPolicy(() => ({
       name: 'tova', orderFree: true, budget: budgetFrom(o), every: o.every as number, compensate: o.compensate as boolean, needs: { observationWindow: 1, decodeQueries: (o.every as number) > 0 },
+      traits: { sharedSlots: !o.compensate, readsPrompt: 'shared-slots' },
       score(ctx, layer, phase) {
         const q = phase === 'prefill' ? observationFromHooks(ctx, layer, 1).queries : ctx.hooks[layer]?.decodeQuery
         if (!q) throw new Error(`tova: layer ${layer} has no decode query`)

@@ -74,6 +74,8 @@ export function createTrimKV(options: TrimKVOptions): Policy & { readonly gates?
 
     return {
       name: 'trimkv', needs: { hiddenStates: true }, budget: {}, every,
+      // the gates read each token's hidden state, which follows only slots every head shares
+      traits: { readsPrompt: 'shared-slots' },
       // the gates score each token at its creation, by position: the cache may reorder slots
       orderFree: true,
       perHead: (n) => keepCount(options, n) ?? Math.max(1, Math.round(0.5 * n)),

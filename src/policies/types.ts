@@ -40,7 +40,11 @@ export interface LayerHooks {
   observationQueries?: Float32Array
   /** the positions of those w queries */
   observationPositions?: Int32Array
-  /** [kvHeads][n] summed attention probability per cached token over all prompt queries (per KV head: sum over its group) */
+  /**
+   * [kvHeads][stride] summed attention probability per cached token over all prompt queries (per KV head:
+   * sum over its group); stride = length / kvHeads, the prompt's token count as captured, the longest head after a
+   * composed decision left the heads of a layer different counts. Read a head's row with `headMass` (head-mass.ts).
+   */
   attentionMass?: Float32Array
   /** [qHeads][headDim] the decode query of this step */
   decodeQuery?: Float32Array
@@ -201,8 +205,19 @@ export interface PolicyTraits {
   prunesChannels?: boolean
   /** packs rows into quantized pages (which cannot be evicted, merged or channel-pruned afterwards) */
   quantizes?: boolean
+  /** packs whole key rows only (VidKV's spectral keys mix every channel): no part may prune key channels before it */
+  packsWholeKeys?: boolean
   /** moves rows to the host tier for the rest of the request (ShadowKV's prompt pages): they cannot be packed there */
   offloads?: boolean
+  /** its decisions leave every KV head of a layer holding the same slots (one keep list a layer, no added rows) */
+  sharedSlots?: boolean
+  /**
+   * decides from the prompt as prefilled, so in a composition it cannot follow every part: 'whole' reads
+   * slot i as prompt token i in every head (KVzip's repetition, Compactor's pre-RoPE keys and queries) and
+   * follows no part that changes slots; 'shared-slots' reads per-token data (hidden states) or shares one
+   * selection across a layer's heads (TOVA, WindowKV, MPCache) and follows only parts with `sharedSlots`
+   */
+  readsPrompt?: 'whole' | 'shared-slots'
 }
 
 /** Options every policy accepts through its spec string: a budget as a ratio of the prompt or a token count. */

@@ -60,6 +60,7 @@
 import type { Ops } from '../backend/ops.js'
 import { budgetFrom, budgetOptions, topKIndices } from './budget.js'
 import { evictionPolicy } from './evict.js'
+import { headMass } from './head-mass.js'
 import { lagScores } from './lag-score.js'
 import { keyDiffScores, massScores, maxPoolScored } from './block-scores.js'
 import { checkObservationOptions, observationOptions } from './observe.js'
@@ -197,15 +198,17 @@ export const unionkv: PolicyDefinition = {
       return pooled
     }
     const massOf = (ctx: PolicyContext, l: number, h: number, n: number): Float32Array => {
-      const m = ctx.hooks[l]?.attentionMass
-      if (!m || m.length < model.kvHeads * n) throw new Error(`unionkv: layer ${l}: no attention mass for ${n} slots (needs.prefillAttentionMass)`)
-      return m.subarray(h * n, (h + 1) * n)
+      const m = headMass(ctx.hooks[l], model.kvHeads, h, n)
+      if (!m) throw new Error(`unionkv: layer ${l} head ${h}: no attention mass for ${n} slots (needs.prefillAttentionMass)`)
+      return m
     }
     return evictionPolicy(() => {
       // per request: the scorer holds the decode-time observation window
       const scorer = snapScorer(o, model)
       return {
         name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...scorer,
+        // the gates read each token's hidden state, which follows only slots every head shares
+        ...(gates ? { traits: { readsPrompt: 'shared-slots' as const } } : {}),
         needs: { ...scorer.needs, ...(gates ? { hiddenStates: true } : {}), ...(agnosticScore === 'mass' && agnostic > 0 && !gates ? { prefillAttentionMass: true } : {}) },
         keepModel(ctx, votes, C) {
           const flat = votes.flat()

@@ -123,7 +123,7 @@ export function createVidKV(options: VidKVOptions = {}): Policy {
     name: 'vidkv',
     // pages of 64 tokens (the default) hold groups of 32 and 64; groups of 128 need pages of 128
     needs: { ...(protect ? { hiddenStates: true } : {}), ...(group > 64 ? { pageTokens: group } : {}) },
-    traits: { decodes: true, quantizes: true },
+    traits: { decodes: true, quantizes: true, packsWholeKeys: true },
     onPrefillEnd(ctx: PolicyContext): Decision | null {
       const { cache, model } = ctx
       const heads: HeadDecision[] = []

@@ -46,6 +46,7 @@ export function createWindowKV(options: WindowKVOptions = {}): Policy {
   return statelessPolicy({
     name: 'windowkv',
     needs: { observationWindow: w },
+    traits: { sharedSlots: true, readsPrompt: 'shared-slots' },
     onPrefillEnd(ctx: PolicyContext): Decision | null {
       const { cache, model } = ctx
       const groups = Math.ceil(model.layers / groupLayers)

@@ -10,3 +10,15 @@ export function checkOptionNames(where: string, options: unknown, known: Readonl
   const problem = optionNamesProblem(options, known)
   if (problem !== undefined) throw new ReuseError(`${where}: ${problem}`)
 }
+
+/**
+ * Throws ReuseError unless `store` is a ChunkStore (get and set functions, delete a function where given);
+ * a plain object failed at the first prepare, as a TypeError from inside the load ("store.get is not a function").
+ */
+export function checkChunkStore(where: string, store: unknown): void {
+  if (store === undefined) return
+  const s = store as Record<string, unknown> | null
+  const missing = typeof s !== 'object' || s === null ? null : ['get', 'set'].filter((m) => typeof s[m] !== 'function').concat(s.delete !== undefined && typeof s.delete !== 'function' ? ['delete'] : [])
+  if (missing === null) throw new ReuseError(`${where}: store must be a ChunkStore (MemoryChunkStore, FileChunkStore, ...), got ${s === null ? 'null' : typeof s}`)
+  if (missing.length) throw new ReuseError(`${where}: store must be a ChunkStore: its ${missing.join(' and ')} ${missing.length > 1 ? 'are not functions' : 'is not a function'}`)
+}
