@@ -81,7 +81,7 @@ function massReference(mass: ArrayLike<number>, n: number, h: number, sinks: num
   return blockRankReference(Array.from({ length: n }, (_, i) => mass[h * n + i] / (n - i)), sinks, block)
 }
 
-function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number; lagShare?: number }): number[][][] {
+function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number; lagShare?: number; tail?: boolean }): number[][][] {
   const votes = votesOf(w)
   const n = votes[0][0].length
   const take = (score: number[], count: number, into: Set<number>) => {
@@ -110,7 +110,11 @@ function unionReference(w: World, C: number, o: { local: number; contrast?: numb
       // span: the best scored score within span/2 slots either side
       const half = (o.span ?? 1) >> 1
       const pooled = scored.map((s, i) => (s === -Infinity ? s : Math.max(...scored.slice(Math.max(0, i - half), i + half + 1))))
-      const lag = pooled.map((s, i) => (i >= n - W ? Infinity : s))
+      // tail: LagKV's unscored last slots (those after the last scored one) ahead of every rank, the latest first
+      let lastScored = n - 1
+      while (lastScored >= 0 && pooled[lastScored] === -Infinity) lastScored--
+      const tailed = o.tail && o.score !== 'keydiff' && o.score !== 'mass' ? pooled.map((s, i) => (i > lastScored ? 1 + i / n : s)) : pooled
+      const lag = tailed.map((s, i) => (i >= n - W ? Infinity : s))
       take(lag, Math.round(o.agnostic * C), k)
       if (o.lagShare) {
         const lag2 = lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!).map((s, i) => (i >= n - W ? Infinity : s < 0 ? -Infinity : s))
@@ -253,8 +257,73 @@ describe('UnionKV', () => {
     const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 16, values: valuesOf(w), contrast: 24, contrastShare: 0.25 })
     expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=0.5,lag=16,contrast=24,agnosticScore=lag`, model)!, w)).toEqual(want)
   })
+  describe('when the question is prefilled after compression (the context\'s promptAfter > 0)', () => {
+    for (const [afterAgnostic, afterTail, n, lag] of [[0.75, true, 100, 16], [0.5, true, 90, 8], [1, false, 100, 16], [0.25, true, 70, 16]] as const) {
+      it(`takes afterAgnostic=${afterAgnostic} of the budget by LagKV${afterTail ? ', its unscored tail first' : ''} (n ${n}, lag ${lag})`, () => {
+        const C = 40
+        const w = world(n, W, n + lag + afterAgnostic * 10)
+        const spec = `unionkv:tokens=${C},lag=${lag},afterAgnostic=${afterAgnostic},afterTail=${afterTail}`
+        const want = unionReference(w, C, { local: 0.25, agnostic: afterAgnostic, lag, values: valuesOf(w), tail: afterTail })
+        w.ctx.promptAfter = 12
+        expect(keptAfterPrefill(createPolicy(spec, model)!, w)).toEqual(want)
+        // the default setting keeps another set: the options act
+        expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) }))
+      })
+    }
+    it('without afterAgnostic and afterTail, keeps the same set as with the question in the prompt', () => {
+      const n = 100, C = 40, lag = 16
+      const w = world(n, W, 6)
+      const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) })
+      w.ctx.promptAfter = 12
+      expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag}`, model)!, w)).toEqual(want)
+    })
+    for (const [afterFloor, share, tail] of [[0.3, 0.75, true], [0.1, 0.5, false], [0.6, 1, true]] as const) {
+      it(`with afterFloor=${afterFloor} takes max(agnostic, afterFloor x n / C) = ${share} of the budget by LagKV (n 100, 40 tokens)`, () => {
+        const n = 100, C = 40, lag = 16
+        const w = world(n, W, 21 + afterFloor * 10)
+        const want = unionReference(w, C, { local: 0.25, agnostic: share, lag, values: valuesOf(w), tail })
+        w.ctx.promptAfter = 12
+        expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterFloor=${afterFloor},afterTail=${tail}`, model)!, w)).toEqual(want)
+      })
+    }
+    it('changes nothing when the question is in the prompt (promptAfter 0 or absent)', () => {
+      const n = 100, C = 40, lag = 16
+      const want = (w: World) => unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) })
+      const spec = `unionkv:tokens=${C},lag=${lag},afterAgnostic=1,afterTail=true,afterFloor=0.5`
+      // the reference reads the values from the cache: before the policy compresses it
+      const absent = world(n, W, 5)
+      const wantAbsent = want(absent)
+      expect(keptAfterPrefill(createPolicy(spec, model)!, absent)).toEqual(wantAbsent)
+      const zero = world(n, W, 5)
+      zero.ctx.promptAfter = 0
+      const wantZero = want(zero)
+      expect(keptAfterPrefill(createPolicy(spec, model)!, zero)).toEqual(wantZero)
+    })
+    for (const [n, lag, C] of [[100, 16, 40], [300, 32, 90], [70, 16, 50]] as const) {
+      it(`with afterAgnostic=1,afterTail=true,sinks=4 keeps exactly lagkv's set (n ${n}, lag ${lag}, ${C} tokens)`, () => {
+        // the independent reference: kvkit's LagKV port, token for token kvpress's (policies-parity-peers)
+        const w = world(n, W, n * 3 + lag)
+        const lagkv = keptAfterPrefill(createPolicy(`lagkv:tokens=${C},lag=${lag},sinks=4`, model)!, w)
+        const again = world(n, W, n * 3 + lag)
+        again.ctx.promptAfter = 30
+        expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},sinks=4,afterAgnostic=1,afterTail=true`, model)!, again)).toEqual(lagkv)
+      })
+    }
+    it('when the tail is longer than the share, keeps its latest slots', () => {
+      // n 100, lag 16: partitions [0, 80) scored, slots 80..83 the tail before the window [84, 100)
+      const n = 100, C = 18, lag = 16
+      const w = world(n, W, 9)
+      w.ctx.promptAfter = 8
+      // 18 slots: the window's 16, then the tail's two latest, 83 and 82
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterAgnostic=1,afterTail=true`, model)!, w)
+      for (const layer of kept) for (const k of layer) {
+        expect(k.filter((i) => i >= 80)).toEqual([82, 83, ...Array.from({ length: 16 }, (_, i) => 84 + i)])
+        expect(k.length).toBe(C)
+      }
+    })
+  })
   it('names the bad option value before any work', () => {
-    for (const [spec, bad] of [['unionkv:local=1.5', 'local'], ['unionkv:contrast=-4', 'contrast'], ['unionkv:agnostic=2', 'agnostic'], ['unionkv:lag=1', 'lag'], ['unionkv:kernel=4', 'kernel']]) {
+    for (const [spec, bad] of [['unionkv:local=1.5', 'local'], ['unionkv:contrast=-4', 'contrast'], ['unionkv:agnostic=2', 'agnostic'], ['unionkv:lag=1', 'lag'], ['unionkv:kernel=4', 'kernel'], ['unionkv:afterAgnostic=1.5', 'afterAgnostic'], ['unionkv:afterFloor=-0.1', 'afterFloor']]) {
       expect(() => createPolicy(spec, model)).toThrow(bad === 'kernel' ? /kernel=4/ : new RegExp(`option ${bad}=`))
     }
   })
