@@ -988,6 +988,21 @@ export interface UnionkvOptions extends BudgetSettings {
    * A number; range 0 <= x <= 1; default 0.
    */
   lagShare?: number
+  /**
+   * step 1's share when the question is prefilled after compression (the context's promptAfter > 0); default: agnostic's.
+   * A number; range 0 <= x <= 1; unset by default.
+   */
+  afterAgnostic?: number
+  /**
+   * when the question is prefilled after compression: step 1 takes at least this share of the prompt's tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets; 0: off.
+   * A number; range 0 <= x <= 1; default 0.
+   */
+  afterFloor?: number
+  /**
+   * when the question is prefilled after compression: LagKV's unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress's LagKV keeps it whole.
+   * default false.
+   */
+  afterTail?: boolean
 }
 
 /** UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */
