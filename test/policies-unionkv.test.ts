@@ -18,11 +18,13 @@ const W = 16
 const votesOf = (w: World) => [0, 1].map((l) => [0, 1].map((h) => snapScores(w, l, h, W, W, 'avg', 9, 'mean')))
 
 /** LagKV's rank score, straight from kvpress's formula (lagkv_press.py), -1 where it does not score */
-function lagReference(x: number[][], v: number[][], sinks: number, lag: number): number[] {
+function lagReference(x: number[][], v: number[][], sinks: number, lag: number, tail = false): number[] {
   const n = x.length
   const out = new Array(n).fill(-1)
   if (n < sinks + 2 * lag) return out
-  const parts = Math.floor((n - sinks) / lag) - 1
+  // tail: the last full partition too, against the (shorter) rest after it, when 16 tokens or more
+  const full = Math.floor((n - sinks) / lag) - 1
+  const parts = tail && n - (sinks + (full + 1) * lag) >= 16 ? full + 1 : full
   const part = (rows: number[][], p: number) => {
     const from = sinks + p * lag
     const ref = rows.slice(from + lag, from + 2 * lag)
@@ -81,7 +83,7 @@ function massReference(mass: ArrayLike<number>, n: number, h: number, sinks: num
   return blockRankReference(Array.from({ length: n }, (_, i) => mass[h * n + i] / (n - i)), sinks, block)
 }
 
-function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number; lagShare?: number; tail?: boolean }): number[][][] {
+function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number; lagShare?: number; tail?: boolean; lagTail?: boolean }): number[][][] {
   const votes = votesOf(w)
   const n = votes[0][0].length
   const take = (score: number[], count: number, into: Set<number>) => {
@@ -103,7 +105,7 @@ function unionReference(w: World, C: number, o: { local: number; contrast?: numb
       // unscored tokens (no lag partition after them) never enter this stage; the window always does
       const raw = o.score === 'keydiff' ? keyDiffReference(w.keys[l][h], 0, o.lag!, o.blockRank ?? true)
         : o.score === 'mass' ? massReference(w.mass[l], n, h, 0, o.lag!)
-          : lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!)
+          : lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!, o.lagTail)
       // ranks are -1 where unscored; raw KeyDiff scores (in [-1, 1]) score every slot here (no sinks)
       const ranked = o.score !== 'keydiff' || o.blockRank !== false
       const scored = raw.map((s) => (ranked && s < 0 ? -Infinity : s))
@@ -270,6 +272,14 @@ describe('UnionKV', () => {
         expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) }))
       })
     }
+    it('with lagTail=true too, the tail first is only the remainder after the last ranked partition', () => {
+      const n = 116, C = 40, lag = 32
+      const w = world(n, W, 17)
+      const want = unionReference(w, C, { local: 0.25, agnostic: 0.875, lag, values: valuesOf(w), tail: true, lagTail: true })
+      expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.875, lag, values: valuesOf(w), tail: true }))
+      w.ctx.promptAfter = 9
+      expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterAgnostic=0.875,afterTail=true,lagTail=true`, model)!, w)).toEqual(want)
+    })
     it('without afterAgnostic and afterTail, keeps the same set as with the question in the prompt', () => {
       const n = 100, C = 40, lag = 16
       const w = world(n, W, 6)
@@ -321,6 +331,14 @@ describe('UnionKV', () => {
         expect(k.length).toBe(C)
       }
     })
+  })
+  it('with lagTail=true step 1 ranks LagKV\'s last full partition too (both loops)', () => {
+    // n 116, lag 32: kvpress ranks [0, 64); [64, 96) is ranked against the 20 tokens after it
+    const n = 116, C = 40, lag = 32
+    const w = world(n, W, 31)
+    const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w), lagTail: true })
+    expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) }))
+    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},lagTail=true`, model)!, w)).toEqual(want)
   })
   it('names the bad option value before any work', () => {
     for (const [spec, bad] of [['unionkv:local=1.5', 'local'], ['unionkv:contrast=-4', 'contrast'], ['unionkv:agnostic=2', 'agnostic'], ['unionkv:lag=1', 'lag'], ['unionkv:kernel=4', 'kernel'], ['unionkv:afterAgnostic=1.5', 'afterAgnostic'], ['unionkv:afterFloor=-0.1', 'afterFloor']]) {
@@ -402,6 +420,21 @@ describe('LagKV score (lagScores)', () => {
       const got = lagScores(Float32Array.from(x.flat()), Float32Array.from(v.flat()), n, d, lag, sinks, -1)
       const want = lagReference(x, v, sinks, lag)
       expect(Array.from(got).map((a) => +a.toFixed(5))).toEqual(want.map((a) => +a.toFixed(5)))
+    })
+  }
+  for (const [n, lag, sinks] of [[40, 8, 0], [100, 32, 2], [116, 32, 0], [90, 32, 4], [60, 16, 0]] as const) {
+    it(`with tail=true ranks the last full partition against the rest after it, from 16 tokens (n ${n}, lag ${lag}, sinks ${sinks})`, () => {
+      const r = rng(n * 7 + lag)
+      const d = 6
+      const x = Array.from({ length: n }, () => Array.from({ length: d }, () => gauss(r)))
+      const v = Array.from({ length: n }, () => Array.from({ length: d }, () => gauss(r)))
+      const got = lagScores(Float32Array.from(x.flat()), Float32Array.from(v.flat()), n, d, lag, sinks, -1, true)
+      const want = lagReference(x, v, sinks, lag, true)
+      expect(Array.from(got).map((a) => +a.toFixed(5))).toEqual(want.map((a) => +a.toFixed(5)))
+      // where the rest is 16 tokens or more, one more partition is ranked than kvpress ranks
+      const rest = n - sinks - Math.floor((n - sinks) / lag) * lag
+      const scored = (s: ArrayLike<number>) => Array.from(s).filter((a) => a >= 0).length
+      expect(scored(got) - scored(lagReference(x, v, sinks, lag))).toBe(rest >= 16 ? lag : 0)
     })
   }
   it('ranks first the token unlike the partition after it', () => {

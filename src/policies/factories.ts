@@ -999,6 +999,11 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   afterFloor?: number
   /**
+   * LagKV's score ranks its last full partition too, against the remainder after it (at least 16 tokens), where kvpress leaves it unscored (both loops).
+   * default false.
+   */
+  lagTail?: boolean
+  /**
    * when the question is prefilled after compression: LagKV's unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress's LagKV keeps it whole.
    * default false.
    */

@@ -55,6 +55,9 @@
  * step 1, latest first, as kvpress's LagKV keeps it whole (a needle there is otherwise left to votes
  * that do not reach it). With afterAgnostic=1, afterTail=true and sinks=4, UnionKV keeps LagKV's set
  * exactly (test/policies-unionkv.test.ts). With the question in the prompt none of the three acts.
+ * `lagTail` (kvkit's, both loops) ranks LagKV's last full partition too, against the remainder after it
+ * (when it holds 16 tokens or more), so that only the remainder is unscored: at 12.5% the tail kept
+ * whole is otherwise about a quarter of the budget (lag-score.ts).
  *
  * With `gatesFile` (TRIM-KV's learned retention gates, e.g. models/fixture-14m-trimkv), step 1 ranks by
  * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head, and
@@ -144,6 +147,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile or agnosticScore keydiff/mass: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
   { name: 'afterAgnostic', type: 'number', default: null, min: 0, max: 1, description: 'step 1\'s share when the question is prefilled after compression (the context\'s promptAfter > 0); default: agnostic\'s' },
   { name: 'afterFloor', type: 'number', default: 0, min: 0, max: 1, description: 'when the question is prefilled after compression: step 1 takes at least this share of the prompt\'s tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets; 0: off' },
+  { name: 'lagTail', type: 'boolean', default: false, description: 'LagKV\'s score ranks its last full partition too, against the remainder after it (at least 16 tokens), where kvpress leaves it unscored (both loops)' },
   { name: 'afterTail', type: 'boolean', default: false, description: 'when the question is prefilled after compression: LagKV\'s unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress\'s LagKV keeps it whole' },
 ]
 
@@ -203,12 +207,13 @@ export const unionkv: PolicyDefinition = {
     const afterAgnostic = typeof o.afterAgnostic === 'number' ? o.afterAgnostic : null
     const afterTail = o.afterTail as boolean
     const afterFloor = o.afterFloor as number
+    const lagTail = o.lagTail as boolean
     const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag' | 'keydiff' | 'mass', tail = false): Float32Array => {
       const n = ctx.cache.length(l, h)
       const s = by === 'gates' ? retentionScores(gates!, ctx, l, h)
         : by === 'keydiff' ? keyDiffScores(ctx.cache.readKeys(l, h), n, model.headDim, sinks, lag, -Infinity, o.blockRank as boolean)
           : by === 'mass' ? massScores(massOf(ctx, l, h, n), n, sinks, lag, -Infinity)
-            : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
+            : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity, lagTail)
       const pooled = span > 1 && by !== 'gates' ? maxPoolScored(s, span, -Infinity) : s
       // LagKV scores no slot of its last full partition and remainder: ranked above its ranks ([0, 1)), latest first
       if (tail && by === 'lag') for (let i = n - 1; i >= sinks && pooled[i] === -Infinity; i--) pooled[i] = 1 + i / n
