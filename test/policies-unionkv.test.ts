@@ -264,12 +264,21 @@ describe('UnionKV', () => {
       it(`takes afterAgnostic=${afterAgnostic} of the budget by LagKV${afterTail ? ', its unscored tail first' : ''} (n ${n}, lag ${lag})`, () => {
         const C = 40
         const w = world(n, W, n + lag + afterAgnostic * 10)
-        const spec = `unionkv:tokens=${C},lag=${lag},afterAgnostic=${afterAgnostic},afterTail=${afterTail}`
+        const spec = `unionkv:tokens=${C},lag=${lag},afterAgnostic=${afterAgnostic},afterTail=${afterTail ? 'always' : 'off'}`
         const want = unionReference(w, C, { local: 0.25, agnostic: afterAgnostic, lag, values: valuesOf(w), tail: afterTail })
         w.ctx.promptAfter = 12
         expect(keptAfterPrefill(createPolicy(spec, model)!, w)).toEqual(want)
         // the default setting keeps another set: the options act
         expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) }))
+      })
+    }
+    for (const [afterFloor, share, tail] of [[0.3, 0.875, true], [0.15, 0.5, false]] as const) {
+      it(`with afterTail=floor puts the tail first only where afterFloor=${afterFloor} raises the share (${share}, lagTail)`, () => {
+        const n = 116, C = 40, lag = 32
+        const w = world(n, W, 23)
+        const want = unionReference(w, C, { local: 0.25, agnostic: share, lag, values: valuesOf(w), tail, lagTail: tail })
+        w.ctx.promptAfter = 9
+        expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterFloor=${afterFloor},afterTail=floor,lagTail=true`, model)!, w)).toEqual(want)
       })
     }
     it('with lagTail=true too, the tail first is only the remainder after the last ranked partition', () => {
@@ -278,7 +287,7 @@ describe('UnionKV', () => {
       const want = unionReference(w, C, { local: 0.25, agnostic: 0.875, lag, values: valuesOf(w), tail: true, lagTail: true })
       expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.875, lag, values: valuesOf(w), tail: true }))
       w.ctx.promptAfter = 9
-      expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterAgnostic=0.875,afterTail=true,lagTail=true`, model)!, w)).toEqual(want)
+      expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterAgnostic=0.875,afterTail=always,lagTail=true`, model)!, w)).toEqual(want)
     })
     it('without afterAgnostic and afterTail, keeps the same set as with the question in the prompt', () => {
       const n = 100, C = 40, lag = 16
@@ -293,13 +302,13 @@ describe('UnionKV', () => {
         const w = world(n, W, 21 + afterFloor * 10)
         const want = unionReference(w, C, { local: 0.25, agnostic: share, lag, values: valuesOf(w), tail })
         w.ctx.promptAfter = 12
-        expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterFloor=${afterFloor},afterTail=${tail}`, model)!, w)).toEqual(want)
+        expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterFloor=${afterFloor},afterTail=${tail ? 'always' : 'off'}`, model)!, w)).toEqual(want)
       })
     }
     it('changes nothing when the question is in the prompt (promptAfter 0 or absent)', () => {
       const n = 100, C = 40, lag = 16
       const want = (w: World) => unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) })
-      const spec = `unionkv:tokens=${C},lag=${lag},afterAgnostic=1,afterTail=true,afterFloor=0.5`
+      const spec = `unionkv:tokens=${C},lag=${lag},afterAgnostic=1,afterTail=always,afterFloor=0.5`
       // the reference reads the values from the cache: before the policy compresses it
       const absent = world(n, W, 5)
       const wantAbsent = want(absent)
@@ -310,13 +319,13 @@ describe('UnionKV', () => {
       expect(keptAfterPrefill(createPolicy(spec, model)!, zero)).toEqual(wantZero)
     })
     for (const [n, lag, C] of [[100, 16, 40], [300, 32, 90], [70, 16, 50]] as const) {
-      it(`with afterAgnostic=1,afterTail=true,sinks=4 keeps exactly lagkv's set (n ${n}, lag ${lag}, ${C} tokens)`, () => {
+      it(`with afterAgnostic=1,afterTail=always,sinks=4 keeps exactly lagkv's set (n ${n}, lag ${lag}, ${C} tokens)`, () => {
         // the independent reference: kvkit's LagKV port, token for token kvpress's (policies-parity-peers)
         const w = world(n, W, n * 3 + lag)
         const lagkv = keptAfterPrefill(createPolicy(`lagkv:tokens=${C},lag=${lag},sinks=4`, model)!, w)
         const again = world(n, W, n * 3 + lag)
         again.ctx.promptAfter = 30
-        expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},sinks=4,afterAgnostic=1,afterTail=true`, model)!, again)).toEqual(lagkv)
+        expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},sinks=4,afterAgnostic=1,afterTail=always`, model)!, again)).toEqual(lagkv)
       })
     }
     it('when the tail is longer than the share, keeps its latest slots', () => {
@@ -325,20 +334,23 @@ describe('UnionKV', () => {
       const w = world(n, W, 9)
       w.ctx.promptAfter = 8
       // 18 slots: the window's 16, then the tail's two latest, 83 and 82
-      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterAgnostic=1,afterTail=true`, model)!, w)
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterAgnostic=1,afterTail=always`, model)!, w)
       for (const layer of kept) for (const k of layer) {
         expect(k.filter((i) => i >= 80)).toEqual([82, 83, ...Array.from({ length: 16 }, (_, i) => 84 + i)])
         expect(k.length).toBe(C)
       }
     })
   })
-  it('with lagTail=true step 1 ranks LagKV\'s last full partition too (both loops)', () => {
-    // n 116, lag 32: kvpress ranks [0, 64); [64, 96) is ranked against the 20 tokens after it
+  it('with lagTail=true but no tail first (afterTail off, or the question in the prompt) keeps kvpress\'s LagKV ranks', () => {
+    // n 116, lag 32: kvpress ranks [0, 64); lagTail would rank [64, 96) against the 20 tokens after it
     const n = 116, C = 40, lag = 32
     const w = world(n, W, 31)
-    const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w), lagTail: true })
-    expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) }))
-    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},lagTail=true`, model)!, w)).toEqual(want)
+    const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) })
+    expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w), lagTail: true }))
+    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},lagTail=true,afterTail=always`, model)!, w)).toEqual(want)
+    const after = world(n, W, 31)
+    after.ctx.promptAfter = 5
+    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},lagTail=true`, model)!, after)).toEqual(want)
   })
   it('names the bad option value before any work', () => {
     for (const [spec, bad] of [['unionkv:local=1.5', 'local'], ['unionkv:contrast=-4', 'contrast'], ['unionkv:agnostic=2', 'agnostic'], ['unionkv:lag=1', 'lag'], ['unionkv:kernel=4', 'kernel'], ['unionkv:afterAgnostic=1.5', 'afterAgnostic'], ['unionkv:afterFloor=-0.1', 'afterFloor']]) {

@@ -999,15 +999,15 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   afterFloor?: number
   /**
-   * LagKV's score ranks its last full partition too, against the remainder after it (at least 16 tokens), where kvpress leaves it unscored (both loops).
+   * when the question is prefilled after compression: LagKV's unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress's LagKV keeps it whole; floor: only where afterFloor raises the share.
+   * default "off".
+   */
+  afterTail?: 'off' | 'floor' | 'always'
+  /**
+   * where afterTail acts: LagKV's last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first.
    * default false.
    */
   lagTail?: boolean
-  /**
-   * when the question is prefilled after compression: LagKV's unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress's LagKV keeps it whole.
-   * default false.
-   */
-  afterTail?: boolean
 }
 
 /** UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */

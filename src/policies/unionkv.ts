@@ -50,14 +50,17 @@
  * `contextTokens`, the eval's `--question after`, a document compressed for reuse), the votes come from
  * the context's own last sentence, which the question rarely needs. `afterAgnostic` then replaces step
  * 1's share, `afterFloor` raises it to at least that share of the prompt's tokens (LagKV's ranks need a
- * density per partition to keep a needle: at 12.5% of the prompt the whole budget), and `afterTail`
- * puts LagKV's unscored tail (its last full partition and the remainder, before the window) first in
- * step 1, latest first, as kvpress's LagKV keeps it whole (a needle there is otherwise left to votes
- * that do not reach it). With afterAgnostic=1, afterTail=true and sinks=4, UnionKV keeps LagKV's set
- * exactly (test/policies-unionkv.test.ts). With the question in the prompt none of the three acts.
- * `lagTail` (kvkit's, both loops) ranks LagKV's last full partition too, against the remainder after it
- * (when it holds 16 tokens or more), so that only the remainder is unscored: at 12.5% the tail kept
- * whole is otherwise about a quarter of the budget (lag-score.ts).
+ * density per partition to keep a needle; a floor of 0.11 binds at 12.5% only, 0.88 of the budget), and
+ * `afterTail` (`always`, or `floor`: where the floor binds) puts LagKV's unscored tail (its last full
+ * partition and the remainder, before the window) first in step 1, latest first, as kvpress's LagKV
+ * keeps it whole (a needle there is otherwise left to votes that do not reach it). With it `lagTail`
+ * (kvkit's) ranks the last full partition too, against the remainder after it (16 tokens or more), so
+ * only the remainder comes first: kept whole, the tail is about 40% of the budget at 12.5%
+ * (lag-score.ts). With afterAgnostic=1, afterTail=always and sinks=4, UnionKV keeps LagKV's set exactly
+ * (test/policies-unionkv.test.ts). With the question in the prompt none of these acts. Measured at
+ * 12.5% with the question after, 72 prompts (BENCHMARKS.md "UnionKV when the question comes after"):
+ * share 1 with the tail ties LagKV sample for sample; share 0.875 with the tail ties it too (one vt
+ * sample more, one niah_single less); the defaults stay off until the 24-sample sweep of both loops.
  *
  * With `gatesFile` (TRIM-KV's learned retention gates, e.g. models/fixture-14m-trimkv), step 1 ranks by
  * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head, and
@@ -147,8 +150,8 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile or agnosticScore keydiff/mass: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
   { name: 'afterAgnostic', type: 'number', default: null, min: 0, max: 1, description: 'step 1\'s share when the question is prefilled after compression (the context\'s promptAfter > 0); default: agnostic\'s' },
   { name: 'afterFloor', type: 'number', default: 0, min: 0, max: 1, description: 'when the question is prefilled after compression: step 1 takes at least this share of the prompt\'s tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets; 0: off' },
-  { name: 'lagTail', type: 'boolean', default: false, description: 'LagKV\'s score ranks its last full partition too, against the remainder after it (at least 16 tokens), where kvpress leaves it unscored (both loops)' },
-  { name: 'afterTail', type: 'boolean', default: false, description: 'when the question is prefilled after compression: LagKV\'s unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress\'s LagKV keeps it whole' },
+  { name: 'afterTail', type: 'string', default: 'off', choices: ['off', 'floor', 'always'], description: 'when the question is prefilled after compression: LagKV\'s unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress\'s LagKV keeps it whole; floor: only where afterFloor raises the share' },
+  { name: 'lagTail', type: 'boolean', default: false, description: 'where afterTail acts: LagKV\'s last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first' },
 ]
 
 /**
@@ -205,15 +208,16 @@ export const unionkv: PolicyDefinition = {
     const agnosticScore = split ? 'keydiff' : (o.agnosticScore as 'lag' | 'keydiff' | 'mass')
     // unset (null or absent): agnostic's share in both loops
     const afterAgnostic = typeof o.afterAgnostic === 'number' ? o.afterAgnostic : null
-    const afterTail = o.afterTail as boolean
+    const afterTail = o.afterTail as 'off' | 'floor' | 'always'
     const afterFloor = o.afterFloor as number
     const lagTail = o.lagTail as boolean
     const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag' | 'keydiff' | 'mass', tail = false): Float32Array => {
+      // the ranked tail only where the tail comes first: elsewhere step 1 is kvpress's LagKV score
       const n = ctx.cache.length(l, h)
       const s = by === 'gates' ? retentionScores(gates!, ctx, l, h)
         : by === 'keydiff' ? keyDiffScores(ctx.cache.readKeys(l, h), n, model.headDim, sinks, lag, -Infinity, o.blockRank as boolean)
           : by === 'mass' ? massScores(massOf(ctx, l, h, n), n, sinks, lag, -Infinity)
-            : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity, lagTail)
+            : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity, tail && lagTail)
       const pooled = span > 1 && by !== 'gates' ? maxPoolScored(s, span, -Infinity) : s
       // LagKV scores no slot of its last full partition and remainder: ranked above its ranks ([0, 1)), latest first
       if (tail && by === 'lag') for (let i = n - 1; i >= sinks && pooled[i] === -Infinity; i--) pooled[i] = 1 + i / n
@@ -237,7 +241,7 @@ export const unionkv: PolicyDefinition = {
           const base = questionAfter && afterAgnostic !== null ? afterAgnostic : agnostic
           // the floor counts the prompt's tokens (every head holds them all at prefill end)
           const share = questionAfter && C > 0 ? Math.max(base, Math.min(1, (afterFloor * ctx.cache.length(0, 0)) / C)) : base
-          const tail = questionAfter && afterTail
+          const tail = questionAfter && (afterTail === 'always' || (afterTail === 'floor' && share > base))
           const flat = votes.flat()
           const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, contrastSpan)), 'max') : null
           const union = combine(flat, 'max')
