@@ -289,7 +289,7 @@ describe('UnionKV', () => {
       w.ctx.promptAfter = 9
       expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterAgnostic=0.875,afterTail=always,lagTail=true`, model)!, w)).toEqual(want)
     })
-    it('without afterAgnostic and afterTail, keeps the same set as with the question in the prompt', () => {
+    it('with its defaults, where the floor (7/64 of the prompt) does not bind, keeps the same set as with the question in the prompt', () => {
       const n = 100, C = 40, lag = 16
       const w = world(n, W, 6)
       const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) })
@@ -303,6 +303,21 @@ describe('UnionKV', () => {
         const want = unionReference(w, C, { local: 0.25, agnostic: share, lag, values: valuesOf(w), tail })
         w.ctx.promptAfter = 12
         expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterFloor=${afterFloor},afterTail=${tail ? 'always' : 'off'}`, model)!, w)).toEqual(want)
+      })
+    }
+    for (const budget of [0.125, 0.25]) {
+      it(`with its defaults at budget ${budget}: step 1 takes max(0.5, 7/64 x n / C) of the budget, LagKV's tail first where that binds`, () => {
+        const n = 300
+        const C = Math.floor(budget * n)
+        const share = Math.max(0.5, (7 / 64) * n / C)
+        const w = world(n, W, 300 + budget * 8)
+        const want = unionReference(w, C, { local: 0.25, agnostic: share, lag: 128, values: valuesOf(w), tail: share > 0.5 })
+        const inPrompt = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 128, values: valuesOf(w) })
+        // binds at 12.5% (0.88 of the budget), not at 25% (0.44)
+        if (budget === 0.125) expect(want).not.toEqual(inPrompt)
+        else expect(want).toEqual(inPrompt)
+        w.ctx.promptAfter = 20
+        expect(keptAfterPrefill(createPolicy(`unionkv:budget=${budget}`, model)!, w)).toEqual(want)
       })
     }
     it('changes nothing when the question is in the prompt (promptAfter 0 or absent)', () => {

@@ -994,13 +994,13 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   afterAgnostic?: number
   /**
-   * when the question is prefilled after compression: step 1 takes at least this share of the prompt's tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets; 0: off.
-   * A number; range 0 <= x <= 1; default 0.
+   * when the question is prefilled after compression: step 1 takes at least this share of the prompt's tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off.
+   * A number; range 0 <= x <= 1; default 0.109375.
    */
   afterFloor?: number
   /**
    * when the question is prefilled after compression: LagKV's unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress's LagKV keeps it whole; floor: only where afterFloor raises the share.
-   * default "off".
+   * default "floor".
    */
   afterTail?: 'off' | 'floor' | 'always'
   /**

@@ -59,8 +59,10 @@
  * (lag-score.ts). With afterAgnostic=1, afterTail=always and sinks=4, UnionKV keeps LagKV's set exactly
  * (test/policies-unionkv.test.ts). With the question in the prompt none of these acts. Measured at
  * 12.5% with the question after, 72 prompts (BENCHMARKS.md "UnionKV when the question comes after"):
- * share 1 with the tail ties LagKV sample for sample; share 0.875 with the tail ties it too (one vt
- * sample more, one niah_single less); the defaults stay off until the 24-sample sweep of both loops.
+ * 43 correct answers before, 49 with share 0.875 and the tail first (LagKV's 49: one vt sample more,
+ * one niah_single less); share 1 with the tail gives LagKV's answers sample for sample; lagTail gave
+ * no more. Hence the defaults afterFloor=7/64, afterTail=floor: they bind below 21.9% of the prompt
+ * and only with the question after, so every other (budget, loop) cell keeps its tokens.
  *
  * With `gatesFile` (TRIM-KV's learned retention gates, e.g. models/fixture-14m-trimkv), step 1 ranks by
  * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head, and
@@ -149,8 +151,8 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
   { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile or agnosticScore keydiff/mass: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
   { name: 'afterAgnostic', type: 'number', default: null, min: 0, max: 1, description: 'step 1\'s share when the question is prefilled after compression (the context\'s promptAfter > 0); default: agnostic\'s' },
-  { name: 'afterFloor', type: 'number', default: 0, min: 0, max: 1, description: 'when the question is prefilled after compression: step 1 takes at least this share of the prompt\'s tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets; 0: off' },
-  { name: 'afterTail', type: 'string', default: 'off', choices: ['off', 'floor', 'always'], description: 'when the question is prefilled after compression: LagKV\'s unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress\'s LagKV keeps it whole; floor: only where afterFloor raises the share' },
+  { name: 'afterFloor', type: 'number', default: 0.109375, min: 0, max: 1, description: 'when the question is prefilled after compression: step 1 takes at least this share of the prompt\'s tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off' },
+  { name: 'afterTail', type: 'string', default: 'floor', choices: ['off', 'floor', 'always'], description: 'when the question is prefilled after compression: LagKV\'s unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress\'s LagKV keeps it whole; floor: only where afterFloor raises the share' },
   { name: 'lagTail', type: 'boolean', default: false, description: 'where afterTail acts: LagKV\'s last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first' },
 ]
 
