@@ -320,6 +320,13 @@ describe('UnionKV', () => {
         expect(keptAfterPrefill(createPolicy(`unionkv:budget=${budget}`, model)!, w)).toEqual(want)
       })
     }
+    it('with agnosticScore other than lag the floor does not bind (it is LagKV\'s density)', () => {
+      const n = 300, C = 37
+      const w = world(n, W, 88)
+      const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 128, score: 'keydiff' })
+      w.ctx.promptAfter = 20
+      expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnosticScore=keydiff`, model)!, w)).toEqual(want)
+    })
     it('changes nothing when the question is in the prompt (promptAfter 0 or absent)', () => {
       const n = 100, C = 40, lag = 16
       const want = (w: World) => unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) })

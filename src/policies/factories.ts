@@ -994,7 +994,7 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   afterAgnostic?: number
   /**
-   * when the question is prefilled after compression: step 1 takes at least this share of the prompt's tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off.
+   * when the question is prefilled after compression and step 1 is LagKV's (no gatesFile, agnosticScore=lag): step 1 takes at least this share of the prompt's tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off.
    * A number; range 0 <= x <= 1; default 0.109375.
    */
   afterFloor?: number

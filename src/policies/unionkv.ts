@@ -151,7 +151,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
   { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile or agnosticScore keydiff/mass: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
   { name: 'afterAgnostic', type: 'number', default: null, min: 0, max: 1, description: 'step 1\'s share when the question is prefilled after compression (the context\'s promptAfter > 0); default: agnostic\'s' },
-  { name: 'afterFloor', type: 'number', default: 0.109375, min: 0, max: 1, description: 'when the question is prefilled after compression: step 1 takes at least this share of the prompt\'s tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off' },
+  { name: 'afterFloor', type: 'number', default: 0.109375, min: 0, max: 1, description: 'when the question is prefilled after compression and step 1 is LagKV\'s (no gatesFile, agnosticScore=lag): step 1 takes at least this share of the prompt\'s tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off' },
   { name: 'afterTail', type: 'string', default: 'floor', choices: ['off', 'floor', 'always'], description: 'when the question is prefilled after compression: LagKV\'s unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress\'s LagKV keeps it whole; floor: only where afterFloor raises the share' },
   { name: 'lagTail', type: 'boolean', default: false, description: 'where afterTail acts: LagKV\'s last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first' },
 ]
@@ -241,8 +241,10 @@ export const unionkv: PolicyDefinition = {
           // the prompt's last queries are the context's own when its question is prefilled afterwards
           const questionAfter = (ctx.promptAfter ?? 0) > 0 && ctx.step === 0
           const base = questionAfter && afterAgnostic !== null ? afterAgnostic : agnostic
-          // the floor counts the prompt's tokens (every head holds them all at prefill end)
-          const share = questionAfter && C > 0 ? Math.max(base, Math.min(1, (afterFloor * ctx.cache.length(0, 0)) / C)) : base
+          // the floor counts the prompt's tokens (every head holds them all at prefill end); it is LagKV's
+          // density, so it binds only where step 1 is LagKV's score (not the gates', KeyDiff's or H2O's)
+          const floored = questionAfter && C > 0 && !gates && agnosticScore === 'lag' && !split
+          const share = floored ? Math.max(base, Math.min(1, (afterFloor * ctx.cache.length(0, 0)) / C)) : base
           const tail = questionAfter && (afterTail === 'always' || (afterTail === 'floor' && share > base))
           const flat = votes.flat()
           const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, contrastSpan)), 'max') : null
