@@ -10,7 +10,7 @@
  * and KVzip+ only weighs the same attention before the max, so one reconstruction per (sample, loop)
  * serves kvzip and kvzip:plus=true at every budget (KVzipShare). The numbers are those of
  * `generate({ policy, contextTokens })` (the parity and eval tests pin that path), in a fraction of the time.
- *   node dist/bench/peers-accuracy.js --prompts FILE [--first I] [--count K] [--out rows.jsonl]
+ *   node dist/bench/peers-accuracy.js --prompts FILE [--first I] [--count K] [--question with,after] [--out rows.jsonl]
  *   node dist/bench/peers-accuracy.js --table rows.jsonl[,more.jsonl]
  */
 import { appendFileSync, readFileSync } from 'node:fs'
@@ -88,6 +88,8 @@ async function main(): Promise<void> {
   const specs = arg('policies', ['full', ...PEER_SPECS].join(';')).split(';').filter(Boolean)
   const samples = readPromptsFile(arg('prompts', 'prompts.jsonl'), cfg.vocab).filter((s) => s.index >= first && s.index < first + count)
   samples.sort((a, b) => a.index - b.index)
+  const loops = arg('question', 'with,after').split(',') as ('with' | 'after')[]
+  if (!loops.length || loops.some((q) => q !== 'with' && q !== 'after')) throw new Error(`--question takes with, after or with,after, got ${arg('question', '')}`)
   const needsHidden = specs.some((spec) => createPolicy(spec, cfg)?.needs?.hiddenStates === true)
   const eos = new Set(cfg.eosTokenIds)
   const logits = new Float32Array(cfg.vocab)
@@ -102,7 +104,7 @@ async function main(): Promise<void> {
     capture.finishPrefill()
     const prefillMs = performance.now() - t0
     const hooksFor = { with: capture.hooks, after: cut(capture.hooks, s.context_len, qHeads, kvHeads, d) }
-    for (const question of ['with', 'after'] as const) {
+    for (const question of loops) {
       const c = question === 'with' ? n - 1 : s.context_len
       // every kvzip spec of the loop (its budgets, plain and plus) from one reconstruction
       const kvzip = new KVzipShare()
@@ -113,7 +115,7 @@ async function main(): Promise<void> {
         await policy?.prepare?.(model)
         const cache = copyCache(model, base)
         if (c < n - 1) cache.apply({ heads: Array.from({ length: layers * kvHeads }, (_, i) => ({ layer: Math.floor(i / kvHeads), head: i % kvHeads, keep: Int32Array.from({ length: c }, (_, j) => j) })) })
-        const ctx: PolicyContext = { cache, ops: model.ops, model: cfg, hooks: hooksFor[question], promptLength: c + 1, step: 0 }
+        const ctx: PolicyContext = { cache, ops: model.ops, model: cfg, hooks: hooksFor[question], promptLength: c + 1, step: 0, promptAfter: n - 1 - c }
         ctx.runtime = policyRuntime(model, cache, ids.slice(0, c), () => ctx)
         const c0 = performance.now()
         const dec = policy?.start().onPrefillEnd?.(ctx)

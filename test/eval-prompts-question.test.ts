@@ -71,13 +71,18 @@ describe('prompts file', () => {
     const s = samples[0]
     const n = s.prompt_ids.length
     const inner = createPolicy('snapkv:budget=0.5,window=8', session.model.config) as Policy
-    const seen: { held: number; promptLength: number }[] = []
+    const seen: { held: number; promptLength: number; promptAfter?: number }[] = []
     const spy = statelessPolicy({ name: 'spy', needs: inner.needs, onPrefillEnd(ctx) {
-      seen.push({ held: ctx.cache.length(0, 0), promptLength: ctx.promptLength })
+      seen.push({ held: ctx.cache.length(0, 0), promptLength: ctx.promptLength, promptAfter: ctx.promptAfter })
       return inner.start().onPrefillEnd!(ctx)
     } })
     const r = await session.model.generate(s.prompt_ids, { policy: spy, maxNewTokens: 1, contextTokens: s.context_len }).result
-    expect(seen).toEqual([{ held: s.context_len, promptLength: s.context_len + 1 }])
+    // the hint: the question's tokens but the last (the first decode step's) come after compression
+    expect(seen).toEqual([{ held: s.context_len, promptLength: s.context_len + 1, promptAfter: n - 1 - s.context_len }])
+    expect(n - 1 - s.context_len).toBeGreaterThan(0)
+    // the question in the prompt: nothing follows the compression but the last token
+    await session.model.generate(s.prompt_ids, { policy: spy, maxNewTokens: 1 }).result
+    expect(seen[1]).toEqual({ held: n - 1, promptLength: n, promptAfter: 0 })
     const perToken = r.stats.kvBytesFull / n // n - 1 prefilled tokens and one decode step
     // half the context kept, every question token but the last added after compression
     expect(r.stats.kvBytesAfterPrefill.hot / perToken).toBe(Math.floor(0.5 * s.context_len) + (n - 1 - s.context_len))

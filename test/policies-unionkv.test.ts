@@ -18,11 +18,13 @@ const W = 16
 const votesOf = (w: World) => [0, 1].map((l) => [0, 1].map((h) => snapScores(w, l, h, W, W, 'avg', 9, 'mean')))
 
 /** LagKV's rank score, straight from kvpress's formula (lagkv_press.py), -1 where it does not score */
-function lagReference(x: number[][], v: number[][], sinks: number, lag: number): number[] {
+function lagReference(x: number[][], v: number[][], sinks: number, lag: number, tail = false): number[] {
   const n = x.length
   const out = new Array(n).fill(-1)
   if (n < sinks + 2 * lag) return out
-  const parts = Math.floor((n - sinks) / lag) - 1
+  // tail: the last full partition too, against the (shorter) rest after it, when 16 tokens or more
+  const full = Math.floor((n - sinks) / lag) - 1
+  const parts = tail && n - (sinks + (full + 1) * lag) >= 16 ? full + 1 : full
   const part = (rows: number[][], p: number) => {
     const from = sinks + p * lag
     const ref = rows.slice(from + lag, from + 2 * lag)
@@ -81,7 +83,7 @@ function massReference(mass: ArrayLike<number>, n: number, h: number, sinks: num
   return blockRankReference(Array.from({ length: n }, (_, i) => mass[h * n + i] / (n - i)), sinks, block)
 }
 
-function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number; lagShare?: number }): number[][][] {
+function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number; lagShare?: number; tail?: boolean; lagTail?: boolean }): number[][][] {
   const votes = votesOf(w)
   const n = votes[0][0].length
   const take = (score: number[], count: number, into: Set<number>) => {
@@ -103,14 +105,18 @@ function unionReference(w: World, C: number, o: { local: number; contrast?: numb
       // unscored tokens (no lag partition after them) never enter this stage; the window always does
       const raw = o.score === 'keydiff' ? keyDiffReference(w.keys[l][h], 0, o.lag!, o.blockRank ?? true)
         : o.score === 'mass' ? massReference(w.mass[l], n, h, 0, o.lag!)
-          : lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!)
+          : lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!, o.lagTail)
       // ranks are -1 where unscored; raw KeyDiff scores (in [-1, 1]) score every slot here (no sinks)
       const ranked = o.score !== 'keydiff' || o.blockRank !== false
       const scored = raw.map((s) => (ranked && s < 0 ? -Infinity : s))
       // span: the best scored score within span/2 slots either side
       const half = (o.span ?? 1) >> 1
       const pooled = scored.map((s, i) => (s === -Infinity ? s : Math.max(...scored.slice(Math.max(0, i - half), i + half + 1))))
-      const lag = pooled.map((s, i) => (i >= n - W ? Infinity : s))
+      // tail: LagKV's unscored last slots (those after the last scored one) ahead of every rank, the latest first
+      let lastScored = n - 1
+      while (lastScored >= 0 && pooled[lastScored] === -Infinity) lastScored--
+      const tailed = o.tail && o.score !== 'keydiff' && o.score !== 'mass' ? pooled.map((s, i) => (i > lastScored ? 1 + i / n : s)) : pooled
+      const lag = tailed.map((s, i) => (i >= n - W ? Infinity : s))
       take(lag, Math.round(o.agnostic * C), k)
       if (o.lagShare) {
         const lag2 = lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!).map((s, i) => (i >= n - W ? Infinity : s < 0 ? -Infinity : s))
@@ -253,8 +259,123 @@ describe('UnionKV', () => {
     const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 16, values: valuesOf(w), contrast: 24, contrastShare: 0.25 })
     expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnostic=0.5,lag=16,contrast=24,agnosticScore=lag`, model)!, w)).toEqual(want)
   })
+  describe('when the question is prefilled after compression (the context\'s promptAfter > 0)', () => {
+    for (const [afterAgnostic, afterTail, n, lag] of [[0.75, true, 100, 16], [0.5, true, 90, 8], [1, false, 100, 16], [0.25, true, 70, 16]] as const) {
+      it(`takes afterAgnostic=${afterAgnostic} of the budget by LagKV${afterTail ? ', its unscored tail first' : ''} (n ${n}, lag ${lag})`, () => {
+        const C = 40
+        const w = world(n, W, n + lag + afterAgnostic * 10)
+        const spec = `unionkv:tokens=${C},lag=${lag},afterAgnostic=${afterAgnostic},afterTail=${afterTail ? 'always' : 'off'}`
+        const want = unionReference(w, C, { local: 0.25, agnostic: afterAgnostic, lag, values: valuesOf(w), tail: afterTail })
+        w.ctx.promptAfter = 12
+        expect(keptAfterPrefill(createPolicy(spec, model)!, w)).toEqual(want)
+        // the default setting keeps another set: the options act
+        expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) }))
+      })
+    }
+    for (const [afterFloor, share, tail] of [[0.3, 0.875, true], [0.15, 0.5, false]] as const) {
+      it(`with afterTail=floor puts the tail first only where afterFloor=${afterFloor} raises the share (${share}, lagTail)`, () => {
+        const n = 116, C = 40, lag = 32
+        const w = world(n, W, 23)
+        const want = unionReference(w, C, { local: 0.25, agnostic: share, lag, values: valuesOf(w), tail, lagTail: tail })
+        w.ctx.promptAfter = 9
+        expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterFloor=${afterFloor},afterTail=floor,lagTail=true`, model)!, w)).toEqual(want)
+      })
+    }
+    it('with lagTail=true too, the tail first is only the remainder after the last ranked partition', () => {
+      const n = 116, C = 40, lag = 32
+      const w = world(n, W, 17)
+      const want = unionReference(w, C, { local: 0.25, agnostic: 0.875, lag, values: valuesOf(w), tail: true, lagTail: true })
+      expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.875, lag, values: valuesOf(w), tail: true }))
+      w.ctx.promptAfter = 9
+      expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterAgnostic=0.875,afterTail=always,lagTail=true`, model)!, w)).toEqual(want)
+    })
+    it('with its defaults, where the floor (7/64 of the prompt) does not bind, keeps the same set as with the question in the prompt', () => {
+      const n = 100, C = 40, lag = 16
+      const w = world(n, W, 6)
+      const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) })
+      w.ctx.promptAfter = 12
+      expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag}`, model)!, w)).toEqual(want)
+    })
+    for (const [afterFloor, share, tail] of [[0.3, 0.75, true], [0.1, 0.5, false], [0.6, 1, true]] as const) {
+      it(`with afterFloor=${afterFloor} takes max(agnostic, afterFloor x n / C) = ${share} of the budget by LagKV (n 100, 40 tokens)`, () => {
+        const n = 100, C = 40, lag = 16
+        const w = world(n, W, 21 + afterFloor * 10)
+        const want = unionReference(w, C, { local: 0.25, agnostic: share, lag, values: valuesOf(w), tail })
+        w.ctx.promptAfter = 12
+        expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterFloor=${afterFloor},afterTail=${tail ? 'always' : 'off'}`, model)!, w)).toEqual(want)
+      })
+    }
+    for (const budget of [0.125, 0.25]) {
+      it(`with its defaults at budget ${budget}: step 1 takes max(0.5, 7/64 x n / C) of the budget, LagKV's tail first where that binds`, () => {
+        const n = 300
+        const C = Math.floor(budget * n)
+        const share = Math.max(0.5, (7 / 64) * n / C)
+        const w = world(n, W, 300 + budget * 8)
+        const want = unionReference(w, C, { local: 0.25, agnostic: share, lag: 128, values: valuesOf(w), tail: share > 0.5 })
+        const inPrompt = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 128, values: valuesOf(w) })
+        // binds at 12.5% (0.88 of the budget), not at 25% (0.44)
+        if (budget === 0.125) expect(want).not.toEqual(inPrompt)
+        else expect(want).toEqual(inPrompt)
+        w.ctx.promptAfter = 20
+        expect(keptAfterPrefill(createPolicy(`unionkv:budget=${budget}`, model)!, w)).toEqual(want)
+      })
+    }
+    it('with agnosticScore other than lag the floor does not bind (it is LagKV\'s density)', () => {
+      const n = 300, C = 37
+      const w = world(n, W, 88)
+      const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag: 128, score: 'keydiff' })
+      w.ctx.promptAfter = 20
+      expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},agnosticScore=keydiff`, model)!, w)).toEqual(want)
+    })
+    it('changes nothing when the question is in the prompt (promptAfter 0 or absent)', () => {
+      const n = 100, C = 40, lag = 16
+      const want = (w: World) => unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) })
+      const spec = `unionkv:tokens=${C},lag=${lag},afterAgnostic=1,afterTail=always,afterFloor=0.5`
+      // the reference reads the values from the cache: before the policy compresses it
+      const absent = world(n, W, 5)
+      const wantAbsent = want(absent)
+      expect(keptAfterPrefill(createPolicy(spec, model)!, absent)).toEqual(wantAbsent)
+      const zero = world(n, W, 5)
+      zero.ctx.promptAfter = 0
+      const wantZero = want(zero)
+      expect(keptAfterPrefill(createPolicy(spec, model)!, zero)).toEqual(wantZero)
+    })
+    for (const [n, lag, C] of [[100, 16, 40], [300, 32, 90], [70, 16, 50]] as const) {
+      it(`with afterAgnostic=1,afterTail=always,sinks=4 keeps exactly lagkv's set (n ${n}, lag ${lag}, ${C} tokens)`, () => {
+        // the independent reference: kvkit's LagKV port, token for token kvpress's (policies-parity-peers)
+        const w = world(n, W, n * 3 + lag)
+        const lagkv = keptAfterPrefill(createPolicy(`lagkv:tokens=${C},lag=${lag},sinks=4`, model)!, w)
+        const again = world(n, W, n * 3 + lag)
+        again.ctx.promptAfter = 30
+        expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},sinks=4,afterAgnostic=1,afterTail=always`, model)!, again)).toEqual(lagkv)
+      })
+    }
+    it('when the tail is longer than the share, keeps its latest slots', () => {
+      // n 100, lag 16: partitions [0, 80) scored, slots 80..83 the tail before the window [84, 100)
+      const n = 100, C = 18, lag = 16
+      const w = world(n, W, 9)
+      w.ctx.promptAfter = 8
+      // 18 slots: the window's 16, then the tail's two latest, 83 and 82
+      const kept = keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},afterAgnostic=1,afterTail=always`, model)!, w)
+      for (const layer of kept) for (const k of layer) {
+        expect(k.filter((i) => i >= 80)).toEqual([82, 83, ...Array.from({ length: 16 }, (_, i) => 84 + i)])
+        expect(k.length).toBe(C)
+      }
+    })
+  })
+  it('with lagTail=true but no tail first (afterTail off, or the question in the prompt) keeps kvpress\'s LagKV ranks', () => {
+    // n 116, lag 32: kvpress ranks [0, 64); lagTail would rank [64, 96) against the 20 tokens after it
+    const n = 116, C = 40, lag = 32
+    const w = world(n, W, 31)
+    const want = unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w) })
+    expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: 0.5, lag, values: valuesOf(w), lagTail: true }))
+    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},lagTail=true,afterTail=always`, model)!, w)).toEqual(want)
+    const after = world(n, W, 31)
+    after.ctx.promptAfter = 5
+    expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},lag=${lag},lagTail=true`, model)!, after)).toEqual(want)
+  })
   it('names the bad option value before any work', () => {
-    for (const [spec, bad] of [['unionkv:local=1.5', 'local'], ['unionkv:contrast=-4', 'contrast'], ['unionkv:agnostic=2', 'agnostic'], ['unionkv:lag=1', 'lag'], ['unionkv:kernel=4', 'kernel']]) {
+    for (const [spec, bad] of [['unionkv:local=1.5', 'local'], ['unionkv:contrast=-4', 'contrast'], ['unionkv:agnostic=2', 'agnostic'], ['unionkv:lag=1', 'lag'], ['unionkv:kernel=4', 'kernel'], ['unionkv:afterAgnostic=1.5', 'afterAgnostic'], ['unionkv:afterFloor=-0.1', 'afterFloor']]) {
       expect(() => createPolicy(spec, model)).toThrow(bad === 'kernel' ? /kernel=4/ : new RegExp(`option ${bad}=`))
     }
   })
@@ -333,6 +454,21 @@ describe('LagKV score (lagScores)', () => {
       const got = lagScores(Float32Array.from(x.flat()), Float32Array.from(v.flat()), n, d, lag, sinks, -1)
       const want = lagReference(x, v, sinks, lag)
       expect(Array.from(got).map((a) => +a.toFixed(5))).toEqual(want.map((a) => +a.toFixed(5)))
+    })
+  }
+  for (const [n, lag, sinks] of [[40, 8, 0], [100, 32, 2], [116, 32, 0], [90, 32, 4], [60, 16, 0]] as const) {
+    it(`with tail=true ranks the last full partition against the rest after it, from 16 tokens (n ${n}, lag ${lag}, sinks ${sinks})`, () => {
+      const r = rng(n * 7 + lag)
+      const d = 6
+      const x = Array.from({ length: n }, () => Array.from({ length: d }, () => gauss(r)))
+      const v = Array.from({ length: n }, () => Array.from({ length: d }, () => gauss(r)))
+      const got = lagScores(Float32Array.from(x.flat()), Float32Array.from(v.flat()), n, d, lag, sinks, -1, true)
+      const want = lagReference(x, v, sinks, lag, true)
+      expect(Array.from(got).map((a) => +a.toFixed(5))).toEqual(want.map((a) => +a.toFixed(5)))
+      // where the rest is 16 tokens or more, one more partition is ranked than kvpress ranks
+      const rest = n - sinks - Math.floor((n - sinks) / lag) * lag
+      const scored = (s: ArrayLike<number>) => Array.from(s).filter((a) => a >= 0).length
+      expect(scored(got) - scored(lagReference(x, v, sinks, lag))).toBe(rest >= 16 ? lag : 0)
     })
   }
   it('ranks first the token unlike the partition after it', () => {

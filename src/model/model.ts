@@ -415,7 +415,7 @@ export class LlamaModel implements Model {
           reuse.prefilled(c)
         }
       }
-      const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: c + 1, step: 0 }
+      const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: c + 1, step: 0, promptAfter: n - 1 - c }
       ctx.runtime = policyRuntime(this, cache, ids.slice(0, c), () => ctx)
       const t1 = performance.now()
       // this request's policy state; onPrefillEnd runs also for a one-token prompt (empty cache), so

@@ -988,6 +988,26 @@ export interface UnionkvOptions extends BudgetSettings {
    * A number; range 0 <= x <= 1; default 0.
    */
   lagShare?: number
+  /**
+   * step 1's share when the question is prefilled after compression (the context's promptAfter > 0); default: agnostic's.
+   * A number; range 0 <= x <= 1; unset by default.
+   */
+  afterAgnostic?: number
+  /**
+   * when the question is prefilled after compression and step 1 is LagKV's (no gatesFile, agnosticScore=lag): step 1 takes at least this share of the prompt's tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off.
+   * A number; range 0 <= x <= 1; default 0.109375.
+   */
+  afterFloor?: number
+  /**
+   * when the question is prefilled after compression: LagKV's unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress's LagKV keeps it whole; floor: only where afterFloor raises the share.
+   * default "floor".
+   */
+  afterTail?: 'off' | 'floor' | 'always'
+  /**
+   * where afterTail acts: LagKV's last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first.
+   * default false.
+   */
+  lagTail?: boolean
 }
 
 /** UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads (stage: eviction). Throws PolicySpecError for a bad option. */

@@ -11,8 +11,11 @@
  */
 import { rankRange } from './block-scores.js'
 
-/** kvpress's per-partition score of a [n][d] block of keys or values, added into `out` x `weight` */
-function lagRelative(x: Float32Array, d: number, start: number, parts: number, lag: number, out: Float32Array, weight: number): void {
+/**
+ * kvpress's per-partition score of a [n][d] block of keys or values, added into `out` x `weight`; each
+ * partition is normalised by the `refLen` tokens after it (kvpress: a whole partition, lag)
+ */
+function lagRelative(x: Float32Array, d: number, start: number, parts: number, lag: number, out: Float32Array, weight: number, refLen = lag): void {
   const lo = new Float32Array(d)
   const hi = new Float32Array(d)
   const s = new Float32Array(lag)
@@ -21,7 +24,7 @@ function lagRelative(x: Float32Array, d: number, start: number, parts: number, l
     const ref = from + lag
     lo.fill(Infinity)
     hi.fill(-Infinity)
-    for (let t = ref; t < ref + lag; t++) {
+    for (let t = ref; t < ref + refLen; t++) {
       for (let c = 0; c < d; c++) {
         const v = x[t * d + c]
         if (v < lo[c]) lo[c] = v
@@ -51,8 +54,10 @@ function lagRelative(x: Float32Array, d: number, start: number, parts: number, l
 /**
  * LagKV scores of one head's slots (keys and values [n][d]): each scored token's rank inside its
  * partition over lag, in [0, 1) (kvpress's default, without cross_scoring); sinks and tail get `unscored`.
+ * `tail` (kvkit's, not kvpress's) ranks the last full partition too, against the remainder after it
+ * when that holds at least TAIL_REF tokens; the remainder stays unscored.
  */
-export function lagScores(keys: Float32Array, values: Float32Array, n: number, d: number, lag: number, sinks: number, unscored: number): Float32Array {
+export function lagScores(keys: Float32Array, values: Float32Array, n: number, d: number, lag: number, sinks: number, unscored: number, tail = false): Float32Array {
   const out = new Float32Array(n).fill(unscored)
   if (n < sinks + 2 * lag) return out
   const parts = Math.floor((n - sinks) / lag) - 1
@@ -60,5 +65,17 @@ export function lagScores(keys: Float32Array, values: Float32Array, n: number, d
   lagRelative(keys, d, sinks, parts, lag, score, 0.5)
   lagRelative(values, d, sinks, parts, lag, score, 0.5)
   for (let p = 0; p < parts; p++) rankRange(score, sinks + p * lag, sinks + (p + 1) * lag, out)
+  // tail: the last full partition against the shorter text after it (the remainder), where there are
+  // at least TAIL_REF tokens to take a channel's range from; kvpress leaves it unscored (kept whole)
+  const last = sinks + parts * lag
+  const rest = n - last - lag
+  if (tail && rest >= TAIL_REF) {
+    lagRelative(keys, d, last, 1, lag, score, 0.5, rest)
+    lagRelative(values, d, last, 1, lag, score, 0.5, rest)
+    rankRange(score, last, last + lag, out)
+  }
   return out
 }
+
+/** the fewest tokens after LagKV's last full partition that `lagScores(..., tail=true)` ranks it against */
+export const TAIL_REF = 16

@@ -106,6 +106,14 @@ export interface PolicyContext {
   promptLength: number
   /** decode steps taken so far (0 at prefill end) */
   step: number
+  /**
+   * Prompt tokens that are prefilled on the compressed cache after this prefill-end compression
+   * (`GenerateOptions.contextTokens`: a context compressed alone, its question after it, kvpress's
+   * query-agnostic loop). 0 or absent: the whole prompt but its last token is in the cache, so its last
+   * queries are the question's. A hint a policy may use to tell the loops apart (UnionKV's `afterAgnostic`);
+   * the peers' presses ignore it, as kvpress's do.
+   */
+  promptAfter?: number
   /** the runtime's services (absent in a context built without a model) */
   runtime?: PolicyRuntime
 }

@@ -46,6 +46,24 @@
  * `lagShare` with keydiff adds LagKV's picks after KeyDiff's (step 1b below); `keydiff-lag` splits the
  * agnostic share so: KeyDiff's top agnostic/2 x C, then LagKV's up to agnostic x C.
  *
+ * When the question comes after the compression (the context's `promptAfter` > 0: generate's
+ * `contextTokens`, the eval's `--question after`, a document compressed for reuse), the votes come from
+ * the context's own last sentence, which the question rarely needs. `afterAgnostic` then replaces step
+ * 1's share, `afterFloor` raises it to at least that share of the prompt's tokens (LagKV's ranks need a
+ * density per partition to keep a needle; a floor of 0.11 binds at 12.5% only, 0.88 of the budget), and
+ * `afterTail` (`always`, or `floor`: where the floor binds) puts LagKV's unscored tail (its last full
+ * partition and the remainder, before the window) first in step 1, latest first, as kvpress's LagKV
+ * keeps it whole (a needle there is otherwise left to votes that do not reach it). With it `lagTail`
+ * (kvkit's) ranks the last full partition too, against the remainder after it (16 tokens or more), so
+ * only the remainder comes first: kept whole, the tail is about 40% of the budget at 12.5%
+ * (lag-score.ts). With afterAgnostic=1, afterTail=always and sinks=4, UnionKV keeps LagKV's set exactly
+ * (test/policies-unionkv.test.ts). With the question in the prompt none of these acts. Measured at
+ * 12.5% with the question after, 72 prompts (BENCHMARKS.md "UnionKV when the question comes after"):
+ * 43 correct answers before, 49 with share 0.875 and the tail first (LagKV's 49: one vt sample more,
+ * one niah_single less); share 1 with the tail gives LagKV's answers sample for sample; lagTail gave
+ * no more. Hence the defaults afterFloor=7/64, afterTail=floor: they bind below 21.9% of the prompt
+ * and only with the question after, so every other (budget, loop) cell keeps its tokens.
+ *
  * With `gatesFile` (TRIM-KV's learned retention gates, e.g. models/fixture-14m-trimkv), step 1 ranks by
  * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head, and
  * `lagShare` > 0 adds step 1b: each head's top of LagKV's score up to (agnostic + lagShare) x C.
@@ -133,6 +151,10 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'agnosticScore', type: 'string', default: 'lag', choices: ['lag', 'keydiff', 'keydiff-lag', 'mass'], description: 'step 1\'s score, ranked per partition: LagKV\'s, KeyDiff\'s key distinctness, half KeyDiff\'s then half LagKV\'s picks, or H2O\'s attention received' },
   { name: 'gatesFile', type: 'string', default: null, description: 'TRIM-KV retention gates (.json or .safetensors): step 1 ranks by (n - pos) log beta instead of LagKV\'s score (prefill-end compression only)' },
   { name: 'lagShare', type: 'number', default: 0, min: 0, max: 1, description: 'with gatesFile or agnosticScore keydiff/mass: share of each head\'s budget chosen next by LagKV\'s score (step 1b); 0: off' },
+  { name: 'afterAgnostic', type: 'number', default: null, min: 0, max: 1, description: 'step 1\'s share when the question is prefilled after compression (the context\'s promptAfter > 0); default: agnostic\'s' },
+  { name: 'afterFloor', type: 'number', default: 0.109375, min: 0, max: 1, description: 'when the question is prefilled after compression and step 1 is LagKV\'s (no gatesFile, agnosticScore=lag): step 1 takes at least this share of the prompt\'s tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off' },
+  { name: 'afterTail', type: 'string', default: 'floor', choices: ['off', 'floor', 'always'], description: 'when the question is prefilled after compression: LagKV\'s unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress\'s LagKV keeps it whole; floor: only where afterFloor raises the share' },
+  { name: 'lagTail', type: 'boolean', default: false, description: 'where afterTail acts: LagKV\'s last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first' },
 ]
 
 /**
@@ -187,13 +209,21 @@ export const unionkv: PolicyDefinition = {
     const lagShare = o.lagShare as number
     const split = o.agnosticScore === 'keydiff-lag'
     const agnosticScore = split ? 'keydiff' : (o.agnosticScore as 'lag' | 'keydiff' | 'mass')
-    const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag' | 'keydiff' | 'mass'): Float32Array => {
+    // unset (null or absent): agnostic's share in both loops
+    const afterAgnostic = typeof o.afterAgnostic === 'number' ? o.afterAgnostic : null
+    const afterTail = o.afterTail as 'off' | 'floor' | 'always'
+    const afterFloor = o.afterFloor as number
+    const lagTail = o.lagTail as boolean
+    const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag' | 'keydiff' | 'mass', tail = false): Float32Array => {
+      // the ranked tail only where the tail comes first: elsewhere step 1 is kvpress's LagKV score
       const n = ctx.cache.length(l, h)
       const s = by === 'gates' ? retentionScores(gates!, ctx, l, h)
         : by === 'keydiff' ? keyDiffScores(ctx.cache.readKeys(l, h), n, model.headDim, sinks, lag, -Infinity, o.blockRank as boolean)
           : by === 'mass' ? massScores(massOf(ctx, l, h, n), n, sinks, lag, -Infinity)
-            : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity)
+            : lagScores(ctx.cache.readKeys(l, h), ctx.cache.readValues(l, h), n, model.headDim, lag, sinks, -Infinity, tail && lagTail)
       const pooled = span > 1 && by !== 'gates' ? maxPoolScored(s, span, -Infinity) : s
+      // LagKV scores no slot of its last full partition and remainder: ranked above its ranks ([0, 1)), latest first
+      if (tail && by === 'lag') for (let i = n - 1; i >= sinks && pooled[i] === -Infinity; i--) pooled[i] = 1 + i / n
       pooled.fill(Infinity, 0, Math.min(sinks, n)).fill(Infinity, Math.max(0, n - window))
       return pooled
     }
@@ -211,6 +241,14 @@ export const unionkv: PolicyDefinition = {
         ...(gates ? { traits: { readsPrompt: 'shared-slots' as const } } : {}),
         needs: { ...scorer.needs, ...(gates ? { hiddenStates: true } : {}), ...(agnosticScore === 'mass' && agnostic > 0 && !gates ? { prefillAttentionMass: true } : {}) },
         keepModel(ctx, votes, C) {
+          // the prompt's last queries are the context's own when its question is prefilled afterwards
+          const questionAfter = (ctx.promptAfter ?? 0) > 0 && ctx.step === 0
+          const base = questionAfter && afterAgnostic !== null ? afterAgnostic : agnostic
+          // the floor counts the prompt's tokens (every head holds them all at prefill end); it is LagKV's
+          // density, so it binds only where step 1 is LagKV's score (not the gates', KeyDiff's or H2O's)
+          const floored = questionAfter && C > 0 && !gates && agnosticScore === 'lag' && !split
+          const share = floored ? Math.max(base, Math.min(1, (afterFloor * ctx.cache.length(0, 0)) / C)) : base
+          const tail = questionAfter && (afterTail === 'always' || (afterTail === 'floor' && share > base))
           const flat = votes.flat()
           const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, contrastSpan)), 'max') : null
           const union = combine(flat, 'max')
@@ -218,10 +256,10 @@ export const unionkv: PolicyDefinition = {
             const own = combine(layer, 'sum')
             return layer.map((_, h) => {
               const k = new Uint8Array(union.length)
-              const first = split && !gates ? agnostic / 2 : agnostic
-              if (first > 0) fill(ctx.ops, agnosticOf(ctx, l, h, gates ? 'gates' : agnosticScore), k, Math.round(first * C))
-              const second = split && !gates ? agnostic / 2 : lagShare
-              if (second > 0) fill(ctx.ops, agnosticOf(ctx, l, h, 'lag'), k, Math.round((first + second) * C) - held(k))
+              const first = split && !gates ? share / 2 : share
+              if (first > 0) fill(ctx.ops, agnosticOf(ctx, l, h, gates ? 'gates' : agnosticScore, tail), k, Math.round(first * C))
+              const second = split && !gates ? share / 2 : lagShare
+              if (second > 0) fill(ctx.ops, agnosticOf(ctx, l, h, 'lag', tail), k, Math.round((first + second) * C) - held(k))
               if (contrasted) fill(ctx.ops, contrasted, k, Math.round(contrastShare * C))
               fill(ctx.ops, union, k, Math.round((1 - local) * C) - held(k))
               fill(ctx.ops, own, k, C - held(k))
