@@ -1,7 +1,7 @@
 import type { LlamaModel } from '../model/model.js'
 import { loadChunk, MemoryChunkStore, placeChunk, placeRows, type ChunkStore } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
-import { checkChunkStore, ReuseError } from './errors.js'
+import { checkChunkStore, checkSalt, ReuseError } from './errors.js'
 import { contextLimitText } from '../model/errors.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
 
@@ -58,7 +58,7 @@ export class CacheBlend extends SelectiveReuse {
     if (prefix !== 'none' && prefix !== 'bos') throw new ReuseError(`CacheBlend: chunkPrefix must be 'none' or 'bos', got ${JSON.stringify(prefix)}`)
     if (prefix === 'bos' && model.config.bosTokenId === undefined) throw new ReuseError("CacheBlend: chunkPrefix 'bos' needs a model with a bos_token_id")
     this.chunkPrefix = prefix
-    this.salt = options.salt ?? ''
+    this.salt = checkSalt('CacheBlend', options.salt)
     checkChunkStore('CacheBlend', options.store)
     this.store = options.store ?? new MemoryChunkStore()
   }

@@ -1,7 +1,7 @@
 import type { LlamaModel } from '../model/model.js'
 import { chunkKey, MemoryChunkStore, placeRows, readLayers, type ChunkKV, type ChunkStore } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
-import { checkChunkStore, ReuseError } from './errors.js'
+import { checkChunkStore, checkSalt, ReuseError } from './errors.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
 import { alignTokens, type TokenAlignment } from './token-align.js'
 import { checkDecodeRefresh, DecodeRefresh, type DecodeRefreshOptions, type DecodeRefreshReport } from './decode-refresh.js'
@@ -95,7 +95,7 @@ export class KVShare extends SelectiveReuse {
     if (!(Number.isInteger(maxRequests) && maxRequests >= 1)) throw new ReuseError(`KVShare: maxRequests must be an integer >= 1, got ${maxRequests}`)
     this.minReuse = minReuse
     this.maxRequests = maxRequests
-    this.salt = options.salt ?? ''
+    this.salt = checkSalt('KVShare', options.salt)
     checkChunkStore('KVShare', options.store)
     this.store = options.store ?? new MemoryChunkStore()
     this.decodeRefresh = options.decodeRefresh === false ? null : checkDecodeRefresh(options.decodeRefresh ?? {})
