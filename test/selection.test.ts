@@ -54,7 +54,8 @@ function refTokenSelect(ctx: PolicyContext, layer: number, heads: number[], q: F
   const r = pool >> 1
   const raw = vote.slice()
   for (let i = 0; i < n; i++) for (let j = Math.max(0, i - r); j <= Math.min(n - 1, i + r); j++) vote[i] = Math.max(vote[i], raw[j])
-  const f = Math.min(first, B)
+  // the last window keeps the newest slot whenever last > 0, however small B (the twin of windowsOf)
+  const f = Math.min(first, last > 0 ? B - 1 : B)
   const l = Math.min(last, B - f)
   const mid = Array.from({ length: Math.max(0, n - l - f) }, (_, i) => i + f).sort((a, b) => vote[b] - vote[a] || a - b)
   const chosen = new Set([...Array.from({ length: f }, (_, i) => i), ...mid.slice(0, B - f - l), ...Array.from({ length: l }, (_, i) => n - l + i)])
@@ -95,6 +96,8 @@ function selectOnce(policy: Policy, ctx: PolicyContext, layer: number, q: Float3
 describe('TokenSelect matches its plain twin', () => {
   const grid: [number, number, number, number][] = []
   for (const n of [40, 300, 900]) for (const B of [12, 64, 256]) for (const [first, last] of [[0, 0], [4, 8], [32, 64]]) grid.push([n, B, first, last])
+  // budgets at and under the paper's windows (first 128, last 512)
+  for (const n of [40, 300]) for (const B of [1, 2, 12, 128]) grid.push([n, B, 128, 512])
   it.each(grid)('n=%i tokens=%i first=%i last=%i: the soft vote of the layer picks the twin\'s slots', (n, B, first, last) => {
     const { ctx, cache } = randomContext(n * 7 + B, M, n, 1)
     const q = randArray(rng(n + B), M.qHeads * M.headDim, 2)
@@ -104,6 +107,22 @@ describe('TokenSelect matches its plain twin', () => {
     else {
       const want = refTokenSelect(ctx, 1, [0, 1], q, B, first, last)
       for (let g = 0; g < M.kvHeads; g++) expect(Array.from(sel![g]!)).toEqual(want)
+    }
+    session.dispose?.()
+    cache.dispose()
+  })
+
+  it.each([1, 2, 12, 128, 129])('tokens=%i under the paper\'s windows: every step attends its own key (the newest slot)', (B) => {
+    const n = 300
+    const { ctx, cache } = randomContext(n + B, M, n, 1)
+    const q = randArray(rng(B), M.qHeads * M.headDim, 2)
+    const { session, sel } = selectOnce(createPolicy(`tokenselect:tokens=${B},cache=false`, M)!, ctx, 1, q)
+    for (let g = 0; g < M.kvHeads; g++) {
+      const slots = Array.from(sel![g]!)
+      expect(slots).toHaveLength(B)
+      expect(slots[slots.length - 1]).toBe(n - 1)
+      // the rest of the budget is the first window: the sinks (the paper's 128) before the newest slot
+      expect(slots.slice(0, -1)).toEqual(Array.from({ length: Math.min(B - 1, 128) }, (_, i) => i))
     }
     session.dispose?.()
     cache.dispose()

@@ -77,6 +77,16 @@ export function softVoteTop(ctx: PolicyContext, layer: number, heads: number[], 
   }
 }
 
+/**
+ * The first and last windows of a budget of B tokens: `first` first, then `last`, each clipped to what is
+ * left, except that the last window keeps the newest slot (the step's own key) whenever `last` > 0: with
+ * B <= first (the paper's 128) every step attended only the prompt's first tokens, never itself.
+ */
+function windowsOf(B: number, first: number, last: number): { f: number; l: number } {
+  const f = Math.min(first, B - Math.min(last, 1))
+  return { f, l: Math.min(last, B - f) }
+}
+
 export const tokenselect: PolicyDefinition = {
   name: 'tokenselect',
   description: 'TokenSelect: per-step token selection by a soft vote of the query heads, with the Selection Cache',
@@ -121,8 +131,7 @@ export const tokenselect: PolicyDefinition = {
             const lengths = Array.from({ length: model.kvHeads }, (_, g) => ctx.cache.length(layer, g))
             if (lengths.every((n) => n <= B)) return null
             const units = aligned ? [Array.from({ length: model.kvHeads }, (_, g) => g)] : lengths.map((_, g) => [g])
-            const f = Math.min(first, B)
-            const l = Math.min(last, B - f)
+            const { f, l } = windowsOf(B, first, last)
             const prev = cached[layer]
             let top: Int32Array[]
             if (useCache) lookups++
@@ -144,9 +153,9 @@ export const tokenselect: PolicyDefinition = {
             // keys and pool max-pools the vote, which the plan cannot say
             if (o.rope === 'selected' || pool > 1) return null
             const B = selectionBudget(o, ctx.promptLength)
-            const f = Math.min(first, B)
+            const { f, l } = windowsOf(B, first, last)
             return {
-              kind: 'soft-vote', budget: B, first: f, last: Math.min(last, B - f), vote: aligned ? 'layer' : 'head', dense,
+              kind: 'soft-vote', budget: B, first: f, last: l, vote: aligned ? 'layer' : 'head', dense,
               threshold: useCache ? threshold : null,
               lookup(hit) {
                 lookups++
