@@ -175,6 +175,10 @@ export async function serve(model: LlamaModel, options: ServeOptions = {}): Prom
       server.off('error', reject)
       resolve()
     })
+  }).catch(async (e: unknown) => {
+    // the caller gets no server to close: the engine's tokenizer thread and prefix cache stop here
+    await engine.close(e)
+    throw e
   })
   const addr = server.address() as AddressInfo
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
