@@ -503,7 +503,7 @@ export class ServeEngine {
     this.stats.peakKvBytes = Math.max(this.stats.peakKvBytes, s.liveBytes.wasm + s.pooledBytes)
   }
 
-  /** refuses queued requests, waits for running ones (the caller aborts them first), frees the prefix cache */
+  /** refuses queued requests, waits for running ones (the caller aborts them first), frees the prefix cache, stops the tokenizer thread */
   async close(reason: unknown): Promise<void> {
     this.scheduler.rejectWaiting(reason)
     await Promise.allSettled([...this.active])
