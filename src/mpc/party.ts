@@ -32,6 +32,13 @@ export interface PartyOptions {
   trunc?: TruncMode
 }
 
+/** Refuses (FixedPointError, naming it) a fracBits or trunc a party cannot run at; createInProcessParties checks them before its channel opens. */
+export function checkPartyOptions(options: PartyOptions): void {
+  checkFracBits(options.fracBits ?? 18)
+  const trunc = options.trunc ?? 'one-round'
+  if (!TRUNC_MODES.includes(trunc)) throw new FixedPointError(`trunc must be one of ${TRUNC_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(trunc)}`)
+}
+
 export class ProtocolError extends Error {
   override name = 'ProtocolError'
 }
@@ -59,10 +66,9 @@ export class Party implements FxEngine {
     readonly cost: CostLog,
     options: PartyOptions = {},
   ) {
+    checkPartyOptions(options)
     this.fracBits = options.fracBits ?? 18
-    checkFracBits(this.fracBits)
     this.truncMode = options.trunc ?? 'one-round'
-    if (!TRUNC_MODES.includes(this.truncMode)) throw new FixedPointError(`trunc must be one of ${TRUNC_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(this.truncMode)}`)
     if (dealer.party !== id) throw new ProtocolError(`party ${id} was given party ${dealer.party}'s dealer stream`)
   }
 

@@ -5,7 +5,7 @@
 import { CostLog } from './cost.js'
 import { DealerStream, type DealerSeeds } from './dealer.js'
 import { optionNamesProblem } from '../model/errors.js'
-import { Party, ProtocolError, type PartyOptions } from './party.js'
+import { checkPartyOptions, Party, ProtocolError, type PartyOptions } from './party.js'
 import { ChaCha20Prg } from './prg.js'
 import type { Ring, Words } from './ring.js'
 import { inProcessPair, type Transport } from './transport.js'
@@ -30,6 +30,19 @@ function checkSetup(ring: Ring, setup: PartySetup): void {
   if (missing.length) throw new ProtocolError(`createParty: ring must be a Ring (createWasmRing() or referenceRing), got ${r === null ? 'null' : typeof r}${typeof r === 'object' && r !== null ? ` without ${missing.join(', ')}` : ''}`)
   const problem = optionNamesProblem(setup, SETUP_OPTIONS)
   if (problem !== undefined) throw new ProtocolError(`createParty: ${problem}`)
+  checkPartyOptions(setup)
+  if (setup.seeds !== undefined) checkSeeds(setup.seeds)
+}
+
+/** the dealer's seeds as ChaCha20Prg takes them (a string, hashed, or 32 bytes): a number failed inside the dealer with a TypeError */
+function checkSeeds(seeds: DealerSeeds): void {
+  if (typeof seeds !== 'object' || seeds === null) throw new ProtocolError(`createParty: seeds must be an object with seed0 and seed1, got ${seeds === null ? 'null' : typeof seeds}`)
+  for (const key of ['seed0', 'seed1', 'dealer'] as const) {
+    const s: unknown = seeds[key]
+    if (key === 'dealer' && s === undefined) continue
+    if (typeof s === 'string' || (s instanceof Uint8Array && s.length === 32)) continue
+    throw new ProtocolError(`createParty: seeds.${key} must be a string or 32 bytes (Uint8Array), got ${s instanceof Uint8Array ? `${s.length} bytes` : s === null ? 'null' : typeof s}`)
+  }
 }
 
 /** One party over a given transport (for the socket transport, each process makes its own). */
@@ -45,7 +58,14 @@ export function createInProcessParties(ring: Ring, setup: PartySetup = {}, wrap?
   // before the channel exists: a refused setup leaves no port open to hold the process
   checkSetup(ring, setup)
   const [t0, t1] = inProcessPair()
-  return [createParty(0, wrap ? wrap(t0) : t0, ring, setup), createParty(1, wrap ? wrap(t1) : t1, ring, setup)]
+  try {
+    return [createParty(0, wrap ? wrap(t0) : t0, ring, setup), createParty(1, wrap ? wrap(t1) : t1, ring, setup)]
+  } catch (e) {
+    // the caller gets no party to close: an open port would keep the process alive
+    t0.close()
+    t1.close()
+    throw e
+  }
 }
 
 /** Runs the same program on both parties concurrently; resolves with both results. */

@@ -115,12 +115,22 @@ function checkPromptReaders(parts: readonly Policy[], names: string): void {
   })
 }
 
+/**
+ * What a composition reads of the prompt as prefilled: the most any part reads ('whole' over
+ * 'shared-slots'), not only its first part's (a decode-time selector before KVzip hid KVzip's, and the
+ * composition was taken after SnapKV, failing after the prefill with a CacheError)
+ */
+function promptReading(parts: readonly Policy[]): Pick<PolicyTraits, 'readsPrompt'> {
+  const reads = parts.map((p) => p.traits?.readsPrompt)
+  return reads.includes('whole') ? { readsPrompt: 'whole' } : reads.includes('shared-slots') ? { readsPrompt: 'shared-slots' } : {}
+}
+
 export function composePolicies(parts: readonly Policy[]): Policy {
   if (parts.length === 0) throw new PolicyCompositionError('composePolicies: nothing to compose')
   checkComposition(parts)
   const traits: PolicyTraits = {
     decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes), offloads: parts.some((p) => p.traits?.offloads), packsWholeKeys: parts.some((p) => p.traits?.packsWholeKeys),
-    sharedSlots: parts.every((p) => p.traits?.sharedSlots || p.start().selectTokens), ...(parts[0].traits?.readsPrompt ? { readsPrompt: parts[0].traits.readsPrompt } : {}),
+    sharedSlots: parts.every((p) => p.traits?.sharedSlots || p.start().selectTokens), ...promptReading(parts),
   }
   return {
     name: parts.map((p) => p.name).join('+'),

@@ -255,7 +255,8 @@ export class ServeEngine {
   encode(text: string): Promise<number[]> {
     const thread = this.tokenizerThread
     const here = async () => this.model.tokenizer.encode(text)
-    if (!thread || thread.broken) return here()
+    // a text that is not one gets the tokenizer's own ModelInputError: the worker's would cross as a plain Error
+    if (!thread || thread.broken || typeof text !== 'string') return here()
     // a worker that failed on its own (its script left out of a bundle): the event loop tokenizes, as before
     return thread.encode(text).catch((e: unknown) => (thread.broken ? here() : Promise.reject(e)))
   }
@@ -502,7 +503,7 @@ export class ServeEngine {
     this.stats.peakKvBytes = Math.max(this.stats.peakKvBytes, s.liveBytes.wasm + s.pooledBytes)
   }
 
-  /** refuses queued requests, waits for running ones (the caller aborts them first), frees the prefix cache */
+  /** refuses queued requests, waits for running ones (the caller aborts them first), frees the prefix cache, stops the tokenizer thread */
   async close(reason: unknown): Promise<void> {
     this.scheduler.rejectWaiting(reason)
     await Promise.allSettled([...this.active])

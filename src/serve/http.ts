@@ -113,10 +113,19 @@ export async function serve(model: LlamaModel, options: ServeOptions = {}): Prom
     if (closing) throw new ApiError(503, 'the server is shutting down')
     const body = await readJson(req, limit)
     const parsed = chat ? parseBody(chatRequestSchema, body) : parseBody(completionRequestSchema, body)
-    // a server closing meanwhile stops the tokenizer thread under a request still being tokenized
-    const job = await (chat ? engine.chatJob(parsed as never) : engine.completionJob(parsed as never)).catch((e: unknown) => {
-      throw closing ? new ApiError(503, 'the server is shutting down') : e
-    })
+    // a server closing meanwhile stops the tokenizer thread under a request still being tokenized; one
+    // tokenized (or its body read) after close() began must not run: the engine waits only for the jobs
+    // running when it closes, then disposes the prefix cache
+    const shuttingDown = () => new ApiError(503, 'the server is shutting down')
+    const job = await (chat ? engine.chatJob(parsed as never) : engine.completionJob(parsed as never)).then(
+      (j) => {
+        if (closing) throw shuttingDown()
+        return j
+      },
+      (e: unknown) => {
+        throw closing ? shuttingDown() : e
+      },
+    )
     const abort = new AbortController()
     running.add(abort)
     // the response closing before it ended: the client went away, its request stops and frees its KV
@@ -166,6 +175,10 @@ export async function serve(model: LlamaModel, options: ServeOptions = {}): Prom
       server.off('error', reject)
       resolve()
     })
+  }).catch(async (e: unknown) => {
+    // the caller gets no server to close: the engine's tokenizer thread and prefix cache stop here
+    await engine.close(e)
+    throw e
   })
   const addr = server.address() as AddressInfo
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
