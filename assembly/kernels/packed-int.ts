@@ -199,7 +199,8 @@ export function packedIntDotAdd(): i32 {
 /**
  * The accumulating path (one i32x4.relaxed_dot_i8x16_i7x16_add_s a vector: 16 multiply-adds into i32
  * lanes, one VNNI vpdpbusd where the engine has it): heads h0 .. h0 + H - 1 (H <= 4, a constant after
- * inlining) over token quads j and j + 1 of the tile, each tile vector read once for all H heads (eight
+ * inlining; their int8 queries d bytes apart from words, the relaxed build's wordBytes) over token quads
+ * j and j + 1 of the tile, each tile vector read once for all H heads (eight
  * i32x4 sums at most, so they stay in registers). Scores go out as step * sum + bias for `valid` tokens.
  */
 // @ts-ignore: decorator

@@ -63,10 +63,15 @@ function remapHooks(hooks: LayerHooks[], d: Decision, kvHeads: number, before: (
   })
 }
 
+/** whether a part selects tokens at decode time (its sessions have selectTokens): it changes no slots */
+function selectsTokens(p: Policy): boolean {
+  return p.start().selectTokens !== undefined
+}
+
 /** Refuses parts that cannot work together (see the module comment), naming them. */
 export function checkComposition(parts: readonly Policy[]): void {
   const names = parts.map((p) => p.name).join('+')
-  const selecting = parts.filter((p) => p.start().selectTokens)
+  const selecting = parts.filter(selectsTokens)
   if (selecting.length > 1)
     throw new PolicyCompositionError(`${names}: ${selecting.map((p) => p.name).join(' and ')} both select tokens at decode time; a composition can hold one such part`)
   const quantizing = parts.filter((p) => p.traits?.quantizes)
@@ -106,7 +111,7 @@ function checkPromptReaders(parts: readonly Policy[], names: string): void {
   parts.forEach((p, i) => {
     const reads = p.traits?.readsPrompt
     if (!reads) return
-    const before = parts.slice(0, i).filter((e) => !(e.start().selectTokens && !e.traits?.decodes))
+    const before = parts.slice(0, i).filter((e) => !(selectsTokens(e) && !e.traits?.decodes))
     const bad = reads === 'whole' ? before[0] : before.find((e) => !e.traits?.sharedSlots)
     if (!bad) return
     throw new PolicyCompositionError(reads === 'whole'
@@ -130,7 +135,7 @@ export function composePolicies(parts: readonly Policy[]): Policy {
   checkComposition(parts)
   const traits: PolicyTraits = {
     decodes: parts.some((p) => p.traits?.decodes), prunesChannels: parts.some((p) => p.traits?.prunesChannels), quantizes: parts.some((p) => p.traits?.quantizes), offloads: parts.some((p) => p.traits?.offloads), packsWholeKeys: parts.some((p) => p.traits?.packsWholeKeys),
-    sharedSlots: parts.every((p) => p.traits?.sharedSlots || p.start().selectTokens), ...promptReading(parts),
+    sharedSlots: parts.every((p) => p.traits?.sharedSlots || selectsTokens(p)), ...promptReading(parts),
   }
   return {
     name: parts.map((p) => p.name).join('+'),

@@ -12,10 +12,6 @@ export function checkOptionNames(where: string, options: unknown, known: Readonl
 }
 
 /**
- * Throws ReuseError unless `store` is a ChunkStore (get and set functions, delete a function where given);
- * a plain object failed at the first prepare, as a TypeError from inside the load ("store.get is not a function").
- */
-/**
  * A per-tenant salt of store keys ('' when absent): a ReuseError naming the type where it is not a string,
  * since keys are built from its text and every object would share the salt "[object Object]".
  */
@@ -25,6 +21,10 @@ export function checkSalt(where: string, salt: unknown): string {
   return salt
 }
 
+/**
+ * Throws ReuseError unless `store` is a ChunkStore (get and set functions, delete a function where given);
+ * a plain object failed at the first prepare, as a TypeError from inside the load ("store.get is not a function").
+ */
 export function checkChunkStore(where: string, store: unknown): void {
   if (store === undefined) return
   const s = store as Record<string, unknown> | null
