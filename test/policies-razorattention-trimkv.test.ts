@@ -229,15 +229,19 @@ describe('TRIM-KV', () => {
     }
   })
 
-  it('UnionKV with gatesFile and lagShare: after the gates\' share each head takes LagKV\'s top of the rest, the window kept', () => {
-    const r = rng(85)
+  /** 48 tokens of random keys, values and hidden states, hand-made gates; a 4-token window, LagKV partitions of 8, 16 kept */
+  function gatesWorld(seed: number) {
+    const r = rng(seed)
     const layers = handGates(r)
     const n = 48
     const w = 4
-    const lag = 8
     const hs = Array.from({ length: m.layers }, () => randArray(r, n * H, 2))
-    const { ctx } = randomContext(86, m, n, w, (l) => ({ hiddenStates: hs[l] }))
-    const C = 16
+    const { ctx } = randomContext(seed + 1, m, n, w, (l) => ({ hiddenStates: hs[l] }))
+    return { layers, hs, ctx, n, w, lag: 8, C: 16 }
+  }
+
+  it('UnionKV with gatesFile and lagShare: after the gates\' share each head takes LagKV\'s top of the rest, the window kept', () => {
+    const { layers, hs, ctx, n, w, lag, C } = gatesWorld(85)
     // agnostic + lagShare = 1: the whole budget is the window, the gates' top, then LagKV's top of what is left
     const dec = createPolicy(`unionkv:tokens=${C},window=${w},agnostic=0.5,lagShare=0.5,lag=${lag},gatesFile=${writeJSON(layers)}`, m)!.start().onPrefillEnd!(ctx)!
     const positions = Array.from({ length: n }, (_, i) => i)
@@ -249,6 +253,36 @@ describe('TRIM-KV', () => {
       expect(Array.from(hd.keep)).toEqual([...taken, ...byLag].sort((a, b) => a - b))
     }
     expect(() => createPolicy('unionkv:lagShare=0.25,agnosticScore=lag', m)).toThrow(/lagShare=0.25 needs gatesFile/)
+  })
+
+  it('UnionKV with gatesFile and the question after: LagKV\'s floor first (its tail latest first), then the gates\' top of the rest, the window kept', () => {
+    const { layers, hs, ctx, n, w, lag, C } = gatesWorld(87)
+    ctx.promptAfter = 6
+    // afterFloor 0.25: LagKV takes 0.25 x 48 = 12 of the 16 slots (above agnostic's 8), the gates the other 4
+    const dec = createPolicy(`unionkv:tokens=${C},window=${w},lag=${lag},afterFloor=0.25,gatesFile=${writeJSON(layers)}`, m)!.start().onPrefillEnd!(ctx)!
+    const positions = Array.from({ length: n }, (_, i) => i)
+    const top = (score: (i: number) => number, from: number[], count: number) => from.slice().sort((a, b) => score(b) - score(a) || a - b).slice(0, count)
+    for (const hd of dec.heads) {
+      const lagScore = lagScores(ctx.cache.readKeys(hd.layer, hd.head), ctx.cache.readValues(hd.layer, hd.head), n, m.headDim, lag, 0, -Infinity)
+      const taken = new Set(positions.slice(n - w))
+      let lastScored = n - w - 1
+      while (lagScore[lastScored] === -Infinity) lastScored--
+      for (let i = n - w - 1; i > lastScored && taken.size < 12; i--) taken.add(i)
+      for (const i of top((i) => lagScore[i], positions.filter((i) => !taken.has(i) && lagScore[i] > -Infinity), 12 - taken.size)) taken.add(i)
+      const retention = (i: number) => {
+        const z = layers[hd.layer].bias[hd.head] + layers[hd.layer].weight[hd.head].reduce((a, x, c) => a + x * hs[hd.layer][i * H + c], 0)
+        return (n - i) * Math.log(1 / (1 + Math.exp(-z)))
+      }
+      for (const i of top(retention, positions.filter((i) => !taken.has(i)), C - taken.size)) taken.add(i)
+      expect(Array.from(hd.keep)).toEqual([...taken].sort((a, b) => a - b))
+    }
+    // the same spec with the question in the prompt: the gates' half and the votes, as before
+    ctx.promptAfter = 0
+    const inPrompt = createPolicy(`unionkv:tokens=${C},window=${w},lag=${lag},afterFloor=0.25,gatesFile=${writeJSON(layers)}`, m)!.start().onPrefillEnd!(ctx)!
+    const plain = createPolicy(`unionkv:tokens=${C},window=${w},lag=${lag},gatesFile=${writeJSON(layers)}`, m)!.start().onPrefillEnd!(ctx)!
+    expect(inPrompt.heads.map((hd) => Array.from(hd.keep))).toEqual(plain.heads.map((hd) => Array.from(hd.keep)))
+    expect(inPrompt.heads.map((hd) => Array.from(hd.keep))).not.toEqual(dec.heads.map((hd) => Array.from(hd.keep)))
+    expect(() => createPolicy('unionkv:afterRest=gates', m)).toThrow(/afterRest=gates needs gatesFile/)
   })
 
   it('UnionKV refuses gates for another model and decode-time compression with gates, naming the values', () => {

@@ -83,7 +83,7 @@ function massReference(mass: ArrayLike<number>, n: number, h: number, sinks: num
   return blockRankReference(Array.from({ length: n }, (_, i) => mass[h * n + i] / (n - i)), sinks, block)
 }
 
-function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number; lagShare?: number; tail?: boolean; lagTail?: boolean }): number[][][] {
+function unionReference(w: World, C: number, o: { local: number; contrast?: number; contrastShare?: number; agnostic?: number; lag?: number; values?: number[][][][]; score?: 'lag' | 'keydiff' | 'mass'; blockRank?: boolean; span?: number; lagShare?: number; tail?: boolean; lagTail?: boolean; restKeyDiff?: boolean }): number[][][] {
   const votes = votesOf(w)
   const n = votes[0][0].length
   const take = (score: number[], count: number, into: Set<number>) => {
@@ -122,6 +122,8 @@ function unionReference(w: World, C: number, o: { local: number; contrast?: numb
         const lag2 = lagReference(w.keys[l][h], o.values![l][h], 0, o.lag!).map((s, i) => (i >= n - W ? Infinity : s < 0 ? -Infinity : s))
         take(lag2, Math.round((o.agnostic + o.lagShare) * C) - k.size, k)
       }
+      // afterRest=keydiff: KeyDiff's block ranks fill the rest of the budget
+      if (o.restKeyDiff) take(keyDiffReference(w.keys[l][h], 0, o.lag!, true).map((s, i) => (i >= n - W ? Infinity : s < 0 ? -Infinity : s)), C - k.size, k)
     }
     if (contrasted) take(contrasted, Math.round(o.contrastShare! * C), k)
     take(maxOf(votes.flat()), Math.round((1 - o.local) * C) - k.size, k)
@@ -320,6 +322,15 @@ describe('UnionKV', () => {
         expect(keptAfterPrefill(createPolicy(`unionkv:budget=${budget}`, model)!, w)).toEqual(want)
       })
     }
+    it('with afterRest=keydiff, where the floor binds, fills the rest of the budget by KeyDiff\'s ranks instead of the votes', () => {
+      const n = 300, C = 37, lag = 128
+      const w = world(n, W, 91)
+      const share = (7 / 64) * n / C
+      const want = unionReference(w, C, { local: 0.25, agnostic: share, lag, values: valuesOf(w), tail: true, restKeyDiff: true })
+      expect(want).not.toEqual(unionReference(w, C, { local: 0.25, agnostic: share, lag, values: valuesOf(w), tail: true }))
+      w.ctx.promptAfter = 20
+      expect(keptAfterPrefill(createPolicy(`unionkv:tokens=${C},afterRest=keydiff`, model)!, w)).toEqual(want)
+    })
     it('with agnosticScore other than lag the floor does not bind (it is LagKV\'s density)', () => {
       const n = 300, C = 37
       const w = world(n, W, 88)

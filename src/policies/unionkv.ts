@@ -62,7 +62,12 @@
  * 43 correct answers before, 49 with share 0.875 and the tail first (LagKV's 49: one vt sample more,
  * one niah_single less); share 1 with the tail gives LagKV's answers sample for sample; lagTail gave
  * no more. Hence the defaults afterFloor=7/64, afterTail=floor: they bind below 21.9% of the prompt
- * and only with the question after, so every other (budget, loop) cell keeps its tokens.
+ * and only with the question after, so every other (budget, loop) cell keeps its tokens. Where the floor
+ * binds, `afterRest` says what fills the rest of the budget after LagKV's floor: the votes (steps 3-4,
+ * the default without gates), TRIM-KV's retention (`gates`, the default with `gatesFile`: the floor binds
+ * with the gates too, LagKV's picks first) or KeyDiff's ranks (`keydiff`). On the 72 prompts at 12.5%
+ * they all keep 47-49 answers, LagKV 49; on the untuned books the gates keep 49 against LagKV's 47
+ * (BENCHMARKS.md "UnionKV with the gates when the question comes after").
  *
  * With `gatesFile` (TRIM-KV's learned retention gates, e.g. models/fixture-14m-trimkv), step 1 ranks by
  * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head, and
@@ -154,6 +159,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'afterAgnostic', type: 'number', default: null, min: 0, max: 1, description: 'step 1\'s share when the question is prefilled after compression (the context\'s promptAfter > 0); default: agnostic\'s' },
   { name: 'afterFloor', type: 'number', default: 0.109375, min: 0, max: 1, description: 'when the question is prefilled after compression and step 1 is LagKV\'s (no gatesFile, agnosticScore=lag): step 1 takes at least this share of the prompt\'s tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off' },
   { name: 'afterTail', type: 'string', default: 'floor', choices: ['off', 'floor', 'always'], description: 'when the question is prefilled after compression: LagKV\'s unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress\'s LagKV keeps it whole; floor: only where afterFloor raises the share' },
+  { name: 'afterRest', type: 'string', default: 'auto', choices: ['auto', 'votes', 'gates', 'keydiff'], description: 'when the question is prefilled after compression and afterFloor binds: what fills the budget after LagKV\'s floor: the votes (steps 3-4), TRIM-KV\'s retention (needs gatesFile) or KeyDiff\'s key distinctness (both query-agnostic); auto: gates with gatesFile, else votes' },
   { name: 'lagTail', type: 'boolean', default: false, description: 'where afterTail acts: LagKV\'s last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first' },
 ]
 
@@ -193,6 +199,7 @@ export const unionkv: PolicyDefinition = {
     if (!o.blockRank && agnosticScore !== 'keydiff') throw new PolicyOptionValueError(`unionkv: blockRank=false needs agnosticScore=keydiff, got ${agnosticScore}`)
     // H2O's mass is captured over the prompt only: a decode-time recompression would rank stale sums
     if (agnosticScore === 'mass' && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=mass scores tokens at prefill end only; every must be 0, got ${o.every}`)
+    if (o.afterRest === 'gates' && !gates) throw new PolicyOptionValueError('unionkv: afterRest=gates needs gatesFile (TRIM-KV\'s retention gates)')
     if ((o.lagShare as number) > 0 && !gates && o.agnosticScore === 'lag') throw new PolicyOptionValueError(`unionkv: lagShare=${o.lagShare} needs gatesFile or agnosticScore other than lag (with lag, agnostic is LagKV's share)`)
   },
   create(o, model) {
@@ -214,6 +221,7 @@ export const unionkv: PolicyDefinition = {
     const afterTail = o.afterTail as 'off' | 'floor' | 'always'
     const afterFloor = o.afterFloor as number
     const lagTail = o.lagTail as boolean
+    const afterRest = o.afterRest === 'auto' ? (gates ? 'gates' : 'votes') : (o.afterRest as 'votes' | 'gates' | 'keydiff')
     const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag' | 'keydiff' | 'mass', tail = false): Float32Array => {
       // the ranked tail only where the tail comes first: elsewhere step 1 is kvpress's LagKV score
       const n = ctx.cache.length(l, h)
@@ -245,10 +253,11 @@ export const unionkv: PolicyDefinition = {
           const questionAfter = (ctx.promptAfter ?? 0) > 0 && ctx.step === 0
           const base = questionAfter && afterAgnostic !== null ? afterAgnostic : agnostic
           // the floor counts the prompt's tokens (every head holds them all at prefill end); it is LagKV's
-          // density, so it binds only where step 1 is LagKV's score (not the gates', KeyDiff's or H2O's)
-          const floored = questionAfter && C > 0 && !gates && agnosticScore === 'lag' && !split
-          const share = floored ? Math.max(base, Math.min(1, (afterFloor * ctx.cache.length(0, 0)) / C)) : base
-          const tail = questionAfter && (afterTail === 'always' || (afterTail === 'floor' && share > base))
+          // density, so it binds where step 1 is LagKV's score or the gates' (not KeyDiff's or H2O's ranks)
+          const floorable = questionAfter && C > 0 && !split && (!!gates || agnosticScore === 'lag')
+          const lagFloor = floorable ? Math.min(1, (afterFloor * ctx.cache.length(0, 0)) / C) : 0
+          const floored = lagFloor > base
+          const tail = questionAfter && (afterTail === 'always' || (afterTail === 'floor' && floored))
           const flat = votes.flat()
           const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, contrastSpan)), 'max') : null
           const union = combine(flat, 'max')
@@ -256,10 +265,16 @@ export const unionkv: PolicyDefinition = {
             const own = combine(layer, 'sum')
             return layer.map((_, h) => {
               const k = new Uint8Array(union.length)
-              const first = split && !gates ? share / 2 : share
-              if (first > 0) fill(ctx.ops, agnosticOf(ctx, l, h, gates ? 'gates' : agnosticScore, tail), k, Math.round(first * C))
-              const second = split && !gates ? share / 2 : lagShare
-              if (second > 0) fill(ctx.ops, agnosticOf(ctx, l, h, 'lag', tail), k, Math.round((first + second) * C) - held(k))
+              if (floored) {
+                // LagKV's density first, then the rest by afterRest (the votes below by default)
+                fill(ctx.ops, agnosticOf(ctx, l, h, 'lag', tail), k, Math.round(lagFloor * C))
+                if (afterRest !== 'votes') fill(ctx.ops, agnosticOf(ctx, l, h, afterRest, false), k, C - held(k))
+              } else {
+                const first = split && !gates ? base / 2 : base
+                if (first > 0) fill(ctx.ops, agnosticOf(ctx, l, h, gates ? 'gates' : agnosticScore, tail), k, Math.round(first * C))
+                const second = split && !gates ? base / 2 : lagShare
+                if (second > 0) fill(ctx.ops, agnosticOf(ctx, l, h, 'lag', tail), k, Math.round((first + second) * C) - held(k))
+              }
               if (contrasted) fill(ctx.ops, contrasted, k, Math.round(contrastShare * C))
               fill(ctx.ops, union, k, Math.round((1 - local) * C) - held(k))
               fill(ctx.ops, own, k, C - held(k))
