@@ -15,6 +15,8 @@
 //   xatt     cross-chunk attention: the token's own attention at layer l over the chunks before its
 //            own (slot 0, the BOS sink, left out), summed over query heads
 //   xfar     the same, the 64 slots just before the token also left out
+//   cross    xfar, each token then scored by the largest of itself and the 8 tokens before it in its
+//            chunk: what CacheBlend's selection 'cross-chunk' ranks by (crossChunkScores)
 // and (dev 30%) by deviation at 30%, and how much of dev's top 15% lies in the first 16 tokens of the
 // chunks after the first (the chunk starts, whose KV lost their whole context).
 //   npm run build && node dist/bench/cacheblend-diagnose.js [--samples 4] [--length 2048] [--chunks 6]
@@ -24,6 +26,7 @@ import type { PagedKVCache } from '../src/cache/paged-cache.js'
 import { promptSample } from '../src/eval/prompts-file.js'
 import { HookCapture } from '../src/model/hooks.js'
 import { CacheBlend } from '../src/reuse/cacheblend.js'
+import { CROSS_CHUNK_NEAR, CROSS_CHUNK_SPREAD } from '../src/reuse/cross-chunk.js'
 import { arg, fixture, needleSlots, split } from './reuse-common.js'
 
 const SAMPLES = Number(arg('samples', '4'))
@@ -123,7 +126,7 @@ const { layers, kvHeads, headDim } = model.config
 const LAYERS = arg('layers', Array.from({ length: layers - 1 }, (_, i) => i + 1).join(',')).split(',').map(Number)
 console.log(`vt, ${LENGTH} tokens, ${CHUNKS} chunks (${PREFIX === 'bos' ? 'each after the BOS' : 'each alone'}), ${VALUES ? 'KV' : 'key'} deviation against the full prefill`)
 console.log('chain tokens in the top 15% of context slots by each score (dev 30%: by deviation at 30%); starts: dev top 15% at chunk starts')
-const COLS = ['dev', 'dev-16', 'qatt', 'half', 'dev*qatt', 'xatt', 'xfar', 'dev 30%']
+const COLS = ['dev', 'dev-16', 'qatt', 'half', 'dev*qatt', 'xatt', 'xfar', 'cross', 'dev 30%']
 console.log(['sample', 'chain', 'layer', ...COLS, 'starts'].map((c, i) => (i === 0 ? c.padEnd(7) : c.padStart(9))).join(''))
 for (let index = 0; index < SAMPLES; index++) {
   const t = builder.build('vt', LENGTH, 0, index)
@@ -158,7 +161,8 @@ for (let index = 0; index < SAMPLES; index++) {
     const dev = deviation(full, placed.cache, l, kvHeads, headDim, N)
     const qatt = questionAttention(full, l, capture.hooks[l].observationQueries!, Q, N, model.config)
     const xatt = crossChunkAttention(full, l, own.hooks[l].observationQueries!, N, chunkStart, 0, model.config)
-    const xfar = crossChunkAttention(full, l, own.hooks[l].observationQueries!, N, chunkStart, 64, model.config)
+    const xfar = crossChunkAttention(full, l, own.hooks[l].observationQueries!, N, chunkStart, CROSS_CHUNK_NEAR, model.config)
+    const cross = Float64Array.from(xfar, (_, t) => Math.max(...Array.from(xfar.subarray(Math.max(chunkStart[t], t - CROSS_CHUNK_SPREAD), t + 1))))
     const byDev = ranked(dev, all)
     const byAtt = ranked(qatt, all)
     const half = new Set(byDev.slice(0, Math.round(k15 / 2)))
@@ -171,6 +175,7 @@ for (let index = 0; index < SAMPLES; index++) {
       'dev*qatt': new Set(ranked(Float64Array.from(all, (i) => dev[i] * qatt[i]), all).slice(0, k15)),
       xatt: new Set(ranked(xatt, all).slice(0, k15)),
       xfar: new Set(ranked(xfar, all).slice(0, k15)),
+      cross: new Set(ranked(cross, all).slice(0, k15)),
       'dev 30%': new Set(byDev.slice(0, Math.round(0.3 * N))),
     }
     const hits = Object.fromEntries(COLS.map((c) => [c, chain.filter((x) => sets[c].has(x)).length]))

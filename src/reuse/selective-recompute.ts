@@ -18,7 +18,7 @@ export interface RecomputePlan {
    * by deviation at the check layer (the method), at random (its ablation), or by cross-chunk attention
    * at the check layer (crossChunkScores; needs chunkStarts)
    */
-  selection: Selection
+  selection: RecomputeSelection
   /** each chunk's first slot, ascending from 0 (the 'cross-chunk' selection's chunks) */
   chunkStarts?: Int32Array
   /** what deviation measures: the keys (LMCache's) or keys and values (the paper's KV deviation, section 4.2) */
@@ -33,7 +33,7 @@ export interface RecomputePlan {
 }
 
 /** how the tokens recomputed after the check layer are chosen */
-export type Selection = 'deviation' | 'random' | 'cross-chunk'
+export type RecomputeSelection = 'deviation' | 'random' | 'cross-chunk'
 
 /**
  * The share of the candidates kept after layer l (l from the check layer to the second-to-last): the
@@ -166,7 +166,7 @@ export interface RecomputeOptions {
    * 'cross-chunk' (CacheBlend only): by their attention over earlier chunks at the check layer
    * (crossChunkScores), which finds the tokens that link facts across chunks where deviation does not
    */
-  selection?: Selection
+  selection?: RecomputeSelection
   /** what deviation measures: 'key' (default, LMCache's) or 'kv' (keys and values, the paper's KV deviation) */
   deviation?: 'key' | 'kv'
   /**
@@ -188,7 +188,7 @@ const RECOMPUTE_OPTIONS: Record<keyof RecomputeOptions, true> = { ratio: true, c
 export abstract class SelectiveReuse {
   readonly ratio: number
   readonly checkLayer: number
-  readonly selection: Selection
+  readonly selection: RecomputeSelection
   readonly deviation: 'key' | 'kv'
   readonly gradualFrom: number
   readonly seed: number
@@ -212,7 +212,7 @@ export abstract class SelectiveReuse {
     const L = model.config.layers
     if (!(typeof ratio === 'number' && ratio >= 0 && ratio <= 1)) throw new ReuseError(`${where}: ratio must be a number in [0, 1], got ${ratio}`)
     if (!(Number.isInteger(checkLayer) && checkLayer >= 0 && checkLayer < L)) throw new ReuseError(`${where}: checkLayer must be an integer in [0, ${L - 1}], got ${checkLayer}`)
-    const selections: Selection[] = chunked ? ['deviation', 'random', 'cross-chunk'] : ['deviation', 'random']
+    const selections: RecomputeSelection[] = chunked ? ['deviation', 'random', 'cross-chunk'] : ['deviation', 'random']
     if (!selections.includes(selection)) throw new ReuseError(`${where}: selection must be ${selections.map((x) => `'${x}'`).join(', ')}, got ${JSON.stringify(selection)}`)
     if (deviation !== 'key' && deviation !== 'kv') throw new ReuseError(`${where}: deviation must be 'key' or 'kv', got ${JSON.stringify(deviation)}`)
     if (!(typeof gradualFrom === 'number' && gradualFrom >= ratio && gradualFrom <= 1)) throw new ReuseError(`${where}: gradualFrom must be a number in [ratio, 1] = [${ratio}, 1], got ${gradualFrom}`)
