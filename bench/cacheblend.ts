@@ -12,7 +12,7 @@
 //   npm run build && node dist/bench/cacheblend.js [--tasks passkey,niah_single,vt] [--samples 2]
 //     [--length 4096] [--chunks 6] [--workers 1] [--out rows.jsonl] [--redis redis://127.0.0.1:6379]
 //     [--prefix none,bos] [--ratios 0,0.05,0.15,0.3,1] [--check-layer 1] [--deviation key] [--gradual 2]
-//     [--graph 1] [--cross 0.15 --cross-layers 1,2,3]
+//     [--graph 1] [--cross 0.15 --cross-layers 1,2,3] [--first 0]
 import { fileURLToPath } from 'node:url'
 import { promptSample } from '../src/eval/prompts-file.js'
 import { strictCorrect } from '../src/eval/score.js'
@@ -25,6 +25,8 @@ import { accuracyCells, answer, arg, fixture, median, needleSlots, runShards, sp
 
 const TASKS = arg('tasks', 'passkey,niah_single,vt').split(',') as TaskName[]
 const SAMPLES = Number(arg('samples', '2'))
+// --first K: the samples K..K+samples-1 (a later run adds samples to an earlier one's)
+const FIRST = Number(arg('first', '0'))
 const LENGTH = Number(arg('length', '4096'))
 const CHUNKS = Number(arg('chunks', '6'))
 const WORKERS = Number(arg('workers', '1'))
@@ -56,7 +58,7 @@ interface Row { task: string; index: number; variant: string; correct: boolean; 
 
 async function runShard(k: number, n: number, store: ChunkStore, emit: (r: Row) => void): Promise<void> {
   const { model, builder } = await fixture()
-  const jobs = TASKS.flatMap((task) => Array.from({ length: SAMPLES }, (_, index) => ({ task, index }))).filter((_, j) => j % n === k)
+  const jobs = TASKS.flatMap((task) => Array.from({ length: SAMPLES }, (_, i) => ({ task, index: FIRST + i }))).filter((_, j) => j % n === k)
   for (const { task, index } of jobs) {
     const t = builder.build(task, LENGTH, 0, index)
     const s = promptSample(t)
