@@ -46,7 +46,8 @@ export interface BlendReport {
  * check layer attend most to earlier chunks (crossChunkScores): the tokens that link facts across
  * chunks, which deviation at an early check layer ranks low (BENCHMARKS.md, "CacheBlend: choosing by
  * cross-chunk attention"; check layer 2 is where it recovered variable tracking on the fixture).
- * The question (what follows the chunks) is prefilled by generate as usual. At ratio 1 every token is recomputed in order, which is a full prefill bit for bit.
+ * The question (what follows the chunks) is prefilled by generate as usual. At ratio 1 every token is
+ * recomputed in order, which is a full prefill bit for bit.
  *
  * Use: `const ctx = await blend.prepare(chunks)`, then `model.generate([...chunks.flat(), ...question],
  * { reuse: ctx })`.
