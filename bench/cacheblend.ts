@@ -5,13 +5,14 @@
 // CacheBlend's at each --ratios share (deviation at --check-layer, --deviation key or kv), a random 15%
 // choice (the ablation), with --gradual F the 5/15/30% rows again under gradual filtering (F x ratio
 // kept at the check layer, shrinking to the ratio), and an oracle: nothing chosen, but the task's needle
-// tokens outside the first chunk recomputed in every layer (what no deviation rule is told). Strict
+// tokens outside the first chunk recomputed in every layer (what no deviation rule is told); with --cross,
+// the 'cross-chunk' selection (tokens chosen by their attention over earlier chunks) at --cross-layers. Strict
 // accuracy per task; time to first token of each against the full prefill's (medians, one process,
 // chunks already in the store: memory, or Redis with --redis URL).
 //   npm run build && node dist/bench/cacheblend.js [--tasks passkey,niah_single,vt] [--samples 2]
 //     [--length 4096] [--chunks 6] [--workers 1] [--out rows.jsonl] [--redis redis://127.0.0.1:6379]
 //     [--prefix none,bos] [--ratios 0,0.05,0.15,0.3,1] [--check-layer 1] [--deviation key] [--gradual 2]
-//     [--graph 1]
+//     [--graph 1] [--cross 0.15 --cross-layers 1,2,3] [--first 0]
 import { fileURLToPath } from 'node:url'
 import { promptSample } from '../src/eval/prompts-file.js'
 import { strictCorrect } from '../src/eval/score.js'
@@ -24,6 +25,8 @@ import { accuracyCells, answer, arg, fixture, median, needleSlots, runShards, sp
 
 const TASKS = arg('tasks', 'passkey,niah_single,vt').split(',') as TaskName[]
 const SAMPLES = Number(arg('samples', '2'))
+// --first K: the samples K..K+samples-1 (a later run adds samples to an earlier one's)
+const FIRST = Number(arg('first', '0'))
 const LENGTH = Number(arg('length', '4096'))
 const CHUNKS = Number(arg('chunks', '6'))
 const WORKERS = Number(arg('workers', '1'))
@@ -32,6 +35,9 @@ const RATIOS = arg('ratios', '0,0.05,0.15,0.3,1').split(',').map(Number)
 const PREFIXES = arg('prefix', 'none').split(',') as ('none' | 'bos')[]
 const GRADUAL = Number(arg('gradual', '0'))
 const GRAPH = arg('graph', '1') !== '0'
+// --cross 0.15 --cross-layers 2,3: CacheBlend's 'cross-chunk' selection at those shares and check layers
+const CROSS = arg('cross', '').split(',').filter(Boolean).map(Number)
+const CROSS_LAYERS = arg('cross-layers', arg('check-layer', '1')).split(',').map(Number)
 const BASE: CacheBlendOptions = { checkLayer: Number(arg('check-layer', '1')), deviation: arg('deviation', 'key') as 'key' | 'kv' }
 
 interface Variant { name: string; options: CacheBlendOptions; oracle?: boolean }
@@ -41,6 +47,7 @@ const VARIANTS: Variant[] = PREFIXES.flatMap((p) => {
   const o = { ...BASE, chunkPrefix: p }
   return [
     ...RATIOS.map((r) => ({ name: `${tag}${pct(r)}`, options: { ...o, ratio: r } })),
+    ...CROSS.flatMap((r) => CROSS_LAYERS.map((c) => ({ name: `${tag}cross ${pct(r)} L${c}`, options: { ...o, ratio: r, checkLayer: c, selection: 'cross-chunk' as const } }))),
     { name: `${tag}random 15%`, options: { ...o, ratio: 0.15, selection: 'random' as const } },
     ...(GRADUAL > 1 ? [0.05, 0.15, 0.3].map((r) => ({ name: `${tag}${pct(r)} grad x${GRADUAL}`, options: { ...o, ratio: r, gradualFrom: Math.min(1, GRADUAL * r) } })) : []),
     { name: `${tag}oracle`, options: { ...o, ratio: 0 }, oracle: true },
@@ -51,7 +58,7 @@ interface Row { task: string; index: number; variant: string; correct: boolean; 
 
 async function runShard(k: number, n: number, store: ChunkStore, emit: (r: Row) => void): Promise<void> {
   const { model, builder } = await fixture()
-  const jobs = TASKS.flatMap((task) => Array.from({ length: SAMPLES }, (_, index) => ({ task, index }))).filter((_, j) => j % n === k)
+  const jobs = TASKS.flatMap((task) => Array.from({ length: SAMPLES }, (_, i) => ({ task, index: FIRST + i }))).filter((_, j) => j % n === k)
   for (const { task, index } of jobs) {
     const t = builder.build(task, LENGTH, 0, index)
     const s = promptSample(t)

@@ -130,9 +130,12 @@ export class LlamaForward {
    * the cached ones, and each token attends causally over the cache (slots up to its own). The
    * projections and the MLP run on all T rows at once (scattered tokens share the weight loads); the
    * attention runs per run of consecutive slots, as `step` runs it, so recomputing every token in order
-   * reproduces a prefill bit for bit. Post-RoPE caches in one arena segment a head.
+   * reproduces a prefill bit for bit. Post-RoPE caches in one arena segment a head. `scores`, when
+   * given, receives the tokens' post-RoPE queries at this layer ([T][qHeads][headDim] floats) and each
+   * query head's log-sum-exp of its scaled scores over the keys it attended to ([T][qHeads]; CacheBlend's
+   * cross-chunk selection scores them).
    */
-  recomputeLayer(l: number, hidden: Float32Array, positions: Int32Array, slots: Int32Array, cache: PagedKVCache): void {
+  recomputeLayer(l: number, hidden: Float32Array, positions: Int32Array, slots: Int32Array, cache: PagedKVCache, scores?: { queries: Float32Array; lse: Float32Array }): void {
     const { hidden: H, qHeads, kvHeads, headDim: d, group } = this.cfg
     const T = positions.length
     if (T < 1 || T > this.chunk || hidden.length !== T * H || slots.length !== T) throw new RangeError(`recomputeLayer: 1..${this.chunk} tokens of ${H} floats and a slot each, got ${T} positions, ${slots.length} slots and ${hidden.length} floats`)
@@ -147,6 +150,10 @@ export class LlamaForward {
     projectQkv(k, this.cfg, w, this.p, T)
     k.rope(q, T, qHeads, d, cos, sin)
     k.rope(kb, T, kvHeads, d, cos, sin)
+    if (scores) {
+      if (scores.queries.length !== T * qHeads * d || scores.lse.length !== T * qHeads) throw new RangeError(`recomputeLayer: scores must hold ${T * qHeads * d} query and ${T * qHeads} lse floats, got ${scores.queries.length} and ${scores.lse.length}`)
+      scores.queries.set(k.heap.F32.subarray(q >> 2, (q >> 2) + T * qHeads * d))
+    }
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < kvHeads; h++) {
         const off = (t * kvHeads + h) * d
@@ -164,7 +171,9 @@ export class LlamaForward {
         for (let g = 0; g < kvHeads; g++) {
           const v = views[g]
           const o = row + g * group * d * 4
-          k.attendCausal(q + o, qHeads * d, group, j - i, d, d, v.kTable, v.vTable, v.pageTokens, v.n, slots[i] + 1, this.scale, att + o, qHeads * d, 0, scratch)
+          k.attendCausal(q + o, qHeads * d, group, j - i, d, d, v.kTable, v.vTable, v.pageTokens, v.n, slots[i] + 1, this.scale, att + o, qHeads * d, scores ? this.p.lse : 0, scratch)
+          // the kernel's lse rows are [t][group]: into the caller's [T][qHeads]
+          if (scores) for (let t = 0; t < j - i; t++) scores.lse.set(k.heap.F32.subarray((this.p.lse >> 2) + t * group, (this.p.lse >> 2) + (t + 1) * group), (i + t) * qHeads + g * group)
         }
         i = j
       }

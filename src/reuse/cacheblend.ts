@@ -41,8 +41,13 @@ export interface BlendReport {
  * Options from the paper that LMCache's blender leaves out: `deviation: 'kv'` (keys and values,
  * section 4.2) and `gradualFrom` (gradual filtering, section 4.3: more tokens kept at the check layer,
  * fewer at each later one, by that layer's deviation); `chunkPrefix: 'bos'` encodes each chunk after the
- * BOS, as CacheBlend's example script does. The question (what follows the chunks) is prefilled by
- * generate as usual. At ratio 1 every token is recomputed in order, which is a full prefill bit for bit.
+ * BOS, as CacheBlend's example script does. `selection: 'cross-chunk'` (kvkit's, after Cache-Craft's
+ * inter-chunk attention, Agarwal et al., SIGMOD 2025) chooses instead the tokens whose queries at the
+ * check layer attend most to earlier chunks (crossChunkScores): the tokens that link facts across
+ * chunks, which deviation at an early check layer ranks low (BENCHMARKS.md, "CacheBlend: choosing by
+ * cross-chunk attention"; check layer 2 is where it recovered variable tracking on the fixture).
+ * The question (what follows the chunks) is prefilled by generate as usual. At ratio 1 every token is
+ * recomputed in order, which is a full prefill bit for bit.
  *
  * Use: `const ctx = await blend.prepare(chunks)`, then `model.generate([...chunks.flat(), ...question],
  * { reuse: ctx })`.
@@ -53,7 +58,7 @@ export class CacheBlend extends SelectiveReuse {
   private readonly salt: string
 
   constructor(model: LlamaModel, options: CacheBlendOptions = {}) {
-    super(model, 'CacheBlend', options, CACHEBLEND_OPTIONS)
+    super(model, 'CacheBlend', options, CACHEBLEND_OPTIONS, true)
     const prefix = options.chunkPrefix ?? 'none'
     if (prefix !== 'none' && prefix !== 'bos') throw new ReuseError(`CacheBlend: chunkPrefix must be 'none' or 'bos', got ${JSON.stringify(prefix)}`)
     if (prefix === 'bos' && model.config.bosTokenId === undefined) throw new ReuseError("CacheBlend: chunkPrefix 'bos' needs a model with a bos_token_id")
@@ -93,7 +98,8 @@ export class CacheBlend extends SelectiveReuse {
         first += chunks[i].length
       })
       const perLayer: number[] = []
-      const recomputed = this.recompute(ids, cache, 0, always, perLayer)
+      const starts = Int32Array.from(chunks, (_, i) => chunks.slice(0, i).reduce((n, c) => n + c.length, 0))
+      const recomputed = this.recompute(ids, cache, 0, always, perLayer, starts)
       const ctx = new AssembledContext(this.model, ids, cache) as AssembledContext & { report: BlendReport }
       ctx.report = { chunkHits: loaded.filter((x) => x.hit).length, chunks: chunks.length, recomputed, perLayer }
       return ctx

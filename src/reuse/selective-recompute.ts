@@ -1,6 +1,7 @@
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { LlamaModel } from '../model/model.js'
 import { seededRandom } from '../model/sampling.js'
+import { crossChunkScores } from './cross-chunk.js'
 import { checkOptionNames, ReuseError } from './errors.js'
 
 /** What a selective recompute redoes over a context whose cache already holds (approximate) KV. */
@@ -13,8 +14,13 @@ export interface RecomputePlan {
   always: Int32Array
   /** the other slots >= from recomputed after the check layer, as a share of them (0..1) */
   ratio: number
-  /** by deviation at the check layer (the method) or at random (its ablation) */
-  selection: 'deviation' | 'random'
+  /**
+   * by deviation at the check layer (the method), at random (its ablation), or by cross-chunk attention
+   * at the check layer (crossChunkScores; needs chunkStarts)
+   */
+  selection: RecomputeSelection
+  /** each chunk's first slot, ascending from 0 (the 'cross-chunk' selection's chunks) */
+  chunkStarts?: Int32Array
   /** what deviation measures: the keys (LMCache's) or keys and values (the paper's KV deviation, section 4.2) */
   deviation: 'key' | 'kv'
   /**
@@ -25,6 +31,9 @@ export interface RecomputePlan {
   gradualFrom: number
   seed: number
 }
+
+/** how the tokens recomputed after the check layer are chosen */
+export type RecomputeSelection = 'deviation' | 'random' | 'cross-chunk'
 
 /**
  * The share of the candidates kept after layer l (l from the check layer to the second-to-last): the
@@ -46,7 +55,8 @@ const readRows = (cache: PagedKVCache, l: number, kvHeads: number, values: boole
  * shared by CacheBlend and KVShare. The cache holds N slots of ids (post-RoPE, at their final
  * positions); rows from `plan.from` on run through the layers up to `checkLayer`; there the rows whose
  * fresh keys (or keys and values) deviate most from the reused ones (squared L2 over the KV heads,
- * LMCache's measure) are chosen, round(ratio x candidates) of them, and they plus `always` alone run
+ * LMCache's measure; or, for selection 'cross-chunk', whose attention over the chunks before their own
+ * is largest, crossChunkScores) are chosen, round(ratio x candidates) of them, and they plus `always` alone run
  * through the later layers, attending over the mix of fresh and reused KV. Under gradual filtering
  * (gradualFrom > ratio) the check layer keeps more and each later layer but the last keeps fewer, by
  * the deviation measured at that layer. Every row recomputed in order is a prefill, bit for bit.
@@ -62,14 +72,17 @@ export function selectiveRecompute(model: LlamaModel, ids: readonly number[], ca
   let afterCheck = rows
   const candidates = rows.length - plan.always.length
   const kv = plan.deviation === 'kv'
+  const { qHeads, headDim } = model.config
   for (let l = 0; l < layers; l++) {
     const choosing = l === plan.checkLayer || (plan.gradualFrom > plan.ratio && l > plan.checkLayer && l < layers - 1)
     const before = choosing && plan.selection === 'deviation' ? readRows(cache, l, kvHeads, kv) : null
+    const scores = choosing && plan.selection === 'cross-chunk' ? { queries: new Float32Array(rows.length * qHeads * headDim), lse: new Float32Array(rows.length * qHeads) } : undefined
     perLayer?.push(rows.length)
-    layerRows(model, l, hidden, rows, cache)
+    layerRows(model, l, hidden, rows, cache, scores)
     if (!choosing) continue
     const k = Math.round(keptShare(plan, l, layers) * candidates)
-    const keep = choose(model, plan, rows, k, before, () => readRows(cache, l, kvHeads, kv))
+    const score = scores ? () => crossChunkScores(model.backend, model.config, cache, l, rows, scores, plan.chunkStarts!) : () => deviationScores(model, rows, before!, readRows(cache, l, kvHeads, kv))
+    const keep = choose(plan, rows, k, score)
     const at = new Map(Array.from(rows, (r, i) => [r, i]))
     const next = new Float32Array(keep.length * H)
     keep.forEach((r, i) => next.set(hidden.subarray(at.get(r)! * H, (at.get(r)! + 1) * H), i * H))
@@ -80,14 +93,19 @@ export function selectiveRecompute(model: LlamaModel, ids: readonly number[], ca
   return afterCheck
 }
 
-/** rows [T] (ascending slots, positions = slots) through layer l: hidden [T][hidden] in, updated in place; their K/V rewritten */
-function layerRows(model: LlamaModel, l: number, hidden: Float32Array, rows: Int32Array, cache: PagedKVCache): void {
+/**
+ * rows [T] (ascending slots, positions = slots) through layer l: hidden [T][hidden] in, updated in place;
+ * their K/V rewritten; `scores`, when given, receives their post-RoPE queries [T][qHeads][headDim] and
+ * attention log-sum-exps [T][qHeads] (recomputeLayer's)
+ */
+function layerRows(model: LlamaModel, l: number, hidden: Float32Array, rows: Int32Array, cache: PagedKVCache, scores?: { queries: Float32Array; lse: Float32Array }): void {
   const fwd = model.forward
-  const H = model.config.hidden
+  const { hidden: H, qHeads, headDim: d } = model.config
   // at most a chunk of rows at a time through the layer
   for (let i = 0; i < rows.length; i += fwd.chunk) {
     const at = rows.slice(i, i + fwd.chunk)
-    fwd.recomputeLayer(l, hidden.subarray(i * H, (i + at.length) * H), at, at, cache)
+    const part = scores && { queries: scores.queries.subarray(i * qHeads * d, (i + at.length) * qHeads * d), lse: scores.lse.subarray(i * qHeads, (i + at.length) * qHeads) }
+    fwd.recomputeLayer(l, hidden.subarray(i * H, (i + at.length) * H), at, at, cache, part)
   }
 }
 
@@ -106,25 +124,33 @@ export function recomputeRows(model: LlamaModel, ids: readonly number[], cache: 
   for (let l = 0; l < model.config.layers; l++) layerRows(model, l, hidden, rows, cache)
 }
 
-/** `always` plus k of the other rows, by deviation between `before` and `after` (ties to the earlier slot) or at random */
-function choose(model: LlamaModel, plan: RecomputePlan, rows: Int32Array, k: number, before: Float32Array[] | null, after: () => Float32Array[]): Int32Array {
+/** per row of `rows`, the squared L2 between the cached rows `before` and `after` the layer's recompute, over the heads */
+function deviationScores(model: LlamaModel, rows: Int32Array, before: Float32Array[], after: Float32Array[]): Float64Array {
+  const d = model.config.headDim
+  const dev = new Float64Array(rows.length)
+  before.forEach((b, h) => {
+    const a = after[h]
+    rows.forEach((t, i) => {
+      for (let c = 0; c < d; c++) dev[i] += (a[t * d + c] - b[t * d + c]) ** 2
+    })
+  })
+  return dev
+}
+
+/** `always` plus k of the other rows: at random, or by `score` per row of `rows`, highest first (ties to the earlier slot) */
+function choose(plan: RecomputePlan, rows: Int32Array, k: number, score: () => Float64Array): Int32Array {
   const always = new Set(plan.always)
   const order = Array.from(rows).filter((r) => !always.has(r))
-  if (plan.selection === 'random' || !before) {
+  if (plan.selection === 'random') {
     const rand = seededRandom(plan.seed)
     for (let i = order.length - 1; i > 0; i--) {
       const j = Math.floor(rand() * (i + 1))
       ;[order[i], order[j]] = [order[j], order[i]]
     }
   } else {
-    const dev = new Float64Array(before[0].length / model.config.headDim)
-    const d = model.config.headDim
-    const now = after()
-    before.forEach((b, h) => {
-      const a = now[h]
-      for (const t of order) for (let c = 0; c < d; c++) dev[t] += (a[t * d + c] - b[t * d + c]) ** 2
-    })
-    order.sort((x, y) => dev[y] - dev[x] || x - y)
+    const s = score()
+    const at = new Map(Array.from(rows, (r, i) => [r, s[i]]))
+    order.sort((x, y) => at.get(y)! - at.get(x)! || x - y)
   }
   return Int32Array.from([...order.slice(0, k), ...always]).sort()
 }
@@ -135,8 +161,12 @@ export interface RecomputeOptions {
   ratio?: number
   /** layers below it are recomputed for every candidate token; at it the tokens are chosen (default 1, LMCache's) */
   checkLayer?: number
-  /** how tokens are chosen: by key deviation (the method) or at random (its ablation) */
-  selection?: 'deviation' | 'random'
+  /**
+   * how tokens are chosen: by deviation (default, the method), at random (its ablation), or
+   * 'cross-chunk' (CacheBlend only): by their attention over earlier chunks at the check layer
+   * (crossChunkScores), which finds the tokens that link facts across chunks where deviation does not
+   */
+  selection?: RecomputeSelection
   /** what deviation measures: 'key' (default, LMCache's) or 'kv' (keys and values, the paper's KV deviation) */
   deviation?: 'key' | 'kv'
   /**
@@ -158,7 +188,7 @@ const RECOMPUTE_OPTIONS: Record<keyof RecomputeOptions, true> = { ratio: true, c
 export abstract class SelectiveReuse {
   readonly ratio: number
   readonly checkLayer: number
-  readonly selection: 'deviation' | 'random'
+  readonly selection: RecomputeSelection
   readonly deviation: 'key' | 'kv'
   readonly gradualFrom: number
   readonly seed: number
@@ -169,6 +199,8 @@ export abstract class SelectiveReuse {
     options: RecomputeOptions,
     /** the subclass's own option names, beside RecomputeOptions' */
     own: Readonly<Record<string, true>>,
+    /** whether the subclass's contexts are chunks (selection 'cross-chunk' needs them) */
+    chunked = false,
   ) {
     checkOptionNames(where, options, { ...RECOMPUTE_OPTIONS, ...own })
     const ratio = options.ratio ?? 0.15
@@ -180,9 +212,11 @@ export abstract class SelectiveReuse {
     const L = model.config.layers
     if (!(typeof ratio === 'number' && ratio >= 0 && ratio <= 1)) throw new ReuseError(`${where}: ratio must be a number in [0, 1], got ${ratio}`)
     if (!(Number.isInteger(checkLayer) && checkLayer >= 0 && checkLayer < L)) throw new ReuseError(`${where}: checkLayer must be an integer in [0, ${L - 1}], got ${checkLayer}`)
-    if (selection !== 'deviation' && selection !== 'random') throw new ReuseError(`${where}: selection must be 'deviation' or 'random', got ${JSON.stringify(selection)}`)
+    const selections: RecomputeSelection[] = chunked ? ['deviation', 'random', 'cross-chunk'] : ['deviation', 'random']
+    if (!selections.includes(selection)) throw new ReuseError(`${where}: selection must be ${selections.map((x) => `'${x}'`).join(', ')}, got ${JSON.stringify(selection)}`)
     if (deviation !== 'key' && deviation !== 'kv') throw new ReuseError(`${where}: deviation must be 'key' or 'kv', got ${JSON.stringify(deviation)}`)
     if (!(typeof gradualFrom === 'number' && gradualFrom >= ratio && gradualFrom <= 1)) throw new ReuseError(`${where}: gradualFrom must be a number in [ratio, 1] = [${ratio}, 1], got ${gradualFrom}`)
+    if (selection === 'cross-chunk' && gradualFrom > ratio) throw new ReuseError(`${where}: gradualFrom (${gradualFrom}) above ratio (${ratio}) filters by deviation; selection 'cross-chunk' chooses once, at the check layer`)
     if (!Number.isFinite(seed)) throw new ReuseError(`${where}: seed must be a finite number, got ${seed}`)
     this.ratio = ratio
     this.checkLayer = checkLayer
@@ -192,9 +226,9 @@ export abstract class SelectiveReuse {
     this.seed = seed
   }
 
-  /** selectiveRecompute with these options, from slot `from`, `always` recomputed in every layer */
-  protected recompute(ids: readonly number[], cache: PagedKVCache, from: number, always: Int32Array, perLayer?: number[]): Int32Array {
+  /** selectiveRecompute with these options, from slot `from`, `always` recomputed in every layer; `chunkStarts` for 'cross-chunk' */
+  protected recompute(ids: readonly number[], cache: PagedKVCache, from: number, always: Int32Array, perLayer?: number[], chunkStarts?: Int32Array): Int32Array {
     const { checkLayer, ratio, selection, deviation, gradualFrom, seed } = this
-    return selectiveRecompute(this.model, ids, cache, { checkLayer, from, always, ratio, selection, deviation, gradualFrom, seed }, perLayer)
+    return selectiveRecompute(this.model, ids, cache, { checkLayer, from, always, ratio, selection, deviation, gradualFrom, seed, chunkStarts }, perLayer)
   }
 }
