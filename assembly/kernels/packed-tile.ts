@@ -35,10 +35,13 @@ import { GROUP, codes16 } from './packed'
   nibbles(tile, rowBytes, 3, u, i8x16.shuffle(abH, cdH, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), m)
 }
 
+// high nibbles by a 16-bit shift and the mask (it drops what crosses in from the next byte; in the plain
+// build's u16 lanes nothing does): V8 lowers an 8-bit shift to the 16-bit one plus a byte mask it builds
+// each time (five x64 instructions), where the hoisted mask makes it two
 // @ts-ignore: decorator
 @inline function nibbles(tile: usize, rowBytes: usize, k: i32, u: i32, r: v128, m: v128): void {
   put(tile, rowBytes, k, u, v128.and(r, m))
-  put(tile, rowBytes, k + 4, u, RELAXED ? i8x16.shr_u(r, 4) : i16x8.shr_u(r, 4))
+  put(tile, rowBytes, k + 4, u, RELAXED ? v128.and(i16x8.shr_u(r, 4), m) : i16x8.shr_u(r, 4))
 }
 
 // int2, relaxed: 4 channels' 8 raw bytes (two loads) -> 8 vectors of 4 tokens x 4 channels
