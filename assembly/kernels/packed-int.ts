@@ -1,6 +1,6 @@
 import { GROUP, groupPage, lane, storeHalf } from './packed'
 import { RELAXED, UNIT, transposeGroup } from './packed-tile'
-import { hmax, hsum, madd, widenHalf4 } from './simd'
+import { HALF_SCALE, evenHalfBits4, hmax, hsum, madd, oddHalfBits4 } from './simd'
 
 // Key scoring on packed pages with integer dot products. The exact kernel (packed.ts) widens every code
 // to a float lane and spends more instructions doing so than float32 scoring spends loading floats; here
@@ -34,38 +34,43 @@ import { hmax, hsum, madd, widenHalf4 } from './simd'
  * q'_c = q_c * sc_c (rows at qs), bias = sum_c q_c * mn_c, and Q_c = round(q'_c / step) with
  * step = max_c |q'_c| / levels (0 for a zero query), written at words + k * wordBytes as the dot products
  * read them (relaxed: d int8; plain: d int16), step and bias at stepBias + 8k.
+ * folded (a constant): scale * 2^112 is finite (|scale| < 2^16), so one multiply by it widens a half and
+ * applies the scale (the half's bits read as 2^-112 times its value, exactly, so the product is the one
+ * rounding of s_c * scale that widening then scaling gives); otherwise the two multiplies.
  */
 // @ts-ignore: decorator
-@inline function foldHeads(q: usize, d: i32, meta: usize, scale: f32, qs: usize, H: i32, levels: i32, words: usize, wordBytes: i32, stepBias: usize): void {
-  const vscale = f32x4.splat(scale)
+@inline function foldHeads(q: usize, d: i32, meta: usize, scale: f32, folded: bool, qs: usize, H: i32, levels: i32, words: usize, wordBytes: i32, stepBias: usize): void {
+  const vscale = f32x4.splat(folded ? scale * HALF_SCALE : scale)
+  const rebias = f32x4.splat(HALF_SCALE)
+  // |x| as an and with a mask held in a register (V8 builds f32x4.abs's mask each time: three instructions)
+  const absMask = i32x4.splat(0x7FFFFFFF)
   const row = <usize>d << 2
   let m0 = f32x4.splat(0), m1 = f32x4.splat(0), m2 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0)
   for (let c = 0; c < d; c += 4) {
     const o = <usize>c << 2
+    // four (scale, min) pairs: scales in the even halves, mins in the odd ones (no widen-then-shuffle)
     const m8 = v128.load(meta + o)
-    const lo = widenHalf4(i32x4.extend_low_i16x8_s(m8))
-    const hi = widenHalf4(i32x4.extend_high_i16x8_s(m8))
-    const sc = f32x4.mul(vscale, v128.shuffle<f32>(lo, hi, 0, 2, 4, 6))
-    const mn = f32x4.mul(vscale, v128.shuffle<f32>(lo, hi, 1, 3, 5, 7))
+    const sc = folded ? f32x4.mul(evenHalfBits4(m8), vscale) : f32x4.mul(vscale, f32x4.mul(evenHalfBits4(m8), rebias))
+    const mn = folded ? f32x4.mul(oddHalfBits4(m8), vscale) : f32x4.mul(vscale, f32x4.mul(oddHalfBits4(m8), rebias))
     // pmax: one instruction (no NaN in a folded query), where max's NaN rules cost several
     const x0 = v128.load(q + o)
     const y0 = f32x4.mul(x0, sc)
     v128.store(qs + o, y0)
-    m0 = f32x4.pmax(m0, f32x4.abs(y0))
+    m0 = f32x4.pmax(m0, v128.and(y0, absMask))
     b0 = madd(x0, mn, b0)
     if (H > 1) {
       const x1 = v128.load(q + row + o)
       const y1 = f32x4.mul(x1, sc)
       v128.store(qs + row + o, y1)
-      m1 = f32x4.pmax(m1, f32x4.abs(y1))
+      m1 = f32x4.pmax(m1, v128.and(y1, absMask))
       b1 = madd(x1, mn, b1)
     }
     if (H > 2) {
       const x2 = v128.load(q + 2 * row + o)
       const y2 = f32x4.mul(x2, sc)
       v128.store(qs + 2 * row + o, y2)
-      m2 = f32x4.pmax(m2, f32x4.abs(y2))
+      m2 = f32x4.pmax(m2, v128.and(y2, absMask))
       b2 = madd(x2, mn, b2)
     }
   }
@@ -318,6 +323,8 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
   const sums = stepBias + (<usize>qHeads << 3)
   const outStride = <usize>outRow << 2
   checkDotAdd(scratch)
+  // scale * 2^112 finite: the fold widens and scales the float16 pairs in one multiply
+  const folded = isFinite<f32>(scale * HALF_SCALE)
   for (let g = 0; g * GROUP < n; g++) {
     // the group's line of codes and its (scale, min) pairs in its page (no touch() of the next group's
     // lines as scoreKeys does: it made the whole-cache int2 run slower here, the stream is sequential)
@@ -329,9 +336,14 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
       const qh = q + (<usize>(h0 * d) << 2)
       const w = words + <usize>(h0 * wordBytes)
       const sb = stepBias + (<usize>h0 << 3)
-      if (H == 3) foldHeads(qh, d, meta, scale, qs, 3, levels, w, wordBytes, sb)
-      else if (H == 2) foldHeads(qh, d, meta, scale, qs, 2, levels, w, wordBytes, sb)
-      else foldHeads(qh, d, meta, scale, qs, 1, levels, w, wordBytes, sb)
+      if (H == 3) {
+        if (folded) foldHeads(qh, d, meta, scale, true, qs, 3, levels, w, wordBytes, sb)
+        else foldHeads(qh, d, meta, scale, false, qs, 3, levels, w, wordBytes, sb)
+      } else if (H == 2) {
+        if (folded) foldHeads(qh, d, meta, scale, true, qs, 2, levels, w, wordBytes, sb)
+        else foldHeads(qh, d, meta, scale, false, qs, 2, levels, w, wordBytes, sb)
+      } else if (folded) foldHeads(qh, d, meta, scale, true, qs, 1, levels, w, wordBytes, sb)
+      else foldHeads(qh, d, meta, scale, false, qs, 1, levels, w, wordBytes, sb)
     }
     transposeGroup(page + <usize>(tg * lineBytes), chunk, bits, d, tile)
     const first = g * GROUP
