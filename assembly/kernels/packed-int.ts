@@ -1,5 +1,5 @@
 import { GROUP, groupPage, lane, storeHalf } from './packed'
-import { RELAXED, UNIT, UNIT_BYTES, transposeGroup } from './packed-tile'
+import { RAW_BYTES, RELAXED, UNIT, UNIT_BYTES, transposeGroup } from './packed-tile'
 import { HALF_SCALE, evenHalfBits4, hsum, madd, oddHalfBits4 } from './simd'
 
 // Key scoring on packed pages with integer dot products. The exact kernel (packed.ts) widens every code
@@ -261,20 +261,27 @@ export function packedIntDotAdd(): i32 {
 /**
  * The accumulating path (one i32x4.relaxed_dot_i8x16_i7x16_add_s a vector: 16 multiply-adds into i32
  * lanes, one VNNI vpdpbusd where the engine has it): the H heads of a block (H <= 4, a constant after
- * inlining; their int8 queries interleaved by unit from words) over token quads j and j + 1 of the tile,
- * each tile vector read once for all H heads (eight i32x4 sums at most, so they stay in registers); one
+ * inlining; their int8 queries interleaved by unit from words) over token quads j and j + 1 of the tile
+ * (raw: j and j + 4), each tile vector read once for all H heads (eight i32x4 sums at most, so they stay
+ * in registers); one
  * pointer each steps through the tile's units and the query words, every load at a constant offset.
+ * raw (a constant; int4's raw tile, packed-tile.ts): quads j and j + 4 are the low and high nibbles of one
+ * vector, split here with an and and a 16-bit shift where the split tile took a second load.
  * Scores go out as step * sum + bias for `valid` tokens.
  */
 // @ts-ignore: decorator
-@inline function dotQuadPair(tile: usize, units: i32, j: i32, words: usize, H: i32, stepBias: usize, out: usize, outStride: usize, valid: i32): void {
+@inline function dotQuadPair(tile: usize, units: i32, j: i32, words: usize, H: i32, raw: bool, stepBias: usize, out: usize, outStride: usize, valid: i32): void {
   let t = tile + (<usize>j << 4)
-  const end = t + <usize>(units * UNIT_BYTES)
+  const end = t + <usize>(units * (raw ? RAW_BYTES : UNIT_BYTES))
   let w = words
   let a0 = i32x4.splat(0), a1 = i32x4.splat(0), b0 = i32x4.splat(0), b1 = i32x4.splat(0)
   let c0 = i32x4.splat(0), c1 = i32x4.splat(0), e0 = i32x4.splat(0), e1 = i32x4.splat(0)
+  const m = i8x16.splat(15)
   while (t < end) {
-    const T0 = v128.load(t), T1 = v128.load(t, 16)
+    // raw: quads j (low nibbles) and j + 4 (high) of one vector, split here (a load for an and and a shift)
+    const R = v128.load(t)
+    const T0 = raw ? v128.and(R, m) : R
+    const T1 = raw ? v128.and(i16x8.shr_u(R, 4), m) : v128.load(t, 16)
     const qa = v128.load32_splat(w)
     a0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qa, T0, a0)
     a1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qa, T1, a1)
@@ -293,29 +300,60 @@ export function packedIntDotAdd(): i32 {
       e0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qe, T0, e0)
       e1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qe, T1, e1)
     }
-    t += UNIT_BYTES
+    t += raw ? RAW_BYTES : UNIT_BYTES
     w += <usize>(4 * H)
   }
+  // raw: the second quad's tokens are 16 after the first's, else 4
+  const gap = raw ? 16 : 4
   const o = out + (<usize>j << 4)
-  storeSums(o, a0, a1, stepBias, valid)
-  if (H > 1) storeSums(o + outStride, b0, b1, stepBias + 8, valid)
-  if (H > 2) storeSums(o + 2 * outStride, c0, c1, stepBias + 16, valid)
-  if (H > 3) storeSums(o + 3 * outStride, e0, e1, stepBias + 24, valid)
+  storeSums(o, a0, a1, gap, stepBias, valid)
+  if (H > 1) storeSums(o + outStride, b0, b1, gap, stepBias + 8, valid)
+  if (H > 2) storeSums(o + 2 * outStride, c0, c1, gap, stepBias + 16, valid)
+  if (H > 3) storeSums(o + 3 * outStride, e0, e1, gap, stepBias + 24, valid)
 }
 
-/** eight tokens' integer sums as step * sum + bias (stepBias: the head's step, bias), `valid` of them */
+/**
+ * A group's scores through the accumulating path: every head block over the tile's four pairs of token
+ * quads (raw, a constant: quads j and j + 4, else 2j and 2j + 1); out at the group's first token, `left`
+ * tokens of the stream from there.
+ */
 // @ts-ignore: decorator
-@inline function storeSums(out: usize, s0: v128, s1: v128, stepBias: usize, valid: i32): void {
+@inline function dotGroup(tile: usize, units: i32, words: usize, d: i32, qHeads: i32, raw: bool, stepBias: usize, out: usize, outStride: usize, left: i32): void {
+  for (let h0 = 0; h0 < qHeads; h0 += BLOCK) {
+    const H = min(BLOCK, qHeads - h0)
+    const w = words + <usize>(h0 * d)
+    const sb = stepBias + (<usize>h0 << 3)
+    const o = out + <usize>h0 * outStride
+    for (let i = 0; i < 4; i++) {
+      const j = raw ? i : 2 * i
+      const valid = left - 4 * j
+      if (valid <= 0) break
+      if (H == 4) dotQuadPair(tile, units, j, w, 4, raw, sb, o, outStride, valid)
+      else if (H == 3) dotQuadPair(tile, units, j, w, 3, raw, sb, o, outStride, valid)
+      else if (H == 2) dotQuadPair(tile, units, j, w, 2, raw, sb, o, outStride, valid)
+      else dotQuadPair(tile, units, j, w, 1, raw, sb, o, outStride, valid)
+    }
+  }
+}
+
+/**
+ * two token quads' integer sums as step * sum + bias (stepBias: the head's step, bias): s0's tokens from
+ * out, s1's `gap` tokens later (a constant), the first `valid` tokens from out of those
+ */
+// @ts-ignore: decorator
+@inline function storeSums(out: usize, s0: v128, s1: v128, gap: i32, stepBias: usize, valid: i32): void {
   const step = v128.load32_splat(stepBias)
   const bias = v128.load32_splat(stepBias + 4)
   const r0 = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(s0), step), bias)
   const r1 = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(s1), step), bias)
-  if (valid >= 8) {
+  const o1 = out + (<usize>gap << 2)
+  if (valid >= gap + 4) {
     v128.store(out, r0)
-    v128.store(out, r1, 16)
+    v128.store(o1, r1)
     return
   }
-  for (let t = 0; t < valid; t++) store<f32>(out + (<usize>t << 2), lane(t < 4 ? r0 : r1, t & 3))
+  for (let t = 0; t < min(4, valid); t++) store<f32>(out + (<usize>t << 2), lane(r0, t))
+  for (let t = 0; t < valid - gap; t++) store<f32>(o1 + (<usize>t << 2), lane(r1, t))
 }
 
 /**
@@ -410,25 +448,20 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
       } else if (folded) foldHeads(qh, d, meta, scale, true, qs, 1, levels, w, sb)
       else foldHeads(qh, d, meta, scale, false, qs, 1, levels, w, sb)
     }
-    transposeGroup(page + <usize>(tg * lineBytes), chunk, bits, d, tile)
     const first = g * GROUP
+    const codes = page + <usize>(tg * lineBytes)
     if (RELAXED && dotAdd > 0) {
-      for (let h0 = 0; h0 < qHeads; h0 += BLOCK) {
-        const H = min(BLOCK, qHeads - h0)
-        const w = words + <usize>(h0 * d)
-        const sb = stepBias + (<usize>h0 << 3)
-        const o = out + <usize>h0 * outStride + (<usize>first << 2)
-        for (let j = 0; j < GROUP / 4; j += 2) {
-          const valid = n - first - 4 * j
-          if (valid <= 0) break
-          if (H == 4) dotQuadPair(tile, units, j, w, 4, sb, o, outStride, valid)
-          else if (H == 3) dotQuadPair(tile, units, j, w, 3, sb, o, outStride, valid)
-          else if (H == 2) dotQuadPair(tile, units, j, w, 2, sb, o, outStride, valid)
-          else dotQuadPair(tile, units, j, w, 1, sb, o, outStride, valid)
-        }
+      // int4: the raw tile, each vector's nibbles split in the dot loop
+      if (bits == 4) {
+        transposeGroup(codes, chunk, bits, d, tile, true)
+        dotGroup(tile, units, words, d, qHeads, true, stepBias, out + (<usize>first << 2), outStride, n - first)
+      } else {
+        transposeGroup(codes, chunk, bits, d, tile, false)
+        dotGroup(tile, units, words, d, qHeads, false, stepBias, out + (<usize>first << 2), outStride, n - first)
       }
       continue
     }
+    transposeGroup(codes, chunk, bits, d, tile, false)
     for (let h = 0; h < qHeads; h++) {
       const o = out + <usize>h * outStride + (<usize>first << 2)
       const vstep = v128.load32_splat(stepBias + (<usize>h << 3))

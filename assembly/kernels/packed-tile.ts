@@ -6,7 +6,9 @@ import { GROUP, codes16 } from './packed'
 // that every query head of the KV head then reads: vector (j, u) holds tokens 4j .. 4j + 3, each with
 // the UNIT channels of unit u (u8 codes, four channels, for the relaxed build's int8 dots; u16 codes,
 // two channels, for the plain build's i16 dots). The raw bytes are interleaved first and unpacked after,
-// so each nibble or crumb is masked once: one `and` and one shift per 16 bytes.
+// so each nibble or crumb is masked once: one `and` and one shift per 16 bytes. The relaxed build's int4
+// path with the accumulating dot takes the `raw` tile instead: the interleaved bytes unsplit (half the
+// stores), each vector's two nibble planes split in registers by the dot loop that loads it.
 // The tile is unit-major (vector (j, u) at u * UNIT_BYTES + 16 j): a unit's eight vectors are stores at
 // constant offsets from one pointer, and the dot loops step one pointer through the units, where a
 // token-quad-major tile took an address computation per vector in both (V8 cannot fold an i32 add into
@@ -19,11 +21,17 @@ import { GROUP, codes16 } from './packed'
 /** bytes of one unit's vectors in the tile: GROUP / 4 token quads of 16 bytes */
 // @ts-ignore: decorator
 @inline export const UNIT_BYTES: i32 = GROUP * 4
+/**
+ * bytes of one unit in the relaxed build's raw int4 tile (transposeGroup's `raw`): four vectors whose low
+ * nibbles are token quads 0..3 and high nibbles quads 4..7, split by the dot loop in registers
+ */
+// @ts-ignore: decorator
+@inline export const RAW_BYTES: i32 = GROUP * 2
 
 // int4, relaxed: 4 channels' 16 raw bytes -> 4 vectors of 4 tokens x 4 channels (raw bytes), whose low
 // nibbles are token quads 0..3 and high nibbles quads 4..7 (16 tokens later)
 // @ts-ignore: decorator
-@inline function int4Unit(p: usize, t: usize): void {
+@inline function int4Unit(p: usize, t: usize, raw: bool): void {
   const a = v128.load(p), b = v128.load(p, 16), c = v128.load(p, 32), e = v128.load(p, 48)
   const abL = i8x16.shuffle(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
   const abH = i8x16.shuffle(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
@@ -34,7 +42,12 @@ import { GROUP, codes16 } from './packed'
   const r1 = i8x16.shuffle(abL, cdL, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)
   const r2 = i8x16.shuffle(abH, cdH, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23)
   const r3 = i8x16.shuffle(abH, cdH, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)
-  nibbles(t, r0, r1, r2, r3, m)
+  if (raw) {
+    v128.store(t, r0)
+    v128.store(t, r1, 16)
+    v128.store(t, r2, 32)
+    v128.store(t, r3, 48)
+  } else nibbles(t, r0, r1, r2, r3, m)
 }
 
 // r0 .. r3 (token quads 0 .. 3 in their low nibbles, 4 .. 7 in their high ones) as the unit's 8 vectors
@@ -135,16 +148,16 @@ import { GROUP, codes16 } from './packed'
 
 /**
  * One group's codes (`bits`-bit chunks of `chunk` bytes per channel at `codes`, d channels) as the tile
- * (d / UNIT units of UNIT_BYTES).
+ * (d / UNIT units of UNIT_BYTES); raw (relaxed int4 only, a constant): units of RAW_BYTES, nibbles unsplit.
  */
 // @ts-ignore: decorator
-@inline export function transposeGroup(codes: usize, chunk: i32, bits: i32, d: i32, tile: usize): void {
+@inline export function transposeGroup(codes: usize, chunk: i32, bits: i32, d: i32, tile: usize, raw: bool): void {
   const units = d / UNIT
   for (let u = 0; u < units; u++) {
     const p = codes + <usize>(u * UNIT * chunk)
-    const t = tile + <usize>(u * UNIT_BYTES)
+    const t = tile + <usize>(u * (raw ? RAW_BYTES : UNIT_BYTES))
     if (bits == 4) {
-      if (RELAXED) int4Unit(p, t)
+      if (RELAXED) int4Unit(p, t, raw)
       else int4Pair(p, t)
     } else if (bits == 2) {
       if (RELAXED) int2Unit(p, t)
