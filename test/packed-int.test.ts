@@ -126,6 +126,27 @@ describe('integer key scoring equals dequantize-then-dot within its stated bound
     expect(Array.from(r.ref)).toEqual(new Array(3 * 70).fill(0))
   })
 
+  it.each((['simd', 'relaxed'] as const).flatMap((bn) => FORMATS.map((f) => [bn, f] as const)))('%s build, %s keys: scores scale exactly with a power-of-two scale, below 2^16 (scale folded into the float16 widening) and past it (two steps)', (bn, format) => {
+    // every step of the kernel scales exactly by a power of two (the integer query does not change), so
+    // out(2^e) = 2^e out(1) bit for bit; a fold of 2^17 * 2^112 would overflow to inf
+    const { b } = build(bn)
+    const n = 70
+    const d = 64
+    const { cache, seg } = packed(b, normals(rng(21), n * d), n, d, format)
+    const q = b.heap.f32From(normals(rng(22), 3 * d))
+    const out = b.heap.allocF32(3 * n)
+    const scratch = b.heap.allocF32(packedIntScratch(3, d))
+    const at = (scale: number) => {
+      b.scorePackedKeysInt!(q.ptr, 3, d, seg.kTable, 64, n, BITS[format], scale, out.ptr, scratch.ptr)
+      return Array.from(out.view)
+    }
+    const unit = at(1)
+    expect(unit.every(Number.isFinite)).toBe(true)
+    for (const e of [-3, 15, 16, 17, 20]) expect(at(2 ** e)).toEqual(unit.map((x) => x * 2 ** e))
+    for (const x of [q, out, scratch]) x.free()
+    cache.dispose()
+  })
+
   it.each((['simd', 'relaxed'] as const).flatMap((bn) => FORMATS.map((f) => [bn, f] as const)))('%s build, %s keys: all-equal codes (each channel constant over its group) score as the twin', (bn, format) => {
     // channel c holds 0.1 c + g in group g: zero range, one code for every token
     const n = 96

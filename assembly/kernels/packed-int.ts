@@ -1,6 +1,6 @@
 import { GROUP, groupPage, lane, storeHalf } from './packed'
-import { RELAXED, UNIT, transposeGroup } from './packed-tile'
-import { hmax, hsum, madd, widenHalf4 } from './simd'
+import { RAW_BYTES, RELAXED, UNIT, UNIT_BYTES, transposeGroup } from './packed-tile'
+import { HALF_SCALE, evenHalfBits4, hsum, madd, oddHalfBits4 } from './simd'
 
 // Key scoring on packed pages with integer dot products. The exact kernel (packed.ts) widens every code
 // to a float lane and spends more instructions doing so than float32 scoring spends loading floats; here
@@ -16,8 +16,17 @@ import { hmax, hsum, madd, widenHalf4 } from './simd'
 //   many channels as cannot overflow, then widened (i32x4.extadd_pairwise_i16x8_s);
 // - plain SIMD build: i32x4.dot_i16x8_s on codes widened to i16 and Q as int16 (~15 bits).
 // Both need a token's channels side by side: each group is transposed once into a tile that every query
-// head of the KV head reuses (packed-tile.ts); the accumulating path reads each tile vector once for up to
-// four heads.
+// head of the KV head reuses (packed-tile.ts); the accumulating path reads each tile vector once for a
+// block of up to BLOCK heads. The integer queries of a block of H heads are interleaved by unit (unit u's
+// 4 bytes of head k at u * 4H + 4k), so the dot loop reads them at constant offsets from one pointer, as
+// it reads the tile.
+
+/**
+ * Query heads folded and scored together: four in the relaxed build (its tile takes half the scratch's
+ * tile space, so the fold's rows go there), three in the plain one (its scratch holds three rows).
+ */
+// @ts-ignore: decorator
+@inline const BLOCK: i32 = RELAXED ? 4 : 3
 
 /** The largest |Q| of the integer query: the step is max |q'| / levels (docs: scorePackedKeysInt). */
 // @ts-ignore: decorator
@@ -28,74 +37,128 @@ import { hmax, hsum, madd, widenHalf4 } from './simd'
 }
 
 /**
- * A group's fold and rounding for query heads h0 .. h0 + H - 1 (H <= 3, a constant after inlining; q, words
+ * A group's fold and rounding for query heads h0 .. h0 + H - 1 (H <= BLOCK, a constant after inlining; q, words
  * and stepBias point at head h0's): the group's (scale, min) float16 pairs (meta: d pairs) are widened once
  * for the H heads, with `scale` folded in (sc_c = scale * s_c, mn_c = scale * min_c); then per head
  * q'_c = q_c * sc_c (rows at qs), bias = sum_c q_c * mn_c, and Q_c = round(q'_c / step) with
- * step = max_c |q'_c| / levels (0 for a zero query), written at words + k * wordBytes as the dot products
- * read them (relaxed: d int8; plain: d int16), step and bias at stepBias + 8k.
+ * step = max_c |q'_c| / levels (0 for a zero query), written as the dot products read them (relaxed: d
+ * int8; plain: d int16; unit u of head k at words + u * 4H + 4k), step and bias at stepBias + 8k.
+ * folded (a constant): scale * 2^112 is finite (|scale| < 2^16), so one multiply by it widens a half and
+ * applies the scale (the half's bits read as 2^-112 times its value, exactly, so the product is the one
+ * rounding of s_c * scale that widening then scaling gives); otherwise the two multiplies.
  */
 // @ts-ignore: decorator
-@inline function foldHeads(q: usize, d: i32, meta: usize, scale: f32, qs: usize, H: i32, levels: i32, words: usize, wordBytes: i32, stepBias: usize): void {
-  const vscale = f32x4.splat(scale)
+@inline function foldHeads(q: usize, d: i32, meta: usize, scale: f32, folded: bool, qs: usize, H: i32, levels: i32, words: usize, stepBias: usize): void {
+  const vscale = f32x4.splat(folded ? scale * HALF_SCALE : scale)
+  const rebias = f32x4.splat(HALF_SCALE)
+  // |x| as an and with a mask held in a register (V8 builds f32x4.abs's mask each time: three instructions)
+  const absMask = i32x4.splat(0x7FFFFFFF)
   const row = <usize>d << 2
-  let m0 = f32x4.splat(0), m1 = f32x4.splat(0), m2 = f32x4.splat(0)
-  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0)
+  let m0 = f32x4.splat(0), m1 = f32x4.splat(0), m2 = f32x4.splat(0), m3 = f32x4.splat(0)
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
   for (let c = 0; c < d; c += 4) {
     const o = <usize>c << 2
+    // four (scale, min) pairs: scales in the even halves, mins in the odd ones (no widen-then-shuffle)
     const m8 = v128.load(meta + o)
-    const lo = widenHalf4(i32x4.extend_low_i16x8_s(m8))
-    const hi = widenHalf4(i32x4.extend_high_i16x8_s(m8))
-    const sc = f32x4.mul(vscale, v128.shuffle<f32>(lo, hi, 0, 2, 4, 6))
-    const mn = f32x4.mul(vscale, v128.shuffle<f32>(lo, hi, 1, 3, 5, 7))
+    const sc = folded ? f32x4.mul(evenHalfBits4(m8), vscale) : f32x4.mul(vscale, f32x4.mul(evenHalfBits4(m8), rebias))
+    const mn = folded ? f32x4.mul(oddHalfBits4(m8), vscale) : f32x4.mul(vscale, f32x4.mul(oddHalfBits4(m8), rebias))
     // pmax: one instruction (no NaN in a folded query), where max's NaN rules cost several
     const x0 = v128.load(q + o)
     const y0 = f32x4.mul(x0, sc)
     v128.store(qs + o, y0)
-    m0 = f32x4.pmax(m0, f32x4.abs(y0))
+    m0 = f32x4.pmax(m0, v128.and(y0, absMask))
     b0 = madd(x0, mn, b0)
     if (H > 1) {
       const x1 = v128.load(q + row + o)
       const y1 = f32x4.mul(x1, sc)
       v128.store(qs + row + o, y1)
-      m1 = f32x4.pmax(m1, f32x4.abs(y1))
+      m1 = f32x4.pmax(m1, v128.and(y1, absMask))
       b1 = madd(x1, mn, b1)
     }
     if (H > 2) {
       const x2 = v128.load(q + 2 * row + o)
       const y2 = f32x4.mul(x2, sc)
       v128.store(qs + 2 * row + o, y2)
-      m2 = f32x4.pmax(m2, f32x4.abs(y2))
+      m2 = f32x4.pmax(m2, v128.and(y2, absMask))
       b2 = madd(x2, mn, b2)
     }
+    if (H > 3) {
+      const x3 = v128.load(q + 3 * row + o)
+      const y3 = f32x4.mul(x3, sc)
+      v128.store(qs + 3 * row + o, y3)
+      m3 = f32x4.pmax(m3, v128.and(y3, absMask))
+      b3 = madd(x3, mn, b3)
+    }
   }
-  roundQuery(qs, d, m0, b0, levels, words, stepBias)
-  if (H > 1) roundQuery(qs + row, d, m1, b1, levels, words + <usize>wordBytes, stepBias + 8)
-  if (H > 2) roundQuery(qs + 2 * row, d, m2, b2, levels, words + <usize>(2 * wordBytes), stepBias + 16)
+  roundQuery(qs, d, m0, b0, levels, words, H, stepBias)
+  if (H > 1) roundQuery(qs + row, d, m1, b1, levels, words + 4, H, stepBias + 8)
+  if (H > 2) roundQuery(qs + 2 * row, d, m2, b2, levels, words + 8, H, stepBias + 16)
+  if (H > 3) roundQuery(qs + 3 * row, d, m3, b3, levels, words + 12, H, stepBias + 24)
 }
 
-/** one head's Q_c = round(q'_c / step) from its folded row qs and its lanes' max |q'| and bias sums */
+/**
+ * one head's Q_c = round(q'_c / step) from its folded row qs and its lanes' max |q'| and bias sums; unit u
+ * of it to words + u * 4H (its block of H heads interleaved by unit)
+ */
 // @ts-ignore: decorator
-@inline function roundQuery(qs: usize, d: i32, m: v128, bias: v128, levels: i32, words: usize, stepBias: usize): void {
-  const mx = hmax(m)
+@inline function roundQuery(qs: usize, d: i32, m: v128, bias: v128, levels: i32, words: usize, H: i32, stepBias: usize): void {
+  const mx = laneMax(m)
   const inv = f32x4.splat(mx > 0 ? <f32>levels / mx : 0)
+  const stride = <usize>(4 * H)
   let c = 0
+  let w = words
   if (RELAXED) {
-    // 16 channels a store: two narrowing steps for four vectors, where a lane store each cost more
+    // 16 channels (four units) a vector: two narrowing steps for four vectors, then a lane store a unit
     for (; c + 16 <= d; c += 16) {
       const o = qs + (<usize>c << 2)
       const a = i16x8.narrow_i32x4_s(roundToInt(f32x4.mul(v128.load(o), inv)), roundToInt(f32x4.mul(v128.load(o, 16), inv)))
       const b = i16x8.narrow_i32x4_s(roundToInt(f32x4.mul(v128.load(o, 32), inv)), roundToInt(f32x4.mul(v128.load(o, 48), inv)))
-      v128.store(words + <usize>c, i8x16.narrow_i16x8_s(a, b))
+      storeUnits(w, i8x16.narrow_i16x8_s(a, b), 4, H)
+      w += 4 * stride
     }
   }
   for (; c < d; c += 4) {
     const Q = roundToInt(f32x4.mul(v128.load(qs + (<usize>c << 2)), inv))
-    if (RELAXED) v128.store32_lane(words + <usize>c, bytes4(Q), 0)
-    else v128.store64_lane(words + (<usize>c << 1), i16x8.narrow_i32x4_s(Q, Q), 0)
+    // relaxed: one unit of four int8; plain: two units of two int16
+    if (RELAXED) storeUnits(w, bytes4(Q), 1, H)
+    else storeUnits(w, i16x8.narrow_i32x4_s(Q, Q), 2, H)
+    w += (RELAXED ? 1 : 2) * stride
   }
   store<f32>(stepBias, mx / <f32>levels)
   store<f32>(stepBias, hsum(bias), 4)
+}
+
+/** i32 lanes 0 .. n - 1 of v to p + i * 4H (H <= 4 a constant after inlining: the offsets are constants) */
+// @ts-ignore: decorator
+@inline function storeUnits(p: usize, v: v128, n: i32, H: i32): void {
+  v128.store32_lane(p, v, 0)
+  if (H == 1) {
+    if (n > 1) v128.store32_lane(p, v, 1, 4)
+    if (n > 2) v128.store32_lane(p, v, 2, 8)
+    if (n > 3) v128.store32_lane(p, v, 3, 12)
+  } else if (H == 2) {
+    if (n > 1) v128.store32_lane(p, v, 1, 8)
+    if (n > 2) v128.store32_lane(p, v, 2, 16)
+    if (n > 3) v128.store32_lane(p, v, 3, 24)
+  } else if (H == 3) {
+    if (n > 1) v128.store32_lane(p, v, 1, 12)
+    if (n > 2) v128.store32_lane(p, v, 2, 24)
+    if (n > 3) v128.store32_lane(p, v, 3, 36)
+  } else {
+    if (n > 1) v128.store32_lane(p, v, 1, 16)
+    if (n > 2) v128.store32_lane(p, v, 2, 32)
+    if (n > 3) v128.store32_lane(p, v, 3, 48)
+  }
+}
+
+/**
+ * the largest lane of m (lanes >= +0, no NaN) in two pmax steps: hmax's compare-selects become branches
+ * in V8, which the random lanes of a folded query mispredict (about one a head and group)
+ */
+// @ts-ignore: decorator
+@inline function laneMax(m: v128): f32 {
+  const a = f32x4.pmax(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1))
+  return f32x4.extract_lane(f32x4.pmax(a, v128.shuffle<f32>(a, a, 1, 0, 3, 2)), 0)
 }
 
 /**
@@ -152,14 +215,13 @@ export function packedIntDotAdd(): i32 {
 
 /**
  * sum_c Q_c u_tc for the 16 tokens of token quads j0 .. j0 + 3 of the tile, as four i32x4 (tokens in
- * order) through `sums` (4 vectors), for one head: the paths without the accumulating dot (the plain
- * build, and the relaxed one where the engine gets it wrong). flush: channel units summed in i16 lanes
- * before widening.
+ * order) through `sums` (4 vectors), for one head (its unit u's word at words + u * stride): the paths
+ * without the accumulating dot (the plain build, and the relaxed one where the engine gets it wrong).
+ * flush: channel units summed in i16 lanes before widening.
  */
 // @ts-ignore: decorator
-@inline function dotHalf(tile: usize, units: i32, j0: i32, words: usize, flush: i32, sums: usize): void {
-  const row = <usize>units << 4
-  const base = tile + (<usize>(j0 * units) << 4)
+@inline function dotHalf(tile: usize, units: i32, j0: i32, words: usize, stride: usize, flush: i32, sums: usize): void {
+  const base = tile + (<usize>j0 << 4)
   let s0 = i32x4.splat(0), s1 = i32x4.splat(0), s2 = i32x4.splat(0), s3 = i32x4.splat(0)
   if (RELAXED) {
     // i16x8 dots, widened: where i32x4.relaxed_dot_i8x16_i7x16_add_s is wrong (Node 20.20's V8 returns
@@ -168,12 +230,12 @@ export function packedIntDotAdd(): i32 {
       const u1 = min(units, u0 + flush)
       let a0 = i16x8.splat(0), a1 = i16x8.splat(0), a2 = i16x8.splat(0), a3 = i16x8.splat(0)
       for (let u = u0; u < u1; u++) {
-        const t = base + (<usize>u << 4)
-        const qh = v128.load32_splat(words + (<usize>u << 2))
+        const t = base + <usize>(u * UNIT_BYTES)
+        const qh = v128.load32_splat(words + <usize>u * stride)
         a0 = i16x8.add(a0, i16x8.relaxed_dot_i8x16_i7x16_s(qh, v128.load(t)))
-        a1 = i16x8.add(a1, i16x8.relaxed_dot_i8x16_i7x16_s(qh, v128.load(t + row)))
-        a2 = i16x8.add(a2, i16x8.relaxed_dot_i8x16_i7x16_s(qh, v128.load(t + 2 * row)))
-        a3 = i16x8.add(a3, i16x8.relaxed_dot_i8x16_i7x16_s(qh, v128.load(t + 3 * row)))
+        a1 = i16x8.add(a1, i16x8.relaxed_dot_i8x16_i7x16_s(qh, v128.load(t, 16)))
+        a2 = i16x8.add(a2, i16x8.relaxed_dot_i8x16_i7x16_s(qh, v128.load(t, 32)))
+        a3 = i16x8.add(a3, i16x8.relaxed_dot_i8x16_i7x16_s(qh, v128.load(t, 48)))
       }
       s0 = i32x4.add(s0, i32x4.extadd_pairwise_i16x8_s(a0))
       s1 = i32x4.add(s1, i32x4.extadd_pairwise_i16x8_s(a1))
@@ -182,12 +244,12 @@ export function packedIntDotAdd(): i32 {
     }
   } else {
     for (let u = 0; u < units; u++) {
-      const t = base + (<usize>u << 4)
-      const qw = v128.load32_splat(words + (<usize>u << 2))
+      const t = base + <usize>(u * UNIT_BYTES)
+      const qw = v128.load32_splat(words + <usize>u * stride)
       s0 = i32x4.add(s0, i32x4.dot_i16x8_s(v128.load(t), qw))
-      s1 = i32x4.add(s1, i32x4.dot_i16x8_s(v128.load(t + row), qw))
-      s2 = i32x4.add(s2, i32x4.dot_i16x8_s(v128.load(t + 2 * row), qw))
-      s3 = i32x4.add(s3, i32x4.dot_i16x8_s(v128.load(t + 3 * row), qw))
+      s1 = i32x4.add(s1, i32x4.dot_i16x8_s(v128.load(t, 16), qw))
+      s2 = i32x4.add(s2, i32x4.dot_i16x8_s(v128.load(t, 32), qw))
+      s3 = i32x4.add(s3, i32x4.dot_i16x8_s(v128.load(t, 48), qw))
     }
   }
   v128.store(sums, s0)
@@ -198,60 +260,100 @@ export function packedIntDotAdd(): i32 {
 
 /**
  * The accumulating path (one i32x4.relaxed_dot_i8x16_i7x16_add_s a vector: 16 multiply-adds into i32
- * lanes, one VNNI vpdpbusd where the engine has it): heads h0 .. h0 + H - 1 (H <= 4, a constant after
- * inlining; their int8 queries d bytes apart from words, the relaxed build's wordBytes) over token quads
- * j and j + 1 of the tile, each tile vector read once for all H heads (eight
- * i32x4 sums at most, so they stay in registers). Scores go out as step * sum + bias for `valid` tokens.
+ * lanes, one VNNI vpdpbusd where the engine has it): the H heads of a block (H <= 4, a constant after
+ * inlining; their int8 queries interleaved by unit from words) over token quads j and j + 1 of the tile
+ * (raw: j and j + 4), each tile vector read once for all H heads (eight i32x4 sums at most, so they stay
+ * in registers); one
+ * pointer each steps through the tile's units and the query words, every load at a constant offset.
+ * raw (a constant; int4's raw tile, packed-tile.ts): quads j and j + 4 are the low and high nibbles of one
+ * vector, split here with an and and a 16-bit shift where the split tile took a second load.
+ * Scores go out as step * sum + bias for `valid` tokens.
  */
 // @ts-ignore: decorator
-@inline function dotQuadPair(tile: usize, units: i32, j: i32, words: usize, d: i32, H: i32, stepBias: usize, out: usize, outStride: usize, valid: i32): void {
-  const row = <usize>units << 4
-  const base = tile + (<usize>(j * units) << 4)
+@inline function dotQuadPair(tile: usize, units: i32, j: i32, words: usize, H: i32, raw: bool, stepBias: usize, out: usize, outStride: usize, valid: i32): void {
+  let t = tile + (<usize>j << 4)
+  const end = t + <usize>(units * (raw ? RAW_BYTES : UNIT_BYTES))
+  let w = words
   let a0 = i32x4.splat(0), a1 = i32x4.splat(0), b0 = i32x4.splat(0), b1 = i32x4.splat(0)
   let c0 = i32x4.splat(0), c1 = i32x4.splat(0), e0 = i32x4.splat(0), e1 = i32x4.splat(0)
-  for (let u = 0; u < units; u++) {
-    const t = base + (<usize>u << 4)
-    const T0 = v128.load(t), T1 = v128.load(t + row)
-    const w = words + (<usize>u << 2)
+  const m = i8x16.splat(15)
+  while (t < end) {
+    // raw: quads j (low nibbles) and j + 4 (high) of one vector, split here (a load for an and and a shift)
+    const R = v128.load(t)
+    const T0 = raw ? v128.and(R, m) : R
+    const T1 = raw ? v128.and(i16x8.shr_u(R, 4), m) : v128.load(t, 16)
     const qa = v128.load32_splat(w)
     a0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qa, T0, a0)
     a1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qa, T1, a1)
     if (H > 1) {
-      const qb = v128.load32_splat(w + <usize>d)
+      const qb = v128.load32_splat(w, 4)
       b0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qb, T0, b0)
       b1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qb, T1, b1)
     }
     if (H > 2) {
-      const qc = v128.load32_splat(w + <usize>(2 * d))
+      const qc = v128.load32_splat(w, 8)
       c0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qc, T0, c0)
       c1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qc, T1, c1)
     }
     if (H > 3) {
-      const qe = v128.load32_splat(w + <usize>(3 * d))
+      const qe = v128.load32_splat(w, 12)
       e0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qe, T0, e0)
       e1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qe, T1, e1)
     }
+    t += raw ? RAW_BYTES : UNIT_BYTES
+    w += <usize>(4 * H)
   }
+  // raw: the second quad's tokens are 16 after the first's, else 4
+  const gap = raw ? 16 : 4
   const o = out + (<usize>j << 4)
-  storeSums(o, a0, a1, stepBias, valid)
-  if (H > 1) storeSums(o + outStride, b0, b1, stepBias + 8, valid)
-  if (H > 2) storeSums(o + 2 * outStride, c0, c1, stepBias + 16, valid)
-  if (H > 3) storeSums(o + 3 * outStride, e0, e1, stepBias + 24, valid)
+  storeSums(o, a0, a1, gap, stepBias, valid)
+  if (H > 1) storeSums(o + outStride, b0, b1, gap, stepBias + 8, valid)
+  if (H > 2) storeSums(o + 2 * outStride, c0, c1, gap, stepBias + 16, valid)
+  if (H > 3) storeSums(o + 3 * outStride, e0, e1, gap, stepBias + 24, valid)
 }
 
-/** eight tokens' integer sums as step * sum + bias (stepBias: the head's step, bias), `valid` of them */
+/**
+ * A group's scores through the accumulating path: every head block over the tile's four pairs of token
+ * quads (raw, a constant: quads j and j + 4, else 2j and 2j + 1); out at the group's first token, `left`
+ * tokens of the stream from there.
+ */
 // @ts-ignore: decorator
-@inline function storeSums(out: usize, s0: v128, s1: v128, stepBias: usize, valid: i32): void {
+@inline function dotGroup(tile: usize, units: i32, words: usize, d: i32, qHeads: i32, raw: bool, stepBias: usize, out: usize, outStride: usize, left: i32): void {
+  for (let h0 = 0; h0 < qHeads; h0 += BLOCK) {
+    const H = min(BLOCK, qHeads - h0)
+    const w = words + <usize>(h0 * d)
+    const sb = stepBias + (<usize>h0 << 3)
+    const o = out + <usize>h0 * outStride
+    for (let i = 0; i < 4; i++) {
+      const j = raw ? i : 2 * i
+      const valid = left - 4 * j
+      if (valid <= 0) break
+      if (H == 4) dotQuadPair(tile, units, j, w, 4, raw, sb, o, outStride, valid)
+      else if (H == 3) dotQuadPair(tile, units, j, w, 3, raw, sb, o, outStride, valid)
+      else if (H == 2) dotQuadPair(tile, units, j, w, 2, raw, sb, o, outStride, valid)
+      else dotQuadPair(tile, units, j, w, 1, raw, sb, o, outStride, valid)
+    }
+  }
+}
+
+/**
+ * two token quads' integer sums as step * sum + bias (stepBias: the head's step, bias): s0's tokens from
+ * out, s1's `gap` tokens later (a constant), the first `valid` tokens from out of those
+ */
+// @ts-ignore: decorator
+@inline function storeSums(out: usize, s0: v128, s1: v128, gap: i32, stepBias: usize, valid: i32): void {
   const step = v128.load32_splat(stepBias)
   const bias = v128.load32_splat(stepBias + 4)
   const r0 = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(s0), step), bias)
   const r1 = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(s1), step), bias)
-  if (valid >= 8) {
+  const o1 = out + (<usize>gap << 2)
+  if (valid >= gap + 4) {
     v128.store(out, r0)
-    v128.store(out, r1, 16)
+    v128.store(o1, r1)
     return
   }
-  for (let t = 0; t < valid; t++) store<f32>(out + (<usize>t << 2), lane(t < 4 ? r0 : r1, t & 3))
+  for (let t = 0; t < min(4, valid); t++) store<f32>(out + (<usize>t << 2), lane(r0, t))
+  for (let t = 0; t < valid - gap; t++) store<f32>(o1 + (<usize>t << 2), lane(r1, t))
 }
 
 /**
@@ -280,8 +382,8 @@ export function packedIntDotAdd(): i32 {
  * far fewer keys than the keys' own quantization does against float32 keys (test/packed-int.test.ts).
  *
  * scratch: qHeads * d / 2 + 2 * qHeads + 19 * d + 16 floats, 16-byte aligned (the tile, the integer
- * queries, up to three heads' folded query rows, steps and biases, four vectors of sums;
- * src/backend/backend.ts packedIntScratch).
+ * queries, three heads' folded query rows (the relaxed build folds four in the tile's unused half), steps
+ * and biases, four vectors of sums; src/backend/backend.ts packedIntScratch).
  */
 export function scorePackedKeysInt(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, scale: f32, out: usize, scratch: usize): void {
   scorePackedKeysIntStrided(q, qHeads, d, table, pageTokens, n, bits, scale, out, n, scratch)
@@ -310,48 +412,56 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
   const flush = 32767 / (2 * 128 * ((1 << bits) - 1))
   const tile = scratch
   const words = tile + (<usize>(16 * d) << 2)
-  // head h's integer query at words + h * wordBytes (int8 relaxed, int16 plain)
+  // the integer queries (int8 relaxed, int16 plain; wordBytes a head) in blocks of BLOCK heads from
+  // words + h0 * wordBytes, interleaved by unit within a block
   const wordBytes = RELAXED ? d : 2 * d
-  // up to three heads' folded query rows, then (step, bias) per head, then four vectors of sums
-  const qs = words + (<usize>(qHeads * d) << 1)
-  const stepBias = qs + (<usize>(3 * d) << 2)
+  // room for three folded query rows, then (step, bias) per head, then four vectors of sums; the relaxed
+  // build's rows (four) go in the tile's second half (its tile is 8d floats, written after the fold)
+  const rows = words + (<usize>(qHeads * d) << 1)
+  const qs = RELAXED ? tile + (<usize>(8 * d) << 2) : rows
+  const stepBias = rows + (<usize>(3 * d) << 2)
   const sums = stepBias + (<usize>qHeads << 3)
   const outStride = <usize>outRow << 2
   checkDotAdd(scratch)
+  // scale * 2^112 finite: the fold widens and scales the float16 pairs in one multiply
+  const folded = isFinite<f32>(scale * HALF_SCALE)
   for (let g = 0; g * GROUP < n; g++) {
     // the group's line of codes and its (scale, min) pairs in its page (no touch() of the next group's
     // lines as scoreKeys does: it made the whole-cache int2 run slower here, the stream is sequential)
     const tg = g % groupsPerPage
     const page = groupPage(table, g, groupsPerPage)
     const meta = page + metaOffset + (<usize>(tg * d) << 2)
-    for (let h0 = 0; h0 < qHeads; h0 += 3) {
-      const H = min(3, qHeads - h0)
+    for (let h0 = 0; h0 < qHeads; h0 += BLOCK) {
+      const H = min(BLOCK, qHeads - h0)
       const qh = q + (<usize>(h0 * d) << 2)
       const w = words + <usize>(h0 * wordBytes)
       const sb = stepBias + (<usize>h0 << 3)
-      if (H == 3) foldHeads(qh, d, meta, scale, qs, 3, levels, w, wordBytes, sb)
-      else if (H == 2) foldHeads(qh, d, meta, scale, qs, 2, levels, w, wordBytes, sb)
-      else foldHeads(qh, d, meta, scale, qs, 1, levels, w, wordBytes, sb)
+      if (BLOCK > 3 && H == 4) {
+        if (folded) foldHeads(qh, d, meta, scale, true, qs, 4, levels, w, sb)
+        else foldHeads(qh, d, meta, scale, false, qs, 4, levels, w, sb)
+      } else if (H == 3) {
+        if (folded) foldHeads(qh, d, meta, scale, true, qs, 3, levels, w, sb)
+        else foldHeads(qh, d, meta, scale, false, qs, 3, levels, w, sb)
+      } else if (H == 2) {
+        if (folded) foldHeads(qh, d, meta, scale, true, qs, 2, levels, w, sb)
+        else foldHeads(qh, d, meta, scale, false, qs, 2, levels, w, sb)
+      } else if (folded) foldHeads(qh, d, meta, scale, true, qs, 1, levels, w, sb)
+      else foldHeads(qh, d, meta, scale, false, qs, 1, levels, w, sb)
     }
-    transposeGroup(page + <usize>(tg * lineBytes), chunk, bits, d, tile)
     const first = g * GROUP
+    const codes = page + <usize>(tg * lineBytes)
     if (RELAXED && dotAdd > 0) {
-      for (let h0 = 0; h0 < qHeads; h0 += 4) {
-        const H = min(4, qHeads - h0)
-        const w = words + <usize>(h0 * d)
-        const sb = stepBias + (<usize>h0 << 3)
-        const o = out + <usize>h0 * outStride + (<usize>first << 2)
-        for (let j = 0; j < GROUP / 4; j += 2) {
-          const valid = n - first - 4 * j
-          if (valid <= 0) break
-          if (H == 4) dotQuadPair(tile, units, j, w, d, 4, sb, o, outStride, valid)
-          else if (H == 3) dotQuadPair(tile, units, j, w, d, 3, sb, o, outStride, valid)
-          else if (H == 2) dotQuadPair(tile, units, j, w, d, 2, sb, o, outStride, valid)
-          else dotQuadPair(tile, units, j, w, d, 1, sb, o, outStride, valid)
-        }
+      // int4: the raw tile, each vector's nibbles split in the dot loop
+      if (bits == 4) {
+        transposeGroup(codes, chunk, bits, d, tile, true)
+        dotGroup(tile, units, words, d, qHeads, true, stepBias, out + (<usize>first << 2), outStride, n - first)
+      } else {
+        transposeGroup(codes, chunk, bits, d, tile, false)
+        dotGroup(tile, units, words, d, qHeads, false, stepBias, out + (<usize>first << 2), outStride, n - first)
       }
       continue
     }
+    transposeGroup(codes, chunk, bits, d, tile, false)
     for (let h = 0; h < qHeads; h++) {
       const o = out + <usize>h * outStride + (<usize>first << 2)
       const vstep = v128.load32_splat(stepBias + (<usize>h << 3))
@@ -359,7 +469,10 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
       for (let e0 = 0; e0 < GROUP; e0 += 16) {
         const valid = min(16, n - first - e0)
         if (valid <= 0) break
-        dotHalf(tile, units, e0 >> 2, words + <usize>(h * wordBytes), flush, sums)
+        // head h is head h % BLOCK of the block from h - h % BLOCK
+        const k = h % BLOCK
+        const hb = <usize>(4 * min(BLOCK, qHeads - (h - k)))
+        dotHalf(tile, units, e0 >> 2, words + <usize>((h - k) * wordBytes + 4 * k), hb, flush, sums)
         const r0 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums)), vstep)
         const r1 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums, 16)), vstep)
         const r2 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums, 32)), vstep)

@@ -127,6 +127,21 @@ const HALF_REBIAS: f32 = 5.192296858534828e33
   return v128.and(i32x4.shl(h, 13), i32x4.splat(0x8FFFE000))
 }
 
+/**
+ * The halves in the even (low) i16 lanes of h, as halfBits4 reads them (2^-112 times their value, exact):
+ * a (scale, min) float16 pair's first half, split from the pair without widening and shuffling both.
+ */
+// @ts-ignore: decorator
+@inline export function evenHalfBits4(h: v128): v128 {
+  return v128.and(i32x4.shr_s(i32x4.shl(h, 16), 3), i32x4.splat(0x8FFFE000))
+}
+
+/** The halves in the odd (high) i16 lanes of h, as halfBits4 reads them (the pair's second half). */
+// @ts-ignore: decorator
+@inline export function oddHalfBits4(h: v128): v128 {
+  return v128.and(i32x4.shr_s(h, 3), i32x4.splat(0x8FFFE000))
+}
+
 /** 2^112, the factor halfBits4 leaves out */
 export const HALF_SCALE: f32 = HALF_REBIAS
 
