@@ -3,6 +3,7 @@ import type { FinishReason, GenerateOptions, KVReuse } from '../model/types.js'
 import { ModelInputError } from '../model/errors.js'
 import { resolvePolicy } from '../policies/config.js'
 import { PolicySpecError } from '../policies/errors.js'
+import { fileOptions } from '../policies/registry.js'
 import { PrefixCache } from '../reuse/prefix-cache.js'
 import type { EvictionName } from '../reuse/block-eviction.js'
 import { ChatTemplate, type TemplateMessage, type TemplateTool } from './chat-template.js'
@@ -270,6 +271,10 @@ export class ServeEngine {
   /** a policy spec checked against the model: null for the full cache; a bad spec is a 400 naming `param` */
   private policyOf(spec: string, param: string): string | null {
     try {
+      // a request's spec reading a file would read the server's (trimkv:gatesFile=/etc/passwd said
+      // whether it exists and how it parses; razorattention:calibrationFile ran on any readable text)
+      const files = param === 'kv_policy' ? fileOptions(spec) : []
+      if (files.length) throw new ApiError(400, `${param}: ${files.join(', ')} names a file on the server, which a request may not; the server's --policy (ServeOptions.policy) may`, param)
       return resolvePolicy(spec, this.model.config) === null ? null : spec
     } catch (e) {
       if (e instanceof PolicySpecError) throw new ApiError(400, `${param}: ${e.message}`, param)
