@@ -64,12 +64,30 @@ export function computeChunk(model: LlamaModel, ids: readonly number[]): ChunkKV
   }
 }
 
+/**
+ * Throws ReuseError unless a store's entry holds `ids` and KV of the model's shape (every layer's keys
+ * and values, kvHeads x headDim floats a token). A store outlives the model (a folder, Redis, IndexedDB)
+ * and its keys hash tokens only: another model's entry was placed row by row and failed inside the cache
+ * (a CacheError on a layer it lacked, or a row size), after the other chunks' work.
+ */
+export function checkStoredChunk(where: string, key: string, found: ChunkKV, ids: readonly number[], model: LlamaModel): void {
+  if (found.ids.length !== ids.length || found.ids.some((t, i) => t !== ids[i])) throw new ReuseError(`${where}: the entry for key ${key} holds other tokens`)
+  const { layers, kvHeads, headDim } = model.config
+  const T = ids.length
+  const row = kvHeads * headDim
+  const fits = (a: readonly Float32Array[]) => Array.isArray(a) && a.length === layers && a.every((x) => x instanceof Float32Array && x.length === T * row)
+  if (fits(found.k) && fits(found.v)) return
+  const first = Array.isArray(found.k) ? found.k[0] : undefined
+  const got = `${Array.isArray(found.k) ? found.k.length : 'no'} layers${first instanceof Float32Array ? ` of ${first.length / T} floats a token` : ''}`
+  throw new ReuseError(`${where}: the entry for key ${key} holds KV of another shape (${got}) than this model's (${layers} layers of ${row} floats a token): a store shared by models needs a salt per model`)
+}
+
 /** the chunk from the store, or computed and stored */
 export async function loadChunk(model: LlamaModel, store: ChunkStore, ids: readonly number[], salt = ''): Promise<{ kv: ChunkKV; hit: boolean }> {
   const key = chunkKey(ids, salt)
   const found = await store.get(key)
   if (found) {
-    if (found.ids.length !== ids.length || found.ids.some((t, i) => t !== ids[i])) throw new ReuseError(`chunk store: the entry for key ${key} holds other tokens`)
+    checkStoredChunk('chunk store', key, found, ids, model)
     return { kv: found, hit: true }
   }
   const kv = computeChunk(model, ids)

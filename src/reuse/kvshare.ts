@@ -1,5 +1,5 @@
 import type { LlamaModel } from '../model/model.js'
-import { chunkKey, MemoryChunkStore, placeRows, readLayers, type ChunkKV, type ChunkStore } from './chunk-kv.js'
+import { checkStoredChunk, chunkKey, MemoryChunkStore, placeRows, readLayers, type ChunkKV, type ChunkStore } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
 import { checkChunkStore, checkSalt, ReuseError } from './errors.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
@@ -212,7 +212,7 @@ export class KVShare extends SelectiveReuse {
       this.entries.delete(key)
       return undefined
     }
-    if (kv.ids.length !== entry.ids.length || kv.ids.some((t, i) => t !== entry.ids[i])) throw new ReuseError(`KVShare: the store's entry for key ${key} holds other tokens`)
+    checkStoredChunk('KVShare: store', key, kv, entry.ids, this.model)
     this.entries.delete(key)
     this.entries.set(key, entry)
     return { kv, align }
