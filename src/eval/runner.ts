@@ -19,7 +19,7 @@ import { EvalSession, type QuestionMode, type SampleJob } from './session.js'
 import { readPromptsFile } from './prompts-file.js'
 import { isTaskName, TASK_NAMES, type TaskName } from './tasks.js'
 import { DIFFUSION_BLOCK_LENGTH, diffusionCacheFromSpec, type DiffusionDecoding } from './diffusion.js'
-import { optionNamesProblem } from '../model/errors.js'
+import { optionNamesProblem, shownValue } from '../model/errors.js'
 
 export interface EvalOptions {
   /** model folder (Hugging Face layout) */
@@ -82,8 +82,8 @@ export interface EvalProgress {
   last: SampleOutcome
 }
 
-/** A value as an error message shows it: numbers as written (NaN, not JSON's null), anything else as JSON. */
-export const showValue = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v))
+/** A value as an error message shows it (shownValue: numbers as written, NaN not JSON's null, anything else as JSON). */
+export const showValue = shownValue
 
 /** A bad argument: the CLI prints its message as one line and exits non-zero. */
 export class EvalArgumentError extends Error {

@@ -8,7 +8,7 @@ import type { Policy, PolicyContext, PolicySession } from '../policies/types.js'
 import { resolvePolicy, type PolicyConfig } from '../policies/config.js'
 import { scoresTokensAtCreation } from '../policies/registry.js'
 import { SharedPrefill } from './prefill.js'
-import { ContextLengthError, contextLimitText, DecodingModeError, ModelDisposedError, ModelInputError, NonFiniteError, optionNamesProblem } from './errors.js'
+import { ContextLengthError, contextLimitText, DecodingModeError, ModelDisposedError, ModelInputError, NonFiniteError, optionNamesProblem, shownValue } from './errors.js'
 import { diffusionDecode, type DiffusionResult } from './diffusion/decode.js'
 import { BidirectionalForward } from './diffusion/forward.js'
 import { checkDiffusionOptions, diffusionContextError, type DiffusionGenerateOptions } from './diffusion/options.js'
@@ -75,7 +75,7 @@ function checkSignal(signal: unknown, where: string): void {
 
 /** Throws ModelInputError unless `chunk` (tokens per prefill chunk) is an integer in [1, 4096]. */
 export function checkChunk(chunk: number): void {
-  if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${chunk}`)
+  if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${shownValue(chunk)}`)
 }
 
 /** Throws ModelInputError unless `kvDtype` is a KV-cache element type this build stores ('float32', 'float16'). */
@@ -88,7 +88,7 @@ function generateMaxNew(options: GenerateOptions): number {
   const optionsProblem = optionNamesProblem(options, GENERATE_OPTION_SET)
   if (optionsProblem !== undefined) throw new ModelInputError(`generate: ${optionsProblem}`)
   const maxNew = options.maxNewTokens ?? 128
-  if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new ModelInputError(`generate: maxNewTokens must be a positive integer, got ${maxNew}`)
+  if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new ModelInputError(`generate: maxNewTokens must be a positive integer, got ${shownValue(maxNew)}`)
   return maxNew
 }
 
@@ -140,7 +140,7 @@ export class LlamaModel implements Model {
     const V = this.config.vocab
     for (let i = 0; i < ids.length; i++) {
       const t = ids[i]
-      if (!Number.isInteger(t) || t < 0 || t >= V) throw new ModelInputError(`${what}[${i}] = ${t} is not a token id in [0, ${V})`)
+      if (!Number.isInteger(t) || t < 0 || t >= V) throw new ModelInputError(`${what}[${i}] = ${shownValue(t)} is not a token id in [0, ${V})`)
     }
   }
 
@@ -280,7 +280,7 @@ export class LlamaModel implements Model {
     const sampling = checkSampling(options)
     const c = options.contextTokens
     if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
-      throw new ModelInputError(`generate: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${c}`)
+      throw new ModelInputError(`generate: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${shownValue(c)}`)
     if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'generate')
     // prefillPrompt is async: its promise passed as it is would read as a foreign object
     if (typeof (options.prefill as unknown as PromiseLike<unknown> | undefined)?.then === 'function') throw new ModelInputError('generate: prefill is a promise: pass what `await model.prefillPrompt(ids, policies)` gives')
@@ -291,7 +291,7 @@ export class LlamaModel implements Model {
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
     checkSignal(options.signal, 'generate')
     // a seed that is not an integer would be floored (NaN to 0) into another seed's draws, silently
-    if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new ModelInputError(`generate: seed must be an integer, got ${options.seed}`)
+    if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new ModelInputError(`generate: seed must be an integer, got ${shownValue(options.seed)}`)
     // checked here, not at the first streamed token, after the prefill has run
     if (options.onToken !== undefined && typeof options.onToken !== 'function') throw new ModelInputError(`generate: onToken must be a function, got ${typeof options.onToken}`)
     if (options.onKept !== undefined && typeof options.onKept !== 'function') throw new ModelInputError(`generate: onKept must be a function, got ${typeof options.onKept}`)
@@ -577,7 +577,7 @@ export class LlamaModel implements Model {
     checkKvDtype(kvDtype, 'prefillPrompt')
     const given = options.contextTokens
     if (given !== undefined && !(Number.isInteger(given) && given >= 1 && given <= ids.length - 1))
-      throw new ModelInputError(`prefillPrompt: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${given}`)
+      throw new ModelInputError(`prefillPrompt: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${shownValue(given)}`)
     // a one-token prompt prefills nothing (generate's protocol: all but the last token), as generate does
     const c = given ?? ids.length - 1
     const built = policies.map((p) => resolvePolicy(p, this.config))
