@@ -14,7 +14,8 @@ function workerUrl(): URL {
 
 /**
  * Runs jobs on `count` worker threads, each holding its own model; a worker gets its next job as soon
- * as it answers, so uneven samples balance out. The first error stops every worker and rejects.
+ * as it answers, so uneven samples balance out. The first error, `record`'s own included, stops every
+ * worker and rejects.
  */
 export function runInWorkers(count: number, session: SessionOptions, jobs: readonly SampleJob[], record: (o: SampleOutcome) => void): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -39,7 +40,15 @@ export function runInWorkers(count: number, session: SessionOptions, jobs: reado
         if (failed) return
         if (m.type === 'ready') feed(w)
         else if (m.type === 'error') stop(new Error(m.message))
-        else if (m.type === 'outcome') record(m.outcome)
+        else if (m.type === 'outcome') {
+          // a caller's callback (onProgress, onOutcome) that throws here threw from the worker's event
+          // handler: an uncaught exception that ended the process, the other workers still running
+          try {
+            record(m.outcome)
+          } catch (e) {
+            stop(e instanceof Error ? e : new Error(String(e)))
+          }
+        }
         else if (++finished === jobs.length) stop()
         else feed(w)
       })
