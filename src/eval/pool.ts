@@ -15,21 +15,26 @@ function workerUrl(): URL {
 /**
  * Runs jobs on `count` worker threads, each holding its own model; a worker gets its next job as soon
  * as it answers, so uneven samples balance out. The first error, `record`'s own included, stops every
- * worker and rejects.
+ * worker and rejects, and so does `signal`'s abort, with its reason.
  */
-export function runInWorkers(count: number, session: SessionOptions, jobs: readonly SampleJob[], record: (o: SampleOutcome) => void): Promise<void> {
+export function runInWorkers(count: number, session: SessionOptions, jobs: readonly SampleJob[], record: (o: SampleOutcome) => void, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const workers: Worker[] = []
     let next = 0
     let finished = 0
     let failed = false
-    const stop = (err?: Error): void => {
+    const onAbort = (): void => stop(signal?.reason ?? new DOMException('evaluation aborted', 'AbortError'))
+    const stop = (err?: unknown): void => {
       if (failed) return
       if (err) failed = true
+      signal?.removeEventListener('abort', onAbort)
       for (const w of workers) void w.terminate()
       if (err) reject(err)
       else resolve()
     }
+    // aborted while evaluate measured the wasm build: no worker starts
+    if (signal?.aborted) return reject(signal.reason ?? new DOMException('evaluation aborted', 'AbortError'))
+    signal?.addEventListener('abort', onAbort)
     const feed = (w: Worker): void => {
       if (next < jobs.length) w.postMessage(jobs[next++])
     }
@@ -46,7 +51,7 @@ export function runInWorkers(count: number, session: SessionOptions, jobs: reado
           try {
             record(m.outcome)
           } catch (e) {
-            stop(e instanceof Error ? e : new Error(String(e)))
+            stop(e)
           }
         }
         else if (++finished === jobs.length) stop()

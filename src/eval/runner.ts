@@ -70,6 +70,12 @@ export interface EvalOptions {
    * policies are then `full` (recompute every token every step) and `elastic-cache[:...]`
    */
   diffusion?: DiffusionDecoding
+  /**
+   * stops the run: on one thread between a sample's prefill chunks and decode steps, on worker threads at
+   * once (they are terminated); evaluate rejects with the signal's reason and returns no partial results
+   * (onOutcome has heard each finished sample)
+   */
+  signal?: AbortSignal
   onProgress?: (p: EvalProgress) => void
   /** every sample's outcome, as it arrives (continuations, for inspection) */
   onOutcome?: (o: SampleOutcome) => void
@@ -96,7 +102,7 @@ export const DEFAULT_SEED = 1
 const EVAL_OPTION_SET: Record<keyof EvalOptions, true> = {
   model: true, policies: true, tasks: true, lengths: true, samples: true, sharePrefill: true, firstSample: true, seed: true,
   backend: true, haystack: true, books: true, question: true, prompts: true, kvDtype: true, workers: true, contextLimit: true,
-  threads: true, diffusion: true, onProgress: true, onOutcome: true,
+  threads: true, diffusion: true, signal: true, onProgress: true, onOutcome: true,
 }
 
 /** Checks every argument before any model is loaded; returns the jobs in cell order. */
@@ -109,6 +115,7 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   // a callback that is not one threw a TypeError at the first finished sample, after its work
   for (const key of ['onProgress', 'onOutcome'] as const)
     if (opts[key] !== undefined && typeof opts[key] !== 'function') fail(`${key} must be a function, got ${showValue(opts[key])}`)
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) fail(`signal must be an AbortSignal, got ${showValue(opts.signal)}`)
   // a loaded model would read as the folder "[object Object]": each worker loads the model from its folder
   if (typeof opts.model !== 'string') fail(`model must be the model's folder (a path string; each worker loads it), got ${opts.model === null ? 'null' : typeof opts.model}`)
   // a string where a list belongs would be read letter by letter ("unknown task "p"") or not at all
@@ -303,17 +310,25 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
     opts.onProgress?.({ done: outcomes.length, total, elapsedMs: performance.now() - started, last: o })
   }
   const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, books: opts.books, contextLimit: opts.contextLimit, kvDtype: opts.kvDtype, threads }
+  const signal = opts.signal
+  const aborted = () => {
+    if (signal?.aborted) throw signal.reason ?? new DOMException('evaluation aborted', 'AbortError')
+  }
+  aborted()
   if (workers <= 1) {
     const s = await EvalSession.open(session)
     try {
-      for (const job of jobs) await s.run(job, record)
+      for (const job of jobs) {
+        aborted()
+        await s.run(job, record, signal)
+      }
     } finally {
       s.dispose()
     }
   } else {
     // every worker runs the build 'auto' picks here: each measuring for itself could pick differently
     const wasm = opts.backend !== 'reference' && opts.backend !== 'webgpu'
-    await runInWorkers(workers, wasm ? { ...session, relaxed: (await autoWasmBuild()) === 'relaxed' } : session, jobs, record)
+    await runInWorkers(workers, wasm ? { ...session, relaxed: (await autoWasmBuild()) === 'relaxed' } : session, jobs, record, signal)
   }
   return aggregate(outcomes, cells)
 }
