@@ -1,7 +1,7 @@
 import type { LlamaModel } from '../model/model.js'
 import { loadChunk, MemoryChunkStore, placeChunk, placeRows, type ChunkStore } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
-import { checkChunkStore, checkSalt, ReuseError } from './errors.js'
+import { checkChunkStore, checkOptionNames, checkSalt, ReuseError } from './errors.js'
 import { contextLimitText } from '../model/errors.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
 
@@ -75,6 +75,9 @@ export class CacheBlend extends SelectiveReuse {
       if (!Array.isArray(c) || c.length === 0) throw new ReuseError(`CacheBlend.prepare: chunks[${i}] must be a non-empty array of token ids`)
       this.model.checkIds(c, `chunks[${i}]`)
     })
+    // a misspelt option was ignored; `always` given as one slot (3) was a TypeError ("find is not a function")
+    checkOptionNames('CacheBlend.prepare', options, { always: true })
+    if (options.always !== undefined && !Array.isArray(options.always)) throw new ReuseError(`CacheBlend.prepare: always must be an array of slots, got ${typeof options.always}`)
     const ids = chunks.flat()
     const bad = (options.always ?? []).find((t) => !(Number.isInteger(t) && t >= 0 && t < ids.length))
     if (bad !== undefined) throw new ReuseError(`CacheBlend.prepare: always must hold integer slots in [0, ${ids.length}), got ${bad}`)
