@@ -23,6 +23,7 @@ import { policyRuntime } from './policy-runtime.js'
 import { checkSampling, sample, seededRandom } from './sampling.js'
 import type { FinishReason, GenerateOptions, GenerateResult, Generation, Model, ModelConfig, ReuseHandle, Tokenizer } from './types.js'
 import { TextStream } from './text-stream.js'
+import { nextTurn } from './next-turn.js'
 import type { Weights } from './weights.js'
 
 /** the first non-finite value among [rows][vocab] logits, or null */
@@ -46,8 +47,6 @@ function checkProcessedLogits(logits: Float32Array, step: number): void {
   if (allBanned) throw new NonFiniteError(`generate: onLogits banned every token of decode step ${step} (all ${logits.length} logits are -Infinity)`)
 }
 
-const nextTurn: () => Promise<void> =
-  typeof setImmediate === 'function' ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0))
 
 /** every option generate takes; the record's type makes a new GenerateOptions field fail to compile until listed */
 const GENERATE_OPTION_SET: Record<keyof GenerateOptions, true> = {

@@ -4,6 +4,7 @@ import { keyRotation } from './rerotate.js'
 import { ropeInvFreq } from '../model/config.js'
 import { blockHashes } from './block-hash.js'
 import { ReuseError } from './errors.js'
+import { nextTurn } from '../model/next-turn.js'
 
 /**
  * One chunk's KV, computed with the chunk alone at positions 0..T-1 (CacheBlend's and Graph-KV's unit
@@ -82,17 +83,30 @@ export function checkStoredChunk(where: string, key: string, found: ChunkKV, ids
   throw new ReuseError(`${where}: the entry for key ${key} holds KV of another shape (${got}) than this model's (${layers} layers of ${row} floats a token): a store shared by models needs a salt per model`)
 }
 
-/** the chunk from the store, or computed and stored */
-export async function loadChunk(model: LlamaModel, store: ChunkStore, ids: readonly number[], salt = ''): Promise<{ kv: ChunkKV; hit: boolean }> {
-  const key = chunkKey(ids, salt)
-  const found = await store.get(key)
-  if (found) {
-    checkStoredChunk('chunk store', key, found, ids, model)
-    return { kv: found, hit: true }
+/**
+ * Each chunk from the store, or computed and stored. The store is asked for every chunk at once (a tier
+ * fetches them together); the missing ones are computed one after another, `check` (an abort) called
+ * on a later turn of the event loop after each.
+ */
+export async function loadChunks(model: LlamaModel, store: ChunkStore, chunks: readonly (readonly number[])[], salt = '', check: () => void = () => {}): Promise<{ kv: ChunkKV; hit: boolean }[]> {
+  const keys = chunks.map((ids) => chunkKey(ids, salt))
+  const found = await Promise.all(keys.map((key) => store.get(key)))
+  check()
+  const out: { kv: ChunkKV; hit: boolean }[] = []
+  for (let i = 0; i < chunks.length; i++) {
+    const hit = found[i]
+    if (hit) {
+      checkStoredChunk('chunk store', keys[i], hit, chunks[i], model)
+      out.push({ kv: hit, hit: true })
+      continue
+    }
+    const kv = computeChunk(model, chunks[i])
+    await store.set(keys[i], kv)
+    out.push({ kv, hit: false })
+    await nextTurn()
+    check()
   }
-  const kv = computeChunk(model, ids)
-  await store.set(key, kv)
-  return { kv, hit: false }
+  return out
 }
 
 /**
