@@ -72,9 +72,9 @@ function checkSignal(signal: unknown, where: string): void {
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new ModelInputError(`${where}: signal must be an AbortSignal`)
 }
 
-/** Throws ModelInputError unless `chunk` (tokens per prefill chunk) is an integer in [1, 4096]. */
-export function checkChunk(chunk: number): void {
-  if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${shownValue(chunk)}`)
+/** Throws ModelInputError unless `chunk` (tokens per prefill chunk) is an integer in [1, 4096]; `where` names the call. */
+export function checkChunk(chunk: number, where = 'LlamaModel'): void {
+  if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`${where}: chunk must be an integer in [1, 4096], got ${shownValue(chunk)}`)
 }
 
 /** Throws ModelInputError unless `kvDtype` is a KV-cache element type this build stores ('float32', 'float16'). */
