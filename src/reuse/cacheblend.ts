@@ -1,7 +1,7 @@
 import type { LlamaModel } from '../model/model.js'
 import { loadChunks, MemoryChunkStore, placeChunk, placeRows, type ChunkStore } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
-import { checkChunkStore, checkOptionNames, checkSalt, ReuseError } from './errors.js'
+import { abortCheck, checkChunkStore, checkOptionNames, checkSalt, ReuseError } from './errors.js'
 import { contextLimitText } from '../model/errors.js'
 import { nextTurn } from '../model/next-turn.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
@@ -79,11 +79,7 @@ export class CacheBlend extends SelectiveReuse {
     })
     // a misspelt option was ignored; `always` given as one slot (3) was a TypeError ("find is not a function")
     checkOptionNames('CacheBlend.prepare', options, { always: true, signal: true })
-    const signal = options.signal
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new ReuseError('CacheBlend.prepare: signal must be an AbortSignal')
-    const check = () => {
-      if (signal?.aborted) throw signal.reason ?? new DOMException('prepare aborted', 'AbortError')
-    }
+    const check = abortCheck('CacheBlend.prepare', options.signal)
     if (options.always !== undefined && !Array.isArray(options.always)) throw new ReuseError(`CacheBlend.prepare: always must be an array of slots, got ${typeof options.always}`)
     const ids = chunks.flat()
     const bad = (options.always ?? []).find((t) => !(Number.isInteger(t) && t >= 0 && t < ids.length))
