@@ -433,7 +433,8 @@ export class ServeEngine {
       try {
         let options: GenerateOptions = { ...job.options, signal }
         // documents run on CacheBlend's or Graph-KV's context (or, blending off, on the prefix cache)
-        const docs = job.documents ? await this.documents.context(job.documents, job.salt) : undefined
+        // a client gone while its documents are computed stops them there, not after every chunk
+        const docs = job.documents ? await this.documents.context(job.documents, job.salt, signal) : undefined
         // an edit of an earlier prompt runs on its aligned KV; another prompt leaves its KV for later edits
         const onPrefixCache = !docs && !job.tools && options.reuse
         const edited = this.edits && onPrefixCache ? await this.edits.match(job.ids, job.salt) : undefined
