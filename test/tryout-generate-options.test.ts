@@ -33,7 +33,7 @@ describe('generate refuses bad options before any work', () => {
       [{ seed: NaN }, /seed must be an integer, got NaN/],
       [{ seed: 1.5 }, /seed must be an integer, got 1.5/],
       [{ seed: Infinity }, /seed must be an integer, got Infinity/],
-      [{ seed: '3' }, /seed must be an integer, got 3/],
+      [{ seed: '3' }, /seed must be an integer, got "3"/],
     ]
     for (const [o, msg] of bad) {
       const call = () => model.generate(prompt, { maxNewTokens: 2, temperature: 1, ...o } as GenerateOptions)

@@ -13,6 +13,7 @@ import { MIN_PART_MACS, threadedModelKernels } from './threads/kernels.js'
 import { threadedScoring } from './threads/scoring.js'
 import { threadedCompaction } from './threads/compaction.js'
 import { sharedMemorySupported, webWorkerSpawner, type SpawnWorker } from './threads/spawn.js'
+import { optionNamesProblem, shownValue } from '../model/errors.js'
 
 export interface BackendOptions extends WasmLoadOptions {
   /** WebGPU device options (subgroups, shader-f16, power preference) for 'webgpu'. */
@@ -39,6 +40,12 @@ export interface BackendOptions extends WasmLoadOptions {
    * source), run on one thread instead of rejecting: loadModel's behaviour when `threads` is its default.
    */
   threadsOptional?: boolean
+}
+
+/** every option createBackend takes; the record's type makes a new BackendOptions field fail to compile until listed */
+const BACKEND_OPTION_SET: Record<keyof BackendOptions, true> = {
+  wasm: true, relaxedWasm: true, threadsWasm: true, relaxedThreadsWasm: true, relaxed: true, heap: true,
+  gpu: true, threads: true, minPartMacs: true, spawnWorker: true, threadsOptional: true,
 }
 
 /**
@@ -73,6 +80,9 @@ export function kernelBuild(backend: Backend & { readonly build?: WasmBuild }): 
 export async function createBackend(name: 'webgpu', opts?: BackendOptions): Promise<WebGpuBackend>
 export async function createBackend(name?: BackendName, opts?: BackendOptions): Promise<CreatedBackend>
 export async function createBackend(name: BackendName = 'auto', opts: BackendOptions = {}): Promise<CreatedBackend> {
+  // a misspelt option (thread: 4) ran on one thread, silently; null options were a TypeError
+  const namesProblem = optionNamesProblem(opts, BACKEND_OPTION_SET)
+  if (namesProblem !== undefined) throw new RangeError(`createBackend: ${namesProblem}`)
   if (name === 'auto' && !opts.heap && !(opts.threads && opts.threads > 1 && !opts.threadsOptional) && (await hasHardwareAdapter())) {
     try {
       return await createWebGpuBackend(opts)
@@ -86,9 +96,9 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
   }
   if (name === 'wasm' || (name === 'auto' && supportsSimd())) {
     const threads = opts.threads ?? 1
-    if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`createBackend: threads must be a positive integer, got ${threads}`)
+    if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`createBackend: threads must be a positive integer, got ${shownValue(threads)}`)
     const minPartMacs = opts.minPartMacs ?? MIN_PART_MACS
-    if (!(Number.isInteger(minPartMacs) && minPartMacs >= 1)) throw new RangeError(`createBackend: minPartMacs must be a positive integer, got ${opts.minPartMacs}`)
+    if (!(Number.isInteger(minPartMacs) && minPartMacs >= 1)) throw new RangeError(`createBackend: minPartMacs must be a positive integer, got ${shownValue(opts.minPartMacs)}`)
     const spawn = opts.spawnWorker ?? webWorkerSpawner()
     const wantShared = threads > 1 && spawn !== undefined && sharedMemorySupported()
     const { exports, heap, build, module, shared } = await loadWasm(opts, wantShared)

@@ -14,21 +14,27 @@ function workerUrl(): URL {
 
 /**
  * Runs jobs on `count` worker threads, each holding its own model; a worker gets its next job as soon
- * as it answers, so uneven samples balance out. The first error stops every worker and rejects.
+ * as it answers, so uneven samples balance out. The first error, `record`'s own included, stops every
+ * worker and rejects, and so does `signal`'s abort, with its reason.
  */
-export function runInWorkers(count: number, session: SessionOptions, jobs: readonly SampleJob[], record: (o: SampleOutcome) => void): Promise<void> {
+export function runInWorkers(count: number, session: SessionOptions, jobs: readonly SampleJob[], record: (o: SampleOutcome) => void, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const workers: Worker[] = []
     let next = 0
     let finished = 0
     let failed = false
-    const stop = (err?: Error): void => {
+    const onAbort = (): void => stop(signal?.reason ?? new DOMException('evaluation aborted', 'AbortError'))
+    const stop = (err?: unknown): void => {
       if (failed) return
       if (err) failed = true
+      signal?.removeEventListener('abort', onAbort)
       for (const w of workers) void w.terminate()
       if (err) reject(err)
       else resolve()
     }
+    // aborted while evaluate measured the wasm build: no worker starts
+    if (signal?.aborted) return reject(signal.reason ?? new DOMException('evaluation aborted', 'AbortError'))
+    signal?.addEventListener('abort', onAbort)
     const feed = (w: Worker): void => {
       if (next < jobs.length) w.postMessage(jobs[next++])
     }
@@ -39,7 +45,15 @@ export function runInWorkers(count: number, session: SessionOptions, jobs: reado
         if (failed) return
         if (m.type === 'ready') feed(w)
         else if (m.type === 'error') stop(new Error(m.message))
-        else if (m.type === 'outcome') record(m.outcome)
+        else if (m.type === 'outcome') {
+          // a caller's callback (onProgress, onOutcome) that throws here threw from the worker's event
+          // handler: an uncaught exception that ended the process, the other workers still running
+          try {
+            record(m.outcome)
+          } catch (e) {
+            stop(e)
+          }
+        }
         else if (++finished === jobs.length) stop()
         else feed(w)
       })

@@ -19,6 +19,7 @@ import { EvalSession, type QuestionMode, type SampleJob } from './session.js'
 import { readPromptsFile } from './prompts-file.js'
 import { isTaskName, TASK_NAMES, type TaskName } from './tasks.js'
 import { DIFFUSION_BLOCK_LENGTH, diffusionCacheFromSpec, type DiffusionDecoding } from './diffusion.js'
+import { optionNamesProblem, shownValue } from '../model/errors.js'
 
 export interface EvalOptions {
   /** model folder (Hugging Face layout) */
@@ -69,6 +70,12 @@ export interface EvalOptions {
    * policies are then `full` (recompute every token every step) and `elastic-cache[:...]`
    */
   diffusion?: DiffusionDecoding
+  /**
+   * stops the run: on one thread between a sample's prefill chunks and decode steps, on worker threads at
+   * once (they are terminated); evaluate rejects with the signal's reason and returns no partial results
+   * (onOutcome has heard each finished sample)
+   */
+  signal?: AbortSignal
   onProgress?: (p: EvalProgress) => void
   /** every sample's outcome, as it arrives (continuations, for inspection) */
   onOutcome?: (o: SampleOutcome) => void
@@ -81,8 +88,8 @@ export interface EvalProgress {
   last: SampleOutcome
 }
 
-/** A value as an error message shows it: numbers as written (NaN, not JSON's null), anything else as JSON. */
-export const showValue = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v))
+/** A value as an error message shows it (shownValue: numbers as written, NaN not JSON's null, anything else as JSON). */
+export const showValue = shownValue
 
 /** A bad argument: the CLI prints its message as one line and exits non-zero. */
 export class EvalArgumentError extends Error {
@@ -91,10 +98,24 @@ export class EvalArgumentError extends Error {
 
 export const DEFAULT_SEED = 1
 
+/** every option evaluate takes; the record's type makes a new EvalOptions field fail to compile until listed */
+const EVAL_OPTION_SET: Record<keyof EvalOptions, true> = {
+  model: true, policies: true, tasks: true, lengths: true, samples: true, sharePrefill: true, firstSample: true, seed: true,
+  backend: true, haystack: true, books: true, question: true, prompts: true, kvDtype: true, workers: true, contextLimit: true,
+  threads: true, diffusion: true, signal: true, onProgress: true, onOutcome: true,
+}
+
 /** Checks every argument before any model is loaded; returns the jobs in cell order. */
 export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: { policy: string; task: TaskName; length: number }[] } {
   const fail = (msg: string): never => { throw new EvalArgumentError(msg) }
   if (typeof opts !== 'object' || opts === null) fail(`evaluate needs an options object, got ${JSON.stringify(opts)}`)
+  // a misspelt option (sampels, haystak) was ignored and the run went ahead on the default
+  const namesProblem = optionNamesProblem(opts, EVAL_OPTION_SET)
+  if (namesProblem !== undefined) fail(namesProblem)
+  // a callback that is not one threw a TypeError at the first finished sample, after its work
+  for (const key of ['onProgress', 'onOutcome'] as const)
+    if (opts[key] !== undefined && typeof opts[key] !== 'function') fail(`${key} must be a function, got ${showValue(opts[key])}`)
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) fail(`signal must be an AbortSignal, got ${showValue(opts.signal)}`)
   // a loaded model would read as the folder "[object Object]": each worker loads the model from its folder
   if (typeof opts.model !== 'string') fail(`model must be the model's folder (a path string; each worker loads it), got ${opts.model === null ? 'null' : typeof opts.model}`)
   // a string where a list belongs would be read letter by letter ("unknown task "p"") or not at all
@@ -113,11 +134,11 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   onlyOnce('task', opts.tasks, fail)
   if (!opts.lengths?.length) fail('no length given')
   onlyOnce('length', opts.lengths, fail)
-  if (!Number.isInteger(opts.samples) || opts.samples < 1) fail(`samples must be a positive integer, got ${opts.samples}`)
+  if (!Number.isInteger(opts.samples) || opts.samples < 1) fail(`samples must be a positive integer, got ${showValue(opts.samples)}`)
   const seed = opts.seed ?? DEFAULT_SEED
-  if (!Number.isInteger(seed) || seed < 0) fail(`seed must be a non-negative integer, got ${seed}`)
-  if (opts.firstSample !== undefined && (!Number.isInteger(opts.firstSample) || opts.firstSample < 0)) fail(`firstSample must be a non-negative integer, got ${opts.firstSample}`)
-  if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) fail(`workers must be a positive integer, got ${opts.workers}`)
+  if (!Number.isInteger(seed) || seed < 0) fail(`seed must be a non-negative integer, got ${showValue(seed)}`)
+  if (opts.firstSample !== undefined && (!Number.isInteger(opts.firstSample) || opts.firstSample < 0)) fail(`firstSample must be a non-negative integer, got ${showValue(opts.firstSample)}`)
+  if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) fail(`workers must be a positive integer, got ${showValue(opts.workers)}`)
   // loadModel's own limit, checked here so that a bad count stops the run before the workers load their models
   if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 1 && opts.threads <= 256)) fail(`threads must be an integer in [1, 256], got ${showValue(opts.threads)}`)
   if (opts.haystack !== undefined && !existsSync(opts.haystack)) fail(`haystack not found: ${opts.haystack}`)
@@ -132,7 +153,7 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   } catch (e) {
     return fail((e as Error).message)
   }
-  if (opts.contextLimit !== undefined && !(Number.isInteger(opts.contextLimit) && opts.contextLimit >= 2)) fail(`contextLimit must be an integer of at least 2 tokens, got ${opts.contextLimit}`)
+  if (opts.contextLimit !== undefined && !(Number.isInteger(opts.contextLimit) && opts.contextLimit >= 2)) fail(`contextLimit must be an integer of at least 2 tokens, got ${showValue(opts.contextLimit)}`)
   const limit = opts.contextLimit ?? facts.maxPositions
   for (const L of opts.lengths) {
     if (!Number.isInteger(L) || L < 128) fail(`length must be an integer of at least 128 tokens, got ${showValue(L)}`)
@@ -289,17 +310,25 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
     opts.onProgress?.({ done: outcomes.length, total, elapsedMs: performance.now() - started, last: o })
   }
   const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, books: opts.books, contextLimit: opts.contextLimit, kvDtype: opts.kvDtype, threads }
+  const signal = opts.signal
+  const aborted = () => {
+    if (signal?.aborted) throw signal.reason ?? new DOMException('evaluation aborted', 'AbortError')
+  }
+  aborted()
   if (workers <= 1) {
     const s = await EvalSession.open(session)
     try {
-      for (const job of jobs) await s.run(job, record)
+      for (const job of jobs) {
+        aborted()
+        await s.run(job, record, signal)
+      }
     } finally {
       s.dispose()
     }
   } else {
     // every worker runs the build 'auto' picks here: each measuring for itself could pick differently
     const wasm = opts.backend !== 'reference' && opts.backend !== 'webgpu'
-    await runInWorkers(workers, wasm ? { ...session, relaxed: (await autoWasmBuild()) === 'relaxed' } : session, jobs, record)
+    await runInWorkers(workers, wasm ? { ...session, relaxed: (await autoWasmBuild()) === 'relaxed' } : session, jobs, record, signal)
   }
   return aggregate(outcomes, cells)
 }

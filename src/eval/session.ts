@@ -81,8 +81,9 @@ export class EvalSession {
   /**
    * The sample under each of the job's policies, outcomes in the job's policy order; `onOutcome` hears
    * each as soon as its generation ends (a cell's results need not wait for the sample's other policies).
+   * `signal` aborts the sample's prefills and generations between their chunks and steps.
    */
-  async run(job: SampleJob, onOutcome?: (o: SampleOutcome) => void): Promise<SampleOutcome[]> {
+  async run(job: SampleJob, onOutcome?: (o: SampleOutcome) => void, signal?: AbortSignal): Promise<SampleOutcome[]> {
     const sample = job.sample ?? this.sample(job.task, job.length, job.seed, job.index)
     if (this.model.config.diffusion) return this.runDiffusion(job, sample, onOutcome)
     const ids = sample.prompt_ids
@@ -100,9 +101,9 @@ export class EvalSession {
     })
     const outcomes: SampleOutcome[] = new Array(policies.length)
     for (const members of groups.values()) {
-      const prefill = share ? await this.model.prefillPrompt(ids, members.map((i) => policies[i]), { contextTokens }) : undefined
+      const prefill = share ? await this.model.prefillPrompt(ids, members.map((i) => policies[i]), { contextTokens, signal }) : undefined
       for (const i of members) {
-        outcomes[i] = await this.generate(job, job.policies[i], policies[i], sample, prefill)
+        outcomes[i] = await this.generate(job, job.policies[i], policies[i], sample, prefill, signal)
         onOutcome?.(outcomes[i])
       }
     }
@@ -120,10 +121,10 @@ export class EvalSession {
     return out
   }
 
-  private async generate(job: SampleJob, spec: string, policy: Policy | null, sample: PromptSample, prefill: SharedPrefill | undefined): Promise<SampleOutcome> {
+  private async generate(job: SampleJob, spec: string, policy: Policy | null, sample: PromptSample, prefill: SharedPrefill | undefined, signal?: AbortSignal): Promise<SampleOutcome> {
     // the answer, its end token, and two spare tokens, as train.py's evaluation decodes
     const gen = this.model.generate(sample.prompt_ids, {
-      maxNewTokens: sample.answer_ids.length + 3, policy: policy ?? undefined, prefill,
+      maxNewTokens: sample.answer_ids.length + 3, policy: policy ?? undefined, prefill, signal,
       contextTokens: job.question === 'after' ? sample.context_len : undefined,
     })
     const { text, stats } = await gen.result

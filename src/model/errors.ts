@@ -43,6 +43,16 @@ export class DecodingModeError extends ModelInputError {
 }
 
 /**
+ * A bad value as an error message shows it: numbers as written (NaN and Infinity, which JSON writes as
+ * null), anything else as JSON, so a string is quoted ("4" given for 4 read "got 4", as if it were right)
+ */
+export function shownValue(v: unknown): string {
+  if (typeof v === 'number') return String(v)
+  if (typeof v === 'bigint') return `${v}n`
+  return JSON.stringify(v) ?? String(v)
+}
+
+/**
  * What is wrong with an options argument, or undefined: not an object, or a key that is not in `known`
  * (a misspelt option, max_new_tokens or backnd, would otherwise be ignored and its default used,
  * silently). `known` is a record of every option name, typed by the options interface, so a new option

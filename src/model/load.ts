@@ -3,7 +3,7 @@ import { hardwareThreads } from '../backend/threads/spawn.js'
 import { wasmOptionsProblem } from '../backend/wasm/options.js'
 import type { Backend } from '../backend/backend.js'
 import { parseConfig } from './config.js'
-import { ModelInputError, ModelLoadError, optionNamesProblem } from './errors.js'
+import { ModelInputError, ModelLoadError, optionNamesProblem, shownValue } from './errors.js'
 import { readJsonFile } from './json-file.js'
 import { checkChunk, checkKvDtype, LlamaModel } from './model.js'
 import { FilesSource, isFileSource, isUrl, throwIfAborted, UrlSource, type ModelFileSource, type ModelFiles } from './source.js'
@@ -130,15 +130,15 @@ export function checkLoadOptions(options: LoadOptions): void {
   if (optionsProblem !== undefined) throw new ModelInputError(`loadModel: ${optionsProblem}`)
   if (options.backend !== undefined && !BACKENDS.includes(options.backend))
     throw new ModelInputError(`loadModel: unknown backend ${JSON.stringify(options.backend)}; expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
-  if (options.chunk !== undefined) checkChunk(options.chunk)
+  if (options.chunk !== undefined) checkChunk(options.chunk, 'loadModel')
   const wasmProblem = options.wasm === undefined ? undefined : wasmOptionsProblem(options.wasm)
   if (wasmProblem !== undefined) throw new ModelInputError(`loadModel: wasm: ${wasmProblem}`)
   const c = options.contextLimit
   if (c !== undefined && !(Number.isInteger(c) && c >= 2))
-    throw new ModelInputError(`loadModel: contextLimit must be an integer of at least 2 tokens, got ${JSON.stringify(c)}`)
+    throw new ModelInputError(`loadModel: contextLimit must be an integer of at least 2 tokens, got ${shownValue(c)}`)
   if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'loadModel')
   if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= 256))
-    throw new ModelInputError(`loadModel: threads must be an integer in [1, 256], got ${options.threads}`)
+    throw new ModelInputError(`loadModel: threads must be an integer in [1, 256], got ${shownValue(options.threads)}`)
   // a signal of another kind would be ignored (no abort), a progress callback that is not one would fail mid-load
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('loadModel: signal must be an AbortSignal')
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function')

@@ -8,7 +8,7 @@ import type { Policy, PolicyContext, PolicySession } from '../policies/types.js'
 import { resolvePolicy, type PolicyConfig } from '../policies/config.js'
 import { scoresTokensAtCreation } from '../policies/registry.js'
 import { SharedPrefill } from './prefill.js'
-import { ContextLengthError, contextLimitText, DecodingModeError, ModelDisposedError, ModelInputError, NonFiniteError, optionNamesProblem } from './errors.js'
+import { ContextLengthError, contextLimitText, DecodingModeError, ModelDisposedError, ModelInputError, NonFiniteError, optionNamesProblem, shownValue } from './errors.js'
 import { diffusionDecode, type DiffusionResult } from './diffusion/decode.js'
 import { BidirectionalForward } from './diffusion/forward.js'
 import { checkDiffusionOptions, diffusionContextError, type DiffusionGenerateOptions } from './diffusion/options.js'
@@ -23,6 +23,7 @@ import { policyRuntime } from './policy-runtime.js'
 import { checkSampling, sample, seededRandom } from './sampling.js'
 import type { FinishReason, GenerateOptions, GenerateResult, Generation, Model, ModelConfig, ReuseHandle, Tokenizer } from './types.js'
 import { TextStream } from './text-stream.js'
+import { nextTurn } from './next-turn.js'
 import type { Weights } from './weights.js'
 
 /** the first non-finite value among [rows][vocab] logits, or null */
@@ -46,8 +47,6 @@ function checkProcessedLogits(logits: Float32Array, step: number): void {
   if (allBanned) throw new NonFiniteError(`generate: onLogits banned every token of decode step ${step} (all ${logits.length} logits are -Infinity)`)
 }
 
-const nextTurn: () => Promise<void> =
-  typeof setImmediate === 'function' ? () => new Promise((r) => setImmediate(r)) : () => new Promise((r) => setTimeout(r, 0))
 
 /** every option generate takes; the record's type makes a new GenerateOptions field fail to compile until listed */
 const GENERATE_OPTION_SET: Record<keyof GenerateOptions, true> = {
@@ -55,9 +54,27 @@ const GENERATE_OPTION_SET: Record<keyof GenerateOptions, true> = {
   policy: true, onToken: true, onKept: true, onLogits: true, prefill: true, kvDtype: true, reuse: true,
 }
 
-/** Throws ModelInputError unless `chunk` (tokens per prefill chunk) is an integer in [1, 4096]. */
-export function checkChunk(chunk: number): void {
-  if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`chunk must be an integer in [1, 4096], got ${chunk}`)
+/** prefillPrompt's options */
+export interface PrefillPromptOptions {
+  /** the KV cache's element type (default: the model's), as generate's kvDtype; the generations that start from it use the same */
+  kvDtype?: KVDtype
+  /** prompt tokens prefilled (default: all but the last); generations from it pass the same contextTokens */
+  contextTokens?: number
+  /** aborts the prefill between chunks; the promise rejects with the signal's reason */
+  signal?: AbortSignal
+}
+
+/** every option prefillPrompt takes (as GENERATE_OPTION_SET) */
+const PREFILL_PROMPT_OPTION_SET: Record<keyof PrefillPromptOptions, true> = { kvDtype: true, contextTokens: true, signal: true }
+
+/** Throws ModelInputError unless `signal` is undefined or an AbortSignal. */
+function checkSignal(signal: unknown, where: string): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new ModelInputError(`${where}: signal must be an AbortSignal`)
+}
+
+/** Throws ModelInputError unless `chunk` (tokens per prefill chunk) is an integer in [1, 4096]; `where` names the call. */
+export function checkChunk(chunk: number, where = 'LlamaModel'): void {
+  if (!(Number.isInteger(chunk) && chunk >= 1 && chunk <= 4096)) throw new ModelInputError(`${where}: chunk must be an integer in [1, 4096], got ${shownValue(chunk)}`)
 }
 
 /** Throws ModelInputError unless `kvDtype` is a KV-cache element type this build stores ('float32', 'float16'). */
@@ -70,7 +87,7 @@ function generateMaxNew(options: GenerateOptions): number {
   const optionsProblem = optionNamesProblem(options, GENERATE_OPTION_SET)
   if (optionsProblem !== undefined) throw new ModelInputError(`generate: ${optionsProblem}`)
   const maxNew = options.maxNewTokens ?? 128
-  if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new ModelInputError(`generate: maxNewTokens must be a positive integer, got ${maxNew}`)
+  if (!(Number.isInteger(maxNew) && maxNew >= 1)) throw new ModelInputError(`generate: maxNewTokens must be a positive integer, got ${shownValue(maxNew)}`)
   return maxNew
 }
 
@@ -122,7 +139,7 @@ export class LlamaModel implements Model {
     const V = this.config.vocab
     for (let i = 0; i < ids.length; i++) {
       const t = ids[i]
-      if (!Number.isInteger(t) || t < 0 || t >= V) throw new ModelInputError(`${what}[${i}] = ${t} is not a token id in [0, ${V})`)
+      if (!Number.isInteger(t) || t < 0 || t >= V) throw new ModelInputError(`${what}[${i}] = ${shownValue(t)} is not a token id in [0, ${V})`)
     }
   }
 
@@ -262,7 +279,7 @@ export class LlamaModel implements Model {
     const sampling = checkSampling(options)
     const c = options.contextTokens
     if (c !== undefined && !(Number.isInteger(c) && c >= 1 && c <= ids.length - 1))
-      throw new ModelInputError(`generate: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${c}`)
+      throw new ModelInputError(`generate: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${shownValue(c)}`)
     if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'generate')
     // prefillPrompt is async: its promise passed as it is would read as a foreign object
     if (typeof (options.prefill as unknown as PromiseLike<unknown> | undefined)?.then === 'function') throw new ModelInputError('generate: prefill is a promise: pass what `await model.prefillPrompt(ids, policies)` gives')
@@ -271,9 +288,9 @@ export class LlamaModel implements Model {
       throw new ModelInputError(`generate: kvDtype '${options.kvDtype}' differs from the shared prefill's '${options.prefill.kvDtype}'`)
     const stop = options.stop ?? []
     if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) throw new ModelInputError('generate: stop must be an array of non-empty strings')
-    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('generate: signal must be an AbortSignal')
+    checkSignal(options.signal, 'generate')
     // a seed that is not an integer would be floored (NaN to 0) into another seed's draws, silently
-    if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new ModelInputError(`generate: seed must be an integer, got ${options.seed}`)
+    if (options.seed !== undefined && !Number.isInteger(options.seed)) throw new ModelInputError(`generate: seed must be an integer, got ${shownValue(options.seed)}`)
     // checked here, not at the first streamed token, after the prefill has run
     if (options.onToken !== undefined && typeof options.onToken !== 'function') throw new ModelInputError(`generate: onToken must be a function, got ${typeof options.onToken}`)
     if (options.onKept !== undefined && typeof options.onKept !== 'function') throw new ModelInputError(`generate: onKept must be a function, got ${typeof options.onKept}`)
@@ -331,8 +348,23 @@ export class LlamaModel implements Model {
     return this.tokenizer.encode(prompt)
   }
 
+  /**
+   * prefills ids[from, to) at positions from + shift.., a chunk at a time, calling `check` between
+   * chunks: an abort (or dispose) during a long prefill is seen there
+   */
+  private async prefillChunks(ids: number[], from: number, to: number, cache: PagedKVCache, shift: number, capture: HookCapture, check: () => void): Promise<void> {
+    const C = this.forward.chunk
+    for (let s = from; s < to; s += C) {
+      await this.prefillAsync(ids.slice(s, Math.min(to, s + C)), cache, s + shift, capture, s)
+      if (s + C < to) {
+        await nextTurn()
+        check()
+      }
+    }
+  }
+
   /** throws if the request was aborted or the model disposed meanwhile (checked after every await and chunk) */
-  private checkRun(o: GenerateOptions): void {
+  private checkRun(o: { signal?: AbortSignal }): void {
     if (o.signal?.aborted) throw o.signal.reason ?? new DOMException('generation aborted', 'AbortError')
     if (this.disposed) throw new ModelDisposedError('the model was disposed during generation')
   }
@@ -399,15 +431,7 @@ export class LlamaModel implements Model {
         o.prefill.restore(cache, capture)
         this.gpu?.cpuWrote(cache)
       } else {
-        const C = this.forward.chunk
-        for (let s = cached; s < c; s += C) {
-          await this.prefillAsync(ids.slice(s, Math.min(c, s + C)), cache, s + shift, capture, s)
-          // an abort (or dispose) during a long prefill is seen between chunks
-          if (s + C < c) {
-            await nextTurn()
-            this.checkRun(o)
-          }
-        }
+        await this.prefillChunks(ids, cached, c, cache, shift, capture, () => this.checkRun(o))
         capture.finishPrefill()
         if (reuse) {
           // the prefix cache keeps (and shares) these pages: their rows must be in the heap
@@ -535,28 +559,35 @@ export class LlamaModel implements Model {
    * policies on one prompt this way costs one prefill instead of one per policy, with the same tokens.
    * `contextTokens` (as in `generate`) prefills only the context, for question-after generations with
    * the same `contextTokens`. Throws ModelInputError for a `contextTokens` outside [1, ids.length - 1]; a
-   * one-token prompt without it prefills no token, as its generation does.
+   * one-token prompt without it prefills no token, as its generation does. `signal` aborts between
+   * prefill chunks (the promise rejects with its reason), as generate's does; an option it does not
+   * know is a ModelInputError.
    */
-  async prefillPrompt(ids: number[], policies: readonly (Policy | PolicyConfig | string | null | undefined)[], options: { kvDtype?: KVDtype; contextTokens?: number } = {}): Promise<SharedPrefill> {
+  async prefillPrompt(ids: number[], policies: readonly (Policy | PolicyConfig | string | null | undefined)[], options: PrefillPromptOptions = {}): Promise<SharedPrefill> {
     this.alive()
     this.causalOnly('prefillPrompt')
     this.checkIds(ids, 'prefillPrompt: prompt')
     if (!Array.isArray(policies)) throw new ModelInputError(`prefillPrompt: policies must be an array (of spec strings, settings or policies), got ${typeof policies}`)
+    // a misspelt option was ignored, and `signal` (which it did not take) left a long prefill unstoppable
+    const optionsProblem = optionNamesProblem(options, PREFILL_PROMPT_OPTION_SET)
+    if (optionsProblem !== undefined) throw new ModelInputError(`prefillPrompt: ${optionsProblem}`)
+    checkSignal(options.signal, 'prefillPrompt')
     const kvDtype = options.kvDtype ?? this.kvDtype
     checkKvDtype(kvDtype, 'prefillPrompt')
     const given = options.contextTokens
     if (given !== undefined && !(Number.isInteger(given) && given >= 1 && given <= ids.length - 1))
-      throw new ModelInputError(`prefillPrompt: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${given}`)
+      throw new ModelInputError(`prefillPrompt: contextTokens must be an integer in [1, ${ids.length - 1}] (the prompt has ${ids.length} tokens), got ${shownValue(given)}`)
     // a one-token prompt prefills nothing (generate's protocol: all but the last token), as generate does
     const c = given ?? ids.length - 1
     const built = policies.map((p) => resolvePolicy(p, this.config))
     for (const p of built) if (p?.prepare) await p.prepare(this)
+    this.checkRun(options)
     const needs = SharedPrefill.unionNeeds(built.map((p) => p?.needs ?? {}))
     const cache = this.newCache(needs.cacheKeys, 64, kvDtype)
     const capture = new HookCapture(needs, this.config, this.backend.heap, c)
     try {
       const t0 = performance.now()
-      await this.prefillAsync(ids.slice(0, c), cache, 0, capture)
+      await this.prefillChunks(ids, 0, c, cache, 0, capture, () => this.checkRun(options))
       capture.finishPrefill()
       await this.cacheToCpu(cache)
       return SharedPrefill.capture(ids, needs, cache, capture, performance.now() - t0, c)

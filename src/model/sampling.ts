@@ -1,4 +1,4 @@
-import { ModelInputError } from './errors.js'
+import { ModelInputError, shownValue } from './errors.js'
 
 /** xorshift32 in [0, 1): seeded, so a sampled generation repeats exactly. */
 export function seededRandom(seed: number): () => number {
@@ -21,9 +21,10 @@ export function checkSampling(o: { temperature?: number; topK?: number; topP?: n
   const temperature = o.temperature ?? 0
   const topK = o.topK ?? 0
   const topP = o.topP ?? 1
-  if (!(Number.isFinite(temperature) && temperature >= 0)) throw new ModelInputError(`generate: temperature must be a finite number >= 0, got ${temperature}`)
-  if (!(Number.isInteger(topK) && topK >= 0)) throw new ModelInputError(`generate: topK must be an integer >= 0 (0: off), got ${topK}`)
-  if (!(topP > 0 && topP <= 1)) throw new ModelInputError(`generate: topP must be in (0, 1], got ${topP}`)
+  if (!(Number.isFinite(temperature) && temperature >= 0)) throw new ModelInputError(`generate: temperature must be a finite number >= 0, got ${shownValue(temperature)}`)
+  if (!(Number.isInteger(topK) && topK >= 0)) throw new ModelInputError(`generate: topK must be an integer >= 0 (0: off), got ${shownValue(topK)}`)
+  // compared as it was, a string ('0.9') or true (1: off) passed and was coerced at every draw
+  if (!(typeof topP === 'number' && topP > 0 && topP <= 1)) throw new ModelInputError(`generate: topP must be a number in (0, 1], got ${shownValue(topP)}`)
   return { temperature, topK, topP }
 }
 

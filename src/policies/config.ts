@@ -5,7 +5,7 @@
  * a mistake fails at the call that made it, with the message a spec string would get. `config.spec` is
  * the spec string of the same policy (for the CLI, reports and logs), and `policyFromSpec` reads one back.
  */
-import { checkPolicyShape, createPolicyFromParts, describeValue, getPolicyDefinition, parsePolicySpecs, PolicySpecError, resolveOptions, type OptionValue, type ParsedSpec } from './registry.js'
+import { checkPolicyShape, createPolicyFromParts, describeValue, getPolicyDefinition, parsePolicySpecs, PolicySpecError, resolveOptions, UnknownPolicyOptionError, type OptionValue, type ParsedSpec } from './registry.js'
 import type { ModelShape, Policy } from './types.js'
 
 export interface PolicyConfig {
@@ -57,8 +57,15 @@ export function policyConfig(name: string, options: object = {}): PolicyConfig {
   return make([{ name, options: given }])
 }
 
-/** The full cache: no compression (the same as passing no policy). */
+/**
+ * The full cache: no compression (the same as passing no policy). Takes no options: any given is an
+ * UnknownPolicyOptionError, as `full:budget=1` is (`full({ budget: 1 })` was the full cache, silently).
+ */
 export function full(): PolicyConfig {
+  // read from `arguments`: the signature stays full(), and a JavaScript caller's options are still seen
+  const given: unknown[] = Array.from(arguments)
+  const extra = given.flatMap((o) => (o === undefined ? [] : typeof o === 'object' && o !== null && !Array.isArray(o) ? Object.keys(o) : [describeValue(o)]))
+  if (extra.length) throw new UnknownPolicyOptionError(`policy full takes no options, got ${extra.join(', ')}`)
   return make([])
 }
 

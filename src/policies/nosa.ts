@@ -68,7 +68,7 @@ export const nosa: PolicyDefinition = {
     ...selectionBudgetOptions,
     { name: 'block', type: 'integer', default: 64, min: 1, description: 'tokens per block (64)' },
     { name: 'agnostic', type: 'number', default: 0.5, min: 0, max: 1, description: 'share of the blocks chosen query-agnostically' },
-    { name: 'scoresFile', type: 'string', default: null, description: 'learned query-agnostic value scores, .safetensors (format in nosa-scores.ts); the value-norm stand-in without it' },
+    { name: 'scoresFile', type: 'string', default: null, readsFile: true, description: 'learned query-agnostic value scores, .safetensors (format in nosa-scores.ts); the value-norm stand-in without it' },
   ],
   create(o, model) {
     const block = o.block as number

@@ -259,7 +259,7 @@ export const razorattention: PolicyDefinition = {
   options: [
     ...budgetOnly(0.25),
     { name: 'heads', type: 'string', default: null, description: 'retrieval KV heads as LAYER.HEAD;LAYER.HEAD (else calibrated on first use, once per model)' },
-    { name: 'calibrationFile', type: 'string', default: null, description: 'text file to calibrate on (first 256 tokens repeated) instead of random tokens' },
+    { name: 'calibrationFile', type: 'string', default: null, readsFile: true, description: 'text file to calibrate on (first 256 tokens repeated) instead of random tokens' },
     { name: 'sinks', type: 'integer', default: 4, min: 0, description: 'attention-sink tokens kept by every head' },
     { name: 'inductionShare', type: 'number', default: 0.14, min: 0, max: 1, description: 'share of KV heads kept whole for induction' },
     { name: 'echoShare', type: 'number', default: 0.01, min: 0, max: 1, description: 'share of KV heads kept whole for echo' },

@@ -50,6 +50,11 @@ export interface OptionSpec {
   unlessGiven?: string
   /** giving both this and that option is an error */
   conflictsWith?: string
+  /**
+   * the value names a file read where the policy is made (gates, scores, calibration text): `kvkit serve`
+   * refuses it in a request's `kv_policy`, where it would name a file on the server
+   */
+  readsFile?: boolean
 }
 
 export interface PolicyDefinition {
@@ -167,10 +172,14 @@ function checkValue(policy: string, o: OptionSpec, v: OptionValue): OptionValue 
   return v
 }
 
-/**
- * A policy from its spec, or null for `full` (keep everything). Compositions run their parts in stage
- * order (eviction, channels, quantization), stable for parts of the same stage.
- */
+/** the options of a spec that name files to read (OptionSpec.readsFile), as `policy.option`; unknown names are left to createPolicy */
+export function fileOptions(spec: string): string[] {
+  return parsePolicySpecs(spec).flatMap((part) => {
+    const def = registry.get(part.name)
+    return def ? def.options.filter((o) => o.readsFile && part.options[o.name] !== undefined).map((o) => `${part.name}.${o.name}`) : []
+  })
+}
+
 /**
  * Whether a policy scores every token from its hidden state when the token is created (TRIM-KV): it needs
  * hidden states and decides while decoding. Such a policy cannot take a question prefilled after
@@ -181,6 +190,10 @@ export function scoresTokensAtCreation(policy: Policy | null | undefined): boole
   return !!(policy?.needs?.hiddenStates && policy.traits?.decodes)
 }
 
+/**
+ * A policy from its spec, or null for `full` (keep everything). Compositions run their parts in stage
+ * order (eviction, channels, quantization), stable for parts of the same stage.
+ */
 export function createPolicy(spec: string, model: ModelShape): Policy | null {
   return createPolicyFromParts(parsePolicySpecs(spec), spec, model)
 }

@@ -117,7 +117,7 @@ export const trimkv: PolicyDefinition = {
   stage: 'eviction',
   options: [
     ...budgetOnly(0.25),
-    { name: 'gatesFile', type: 'string', default: null, description: 'gate weights, .json or .safetensors (format in trimkv-gates.ts)' },
+    { name: 'gatesFile', type: 'string', default: null, readsFile: true, description: 'gate weights, .json or .safetensors (format in trimkv-gates.ts)' },
     { name: 'every', type: 'integer', default: 128, min: 1, description: 'decode steps between evictions' },
   ],
   check(o) {

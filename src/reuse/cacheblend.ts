@@ -1,8 +1,9 @@
 import type { LlamaModel } from '../model/model.js'
-import { loadChunk, MemoryChunkStore, placeChunk, placeRows, type ChunkStore } from './chunk-kv.js'
+import { loadChunks, MemoryChunkStore, placeChunk, placeRows, type ChunkStore } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
-import { checkChunkStore, checkSalt, ReuseError } from './errors.js'
+import { abortCheck, checkChunkStore, checkOptionNames, checkSalt, ReuseError } from './errors.js'
 import { contextLimitText } from '../model/errors.js'
+import { nextTurn } from '../model/next-turn.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
 
 export interface CacheBlendOptions extends RecomputeOptions {
@@ -73,13 +74,18 @@ export class CacheBlend extends SelectiveReuse {
    * selected tokens. `always`: context slots (indices into chunks.flat()) recomputed in every layer on
    * top of the ratio's choice, for tokens the caller knows need their cross-chunk context (the
    * benchmark's oracle recomputes a task's needles with it); a ReuseError names a slot outside the context.
+   * `signal` aborts between the chunks computed and before the recompute (rejecting with its reason).
    */
-  async prepare(chunks: readonly (readonly number[])[], options: { always?: readonly number[] } = {}): Promise<AssembledContext & { report: BlendReport }> {
+  async prepare(chunks: readonly (readonly number[])[], options: { always?: readonly number[]; signal?: AbortSignal } = {}): Promise<AssembledContext & { report: BlendReport }> {
     if (!Array.isArray(chunks) || chunks.length === 0) throw new ReuseError('CacheBlend.prepare: chunks must be a non-empty array of token arrays')
     chunks.forEach((c, i) => {
       if (!Array.isArray(c) || c.length === 0) throw new ReuseError(`CacheBlend.prepare: chunks[${i}] must be a non-empty array of token ids`)
       this.model.checkIds(c, `chunks[${i}]`)
     })
+    // a misspelt option was ignored; `always` given as one slot (3) was a TypeError ("find is not a function")
+    checkOptionNames('CacheBlend.prepare', options, { always: true, signal: true })
+    const check = abortCheck('CacheBlend.prepare', options.signal)
+    if (options.always !== undefined && !Array.isArray(options.always)) throw new ReuseError(`CacheBlend.prepare: always must be an array of slots, got ${typeof options.always}`)
     const ids = chunks.flat()
     const bad = (options.always ?? []).find((t) => !(Number.isInteger(t) && t >= 0 && t < ids.length))
     if (bad !== undefined) throw new ReuseError(`CacheBlend.prepare: always must hold integer slots in [0, ${ids.length}), got ${bad}`)
@@ -87,7 +93,11 @@ export class CacheBlend extends SelectiveReuse {
     if (ids.length >= this.model.config.maxPositions) throw new ReuseError(`CacheBlend.prepare: ${ids.length} context tokens leave no room for a question (${contextLimitText(this.model.config)})`)
     const bos = this.model.config.bosTokenId
     const prefixed = (c: readonly number[]) => this.chunkPrefix === 'bos' && c[0] !== bos
-    const loaded = await Promise.all(chunks.map((c) => loadChunk(this.model, this.store, prefixed(c) ? [bos!, ...c] : c, this.salt)))
+    check()
+    const loaded = await loadChunks(this.model, this.store, chunks.map((c) => (prefixed(c) ? [bos!, ...c] : c)), this.salt, check)
+    // the recompute below runs on: an abort while the last chunk was stored is seen here
+    await nextTurn()
+    check()
     const cache = this.model.newCache('post-rope', 64, 'float32')
     try {
       let first = 0

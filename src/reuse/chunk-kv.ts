@@ -4,6 +4,7 @@ import { keyRotation } from './rerotate.js'
 import { ropeInvFreq } from '../model/config.js'
 import { blockHashes } from './block-hash.js'
 import { ReuseError } from './errors.js'
+import { nextTurn } from '../model/next-turn.js'
 
 /**
  * One chunk's KV, computed with the chunk alone at positions 0..T-1 (CacheBlend's and Graph-KV's unit
@@ -64,17 +65,48 @@ export function computeChunk(model: LlamaModel, ids: readonly number[]): ChunkKV
   }
 }
 
-/** the chunk from the store, or computed and stored */
-export async function loadChunk(model: LlamaModel, store: ChunkStore, ids: readonly number[], salt = ''): Promise<{ kv: ChunkKV; hit: boolean }> {
-  const key = chunkKey(ids, salt)
-  const found = await store.get(key)
-  if (found) {
-    if (found.ids.length !== ids.length || found.ids.some((t, i) => t !== ids[i])) throw new ReuseError(`chunk store: the entry for key ${key} holds other tokens`)
-    return { kv: found, hit: true }
+/**
+ * Throws ReuseError unless a store's entry holds `ids` and KV of the model's shape (every layer's keys
+ * and values, kvHeads x headDim floats a token). A store outlives the model (a folder, Redis, IndexedDB)
+ * and its keys hash tokens only: another model's entry was placed row by row and failed inside the cache
+ * (a CacheError on a layer it lacked, or a row size), after the other chunks' work.
+ */
+export function checkStoredChunk(where: string, key: string, found: ChunkKV, ids: readonly number[], model: LlamaModel): void {
+  if (found.ids.length !== ids.length || found.ids.some((t, i) => t !== ids[i])) throw new ReuseError(`${where}: the entry for key ${key} holds other tokens`)
+  const { layers, kvHeads, headDim } = model.config
+  const T = ids.length
+  const row = kvHeads * headDim
+  const fits = (a: readonly Float32Array[]) => Array.isArray(a) && a.length === layers && a.every((x) => x instanceof Float32Array && x.length === T * row)
+  if (fits(found.k) && fits(found.v)) return
+  const first = Array.isArray(found.k) ? found.k[0] : undefined
+  const got = `${Array.isArray(found.k) ? found.k.length : 'no'} layers${first instanceof Float32Array ? ` of ${first.length / T} floats a token` : ''}`
+  throw new ReuseError(`${where}: the entry for key ${key} holds KV of another shape (${got}) than this model's (${layers} layers of ${row} floats a token): a store shared by models needs a salt per model`)
+}
+
+/**
+ * Each chunk from the store, or computed and stored. The store is asked for every chunk at once (a tier
+ * fetches them together); the missing ones are computed one after another, `check` (an abort) called
+ * on a later turn of the event loop after each.
+ */
+export async function loadChunks(model: LlamaModel, store: ChunkStore, chunks: readonly (readonly number[])[], salt = '', check: () => void = () => {}): Promise<{ kv: ChunkKV; hit: boolean }[]> {
+  const keys = chunks.map((ids) => chunkKey(ids, salt))
+  const found = await Promise.all(keys.map((key) => store.get(key)))
+  check()
+  const out: { kv: ChunkKV; hit: boolean }[] = []
+  for (let i = 0; i < chunks.length; i++) {
+    const hit = found[i]
+    if (hit) {
+      checkStoredChunk('chunk store', keys[i], hit, chunks[i], model)
+      out.push({ kv: hit, hit: true })
+      continue
+    }
+    const kv = computeChunk(model, chunks[i])
+    await store.set(keys[i], kv)
+    out.push({ kv, hit: false })
+    await nextTurn()
+    check()
   }
-  const kv = computeChunk(model, ids)
-  await store.set(key, kv)
-  return { kv, hit: false }
+  return out
 }
 
 /**

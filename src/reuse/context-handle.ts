@@ -9,6 +9,7 @@ import { ReuseError } from './errors.js'
  */
 export class AssembledContext implements KVReuse {
   private used = false
+  private disposed = false
   /** rewrites stale rows during decoding (KVShare's decode-time recompute), if set */
   refresh?: Pick<ReuseHandle, 'afterStep'>
 
@@ -23,6 +24,8 @@ export class AssembledContext implements KVReuse {
 
   open(ids: readonly number[], model: LlamaModel): ReuseHandle {
     if (model !== this.model) throw new ReuseError('the context was assembled for another model')
+    // said apart from a used one: "used by a generation already" sent the caller looking for a generation
+    if (this.disposed) throw new ReuseError('the assembled context was disposed: assemble it again (prepare, graphKV)')
     if (this.used) throw new ReuseError('the assembled context was used by a generation already: it serves one (fork its cache for more)')
     if (ids.length <= this.ids.length || this.ids.some((t, i) => t !== ids[i])) {
       throw new ReuseError(`the prompt must start with the ${this.ids.length} context tokens and add at least one (the question)`)
@@ -55,6 +58,7 @@ export class AssembledContext implements KVReuse {
   dispose(): void {
     if (this.used) return
     this.used = true
+    this.disposed = true
     this.cache.dispose()
   }
 }

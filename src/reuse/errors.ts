@@ -32,3 +32,15 @@ export function checkChunkStore(where: string, store: unknown): void {
   if (missing === null) throw new ReuseError(`${where}: store must be a ChunkStore (MemoryChunkStore, FileChunkStore, ...), got ${s === null ? 'null' : typeof s}`)
   if (missing.length) throw new ReuseError(`${where}: store must be a ChunkStore: its ${missing.join(' and ')} ${missing.length > 1 ? 'are not functions' : 'is not a function'}`)
 }
+
+/**
+ * The check a reuse call runs between its pieces of work for `signal` (throwing its reason once aborted),
+ * after a ReuseError for a signal that is not an AbortSignal.
+ */
+export function abortCheck(where: string, signal: unknown): () => void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new ReuseError(`${where}: signal must be an AbortSignal`)
+  const s = signal as AbortSignal | undefined
+  return () => {
+    if (s?.aborted) throw s.reason ?? new DOMException(`${where} aborted`, 'AbortError')
+  }
+}

@@ -2,7 +2,7 @@ import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { LlamaModel } from '../model/model.js'
 import { readLayers } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
-import { ReuseError } from './errors.js'
+import { checkOptionNames, ReuseError } from './errors.js'
 
 /** A target segment and the sources (indices into `sources`) it attends to. */
 export interface GraphTarget {
@@ -47,7 +47,14 @@ export interface GraphLayout {
  * Use: `const ctx = graphKV(model, { prefix, sources, targets })`, then
  * `model.generate([...ctx.ids, ...question], { reuse: ctx })`.
  */
+/** every field of GraphInput and of a target: a misspelt `target` left the graph without its targets, silently */
+const GRAPH_INPUT_FIELDS: Record<keyof GraphInput, true> = { prefix: true, sources: true, targets: true }
+const GRAPH_TARGET_FIELDS: Record<keyof GraphTarget, true> = { ids: true, sources: true }
+
 export function graphKV(model: LlamaModel, input: GraphInput): AssembledContext & { layout: GraphLayout } {
+  checkOptionNames('graphKV', input, GRAPH_INPUT_FIELDS)
+  if (input.targets !== undefined && !Array.isArray(input.targets as unknown)) throw new ReuseError(`graphKV: targets must be an array of { ids, sources }, got ${typeof input.targets}`)
+  input.targets?.forEach((t, j) => checkOptionNames(`graphKV: targets[${j}]`, t, GRAPH_TARGET_FIELDS))
   const prefix = input.prefix ?? []
   const sources = input.sources
   const targets = input.targets ?? []

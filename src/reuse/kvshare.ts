@@ -1,7 +1,8 @@
 import type { LlamaModel } from '../model/model.js'
-import { chunkKey, MemoryChunkStore, placeRows, readLayers, type ChunkKV, type ChunkStore } from './chunk-kv.js'
+import { checkStoredChunk, chunkKey, MemoryChunkStore, placeRows, readLayers, type ChunkKV, type ChunkStore } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
-import { checkChunkStore, checkSalt, ReuseError } from './errors.js'
+import { nextTurn } from '../model/next-turn.js'
+import { abortCheck, checkChunkStore, checkOptionNames, checkSalt, ReuseError } from './errors.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
 import { alignTokens, type TokenAlignment } from './token-align.js'
 import { checkDecodeRefresh, DecodeRefresh, type DecodeRefreshOptions, type DecodeRefreshReport } from './decode-refresh.js'
@@ -136,16 +137,27 @@ export class KVShare extends SelectiveReuse {
   /**
    * The context's KV from the most similar cached request, aligned, re-rotated and partly recomputed;
    * or, when none aligns on at least `minReuse` of the context, a full prefill that is then cached.
-   * @throws ReuseError (or ModelInputError for ids outside the vocabulary) before any work
+   * @throws ReuseError (or ModelInputError for ids outside the vocabulary) before any work. `signal`
+   * aborts between the full prefill's chunks and before the assembly (rejecting with its reason).
    */
-  async prepare(ids: readonly number[]): Promise<AssembledContext & { report: KVShareReport }> {
+  async prepare(ids: readonly number[], options: { signal?: AbortSignal } = {}): Promise<AssembledContext & { report: KVShareReport }> {
     this.check(ids, 'KVShare.prepare')
+    checkOptionNames('KVShare.prepare', options, { signal: true })
+    const aborted = abortCheck('KVShare.prepare', options.signal)
+    aborted()
     const found = await this.find(ids, Math.ceil(this.minReuse * ids.length))
+    aborted()
     if (found) return this.assemble(ids, found)
     const N = ids.length
     const cache = this.model.newCache('post-rope', 64, 'float32')
     try {
-      this.model.prefill(ids, cache, 0)
+      // a chunk at a time, a turn of the event loop between: a long context's prefill sees an abort
+      const C = this.model.forward.chunk
+      for (let s = 0; s < N; s += C) {
+        this.model.prefill(ids.slice(s, s + C), cache, s)
+        await nextTurn()
+        aborted()
+      }
       await this.remember({ ids: ids.slice(), ...readLayers(cache) })
       const report: KVShareReport = { hit: false, sourceTokens: 0, reused: 0, exact: 0, edited: N, recomputed: Int32Array.from({ length: N }, (_, i) => i), decode: null }
       return Object.assign(new AssembledContext(this.model, ids.slice(), cache), { report })
@@ -212,7 +224,7 @@ export class KVShare extends SelectiveReuse {
       this.entries.delete(key)
       return undefined
     }
-    if (kv.ids.length !== entry.ids.length || kv.ids.some((t, i) => t !== entry.ids[i])) throw new ReuseError(`KVShare: the store's entry for key ${key} holds other tokens`)
+    checkStoredChunk('KVShare: store', key, kv, entry.ids, this.model)
     this.entries.delete(key)
     this.entries.set(key, entry)
     return { kv, align }

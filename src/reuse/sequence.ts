@@ -58,7 +58,8 @@ export class Sequence implements KVReuse {
 
   private usable(what: string): void {
     if (this.disposed) throw new ReuseError(`Sequence.${what}: the sequence was disposed`)
-    if (this.busy) throw new ReuseError(`Sequence.${what}: a generation is running on this sequence; fork() it for another`)
+    // fork() is the way to a second generation, but not while one runs: the fork would copy a half-written turn
+    if (this.busy) throw new ReuseError(`Sequence.${what}: a generation is running on this sequence; wait for it to end${what === 'generate' ? ', or run the other on a fork() made before it' : ''}`)
   }
 
   /**

@@ -129,12 +129,15 @@ export class DocumentReuse {
     if (blend) new CacheBlend(model, { ...blend, store: this.store })
   }
 
-  /** the documents' assembled context and the chunk tokens reused, or undefined where the request runs on the prefix cache */
-  async context(plan: DocumentPlan, salt: string): Promise<{ ctx: AssembledContext; cached: number } | undefined> {
+  /**
+   * the documents' assembled context and the chunk tokens reused, or undefined where the request runs on
+   * the prefix cache; `signal` (the request's) stops CacheBlend between the chunks it computes
+   */
+  async context(plan: DocumentPlan, salt: string, signal?: AbortSignal): Promise<{ ctx: AssembledContext; cached: number } | undefined> {
     if (plan.targets.length) return { ctx: graphKV(this.model, graphInput(plan)), cached: 0 }
     if (!this.blend) return undefined
     const store = new CountingStore(this.store)
-    const ctx = await new CacheBlend(this.model, { ...this.blend, store, salt }).prepare(plan.chunks)
+    const ctx = await new CacheBlend(this.model, { ...this.blend, store, salt }).prepare(plan.chunks, { signal })
     return { ctx, cached: store.hitTokens }
   }
 

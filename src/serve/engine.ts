@@ -1,8 +1,9 @@
 import type { LlamaModel } from '../model/model.js'
 import type { FinishReason, GenerateOptions, KVReuse } from '../model/types.js'
-import { ModelInputError } from '../model/errors.js'
+import { ModelInputError, optionNamesProblem, shownValue } from '../model/errors.js'
 import { resolvePolicy } from '../policies/config.js'
 import { PolicySpecError } from '../policies/errors.js'
+import { fileOptions } from '../policies/registry.js'
 import { PrefixCache } from '../reuse/prefix-cache.js'
 import type { EvictionName } from '../reuse/block-eviction.js'
 import { ChatTemplate, type TemplateMessage, type TemplateTool } from './chat-template.js'
@@ -64,6 +65,28 @@ export interface EngineOptions {
    * while it is tokenized; false, or another tokenizer: on the event loop
    */
   tokenizerThread?: boolean
+}
+
+/** every option ServeEngine takes; the record's type makes a new EngineOptions field fail to compile until listed */
+export const ENGINE_OPTION_SET: Record<keyof EngineOptions, true> = {
+  modelId: true, template: true, policy: true, kvBudget: true, cacheTokens: true, blockTokens: true, eviction: true, parallel: true,
+  defaultMaxTokens: true, editReuse: true, scheduler: true, agingMs: true, blend: true, tokenizerThread: true,
+}
+
+/**
+ * Throws ModelInputError naming what is wrong with a server's model or options that no other check reads
+ * before the first request: a model that is not one (a TypeError), an option it does not know (ignored, its default used), an empty or non-string
+ * modelId (no client can name it), a template that is not a ChatTemplate (a TypeError at the first chat).
+ */
+export function checkServeNames(model: unknown, options: unknown, known: Readonly<Record<string, true>>): void {
+  if (typeof (model as LlamaModel | null)?.generate !== 'function' || typeof (model as LlamaModel).config !== 'object')
+    throw new ModelInputError(`serve: model must be a loaded model (loadModel), got ${model === null ? 'null' : typeof model}`)
+  const problem = optionNamesProblem(options, known)
+  if (problem !== undefined) throw new ModelInputError(`serve: ${problem}`)
+  const o = options as EngineOptions
+  if (o.modelId !== undefined && !(typeof o.modelId === 'string' && o.modelId !== '')) throw new ModelInputError(`serve: modelId must be a non-empty string, got ${shownValue(o.modelId)}`)
+  if (o.template !== undefined && !(o.template instanceof ChatTemplate))
+    throw new ModelInputError(`serve: template must be a ChatTemplate (ChatTemplate.fromTokenizerConfig(config), CHATML_TEMPLATE), got ${shownValue(o.template)}`)
 }
 
 /** A tool call with the id the server gave it (`call_...`), which the client's tool result names. */
@@ -189,6 +212,7 @@ export class ServeEngine {
     readonly model: LlamaModel,
     options: EngineOptions = {},
   ) {
+    checkServeNames(model, options, ENGINE_OPTION_SET)
     const ctx = model.config.maxPositions
     const budget = options.kvBudget ?? 4 * ctx
     const block = options.blockTokens ?? 16
@@ -270,6 +294,10 @@ export class ServeEngine {
   /** a policy spec checked against the model: null for the full cache; a bad spec is a 400 naming `param` */
   private policyOf(spec: string, param: string): string | null {
     try {
+      // a request's spec reading a file would read the server's (trimkv:gatesFile=/etc/passwd said
+      // whether it exists and how it parses; razorattention:calibrationFile ran on any readable text)
+      const files = param === 'kv_policy' ? fileOptions(spec) : []
+      if (files.length) throw new ApiError(400, `${param}: ${files.join(', ')} names a file on the server, which a request may not; the server's --policy (ServeOptions.policy) may`, param)
       return resolvePolicy(spec, this.model.config) === null ? null : spec
     } catch (e) {
       if (e instanceof PolicySpecError) throw new ApiError(400, `${param}: ${e.message}`, param)
@@ -405,7 +433,8 @@ export class ServeEngine {
       try {
         let options: GenerateOptions = { ...job.options, signal }
         // documents run on CacheBlend's or Graph-KV's context (or, blending off, on the prefix cache)
-        const docs = job.documents ? await this.documents.context(job.documents, job.salt) : undefined
+        // a client gone while its documents are computed stops them there, not after every chunk
+        const docs = job.documents ? await this.documents.context(job.documents, job.salt, signal) : undefined
         // an edit of an earlier prompt runs on its aligned KV; another prompt leaves its KV for later edits
         const onPrefixCache = !docs && !job.tools && options.reuse
         const edited = this.edits && onPrefixCache ? await this.edits.match(job.ids, job.salt) : undefined

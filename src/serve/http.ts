@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { DecodingModeError } from '../model/errors.js'
+import { DecodingModeError, ModelInputError, shownValue } from '../model/errors.js'
 import { timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { LlamaModel } from '../model/model.js'
-import { ServeEngine, type EngineOptions, type Job } from './engine.js'
+import { checkServeNames, ENGINE_OPTION_SET, ServeEngine, type EngineOptions, type Job } from './engine.js'
 import { ApiError } from './errors.js'
 import { chatChunk, chatCompletion, chatDelta, completionChunk, newMeta, textCompletion, ToolCallIds, usageChunk, type ToolCallObject } from './openai-objects.js'
 import { chatRequestSchema, completionRequestSchema, parseBody } from './schema.js'
@@ -71,18 +71,37 @@ function startStream(res: ServerResponse): (event: unknown) => void {
   }
 }
 
+/** every option serve takes: the engine's and the listener's */
+const SERVE_OPTION_SET: Record<keyof ServeOptions, true> = { ...ENGINE_OPTION_SET, host: true, port: true, apiKey: true, maxBodyBytes: true }
+
+/**
+ * Throws ModelInputError naming a listener option that is wrong, before the engine starts: node refused
+ * a port of -1 or 1.5 with a RangeError, and took an empty host (every interface, where the default is
+ * this machine only), an empty apiKey (no client can send it) and a number one.
+ */
+function checkListenOptions(o: ServeOptions): void {
+  if (o.port !== undefined && !(Number.isInteger(o.port) && o.port >= 0 && o.port <= 65535)) throw new ModelInputError(`serve: port must be an integer in [0, 65535] (0: a free one), got ${shownValue(o.port)}`)
+  if (o.host !== undefined && !(typeof o.host === 'string' && o.host !== '')) throw new ModelInputError(`serve: host must be a non-empty string (an address or name of this machine), got ${shownValue(o.host)}`)
+  if (o.apiKey !== undefined && !(typeof o.apiKey === 'string' && o.apiKey !== '')) throw new ModelInputError(`serve: apiKey must be a non-empty string (leave it out for no key), got ${shownValue(o.apiKey)}`)
+  if (o.maxBodyBytes !== undefined && !(Number.isInteger(o.maxBodyBytes) && o.maxBodyBytes >= 1)) throw new ModelInputError(`serve: maxBodyBytes must be a positive integer, got ${shownValue(o.maxBodyBytes)}`)
+}
+
 /**
  * `kvkit serve`: an OpenAI-compatible HTTP server on `model` (node:http). Endpoints: GET /v1/models,
  * GET /v1/models/{id}, POST /v1/chat/completions and POST /v1/completions (streamed as server-sent
  * events with `stream: true`), GET /health. Bodies are checked before any work (400 naming the field);
  * a client that disconnects aborts its request and frees its KV. See ServeEngine for reuse and the KV
- * budget.
+ * budget. Options are checked before anything starts (ModelInputError naming the option).
  */
 export async function serve(model: LlamaModel, options: ServeOptions = {}): Promise<KvkitServer> {
+  checkServeNames(model, options, SERVE_OPTION_SET)
+  checkListenOptions(options)
   // every request would fail in generate(): refused before the server listens
   if (model.config.diffusion)
     throw new DecodingModeError(`serve: ${model.config.architecture} is a masked diffusion LM, decoded by iterative unmasking (model.diffusionGenerate); the server generates causally`)
-  const engine = new ServeEngine(model, options)
+  // the listener's options are not the engine's
+  const engineOptions = Object.fromEntries(Object.entries(options).filter(([k]) => Object.hasOwn(ENGINE_OPTION_SET, k))) as EngineOptions
+  const engine = new ServeEngine(model, engineOptions)
   const limit = options.maxBodyBytes ?? 16 * 2 ** 20
   const running = new Set<AbortController>()
   let closing = false

@@ -1,4 +1,5 @@
 import { sharePriority } from '../reuse/kvshare-scheduler.js'
+import { optionNamesProblem, shownValue } from '../model/errors.js'
 
 /** what `KVScheduler.acquire` reserved: give it back when the request's KV is freed */
 export type Release = () => void
@@ -13,6 +14,9 @@ export type QueueOrder = 'fcfs' | 'kvshare' | 'program'
 const ORDERS: readonly QueueOrder[] = ['fcfs', 'kvshare', 'program']
 /** programs whose first arrival is remembered; beyond it the longest unseen is forgotten */
 const MAX_PROGRAMS = 10000
+
+/** every option KVScheduler takes; the record's type makes a new SchedulerOptions field fail to compile until listed */
+const SCHEDULER_OPTION_SET: Record<keyof SchedulerOptions, true> = { order: true, agingMs: true, now: true }
 
 export interface SchedulerOptions {
   /** default 'fcfs' */
@@ -72,9 +76,15 @@ export class KVScheduler {
     readonly parallel: number,
     options: SchedulerOptions = {},
   ) {
+    // parallel 0 left every acquire waiting forever; a capacity that is not a count compared as text or NaN
+    if (!(Number.isInteger(capacityTokens) && capacityTokens >= 0)) throw new RangeError(`KVScheduler: capacityTokens must be a non-negative integer, got ${shownValue(capacityTokens)}`)
+    if (!(Number.isInteger(parallel) && parallel >= 1)) throw new RangeError(`KVScheduler: parallel must be a positive integer, got ${shownValue(parallel)}`)
+    const problem = optionNamesProblem(options, SCHEDULER_OPTION_SET)
+    if (problem !== undefined) throw new RangeError(`KVScheduler: ${problem}`)
     this.order = options.order ?? 'fcfs'
     this.agingMs = options.agingMs ?? 10000
     this.now = options.now ?? (() => performance.now())
+    if (typeof this.now !== 'function') throw new RangeError(`KVScheduler: now must be a function, got ${typeof this.now}`)
     if (!ORDERS.includes(this.order)) throw new RangeError(`KVScheduler: order must be one of ${ORDERS.join(', ')}, got ${JSON.stringify(this.order)}`)
     if (!(this.agingMs > 0)) throw new RangeError(`KVScheduler: agingMs must be positive, got ${this.agingMs}`)
   }
@@ -99,6 +109,8 @@ export class KVScheduler {
    * the call, which orders it under 'program'.
    */
   acquire(tokens: number, signal?: AbortSignal, hitRate = 0, program?: string): Promise<Release> {
+    // NaN was queued and, admitted, made the reserved count NaN: every later reservation then compared false
+    if (!(Number.isInteger(tokens) && tokens >= 0)) return Promise.reject(new RangeError(`KVScheduler: tokens must be a non-negative integer, got ${shownValue(tokens)}`))
     if (tokens > this.capacityTokens) return Promise.reject(new RangeError(`KVScheduler: ${tokens} tokens exceed the capacity of ${this.capacityTokens}`))
     if (signal?.aborted) return Promise.reject(signal.reason)
     return new Promise<Release>((start, fail) => {

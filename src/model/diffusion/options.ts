@@ -1,4 +1,4 @@
-import { ContextLengthError, contextLimitText, ModelInputError } from '../errors.js'
+import { ContextLengthError, contextLimitText, ModelInputError, shownValue } from '../errors.js'
 import type { ModelConfig } from '../types.js'
 
 /**
@@ -35,10 +35,7 @@ export interface ElasticCacheConfig {
   readonly refreshFrom: 'drifting-layer' | 'next-layer'
 }
 
-/** a bad value as the message shows it: NaN and Infinity as themselves (JSON.stringify writes null) */
-function shown(v: unknown): string {
-  return typeof v === 'number' ? String(v) : JSON.stringify(v)
-}
+const shown = shownValue
 
 /** Elastic-Cache settings with the paper's defaults (gamma 0.9, trackNum 1, block caching on, refresh from the drifting layer); ModelInputError for a bad field. */
 export function elasticCache(o: Partial<Omit<ElasticCacheConfig, 'kind'>> = {}): ElasticCacheConfig {
