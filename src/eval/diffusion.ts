@@ -50,10 +50,10 @@ function decodeOptions(d: DiffusionDecoding, sample: PromptSample): { genLength:
   return { genLength, blockLength, steps: d.steps ?? genLength, stopAtEos: d.stopAtEos ?? true }
 }
 
-/** One sample decoded by iterative unmasking with the cache `spec` names, scored as the causal eval scores. */
-export async function diffusionOutcome(model: LlamaModel, spec: string, d: DiffusionDecoding, sample: PromptSample, where: Pick<SampleOutcome, 'task' | 'length' | 'index' | 'question'>): Promise<SampleOutcome> {
+/** One sample decoded by iterative unmasking with the cache `spec` names, scored as the causal eval scores; `signal` aborts between decoding steps. */
+export async function diffusionOutcome(model: LlamaModel, spec: string, d: DiffusionDecoding, sample: PromptSample, where: Pick<SampleOutcome, 'task' | 'length' | 'index' | 'question'>, signal?: AbortSignal): Promise<SampleOutcome> {
   const o = decodeOptions(d, sample)
-  const r = await model.diffusionGenerate(sample.prompt_ids, { ...o, cache: diffusionCacheFromSpec(spec) })
+  const r = await model.diffusionGenerate(sample.prompt_ids, { ...o, cache: diffusionCacheFromSpec(spec), signal })
   const rc = r.stats.recompute
   return {
     policy: spec,

@@ -81,11 +81,12 @@ export class EvalSession {
   /**
    * The sample under each of the job's policies, outcomes in the job's policy order; `onOutcome` hears
    * each as soon as its generation ends (a cell's results need not wait for the sample's other policies).
-   * `signal` aborts the sample's prefills and generations between their chunks and steps.
+   * `signal` aborts the sample's prefills and generations between their chunks and steps (a diffusion
+   * model's decoding between its steps).
    */
   async run(job: SampleJob, onOutcome?: (o: SampleOutcome) => void, signal?: AbortSignal): Promise<SampleOutcome[]> {
     const sample = job.sample ?? this.sample(job.task, job.length, job.seed, job.index)
-    if (this.model.config.diffusion) return this.runDiffusion(job, sample, onOutcome)
+    if (this.model.config.diffusion) return this.runDiffusion(job, sample, onOutcome, signal)
     const ids = sample.prompt_ids
     // every kvzip policy of the sample (any budget, plain or plus) from one context reconstruction
     const kvzip = new KVzipShare()
@@ -111,10 +112,10 @@ export class EvalSession {
   }
 
   /** every decoding cache of the job on the sample, one after another (same prompt, same process: comparable times) */
-  private async runDiffusion(job: SampleJob, sample: PromptSample, onOutcome?: (o: SampleOutcome) => void): Promise<SampleOutcome[]> {
+  private async runDiffusion(job: SampleJob, sample: PromptSample, onOutcome?: (o: SampleOutcome) => void, signal?: AbortSignal): Promise<SampleOutcome[]> {
     const out: SampleOutcome[] = []
     for (const spec of job.policies) {
-      const o = await diffusionOutcome(this.model, spec, job.diffusion ?? {}, sample, { task: job.task, length: job.length, index: job.index, question: job.question ?? 'with' })
+      const o = await diffusionOutcome(this.model, spec, job.diffusion ?? {}, sample, { task: job.task, length: job.length, index: job.index, question: job.question ?? 'with' }, signal)
       onOutcome?.(o)
       out.push(o)
     }
