@@ -994,7 +994,7 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   afterAgnostic?: number
   /**
-   * when the question is prefilled after compression and step 1 is LagKV's (no gatesFile, agnosticScore=lag): step 1 takes at least this share of the prompt's tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off.
+   * when the question is prefilled after compression and step 1 is LagKV's or the gates' (agnosticScore=lag or gatesFile, not keydiff-lag): LagKV's picks take at least this share of the prompt's tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off.
    * A number; range 0 <= x <= 1; default 0.109375.
    */
   afterFloor?: number
@@ -1003,6 +1003,11 @@ export interface UnionkvOptions extends BudgetSettings {
    * default "floor".
    */
   afterTail?: 'off' | 'floor' | 'always'
+  /**
+   * when the question is prefilled after compression and afterFloor binds: what fills the budget after LagKV's floor: the votes (steps 3-4), TRIM-KV's retention (needs gatesFile) or KeyDiff's key distinctness (both query-agnostic); auto: gates with gatesFile, else votes.
+   * default "auto".
+   */
+  afterRest?: 'auto' | 'votes' | 'gates' | 'keydiff'
   /**
    * where afterTail acts: LagKV's last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first.
    * default false.
