@@ -1,5 +1,6 @@
 import type { ChunkKV } from './chunk-kv.js'
 import { ReuseError } from './errors.js'
+import { shownValue } from '../model/errors.js'
 
 /** What a stored chunk says about itself (a tier keeps it as the value's header, Redis also apart). */
 export interface ChunkMeta {
@@ -51,7 +52,7 @@ export function decodeChunk(bytes: Uint8Array): ChunkKV {
   if (view.getUint32(4, true) !== VERSION) throw new ReuseError(`chunk bytes: version ${view.getUint32(4, true)}, this build reads ${VERSION}`)
   const hl = view.getUint32(8, true)
   if (12 + hl > bytes.length) throw new ReuseError('chunk bytes: the header runs past the end')
-  const meta = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + hl))) as { tokens: number; layers: number; rowFloats: number; ids: number[] }
+  const meta = readHeader(bytes.subarray(12, 12 + hl))
   const start = Math.ceil((12 + hl) / 4) * 4
   const n = meta.tokens * meta.rowFloats
   if (bytes.length !== start + meta.layers * 2 * n * 4) throw new ReuseError(`chunk bytes: ${bytes.length} bytes, the header promises ${start + meta.layers * 2 * n * 4}`)
@@ -67,4 +68,25 @@ export function decodeChunk(bytes: Uint8Array): ChunkKV {
     v.push(floats.slice((2 * l + 1) * n, (2 * l + 2) * n))
   }
   return { ids: meta.ids, k, v }
+}
+
+/**
+ * The JSON header's counts and token ids, checked: a damaged header was JSON.parse's SyntaxError, and
+ * one without ids decoded into a chunk whose ids were undefined (a TypeError at the first use)
+ */
+function readHeader(bytes: Uint8Array): { tokens: number; layers: number; rowFloats: number; ids: number[] } {
+  let meta: unknown
+  try {
+    meta = JSON.parse(new TextDecoder().decode(bytes))
+  } catch {
+    throw new ReuseError('chunk bytes: the header is not JSON')
+  }
+  if (typeof meta !== 'object' || meta === null) throw new ReuseError('chunk bytes: the header is not an object')
+  const m = meta as Record<string, unknown>
+  for (const field of ['tokens', 'layers', 'rowFloats'])
+    if (!(Number.isInteger(m[field]) && (m[field] as number) >= 0)) throw new ReuseError(`chunk bytes: the header's ${field} must be a non-negative integer, got ${shownValue(m[field])}`)
+  const ids = m.ids
+  if (!(Array.isArray(ids) && ids.length === m.tokens && ids.every((t) => Number.isInteger(t) && t >= 0)))
+    throw new ReuseError(`chunk bytes: the header's ids must be ${m.tokens} token ids`)
+  return { tokens: m.tokens as number, layers: m.layers as number, rowFloats: m.rowFloats as number, ids }
 }
