@@ -72,6 +72,8 @@ export function computeChunk(model: LlamaModel, ids: readonly number[]): ChunkKV
  * (a CacheError on a layer it lacked, or a row size), after the other chunks' work.
  */
 export function checkStoredChunk(where: string, key: string, found: ChunkKV, ids: readonly number[], model: LlamaModel): void {
+  // a custom store's get may return what it was not given: a TypeError below, reading ids' length
+  if (!Array.isArray((found as Partial<ChunkKV> | null)?.ids)) throw new ReuseError(`${where}: the entry for key ${key} is not a chunk (no token ids)`)
   if (found.ids.length !== ids.length || found.ids.some((t, i) => t !== ids[i])) throw new ReuseError(`${where}: the entry for key ${key} holds other tokens`)
   const { layers, kvHeads, headDim } = model.config
   const T = ids.length
