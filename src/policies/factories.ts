@@ -1004,7 +1004,7 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   afterTail?: 'off' | 'floor' | 'always'
   /**
-   * when the question is prefilled after compression and afterFloor binds: what fills the budget after LagKV's floor: the votes (steps 3-4), TRIM-KV's retention (needs gatesFile) or KeyDiff's key distinctness (both query-agnostic); auto: gates with gatesFile, else votes.
+   * when the question is prefilled after compression and afterFloor binds: what fills the budget after LagKV's floor: the votes (steps 3-4), TRIM-KV's retention (needs gatesFile) or KeyDiff's key distinctness (both query-agnostic); auto: gates with gatesFile, else votes; another value where the floor cannot bind (afterFloor=0, agnosticScore other than lag without gatesFile, keydiff-lag) is refused.
    * default "auto".
    */
   afterRest?: 'auto' | 'votes' | 'gates' | 'keydiff'

@@ -159,7 +159,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'afterAgnostic', type: 'number', default: null, min: 0, max: 1, description: 'step 1\'s share when the question is prefilled after compression (the context\'s promptAfter > 0); default: agnostic\'s' },
   { name: 'afterFloor', type: 'number', default: 0.109375, min: 0, max: 1, description: 'when the question is prefilled after compression and step 1 is LagKV\'s or the gates\' (agnosticScore=lag or gatesFile, not keydiff-lag): LagKV\'s picks take at least this share of the prompt\'s tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off' },
   { name: 'afterTail', type: 'string', default: 'floor', choices: ['off', 'floor', 'always'], description: 'when the question is prefilled after compression: LagKV\'s unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress\'s LagKV keeps it whole; floor: only where afterFloor raises the share' },
-  { name: 'afterRest', type: 'string', default: 'auto', choices: ['auto', 'votes', 'gates', 'keydiff'], description: 'when the question is prefilled after compression and afterFloor binds: what fills the budget after LagKV\'s floor: the votes (steps 3-4), TRIM-KV\'s retention (needs gatesFile) or KeyDiff\'s key distinctness (both query-agnostic); auto: gates with gatesFile, else votes' },
+  { name: 'afterRest', type: 'string', default: 'auto', choices: ['auto', 'votes', 'gates', 'keydiff'], description: 'when the question is prefilled after compression and afterFloor binds: what fills the budget after LagKV\'s floor: the votes (steps 3-4), TRIM-KV\'s retention (needs gatesFile) or KeyDiff\'s key distinctness (both query-agnostic); auto: gates with gatesFile, else votes; another value where the floor cannot bind (afterFloor=0, agnosticScore other than lag without gatesFile, keydiff-lag) is refused' },
   { name: 'lagTail', type: 'boolean', default: false, description: 'where afterTail acts: LagKV\'s last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first' },
 ]
 
@@ -200,6 +200,9 @@ export const unionkv: PolicyDefinition = {
     // H2O's mass is captured over the prompt only: a decode-time recompression would rank stale sums
     if (agnosticScore === 'mass' && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=mass scores tokens at prefill end only; every must be 0, got ${o.every}`)
     if (o.afterRest === 'gates' && !gates) throw new PolicyOptionValueError('unionkv: afterRest=gates needs gatesFile (TRIM-KV\'s retention gates)')
+    // the floor is LagKV's density, or the gates': with another step 1 (or none) afterRest would do nothing
+    const floorless = o.afterFloor === 0 ? 'afterFloor=0' : split ? 'agnosticScore=keydiff-lag' : !gates && agnosticScore !== 'lag' ? `agnosticScore=${agnosticScore}` : null
+    if (o.afterRest !== 'auto' && floorless) throw new PolicyOptionValueError(`unionkv: afterRest=${o.afterRest} acts only where afterFloor binds, which it cannot with ${floorless}`)
     if ((o.lagShare as number) > 0 && !gates && o.agnosticScore === 'lag') throw new PolicyOptionValueError(`unionkv: lagShare=${o.lagShare} needs gatesFile or agnosticScore other than lag (with lag, agnostic is LagKV's share)`)
   },
   create(o, model) {
