@@ -1,4 +1,4 @@
-import { hmax, hsum } from './simd'
+import { hsum, laneMax } from './simd'
 import { expv, exp1 } from './exp'
 
 // The online softmax step both attention kernels (decode and causal prefill) fold their score blocks
@@ -17,7 +17,8 @@ export function foldScores(s: usize, valid: i32, mp: usize, lp: usize): f32 {
   // pmax: one instruction (max pays for NaN and -0 rules that scores do not need)
   let vm = f32x4.splat(-Infinity)
   for (let j = 0; j < v4; j += 4) vm = f32x4.pmax(vm, v128.load(s + (<usize>j << 2)))
-  const bm = hmax(vm)
+  // laneMax: compare-selects become branches in V8, which random scores mispredict
+  const bm = laneMax(vm)
   const m = load<f32>(mp)
   const mNew = m > bm ? m : bm
   const corr: f32 = m == mNew ? 1 : exp1(m - mNew)

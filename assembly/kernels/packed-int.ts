@@ -1,6 +1,6 @@
 import { GROUP, groupPage, lane, storeHalf } from './packed'
 import { RAW_BYTES, RELAXED, UNIT, UNIT_BYTES, transposeGroup } from './packed-tile'
-import { HALF_SCALE, evenHalfBits4, hsum, madd, oddHalfBits4 } from './simd'
+import { HALF_SCALE, evenHalfBits4, hsum, laneMax, madd, oddHalfBits4 } from './simd'
 
 // Key scoring on packed pages with integer dot products. The exact kernel (packed.ts) widens every code
 // to a float lane and spends more instructions doing so than float32 scoring spends loading floats; here
@@ -149,16 +149,6 @@ import { HALF_SCALE, evenHalfBits4, hsum, madd, oddHalfBits4 } from './simd'
     if (n > 2) v128.store32_lane(p, v, 2, 32)
     if (n > 3) v128.store32_lane(p, v, 3, 48)
   }
-}
-
-/**
- * the largest lane of m (lanes >= +0, no NaN) in two pmax steps: hmax's compare-selects become branches
- * in V8, which the random lanes of a folded query mispredict (about one a head and group)
- */
-// @ts-ignore: decorator
-@inline function laneMax(m: v128): f32 {
-  const a = f32x4.pmax(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1))
-  return f32x4.extract_lane(f32x4.pmax(a, v128.shuffle<f32>(a, a, 1, 0, 3, 2)), 0)
 }
 
 /**

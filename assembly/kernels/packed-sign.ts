@@ -10,24 +10,25 @@ import { madd } from './simd'
 /**
  * 16 consecutive codes (elements e0 .. e0 + 15, e0 a multiple of 16) of a planar chunk of `chunk` bytes
  * of `bits`-bit codes (element e in byte e % chunk, slot e / chunk), as u8 lanes. chunk: 4 (1 bit, 32
- * elements), 8, or a multiple of 16 (then the 16 elements are 16 bytes of one slot: one load).
+ * elements), 8, or a multiple of 16 (then the 16 elements are 16 bytes of one slot: one load). 16-bit
+ * shifts, each masked after, as codes16 (packed.ts) and for the same reason.
  */
 // @ts-ignore: decorator
 @inline export function planar16(p: usize, bits: i32, chunk: i32, e0: i32): v128 {
   const ones: i32 = (1 << bits) - 1
   const mask = i8x16.splat(<i8>ones)
-  if (chunk >= 16) return v128.and(i8x16.shr_u(v128.load(p + <usize>(e0 % chunk)), bits * (e0 / chunk)), mask)
+  if (chunk >= 16) return v128.and(i16x8.shr_u(v128.load(p + <usize>(e0 % chunk)), bits * (e0 / chunk)), mask)
   if (chunk == 8) {
     // 8 bytes, two slots: elements e0 .. e0 + 7 in slot e0 / 8, the next 8 in the slot after
     const v = v128.load64_zero(p)
     const s = bits * (e0 >> 3)
-    const a = v128.and(i8x16.shr_u(v, s), mask)
-    const b = v128.and(i8x16.shr_u(v, s + bits), mask)
+    const a = v128.and(i16x8.shr_u(v, s), mask)
+    const b = v128.and(i16x8.shr_u(v, s + bits), mask)
     return i8x16.shuffle(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
   }
   // 1 bit in 4 bytes: element e in byte e % 4, bit e / 4
   const v = v128.load32_zero(p)
-  const r = i8x16.shr_u(i8x16.swizzle(v, i8x16(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)), e0 >> 2)
+  const r = i16x8.shr_u(i8x16.swizzle(v, i8x16(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)), e0 >> 2)
   return i8x16.min_u(v128.and(r, i8x16(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8)), i8x16.splat(1))
 }
 

@@ -31,25 +31,30 @@ const HI_CHUNK: i32 = 8
   return reinterpret<f32>(sign | ((exp + 112) << 23) | (frac << 13))
 }
 
-/** 16 consecutive codes (elements e0 .. e0 + 15, e0 = 0 or 16) of a 32-element planar chunk, as u8 lanes */
+/**
+ * 16 consecutive codes (elements e0 .. e0 + 15, e0 = 0 or 16) of a 32-element planar chunk, as u8 lanes.
+ * The shifts are 16-bit (the mask after each drops the bits shifted in from the next byte): V8 lowers
+ * i8x16.shr_u to a 16-bit shift plus a byte mask it builds each time (five x64 instructions by a
+ * constant, more by a count known only at run time, as int2's and int1's e0 >> 2).
+ */
 // @ts-ignore: decorator
 @inline export function codes16(p: usize, bits: i32, e0: i32): v128 {
   if (bits == 8) return v128.load(p + <usize>e0)
   if (bits == 4) {
     const v = v128.load(p)
-    return e0 == 0 ? v128.and(v, i8x16.splat(15)) : i8x16.shr_u(v, 4)
+    return v128.and(e0 == 0 ? v : i16x8.shr_u(v, 4), i8x16.splat(15))
   }
   if (bits == 2) {
     // 8 bytes; element e in byte e % 8, slot e / 8
     const v = v128.load64_zero(p)
     const s = e0 >> 2
-    const a = v128.and(i8x16.shr_u(v, s), i8x16.splat(3))
-    const b = v128.and(i8x16.shr_u(v, s + 2), i8x16.splat(3))
+    const a = v128.and(i16x8.shr_u(v, s), i8x16.splat(3))
+    const b = v128.and(i16x8.shr_u(v, s + 2), i8x16.splat(3))
     return i8x16.shuffle(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
   }
   // 1 bit: 4 bytes; element e in byte e % 4, bit e / 4
   const v = v128.load32_zero(p)
-  const r = i8x16.shr_u(i8x16.swizzle(v, i8x16(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)), e0 >> 2)
+  const r = i16x8.shr_u(i8x16.swizzle(v, i8x16(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)), e0 >> 2)
   return i8x16.min_u(v128.and(r, i8x16(1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8)), i8x16.splat(1))
 }
 

@@ -23,13 +23,14 @@ export function relaxedSimd(): i32 {
   return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)
 }
 
-/** Largest of the four lanes (compare-selects: scores carry no NaN, so max's NaN rules are not needed). */
+/**
+ * Largest of the four lanes (no NaN; of +0 and -0 either may come back) in two pmax steps: compare-selects
+ * become branches in V8, which random lanes mispredict
+ */
 // @ts-ignore: decorator
-@inline export function hmax(v: v128): f32 {
-  const a = f32x4.extract_lane(v, 0), b = f32x4.extract_lane(v, 1), c = f32x4.extract_lane(v, 2), d = f32x4.extract_lane(v, 3)
-  const ab = a > b ? a : b
-  const cd = c > d ? c : d
-  return ab > cd ? ab : cd
+@inline export function laneMax(m: v128): f32 {
+  const a = f32x4.pmax(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1))
+  return f32x4.extract_lane(f32x4.pmax(a, v128.shuffle<f32>(a, a, 1, 0, 3, 2)), 0)
 }
 
 /** [sum(a), sum(b), sum(c), sum(d)]: four horizontal sums at once (a 4x4 transpose folded into adds). */
