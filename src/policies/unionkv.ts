@@ -65,8 +65,9 @@
  * and only with the question after, so every other (budget, loop) cell keeps its tokens. Where the floor
  * binds, `afterRest` says what fills the rest of the budget after LagKV's floor: the votes (steps 3-4,
  * the default without gates), TRIM-KV's retention (`gates`, the default with `gatesFile`: the floor binds
- * with the gates too, LagKV's picks first) or KeyDiff's ranks (`keydiff`). On the 72 prompts at 12.5%
- * they all keep 47-49 answers, LagKV 49; on the untuned books the gates keep 49 against LagKV's 47
+ * with the gates too, LagKV's picks first) or KeyDiff's ranks (`keydiff`). At 12.5%, 72 prompts a set
+ * of books: on the eval's they all keep 47-49 answers, LagKV 49; the gates keep 49 against LagKV's 47
+ * on four of the eval's books alone, and 46 against 48 on four books nothing was tuned or trained on
  * (BENCHMARKS.md "UnionKV with the gates when the question comes after").
  *
  * With `gatesFile` (TRIM-KV's learned retention gates, e.g. models/fixture-14m-trimkv), step 1 ranks by
