@@ -12,26 +12,35 @@ import { ReuseError } from '../reuse/errors.js'
  */
 export class FileChunkStore implements ChunkStore {
   private ready: Promise<unknown> | null = null
+  readonly readOnly: boolean
 
   /**
-   * `dir` is made at the first write where it does not exist yet.
-   * @throws ReuseError for a dir that is not a path string, or that exists and is not a writable folder:
-   * found at the first chunk written, after that chunk's prefill, as node's ENOTDIR or EACCES
+   * `dir` is made at the first write where it does not exist yet. `{ readOnly: true }` serves the chunks
+   * a folder already holds (precomputed, shared, on a read-only mount): `set` then stores nothing, so
+   * a miss is computed for the request alone.
+   * @throws ReuseError for a dir that is not a path string, an unknown option, a dir that exists and is
+   * not a folder, a writable store's folder that is not writable, or a read-only store's folder that does
+   * not exist (each found here, not at the first chunk written, after that chunk's prefill)
    */
-  constructor(readonly dir: string) {
+  constructor(readonly dir: string, options: { readOnly?: boolean } = {}) {
     if (typeof dir !== 'string' || dir === '') throw new ReuseError(`FileChunkStore: dir must be a folder path, got ${dir === '' ? 'an empty string' : dir === null ? 'null' : typeof dir}`)
+    if (options === null || typeof options !== 'object') throw new ReuseError(`FileChunkStore: options must be an object, got ${options === null ? 'null' : typeof options}`)
+    for (const k of Object.keys(options)) if (k !== 'readOnly') throw new ReuseError(`FileChunkStore: unknown option ${JSON.stringify(k)} (known: readOnly)`)
+    if (options.readOnly !== undefined && typeof options.readOnly !== 'boolean') throw new ReuseError(`FileChunkStore: readOnly must be a boolean, got ${typeof options.readOnly}`)
+    this.readOnly = options.readOnly === true
     let isDir: boolean
     try {
       isDir = statSync(dir).isDirectory()
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !this.readOnly) return
       throw new ReuseError(`FileChunkStore: cannot read folder ${JSON.stringify(dir)}: ${(e as Error).message}`)
     }
     if (!isDir) throw new ReuseError(`FileChunkStore: ${JSON.stringify(dir)} exists and is not a folder`)
+    if (this.readOnly) return
     try {
       accessSync(dir, constants.W_OK)
     } catch (e) {
-      throw new ReuseError(`FileChunkStore: folder ${JSON.stringify(dir)} is not writable: ${(e as Error).message}`)
+      throw new ReuseError(`FileChunkStore: folder ${JSON.stringify(dir)} is not writable (a folder of precomputed chunks: { readOnly: true }): ${(e as Error).message}`)
     }
   }
 
@@ -59,6 +68,7 @@ export class FileChunkStore implements ChunkStore {
 
   async set(key: string, kv: ChunkKV): Promise<void> {
     const path = this.path(key)
+    if (this.readOnly) return
     this.ready ??= mkdir(this.dir, { recursive: true })
     await this.ready
     const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
