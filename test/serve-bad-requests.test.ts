@@ -51,6 +51,8 @@ describe('kvkit serve: bad requests', () => {
       [chat({ response_format: { type: 'json_object' } }), 'response_format.type'],
       [chat({ kv_policy: 'nosuchpolicy' }), 'kv_policy'],
       [chat({ kv_policy: 'snapkv:budget=7' }), 'kv_policy'],
+      [chat({ cache_salt: '' }), 'cache_salt'],
+      [chat({ cache_salt: 5 }), 'cache_salt'],
       [chat({ tools: [{ type: 'function', function: { name: 'bad name!' } }] }), 'tools[0].function.name'],
       [chat({ tool_choice: 'auto' }), 'tool_choice'],
       [chat({ tools: [tool], tool_choice: { type: 'function', function: { name: 'other' } } }), 'tool_choice.function.name'],

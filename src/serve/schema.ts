@@ -72,7 +72,8 @@ const common = {
   logprobs: z.literal(false, { error: 'logprobs are not supported' }).nullish(),
   user: z.string().optional(),
   kv_policy: z.string().min(1).nullish(),
-  cache_salt: z.string().nullish(),
+  // vLLM refuses an empty salt too: '' would be the shared, unsalted cache, which the caller did not ask for
+  cache_salt: z.string().min(1, { error: 'must be a non-empty string (leave it out for the shared cache)' }).nullish(),
   program_id: z.string().min(1).nullish(),
 }
 
