@@ -1,5 +1,6 @@
 import { Template } from '@huggingface/jinja'
 import { ApiError } from './errors.js'
+import { ModelInputError, shownValue } from '../model/errors.js'
 
 /**
  * ChatML with Hermes-style tools, for models whose tokenizer_config.json has no `chat_template` (the
@@ -76,12 +77,22 @@ export class ChatTemplate {
    * template the Jinja parser rejects.
    */
   static fromTokenizerConfig(config: Record<string, unknown> | null | undefined): ChatTemplate {
+    if (config !== null && config !== undefined && (typeof config !== 'object' || Array.isArray(config))) {
+      throw new ModelInputError(`ChatTemplate.fromTokenizerConfig: config must be tokenizer_config.json's object, got ${shownValue(config)}`)
+    }
     const c = config ?? {}
     const tokenText = (t: unknown) => (typeof t === 'string' ? t : t && typeof t === 'object' && typeof (t as { content?: unknown }).content === 'string' ? (t as { content: string }).content : '')
     const tokens = { bos_token: tokenText(c.bos_token), eos_token: tokenText(c.eos_token) }
     let text: unknown = c.chat_template
     if (Array.isArray(text)) text = (text.find((t) => t && t.name === 'default') as { template?: unknown } | undefined)?.template
-    if (typeof text === 'string' && text.trim() !== '') return new ChatTemplate(text, 'tokenizer_config', tokens, [])
+    if (typeof text === 'string' && text.trim() !== '') {
+      // a template that does not parse fails here, naming the config, not at the first chat as a Jinja SyntaxError
+      try {
+        return new ChatTemplate(text, 'tokenizer_config', tokens, [])
+      } catch (e) {
+        throw new ModelInputError(`ChatTemplate.fromTokenizerConfig: chat_template does not parse as Jinja: ${(e as Error).message}`)
+      }
+    }
     return new ChatTemplate(CHATML_TEMPLATE, 'chatml-fallback', tokens, [CHATML_END])
   }
 
