@@ -100,7 +100,11 @@ export class LlamaModel implements Model {
    */
   readonly gpu: GpuLlamaForward | null
   readonly ops: Ops
-  private disposed = false
+  private wasDisposed = false
+  /** whether dispose() was called: every use after it throws ModelDisposedError */
+  get disposed(): boolean {
+    return this.wasDisposed
+  }
 
   constructor(
     readonly backend: Backend,
@@ -130,7 +134,7 @@ export class LlamaModel implements Model {
   }
 
   private alive(): void {
-    if (this.disposed) throw new ModelDisposedError('model used after dispose()')
+    if (this.wasDisposed) throw new ModelDisposedError('model used after dispose()')
   }
 
   /** token ids as given, checked against the vocabulary */
@@ -252,7 +256,7 @@ export class LlamaModel implements Model {
     const o = checkDiffusionOptions(this.config, ids, options)
     const check = () => {
       if (o.signal?.aborted) throw o.signal.reason ?? new DOMException('generation aborted', 'AbortError')
-      if (this.disposed) throw new ModelDisposedError('the model was disposed during generation')
+      if (this.wasDisposed) throw new ModelDisposedError('the model was disposed during generation')
     }
     const run = async () => {
       await nextTurn()
@@ -366,7 +370,7 @@ export class LlamaModel implements Model {
   /** throws if the request was aborted or the model disposed meanwhile (checked after every await and chunk) */
   private checkRun(o: { signal?: AbortSignal }): void {
     if (o.signal?.aborted) throw o.signal.reason ?? new DOMException('generation aborted', 'AbortError')
-    if (this.disposed) throw new ModelDisposedError('the model was disposed during generation')
+    if (this.wasDisposed) throw new ModelDisposedError('the model was disposed during generation')
   }
 
   private async run(
@@ -625,11 +629,11 @@ export class LlamaModel implements Model {
   }
 
   dispose(): void {
-    if (this.disposed) return
+    if (this.wasDisposed) return
     this.gpu?.dispose()
     this.forward.dispose()
     for (const p of this.weights.allocations) this.backend.heap.release(p)
     if (this.ownsBackend) this.backend.close?.()
-    this.disposed = true
+    this.wasDisposed = true
   }
 }

@@ -75,12 +75,14 @@ export const ENGINE_OPTION_SET: Record<keyof EngineOptions, true> = {
 
 /**
  * Throws ModelInputError naming what is wrong with a server's model or options that no other check reads
- * before the first request: a model that is not one (a TypeError), an option it does not know (ignored, its default used), an empty or non-string
+ * before the first request: a model that is not one (a TypeError) or was disposed (a 500 for every request), an option it does not know (ignored, its default used), an empty or non-string
  * modelId (no client can name it), a template that is not a ChatTemplate (a TypeError at the first chat).
  */
 export function checkServeNames(model: unknown, options: unknown, known: Readonly<Record<string, true>>): void {
   if (typeof (model as LlamaModel | null)?.generate !== 'function' || typeof (model as LlamaModel).config !== 'object')
     throw new ModelInputError(`serve: model must be a loaded model (loadModel), got ${model === null ? 'null' : typeof model}`)
+  // every request would be a 500 ('model used after dispose()')
+  if ((model as LlamaModel).disposed === true) throw new ModelInputError('serve: model was disposed (dispose()); load it again to serve it')
   const problem = optionNamesProblem(options, known)
   if (problem !== undefined) throw new ModelInputError(`serve: ${problem}`)
   const o = options as EngineOptions
