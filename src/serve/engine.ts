@@ -2,6 +2,7 @@ import type { LlamaModel } from '../model/model.js'
 import type { FinishReason, GenerateOptions, KVReuse } from '../model/types.js'
 import { ModelInputError, optionNamesProblem, shownValue } from '../model/errors.js'
 import { resolvePolicy } from '../policies/config.js'
+import type { Policy } from '../policies/types.js'
 import { PolicySpecError } from '../policies/errors.js'
 import { fileOptions } from '../policies/registry.js'
 import { PrefixCache } from '../reuse/prefix-cache.js'
@@ -66,6 +67,9 @@ export interface EngineOptions {
    */
   tokenizerThread?: boolean
 }
+
+/** how many distinct policy specs a server keeps made (requests may name any) */
+const MAX_POLICIES = 64
 
 /** every option ServeEngine takes; the record's type makes a new EngineOptions field fail to compile until listed */
 export const ENGINE_OPTION_SET: Record<keyof EngineOptions, true> = {
@@ -206,6 +210,9 @@ export class ServeEngine {
   /** prefill ms per token, a running mean over requests (what reloading a context would cost) */
   private prefillMsPerToken = 0
   private readonly defaultPolicy: string | undefined
+  // each spec resolved once: a policy is a configuration (its state is a request's), and making one can
+  // cost (RazorAttention calibrates: ~0.1-1.3 s a request when every request made its own)
+  private readonly policies = new Map<string, Policy | null>()
   private readonly active = new Set<Promise<unknown>>()
   /** where requests' text is tokenized (EngineOptions.tokenizerThread), or null: on this thread */
   private readonly tokenizerThread: TokenizerThread | null
@@ -293,14 +300,23 @@ export class ServeEngine {
     return layers * kvHeads * 2 * headDim * 4
   }
 
-  /** a policy spec checked against the model: null for the full cache; a bad spec is a 400 naming `param` */
-  private policyOf(spec: string, param: string): string | null {
+  /**
+   * A policy spec checked against the model and made once (the last MAX_POLICIES specs kept): null for the
+   * full cache; a bad spec is a 400 naming `param`.
+   */
+  private policyOf(spec: string, param: string): Policy | null {
     try {
       // a request's spec reading a file would read the server's (trimkv:gatesFile=/etc/passwd said
-      // whether it exists and how it parses; razorattention:calibrationFile ran on any readable text)
+      // whether it exists and how it parses; razorattention:calibrationFile ran on any readable text);
+      // checked before the made ones, which hold the server's own
       const files = param === 'kv_policy' ? fileOptions(spec) : []
       if (files.length) throw new ApiError(400, `${param}: ${files.join(', ')} names a file on the server, which a request may not; the server's --policy (ServeOptions.policy) may`, param)
-      return resolvePolicy(spec, this.model.config) === null ? null : spec
+      const made = this.policies.get(spec)
+      if (made !== undefined) return made
+      const policy = resolvePolicy(spec, this.model.config)
+      if (this.policies.size >= MAX_POLICIES) this.policies.delete(this.policies.keys().next().value!)
+      this.policies.set(spec, policy)
+      return policy
     } catch (e) {
       if (e instanceof PolicySpecError) throw new ApiError(400, `${param}: ${e.message}`, param)
       throw e
@@ -383,7 +399,8 @@ export class ServeEngine {
     if (asked != null && n + asked > ctx)
       throw new ApiError(400, `${maxParam}: this model's maximum context length is ${ctx} tokens; you requested ${n + asked} (${n} in the ${promptParam}, ${asked} in the completion)`, maxParam, 'context_length_exceeded')
     const maxTokens = asked ?? Math.min(this.defaultMaxTokens, ctx - n)
-    const spec = req.kv_policy != null ? this.policyOf(req.kv_policy, 'kv_policy') : this.defaultPolicy !== undefined ? this.policyOf(this.defaultPolicy, 'policy') : null
+    const policy = req.kv_policy != null ? this.policyOf(req.kv_policy, 'kv_policy') : this.defaultPolicy !== undefined ? this.policyOf(this.defaultPolicy, 'policy') : null
+    const spec = policy === null ? null : (req.kv_policy ?? this.defaultPolicy)!
     if (documents && spec !== null) {
       const param = req.kv_policy != null ? 'kv_policy' : 'documents'
       throw new ApiError(400, `${param}: documents are served on the full cache (CacheBlend, Graph-KV); the KV policy ${JSON.stringify(spec)} cannot hold them`, param)
@@ -408,8 +425,8 @@ export class ServeEngine {
       stop,
     }
     const salt = req.cache_salt ?? ''
-    if (spec === null) options.reuse = salt ? this.prefixCache.tenant(salt) : this.prefixCache
-    else options.policy = spec
+    if (policy === null) options.reuse = salt ? this.prefixCache.tenant(salt) : this.prefixCache
+    else options.policy = policy
     return { ids, maxTokens, reservation, options, tools, forcedTool, salt, resumes: [], ...(req.program_id != null ? { program: req.program_id } : {}), ...(documents ? { documents } : {}) }
   }
 
