@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { abortReason } from '../model/abort.js'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { packageRoot } from './paths.js'
@@ -23,7 +24,7 @@ export function runInWorkers(count: number, session: SessionOptions, jobs: reado
     let next = 0
     let finished = 0
     let failed = false
-    const onAbort = (): void => stop(signal?.reason ?? new DOMException('evaluation aborted', 'AbortError'))
+    const onAbort = (): void => stop(abortReason(signal, 'evaluation'))
     const stop = (err?: unknown): void => {
       if (failed) return
       if (err) failed = true
@@ -33,7 +34,7 @@ export function runInWorkers(count: number, session: SessionOptions, jobs: reado
       else resolve()
     }
     // aborted while evaluate measured the wasm build: no worker starts
-    if (signal?.aborted) return reject(signal.reason ?? new DOMException('evaluation aborted', 'AbortError'))
+    if (signal?.aborted) return reject(abortReason(signal, 'evaluation'))
     signal?.addEventListener('abort', onAbort)
     const feed = (w: Worker): void => {
       if (next < jobs.length) w.postMessage(jobs[next++])

@@ -1,4 +1,5 @@
 import { KV_DTYPES, type KVDtype } from '../cache/formats.js'
+import { throwIfAborted } from '../model/abort.js'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { HfTokenizerAdapter } from '../model/tokenizer.js'
@@ -311,9 +312,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
   }
   const session = { model: opts.model, backend: opts.backend, haystack: opts.haystack, books: opts.books, contextLimit: opts.contextLimit, kvDtype: opts.kvDtype, threads }
   const signal = opts.signal
-  const aborted = () => {
-    if (signal?.aborted) throw signal.reason ?? new DOMException('evaluation aborted', 'AbortError')
-  }
+  const aborted = () => throwIfAborted(signal, 'evaluation')
   aborted()
   if (workers <= 1) {
     const s = await EvalSession.open(session)

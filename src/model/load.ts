@@ -6,7 +6,8 @@ import { parseConfig } from './config.js'
 import { ModelInputError, ModelLoadError, optionNamesProblem, shownValue } from './errors.js'
 import { readJsonFile } from './json-file.js'
 import { checkChunk, checkKvDtype, LlamaModel } from './model.js'
-import { FilesSource, isFileSource, isUrl, throwIfAborted, UrlSource, type ModelFileSource, type ModelFiles } from './source.js'
+import { FilesSource, isFileSource, isUrl, UrlSource, type ModelFileSource, type ModelFiles } from './source.js'
+import { throwIfAborted } from './abort.js'
 import { HfTokenizerAdapter } from './tokenizer.js'
 import type { LoadOptions } from './types.js'
 import type { BackendName } from '../backend/backend.js'
@@ -81,7 +82,7 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
   try {
     // bad options fail before any file is read
     checkLoadOptions(options)
-    throwIfAborted(options.signal)
+    throwIfAborted(options.signal, 'model loading')
     const file = gguf === undefined ? undefined : await GgufFile.open(source, gguf)
     const parsed = file
       ? ggufConfig(file.metadata, file.tensors, file.path)
@@ -93,7 +94,7 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
     if (tokenizer.vocabSize > config.vocab) {
       throw new ModelLoadError(`${source.describe(gguf ?? '')}: the tokenizer has ${tokenizer.vocabSize} tokens, more than the model's vocab_size ${config.vocab}`)
     }
-    throwIfAborted(options.signal)
+    throwIfAborted(options.signal, 'model loading')
     const owned = options.backendInstance === undefined
     const backend =
       options.backendInstance ??
@@ -101,7 +102,7 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
     try {
       const weights = file ? await loadGgufWeights(file, config, backend.heap) : await loadWeights(source, config, backend.heap)
       try {
-        throwIfAborted(options.signal)
+        throwIfAborted(options.signal, 'model loading')
         return new LlamaModel(backend, config, tokenizer, weights, options.chunk, options.kvDtype, owned)
       } catch (e) {
         for (const p of weights.allocations) backend.heap.release(p)

@@ -1,4 +1,5 @@
 import { kernelBuild, type KernelBuild } from '../backend/index.js'
+import { throwIfAborted } from './abort.js'
 import type { Backend } from '../backend/backend.js'
 import { Ops } from '../backend/ops.js'
 import { PagedKVCache } from '../cache/paged-cache.js'
@@ -254,10 +255,7 @@ export class LlamaModel implements Model {
     if (!Array.isArray(ids)) throw new ModelInputError(`diffusionGenerate: prompt must be a string or an array of token ids, got ${typeof prompt}`)
     this.checkIds(ids, 'diffusionGenerate: prompt')
     const o = checkDiffusionOptions(this.config, ids, options)
-    const check = () => {
-      if (o.signal?.aborted) throw o.signal.reason ?? new DOMException('generation aborted', 'AbortError')
-      if (this.wasDisposed) throw new ModelDisposedError('the model was disposed during generation')
-    }
+    const check = () => this.checkRun(o)
     const run = async () => {
       await nextTurn()
       return diffusionDecode({ backend: this.backend, config: this.config, weights: this.weights, tokenizer: this.tokenizer, check, yieldTurn: nextTurn }, ids, o)
@@ -369,7 +367,7 @@ export class LlamaModel implements Model {
 
   /** throws if the request was aborted or the model disposed meanwhile (checked after every await and chunk) */
   private checkRun(o: { signal?: AbortSignal }): void {
-    if (o.signal?.aborted) throw o.signal.reason ?? new DOMException('generation aborted', 'AbortError')
+    throwIfAborted(o.signal, 'generation')
     if (this.wasDisposed) throw new ModelDisposedError('the model was disposed during generation')
   }
 

@@ -1,4 +1,5 @@
 import { ModelLoadError } from './errors.js'
+import { throwIfAborted } from './abort.js'
 
 /**
  * Where a model's files come from: a folder (kvkit/node), a base URL, or files the user picked. The
@@ -38,10 +39,6 @@ export interface SourceOptions {
 /** Files the user picked: name -> contents, a Map of the same, or File objects (named by `file.name`). */
 export type ModelFiles = Record<string, Blob | ArrayBuffer | ArrayBufferView> | Map<string, Blob | ArrayBuffer | ArrayBufferView> | Iterable<File>
 
-export function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw signal.reason ?? new DOMException('model loading aborted', 'AbortError')
-}
-
 /** Per-file byte counts for onProgress, shared by the sources. */
 export class ProgressCounter {
   private readonly loaded = new Map<string, number>()
@@ -66,7 +63,7 @@ abstract class SlicedSource implements ModelFileSource {
   abstract size(name: string): Promise<number | null>
   protected abstract slice(name: string, begin: number, end: number): Promise<Uint8Array>
   async read(name: string, position: number, into: Uint8Array): Promise<void> {
-    throwIfAborted(this.opts.signal)
+    throwIfAborted(this.opts.signal, 'model loading')
     const size = await this.size(name)
     if (size === null) throw new ModelLoadError(`missing file: ${this.describe(name)}`)
     if (position + into.length > size) {
@@ -156,7 +153,7 @@ export class UrlSource extends SlicedSource {
     try {
       return await this.fetchBytes(name, url)
     } catch (e) {
-      throwIfAborted(this.opts.signal)
+      throwIfAborted(this.opts.signal, 'model loading')
       if (e instanceof ModelLoadError) throw e
       // Bun's fetch answers a missing file: URL with 200 and fails the body read with a bare ENOENT,
       // Deno's rejects, Node's cannot fetch file: at all; none reports an absent optional file as a 404
@@ -180,7 +177,7 @@ export class UrlSource extends SlicedSource {
     let loaded = 0
     const reader = res.body.getReader()
     for (;;) {
-      throwIfAborted(this.opts.signal)
+      throwIfAborted(this.opts.signal, 'model loading')
       const { done, value } = await reader.read()
       if (done) break
       chunks.push(value)

@@ -2,7 +2,8 @@ import { open, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ModelLoadError } from '../model/errors.js'
 import { regularFileSize } from '../model/files.js'
-import { ProgressCounter, throwIfAborted, type ModelFileSource, type SourceOptions } from '../model/source.js'
+import { ProgressCounter, type ModelFileSource, type SourceOptions } from '../model/source.js'
+import { throwIfAborted } from '../model/abort.js'
 
 /**
  * A model folder on the file system (Node, Bun, Deno). Files are opened on first use and read at
@@ -57,7 +58,7 @@ export class DirectorySource implements ModelFileSource {
   }
 
   async read(name: string, position: number, into: Uint8Array): Promise<void> {
-    throwIfAborted(this.opts.signal)
+    throwIfAborted(this.opts.signal, 'model loading')
     const h = await this.handle(name)
     const path = this.describe(name)
     if (!h) throw new ModelLoadError(`cannot open ${path}: no such file`)

@@ -183,6 +183,16 @@ function retentionScores(gates: TrimKVGates, ctx: PolicyContext, layer: number, 
   return out
 }
 
+/**
+ * Why LagKV's floor (afterFloor) can never bind with these options, or null where it can: it is LagKV's
+ * density, so it binds where step 1 is LagKV's score or the gates' (not KeyDiff's, H2O's or the split's)
+ */
+function floorBlocker(o: Record<string, unknown>): string | null {
+  if (o.afterFloor === 0) return 'afterFloor=0'
+  if (o.agnosticScore === 'keydiff-lag') return 'agnosticScore=keydiff-lag'
+  return !o.gatesFile && o.agnosticScore !== 'lag' ? `agnosticScore=${o.agnosticScore}` : null
+}
+
 export const unionkv: PolicyDefinition = {
   name: 'unionkv',
   description: 'UnionKV (kvkit): each head keeps its own LagKV picks (query-agnostic) and the tokens any head of the model votes for, each layer topping up from its own heads',
@@ -201,8 +211,8 @@ export const unionkv: PolicyDefinition = {
     // H2O's mass is captured over the prompt only: a decode-time recompression would rank stale sums
     if (agnosticScore === 'mass' && (o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: agnosticScore=mass scores tokens at prefill end only; every must be 0, got ${o.every}`)
     if (o.afterRest === 'gates' && !gates) throw new PolicyOptionValueError('unionkv: afterRest=gates needs gatesFile (TRIM-KV\'s retention gates)')
-    // the floor is LagKV's density, or the gates': with another step 1 (or none) afterRest would do nothing
-    const floorless = o.afterFloor === 0 ? 'afterFloor=0' : split ? 'agnosticScore=keydiff-lag' : !gates && agnosticScore !== 'lag' ? `agnosticScore=${agnosticScore}` : null
+    // with another step 1 (or none) afterRest would do nothing
+    const floorless = floorBlocker(o)
     if (o.afterRest !== 'auto' && floorless) throw new PolicyOptionValueError(`unionkv: afterRest=${o.afterRest} acts only where afterFloor binds, which it cannot with ${floorless}`)
     if ((o.lagShare as number) > 0 && !gates && o.agnosticScore === 'lag') throw new PolicyOptionValueError(`unionkv: lagShare=${o.lagShare} needs gatesFile or agnosticScore other than lag (with lag, agnostic is LagKV's share)`)
   },
@@ -225,6 +235,7 @@ export const unionkv: PolicyDefinition = {
     const afterTail = o.afterTail as 'off' | 'floor' | 'always'
     const afterFloor = o.afterFloor as number
     const lagTail = o.lagTail as boolean
+    const floorCanBind = floorBlocker(o) === null
     const afterRest = o.afterRest === 'auto' ? (gates ? 'gates' : 'votes') : (o.afterRest as 'votes' | 'gates' | 'keydiff')
     const agnosticOf = (ctx: PolicyContext, l: number, h: number, by: 'gates' | 'lag' | 'keydiff' | 'mass', tail = false): Float32Array => {
       // the ranked tail only where the tail comes first: elsewhere step 1 is kvpress's LagKV score
@@ -256,9 +267,8 @@ export const unionkv: PolicyDefinition = {
           // the prompt's last queries are the context's own when its question is prefilled afterwards
           const questionAfter = (ctx.promptAfter ?? 0) > 0 && ctx.step === 0
           const base = questionAfter && afterAgnostic !== null ? afterAgnostic : agnostic
-          // the floor counts the prompt's tokens (every head holds them all at prefill end); it is LagKV's
-          // density, so it binds where step 1 is LagKV's score or the gates' (not KeyDiff's or H2O's ranks)
-          const floorable = questionAfter && C > 0 && !split && (!!gates || agnosticScore === 'lag')
+          // the floor counts the prompt's tokens (every head holds them all at prefill end)
+          const floorable = questionAfter && C > 0 && floorCanBind
           const lagFloor = floorable ? Math.min(1, (afterFloor * ctx.cache.length(0, 0)) / C) : 0
           const floored = lagFloor > base
           const tail = questionAfter && (afterTail === 'always' || (afterTail === 'floor' && floored))

@@ -100,15 +100,17 @@ export class CacheBlend extends SelectiveReuse {
     check()
     const cache = this.model.newCache('post-rope', 64, 'float32')
     try {
+      // each chunk's first slot (the 'cross-chunk' selection's chunks)
+      const starts = new Int32Array(chunks.length)
       let first = 0
       loaded.forEach(({ kv }, i) => {
+        starts[i] = first
         // a prefixed chunk's rows 1..T, re-rotated from there to their slots
         if (prefixed(chunks[i])) placeRows(this.model, cache, kv, Int32Array.from(chunks[i], (_, j) => j + 1), first)
         else placeChunk(this.model, cache, kv, first)
         first += chunks[i].length
       })
       const perLayer: number[] = []
-      const starts = Int32Array.from(chunks, (_, i) => chunks.slice(0, i).reduce((n, c) => n + c.length, 0))
       const recomputed = this.recompute(ids, cache, 0, always, perLayer, starts)
       const ctx = new AssembledContext(this.model, ids, cache) as AssembledContext & { report: BlendReport }
       ctx.report = { chunkHits: loaded.filter((x) => x.hit).length, chunks: chunks.length, recomputed, perLayer }

@@ -1,4 +1,5 @@
 import { optionNamesProblem } from '../model/errors.js'
+import { throwIfAborted } from '../model/abort.js'
 
 /** A reuse call got bad input or was used in a state that does not allow it (the message names which). */
 export class ReuseError extends Error {
@@ -39,8 +40,5 @@ export function checkChunkStore(where: string, store: unknown): void {
  */
 export function abortCheck(where: string, signal: unknown): () => void {
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new ReuseError(`${where}: signal must be an AbortSignal`)
-  const s = signal as AbortSignal | undefined
-  return () => {
-    if (s?.aborted) throw s.reason ?? new DOMException(`${where} aborted`, 'AbortError')
-  }
+  return () => throwIfAborted(signal as AbortSignal | undefined, where)
 }
