@@ -20,7 +20,7 @@ const API: Record<string, string[]> = {
   ],
   '../src/serve/index.ts': ['ApiError', 'CHATML_TEMPLATE', 'ChatTemplate', 'KVScheduler', 'ServeEngine', 'ToolCallStream', 'parseToolCall', 'serve'],
   '../src/eval/index.ts': [
-    'DEFAULT_SEED', 'EvalArgumentError', 'PromptBuilder', 'diffusionCacheFromSpec', 'TASK_NAMES', 'evaluate', 'loadBooks', 'perplexity', 'planEvaluation',
+    'DEFAULT_SEED', 'EvalArgumentError', 'EvalOutputError', 'PromptBuilder', 'diffusionCacheFromSpec', 'TASK_NAMES', 'evaluate', 'loadBooks', 'perplexity', 'planEvaluation',
     'renderReport', 'resultsJson', 'rulerScore', 'strictCorrect', 'writeJson', 'writeReport',
   ],
 }
