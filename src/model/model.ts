@@ -305,7 +305,7 @@ export class LlamaModel implements Model {
       throw new ModelInputError(`generate: policy '${p.name}' scores every token from its hidden state when it is created, which a question prefilled after compression (contextTokens ${c} of ${ids.length - 1}) does not capture; compress the whole prompt instead (no contextTokens)`)
     options.prefill?.check(ids, p?.needs ?? {}, c ?? ids.length - 1, this.config)
     const reuse = options.reuse
-    if (reuse === undefined) return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
+    if (reuse === undefined) return new StreamingGeneration((emit, cancelled) => this.run(ids, maxNew, sampling, stop, resolved, emit, cancelled))
     if (typeof reuse?.open !== 'function') throw new ModelInputError('generate: reuse must be a PrefixCache, a tenant of one, or a Sequence')
     const extra = [resolved.policy && 'policy', c !== undefined && 'contextTokens', options.prefill && 'prefill', options.kvDtype !== undefined && options.kvDtype !== 'float32' && 'kvDtype'].filter(Boolean)
     if (extra.length) throw new ModelInputError(`generate: reuse works on the full cache; drop ${extra.join(', ')}`)
@@ -314,7 +314,7 @@ export class LlamaModel implements Model {
       handle.close([], false)
       throw new ContextLengthError(`generate: ${handle.ids.length} tokens with the reused ones leave no room for a new token (${contextLimitText(this.config)})`)
     }
-    return new StreamingGeneration((emit) => this.run(handle.ids as number[], maxNew, sampling, stop, resolved, emit, handle))
+    return new StreamingGeneration((emit, cancelled) => this.run(handle.ids as number[], maxNew, sampling, stop, resolved, emit, cancelled, handle))
   }
 
   /**
@@ -373,14 +373,14 @@ export class LlamaModel implements Model {
 
   private async run(
     ids: number[], maxNew: number, sampling: ReturnType<typeof checkSampling>, stop: string[],
-    o: GenerateOptions, emit: (t: { id: number; text: string }) => void, reuse?: ReuseHandle,
+    o: GenerateOptions, emit: (t: { id: number; text: string }) => void, cancelled: () => boolean, reuse?: ReuseHandle,
   ): Promise<GenerateResult> {
     const out: number[] = []
     let ok = false
     try {
       await nextTurn()
       this.checkRun(o)
-      const result = await this.decode(ids, maxNew, sampling, stop, o, emit, out, reuse)
+      const result = await this.decode(ids, maxNew, sampling, stop, o, emit, cancelled, out, reuse)
       ok = true
       return result
     } finally {
@@ -390,7 +390,7 @@ export class LlamaModel implements Model {
 
   private async decode(
     ids: number[], maxNew: number, sampling: ReturnType<typeof checkSampling>, stop: string[],
-    o: GenerateOptions, emit: (t: { id: number; text: string }) => void, out: number[], reuse?: ReuseHandle,
+    o: GenerateOptions, emit: (t: { id: number; text: string }) => void, cancelled: () => boolean, out: number[], reuse?: ReuseHandle,
   ): Promise<GenerateResult> {
     const policy: Policy | undefined = resolvePolicy(o.policy, this.config) ?? undefined
     // calibration (RazorAttention) runs before this request's cache exists; policies cache it per model
@@ -486,6 +486,11 @@ export class LlamaModel implements Model {
           break
         }
         this.checkRun(o)
+        // every loop over the stream left early: nobody takes the next token
+        if (cancelled()) {
+          finishReason = 'cancelled'
+          break
+        }
         const s0 = performance.now()
         // a policy that looks at the cache every step keeps it on the CPU (the GPU runs the rest)
         const stepOptions = { capture, decode: true, first: pos, logits: 'last' as const, out: logits, select, cpuCache: !!session?.onDecodeStep || !!reuse?.afterStep }
