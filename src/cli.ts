@@ -433,7 +433,7 @@ async function cmdPerplexity(args: string[]): Promise<void> {
   const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype, threads })
   try {
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0] ?? 0
-    const ppl = perplexity(model, { books, length, samples, seed, bosId })
+    const ppl = await perplexity(model, { books, length, samples, seed, bosId })
     process.stdout.write(`perplexity ${ppl.toFixed(2)} (${samples} sample${samples === 1 ? '' : 's'} of ${length} tokens)\n`)
   } finally {
     model.dispose()

@@ -22,7 +22,7 @@ import { LlamaForward, type StepOptions } from './llama.js'
 import type { WebGpuBackend } from '../backend/webgpu/index.js'
 import { policyRuntime } from './policy-runtime.js'
 import { checkSampling, sample, seededRandom } from './sampling.js'
-import type { FinishReason, GenerateOptions, GenerateResult, Generation, Model, ModelConfig, ReuseHandle, Tokenizer } from './types.js'
+import type { FinishReason, GenerateOptions, GenerateResult, Generation, LogitsOptions, Model, ModelConfig, ReuseHandle, Tokenizer } from './types.js'
 import { TextStream } from './text-stream.js'
 import { nextTurn } from './next-turn.js'
 import type { Weights } from './weights.js'
@@ -67,6 +67,8 @@ export interface PrefillPromptOptions {
 
 /** every option prefillPrompt takes (as GENERATE_OPTION_SET) */
 const PREFILL_PROMPT_OPTION_SET: Record<keyof PrefillPromptOptions, true> = { kvDtype: true, contextTokens: true, signal: true }
+
+const LOGITS_OPTION_SET: Record<keyof LogitsOptions, true> = { signal: true }
 
 /** Throws ModelInputError unless `signal` is undefined or an AbortSignal. */
 function checkSignal(signal: unknown, where: string): void {
@@ -197,16 +199,77 @@ export class LlamaModel implements Model {
     if (this.gpu) await this.gpu.toCpu(cache)
   }
 
-  logits(ids: number[]): Float32Array {
+  /** Throws what prefill() refuses before any work: ModelDisposedError after dispose(), DecodingModeError on a diffusion LM. */
+  checkPrefill(): void {
+    this.alive()
+    this.causalOnly('prefill')
+  }
+
+  /**
+   * prefill() a chunk at a time, each on a later turn of the event loop after `check()` (which throws
+   * once the caller's signal is aborted, or the model disposed): a long prefill stops between its
+   * chunks. The rows of the chunks done stay in `cache` (the caller rolls back or disposes it). `out`:
+   * every token's logits, [ids.length][vocab], as prefill's.
+   */
+  prefillChunked(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition: number, check: () => void, out?: Float32Array): Promise<void> {
+    this.checkPrefill()
+    return this.prefillEachChunk(ids, cache, firstPosition, check, out)
+  }
+
+  private async prefillEachChunk(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition: number, check: () => void, out?: Float32Array): Promise<void> {
+    const C = this.forward.chunk
+    const V = this.config.vocab
+    for (let s = 0; s < ids.length; s += C) {
+      await nextTurn()
+      check()
+      const e = Math.min(ids.length, s + C)
+      this.prefill(Array.prototype.slice.call(ids, s, e) as number[], cache, firstPosition + s, undefined, out?.subarray(s * V, e * V))
+    }
+  }
+
+  /**
+   * Every position's logits [ids.length][vocab] (tests and perplexity). With `options` it returns a
+   * promise and runs chunk by chunk, `signal` aborting between chunks (the promise rejects with its
+   * reason); without, it runs at once. Throws ModelInputError (bad ids or options) or ContextLengthError
+   * before any work.
+   */
+  logits(ids: number[]): Float32Array
+  logits(ids: number[], options: LogitsOptions): Promise<Float32Array>
+  logits(ids: number[], options?: LogitsOptions): Float32Array | Promise<Float32Array> {
     this.alive()
     this.checkIds(ids)
     if (ids.length > this.config.maxPositions)
       throw new ContextLengthError(`logits: ${ids.length} tokens do not fit the model's context (${contextLimitText(this.config)})`)
+    if (options !== undefined) {
+      const problem = optionNamesProblem(options, LOGITS_OPTION_SET)
+      if (problem !== undefined) throw new ModelInputError(`logits: ${problem}`)
+      checkSignal(options.signal, 'logits')
+      return this.logitsChunked(ids, options.signal)
+    }
     if (this.config.diffusion) return this.bidirectionalLogits(ids)
     const out = new Float32Array(ids.length * this.config.vocab)
     const cache = this.newCache()
     try {
       this.prefill(ids, cache, 0, undefined, out)
+    } finally {
+      cache.dispose()
+    }
+    if (firstNonFinite(out) !== null) this.nonFinite(ids, 'logits')
+    return out
+  }
+
+  private async logitsChunked(ids: number[], signal: AbortSignal | undefined): Promise<Float32Array> {
+    const check = () => throwIfAborted(signal, 'logits')
+    if (this.config.diffusion) {
+      // one bidirectional pass: the abort is seen before it
+      await nextTurn()
+      check()
+      return this.bidirectionalLogits(ids)
+    }
+    const out = new Float32Array(ids.length * this.config.vocab)
+    const cache = this.newCache()
+    try {
+      await this.prefillChunked(ids, cache, 0, check, out)
     } finally {
       cache.dispose()
     }

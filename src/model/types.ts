@@ -253,6 +253,12 @@ export interface Tokenizer {
   minTokens?(text: string, enough?: number): number
 }
 
+/** logits' options: given, it returns a promise and runs chunk by chunk */
+export interface LogitsOptions {
+  /** aborts between prefill chunks; the promise rejects with the signal's reason */
+  signal?: AbortSignal
+}
+
 export interface Model {
   readonly config: ModelConfig
   readonly tokenizer: Tokenizer
@@ -260,6 +266,8 @@ export interface Model {
   readonly kernels: KernelBuild
   /** full logits [ids.length][vocab] of a prompt (tests and perplexity) */
   logits(ids: number[]): Float32Array
+  /** the same as a promise, run chunk by chunk: `signal` aborts between chunks (rejecting with its reason) */
+  logits(ids: number[], options: LogitsOptions): Promise<Float32Array>
   /** prompt as text or token ids */
   generate(prompt: string | number[], options?: GenerateOptions): Generation
   /** a fresh, empty KV cache sized for this model */
