@@ -85,7 +85,7 @@ async function runShard(k: number, n: number, store: ChunkStore, emit: (r: Row) 
     if (!GRAPH) continue
     const g = await answer(model, s.prompt_ids, maxNew, {}, async () => {
       const [c0, ...rest] = chunks
-      return { reuse: graphKV(model, { prefix: c0.slice(0, 1), sources: [c0.slice(1), ...rest] }) }
+      return { reuse: await graphKV(model, { prefix: c0.slice(0, 1), sources: [c0.slice(1), ...rest] }) }
     })
     emit({ task, index, variant: 'graph-kv', correct: strictCorrect(g.text, s.answer), text: g.text, ttftMs: g.ttftMs, recomputed: 0 })
   }

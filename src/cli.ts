@@ -113,8 +113,11 @@ function int(name: string, raw: string | undefined, fallback?: number): number {
 
 function list(name: string, raw: string | undefined): string[] {
   if (raw === undefined) throw new UsageError(`--${name} is required`)
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean)
-  if (items.length === 0) throw new UsageError(`--${name} is empty`)
+  const items = raw.split(',').map((s) => s.trim())
+  if (items.every((s) => s === '')) throw new UsageError(`--${name} is empty`)
+  // an empty item (passkey,,vt or a trailing comma) was dropped, silently: a typo ran a smaller grid
+  const blank = items.indexOf('')
+  if (blank >= 0) throw new UsageError(`--${name} ${JSON.stringify(raw)}: item ${blank + 1} of ${items.length} is empty`)
   return items
 }
 
@@ -430,7 +433,7 @@ async function cmdPerplexity(args: string[]): Promise<void> {
   const model = await loadModel(v.model as string, { backend: be, kvDtype: dtype, threads })
   try {
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0] ?? 0
-    const ppl = perplexity(model, { books, length, samples, seed, bosId })
+    const ppl = await perplexity(model, { books, length, samples, seed, bosId })
     process.stdout.write(`perplexity ${ppl.toFixed(2)} (${samples} sample${samples === 1 ? '' : 's'} of ${length} tokens)\n`)
   } finally {
     model.dispose()

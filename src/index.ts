@@ -8,7 +8,7 @@ export { loadModel, type ModelInput } from './model/load.js'
 export type { ModelFileSource, ModelFiles, LoadProgress } from './model/source.js'
 export type { LlamaModel } from './model/model.js'
 export type {
-  Model, ModelConfig, LoadOptions, GenerateOptions, GenerateResult, GenerateStats, Generation, GeneratedToken, KeptTokens, Tokenizer, FinishReason,
+  Model, ModelConfig, LoadOptions, GenerateOptions, GenerateResult, LogitsOptions, GenerateStats, Generation, GeneratedToken, KeptTokens, Tokenizer, FinishReason,
 } from './model/types.js'
 export { ModelLoadError, ModelInputError, ContextLengthError, ModelDisposedError, NonFiniteError, DecodingModeError } from './model/errors.js'
 // masked diffusion LMs (Dream): iterative unmasking, Elastic-Cache

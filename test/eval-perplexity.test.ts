@@ -23,7 +23,7 @@ describe('perplexity', () => {
       const ids = heldOutText(model, opts, 0)
       expect(ids).toHaveLength(512)
       expect(ids[0]).toBe(0)
-      const ppl = perplexity(model, { ...opts, samples: 1 })
+      const ppl = await perplexity(model, { ...opts, samples: 1 })
       expect(ppl).toBeGreaterThan(15)
       expect(ppl).toBeLessThan(250)
     } finally {

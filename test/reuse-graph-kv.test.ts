@@ -35,18 +35,18 @@ describe('Graph-KV', () => {
   const input: GraphInput = { prefix, sources, targets: [target] }
   const targetSlot = prefix.length + 95
 
-  it('a target does not see a segment outside its sources: changing that segment leaves its KV bit-identical', () => {
-    const a = graphKV(model, input)
-    const b = graphKV(model, { ...input, sources: [sources[0], words(45, 77), sources[2]] })
+  it('a target does not see a segment outside its sources: changing that segment leaves its KV bit-identical', async () => {
+    const a = await graphKV(model, input)
+    const b = await graphKV(model, { ...input, sources: [sources[0], words(45, 77), sources[2]] })
     expect(rows(b, targetSlot, targetSlot + 12)).toEqual(rows(a, targetSlot, targetSlot + 12))
     // ... while changing one of its sources changes it
-    const c = graphKV(model, { ...input, sources: [words(30, 78), sources[1], sources[2]] })
+    const c = await graphKV(model, { ...input, sources: [words(30, 78), sources[1], sources[2]] })
     expect(rows(c, targetSlot, targetSlot + 12)).not.toEqual(rows(a, targetSlot, targetSlot + 12))
     for (const x of [a, b, c]) x.dispose()
   })
 
-  it('sources share the positions after the prefix; targets follow the longest source', () => {
-    const ctx = graphKV(model, input)
+  it('sources share the positions after the prefix; targets follow the longest source', async () => {
+    const ctx = await graphKV(model, input)
     expect(ctx.layout).toEqual({ sourceStart: 16, targetStarts: [16 + 45], end: 16 + 45 + 12 })
     const pos = Array.from(ctx.cache.positions(4, 1))
     const want = [
@@ -58,8 +58,8 @@ describe('Graph-KV', () => {
     ctx.dispose()
   })
 
-  it.each([[6, 65], [3, 100], [1, 40]])('%i sources of %i tokens use prefix + one source of positions, not their sum', (k, n) => {
-    const ctx = graphKV(model, { prefix, sources: Array.from({ length: k }, (_, i) => words(n, 10 + i)) })
+  it.each([[6, 65], [3, 100], [1, 40]])('%i sources of %i tokens use prefix + one source of positions, not their sum', async (k, n) => {
+    const ctx = await graphKV(model, { prefix, sources: Array.from({ length: k }, (_, i) => words(n, 10 + i)) })
     expect(ctx.layout.end).toBe(prefix.length + n)
     expect(ctx.ids.length).toBe(prefix.length + k * n)
     ctx.dispose()
@@ -67,15 +67,15 @@ describe('Graph-KV', () => {
 
   it('one source and no target is sequential encoding: the same greedy answer, the question at the next position', async () => {
     const q = words(7, 6)
-    const ctx = graphKV(model, { prefix, sources: [sources[1]] })
+    const ctx = await graphKV(model, { prefix, sources: [sources[1]] })
     const ids = [...prefix, ...sources[1], ...q]
     const r = await model.generate(ids, { reuse: ctx, maxNewTokens: 6 }).result
     expect(r.stats.cachedTokens).toBe(61)
     expect(r.ids).toEqual((await model.generate(ids, { maxNewTokens: 6 }).result).ids)
   })
 
-  it('the question after several sources runs at the position after the shared range (the handle shifts it back by the sources it overlaps)', () => {
-    const ctx = graphKV(model, { prefix, sources })
+  it('the question after several sources runs at the position after the shared range (the handle shifts it back by the sources it overlaps)', async () => {
+    const ctx = await graphKV(model, { prefix, sources })
     const q = words(3, 7)
     const h = ctx.open([...ctx.ids, ...q], model)
     expect(h.positionOffset).toBe(16 + 45 - ctx.ids.length)

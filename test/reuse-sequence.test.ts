@@ -52,7 +52,7 @@ describe('a sequence across turns', () => {
   it('rollback(k) drops tokens from the history and the cache; the next turn continues from token k', async () => {
     const seq = Sequence.create(model, { pageTokens: 16 })
     const p = [0, ...words(80, 6)]
-    seq.feed(p)
+    await seq.feed(p)
     seq.commit()
     seq.rollback(33)
     expect(seq.tokens).toEqual(p.slice(0, 33))
@@ -63,11 +63,11 @@ describe('a sequence across turns', () => {
     seq.dispose()
   })
 
-  it('feed returns the logits a full forward pass gives after the last token', () => {
+  it('feed returns the logits a full forward pass gives after the last token', async () => {
     const seq = Sequence.create(model)
     const p = [0, ...words(50, 8)]
-    seq.feed(p.slice(0, 20))
-    const last = seq.feed(p.slice(20))
+    await seq.feed(p.slice(0, 20))
+    const last = await seq.feed(p.slice(20))
     const all = model.logits(p)
     const V = model.config.vocab
     const want = all.subarray((p.length - 1) * V)
@@ -82,7 +82,7 @@ describe('forks', () => {
   it('n = 3 sampled answers from one prefill: each equals a fresh generation with its seed, and the prompt pages are held once', async () => {
     const root = Sequence.create(model)
     const p = [0, ...words(200, 9)]
-    root.feed(p.slice(0, -1))
+    await root.feed(p.slice(0, -1))
     root.commit()
     const before = root.cache.store.liveBytes.wasm
     const forks = [0, 1, 2].map(() => root.fork())
@@ -115,11 +115,11 @@ describe('misuse', () => {
     ['options that are not an object', async () => Sequence.create(model, 64 as unknown as { pageTokens?: number }), ReuseError],
     ['use after dispose', async (s: Sequence) => {
       s.dispose()
-      s.feed([5])
+      await s.feed([5])
     }, ReuseError],
   ])('%s is refused with a typed error, and the sequence keeps its tokens', async (name, call, type) => {
     const s = Sequence.create(model)
-    s.feed([0, 3, 4])
+    await s.feed([0, 3, 4])
     s.commit()
     await expect(call(s)).rejects.toThrow(type)
     // the running generation finished and committed its turn; the others changed nothing
@@ -129,7 +129,7 @@ describe('misuse', () => {
 
   it('a disposed sequence reports no cached tokens instead of throwing from its getter', async () => {
     const s = Sequence.create(model)
-    s.feed([0, 3, 4])
+    await s.feed([0, 3, 4])
     await model.generate([5], { reuse: s, maxNewTokens: 1 }).result
     expect(s.cachedTokens).toBeGreaterThan(0)
     s.dispose()

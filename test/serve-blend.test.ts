@@ -140,7 +140,7 @@ describe('kvkit serve: documents with a Graph-KV graph', () => {
     expect(graphInput(job.documents!)).toEqual(want)
     const r = await chat(documents)
     expect(r.usage!.prompt_tokens_details!.cached_tokens).toBe(0)
-    const ctx = graphKV(served.model, want)
+    const ctx = await graphKV(served.model, want)
     const ids = [...ctx.ids, ...served.model.tokenizer.encode(chatml(question))]
     expect(job.ids).toEqual(ids)
     const ref = await served.model.generate(ids, { maxNewTokens: 12, temperature: 0, stop: [END], reuse: ctx }).result
@@ -150,7 +150,7 @@ describe('kvkit serve: documents with a Graph-KV graph', () => {
   it("a target's KV does not depend on a document outside its sources (its attention there is zero)", async () => {
     const rows = async (docs: Doc[]) => {
       const job = await served.server.engine.chatJob({ model: ID, messages: question, documents: docs } as never)
-      const ctx = graphKV(served.model, graphInput(job.documents!))
+      const ctx = await graphKV(served.model, graphInput(job.documents!))
       const at = ctx.layout.targetStarts[0] - ctx.positionOffset
       const n = docIds(T).length
       const d = served.model.config.headDim

@@ -55,7 +55,7 @@ describe('perplexity options', () => {
       expect(run, msg).toThrow(EvalArgumentError)
       expect(run, msg).toThrow(`perplexity: ${msg}`)
     }
-    expect(Number.isFinite(perplexity(model, good))).toBe(true)
+    expect(Number.isFinite(await perplexity(model, good))).toBe(true)
     model.dispose()
   })
 })

@@ -30,8 +30,8 @@ describe('an assembled context survives a generation aborted before it started',
 
   it('Graph-KV: the same', async () => {
     const spec = { prefix: [0, ...words(4, 5)], sources: [words(10, 6), words(12, 7)], targets: [{ ids: words(5, 8), sources: [0, 1] }] }
-    const expected = await answer(graphKV(fixture.model, spec), [...graphKV(fixture.model, spec).ids, ...question])
-    const g = graphKV(fixture.model, spec)
+    const expected = await answer(await graphKV(fixture.model, spec), [...(await graphKV(fixture.model, spec)).ids, ...question])
+    const g = await graphKV(fixture.model, spec)
     const prompt = [...g.ids, ...question]
     await expect(fixture.model.generate(prompt, { reuse: g, maxNewTokens: 5, signal: AbortSignal.abort() }).result).rejects.toMatchObject({ name: 'AbortError' })
     expect(await answer(g, prompt)).toEqual(expected)

@@ -12,7 +12,7 @@ describe('reuse on a disposed model', () => {
   it.each([1, 2])('Sequence.feed after dispose: ModelDisposedError, the history unchanged (threads %i)', async (threads) => {
     const model = await loadModel('models/fixture-14m', { threads, wasm: { relaxed: false } })
     const seq = Sequence.create(model)
-    seq.feed([0, 5, 6])
+    await seq.feed([0, 5, 6])
     model.dispose()
     expect(() => seq.feed([7, 8])).toThrow(ModelDisposedError)
     expect(seq.tokens).toEqual([0, 5, 6])

@@ -1,5 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { checkOutputPath, writeOutputFile } from './output.js'
 import type { EvalResult } from './results.js'
 
 /** `{ "results": [ { policy, task, length, samples, accuracy, accuracyInterval, score, kvBytes, kvBytesFull, prefillMs, compressMs, decodeMsPerToken, kernels, kvDtype, newTokens, policyStats?, diffusion? } ] }` (diffusion: a diffusion model's decodeMs, computeRatio, refreshSteps) */
@@ -8,7 +7,11 @@ export function resultsJson(results: readonly EvalResult[]): string {
   return JSON.stringify({ results: results.map((r) => Object.fromEntries(keys.filter((k) => r[k] !== undefined).map((k) => [k, r[k]]))) }, null, 2) + '\n'
 }
 
+/**
+ * Writes resultsJson(results) to `file` (its folders made), replacing a file there whole or not at all.
+ * Throws EvalOutputError naming `file` where it cannot be written (a folder, a file on its path, no permission).
+ */
 export function writeJson(file: string, results: readonly EvalResult[]): void {
-  mkdirSync(dirname(file), { recursive: true })
-  writeFileSync(file, resultsJson(results))
+  checkOutputPath(file, 'results JSON')
+  writeOutputFile(file, resultsJson(results), 'results JSON')
 }

@@ -15,6 +15,8 @@ export interface PerplexityOptions {
   samples: number
   seed: number
   bosId: number
+  /** aborts between samples and between each sample's prefill chunks: the promise rejects with its reason */
+  signal?: AbortSignal
 }
 
 export function heldOutText(model: Model, opts: Omit<PerplexityOptions, 'samples'>, index: number): number[] {
@@ -48,6 +50,7 @@ function checkPerplexityOptions(model: Model, opts: PerplexityOptions): void {
   if (!(Number.isInteger(bosId) && bosId >= 0 && bosId < model.config.vocab)) fail(`bosId must be a token id in [0, ${model.config.vocab}), got ${showValue(bosId)}`)
   if (!Array.isArray(books) || books.length === 0 || books.some((b) => !(b?.sentences?.length > 0)))
     fail('books must be a non-empty list of books with sentences (loadBooks)')
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) fail(`signal must be an AbortSignal, got ${showValue(opts.signal)}`)
 }
 
 /** natural-log cross-entropy summed over positions 0..n-2 predicting ids[1..n-1] */
@@ -65,16 +68,25 @@ export function crossEntropySum(logits: Float32Array, ids: readonly number[], vo
   return total
 }
 
-export function perplexity(model: Model, opts: PerplexityOptions): number {
+/**
+ * The perplexity (see PerplexityOptions), a promise: the samples run chunk by chunk on later turns of
+ * the event loop, so `signal` stops a long run between chunks (rejecting with its reason). Bad options
+ * throw at the call (EvalArgumentError, DecodingModeError for a diffusion LM), before any work.
+ */
+export function perplexity(model: Model, opts: PerplexityOptions): Promise<number> {
   // a bidirectional forward sees the token each position predicts: its "perplexity" would be a leak
   if (model.config.diffusion)
     throw new DecodingModeError(`perplexity: ${model.config.architecture} is a masked diffusion LM; next-token perplexity needs a causal model`)
   checkPerplexityOptions(model, opts)
+  return perplexityOf(model, opts)
+}
+
+async function perplexityOf(model: Model, opts: PerplexityOptions): Promise<number> {
   let total = 0
   let count = 0
   for (let s = 0; s < opts.samples; s++) {
     const ids = heldOutText(model, opts, s)
-    total += crossEntropySum(model.logits(ids), ids, model.config.vocab)
+    total += crossEntropySum(await model.logits(ids, { signal: opts.signal }), ids, model.config.vocab)
     count += ids.length - 1
   }
   return Math.exp(total / count)

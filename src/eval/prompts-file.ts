@@ -8,7 +8,8 @@
  * RULER's score looks for (default: the trimmed answer). `length` and `index` only label the cell; a
  * (task, length, index) appears once.
  */
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
+import { checkOutputPath, writeOutputFile } from './output.js'
 import type { TaskSample } from './prompt.js'
 import { isTaskName, TASK_NAMES, type TaskName } from './tasks.js'
 
@@ -37,8 +38,10 @@ export function promptSample(s: TaskSample): PromptSample {
   }
 }
 
+/** Writes the samples as JSONL to `path`; EvalOutputError naming it where it cannot be written. */
 export function writePromptsFile(path: string, samples: readonly PromptSample[]): void {
-  writeFileSync(path, samples.map((s) => JSON.stringify(s)).join('\n') + '\n')
+  checkOutputPath(path, 'prompts file')
+  writeOutputFile(path, samples.map((s) => JSON.stringify(s)).join('\n') + '\n', 'prompts file')
 }
 
 const isIds = (x: unknown, vocab: number): x is number[] => Array.isArray(x) && x.length > 0 && x.every((t) => Number.isInteger(t) && t >= 0 && t < vocab)

@@ -1,5 +1,5 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { checkOutputPath, makeOutputDir, writeOutputFile } from './output.js'
 import { formatBytes, legendEntries, resultRows } from './format.js'
 import { barChart, esc, H, M, PALETTE, REPORT_CSS, W } from './charts.js'
 import { policyLabels, specFamily } from './labels.js'
@@ -134,10 +134,15 @@ ${table}
 `
 }
 
-/** writes DIR/index.html and returns its path */
+/**
+ * Writes DIR/index.html (DIR made) and returns its path. Throws EvalOutputError naming the path where
+ * it cannot be written (DIR a file, no permission).
+ */
 export function writeReport(dir: string, results: readonly EvalResult[], meta: ReportMeta = {}): string {
-  mkdirSync(dir, { recursive: true })
+  checkOutputPath(dir, 'report')
+  const html = renderReport(results, meta)
+  makeOutputDir(dir, 'report')
   const file = join(dir, 'index.html')
-  writeFileSync(file, renderReport(results, meta))
+  writeOutputFile(file, html, 'report')
   return file
 }

@@ -315,7 +315,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
   const aborted = () => throwIfAborted(signal, 'evaluation')
   aborted()
   if (workers <= 1) {
-    const s = await EvalSession.open(session)
+    // the load (seconds for a large model) is abortable too: an abort during it does not wait for it
+    const s = await EvalSession.open(session, signal)
     try {
       for (const job of jobs) {
         aborted()

@@ -57,9 +57,14 @@ export interface SessionOptions {
 export class EvalSession {
   private constructor(readonly model: LlamaModel, private readonly builder: PromptBuilder) {}
 
-  static async open(opts: SessionOptions): Promise<EvalSession> {
+  /**
+   * Loads the session's model; `signal` aborts the load between its file reads (the promise rejects with
+   * its reason, nothing stays allocated). It is no SessionOptions field: those cross to worker threads,
+   * and a signal does not clone.
+   */
+  static async open(opts: SessionOptions, signal?: AbortSignal): Promise<EvalSession> {
     const model = await loadModel(opts.model, {
-      backend: opts.backend ?? 'auto', contextLimit: opts.contextLimit, kvDtype: opts.kvDtype, threads: opts.threads,
+      backend: opts.backend ?? 'auto', contextLimit: opts.contextLimit, kvDtype: opts.kvDtype, threads: opts.threads, signal,
       ...(opts.relaxed === undefined ? {} : { wasm: { relaxed: opts.relaxed } }),
     })
     const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0]

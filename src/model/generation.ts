@@ -2,7 +2,9 @@ import type { GeneratedToken, GenerateResult, Generation } from './types.js'
 
 /**
  * A Generation fed by a producer: tokens are queued as they come, consumers iterate them, and `result`
- * settles when the producer ends. The producer runs whether or not anyone iterates.
+ * settles when the producer ends. The producer runs whether or not anyone iterates; it polls
+ * `cancelled()` between its steps, which turns true once a loop left early and no loop is iterating
+ * (a loop leaving early cannot know whether another still wants the tokens: the last one to go decides).
  */
 export class StreamingGeneration implements Generation {
   readonly result: Promise<GenerateResult>
@@ -11,12 +13,18 @@ export class StreamingGeneration implements Generation {
   private waiters: (() => void)[] = []
   private finished = false
   private failure: unknown = undefined
+  // loops iterating now, and whether the last of them left early
+  private iterating = 0
+  private leftEarly = false
 
-  constructor(producer: (emit: (t: GeneratedToken) => void) => Promise<GenerateResult>) {
-    this.result = producer((t) => {
-      this.queue.push(t)
-      this.poke()
-    }).then(
+  constructor(producer: (emit: (t: GeneratedToken) => void, cancelled: () => boolean) => Promise<GenerateResult>) {
+    this.result = producer(
+      (t) => {
+        this.queue.push(t)
+        this.poke()
+      },
+      () => this.leftEarly && this.iterating === 0,
+    ).then(
       (r) => {
         this.finished = true
         this.poke()
@@ -39,16 +47,25 @@ export class StreamingGeneration implements Generation {
 
   async *[Symbol.asyncIterator](): AsyncIterator<GeneratedToken> {
     let i = 0
-    for (;;) {
-      if (i < this.queue.length) {
-        yield this.queue[i++]
-        continue
+    let ended = false
+    this.iterating++
+    try {
+      for (;;) {
+        if (i < this.queue.length) {
+          yield this.queue[i++]
+          continue
+        }
+        if (this.finished) {
+          ended = true
+          if (this.failure !== undefined) throw this.failure
+          return
+        }
+        await new Promise<void>((r) => this.waiters.push(r))
       }
-      if (this.finished) {
-        if (this.failure !== undefined) throw this.failure
-        return
-      }
-      await new Promise<void>((r) => this.waiters.push(r))
+    } finally {
+      // reached by the loop's return() (a break) at a yield, or by the end
+      this.iterating--
+      if (!ended) this.leftEarly = true
     }
   }
 }

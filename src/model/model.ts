@@ -22,7 +22,7 @@ import { LlamaForward, type StepOptions } from './llama.js'
 import type { WebGpuBackend } from '../backend/webgpu/index.js'
 import { policyRuntime } from './policy-runtime.js'
 import { checkSampling, sample, seededRandom } from './sampling.js'
-import type { FinishReason, GenerateOptions, GenerateResult, Generation, Model, ModelConfig, ReuseHandle, Tokenizer } from './types.js'
+import type { FinishReason, GenerateOptions, GenerateResult, Generation, LogitsOptions, Model, ModelConfig, ReuseHandle, Tokenizer } from './types.js'
 import { TextStream } from './text-stream.js'
 import { nextTurn } from './next-turn.js'
 import type { Weights } from './weights.js'
@@ -67,6 +67,8 @@ export interface PrefillPromptOptions {
 
 /** every option prefillPrompt takes (as GENERATE_OPTION_SET) */
 const PREFILL_PROMPT_OPTION_SET: Record<keyof PrefillPromptOptions, true> = { kvDtype: true, contextTokens: true, signal: true }
+
+const LOGITS_OPTION_SET: Record<keyof LogitsOptions, true> = { signal: true }
 
 /** Throws ModelInputError unless `signal` is undefined or an AbortSignal. */
 function checkSignal(signal: unknown, where: string): void {
@@ -197,16 +199,77 @@ export class LlamaModel implements Model {
     if (this.gpu) await this.gpu.toCpu(cache)
   }
 
-  logits(ids: number[]): Float32Array {
+  /** Throws what prefill() refuses before any work: ModelDisposedError after dispose(), DecodingModeError on a diffusion LM. */
+  checkPrefill(): void {
+    this.alive()
+    this.causalOnly('prefill')
+  }
+
+  /**
+   * prefill() a chunk at a time, each on a later turn of the event loop after `check()` (which throws
+   * once the caller's signal is aborted, or the model disposed): a long prefill stops between its
+   * chunks. The rows of the chunks done stay in `cache` (the caller rolls back or disposes it). `out`:
+   * every token's logits, [ids.length][vocab], as prefill's.
+   */
+  prefillChunked(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition: number, check: () => void, out?: Float32Array): Promise<void> {
+    this.checkPrefill()
+    return this.prefillEachChunk(ids, cache, firstPosition, check, out)
+  }
+
+  private async prefillEachChunk(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition: number, check: () => void, out?: Float32Array): Promise<void> {
+    const C = this.forward.chunk
+    const V = this.config.vocab
+    for (let s = 0; s < ids.length; s += C) {
+      await nextTurn()
+      check()
+      const e = Math.min(ids.length, s + C)
+      this.prefill(Array.prototype.slice.call(ids, s, e) as number[], cache, firstPosition + s, undefined, out?.subarray(s * V, e * V))
+    }
+  }
+
+  /**
+   * Every position's logits [ids.length][vocab] (tests and perplexity). With `options` it returns a
+   * promise and runs chunk by chunk, `signal` aborting between chunks (the promise rejects with its
+   * reason); without, it runs at once. Throws ModelInputError (bad ids or options) or ContextLengthError
+   * before any work.
+   */
+  logits(ids: number[]): Float32Array
+  logits(ids: number[], options: LogitsOptions): Promise<Float32Array>
+  logits(ids: number[], options?: LogitsOptions): Float32Array | Promise<Float32Array> {
     this.alive()
     this.checkIds(ids)
     if (ids.length > this.config.maxPositions)
       throw new ContextLengthError(`logits: ${ids.length} tokens do not fit the model's context (${contextLimitText(this.config)})`)
+    if (options !== undefined) {
+      const problem = optionNamesProblem(options, LOGITS_OPTION_SET)
+      if (problem !== undefined) throw new ModelInputError(`logits: ${problem}`)
+      checkSignal(options.signal, 'logits')
+      return this.logitsChunked(ids, options.signal)
+    }
     if (this.config.diffusion) return this.bidirectionalLogits(ids)
     const out = new Float32Array(ids.length * this.config.vocab)
     const cache = this.newCache()
     try {
       this.prefill(ids, cache, 0, undefined, out)
+    } finally {
+      cache.dispose()
+    }
+    if (firstNonFinite(out) !== null) this.nonFinite(ids, 'logits')
+    return out
+  }
+
+  private async logitsChunked(ids: number[], signal: AbortSignal | undefined): Promise<Float32Array> {
+    const check = () => throwIfAborted(signal, 'logits')
+    if (this.config.diffusion) {
+      // one bidirectional pass: the abort is seen before it
+      await nextTurn()
+      check()
+      return this.bidirectionalLogits(ids)
+    }
+    const out = new Float32Array(ids.length * this.config.vocab)
+    const cache = this.newCache()
+    try {
+      await this.prefillChunked(ids, cache, 0, check, out)
     } finally {
       cache.dispose()
     }
@@ -305,7 +368,7 @@ export class LlamaModel implements Model {
       throw new ModelInputError(`generate: policy '${p.name}' scores every token from its hidden state when it is created, which a question prefilled after compression (contextTokens ${c} of ${ids.length - 1}) does not capture; compress the whole prompt instead (no contextTokens)`)
     options.prefill?.check(ids, p?.needs ?? {}, c ?? ids.length - 1, this.config)
     const reuse = options.reuse
-    if (reuse === undefined) return new StreamingGeneration((emit) => this.run(ids, maxNew, sampling, stop, resolved, emit))
+    if (reuse === undefined) return new StreamingGeneration((emit, cancelled) => this.run(ids, maxNew, sampling, stop, resolved, emit, cancelled))
     if (typeof reuse?.open !== 'function') throw new ModelInputError('generate: reuse must be a PrefixCache, a tenant of one, or a Sequence')
     const extra = [resolved.policy && 'policy', c !== undefined && 'contextTokens', options.prefill && 'prefill', options.kvDtype !== undefined && options.kvDtype !== 'float32' && 'kvDtype'].filter(Boolean)
     if (extra.length) throw new ModelInputError(`generate: reuse works on the full cache; drop ${extra.join(', ')}`)
@@ -314,7 +377,7 @@ export class LlamaModel implements Model {
       handle.close([], false)
       throw new ContextLengthError(`generate: ${handle.ids.length} tokens with the reused ones leave no room for a new token (${contextLimitText(this.config)})`)
     }
-    return new StreamingGeneration((emit) => this.run(handle.ids as number[], maxNew, sampling, stop, resolved, emit, handle))
+    return new StreamingGeneration((emit, cancelled) => this.run(handle.ids as number[], maxNew, sampling, stop, resolved, emit, cancelled, handle))
   }
 
   /**
@@ -373,14 +436,14 @@ export class LlamaModel implements Model {
 
   private async run(
     ids: number[], maxNew: number, sampling: ReturnType<typeof checkSampling>, stop: string[],
-    o: GenerateOptions, emit: (t: { id: number; text: string }) => void, reuse?: ReuseHandle,
+    o: GenerateOptions, emit: (t: { id: number; text: string }) => void, cancelled: () => boolean, reuse?: ReuseHandle,
   ): Promise<GenerateResult> {
     const out: number[] = []
     let ok = false
     try {
       await nextTurn()
       this.checkRun(o)
-      const result = await this.decode(ids, maxNew, sampling, stop, o, emit, out, reuse)
+      const result = await this.decode(ids, maxNew, sampling, stop, o, emit, cancelled, out, reuse)
       ok = true
       return result
     } finally {
@@ -390,7 +453,7 @@ export class LlamaModel implements Model {
 
   private async decode(
     ids: number[], maxNew: number, sampling: ReturnType<typeof checkSampling>, stop: string[],
-    o: GenerateOptions, emit: (t: { id: number; text: string }) => void, out: number[], reuse?: ReuseHandle,
+    o: GenerateOptions, emit: (t: { id: number; text: string }) => void, cancelled: () => boolean, out: number[], reuse?: ReuseHandle,
   ): Promise<GenerateResult> {
     const policy: Policy | undefined = resolvePolicy(o.policy, this.config) ?? undefined
     // calibration (RazorAttention) runs before this request's cache exists; policies cache it per model
@@ -486,6 +549,11 @@ export class LlamaModel implements Model {
           break
         }
         this.checkRun(o)
+        // every loop over the stream left early: nobody takes the next token
+        if (cancelled()) {
+          finishReason = 'cancelled'
+          break
+        }
         const s0 = performance.now()
         // a policy that looks at the cache every step keeps it on the CPU (the GPU runs the rest)
         const stepOptions = { capture, decode: true, first: pos, logits: 'last' as const, out: logits, select, cpuCache: !!session?.onDecodeStep || !!reuse?.afterStep }

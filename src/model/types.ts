@@ -213,10 +213,12 @@ export interface GenerateStats {
  * - 'stop': a stop string was generated (it and what follows are not in the text);
  * - 'eos': the model generated an end-of-sequence token (OpenAI reports this as 'stop' too);
  * - 'length': maxNewTokens were generated;
- * - 'context': the sequence reached max_position_embeddings (OpenAI reports this as 'length').
+ * - 'context': the sequence reached max_position_embeddings (OpenAI reports this as 'length');
+ * - 'cancelled': every loop iterating the generation left early (`break`) and none was still iterating:
+ *   the tokens streamed so far are the result.
  * An aborted generation has no result: `result` rejects with the signal's reason (an AbortError).
  */
-export type FinishReason = 'stop' | 'eos' | 'length' | 'context'
+export type FinishReason = 'stop' | 'eos' | 'length' | 'context' | 'cancelled'
 
 export interface GenerateResult {
   /** the generated text, up to (not including) the first stop string */
@@ -229,7 +231,10 @@ export interface GenerateResult {
 
 /**
  * A streaming generation: iterate it for tokens, or await `result` for the whole. Each iteration, also
- * several at once, yields every token from the first; leaving a loop early does not stop the generation.
+ * several at once, yields every token from the first. Leaving a loop early (`break`, `return`, a throw
+ * in its body) stops the generation once no other loop is iterating it: the decode step running ends,
+ * the request's cache and policy state are freed, and `result` resolves with the tokens streamed so far
+ * and finishReason 'cancelled'. A generation nobody iterates runs to its end.
  */
 export interface Generation extends AsyncIterable<GeneratedToken> {
   readonly result: Promise<GenerateResult>
@@ -248,6 +253,12 @@ export interface Tokenizer {
   minTokens?(text: string, enough?: number): number
 }
 
+/** logits' options: given, it returns a promise and runs chunk by chunk */
+export interface LogitsOptions {
+  /** aborts between prefill chunks; the promise rejects with the signal's reason */
+  signal?: AbortSignal
+}
+
 export interface Model {
   readonly config: ModelConfig
   readonly tokenizer: Tokenizer
@@ -255,6 +266,8 @@ export interface Model {
   readonly kernels: KernelBuild
   /** full logits [ids.length][vocab] of a prompt (tests and perplexity) */
   logits(ids: number[]): Float32Array
+  /** the same as a promise, run chunk by chunk: `signal` aborts between chunks (rejecting with its reason) */
+  logits(ids: number[], options: LogitsOptions): Promise<Float32Array>
   /** prompt as text or token ids */
   generate(prompt: string | number[], options?: GenerateOptions): Generation
   /** a fresh, empty KV cache sized for this model */

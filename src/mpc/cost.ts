@@ -115,18 +115,45 @@ export class NetworkModelError extends RangeError {
   override name = 'NetworkModelError'
 }
 
+/** A Cost that is not one: not an object, or a field that is not a non-negative finite number (rounds: an integer). */
+export class CostError extends RangeError {
+  override name = 'CostError'
+}
+
+const shown = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v))
+
+function checkNetworkFigures(bandwidthBitsPerSecond: unknown, rttSeconds: unknown): void {
+  if (typeof bandwidthBitsPerSecond !== 'number' || !(bandwidthBitsPerSecond > 0) || !Number.isFinite(bandwidthBitsPerSecond)) throw new NetworkModelError(`network: bandwidth must be a positive finite number of bits per second, got ${shown(bandwidthBitsPerSecond)}`)
+  if (typeof rttSeconds !== 'number' || !(rttSeconds >= 0) || !Number.isFinite(rttSeconds)) throw new NetworkModelError(`network: round-trip time must be a non-negative number of seconds, got ${shown(rttSeconds)}`)
+}
+
 export function customNetwork(bandwidthBitsPerSecond: number, rttSeconds: number, name = 'custom'): NetworkModel {
-  if (!(bandwidthBitsPerSecond > 0) || !Number.isFinite(bandwidthBitsPerSecond)) throw new NetworkModelError(`network: bandwidth must be a positive finite number of bits per second, got ${bandwidthBitsPerSecond}`)
-  if (!(rttSeconds >= 0) || !Number.isFinite(rttSeconds)) throw new NetworkModelError(`network: round-trip time must be a non-negative number of seconds, got ${rttSeconds}`)
+  checkNetworkFigures(bandwidthBitsPerSecond, rttSeconds)
   return { name, bandwidthBitsPerSecond, rttSeconds }
+}
+
+/** Throws CostError naming the first field of `cost` that is missing or not a count (rounds, bytesSent, offlineBytes). */
+export function checkCost(cost: unknown, where: string): asserts cost is Cost {
+  if (typeof cost !== 'object' || cost === null) throw new CostError(`${where}: cost must be an object { rounds, bytesSent, offlineBytes }, got ${cost === null ? 'null' : typeof cost}`)
+  for (const field of ['rounds', 'bytesSent', 'offlineBytes'] as const) {
+    const v = (cost as Record<string, unknown>)[field]
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (field === 'rounds' && !Number.isInteger(v))) {
+      throw new CostError(`${where}: cost.${field} must be a non-negative ${field === 'rounds' ? 'integer' : 'finite number'}, got ${v === undefined ? 'undefined' : shown(v)}`)
+    }
+  }
 }
 
 /**
  * Modelled online communication time in seconds. Each round is one simultaneous exchange: both parties
  * send, then wait for the other's message, so a round costs one one-way latency (RTT / 2) plus the
  * time to push this party's bytes through the link (the two directions run in parallel). Local compute
- * is not included: add the measured compute time for a wall-clock prediction.
+ * is not included: add the measured compute time for a wall-clock prediction. Throws CostError naming
+ * a field of `cost` that is not a non-negative count, NetworkModelError for a bad `net`.
  */
 export function modelledSeconds(cost: Cost, net: NetworkModel): number {
+  // a missing or misspelt field read as undefined and the time as NaN, shown as "NaN ms" in the tables
+  checkCost(cost, 'modelledSeconds')
+  if (typeof net !== 'object' || net === null) throw new NetworkModelError(`modelledSeconds: net must be a NetworkModel { bandwidthBitsPerSecond, rttSeconds } (LAN, WAN, customNetwork(...)), got ${net === null ? 'null' : typeof net}`)
+  checkNetworkFigures(net.bandwidthBitsPerSecond, net.rttSeconds)
   return cost.rounds * (net.rttSeconds / 2) + (cost.bytesSent * 8) / net.bandwidthBitsPerSecond
 }

@@ -4,7 +4,7 @@ export { createWasmRing, referenceRing, WasmRing, RingShapeError, concatWords, t
 export { ChaCha20Prg, PrgSeedError, seedFromString } from './prg.js'
 export { DealerStream, type DealerSeeds, type Triple } from './dealer.js'
 export { inProcessPair, throttled, TransportError, type Transport, type LinkLimit } from './transport.js'
-export { CostLog, LAN, WAN, customNetwork, modelledSeconds, NetworkModelError, addCost, subCost, zeroCost, type Cost, type NetworkModel, type SpuKernel, type KernelCall } from './cost.js'
+export { CostLog, CostError, LAN, WAN, customNetwork, modelledSeconds, NetworkModelError, addCost, subCost, zeroCost, type Cost, type NetworkModel, type SpuKernel, type KernelCall } from './cost.js'
 export { PlainFixedPoint, encodeFixed, decodeFixed, fixedConst, FixedPointError, TRUNC_MODES, type FxEngine, type TruncMode, type MatmulOperands } from './engine.js'
 export { dcfGen, dcfEval, dcfKeyBytes, DcfError, type DcfKeys } from './dcf.js'
 export { Party, ProtocolError, type PartyOptions } from './party.js'

@@ -43,18 +43,38 @@ export class Inbox {
   }
 }
 
+/** Node's MessagePort ref/unref (a browser's port has neither, and holds no process) */
+type Holdable = { ref?(): void; unref?(): void }
+
+/**
+ * One end of the channel. On Node a port with a message handler holds the process alive until it is
+ * closed, so parties a caller never closed kept Node running after the computation; the port holds it
+ * only while a receive waits (the message it waits for is coming), so an idle pair lets the process exit.
+ */
 class PortTransport implements Transport {
   private readonly inbox = new Inbox()
+  private receiving = 0
   constructor(private readonly port: MessagePort) {
     port.onmessage = (ev: MessageEvent) => this.inbox.push(new BigInt64Array(ev.data as ArrayBuffer))
     port.start?.()
+    this.hold()
   }
   send(words: BigInt64Array): void {
     const copy = words.slice() // transfer a copy: the caller keeps its array
     this.port.postMessage(copy.buffer, [copy.buffer])
   }
   recv(): Promise<BigInt64Array> {
-    return this.inbox.next()
+    this.receiving++
+    this.hold()
+    return this.inbox.next().finally(() => {
+      this.receiving--
+      this.hold()
+    })
+  }
+  private hold(): void {
+    const port = this.port as unknown as Holdable
+    if (this.receiving > 0) port.ref?.()
+    else port.unref?.()
   }
   close(): void {
     this.inbox.close(new TransportError('transport closed'))

@@ -22,10 +22,16 @@ export interface PlaygroundServerOptions {
 
 export interface PlaygroundServer {
   url: string
-  /** paths asked for, in order (the test reads it) */
+  /**
+   * the last REQUESTS_KEPT paths asked for, oldest first (the test reads it): a server left running for
+   * days kept every path, its memory growing with each request
+   */
   requests: string[]
   close(): Promise<void>
 }
+
+/** how many of the latest request paths `requests` holds */
+export const REQUESTS_KEPT = 256
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json',
@@ -63,6 +69,7 @@ export async function servePlayground(o: PlaygroundServerOptions): Promise<Playg
       return
     }
     requests.push(path)
+    if (requests.length > REQUESTS_KEPT) requests.splice(0, requests.length - REQUESTS_KEPT)
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end()
       return

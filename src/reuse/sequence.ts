@@ -1,7 +1,7 @@
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { LlamaModel } from '../model/model.js'
 import type { KVReuse, ReuseHandle } from '../model/types.js'
-import { checkOptionNames, ReuseError } from './errors.js'
+import { abortCheck, checkOptionNames, ReuseError } from './errors.js'
 
 export interface SequenceOptions {
   /** tokens per KV page (default 64) */
@@ -20,7 +20,8 @@ const SEQUENCE_OPTIONS: Record<keyof SequenceOptions, true> = { pageTokens: true
 export class Sequence implements KVReuse {
   private history: number[]
   private committedTokens: number
-  private busy = false
+  // what runs on the sequence now (a feed or a generation), else false
+  private busy: false | 'a feed' | 'a generation' = false
   private disposed = false
 
   private constructor(
@@ -59,24 +60,46 @@ export class Sequence implements KVReuse {
   private usable(what: string): void {
     if (this.disposed) throw new ReuseError(`Sequence.${what}: the sequence was disposed`)
     // fork() is the way to a second generation, but not while one runs: the fork would copy a half-written turn
-    if (this.busy) throw new ReuseError(`Sequence.${what}: a generation is running on this sequence; wait for it to end${what === 'generate' ? ', or run the other on a fork() made before it' : ''}`)
+    if (this.busy) throw new ReuseError(`Sequence.${what}: ${this.busy} is running on this sequence; wait for it to end${what === 'generate' ? ', or run the other on a fork() made before it' : ''}`)
   }
 
   /**
    * Runs tokens through the model after the history (a system prompt, a document) without generating,
-   * uncommitted until `commit()`. Returns the logits [vocab] after the last token.
+   * uncommitted until `commit()`. Resolves with the logits [vocab] after the last token. The prefill runs
+   * chunk by chunk on later turns of the event loop: `signal` aborts between chunks (the promise rejects
+   * with its reason) and the sequence is left as it was before the call. Bad ids, options or length
+   * throw at the call (ReuseError, ModelInputError), before any work; the sequence is busy until it ends.
    */
-  feed(ids: readonly number[]): Float32Array {
+  feed(ids: readonly number[], options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
     this.usable('feed')
     this.model.checkIds(ids, 'Sequence.feed')
+    checkOptionNames('Sequence.feed', options, { signal: true })
+    const check = abortCheck('Sequence.feed', options.signal)
     const all = [...this.history, ...ids]
     if (all.length > this.model.config.maxPositions) throw new ReuseError(`Sequence.feed: ${all.length} tokens exceed max_position_embeddings ${this.model.config.maxPositions}`)
     const from = this.cachedTokens
     const vocab = this.model.config.vocab
     const logits = new Float32Array((all.length - from) * vocab)
-    this.model.prefill(all.slice(from), this.cache, from, undefined, logits)
-    this.history = all
-    return logits.slice(logits.length - vocab)
+    const running = this.model.prefillChunked(all.slice(from), this.cache, from, check, logits)
+    this.busy = 'a feed'
+    const end = (ok: boolean) => {
+      this.busy = false
+      // disposed while the feed ran: its cache was left to it until now
+      if (this.disposed) this.cache.dispose()
+      else if (ok) this.history = all
+      // the rows of the chunks done go: the cache holds the history's prefix again
+      else this.cache.rollback(from)
+    }
+    return running.then(
+      () => {
+        end(true)
+        return logits.slice(logits.length - vocab)
+      },
+      (e) => {
+        end(false)
+        throw e
+      },
+    )
   }
 
   /** makes the whole history the point `rollback()` returns to */
@@ -111,7 +134,7 @@ export class Sequence implements KVReuse {
   open(ids: readonly number[], model: LlamaModel): ReuseHandle {
     this.usable('generate')
     if (model !== this.model) throw new ReuseError('Sequence: generate was called on another model than the sequence was made for')
-    this.busy = true
+    this.busy = 'a generation'
     const all = [...this.history, ...ids]
     const cachedTokens = this.cachedTokens
     return {

@@ -131,10 +131,10 @@ export class DocumentReuse {
 
   /**
    * the documents' assembled context and the chunk tokens reused, or undefined where the request runs on
-   * the prefix cache; `signal` (the request's) stops CacheBlend between the chunks it computes
+   * the prefix cache; `signal` (the request's) stops Graph-KV and CacheBlend between the chunks they compute
    */
   async context(plan: DocumentPlan, salt: string, signal?: AbortSignal): Promise<{ ctx: AssembledContext; cached: number } | undefined> {
-    if (plan.targets.length) return { ctx: graphKV(this.model, graphInput(plan)), cached: 0 }
+    if (plan.targets.length) return { ctx: await graphKV(this.model, graphInput(plan), { signal }), cached: 0 }
     if (!this.blend) return undefined
     const store = new CountingStore(this.store)
     const ctx = await new CacheBlend(this.model, { ...this.blend, store, salt }).prepare(plan.chunks, { signal })

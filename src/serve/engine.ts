@@ -148,7 +148,8 @@ export interface EngineStats {
   pins: PinStats
 }
 
-const FINISH: Record<FinishReason, 'stop' | 'length'> = { stop: 'stop', eos: 'stop', length: 'length', context: 'length' }
+// 'cancelled' never reaches a response: the engine iterates every generation to its end
+const FINISH: Record<FinishReason, 'stop' | 'length'> = { stop: 'stop', eos: 'stop', length: 'length', context: 'length', cancelled: 'stop' }
 
 /** OpenAI's refusal of a prompt past the context; `tokens` is the count, or 'at least N' from the tokenizer's bound */
 function contextExceeded(param: string, ctx: number, tokens: string): ApiError {
