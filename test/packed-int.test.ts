@@ -1,25 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { CreatedBackend } from '../src/backend/index.js'
-import { intQueryLevels, packedIntScratch } from '../src/backend/backend.js'
+import { packedIntScratch } from '../src/backend/backend.js'
 import { Ops, ShapeError } from '../src/backend/ops.js'
-import { referencePackedKernels } from '../src/backend/reference/packed-kernels.js'
-import { PagedKVCache } from '../src/cache/paged-cache.js'
-import { packedLayout, type PageFormat } from '../src/cache/formats.js'
-import { codeAt, groupMeta, keyGroupAt } from '../src/cache/packing.js'
-import type { HeadSegment } from '../src/cache/types.js'
+import type { PageFormat } from '../src/cache/formats.js'
 import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { defaultModelDir } from '../src/eval/paths.js'
 import { normals, rng, simdAndRelaxed } from './kernels-helpers.js'
+import { BITS, FORMATS, SCALE, packed, scoreBoth as scoreIn, topK, worstExcess } from './packed-int-cases.js'
 
 // scorePackedKeysInt (assembly/kernels/packed-int.ts): integer dot products on int4/2/1 keys, in both
 // wasm builds, against the float64 dequantize-then-dot twin within the bound the kernel states (the
 // query's rounding step / 2 times the token's code sum, plus float32 rounding), on random keys, edge
 // cases and the fixture model's real keys; and its top-k against the exact fused kernel's.
 
-const BITS: Record<string, number> = { int4: 4, int2: 2, int1: 1 }
-const FORMATS = ['int4', 'int2', 'int1'] as const
-const SCALE = 0.125
 const builds: { name: 'simd' | 'relaxed'; b: CreatedBackend }[] = []
 let model: LlamaModel
 beforeAll(async () => {
@@ -29,78 +23,13 @@ beforeAll(async () => {
 afterAll(() => model?.dispose())
 const build = (name: string) => builds.find((x) => x.name === name)!
 
-/** a cache of one KV head holding `keys` ([n][d]) packed in `format`; its one segment */
-function packed(b: CreatedBackend, keys: Float32Array, n: number, d: number, format: PageFormat): { cache: PagedKVCache; seg: HeadSegment } {
-  const cache = new PagedKVCache(b, { layers: 1, kvHeads: 1, headDim: d, pageTokens: 64 })
-  cache.append(0, keys, new Float32Array(n * d), Int32Array.from({ length: n }, (_, i) => i))
-  cache.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: n, keys: format, values: 'int8' }] })
-  const seg = cache.segments(0, 0)[0]
-  expect(seg.format).toBe(format)
-  return { cache, seg }
-}
-
-/**
- * The kernel's error bound for each score (h, i), computed from the page bytes: the group's folded
- * query q'_c = scale * q_c * s_c, step = max_c |q'_c| / levels, bound = step / 2 * sum_c u_ic (with 0.1%
- * for the float32 step and its reciprocal) + float32 rounding (1e-5 of scale * sum_c |q_c k_ic|, as the
- * exact kernel's test allows 4e-6 for its own fold and sum)
- */
-function bounds(b: CreatedBackend, level: number, seg: HeadSegment, q: Float32Array, qHeads: number, d: number, n: number, format: PageFormat, keys: Float32Array): { bound: Float64Array; rounding: Float64Array; keyBound: Float64Array } {
-  const lay = packedLayout(format, 'key', 64, d)
-  const out = new Float64Array(qHeads * n)
-  // the query's rounding part of the bound alone, and the keys' own quantization bound on the same
-  // score (sum_c |q'_c| / 2), to compare
-  const rounding = new Float64Array(qHeads * n)
-  const keyBound = new Float64Array(qHeads * n)
-  for (let g = 0; g * 32 < n; g++) {
-    const bytes = b.heap.U8.subarray(b.heap.I32[(seg.kTable >> 2) + Math.floor(g / 2)])
-    const at = Array.from({ length: d }, (_, c) => keyGroupAt(lay, g % 2, c))
-    const s = at.map((x) => groupMeta(bytes, x.meta, lay).scale)
-    for (let h = 0; h < qHeads; h++) {
-      let mx = 0
-      let sum = 0
-      for (let c = 0; c < d; c++) mx = Math.max(mx, Math.abs(SCALE * q[h * d + c] * s[c]))
-      for (let c = 0; c < d; c++) sum += Math.abs(SCALE * q[h * d + c] * s[c]) / 2
-      const step = mx / level
-      for (let i = g * 32; i < Math.min(n, g * 32 + 32); i++) {
-        let codes = 0
-        let mag = 0
-        for (let c = 0; c < d; c++) {
-          codes += codeAt(bytes, at[c].codes, i % 32, lay)
-          mag += Math.abs(q[h * d + c] * keys[i * d + c])
-        }
-        out[h * n + i] = step * 0.501 * codes + SCALE * mag * 1e-5 + 1e-30
-        rounding[h * n + i] = (step / 2) * codes
-        keyBound[h * n + i] = sum
-      }
-    }
-  }
-  return { bound: out, rounding, keyBound }
-}
-
-/** scorePackedKeysInt's and the twin's scores [qHeads][n], and the bound, for keys in `format` */
+/** scorePackedKeysInt's, the twin's and the exact kernel's scores [qHeads][n], and the bound, on build `name` */
 function scoreBoth(name: 'simd' | 'relaxed', keys: Float32Array, n: number, d: number, format: PageFormat, q: Float32Array, qHeads: number) {
-  const { b } = build(name)
-  const { cache, seg } = packed(b, keys, n, d, format)
-  const qb = b.heap.f32From(q)
-  const out = b.heap.allocF32(qHeads * n)
-  const ref = b.heap.allocF32(qHeads * n)
-  const exact = b.heap.allocF32(qHeads * n)
-  const scratch = b.heap.allocF32(packedIntScratch(qHeads, d))
-  b.scorePackedKeysInt!(qb.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], SCALE, out.ptr, scratch.ptr)
-  referencePackedKernels(b.heap).scorePackedKeys(qb.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], 0, SCALE, ref.ptr, 0)
-  b.scorePackedKeys!(qb.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], 0, SCALE, exact.ptr, scratch.ptr)
-  const { bound, rounding, keyBound } = bounds(b, intQueryLevels(name, BITS[format], d), seg, q, qHeads, d, n, format, cache.readKeys(0, 0))
-  const res = { out: out.view.slice(), ref: ref.view.slice(), exact: exact.view.slice(), bound, rounding, keyBound }
-  for (const x of [qb, out, ref, exact, scratch]) x.free()
-  cache.dispose()
-  return res
+  return scoreIn(build(name).b, keys, n, d, format, q, qHeads)
 }
 
 function expectWithinBound(r: ReturnType<typeof scoreBoth>): void {
-  let worst = -Infinity
-  for (let i = 0; i < r.out.length; i++) worst = Math.max(worst, Math.abs(r.out[i] - r.ref[i]) - r.bound[i])
-  expect(worst).toBeLessThanOrEqual(0)
+  expect(worstExcess(r)).toBeLessThanOrEqual(0)
 }
 
 describe('integer key scoring equals dequantize-then-dot within its stated bound', () => {
@@ -166,11 +95,6 @@ function fixtureKeys(): { keys: Float32Array[]; n: number } {
   const n = cache.length(0, 0)
   cache.dispose()
   return { keys, n }
-}
-
-/** indices of the k largest scores */
-function topK(x: ArrayLike<number>, k: number): Set<number> {
-  return new Set(Array.from(x, (v, i) => [v, i]).sort((a, b) => b[0] - a[0]).slice(0, k).map((p) => p[1]))
 }
 
 describe('on the fixture model\'s real keys', () => {
