@@ -33,7 +33,8 @@ function expectWithinBound(r: ReturnType<typeof scoreBoth>): void {
 }
 
 describe('integer key scoring equals dequantize-then-dot within its stated bound', () => {
-  const shapes = [[64, 3], [40, 1], [64, 2], [128, 5]] as const
+  // [40, 3] and [40, 4]: a block of three or four heads whose last d % 16 channels go a unit at a time
+  const shapes = [[64, 3], [40, 1], [64, 2], [128, 5], [40, 3], [40, 4]] as const
   const grid = (['simd', 'relaxed'] as const).flatMap((bn) => FORMATS.flatMap((f) => [1, 31, 32, 33, 77, 130].flatMap((n) => shapes.map(([d, h]) => [bn, f, n, d, h] as const))))
   it.each(grid)('%s build, %s keys: %i tokens of %i channels, %i query heads', (bn, format, n, d, qHeads) => {
     const keys = normals(rng(n * d + qHeads), n * d)

@@ -18,8 +18,8 @@ import { HALF_SCALE, evenHalfBits4, hsum, laneMax, madd, oddHalfBits4 } from './
 // Both need a token's channels side by side: each group is transposed once into a tile that every query
 // head of the KV head reuses (packed-tile.ts); the accumulating path reads each tile vector once for a
 // block of up to BLOCK heads. The integer queries of a block of H heads are interleaved by unit (unit u's
-// 4 bytes of head k at u * 4H + 4k), so the dot loop reads them at constant offsets from one pointer, as
-// it reads the tile.
+// 4 bytes of head k at u * 4S + 4k, S = slots(H): H, or four for three heads in the relaxed build), so
+// the dot loop reads them at constant offsets from one pointer, as it reads the tile.
 
 /**
  * Query heads folded and scored together: four in the relaxed build (its tile takes half the scratch's
@@ -42,7 +42,7 @@ import { HALF_SCALE, evenHalfBits4, hsum, laneMax, madd, oddHalfBits4 } from './
  * for the H heads, with `scale` folded in (sc_c = scale * s_c, mn_c = scale * min_c); then per head
  * q'_c = q_c * sc_c (rows at qs), bias = sum_c q_c * mn_c, and Q_c = round(q'_c / step) with
  * step = max_c |q'_c| / levels (0 for a zero query), written as the dot products read them (relaxed: d
- * int8; plain: d int16; unit u of head k at words + u * 4H + 4k), step and bias at stepBias + 8k.
+ * int8; plain: d int16; unit u of head k at words + u * 4 slots(H) + 4k), step and bias at stepBias + 8k.
  * folded (a constant): scale * 2^112 is finite (|scale| < 2^16), so one multiply by it widens a half and
  * applies the scale (the half's bits read as 2^-112 times its value, exactly, so the product is the one
  * rounding of s_c * scale that widening then scaling gives); otherwise the two multiplies.
@@ -90,10 +90,91 @@ import { HALF_SCALE, evenHalfBits4, hsum, laneMax, madd, oddHalfBits4 } from './
       b3 = madd(x3, mn, b3)
     }
   }
+  if (RELAXED) {
+    // the block's heads rounded in one pass, their int8 vectors interleaved by unit in registers
+    const i0 = headStep(m0, b0, levels, stepBias)
+    const i1 = H > 1 ? headStep(m1, b1, levels, stepBias + 8) : i0
+    const i2 = H > 2 ? headStep(m2, b2, levels, stepBias + 16) : i0
+    const i3 = H > 3 ? headStep(m3, b3, levels, stepBias + 24) : i0
+    roundBlock(qs, row, d, i0, i1, i2, i3, H, words)
+    return
+  }
   roundQuery(qs, d, m0, b0, levels, words, H, stepBias)
   if (H > 1) roundQuery(qs + row, d, m1, b1, levels, words + 4, H, stepBias + 8)
   if (H > 2) roundQuery(qs + 2 * row, d, m2, b2, levels, words + 8, H, stepBias + 16)
   if (H > 3) roundQuery(qs + 3 * row, d, m3, b3, levels, words + 12, H, stepBias + 24)
+}
+
+/**
+ * i32 slots a unit of a block of H query heads takes in the integer queries: H, but four for three heads
+ * in the relaxed build (roundBlock writes four heads' units at once, the fourth a copy of the third's)
+ */
+// @ts-ignore: decorator
+@inline function slots(H: i32): i32 {
+  return RELAXED && H == 3 ? 4 : H
+}
+
+/** one head's step and bias to stepBias from its lanes' max |q'| and bias sums; 1 / step splatted */
+// @ts-ignore: decorator
+@inline function headStep(m: v128, bias: v128, levels: i32, stepBias: usize): v128 {
+  const mx = laneMax(m)
+  store<f32>(stepBias, mx / <f32>levels)
+  store<f32>(stepBias, hsum(bias), 4)
+  return f32x4.splat(mx > 0 ? <f32>levels / mx : 0)
+}
+
+/** 16 channels of a folded row at p as int8 Q_c = round(q'_c * inv) */
+// @ts-ignore: decorator
+@inline function int8x16(p: usize, inv: v128): v128 {
+  const a = i16x8.narrow_i32x4_s(roundScaled(v128.load(p), inv), roundScaled(v128.load(p, 16), inv))
+  const b = i16x8.narrow_i32x4_s(roundScaled(v128.load(p, 32), inv), roundScaled(v128.load(p, 48), inv))
+  return i8x16.narrow_i16x8_s(a, b)
+}
+
+/**
+ * The relaxed build's rounding of a block of H heads (rows at qs, row bytes apart; inverse steps i0 .. i3)
+ * to int8, unit u of head k at words + u * 4 slots(H) + 4k: 16 channels of every head a step, the four
+ * units of up to four heads put together by a 4x4 transpose of i32 lanes and written as four vectors,
+ * where a lane store a unit and head took two instructions each
+ */
+// @ts-ignore: decorator
+@inline function roundBlock(qs: usize, row: usize, d: i32, i0: v128, i1: v128, i2: v128, i3: v128, H: i32, words: usize): void {
+  const unitStride = <usize>(4 * slots(H))
+  let c = 0
+  let w = words
+  for (; c + 16 <= d; c += 16) {
+    const o = qs + (<usize>c << 2)
+    const A = int8x16(o, i0)
+    if (H == 1) v128.store(w, A)
+    else {
+      const B = int8x16(o + row, i1)
+      const abL = v128.shuffle<i32>(A, B, 0, 4, 1, 5)
+      const abH = v128.shuffle<i32>(A, B, 2, 6, 3, 7)
+      if (H == 2) {
+        v128.store(w, abL)
+        v128.store(w, abH, 16)
+      } else {
+        const C = int8x16(o + 2 * row, i2)
+        const D = H > 3 ? int8x16(o + 3 * row, i3) : C
+        const cdL = v128.shuffle<i32>(C, D, 0, 4, 1, 5)
+        const cdH = v128.shuffle<i32>(C, D, 2, 6, 3, 7)
+        v128.store(w, v128.shuffle<i64>(abL, cdL, 0, 2))
+        v128.store(w, v128.shuffle<i64>(abL, cdL, 1, 3), 16)
+        v128.store(w, v128.shuffle<i64>(abH, cdH, 0, 2), 32)
+        v128.store(w, v128.shuffle<i64>(abH, cdH, 1, 3), 48)
+      }
+    }
+    w += 4 * unitStride
+  }
+  // the last d % 16 channels a unit at a time
+  for (; c < d; c += 4) {
+    const o = qs + (<usize>c << 2)
+    v128.store32_lane(w, bytes4(roundScaled(v128.load(o), i0)), 0)
+    if (H > 1) v128.store32_lane(w, bytes4(roundScaled(v128.load(o + row), i1)), 0, 4)
+    if (H > 2) v128.store32_lane(w, bytes4(roundScaled(v128.load(o + 2 * row), i2)), 0, 8)
+    if (H > 3) v128.store32_lane(w, bytes4(roundScaled(v128.load(o + 3 * row), i3)), 0, 12)
+    w += unitStride
+  }
 }
 
 /**
@@ -111,14 +192,14 @@ import { HALF_SCALE, evenHalfBits4, hsum, laneMax, madd, oddHalfBits4 } from './
     // 16 channels (four units) a vector: two narrowing steps for four vectors, then a lane store a unit
     for (; c + 16 <= d; c += 16) {
       const o = qs + (<usize>c << 2)
-      const a = i16x8.narrow_i32x4_s(roundToInt(f32x4.mul(v128.load(o), inv)), roundToInt(f32x4.mul(v128.load(o, 16), inv)))
-      const b = i16x8.narrow_i32x4_s(roundToInt(f32x4.mul(v128.load(o, 32), inv)), roundToInt(f32x4.mul(v128.load(o, 48), inv)))
+      const a = i16x8.narrow_i32x4_s(roundScaled(v128.load(o), inv), roundScaled(v128.load(o, 16), inv))
+      const b = i16x8.narrow_i32x4_s(roundScaled(v128.load(o, 32), inv), roundScaled(v128.load(o, 48), inv))
       storeUnits(w, i8x16.narrow_i16x8_s(a, b), 4, H)
       w += 4 * stride
     }
   }
   for (; c < d; c += 4) {
-    const Q = roundToInt(f32x4.mul(v128.load(qs + (<usize>c << 2)), inv))
+    const Q = roundScaled(v128.load(qs + (<usize>c << 2)), inv)
     // relaxed: one unit of four int8; plain: two units of two int16
     if (RELAXED) storeUnits(w, bytes4(Q), 1, H)
     else storeUnits(w, i16x8.narrow_i32x4_s(Q, Q), 2, H)
@@ -158,6 +239,17 @@ import { HALF_SCALE, evenHalfBits4, hsum, laneMax, madd, oddHalfBits4 } from './
 // @ts-ignore: decorator
 @inline function roundToInt(x: v128): v128 {
   return i32x4.sub(f32x4.add(x, f32x4.splat(12582912)), i32x4.splat(0x4b400000))
+}
+
+/**
+ * round(x * inv) as i32 lanes (|x * inv| <= 2^22): the relaxed build adds roundToInt's 1.5 * 2^23 in the
+ * multiply's fused add (one instruction fewer a vector; the exact product is rounded once, so
+ * |x * inv - Q| <= 1/2 as with the rounded product); the plain build multiplies, then rounds
+ */
+// @ts-ignore: decorator
+@inline function roundScaled(x: v128, inv: v128): v128 {
+  if (RELAXED) return i32x4.sub(f32x4.relaxed_madd(x, inv, f32x4.splat(12582912)), i32x4.splat(0x4b400000))
+  return roundToInt(f32x4.mul(x, inv))
 }
 
 // four i32 lanes (each within int8) as four bytes in lane 0
@@ -291,7 +383,7 @@ export function packedIntDotAdd(): i32 {
       e1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qe, T1, e1)
     }
     t += raw ? RAW_BYTES : UNIT_BYTES
-    w += <usize>(4 * H)
+    w += <usize>(4 * slots(H))
   }
   // raw: the second quad's tokens are 16 after the first's, else 4
   const gap = raw ? 16 : 4
@@ -461,7 +553,7 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
         if (valid <= 0) break
         // head h is head h % BLOCK of the block from h - h % BLOCK
         const k = h % BLOCK
-        const hb = <usize>(4 * min(BLOCK, qHeads - (h - k)))
+        const hb = <usize>(4 * slots(min(BLOCK, qHeads - (h - k))))
         dotHalf(tile, units, e0 >> 2, words + <usize>((h - k) * wordBytes + 4 * k), hb, flush, sums)
         const r0 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums)), vstep)
         const r1 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums, 16)), vstep)

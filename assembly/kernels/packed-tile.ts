@@ -152,10 +152,11 @@ import { GROUP, codes16 } from './packed'
  */
 // @ts-ignore: decorator
 @inline export function transposeGroup(codes: usize, chunk: i32, bits: i32, d: i32, tile: usize, raw: bool): void {
-  const units = d / UNIT
-  for (let u = 0; u < units; u++) {
-    const p = codes + <usize>(u * UNIT * chunk)
-    const t = tile + <usize>(u * (raw ? RAW_BYTES : UNIT_BYTES))
+  // one pointer each through the codes and the tile (V8 multiplied u by the strides every unit)
+  let p = codes
+  let t = tile
+  const end = codes + <usize>(d * chunk)
+  for (; p < end; p += <usize>(UNIT * chunk), t += <usize>(raw ? RAW_BYTES : UNIT_BYTES)) {
     if (bits == 4) {
       if (RELAXED) int4Unit(p, t, raw)
       else int4Pair(p, t)
