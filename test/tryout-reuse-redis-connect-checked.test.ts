@@ -5,19 +5,10 @@
  * type was node-redis's TypeError "url.startsWith is not a function"; a ttlSeconds of -1 was taken and then
  * expired every chunk as it was written).
  */
-import { createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { RedisChunkStore } from '../src/node/redis-chunk-store.js'
 import { ReuseError } from '../src/reuse/errors.js'
-
-/** a loopback port that nothing listens on: bound, then released */
-async function closedPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((done) => server.close(() => done()))
-  return port
-}
+import { closedPort } from './closed-port.js'
 
 describe('RedisChunkStore.connect', () => {
   it('a server that is not there: ReuseError naming the url, within seconds', async () => {
