@@ -8,5 +8,11 @@ if (!existsSync(fileURLToPath(cli))) {
   process.stderr.write('kvkit: dist/src/cli.js is missing; run `npm run build` first\n')
   process.exit(1)
 }
+// `kvkit policies | head -1`: a reader that stops reading ends the command quietly, as it ends ls or grep;
+// without this node reports the write's EPIPE as an unhandled 'error' event, a stack trace and exit 1
+process.stdout.on('error', (e) => {
+  if (e.code !== 'EPIPE') throw e
+  process.exit(0)
+})
 const { runCli } = await import(cli.href)
 process.exitCode = await runCli(process.argv.slice(2))

@@ -1,7 +1,8 @@
 /**
  * The package as a user gets it: `npm pack`, then `npm install ./kvkit-*.tgz` into an empty folder
  * (offline where npm's cache has the dependencies), then TypeScript resolves kvkit's types there for
- * every entry point, and `npx kvkit generate` runs the packaged model.
+ * every entry point, and `npx kvkit generate` runs the packaged model; Deno runs and type-checks a script
+ * there as README's "In Deno" says, from the folder's node_modules/ with no registry to reach.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
@@ -73,4 +74,25 @@ console.log(JSON.stringify({ text, newTokens: stats.newTokens }))
     expect(out.newTokens).toBeGreaterThan(0)
     expect(out.text.length).toBeGreaterThan(0)
   }, 120_000)
+
+  it("Deno, as README's \"In Deno\" says: 'npm:kvkit' and 'kvkit/node' type-check and run, and `deno run npm:kvkit generate` works, offline", () => {
+    writeFileSync(join(dir, 'deno-user.ts'), `import { loadModel, snapkv, type GenerateResult } from 'npm:kvkit'
+import { loadModel as loadFolder } from 'kvkit/node'
+const prompt = 'It is a truth universally acknowledged'
+const folder = await loadFolder('node_modules/kvkit/models/fixture-14m', { threads: 1 })
+const a: GenerateResult = await folder.generate(prompt, { maxNewTokens: 4, policy: snapkv({ budget: 0.5 }) }).result
+folder.dispose()
+const model = await loadModel(new URL('./node_modules/kvkit/models/fixture-14m/', import.meta.url), { threads: 1 })
+const b: GenerateResult = await model.generate(prompt, { maxNewTokens: 4, policy: snapkv({ budget: 0.5 }) }).result
+model.dispose()
+console.log(JSON.stringify({ newTokens: b.stats.newTokens, same: a.text === b.text }))
+`)
+    // a fresh Deno cache and a registry that answers nothing: what Deno needs must come from node_modules/
+    const env = { ...process.env, DENO_DIR: mkdtempSync(join(tmpdir(), 'kvkit-deno-dir-')), NPM_CONFIG_REGISTRY: 'http://127.0.0.1:9/', NO_COLOR: '1' }
+    const deno = (...args: string[]) => execFileSync(join(root, 'node_modules/.bin/deno'), args, { cwd: dir, env, encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] })
+    deno('check', 'deno-user.ts')
+    expect(JSON.parse(deno('run', '--allow-read', '--no-prompt', 'deno-user.ts').trim())).toEqual({ newTokens: 4, same: true })
+    const out = deno('run', '--allow-read', '--no-prompt', 'npm:kvkit', 'generate', '--model', 'node_modules/kvkit/models/fixture-14m', '--prompt', 'It is', '--max-new-tokens', '4')
+    expect(out.trim().length).toBeGreaterThan(0)
+  }, 240_000)
 })

@@ -245,3 +245,6 @@ export type Backend = KernelBackend & ModelKernels & {
 }
 
 export type BackendName = 'wasm' | 'reference' | 'webgpu' | 'auto'
+
+/** every BackendName, for the checks of createBackend and loadModel */
+export const BACKEND_NAMES: readonly BackendName[] = ['wasm', 'reference', 'webgpu', 'auto']

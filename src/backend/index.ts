@@ -1,4 +1,4 @@
-import type { Backend, BackendName } from './backend.js'
+import { BACKEND_NAMES, type Backend, type BackendName } from './backend.js'
 import { Heap } from './heap.js'
 import { referenceKernels } from './reference/kernels.js'
 import { referenceModelKernels } from './reference/model-kernels.js'
@@ -83,6 +83,8 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
   // a misspelt option (thread: 4) ran on one thread, silently; null options were a TypeError
   const namesProblem = optionNamesProblem(opts, BACKEND_OPTION_SET)
   if (namesProblem !== undefined) throw new RangeError(`createBackend: ${namesProblem}`)
+  // a RangeError like the options' (it was a plain Error, thrown last, once every known name was passed over)
+  if (!(BACKEND_NAMES as readonly unknown[]).includes(name)) throw new RangeError(`createBackend: unknown backend ${shownValue(name)}; expected 'wasm', 'reference', 'webgpu' or 'auto'`)
   if (name === 'auto' && !opts.heap && !(opts.threads && opts.threads > 1 && !opts.threadsOptional) && (await hasHardwareAdapter())) {
     try {
       return await createWebGpuBackend(opts)
@@ -122,6 +124,5 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
     }
   }
   if (name === 'auto') return createBackend('reference', opts)
-  if (name === 'webgpu') return createWebGpuBackend(opts)
-  throw new Error(`createBackend: unknown backend ${JSON.stringify(name)}; expected 'wasm', 'reference', 'webgpu' or 'auto'`)
+  return createWebGpuBackend(opts) // name === 'webgpu'
 }

@@ -21,6 +21,7 @@ import { readPromptsFile } from './prompts-file.js'
 import { isTaskName, TASK_NAMES, type TaskName } from './tasks.js'
 import { DIFFUSION_BLOCK_LENGTH, diffusionCacheFromSpec, type DiffusionDecoding } from './diffusion.js'
 import { optionNamesProblem, shownValue } from '../model/errors.js'
+import { EvalArgumentError } from './errors.js'
 
 export interface EvalOptions {
   /** model folder (Hugging Face layout) */
@@ -92,10 +93,7 @@ export interface EvalProgress {
 /** A value as an error message shows it (shownValue: numbers as written, NaN not JSON's null, anything else as JSON). */
 export const showValue = shownValue
 
-/** A bad argument: the CLI prints its message as one line and exits non-zero. */
-export class EvalArgumentError extends Error {
-  override name = 'EvalArgumentError'
-}
+export { EvalArgumentError }
 
 export const DEFAULT_SEED = 1
 
@@ -142,9 +140,12 @@ export function planEvaluation(opts: EvalOptions): { jobs: SampleJob[]; cells: {
   if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1)) fail(`workers must be a positive integer, got ${showValue(opts.workers)}`)
   // loadModel's own limit, checked here so that a bad count stops the run before the workers load their models
   if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 1 && opts.threads <= 256)) fail(`threads must be an integer in [1, 256], got ${showValue(opts.threads)}`)
+  if (opts.haystack !== undefined && typeof opts.haystack !== 'string') fail(`haystack must be a .txt file or folder path, got ${showValue(opts.haystack)}`)
   if (opts.haystack !== undefined && !existsSync(opts.haystack)) fail(`haystack not found: ${opts.haystack}`)
   if (opts.books !== undefined) {
     if (opts.haystack !== undefined) fail('give the haystack either as haystack (one file or folder) or as books (a list), not both')
+    // a string was walked letter by letter ("book not found: x" for books: 'x.txt')
+    if (!Array.isArray(opts.books) || !opts.books.every((b) => typeof b === 'string')) fail(`books must be an array of .txt file or folder paths, got ${showValue(opts.books)}`)
     if (opts.books.length === 0) fail('books is empty: name at least one .txt file or folder')
     for (const b of opts.books) if (!existsSync(b)) fail(`book not found: ${b}`)
   }

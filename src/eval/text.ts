@@ -1,5 +1,7 @@
 import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs'
 import { basename, join } from 'node:path'
+import { shownValue } from '../model/errors.js'
+import { EvalArgumentError } from './errors.js'
 
 export { cleanText, splitSentences, type Book } from './sentences.js'
 import { cleanText, splitSentences, type Book } from './sentences.js'
@@ -9,29 +11,31 @@ const MAX_SENTENCE_CHARS = 4000
 
 /**
  * Books from a .txt file or every .txt file of a folder (sorted by name, as train.py lists them).
- * Throws a one-line error naming the path when there is nothing usable.
+ * @throws EvalArgumentError, one line naming the path, when it is not a path string or there is nothing usable
  */
 export function loadBooks(path: string): Book[] {
-  if (!existsSync(path)) throw new Error(`haystack not found: ${path}`)
+  // a path of another type was node's deprecation warning from existsSync and then "haystack not found: undefined"
+  if (typeof path !== 'string' || path === '') throw new EvalArgumentError(`loadBooks: path must be a .txt file or folder path, got ${path === '' ? 'an empty string' : shownValue(path)}`)
+  if (!existsSync(path)) throw new EvalArgumentError(`haystack not found: ${path}`)
   const files = statSync(path).isDirectory()
     ? readdirSync(path).filter((f) => f.endsWith('.txt')).sort().map((f) => join(path, f))
     : [path]
-  if (files.length === 0) throw new Error(`no .txt files in haystack folder ${path}`)
+  if (files.length === 0) throw new EvalArgumentError(`no .txt files in haystack folder ${path}`)
   const books = files.map((f) => {
-    if (!statSync(f).isFile()) throw new Error(`haystack ${f} is not a regular file`)
+    if (!statSync(f).isFile()) throw new EvalArgumentError(`haystack ${f} is not a regular file`)
     const raw = readFileSync(f, 'utf8')
     // a binary file decodes to NULs and replacement characters: it is no haystack
     let bad = 0
     for (let i = 0; i < raw.length; i++) if (raw.charCodeAt(i) === 0 || raw.charCodeAt(i) === 0xfffd) bad++
-    if (bad > raw.length / 100) throw new Error(`haystack file ${basename(f)} is not text (${bad} NUL or undecodable characters)`)
+    if (bad > raw.length / 100) throw new EvalArgumentError(`haystack file ${basename(f)} is not text (${bad} NUL or undecodable characters)`)
     const sentences = splitSentences(cleanText(raw))
     // a prompt is built from whole sentences: text without breaks cannot fill a length
     const longest = sentences.reduce((m, s) => Math.max(m, s.length), 0)
-    if (longest > MAX_SENTENCE_CHARS) throw new Error(`haystack file ${basename(f)} has ${longest} characters without a sentence break (. ! ? " or a newline); a haystack is prose`)
+    if (longest > MAX_SENTENCE_CHARS) throw new EvalArgumentError(`haystack file ${basename(f)} has ${longest} characters without a sentence break (. ! ? " or a newline); a haystack is prose`)
     return { name: basename(f), sentences }
   })
   const empty = books.find((b) => b.sentences.length === 0)
-  if (empty) throw new Error(`haystack file ${empty.name} has no text`)
+  if (empty) throw new EvalArgumentError(`haystack file ${empty.name} has no text`)
   return books
 }
 

@@ -10,7 +10,7 @@ import { FilesSource, isFileSource, isUrl, UrlSource, type ModelFileSource, type
 import { throwIfAborted } from './abort.js'
 import { HfTokenizerAdapter } from './tokenizer.js'
 import type { LoadOptions } from './types.js'
-import type { BackendName } from '../backend/backend.js'
+import { BACKEND_NAMES } from '../backend/backend.js'
 import { loadWeights } from './weights.js'
 import { GgufFile } from './gguf.js'
 import { ggufConfig } from './gguf-config.js'
@@ -117,7 +117,6 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
   }
 }
 
-const BACKENDS: readonly BackendName[] = ['wasm', 'reference', 'webgpu', 'auto']
 
 /** every option loadModel takes; the record's type makes a new LoadOptions field fail to compile until listed */
 const LOAD_OPTION_SET: Record<keyof LoadOptions | 'backendInstance', true> = {
@@ -129,8 +128,8 @@ const LOAD_OPTIONS_SHOWN = Object.keys(LOAD_OPTION_SET).filter((k) => k !== 'bac
 export function checkLoadOptions(options: LoadOptions): void {
   const optionsProblem = optionNamesProblem(options, LOAD_OPTION_SET, LOAD_OPTIONS_SHOWN)
   if (optionsProblem !== undefined) throw new ModelInputError(`loadModel: ${optionsProblem}`)
-  if (options.backend !== undefined && !BACKENDS.includes(options.backend))
-    throw new ModelInputError(`loadModel: unknown backend ${JSON.stringify(options.backend)}; expected one of ${BACKENDS.map((b) => `'${b}'`).join(', ')}`)
+  if (options.backend !== undefined && !BACKEND_NAMES.includes(options.backend))
+    throw new ModelInputError(`loadModel: unknown backend ${JSON.stringify(options.backend)}; expected one of ${BACKEND_NAMES.map((b) => `'${b}'`).join(', ')}`)
   if (options.chunk !== undefined) checkChunk(options.chunk, 'loadModel')
   const wasmProblem = options.wasm === undefined ? undefined : wasmOptionsProblem(options.wasm)
   if (wasmProblem !== undefined) throw new ModelInputError(`loadModel: wasm: ${wasmProblem}`)

@@ -1,5 +1,6 @@
 import { ModelLoadError } from './errors.js'
 import { throwIfAborted } from './abort.js'
+import { errorText } from './error-text.js'
 
 /**
  * Where a model's files come from: a folder (kvkit/node), a base URL, or files the user picked. The
@@ -158,7 +159,7 @@ export class UrlSource extends SlicedSource {
       // Bun's fetch answers a missing file: URL with 200 and fails the body read with a bare ENOENT,
       // Deno's rejects, Node's cannot fetch file: at all; none reports an absent optional file as a 404
       const hint = url.startsWith('file:') ? "; for a folder on disk use loadModel from 'kvkit/node' (Node, Bun, Deno), which takes file: URLs" : ''
-      throw new ModelLoadError(`cannot fetch ${url}: ${(e as Error)?.message ?? String(e)}${hint}`)
+      throw new ModelLoadError(`cannot fetch ${url}: ${errorText(e)}${hint}`)
     }
   }
   private async fetchBytes(name: string, url: string): Promise<Uint8Array | null> {

@@ -10,6 +10,8 @@
  *   the sending side (this machine's kernel has no netem).
  */
 
+import { nextTurn } from '../model/next-turn.js'
+
 export interface Transport {
   send(words: BigInt64Array): void
   recv(): Promise<BigInt64Array>
@@ -96,11 +98,15 @@ export interface LinkLimit {
   bandwidthBitsPerSecond: number
 }
 
-/** Sleeps until performance.now() reaches `deadline` ms: timers for the bulk, then a macrotask spin for sub-millisecond precision. */
+/**
+ * Sleeps until performance.now() reaches `deadline` ms: timers for the bulk, then a macrotask spin for
+ * sub-millisecond precision (nextTurn: setImmediate where the runtime has it; browsers and workers have
+ * none, and calling it there threw inside the timer, so the message never left and the receiver hung).
+ */
 function at(deadline: number, f: () => void): void {
   const left = deadline - performance.now()
   if (left > 2) setTimeout(() => at(deadline, f), left - 1.5)
-  else if (left > 0) setImmediate(() => at(deadline, f))
+  else if (left > 0) void nextTurn().then(() => at(deadline, f))
   else f()
 }
 

@@ -1,6 +1,7 @@
 import { createClient, RESP_TYPES } from 'redis'
 import type { ChunkKV, ChunkStore } from '../reuse/chunk-kv.js'
 import { chunkMeta, decodeChunk, encodeChunk } from '../reuse/chunk-codec.js'
+import { checkOptionNames, ReuseError } from '../reuse/errors.js'
 
 export interface RedisChunkStoreOptions {
   /** key prefix (default 'kvkit:chunk:') */
@@ -22,11 +23,25 @@ export class RedisChunkStore implements ChunkStore {
     private readonly ttl: number | undefined,
   ) {}
 
-  /** connects to `url` (redis://host:port) */
+  /**
+   * connects to `url` (redis://host:port, rediss:// for TLS)
+   * @throws ReuseError for a url that is not a redis:// or rediss:// URL string, an unknown option, a prefix
+   * that is not a string, a ttlSeconds that is not a positive integer (each before connecting), or a
+   * server that cannot be reached (the first connection's error, naming the url)
+   */
   static async connect(url: string, options: RedisChunkStoreOptions = {}): Promise<RedisChunkStore> {
-    const client = binaryClient(url)
+    checkConnectArgs(url, options)
+    let connected = false
+    // node-redis retries a failed first connection forever, so connect() to a server that is not there never
+    // settled; the first connection's error now rejects it, and a connection lost later is retried with backoff
+    const client = binaryClient(url, (retries, cause) => (connected ? Math.min(50 * 2 ** retries, 2000) : cause))
     client.on('error', () => {}) // a failed command rejects its own promise; the client retries the socket
-    await client.connect()
+    try {
+      await client.connect()
+    } catch (e) {
+      throw new ReuseError(`RedisChunkStore: cannot connect to ${JSON.stringify(url)}: ${(e as Error).message}`)
+    }
+    connected = true
     return new RedisChunkStore(client, options.prefix ?? 'kvkit:chunk:', options.ttlSeconds)
   }
 
@@ -55,6 +70,25 @@ export class RedisChunkStore implements ChunkStore {
   }
 }
 
-function binaryClient(url: string) {
-  return createClient({ url }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer })
+function binaryClient(url: string, reconnectStrategy: (retries: number, cause: Error) => number | Error) {
+  return createClient({ url, socket: { reconnectStrategy } }).withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer })
+}
+
+const OPTIONS: Readonly<Record<string, true>> = { prefix: true, ttlSeconds: true }
+
+/**
+ * Bad arguments to connect as a ReuseError naming them, before any socket opens: a url of another type was
+ * node-redis's TypeError ("url.startsWith is not a function"), and a ttlSeconds of -1 or 0.5 was taken and
+ * then expired every chunk at once (Redis deletes a key given a negative TTL) or failed each write.
+ */
+function checkConnectArgs(url: unknown, options: unknown): void {
+  if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) {
+    throw new ReuseError(`RedisChunkStore.connect: url must be a redis:// or rediss:// URL string, got ${typeof url === 'string' ? JSON.stringify(url) : url === null ? 'null' : typeof url}`)
+  }
+  checkOptionNames('RedisChunkStore.connect', options, OPTIONS)
+  const { prefix, ttlSeconds } = options as RedisChunkStoreOptions
+  if (prefix !== undefined && typeof prefix !== 'string') throw new ReuseError(`RedisChunkStore.connect: prefix must be a string, got ${prefix === null ? 'null' : typeof prefix}`)
+  if (ttlSeconds !== undefined && !(Number.isSafeInteger(ttlSeconds) && ttlSeconds > 0)) {
+    throw new ReuseError(`RedisChunkStore.connect: ttlSeconds must be a positive integer (seconds), got ${typeof ttlSeconds === 'number' ? ttlSeconds : JSON.stringify(ttlSeconds) ?? typeof ttlSeconds}`)
+  }
 }

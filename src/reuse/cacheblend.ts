@@ -2,7 +2,7 @@ import type { LlamaModel } from '../model/model.js'
 import { loadChunks, MemoryChunkStore, placeChunk, placeRows, type ChunkStore } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
 import { abortCheck, checkChunkStore, checkOptionNames, checkSalt, ReuseError } from './errors.js'
-import { contextLimitText } from '../model/errors.js'
+import { contextLimitText, shownValue } from '../model/errors.js'
 import { nextTurn } from '../model/next-turn.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
 
@@ -88,7 +88,7 @@ export class CacheBlend extends SelectiveReuse {
     if (options.always !== undefined && !Array.isArray(options.always)) throw new ReuseError(`CacheBlend.prepare: always must be an array of slots, got ${typeof options.always}`)
     const ids = chunks.flat()
     const bad = (options.always ?? []).find((t) => !(Number.isInteger(t) && t >= 0 && t < ids.length))
-    if (bad !== undefined) throw new ReuseError(`CacheBlend.prepare: always must hold integer slots in [0, ${ids.length}), got ${bad}`)
+    if (bad !== undefined) throw new ReuseError(`CacheBlend.prepare: always must hold integer slots in [0, ${ids.length}), got ${shownValue(bad)}`)
     const always = Int32Array.from(new Set(options.always ?? [])).sort()
     if (ids.length >= this.model.config.maxPositions) throw new ReuseError(`CacheBlend.prepare: ${ids.length} context tokens leave no room for a question (${contextLimitText(this.model.config)})`)
     const bos = this.model.config.bosTokenId

@@ -1,5 +1,6 @@
 import { seededRandom } from '../model/sampling.js'
 import { ReuseError } from './errors.js'
+import { shownValue } from '../model/errors.js'
 
 /**
  * Continuum (Li et al., 2025, "Continuum: efficient and robust multi-turn LLM agent scheduling with KV
@@ -74,7 +75,7 @@ interface Pinned {
 
 /** Runs the programs on one server (one call at a time) and a virtual clock. */
 export function simulateAgents(programs: readonly AgentProgram[], cfg: ContinuumConfig): ContinuumResult {
-  if (!(cfg.budgetTokens > 0)) throw new ReuseError(`simulateAgents: budgetTokens must be positive, got ${cfg.budgetTokens}`)
+  if (!(cfg.budgetTokens > 0)) throw new ReuseError(`simulateAgents: budgetTokens must be positive, got ${shownValue(cfg.budgetTokens)}`)
   const P = programs.length
   const context = new Array<number>(P).fill(0)
   const next = new Array<number>(P).fill(0)

@@ -1,6 +1,7 @@
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { LlamaModel } from '../model/model.js'
-import { ReuseError } from './errors.js'
+import { shownValue } from '../model/errors.js'
+import { checkOptionNames, ReuseError } from './errors.js'
 import { recomputeRows } from './selective-recompute.js'
 
 /** KVShare's decode-time recompute when attention drifts (`KVShareOptions.decodeRefresh`). */
@@ -28,14 +29,20 @@ export interface DecodeRefreshReport {
   mass: number[]
 }
 
-/** The options with their defaults; a ReuseError naming the bad one. */
+const DECODE_REFRESH_OPTIONS: Record<keyof DecodeRefreshOptions, true> = { threshold: true, tokens: true, maxRefreshes: true }
+
+/**
+ * The options with their defaults; a ReuseError naming the bad one. Options that are not an object
+ * (true, 5, null) and misspelt names ({ threshhold: 0.9 }) are refused: they ran on the defaults, silently.
+ */
 export function checkDecodeRefresh(o: DecodeRefreshOptions): Required<DecodeRefreshOptions> {
+  checkOptionNames('KVShare: decodeRefresh', o, DECODE_REFRESH_OPTIONS)
   const threshold = o.threshold ?? 0.5
   const tokens = o.tokens ?? 16
   const maxRefreshes = o.maxRefreshes ?? 4
-  if (!(typeof threshold === 'number' && threshold >= 0 && threshold <= 1)) throw new ReuseError(`KVShare: decodeRefresh.threshold must be a number in [0, 1], got ${threshold}`)
-  if (!(Number.isInteger(tokens) && tokens >= 1)) throw new ReuseError(`KVShare: decodeRefresh.tokens must be an integer >= 1, got ${tokens}`)
-  if (!(Number.isInteger(maxRefreshes) && maxRefreshes >= 0)) throw new ReuseError(`KVShare: decodeRefresh.maxRefreshes must be an integer >= 0, got ${maxRefreshes}`)
+  if (!(typeof threshold === 'number' && threshold >= 0 && threshold <= 1)) throw new ReuseError(`KVShare: decodeRefresh.threshold must be a number in [0, 1], got ${shownValue(threshold)}`)
+  if (!(Number.isInteger(tokens) && tokens >= 1)) throw new ReuseError(`KVShare: decodeRefresh.tokens must be an integer >= 1, got ${shownValue(tokens)}`)
+  if (!(Number.isInteger(maxRefreshes) && maxRefreshes >= 0)) throw new ReuseError(`KVShare: decodeRefresh.maxRefreshes must be an integer >= 0, got ${shownValue(maxRefreshes)}`)
   return { threshold, tokens, maxRefreshes }
 }
 

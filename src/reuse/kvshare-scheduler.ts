@@ -1,5 +1,6 @@
 import { seededRandom } from '../model/sampling.js'
 import { ReuseError } from './errors.js'
+import { shownValue } from '../model/errors.js'
 
 /**
  * KVShare's cache-aware scheduler (Yang et al. 2025, arXiv 2503.16525, the cache-aware scheduler):
@@ -61,8 +62,8 @@ export function prefillTokens(r: ShareRequest, hit: boolean, ratio: number): num
 export function simulateShare(requests: readonly ShareRequest[], cfg: ShareSimConfig): ShareSimResult {
   const ratio = cfg.ratio ?? 0.15
   const agingMs = cfg.agingMs ?? 10000
-  if (!(ratio >= 0 && ratio <= 1)) throw new ReuseError(`simulateShare: ratio must be in [0, 1], got ${ratio}`)
-  if (!(agingMs > 0)) throw new ReuseError(`simulateShare: agingMs must be positive (Infinity: no aging), got ${agingMs}`)
+  if (!(ratio >= 0 && ratio <= 1)) throw new ReuseError(`simulateShare: ratio must be in [0, 1], got ${shownValue(ratio)}`)
+  if (!(agingMs > 0)) throw new ReuseError(`simulateShare: agingMs must be positive (Infinity: no aging), got ${shownValue(agingMs)}`)
   const index = new Map(requests.map((r, i) => [r.id, i]))
   requests.forEach((r, i) => {
     if (!(r.shared >= 0 && r.shared <= r.tokens && r.tokens > 0)) throw new ReuseError(`simulateShare: request ${r.id} shares ${r.shared} of ${r.tokens} tokens`)

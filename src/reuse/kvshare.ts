@@ -2,6 +2,7 @@ import type { LlamaModel } from '../model/model.js'
 import { checkStoredChunk, chunkKey, MemoryChunkStore, placeRows, readLayers, type ChunkKV, type ChunkStore } from './chunk-kv.js'
 import { AssembledContext } from './context-handle.js'
 import { nextTurn } from '../model/next-turn.js'
+import { shownValue } from '../model/errors.js'
 import { abortCheck, checkChunkStore, checkOptionNames, checkSalt, ReuseError } from './errors.js'
 import { SelectiveReuse, type RecomputeOptions } from './selective-recompute.js'
 import { alignTokens, type TokenAlignment } from './token-align.js'
@@ -92,14 +93,14 @@ export class KVShare extends SelectiveReuse {
     super(model, 'KVShare', options, KVSHARE_OPTIONS)
     const minReuse = options.minReuse ?? 0.5
     const maxRequests = options.maxRequests ?? 64
-    if (!(typeof minReuse === 'number' && minReuse >= 0 && minReuse <= 1)) throw new ReuseError(`KVShare: minReuse must be a number in [0, 1], got ${minReuse}`)
-    if (!(Number.isInteger(maxRequests) && maxRequests >= 1)) throw new ReuseError(`KVShare: maxRequests must be an integer >= 1, got ${maxRequests}`)
+    if (!(typeof minReuse === 'number' && minReuse >= 0 && minReuse <= 1)) throw new ReuseError(`KVShare: minReuse must be a number in [0, 1], got ${shownValue(minReuse)}`)
+    if (!(Number.isInteger(maxRequests) && maxRequests >= 1)) throw new ReuseError(`KVShare: maxRequests must be an integer >= 1, got ${shownValue(maxRequests)}`)
     this.minReuse = minReuse
     this.maxRequests = maxRequests
     this.salt = checkSalt('KVShare', options.salt)
     checkChunkStore('KVShare', options.store)
     this.store = options.store ?? new MemoryChunkStore()
-    this.decodeRefresh = options.decodeRefresh === false ? null : checkDecodeRefresh(options.decodeRefresh ?? {})
+    this.decodeRefresh = options.decodeRefresh === false ? null : checkDecodeRefresh(options.decodeRefresh === undefined ? {} : options.decodeRefresh)
   }
 
   /** cached requests held */

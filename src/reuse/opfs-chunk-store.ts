@@ -1,6 +1,7 @@
 import type { ChunkKV, ChunkStore } from './chunk-kv.js'
 import { decodeChunk, encodeChunk } from './chunk-codec.js'
 import { ReuseError } from './errors.js'
+import { shownValue } from '../model/errors.js'
 
 export interface OpfsChunkStoreOptions {
   /** the folder under the origin's private file system root that holds the chunks (default 'kvkit-chunks') */
@@ -42,7 +43,7 @@ export class OpfsChunkStore implements ChunkStore {
     const name = options.directory ?? 'kvkit-chunks'
     const maxBytes = options.maxBytes ?? Infinity
     if (typeof name !== 'string' || name === '' || /[/\\]/.test(name) || name === '.' || name === '..') throw new ReuseError(`OpfsChunkStore: directory must be a folder name (no slashes), got ${JSON.stringify(name)}`)
-    if (!(maxBytes === Infinity || (Number.isInteger(maxBytes) && maxBytes > 0))) throw new ReuseError(`OpfsChunkStore: maxBytes must be a whole number > 0, got ${maxBytes}`)
+    if (!(maxBytes === Infinity || (Number.isInteger(maxBytes) && maxBytes > 0))) throw new ReuseError(`OpfsChunkStore: maxBytes must be a whole number > 0, got ${shownValue(maxBytes)}`)
     const storage = typeof navigator === 'undefined' ? undefined : navigator.storage
     if (typeof storage?.getDirectory !== 'function') throw new ReuseError('OpfsChunkStore: this runtime has no Origin Private File System (navigator.storage.getDirectory)')
     const dir = await (await storage.getDirectory()).getDirectoryHandle(name, { create: true })

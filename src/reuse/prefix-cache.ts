@@ -5,6 +5,7 @@ import type { KVReuse, ReuseHandle } from '../model/types.js'
 import { EVICTIONS, makeEviction, type BlockEviction, type EvictionName } from './block-eviction.js'
 import { blockHashes } from './block-hash.js'
 import { checkOptionNames, ReuseError } from './errors.js'
+import { shownValue } from '../model/errors.js'
 
 export interface PrefixCacheOptions {
   /** tokens per block, which is also the KV page size of the requests it serves (default 16, vLLM's) */
@@ -69,8 +70,8 @@ export class PrefixCache implements KVReuse {
     const bt = options.blockTokens ?? 16
     const max = options.maxBlocks ?? 1024
     const ev = options.eviction ?? 'lru'
-    if (!(Number.isInteger(bt) && bt >= 1 && bt <= 4096)) throw new ReuseError(`PrefixCache: blockTokens must be an integer in [1, 4096], got ${bt}`)
-    if (!(Number.isInteger(max) && max >= 1)) throw new ReuseError(`PrefixCache: maxBlocks must be a positive integer, got ${max}`)
+    if (!(Number.isInteger(bt) && bt >= 1 && bt <= 4096)) throw new ReuseError(`PrefixCache: blockTokens must be an integer in [1, 4096], got ${shownValue(bt)}`)
+    if (!(Number.isInteger(max) && max >= 1)) throw new ReuseError(`PrefixCache: maxBlocks must be a positive integer, got ${shownValue(max)}`)
     if (!EVICTIONS.includes(ev)) throw new ReuseError(`PrefixCache: eviction must be one of ${EVICTIONS.join(', ')}, got ${JSON.stringify(ev)}`)
     this.blockTokens = bt
     this.maxBlocks = max

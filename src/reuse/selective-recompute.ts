@@ -1,6 +1,7 @@
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { LlamaModel } from '../model/model.js'
 import { seededRandom } from '../model/sampling.js'
+import { shownValue } from '../model/errors.js'
 import { crossChunkScores } from './cross-chunk.js'
 import { checkOptionNames, ReuseError } from './errors.js'
 
@@ -210,14 +211,14 @@ export abstract class SelectiveReuse {
     const deviation = options.deviation ?? 'key'
     const gradualFrom = options.gradualFrom ?? ratio
     const L = model.config.layers
-    if (!(typeof ratio === 'number' && ratio >= 0 && ratio <= 1)) throw new ReuseError(`${where}: ratio must be a number in [0, 1], got ${ratio}`)
-    if (!(Number.isInteger(checkLayer) && checkLayer >= 0 && checkLayer < L)) throw new ReuseError(`${where}: checkLayer must be an integer in [0, ${L - 1}], got ${checkLayer}`)
+    if (!(typeof ratio === 'number' && ratio >= 0 && ratio <= 1)) throw new ReuseError(`${where}: ratio must be a number in [0, 1], got ${shownValue(ratio)}`)
+    if (!(Number.isInteger(checkLayer) && checkLayer >= 0 && checkLayer < L)) throw new ReuseError(`${where}: checkLayer must be an integer in [0, ${L - 1}], got ${shownValue(checkLayer)}`)
     const selections: RecomputeSelection[] = chunked ? ['deviation', 'random', 'cross-chunk'] : ['deviation', 'random']
     if (!selections.includes(selection)) throw new ReuseError(`${where}: selection must be ${selections.map((x) => `'${x}'`).join(', ')}, got ${JSON.stringify(selection)}`)
     if (deviation !== 'key' && deviation !== 'kv') throw new ReuseError(`${where}: deviation must be 'key' or 'kv', got ${JSON.stringify(deviation)}`)
-    if (!(typeof gradualFrom === 'number' && gradualFrom >= ratio && gradualFrom <= 1)) throw new ReuseError(`${where}: gradualFrom must be a number in [ratio, 1] = [${ratio}, 1], got ${gradualFrom}`)
+    if (!(typeof gradualFrom === 'number' && gradualFrom >= ratio && gradualFrom <= 1)) throw new ReuseError(`${where}: gradualFrom must be a number in [ratio, 1] = [${ratio}, 1], got ${shownValue(gradualFrom)}`)
     if (selection === 'cross-chunk' && gradualFrom > ratio) throw new ReuseError(`${where}: gradualFrom (${gradualFrom}) above ratio (${ratio}) filters by deviation; selection 'cross-chunk' chooses once, at the check layer`)
-    if (!Number.isFinite(seed)) throw new ReuseError(`${where}: seed must be a finite number, got ${seed}`)
+    if (!Number.isFinite(seed)) throw new ReuseError(`${where}: seed must be a finite number, got ${shownValue(seed)}`)
     this.ratio = ratio
     this.checkLayer = checkLayer
     this.selection = selection

@@ -2,6 +2,7 @@ import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { LlamaModel } from '../model/model.js'
 import type { KVReuse, ReuseHandle } from '../model/types.js'
 import { abortCheck, checkOptionNames, ReuseError } from './errors.js'
+import { shownValue } from '../model/errors.js'
 
 export interface SequenceOptions {
   /** tokens per KV page (default 64) */
@@ -38,7 +39,7 @@ export class Sequence implements KVReuse {
     if (typeof (model as Partial<LlamaModel> | null)?.newCache !== 'function') throw new ReuseError(`Sequence.create: model must be a loaded model (loadModel), got ${model === null ? 'null' : typeof model}`)
     checkOptionNames('Sequence.create', options, SEQUENCE_OPTIONS)
     const pt = options.pageTokens ?? 64
-    if (!(Number.isInteger(pt) && pt >= 1 && pt <= 4096)) throw new ReuseError(`Sequence: pageTokens must be an integer in [1, 4096], got ${pt}`)
+    if (!(Number.isInteger(pt) && pt >= 1 && pt <= 4096)) throw new ReuseError(`Sequence: pageTokens must be an integer in [1, 4096], got ${shownValue(pt)}`)
     return new Sequence(model, model.newCache('post-rope', pt, 'float32'), [])
   }
 
@@ -112,7 +113,7 @@ export class Sequence implements KVReuse {
   rollback(tokens = this.committedTokens): void {
     this.usable('rollback')
     if (!(Number.isInteger(tokens) && tokens >= 0 && tokens <= this.history.length)) {
-      throw new ReuseError(`Sequence.rollback: tokens must be an integer in [0, ${this.history.length}], got ${tokens}`)
+      throw new ReuseError(`Sequence.rollback: tokens must be an integer in [0, ${this.history.length}], got ${shownValue(tokens)}`)
     }
     this.cut(tokens)
   }

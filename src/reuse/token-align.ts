@@ -1,5 +1,6 @@
 import { diffArrays } from 'diff'
 import { ReuseError } from './errors.js'
+import { shownValue } from '../model/errors.js'
 
 /** How a prompt's tokens map onto a cached request's (KVShare's alignment). */
 export interface TokenAlignment {
@@ -31,7 +32,7 @@ export function alignTokens(cached: readonly number[], prompt: readonly number[]
     const bad = a.findIndex((t) => !Number.isInteger(t))
     if (bad >= 0) throw new ReuseError(`alignTokens: ${name}[${bad}] = ${JSON.stringify(a[bad])} is not a token id`)
   }
-  if (maxEdits !== undefined && !(Number.isInteger(maxEdits) && maxEdits >= 0)) throw new ReuseError(`alignTokens: maxEdits must be a whole number >= 0, got ${maxEdits}`)
+  if (maxEdits !== undefined && !(Number.isInteger(maxEdits) && maxEdits >= 0)) throw new ReuseError(`alignTokens: maxEdits must be a whole number >= 0, got ${shownValue(maxEdits)}`)
   const changes = maxEdits === undefined ? diffArrays(cached.slice(), prompt.slice()) : diffArrays(cached.slice(), prompt.slice(), { maxEditLength: maxEdits })
   if (!changes) return undefined
   const source = new Int32Array(prompt.length).fill(-1)

@@ -1,6 +1,7 @@
 import { Heap } from '../heap.js'
 import { wasmValuesProblem } from './options.js'
 import { nodeFs } from '../node-fs.js'
+import { errorText } from '../../model/error-text.js'
 
 /**
  * Loads the compute core (build/kvkit.wasm, or build/kvkit.relaxed.wasm where relaxed SIMD is supported
@@ -298,7 +299,7 @@ async function readDefault(file: string): Promise<BufferSource> {
     try {
       return await readUrl(url)
     } catch (e) {
-      tried.push(`${url.href} (${(e as Error).message})`)
+      tried.push(`${url.href} (${errorText(e)})`)
     }
   }
   throw new WasmLoadError(`cannot find ${file}; run \`npm run build\` or pass the module in the options. Tried: ${tried.join('; ')}`)
