@@ -6,7 +6,7 @@
  * again): measured on 30 of the quick files, 26.5 s in isolated forks against 7.0 s in two shared ones.
  * So the quick files share their fork's modules, and these keep a fresh one each: the slow files (a
  * second saved is nothing beside their minutes, and they hold models, worker pools, GPU devices and
- * browsers), and the quick ones that change state a later file would see.
+ * browsers), and the quick ones that change process-wide state a later file would see, or need it fresh.
  */
 
 /**
@@ -110,6 +110,11 @@ export const OWN_PROCESS: Readonly<Record<string, string>> = {
   'kernels-webgpu-packed.test.ts': 'opens a WebGPU device (Dawn) in the process',
   'kv-float16-webgpu.test.ts': 'opens a WebGPU device (Dawn) in the process',
   'cli-bad-arguments-exit-2.test.ts': 'asks for a WebGPU backend in the process',
+  // V8 reads the relaxed-SIMD flag at compile time, process-wide: a file that sets it would change the
+  // builds of the files after it; and 'auto' measures relaxed against plain once a process
+  'kernels-load.test.ts': 'sets V8\'s relaxed-SIMD flag, and needs the relaxed measurement not yet made',
+  'wasm-load-bad-source.test.ts': 'sets V8\'s relaxed-SIMD flag, and needs the relaxed measurement not yet made',
+  'packed-int.test.ts': 'sets V8\'s relaxed-SIMD flag (simdAndRelaxed)',
 }
 
 /** test/NAME for every file that runs in a process of its own */
