@@ -1,13 +1,14 @@
 import { existsSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import type { TestSpecification, Vitest } from 'vitest/node'
-import { ISOLATED_FILES, OWN_PROCESS, SLOW_FILES } from './isolated-files.js'
+import { ISOLATED_FILES, OWN_PROCESS, SLOW_BUT_SHARED, SLOW_FILES } from './isolated-files.js'
 import SlowFirstSequencer from './slow-first-sequencer.js'
 
 describe('the isolated files and their order (vitest.config.ts)', () => {
   it('names files that exist, so a renamed one cannot fall silently into the shared forks', () => {
     expect(ISOLATED_FILES.filter((f) => !existsSync(f))).toEqual([])
-    expect(new Set(ISOLATED_FILES).size).toBe(SLOW_FILES.length + Object.keys(OWN_PROCESS).length)
+    expect(new Set(ISOLATED_FILES).size).toBe(SLOW_FILES.length - SLOW_BUT_SHARED.size + Object.keys(OWN_PROCESS).length)
+    expect([...SLOW_BUT_SHARED].filter((f) => !SLOW_FILES.some(([s]) => s === f))).toEqual([])
   })
 
   it('lists the slow files longest first', () => {

@@ -4,9 +4,9 @@
  *
  * Isolation costs about a second of a core per file (a fresh fork, and every module of src/ evaluated
  * again): measured on 30 of the quick files, 26.5 s in isolated forks against 7.0 s in two shared ones.
- * So the quick files share their fork's modules, and these keep a fresh one each: the slow files (a
- * second saved is nothing beside their minutes, and they hold models, worker pools, GPU devices and
- * browsers), and the quick ones that change process-wide state a later file would see, or need it fresh.
+ * So most files share their fork's modules, and these keep a fresh one each: the slow files that hold
+ * worker pools, GPU devices, browsers or native libraries (a second saved is little beside their
+ * minutes), and the quick ones that change process-wide state a later file would see, or need it fresh.
  */
 
 /**
@@ -99,6 +99,48 @@ export const SLOW_FILES: readonly (readonly [file: string, seconds: number])[] =
   ['policy-one-token-prompt.test.ts', 3],
 ]
 
+/**
+ * Slow files that share a fork all the same: one-thread wasm models, in-process servers and child
+ * processes, no GPU, browser, worker pool, V8 flag or registry entry. They start with the slow ones.
+ */
+export const SLOW_BUT_SHARED: ReadonlySet<string> = new Set([
+  'eval-prompts-question.test.ts',
+  'model-passkey.test.ts',
+  'model-runtime.test.ts',
+  'packed-quantize-model.test.ts',
+  'vidkv.test.ts',
+  'diffusion-decode.test.ts',
+  'serve-chat.test.ts',
+  'reuse-prefix-cache.test.ts',
+  'serve-blend.test.ts',
+  'trained-parts.test.ts',
+  'serve-edit-reuse.test.ts',
+  'serve-tool-pins.test.ts',
+  'policies-prepare.test.ts',
+  'tryout-compose-prompt-readers-after-eviction-refused.test.ts',
+  'tryout-compose-attention-mass-follows-ragged-heads.test.ts',
+  'reuse-kvshare-decode.test.ts',
+  'policies-factories.test.ts',
+  'kv-store-model.test.ts',
+  'quest-packed-bounds.test.ts',
+  'reuse-cacheblend-cross-chunk.test.ts',
+  'reuse-cacheblend-filtering.test.ts',
+  'policy-per-request-state.test.ts',
+  'reuse-rerotate.test.ts',
+  'policy-short-prompt-promises.test.ts',
+  'generate-kept.test.ts',
+  'packed-cache.test.ts',
+  'reuse-graph-kv.test.ts',
+  'generate-streamed-text.test.ts',
+  'reuse-sequence.test.ts',
+  'tryout-packed-quantizer-with-shadowkv-refused.test.ts',
+  'policy-one-token-prompt.test.ts',
+  'reuse-cacheblend.test.ts',
+  'gguf-load.test.ts',
+  'cli-run.test.ts',
+  'cli-errors.test.ts',
+])
+
 /** quick files that need a fresh process all the same, and why */
 export const OWN_PROCESS: Readonly<Record<string, string>> = {
   'policies-registry.test.ts': 'registers a policy in the process-wide registry',
@@ -118,4 +160,4 @@ export const OWN_PROCESS: Readonly<Record<string, string>> = {
 }
 
 /** test/NAME for every file that runs in a process of its own */
-export const ISOLATED_FILES: readonly string[] = [...SLOW_FILES.map(([f]) => f), ...Object.keys(OWN_PROCESS)].map((f) => `test/${f}`)
+export const ISOLATED_FILES: readonly string[] = [...SLOW_FILES.map(([f]) => f).filter((f) => !SLOW_BUT_SHARED.has(f)), ...Object.keys(OWN_PROCESS)].map((f) => `test/${f}`)
