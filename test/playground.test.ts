@@ -146,12 +146,19 @@ async function checkResults(page: Page, { sample, reference } = byDefault): Prom
 }
 
 describe('the playground page in headless Chromium', () => {
-  let browser: Browser
-  afterAll(async () => browser?.close())
+  // one Chromium per set of flags, each test in a page (and browser context) of its own: a launch cost
+  // a few seconds on CI, seven of them
+  const browsers = new Map<string, Promise<Browser>>()
+  const newPage = async (flag: '--disable-gpu' | '--enable-unsafe-webgpu', options?: Parameters<Browser['newPage']>[0]): Promise<Page> => {
+    if (!browsers.has(flag)) browsers.set(flag, chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, flag] }))
+    return (await browsers.get(flag)!).newPage(options)
+  }
+  afterAll(async () => {
+    for (const b of browsers.values()) await (await b).close()
+  })
 
   it('wasm: loads the fixture by URL with progress, answers the passkey with SnapKV and Quest as Node does, and draws what each kept', async () => {
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
+    const page = await newPage('--disable-gpu', { viewport: { width: 1400, height: 900 } })
     const errors: string[] = []
     page.on('pageerror', (e) => errors.push(e.message))
     await expectRanOn(page, await runPage(page), 'wasm')
@@ -164,12 +171,11 @@ describe('the playground page in headless Chromium', () => {
     expect(errors).toEqual([])
     // the page asked for the model's files under /model/ and nothing outside the built folder
     expect(server.requests).toContain('/model/model-00001-of-00002.safetensors')
-    await browser.close()
+    await page.close()
   }, 180_000)
 
   it('a picked folder (the file input): the page loads the model from a map of Blobs and gives the same answers', async () => {
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
-    const page = await browser.newPage()
+    const page = await newPage('--disable-gpu')
     await page.goto(server.url)
     await page.waitForFunction(() => document.getElementById('backend-line')!.textContent!.startsWith('Worker ready'), null, { timeout: 30_000 })
     const before = server.requests.filter((p) => p.startsWith('/model/')).length
@@ -182,12 +188,11 @@ describe('the playground page in headless Chromium', () => {
     expect((await runInPage(page)).answers).toEqual(byDefault.reference.map((r) => r.text))
     // nothing came from the server's model folder this time
     expect(server.requests.filter((p) => p.startsWith('/model/')).length).toBe(before)
-    await browser.close()
+    await page.close()
   }, 120_000)
 
   it('a dropped folder: the files dropped on the drop zone become the picked model', async () => {
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
-    const page = await browser.newPage()
+    const page = await newPage('--disable-gpu')
     await page.goto(server.url)
     // a drop as a file manager makes it: a DataTransfer holding the folder's files
     await page.evaluate(async (names) => {
@@ -198,12 +203,11 @@ describe('the playground page in headless Chromium', () => {
     await page.waitForFunction(() => document.getElementById('picked')!.textContent!.startsWith('5 files'))
     expect(await page.isChecked('input[name=source][value=files]')).toBe(true)
     expect(await page.textContent('#picked')).toContain('model-00002-of-00002.safetensors')
-    await browser.close()
+    await page.close()
   }, 60_000)
 
   it('controls are labelled and reachable: every input has a label, the skip link comes first', async () => {
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
-    const page = await browser.newPage()
+    const page = await newPage('--disable-gpu')
     await page.goto(server.url)
     const unlabelled = await page.$$eval('input, select, textarea', (els) => els.filter((e) => (e as HTMLInputElement).labels?.length === 0 && !e.getAttribute('aria-label')).map((e) => e.id))
     expect(unlabelled).toEqual([])
@@ -211,23 +215,21 @@ describe('the playground page in headless Chromium', () => {
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to the prompt')
     // status lines are live regions for screen readers
     for (const id of ['backend-line', 'load-status', 'run-status']) expect(await page.getAttribute(`#${id}`, 'role'), id).toBe('status')
-    await browser.close()
+    await page.close()
   }, 60_000)
 
   it('WebGPU on (Chromium\'s software adapter): the page finds the adapter, auto still runs on wasm, same answers', async () => {
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--enable-unsafe-webgpu'] })
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
+    const page = await newPage('--enable-unsafe-webgpu', { viewport: { width: 1400, height: 900 } })
     await expectRanOn(page, await runPage(page), 'wasm')
     expect(await page.textContent('#backend-line')).toMatch(/WebGPU: adapter found \(google swiftshader\), a software one: 'auto' runs on wasm/)
     expect(await page.textContent('#backend option[value=auto]')).toMatch(/^auto: wasm here/)
     await checkResults(page)
     await page.screenshot({ path: `${SHOTS}/webgpu-auto.png`, fullPage: true })
-    await browser.close()
+    await page.close()
   }, 180_000)
 
   it('WebGPU forced (backend control on webgpu, SwiftShader): a 168-token passkey prompt runs on the GPU, wasm\'s greedy tokens and answers, the same heat map', async () => {
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--enable-unsafe-webgpu'] })
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
+    const page = await newPage('--enable-unsafe-webgpu', { viewport: { width: 1400, height: 900 } })
     const errors: string[] = []
     page.on('pageerror', (e) => errors.push(e.message))
     // runPage compares the streamed answers with Node's wasm run: wasm's greedy tokens, decoded
@@ -239,12 +241,11 @@ describe('the playground page in headless Chromium', () => {
     await checkResults(page, short)
     await page.screenshot({ path: `${SHOTS}/webgpu.png`, fullPage: true })
     expect(errors).toEqual([])
-    await browser.close()
+    await page.close()
   }, 180_000)
 
   it('WebGPU forced where Chromium has no adapter: the page shows WebGpuUnavailableError\'s message, and wasm then loads', async () => {
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...BASE_ARGS, '--disable-gpu'] })
-    const page = await browser.newPage()
+    const page = await newPage('--disable-gpu')
     await expect(loadInPage(page, server.url, 'webgpu')).rejects.toThrow(/^the page did not load the model: WebGpuUnavailableError: WebGPU: no adapter/)
     expect(await page.textContent('#backend-line')).toMatch(/WebGPU: no adapter: 'auto' runs on wasm, and 'webgpu' cannot run here/)
     expect(await page.getAttribute('#load-status [role=alert]', 'class')).toBe('error')
@@ -259,7 +260,7 @@ describe('the playground page in headless Chromium', () => {
     await page.waitForFunction(() => document.getElementById('load-status')!.textContent!.startsWith('Loaded'), null, { timeout: 60_000 })
     expect(await page.textContent('#load-status')).toMatch(/on wasm \(wasm-(relaxed-)?simd\)\.$/)
     expect(await page.isDisabled('#run')).toBe(false)
-    await browser.close()
+    await page.close()
   }, 90_000)
 })
 

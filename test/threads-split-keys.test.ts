@@ -160,6 +160,13 @@ describe('threaded decode attention against one thread', () => {
   afterAll(() => pools.forEach((b) => b.close?.()))
 
   /**
+   * The float16 bits of headPages' rows by KV head and page (its seeds depend on nothing else):
+   * floatToHalf, a reference written for clarity, takes microseconds a value, and converting every page
+   * again for each of the four backends took most of the float16 cells' time.
+   */
+  const halfPages = new Map<string, Uint16Array>()
+
+  /**
    * One decode call per KV head (own pages of 64 keys, q/out columns as attendCache lays them out),
    * batched or one by one on `one`: over the first n keys, or over every `step`-th key listed
    * (attendGathered). Returns outputs then lse.
@@ -170,13 +177,15 @@ describe('threaded decode attention against one thread', () => {
     const { tables, bufs } = headPages(b, heads, n, 64)
     // float16 rows of the same values, written over the first half of each float32 page
     if (half) {
-      for (const t of [...tables.map((x) => x.kTable), ...tables.map((x) => x.vTable)]) {
+      ;[...tables.map((x) => x.kTable), ...tables.map((x) => x.vTable)].forEach((t, i) => {
         for (let p = 0; p < Math.ceil(n / 64); p++) {
           const page = h.I32[(t >> 2) + p]
-          const rows = h.F32.slice(page >> 2, (page >> 2) + 64 * d)
-          h.U16.set(rows.map(floatToHalf), page >> 1)
+          const key = `${i < heads ? 'k' : 'v'}${i % heads}:${p}`
+          let bits = halfPages.get(key)
+          if (!bits) halfPages.set(key, (bits = Uint16Array.from(h.F32.subarray(page >> 2, (page >> 2) + 64 * d), (x) => floatToHalf(x))))
+          h.U16.set(bits, page >> 1)
         }
-      }
+      })
     }
     const q = h.f32From(values(heads * group * d, 7, 2))
     const out = h.allocF32(heads * group * d), lse = h.allocF32(heads * group), scratch = h.allocF32(attendScratchFloats(d, group))
