@@ -167,7 +167,10 @@ export interface RecomputeOptions {
    * (crossChunkScores), which finds the tokens that link facts across chunks where deviation does not
    */
   selection?: RecomputeSelection
-  /** what deviation measures: 'key' (default, LMCache's) or 'kv' (keys and values, the paper's KV deviation) */
+  /**
+   * what deviation measures: 'key' (default, LMCache's) or 'kv' (keys and values, the paper's KV
+   * deviation); a ReuseError with selection 'cross-chunk', which does not read it
+   */
   deviation?: 'key' | 'kv'
   /**
    * gradual filtering (the paper, section 4.3): the share kept at the check layer (>= ratio, default
@@ -175,7 +178,7 @@ export interface RecomputeOptions {
    * their deviation at that layer
    */
   gradualFrom?: number
-  /** seed of the random selection */
+  /** seed of the random selection; a ReuseError with selection 'cross-chunk', which does not read it */
   seed?: number
 }
 
@@ -213,9 +216,14 @@ export abstract class SelectiveReuse {
     if (!(typeof ratio === 'number' && ratio >= 0 && ratio <= 1)) throw new ReuseError(`${where}: ratio must be a number in [0, 1], got ${ratio}`)
     if (!(Number.isInteger(checkLayer) && checkLayer >= 0 && checkLayer < L)) throw new ReuseError(`${where}: checkLayer must be an integer in [0, ${L - 1}], got ${checkLayer}`)
     const selections: RecomputeSelection[] = chunked ? ['deviation', 'random', 'cross-chunk'] : ['deviation', 'random']
+    // the message said only which selections are allowed, not why this one is not
+    if (!chunked && selection === 'cross-chunk') throw new ReuseError(`${where}: selection 'cross-chunk' scores each token's attention on the chunks before its own, and ${where}'s context has no chunks (one prompt, edited); use 'deviation' or 'random'`)
     if (!selections.includes(selection)) throw new ReuseError(`${where}: selection must be ${selections.map((x) => `'${x}'`).join(', ')}, got ${JSON.stringify(selection)}`)
     if (deviation !== 'key' && deviation !== 'kv') throw new ReuseError(`${where}: deviation must be 'key' or 'kv', got ${JSON.stringify(deviation)}`)
     if (!(typeof gradualFrom === 'number' && gradualFrom >= ratio && gradualFrom <= 1)) throw new ReuseError(`${where}: gradualFrom must be a number in [ratio, 1] = [${ratio}, 1], got ${gradualFrom}`)
+    // options the cross-chunk choice never reads were taken and ignored
+    const unread = selection === 'cross-chunk' ? (['deviation', 'seed'] as const).filter((o) => options[o] !== undefined) : []
+    if (unread.length) throw new ReuseError(`${where}: selection 'cross-chunk' chooses by attention at the check layer and reads neither deviation nor seed; got ${unread.map((o) => `${o} ${JSON.stringify(options[o])}`).join(' and ')}`)
     if (selection === 'cross-chunk' && gradualFrom > ratio) throw new ReuseError(`${where}: gradualFrom (${gradualFrom}) above ratio (${ratio}) filters by deviation; selection 'cross-chunk' chooses once, at the check layer`)
     if (!Number.isFinite(seed)) throw new ReuseError(`${where}: seed must be a finite number, got ${seed}`)
     this.ratio = ratio
