@@ -27,8 +27,8 @@ export const CROSS_CHUNK_SPREAD = 8
  * mass on the counted keys [1, min(start, row - NEAR)) is 1 - exp(lse_w - lse) - exp(s_0 - lse), lse_w
  * the log-sum-exp over the window [min(start, row - NEAR), row] (the row's own chunk up to it, or the
  * NEAR slots before it) and s_0 the sink's scaled score. The window is ~1/6 of the keys at six chunks;
- * it is attended through attendCausal over a table of one row pointer a slot (pageTokens 1), so a
- * window starting anywhere is a key sequence from 0. The same scores as attending over the counted keys
+ * it is attended through attendCausal without values (vd 0: the log-sum-exps alone) over a table of one
+ * row pointer a slot (pageTokens 1), so a window starting anywhere is a key sequence from 0. The same scores as attending over the counted keys
  * themselves to float32 rounding of the log-sum-exps (~1e-6 of mass; test/reuse-cross-chunk-complement.test.ts
  * pins it against a plain TypeScript twin).
  */
@@ -67,23 +67,22 @@ export function crossChunkScores(backend: Backend, cfg: ModelConfig, cache: Page
   const B = CROSS_BATCH
   const N = rows[T - 1] + 1
   const qPtr = heap.alloc(B * qHeads * d * 4, 64)
-  const outPtr = heap.alloc(B * group * d * 4, 64)
+  const outPtr = heap.alloc(64, 64)
   const lseWin = heap.alloc(B * group * 4, 64)
-  const scratch = heap.alloc(attendScratchFloats(d, B * group) * 4, 64)
+  const scratch = heap.alloc(attendScratchFloats(0, B * group) * 4, 64)
   const kRows = heap.alloc(N * 4, 64)
-  const vRows = heap.alloc(N * 4, 64)
   try {
     for (let g = 0; g < kvHeads; g++) {
       const v = cache.view(l, g)
       rowPointers(heap.I32, v.kTable, v.pageTokens, d, N, kRows)
-      rowPointers(heap.I32, v.vTable, v.pageTokens, d, N, vRows)
       const k0 = cache.readKeyRange(l, g, 0, 1)
       for (const { i: a, j, from } of batches) {
         const n = j - a
         heap.F32.set(queries.subarray(a * qHeads * d, j * qHeads * d), qPtr >> 2)
         const q = qPtr + g * group * d * 4
         // the window [from, row]: keys from..rows[j-1], the first row seeing rows[a] - from + 1 of them
-        backend.attendCausal(q, qHeads * d, group, n, d, d, kRows + from * 4, vRows + from * 4, 1, rows[j - 1] - from + 1, rows[a] - from + 1, scale, outPtr, group * d, lseWin, scratch)
+        // its log-sum-exps alone: no values (vd 0), no output
+        backend.attendCausal(q, qHeads * d, group, n, d, 0, kRows + from * 4, 0, 1, rows[j - 1] - from + 1, rows[a] - from + 1, scale, outPtr, group * d, lseWin, scratch)
         const F = heap.F32
         for (let t = 0; t < n; t++) {
           for (let h = 0; h < group; h++) {
@@ -97,7 +96,7 @@ export function crossChunkScores(backend: Backend, cfg: ModelConfig, cache: Page
       }
     }
   } finally {
-    for (const p of [qPtr, outPtr, lseWin, scratch, kRows, vRows]) heap.release(p)
+    for (const p of [qPtr, outPtr, lseWin, scratch, kRows]) heap.release(p)
   }
   return spread(rows, mass, startOf)
 }
