@@ -47,7 +47,8 @@ const VARIANTS: Variant[] = PREFIXES.flatMap((p) => {
   const o = { ...BASE, chunkPrefix: p }
   return [
     ...RATIOS.map((r) => ({ name: `${tag}${pct(r)}`, options: { ...o, ratio: r } })),
-    ...CROSS.flatMap((r) => CROSS_LAYERS.map((c) => ({ name: `${tag}cross ${pct(r)} L${c}`, options: { ...o, ratio: r, checkLayer: c, selection: 'cross-chunk' as const } }))),
+    // the cross-chunk choice reads no deviation (CacheBlend refuses one)
+    ...CROSS.flatMap((r) => CROSS_LAYERS.map((c) => ({ name: `${tag}cross ${pct(r)} L${c}`, options: { chunkPrefix: p, ratio: r, checkLayer: c, selection: 'cross-chunk' as const } }))),
     { name: `${tag}random 15%`, options: { ...o, ratio: 0.15, selection: 'random' as const } },
     ...(GRADUAL > 1 ? [0.05, 0.15, 0.3].map((r) => ({ name: `${tag}${pct(r)} grad x${GRADUAL}`, options: { ...o, ratio: r, gradualFrom: Math.min(1, GRADUAL * r) } })) : []),
     { name: `${tag}oracle`, options: { ...o, ratio: 0 }, oracle: true },
@@ -70,7 +71,8 @@ async function runShard(k: number, n: number, store: ChunkStore, emit: (r: Row) 
     const full = await answer(model, s.prompt_ids, maxNew)
     emit({ task, index, variant: 'full prefill', correct: strictCorrect(full.text, s.answer), text: full.text, ttftMs: full.ttftMs, recomputed: s.context_len })
     for (const v of VARIANTS) {
-      const blend = new CacheBlend(model, { ...v.options, seed: index, store })
+      // a seed for the random choice only (the cross-chunk choice refuses one it would not read)
+      const blend = new CacheBlend(model, { ...v.options, ...(v.options.selection === 'random' ? { seed: index } : {}), store })
       let recomputed = 0
       const r = await answer(model, s.prompt_ids, maxNew, {}, async () => {
         const ctx = await blend.prepare(chunks, { always: v.oracle ? needles : [] })

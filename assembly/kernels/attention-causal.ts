@@ -126,6 +126,21 @@ export function attendCausal(
   attendRows<f32>(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, 0, scale, out, outStride, lse, scratch)
 }
 
+/**
+ * attendCausal for T tokens at scattered positions (CacheBlend's recompute of the chosen rows, each over
+ * every slot up to its own): token t sees the first ends[t] keys (int32 at `ends`, non-decreasing), the
+ * rest as attendCausal. One call takes the tokens that were one call a run of consecutive slots, so each
+ * key tile is loaded once for all of them; a token's output and lse are bit for bit those of an
+ * attendCausal call in which it sees as many keys (the same tiles, folds and sums, row by row).
+ */
+export function attendCausalRows(
+  q: usize, qStride: i32, hq: i32, T: i32, kd: i32, vd: i32,
+  kTable: usize, vTable: usize, pageTokens: i32, ends: usize, scale: f32,
+  out: usize, outStride: i32, lse: usize, scratch: usize,
+): void {
+  attendRows<f32>(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, i32.MAX_VALUE, 0, 0, scale, out, outStride, lse, scratch, ends)
+}
+
 /** attendCausal over float16 key and value pages (widened in registers as they are read) */
 export function attendCausalF16(
   q: usize, qStride: i32, hq: i32, T: i32, kd: i32, vd: i32,
@@ -157,10 +172,16 @@ export function attendGatheredF16(
   attendRows<u16>(q, hq * kd, hq, 1, kd, vd, kTable, vTable, pageTokens, nIdx, nIdx, idx, scale, out, hq * vd, lse, scratch)
 }
 
+/** the keys token t sees: ends[t] when ends != 0 (attendCausalRows), else min(n, visible0 + t) */
+// @ts-ignore: decorator
+@inline function seen(n: i32, visible0: i32, ends: usize, t: i32): i32 {
+  return ends ? load<i32>(ends + (<usize>t << 2)) : min(n, visible0 + t)
+}
+
 function attendRows<K>(
   q: usize, qStride: i32, hq: i32, T: i32, kd: i32, vd: i32,
   kTable: usize, vTable: usize, pageTokens: i32, n: i32, visible0: i32, idx: usize, scale: f32,
-  out: usize, outStride: i32, lse: usize, scratch: usize,
+  out: usize, outStride: i32, lse: usize, scratch: usize, ends: usize = 0,
 ): void {
   const R = T * hq
   const R4 = (R + 3) & ~3
@@ -176,14 +197,14 @@ function attendRows<K>(
     store<f32>(M + (<usize>r << 2), -Infinity)
     store<f32>(Lsum + (<usize>r << 2), 0)
   }
-  const maxAll = min(n, visible0 + T - 1)
+  const maxAll = seen(n, visible0, ends, T - 1)
   for (let j0 = 0; j0 < maxAll; ) {
     const len = min(TILE, maxAll - j0)
     collect<K>(kTable, vTable, pageTokens, kd, vd, idx, j0, len)
     for (let r0 = 0; r0 < R; r0 += 4) {
       const nr = min(4, R - r0)
       // rows are t-major, so the block's last row has the widest view
-      if (min(n, visible0 + (r0 + nr - 1) / hq) <= j0) continue
+      if (seen(n, visible0, ends, (r0 + nr - 1) / hq) <= j0) continue
       const q0 = rowPtr(q, r0, hq, qStride, kd)
       const q1 = nr > 1 ? rowPtr(q, r0 + 1, hq, qStride, kd) : q0
       const q2 = nr > 2 ? rowPtr(q, r0 + 2, hq, qStride, kd) : q0
@@ -192,7 +213,7 @@ function attendRows<K>(
       // online softmax per row: S becomes the tile's unnormalized probabilities (0 where masked)
       for (let i = 0; i < 4; i++) {
         const r = r0 + i
-        const lim = i < nr ? min(n, visible0 + r / hq) : 0
+        const lim = i < nr ? seen(n, visible0, ends, r / hq) : 0
         const valid = max(0, min(len, lim - j0))
         const Si = S + (<usize>(i * TILE) << 2)
         if (valid == 0) {

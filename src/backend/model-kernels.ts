@@ -34,6 +34,17 @@ export interface ModelKernels {
     out: number, outStride: number, lse: number, scratch: number,
   ): void
   /**
+   * attendCausal for T tokens at scattered positions: token t sees the first ends[t] keys (int32 at
+   * `ends`, non-decreasing); each row's output and lse bit for bit an attendCausal call's where it sees
+   * as many keys (CacheBlend's recompute: the chosen rows in one call, not one a run of consecutive slots).
+   * scratch: attendScratchFloats(vd, T * hq) floats.
+   */
+  attendCausalRows(
+    q: number, qStride: number, hq: number, T: number, kd: number, vd: number,
+    kTable: number, vTable: number, pageTokens: number, ends: number, scale: number,
+    out: number, outStride: number, lse: number, scratch: number,
+  ): void
+  /**
    * Decode attention of hq query heads (q [hq][kd], out [hq][vd], lse [hq] when lse != 0) over the nIdx
    * tokens listed at idx (int32), through attendCausal's tiles: listing every token in order is
    * attendCausal with T = 1 bit for bit. scratch: attendScratchFloats(vd, hq) floats.

@@ -128,21 +128,36 @@ export class LlamaForward {
    * selective recompute of CacheBlend and KVShare: `hidden` [T][hidden] enters layer l and leaves it
    * updated; the tokens' keys and values at this layer are computed afresh at `positions`, overwrite
    * the cached ones, and each token attends causally over the cache (slots up to its own). The
-   * projections and the MLP run on all T rows at once (scattered tokens share the weight loads); the
-   * attention runs per run of consecutive slots, as `step` runs it, so recomputing every token in order
-   * reproduces a prefill bit for bit. Post-RoPE caches in one arena segment a head. `scores`, when
-   * given, receives the tokens' post-RoPE queries at this layer ([T][qHeads][headDim] floats) and each
-   * query head's log-sum-exp of its scaled scores over the keys it attended to ([T][qHeads]; CacheBlend's
-   * cross-chunk selection scores them).
+   * projections and the MLP run on all T rows at once (scattered tokens share the weight loads), and so
+   * does the attention (attendCausalRows: each row over the slots up to its own, bit for bit what
+   * attendCausal gives it), so recomputing every token in order reproduces a prefill bit for bit.
+   * Post-RoPE caches in one arena segment a head. `scores`, when given, receives the tokens' post-RoPE
+   * queries at this layer ([T][qHeads][headDim] floats) and each query head's log-sum-exp of its scaled
+   * scores over the keys it attended to ([T][qHeads]; CacheBlend's cross-chunk selection scores them).
+   * The same as recomputeKeysValues, then recomputeAttention on every row.
    */
   recomputeLayer(l: number, hidden: Float32Array, positions: Int32Array, slots: Int32Array, cache: PagedKVCache, scores?: { queries: Float32Array; lse: Float32Array }): void {
-    const { hidden: H, qHeads, kvHeads, headDim: d, group } = this.cfg
+    if (scores && scores.lse.length !== positions.length * this.cfg.qHeads) throw new RangeError(`recomputeLayer: scores.lse must hold ${positions.length * this.cfg.qHeads} floats, got ${scores.lse.length}`)
+    this.recomputeKeysValues(l, hidden, positions, slots, cache, scores?.queries)
+    this.finishRows(l, hidden, slots, cache, scores?.lse)
+  }
+
+  /**
+   * The first half of recomputeLayer: the T <= chunk tokens' keys and values at layer l, computed from
+   * `hidden` [T][hidden] (left as it is) at `positions`, overwrite slots `slots` of the cache; `queries`,
+   * when given, receives their post-RoPE queries [T][qHeads][headDim], which recomputeAttention takes.
+   * A selective recompute's check layer needs every row's keys and values, but the attention and MLP of
+   * the rows it keeps only. RangeError for a bad size or a cache without post-RoPE keys.
+   */
+  recomputeKeysValues(l: number, hidden: Float32Array, positions: Int32Array, slots: Int32Array, cache: PagedKVCache, queries?: Float32Array): void {
+    const { hidden: H, qHeads, kvHeads, headDim: d } = this.cfg
     const T = positions.length
     if (T < 1 || T > this.chunk || hidden.length !== T * H || slots.length !== T) throw new RangeError(`recomputeLayer: 1..${this.chunk} tokens of ${H} floats and a slot each, got ${T} positions, ${slots.length} slots and ${hidden.length} floats`)
     if (cache.options.keys !== 'post-rope') throw new RangeError('recomputeLayer: the cache must keep post-RoPE keys')
+    if (queries && queries.length !== T * qHeads * d) throw new RangeError(`recomputeLayer: queries must hold ${T * qHeads * d} floats, got ${queries.length}`)
     const w = this.w.layers[l]
     const k = this.backend
-    const { x, q, att, cos, sin } = this.p
+    const { x, q, cos, sin } = this.p
     const kb = this.p.k
     const vb = this.p.v
     k.heap.F32.set(hidden, x >> 2)
@@ -150,10 +165,7 @@ export class LlamaForward {
     projectQkv(k, this.cfg, w, this.p, T)
     k.rope(q, T, qHeads, d, cos, sin)
     k.rope(kb, T, kvHeads, d, cos, sin)
-    if (scores) {
-      if (scores.queries.length !== T * qHeads * d || scores.lse.length !== T * qHeads) throw new RangeError(`recomputeLayer: scores must hold ${T * qHeads * d} query and ${T * qHeads} lse floats, got ${scores.queries.length} and ${scores.lse.length}`)
-      scores.queries.set(k.heap.F32.subarray(q >> 2, (q >> 2) + T * qHeads * d))
-    }
+    queries?.set(k.heap.F32.subarray(q >> 2, (q >> 2) + T * qHeads * d))
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < kvHeads; h++) {
         const off = (t * kvHeads + h) * d
@@ -161,27 +173,71 @@ export class LlamaForward {
         cache.overwrite(l, h, slots[t], F.slice((kb >> 2) + off, (kb >> 2) + off + d), F.slice((vb >> 2) + off, (vb >> 2) + off + d))
       }
     }
-    const scratch = k.heap.alloc(attendScratchFloats(d, T * group) * 4, 64)
+  }
+
+  /**
+   * The second half of recomputeLayer for T <= chunk tokens whose keys and values at layer l are in the
+   * cache already (recomputeKeysValues): `queries` [T][qHeads][headDim] (post-RoPE) attend over the slots
+   * up to each token's own, then the output projection and the MLP; `hidden` [T][hidden] enters layer l
+   * and leaves it. Each row bit for bit what recomputeLayer gives it. `lse`, when given, receives each
+   * query head's log-sum-exp [T][qHeads].
+   */
+  recomputeAttention(l: number, hidden: Float32Array, queries: Float32Array, slots: Int32Array, cache: PagedKVCache, lse?: Float32Array): void {
+    const { hidden: H, qHeads, headDim: d } = this.cfg
+    const T = slots.length
+    if (T < 1 || T > this.chunk || hidden.length !== T * H || queries.length !== T * qHeads * d) throw new RangeError(`recomputeAttention: 1..${this.chunk} tokens of ${H} hidden and ${qHeads * d} query floats, got ${T} slots, ${hidden.length} and ${queries.length} floats`)
+    const F = this.backend.heap.F32
+    F.set(hidden, this.p.x >> 2)
+    F.set(queries, this.p.q >> 2)
+    this.finishRows(l, hidden, slots, cache, lse)
+  }
+
+  /**
+   * Each query head's log-sum-exp of its scaled scores over the slots up to its token's own at layer l,
+   * for T <= chunk tokens' post-RoPE queries [T][qHeads][headDim], into lse [T][qHeads]: the attention
+   * without its values (attendCausalRows with none), bit for bit the lse recomputeLayer gives.
+   */
+  attentionLse(l: number, queries: Float32Array, slots: Int32Array, cache: PagedKVCache, lse: Float32Array): void {
+    const { qHeads, headDim: d } = this.cfg
+    const T = slots.length
+    if (T < 1 || T > this.chunk || queries.length !== T * qHeads * d || lse.length !== T * qHeads) throw new RangeError(`attentionLse: 1..${this.chunk} tokens, ${qHeads * d} query and ${qHeads} lse floats each, got ${T} slots, ${queries.length} and ${lse.length} floats`)
+    this.backend.heap.F32.set(queries, this.p.q >> 2)
+    this.attendRows(l, T, slots, cache, lse, false)
+  }
+
+  /** x and q hold T tokens' hidden and post-RoPE queries at layer l: attention, output projection and MLP, x back into hidden */
+  private finishRows(l: number, hidden: Float32Array, slots: Int32Array, cache: PagedKVCache, lse?: Float32Array): void {
+    const T = slots.length
+    this.attendRows(l, T, slots, cache, lse, true)
+    this.afterAttention(l, T, cache, {})
+    hidden.set(this.backend.heap.F32.subarray(this.p.x >> 2, (this.p.x >> 2) + T * this.cfg.hidden))
+  }
+
+  /**
+   * q's T tokens attend over the slots up to their own (att; without `values`, no output: the log-sum-exps
+   * alone), lse [T][qHeads] when given. One call a KV head for all T rows: scattered rows (a selective
+   * recompute's choice) share every key tile's loads, as a run of consecutive ones does.
+   */
+  private attendRows(l: number, T: number, slots: Int32Array, cache: PagedKVCache, lse: Float32Array | undefined, values: boolean): void {
+    const { qHeads, kvHeads, headDim: d, group } = this.cfg
+    const k = this.backend
+    const { q, att } = this.p
+    const vd = values ? d : 0
+    const scratch = k.heap.alloc(attendScratchFloats(vd, T * group) * 4, 64)
+    const ends = k.heap.alloc(T * 4, 64)
     try {
-      const views = Array.from({ length: kvHeads }, (_, g) => cache.view(l, g))
-      for (let i = 0; i < T; ) {
-        let j = i + 1
-        while (j < T && slots[j] === slots[j - 1] + 1) j++
-        const row = i * qHeads * d * 4
-        for (let g = 0; g < kvHeads; g++) {
-          const v = views[g]
-          const o = row + g * group * d * 4
-          k.attendCausal(q + o, qHeads * d, group, j - i, d, d, v.kTable, v.vTable, v.pageTokens, v.n, slots[i] + 1, this.scale, att + o, qHeads * d, scores ? this.p.lse : 0, scratch)
-          // the kernel's lse rows are [t][group]: into the caller's [T][qHeads]
-          if (scores) for (let t = 0; t < j - i; t++) scores.lse.set(k.heap.F32.subarray((this.p.lse >> 2) + t * group, (this.p.lse >> 2) + (t + 1) * group), (i + t) * qHeads + g * group)
-        }
-        i = j
+      k.heap.I32.set(slots.map((s) => s + 1), ends >> 2)
+      for (let g = 0; g < kvHeads; g++) {
+        const v = cache.view(l, g)
+        const o = g * group * d * 4
+        k.attendCausalRows(q + o, qHeads * d, group, T, d, vd, v.kTable, values ? v.vTable : 0, v.pageTokens, ends, this.scale, att + o, qHeads * d, lse ? this.p.lse : 0, scratch)
+        // the kernel's lse rows are [t][group]: into the caller's [T][qHeads]
+        if (lse) for (let t = 0; t < T; t++) lse.set(k.heap.F32.subarray((this.p.lse >> 2) + t * group, (this.p.lse >> 2) + (t + 1) * group), t * qHeads + g * group)
       }
     } finally {
+      k.heap.release(ends)
       k.heap.release(scratch)
     }
-    this.afterAttention(l, T, cache, {})
-    hidden.set(k.heap.F32.subarray(x >> 2, (x >> 2) + T * H))
   }
 
   /** embeddings of the T tokens into x, RoPE tables for their positions; returns T (RangeError outside 1..chunk) */

@@ -88,13 +88,16 @@ export function checkStoredChunk(where: string, key: string, found: ChunkKV, ids
 /**
  * Each chunk from the store, or computed and stored. The store is asked for every chunk at once (a tier
  * fetches them together); the missing ones are computed one after another, `check` (an abort) called
- * on a later turn of the event loop after each.
+ * on a later turn of the event loop after each. A chunk listed twice and missing is computed and stored
+ * once; both places get that KV, neither a hit.
  */
 export async function loadChunks(model: LlamaModel, store: ChunkStore, chunks: readonly (readonly number[])[], salt = '', check: () => void = () => {}): Promise<{ kv: ChunkKV; hit: boolean }[]> {
   const keys = chunks.map((ids) => chunkKey(ids, salt))
   const found = await Promise.all(keys.map((key) => store.get(key)))
   check()
   const out: { kv: ChunkKV; hit: boolean }[] = []
+  // computed in this call, by key: a repeated chunk was computed (and stored) again
+  const made = new Map<string, ChunkKV>()
   for (let i = 0; i < chunks.length; i++) {
     const hit = found[i]
     if (hit) {
@@ -102,7 +105,13 @@ export async function loadChunks(model: LlamaModel, store: ChunkStore, chunks: r
       out.push({ kv: hit, hit: true })
       continue
     }
+    const again = made.get(keys[i])
+    if (again) {
+      out.push({ kv: again, hit: false })
+      continue
+    }
     const kv = computeChunk(model, chunks[i])
+    made.set(keys[i], kv)
     await store.set(keys[i], kv)
     out.push({ kv, hit: false })
     await nextTurn()

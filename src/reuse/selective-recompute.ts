@@ -76,17 +76,36 @@ export function selectiveRecompute(model: LlamaModel, ids: readonly number[], ca
   const { qHeads, headDim } = model.config
   for (let l = 0; l < layers; l++) {
     const choosing = l === plan.checkLayer || (plan.gradualFrom > plan.ratio && l > plan.checkLayer && l < layers - 1)
-    const before = choosing && plan.selection === 'deviation' ? readRows(cache, l, kvHeads, kv) : null
-    const scores = choosing && plan.selection === 'cross-chunk' ? { queries: new Float32Array(rows.length * qHeads * headDim), lse: new Float32Array(rows.length * qHeads) } : undefined
     perLayer?.push(rows.length)
-    layerRows(model, l, hidden, rows, cache, scores)
-    if (!choosing) continue
+    if (!choosing) {
+      layerRows(model, l, hidden, rows, cache)
+      continue
+    }
+    // a choosing layer: every row's keys and values (what deviation compares, what later rows read),
+    // then the attention and MLP of the rows kept alone (the others' hidden states are not used again)
+    const before = plan.selection === 'deviation' ? readRows(cache, l, kvHeads, kv) : null
+    const queries = new Float32Array(rows.length * qHeads * headDim)
+    chunked(model, rows, (i, at) => model.forward.recomputeKeysValues(l, hidden.subarray(i * H, (i + at.length) * H), at, at, cache, queries.subarray(i * qHeads * headDim, (i + at.length) * qHeads * headDim)))
     const k = Math.round(keptShare(plan, l, layers) * candidates)
-    const score = scores ? () => crossChunkScores(model.backend, model.config, cache, l, rows, scores, plan.chunkStarts!) : () => deviationScores(model, rows, before!, readRows(cache, l, kvHeads, kv))
+    const score =
+      plan.selection === 'cross-chunk'
+        ? () => {
+            // each row's log-sum-exp over the slots up to its own: the attention without values
+            const lse = new Float32Array(rows.length * qHeads)
+            chunked(model, rows, (i, at) => model.forward.attentionLse(l, queries.subarray(i * qHeads * headDim, (i + at.length) * qHeads * headDim), at, cache, lse.subarray(i * qHeads, (i + at.length) * qHeads)))
+            return crossChunkScores(model.backend, model.config, cache, l, rows, { queries, lse }, plan.chunkStarts!)
+          }
+        : () => deviationScores(model, rows, before!, readRows(cache, l, kvHeads, kv))
     const keep = choose(plan, rows, k, score)
     const at = new Map(Array.from(rows, (r, i) => [r, i]))
     const next = new Float32Array(keep.length * H)
-    keep.forEach((r, i) => next.set(hidden.subarray(at.get(r)! * H, (at.get(r)! + 1) * H), i * H))
+    const nextQueries = new Float32Array(keep.length * qHeads * headDim)
+    keep.forEach((r, i) => {
+      const j = at.get(r)!
+      next.set(hidden.subarray(j * H, (j + 1) * H), i * H)
+      nextQueries.set(queries.subarray(j * qHeads * headDim, (j + 1) * qHeads * headDim), i * qHeads * headDim)
+    })
+    chunked(model, keep, (i, slots) => model.forward.recomputeAttention(l, next.subarray(i * H, (i + slots.length) * H), nextQueries.subarray(i * qHeads * headDim, (i + slots.length) * qHeads * headDim), slots, cache))
     rows = keep
     hidden = next
     if (l === plan.checkLayer) afterCheck = keep
@@ -94,20 +113,15 @@ export function selectiveRecompute(model: LlamaModel, ids: readonly number[], ca
   return afterCheck
 }
 
-/**
- * rows [T] (ascending slots, positions = slots) through layer l: hidden [T][hidden] in, updated in place;
- * their K/V rewritten; `scores`, when given, receives their post-RoPE queries [T][qHeads][headDim] and
- * attention log-sum-exps [T][qHeads] (recomputeLayer's)
- */
-function layerRows(model: LlamaModel, l: number, hidden: Float32Array, rows: Int32Array, cache: PagedKVCache, scores?: { queries: Float32Array; lse: Float32Array }): void {
-  const fwd = model.forward
-  const { hidden: H, qHeads, headDim: d } = model.config
-  // at most a chunk of rows at a time through the layer
-  for (let i = 0; i < rows.length; i += fwd.chunk) {
-    const at = rows.slice(i, i + fwd.chunk)
-    const part = scores && { queries: scores.queries.subarray(i * qHeads * d, (i + at.length) * qHeads * d), lse: scores.lse.subarray(i * qHeads, (i + at.length) * qHeads) }
-    fwd.recomputeLayer(l, hidden.subarray(i * H, (i + at.length) * H), at, at, cache, part)
-  }
+/** rows [T] (ascending slots, positions = slots) through layer l: hidden [T][hidden] in, updated in place; their K/V rewritten */
+function layerRows(model: LlamaModel, l: number, hidden: Float32Array, rows: Int32Array, cache: PagedKVCache): void {
+  const H = model.config.hidden
+  chunked(model, rows, (i, at) => model.forward.recomputeLayer(l, hidden.subarray(i * H, (i + at.length) * H), at, at, cache))
+}
+
+/** `each(i, rows[i..i + n))` for pieces of at most the forward's chunk of rows (what one forward call takes) */
+function chunked(model: LlamaModel, rows: Int32Array, each: (i: number, at: Int32Array) => void): void {
+  for (let i = 0; i < rows.length; i += model.forward.chunk) each(i, rows.slice(i, i + model.forward.chunk))
 }
 
 /**
@@ -168,7 +182,10 @@ export interface RecomputeOptions {
    * (crossChunkScores), which finds the tokens that link facts across chunks where deviation does not
    */
   selection?: RecomputeSelection
-  /** what deviation measures: 'key' (default, LMCache's) or 'kv' (keys and values, the paper's KV deviation) */
+  /**
+   * what deviation measures: 'key' (default, LMCache's) or 'kv' (keys and values, the paper's KV
+   * deviation); a ReuseError with selection 'cross-chunk', which does not read it
+   */
   deviation?: 'key' | 'kv'
   /**
    * gradual filtering (the paper, section 4.3): the share kept at the check layer (>= ratio, default
@@ -176,7 +193,7 @@ export interface RecomputeOptions {
    * their deviation at that layer
    */
   gradualFrom?: number
-  /** seed of the random selection */
+  /** seed of the random selection; a ReuseError with selection 'cross-chunk', which does not read it */
   seed?: number
 }
 
@@ -214,9 +231,14 @@ export abstract class SelectiveReuse {
     if (!(typeof ratio === 'number' && ratio >= 0 && ratio <= 1)) throw new ReuseError(`${where}: ratio must be a number in [0, 1], got ${shownValue(ratio)}`)
     if (!(Number.isInteger(checkLayer) && checkLayer >= 0 && checkLayer < L)) throw new ReuseError(`${where}: checkLayer must be an integer in [0, ${L - 1}], got ${shownValue(checkLayer)}`)
     const selections: RecomputeSelection[] = chunked ? ['deviation', 'random', 'cross-chunk'] : ['deviation', 'random']
+    // the message said only which selections are allowed, not why this one is not
+    if (!chunked && selection === 'cross-chunk') throw new ReuseError(`${where}: selection 'cross-chunk' scores each token's attention on the chunks before its own, and ${where}'s context has no chunks (one prompt, edited); use 'deviation' or 'random'`)
     if (!selections.includes(selection)) throw new ReuseError(`${where}: selection must be ${selections.map((x) => `'${x}'`).join(', ')}, got ${JSON.stringify(selection)}`)
     if (deviation !== 'key' && deviation !== 'kv') throw new ReuseError(`${where}: deviation must be 'key' or 'kv', got ${JSON.stringify(deviation)}`)
     if (!(typeof gradualFrom === 'number' && gradualFrom >= ratio && gradualFrom <= 1)) throw new ReuseError(`${where}: gradualFrom must be a number in [ratio, 1] = [${ratio}, 1], got ${shownValue(gradualFrom)}`)
+    // options the cross-chunk choice never reads were taken and ignored
+    const unread = selection === 'cross-chunk' ? (['deviation', 'seed'] as const).filter((o) => options[o] !== undefined) : []
+    if (unread.length) throw new ReuseError(`${where}: selection 'cross-chunk' chooses by attention at the check layer and reads neither deviation nor seed; got ${unread.map((o) => `${o} ${shownValue(options[o])}`).join(' and ')}`)
     if (selection === 'cross-chunk' && gradualFrom > ratio) throw new ReuseError(`${where}: gradualFrom (${gradualFrom}) above ratio (${ratio}) filters by deviation; selection 'cross-chunk' chooses once, at the check layer`)
     if (!Number.isFinite(seed)) throw new ReuseError(`${where}: seed must be a finite number, got ${shownValue(seed)}`)
     this.ratio = ratio

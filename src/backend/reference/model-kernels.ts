@@ -23,7 +23,7 @@ export function referenceModelKernels(heap: Heap): ModelKernels {
   const causal = (
     q: number, qStride: number, hq: number, T: number, kd: number, vd: number, kTable: number, vTable: number,
     pageTokens: number, n: number, visible0: number, scale: number, out: number, outStride: number, lse: number,
-    token: (j: number) => number, half = false,
+    token: (j: number) => number, half = false, ends = 0,
   ): void => {
     const f = F()
     const iv = I()
@@ -35,7 +35,7 @@ export function referenceModelKernels(heap: Heap): ModelKernels {
     }
     const el = (i: number) => (half ? halfToFloat(h16[i]) : f[i])
     for (let t = 0; t < T; t++) {
-      const lim = Math.min(n, visible0 + t)
+      const lim = ends ? iv[(ends >> 2) + t] : Math.min(n, visible0 + t)
       for (let h = 0; h < hq; h++) {
         const qr = (q >> 2) + t * qStride + h * kd
         const s = new Float64Array(Math.max(lim, 0))
@@ -133,6 +133,9 @@ export function referenceModelKernels(heap: Heap): ModelKernels {
     },
     attendCausal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse) {
       causal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, (j) => j)
+    },
+    attendCausalRows(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, ends, scale, out, outStride, lse) {
+      causal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, 0, 0, scale, out, outStride, lse, (j) => j, false, ends)
     },
     attendGathered(q, hq, kd, vd, kTable, vTable, pageTokens, idx, nIdx, scale, out, lse) {
       const iv = I()

@@ -123,7 +123,7 @@ export function runRegions(pool: Pick<ThreadPool, 'run'>, tasks: readonly Task[]
  * - matmul by output rows (matmulRange): each thread streams its own rows of the weight; a batch of
  *   matmuls (a layer's Q, K and V projections; gate and up) runs as one region, its rows cut by cost;
  * - attendCausal of a prefill chunk by query rows (tokens cut by cost: later tokens see more keys); a
- *   batch (one call per KV head) runs as one region;
+ *   batch (one call per KV head) runs as one region; attendCausalRows (scattered rows) the same way;
  * - decode attention (attendCausal with T = 1, attendGathered over a selection), every KV head in one
  *   region, by query heads or, at long context with fewer row blocks than threads, by keys (split-K,
  *   decode-split.ts): then each thread's partial output and log-sum-exp are merged after the region
@@ -134,7 +134,7 @@ export function runRegions(pool: Pick<ThreadPool, 'run'>, tasks: readonly Task[]
  * Regions below 2 x minPartMacs run on the calling thread with the one-thread kernels. Key scoring
  * splits in scoring.ts.
  */
-export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPacked?: PackedKernels['attendPacked']; attendSign?: PackedKernels['attendSign'] }, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'attendPackedBatch' | 'swiglu'> {
+export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPacked?: PackedKernels['attendPacked']; attendSign?: PackedKernels['attendSign'] }, pool: ThreadPool, minPartMacs = MIN_PART_MACS): Pick<ModelKernels, 'matmul' | 'attendCausal' | 'attendCausalRows' | 'matmulBatch' | 'attendCausalBatch' | 'attendGatheredBatch' | 'attendPackedBatch' | 'swiglu'> {
   const heap = base.heap
   const run = (tasks: Task[], scratch?: { bytes: number }): void => runRegions(pool, tasks, scratch)
   const matmulBatch = (calls: readonly MatmulCall[]): void => {
@@ -253,6 +253,21 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPa
     run(tasks, { bytes: attendScratchFloats(vd, rows) * 4 })
   }
 
+  // scattered rows by tokens, each token costing the keys it sees (ends[t])
+  const attendCausalRows: ModelKernels['attendCausalRows'] = (q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, ends, scale, out, outStride, lse, scratch) => {
+    const seen = heap.I32.subarray(ends >> 2, (ends >> 2) + T)
+    const units = Array.from(seen, (n, t): Unit => ({ call: 0, lo: t, cost: hq * n * (kd + vd) }))
+    const macs = units.reduce((a, u) => a + u.cost, 0)
+    const parts = Math.min(partsFor(macs, pool.threads, minPartMacs), T)
+    if (parts < 2) return base.attendCausalRows(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, ends, scale, out, outStride, lse, scratch)
+    const tasks = batchTasks(units, Math.min(T, tasksFor(macs, parts)), (_, lo, hi) => ({
+      kind: JobKind.AttendCausalRows,
+      args: [q + lo * qStride * 4, qStride, hq, hi - lo, kd, vd, kTable, vTable, pageTokens, ends + lo * 4, 0, out + lo * outStride * 4, outStride, lse && lse + lo * hq * 4, 0],
+      scale,
+    }))
+    run(tasks, { bytes: attendScratchFloats(vd, T * hq) * 4 })
+  }
+
   const swiglu = (gate: number, up: number, out: number, n: number): void => {
     const parts = partsFor(n * SWIGLU_ELEMENT_MACS, pool.threads, minPartMacs)
     if (parts < 2) return base.swiglu(gate, up, out, n)
@@ -300,5 +315,6 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPa
     attendCausal: (q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch) =>
       attendCausalBatch([{ q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch }]),
     attendCausalBatch,
+    attendCausalRows,
   }
 }

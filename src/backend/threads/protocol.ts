@@ -74,6 +74,8 @@ export const JobKind = {
   AttendSign: 12,
   /** compactRowsKV(kTable, vTable, pageTokens, kRowBytes, vRowBytes, keep, nKeep) */
   CompactRowsKV: 13,
+  /** attendCausalRows(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, ends, scale*, out, outStride, lse, scratch*) */
+  AttendCausalRows: 14,
 } as const
 
 /**
@@ -86,6 +88,8 @@ export function scaleArg(kind: number): number {
     case JobKind.AttendGathered:
     case JobKind.AttendGatheredF16:
       return 9
+    case JobKind.AttendCausalRows:
+      return 10
     case JobKind.ScoreKeys:
     case JobKind.ScoreKeysF16:
       return 6

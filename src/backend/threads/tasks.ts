@@ -10,6 +10,7 @@ type Fn = (...args: number[]) => number
 export interface TaskKernels {
   matmulRange: Fn
   attendCausal: Fn
+  attendCausalRows: Fn
   swiglu: Fn
   attendGathered: Fn
   attendCausalF16: Fn
@@ -26,7 +27,7 @@ export interface TaskKernels {
 export function taskKernels(exports: WebAssembly.Exports): TaskKernels {
   const f = (name: keyof TaskKernels) => exports[name] as Fn
   return {
-    matmulRange: f('matmulRange'), attendCausal: f('attendCausal'), swiglu: f('swiglu'), attendGathered: f('attendGathered'),
+    matmulRange: f('matmulRange'), attendCausal: f('attendCausal'), attendCausalRows: f('attendCausalRows'), swiglu: f('swiglu'), attendGathered: f('attendGathered'),
     attendCausalF16: f('attendCausalF16'), attendGatheredF16: f('attendGatheredF16'), attendPackedMixed: f('attendPackedMixed'), attendSign: f('attendSign'),
     scoreKeysStrided: f('scoreKeysStrided'), scoreKeysF16Strided: f('scoreKeysF16Strided'),
     scorePackedKeysMixedStrided: f('scorePackedKeysMixedStrided'), scorePackedKeysIntStrided: f('scorePackedKeysIntStrided'),
@@ -50,6 +51,8 @@ function runTask(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: numb
         ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10],
         scale, ctl[a + 12], ctl[a + 13], ctl[a + 14], scratch,
       )
+    } else if (kind === JobKind.AttendCausalRows) {
+      k.attendCausalRows(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], scale, ctl[a + 11], ctl[a + 12], ctl[a + 13], scratch)
     } else if (kind === JobKind.AttendPacked) {
       k.attendPackedMixed(
         ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10],

@@ -12,7 +12,7 @@ export function wasmModelKernels(exports: WebAssembly.Exports, _heap: Heap): Mod
   }
   const matmul = fn('matmul'), rmsnorm = fn('rmsnorm'), rope = fn('rope'), ropeRows = fn('ropeRows'), swiglu = fn('swiglu')
   const addInPlace = fn('addInPlace'), attendCausal = fn('attendCausal'), attentionMass = fn('attentionMass')
-  const fmaPeak = fn('fmaPeak'), attendGathered = fn('attendGathered')
+  const fmaPeak = fn('fmaPeak'), attendGathered = fn('attendGathered'), attendCausalRows = fn('attendCausalRows')
   const attendCausalF16 = fn('attendCausalF16'), attendGatheredF16 = fn('attendGatheredF16'), attentionMassF16 = fn('attentionMassF16')
   return {
     matmul: (x, w, bias, y, T, inDim, outDim) => void matmul(x, w, bias, y, T, inDim, outDim),
@@ -23,6 +23,8 @@ export function wasmModelKernels(exports: WebAssembly.Exports, _heap: Heap): Mod
     addInPlace: (y, x, n) => void addInPlace(y, x, n),
     attendCausal: (q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch) =>
       void attendCausal(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch),
+    attendCausalRows: (q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, ends, scale, out, outStride, lse, scratch) =>
+      void attendCausalRows(q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, ends, scale, out, outStride, lse, scratch),
     attendGathered: (q, hq, kd, vd, kTable, vTable, pageTokens, idx, nIdx, scale, out, lse, scratch) =>
       void attendGathered(q, hq, kd, vd, kTable, vTable, pageTokens, idx, nIdx, scale, out, lse, scratch),
     attendCausalF16: (q, qStride, hq, T, kd, vd, kTable, vTable, pageTokens, n, visible0, scale, out, outStride, lse, scratch) =>
