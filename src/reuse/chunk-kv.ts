@@ -85,38 +85,58 @@ export function checkStoredChunk(where: string, key: string, found: ChunkKV, ids
   throw new ReuseError(`${where}: the entry for key ${key} holds KV of another shape (${got}) than this model's (${layers} layers of ${row} floats a token): a store shared by models needs a salt per model`)
 }
 
+/** a call's outcome as a value: a tier's read or write that fails while a chunk computes waits to be thrown, never an unhandled rejection */
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown }
+
+function settle<T>(run: () => T | Promise<T>): Promise<Settled<T>> {
+  return Promise.resolve().then(run).then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }))
+}
+
 /**
  * Each chunk from the store, or computed and stored. The store is asked for every chunk at once (a tier
- * fetches them together); the missing ones are computed one after another, `check` (an abort) called
- * on a later turn of the event loop after each. A chunk listed twice and missing is computed and stored
- * once; both places get that KV, neither a hit.
+ * fetches them together); the missing ones are computed one after another, in order, while the later
+ * chunks' reads are still on their way and each computed chunk's write goes on behind the next one's
+ * compute (LMCache overlaps its tier transfers with compute the same way). `check` (an abort) is called
+ * on a later turn of the event loop after each chunk. A chunk listed twice and missing is computed and
+ * stored once; both places get that KV, neither a hit. The first failed read or write is thrown (a
+ * write's after the chunk then computing); the call settles only once its writes have.
  */
 export async function loadChunks(model: LlamaModel, store: ChunkStore, chunks: readonly (readonly number[])[], salt = '', check: () => void = () => {}): Promise<{ kv: ChunkKV; hit: boolean }[]> {
   const keys = chunks.map((ids) => chunkKey(ids, salt))
-  const found = await Promise.all(keys.map((key) => store.get(key)))
-  check()
+  const reads = keys.map((key) => settle(() => store.get(key)))
+  const writes: Promise<void>[] = []
+  let failedWrite: { error: unknown } | undefined
   const out: { kv: ChunkKV; hit: boolean }[] = []
   // computed in this call, by key: a repeated chunk was computed (and stored) again
   const made = new Map<string, ChunkKV>()
-  for (let i = 0; i < chunks.length; i++) {
-    const hit = found[i]
-    if (hit) {
-      checkStoredChunk('chunk store', keys[i], hit, chunks[i], model)
-      out.push({ kv: hit, hit: true })
-      continue
+  try {
+    for (let i = 0; i < chunks.length; i++) {
+      const read = await reads[i]
+      if (!read.ok) throw read.error
+      check()
+      const hit = read.value
+      if (hit) {
+        checkStoredChunk('chunk store', keys[i], hit, chunks[i], model)
+        out.push({ kv: hit, hit: true })
+        continue
+      }
+      const again = made.get(keys[i])
+      if (again) {
+        out.push({ kv: again, hit: false })
+        continue
+      }
+      const kv = computeChunk(model, chunks[i])
+      made.set(keys[i], kv)
+      writes.push(settle(() => store.set(keys[i], kv)).then((w) => { if (!w.ok) failedWrite ??= { error: w.error } }))
+      out.push({ kv, hit: false })
+      await nextTurn()
+      if (failedWrite) throw failedWrite.error
+      check()
     }
-    const again = made.get(keys[i])
-    if (again) {
-      out.push({ kv: again, hit: false })
-      continue
-    }
-    const kv = computeChunk(model, chunks[i])
-    made.set(keys[i], kv)
-    await store.set(keys[i], kv)
-    out.push({ kv, hit: false })
-    await nextTurn()
-    check()
+  } finally {
+    await Promise.all(writes)
   }
+  if (failedWrite) throw failedWrite.error
   return out
 }
 
