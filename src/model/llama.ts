@@ -131,15 +131,12 @@ export class LlamaForward {
    * projections and the MLP run on all T rows at once (scattered tokens share the weight loads), and so
    * does the attention (attendCausalRows: each row over the slots up to its own, bit for bit what
    * attendCausal gives it), so recomputing every token in order reproduces a prefill bit for bit.
-   * Post-RoPE caches in one arena segment a head. `scores`, when given, receives the tokens' post-RoPE
-   * queries at this layer ([T][qHeads][headDim] floats) and each query head's log-sum-exp of its scaled
-   * scores over the keys it attended to ([T][qHeads]; CacheBlend's cross-chunk selection scores them).
-   * The same as recomputeKeysValues, then recomputeAttention on every row.
+   * Post-RoPE caches in one arena segment a head. The same as recomputeKeysValues, then
+   * recomputeAttention on every row.
    */
-  recomputeLayer(l: number, hidden: Float32Array, positions: Int32Array, slots: Int32Array, cache: PagedKVCache, scores?: { queries: Float32Array; lse: Float32Array }): void {
-    if (scores && scores.lse.length !== positions.length * this.cfg.qHeads) throw new RangeError(`recomputeLayer: scores.lse must hold ${positions.length * this.cfg.qHeads} floats, got ${scores.lse.length}`)
-    this.recomputeKeysValues(l, hidden, positions, slots, cache, scores?.queries)
-    this.finishRows(l, hidden, slots, cache, scores?.lse)
+  recomputeLayer(l: number, hidden: Float32Array, positions: Int32Array, slots: Int32Array, cache: PagedKVCache): void {
+    this.recomputeKeysValues(l, hidden, positions, slots, cache)
+    this.finishRows(l, hidden, slots, cache)
   }
 
   /**
@@ -152,9 +149,9 @@ export class LlamaForward {
   recomputeKeysValues(l: number, hidden: Float32Array, positions: Int32Array, slots: Int32Array, cache: PagedKVCache, queries?: Float32Array): void {
     const { hidden: H, qHeads, kvHeads, headDim: d } = this.cfg
     const T = positions.length
-    if (T < 1 || T > this.chunk || hidden.length !== T * H || slots.length !== T) throw new RangeError(`recomputeLayer: 1..${this.chunk} tokens of ${H} floats and a slot each, got ${T} positions, ${slots.length} slots and ${hidden.length} floats`)
-    if (cache.options.keys !== 'post-rope') throw new RangeError('recomputeLayer: the cache must keep post-RoPE keys')
-    if (queries && queries.length !== T * qHeads * d) throw new RangeError(`recomputeLayer: queries must hold ${T * qHeads * d} floats, got ${queries.length}`)
+    if (T < 1 || T > this.chunk || hidden.length !== T * H || slots.length !== T) throw new RangeError(`recomputeKeysValues: 1..${this.chunk} tokens of ${H} floats and a slot each, got ${T} positions, ${slots.length} slots and ${hidden.length} floats`)
+    if (cache.options.keys !== 'post-rope') throw new RangeError('recomputeKeysValues: the cache must keep post-RoPE keys')
+    if (queries && queries.length !== T * qHeads * d) throw new RangeError(`recomputeKeysValues: queries must hold ${T * qHeads * d} floats, got ${queries.length}`)
     const w = this.w.layers[l]
     const k = this.backend
     const { x, q, cos, sin } = this.p

@@ -20,7 +20,7 @@ export const CROSS_CHUNK_SPREAD = 8
  *
  * `rows`: ascending slots, recomputed at this layer (the cache holds their fresh keys); `queries`: their
  * post-RoPE queries [rows][qHeads][headDim] and `lse` the log-sum-exp of each query head's scaled
- * scores over every key up to its row [rows][qHeads] (both from recomputeLayer); `chunkStarts`: each
+ * scores over every key up to its row [rows][qHeads] (LlamaForward's recomputeKeysValues and attentionLse); `chunkStarts`: each
  * chunk's first slot, ascending, from 0. Returns the scores [rows].
  *
  * Computed from the complement: the row's keys are [0, row], its attention over them sums to 1, so the
