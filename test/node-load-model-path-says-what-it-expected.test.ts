@@ -2,13 +2,15 @@
  * kvkit/node's loadModel given a path that is not a model says what it found and what it expects (a
  * Hugging Face model folder or a .gguf file), and for a file of a model folder, the folder to pass:
  * a folder's config.json was "not a GGUF file (it starts with 7b 0a 20 20 ...)", and a folder with
- * no config.json or no weights named one missing file and nothing of what a model folder is.
+ * no config.json or no weights named one missing file and nothing of what a model folder is. The root
+ * entry's loadModel of one file's bytes (read as GGUF) says what they are too.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { loadModel } from '../src/node/load.js'
+import { loadModel as loadModelRoot } from '../src/model/load.js'
 import { ModelLoadError } from '../src/model/errors.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'kvkit-model-path-'))
@@ -73,5 +75,16 @@ describe('loadModel of a path that is not a model', () => {
     const model = await loadModel(fixture, { backend: 'reference', threads: 1 })
     expect(model.config.layers).toBeGreaterThan(0)
     model.dispose()
+  })
+})
+
+describe("the root entry's loadModel of one file's bytes that are not GGUF", () => {
+  it.each([
+    ['config.json', 'a JSON file'],
+    ['model-00002-of-00002.safetensors', 'a safetensors file'],
+  ])('%s: says it is %s, and what loadModel expects', async (name, kind) => {
+    const e = await loadModelRoot(new Blob([readFileSync(join(fixture, name)).subarray(0, 4096)]), { backend: 'reference' }).then(() => null, (x: unknown) => x)
+    expect(e).toBeInstanceOf(ModelLoadError)
+    expect((e as Error).message).toBe(`model.gguf (picked file): not a GGUF file: it is ${kind}. ${EXPECTS}`)
   })
 })

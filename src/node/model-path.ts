@@ -1,23 +1,10 @@
 import { open, readdir } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { ModelLoadError } from '../model/errors.js'
-
-/** what a model path must be, said in every refusal of one */
-export const EXPECTED_MODEL =
-  'loadModel expects a Hugging Face model folder (config.json, tokenizer.json, and model.safetensors or model.safetensors.index.json with its shards) or a .gguf file'
+import { EXPECTED_MODEL, fileStartKind } from '../model/file-kind.js'
 
 /** the files of a Hugging Face model folder, which are not a model on their own */
 const FOLDER_FILE = /^(config|generation_config|tokenizer|tokenizer_config|special_tokens_map|model\.safetensors\.index)\.json$|\.safetensors$/
-
-/** what a file's first bytes say it is: a JSON file, a safetensors file, or its first bytes in hex */
-function fileKind(head: Uint8Array, n: number): string {
-  const text = new TextDecoder().decode(head.subarray(0, n))
-  if (/^\s*[{[]/.test(text)) return 'a JSON file'
-  // safetensors: a little-endian u64 header length, then the JSON header
-  if (n >= 9 && head[8] === 0x7b && head[5] === 0 && head[6] === 0 && head[7] === 0) return 'a safetensors file'
-  if (n === 0) return 'an empty file'
-  return `a file starting with ${[...head.subarray(0, Math.min(n, 4))].map((b) => b.toString(16).padStart(2, '0')).join(' ')}, not "GGUF"`
-}
 
 /**
  * Refuses, before any work, a file path that is not GGUF (loadModel reads any file path as GGUF, and a
@@ -39,7 +26,7 @@ export async function checkGgufPath(path: string): Promise<void> {
   if (n >= 4 && new TextDecoder().decode(head.subarray(0, 4)) === 'GGUF') return
   const name = basename(path)
   const hint = FOLDER_FILE.test(name) ? `; ${name} is one file of a model folder: pass the folder, ${dirname(path)}` : ''
-  throw new ModelLoadError(`${path} is not a GGUF file: it is ${fileKind(head, n)}. ${EXPECTED_MODEL}${hint}`)
+  throw new ModelLoadError(`${path} is not a GGUF file: it is ${fileStartKind(head.subarray(0, n))}. ${EXPECTED_MODEL}${hint}`)
 }
 
 /**
