@@ -49,7 +49,8 @@ const VARIANTS: Variant[] = PREFIXES.flatMap((p) => {
     ...RATIOS.map((r) => ({ name: `${tag}${pct(r)}`, options: { ...o, ratio: r } })),
     // the cross-chunk choice reads no deviation (CacheBlend refuses one)
     ...CROSS.flatMap((r) => CROSS_LAYERS.map((c) => ({ name: `${tag}cross ${pct(r)} L${c}`, options: { chunkPrefix: p, ratio: r, checkLayer: c, selection: 'cross-chunk' as const } }))),
-    { name: `${tag}random 15%`, options: { ...o, ratio: 0.15, selection: 'random' as const } },
+    // the random choice measures no deviation (CacheBlend refuses one)
+    { name: `${tag}random 15%`, options: { chunkPrefix: p, checkLayer: BASE.checkLayer, ratio: 0.15, selection: 'random' as const } },
     ...(GRADUAL > 1 ? [0.05, 0.15, 0.3].map((r) => ({ name: `${tag}${pct(r)} grad x${GRADUAL}`, options: { ...o, ratio: r, gradualFrom: Math.min(1, GRADUAL * r) } })) : []),
     { name: `${tag}oracle`, options: { ...o, ratio: 0 }, oracle: true },
   ]

@@ -77,7 +77,7 @@ async function measure(ring: Ring, n: number, method: AttentionMethod): Promise<
     await decodeStepAttention(p, layers, n, D, method)
   })
   const wallSeconds = (performance.now() - tStep) / 1000
-  for (const p of parties) p.transport.close()
+  for (const p of parties) p.close()
   const online = subCost(parties[0].cost.snapshot(), before[0])
   const p1 = subCost(parties[1].cost.snapshot(), before[1])
   if (p1.rounds !== online.rounds || p1.bytesSent !== online.bytesSent) throw new Error('the two parties\' online costs differ')

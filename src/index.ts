@@ -25,6 +25,9 @@ export { pageBytes, KV_DTYPES, type KVDtype, type PageFormat, type StreamRole, t
 export * from './policies/factories.js'
 export { createPolicy, listPolicies, parsePolicySpec, registerPolicy } from './policies/registry.js'
 export * from './policies/errors.js'
+// the policy files' own kinds of PolicyFileError (TRIM-KV's gates, NOSA's learned scores)
+export { GateFileError } from './policies/trimkv-gates.js'
+export { NosaScoresFileError } from './policies/nosa-scores.js'
 // writing your own policy: sessions for prompt-only policies, compositions of built policies
 export { statelessPolicy, type StatelessPolicy } from './policies/stateless.js'
 export { selectionPolicy, type Selection, type Selector, type SelectionPolicySpec } from './policies/selection.js'
@@ -34,6 +37,8 @@ export type { Policy, PolicySession, PolicyTraits, PolicyNeeds, PolicyContext, L
 // backends and the wasm core (by URL or bytes in browsers)
 export { createBackend, type BackendOptions, type CreatedBackend } from './backend/index.js'
 export type { SpawnWorker, KernelWorker } from './backend/threads/spawn.js'
+// a kernel worker that failed, or a call on a closed pool (a model with threads, after dispose)
+export { ThreadPoolError } from './backend/threads/pool.js'
 export type { BackendName } from './backend/backend.js'
 export { loadWasm, supportsSimd, supportsRelaxedSimd, WasmLoadError } from './backend/wasm/load.js'
 // WebGPU: whether backend 'auto' would take this runtime's adapter; why a forced 'webgpu' has no device

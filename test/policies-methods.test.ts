@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { createPolicy } from '../src/policies/registry.js'
-import type { LayerHooks } from '../src/policies/types.js'
+import type { LayerHooks, ModelShape } from '../src/policies/types.js'
 import { caches, disposeCaches, dot, gauss, keptAfterPrefill, model, newCache, ops, queryOf, rng, snapScores, softmax, topIdx, world } from './policies-reference.js'
 
 afterEach(disposeCaches)

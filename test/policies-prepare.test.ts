@@ -18,7 +18,7 @@ describe('policy preparation through generate', () => {
     let calibrationRuns = 0
     const generate = model.generate.bind(model)
     model.generate = ((prompt: string | number[], o?: Parameters<typeof generate>[1]) => {
-      if (o?.policy?.name === 'razorattention-calibration') calibrationRuns++
+      if ((o?.policy as { name?: string } | undefined)?.name === 'razorattention-calibration') calibrationRuns++
       return generate(prompt, o)
     }) as typeof model.generate
     const policy = createPolicy('razorattention:budget=0.25', model.config)!

@@ -88,9 +88,9 @@ describe('registerPolicy', () => {
     registerPolicy({
       name: 'test_keep_all', description: 'keeps everything', stage: 'eviction',
       options: [{ name: 'flag', type: 'boolean', default: false, description: 'a flag' }],
-      create: (o) => ({ name: `test_keep_all(${o.flag})`, needs: {} }),
+      create: (o) => ({ name: `test_keep_all(${o.flag})`, needs: {}, start: () => ({}) }),
     })
     expect(createPolicy('test_keep_all:flag=true', model)?.name).toBe('test_keep_all(true)')
-    expect(() => registerPolicy({ name: 'snapkv', description: '', stage: 'eviction', options: [], create: () => ({ name: 'x', needs: {} }) })).toThrow(/already registered/)
+    expect(() => registerPolicy({ name: 'snapkv', description: '', stage: 'eviction', options: [], create: () => ({ name: 'x', needs: {}, start: () => ({}) }) })).toThrow(/already registered/)
   })
 })

@@ -35,7 +35,7 @@ describe('the check layer recomputes attention and MLP for the kept rows only', 
       placeChunk(model, cache, computeChunk(model, c), first)
       first += c.length
     }
-    let rows = Int32Array.from({ length: N }, (_, i) => i)
+    let rows: Int32Array = Int32Array.from({ length: N }, (_, i) => i)
     let hidden = fwd.embedRows(ids)
     for (let l = 0; l < layers; l++) {
       for (let i = 0; i < rows.length; i += fwd.chunk) {

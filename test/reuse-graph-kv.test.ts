@@ -17,7 +17,7 @@ beforeAll(async () => {
 const words = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 2 + ((i * 7919 + seed * 104729) % 4000))
 
 /** every layer's keys and values of the context's slots [from, to) */
-function rows(ctx: ReturnType<typeof graphKV>, from: number, to: number): Float32Array[] {
+function rows(ctx: Awaited<ReturnType<typeof graphKV>>, from: number, to: number): Float32Array[] {
   const out: Float32Array[] = []
   const d = model.config.headDim
   for (let l = 0; l < model.config.layers; l++) {

@@ -15,7 +15,7 @@ beforeAll(async () => {
 /** a MemoryChunkStore counting its writes */
 class CountingStore extends MemoryChunkStore {
   sets = 0
-  set(key: string, kv: ChunkKV): void {
+  override set(key: string, kv: ChunkKV): void {
     this.sets++
     super.set(key, kv)
   }

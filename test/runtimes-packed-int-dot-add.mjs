@@ -2,7 +2,11 @@
 // the relaxed build's integer key scoring (scorePackedKeysInt) on seeded int4, int2 and int1 pages, with
 // whichever dot product the engine gets right (packedIntDotAdd). Prints one JSON line: the build, whether
 // the accumulating dot ran, and the scores' float32 bits per width, so runtimes can be compared bit for bit.
-import { createBackend } from '../dist/src/index.js'
+// The strided entry (scorePackedKeysIntStrided, what a kernel thread calls for its piece of the keys) is
+// run on the same pages through a second instance of the build on the backend's arena (the backend binds
+// only the unstrided export): each head's row at a stride past n (`strided`: the rows, and whether the
+// words between them were left alone) and in the threads' pieces of 32 keys (`pieces`).
+import { createBackend, loadWasm } from '../dist/src/index.js'
 import { PagedKVCache } from '../dist/src/cache/paged-cache.js'
 import { packedIntScratch } from '../dist/src/backend/backend.js'
 
@@ -15,7 +19,13 @@ function values(n, seed, scale = 1) {
 
 const b = await createBackend('wasm', { relaxed: true })
 const h = b.heap
+const { exports: wasm } = await loadWasm({ relaxed: true, heap: h })
 const bitsOf = {}
+const strided = {}
+const gapsLeft = {}
+const pieces = {}
+const SENTINEL = 0x7fc0beef // a NaN no kernel writes
+const bitsOfBuf = (buf) => Array.from(new Uint32Array(buf.view.slice().buffer))
 // head sizes 64 and 128, query groups of 1 and 3, lengths off the 32-token groups
 for (const [d, qHeads, n] of [[64, 3, 333], [128, 1, 96], [40, 2, 77]]) {
   for (const bits of [4, 2, 1]) {
@@ -26,8 +36,25 @@ for (const [d, qHeads, n] of [[64, 3, 333], [128, 1, 96], [40, 2, 77]]) {
     const seg = cache.segments(0, 0)[0]
     const q = h.f32From(values(qHeads * d, 5 + d, 2)), out = h.allocF32(qHeads * seg.n), scratch = h.allocF32(packedIntScratch(qHeads, d))
     b.scorePackedKeysInt(q.ptr, qHeads, d, seg.kTable, seg.pageTokens, seg.n, bits, 0.125, out.ptr, scratch.ptr)
-    bitsOf[`d${d} heads${qHeads} n${seg.n} int${bits}`] = Array.from(new Uint32Array(out.view.slice().buffer))
+    const key = `d${d} heads${qHeads} n${seg.n} int${bits}`
+    bitsOf[key] = bitsOfBuf(out)
+    // each head's row `stride` floats after the previous (a stride that is no multiple of 4: rows unaligned)
+    const stride = seg.n + 11
+    const wide = h.allocF32(qHeads * stride)
+    new Uint32Array(wide.view.buffer, wide.view.byteOffset, wide.view.length).fill(SENTINEL)
+    wasm.scorePackedKeysIntStrided(q.ptr, qHeads, d, seg.kTable, seg.pageTokens, seg.n, bits, 0.125, wide.ptr, stride, scratch.ptr)
+    const wideBits = bitsOfBuf(wide)
+    strided[key] = Array.from({ length: qHeads }, (_, hd) => wideBits.slice(hd * stride, hd * stride + seg.n)).flat()
+    gapsLeft[key] = Array.from({ length: qHeads }, (_, hd) => wideBits.slice(hd * stride + seg.n, (hd + 1) * stride)).flat().every((x) => x === SENTINEL)
+    // as the kernel threads split the keys (threads/scoring.ts): pieces of 32 keys (one group; pieceKeys for 32-token pages) from their first page, each
+    // writing its part of every head's row of n in place
+    const parts = h.allocF32(qHeads * seg.n)
+    for (let k0 = 0; k0 < seg.n; k0 += 32) {
+      const k1 = Math.min(seg.n, k0 + 32)
+      wasm.scorePackedKeysIntStrided(q.ptr, qHeads, d, seg.kTable + (k0 / seg.pageTokens) * 4, seg.pageTokens, k1 - k0, bits, 0.125, parts.ptr + k0 * 4, seg.n, scratch.ptr)
+    }
+    pieces[key] = bitsOfBuf(parts)
     cache.dispose()
   }
 }
-console.log(JSON.stringify({ runtime, build: b.build, dotAdd: b.packedIntDotAdd(), scores: bitsOf }))
+console.log(JSON.stringify({ runtime, build: b.build, dotAdd: b.packedIntDotAdd(), stridedDotAdd: wasm.packedIntDotAdd(), scores: bitsOf, strided, gapsLeft, pieces }))

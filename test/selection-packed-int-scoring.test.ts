@@ -29,7 +29,7 @@ describe('selection scores KIVI-packed keys in place', () => {
       const ids = [0, ...model.tokenizer.encode('The grass is green and the sky is blue. '.repeat(30))]
       for (const spec of ['tokenselect:tokens=96,first=2,last=8,cache=false+kivi:bits=2', 'delta:tokens=96+kivi:bits=4']) {
         calls.int = calls.rows = 0
-        const r = await model.generate(ids, { maxNewTokens: 3, temperature: 0, policy: createPolicy(spec, model.config) }).result
+        const r = await model.generate(ids, { maxNewTokens: 3, temperature: 0, policy: createPolicy(spec, model.config)! }).result
         expect(r.ids, spec).toHaveLength(3)
         // every selecting layer's heads are scored on their codes (8 layers x 2 KV heads x 3 steps at most)
         expect(calls.int, spec).toBeGreaterThan(0)

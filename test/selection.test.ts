@@ -432,11 +432,11 @@ describe('selection end to end on a model', () => {
   })
 
   it.each(['tokenselect:tokens=12,first=2,last=4', 'quest:tokens=12,page=4,dense=1', 'tokenselect:tokens=12,first=2,last=4,rope=selected'])('%s decodes and reports its counters, freeing what it held', async (spec) => {
-    const live = model.backend.heap.live
+    const live = model.backend.heap.bytesLive
     const r = await model.generate(prompt, { maxNewTokens: 6, policy: spec }).result
     expect(r.ids.length).toBe(6)
     expect(r.stats.kvBytes.total).toBe(r.stats.kvBytesFull)
     if (spec.startsWith('tokenselect')) expect(r.stats.policy!.cacheLookups).toBe(6 * model.config.layers)
-    expect(model.backend.heap.live).toBe(live)
+    expect(model.backend.heap.bytesLive).toBe(live)
   })
 })

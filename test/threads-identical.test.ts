@@ -130,7 +130,7 @@ describe('threaded kernels equal one thread bit for bit', () => {
     const pt = 16
     const pages = Math.ceil(n / pt)
     const kt = h.allocI32(pages), vt = h.allocI32(pages)
-    const bufs = [kt, vt]
+    const bufs: { free(): void }[] = [kt, vt]
     for (let p = 0; p < pages; p++) {
       const k = h.f32From(values(pt * kd, 10 + p)), v = h.f32From(values(pt * vd, 100 + p))
       bufs.push(k, v)
@@ -424,7 +424,7 @@ describe('the fixture model on 2 and 3 threads equals 1 thread', () => {
   // 2 threads always by heads on the fixture (one KV head each)
   it.each([[300, 3], [1200, 2]])('a %i-token prefill then 6 decode steps: every step\'s logits, bit for bit on 1 to %i threads', (n, most) => {
     const want = prefillDecode(m1, prompt(n), 6)
-    for (const m of [m2, m3, m3fine].filter((x) => x.backend.threads <= most)) prefillDecode(m, prompt(n), 6).forEach((l, s) => expect(sameBits(l, want[s])).toBe(true))
+    for (const m of [m2, m3, m3fine].filter((x) => (x.backend.threads ?? 1) <= most)) prefillDecode(m, prompt(n), 6).forEach((l, s) => expect(sameBits(l, want[s])).toBe(true))
   })
 
   it('prefill chunks of 512 tokens on 3 threads give the logits of chunks of 128 on one (bench/threads.ts --chunk)', async () => {

@@ -91,7 +91,7 @@ describe('attendPackedBatch on the pool against attendPacked head by head', () =
       for (const b of pools) {
         const got = attend(b, cache, heads, rows, true)
         const shape = Array.from({ length: heads }, () => ({ hq: rows, keys: n, kd: D, vd: D, keyAlign: 64 }))
-        const parts = partsFor(heads * rows * n * 2 * D, b.threads)
+        const parts = partsFor(heads * rows * n * 2 * D, b.threads ?? 1)
         const by = parts < 2 ? 'one' : decodePlan(shape, parts).by
         splits.add(by)
         if (by !== 'keys') {

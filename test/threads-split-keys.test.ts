@@ -226,7 +226,7 @@ describe('threaded decode attention against one thread', () => {
     for (const b of pools) {
       const got = decode(b, heads, group, n, step, half)
       const shape = Array.from({ length: heads }, () => ({ hq: group, keys, kd: 64, vd: 64, keyAlign: 64 }))
-      const parts = partsFor(heads * group * keys * 128, b.threads)
+      const parts = partsFor(heads * group * keys * 128, b.threads ?? 1)
       const by = parts < 2 ? 'heads' : decodePlan(shape, parts).by
       split.add(by)
       if (by === 'heads') {
@@ -312,7 +312,7 @@ describe('the fixture model decoding split by keys', () => {
       got.logits.forEach((l, s) => {
         const scale = Math.max(...want.logits[s].map(Math.abs))
         // the step attends n + s keys
-        if (decodePlan(fixture(n + s), m.backend.threads).by === 'heads') expect(sameBits(l, want.logits[s])).toBe(true)
+        if (decodePlan(fixture(n + s), m.backend.threads ?? 1).by === 'heads') expect(sameBits(l, want.logits[s])).toBe(true)
         // measured: 6 units of float32 rounding of the largest logit at 1200 keys, 17 at 3000 (the
         // attention outputs' few roundings of difference, carried through 8 layers)
         else expect(maxAbsDiff(l, want.logits[s])).toBeLessThanOrEqual(64 * EPS * scale)

@@ -29,7 +29,10 @@ describe('H2O normalize after an eviction', () => {
     let mass: Float32Array[][] = []
     const spy = statelessPolicy({
       name: 'mass', needs: { prefillAttentionMass: true },
-      onPrefillEnd: (ctx: PolicyContext) => void (mass = ctx.hooks.map((h) => [0, 1].map((g) => headMass(h, 2, g, c)!.slice()))) ?? null,
+      onPrefillEnd: (ctx: PolicyContext) => {
+        mass = ctx.hooks.map((h) => [0, 1].map((g) => headMass(h, 2, g, c)!.slice()))
+        return null
+      },
     })
     await model.generate(prompt, { maxNewTokens: 1, policy: spy }).result
     const decisions: Decision[] = []

@@ -17,8 +17,8 @@ const make = { CacheBlend: (store: unknown) => new CacheBlend(fixture.model, { s
 describe('a store that is not a ChunkStore', () => {
   it.each((['CacheBlend', 'KVShare'] as const).flatMap((who) => [
     [who, {}, 'store must be a ChunkStore: its get and set are not functions'],
-    [who, { get: () => undefined }, 'store must be a ChunkStore: its set is not a function'],
-    [who, { get: () => undefined, set: () => {}, delete: true }, 'store must be a ChunkStore: its delete is not a function'],
+    [who, { get: (): undefined => undefined }, 'store must be a ChunkStore: its set is not a function'],
+    [who, { get: (): undefined => undefined, set: (): void => {}, delete: true }, 'store must be a ChunkStore: its delete is not a function'],
     [who, 'memory', 'store must be a ChunkStore (MemoryChunkStore, FileChunkStore, ...), got string'],
     [who, null, 'store must be a ChunkStore (MemoryChunkStore, FileChunkStore, ...), got null'],
   ] as const))('%s with %j: ReuseError when made', (who, store, message) => {

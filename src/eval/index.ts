@@ -10,3 +10,5 @@ export { resultsJson, writeJson } from './json.js'
 export { EvalOutputError } from './output.js'
 export { loadBooks, type Book } from './text.js'
 export { diffusionCacheFromSpec, type DiffusionDecoding, type DiffusionOutcome } from './diffusion.js'
+// what perplexity throws for a masked diffusion LM, the root's class
+export { DecodingModeError } from '../model/errors.js'

@@ -1,4 +1,5 @@
 import { ModelLoadError } from './errors.js'
+import { EXPECTED_MODEL, fileStartKind } from './file-kind.js'
 
 /**
  * A GGUF header parser (spec: ggml/docs/gguf.md, versions 2 and 3, little-endian) for untrusted files.
@@ -103,7 +104,7 @@ export function parseGgufHeader(bytes: Uint8Array, fileSize: number, where: stri
 
   need(8)
   // bytes, not text: a corrupt magic need not be UTF-8
-  if (view.getUint32(0, false) !== 0x47475546) fail(`not a GGUF file (it starts with ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}, not "GGUF")`)
+  if (view.getUint32(0, false) !== 0x47475546) fail(`not a GGUF file: it is ${fileStartKind(bytes.subarray(0, 16))}. ${EXPECTED_MODEL}`)
   pos = 4
   const version = u32()
   if (version !== 2 && version !== 3) fail(`GGUF version ${version} is not supported (2 or 3${version === 1 ? '; version 1 files predate 64-bit counts' : version > 0xffff ? '; a big-endian file?' : ''})`)

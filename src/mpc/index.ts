@@ -7,7 +7,7 @@ export { inProcessPair, throttled, TransportError, type Transport, type LinkLimi
 export { CostLog, CostError, LAN, WAN, customNetwork, modelledSeconds, NetworkModelError, addCost, subCost, zeroCost, type Cost, type NetworkModel, type SpuKernel, type KernelCall } from './cost.js'
 export { PlainFixedPoint, encodeFixed, decodeFixed, fixedConst, FixedPointError, TRUNC_MODES, type FxEngine, type TruncMode, type MatmulOperands } from './engine.js'
 export { dcfGen, dcfEval, dcfKeyBytes, DcfError, type DcfKeys } from './dcf.js'
-export { Party, ProtocolError, type PartyOptions } from './party.js'
+export { Party, PartyClosedError, ProtocolError, type PartyOptions } from './party.js'
 export { createParty, createInProcessParties, runBoth, splitSecret, DEFAULT_SEEDS, type PartySetup } from './session.js'
 export { select, maxRows, exp, reciprocal, softmax, topK, gatherOneHot, type ExpOptions, type ReciprocalOptions, type ReciprocalMethod, type SoftmaxOptions, type SoftmaxVariant } from './fx-ops.js'
 export { attendShares, type HeadTokens, type AttendOptions } from './attention.js'

@@ -23,7 +23,7 @@ import type { DealerStream } from './dealer.js'
 import { checkFracBits, FixedPointError, TRUNC_MODES, type FxEngine, type MatmulOperands, type TruncMode } from './engine.js'
 import { concatWords, type Ring, type Words } from './ring.js'
 import { dcfEval } from './dcf.js'
-import type { Transport } from './transport.js'
+import { TransportError, type Transport } from './transport.js'
 
 export interface PartyOptions {
   /** fractional bits of the fixed-point encoding (default 18, SecretFlow SPU's FM64; CrypTen uses 16) */
@@ -43,6 +43,11 @@ export class ProtocolError extends Error {
   override name = 'ProtocolError'
 }
 
+/** An operation on a party that was closed (Party.close): pending ones reject with it, later ones too. */
+export class PartyClosedError extends TransportError {
+  override name = 'PartyClosedError'
+}
+
 const ZERO = 0n
 const OFFSET = 1n << 62n
 
@@ -57,6 +62,10 @@ export class Party implements FxEngine {
    */
   roundCompute: number[] | null = null
   private lastArrival = -1
+  /** set by close(): what every pending and later round rejects with */
+  private closedWith: PartyClosedError | null = null
+  /** the rejecters of the rounds waiting for the peer's message */
+  private readonly waiting = new Set<(e: Error) => void>()
 
   constructor(
     readonly id: 0 | 1,
@@ -87,14 +96,41 @@ export class Party implements FxEngine {
     const total = msg.length
     const t0 = performance.now()
     if (this.roundCompute && this.lastArrival >= 0) this.roundCompute.push(t0 - this.lastArrival)
+    if (this.closedWith) throw this.closedWith
     this.transport.send(msg)
     this.cost.round(msg.byteLength)
-    const got = await this.transport.recv()
+    // close() rejects a round waiting here at once, whatever the transport does with its own receive
+    const got = await new Promise<Words>((resolve, reject) => {
+      this.waiting.add(reject)
+      this.transport
+        .recv()
+        .then(resolve, reject)
+        .finally(() => this.waiting.delete(reject))
+    })
     this.lastArrival = performance.now()
     this.waitMs += this.lastArrival - t0
     if (got.length !== total) throw new ProtocolError(`party ${this.id}: expected ${total} words from the peer, got ${got.length} (the parties ran different operations)`)
     let o = 0
     return parts.map((p) => got.subarray(o, (o += p.length)))
+  }
+
+  /**
+   * Releases the party's transport (its socket, its message port): the peer sees the channel end.
+   * Every operation waiting for the peer rejects with a PartyClosedError, and so does every later one
+   * that needs a round; operations with no round (add, constant, local truncation) still compute.
+   * Idempotent. The ring and dealer stream are not released: a ring may serve other parties.
+   */
+  close(): void {
+    if (this.closedWith) return
+    this.closedWith = new PartyClosedError(`party ${this.id} was closed (Party.close): no round can run on it`)
+    for (const reject of this.waiting) reject(this.closedWith)
+    this.waiting.clear()
+    this.transport.close()
+  }
+
+  /** whether close() was called */
+  get closed(): boolean {
+    return this.closedWith !== null
   }
 
   /** Reconstructs x in the clear (both parties learn it). */

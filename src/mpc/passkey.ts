@@ -79,7 +79,7 @@ export async function privatePasskey(opts: PrivatePasskeyOptions): Promise<Priva
       steps.push({ token: text, cost: subCost(parties[0].cost.snapshot(), before), offline1: parties[1].cost.total.offlineBytes - offline1 })
       log(`  step ${i + 1}: ${JSON.stringify(text)}`)
     }
-    for (const p of parties) p.transport.close()
+    for (const p of parties) p.close()
     const continuation = model.tokenizer.decode(out)
     const correct = continuation.trim().startsWith(sample.answer.trim())
     log(`answer: ${JSON.stringify(continuation)} (expected ${JSON.stringify(sample.answer)}): ${correct ? 'correct' : 'wrong'}`)

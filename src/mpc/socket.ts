@@ -64,7 +64,9 @@ class SocketTransport implements Transport {
   recv(): Promise<BigInt64Array> {
     return this.inbox.next()
   }
+  /** ends the socket (the peer sees it close) and rejects a receive waiting on this side */
   close(): void {
+    this.inbox.close(new TransportError('transport closed'))
     this.socket.end()
   }
 }

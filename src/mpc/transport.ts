@@ -39,8 +39,10 @@ export class Inbox {
     if (this.closedWith) return Promise.reject(this.closedWith)
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }))
   }
+  /** rejects the waiting receivers and later ones with `reason` (the first close's: a later one, the socket's own close event after ours, does not rename it) */
   close(reason: Error): void {
-    this.closedWith = reason
+    this.closedWith ??= reason
+    reason = this.closedWith
     for (const w of this.waiting.splice(0)) w.reject(reason)
   }
 }
@@ -58,6 +60,8 @@ class PortTransport implements Transport {
   private receiving = 0
   constructor(private readonly port: MessagePort) {
     port.onmessage = (ev: MessageEvent) => this.inbox.push(new BigInt64Array(ev.data as ArrayBuffer))
+    // a receive waiting for a peer that closed its end waited forever (where the runtime tells: Node, Chromium)
+    port.addEventListener?.('close', () => this.inbox.close(new TransportError('channel closed by the peer')))
     port.start?.()
     this.hold()
   }

@@ -7,12 +7,15 @@ import type { LlamaModel } from '../model/model.js'
 import { isUrl } from '../model/source.js'
 import type { LoadOptions } from '../model/types.js'
 import { DirectorySource } from './directory.js'
+import { checkGgufPath, checkModelFolder } from './model-path.js'
 import { nodeThreads, nodeWorkerSpawner } from './threads.js'
 
 /**
  * kvkit's loadModel plus the file system: a string that is not a URL (or a `file:` URL) is a model
  * folder, or a `.gguf` file (any path that is a file is read as GGUF); and kernel threads on Node's
  * worker threads (`threads` defaults to the available cores). Everything else as the root entry's loadModel.
+ * A file that is not GGUF (a folder's config.json) or a folder without config.json, tokenizer.json or
+ * weights is a ModelLoadError before any work, saying what was found and what loadModel expects.
  */
 export async function loadModel(input: ModelInput, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
   checkLoadOptions(options)
@@ -26,7 +29,9 @@ export async function loadModel(input: ModelInput, options: LoadOptions & { back
   if (typeof input === 'string' && !isUrl(input)) {
     // a file (not a folder) is a GGUF file; a tokenizer.json in its folder is used when present
     const st = await stat(input).catch(() => null)
+    if (st?.isFile()) await checkGgufPath(input)
     if (st && !st.isDirectory()) return loadModelFrom(await DirectorySource.open(dirname(input), opts), options, basename(input))
+    if (st) await checkModelFolder(input)
     return loadModelFrom(await DirectorySource.open(input, opts), options)
   }
   const { source, gguf } = openSource(input, options)

@@ -1,5 +1,5 @@
 import { seededRandom } from '../model/sampling.js'
-import { ReuseError } from './errors.js'
+import { checkNumber, checkOptionNames, ReuseError } from './errors.js'
 import { shownValue } from '../model/errors.js'
 
 /**
@@ -55,8 +55,15 @@ export interface ContinuumResult {
  * maximises P(duration <= t) x reloadMs - share x t, where share is the fraction of memory the context
  * holds (pinning it for t ms costs that share of the machine for t). 0 (free at once) when no
  * observation makes pinning pay, or none exists yet.
+ * @throws ReuseError naming observed when it is not an array of finite durations >= 0, or reloadMs or
+ * share when not a finite number >= 0
  */
 export function chooseTtl(observed: readonly number[], reloadMs: number, share: number): number {
+  // a string was spread into its characters and every gain came out NaN: a TTL of 0, silently
+  if (!Array.isArray(observed)) throw new ReuseError(`chooseTtl: observed must be an array of tool durations (ms), got ${shownValue(observed)}`)
+  observed.forEach((d, i) => checkNumber('chooseTtl', `observed[${i}]`, d, 0))
+  checkNumber('chooseTtl', 'reloadMs', reloadMs, 0)
+  checkNumber('chooseTtl', 'share', share, 0)
   const ds = [...observed].sort((a, b) => a - b)
   let best = 0
   let gain = 0
@@ -73,9 +80,16 @@ interface Pinned {
   expires: number
 }
 
+const CONTINUUM_CONFIG: Record<keyof ContinuumConfig, true> = { budgetTokens: true, prefillMsPerToken: true, decodeMsPerToken: true, policy: true, adversarial: true }
+
 /** Runs the programs on one server (one call at a time) and a virtual clock. */
 export function simulateAgents(programs: readonly AgentProgram[], cfg: ContinuumConfig): ContinuumResult {
-  if (!(cfg.budgetTokens > 0)) throw new ReuseError(`simulateAgents: budgetTokens must be positive, got ${shownValue(cfg.budgetTokens)}`)
+  checkOptionNames('simulateAgents', cfg, CONTINUUM_CONFIG)
+  if (!(typeof cfg.budgetTokens === 'number' && cfg.budgetTokens > 0)) throw new ReuseError(`simulateAgents: budgetTokens must be positive, got ${shownValue(cfg.budgetTokens)}`)
+  checkNumber('simulateAgents', 'prefillMsPerToken', cfg.prefillMsPerToken, 0)
+  checkNumber('simulateAgents', 'decodeMsPerToken', cfg.decodeMsPerToken, 0)
+  // any other policy ran as evict-on-finish
+  if (cfg.policy !== 'continuum' && cfg.policy !== 'evict-on-finish') throw new ReuseError(`simulateAgents: policy must be 'continuum' or 'evict-on-finish', got ${shownValue(cfg.policy)}`)
   const P = programs.length
   const context = new Array<number>(P).fill(0)
   const next = new Array<number>(P).fill(0)
@@ -135,8 +149,15 @@ export function simulateAgents(programs: readonly AgentProgram[], cfg: Continuum
 /**
  * A synthetic agent trace: `programs` programs arriving over `spreadMs`, 10-30 turns each, tools with
  * heavy-tailed (log-normal) durations of their own median, contexts growing by each turn's tokens.
+ * @throws ReuseError naming a seed that is not an integer >= 0, programs not an integer >= 1, or spreadMs
+ * not a finite number >= 0
  */
 export function syntheticAgentTrace(seed: number, o: { programs?: number; spreadMs?: number } = {}): AgentProgram[] {
+  // programs: -1 gave an empty trace (an array's length clamps at 0), whose mean JCT is NaN
+  checkOptionNames('syntheticAgentTrace', o, { programs: true, spreadMs: true })
+  checkNumber('syntheticAgentTrace', 'seed', seed, 0, Infinity, true)
+  checkNumber('syntheticAgentTrace', 'programs', o.programs ?? 8, 1, Infinity, true)
+  checkNumber('syntheticAgentTrace', 'spreadMs', o.spreadMs ?? 2000, 0)
   const rand = seededRandom(seed)
   const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand())
   const tools = [

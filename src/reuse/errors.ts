@@ -1,4 +1,4 @@
-import { optionNamesProblem } from '../model/errors.js'
+import { optionNamesProblem, shownValue } from '../model/errors.js'
 import { throwIfAborted } from '../model/abort.js'
 
 /** A reuse call got bad input or was used in a state that does not allow it (the message names which). */
@@ -41,4 +41,16 @@ export function checkChunkStore(where: string, store: unknown): void {
 export function abortCheck(where: string, signal: unknown): () => void {
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new ReuseError(`${where}: signal must be an AbortSignal`)
   return () => throwIfAborted(signal as AbortSignal | undefined, where)
+}
+
+/**
+ * Throws ReuseError unless `value` is a finite number (an integer where `integer`) in [min, max]; the message
+ * names `name` and shows the value as given ("0.2" quoted: comparisons coerce a string, so
+ * `'0.2' <= 1` passed a range check that did not test the type).
+ */
+export function checkNumber(where: string, name: string, value: unknown, min: number, max = Infinity, integer = false): asserts value is number {
+  const ok = typeof value === 'number' && (integer ? Number.isInteger(value) : Number.isFinite(value)) && value >= min && value <= max
+  if (ok) return
+  const range = max === Infinity ? `>= ${min}` : `in [${min}, ${max}]`
+  throw new ReuseError(`${where}: ${name} must be ${integer ? 'an integer' : 'a finite number'} ${range}, got ${shownValue(value)}`)
 }

@@ -1,5 +1,5 @@
 import { seededRandom } from '../model/sampling.js'
-import { ReuseError } from './errors.js'
+import { checkNumber, checkOptionNames, ReuseError } from './errors.js'
 import { shownValue } from '../model/errors.js'
 
 /**
@@ -58,12 +58,19 @@ export function prefillTokens(r: ShareRequest, hit: boolean, ratio: number): num
   return hit ? r.tokens - r.shared + Math.round(ratio * r.shared) : r.tokens
 }
 
+const SHARE_SIM_CONFIG: Record<keyof ShareSimConfig, true> = { prefillMsPerToken: true, decodeMsPerToken: true, ratio: true, policy: true, agingMs: true }
+
 /** Serves the trace on one server and a virtual clock, by the cache-aware priority or first come first served. */
 export function simulateShare(requests: readonly ShareRequest[], cfg: ShareSimConfig): ShareSimResult {
   const ratio = cfg.ratio ?? 0.15
   const agingMs = cfg.agingMs ?? 10000
-  if (!(ratio >= 0 && ratio <= 1)) throw new ReuseError(`simulateShare: ratio must be in [0, 1], got ${shownValue(ratio)}`)
-  if (!(agingMs > 0)) throw new ReuseError(`simulateShare: agingMs must be positive (Infinity: no aging), got ${shownValue(agingMs)}`)
+  checkOptionNames('simulateShare', cfg, SHARE_SIM_CONFIG)
+  // a string ('0.2') passed the range check (comparisons coerce it) and ran as a number
+  checkNumber('simulateShare', 'ratio', ratio, 0, 1)
+  checkNumber('simulateShare', 'prefillMsPerToken', cfg.prefillMsPerToken, 0)
+  checkNumber('simulateShare', 'decodeMsPerToken', cfg.decodeMsPerToken, 0)
+  if (cfg.policy !== 'kvshare' && cfg.policy !== 'fcfs') throw new ReuseError(`simulateShare: policy must be 'kvshare' or 'fcfs', got ${shownValue(cfg.policy)}`)
+  if (!(typeof agingMs === 'number' && agingMs > 0)) throw new ReuseError(`simulateShare: agingMs must be positive (Infinity: no aging), got ${shownValue(agingMs)}`)
   const index = new Map(requests.map((r, i) => [r.id, i]))
   requests.forEach((r, i) => {
     if (!(r.shared >= 0 && r.shared <= r.tokens && r.tokens > 0)) throw new ReuseError(`simulateShare: request ${r.id} shares ${r.shared} of ${r.tokens} tokens`)
@@ -109,8 +116,16 @@ export function simulateShare(requests: readonly ShareRequest[], cfg: ShareSimCo
  * edit of it (1-10% of its tokens replaced) after an exponential gap (mean `gapMs`, default 5 s: a
  * person edits a prompt), originals a Poisson process of mean interval `intervalMs` (default 2300 ms:
  * near the mean service time of a pair at 0.5 ms a prefill token and 10 ms a decode token, so queues form).
+ * @throws ReuseError naming a seed that is not an integer >= 0, pairs not an integer >= 1, or a mean not
+ * a finite number >= 0
  */
 export function editedPairTrace(seed: number, o: { pairs?: number; intervalMs?: number; gapMs?: number } = {}): ShareRequest[] {
+  // pairs: '3' ran (p < '3' coerces), pairs: -1 gave an empty trace
+  checkOptionNames('editedPairTrace', o, { pairs: true, intervalMs: true, gapMs: true })
+  checkNumber('editedPairTrace', 'seed', seed, 0, Infinity, true)
+  checkNumber('editedPairTrace', 'pairs', o.pairs ?? 50, 1, Infinity, true)
+  checkNumber('editedPairTrace', 'intervalMs', o.intervalMs ?? 2300, 0)
+  checkNumber('editedPairTrace', 'gapMs', o.gapMs ?? 5000, 0)
   const rand = seededRandom(seed)
   const exp = (mean: number) => -mean * Math.log(1 - rand())
   const out: ShareRequest[] = []

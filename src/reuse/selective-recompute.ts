@@ -184,7 +184,7 @@ export interface RecomputeOptions {
   selection?: RecomputeSelection
   /**
    * what deviation measures: 'key' (default, LMCache's) or 'kv' (keys and values, the paper's KV
-   * deviation); a ReuseError with selection 'cross-chunk', which does not read it
+   * deviation); a ReuseError with selection 'random' or 'cross-chunk', which do not read it
    */
   deviation?: 'key' | 'kv'
   /**
@@ -193,16 +193,23 @@ export interface RecomputeOptions {
    * their deviation at that layer
    */
   gradualFrom?: number
-  /** seed of the random selection; a ReuseError with selection 'cross-chunk', which does not read it */
+  /** seed of the random selection; a ReuseError with selection 'deviation' (the default) or 'cross-chunk', which do not read it */
   seed?: number
+}
+
+const RECOMPUTE_OPTIONS: Record<keyof RecomputeOptions, true> = { ratio: true, checkLayer: true, selection: true, deviation: true, gradualFrom: true, seed: true }
+
+/** per selection, the options it never reads (refused where given) and why */
+const UNREAD: Record<RecomputeSelection, { names: readonly ('deviation' | 'seed')[]; why: string }> = {
+  deviation: { names: ['seed'], why: 'chooses by deviation, deterministically, and reads no seed' },
+  random: { names: ['deviation'], why: 'chooses at random (by seed) and measures no deviation' },
+  'cross-chunk': { names: ['deviation', 'seed'], why: 'chooses by attention at the check layer and reads neither deviation nor seed' },
 }
 
 /**
  * What CacheBlend and KVShare share: the recompute options, checked at construction (a ReuseError
  * naming the bad one; `where` names the class), and the selective recompute run with them.
  */
-const RECOMPUTE_OPTIONS: Record<keyof RecomputeOptions, true> = { ratio: true, checkLayer: true, selection: true, deviation: true, gradualFrom: true, seed: true }
-
 export abstract class SelectiveReuse {
   readonly ratio: number
   readonly checkLayer: number
@@ -236,11 +243,11 @@ export abstract class SelectiveReuse {
     if (!selections.includes(selection)) throw new ReuseError(`${where}: selection must be ${selections.map((x) => `'${x}'`).join(', ')}, got ${JSON.stringify(selection)}`)
     if (deviation !== 'key' && deviation !== 'kv') throw new ReuseError(`${where}: deviation must be 'key' or 'kv', got ${JSON.stringify(deviation)}`)
     if (!(typeof gradualFrom === 'number' && gradualFrom >= ratio && gradualFrom <= 1)) throw new ReuseError(`${where}: gradualFrom must be a number in [ratio, 1] = [${ratio}, 1], got ${shownValue(gradualFrom)}`)
-    // options the cross-chunk choice never reads were taken and ignored
-    const unread = selection === 'cross-chunk' ? (['deviation', 'seed'] as const).filter((o) => options[o] !== undefined) : []
-    if (unread.length) throw new ReuseError(`${where}: selection 'cross-chunk' chooses by attention at the check layer and reads neither deviation nor seed; got ${unread.map((o) => `${o} ${shownValue(options[o])}`).join(' and ')}`)
-    if (selection === 'cross-chunk' && gradualFrom > ratio) throw new ReuseError(`${where}: gradualFrom (${gradualFrom}) above ratio (${ratio}) filters by deviation; selection 'cross-chunk' chooses once, at the check layer`)
     if (!Number.isFinite(seed)) throw new ReuseError(`${where}: seed must be a finite number, got ${shownValue(seed)}`)
+    // an option the chosen selection never reads was taken and ignored (a seed under 'deviation', a KV deviation under 'random')
+    const unread = UNREAD[selection].names.filter((o) => options[o] !== undefined)
+    if (unread.length) throw new ReuseError(`${where}: selection '${selection}' ${UNREAD[selection].why}; got ${unread.map((o) => `${o} ${shownValue(options[o])}`).join(' and ')}`)
+    if (selection === 'cross-chunk' && gradualFrom > ratio) throw new ReuseError(`${where}: gradualFrom (${gradualFrom}) above ratio (${ratio}) filters by deviation; selection 'cross-chunk' chooses once, at the check layer`)
     this.ratio = ratio
     this.checkLayer = checkLayer
     this.selection = selection

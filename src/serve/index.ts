@@ -7,3 +7,5 @@ export { ToolCallStream, parseToolCall, type ParsedToolCall } from './tool-calls
 export { KVScheduler } from './scheduler.js'
 export type { BlendOptions, DocumentPlan, DocumentReuse } from './documents.js'
 export { ApiError } from './errors.js'
+// what serve() throws for a bad option or a masked diffusion LM, the root's classes
+export { ModelInputError, DecodingModeError } from '../model/errors.js'
