@@ -13,8 +13,14 @@ export interface RecomputePlan {
   from: number
   /** slots >= from whose cached KV is no reuse at all (edited tokens): recomputed in every layer, ascending */
   always: Int32Array
-  /** the other slots >= from recomputed after the check layer, as a share of them (0..1) */
+  /** the other slots >= from recomputed after the check layer, as a share of `candidates` (0..1) */
   ratio: number
+  /**
+   * how many slots `ratio` is a share of (default: the slots >= from not in `always`). CacheBlend counts
+   * its first chunk, which is exact and left alone, so that ratio stays a share of the context; the
+   * rows chosen are at most those there are.
+   */
+  candidates?: number
   /**
    * by deviation at the check layer (the method), at random (its ablation), or by cross-chunk attention
    * at the check layer (crossChunkScores; needs chunkStarts)
@@ -71,7 +77,7 @@ export function selectiveRecompute(model: LlamaModel, ids: readonly number[], ca
   let rows: Int32Array = Int32Array.from({ length: N - plan.from }, (_, i) => plan.from + i)
   let hidden = model.forward.embedRows(ids.slice(plan.from))
   let afterCheck = rows
-  const candidates = rows.length - plan.always.length
+  const candidates = plan.candidates ?? rows.length - plan.always.length
   const kv = plan.deviation === 'kv'
   const { qHeads, headDim } = model.config
   for (let l = 0; l < layers; l++) {
@@ -86,7 +92,7 @@ export function selectiveRecompute(model: LlamaModel, ids: readonly number[], ca
     const before = plan.selection === 'deviation' ? readRows(cache, l, kvHeads, kv) : null
     const queries = new Float32Array(rows.length * qHeads * headDim)
     chunked(model, rows, (i, at) => model.forward.recomputeKeysValues(l, hidden.subarray(i * H, (i + at.length) * H), at, at, cache, queries.subarray(i * qHeads * headDim, (i + at.length) * qHeads * headDim)))
-    const k = Math.round(keptShare(plan, l, layers) * candidates)
+    const k = Math.min(Math.round(keptShare(plan, l, layers) * candidates), rows.length - plan.always.length)
     const score =
       plan.selection === 'cross-chunk'
         ? () => {
@@ -256,9 +262,9 @@ export abstract class SelectiveReuse {
     this.seed = seed
   }
 
-  /** selectiveRecompute with these options, from slot `from`, `always` recomputed in every layer; `chunkStarts` for 'cross-chunk' */
-  protected recompute(ids: readonly number[], cache: PagedKVCache, from: number, always: Int32Array, perLayer?: number[], chunkStarts?: Int32Array): Int32Array {
+  /** selectiveRecompute with these options, from slot `from`, `always` recomputed in every layer; `chunkStarts` for 'cross-chunk'; `candidates` as RecomputePlan's */
+  protected recompute(ids: readonly number[], cache: PagedKVCache, from: number, always: Int32Array, perLayer?: number[], chunkStarts?: Int32Array, candidates?: number): Int32Array {
     const { checkLayer, ratio, selection, deviation, gradualFrom, seed } = this
-    return selectiveRecompute(this.model, ids, cache, { checkLayer, from, always, ratio, selection, deviation, gradualFrom, seed, chunkStarts }, perLayer)
+    return selectiveRecompute(this.model, ids, cache, { checkLayer, from, always, ratio, selection, deviation, gradualFrom, seed, chunkStarts, candidates }, perLayer)
   }
 }
