@@ -1,12 +1,12 @@
 import { createAdaptorServer } from '@hono/node-server'
 import type { Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { DecodingModeError, ModelInputError, shownValue } from '../model/errors.js'
+import { ModelInputError, shownValue } from '../model/errors.js'
 import type { LlamaModel } from '../model/model.js'
-import { checkAppOptions, serveApp, type AppOptions } from './app.js'
-import { checkServeNames, ENGINE_OPTION_SET, ServeEngine, type EngineOptions } from './engine.js'
+import { checkServeNames, type ServeEngine } from './engine.js'
+import { HANDLER_OPTION_SET, serveHandler, type HandlerOptions } from './handler.js'
 
-export interface ServeOptions extends EngineOptions, AppOptions {
+export interface ServeOptions extends HandlerOptions {
   /** the address to listen on (default '127.0.0.1': this machine only) */
   host?: string
   /** the port (default 8080; 0 picks a free one, `server.port` says which) */
@@ -22,17 +22,16 @@ export interface KvkitServer {
 }
 
 /** every option serve takes: the engine's and the listener's */
-const SERVE_OPTION_SET: Record<keyof ServeOptions, true> = { ...ENGINE_OPTION_SET, host: true, port: true, apiKey: true, maxBodyBytes: true }
+const SERVE_OPTION_SET: Record<keyof ServeOptions, true> = { ...HANDLER_OPTION_SET, host: true, port: true }
 
 /**
  * Throws ModelInputError naming a listener option that is wrong, before the engine starts: node refused
  * a port of -1 or 1.5 with a RangeError, and took an empty host (every interface, where the default is
- * this machine only), an empty apiKey (no client can send it) and a number one.
+ * this machine only). The other options are serveHandler's (checkAppOptions, checkServeNames).
  */
 function checkListenOptions(o: ServeOptions): void {
   if (o.port !== undefined && !(Number.isInteger(o.port) && o.port >= 0 && o.port <= 65535)) throw new ModelInputError(`serve: port must be an integer in [0, 65535] (0: a free one), got ${shownValue(o.port)}`)
   if (o.host !== undefined && !(typeof o.host === 'string' && o.host !== '')) throw new ModelInputError(`serve: host must be a non-empty string (an address or name of this machine), got ${shownValue(o.host)}`)
-  checkAppOptions(o, 'serve')
 }
 
 /**
@@ -52,24 +51,19 @@ function checkListenOptions(o: ServeOptions): void {
 export async function serve(model: LlamaModel, options: ServeOptions = {}): Promise<KvkitServer> {
   checkServeNames(model, options, SERVE_OPTION_SET)
   checkListenOptions(options)
-  // every request would fail in generate(): refused before the server listens
-  if (model.config.diffusion)
-    throw new DecodingModeError(`serve: ${model.config.architecture} is a masked diffusion LM, decoded by iterative unmasking (model.diffusionGenerate); the server generates causally`)
-  // the listener's options are not the engine's
-  const engineOptions = Object.fromEntries(Object.entries(options).filter(([k]) => Object.hasOwn(ENGINE_OPTION_SET, k))) as EngineOptions
-  const engine = new ServeEngine(model, engineOptions)
-  const { app, stop } = serveApp(engine, { apiKey: options.apiKey, maxBodyBytes: options.maxBodyBytes })
-  const hostname = options.host ?? '127.0.0.1'
-  const server = createAdaptorServer({ fetch: app.fetch, hostname }) as Server
+  const { host: hostOption, port, ...handlerOptions } = options
+  const handler = serveHandler(model, handlerOptions)
+  const hostname = hostOption ?? '127.0.0.1'
+  const server = createAdaptorServer({ fetch: handler.fetch, hostname }) as Server
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(options.port ?? 8080, hostname, () => {
+    server.listen(port ?? 8080, hostname, () => {
       server.off('error', reject)
       resolve()
     })
   }).catch(async (e: unknown) => {
     // the caller gets no server to close: the engine's tokenizer thread and prefix cache stop here
-    await engine.close(e)
+    await handler.close()
     throw e
   })
   let closing = false
@@ -82,13 +76,11 @@ export async function serve(model: LlamaModel, options: ServeOptions = {}): Prom
   return {
     url: `http://${host}:${addr.port}`,
     port: addr.port,
-    engine,
+    engine: handler.engine,
     async close() {
       if (closing) return
       closing = true
-      const reason = new DOMException('the server is shutting down', 'AbortError')
-      stop(reason)
-      await engine.close(reason)
+      await handler.close()
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
         // connections whose answer went out close now; one still sending its body gets a moment, then is cut
