@@ -34,6 +34,30 @@ describe('kvkit serve: a chunked request body', () => {
     expect(text(await chunkedAnswer.json())).toBe(text(await whole.json()))
   })
 
+  it('a client that leaves while its chunked request runs: the generation ends with the abort (the re-wrapped request\'s signal follows the first)', async () => {
+    const e = served.server.engine
+    const ends: unknown[] = []
+    const run = e.run.bind(e)
+    e.run = (...args: Parameters<typeof e.run>) => {
+      const p = run(...args)
+      p.then((o) => ends.push(o.finishReason), (x: Error) => ends.push(x.message))
+      return p
+    }
+    try {
+      const leaving = new AbortController()
+      const body = JSON.stringify({ model: ID, messages: [{ role: 'user', content: 'Tell a long story' }], max_tokens: 1000, temperature: 0 })
+      const answer = fetch(`${served.server.url}/v1/chat/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: chunked(body), duplex: 'half', signal: leaving.signal } as RequestInit).catch(() => 'left')
+      while (e.scheduler.running === 0) await new Promise((r) => setTimeout(r, 5))
+      leaving.abort()
+      expect(await answer).toBe('left')
+      for (let i = 0; i < 300 && e.scheduler.running > 0; i++) await new Promise((r) => setTimeout(r, 10))
+      expect(e.scheduler.running).toBe(0)
+      expect(ends).toEqual(['the client disconnected'])
+    } finally {
+      delete (e as { run?: unknown }).run
+    }
+  })
+
   it('past maxBodyBytes: 413 in OpenAI\'s shape naming the limit, nothing run', async () => {
     const before = served.server.engine.stats.requests
     const r = await post(JSON.stringify({ model: ID, prompt: 'x'.repeat(LIMIT) }))
