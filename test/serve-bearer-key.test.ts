@@ -33,6 +33,14 @@ describe('kvkit serve: the API key', () => {
     expect((await fetch(`${served.server.url}/health`)).status).toBe(200)
   })
 
+  it('/v1 itself is no route: a 404 without the key too (Hono\'s /v1/* would have asked for it)', async () => {
+    for (const path of ['/v1', '/v1/']) {
+      const r = await fetch(`${served.server.url}${path}`)
+      expect(r.status).toBe(404)
+      expect(((await r.json()) as { error: { message: string } }).error.message).toBe('no route /v1')
+    }
+  })
+
   it.each(['sk key', 'ключ', 'a=b'])('apiKey %j: serve() refuses it with a ModelInputError naming it', async (apiKey) => {
     const e = await serve(served.model, { port: 0, apiKey }).then((s) => s.close(), (x: unknown) => x)
     expect(e).toBeInstanceOf(ModelInputError)

@@ -87,7 +87,9 @@ export function serveApp(engine: ServeEngine, options: AppOptions = {}): ServeAp
   if (options.apiKey !== undefined) {
     const unauthorized = (c: Context) => fail(c, new ApiError(401, 'Incorrect API key provided', null, 'invalid_api_key'))
     // a missing, malformed (hono's 400) or wrong header: one 401 in OpenAI's shape, as OpenAI answers all three
-    app.use('/v1/*', bearerAuth({ token: options.apiKey, noAuthenticationHeader: { message: unauthorized }, invalidAuthenticationHeader: { message: unauthorized }, invalidToken: { message: unauthorized } }))
+    const auth = bearerAuth({ token: options.apiKey, noAuthenticationHeader: { message: unauthorized }, invalidAuthenticationHeader: { message: unauthorized }, invalidToken: { message: unauthorized } })
+    // Hono's /v1/* takes /v1 itself too: that is no route (404) with a key or without
+    app.use('/v1/*', (c, next) => (c.req.path === '/v1' ? next() : auth(c, next)))
   }
   const modelObject = () => ({ id: engine.modelId, object: 'model', created: 0, owned_by: 'kvkit' })
   app.get('/v1/models', (c) => c.json({ object: 'list', data: [modelObject()] }))
