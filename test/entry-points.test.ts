@@ -18,7 +18,7 @@ const API: Record<string, string[]> = {
   '../src/mpc/index.ts': [
     'ChaCha20Prg', 'CostError', 'CostLog', 'DEFAULT_SEEDS', 'DcfError', 'DealerStream', 'FixedPointError', 'LAN', 'MPCacheOptionError', 'NetworkModelError', 'Party', 'PartyClosedError', 'PlainFixedPoint', 'PrgSeedError', 'ProtocolError', 'RingShapeError', 'TransportError', 'TRUNC_MODES', 'WAN', 'WasmRing', 'addCost', 'attendShares', 'concatWords', 'createInProcessParties', 'createParty', 'createWasmRing', 'customNetwork', 'dcfEval', 'dcfGen', 'dcfKeyBytes', 'decodeFixed', 'decodeStepAttention', 'dynamicPlan', 'encodeFixed', 'exp', 'fixedConst', 'gatherOneHot', 'groupSummaries', 'inProcessPair', 'maxRows', 'modelledSeconds', 'mpcacheDynamicSelect', 'mpcacheSelect', 'mpcacheSelectedCount', 'mpcacheStaticEvict', 'mpcacheSummaries', 'operatorTable', 'reciprocal', 'referenceRing', 'resolveDynamicOptions', 'runBoth', 'seedFromString', 'select', 'softmax', 'splitSecret', 'spuEstimate', 'spuSeconds', 'subCost', 'textTable', 'throttled', 'topK', 'zeroCost',
   ],
-  '../src/serve/index.ts': ['ApiError', 'CHATML_TEMPLATE', 'ChatTemplate', 'KVScheduler', 'ServeEngine', 'ToolCallStream', 'parseToolCall', 'serve', 'ModelInputError', 'DecodingModeError'],
+  '../src/serve/index.ts': ['ApiError', 'CHATML_TEMPLATE', 'ChatTemplate', 'KVScheduler', 'ServeEngine', 'ToolCallStream', 'parseToolCall', 'serve', 'serveHandler', 'serveApp', 'ModelInputError', 'DecodingModeError'],
   '../src/eval/index.ts': [
     'DEFAULT_SEED', 'EvalArgumentError', 'EvalOutputError', 'DecodingModeError', 'PromptBuilder', 'diffusionCacheFromSpec', 'TASK_NAMES', 'evaluate', 'loadBooks', 'perplexity', 'planEvaluation',
     'renderReport', 'resultsJson', 'rulerScore', 'strictCorrect', 'writeJson', 'writeReport',
