@@ -43,7 +43,7 @@ describe('KVzip with a budget that covers the prompt', () => {
   afterAll(() => model?.dispose())
 
   it.each(['kvzip:budget=1', 'kvzip:tokens=400', 'kvzip:budget=1,layerwise=true', 'kvzip:tokens=300,plus=true'])('%s runs no reconstruction and keeps the whole cache', async (spec) => {
-    const { policy, passes } = counting(createPolicy(spec, model.config))
+    const { policy, passes } = counting(createPolicy(spec, model.config)!)
     const r = await model.generate(fixturePrompt(300), { maxNewTokens: 2, policy }).result
     expect(passes()).toBe(0)
     const full = await model.generate(fixturePrompt(300), { maxNewTokens: 2 }).result
@@ -52,11 +52,11 @@ describe('KVzip with a budget that covers the prompt', () => {
   })
 
   it.each(['kvzip:budget=0.5', 'kvzip:budget=0.5,layerwise=true'])('%s still reconstructs once and evicts', async (spec) => {
-    const { policy, passes } = counting(createPolicy(spec, model.config))
+    const { policy, passes } = counting(createPolicy(spec, model.config)!)
     const r = await model.generate(fixturePrompt(300), { maxNewTokens: 2, policy }).result
     expect(passes()).toBeGreaterThan(0)
     const once = passes()
-    const again = counting(createPolicy(spec, model.config))
+    const again = counting(createPolicy(spec, model.config)!)
     expect((await model.generate(fixturePrompt(300), { maxNewTokens: 2, policy: again.policy }).result).ids).toEqual(r.ids)
     expect(again.passes()).toBe(once)
     const full = await model.generate(fixturePrompt(300), { maxNewTokens: 2 }).result
