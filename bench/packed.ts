@@ -1,6 +1,6 @@
 // Packed KV pages: scoring on packed keys against float32 scoring, in the same run, and the bytes per
 // token per layer of each packed scheme against float16, from the cache's own accounting.
-//   node dist/bench/packed.js [--build simd|relaxed|auto] [--threads N] [--json FILE] [--scoring]
+//   node dist/bench/packed.js [--build simd|relaxed|auto] [--threads N] [--json FILE] [--scoring] [--group 32|64|128]
 //   (Node 20: node --experimental-wasm-relaxed-simd dist/bench/packed.js --build relaxed)
 import { writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
@@ -25,7 +25,8 @@ function cacheOf(b: CreatedBackend, n: number, d: number, format: PageFormat | n
       cache.append(l, k, v, Int32Array.from({ length: T }, (_, i) => at + i))
     }
   }
-  const upto = Math.floor(Math.max(0, n - residual) / 32) * 32
+  const group = extra.group ?? 32
+  const upto = Math.floor(Math.max(0, n - residual) / group) * group
   const heads = Array.from({ length: layers * kvHeads }, (_, i) => ({ layer: Math.floor(i / kvHeads), head: i % kvHeads, upto, keys: format!, values: format!, ...extra }))
   if (format && upto > 0) for (const h of heads) cache.apply({ heads: [], quantize: [h] })
   return cache
@@ -42,11 +43,20 @@ const SCORERS: Scorer[] = [
 ]
 const FORMAT: Record<number, PageFormat | null> = { 0: null, 8: 'int8', 4: 'int4', 2: 'int2', 1: 'int1' }
 
-/** one decode step's scoring over every segment of `segs` with scorer s (q: qHeads rows of d floats) */
-function scoreTask(b: CreatedBackend, s: Scorer, segs: { kTable: number }[], n: number, d: number, qHeads: number, q: number, out: number, scratch: number): () => void {
-  if (s.bits === 0) return () => { for (const g of segs) b.scoreKeys(q, qHeads, d, g.kTable, 64, n, 0.125, out) }
-  if (s.integer) return () => { for (const g of segs) b.scorePackedKeysInt!(q, qHeads, d, g.kTable, 64, n, s.bits, 0.125, out, scratch) }
-  return () => { for (const g of segs) b.scorePackedKeys!(q, qHeads, d, g.kTable, 64, n, s.bits, 0, 0.125, out, scratch) }
+/** pages of 64 tokens, or of the key group where it is longer (a page holds whole groups) */
+const pageFor = (group: number) => Math.max(64, group)
+/** the packing of a packed scorer's cache: key groups of `group` tokens (KIVI's group_size) */
+const grouped = (group: number): Partial<HeadQuantization> => (group === 32 ? {} : { group })
+
+/**
+ * one decode step's scoring over every segment of `segs` with scorer s (q: qHeads rows of d floats);
+ * packed keys in groups of `group` tokens, pages of pageFor(group)
+ */
+function scoreTask(b: CreatedBackend, s: Scorer, segs: { kTable: number }[], n: number, d: number, qHeads: number, q: number, out: number, scratch: number, group = 32): () => void {
+  const pt = pageFor(group)
+  if (s.bits === 0) return () => { for (const g of segs) b.scoreKeys(q, qHeads, d, g.kTable, pt, n, 0.125, out) }
+  if (s.integer) return () => { for (const g of segs) b.scorePackedKeysInt!(q, qHeads, d, g.kTable, pt, n, s.bits, 0.125, out, scratch, group) }
+  return () => { for (const g of segs) b.scorePackedKeys!(q, qHeads, d, g.kTable, pt, n, s.bits, 0, 0.125, out, scratch, group) }
 }
 
 /**
@@ -55,19 +65,19 @@ function scoreTask(b: CreatedBackend, s: Scorer, segs: { kTable: number }[], n: 
  * packed ones (the exact fused kernel and the integer one), in the same run. A whole model's keys do not
  * fit in the CPU caches, as in decoding. Returns keys/s by scorer.
  */
-export async function scoringSpeed(b: CreatedBackend, n: number, d: number, qHeads: number, layers: number, kvHeads: number, scorers = SCORERS): Promise<Record<string, number>> {
+export async function scoringSpeed(b: CreatedBackend, n: number, d: number, qHeads: number, layers: number, kvHeads: number, scorers = SCORERS, group = 32): Promise<Record<string, number>> {
   const heap = b.heap
   const caches = new Map<number, PagedKVCache>()
-  for (const s of scorers) if (!caches.has(s.bits)) caches.set(s.bits, cacheOf(b, n, d, FORMAT[s.bits], 0, layers, kvHeads))
+  for (const s of scorers) if (!caches.has(s.bits)) caches.set(s.bits, cacheOf(b, n, d, FORMAT[s.bits], 0, layers, kvHeads, grouped(group), pageFor(group)))
   const q = heap.allocF32(qHeads * d)
   q.view.forEach((_, i) => (q.view[i] = Math.sin(i)))
   const out = heap.allocF32(qHeads * n)
-  const scratch = heap.allocF32(packedIntScratch(qHeads, d))
+  const scratch = heap.allocF32(packedIntScratch(qHeads, d, group))
   const tasks: Record<string, () => void> = {}
   for (const s of scorers) {
     const c = caches.get(s.bits)!
     const segs = Array.from({ length: layers * kvHeads }, (_, i) => c.segments(Math.floor(i / kvHeads), i % kvHeads)[0])
-    tasks[s.name] = scoreTask(b, s, segs, n, d, qHeads, q.ptr, out.ptr, scratch.ptr)
+    tasks[s.name] = scoreTask(b, s, segs, n, d, qHeads, q.ptr, out.ptr, scratch.ptr, group)
   }
   const t = await measure(tasks, 400, 5)
   const keys = n * layers * kvHeads
@@ -82,15 +92,15 @@ export async function scoringSpeed(b: CreatedBackend, n: number, d: number, qHea
  * a shared machine's other work). Returns keys/s by scorer, and how far the integer scores are from the
  * exact ones (largest difference in % of the exact scores' range).
  */
-export function residentScoring(b: CreatedBackend, n: number, d: number, scorers = SCORERS): { rates: Record<string, number>; agree: Record<string, number> } {
+export function residentScoring(b: CreatedBackend, n: number, d: number, scorers = SCORERS, group = 32): { rates: Record<string, number>; agree: Record<string, number> } {
   const qHeads = 3
   const caches = new Map<number, PagedKVCache>()
-  for (const s of scorers) if (!caches.has(s.bits)) caches.set(s.bits, cacheOf(b, n, d, FORMAT[s.bits]))
+  for (const s of scorers) if (!caches.has(s.bits)) caches.set(s.bits, cacheOf(b, n, d, FORMAT[s.bits], 0, 1, 1, grouped(group), pageFor(group)))
   const q = b.heap.allocF32(qHeads * d)
   q.view.forEach((_, i) => (q.view[i] = Math.sin(i)))
   const out = b.heap.allocF32(qHeads * n)
-  const scratch = b.heap.allocF32(packedIntScratch(qHeads, d))
-  const tasks = scorers.map((s) => scoreTask(b, s, [caches.get(s.bits)!.segments(0, 0)[0]], n, d, qHeads, q.ptr, out.ptr, scratch.ptr))
+  const scratch = b.heap.allocF32(packedIntScratch(qHeads, d, group))
+  const tasks = scorers.map((s) => scoreTask(b, s, [caches.get(s.bits)!.segments(0, 0)[0]], n, d, qHeads, q.ptr, out.ptr, scratch.ptr, group))
   const best = scorers.map(() => Infinity)
   for (let r = 0; r < 200; r++) {
     tasks.forEach((t, i) => {
@@ -104,7 +114,7 @@ export function residentScoring(b: CreatedBackend, n: number, d: number, scorers
   const agree: Record<string, number> = {}
   for (const bits of [4, 2]) {
     const [exact, integer] = [false, true].map((int) => {
-      scoreTask(b, { name: '', bits, integer: int }, [caches.get(bits)!.segments(0, 0)[0]], n, d, qHeads, q.ptr, out.ptr, scratch.ptr)()
+      scoreTask(b, { name: '', bits, integer: int }, [caches.get(bits)!.segments(0, 0)[0]], n, d, qHeads, q.ptr, out.ptr, scratch.ptr, group)()
       return out.view.slice()
     })
     const range = Math.max(...exact) - Math.min(...exact)
@@ -170,17 +180,21 @@ export async function run(argv = process.argv.slice(2)): Promise<void> {
   const build = (b as { build?: string }).build ?? 'simd'
   if (want !== 'auto' && build !== want) throw new Error(`--build ${want}: the runtime loaded the ${build} build (relaxed SIMD needs --experimental-wasm-relaxed-simd on Node 20)`)
   console.log(`kernels: wasm (${build} build), ${b.threads ?? 1} thread(s), node ${process.version}${'Deno' in globalThis ? ' (Deno)' : 'Bun' in globalThis ? ' (Bun)' : ''}, ${new Date().toISOString()}`)
+  // key groups of 32 tokens (KIVI's default), or 64 or 128 (its group_size): packed pages only
+  const group = Number(arg('--group') ?? 32)
+  if (![32, 64, 128].includes(group)) throw new RangeError(`--group must be 32, 64 or 128, got ${arg('--group')}`)
+  const g = group === 32 ? '' : `, key groups of ${group}`
   // the fixture model's shape (8 layers x 2 KV heads of 64, 3 query heads each) at 32k tokens
-  const whole = await scoringSpeed(b, 32768, 64, 3, 8, 2)
-  printRates('score 8 layers x 2 KV heads x 32768 keys x 64 ch, 3 query heads each:', whole)
-  const { rates: resident, agree } = residentScoring(b, 4096, 64)
-  printRates('score one resident stream of 4096 keys x 64 ch, 3 query heads:', resident)
+  const whole = await scoringSpeed(b, 32768, 64, 3, 8, 2, SCORERS, group)
+  printRates(`score 8 layers x 2 KV heads x 32768 keys x 64 ch, 3 query heads each${g}:`, whole)
+  const { rates: resident, agree } = residentScoring(b, 4096, 64, SCORERS, group)
+  printRates(`score one resident stream of 4096 keys x 64 ch, 3 query heads${g}:`, resident)
   console.log(`integer against exact scores, largest difference: int4 ${agree.int4.toPrecision(2)}%, int2 ${agree.int2.toPrecision(2)}% of their range`)
   const dotAdd = b.packedIntDotAdd?.() === 1
   console.log(`integer kernel's dot products: ${dotAdd ? 'accumulating (i32x4.relaxed_dot_i8x16_i7x16_add_s)' : build === 'relaxed' ? 'i16x8.relaxed_dot_i8x16_i7x16_s, widened (this engine gets the accumulating one wrong)' : 'i32x4.dot_i16x8_s'}`)
   for (const [k, x] of Object.entries(agree)) if (!(x < 5)) throw new Error(`the integer ${k} scores are ${x}% of the range off the exact ones: a wrong kernel, not a fast one`)
   const json = arg('--json')
-  if (json) writeFileSync(json, JSON.stringify({ build, threads: b.threads ?? 1, node: process.version, date: new Date().toISOString(), cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg(), wholeCache32k: whole, resident4096: resident, integerOffPercentOfRange: agree, dotAdd }, null, 1))
+  if (json) writeFileSync(json, JSON.stringify({ build, threads: b.threads ?? 1, node: process.version, date: new Date().toISOString(), cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg(), group, wholeCache32k: whole, resident4096: resident, integerOffPercentOfRange: agree, dotAdd }, null, 1))
   if (argv.includes('--scoring')) return b.close?.()
   console.log('\nbytes per token per layer and KV head (head_dim 64), from cache.bytes(); float16 = 256')
   for (const n of [4096, 32768]) {

@@ -66,6 +66,12 @@ describe.skipIf(!gpu)('WebGPU packed-page kernels equal dequantize-then-float32'
     expect(() => ctx.K.attendPacked(0, 1, 64, 64, 0, 0, 64, 1, 4, 0, 5, 0.125, 0, 64, 0, 0)).toThrow(/vBits 5/)
   })
 
+  it('refuses key groups other than 32 tokens (KIVI\'s groupSize 64, 128: the WGSL reads 32-token chunks), naming them', () => {
+    expect(() => ctx.K.scorePackedKeys(0, 1, 64, 0, 128, 1, 2, 0, 0.125, 0, 0, 128)).toThrow(RangeError)
+    expect(() => ctx.K.scorePackedKeys(0, 1, 64, 0, 128, 1, 2, 0, 0.125, 0, 0, 128)).toThrow(/group 128/)
+    expect(() => ctx.K.attendPacked(0, 1, 64, 64, 0, 0, 128, 1, 2, 0, 2, 0.125, 0, 64, 0, 0, 64, 64)).toThrow(/group 64, vGroup 64/)
+  })
+
   it('attention with lse = 0 writes no log-sum-exp (the first words of the arena stay as they were)', async () => {
     const { cache, seg } = packedSegment(70, 64, { keys: 'int4', values: 'int4' }, 5)
     const q = ctx.heap.f32From(normals(rng(1), 64))

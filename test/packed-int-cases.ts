@@ -15,11 +15,14 @@ export const BITS: Record<string, number> = { int4: 4, int2: 2, int1: 1 }
 export const FORMATS = ['int4', 'int2', 'int1'] as const
 export const SCALE = 0.125
 
-/** a cache of one KV head holding `keys` ([n][d]) packed in `format`; its one segment */
-export function packed(b: CreatedBackend, keys: Float32Array, n: number, d: number, format: PageFormat): { cache: PagedKVCache; seg: HeadSegment } {
-  const cache = new PagedKVCache(b, { layers: 1, kvHeads: 1, headDim: d, pageTokens: 64 })
+/** pages of 64 tokens, or of the key group where it is longer (a page holds whole groups) */
+export const pageFor = (group: number) => Math.max(64, group)
+
+/** a cache of one KV head holding `keys` ([n][d]) packed in `format` in key groups of `group` tokens; its one segment */
+export function packed(b: CreatedBackend, keys: Float32Array, n: number, d: number, format: PageFormat, group = 32): { cache: PagedKVCache; seg: HeadSegment } {
+  const cache = new PagedKVCache(b, { layers: 1, kvHeads: 1, headDim: d, pageTokens: pageFor(group) })
   cache.append(0, keys, new Float32Array(n * d), Int32Array.from({ length: n }, (_, i) => i))
-  cache.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: n, keys: format, values: 'int8' }] })
+  cache.apply({ heads: [], quantize: [{ layer: 0, head: 0, upto: n, keys: format, values: 'int8', ...(group !== 32 ? { group } : {}) }] })
   const seg = cache.segments(0, 0)[0]
   if (seg.format !== format) throw new Error(`packed: the segment is ${seg.format}, not ${format}`)
   return { cache, seg }
@@ -31,16 +34,18 @@ export function packed(b: CreatedBackend, keys: Float32Array, n: number, d: numb
  * for the float32 step and its reciprocal) + float32 rounding (1e-5 of scale * sum_c |q_c k_ic|, as the
  * exact kernel's test allows 4e-6 for its own fold and sum)
  */
-function bounds(b: CreatedBackend, level: number, seg: HeadSegment, q: Float32Array, qHeads: number, d: number, n: number, format: PageFormat, keys: Float32Array): { bound: Float64Array; rounding: Float64Array; keyBound: Float64Array } {
-  const lay = packedLayout(format, 'key', 64, d)
+function bounds(b: CreatedBackend, level: number, seg: HeadSegment, q: Float32Array, qHeads: number, d: number, n: number, format: PageFormat, keys: Float32Array, group: number): { bound: Float64Array; rounding: Float64Array; keyBound: Float64Array } {
+  const pt = pageFor(group)
+  const per = pt / group
+  const lay = packedLayout(format, 'key', pt, d, group)
   const out = new Float64Array(qHeads * n)
   // the query's rounding part of the bound alone, and the keys' own quantization bound on the same
   // score (sum_c |q'_c| / 2), to compare
   const rounding = new Float64Array(qHeads * n)
   const keyBound = new Float64Array(qHeads * n)
-  for (let g = 0; g * 32 < n; g++) {
-    const bytes = b.heap.U8.subarray(b.heap.I32[(seg.kTable >> 2) + Math.floor(g / 2)])
-    const at = Array.from({ length: d }, (_, c) => keyGroupAt(lay, g % 2, c))
+  for (let g = 0; g * group < n; g++) {
+    const bytes = b.heap.U8.subarray(b.heap.I32[(seg.kTable >> 2) + Math.floor(g / per)])
+    const at = Array.from({ length: d }, (_, c) => keyGroupAt(lay, g % per, c))
     const s = at.map((x) => groupMeta(bytes, x.meta, lay).scale)
     for (let h = 0; h < qHeads; h++) {
       let mx = 0
@@ -48,11 +53,11 @@ function bounds(b: CreatedBackend, level: number, seg: HeadSegment, q: Float32Ar
       for (let c = 0; c < d; c++) mx = Math.max(mx, Math.abs(SCALE * q[h * d + c] * s[c]))
       for (let c = 0; c < d; c++) sum += Math.abs(SCALE * q[h * d + c] * s[c]) / 2
       const step = mx / level
-      for (let i = g * 32; i < Math.min(n, g * 32 + 32); i++) {
+      for (let i = g * group; i < Math.min(n, g * group + group); i++) {
         let codes = 0
         let mag = 0
         for (let c = 0; c < d; c++) {
-          codes += codeAt(bytes, at[c].codes, i % 32, lay)
+          codes += codeAt(bytes, at[c].codes, i % group, lay)
           mag += Math.abs(q[h * d + c] * keys[i * d + c])
         }
         out[h * n + i] = step * 0.501 * codes + SCALE * mag * 1e-5 + 1e-30
@@ -74,19 +79,23 @@ export interface IntScores {
   keyBound: Float64Array
 }
 
-/** scorePackedKeysInt's, the twin's and the exact kernel's scores, and the bound, for keys in `format` on backend b (a wasm build) */
-export function scoreBoth(b: CreatedBackend, keys: Float32Array, n: number, d: number, format: PageFormat, q: Float32Array, qHeads: number): IntScores {
-  const { cache, seg } = packed(b, keys, n, d, format)
+/**
+ * scorePackedKeysInt's, the twin's and the exact kernel's scores, and the bound, for keys in `format` in
+ * key groups of `group` tokens on backend b (a wasm build)
+ */
+export function scoreBoth(b: CreatedBackend, keys: Float32Array, n: number, d: number, format: PageFormat, q: Float32Array, qHeads: number, group = 32): IntScores {
+  const { cache, seg } = packed(b, keys, n, d, format, group)
+  const pt = pageFor(group)
   const qb = b.heap.f32From(q)
   const out = b.heap.allocF32(qHeads * n)
   const ref = b.heap.allocF32(qHeads * n)
   const exact = b.heap.allocF32(qHeads * n)
-  const scratch = b.heap.allocF32(packedIntScratch(qHeads, d))
-  b.scorePackedKeysInt!(qb.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], SCALE, out.ptr, scratch.ptr)
-  referencePackedKernels(b.heap).scorePackedKeys(qb.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], 0, SCALE, ref.ptr, 0)
-  b.scorePackedKeys!(qb.ptr, qHeads, d, seg.kTable, 64, n, BITS[format], 0, SCALE, exact.ptr, scratch.ptr)
+  const scratch = b.heap.allocF32(packedIntScratch(qHeads, d, group))
+  b.scorePackedKeysInt!(qb.ptr, qHeads, d, seg.kTable, pt, n, BITS[format], SCALE, out.ptr, scratch.ptr, group)
+  referencePackedKernels(b.heap).scorePackedKeys(qb.ptr, qHeads, d, seg.kTable, pt, n, BITS[format], 0, SCALE, ref.ptr, 0, group)
+  b.scorePackedKeys!(qb.ptr, qHeads, d, seg.kTable, pt, n, BITS[format], 0, SCALE, exact.ptr, scratch.ptr, group)
   const level = intQueryLevels(b.build === 'relaxed' ? 'relaxed' : 'simd', BITS[format], d)
-  const { bound, rounding, keyBound } = bounds(b, level, seg, q, qHeads, d, n, format, cache.readKeys(0, 0))
+  const { bound, rounding, keyBound } = bounds(b, level, seg, q, qHeads, d, n, format, cache.readKeys(0, 0), group)
   const res = { out: out.view.slice(), ref: ref.view.slice(), exact: exact.view.slice(), bound, rounding, keyBound }
   for (const x of [qb, out, ref, exact, scratch]) x.free()
   cache.dispose()

@@ -36,12 +36,13 @@ afterAll(() => pools.forEach((b) => b.close?.()))
 
 /**
  * a cache of `heads` KV heads holding n seeded tokens, quantized to (keys, values); int2+sign keys
- * (VidKV) with every other channel int2, in token groups of 64
+ * (VidKV) with every other channel int2, in token groups of 64; KIVI's keys in groups of `group` (pages
+ * of 128 tokens for 128)
  */
-function packedCache(b: CreatedBackend, heads: number, n: number, keys: PageFormat, vals: PageFormat): PagedKVCache {
-  const cache = new PagedKVCache(b, { layers: 1, kvHeads: heads, headDim: D })
+function packedCache(b: CreatedBackend, heads: number, n: number, keys: PageFormat, vals: PageFormat, group = 32): PagedKVCache {
+  const cache = new PagedKVCache(b, { layers: 1, kvHeads: heads, headDim: D, ...(group > 64 ? { pageTokens: group } : {}) })
   cache.append(0, values(n * heads * D, 5 + n, 2), values(n * heads * D, 9 + n), Int32Array.from({ length: n }, (_, i) => i))
-  const sign = keys === 'int2+sign' ? { keyHiChannels: Int32Array.from({ length: D / 2 }, (_, i) => 2 * i), group: 64 } : {}
+  const sign = keys === 'int2+sign' ? { keyHiChannels: Int32Array.from({ length: D / 2 }, (_, i) => 2 * i), group: 64 } : group !== 32 ? { group } : {}
   const quantize = Array.from({ length: heads }, (_, head) => ({ layer: 0, head, upto: n, keys, values: vals, ...sign }))
   cache.apply({ heads: [], quantize })
   return cache
@@ -58,14 +59,14 @@ function attend(b: CreatedBackend, cache: PagedKVCache, heads: number, rows: num
       const s = cache.segments(0, g)[0]
       const scratch = h.allocF32(packedAttendScratch(rows, D, D, s.n))
       scratches.push(scratch)
-      const sign = s.keyBasis ? { sign: { kHi: s.keyBasis.hi.length, group: s.group, vGroup: valueGroupFor(s.group, D) } } : {}
+      const sign = s.keyBasis ? { sign: { kHi: s.keyBasis.hi.length, group: s.group, vGroup: valueGroupFor(s.group, D) } } : { group: s.group, vGroup: valueGroupFor(s.group, D) }
       return { q: q.ptr + g * rows * D * 4, rows, kd: D, vd: D, kTable: s.kTable, vTable: s.vTable, pageTokens: s.pageTokens, n: s.n, kBits: kernelBits(s.format), vBits: kernelBits(s.valueFormat), scale: 0.125, out: out.ptr + g * rows * D * 4, lse: lse.ptr + g * rows * 4, scratch: scratch.ptr, ...sign }
     })
     if (batch) b.attendPackedBatch!(calls)
     else {
       for (const c of calls) {
         if (c.sign) b.attendSign!(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.sign.kHi, c.sign.group, c.vBits, c.sign.vGroup, c.scale, c.out, c.vd, c.lse, c.scratch)
-        else b.attendPacked!(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.kBits, 0, c.vBits, c.scale, c.out, c.vd, c.lse, c.scratch)
+        else b.attendPacked!(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.kBits, 0, c.vBits, c.scale, c.out, c.vd, c.lse, c.scratch, c.group, c.vGroup)
       }
     }
     const res = new Float32Array(out.view.length + lse.view.length)
@@ -80,17 +81,17 @@ function attend(b: CreatedBackend, cache: PagedKVCache, heads: number, rows: num
 describe('attendPackedBatch on the pool against attendPacked head by head', () => {
   // KV heads x rows (a decode group of 3, one of 8, a prefill chunk of 5 tokens x 3), lengths around
   // the thread counts' key-split thresholds, KIVI-2 and KIVI-4 with int2/int4/int8 values
-  // and VidKV's int2+sign keys with ternary values
-  const grid = [[2, 3], [1, 8], [2, 15]].flatMap(([heads, rows]) => [64, 320, 1024, 3008].flatMap((n) => [['int2', 'int2'], ['int4', 'int4'], ['int2', 'int8'], ['int2+sign', 'ternary']].map(([k, v]) => [heads, rows, n, k, v] as const)))
-  it.each(grid)('%i KV heads x %i rows over %i packed tokens (%s keys, %s values): bit for bit when split by rows, else within float32 rounding', (heads, rows, n, k, v) => {
-    const cache = packedCache(pools[0], heads, n, k as PageFormat, v as PageFormat)
+  // and VidKV's int2+sign keys with ternary values; KIVI-2 in key groups of 128 (its group_size)
+  const grid = [[2, 3], [1, 8], [2, 15]].flatMap(([heads, rows]) => [64, 320, 1024, 3008].flatMap((n) => [['int2', 'int2', 32], ['int4', 'int4', 32], ['int2', 'int8', 32], ['int2+sign', 'ternary', 32], ['int2', 'int2', 128]].map(([k, v, g]) => [heads, rows, n, k, v, g] as const)))
+  it.each(grid)('%i KV heads x %i rows over %i packed tokens (%s keys, %s values, key groups of %i): bit for bit when split by rows, else within float32 rounding', (heads, rows, n, k, v, g) => {
+    const cache = packedCache(pools[0], heads, n, k as PageFormat, v as PageFormat, g as number)
     try {
       expect(cache.segments(0, 0)[0].format).toBe(k)
       const want = attend(one, cache, heads, rows, false)
       const splits = new Set<string>()
       for (const b of pools) {
         const got = attend(b, cache, heads, rows, true)
-        const shape = Array.from({ length: heads }, () => ({ hq: rows, keys: n, kd: D, vd: D, keyAlign: 64 }))
+        const shape = Array.from({ length: heads }, () => ({ hq: rows, keys: n, kd: D, vd: D, keyAlign: cache.segments(0, 0)[0].pageTokens }))
         const parts = partsFor(heads * rows * n * 2 * D, b.threads ?? 1)
         const by = parts < 2 ? 'one' : decodePlan(shape, parts).by
         splits.add(by)

@@ -142,7 +142,9 @@ describe('which calls split, and where', () => {
       const keys = j.args[5]
       if (i < jobs.length - 1) expect(keys % unit).toBe(0)
       expect(j.args[3]).toBe(table + (k0 / pt) * 4)
-      expect(j.args[8]).toBe((1 << 20) + k0 * 4)
+      // the key group (32 unless given) before the scale, then the piece's output
+      expect(j.args[7]).toBe(32)
+      expect(j.args[9]).toBe((1 << 20) + k0 * 4)
       k0 += keys
     })
     expect(k0).toBe(n)

@@ -1,4 +1,4 @@
-import { GROUP, halfToF32, f0, f1, f2, f3, lane, scorePackedKeysMixed } from './packed'
+import { GROUP, halfToF32, f0, f1, f2, f3, lane, scorePackedKeysGroupStrided, scorePackedKeysMixed } from './packed'
 import { planar16, scoreSignKeys } from './packed-sign'
 import { madd } from './simd'
 import { expv } from './exp'
@@ -56,6 +56,17 @@ export function attendPackedMixed(q: usize, rows: i32, d: i32, vd: i32, kTable: 
 export function attendSign(q: usize, rows: i32, d: i32, vd: i32, kTable: usize, vTable: usize, pageTokens: i32, n: i32, kHi: i32, group: i32, vBits: i32, vGroup: i32, scale: f32, out: usize, outStride: i32, lse: usize, scratch: usize): void {
   const fold = scratch + (<usize>(rows * n) << 2)
   scoreSignKeys(q, rows, d, kTable, pageTokens, n, kHi, group, scale, scratch, fold)
+  attendScored(scratch, rows, n, vd, vTable, pageTokens, vBits, vGroup, out, outStride, lse, fold + (<usize>(rows * (d + 1)) << 2))
+}
+
+/**
+ * attendPacked over KIVI keys of kBits (8, 4, 2, 1) in token groups of `group` (32, 64 or 128;
+ * scorePackedKeysGroupStrided) and vBits values (0 ternary) in groups of vGroup channels (32, 64 or 128:
+ * formats.ts valueGroupFor); scratch as attendPacked's. ABI 1.15.
+ */
+export function attendPackedGroup(q: usize, rows: i32, d: i32, vd: i32, kTable: usize, vTable: usize, pageTokens: i32, n: i32, kBits: i32, group: i32, vBits: i32, vGroup: i32, scale: f32, out: usize, outStride: i32, lse: usize, scratch: usize): void {
+  const fold = scratch + (<usize>(rows * n) << 2)
+  scorePackedKeysGroupStrided(q, rows, d, kTable, pageTokens, n, kBits, group, scale, scratch, n, fold)
   attendScored(scratch, rows, n, vd, vTable, pageTokens, vBits, vGroup, out, outStride, lse, fold + (<usize>(rows * (d + 1)) << 2))
 }
 

@@ -1,5 +1,5 @@
 import { GROUP, groupPage, lane, storeHalf } from './packed'
-import { RAW_BYTES, RELAXED, UNIT, UNIT_BYTES, transposeGroup } from './packed-tile'
+import { RAW_BYTES, RELAXED, UNIT, UNIT_BYTES, interleaveGroup, transposeGroup, transposeTile } from './packed-tile'
 import { HALF_SCALE, evenHalfBits4, hsum, laneMax, madd, oddHalfBits4 } from './simd'
 
 // Key scoring on packed pages with integer dot products. The exact kernel (packed.ts) widens every code
@@ -349,21 +349,34 @@ export function packedIntDotAdd(): i32 {
  * pointer each steps through the tile's units and the query words, every load at a constant offset.
  * raw (a constant; int4's raw tile, packed-tile.ts): quads j and j + 4 are the low and high nibbles of one
  * vector, split here with an and and a 16-bit shift where the split tile took a second load.
+ * sub (a constant; a 32-token tile of a group of 64 or 128, packed-tile.ts interleaveGroup): the two
+ * quads' vectors at t0 and t0 + 16 hold raw bytes whose `bits`-bit slot at bit sh (a constant) is the
+ * quad's codes; units unitBytes apart. Otherwise t0 is the tile's quad j and units are UNIT_BYTES (raw:
+ * RAW_BYTES) apart.
  * Scores go out as step * sum + bias for `valid` tokens.
  */
 // @ts-ignore: decorator
-@inline function dotQuadPair(tile: usize, units: i32, j: i32, words: usize, H: i32, raw: bool, stepBias: usize, out: usize, outStride: usize, valid: i32): void {
-  let t = tile + (<usize>j << 4)
-  const end = t + <usize>(units * (raw ? RAW_BYTES : UNIT_BYTES))
+@inline function dotQuadPair(t0: usize, unitBytes: i32, units: i32, j: i32, words: usize, H: i32, raw: bool, sub: bool, bits: i32, sh: i32, stepBias: usize, out: usize, outStride: usize, valid: i32): void {
+  let t = t0
+  const end = t + <usize>(units * unitBytes)
   let w = words
   let a0 = i32x4.splat(0), a1 = i32x4.splat(0), b0 = i32x4.splat(0), b1 = i32x4.splat(0)
   let c0 = i32x4.splat(0), c1 = i32x4.splat(0), e0 = i32x4.splat(0), e1 = i32x4.splat(0)
-  const m = i8x16.splat(15)
+  const mb: i32 = sub ? (1 << bits) - 1 : 15
+  const m = i8x16.splat(<i8>mb)
   while (t < end) {
     // raw: quads j (low nibbles) and j + 4 (high) of one vector, split here (a load for an and and a shift)
     const R = v128.load(t)
-    const T0 = raw ? v128.and(R, m) : R
-    const T1 = raw ? v128.and(i16x8.shr_u(R, 4), m) : v128.load(t, 16)
+    let T0 = R, T1 = R
+    if (sub) {
+      // a 16-bit shift, masked after (what crosses in from the next byte lies above the slot)
+      T0 = v128.and(sh ? i16x8.shr_u(R, sh) : R, m)
+      const S = v128.load(t, 16)
+      T1 = v128.and(sh ? i16x8.shr_u(S, sh) : S, m)
+    } else if (raw) {
+      T0 = v128.and(R, m)
+      T1 = v128.and(i16x8.shr_u(R, 4), m)
+    } else T1 = v128.load(t, 16)
     const qa = v128.load32_splat(w)
     a0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qa, T0, a0)
     a1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qa, T1, a1)
@@ -382,7 +395,7 @@ export function packedIntDotAdd(): i32 {
       e0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qe, T0, e0)
       e1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(qe, T1, e1)
     }
-    t += raw ? RAW_BYTES : UNIT_BYTES
+    t += <usize>unitBytes
     w += <usize>(4 * slots(H))
   }
   // raw: the second quad's tokens are 16 after the first's, else 4
@@ -394,13 +407,44 @@ export function packedIntDotAdd(): i32 {
   if (H > 3) storeSums(o + 3 * outStride, e0, e1, gap, stepBias + 24, valid)
 }
 
+// dotQuadPair for H heads of a block (a constant after this branch)
+// @ts-ignore: decorator
+@inline function dotHeads(t0: usize, unitBytes: i32, units: i32, j: i32, w: usize, H: i32, raw: bool, sub: bool, bits: i32, sh: i32, sb: usize, o: usize, outStride: usize, valid: i32): void {
+  if (H == 4) dotQuadPair(t0, unitBytes, units, j, w, 4, raw, sub, bits, sh, sb, o, outStride, valid)
+  else if (H == 3) dotQuadPair(t0, unitBytes, units, j, w, 3, raw, sub, bits, sh, sb, o, outStride, valid)
+  else if (H == 2) dotQuadPair(t0, unitBytes, units, j, w, 2, raw, sub, bits, sh, sb, o, outStride, valid)
+  else dotQuadPair(t0, unitBytes, units, j, w, 1, raw, sub, bits, sh, sb, o, outStride, valid)
+}
+
 /**
- * A group's scores through the accumulating path: every head block over the tile's four pairs of token
- * quads (raw, a constant: quads j and j + 4, else 2j and 2j + 1); out at the group's first token, `left`
- * tokens of the stream from there.
+ * Token quads j and j + 1 of tile k (tokens 32k .. 32k + 31) of a group of 64 or 128 tokens whose raw
+ * bytes interleaveGroup wrote at graw (chunk bytes a channel, units 4 * chunk bytes apart): token quad q
+ * of the tile is position quad ((32k + 4q) % chunk) / 4 of the raw tile, in slot (32k + 4q) / chunk of
+ * its bytes (both quads of a pair share the slot: chunk is a multiple of 16). The slot's shift is made a
+ * constant (a variable 16-bit shift is three x64 instructions in V8, a constant one).
  */
 // @ts-ignore: decorator
-@inline function dotGroup(tile: usize, units: i32, words: usize, d: i32, qHeads: i32, raw: bool, stepBias: usize, out: usize, outStride: usize, left: i32): void {
+@inline function dotSubPair(graw: usize, chunk: i32, bits: i32, k: i32, j: i32, units: i32, w: usize, H: i32, sb: usize, o: usize, outStride: usize, valid: i32): void {
+  const unitBytes = 4 * chunk
+  const e = 32 * k + 4 * j
+  const t0 = graw + (<usize>(e % chunk) << 2)
+  const slot = e / chunk
+  if (bits == 4) {
+    if (slot == 0) dotHeads(t0, unitBytes, units, j, w, H, false, true, 4, 0, sb, o, outStride, valid)
+    else dotHeads(t0, unitBytes, units, j, w, H, false, true, 4, 4, sb, o, outStride, valid)
+  } else if (slot == 0) dotHeads(t0, unitBytes, units, j, w, H, false, true, 2, 0, sb, o, outStride, valid)
+  else if (slot == 1) dotHeads(t0, unitBytes, units, j, w, H, false, true, 2, 2, sb, o, outStride, valid)
+  else if (slot == 2) dotHeads(t0, unitBytes, units, j, w, H, false, true, 2, 4, sb, o, outStride, valid)
+  else dotHeads(t0, unitBytes, units, j, w, H, false, true, 2, 6, sb, o, outStride, valid)
+}
+
+/**
+ * A 32-token tile's scores through the accumulating path: every head block over the tile's four pairs of
+ * token quads (raw, a constant: quads j and j + 4, else 2j and 2j + 1); out at the tile's first token,
+ * `left` tokens of the stream from there. sub (a constant): tile k of a group of 64 or 128 tokens, read
+ * from the group's raw tile at `tile` (dotSubPair; chunk and bits the group's).
+ */
+function dotGroup(tile: usize, units: i32, words: usize, d: i32, qHeads: i32, raw: bool, sub: bool, chunk: i32, bits: i32, k: i32, stepBias: usize, out: usize, outStride: usize, left: i32): void {
   for (let h0 = 0; h0 < qHeads; h0 += BLOCK) {
     const H = min(BLOCK, qHeads - h0)
     const w = words + <usize>(h0 * d)
@@ -410,10 +454,10 @@ export function packedIntDotAdd(): i32 {
       const j = raw ? i : 2 * i
       const valid = left - 4 * j
       if (valid <= 0) break
-      if (H == 4) dotQuadPair(tile, units, j, w, 4, raw, sb, o, outStride, valid)
-      else if (H == 3) dotQuadPair(tile, units, j, w, 3, raw, sb, o, outStride, valid)
-      else if (H == 2) dotQuadPair(tile, units, j, w, 2, raw, sb, o, outStride, valid)
-      else dotQuadPair(tile, units, j, w, 1, raw, sb, o, outStride, valid)
+      // (raw and sub made constants for dotQuadPair's bodies: one call a tile, so dotGroup is not inlined)
+      if (sub) dotSubPair(tile, chunk, bits, k, j, units, w, H, sb, o, outStride, valid)
+      else if (raw) dotHeads(tile + (<usize>j << 4), RAW_BYTES, units, j, w, H, true, false, 0, 0, sb, o, outStride, valid)
+      else dotHeads(tile + (<usize>j << 4), UNIT_BYTES, units, j, w, H, false, false, 0, 0, sb, o, outStride, valid)
     }
   }
 }
@@ -476,17 +520,30 @@ export function scorePackedKeysInt(q: usize, qHeads: i32, d: i32, table: usize, 
  * range of the keys writes its part of each head's row in place.
  */
 export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, scale: f32, out: usize, outStride: i32, scratch: usize): void {
+  scorePackedKeysIntGroupStrided(q, qHeads, d, table, pageTokens, n, bits, GROUP, scale, out, outStride, scratch)
+}
+
+/**
+ * scorePackedKeysIntStrided over keys in token groups of `group` = 32, 64 or 128 (KIVI's group_size;
+ * pageTokens a multiple of it; layout src/cache/formats.ts PackedLayout). The fold and the rounding of
+ * the query to integers (above) happen once a group, so with one step per group the error bound is
+ * scorePackedKeysInt's with that group's step; the transpose and the dot products go by 32-token tiles
+ * as before. A group of 128 folds a quarter as often as one of 32: the fold was 39% of int2's time at 32.
+ * scratch: packedIntScratch(qHeads, d) + d * group / 8 floats (src/backend/backend.ts
+ * packedIntScratch with the group), 16-byte aligned. ABI 1.15.
+ */
+export function scorePackedKeysIntGroupStrided(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, group: i32, scale: f32, out: usize, outStride: i32, scratch: usize): void {
   // one specialised body per code width (the unpacking and the i16 flush period are constants there)
-  if (bits == 4) scoreInt(q, qHeads, d, table, pageTokens, n, 4, scale, out, outStride, scratch)
-  else if (bits == 2) scoreInt(q, qHeads, d, table, pageTokens, n, 2, scale, out, outStride, scratch)
-  else scoreInt(q, qHeads, d, table, pageTokens, n, 1, scale, out, outStride, scratch)
+  if (bits == 4) scoreInt(q, qHeads, d, table, pageTokens, n, 4, group, scale, out, outStride, scratch)
+  else if (bits == 2) scoreInt(q, qHeads, d, table, pageTokens, n, 2, group, scale, out, outStride, scratch)
+  else scoreInt(q, qHeads, d, table, pageTokens, n, 1, group, scale, out, outStride, scratch)
 }
 
 // @ts-ignore: decorator
-@inline function scoreInt(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, scale: f32, out: usize, outRow: i32, scratch: usize): void {
-  const chunk = bits * 4
+@inline function scoreInt(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, group: i32, scale: f32, out: usize, outRow: i32, scratch: usize): void {
+  const chunk = (group * bits) >> 3
   const lineBytes = d * chunk
-  const groupsPerPage = pageTokens / GROUP
+  const groupsPerPage = pageTokens / group
   const metaOffset = <usize>(groupsPerPage * lineBytes)
   const units = d / UNIT
   const levels = queryLevels(bits, d)
@@ -503,11 +560,16 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
   const qs = RELAXED ? tile + (<usize>(8 * d) << 2) : rows
   const stepBias = rows + (<usize>(3 * d) << 2)
   const sums = stepBias + (<usize>qHeads << 3)
+  // a group of 64 or 128's raw tile (interleaveGroup: d * chunk bytes) after the sums
+  const graw = sums + 64
   const outStride = <usize>outRow << 2
   checkDotAdd(scratch)
   // scale * 2^112 finite: the fold widens and scales the float16 pairs in one multiply
   const folded = isFinite<f32>(scale * HALF_SCALE)
-  for (let g = 0; g * GROUP < n; g++) {
+  // groups of 64 and 128 on the accumulating path: raw bytes interleaved once a group (int1 and the
+  // other paths transpose each 32-token tile through planar16)
+  const whole = RELAXED && dotAdd > 0 && bits != 1
+  for (let g = 0; g * group < n; g++) {
     // the group's line of codes and its (scale, min) pairs in its page (no touch() of the next group's
     // lines as scoreKeys does: it made the whole-cache int2 run slower here, the stream is sequential)
     const tg = g % groupsPerPage
@@ -530,37 +592,61 @@ export function scorePackedKeysIntStrided(q: usize, qHeads: i32, d: i32, table: 
       } else if (folded) foldHeads(qh, d, meta, scale, true, qs, 1, levels, w, sb)
       else foldHeads(qh, d, meta, scale, false, qs, 1, levels, w, sb)
     }
-    const first = g * GROUP
+    const first = g * group
     const codes = page + <usize>(tg * lineBytes)
-    if (RELAXED && dotAdd > 0) {
-      // int4: the raw tile, each vector's nibbles split in the dot loop
-      if (bits == 4) {
-        transposeGroup(codes, chunk, bits, d, tile, true)
-        dotGroup(tile, units, words, d, qHeads, true, stepBias, out + (<usize>first << 2), outStride, n - first)
-      } else {
-        transposeGroup(codes, chunk, bits, d, tile, false)
-        dotGroup(tile, units, words, d, qHeads, false, stepBias, out + (<usize>first << 2), outStride, n - first)
+    if (group == GROUP) {
+      if (RELAXED && dotAdd > 0) {
+        // int4: the raw tile, each vector's nibbles split in the dot loop
+        if (bits == 4) {
+          transposeGroup(codes, chunk, bits, d, tile, true)
+          dotGroup(tile, units, words, d, qHeads, true, false, 0, 0, 0, stepBias, out + (<usize>first << 2), outStride, n - first)
+        } else {
+          transposeGroup(codes, chunk, bits, d, tile, false)
+          dotGroup(tile, units, words, d, qHeads, false, false, 0, 0, 0, stepBias, out + (<usize>first << 2), outStride, n - first)
+        }
+        continue
       }
+      transposeGroup(codes, chunk, bits, d, tile, false)
+      dotTile(tile, units, words, wordBytes, qHeads, stepBias, flush, sums, out + (<usize>first << 2), outStride, n - first)
       continue
     }
-    transposeGroup(codes, chunk, bits, d, tile, false)
-    for (let h = 0; h < qHeads; h++) {
-      const o = out + <usize>h * outStride + (<usize>first << 2)
-      const vstep = v128.load32_splat(stepBias + (<usize>h << 3))
-      const vbias = v128.load32_splat(stepBias + (<usize>h << 3) + 4)
-      for (let e0 = 0; e0 < GROUP; e0 += 16) {
-        const valid = min(16, n - first - e0)
-        if (valid <= 0) break
-        // head h is head h % BLOCK of the block from h - h % BLOCK
-        const k = h % BLOCK
-        const hb = <usize>(4 * slots(min(BLOCK, qHeads - (h - k))))
-        dotHalf(tile, units, e0 >> 2, words + <usize>((h - k) * wordBytes + 4 * k), hb, flush, sums)
-        const r0 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums)), vstep)
-        const r1 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums, 16)), vstep)
-        const r2 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums, 32)), vstep)
-        const r3 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums, 48)), vstep)
-        storeHalf(o + (<usize>e0 << 2), r0, r1, r2, r3, vbias, valid)
+    if (whole) interleaveGroup(codes, chunk, d, graw)
+    // the group's 32-token tiles that hold keys
+    for (let k = 0; k * GROUP < group && first + k * GROUP < n; k++) {
+      const f = first + k * GROUP
+      const o = out + (<usize>f << 2)
+      if (whole) dotGroup(graw, units, words, d, qHeads, false, true, chunk, bits, k, stepBias, o, outStride, n - f)
+      else {
+        transposeTile(codes, chunk, bits, d, tile, k * GROUP)
+        if (RELAXED && dotAdd > 0) dotGroup(tile, units, words, d, qHeads, false, false, 0, 0, 0, stepBias, o, outStride, n - f)
+        else dotTile(tile, units, words, wordBytes, qHeads, stepBias, flush, sums, o, outStride, n - f)
       }
+    }
+  }
+}
+
+/**
+ * A 32-token tile's scores without the accumulating dot (dotHalf: the plain build, and the relaxed one
+ * where the engine gets it wrong): every head, 16 tokens at a time, `left` tokens of the stream from out.
+ */
+// @ts-ignore: decorator
+@inline function dotTile(tile: usize, units: i32, words: usize, wordBytes: i32, qHeads: i32, stepBias: usize, flush: i32, sums: usize, out: usize, outStride: usize, left: i32): void {
+  for (let h = 0; h < qHeads; h++) {
+    const o = out + <usize>h * outStride
+    const vstep = v128.load32_splat(stepBias + (<usize>h << 3))
+    const vbias = v128.load32_splat(stepBias + (<usize>h << 3) + 4)
+    for (let e0 = 0; e0 < GROUP; e0 += 16) {
+      const valid = min(16, left - e0)
+      if (valid <= 0) break
+      // head h is head h % BLOCK of the block from h - h % BLOCK
+      const k = h % BLOCK
+      const hb = <usize>(4 * slots(min(BLOCK, qHeads - (h - k))))
+      dotHalf(tile, units, e0 >> 2, words + <usize>((h - k) * wordBytes + 4 * k), hb, flush, sums)
+      const r0 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums)), vstep)
+      const r1 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums, 16)), vstep)
+      const r2 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums, 32)), vstep)
+      const r3 = f32x4.mul(f32x4.convert_i32x4_s(v128.load(sums, 48)), vstep)
+      storeHalf(o + (<usize>e0 << 2), r0, r1, r2, r3, vbias, valid)
     }
   }
 }

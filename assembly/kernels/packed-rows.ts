@@ -44,7 +44,7 @@ const TERNARY: i32 = 0
 /**
  * Key rows idx[0 .. nIdx) (int32 token indices, any order) of n packed keys of d channels, as float32 rows
  * [nIdx][d] at out. Keys group `group` tokens per channel. sign 0: every channel `bits`-bit with a
- * (scale, min) (int8/4/2/1, group 32); sign 1: int2+sign, the first hi channels int2 with (scale, min),
+ * (scale, min) (int8/4/2/1); sign 1: int2+sign, the first hi channels int2 with (scale, min),
  * the rest 1-bit signs with one scale s, read as 2s * code - s. Rows in the same token group reuse its
  * metadata, widened once into scratch: 2 * d floats.
  */
@@ -101,6 +101,13 @@ function keyRows(table: usize, pageTokens: i32, idx: usize, nIdx: i32, d: i32, b
  */
 export function getPackedKeyRows(table: usize, pageTokens: i32, idx: usize, nIdx: i32, d: i32, bits: i32, out: usize, scratch: usize): void {
   keyRows(table, pageTokens, idx, nIdx, d, bits, 0, 32, false, out, scratch)
+}
+
+/**
+ * getPackedKeyRows over keys in token groups of `group` (32, 64 or 128; KIVI's group_size). ABI 1.15.
+ */
+export function getPackedKeyRowsGroup(table: usize, pageTokens: i32, idx: usize, nIdx: i32, d: i32, bits: i32, group: i32, out: usize, scratch: usize): void {
+  keyRows(table, pageTokens, idx, nIdx, d, bits, 0, group, false, out, scratch)
 }
 
 /**

@@ -35,9 +35,11 @@ import { madd } from './simd'
 /**
  * Scores of 16 tokens (e0 .. e0 + 15 of the token group at `codes`) for H <= 3 heads whose folded
  * queries sit at qs (rows of d floats) with biases at bias: out[h * outStride + e0 + j], `valid` tokens.
+ * The first hi channels are int2 chunks of hiChunk bytes, the rest `bits`-bit chunks of `chunk` bytes
+ * (int2+sign: 1-bit signs; KIVI's keys in groups of 64 or 128: hi 0, packed.ts).
  */
 // @ts-ignore: decorator
-@inline function signHalf(codes: usize, hi: i32, hiChunk: i32, signChunk: i32, e0: i32, d: i32, H: i32, qs: usize, bias: usize, out: usize, outStride: usize, valid: i32): void {
+@inline function signHalf(codes: usize, hi: i32, hiChunk: i32, chunk: i32, bits: i32, e0: i32, d: i32, H: i32, qs: usize, bias: usize, out: usize, outStride: usize, valid: i32): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0)
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0)
   let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0)
@@ -45,8 +47,8 @@ import { madd } from './simd'
   let p = codes
   for (let c = 0; c < d; c++) {
     // the int2 channels' chunks, then the sign channels'
-    const k = c < hi ? planar16(p, 2, hiChunk, e0) : planar16(p, 1, signChunk, e0)
-    p += <usize>(c < hi ? hiChunk : signChunk)
+    const k = c < hi ? planar16(p, 2, hiChunk, e0) : planar16(p, bits, chunk, e0)
+    p += <usize>(c < hi ? hiChunk : chunk)
     const k0 = f0(k), k1 = f1(k), k2 = f2(k), k3 = f3(k)
     const qa = v128.load32_splat(qs + (<usize>c << 2))
     a0 = madd(qa, k0, a0); a1 = madd(qa, k1, a1); a2 = madd(qa, k2, a2); a3 = madd(qa, k3, a3)
@@ -64,11 +66,12 @@ import { madd } from './simd'
   if (H > 2) storeHalf(out + 2 * outStride + (<usize>e0 << 2), c0, c1, c2, c3, v128.load32_splat(bias + 8), valid)
 }
 
+/** signHalf for H heads (a constant after this branch) */
 // @ts-ignore: decorator
-@inline function signHeads(codes: usize, hi: i32, hiChunk: i32, signChunk: i32, e0: i32, d: i32, H: i32, qs: usize, bias: usize, out: usize, outStride: usize, valid: i32): void {
-  if (H == 3) signHalf(codes, hi, hiChunk, signChunk, e0, d, 3, qs, bias, out, outStride, valid)
-  else if (H == 2) signHalf(codes, hi, hiChunk, signChunk, e0, d, 2, qs, bias, out, outStride, valid)
-  else signHalf(codes, hi, hiChunk, signChunk, e0, d, 1, qs, bias, out, outStride, valid)
+@inline export function signHeads(codes: usize, hi: i32, hiChunk: i32, chunk: i32, bits: i32, e0: i32, d: i32, H: i32, qs: usize, bias: usize, out: usize, outStride: usize, valid: i32): void {
+  if (H == 3) signHalf(codes, hi, hiChunk, chunk, bits, e0, d, 3, qs, bias, out, outStride, valid)
+  else if (H == 2) signHalf(codes, hi, hiChunk, chunk, bits, e0, d, 2, qs, bias, out, outStride, valid)
+  else signHalf(codes, hi, hiChunk, chunk, bits, e0, d, 1, qs, bias, out, outStride, valid)
 }
 
 /**
@@ -123,9 +126,9 @@ export function scoreSignKeys(q: usize, qHeads: i32, d: i32, table: usize, pageT
         const valid = min(16, n - first - e0)
         if (valid <= 0) break
         // constant chunk sizes let planar16's branches fold away in each variant
-        if (group == 32) signHeads(codes, hi, 8, 4, e0, d, H, qsh, bh, oh, outStride, valid)
-        else if (group == 64) signHeads(codes, hi, 16, 8, e0, d, H, qsh, bh, oh, outStride, valid)
-        else signHeads(codes, hi, 32, 16, e0, d, H, qsh, bh, oh, outStride, valid)
+        if (group == 32) signHeads(codes, hi, 8, 4, 1, e0, d, H, qsh, bh, oh, outStride, valid)
+        else if (group == 64) signHeads(codes, hi, 16, 8, 1, e0, d, H, qsh, bh, oh, outStride, valid)
+        else signHeads(codes, hi, 32, 16, 1, e0, d, H, qsh, bh, oh, outStride, valid)
       }
       h += H
     }

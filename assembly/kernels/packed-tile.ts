@@ -1,4 +1,5 @@
 import { GROUP, codes16 } from './packed'
+import { planar16 } from './packed-sign'
 
 // A packed key group keeps each channel's 32 tokens side by side (src/cache/formats.ts: int4 byte e holds
 // tokens e and e + 16 in its nibbles, int2 byte e tokens e, e + 8, e + 16, e + 24 in its crumbs); integer
@@ -119,30 +120,46 @@ import { GROUP, codes16 } from './packed'
   crumbs(t, r0, i16x8.extend_high_i8x16_u(ab), i16x8.splat(3))
 }
 
+/**
+ * 16 bytes each of four channels (a, b, c, e) interleaved token-major as four vectors at t: byte i of the
+ * four, then byte i + 1 ... (vector x: bytes 4x .. 4x + 3 of each channel)
+ */
+// @ts-ignore: decorator
+@inline function interleave4(a: v128, b: v128, c: v128, e: v128, t: usize): void {
+  const abL = i8x16.shuffle(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+  const abH = i8x16.shuffle(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+  const cdL = i8x16.shuffle(c, e, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+  const cdH = i8x16.shuffle(c, e, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+  v128.store(t, i8x16.shuffle(abL, cdL, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23))
+  v128.store(t, i8x16.shuffle(abL, cdL, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16)
+  v128.store(t, i8x16.shuffle(abH, cdH, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), 32)
+  v128.store(t, i8x16.shuffle(abH, cdH, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 48)
+}
+
+/**
+ * 16 codes (u8 lanes) each of UNIT channels as token quads at t: the relaxed build's four channels as
+ * bytes (interleave4), the plain build's two (a, b) as u16 lanes
+ */
+// @ts-ignore: decorator
+@inline function storeCodes(a: v128, b: v128, c: v128, e: v128, t: usize): void {
+  if (RELAXED) return interleave4(a, b, c, e, t)
+  const abL = i8x16.shuffle(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+  const abH = i8x16.shuffle(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+  v128.store(t, i16x8.extend_low_i8x16_u(abL))
+  v128.store(t, i16x8.extend_high_i8x16_u(abL), 16)
+  v128.store(t, i16x8.extend_low_i8x16_u(abH), 32)
+  v128.store(t, i16x8.extend_high_i8x16_u(abH), 48)
+}
+
 // any width through codes16 (int1): 16 tokens of UNIT channels at a time, token quads from e0 / 4 at t4
 // @ts-ignore: decorator
 @inline function anyUnit(p: usize, chunk: i32, bits: i32, t: usize): void {
   for (let e0 = 0; e0 < GROUP; e0 += 16) {
     const a = codes16(p, bits, e0)
     const b = codes16(p + <usize>chunk, bits, e0)
-    const abL = i8x16.shuffle(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
-    const abH = i8x16.shuffle(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
-    const t4 = t + (<usize>e0 << 2)
-    if (RELAXED) {
-      const c = codes16(p + <usize>(2 * chunk), bits, e0)
-      const e = codes16(p + <usize>(3 * chunk), bits, e0)
-      const cdL = i8x16.shuffle(c, e, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
-      const cdH = i8x16.shuffle(c, e, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
-      v128.store(t4, i8x16.shuffle(abL, cdL, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23))
-      v128.store(t4, i8x16.shuffle(abL, cdL, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16)
-      v128.store(t4, i8x16.shuffle(abH, cdH, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), 32)
-      v128.store(t4, i8x16.shuffle(abH, cdH, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 48)
-    } else {
-      v128.store(t4, i16x8.extend_low_i8x16_u(abL))
-      v128.store(t4, i16x8.extend_high_i8x16_u(abL), 16)
-      v128.store(t4, i16x8.extend_low_i8x16_u(abH), 32)
-      v128.store(t4, i16x8.extend_high_i8x16_u(abH), 48)
-    }
+    const c = RELAXED ? codes16(p + <usize>(2 * chunk), bits, e0) : a
+    const e = RELAXED ? codes16(p + <usize>(3 * chunk), bits, e0) : a
+    storeCodes(a, b, c, e, t + (<usize>e0 << 2))
   }
 }
 
@@ -164,5 +181,51 @@ import { GROUP, codes16 } from './packed'
       if (RELAXED) int2Unit(p, t)
       else int2Pair(p, t)
     } else anyUnit(p, chunk, bits, t)
+  }
+}
+
+/**
+ * Tokens e0 .. e0 + 31 (e0 a multiple of 32) of a group of any size (`bits`-bit planar chunks of `chunk`
+ * bytes a channel at `codes`, d channels) as the tile transposeGroup writes for a 32-token group (not
+ * raw): each 16 tokens of UNIT channels through planar16, then interleaved as anyUnit does. The path for
+ * groups of 64 and 128 where interleaveGroup's is not taken (the plain build, int1, an engine without the
+ * accumulating dot).
+ */
+// @ts-ignore: decorator
+@inline export function transposeTile(codes: usize, chunk: i32, bits: i32, d: i32, tile: usize, e0: i32): void {
+  let p = codes
+  let t = tile
+  const end = codes + <usize>(d * chunk)
+  for (; p < end; p += <usize>(UNIT * chunk), t += <usize>UNIT_BYTES) {
+    for (let h = 0; h < GROUP; h += 16) {
+      const a = planar16(p, bits, chunk, e0 + h)
+      const b = planar16(p + <usize>chunk, bits, chunk, e0 + h)
+      const c = RELAXED ? planar16(p + <usize>(2 * chunk), bits, chunk, e0 + h) : a
+      const e = RELAXED ? planar16(p + <usize>(3 * chunk), bits, chunk, e0 + h) : a
+      storeCodes(a, b, c, e, t + (<usize>h << 2))
+    }
+  }
+}
+
+/**
+ * The relaxed build's raw tile of a whole group of 64 or 128 tokens (chunk bytes a channel, a multiple
+ * of 16; d channels at `codes`): vector (x, u) at graw + u * 4 chunk + 16 x holds byte positions
+ * 4x .. 4x + 3 of unit u's four channels, unsplit. A byte of a planar chunk holds one token of each
+ * 32-token tile of the group (int2 in a group of 128: tiles 0 .. 3 in its four slots), so the bytes are
+ * interleaved once a group and each tile's codes are split out of them by the dot loop (packed-int.ts
+ * dotSubPair), where a tile's own transpose interleaved the same bytes once a tile.
+ */
+// @ts-ignore: decorator
+@inline export function interleaveGroup(codes: usize, chunk: i32, d: i32, graw: usize): void {
+  let p = codes
+  let t = graw
+  const end = codes + <usize>(d * chunk)
+  const c2 = <usize>(2 * chunk)
+  const c3 = <usize>(3 * chunk)
+  for (; p < end; p += <usize>(4 * chunk)) {
+    for (let x = 0; x < chunk; x += 16, t += 64) {
+      const q = p + <usize>x
+      interleave4(v128.load(q), v128.load(q + <usize>chunk), v128.load(q + c2), v128.load(q + c3), t)
+    }
   }
 }

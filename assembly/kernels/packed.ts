@@ -1,4 +1,5 @@
 import { hsum, madd, widenHalf4 } from './simd'
+import { signHeads } from './packed-sign'
 
 // Fused kernels over packed KV pages (int8/4/2/1 codes with float16 scale and min per group of 32;
 // layout: src/cache/formats.ts PackedLayout). Nothing is widened to a float32 copy of the keys or values:
@@ -6,7 +7,9 @@ import { hsum, madd, widenHalf4 } from './simd'
 // into the query (q'_c = q_c * s_c) and its min into one bias per head (sum_c q_c * min_c), so a score
 // is q' . codes + bias (KIVI, Liu et al. 2024, section 3.3: the fused dequantize-matmul). Attention over
 // packed pages (the values' half): packed-attend.ts; VidKV's int2+sign keys in any group: packed-sign.ts.
+// Key groups of 64 and 128 tokens (KIVI's group_size, ABI 1.15): scorePackedKeysGroupStrided.
 
+/** tokens of a 32-token key group: the kernels' tile, and the only group of the ABI < 1.15 exports */
 export const GROUP: i32 = 32
 // bytes of a 32-token int2 chunk (the int2 channels of int2+sign keys)
 const HI_CHUNK: i32 = 8
@@ -221,6 +224,49 @@ export function scorePackedKeysMixedStrided(q: usize, qHeads: i32, d: i32, table
           else if (H == 2) scoreHalf(codes, chunk, 1, hi, e0, d, 2, qsh, bh, o, outStride, valid)
           else scoreHalf(codes, chunk, 1, hi, e0, d, 1, qsh, bh, o, outStride, valid)
         }
+      }
+      h += H
+    }
+  }
+}
+
+/**
+ * scorePackedKeysMixedStrided over keys of `bits` (8, 4, 2, 1; hi = 0) in token groups of `group` = 32,
+ * 64 or 128 (pageTokens a multiple of it; layout src/cache/formats.ts PackedLayout: a channel's group is
+ * one planar chunk of group * bits / 8 bytes). Each group's scales and mins fold into the query once for
+ * all its tokens. Equal to dequantizing the keys and scoring in float32, within float32 rounding; group
+ * 32 runs scorePackedKeysMixedStrided itself. scratch: qHeads * (d + 1) floats. ABI 1.15.
+ */
+export function scorePackedKeysGroupStrided(q: usize, qHeads: i32, d: i32, table: usize, pageTokens: i32, n: i32, bits: i32, group: i32, scale: f32, out: usize, outRow: i32, scratch: usize): void {
+  if (group == GROUP) return scorePackedKeysMixedStrided(q, qHeads, d, table, pageTokens, n, bits, 0, scale, out, outRow, scratch)
+  const chunk = (group * bits) >> 3
+  const lineBytes = d * chunk
+  const groupsPerPage = pageTokens / group
+  const metaOffset = <usize>(groupsPerPage * lineBytes)
+  const qs = scratch
+  const bias = scratch + (<usize>(qHeads * d) << 2)
+  const outStride = <usize>outRow << 2
+  const groups = (n + group - 1) / group
+  for (let g = 0; g < groups; g++) {
+    const page = groupPage(table, g, groupsPerPage)
+    const tg = g % groupsPerPage
+    const codes = page + <usize>(tg * lineBytes)
+    foldGroup(q, qHeads, d, page + metaOffset + (<usize>(tg * d) << 2), scale, qs, bias)
+    const first = g * group
+    for (let h = 0; h < qHeads; ) {
+      const H = qHeads - h == 3 ? 3 : qHeads - h >= 2 ? 2 : 1
+      const o = out + <usize>h * outStride + (<usize>first << 2)
+      const qsh = qs + (<usize>(h * d) << 2)
+      const bh = bias + (<usize>h << 2)
+      for (let e0 = 0; e0 < group; e0 += 16) {
+        const valid = min(16, n - first - e0)
+        if (valid <= 0) break
+        // the sign kernel's 16-token step with no int2 channels (hi 0), one body per code width
+        // (planar16's masks constant there)
+        if (bits == 4) signHeads(codes, 0, 0, chunk, 4, e0, d, H, qsh, bh, o, outStride, valid)
+        else if (bits == 2) signHeads(codes, 0, 0, chunk, 2, e0, d, H, qsh, bh, o, outStride, valid)
+        else if (bits == 8) signHeads(codes, 0, 0, chunk, 8, e0, d, H, qsh, bh, o, outStride, valid)
+        else signHeads(codes, 0, 0, chunk, 1, e0, d, H, qsh, bh, o, outStride, valid)
       }
       h += H
     }

@@ -2,7 +2,7 @@
 // The allocator is AssemblyScript's TLSF (runtime "minimal"): O(1) alloc and free, 16-byte aligned.
 
 /** ABI version: major << 16 | minor. A minor step adds exports; a major step changes or removes one. */
-export const ABI_VERSION: u32 = (1 << 16) | 14
+export const ABI_VERSION: u32 = (1 << 16) | 15
 
 export function abiVersion(): u32 {
   return ABI_VERSION

@@ -112,10 +112,10 @@ export interface KernelBackend {
    * Packed rows read back as float32 (ggml's get_rows; ABI 1.9): the nIdx rows listed at idx (int32 token
    * indices, any order) written as [nIdx][d] floats at out, each value scale * code + min by one float32
    * multiply and one add, so equal bit for bit to src/cache/packing.ts's unpackKeyRow / unpackValueRow.
-   * Keys `bits`-bit (8, 4, 2, 1) in groups of 32 tokens; scratch 2 * d floats. Absent on a backend
-   * without them (the store then dequantizes in TypeScript).
+   * Keys `bits`-bit (8, 4, 2, 1) in groups of `group` tokens (32 by default, 64, 128); scratch 2 * d
+   * floats. Absent on a backend without them (the store then dequantizes in TypeScript).
    */
-  getPackedKeyRows?(table: number, pageTokens: number, idx: number, nIdx: number, d: number, bits: number, out: number, scratch: number): void
+  getPackedKeyRows?(table: number, pageTokens: number, idx: number, nIdx: number, d: number, bits: number, out: number, scratch: number, group?: number): void
   /** getPackedKeyRows over int2+sign keys (scoreSignKeys' hi, group), left in their stored basis; scratch 2 * d floats */
   getSignKeyRows?(table: number, pageTokens: number, idx: number, nIdx: number, d: number, hi: number, group: number, out: number, scratch: number): void
   /** getPackedKeyRows over values: vBits (0 ternary) in groups of vGroup channels a row, vd channels */
@@ -159,9 +159,10 @@ export interface CompactCall {
 }
 
 /**
- * Kernels over packed KV pages (int8/4/2/1 codes, float16 scale and min per group of 32; layout in
+ * Kernels over packed KV pages (int8/4/2/1 codes, float16 scale and min per group of 32 tokens, or of
+ * `group` = 64 or 128 where a kernel takes one (KIVI's group_size, ABI 1.15); layout in
  * src/cache/formats.ts): the codes meet the query in registers, no float32 copy of the keys or values is
- * made. Page tables as above; pageTokens a multiple of 32.
+ * made. Page tables as above; pageTokens a multiple of 32 (and of the group).
  */
 export interface PackedKernels {
   /**
@@ -169,17 +170,20 @@ export interface PackedKernels {
    * grouped along 32 tokens per channel). hi > 0: ABI 1.5's mixed keys, the first `hi` channels int2
    * and the rest int1, each with a (scale, min); the store's int2+sign pages (signs with a scale alone)
    * go to scoreSignKeys, and the TypeScript twins refuse hi > 0. scratch: qHeads * (d + 1) floats.
+   * group: tokens per key group, 32 (the default), 64 or 128 (hi = 0 then); a backend that cannot read
+   * a group throws a RangeError naming it before any work.
    */
-  scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, scratch: number): void
+  scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, scratch: number, group?: number): void
   /**
    * scorePackedKeys on int4, int2 or int1 keys (hi = 0, d a multiple of 4) with integer dot products:
    * the query folded with each group's scales is rounded to integers with one step per group and head
    * (assembly/kernels/packed-int.ts). Not exact: |out - exact| <= step / 2 * sum_c code_tc plus float32
    * rounding, step = max_c |q'_c| / intQueryLevels(...). For ranking keys (selection, eviction), where that
-   * error is far below the keys' own quantization error. scratch: packedIntScratch(qHeads, d) floats.
+   * error is far below the keys' own quantization error. scratch: packedIntScratch(qHeads, d, group)
+   * floats; group as scorePackedKeys' (the fold and rounding happen once a group).
    * Absent where the backend has no integer kernel (the twins, WebGPU).
    */
-  scorePackedKeysInt?(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, scale: number, out: number, scratch: number): void
+  scorePackedKeysInt?(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, scale: number, out: number, scratch: number, group?: number): void
   /**
    * 1 when scorePackedKeysInt accumulates with i32x4.relaxed_dot_i8x16_i7x16_add_s on this thread's
    * instance (the relaxed build, on an engine that computes it correctly: checked at its first call),
@@ -191,11 +195,13 @@ export interface PackedKernels {
    * softmax(scale q_r . K^T) V for `rows` query rows [rows][d] over n packed tokens (all visible): values
    * vBits-bit (0: ternary, formats.ts kernelBits), grouped along 32 channels per token (a row's last group may be partial); out rows of vd floats at a
    * stride of outStride floats; lse[r] the log-sum-exp of the scaled scores (lse = 0: not written).
-   * scratch: packedAttendScratch(rows, d, vd, n) floats.
+   * scratch: packedAttendScratch(rows, d, vd, n) floats. group: the keys' token group as scorePackedKeys'
+   * (kHi = 0 unless 32), vGroup the values' channel group (formats.ts valueGroupFor; 32 by default).
    */
   attendPacked(
     q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number,
     kBits: number, kHi: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
+    group?: number, vGroup?: number,
   ): void
   /**
    * scorePackedKeys over VidKV's int2+sign pages as the store writes them (formats.ts): the first `hi`
@@ -213,9 +219,12 @@ export interface PackedKernels {
   ): void
 }
 
-/** Scratch floats scorePackedKeysInt needs (a token-major tile of a group's codes, the integer and folded queries). */
-export function packedIntScratch(qHeads: number, d: number): number {
-  return (qHeads * d) / 2 + 2 * qHeads + 19 * d + 16
+/**
+ * Scratch floats scorePackedKeysInt needs (a token-major tile of a group's codes, the integer and folded
+ * queries; for key groups of 64 or 128 the group's interleaved raw bytes too, d * group / 8 floats).
+ */
+export function packedIntScratch(qHeads: number, d: number, group = 32): number {
+  return (qHeads * d) / 2 + 2 * qHeads + 19 * d + 16 + (group > 32 ? (d * group) / 8 : 0)
 }
 
 /**

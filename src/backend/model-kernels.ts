@@ -164,6 +164,9 @@ export interface PackedAttendCall extends PagedKV {
   n: number
   /** VidKV's int2+sign keys (attendSign): the int2 channels, the token group, the values' channel group; the query already in the keys' basis */
   sign?: { kHi: number; group: number; vGroup: number }
+  /** KIVI's keys (not `sign`): tokens per key group, 32 (default), 64 or 128, and the values' channel group (formats.ts valueGroupFor) */
+  group?: number
+  vGroup?: number
   kBits: number
   vBits: number
   scale: number
@@ -175,7 +178,7 @@ export interface PackedAttendCall extends PagedKV {
 /** One PackedAttendCall on the calling thread: attendSign for a `sign` call, else attendPacked (kHi 0). */
 export function attendPackedCall(k: Pick<PackedKernels, 'attendPacked' | 'attendSign'>, c: PackedAttendCall): void {
   if (c.sign) k.attendSign(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.sign.kHi, c.sign.group, c.vBits, c.sign.vGroup, c.scale, c.out, c.vd, c.lse, c.scratch)
-  else k.attendPacked(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.kBits, 0, c.vBits, c.scale, c.out, c.vd, c.lse, c.scratch)
+  else k.attendPacked(c.q, c.rows, c.kd, c.vd, c.kTable, c.vTable, c.pageTokens, c.n, c.kBits, 0, c.vBits, c.scale, c.out, c.vd, c.lse, c.scratch, c.group ?? 32, c.vGroup ?? 32)
 }
 
 /** Runs a batch of matmuls in one region where the kernels offer it, else one by one (same results). */

@@ -1,5 +1,5 @@
 import { packedIntScratch, type Backend } from './backend.js'
-import { formatInfo } from '../cache/formats.js'
+import { checkKeyGroup, formatInfo } from '../cache/formats.js'
 import { packedKernels } from '../cache/attention.js'
 import type { F32Buf, Heap, I32Buf } from './heap.js'
 import type { HeadView } from '../cache/types.js'
@@ -57,14 +57,16 @@ export class Ops {
   }
 
   private scorePacked(q: F32Buf, qHeads: number, kv: HeadView, scale: number, out: F32Buf, exact: boolean): void {
-    need(kv.pageTokens % 32 === 0, `scoreKeys: packed pages hold a multiple of 32 tokens, got pageTokens ${kv.pageTokens}`)
+    // the view's key group (KIVI's group_size): 32 unless the segment says 64 or 128
+    const group = checkKeyGroup(kv.group ?? 32, 'scoreKeys: group', ShapeError)
+    need(kv.pageTokens % group === 0, `scoreKeys: packed pages hold a multiple of the key group (${group}) tokens, got pageTokens ${kv.pageTokens}`)
     const bits = formatInfo(kv.format!).bits
     const int = !exact && bits <= 4 && kv.d % 4 === 0 ? this.backend.scorePackedKeysInt : undefined
     const kernels = packedKernels(this.backend)
-    const scratch = this.heap.allocF32(int ? packedIntScratch(qHeads, kv.d) : qHeads * (kv.d + 1))
+    const scratch = this.heap.allocF32(int ? packedIntScratch(qHeads, kv.d, group) : qHeads * (kv.d + 1))
     try {
-      if (int) int(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, bits, scale, out.ptr, scratch.ptr)
-      else kernels.scorePackedKeys(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, bits, 0, scale, out.ptr, scratch.ptr)
+      if (int) int(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, bits, scale, out.ptr, scratch.ptr, group)
+      else kernels.scorePackedKeys(q.ptr, qHeads, kv.d, kv.kTable, kv.pageTokens, kv.n, bits, 0, scale, out.ptr, scratch.ptr, group)
     } finally {
       scratch.free()
     }

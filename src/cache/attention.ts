@@ -182,7 +182,7 @@ export function attendCache(backend: Backend, cache: PagedKVCache, a: CacheAtten
           const { kBits, kHi, vBits, group: g, vGroup } = p.packed
           const scratchP = tmp(packedAttendScratch(rows, p.kd, d, p.n))
           // packed parts run after the loop, in one batch where the backend has one (a threaded backend runs every head in one region)
-          packedCalls.push({ q: qp, rows, kd: p.kd, vd: d, kTable: p.kTable, vTable: p.vTable, pageTokens: p.pageTokens, n: p.n, kBits, vBits, scale: a.scale, out: o, lse: l, scratch: scratchP, ...(basis ? { sign: { kHi, group: g, vGroup } } : {}) })
+          packedCalls.push({ q: qp, rows, kd: p.kd, vd: d, kTable: p.kTable, vTable: p.vTable, pageTokens: p.pageTokens, n: p.n, kBits, vBits, scale: a.scale, out: o, lse: l, scratch: scratchP, ...(basis ? { sign: { kHi, group: g, vGroup } } : g !== 32 || vGroup !== 32 ? { group: g, vGroup } : {}) })
         } else causalKernel(backend, p.format)(qp, qps, group, a.T, p.kd, d, p.kTable, p.vTable, p.pageTokens, p.n, p.visible0, a.scale, o, group * d, l, scratch)
         outs.push(o)
         lses.push(l)

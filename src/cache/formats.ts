@@ -75,10 +75,22 @@ export function kernelBits(format: PageFormat): number {
 export const DEFAULT_GROUP = 32
 
 /**
- * Token groups the int2+sign kernels read (KIVI's released group sizes; VidKV's configs use 32). Other
- * formats' kernels read groups of DEFAULT_GROUP.
+ * Token groups of packed keys the kernels read: KIVI's released group sizes (its paper ablates 32, 64
+ * and 128; Hugging Face's QuantizedCacheConfig takes q_group_size), for KIVI's integer keys and VidKV's
+ * int2+sign keys alike (VidKV's configs use 32). Values group along valueGroupFor(group, vd) channels.
  */
-export const SIGN_GROUPS: readonly number[] = [32, 64, 128]
+export const KEY_GROUPS: readonly number[] = [32, 64, 128]
+/** KEY_GROUPS under its earlier name (the int2+sign kernels read them first) */
+export const SIGN_GROUPS = KEY_GROUPS
+
+/**
+ * group itself when the packed kernels read key groups of it (KEY_GROUPS); else throws `Err` (CacheError
+ * unless given) naming `what` and the value, e.g. "kivi: groupSize must be 32, 64 or 128, got 48".
+ */
+export function checkKeyGroup(group: unknown, what: string, Err: new (m: string) => Error = CacheError): number {
+  if (typeof group !== 'number' || !KEY_GROUPS.includes(group)) throw new Err(`${what} must be ${KEY_GROUPS.join(', ')}, got ${typeof group === 'string' ? JSON.stringify(group) : String(group)}`)
+  return group
+}
 
 /**
  * Channels per value group of a segment whose keys group `group` tokens (Hugging Face's

@@ -3,7 +3,7 @@ import type { CompactCall, KernelBackend } from '../backend/backend.js'
 import { referenceKernels, type Kernels } from '../backend/reference/kernels.js'
 import type { CacheBytes, Decision, HeadDecision, HeadEviction, HeadQuantization, HeadSegment, HeadView, KVCache, KVCacheOptions, KeyRotation, RowChanges } from './types.js'
 import { CacheError } from './errors.js'
-import { DEFAULT_GROUP, elementBytes, formatInfo, KV_DTYPES, SIGN_GROUPS, type KVDtype } from './formats.js'
+import { checkKeyGroup, DEFAULT_GROUP, elementBytes, formatInfo, KV_DTYPES, type KVDtype } from './formats.js'
 import { PageStore, type Page, type Tier, TIERS } from './page-store.js'
 import { keptInPlace, Segment, type SegmentKernels } from './segment.js'
 import { keyBasis } from './basis.js'
@@ -738,9 +738,8 @@ export class PagedKVCache implements KVCache {
         if (!(q.keyHiChannels instanceof Int32Array)) throw new CacheError(`${at}.keyHiChannels must be an Int32Array`)
         keyBasis(q.keyHiChannels, this.options.headDim, `${at}.keyHiChannels`)
       }
-      // groups other than 32 only where kernels read them (int2+sign), and within a page
-      const group = q.group ?? DEFAULT_GROUP
-      if (group !== DEFAULT_GROUP && (q.keys !== 'int2+sign' || !SIGN_GROUPS.includes(group))) throw new CacheError(`${at}.group: ${group} must be ${DEFAULT_GROUP}, or one of ${SIGN_GROUPS.join(', ')} with int2+sign keys (keys ${q.keys})`)
+      // key groups the kernels read (KIVI's 32, 64, 128, for every integer key format), within a page
+      const group = checkKeyGroup(q.group ?? DEFAULT_GROUP, `${at}.group`)
       if (pageTokens % group) throw new CacheError(`${at}.group: pageTokens ${pageTokens} must be a multiple of the key group (${group})`)
       const packed = packedSoFar.get(key) ?? s.packedRows
       const n = after.get(key) ?? s.n

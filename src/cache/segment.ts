@@ -533,7 +533,7 @@ export class Segment {
           const at = (kDst >> 2) + r * this.kd
           fromBasis(this.keyBasis, F.slice(at, at + this.kd), 0, F, at)
         }
-      } else if (keys) k.getPackedKeyRows(this.kTab, this.pt, idx, rows.length, this.kd, kernelBits(this.format), kDst, scratch)
+      } else if (keys) k.getPackedKeyRows(this.kTab, this.pt, idx, rows.length, this.kd, kernelBits(this.format), kDst, scratch, this.group)
       if (values) k.getPackedValueRows(this.vTab, this.pt, idx, rows.length, this.vd, kernelBits(this.valueFormat), this.valueGroup, vDst)
     } finally {
       heap.release(scratch)

@@ -23,6 +23,8 @@ export interface HeadView {
    * read a view (Ops.scoreKeys, the attention family) take their F16 variants for them
    */
   readonly format?: PageFormat
+  /** packed views: tokens per key group (32, 64 or 128; 32 when absent) */
+  readonly group?: number
 }
 
 /**
@@ -141,8 +143,8 @@ export interface HeadEviction {
 
 /**
  * Quantization of one (layer, KV head): afterwards slots [0, upto) are stored packed (KIVI, Liu et al.
- * 2024): keys in `keys` format, per channel in groups of 32 tokens; values in `values` format, per token
- * in groups of 32 channels; each group with a float16 scale and min. Slots already packed stay as they
+ * 2024): keys in `keys` format, per channel in groups of `group` tokens (32 by default); values in `values`
+ * format, per token in groups of valueGroupFor(group, head_dim) channels; each group with a float16 scale and min. Slots already packed stay as they
  * are; the rest of [0, upto) are packed from the float rows after them, which must be one float32 arena
  * segment of whole rows (the append segment). Packed rows cannot be evicted, merged or channel-pruned
  * afterwards: a later decision that would is refused.
@@ -161,8 +163,8 @@ export interface HeadQuantization {
   /** int2+sign keys: the head channels kept in int2 (distinct, in [0, head_dim)) */
   keyHiChannels?: Int32Array
   /**
-   * tokens per key group (KIVI's `group_size`; default 32): 64 or 128 only with int2+sign keys, and
-   * pageTokens a multiple of it. Values group along formats.ts valueGroupFor(group, head_dim) channels.
+   * tokens per key group (KIVI's `group_size`, Hugging Face's `q_group_size`; default 32): 32, 64 or
+   * 128, and pageTokens a multiple of it. Values group along formats.ts valueGroupFor(group, head_dim) channels.
    */
   group?: number
 }

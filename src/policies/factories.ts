@@ -338,13 +338,18 @@ export interface KiviOptions {
    */
   bits?: number
   /**
-   * newest tokens kept in float32 until a whole group of 32 is ready.
+   * newest tokens kept in float32 until a whole key group is ready.
    * An integer; range x >= 0; default 128.
    */
   residual?: number
+  /**
+   * tokens per key group and channels (at most head_dim) per value group (KIVI's group_size): 32, 64 or 128 (fewer bytes a key and faster integer scoring, coarser codes).
+   * An integer; range 32 <= x <= 128; default 32.
+   */
+  groupSize?: number
 }
 
-/** KIVI: keys per channel and values per token packed to 2 or 4 bits (groups of 32, float16 scale and min), newest tokens in float32; composes after eviction (stage: quantization). Throws PolicySpecError for a bad option. */
+/** KIVI: keys per channel and values per token packed to 2 or 4 bits (groups of 32, 64 or 128, float16 scale and min), newest tokens in float32; composes after eviction (stage: quantization). Throws PolicySpecError for a bad option. */
 export function kivi(options: KiviOptions = {}): PolicyConfig {
   return policyConfig('kivi', options)
 }

@@ -1,6 +1,6 @@
 import type { Heap } from '../heap.js'
 import type { PackedKernels } from '../backend.js'
-import { packedLayout, type PackedLayout, type PageFormat } from '../../cache/formats.js'
+import { checkKeyGroup, packedLayout, type PackedLayout, type PageFormat } from '../../cache/formats.js'
 import { unpackKeyRow, unpackValueRow } from '../../cache/packing.js'
 
 /**
@@ -37,7 +37,7 @@ export function referencePackedKernels(heap: Heap): PackedKernels {
     }
     return x
   }
-  const keyLayout = (pageTokens: number, d: number, bits: number, hi: number) => packedLayout(intFormat(bits, hi), 'key', pageTokens, d)
+  const keyLayout = (pageTokens: number, d: number, bits: number, hi: number, group = 32) => packedLayout(intFormat(bits, hi), 'key', pageTokens, d, checkKeyGroup(group, 'packed kernels\' twins: group', RangeError))
   const signLayout = (pageTokens: number, d: number, hi: number, group: number) => packedLayout('int2+sign', 'key', pageTokens, d, group, hi)
   const score = (q: number, qHeads: number, d: number, k: Float32Array, n: number, scale: number, out: (h: number, i: number, s: number) => void) => {
     const F = heap.F32
@@ -68,12 +68,12 @@ export function referencePackedKernels(heap: Heap): PackedKernels {
   }
   const store = (out: number, n: number) => (h: number, i: number, s: number) => (heap.F32[(out >>> 2) + h * n + i] = s)
   return {
-    scorePackedKeys(q, qHeads, d, table, pageTokens, n, bits, hi, scale, out) {
-      score(q, qHeads, d, rowsOf(keyLayout(pageTokens, d, bits, hi), table, n, unpackKeyRow), n, scale, store(out, n))
+    scorePackedKeys(q, qHeads, d, table, pageTokens, n, bits, hi, scale, out, _scratch, group) {
+      score(q, qHeads, d, rowsOf(keyLayout(pageTokens, d, bits, hi, group), table, n, unpackKeyRow), n, scale, store(out, n))
     },
-    attendPacked(q, rows, d, vd, kTable, vTable, pageTokens, n, kBits, kHi, vBits, scale, out, outStride, lse) {
-      const k = rowsOf(keyLayout(pageTokens, d, kBits, kHi), kTable, n, unpackKeyRow)
-      const v = rowsOf(packedLayout(intFormat(vBits), 'value', pageTokens, vd), vTable, n, unpackValueRow)
+    attendPacked(q, rows, d, vd, kTable, vTable, pageTokens, n, kBits, kHi, vBits, scale, out, outStride, lse, _scratch, group, vGroup = 32) {
+      const k = rowsOf(keyLayout(pageTokens, d, kBits, kHi, group), kTable, n, unpackKeyRow)
+      const v = rowsOf(packedLayout(intFormat(vBits), 'value', pageTokens, vd, checkKeyGroup(vGroup, 'packed kernels\' twins: vGroup', RangeError)), vTable, n, unpackValueRow)
       attend(q, rows, d, vd, k, v, n, scale, out, outStride, lse)
     },
     scoreSignKeys(q, qHeads, d, table, pageTokens, n, hi, group, scale, out) {

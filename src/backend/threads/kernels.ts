@@ -298,7 +298,7 @@ export function threadedModelKernels(base: ModelKernels & { heap: Heap; attendPa
         const page = (k0 / c.pageTokens) * 4
         const head = [c.q + h0 * c.kd * 4, n, c.kd, c.vd, c.kTable + page, c.vTable + page, c.pageTokens, k1 - k0]
         if (c.sign) return { kind: JobKind.AttendSign, args: [...head, c.sign.kHi, c.sign.group, c.vBits, c.sign.vGroup, 0, out, c.vd, lse, 0], scale: c.scale }
-        return { kind: JobKind.AttendPacked, args: [...head, c.kBits, 0, c.vBits, 0, out, c.vd, lse, 0], scale: c.scale }
+        return { kind: JobKind.AttendPacked, args: [...head, c.kBits, c.group ?? 32, c.vBits, c.vGroup ?? 32, 0, out, c.vd, lse, 0], scale: c.scale }
       },
     }))
     const longest = Math.max(...calls.map((c) => c.n))

@@ -60,15 +60,15 @@ export const JobKind = {
   ScoreKeys: 5,
   /** scoreKeysF16Strided(q, qHeads, d, table, pageTokens, n, scale*, out, outStride) */
   ScoreKeysF16: 6,
-  /** scorePackedKeysMixedStrided(q, qHeads, d, table, pageTokens, n, bits, hi, scale*, out, outStride, scratch*) */
+  /** scorePackedKeysMixedStrided(q, qHeads, d, table, pageTokens, n, bits, hi, scale*, out, outStride, scratch*, group); group 64 or 128 (hi 0): scorePackedKeysGroupStrided */
   ScorePackedKeys: 7,
-  /** scorePackedKeysIntStrided(q, qHeads, d, table, pageTokens, n, bits, scale*, out, outStride, scratch*) */
+  /** scorePackedKeysIntGroupStrided(q, qHeads, d, table, pageTokens, n, bits, group, scale*, out, outStride, scratch*) */
   ScorePackedKeysInt: 8,
   /** attendCausalF16: AttendCausal's arguments over float16 rows */
   AttendCausalF16: 9,
   /** attendGatheredF16: AttendGathered's arguments over float16 rows */
   AttendGatheredF16: 10,
-  /** attendPackedMixed(q, rows, d, vd, kTable, vTable, pageTokens, n, kBits, kHi, vBits, scale*, out, outStride, lse, scratch*) */
+  /** attendPackedGroup(q, rows, d, vd, kTable, vTable, pageTokens, n, kBits, group, vBits, vGroup, scale*, out, outStride, lse, scratch*) */
   AttendPacked: 11,
   /** attendSign(q, rows, kd, d, kTable, vTable, pageTokens, n, kHi, group, vBits, vGroup, scale*, out, outStride, lse, scratch*) */
   AttendSign: 12,
@@ -93,11 +93,11 @@ export function scaleArg(kind: number): number {
     case JobKind.ScoreKeys:
     case JobKind.ScoreKeysF16:
       return 6
-    case JobKind.ScorePackedKeysInt:
-      return 7
     case JobKind.ScorePackedKeys:
+    case JobKind.ScorePackedKeysInt:
       return 8
     case JobKind.AttendSign:
+    case JobKind.AttendPacked:
       return 12
     default:
       return 11

@@ -12,10 +12,14 @@ import type { Job, ThreadPool } from './pool.js'
 import { JobKind, MAX_TASKS } from './protocol.js'
 import { partsFor } from './kernels.js'
 import { splitRange } from './split.js'
+import { checkKeyGroup } from '../../cache/formats.js'
 
 type Scoring = Pick<KernelBackend, 'scoreKeys' | 'scoreKeysF16'> & Partial<Pick<PackedKernels, 'scorePackedKeys' | 'scorePackedKeysInt'>>
 
-/** keys a piece's length is a multiple of: whole pages, whole row tiles (4) and whole token groups (32) */
+/**
+ * keys a piece's length is a multiple of: whole pages, whole row tiles (4) and whole token groups (32;
+ * a page holds whole groups of 64 or 128 too, so pieces of whole pages hold whole groups)
+ */
 function pieceKeys(pageTokens: number): number {
   const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a)
   return (pageTokens / gcd(pageTokens, 32)) * 32
@@ -56,16 +60,16 @@ export function threadedScoring(base: Scoring, pool: ThreadPool, minPartMacs: nu
   }
   const { scorePackedKeys: packed, scorePackedKeysInt: int } = base
   if (packed) {
-    scored.scorePackedKeys = (q, qHeads, d, table, pageTokens, n, bits, hi, scale, out, scratch) =>
+    scored.scorePackedKeys = (q, qHeads, d, table, pageTokens, n, bits, hi, scale, out, scratch, group = 32) =>
       split(qHeads, d, pageTokens, n, out, qHeads * (d + 1),
-        (k0, k1, o) => ({ kind: JobKind.ScorePackedKeys, args: [q, qHeads, d, page(table, pageTokens, k0), pageTokens, k1 - k0, bits, hi, 0, o, n, 0], scale }),
-        () => packed(q, qHeads, d, table, pageTokens, n, bits, hi, scale, out, scratch))
+        (k0, k1, o) => ({ kind: JobKind.ScorePackedKeys, args: [q, qHeads, d, page(table, pageTokens, k0), pageTokens, k1 - k0, bits, hi, 0, o, n, 0, checkKeyGroup(group, 'scorePackedKeys: group', RangeError)], scale }),
+        () => packed(q, qHeads, d, table, pageTokens, n, bits, hi, scale, out, scratch, group))
   }
   if (int) {
-    scored.scorePackedKeysInt = (q, qHeads, d, table, pageTokens, n, bits, scale, out, scratch) =>
-      split(qHeads, d, pageTokens, n, out, packedIntScratch(qHeads, d),
-        (k0, k1, o) => ({ kind: JobKind.ScorePackedKeysInt, args: [q, qHeads, d, page(table, pageTokens, k0), pageTokens, k1 - k0, bits, 0, o, n, 0], scale }),
-        () => int(q, qHeads, d, table, pageTokens, n, bits, scale, out, scratch))
+    scored.scorePackedKeysInt = (q, qHeads, d, table, pageTokens, n, bits, scale, out, scratch, group = 32) =>
+      split(qHeads, d, pageTokens, n, out, packedIntScratch(qHeads, d, group),
+        (k0, k1, o) => ({ kind: JobKind.ScorePackedKeysInt, args: [q, qHeads, d, page(table, pageTokens, k0), pageTokens, k1 - k0, bits, checkKeyGroup(group, 'scorePackedKeysInt: group', RangeError), 0, o, n, 0], scale }),
+        () => int(q, qHeads, d, table, pageTokens, n, bits, scale, out, scratch, group))
   }
   return scored
 }

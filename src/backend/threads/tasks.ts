@@ -15,12 +15,13 @@ export interface TaskKernels {
   attendGathered: Fn
   attendCausalF16: Fn
   attendGatheredF16: Fn
-  attendPackedMixed: Fn
+  attendPackedGroup: Fn
   attendSign: Fn
   scoreKeysStrided: Fn
   scoreKeysF16Strided: Fn
   scorePackedKeysMixedStrided: Fn
-  scorePackedKeysIntStrided: Fn
+  scorePackedKeysGroupStrided: Fn
+  scorePackedKeysIntGroupStrided: Fn
   compactRowsKV: Fn
 }
 
@@ -28,9 +29,9 @@ export function taskKernels(exports: WebAssembly.Exports): TaskKernels {
   const f = (name: keyof TaskKernels) => exports[name] as Fn
   return {
     matmulRange: f('matmulRange'), attendCausal: f('attendCausal'), attendCausalRows: f('attendCausalRows'), swiglu: f('swiglu'), attendGathered: f('attendGathered'),
-    attendCausalF16: f('attendCausalF16'), attendGatheredF16: f('attendGatheredF16'), attendPackedMixed: f('attendPackedMixed'), attendSign: f('attendSign'),
+    attendCausalF16: f('attendCausalF16'), attendGatheredF16: f('attendGatheredF16'), attendPackedGroup: f('attendPackedGroup'), attendSign: f('attendSign'),
     scoreKeysStrided: f('scoreKeysStrided'), scoreKeysF16Strided: f('scoreKeysF16Strided'),
-    scorePackedKeysMixedStrided: f('scorePackedKeysMixedStrided'), scorePackedKeysIntStrided: f('scorePackedKeysIntStrided'),
+    scorePackedKeysMixedStrided: f('scorePackedKeysMixedStrided'), scorePackedKeysGroupStrided: f('scorePackedKeysGroupStrided'), scorePackedKeysIntGroupStrided: f('scorePackedKeysIntGroupStrided'),
     compactRowsKV: f('compactRowsKV'),
   }
 }
@@ -53,13 +54,9 @@ function runTask(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: numb
       )
     } else if (kind === JobKind.AttendCausalRows) {
       k.attendCausalRows(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], scale, ctl[a + 11], ctl[a + 12], ctl[a + 13], scratch)
-    } else if (kind === JobKind.AttendPacked) {
-      k.attendPackedMixed(
-        ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10],
-        scale, ctl[a + 12], ctl[a + 13], ctl[a + 14], scratch,
-      )
-    } else if (kind === JobKind.AttendSign) {
-      k.attendSign(
+    } else if (kind === JobKind.AttendPacked || kind === JobKind.AttendSign) {
+      const attend = kind === JobKind.AttendPacked ? k.attendPackedGroup : k.attendSign
+      attend(
         ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], ctl[a + 8], ctl[a + 9], ctl[a + 10], ctl[a + 11],
         scale, ctl[a + 13], ctl[a + 14], ctl[a + 15], scratch,
       )
@@ -71,10 +68,12 @@ function runTask(k: TaskKernels, ctl: Int32Array, f32: Float32Array, table: numb
       const score = kind === JobKind.ScoreKeys ? k.scoreKeysStrided : k.scoreKeysF16Strided
       score(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], scale, ctl[a + 7], ctl[a + 8])
     } else if (kind === JobKind.ScorePackedKeysInt) {
-      k.scorePackedKeysIntStrided(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], scale, ctl[a + 8], ctl[a + 9], scratch)
+      k.scorePackedKeysIntGroupStrided(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], scale, ctl[a + 9], ctl[a + 10], scratch)
     } else if (kind === JobKind.CompactRowsKV) k.compactRowsKV(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6])
     else if (kind === JobKind.ScorePackedKeys) {
-      k.scorePackedKeysMixedStrided(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], scale, ctl[a + 9], ctl[a + 10], scratch)
+      // group 32 (ctl[a + 12]): the mixed kernel, which also reads ABI 1.5's int2+int1 keys (hi)
+      if (ctl[a + 12] === 32) k.scorePackedKeysMixedStrided(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 7], scale, ctl[a + 9], ctl[a + 10], scratch)
+      else k.scorePackedKeysGroupStrided(ctl[a], ctl[a + 1], ctl[a + 2], ctl[a + 3], ctl[a + 4], ctl[a + 5], ctl[a + 6], ctl[a + 12], scale, ctl[a + 9], ctl[a + 10], scratch)
     }
   }
 }

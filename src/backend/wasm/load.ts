@@ -41,6 +41,11 @@ export interface KvkitExports {
   scorePackedKeysMixed(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, scratch: number): void
   scorePackedKeysInt(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, scale: number, out: number, scratch: number): void
   packedIntDotAdd(): number
+  // key groups of 32, 64 or 128 tokens (ABI 1.15)
+  scorePackedKeysGroupStrided(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, group: number, scale: number, out: number, outStride: number, scratch: number): void
+  scorePackedKeysIntGroupStrided(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, group: number, scale: number, out: number, outStride: number, scratch: number): void
+  attendPackedGroup(q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number, kBits: number, group: number, vBits: number, vGroup: number, scale: number, out: number, outStride: number, lse: number, scratch: number): void
+  getPackedKeyRowsGroup(table: number, pageTokens: number, idx: number, nIdx: number, d: number, bits: number, group: number, out: number, scratch: number): void
   attendPacked(q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number, kBits: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number): void
   attendPackedMixed(q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number, kBits: number, kHi: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number): void
   scoreSignKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, hi: number, group: number, scale: number, out: number, scratch: number): void

@@ -491,10 +491,12 @@ export class WebGpuKernels {
    * over n packed keys of d channels (`bits` = 8, 4, 2, 1, groups of 32 tokens), the keys dequantized in
    * registers. Byte pointers into the arena; the page table's pages hold pageTokens tokens (a multiple of
    * 32). Needs no scratch (the parameter keeps the CPU kernels' shape). RangeError for other bits, or
-   * hi > 0 (int2+sign keys: VidKV's pages are read by the compute core's scoreSignKeys).
+   * hi > 0 (int2+sign keys: VidKV's pages are read by the compute core's scoreSignKeys), or key groups
+   * other than 32 tokens (wgsl/packed.wgsl reads 32-token chunks).
    */
-  scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, _scratch = 0): void {
+  scorePackedKeys(q: number, qHeads: number, d: number, table: number, pageTokens: number, n: number, bits: number, hi: number, scale: number, out: number, _scratch = 0, group = 32): void {
     if (![8, 4, 2, 1].includes(bits) || hi !== 0) throw new RangeError(`WebGpuKernels.scorePackedKeys: int8/4/2/1 keys only (bits ${bits}, hi ${hi})`)
+    if (group !== 32) throw new RangeError(`WebGpuKernels.scorePackedKeys: key groups of 32 tokens only, got group ${group}`)
     this.dispatch('score_packed_keys', [words(q), qHeads, d, words(table), pageTokens, n, bits, f32bits(scale), words(out)], Math.ceil(n / 256))
   }
 
@@ -507,8 +509,10 @@ export class WebGpuKernels {
   attendPacked(
     q: number, rows: number, d: number, vd: number, kTable: number, vTable: number, pageTokens: number, n: number,
     kBits: number, kHi: number, vBits: number, scale: number, out: number, outStride: number, lse: number, scratch: number,
+    group = 32, vGroup = 32,
   ): void {
     if (![8, 4, 2, 1, 0].includes(vBits)) throw new RangeError(`WebGpuKernels.attendPacked: int8/4/2/1 or ternary (0) values only, got vBits ${vBits}`)
+    if (group !== 32 || vGroup !== 32) throw new RangeError(`WebGpuKernels.attendPacked: key and value groups of 32 only, got group ${group}, vGroup ${vGroup}`)
     const stats = scratch + rows * n * 4
     this.scorePackedKeys(q, rows, d, kTable, pageTokens, n, kBits, kHi, scale, scratch)
     this.dispatch('row_stats', [words(scratch), rows, n, words(stats)], rows)
