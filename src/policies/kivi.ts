@@ -80,10 +80,10 @@ export function createKivi(options: KiviOptions = {}): Policy {
 
 export const kivi: PolicyDefinition = {
   name: 'kivi',
-  description: 'KIVI: keys per channel and values per token packed to 2 or 4 bits (groups of 32, float16 scale and min), newest tokens in float32; composes after eviction',
+  description: 'KIVI: keys per channel and values per token packed to 1, 2, 4 or 8 bits (KIVI\'s are 2 and 4; groups of 32, float16 scale and min), newest tokens in float32; composes after eviction',
   stage: 'quantization',
   options: [
-    { name: 'bits', type: 'integer', default: 2, min: 1, max: 8, description: 'bits per key and value code: 2 or 4 (KIVI), 8 or 1' },
+    { name: 'bits', type: 'integer', default: 2, min: 1, max: 8, description: 'bits per key and value code: 1, 2, 4 or 8 (KIVI\'s are 2 and 4)' },
     { name: 'residual', type: 'integer', default: 128, min: 0, description: 'newest tokens kept in float32 until a whole group of 32 is ready' },
   ],
   check: (o) => void kiviSettings(o as KiviOptions),
