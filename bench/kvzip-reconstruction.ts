@@ -74,7 +74,7 @@ async function main(): Promise<void> {
         ctx.runtime = b.policyRuntime(b.model, cache, ids, () => ctx)
         const c0 = performance.now()
         const u0 = process.cpuUsage()
-        b.scores(ctx, b.repeat, VARIANTS[v].map((plus) => ({ ...base, plus })))
+        await b.scores(ctx, b.repeat, VARIANTS[v].map((plus) => ({ ...base, plus })))
         const ms = performance.now() - c0
         // CPU time of the process: with one kernel thread, the work itself, whatever else the machine runs
         const u = process.cpuUsage(u0)

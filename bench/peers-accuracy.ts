@@ -118,7 +118,8 @@ async function main(): Promise<void> {
         const ctx: PolicyContext = { cache, ops: model.ops, model: cfg, hooks: hooksFor[question], promptLength: c + 1, step: 0, promptAfter: n - 1 - c }
         ctx.runtime = policyRuntime(model, cache, ids.slice(0, c), () => ctx)
         const c0 = performance.now()
-        const dec = policy?.start().onPrefillEnd?.(ctx)
+        const session = policy?.start()
+        const dec = session?.onPrefillEndAsync ? await session.onPrefillEndAsync(ctx) : session?.onPrefillEnd?.(ctx)
         if (dec) cache.apply(dec)
         const compressMs = performance.now() - c0
         if (c < n - 1) model.prefill(ids.slice(c, n - 1), cache, c)

@@ -15,9 +15,11 @@ export async function keptAtPrefillEnd(model: LlamaModel, promptIds: number[], p
     ...statelessPolicy({
       name: 'record',
       needs: mergeNeeds(policies.map((x) => x.p)),
-      onPrefillEnd(ctx) {
+      // asynchronous: a policy's own prefill end may be (KVzip's reconstruction)
+      async onPrefillEndAsync(ctx) {
         for (const { spec, p } of policies) {
-          const d = p.start().onPrefillEnd!(ctx)
+          const s = p.start()
+          const d = s.onPrefillEndAsync ? await s.onPrefillEndAsync(ctx) : s.onPrefillEnd!(ctx)
           const out = Array.from({ length: ctx.model.layers }, (_, l) => Array.from({ length: ctx.model.kvHeads }, (_, h) => Array.from(ctx.cache.positions(l, h))))
           for (const hd of d?.heads ?? []) {
             const pos = ctx.cache.positions(hd.layer, hd.head)

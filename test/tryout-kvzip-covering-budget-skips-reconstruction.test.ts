@@ -29,7 +29,7 @@ function counting(policy: Policy): { policy: Policy; passes: () => number } {
       ...policy,
       start() {
         const s = policy.start()
-        return { ...s, onPrefillEnd: (ctx: PolicyContext) => s.onPrefillEnd!(wrapCtx(ctx)) }
+        return { ...s, onPrefillEndAsync: (ctx: PolicyContext) => s.onPrefillEndAsync!(wrapCtx(ctx)) }
       },
     },
   }

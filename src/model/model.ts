@@ -505,7 +505,7 @@ export class LlamaModel implements Model {
         }
       }
       const ctx: PolicyContext = { cache, ops: this.ops, model: this.config, hooks: capture.hooks, promptLength: c + 1, step: 0, promptAfter: n - 1 - c }
-      ctx.runtime = policyRuntime(this, cache, ids.slice(0, c), () => ctx)
+      ctx.runtime = policyRuntime(this, cache, ids.slice(0, c), () => ctx, () => this.checkRun(o))
       const t1 = performance.now()
       // this request's policy state; onPrefillEnd runs also for a one-token prompt (empty cache), so
       // decode-time state is always set up
@@ -516,9 +516,9 @@ export class LlamaModel implements Model {
         this.gpu?.cpuWrote(cache)
         session?.onApplied?.(d, ctx)
       }
-      if (session?.onPrefillEnd) {
+      if (session?.onPrefillEnd || session?.onPrefillEndAsync) {
         await this.cacheToCpu(cache)
-        applyDecision(session.onPrefillEnd(ctx))
+        applyDecision(session.onPrefillEndAsync ? await session.onPrefillEndAsync(ctx) : session.onPrefillEnd!(ctx))
         // a policy may also write the cache through its runtime (KVzip's reconstruction): push it all back
         this.gpu?.cpuWrote(cache)
       }

@@ -1,6 +1,7 @@
 import type { PagedKVCache } from '../cache/paged-cache.js'
 import type { ExtensionHooks, PolicyContext, PolicyRuntime } from '../policies/types.js'
 import { HookCapture } from './hooks.js'
+import { nextTurn } from './next-turn.js'
 import type { ModelConfig } from './types.js'
 import type { Backend } from '../backend/backend.js'
 import type { Weights } from './weights.js'
@@ -11,8 +12,9 @@ export interface RuntimeHost {
   readonly backend: Backend
   readonly config: ModelConfig
   readonly weights: Weights
-  prefill(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition: number, capture?: HookCapture): void
-  readonly forward: { readonly rope: Pick<RopeTables, 'fill'> }
+  prefill(ids: ArrayLike<number>, cache: PagedKVCache, firstPosition: number, capture?: HookCapture, out?: Float32Array, first?: number): void
+  /** `chunk`: the tokens prefill() runs through the forward pass at once */
+  readonly forward: { readonly rope: Pick<RopeTables, 'fill'>; readonly chunk: number }
 }
 
 /** value rows pushed through the output projection a chunk at a time, so the buffers stay small */
@@ -20,14 +22,20 @@ const ROWS = 256
 
 /**
  * The services a policy may call at prefill end (types.ts, PolicyRuntime), for one request: its cache
- * and the ids prefilled into it (positions 0..n-1).
+ * and the ids prefilled into it (positions 0..n-1). `check` throws once the request was aborted (or the
+ * model disposed): `pause` calls it after each turn it yields.
  */
-export function policyRuntime(host: RuntimeHost, cache: PagedKVCache, contextIds: readonly number[], ctx: () => PolicyContext): PolicyRuntime {
+export function policyRuntime(host: RuntimeHost, cache: PagedKVCache, contextIds: readonly number[], ctx: () => PolicyContext, check: () => void = () => {}): PolicyRuntime {
   const next = contextIds.length
   const { hidden: H, headDim: d, group, qHeads } = host.config
   const heap = host.backend.heap
+  const pause = async () => {
+    await nextTurn()
+    check()
+  }
   return {
     contextIds,
+    pause,
     ropeTables: (positions, cos, sin) => host.forward.rope.fill(positions, cos, sin),
     valueOutputNorms(layer, kvHead, values, p) {
       const n = values.length / d
@@ -62,18 +70,23 @@ export function policyRuntime(host: RuntimeHost, cache: PagedKVCache, contextIds
       return out
     },
 
-    extend(ids, visit) {
+    async extend(ids, visit) {
       const { layers, kvHeads } = host.config
       const before = Array.from({ length: layers }, (_, l) => Array.from({ length: kvHeads }, (_, h) => cache.length(l, h)))
       const T = ids.length
       const capture = new HookCapture({ observationWindow: T, attentionInputNorms: true }, host.config, heap, T)
       try {
-        host.prefill(ids, cache, next, capture)
+        // prefill()'s own chunks, each its own call (the same arithmetic), with a turn between them:
+        // one pass over a long context is as long as its prefill
+        for (let s = 0; s < T; s += host.forward.chunk) {
+          if (s > 0) await pause()
+          host.prefill(ids.slice(s, s + host.forward.chunk), cache, next + s, capture, undefined, s)
+        }
         capture.finishPrefill()
         const hooks: ExtensionHooks[] = capture.hooks.map((h) => ({
           layer: h.layer, queries: h.observationQueries!, positions: h.observationPositions!, inputNorms: h.attentionInputNorms!,
         }))
-        visit(hooks, ctx())
+        await visit(hooks, ctx())
       } finally {
         capture.dispose()
         cache.apply({

@@ -159,10 +159,15 @@ function composedSession(sessions: PolicySession[]): PolicySession {
   const tell = (d: Decision, ctx: PolicyContext) => {
     for (const s of sessions) s.onApplied?.(d, ctx)
   }
-  function runChain(ctx: PolicyContext, call: (s: PolicySession, c: PolicyContext) => Decision | null | undefined): Decision | null {
-    let current = ctx
-    let pending: Decision | null = null
-    for (const s of sessions) {
+  /**
+   * each session's call on the cache as the previous one's decision left it; a call that returns a
+   * promise (KVzip's onPrefillEndAsync) is awaited before the next, and the chain then resolves to the last
+   * decision: a chain of synchronous calls stays synchronous
+   */
+  function runChain(ctx: PolicyContext, call: (s: PolicySession, c: PolicyContext) => Decision | null | undefined | Promise<Decision | null>, from = 0, start = ctx, before: Decision | null = null): Decision | null | Promise<Decision | null> {
+    let current = start
+    let pending = before
+    for (let i = from; i < sessions.length; i++) {
       if (pending) {
         const { layers, kvHeads } = ctx.model
         const lengths = Array.from({ length: layers * kvHeads }, (_, i) => ctx.cache.length(Math.floor(i / kvHeads), i % kvHeads))
@@ -170,14 +175,24 @@ function composedSession(sessions: PolicySession[]): PolicySession {
         tell(pending, ctx)
         current = { ...current, hooks: remapHooks(current.hooks, pending, kvHeads, (l, g) => lengths[l * kvHeads + g]) }
       }
-      pending = call(s, current) ?? null
+      const out = call(sessions[i], current) ?? null
+      if (out instanceof Promise) {
+        const at = current
+        return out.then((d) => runChain(ctx, call, i + 1, at, d ?? null))
+      }
+      pending = out
     }
     return pending
   }
+  const prefillEnd = (ctx: PolicyContext) => runChain(ctx, (s, c) => s.onPrefillEndAsync?.(c) ?? s.onPrefillEnd?.(c))
   const selector = sessions.find((s) => s.selectTokens)
   return {
-    onPrefillEnd: (ctx) => runChain(ctx, (s, c) => s.onPrefillEnd?.(c)),
-    onDecodeStep: sessions.some((s) => s.onDecodeStep) ? (ctx) => runChain(ctx, (s, c) => s.onDecodeStep?.(c)) : undefined,
+    // asynchronous where a part is (KVzip's reconstruction), else synchronous as every part
+    ...(sessions.some((s) => s.onPrefillEndAsync)
+      ? { onPrefillEndAsync: async (ctx: PolicyContext) => prefillEnd(ctx) }
+      : { onPrefillEnd: (ctx: PolicyContext) => prefillEnd(ctx) as Decision | null }),
+    // onDecodeStep is synchronous in every part, so its chain is
+    onDecodeStep: sessions.some((s) => s.onDecodeStep) ? (ctx) => runChain(ctx, (s, c) => s.onDecodeStep?.(c)) as Decision | null : undefined,
     selectTokens: selector ? (ctx, layer, q) => selector.selectTokens!(ctx, layer, q) : undefined,
     onApplied: tell,
     report: () => Object.assign({}, ...sessions.map((s) => s.report?.() ?? {})),

@@ -333,7 +333,7 @@ export function keyformer(options: KeyformerOptions = {}): PolicyConfig {
 /** Options of {@link kivi} (spec string `kivi:key=value,...`). */
 export interface KiviOptions {
   /**
-   * bits per key and value code: 2 or 4 (KIVI), 8 or 1.
+   * bits per key and value code: 1, 2, 4 or 8 (KIVI's are 2 and 4).
    * An integer; range 1 <= x <= 8; default 2.
    */
   bits?: number
@@ -349,7 +349,7 @@ export interface KiviOptions {
   groupSize?: number
 }
 
-/** KIVI: keys per channel and values per token packed to 2 or 4 bits (groups of 32, 64 or 128, float16 scale and min), newest tokens in float32; composes after eviction (stage: quantization). Throws PolicySpecError for a bad option. */
+/** KIVI: keys per channel and values per token packed to 1, 2, 4 or 8 bits (KIVI's are 2 and 4; groups of 32, 64 or 128, float16 scale and min), newest tokens in float32; composes after eviction (stage: quantization). Throws PolicySpecError for a bad option. */
 export function kivi(options: KiviOptions = {}): PolicyConfig {
   return policyConfig('kivi', options)
 }

@@ -88,10 +88,10 @@ export function createKivi(options: KiviOptions = {}): Policy {
 
 export const kivi: PolicyDefinition = {
   name: 'kivi',
-  description: 'KIVI: keys per channel and values per token packed to 2 or 4 bits (groups of 32, 64 or 128, float16 scale and min), newest tokens in float32; composes after eviction',
+  description: 'KIVI: keys per channel and values per token packed to 1, 2, 4 or 8 bits (KIVI\'s are 2 and 4; groups of 32, 64 or 128, float16 scale and min), newest tokens in float32; composes after eviction',
   stage: 'quantization',
   options: [
-    { name: 'bits', type: 'integer', default: 2, min: 1, max: 8, description: 'bits per key and value code: 2 or 4 (KIVI), 8 or 1' },
+    { name: 'bits', type: 'integer', default: 2, min: 1, max: 8, description: 'bits per key and value code: 1, 2, 4 or 8 (KIVI\'s are 2 and 4)' },
     { name: 'residual', type: 'integer', default: 128, min: 0, description: 'newest tokens kept in float32 until a whole key group is ready' },
     { name: 'groupSize', type: 'integer', default: 32, min: 32, max: 128, description: "tokens per key group and channels (at most head_dim) per value group (KIVI's group_size): 32, 64 or 128 (fewer bytes a key and faster integer scoring, coarser codes)" },
   ],

@@ -21,7 +21,8 @@ const variantKey = (o: KVzipOptions) => `${passKey(o)}/${o.plus}`
 export class KVzipShare {
   /** every variant asked for, by pass: a pass computes all of its variants at once */
   private readonly wanted = new Map<string, KVzipOptions[]>()
-  private readonly scores = new Map<string, Float32Array[][]>()
+  // promises, so that sessions reaching prefill end while a reconstruction runs wait for it
+  private readonly scores = new Map<string, Promise<Float32Array[][]>>()
   private ids: readonly number[] = []
   private model: ModelShape | null = null
 
@@ -42,7 +43,7 @@ export class KVzipShare {
     return kvzipPolicy(o, (ctx, repeat) => this.scoresOf(ctx, repeat, opts))
   }
 
-  private scoresOf(ctx: PolicyContext, repeat: RepeatPrompts, opts: KVzipOptions): Float32Array[][] {
+  private scoresOf(ctx: PolicyContext, repeat: RepeatPrompts, opts: KVzipOptions): Promise<Float32Array[][]> {
     const ids = ctx.runtime?.contextIds ?? []
     if (ctx.model !== this.model || ids.length !== this.ids.length || ids.some((x, i) => x !== this.ids[i])) {
       // another context: what this share holds is not its scores
@@ -53,7 +54,16 @@ export class KVzipShare {
     let s = this.scores.get(variantKey(opts))
     if (!s) {
       const variants = this.wanted.get(passKey(opts))!
-      kvzipScoresShared(ctx, repeat, variants).forEach((x, i) => this.scores.set(variantKey(variants[i]), x))
+      const pass = kvzipScoresShared(ctx, repeat, variants)
+      variants.forEach((v, i) => {
+        const mine = pass.then((x) => x[i])
+        this.scores.set(variantKey(v), mine)
+        // an aborted pass serves nobody (the next session runs its own); a variant nobody awaits yet
+        // must not surface its rejection as unhandled
+        mine.catch(() => {
+          if (this.scores.get(variantKey(v)) === mine) this.scores.delete(variantKey(v))
+        })
+      })
       s = this.scores.get(variantKey(opts))!
     }
     return s

@@ -22,12 +22,12 @@
  * ragged and the memory is freed. kvpress reads the separators from
  * the model's chat template; kvkit prompts are raw text (the template-less case: no prefix, suffix "\n").
  */
-import { budgetFrom, budgetOptions, keepAdaptive, type Budget } from './budget.js'
-import { evictionPolicy } from './evict.js'
+import { budgetFrom, budgetOptions, keepAdaptive, tokensPerHead, type Budget } from './budget.js'
+import { evictionPolicy, type EvictionMethod } from './evict.js'
 import { subBuf } from './selection.js'
 import type { PolicyDefinition } from './registry.js'
 import type { OptionValue } from './spec.js'
-import type { ExtensionHooks, Policy, PolicyContext, PolicyModel } from './types.js'
+import type { ExtensionHooks, Policy, PolicyContext, PolicyModel, PolicyRuntime } from './types.js'
 
 export interface RepeatPrompts {
   first: number[]
@@ -46,8 +46,8 @@ export interface KVzipOptions {
 }
 
 /** the reconstruction scores of every (layer, KV head) of the cache at prefill end */
-export function kvzipScores(ctx: PolicyContext, p: RepeatPrompts, o: KVzipOptions): Float32Array[][] {
-  return kvzipScoresShared(ctx, p, [o])[0]
+export async function kvzipScores(ctx: PolicyContext, p: RepeatPrompts, o: KVzipOptions): Promise<Float32Array[][]> {
+  return (await kvzipScoresShared(ctx, p, [o]))[0]
 }
 
 /** A set of KVzip variants that cannot share one reconstruction pass (their chunks or prompts differ). */
@@ -61,9 +61,11 @@ export class KVzipVariantError extends Error {
  * each probability before the max (score_kvzip: divide by ||h||, multiply by ||W_o v||, then amax), so
  * the plain and the plus scores are two maxima over the same softmax rows. Variants must agree on
  * sinks, chunk and overlap (KVzipVariantError otherwise); the result is each variant's
- * kvzipScores, bit for bit, in the order given.
+ * kvzipScores, bit for bit, in the order given. It yields the event loop (`runtime.pause`) before each
+ * pass and between the layers a pass scores, and rejects with the request's abort there; the errors
+ * above are thrown at the call, before any pass.
  */
-export function kvzipScoresShared(ctx: PolicyContext, p: RepeatPrompts, variants: readonly KVzipOptions[]): Float32Array[][][] {
+export function kvzipScoresShared(ctx: PolicyContext, p: RepeatPrompts, variants: readonly KVzipOptions[]): Promise<Float32Array[][][]> {
   const rt = ctx.runtime
   if (!rt) throw new Error('KVzip needs the runtime\'s forward pass (PolicyContext.runtime), which this context lacks')
   if (variants.length === 0) throw new KVzipVariantError('kvzipScoresShared: no variant given')
@@ -72,17 +74,25 @@ export function kvzipScoresShared(ctx: PolicyContext, p: RepeatPrompts, variants
     if (v.sinks !== o.sinks || v.chunk !== o.chunk || v.overlap !== o.overlap)
       throw new KVzipVariantError(`KVzip variants share one reconstruction only with the same sinks, chunk and overlap: got ${JSON.stringify(o)} and ${JSON.stringify(v)}`)
   }
+  return reconstruct(ctx, rt, p, o, variants.map((v) => v.plus))
+}
+
+/** the passes of kvzipScoresShared, of checked variants: the scores of each `plus` flag */
+async function reconstruct(ctx: PolicyContext, rt: PolicyRuntime, p: RepeatPrompts, o: KVzipOptions, plus: boolean[]): Promise<Float32Array[][][]> {
   const { layers, kvHeads } = ctx.model
   const ids = rt.contextIds
   const n = ids.length
-  const plus = variants.map((v) => v.plus)
-  const scores = variants.map(() => Array.from({ length: layers }, () => Array.from({ length: kvHeads }, () => new Float32Array(n))))
+  const scores = plus.map(() => Array.from({ length: layers }, () => Array.from({ length: kvHeads }, () => new Float32Array(n))))
   for (let a = 0; a < n; a += o.chunk) {
     const b = Math.min(n, a + o.chunk)
     const lead = a === 0 ? p.first : [...p.next, ...ids.slice(Math.max(0, a - o.overlap), a)]
     const repeat = [...lead, ...p.suffix, ...ids.slice(a, b)]
-    rt.extend(repeat, (hooks, c) => {
+    // one pass's forward is not cut (its rows must all be in the cache while they are scored); the
+    // turns it yields are before it and between the layers it scores
+    await rt.pause()
+    await rt.extend(repeat, async (hooks, c) => {
       for (let l = 0; l < layers; l++) {
+        if (l > 0) await rt.pause()
         for (let h = 0; h < kvHeads; h++) scoreChunk(c, hooks[l], h, n, a, b, Math.min(o.sinks, a), plus, scores.map((s) => s[l][h]))
       }
     })
@@ -167,27 +177,46 @@ export function repeatPrompts(t: PolicyModel['tokenizer']): RepeatPrompts {
 
 /**
  * KVzip's selection over given reconstruction scores ([layer][KV head][slot]): the scores do not depend
- * on the budget, so one reconstruction can serve several budgets (the accuracy bench does).
+ * on the budget, so one reconstruction can serve several budgets (the accuracy bench does). A session's
+ * prefill end is asynchronous (onPrefillEndAsync): the reconstruction yields the event loop and sees an abort
+ * (kvzipScoresShared); the selection after it is the eviction family's, synchronous.
  */
-export function kvzipSelection(budget: Budget, layerwise: boolean, scoresOf: (ctx: PolicyContext) => Float32Array[][]): Policy {
-  return evictionPolicy(() => {
-    // this request's reconstruction scores, made when a head is first scored: a budget that covers the
-    // prompt scores none, and skips the extra forward pass (at prefill end only: KVzip has no `every`)
-    let scores: Float32Array[][] | null = null
-    return {
-      name: 'kvzip', needs: {}, budget, every: 0, traits: { readsPrompt: 'whole' },
-      score: (ctx, layer) => (scores ??= scoresOf(ctx))[layer],
-      ...(layerwise
-        ? { keep: (ctx, s, perHead) => keepAdaptive(ctx.ops, s, perHead * s.length, 0) }
-        : {
-            keepModel(ctx, s, perHead) {
-              const flat = s.flat()
-              const keep = keepAdaptive(ctx.ops, flat, perHead * flat.length, 0)
-              return s.map((row, l) => keep.slice(l * row.length, (l + 1) * row.length))
-            },
-          }),
-    }
+export function kvzipSelection(budget: Budget, layerwise: boolean, scoresOf: (ctx: PolicyContext) => Promise<Float32Array[][]>): Policy {
+  // this request's reconstruction scores, made before the selection reads them
+  const method = (held: { scores: Float32Array[][] | null }) => (): EvictionMethod => ({
+    name: 'kvzip', needs: {}, budget, every: 0, traits: { readsPrompt: 'whole' },
+    score: (_ctx, layer) => {
+      if (!held.scores) throw new Error('KVzip: a head was scored before the reconstruction ran')
+      return held.scores[layer]
+    },
+    ...(layerwise
+      ? { keep: (ctx, s, perHead) => keepAdaptive(ctx.ops, s, perHead * s.length, 0) }
+      : {
+          keepModel(ctx, s, perHead) {
+            const flat = s.flat()
+            const keep = keepAdaptive(ctx.ops, flat, perHead * flat.length, 0)
+            return s.map((row, l) => keep.slice(l * row.length, (l + 1) * row.length))
+          },
+        }),
   })
+  const shape = evictionPolicy(method({ scores: null }))
+  return {
+    ...shape,
+    start() {
+      const held = { scores: null as Float32Array[][] | null }
+      const { onPrefillEnd, ...session } = evictionPolicy(method(held)).start()
+      return {
+        ...session,
+        async onPrefillEndAsync(ctx) {
+          // every head holds the n prompt tokens: a budget that covers them scores none, and skips the
+          // extra forward pass (at prefill end only: KVzip has no `every`)
+          const n = ctx.cache.length(0, 0)
+          if (n > 0 && (budget.tokens ?? tokensPerHead(budget, n)) < n) held.scores = await scoresOf(ctx)
+          return onPrefillEnd!(ctx)
+        },
+      }
+    },
+  }
 }
 
 export const kvzip: PolicyDefinition = {
@@ -211,9 +240,9 @@ export const kvzip: PolicyDefinition = {
  * reconstruction, or one shared with other budgets: kvzip-share.ts); the repetition prompts are encoded
  * in `prepare`.
  */
-export function kvzipPolicy(o: Record<string, OptionValue>, scoresOf: (ctx: PolicyContext, repeat: RepeatPrompts) => Float32Array[][]): Policy {
+export function kvzipPolicy(o: Record<string, OptionValue>, scoresOf: (ctx: PolicyContext, repeat: RepeatPrompts) => Promise<Float32Array[][]>): Policy {
   let repeat: RepeatPrompts | undefined
-  const policy = kvzipSelection(budgetFrom(o), o.layerwise as boolean, (ctx) => {
+  const policy = kvzipSelection(budgetFrom(o), o.layerwise as boolean, async (ctx) => {
     if (!repeat) throw new Error('KVzip: prepare(model) was not awaited before prefill end (it encodes the repetition prompts)')
     return scoresOf(ctx, repeat)
   })

@@ -82,11 +82,20 @@ export interface PolicyRuntime {
   valueOutputNorms(layer: number, kvHead: number, values: Float32Array, p: 1 | 2): Float32Array
   /**
    * Runs \`ids\` through the model on top of the cache, at the positions after the prompt's prefilled
-   * tokens, and calls \`visit\` with their hook data while their keys and values are the last slots of
-   * every head; then removes them, so the cache is as before (KVzip's context reconstruction). Returns
-   * nothing; the extra forward time counts in the policy's compression time.
+   * tokens (a prefill chunk at a time, awaiting \`pause()\` between chunks), and calls \`visit\` with their
+   * hook data while their keys and values are the last slots of every head; then removes them, so the
+   * cache is as before (KVzip's context reconstruction), also where \`visit\` throws or rejects (an abort
+   * seen by \`pause\`). Resolves once \`visit\` has; the extra forward time counts in the policy's
+   * compression time.
    */
-  extend(ids: number[], visit: (hooks: ExtensionHooks[], ctx: PolicyContext) => void): void
+  extend(ids: number[], visit: (hooks: ExtensionHooks[], ctx: PolicyContext) => void | Promise<void>): Promise<void>
+  /**
+   * Resolves on a later turn of the event loop (timers and I/O run meanwhile), then throws what the
+   * request's abort rejects with (its signal's reason, an AbortError) where it was aborted, or
+   * ModelDisposedError: a long computation at prefill end awaits it between its pieces, as the prefill
+   * does between its chunks (KVzip's reconstruction, between its passes and layers).
+   */
+  pause(): Promise<void>
   /**
    * The model's RoPE tables: cos and sin [positions.length][headDim / 2] of each position's angles,
    * written at the byte pointers cos and sin in the arena, exactly as the forward pass makes them, for
@@ -154,6 +163,13 @@ export interface Policy {
 export interface PolicySession {
   /** once, after the prompt (all but its last token) is in the cache */
   onPrefillEnd?(ctx: PolicyContext): Decision | null
+  /**
+   * onPrefillEnd for a session whose work there is long (KVzip's reconstruction): it awaits
+   * `ctx.runtime.pause()` between its pieces, so timers run and an abort ends the request there, as
+   * between the prefill's chunks. A session has this or onPrefillEnd, never both; the runtime and a
+   * composition await it once a request (a synchronous session is called as before).
+   */
+  onPrefillEndAsync?(ctx: PolicyContext): Promise<Decision | null>
   /** after each decode step (periodic eviction, score accumulation) */
   onDecodeStep?(ctx: PolicyContext): Decision | null
   /**
