@@ -1,7 +1,9 @@
 import type { Tokenizer } from '../model/types.js'
 import { Rng } from './prng.js'
 import type { Book } from './text.js'
-import { makeTask, type TaskName } from './tasks.js'
+import { shownValue } from '../model/errors.js'
+import { EvalArgumentError } from './errors.js'
+import { isTaskName, makeTask, TASK_NAMES, type TaskName } from './tasks.js'
 
 /**
  * Builds task prompts exactly as the fixture's generator (train.py, make_task_sample) did:
@@ -86,7 +88,14 @@ export class PromptBuilder {
     return out
   }
 
+  /**
+   * The sample (task, length, seed, index) stands for; the same arguments give the same sample.
+   * @throws EvalArgumentError naming the value: an unknown task, a length that is no positive integer or
+   *   too short for the task's needles and question, or a haystack whose sentences cannot fill the length
+   */
   build(task: TaskName, length: number, seed: number, index: number): TaskSample {
+    if (typeof task !== 'string' || !isTaskName(task)) throw new EvalArgumentError(`unknown task ${shownValue(task)} (tasks: ${TASK_NAMES.join(', ')})`)
+    if (!(Number.isInteger(length) && length >= 1)) throw new EvalArgumentError(`length must be a positive integer (tokens), got ${shownValue(length)}`)
     const rng = new Rng(sampleSeed(seed, task, length, index))
     const inst = makeTask(task, rng, this.source.words)
     const needleIds = inst.needles.map((t) => this.encode(t))
@@ -96,7 +105,7 @@ export class PromptBuilder {
     const needleTokens = needleIds.reduce((s, x) => s + x.length, 0)
     const budget = length - 1 - questionIds.length - answerIds.length - needleTokens - 1
     if (budget <= 0) {
-      throw new Error(`length ${length} is too short for task ${task}: the needles, question and answer alone take ${length - budget} tokens`)
+      throw new EvalArgumentError(`length ${length} is too short for task ${task}: the needles, question and answer alone take ${length - budget} tokens`)
     }
     const sentences: PromptPiece[] = []
     let n = 0
@@ -108,7 +117,7 @@ export class PromptBuilder {
     }
     // whole sentences fall short of the budget by less than one sentence; hundreds of tokens short, and
     // under half the budget, the haystack's sentences are not prose-sized
-    if (budget - n > 256 && n < budget / 2) throw new Error(`the haystack filled ${n} of the ${budget} tokens a ${task} prompt of length ${length} needs: its sentences are too long or too few`)
+    if (budget - n > 256 && n < budget / 2) throw new EvalArgumentError(`the haystack filled ${n} of the ${budget} tokens a ${task} prompt of length ${length} needs: its sentences are too long or too few`)
     // needles at uniformly random sentence boundaries, kept in their order (vt's chain needs it)
     const at = inst.needles.map(() => rng.randrange(0, sentences.length + 1)).sort((a, b) => a - b)
     const body = sentences.slice()
