@@ -6,15 +6,15 @@ const API: Record<string, string[]> = {
   '../src/index.ts': [
     'CacheError', 'ModelInputError', 'ModelLoadError', 'ContextLengthError', 'ModelDisposedError', 'NonFiniteError', 'DecodingModeError', 'elasticCache', 'PagedKVCache', 'WasmLoadError', 'pageBytes', 'KV_DTYPES',
     'PolicySpecError', 'PolicySpecSyntaxError', 'UnknownPolicyError', 'UnknownPolicyOptionError', 'PolicyOptionValueError',
-    'PolicyOptionConflictError', 'PolicyFileError', 'GateFileError', 'NosaScoresFileError', 'PolicyCompositionError', 'ThreadPoolError', 'statelessPolicy', 'composePolicies',
+    'PolicyOptionConflictError', 'PolicyFileError', 'GateFileError', 'NosaScoresFileError', 'PolicyCompositionError', 'ThreadPoolError', 'BackendOptionsError', 'statelessPolicy', 'composePolicies',
     'adakv', 'compose', 'createBackend', 'createPolicy', 'full', 'h2o', 'isPolicyConfig', 'keyformer', 'kivi', 'knorm', 'kvmerger',
     'listPolicies', 'loadModel', 'loadWasm', 'mikv', 'vidkv', 'mpcache', 'parsePolicySpec', 'policyConfig', 'policyFromSpec', 'pyramidkv',
     'razorattention', 'registerPolicy', 'snapkv', 'streamingllm', 'supportsRelaxedSimd', 'supportsSimd', 'hasHardwareAdapter', 'WebGpuUnavailableError', 'GpuArenaCapacityError', 'think', 'tova', 'trimkv', 'unionkv', 'windowkv', 'quest', 'tokenselect', 'delta', 'mpcacheSelect', 'nosa', 'shadowkv', 'selectionPolicy',
     'compactor', 'criticaladakv', 'criticalkv', 'kvzip', 'lagkv',
     'Sequence', 'PrefixCache', 'ReuseError', 'blockHashes', 'keyRotation', 'CacheBlend', 'graphKV', 'MemoryChunkStore', 'IndexedDbChunkStore', 'OpfsChunkStore', 'KVShare', 'alignTokens', 'chooseTtl', 'simulateAgents', 'syntheticAgentTrace', 'sharePriority', 'simulateShare', 'editedPairTrace',
   ],
-  '../src/kernels.ts': ['F32Buf', 'Heap', 'HeapError', 'I32Buf', 'Ops', 'ShapeError', 'attendCache', 'contiguousView', 'createBackend', 'referenceKernels', 'wasmKernels'],
-  '../src/node/index.ts': ['DirectorySource', 'loadModel', 'FileChunkStore', 'RedisChunkStore', 'nodeThreads', 'nodeWorkerSpawner', 'ModelLoadError', 'ReuseError'],
+  '../src/kernels.ts': ['F32Buf', 'Heap', 'HeapError', 'I32Buf', 'Ops', 'ShapeError', 'attendCache', 'contiguousView', 'createBackend', 'BackendOptionsError', 'referenceKernels', 'wasmKernels'],
+  '../src/node/index.ts': ['DirectorySource', 'loadModel', 'FileChunkStore', 'RedisChunkStore', 'nodeThreads', 'nodeWorkerSpawner', 'ModelLoadError', 'ModelInputError', 'ReuseError'],
   '../src/mpc/index.ts': [
     'ChaCha20Prg', 'CostError', 'CostLog', 'DEFAULT_SEEDS', 'DcfError', 'DealerStream', 'FixedPointError', 'LAN', 'MPCacheOptionError', 'NetworkModelError', 'Party', 'PartyClosedError', 'PlainFixedPoint', 'PrgSeedError', 'ProtocolError', 'RingShapeError', 'TransportError', 'TRUNC_MODES', 'WAN', 'WasmRing', 'addCost', 'attendShares', 'concatWords', 'createInProcessParties', 'createParty', 'createWasmRing', 'customNetwork', 'dcfEval', 'dcfGen', 'dcfKeyBytes', 'decodeFixed', 'decodeStepAttention', 'dynamicPlan', 'encodeFixed', 'exp', 'fixedConst', 'gatherOneHot', 'groupSummaries', 'inProcessPair', 'maxRows', 'modelledSeconds', 'mpcacheDynamicSelect', 'mpcacheSelect', 'mpcacheSelectedCount', 'mpcacheStaticEvict', 'mpcacheSummaries', 'operatorTable', 'reciprocal', 'referenceRing', 'resolveDynamicOptions', 'runBoth', 'seedFromString', 'select', 'softmax', 'splitSecret', 'spuEstimate', 'spuSeconds', 'subCost', 'textTable', 'throttled', 'topK', 'zeroCost',
   ],
