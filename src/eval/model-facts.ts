@@ -22,7 +22,9 @@ export interface ModelFacts {
 /** @throws EvalArgumentError naming the folder or config.json and what is wrong with it */
 export function readModelFacts(dir: string): ModelFacts {
   if (typeof dir !== 'string' || dir === '') throw new EvalArgumentError(`model must be a model folder path, got ${shownValue(dir)}`)
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new EvalArgumentError(`model folder not found: ${dir}`)
+  if (!existsSync(dir)) throw new EvalArgumentError(`model folder not found: ${dir}`)
+  // a .gguf file (which kvkit/node's loadModel reads) was "model folder not found", as if it were not there
+  if (!statSync(dir).isDirectory()) throw new EvalArgumentError(`model ${dir} is a file, not a model folder: this reads a Hugging Face model folder (config.json, tokenizer.json, the safetensors weights)`)
   const file = join(dir, 'config.json')
   if (!existsSync(file)) throw new EvalArgumentError(`model folder ${dir} has no config.json`)
   let cfg: Record<string, unknown>
