@@ -28,7 +28,7 @@ import type { BudgetOptions, ModelShape, Policy, PolicyContext, PolicyModel } fr
 import type { PolicyDefinition } from './registry.js'
 import { statelessPolicy } from './stateless.js'
 import { checkReadableFile } from './files.js'
-import { PolicyOptionValueError } from './errors.js'
+import { PolicyFileError, PolicyOptionValueError } from './errors.js'
 
 /** per query head [layers * qHeads], row-major by layer */
 export interface RetrievalScores {
@@ -224,10 +224,10 @@ async function calibrationTokens(model: PolicyModel, file: string): Promise<numb
   try {
     text = await readFile(file, 'utf8')
   } catch (e) {
-    throw new Error(`razorattention: cannot read calibrationFile ${JSON.stringify(file)}: ${(e as Error).message}`)
+    throw new PolicyFileError(`razorattention: cannot read calibrationFile ${JSON.stringify(file)}: ${(e as Error).message}`)
   }
   const ids = model.tokenizer.encode(text).slice(0, 256)
-  if (ids.length < 2) throw new Error(`razorattention: calibrationFile ${JSON.stringify(file)} has fewer than 2 tokens`)
+  if (ids.length < 2) throw new PolicyFileError(`razorattention: calibrationFile ${JSON.stringify(file)} has ${ids.length} tokens; the calibration repeats a text of at least 2`)
   return ids
 }
 
