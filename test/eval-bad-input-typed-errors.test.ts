@@ -3,7 +3,8 @@
  * work: diffusionCacheFromSpec passed on the policies' PolicySpecSyntaxError and the model's
  * ModelInputError (classes kvkit/eval does not export) and threw a bare Error for a causal policy name;
  * rulerScore([]) a bare Error; readModelFacts, loadWordList, PromptBuilder.build and EvalSession.open bare
- * Errors, and build with an unknown task "GENERATORS[task] is not a function".
+ * Errors, and build with an unknown task "GENERATORS[task] is not a function"; a PromptBuilder with no
+ * books or words failed at build, inside the random generator ("randrange: empty range [0, 0)").
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -76,6 +77,18 @@ describe('kvkit/eval: bad input is an EvalArgumentError naming the value', () =>
     const long = Array.from({ length: 3000 }, (_, i) => words[i % words.length]).join(' ') + '.'
     const oneLong = new PromptBuilder({ tokenizer: fixtureTokenizer(), bosId: 0, books: [{ name: 'long', sentences: [long, long] }], words })
     refused(() => oneLong.build('passkey', 1024, 1, 0), /the haystack filled 0 of the \d+ tokens/)
+  })
+
+  it('new PromptBuilder: no books, a book without sentences, too few words, a bad bosId or tokenizer', () => {
+    const tokenizer = fixtureTokenizer()
+    const books = loadBooks(defaultBooksDir())
+    const make = (o: object) => () => new PromptBuilder({ tokenizer, bosId: 0, books, words, ...o } as never)
+    // these were "randrange: empty range [0, 0)", "undefined is not iterable" and "choice from an empty list", at build
+    refused(make({ books: [] }), /books must be a non-empty list of books \(loadBooks\), got an empty list/)
+    refused(make({ books: [{ name: 'blank', sentences: [] }] }), /book "blank" has no sentences/)
+    refused(make({ words: [] }), /words must be a list of at least 10 non-empty strings.*got 0 entries/)
+    refused(make({ bosId: -1 }), /bosId must be a token id \(a non-negative integer\), got -1/)
+    refused(make({ tokenizer: {} }), /tokenizer must have an encode\(text\) method/)
   })
 
   it('EvalSession.open: a model naming neither a BOS nor an EOS token', async () => {

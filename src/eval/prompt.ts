@@ -51,7 +51,23 @@ export class PromptBuilder {
   /** token ids of sentences already seen, per book: a haystack walks a few hundred of them */
   private readonly sentenceIds: Map<number, number[]>[]
 
+  /**
+   * @throws EvalArgumentError naming the bad field, before any prompt is built: a tokenizer without
+   *   encode, a bosId that is no non-negative integer, books that are not a non-empty list of books with
+   *   sentences (loadBooks), words that are not a list of at least 10 strings (the tasks draw keys from them)
+   */
   constructor(private readonly source: PromptSource) {
+    const fail = (m: string): never => { throw new EvalArgumentError(`PromptBuilder: ${m}`) }
+    if (typeof source !== 'object' || source === null) fail(`needs { tokenizer, bosId, books, words }, got ${shownValue(source)}`)
+    if (typeof source.tokenizer?.encode !== 'function') fail('tokenizer must have an encode(text) method (a model\'s tokenizer)')
+    if (!(Number.isInteger(source.bosId) && source.bosId >= 0)) fail(`bosId must be a token id (a non-negative integer), got ${shownValue(source.bosId)}`)
+    // an empty list was "randrange: empty range [0, 0)", a book without sentences "undefined is not iterable"
+    if (!Array.isArray(source.books) || source.books.length === 0) fail(`books must be a non-empty list of books (loadBooks), got ${Array.isArray(source.books) ? 'an empty list' : shownValue(source.books)}`)
+    const empty = source.books.find((b) => !(Array.isArray(b?.sentences) && b.sentences.length > 0))
+    if (empty !== undefined) fail(`book ${shownValue(empty?.name ?? empty)} has no sentences (books come from loadBooks)`)
+    // an empty list was "choice from an empty list"; loadWordList's floor
+    if (!Array.isArray(source.words) || source.words.length < 10 || !source.words.every((w) => typeof w === 'string' && w !== ''))
+      fail(`words must be a list of at least 10 non-empty strings (the tasks' keys), got ${Array.isArray(source.words) ? `${source.words.length} entries` : shownValue(source.words)}`)
     this.sentenceIds = source.books.map(() => new Map())
   }
 
