@@ -4,13 +4,14 @@
  * ModelInputError (classes kvkit/eval does not export) and threw a bare Error for a causal policy name;
  * rulerScore([]) a bare Error; readModelFacts, loadWordList, PromptBuilder.build and EvalSession.open bare
  * Errors, and build with an unknown task "GENERATORS[task] is not a function"; a PromptBuilder with no
- * books or words failed at build, inside the random generator ("randrange: empty range [0, 0)").
+ * books or words failed at build, inside the random generator ("randrange: empty range [0, 0)"); strictCorrect,
+ * renderReport and resultsJson given a non-string or no results list threw TypeErrors.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { diffusionCacheFromSpec, EvalArgumentError, PromptBuilder, rulerScore } from '../src/eval/index.js'
+import { diffusionCacheFromSpec, EvalArgumentError, PromptBuilder, renderReport, resultsJson, rulerScore, strictCorrect } from '../src/eval/index.js'
 import { readModelFacts } from '../src/eval/model-facts.js'
 import { loadWordList } from '../src/eval/words.js'
 import { loadBooks } from '../src/eval/text.js'
@@ -50,6 +51,15 @@ describe('kvkit/eval: bad input is an EvalArgumentError naming the value', () =>
     refused(() => rulerScore('x', []), /expected must be a non-empty list of strings.*got \[\]/)
     refused(() => rulerScore('x', '123' as never), /got "123"/)
     refused(() => rulerScore(undefined as never, ['1']), /continuation must be a string, got undefined/)
+  })
+
+  it('strictCorrect, renderReport and resultsJson: a non-string, a results list that is not one (were TypeErrors from .trim / .map / .split)', () => {
+    refused(() => strictCorrect(undefined as never, 'x'), /strictCorrect: continuation must be a string, got undefined/)
+    refused(() => strictCorrect('x', 5 as never), /strictCorrect: answer must be a string, got 5/)
+    refused(() => renderReport(null as never), /renderReport: results must be a list of EvalResult.*got null/)
+    refused(() => resultsJson({} as never), /resultsJson: results must be a list of EvalResult.*got \{\}/)
+    refused(() => renderReport([{ policy: 'full', task: 'passkey' }] as never), /renderReport: results\[0\] is not an EvalResult.*"policy":"full"/)
+    refused(() => resultsJson([null] as never), /resultsJson: results\[0\] is not an EvalResult.*got null/)
   })
 
   it('readModelFacts: a missing folder, no config.json, a bad field', () => {

@@ -7,6 +7,8 @@ import { EvalArgumentError } from './errors.js'
  * fraction of the expected values found in the continuation, case-insensitively.
  */
 export function strictCorrect(continuation: string, answer: string): boolean {
+  if (typeof continuation !== 'string') throw new EvalArgumentError(`strictCorrect: continuation must be a string, got ${shownValue(continuation)}`)
+  if (typeof answer !== 'string') throw new EvalArgumentError(`strictCorrect: answer must be a string, got ${shownValue(answer)}`)
   return continuation.trim().startsWith(answer.trim())
 }
 
