@@ -24,6 +24,7 @@ import { loadBooks } from './eval/text.js'
 import { defaultBooksDir, packageRoot } from './eval/paths.js'
 import { servePlayground } from './node/playground.js'
 import { serve, type ServeOptions } from './serve/http.js'
+import { BEARER_TOKEN_RULE, isBearerToken } from './serve/app.js'
 import { ChatTemplate } from './serve/chat-template.js'
 import type { QueueOrder } from './serve/scheduler.js'
 
@@ -506,6 +507,9 @@ async function cmdServe(args: string[]): Promise<void> {
     if (v[name] !== undefined && (v[name] as string).trim() === '') throw new UsageError(`--${name} must not be empty, got ${JSON.stringify(v[name])}`)
   // set but empty (KVKIT_API_KEY=$UNSET) would ask every client for a key none can send; unset means no key
   if (v['api-key'] === undefined && process.env.KVKIT_API_KEY?.trim() === '') throw new UsageError('KVKIT_API_KEY is set but empty: give it a key, or unset it to serve without one')
+  const apiKey = (v['api-key'] as string | undefined) ?? process.env.KVKIT_API_KEY
+  if (apiKey !== undefined && !isBearerToken(apiKey))
+    throw new UsageError(`${v['api-key'] === undefined ? 'KVKIT_API_KEY' : '--api-key'} must be ${BEARER_TOKEN_RULE}, got ${JSON.stringify(apiKey)}`)
   const port = int('port', v.port as string | undefined, 8080)
   if (port > 65535) throw new UsageError(`--port must be in [0, 65535], got ${port}`)
   const facts = usage(() => readModelFacts(dir))
@@ -524,7 +528,7 @@ async function cmdServe(args: string[]): Promise<void> {
   if (ratio !== undefined && !(rawRatio!.trim() !== '' && ratio >= 0 && ratio <= 1)) throw new UsageError(`--blend-ratio must be a number in [0, 1], got ${JSON.stringify(rawRatio)}`)
   if (ratio !== undefined && blendOn === 'off') throw new UsageError('--blend-ratio needs --blend on')
   const options: ServeOptions = {
-    host: (v.host as string | undefined) ?? '127.0.0.1', port, apiKey: (v['api-key'] as string | undefined) ?? process.env.KVKIT_API_KEY ?? undefined,
+    host: (v.host as string | undefined) ?? '127.0.0.1', port, apiKey,
     policy: spec, editReuse: (v['edit-reuse'] as boolean | undefined) === true, scheduler: order, agingMs: opt('aging-ms'), kvBudget: opt('kv-budget'), cacheTokens: opt('cache-tokens'), parallel: opt('parallel'), defaultMaxTokens: opt('max-tokens'),
     blend: blendOn === 'off' ? false : { ratio },
     modelId: (v['model-id'] as string | undefined) ?? basename(resolve(dir)),

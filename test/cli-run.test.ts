@@ -28,7 +28,7 @@ describe('kvkit eval end to end', () => {
     expect(r.stderr).toMatch(/\[4\/4\] streamingllm:budget=0\.25 passkey@512/)
     const json = JSON.parse(readFileSync(join(dir, 'out', 'results.json'), 'utf8'))
     expect(json.results).toHaveLength(2)
-    expect(Object.keys(json.results[0])).toEqual(['policy', 'task', 'length', 'samples', 'accuracy', 'accuracyInterval', 'score', 'kvBytes', 'kvBytesFull', 'prefillMs', 'compressMs', 'decodeMsPerToken', 'kernels', 'kvDtype', 'newTokens'])
+    expect(Object.keys(json.results[0])).toEqual(['policy', 'task', 'length', 'samples', 'accuracy', 'accuracyInterval', 'score', 'kvBytes', 'kvBytesFull', 'prefillMs', 'compressMs', 'decodeMsPerToken', 'kernels', 'kvDtype', 'question', 'newTokens'])
     expect(json.results[1].kvBytes).toBeLessThan(json.results[1].kvBytesFull / 2)
     expect(existsSync(join(dir, 'report', 'index.html'))).toBe(true)
   })

@@ -59,11 +59,11 @@ describe('results', () => {
     const r = aggregate([o('b', 1, false, 0.5, 250), o('a', 0, true, 1, 1000), o('b', 0, true, 1, 250), o('a', 1, true, 1, 1000)],
       [{ policy: 'a', task: 'passkey', length: 1024 }, { policy: 'b', task: 'passkey', length: 1024 }])
     expect(r).toEqual([
-      { policy: 'a', task: 'passkey', length: 1024, samples: 2, accuracy: 1, accuracyInterval: [expect.closeTo(0.3424, 3), 1], score: 1, kvBytes: 1000, kvBytesFull: 1000, prefillMs: 15, compressMs: 1, decodeMsPerToken: 2, kernels: 'wasm-simd', kvDtype: 'float32', newTokens: 3.5 },
-      { policy: 'b', task: 'passkey', length: 1024, samples: 2, accuracy: 0.5, accuracyInterval: [expect.closeTo(0.0945, 3), expect.closeTo(0.9055, 3)], score: 0.75, kvBytes: 250, kvBytesFull: 1000, prefillMs: 15, compressMs: 1, decodeMsPerToken: 2, kernels: 'wasm-simd', kvDtype: 'float32', newTokens: 3.5, policyStats: { blocksMoved: 3 } },
+      { policy: 'a', task: 'passkey', length: 1024, samples: 2, accuracy: 1, accuracyInterval: [expect.closeTo(0.3424, 3), 1], score: 1, kvBytes: 1000, kvBytesFull: 1000, prefillMs: 15, compressMs: 1, decodeMsPerToken: 2, kernels: 'wasm-simd', kvDtype: 'float32', question: 'with', newTokens: 3.5 },
+      { policy: 'b', task: 'passkey', length: 1024, samples: 2, accuracy: 0.5, accuracyInterval: [expect.closeTo(0.0945, 3), expect.closeTo(0.9055, 3)], score: 0.75, kvBytes: 250, kvBytesFull: 1000, prefillMs: 15, compressMs: 1, decodeMsPerToken: 2, kernels: 'wasm-simd', kvDtype: 'float32', question: 'with', newTokens: 3.5, policyStats: { blocksMoved: 3 } },
     ])
     expect(JSON.parse(resultsJson(r))).toEqual({ results: r })
-    expect(Object.keys(JSON.parse(resultsJson(r)).results[0])).toEqual(['policy', 'task', 'length', 'samples', 'accuracy', 'accuracyInterval', 'score', 'kvBytes', 'kvBytesFull', 'prefillMs', 'compressMs', 'decodeMsPerToken', 'kernels', 'kvDtype', 'newTokens'])
+    expect(Object.keys(JSON.parse(resultsJson(r)).results[0])).toEqual(['policy', 'task', 'length', 'samples', 'accuracy', 'accuracyInterval', 'score', 'kvBytes', 'kvBytesFull', 'prefillMs', 'compressMs', 'decodeMsPerToken', 'kernels', 'kvDtype', 'question', 'newTokens'])
     expect(Object.keys(JSON.parse(resultsJson(r)).results[1]).slice(-2)).toEqual(['newTokens', 'policyStats'])
   })
 })

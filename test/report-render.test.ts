@@ -10,7 +10,7 @@ import { wilsonInterval, type EvalResult } from '../src/eval/results.js'
 
 const FULL = 4 * 1024 * 1024
 function cell(policy: string, task: string, kept: number, accuracy: number): EvalResult {
-  return { policy, task, length: 4096, samples: 8, accuracy, accuracyInterval: wilsonInterval(Math.round(accuracy * 8), 8), score: accuracy, kvBytes: kept * FULL, kvBytesFull: FULL, prefillMs: 900 + 100 * kept, decodeMsPerToken: 5 + kept, compressMs: 0, kvDtype: 'float32', newTokens: 8, kernels: 'wasm-relaxed-simd' }
+  return { policy, task, length: 4096, samples: 8, accuracy, accuracyInterval: wilsonInterval(Math.round(accuracy * 8), 8), score: accuracy, kvBytes: kept * FULL, kvBytesFull: FULL, prefillMs: 900 + 100 * kept, decodeMsPerToken: 5 + kept, compressMs: 0, kvDtype: 'float32', question: 'with', newTokens: 8, kernels: 'wasm-relaxed-simd' }
 }
 const REC = 'window=16,share=model,combine=max,local=0.25,rest=layer,pooling=avg,kernel=9'
 const POLICIES: [string, number, number][] = [

@@ -138,11 +138,13 @@ export interface PackedLayout {
 
 export function packedLayout(format: PageFormat, role: StreamRole, pageTokens: number, width: number, group = DEFAULT_GROUP, hi = 0): PackedLayout {
   const info = formatInfo(format)
+  // every argument before `hi`, whose range is the width: anything but 'key' laid a page out as values
+  if (role !== 'key' && role !== 'value') throw new CacheError(`pageBytes: role must be 'key' or 'value', got ${typeof role === 'string' ? JSON.stringify(role) : String(role)}`)
   if (format === 'int2+sign' && role !== 'key') throw new CacheError('pageBytes: int2+sign is a key format')
-  if (!(Number.isInteger(hi) && hi >= 0 && hi <= width) || (hi && format !== 'int2+sign')) throw new CacheError(`pageBytes: hi must be an integer in [0, ${width}] and only with int2+sign keys, got ${hi} for ${format}`)
   if (!(Number.isInteger(pageTokens) && pageTokens > 0)) throw new CacheError(`pageBytes: pageTokens must be a positive integer, got ${pageTokens}`)
   if (!(Number.isInteger(width) && width > 0)) throw new CacheError(`pageBytes: width must be a positive integer, got ${width}`)
   if (!(Number.isInteger(group) && group > 0)) throw new CacheError(`pageBytes: group must be a positive integer, got ${group}`)
+  if (!(Number.isInteger(hi) && hi >= 0 && hi <= width) || (hi && format !== 'int2+sign')) throw new CacheError(`pageBytes: hi must be an integer in [0, ${width}] and only with int2+sign keys, got ${hi} for ${format}`)
   if (!info.scaled) {
     const bytes = Math.ceil((pageTokens * width * info.bits) / 8 / 16) * 16
     return { format, role, pageTokens, width, group, chunk: 0, groups: 0, perLine: 0, metaOffset: bytes, metaPerGroup: 0, hi: 0, lineBytes: 0, lineMeta: 0, bytes }

@@ -72,6 +72,8 @@ export function readPromptsFile(path: string, vocab: number): PromptSample[] {
     if (typeof o.answer !== 'string' || o.answer.trim() === '') throw new PromptsFileError(`${where}: answer must be a non-empty string`)
     if (!isIds(o.answer_ids, vocab)) throw new PromptsFileError(`${where}: answer_ids must be a non-empty list of token ids in [0, ${vocab})`)
     const n = o.prompt_ids.length
+    // context_len's range [1, n - 1] is empty for one token, which the range alone did not say
+    if (n < 2) throw new PromptsFileError(`${where}: prompt_ids has ${n} token; a sample needs at least 2 (its context, context_len of them, and the question after it)`)
     const c = o.context_len ?? n - 1
     if (!Number.isInteger(c) || (c as number) < 1 || (c as number) > n - 1) throw new PromptsFileError(`${where}: context_len ${JSON.stringify(o.context_len)} must be an integer in [1, ${n - 1}]`)
     const expected = o.expected ?? [o.answer.trim()]

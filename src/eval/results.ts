@@ -39,6 +39,8 @@ export interface EvalResult {
   kernels: string
   /** the KV cache's element type (EvalOptions.kvDtype), comma-separated if the samples differ */
   kvDtype: string
+  /** the loop (EvalOptions.question): 'with' (the question compressed with its context) or 'after' */
+  question: string
   /** mean tokens generated per sample */
   newTokens: number
   /** the policy's own counters (GenerateStats.policy: a selection's tier transfers, hit rates), mean per sample */
@@ -100,6 +102,7 @@ export function aggregate(outcomes: readonly SampleOutcome[], order: readonly { 
       decodeMsPerToken: mean((o) => o.decodeMsPerToken),
       kernels: [...new Set(xs.map((o) => o.kernels))].join(','),
       kvDtype: [...new Set(xs.map((o) => o.kvDtype))].join(','),
+      question: [...new Set(xs.map((o) => o.question))].join(','),
       newTokens: mean((o) => o.newTokens),
       ...(meanCounters(xs) ? { policyStats: meanCounters(xs) } : {}),
       ...(xs.length && xs.every((o) => o.diffusion)

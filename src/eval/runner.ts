@@ -31,14 +31,14 @@ export interface EvalOptions {
   tasks: string[]
   /** context lengths in tokens (prompt + answer + end token) */
   lengths: number[]
-  /** samples per (policy, task, length) cell */
+  /** samples per (policy, task, length) cell; 0 with `prompts` (the file gives them) */
   samples: number
   /**
    * true (default): each sample is prefilled once and every policy starts from a copy of that prefill;
    * false: each policy prefills the prompt itself (the per-policy path; the same outcomes, slower)
    */
   sharePrefill?: boolean
-  /** index of the first sample of each cell (default 0): splits a long evaluation over processes */
+  /** index of the first sample of each cell (default 0): splits a long evaluation over processes; not with `prompts` */
   firstSample?: number
   seed?: number
   backend?: BackendName
@@ -234,6 +234,9 @@ function checkPolicies(specs: string[], shape: ReturnType<typeof readModelFacts>
 function planFromPrompts(opts: EvalOptions, specs: string[], fail: (m: string) => never): ReturnType<typeof planEvaluation> {
   if (opts.tasks?.length || opts.lengths?.length || opts.haystack !== undefined || opts.books !== undefined || opts.seed !== undefined)
     fail('--prompts gives the samples: leave out --task, --length, --seed, --haystack and --books')
+  // the file's every sample runs once: a count or a first index would be ignored (0 is the CLI's "not given")
+  const counts = [...(opts.samples ? [`samples ${showValue(opts.samples)}`] : []), ...(opts.firstSample !== undefined ? [`firstSample ${showValue(opts.firstSample)}`] : [])]
+  if (counts.length) fail(`--prompts gives the samples (each sample of the file, once): leave out ${counts.join(', ')} (samples 0 and no firstSample)`)
   let facts
   try {
     facts = readModelFacts(opts.model)

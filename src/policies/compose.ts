@@ -13,6 +13,8 @@
  * - at most one part quantizes, and no other part then decides during decoding (packed rows cannot be
  *   evicted one by one), moves rows to the host tier (ShadowKV: they cannot be packed there) or stores
  *   keys before RoPE;
+ * - a part that moves the prompt to the host tier (ShadowKV, its state keyed by slot) has no part deciding
+ *   during decoding beside it;
  * - channel pruning needs post-RoPE keys: no part may ask for a pre-RoPE cache beside it.
  */
 import type { Decision } from '../cache/types.js'
@@ -89,6 +91,11 @@ export function checkComposition(parts: readonly Policy[]): void {
     const other = parts.find((p) => p.needs.cacheKeys === 'pre-rope')
     if (other) throw new PolicyCompositionError(`${names}: ${other.name} stores keys before RoPE, which ${q}'s packed pages cannot hold (they are rotated at attention time)`)
   }
+  // the offloading part (ShadowKV) keys its factored prompt by slot: a decode-time decision would move those
+  // slots (refused by ShadowKV after tokens had streamed, or by the store on the host-tier pages it scored)
+  const offloader = parts.find((p) => p.traits?.offloads)
+  const evicting = offloader && parts.find((p) => p.traits?.decodes && !p.traits?.quantizes)
+  if (evicting) throw new PolicyCompositionError(`${names}: ${evicting.name} decides during decoding, after ${offloader.name} factored the prompt and moved it to the host tier by slot; compose ${offloader.name} only with prefill-time eviction (every=0)`)
   checkPromptReaders(parts, names)
   const pruning = parts.filter((p) => p.traits?.prunesChannels)
   if (pruning.length === 0) return

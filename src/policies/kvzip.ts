@@ -171,14 +171,12 @@ export function repeatPrompts(t: PolicyModel['tokenizer']): RepeatPrompts {
  */
 export function kvzipSelection(budget: Budget, layerwise: boolean, scoresOf: (ctx: PolicyContext) => Float32Array[][]): Policy {
   return evictionPolicy(() => {
-    // this request's reconstruction scores
-    let scores: Float32Array[][] = []
+    // this request's reconstruction scores, made when a head is first scored: a budget that covers the
+    // prompt scores none, and skips the extra forward pass (at prefill end only: KVzip has no `every`)
+    let scores: Float32Array[][] | null = null
     return {
       name: 'kvzip', needs: {}, budget, every: 0, traits: { readsPrompt: 'whole' },
-      prefill(ctx) {
-        scores = scoresOf(ctx)
-      },
-      score: (_ctx, layer) => scores[layer],
+      score: (ctx, layer) => (scores ??= scoresOf(ctx))[layer],
       ...(layerwise
         ? { keep: (ctx, s, perHead) => keepAdaptive(ctx.ops, s, perHead * s.length, 0) }
         : {

@@ -62,13 +62,23 @@ export function checkFiniteLayers(layers: LayerLinears['layers'], where: string,
 export function readPolicyFile(path: string, where: string, fail: (message: string) => Error): Uint8Array {
   const fs = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:fs') as typeof import('node:fs') | undefined
   if (!fs) throw fail(`${where}: cannot read "${path}" here (no node:fs); parse the bytes instead`)
-  if (!fs.existsSync(path)) throw fail(`${where}: file not found: ${path}`)
-  // a folder or an unreadable file is the file's fault, named as such (not the runtime's raw EISDIR)
-  if (!fs.statSync(path).isFile()) throw fail(`${where}: "${path}" is not a regular file`)
+  // a folder or an unreadable file is the file's fault, named as such (not the runtime's raw EISDIR); Deno
+  // refuses even the existence check outside --allow-read, which escaped as the runtime's own error
+  const cannotRead = (e: unknown) => fail(`${where}: cannot read "${path}": ${(e as Error).message}`)
+  let exists: boolean
+  let isFile = false
+  try {
+    exists = fs.existsSync(path)
+    if (exists) isFile = fs.statSync(path).isFile()
+  } catch (e) {
+    throw cannotRead(e)
+  }
+  if (!exists) throw fail(`${where}: file not found: ${path}`)
+  if (!isFile) throw fail(`${where}: "${path}" is not a regular file`)
   try {
     return new Uint8Array(fs.readFileSync(path))
   } catch (e) {
-    throw fail(`${where}: cannot read "${path}": ${(e as Error).message}`)
+    throw cannotRead(e)
   }
 }
 

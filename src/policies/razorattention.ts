@@ -227,7 +227,7 @@ async function calibrationTokens(model: PolicyModel, file: string): Promise<numb
     throw new PolicyFileError(`razorattention: cannot read calibrationFile ${JSON.stringify(file)}: ${(e as Error).message}`)
   }
   const ids = model.tokenizer.encode(text).slice(0, 256)
-  if (ids.length < 2) throw new PolicyFileError(`razorattention: calibrationFile ${JSON.stringify(file)} has ${ids.length} tokens; the calibration repeats a text of at least 2`)
+  if (ids.length < 2) throw new PolicyFileError(`razorattention: calibrationFile ${JSON.stringify(file)} has fewer than 2 tokens (${ids.length}): the calibration repeats a text of at least 2`)
   return ids
 }
 

@@ -1,5 +1,8 @@
-// kvkit/serve (Node): the OpenAI-compatible server of `kvkit serve`, and its parts for embedding.
+// kvkit/serve: the OpenAI-compatible server of `kvkit serve` (serve: Node), its fetch handler (serveHandler:
+// Deno.serve, Bun.serve), and its parts for embedding.
 export { serve, type ServeOptions, type KvkitServer } from './http.js'
+export { serveHandler, type HandlerOptions, type KvkitHandler } from './handler.js'
+export { serveApp, type AppOptions, type ServeApp } from './app.js'
 export { ServeEngine, type EngineOptions, type EngineStats, type Job, type Delta, type Outcome, type Usage, type ToolCall } from './engine.js'
 export type { ToolPins, PinStats } from './tool-pins.js'
 export { ChatTemplate, CHATML_TEMPLATE, type TemplateMessage, type TemplateTool } from './chat-template.js'
