@@ -35,7 +35,7 @@ export { composePolicies } from './policies/compose.js'
 export type { PolicyDefinition, OptionSpec, PolicyStage, OptionValue, ParsedSpec } from './policies/registry.js'
 export type { Policy, PolicySession, PolicyTraits, PolicyNeeds, PolicyContext, LayerHooks, ModelShape } from './policies/types.js'
 // backends and the wasm core (by URL or bytes in browsers)
-export { createBackend, type BackendOptions, type CreatedBackend } from './backend/index.js'
+export { createBackend, BackendOptionsError, type BackendOptions, type CreatedBackend } from './backend/index.js'
 export type { SpawnWorker, KernelWorker } from './backend/threads/spawn.js'
 // a kernel worker that failed, or a call on a closed pool (a model with threads, after dispose)
 export { ThreadPoolError } from './backend/threads/pool.js'

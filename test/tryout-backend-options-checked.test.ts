@@ -12,7 +12,7 @@ describe('createBackend options', () => {
     [{ thread: 4 }, 'createBackend: unknown option "thread"; options: wasm, relaxedWasm'],
     [{ threds: 2, relaxed: false }, 'createBackend: unknown option "threds"'],
     [null, 'createBackend: options must be an object, got null'],
-    [{ threads: '2' }, 'createBackend: threads must be a positive integer, got "2"'],
+    [{ threads: '2' }, 'createBackend: threads must be an integer in [1, 256], got "2"'],
   ] as [unknown, string][])('createBackend("wasm", %j): RangeError', async (opts, message) => {
     await expect(createBackend('wasm', opts as BackendOptions)).rejects.toThrow(RangeError)
     await expect(createBackend('wasm', opts as BackendOptions)).rejects.toThrow(message)

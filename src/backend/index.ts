@@ -12,14 +12,17 @@ import { ThreadPool } from './threads/pool.js'
 import { MIN_PART_MACS, threadedModelKernels } from './threads/kernels.js'
 import { threadedScoring } from './threads/scoring.js'
 import { threadedCompaction } from './threads/compaction.js'
-import { sharedMemorySupported, webWorkerSpawner, type SpawnWorker } from './threads/spawn.js'
+import { MAX_THREADS, sharedMemorySupported, webWorkerSpawner, type SpawnWorker } from './threads/spawn.js'
 import { optionNamesProblem, shownValue } from '../model/errors.js'
+import { BackendOptionsError } from './errors.js'
+
+export { BackendOptionsError }
 
 export interface BackendOptions extends WasmLoadOptions {
   /** WebGPU device options (subgroups, shader-f16, power preference) for 'webgpu'. */
   gpu?: GpuDeviceOptions
   /**
-   * Threads the wasm kernels run on (default 1): with more, the arena is a shared WebAssembly.Memory
+   * Threads the wasm kernels run on, 1 to 256 (default 1): with more, the arena is a shared WebAssembly.Memory
    * and `threads - 1` workers split the matrix products and attention (results identical to one
    * thread). Falls back to one thread where shared memory or workers are unavailable (a page that is
    * not cross-origin isolated, Node without `spawnWorker`); `backend.threads` says what runs.
@@ -76,16 +79,24 @@ export function kernelBuild(backend: Backend & { readonly build?: WasmBuild }): 
  * (a software rasteriser such as lavapipe or SwiftShader is slower than the wasm core, so it does not
  * count) and no shared heap or worker threads were asked for, and falls back to wasm when the device
  * cannot be had.
+ * @throws BackendOptionsError (a RangeError) naming the value, before any work: an unknown name or
+ *   option, a `threads` that is no integer in [1, 256], a `minPartMacs` that is no positive integer
  */
 export async function createBackend(name: 'webgpu', opts?: BackendOptions): Promise<WebGpuBackend>
 export async function createBackend(name?: BackendName, opts?: BackendOptions): Promise<CreatedBackend>
 export async function createBackend(name: BackendName = 'auto', opts: BackendOptions = {}): Promise<CreatedBackend> {
   // a misspelt option (thread: 4) ran on one thread, silently; null options were a TypeError
   const namesProblem = optionNamesProblem(opts, BACKEND_OPTION_SET)
-  if (namesProblem !== undefined) throw new RangeError(`createBackend: ${namesProblem}`)
-  // a RangeError like the options' (it was a plain Error, thrown last, once every known name was passed over)
-  if (!(BACKEND_NAMES as readonly unknown[]).includes(name)) throw new RangeError(`createBackend: unknown backend ${shownValue(name)}; expected 'wasm', 'reference', 'webgpu' or 'auto'`)
-  if (name === 'auto' && !opts.heap && !(opts.threads && opts.threads > 1 && !opts.threadsOptional) && (await hasHardwareAdapter())) {
+  if (namesProblem !== undefined) throw new BackendOptionsError(`createBackend: ${namesProblem}`)
+  // refused with the options (it was a plain Error, thrown last, once every known name was passed over)
+  if (!(BACKEND_NAMES as readonly unknown[]).includes(name)) throw new BackendOptionsError(`createBackend: unknown backend ${shownValue(name)}; expected 'wasm', 'reference', 'webgpu' or 'auto'`)
+  // checked for every backend, before the GPU probe: they were checked on the wasm path only, so a bad
+  // count reached the probe's comparison (threads: '2' > 1) and the reference backend took any value
+  const threads = opts.threads ?? 1
+  if (!(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) throw new BackendOptionsError(`createBackend: threads must be an integer in [1, ${MAX_THREADS}], got ${shownValue(opts.threads)}`)
+  const minPartMacs = opts.minPartMacs ?? MIN_PART_MACS
+  if (!(Number.isInteger(minPartMacs) && minPartMacs >= 1)) throw new BackendOptionsError(`createBackend: minPartMacs must be a positive integer, got ${shownValue(opts.minPartMacs)}`)
+  if (name === 'auto' && !opts.heap && !(threads > 1 && !opts.threadsOptional) && (await hasHardwareAdapter())) {
     try {
       return await createWebGpuBackend(opts)
     } catch {
@@ -97,10 +108,6 @@ export async function createBackend(name: BackendName = 'auto', opts: BackendOpt
     return { name: 'reference', heap, ...referenceKernels(heap), ...referencePackedKernels(heap), ...referencePackKernels(heap), ...referenceModelKernels(heap) }
   }
   if (name === 'wasm' || (name === 'auto' && supportsSimd())) {
-    const threads = opts.threads ?? 1
-    if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`createBackend: threads must be a positive integer, got ${shownValue(threads)}`)
-    const minPartMacs = opts.minPartMacs ?? MIN_PART_MACS
-    if (!(Number.isInteger(minPartMacs) && minPartMacs >= 1)) throw new RangeError(`createBackend: minPartMacs must be a positive integer, got ${shownValue(opts.minPartMacs)}`)
     const spawn = opts.spawnWorker ?? webWorkerSpawner()
     const wantShared = threads > 1 && spawn !== undefined && sharedMemorySupported()
     const { exports, heap, build, module, shared } = await loadWasm(opts, wantShared)

@@ -1,6 +1,9 @@
 import type { LlamaModel } from '../model/model.js'
 import { elasticCache, type ElasticCacheConfig } from '../model/diffusion/options.js'
 import { parseSinglePolicySpec } from '../policies/spec.js'
+import { PolicySpecSyntaxError } from '../policies/errors.js'
+import { ModelInputError, shownValue } from '../model/errors.js'
+import { EvalArgumentError } from './errors.js'
 import type { PromptSample } from './prompts-file.js'
 import type { SampleOutcome } from './results.js'
 import { rulerScore, strictCorrect } from './score.js'
@@ -34,13 +37,25 @@ export interface DiffusionOutcome {
   refreshSteps: number
 }
 
-/** the decoding cache a spec names: `full` (or `none`), or `elastic-cache` with options; Error naming the bad part */
+/**
+ * The decoding cache a spec names: `full` (or `none`), or `elastic-cache` with options.
+ * @throws EvalArgumentError naming the spec and its bad part (the syntax, the name, an option), whatever
+ *   layer found it: the policies' parser and elasticCache throw the root's classes, which kvkit/eval does not export
+ */
 export function diffusionCacheFromSpec(spec: string): 'none' | ElasticCacheConfig {
+  const usage = `a diffusion model decodes with 'full' (recompute every step) or 'elastic-cache[:gamma=0.9,windowLength=..,trackNum=1,blockCaching=true]'`
+  if (typeof spec !== 'string') throw new EvalArgumentError(`${usage}; the spec must be a string, got ${shownValue(spec)}`)
   if (spec === 'full' || spec === 'none') return 'none'
-  // the policies' spec syntax (NAME:key=value,...), parsed by the policies' parser
-  const { name, options } = parseSinglePolicySpec(spec)
-  if (name !== 'elastic-cache') throw new Error(`a diffusion model decodes with 'full' (recompute every step) or 'elastic-cache[:gamma=0.9,windowLength=..,trackNum=1,blockCaching=true]', got ${JSON.stringify(spec)}`)
-  return elasticCache(options)
+  try {
+    // the policies' spec syntax (NAME:key=value,...), parsed by the policies' parser
+    const { name, options } = parseSinglePolicySpec(spec)
+    if (name !== 'elastic-cache') throw new EvalArgumentError(`${usage}, got ${JSON.stringify(spec)}`)
+    return elasticCache(options)
+  } catch (e) {
+    if (e instanceof EvalArgumentError) throw e
+    if (e instanceof PolicySpecSyntaxError || e instanceof ModelInputError) throw new EvalArgumentError(`diffusion cache ${JSON.stringify(spec)}: ${e.message}`)
+    throw e
+  }
 }
 
 /** the sample's decode options: genLength from the answer unless given */

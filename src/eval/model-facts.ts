@@ -1,6 +1,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ModelShape } from '../policies/types.js'
+import { shownValue } from '../model/errors.js'
+import { EvalArgumentError } from './errors.js'
 
 /**
  * What the harness checks before any worker loads weights: the folder exists, its config.json reads,
@@ -17,19 +19,23 @@ export interface ModelFacts {
   diffusion: boolean
 }
 
+/** @throws EvalArgumentError naming the folder or config.json and what is wrong with it */
 export function readModelFacts(dir: string): ModelFacts {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`model folder not found: ${dir}`)
+  if (typeof dir !== 'string' || dir === '') throw new EvalArgumentError(`model must be a model folder path, got ${shownValue(dir)}`)
+  if (!existsSync(dir)) throw new EvalArgumentError(`model folder not found: ${dir}`)
+  // a .gguf file (which kvkit/node's loadModel reads) was "model folder not found", as if it were not there
+  if (!statSync(dir).isDirectory()) throw new EvalArgumentError(`model ${dir} is a file, not a model folder: this reads a Hugging Face model folder (config.json, tokenizer.json, the safetensors weights)`)
   const file = join(dir, 'config.json')
-  if (!existsSync(file)) throw new Error(`model folder ${dir} has no config.json`)
+  if (!existsSync(file)) throw new EvalArgumentError(`model folder ${dir} has no config.json`)
   let cfg: Record<string, unknown>
   try {
     cfg = JSON.parse(readFileSync(file, 'utf8'))
   } catch (e) {
-    throw new Error(`cannot read ${file}: ${(e as Error).message}`)
+    throw new EvalArgumentError(`cannot read ${file}: ${(e as Error).message}`)
   }
   const int = (key: string): number => {
     const v = cfg[key]
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`${file}: ${key} is ${JSON.stringify(v)}, expected a positive integer`)
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new EvalArgumentError(`${file}: ${key} is ${JSON.stringify(v)}, expected a positive integer`)
     return v
   }
   const qHeads = int('num_attention_heads')

@@ -1,7 +1,9 @@
 import type { Tokenizer } from '../model/types.js'
 import { Rng } from './prng.js'
 import type { Book } from './text.js'
-import { makeTask, type TaskName } from './tasks.js'
+import { shownValue } from '../model/errors.js'
+import { EvalArgumentError } from './errors.js'
+import { isTaskName, makeTask, TASK_NAMES, type TaskName } from './tasks.js'
 
 /**
  * Builds task prompts exactly as the fixture's generator (train.py, make_task_sample) did:
@@ -49,7 +51,23 @@ export class PromptBuilder {
   /** token ids of sentences already seen, per book: a haystack walks a few hundred of them */
   private readonly sentenceIds: Map<number, number[]>[]
 
+  /**
+   * @throws EvalArgumentError naming the bad field, before any prompt is built: a tokenizer without
+   *   encode, a bosId that is no non-negative integer, books that are not a non-empty list of books with
+   *   sentences (loadBooks), words that are not a list of at least 10 strings (the tasks draw keys from them)
+   */
   constructor(private readonly source: PromptSource) {
+    const fail = (m: string): never => { throw new EvalArgumentError(`PromptBuilder: ${m}`) }
+    if (typeof source !== 'object' || source === null) fail(`needs { tokenizer, bosId, books, words }, got ${shownValue(source)}`)
+    if (typeof source.tokenizer?.encode !== 'function') fail('tokenizer must have an encode(text) method (a model\'s tokenizer)')
+    if (!(Number.isInteger(source.bosId) && source.bosId >= 0)) fail(`bosId must be a token id (a non-negative integer), got ${shownValue(source.bosId)}`)
+    // an empty list was "randrange: empty range [0, 0)", a book without sentences "undefined is not iterable"
+    if (!Array.isArray(source.books) || source.books.length === 0) fail(`books must be a non-empty list of books (loadBooks), got ${Array.isArray(source.books) ? 'an empty list' : shownValue(source.books)}`)
+    const empty = source.books.find((b) => !(Array.isArray(b?.sentences) && b.sentences.length > 0))
+    if (empty !== undefined) fail(`book ${shownValue(empty?.name ?? empty)} has no sentences (books come from loadBooks)`)
+    // an empty list was "choice from an empty list"; loadWordList's floor
+    if (!Array.isArray(source.words) || source.words.length < 10 || !source.words.every((w) => typeof w === 'string' && w !== ''))
+      fail(`words must be a list of at least 10 non-empty strings (the tasks' keys), got ${Array.isArray(source.words) ? `${source.words.length} entries` : shownValue(source.words)}`)
     this.sentenceIds = source.books.map(() => new Map())
   }
 
@@ -86,7 +104,14 @@ export class PromptBuilder {
     return out
   }
 
+  /**
+   * The sample (task, length, seed, index) stands for; the same arguments give the same sample.
+   * @throws EvalArgumentError naming the value: an unknown task, a length that is no positive integer or
+   *   too short for the task's needles and question, or a haystack whose sentences cannot fill the length
+   */
   build(task: TaskName, length: number, seed: number, index: number): TaskSample {
+    if (typeof task !== 'string' || !isTaskName(task)) throw new EvalArgumentError(`unknown task ${shownValue(task)} (tasks: ${TASK_NAMES.join(', ')})`)
+    if (!(Number.isInteger(length) && length >= 1)) throw new EvalArgumentError(`length must be a positive integer (tokens), got ${shownValue(length)}`)
     const rng = new Rng(sampleSeed(seed, task, length, index))
     const inst = makeTask(task, rng, this.source.words)
     const needleIds = inst.needles.map((t) => this.encode(t))
@@ -96,7 +121,7 @@ export class PromptBuilder {
     const needleTokens = needleIds.reduce((s, x) => s + x.length, 0)
     const budget = length - 1 - questionIds.length - answerIds.length - needleTokens - 1
     if (budget <= 0) {
-      throw new Error(`length ${length} is too short for task ${task}: the needles, question and answer alone take ${length - budget} tokens`)
+      throw new EvalArgumentError(`length ${length} is too short for task ${task}: the needles, question and answer alone take ${length - budget} tokens`)
     }
     const sentences: PromptPiece[] = []
     let n = 0
@@ -108,7 +133,7 @@ export class PromptBuilder {
     }
     // whole sentences fall short of the budget by less than one sentence; hundreds of tokens short, and
     // under half the budget, the haystack's sentences are not prose-sized
-    if (budget - n > 256 && n < budget / 2) throw new Error(`the haystack filled ${n} of the ${budget} tokens a ${task} prompt of length ${length} needs: its sentences are too long or too few`)
+    if (budget - n > 256 && n < budget / 2) throw new EvalArgumentError(`the haystack filled ${n} of the ${budget} tokens a ${task} prompt of length ${length} needs: its sentences are too long or too few`)
     // needles at uniformly random sentence boundaries, kept in their order (vt's chain needs it)
     const at = inst.needles.map(() => rng.randrange(0, sentences.length + 1)).sort((a, b) => a - b)
     const body = sentences.slice()

@@ -3,7 +3,7 @@ import { checkOutputPath, makeOutputDir, writeOutputFile } from './output.js'
 import { formatBytes, legendEntries, resultRows } from './format.js'
 import { barChart, esc, H, M, PALETTE, REPORT_CSS, W } from './charts.js'
 import { policyLabels, specFamily } from './labels.js'
-import type { EvalResult } from './results.js'
+import { checkResults, type EvalResult } from './results.js'
 
 /**
  * A self-contained HTML report: inline SVG charts and inline CSS, no script, no network, so it opens
@@ -79,6 +79,7 @@ function perPolicy(results: readonly EvalResult[], f: (r: EvalResult) => number)
 }
 
 export function renderReport(results: readonly EvalResult[], meta: ReportMeta = {}): string {
+  checkResults(results, 'renderReport')
   const palette = colours(results)
   const cells = [...new Map(results.map((r) => [`${r.task}@${r.length}`, { task: r.task, length: r.length }])).values()]
   const accuracy = cells.map((c) => accuracyChart(results, c.task, c.length, palette)).join('\n')

@@ -1,4 +1,19 @@
 import type { DiffusionOutcome } from './diffusion.js'
+import { shownValue } from '../model/errors.js'
+import { EvalArgumentError } from './errors.js'
+
+/**
+ * Throws EvalArgumentError naming the first entry of `results` that is not an EvalResult's cell (a
+ * string policy and task, a length): the report and the JSON read these of every entry, and a null list
+ * or entry was "Cannot read properties of null (reading 'map')".
+ */
+export function checkResults(results: unknown, where: string): asserts results is readonly EvalResult[] {
+  if (!Array.isArray(results)) throw new EvalArgumentError(`${where}: results must be a list of EvalResult (what evaluate returns), got ${shownValue(results)}`)
+  results.forEach((r, i) => {
+    const ok = typeof r === 'object' && r !== null && typeof r.policy === 'string' && typeof r.task === 'string' && Number.isInteger(r.length)
+    if (!ok) throw new EvalArgumentError(`${where}: results[${i}] is not an EvalResult ({ policy, task, length, ... } as evaluate returns), got ${shownValue(r)}`)
+  })
+}
 
 /** One cell of an evaluation: a policy on a task at a context length, averaged over its samples. */
 export interface EvalResult {

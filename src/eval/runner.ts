@@ -305,7 +305,12 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult[]> {
   checkPrompts(opts)
   // samples in parallel first (no synchronisation at all), kernel threads inside a sample for the cores left
   const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), jobs.length))
-  const threads = opts.threads ?? Math.max(1, Math.floor(nodeThreads() / workers))
+  let threads = opts.threads
+  try {
+    threads ??= Math.max(1, Math.floor(nodeThreads() / workers))
+  } catch (e) {
+    throw new EvalArgumentError((e as Error).message) // a bad KVKIT_THREADS, before any worker starts
+  }
   const total = jobs.reduce((a, j) => a + j.policies.length, 0)
   const started = performance.now()
   const outcomes: SampleOutcome[] = []

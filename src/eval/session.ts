@@ -13,6 +13,7 @@ import { diffusionOutcome, type DiffusionDecoding } from './diffusion.js'
 import type { TaskName } from './tasks.js'
 import { haystackBooks } from './text.js'
 import { loadWordList } from './words.js'
+import { EvalArgumentError } from './errors.js'
 import { defaultBooksDir, defaultWordsFile } from './paths.js'
 
 /** One sample to run under every policy: everything needed to rebuild its prompt from scratch anywhere. */
@@ -67,14 +68,21 @@ export class EvalSession {
       backend: opts.backend ?? 'auto', contextLimit: opts.contextLimit, kvDtype: opts.kvDtype, threads: opts.threads, signal,
       ...(opts.relaxed === undefined ? {} : { wasm: { relaxed: opts.relaxed } }),
     })
-    const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0]
-    if (bosId === undefined) throw new Error(`model ${opts.model} names neither a BOS nor an EOS token to start prompts with`)
-    const builder = new PromptBuilder({
-      tokenizer: model.tokenizer,
-      bosId,
-      books: haystackBooks(defaultBooksDir(), opts.haystack, opts.books),
-      words: loadWordList(defaultWordsFile()),
-    })
+    // the BOS is known only once the config is parsed, and a bad haystack after the load: the model must not outlive a refusal
+    let builder: PromptBuilder
+    try {
+      const bosId = model.config.bosTokenId ?? model.config.eosTokenIds[0]
+      if (bosId === undefined) throw new EvalArgumentError(`model ${opts.model} names neither a BOS nor an EOS token to start prompts with`)
+      builder = new PromptBuilder({
+        tokenizer: model.tokenizer,
+        bosId,
+        books: haystackBooks(defaultBooksDir(), opts.haystack, opts.books),
+        words: loadWordList(defaultWordsFile()),
+      })
+    } catch (e) {
+      model.dispose()
+      throw e
+    }
     return new EvalSession(model, builder)
   }
 

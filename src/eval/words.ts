@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { EvalArgumentError } from './errors.js'
 import { cleanText } from './text.js'
 
 /**
@@ -17,9 +18,15 @@ export function deriveWordList(rawBooks: string[]): string[] {
   return [...words].sort()
 }
 
-/** one word a line; lines starting with # are comments */
+/** one word a line; lines starting with # are comments. @throws EvalArgumentError naming the file where it cannot be read or holds under 10 words */
 export function loadWordList(file: string): string[] {
-  const words = readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
-  if (words.length < 10) throw new Error(`word list ${file} has ${words.length} words (need at least 10)`)
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (e) {
+    throw new EvalArgumentError(`cannot read word list ${file}: ${(e as Error).message}`)
+  }
+  const words = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+  if (words.length < 10) throw new EvalArgumentError(`word list ${file} has ${words.length} words (need at least 10)`)
   return words
 }

@@ -1,5 +1,5 @@
 import { createBackend } from '../backend/index.js'
-import { hardwareThreads } from '../backend/threads/spawn.js'
+import { hardwareThreads, MAX_THREADS } from '../backend/threads/spawn.js'
 import { wasmOptionsProblem } from '../backend/wasm/options.js'
 import type { Backend } from '../backend/backend.js'
 import { parseConfig } from './config.js'
@@ -98,7 +98,7 @@ export async function loadModelFrom(source: ModelFileSource, options: LoadOption
     const owned = options.backendInstance === undefined
     const backend =
       options.backendInstance ??
-      (await createBackend(options.backend ?? 'auto', { ...options.wasm, threads: options.threads ?? hardwareThreads(), threadsOptional: options.threads === undefined, spawnWorker: options.spawnWorker }))
+      (await createBackend(options.backend ?? 'auto', { ...options.wasm, threads: options.threads ?? Math.min(hardwareThreads(), MAX_THREADS), threadsOptional: options.threads === undefined, spawnWorker: options.spawnWorker }))
     try {
       const weights = file ? await loadGgufWeights(file, config, backend.heap) : await loadWeights(source, config, backend.heap)
       try {
@@ -137,8 +137,8 @@ export function checkLoadOptions(options: LoadOptions): void {
   if (c !== undefined && !(Number.isInteger(c) && c >= 2))
     throw new ModelInputError(`loadModel: contextLimit must be an integer of at least 2 tokens, got ${shownValue(c)}`)
   if (options.kvDtype !== undefined) checkKvDtype(options.kvDtype, 'loadModel')
-  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= 256))
-    throw new ModelInputError(`loadModel: threads must be an integer in [1, 256], got ${shownValue(options.threads)}`)
+  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= MAX_THREADS))
+    throw new ModelInputError(`loadModel: threads must be an integer in [1, ${MAX_THREADS}], got ${shownValue(options.threads)}`)
   // a signal of another kind would be ignored (no abort), a progress callback that is not one would fail mid-load
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new ModelInputError('loadModel: signal must be an AbortSignal')
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function')

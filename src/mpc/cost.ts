@@ -132,6 +132,13 @@ export function customNetwork(bandwidthBitsPerSecond: number, rttSeconds: number
   return { name, bandwidthBitsPerSecond, rttSeconds }
 }
 
+/** Throws NetworkModelError where `net` is not a NetworkModel or a figure of it is not one (`where` names the caller). */
+export function checkNetworkModel(net: unknown, where: string): asserts net is NetworkModel {
+  if (typeof net !== 'object' || net === null) throw new NetworkModelError(`${where}: net must be a NetworkModel { bandwidthBitsPerSecond, rttSeconds } (LAN, WAN, customNetwork(...)), got ${net === null ? 'null' : typeof net}`)
+  const n = net as Partial<NetworkModel>
+  checkNetworkFigures(n.bandwidthBitsPerSecond, n.rttSeconds)
+}
+
 /** Throws CostError naming the first field of `cost` that is missing or not a count (rounds, bytesSent, offlineBytes). */
 export function checkCost(cost: unknown, where: string): asserts cost is Cost {
   if (typeof cost !== 'object' || cost === null) throw new CostError(`${where}: cost must be an object { rounds, bytesSent, offlineBytes }, got ${cost === null ? 'null' : typeof cost}`)
@@ -153,7 +160,6 @@ export function checkCost(cost: unknown, where: string): asserts cost is Cost {
 export function modelledSeconds(cost: Cost, net: NetworkModel): number {
   // a missing or misspelt field read as undefined and the time as NaN, shown as "NaN ms" in the tables
   checkCost(cost, 'modelledSeconds')
-  if (typeof net !== 'object' || net === null) throw new NetworkModelError(`modelledSeconds: net must be a NetworkModel { bandwidthBitsPerSecond, rttSeconds } (LAN, WAN, customNetwork(...)), got ${net === null ? 'null' : typeof net}`)
-  checkNetworkFigures(net.bandwidthBitsPerSecond, net.rttSeconds)
+  checkNetworkModel(net, 'modelledSeconds')
   return cost.rounds * (net.rttSeconds / 2) + (cost.bytesSent * 8) / net.bandwidthBitsPerSecond
 }

@@ -13,5 +13,5 @@ export { select, maxRows, exp, reciprocal, softmax, topK, gatherOneHot, type Exp
 export { attendShares, type HeadTokens, type AttendOptions } from './attention.js'
 export { mpcacheDynamicSelect, dynamicPlan, groupSummaries, resolveDynamicOptions, MPCacheOptionError, type MPCacheDynamicOptions } from './mpcache-select.js'
 export { mpcacheStaticEvict, mpcacheSummaries, mpcacheSelect, decodeStepAttention, mpcacheSelectedCount, type StaticEvictionInput, type HeadSummaries, type LayerShares, type AttentionMethod, type DecodeStepOptions } from './mpcache.js'
-export { spuEstimate, spuSeconds, type SpuEstimate, type SpuProtocol } from './spu-estimate.js'
+export { spuEstimate, spuSeconds, SpuEstimateError, type SpuEstimate, type SpuProtocol } from './spu-estimate.js'
 export { operatorTable, textTable } from './report.js'

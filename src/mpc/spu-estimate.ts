@@ -21,8 +21,14 @@
  *   log2, rounded up.
  * The trace is the two-party executor's (CostLog.kernels): the same program, costed for 3 parties.
  */
-import type { KernelCall, SpuKernel } from './cost.js'
-import type { NetworkModel } from './cost.js'
+import { checkNetworkModel, type KernelCall, type NetworkModel, type SpuKernel } from './cost.js'
+
+/** A spuEstimate or spuSeconds argument it cannot cost: the message names the value. */
+export class SpuEstimateError extends RangeError {
+  override name = 'SpuEstimateError'
+}
+
+const shown = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v))
 
 export type SpuProtocol = 'semi2k' | 'aby3'
 
@@ -71,11 +77,26 @@ function elementsOf(call: KernelCall, protocol: SpuProtocol): number {
   return protocol === 'semi2k' ? (k * m + m * n) / 2 : k * n
 }
 
+/**
+ * The rounds and bytes per party of `trace` (CostLog.kernels) under `protocol` with `parties` parties on
+ * a ring of `ringBits` bits. Throws SpuEstimateError naming the value, before any costing: an unknown
+ * protocol, a party count the protocol does not run (ABY3: 3), a ring that is no integer of at least 2
+ * bits, a trace that is not a list of calls of SPU's kernels with non-negative element counts.
+ */
 export function spuEstimate(trace: readonly KernelCall[], protocol: SpuProtocol, parties = 3, ringBits = 64): SpuEstimate {
-  if (protocol !== 'semi2k' && protocol !== 'aby3') throw new RangeError(`spuEstimate: protocol must be 'semi2k' or 'aby3', got ${JSON.stringify(protocol)}`)
-  if (protocol === 'aby3' && parties !== 3) throw new RangeError(`spuEstimate: ABY3 is a 3-party protocol, got ${parties} parties`)
-  if (!Number.isInteger(parties) || parties < 2) throw new RangeError(`spuEstimate: parties must be an integer >= 2, got ${parties}`)
+  const fail = (m: string): never => { throw new SpuEstimateError(`spuEstimate: ${m}`) }
+  if (protocol !== 'semi2k' && protocol !== 'aby3') fail(`protocol must be 'semi2k' or 'aby3', got ${shown(protocol)}`)
+  if (!Number.isInteger(parties) || parties < 2) fail(`parties must be an integer >= 2, got ${shown(parties)}`)
+  if (protocol === 'aby3' && parties !== 3) fail(`ABY3 is a 3-party protocol, got ${parties} parties`)
+  if (!Number.isInteger(ringBits) || ringBits < 2) fail(`ringBits must be an integer >= 2, got ${shown(ringBits)}`)
   const table = protocol === 'semi2k' ? SEMI2K : ABY3
+  // an unknown kernel was "f.latency is not a function"; a bad count made the estimate NaN
+  if (!Array.isArray(trace)) fail(`trace must be a list of kernel calls (CostLog.kernels), got ${shown(trace)}`)
+  trace.forEach((call, i) => {
+    if (typeof call !== 'object' || call === null || !Object.prototype.hasOwnProperty.call(table, call.kernel)) fail(`trace[${i}] is not a call of one of SPU's kernels (${Object.keys(table).join(', ')}), got ${shown(call)}`)
+    if (!(Number.isFinite(call.elements) && call.elements >= 0)) fail(`trace[${i}].elements must be a non-negative count, got ${shown(call.elements)}`)
+    if (call.shape !== undefined && !(Array.isArray(call.shape) && call.shape.length === 3 && call.shape.every((x) => Number.isInteger(x) && x >= 0))) fail(`trace[${i}].shape must be [k, m, n] of non-negative integers, got ${shown(call.shape)}`)
+  })
   let rounds = 0
   let bits = 0
   for (const call of trace) {
@@ -87,7 +108,10 @@ export function spuEstimate(trace: readonly KernelCall[], protocol: SpuProtocol,
   return { protocol, parties, rounds, bytesSent: bits / 8, assumed }
 }
 
-/** Modelled seconds of an estimate on a network (rounds x RTT/2 + bytes / bandwidth, as cost.ts). */
+/** Modelled seconds of an estimate on a network (rounds x RTT/2 + bytes / bandwidth, as cost.ts); NetworkModelError for a bad `net`, SpuEstimateError for an estimate without finite counts. */
 export function spuSeconds(e: SpuEstimate, net: NetworkModel): number {
+  if (typeof e !== 'object' || e === null || !(Number.isFinite(e.rounds) && e.rounds >= 0 && Number.isFinite(e.bytesSent) && e.bytesSent >= 0))
+    throw new SpuEstimateError(`spuSeconds: the estimate must be spuEstimate's { rounds, bytesSent }, got ${shown(e)}`)
+  checkNetworkModel(net, 'spuSeconds')
   return e.rounds * (net.rttSeconds / 2) + (e.bytesSent * 8) / net.bandwidthBitsPerSecond
 }

@@ -6,5 +6,5 @@ export { FileChunkStore } from './file-chunk-store.js'
 export { RedisChunkStore, type RedisChunkStoreOptions } from './redis-chunk-store.js'
 export { nodeWorkerSpawner, nodeThreads } from './threads.js'
 // the errors this entry's own functions throw (loadModel's; the chunk stores'), the root's classes
-export { ModelLoadError } from '../model/errors.js'
+export { ModelLoadError, ModelInputError } from '../model/errors.js'
 export { ReuseError } from '../reuse/errors.js'

@@ -6,6 +6,7 @@ import { checkLoadOptions, loadModelFrom, openSource, type ModelInput } from '..
 import type { LlamaModel } from '../model/model.js'
 import { isUrl } from '../model/source.js'
 import type { LoadOptions } from '../model/types.js'
+import { ModelLoadError } from '../model/errors.js'
 import { DirectorySource } from './directory.js'
 import { checkGgufPath, checkModelFolder } from './model-path.js'
 import { nodeThreads, nodeWorkerSpawner } from './threads.js'
@@ -15,7 +16,8 @@ import { nodeThreads, nodeWorkerSpawner } from './threads.js'
  * folder, or a `.gguf` file (any path that is a file is read as GGUF); and kernel threads on Node's
  * worker threads (`threads` defaults to the available cores). Everything else as the root entry's loadModel.
  * A file that is not GGUF (a folder's config.json) or a folder without config.json, tokenizer.json or
- * weights is a ModelLoadError before any work, saying what was found and what loadModel expects.
+ * weights is a ModelLoadError before any work, saying what was found and what loadModel expects; so is a
+ * path that does not exist ("GGUF file not found" for a name ending in .gguf, else "model folder not found").
  */
 export async function loadModel(input: ModelInput, options: LoadOptions & { backendInstance?: Backend } = {}): Promise<LlamaModel> {
   checkLoadOptions(options)
@@ -29,6 +31,8 @@ export async function loadModel(input: ModelInput, options: LoadOptions & { back
   if (typeof input === 'string' && !isUrl(input)) {
     // a file (not a folder) is a GGUF file; a tokenizer.json in its folder is used when present
     const st = await stat(input).catch(() => null)
+    // a missing path named like a GGUF file was meant as one: "model folder not found" sent the caller looking for a folder
+    if (!st && /\.gguf$/i.test(input)) throw new ModelLoadError(`GGUF file not found: ${input}`)
     if (st?.isFile()) await checkGgufPath(input)
     if (st && !st.isDirectory()) return loadModelFrom(await DirectorySource.open(dirname(input), opts), options, basename(input))
     if (st) await checkModelFolder(input)

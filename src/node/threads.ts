@@ -1,6 +1,8 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import type { SpawnWorker } from '../backend/threads/spawn.js'
+import { MAX_THREADS } from '../backend/threads/spawn.js'
+import { ModelInputError } from '../model/errors.js'
 
 /**
  * Kernel workers as Node worker threads (Node has no global Worker): what kvkit/node's loadModel and
@@ -23,7 +25,8 @@ export const nodeWorkerSpawner: SpawnWorker = (url) => {
 /**
  * The default kernel threads under Node: KVKIT_THREADS when set (a positive integer, as OMP_NUM_THREADS
  * is for PyTorch: for machines shared with other work, where spinning workers would contend), else the
- * cores this process may use (os.availableParallelism).
+ * cores this process may use (os.availableParallelism), at most MAX_THREADS (256), loadModel's limit.
+ * @throws ModelInputError (what loadModel throws for a bad `threads`) naming a KVKIT_THREADS that is no integer in [1, 256]
  */
 export function nodeThreads(): number {
   let env: string | undefined
@@ -32,8 +35,8 @@ export function nodeThreads(): number {
   } catch {
     env = undefined // Deno without --allow-env: as if unset
   }
-  if (env === undefined || env === '') return availableParallelism()
+  if (env === undefined || env === '') return Math.min(availableParallelism(), MAX_THREADS)
   const n = Number(env)
-  if (!(Number.isInteger(n) && n >= 1 && n <= 256)) throw new RangeError(`KVKIT_THREADS must be an integer in [1, 256], got ${JSON.stringify(env)}`)
+  if (!(Number.isInteger(n) && n >= 1 && n <= MAX_THREADS)) throw new ModelInputError(`KVKIT_THREADS must be an integer in [1, ${MAX_THREADS}], got ${JSON.stringify(env)}`)
   return n
 }

@@ -219,15 +219,15 @@ export function createRazorAttention(options: RazorOptions = {}): RazorPolicy {
 }
 
 async function calibrationTokens(model: PolicyModel, file: string): Promise<number[]> {
-  const { readFile } = await nodeFs('razorattention: calibrationFile')
   let text: string
   try {
-    text = await readFile(file, 'utf8')
+    // in a browser the file system is missing here (the check at creation has none to look at): a PolicyFileError too
+    text = await (await nodeFs('a calibration file')).readFile(file, 'utf8')
   } catch (e) {
     throw new PolicyFileError(`razorattention: cannot read calibrationFile ${JSON.stringify(file)}: ${(e as Error).message}`)
   }
   const ids = model.tokenizer.encode(text).slice(0, 256)
-  if (ids.length < 2) throw new PolicyFileError(`razorattention: calibrationFile ${JSON.stringify(file)} has fewer than 2 tokens`)
+  if (ids.length < 2) throw new PolicyFileError(`razorattention: calibrationFile ${JSON.stringify(file)} has fewer than 2 tokens (${ids.length}): the calibration repeats a text of at least 2`)
   return ids
 }
 

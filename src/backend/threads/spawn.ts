@@ -54,6 +54,9 @@ export function sharedMemorySupported(): boolean {
   }
 }
 
+/** the most kernel threads createBackend and loadModel run: each is a worker with its own stack and a spin-wait, and more only contend */
+export const MAX_THREADS = 256
+
 /** The cores the runtime reports (navigator.hardwareConcurrency), 1 where it reports none. */
 export function hardwareThreads(): number {
   const n = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency

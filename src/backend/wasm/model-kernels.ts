@@ -1,5 +1,6 @@
 import type { Heap } from '../heap.js'
 import type { ModelKernels } from '../model-kernels.js'
+import { WasmLoadError } from './load.js'
 
 type Fn = (...args: number[]) => number
 
@@ -7,7 +8,8 @@ type Fn = (...args: number[]) => number
 export function wasmModelKernels(exports: WebAssembly.Exports, _heap: Heap): ModelKernels {
   const fn = (name: string): Fn => {
     const f = exports[name]
-    if (typeof f !== 'function') throw new Error(`wasm module lacks the model kernel export '${name}' (rebuild with npm run build:wasm)`)
+    // a module given in the options that is another version's build: loadWasm's class, as its other refusals of a module
+    if (typeof f !== 'function') throw new WasmLoadError(`wasm module lacks the model kernel export '${name}': not this kvkit version's build (rebuild with npm run build:wasm, or pass the build/*.wasm that came with the package)`)
     return f as Fn
   }
   const matmul = fn('matmul'), rmsnorm = fn('rmsnorm'), rope = fn('rope'), ropeRows = fn('ropeRows'), swiglu = fn('swiglu')
