@@ -36,7 +36,7 @@ describe('KVzipShare', () => {
       model.prefill(ids, cache, 0)
       const ctx: PolicyContext = { cache, ops: model.ops, model: model.config, hooks: [], promptLength: ids.length + 1, step: 0 }
       const rt = policyRuntime(model, cache, ids, () => ctx)
-      ctx.runtime = { ...rt, extend: (x, visit) => { passes++; return rt.extend(x, visit) } }
+      ctx.runtime = { ...rt, extendAsync: (x, visit) => { passes++; return rt.extendAsync(x, visit) } }
       await policy!.prepare?.(model)
       const d = (await policy!.start().onPrefillEndAsync!(ctx)) as Decision
       keep.push(d.heads.map((h) => Array.from(h.keep)))

@@ -35,9 +35,9 @@ function watched(policy: Policy, onPass: (pass: number) => void): Policy {
   const wrap = (ctx: PolicyContext): PolicyContext => {
     const rt = ctx.runtime!
     const runtime: PolicyRuntime = Object.assign(Object.create(rt) as PolicyRuntime, {
-      extend: (...a: Parameters<PolicyRuntime['extend']>) => {
+      extendAsync: (...a: Parameters<PolicyRuntime['extendAsync']>) => {
         onPass(++passes)
-        return rt.extend(...a)
+        return rt.extendAsync(...a)
       },
     })
     return { ...ctx, runtime }

@@ -16,9 +16,9 @@ function counting(policy: Policy): { policy: Policy; passes: () => number } {
   const wrapCtx = (ctx: PolicyContext): PolicyContext => {
     const rt = ctx.runtime!
     const runtime: PolicyRuntime = Object.assign(Object.create(rt) as PolicyRuntime, {
-      extend: (...a: Parameters<PolicyRuntime['extend']>) => {
+      extendAsync: (...a: Parameters<PolicyRuntime['extendAsync']>) => {
         passes++
-        return rt.extend(...a)
+        return rt.extendAsync(...a)
       },
     })
     return { ...ctx, runtime }

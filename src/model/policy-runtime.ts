@@ -33,6 +33,15 @@ export function policyRuntime(host: RuntimeHost, cache: PagedKVCache, contextIds
     await nextTurn()
     check()
   }
+  // extend's bookkeeping: the heads' lengths before, the hook capture of the extra tokens, and the
+  // cache put back as it was
+  const { layers, kvHeads } = host.config
+  const lengths = () => Array.from({ length: layers }, (_, l) => Array.from({ length: kvHeads }, (_, h) => cache.length(l, h)))
+  const restore = (before: number[][]) =>
+    cache.apply({ heads: before.flatMap((row, layer) => row.map((n, head) => ({ layer, head, keep: Int32Array.from({ length: n }, (_, i) => i) }))) })
+  const extensionCapture = (T: number) => new HookCapture({ observationWindow: T, attentionInputNorms: true }, host.config, heap, T)
+  const extensionHooks = (capture: HookCapture): ExtensionHooks[] =>
+    capture.hooks.map((h) => ({ layer: h.layer, queries: h.observationQueries!, positions: h.observationPositions!, inputNorms: h.attentionInputNorms! }))
   return {
     contextIds,
     pause,
@@ -70,11 +79,23 @@ export function policyRuntime(host: RuntimeHost, cache: PagedKVCache, contextIds
       return out
     },
 
-    async extend(ids, visit) {
-      const { layers, kvHeads } = host.config
-      const before = Array.from({ length: layers }, (_, l) => Array.from({ length: kvHeads }, (_, h) => cache.length(l, h)))
+    extend(ids, visit) {
+      const before = lengths()
+      const capture = extensionCapture(ids.length)
+      try {
+        host.prefill(ids, cache, next, capture)
+        capture.finishPrefill()
+        visit(extensionHooks(capture), ctx())
+      } finally {
+        capture.dispose()
+        restore(before)
+      }
+    },
+
+    async extendAsync(ids, visit) {
+      const before = lengths()
       const T = ids.length
-      const capture = new HookCapture({ observationWindow: T, attentionInputNorms: true }, host.config, heap, T)
+      const capture = extensionCapture(T)
       try {
         // prefill()'s own chunks, each its own call (the same arithmetic), with a turn between them:
         // one pass over a long context is as long as its prefill
@@ -83,15 +104,10 @@ export function policyRuntime(host: RuntimeHost, cache: PagedKVCache, contextIds
           host.prefill(ids.slice(s, s + host.forward.chunk), cache, next + s, capture, undefined, s)
         }
         capture.finishPrefill()
-        const hooks: ExtensionHooks[] = capture.hooks.map((h) => ({
-          layer: h.layer, queries: h.observationQueries!, positions: h.observationPositions!, inputNorms: h.attentionInputNorms!,
-        }))
-        await visit(hooks, ctx())
+        await visit(extensionHooks(capture), ctx())
       } finally {
         capture.dispose()
-        cache.apply({
-          heads: before.flatMap((row, layer) => row.map((n, head) => ({ layer, head, keep: Int32Array.from({ length: n }, (_, i) => i) }))),
-        })
+        restore(before)
       }
     },
   }

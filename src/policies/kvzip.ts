@@ -90,7 +90,7 @@ async function reconstruct(ctx: PolicyContext, rt: PolicyRuntime, p: RepeatPromp
     // one pass's forward is not cut (its rows must all be in the cache while they are scored); the
     // turns it yields are before it and between the layers it scores
     await rt.pause()
-    await rt.extend(repeat, async (hooks, c) => {
+    await rt.extendAsync(repeat, async (hooks, c) => {
       for (let l = 0; l < layers; l++) {
         if (l > 0) await rt.pause()
         for (let h = 0; h < kvHeads; h++) scoreChunk(c, hooks[l], h, n, a, b, Math.min(o.sinks, a), plus, scores.map((s) => s[l][h]))

@@ -82,13 +82,18 @@ export interface PolicyRuntime {
   valueOutputNorms(layer: number, kvHead: number, values: Float32Array, p: 1 | 2): Float32Array
   /**
    * Runs \`ids\` through the model on top of the cache, at the positions after the prompt's prefilled
-   * tokens (a prefill chunk at a time, awaiting \`pause()\` between chunks), and calls \`visit\` with their
-   * hook data while their keys and values are the last slots of every head; then removes them, so the
-   * cache is as before (KVzip's context reconstruction), also where \`visit\` throws or rejects (an abort
-   * seen by \`pause\`). Resolves once \`visit\` has; the extra forward time counts in the policy's
-   * compression time.
+   * tokens, and calls \`visit\` with their hook data while their keys and values are the last slots of
+   * every head; then removes them, so the cache is as before (KVzip's context reconstruction), also where
+   * \`visit\` throws. Synchronous: the whole pass runs inside the call (extendAsync yields between its
+   * chunks). The extra forward time counts in the policy's compression time.
    */
-  extend(ids: number[], visit: (hooks: ExtensionHooks[], ctx: PolicyContext) => void | Promise<void>): Promise<void>
+  extend(ids: number[], visit: (hooks: ExtensionHooks[], ctx: PolicyContext) => void): void
+  /**
+   * extend, a prefill chunk at a time with \`pause()\` awaited between chunks (so timers and I/O run and
+   * an abort is seen, rejecting with what pause throws), \`visit\` awaited; the cache is as before once
+   * it settles, whether it resolves or rejects (KVzip's reconstruction, from onPrefillEndAsync).
+   */
+  extendAsync(ids: number[], visit: (hooks: ExtensionHooks[], ctx: PolicyContext) => void | Promise<void>): Promise<void>
   /**
    * Resolves on a later turn of the event loop (timers and I/O run meanwhile), then throws what the
    * request's abort rejects with (its signal's reason, an AbortError) where it was aborted, or
