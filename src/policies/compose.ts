@@ -176,11 +176,12 @@ function composedSession(sessions: PolicySession[]): PolicySession {
         current = { ...current, hooks: remapHooks(current.hooks, pending, kvHeads, (l, g) => lengths[l * kvHeads + g]) }
       }
       const out = call(sessions[i], current) ?? null
-      if (out instanceof Promise) {
+      // any thenable, not only this realm's Promise (a part's own promise library or another realm's)
+      if (typeof (out as PromiseLike<unknown> | null)?.then === 'function') {
         const at = current
-        return out.then((d) => runChain(ctx, call, i + 1, at, d ?? null))
+        return Promise.resolve(out as PromiseLike<Decision | null>).then((d) => runChain(ctx, call, i + 1, at, d ?? null))
       }
-      pending = out
+      pending = out as Decision | null
     }
     return pending
   }
