@@ -24,7 +24,7 @@ import { loadBooks } from './eval/text.js'
 import { defaultBooksDir, packageRoot } from './eval/paths.js'
 import { servePlayground } from './node/playground.js'
 import { serve, type ServeOptions } from './serve/http.js'
-import { BEARER_TOKEN_RULE, isBearerToken } from './serve/app.js'
+import { BEARER_TOKEN_RULE, isBearerToken, notBearerAt } from './serve/app.js'
 import { ChatTemplate } from './serve/chat-template.js'
 import type { QueueOrder } from './serve/scheduler.js'
 
@@ -509,7 +509,7 @@ async function cmdServe(args: string[]): Promise<void> {
   if (v['api-key'] === undefined && process.env.KVKIT_API_KEY?.trim() === '') throw new UsageError('KVKIT_API_KEY is set but empty: give it a key, or unset it to serve without one')
   const apiKey = (v['api-key'] as string | undefined) ?? process.env.KVKIT_API_KEY
   if (apiKey !== undefined && !isBearerToken(apiKey))
-    throw new UsageError(`${v['api-key'] === undefined ? 'KVKIT_API_KEY' : '--api-key'} must be ${BEARER_TOKEN_RULE}, got ${JSON.stringify(apiKey)}`)
+    throw new UsageError(`${v['api-key'] === undefined ? 'KVKIT_API_KEY' : '--api-key'} must be ${BEARER_TOKEN_RULE}; ${notBearerAt(apiKey)}`)
   const port = int('port', v.port as string | undefined, 8080)
   if (port > 65535) throw new UsageError(`--port must be in [0, 65535], got ${port}`)
   const facts = usage(() => readModelFacts(dir))

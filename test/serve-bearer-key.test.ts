@@ -41,9 +41,15 @@ describe('kvkit serve: the API key', () => {
     }
   })
 
-  it.each(['sk key', 'ключ', 'a=b'])('apiKey %j: serve() refuses it with a ModelInputError naming it', async (apiKey) => {
+  it.each([
+    ['sk key', 'character 3 of 6 is U+0020'],
+    ['ключ', 'character 1 of 4 is U+043A'],
+    ['a=b', 'character 3 of 3 is U+0062 (b)'],
+    ['==', 'it has no character before its trailing =s'],
+  ])('apiKey %j: serve() refuses it with a ModelInputError naming the character, not echoing the key (a secret)', async (apiKey, where) => {
     const e = await serve(served.model, { port: 0, apiKey }).then((s) => s.close(), (x: unknown) => x)
     expect(e).toBeInstanceOf(ModelInputError)
-    expect((e as Error).message).toBe(`serve: apiKey must be a bearer token (RFC 6750: letters, digits and -._~+/, then any '='), got ${JSON.stringify(apiKey)}`)
+    expect((e as Error).message).toBe(`serve: apiKey must be a bearer token (RFC 6750: letters, digits and -._~+/, then any '='); ${where}`)
+    expect((e as Error).message).not.toContain(JSON.stringify(apiKey))
   })
 })

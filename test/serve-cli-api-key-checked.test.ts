@@ -17,13 +17,13 @@ describe('kvkit serve: an API key that is not a bearer token', () => {
   it('--api-key "sk key": exit 2 naming --api-key', async () => {
     const r = await cli('serve', '--model', MODEL, '--port', '0', '--api-key', 'sk key')
     expect(r.code).toBe(2)
-    expect(r.stderr).toBe(`kvkit: --api-key must be a bearer token (RFC 6750: letters, digits and -._~+/, then any '='), got "sk key"\n`)
+    expect(r.stderr).toBe(`kvkit: --api-key must be a bearer token (RFC 6750: letters, digits and -._~+/, then any '='); character 3 of 6 is U+0020\n`)
   })
 
   it('KVKIT_API_KEY="ключ": exit 2 naming KVKIT_API_KEY', async () => {
     process.env.KVKIT_API_KEY = 'ключ'
     const r = await cli('serve', '--model', MODEL, '--port', '0')
     expect(r.code).toBe(2)
-    expect(r.stderr).toBe(`kvkit: KVKIT_API_KEY must be a bearer token (RFC 6750: letters, digits and -._~+/, then any '='), got "ключ"\n`)
+    expect(r.stderr).toBe(`kvkit: KVKIT_API_KEY must be a bearer token (RFC 6750: letters, digits and -._~+/, then any '='); character 1 of 4 is U+043A\n`)
   })
 })

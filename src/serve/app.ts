@@ -31,6 +31,19 @@ export interface ServeApp {
  */
 export const isBearerToken = (key: string): boolean => /^[A-Za-z0-9._~+/-]+=*$/.test(key)
 
+/**
+ * Where a key fails isBearerToken, without echoing the key (it is a secret that would reach logs): the
+ * first character out of place, by position and code point.
+ */
+export function notBearerAt(key: string): string {
+  if (/^=+$/.test(key)) return 'it has no character before its trailing =s'
+  const body = /^[A-Za-z0-9._~+/-]*/.exec(key)![0].length
+  // past the token characters only '='s may follow: the first other one (or the first '=' at the start)
+  const at = body === 0 ? 0 : body + key.slice(body).search(/[^=]/)
+  const cp = key.codePointAt(at)!
+  return `character ${at + 1} of ${key.length} is U+${cp.toString(16).toUpperCase().padStart(4, '0')}${cp > 0x20 && cp < 0x7f ? ` (${String.fromCodePoint(cp)})` : ''}`
+}
+
 /** what isBearerToken asks, for errors: "must be ${BEARER_TOKEN_RULE}" */
 export const BEARER_TOKEN_RULE = "a bearer token (RFC 6750: letters, digits and -._~+/, then any '=')"
 
@@ -38,7 +51,7 @@ export const BEARER_TOKEN_RULE = "a bearer token (RFC 6750: letters, digits and 
 export function checkAppOptions(o: AppOptions, where: string): void {
   if (o.apiKey !== undefined && !(typeof o.apiKey === 'string' && o.apiKey !== '')) throw new ModelInputError(`${where}: apiKey must be a non-empty string (leave it out for no key), got ${shownValue(o.apiKey)}`)
   if (o.apiKey !== undefined && !isBearerToken(o.apiKey))
-    throw new ModelInputError(`${where}: apiKey must be ${BEARER_TOKEN_RULE}, got ${shownValue(o.apiKey)}`)
+    throw new ModelInputError(`${where}: apiKey must be ${BEARER_TOKEN_RULE}; ${notBearerAt(o.apiKey)}`)
   if (o.maxBodyBytes !== undefined && !(Number.isInteger(o.maxBodyBytes) && o.maxBodyBytes >= 1)) throw new ModelInputError(`${where}: maxBodyBytes must be a positive integer, got ${shownValue(o.maxBodyBytes)}`)
 }
 

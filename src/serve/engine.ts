@@ -409,8 +409,9 @@ export class ServeEngine {
     // CacheBlend's and Graph-KV's contexts have 64-token pages of their own
     const assembled = (documents && (documents.targets.length > 0 || this.documents.blend !== null)) || (spec === null && this.edits)
     // a request on the full cache shares the prefix cache's pages (or, with edit reuse, may run on
-    // KVShare's 64-token pages); a compressed one has 64-token pages of its own
-    const page = spec === null && !assembled ? this.prefixCache.blockTokens : Math.max(64, this.prefixCache.blockTokens)
+    // KVShare's 64-token pages); a compressed one has pages of its own, 64 tokens unless its policy
+    // asks for more (KIVI's and VidKV's key groups of 128)
+    const page = spec === null && !assembled ? this.prefixCache.blockTokens : Math.max(policy?.needs.pageTokens ?? 64, this.prefixCache.blockTokens)
     const reservation = Math.ceil((n - 1 + maxTokens) / page) * page
     if (reservation > this.scheduler.capacityTokens) {
       const param = asked != null ? maxParam : promptParam
