@@ -96,7 +96,11 @@ describe('kvkit/eval: bad input is an EvalArgumentError naming the value', () =>
     // these were "randrange: empty range [0, 0)", "undefined is not iterable" and "choice from an empty list", at build
     refused(make({ books: [] }), /books must be a non-empty list of books \(loadBooks\), got an empty list/)
     refused(make({ books: [{ name: 'blank', sentences: [] }] }), /book "blank" has no sentences/)
-    refused(make({ words: [] }), /words must be a list of at least 10 non-empty strings.*got 0 entries/)
+    refused(make({ words: [1, 2] }), /words must be a list of non-empty strings/)
+    refused(make({ words: 'abc' }), /words must be a list of non-empty strings.*got "abc"/)
+    // a niah task draws its keys from the words; passkey needs none (the playground's builder has none)
+    refused(() => new PromptBuilder({ tokenizer, bosId: 0, books, words: [] }).build('niah_single', 300, 1, 0), /task niah_single draws its keys from the words, which need at least 10 entries.*got 0/)
+    expect(new PromptBuilder({ tokenizer, bosId: 0, books, words: [] }).build('passkey', 300, 1, 0).promptIds.length).toBeGreaterThan(0)
     refused(make({ bosId: -1 }), /bosId must be a token id \(a non-negative integer\), got -1/)
     refused(make({ tokenizer: {} }), /tokenizer must have an encode\(text\) method/)
   })

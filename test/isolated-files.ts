@@ -158,6 +158,7 @@ export const OWN_PROCESS: Readonly<Record<string, string>> = {
   'wasm-load-bad-source.test.ts': 'sets V8\'s relaxed-SIMD flag, and needs the relaxed measurement not yet made',
   'packed-int.test.ts': 'sets V8\'s relaxed-SIMD flag (simdAndRelaxed)',
   'mpc-party-close.test.ts': 'counts the TCP sockets the process holds: another file\'s closing meanwhile would miscount',
+  'razorattention-calibration-file-without-fs-typed.test.ts': 'mocks node-fs.js (vi.mock): in a shared fork the module an earlier file imported stays the real one',
 }
 
 /** test/NAME for every file that runs in a process of its own */

@@ -17,7 +17,7 @@ writeFileSync(file, `${sample(0)}\n${sample(1)}\n`)
 const plan = (o: { samples: number; firstSample?: number }) => planEvaluation({ model: defaultModelDir(), policies: ['lagkv'], tasks: [], lengths: [], prompts: file, ...o })
 
 describe('evaluate with a prompts file refuses its own sample choices', () => {
-  it.each([[{ samples: 1 }, /samples 1/], [{ samples: 0, firstSample: 1 }, /firstSample 1/], [{ samples: 2, firstSample: 0 }, /samples 2, firstSample 0/]])('%o is an EvalArgumentError naming it', (o, msg) => {
+  it.each([[{ samples: 1 }, /samples 1/], [{ samples: NaN }, /samples NaN/], [{ samples: 0, firstSample: 1 }, /firstSample 1/], [{ samples: 2, firstSample: 0 }, /samples 2, firstSample 0/]])('%o is an EvalArgumentError naming it', (o, msg) => {
     expect(() => plan(o)).toThrow(EvalArgumentError)
     expect(() => plan(o)).toThrow(/--prompts gives the samples/)
     expect(() => plan(o)).toThrow(msg)

@@ -311,9 +311,9 @@ describe('fused kernels on int2+sign keys and ternary values equal dequantize-th
     cache.append(0, normals(r, 64 * 64), normals(r, 64 * 64), Int32Array.from({ length: 64 }, (_, i) => i))
     const before = cache.bytes()
     const q = (o: object) => ({ heads: [], quantize: [{ layer: 0, head: 0, upto: 64, keys: 'int2+sign', values: 'ternary', ...o }] }) as never
-    expect(() => cache.apply(q({ keyHiChannels: Int32Array.of(1), group: 48 }))).toThrow(/group must be 32, 64, 128, got 48/)
+    expect(() => cache.apply(q({ keyHiChannels: Int32Array.of(1), group: 48 }))).toThrow(/group must be 32, 64 or 128, got 48/)
     // KIVI's int keys take groups of 32, 64 and 128 too (test/packed-key-groups.test.ts); others not
-    expect(() => cache.apply(q({ keys: 'int2', group: 96 }))).toThrow(/group must be 32, 64, 128, got 96/)
+    expect(() => cache.apply(q({ keys: 'int2', group: 96 }))).toThrow(/group must be 32, 64 or 128, got 96/)
     expect(() => cache.apply(q({ keyHiChannels: Int32Array.of(1), group: 128 }))).toThrow(/pageTokens 64 must be a multiple of the key group \(128\)/)
     expect(() => cache.apply(q({}))).toThrow(/int2\+sign keys need the channels kept in 2 bits/)
     expect(() => cache.apply(q({ keys: 'int2', keyHiChannels: Int32Array.of(1) }))).toThrow(/only they take them/)
@@ -359,7 +359,7 @@ describe('VidKV through the policy API', () => {
     expect(() => createPolicy('vidkv:salient=-0.1', model.config)).toThrow(PolicyOptionValueError)
     expect(() => createPolicy('vidkv:window=0', model.config)).toThrow(PolicyOptionValueError)
     expect(() => createPolicy('vidkv:residual=1.5', model.config)).toThrow(PolicyOptionValueError)
-    expect(() => createPolicy('vidkv:groupSize=48', model.config)).toThrow(/groupSize must be 32, 64, 128, got 48/)
+    expect(() => createPolicy('vidkv:groupSize=48', model.config)).toThrow(/groupSize must be 32, 64 or 128, got 48/)
     expect(() => createPolicy('vidkv:groupSize=256', model.config)).toThrow(PolicyOptionValueError)
   })
 

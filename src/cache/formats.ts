@@ -88,7 +88,7 @@ export const SIGN_GROUPS = KEY_GROUPS
  * unless given) naming `what` and the value, e.g. "kivi: groupSize must be 32, 64 or 128, got 48".
  */
 export function checkKeyGroup(group: unknown, what: string, Err: new (m: string) => Error = CacheError): number {
-  if (typeof group !== 'number' || !KEY_GROUPS.includes(group)) throw new Err(`${what} must be ${KEY_GROUPS.join(', ')}, got ${typeof group === 'string' ? JSON.stringify(group) : String(group)}`)
+  if (typeof group !== 'number' || !KEY_GROUPS.includes(group)) throw new Err(`${what} must be ${KEY_GROUPS.slice(0, -1).join(', ')} or ${KEY_GROUPS.at(-1)}, got ${typeof group === 'string' ? JSON.stringify(group) : String(group)}`)
   return group
 }
 

@@ -54,7 +54,8 @@ export class PromptBuilder {
   /**
    * @throws EvalArgumentError naming the bad field, before any prompt is built: a tokenizer without
    *   encode, a bosId that is no non-negative integer, books that are not a non-empty list of books with
-   *   sentences (loadBooks), words that are not a list of at least 10 strings (the tasks draw keys from them)
+   *   sentences (loadBooks), words that are not a list of non-empty strings; at build, a niah task with
+   *   fewer than 10 words (it draws its keys from them)
    */
   constructor(private readonly source: PromptSource) {
     const fail = (m: string): never => { throw new EvalArgumentError(`PromptBuilder: ${m}`) }
@@ -65,9 +66,10 @@ export class PromptBuilder {
     if (!Array.isArray(source.books) || source.books.length === 0) fail(`books must be a non-empty list of books (loadBooks), got ${Array.isArray(source.books) ? 'an empty list' : shownValue(source.books)}`)
     const empty = source.books.find((b) => !(Array.isArray(b?.sentences) && b.sentences.length > 0))
     if (empty !== undefined) fail(`book ${shownValue(empty?.name ?? empty)} has no sentences (books come from loadBooks)`)
-    // an empty list was "choice from an empty list"; loadWordList's floor
-    if (!Array.isArray(source.words) || source.words.length < 10 || !source.words.every((w) => typeof w === 'string' && w !== ''))
-      fail(`words must be a list of at least 10 non-empty strings (the tasks' keys), got ${Array.isArray(source.words) ? `${source.words.length} entries` : shownValue(source.words)}`)
+    // the niah tasks draw their keys from the words (an empty list was "choice from an empty list" at
+    // build); passkey, vt and kv need none, so a passkey-only builder may pass [] (the playground does)
+    if (!Array.isArray(source.words) || !source.words.every((w) => typeof w === 'string' && w !== ''))
+      fail(`words must be a list of non-empty strings (the niah tasks' keys), got ${Array.isArray(source.words) ? 'a list with other entries' : shownValue(source.words)}`)
     this.sentenceIds = source.books.map(() => new Map())
   }
 
@@ -112,6 +114,8 @@ export class PromptBuilder {
   build(task: TaskName, length: number, seed: number, index: number): TaskSample {
     if (typeof task !== 'string' || !isTaskName(task)) throw new EvalArgumentError(`unknown task ${shownValue(task)} (tasks: ${TASK_NAMES.join(', ')})`)
     if (!(Number.isInteger(length) && length >= 1)) throw new EvalArgumentError(`length must be a positive integer (tokens), got ${shownValue(length)}`)
+    if (task.startsWith('niah') && this.source.words.length < 10)
+      throw new EvalArgumentError(`PromptBuilder: task ${task} draws its keys from the words, which need at least 10 entries (loadWordList), got ${this.source.words.length}`)
     const rng = new Rng(sampleSeed(seed, task, length, index))
     const inst = makeTask(task, rng, this.source.words)
     const needleIds = inst.needles.map((t) => this.encode(t))

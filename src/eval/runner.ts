@@ -235,7 +235,7 @@ function planFromPrompts(opts: EvalOptions, specs: string[], fail: (m: string) =
   if (opts.tasks?.length || opts.lengths?.length || opts.haystack !== undefined || opts.books !== undefined || opts.seed !== undefined)
     fail('--prompts gives the samples: leave out --task, --length, --seed, --haystack and --books')
   // the file's every sample runs once: a count or a first index would be ignored (0 is the CLI's "not given")
-  const counts = [...(opts.samples ? [`samples ${showValue(opts.samples)}`] : []), ...(opts.firstSample !== undefined ? [`firstSample ${showValue(opts.firstSample)}`] : [])]
+  const counts = [...(opts.samples !== undefined && opts.samples !== 0 ? [`samples ${showValue(opts.samples)}`] : []), ...(opts.firstSample !== undefined ? [`firstSample ${showValue(opts.firstSample)}`] : [])]
   if (counts.length) fail(`--prompts gives the samples (each sample of the file, once): leave out ${counts.join(', ')} (samples 0 and no firstSample)`)
   let facts
   try {

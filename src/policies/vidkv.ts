@@ -110,7 +110,7 @@ function checkOptions(o: VidKVOptions): Required<VidKVOptions> {
   if (!(r.salient >= 0 && r.salient <= 1)) throw new PolicyOptionValueError(`vidkv: salient must be in [0, 1], got ${o.salient}`)
   if (!(Number.isInteger(r.window) && r.window >= 1)) throw new PolicyOptionValueError(`vidkv: window must be a positive integer, got ${o.window}`)
   if (!(Number.isInteger(r.residual) && r.residual >= 0)) throw new PolicyOptionValueError(`vidkv: residual must be a non-negative integer, got ${o.residual}`)
-  if (!SIGN_GROUPS.includes(r.groupSize)) throw new PolicyOptionValueError(`vidkv: groupSize must be ${SIGN_GROUPS.join(', ')}, got ${o.groupSize}`)
+  if (!SIGN_GROUPS.includes(r.groupSize)) throw new PolicyOptionValueError(`vidkv: groupSize must be ${SIGN_GROUPS.slice(0, -1).join(', ')} or ${SIGN_GROUPS.at(-1)}, got ${o.groupSize}`)
   return r
 }
 
