@@ -10,7 +10,9 @@
  * and KVzip+ only weighs the same attention before the max, so one reconstruction per (sample, loop)
  * serves kvzip and kvzip:plus=true at every budget (KVzipShare). The numbers are those of
  * `generate({ policy, contextTokens })` (the parity and eval tests pin that path), in a fraction of the time.
- *   node dist/bench/peers-accuracy.js --prompts FILE [--first I] [--count K] [--question with,after] [--out rows.jsonl]
+ *   node dist/bench/peers-accuracy.js --prompts FILE [--first I] [--count K] [--question with,after] [--kv-dtype float32|float16] [--out rows.jsonl]
+ * `--kv-dtype float16` holds every cache in float16, so "KV held" is a share of a float16 full cache (the
+ * element type kvpress's presses run in); each policy's cache has the pages it asks for (needs.pageTokens).
  *   node dist/bench/peers-accuracy.js --table rows.jsonl[,more.jsonl]
  */
 import { appendFileSync, readFileSync } from 'node:fs'
@@ -27,9 +29,9 @@ import type { PagedKVCache } from '../src/cache/paged-cache.js'
 import type { LlamaModel } from '../src/model/model.js'
 
 /** a copy of the first `T` tokens of the prefilled cache (all of them by default) */
-function copyCache(model: LlamaModel, base: PagedKVCache, T = base.length(0, 0)): PagedKVCache {
+function copyCache(model: LlamaModel, base: PagedKVCache, pageTokens: number, T = base.length(0, 0)): PagedKVCache {
   const { layers, kvHeads, headDim: d } = model.config
-  const cache = model.newCache()
+  const cache = model.newCache('post-rope', pageTokens)
   for (let l = 0; l < layers; l++) {
     const { k, v } = base.readLayer(l)
     cache.append(l, k.subarray(0, T * kvHeads * d), v.subarray(0, T * kvHeads * d), base.positions(l, 0).subarray(0, T))
@@ -79,7 +81,9 @@ function cut(hooks: LayerHooks[], c: number, qHeads: number, kvHeads: number, d:
 async function main(): Promise<void> {
   const table = arg('table', '')
   if (table) return printPeerTable(table.split(',').flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as PeerRow)))
-  const model = await loadModel(defaultModelDir(), { backend: 'wasm' })
+  const kvDtype = arg('kv-dtype', 'float32')
+  if (kvDtype !== 'float32' && kvDtype !== 'float16') throw new Error(`--kv-dtype takes float32 or float16, got ${kvDtype}`)
+  const model = await loadModel(defaultModelDir(), { backend: 'wasm', kvDtype })
   const cfg = model.config
   const { layers, qHeads, kvHeads, headDim: d } = cfg
   const first = Number(arg('first', '0'))
@@ -113,7 +117,7 @@ async function main(): Promise<void> {
         if (spec === 'full' && question === 'after') continue
         const policy = policies[i]
         await policy?.prepare?.(model)
-        const cache = copyCache(model, base)
+        const cache = copyCache(model, base, policy?.needs?.pageTokens ?? 64)
         if (c < n - 1) cache.apply({ heads: Array.from({ length: layers * kvHeads }, (_, i) => ({ layer: Math.floor(i / kvHeads), head: i % kvHeads, keep: Int32Array.from({ length: c }, (_, j) => j) })) })
         const ctx: PolicyContext = { cache, ops: model.ops, model: cfg, hooks: hooksFor[question], promptLength: c + 1, step: 0, promptAfter: n - 1 - c }
         ctx.runtime = policyRuntime(model, cache, ids.slice(0, c), () => ctx)

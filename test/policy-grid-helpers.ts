@@ -60,7 +60,7 @@ export function specsPerPolicy(gatesFile: string, scoresFile?: string): Map<stri
     criticalkv: ['criticalkv:window=8'],
     criticaladakv: ['criticaladakv:window=8'],
     compactor: ['compactor', 'compactor:chunk=4,sketch=4'],
-    unionkv: ['unionkv', 'unionkv:every=2', 'unionkv:window=8,contrast=8,agnostic=0.25,lag=4', `unionkv:agnostic=0.75,gatesFile=${gatesFile}`, `unionkv:agnostic=0.5,lagShare=0.25,lag=4,gatesFile=${gatesFile}`],
+    unionkv: ['unionkv', 'unionkv:every=2', 'unionkv:window=8,contrast=8,agnostic=0.25,lag=4', `unionkv:agnostic=0.75,gatesFile=${gatesFile}`, `unionkv:agnostic=0.5,lagShare=0.25,lag=4,gatesFile=${gatesFile}`, 'unionkv:budget=0.125,bits=2', 'unionkv:budget=0.5,bits=4,agnostic=0.25,lag=4'],
     tokenselect: ['tokenselect:first=2,last=2', 'tokenselect:tokens=8,first=2,last=2', 'tokenselect:budget=0.5,cache=false,vote=head', 'tokenselect:tokens=8,first=1,last=2,rope=selected', 'tokenselect:tokens=8,first=2,last=2,dense=1,pool=3'],
     quest: ['quest:page=4', 'quest:tokens=8,page=4', 'quest:budget=0.5,dense=0'],
     delta: ['delta:page=2,recent=1', 'delta:tokens=8,page=2,recent=1', 'delta:budget=0.5,full=0,interval=2'],

@@ -36,9 +36,10 @@ export interface EvictionMethod {
   score(ctx: PolicyContext, layer: number, phase: Phase): Float32Array[]
   /**
    * Tokens per head from the n tokens the cache holds at prefill end, for a method whose budget the prompt
-   * caps (a count above n keeps n; TRIM-KV's M). Default: from `budget`, a count holding also beyond n.
+   * caps (a count above n keeps n; TRIM-KV's M; a byte budget over packed rows, packed-budget.ts).
+   * Default: from `budget`, a count holding also beyond n.
    */
-  perHead?(n: number): number
+  perHead?(n: number, ctx: PolicyContext): number
   /** the budget of each layer, given the average per head (default: the same for all layers) */
   layerBudgets?(perHead: number, ctx: PolicyContext): number[]
   /** which slots each head keeps, given the layer's per-head budget (default: each head its own top) */
@@ -75,7 +76,7 @@ function evictionSession(m: EvictionMethod): PolicySession {
   function setTargets(ctx: PolicyContext): void {
     const n = Math.max(1, ctx.cache.length(0, 0))
     // a token count holds also where it exceeds the prompt (the cache grows to it while decoding)
-    const budget = m.perHead ? m.perHead(n) : (m.budget.tokens ?? tokensPerHead(m.budget, n))
+    const budget = m.perHead ? m.perHead(n, ctx) : (m.budget.tokens ?? tokensPerHead(m.budget, n))
     // a compensation token takes one slot of the budget; a budget of one slot, or one that keeps the
     // whole prompt, has no room for it
     compensate = !!m.compensate && budget >= 2 && budget < n

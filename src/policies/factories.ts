@@ -1014,6 +1014,11 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   afterRest?: 'auto' | 'votes' | 'gates' | 'keydiff'
   /**
+   * pack the kept tokens in 2, 4 or 8 bits (KIVI, groups of 128) and read budget as a share of the cache's bytes: each head keeps as many tokens as fit (packed-budget.ts); unset: float rows, budget a share of tokens.
+   * An integer; range 2 <= x <= 8; unset by default.
+   */
+  bits?: number
+  /**
    * where afterTail acts: LagKV's last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first.
    * default false.
    */

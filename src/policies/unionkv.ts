@@ -74,6 +74,14 @@
  * TRIM-KV's retention score (n - pos_i) log beta_i instead (Bui et al. 2025), still per head, and
  * `lagShare` > 0 adds step 1b: each head's top of LagKV's score up to (agnostic + lagShare) x C.
  *
+ * With `bits` (2, 4 or 8), `budget` is a share of the cache's bytes rather than of its tokens: every head
+ * keeps the most tokens whose rows fit it once packed in KIVI's format at groups of 128 (all but the
+ * newest C mod 128, which stay in the cache's float type; packed-budget.ts), ranked by the steps above,
+ * and the composed KIVI part packs them (residual 0). This is MiKV's observation (Yang et al. 2024, "No
+ * Token Left Behind"): at 12.5% of a float16 cache, int2 rows let a head keep about 80% of its tokens
+ * instead of 12.5%, and the needles a token ranking misses survive in low precision. Measured against
+ * kvpress's presses at equal KV bytes in BENCHMARKS.md "UnionKV at a byte budget".
+ *
  * Sources: step 1 is LagKV's score (Liang et al. 2025, arXiv 2504.04704; kvpress `LagKVPress`), one of
  * kvpress's strongest presses on this model (peers.md), taken per head as LagKV does: with it UnionKV
  * kept 73% of the full cache's accuracy at 12.5% instead of 48%, and 83% at 25% with the question after
@@ -94,6 +102,9 @@ import type { PolicyContext } from './types.js'
 import { PolicyOptionValueError } from './errors.js'
 import { logRetention, readGatesFile, type TrimKVGates } from './trimkv-gates.js'
 import { checkGates } from './trimkv.js'
+import { composePolicies } from './compose.js'
+import { createKivi, FORMATS } from './kivi.js'
+import { PACKED_GROUP, packedTokensPerHead } from './packed-budget.js'
 
 /** adds to `kept` (0/1 per slot) the `count` highest scores not kept yet, none scored -Infinity; ties to the lower slot */
 function fill(ops: Ops, score: Float32Array, kept: Uint8Array, count: number): void {
@@ -161,6 +172,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'afterFloor', type: 'number', default: 0.109375, min: 0, max: 1, description: 'when the question is prefilled after compression and step 1 is LagKV\'s or the gates\' (agnosticScore=lag or gatesFile, not keydiff-lag): LagKV\'s picks take at least this share of the prompt\'s tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off' },
   { name: 'afterTail', type: 'string', default: 'floor', choices: ['off', 'floor', 'always'], description: 'when the question is prefilled after compression: LagKV\'s unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress\'s LagKV keeps it whole; floor: only where afterFloor raises the share' },
   { name: 'afterRest', type: 'string', default: 'auto', choices: ['auto', 'votes', 'gates', 'keydiff'], description: 'when the question is prefilled after compression and afterFloor binds: what fills the budget after LagKV\'s floor: the votes (steps 3-4), TRIM-KV\'s retention (needs gatesFile) or KeyDiff\'s key distinctness (both query-agnostic); auto: gates with gatesFile, else votes; another value where the floor cannot bind (afterFloor=0, agnosticScore other than lag without gatesFile, keydiff-lag) is refused' },
+  { name: 'bits', type: 'integer', default: null, min: 2, max: 8, description: 'pack the kept tokens in 2, 4 or 8 bits (KIVI, groups of 128) and read budget as a share of the cache\'s bytes: each head keeps as many tokens as fit (packed-budget.ts); unset: float rows, budget a share of tokens' },
   { name: 'lagTail', type: 'boolean', default: false, description: 'where afterTail acts: LagKV\'s last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first' },
 ]
 
@@ -214,6 +226,12 @@ export const unionkv: PolicyDefinition = {
     // with another step 1 (or none) afterRest would do nothing
     const floorless = floorBlocker(o)
     if (o.afterRest !== 'auto' && floorless) throw new PolicyOptionValueError(`unionkv: afterRest=${o.afterRest} acts only where afterFloor binds, which it cannot with ${floorless}`)
+    if (o.bits !== null && o.bits !== undefined) {
+      if (![2, 4, 8].includes(o.bits as number)) throw new PolicyOptionValueError(`unionkv: bits must be 2, 4 or 8, got ${o.bits}`)
+      if (o.tokens !== null && o.tokens !== undefined) throw new PolicyOptionValueError(`unionkv: with bits=${o.bits} the budget is a share of the cache's bytes: give budget, not tokens=${o.tokens}`)
+      // packed rows cannot be evicted one by one during decoding (compose.ts)
+      if ((o.every as number) > 0) throw new PolicyOptionValueError(`unionkv: bits=${o.bits} packs the kept tokens at prefill end; every must be 0, got ${o.every}`)
+    }
     if ((o.lagShare as number) > 0 && !gates && o.agnosticScore === 'lag') throw new PolicyOptionValueError(`unionkv: lagShare=${o.lagShare} needs gatesFile or agnosticScore other than lag (with lag, agnostic is LagKV's share)`)
   },
   create(o, model) {
@@ -255,11 +273,15 @@ export const unionkv: PolicyDefinition = {
       if (!m) throw new Error(`unionkv: layer ${l} head ${h}: no attention mass for ${n} slots (needs.prefillAttentionMass)`)
       return m
     }
-    return evictionPolicy(() => {
+    const bits = typeof o.bits === 'number' ? o.bits : null
+    const packedPerHead = bits === null ? undefined
+      : (n: number, ctx: PolicyContext) => packedTokensPerHead(n, budgetFrom(o).ratio!, FORMATS[bits], model.headDim, ctx.cache.options.kvDtype ?? 'float32')
+    const evict = evictionPolicy(() => {
       // per request: the scorer holds the decode-time observation window
       const scorer = snapScorer(o, model)
       return {
         name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...scorer,
+        ...(packedPerHead ? { perHead: packedPerHead } : {}),
         // the gates read each token's hidden state, which follows only slots every head shares
         ...(gates ? { traits: { readsPrompt: 'shared-slots' as const } } : {}),
         needs: { ...scorer.needs, ...(gates ? { hiddenStates: true } : {}), ...(agnosticScore === 'mass' && agnostic > 0 && !gates ? { prefillAttentionMass: true } : {}) },
@@ -298,5 +320,6 @@ export const unionkv: PolicyDefinition = {
         },
       }
     })
+    return bits === null ? evict : composePolicies([evict, createKivi({ bits, groupSize: PACKED_GROUP, residual: 0 })])
   },
 }
