@@ -15,7 +15,7 @@ import type { TruncMode } from './mpc/engine.js'
 import { formatBytes, formatKept, formatTable } from './eval/format.js'
 import { writeReport } from './eval/report.js'
 import { writeJson } from './eval/json.js'
-import { MAIN_LENGTHS, MAIN_POLICIES, MAIN_REPORT_DIR, MAIN_SAMPLES, MAIN_SEED, MAIN_TASKS } from './eval/main-job.js'
+import { MAIN_AFTER_POLICIES, MAIN_AFTER_REPORT, MAIN_KV_DTYPE, MAIN_LENGTHS, MAIN_POLICIES, MAIN_REPORT_DIR, MAIN_SAMPLES, MAIN_SEED, MAIN_TASKS } from './eval/main-job.js'
 import { defaultModelDir } from './eval/paths.js'
 import { readModelFacts } from './eval/model-facts.js'
 import { diffusionCacheFromSpec } from './eval/diffusion.js'
@@ -347,17 +347,15 @@ async function cmdMain(args: string[]): Promise<void> {
   // checked before the banner: a bad argument is then the one line on stderr, as for every command
   const workers = v.workers === undefined ? undefined : positive('workers', v.workers as string)
   const be = await availableBackend(v.backend as string | undefined)
-  process.stderr.write(`kvkit main: ${MAIN_POLICIES.length} policy settings x ${MAIN_TASKS.join(',')} at ${MAIN_LENGTHS.join(',')} tokens, ${MAIN_SAMPLES} samples each\n`)
-  await runEval({
-    model: defaultModelDir(),
-    policies: MAIN_POLICIES,
-    tasks: MAIN_TASKS,
-    lengths: MAIN_LENGTHS,
-    samples: MAIN_SAMPLES,
-    seed: MAIN_SEED,
-    backend: be,
-    workers,
-  }, { report: outputDir('report', resolve(MAIN_REPORT_DIR)), command: 'kvkit main' })
+  process.stderr.write(`kvkit main: ${MAIN_POLICIES.length} policy settings with the question in the prompt and ${MAIN_AFTER_POLICIES.length} with it after the context x ${MAIN_TASKS.join(',')} at ${MAIN_LENGTHS.join(',')} tokens, ${MAIN_SAMPLES} samples each, ${MAIN_KV_DTYPE} KV\n`)
+  const common = { model: defaultModelDir(), tasks: MAIN_TASKS, lengths: MAIN_LENGTHS, samples: MAIN_SAMPLES, seed: MAIN_SEED, backend: be, workers, kvDtype: MAIN_KV_DTYPE } as const
+  const report = resolve(MAIN_REPORT_DIR)
+  // both loops are planned (and bad settings refused) before either runs
+  for (const [policies, question] of [[MAIN_POLICIES, 'with'], [MAIN_AFTER_POLICIES, 'after']] as const) usageOf(() => planEvaluation({ ...common, policies, question }))
+  process.stdout.write('question in the prompt (kvpress\'s query-aware loop):\n')
+  await runEval({ ...common, policies: MAIN_POLICIES, question: 'with' }, { report: outputDir('report', report), command: 'kvkit main' })
+  process.stdout.write('\nquestion after the compressed context (a document compressed for reuse):\n')
+  await runEval({ ...common, policies: MAIN_AFTER_POLICIES, question: 'after' }, { report: outputDir('report', join(report, MAIN_AFTER_REPORT)), command: 'kvkit main (question after)' })
 }
 
 async function cmdGenerate(args: string[]): Promise<void> {
