@@ -151,15 +151,32 @@ async function main(): Promise<void> {
   model.dispose()
 }
 
-/** One row per (policy, loop): accuracy per task, mean, share of the full cache's mean, bytes held, samples. */
-export function printPeerTable(rows: PeerRow[]): void {
+/** the first row of each (policy, loop, task, sample): files from reruns that overlap count a sample once */
+function firstOfEach(rows: PeerRow[]): PeerRow[] {
+  const seen = new Set<string>()
+  return rows.filter((r) => {
+    const k = `${r.policy}\u0000${r.question}\u0000${r.task}\u0000${r.index}`
+    return seen.has(k) ? false : (seen.add(k), true)
+  })
+}
+
+/**
+ * One row per (policy, loop): accuracy per task, mean, share of the full cache's mean on the same samples,
+ * bytes held, samples. A sample read twice (overlapping files) counts once.
+ */
+export function printPeerTable(all: PeerRow[]): void {
+  const rows = firstOfEach(all)
   const tasks = [...new Set(rows.map((r) => r.task))]
   const acc = (xs: PeerRow[], t: string) => {
     const r = xs.filter((x) => x.task === t)
     return r.filter((x) => x.correct).length / Math.max(1, r.length)
   }
-  const full = rows.filter((r) => r.policy === 'full')
-  const fullMean = tasks.reduce((a, t) => a + acc(full, t), 0) / tasks.length
+  const fullCorrect = new Map(rows.filter((r) => r.policy === 'full' && r.question === 'with').map((r) => [`${r.task}\u0000${r.index}`, r.correct]))
+  // the full cache's accuracy on exactly the samples a row has (a partial run compares like with like)
+  const fullAcc = (xs: PeerRow[], t: string) => {
+    const r = xs.filter((x) => x.task === t)
+    return r.filter((x) => fullCorrect.get(`${x.task}\u0000${x.index}`)).length / Math.max(1, r.length)
+  }
   console.log(`| policy | loop | KV held | ${tasks.join(' | ')} | mean | of full | samples (${tasks.join(' / ')}) |`)
   console.log(`| --- | --- | --- | ${tasks.map(() => '---').join(' | ')} | --- | --- | --- |`)
   // by method, then budget (largest first), then loop
@@ -175,6 +192,7 @@ export function printPeerTable(rows: PeerRow[]): void {
     const [policy, question] = k.split('\u0000')
     const r = rows.filter((x) => x.policy === policy && x.question === question)
     const mean = tasks.reduce((a, t) => a + acc(r, t), 0) / tasks.length
+    const fullMean = tasks.reduce((a, t) => a + fullAcc(r, t), 0) / tasks.length
     const held = r.reduce((a, x) => a + x.kvBytes / x.kvBytesFull, 0) / r.length
     const per = tasks.map((t) => r.filter((x) => x.task === t).length).join(' / ')
     console.log(`| \`${policy}\` | ${question === 'with' ? 'question in prompt' : 'question after'} | ${(held * 100).toFixed(1)}% | ${tasks.map((t) => acc(r, t).toFixed(2)).join(' | ')} | ${mean.toFixed(2)} | ${((mean / fullMean) * 100).toFixed(0)}% | ${per} |`)

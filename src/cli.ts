@@ -349,13 +349,15 @@ async function cmdMain(args: string[]): Promise<void> {
   const be = await availableBackend(v.backend as string | undefined)
   process.stderr.write(`kvkit main: ${MAIN_POLICIES.length} policy settings with the question in the prompt and ${MAIN_AFTER_POLICIES.length} with it after the context x ${MAIN_TASKS.join(',')} at ${MAIN_LENGTHS.join(',')} tokens, ${MAIN_SAMPLES} samples each, ${MAIN_KV_DTYPE} KV\n`)
   const common = { model: defaultModelDir(), tasks: MAIN_TASKS, lengths: MAIN_LENGTHS, samples: MAIN_SAMPLES, seed: MAIN_SEED, backend: be, workers, kvDtype: MAIN_KV_DTYPE } as const
-  const report = resolve(MAIN_REPORT_DIR)
-  // both loops are planned (and bad settings refused) before either runs
+  // both loops are planned (and bad settings refused) and both report folders made before either runs:
+  // a folder that cannot be written would otherwise fail after the first loop's minutes
   for (const [policies, question] of [[MAIN_POLICIES, 'with'], [MAIN_AFTER_POLICIES, 'after']] as const) usageOf(() => planEvaluation({ ...common, policies, question }))
+  const withReport = outputDir('report', resolve(MAIN_REPORT_DIR))
+  const afterReport = outputDir('report', join(resolve(MAIN_REPORT_DIR), MAIN_AFTER_REPORT))
   process.stdout.write('question in the prompt (kvpress\'s query-aware loop):\n')
-  await runEval({ ...common, policies: MAIN_POLICIES, question: 'with' }, { report: outputDir('report', report), command: 'kvkit main' })
+  await runEval({ ...common, policies: MAIN_POLICIES, question: 'with' }, { report: withReport, command: 'kvkit main' })
   process.stdout.write('\nquestion after the compressed context (a document compressed for reuse):\n')
-  await runEval({ ...common, policies: MAIN_AFTER_POLICIES, question: 'after' }, { report: outputDir('report', join(report, MAIN_AFTER_REPORT)), command: 'kvkit main (question after)' })
+  await runEval({ ...common, policies: MAIN_AFTER_POLICIES, question: 'after' }, { report: afterReport, command: 'kvkit main (question after)' })
 }
 
 async function cmdGenerate(args: string[]): Promise<void> {

@@ -1,7 +1,8 @@
 /**
- * `npm start`: a quick comparison of the key policies at two budgets on the bundled model, in both of
+ * `npm start`: a quick comparison of the key policies at 50%, 25% and 12.5% on the bundled model, in both of
  * kvpress's loops: the question compressed with the context (MAIN_POLICIES) and after it, a document
- * compressed for reuse (MAIN_AFTER_POLICIES: the query-agnostic ones). The cache is float16
+ * compressed for reuse (MAIN_AFTER_POLICIES: UnionKV, whose votes then come from the context's own last
+ * queries, and LagKV). The cache is float16
  * (MAIN_KV_DTYPE, the element type kvpress's presses run in), so "KV kept" is a share of a float16 cache
  * and a policy that packs rows (`bits`) is compared at equal bytes. Add a policy to the comparison by
  * adding its spec to the lists.
@@ -16,12 +17,13 @@ export const MAIN_POLICIES: string[] = [
   'adakv:budget=0.5',
   'adakv:budget=0.25',
   'streamingllm:budget=0.25',
-  // kvkit's own method, the recommended default (README "UnionKV"): per-head LagKV picks + one model-wide selection topped up per layer
+  // kvkit's own method as token eviction (README "UnionKV"): per-head LagKV picks + one model-wide selection topped up per layer
   'unionkv:budget=0.5',
   'unionkv:budget=0.25',
   // the same with the bundled model's learned gates (README "Recommended default"): 91-98.5% of full at 25%
   `unionkv:budget=0.25,gatesFile=${join(packageRoot(), 'models', 'fixture-14m-trimkv', 'gates-M512.safetensors')}`,
-  // UnionKV at a byte budget: the kept tokens packed in int4, so 12.5% of the bytes hold about 44% of the tokens
+  // UnionKV at a byte budget, the recommended default: the kept tokens packed in int4, so 12.5% of a float16
+  // cache's bytes hold about 44% of the tokens
   'unionkv:budget=0.25,bits=4',
   'unionkv:budget=0.125,bits=4',
   // kvpress's strongest press with real memory freed (peers.md)
