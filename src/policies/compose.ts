@@ -12,7 +12,8 @@
  *   as scoring pruned keys is undefined (a quantizer may: it packs rows without scoring them);
  * - at most one part quantizes, and no other part then decides during decoding (packed rows cannot be
  *   evicted one by one), moves rows to the host tier (ShadowKV: they cannot be packed there) or stores
- *   keys before RoPE;
+ *   keys before RoPE; only parts that select tokens at decode time come after it (packed rows can be
+ *   neither evicted nor channel-pruned);
  * - a part that moves the prompt to the host tier (ShadowKV, its state keyed by slot) has no part deciding
  *   during decoding beside it;
  * - channel pruning needs post-RoPE keys: no part may ask for a pre-RoPE cache beside it.
@@ -90,6 +91,12 @@ export function checkComposition(parts: readonly Policy[]): void {
     if (pruner) throw new PolicyCompositionError(`${names}: ${pruner.name} prunes key channels, and ${q} packs whole key rows only (its spectral key codes mix every channel)`)
     const other = parts.find((p) => p.needs.cacheKeys === 'pre-rope')
     if (other) throw new PolicyCompositionError(`${names}: ${other.name} stores keys before RoPE, which ${q}'s packed pages cannot hold (they are rotated at attention time)`)
+    // a spec sorts quantizers last, but a part may hold its own (UnionKV with bits): a part after it that
+    // evicts or prunes was refused by the store after the prefill (a CacheError, or ThinK's plain Error)
+    const late = parts.slice(parts.indexOf(quantizing[0]) + 1).find((p) => !selectsTokens(p) || p.traits?.decodes)
+    if (late) throw new PolicyCompositionError(late.traits?.prunesChannels
+      ? `${names}: ${late.name} prunes key channels after ${q} packed the rows, which cannot be pruned; channel pruning runs before the quantizer`
+      : `${names}: ${late.name} evicts after ${q} packed the rows, which cannot be evicted; put ${late.name} before ${q}`)
   }
   // the offloading part (ShadowKV) keys its factored prompt by slot: a decode-time decision would move those
   // slots (refused by ShadowKV after tokens had streamed, or by the store on the host-tier pages it scored)
