@@ -10,7 +10,7 @@ import { fixturePrompt } from './threads-helpers.js'
 // or ThinK written after it running on packed rows: the store refused the eviction after the prefill (a
 // CacheError: "slot 1 ... is packed and cannot be evicted"), SnapKV failed reading a two-segment head,
 // ThinK threw a plain Error ("already channel-pruned"). Each is a PolicyCompositionError at creation
-// naming both parts; the eviction written first, or a decode-time selector after, runs.
+// naming both parts; an eviction keeping shared slots written first, or a decode-time selector after, runs.
 
 describe('a part that evicts or prunes after a part that packed the rows', () => {
   let model: LlamaModel
@@ -38,7 +38,7 @@ describe('a part that evicts or prunes after a part that packed the rows', () =>
     expect(() => composePolicies([createKivi({ bits: 4 }), h2o])).toThrow('h2o evicts after kivi packed the rows')
   })
 
-  it.each(['h2o:budget=0.5+unionkv:bits=4', 'unionkv:bits=4+quest', 'h2o:budget=0.5+kivi'])('%s runs', async (spec) => {
+  it.each(['streamingllm:budget=0.5+unionkv:bits=4', 'unionkv:bits=4+quest', 'h2o:budget=0.5+kivi'])('%s runs', async (spec) => {
     expect((await model.generate(fixturePrompt(300), { maxNewTokens: 2, kvDtype: 'float16', policy: spec }).result).ids).toHaveLength(2)
   })
 })

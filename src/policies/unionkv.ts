@@ -82,6 +82,10 @@
  * instead of 12.5%, and the needles a token ranking misses survive in low precision. Measured against
  * kvpress's presses at equal KV bytes in BENCHMARKS.md "UnionKV at a byte budget".
  *
+ * In a composition UnionKV comes first, or after a part that leaves every head of a layer the same slots
+ * (StreamingLLM): the union reads slot i as one token in every head, so after a per-head eviction (SnapKV,
+ * AdaKV, PyramidKV) it is refused (PolicyCompositionError, compose.ts).
+ *
  * Sources: step 1 is LagKV's score (Liang et al. 2025, arXiv 2504.04704; kvpress `LagKVPress`), one of
  * kvpress's strongest presses on this model (peers.md), taken per head as LagKV does: with it UnionKV
  * kept 73% of the full cache's accuracy at 12.5% instead of 48%, and 83% at 25% with the question after
@@ -282,8 +286,10 @@ export const unionkv: PolicyDefinition = {
       return {
         name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...scorer,
         ...(packedPerHead ? { perHead: packedPerHead } : {}),
-        // the gates read each token's hidden state, which follows only slots every head shares
-        ...(gates ? { traits: { readsPrompt: 'shared-slots' as const } } : {}),
+        // the union is a maximum over heads slot by slot (and the gates read each token's hidden state):
+        // after a part that left each head its own tokens it mixed different tokens, silently (a byte
+        // budget then sized every head from head (0, 0)'s count and held more than its share)
+        traits: { readsPrompt: 'shared-slots' as const },
         needs: { ...scorer.needs, ...(gates ? { hiddenStates: true } : {}), ...(agnosticScore === 'mass' && agnostic > 0 && !gates ? { prefillAttentionMass: true } : {}) },
         keepModel(ctx, votes, C) {
           // the prompt's last queries are the context's own when its question is prefilled afterwards
