@@ -19,13 +19,18 @@ describe('a part that evicts or prunes after a part that packed the rows', () =>
   })
   afterAll(() => model?.dispose())
 
-  it.each(['h2o:budget=0.5', 'snapkv:budget=0.5', 'streamingllm:budget=0.5', 'lagkv:budget=0.5'])('unionkv:bits=4 then %s: refused at creation, "put it before"', (then) => {
+  it.each(['h2o:budget=0.5', 'snapkv:budget=0.5', 'streamingllm:budget=0.5', 'lagkv:budget=0.5'])('unionkv:bits=4 then %s: refused at creation, naming both', (then) => {
     const name = then.split(':')[0]
     const seen: number[] = []
     const go = () => model.generate(fixturePrompt(300), { maxNewTokens: 2, kvDtype: 'float16', policy: `unionkv:bits=4+${then}`, onToken: (t: { id: number }) => void seen.push(t.id) })
     expect(go).toThrow(PolicyCompositionError)
-    expect(go).toThrow(`${name} evicts after unionkv+kivi packed the rows, which cannot be evicted; put ${name} before unionkv+kivi`)
+    expect(go).toThrow(`${name} evicts after unionkv+kivi packed the rows, which cannot be evicted; `)
     expect(seen).toEqual([])
+  })
+
+  it('the advice is to put the eviction first only where that composes (StreamingLLM keeps shared slots; SnapKV leaves each head its own, which UnionKV cannot read)', () => {
+    expect(() => createPolicy('unionkv:bits=4+streamingllm:budget=0.5', model.config)).toThrow('; put streamingllm before unionkv+kivi')
+    expect(() => createPolicy('unionkv:bits=4+snapkv:budget=0.5', model.config)).toThrow('; nor can it run before (unionkv+kivi needs every KV head of a layer to hold the same tokens, and snapkv leaves each head its own)')
   })
 
   it.each(['unionkv:bits=4+think', 'think+unionkv:bits=2'])('%s: refused at creation (ThinK prunes after the packing in stage order)', (spec) => {

@@ -96,7 +96,7 @@ export function checkComposition(parts: readonly Policy[]): void {
     const late = parts.slice(parts.indexOf(quantizing[0]) + 1).find((p) => !selectsTokens(p) || p.traits?.decodes)
     if (late) throw new PolicyCompositionError(late.traits?.prunesChannels
       ? `${names}: ${late.name} prunes key channels after ${q} packed the rows, which cannot be pruned; channel pruning runs before the quantizer`
-      : `${names}: ${late.name} evicts after ${q} packed the rows, which cannot be evicted; put ${late.name} before ${q}`)
+      : `${names}: ${late.name} evicts after ${q} packed the rows, which cannot be evicted; ${beforeQuantizer(parts, late, quantizing[0])}`)
   }
   // the offloading part (ShadowKV) keys its factored prompt by slot: a decode-time decision would move those
   // slots (refused by ShadowKV after tokens had streamed, or by the store on the host-tier pages it scored)
@@ -113,6 +113,23 @@ export function checkComposition(parts: readonly Policy[]): void {
   const preRope = parts.filter((p) => p.needs.cacheKeys === 'pre-rope')
   if (preRope.length)
     throw new PolicyCompositionError(`${names}: ${preRope[0].name} stores keys before RoPE, ${pruning[0].name} prunes post-RoPE key channels; they cannot share a cache`)
+}
+
+/**
+ * The advice for an eviction after the quantizer: to put it before, where that composes; else why not
+ * (UnionKV with bits reads the prompt as prefilled, so a per-head eviction cannot precede it either)
+ */
+function beforeQuantizer(parts: readonly Policy[], late: Policy, quantizer: Policy): string {
+  const rest = parts.filter((p) => p !== late)
+  const moved = [...rest.slice(0, rest.indexOf(quantizer)), late, ...rest.slice(rest.indexOf(quantizer))]
+  try {
+    checkComposition(moved)
+    return `put ${late.name} before ${quantizer.name}`
+  } catch (e) {
+    const names = moved.map((p) => p.name).join('+')
+    // the reason alone: that refusal's own advice (put the reader first) is the order just refused
+    return `nor can it run before (${(e as Error).message.replace(`${names}: `, '').replace(/; put [^;]*$/, '')})`
+  }
 }
 
 /**
