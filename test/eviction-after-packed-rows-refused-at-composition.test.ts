@@ -30,7 +30,7 @@ describe('a part that evicts or prunes after a part that packed the rows', () =>
 
   it('the advice is to put the eviction first only where that composes (StreamingLLM keeps shared slots; SnapKV leaves each head its own, which UnionKV cannot read)', () => {
     expect(() => createPolicy('unionkv:bits=4+streamingllm:budget=0.5', model.config)).toThrow('; put streamingllm before unionkv+kivi')
-    expect(() => createPolicy('unionkv:bits=4+snapkv:budget=0.5', model.config)).toThrow('; nor can it run before (unionkv+kivi needs every KV head of a layer to hold the same tokens, and snapkv leaves each head its own)')
+    expect(() => createPolicy('unionkv:bits=4+snapkv:budget=0.5', model.config)).toThrow('; nor can snapkv run before it (unionkv+kivi needs every KV head of a layer to hold the same tokens, and snapkv leaves each head its own)')
   })
 
   it.each(['unionkv:bits=4+think', 'think+unionkv:bits=2'])('%s: refused at creation (ThinK prunes after the packing in stage order)', (spec) => {

@@ -26,6 +26,11 @@ describe('UnionKV after a part that leaves each head its own tokens', () => {
     expect(() => createPolicy(`${first}+${then}`, model.config)).toThrow(`needs every KV head of a layer to hold the same tokens, and ${name} leaves each head its own`)
   })
 
+  it('with bits the advice "put unionkv first" is given only where that composes: its packed rows cannot be evicted after it either', () => {
+    expect(() => createPolicy('snapkv:budget=0.5+unionkv:budget=0.25', model.config)).toThrow('leaves each head its own; put unionkv first')
+    expect(() => createPolicy('snapkv:budget=0.5+unionkv:budget=0.25,bits=4', model.config)).toThrow('leaves each head its own; nor can unionkv+kivi run first (snapkv evicts after unionkv+kivi packed the rows, which cannot be evicted)')
+  })
+
   it('after StreamingLLM a byte budget holds its share of the bytes StreamingLLM left', async () => {
     const ids = fixturePrompt(1000)
     const go = async (policy?: string) => (await model.generate(ids, { maxNewTokens: 1, kvDtype: 'float16', policy }).result).stats.kvBytes.total
