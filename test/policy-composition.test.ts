@@ -10,7 +10,7 @@ import { loadModel } from '../src/node/load.js'
 import type { LlamaModel } from '../src/model/model.js'
 import { PolicyCompositionError } from '../src/policies/errors.js'
 import { composePolicies } from '../src/policies/compose.js'
-import { createPolicy } from '../src/policies/registry.js'
+import { createPolicy, getPolicyDefinition } from '../src/policies/registry.js'
 import { statelessPolicy } from '../src/policies/stateless.js'
 import type { Decision } from '../src/cache/types.js'
 import type { Policy, PolicyContext } from '../src/policies/types.js'
@@ -75,8 +75,10 @@ describe('composition', () => {
       const part = createPolicy(spec, model.config)!
       const compose = () => createPolicy(`${spec}+think:window=4`, model.config)
       // a quantizer's decode steps pack rows without scoring keys: it composes with channel pruning,
-      // unless it packs whole key rows only (VidKV's spectral keys)
-      if ((part.traits?.decodes && !part.traits?.quantizes) || part.needs.cacheKeys === 'pre-rope' || part.traits?.packsWholeKeys) {
+      // unless it packs whole key rows only (VidKV's spectral keys) or is an eviction holding its own
+      // quantizer (UnionKV with bits), which stage order runs before ThinK: its rows are packed by then
+      const packsFirst = part.traits?.quantizes && getPolicyDefinition(spec.split(':')[0]).stage !== 'quantization'
+      if ((part.traits?.decodes && !part.traits?.quantizes) || part.needs.cacheKeys === 'pre-rope' || part.traits?.packsWholeKeys || packsFirst) {
         expect(compose, spec).toThrow(PolicyCompositionError)
         refused++
       } else {

@@ -22,6 +22,11 @@ export interface ReportMeta {
 
 const family = specFamily
 
+/** the distinct values of a per-cell field (comma-separated within a cell too), in order; '' where none has it */
+const distinct = (results: readonly EvalResult[], field: (r: EvalResult) => string | undefined): string =>
+  [...new Set(results.flatMap((r) => (field(r) ?? '').split(',')).filter(Boolean))].join(', ')
+const LOOPS: Record<string, string> = { with: 'in the prompt', after: 'after the compressed context' }
+
 function colours(results: readonly EvalResult[]): Map<string, string> {
   const names = [...new Set(results.map((r) => family(r.policy)))]
   return new Map(names.map((n, i) => [n, PALETTE[i % PALETTE.length]]))
@@ -105,7 +110,11 @@ export function renderReport(results: readonly EvalResult[], meta: ReportMeta = 
   const facts = [
     meta.model && `model <code>${esc(meta.model)}</code>`,
     meta.backend && `backend ${esc(meta.backend)}`,
-    `kernels ${esc([...new Set(results.flatMap((r) => r.kernels.split(',')))].join(', '))}`,
+    `kernels ${esc(distinct(results, (r) => r.kernels))}`,
+    // "KV kept" is a share of a cache in this element type, and the loop decides what the votes see:
+    // npm start's two pages (float16, report/ and report/question-after/) said neither
+    distinct(results, (r) => r.kvDtype) && `KV ${esc(distinct(results, (r) => r.kvDtype))}`,
+    distinct(results, (r) => r.question) && `question ${esc(distinct(results, (r) => r.question).split(', ').map((q) => LOOPS[q] ?? q).join(', '))}`,
     meta.seed !== undefined && `seed ${meta.seed}`,
     meta.date && esc(meta.date),
   ].filter(Boolean).join(' · ')

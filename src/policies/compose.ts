@@ -12,7 +12,8 @@
  *   as scoring pruned keys is undefined (a quantizer may: it packs rows without scoring them);
  * - at most one part quantizes, and no other part then decides during decoding (packed rows cannot be
  *   evicted one by one), moves rows to the host tier (ShadowKV: they cannot be packed there) or stores
- *   keys before RoPE;
+ *   keys before RoPE; only parts that select tokens at decode time come after it (packed rows can be
+ *   neither evicted nor channel-pruned);
  * - a part that moves the prompt to the host tier (ShadowKV, its state keyed by slot) has no part deciding
  *   during decoding beside it;
  * - channel pruning needs post-RoPE keys: no part may ask for a pre-RoPE cache beside it.
@@ -71,7 +72,7 @@ function selectsTokens(p: Policy): boolean {
 }
 
 /** Refuses parts that cannot work together (see the module comment), naming them. */
-export function checkComposition(parts: readonly Policy[]): void {
+export function checkComposition(parts: readonly Policy[], advise = true): void {
   const names = parts.map((p) => p.name).join('+')
   const selecting = parts.filter(selectsTokens)
   if (selecting.length > 1)
@@ -90,13 +91,19 @@ export function checkComposition(parts: readonly Policy[]): void {
     if (pruner) throw new PolicyCompositionError(`${names}: ${pruner.name} prunes key channels, and ${q} packs whole key rows only (its spectral key codes mix every channel)`)
     const other = parts.find((p) => p.needs.cacheKeys === 'pre-rope')
     if (other) throw new PolicyCompositionError(`${names}: ${other.name} stores keys before RoPE, which ${q}'s packed pages cannot hold (they are rotated at attention time)`)
+    // a spec sorts quantizers last, but a part may hold its own (UnionKV with bits): a part after it that
+    // evicts or prunes was refused by the store after the prefill (a CacheError, or ThinK's plain Error)
+    const late = parts.slice(parts.indexOf(quantizing[0]) + 1).find((p) => !selectsTokens(p) || p.traits?.decodes)
+    if (late) throw new PolicyCompositionError(late.traits?.prunesChannels
+      ? `${names}: ${late.name} prunes key channels after ${q} packed the rows, which cannot be pruned; channel pruning runs before the quantizer`
+      : `${names}: ${late.name} evicts after ${q} packed the rows, which cannot be evicted; ${orderAdvice(moveBefore(parts, late, quantizing[0]), `put ${late.name} before ${q}`, `nor can ${late.name} run before it`, advise)}`)
   }
   // the offloading part (ShadowKV) keys its factored prompt by slot: a decode-time decision would move those
   // slots (refused by ShadowKV after tokens had streamed, or by the store on the host-tier pages it scored)
   const offloader = parts.find((p) => p.traits?.offloads)
   const evicting = offloader && parts.find((p) => p.traits?.decodes && !p.traits?.quantizes)
   if (evicting) throw new PolicyCompositionError(`${names}: ${evicting.name} decides during decoding, after ${offloader.name} factored the prompt and moved it to the host tier by slot; compose ${offloader.name} only with prefill-time eviction (every=0)`)
-  checkPromptReaders(parts, names)
+  checkPromptReaders(parts, names, advise)
   const pruning = parts.filter((p) => p.traits?.prunesChannels)
   if (pruning.length === 0) return
   // a quantizer's decode steps only pack rows that left its window: they score no keys
@@ -108,22 +115,46 @@ export function checkComposition(parts: readonly Policy[]): void {
     throw new PolicyCompositionError(`${names}: ${preRope[0].name} stores keys before RoPE, ${pruning[0].name} prunes post-RoPE key channels; they cannot share a cache`)
 }
 
+/** `parts` with `part` moved just before `anchor` */
+function moveBefore(parts: readonly Policy[], part: Policy, anchor: Policy): Policy[] {
+  const rest = parts.filter((p) => p !== part)
+  return [...rest.slice(0, rest.indexOf(anchor)), part, ...rest.slice(rest.indexOf(anchor))]
+}
+
+/**
+ * The advice of a refusal (another order, `moved`) where that order composes; else why it does not
+ * either: UnionKV with bits reads the prompt as prefilled and packs its rows, so a per-head eviction can
+ * run neither before nor after it, and advising each order led to the other's refusal
+ */
+function orderAdvice(moved: readonly Policy[], advice: string, whyNot: string, advise: boolean): string {
+  if (!advise) return advice
+  try {
+    checkComposition(moved, false)
+    return advice
+  } catch (e) {
+    const names = moved.map((p) => p.name).join('+')
+    // the reason alone: that refusal's own advice is the order just refused
+    return `${whyNot} (${(e as Error).message.replace(`${names}: `, '').replace(/; put [^;]*$/, '')})`
+  }
+}
+
 /**
  * A part that reads the prompt as prefilled (`traits.readsPrompt`) after a part that changed its slots
  * failed after the prefill, inside the method (KVzip's reconstruction picked slots past a head's end, a
  * CacheError; TOVA averaged the scores of different tokens slot by slot, silently): refused here. Parts
  * that only select at decode time change no slots.
  */
-function checkPromptReaders(parts: readonly Policy[], names: string): void {
+function checkPromptReaders(parts: readonly Policy[], names: string, advise: boolean): void {
   parts.forEach((p, i) => {
     const reads = p.traits?.readsPrompt
     if (!reads) return
     const before = parts.slice(0, i).filter((e) => !(selectsTokens(e) && !e.traits?.decodes))
     const bad = reads === 'whole' ? before[0] : before.find((e) => !e.traits?.sharedSlots)
     if (!bad) return
+    const advice = orderAdvice(moveBefore(parts, p, parts[0]), `put ${p.name} first`, `nor can ${p.name} run first`, advise)
     throw new PolicyCompositionError(reads === 'whole'
-      ? `${names}: ${p.name} reads the whole prompt as prefilled (slot i is token i in every head), which ${bad.name} changed before it; put ${p.name} first`
-      : `${names}: ${p.name} needs every KV head of a layer to hold the same tokens, and ${bad.name} leaves each head its own; put ${p.name} first`)
+      ? `${names}: ${p.name} reads the whole prompt as prefilled (slot i is token i in every head), which ${bad.name} changed before it; ${advice}`
+      : `${names}: ${p.name} needs every KV head of a layer to hold the same tokens, and ${bad.name} leaves each head its own; ${advice}`)
   })
 }
 

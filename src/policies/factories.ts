@@ -1014,7 +1014,7 @@ export interface UnionkvOptions extends BudgetSettings {
    */
   afterRest?: 'auto' | 'votes' | 'gates' | 'keydiff'
   /**
-   * pack the kept tokens in 2, 4 or 8 bits (KIVI, groups of 128) and read budget as a share of the cache's bytes: each head keeps as many tokens as fit (packed-budget.ts); unset: float rows, budget a share of tokens.
+   * pack the kept tokens in 2, 4 or 8 bits (KIVI, groups of 128) and read budget as a share of the cache's bytes: each head keeps as many tokens as fit (packed-budget.ts); unset: float rows, budget a share of tokens. Other than 2, 4 or 8, or with tokens or every > 0: PolicyOptionValueError; beside another quantizer, or before an eviction or channel pruning: PolicyCompositionError.
    * An integer; range 2 <= x <= 8; unset by default.
    */
   bits?: number

@@ -82,6 +82,10 @@
  * instead of 12.5%, and the needles a token ranking misses survive in low precision. Measured against
  * kvpress's presses at equal KV bytes in BENCHMARKS.md "UnionKV at a byte budget".
  *
+ * In a composition UnionKV comes first, or after a part that leaves every head of a layer the same slots
+ * (StreamingLLM): the union reads slot i as one token in every head, so after a per-head eviction (SnapKV,
+ * AdaKV, PyramidKV) it is refused (PolicyCompositionError, compose.ts).
+ *
  * Sources: step 1 is LagKV's score (Liang et al. 2025, arXiv 2504.04704; kvpress `LagKVPress`), one of
  * kvpress's strongest presses on this model (peers.md), taken per head as LagKV does: with it UnionKV
  * kept 73% of the full cache's accuracy at 12.5% instead of 48%, and 83% at 25% with the question after
@@ -106,9 +110,12 @@ import { composePolicies } from './compose.js'
 import { createKivi, FORMATS } from './kivi.js'
 import { PACKED_GROUP, packedTokensPerHead } from './packed-budget.js'
 
-/** adds to `kept` (0/1 per slot) the `count` highest scores not kept yet, none scored -Infinity; ties to the lower slot */
+/**
+ * adds to `kept` (0/1 per slot) the `count` highest scores not kept yet, none scored -Infinity; ties to
+ * the lower slot. A model-wide score longer than the head (a layer that holds more tokens) is cut to it.
+ */
 function fill(ops: Ops, score: Float32Array, kept: Uint8Array, count: number): void {
-  const s = score.slice()
+  const s = score.slice(0, kept.length)
   let free = 0
   for (let i = 0; i < s.length; i++) if (kept[i]) s[i] = -Infinity
   else if (s[i] > -Infinity) free++
@@ -118,10 +125,15 @@ function fill(ops: Ops, score: Float32Array, kept: Uint8Array, count: number): v
 
 const held = (kept: Uint8Array) => kept.reduce((s, x) => s + x, 0)
 
-/** elementwise max or sum over score arrays of one length */
+/**
+ * elementwise max or sum over score arrays, as long as the longest: layers may hold different counts
+ * after a part that keeps one selection a layer (WindowKV's layer groups, MPCache), and the first
+ * array's length cut the longer heads' slots off (they kept fewer tokens than their budget, in bytes
+ * more: a byte budget's float tail grew) and read NaN past the shorter ones
+ */
 function combine(scores: Float32Array[], how: 'max' | 'sum'): Float32Array {
-  const out = new Float32Array(scores[0].length).fill(how === 'max' ? -Infinity : 0)
-  for (const s of scores) for (let i = 0; i < out.length; i++) out[i] = how === 'max' ? Math.max(out[i], s[i]) : out[i] + s[i]
+  const out = new Float32Array(Math.max(...scores.map((s) => s.length))).fill(how === 'max' ? -Infinity : 0)
+  for (const s of scores) for (let i = 0; i < s.length; i++) out[i] = how === 'max' ? Math.max(out[i], s[i]) : out[i] + s[i]
   return out
 }
 
@@ -172,7 +184,7 @@ export const unionkvOptions: OptionSpec[] = [
   { name: 'afterFloor', type: 'number', default: 0.109375, min: 0, max: 1, description: 'when the question is prefilled after compression and step 1 is LagKV\'s or the gates\' (agnosticScore=lag or gatesFile, not keydiff-lag): LagKV\'s picks take at least this share of the prompt\'s tokens (up to the whole budget), so LagKV keeps its density per partition at small budgets (7/64: 0.875 of the budget at 12.5%, unbinding from 21.9%); 0: off' },
   { name: 'afterTail', type: 'string', default: 'floor', choices: ['off', 'floor', 'always'], description: 'when the question is prefilled after compression: LagKV\'s unscored tail (before the window) enters step 1 ahead of its ranks, latest first, as kvpress\'s LagKV keeps it whole; floor: only where afterFloor raises the share' },
   { name: 'afterRest', type: 'string', default: 'auto', choices: ['auto', 'votes', 'gates', 'keydiff'], description: 'when the question is prefilled after compression and afterFloor binds: what fills the budget after LagKV\'s floor: the votes (steps 3-4), TRIM-KV\'s retention (needs gatesFile) or KeyDiff\'s key distinctness (both query-agnostic); auto: gates with gatesFile, else votes; another value where the floor cannot bind (afterFloor=0, agnosticScore other than lag without gatesFile, keydiff-lag) is refused' },
-  { name: 'bits', type: 'integer', default: null, min: 2, max: 8, description: 'pack the kept tokens in 2, 4 or 8 bits (KIVI, groups of 128) and read budget as a share of the cache\'s bytes: each head keeps as many tokens as fit (packed-budget.ts); unset: float rows, budget a share of tokens' },
+  { name: 'bits', type: 'integer', default: null, min: 2, max: 8, description: 'pack the kept tokens in 2, 4 or 8 bits (KIVI, groups of 128) and read budget as a share of the cache\'s bytes: each head keeps as many tokens as fit (packed-budget.ts); unset: float rows, budget a share of tokens. Other than 2, 4 or 8, or with tokens or every > 0: PolicyOptionValueError; beside another quantizer, or before an eviction or channel pruning: PolicyCompositionError' },
   { name: 'lagTail', type: 'boolean', default: false, description: 'where afterTail acts: LagKV\'s last full partition is ranked too, against the remainder after it (16 tokens or more), so only the remainder comes first' },
 ]
 
@@ -274,33 +286,41 @@ export const unionkv: PolicyDefinition = {
       return m
     }
     const bits = typeof o.bits === 'number' ? o.bits : null
-    const packedPerHead = bits === null ? undefined
-      : (n: number, ctx: PolicyContext) => packedTokensPerHead(n, budgetFrom(o).ratio!, FORMATS[bits], model.headDim, ctx.cache.options.kvDtype ?? 'float32')
+    // with bits each head is sized from the tokens it holds itself: after a part that leaves the layers
+    // different counts (WindowKV's layer groups) head (0, 0)'s count held more than the budget's bytes
+    const packedOf = bits === null ? null
+      : (ctx: PolicyContext, l: number, h: number) => packedTokensPerHead(Math.max(1, ctx.cache.length(l, h)), budgetFrom(o).ratio!, FORMATS[bits], model.headDim, ctx.cache.options.kvDtype ?? 'float32')
+    // the fewest any head keeps: the session skips compressing only where every head already fits
+    const packedPerHead = packedOf === null ? undefined
+      : (_n: number, ctx: PolicyContext) => Math.min(...Array.from({ length: model.layers * model.kvHeads }, (_, i) => packedOf(ctx, Math.floor(i / model.kvHeads), i % model.kvHeads)))
     const evict = evictionPolicy(() => {
       // per request: the scorer holds the decode-time observation window
       const scorer = snapScorer(o, model)
       return {
         name: 'unionkv', budget: budgetFrom(o), every: o.every as number, ...scorer,
         ...(packedPerHead ? { perHead: packedPerHead } : {}),
-        // the gates read each token's hidden state, which follows only slots every head shares
-        ...(gates ? { traits: { readsPrompt: 'shared-slots' as const } } : {}),
+        // the union is a maximum over heads slot by slot (and the gates read each token's hidden state):
+        // after a part that left each head its own tokens it mixed different tokens, silently (a byte
+        // budget then sized every head from head (0, 0)'s count and held more than its share)
+        traits: { readsPrompt: 'shared-slots' as const },
         needs: { ...scorer.needs, ...(gates ? { hiddenStates: true } : {}), ...(agnosticScore === 'mass' && agnostic > 0 && !gates ? { prefillAttentionMass: true } : {}) },
-        keepModel(ctx, votes, C) {
+        keepModel(ctx, votes, perHead) {
           // the prompt's last queries are the context's own when its question is prefilled afterwards
           const questionAfter = (ctx.promptAfter ?? 0) > 0 && ctx.step === 0
           const base = questionAfter && afterAgnostic !== null ? afterAgnostic : agnostic
-          // the floor counts the prompt's tokens (every head holds them all at prefill end)
-          const floorable = questionAfter && C > 0 && floorCanBind
-          const lagFloor = floorable ? Math.min(1, (afterFloor * ctx.cache.length(0, 0)) / C) : 0
-          const floored = lagFloor > base
-          const tail = questionAfter && (afterTail === 'always' || (afterTail === 'floor' && floored))
           const flat = votes.flat()
           const contrasted = contrastShare > 0 ? combine(flat.map((v) => contrastVotes(v, contrastSpan)), 'max') : null
           const union = combine(flat, 'max')
           return votes.map((layer, l) => {
             const own = combine(layer, 'sum')
             return layer.map((_, h) => {
-              const k = new Uint8Array(union.length)
+              const C = packedOf ? packedOf(ctx, l, h) : perHead
+              // the floor counts the prompt's tokens (every head holds them all at prefill end)
+              const floorable = questionAfter && C > 0 && floorCanBind
+              const lagFloor = floorable ? Math.min(1, (afterFloor * ctx.cache.length(0, 0)) / C) : 0
+              const floored = lagFloor > base
+              const tail = questionAfter && (afterTail === 'always' || (afterTail === 'floor' && floored))
+              const k = new Uint8Array(ctx.cache.length(l, h))
               if (floored) {
                 // LagKV's density first, then the rest by afterRest (the votes below by default)
                 fill(ctx.ops, agnosticOf(ctx, l, h, 'lag', tail), k, Math.round(lagFloor * C))
