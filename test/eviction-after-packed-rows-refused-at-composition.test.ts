@@ -24,18 +24,18 @@ describe('a part that evicts or prunes after a part that packed the rows', () =>
     const seen: number[] = []
     const go = () => model.generate(fixturePrompt(300), { maxNewTokens: 2, kvDtype: 'float16', policy: `unionkv:bits=4+${then}`, onToken: (t: { id: number }) => void seen.push(t.id) })
     expect(go).toThrow(PolicyCompositionError)
-    expect(go).toThrow(`${name} evicts after unionkv+kivi packed the rows, which cannot be evicted; `)
+    expect(go).toThrow(`${name} evicts after unionkv:bits=4 packed the rows, which cannot be evicted; `)
     expect(seen).toEqual([])
   })
 
   it('the advice is to put the eviction first only where that composes (StreamingLLM keeps shared slots; SnapKV leaves each head its own, which UnionKV cannot read)', () => {
-    expect(() => createPolicy('unionkv:bits=4+streamingllm:budget=0.5', model.config)).toThrow('; put streamingllm before unionkv+kivi')
-    expect(() => createPolicy('unionkv:bits=4+snapkv:budget=0.5', model.config)).toThrow('; nor can snapkv run before it (unionkv+kivi needs every KV head of a layer to hold the same tokens, and snapkv leaves each head its own)')
+    expect(() => createPolicy('unionkv:bits=4+streamingllm:budget=0.5', model.config)).toThrow('; put streamingllm before unionkv:bits=4')
+    expect(() => createPolicy('unionkv:bits=4+snapkv:budget=0.5', model.config)).toThrow('; nor can snapkv run before it (unionkv:bits=4 needs every KV head of a layer to hold the same tokens, and snapkv leaves each head its own)')
   })
 
   it.each(['unionkv:bits=4+think', 'think+unionkv:bits=2'])('%s: refused at creation (ThinK prunes after the packing in stage order)', (spec) => {
     expect(() => createPolicy(spec, model.config)).toThrow(PolicyCompositionError)
-    expect(() => createPolicy(spec, model.config)).toThrow('think prunes key channels after unionkv+kivi packed the rows')
+    expect(() => createPolicy(spec, model.config)).toThrow(`think prunes key channels after unionkv:bits=${/bits=(\d)/.exec(spec)![1]} packed the rows`)
   })
 
   it('a KIVI part composed before an eviction by hand is refused too', () => {

@@ -28,7 +28,7 @@ describe('UnionKV after a part that leaves each head its own tokens', () => {
 
   it('with bits the advice "put unionkv first" is given only where that composes: its packed rows cannot be evicted after it either', () => {
     expect(() => createPolicy('snapkv:budget=0.5+unionkv:budget=0.25', model.config)).toThrow('leaves each head its own; put unionkv first')
-    expect(() => createPolicy('snapkv:budget=0.5+unionkv:budget=0.25,bits=4', model.config)).toThrow('leaves each head its own; nor can unionkv+kivi run first (snapkv evicts after unionkv+kivi packed the rows, which cannot be evicted)')
+    expect(() => createPolicy('snapkv:budget=0.5+unionkv:budget=0.25,bits=4', model.config)).toThrow('leaves each head its own; nor can unionkv:bits=4 run first (snapkv evicts after unionkv:bits=4 packed the rows, which cannot be evicted)')
   })
 
   it('after StreamingLLM a byte budget holds its share of the bytes StreamingLLM left', async () => {

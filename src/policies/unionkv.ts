@@ -340,6 +340,8 @@ export const unionkv: PolicyDefinition = {
         },
       }
     })
-    return bits === null ? evict : composePolicies([evict, createKivi({ bits, groupSize: PACKED_GROUP, residual: 0 })])
+    if (bits === null) return evict
+    // named as the user wrote it: errors about the composite name 'unionkv:bits=4', not its inner 'unionkv+kivi'
+    return { ...composePolicies([evict, createKivi({ bits, groupSize: PACKED_GROUP, residual: 0 })]), name: `unionkv:bits=${bits}` }
   },
 }
